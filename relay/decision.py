@@ -1,0 +1,130 @@
+"""SMTP replies and the verdicts that policy steps return.
+
+A step never raises to refuse: it returns a Decision (Haraka's OK/DENY/DENYSOFT
+shape). CONTINUE hands the command to the next step; ACCEPT, REJECT and DEFER
+end the command with `reply`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+# RFC 3463: class.subject.detail, at the start of the reply text.
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+_LINE = re.compile(r"^(\d{3})([ -]?)(.*)$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One SMTP reply. `lines` hold the text of each line *without* the code prefix
+    (but with the enhanced code where the server sent one), as aiosmtplib returns them."""
+
+    code: int
+    lines: tuple[str, ...]
+    source: str = "relay"  # "relay" | "upstream"
+
+    @classmethod
+    def make(cls, code: int, enhanced: str | None, text: str, source: str = "relay") -> "Reply":
+        lines = text.split("\n") if text else [""]
+        if enhanced:
+            lines = [f"{enhanced} {line}".rstrip() for line in lines]
+        return cls(code, tuple(lines), source)
+
+    @classmethod
+    def from_message(cls, code: int, message: str, source: str = "upstream") -> "Reply":
+        """From aiosmtplib's (code, message): lines joined by newlines, prefixes stripped."""
+        return cls(code, tuple(message.split("\n")) if message else ("",), source)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "upstream") -> "Reply":
+        """From wire text such as '550-5.1.1 a\\r\\n550 5.1.1 b'. Lines without a
+        code prefix are kept as text (people paste replies in many shapes)."""
+        code = 0
+        lines: list[str] = []
+        for raw in re.split(r"\r\n|\r|\n", text.strip()):
+            m = _LINE.match(raw)
+            if m and (m.group(2) or not m.group(3)):
+                code = code or int(m.group(1))
+                lines.append(m.group(3).lstrip() if m.group(2) == " " else m.group(3))
+            else:
+                lines.append(raw)
+        return cls(code, tuple(lines) or ("",), source)
+
+    @property
+    def enhanced(self) -> str | None:
+        m = _ENHANCED.match(self.lines[0]) if self.lines else None
+        return ".".join(m.groups()) if m else None
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def positive(self) -> bool:
+        return 200 <= self.code < 400
+
+    def wire_lines(self) -> list[str]:
+        """Each line with its own code prefix, as it goes on the wire (RFC 5321 4.2.1)."""
+        last = len(self.lines) - 1
+        return [f"{self.code}{' ' if i == last else '-'}{line}" for i, line in enumerate(self.lines)]
+
+    @property
+    def text(self) -> str:
+        """The verbatim reply, every line with its code prefix, joined by newlines."""
+        return "\n".join(self.wire_lines())
+
+    def wire(self) -> str:
+        """What aiosmtpd's push() sends: lines joined by CRLF, no final CRLF."""
+        return "\r\n".join(self.wire_lines())
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "enhanced": self.enhanced, "text": self.text, "source": self.source}
+
+
+class Verdict(enum.Enum):
+    CONTINUE = "continue"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reply: Reply | None = None
+    # Event kind this decision should produce when it refuses (e.g. "suppressed",
+    # "policy_rejected"); None lets the server derive it from the reply.
+    kind: str | None = None
+    detail: dict = field(default_factory=dict)  # extra event fields (never secrets)
+
+    @property
+    def final(self) -> bool:
+        return self.verdict is not Verdict.CONTINUE
+
+
+CONTINUE = Decision(Verdict.CONTINUE)
+
+
+def accept(reply: Reply) -> Decision:
+    return Decision(Verdict.ACCEPT, reply)
+
+
+def reject(code: int, enhanced: str, text: str, kind: str | None = None, **detail) -> Decision:
+    return Decision(Verdict.REJECT, Reply.make(code, enhanced, text), kind, detail)
+
+
+def defer(code: int, enhanced: str, text: str, kind: str | None = None, **detail) -> Decision:
+    return Decision(Verdict.DEFER, Reply.make(code, enhanced, text), kind, detail)
+
+
+def relay_upstream(reply: Reply) -> Decision:
+    """Pass an upstream reply through unchanged, whatever it was."""
+    if reply.positive:
+        return Decision(Verdict.ACCEPT, reply)
+    return Decision(Verdict.REJECT if reply.permanent else Verdict.DEFER, reply)

@@ -1,0 +1,48 @@
+"""Configuration and policy errors that name the file, the key and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    key: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.why}"
+
+
+class ConfigError(Exception):
+    """One or more problems found while loading config or policies.
+
+    Loaders collect every problem they can find before raising, so that an
+    operator fixes a file in one pass rather than one error per run.
+    """
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class Problems:
+    """Collects problems for one file; `raise_if_any()` at the end of a load."""
+
+    def __init__(self, file: str):
+        self.file = str(file)
+        self.items: list[Problem] = []
+
+    def add(self, key: str, why: str) -> None:
+        self.items.append(Problem(self.file, key, why))
+
+    def extend(self, other: "Problems | ConfigError") -> None:
+        self.items.extend(other.items if isinstance(other, Problems) else other.problems)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(self.items)

@@ -1,0 +1,175 @@
+"""The ordered policy steps and the state they see.
+
+A step is a small object with one job and any of the hooks below. Hooks return
+a Decision; CONTINUE passes to the next step. An exception escaping a step is
+a bug or an outside failure (DNS, database): the pipeline logs it with the
+transaction id and answers `451 4.3.0`, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .decision import CONTINUE, Decision, Verdict, defer
+
+log = logging.getLogger("relay.pipeline")
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass
+class Session:
+    """One client connection."""
+
+    id: str
+    peer_ip: str
+    peer_port: int
+    helo: str | None = None
+    tls: str | None = None  # TLS version once STARTTLS completed, e.g. "TLSv1.3"
+    auth_user: str | None = None
+    trusted_network: bool = False  # peer is inside clients.networks
+
+    @property
+    def may_relay(self) -> bool:
+        return self.trusted_network or self.auth_user is not None
+
+
+@dataclass
+class Transaction:
+    """One MAIL..DATA (or MAIL..RSET) transaction."""
+
+    session: Session
+    id: str
+    mail_from: str
+    mail_options: list[str] = field(default_factory=list)
+    rcpts: list[str] = field(default_factory=list)  # accepted recipients
+    started: float = field(default_factory=time.time)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased name -> value, once DATA was seen
+    notes: dict[str, Any] = field(default_factory=dict)  # steps' scratch space
+
+
+_HEADER_END = re.compile(rb"\r\n\r\n")
+
+
+class Message:
+    """The message at end of DATA: CRLF-normalised bytes, plus headers steps prepend.
+
+    Steps must not rewrite `body`; they add header lines with `prepend()` (the
+    DKIM signature, Authentication-Results, Received), which go on top in the
+    order prepended last-first, as each hop adds its trace on top (RFC 5321 4.4).
+    """
+
+    def __init__(self, data: bytes):
+        self.original = data
+        self._prepended: list[bytes] = []
+        self._headers: list[tuple[str, str]] | None = None
+        self.removed_headers: set[int] = set()  # indexes in original headers to drop
+
+    def prepend(self, header: bytes) -> None:
+        if not header.endswith(b"\r\n"):
+            header += b"\r\n"
+        self._prepended.insert(0, header)
+
+    @property
+    def header_block(self) -> bytes:
+        m = _HEADER_END.search(self.original)
+        return self.original[: m.start() + 2] if m else self.original
+
+    def headers(self) -> list[tuple[str, str]]:
+        """(name, unfolded value) of the original header, in order."""
+        if self._headers is None:
+            out: list[tuple[str, str]] = []
+            for raw in re.split(rb"\r\n(?![ \t])", self.header_block):
+                if not raw:
+                    continue
+                name, sep, value = raw.partition(b":")
+                if not sep:
+                    continue
+                text = value.decode("utf-8", "replace")
+                out.append((name.decode("ascii", "replace").strip(), re.sub(r"\r\n[ \t]", " ", text).strip()))
+            self._headers = out
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for n, v in self.headers():
+            if n.lower() == lname:
+                return v
+        return None
+
+    def assembled(self) -> bytes:
+        return b"".join(self._prepended) + self.original
+
+
+class Step:
+    """Base with no-op hooks; subclasses override what they need."""
+
+    name = "step"
+
+    async def on_connect(self, session: Session) -> Decision:
+        return CONTINUE
+
+    async def on_mail(self, txn: Transaction) -> Decision:
+        return CONTINUE
+
+    async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        return CONTINUE
+
+    async def on_data(self, txn: Transaction, message: Message) -> Decision:
+        return CONTINUE
+
+    async def on_reset(self, txn: Transaction) -> None:
+        """The transaction ended without DATA (RSET, QUIT, drop)."""
+
+    async def close(self) -> None:
+        """Release resources when the pipeline is replaced or the server stops."""
+
+
+class Pipeline:
+    def __init__(self, steps: Iterable[Step]):
+        self.steps = list(steps)
+
+    async def _run(self, hook: str, txn_id: str, *args) -> Decision:
+        for step in self.steps:
+            try:
+                decision = await getattr(step, hook)(*args)
+            except Exception:
+                log.exception("step %s failed in %s (transaction %s)", step.name, hook, txn_id)
+                return defer(451, "4.3.0", "Temporary local problem, please try again later",
+                             kind="deferred", step=step.name)
+            if decision.verdict is not Verdict.CONTINUE:
+                return decision
+        return CONTINUE
+
+    async def connect(self, session: Session) -> Decision:
+        return await self._run("on_connect", session.id, session)
+
+    async def mail(self, txn: Transaction) -> Decision:
+        return await self._run("on_mail", txn.id, txn)
+
+    async def rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        return await self._run("on_rcpt", txn.id, txn, rcpt)
+
+    async def data(self, txn: Transaction, message: Message) -> Decision:
+        return await self._run("on_data", txn.id, txn, message)
+
+    async def reset(self, txn: Transaction) -> None:
+        for step in self.steps:
+            try:
+                await step.on_reset(txn)
+            except Exception:
+                log.exception("step %s failed in on_reset (transaction %s)", step.name, txn.id)
+
+    async def close(self) -> None:
+        for step in self.steps:
+            try:
+                await step.close()
+            except Exception:
+                log.exception("step %s failed to close", step.name)
