@@ -1,0 +1,203 @@
+"""One canonical spelling of an email address, used for every bounce-list key.
+
+The bounce list must find `<John.Doe@EXAMPLE.com>` when `john.doe@example.com`
+was listed, and `jörg@bücher.example` when the failure came back for
+`jörg@xn--bcher-kva.example`. `normalise()` is the only place that decides what
+"the same address" means; the store, the step and the CLI all go through it.
+
+What it does, and why:
+
+- Surrounding whitespace and one pair of angle brackets are removed: a path as
+  it appears in `RCPT TO:<...>` (RFC 5321 4.1.2) and a bare address are the same
+  key. A source route (`<@a,@b:user@host>`) is dropped, as RFC 5321 4.1.2 and
+  appendix C tell a receiver to do.
+- The domain is lower-cased and converted to its IDNA A-label form (punycode,
+  `xn--...`): DNS names are case-insensitive (RFC 4343), and a U-label and its
+  A-label name the same domain (RFC 5890 2.3.2.1), so both spellings must meet
+  in one key. A-labels are what goes on the wire and in DNS, are plain ASCII,
+  and have exactly one spelling. Mapping follows UTS #46 non-transitional
+  processing (IDNA 2008) when the `idna` package is present, so `faß.de` stays
+  distinct from `fass.de`, as it is in DNS.
+- The local part is lower-cased. RFC 5321 2.4 lets a receiver treat local parts
+  case-sensitively, but in practice receiving systems do not (no major provider
+  delivers `Bob@` and `bob@` to different people), and DESIGN.md's contract is
+  that bounce-list matching is case-insensitive, local part included. The
+  price of being wrong is a listed address also refusing its differently-cased
+  twin, which never exists in practice; the price of the other choice is mail
+  that keeps bouncing and hurts the sender's reputation.
+- `+tags` and dots in the local part are kept. `user+news@` and `user@` are
+  the same mailbox at some providers and different mailboxes at others (and
+  many treat `+` as an ordinary character); dots are ignored by Gmail only. The
+  relay cannot know the receiver's rule, and a wrong merge would refuse mail to
+  a mailbox that works, so two spellings stay two keys.
+- A quoted local part that did not need quoting is unquoted: RFC 5322 3.4.1
+  says the quoted-string and dot-atom forms are semantically equivalent, and
+  RFC 5321 4.1.2 says a sender should not quote when it is not needed.
+
+Anything that is not an address raises ValueError with a message that says
+what is wrong, suitable for printing to an operator as is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installed.
+    import idna as _idna
+except ImportError:  # pragma: no cover - exercised only where idna is missing
+    _idna = None
+
+__all__ = ["normalise", "split", "is_valid"]
+
+# RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
+# atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
+# leading, trailing and doubled dots, but such mailboxes exist (e.g. older
+# Japanese mobile carriers), fail with real bounces, and must be listable.
+_DOT_ATOM_CHARS = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+$")
+_STRICT_DOT_ATOM = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
+    r"(\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+)*$"
+)
+# RFC 1035 2.3.1 / RFC 5321 4.1.2 (Let-dig, Ldh-str) for A-labels and ASCII labels.
+_LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+# RFC 5321 4.5.3.1.1 / 4.5.3.1.2: limits in octets.
+MAX_LOCAL_PART = 64
+MAX_DOMAIN = 255
+
+
+def normalise(address: str) -> str:
+    """Return the canonical bounce-list key for `address`, or raise ValueError."""
+    local, domain = split(address)
+    return f"{local}@{domain}"
+
+
+def is_valid(address: str) -> bool:
+    try:
+        split(address)
+    except ValueError:
+        return False
+    return True
+
+
+def split(address: str) -> tuple[str, str]:
+    """(normalised local part, normalised domain) of `address`."""
+    if not isinstance(address, str):
+        raise ValueError(f"not an address: {address!r} (expected text)")
+    text = address.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    if not text:
+        raise ValueError("empty address (the null path <> is not a recipient)")
+    if text.startswith("@"):
+        # RFC 5321 4.1.2: "<@hosta,@hostb:user@hostc>"; the route is ignored.
+        route, sep, rest = text.partition(":")
+        if not sep:
+            raise ValueError(f"invalid address {address!r}: source route without ':'")
+        text = rest
+    if "@" not in text:
+        raise ValueError(f"invalid address {address!r}: no '@' between local part and domain")
+    local, _, domain = text.rpartition("@")
+    return _local_part(local, address), _domain(domain, address)
+
+
+def _local_part(local: str, original: str) -> str:
+    if not local:
+        raise ValueError(f"invalid address {original!r}: empty local part")
+    if local.startswith('"'):
+        local = _unquote(local, original)
+        if _STRICT_DOT_ATOM.match(local):
+            # RFC 5322 3.4.1: quoting was not needed, so this is the same mailbox as the bare form.
+            pass
+        else:
+            local = _quote(local)
+    elif not _DOT_ATOM_CHARS.match(local):
+        bad = next(c for c in local if not _DOT_ATOM_CHARS.match(c))
+        raise ValueError(
+            f"invalid address {original!r}: character {bad!r} is not allowed in an unquoted local part"
+        )
+    local = local.lower()
+    if len(local.encode("utf-8")) > MAX_LOCAL_PART:
+        raise ValueError(
+            f"invalid address {original!r}: local part longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"
+        )
+    return local
+
+
+def _unquote(local: str, original: str) -> str:
+    """Content of an RFC 5321 Quoted-string, with quoted-pairs resolved."""
+    if len(local) < 2 or not local.endswith('"'):
+        raise ValueError(f"invalid address {original!r}: unterminated quoted local part")
+    out = []
+    body = local[1:-1]
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            if i + 1 == len(body):
+                raise ValueError(f"invalid address {original!r}: dangling backslash in quoted local part")
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            raise ValueError(f"invalid address {original!r}: unescaped quote inside quoted local part")
+        if ord(c) < 32 or ord(c) == 127:
+            raise ValueError(f"invalid address {original!r}: control character in local part")
+        out.append(c)
+        i += 1
+    if not out:
+        raise ValueError(f"invalid address {original!r}: empty local part")
+    return "".join(out)
+
+
+def _quote(content: str) -> str:
+    return '"' + content.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _domain(domain: str, original: str) -> str:
+    if not domain:
+        raise ValueError(f"invalid address {original!r}: empty domain")
+    if domain.startswith("[") and domain.endswith("]"):
+        return _address_literal(domain[1:-1], original)
+    if domain.endswith("."):
+        # A fully qualified name's root dot: "example.com." is "example.com".
+        domain = domain[:-1]
+    try:
+        if domain.isascii():
+            ascii_domain = domain.lower()
+            if any(label.startswith("xn--") for label in ascii_domain.split(".")):
+                ascii_domain = _to_a_labels(ascii_domain)
+        else:
+            ascii_domain = _to_a_labels(domain)
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"invalid address {original!r}: domain {domain!r} is not a valid IDN ({exc})") from None
+    if len(ascii_domain) > MAX_DOMAIN - 2 or not ascii_domain:
+        raise ValueError(f"invalid address {original!r}: domain longer than 253 characters (RFC 1035 2.3.4)")
+    for label in ascii_domain.split("."):
+        if not label:
+            raise ValueError(f"invalid address {original!r}: empty label in domain {domain!r}")
+        if not _LDH_LABEL.match(label):
+            raise ValueError(
+                f"invalid address {original!r}: domain label {label!r} is not letters, digits and inner hyphens"
+            )
+    return ascii_domain
+
+
+def _to_a_labels(domain: str) -> str:
+    if _idna is not None:
+        # uts46 maps case, full-width forms and the like before encoding (UTS #46 4);
+        # non-transitional keeps ß and ς as themselves, as IDNA 2008 registries do.
+        return _idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    return domain.encode("idna").decode("ascii").lower()  # IDNA 2003 fallback
+
+
+def _address_literal(literal: str, original: str) -> str:
+    """RFC 5321 4.1.3: [192.0.2.1] or [IPv6:2001:db8::1], in canonical form."""
+    text = literal.strip()
+    try:
+        if text[:5].lower() == "ipv6:":
+            return f"[ipv6:{ipaddress.IPv6Address(text[5:]).compressed}]"
+        return f"[{ipaddress.IPv4Address(text)}]"
+    except ValueError:
+        raise ValueError(f"invalid address {original!r}: bad address literal [{literal}]") from None

@@ -1,0 +1,38 @@
+"""`relay check-config`: validate config and policies offline (no connections)."""
+
+from __future__ import annotations
+
+from . import add_config_arg
+from ..errors import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check-config", help="validate the config and its policies offline",
+                       description="Validate the config file and every policy file it names. "
+                                   "Exit 0 when valid, 1 with every error (file, key, why).")
+    add_config_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..config import load_settings
+    from ..policies import load_policies
+
+    problems = []
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        settings = None
+    if settings is not None:
+        try:
+            load_policies(settings)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    for problem in problems:
+        print(f"error: {problem}")
+    if problems:
+        print(f"{len(problems)} error(s)")
+        return 1
+    print(f"{args.config}: OK")
+    return 0

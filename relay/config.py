@@ -1,0 +1,462 @@
+"""The relay's config file: YAML in, frozen validated Settings out.
+
+Every problem is collected with the file, the key and why, so that
+`relay check-config` reports them all at once. Unknown keys are errors: a typo
+must not silently fall back to a default (for example an open `clients`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, Problems
+
+SHIPPED_POLICIES = Path(__file__).resolve().parent / "policies"
+if not SHIPPED_POLICIES.is_dir():  # running from a source tree without the symlink
+    SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+STARTTLS_MODES = ("required", "opportunistic", "off")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Listener:
+    endpoint: Endpoint
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+@dataclass(frozen=True)
+class Clients:
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    users_file: Path | None = None
+
+    def trusted(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.networks)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    mode: str = "smarthost"  # "smarthost" | "mx"
+    host: str | None = None
+    port: int = 587
+    starttls: str = "required"
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    connect_timeout: float = 30.0
+    command_timeout: float = 60.0
+    # RFC 5321 4.5.3.2.6: the client should wait 10 minutes for the reply to the final dot.
+    data_timeout: float = 600.0
+    pool_size: int = 50
+    idle_timeout: float = 60.0  # close pooled connections unused this long
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_size: int = 36700160
+    max_recipients: int = 100
+    max_connections: int = 1000
+    timeout: float = 300.0  # idle time allowed between client commands
+
+
+@dataclass(frozen=True)
+class Resolver:
+    nameservers: tuple[Endpoint, ...] = ()  # empty: the system's resolv.conf
+    timeout: float = 5.0
+    cache_size: int = 10000
+
+
+@dataclass(frozen=True)
+class EventSink:
+    kind: str  # "jsonl" | "stdout" | "webhook"
+    target: str = ""  # file path or URL
+
+
+@dataclass(frozen=True)
+class Correlation:
+    headers: tuple[str, ...] = ()  # message headers copied into events, e.g. X-Conversation-Id
+    # Regexes with named groups, applied to the envelope sender (VERP); each group becomes an event field.
+    sender_patterns: tuple[re.Pattern, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path
+    hostname: str
+    listen: tuple[Listener, ...] = ()
+    clients: Clients = field(default_factory=lambda: Clients(DEFAULT_NETWORKS))
+    upstream: Upstream | None = None
+    limits: Limits = field(default_factory=Limits)
+    egress_ips: tuple[str, ...] = ()
+    resolver: Resolver = field(default_factory=Resolver)
+    bounce_list: str = "sqlite:///bounces.db"
+    events: tuple[EventSink, ...] = (EventSink("stdout"),)
+    policies: Path = SHIPPED_POLICIES
+    milter: Endpoint | None = None
+    metrics: Endpoint | None = None
+    correlation: Correlation = field(default_factory=Correlation)
+
+
+DEFAULT_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 30, 2.5, "30s", "5m", "1h", "30d"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return float(value)
+    m = _DURATION.match(str(value).strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_endpoint(value: Any, default_port: int | None = None) -> Endpoint:
+    """'127.0.0.1:2525', '[::1]:2525', 'localhost:25', or a bare host with default_port."""
+    text = str(value).strip()
+    m = re.match(r"^\[([^\]]+)\](?::(\d+))?$", text) or re.match(r"^([^:\[\]]+)(?::(\d+))?$", text)
+    if not m:
+        raise ValueError(f"{value!r} is not host:port (use [addr]:port for IPv6)")
+    host, port = m.group(1), m.group(2)
+    if port is None:
+        if default_port is None:
+            raise ValueError(f"{value!r} has no port (write host:port)")
+        return Endpoint(host, default_port)
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    return Endpoint(host, int(port))
+
+
+class _Reader:
+    """Walks a mapping, recording problems and unknown keys under a dotted path."""
+
+    def __init__(self, problems: Problems, data: Any, path: str):
+        self.problems = problems
+        self.path = path
+        self.ok = isinstance(data, dict)
+        self.data = data if self.ok else {}
+        if not self.ok and data is not None:
+            problems.add(path or "(top level)", f"expected a mapping, got {type(data).__name__}")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def unknown(self, allowed: set[str]) -> None:
+        for k in self.data:
+            if k not in allowed:
+                hint = f" (known keys: {', '.join(sorted(allowed))})"
+                self.problems.add(self.key(str(k)), "unknown key" + hint)
+
+    def get(self, name: str, kind, default=None, *, required=False, convert=None):
+        if name not in self.data or self.data[name] is None:
+            if required:
+                self.problems.add(self.key(name), "is required")
+            return default
+        value = self.data[name]
+        if kind is int and isinstance(value, bool) or (kind is not None and not isinstance(value, kind)):
+            want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            self.problems.add(self.key(name), f"expected {want}, got {type(value).__name__} {value!r}")
+            return default
+        if convert:
+            try:
+                return convert(value)
+            except (ValueError, TypeError) as exc:
+                self.problems.add(self.key(name), str(exc))
+                return default
+        return value
+
+
+def _positive(value):
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _existing_file(base: Path):
+    def convert(value: str) -> Path:
+        path = (base / value) if not Path(value).is_absolute() else Path(value)
+        if not path.is_file():
+            raise ValueError(f"file {path} does not exist")
+        return path
+    return convert
+
+
+def _read_yaml(path: Path, problems: Problems) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.add("(file)", f"cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problems.add(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        return None
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    path = Path(path)
+    problems = Problems(str(path))
+    data = _read_yaml(path, problems)
+    if problems:
+        problems.raise_if_any()
+    base = path.resolve().parent
+    top = _Reader(problems, data, "")
+    if data is None:
+        problems.add("(top level)", "the file is empty; at least `hostname` is required")
+    top.unknown({"hostname", "listen", "clients", "upstream", "limits", "egress_ips", "resolver",
+                 "bounce_list", "events", "policies", "milter", "metrics", "correlation"})
+
+    hostname = top.get("hostname", str, "", required=data is not None)
+    if hostname and not _HOSTNAME.match(hostname):
+        problems.add("hostname", f"{hostname!r} is not a valid host name (RFC 1123)")
+
+    listen = _listeners(top, base)
+    clients = _clients(top, base)
+    upstream = _upstream(top, base, required=bool(listen))
+    limits = _limits(top)
+
+    egress: list[str] = []
+    for i, ip in enumerate(top.get("egress_ips", list, []) or []):
+        try:
+            egress.append(str(ipaddress.ip_address(str(ip))))
+        except ValueError:
+            problems.add(f"egress_ips[{i}]", f"{ip!r} is not an IP address")
+
+    resolver = _resolver(top)
+    bounce_list = _bounce_list_url(top, base)
+    events = _events(top, base)
+
+    policies = SHIPPED_POLICIES
+    if "policies" in top.data:
+        p = top.get("policies", str, None)
+        if p is not None:
+            policies = (base / p) if not Path(p).is_absolute() else Path(p)
+            if not policies.is_dir():
+                problems.add("policies", f"directory {policies} does not exist")
+
+    milter = _endpoint_section(top, "milter")
+    metrics = _endpoint_section(top, "metrics")
+    correlation = _correlation(top)
+    problems.raise_if_any()
+    return Settings(source=path, hostname=hostname, listen=listen, clients=clients, upstream=upstream,
+                    limits=limits, egress_ips=tuple(egress), resolver=resolver, bounce_list=bounce_list,
+                    events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation)
+
+
+def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
+    out = []
+    for i, item in enumerate(top.get("listen", list, []) or []):
+        r = _Reader(top.problems, item, f"listen[{i}]")
+        r.unknown({"address", "tls"})
+        ep = r.get("address", str, None, required=True, convert=parse_endpoint)
+        cert = key = None
+        if "tls" in r.data:
+            t = _Reader(top.problems, r.data["tls"], r.key("tls"))
+            t.unknown({"cert", "key"})
+            cert = t.get("cert", str, None, required=True, convert=_existing_file(base))
+            key = t.get("key", str, None, required=True, convert=_existing_file(base))
+        if ep:
+            out.append(Listener(ep, cert, key))
+    return tuple(out)
+
+
+def _clients(top: _Reader, base: Path) -> Clients:
+    if "clients" not in top.data:
+        return Clients(DEFAULT_NETWORKS)
+    r = _Reader(top.problems, top.data["clients"], "clients")
+    r.unknown({"networks", "users_file"})
+    nets = []
+    for i, n in enumerate(r.get("networks", list, []) or []):
+        try:
+            net = ipaddress.ip_network(str(n), strict=False)
+        except ValueError:
+            top.problems.add(f"clients.networks[{i}]", f"{n!r} is not a network such as 127.0.0.0/8")
+            continue
+        if net.prefixlen == 0:
+            # Anything that trusts every address is an open relay.
+            top.problems.add(f"clients.networks[{i}]", f"{n} trusts every address: that is an open relay")
+            continue
+        nets.append(net)
+    users = r.get("users_file", str, None, convert=_existing_file(base))
+    return Clients(tuple(nets) if "networks" in r.data else DEFAULT_NETWORKS, users)
+
+
+def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
+    if "upstream" not in top.data or top.data["upstream"] is None:
+        if required:
+            top.problems.add("upstream", "is required when `listen` names a listener")
+        return None
+    r = _Reader(top.problems, top.data["upstream"], "upstream")
+    r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
+               "connect_timeout", "command_timeout", "data_timeout", "pool_size", "idle_timeout"})
+    mode = r.get("mode", str, "smarthost")
+    if mode not in ("smarthost", "mx"):
+        top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
+    host = r.get("host", str, None)
+    if mode == "smarthost" and not host:
+        top.problems.add("upstream.host", "is required (or set `mode: mx`)")
+    starttls = r.data.get("starttls", "required")
+    if starttls is False:  # YAML 1.1 reads a bare `off` as false
+        starttls = "off"
+    if starttls not in STARTTLS_MODES:
+        top.problems.add("upstream.starttls", f"{starttls!r} is not one of {', '.join(STARTTLS_MODES)}")
+    username = r.get("username", str, None)
+    password_file = r.get("password_file", str, None, convert=_existing_file(base))
+    if bool(username) != bool(password_file):
+        top.problems.add("upstream.password_file" if username else "upstream.username",
+                         "username and password_file go together")
+    dur = lambda n, d: r.get(n, (int, float, str), d, convert=lambda v: _positive(parse_duration(v)))
+    return Upstream(
+        mode=mode, host=host, port=r.get("port", int, 25 if mode == "mx" else 587, convert=_port),
+        starttls=starttls if starttls in STARTTLS_MODES else "required",
+        tls_verify=r.get("tls_verify", bool, True),
+        ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
+        username=username, password_file=password_file,
+        connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),
+        data_timeout=dur("data_timeout", 600.0),
+        pool_size=r.get("pool_size", int, 50, convert=_positive),
+        idle_timeout=dur("idle_timeout", 60.0),
+    )
+
+
+def _port(v: int) -> int:
+    if not 1 <= v <= 65535:
+        raise ValueError(f"port {v} is out of range 1-65535")
+    return v
+
+
+def _limits(top: _Reader) -> Limits:
+    r = _Reader(top.problems, top.data.get("limits"), "limits")
+    r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout"})
+    d = Limits()
+    return Limits(
+        max_message_size=r.get("max_message_size", int, d.max_message_size, convert=_positive),
+        max_recipients=r.get("max_recipients", int, d.max_recipients, convert=_positive),
+        max_connections=r.get("max_connections", int, d.max_connections, convert=_positive),
+        timeout=r.get("timeout", (int, float, str), d.timeout, convert=lambda v: _positive(parse_duration(v))),
+    )
+
+
+def _resolver(top: _Reader) -> Resolver:
+    r = _Reader(top.problems, top.data.get("resolver"), "resolver")
+    r.unknown({"nameservers", "timeout", "cache_size"})
+    servers = []
+    for i, s in enumerate(r.get("nameservers", list, []) or []):
+        try:
+            servers.append(parse_endpoint(s, default_port=53))
+        except ValueError as exc:
+            top.problems.add(f"resolver.nameservers[{i}]", str(exc))
+    return Resolver(tuple(servers),
+                    r.get("timeout", (int, float, str), 5.0, convert=lambda v: _positive(parse_duration(v))),
+                    r.get("cache_size", int, 10000))
+
+
+def _bounce_list_url(top: _Reader, base: Path) -> str:
+    url = top.get("bounce_list", str, "sqlite:///bounces.db")
+    if url.startswith("sqlite:///"):
+        rest = url[len("sqlite:///"):]
+        if not rest:
+            top.problems.add("bounce_list", "sqlite URL names no file (sqlite:///relative.db or sqlite:////abs.db)")
+        elif not rest.startswith("/"):
+            # A relative path is relative to the config file, not to wherever the service was started.
+            url = "sqlite:///" + str(base / rest)
+    elif not re.match(r"^postgres(ql)?://", url):
+        top.problems.add("bounce_list", f"{url!r}: expected sqlite:///PATH or postgresql://...")
+    return url
+
+
+def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
+    if "events" not in top.data:
+        return (EventSink("stdout"),)
+    sinks = []
+    for i, item in enumerate(top.get("events", list, []) or []):
+        r = _Reader(top.problems, item, f"events[{i}]")
+        r.unknown({"jsonl", "stdout", "webhook"})
+        if len(r.data) != 1:
+            top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true or webhook: URL")
+            continue
+        if "jsonl" in r.data:
+            p = r.get("jsonl", str, None)
+            if p:
+                sinks.append(EventSink("jsonl", str(base / p) if not Path(p).is_absolute() else p))
+        elif "stdout" in r.data:
+            if r.get("stdout", bool, False):
+                sinks.append(EventSink("stdout"))
+        elif "webhook" in r.data:
+            u = r.get("webhook", str, None)
+            if u and not re.match(r"^https?://", u):
+                top.problems.add(f"events[{i}].webhook", f"{u!r} is not an http(s) URL")
+            elif u:
+                sinks.append(EventSink("webhook", u))
+    return tuple(sinks)
+
+
+def _endpoint_section(top: _Reader, name: str) -> Endpoint | None:
+    if name not in top.data or top.data[name] is None:
+        return None
+    r = _Reader(top.problems, top.data[name], name)
+    r.unknown({"listen"})
+    return r.get("listen", str, None, required=True, convert=parse_endpoint)
+
+
+def _correlation(top: _Reader) -> Correlation:
+    r = _Reader(top.problems, top.data.get("correlation"), "correlation")
+    r.unknown({"headers", "sender_patterns"})
+    headers = []
+    for i, h in enumerate(r.get("headers", list, []) or []):
+        if not isinstance(h, str) or not re.match(r"^[!-9;-~]+$", h):
+            top.problems.add(f"correlation.headers[{i}]", f"{h!r} is not a header field name (RFC 5322 2.2)")
+        else:
+            headers.append(h)
+    patterns = []
+    for i, p in enumerate(r.get("sender_patterns", list, []) or []):
+        try:
+            rx = re.compile(str(p))
+        except re.error as exc:
+            top.problems.add(f"correlation.sender_patterns[{i}]", f"invalid regex: {exc}")
+            continue
+        if not rx.groupindex:
+            top.problems.add(f"correlation.sender_patterns[{i}]", "needs at least one named group, e.g. (?P<conversation_id>...)")
+            continue
+        patterns.append(rx)
+    return Correlation(tuple(headers), tuple(patterns))
+
+
+__all__ = ["Settings", "load_settings", "ConfigError", "parse_duration", "parse_endpoint", "Endpoint"]

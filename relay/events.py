@@ -1,0 +1,224 @@
+"""Delivery-error events: one flat JSON object a line, and the sinks that carry them.
+
+A sink that fails (disk full, a webhook down) never blocks or breaks mail flow:
+the failure is logged loudly, counted, and the event is dropped for that sink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+log = logging.getLogger("relay.events")
+
+SCHEMA = "relay.event/1"
+KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "warning", "bounce_listed", "bounce_unlisted")
+# What the refusal means for the sender, so an application can act without parsing codes.
+ACTIONS = {"rejected": "bounce", "suppressed": "bounce", "deferred": "retry",
+           "bounce_listed": "listed", "bounce_unlisted": "unlisted", "warning": "none"}
+
+
+def now_iso(ts: float | None = None) -> str:
+    t = datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_event(kind: str, stage: str, *, sender: str = "", recipient: str = "", message_id: str | None = None,
+               session_id: str | None = None, action: str | None = None, reply: Any = None,
+               classification: Any = None, upstream: Any = None, **extra: Any) -> dict:
+    """Build one event with the contract's fields (DESIGN.md "Events"); extra fields are kept flat."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    if action is None:
+        if kind == "policy_rejected":
+            action = "retry" if reply is not None and 400 <= reply.code < 500 else "bounce"
+        else:
+            action = ACTIONS[kind]
+    event = {
+        "schema": SCHEMA,
+        "event_id": str(uuid.uuid4()),
+        "time": now_iso(),
+        "kind": kind,
+        "stage": stage,
+        "action": action,
+        "sender": sender,
+        "recipient": recipient,
+        "message_id": message_id,
+        "session_id": session_id,
+    }
+    if reply is not None:
+        event["reply"] = reply.as_dict() if hasattr(reply, "as_dict") else reply
+    if classification is not None:
+        event["classification"] = classification.as_dict() if hasattr(classification, "as_dict") else classification
+    if upstream is not None:
+        event["upstream"] = upstream
+    event.update(extra)
+    return event
+
+
+class Sink:
+    name = "sink"
+
+    def write(self, line: str) -> None:
+        raise NotImplementedError
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StdoutSink(Sink):
+    """stdout, so that journald keeps the events of a systemd service."""
+
+    name = "stdout"
+
+    def write(self, line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+class JsonlSink(Sink):
+    """Append-only JSON-lines file, safe under logrotate: reopened on SIGHUP
+    (`reopen()`) and whenever the path no longer names the file we hold."""
+
+    CHECK_EVERY = 1.0  # seconds between checks that the file was moved away
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = f"jsonl:{path}"
+        self._fh = None
+        self._ino = None
+        self._checked = 0.0
+
+    def _open(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._ino = os.fstat(self._fh.fileno()).st_ino
+        self._checked = time.monotonic()
+
+    def _moved(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_EVERY:
+            return False
+        self._checked = now
+        try:
+            return os.stat(self.path).st_ino != self._ino
+        except FileNotFoundError:
+            return True
+
+    def write(self, line: str) -> None:
+        if self._fh is None or self._moved():
+            self.reopen()
+        self._fh.write(line)
+        self._fh.flush()
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
+
+
+class WebhookSink(Sink):
+    """POSTs each event as JSON from a background thread; a bounded queue, so a
+    slow or dead endpoint costs dropped events (counted), never a stalled relay."""
+
+    def __init__(self, url: str, on_failure, max_queue: int = 10000, timeout: float = 5.0):
+        self.url = url
+        self.name = f"webhook:{url}"
+        self._on_failure = on_failure
+        self._timeout = timeout
+        self._queue: queue.Queue = queue.Queue(max_queue)
+        self._thread = threading.Thread(target=self._run, name="relay-webhook", daemon=True)
+        self._thread.start()
+
+    def write(self, line: str) -> None:
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            raise OSError("webhook queue is full (endpoint slow or down)")
+
+    def _run(self) -> None:
+        while True:
+            line = self._queue.get()
+            if line is None:
+                return
+            req = urllib.request.Request(self.url, data=line.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+                    resp.read()
+            except Exception as exc:  # the endpoint's failure is reported, never raised into mail flow
+                self._on_failure(self, exc)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=self._timeout)
+
+
+class EventSinks:
+    """Fan-out to every configured sink."""
+
+    def __init__(self, sinks: Iterable[Sink]):
+        self.sinks = list(sinks)
+        self.emitted = 0
+        self.failures: dict[str, int] = {}
+        self._last_complaint: dict[str, float] = {}
+
+    @classmethod
+    def from_settings(cls, settings) -> "EventSinks":
+        inst = cls([])
+        for spec in settings.events:
+            if spec.kind == "stdout":
+                inst.sinks.append(StdoutSink())
+            elif spec.kind == "jsonl":
+                inst.sinks.append(JsonlSink(spec.target))
+            elif spec.kind == "webhook":
+                inst.sinks.append(WebhookSink(spec.target, inst._failed))
+        return inst
+
+    def _failed(self, sink: Sink, exc: BaseException) -> None:
+        self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
+        now = time.monotonic()
+        # Loud, but not one line per event while a disk stays full.
+        if now - self._last_complaint.get(sink.name, 0.0) >= 10.0:
+            self._last_complaint[sink.name] = now
+            log.error("event sink %s failed (%s failures so far), events are being dropped: %s",
+                      sink.name, self.failures[sink.name], exc)
+
+    def emit(self, event: dict) -> None:
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        self.emitted += 1
+        for sink in self.sinks:
+            try:
+                sink.write(line)
+            except Exception as exc:
+                self._failed(sink, exc)
+
+    def reopen(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.reopen()
+            except Exception as exc:
+                self._failed(sink, exc)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()

@@ -1,0 +1,114 @@
+"""A real DNS server on loopback (dnslib, UDP and TCP on one free port) serving a
+zone that tests edit while it runs. Tests never patch lookups."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from dnslib import QTYPE, RCODE, RR, A, AAAA, MX, PTR, TXT, DNSRecord
+from dnslib.server import BaseResolver, DNSServer
+
+
+def split_txt(value: str | bytes) -> list[bytes]:
+    """TXT character-strings hold at most 255 bytes (RFC 1035 3.3.14)."""
+    data = value.encode() if isinstance(value, str) else value
+    return [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+
+
+class Zone(BaseResolver):
+    def __init__(self):
+        self.records: dict[tuple[str, str], list] = {}
+        self.servfail: set[str] = set()  # names that answer SERVFAIL (DNS trouble)
+        self.queries: list[tuple[str, str]] = []
+        self.ttl = 300
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.rstrip(".").lower() + "."
+
+    def add(self, name: str, rtype: str, value) -> None:
+        rtype = rtype.upper()
+        if rtype == "TXT":
+            rdata = TXT(split_txt(value))
+        elif rtype == "A":
+            rdata = A(value)
+        elif rtype == "AAAA":
+            rdata = AAAA(value)
+        elif rtype == "MX":
+            pref, host = value
+            rdata = MX(host, pref)
+        elif rtype == "PTR":
+            rdata = PTR(value)
+        else:
+            raise ValueError(rtype)
+        with self.lock:
+            self.records.setdefault((self._key(name), rtype), []).append(rdata)
+
+    def txt(self, name: str, value) -> None:
+        self.add(name, "TXT", value)
+
+    def clear(self, name: str | None = None) -> None:
+        with self.lock:
+            if name is None:
+                self.records.clear()
+            else:
+                for k in [k for k in self.records if k[0] == self._key(name)]:
+                    del self.records[k]
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname = str(request.q.qname).lower()
+        qtype = QTYPE[request.q.qtype]
+        with self.lock:
+            self.queries.append((qname, qtype))
+            if qname in self.servfail or qname.rstrip(".") in self.servfail:
+                reply.header.rcode = RCODE.SERVFAIL
+                return reply
+            answers = list(self.records.get((qname, qtype), []))
+            known = any(k[0] == qname for k in self.records)
+        for rdata in answers:
+            reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=self.ttl))
+        if not answers and not known:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+def _free_port() -> int:
+    # One port free for both UDP and TCP.
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port for the test DNS server")
+
+
+class LoopbackDNS:
+    def __init__(self):
+        self.zone = Zone()
+        self.port = _free_port()
+        self._servers = [DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=tcp) for tcp in (False, True)]
+
+    def start(self) -> "LoopbackDNS":
+        for s in self._servers:
+            s.start_thread()
+        return self
+
+    def stop(self) -> None:
+        for s in self._servers:
+            s.stop()
+            s.server.server_close()
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def query(self, name: str, rtype: str = "A") -> DNSRecord:
+        return DNSRecord.parse(DNSRecord.question(name, rtype).send("127.0.0.1", self.port, timeout=2))
