@@ -177,6 +177,8 @@ def _domain(domain: str, original: str) -> str:
     for label in ascii_domain.split("."):
         if not label:
             raise ValueError(f"invalid address {original!r}: empty label in domain {domain!r}")
+        if len(label) > 63:
+            raise ValueError(f"invalid address {original!r}: domain label longer than 63 characters (RFC 1035 2.3.4)")
         if not _LDH_LABEL.match(label):
             raise ValueError(
                 f"invalid address {original!r}: domain label {label!r} is not letters, digits and inner hyphens"
