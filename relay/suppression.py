@@ -1,0 +1,201 @@
+"""What puts an address on the bounce list: policies/suppression.yaml as data.
+
+The policy is a table keyed by (category, permanent). Each cell is a
+`SuppressionRule`: how many failures list the address, within which window,
+and when the entry expires. The store asks `rule_for()` and does the counting;
+nothing here knows about particular categories (see the YAML for the defaults
+and why).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError, Problems
+
+# DESIGN.md, "Events": the classifier's categories.
+CATEGORIES = (
+    "unknown_recipient", "mailbox_disabled", "mailbox_full", "message_too_large",
+    "rate_limited", "too_many_connections", "spam_content", "policy_rejected",
+    "auth_failed", "blocklisted", "routing_dns", "relay_denied", "greylisted",
+    "temporary_failure", "syntax_error", "expired", "other",
+)
+
+SECTIONS = {"permanent": True, "temporary": False}
+RULE_KEYS = ("list_after", "within", "expire_after")
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_OFF = ("off", "never", "no", "false", "none")
+
+
+def parse_duration(value: Any) -> float | None:
+    """'30d' -> seconds; 'never'/off/None -> None; a bare int is seconds. ValueError otherwise."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30d, not true")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(f"duration must be positive, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        if value.strip().lower() in _OFF:
+            return None
+        m = _DURATION.match(value)
+        if m and int(m.group(1)) > 0:
+            return float(int(m.group(1)) * _UNITS[m.group(2)])
+    raise ValueError(f"bad duration {value!r}: expected a number and a unit s, m, h, d or w (e.g. 30d), or never")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{int(seconds)}s"
+
+
+@dataclass(frozen=True)
+class SuppressionRule:
+    category: str
+    permanent: bool
+    list_after: int  # failures that list the address; >= 1
+    within: float | None = None  # seconds; the counting window when list_after > 1
+    expire_after: float | None = None  # seconds; None: stays until removed
+
+    @property
+    def immediate(self) -> bool:
+        return self.list_after == 1
+
+    def describe(self) -> str:
+        kind = "permanent" if self.permanent else "temporary"
+        when = ("the first failure" if self.immediate
+                else f"{self.list_after} failures within {format_duration(self.within)}")
+        return (f"{kind} {self.category}: listed after {when}, "
+                f"expires {'never' if self.expire_after is None else 'after ' + format_duration(self.expire_after)}")
+
+
+class SuppressionPolicy:
+    """The (category, permanent) -> SuppressionRule table."""
+
+    def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>"):
+        self._rules = dict(rules)
+        self.source = source
+
+    def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
+        """The rule that applies, or None when such a failure never lists an address."""
+        return self._rules.get((category, bool(permanent)))
+
+    @property
+    def rules(self) -> list[SuppressionRule]:
+        return list(self._rules.values())
+
+    @property
+    def longest_window(self) -> float:
+        """How long failure records must be kept for counting (0 when nothing counts)."""
+        return max((r.within or 0.0 for r in self._rules.values()), default=0.0)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SuppressionPolicy":
+        path = Path(path)
+        problems = Problems(str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.add("(file)", f"cannot read: {exc.strerror or exc}")
+            problems.raise_if_any()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "(file)"
+            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+            problems.raise_if_any()
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str = "<dict>") -> "SuppressionPolicy":
+        problems = Problems(file)
+        rules: dict[tuple[str, bool], SuppressionRule] = {}
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            problems.add("(top level)", f"expected a mapping with 'permanent' and 'temporary', got {type(data).__name__}")
+            problems.raise_if_any()
+        for key in data:
+            if key not in SECTIONS:
+                problems.add(str(key), f"unknown key; expected one of: {', '.join(SECTIONS)}")
+        for section, permanent in SECTIONS.items():
+            table = data.get(section) or {}
+            if not isinstance(table, dict):
+                problems.add(section, f"expected a mapping of category to rule, got {type(table).__name__}")
+                continue
+            for category, spec in table.items():
+                key = f"{section}.{category}"
+                if category not in CATEGORIES:
+                    problems.add(key, f"unknown category; expected one of: {', '.join(CATEGORIES)}")
+                    continue
+                rule = _parse_rule(category, permanent, spec, key, problems)
+                if rule is not None:
+                    rules[(category, permanent)] = rule
+        problems.raise_if_any()
+        return cls(rules, file)
+
+    def __repr__(self) -> str:
+        return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
+
+
+def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: Problems) -> SuppressionRule | None:
+    if not isinstance(spec, dict):
+        problems.add(key, "expected a mapping such as {list_after: 1} or {list_after: 3, within: 7d}")
+        return None
+    before = len(problems.items)
+    for k in spec:
+        if k not in RULE_KEYS:
+            problems.add(f"{key}.{k}", f"unknown key; expected one of: {', '.join(RULE_KEYS)}")
+    if "list_after" not in spec:
+        problems.add(f"{key}.list_after", "required (a number of failures, or off)")
+        return None
+    list_after = _list_after(spec["list_after"], f"{key}.list_after", problems)
+    durations: dict[str, float | None] = {}
+    for name in ("within", "expire_after"):
+        try:
+            durations[name] = parse_duration(spec.get(name))
+        except ValueError as exc:
+            problems.add(f"{key}.{name}", str(exc))
+    if list_after is not None and list_after > 1 and "within" in durations and durations["within"] is None:
+        problems.add(f"{key}.within", f"required when list_after is {list_after} (e.g. within: 7d)")
+    if len(problems.items) > before or list_after is None:
+        return None  # off, or broken (already reported)
+    return SuppressionRule(category, permanent, list_after,
+                           durations["within"] if list_after > 1 else None, durations["expire_after"])
+
+
+def _list_after(value: Any, key: str, problems: Problems) -> int | None:
+    """None means off."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.strip().lower() in _OFF:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.add(key, f"expected a whole number of failures >= 1, or off; got {value!r}")
+        return None
+    return value
+
+
+def load_default() -> SuppressionPolicy:
+    """The shipped policies/suppression.yaml."""
+    from .config import SHIPPED_POLICIES
+
+    return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
+
+
+__all__ = ["CATEGORIES", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+           "format_duration", "load_default"]
