@@ -1,0 +1,36 @@
+"""The bounce list: `open_store(url)` picks the backend from the `bounce_list:` URL.
+
+    sqlite:///relative/path.db      (relative to the working directory; config.py
+                                     makes it relative to the config file first)
+    sqlite:////absolute/path.db     (four slashes: an absolute path)
+    postgresql://user@host:port/db  (also postgres://; ?schema=...&prefix=...)
+"""
+
+from __future__ import annotations
+
+from .base import BounceEntry, BounceStore, StoreError
+
+__all__ = ["open_store", "BounceEntry", "BounceStore", "StoreError"]
+
+
+def open_store(url: str) -> BounceStore:
+    """A store for `url`. SQLite opens (and creates) the file now; PostgreSQL
+    connects at the first call, so this never blocks on the network."""
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"bounce list URL {url!r}: expected sqlite:///PATH or postgresql://...")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"bounce list URL {url!r}: expected sqlite:///PATH or postgresql://...")
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///a.db -> "/a.db" after the authority's empty host; drop that one slash.
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ValueError(f"bounce list URL {url!r}: expected sqlite:///relative.db or sqlite:////absolute.db")
+        from .sqlite import SQLiteBounceStore
+
+        return SQLiteBounceStore(rest[1:], url=url)
+    if scheme in ("postgresql", "postgres"):
+        from .postgresql import PostgresBounceStore
+
+        return PostgresBounceStore(url)
+    raise ValueError(f"bounce list URL {url!r}: unknown scheme {scheme!r} (expected sqlite or postgresql)")

@@ -1,0 +1,266 @@
+"""The bounce list behind one interface, whatever holds it.
+
+Every address goes through `relay.address.normalise()` before it touches a
+table, so a backend only ever compares canonical keys. Times are UTC; entries
+carry aware datetimes, tables hold what suits the backend.
+
+Listing logic lives here, once: a backend supplies a write transaction and a
+handful of primitives (`_fetch`, `_count_failure`, `_write`, `_clear_failures`)
+and `record_failure()` runs the same algorithm on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterable
+
+from ..address import normalise
+
+SOURCES = ("auto", "operator")
+PURGE_EVERY = 1000  # counted failures between sweeps of old failure records
+
+# Column order shared by the backends, the CSV export and import.
+FIELDS = ("address", "category", "reply", "rule", "first_seen", "last_seen", "count", "source", "note",
+          "expires_at")
+
+
+class StoreError(Exception):
+    """The bounce list cannot be reached or used (bad URL, unreachable database,
+    unreadable file). Its message is one line, fit for an operator."""
+
+
+def to_epoch(value: float | int | datetime | None) -> float:
+    if value is None:
+        return time.time()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)  # naive means UTC here, never local time
+        return value.timestamp()
+    return float(value)
+
+
+def to_datetime(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """ISO 8601 (as `iso()` writes it, 'Z' or an offset) -> aware datetime; '' -> None."""
+    if text is None or not str(text).strip():
+        return None
+    value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class BounceEntry:
+    address: str  # normalised (relay.address.normalise)
+    category: str  # classification category of the failure that listed it, or "operator"
+    reply: str  # the upstream reply verbatim (every line with its code prefix), or ""
+    rule: str  # the classification rule that matched, or "operator"
+    first_seen: datetime
+    last_seen: datetime
+    count: int  # failures seen while listing or listed (0 for an operator entry with none)
+    source: str  # "auto" | "operator"
+    note: str = ""
+    expires_at: datetime | None = None  # None: stays until removed
+
+    def active(self, now: float | datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at.timestamp() > to_epoch(now)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address, "category": self.category, "reply": self.reply, "rule": self.rule,
+            "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen), "count": self.count,
+            "source": self.source, "note": self.note, "expires_at": iso(self.expires_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BounceEntry":
+        """From `as_dict()` output or a CSV row (strings). Raises ValueError naming the field."""
+        try:
+            address = normalise(data["address"])
+        except KeyError:
+            raise ValueError("missing field 'address'") from None
+        source = (data.get("source") or "operator").strip()
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        try:
+            now = datetime.now(timezone.utc)
+            first = parse_time(data.get("first_seen")) or now
+            last = parse_time(data.get("last_seen")) or first
+            expires = parse_time(data.get("expires_at"))
+        except ValueError as exc:
+            raise ValueError(f"bad time: {exc}") from None
+        count_text = data.get("count")
+        try:
+            count = int(count_text) if count_text not in (None, "") else 0
+        except (TypeError, ValueError):
+            raise ValueError(f"count must be a whole number, got {count_text!r}") from None
+        return cls(address=address, category=(data.get("category") or "operator").strip(),
+                   reply=data.get("reply") or "", rule=(data.get("rule") or "operator").strip(),
+                   first_seen=first, last_seen=last, count=count, source=source,
+                   note=data.get("note") or "", expires_at=expires)
+
+
+class BounceStore(abc.ABC):
+    """A bounce list. All methods are coroutines; addresses are normalised on the way in."""
+
+    url: str = ""
+
+    # -- the public interface --------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get(self, address: str) -> BounceEntry | None:
+        """The active entry for `address`, or None. The hot path: one RCPT, one call."""
+
+    async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
+                             rule: str, policy, now: float | datetime | None = None) -> BounceEntry | None:
+        """Record one delivery failure. Returns the entry when this failure listed the
+        address or it stays listed; None when the address is not on the list."""
+        key = normalise(address)
+        at = to_epoch(now)
+        srule = policy.rule_for(category, permanent)
+        async with self._transaction() as tx:
+            existing = await self._fetch(tx, key)
+            listed = existing if existing is not None and existing.active(at) else None
+            if srule is None:
+                return listed  # such failures never list; say whether it is listed anyway
+            failures = 1
+            if srule.list_after > 1:
+                failures = await self._count_failure(tx, key, category, at, srule.within)
+            if failures >= srule.list_after:
+                listed = _listing(listed, key, category, reply_text, rule, at, failures, srule.expire_after)
+                await self._write(tx, listed)
+                await self._clear_failures(tx, key, category)
+        if srule.list_after > 1:
+            # Counted failures of addresses that never fail again would pile up; sweep
+            # the old ones now and then rather than on every failure.
+            self._counted = getattr(self, "_counted", 0) + 1
+            if self._counted % PURGE_EVERY == 0:
+                await self.purge(failures_older_than=policy.longest_window, now=at)
+        return listed
+
+    async def add(self, address: str, *, category: str = "operator", reply: str = "", rule: str = "operator",
+                  source: str = "operator", note: str = "", now: float | datetime | None = None,
+                  expires_at: datetime | None = None) -> BounceEntry:
+        """List `address` (an operator's decision, or an import). Never expires unless told."""
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        key = normalise(address)
+        at = to_epoch(now)
+        async with self._transaction() as tx:
+            existing = await self._fetch(tx, key)
+            listed = existing if existing is not None and existing.active(at) else None
+            entry = BounceEntry(
+                address=key, category=category, reply=reply or (listed.reply if listed else ""), rule=rule,
+                first_seen=listed.first_seen if listed else to_datetime(at), last_seen=to_datetime(at),
+                count=listed.count if listed else 0, source=source, note=note, expires_at=expires_at)
+            await self._write(tx, entry)
+            return entry
+
+    async def put_many(self, entries: Iterable[BounceEntry], batch: int = 1000) -> int:
+        """Write entries as they are (import); one short transaction a batch, so a large
+        import never holds the write lock long enough to stall a running relay."""
+        written = 0
+        chunk: list[BounceEntry] = []
+        for entry in entries:
+            chunk.append(replace(entry, address=normalise(entry.address)))
+            if len(chunk) >= batch:
+                written += await self._write_batch(chunk)
+                chunk = []
+        if chunk:
+            written += await self._write_batch(chunk)
+        return written
+
+    async def _write_batch(self, chunk: list[BounceEntry]) -> int:
+        async with self._transaction() as tx:
+            for entry in chunk:
+                await self._write(tx, entry)
+        return len(chunk)
+
+    async def remove(self, address: str) -> BounceEntry | None:
+        """Take `address` off the list (and forget its counted failures). Returns the
+        entry that was active, or None when it was not listed."""
+        key = normalise(address)
+        async with self._transaction() as tx:
+            existing = await self._fetch(tx, key)
+            await self._delete(tx, key)
+            await self._clear_failures(tx, key, None)
+        return existing if existing is not None and existing.active() else None
+
+    @abc.abstractmethod
+    def iter_entries(self) -> AsyncIterator[BounceEntry]:
+        """Active entries ordered by address, fetched a page at a time."""
+
+    @abc.abstractmethod
+    async def count(self) -> int:
+        """Number of active entries."""
+
+    @abc.abstractmethod
+    async def purge(self, *, failures_older_than: float, now: float | datetime | None = None) -> int:
+        """Delete expired entries and counted failures older than `failures_older_than`
+        seconds (use the policy's longest window). Returns rows deleted."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> "BounceStore":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # -- what a backend supplies for the shared write logic --------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A write transaction, serialised against other writers of the same list
+        (other processes included); yields the handle the primitives take."""
+
+    @abc.abstractmethod
+    async def _fetch(self, tx, key: str) -> BounceEntry | None:
+        """The entry for `key`, expired or not."""
+
+    @abc.abstractmethod
+    async def _count_failure(self, tx, key: str, category: str, at: float, within: float) -> int:
+        """Record a failure at `at`, forget this key's failures of `category` older than
+        the window, and return how many remain within it (this one included)."""
+
+    @abc.abstractmethod
+    async def _write(self, tx, entry: BounceEntry) -> None:
+        """Insert or replace the entry for entry.address."""
+
+    @abc.abstractmethod
+    async def _delete(self, tx, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _clear_failures(self, tx, key: str, category: str | None) -> None:
+        """Forget counted failures of `key` (of one category, or all when None)."""
+
+
+def _listing(listed: BounceEntry | None, key: str, category: str, reply_text: str, rule: str, at: float,
+             failures: int, expire_after: float | None) -> BounceEntry:
+    """The entry after a failure that lists (or re-lists) the address."""
+    now = to_datetime(at)
+    expires = None if expire_after is None else to_datetime(at + expire_after)
+    if listed is None:
+        return BounceEntry(address=key, category=category, reply=reply_text, rule=rule, first_seen=now,
+                           last_seen=now, count=failures, source="auto", note="", expires_at=expires)
+    # Already listed: the latest failure explains it best, the listing keeps its
+    # origin (an operator's entry stays the operator's), and it never gets shorter.
+    if listed.expires_at is None or expires is None:
+        expires = None
+    else:
+        expires = max(listed.expires_at, expires)
+    return replace(listed, category=category, reply=reply_text, rule=rule, last_seen=now,
+                   count=listed.count + 1, expires_at=expires)
