@@ -1,0 +1,70 @@
+"""Refuse bounce-listed recipients at RCPT, before anything reaches the upstream.
+
+The refusal is permanent (550): the address is listed because the receiver said,
+permanently, that it cannot take mail for it, and the client MTA must not queue
+and retry (a 4xx would make it retry for days against a list that will not
+change by itself). The text names the list, the date and the receiver's original
+reply, so whoever reads the bounce knows why and what to fix.
+"""
+
+from __future__ import annotations
+
+from ..decision import CONTINUE, Decision, Reply, reject
+from ..address import normalise
+from ..pipeline import Step, Transaction
+from ..store import BounceStore
+
+# RFC 3463: X.1.1 "bad destination mailbox address" where the receiver said the
+# mailbox does not exist or is gone; otherwise X.7.1 "delivery not authorized",
+# since it is our own policy (the list) that refuses.
+ENHANCED_BY_CATEGORY = {"unknown_recipient": "5.1.1", "mailbox_disabled": "5.1.1"}
+ENHANCED_DEFAULT = "5.7.1"
+
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its code and CRLF;
+# keep well below, the original reply is a reminder, not the record.
+MAX_ORIGINAL = 200
+
+
+def original_first_line(reply_text: str) -> str:
+    """'550-5.1.1 The account...\\n550 5.1.1 ...' -> '550 5.1.1 The account...' (short, ASCII)."""
+    if not reply_text.strip():
+        return ""
+    parsed = Reply.parse(reply_text)
+    first = next((line for line in parsed.lines if line.strip()), "")
+    text = f"{parsed.code} {first}" if parsed.code else first
+    # The reply goes out in an SMTP reply line: printable ASCII only (RFC 5321 4.2).
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in text).strip()
+    return text if len(text) <= MAX_ORIGINAL else text[: MAX_ORIGINAL - 3] + "..."
+
+
+class BounceListStep(Step):
+    name = "bounce_list"
+
+    def __init__(self, store: BounceStore):
+        self.store = store  # not owned: see the note at the end of the class
+
+    async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        try:
+            normalise(rcpt)
+        except ValueError:
+            return CONTINUE  # not an address, so not on the list; the upstream will say what it is
+        # A store error propagates: the pipeline answers 451 4.3.0 rather than letting
+        # a listed address through because the list could not be read.
+        entry = await self.store.get(rcpt)
+        if entry is None:
+            return CONTINUE
+        enhanced = ENHANCED_BY_CATEGORY.get(entry.category, ENHANCED_DEFAULT)
+        lines = [f"<{ascii_address(entry.address)}> is on this relay's bounce list since "
+                 f"{entry.first_seen.date().isoformat()} ({entry.category})"]
+        original = original_first_line(entry.reply)
+        if original:
+            lines.append(f"Original reply: {original}")
+        return reject(550, enhanced, "\n".join(lines), kind="suppressed", entry=entry.as_dict())
+
+    # No close(): the store is shared (the upstream step records failures in it, and a
+    # reloaded pipeline keeps using it); whoever opened it closes it.
+
+
+def ascii_address(address: str) -> str:
+    """The address for a reply line; an SMTPUTF8 local part is shown escaped."""
+    return address if address.isascii() else address.encode("ascii", "backslashreplace").decode("ascii")
