@@ -90,12 +90,9 @@ def split(address: str) -> tuple[str, str]:
         text = text[1:-1].strip()
     if not text:
         raise ValueError("empty address (the null path <> is not a recipient)")
-    if text.startswith("@"):
+    if text.startswith("@") and ":" in text:
         # RFC 5321 4.1.2: "<@hosta,@hostb:user@hostc>"; the route is ignored.
-        route, sep, rest = text.partition(":")
-        if not sep:
-            raise ValueError(f"invalid address {address!r}: source route without ':'")
-        text = rest
+        text = text.partition(":")[2]
     if "@" not in text:
         raise ValueError(f"invalid address {address!r}: no '@' between local part and domain")
     local, _, domain = text.rpartition("@")

@@ -1,0 +1,67 @@
+"""Real PostgreSQL for tests: 127.0.0.1:5432, trust auth, database `test`.
+
+`ensure_running()` starts the Debian cluster when it is down, so a fresh machine
+passes. `isolated_url()` hands each test its own schema; `drop()` removes it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import subprocess
+import time
+
+import psycopg
+
+HOST = os.environ.get("RELAY_TEST_PGHOST", "127.0.0.1")
+PORT = int(os.environ.get("RELAY_TEST_PGPORT", "5432"))
+USER = os.environ.get("RELAY_TEST_PGUSER", "postgres")
+DATABASE = os.environ.get("RELAY_TEST_PGDATABASE", "test")
+
+_ready = False
+
+
+def _conninfo() -> str:
+    return f"host={HOST} port={PORT} user={USER} dbname={DATABASE} connect_timeout=3"
+
+
+def _can_connect() -> bool:
+    try:
+        with psycopg.connect(_conninfo()) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def ensure_running(timeout: float = 30.0) -> None:
+    """Start the local cluster if nothing answers; raise RuntimeError if it never does."""
+    global _ready
+    if _ready or _can_connect():
+        _ready = True
+        return
+    versions = [os.path.basename(p) for p in glob.glob("/etc/postgresql/*")]
+    for version in versions:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       capture_output=True, text=True, timeout=60)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _can_connect():
+            _ready = True
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"PostgreSQL at {HOST}:{PORT} did not come up (clusters tried: {versions or 'none'})")
+
+
+def isolated_url() -> tuple[str, str]:
+    """(bounce_list URL, schema name): a schema of its own, created by the store on first use."""
+    ensure_running()
+    schema = f"t_{secrets.token_hex(6)}"
+    return f"postgresql://{USER}@{HOST}:{PORT}/{DATABASE}?schema={schema}", schema
+
+
+def drop(schema: str) -> None:
+    assert schema.startswith("t_"), schema  # never drop anything a test did not create
+    with psycopg.connect(_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -1,0 +1,79 @@
+import pytest
+
+from relay.address import is_valid, normalise, split
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("user@example.com", "user@example.com"),
+    ("User@Example.COM", "user@example.com"),                 # local part too (DESIGN: case-insensitive)
+    ("  <John.Doe@EXAMPLE.com>  ", "john.doe@example.com"),   # RCPT TO path form
+    ("<@relay.example,@b.example:user@example.com>", "user@example.com"),  # source route dropped
+    ("user@example.com.", "user@example.com"),                # root dot
+    ('"john"@example.com', "john@example.com"),               # needless quoting (RFC 5322 3.4.1)
+    ('"John.Doe"@example.com', "john.doe@example.com"),
+    ('"a b"@example.com', '"a b"@example.com'),                # quoting needed: kept
+    ('"a@b"@example.com', '"a@b"@example.com'),
+    ('"a\\"b"@example.com', '"a\\"b"@example.com'),
+    ("u@[192.0.2.1]", "u@[192.0.2.1]"),
+    ("u@[IPv6:2001:DB8:0:0::1]", "u@[ipv6:2001:db8::1]"),
+    ("a..b@docomo.ne.jp", "a..b@docomo.ne.jp"),               # non-RFC but real mailboxes
+])
+def test_normalise(given, expected):
+    assert normalise(given) == expected
+
+
+@pytest.mark.parametrize("a, b", [
+    ("user+tag@example.com", "user@example.com"),   # +tags name different mailboxes at many providers
+    ("first.last@example.com", "firstlast@example.com"),  # dots matter everywhere but Gmail
+])
+def test_tags_and_dots_are_kept(a, b):
+    assert normalise(a) != normalise(b)
+    assert normalise(a) == a
+
+
+@pytest.mark.parametrize("spelling", [
+    "jörg@bücher.example", "jörg@BÜCHER.example", "JÖRG@xn--bcher-kva.example", "jörg@XN--BCHER-KVA.EXAMPLE",
+    "jörg@ｂüｃｈｅｒ.example",  # full-width letters map to ASCII (UTS #46)
+])
+def test_idn_domain_spellings_meet_in_one_a_label_key(spelling):
+    assert normalise(spelling) == "jörg@xn--bcher-kva.example"
+
+
+def test_idna_2008_keeps_sharp_s_distinct():
+    # IDNA 2003 mapped ß to ss; IDNA 2008 (what registries use) does not.
+    assert normalise("a@faß.de") != normalise("a@fass.de")
+
+
+def test_split():
+    assert split("A@B.example") == ("a", "b.example")
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("", "empty address"),
+    ("<>", "empty address"),
+    ("   ", "empty address"),
+    ("no-at-sign", "no '@'"),
+    ("@example.com", "empty local part"),
+    ("user@", "empty domain"),
+    ("@", "empty local part"),
+    ("a b@example.com", "not allowed in an unquoted local part"),
+    ("a<b@example.com", "not allowed in an unquoted local part"),
+    ('"open@example.com', "unterminated"),
+    ("user@exa_mple.com", "letters, digits and inner hyphens"),
+    ("user@-example.com", "letters, digits and inner hyphens"),
+    ("user@example..com", "empty label"),
+    ("user@xn--zz.com", "not a valid IDN"),
+    ("user@[300.1.1.1]", "bad address literal"),
+    ("x" * 65 + "@example.com", "longer than 64 octets"),
+    ("user@" + "a" * 64 + ".com", "longer than 63"),
+    ("user@" + ".".join(["a" * 60] * 5), "longer than 253"),
+])
+def test_invalid_addresses_raise_a_clear_value_error(bad, why):
+    with pytest.raises(ValueError, match="^.*" + why.replace("(", r"\(")):
+        normalise(bad)
+    assert not is_valid(bad)
+
+
+def test_not_text():
+    with pytest.raises(ValueError, match="expected text"):
+        normalise(None)  # type: ignore[arg-type]
