@@ -1,0 +1,303 @@
+"""One suite, both backends: a real SQLite file and a real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from relay.store import BounceEntry, StoreError, open_store
+from relay.suppression import SuppressionPolicy
+from tests.support import pg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POLICY = SuppressionPolicy.from_dict({
+    "permanent": {
+        "unknown_recipient": {"list_after": 1},
+        "mailbox_disabled": {"list_after": 1, "expire_after": "1h"},
+        "mailbox_full": {"list_after": "off"},
+        "other": {"list_after": 3, "within": "1h", "expire_after": "2h"},
+        "routing_dns": {"list_after": 2, "within": "1d", "expire_after": "30d"},
+    },
+    "temporary": {"greylisted": {"list_after": 2, "within": "1h"}},
+}, "test-policy")
+
+REPLY = "550-5.1.1 The email account that you tried to reach does not exist.\n550 5.1.1 Please check it."
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/lists/bounces.db"  # tmp_path is absolute: four slashes
+    else:
+        url, schema = pg.isolated_url()
+        yield url
+        pg.drop(schema)
+
+
+@pytest.fixture
+async def store(store_url):
+    s = open_store(store_url)
+    yield s
+    await s.close()
+
+
+async def fail(store, address, category="unknown_recipient", permanent=True, now=None, reply=REPLY):
+    return await store.record_failure(address, category=category, permanent=permanent, reply_text=reply,
+                                      rule="test-rule", policy=POLICY, now=now)
+
+
+# -- lookups and matching ------------------------------------------------------------------------
+
+async def test_unknown_address_is_not_listed(store):
+    assert await store.get("nobody@example.com") is None
+    assert await store.count() == 0
+
+
+async def test_matching_ignores_case_including_the_local_part(store):
+    await store.add("John.Doe@Example.COM", note="case")
+    for spelling in ("john.doe@example.com", "JOHN.DOE@EXAMPLE.COM", "<John.Doe@example.com>"):
+        entry = await store.get(spelling)
+        assert entry is not None and entry.address == "john.doe@example.com"
+    assert await store.get("john.doe+x@example.com") is None  # tags are other mailboxes
+
+
+async def test_idn_domains_match_in_either_form(store):
+    await fail(store, "Jörg@BÜCHER.example")
+    entry = await store.get("jörg@xn--bcher-kva.example")
+    assert entry is not None and entry.address == "jörg@xn--bcher-kva.example"
+    assert await store.get("JÖRG@bücher.example") == entry
+
+
+async def test_invalid_address_is_a_value_error(store):
+    with pytest.raises(ValueError, match="no '@'"):
+        await store.get("not-an-address")
+
+
+# -- what lists an address ------------------------------------------------------------------------
+
+async def test_one_permanent_unknown_recipient_lists(store):
+    entry = await fail(store, "gone@example.com")
+    assert entry is not None
+    assert (entry.category, entry.source, entry.count, entry.rule) == ("unknown_recipient", "auto", 1, "test-rule")
+    assert entry.reply == REPLY and entry.expires_at is None
+    assert entry.first_seen == entry.last_seen
+    assert await store.get("gone@example.com") == entry
+    d = entry.as_dict()
+    assert d["address"] == "gone@example.com" and d["first_seen"].endswith("Z") and d["expires_at"] is None
+
+
+async def test_temporary_and_uncounted_failures_do_not_list(store):
+    assert await fail(store, "t@example.com", permanent=False) is None  # 4xx never lists by default
+    assert await fail(store, "full@example.com", category="mailbox_full") is None  # off
+    assert await fail(store, "spam@example.com", category="spam_content") is None  # not in the policy
+    assert await store.count() == 0
+
+
+async def test_a_failure_of_a_listed_address_says_it_stays_listed(store):
+    first = await fail(store, "gone@example.com")
+    assert await fail(store, "gone@example.com", category="mailbox_full") == first  # no change, still listed
+    later = await fail(store, "gone@example.com", now=time.time() + 60)
+    assert later.count == 2 and later.first_seen == first.first_seen and later.last_seen > first.last_seen
+
+
+async def test_repeated_failures_list_only_within_the_window(store):
+    t0 = time.time()
+    assert await fail(store, "flaky@example.com", category="other", now=t0) is None
+    assert await fail(store, "flaky@example.com", category="other", now=t0 + 600) is None
+    entry = await fail(store, "flaky@example.com", category="other", now=t0 + 1200)
+    assert entry is not None and entry.count == 3 and entry.category == "other"
+    assert abs(entry.expires_at.timestamp() - (t0 + 1200 + 7200)) < 1
+
+
+async def test_failures_outside_the_window_do_not_add_up(store):
+    t0 = time.time() - 5 * 3600
+    for i in range(5):  # one every 61 minutes: never 3 within the hour
+        assert await fail(store, "slow@example.com", category="other", now=t0 + i * 3660) is None
+    assert await store.get("slow@example.com") is None
+
+
+async def test_counts_are_per_category_and_per_address(store):
+    t0 = time.time()
+    await fail(store, "a@example.com", category="other", now=t0)
+    await fail(store, "a@example.com", category="routing_dns", now=t0 + 1)
+    await fail(store, "b@example.com", category="other", now=t0 + 2)
+    assert await fail(store, "a@example.com", category="other", now=t0 + 3) is None  # 2 of 3
+    assert await fail(store, "a@example.com", category="routing_dns", now=t0 + 4) is not None  # 2 of 2
+
+
+async def test_temporary_failures_list_when_the_policy_says_so(store):
+    t0 = time.time()
+    assert await fail(store, "grey@example.com", category="greylisted", permanent=False, now=t0) is None
+    assert await fail(store, "grey@example.com", category="greylisted", permanent=False, now=t0 + 1) is not None
+
+
+async def test_concurrent_failures_are_all_counted(store):
+    t0 = time.time()
+    results = await asyncio.gather(*(fail(store, "busy@example.com", category="other", now=t0 + i / 10)
+                                     for i in range(3)))
+    assert sum(r is not None for r in results) == 1
+    assert (await store.get("busy@example.com")).count == 3
+
+
+# -- expiry ----------------------------------------------------------------------------------------
+
+async def test_expired_entries_are_ignored(store):
+    past = time.time() - 2 * 3600
+    entry = await fail(store, "old@example.com", category="mailbox_disabled", now=past)
+    assert entry is not None and entry.expires_at.timestamp() == pytest.approx(past + 3600, abs=1)
+    assert await store.get("old@example.com") is None
+    assert await store.count() == 0
+    assert [e async for e in store.iter_entries()] == []
+    assert await store.remove("old@example.com") is None
+    # Listed again from scratch: a new first_seen and count.
+    again = await fail(store, "old@example.com", category="mailbox_disabled")
+    assert again.count == 1 and again.first_seen.timestamp() > past + 3600
+
+
+async def test_relisting_never_shortens_an_entry(store):
+    await fail(store, "x@example.com")  # never expires
+    entry = await fail(store, "x@example.com", category="mailbox_disabled")  # would expire in 1h
+    assert entry.expires_at is None and entry.category == "mailbox_disabled"
+    t0 = time.time()
+    await fail(store, "y@example.com", category="routing_dns", now=t0)
+    long = await fail(store, "y@example.com", category="routing_dns", now=t0 + 1)  # 30 days
+    short = await fail(store, "y@example.com", category="mailbox_disabled", now=t0 + 2)  # 1 hour
+    assert short.expires_at == long.expires_at
+
+
+async def test_purge_deletes_expired_entries_and_old_failures(store):
+    await fail(store, "old@example.com", category="mailbox_disabled", now=time.time() - 7200)
+    await fail(store, "once@example.com", category="other", now=time.time() - 7200)
+    await fail(store, "keep@example.com")
+    assert await store.purge(failures_older_than=3600) == 2
+    assert await store.get("keep@example.com") is not None
+
+
+# -- operator changes ----------------------------------------------------------------------------
+
+async def test_operator_add_and_remove(store):
+    entry = await store.add("Ops@Example.com", category="operator", note="asked by the customer")
+    assert (entry.address, entry.source, entry.note, entry.count, entry.expires_at) == (
+        "ops@example.com", "operator", "asked by the customer", 0, None)
+    assert await store.get("ops@example.com") == entry
+    removed = await store.remove("OPS@example.com")
+    assert removed == entry
+    assert await store.get("ops@example.com") is None
+    assert await store.remove("ops@example.com") is None
+
+
+async def test_add_keeps_the_history_of_a_listed_address(store):
+    auto = await fail(store, "gone@example.com")
+    entry = await store.add("gone@example.com", note="confirmed")
+    assert entry.first_seen == auto.first_seen and entry.count == 1 and entry.reply == REPLY
+    assert entry.source == "operator"
+    after = await fail(store, "gone@example.com")
+    assert after.source == "operator" and after.note == "confirmed" and after.count == 2
+
+
+async def test_remove_forgets_counted_failures(store):
+    t0 = time.time()
+    await fail(store, "f@example.com", category="other", now=t0)
+    await fail(store, "f@example.com", category="other", now=t0 + 1)
+    await store.remove("f@example.com")  # the cause was fixed: start counting again
+    assert await fail(store, "f@example.com", category="other", now=t0 + 2) is None
+
+
+async def test_add_refuses_an_unknown_source(store):
+    with pytest.raises(ValueError, match="source"):
+        await store.add("a@example.com", source="robot")
+
+
+# -- listing, import ------------------------------------------------------------------------------
+
+async def test_iter_entries_streams_in_address_order(store):
+    addresses = [f"user{i:05d}@example.com" for i in range(2500)] + ["zoë@example.com", "Ana@example.com"]
+    now = datetime.now(timezone.utc)
+    written = await store.put_many(
+        BounceEntry(address=a, category="operator", reply="", rule="operator", first_seen=now, last_seen=now,
+                    count=0, source="operator") for a in addresses)
+    assert written == len(addresses)
+    seen = [e.address async for e in store.iter_entries()]
+    assert seen == sorted(a.lower() for a in addresses)  # code-point order on both backends
+    assert await store.count() == len(addresses)
+
+
+async def test_put_many_round_trips_as_dict(store):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    original = BounceEntry(address="r@example.com", category="unknown_recipient", reply=REPLY, rule="gmail-5.1.1",
+                           first_seen=now - timedelta(days=3), last_seen=now, count=4, source="auto",
+                           note="n, with \"quotes\"", expires_at=now + timedelta(days=30))
+    await store.put_many([BounceEntry.from_dict(original.as_dict())])
+    assert await store.get("r@example.com") == original
+
+
+# -- the CLI and the server share the list ---------------------------------------------------------
+
+def _in_other_process(url: str, code: str) -> None:
+    script = ("import asyncio, sys\nfrom relay.store import open_store\n"
+              "async def main():\n    s = open_store(sys.argv[1])\n"
+              f"    {code}\n    await s.close()\nasyncio.run(main())\n")
+    subprocess.run([sys.executable, "-c", script, url], check=True, cwd=ROOT, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+async def test_a_change_by_another_process_is_seen_at_the_next_lookup(store, store_url):
+    assert await store.get("cli@example.com") is None  # the server has looked before
+    _in_other_process(store_url, "await s.add('CLI@example.com', note='from the CLI')")
+    entry = await store.get("cli@example.com")
+    assert entry is not None and entry.note == "from the CLI"
+    _in_other_process(store_url, "await s.remove('cli@example.com')")
+    assert await store.get("cli@example.com") is None
+
+
+async def test_two_stores_on_one_list_write_in_turn(store, store_url):
+    other = open_store(store_url)
+    try:
+        t0 = time.time()
+        await fail(store, "shared@example.com", category="other", now=t0)
+        await fail(other, "shared@example.com", category="other", now=t0 + 1)
+        assert (await fail(store, "shared@example.com", category="other", now=t0 + 2)).count == 3
+        assert (await other.get("shared@example.com")).count == 3
+    finally:
+        await other.close()
+
+
+# -- URLs ------------------------------------------------------------------------------------------
+
+def test_unknown_scheme_names_the_url():
+    with pytest.raises(ValueError, match="redis://localhost/0"):
+        open_store("redis://localhost/0")
+    with pytest.raises(ValueError, match="bounces.db"):
+        open_store("bounces.db")
+
+
+async def test_sqlite_relative_path_and_directory_creation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = open_store("sqlite:///var/deep/bounces.db")
+    try:
+        await s.add("a@example.com")
+    finally:
+        await s.close()
+    assert (tmp_path / "var" / "deep" / "bounces.db").is_file()
+
+
+async def test_sqlite_unwritable_location_is_a_store_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot open bounce list"):
+        open_store(f"sqlite:///{tmp_path}/file/bounces.db")
+
+
+async def test_unreachable_postgresql_is_a_store_error_at_first_use():
+    s = open_store("postgres://postgres:secret@127.0.0.1:1/test")  # nothing listens on port 1
+    with pytest.raises(StoreError, match="cannot connect") as err:
+        await s.get("a@example.com")
+    assert "secret" not in str(err.value)
+    await s.close()
