@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import pytest
+
+from relay.errors import ConfigError
+from relay.suppression import CATEGORIES, SuppressionPolicy, format_duration, load_default, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "suppression.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(exc: ConfigError) -> list[tuple[str, str, str]]:
+    return [(p.file, p.key, p.why) for p in exc.problems]
+
+
+def test_shipped_defaults():
+    policy = SuppressionPolicy.from_file(ROOT / "policies" / "suppression.yaml")
+    for category in ("unknown_recipient", "mailbox_disabled", "syntax_error"):
+        rule = policy.rule_for(category, True)
+        assert rule.immediate and rule.expire_after is None
+    for category in ("mailbox_full", "rate_limited", "spam_content", "policy_rejected", "blocklisted",
+                     "auth_failed", "message_too_large"):
+        assert policy.rule_for(category, True) is None, category
+    for category in CATEGORIES:  # 4xx never lists by default
+        assert policy.rule_for(category, False) is None, category
+    routing = policy.rule_for("routing_dns", True)
+    assert (routing.list_after, routing.within, routing.expire_after) == (3, 3 * 86400, 7 * 86400)
+
+
+def test_load_default_is_the_shipped_file():
+    assert load_default().rule_for("unknown_recipient", True) is not None
+
+
+def test_rules_per_category_and_permanence(tmp_path):
+    policy = SuppressionPolicy.from_file(write(tmp_path, """
+permanent:
+  mailbox_full: {list_after: 5, within: 2w, expire_after: 30d}
+temporary:
+  mailbox_full: {list_after: 20, within: 7d, expire_after: 12h}
+  rate_limited: {list_after: off}
+"""))
+    perm, temp = policy.rule_for("mailbox_full", True), policy.rule_for("mailbox_full", False)
+    assert (perm.list_after, perm.within, perm.expire_after) == (5, 14 * 86400, 30 * 86400)
+    assert (temp.list_after, temp.within, temp.expire_after) == (20, 7 * 86400, 12 * 3600)
+    assert policy.rule_for("rate_limited", False) is None
+    assert policy.rule_for("unknown_recipient", True) is None  # an operator file says everything
+    assert policy.longest_window == 14 * 86400
+    assert "listed after 5 failures within 2w" in perm.describe()
+
+
+def test_empty_file_lists_nothing(tmp_path):
+    policy = SuppressionPolicy.from_file(write(tmp_path, ""))
+    assert policy.rules == [] and policy.longest_window == 0
+
+
+def test_every_problem_names_file_and_key(tmp_path):
+    path = write(tmp_path, """
+permanent:
+  unknown_recipient: {list_after: 1, expire: 3d}
+  no_such_category: {list_after: 1}
+  other: {list_after: 3}
+  mailbox_full: {list_after: 0}
+  spam_content: {list_after: 2, within: 3 days}
+  routing_dns: {list_after: 1, expire_after: -5}
+  syntax_error: 1
+temporary:
+  greylisted: {within: 1h}
+tempoary: {}
+""")
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(path)
+    found = problems(err.value)
+    assert all(f == str(path) for f, _, _ in found)
+    keys = {k: why for _, k, why in found}
+    assert "unknown key" in keys["permanent.unknown_recipient.expire"]
+    assert "unknown category" in keys["permanent.no_such_category"]
+    assert "required when list_after is 3" in keys["permanent.other.within"]
+    assert ">= 1" in keys["permanent.mailbox_full.list_after"]
+    assert "bad duration '3 days'" in keys["permanent.spam_content.within"]
+    assert "positive" in keys["permanent.routing_dns.expire_after"]
+    assert "expected a mapping" in keys["permanent.syntax_error"]
+    assert "required" in keys["temporary.greylisted.list_after"]
+    assert "unknown key" in keys["tempoary"]
+    assert str(path) in str(err.value)
+
+
+def test_within_never_is_refused_when_counting(tmp_path):
+    with pytest.raises(ConfigError, match=r"permanent\.other\.within: required"):
+        SuppressionPolicy.from_file(write(tmp_path, "permanent:\n  other: {list_after: 2, within: never}\n"))
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "permanent:\n  other: {list_after: 1\n")
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(path)
+    (file, key, why), = problems(err.value)
+    assert file == str(path) and key.startswith("line ") and "not valid YAML" in why
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        SuppressionPolicy.from_file(tmp_path / "absent.yaml")
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match=r"\(top level\)"):
+        SuppressionPolicy.from_file(write(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("45s", 45), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("2w", 1209600), (90, 90),
+    ("never", None), ("off", None), (None, None),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["3 days", "7", "0d", "-1d", "1y", True, 0])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (None, 45, 1800, 86400 * 3, 604800)] == ["never", "45s", "30m", "3d", "1w"]
