@@ -1,0 +1,262 @@
+"""One DNS resolver for the whole relay: async lookups with a small TTL cache.
+
+Every DNS question the relay asks (SPF, DKIM keys, the doctor's checks) goes
+through one `Resolver` built from `settings.resolver`, so that the nameservers,
+the timeout and the cache are the operator's choice in one place, and tests can
+point everything at a loopback server.
+
+Answers are lists. An empty list means the name does not exist (NXDOMAIN) or
+has no record of that type (NODATA): both are facts about the zone, and
+callers such as SPF treat them alike (RFC 7208 4.3, 5). DNS *trouble* (SERVFAIL,
+a timeout, no nameserver reachable) raises `DnsTemporaryError`, because a caller
+that confused it with "no record" would turn an outage into a verdict: an SPF
+"none" instead of "temperror" (RFC 7208 2.6.6), a missing DKIM key instead of a
+retry.
+
+pyspf has no async API and does its own DNS through dnspython's synchronous
+module; `sync_resolver()` gives it a synchronous dnspython resolver pointed at
+the same nameservers (see relay/spf.py for how it is handed over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+
+__all__ = ["Resolver", "DnsTemporaryError", "Answer"]
+
+
+class DnsTemporaryError(Exception):
+    """The DNS could not answer now (SERVFAIL, timeout, no server reachable).
+
+    `name` and `rtype` say which question failed, `reason` how, so that a
+    message built from it tells an operator what to look at.
+    """
+
+    def __init__(self, name: str, rtype: str, reason: str):
+        self.name = name
+        self.rtype = rtype
+        self.reason = reason
+        super().__init__(f"DNS lookup of {rtype} {name} failed: {reason}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The records of one (name, type), as text, and how long they may be kept."""
+
+    records: tuple[Any, ...]
+    ttl: float  # seconds this answer may be cached; 0 = not cacheable
+
+
+class _TtlCache:
+    """A bounded LRU of (name, type) -> (expires_at, Answer), honouring each answer's TTL."""
+
+    def __init__(self, size: int):
+        self.size = max(0, int(size))
+        self._items: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> Answer | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires, answer = item
+        if expires <= time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return answer
+
+    def put(self, key: tuple[str, str], answer: Answer) -> None:
+        if self.size == 0 or answer.ttl <= 0:
+            return
+        self._items[key] = (time.monotonic() + answer.ttl, answer)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _nameserver_objects(nameservers) -> list[dns.nameserver.Do53Nameserver]:
+    """dnspython nameserver objects for (host, port) endpoints.
+
+    dnspython wants IP addresses; a host name in the config (e.g. `localhost:53`)
+    is resolved once here, at start, with the system's resolver.
+    """
+    out = []
+    for ep in nameservers:
+        host, port = ep.host, int(ep.port)
+        try:
+            ipaddress.ip_address(host)
+            addresses = [host]
+        except ValueError:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        out.extend(dns.nameserver.Do53Nameserver(a, port) for a in addresses)
+    return out
+
+
+def _negative_ttl(response: dns.message.Message | None) -> float:
+    """RFC 2308 5: a negative answer is cached for min(SOA TTL, SOA MINIMUM);
+    without an SOA in the authority section it SHOULD NOT be cached at all."""
+    if response is None:
+        return 0.0
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return float(min(rrset.ttl, rrset[0].minimum))
+    return 0.0
+
+
+def _rdata_text(rtype: str, rdata) -> Any:
+    if rtype == "TXT":
+        # RFC 7208 3.3 / RFC 6376 3.6.2.2: the character-strings of one TXT
+        # record are concatenated without spaces into one string.
+        return b"".join(rdata.strings).decode("utf-8", "replace")
+    if rtype in ("A", "AAAA"):
+        return rdata.address
+    if rtype == "MX":
+        return (int(rdata.preference), rdata.exchange.to_text(omit_final_dot=True))
+    if rtype in ("PTR", "CNAME"):
+        return rdata.target.to_text(omit_final_dot=True)
+    return rdata.to_text()
+
+
+class Resolver:
+    """Async DNS lookups against the configured nameservers, with a TTL cache."""
+
+    def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000):
+        self.nameservers = tuple(nameservers)
+        self.timeout = float(timeout)
+        self._ns_objects = _nameserver_objects(self.nameservers) if self.nameservers else None
+        self._async = self._configure(dns.asyncresolver.Resolver)
+        self._cache = _TtlCache(cache_size)
+        self.queries = 0  # questions actually sent (cache misses), for metrics and tests
+
+    @classmethod
+    def from_settings(cls, settings) -> "Resolver":
+        r = settings.resolver
+        return cls(r.nameservers, r.timeout, r.cache_size)
+
+    def _configure(self, cls):
+        if self._ns_objects is None:
+            # The system's resolver (/etc/resolv.conf). A bare container may
+            # have none; that is DNS trouble for every lookup, not a crash.
+            try:
+                res = cls(configure=True)
+            except dns.resolver.NoResolverConfiguration:
+                res = cls(configure=False)
+                res.nameservers = []
+        else:
+            res = cls(configure=False)
+            res.nameservers = list(self._ns_objects)
+        # `lifetime` bounds one whole question (all servers, all retries);
+        # `timeout` one attempt, short enough to leave room for a retry of a
+        # lost UDP packet within the lifetime.
+        res.lifetime = self.timeout
+        res.timeout = min(self.timeout, 2.0)
+        res.cache = None  # our own cache below, shared by every caller
+        return res
+
+    def sync_resolver(self) -> dns.resolver.Resolver:
+        """A synchronous dnspython resolver with the same servers and timeouts,
+        for libraries without an async API (pyspf). Its lookups bypass our cache."""
+        return self._configure(dns.resolver.Resolver)
+
+    def describe(self) -> str:
+        """Which servers answer, for messages to operators."""
+        if self.nameservers:
+            return ", ".join(str(ep) for ep in self.nameservers)
+        return "the system resolver (/etc/resolv.conf)"
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    async def query(self, name: str, rtype: str) -> Answer:
+        """All records of `rtype` at `name`; empty for NXDOMAIN and NODATA.
+        Raises DnsTemporaryError on SERVFAIL, timeout or no reachable server."""
+        rtype = rtype.upper()
+        try:
+            qname = dns.name.from_text(name)  # absolute: no search list applies
+        except (dns.exception.DNSException, ValueError):
+            # A name DNS cannot carry (label over 63 octets, empty label) cannot exist.
+            return Answer((), 0.0)
+        key = (qname.to_text().lower(), rtype)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        self.queries += 1
+        try:
+            answer = await self._async.resolve(qname, rtype, search=False, raise_on_no_answer=False,
+                                               lifetime=self.timeout)
+        except dns.resolver.NXDOMAIN as exc:
+            try:
+                response = exc.response(qname)
+            except Exception:
+                response = None
+            result = Answer((), _negative_ttl(response))
+        except dns.resolver.LifetimeTimeout:
+            raise DnsTemporaryError(name, rtype, f"no answer within {self.timeout:g}s from {self.describe()}") from None
+        except dns.resolver.NoNameservers as exc:
+            raise DnsTemporaryError(name, rtype, f"no nameserver could answer ({_servfail_reason(exc)})") from None
+        except dns.exception.DNSException as exc:
+            raise DnsTemporaryError(name, rtype, f"{type(exc).__name__}: {exc}") from None
+        else:
+            if answer.rrset is None:
+                result = Answer((), _negative_ttl(answer.response))
+            else:
+                ttl = max(0.0, answer.expiration - time.time())
+                result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl)
+        self._cache.put(key, result)
+        return result
+
+    async def txt(self, name: str) -> list[str]:
+        return list((await self.query(name, "TXT")).records)
+
+    async def a(self, name: str) -> list[str]:
+        return list((await self.query(name, "A")).records)
+
+    async def aaaa(self, name: str) -> list[str]:
+        return list((await self.query(name, "AAAA")).records)
+
+    async def addresses(self, name: str) -> list[str]:
+        """A and AAAA records of `name`, looked up together."""
+        a, aaaa = await asyncio.gather(self.a(name), self.aaaa(name))
+        return a + aaaa
+
+    async def mx(self, name: str) -> list[tuple[int, str]]:
+        """(preference, exchange) pairs, most preferred first (RFC 5321 5.1)."""
+        return sorted((await self.query(name, "MX")).records)
+
+    async def ptr(self, ip: str) -> list[str]:
+        """Names in the reverse zone for `ip` (in-addr.arpa / ip6.arpa).
+        Raises ValueError for something that is not an IP address."""
+        rev = dns.reversename.from_address(str(ipaddress.ip_address(ip)))
+        return list((await self.query(rev.to_text(), "PTR")).records)
+
+
+def _servfail_reason(exc: dns.resolver.NoNameservers) -> str:
+    errors = exc.kwargs.get("errors") or []
+    parts = []
+    for err in errors:
+        # dnspython's error tuples: (server, tcp, port, exception or message, response)
+        server, what = str(err[0]).removeprefix("Do53:").replace("@", " port "), err[3]
+        parts.append(f"{what} from {server}")
+    return "; ".join(parts) or "SERVFAIL"
