@@ -1,0 +1,293 @@
+"""Per sender domain policy: policies/domains.yaml -> DomainPolicies.
+
+```yaml
+example.com:
+  dkim:
+    - {selector: s2026, key: /etc/relay/dkim/example.com.s2026.key}
+    - {selector: e2026, key: /etc/relay/dkim/example.com.e2026.key, expire: 7d}
+  dkim_required: true      # no usable key -> 550 5.7.1 instead of sending unsigned
+  spf: reject              # reject | tempfail | warn | off (default off)
+"*":                        # optional: the policy of every domain without its own entry
+  spf: warn
+```
+
+Keys are read and parsed here, at load (and so at every reload): a missing,
+unreadable or malformed key is a config error naming the file and the key, not
+a surprise on the first message. Every problem in the file is collected before
+one ConfigError is raised.
+
+A domain with no entry (and no "*" entry) is neither signed nor SPF-checked:
+`get()` returns None and the steps do nothing. Entries match the domain exactly
+(case-insensitively, U-labels and A-labels alike), not its subdomains: a
+signature for a parent domain would need its own key in DNS anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import dkim as dkimlib
+from .address import split as split_address
+from .config import parse_duration
+from .errors import ConfigError, Problems
+
+SPF_MODES = ("reject", "tempfail", "warn", "off")
+DOMAIN_KEYS = ("dkim", "dkim_required", "spf")
+KEY_KEYS = ("selector", "key", "algorithm", "canonicalization", "headers", "expire")
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class DomainPolicy:
+    domain: str  # A-label, lower case; the queried domain when it came from "*"
+    dkim: tuple[dkimlib.DkimKey, ...] = ()
+    dkim_required: bool = False
+    spf: str = "off"
+    from_wildcard: bool = False
+
+    @property
+    def signs(self) -> bool:
+        return bool(self.dkim)
+
+
+class DomainPolicies:
+    def __init__(self, policies: dict[str, DomainPolicy], source: str = "<built-in>"):
+        self._policies = dict(policies)
+        self.source = source
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(d for d in self._policies if d != WILDCARD)
+
+    def __len__(self) -> int:
+        return len(self._policies)
+
+    def get(self, domain: str | None) -> DomainPolicy | None:
+        """The policy for `domain` (case-insensitive, IDN-aware), else the "*" one, else None."""
+        key = _normalise_domain(domain) if domain else None
+        if key is not None and key in self._policies:
+            return self._policies[key]
+        wildcard = self._policies.get(WILDCARD)
+        if wildcard is None:
+            return None
+        return DomainPolicy(domain=key or "", dkim=wildcard.dkim, dkim_required=wildcard.dkim_required,
+                            spf=wildcard.spf, from_wildcard=True)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "DomainPolicies":
+        path = Path(path)
+        problems = Problems(str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.add("(file)", f"cannot read: {_os_reason(exc)}")
+            problems.raise_if_any()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "(file)"
+            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+            problems.raise_if_any()
+        return cls.from_dict(data, str(path), base=path.resolve().parent)
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str = "<dict>", base: Path | None = None) -> "DomainPolicies":
+        problems = Problems(file)
+        base = base or Path.cwd()
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            problems.add("(top level)", f"expected a mapping of domain to policy, got {type(data).__name__}")
+            problems.raise_if_any()
+        policies: dict[str, DomainPolicy] = {}
+        spelled: dict[str, str] = {}
+        for raw_domain, spec in data.items():
+            name = str(raw_domain)
+            if name == WILDCARD:
+                domain = WILDCARD
+            else:
+                try:
+                    domain = _normalise_domain(name)
+                except ValueError as exc:
+                    problems.add(name, f"not a domain name: {exc}")
+                    continue
+                if domain in spelled:
+                    problems.add(name, f"the same domain as {spelled[domain]!r} (names match case-insensitively)")
+                    continue
+            spelled[domain] = name
+            policy = _parse_domain(name, domain, spec, base, problems)
+            if policy is not None:
+                policies[domain] = policy
+        problems.raise_if_any()
+        return cls(policies, file)
+
+    def __repr__(self) -> str:
+        return f"DomainPolicies({self.source!r}, {len(self._policies)} domains)"
+
+
+def _normalise_domain(domain: str) -> str:
+    # One spelling per domain: lower-case A-labels (the form in DNS and in d=).
+    return split_address(f"postmaster@{domain.strip()}")[1]
+
+
+def _os_reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Problems) -> DomainPolicy | None:
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        problems.add(name, "expected a mapping such as {dkim: [{selector: s1, key: /path/key.pem}], spf: reject}")
+        return None
+    before = len(problems.items)
+    for k in spec:
+        if k not in DOMAIN_KEYS:
+            problems.add(f"{name}.{k}", f"unknown key; expected one of: {', '.join(DOMAIN_KEYS)}")
+
+    spf = spec.get("spf", "off")
+    if spf is False:  # YAML 1.1 reads a bare `off` as false
+        spf = "off"
+    if spf not in SPF_MODES:
+        problems.add(f"{name}.spf", f"{spf!r} is not one of {', '.join(SPF_MODES)}")
+
+    required = spec.get("dkim_required", False)
+    if not isinstance(required, bool):
+        problems.add(f"{name}.dkim_required", f"expected true or false, got {required!r}")
+
+    keys: list[dkimlib.DkimKey] = []
+    entries = spec.get("dkim")
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        problems.add(f"{name}.dkim", "expected a list of keys such as [{selector: s1, key: /path/key.pem}]")
+        entries = []
+    selectors: set[str] = set()
+    for i, entry in enumerate(entries):
+        key = _parse_key(f"{name}.dkim[{i}]", entry, base, problems)
+        if key is None:
+            continue
+        if key.selector in selectors:
+            problems.add(f"{name}.dkim[{i}].selector", f"selector {key.selector!r} is listed twice for this domain")
+            continue
+        selectors.add(key.selector)
+        keys.append(key)
+    if len(problems.items) > before:
+        return None
+    return DomainPolicy(domain=domain, dkim=tuple(keys), dkim_required=required, spf=spf)
+
+
+def _valid_selector(selector: str) -> bool:
+    # RFC 6376 3.1: selector = sub-domain *( "." sub-domain ), i.e. DNS labels.
+    labels = selector.split(".")
+    return all(
+        0 < len(label) <= 63 and label.replace("-", "").replace("_", "").isalnum() and label.isascii()
+        and not label.startswith("-") and not label.endswith("-")
+        for label in labels
+    )
+
+
+def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimlib.DkimKey | None:
+    if not isinstance(entry, dict):
+        problems.add(where, "expected a mapping such as {selector: s1, key: /path/key.pem}")
+        return None
+    before = len(problems.items)
+    for k in entry:
+        if k not in KEY_KEYS:
+            problems.add(f"{where}.{k}", f"unknown key; expected one of: {', '.join(KEY_KEYS)}")
+
+    selector = entry.get("selector")
+    if selector is None:
+        problems.add(f"{where}.selector", "is required (the DNS name is SELECTOR._domainkey.DOMAIN)")
+    elif not isinstance(selector, str) or not _valid_selector(selector):
+        problems.add(f"{where}.selector", f"{selector!r} is not a selector (DNS labels: letters, digits, hyphens)")
+
+    private_key = None
+    key_path = entry.get("key")
+    if key_path is None:
+        problems.add(f"{where}.key", "is required (path of the PEM private key)")
+    elif not isinstance(key_path, str) or not key_path.strip():
+        problems.add(f"{where}.key", f"expected a file path, got {key_path!r}")
+    else:
+        path = Path(key_path) if Path(key_path).is_absolute() else base / key_path
+        private_key = _load_key(f"{where}.key", path, problems)
+
+    algorithm = entry.get("algorithm")
+    if algorithm is not None:
+        if algorithm not in dkimlib.ALGORITHMS:
+            problems.add(f"{where}.algorithm", f"{algorithm!r} is not one of {', '.join(dkimlib.ALGORITHMS)}")
+        elif private_key is not None and dkimlib.key_algorithm(private_key) != algorithm:
+            problems.add(f"{where}.algorithm",
+                         f"is {algorithm} but the key file holds a {dkimlib.key_algorithm(private_key)} key")
+
+    header_c, body_c = "relaxed", "relaxed"
+    canon = entry.get("canonicalization")
+    if canon is not None:
+        parts = str(canon).split("/")
+        if len(parts) != 2 or any(p not in dkimlib.CANONICALIZATIONS for p in parts):
+            # A lone "relaxed" means relaxed/simple in RFC 6376 3.5, which surprises
+            # people; we ask for both halves instead.
+            problems.add(f"{where}.canonicalization",
+                         f"{canon!r}: expected HEADER/BODY, each simple or relaxed (e.g. relaxed/relaxed)")
+        else:
+            header_c, body_c = parts
+
+    headers = dkimlib.DEFAULT_HEADERS
+    if "headers" in entry:
+        value = entry["headers"]
+        if not isinstance(value, list) or not value or not all(
+                isinstance(h, str) and h and all(33 <= ord(c) <= 126 and c != ":" for c in h) for h in value):
+            problems.add(f"{where}.headers", "expected a list of header field names such as [From, To, Subject]")
+        elif "from" not in {h.lower() for h in value}:
+            problems.add(f"{where}.headers", "must include From (RFC 6376 5.4: From is always signed)")
+        else:
+            headers = tuple(value)
+
+    expire = None
+    if entry.get("expire") is not None:
+        try:
+            expire = parse_duration(entry["expire"])
+            if expire < 1:
+                raise ValueError("must be at least one second")
+        except ValueError as exc:
+            problems.add(f"{where}.expire", str(exc))
+
+    if len(problems.items) > before:
+        return None
+    return dkimlib.DkimKey(selector=selector, private_key=private_key, headers=headers,
+                           header_canonicalization=header_c, body_canonicalization=body_c,
+                           expire=expire, source=str(path))
+
+
+def _load_key(where: str, path: Path, problems: Problems) -> Any:
+    if not path.exists():
+        problems.add(where, f"file {path} does not exist")
+        return None
+    if not path.is_file():
+        problems.add(where, f"{path} is not a file")
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.add(where, f"file {path}: cannot read: {_os_reason(exc)}")
+        return None
+    try:
+        return dkimlib.load_private_key(data)
+    except ValueError as exc:
+        problems.add(where, f"file {path}: {exc}")
+        return None
+
+
+def load_default() -> DomainPolicies:
+    """The shipped policies/domains.yaml (no active entries)."""
+    from .config import SHIPPED_POLICIES
+
+    return DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml")
+
+
+__all__ = ["DomainPolicies", "DomainPolicy", "SPF_MODES", "ConfigError", "load_default"]
