@@ -1,0 +1,61 @@
+"""Counters in Prometheus' text format, served over HTTP on `metrics.listen`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+log = logging.getLogger("relay.metrics")
+
+HELP = {
+    "relay_connections_total": "Client connections accepted.",
+    "relay_messages_total": "Messages by result (accepted, reject, defer).",
+    "relay_events_total": "Events emitted, by kind.",
+    "relay_event_sink_failures_total": "Events a sink failed to write (disk full, endpoint down).",
+    "relay_active_sessions": "Client sessions open now.",
+}
+
+
+class Metrics:
+    def __init__(self):
+        self.counters: dict[tuple[str, tuple], float] = defaultdict(float)
+        self.gauges: dict[str, callable] = {}
+
+    def inc(self, name: str, value: float = 1, **labels) -> None:
+        self.counters[(name, tuple(sorted(labels.items())))] += value
+
+    def gauge(self, name: str, read) -> None:
+        self.gauges[name] = read
+
+    def render(self) -> str:
+        out: list[str] = []
+        seen: set[str] = set()
+        for (name, labels), value in sorted(self.counters.items()):
+            if name not in seen:
+                seen.add(name)
+                out += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} counter"]
+            lab = ",".join(f'{k}="{v}"' for k, v in labels)
+            out.append(f"{name}{{{lab}}} {value:g}" if lab else f"{name} {value:g}")
+        for name, read in sorted(self.gauges.items()):
+            out += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} gauge", f"{name} {read():g}"]
+        return "\n".join(out) + "\n"
+
+    async def serve(self, host: str, port: int) -> asyncio.AbstractServer:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b"/"
+                if path.split(b"?")[0] == b"/metrics":
+                    body, status = self.render().encode(), b"200 OK"
+                else:
+                    body, status = b"see /metrics\n", b"404 Not Found"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                await writer.drain()
+            except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        return await asyncio.start_server(handle, host, port)

@@ -1,0 +1,201 @@
+"""`relay serve`: builds the pipeline, runs the listeners, and handles signals.
+
+SIGHUP re-reads the config and policies; if anything fails validation the
+running ones stay in place. SIGTERM stops listening, tells idle clients 421,
+waits for transactions in flight, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from .config import Settings, load_settings
+from .errors import ConfigError
+from .events import EventSinks
+from .metrics import Metrics
+from .outcomes import Outcomes
+from .pipeline import Pipeline
+from .policies import Policies, load_policies
+from .service import RelayService
+from .smtp import protocol_factory
+from .steps.access import AccessStep
+from .steps.received import ReceivedStep
+from .steps.upstream import UpstreamStep
+from .upstream import UpstreamPool
+from . import systemd
+
+log = logging.getLogger("relay.server")
+
+DRAIN_SECONDS = 60.0
+
+
+class Resources:
+    """What lives as long as the process, shared by every pipeline a reload builds."""
+
+    def __init__(self, settings: Settings):
+        from .dns import Resolver
+        from .store import open_store
+
+        self.store = open_store(settings.bounce_list)
+        self.resolver = Resolver.from_settings(settings)
+        self.pool = UpstreamPool(settings) if settings.upstream else None
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+        await self.store.close()
+
+
+def build_pipeline(settings: Settings, policies: Policies, resources: Resources) -> Pipeline:
+    """The order of the steps is the order of the checks (DESIGN.md)."""
+    from .steps.auth_results import AuthResultsStep
+    from .steps.bounce_list import BounceListStep
+    from .steps.dkim_sign import DkimSignStep
+    from .steps.spf_check import SpfCheckStep
+
+    steps = [
+        AccessStep(),                                            # MAIL: who may relay
+        SpfCheckStep(settings, policies, resources.resolver),    # MAIL: SPF pre-flight of our egress IPs
+        BounceListStep(resources.store),                         # RCPT: listed addresses refused locally
+        AuthResultsStep(settings, policies, resources.resolver), # DATA: verify what arrives signed
+        DkimSignStep(settings, policies),                        # DATA: sign what leaves
+        ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
+    ]
+    if resources.pool is not None:
+        steps.append(UpstreamStep(resources.pool))               # every command: the upstream's reply
+    return Pipeline(steps)
+
+
+class RelayServer:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.metrics = Metrics()
+        self.policies = load_policies(settings)
+        self.resources = Resources(settings)
+        self.sinks = EventSinks.from_settings(settings)
+        self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
+        self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),
+                                    self.outcomes, self.metrics)
+        self.counter = {"active": 0, "max": settings.limits.max_connections, "protocols": set()}
+        self.servers: list[asyncio.AbstractServer] = []
+        self.users = self._load_users(settings)
+        self._stopping = asyncio.Event()
+        self.metrics.gauge("relay_active_sessions", lambda: self.counter["active"])
+        self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
+
+    @staticmethod
+    def _load_users(settings: Settings):
+        if settings.clients.users_file is None:
+            return None
+        from .users import Users
+        return Users.from_file(settings.clients.users_file)
+
+    async def start(self) -> list[tuple[str, int]]:
+        loop = asyncio.get_running_loop()
+        bound = []
+        for listener in self.settings.listen:
+            factory = protocol_factory(self.service, self.settings, listener, self.users, self.counter)
+            server = await loop.create_server(factory, listener.endpoint.host, listener.endpoint.port,
+                                              reuse_address=True, backlog=1024)
+            self.servers.append(server)
+            for sock in server.sockets:
+                addr = sock.getsockname()
+                bound.append((addr[0], addr[1]))
+                log.info("listening on %s:%s%s", addr[0], addr[1], " (STARTTLS)" if listener.tls else "")
+        if self.settings.metrics is not None:
+            m = self.settings.metrics
+            self.servers.append(await self.metrics.serve(m.host, m.port))
+            log.info("metrics on http://%s/metrics", m)
+        return bound
+
+    def reload(self) -> bool:
+        """SIGHUP: new config and policies, or the old ones if anything is wrong."""
+        try:
+            settings = load_settings(self.settings.source)
+            policies = load_policies(settings)
+            users = self._load_users(settings)
+            pipeline = build_pipeline(settings, policies, self.resources)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, keeping the running config: %s", problem)
+            return False
+        except Exception:
+            log.exception("reload failed, keeping the running config")
+            return False
+        restart_only = [k for k in ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver")
+                        if getattr(settings, k) != getattr(self.settings, k)]
+        if restart_only:
+            log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
+            settings = _keep(settings, self.settings, restart_only)
+        old = self.service.pipeline
+        self.settings = settings
+        self.policies = policies
+        self.users = users if users is not None else self.users
+        self.service.settings = settings
+        self.service.policies = policies
+        self.service.pipeline = pipeline
+        self.outcomes.settings = settings
+        self.outcomes.policies = policies
+        if settings.events != self.sinks_settings():
+            new = EventSinks.from_settings(settings)
+            self.sinks.close()
+            self.sinks = self.outcomes.sinks = new
+        else:
+            self.sinks.reopen()  # logrotate moved the file: write to a fresh one
+        asyncio.get_running_loop().create_task(old.close())
+        log.info("reloaded config and policies from %s", settings.source)
+        return True
+
+    def sinks_settings(self):
+        return self.outcomes.settings.events if self.outcomes.sinks is self.sinks else ()
+
+    async def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        for server in self.servers:
+            server.close()
+        protocols = list(self.counter["protocols"])
+        await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later")
+                               for p in protocols if not p.busy), return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
+        while self.counter["active"] and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for p in list(self.counter["protocols"]):
+            if p.transport is not None:
+                p.transport.close()
+        await self.service.pipeline.close()
+        await self.resources.close()
+        self.sinks.close()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
+        systemd.notify("READY=1")
+        watchdog = loop.create_task(systemd.watchdog())
+        await self._stopping.wait()
+        log.info("stopping: draining sessions")
+        watchdog.cancel()
+        await self.stop()
+
+
+def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:
+    from dataclasses import replace
+    return replace(new, **{k: getattr(old, k) for k in keys})
+
+
+def serve(settings: Settings) -> int:
+    async def main() -> None:
+        server = RelayServer(settings)
+        await server.run()
+
+    try:
+        import uvloop  # optional: measurably faster sockets where installed
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(main())
+    return 0

@@ -1,0 +1,141 @@
+"""The relay's session logic, independent of the SMTP library.
+
+The aiosmtpd adapter (smtp.py) calls these methods for each client command
+and sends back the Reply it gets. Each command runs the pipeline of policy
+steps; the last step is the upstream, so the client's reply is the upstream's
+own (lockstep) unless a step refused first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .decision import Decision, Reply, Verdict
+from .events import make_event
+from .outcomes import Outcomes
+from .pipeline import Message, Pipeline, Session, Transaction, new_id
+from .upstream import crlf_normalise
+
+log = logging.getLogger("relay.service")
+
+
+class RelayService:
+    def __init__(self, settings, policies, pipeline: Pipeline, outcomes: Outcomes, metrics=None):
+        self.settings = settings
+        self.policies = policies
+        self.pipeline = pipeline
+        self.outcomes = outcomes
+        self.metrics = metrics
+        self.sessions: dict[str, Session] = {}
+        self._txns: dict[str, Transaction] = {}
+
+    def _count(self, name: str, **labels) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(name, **labels)
+
+    # -- connection ---------------------------------------------------------
+
+    async def connect(self, peer_ip: str, peer_port: int) -> tuple[Session, Reply | None]:
+        session = Session(id=new_id(), peer_ip=peer_ip, peer_port=peer_port,
+                          trusted_network=self.settings.clients.trusted(peer_ip))
+        self.sessions[session.id] = session
+        self._count("relay_connections_total")
+        if not session.trusted_network and self.settings.clients.users_file is None:
+            # Nobody outside clients.networks can ever relay here (no AUTH configured): say so at once
+            # (RFC 5321 3.1: a 554 greeting).
+            reply = Reply.make(554, "5.7.1", f"{peer_ip} may not relay through {self.settings.hostname}: "
+                                             f"not in clients.networks")
+            await self.outcomes.refused(None, session, "connect", [], Decision(Verdict.REJECT, reply,
+                                                                              "policy_rejected"))
+            return session, reply
+        decision = await self.pipeline.connect(session)
+        if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            await self.outcomes.refused(None, session, "connect", [], decision)
+            return session, decision.reply
+        return session, None
+
+    async def disconnect(self, session: Session) -> None:
+        await self.reset(session)
+        self.sessions.pop(session.id, None)
+
+    # -- transaction --------------------------------------------------------
+
+    async def mail(self, session: Session, sender: str, options: list[str]) -> Reply:
+        await self.reset(session)  # a new MAIL implicitly ends nothing in RFC 5321, but be safe
+        txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(options))
+        txn.notes["stage"] = "mail"
+        decision = await self.pipeline.mail(txn)
+        if decision.verdict is Verdict.ACCEPT:
+            self._txns[session.id] = txn
+            return decision.reply
+        if decision.verdict is Verdict.CONTINUE:  # no step answered: a wiring bug, never a silent 250
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+        await self.outcomes.refused(txn, session, "mail", [], decision)
+        await self._end(txn)
+        return decision.reply
+
+    async def rcpt(self, session: Session, recipient: str, options: list[str]) -> Reply:
+        txn = self._txns.get(session.id)
+        if txn is None:
+            return Reply.make(503, "5.5.1", "Need MAIL command first")
+        if len(txn.rcpts) >= self.settings.limits.max_recipients:
+            # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
+            return Reply.make(452, "4.5.3", f"Too many recipients (at most "
+                                            f"{self.settings.limits.max_recipients} per message)")
+        txn.notes["stage"] = "rcpt"
+        decision = await self.pipeline.rcpt(txn, recipient)
+        if decision.verdict is Verdict.ACCEPT:
+            txn.rcpts.append(recipient)
+            return decision.reply
+        if decision.verdict is Verdict.CONTINUE:
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+        await self.outcomes.refused(txn, session, "rcpt", [recipient], decision)
+        return decision.reply
+
+    async def data(self, session: Session, content: bytes) -> Reply:
+        txn = self._txns.get(session.id)
+        if txn is None or not txn.rcpts:
+            return Reply.make(503, "5.5.1", "Need RCPT command first")
+        txn.notes["stage"] = "data"
+        message = Message(crlf_normalise(content))
+        txn.headers = {}
+        for name, value in message.headers():
+            txn.headers.setdefault(name.lower(), value)
+        decision = await self.pipeline.data(txn, message)
+        if decision.verdict is Verdict.CONTINUE:
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+        if decision.verdict is Verdict.ACCEPT:
+            self._count("relay_messages_total", result="accepted")
+        else:
+            self._count("relay_messages_total", result=decision.verdict.value)
+            await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
+        await self._end(txn)
+        return decision.reply
+
+    async def reset(self, session: Session) -> None:
+        """RSET, QUIT, a new EHLO or a dropped connection: the open transaction ends."""
+        txn = self._txns.get(session.id)
+        if txn is not None:
+            await self._end(txn)
+
+    async def _end(self, txn: Transaction) -> None:
+        self._txns.pop(txn.session.id, None)
+        await self.pipeline.reset(txn)
+        for warning in txn.notes.pop("warnings", []):
+            event = make_event("warning", txn.notes.get("stage", "mail"), sender=txn.mail_from,
+                               session_id=txn.session.id, transaction_id=txn.id, **warning)
+            txn.notes.setdefault("events", []).append(event)
+        self.outcomes.finish(txn)
+
+
+_ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+
+
+def address_problem(address: str) -> Reply | None:
+    """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route."""
+    if address == "":
+        return None
+    if not _ADDRESS.match(address) or len(address) > 320:
+        return Reply.make(553, "5.1.3", f"Malformed address <{address[:100]}>: expected local-part@domain")
+    return None

@@ -1,0 +1,251 @@
+"""The SMTP server side: the only module that imports aiosmtpd.
+
+A thin adapter: each aiosmtpd hook hands the command to RelayService and
+returns its Reply on the wire. aiosmtpd's own replies get RFC 3463 enhanced
+status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034), and its timer
+is adjusted so that the idle timeout applies between commands and while DATA
+is arriving, while a handler waiting on the upstream gets the upstream's time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from .decision import Reply
+from .service import RelayService, address_problem
+
+log = logging.getLogger("relay.smtp")
+
+# aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
+_REWRITES = [
+    (re.compile(r"^552 Error: Too much mail data$"), "552 5.3.4 Message too big for this relay (at most {size} bytes)"),
+    (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),
+     "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
+    (re.compile(r"^500 Line too long.*$"), "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"),
+    (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
+    (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
+    (re.compile(r"^500 Error: command \"?'?([A-Za-z0-9]*)\"?'? not recognized$"), r"500 5.5.1 Command \1 not recognized"),
+    (re.compile(r"^500 Error: strict ASCII mode$"), "500 5.5.2 Non-ASCII command (use SMTPUTF8)"),
+    (re.compile(r"^501 Syntax: (.*)$"), r"501 5.5.4 Syntax: \1"),
+    (re.compile(r"^501 Error: (.*)$"), r"501 5.5.4 \1"),
+    (re.compile(r"^503 Error: (.*)$"), r"503 5.5.1 Bad sequence of commands: \1"),
+    (re.compile(r"^502 (.*)$"), r"502 5.5.1 \1"),
+    (re.compile(r"^555 (.*)$"), r"555 5.5.4 \1"),
+    (re.compile(r"^554 Command refused due to lack of security$"), "554 5.7.0 Command refused: TLS negotiation failed"),
+    (re.compile(r"^530 (?!5\.)(.*)$"), r"530 5.7.0 \1"),
+    (re.compile(r"^250 OK$"), "250 2.0.0 OK"),
+    (re.compile(r"^221 Bye$"), "221 2.0.0 Bye"),
+    (re.compile(r"^220 Ready to start TLS$"), "220 2.0.0 Ready to start TLS"),
+    (re.compile(r"^235 (?!2\.)(.*)$"), r"235 2.7.0 \1"),
+    (re.compile(r"^535 (?!5\.)(.*)$"), r"535 5.7.8 \1"),
+    (re.compile(r"^502 5\.5\.1 Too many"), None),
+]
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
+
+    def __init__(self, handler, *, service: RelayService, counter: dict, handler_timeout: float, **kw):
+        super().__init__(handler, **kw)
+        self.relay_service = service
+        self.relay_session = None
+        self._counter = counter
+        self._handler_timeout = handler_timeout
+        self._in_handler = False
+        self._receiving_data = False
+        self._verbatim: str | None = None
+        self._counted = False
+
+    # -- timers --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._receiving_data and not self._in_handler:
+            self._reset_timeout()  # the idle timeout runs between chunks of DATA, not over all of it
+        super().data_received(data)
+
+    async def _call_handler_hook(self, command: str, *args):
+        self._in_handler = True
+        self._reset_timeout(self._handler_timeout)
+        try:
+            return await super()._call_handler_hook(command, *args)
+        finally:
+            self._in_handler = False
+            if self.transport is not None:
+                self._reset_timeout()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._receiving_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._receiving_data = False
+
+    # -- replies -------------------------------------------------------------
+
+    async def push(self, status):
+        if isinstance(status, str) and status is not self._verbatim:
+            for pattern, replacement in _REWRITES:
+                if replacement is None:
+                    if pattern.match(status):
+                        break
+                    continue
+                if pattern.match(status):
+                    status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
+                    break
+        self._verbatim = None
+        await super().push(status)
+
+    @property
+    def busy(self) -> bool:
+        """In the middle of a command (DATA arriving, or waiting on the upstream)."""
+        return self._in_handler or self._receiving_data
+
+    async def say_goodbye(self, text: str) -> None:
+        """RFC 5321 3.8: a server shutting down answers 421 and closes."""
+        if self.transport is not None:
+            try:
+                await super().push(text)
+            finally:
+                if self.transport is not None:
+                    self.transport.close()
+
+    def verbatim(self, reply: Reply) -> str:
+        """A reply to be sent exactly as given (the upstream's own words)."""
+        self._verbatim = reply.wire()
+        return self._verbatim
+
+    # -- connection ----------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        self._counter["active"] += 1
+        self._counter["protocols"].add(self)
+        self._counted = True
+        if self._counter["active"] > self._counter["max"]:
+            await super().push("421 4.7.0 Too many connections to this relay, try again later")
+            self.transport.close()
+            return
+        peer = self.session.peer or ("", 0)
+        session, refusal = await self.relay_service.connect(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0)
+        self.relay_session = session
+        if refusal is not None:
+            await super().push(refusal.wire())
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    def connection_lost(self, error) -> None:
+        super().connection_lost(error)
+        if self._counted:
+            self._counted = False
+            self._counter["active"] -= 1
+            self._counter["protocols"].discard(self)
+            if self.relay_session is not None:
+                self.loop.create_task(self.relay_service.disconnect(self.relay_session))
+
+
+class Handler:
+    """aiosmtpd handler hooks: each turns one command over to RelayService."""
+
+    def __init__(self, service: RelayService, auth_enabled: bool):
+        self.service = service
+        self.auth_enabled = auth_enabled
+
+    async def handle_EHLO(self, server: RelaySMTP, session, envelope, hostname: str, responses: list[str]):
+        await self.service.reset(server.relay_session)
+        server.relay_session.helo = hostname
+        session.host_name = hostname
+        # aiosmtpd lists AUTH after STARTTLS whether or not anyone could log in; without a users
+        # file there is no AUTH at all.
+        lines = [r for r in responses[:-1] if self.auth_enabled or not r.startswith("250-AUTH")]
+        return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_HELO(self, server: RelaySMTP, session, envelope, hostname: str):
+        await self.service.reset(server.relay_session)
+        server.relay_session.helo = hostname
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_MAIL(self, server: RelaySMTP, session, envelope, address: str, options: list[str]):
+        problem = address_problem(address)
+        if problem is not None:
+            return server.verbatim(problem)
+        reply = await self.service.mail(server.relay_session, address, options)
+        if reply.positive:
+            envelope.mail_from = address
+            envelope.mail_options.extend(options)
+        return server.verbatim(reply)
+
+    async def handle_RCPT(self, server: RelaySMTP, session, envelope, address: str, options: list[str]):
+        problem = address_problem(address) if address else Reply.make(553, "5.1.3", "Empty recipient address")
+        if problem is not None:
+            return server.verbatim(problem)
+        reply = await self.service.rcpt(server.relay_session, address, options)
+        if reply.positive:
+            envelope.rcpt_tos.append(address)
+        return server.verbatim(reply)
+
+    async def handle_DATA(self, server: RelaySMTP, session, envelope):
+        reply = await self.service.data(server.relay_session, envelope.original_content)
+        return server.verbatim(reply)
+
+    async def handle_RSET(self, server: RelaySMTP, session, envelope):
+        await self.service.reset(server.relay_session)
+        return "250 2.0.0 OK"
+
+    async def handle_QUIT(self, server: RelaySMTP, session, envelope):
+        await self.service.reset(server.relay_session)
+        return "221 2.0.0 Bye"
+
+    def handle_STARTTLS(self, server: RelaySMTP, session, envelope) -> bool:
+        obj = session.ssl.get("ssl_object") if isinstance(session.ssl, dict) else None
+        if server.relay_session is not None:
+            server.relay_session.tls = obj.version() if obj is not None else "TLS"
+        return True
+
+
+def make_authenticator(users, service: RelayService):
+    """aiosmtpd calls this synchronously for AUTH PLAIN/LOGIN (only offered after STARTTLS)."""
+
+    def authenticate(server: RelaySMTP, session, envelope, mechanism: str, auth_data) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        name = auth_data.login.decode("utf-8", "surrogateescape")
+        password = auth_data.password.decode("utf-8", "surrogateescape")
+        ok = users is not None and users.verify(name, password)
+        if ok and server.relay_session is not None:
+            server.relay_session.auth_user = name
+        log.info("AUTH %s for %r from %s: %s", mechanism, name, session.peer, "ok" if ok else "failed")
+        return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
+def protocol_factory(service: RelayService, settings, listener, users, counter: dict):
+    """A factory for loop.create_server(): one RelaySMTP per connection."""
+    tls_context = None
+    if listener.tls:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(str(listener.tls_cert), str(listener.tls_key))
+    up = settings.upstream
+    handler_timeout = (up.connect_timeout + up.command_timeout + up.data_timeout + 30) if up else 120
+    handler = Handler(service, auth_enabled=users is not None)
+    authenticator = make_authenticator(users, service)
+
+    def factory():
+        return RelaySMTP(
+            handler, service=service, counter=counter, handler_timeout=handler_timeout,
+            hostname=settings.hostname, ident="ESMTP relay",
+            data_size_limit=settings.limits.max_message_size,
+            enable_SMTPUTF8=True, decode_data=False,
+            tls_context=tls_context, require_starttls=False,
+            timeout=settings.limits.timeout,
+            auth_required=False, auth_require_tls=True,
+            authenticator=authenticator if users is not None else None,
+            auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if users is not None else None,
+        )
+
+    return factory
