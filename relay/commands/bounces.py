@@ -1,0 +1,406 @@
+"""`relay bounces ...`: look at and change the bounce list.
+
+Changes go straight to the list the config names, so a running relay sees them
+at its next RCPT with no reload. Every change writes a `bounce_listed` or
+`bounce_unlisted` event to the configured sinks, naming who made it and why:
+taking an address off the list is a decision someone must be able to account
+for (the seed text: remove only once the cause is fixed).
+
+Exit status: 0 done; 1 the answer is "no" (check: listed; show/remove: not
+listed; import: a bad row, nothing imported); 2 an error (unreachable list,
+unreadable file, not an address), printed as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import getpass
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from . import add_config_arg, load_settings_or_exit
+from ..store.base import FIELDS, BounceEntry, StoreError, iso
+
+EXIT_NO = 1
+EXIT_ERROR = 2
+RECHECK_REASON = "recheck: upstream accepts the address now"
+
+
+class CommandError(Exception):
+    """An operator-facing failure: one line on stderr, exit 2 (or `status`)."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR):
+        super().__init__(message)
+        self.status = status
+
+
+def register(sub) -> None:
+    bounces = sub.add_parser("bounces", help="show and change the bounce list",
+                             description="Show and change the bounce list the config names (bounce_list:). "
+                                         "Changes take effect at the relay's next RCPT.")
+    # -c/--config belongs to each action: argparse lets a subparser's default
+    # overwrite a value given to its parent, so it is not offered at both levels.
+    actions = bounces.add_subparsers(dest="bounces_command", metavar="ACTION")
+    bounces.set_defaults(func=lambda args: (bounces.print_help(), EXIT_ERROR)[1])
+
+    def action(name: str, help: str, run) -> "argparse.ArgumentParser":  # noqa: F821
+        p = actions.add_parser(name, help=help, description=help)
+        add_config_arg(p, required=False)
+        p.set_defaults(func=lambda args: _main(run, args))
+        return p
+
+    p = action("list", "list every listed address, in address order", _list)
+    p.add_argument("--json", action="store_true", help="a JSON array of entries")
+
+    p = action("show", "show one address's entry (exit 1 when not listed)", _show)
+    p.add_argument("address")
+    p.add_argument("--json", action="store_true", help="the entry as a JSON object")
+
+    p = action("add", "put an address on the list", _add)
+    p.add_argument("address")
+    p.add_argument("--reason", required=True, help="why (kept with the entry and in the event)")
+    p.add_argument("--category", default="operator", help="a classification category (default: operator)")
+
+    p = action("remove", "take an address off the list, once its cause is fixed", _remove)
+    p.add_argument("address")
+    p.add_argument("--reason", required=True, help="what was fixed (written to the event)")
+
+    p = action("check", "exit 0 if the address is not listed, 1 if it is (and say why)", _check)
+    p.add_argument("address")
+
+    p = action("import", "add the entries of a CSV file (header row; at least an address column)", _import)
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--reason", help="written to each bounce_listed event (default: import from FILE)")
+
+    p = action("export", "write the list as CSV with a header row", _export)
+    p.add_argument("file", metavar="FILE.csv", nargs="?", default="-", help="default: - (stdout)")
+
+    p = action("recheck", "ask the upstream whether listed addresses are accepted now (MAIL/RCPT, no DATA)",
+               _recheck)
+    p.add_argument("addresses", metavar="ADDR", nargs="*", help="default: every listed address")
+    p.add_argument("--remove", action="store_true", help="take addresses the upstream accepts off the list")
+
+
+# -- the frame every action runs in ----------------------------------------------------------
+
+class Context:
+    def __init__(self, args, settings):
+        self.args = args
+        self.settings = settings
+        self.store = None
+        self._sinks = None
+
+    def open(self):
+        from ..store import open_store
+
+        try:
+            self.store = open_store(self.settings.bounce_list)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        return self.store
+
+    def emit(self, kind: str, address: str, reason: str, **extra) -> None:
+        from .. import events
+
+        if self._sinks is None:
+            self._sinks = events.EventSinks.from_settings(self.settings)
+        action = "listed" if kind == "bounce_listed" else "unlisted"
+        self._sinks.emit(events.make_event(kind, stage="operator", recipient=address, action=action,
+                                           actor=actor(), reason=reason, **extra))
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+        if self._sinks is not None:
+            self._sinks.close()
+
+
+def actor() -> str:
+    """Who ran the command: the user behind sudo when there is one."""
+    for name in ("SUDO_USER", "USER", "LOGNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _main(run, args) -> int:
+    if not args.config:
+        print("error: -c/--config PATH is required (the config names the bounce list)", file=sys.stderr)
+        return EXIT_ERROR
+    settings = load_settings_or_exit(args)
+    ctx = Context(args, settings)
+
+    async def go() -> int:
+        try:
+            return await run(ctx)
+        finally:
+            await ctx.close()
+
+    try:
+        return asyncio.run(go())
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:  # unreadable files, bad addresses
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # the database said no (asyncpg, sqlite3): one line, never a traceback
+        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _address(text: str) -> str:
+    from ..address import normalise
+
+    try:
+        return normalise(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+# -- actions -------------------------------------------------------------------------------------
+
+async def _list(ctx: Context) -> int:
+    store = ctx.open()
+    out = sys.stdout
+    if ctx.args.json:
+        # A JSON array written as it is read: the list may hold millions of entries.
+        first = True
+        out.write("[")
+        async for entry in store.iter_entries():
+            out.write(("\n" if first else ",\n") + json.dumps(entry.as_dict(), ensure_ascii=False))
+            first = False
+        out.write("\n]\n" if not first else "]\n")
+        return 0
+    n = 0
+    async for entry in store.iter_entries():
+        if n == 0:
+            out.write(f"{'ADDRESS':<40} {'CATEGORY':<18} {'SINCE':<10} {'SOURCE':<8} {'EXPIRES':<10} COUNT\n")
+        out.write(f"{entry.address:<40} {entry.category:<18} {entry.first_seen.date().isoformat():<10} "
+                  f"{entry.source:<8} {_date(entry.expires_at):<10} {entry.count}\n")
+        n += 1
+    print(f"{n} listed" if n != 1 else "1 listed", file=sys.stderr)
+    return 0
+
+
+def _date(value) -> str:
+    return value.date().isoformat() if value else "never"
+
+
+def _describe(entry: BounceEntry) -> str:
+    lines = [f"address:    {entry.address}",
+             f"listed:     since {iso(entry.first_seen)} ({entry.source}), last failure {iso(entry.last_seen)}",
+             f"category:   {entry.category} (rule {entry.rule}), {entry.count} failure(s)",
+             f"expires:    {iso(entry.expires_at) or 'never'}"]
+    if entry.note:
+        lines.append(f"note:       {entry.note}")
+    if entry.reply:
+        reply = entry.reply.split("\n")
+        lines.append(f"reply:      {reply[0]}")
+        lines += [f"            {line}" for line in reply[1:]]
+    return "\n".join(lines)
+
+
+async def _show(ctx: Context) -> int:
+    key = _address(ctx.args.address)
+    entry = await ctx.open().get(key)
+    if entry is None:
+        if ctx.args.json:
+            print("null")
+        print(f"{key} is not on the bounce list", file=sys.stderr)
+        return EXIT_NO
+    print(json.dumps(entry.as_dict(), ensure_ascii=False, indent=2) if ctx.args.json else _describe(entry))
+    return 0
+
+
+async def _add(ctx: Context) -> int:
+    from ..suppression import CATEGORIES
+
+    key = _address(ctx.args.address)
+    category = ctx.args.category
+    if category != "operator" and category not in CATEGORIES:
+        raise CommandError(f"unknown category {category!r}; expected operator or one of: {', '.join(CATEGORIES)}")
+    reason = _reason(ctx.args.reason)
+    entry = await ctx.open().add(key, category=category, source="operator", note=reason)
+    ctx.emit("bounce_listed", key, reason, category=category, entry=entry.as_dict())
+    print(f"{key}: listed ({category}): {reason}")
+    return 0
+
+
+async def _remove(ctx: Context) -> int:
+    key = _address(ctx.args.address)
+    reason = _reason(ctx.args.reason)
+    removed = await ctx.open().remove(key)
+    if removed is None:
+        print(f"{key} is not on the bounce list; nothing removed", file=sys.stderr)
+        return EXIT_NO
+    ctx.emit("bounce_unlisted", key, reason, entry=removed.as_dict())
+    print(f"{key}: removed: {reason}")
+    return 0
+
+
+def _reason(text: str) -> str:
+    reason = " ".join(text.split())
+    if not reason:
+        raise CommandError("--reason must say why (it is kept for the audit trail)")
+    return reason
+
+
+async def _check(ctx: Context) -> int:
+    key = _address(ctx.args.address)
+    entry = await ctx.open().get(key)
+    if entry is None:
+        print(f"{key}: not listed")
+        return 0
+    origin = entry.category if entry.category == entry.source else f"{entry.category}, {entry.source}"
+    why = f"{key}: listed since {entry.first_seen.date().isoformat()} ({origin})"
+    if entry.reply:
+        from ..steps.bounce_list import original_first_line
+
+        why += f": {original_first_line(entry.reply)}"
+    elif entry.note:
+        why += f": {entry.note}"
+    print(why)
+    return EXIT_NO
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+
+@contextmanager
+def _csv_rows(path: str) -> Iterator[Iterator[tuple[int, dict]]]:
+    """(line number, row) of a CSV file with a header row; errors name file and line."""
+    try:
+        fh = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        reader = csv.DictReader(fh)
+        try:
+            header = reader.fieldnames
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise CommandError(f"{path}: line 1: not CSV: {exc}") from None
+        if not header:
+            raise CommandError(f"{path}: empty file (expected a header row with at least 'address')")
+        unknown = [c for c in header if c not in FIELDS]
+        if "address" not in header or unknown:
+            raise CommandError(f"{path}: line 1: header must name 'address' and only columns of: "
+                               f"{', '.join(FIELDS)}" + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
+
+        def rows():
+            try:
+                for row in reader:
+                    if None in row:
+                        raise CommandError(f"{path}: line {reader.line_num}: more fields than the header has",
+                                           EXIT_NO)
+                    yield reader.line_num, row
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise CommandError(f"{path}: line {reader.line_num}: {exc}", EXIT_NO) from None
+
+        yield rows()
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+
+
+def _entries(path: str) -> Iterator[BounceEntry]:
+    with _csv_rows(path) as rows:
+        for line, row in rows:
+            if not any((v or "").strip() for v in row.values()):
+                continue  # a blank line
+            try:
+                yield BounceEntry.from_dict(row)
+            except ValueError as exc:
+                raise CommandError(f"{path}: line {line}: {exc}", EXIT_NO) from None
+
+
+async def _import(ctx: Context) -> int:
+    path = ctx.args.file
+    if path == "-":
+        raise CommandError("import reads a file (it is read twice: checked first, then imported)")
+    # First pass: check every row, so a bad line imports nothing rather than half the file.
+    total = sum(1 for _ in _entries(path))
+    store = ctx.open()
+    reason = _reason(ctx.args.reason or f"import from {os.path.basename(path)}")
+    imported = 0
+    chunk: list[BounceEntry] = []
+
+    async def flush() -> None:
+        nonlocal imported
+        imported += await store.put_many(chunk)
+        for entry in chunk:  # announced once committed, never before
+            ctx.emit("bounce_listed", entry.address, reason, category=entry.category, entry=entry.as_dict())
+        chunk.clear()
+
+    for entry in _entries(path):
+        chunk.append(entry)
+        if len(chunk) >= 1000:
+            await flush()
+    if chunk:
+        await flush()
+    print(f"imported {imported} of {total} entries from {path}")
+    return 0
+
+
+async def _export(ctx: Context) -> int:
+    store = ctx.open()
+    path = ctx.args.file
+    try:
+        fh = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+    n = 0
+    try:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\r\n")  # RFC 4180 2.1
+        writer.writeheader()
+        async for entry in store.iter_entries():
+            writer.writerow({k: ("" if v is None else v) for k, v in entry.as_dict().items()})
+            n += 1
+    finally:
+        if fh is sys.stdout:
+            fh.flush()
+        else:
+            fh.close()
+    if path != "-":
+        print(f"exported {n} entries to {path}")
+    return 0
+
+
+# -- recheck -------------------------------------------------------------------------------------
+
+async def _recheck(ctx: Context) -> int:
+    from .. import upstream
+
+    if ctx.settings.upstream is None:
+        raise CommandError("recheck needs an upstream: the config names none")
+    store = ctx.open()
+    if ctx.args.addresses:
+        keys = [_address(a) for a in ctx.args.addresses]
+    else:
+        keys = [e.address async for e in store.iter_entries()]  # addresses only, before any removal
+    for key in keys:
+        entry = await store.get(key)
+        if entry is None:
+            print(f"{key}: not listed")
+            continue
+        reply = await upstream.probe_recipient(ctx.settings, key)
+        answer = reply.text.split("\n")[0] if reply.code else "no reply"
+        if reply.code and 200 <= reply.code < 300:
+            if ctx.args.remove:
+                if await store.remove(key) is not None:
+                    ctx.emit("bounce_unlisted", key, RECHECK_REASON, entry=entry.as_dict(), reply=reply)
+                print(f"{key}: accepted now ({answer}): removed")
+            else:
+                print(f"{key}: accepted now ({answer}): remove with --remove, or bounces remove")
+        else:
+            print(f"{key}: still refused ({answer})")
+    return 0
