@@ -1,0 +1,158 @@
+"""relay.dns against the loopback DNS server: answers, NXDOMAIN vs trouble, the TTL cache."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from relay.config import Endpoint, Resolver as ResolverSettings, Settings
+from relay.dns import DnsTemporaryError, Resolver
+
+
+def resolver_for(dns_server, **kw) -> Resolver:
+    return Resolver((Endpoint("127.0.0.1", dns_server.port),), timeout=kw.pop("timeout", 2.0), **kw)
+
+
+async def test_record_types(dns):
+    dns.zone.add("example.com", "TXT", "v=spf1 -all")
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    dns.zone.add("example.com", "AAAA", "2001:db8::1")
+    dns.zone.add("example.com", "MX", (20, "mx2.example.com"))
+    dns.zone.add("example.com", "MX", (10, "mx1.example.com"))
+    dns.zone.add("1.2.0.192.in-addr.arpa", "PTR", "mail.example.com")
+    r = resolver_for(dns)
+    assert await r.txt("example.com") == ["v=spf1 -all"]
+    assert await r.a("example.com") == ["192.0.2.1"]
+    assert await r.aaaa("example.com") == ["2001:db8::1"]
+    assert sorted(await r.addresses("example.com")) == ["192.0.2.1", "2001:db8::1"]
+    assert await r.mx("example.com") == [(10, "mx1.example.com"), (20, "mx2.example.com")]
+    assert await r.ptr("192.0.2.1") == ["mail.example.com"]
+
+
+async def test_long_txt_strings_are_joined(dns):
+    # RFC 6376 3.6.2.2 / RFC 7208 3.3: the strings of one record join without spaces.
+    value = "v=DKIM1; k=rsa; p=" + "A" * 400
+    dns.zone.add("s1._domainkey.example.com", "TXT", value)
+    assert await resolver_for(dns).txt("s1._domainkey.example.com") == [value]
+
+
+async def test_nxdomain_and_nodata_are_empty(dns):
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    r = resolver_for(dns)
+    assert await r.txt("nowhere.example.com") == []  # NXDOMAIN
+    assert await r.txt("example.com") == []  # the name exists, no TXT (NODATA)
+    assert await r.ptr("198.51.100.9") == []
+
+
+async def test_servfail_raises_temporary_error(dns):
+    dns.zone.servfail.add("broken.example.com")
+    with pytest.raises(DnsTemporaryError) as info:
+        await resolver_for(dns).txt("broken.example.com")
+    assert info.value.name == "broken.example.com" and info.value.rtype == "TXT"
+    assert "SERVFAIL" in str(info.value)
+
+
+async def test_timeout_raises_temporary_error():
+    # A UDP socket that never answers: a nameserver that is down or firewalled.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        r = Resolver((Endpoint("127.0.0.1", silent.getsockname()[1]),), timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(DnsTemporaryError) as info:
+            await r.a("example.com")
+        assert time.monotonic() - started < 3
+        assert "no answer within 0.5s" in str(info.value)
+    finally:
+        silent.close()
+
+
+async def test_cache_hit_sends_no_second_query(dns):
+    dns.zone.add("example.com", "TXT", "v=spf1 -all")
+    r = resolver_for(dns)
+    await r.txt("example.com")
+    await r.txt("EXAMPLE.com.")
+    assert dns.zone.queries.count(("example.com.", "TXT")) == 1
+    assert r.queries == 1
+
+
+async def test_cache_honours_ttl(dns):
+    dns.zone.ttl = 1
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    r = resolver_for(dns)
+    await r.a("example.com")
+    await r.a("example.com")
+    assert r.queries == 1
+    await asyncio.sleep(1.1)
+    await r.a("example.com")
+    assert r.queries == 2
+
+
+async def test_ttl_zero_is_not_cached(dns):
+    dns.zone.ttl = 0
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    r = resolver_for(dns)
+    await r.a("example.com")
+    await r.a("example.com")
+    assert r.queries == 2
+
+
+async def test_negative_answer_without_soa_is_not_cached(dns):
+    # RFC 2308 5: no SOA in the answer, no negative caching: a record published
+    # a moment later is seen at once.
+    r = resolver_for(dns)
+    assert await r.txt("later.example.com") == []
+    dns.zone.add("later.example.com", "TXT", "v=spf1 -all")
+    assert await r.txt("later.example.com") == ["v=spf1 -all"]
+
+
+async def test_trouble_is_not_cached(dns):
+    dns.zone.servfail.add("flaky.example.com")
+    r = resolver_for(dns)
+    with pytest.raises(DnsTemporaryError):
+        await r.a("flaky.example.com")
+    dns.zone.servfail.clear()
+    dns.zone.add("flaky.example.com", "A", "192.0.2.7")
+    assert await r.a("flaky.example.com") == ["192.0.2.7"]
+
+
+async def test_cache_is_bounded(dns):
+    for i in range(3):
+        dns.zone.add(f"h{i}.example.com", "A", f"192.0.2.{i + 1}")
+    r = resolver_for(dns, cache_size=2)
+    for i in range(3):
+        await r.a(f"h{i}.example.com")
+    await r.a("h0.example.com")  # the oldest was evicted
+    assert r.queries == 4
+    await r.a("h2.example.com")  # still cached
+    assert r.queries == 4
+
+
+async def test_from_settings_uses_host_and_port(dns):
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    settings = Settings(source=Path("config.yaml"), hostname="relay.test",
+                        resolver=ResolverSettings((Endpoint("127.0.0.1", dns.port),), timeout=3.0, cache_size=5))
+    r = Resolver.from_settings(settings)
+    assert r.timeout == 3.0
+    assert await r.a("example.com") == ["192.0.2.1"]
+    assert ("example.com.", "A") in dns.zone.queries
+    assert str(dns.port) in r.describe()
+
+
+def test_sync_resolver_asks_the_same_server(dns):
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    sync = resolver_for(dns).sync_resolver()
+    answer = sync.resolve("example.com.", "A")
+    assert [rd.address for rd in answer] == ["192.0.2.1"]
+    assert ("example.com.", "A") in dns.zone.queries
+
+
+async def test_invalid_names_and_addresses(dns):
+    r = resolver_for(dns)
+    assert await r.txt("a" * 64 + ".example.com") == []  # a label over 63 octets cannot exist
+    with pytest.raises(ValueError):
+        await r.ptr("not-an-ip")
