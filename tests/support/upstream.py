@@ -1,0 +1,165 @@
+"""An upstream SMTP server on loopback that answers like real providers do.
+
+Recipients choose the behaviour by their local part (the replies are the
+providers' real texts), so one server covers every scenario of a test:
+
+  nosuchuser@   Gmail's multi-line 550-5.1.1 at RCPT
+  full@         552-5.2.2 (Gmail, mailbox full) at the end of DATA
+  ratelimit@    Gmail's 421-4.7.28 at RCPT
+  spam@         Gmail's 550-5.7.1 at the end of DATA
+  noroute@      554 5.4.4 at RCPT
+  disconnect@   the server drops the connection in the middle of DATA
+  slowdata@     the reply to the final dot comes after `slow_seconds`
+  tempfail@     451 4.3.0 at RCPT
+anything else is accepted and the message is captured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.smtp import SMTP
+
+GMAIL_NO_SUCH_USER = (
+    "550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n"
+    "550-5.1.1 double-checking the recipient's email address for typos or\r\n"
+    "550-5.1.1 unnecessary spaces. For more information, go to\r\n"
+    "550 5.1.1  https://support.google.com/mail/?p=NoSuchUser 41be03b00d2f7-b1e3c0b4a2dsi1234567a12.123 - gsmtp")
+GMAIL_MAILBOX_FULL = (
+    "552-5.2.2 The recipient's inbox is out of storage space and inactive. Please\r\n"
+    "552-5.2.2 direct the recipient to\r\n"
+    "552 5.2.2  https://support.google.com/mail/?p=OverQuotaPerm d2e1a72fcca58-7a3b1234sor123.12 - gsmtp")
+GMAIL_RATE_LIMIT = (
+    "421-4.7.28 Gmail has detected an unusual rate of mail originating from your SPF\r\n"
+    "421-4.7.28 domain [example.com      12]. To protect our users from spam, mail sent from your\r\n"
+    "421-4.7.28 domain has been temporarily rate limited. For more information, go to\r\n"
+    "421-4.7.28  https://support.google.com/mail/?p=UnsolicitedRateLimitError to review our\r\n"
+    "421 4.7.28 Bulk Email Senders Guidelines. 5b1f17b1804b1-42f8c1234sor1234567.12 - gsmtp")
+GMAIL_SPAM = (
+    "550-5.7.1 [203.0.113.5      12] Our system has detected that this message is\r\n"
+    "550-5.7.1 likely unsolicited mail. To reduce the amount of spam sent to Gmail,\r\n"
+    "550-5.7.1 this message has been blocked. For more information, go to\r\n"
+    "550 5.7.1  https://support.google.com/mail/?p=UnsolicitedMessageError a1si123 - gsmtp")
+NO_ROUTE = "554 5.4.4 [internal] Domain lookup failed"
+TEMPFAIL = "451 4.3.0 Mail server temporarily rejected message."
+
+RCPT_REPLIES = {"nosuchuser": GMAIL_NO_SUCH_USER, "ratelimit": GMAIL_RATE_LIMIT, "noroute": NO_ROUTE,
+                "tempfail": TEMPFAIL}
+DATA_REPLIES = {"full": GMAIL_MAILBOX_FULL, "spam": GMAIL_SPAM}
+
+
+@dataclass
+class Captured:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    mail_options: list[str] = field(default_factory=list)
+    peer: tuple = ()
+
+
+class _Handler:
+    def __init__(self, upstream: "FakeUpstream"):
+        self.upstream = upstream
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.upstream.ehlos += 1
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        self.upstream.commands.append(f"MAIL {address} {' '.join(options)}".strip())
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.upstream.commands.append(f"RCPT {address}")
+        local = address.split("@")[0].lower()
+        if local in RCPT_REPLIES:
+            return RCPT_REPLIES[local]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.upstream.commands.append("RSET")
+        return "250 2.0.0 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.upstream.commands.append("DATA")
+        locals_ = {r.split("@")[0].lower() for r in envelope.rcpt_tos}
+        if "disconnect" in locals_:
+            server.transport.close()
+            return "421 4.4.2 gone"  # never reaches the client: the connection is closed
+        if "slowdata" in locals_:
+            await asyncio.sleep(self.upstream.slow_seconds)
+        for local in locals_:
+            if local in DATA_REPLIES:
+                return DATA_REPLIES[local]
+        self.upstream.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos),
+                                               envelope.original_content, list(envelope.mail_options),
+                                               session.peer))
+        return "250 2.0.0 OK 1700000000 x1si1234567 - gsmtp"
+
+
+class FakeUpstream:
+    def __init__(self, hostname: str = "mx.upstream.test", tls_context=None, require_starttls: bool = False,
+                 auth: dict | None = None):
+        self.hostname = hostname
+        self.messages: list[Captured] = []
+        self.commands: list[str] = []
+        self.ehlos = 0
+        self.connections = 0
+        self.slow_seconds = 2.0
+        self._tls_context = tls_context
+        self._require_starttls = require_starttls
+        self._auth = auth
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+        self._server = None
+
+    def _factory(self):
+        self.connections += 1
+        kwargs = {}
+        if self._auth is not None:
+            users = self._auth
+
+            def authenticator(server, session, envelope, mechanism, data):
+                from aiosmtpd.smtp import AuthResult
+                ok = users.get(data.login.decode()) == data.password.decode()
+                return AuthResult(success=ok)
+            kwargs.update(authenticator=authenticator, auth_require_tls=self._tls_context is not None)
+        return SMTP(_Handler(self), hostname=self.hostname, ident="ESMTP test", enable_SMTPUTF8=True,
+                    tls_context=self._tls_context, require_starttls=self._require_starttls, timeout=30, **kwargs)
+
+    def start(self) -> "FakeUpstream":
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(
+            self.loop.create_server(self._factory, "127.0.0.1", 0), self.loop)
+        self._server = fut.result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def close():
+            self._server.close()
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[Captured]:
+        deadline = time.time() + timeout
+        while len(self.messages) < n and time.time() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it (for 'upstream unreachable')."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
