@@ -1,0 +1,305 @@
+"""`relay bounces ...` against a real SQLite list, real event files, a real upstream on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from relay.cli import main
+from relay.store import open_store
+from relay.suppression import SuppressionPolicy
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = SuppressionPolicy.from_dict({"permanent": {"unknown_recipient": {"list_after": 1}}})
+GMAIL = ("550-5.1.1 The email account that you tried to reach does not exist.\n"
+         "550 5.1.1 https://support.google.com/mail/?p=NoSuchUser")
+
+
+class FakeUpstream:
+    """A loopback SMTP server that refuses RCPT for the addresses in `refuse`."""
+
+    def __init__(self, refuse: set[str]):
+        self.refuse = refuse
+        self.rcpts: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._session, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _session(self, reader, writer) -> None:
+        writer.write(b"220 upstream.test ESMTP\r\n")
+        while line := await reader.readline():
+            cmd = line.decode().strip()
+            verb = cmd[:4].upper()
+            if verb == "EHLO":
+                writer.write(b"250-upstream.test\r\n250 8BITMIME\r\n")
+            elif verb == "RCPT":
+                rcpt = cmd.split(":", 1)[1].strip().strip("<>").lower()
+                self.rcpts.append(rcpt)
+                writer.write(b"550 5.1.1 <%s>: user unknown\r\n" % rcpt.encode() if rcpt in self.refuse
+                             else b"250 2.1.5 OK\r\n")
+            elif verb == "QUIT":
+                writer.write(b"221 2.0.0 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 2.0.0 OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    def __enter__(self):
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def env(tmp_path):
+    """A config with a SQLite list and a JSON-lines event file; `upstream_port` adds an upstream."""
+
+    class Env:
+        dir = tmp_path
+        db = tmp_path / "var" / "bounces.db"
+        events_file = tmp_path / "events.jsonl"
+        config = tmp_path / "relay.yaml"
+
+        def write(self, upstream_port: int | None = None) -> None:
+            text = (f"hostname: relay.test\nbounce_list: \"sqlite:///{self.db}\"\n"
+                    f"events:\n  - jsonl: {self.events_file}\n")
+            if upstream_port:
+                text += f"upstream: {{host: 127.0.0.1, port: {upstream_port}, starttls: \"off\"}}\n"
+            self.config.write_text(text)
+
+        def run(self, *argv: str) -> int:
+            return main(["bounces", *argv, "-c", str(self.config)])
+
+        def events(self) -> list[dict]:
+            if not self.events_file.exists():
+                return []
+            return [json.loads(line) for line in self.events_file.read_text().splitlines()]
+
+        async def seed(self, *addresses: str) -> None:
+            store = open_store(f"sqlite:///{self.db}")
+            for a in addresses:
+                await store.record_failure(a, category="unknown_recipient", permanent=True, reply_text=GMAIL,
+                                           rule="gmail-no-such-user", policy=POLICY)
+            await store.close()
+
+    e = Env()
+    e.write()
+    return e
+
+
+def test_add_check_show_remove_with_audited_events(env, capsys, monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert env.run("add", "Ops@Example.COM", "--reason", "customer asked", "--category", "mailbox_disabled") == 0
+    assert "ops@example.com: listed" in capsys.readouterr().out
+
+    assert env.run("check", "OPS@example.com") == 1
+    out = capsys.readouterr().out
+    assert "ops@example.com: listed since" in out and "mailbox_disabled" in out and "customer asked" in out
+
+    assert env.run("show", "ops@example.com", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["address"], shown["source"], shown["note"]) == ("ops@example.com", "operator", "customer asked")
+
+    assert env.run("remove", "ops@example.com", "--reason", "mailbox re-enabled") == 0
+    assert env.run("check", "ops@example.com") == 0
+    assert "not listed" in capsys.readouterr().out
+
+    listed, unlisted = env.events()
+    assert listed["kind"] == "bounce_listed" and listed["recipient"] == "ops@example.com"
+    assert (listed["actor"], listed["reason"], listed["action"], listed["stage"]) == (
+        "alice", "customer asked", "listed", "operator")
+    assert unlisted["kind"] == "bounce_unlisted" and unlisted["reason"] == "mailbox re-enabled"
+    assert unlisted["actor"] == "alice" and unlisted["action"] == "unlisted"
+
+
+def test_remove_needs_a_reason_and_an_entry(env, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        env.run("remove", "a@example.com")
+    assert exit_.value.code == 2 and "--reason" in capsys.readouterr().err
+    assert env.run("remove", "a@example.com", "--reason", "  ") == 2
+    assert env.run("remove", "a@example.com", "--reason", "fixed") == 1
+    assert "not on the bounce list" in capsys.readouterr().err
+    assert env.events() == []  # nothing changed, nothing announced
+
+
+def test_show_and_check_of_an_auto_entry(env, capsys):
+    asyncio.run(env.seed("gone@example.com"))
+    assert env.run("show", "gone@example.com") == 0
+    out = capsys.readouterr().out
+    assert "unknown_recipient (rule gmail-no-such-user)" in out and "550-5.1.1 The email account" in out
+    assert env.run("check", "gone@example.com") == 1
+    assert "550 5.1.1 The email account that you tried to reach does not exist." in capsys.readouterr().out
+    assert env.run("show", "other@example.com") == 1
+
+
+def test_list_text_and_json(env, capsys):
+    asyncio.run(env.seed("b@example.com", "a@example.com"))
+    assert env.run("list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ADDRESS") and lines[1].startswith("a@example.com") and len(lines) == 3
+    assert env.run("list", "--json") == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["address"] for e in entries] == ["a@example.com", "b@example.com"]
+    assert entries[0]["reply"] == GMAIL
+
+
+def test_list_json_of_an_empty_list(env, capsys):
+    assert env.run("list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_csv_round_trip(env, capsys, tmp_path):
+    asyncio.run(env.seed("a@example.com", "jörg@bücher.example"))
+    assert env.run("add", "b@example.com", "--reason", 'said "no", twice') == 0
+    exported = tmp_path / "out.csv"
+    assert env.run("export", str(exported)) == 0
+    assert "exported 3 entries" in capsys.readouterr().out
+    assert env.run("export", "-") == 0  # stdout
+    out = capsys.readouterr().out
+    assert out == exported.read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["address"] for r in rows] == ["a@example.com", "b@example.com", "jörg@xn--bcher-kva.example"]
+    assert rows[0]["reply"] == GMAIL  # multi-line replies survive CSV quoting
+    assert rows[1]["note"] == 'said "no", twice'
+
+    # Into an empty list elsewhere: the same entries, field for field.
+    env.config.write_text(env.config.read_text().replace(str(env.db), str(tmp_path / "second" / "bounces.db")))
+    assert env.run("import", str(exported)) == 0
+    assert "imported 3 of 3" in capsys.readouterr().out
+    assert env.run("export") == 0
+    assert capsys.readouterr().out == out
+    imported = [e for e in env.events() if e["reason"] == "import from out.csv"]
+    assert {e["recipient"] for e in imported} == {r["address"] for r in rows}
+    assert all(e["kind"] == "bounce_listed" for e in imported)
+
+
+def test_import_minimal_csv_and_bad_rows(env, capsys, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("address,note\nFirst@Example.com,from the old system\n\nsecond@example.com,\n")
+    assert env.run("import", str(good), "--reason", "migration") == 0
+    assert env.run("check", "first@example.com") == 1
+    assert env.run("check", "second@example.com") == 1
+    capsys.readouterr()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("address\nthird@example.com\nnot an address\n")
+    assert env.run("import", str(bad)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: line 3: invalid address 'not an address'") and "\n" not in err
+    assert env.run("check", "third@example.com") == 0  # nothing of a bad file is imported
+
+    for text, why in [("email\na@example.com\n", "header must name 'address'"),
+                      ("address,colour\na@example.com,red\n", "unknown: 'colour'"),
+                      ("", "empty file"),
+                      ("address,source\na@example.com,robot\n", "source must be one of"),
+                      ("address,count\na@example.com,many\n", "count must be a whole number"),
+                      ("address,first_seen\na@example.com,yesterday\n", "bad time")]:
+        bad.write_text(text)
+        assert env.run("import", str(bad)) in (1, 2)
+        assert why in capsys.readouterr().err
+    assert env.run("import", str(tmp_path / "missing.csv")) == 2
+    assert "cannot read" in capsys.readouterr().err
+    bad.write_bytes(b"address\n\xff\xfe@example.com\n")
+    assert env.run("import", str(bad)) in (1, 2)
+    assert "error:" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_never_a_traceback(env, tmp_path):
+    (tmp_path / "blocked").write_text("")
+    env.config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{tmp_path}/blocked/b.db\"\n")
+    r = subprocess.run([sys.executable, "-m", "relay", "bounces", "check", "a@example.com", "-c", str(env.config)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: cannot open bounce list") and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+    env.config.write_text("hostname: relay.test\nbounce_list: \"postgresql://postgres@127.0.0.1:1/test\"\n")
+    r = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "-c", str(env.config)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: cannot connect to bounce list") and "Traceback" not in r.stderr
+
+    env.write()
+    r = subprocess.run([sys.executable, "-m", "relay", "bounces", "check", "no at sign", "-c", str(env.config)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "no '@'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_is_required(env, capsys):
+    assert main(["bounces", "list"]) == 2
+    assert "-c/--config" in capsys.readouterr().err
+
+
+def test_unknown_category_is_refused(env, capsys):
+    assert env.run("add", "a@example.com", "--reason", "r", "--category", "nonsense") == 2
+    assert "unknown category 'nonsense'" in capsys.readouterr().err
+
+
+async def test_a_cli_process_change_is_seen_by_the_running_relay_store(env):
+    server_store = open_store(f"sqlite:///{env.db}")  # what `relay serve` holds open
+    try:
+        assert await server_store.get("live@example.com") is None
+        subprocess.run([sys.executable, "-m", "relay", "bounces", "add", "live@example.com", "--reason", "test",
+                        "-c", str(env.config)], check=True, cwd=ROOT, timeout=60, capture_output=True)
+        assert (await server_store.get("LIVE@example.com")).note == "test"
+        subprocess.run([sys.executable, "-m", "relay", "bounces", "remove", "live@example.com", "--reason", "fixed",
+                        "-c", str(env.config)], check=True, cwd=ROOT, timeout=60, capture_output=True)
+        assert await server_store.get("live@example.com") is None
+    finally:
+        await server_store.close()
+
+
+def test_recheck_reports_and_removes_what_the_upstream_accepts(env, capsys):
+    asyncio.run(env.seed("fixed@example.com", "still-gone@example.com"))
+    with FakeUpstream(refuse={"still-gone@example.com"}) as upstream:
+        env.write(upstream_port=upstream.port)
+        assert env.run("recheck") == 0
+        out = capsys.readouterr().out
+        assert "fixed@example.com: accepted now (250 2.1.5 OK)" in out
+        assert "still-gone@example.com: still refused (550 5.1.1" in out
+        assert env.run("check", "fixed@example.com") == 1  # without --remove nothing changes
+        assert env.events() == []
+
+        assert env.run("recheck", "Fixed@example.com", "still-gone@example.com", "--remove") == 0
+        assert "fixed@example.com: accepted now (250 2.1.5 OK): removed" in capsys.readouterr().out
+        assert set(upstream.rcpts) == {"fixed@example.com", "still-gone@example.com"}
+    assert env.run("check", "fixed@example.com") == 0
+    assert env.run("check", "still-gone@example.com") == 1
+    (event,) = env.events()
+    assert (event["kind"], event["recipient"], event["reason"]) == (
+        "bounce_unlisted", "fixed@example.com", "recheck: upstream accepts the address now")
+    assert event["reply"]["code"] == 250
+
+
+def test_recheck_with_an_unreachable_upstream_keeps_the_list(env, capsys):
+    asyncio.run(env.seed("gone@example.com"))
+    env.write(upstream_port=1)
+    assert env.run("recheck", "--remove") == 0
+    assert "gone@example.com: still refused (451" in capsys.readouterr().out
+    assert env.run("check", "gone@example.com") == 1
+
+
+def test_recheck_needs_an_upstream(env, capsys):
+    assert env.run("recheck") == 2
+    assert "needs an upstream" in capsys.readouterr().err
