@@ -1,0 +1,270 @@
+"""The bench's output: the stdout table, the targets of issue #5, and the throughput chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def _fmt(v, unit: str = "", nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}{unit}"
+        return f"{v:.{nd}f}{unit}"
+    return f"{v}{unit}"
+
+
+def _ratio(a, b):
+    if a is None or not b:
+        return None
+    return round(a / b, 2)
+
+
+def targets(results: dict, args) -> list[dict]:
+    """Issue #5's targets, each with the figure, the limit and met yes/no (None: not measured)."""
+    out = []
+    tp = results.get("throughput", {})
+    relay_1k = tp.get("relay", {}).get("1k", {}).get("msg_per_s")
+    pf_1k = tp.get("postfix-opendkim", {}).get("1k", {}).get("msg_per_s")
+    ratio = _ratio(relay_1k, pf_1k)
+    cond = f"{args.sessions} sessions" + ("" if args.sessions == 20 else " (the target says 20)")
+    out.append({"target": "throughput relay / postfix+opendkim, RSA-2048, 1 KiB, " + cond,
+                "figure": ratio, "limit": ">= 3x (aim 5x)", "met": None if ratio is None else ratio >= 3,
+                "aim_met": None if ratio is None else ratio >= 5})
+    lat = results.get("latency", {}).get("relay", {}).get("1k", {})
+    p50, p99 = lat.get("added_p50_ms"), lat.get("added_p99_ms")
+    out.append({"target": "added latency over direct, p50, 1 KiB, one session", "figure": p50, "unit": "ms",
+                "limit": "<= 1 ms", "met": None if p50 is None else p50 <= 1.0})
+    out.append({"target": "added latency over direct, p99, 1 KiB, one session", "figure": p99, "unit": "ms",
+                "limit": "<= 5 ms", "met": None if p99 is None else p99 <= 5.0})
+    idle = results.get("idle") or {}
+    rss = idle.get("rss_mb")
+    n = idle.get("sessions")
+    ok = idle.get("sessions_ok")
+    met = None
+    if rss is not None:
+        met = rss < 200 and ok == n and n is not None and n >= 2000
+    out.append({"target": f"2,000 idle client sessions in under 200 MB RSS (measured: {ok}/{n} sessions)",
+                "figure": rss, "unit": "MB", "limit": "< 200 MB", "met": met})
+    big = results.get("big_message") or {}
+    g = big.get("growth_over_size")
+    out.append({"target": f"{(big.get('size') or 0) // MB} MiB message: peak RSS growth / size", "figure": g,
+                "unit": "x", "limit": "< 3x", "met": None if g is None else g < 3})
+    p99_lookup = bounce_lookup_p99(results)
+    out.append({"target": "bounce-list lookup p99 at 10M entries", "figure": p99_lookup, "unit": "us",
+                "limit": "< 50 us", "met": None if p99_lookup is None else p99_lookup < 50})
+    return out
+
+
+def bounce_lookup_p99(results: dict):
+    """Finds the 10M-entry p99 in bench_bounce_lookup.py's JSON, whatever its exact shape."""
+    micro = (results.get("micro") or {}).get("bench_bounce_lookup") or {}
+    data = micro.get("result")
+    if not micro.get("ok") or data is None:
+        return None
+    found = []
+
+    def walk(node, ctx: str):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, ctx + "/" + str(k))
+            n = node.get("entries") or node.get("n") or node.get("size")
+            for k, v in node.items():
+                kl = str(k).lower()
+                if "p99" in kl and isinstance(v, (int, float)):
+                    scale = 1000 if kl.endswith("ms") else (0.001 if kl.endswith("ns") else 1)
+                    found.append((ctx, n, v * scale, kl))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, ctx + f"[{i}]")
+
+    walk(data, "")
+    for ctx, n, v, _k in found:
+        if n in (10_000_000, "10M", "10m") or "10m" in ctx.lower() or "10000000" in ctx:
+            if "sqlite" in ctx.lower() or not any("sqlite" in c.lower() for c, *_ in found):
+                return round(v, 2)
+    for ctx, n, v, _k in found:
+        if n in (10_000_000, "10M", "10m") or "10m" in ctx.lower() or "10000000" in ctx:
+            return round(v, 2)
+    return None
+
+
+def table(results: dict) -> str:
+    lines = []
+    s = results.get("settings", {})
+    lines.append(f"relay bench  {results.get('started')}  git {results.get('git')}  "
+                 f"{results['machine']['cpus']} cpus  sessions={s.get('sessions')} runs={s.get('runs')} "
+                 f"(medians)  messages={s.get('messages')}")
+    tp = results.get("throughput") or {}
+    sizes = s.get("sizes", [])
+    names = list(tp)
+    if tp:
+        lines.append("")
+        lines.append("Throughput, messages/s counted at the sink (first to last message)")
+        head = f"{'system':<22}" + "".join(f"{sz:>12}" for sz in sizes)
+        lines.append(head)
+        for name in names:
+            row = f"{name:<22}"
+            for sz in sizes:
+                e = tp[name].get(sz, {})
+                v = e.get("msg_per_s")
+                cell = _fmt(v) if e.get("ok_runs") == e.get("runs") else (_fmt(v) + "!" if v else "FAILED")
+                row += f"{cell:>12}"
+            lines.append(row)
+        for a, b in (("relay", "postfix-opendkim"), ("relay", "direct"), ("postfix-relay-milter", "postfix-opendkim"),
+                     ("postfix-opendkim", "direct")):
+            if a in tp and b in tp:
+                row = f"{a + ' / ' + b:<40}"[:40]
+                lines.append(f"{'ratio ' + a + '/' + b:<22}" + "".join(
+                    f"{_fmt(_ratio(tp[a].get(sz, {}).get('msg_per_s'), tp[b].get(sz, {}).get('msg_per_s')), 'x', 2):>12}"
+                    for sz in sizes))
+        lines.append("")
+        lines.append("CPU seconds per 1000 messages / peak RSS MB (relay: its process; Postfix: all its processes' "
+                     "PSS + opendkim)")
+        lines.append(f"{'system':<22}" + "".join(f"{sz:>18}" for sz in sizes))
+        for name in names:
+            if name == "direct":
+                continue
+            row = f"{name:<22}"
+            for sz in sizes:
+                e = tp[name].get(sz, {})
+                row += f"{_fmt(e.get('cpu_s_per_1000'), 's', 2) + ' / ' + _fmt(e.get('peak_rss_mb'), 'MB'):>18}"
+            lines.append(row)
+    lat = results.get("latency") or {}
+    if lat:
+        lines.append("")
+        lines.append("Latency, one session, ms per message (MAIL to the reply to the final dot); added = system - direct")
+        lines.append(f"{'system':<22}{'size':>6}{'direct p50':>12}{'system p50':>12}{'added p50':>11}{'added p99':>11}")
+        for name, per in lat.items():
+            for sz in sizes:
+                e = per.get(sz, {})
+                if not e:
+                    continue
+                if not e.get("ok_runs"):
+                    lines.append(f"{name:<22}{sz:>6}  FAILED: {(e.get('errors') or [''])[0][:80]}")
+                    continue
+                lines.append(f"{name:<22}{sz:>6}{_fmt(e.get('direct_p50_ms'), '', 3):>12}"
+                             f"{_fmt(e.get('system_p50_ms'), '', 3):>12}{_fmt(e.get('added_p50_ms'), '', 3):>11}"
+                             f"{_fmt(e.get('added_p99_ms'), '', 3):>11}")
+        if "postfix-opendkim" in lat:
+            lines.append("  (for Postfix the reply comes when the message is queued, before delivery; for the relay "
+                         "after the upstream's reply)")
+    idle = results.get("idle")
+    if idle:
+        lines.append("")
+        lines.append(f"Idle sessions: {idle.get('sessions_ok')}/{idle.get('sessions')} open -> relay RSS "
+                     f"{_fmt(idle.get('rss_mb'), ' MB')} (was {_fmt(idle.get('rss_before_mb'), ' MB')}, "
+                     f"{_fmt(idle.get('kb_per_session'), ' kB')}/session)"
+                     + (f"  ERROR: {idle['error'][:200]}" if idle.get("error") else ""))
+    big = results.get("big_message")
+    if big:
+        lines.append(f"Large message {big['size'] // MB} MiB: relay peak RSS growth {_fmt(big.get('peak_growth_mb'), ' MB')}"
+                     f" = {_fmt(big.get('growth_over_size'), 'x', 2)} its size, {_fmt(big.get('seconds'), ' s', 2)}"
+                     + (f"  ERROR: {big['error'][:300]}" if big.get("error") else ""))
+    dk = results.get("dkim_check")
+    if dk:
+        lines.append("DKIM at the sink: " + "; ".join(
+            f"{n}: signed={c.get('signed')} verified={c.get('verified')} a={c.get('a', '-')} c={c.get('c', '-')}"
+            + (f" ERROR {c['error'][:120]}" if c.get("error") else "") for n, c in dk.items()))
+    micro = results.get("micro")
+    if micro:
+        lines.append("")
+        lines.append("Micro-benchmarks (JSON in results.json under micro)")
+        for name, m in micro.items():
+            if m.get("ok"):
+                lines.append(f"  {name}: {_summary(m['result'])}")
+            else:
+                lines.append(f"  {name}: not run: {str(m.get('error', ''))[:150].strip()}")
+    prof = results.get("profile")
+    if prof and prof.get("ok"):
+        lines.append("")
+        lines.append(f"Relay profile (py-spy, {prof['samples']} samples, 1 KiB load): top functions by own time")
+        for f in prof["top_self"][:10]:
+            lines.append(f"  {f['pct']:5.1f}%  {f['function']}")
+    tg = results.get("targets")
+    if tg:
+        lines.append("")
+        lines.append("Targets (issue #5)")
+        for t in tg:
+            met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
+            extra = ""
+            if "aim_met" in t and t["aim_met"] is not None:
+                extra = f" (aim 5x: {'yes' if t['aim_met'] else 'no'})"
+            lines.append(f"  [{met:>3}] {t['target']}: {_fmt(t['figure'], t.get('unit', 'x'), 2)} "
+                         f"(limit {t['limit']}){extra}")
+    errs = results.get("errors")
+    if errs:
+        lines.append("")
+        lines.append("Errors: " + "; ".join(errs))
+    return "\n".join(lines)
+
+
+def _summary(data, limit: int = 220) -> str:
+    """A one-line digest of a micro-benchmark's JSON: its numeric leaves, flattened."""
+    parts = []
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node[:6]):
+                walk(v, f"{prefix}[{i}]")
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            parts.append(f"{prefix}={node:.4g}" if isinstance(node, float) else f"{prefix}={node}")
+
+    walk(data, "")
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+COLOURS = {"direct": "#9e9e9e", "relay": "#1565c0", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tp = results.get("throughput") or {}
+    sizes = results["settings"]["sizes"]
+    names = list(tp)
+    if not names:
+        return
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        vals = [tp[name].get(sz, {}).get("msg_per_s") or 0 for sz in sizes]
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(sizes))]
+        bars = ax.bar(xs, vals, width * 0.92, label=name, color=COLOURS.get(name, None))
+        for x, v in zip(xs, vals):
+            ax.text(x, v if v > 0 else 1, f"{v:,.0f}" if v >= 10 else (f"{v:.1f}" if v else "fail"),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels([f"{sz.upper().replace('K', ' KiB').replace('M', ' MiB')}" for sz in sizes])
+    ax.set_ylabel("messages / second at the sink (log scale)")
+    s = results["settings"]
+    ax.set_title(f"Throughput by system: {s['sessions']} sessions, median of {s['runs']} run(s)\n"
+                 f"relay and Postfix+OpenDKIM sign with DKIM RSA-2048", fontsize=11)
+    rel, pf = tp.get("relay", {}), tp.get("postfix-opendkim", {})
+    notes = []
+    for sz in sizes:
+        r = _ratio(rel.get(sz, {}).get("msg_per_s"), pf.get(sz, {}).get("msg_per_s"))
+        if r is not None:
+            notes.append(f"{sz}: {r}x")
+    if notes:
+        ax.text(0.99, 0.98, "relay / postfix+opendkim\n" + "\n".join(notes), transform=ax.transAxes,
+                ha="right", va="top", fontsize=9, bbox={"boxstyle": "round", "fc": "white", "ec": "#bbbbbb"})
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=len(names), frameon=False)
+    ax.grid(axis="y", which="major", alpha=0.3)
+    top = max((tp[n].get(sz, {}).get("msg_per_s") or 0) for n in names for sz in sizes)
+    if top > 0:
+        ax.set_ylim(top=top * 4)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
