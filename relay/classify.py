@@ -1,0 +1,554 @@
+"""Reply classification: an SMTP reply -> what went wrong and what to do about it.
+
+The rules are data, not code: an ordered list in `policies/bounce-rules.yaml`
+(plus any operator files, tried first), and after them a fallback table keyed
+by the enhanced status code (RFC 3463 class.subject.detail) and then by the
+basic reply code (RFC 5321 4.2). First match wins.
+
+Everything is compiled once at load time; `classify()` does no YAML parsing
+and no regex compilation, so it can run on every rejection the relay sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .decision import Reply
+from .errors import ConfigError, Problems
+
+CATEGORIES = frozenset(
+    {
+        "unknown_recipient",
+        "mailbox_disabled",
+        "mailbox_full",
+        "message_too_large",
+        "rate_limited",
+        "too_many_connections",
+        "spam_content",
+        "policy_rejected",
+        "auth_failed",
+        "blocklisted",
+        "routing_dns",
+        "relay_denied",
+        "greylisted",
+        "temporary_failure",
+        "syntax_error",
+        "expired",
+        "other",
+    }
+)
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _find_shipped_rules() -> Path:
+    # Installed packages carry the policies inside the package (relay/policies is
+    # a symlink to ../policies in the repository); a source checkout without the
+    # link still has the canonical top-level policies/ directory.
+    for candidate in (
+        _PACKAGE_DIR / "policies" / "bounce-rules.yaml",
+        _PACKAGE_DIR.parent / "policies" / "bounce-rules.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    return _PACKAGE_DIR / "policies" / "bounce-rules.yaml"
+
+
+SHIPPED_RULES = _find_shipped_rules()
+
+RULE_FILE = "bounce-rules.yaml"
+OPERATOR_RULE_GLOB = "bounce-rules.*.yaml"
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    permanent: bool
+    retry: bool
+    rule: str
+    meaning: str
+    advice: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- how a reply is presented to the rules ------------------------------------
+
+# RFC 3463 status code somewhere in the text, for servers that do not put it
+# first (qmail "(#5.1.1)", Barracuda "550 cuda_nsu 5.1.1", Yahoo "- 5.7.1 [BL23]").
+# Subjects run 0..7; the look-arounds keep IP addresses and version numbers out.
+_EMBEDDED_ENHANCED = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
+
+
+def effective_enhanced(reply: Reply) -> str | None:
+    """The reply's enhanced status code: the leading one (RFC 3463 section 2
+    puts it first), else the first one found elsewhere in the text."""
+    enhanced = reply.enhanced
+    if enhanced is not None:
+        return enhanced
+    for line in reply.lines:
+        m = _EMBEDDED_ENHANCED.search(line)
+        if m:
+            return ".".join(m.groups())
+    return None
+
+
+def unwrapped_text(reply: Reply) -> str:
+    """The reply as one line, as `match` patterns see it: the basic code, then
+    every line's text joined by single spaces, without the per-line code prefix
+    and without the enhanced code repeated on continuation lines. Servers wrap
+    long replies at arbitrary words (RFC 5321 4.2.1 multi-line replies), so a
+    phrase may start on one line and end on the next."""
+    lines = reply.lines
+    head = f"{reply.code} {lines[0]}" if reply.code else lines[0]
+    if len(lines) == 1:
+        return head.strip()
+    repeated = reply.enhanced
+    parts = [head.strip()]
+    for line in lines[1:]:
+        line = line.strip()
+        if repeated and line.startswith(repeated):
+            line = line[len(repeated):].lstrip()
+        if line:
+            parts.append(line)
+    return " ".join(parts)
+
+
+def _permanence(code: int, enhanced: str | None, override: bool | None) -> bool:
+    # RFC 5321 4.2.1: the first digit decides. A 4yz is transient whatever its
+    # text says (a 4xx "user unknown" is a deferral, not a verdict on the address).
+    if 400 <= code < 500:
+        return False
+    if override is not None:
+        return override
+    if 500 <= code < 600:
+        return True
+    if code == 0 and enhanced:
+        # No usable basic code (a pasted fragment): RFC 3463 class 5 is permanent.
+        return enhanced[0] == "5"
+    return False
+
+
+# --- compiled rules --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    rule_id: str
+    category: str
+    meaning: str
+    advice: str
+    permanent: bool | None
+    as_permanent: Classification
+    as_transient: Classification
+
+    @classmethod
+    def make(cls, rule_id: str, category: str, meaning: str, advice: str, permanent: bool | None) -> "_Outcome":
+        return cls(
+            rule_id,
+            category,
+            meaning,
+            advice,
+            permanent,
+            Classification(category, True, False, rule_id, meaning, advice),
+            Classification(category, False, True, rule_id, meaning, advice),
+        )
+
+    def classification(self, code: int, enhanced: str | None) -> Classification:
+        return self.as_permanent if _permanence(code, enhanced, self.permanent) else self.as_transient
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    outcome: _Outcome
+    codes: frozenset[int] | None
+    enhanced: re.Pattern | None
+    match: re.Pattern | None
+    not_match: re.Pattern | None
+    file: str
+
+    def matches(self, code: int, enhanced: str | None, text: str) -> bool:
+        # Cheapest tests first: most rules are ruled out by code or enhanced code.
+        if self.codes is not None and code not in self.codes:
+            return False
+        if self.enhanced is not None and (enhanced is None or self.enhanced.fullmatch(enhanced) is None):
+            return False
+        if self.match is not None and self.match.search(text) is None:
+            return False
+        if self.not_match is not None and self.not_match.search(text) is not None:
+            return False
+        return True
+
+
+RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "category", "meaning", "advice", "permanent", "note"})
+FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "note"})
+TOP_KEYS = frozenset({"version", "texts", "rules", "fallback"})
+
+_CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
+_ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")
+_ALL_CODES = range(200, 600)
+
+
+def _code_set(value: Any, key: str, problems: Problems) -> frozenset[int] | None:
+    """`code: 550`, `code: [550, 554]`, `code: "5xx"` or `"55x"` -> the set of codes."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        problems.add(key, "must not be an empty list")
+        return None
+    codes: set[int] = set()
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if isinstance(item, bool):
+            problems.add(where, f"expected a reply code such as 550 or a pattern such as \"5xx\", got {item!r}")
+        elif isinstance(item, int):
+            if 200 <= item <= 599:
+                codes.add(item)
+            else:
+                problems.add(where, f"reply code {item} is outside 200..599 (RFC 5321 4.2)")
+        elif isinstance(item, str) and item.isdigit() and 200 <= int(item) <= 599:
+            codes.add(int(item))
+        elif isinstance(item, str) and _CODE_PATTERN.match(item.lower()):
+            pattern = re.compile(item.lower().replace("x", r"\d"))
+            codes.update(c for c in _ALL_CODES if pattern.fullmatch(str(c)))
+        else:
+            problems.add(where, f"expected a reply code such as 550 or a pattern such as \"5xx\", got {item!r}")
+    return frozenset(codes) if codes else None
+
+
+def _enhanced_regex(value: Any, key: str, problems: Problems) -> re.Pattern | None:
+    """`enhanced: "5.1.1"`, a list of them, or patterns: "X.1.1" (any class),
+    "5.7.*" (any detail), "5.7.6xx" (x is any digit)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        problems.add(key, "must not be an empty list")
+        return None
+    alternatives: list[str] = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        m = _ENHANCED_PATTERN.match(item) if isinstance(item, str) else None
+        if m is None:
+            problems.add(where, f"expected an enhanced status code such as \"5.1.1\", \"X.1.1\" or \"5.7.*\", got {item!r}")
+            continue
+        klass, subject, detail = m.groups()
+        parts = ["[245]" if klass in "xX*" else klass]
+        for part in (subject, detail):
+            parts.append(r"\d{1,3}" if part == "*" else part.replace("x", r"\d"))
+        alternatives.append(r"\.".join(parts))
+    if not alternatives:
+        return None
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+def _text_regex(value: Any, key: str, problems: Problems) -> re.Pattern | None:
+    """One regex or a list of them (any may match), case-insensitive."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        problems.add(key, "must not be an empty list")
+        return None
+    good: list[str] = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if not isinstance(item, str) or not item:
+            problems.add(where, f"expected a regular expression (a non-empty string), got {item!r}")
+            continue
+        try:
+            re.compile(item, re.IGNORECASE)
+        except re.error as exc:
+            problems.add(where, f"bad regular expression {item!r}: {exc}")
+            continue
+        good.append(item)
+    if len(good) != len(items):
+        return None
+    if len(good) == 1:
+        return re.compile(good[0], re.IGNORECASE)
+    try:
+        # One alternation is one pass over the text instead of one per pattern.
+        return re.compile("|".join(f"(?:{g})" for g in good), re.IGNORECASE)
+    except re.error as exc:  # e.g. inline global flags in a later pattern
+        problems.add(key, f"these regular expressions cannot be combined into one: {exc}")
+        return None
+
+
+def _outcome(entry: dict, key: str, problems: Problems) -> _Outcome | None:
+    ok = True
+    rule_id = entry.get("id")
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        problems.add(f"{key}.id", "required: a non-empty string naming the rule")
+        ok = False
+    category = entry.get("category")
+    if category is None:
+        problems.add(f"{key}.category", "required: one of " + ", ".join(sorted(CATEGORIES)))
+        ok = False
+    elif category not in CATEGORIES:
+        problems.add(f"{key}.category", f"unknown category {category!r}; expected one of " + ", ".join(sorted(CATEGORIES)))
+        ok = False
+    for field in ("meaning", "advice"):
+        value = entry.get(field)
+        if not isinstance(value, str) or not value.strip():
+            problems.add(f"{key}.{field}", "required: a non-empty sentence for the operator")
+            ok = False
+    permanent = entry.get("permanent")
+    if permanent is not None and not isinstance(permanent, bool):
+        problems.add(f"{key}.permanent", f"expected true or false, got {permanent!r}")
+        ok = False
+    if not ok:
+        return None
+    return _Outcome.make(rule_id, category, " ".join(entry["meaning"].split()), " ".join(entry["advice"].split()), permanent)
+
+
+def _unknown_keys(entry: dict, allowed: frozenset[str], key: str, problems: Problems) -> None:
+    for name in entry:
+        if name not in allowed:
+            problems.add(f"{key}.{name}", "unknown key; expected one of " + ", ".join(sorted(allowed)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fallback:
+    """Fallback lookups, most specific first: RFC 3463 class.subject.detail,
+    any-class subject.detail ("X.1.1"), class.subject ("5.7.*"), any-class
+    subject ("X.7.*"); then the basic code, its "55x" and "5xx" patterns; then
+    the default."""
+
+    enhanced: dict[str, _Outcome]
+    codes: dict[str, _Outcome]
+    default: _Outcome | None
+
+    def lookup(self, code: int, enhanced: str | None) -> _Outcome | None:
+        if enhanced:
+            klass, subject, detail = enhanced.split(".")
+            for key in (enhanced, f"X.{subject}.{detail}", f"{klass}.{subject}.*", f"X.{subject}.*"):
+                hit = self.enhanced.get(key)
+                if hit is not None:
+                    return hit
+        if code:
+            text = str(code)
+            for key in (text, text[:2] + "x", text[0] + "xx"):
+                hit = self.codes.get(key)
+                if hit is not None:
+                    return hit
+        return self.default
+
+
+_FALLBACK_ENHANCED = re.compile(r"^([245X])\.(\d{1,3})\.(\d{1,3}|\*)$")
+
+
+def _fallback_key(entry: dict, key: str, problems: Problems) -> tuple[str, str] | None:
+    """("enhanced", "X.1.1") or ("code", "55x") or ("default", "") for one entry."""
+    has_code, has_enhanced = "code" in entry, "enhanced" in entry
+    if has_code and has_enhanced:
+        problems.add(key, "a fallback entry is keyed by either code or enhanced, not both")
+        return None
+    if has_enhanced:
+        value = entry["enhanced"]
+        m = _FALLBACK_ENHANCED.match(value.upper()) if isinstance(value, str) else None
+        if m is None:
+            problems.add(f"{key}.enhanced", f"expected one enhanced code such as \"5.1.1\", \"X.1.1\" or \"5.7.*\", got {value!r}")
+            return None
+        return "enhanced", ".".join(m.groups())
+    if has_code:
+        value = entry["code"]
+        text = str(value).lower() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if not (_CODE_PATTERN.match(text) and (text.isdigit() or text.endswith("x"))):
+            problems.add(f"{key}.code", f"expected one reply code such as 550 or a pattern such as \"55x\" or \"5xx\", got {value!r}")
+            return None
+        return "code", text
+    return "default", ""
+
+
+class Classifier:
+    """Compiled rules from one or more files, in precedence order."""
+
+    def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str]):
+        self._rules = tuple(rules)
+        self._fallback = fallback
+        self.files = tuple(files)
+
+    # -- loading -----------------------------------------------------------------
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path | str]) -> "Classifier":
+        """Load rule files in precedence order: operator files first, the shipped
+        file last. Rules of earlier files are tried first; an earlier file's
+        fallback entry wins over a later file's for the same code. Rule ids must
+        be unique across all files. Every problem in every file is collected and
+        raised as one ConfigError."""
+        rules: list[_Rule] = []
+        enhanced: dict[str, _Outcome] = {}
+        codes: dict[str, _Outcome] = {}
+        default: _Outcome | None = None
+        seen_ids: dict[str, str] = {}
+        all_problems: list = []
+        files: list[str] = []
+        for path in paths:
+            path = Path(path)
+            files.append(str(path))
+            problems = Problems(str(path))
+            data = cls._read(path, problems)
+            if data is not None:
+                file_rules, file_fallback = cls._compile_file(data, str(path), problems, seen_ids)
+                rules.extend(file_rules)
+                for kind, fkey, outcome in file_fallback:
+                    if kind == "enhanced":
+                        enhanced.setdefault(fkey, outcome)
+                    elif kind == "code":
+                        codes.setdefault(fkey, outcome)
+                    elif default is None:
+                        default = outcome
+            all_problems.extend(problems.items)
+        if all_problems:
+            raise ConfigError(all_problems)
+        return cls(rules, _Fallback(enhanced, codes, default), files)
+
+    @classmethod
+    def from_directory(cls, directory: Path | str) -> "Classifier":
+        """The rule files of a policy directory: operator files named
+        `bounce-rules.*.yaml` (in name order) before `bounce-rules.yaml`; when the
+        directory has no `bounce-rules.yaml`, the shipped one is used."""
+        return cls.from_files(rule_files(directory))
+
+    @staticmethod
+    def _read(path: Path, problems: Problems) -> dict | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.add("(file)", f"cannot read: {exc.strerror or exc}")
+            return None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "(file)"
+            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+            return None
+        if not isinstance(data, dict):
+            problems.add("(file)", "expected a mapping with `rules:` and/or `fallback:`")
+            return None
+        return data
+
+    @classmethod
+    def _compile_file(cls, data: dict, file: str, problems: Problems, seen_ids: dict[str, str]):
+        for name in data:
+            if name not in TOP_KEYS:
+                problems.add(str(name), "unknown top-level key; expected one of " + ", ".join(sorted(TOP_KEYS)))
+        if "rules" not in data and "fallback" not in data:
+            problems.add("rules", "required: the file has neither `rules:` nor `fallback:`")
+        if "texts" in data and not isinstance(data["texts"], dict):
+            problems.add("texts", "expected a mapping of shared texts (used through YAML anchors)")
+
+        def check_id(entry: dict, key: str) -> None:
+            rule_id = entry.get("id")
+            if not isinstance(rule_id, str):
+                return
+            where = f"{file} {key}"
+            if rule_id in seen_ids:
+                problems.add(f"{key}.id", f"duplicate rule id {rule_id!r}: already defined at {seen_ids[rule_id]}")
+            else:
+                seen_ids[rule_id] = where
+
+        rules: list[_Rule] = []
+        raw_rules = data.get("rules") or []
+        if not isinstance(raw_rules, list):
+            problems.add("rules", "expected a list of rules")
+            raw_rules = []
+        for n, entry in enumerate(raw_rules):
+            key = f"rules[{n}]"
+            if not isinstance(entry, dict):
+                problems.add(key, "expected a mapping with id, category, meaning, advice and conditions")
+                continue
+            _unknown_keys(entry, RULE_KEYS, key, problems)
+            check_id(entry, key)
+            outcome = _outcome(entry, key, problems)
+            before = len(problems.items)
+            codes = _code_set(entry["code"], f"{key}.code", problems) if "code" in entry else None
+            enhanced = _enhanced_regex(entry["enhanced"], f"{key}.enhanced", problems) if "enhanced" in entry else None
+            match = _text_regex(entry["match"], f"{key}.match", problems) if "match" in entry else None
+            not_match = _text_regex(entry["not_match"], f"{key}.not_match", problems) if "not_match" in entry else None
+            if not any(k in entry for k in ("code", "enhanced", "match")):
+                problems.add(key, "a rule needs at least one condition: code, enhanced or match")
+            if outcome is not None and len(problems.items) == before:
+                rules.append(_Rule(outcome, codes, enhanced, match, not_match, file))
+
+        fallback: list[tuple[str, str, _Outcome]] = []
+        raw_fallback = data.get("fallback") or []
+        if not isinstance(raw_fallback, list):
+            problems.add("fallback", "expected a list of fallback entries")
+            raw_fallback = []
+        keys_here: dict[tuple[str, str], str] = {}
+        for n, entry in enumerate(raw_fallback):
+            key = f"fallback[{n}]"
+            if not isinstance(entry, dict):
+                problems.add(key, "expected a mapping with id, code or enhanced, category, meaning and advice")
+                continue
+            _unknown_keys(entry, FALLBACK_KEYS, key, problems)
+            check_id(entry, key)
+            outcome = _outcome(entry, key, problems)
+            fkey = _fallback_key(entry, key, problems)
+            if fkey is None or outcome is None:
+                continue
+            if fkey in keys_here:
+                shown = "the default entry" if fkey[0] == "default" else f"{fkey[0]} {fkey[1]}"
+                problems.add(key, f"{shown} is already covered by {keys_here[fkey]}")
+                continue
+            keys_here[fkey] = key
+            fallback.append((fkey[0], fkey[1], outcome))
+        return rules, fallback
+
+    # -- classifying -------------------------------------------------------------
+
+    def classify(self, reply: Reply) -> Classification:
+        code = reply.code
+        enhanced = effective_enhanced(reply)
+        text = unwrapped_text(reply)
+        for rule in self._rules:
+            if rule.matches(code, enhanced, text):
+                return rule.outcome.classification(code, enhanced)
+        outcome = self._fallback.lookup(code, enhanced)
+        if outcome is None:
+            return _NO_RULE.classification(code, enhanced)
+        return outcome.classification(code, enhanced)
+
+    def classify_text(self, text: str) -> Classification:
+        """Classify a reply as it was written on the wire (or pasted from a log)."""
+        return self.classify(Reply.parse(text))
+
+    @property
+    def rule_ids(self) -> list[str]:
+        """Every rule and fallback id, in the order they are tried."""
+        ids = [rule.outcome.rule_id for rule in self._rules]
+        fb = self._fallback
+        ids.extend(o.rule_id for o in fb.enhanced.values())
+        ids.extend(o.rule_id for o in fb.codes.values())
+        if fb.default is not None:
+            ids.append(fb.default.rule_id)
+        return ids
+
+
+# When the files define no default, a reply nothing matched still gets an answer.
+_NO_RULE = _Outcome.make(
+    "default",
+    "other",
+    "The receiving server refused the message for a reason these rules do not recognise.",
+    "Read the full reply text from the receiving server: it usually says what went wrong.",
+    None,
+)
+
+
+def rule_files(directory: Path | str) -> list[Path]:
+    """Rule files of a policy directory in precedence order (see Classifier.from_directory)."""
+    directory = Path(directory)
+    operator = sorted(p for p in directory.glob(OPERATOR_RULE_GLOB) if p.is_file())
+    main = directory / RULE_FILE
+    return [*operator, main if main.is_file() else SHIPPED_RULES]
+
+
+@functools.cache
+def default_classifier() -> Classifier:
+    """The shipped rules, loaded once."""
+    return Classifier.from_files([SHIPPED_RULES])
