@@ -88,8 +88,9 @@ async def test_one_permanent_unknown_recipient_lists(store):
     assert entry is not None
     assert (entry.category, entry.source, entry.count, entry.rule) == ("unknown_recipient", "auto", 1, "test-rule")
     assert entry.reply == REPLY and entry.expires_at is None
-    assert entry.first_seen == entry.last_seen
+    assert entry.first_seen == entry.last_seen and entry.listed_now
     assert await store.get("gone@example.com") == entry
+    assert not (await store.get("gone@example.com")).listed_now
     d = entry.as_dict()
     assert d["address"] == "gone@example.com" and d["first_seen"].endswith("Z") and d["expires_at"] is None
 
@@ -105,6 +106,7 @@ async def test_a_failure_of_a_listed_address_says_it_stays_listed(store):
     first = await fail(store, "gone@example.com")
     assert await fail(store, "gone@example.com", category="mailbox_full") == first  # no change, still listed
     later = await fail(store, "gone@example.com", now=time.time() + 60)
+    assert not later.listed_now  # it was listed already: no new bounce_listed event
     assert later.count == 2 and later.first_seen == first.first_seen and later.last_seen > first.last_seen
 
 
@@ -113,7 +115,7 @@ async def test_repeated_failures_list_only_within_the_window(store):
     assert await fail(store, "flaky@example.com", category="other", now=t0) is None
     assert await fail(store, "flaky@example.com", category="other", now=t0 + 600) is None
     entry = await fail(store, "flaky@example.com", category="other", now=t0 + 1200)
-    assert entry is not None and entry.count == 3 and entry.category == "other"
+    assert entry is not None and entry.count == 3 and entry.category == "other" and entry.listed_now
     assert abs(entry.expires_at.timestamp() - (t0 + 1200 + 7200)) < 1
 
 
@@ -159,7 +161,7 @@ async def test_expired_entries_are_ignored(store):
     assert await store.remove("old@example.com") is None
     # Listed again from scratch: a new first_seen and count.
     again = await fail(store, "old@example.com", category="mailbox_disabled")
-    assert again.count == 1 and again.first_seen.timestamp() > past + 3600
+    assert again.count == 1 and again.first_seen.timestamp() > past + 3600 and again.listed_now
 
 
 async def test_relisting_never_shortens_an_entry(store):

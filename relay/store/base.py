@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import time
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable
 
@@ -73,6 +73,10 @@ class BounceEntry:
     source: str  # "auto" | "operator"
     note: str = ""
     expires_at: datetime | None = None  # None: stays until removed
+    # Set only on the entry record_failure() returns when that failure put the address on
+    # the list (new, or again after expiry): the caller's cue for a `bounce_listed` event.
+    # Not stored, not compared, not in as_dict().
+    listed_now: bool = field(default=False, compare=False, repr=False)
 
     def active(self, now: float | datetime | None = None) -> bool:
         return self.expires_at is None or self.expires_at.timestamp() > to_epoch(now)
@@ -126,7 +130,8 @@ class BounceStore(abc.ABC):
     async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
                              rule: str, policy, now: float | datetime | None = None) -> BounceEntry | None:
         """Record one delivery failure. Returns the entry when this failure listed the
-        address or it stays listed; None when the address is not on the list."""
+        address (then `entry.listed_now` is true) or the address stays listed; None when
+        it is not on the list."""
         key = normalise(address)
         at = to_epoch(now)
         srule = policy.rule_for(category, permanent)
@@ -255,7 +260,8 @@ def _listing(listed: BounceEntry | None, key: str, category: str, reply_text: st
     expires = None if expire_after is None else to_datetime(at + expire_after)
     if listed is None:
         return BounceEntry(address=key, category=category, reply=reply_text, rule=rule, first_seen=now,
-                           last_seen=now, count=failures, source="auto", note="", expires_at=expires)
+                           last_seen=now, count=failures, source="auto", note="", expires_at=expires,
+                           listed_now=True)
     # Already listed: the latest failure explains it best, the listing keeps its
     # origin (an operator's entry stays the operator's), and it never gets shorter.
     if listed.expires_at is None or expires is None:
