@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 __all__ = [
     "DkimKey", "DEFAULT_HEADERS", "ALGORITHMS", "CANONICALIZATIONS", "sign", "body_hash", "split_message",
+    "body_offset",
     "public_key_record", "generate_key", "load_private_key", "key_algorithm", "txt_strings",
 ]
 
@@ -154,16 +155,29 @@ def txt_strings(value: str, size: int = 255) -> list[str]:
 _FIELD_SPLIT = re.compile(rb"\r\n(?![ \t])")
 _UNFOLD = re.compile(rb"\r\n(?=[ \t])")
 _WSP_RUN = re.compile(rb"[ \t]+")
+# For bodies: tabs to spaces, then only runs of two or more spaces need a
+# substitution. Same result as _WSP_RUN, and about ten times faster on text,
+# where single spaces are everywhere.
+_TAB_TO_SPACE = bytes.maketrans(b"\t", b" ")
+_SPACE_RUN = re.compile(rb"  +")
+
+
+def body_offset(message: bytes) -> tuple[bytes, int]:
+    """(header block ending in CRLF, index where the body starts). RFC 5322 2.1:
+    the first empty line ends the header. An offset rather than a slice: copying
+    a 30 MB body costs the event loop tens of milliseconds."""
+    if message.startswith(b"\r\n"):
+        return b"", 2
+    end = message.find(b"\r\n\r\n")
+    if end < 0:  # no body at all
+        return (message if message.endswith(b"\r\n") or not message else message + b"\r\n"), len(message)
+    return message[:end + 2], end + 4
 
 
 def split_message(message: bytes) -> tuple[bytes, bytes]:
-    """(header block ending in CRLF, body). RFC 5322 2.1: the first empty line ends the header."""
-    if message.startswith(b"\r\n"):
-        return b"", message[2:]
-    end = message.find(b"\r\n\r\n")
-    if end < 0:  # no body at all
-        return (message if message.endswith(b"\r\n") or not message else message + b"\r\n"), b""
-    return message[:end + 2], message[end + 4:]
+    """(header block ending in CRLF, body)."""
+    header_block, start = body_offset(message)
+    return header_block, message[start:]
 
 
 def header_fields(header_block: bytes) -> list[tuple[bytes, bytes]]:
@@ -192,9 +206,9 @@ def _canon_header(raw: bytes, relaxed: bool) -> bytes:
     return _relaxed_header(raw) if relaxed else raw + b"\r\n"
 
 
-def _line_chunks(body: bytes, size: int) -> Iterable[bytes]:
-    """Slices of `body` of about `size` bytes, each ending after a CRLF (but the last)."""
-    pos, n = 0, len(body)
+def _line_chunks(body: bytes, size: int, start: int = 0) -> Iterable[bytes]:
+    """Slices of `body[start:]` of about `size` bytes, each ending after a CRLF (but the last)."""
+    pos, n = start, len(body)
     while pos < n:
         end = pos + size
         if end >= n:
@@ -206,8 +220,8 @@ def _line_chunks(body: bytes, size: int) -> Iterable[bytes]:
         pos = end
 
 
-def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_CHUNK) -> bytes:
-    """SHA-256 of the canonicalised body (RFC 6376 3.4.3, 3.4.4, 3.7), raw digest.
+def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_CHUNK, start: int = 0) -> bytes:
+    """SHA-256 of the canonicalised `body[start:]` (RFC 6376 3.4.3, 3.4.4, 3.7), raw digest.
 
     Both algorithms drop empty lines at the end of the body, so empty lines are
     held back until a line with content follows them. "simple" turns an empty
@@ -218,12 +232,12 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
     digest = hashlib.sha256()
     held_empty_lines = 0
     wrote = False
-    for piece in _line_chunks(body, chunk):
+    for piece in _line_chunks(body, chunk, start):
         if not piece.endswith(b"\r\n"):
             piece += b"\r\n"
         if relaxed:
             # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes.
-            piece = _WSP_RUN.sub(b" ", piece).replace(b" \r\n", b"\r\n")
+            piece = _SPACE_RUN.sub(b" ", piece.translate(_TAB_TO_SPACE)).replace(b" \r\n", b"\r\n")
         stop = len(piece)
         # Trailing empty lines: a CRLF right after another CRLF (or at the start).
         while stop >= 2 and piece[stop - 2:stop] == b"\r\n" and (stop == 2 or piece[stop - 4:stop - 2] == b"\r\n"):
@@ -319,10 +333,10 @@ def sign(message: bytes, key: DkimKey, domain: str, now: float | None = None, *,
     large body, in a thread: see `body_hash`); it must be for the key's body
     canonicalisation.
     """
-    header_block, body = split_message(message)
+    header_block, start = body_offset(message)
     relaxed_headers = key.header_canonicalization == "relaxed"
     if body_digest is None:
-        body_digest = body_hash(body, key.body_canonicalization)
+        body_digest = body_hash(message, key.body_canonicalization, start=start)
     fields = header_fields(header_block)
     names = _signed_names(fields, key.headers)
     timestamp = int(time.time() if now is None else now)

@@ -68,7 +68,10 @@ class DomainPolicies:
 
     def get(self, domain: str | None) -> DomainPolicy | None:
         """The policy for `domain` (case-insensitive, IDN-aware), else the "*" one, else None."""
-        key = _normalise_domain(domain) if domain else None
+        try:
+            key = _normalise_domain(domain) if domain else None
+        except ValueError:
+            key = None  # not a domain name: only "*" can apply, and it cannot sign for it
         if key is not None and key in self._policies:
             return self._policies[key]
         wildcard = self._policies.get(WILDCARD)
@@ -130,9 +133,21 @@ class DomainPolicies:
         return f"DomainPolicies({self.source!r}, {len(self._policies)} domains)"
 
 
-def _normalise_domain(domain: str) -> str:
-    # One spelling per domain: lower-case A-labels (the form in DNS and in d=).
-    return split_address(f"postmaster@{domain.strip()}")[1]
+def normalise_domain(domain: str) -> str:
+    """One spelling per domain: lower-case A-labels (the form in DNS and in d=).
+    ValueError says why `domain` is not a domain name."""
+    try:
+        result = split_address(f"postmaster@{domain.strip()}")[1]
+    except ValueError as exc:
+        # address.split() speaks of the address; keep only the reason.
+        why = str(exc).split("': ", 1)[-1]
+        raise ValueError(why) from None
+    if result.startswith("["):
+        raise ValueError("an address literal is not a domain name")
+    return result
+
+
+_normalise_domain = normalise_domain
 
 
 def _os_reason(exc: OSError) -> str:
@@ -182,7 +197,7 @@ def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Probl
     return DomainPolicy(domain=domain, dkim=tuple(keys), dkim_required=required, spf=spf)
 
 
-def _valid_selector(selector: str) -> bool:
+def valid_selector(selector: str) -> bool:
     # RFC 6376 3.1: selector = sub-domain *( "." sub-domain ), i.e. DNS labels.
     labels = selector.split(".")
     return all(
@@ -204,7 +219,7 @@ def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimli
     selector = entry.get("selector")
     if selector is None:
         problems.add(f"{where}.selector", "is required (the DNS name is SELECTOR._domainkey.DOMAIN)")
-    elif not isinstance(selector, str) or not _valid_selector(selector):
+    elif not isinstance(selector, str) or not valid_selector(selector):
         problems.add(f"{where}.selector", f"{selector!r} is not a selector (DNS labels: letters, digits, hyphens)")
 
     private_key = None
@@ -290,4 +305,4 @@ def load_default() -> DomainPolicies:
     return DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml")
 
 
-__all__ = ["DomainPolicies", "DomainPolicy", "SPF_MODES", "ConfigError", "load_default"]
+__all__ = ["DomainPolicies", "DomainPolicy", "normalise_domain", "SPF_MODES", "ConfigError", "load_default"]

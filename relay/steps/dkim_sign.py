@@ -1,0 +1,108 @@
+"""DKIM signing at end of DATA: one DKIM-Signature per key of the sender domain.
+
+The signing domain (d=) is the domain of the From: header, so the signature is
+aligned for DMARC (RFC 7489 3.1.1); without a usable From: it is the envelope
+sender's domain. Its entry in domains.yaml lists the keys; each key adds one
+signature (say RSA-2048 and Ed25519 side by side, RFC 8463 asks for both while
+receivers learn Ed25519).
+
+Refusals, when the domain has `dkim_required: true`:
+- no key configured for it (or no domain to sign for): `550 5.7.1`, kind
+  policy_rejected. This is the operator's stated policy, not a passing fault,
+  and a retry cannot change it.
+- every configured key failed to sign (a fault, not a policy): `451 4.7.0`
+  deferred, so the client MTA keeps the message and retries.
+Without `dkim_required`, a failing key is logged and the message goes on with
+the signatures that did work (or unsigned).
+
+Bodies larger than THREAD_THRESHOLD are hashed in a worker thread: the body
+hash of a multi-megabyte message would otherwise stop the event loop for
+tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from email.utils import getaddresses
+
+from .. import dkim as dkimlib
+from ..decision import CONTINUE, Decision, defer, reject
+from ..pipeline import Message, Step, Transaction
+
+log = logging.getLogger("relay.dkim")
+
+THREAD_THRESHOLD = 256 * 1024
+
+
+def _domain_of(address: str | None) -> str | None:
+    if not address:
+        return None
+    address = address.strip().strip("<>").strip()
+    if "@" not in address:
+        return None
+    domain = address.rpartition("@")[2].strip().rstrip(".")
+    return domain or None
+
+
+def signing_domain(txn: Transaction, message: Message) -> str | None:
+    """The From: header's domain (the first author when there are several),
+    else the envelope sender's; None when neither names a domain."""
+    from_value = message.header("From")
+    if from_value:
+        for _, address in getaddresses([from_value]):
+            domain = _domain_of(address)
+            if domain:
+                return domain
+    return _domain_of(txn.mail_from)
+
+
+class DkimSignStep(Step):
+    name = "dkim_sign"
+
+    def __init__(self, settings, policies, thread_threshold: int = THREAD_THRESHOLD):
+        self.settings = settings
+        self.policies = policies
+        self.thread_threshold = thread_threshold
+
+    async def on_data(self, txn: Transaction, message: Message) -> Decision:
+        policy = self.policies.domains.get(signing_domain(txn, message))
+        txn.notes["dkim"] = []
+        if policy is None:
+            return CONTINUE
+        domain = policy.domain  # lower-case A-labels, as d= wants them
+        if not policy.dkim or not domain:
+            if policy.dkim_required:
+                why = (f"no DKIM key is configured for {domain}" if domain
+                       else "the message names no sender domain to sign for")
+                return reject(550, "5.7.1", f"Message refused: {why}, and this relay must sign it",
+                              kind="policy_rejected", domain=domain, dkim="no_key")
+            return CONTINUE
+
+        data = message.original
+        _, start = dkimlib.body_offset(data)
+        digests: dict[str, bytes] = {}
+        if len(data) - start > self.thread_threshold:
+            for canon in {key.body_canonicalization for key in policy.dkim}:
+                digests[canon] = await asyncio.to_thread(dkimlib.body_hash, data, canon, start=start)
+
+        signatures: list[bytes] = []
+        signed: list[dict] = []
+        for key in policy.dkim:
+            try:
+                signatures.append(dkimlib.sign(data, key, domain,
+                                               body_digest=digests.get(key.body_canonicalization)))
+            except Exception:
+                log.exception("DKIM signing failed for d=%s s=%s (transaction %s)", domain, key.selector, txn.id)
+                continue
+            signed.append({"domain": domain, "selector": key.selector, "algorithm": key.algorithm})
+
+        if not signatures and policy.dkim_required:
+            return defer(451, "4.7.0", "Temporary local problem signing the message (DKIM), please try again later",
+                         kind="deferred", domain=domain, dkim="sign_failed")
+        # prepend() puts each new field on top; prepending in reverse keeps the
+        # signatures in the order the keys are listed.
+        for signature in reversed(signatures):
+            message.prepend(signature)
+        txn.notes["dkim"] = signed
+        return CONTINUE
