@@ -264,7 +264,8 @@ def latency_run(bench: Bench, name: str, size: int, count: int) -> dict:
 
 def idle_run(bench: Bench, n: int) -> dict:
     out = {"sessions": n, "ok": False}
-    sink = sysmod.Sink(bench.workdir, backlog=4096)
+    # The sink takes as many sessions, in case the relay opens one upstream per client session.
+    sink = sysmod.Sink(bench.workdir, backlog=4096, max_sessions=n + 100)
     relay = bench.make("relay")
     try:
         relay.start(sink.port)

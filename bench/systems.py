@@ -84,7 +84,7 @@ class Sink:
 
     _MESG = re.compile(rb"mesg=(\d+)")
 
-    def __init__(self, workdir: Path, dump: bool = False, backlog: int = 1000):
+    def __init__(self, workdir: Path, dump: bool = False, backlog: int = 1000, max_sessions: int = 256):
         self.port = free_port()
         self.count = 0
         self.t_first: float | None = None  # monotonic time the counter first moved after mark()
@@ -92,7 +92,7 @@ class Sink:
         self._base = 0
         self._cond = threading.Condition()
         self.dump_dir = None
-        cmd = ["smtp-sink", "-u", "nobody", "-c"]
+        cmd = ["smtp-sink", "-u", "nobody", "-c", "-m", str(max_sessions)]
         if dump:
             self.dump_dir = Path(workdir) / f"sink-dump-{self.port}"
             self.dump_dir.mkdir(parents=True, exist_ok=True)
