@@ -375,6 +375,15 @@ async def _export(ctx: Context) -> int:
     return 0
 
 
+async def _named(store, keys: list[str]):
+    for key in keys:
+        entry = await store.get(key)
+        if entry is None:
+            print(f"{key}: not listed")
+        else:
+            yield entry
+
+
 # -- recheck -------------------------------------------------------------------------------------
 
 async def _recheck(ctx: Context) -> int:
@@ -385,13 +394,13 @@ async def _recheck(ctx: Context) -> int:
     store = ctx.open()
     if ctx.args.addresses:
         keys = [_address(a) for a in ctx.args.addresses]
+        todo = _named(store, keys)
     else:
-        keys = [e.address async for e in store.iter_entries()]  # addresses only, before any removal
-    for key in keys:
-        entry = await store.get(key)
-        if entry is None:
-            print(f"{key}: not listed")
-            continue
+        # Streamed: iter_entries() reads a page at a time after the last address it
+        # returned, so removing entries along the way skips nothing.
+        todo = store.iter_entries()
+    async for entry in todo:
+        key = entry.address
         reply = await upstream.probe_recipient(ctx.settings, key)
         answer = reply.text.split("\n")[0] if reply.code else "no reply"
         if reply.code and 200 <= reply.code < 300:
