@@ -279,6 +279,9 @@ def test_unknown_scheme_names_the_url():
         open_store("redis://localhost/0")
     with pytest.raises(ValueError, match="bounces.db"):
         open_store("bounces.db")
+    with pytest.raises(ValueError, match="mysql://u:\\*\\*\\*@db/x") as err:
+        open_store("mysql://u:hunter2@db/x")
+    assert "hunter2" not in str(err.value)
 
 
 async def test_sqlite_relative_path_and_directory_creation(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .base import BounceEntry, BounceStore, StoreError
+from .base import BounceEntry, BounceStore, StoreError, redact
 
 __all__ = ["open_store", "BounceEntry", "BounceStore", "StoreError"]
 
@@ -33,4 +33,4 @@ def open_store(url: str) -> BounceStore:
         from .postgresql import PostgresBounceStore
 
         return PostgresBounceStore(url)
-    raise ValueError(f"bounce list URL {url!r}: unknown scheme {scheme!r} (expected sqlite or postgresql)")
+    raise ValueError(f"bounce list URL {redact(url)!r}: unknown scheme {scheme!r} (expected sqlite or postgresql)")

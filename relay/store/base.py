@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 from ..address import normalise
 
@@ -31,6 +32,18 @@ FIELDS = ("address", "category", "reply", "rule", "first_seen", "last_seen", "co
 class StoreError(Exception):
     """The bounce list cannot be reached or used (bad URL, unreachable database,
     unreadable file). Its message is one line, fit for an operator."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1)))
 
 
 def to_epoch(value: float | int | datetime | None) -> float:

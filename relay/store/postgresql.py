@@ -19,21 +19,12 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import BounceEntry, BounceStore, StoreError, to_datetime, to_epoch
+from .base import BounceEntry, BounceStore, StoreError, redact, to_datetime, to_epoch
 from ..address import normalise
 
 PAGE = 1000
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _entry(row) -> BounceEntry:
@@ -77,6 +68,9 @@ class PostgresBounceStore(BounceStore):
                     raise StoreError(f"cannot connect to bounce list {redact(self.url)}: {exc}") from None
                 try:
                     await self._create_schema(pool)
+                except asyncpg.PostgresError as exc:
+                    await pool.close()
+                    raise StoreError(f"cannot create the bounce list tables in {redact(self.url)}: {exc}") from None
                 except BaseException:
                     await pool.close()
                     raise
