@@ -109,7 +109,12 @@ def load_private_key(data: bytes) -> Any:
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
-    raise ValueError(f"{type(key).__name__.lstrip('_')} keys cannot sign DKIM; use RSA (rsa-sha256) or Ed25519")
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448
+
+    kind = {ec.EllipticCurvePrivateKey: "an ECDSA", dsa.DSAPrivateKey: "a DSA", ed448.Ed448PrivateKey: "an Ed448"}
+    name = next((v for k, v in kind.items() if isinstance(key, k)), f"a {type(key).__name__}")
+    # RFC 6376 3.3 and RFC 8463 define only rsa-sha256 and ed25519-sha256 (rsa-sha1 is obsolete, RFC 8301).
+    raise ValueError(f"{name} key cannot sign DKIM; use RSA (rsa-sha256) or Ed25519 (ed25519-sha256)")
 
 
 def generate_key(kind: str = "rsa", bits: int = 2048) -> Any:

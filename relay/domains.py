@@ -184,14 +184,16 @@ def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Probl
         entries = []
     selectors: set[str] = set()
     for i, entry in enumerate(entries):
+        selector = entry.get("selector") if isinstance(entry, dict) else None
+        if isinstance(selector, str):
+            if selector.lower() in selectors:
+                # Two keys cannot both be published at SELECTOR._domainkey.DOMAIN.
+                problems.add(f"{name}.dkim[{i}].selector", f"selector {selector!r} is listed twice for this domain")
+                continue
+            selectors.add(selector.lower())
         key = _parse_key(f"{name}.dkim[{i}]", entry, base, problems)
-        if key is None:
-            continue
-        if key.selector in selectors:
-            problems.add(f"{name}.dkim[{i}].selector", f"selector {key.selector!r} is listed twice for this domain")
-            continue
-        selectors.add(key.selector)
-        keys.append(key)
+        if key is not None:
+            keys.append(key)
     if len(problems.items) > before:
         return None
     return DomainPolicy(domain=domain, dkim=tuple(keys), dkim_required=required, spf=spf)
