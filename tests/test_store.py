@@ -306,3 +306,25 @@ async def test_unreachable_postgresql_is_a_store_error_at_first_use():
         await s.get("a@example.com")
     assert "secret" not in str(err.value)
     await s.close()
+
+
+async def test_sqlite_writer_waits_for_another_process_holding_the_lock(tmp_path):
+    # A CLI import holding the write lock briefly must make the relay wait (busy_timeout),
+    # not fail with "database is locked".
+    url = f"sqlite:///{tmp_path}/bounces.db"
+    store = open_store(url)
+    try:
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sqlite3, sys, time\n"
+             "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(0.5); db.execute('COMMIT')\n",
+             str(tmp_path / "bounces.db")], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        entry = await fail(store, "waited@example.com")
+        assert entry is not None and time.monotonic() - t0 >= 0.2
+        assert holder.wait(10) == 0
+        assert await store.get("waited@example.com") is not None  # reads never waited
+    finally:
+        await store.close()
