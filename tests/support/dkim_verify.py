@@ -5,11 +5,17 @@
 - `dkimpy()`: dkimpy's verifier, with a DNS function that asks the loopback
   server over the network (dnspython), not a patched lookup. Used for Ed25519,
   which this Mail::DKIM (1.20230212) does not implement.
+- `opendkim()`: OpenDKIM's library (Debian's opendkim 2.11, which does Ed25519)
+  in its test mode, `opendkim -t FILE`. Its `Nameservers` option takes no
+  port, so it cannot ask the loopback server: the public keys come from a
+  `TestPublicKeys` file instead, written from the same TXT values.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +88,21 @@ def dkimpy(message: bytes, dns_port: int) -> list[bool]:
     verifier = dkim.DKIM(message)
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     return [bool(verifier.verify(idx=i, dnsfunc=loopback_txt(dns_port))) for i in range(count)]
+
+
+def opendkim(message: bytes, records: dict[str, str]) -> dict[str, str]:
+    """{selector: result} from OpenDKIM's Authentication-Results, e.g. {"e1": "pass"}.
+    `records`: {"SELECTOR._domainkey.DOMAIN": "v=DKIM1; k=...; p=..."}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = Path(tmp, "keys")
+        keys.write_text("".join(f"{name} {value}\n" for name, value in records.items()))
+        conf = Path(tmp, "opendkim.conf")
+        conf.write_text(f"Mode v\nTestPublicKeys {keys}\nSyslog no\nAlwaysAddARHeader yes\n")
+        path = Path(tmp, "message.eml")
+        path.write_bytes(message)
+        proc = subprocess.run(["opendkim", "-x", str(conf), "-t", str(path), "-vv"], capture_output=True,
+                              timeout=60)
+    output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"opendkim -t failed: {output}")
+    return {m.group(2): m.group(1) for m in re.finditer(r"dkim=(\w+)[^;]*?header\.s=([\w.-]+)", output)}
