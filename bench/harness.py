@@ -32,7 +32,7 @@ import smtpclient  # noqa: E402
 import systems as sysmod  # noqa: E402
 from systems import REPO, RECIPIENT, SENDER, SystemError_  # noqa: E402
 
-ALL_SYSTEMS = ("direct", "relay", "postfix-opendkim", "postfix-relay-milter")
+ALL_SYSTEMS = ("direct", "relay", "postfix-opendkim", "postfix-relay-milter", "postfix")
 DEFAULT_SYSTEMS = "direct,relay,postfix-opendkim"
 # Messages per throughput run for each size, unless --messages says otherwise (same load for every system).
 DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 40}
@@ -140,6 +140,8 @@ class Bench:
             return sysmod.PostfixOpenDKIM(self.workdir, self.key)
         if name == "postfix-relay-milter":
             return sysmod.PostfixRelayMilter(self.workdir, self.factory)
+        if name == "postfix":
+            return sysmod.PostfixPlain(self.workdir)
         raise ValueError(name)
 
     def cleanup(self) -> None:
@@ -403,12 +405,13 @@ def run_micro(script: Path, quick: bool) -> dict:
     return {"ok": True, "result": data}
 
 
-def profile_run(bench: Bench, sessions: int, messages: int) -> dict:
-    """The relay under load (1 KiB, `sessions` sessions) sampled by py-spy: top functions by own time."""
+def profile_run(bench: Bench, sessions: int, size: int, messages: int) -> dict:
+    """The relay under load (`sessions` sessions of `size`) sampled by py-spy: top functions by own
+    and by inclusive time. The raw stacks are kept in bench/profile-relay-SIZE.txt."""
     if not shutil.which("py-spy"):
         return {"ok": False, "error": "py-spy not installed (pip install py-spy)"}
-    raw = bench.workdir / "profile.txt"
-    r = throughput_run(bench, "relay", 1024, messages, sessions, profile=str(raw))
+    raw = bench.workdir / f"profile-{size_label(size)}.txt"
+    r = throughput_run(bench, "relay", size, messages, sessions, profile=str(raw))
     if not raw.is_file():
         return {"ok": False, "error": "py-spy wrote nothing: " + sysmod.tail(bench.workdir / "py-spy.log"),
                 "run": r}
@@ -421,14 +424,14 @@ def profile_run(bench: Bench, sessions: int, messages: int) -> dict:
             continue
         n = int(n)
         samples += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].rsplit(":", 1)[0].split("/")[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        # "func (path/file.py:123)" -> "func (path/file.py)": one entry a function, whatever the line.
+        frames = [f.rsplit(":", 1)[0] + ")" if f.endswith(")") and ":" in f else f for f in stack.split(";")]
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for f in set(frames):
             total[f] = total.get(f, 0) + n
     top_own = sorted(own.items(), key=lambda kv: -kv[1])[:15]
     top_total = sorted(total.items(), key=lambda kv: -kv[1])[:25]
-    saved = HERE / "profile-relay.txt"
+    saved = HERE / f"profile-relay-{size_label(size)}.txt"
     shutil.copy(raw, saved)
     return {"ok": True, "samples": samples, "run": r, "raw": str(saved.relative_to(REPO)),
             "top_self": [{"function": f, "pct": round(100 * c / samples, 1)} for f, c in top_own],
@@ -590,8 +593,11 @@ def main(argv=None) -> int:
                 else:
                     results["micro"][script.removesuffix(".py")] = {"ok": False, "error": "not written yet"}
         if args.profile and "relay" in names:
-            log("profiling the relay under load (py-spy)")
-            results["profile"] = profile_run(bench, args.sessions, args.count.get(1024, 5000))
+            results["profile"] = {}
+            for size in args.size_list:
+                n = args.count[size] if args.quick else max(args.count[size], int(4 * args.count[size]))
+                log(f"profiling the relay under load (py-spy): {size_label(size)} x{n}")
+                results["profile"][size_label(size)] = profile_run(bench, args.sessions, size, n)
         results["targets"] = report.targets(results, args)
         results["errors"] = bench.errors
     finally:
@@ -612,6 +618,8 @@ def summarise_throughput(runs: list[dict], names: list[str], sizes: list[int]) -
     for name in names:
         for size in sizes:
             rs = [r for r in runs if r["system"] == name and r["size"] == size]
+            if not rs:
+                continue
             good = [r for r in rs if r["ok"]]
             entry = {"runs": len(rs), "ok_runs": len(good)}
             for key in ("msg_per_s", "msg_per_s_wall", "cpu_s_per_1000", "peak_rss_mb"):
@@ -630,6 +638,8 @@ def summarise_latency(runs: list[dict], names: list[str], sizes: list[int]) -> d
             continue
         for size in sizes:
             rs = [r for r in runs if r["system"] == name and r["size"] == size]
+            if not rs:
+                continue
             good = [r for r in rs if r["ok"]]
             entry = {"runs": len(rs), "ok_runs": len(good)}
             for key in ("added_p50_ms", "added_p99_ms", "direct_p50_ms", "direct_p99_ms", "system_p50_ms",

@@ -484,6 +484,33 @@ class PostfixOpenDKIM(System):
         return out
 
 
+class PostfixPlain(System):
+    """Postfix relaying to the sink with no milter and no signing: a reference, not a competitor."""
+
+    name = "postfix"
+
+    def __init__(self, workdir: Path, max_size: int = 64 * 1024 * 1024):
+        self.workdir = Path(workdir)
+        self.max_size = max_size
+        self.postfix = None
+        self._n = 0
+
+    def start(self, sink_port: int) -> None:
+        self._n += 1
+        self.postfix = PostfixInstance(self.workdir / f"postfix-plain-{self._n}", sink_port, None, self.max_size)
+        self.postfix.start()
+        self.port = self.postfix.port
+        self.group = procstat.Group(tree_roots=[self.postfix.master_pid])
+
+    def stop(self) -> None:
+        if self.postfix:
+            self.postfix.stop()
+            shutil.rmtree(self.postfix.root, ignore_errors=True)
+
+    def diagnostics(self) -> str:
+        return "maillog:\n" + tail(self.postfix.maillog) if self.postfix else ""
+
+
 class PostfixRelayMilter(System):
     """Postfix with the relay as its milter in place of OpenDKIM (once the relay has milter mode)."""
 
