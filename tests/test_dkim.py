@@ -454,3 +454,33 @@ def test_body_without_final_crlf_is_hashed_as_rfc6376_says(dns, rsa_key):
         sig = dkimlib.sign(raw, key_for(rsa_key, canonicalization=canonicalization), DOMAIN)
         assert dkim_verify.dkimpy(sig + raw, dns.port) == [True]
         assert_mail_dkim_pass(sig + raw + b"\r\n", dns.port)
+
+
+async def test_step_wildcard_required_refuses_mail_without_sender_domain(tmp_path):
+    (tmp_path / "domains.yaml").write_text('"*": {dkim_required: true}\n')
+    step = DkimSignStep(None, SimpleNamespace(domains=DomainPolicies.from_file(tmp_path / "domains.yaml")))
+    decision = await step.on_data(txn(""), Message(crlf("Subject: bounce\n\nno From, null sender\n")))
+    assert decision.verdict is Verdict.REJECT and decision.reply.code == 550 and decision.kind == "policy_rejected"
+    assert "no sender domain" in decision.reply.text
+
+
+@pytest.mark.parametrize("required, verdict", [(True, Verdict.DEFER), (False, Verdict.CONTINUE)])
+async def test_step_signing_failure(ed_key, required, verdict):
+    # A key that cannot sign (here: not a key at all) is a fault, not a policy:
+    # 451 when signing is required, else the message goes on with what worked.
+    from relay.domains import DomainPolicy
+
+    good = key_for(ed_key, "e1")
+    broken = dkimlib.DkimKey("bad", object())
+    policy = DomainPolicy("example.com", (broken, good) if not required else (broken,), required)
+    domains = SimpleNamespace(get=lambda domain: policy)
+    step = DkimSignStep(None, SimpleNamespace(domains=domains))
+    t, message = txn(), Message(BASIC)
+    decision = await step.on_data(t, message)
+    assert decision.verdict is verdict
+    if required:
+        assert decision.reply.code == 451 and decision.reply.enhanced == "4.7.0"
+        assert message.assembled() == BASIC
+    else:
+        assert [n["selector"] for n in t.notes["dkim"]] == ["e1"]
+        assert message.assembled().count(b"DKIM-Signature:") == 1

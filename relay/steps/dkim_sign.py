@@ -66,8 +66,11 @@ class DkimSignStep(Step):
         self.thread_threshold = thread_threshold
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
-        policy = self.policies.domains.get(signing_domain(txn, message))
         txn.notes["dkim"] = []
+        domains = getattr(self.policies, "domains", None)
+        if domains is None:
+            return CONTINUE
+        policy = domains.get(signing_domain(txn, message))
         if policy is None:
             return CONTINUE
         domain = policy.domain  # lower-case A-labels, as d= wants them
