@@ -223,6 +223,8 @@ class UpstreamPool:
         try:
             await asyncio.wait_for(client.connect(timeout=self._up.connect_timeout),
                                    self._up.connect_timeout + self._up.command_timeout)
+            if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
+                await self._greet(client)
         except BaseException as exc:
             client.close()
             raise self._connect_error(exc, target) from exc
@@ -232,6 +234,13 @@ class UpstreamPool:
         conn.tls = client.get_transport_info("sslcontext") is not None
         self.opened += 1
         return conn
+
+    @staticmethod
+    async def _greet(client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.ehlo()
+        except smtp_errors.SMTPHeloError:
+            await client.helo()  # RFC 5321 3.2: fall back to HELO for an old server
 
     def _connect_error(self, exc: BaseException, target: Target) -> UpstreamError:
         if isinstance(exc, asyncio.CancelledError):

@@ -44,6 +44,6 @@ def relay_factory(tmp_path):
 
 
 @pytest.fixture
-def relay(relay_factory, upstream):
+def relay(upstream, relay_factory):
     """The relay in front of the Gmail-like upstream, default config."""
     return relay_factory(upstream.port)

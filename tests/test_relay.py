@@ -1,0 +1,256 @@
+"""The relay end to end over loopback: client socket -> relay -> Gmail-like upstream."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import (GMAIL_MAILBOX_FULL, GMAIL_NO_SUCH_USER, GMAIL_RATE_LIMIT, GMAIL_SPAM,
+                                    closed_port)
+
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+def client(relay) -> RawSMTP:
+    c = RawSMTP(relay.host, relay.port)
+    assert c.cmd("EHLO client.test")[0] == 250
+    return c
+
+
+def test_ehlo_advertises_size_pipelining_8bitmime_smtputf8(relay):
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.greeting[0] == 220
+        code, text = c.cmd("EHLO client.test")
+        assert code == 250
+        for ext in ("SIZE 36700160", "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"):
+            assert f"250-{ext}" in text or f"250 {ext}" in text
+        assert "AUTH" not in text  # no users file, and no TLS
+
+
+def test_message_reaches_upstream_with_received_header(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 354, 250]
+    # The client sees the upstream's own final reply, not one of ours.
+    assert replies[-1][1] == "250 2.0.0 OK 1700000000 x1si1234567 - gsmtp"
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == "a@sender.test" and msg.rcpt_tos == ["b@example.com"]
+    assert msg.data.startswith(b"Received: from client.test ([127.0.0.1])\r\n\tby relay.test (relay) with ESMTP")
+    assert msg.data.endswith(BODY)
+
+
+def test_multiline_rcpt_refusal_is_relayed_verbatim(relay, upstream):
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuchuser@gmail.test>")
+    assert code == 550
+    assert text == GMAIL_NO_SUCH_USER
+
+
+@pytest.mark.parametrize("rcpt,expected", [("full@gmail.test", GMAIL_MAILBOX_FULL), ("spam@gmail.test", GMAIL_SPAM)])
+def test_data_refusal_is_relayed_verbatim(relay, upstream, rcpt, expected):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", [rcpt], BODY)
+    assert replies[-1] == (int(expected[:3]), expected)
+    assert upstream.messages == []
+
+
+def test_rate_limit_deferral_is_relayed_verbatim(relay):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        assert c.cmd("RCPT TO:<ratelimit@gmail.test>") == (421, GMAIL_RATE_LIMIT)
+
+
+def test_upstream_unreachable_is_451_441(relay_factory):
+    relay = relay_factory(closed_port())
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and text.startswith("451 4.4.1 Upstream 127.0.0.1:")
+    assert "unreachable" in text
+
+
+def test_upstream_drop_mid_data_is_451_never_250(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["disconnect@gmail.test"], BODY)
+        assert replies[-1][0] == 451 and replies[-1][1].startswith("451 4.4.2 ")
+        # The relay keeps serving this client with a fresh upstream connection.
+        replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+        assert replies[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_slow_upstream_data_reply_times_out_as_451(upstream, relay_factory):
+    upstream.slow_seconds = 4
+    relay = relay_factory(upstream.port, upstream={"data_timeout": 1})
+    with client(relay) as c:
+        started = time.monotonic()
+        replies = send_message(c, "a@sender.test", ["slowdata@gmail.test"], BODY)
+        assert replies[-1][0] == 451 and replies[-1][1].startswith("451 4.4.2 ")
+        assert "did not answer in time" in replies[-1][1]
+        assert time.monotonic() - started < 4
+
+
+def test_upstream_connections_are_reused(relay, upstream):
+    with client(relay) as c:
+        for _ in range(5):
+            assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(6)) == 6
+    assert upstream.connections == 1
+    assert "RSET" not in upstream.commands  # a finished transaction needs no RSET (RFC 5321 3.3)
+
+
+def test_rset_mid_transaction_resets_upstream(relay, upstream):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("RSET")[0] == 250
+        assert send_message(c, "x@sender.test", ["y@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == "x@sender.test" and msg.rcpt_tos == ["y@example.com"]
+
+
+def test_partial_recipients_only_accepted_ones_get_the_message(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com", "nosuchuser@gmail.test", "c@example.com"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 550, 250, 354, 250]
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["b@example.com", "c@example.com"]
+
+
+def test_max_recipients_452_453(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"max_recipients": 2})
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        assert c.cmd("RCPT TO:<r1@example.com>")[0] == 250
+        assert c.cmd("RCPT TO:<r2@example.com>")[0] == 250
+        code, text = c.cmd("RCPT TO:<r3@example.com>")
+    assert code == 452 and text.startswith("452 4.5.3 ")
+
+
+def test_max_message_size_552_534(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"max_message_size": 2000})
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<a@sender.test> SIZE=5000")
+        assert code == 552 and text.startswith("552 5.3.4 ")
+        replies = send_message(c, "a@sender.test", ["b@example.com"], b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100)
+        assert replies[-1][0] == 552 and replies[-1][1].startswith("552 5.3.4 ")
+    assert upstream.messages == []
+
+
+def test_max_connections_421(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"max_connections": 2})
+    a, b = RawSMTP(relay.host, relay.port), RawSMTP(relay.host, relay.port)
+    try:
+        c = RawSMTP(relay.host, relay.port)
+        assert c.greeting[0] == 421 and c.greeting[1].startswith("421 4.7.0 ")
+        c.close()
+    finally:
+        a.close()
+        b.close()
+    time.sleep(0.2)
+    with RawSMTP(relay.host, relay.port) as d:
+        assert d.greeting[0] == 220
+
+
+def test_8bit_and_smtputf8_end_to_end(relay, upstream):
+    body = "From: ü@sender.test\r\nSubject: grüße\r\n\r\nÄÖÜ ✓\r\n".encode()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<jörg@sender.test> BODY=8BITMIME SMTPUTF8".encode())[0] == 250
+        assert c.cmd("RCPT TO:<bücher@example.com>".encode())[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(body + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == "jörg@sender.test" and msg.rcpt_tos == ["bücher@example.com"]
+    assert "BODY=8BITMIME" in msg.mail_options and "SMTPUTF8" in msg.mail_options
+    assert msg.data.endswith(body)
+
+
+def test_pipelined_commands(relay, upstream):
+    with client(relay) as c:
+        c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<nosuchuser@x.test>\r\nDATA\r\n")
+        codes = [c.reply()[0] for _ in range(4)]
+        assert codes == [250, 250, 550, 354]
+        c.send(BODY + b".\r\nQUIT\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 221
+    assert upstream.wait_for_messages(1)[0].rcpt_tos == ["b@example.com"]
+
+
+def test_client_outside_networks_is_refused_before_upstream(upstream, relay_factory):
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]})
+    with RawSMTP(relay.host, relay.port) as c:
+        code, text = c.greeting
+    assert code == 554 and text.startswith("554 5.7.1 ")
+    assert upstream.connections == 0
+    kinds = [e["kind"] for e in relay.events(wait_for=1)]
+    assert kinds == ["policy_rejected"]
+
+
+@pytest.mark.parametrize("line,code,prefix", [
+    ("FOO bar", 500, "500 5.5.1"),
+    ("MAIL FROM:<not an address>", 553, "553 5.1.3"),
+    ("MAIL FROM:<@@@>", 553, "553 5.1.3"),
+    ("RCPT TO:<b@example.com>", 503, "503 5.5.1"),
+    ("DATA", 503, "503 5.5.1"),
+    ("MAIL FROM:<a@sender.test> FOO=BAR", 555, "555 5.5.4"),
+    ("MAIL TO:<a@sender.test>", 501, "501 5.5.4"),
+])
+def test_bad_commands_get_precise_replies(relay, upstream, line, code, prefix):
+    with client(relay) as c:
+        got = c.cmd(line)
+        assert got[0] == code and got[1].startswith(prefix), got
+        assert c.cmd("NOOP")[0] == 250  # still serving
+    assert upstream.connections == 0
+
+
+def test_overlong_line_and_8bit_garbage(relay, upstream):
+    with client(relay) as c:
+        code, text = c.cmd(b"MAIL FROM:<" + b"a" * 2000 + b"@x.test>")
+        assert code == 500 and text.startswith("500 5.5.2")
+        code, _ = c.cmd(b"\xff\xfe\x80 garbage")
+        assert code == 500
+        assert c.cmd("NOOP")[0] == 250
+
+
+def test_client_that_never_finishes_data_is_timed_out_and_others_served(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"timeout": 1})
+    stuck = client(relay)
+    stuck.cmd("MAIL FROM:<a@sender.test>")
+    stuck.cmd("RCPT TO:<b@example.com>")
+    assert stuck.cmd("DATA")[0] == 354
+    stuck.send(b"Subject: never ends\r\n\r\npartial")
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert stuck.closed(timeout=5)
+    stuck.close()
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+# CVE-2023-51764 family: only CRLF.CRLF ends DATA; anything else is data, and what goes upstream is CRLF-clean.
+SMUGGLING = [b"\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n", b"\n.\r\n", b"\r\n.\n", b"\n.\r"]
+
+
+@pytest.mark.parametrize("terminator", SMUGGLING, ids=[repr(t) for t in SMUGGLING])
+def test_smuggling_payloads_never_end_data_early(relay, upstream, terminator):
+    smuggled = (b"MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+                b"From: ceo@sender.test\r\nSubject: smuggled\r\n\r\nsmuggled\r\n")
+    payload = b"From: a@sender.test\r\nSubject: outer\r\n\r\nfirst part" + terminator + smuggled
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(payload + b"\r\n.\r\n")
+        assert c.reply()[0] == 250
+        assert c.cmd("NOOP")[0] == 250  # no pending replies for smuggled commands
+    (msg,) = upstream.wait_for_messages(1)
+    time.sleep(0.3)
+    assert len(upstream.messages) == 1
+    assert msg.mail_from == "a@sender.test" and msg.rcpt_tos == ["b@example.com"]
+    assert b"evil@attacker.test" in msg.data  # carried as text inside the one message
+    data = msg.data
+    assert data.count(b"\r") == data.count(b"\r\n") and data.count(b"\n") == data.count(b"\r\n")
