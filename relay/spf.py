@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.name
@@ -35,7 +35,8 @@ import spf as pyspf
 
 from .dns import Resolver, _negative_ttl
 
-__all__ = ["SpfChecker", "SpfResult", "RESULTS", "is_spf_record"]
+__all__ = ["SpfChecker", "SpfResult", "RESULTS", "is_spf_record", "spf_records", "count_lookups", "LookupCount",
+           "MAX_LOOKUPS", "MAX_VOID_LOOKUPS"]
 
 # RFC 7208 2.6: the seven results.
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
@@ -238,3 +239,106 @@ def _canonical_ip(ip: str) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped  # a v4 client seen through a v6 socket is checked as v4 (RFC 7208 5)
     return str(addr)
+
+
+# --- static analysis of a record (for `relay doctor`) ---------------------------
+
+# RFC 7208 4.6.4: terms that cost a DNS query when evaluated, and the limits.
+LOOKUP_TERMS = ("include", "a", "mx", "ptr", "exists", "redirect")
+MAX_LOOKUPS = 10
+MAX_VOID_LOOKUPS = 2
+MAX_MX_NAMES = 10
+
+
+@dataclass
+class LookupCount:
+    """DNS lookups a receiver may need to evaluate a record, counted over every
+    term (the worst case: an IP that matches nothing), includes and redirects
+    followed recursively."""
+
+    lookups: int = 0
+    void: int = 0  # lookups that find nothing (RFC 7208 4.6.4: more than 2 is a permerror)
+    problems: list[str] = field(default_factory=list)  # things that make receivers return permerror
+    notes: list[str] = field(default_factory=list)  # worth knowing, not fatal
+    walked: list[str] = field(default_factory=list)  # domains whose records were read, in order
+
+
+def _terms(record: str) -> list[str]:
+    return record.split()[1:]  # after "v=spf1" (RFC 7208 4.6.1: terms are separated by spaces)
+
+
+def _target(term: str, default: str) -> str:
+    """The domain-spec of a mechanism (`a:host/24` -> host), or the current domain."""
+    body = term.lstrip("+-~?")
+    _, sep, rest = body.partition(":")
+    spec = rest if sep else default
+    return spec.split("/", 1)[0].rstrip(".").lower()
+
+
+async def spf_records(resolver: Resolver, domain: str) -> list[str]:
+    return [t for t in await resolver.txt(domain) if is_spf_record(t)]
+
+
+async def count_lookups(resolver: Resolver, domain: str) -> LookupCount:
+    """Count the DNS-querying terms of `domain`'s SPF record, recursively.
+    Raises DnsTemporaryError when the DNS cannot answer."""
+    count = LookupCount()
+    await _walk(resolver, domain.lower().rstrip("."), count, stack=())
+    return count
+
+
+async def _walk(resolver: Resolver, domain: str, count: LookupCount, stack: tuple[str, ...]) -> None:
+    if domain in stack:
+        count.problems.append(f"include/redirect loop: {' -> '.join(stack + (domain,))}")
+        return
+    count.walked.append(domain)
+    records = await spf_records(resolver, domain)
+    if not records:
+        if stack:  # RFC 7208 5.2, 6.1: an include or redirect target without a record is a permerror
+            count.void += 1
+            count.problems.append(f"{domain} (included from {stack[-1]}) has no SPF record")
+        return
+    if len(records) > 1:
+        count.problems.append(f"{domain} has {len(records)} SPF records (RFC 7208 4.5: permerror)")
+        return
+    terms = _terms(records[0])
+    has_all = any(t.lstrip("+-~?").lower() == "all" for t in terms)
+    for term in terms:
+        name = term.lstrip("+-~?").split(":", 1)[0].split("/", 1)[0].split("=", 1)[0].lower()
+        if "=" in term.split(":", 1)[0]:  # a modifier: redirect=, exp=, unknown ones
+            if name != "redirect":
+                continue
+            if has_all:  # RFC 7208 6.1: redirect is ignored when the record has "all"
+                count.notes.append(f"{domain}: redirect= is ignored because the record has an 'all'")
+                continue
+            count.lookups += 1
+            target = term.split("=", 1)[1].rstrip(".").lower()
+            await _follow(resolver, target, count, stack + (domain,))
+            continue
+        if name not in LOOKUP_TERMS:
+            continue
+        count.lookups += 1
+        target = _target(term, domain)
+        if "%" in target:  # a macro: expanded per message, cannot be followed here
+            count.notes.append(f"{domain}: {term} uses a macro; its lookups are not counted further")
+            continue
+        if name == "include":
+            await _follow(resolver, target, count, stack + (domain,))
+        elif name == "mx":
+            mx = await resolver.mx(target)
+            if not mx:
+                count.void += 1
+            if len(mx) > MAX_MX_NAMES:
+                count.problems.append(f"{domain}: {term} finds {len(mx)} MX names (RFC 7208 4.6.4: at most 10)")
+        elif name == "a":
+            if not await resolver.addresses(target):
+                count.void += 1
+        elif name == "ptr":
+            count.notes.append(f"{domain}: the ptr mechanism is slow and unreliable; RFC 7208 5.5 says not to use it")
+
+
+async def _follow(resolver: Resolver, target: str, count: LookupCount, stack: tuple[str, ...]) -> None:
+    if "%" in target:
+        count.notes.append(f"{stack[-1]}: {target} uses a macro; its lookups are not counted further")
+        return
+    await _walk(resolver, target, count, stack)
