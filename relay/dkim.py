@@ -331,18 +331,24 @@ def _domain_ascii(domain: str) -> str:
 
 
 def sign(message: bytes, key: DkimKey, domain: str, now: float | None = None, *,
-         body_digest: bytes | None = None) -> bytes:
+         body_digest: bytes | None = None, skip_fields: Iterable[int] = ()) -> bytes:
     """The `DKIM-Signature: ...\\r\\n` field for `message` signed by `key` for d=`domain`.
 
     `body_digest`: the body hash when the caller computed it already (for a
     large body, in a thread: see `body_hash`); it must be for the key's body
     canonicalisation.
+    `skip_fields`: indexes (in header order, as `Message.headers()` counts them)
+    of fields that will be removed before the message is sent: they are
+    neither signed nor counted.
     """
     header_block, start = body_offset(message)
     relaxed_headers = key.header_canonicalization == "relaxed"
     if body_digest is None:
         body_digest = body_hash(message, key.body_canonicalization, start=start)
     fields = header_fields(header_block)
+    if skip_fields:
+        skip = set(skip_fields)
+        fields = [f for i, f in enumerate(fields) if i not in skip]
     names = _signed_names(fields, key.headers)
     timestamp = int(time.time() if now is None else now)
     tags = [("v", "1"), ("a", key.algorithm), ("c", key.canonicalization), ("d", _domain_ascii(domain)),

@@ -484,3 +484,25 @@ async def test_step_signing_failure(ed_key, required, verdict):
     else:
         assert [n["selector"] for n in t.notes["dkim"]] == ["e1"]
         assert message.assembled().count(b"DKIM-Signature:") == 1
+
+
+async def test_step_does_not_sign_fields_marked_for_removal(dns, policies, rsa_key, ed_key):
+    # Another step (auth_results) marks fields that must not leave; what is
+    # sent is the message without them, and the signature must hold for that.
+    publish(dns, "s1", rsa_key)
+    publish(dns, "e1", ed_key)
+    original = crlf("From: alice@example.com\nCc: forged@example.net\nCc: real@example.org\nSubject: s\n\nbody\n")
+    message = Message(original)
+    removed = [i for i, (name, value) in enumerate(message.headers()) if value == "forged@example.net"]
+    message.removed_headers.update(removed)
+    t = txn()
+    assert (await step_for(policies).on_data(t, message)).verdict is Verdict.CONTINUE
+    signatures = message.assembled()[: -len(original)]
+    assert re.search(rb"h=from:from:cc:subject;", signatures.replace(b"\r\n\t", b""))
+    sent = signatures + original.replace(b"Cc: forged@example.net\r\n", b"")
+    assert dkim_verify.dkimpy(sent, dns.port) == [True, True]
+    assert {s.selector: s.result for s in dkim_verify.mail_dkim(sent, dns.port).signatures}["s1"] == "pass"
+
+
+def step_for(policies) -> DkimSignStep:
+    return DkimSignStep(None, policies)

@@ -93,8 +93,10 @@ class DkimSignStep(Step):
         signed: list[dict] = []
         for key in policy.dkim:
             try:
-                signatures.append(dkimlib.sign(data, key, domain,
-                                               body_digest=digests.get(key.body_canonicalization)))
+                # Fields another step marked for removal (forged Authentication-Results)
+                # do not leave: they must not be signed or counted.
+                signatures.append(dkimlib.sign(data, key, domain, body_digest=digests.get(key.body_canonicalization),
+                                               skip_fields=message.removed_headers))
             except Exception:
                 log.exception("DKIM signing failed for d=%s s=%s (transaction %s)", domain, key.selector, txn.id)
                 continue
