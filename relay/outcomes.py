@@ -46,16 +46,24 @@ class Outcomes:
         classification = self.policies.classifier.classify(reply)
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
+            listed = None
             if (rcpt and reply.source == "upstream" and reply.permanent and stage in ("rcpt", "data")
                     and kind == "rejected"):
-                fields.update(await self._maybe_list(txn, session, rcpt, reply, classification))
-            event = self._event(kind, stage, txn, session, rcpt, reply, classification, fields)
-            if txn is None:
-                self.emit(event)
-            else:
-                txn.notes.setdefault("events", []).append(event)
+                listed = await self._maybe_list(txn, session, stage, rcpt, reply, classification)
+                if listed is not None:
+                    fields["bounce_list"] = "listed" if listed else "error"
+            self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
+            if listed:
+                self._queue(txn, listed)
 
-    async def _maybe_list(self, txn, session, rcpt, reply, classification) -> dict:
+    def _queue(self, txn: Transaction | None, event: dict) -> None:
+        if txn is None:
+            self.emit(event)
+        else:
+            txn.notes.setdefault("events", []).append(event)
+
+    async def _maybe_list(self, txn, session, stage, rcpt, reply, classification) -> dict | None | bool:
+        """The bounce_listed event if this failure listed the address, None if not, False on a store error."""
         try:
             entry = await self.store.record_failure(
                 rcpt, category=classification.category, permanent=classification.permanent,
@@ -63,18 +71,12 @@ class Outcomes:
         except Exception:
             # The refusal itself already reached the client; a store outage must not hide it.
             log.exception("could not record failure of %s on the bounce list", rcpt)
-            return {"bounce_list": "error"}
+            return False
         if entry is None:
-            return {}
-        listed = self._event("bounce_listed", "rcpt" if txn is None else txn.notes.get("stage", "rcpt"),
-                             txn, session, rcpt, reply, classification,
-                             {"actor": "relay", "reason": f"{classification.category} ({classification.rule})",
-                              "entry": entry.as_dict()})
-        if txn is None:
-            self.emit(listed)
-        else:
-            txn.notes.setdefault("events", []).append(listed)
-        return {"bounce_list": "listed"}
+            return None
+        return self._event("bounce_listed", stage, txn, session, rcpt, reply, classification,
+                           {"actor": "relay", "reason": f"{classification.category} ({classification.rule})",
+                            "entry": entry.as_dict()})
 
     def _event(self, kind, stage, txn, session, rcpt, reply, classification, fields) -> dict:
         extra = {

@@ -1,0 +1,173 @@
+"""Delivery-error events and the bounce list, through a running relay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import GMAIL_MAILBOX_FULL, GMAIL_NO_SUCH_USER, GMAIL_RATE_LIMIT, closed_port
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = (b"From: Support <support@sender.test>\r\nTo: b@example.com\r\nSubject: Re: your ticket\r\n"
+        b"Message-ID: <reply-42@sender.test>\r\nIn-Reply-To: <q-41@example.com>\r\n"
+        b"References: <q-40@example.com> <q-41@example.com>\r\nX-Conversation-Id: conv-1234\r\n\r\nHello.\r\n")
+
+
+def valid(event: dict) -> dict:
+    jsonschema.validate(event, SCHEMA)
+    return event
+
+
+def transact(relay, sender, rcpts, body=BODY):
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, sender, rcpts, body)
+        c.cmd("QUIT")
+    return replies
+
+
+def by_kind(events, kind):
+    return [e for e in events if e["kind"] == kind]
+
+
+@pytest.fixture
+def relay(upstream, relay_factory):
+    return relay_factory(upstream.port, correlation={
+        "headers": ["X-Conversation-Id"],
+        "sender_patterns": [r"^bounces\+(?P<conversation_id>[^@]+)@"]})
+
+
+def test_hard_bounce_event_listing_and_local_refusal(relay, upstream):
+    replies = transact(relay, "bounces+conv-1234@sender.test", ["nosuchuser@gmail.test", "ok@example.com"])
+    assert replies[1] == (550, GMAIL_NO_SUCH_USER)
+    events = relay.events(wait_for=2)
+    (rejected,) = by_kind(events, "rejected")
+    valid(rejected)
+    assert rejected["stage"] == "rcpt" and rejected["action"] == "bounce"
+    assert rejected["recipient"] == "nosuchuser@gmail.test"
+    assert rejected["reply"] == {"code": 550, "enhanced": "5.1.1", "text": GMAIL_NO_SUCH_USER.replace("\r\n", "\n"),
+                                 "source": "upstream"}
+    assert rejected["classification"]["category"] == "unknown_recipient"
+    assert rejected["classification"]["permanent"] is True
+    assert rejected["upstream"]["host"] == "127.0.0.1" and rejected["upstream"]["port"] == upstream.port
+    # The RCPT refusal came before DATA, yet the event carries what the message said.
+    assert rejected["message_id"] == "<reply-42@sender.test>"
+    assert rejected["in_reply_to"] == "<q-41@example.com>"
+    assert rejected["references"] == "<q-40@example.com> <q-41@example.com>"
+    assert rejected["correlation"] == {"X-Conversation-Id": "conv-1234"}
+    assert rejected["conversation_id"] == "conv-1234"
+    assert rejected["client"]["ip"] == "127.0.0.1" and rejected["client"]["helo"] == "client.test"
+    assert "Hello." not in json.dumps(events)  # never the body
+    (listed,) = by_kind(events, "bounce_listed")
+    valid(listed)
+    assert listed["recipient"] == "nosuchuser@gmail.test" and listed["actor"] == "relay"
+
+    # The next message to the address (in another case) is refused here; the upstream never sees it.
+    before = [c for c in upstream.commands if c.startswith("RCPT")]
+    replies = transact(relay, "bounces+conv-9@sender.test", ["NoSuchUser@Gmail.TEST"])
+    code, text = replies[1]
+    assert code == 550 and text.startswith("550-5.1.1 <nosuchuser@gmail.test>") and "bounce list" in text
+    assert "does not exist" in text  # the original reply, so the sender sees why
+    assert [c for c in upstream.commands if c.startswith("RCPT")] == before
+    (suppressed,) = by_kind(relay.events(wait_for=3), "suppressed")
+    valid(suppressed)
+    assert suppressed["reply"]["source"] == "relay" and suppressed["action"] == "bounce"
+    assert suppressed["conversation_id"] == "conv-9"
+
+
+def test_deferral_is_an_event_but_not_a_listing(relay, upstream):
+    replies = transact(relay, "a@sender.test", ["ratelimit@gmail.test", "ok@example.com"])
+    assert replies[1] == (421, GMAIL_RATE_LIMIT)
+    # 421 means the upstream closes the connection (RFC 5321 3.8): the next recipient is deferred too.
+    assert replies[2][0] == 451 and replies[2][1].startswith("451 4.4.2 ")
+    events = [valid(e) for e in relay.events(wait_for=2)]
+    assert [e["kind"] for e in events] == ["deferred", "deferred"]
+    deferred = events[0]
+    assert deferred["kind"] == "deferred" and deferred["action"] == "retry"
+    assert deferred["classification"]["category"] == "rate_limited"
+    assert deferred["classification"]["permanent"] is False
+    assert deferred["reply"]["text"].count("\n") == 4  # all five lines, verbatim
+    assert transact(relay, "a@sender.test", ["ratelimit@gmail.test"])[1][0] == 421  # still asks upstream
+
+
+def test_mailbox_full_at_data_is_rejected_not_listed(relay, upstream):
+    replies = transact(relay, "a@sender.test", ["full@gmail.test"])
+    assert replies[-1] == (552, GMAIL_MAILBOX_FULL)
+    (event,) = relay.events(wait_for=1)
+    valid(event)
+    assert event["kind"] == "rejected" and event["stage"] == "data"
+    assert event["classification"]["category"] == "mailbox_full"
+    assert transact(relay, "a@sender.test", ["full@gmail.test"])[1][0] == 250  # not on the list by default
+
+
+def test_unreachable_upstream_is_a_deferred_event_from_the_relay(upstream, relay_factory):
+    relay = relay_factory(closed_port())
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 451
+    (event,) = relay.events(wait_for=1)
+    valid(event)
+    assert event["kind"] == "deferred" and event["stage"] == "mail"
+    assert event["reply"]["source"] == "relay" and event["reply"]["enhanced"] == "4.4.1"
+
+
+def test_operator_removal_takes_effect_without_reload_and_is_audited(relay, upstream):
+    transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])
+    relay.events(wait_for=2)
+    cli = [sys.executable, "-m", "relay", "bounces"]
+    cfg = ["-c", str(relay.config_path)]
+    out = subprocess.run(cli + ["check", "nosuchuser@gmail.test"] + cfg, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
+    out = subprocess.run(cli + ["remove", "nosuchuser@gmail.test", "--reason", "typo fixed by customer"] + cfg,
+                         capture_output=True, text=True, env={**os.environ, "USER": "alice"})
+    assert out.returncode == 0, out.stderr
+    unlisted = by_kind(relay.events(wait_for=3), "bounce_unlisted")
+    assert len(unlisted) == 1
+    valid(unlisted[0])
+    assert unlisted[0]["reason"] == "typo fixed by customer" and unlisted[0]["actor"] == "alice"
+    # No reload: the next RCPT goes to the upstream again (which still refuses it).
+    before = len([c for c in upstream.commands if c.startswith("RCPT")])
+    assert transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])[1] == (550, GMAIL_NO_SUCH_USER)
+    assert len([c for c in upstream.commands if c.startswith("RCPT")]) == before + 1
+
+
+def test_full_disk_sink_never_blocks_mail(upstream, relay_factory, caplog):
+    relay = relay_factory(upstream.port, events=[{"jsonl": "/dev/full"}])
+    for _ in range(3):
+        assert transact(relay, "a@sender.test", ["nosuchuser@gmail.test", "ok@example.com"])[-1][0] == 250
+    assert len(upstream.wait_for_messages(3)) == 3
+    assert relay.server.sinks.failures["jsonl:/dev/full"] >= 3
+    assert "event sink jsonl:/dev/full failed" in caplog.text
+    assert "relay_event_sink_failures_total" in relay.server.metrics.render()
+
+
+def test_jsonl_sink_follows_logrotate(relay, upstream):
+    transact(relay, "a@sender.test", ["ratelimit@gmail.test"])
+    relay.events(wait_for=1)
+    rotated = relay.events_path.with_suffix(".1")
+    relay.events_path.rename(rotated)
+    relay.reload()  # what logrotate's postrotate does: systemctl reload relay (SIGHUP)
+    transact(relay, "a@sender.test", ["ratelimit@gmail.test"])
+    assert len(relay.events(wait_for=1)) == 1  # the new file
+    assert len(rotated.read_text().splitlines()) == 1
+
+
+def test_events_tail_shows_a_readable_line(relay, upstream):
+    transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])
+    relay.events(wait_for=2)
+    out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "-c", str(relay.config_path),
+                          "--kind", "rejected"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert "rejected" in line and "nosuchuser@gmail.test" in line and "550 5.1.1" in line
+    assert "unknown_recipient" in line and "The email account that you tried to reach does not exist" in line
+    out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "-c", str(relay.config_path), "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert [json.loads(x)["kind"] for x in out.stdout.splitlines()] == ["rejected", "bounce_listed"]
