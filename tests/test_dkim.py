@@ -506,3 +506,41 @@ async def test_step_does_not_sign_fields_marked_for_removal(dns, policies, rsa_k
 
 def step_for(policies) -> DkimSignStep:
     return DkimSignStep(None, policies)
+
+
+# --- end to end: client -> relay -> upstream, verified on what the upstream got --
+
+def test_relay_signs_what_reaches_the_upstream(dns, tmp_path, rsa_key, ed_key, upstream, relay_factory):
+    from tests.support.smtp_client import RawSMTP, send_message
+
+    publish(dns, "s1", rsa_key)
+    publish(dns, "e1", ed_key)
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    write_key(policy_dir / "rsa.key", rsa_key)
+    write_key(policy_dir / "ed.key", ed_key)
+    (policy_dir / "domains.yaml").write_text(
+        "example.com:\n  dkim:\n    - {selector: s1, key: rsa.key}\n"
+        "    - {selector: e1, key: ed.key, canonicalization: simple/simple}\n"
+        "required.example: {dkim_required: true}\n")
+    relay = relay_factory(upstream.port, policies=str(policy_dir))
+
+    message = crlf("From: Jörg <joerg@example.com>\nTo: bob@example.org\nSubject: über\n\tfolded\n"
+                   "Message-ID: <e2e@example.com>\n\n.leading dot\n..two\nSchöne Grüße\n" + "y" * 900 + "\n")
+    stuffed = re.sub(rb"(?m)^\.", b"..", message)  # SMTP dot-stuffing (RFC 5321 4.5.2)
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies = send_message(c, "bounce@example.com", ["bob@example.org"], stuffed)
+        assert [r[0] for r in replies] == [250, 250, 354, 250], replies
+        refused = send_message(c, "x@required.example", ["bob@example.org"],
+                               crlf("From: x@required.example\nSubject: s\n\nhi\n"))
+    assert refused[-1][0] == 550 and refused[-1][1].startswith("550 5.7.1 ")
+
+    (got,) = upstream.wait_for_messages(1)
+    assert got.data.endswith(message) and got.data.count(b"DKIM-Signature:") == 2
+    assert dkim_verify.dkimpy(got.data, dns.port) == [True, True]
+    assert {s.selector: s.result for s in dkim_verify.mail_dkim(got.data, dns.port).signatures}["s1"] == "pass"
+    records = {f"{sel}._domainkey.{DOMAIN}": dkimlib.public_key_record(k) for sel, k in (("s1", rsa_key), ("e1", ed_key))}
+    assert dkim_verify.opendkim(got.data, records) == {"s1": "pass", "e1": "pass"}
+    kinds = [e["kind"] for e in relay.events(wait_for=1)]
+    assert "policy_rejected" in kinds
