@@ -212,19 +212,24 @@ def _key_record(records: list[str]) -> str | None:
     return None
 
 
-def _verify_one(message: bytes, sig: _Signature, key_record: str) -> tuple[str, str | None]:
-    """dkimpy's verification of one signature against a key we fetched.
-    Runs in a worker thread. Returns (result, reason)."""
+def _verify_all(message: bytes, work: list[tuple[_Signature, str]]) -> list[tuple[str, str | None]]:
+    """dkimpy's verification of each signature against the key we fetched for
+    it. Runs in a worker thread: parsing and hashing a large body takes time."""
+    d = dkimpy.DKIM(message, minkey=1024)
+    return [_verify_one(d, sig, key_record) for sig, key_record in work]
+
+
+def _verify_one(d: "dkimpy.DKIM", sig: _Signature, key_record: str) -> tuple[str, str | None]:
     name = f"{sig.selector}._domainkey.{sig.domain}"
+    key_bytes = key_record.encode("ascii", "replace")
     try:
-        dkimpy.evaluate_pk(name.encode(), key_record.encode("ascii", "replace"))
+        dkimpy.evaluate_pk(name.encode(), key_bytes)
     except (dkimpy.KeyFormatError, ValueError, TypeError, base64.binascii.Error) as exc:
         return "permerror", f"bad key record at {name}: {exc}"
     except dkimpy.DKIMException as exc:
         return "permerror", f"unusable key at {name}: {exc}"
-    d = dkimpy.DKIM(message, minkey=1024)
     try:
-        ok = d.verify(idx=sig.index, dnsfunc=lambda _name, timeout=5: key_record.encode("ascii", "replace"))
+        ok = d.verify(idx=sig.index, dnsfunc=lambda _name, timeout=5: key_bytes)
     except dkimpy.ValidationError as exc:
         text = str(exc)
         if "body hash mismatch" in text:
@@ -253,8 +258,23 @@ async def verify_dkim(message: bytes, resolver: Resolver, limit: int = MAX_SIGNA
             return exc
 
     keys = await asyncio.gather(*(key_for(s) for s in sigs))
-    results = []
+    outcome: dict[int, tuple[str, str | None]] = {}
+    work = []
     for sig, key in zip(sigs, keys):
+        if sig.problem:
+            outcome[sig.index] = ("neutral", sig.problem)
+        elif isinstance(key, DnsTemporaryError):
+            outcome[sig.index] = ("temperror", f"key lookup failed: {key.reason}")
+        elif _key_record(key or []) is None:
+            outcome[sig.index] = ("permerror", f"no key for signature at {sig.selector}._domainkey.{sig.domain}")
+        else:
+            work.append((sig, _key_record(key)))
+    if work:
+        for (sig, _), verdict in zip(work, await asyncio.to_thread(_verify_all, message, work)):
+            outcome[sig.index] = verdict
+
+    results = []
+    for sig in sigs:
         props = []
         if sig.domain:
             props.append(("header.d", sig.domain))
@@ -265,14 +285,7 @@ async def verify_dkim(message: bytes, resolver: Resolver, limit: int = MAX_SIGNA
         if sig.b_prefix:
             # RFC 6008: the first 8 characters of b= tell several signatures apart.
             props.append(("header.b", sig.b_prefix))
-        if sig.problem:
-            result, reason = "neutral", sig.problem
-        elif isinstance(key, DnsTemporaryError):
-            result, reason = "temperror", f"key lookup failed: {key.reason}"
-        elif _key_record(key or []) is None:
-            result, reason = "permerror", f"no key for signature at {sig.selector}._domainkey.{sig.domain}"
-        else:
-            result, reason = await asyncio.to_thread(_verify_one, message, sig, _key_record(key))
+        result, reason = outcome[sig.index]
         results.append(MethodResult("dkim", result, reason, tuple(props),
                                     detail={"domain": sig.domain, "selector": sig.selector}))
     return results

@@ -303,3 +303,56 @@ def test_sender_domain():
 def test_is_spf_record():
     assert is_spf_record("v=spf1 -all") and is_spf_record("V=SPF1") and is_spf_record("v=spf1")
     assert not is_spf_record("v=spf10 -all") and not is_spf_record("spf1")
+
+
+# --- the static lookup count used by `relay doctor` (RFC 7208 4.6.4) ---------------
+
+def resolver_for(dns) -> Resolver:
+    return Resolver((Endpoint("127.0.0.1", dns.port),), timeout=2.0)
+
+
+async def test_count_lookups_follows_includes_and_redirects(dns):
+    from relay.spf import count_lookups
+
+    dns.zone.add("example.com", "TXT", "v=spf1 ip4:192.0.2.0/24 a mx include:_i.example.com "
+                                       "redirect=_r.example.com exp=explain.example.com")
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    dns.zone.add("example.com", "MX", (10, "example.com"))
+    dns.zone.add("_i.example.com", "TXT", "v=spf1 exists:%{i}.rbl.example ptr -all")
+    dns.zone.add("_r.example.com", "TXT", "v=spf1 ip6:2001:db8::/32 -all")
+    count = await count_lookups(resolver_for(dns), "example.com")
+    # a, mx, include, (in _i: exists, ptr), redirect; ip4/ip6/exp/all cost nothing
+    assert count.lookups == 6
+    assert count.problems == []
+    assert count.walked == ["example.com", "_i.example.com", "_r.example.com"]
+    assert any("macro" in n for n in count.notes) and any("RFC 7208 5.5" in n for n in count.notes)
+
+
+async def test_count_lookups_ignores_redirect_when_all_is_present(dns):
+    from relay.spf import count_lookups
+
+    dns.zone.add("example.com", "TXT", "v=spf1 -all redirect=_r.example.com")
+    count = await count_lookups(resolver_for(dns), "example.com")
+    assert count.lookups == 0 and count.walked == ["example.com"]
+
+
+async def test_count_lookups_reports_loops_void_and_missing_targets(dns):
+    from relay.spf import count_lookups
+
+    dns.zone.add("example.com", "TXT", "v=spf1 include:loop.example.com a:gone1.example.com "
+                                       "mx:gone2.example.com include:missing.example.com -all")
+    dns.zone.add("loop.example.com", "TXT", "v=spf1 include:example.com -all")
+    count = await count_lookups(resolver_for(dns), "example.com")
+    assert any("loop" in p for p in count.problems)
+    assert any("missing.example.com (included from example.com) has no SPF record" in p for p in count.problems)
+    assert count.void == 3  # gone1 (no A), gone2 (no MX), missing (no record)
+
+
+async def test_count_lookups_raises_on_dns_trouble(dns):
+    from relay.dns import DnsTemporaryError
+    from relay.spf import count_lookups
+
+    dns.zone.add("example.com", "TXT", "v=spf1 include:sf.example.com -all")
+    dns.zone.servfail.add("sf.example.com")
+    with pytest.raises(DnsTemporaryError):
+        await count_lookups(resolver_for(dns), "example.com")
