@@ -133,7 +133,8 @@ class SpfCheckStep(Step):
             return CONTINUE
 
         text = describe(worst)
-        detail = {"step": self.name, "spf": {"result": worst.result, "domain": domain, "ip": worst.ip}}
+        # The event takes txn.notes["spf"] (record, result per IP) from there.
+        detail = {"step": self.name}
         if mode == "warn" or worst.result in ("neutral", "none"):
             txn.notes.setdefault("warnings", []).append({"check": "spf", "result": worst.result, "text": text})
             return CONTINUE
