@@ -1,0 +1,521 @@
+"""Reply classification: the corpus of real replies, the seed's error table, the
+traps that naive matching gets wrong, and the rule loader's error reporting."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from relay.classify import (
+    CATEGORIES,
+    SHIPPED_RULES,
+    Classification,
+    Classifier,
+    default_classifier,
+    effective_enhanced,
+    rule_files,
+    unwrapped_text,
+)
+from relay.decision import Reply
+from relay.errors import ConfigError
+
+CORPUS_FILE = Path(__file__).parent / "data" / "replies.yaml"
+CORPUS = yaml.safe_load(CORPUS_FILE.read_text(encoding="utf-8"))
+
+
+def classify(text: str) -> Classification:
+    return default_classifier().classify_text(text)
+
+
+def _corpus_id(entry: dict) -> str:
+    first_line = entry["reply"].splitlines()[0]
+    return f"{entry['provider']}: {first_line[:60]}"
+
+
+# --------------------------------------------------------------------- the corpus
+
+
+def test_corpus_is_large_and_well_formed():
+    assert len(CORPUS) >= 170
+    for entry in CORPUS:
+        assert set(entry) == {"provider", "reply", "category", "permanent", "source"}, entry
+        assert entry["category"] in CATEGORIES, entry
+        assert isinstance(entry["permanent"], bool), entry
+        assert entry["source"], entry
+        # As servers send them: every line starts with a reply code, except the two
+        # Gmail deferrals documented without one.
+        assert Reply.parse(entry["reply"]).code or entry["reply"].startswith("4.7."), entry
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=[_corpus_id(e) for e in CORPUS])
+def test_corpus_reply(entry):
+    result = classify(entry["reply"])
+    assert (result.category, result.permanent) == (entry["category"], entry["permanent"]), (
+        f"rule {result.rule} gave {result.category}/{result.permanent}"
+    )
+    assert result.retry is (not result.permanent)
+    assert result.meaning and result.advice
+
+
+# ------------------------------------------------------------- the seed's table
+
+# Key sentences of the delivery-error table this product is built from.
+SEED_550 = (
+    "This can mean a variety of different things, such as the recipient address not existing, "
+    "the email being filtered as spam, or the mailbox being full."
+)
+SEED_5_1_1 = "This typically means that the email address you are trying to send to is not valid."
+SEED_5_7_1_MEANING = "This error is often associated with issues related to email security, spam, or policy violations."
+SEED_5_7_1_ADVICE = (
+    "Ensure your sending domain is authenticated (SPF/DKIM) and ask end-user to check which rule "
+    "could be rejecting these emails."
+)
+SEED_5_2_2 = (
+    "This indicates that the recipient's mailbox is full and cannot accept any more messages "
+    "until space is freed up."
+)
+SEED_5_4_X = "This typically means that the recipient's mail server could not find a route to deliver your email."
+SEED_4_7_28_MEANING = "This is a temporary rate-limit deferral from Gmail"
+SEED_4_7_28_ADVICE = (
+    "ensuring your sending domain is authenticated (SPF/DKIM) and warmed up can reduce these "
+    "rate-limits over time"
+)
+
+
+@pytest.mark.parametrize(
+    "reply, category, permanent, meaning, advice",
+    [
+        (
+            "421-4.7.28 [192.0.2.10 15] Gmail has detected an unusual rate of unsolicited mail\n"
+            "421 4.7.28 originating from your SPF domain. - gsmtp",
+            "rate_limited", False, SEED_4_7_28_MEANING, SEED_4_7_28_ADVICE,
+        ),
+        ("550 Requested action not taken", "other", True, SEED_550, None),
+        (
+            "550-5.1.1 The email account that you tried to reach does not exist. Please try\n"
+            "550 5.1.1 double-checking the recipient's email address - gsmtp",
+            "unknown_recipient", True, SEED_5_1_1, None,
+        ),
+        ("550-5.7.1 Message rejected\n550 5.7.1 by local rules", "policy_rejected", True,
+         SEED_5_7_1_MEANING, SEED_5_7_1_ADVICE),
+        ("552-5.2.2 The email account that you tried to reach is over quota.\n552 5.2.2 - gsmtp",
+         "mailbox_full", True, SEED_5_2_2, None),
+        ("554-5.4.4 SMTPSEND.DNS.NonExistentDomain;\n554 5.4.4 nonexistent domain", "routing_dns", True,
+         SEED_5_4_X, None),
+        ("554-5.4.7 Delivery to this destination\n554 5.4.7 failed", "routing_dns", True, SEED_5_4_X, None),
+    ],
+)
+def test_seed_table(reply, category, permanent, meaning, advice):
+    result = classify(reply)
+    assert result.category == category
+    assert result.permanent is permanent
+    assert result.retry is (not permanent)
+    assert meaning in result.meaning
+    if advice:
+        assert advice in result.advice
+
+
+def test_seed_4_7_28_names_the_spf_domain():
+    result = classify("421 4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your SPF domain.")
+    assert "unusual rate of mail originating from your SPF domain" in result.meaning
+    assert result.advice.startswith("You can try sending again later")
+
+
+def test_seed_bare_codes_fall_back_by_enhanced_code():
+    """Without a recognised text, the enhanced code alone gives the seed's answer."""
+    assert classify("550 5.1.1 <x@example.com>").rule == "enhanced-5.1.1"
+    assert classify("550 5.7.1 <x@example.com>").rule == "enhanced-5.7.1"
+    assert classify("552 5.2.2 <x@example.com>").rule == "enhanced-5.2.2"
+    assert classify("554 5.4.4 <x@example.com>").rule == "enhanced-5.4.4"
+    assert classify("554 5.4.7 <x@example.com>").rule == "enhanced-5.4.7"
+    assert classify("550 <x@example.com>").rule == "code-550"
+
+
+# ------------------------------------------------------------------------ traps
+
+
+@pytest.mark.parametrize(
+    "reply, category, permanent",
+    [
+        # Gmail 5.2.1: rate limit vs disabled account, same enhanced code.
+        ("550-5.2.1 The user you are trying to contact is receiving mail at a rate that\n"
+         "550 5.2.1 prevents additional messages from being delivered. - gsmtp", "rate_limited", True),
+        ("550-5.2.1 The email account that you tried to reach is disabled. Learn more at\n"
+         "550 5.2.1 https://support.google.com/mail/?p=DisabledUser - gsmtp", "mailbox_disabled", True),
+        # A 4xx "user unknown" is a deferral, never a permanent verdict.
+        ("450 4.1.1 <x@example.com>: Recipient address rejected: User unknown in local recipient table",
+         "unknown_recipient", False),
+        ("451 4.1.1 <x@example.com>: user unknown, permanently", "unknown_recipient", False),
+        # No enhanced code at all (Postfix without smtpd enhanced codes, Exim, Sendmail, Comcast).
+        ("550 <x@example.com>: Recipient address rejected: User unknown in local recipient table",
+         "unknown_recipient", True),
+        ("550 Unrouteable address", "unknown_recipient", True),
+        ("550 5.1.1 Not our Customer", "unknown_recipient", True),
+        # Only a URL or a provider code tells the reason.
+        ("554 Blocked - see https://ipcheck.proofpoint.com/?ip=192.0.2.1", "blocklisted", True),
+        ("554 Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation; "
+         "http://www.barracudanetworks.com/reputation/?pr=1&ip=192.0.2.1", "blocklisted", True),
+        ("550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet "
+         "service provider since part of their network is on our block list (S3140).", "blocklisted", True),
+        ("550 5.7.1 Service unavailable, Client host [192.0.2.1] blocked using Spamhaus. (AS16012611)",
+         "blocklisted", True),
+        ("421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user "
+         "complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", "rate_limited", False),
+        ("421 4.16.55 [TS01] Messages from 192.0.2.1 temporarily deferred due to excessive user complaints",
+         "rate_limited", False),
+        ("550 Envelope blocked - User Entry - https://community.mimecast.com/docs/DOC-1369#550",
+         "policy_rejected", True),
+        # Size vs quota on 552.
+        ("552 5.3.4 Message size exceeds fixed limit", "message_too_large", True),
+        ("552 5.2.2 <x@example.com>: user is over quota", "mailbox_full", True),
+        ("452 4.2.2 The email account that you tried to reach is over quota.", "mailbox_full", False),
+        ("552 5.1.1 Boite du destinataire pleine. Recipient overquota. OFR_417 [417]", "mailbox_full", True),
+        # Greylisting.
+        ("450 4.2.0 <x@example.com>: Recipient address rejected: Greylisted, see "
+         "http://postgrey.schweikert.ch/help/example.com.html", "greylisted", False),
+        ("451 4.7.1 Try again later", "greylisted", False),
+        ("451 4.7.1 <x@example.com>: Recipient address rejected: greylisted for 5 minutes", "greylisted", False),
+        # Relay.
+        ("554 5.7.1 <x@example.net>: Relay access denied", "relay_denied", True),
+        ("550 5.7.1 Unable to relay", "relay_denied", True),
+        ("550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain", "relay_denied", True),
+        # Connections.
+        ("421 4.7.0 Too many concurrent SMTP connections from this IP address; please try again later.",
+         "too_many_connections", False),
+        ("421 4.7.0 mx.example.com Error: too many connections from 192.0.2.1", "too_many_connections", False),
+        # Authentication.
+        ("550-5.7.26 This mail is unauthenticated, which poses a security risk to the\n"
+         "550 5.7.26 sender and Gmail users, and has been blocked.", "auth_failed", True),
+        ("550-5.7.27 This message does not pass SPF checks for an SPF record with a hard\n"
+         "550 5.7.27 fail policy (-all). - gsmtp", "auth_failed", True),
+        ("550-5.7.25 The IP address sending this message does not have a PTR record setup\n"
+         "550 5.7.25 - gsmtp", "auth_failed", True),
+        ("550 5.7.515 Access denied, sending domain example.com does not meet the required authentication level.",
+         "auth_failed", True),
+        ("550 5.7.23 The message was rejected because of Sender Policy Framework violation", "auth_failed", True),
+        # Block lists.
+        ("550 5.7.606 Access denied, banned sending IP [192.0.2.1]. To request removal from this list "
+         "please visit https://sender.office.com/", "blocklisted", True),
+        ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+         "blocklisted", True),
+        ("550 5.7.1 Rejected: 192.0.2.1 listed at bl.spamcop.net", "blocklisted", True),
+        # Spam content.
+        ("550-5.7.1 [192.0.2.1] Our system has detected that this message is likely unsolicited mail.\n"
+         "550 5.7.1 To reduce the amount of spam sent to Gmail, this message has been blocked.",
+         "spam_content", True),
+        ("550 5.7.1 Message content rejected", "spam_content", True),
+        # Expired.
+        ("451 4.4.7 Message delivery time exceeded", "expired", False),
+        ("550 4.4.7 QUEUE.Expired; message expired", "expired", True),
+        # Syntax.
+        ("501 5.5.4 HELO/EHLO argument is invalid", "syntax_error", True),
+        ("555 5.5.2 Syntax error. - gsmtp", "syntax_error", True),
+        # Disabled mailboxes.
+        ("550 Requested action not taken: mailbox unavailable", "mailbox_disabled", True),
+        ("550 5.2.1 <x@example.com>: account disabled", "mailbox_disabled", True),
+        ("550 5.2.1 This mailbox has been blocked due to inactivity", "mailbox_disabled", True),
+        ("550 5.2.1 mailbox disabled", "mailbox_disabled", True),
+    ],
+)
+def test_traps(reply, category, permanent):
+    result = classify(reply)
+    assert (result.category, result.permanent) == (category, permanent), result.rule
+
+
+def test_four_xx_is_never_permanent_even_when_a_rule_says_so(tmp_path):
+    operator = tmp_path / "bounce-rules.local.yaml"
+    operator.write_text(textwrap.dedent("""\
+        rules:
+          - id: hard-even-when-soft
+            match: 'acme'
+            category: unknown_recipient
+            permanent: true
+            meaning: The address is gone.
+            advice: Remove it.
+        """))
+    classifier = Classifier.from_files([operator, SHIPPED_RULES])
+    assert classifier.classify_text("450 4.1.1 acme: user unknown").permanent is False
+    assert classifier.classify_text("550 5.1.1 acme: user unknown").permanent is True
+
+
+def test_rule_can_make_a_5xx_transient(tmp_path):
+    operator = tmp_path / "bounce-rules.local.yaml"
+    operator.write_text(textwrap.dedent("""\
+        rules:
+          - id: acme-soft-block
+            code: 550
+            match: 'acme throttle'
+            category: rate_limited
+            permanent: false
+            meaning: ACME answers 550 while it throttles.
+            advice: Retry later.
+        """))
+    result = Classifier.from_files([operator, SHIPPED_RULES]).classify_text("550 acme throttle, come back")
+    assert (result.category, result.permanent, result.retry, result.rule) == ("rate_limited", False, True, "acme-soft-block")
+
+
+def test_classification_as_dict():
+    result = classify("550 5.1.1 <x@example.com>: Recipient address rejected: User unknown")
+    assert result.as_dict() == {
+        "category": "unknown_recipient",
+        "permanent": True,
+        "retry": False,
+        "rule": "unknown-recipient",
+        "meaning": result.meaning,
+        "advice": result.advice,
+    }
+
+
+def test_classify_takes_a_reply_from_aiosmtplib_shape():
+    """Upstream replies arrive as (code, message) with the line prefixes stripped."""
+    reply = Reply.from_message(
+        550,
+        "5.1.1 The email account that you tried to reach does not exist. Please try\n"
+        "5.1.1 double-checking the recipient's email address for typos or\n"
+        "5.1.1 unnecessary spaces. - gsmtp",
+    )
+    assert default_classifier().classify(reply).category == "unknown_recipient"
+
+
+def test_wrapped_phrase_matches_across_lines():
+    reply = Reply.parse("421-4.7.0 [192.0.2.1] Our system has detected an unusual rate of\n"
+                        "421 4.7.0 unsolicited mail originating from your IP address.")
+    assert unwrapped_text(reply) == (
+        "421 4.7.0 [192.0.2.1] Our system has detected an unusual rate of "
+        "unsolicited mail originating from your IP address."
+    )
+
+
+def test_enhanced_code_found_later_in_the_text():
+    assert effective_enhanced(Reply.parse("550 sorry, no mailbox here by that name. (#5.1.1)")) == "5.1.1"
+    assert effective_enhanced(Reply.parse("550 cuda_nsu 5.1.1 <x@example.com> no")) == "5.1.1"
+    # IP addresses and Yahoo's internal "4.16.55.1" are not status codes.
+    assert effective_enhanced(Reply.parse("421 Messages from 5.1.2.3 deferred - 4.16.55.1")) is None
+
+
+def test_unknown_reply_gets_an_answer():
+    assert classify("599 something nobody has seen").category == "other"
+    assert classify("").category == "other"
+    assert classify("garbage without a code").permanent is False
+
+
+# ------------------------------------------------------------- rule precedence
+
+
+def test_operator_rules_are_tried_before_shipped_ones(tmp_path):
+    operator = tmp_path / "bounce-rules.acme.yaml"
+    operator.write_text(textwrap.dedent("""\
+        rules:
+          - id: acme-user-unknown-is-a-migration
+            code: "55x"
+            enhanced: "5.1.*"
+            match: ['user unknown', 'no such user']
+            category: mailbox_disabled
+            meaning: ACME is migrating mailboxes; unknown users come back within a day.
+            advice: Retry tomorrow.
+        fallback:
+          - id: acme-code-550
+            code: 550
+            category: policy_rejected
+            meaning: At ACME a bare 550 is always a policy block.
+            advice: Call ACME.
+        """))
+    classifier = Classifier.from_files([operator, SHIPPED_RULES])
+    result = classifier.classify_text("550 5.1.1 <x@acme.example>: User unknown")
+    assert (result.category, result.rule) == ("mailbox_disabled", "acme-user-unknown-is-a-migration")
+    # The operator's fallback entry wins over the shipped one for the same code...
+    assert classifier.classify_text("550 go away").rule == "acme-code-550"
+    # ...and everything else still reaches the shipped rules.
+    assert classifier.classify_text("452 4.2.2 over quota").category == "mailbox_full"
+    assert default_classifier().classify_text("550 go away").rule == "code-550"
+
+
+def test_rule_files_of_a_policy_directory(tmp_path):
+    (tmp_path / "bounce-rules.b.yaml").write_text("rules: []\n")
+    (tmp_path / "bounce-rules.a.yaml").write_text("rules: []\n")
+    assert rule_files(tmp_path) == [tmp_path / "bounce-rules.a.yaml", tmp_path / "bounce-rules.b.yaml", SHIPPED_RULES]
+    (tmp_path / "bounce-rules.yaml").write_text(SHIPPED_RULES.read_text())
+    assert rule_files(tmp_path)[-1] == tmp_path / "bounce-rules.yaml"
+    assert Classifier.from_directory(tmp_path).classify_text("550 5.1.1 nope").category == "unknown_recipient"
+
+
+# --------------------------------------------------------------- shipped rules
+
+
+def test_shipped_rules_install_with_the_package():
+    assert SHIPPED_RULES.is_file()
+    assert SHIPPED_RULES.name == "bounce-rules.yaml"
+    assert SHIPPED_RULES.parent.name == "policies"
+
+
+def test_every_shipped_rule_id_is_unique():
+    data = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))
+    ids = [entry["id"] for entry in data["rules"]] + [entry["id"] for entry in data["fallback"]]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert set(default_classifier().rule_ids) == set(ids)
+
+
+def test_every_shipped_outcome_is_complete():
+    data = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))
+    for entry in data["rules"] + data["fallback"]:
+        assert entry["category"] in CATEGORIES, entry["id"]
+        assert entry["meaning"].strip().endswith((".", ")")), entry["id"]
+        assert entry["advice"].strip().endswith((".", ")")), entry["id"]
+
+
+def test_every_category_is_reachable_from_the_corpus():
+    assert {entry["category"] for entry in CORPUS} == CATEGORIES
+
+
+def test_default_classifier_is_loaded_once():
+    assert default_classifier() is default_classifier()
+
+
+# ------------------------------------------------------------------ loader errors
+
+
+def _write(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _problems(exc: ConfigError) -> list[tuple[str, str, str]]:
+    return [(p.file, p.key, p.why) for p in exc.problems]
+
+
+def test_loader_reports_every_problem_with_file_and_key(tmp_path):
+    path = _write(tmp_path, "bounce-rules.bad.yaml", """\
+        rules:
+          - id: ok
+            match: 'fine'
+            category: other
+            meaning: Fine.
+            advice: Nothing.
+          - id: typo
+            mach: 'user unknown'
+            category: unknown_recipient
+            meaning: m.
+            advice: a.
+          - id: bad-regex
+            match: ['ok', 'user (unknown']
+            category: unknown_recipient
+            meaning: m.
+            advice: a.
+          - id: bad-category
+            match: 'x'
+            category: mailbox_exploded
+            meaning: m.
+            advice: a.
+          - match: 'no id'
+            meaning: m.
+            advice: a.
+          - id: bad-codes
+            code: 650
+            enhanced: "5.1"
+            match: 'y'
+            category: other
+            meaning: m.
+            advice: a.
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    problems = _problems(info.value)
+    keys = {key for _, key, _ in problems}
+    assert {p[0] for p in problems} == {str(path)}
+    assert "rules[1].mach" in keys                 # unknown key
+    assert "rules[2].match[1]" in keys             # bad regex
+    assert "rules[3].category" in keys             # unknown category
+    assert "rules[4].id" in keys                   # missing id
+    assert "rules[4].category" in keys             # missing category
+    assert "rules[5].code" in keys
+    assert "rules[5].enhanced" in keys
+    assert any("bad regular expression" in why for _, key, why in problems if key == "rules[2].match[1]")
+    assert any("mailbox_exploded" in why for _, key, why in problems if key == "rules[3].category")
+    # The message of the exception names them too, one per line.
+    assert f"{path}: rules[1].mach: unknown key" in str(info.value)
+
+
+def test_duplicate_rule_id_across_files(tmp_path):
+    operator = _write(tmp_path, "bounce-rules.ops.yaml", """\
+        rules:
+          - id: unknown-recipient
+            match: 'nobody here'
+            category: unknown_recipient
+            meaning: m.
+            advice: a.
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([operator, SHIPPED_RULES])
+    problems = _problems(info.value)
+    assert len(problems) == 1
+    file, key, why = problems[0]
+    assert key.endswith(".id")
+    assert "unknown-recipient" in why
+    # Named in the file where the duplicate appears, pointing at the first definition.
+    assert {file, why.split("already defined at ")[1].split(" ")[0]} == {str(operator), str(SHIPPED_RULES)}
+
+
+def test_duplicate_rule_id_within_a_file(tmp_path):
+    path = _write(tmp_path, "r.yaml", """\
+        rules:
+          - {id: twice, match: 'a', category: other, meaning: m., advice: a.}
+          - {id: twice, match: 'b', category: other, meaning: m., advice: a.}
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    assert [(k, "twice" in w) for _, k, w in _problems(info.value)] == [("rules[1].id", True)]
+
+
+def test_loader_rejects_malformed_files(tmp_path):
+    not_yaml = _write(tmp_path, "a.yaml", "rules: [unclosed\n")
+    not_mapping = _write(tmp_path, "b.yaml", "- just a list\n")
+    unknown_top = _write(tmp_path, "c.yaml", "rulez: []\n")
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([not_yaml, not_mapping, unknown_top, missing])
+    files = [file for file, _, _ in _problems(info.value)]
+    assert set(files) == {str(not_yaml), str(not_mapping), str(unknown_top), str(missing)}
+    assert ("rulez" in [key for _, key, _ in _problems(info.value)])
+
+
+def test_fallback_entries_are_validated(tmp_path):
+    path = _write(tmp_path, "f.yaml", """\
+        fallback:
+          - {id: both, code: 550, enhanced: "5.1.1", category: other, meaning: m., advice: a.}
+          - {id: list, code: [550, 551], category: other, meaning: m., advice: a.}
+          - {id: one, code: 552, category: other, meaning: m., advice: a.}
+          - {id: again, code: 552, category: other, meaning: m., advice: a.}
+          - {id: regex, enhanced: "5.1.1", match: 'x', category: other, meaning: m., advice: a.}
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    keys = [key for _, key, _ in _problems(info.value)]
+    assert keys == ["fallback[0]", "fallback[1].code", "fallback[3]", "fallback[4].match"]
+
+
+def test_rule_without_any_condition_is_refused(tmp_path):
+    path = _write(tmp_path, "g.yaml", """\
+        rules:
+          - {id: everything, category: other, meaning: m., advice: a.}
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    assert [key for _, key, _ in _problems(info.value)] == ["rules[0]"]
+
+
+def test_code_and_enhanced_patterns(tmp_path):
+    path = _write(tmp_path, "h.yaml", """\
+        rules:
+          - {id: five-five-x, code: "55x", enhanced: "X.7.6xx", match: 'zz', category: blocklisted, meaning: m., advice: a.}
+          - {id: listed, code: [421, 450], enhanced: ["4.7.1", "4.7.2"], match: 'zz', category: greylisted, meaning: m., advice: a.}
+        """)
+    classifier = Classifier.from_files([path])
+    assert classifier.classify_text("554 5.7.606 zz").rule == "five-five-x"
+    assert classifier.classify_text("554 4.7.650 zz").rule == "five-five-x"
+    assert classifier.classify_text("540 5.7.606 zz").rule == "default"  # no fallback in this file
+    assert classifier.classify_text("450 4.7.2 zz").rule == "listed"
+    assert classifier.classify_text("451 4.7.2 zz").rule == "default"
