@@ -47,8 +47,9 @@ class Outcomes:
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             listed = None
-            if (rcpt and reply.source == "upstream" and reply.permanent and stage in ("rcpt", "data")
-                    and kind == "rejected"):
+            # Every upstream refusal of a recipient is counted; policies/suppression.yaml decides
+            # which of them (by category and permanence) put the address on the list.
+            if rcpt and reply.source == "upstream" and stage in ("rcpt", "data") and kind in ("rejected", "deferred"):
                 listed = await self._maybe_list(txn, session, stage, rcpt, reply, classification)
                 if listed is not None:
                     fields["bounce_list"] = "listed" if listed else "error"
@@ -72,8 +73,8 @@ class Outcomes:
             # The refusal itself already reached the client; a store outage must not hide it.
             log.exception("could not record failure of %s on the bounce list", rcpt)
             return False
-        if entry is None:
-            return None
+        if entry is None or not entry.listed_now:
+            return None  # not listed, or listed already: one bounce_listed event per listing
         return self._event("bounce_listed", stage, txn, session, rcpt, reply, classification,
                            {"actor": "relay", "reason": f"{classification.category} ({classification.rule})",
                             "entry": entry.as_dict()})

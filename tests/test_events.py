@@ -171,3 +171,14 @@ def test_events_tail_shows_a_readable_line(relay, upstream):
     out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "-c", str(relay.config_path), "--json"],
                          capture_output=True, text=True, timeout=30)
     assert [json.loads(x)["kind"] for x in out.stdout.splitlines()] == ["rejected", "bounce_listed"]
+
+
+def test_each_listing_emits_one_bounce_listed_event(upstream, relay_factory):
+    relay = relay_factory(upstream.port)
+    transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])
+    relay.events(wait_for=2)
+    subprocess.run([sys.executable, "-m", "relay", "bounces", "remove", "nosuchuser@gmail.test", "--reason",
+                    "retest", "-c", str(relay.config_path)], check=True, capture_output=True)
+    transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])
+    kinds = [e["kind"] for e in relay.events(wait_for=5)]
+    assert kinds == ["rejected", "bounce_listed", "bounce_unlisted", "rejected", "bounce_listed"]
