@@ -39,7 +39,7 @@ CANONICALIZATIONS = ("simple", "relaxed")
 
 # Signed when present. RFC 6376 5.4.1 lists these as the fields a signer SHOULD
 # sign (From is a MUST, 5.4); List-Unsubscribe(-Post) are signed because RFC
-# 8058 3.1 requires List-Unsubscribe-Post to be covered by a valid signature
+# 8058 4 requires List-Unsubscribe-Post to be covered by a valid signature
 # for one-click unsubscribe.
 DEFAULT_HEADERS = (
     "From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References", "MIME-Version",
