@@ -37,10 +37,10 @@ __all__ = [
 ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 CANONICALIZATIONS = ("simple", "relaxed")
 
-# Signed when present. RFC 6376 5.4.1 lists these as the fields a signer SHOULD
-# sign (From is a MUST, 5.4); List-Unsubscribe(-Post) are signed because RFC
-# 8058 4 requires List-Unsubscribe-Post to be covered by a valid signature
-# for one-click unsubscribe.
+# Signed when present: most of the fields RFC 6376 5.4.1 recommends (From is a
+# MUST, 5.4), plus Message-ID, Sender and the MIME fields, whose change would
+# alter what the reader sees; List-Unsubscribe-Post because RFC 8058 4 wants it
+# covered by a valid signature for one-click unsubscribe.
 DEFAULT_HEADERS = (
     "From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References", "MIME-Version",
     "Content-Type", "Content-Transfer-Encoding", "List-Unsubscribe", "List-Unsubscribe-Post", "Reply-To",
