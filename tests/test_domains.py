@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -196,23 +197,26 @@ def test_file_level_problems(tmp_path):
     assert len(load(tmp_path, "# nothing\n")) == 0
 
 
-def test_unreadable_key_says_permission_denied(tmp_path, keys):
+def test_unreadable_key_says_permission_denied(keys):
     # root reads any file, so load as `nobody` in a child process when we are root.
-    secret = tmp_path / "secret.key"
-    secret.write_bytes((keys / "rsa.key").read_bytes())
-    secret.chmod(0o000)
-    policy = tmp_path / "domains.yaml"
-    policy.write_text(f"example.com: {{dkim: [{{selector: s1, key: {secret}}}]}}\n")
-    tmp_path.chmod(0o755)
-    code = ("import sys; from relay.domains import DomainPolicies\n"
-            "from relay.errors import ConfigError\n"
-            "try:\n    DomainPolicies.from_file(sys.argv[1])\n"
-            "except ConfigError as e:\n    print(e)\n")
-    command = [sys.executable, "-c", code, str(policy)]
-    if os.geteuid() == 0:
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    for parent in tmp_path.parents:  # pytest's tmp directories are 0700
-        if str(parent).startswith("/tmp/pytest-of"):
-            parent.chmod(parent.stat().st_mode | 0o055)
-    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert out.stdout.strip() == f"{policy}: example.com.dkim[0].key: file {secret}: cannot read: permission denied", out.stderr
+    # Not under pytest's tmp directory: that is 0700, and nobody could not reach it.
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        secret = base / "secret.key"
+        secret.write_bytes((keys / "rsa.key").read_bytes())
+        secret.chmod(0o000)
+        policy = base / "domains.yaml"
+        policy.write_text(f"example.com: {{dkim: [{{selector: s1, key: {secret}}}]}}\n")
+        policy.chmod(0o644)
+        code = ("import sys; from relay.domains import DomainPolicies\n"
+                "from relay.errors import ConfigError\n"
+                "try:\n    DomainPolicies.from_file(sys.argv[1])\n"
+                "except ConfigError as e:\n    print(e)\n")
+        command = [sys.executable, "-c", code, str(policy)]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        out = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == f"{policy}: example.com.dkim[0].key: file {secret}: cannot read: permission denied", \
+        out.stderr
