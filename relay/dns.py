@@ -202,6 +202,9 @@ class Resolver:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        if not self._async.nameservers:
+            raise DnsTemporaryError(name, rtype, "no nameservers configured (no usable /etc/resolv.conf; "
+                                                 "set resolver.nameservers in the config)")
         self.queries += 1
         try:
             answer = await self._async.resolve(qname, rtype, search=False, raise_on_no_answer=False,
