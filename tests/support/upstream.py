@@ -131,7 +131,7 @@ class FakeUpstream:
             def authenticator(server, session, envelope, mechanism, data):
                 from aiosmtpd.smtp import AuthResult
                 ok = users.get(data.login.decode()) == data.password.decode()
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)
             kwargs.update(authenticator=authenticator, auth_require_tls=self._tls_context is not None)
         return SMTP(_Handler(self), hostname=self.hostname, ident="ESMTP test", enable_SMTPUTF8=True,
                     tls_context=self._tls_context, require_starttls=self._require_starttls, timeout=30, **kwargs)

@@ -1,0 +1,139 @@
+"""STARTTLS and AUTH on both sides: clients may AUTH only after STARTTLS, never relay unauthenticated
+from outside clients.networks; the upstream gets STARTTLS and AUTH as configured."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+
+import pytest
+
+from relay.users import hash_password
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.tls import make_cert, server_context
+from tests.support.upstream import FakeUpstream
+
+BODY = b"From: a@sender.test\r\nSubject: tls\r\n\r\nhi\r\n"
+
+
+class TLSClient(RawSMTP):
+    def starttls(self, cafile) -> None:
+        code, _ = self.cmd("STARTTLS")
+        assert code == 220
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.buf = b""
+
+
+@pytest.fixture
+def cert(tmp_path):
+    return make_cert(tmp_path)
+
+
+@pytest.fixture
+def auth_relay(tmp_path, cert, upstream, relay_factory):
+    users = tmp_path / "users"
+    users.write_text(f"# relay users\nalice:{hash_password('s3cret pass')}\n")
+    crt, key = cert
+    # 127.0.0.1 is outside clients.networks here, so the test client is an outsider that must log in.
+    return relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                         clients={"networks": ["10.0.0.0/8"], "users_file": str(users)})
+
+
+def plain(user: str, password: str) -> str:
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_auth_is_offered_only_after_starttls(auth_relay, cert):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        code, text = c.cmd("EHLO client.test")
+        assert "250-STARTTLS" in text and "AUTH" not in text
+        code, text = c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))
+        assert code >= 500  # not before TLS
+        c.starttls(cert[0])
+        code, text = c.cmd("EHLO client.test")
+        assert "AUTH LOGIN PLAIN" in text and "STARTTLS" not in text
+
+
+def test_outsider_without_auth_is_refused_before_upstream(auth_relay, upstream, cert):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        assert c.greeting[0] == 220
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+        assert code == 554 and text.startswith("554 5.7.1 Relay access denied")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554  # TLS alone is not enough
+        assert c.cmd("AUTH PLAIN " + plain("alice", "wrong"))[0] == 535
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554
+    assert upstream.connections == 0
+
+
+def test_authenticated_client_relays_over_tls(auth_relay, upstream, cert):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert b"with ESMTPSA" in msg.data.split(b"\r\n\r\n")[0]
+
+
+def test_auth_login_mechanism(auth_relay, upstream, cert):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH LOGIN")[0] == 334
+        assert c.cmd(base64.b64encode(b"alice").decode())[0] == 334
+        assert c.cmd(base64.b64encode(b"s3cret pass").decode())[0] == 235
+
+
+@pytest.fixture
+def tls_upstream(cert):
+    server = FakeUpstream(tls_context=server_context(*cert), require_starttls=True,
+                          auth={"relayuser": "Tr0ub4dor-up"}).start()
+    yield server
+    server.stop()
+
+
+def test_upstream_starttls_required_and_auth_from_password_file(tmp_path, cert, tls_upstream, relay_factory):
+    secret = tmp_path / "upstream-secret"
+    secret.write_text("Tr0ub4dor-up\n")
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(cert[0]),
+                                                       "username": "relayuser", "password_file": str(secret)})
+    relay.settings  # noqa: B018 - config loaded with the secret's path, never its content
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(tls_upstream.wait_for_messages(1)) == 1
+    assert "Tr0ub4dor-up" not in relay.config_path.read_text()
+
+
+def test_upstream_wrong_password_is_a_clear_451(tmp_path, cert, tls_upstream, relay_factory):
+    secret = tmp_path / "upstream-secret"
+    secret.write_text("nope\n")
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(cert[0]),
+                                                       "username": "relayuser", "password_file": str(secret)})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and text.startswith("451 4.7.0 The relay could not log in to upstream")
+    assert "nope" not in text
+
+
+def test_upstream_without_starttls_when_required_is_refused_in_clear(upstream, relay_factory):
+    relay = relay_factory(upstream.port, upstream={"starttls": "required"})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and text.startswith("451 4.7.5 ") and "STARTTLS" in text
+    assert upstream.commands == []  # nothing was sent in clear
+
+
+def test_opportunistic_starttls_falls_back_to_clear(upstream, relay_factory):
+    relay = relay_factory(upstream.port, upstream={"starttls": "opportunistic"})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
