@@ -155,11 +155,14 @@ class RelayServer:
         systemd.notify("STOPPING=1")
         for server in self.servers:
             server.close()
-        protocols = list(self.counter["protocols"])
-        await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later")
-                               for p in protocols if not p.busy), return_exceptions=True)
+        # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
+        # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after.
         deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while self.counter["active"] and asyncio.get_running_loop().time() < deadline:
+            idle = [p for p in self.counter["protocols"]
+                    if not p.busy and not self.service.in_transaction(p.relay_session)]
+            await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
+                                 return_exceptions=True)
             await asyncio.sleep(0.05)
         for p in list(self.counter["protocols"]):
             if p.transport is not None:

@@ -55,6 +55,9 @@ class RelayService:
             return session, decision.reply
         return session, None
 
+    def in_transaction(self, session: Session | None) -> bool:
+        return session is not None and session.id in self._txns
+
     async def disconnect(self, session: Session) -> None:
         await self.reset(session)
         self.sessions.pop(session.id, None)

@@ -106,7 +106,7 @@ class RelaySMTP(SMTP):
 
     async def say_goodbye(self, text: str) -> None:
         """RFC 5321 3.8: a server shutting down answers 421 and closes."""
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             try:
                 await super().push(text)
             finally:

@@ -1,0 +1,128 @@
+"""Config loading: the shipped example is valid; every error names file, key and why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relay.config import load_settings, parse_duration, parse_endpoint
+from relay.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def problems(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    return [f"{p.key}: {p.why}" for p in err.value.problems]
+
+
+def test_shipped_example_is_valid():
+    settings = load_settings(REPO / "config.yaml")
+    assert settings.listen[0].endpoint.port == 2525
+    assert settings.upstream.starttls == "required"
+    assert settings.clients.trusted("127.0.0.1") and not settings.clients.trusted("192.0.2.1")
+    assert settings.bounce_list == f"sqlite:///{REPO / 'var' / 'bounces.db'}"
+
+
+def test_defaults_of_a_minimal_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    s = load_settings(path)
+    assert s.listen == () and s.upstream is None and s.milter is None
+    assert s.limits.max_message_size == 36700160 and s.limits.max_recipients == 100
+    assert s.limits.max_connections == 1000 and s.limits.timeout == 300
+    assert [e.kind for e in s.events] == ["stdout"]
+    assert s.clients.trusted("::1") and s.clients.trusted("127.0.0.2") and not s.clients.trusted("10.0.0.1")
+    assert s.clients.trusted("::ffff:127.0.0.1")  # IPv4-mapped loopback
+
+
+def test_every_error_is_reported_with_its_key(tmp_path):
+    found = problems(tmp_path, """
+hostname: "not a host!"
+listen: [{address: "127.0.0.1"}]
+clients: {networks: ["0.0.0.0/0", "banana"], bogus: 1}
+upstream: {host: smtp.x, starttls: sometimes, port: 0, username: u}
+limits: {max_recipients: 0, timeout: "5 fortnights"}
+egress_ips: ["300.1.1.1"]
+events: [{jsonl: a, stdout: true}, {webhook: "ftp://x"}]
+resolver: {nameservers: ["[::1"]}
+correlation: {headers: ["Bad Header"], sender_patterns: ["(", "^nogroup"]}
+frobnicate: true
+""")
+    keys = [p.split(":")[0] for p in found]
+    for key in ["hostname", "listen[0].address", "clients.bogus", "clients.networks[0]", "clients.networks[1]",
+                "upstream.starttls", "upstream.port", "upstream.password_file", "limits.max_recipients",
+                "limits.timeout", "egress_ips[0]", "events[0]", "events[1].webhook", "resolver.nameservers[0]",
+                "correlation.headers[0]", "correlation.sender_patterns[0]", "correlation.sender_patterns[1]",
+                "frobnicate"]:
+        assert key in keys, (key, found)
+    assert any("open relay" in p for p in found)
+
+
+def test_listen_requires_upstream(tmp_path):
+    assert problems(tmp_path, "hostname: r.example\nlisten: [{address: '127.0.0.1:25'}]\n") == [
+        "upstream: is required when `listen` names a listener"]
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    (found,) = problems(tmp_path, "hostname: r.example\nlisten: [\n")
+    assert found.startswith("line ") and "invalid YAML" in found
+
+
+def test_bare_off_is_read_as_off(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nupstream: {host: h.example, starttls: off}\n")
+    assert load_settings(path).upstream.starttls == "off"
+
+
+@pytest.mark.parametrize("text,seconds", [(30, 30.0), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), ("2d", 172800.0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_endpoints():
+    assert parse_endpoint("[::1]:2525").host == "::1"
+    assert parse_endpoint("127.0.0.1:53").port == 53
+    assert parse_endpoint("ns.example", default_port=53).port == 53
+    with pytest.raises(ValueError):
+        parse_endpoint("127.0.0.1:99999")
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd)
+
+
+def test_check_config_ok_and_errors(tmp_path):
+    ok = run_cli("check-config", "-c", str(REPO / "config.yaml"))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("OK"), ok.stdout + ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hostname: r.example\nlimits: {max_recipients: -3}\nnope: 1\n")
+    out = run_cli("check-config", "-c", str(bad))
+    assert out.returncode == 1
+    assert f"error: {bad}: limits.max_recipients: must be positive, got -3" in out.stdout
+    assert f"error: {bad}: nope: unknown key" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_check_config_reports_policy_errors_too(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "suppression.yaml").write_text("surprise: 1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"hostname: r.example\npolicies: {policies}\n")
+    out = run_cli("check-config", "-c", str(cfg))
+    assert out.returncode == 1
+    assert str(policies / "suppression.yaml") in out.stdout and "surprise" in out.stdout
+
+
+def test_missing_config_file_is_one_clear_line(tmp_path):
+    out = run_cli("serve", "-c", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 1
+    assert "nope.yaml: (file): cannot read" in out.stderr and "Traceback" not in out.stderr

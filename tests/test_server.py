@@ -1,0 +1,145 @@
+"""`relay serve` as a process: signals, reloads, draining."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import GMAIL_NO_SUCH_USER
+
+REPO = Path(__file__).resolve().parent.parent
+BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("relay did not listen")
+
+
+def start(tmp_path, upstream_port, **extra):
+    port = free_port()
+    config = {"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{port}"}],
+              "upstream": {"host": "127.0.0.1", "port": upstream_port, "starttls": "off"},
+              "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "events": [{"jsonl": str(tmp_path / "e.jsonl")}],
+              **extra}
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(path)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    wait_port(port, proc)
+    return proc, port, path
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path, upstream):
+    proc, port, _ = start(tmp_path, upstream.port)
+    try:
+        idle = RawSMTP("127.0.0.1", port)
+        idle.cmd("EHLO idle.test")
+        busy = RawSMTP("127.0.0.1", port)
+        busy.cmd("EHLO busy.test")
+        busy.cmd("MAIL FROM:<a@sender.test>")
+        busy.cmd("RCPT TO:<b@example.com>")
+        proc.send_signal(signal.SIGTERM)
+        assert idle.reply()[1].startswith("421 4.3.2 ")  # told at once, between transactions
+        # The transaction in flight may finish; its message is delivered, then the client is told 421.
+        assert busy.cmd("DATA")[0] == 354
+        busy.send(BODY + b".\r\n")
+        assert busy.reply()[0] == 250
+        assert busy.reply()[1].startswith("421 4.3.2 ")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(upstream.wait_for_messages(1)) == 1
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # no longer listening
+
+
+def test_sighup_with_broken_policy_keeps_the_running_one(tmp_path, upstream):
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    proc, port, _ = start(tmp_path, upstream.port, policies=str(policies))
+    try:
+        local = policies / "bounce-rules.local.yaml"
+        local.write_text("rules:\n  - id: local-nosuchuser\n    match: 'NoSuchUser'\n    category: other\n"
+                         "    meaning: Local rule.\n    advice: Local advice.\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        local.write_text("rules:\n  - id: [broken\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        with RawSMTP("127.0.0.1", port) as c:
+            c.cmd("EHLO c.test")
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            assert c.cmd("RCPT TO:<nosuchuser@gmail.test>") == (550, GMAIL_NO_SUCH_USER)
+            c.cmd("QUIT")
+        deadline = time.time() + 10
+        events = []
+        while time.time() < deadline and not events:
+            events = [line for line in (tmp_path / "e.jsonl").read_text().splitlines()] if (tmp_path / "e.jsonl").exists() else []
+            time.sleep(0.1)
+        import json
+        rejected = [json.loads(x) for x in events if json.loads(x)["kind"] == "rejected"]
+        assert rejected[0]["classification"]["rule"] == "local-nosuchuser"  # the good reload is in force
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    stderr = proc.stderr.read()
+    assert "reload refused, keeping the running config" in stderr and "bounce-rules.local.yaml" in stderr
+    assert "reloaded config and policies" in stderr
+
+
+def test_serve_refuses_a_port_in_use_clearly(tmp_path, upstream):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(yaml.safe_dump({"hostname": "r.test", "listen": [{"address": f"127.0.0.1:{port}"}],
+                                       "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                       "bounce_list": f"sqlite:///{tmp_path / 'b.db'}"}))
+        out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(cfg)], capture_output=True,
+                             text=True, timeout=30)
+    assert out.returncode == 1 and "error: cannot start:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_relay_keeps_serving_after_a_client_vanishes_mid_data(tmp_path, upstream):
+    proc, port, _ = start(tmp_path, upstream.port)
+    try:
+        gone = RawSMTP("127.0.0.1", port)
+        gone.cmd("EHLO gone.test")
+        gone.cmd("MAIL FROM:<a@sender.test>")
+        gone.cmd("RCPT TO:<b@example.com>")
+        gone.cmd("DATA")
+        gone.send(b"Subject: half\r\n\r\nhalf a mess")
+        gone.close()
+        time.sleep(0.3)
+        with RawSMTP("127.0.0.1", port) as c:
+            c.cmd("EHLO c.test")
+            assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    msgs = upstream.wait_for_messages(1)
+    assert len(msgs) == 1 and b"half a mess" not in msgs[0].data
