@@ -270,3 +270,15 @@ async def test_verify_dkim_directly(dns, rsa_key):
     results = await verify_dkim(signed(MESSAGE, rsa_key), settings_resolver)
     assert [r.result for r in results] == ["pass"]
     assert await verify_dkim(MESSAGE, settings_resolver) == []
+
+
+async def test_signature_by_our_own_signer_passes(dns, rsa_key, ed_key):
+    # Mail that went through another relay of ours (or was re-injected) carries our signatures.
+    publish(dns, rsa_key, "s1")
+    publish(dns, ed_key, "e1")
+    data = MESSAGE
+    for selector, key in (("s1", rsa_key), ("e1", ed_key)):
+        data = ourdkim.sign(data, ourdkim.DkimKey(selector=selector, private_key=key), "example.com") + data
+    message, t = await run(make_step(dns), data)
+    assert [(r["header.s"], r["result"]) for r in t.notes["auth_results"]["results"]] == [("e1", "pass"),
+                                                                                        ("s1", "pass")]
