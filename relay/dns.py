@@ -252,7 +252,7 @@ class Resolver:
         """Names in the reverse zone for `ip` (in-addr.arpa / ip6.arpa).
         Raises ValueError for something that is not an IP address."""
         rev = dns.reversename.from_address(str(ipaddress.ip_address(ip)))
-        return list((await self.query(rev.to_text(), "PTR")).records)
+        return list((await self.query(rev.to_text(omit_final_dot=True), "PTR")).records)
 
 
 def _servfail_reason(exc: dns.resolver.NoNameservers) -> str:

@@ -252,3 +252,24 @@ def test_invalid_domain_is_a_usage_error(dns, key, tmp_path, capsys):
     code = main(["doctor", "not a domain", "-c", str(write_config(tmp_path, dns.port, key))])
     assert code == 2
     assert "is not a domain name" in capsys.readouterr().err
+
+
+def test_summary_separates_unchecked_from_problems(dns, key, tmp_path, capsys):
+    good_zone(dns, key)
+    dns.zone.servfail.add("5.113.0.203.in-addr.arpa")
+    code, lines = doctor(capsys, write_config(tmp_path, dns.port, key))
+    assert code == 1
+    find(lines, f"[FAIL] PTR {EGRESS}: could not check: DNS lookup of PTR 5.113.0.203.in-addr.arpa failed")
+    assert lines[-1] == ("no problems found in what could be checked; 0 warning(s); "
+                         "1 check(s) could not be made because of DNS trouble")
+
+
+def test_domain_without_entry(dns, key, tmp_path, capsys):
+    good_zone(dns, key)
+    for name, rtype, value in (("other.example", "TXT", f"v=spf1 ip4:{EGRESS} -all"),
+                               ("_dmarc.other.example", "TXT", "v=DMARC1; p=none")):
+        dns.zone.add(name, rtype, value)
+    code, lines = doctor(capsys, write_config(tmp_path, dns.port, key), domain="Other.Example")
+    assert code == 0
+    find(lines, "[warn] config: other.example has no entry in domains.yaml")
+    find(lines, "[ok] DMARC: p=none: receivers only report")

@@ -51,6 +51,7 @@ class Check:
     status: str  # OK | WARN | FAIL
     text: str
     fix: str | None = None
+    unchecked: bool = False  # FAIL because the check could not be made (DNS trouble)
 
     def lines(self) -> list[str]:
         out = [f"[{self.status}] {self.text}"]
@@ -72,7 +73,11 @@ class Report:
 
     @property
     def failures(self) -> int:
-        return sum(c.status == FAIL for c in self.checks)
+        return sum(c.status == FAIL and not c.unchecked for c in self.checks)
+
+    @property
+    def unchecked(self) -> int:
+        return sum(c.unchecked for c in self.checks)
 
     @property
     def warnings(self) -> int:
@@ -80,17 +85,23 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        # A check that could not be made is not a pass: exit 1 for those too.
+        return 1 if self.failures or self.unchecked else 0
 
     def render(self) -> str:
         lines = [self.title] if self.title else []
         lines += [line for c in self.checks for line in c.lines()]
         if self.failures:
-            lines.append(f"{self.failures} problem(s) will make receivers reject or junk mail from "
-                         f"{self.domain}; {self.warnings} warning(s)")
+            summary = (f"{self.failures} problem(s) will make receivers reject or junk mail from "
+                       f"{self.domain}; {self.warnings} warning(s)")
+        elif self.unchecked:
+            summary = f"no problems found in what could be checked; {self.warnings} warning(s)"
         else:
-            lines.append(f"no problems that would make receivers reject mail from {self.domain}; "
-                         f"{self.warnings} warning(s)")
+            summary = (f"no problems that would make receivers reject mail from {self.domain}; "
+                       f"{self.warnings} warning(s)")
+        if self.unchecked:
+            summary += f"; {self.unchecked} check(s) could not be made because of DNS trouble"
+        lines.append(summary)
         return "\n".join(lines)
 
 
@@ -116,9 +127,10 @@ def run(args) -> int:
 
 
 def _dns_trouble(report: Report, what: str, exc) -> None:
-    report.add(FAIL, f"{what}: could not check: {exc}",
-               "make sure the resolver in the config (resolver.nameservers, or the system's) answers, "
-               "then run relay doctor again")
+    check = report.add(FAIL, f"{what}: could not check: {exc}",
+                       "make sure the resolver in the config (resolver.nameservers, or the system's) answers, "
+                       "then run relay doctor again")
+    check.unchecked = True
 
 
 async def diagnose(domain: str, settings, policy, resolver) -> Report:
@@ -126,13 +138,15 @@ async def diagnose(domain: str, settings, policy, resolver) -> Report:
     report = Report(domain)
     report.title = (f"relay doctor {domain}: resolver {resolver.describe()}, egress IPs "
                     f"{', '.join(settings.egress_ips) or '(none configured)'}")
-    report.add(OK if policy is not None else WARN,
-               f"config: {domain} has an entry in domains.yaml (spf: {policy.spf}, "
-               f"{len(policy.dkim)} DKIM key(s))" if policy is not None else
-               f"config: {domain} has no entry in domains.yaml: the relay neither signs nor SPF-checks its mail",
-               None if policy is not None else
-               f"add `{domain}: {{dkim: [{{selector: s1, key: /etc/relay/dkim/{domain}.s1.key}}], spf: reject}}` "
-               f"to domains.yaml")
+    if policy is None:
+        report.add(WARN, f"config: {domain} has no entry in domains.yaml: the relay neither signs nor "
+                         f"SPF-checks its mail",
+                   f"add `{domain}: {{dkim: [{{selector: s1, key: /etc/relay/dkim/{domain}.s1.key}}], "
+                   f"spf: reject}}` to domains.yaml")
+    else:
+        entry = 'the "*" entry' if getattr(policy, "from_wildcard", False) else "an entry"
+        report.add(OK, f"config: {domain} has {entry} in domains.yaml (spf: {policy.spf}, "
+                       f"{len(policy.dkim)} DKIM key(s))")
     if not settings.egress_ips:
         report.add(WARN, "config: no egress_ips: cannot check SPF authorisation or reverse DNS of the IPs "
                          "mail leaves from", "list the public IP addresses of this relay under egress_ips")
