@@ -100,10 +100,16 @@ async def worst_loop_pause(size: int, keys_dir: Path, rsa_key, ed_key) -> dict:
     start = time.perf_counter()
     await step.on_data(txn, message)
     elapsed = (time.perf_counter() - start) * 1000
+    worst = max(gaps)
+    # The same wait with nothing to sign: on a busy machine the OS alone
+    # delays the loop, and this says how much of the pause is ours.
+    gaps.clear()
+    await asyncio.sleep(max(elapsed / 1000, 0.05))
+    baseline = max(gaps) if gaps else 0.0
     done = True
     await task
     return {"message_bytes": len(message.original), "signatures": len(txn.notes["dkim"]),
-            "step_ms": elapsed, "worst_loop_pause_ms": max(gaps)}
+            "step_ms": elapsed, "worst_loop_pause_ms": worst, "idle_worst_loop_pause_ms": baseline}
 
 
 def main() -> int:
@@ -141,7 +147,8 @@ def main() -> int:
         print(f"(milliseconds per signature; relaxed/relaxed, same signed headers; "
               f"1-min load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, {os.cpu_count()} CPUs)")
         print(f"DkimSignStep, {pause['message_bytes']} byte message, {pause['signatures']} signatures: "
-              f"{pause['step_ms']:.1f} ms, worst event-loop pause {pause['worst_loop_pause_ms']:.2f} ms")
+              f"{pause['step_ms']:.1f} ms, worst event-loop pause {pause['worst_loop_pause_ms']:.2f} ms "
+              f"(idle loop, same span: {pause['idle_worst_loop_pause_ms']:.2f} ms)")
     print(json.dumps(result))
     return 0
 
