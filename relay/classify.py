@@ -166,23 +166,37 @@ class _Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class _TextPattern:
+    """A case-insensitive search. Most patterns are lowercased at load time and
+    run case-sensitively on the lowercased reply: the same result, about three
+    times faster than re.IGNORECASE. Patterns with their own inline case flags,
+    such as "(?-i:...)", keep re.IGNORECASE and run on the text as sent."""
+
+    regex: re.Pattern
+    on_lowered: bool
+
+    def found(self, text: str, lowered: str) -> bool:
+        return self.regex.search(lowered if self.on_lowered else text) is not None
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
     outcome: _Outcome
     codes: frozenset[int] | None
     enhanced: re.Pattern | None
-    match: re.Pattern | None
-    not_match: re.Pattern | None
+    match: _TextPattern | None
+    not_match: _TextPattern | None
     file: str
 
-    def matches(self, code: int, enhanced: str | None, text: str) -> bool:
+    def matches(self, code: int, enhanced: str | None, text: str, lowered: str) -> bool:
         # Cheapest tests first: most rules are ruled out by code or enhanced code.
         if self.codes is not None and code not in self.codes:
             return False
         if self.enhanced is not None and (enhanced is None or self.enhanced.fullmatch(enhanced) is None):
             return False
-        if self.match is not None and self.match.search(text) is None:
+        if self.match is not None and not self.match.found(text, lowered):
             return False
-        if self.not_match is not None and self.not_match.search(text) is not None:
+        if self.not_match is not None and self.not_match.found(text, lowered):
             return False
         return True
 
@@ -246,7 +260,24 @@ def _enhanced_regex(value: Any, key: str, problems: Problems) -> re.Pattern | No
     return re.compile("|".join(f"(?:{a})" for a in alternatives))
 
 
-def _text_regex(value: Any, key: str, problems: Problems) -> re.Pattern | None:
+_INLINE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z]*-?[a-zA-Z]*[iI]")
+
+
+def _lowercase_pattern(source: str) -> str:
+    """Lowercase a regex's literal letters, leaving escapes (\\S, \\B, \\D ...) alone."""
+    out: list[str] = []
+    i = 0
+    while i < len(source):
+        if source[i] == "\\" and i + 1 < len(source):
+            out.append(source[i : i + 2])
+            i += 2
+        else:
+            out.append(source[i].lower())
+            i += 1
+    return "".join(out)
+
+
+def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None:
     """One regex or a list of them (any may match), case-insensitive."""
     items = value if isinstance(value, list) else [value]
     if not items:
@@ -266,11 +297,12 @@ def _text_regex(value: Any, key: str, problems: Problems) -> re.Pattern | None:
         good.append(item)
     if len(good) != len(items):
         return None
-    if len(good) == 1:
-        return re.compile(good[0], re.IGNORECASE)
+    # One alternation is one pass over the text instead of one per pattern.
+    source = good[0] if len(good) == 1 else "|".join(f"(?:{g})" for g in good)
     try:
-        # One alternation is one pass over the text instead of one per pattern.
-        return re.compile("|".join(f"(?:{g})" for g in good), re.IGNORECASE)
+        if _INLINE_CASE_FLAG.search(source):
+            return _TextPattern(re.compile(source, re.IGNORECASE), on_lowered=False)
+        return _TextPattern(re.compile(_lowercase_pattern(source)), on_lowered=True)
     except re.error as exc:  # e.g. inline global flags in a later pattern
         problems.add(key, f"these regular expressions cannot be combined into one: {exc}")
         return None
@@ -506,8 +538,9 @@ class Classifier:
         code = reply.code
         enhanced = effective_enhanced(reply)
         text = unwrapped_text(reply)
+        lowered = text.lower()
         for rule in self._rules:
-            if rule.matches(code, enhanced, text):
+            if rule.matches(code, enhanced, text, lowered):
                 return rule.outcome.classification(code, enhanced)
         outcome = self._fallback.lookup(code, enhanced)
         if outcome is None:
