@@ -156,6 +156,8 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("550 5.1.1 Not our Customer", "unknown_recipient", True),
         # Only a URL or a provider code tells the reason.
         ("554 Blocked - see https://ipcheck.proofpoint.com/?ip=192.0.2.1", "blocklisted", True),
+        ("550 5.7.1 mx0b-00000000.pphosted.com: sending IP blocked", "blocklisted", True),
+        ("421 CON:B1 http://postmaster.info.aol.com/errors/421conb1.html", "rate_limited", False),
         ("554 Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation; "
          "http://www.barracudanetworks.com/reputation/?pr=1&ip=192.0.2.1", "blocklisted", True),
         ("550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet "
@@ -223,6 +225,56 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
 def test_traps(reply, category, permanent):
     result = classify(reply)
     assert (result.category, result.permanent) == (category, permanent), result.rule
+
+
+def _fallback_probe(entry: dict) -> str:
+    """A reply that only the fallback entry's key can classify."""
+    if "enhanced" in entry:
+        klass, subject, detail = entry["enhanced"].split(".")
+        klass = "5" if klass == "X" else klass
+        detail = "199" if detail == "*" else detail
+        return f"{550 if klass == '5' else 450} {klass}.{subject}.{detail} <x@example.com>"
+    if "code" in entry:
+        code = str(entry["code"]).replace("x", "9")
+        return f"{code} <x@example.com>"
+    return "<x@example.com>"
+
+
+SHIPPED_FALLBACK = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))["fallback"]
+
+
+@pytest.mark.parametrize("entry", SHIPPED_FALLBACK, ids=[e["id"] for e in SHIPPED_FALLBACK])
+def test_fallback_table(entry):
+    """Each fallback entry answers for its own code when no rule recognises the text."""
+    result = classify(_fallback_probe(entry))
+    assert (result.rule, result.category) == (entry["id"], entry["category"])
+
+
+def test_fallback_prefers_the_most_specific_key():
+    assert classify("550 5.1.1 <x@example.com>").rule == "enhanced-5.1.1"      # class.subject.detail
+    assert classify("550 5.1.2 <x@example.com>").rule == "enhanced-X.1.2"      # any class
+    assert classify("554 5.4.9 <x@example.com>").rule == "enhanced-5.4"        # class.subject
+    assert classify("550 5.7.199 <x@example.com>").rule == "enhanced-X.7"      # subject, any class
+    assert classify("552 <x@example.com>").rule == "code-552"                  # basic code
+    assert classify("503 <x@example.com>").rule == "code-50x"
+    assert classify("599 <x@example.com>").rule == "code-5xx"
+    assert classify("<x@example.com>").rule == "default"
+
+
+def test_not_match_vetoes_a_rule(tmp_path):
+    path = tmp_path / "bounce-rules.x.yaml"
+    path.write_text(textwrap.dedent("""\
+        rules:
+          - id: size-but-not-mailbox
+            match: 'size limit'
+            not_match: ['mailbox size', 'quota']
+            category: message_too_large
+            meaning: Too big.
+            advice: Shrink it.
+        """))
+    classifier = Classifier.from_files([path])
+    assert classifier.classify_text("552 message size limit exceeded").rule == "size-but-not-mailbox"
+    assert classifier.classify_text("552 mailbox size limit exceeded").rule == "default"
 
 
 def test_four_xx_is_never_permanent_even_when_a_rule_says_so(tmp_path):
