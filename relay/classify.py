@@ -83,8 +83,10 @@ class Classification:
 
 # RFC 3463 status code somewhere in the text, for servers that do not put it
 # first (qmail "(#5.1.1)", Barracuda "550 cuda_nsu 5.1.1", Yahoo "- 5.7.1 [BL23]").
-# Subjects run 0..7; the look-arounds keep IP addresses and version numbers out.
-_EMBEDDED_ENHANCED = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
+# Subjects run 0..7; digits or dots around it mean an IP address or a version
+# number (checked by hand before the match: a leading look-behind would make re
+# try every position of the text).
+_EMBEDDED_ENHANCED = re.compile(r"([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 
 
 def effective_enhanced(reply: Reply) -> str | None:
@@ -94,9 +96,10 @@ def effective_enhanced(reply: Reply) -> str | None:
     if enhanced is not None:
         return enhanced
     for line in reply.lines:
-        m = _EMBEDDED_ENHANCED.search(line)
-        if m:
-            return ".".join(m.groups())
+        for m in _EMBEDDED_ENHANCED.finditer(line):
+            start = m.start()
+            if start == 0 or line[start - 1] not in "0123456789.":
+                return ".".join(m.groups())
     return None
 
 
@@ -124,7 +127,7 @@ def unwrapped_text(reply: Reply) -> str:
 def _permanence(code: int, enhanced: str | None, override: bool | None) -> bool:
     # RFC 5321 4.2.1: the first digit decides. A 4yz is transient whatever its
     # text says (a 4xx "user unknown" is a deferral, not a verdict on the address).
-    if 400 <= code < 500:
+    if 400 <= code < 500 or (code == 0 and enhanced and enhanced[0] == "4"):
         return False
     if override is not None:
         return override
@@ -264,7 +267,9 @@ _INLINE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z]*-?[a-zA-Z]*[iI]")
 
 
 def _lowercase_pattern(source: str) -> str:
-    """Lowercase a regex's literal letters, leaving escapes (\\S, \\B, \\D ...) alone."""
+    """Lowercase a regex's literal letters, leaving escapes (\\S, \\B, \\D ...) alone.
+    A letter written as an escape (\\x41, \\u00C9) is taken as written, so it
+    should be written in lower case."""
     out: list[str] = []
     i = 0
     while i < len(source):
