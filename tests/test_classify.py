@@ -201,6 +201,9 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         # Block lists.
         ("550 5.7.606 Access denied, banned sending IP [192.0.2.1]. To request removal from this list "
          "please visit https://sender.office.com/", "blocklisted", True),
+        ("550 5.7.620 Access denied, banned sending IP [192.0.2.1]", "blocklisted", True),
+        ("550 5.7.649 <x@example.com>", "blocklisted", True),
+        ("550 5.7.605 <x@example.com>", "policy_rejected", True),
         ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
          "blocklisted", True),
         ("550 5.7.1 Rejected: 192.0.2.1 listed at bl.spamcop.net", "blocklisted", True),
