@@ -215,6 +215,15 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         # Expired.
         ("451 4.4.7 Message delivery time exceeded", "expired", False),
         ("550 4.4.7 QUEUE.Expired; message expired", "expired", True),
+        # RFC 7505 null MX, on either side.
+        ("556 5.1.10 <x@example.com>: Recipient address rejected: Domain example.com does not accept mail (nullMX)",
+         "routing_dns", True),
+        ("550 5.7.27 <s@example.org>: Sender address rejected: Domain example.org does not accept mail (nullMX)",
+         "routing_dns", True),
+        # Quotas that are not the mailbox's.
+        ("550 Mailbox quota usage exceeded", "mailbox_full", True),
+        ("450 4.7.1 <s@example.org>: Sender address rejected: Policy Rejection- Quota Exceeded", "rate_limited", False),
+        ("550 5.4.5 Daily user sending quota exceeded. - gsmtp", "rate_limited", True),
         # Syntax.
         ("501 5.5.4 HELO/EHLO argument is invalid", "syntax_error", True),
         ("555 5.5.2 Syntax error. - gsmtp", "syntax_error", True),
