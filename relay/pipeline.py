@@ -82,16 +82,18 @@ class Message:
         m = _HEADER_END.search(self.original)
         return self.original[: m.start() + 2] if m else self.original
 
+    def _fields(self) -> list[bytes]:
+        """The raw header fields (folded lines kept together), without their final CRLF.
+        Lines without a colon are not fields (RFC 5322 2.2) and are left out."""
+        return [raw for raw in re.split(rb"\r\n(?![ \t])", self.header_block) if b":" in raw]
+
     def headers(self) -> list[tuple[str, str]]:
-        """(name, unfolded value) of the original header, in order."""
+        """(name, unfolded value) of the original header, in order; the index of a field here is
+        what `removed_headers` refers to."""
         if self._headers is None:
             out: list[tuple[str, str]] = []
-            for raw in re.split(rb"\r\n(?![ \t])", self.header_block):
-                if not raw:
-                    continue
-                name, sep, value = raw.partition(b":")
-                if not sep:
-                    continue
+            for raw in self._fields():
+                name, _, value = raw.partition(b":")
                 text = value.decode("utf-8", "replace")
                 out.append((name.decode("ascii", "replace").strip(), re.sub(r"\r\n[ \t]", " ", text).strip()))
             self._headers = out
@@ -105,7 +107,13 @@ class Message:
         return None
 
     def assembled(self) -> bytes:
-        return b"".join(self._prepended) + self.original
+        """What goes upstream: prepended headers, then the original less removed fields."""
+        original = self.original
+        if self.removed_headers:
+            block = self.header_block
+            kept = [f + b"\r\n" for i, f in enumerate(self._fields()) if i not in self.removed_headers]
+            original = b"".join(kept) + original[len(block):]
+        return b"".join(self._prepended) + original
 
 
 class Step:

@@ -254,3 +254,15 @@ def test_smuggling_payloads_never_end_data_early(relay, upstream, terminator):
     assert b"evil@attacker.test" in msg.data  # carried as text inside the one message
     data = msg.data
     assert data.count(b"\r") == data.count(b"\r\n") and data.count(b"\n") == data.count(b"\r\n")
+
+
+def test_forged_authentication_results_with_our_id_never_go_upstream(relay, upstream):
+    body = (b"Authentication-Results: relay.test; dkim=pass header.d=bank.test\r\n"
+            b"Authentication-Results: mx.other.example; spf=pass smtp.mailfrom=a@sender.test\r\n"
+            b"From: a@sender.test\r\nSubject: forged\r\n\r\nhi\r\n")
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert b"relay.test; dkim=pass header.d=bank.test" not in msg.data  # RFC 8601 5: ours to remove
+    assert b"Authentication-Results: mx.other.example; spf=pass" in msg.data  # others' stay
+    assert msg.data.endswith(b"From: a@sender.test\r\nSubject: forged\r\n\r\nhi\r\n")

@@ -7,7 +7,7 @@ import socket
 import threading
 
 from dnslib import QTYPE, RCODE, RR, A, AAAA, MX, PTR, TXT, DNSRecord
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
 def split_txt(value: str | bytes) -> list[bytes]:
@@ -94,16 +94,22 @@ class LoopbackDNS:
     def __init__(self):
         self.zone = Zone()
         self.port = _free_port()
-        self._servers = [DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=tcp) for tcp in (False, True)]
+        quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+        self._servers = [DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=tcp, logger=quiet)
+                         for tcp in (False, True)]
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> "LoopbackDNS":
         for s in self._servers:
-            s.start_thread()
+            # A short poll interval: socketserver's shutdown() waits up to one interval per server.
+            t = threading.Thread(target=s.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+            t.start()
+            self._threads.append(t)
         return self
 
     def stop(self) -> None:
         for s in self._servers:
-            s.stop()
+            s.server.shutdown()
             s.server.server_close()
 
     @property
