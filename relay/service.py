@@ -136,8 +136,9 @@ _ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
 
 
 def address_problem(address: str) -> Reply | None:
-    """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route."""
-    if address == "":
+    """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route.
+    The empty (null) sender and a bare "postmaster" recipient (4.1.1.3) are valid."""
+    if address == "" or address.lower() == "postmaster":
         return None
     if not _ADDRESS.match(address) or len(address) > 320:
         return Reply.make(553, "5.1.3", f"Malformed address <{address[:100]}>: expected local-part@domain")

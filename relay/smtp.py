@@ -38,6 +38,7 @@ _REWRITES = [
     (re.compile(r"^554 Command refused due to lack of security$"), "554 5.7.0 Command refused: TLS negotiation failed"),
     (re.compile(r"^530 (?!5\.)(.*)$"), r"530 5.7.0 \1"),
     (re.compile(r"^250 OK$"), "250 2.0.0 OK"),
+    (re.compile(r"^252 (?!2\.)(.*)$"), r"252 2.5.0 \1"),
     (re.compile(r"^221 Bye$"), "221 2.0.0 Bye"),
     (re.compile(r"^220 Ready to start TLS$"), "220 2.0.0 Ready to start TLS"),
     (re.compile(r"^235 (?!2\.)(.*)$"), r"235 2.7.0 \1"),
@@ -170,10 +171,13 @@ class Handler:
         return f"250 {server.hostname}"
 
     async def handle_MAIL(self, server: RelaySMTP, session, envelope, address: str, options: list[str]):
-        problem = address_problem(address)
+        # aiosmtpd hands over the null reverse-path as "<>"; it is what every bounce is sent from
+        # (RFC 5321 4.5.5), so it goes on as the empty sender.
+        sender = "" if address == "<>" else address
+        problem = address_problem(sender)
         if problem is not None:
             return server.verbatim(problem)
-        reply = await self.service.mail(server.relay_session, address, options)
+        reply = await self.service.mail(server.relay_session, sender, options)
         if reply.positive:
             envelope.mail_from = address
             envelope.mail_options.extend(options)

@@ -266,3 +266,12 @@ def test_forged_authentication_results_with_our_id_never_go_upstream(relay, upst
     assert b"relay.test; dkim=pass header.d=bank.test" not in msg.data  # RFC 8601 5: ours to remove
     assert b"Authentication-Results: mx.other.example; spf=pass" in msg.data  # others' stay
     assert msg.data.endswith(b"From: a@sender.test\r\nSubject: forged\r\n\r\nhi\r\n")
+
+
+def test_null_sender_and_bare_postmaster_are_relayed(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "", ["b@example.com", "postmaster"], b"Subject: Undelivered Mail\r\n\r\nDSN\r\n")
+    assert [r[0] for r in replies] == [250, 250, 250, 354, 250]
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == "<>" and msg.rcpt_tos == ["b@example.com", "postmaster"]
+    assert "MAIL <>" in upstream.commands
