@@ -116,6 +116,16 @@ class RelayService:
         await self._end(txn)
         return decision.reply
 
+    async def data_refused(self, session: Session, reply: Reply) -> None:
+        """The SMTP layer refused the message data (RFC 5321 4.5.3.1: size, line length)."""
+        txn = self._txns.get(session.id)
+        if txn is None:
+            return
+        txn.notes["stage"] = "data"
+        await self.outcomes.refused(txn, session, "data", list(txn.rcpts),
+                                    Decision(Verdict.REJECT, reply, "policy_rejected"))
+        await self._end(txn)
+
     async def reset(self, session: Session) -> None:
         """RSET, QUIT, a new EHLO or a dropped connection: the open transaction ends."""
         txn = self._txns.get(session.id)

@@ -59,6 +59,7 @@ class RelaySMTP(SMTP):
         self._in_handler = False
         self._receiving_data = False
         self._verbatim: str | None = None
+        self._data_refusal: str | None = None
         self._counted = False
 
     # -- timers --------------------------------------------------------------
@@ -80,10 +81,15 @@ class RelaySMTP(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         self._receiving_data = True
+        self._data_refusal = None
         try:
             await super().smtp_DATA(arg)
         finally:
             self._receiving_data = False
+        if self._data_refusal is not None and self.relay_session is not None:
+            # aiosmtpd refused the data itself (too big, line too long) without calling the handler:
+            # the transaction ends here, with an event like any refusal.
+            await self.relay_service.data_refused(self.relay_session, Reply.parse(self._data_refusal, "relay"))
 
     # -- replies -------------------------------------------------------------
 
@@ -96,6 +102,8 @@ class RelaySMTP(SMTP):
                     continue
                 if pattern.match(status):
                     status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
+                    if self._receiving_data and status[:1] == "5":
+                        self._data_refusal = status
                     break
         self._verbatim = None
         await super().push(status)

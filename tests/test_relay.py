@@ -138,7 +138,11 @@ def test_max_message_size_552_534(upstream, relay_factory):
         assert code == 552 and text.startswith("552 5.3.4 ")
         replies = send_message(c, "a@sender.test", ["b@example.com"], b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100)
         assert replies[-1][0] == 552 and replies[-1][1].startswith("552 5.3.4 ")
-    assert upstream.messages == []
+        assert send_message(c, "a@sender.test", ["b@example.com"], b"Subject: small\r\n\r\nx\r\n")[-1][0] == 250
+    assert [m.data.endswith(b"Subject: small\r\n\r\nx\r\n") for m in upstream.wait_for_messages(1)] == [True]
+    assert "RSET" in upstream.commands  # the refused transaction was reset upstream, not delivered
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["stage"], e["reply"]["enhanced"]) for e in events] == [("policy_rejected", "data", "5.3.4")]
 
 
 def test_max_connections_421(upstream, relay_factory):
