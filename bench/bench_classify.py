@@ -32,7 +32,7 @@ CORPUS = ROOT / "tests" / "data" / "replies.yaml"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2000, help="classifications per reply (default 2000)")
+    parser.add_argument("--rounds", type=int, default=500, help="classifications per reply, best of 5 repeats (default 500)")
     args = parser.parse_args()
 
     classifier = default_classifier()
