@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from .decision import Reply
+from .config import SHIPPED_POLICIES
 from .errors import ConfigError, Problems
+from .yamlfile import load_yaml
 
 CATEGORIES = frozenset(
     {
@@ -44,23 +44,7 @@ CATEGORIES = frozenset(
     }
 )
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def _find_shipped_rules() -> Path:
-    # Installed packages carry the policies inside the package (relay/policies is
-    # a symlink to ../policies in the repository); a source checkout without the
-    # link still has the canonical top-level policies/ directory.
-    for candidate in (
-        _PACKAGE_DIR / "policies" / "bounce-rules.yaml",
-        _PACKAGE_DIR.parent / "policies" / "bounce-rules.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    return _PACKAGE_DIR / "policies" / "bounce-rules.yaml"
-
-
-SHIPPED_RULES = _find_shipped_rules()
+SHIPPED_RULES = SHIPPED_POLICIES / "bounce-rules.yaml"
 
 RULE_FILE = "bounce-rules.yaml"
 OPERATOR_RULE_GLOB = "bounce-rules.*.yaml"
@@ -453,16 +437,9 @@ class Classifier:
     @staticmethod
     def _read(path: Path, problems: Problems) -> dict | None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.add("(file)", f"cannot read: {exc.strerror or exc}")
-            return None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else "(file)"
-            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+            data = load_yaml(path)
+        except ConfigError as exc:
+            problems.extend(exc)
             return None
         if not isinstance(data, dict):
             problems.add("(file)", "expected a mapping with `rules:` and/or `fallback:`")

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError, Problems
+from .yamlfile import load_yaml
 
-SHIPPED_POLICIES = Path(__file__).resolve().parent / "policies"
-if not SHIPPED_POLICIES.is_dir():  # running from a source tree without the symlink
+# The repository's top-level policies/ is canonical; relay/shipped_policies links to it so that
+# `pip install .` carries the same files inside the package.
+SHIPPED_POLICIES = Path(__file__).resolve().parent / "shipped_policies"
+if not SHIPPED_POLICIES.is_dir():  # a source tree where the link was not kept
     SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
 STARTTLS_MODES = ("required", "opportunistic", "off")
@@ -214,28 +215,11 @@ def _existing_file(base: Path):
     return convert
 
 
-def _read_yaml(path: Path, problems: Problems) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.add("(file)", f"cannot read: {exc.strerror or exc}")
-        return None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problems.add(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
-        return None
-
-
 def load_settings(path: str | Path) -> Settings:
     """Read and validate a config file; raises ConfigError listing every problem."""
     path = Path(path)
     problems = Problems(str(path))
-    data = _read_yaml(path, problems)
-    if problems:
-        problems.raise_if_any()
+    data = load_yaml(path)
     base = path.resolve().parent
     top = _Reader(problems, data, "")
     if data is None:

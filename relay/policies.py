@@ -28,14 +28,8 @@ def policy_file(directory: Path, name: str) -> Path:
     return own if own.is_file() else SHIPPED_POLICIES / name
 
 
-def rule_files(directory: Path) -> list[Path]:
-    """Operator rule files (`bounce-rules.*.yaml`, by name) before the base rules."""
-    extra = sorted(p for p in directory.glob("bounce-rules.*.yaml") if p.is_file())
-    return extra + [policy_file(directory, "bounce-rules.yaml")]
-
-
 def load_policies(settings) -> Policies:
-    from .classify import Classifier
+    from .classify import Classifier, rule_files
     from .domains import DomainPolicies
     from .suppression import SuppressionPolicy
 

@@ -20,12 +20,17 @@ from .service import RelayService, address_problem
 
 log = logging.getLogger("relay.smtp")
 
+# Refusals of message data that aiosmtpd sends after reading it all (RFC 5321 4.5.3.1).
+_TOO_MUCH_DATA = re.compile(r"^552 Error: Too much mail data$")
+_LINE_TOO_LONG = re.compile(r"^500 Line too long.*$")
+_DATA_REFUSALS = {_TOO_MUCH_DATA, _LINE_TOO_LONG}
+
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
-    (re.compile(r"^552 Error: Too much mail data$"), "552 5.3.4 Message too big for this relay (at most {size} bytes)"),
+    (_TOO_MUCH_DATA, "552 5.3.4 Message too big for this relay (at most {size} bytes)"),
     (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),
      "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
-    (re.compile(r"^500 Line too long.*$"), "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"),
+    (_LINE_TOO_LONG, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"),
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
     (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
     (re.compile(r"^500 Error: command \"?'?([A-Za-z0-9]*)\"?'? not recognized$"), r"500 5.5.1 Command \1 not recognized"),
@@ -102,7 +107,7 @@ class RelaySMTP(SMTP):
                     continue
                 if pattern.match(status):
                     status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
-                    if self._receiving_data and status[:1] == "5":
+                    if self._receiving_data and pattern in _DATA_REFUSALS:
                         self._data_refusal = status
                     break
         self._verbatim = None

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .errors import ConfigError, Problems
+from .yamlfile import load_yaml
 
 # DESIGN.md, "Events": the classifier's categories.
 CATEGORIES = (
@@ -105,19 +104,7 @@ class SuppressionPolicy:
     @classmethod
     def from_file(cls, path: str | Path) -> "SuppressionPolicy":
         path = Path(path)
-        problems = Problems(str(path))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.add("(file)", f"cannot read: {exc.strerror or exc}")
-            problems.raise_if_any()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "(file)"
-            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
-            problems.raise_if_any()
+        data = load_yaml(path)
         return cls.from_dict(data, str(path))
 
     @classmethod

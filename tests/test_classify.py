@@ -412,7 +412,9 @@ def test_rule_files_of_a_policy_directory(tmp_path):
 def test_shipped_rules_install_with_the_package():
     assert SHIPPED_RULES.is_file()
     assert SHIPPED_RULES.name == "bounce-rules.yaml"
-    assert SHIPPED_RULES.parent.name == "policies"
+    # Inside the package (relay/shipped_policies), the same file as the repository's policies/.
+    assert SHIPPED_RULES.parent.name == "shipped_policies"
+    assert SHIPPED_RULES.resolve() == (Path(__file__).resolve().parent.parent / "policies" / "bounce-rules.yaml")
 
 
 def test_every_shipped_rule_id_is_unique():
