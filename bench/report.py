@@ -182,7 +182,7 @@ def table(results: dict) -> str:
         lines.append("Micro-benchmarks (JSON in results.json under micro)")
         for name, m in micro.items():
             if m.get("ok"):
-                lines.append(f"  {name}: {_summary(m['result'])}")
+                lines.append(f"  {name}: {_summary(m['result'], limit=400)}")
             else:
                 lines.append(f"  {name}: not run: {str(m.get('error', ''))[:150].strip()}")
     for size, prof in (results.get("profile") or {}).items():
@@ -213,7 +213,13 @@ def table(results: dict) -> str:
 
 
 def _summary(data, limit: int = 220) -> str:
-    """A one-line digest of a micro-benchmark's JSON: its numeric leaves, flattened."""
+    """A one-line digest of a micro-benchmark's JSON (known shapes by name, else its numeric leaves)."""
+    try:
+        special = _known_summary(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        special = None
+    if special:
+        return special
     parts = []
 
     def walk(node, prefix):
@@ -231,7 +237,32 @@ def _summary(data, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-COLOURS = {"direct": "#9e9e9e", "relay": "#1565c0", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
+def _known_summary(data) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("bench")
+    if kind == "classify":
+        return f"classify one reply: p50 {data['p50_us']} us, p99 {data['p99_us']} us ({data['replies']} replies)"
+    if kind == "bounce_lookup":
+        return "; ".join(
+            f"{r['size']:,} entries: hit p50 {r['hit']['p50_us']} / p99 {r['hit']['p99_us']} us, "
+            f"miss p99 {r['miss']['p99_us']} us, RSS growth {r['rss_growth_kib'] // 1024} MiB"
+            for r in data["results"])
+    if kind == "event_write":
+        m = data["results"]["make_and_emit"]
+        return (f"make_event + jsonl emit: p50 {m['p50_us']} us, p99 {m['p99_us']} us, {m['per_s']:,}/s, "
+                f"{data['bytes_per_event']} B/event")
+    if "rows" in data and isinstance(data["rows"], list) and data["rows"] and "relay" in data["rows"][0]:
+        parts = [f"{r['key']} {r['message_bytes'] // 1024} KiB: {r['relay']['mean_ms']:.3f} ms "
+                 f"(p99 {r['relay']['p99_ms']:.3f}; dkimpy {r['dkimpy']['mean_ms']:.2f})" for r in data["rows"]]
+        return "DKIM sign per message, mean: " + "; ".join(parts)
+    return None
+
+
+LABELS = {"direct": "direct: smtp-source -> smtp-sink (machine limit)", "relay": "relay (one process)",
+          "postfix-opendkim": "Postfix + OpenDKIM", "postfix-relay-milter": "Postfix + relay as milter",
+          "postfix": "Postfix, no milter"}
+COLOURS = {"postfix": "#ffb74d", "direct": "#9e9e9e", "relay": "#1565c0", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
 
 
 def chart(results: dict, path: Path) -> None:
@@ -253,7 +284,8 @@ def chart(results: dict, path: Path) -> None:
     for i, name in enumerate(names):
         vals = [tp[name].get(sz, {}).get("msg_per_s") or 0 for sz in sizes]
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(sizes))]
-        ax.bar([x for x, v in zip(xs, vals) if v > 0], [v for v in vals if v > 0], width * 0.92, label=name,
+        ax.bar([x for x, v in zip(xs, vals) if v > 0], [v for v in vals if v > 0], width * 0.92,
+               label=LABELS.get(name, name),
                color=COLOURS.get(name, None))
         for x, v in zip(xs, vals):
             ax.text(x, v if v > 0 else bottom, f"{v:,.0f}" if v >= 10 else (f"{v:.1f}" if v else "failed"),
@@ -274,7 +306,7 @@ def chart(results: dict, path: Path) -> None:
     if notes:
         ax.text(0.99, 0.98, "relay / postfix+opendkim\n" + "\n".join(notes), transform=ax.transAxes,
                 ha="right", va="top", fontsize=9, bbox={"boxstyle": "round", "fc": "white", "ec": "#bbbbbb"})
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=len(names), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=min(len(names), 3), frameon=False, fontsize=9)
     ax.grid(axis="y", which="major", alpha=0.3)
     top = max((tp[n].get(sz, {}).get("msg_per_s") or 0) for n in names for sz in sizes)
     if top > 0:
