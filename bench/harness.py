@@ -429,10 +429,13 @@ def profile_run(bench: Bench, sessions: int, size: int, messages: int) -> dict:
         # "func (path/file.py:123)" -> "func (path/file.py)": one entry a function, whatever the line.
         frames = [f.rsplit(":", 1)[0] + ")" if f.endswith(")") and ":" in f else f for f in stack.split(";")]
         own[frames[-1]] = own.get(frames[-1], 0) + n
-        # Hot paths from the first relay or aiosmtpd frame down, so the loop's own frames do not repeat.
-        start = next((i for i, f in enumerate(frames) if "relay/smtp.py" in f or "aiosmtpd/" in f or "relay/" in f
-                      and "relay/__main__" not in f and "relay/cli.py" not in f and "serve" not in f), 0)
-        key = " > ".join(frames[start:])
+        # Hot paths: below the event loop (or a worker thread's bootstrap), the innermost 8 frames.
+        cut = 0
+        for i, f in enumerate(frames):
+            if f.startswith(("Runner.run (", "Thread._bootstrap_inner (")):
+                cut = i + 1
+        inner = frames[cut:] or frames[-1:]
+        key = ("... > " if len(inner) > 8 else "") + " > ".join(inner[-8:])
         stacks[key] = stacks.get(key, 0) + n
         for f in set(frames):
             total[f] = total.get(f, 0) + n
