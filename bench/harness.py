@@ -345,6 +345,18 @@ def dkim_check(bench: Bench, name: str) -> dict:
         base = sink.mark()
         c = smtpclient.Client(system.port)
         c.send(smtpclient.make_message(2048))
+        if name == "relay" and "bounce_list" in bench.assets and not bench.args.relay_config:
+            # The bounce list is live: a listed recipient is refused, and the refusal is an event.
+            import relayconf
+            listed = relayconf.bounce_address(bench.assets["bounce_list"]["entries"] // 2)
+            c.cmd(f"MAIL FROM:<{SENDER}>", 250)
+            code, text = c.cmd(f"RCPT TO:<{listed}>")
+            c.cmd("RSET")
+            time.sleep(0.3)
+            events = bench.workdir / "events.jsonl"
+            kinds = [json.loads(l).get("kind") for l in events.read_text().splitlines()] if events.exists() else []
+            out["bounce_list_probe"] = {"recipient": listed, "reply": text, "refused": 500 <= code < 600,
+                                        "event_written": "suppressed" in kinds}
         c.close()
         if not sink.wait_for(base + 1, 60):
             raise SystemError_(f"the message did not reach the sink\n{system.diagnostics()[-1500:]}")

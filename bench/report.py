@@ -182,6 +182,10 @@ def table(results: dict) -> str:
         lines.append("DKIM at the sink: " + "; ".join(
             f"{n}: signed={c.get('signed')} verified={c.get('verified')} a={c.get('a', '-')} c={c.get('c', '-')}"
             + (f" ERROR {c['error'][:120]}" if c.get("error") else "") for n, c in dk.items()))
+        probe = (dk.get("relay") or {}).get("bounce_list_probe")
+        if probe:
+            lines.append(f"Bounce list live: RCPT {probe['recipient']} -> {probe['reply'].splitlines()[-1][:70]!r}, "
+                         f"suppressed event written: {probe['event_written']}")
     micro = results.get("micro")
     if micro:
         lines.append("")
