@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -539,6 +540,8 @@ def main(argv=None) -> int:
         print(f"missing tools: {', '.join(missing)} (bench/run installs them)", file=sys.stderr)
         return 2
     nofile = raise_nofile()
+    # SIGTERM unwinds like Ctrl-C, so every started system (a daemonised Postfix master included) is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = list(args.system_list)
     skipped_systems = {}
     if "postfix-relay-milter" in names and not relay_has_milter():
