@@ -150,7 +150,8 @@ def table(results: dict) -> str:
     if lat:
         lines.append("")
         lines.append("Latency, one session, ms per message (MAIL to the reply to the final dot); added = system - direct")
-        lines.append(f"{'system':<22}{'size':>6}{'direct p50':>12}{'system p50':>12}{'added p50':>11}{'added p99':>11}")
+        lines.append(f"{'system':<22}{'size':>6}{'direct p50':>12}{'system p50':>12}{'added p50':>11}{'added p99':>11}"
+                     f"{'at sink p50':>13}{'at sink p99':>13}")
         for name, per in lat.items():
             for sz in sizes:
                 e = per.get(sz, {})
@@ -161,10 +162,11 @@ def table(results: dict) -> str:
                     continue
                 lines.append(f"{name:<22}{sz:>6}{_fmt(e.get('direct_p50_ms'), '', 3):>12}"
                              f"{_fmt(e.get('system_p50_ms'), '', 3):>12}{_fmt(e.get('added_p50_ms'), '', 3):>11}"
-                             f"{_fmt(e.get('added_p99_ms'), '', 3):>11}")
+                             f"{_fmt(e.get('added_p99_ms'), '', 3):>11}{_fmt(e.get('delivered_p50_ms'), '', 3):>13}"
+                             f"{_fmt(e.get('delivered_p99_ms'), '', 3):>13}")
         if "postfix-opendkim" in lat:
-            lines.append("  (for Postfix the reply comes when the message is queued, before delivery; for the relay "
-                         "after the upstream's reply)")
+            lines.append("  (Postfix replies when the message is queued, the relay after the upstream's reply; "
+                         "'at sink' = MAIL to arrival at the sink)")
     idle = results.get("idle")
     if idle:
         lines.append("")

@@ -82,26 +82,41 @@ class Client:
         self.sock.close()
 
 
-def paired_latency(port_a: int, port_b: int, size: int, count: int, time_limit: float) -> tuple[list[float], list[float]]:
+def paired_latency(port_a: int, port_b: int, size: int, count: int, time_limit: float,
+                   sink=None) -> tuple[list[float], list[float], list[float]]:
     """Alternate one message through A and one through B, `count` times (bounded by time_limit).
-    Returns the per-message times of each (seconds)."""
+    Returns the per-message times of each (seconds) and, when `sink` (where both paths end) is given,
+    B's time from MAIL to the message's arrival at the sink: for a queueing MTA, later than its reply."""
     a, b = Client(port_a), Client(port_b)
-    ta, tb = [], []
+    ta, tb, tdeliv = [], [], []
     try:
         msg = make_message(size)
+        base = sink.count if sink is not None else 0
         for _ in range(3):  # warm both paths (connections upstream, caches)
             a.send(msg)
             b.send(msg)
+        expected = 0
+        if sink is not None:
+            sink.wait_for(base + 6, 30)  # the warm-up has arrived, through a queue or not
+            expected = sink.count
         deadline = time.monotonic() + time_limit
-        for i in range(count):
+        for _ in range(count):
             if time.monotonic() > deadline:
                 break
             ta.append(a.send(msg))
+            if sink is not None:
+                expected += 1
+                sink.wait_for(expected, 30)
+            t0 = time.monotonic()
             tb.append(b.send(msg))
+            if sink is not None:
+                expected += 1
+                if sink.wait_for(expected, 60):
+                    tdeliv.append(sink.t_changed - t0)
     finally:
         a.close()
         b.close()
-    return ta, tb
+    return ta, tb, tdeliv
 
 
 async def _idle_session(port: int, results: list, hold: asyncio.Event, helo: str) -> None:

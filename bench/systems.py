@@ -89,6 +89,7 @@ class Sink:
         self.count = 0
         self.t_first: float | None = None  # monotonic time the counter first moved after mark()
         self.t_last: float | None = None  # monotonic time of its last change
+        self.t_changed = 0.0  # monotonic time of the counter's last change, mark() or not
         self._base = 0
         self._cond = threading.Condition()
         self.dump_dir = None
@@ -127,6 +128,7 @@ class Sink:
                 with self._cond:
                     if n != self.count:
                         self.count = n
+                        self.t_changed = now
                         if self.t_first is None and n > self._base:
                             self.t_first = now
                         self.t_last = now
