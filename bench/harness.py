@@ -206,6 +206,7 @@ def throughput_run(bench: Bench, name: str, size: int, messages: int, sessions: 
         cpu1 = group.cpu() if group else 0.0
         counted = sink.count - base
         out.update({
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
             "counted": counted,
             "source_rc": rc,
             "seconds_wall": round(t_end - t0, 4),
@@ -559,7 +560,8 @@ def main(argv=None) -> int:
         "started": started.isoformat(timespec="seconds"),
         "command": "python bench/harness.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-                    "nofile": nofile},
+                    "nofile": nofile, "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+                    "tools": _tool_versions()},
         "git": _git_rev(),
         "settings": {"sizes": [size_label(s) for s in args.size_list], "sessions": args.sessions,
                      "messages": {size_label(s): c for s, c in args.count.items()}, "runs": args.runs,
@@ -681,6 +683,17 @@ def summarise_latency(runs: list[dict], names: list[str], sizes: list[int]) -> d
             if len(good) < len(rs):
                 entry["errors"] = [r.get("error", "")[:3000] for r in rs if not r["ok"]]
             out.setdefault(name, {})[size_label(size)] = entry
+    return out
+
+
+def _tool_versions() -> dict:
+    out = {}
+    for name, cmd in (("postfix", ["postconf", "-d", "-h", "mail_version"]), ("opendkim", ["opendkim", "-V"])):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            out[name] = (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else None
+        except (OSError, subprocess.TimeoutExpired):
+            out[name] = None
     return out
 
 
