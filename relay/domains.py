@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import dkim as dkimlib
 from .address import split as split_address
 from .config import parse_duration
 from .errors import ConfigError, Problems
+from .yamlfile import load_yaml
 
 SPF_MODES = ("reject", "tempfail", "warn", "off")
 DOMAIN_KEYS = ("dkim", "dkim_required", "spf")
@@ -83,19 +82,7 @@ class DomainPolicies:
     @classmethod
     def from_file(cls, path: str | Path) -> "DomainPolicies":
         path = Path(path)
-        problems = Problems(str(path))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.add("(file)", f"cannot read: {_os_reason(exc)}")
-            problems.raise_if_any()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "(file)"
-            problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
-            problems.raise_if_any()
+        data = load_yaml(path)  # ConfigError naming the file (and line) when unreadable or not YAML
         return cls.from_dict(data, str(path), base=path.resolve().parent)
 
     @classmethod
