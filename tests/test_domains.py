@@ -195,6 +195,10 @@ def test_file_level_problems(tmp_path):
         DomainPolicies.from_file(tmp_path / "missing.yaml")
     assert info.value.problems[0].key == "(file)" and "cannot read" in info.value.problems[0].why
     assert len(load(tmp_path, "# nothing\n")) == 0
+    (tmp_path / "latin1.yaml").write_bytes("example.com: {spf: warn}  # café\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        DomainPolicies.from_file(tmp_path / "latin1.yaml")
+    assert "not UTF-8" in info.value.problems[0].why
 
 
 def test_unreadable_key_says_permission_denied(keys):
