@@ -172,9 +172,10 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int | None, str]:
 def throughput_run(bench: Bench, name: str, size: int, messages: int, sessions: int, profile: str | None = None) -> dict:
     """One fresh system, one load; messages counted at the sink."""
     out = {"system": name, "size": size, "messages": messages, "sessions": sessions, "ok": False}
-    sink = sysmod.Sink(bench.workdir)
+    sink = None
     system = bench.make(name)
     try:
+        sink = sysmod.Sink(bench.workdir)
         system.start(sink.port)
         # Warm-up: connections, imports, caches. Small messages, not counted.
         warm = max(2 * sessions, 20)
@@ -238,16 +239,18 @@ def throughput_run(bench: Bench, name: str, size: int, messages: int, sessions: 
         if profile and isinstance(system, sysmod.Relay):
             system.stop_profile()
         system.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
     return out
 
 
 def latency_run(bench: Bench, name: str, size: int, count: int) -> dict:
     """One session each, alternating a message direct to the sink and one through the system."""
     out = {"system": name, "size": size, "ok": False}
-    sink = sysmod.Sink(bench.workdir)
+    sink = None
     system = bench.make(name)
     try:
+        sink = sysmod.Sink(bench.workdir)
         system.start(sink.port)
         direct, through, delivered = smtpclient.paired_latency(sink.port, system.port, size, count,
                                                                time_limit=LATENCY_TIME_LIMIT, sink=sink)
@@ -269,16 +272,18 @@ def latency_run(bench: Bench, name: str, size: int, count: int) -> dict:
         out["error"] = f"{type(exc).__name__}: {exc}\n{system.diagnostics()[-1500:]}"
     finally:
         system.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
     return out
 
 
 def idle_run(bench: Bench, n: int) -> dict:
     out = {"sessions": n, "ok": False}
     # The sink takes as many sessions, in case the relay opens one upstream per client session.
-    sink = sysmod.Sink(bench.workdir, backlog=4096, max_sessions=n + 100)
+    sink = None
     relay = bench.make("relay")
     try:
+        sink = sysmod.Sink(bench.workdir, backlog=4096, max_sessions=n + 100)
         relay.start(sink.port)
         pid = relay.single_pid()
         time.sleep(0.5)
@@ -304,15 +309,17 @@ def idle_run(bench: Bench, n: int) -> dict:
         out["error"] = f"{type(exc).__name__}: {exc}\n{relay.diagnostics()[-1500:]}"
     finally:
         relay.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
     return out
 
 
 def big_message_run(bench: Bench, size: int) -> dict:
     out = {"size": size, "ok": False}
-    sink = sysmod.Sink(bench.workdir)
+    sink = None
     relay = bench.make("relay")
     try:
+        sink = sysmod.Sink(bench.workdir)
         relay.start(sink.port)
         pid = relay.single_pid()
         c = smtpclient.Client(relay.port, timeout=300)
@@ -339,16 +346,18 @@ def big_message_run(bench: Bench, size: int) -> dict:
         out["error"] = f"{type(exc).__name__}: {exc}\n{relay.diagnostics()[-1500:]}"
     finally:
         relay.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
     return out
 
 
 def dkim_check(bench: Bench, name: str) -> dict:
     """One message through the system into a dumping sink; the signature must verify (dkimpy)."""
     out = {"system": name, "signed": False, "verified": False}
-    sink = sysmod.Sink(bench.workdir, dump=True)
+    sink = None
     system = bench.make(name)
     try:
+        sink = sysmod.Sink(bench.workdir, dump=True)
         system.start(sink.port)
         base = sink.mark()
         c = smtpclient.Client(system.port)
@@ -391,7 +400,8 @@ def dkim_check(bench: Bench, name: str) -> dict:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         system.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
     return out
 
 
