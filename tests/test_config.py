@@ -72,7 +72,7 @@ def test_listen_requires_upstream(tmp_path):
 
 def test_invalid_yaml_names_line(tmp_path):
     (found,) = problems(tmp_path, "hostname: r.example\nlisten: [\n")
-    assert found.startswith("line ") and "invalid YAML" in found
+    assert found.startswith("line ") and "not valid YAML" in found
 
 
 def test_bare_off_is_read_as_off(tmp_path):

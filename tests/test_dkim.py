@@ -310,18 +310,17 @@ def test_public_key_records(rsa_key, ed_key):
     assert "".join(strings) == rsa_record
 
 
-def test_rsa_sign_is_fast(rsa_key):
-    # dkimpy's pure-Python RSA takes ~8 ms here; OpenSSL well under 1 ms. A loose
-    # bound so that a slow shared machine does not fail it, tight enough to
-    # catch a fall-back to pure-Python RSA.
-    message = BASIC + b"x" * 1024 + b"\r\n"
-    key = key_for(rsa_key)
-    dkimlib.sign(message, key, DOMAIN)
-    runs = 50
-    start = time.perf_counter()
-    for _ in range(runs):
-        dkimlib.sign(message, key, DOMAIN)
-    assert (time.perf_counter() - start) / runs < 0.004
+def test_rsa_signing_never_uses_dkimpys_pure_python_rsa(rsa_key, monkeypatch):
+    # dkimpy's own RSA takes ~8 ms a signature here (FIELD-NOTES); ours goes through OpenSSL.
+    # How fast it is lives in bench/bench_dkim.py; here: that the slow path is never taken.
+    import dkim.crypto
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pure-Python RSA used")
+
+    monkeypatch.setattr(dkim.crypto, "RSASSA_PKCS1_v1_5_sign", forbidden)
+    header = dkimlib.sign(BASIC + b"x" * 1024 + b"\r\n", key_for(rsa_key), DOMAIN)
+    assert header.startswith(b"DKIM-Signature: v=1; a=rsa-sha256")
 
 
 # --- the pipeline step ------------------------------------------------------
@@ -399,46 +398,28 @@ async def test_step_refuses_required_domain_without_key(policies):
     assert message.assembled() == message.original
 
 
-async def _worst_loop_pause(step, message) -> tuple[float, Transaction]:
-    """The longest a 1 ms ticker was late while the step signed `message`."""
-    gaps: list[float] = []
-    done = asyncio.Event()
+async def test_large_body_is_hashed_off_the_event_loop(dns, policies, rsa_key, ed_key, monkeypatch):
+    # 8 MiB hashed inline would stop the loop for 50-150 ms. The worst pause is measured in
+    # bench/bench_dkim.py; here: the hashing of a large body runs in a worker thread.
+    import threading
 
-    async def ticker():
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            gaps.append(now - last - 0.001)
-            last = now
-
-    tick = asyncio.create_task(ticker())
-    await asyncio.sleep(0.01)
-    gaps.clear()
-    t = txn()
-    decision = await step.on_data(t, message)
-    done.set()
-    await tick
-    assert decision.verdict is Verdict.CONTINUE
-    return max(gaps), t
-
-
-async def test_large_body_is_hashed_off_the_event_loop(dns, policies, rsa_key, ed_key):
-    # 8 MiB of text: hashed inline, the loop would stop for 50-150 ms. Target:
-    # no pause over 5 ms. Best of three runs, so that another process taking
-    # the CPU for a moment does not fail it; a real regression fails all three.
     publish(dns, "s1", rsa_key)
     publish(dns, "e1", ed_key)
     body = (b"Lorem ipsum dolor sit amet,  consectetur \t adipiscing elit. " * 2 + b"\r\n") * 70000
     step = DkimSignStep(None, policies)
-    pauses = []
-    for _ in range(3):
-        message = Message(BASIC + body)
-        worst, t = await _worst_loop_pause(step, message)
-        pauses.append(worst)
-        if worst < 0.005:
-            break
-    assert min(pauses) < 0.005, f"event loop paused {[round(p * 1000, 1) for p in pauses]} ms"
+    loop_thread = threading.current_thread()
+    hashed_in: list[threading.Thread] = []
+    real_body_hash = dkimlib.body_hash
+
+    def recording_body_hash(*args, **kwargs):
+        hashed_in.append(threading.current_thread())
+        return real_body_hash(*args, **kwargs)
+
+    monkeypatch.setattr(dkimlib, "body_hash", recording_body_hash)
+    message = Message(BASIC + body)
+    t = txn()
+    assert (await step.on_data(t, message)).verdict is Verdict.CONTINUE
+    assert hashed_in and all(thread is not loop_thread for thread in hashed_in)
     assert len(t.notes["dkim"]) == 2
     assert dkim_verify.dkimpy(message.assembled(), dns.port) == [True, True]
     result = dkim_verify.mail_dkim(message.assembled(), dns.port)
