@@ -311,7 +311,10 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
                "connect_timeout", "command_timeout", "data_timeout", "pool_size", "idle_timeout"})
     mode = r.get("mode", str, "smarthost")
-    if mode not in ("smarthost", "mx"):
+    if mode == "mx":
+        top.problems.add("upstream.mode", "mx (delivery to each domain's MX) is not available in this version "
+                                          "of relay; name your provider's server in upstream.host")
+    elif mode != "smarthost":
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
     host = r.get("host", str, None)
     if mode == "smarthost" and not host:

@@ -95,6 +95,12 @@ class RelayServer:
     async def start(self) -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()
         bound = []
+        if self.settings.milter is not None:
+            # Said loudly rather than ignored: an operator who set it expects Postfix to reach us there.
+            log.error("milter.listen (%s) is set, but milter mode is not available in this version of relay: "
+                      "no milter listener was started", self.settings.milter)
+            if not self.settings.listen:
+                raise OSError("nothing to serve: milter mode is not available and `listen` is empty")
         for listener in self.settings.listen:
             factory = protocol_factory(self.service, self.settings, listener, self.users, self.counter)
             server = await loop.create_server(factory, listener.endpoint.host, listener.endpoint.port,

@@ -126,3 +126,8 @@ def test_missing_config_file_is_one_clear_line(tmp_path):
     out = run_cli("serve", "-c", str(tmp_path / "nope.yaml"))
     assert out.returncode == 1
     assert "nope.yaml: (file): cannot read" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_mx_mode_is_refused_until_it_exists(tmp_path):
+    (found,) = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx}\n")
+    assert found.startswith("upstream.mode: mx") and "not available" in found

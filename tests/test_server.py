@@ -143,3 +143,33 @@ def test_relay_keeps_serving_after_a_client_vanishes_mid_data(tmp_path, upstream
         assert proc.wait(30) == 0
     msgs = upstream.wait_for_messages(1)
     assert len(msgs) == 1 and b"half a mess" not in msgs[0].data
+
+
+def test_milter_only_config_refuses_to_start_clearly(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"hostname": "r.test", "milter": {"listen": "127.0.0.1:8892"},
+                                   "bounce_list": f"sqlite:///{tmp_path / 'b.db'}"}))
+    out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(cfg)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1
+    assert "milter mode is not available" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):
+    import urllib.request
+
+    metrics_port = free_port()
+    proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    try:
+        with RawSMTP("127.0.0.1", port) as c:
+            c.cmd("EHLO c.test")
+            send_message(c, "a@sender.test", ["b@example.com", "nosuchuser@gmail.test"], BODY)
+            c.cmd("QUIT")
+        time.sleep(0.3)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert 'relay_messages_total{result="accepted"} 1' in text
+    assert 'relay_events_total{kind="rejected"} 1' in text
+    assert "relay_active_sessions" in text
