@@ -324,12 +324,6 @@ def _outcome(entry: dict, key: str, problems: Problems) -> _Outcome | None:
     return _Outcome.make(rule_id, category, " ".join(entry["meaning"].split()), " ".join(entry["advice"].split()), permanent)
 
 
-def _unknown_keys(entry: dict, allowed: frozenset[str], key: str, problems: Problems) -> None:
-    for name in entry:
-        if name not in allowed:
-            problems.add(f"{key}.{name}", "unknown key; expected one of " + ", ".join(sorted(allowed)))
-
-
 @dataclass(frozen=True, slots=True)
 class _Fallback:
     """Fallback lookups, most specific first: RFC 3463 class.subject.detail,
@@ -476,7 +470,7 @@ class Classifier:
             if not isinstance(entry, dict):
                 problems.add(key, "expected a mapping with id, category, meaning, advice and conditions")
                 continue
-            _unknown_keys(entry, RULE_KEYS, key, problems)
+            problems.unknown_keys(entry, RULE_KEYS, key)
             check_id(entry, key)
             outcome = _outcome(entry, key, problems)
             before = len(problems.items)
@@ -500,7 +494,7 @@ class Classifier:
             if not isinstance(entry, dict):
                 problems.add(key, "expected a mapping with id, code or enhanced, category, meaning and advice")
                 continue
-            _unknown_keys(entry, FALLBACK_KEYS, key, problems)
+            problems.unknown_keys(entry, FALLBACK_KEYS, key)
             check_id(entry, key)
             outcome = _outcome(entry, key, problems)
             fkey = _fallback_key(entry, key, problems)

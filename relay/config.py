@@ -176,10 +176,7 @@ class _Reader:
         return f"{self.path}.{name}" if self.path else name
 
     def unknown(self, allowed: set[str]) -> None:
-        for k in self.data:
-            if k not in allowed:
-                hint = f" (known keys: {', '.join(sorted(allowed))})"
-                self.problems.add(self.key(str(k)), "unknown key" + hint)
+        self.problems.unknown_keys(self.data, allowed, self.path)
 
     def get(self, name: str, kind, default=None, *, required=False, convert=None):
         if name not in self.data or self.data[name] is None:

@@ -148,9 +148,7 @@ def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Probl
         problems.add(name, "expected a mapping such as {dkim: [{selector: s1, key: /path/key.pem}], spf: reject}")
         return None
     before = len(problems.items)
-    for k in spec:
-        if k not in DOMAIN_KEYS:
-            problems.add(f"{name}.{k}", f"unknown key; expected one of: {', '.join(DOMAIN_KEYS)}")
+    problems.unknown_keys(spec, DOMAIN_KEYS, name)
 
     spf = spec.get("spf", "off")
     if spf is False:  # YAML 1.1 reads a bare `off` as false
@@ -201,9 +199,7 @@ def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimli
         problems.add(where, "expected a mapping such as {selector: s1, key: /path/key.pem}")
         return None
     before = len(problems.items)
-    for k in entry:
-        if k not in KEY_KEYS:
-            problems.add(f"{where}.{k}", f"unknown key; expected one of: {', '.join(KEY_KEYS)}")
+    problems.unknown_keys(entry, KEY_KEYS, where)
 
     selector = entry.get("selector")
     if selector is None:

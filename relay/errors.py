@@ -37,6 +37,14 @@ class Problems:
     def add(self, key: str, why: str) -> None:
         self.items.append(Problem(self.file, key, why))
 
+    def unknown_keys(self, mapping: dict, allowed, prefix: str = "") -> None:
+        """Every key of `mapping` not in `allowed` is a problem: a misspelt key must not
+        silently fall back to a default."""
+        for name in mapping:
+            if name not in allowed:
+                key = f"{prefix}.{name}" if prefix else str(name)
+                self.add(key, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+
     def extend(self, other: "Problems | ConfigError") -> None:
         self.items.extend(other.items if isinstance(other, Problems) else other.problems)
 

@@ -116,9 +116,7 @@ class SuppressionPolicy:
         if not isinstance(data, dict):
             problems.add("(top level)", f"expected a mapping with 'permanent' and 'temporary', got {type(data).__name__}")
             problems.raise_if_any()
-        for key in data:
-            if key not in SECTIONS:
-                problems.add(str(key), f"unknown key; expected one of: {', '.join(SECTIONS)}")
+        problems.unknown_keys(data, SECTIONS)
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -144,9 +142,7 @@ def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: P
         problems.add(key, "expected a mapping such as {list_after: 1} or {list_after: 3, within: 7d}")
         return None
     before = len(problems.items)
-    for k in spec:
-        if k not in RULE_KEYS:
-            problems.add(f"{key}.{k}", f"unknown key; expected one of: {', '.join(RULE_KEYS)}")
+    problems.unknown_keys(spec, RULE_KEYS, key)
     if "list_after" not in spec:
         problems.add(f"{key}.list_after", "required (a number of failures, or off)")
         return None
