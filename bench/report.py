@@ -117,10 +117,10 @@ def table(results: dict) -> str:
     if tp:
         lines.append("")
         lines.append("Throughput, messages/s counted at the sink (first to last message)")
-        head = f"{'system':<22}" + "".join(f"{sz:>12}" for sz in sizes)
+        head = f"{'system':<34}" + "".join(f"{sz:>12}" for sz in sizes)
         lines.append(head)
         for name in names:
-            row = f"{name:<22}"
+            row = f"{name:<34}"
             for sz in sizes:
                 e = tp[name].get(sz, {})
                 v = e.get("msg_per_s")
@@ -130,18 +130,17 @@ def table(results: dict) -> str:
         for a, b in (("relay", "postfix-opendkim"), ("relay", "direct"), ("postfix-relay-milter", "postfix-opendkim"),
                      ("postfix-opendkim", "direct")):
             if a in tp and b in tp:
-                row = f"{a + ' / ' + b:<40}"[:40]
-                lines.append(f"{'ratio ' + a + '/' + b:<22}" + "".join(
+                lines.append(f"{'ratio ' + a + ' / ' + b:<34}" + "".join(
                     f"{_fmt(_ratio(tp[a].get(sz, {}).get('msg_per_s'), tp[b].get(sz, {}).get('msg_per_s')), 'x', 2):>12}"
                     for sz in sizes))
         lines.append("")
         lines.append("CPU seconds per 1000 messages / peak RSS MB (relay: its process; Postfix: all its processes' "
                      "PSS + opendkim)")
-        lines.append(f"{'system':<22}" + "".join(f"{sz:>18}" for sz in sizes))
+        lines.append(f"{'system':<34}" + "".join(f"{sz:>18}" for sz in sizes))
         for name in names:
             if name == "direct":
                 continue
-            row = f"{name:<22}"
+            row = f"{name:<34}"
             for sz in sizes:
                 e = tp[name].get(sz, {})
                 row += f"{_fmt(e.get('cpu_s_per_1000'), 's', 2) + ' / ' + _fmt(e.get('peak_rss_mb'), 'MB'):>18}"
