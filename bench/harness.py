@@ -252,8 +252,16 @@ def latency_run(bench: Bench, name: str, size: int, count: int) -> dict:
     try:
         sink = sysmod.Sink(bench.workdir)
         system.start(sink.port)
+        pa: dict = {}
+        pb: dict = {}
         direct, through, delivered = smtpclient.paired_latency(sink.port, system.port, size, count,
-                                                               time_limit=LATENCY_TIME_LIMIT, sink=sink)
+                                                               time_limit=LATENCY_TIME_LIMIT, sink=sink,
+                                                               phases_a=pa, phases_b=pb)
+        # Where the added time goes, command by command (medians, ms): direct, system, added.
+        out["phases_ms"] = {k: {"direct": round(statistics.median(pa[k]) * 1000, 3),
+                                "system": round(statistics.median(pb[k]) * 1000, 3),
+                                "added": round((statistics.median(pb[k]) - statistics.median(pa[k])) * 1000, 3)}
+                            for k in pb if pa.get(k)}
         diffs = [b - a for a, b in zip(direct, through)]
         diffs_delivered = [b - a for a, b in zip(direct, delivered)]
         ms = lambda v: None if v is None else round(v * 1000, 3)
@@ -686,6 +694,9 @@ def summarise_latency(runs: list[dict], names: list[str], sizes: list[int]) -> d
                 continue
             good = [r for r in rs if r["ok"]]
             entry = {"runs": len(rs), "ok_runs": len(good)}
+            phases = [r["phases_ms"] for r in good if r.get("phases_ms")]
+            if phases:
+                entry["phases_added_ms"] = {k: median([p[k]["added"] for p in phases if k in p]) for k in phases[0]}
             for key in ("added_p50_ms", "added_p99_ms", "direct_p50_ms", "direct_p99_ms", "system_p50_ms",
                         "system_p99_ms", "delivered_p50_ms", "delivered_p99_ms", "added_delivered_p50_ms",
                         "added_delivered_p99_ms"):

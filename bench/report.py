@@ -163,6 +163,11 @@ def table(results: dict) -> str:
                              f"{_fmt(e.get('system_p50_ms'), '', 3):>12}{_fmt(e.get('added_p50_ms'), '', 3):>11}"
                              f"{_fmt(e.get('added_p99_ms'), '', 3):>11}{_fmt(e.get('delivered_p50_ms'), '', 3):>13}"
                              f"{_fmt(e.get('delivered_p99_ms'), '', 3):>13}")
+        for name, per in lat.items():
+            ph = per.get("1k", {}).get("phases_added_ms")
+            if ph:
+                lines.append(f"  {name} 1k, added per command (median, ms): "
+                             + ", ".join(f"{k} {_fmt(v, '', 3)}" for k, v in ph.items()))
         if "postfix-opendkim" in lat:
             lines.append("  (Postfix replies when the message is queued, the relay after the upstream's reply; "
                          "'at sink' = MAIL to arrival at the sink)")

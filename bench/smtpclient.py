@@ -64,15 +64,24 @@ class Client:
         self.sock.sendall(text.encode() + b"\r\n")
         return self.reply(expect)
 
-    def send(self, message: bytes, sender: str = SENDER, rcpt: str = RECIPIENT) -> float:
-        """Send one message; seconds from MAIL FROM to the reply to the final dot."""
-        t0 = time.perf_counter()
+    def send(self, message: bytes, sender: str = SENDER, rcpt: str = RECIPIENT, phases: dict | None = None) -> float:
+        """Send one message; seconds from MAIL FROM to the reply to the final dot. With `phases`, each
+        command's time is appended to phases["MAIL"], ["RCPT"], ["DATA"] and ["dot"] (the body and its reply)."""
+        clock = time.perf_counter
+        t0 = clock()
         self.cmd(f"MAIL FROM:<{sender}>", 250)
+        t1 = clock()
         self.cmd(f"RCPT TO:<{rcpt}>", 250)
+        t2 = clock()
         self.cmd("DATA", 354)
+        t3 = clock()
         self.sock.sendall(message + b".\r\n")
         self.reply(250)
-        return time.perf_counter() - t0
+        t4 = clock()
+        if phases is not None:
+            for name, dt in (("MAIL", t1 - t0), ("RCPT", t2 - t1), ("DATA", t3 - t2), ("dot", t4 - t3)):
+                phases.setdefault(name, []).append(dt)
+        return t4 - t0
 
     def close(self) -> None:
         try:
@@ -83,7 +92,8 @@ class Client:
 
 
 def paired_latency(port_a: int, port_b: int, size: int, count: int, time_limit: float,
-                   sink=None) -> tuple[list[float], list[float], list[float]]:
+                   sink=None, phases_a: dict | None = None,
+                   phases_b: dict | None = None) -> tuple[list[float], list[float], list[float]]:
     """Alternate one message through A and one through B, `count` times (bounded by time_limit).
     Returns the per-message times of each (seconds) and, when `sink` (where both paths end) is given,
     B's time from MAIL to the message's arrival at the sink: for a queueing MTA, later than its reply."""
@@ -92,23 +102,24 @@ def paired_latency(port_a: int, port_b: int, size: int, count: int, time_limit: 
     try:
         msg = make_message(size)
         base = sink.count if sink is not None else 0
-        for _ in range(3):  # warm both paths (connections upstream, caches)
+        warm = max(3, min(50, count // 10))
+        for _ in range(warm):  # warm both paths (connections upstream, caches, the interpreter)
             a.send(msg)
             b.send(msg)
         expected = 0
         if sink is not None:
-            sink.wait_for(base + 6, 30)  # the warm-up has arrived, through a queue or not
+            sink.wait_for(base + 2 * warm, 60)  # the warm-up has arrived, through a queue or not
             expected = sink.count
         deadline = time.monotonic() + time_limit
         for _ in range(count):
             if time.monotonic() > deadline:
                 break
-            ta.append(a.send(msg))
+            ta.append(a.send(msg, phases=phases_a))
             if sink is not None:
                 expected += 1
                 sink.wait_for(expected, 30)
             t0 = time.monotonic()
-            tb.append(b.send(msg))
+            tb.append(b.send(msg, phases=phases_b))
             if sink is not None:
                 expected += 1
                 if sink.wait_for(expected, 60):
