@@ -130,6 +130,9 @@ class Step:
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         return CONTINUE
 
+    async def on_data_start(self, txn: Transaction) -> None:
+        """The client was told 354 and is sending the message (no verdict possible yet)."""
+
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         return CONTINUE
 
@@ -167,6 +170,13 @@ class Pipeline:
 
     async def data(self, txn: Transaction, message: Message) -> Decision:
         return await self._run("on_data", txn.id, txn, message)
+
+    async def data_start(self, txn: Transaction) -> None:
+        for step in self.steps:
+            try:
+                await step.on_data_start(txn)
+            except Exception:
+                log.exception("step %s failed in on_data_start (transaction %s)", step.name, txn.id)
 
     async def reset(self, txn: Transaction) -> None:
         for step in self.steps:

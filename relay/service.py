@@ -96,6 +96,11 @@ class RelayService:
         await self.outcomes.refused(txn, session, "rcpt", [recipient], decision)
         return decision.reply
 
+    async def data_start(self, session: Session) -> None:
+        txn = self._txns.get(session.id)
+        if txn is not None and txn.rcpts:
+            await self.pipeline.data_start(txn)
+
     async def data(self, session: Session, content: bytes) -> Reply:
         txn = self._txns.get(session.id)
         if txn is None or not txn.rcpts:

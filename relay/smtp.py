@@ -106,6 +106,9 @@ class RelaySMTP(SMTP):
         return address, arg[m.end():]
 
     async def smtp_DATA(self, arg: str) -> None:
+        if not arg and self.session.host_name and self.envelope.rcpt_tos and self.relay_session is not None:
+            # aiosmtpd will answer 354 (the checks above are its own): the upstream can start too.
+            await self.relay_service.data_start(self.relay_session)
         self._receiving_data = True
         self._data_refusal = None
         try:

@@ -56,6 +56,11 @@ class UpstreamStep(Step):
         except UpstreamError as exc:
             return _deferred(exc)
 
+    async def on_data_start(self, txn: Transaction) -> None:
+        conn = txn.notes.get("upstream_conn")
+        if conn is not None:
+            conn.begin_data()
+
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         conn = txn.notes.get("upstream_conn")
         if conn is None:

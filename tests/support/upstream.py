@@ -61,6 +61,18 @@ class Captured:
     peer: tuple = ()
 
 
+class _SMTP(SMTP):
+    def __init__(self, upstream: "FakeUpstream", *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.upstream = upstream
+
+    async def smtp_DATA(self, arg):
+        if self.upstream.data_command_reply and self.envelope.rcpt_tos:
+            await self.push(self.upstream.data_command_reply)
+            return
+        await super().smtp_DATA(arg)
+
+
 class _Handler:
     def __init__(self, upstream: "FakeUpstream"):
         self.upstream = upstream
@@ -114,6 +126,7 @@ class FakeUpstream:
         self.ehlos = 0
         self.connections = 0
         self.slow_seconds = 2.0
+        self.data_command_reply: str | None = None  # a refusal of the DATA command itself
         self._tls_context = tls_context
         self._require_starttls = require_starttls
         self._auth = auth
@@ -133,7 +146,7 @@ class FakeUpstream:
                 ok = users.get(data.login.decode()) == data.password.decode()
                 return AuthResult(success=ok, handled=False)
             kwargs.update(authenticator=authenticator, auth_require_tls=self._tls_context is not None)
-        return SMTP(_Handler(self), hostname=self.hostname, ident="ESMTP test", enable_SMTPUTF8=True,
+        return _SMTP(self, _Handler(self), hostname=self.hostname, ident="ESMTP test", enable_SMTPUTF8=True,
                     tls_context=self._tls_context, require_starttls=self._require_starttls, timeout=30, **kwargs)
 
     def start(self) -> "FakeUpstream":
