@@ -106,14 +106,17 @@ class Message:
                 return v
         return None
 
+    def chunks(self) -> list[bytes]:
+        """What goes upstream, in pieces that each start a line: prepended headers, then the
+        original less removed fields. Kept in pieces so that a large message is not copied."""
+        if not self.removed_headers:
+            return [*self._prepended, self.original]
+        block = self.header_block
+        kept = [f + b"\r\n" for i, f in enumerate(self._fields()) if i not in self.removed_headers]
+        return [*self._prepended, *kept, memoryview(self.original)[len(block):]]
+
     def assembled(self) -> bytes:
-        """What goes upstream: prepended headers, then the original less removed fields."""
-        original = self.original
-        if self.removed_headers:
-            block = self.header_block
-            kept = [f + b"\r\n" for i, f in enumerate(self._fields()) if i not in self.removed_headers]
-            original = b"".join(kept) + original[len(block):]
-        return b"".join(self._prepended) + original
+        return b"".join(self.chunks())
 
 
 class Step:

@@ -20,17 +20,10 @@ from .service import RelayService, address_problem
 
 log = logging.getLogger("relay.smtp")
 
-# Refusals of message data that aiosmtpd sends after reading it all (RFC 5321 4.5.3.1).
-_TOO_MUCH_DATA = re.compile(r"^552 Error: Too much mail data$")
-_LINE_TOO_LONG = re.compile(r"^500 Line too long.*$")
-_DATA_REFUSALS = {_TOO_MUCH_DATA, _LINE_TOO_LONG}
-
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
-    (_TOO_MUCH_DATA, "552 5.3.4 Message too big for this relay (at most {size} bytes)"),
     (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),
      "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
-    (_LINE_TOO_LONG, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"),
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
     (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
     (re.compile(r"^500 Error: command \"?'?([A-Za-z0-9]*)\"?'? not recognized$"), r"500 5.5.1 Command \1 not recognized"),
@@ -52,6 +45,13 @@ _REWRITES = [
 ]
 
 
+# RFC 5321 4.1.1.4: the mail data ends with CRLF "." CRLF, and with nothing else: a bare LF or CR
+# next to the dot is data (the SMTP smuggling family, CVE-2023-51764).
+_END_OF_DATA = b"\r\n.\r\n"
+# RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF; one octet of slack, as aiosmtpd.
+_LINE_TOO_LONG = re.compile(rb"[^\r\n]{1000}")
+_READ_CHUNK = 1 << 16
+
 # RFC 5321 4.1.2: Path = "<" Mailbox ">" in its everyday form (a dot-atom local part, a plain domain).
 # Everything else (quoted local parts, address literals, UTF-8) goes to aiosmtpd's full parser.
 _PLAIN_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -70,7 +70,6 @@ class RelaySMTP(SMTP):
         self._in_handler = False
         self._receiving_data = False
         self._verbatim: str | None = None
-        self._data_refusal: str | None = None
         self._counted = False
 
     # -- timers --------------------------------------------------------------
@@ -106,19 +105,71 @@ class RelaySMTP(SMTP):
         return address, arg[m.end():]
 
     async def smtp_DATA(self, arg: str) -> None:
-        if not arg and self.session.host_name and self.envelope.rcpt_tos and self.relay_session is not None:
-            # aiosmtpd will answer 354 (the checks above are its own): the upstream can start too.
-            await self.relay_service.data_start(self.relay_session)
+        """DATA, read in chunks into one buffer rather than aiosmtpd's list of lines: a 25 MB
+        message then costs about its size in memory, and a long one no Python loop per line."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Bad sequence of commands: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        if self.relay_session is not None:
+            await self.relay_service.data_start(self.relay_session)  # the upstream can start too
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._receiving_data = True
-        self._data_refusal = None
         try:
-            await super().smtp_DATA(arg)
+            content, refusal = await self._read_message()
         finally:
             self._receiving_data = False
-        if self._data_refusal is not None and self.relay_session is not None:
-            # aiosmtpd refused the data itself (too big, line too long) without calling the handler:
-            # the transaction ends here, with an event like any refusal.
-            await self.relay_service.data_refused(self.relay_session, Reply.parse(self._data_refusal, "relay"))
+        if content is None:  # the client went away mid-message; connection_lost ends the session
+            return
+        if refusal is not None:
+            self._set_post_data_state()
+            await self.push(refusal)
+            if self.relay_session is not None:
+                await self.relay_service.data_refused(self.relay_session, Reply.parse(refusal, "relay"))
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _read_message(self) -> tuple[bytearray | None, str | None]:
+        """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
+        Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent."""
+        reader = self._reader
+        limit = self.data_size_limit or 0
+        # The CRLF that ended the DATA command line is the first CRLF of the terminator.
+        buf = bytearray(b"\r\n")
+        searched = 0
+        dropped = 0  # bytes discarded after the size limit was passed
+        while True:
+            end = buf.find(_END_OF_DATA, max(searched - 4, 0))
+            if end >= 0:
+                break
+            searched = len(buf)
+            if limit and len(buf) - 2 + dropped > limit:
+                dropped += len(buf) - 6  # keep the tail: the terminator may straddle two reads
+                del buf[2:-4]
+                searched = len(buf)
+            chunk = await reader.read(_READ_CHUNK)
+            if not chunk:
+                return None, None
+            buf += chunk
+        if len(buf) > end + 5:
+            # What came after the final dot (pipelined commands) goes back to the command reader.
+            reader._buffer[0:0] = buf[end + 5:]
+        del buf[end + 2:]
+        if dropped or (limit and len(buf) - 2 > limit):
+            return buf, f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
+        if _LINE_TOO_LONG.search(buf):
+            return buf, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
+        if b"\r\n." in buf:
+            buf = buf.replace(b"\r\n.", b"\r\n")
+        del buf[:2]
+        return buf, None
 
     # -- replies -------------------------------------------------------------
 
@@ -131,8 +182,6 @@ class RelaySMTP(SMTP):
                     continue
                 if pattern.match(status):
                     status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
-                    if self._receiving_data and pattern in _DATA_REFUSALS:
-                        self._data_refusal = status
                     break
         self._verbatim = None
         await super().push(status)

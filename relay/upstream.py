@@ -28,6 +28,11 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
+def _dot_stuffed(chunk) -> bytes | memoryview:
+    """A line that starts with "." gets one more (RFC 5321 4.5.2); a copy only when needed."""
+    return _LEADING_DOT.sub(b"..", chunk) if _LEADING_DOT.search(chunk) else chunk
+
+
 class UpstreamError(Exception):
     """The upstream could not be reached or stopped answering; `reply` says so to the client."""
 
@@ -146,10 +151,10 @@ class UpstreamConnection:
             self.broken = True
             self.close()
 
-    async def data(self, message: bytes) -> Reply:
-        """DATA with a CRLF-clean message. Dot-stuffing is ours (RFC 5321 4.5.2) and the
-        write goes straight to the transport, so a large message is not copied again
-        by the client library's own normalisation."""
+    async def data(self, chunks: list) -> Reply:
+        """DATA with a CRLF-clean message given in pieces that each start a line. Dot-stuffing
+        is ours (RFC 5321 4.5.2) and the writes go straight to the transport, so a large message
+        is not copied again by the client library's own normalisation."""
         self.data_completed = False
         started, self._data_started = self._data_started, None
         start = await (started if started is not None else self._command(b"DATA"))
@@ -160,10 +165,12 @@ class UpstreamConnection:
             self.broken = True
             raise UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection; "
                                                            f"please retry later"))
-        body = _LEADING_DOT.sub(b"..", message) if b"\n." in message or message.startswith(b".") else message
-        tail = b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"
+        chunks = [c for c in chunks if len(c)]
+        last = chunks[-1] if chunks else b""
+        tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
         try:
-            await self._write_flow_controlled(protocol, body)
+            for chunk in chunks:
+                await self._write_flow_controlled(protocol, _dot_stuffed(chunk))
             protocol.write(tail)
             response = await protocol.read_response(timeout=self._up.data_timeout)
         except BaseException as exc:

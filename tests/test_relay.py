@@ -311,3 +311,63 @@ def test_upstream_refusing_data_ahead_is_relayed(relay, upstream):
         upstream.data_command_reply = None
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_empty_message_and_dot_stuffed_lines_round_trip(relay, upstream):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(b".\r\n")  # no message text at all
+        assert c.reply()[0] == 250
+        body = b"Subject: dots\r\n\r\n..one leading dot\r\n...two\r\n.\r\n"  # the last line is the end
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(body)
+        assert c.reply()[0] == 250
+    first, second = upstream.wait_for_messages(2)
+    # The empty message reaches the upstream as just our Received: header, and nothing else.
+    assert first.data.startswith(b"Received: from client.test") and first.data.count(b"\r\n\r\n") == 0
+    assert first.data.endswith(b"GMT\r\n")
+    assert second.data.endswith(b"Subject: dots\r\n\r\n.one leading dot\r\n..two\r\n")
+
+
+def test_final_dot_split_across_reads(relay, upstream):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        for piece in [b"Subject: slow\r\n\r\nline\r", b"\n", b".", b"\r", b"\nNOOP\r\n"]:
+            c.send(piece)
+            time.sleep(0.05)
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 250  # the NOOP sent right after the final dot
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.data.endswith(b"Subject: slow\r\n\r\nline\r\n")
+
+
+def test_overlong_line_in_data_is_refused_with_an_event(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], b"Subject: long\r\n\r\n" + b"x" * 1200 + b"\r\n")
+        assert replies[-1][0] == 500 and replies[-1][1].startswith("500 5.5.2 Line too long")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+    (event,) = relay.events(wait_for=1)
+    assert event["kind"] == "policy_rejected" and event["reply"]["enhanced"] == "5.5.2"
+
+
+def test_oversized_message_with_final_dot_across_chunks(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"max_message_size": 100_000})
+    big = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 300
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(big + b"\r")
+        time.sleep(0.05)
+        c.send(b"\n.\r\n")  # the terminator arrives after the limit was passed, split from the data
+        code, text = c.reply()
+        assert code == 552 and text.startswith("552 5.3.4")
+        assert c.cmd("NOOP")[0] == 250
+    assert upstream.messages == []

@@ -66,7 +66,7 @@ class UpstreamStep(Step):
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction"), "deferred")
         try:
-            reply = await conn.data(message.assembled())
+            reply = await conn.data(message.chunks())
         except UpstreamError as exc:
             return _deferred(exc)
         # The reply to the final dot ends the upstream transaction, whatever it was (RFC 5321 3.3);
