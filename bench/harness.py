@@ -107,6 +107,23 @@ class Bench:
     def prepare(self, names: list[str]) -> None:
         import relayconf
 
+        if self.args.relay_rev:
+            # Measure one committed version, whatever happens in the working tree meanwhile.
+            src = self.workdir / "relay-src"
+            src.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", self.args.relay_rev], capture_output=True,
+                                     timeout=120)
+            if archive.returncode:
+                raise SystemExit(f"--relay-rev {self.args.relay_rev}: {archive.stderr.decode(errors='replace')}")
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True, timeout=120)
+            sysmod.REPO = relayconf.REPO = src
+            rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", self.args.relay_rev],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+            self.assets["relay_source"] = f"git {rev} (--relay-rev {self.args.relay_rev})"
+            log(f"relay from git {rev}, unpacked in {src}")
+        else:
+            self.assets["relay_source"] = "working tree"
+
         need_relay = any(n in ("relay", "postfix-relay-milter") for n in names)
         need_key = need_relay or "postfix-opendkim" in names
         if need_key:
@@ -492,6 +509,8 @@ def profile_run(bench: Bench, sessions: int, size: int, messages: int) -> dict:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--relay-rev", help="run the relay from this git revision (e.g. HEAD) instead of the working "
+                   "tree, so that edits made during a long run do not mix versions")
     p.add_argument("--relay-config", type=Path, help="the relay's config (default: one generated for the bench); "
                    "its listener and upstream are redirected to the bench's ports")
     p.add_argument("--sizes", default="1k,100k,10m", help="message sizes (default 1k,100k,10m)")
@@ -647,7 +666,8 @@ def main(argv=None) -> int:
         if args.profile and "relay" in names:
             results["profile"] = {}
             for size in args.size_list:
-                n = args.count[size] if args.quick else max(args.count[size], int(4 * args.count[size]))
+                # 4x the throughput load for small sizes (enough samples), the same load for large ones
+                n = args.count[size] if args.quick or size >= 1024 * 1024 else 4 * args.count[size]
                 log(f"profiling the relay under load (py-spy): {size_label(size)} x{n}")
                 results["profile"][size_label(size)] = profile_run(bench, args.sessions, size, n)
         results["targets"] = report.targets(results, args)

@@ -110,7 +110,8 @@ def table(results: dict) -> str:
     s = results.get("settings", {})
     lines.append(f"relay bench  {results.get('started')}  git {results.get('git')}  "
                  f"{results['machine']['cpus']} cpus  sessions={s.get('sessions')} runs={s.get('runs')} "
-                 f"(medians)  messages={s.get('messages')}")
+                 f"(medians)  messages={s.get('messages')}  relay: "
+                 f"{(results.get('assets') or {}).get('relay_source', 'working tree')}")
     tp = results.get("throughput") or {}
     sizes = s.get("sizes", [])
     names = list(tp)
