@@ -331,3 +331,99 @@ def chart(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def markdown(results: dict) -> str:
+    """The figures of one run as Markdown tables (for docs/benchmarks.md)."""
+    s = results.get("settings", {})
+    sizes = s.get("sizes", [])
+    names = {"direct": "direct (machine limit)", "relay": "relay (one process)", "postfix-opendkim": "Postfix + OpenDKIM",
+             "postfix-relay-milter": "Postfix + relay as milter", "postfix": "Postfix, no milter"}
+    pretty = lambda sz: sz.replace("k", " KiB").replace("m", " MiB")
+    out = [f"Run: `{results.get('command')}`, {results.get('started')} to {results.get('finished')}, git "
+           f"`{results.get('git')}`, relay from {(results.get('assets') or {}).get('relay_source', 'the working tree')}, "
+           f"{results['machine']['cpus']} cores, load average at start {results['machine'].get('loadavg_at_start')}; "
+           f"{s.get('sessions')} sessions; {s.get('runs')} run(s), medians; messages per run "
+           + ", ".join(f"{v} at {pretty(k)}" for k, v in (s.get("messages") or {}).items()) + ".", ""]
+    tp = results.get("throughput") or {}
+    if tp:
+        out += ["Throughput, messages/s at the sink:", "",
+                "| system | " + " | ".join(pretty(sz) for sz in sizes) + " |",
+                "|---|" + "---:|" * len(sizes)]
+        for n in tp:
+            out.append(f"| {names.get(n, n)} | " + " | ".join(
+                _fmt(tp[n].get(sz, {}).get("msg_per_s")) for sz in sizes) + " |")
+        for a, b in (("relay", "postfix-opendkim"), ("relay", "direct")):
+            if a in tp and b in tp:
+                out.append(f"| **{a} / {b}** | " + " | ".join(
+                    f"**{_fmt(_ratio(tp[a].get(sz, {}).get('msg_per_s'), tp[b].get(sz, {}).get('msg_per_s')), 'x', 2)}**"
+                    for sz in sizes) + " |")
+        out += ["", "CPU seconds per 1000 messages / peak RSS:", "",
+                "| system | " + " | ".join(pretty(sz) for sz in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        for n in tp:
+            if n == "direct":
+                continue
+            out.append(f"| {names.get(n, n)} | " + " | ".join(
+                f"{_fmt(tp[n].get(sz, {}).get('cpu_s_per_1000'), ' s', 2)} / {_fmt(tp[n].get(sz, {}).get('peak_rss_mb'), ' MB', 0)}"
+                for sz in sizes) + " |")
+    lat = results.get("latency") or {}
+    if lat:
+        out += ["", "Latency, one session, ms (added = system - direct, same pair; 'at sink' = MAIL to arrival at "
+                "the sink):", "", "| system | size | added p50 | added p99 | at sink p50 | at sink p99 |",
+                "|---|---|---:|---:|---:|---:|"]
+        for n, per in lat.items():
+            for sz in sizes:
+                e = per.get(sz)
+                if e:
+                    out.append(f"| {names.get(n, n)} | {pretty(sz)} | {_fmt(e.get('added_p50_ms'), '', 2)} | "
+                               f"{_fmt(e.get('added_p99_ms'), '', 2)} | {_fmt(e.get('delivered_p50_ms'), '', 2)} | "
+                               f"{_fmt(e.get('delivered_p99_ms'), '', 2)} |")
+        ph = (lat.get("relay") or {}).get("1k", {}).get("phases_added_ms")
+        if ph:
+            out += ["", "The relay's added time at 1 KiB, command by command (median ms): "
+                    + ", ".join(f"{k} {_fmt(v, '', 3)}" for k, v in ph.items()) + "."]
+    tg = results.get("targets")
+    if tg:
+        out += ["", "| target | figure | met |", "|---|---|---|"]
+        for t in tg:
+            met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+            if t.get("aim_met"):
+                met += " (aim too)"
+            out.append(f"| {t['target']} (limit {t['limit']}) | {_fmt(t['figure'], ' ' + t.get('unit', 'x'), 2)} | {met} |")
+    extra = []
+    idle = results.get("idle")
+    if idle:
+        extra.append(f"Idle sessions: {idle.get('sessions_ok')}/{idle.get('sessions')} open, relay RSS "
+                     f"{_fmt(idle.get('rss_mb'), ' MB')} ({_fmt(idle.get('kb_per_session'), ' kB')} a session).")
+    big = results.get("big_message")
+    if big and big.get("ok"):
+        extra.append(f"Large message {big['size'] // MB} MiB: peak RSS growth {_fmt(big.get('peak_growth_mb'), ' MB')} "
+                     f"= {_fmt(big.get('growth_over_size'), 'x', 2)} its size, relayed in {_fmt(big.get('seconds'), ' s', 2)}.")
+    micro = results.get("micro") or {}
+    for name, m in micro.items():
+        if m.get("ok"):
+            extra.append(f"`{name}`: {_summary(m['result'], limit=400)}.")
+    if extra:
+        out += [""] + [f"- {e}" for e in extra]
+    for size, prof in (results.get("profile") or {}).items():
+        if prof.get("ok"):
+            out += ["", f"Profile at {pretty(size)} ({prof['samples']} samples, {prof['run'].get('msg_per_s')} msg/s "
+                    "while sampled), own time: " + "; ".join(f"`{f['function']}` {f['pct']}%" for f in prof["top_self"][:10])]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(description="Print a results.json again: the table, or Markdown for the docs.")
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--chart", type=Path, help="also draw the chart here")
+    a = ap.parse_args()
+    data = json.loads(a.results.read_text())
+    print(markdown(data) if a.markdown else table(data))
+    if a.chart:
+        chart(data, a.chart)
+    sys.exit(0)
