@@ -49,8 +49,22 @@ _REWRITES = [
 # next to the dot is data (the SMTP smuggling family, CVE-2023-51764).
 _END_OF_DATA = b"\r\n.\r\n"
 # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF; one octet of slack, as aiosmtpd.
-_LINE_TOO_LONG = re.compile(rb"[^\r\n]{1000}")
+_MAX_LINE = 1000  # octets before the LF (text and CR)
+# Anchored at line starts, so each byte is looked at about once (an unanchored run restarts everywhere).
+_LONG_LINE = re.compile(rb"(?m)^[^\n]{%d}" % (_MAX_LINE + 1))
 _READ_CHUNK = 1 << 16
+
+def _long_line(chunk: bytes, open_line: int) -> tuple[bool, int]:
+    """Whether `chunk` ends or holds a line over _MAX_LINE, given `open_line` octets of a line
+    begun in earlier chunks; and how long the line left open at its end is."""
+    first = chunk.find(b"\n")
+    if first < 0:
+        open_line += len(chunk)
+        return open_line > _MAX_LINE, open_line
+    if open_line + first > _MAX_LINE or _LONG_LINE.search(chunk, first + 1):
+        return True, 0
+    return False, len(chunk) - chunk.rfind(b"\n") - 1
+
 
 # RFC 5321 4.1.2: Path = "<" Mailbox ">" in its everyday form (a dot-atom local part, a plain domain).
 # Everything else (quoted local parts, address literals, UTF-8) goes to aiosmtpd's full parser.
@@ -145,6 +159,8 @@ class RelaySMTP(SMTP):
         buf = bytearray(b"\r\n")
         searched = 0
         dropped = 0  # bytes discarded after the size limit was passed
+        line = 0  # octets of the line still open at the end of what was read
+        too_long = False
         while True:
             end = buf.find(_END_OF_DATA, max(searched - 4, 0))
             if end >= 0:
@@ -157,6 +173,8 @@ class RelaySMTP(SMTP):
             chunk = await reader.read(_READ_CHUNK)
             if not chunk:
                 return None, None
+            if not too_long:
+                too_long, line = _long_line(chunk, line)
             buf += chunk
         if len(buf) > end + 5:
             # What came after the final dot (pipelined commands) goes back to the command reader.
@@ -164,7 +182,7 @@ class RelaySMTP(SMTP):
         del buf[end + 2:]
         if dropped or (limit and len(buf) - 2 > limit):
             return buf, f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
-        if _LINE_TOO_LONG.search(buf):
+        if too_long:
             return buf, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
         if b"\r\n." in buf:
             buf = buf.replace(b"\r\n.", b"\r\n")

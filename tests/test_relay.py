@@ -371,3 +371,16 @@ def test_oversized_message_with_final_dot_across_chunks(upstream, relay_factory)
         assert code == 552 and text.startswith("552 5.3.4")
         assert c.cmd("NOOP")[0] == 250
     assert upstream.messages == []
+
+
+def test_long_line_split_across_reads_is_caught(relay, upstream):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: split\r\n\r\n" + b"z" * 700)
+        time.sleep(0.05)
+        c.send(b"z" * 700 + b"\r\n.\r\n")
+        code, text = c.reply()
+    assert code == 500 and text.startswith("500 5.5.2 Line too long")
+    assert upstream.messages == []
