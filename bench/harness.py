@@ -528,6 +528,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     p.add_argument("--chart", type=Path, default=HERE / "throughput.png")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs) for inspection")
+    p.add_argument("--lock-wait", type=float, default=3600.0,
+                   help="seconds to wait for another bench run on this machine to finish (default 3600)")
     args = p.parse_args(argv)
     args.size_list = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     args.system_list = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -552,6 +554,40 @@ def parse_args(argv=None):
     args.latency_count = {s: lat_table.get(s, max(3, int(lat_table[1024] * 1024 / s))) for s in args.size_list}
     args.skip_set = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
+
+
+LOCK_PATH = Path(tempfile.gettempdir()) / "relay-bench.lock"
+
+
+def take_lock(wait: float):
+    """One bench at a time on a machine: two runs on the same cores measure each other. Waits (bounded)
+    for a run in progress; the lock goes with the process, however it ends."""
+    import fcntl
+
+    fh = open(LOCK_PATH, "a+")
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            if time.monotonic() >= deadline:
+                print(f"another bench run holds {LOCK_PATH} (pid {holder}); gave up after {wait:.0f} s",
+                      file=sys.stderr)
+                return None
+            if not told:
+                log(f"waiting for the bench run in progress (pid {holder}) to finish: two runs would measure "
+                    f"each other")
+                told = True
+            time.sleep(2)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
 
 
 def check_tools(names: list[str]) -> list[str]:
@@ -583,6 +619,9 @@ def main(argv=None) -> int:
     if missing:
         print(f"missing tools: {', '.join(missing)} (bench/run installs them)", file=sys.stderr)
         return 2
+    lock = take_lock(args.lock_wait)
+    if lock is None:
+        return 3
     nofile = raise_nofile()
     # SIGTERM unwinds like Ctrl-C, so every started system (a daemonised Postfix master included) is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
