@@ -31,7 +31,7 @@ _REWRITES = [
     (re.compile(r"^501 Syntax: (.*)$"), r"501 5.5.4 Syntax: \1"),
     (re.compile(r"^501 Error: (.*)$"), r"501 5.5.4 \1"),
     (re.compile(r"^503 Error: (.*)$"), r"503 5.5.1 Bad sequence of commands: \1"),
-    (re.compile(r"^502 (.*)$"), r"502 5.5.1 \1"),
+    (re.compile(r"^502 (?!5\.)(.*)$"), r"502 5.5.1 \1"),
     (re.compile(r"^555 (.*)$"), r"555 5.5.4 \1"),
     (re.compile(r"^554 Command refused due to lack of security$"), "554 5.7.0 Command refused: TLS negotiation failed"),
     (re.compile(r"^530 (?!5\.)(.*)$"), r"530 5.7.0 \1"),
@@ -41,7 +41,6 @@ _REWRITES = [
     (re.compile(r"^220 Ready to start TLS$"), "220 2.0.0 Ready to start TLS"),
     (re.compile(r"^235 (?!2\.)(.*)$"), r"235 2.7.0 \1"),
     (re.compile(r"^535 (?!5\.)(.*)$"), r"535 5.7.8 \1"),
-    (re.compile(r"^502 5\.5\.1 Too many"), None),
 ]
 
 
@@ -53,6 +52,7 @@ _MAX_LINE = 1000  # octets before the LF (text and CR)
 # Anchored at line starts, so each byte is looked at about once (an unanchored run restarts everywhere).
 _LONG_LINE = re.compile(rb"(?m)^[^\n]{%d}" % (_MAX_LINE + 1))
 _READ_CHUNK = 1 << 16
+
 
 def _long_line(chunk: bytes, open_line: int) -> tuple[bool, int]:
     """Whether `chunk` ends or holds a line over _MAX_LINE, given `open_line` octets of a line
@@ -194,10 +194,6 @@ class RelaySMTP(SMTP):
     async def push(self, status):
         if isinstance(status, str) and status is not self._verbatim:
             for pattern, replacement in _REWRITES:
-                if replacement is None:
-                    if pattern.match(status):
-                        break
-                    continue
                 if pattern.match(status):
                     status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
                     break

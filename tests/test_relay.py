@@ -384,3 +384,16 @@ def test_long_line_split_across_reads_is_caught(relay, upstream):
         code, text = c.reply()
     assert code == 500 and text.startswith("500 5.5.2 Line too long")
     assert upstream.messages == []
+
+
+def test_too_many_unknown_commands_ends_the_session_with_one_enhanced_code(relay):
+    with client(relay) as c:
+        for _ in range(4):
+            code, text = c.cmd("BOGUS")
+            assert code == 500
+        for _ in range(10):
+            code, text = c.cmd("BOGUS")
+            if code == 502:
+                break
+        assert text.startswith("502 5.5.1 Too many unrecognized commands")  # not "5.5.1 5.5.1"
+        assert c.closed()
