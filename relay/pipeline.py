@@ -174,23 +174,19 @@ class Pipeline:
     async def data(self, txn: Transaction, message: Message) -> Decision:
         return await self._run("on_data", txn.id, txn, message)
 
-    async def data_start(self, txn: Transaction) -> None:
+    async def _notify(self, hook: str, what: str, *args) -> None:
+        """A hook with no verdict, on every step; one step's failure does not stop the others."""
         for step in self.steps:
             try:
-                await step.on_data_start(txn)
+                await getattr(step, hook)(*args)
             except Exception:
-                log.exception("step %s failed in on_data_start (transaction %s)", step.name, txn.id)
+                log.exception("step %s failed in %s (%s)", step.name, hook, what)
+
+    async def data_start(self, txn: Transaction) -> None:
+        await self._notify("on_data_start", f"transaction {txn.id}", txn)
 
     async def reset(self, txn: Transaction) -> None:
-        for step in self.steps:
-            try:
-                await step.on_reset(txn)
-            except Exception:
-                log.exception("step %s failed in on_reset (transaction %s)", step.name, txn.id)
+        await self._notify("on_reset", f"transaction {txn.id}", txn)
 
     async def close(self) -> None:
-        for step in self.steps:
-            try:
-                await step.close()
-            except Exception:
-                log.exception("step %s failed to close", step.name)
+        await self._notify("close", "closing")
