@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -17,9 +17,6 @@ from .pipeline import Session, Transaction
 
 log = logging.getLogger("relay.outcomes")
 
-# Headers that tie an event to the sender's conversation (seed: "add a note to the conversation").
-THREAD_HEADERS = ("message-id", "in-reply-to", "references")
-
 
 def _kind(decision: Decision) -> str:
     if decision.kind:

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 import threading

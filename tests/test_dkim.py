@@ -10,7 +10,6 @@ below checks so that a Mail::DKIM upgrade shows up.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import random

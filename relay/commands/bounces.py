@@ -13,6 +13,7 @@ unreadable file, not an address), printed as one line on stderr.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import csv
 import getpass
@@ -47,7 +48,7 @@ def register(sub) -> None:
     actions = bounces.add_subparsers(dest="bounces_command", metavar="ACTION")
     bounces.set_defaults(func=lambda args: (bounces.print_help(), EXIT_ERROR)[1])
 
-    def action(name: str, help: str, run) -> "argparse.ArgumentParser":  # noqa: F821
+    def action(name: str, help: str, run) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help, description=help)
         add_config_arg(p, required=False)
         p.set_defaults(func=lambda args: _main(run, args))
