@@ -80,7 +80,7 @@ class RelayServer:
                                     self.outcomes, self.metrics)
         self.counter = {"active": 0, "max": settings.limits.max_connections, "protocols": set()}
         self.servers: list[asyncio.AbstractServer] = []
-        self.users = self._load_users(settings)
+        self.service.users = self._load_users(settings)
         self._stopping = asyncio.Event()
         self.metrics.gauge("relay_active_sessions", lambda: self.counter["active"])
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
@@ -102,7 +102,7 @@ class RelayServer:
             if not self.settings.listen:
                 raise OSError("nothing to serve: milter mode is not available and `listen` is empty")
         for listener in self.settings.listen:
-            factory = protocol_factory(self.service, self.settings, listener, self.users, self.counter)
+            factory = protocol_factory(self.service, self.settings, listener, self.counter)
             server = await loop.create_server(factory, listener.endpoint.host, listener.endpoint.port,
                                               reuse_address=True, backlog=1024)
             self.servers.append(server)
@@ -135,27 +135,26 @@ class RelayServer:
         if restart_only:
             log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
             settings = _keep(settings, self.settings, restart_only)
-        old = self.service.pipeline
+        if (users is None) != (self.service.users is None):
+            log.warning("turning AUTH on or off (clients.users_file) takes effect at the next restart")
+        old_pipeline, old_settings = self.service.pipeline, self.settings
         self.settings = settings
         self.policies = policies
-        self.users = users if users is not None else self.users
         self.service.settings = settings
         self.service.policies = policies
         self.service.pipeline = pipeline
+        self.service.users = users  # None turns every login down until a restart drops AUTH
         self.outcomes.settings = settings
         self.outcomes.policies = policies
-        if settings.events != self.sinks_settings():
+        if settings.events != old_settings.events:
             new = EventSinks.from_settings(settings)
             self.sinks.close()
             self.sinks = self.outcomes.sinks = new
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
-        asyncio.get_running_loop().create_task(old.close())
+        asyncio.get_running_loop().create_task(old_pipeline.close())
         log.info("reloaded config and policies from %s", settings.source)
         return True
-
-    def sinks_settings(self):
-        return self.outcomes.settings.events if self.outcomes.sinks is self.sinks else ()
 
     async def stop(self) -> None:
         systemd.notify("STOPPING=1")

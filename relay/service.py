@@ -29,6 +29,7 @@ class RelayService:
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
         self._txns: dict[str, Transaction] = {}
+        self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def _count(self, name: str, **labels) -> None:
         if self.metrics is not None:

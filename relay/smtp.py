@@ -311,14 +311,16 @@ class Handler:
         return True
 
 
-def make_authenticator(users, service: RelayService):
-    """aiosmtpd calls this synchronously for AUTH PLAIN/LOGIN (only offered after STARTTLS)."""
+def make_authenticator(service: RelayService):
+    """aiosmtpd calls this synchronously for AUTH PLAIN/LOGIN (only offered after STARTTLS).
+    The users are looked up at each login, so a reload's users file applies at once."""
 
     def authenticate(server: RelaySMTP, session, envelope, mechanism: str, auth_data) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         name = auth_data.login.decode("utf-8", "surrogateescape")
         password = auth_data.password.decode("utf-8", "surrogateescape")
+        users = service.users
         ok = users is not None and users.verify(name, password)
         if ok and server.relay_session is not None:
             server.relay_session.auth_user = name
@@ -328,7 +330,7 @@ def make_authenticator(users, service: RelayService):
     return authenticate
 
 
-def protocol_factory(service: RelayService, settings, listener, users, counter: dict):
+def protocol_factory(service: RelayService, settings, listener, counter: dict):
     """A factory for loop.create_server(): one RelaySMTP per connection."""
     tls_context = None
     if listener.tls:
@@ -336,8 +338,9 @@ def protocol_factory(service: RelayService, settings, listener, users, counter: 
         tls_context.load_cert_chain(str(listener.tls_cert), str(listener.tls_key))
     up = settings.upstream
     handler_timeout = (up.connect_timeout + up.command_timeout + up.data_timeout + 30) if up else 120
-    handler = Handler(service, auth_enabled=users is not None)
-    authenticator = make_authenticator(users, service)
+    auth_enabled = service.users is not None
+    handler = Handler(service, auth_enabled=auth_enabled)
+    authenticator = make_authenticator(service)
 
     def factory():
         return RelaySMTP(
@@ -348,8 +351,8 @@ def protocol_factory(service: RelayService, settings, listener, users, counter: 
             tls_context=tls_context, require_starttls=False,
             timeout=settings.limits.timeout,
             auth_required=False, auth_require_tls=True,
-            authenticator=authenticator if users is not None else None,
-            auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if users is not None else None,
+            authenticator=authenticator if auth_enabled else None,
+            auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if auth_enabled else None,
         )
 
     return factory

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from tests.support.smtp_client import RawSMTP, send_message
 from tests.support.upstream import GMAIL_MAILBOX_FULL, GMAIL_NO_SUCH_USER, GMAIL_RATE_LIMIT, closed_port
@@ -182,3 +184,20 @@ def test_each_listing_emits_one_bounce_listed_event(upstream, relay_factory):
     transact(relay, "a@sender.test", ["nosuchuser@gmail.test"])
     kinds = [e["kind"] for e in relay.events(wait_for=5)]
     assert kinds == ["rejected", "bounce_listed", "bounce_unlisted", "rejected", "bounce_listed"]
+
+
+def test_sighup_applies_a_changed_events_section(upstream, relay_factory, tmp_path):
+    relay = relay_factory(upstream.port)
+    transact(relay, "a@sender.test", ["ratelimit@gmail.test"])
+    assert len(relay.events(wait_for=1)) == 1
+    new_path = tmp_path / "elsewhere" / "events.jsonl"
+    config = yaml.safe_load(relay.config_path.read_text())
+    config["events"] = [{"jsonl": str(new_path)}]
+    relay.config_path.write_text(yaml.safe_dump(config))
+    assert relay.reload()
+    transact(relay, "a@sender.test", ["ratelimit@gmail.test"])
+    deadline = time.time() + 5
+    while time.time() < deadline and not new_path.exists():
+        time.sleep(0.02)
+    assert [json.loads(x)["kind"] for x in new_path.read_text().splitlines()] == ["deferred"]
+    assert len(relay.events()) == 1  # the old file got nothing more

@@ -137,3 +137,14 @@ def test_opportunistic_starttls_falls_back_to_clear(upstream, relay_factory):
     with RawSMTP(relay.host, relay.port) as c:
         c.cmd("EHLO client.test")
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_reloaded_users_file_applies_at_the_next_login(auth_relay, upstream, cert, tmp_path):
+    (tmp_path / "users").write_text(f"alice:{hash_password('new pass')}\n")
+    assert auth_relay.reload()
+    for password, expected in (("s3cret pass", 535), ("new pass", 235)):
+        with TLSClient(auth_relay.host, auth_relay.port) as c:
+            c.cmd("EHLO client.test")
+            c.starttls(cert[0])
+            c.cmd("EHLO client.test")
+            assert c.cmd("AUTH PLAIN " + plain("alice", password))[0] == expected
