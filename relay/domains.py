@@ -68,7 +68,7 @@ class DomainPolicies:
     def get(self, domain: str | None) -> DomainPolicy | None:
         """The policy for `domain` (case-insensitive, IDN-aware), else the "*" one, else None."""
         try:
-            key = _normalise_domain(domain) if domain else None
+            key = normalise_domain(domain) if domain else None
         except ValueError:
             key = None  # not a domain name: only "*" can apply, and it cannot sign for it
         if key is not None and key in self._policies:
@@ -102,7 +102,7 @@ class DomainPolicies:
                 domain = WILDCARD
             else:
                 try:
-                    domain = _normalise_domain(name)
+                    domain = normalise_domain(name)
                 except ValueError as exc:
                     problems.add(name, f"not a domain name: {exc}")
                     continue
@@ -133,8 +133,6 @@ def normalise_domain(domain: str) -> str:
         raise ValueError("an address literal is not a domain name")
     return result
 
-
-_normalise_domain = normalise_domain
 
 
 def _os_reason(exc: OSError) -> str:

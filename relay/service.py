@@ -66,7 +66,6 @@ class RelayService:
     # -- transaction --------------------------------------------------------
 
     async def mail(self, session: Session, sender: str, options: list[str]) -> Reply:
-        await self.reset(session)  # a new MAIL implicitly ends nothing in RFC 5321, but be safe
         txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(options))
         txn.notes["stage"] = "mail"
         decision = await self.pipeline.mail(txn)
