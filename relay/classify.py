@@ -39,10 +39,16 @@ CATEGORIES = frozenset(
         "greylisted",
         "temporary_failure",
         "syntax_error",
+        "protocol_error",
         "expired",
         "other",
     }
 )
+
+# DESIGN.md, "the one funnel": what a refusal is about. Only `recipient` may list an address.
+SCOPES = ("recipient", "message", "sender", "session", "relay")
+# The SMTP stage a reply answered (RFC 5321 3.1-3.3); a rule's `stage:` names some of them.
+STAGES = ("connect", "helo", "mail", "rcpt", "data")
 
 SHIPPED_RULES = SHIPPED_POLICIES / "bounce-rules.yaml"
 
@@ -58,6 +64,10 @@ class Classification:
     rule: str
     meaning: str
     advice: str
+    # What the refusal is about (SCOPES): the rule's `scope:`, else its category's default
+    # from the `scopes:` table. Policies.judge() may narrow it (a DATA refusal that names
+    # no recipient concerns the message).
+    scope: str = "recipient"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,19 +143,22 @@ class _Outcome:
     meaning: str
     advice: str
     permanent: bool | None
+    scope: str
     as_permanent: Classification
     as_transient: Classification
 
     @classmethod
-    def make(cls, rule_id: str, category: str, meaning: str, advice: str, permanent: bool | None) -> "_Outcome":
+    def make(cls, rule_id: str, category: str, meaning: str, advice: str, permanent: bool | None,
+             scope: str = "recipient") -> "_Outcome":
         return cls(
             rule_id,
             category,
             meaning,
             advice,
             permanent,
-            Classification(category, True, False, rule_id, meaning, advice),
-            Classification(category, False, True, rule_id, meaning, advice),
+            scope,
+            Classification(category, True, False, rule_id, meaning, advice, scope),
+            Classification(category, False, True, rule_id, meaning, advice, scope),
         )
 
     def classification(self, code: int, enhanced: str | None) -> Classification:
@@ -174,11 +187,14 @@ class _Rule:
     match: _TextPattern | None
     not_match: _TextPattern | None
     file: str
+    stages: frozenset[str] | None = None  # None: any stage, known or not
 
-    def matches(self, code: int, enhanced: str | None, text: str, lowered: str) -> bool:
+    def matches(self, code: int, enhanced: str | None, text: str, lowered: str, stage: str | None = None) -> bool:
         # Cheapest tests first: most rules are ruled out by code or enhanced code.
         if self.codes is not None and code not in self.codes:
             return False
+        if self.stages is not None and stage not in self.stages:
+            return False  # a rule for some stages never matches a reply of unknown stage
         if self.enhanced is not None and (enhanced is None or self.enhanced.fullmatch(enhanced) is None):
             return False
         if self.match is not None and not self.match.found(text, lowered):
@@ -188,9 +204,10 @@ class _Rule:
         return True
 
 
-RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "category", "meaning", "advice", "permanent", "note"})
-FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "note"})
-TOP_KEYS = frozenset({"version", "texts", "rules", "fallback"})
+RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
+                       "permanent", "scope", "note"})
+FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
+TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback"})
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
 _ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")
@@ -297,7 +314,43 @@ def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None
         return None
 
 
-def _outcome(entry: dict, key: str, problems: Problems) -> _Outcome | None:
+def _stage_set(value: Any, key: str, problems: Problems) -> frozenset[str] | None:
+    """`stage: rcpt` or `stage: [mail, rcpt]` -> the set of stages."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        problems.add(key, "must not be an empty list")
+        return None
+    stages: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if item not in STAGES:
+            problems.add(where, f"unknown stage {item!r}; expected one of " + ", ".join(STAGES))
+        else:
+            stages.add(item)
+    return frozenset(stages) if len(stages) == len(items) else None
+
+
+def _scope_table(data: dict, problems: Problems) -> dict[str, str]:
+    """The file's `scopes:` table: category -> the scope of its rules that name none."""
+    raw = data.get("scopes")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add("scopes", "expected a mapping of category to scope, e.g. {unknown_recipient: recipient}")
+        return {}
+    table: dict[str, str] = {}
+    for category, scope in raw.items():
+        key = f"scopes.{category}"
+        if category not in CATEGORIES:
+            problems.add(key, f"unknown category {category!r}; expected one of " + ", ".join(sorted(CATEGORIES)))
+        elif scope not in SCOPES:
+            problems.add(key, f"unknown scope {scope!r}; expected one of " + ", ".join(SCOPES))
+        else:
+            table[category] = scope
+    return table
+
+
+def _outcome(entry: dict, key: str, problems: Problems, scopes: dict[str, str]) -> _Outcome | None:
     ok = True
     rule_id = entry.get("id")
     if not isinstance(rule_id, str) or not rule_id.strip():
@@ -319,9 +372,20 @@ def _outcome(entry: dict, key: str, problems: Problems) -> _Outcome | None:
     if permanent is not None and not isinstance(permanent, bool):
         problems.add(f"{key}.permanent", f"expected true or false, got {permanent!r}")
         ok = False
+    scope = entry.get("scope")
+    if scope is not None and scope not in SCOPES:
+        problems.add(f"{key}.scope", f"unknown scope {scope!r}; expected one of " + ", ".join(SCOPES))
+        ok = False
+    elif scope is None and category in CATEGORIES:
+        scope = scopes.get(category)
+        if scope is None:
+            problems.add(f"{key}.scope", f"required: category {category!r} has no default in any `scopes:` "
+                                         "table; give the rule `scope:` or add the category to `scopes:`")
+            ok = False
     if not ok:
         return None
-    return _Outcome.make(rule_id, category, " ".join(entry["meaning"].split()), " ".join(entry["advice"].split()), permanent)
+    return _Outcome.make(rule_id, category, " ".join(entry["meaning"].split()), " ".join(entry["advice"].split()),
+                         permanent, scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,21 +465,35 @@ class Classifier:
         seen_ids: dict[str, str] = {}
         all_problems: list = []
         files: list[str] = []
+        loaded: list[tuple[Path, dict, Problems]] = []
+        scopes: dict[str, str] = {}
         for path in paths:
             path = Path(path)
             files.append(str(path))
             problems = Problems(str(path))
             data = cls._read(path, problems)
             if data is not None:
-                file_rules, file_fallback = cls._compile_file(data, str(path), problems, seen_ids)
-                rules.extend(file_rules)
-                for kind, fkey, outcome in file_fallback:
-                    if kind == "enhanced":
-                        enhanced.setdefault(fkey, outcome)
-                    elif kind == "code":
-                        codes.setdefault(fkey, outcome)
-                    elif default is None:
-                        default = outcome
+                # An earlier file's `scopes:` entry wins, as its rules do.
+                for category, scope in _scope_table(data, problems).items():
+                    scopes.setdefault(category, scope)
+                loaded.append((path, data, problems))
+            else:
+                all_problems.extend(problems.items)
+        if SHIPPED_RULES.resolve() not in {Path(f).resolve() for f in files}:
+            # An operator's own bounce-rules.yaml that predates `scopes:` still gets the
+            # shipped defaults for the categories it does not map.
+            for category, scope in _shipped_scopes().items():
+                scopes.setdefault(category, scope)
+        for path, data, problems in loaded:
+            file_rules, file_fallback = cls._compile_file(data, str(path), problems, seen_ids, scopes)
+            rules.extend(file_rules)
+            for kind, fkey, outcome in file_fallback:
+                if kind == "enhanced":
+                    enhanced.setdefault(fkey, outcome)
+                elif kind == "code":
+                    codes.setdefault(fkey, outcome)
+                elif default is None:
+                    default = outcome
             all_problems.extend(problems.items)
         if all_problems:
             raise ConfigError(all_problems)
@@ -441,7 +519,8 @@ class Classifier:
         return data
 
     @classmethod
-    def _compile_file(cls, data: dict, file: str, problems: Problems, seen_ids: dict[str, str]):
+    def _compile_file(cls, data: dict, file: str, problems: Problems, seen_ids: dict[str, str],
+                      scopes: dict[str, str]):
         for name in data:
             if name not in TOP_KEYS:
                 problems.add(str(name), "unknown top-level key; expected one of " + ", ".join(sorted(TOP_KEYS)))
@@ -472,16 +551,18 @@ class Classifier:
                 continue
             problems.unknown_keys(entry, RULE_KEYS, key)
             check_id(entry, key)
-            outcome = _outcome(entry, key, problems)
+            outcome = _outcome(entry, key, problems, scopes)
             before = len(problems.items)
             codes = _code_set(entry["code"], f"{key}.code", problems) if "code" in entry else None
             enhanced = _enhanced_regex(entry["enhanced"], f"{key}.enhanced", problems) if "enhanced" in entry else None
             match = _text_regex(entry["match"], f"{key}.match", problems) if "match" in entry else None
             not_match = _text_regex(entry["not_match"], f"{key}.not_match", problems) if "not_match" in entry else None
+            stages = _stage_set(entry["stage"], f"{key}.stage", problems) if "stage" in entry else None
             if not any(k in entry for k in ("code", "enhanced", "match")):
+                # The stage alone never decides (DESIGN.md, the one funnel).
                 problems.add(key, "a rule needs at least one condition: code, enhanced or match")
             if outcome is not None and len(problems.items) == before:
-                rules.append(_Rule(outcome, codes, enhanced, match, not_match, file))
+                rules.append(_Rule(outcome, codes, enhanced, match, not_match, file, stages))
 
         fallback: list[tuple[str, str, _Outcome]] = []
         raw_fallback = data.get("fallback") or []
@@ -496,7 +577,7 @@ class Classifier:
                 continue
             problems.unknown_keys(entry, FALLBACK_KEYS, key)
             check_id(entry, key)
-            outcome = _outcome(entry, key, problems)
+            outcome = _outcome(entry, key, problems, scopes)
             fkey = _fallback_key(entry, key, problems)
             if fkey is None or outcome is None:
                 continue
@@ -510,22 +591,24 @@ class Classifier:
 
     # -- classifying -------------------------------------------------------------
 
-    def classify(self, reply: Reply) -> Classification:
+    def classify(self, reply: Reply, stage: str | None = None) -> Classification:
+        """The first matching rule's classification. `stage` is the SMTP stage the reply
+        answered, when known: rules with `stage:` match only at their stages."""
         code = reply.code
         enhanced = effective_enhanced(reply)
         text = unwrapped_text(reply)
         lowered = text.lower()
         for rule in self._rules:
-            if rule.matches(code, enhanced, text, lowered):
+            if rule.matches(code, enhanced, text, lowered, stage):
                 return rule.outcome.classification(code, enhanced)
         outcome = self._fallback.lookup(code, enhanced)
         if outcome is None:
             return _NO_RULE.classification(code, enhanced)
         return outcome.classification(code, enhanced)
 
-    def classify_text(self, text: str) -> Classification:
+    def classify_text(self, text: str, stage: str | None = None) -> Classification:
         """Classify a reply as it was written on the wire (or pasted from a log)."""
-        return self.classify(Reply.parse(text))
+        return self.classify(Reply.parse(text), stage)
 
     @property
     def rule_ids(self) -> list[str]:
@@ -539,14 +622,26 @@ class Classifier:
         return ids
 
 
-# When the files define no default, a reply nothing matched still gets an answer.
+# When the files define no default, a reply nothing matched still gets an answer. Its
+# scope is `message`: an unexplained refusal is never evidence against an address.
 _NO_RULE = _Outcome.make(
     "default",
     "other",
     "The receiving server refused the message for a reason these rules do not recognise.",
     "Read the full reply text from the receiving server: it usually says what went wrong.",
     None,
+    "message",
 )
+
+
+@functools.cache
+def _shipped_scopes() -> dict[str, str]:
+    """The shipped file's `scopes:` table (read once; the shipped file is validated by its own load)."""
+    try:
+        data = load_yaml(SHIPPED_RULES)
+    except ConfigError:
+        return {}
+    return _scope_table(data, Problems(str(SHIPPED_RULES))) if isinstance(data, dict) else {}
 
 
 def rule_files(directory: Path | str) -> list[Path]:

@@ -21,10 +21,11 @@ from typing import Any, Iterable
 log = logging.getLogger("relay.events")
 
 SCHEMA = "relay.event/1"
-KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "warning", "bounce_listed", "bounce_unlisted")
+KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "bounced", "complained", "warning",
+         "bounce_listed", "bounce_unlisted")
 # What the refusal means for the sender, so an application can act without parsing codes.
-ACTIONS = {"rejected": "bounce", "suppressed": "bounce", "deferred": "retry",
-           "bounce_listed": "listed", "bounce_unlisted": "unlisted", "warning": "none"}
+ACTIONS = {"rejected": "bounce", "suppressed": "bounce", "deferred": "retry", "bounced": "bounce",
+           "complained": "none", "bounce_listed": "listed", "bounce_unlisted": "unlisted", "warning": "none"}
 
 
 def now_iso(ts: float | None = None) -> str:

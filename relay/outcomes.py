@@ -1,8 +1,13 @@
-"""What a refusal leads to: a classification, perhaps a bounce-list entry, and an event.
+"""The one funnel: reply -> classification -> attribution -> suppression -> event.
 
-Refusals are classified and acted on (bounce list) at once, but their events
-wait for the end of the transaction, so that a RCPT refusal can carry the
-message's Message-ID, In-Reply-To and correlation headers once DATA was seen.
+Every delivery result goes through here, whatever its way in (DESIGN.md): a live
+SMTP session calls `refused()`; ways in without one (the Postfix log, DSNs, ARF
+reports) hand an `Observation` to `observe()`.
+
+A live session's refusals are classified and acted on (bounce list) at once, but
+their events wait for the end of the transaction, so that a RCPT refusal can
+carry the message's Message-ID, In-Reply-To and correlation headers once DATA
+was seen.
 """
 
 from __future__ import annotations
@@ -10,12 +15,36 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
 
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
 
 log = logging.getLogger("relay.outcomes")
+
+OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One delivery result seen without a live SMTP session (the funnel's input for
+    the Postfix log, DSNs and ARF reports)."""
+
+    kind: str  # "rejected" | "deferred" | "bounced" | "complained"
+    stage: str | None  # "connect" | "helo" | "mail" | "rcpt" | "data" | None (unknown)
+    recipient: str
+    reply: Reply  # Reply.source is "mta-log" or "dsn"
+    sender: str = ""
+    message_id: str | None = None
+    # Extra event fields: queue_id, relay {host, ip, port}, delay, remote_mta,
+    # dsn {action, status, ...}, feedback_type, VERP/correlation fields.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in OBSERVATION_KINDS:
+            raise ValueError(f"unknown observation kind {self.kind!r}; expected one of {', '.join(OBSERVATION_KINDS)}")
 
 
 def _kind(decision: Decision) -> str:
@@ -40,19 +69,68 @@ class Outcomes:
         """Record one refusal of `recipients` (or of the whole transaction when empty)."""
         reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem")
         kind = _kind(decision)
-        classification = self.policies.classifier.classify(reply)
+        judgement = self.policies.judge(reply, stage, recipients)
+        classification = judgement.classification
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             listed = None
-            # Every upstream refusal of a recipient is counted; policies/suppression.yaml decides
-            # which of them (by category and permanence) put the address on the list.
-            if rcpt and reply.source == "upstream" and stage in ("rcpt", "data") and kind in ("rejected", "deferred"):
+            # Only a refusal judged to be about this recipient touches its record;
+            # policies/suppression.yaml decides (by category and permanence) whether it lists.
+            if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
                 listed = await self._maybe_list(txn, session, stage, rcpt, reply, classification)
                 if listed is not None:
                     fields["bounce_list"] = "listed" if listed else "error"
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             if listed:
                 self._queue(txn, listed)
+
+    async def observe(self, obs: Observation) -> list[dict]:
+        """Classify, attribute, apply suppression and emit the event(s) of one result seen
+        without a live session; returns the events emitted (the kind's event, plus
+        bounce_listed when it listed the address)."""
+        fields = dict(obs.fields)
+        emitted: list[dict] = []
+        listed: dict | None | bool = None
+        if obs.kind == "complained":
+            rule = self.policies.suppression.complaint
+            classification = None
+            if rule is not None and obs.recipient:
+                listed = await self._record(obs.recipient, rule.category, True, obs.reply.text, "complaint", rule)
+        else:
+            judgement = self.policies.judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
+            classification = judgement.classification
+            if obs.recipient and judgement.concerns(obs.recipient):
+                listed = await self._record(obs.recipient, classification.category, classification.permanent,
+                                            obs.reply.text, classification.rule, None)
+        if listed is not None:
+            fields["bounce_list"] = "listed" if listed else "error"
+        stage = obs.stage or "data"  # the schema's stage is required; a report after the fact is about delivery
+        base = {"sender": obs.sender, "recipient": obs.recipient, "message_id": obs.message_id,
+                "attempt_time": fields.pop("attempt_time", None)}
+        emitted.append(make_event(obs.kind, stage, reply=obs.reply, classification=classification,
+                                  **base, **fields))
+        if listed:
+            entry = listed
+            reason = (f"complaint ({fields.get('feedback_type') or 'abuse'})" if obs.kind == "complained"
+                      else f"{classification.category} ({classification.rule})")
+            emitted.append(make_event("bounce_listed", stage, reply=obs.reply, classification=classification,
+                                      actor="relay", reason=reason, entry=entry.as_dict(), **base))
+        for event in emitted:
+            self.emit(event)
+        return emitted
+
+    async def _record(self, rcpt, category, permanent, reply_text, rule_id, suppression_rule):
+        """The entry when this failure listed the address now, None if not, False on a store error."""
+        try:
+            entry = await self.store.record_failure(
+                rcpt, category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
+                policy=self.policies.suppression, suppression_rule=suppression_rule)
+        except Exception:
+            log.exception("could not record failure of %s on the bounce list", rcpt)
+            return False
+        if entry is None or not entry.listed_now:
+            return None
+        return entry
 
     def _queue(self, txn: Transaction | None, event: dict) -> None:
         if txn is None:
@@ -62,16 +140,11 @@ class Outcomes:
 
     async def _maybe_list(self, txn, session, stage, rcpt, reply, classification) -> dict | None | bool:
         """The bounce_listed event if this failure listed the address, None if not, False on a store error."""
-        try:
-            entry = await self.store.record_failure(
-                rcpt, category=classification.category, permanent=classification.permanent,
-                reply_text=reply.text, rule=classification.rule, policy=self.policies.suppression)
-        except Exception:
-            # The refusal itself already reached the client; a store outage must not hide it.
-            log.exception("could not record failure of %s on the bounce list", rcpt)
-            return False
-        if entry is None or not entry.listed_now:
-            return None  # not listed, or listed already: one bounce_listed event per listing
+        # A store outage must not hide the refusal itself, which already reached the client.
+        entry = await self._record(rcpt, classification.category, classification.permanent, reply.text,
+                                   classification.rule, None)
+        if not entry:
+            return entry  # not listed, or listed already (one bounce_listed event per listing); False: error
         return self._event("bounce_listed", stage, txn, session, rcpt, reply, classification,
                            {"actor": "relay", "reason": f"{classification.category} ({classification.rule})",
                             "entry": entry.as_dict()})
@@ -130,3 +203,26 @@ class Outcomes:
         self.sinks.emit(event)
         if self.metrics is not None:
             self.metrics.inc("relay_events_total", kind=event["kind"])
+
+
+async def open_outcomes(settings, policies, metrics=None) -> tuple[Outcomes, Callable[[], Awaitable[None]]]:
+    """An Outcomes for use outside a running server (`relay postfix-log import`, `relay dsn`):
+    the configured bounce list and event sinks, and the coroutine function that closes them.
+
+        outcomes, close = await open_outcomes(settings, policies)
+        try: ... await outcomes.observe(obs) ...
+        finally: await close()
+    """
+    from .events import EventSinks
+    from .store import open_store
+
+    store = open_store(settings.bounce_list)
+    sinks = EventSinks.from_settings(settings)
+
+    async def close() -> None:
+        try:
+            await store.close()
+        finally:
+            sinks.close()
+
+    return Outcomes(policies, store, sinks, settings, metrics), close

@@ -22,11 +22,16 @@ CATEGORIES = (
     "unknown_recipient", "mailbox_disabled", "mailbox_full", "message_too_large",
     "rate_limited", "too_many_connections", "spam_content", "policy_rejected",
     "auth_failed", "blocklisted", "routing_dns", "relay_denied", "greylisted",
-    "temporary_failure", "syntax_error", "expired", "other",
+    "temporary_failure", "syntax_error", "protocol_error", "expired", "other",
 )
+# SMTP protocol errors are about the dialogue, never about an address: no section may list them.
+NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
+TOP_KEYS = (*SECTIONS, "complaints")
 RULE_KEYS = ("list_after", "within", "expire_after")
+# The category a complaint's bounce-list entry carries (an ARF report is no delivery failure).
+COMPLAINT = "complaint"
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -81,12 +86,21 @@ class SuppressionRule:
                 f"expires {'never' if self.expire_after is None else 'after ' + format_duration(self.expire_after)}")
 
 
-class SuppressionPolicy:
-    """The (category, permanent) -> SuppressionRule table."""
+# When a suppression file has no `complaints:` section (one written before it existed): a
+# recipient who reported the mail as spam (an RFC 5965 ARF report) is listed at once, as
+# the shipped file says; mailing them again is what mailbox providers punish.
+DEFAULT_COMPLAINT_RULE = SuppressionRule(COMPLAINT, True, 1)
 
-    def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>"):
+
+class SuppressionPolicy:
+    """The (category, permanent) -> SuppressionRule table, and the rule for complaints."""
+
+    def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>",
+                 complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE):
         self._rules = dict(rules)
         self.source = source
+        # None: complaints never list (the operator turned it off).
+        self.complaint = complaint
 
     def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
         """The rule that applies, or None when such a failure never lists an address."""
@@ -96,10 +110,19 @@ class SuppressionPolicy:
     def rules(self) -> list[SuppressionRule]:
         return list(self._rules.values())
 
+    def bounce_list(self, category: str, permanent: bool) -> str:
+        """What one such failure does to a recipient-scoped address: `list` (at once),
+        `count` (towards listing after repeats) or `never`."""
+        rule = self._rules.get((category, bool(permanent)))
+        if rule is None:
+            return "never"
+        return "list" if rule.immediate else "count"
+
     @property
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""
-        return max((r.within or 0.0 for r in self._rules.values()), default=0.0)
+        rules = [*self._rules.values(), *([self.complaint] if self.complaint else [])]
+        return max((r.within or 0.0 for r in rules), default=0.0)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SuppressionPolicy":
@@ -116,7 +139,10 @@ class SuppressionPolicy:
         if not isinstance(data, dict):
             problems.add("(top level)", f"expected a mapping with 'permanent' and 'temporary', got {type(data).__name__}")
             problems.raise_if_any()
-        problems.unknown_keys(data, SECTIONS)
+        problems.unknown_keys(data, TOP_KEYS)
+        complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE
+        if "complaints" in data:
+            complaint = _parse_rule(COMPLAINT, True, data["complaints"], "complaints", problems)
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -128,10 +154,12 @@ class SuppressionPolicy:
                     problems.add(key, f"unknown category; expected one of: {', '.join(CATEGORIES)}")
                     continue
                 rule = _parse_rule(category, permanent, spec, key, problems)
-                if rule is not None:
+                if rule is not None and category in NEVER_LISTED:
+                    problems.add(key, f"{category} is an SMTP dialogue error, never about the address: it cannot list")
+                elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file)
+        return cls(rules, file, complaint)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -180,5 +208,5 @@ def load_default() -> SuppressionPolicy:
     return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
 
 
-__all__ = ["CATEGORIES", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+__all__ = ["CATEGORIES", "COMPLAINT", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
            "format_duration", "load_default"]

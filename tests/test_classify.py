@@ -225,8 +225,8 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("450 4.7.1 <s@example.org>: Sender address rejected: Policy Rejection- Quota Exceeded", "rate_limited", False),
         ("550 5.4.5 Daily user sending quota exceeded. - gsmtp", "rate_limited", True),
         # Syntax.
-        ("501 5.5.4 HELO/EHLO argument is invalid", "syntax_error", True),
-        ("555 5.5.2 Syntax error. - gsmtp", "syntax_error", True),
+        ("501 5.5.4 HELO/EHLO argument is invalid", "protocol_error", True),
+        ("555 5.5.2 Syntax error. - gsmtp", "protocol_error", True),
         # Disabled mailboxes.
         ("550 Requested action not taken: mailbox unavailable", "mailbox_disabled", True),
         ("550 5.2.1 <x@example.com>: account disabled", "mailbox_disabled", True),
@@ -330,6 +330,7 @@ def test_classification_as_dict():
         "rule": "unknown-recipient",
         "meaning": result.meaning,
         "advice": result.advice,
+        "scope": "recipient",
     }
 
 
@@ -585,3 +586,81 @@ def test_code_and_enhanced_patterns(tmp_path):
     assert classifier.classify_text("540 5.7.606 zz").rule == "default"  # no fallback in this file
     assert classifier.classify_text("450 4.7.2 zz").rule == "listed"
     assert classifier.classify_text("451 4.7.2 zz").rule == "default"
+
+
+# ------------------------------------------------------------- scope and stage keys
+
+
+def test_scope_comes_from_the_rule_or_the_categorys_default(tmp_path):
+    path = _write(tmp_path, "bounce-rules.yaml", """\
+        scopes: {unknown_recipient: recipient, policy_rejected: message}
+        rules:
+          - {id: own, match: 'acme', category: policy_rejected, scope: sender, meaning: m., advice: a.}
+          - {id: table, match: 'nope', category: unknown_recipient, meaning: m., advice: a.}
+        fallback:
+          - {id: fb, code: "5xx", category: policy_rejected, scope: session, meaning: m., advice: a.}
+        """)
+    classifier = Classifier.from_files([path])
+    assert classifier.classify_text("550 acme").scope == "sender"
+    assert classifier.classify_text("550 nope").scope == "recipient"
+    assert classifier.classify_text("550 other").scope == "session"
+
+
+def test_unknown_scope_stage_and_scopes_entries_are_errors_naming_file_and_key(tmp_path):
+    path = _write(tmp_path, "bounce-rules.yaml", """\
+        scopes: {unknown_recipient: mailbox, no_such_category: recipient}
+        rules:
+          - {id: a, match: 'x', category: other, scope: everyone, meaning: m., advice: a.}
+          - {id: b, match: 'y', stage: [rcpt, dot], category: other, scope: message, meaning: m., advice: a.}
+          - {id: c, stage: rcpt, category: other, scope: message, meaning: m., advice: a.}
+        fallback:
+          - {id: d, code: 550, category: other, scope: nobody, meaning: m., advice: a.}
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    problems = {key: why for file, key, why in _problems(info.value)}
+    assert all(file == str(path) for file, _, _ in _problems(info.value))
+    assert "unknown scope 'mailbox'" in problems["scopes.unknown_recipient"]
+    assert "unknown category" in problems["scopes.no_such_category"]
+    assert "unknown scope 'everyone'" in problems["rules[0].scope"]
+    assert "unknown stage 'dot'" in problems["rules[1].stage[1]"]
+    assert "at least one condition" in problems["rules[2]"]  # the stage alone never decides
+    assert "unknown scope 'nobody'" in problems["fallback[0].scope"]
+
+
+def test_an_operator_file_without_scopes_gets_the_shipped_defaults(tmp_path):
+    own = _write(tmp_path, "bounce-rules.yaml", """\
+        scopes: {}
+        rules:
+          - {id: a, match: 'x', category: other, meaning: m., advice: a.}
+        """)
+    # Not the shipped file: its `scopes:` table still fills in what this one leaves out.
+    assert Classifier.from_files([own]).classify_text("550 x").scope == "recipient"
+
+
+def test_a_rule_with_a_stage_matches_only_at_that_stage(tmp_path):
+    path = _write(tmp_path, "bounce-rules.acme.yaml", """\
+        rules:
+          - {id: at-mail, match: 'acme says no', stage: [mail, rcpt], category: policy_rejected, scope: sender,
+             meaning: m., advice: a.}
+        """)
+    classifier = Classifier.from_files([path, SHIPPED_RULES])
+    assert classifier.classify_text("550 5.7.1 acme says no", "rcpt").rule == "at-mail"
+    assert classifier.classify_text("550 5.7.1 acme says no", "mail").rule == "at-mail"
+    assert classifier.classify_text("550 5.7.1 acme says no", "data").rule != "at-mail"
+    assert classifier.classify_text("550 5.7.1 acme says no").rule != "at-mail"  # unknown stage
+
+
+def test_every_shipped_category_has_a_default_scope():
+    data = yaml.safe_load(SHIPPED_RULES.read_text())
+    assert set(data["scopes"]) == CATEGORIES
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["503 5.5.1 RCPT first", "550 Protocol violation", "504 Command parameter not implemented",
+     "554 5.5.1 no valid recipients", "503 5.5.1 Error: need MAIL command", "500 5.5.2 line too long",
+     "501 5.5.4 Syntax: MAIL FROM:<address>", "555 5.5.4 Unsupported option: SMTPUTF8"],
+)
+def test_protocol_replies_are_protocol_errors_not_syntax_errors(reply):
+    assert classify(reply).category == "protocol_error"

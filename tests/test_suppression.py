@@ -128,3 +128,29 @@ def test_bad_durations(bad):
 
 def test_format_duration():
     assert [format_duration(s) for s in (None, 45, 1800, 86400 * 3, 604800)] == ["never", "45s", "30m", "3d", "1w"]
+
+
+def test_protocol_errors_can_never_list(tmp_path):
+    with pytest.raises(ConfigError, match=r"permanent\.protocol_error: protocol_error is an SMTP dialogue error"):
+        SuppressionPolicy.from_file(write(tmp_path, "permanent:\n  protocol_error: {list_after: 1}\n"))
+    assert load_default().bounce_list("protocol_error", True) == "never"
+
+
+def test_complaints_list_at_once_by_default_and_are_validated(tmp_path):
+    assert load_default().complaint.immediate
+    assert SuppressionPolicy.from_file(write(tmp_path, "permanent: {}\n")).complaint.immediate
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(write(tmp_path, "complaints: {list_after: 2, expire_after: 90d}\n"))
+    assert "complaints.within" in str(err.value)
+    off = SuppressionPolicy.from_file(write(tmp_path, "complaints: {list_after: off}\n"))
+    assert off.complaint is None
+    counted = SuppressionPolicy.from_file(write(tmp_path, "complaints: {list_after: 2, within: 30d}\n"))
+    assert counted.complaint.list_after == 2 and counted.longest_window == 30 * 86400
+
+
+def test_bounce_list_effect_of_a_category():
+    policy = load_default()
+    assert policy.bounce_list("unknown_recipient", True) == "list"
+    assert policy.bounce_list("other", True) == "count"
+    assert policy.bounce_list("mailbox_full", True) == "never"
+    assert policy.bounce_list("unknown_recipient", False) == "never"

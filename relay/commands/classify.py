@@ -1,4 +1,4 @@
-"""`relay classify [TEXT]`: the classification of an SMTP reply, as JSON."""
+"""`relay classify [TEXT]`: the classification of an SMTP reply, and what the relay would do with it, as JSON."""
 
 from __future__ import annotations
 
@@ -7,25 +7,43 @@ import sys
 
 from . import add_config_arg, load_policies_or_exit, load_settings_or_exit
 
+STAGES = ("connect", "helo", "mail", "rcpt", "data")
+
 
 def register(sub) -> None:
     p = sub.add_parser("classify", help="classify an SMTP reply",
-                       description="Print the classification of one reply as JSON. With no TEXT, read one "
-                                   "JSON string a line from stdin and print one JSON object a line.")
+                       description="Print the classification of one reply as JSON, with its scope (what the "
+                                   "refusal is about) and bounce_list (list, count or never). With no TEXT, read "
+                                   "one JSON string a line from stdin and print one JSON object a line.")
     p.add_argument("text", nargs="?", help="the reply as the server sent it, e.g. '550 5.1.1 User unknown'")
+    p.add_argument("--stage", choices=STAGES, default=None,
+                   help="the SMTP stage the reply answered (default: unknown)")
+    p.add_argument("--recipient", action="append", default=[], metavar="ADDR",
+                   help="a recipient of the transaction (repeatable): a reply at DATA is about one "
+                        "recipient only when its text names one of them")
     add_config_arg(p, required=False)
     p.set_defaults(func=run)
 
 
+def judged(policies, text: str, stage: str | None, recipients: list[str]) -> dict:
+    from ..decision import Reply
+
+    judgement = policies.judge(Reply.parse(text), stage, recipients)
+    out = judgement.classification.as_dict()
+    out["scope"] = judgement.scope
+    out["bounce_list"] = judgement.bounce_list
+    return out
+
+
 def run(args) -> int:
-    from ..classify import default_classifier
+    from ..policies import shipped_policies
 
     if args.config:
-        classifier = load_policies_or_exit(load_settings_or_exit(args)).classifier
+        policies = load_policies_or_exit(load_settings_or_exit(args))
     else:
-        classifier = default_classifier()
+        policies = shipped_policies()
     if args.text is not None:
-        print(json.dumps(classifier.classify_text(args.text).as_dict(), ensure_ascii=False))
+        print(json.dumps(judged(policies, args.text, args.stage, args.recipient), ensure_ascii=False))
         return 0
     status = 0
     for n, line in enumerate(sys.stdin, 1):
@@ -39,5 +57,5 @@ def run(args) -> int:
             print(json.dumps({"error": f"line {n}: {exc}"}))
             status = 1
             continue
-        print(json.dumps(classifier.classify_text(text).as_dict(), ensure_ascii=False), flush=True)
+        print(json.dumps(judged(policies, text, args.stage, args.recipient), ensure_ascii=False), flush=True)
     return status

@@ -141,13 +141,15 @@ class BounceStore(abc.ABC):
         """The active entry for `address`, or None. The hot path: one RCPT, one call."""
 
     async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
-                             rule: str, policy, now: float | datetime | None = None) -> BounceEntry | None:
+                             rule: str, policy, now: float | datetime | None = None,
+                             suppression_rule=None) -> BounceEntry | None:
         """Record one delivery failure. Returns the entry when this failure listed the
         address (then `entry.listed_now` is true) or the address stays listed; None when
-        it is not on the list."""
+        it is not on the list. `suppression_rule` (a SuppressionRule, e.g. the complaint
+        rule) replaces the policy's rule for (category, permanent)."""
         key = normalise(address)
         at = to_epoch(now)
-        srule = policy.rule_for(category, permanent)
+        srule = suppression_rule if suppression_rule is not None else policy.rule_for(category, permanent)
         async with self._transaction() as tx:
             existing = await self._fetch(tx, key)
             listed = existing if existing is not None and existing.active(at) else None

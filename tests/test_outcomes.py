@@ -1,0 +1,101 @@
+"""The funnel's input for ways in without a live session: Observation -> Outcomes.observe()."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from relay.config import load_settings
+from relay.decision import Reply
+from relay.outcomes import Observation, open_outcomes
+from relay.policies import load_policies
+from tests.support.relay_proc import write_config
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+
+
+def observe_all(tmp_path, observations, **overrides):
+    settings = load_settings(write_config(tmp_path, 25, **overrides))
+    policies = load_policies(settings)
+
+    async def run():
+        outcomes, close = await open_outcomes(settings, policies)
+        try:
+            results = [await outcomes.observe(obs) for obs in observations]
+            entries = [e async for e in outcomes.store.iter_entries()]
+        finally:
+            await close()
+        return results, entries
+
+    results, entries = asyncio.run(run())
+    written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    for event in written:
+        jsonschema.validate(event, SCHEMA)
+    assert written == [e for r in results for e in r]
+    return results, {e.address: e for e in entries}
+
+
+def log_reply(text):
+    return Reply.parse(text, source="mta-log")
+
+
+def test_a_hard_bounce_from_the_log_lists_the_address_and_says_so(tmp_path):
+    obs = Observation("rejected", "rcpt", "Jane@Example.com", log_reply("550 5.1.1 <jane@example.com>: User unknown"),
+                      sender="app@sender.test", fields={"queue_id": "4Bx1", "relay": {"host": "mx.example.com"}})
+    (events,), entries = observe_all(tmp_path, [obs])
+    assert [e["kind"] for e in events] == ["rejected", "bounce_listed"]
+    first = events[0]
+    assert first["reply"]["source"] == "mta-log" and first["queue_id"] == "4Bx1"
+    assert first["classification"]["scope"] == "recipient" and first["bounce_list"] == "listed"
+    assert first["sender"] == "app@sender.test" and first["stage"] == "rcpt"
+    assert "jane@example.com" in entries
+
+
+def test_sender_message_and_protocol_refusals_from_a_dsn_list_nobody(tmp_path):
+    texts = [
+        ("rcpt", "550 5.1.0 <app@x.test>: Sender address rejected: User unknown in virtual mailbox table"),
+        ("data", "550 5.7.1 not RFC 5322 compliant: 'From' header is missing"),
+        ("data", "550 5.1.1 user unknown"),  # at the final dot and naming nobody: the message
+        ("rcpt", "503 5.5.1 RCPT first"),
+        (None, "554 5.5.1 no valid recipients"),
+    ]
+    obs = [Observation("bounced", stage, "a@example.com", Reply.parse(t, source="dsn")) for stage, t in texts]
+    results, entries = observe_all(tmp_path, obs)
+    assert [[e["kind"] for e in r] for r in results] == [["bounced"]] * len(texts)
+    assert entries == {}
+    assert [r[0]["classification"]["scope"] for r in results] == ["sender", "message", "message", "session", "session"]
+
+
+def test_a_deferral_never_lists(tmp_path):
+    obs = Observation("deferred", "rcpt", "a@example.com", log_reply("452 4.2.2 Mailbox full"))
+    (events,), entries = observe_all(tmp_path, [obs])
+    assert [e["kind"] for e in events] == ["deferred"] and events[0]["action"] == "retry" and entries == {}
+
+
+def test_a_complaint_lists_the_complainer_at_once(tmp_path):
+    obs = Observation("complained", None, "a@example.com", Reply.parse("", source="dsn"),
+                      fields={"feedback_type": "abuse"})
+    (events,), entries = observe_all(tmp_path, [obs])
+    assert [e["kind"] for e in events] == ["complained", "bounce_listed"]
+    assert entries["a@example.com"].category == "complaint"
+    assert events[1]["reason"] == "complaint (abuse)"
+
+
+def test_complaints_can_be_turned_off(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "suppression.yaml").write_text("permanent: {unknown_recipient: {list_after: 1}}\n"
+                                               "complaints: {list_after: off}\n")
+    obs = Observation("complained", None, "a@example.com", Reply.parse("", source="dsn"))
+    (events,), entries = observe_all(tmp_path, [obs], policies=str(policies))
+    assert [e["kind"] for e in events] == ["complained"] and entries == {}
+
+
+def test_an_unknown_observation_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown observation kind"):
+        Observation("accepted", "rcpt", "a@example.com", log_reply("250 ok"))

@@ -1,0 +1,121 @@
+"""Policies.judge(): classification, attribution (scope) and the bounce-list effect of one reply."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from relay.decision import Reply
+from relay.policies import named_recipient, shipped_policies
+
+
+def judge(text, stage=None, recipients=(), source="upstream"):
+    return shipped_policies().judge(Reply.parse(text, source=source), stage, recipients)
+
+
+# The issue's examples: none of these may list anybody.
+@pytest.mark.parametrize(
+    "text, stage, category, scope",
+    [
+        ("550-5.7.1 [192.0.2.1] Our system has detected that this message is\n"
+         "550-5.7.1 not RFC 5322 compliant: 'From' header is missing.", "data", "policy_rejected", "message"),
+        ("550 5.1.0 <app@sender.test>: Sender address rejected: User unknown in virtual mailbox table",
+         "rcpt", "policy_rejected", "sender"),
+        ("504 5.5.2 <relay>: Helo command rejected: need fully-qualified hostname", "rcpt", "policy_rejected", "session"),
+        ("503 5.5.1 RCPT first", "rcpt", "protocol_error", "session"),
+        ("550 Protocol violation", "rcpt", "protocol_error", "session"),
+        ("504 Command parameter not implemented", "rcpt", "protocol_error", "session"),
+        ("554 5.5.1 no valid recipients", "data", "protocol_error", "session"),
+        ("500 5.5.2 Error: bad syntax", "rcpt", "protocol_error", "session"),
+        ("502 5.5.1 Error: command not implemented", "rcpt", "protocol_error", "session"),
+        ("550 5.7.1 Requested action not taken: mailbox unavailable", "rcpt", "policy_rejected", "message"),
+    ],
+)
+def test_refusals_that_are_not_about_the_recipient_never_list(text, stage, category, scope):
+    j = judge(text, stage, ["jane@example.com"])
+    assert (j.classification.category, j.scope, j.bounce_list) == (category, scope, "never"), j.classification.rule
+    assert j.classification.scope == scope
+    assert not j.concerns("jane@example.com")
+
+
+def test_a_true_hard_bounce_at_rcpt_lists_at_once():
+    j = judge("550-5.1.1 The email account that you tried to reach does not exist.\n550 5.1.1 gsmtp",
+              "rcpt", ["jane@example.com"])
+    assert (j.classification.category, j.scope, j.bounce_list) == ("unknown_recipient", "recipient", "list")
+    assert j.concerns("JANE@example.com")
+
+
+def test_recipient_address_syntax_is_syntax_error_and_lists():
+    j = judge("553 5.1.3 <a b@example.com>: Recipient address rejected: bad address syntax", "rcpt", ["a b@example.com"])
+    assert (j.classification.category, j.bounce_list) == ("syntax_error", "list")
+
+
+def test_a_refusal_at_data_concerns_the_message_unless_it_names_one_recipient():
+    rcpts = ["a@example.com", "b@example.com"]
+    j = judge("550 5.1.1 user unknown", "data", rcpts)
+    assert (j.scope, j.bounce_list, j.recipients) == ("message", "never", ())
+    j = judge("550 5.1.1 <b@example.com>: user unknown", "data", rcpts)
+    assert (j.scope, j.bounce_list, j.recipients) == ("recipient", "list", ("b@example.com",))
+    assert j.concerns("b@example.com") and not j.concerns("a@example.com")
+    j = judge("550 5.1.1 <a@example.com>, <b@example.com>: user unknown", "data", rcpts)
+    assert j.scope == "message"
+
+
+def test_named_recipient_needs_the_whole_address():
+    assert named_recipient("550 <ba@example.com>: no", ["a@example.com"]) is None
+    assert named_recipient("550 <a@example.com.au>: no", ["a@example.com"]) is None
+    assert named_recipient("550 <A@Example.com>: no", ["a@example.com"]) == "a@example.com"
+
+
+def test_a_recipient_rule_at_mail_or_helo_is_never_about_a_recipient():
+    assert judge("550 5.1.1 user unknown", "mail").scope == "sender"
+    assert judge("550 5.1.1 user unknown", "helo").scope == "session"
+    # Unknown stage (a pasted reply): the rules decide.
+    assert judge("550 5.1.1 user unknown").scope == "recipient"
+
+
+def test_the_relays_own_reply_is_scope_relay():
+    j = judge("451 4.4.1 Upstream smtp.example is unreachable (Name or service not known)", "rcpt",
+              ["a@example.com"], source="relay")
+    assert (j.scope, j.bounce_list, j.classification.scope) == ("relay", "never", "relay")
+
+
+def test_a_temporary_failure_never_lists_by_default():
+    assert judge("452 4.2.2 mailbox full", "rcpt", ["a@example.com"]).bounce_list == "never"
+
+
+def test_repeated_unexplained_failures_count():
+    assert judge("550 go away", "rcpt", ["a@example.com"]).bounce_list == "count"
+
+
+def run_classify(*argv, stdin=None):
+    r = subprocess.run([sys.executable, "-m", "relay", "classify", *argv], input=stdin, capture_output=True,
+                       text=True, timeout=60)
+    return r
+
+
+def test_classify_command_prints_scope_and_bounce_list():
+    r = run_classify("550 5.1.1 <x@example.com>: Recipient address rejected: User unknown")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["category"], out["scope"], out["bounce_list"]) == ("unknown_recipient", "recipient", "list")
+
+
+def test_classify_command_takes_the_stage_and_recipients():
+    text = "550 5.1.1 <x@example.com>: user unknown"
+    out = json.loads(run_classify(text, "--stage", "data").stdout)
+    assert (out["scope"], out["bounce_list"]) == ("message", "never")
+    out = json.loads(run_classify(text, "--stage", "data", "--recipient", "x@example.com").stdout)
+    assert (out["scope"], out["bounce_list"]) == ("recipient", "list")
+    r = run_classify("--stage", "mail", stdin='"503 5.5.1 RCPT first"\n"550 5.1.1 no such user"\n')
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["category"], x["scope"], x["bounce_list"]) for x in lines] == [
+        ("protocol_error", "session", "never"), ("unknown_recipient", "sender", "never")]
+
+
+def test_classify_command_refuses_an_unknown_stage():
+    r = run_classify("550 x", "--stage", "end")
+    assert r.returncode != 0 and "--stage" in r.stderr
