@@ -1,0 +1,767 @@
+"""Bounce messages -> the recipients that failed, with the remote server's words.
+
+Three shapes reach a bounce address:
+- RFC 3464 delivery status notifications: `multipart/report; report-type=delivery-status` with a
+  `message/delivery-status` part (a per-message block, then one block per recipient). The standard
+  library's `email` package splits the blocks; we read the fields.
+- RFC 5965 feedback reports (ARF): `multipart/report; report-type=feedback-report` with a
+  `message/feedback-report` part: one complaint, about the original message.
+- Everything else real MTAs send (qmail, Exim, old Sendmail, Exchange, Gmail, Yahoo, ...): a text that
+  names the failed addresses and quotes the remote server. Those texts are read by a few generic rules
+  (where the report text ends, which addresses in it are recipients, which SMTP reply belongs to which
+  address), not by one parser per MTA.
+
+Auto-replies (RFC 3834) and delivery-success DSNs (Action: delivered, relayed, expanded) are not
+bounces: they yield no failed recipient.
+
+Pure functions over bytes: no DNS, no store, no event. The intake listener and `relay dsn parse` build
+on `parse_bounce()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import quopri
+import email
+import email.policy
+import re
+from dataclasses import dataclass, replace
+from email.header import decode_header, make_header
+from email.message import Message
+
+from ..decision import Reply
+
+# Per-recipient actions that report a failure (RFC 3464 2.3.3); `delivered`, `relayed` and `expanded`
+# report success.
+FAILED_ACTIONS = frozenset({"failed", "delayed"})
+SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
+# Headers of the original message kept for correlation (the rest is in `original_headers`).
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+# RFC 5321 4.2: a reply code is 2yz..5yz with y in 0..5.
+_REPLY_CODE = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])(?=[ -]|$)", re.M)
+# RFC 3463 class.subject.detail, not part of an IP address or a version number.
+_STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w.]|\.\d)")
+_HEADER_LINE = re.compile(r"^[!-9;-~]+:[ \t]")
+_KNOWN_HEADER = re.compile(
+    r"^(return-path|received|from|to|subject|date|message-id|mime-version|content-type|x-[\w-]+|"
+    r"dkim-signature|delivered-to|reply-to|sender|cc|in-reply-to|references|authentication-results):",
+    re.I)
+# Where the report text ends and the copy of the original message begins (the MTAs' own markers).
+_ORIGINAL_MARKER = re.compile(
+    r"^\s*[-=_*]*\s*("
+    r"original message|below this line is a copy|this is a copy of|returned message|original message follows|"
+    r"message header follows|original message headers?|headers of (the|your) original|"
+    r"unsent message below|undelivered message headers|content of the original|"
+    r"the (header|text) of (the|your) (original )?message|"
+    r"received-headers? of the original|"
+    r"forwarded message|returned mail follows|ursprüngliche nachricht|"
+    r"start of (returned|original) message|mensaje original|message d'origine"
+    r")", re.I)
+_NOT_RECIPIENT_LOCAL = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "maildaemon", "daemon",
+                                  "root", "noreply", "no-reply", "bounce", "bounces"})
+# Postfix wraps a remote reply as `host H[ip] said: TEXT (in reply to RCPT TO command)`: the parenthesis
+# is Postfix's, not the remote server's.
+_IN_REPLY_TO = re.compile(r"\s*\(in reply to [^)]*\)\s*$", re.I)
+_REMOTE_HOST = re.compile(
+    r"(?:host|server)\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}\.?(?:\s*\[[0-9A-Fa-f.:]+\])?)\s*(?:said|:)"
+    r"|\bby\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,})\.?\s*\[[0-9A-Fa-f.:]+\]", re.I)
+_FAILURE_WORDS = re.compile(
+    r"undeliver|not be delivered|couldn't be delivered|could not deliver|unable to deliver|delivery failed|"
+    r"delivery has failed|failed permanently|permanent (error|failure)|did not reach|not reach|"
+    r"user unknown|unknown user|no such user|does not exist|doesn't exist|mailbox unavailable|"
+    r"not delivered|delivery to the following|failure notice|returned mail|rejected|"
+    r"mailbox (is )?full|over quota|quota exceeded|recipient|giving up|delivery status notification|"
+    r"problem delivering|delivery incomplete|trouble delivering|error delivering|invalid",
+    re.I)
+# The command a reply answered, as reporting MTAs say it: Postfix "(in reply to RCPT TO command)", Exim
+# "after RCPT TO:<...>", "after end of data", qmail "does not like recipient", a Sendmail transcript's
+# ">>> DATA" before the "<<< 550 ..." it got.
+_STAGE_SAID = [
+    (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
+                r"in reply to end of message|after the message was sent", re.I), "data"),
+    (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$", re.I), "rcpt"),
+    (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender", re.I), "mail"),
+    (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
+    (re.compile(r"in reply to (the )?initial (server )?greeting|after initial connect|"
+                r"refused to talk to me|while connecting", re.I), "connect"),
+]
+_TRANSCRIPT_COMMAND = re.compile(r"^>>>\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
+_TRANSCRIPT_REPLY = re.compile(r"^<<<\s*[45]\d\d", re.M)
+_STAGE_OF_COMMAND = {"rcpt": "rcpt", "data": "data", ".": "data", "mail": "mail", "ehlo": "helo", "helo": "helo",
+                     "lhlo": "helo"}
+
+
+def stage_said(text: str | None) -> str | None:
+    """The SMTP stage a report says the remote reply came at, or None when it does not say."""
+    if not text:
+        return None
+    reply = _TRANSCRIPT_REPLY.search(text)
+    if reply:
+        commands = list(_TRANSCRIPT_COMMAND.finditer(text, 0, reply.start()))
+        if commands:
+            return _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+    flat = re.sub(r"\s+", " ", text)  # reporting MTAs wrap "(in reply to RCPT TO command)" anywhere
+    for pattern, stage in _STAGE_SAID:
+        if pattern.search(flat):
+            return stage
+    return None
+
+
+_AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
+                                 r"abwesenheit|absence|vacation)", re.I)
+
+
+@dataclass(frozen=True)
+class FailedRecipient:
+    """One recipient a bounce says failed (or one complaint of a feedback report)."""
+
+    recipient: str
+    status: str | None = None          # RFC 3463 enhanced code (DSN Status field, or found in the text)
+    code: int | None = None            # the remote server's reply code, when it is known
+    action: str | None = None          # DSN Action (failed | delayed); None in text bounces
+    diagnostic: str | None = None      # the remote server's text (Diagnostic-Code without its type)
+    remote_mta: str | None = None
+    original_recipient: str | None = None  # DSN Original-Recipient (the address as the sender gave it)
+    final_recipient: str | None = None     # DSN Final-Recipient
+    feedback_type: str | None = None   # ARF only
+    diagnostic_type: str | None = None  # "smtp", "x-postfix", ... (DSN only)
+    reported_status: str | None = None  # the DSN's Status field as written (DSN only)
+    stage: str | None = None           # the SMTP command the remote server refused, when the report says
+
+    def reply(self) -> Reply:
+        """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
+        verbatim; when it carries no enhanced code, the DSN's Status is put first, as a server would."""
+        text = self.diagnostic or ""
+        lines = _reply_lines(text, self.code)
+        code = self.code or 0
+        if self.status and not _STATUS.search(text):
+            lines = [f"{self.status} {lines[0]}".rstrip(), *lines[1:]]
+        return Reply(code, tuple(lines) or ("",), "dsn")
+
+
+@dataclass(frozen=True)
+class BounceReport:
+    kind: str  # "bounce" | "feedback" | "none"
+    recipients: tuple[FailedRecipient, ...] = ()
+    reporting_mta: str | None = None
+    original_sender: str | None = None  # X-Postfix-Sender / Original-Mail-From / the original's Return-Path
+    original_envelope_id: str | None = None
+    original_headers: tuple[tuple[str, str], ...] = ()  # headers of the returned message, when included
+    user_agent: str | None = None       # ARF
+
+    def original_header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.original_headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    @property
+    def message_id(self) -> str | None:
+        return self.original_header("message-id")
+
+
+# --- small helpers -----------------------------------------------------------
+
+
+def _unfold(value: str) -> str:
+    """RFC 5322 2.2.3 unfolding. The whitespace of a fold is the reporting MTA's, not the remote
+    server's: a fold becomes one space."""
+    return re.sub(r"\r?\n[ \t]+", " ", value).strip()
+
+
+def _typed(value: str | None) -> tuple[str | None, str | None]:
+    """`type; value` fields of RFC 3464 (address-type, diagnostic-type, mta-name-type)."""
+    if value is None:
+        return None, None
+    value = _unfold(str(value))
+    if ";" in value:
+        kind, _, rest = value.partition(";")
+        if re.fullmatch(r"\s*[\w.-]+\s*", kind):
+            return kind.strip().lower(), rest.strip()
+    return None, value
+
+
+def _bare_address(value: str | None) -> str | None:
+    if not value:
+        return None
+    m = _ADDRESS.search(value)
+    return m.group(0) if m else None
+
+
+def _header_text(value) -> str:
+    try:
+        return str(make_header(decode_header(str(value))))
+    except Exception:
+        return str(value)
+
+
+def _reply_lines(text: str, code: int | None) -> list[str]:
+    """Split a diagnostic that flattened a multi-line reply (`550-5.1.1 a 550-5.1.1 b 550 5.1.1 c`) back into
+    its lines, without the code prefixes (Reply keeps lines without them)."""
+    text = text.strip()
+    if not code:
+        return [text] if text else [""]
+    parts = re.split(rf"(?:^|\s+)(?={code}[ -])", text)
+    lines = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        m = re.match(rf"^{code}[ -]?(.*)$", part, re.S)
+        lines.append(m.group(1).strip() if m else part)
+    return lines or [""]
+
+
+def _leading_code(text: str) -> int | None:
+    m = re.match(r"\s*([245][0-5][0-9])(?=[ -]|$)", text)
+    return int(m.group(1)) if m else None
+
+
+def _decoded_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("latin-1", errors="replace")
+
+
+def _html_to_text(html: str) -> str:
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    html = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
+    text = re.sub(r"<[^>]+>", " ", html)
+    import html as _html
+    return _html.unescape(text)
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+def parse_bounce(raw: bytes | str) -> BounceReport:
+    """Every failed recipient a bounce message reports; kind "none" for anything that is not a bounce
+    or a feedback report (auto-replies, delivery-success DSNs, ordinary mail)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    if not _has_header_block(raw):
+        # Only the human-readable text of a bounce (pasted, or saved without headers).
+        text = raw.decode("utf-8", errors="replace")
+        return _from_text(text, msg=None, original=_original_after_marker(text))
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    original = _original_message_headers(msg)
+    feedback = [p for p in msg.walk() if p.get_content_type() == "message/feedback-report"]
+    if feedback:
+        return _from_feedback(msg, feedback, original)
+    status_parts = [p for p in msg.walk() if p.get_content_type() in
+                    ("message/delivery-status", "message/global-delivery-status")]
+    if status_parts:
+        report = _from_delivery_status(msg, status_parts, original)
+        if report is not None:
+            return report
+    if (msg.get("X-Apple-Unsubscribe") or "").strip().lower() == "true":
+        # Apple Mail's unsubscribe: a message from the recipient asking to be removed (an opt-out).
+        who = _bare_address(msg.get("From"))
+        if who:
+            return BounceReport("feedback", (FailedRecipient(recipient=who, feedback_type="opt-out"),),
+                                original_headers=tuple(original or ()))
+    if _is_auto_reply(msg):
+        return BounceReport("none")
+    text = _report_text(msg)
+    if not text.strip() and isinstance(msg.get_payload(), str):
+        # A multipart whose boundary never appears: its body is all text (the parser gives up on it).
+        text = msg.get_payload()
+    if re.search(r"^Feedback-Type:", text, re.M | re.I):
+        # A feedback report sent as plain text (before or outside RFC 5965's MIME structure).
+        fields = [kv for block in _blocks_from_text(text) for kv in block]
+        complaints = _complaints(fields, original)
+        if complaints and complaints[0].feedback_type:
+            return BounceReport("feedback", tuple(complaints), original_sender=_complaint_sender(fields, original),
+                                original_headers=tuple(original or ()))
+    if re.search(r"^(Final|Original)-Recipient:", text, re.M | re.I):
+        # A delivery-status block sent as plain text (old Sendmail, some gateways).
+        report = _from_status_text(text, original)
+        if report is not None:
+            return report
+    return _from_text(text, msg=msg, original=original or _original_after_marker(text))
+
+
+def _has_header_block(raw: bytes) -> bool:
+    head = raw.lstrip(b"\r\n")[:2000].decode("latin-1")
+    first = head.split("\n", 1)[0]
+    return bool(re.match(r"^[!-9;-~]+:", first) or first.startswith("From "))
+
+
+def _first_part(msg: Message, content_type: str) -> Message | None:
+    for part in msg.walk():
+        if part.get_content_type() == content_type:
+            return part
+    return None
+
+
+def _is_auto_reply(msg: Message) -> bool:
+    """RFC 3834 auto-replies (and the usual vacation headers) are answers, not bounces."""
+    if msg.get("X-Autoreply") or msg.get("X-Autorespond") or msg.get("X-Vacation"):
+        return True
+    precedence = (msg.get("Precedence") or "").strip().lower()
+    subject = _header_text(msg.get("Subject") or "")
+    auto = (msg.get("Auto-Submitted") or "").strip().lower()
+    if auto.startswith("auto-replied") or precedence == "auto_reply":
+        return bool(_AUTO_REPLY_SUBJECT.search(subject)) or "delivery" not in subject.lower() and \
+            not _looks_like_daemon(msg.get("From") or "")
+    return bool(_AUTO_REPLY_SUBJECT.search(subject))
+
+
+def _looks_like_daemon(from_header: str) -> bool:
+    address = (_bare_address(from_header) or "").lower()
+    local = address.split("@")[0]
+    return local in _NOT_RECIPIENT_LOCAL or "mailer-daemon" in from_header.lower() or "postmaster" in local
+
+
+def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
+    """The field blocks of a message/delivery-status part. The standard library splits the blocks into
+    Message objects but drops what follows a malformed line into a body; the blocks are re-read here
+    from their text, so that a reply continued without indentation stays in its Diagnostic-Code."""
+    payload = part.get_payload()
+    encoding = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    if encoding in ("base64", "quoted-printable"):
+        # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
+        body = part.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
+        try:
+            data = base64.b64decode(body) if encoding == "base64" else quopri.decodestring(body.encode())
+        except (ValueError, TypeError):
+            data = body.encode()
+        text = data.decode("utf-8", errors="replace")
+    elif isinstance(payload, list):
+        text = "\n\n".join(block.as_string() for block in payload)
+    else:
+        text = _decoded_text(part)
+    return _blocks_from_text(text)
+
+
+def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
+    blocks: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = []
+            continue
+        if line[0] in " \t" and current:
+            key, value = current[-1]
+            current[-1] = (key, f"{value} {line.strip()}")
+            continue
+        m = re.match(r"^([A-Za-z][\w-]*):\s*(.*)$", line)
+        if m:
+            current.append((m.group(1), m.group(2).strip()))
+            continue
+        if not current and blocks and blocks[-1][-1][0].lower() == "diagnostic-code":
+            # A reply continued after a stray blank line, without indentation: reopen its block.
+            current = blocks.pop()
+        if current:
+            key, value = current[-1]
+            current[-1] = (key, f"{value} {line.strip()}")
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _field(block: list[tuple[str, str]], name: str) -> str | None:
+    lname = name.lower()
+    for key, value in block:
+        if key.lower() == lname:
+            return value
+    return None
+
+
+def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
+    final = _bare_address(_typed(_field(block, "Final-Recipient"))[1])
+    original = _bare_address(_typed(_field(block, "Original-Recipient"))[1])
+    if final is None and original is None:
+        return None
+    action = (_field(block, "Action") or "").strip().lower() or None
+    status_field = _field(block, "Status")
+    sm = _STATUS.search(status_field or "")
+    status = ".".join(sm.groups()) if sm else None
+    if action in SUCCESS_ACTIONS:
+        return None
+    if action is None and status is not None and status.startswith("2"):
+        return None
+    diag_type, diagnostic = _typed(_field(block, "Diagnostic-Code"))
+    code = _leading_code(diagnostic) if diagnostic and diag_type in (None, "smtp") else None
+    if diagnostic and code is None:
+        # Some MTAs put Postfix-style text in front of the reply: "host x said: 550 ...".
+        said = re.search(r"said:\s*([245][0-5][0-9])(?=[ -])", diagnostic)
+        if said:
+            code = int(said.group(1))
+    stage = stage_said(diagnostic)
+    if diagnostic:
+        diagnostic = _IN_REPLY_TO.sub("", diagnostic)
+    reported = status
+    if diagnostic and (diag_type in (None, "smtp") or code is not None):
+        # The remote server's own enhanced code is more precise than the reporting MTA's summary of it
+        # (Status 5.0.0 or 4.4.7 over a "550 5.7.1 ..." reply): prefer it when the reply carries one.
+        dm = _STATUS.search(diagnostic)
+        if dm and (code is None or dm.group(1) == str(code)[0]):
+            status = ".".join(dm.groups())
+    elif status is None and diagnostic:
+        dm = _STATUS.search(diagnostic)
+        status = ".".join(dm.groups()) if dm else None
+    remote = _typed(_field(block, "Remote-MTA"))[1]
+    # `recipient` is the address that failed (Final-Recipient, RFC 3464 2.3.2); the address the sender
+    # gave, when the reporting MTA kept it (an alias or forward may have rewritten it), is
+    # `original_recipient` (2.3.1): the intake acts on that one, the address we sent to.
+    return FailedRecipient(
+        recipient=final or original, status=status, code=code, action=action,
+        diagnostic=diagnostic or None, remote_mta=remote or None, original_recipient=original,
+        final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage)
+
+
+def _per_message(blocks: list[list[tuple[str, str]]]) -> tuple[dict, list]:
+    """Split the per-message fields (the first block, when it has no recipient) from the rest."""
+    if blocks and _field(blocks[0], "Final-Recipient") is None and _field(blocks[0], "Original-Recipient") is None:
+        return dict((k.lower(), v) for k, v in blocks[0]), blocks[1:]
+    return {}, blocks
+
+
+def _from_delivery_status(msg: Message, parts: list[Message], original) -> BounceReport | None:
+    recipients: list[FailedRecipient] = []
+    per_message: dict = {}
+    seen_any = failed_without_address = False
+    for part in parts:
+        head, blocks = _per_message(_status_blocks(part))
+        per_message = per_message or head
+        for block in blocks:
+            if _field(block, "Final-Recipient") or _field(block, "Original-Recipient"):
+                seen_any = True
+            found = _recipient_from_block(block)
+            if found is None and (_field(block, "Action") or "failed").strip().lower() not in SUCCESS_ACTIONS and \
+                    not (_bare_address(_field(block, "Final-Recipient")) or
+                         _bare_address(_field(block, "Original-Recipient"))):
+                failed_without_address = True
+            if found is not None:
+                recipients.append(found)
+    if not seen_any or (not recipients and failed_without_address):
+        return None  # an empty or unreadable status part: read the text instead
+    text = _report_text(msg)
+    recipients = [_fill_from_text(r, text) for r in recipients]
+    return _report("bounce" if recipients else "none", recipients, per_message, msg, original)
+
+
+def _from_status_text(text: str, original) -> BounceReport | None:
+    head, blocks = _per_message(_blocks_from_text(text[text.lower().find("reporting-mta"):] if
+                                                  "reporting-mta" in text.lower() else text))
+    recipients = [r for r in (_recipient_from_block(b) for b in blocks) if r is not None]
+    if not recipients:
+        return None
+    recipients = [_fill_from_text(r, text) for r in recipients]
+    return _report("bounce", recipients, head, None, original)
+
+
+def _fill_from_text(found: FailedRecipient, text: str) -> FailedRecipient:
+    """A DSN without a Diagnostic-Code still quotes the remote reply in its human-readable part."""
+    parsed = _text_failures(text, [found.recipient])
+    if found.diagnostic:
+        if found.stage is None and parsed and parsed[0].stage is not None:
+            return replace(found, stage=parsed[0].stage)
+        return found
+    if not parsed or parsed[0].diagnostic is None:
+        return found
+    other = parsed[0]
+    status = found.status
+    if other.status and (status is None or status.endswith(".0.0")) and other.status[0] == (status or "x")[0]:
+        status = other.status  # the quoted reply is more precise than a summary Status such as 5.0.0
+    return FailedRecipient(
+        recipient=found.recipient, status=status or other.status, code=other.code,
+        action=found.action, diagnostic=other.diagnostic, remote_mta=found.remote_mta or other.remote_mta,
+        original_recipient=found.original_recipient, final_recipient=found.final_recipient,
+        diagnostic_type=found.diagnostic_type, reported_status=found.reported_status,
+        stage=found.stage or other.stage)
+
+
+def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg: Message | None,
+            original) -> BounceReport:
+    sender = per_message.get("x-postfix-sender")
+    sender = _bare_address(_typed(sender)[1]) if sender else None
+    if sender is None and original:
+        sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
+    return BounceReport(
+        kind=kind, recipients=tuple(recipients),
+        reporting_mta=_typed(per_message.get("reporting-mta"))[1] if per_message.get("reporting-mta") else None,
+        original_sender=sender,
+        original_envelope_id=per_message.get("original-envelope-id"),
+        original_headers=tuple(original or ()))
+
+
+# --- ARF (RFC 5965) --------------------------------------------------------------
+
+
+def _from_feedback(msg: Message, parts: list[Message], original) -> BounceReport:
+    """One complaint per reported recipient: RFC 5965 3.2 lets Original-Rcpt-To appear several times,
+    and a report may carry several feedback-report parts."""
+    recipients: list[FailedRecipient] = []
+    first: list[tuple[str, str]] = []
+    for part in parts:
+        fields = [kv for block in _status_blocks(part) for kv in block]
+        first = first or fields
+        recipients.extend(_complaints(fields, original))
+    return BounceReport(kind="feedback", recipients=tuple(recipients),
+                        reporting_mta=_typed(_field(first, "Reporting-MTA"))[1],
+                        original_sender=_complaint_sender(first, original),
+                        original_headers=tuple(original or ()), user_agent=_field(first, "User-Agent"))
+
+
+def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient]:
+    feedback_type = (_field(fields, "Feedback-Type") or "").strip().lower() or None
+    reporting = _typed(_field(fields, "Reporting-MTA"))[1]
+    # Original-Rcpt-To (RFC 5965 3.2); Removal-Recipient in the older opt-out drafts; else the
+    # original message's To, when it names one address.
+    addresses = [a for k, v in fields if k.lower() in ("original-rcpt-to", "removal-recipient")
+                 for a in [_bare_address(v)] if a]
+    if not addresses and original:
+        to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
+        addresses = to[:1] if len(to) == 1 else []
+    seen: set[str] = set()
+    out = []
+    for address in addresses or [""]:
+        if address.lower() in seen:
+            continue
+        seen.add(address.lower())
+        out.append(FailedRecipient(recipient=address, feedback_type=feedback_type, remote_mta=reporting))
+    return out
+
+
+def _complaint_sender(fields, original) -> str | None:
+    sender = _bare_address(_field(fields, "Original-Mail-From"))
+    if sender is None and original:
+        headers = dict((k.lower(), v) for k, v in original)
+        sender = _bare_address(headers.get("return-path")) or _bare_address(headers.get("from"))
+    return sender
+
+
+# --- the original message ------------------------------------------------------------
+
+
+def _original_message_headers(msg: Message) -> list[tuple[str, str]] | None:
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global"):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                return [(k, _header_text(_unfold(str(v)))) for k, v in inner[0].items()]
+        attached = (part.get("Content-Disposition") or "").strip().lower().startswith("attachment")
+        if ctype in ("text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers",
+                     "message/global-headers") or (attached and ctype == "text/plain"):
+            text = _decoded_text(part)
+            inner = email.message_from_string(text.lstrip(), policy=email.policy.compat32)
+            items = [(k, _header_text(_unfold(str(v)))) for k, v in inner.items()]
+            if items:
+                return items
+    return None
+
+
+def _original_after_marker(text: str) -> list[tuple[str, str]] | None:
+    """The headers of the original message quoted after the report text, when there are any."""
+    lines = text.split("\n")
+    start = _original_start(lines)
+    if start is None:
+        return None
+    rest = lines[start:]
+    # Skip the marker line(s) and blank lines up to the first header line.
+    for n, line in enumerate(rest[:8]):
+        if _KNOWN_HEADER.match(line.lstrip()):
+            block = "\n".join(l.lstrip() if i == 0 else l for i, l in enumerate(rest[n:]))
+            inner = email.message_from_string(block, policy=email.policy.compat32)
+            items = [(k, _header_text(_unfold(str(v)))) for k, v in inner.items()]
+            return items or None
+    return None
+
+
+def _original_start(lines: list[str]) -> int | None:
+    for n, line in enumerate(lines):
+        if _ORIGINAL_MARKER.match(line):
+            return n
+        if _KNOWN_HEADER.match(line) and all(
+                k < len(lines) and (_HEADER_LINE.match(lines[k]) or lines[k][:1] in (" ", "\t"))
+                for k in (n + 1, n + 2)):
+            return n
+    return None
+
+
+# --- the text of a report -----------------------------------------------------------
+
+
+def _report_text(msg: Message) -> str:
+    """The human-readable text of a bounce: its text parts, outside any attached original message."""
+    texts: list[str] = []
+
+    def walk(part: Message) -> None:
+        ctype = part.get_content_type()
+        if ctype.startswith("message/") or ctype in ("text/rfc822-headers",):
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if ctype == "multipart/alternative":
+                plain = [p for p in payload if p.get_content_type() == "text/plain"]
+                for p in plain or payload[:1]:
+                    walk(p)
+                return
+            for p in payload:
+                walk(p)
+            return
+        if part.get_content_maintype() != "text":
+            return
+        if (part.get("Content-Disposition") or "").strip().lower().startswith("attachment"):
+            return  # the returned message or its headers, attached as a file
+        text = _decoded_text(part)
+        if part.get_content_subtype() == "html":
+            text = _html_to_text(text)
+        texts.append(text)
+
+    walk(msg)
+    return "\n".join(t.replace("\r\n", "\n").replace("\r", "\n") for t in texts)
+
+
+def _excluded_addresses(msg: Message | None, original) -> set[str]:
+    out: set[str] = set()
+    if msg is not None:
+        for name in ("From", "To", "Cc", "Reply-To", "Return-Path", "Sender", "Errors-To", "Message-ID"):
+            for value in msg.get_all(name) or []:
+                out.update(a.lower() for a in _ADDRESS.findall(str(value)))
+    if original:
+        for key, value in original:
+            if key.lower() in ("from", "return-path", "sender", "reply-to", "message-id", "errors-to"):
+                out.update(a.lower() for a in _ADDRESS.findall(value))
+    return out
+
+
+def _from_text(text: str, msg: Message | None, original) -> BounceReport:
+    lines = text.split("\n")
+    start = _original_start(lines)
+    report = "\n".join(lines[:start] if start is not None else lines)
+    excluded = _excluded_addresses(msg, original)
+    candidates: list[str] = []
+    seen: set[str] = set()
+    named = False
+    if msg is not None:
+        # Exim and Gmail name the failed addresses in a header of their own.
+        for value in msg.get_all("X-Failed-Recipients") or []:
+            for address in _ADDRESS.findall(str(value)):
+                if address.lower() not in seen:
+                    seen.add(address.lower())
+                    candidates.append(address)
+                    named = True
+    for m in ([] if candidates else _ADDRESS.finditer(report)):
+        address = m.group(0)
+        low = address.lower()
+        if low in seen or low.split("@")[0] in _NOT_RECIPIENT_LOCAL:
+            continue
+        line_start = report.rfind("\n", 0, m.start()) + 1
+        line_head = report[line_start:m.start()].lstrip("> \t").lower()
+        if line_head.startswith(("message-id:", "in-reply-to:", "references:", "content-id:")) or \
+                report[m.start() - 1:m.start()] in ("/", "="):
+            continue  # a message identifier or part of a URL, not a mailbox
+        seen.add(low)
+        candidates.append(address)
+    if not named:
+        # The bounce's own addresses (its sender and addressee, the original's sender) are not the
+        # failed recipients, unless the text names no other (mail to oneself bounces too).
+        others = [a for a in candidates if a.lower() not in excluded]
+        candidates = others or candidates
+    if not candidates and original:
+        # The report names no address: the original message's recipient is the one that failed.
+        to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
+        if len(to) == 1 and to[0].lower() not in excluded:
+            candidates = to
+    subject = _header_text(msg.get("Subject") or "") if msg is not None else ""
+    if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
+        return BounceReport("none", original_headers=tuple(original or ()))
+    failures = _text_failures(report, candidates)
+    sender = None
+    if original:
+        sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
+    return BounceReport("bounce", tuple(failures), original_sender=sender,
+                        original_headers=tuple(original or ()))
+
+
+def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
+    """For each address, the SMTP reply in its part of the text (from its first mention to the first
+    mention of the next address); when its part quotes none, the first reply of the whole text."""
+    lowered = report.lower()
+    positions = []
+    for address in candidates:
+        pos = lowered.find(address.lower())
+        positions.append(pos if pos >= 0 else len(report))
+    order = sorted(range(len(candidates)), key=lambda i: positions[i])
+    whole = _find_reply(report)
+    out = []
+    for rank, i in enumerate(order):
+        start = positions[i]
+        end = positions[order[rank + 1]] if rank + 1 < len(order) else len(report)
+        segment = report[start:end]
+        found = _find_reply(segment)
+        if found[0] is None and found[1] is None:
+            found = whole
+        code, status, diagnostic = found
+        if diagnostic is None:
+            # No SMTP reply quoted: the words that follow the address are all the reason there is
+            # (Exchange's "The recipient name is not recognized", Google Groups' explanations).
+            diagnostic = _words_after(segment, candidates[i]) or None
+        remote = _REMOTE_HOST.search(segment) or _REMOTE_HOST.search(report)
+        remote_mta = None
+        if remote:
+            remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
+        out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
+                                   diagnostic=diagnostic, remote_mta=remote_mta,
+                                   stage=stage_said(segment) or (stage_said(report) if found is whole else None)))
+    out.sort(key=lambda r: candidates.index(r.recipient))
+    return out
+
+
+def _words_after(segment: str, address: str) -> str:
+    rest = segment[len(address):] if segment.lower().startswith(address.lower()) else segment
+    rest = rest.lstrip(">:;,) \t")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", rest) if p.strip()]
+    if not paragraphs:
+        return ""
+    words = " ".join(line.strip() for line in paragraphs[0].split("\n") if line.strip())
+    return words[:500]
+
+
+def _find_reply(segment: str) -> tuple[int | None, str | None, str | None]:
+    """(reply code, enhanced status, the reply's text) of the first SMTP reply quoted in `segment`."""
+    code_m = _REPLY_CODE.search(segment)
+    status_m = _STATUS.search(segment)
+    if code_m is None and status_m is None:
+        return None, None, None
+    starts = [m.start() for m in (code_m, status_m) if m is not None]
+    begin = min(starts)
+    code = int(code_m.group(1)) if code_m else None
+    status = ".".join(status_m.groups()) if status_m else None
+    if code_m is not None and status_m is not None and status_m.start() < code_m.start():
+        # A status long before the code belongs to other text; one right before it is the reply's.
+        begin = status_m.start()
+    return code, status, _paragraph_from(segment, begin, code)
+
+
+def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
+    """The reply that starts at `begin`: its line, then the lines that continue it (indented, as MTAs wrap
+    a quoted reply, or carrying the reply code of a multi-line reply), joined with one space each. A line
+    at the margin is the reporting MTA's own text again ("Giving up on ...")."""
+    lines = text[begin:].split("\n")
+    kept = [lines[0].strip()]
+    prefix = re.compile(rf"^{code}[ -]") if code else None
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t") or (prefix is not None and prefix.match(line)):
+            kept.append(line.strip())
+            continue
+        break
+    return _IN_REPLY_TO.sub("", " ".join(k for k in kept if k)).strip()[:2000]

@@ -1,0 +1,100 @@
+"""`relay dsn parse FILE... [-c CONFIG]`: one JSON object a line per failed recipient, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relay.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "data" / "bounces"
+CONTRACT_FIELDS = {"file", "recipient", "status", "code", "action", "diagnostic", "remote_mta", "feedback_type",
+                   "classification"}
+
+
+def run(capsys, *argv) -> tuple[int, list[dict], str]:
+    status = main(["dsn", "parse", *argv])
+    out, err = capsys.readouterr()
+    return status, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_prints_each_failed_recipient_with_its_classification(capsys):
+    qmail = str(CORPUS / "sisimai-lhost-qmail-02.eml")
+    status, rows, err = run(capsys, qmail)
+    assert status == 0 and err == ""
+    assert [r["recipient"] for r in rows] == ["userunknown@example.jp", "filtered@example.jp"]
+    first = rows[0]
+    assert CONTRACT_FIELDS <= set(first)
+    assert (first["file"], first["status"], first["code"]) == (qmail, "5.1.1", 550)
+    assert first["diagnostic"] == "550 5.1.1 <userunknown@example.jp>... User Unknown"
+    assert first["classification"]["category"] == "unknown_recipient"
+    assert first["classification"]["permanent"] is True
+
+
+def test_rfc3464_fields(capsys):
+    status, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-outlook-02.eml"))
+    assert status == 0
+    [row] = rows
+    assert (row["recipient"], row["status"], row["code"], row["action"]) == ("kijitora@example.jp", "5.1.1", 550, "failed")
+    assert row["diagnostic"] == "550 5.1.1 <kijitora@example.jp>... User Unknown"
+
+
+def test_arf_report(capsys):
+    status, rows, _ = run(capsys, str(CORPUS / "sisimai-arf-02.eml"))
+    [row] = rows
+    assert row["feedback_type"] == "abuse"
+    assert row["recipient"] == "this-local-part-does-not-exist-on-yahoo@yahoo.com"
+    assert row["classification"] is None
+
+
+def test_auto_replies_and_delivery_reports_print_nothing(capsys, tmp_path):
+    auto = tmp_path / "auto.eml"
+    auto.write_bytes(b"From: bob@example.org\nTo: a@example.com\nSubject: Automatic reply: hi\n"
+                     b"Auto-Submitted: auto-replied\n\nI am away until Monday.\n")
+    delivered = tmp_path / "delivered.eml"
+    delivered.write_bytes(
+        b"From: MAILER-DAEMON@mx.example\nTo: a@example.com\nSubject: Successful Mail Delivery Report\n"
+        b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+        b"--b\nContent-Type: text/plain\n\nYour message was successfully delivered to bob@example.org.\n"
+        b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+        b"Final-Recipient: rfc822; bob@example.org\nAction: delivered\nStatus: 2.0.0\n"
+        b"Diagnostic-Code: smtp; 250 2.0.0 Ok: queued\n--b--\n")
+    status, rows, err = run(capsys, str(auto), str(delivered))
+    assert (status, rows, err) == (0, [], "")
+
+
+def test_unreadable_file_is_an_error_and_the_others_are_still_read(capsys, tmp_path):
+    status, rows, err = run(capsys, str(tmp_path / "missing.eml"), str(CORPUS / "sisimai-lhost-qmail-02.eml"))
+    assert status == 1
+    assert "missing.eml" in err and "No such file" in err
+    assert len(rows) == 2
+
+
+def test_with_a_config(capsys, tmp_path):
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: relay.example.com\n")
+    status, rows, _ = run(capsys, "-c", str(config), str(CORPUS / "sisimai-lhost-qmail-02.eml"))
+    assert status == 0 and len(rows) == 2
+
+
+def test_bad_config_names_the_problem(capsys, tmp_path):
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: relay.example.com\nnonsense: 1\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["dsn", "parse", "-c", str(config), str(CORPUS / "sisimai-lhost-qmail-02.eml")])
+    assert exit_.value.code == 1
+    _, err = capsys.readouterr()
+    assert "nonsense" in err
+
+
+def test_installed_command_runs():
+    done = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", str(CORPUS / "crisp-550_5_1_1_no_such_recipient.txt")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["recipient"] == "koonzakky@pm.me" and row["status"] == "5.1.1"

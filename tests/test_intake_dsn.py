@@ -1,0 +1,208 @@
+"""relay/intake/dsn.py: bounce messages -> failed recipients (RFC 3464, RFC 5965, the non-standard ones)."""
+
+from __future__ import annotations
+
+import base64
+
+from relay.intake.dsn import parse_bounce, stage_said
+
+HEAD = """\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: sender@example.com
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is the mail system at host mx.example.net.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+X-Postfix-Queue-ID: 4ABC
+X-Postfix-Sender: rfc822; sender@example.com
+Arrival-Date: Sun, 29 Nov 2026 10:00:00 +0000
+
+"""
+
+TAIL = """
+--B
+Content-Type: text/rfc822-headers
+
+From: sender@example.com
+To: alice@example.org
+Subject: hello
+Message-ID: <orig-1@example.com>
+X-Conversation: c-42
+
+--B--
+"""
+
+
+def dsn(*blocks: str, head: str = HEAD, tail: str = TAIL) -> bytes:
+    return (head + "\n".join(blocks) + tail).encode()
+
+
+def test_rfc3464_per_recipient_fields_and_original_headers():
+    report = parse_bounce(dsn(
+        "Final-Recipient: rfc822; alice@example.org\n"
+        "Original-Recipient: rfc822; Alice@Example.org\n"
+        "Action: failed\n"
+        "Status: 5.1.1\n"
+        "Remote-MTA: dns; mx.example.org\n"
+        "Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach does\n"
+        "    not exist. 550 5.1.1 Learn more (in reply to RCPT TO command)\n"))
+    assert report.kind == "bounce"
+    [r] = report.recipients
+    assert r.recipient == "alice@example.org"
+    assert r.original_recipient == "Alice@Example.org"
+    assert (r.status, r.code, r.action, r.remote_mta) == ("5.1.1", 550, "failed", "mx.example.org")
+    # Unfolded (the fold is one space), Postfix's "(in reply to ...)" is not the remote's text.
+    assert r.diagnostic == "550-5.1.1 The email account that you tried to reach does not exist. 550 5.1.1 Learn more"
+    assert r.stage == "rcpt"
+    assert report.original_sender == "sender@example.com"
+    assert report.reporting_mta == "mx.example.net"
+    assert report.message_id == "<orig-1@example.com>"
+    assert report.original_header("x-conversation") == "c-42"
+    reply = r.reply()
+    assert reply.source == "dsn" and reply.code == 550
+    assert reply.lines == ("5.1.1 The email account that you tried to reach does not exist.", "5.1.1 Learn more")
+
+
+def test_success_actions_are_not_bounces():
+    report = parse_bounce(dsn(
+        "Final-Recipient: rfc822; a@example.org\nAction: delivered\nStatus: 2.0.0\n",
+        "Final-Recipient: rfc822; b@example.org\nAction: relayed\nStatus: 2.0.0\n",
+        "Final-Recipient: rfc822; c@example.org\nAction: expanded\nStatus: 2.0.0\n"))
+    assert report.recipients == ()
+    assert report.kind == "none"
+
+
+def test_only_the_failed_recipients_of_a_mixed_report():
+    report = parse_bounce(dsn(
+        "Final-Recipient: rfc822; ok@example.org\nAction: delivered\nStatus: 2.0.0\n",
+        "Final-Recipient: rfc822; full@example.org\nAction: delayed\nStatus: 4.2.2\n"
+        "Diagnostic-Code: smtp; 452 4.2.2 Mailbox full\n",
+        "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 No such user\n"))
+    assert [(r.recipient, r.action, r.status, r.code) for r in report.recipients] == [
+        ("full@example.org", "delayed", "4.2.2", 452), ("gone@example.org", "failed", "5.1.1", 550)]
+
+
+def test_the_remote_reply_code_beats_a_summary_status():
+    [r] = parse_bounce(dsn("Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.0.0\n"
+                           "Diagnostic-Code: smtp; 550 5.7.1 Message rejected as spam\n")).recipients
+    assert r.status == "5.7.1" and r.reported_status == "5.0.0"
+
+
+def test_base64_delivery_status_part():
+    fields = base64.b64encode(b"Reporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; b64@example.org\r\n"
+                              b"Action: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Over quota\r\n")
+    head = HEAD.replace("Content-Type: message/delivery-status\n",
+                        "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n")
+    head = head[:head.index("Reporting-MTA")] + fields.decode() + "\n"
+    [r] = parse_bounce(dsn(head=head)).recipients
+    assert (r.recipient, r.status, r.code) == ("b64@example.org", "5.2.2", 552)
+
+
+def test_arf_one_complaint_per_original_rcpt_to():
+    raw = b"""\
+From: feedback@isp.example
+To: abuse@example.com
+Subject: FW: report
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+--F
+Content-Type: text/plain
+
+This is an abuse report.
+--F
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: SomeGenerator/1.0
+Version: 1
+Original-Mail-From: <sender@example.com>
+Original-Rcpt-To: <one@isp.example>
+Original-Rcpt-To: <two@isp.example>
+Reporting-MTA: dns; mail.isp.example
+
+--F
+Content-Type: message/rfc822
+
+From: sender@example.com
+To: one@isp.example
+Message-ID: <m-7@example.com>
+Subject: offer
+
+body
+--F--
+"""
+    report = parse_bounce(raw)
+    assert report.kind == "feedback"
+    assert [(r.recipient, r.feedback_type) for r in report.recipients] == [
+        ("one@isp.example", "abuse"), ("two@isp.example", "abuse")]
+    assert report.original_sender == "sender@example.com"
+    assert report.message_id == "<m-7@example.com>"
+
+
+def test_auto_reply_is_not_a_bounce():
+    raw = b"""\
+From: Bob <bob@example.org>
+To: sender@example.com
+Subject: Out of Office: hello
+Auto-Submitted: auto-replied
+Content-Type: text/plain
+
+I am out of the office until Monday. For urgent matters write to carol@example.org.
+"""
+    assert parse_bounce(raw).recipients == ()
+
+
+def test_auto_reply_without_the_usual_subject_is_not_a_bounce():
+    raw = b"""\
+From: Bob <bob@example.org>
+To: sender@example.com
+Subject: Re: hello
+Auto-Submitted: auto-replied
+Content-Type: text/plain
+
+Thanks for your message, I will answer soon. bob@example.org
+"""
+    assert parse_bounce(raw).recipients == ()
+
+
+def test_text_only_bounce_without_headers():
+    text = b"""This is the mail system at host mailer.example.
+
+<koo@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1
+    <koo@example.org>: Recipient address rejected: Address does not exist (in
+    reply to RCPT TO command)
+"""
+    [r] = parse_bounce(text).recipients
+    assert (r.recipient, r.status, r.code, r.stage) == ("koo@example.org", "5.1.1", 550, "rcpt")
+    assert r.remote_mta == "mx.example.org[192.0.2.1]"
+    assert r.diagnostic == "550 5.1.1 <koo@example.org>: Recipient address rejected: Address does not exist"
+
+
+def test_plain_text_is_not_a_bounce():
+    assert parse_bounce(b"Hello").recipients == ()
+    assert parse_bounce(b"").recipients == ()
+    assert parse_bounce(b"Subject: hi\n\nsee you at 5, bob@example.org").recipients == ()
+
+
+def test_stage_as_reporting_mtas_say_it():
+    assert stage_said("host x said: 550 5.7.1 spam (in reply to end of DATA command)") == "data"
+    assert stage_said("SMTP error from remote mail server after RCPT TO:<a@b.example>:") == "rcpt"
+    assert stage_said("    ----- Transcript of session follows -----\n>>> DATA\n<<< 554 5.7.1 no") == "data"
+    assert stage_said("550 5.1.1 user unknown") is None
+
+
+def test_garbage_never_raises():
+    for raw in (b"\xff\xfe\x00garbage", b"Content-Type: multipart/report; boundary=x\n\n--x\n",
+                b"Content-Type: message/delivery-status\n\n\n", b"From: a\n\n" + b"a@b.example " * 1000):
+        parse_bounce(raw)
