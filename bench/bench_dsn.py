@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bounce_corpus  # noqa: E402
-from relay.commands.dsn import records, shipped_policies  # noqa: E402
+from relay.commands.dsn import records  # noqa: E402
 from relay.intake.dsn import parse_bounce  # noqa: E402
+from relay.policies import shipped_policies  # noqa: E402
 
 
 def expected_status(label) -> str | None:

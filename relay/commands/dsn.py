@@ -30,15 +30,8 @@ def register(sub) -> None:
 def _policies(args):
     if args.config:
         return load_policies_or_exit(load_settings_or_exit(args))
+    from ..policies import shipped_policies
     return shipped_policies()
-
-
-def shipped_policies():
-    """The shipped policy set (what `relay classify` uses without -c)."""
-    from types import SimpleNamespace
-
-    from ..config import SHIPPED_POLICIES
-    return load_policies_or_exit(SimpleNamespace(policies=SHIPPED_POLICIES))
 
 
 def records(report, file: str, policies) -> list[dict]:
@@ -66,8 +59,13 @@ def records(report, file: str, policies) -> list[dict]:
 
 
 def judgement_dict(policies, failed) -> dict:
-    """Classification of the remote reply, with the funnel's scope and bounce-list decision."""
-    return policies.classifier.classify(failed.reply()).as_dict()
+    """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` prints
+    it): classification, scope, and what it does to the recipient's bounce-list record."""
+    judgement = policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [])
+    out = judgement.classification.as_dict()
+    out["scope"] = judgement.scope
+    out["bounce_list"] = judgement.bounce_list
+    return out
 
 
 def run_parse(args) -> int:

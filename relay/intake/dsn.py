@@ -110,6 +110,10 @@ def stage_said(text: str | None) -> str | None:
     return None
 
 
+# A text bounce that only reports a delay (the MTA keeps trying): a warning, not a final failure.
+_TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will be retried|still trying|"
+                              r"delivery (is )?delayed|delayed delivery|has been delayed|not yet been delivered|"
+                              r"delivery incomplete|will retry|warning: message", re.I)
 _AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
                                  r"abwesenheit|absence|vacation)", re.I)
 
@@ -130,6 +134,7 @@ class FailedRecipient:
     diagnostic_type: str | None = None  # "smtp", "x-postfix", ... (DSN only)
     reported_status: str | None = None  # the DSN's Status field as written (DSN only)
     stage: str | None = None           # the SMTP command the remote server refused, when the report says
+    final: bool | None = None          # the reporting MTA gave up (True) or will retry (False); None: unknown
 
     def reply(self) -> Reply:
         """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
@@ -137,8 +142,13 @@ class FailedRecipient:
         text = self.diagnostic or ""
         lines = _reply_lines(text, self.code)
         code = self.code or 0
-        if self.status and not _STATUS.search(text):
-            lines = [f"{self.status} {lines[0]}".rstrip(), *lines[1:]]
+        status = self.status
+        if status is None and code == 0 and self.final is not None:
+            # No code at all: the report itself is the reporting MTA's verdict, a permanent failure
+            # (it gave up) or a delay; RFC 3463 X.0.0 says so without claiming a reason.
+            status = "5.0.0" if self.final else "4.0.0"
+        if status and not _STATUS.search(text):
+            lines = [f"{status} {lines[0]}".rstrip(), *lines[1:]]
         return Reply(code, tuple(lines) or ("",), "dsn")
 
 
@@ -420,7 +430,8 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     return FailedRecipient(
         recipient=final or original, status=status, code=code, action=action,
         diagnostic=diagnostic or None, remote_mta=remote or None, original_recipient=original,
-        final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage)
+        final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage,
+        final=None if action is None else action != "delayed")
 
 
 def _per_message(blocks: list[list[tuple[str, str]]]) -> tuple[dict, list]:
@@ -482,7 +493,7 @@ def _fill_from_text(found: FailedRecipient, text: str) -> FailedRecipient:
         action=found.action, diagnostic=other.diagnostic, remote_mta=found.remote_mta or other.remote_mta,
         original_recipient=found.original_recipient, final_recipient=found.final_recipient,
         diagnostic_type=found.diagnostic_type, reported_status=found.reported_status,
-        stage=found.stage or other.stage)
+        stage=found.stage or other.stage, final=found.final)
 
 
 def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg: Message | None,
@@ -712,26 +723,31 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         if diagnostic is None:
             # No SMTP reply quoted: the words that follow the address are all the reason there is
             # (Exchange's "The recipient name is not recognized", Google Groups' explanations).
-            diagnostic = _words_after(segment, candidates[i]) or None
+            diagnostic = _reason_text(segment if len(candidates) > 1 else report, candidates[i]) or None
         remote = _REMOTE_HOST.search(segment) or _REMOTE_HOST.search(report)
         remote_mta = None
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
-                                   stage=stage_said(segment) or (stage_said(report) if found is whole else None)))
+                                   stage=stage_said(segment) or (stage_said(report) if found is whole else None),
+                                   final=not _TEMPORARY_WORDS.search(report)))
     out.sort(key=lambda r: candidates.index(r.recipient))
     return out
 
 
-def _words_after(segment: str, address: str) -> str:
-    rest = segment[len(address):] if segment.lower().startswith(address.lower()) else segment
-    rest = rest.lstrip(">:;,) \t")
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", rest) if p.strip()]
-    if not paragraphs:
-        return ""
-    words = " ".join(line.strip() for line in paragraphs[0].split("\n") if line.strip())
-    return words[:500]
+def _reason_text(text: str, address: str) -> str:
+    """The reason a report gives when it quotes no SMTP reply ("The recipient name is not recognized",
+    "User not listed in public Name & Address Book", "No valid recipients"): its text without the
+    blank lines, the lines that are only the address and the summary lines ("Subject: ...",
+    "Sent: ..."), on one line."""
+    lines = []
+    for line in text.split("\n"):
+        line = line.strip(" \t")
+        if not line or line.strip("<>:;,").lower() == address.lower() or re.match(r"^[A-Za-z-]{2,20}:(\s|$)", line) or re.fullmatch(r"[-=_*\s]+", line):
+            continue
+        lines.append(line)
+    return " ".join(lines)[:500]
 
 
 def _find_reply(segment: str) -> tuple[int | None, str | None, str | None]:
