@@ -5,7 +5,8 @@
 Used once, when the corpus was assembled, before any rule was tuned on it. The
 entries of tests/data/replies.yaml (the seed corpus, already used to write the
 shipped rules) all stay in the training part: they cannot measure anything. Of
-the other entries, 30% are set aside, stratified by source file and provider
+the other entries, 30% are set aside (near-duplicates of a seed entry stay
+in training too), stratified by source file and provider
 (each stratum contributes its 30% of groups, rounded with a running\ntotal so small strata add up), with near-duplicates
 grouped so a group is on one side only. The random generator is seeded, so the
 split is reproducible from the same pool.
@@ -41,11 +42,15 @@ def near_duplicate_key(reply: str) -> str:
     return text.strip()[:80]
 
 
-def split(entries: list[dict], stratum) -> tuple[list[dict], list[dict]]:
-    """(train, held_out): groups of near-duplicates, stratified by `stratum(entry)`."""
+def split(entries: list[dict], stratum, train_only: list[dict] = ()) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): groups of near-duplicates, stratified by `stratum(entry)`.
+    A group with a near-duplicate in `train_only` (the seed corpus) stays in training."""
+    pinned = {near_duplicate_key(entry["reply"]) for entry in train_only}
     groups: dict[str, list[dict]] = defaultdict(list)
     for entry in entries:
-        groups[near_duplicate_key(entry["reply"])].append(entry)
+        key = near_duplicate_key(entry["reply"])
+        if key not in pinned:
+            groups[key].append(entry)
     strata: dict[str, list[str]] = defaultdict(list)
     for key, members in groups.items():
         strata[stratum(members[0])].append(key)
