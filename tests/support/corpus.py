@@ -13,10 +13,13 @@ from types import SimpleNamespace
 
 import yaml
 
+import re
+
 from relay.decision import Reply
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus"
 PARTS = ("train", "heldout")
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 SCOPES = frozenset({"recipient", "message", "sender", "session", "relay"})
 BOUNCE_LIST = frozenset({"list", "count", "never"})
 STAGES = frozenset({"connect", "helo", "mail", "rcpt", "data"})
@@ -56,7 +59,10 @@ def judge(policies, entry: dict) -> Verdict:
     else the classification plus the suppression table (no attribution)."""
     reply = Reply.parse(entry["reply"])
     if hasattr(policies, "judge"):
-        j = policies.judge(reply, stage=entry.get("stage"))
+        # The transaction's recipients: the addresses the reply names (a reply at the
+        # final dot is about one recipient only when it names it).
+        recipients = tuple(dict.fromkeys(_ADDRESS.findall(entry["reply"])))
+        j = policies.judge(reply, stage=entry.get("stage"), recipients=recipients)
         c = j.classification
         return Verdict(c.category, c.permanent, c.rule, j.bounce_list, j.scope)
     c = policies.classifier.classify(reply)
