@@ -644,6 +644,71 @@ def _shipped_scopes() -> dict[str, str]:
     return _scope_table(data, Problems(str(SHIPPED_RULES))) if isinstance(data, dict) else {}
 
 
+RELAY_REPLIES_FILE = "relay-replies.yaml"
+SHIPPED_RELAY_REPLIES = SHIPPED_POLICIES / RELAY_REPLIES_FILE
+_RELAY_TOP_KEYS = frozenset({"version", "causes", "default"})
+_RELAY_ENTRY_KEYS = frozenset({"category", "meaning", "advice", "permanent", "note"})
+
+
+class RelayReplies:
+    """Classifications of the relay's own replies, by the cause the reply carries
+    (policies/relay-replies.yaml). Scope is always `relay`; provider rules never see
+    these replies."""
+
+    def __init__(self, causes: dict[str, _Outcome], default: _Outcome, file: str):
+        self._causes = causes
+        self._default = default
+        self.file = file
+
+    @property
+    def causes(self) -> frozenset[str]:
+        return frozenset(self._causes)
+
+    def classify(self, reply: Reply) -> Classification:
+        outcome = self._causes.get(reply.cause or "", self._default)
+        return outcome.classification(reply.code, reply.enhanced)
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "RelayReplies":
+        path = Path(path)
+        problems = Problems(str(path))
+        data = load_yaml(path)
+        if not isinstance(data, dict):
+            problems.add("(file)", "expected a mapping with `causes:` and `default:`")
+            problems.raise_if_any()
+        problems.unknown_keys(data, _RELAY_TOP_KEYS)
+        causes: dict[str, _Outcome] = {}
+        raw = data.get("causes") or {}
+        if not isinstance(raw, dict):
+            problems.add("causes", "expected a mapping of cause id to {category, meaning, advice}")
+            raw = {}
+
+        def entry_outcome(entry: Any, key: str, rule_id: str) -> _Outcome | None:
+            if not isinstance(entry, dict):
+                problems.add(key, "expected a mapping with category, meaning and advice")
+                return None
+            problems.unknown_keys(entry, _RELAY_ENTRY_KEYS, key)
+            return _outcome({**entry, "id": rule_id, "scope": "relay"}, key, problems, {})
+
+        for cause, entry in raw.items():
+            outcome = entry_outcome(entry, f"causes.{cause}", f"relay:{cause}")
+            if outcome is not None:
+                causes[str(cause)] = outcome
+        default = None
+        if "default" not in data:
+            problems.add("default", "required: the classification of a relay reply with no known cause")
+        else:
+            default = entry_outcome(data["default"], "default", "relay:default")
+        problems.raise_if_any()
+        return cls(causes, default, str(path))
+
+
+@functools.cache
+def default_relay_replies() -> RelayReplies:
+    """The shipped policies/relay-replies.yaml, loaded once."""
+    return RelayReplies.from_file(SHIPPED_RELAY_REPLIES)
+
+
 def rule_files(directory: Path | str) -> list[Path]:
     """Rule files of a policy directory in precedence order (see Classifier.from_directory)."""
     directory = Path(directory)

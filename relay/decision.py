@@ -23,14 +23,18 @@ class Reply:
 
     code: int
     lines: tuple[str, ...]
-    source: str = "relay"  # "relay" | "upstream"
+    source: str = "relay"  # "relay" | "upstream" | "mta-log" | "dsn"
+    # For the relay's own replies: which code path made it (an id in policies/relay-replies.yaml),
+    # so that its classification says what really happened; provider rules never see it.
+    cause: str | None = field(default=None, compare=False)
 
     @classmethod
-    def make(cls, code: int, enhanced: str | None, text: str, source: str = "relay") -> "Reply":
+    def make(cls, code: int, enhanced: str | None, text: str, source: str = "relay",
+             cause: str | None = None) -> "Reply":
         lines = text.split("\n") if text else [""]
         if enhanced:
             lines = [f"{enhanced} {line}".rstrip() for line in lines]
-        return cls(code, tuple(lines), source)
+        return cls(code, tuple(lines), source, cause)
 
     @classmethod
     def from_message(cls, code: int, message: str, source: str = "upstream") -> "Reply":
@@ -115,12 +119,14 @@ def accept(reply: Reply) -> Decision:
     return Decision(Verdict.ACCEPT, reply)
 
 
-def reject(code: int, enhanced: str, text: str, kind: str | None = None, **detail) -> Decision:
-    return Decision(Verdict.REJECT, Reply.make(code, enhanced, text), kind, detail)
+def reject(code: int, enhanced: str, text: str, kind: str | None = None, *, cause: str | None = None,
+           **detail) -> Decision:
+    return Decision(Verdict.REJECT, Reply.make(code, enhanced, text, cause=cause), kind, detail)
 
 
-def defer(code: int, enhanced: str, text: str, kind: str | None = None, **detail) -> Decision:
-    return Decision(Verdict.DEFER, Reply.make(code, enhanced, text), kind, detail)
+def defer(code: int, enhanced: str, text: str, kind: str | None = None, *, cause: str | None = None,
+          **detail) -> Decision:
+    return Decision(Verdict.DEFER, Reply.make(code, enhanced, text, cause=cause), kind, detail)
 
 
 def relay_upstream(reply: Reply) -> Decision:

@@ -26,6 +26,15 @@ log = logging.getLogger("relay.outcomes")
 
 OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
 
+# Refusals about our side of the conversation: nobody's address is at fault, but the
+# operator has something to fix (DESIGN.md: "an operator warning").
+WARNED_SCOPES = {
+    "sender": "The next hop refused the envelope sender or its authentication, not the recipients: "
+              "no address was put on the bounce list. Fix the sender (see the classification's advice).",
+    "session": "The next hop refused this relay's session (its HELO name, IP, rate or SMTP dialogue), "
+               "not the recipients: no address was put on the bounce list. See the classification's advice.",
+}
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -71,6 +80,10 @@ class Outcomes:
         kind = _kind(decision)
         judgement = self.policies.judge(reply, stage, recipients)
         classification = judgement.classification
+        if judgement.scope in WARNED_SCOPES and classification.permanent:
+            # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
+            # passing state, retried by the client MTA; a permanent one needs the operator.
+            self._warn(txn, session, stage, reply, classification)
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             listed = None
@@ -83,6 +96,24 @@ class Outcomes:
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             if listed:
                 self._queue(txn, listed)
+
+    def _warn(self, txn, session, stage, reply, classification) -> None:
+        """One operator warning per transaction and rule (a sender refusal repeated at every
+        RCPT is one problem, not fifty)."""
+        key = (classification.scope, classification.rule)
+        if txn is not None:
+            seen = txn.notes.setdefault("scope_warnings", set())
+            if key in seen:
+                return
+            seen.add(key)
+        self._count_warning(classification.scope)
+        self._queue(txn, self._event("warning", stage, txn, session, "", reply, classification,
+                                     {"check": "attribution", "result": classification.scope,
+                                      "text": WARNED_SCOPES[classification.scope]}))
+
+    def _count_warning(self, scope: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("relay_operator_warnings_total", scope=scope)
 
     async def observe(self, obs: Observation) -> list[dict]:
         """Classify, attribute, apply suppression and emit the event(s) of one result seen
@@ -109,6 +140,11 @@ class Outcomes:
                 "attempt_time": fields.pop("attempt_time", None)}
         emitted.append(make_event(obs.kind, stage, reply=obs.reply, classification=classification,
                                   **base, **fields))
+        if classification is not None and classification.scope in WARNED_SCOPES and classification.permanent:
+            self._count_warning(classification.scope)
+            emitted.append(make_event("warning", stage, reply=obs.reply, classification=classification,
+                                      check="attribution", result=classification.scope,
+                                      text=WARNED_SCOPES[classification.scope], **base))
         if listed:
             entry = listed
             reason = (f"complaint ({fields.get('feedback_type') or 'abuse'})" if obs.kind == "complained"

@@ -157,7 +157,7 @@ class Pipeline:
             except Exception:
                 log.exception("step %s failed in %s (transaction %s)", step.name, hook, txn_id)
                 return defer(451, "4.3.0", "Temporary local problem, please try again later",
-                             kind="deferred", step=step.name)
+                             kind="deferred", cause="local-error", step=step.name)
             if decision.verdict is not Verdict.CONTINUE:
                 return decision
         return CONTINUE

@@ -69,18 +69,20 @@ class Policies:
     classifier: Any
     suppression: Any
     domains: Any
+    relay_replies: Any = None  # classify.RelayReplies; None: the shipped ones
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
         "the one funnel"). `stage` is the SMTP stage the reply answered (None: unknown);
         `recipients` are the transaction's recipients it may concern."""
-        from .classify import unwrapped_text
+        from .classify import default_relay_replies, unwrapped_text
 
-        classification = self.classifier.classify(reply, stage)
         if reply.source == "relay":
-            # The relay's own reply: what it says is about our side, never an address.
-            classification = replace(classification, scope="relay")
-            return Judgement(classification, "relay", "never")
+            # The relay's own reply: classified by the code path that made it (its cause),
+            # never by provider rules; it is about our side, never an address.
+            relay_replies = self.relay_replies or default_relay_replies()
+            return Judgement(relay_replies.classify(reply), "relay", "never")
+        classification = self.classifier.classify(reply, stage)
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
         if scope == "recipient":
@@ -110,7 +112,7 @@ def policy_file(directory: Path, name: str) -> Path:
 
 
 def load_policies(settings) -> Policies:
-    from .classify import Classifier, rule_files
+    from .classify import RELAY_REPLIES_FILE, Classifier, RelayReplies, rule_files
     from .domains import DomainPolicies
     from .suppression import SuppressionPolicy
 
@@ -121,6 +123,7 @@ def load_policies(settings) -> Policies:
         "classifier": lambda: Classifier.from_files(rule_files(directory)),
         "suppression": lambda: SuppressionPolicy.from_file(policy_file(directory, "suppression.yaml")),
         "domains": lambda: DomainPolicies.from_file(policy_file(directory, "domains.yaml")),
+        "relay_replies": lambda: RelayReplies.from_file(policy_file(directory, RELAY_REPLIES_FILE)),
     }
     for name, load in loaders.items():
         try:
@@ -135,9 +138,10 @@ def load_policies(settings) -> Policies:
 @functools.cache
 def shipped_policies() -> Policies:
     """The shipped policy directory, loaded once (`relay classify` without -c)."""
-    from .classify import default_classifier
+    from .classify import default_classifier, default_relay_replies
     from .domains import DomainPolicies
     from .suppression import load_default
 
     return Policies(directory=SHIPPED_POLICIES, classifier=default_classifier(), suppression=load_default(),
-                    domains=DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml"))
+                    domains=DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml"),
+                    relay_replies=default_relay_replies())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 
 from .decision import Decision, Reply, Verdict
 from .events import make_event
@@ -46,7 +47,7 @@ class RelayService:
             # Nobody outside clients.networks can ever relay here (no AUTH configured): say so at once
             # (RFC 5321 3.1: a 554 greeting).
             reply = Reply.make(554, "5.7.1", f"{peer_ip} may not relay through {self.settings.hostname}: "
-                                             f"not in clients.networks")
+                                             f"not in clients.networks", cause="relay-access-denied")
             await self.outcomes.refused(None, session, "connect", [], Decision(Verdict.REJECT, reply,
                                                                               "policy_rejected"))
             return session, reply
@@ -73,7 +74,7 @@ class RelayService:
             self._txns[session.id] = txn
             return decision.reply
         if decision.verdict is Verdict.CONTINUE:  # no step answered: a wiring bug, never a silent 250
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         await self.outcomes.refused(txn, session, "mail", [], decision)
         await self._end(txn)
         return decision.reply
@@ -92,7 +93,7 @@ class RelayService:
             txn.rcpts.append(recipient)
             return decision.reply
         if decision.verdict is Verdict.CONTINUE:
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         await self.outcomes.refused(txn, session, "rcpt", [recipient], decision)
         return decision.reply
 
@@ -112,7 +113,7 @@ class RelayService:
             txn.headers.setdefault(name.lower(), value)
         decision = await self.pipeline.data(txn, message)
         if decision.verdict is Verdict.CONTINUE:
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem"))
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         if decision.verdict is Verdict.ACCEPT:
             self._count("relay_messages_total", result="accepted")
         else:
@@ -127,6 +128,8 @@ class RelayService:
         if txn is None:
             return
         txn.notes["stage"] = "data"
+        if reply.cause is None:
+            reply = replace(reply, cause="message-too-large" if reply.code == 552 else "message-refused-locally")
         await self.outcomes.refused(txn, session, "data", list(txn.rcpts),
                                     Decision(Verdict.REJECT, reply, "policy_rejected"))
         await self._end(txn)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -41,8 +42,24 @@ class UpstreamError(Exception):
         self.reply = reply
 
 
-def _relay_reply(code: int, enhanced: str, text: str) -> Reply:
-    return Reply.make(code, enhanced, text, source="relay")
+def _relay_reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
+    """One of the relay's own replies; `cause` names it in policies/relay-replies.yaml."""
+    return Reply.make(code, enhanced, text, source="relay", cause=cause)
+
+
+def _unreachable_cause(exc: BaseException) -> str:
+    """Why a connection could not be made: the name did not resolve, the port refused, or else."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, socket.gaierror):
+            return "upstream-dns"
+        if isinstance(err, ConnectionRefusedError):
+            return "upstream-refused"
+    text = str(exc).lower()
+    if any(t in text for t in ("name or service not known", "nodename nor servname", "name resolution")):
+        return "upstream-dns"
+    if "connection refused" in text:
+        return "upstream-refused"
+    return "upstream-unreachable"
 
 
 def _describe(exc: BaseException) -> str:
@@ -112,12 +129,13 @@ class UpstreamConnection:
             raise exc
         if isinstance(exc, (smtp_errors.SMTPTimeoutError, asyncio.TimeoutError, TimeoutError)):
             return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} did not answer in time; "
-                                                            f"the message was not accepted, please retry later"))
+                                                            f"the message was not accepted, please retry later",
+                                              "upstream-timeout"))
         if isinstance(exc, smtp_errors.SMTPResponseException):
             return UpstreamError(Reply.from_message(exc.code, exc.message))
         return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection "
                                                         f"({_describe(exc)}); the message was not accepted, "
-                                                        f"please retry later"))
+                                                        f"please retry later", "upstream-closed"))
 
     async def mail(self, sender: str, options: list[str]) -> Reply:
         self.transactions += 1
@@ -164,7 +182,7 @@ class UpstreamConnection:
         if protocol is None:
             self.broken = True
             raise UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection; "
-                                                           f"please retry later"))
+                                                           f"please retry later", "upstream-closed"))
         chunks = [c for c in chunks if len(c)]
         last = chunks[-1] if chunks else b""
         tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
@@ -277,21 +295,24 @@ class UpstreamPool:
         if isinstance(exc, smtp_errors.SMTPAuthenticationError):
             return UpstreamError(_relay_reply(451, "4.7.0", f"The relay could not log in to upstream {target} "
                                                             f"({exc.code} {exc.message.splitlines()[0]}); check "
-                                                            f"upstream.username and password_file"))
+                                                            f"upstream.username and password_file", "upstream-login"))
         if isinstance(exc, smtp_errors.SMTPException) and "STARTTLS" in str(exc):
             return UpstreamError(_relay_reply(451, "4.7.5", f"Upstream {target} does not offer STARTTLS and "
-                                                            f"upstream.starttls is required; not sending in clear"))
+                                                            f"upstream.starttls is required; not sending in clear",
+                                              "upstream-no-starttls"))
         if isinstance(exc, ssl.SSLError) or isinstance(getattr(exc, "__cause__", None), ssl.SSLError):
             return UpstreamError(_relay_reply(451, "4.7.5", f"TLS with upstream {target} failed "
-                                                            f"({_describe(exc)})"))
+                                                            f"({_describe(exc)})", "upstream-tls"))
         if isinstance(exc, smtp_errors.SMTPResponseException):
             # The upstream answered its greeting or EHLO with a refusal (e.g. 421, 554).
             return UpstreamError(Reply.from_message(exc.code, exc.message))
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, smtp_errors.SMTPTimeoutError)):
             return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {target} did not answer within "
-                                                            f"{self._up.connect_timeout:g} s; please retry later"))
+                                                            f"{self._up.connect_timeout:g} s; please retry later",
+                                              "upstream-timeout"))
         return UpstreamError(_relay_reply(451, "4.4.1", f"Upstream {target} is unreachable ({_describe(exc)}); "
-                                                        f"the message was not accepted, please retry later"))
+                                                        f"the message was not accepted, please retry later",
+                                              _unreachable_cause(exc)))
 
     async def acquire(self) -> UpstreamConnection:
         now = time.monotonic()

@@ -664,3 +664,47 @@ def test_every_shipped_category_has_a_default_scope():
 )
 def test_protocol_replies_are_protocol_errors_not_syntax_errors(reply):
     assert classify(reply).category == "protocol_error"
+
+
+# ------------------------------------------------------------ the relay's own replies
+
+
+def test_every_cause_the_relay_gives_has_a_classification():
+    import re as _re
+
+    from relay.classify import default_relay_replies
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).parent.parent / "relay").rglob("*.py"))
+    used = set(_re.findall(r'cause="([a-z-]+)"(?: if .* else "([a-z-]+)")?', source))
+    used = {c for pair in used for c in pair if c} | set(_re.findall(r'"(upstream-[a-z-]+)"', source))
+    assert {"upstream-dns", "upstream-refused", "local-error", "bounce-listed"} <= used
+    assert used <= default_relay_replies().causes
+
+
+def test_relay_replies_never_reach_provider_rules():
+    from relay.classify import default_relay_replies
+
+    reply = Reply.make(451, "4.4.1", "Upstream x:25 is unreachable (Name or service not known); "
+                                     "the message was not accepted, please retry later", cause="upstream-dns")
+    assert classify(reply.text).category == "policy_rejected"  # what provider rules would say ("not accepted")
+    result = default_relay_replies().classify(reply)
+    assert (result.category, result.rule, result.scope, result.permanent) == (
+        "routing_dns", "relay:upstream-dns", "relay", False)
+    unknown = default_relay_replies().classify(Reply.make(550, "5.7.1", "x", cause="no-such-cause"))
+    assert (unknown.rule, unknown.scope, unknown.permanent) == ("relay:default", "relay", True)
+
+
+def test_relay_replies_file_errors_name_file_and_key(tmp_path):
+    from relay.classify import RelayReplies
+
+    path = _write(tmp_path, "relay-replies.yaml", """\
+        causes:
+          upstream-dns: {category: dns, meaning: m., advice: a.}
+          local-error: {category: other, meaning: m., advice: a., scope: recipient}
+        """)
+    with pytest.raises(ConfigError) as info:
+        RelayReplies.from_file(path)
+    problems = {key: why for _, key, why in _problems(info.value)}
+    assert "unknown category" in problems["causes.upstream-dns.category"]
+    assert "unknown key" in problems["causes.local-error.scope"]
+    assert "required" in problems["default"]

@@ -66,7 +66,10 @@ def test_sender_message_and_protocol_refusals_from_a_dsn_list_nobody(tmp_path):
     ]
     obs = [Observation("bounced", stage, "a@example.com", Reply.parse(t, source="dsn")) for stage, t in texts]
     results, entries = observe_all(tmp_path, obs)
-    assert [[e["kind"] for e in r] for r in results] == [["bounced"]] * len(texts)
+    # Sender and session refusals also warn the operator; nothing is listed.
+    assert [[e["kind"] for e in r] for r in results] == [
+        ["bounced", "warning"], ["bounced"], ["bounced"], ["bounced", "warning"], ["bounced", "warning"]]
+    assert results[0][1]["result"] == "sender" and results[0][1]["check"] == "attribution"
     assert entries == {}
     assert [r[0]["classification"]["scope"] for r in results] == ["sender", "message", "message", "session", "session"]
 

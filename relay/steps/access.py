@@ -15,4 +15,4 @@ class AccessStep(Step):
             return CONTINUE
         # Refused before any upstream connection: nothing of this session reaches the upstream.
         return reject(554, "5.7.1", f"Relay access denied: {session.peer_ip} is not in clients.networks "
-                                    f"and has not authenticated", kind="policy_rejected")
+                                    f"and has not authenticated", kind="policy_rejected", cause="relay-access-denied")

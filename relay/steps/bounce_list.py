@@ -59,7 +59,8 @@ class BounceListStep(Step):
         original = original_first_line(entry.reply)
         if original:
             lines.append(f"Original reply: {original}")
-        return reject(550, enhanced, "\n".join(lines), kind="suppressed", entry=entry.as_dict())
+        return reject(550, enhanced, "\n".join(lines), kind="suppressed", cause="bounce-listed",
+                      entry=entry.as_dict())
 
     # No close(): the store is shared (the upstream step records failures in it, and a
     # reloaded pipeline keeps using it); whoever opened it closes it.

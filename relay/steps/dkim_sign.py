@@ -79,7 +79,7 @@ class DkimSignStep(Step):
                 why = (f"no DKIM key is configured for {domain}" if domain
                        else "the message names no sender domain to sign for")
                 return reject(550, "5.7.1", f"Message refused: {why}, and this relay must sign it",
-                              kind="policy_rejected", domain=domain, dkim="no_key")
+                              kind="policy_rejected", cause="dkim-no-key", domain=domain, dkim="no_key")
             return CONTINUE
 
         data = message.original
@@ -104,7 +104,7 @@ class DkimSignStep(Step):
 
         if not signatures and policy.dkim_required:
             return defer(451, "4.7.0", "Temporary local problem signing the message (DKIM), please try again later",
-                         kind="deferred", domain=domain, dkim="sign_failed")
+                         kind="deferred", cause="dkim-sign-failed", domain=domain, dkim="sign_failed")
         # prepend() puts each new field on top; prepending in reverse keeps the
         # signatures in the order the keys are listed.
         for signature in reversed(signatures):

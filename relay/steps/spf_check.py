@@ -139,11 +139,11 @@ class SpfCheckStep(Step):
             txn.notes.setdefault("warnings", []).append({"check": "spf", "result": worst.result, "text": text})
             return CONTINUE
         if worst.result == "temperror":
-            return defer(451, "4.4.3", text, kind="deferred", **detail)
+            return defer(451, "4.4.3", text, kind="deferred", cause="spf-temperror", **detail)
         if mode == "tempfail":
-            return defer(451, "4.7.24", text, kind="policy_rejected", **detail)
+            return defer(451, "4.7.24", text, kind="policy_rejected", cause="spf-failed", **detail)
         enhanced = {"fail": "5.7.23", "softfail": "5.7.1", "permerror": "5.7.24"}[worst.result]
-        return reject(550, enhanced, text, kind="policy_rejected", **detail)
+        return reject(550, enhanced, text, kind="policy_rejected", cause="spf-failed", **detail)
 
     async def close(self) -> None:
         if self._own_checker:

@@ -50,7 +50,7 @@ class UpstreamStep(Step):
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         conn = txn.notes.get("upstream_conn")
         if conn is None:
-            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction"), "deferred")
+            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
             return relay_upstream(await conn.rcpt(rcpt))
         except UpstreamError as exc:
@@ -64,7 +64,7 @@ class UpstreamStep(Step):
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         conn = txn.notes.get("upstream_conn")
         if conn is None:
-            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction"), "deferred")
+            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
             reply = await conn.data(message.chunks())
         except UpstreamError as exc:

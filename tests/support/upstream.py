@@ -11,7 +11,8 @@ providers' real texts), so one server covers every scenario of a test:
   disconnect@   the server drops the connection in the middle of DATA
   slowdata@     the reply to the final dot comes after `slow_seconds`
   tempfail@     451 4.3.0 at RCPT
-anything else is accepted and the message is captured.
+anything else is accepted and the message is captured. A test scripts more with
+`upstream.rcpt_replies[local] = text` and `upstream.data_replies[local] = text`.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.upstream.commands.append(f"RCPT {address}")
         local = address.split("@")[0].lower()
-        if local in RCPT_REPLIES:
-            return RCPT_REPLIES[local]
+        if local in self.upstream.rcpt_replies:
+            return self.upstream.rcpt_replies[local]
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -109,8 +110,8 @@ class _Handler:
         if "slowdata" in locals_:
             await asyncio.sleep(self.upstream.slow_seconds)
         for local in locals_:
-            if local in DATA_REPLIES:
-                return DATA_REPLIES[local]
+            if local in self.upstream.data_replies:
+                return self.upstream.data_replies[local]
         self.upstream.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos),
                                                envelope.original_content, list(envelope.mail_options),
                                                session.peer))
@@ -127,6 +128,8 @@ class FakeUpstream:
         self.connections = 0
         self.slow_seconds = 2.0
         self.data_command_reply: str | None = None  # a refusal of the DATA command itself
+        self.rcpt_replies: dict[str, str] = dict(RCPT_REPLIES)  # local part -> reply to RCPT
+        self.data_replies: dict[str, str] = dict(DATA_REPLIES)  # local part -> reply to the final dot
         self._tls_context = tls_context
         self._require_starttls = require_starttls
         self._auth = auth

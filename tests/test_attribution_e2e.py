@@ -1,0 +1,167 @@
+"""Through a running relay: a refusal lists an address only when it is about that address (issue 8).
+
+The upstream answers with real servers' texts: Gmail's, and Postfix's as a smarthost
+reports them (smtpd_delay_reject = yes, its default, puts HELO and sender refusals at
+RCPT).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import GMAIL_NO_SUCH_USER, closed_port
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = b"From: App <app@sender.test>\r\nTo: x@example.com\r\nSubject: hi\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+GMAIL_NOT_RFC5322 = (
+    "550-5.7.1 [203.0.113.5      11] Our system has detected that this message is not RFC\r\n"
+    "550-5.7.1 5322 compliant: 'From' header is missing. To reduce the amount of spam sent\r\n"
+    "550-5.7.1 to Gmail, this message has been blocked. Please visit\r\n"
+    "550-5.7.1  https://support.google.com/mail/?p=RfcMessageNonCompliant\r\n"
+    "550 5.7.1 and review RFC 5322 specifications for more information. a1si1 - gsmtp")
+POSTFIX_SENDER_UNKNOWN = ("550 5.1.0 <app@sender.test>: Sender address rejected: "
+                          "User unknown in virtual mailbox table")
+POSTFIX_HELO = "504 5.5.2 <relay>: Helo command rejected: need fully-qualified hostname"
+STOCK_TEXT_5_7_1 = "550 5.7.1 Requested action not taken: mailbox unavailable"
+
+
+def valid(event: dict) -> dict:
+    jsonschema.validate(event, SCHEMA)
+    return event
+
+
+def transact(relay, rcpts, sender="app@sender.test", body=BODY):
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, sender, rcpts, body)
+        c.cmd("QUIT")
+    return replies
+
+
+def events_of(relay, n):
+    return [valid(e) for e in relay.events(wait_for=n)]
+
+
+def kinds(events):
+    return [e["kind"] for e in events]
+
+
+def listed(relay, address) -> bool:
+    r = subprocess.run([sys.executable, "-m", "relay", "bounces", "check", address, "-c", str(relay.config_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode in (0, 1), r.stderr
+    return r.returncode == 1
+
+
+def test_a_message_refusal_at_the_final_dot_lists_nobody(relay, upstream):
+    upstream.data_replies["norfc"] = GMAIL_NOT_RFC5322
+    replies = transact(relay, ["norfc@gmail.test", "jane@gmail.test", "joe@gmail.test"])
+    assert replies[-1][0] == 550
+    events = events_of(relay, 3)
+    assert kinds(events) == ["rejected"] * 3
+    assert {e["classification"]["scope"] for e in events} == {"message"}
+    assert "bounce_list" not in events[0]
+    for address in ("norfc@gmail.test", "jane@gmail.test", "joe@gmail.test"):
+        assert not listed(relay, address)
+
+
+def test_a_refusal_at_the_final_dot_that_names_one_recipient_lists_only_that_one(relay, upstream):
+    upstream.data_replies["gone"] = "550 5.1.1 <gone@gmail.test>: Recipient address rejected: User unknown"
+    transact(relay, ["gone@gmail.test", "jane@gmail.test"])
+    events = events_of(relay, 3)
+    assert sorted(kinds(events)) == ["bounce_listed", "rejected", "rejected"]
+    assert listed(relay, "gone@gmail.test") and not listed(relay, "jane@gmail.test")
+
+
+@pytest.mark.parametrize("text, scope", [(POSTFIX_SENDER_UNKNOWN, "sender"), (POSTFIX_HELO, "session")])
+def test_postfix_sender_and_helo_refusals_at_rcpt_list_nobody_and_warn_once(relay, upstream, text, scope):
+    upstream.rcpt_replies["jane"] = upstream.rcpt_replies["joe"] = text
+    replies = transact(relay, ["jane@example.com", "joe@example.com"])
+    assert [r[0] for r in replies[1:3]] == [int(text[:3])] * 2
+    events = events_of(relay, 3)
+    assert sorted(kinds(events)) == ["rejected", "rejected", "warning"]
+    (warning,) = [e for e in events if e["kind"] == "warning"]
+    assert warning["check"] == "attribution" and warning["result"] == scope and warning["action"] == "none"
+    assert warning["classification"]["scope"] == scope and warning["reply"]["text"] == text
+    assert all(e["classification"]["scope"] == scope for e in events)
+    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+    counters = relay.server.metrics.counters
+    assert counters[("relay_operator_warnings_total", (("scope", scope),))] == 1
+
+
+@pytest.mark.parametrize("text", ["503 5.5.1 RCPT first", "550 Protocol violation",
+                                  "504 Command parameter not implemented", "554 5.5.1 no valid recipients"])
+def test_protocol_replies_list_nobody(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 2)
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert rejected["classification"]["category"] == "protocol_error"
+    assert rejected["classification"]["scope"] == "session"
+    assert not listed(relay, "jane@example.com")
+
+
+def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):
+    upstream.data_replies["jane"] = "554 5.5.1 Error: no valid recipients"
+    transact(relay, ["jane@example.com"])
+    (rejected,) = [e for e in events_of(relay, 2) if e["kind"] == "rejected"]
+    assert rejected["stage"] == "data" and rejected["classification"]["category"] == "protocol_error"
+    assert not listed(relay, "jane@example.com")
+
+
+def test_policy_code_wins_over_rfc5321_stock_text(relay, upstream):
+    upstream.rcpt_replies["jane"] = STOCK_TEXT_5_7_1
+    transact(relay, ["jane@example.com"])
+    (rejected,) = events_of(relay, 1)
+    assert rejected["classification"]["category"] != "mailbox_disabled"
+    assert rejected["classification"]["scope"] != "recipient"
+    assert not listed(relay, "jane@example.com")
+
+
+def test_a_true_hard_bounce_still_lists_at_once(relay, upstream):
+    transact(relay, ["nosuchuser@gmail.test"])
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert events[0]["classification"]["scope"] == "recipient"
+    assert events[0]["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+    assert listed(relay, "nosuchuser@gmail.test")
+
+
+def test_the_relays_own_unreachable_upstream_reply_is_classed_as_what_it_is(relay_factory):
+    relay = relay_factory(25, upstream={"host": "upstream.nonexistent.invalid"})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and "unreachable" in text
+    (event,) = events_of(relay, 1)
+    assert event["reply"]["source"] == "relay"
+    c = event["classification"]
+    assert (c["category"], c["rule"], c["scope"]) == ("routing_dns", "relay:upstream-dns", "relay")
+    assert "SPF" not in c["advice"] and "upstream.host" in c["advice"]
+
+
+def test_a_refused_connection_to_the_upstream_is_classed_as_such(relay_factory):
+    relay = relay_factory(closed_port())
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 451
+    (event,) = events_of(relay, 1)
+    c = event["classification"]
+    assert (c["category"], c["rule"], c["scope"]) == ("temporary_failure", "relay:upstream-refused", "relay")
+
+
+def test_a_bounce_list_refusal_is_the_relays_own(relay, upstream):
+    transact(relay, ["nosuchuser@gmail.test"])
+    relay.events(wait_for=2)
+    transact(relay, ["nosuchuser@gmail.test"])
+    (suppressed,) = [e for e in events_of(relay, 3) if e["kind"] == "suppressed"]
+    assert suppressed["classification"]["rule"] == "relay:bounce-listed"
+    assert suppressed["classification"]["scope"] == "relay"
