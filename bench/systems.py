@@ -339,7 +339,9 @@ class PostfixInstance:
     master listening on 127.0.0.1:port, relayhost = the sink. Started with `postfix -c DIR start`,
     stopped with `postfix -c DIR stop`, and its directory removed by the caller."""
 
-    def __init__(self, root: Path, sink_port: int, milter_port: int, max_size: int):
+    def __init__(self, root: Path, sink_port: int, milter_port: int, max_size: int, milter: str | None = None):
+        """`milter`: Postfix's name for the milter socket ("unix:/path", "inet:host:port") when it is
+        not inet:127.0.0.1:`milter_port`."""
         self.root = Path(root)
         self.port = free_port()
         self.etc = self.root / "etc"
@@ -384,9 +386,9 @@ class PostfixInstance:
             "message_size_limit": str(max_size),
             "mailbox_size_limit": "0",
         }
-        if milter_port:
+        if milter_port or milter:
             settings.update({
-                "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
+                "smtpd_milters": milter or f"inet:127.0.0.1:{milter_port}",
                 "non_smtpd_milters": "$smtpd_milters",
                 "milter_default_action": "tempfail",
                 "milter_protocol": "6",

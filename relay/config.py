@@ -106,6 +106,23 @@ class Correlation:
     sender_patterns: tuple[re.Pattern, ...] = ()
 
 
+MILTER_MODES = ("outbound", "inbound")
+
+
+@dataclass(frozen=True)
+class Milter:
+    """milter: where the milter listens and which steps it runs (relay/milter/)."""
+
+    endpoint: Endpoint | None = None  # listen: host:port
+    path: Path | None = None  # listen: unix:PATH
+    mode: str = "outbound"  # outbound: SPF of our egress, bounce list, DKIM signing; inbound: verification
+    socket_mode: int = 0o660  # permissions of the UNIX socket (the MTA's user must be able to write it)
+    socket_group: str | None = None  # group of the UNIX socket, e.g. postfix
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}" if self.path is not None else str(self.endpoint)
+
+
 @dataclass(frozen=True)
 class Settings:
     source: Path
@@ -119,7 +136,7 @@ class Settings:
     bounce_list: str = "sqlite:///bounces.db"
     events: tuple[EventSink, ...] = (EventSink("stdout"),)
     policies: Path = SHIPPED_POLICIES
-    milter: Endpoint | None = None
+    milter: Milter | None = None
     metrics: Endpoint | None = None
     correlation: Correlation = field(default_factory=Correlation)
 
@@ -252,7 +269,7 @@ def load_settings(path: str | Path) -> Settings:
             if not policies.is_dir():
                 problems.add("policies", f"directory {policies} does not exist")
 
-    milter = _endpoint_section(top, "milter")
+    milter = _milter(top, base)
     metrics = _endpoint_section(top, "metrics")
     correlation = _correlation(top)
     problems.raise_if_any()
@@ -418,6 +435,55 @@ def _endpoint_section(top: _Reader, name: str) -> Endpoint | None:
     r = _Reader(top.problems, top.data[name], name)
     r.unknown({"listen"})
     return r.get("listen", str, None, required=True, convert=parse_endpoint)
+
+
+def _milter(top: _Reader, base: Path) -> Milter | None:
+    if "milter" not in top.data or top.data["milter"] is None:
+        return None
+    r = _Reader(top.problems, top.data["milter"], "milter")
+    r.unknown({"listen", "mode", "socket_mode", "socket_group"})
+    listen = r.get("listen", str, None, required=True)
+    endpoint = path = None
+    if listen is not None and listen.startswith("unix:"):
+        raw = listen[len("unix:"):]
+        if not raw:
+            top.problems.add("milter.listen", "unix: names no socket path (unix:/run/relay/milter.sock)")
+        else:
+            path = Path(raw) if Path(raw).is_absolute() else base / raw
+            if not path.parent.is_dir():
+                top.problems.add("milter.listen", f"directory {path.parent} (for the socket) does not exist")
+    elif listen is not None:
+        try:
+            endpoint = parse_endpoint(listen)
+        except ValueError as exc:
+            top.problems.add("milter.listen", f"{exc}; or unix:PATH for a UNIX socket")
+    mode = r.get("mode", str, "outbound")
+    if mode not in MILTER_MODES:
+        top.problems.add("milter.mode", f"{mode!r} is not one of {', '.join(MILTER_MODES)}")
+        mode = "outbound"
+    socket_mode = r.get("socket_mode", (int, str), 0o660, convert=_file_mode)
+    group = r.get("socket_group", str, None)
+    if group is not None:
+        import grp
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            top.problems.add("milter.socket_group", f"no group named {group!r} on this system")
+    if path is None and ("socket_mode" in r.data or group is not None):
+        top.problems.add("milter.socket_mode" if "socket_mode" in r.data else "milter.socket_group",
+                         "applies only to a UNIX socket (listen: unix:PATH)")
+    return Milter(endpoint, path, mode, socket_mode, group)
+
+
+def _file_mode(value) -> int:
+    """0o660 as YAML reads it: 0660 (YAML 1.1 octal, an int), "0660" or "660" (strings)."""
+    if isinstance(value, str):
+        if not re.match(r"^0?o?[0-7]{3,4}$", value.strip()):
+            raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
+        value = int(value.strip().replace("o", ""), 8)
+    if not 0 <= value <= 0o7777:
+        raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
+    return value
 
 
 def _correlation(top: _Reader) -> Correlation:

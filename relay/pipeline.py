@@ -78,6 +78,12 @@ class Message:
         self._prepended.insert(0, header)
 
     @property
+    def added_headers(self) -> list[bytes]:
+        """The fields steps prepended, top first, each ending in CRLF (milter mode inserts them
+        into the MTA's copy instead of sending the assembled message)."""
+        return list(self._prepended)
+
+    @property
     def header_block(self) -> bytes:
         m = _HEADER_END.search(self.original)
         return self.original[: m.start() + 2] if m else self.original

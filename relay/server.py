@@ -80,6 +80,7 @@ class RelayServer:
                                     self.outcomes, self.metrics)
         self.counter = {"active": 0, "max": settings.limits.max_connections, "protocols": set()}
         self.servers: list[asyncio.AbstractServer] = []
+        self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
         self.service.users = self._load_users(settings)
         self._stopping = asyncio.Event()
         self.metrics.gauge("relay_active_sessions", lambda: self.counter["active"])
@@ -96,11 +97,10 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         bound = []
         if self.settings.milter is not None:
-            # Said loudly rather than ignored: an operator who set it expects Postfix to reach us there.
-            log.error("milter.listen (%s) is set, but milter mode is not available in this version of relay: "
-                      "no milter listener was started", self.settings.milter)
-            if not self.settings.listen:
-                raise OSError("nothing to serve: milter mode is not available and `listen` is empty")
+            from .milter.server import MilterServer, build_milter_pipeline
+            self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,
+                                                                            self.resources), self.outcomes)
+            await self.milter.start()
         for listener in self.settings.listen:
             factory = protocol_factory(self.service, self.settings, listener, self.counter)
             server = await loop.create_server(factory, listener.endpoint.host, listener.endpoint.port,
@@ -123,6 +123,12 @@ class RelayServer:
             policies = load_policies(settings)
             users = self._load_users(settings)
             pipeline = build_pipeline(settings, policies, self.resources)
+            milter_pipeline = None
+            if self.milter is not None:
+                from .milter.server import build_milter_pipeline
+                # milter.mode changes at the next restart, like milter.listen.
+                milter_pipeline = build_milter_pipeline(_keep(settings, self.settings, ["milter"]), policies,
+                                                        self.resources)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config: %s", problem)
@@ -153,6 +159,11 @@ class RelayServer:
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
         asyncio.get_running_loop().create_task(old_pipeline.close())
+        if milter_pipeline is not None:
+            # Like the SMTP sessions, milter connections use the new pipeline from their next command.
+            old_milter_pipeline, self.milter.pipeline = self.milter.pipeline, milter_pipeline
+            self.milter.settings = _keep(settings, self.settings, ["milter"])
+            asyncio.get_running_loop().create_task(old_milter_pipeline.close())
         log.info("reloaded config and policies from %s", settings.source)
         return True
 
@@ -172,6 +183,8 @@ class RelayServer:
         for p in list(self.counter["protocols"]):
             if p.transport is not None:
                 p.transport.close()
+        if self.milter is not None:
+            await self.milter.close()
         await self.service.pipeline.close()
         await self.resources.close()
         self.sinks.close()

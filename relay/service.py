@@ -142,12 +142,18 @@ class RelayService:
 
     async def _end(self, txn: Transaction) -> None:
         self._txns.pop(txn.session.id, None)
-        await self.pipeline.reset(txn)
-        for warning in txn.notes.pop("warnings", []):
-            event = make_event("warning", txn.notes.get("stage", "mail"), sender=txn.mail_from,
-                               session_id=txn.session.id, transaction_id=txn.id, **warning)
-            txn.notes.setdefault("events", []).append(event)
-        self.outcomes.finish(txn)
+        await end_transaction(self.pipeline, self.outcomes, txn)
+
+
+async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transaction) -> None:
+    """A transaction is over (any way in: SMTP session or milter): steps release what they hold,
+    warnings become events, and the transaction's events are emitted."""
+    await pipeline.reset(txn)
+    for warning in txn.notes.pop("warnings", []):
+        event = make_event("warning", txn.notes.get("stage", "mail"), sender=txn.mail_from,
+                           session_id=txn.session.id, transaction_id=txn.id, **warning)
+        txn.notes.setdefault("events", []).append(event)
+    outcomes.finish(txn)
 
 
 _ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")

@@ -131,3 +131,29 @@ def test_missing_config_file_is_one_clear_line(tmp_path):
 def test_mx_mode_is_refused_until_it_exists(tmp_path):
     (found,) = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx}\n")
     assert found.startswith("upstream.mode: mx") and "not available" in found
+
+
+def test_milter_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nmilter: {listen: '127.0.0.1:8892'}\n")
+    m = load_settings(path).milter
+    assert (m.endpoint.host, m.endpoint.port, m.path, m.mode) == ("127.0.0.1", 8892, None, "outbound")
+    path.write_text("hostname: r.example\nmilter: {listen: 'unix:milter.sock', mode: inbound, "
+                    "socket_mode: '0600', socket_group: root}\n")
+    m = load_settings(path).milter
+    assert m.path == tmp_path / "milter.sock" and m.endpoint is None
+    assert (m.mode, m.socket_mode, m.socket_group) == ("inbound", 0o600, "root")
+    assert str(m) == f"unix:{tmp_path / 'milter.sock'}"
+
+
+def test_milter_section_errors(tmp_path):
+    found = problems(tmp_path, """
+hostname: r.example
+milter: {listen: "unix:/nonexistent-dir/m.sock", mode: sideways, socket_mode: "rwx", socket_group: nosuchgroup-x, x: 1}
+""")
+    keys = sorted(p.split(":")[0] for p in found)
+    assert keys == ["milter.listen", "milter.mode", "milter.socket_group", "milter.socket_mode", "milter.x"], found
+    assert problems(tmp_path, "hostname: r.example\nmilter: {listen: '127.0.0.1:1', socket_mode: '0660'}\n") == [
+        "milter.socket_mode: applies only to a UNIX socket (listen: unix:PATH)"]
+    assert problems(tmp_path, "hostname: r.example\nmilter: {listen: 'nohost'}\n") == [
+        "milter.listen: 'nohost' has no port (write host:port); or unix:PATH for a UNIX socket"]

@@ -145,14 +145,22 @@ def test_relay_keeps_serving_after_a_client_vanishes_mid_data(tmp_path, upstream
     assert len(msgs) == 1 and b"half a mess" not in msgs[0].data
 
 
-def test_milter_only_config_refuses_to_start_clearly(tmp_path):
+def test_milter_only_config_serves_the_milter_and_stops_on_sigterm(tmp_path):
+    port = free_port()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"hostname": "r.test", "milter": {"listen": "127.0.0.1:8892"},
+    cfg.write_text(yaml.safe_dump({"hostname": "r.test", "milter": {"listen": f"127.0.0.1:{port}"},
                                    "bounce_list": f"sqlite:///{tmp_path / 'b.db'}"}))
-    out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(cfg)], capture_output=True,
-                         text=True, timeout=30)
-    assert out.returncode == 1
-    assert "milter mode is not available" in out.stderr and "Traceback" not in out.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(cfg)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert f"milter (outbound) listening on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 
 def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):

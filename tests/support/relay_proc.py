@@ -44,7 +44,9 @@ class RunningRelay:
         self._thread.start()
         self.server = self.call(self._make(RelayServer))
         bound = self.call(self.server.start())
-        self.host, self.port = bound[0]
+        self.host, self.port = bound[0] if bound else (None, None)
+        milter = self.server.milter
+        self.milter_port = milter.port if milter is not None else None  # None also for a UNIX socket
 
     async def _make(self, cls):
         return cls(self.settings)

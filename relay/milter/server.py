@@ -1,0 +1,247 @@
+"""The milter listener: asyncio, on TCP (`host:port`) or a UNIX socket (`unix:PATH`).
+
+Each connection negotiates options, then runs a MilterSession for as many client sessions and
+messages as the MTA sends on it. A malformed or oversized packet closes that one connection
+with a log line; nothing a peer sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import stat
+
+from ..pipeline import Pipeline
+from . import codec
+from .session import WANTED_MACROS, MilterSession, hooks_used
+
+log = logging.getLogger("relay.milter")
+
+READ_SIZE = 256 * 1024
+
+
+def build_milter_pipeline(settings, policies, resources) -> Pipeline:
+    """The steps milter mode runs, by `milter.mode` (DESIGN.md: the same steps as relay mode).
+
+    outbound (mail the MTA sends for our domains): SPF of our egress IPs at MAIL, the bounce list
+    at RCPT, DKIM signing at end of message.
+    inbound (mail the MTA receives from the world): DKIM and SPF of the connecting client,
+    recorded in Authentication-Results, with forged ones removed.
+    No Received (the MTA writes its own) and no upstream (the MTA delivers)."""
+    from ..steps.auth_results import AuthResultsStep
+    from ..steps.bounce_list import BounceListStep
+    from ..steps.dkim_sign import DkimSignStep
+    from ..steps.spf_check import SpfCheckStep
+
+    if settings.milter.mode == "inbound":
+        return Pipeline([AuthResultsStep(settings, policies, resources.resolver, check_client_spf=True)])
+    return Pipeline([
+        SpfCheckStep(settings, policies, resources.resolver),
+        BounceListStep(resources.store),
+        DkimSignStep(settings, policies),
+    ])
+
+
+class MilterConnection:
+    """Option negotiation and the dispatch of one connection's commands to its MilterSession."""
+
+    def __init__(self, server: "MilterServer", peer: str):
+        self.server = server
+        self.peer = peer
+        self.protocol = 0  # the SMFIP_* flags agreed
+        self.negotiated = False
+        self.closed = False
+        self.session: MilterSession | None = None
+
+    def _noreply(self, flag: int) -> bool:
+        return bool(self.protocol & flag)
+
+    def _negotiate(self, cmd: codec.OptNeg) -> bytes:
+        if cmd.version < 2:
+            raise codec.ProtocolError(f"milter protocol version {cmd.version} (2 to 6 are understood)")
+        pipeline = self.server.pipeline
+        used = hooks_used(pipeline)
+        wanted = (codec.SMFIP_NOUNKNOWN | codec.SMFIP_NODATA | codec.SMFIP_NOEOH
+                  | codec.SMFIP_NR_HELO | codec.SMFIP_NR_HDR | codec.SMFIP_NR_BODY | codec.SMFIP_HDR_LEADSPC)
+        if "on_connect" not in used:
+            wanted |= codec.SMFIP_NR_CONN
+        if "on_mail" not in used:
+            wanted |= codec.SMFIP_NR_MAIL
+        if "on_rcpt" not in used:
+            wanted |= codec.SMFIP_NR_RCPT
+        # Only what the MTA offers may be asked for (libmilter refuses anything else); a flag it
+        # does not offer just means we reply at that stage.
+        self.protocol = wanted & cmd.protocol
+        actions = (codec.SMFIF_ADDHDRS | codec.SMFIF_CHGHDRS | codec.SMFIF_SETSYMLIST) & cmd.actions
+        macros = WANTED_MACROS if actions & codec.SMFIF_SETSYMLIST else None
+        self.negotiated = True
+        self.session = MilterSession(self.server, leading_space=bool(self.protocol & codec.SMFIP_HDR_LEADSPC))
+        return codec.optneg_reply(min(cmd.version, codec.PROTOCOL_VERSION), actions, self.protocol, macros)
+
+    @staticmethod
+    def _reply(reply) -> bytes:
+        if reply is None:
+            return codec.continue_()
+        if not (400 <= reply.code < 600):
+            return codec.continue_()
+        return codec.replycode(reply.wire_lines())
+
+    def _stage_reply(self, flag: int, reply) -> bytes:
+        if self._noreply(flag):
+            if reply is not None:  # negotiation said no step refuses here: a wiring bug, logged loudly
+                log.error("milter: a refusal at a stage the MTA was told takes no reply: %s", reply.text)
+            return b""
+        return self._reply(reply)
+
+    async def handle(self, cmd) -> bytes:
+        """One command; returns what to send back (b"" when the stage takes no reply)."""
+        if isinstance(cmd, codec.OptNeg):
+            return self._negotiate(cmd)
+        if not self.negotiated:
+            raise codec.ProtocolError(f"{type(cmd).__name__} before option negotiation")
+        s = self.session
+        if isinstance(cmd, codec.Macros):
+            s.set_macros(cmd.stage, cmd.values)
+            return b""
+        if isinstance(cmd, codec.Connect):
+            reply = await s.connect(cmd)
+            return self._stage_reply(codec.SMFIP_NR_CONN, reply)
+        if isinstance(cmd, codec.Helo):
+            s.helo(cmd.name)
+            return b"" if self._noreply(codec.SMFIP_NR_HELO) else codec.continue_()
+        if isinstance(cmd, codec.Mail):
+            reply = await s.mail(cmd.args)
+            return self._stage_reply(codec.SMFIP_NR_MAIL, reply)
+        if isinstance(cmd, codec.Rcpt):
+            reply = await s.rcpt(cmd.args)
+            return self._stage_reply(codec.SMFIP_NR_RCPT, reply)
+        if isinstance(cmd, codec.Header):
+            s.header(cmd.name, cmd.value)
+            return b"" if self._noreply(codec.SMFIP_NR_HDR) else codec.continue_()
+        if isinstance(cmd, codec.EndOfHeaders):
+            return b"" if self._noreply(codec.SMFIP_NR_EOH) else codec.continue_()
+        if isinstance(cmd, codec.Body):
+            s.body(cmd.data)
+            return b"" if self._noreply(codec.SMFIP_NR_BODY) else codec.continue_()
+        if isinstance(cmd, codec.EndOfMessage):
+            if cmd.data:
+                s.body(cmd.data)
+            reply, changes = await s.end_of_message()
+            out = bytearray()
+            for change in changes:
+                if change.action == "delete":
+                    out += codec.chgheader(change.index, change.name, "")
+                else:
+                    out += codec.insheader(change.index, change.name, change.value)
+            out += self._reply(reply)
+            return bytes(out)
+        if isinstance(cmd, codec.Abort):
+            await s.abort()
+            return b""  # libmilter: no reply to abort
+        if isinstance(cmd, codec.Data):
+            return b"" if self._noreply(codec.SMFIP_NR_DATA) else codec.continue_()
+        if isinstance(cmd, codec.Unknown):
+            return b"" if self._noreply(codec.SMFIP_NR_UNKN) else codec.continue_()
+        if isinstance(cmd, codec.QuitNewConnection):
+            await s.close()  # the options stay; the next client session starts with connect
+            return b""
+        if isinstance(cmd, codec.Quit):
+            self.closed = True
+            return b""
+        raise codec.ProtocolError(f"unexpected {type(cmd).__name__}")
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+class MilterServer:
+    def __init__(self, settings, pipeline: Pipeline, outcomes):
+        self.settings = settings
+        self.pipeline = pipeline  # replaced on reload
+        self.outcomes = outcomes
+        self.server: asyncio.AbstractServer | None = None
+        self.connections: set[asyncio.Task] = set()
+
+    async def start(self) -> str:
+        """Listen where milter.listen says; returns a description of the bound address."""
+        m = self.settings.milter
+        if m.path is not None:
+            path = str(m.path)
+            if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # a stale socket from a previous run (binding would fail)
+            self.server = await asyncio.start_unix_server(self._serve, path, limit=READ_SIZE, backlog=1024)
+            os.chmod(path, m.socket_mode)
+            if m.socket_group is not None:
+                os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
+            where = f"unix:{path}"
+        else:
+            self.server = await asyncio.start_server(self._serve, m.endpoint.host, m.endpoint.port,
+                                                     limit=READ_SIZE, reuse_address=True, backlog=1024)
+            addr = self.server.sockets[0].getsockname()
+            where = f"{addr[0]}:{addr[1]}"
+        log.info("milter (%s) listening on %s", m.mode, where)
+        return where
+
+    @property
+    def port(self) -> int | None:
+        if self.server is None or self.settings.milter.path is not None:
+            return None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self.connections.add(task)
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "unix socket"
+        conn = MilterConnection(self, peer)
+        decoder = codec.Decoder()
+        idle = self.settings.limits.timeout
+        try:
+            while not conn.closed:
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), idle)
+                except TimeoutError:
+                    log.info("milter connection from %s idle for %.0f s: closed", peer, idle)
+                    break
+                if not data:
+                    break
+                out = bytearray()
+                for command, payload in decoder.feed(data):
+                    out += await conn.handle(codec.parse(command, payload))
+                    if conn.closed:
+                        break
+                if out:
+                    writer.write(out)
+                    await writer.drain()
+        except codec.ProtocolError as exc:
+            log.warning("milter connection from %s closed: %s", peer, exc)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("milter connection from %s closed after an internal error", peer)
+        finally:
+            try:
+                await conn.close()
+            except Exception:
+                log.exception("milter connection from %s: closing its session failed", peer)
+            writer.close()
+            self.connections.discard(task)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.gather(*self.connections, return_exceptions=True)
+        if self.settings.milter.path is not None:
+            try:
+                os.unlink(self.settings.milter.path)
+            except OSError:
+                pass
+        await self.pipeline.close()

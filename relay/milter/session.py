@@ -1,0 +1,288 @@
+"""One MTA connection in milter mode, mapped onto the pipeline's Session and Transaction.
+
+The same policy steps as relay mode run here, without relay mode's own policy (service.py:
+554 to peers outside clients.networks, 451 when no upstream answers): in milter mode the MTA
+decides who may send and delivers the mail itself. A step that says nothing (CONTINUE) lets
+the MTA go on; a refusal becomes the MTA's reply to its client, with our code, enhanced code
+and text, and the same event as in relay mode.
+
+What steps do to the message at end of DATA becomes header modifications in the MTA's copy:
+prepended fields (DKIM-Signature, Authentication-Results) are inserted at the top
+(SMFIR_INSHEADER, index 0) and removed fields are deleted by name and occurrence
+(SMFIR_CHGHEADER with an empty value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+
+from ..decision import Decision, Reply, Verdict
+from ..outcomes import Outcomes
+from ..pipeline import Message, Pipeline, Session, Step, Transaction, new_id
+from ..service import end_transaction
+from ..upstream import crlf_normalise
+from . import codec
+
+log = logging.getLogger("relay.milter")
+
+# Postfix waits milter_command_timeout (30 s) for a reply to connect..rcpt and
+# milter_content_timeout (300 s) for header..end of message; answer well inside both, so that
+# the MTA hears our temporary failure rather than applying milter_default_action.
+COMMAND_DEADLINE = 25.0
+CONTENT_DEADLINE = 240.0
+
+# Which pipeline hook can refuse at which milter stage; a stage whose hook no step overrides
+# never refuses, so the MTA is told not to wait for a reply there (SMFIP_NR_*).
+_STAGE_HOOKS = {"connect": "on_connect", "mail": "on_mail", "rcpt": "on_rcpt"}
+
+# Macros asked for at each stage (SMFIF_SETSYMLIST). Postfix's defaults lack {client_addr};
+# `i` (the queue id) goes into events so that they match the MTA's log lines.
+WANTED_MACROS = {
+    codec.SMFIM_CONNECT: "j {daemon_name} {client_addr} {client_port} {client_name}",
+    codec.SMFIM_HELO: "{tls_version} {cipher}",
+    codec.SMFIM_ENVFROM: "i {auth_type} {auth_authen} {mail_addr}",
+    codec.SMFIM_ENVRCPT: "i {rcpt_addr}",
+    codec.SMFIM_EOM: "i",
+}
+
+
+def hooks_used(pipeline: Pipeline) -> set[str]:
+    """The hooks that some step of `pipeline` overrides."""
+    return {hook for hook in _STAGE_HOOKS.values()
+            if any(getattr(type(step), hook) is not getattr(Step, hook) for step in pipeline.steps)}
+
+
+@dataclass(frozen=True)
+class HeaderChange:
+    """One change to the MTA's header: insert (index 0 = top) or delete occurrence `index` of `name`."""
+
+    action: str  # "insert" | "delete"
+    index: int
+    name: str
+    value: str = ""
+
+
+def _path(arg: str) -> str:
+    """'<a@b>' -> 'a@b'; '<>' -> '' (the null path)."""
+    arg = arg.strip()
+    if arg.startswith("<") and arg.endswith(">"):
+        return arg[1:-1]
+    return arg
+
+
+_FOLD = re.compile(r"\r\n")
+
+
+class MilterSession:
+    """The state of one milter connection: macros, the client session, the open transaction,
+    and the message as it arrives (bounded by limits.max_message_size)."""
+
+    def __init__(self, server, leading_space: bool = False):
+        self.server = server  # settings, pipeline and outcomes: read at each use (SIGHUP replaces them)
+        self.leading_space = leading_space  # SMFIP_HDR_LEADSPC: header values keep their leading blank
+        self.macros: dict[str, dict[str, str]] = {}
+        self.session: Session | None = None
+        self.txn: Transaction | None = None
+        self._header = bytearray()
+        self._body: list[bytes] = []
+        self._size = 0
+        self._too_big = False
+
+    @property
+    def settings(self):
+        return self.server.settings
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.server.pipeline
+
+    @property
+    def outcomes(self) -> Outcomes:
+        return self.server.outcomes
+
+    # -- macros -------------------------------------------------------------------------------
+
+    _STAGE_ORDER = "ENLTRMHC"  # latest stage first: a later stage's value wins
+
+    def macro(self, name: str) -> str | None:
+        for stage in self._STAGE_ORDER:
+            values = self.macros.get(stage)
+            if values and name in values:
+                return values[name]
+        return None
+
+    def set_macros(self, stage: str, values: dict[str, str]) -> None:
+        self.macros[stage] = values
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def connect(self, cmd: codec.Connect) -> Reply | None:
+        if self.session is not None:
+            await self.close()
+        if cmd.family in "46":
+            ip, port = cmd.address, cmd.port
+        else:  # a UNIX socket or unknown: the MTA may still say who its client is
+            ip = self.macro("{client_addr}") or cmd.address or "unknown"
+            port = int(self.macro("{client_port}") or 0) if (self.macro("{client_port}") or "").isdigit() else 0
+        self.session = Session(id=new_id(), peer_ip=ip, peer_port=port,
+                               trusted_network=self.settings.clients.trusted(ip))
+        decision = await self._run(self.pipeline.connect(self.session), COMMAND_DEADLINE, "connect")
+        if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            await self.outcomes.refused(None, self.session, "connect", [], decision)
+            return decision.reply
+        return None
+
+    def _ensure_session(self) -> Session:
+        if self.session is None:  # an MTA told not to send connect (never us) or out of order
+            self.session = Session(id=new_id(), peer_ip=self.macro("{client_addr}") or "unknown", peer_port=0)
+        return self.session
+
+    def helo(self, name: str) -> None:
+        self._ensure_session().helo = name
+
+    # -- transaction --------------------------------------------------------------------------
+
+    async def mail(self, args: tuple[str, ...]) -> Reply | None:
+        if self.txn is not None:  # a new MAIL without abort: the previous transaction is over
+            await self.end_transaction()
+        session = self._ensure_session()
+        session.auth_user = self.macro("{auth_authen}") or None
+        session.tls = self.macro("{tls_version}") or None
+        sender = _path(args[0]) if args else (self.macro("{mail_addr}") or "")
+        txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(args[1:]))
+        txn.notes["stage"] = "mail"
+        self.txn = txn
+        decision = await self._run(self.pipeline.mail(txn), COMMAND_DEADLINE, f"MAIL (transaction {txn.id})")
+        if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            await self.outcomes.refused(txn, session, "mail", [], decision)
+            await self.end_transaction()
+            return decision.reply
+        return None
+
+    async def rcpt(self, args: tuple[str, ...]) -> Reply | None:
+        if self.txn is None:
+            await self.mail((f"<{self.macro('{mail_addr}') or ''}>",))
+            if self.txn is None:
+                return None  # the sender was refused: the MTA heard it at MAIL
+        txn = self.txn
+        recipient = _path(args[0]) if args else (self.macro("{rcpt_addr}") or "")
+        txn.notes["stage"] = "rcpt"
+        decision = await self._run(self.pipeline.rcpt(txn, recipient), COMMAND_DEADLINE,
+                                   f"RCPT (transaction {txn.id})")
+        if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            await self.outcomes.refused(txn, txn.session, "rcpt", [recipient], decision)
+            return decision.reply
+        txn.rcpts.append(recipient)
+        return None
+
+    def header(self, name: str, value: str) -> None:
+        value = value if self.leading_space else " " + value
+        # The MTA folds with bare LF (libmilter's convention); crlf_normalise restores CRLF at the end.
+        self._add(name.encode("utf-8", "surrogateescape") + b":" + value.encode("utf-8", "surrogateescape")
+                  + b"\r\n", header=True)
+
+    def body(self, data: bytes) -> None:
+        self._add(data, header=False)
+
+    def _add(self, data: bytes, header: bool) -> None:
+        self._size += len(data)
+        if self._size > self.settings.limits.max_message_size:
+            if not self._too_big:
+                self._too_big = True
+                self._header.clear()
+                self._body.clear()
+            return  # memory stays bounded: nothing more is kept of this message
+        if header:
+            self._header += data
+        else:
+            self._body.append(data)
+
+    async def end_of_message(self) -> tuple[Reply | None, list[HeaderChange]]:
+        if self.txn is None:
+            self._reset_message()
+            return None, []
+        txn = self.txn
+        txn.notes["stage"] = "data"
+        if self._too_big:
+            limit = self.settings.limits.max_message_size
+            reply = Reply.make(552, "5.3.4", f"Message too big for this relay's milter (limit {limit} bytes)")
+            await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
+                                        Decision(Verdict.REJECT, reply, "policy_rejected"))
+            await self.end_transaction()
+            return reply, []
+        data = crlf_normalise(bytes(self._header) + b"\r\n" + b"".join(self._body))
+        self._reset_message()
+        message = Message(data)
+        txn.headers = {}
+        for name, value in message.headers():
+            txn.headers.setdefault(name.lower(), value)
+        decision = await self._run(self.pipeline.data(txn, message), CONTENT_DEADLINE,
+                                   f"end of message (transaction {txn.id})")
+        if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts), decision)
+            await self.end_transaction()
+            return decision.reply, []
+        changes = self.header_changes(message)
+        await self.end_transaction()
+        return None, changes
+
+    def header_changes(self, message: Message) -> list[HeaderChange]:
+        """Deletions first, last occurrence first, so that no deletion moves the index of another
+        (and before any insertion, which could add a field of the same name); then insertions at
+        the top, last field first, so that they end up in the order the steps prepended them."""
+        changes: list[HeaderChange] = []
+        headers = message.headers()
+        for i in sorted(message.removed_headers, reverse=True):
+            name = headers[i][0]
+            occurrence = sum(1 for n, _ in headers[: i + 1] if n.lower() == name.lower())
+            changes.append(HeaderChange("delete", occurrence, name))
+        for raw in reversed(message.added_headers):
+            name, _, value = raw.decode("utf-8", "surrogateescape").partition(":")
+            value = _FOLD.sub("\n", value.removesuffix("\r\n"))
+            if not self.leading_space:
+                value = value.removeprefix(" ")
+            changes.append(HeaderChange("insert", 0, name, value))
+        return changes
+
+    async def abort(self) -> None:
+        """The MTA's client reset or the MTA gave up on this message (SMFIC_ABORT)."""
+        await self.end_transaction()
+
+    async def end_transaction(self) -> None:
+        self._reset_message()
+        txn, self.txn = self.txn, None
+        queue_id = self.macro("i")
+        for stage in "MRTLNE":
+            self.macros.pop(stage, None)
+        if txn is None:
+            return
+        if queue_id:
+            for event in txn.notes.get("events", []):
+                event.setdefault("queue_id", queue_id)
+        await end_transaction(self.pipeline, self.outcomes, txn)
+
+    def _reset_message(self) -> None:
+        self._header = bytearray()
+        self._body = []
+        self._size = 0
+        self._too_big = False
+
+    async def close(self) -> None:
+        """The connection ends (SMFIC_QUIT, a drop), or a new one starts on it (SMFIC_QUIT_NC)."""
+        await self.end_transaction()
+        self.session = None
+        self.macros.clear()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _run(self, coro, deadline: float, what: str) -> Decision:
+        try:
+            return await asyncio.wait_for(coro, deadline)
+        except TimeoutError:
+            log.error("milter: %s took longer than %.0f s; answering 451 before the MTA gives up", what, deadline)
+            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem (policy check "
+                                                                    "timed out), please try again later"),
+                            "deferred")

@@ -1,0 +1,347 @@
+"""relay/milter: the codec (strict, fuzzed with hypothesis), and the running milter driven by
+Debian's miltertest (Lua scripts) and by raw packets.
+
+Postfix in front of the milter: tests/test_milter_postfix.py."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from relay.dkim import generate_key, private_key_pem, public_key_record
+from relay.milter import codec
+from tests.support.milter_client import MilterClient, pack, z
+from tests.support.relay_proc import RunningRelay, write_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- codec --------------------------------------------------------------------------------------
+
+
+def test_decoder_cuts_packets_across_reads():
+    d = codec.Decoder()
+    stream = pack(b"H", z("client.test")) + pack(b"A") + pack(b"B", b"body\r\n")
+    out = []
+    for i in range(len(stream)):
+        out += d.feed(stream[i:i + 1])
+    assert out == [(b"H", b"client.test\0"), (b"A", b""), (b"B", b"body\r\n")] and d.pending == 0
+
+
+def test_every_command_parses():
+    p = codec.parse
+    assert p(b"O", struct.pack("!III", 6, 0x1FF, 0x1FFFFF)) == codec.OptNeg(6, 0x1FF, 0x1FFFFF)
+    assert p(b"D", b"M" + z("i", "Q1", "{auth_authen}", "bob")) == codec.Macros("M", {"i": "Q1", "{auth_authen}": "bob"})
+    assert p(b"D", b"C") == codec.Macros("C", {})
+    assert p(b"C", z("mx.test") + b"4" + struct.pack("!H", 25) + z("192.0.2.1")) == \
+        codec.Connect("mx.test", "4", 25, "192.0.2.1")
+    assert p(b"C", z("localhost") + b"U") == codec.Connect("localhost", "U", 0, "")
+    assert p(b"H", z("client.test")) == codec.Helo("client.test")
+    assert p(b"M", z("<a@b.test>", "SIZE=10")) == codec.Mail(("<a@b.test>", "SIZE=10"))
+    assert p(b"R", z("<c@d.test>")) == codec.Rcpt(("<c@d.test>",))
+    assert p(b"L", z("Subject", " hi")) == codec.Header("Subject", " hi")
+    assert p(b"N", b"") == codec.EndOfHeaders()
+    assert p(b"B", b"\0raw\0") == codec.Body(b"\0raw\0")
+    assert p(b"E", b"") == codec.EndOfMessage()
+    assert p(b"A", b"") == codec.Abort() and p(b"Q", b"") == codec.Quit()
+    assert p(b"K", b"") == codec.QuitNewConnection() and p(b"T", b"") == codec.Data()
+    assert p(b"U", z("XYZZY")) == codec.Unknown("XYZZY")
+
+
+@pytest.mark.parametrize("command,data,why", [
+    (b"O", b"\0\0\0\6", "at least 12"),
+    (b"C", b"host", "not NUL-terminated"),
+    (b"C", z("host") + b"9" + b"\0\0" + z("x"), "unknown address family"),
+    (b"C", z("host") + b"4\0", "no port"),
+    (b"C", z("host") + b"4\0\x19" + b"1.2.3.4", "not NUL-terminated"),
+    (b"H", z("a", "b"), "expected 1 string"),
+    (b"L", z("Subject"), "expected 2 string"),
+    (b"L", z("", "v"), "empty name"),
+    (b"M", b"", "not NUL-terminated"),
+    (b"D", b"M" + z("lonely"), "without a value"),
+    (b"A", b"x", "unexpected bytes"),
+    (b"Z", b"", "unknown command"),
+])
+def test_malformed_packets_are_refused_precisely(command, data, why):
+    with pytest.raises(codec.ProtocolError, match=why):
+        codec.parse(command, data)
+
+
+def test_lengths_are_strict():
+    with pytest.raises(codec.ProtocolError, match="length 0"):
+        codec.Decoder().feed(b"\0\0\0\0")
+    with pytest.raises(codec.ProtocolError, match="at most 1048576"):
+        codec.Decoder().feed(struct.pack("!I", codec.MAX_PACKET + 1) + b"B")
+    assert codec.Decoder().feed(struct.pack("!I", 100) + b"B" * 50) == []  # incomplete: wait for more
+
+
+def test_replies_are_encoded_as_libmilter_expects():
+    assert codec.continue_() == b"\0\0\0\1c"
+    assert codec.replycode(["550-5.1.1 a", "550 5.1.1 b"]) == pack(b"y", b"550-5.1.1 a\r\n550 5.1.1 b\0")
+    assert codec.insheader(0, "DKIM-Signature", " v=1;\n\tb=x") == pack(b"i", b"\0\0\0\0DKIM-Signature\0 v=1;\n\tb=x\0")
+    assert codec.chgheader(2, "Authentication-Results", "") == pack(b"m", b"\0\0\0\2Authentication-Results\0\0")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_decoder_and_parser_raise_nothing_but_protocol_errors(data):
+    try:
+        for command, payload in codec.Decoder(max_packet=4096).feed(data):
+            codec.parse(command, payload)
+    except codec.ProtocolError:
+        pass
+
+
+# -- the running milter ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signing_policies(tmp_path, dns):
+    key = generate_key("rsa", 2048)
+    key_path = tmp_path / "signed.test.s1.key"
+    key_path.write_bytes(private_key_pem(key))
+    key_path.chmod(0o600)
+    dns.zone.txt("s1._domainkey.signed.test", public_key_record(key))
+    directory = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", directory)
+    (directory / "domains.yaml").write_text(yaml.safe_dump({
+        "signed.test": {"dkim": [{"selector": "s1", "key": str(key_path)}]}}))
+    return directory
+
+
+@pytest.fixture
+def milter_factory(tmp_path, dns, signing_policies):
+    started = []
+
+    def start(**milter):
+        overrides = milter.pop("overrides", {})
+        config = write_config(tmp_path, 1, listen=[], upstream=None,
+                              milter={"listen": "127.0.0.1:0", **milter}, policies=str(signing_policies),
+                              resolver={"nameservers": [dns.nameserver]}, **overrides)
+        relay = RunningRelay(config)
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        relay.stop()
+
+
+@pytest.fixture
+def milter(milter_factory):
+    relay = milter_factory()
+    relay.call(relay.server.resources.store.add("gone@example.com", category="unknown_recipient",
+                                                 reply="550 5.1.1 no such user", rule="test"))
+    return relay
+
+
+def miltertest(tmp_path, port: int, body: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.lua"
+    script.write_text(f'conn = mt.connect("inet:{port}@127.0.0.1")\n'
+                      'if conn == nil then error("cannot connect") end\n'
+                      'function check(r, what) if r ~= nil then error(what .. ": " .. r) end end\n'
+                      'function reply(want, what) if mt.getreply(conn) ~= want then error(what) end end\n'
+                      + body + "\nmt.disconnect(conn)\nmt.echo('ok')\n")
+    return subprocess.run(["miltertest", "-v", "-s", str(script)], capture_output=True, text=True, timeout=60)
+
+
+SIGNED_MESSAGE = """
+check(mt.mailfrom(conn, "<bounces@signed.test>"), "mail")
+reply(SMFIR_CONTINUE, "mail reply")
+check(mt.rcptto(conn, "<b@example.com>"), "rcpt")
+reply(SMFIR_CONTINUE, "rcpt reply")
+check(mt.header(conn, "From", " Support <support@signed.test>"), "header From")
+check(mt.header(conn, "Subject", " hello"), "header Subject")
+{eoh}check(mt.bodystring(conn, "first line\\r\\n"), "body 1")
+check(mt.bodystring(conn, "second line\\r\\n"), "body 2")
+check(mt.eom(conn), "eom")
+reply(SMFIR_CONTINUE, "eom reply")
+if not mt.eom_check(conn, MT_HDRINSERT, "DKIM-Signature") then error("no DKIM-Signature inserted") end
+"""
+
+
+def test_miltertest_drives_every_stage_abort_and_a_second_message(tmp_path, milter):
+    out = miltertest(tmp_path, milter.milter_port, f"""
+check(mt.negotiate(conn, nil, nil, nil), "negotiate")
+if not mt.test_action(conn, SMFIF_ADDHDRS) then error("ADDHDRS not asked for") end
+if not mt.test_action(conn, SMFIF_CHGHDRS) then error("CHGHDRS not asked for") end
+if not mt.test_option(conn, SMFIP_NR_HDR) then error("headers should need no reply") end
+if mt.test_option(conn, SMFIP_NR_RCPT) then error("RCPT can be refused: it needs a reply") end
+mt.macro(conn, SMFIC_CONNECT, "{{daemon_name}}", "smtpd", "j", "mx.test")
+check(mt.conninfo(conn, "client.test", "192.0.2.10"), "conninfo")
+check(mt.helo(conn, "client.test"), "helo")
+-- first message: aborted after a bounce-listed recipient was refused
+mt.macro(conn, SMFIC_MAIL, "i", "QUEUE1", "{{mail_addr}}", "a@sender.test")
+check(mt.mailfrom(conn, "<a@sender.test>"), "mail 1")
+reply(SMFIR_CONTINUE, "mail 1 reply")
+mt.macro(conn, SMFIC_RCPT, "{{rcpt_addr}}", "gone@example.com")
+check(mt.rcptto(conn, "<gone@example.com>"), "rcpt gone")
+reply(SMFIR_REPLYCODE, "bounce-listed recipient not refused")
+check(mt.abort(conn), "abort")
+-- second message on the same connection: signed
+{SIGNED_MESSAGE.format(eoh="")}
+-- third: a message not ours to sign
+check(mt.mailfrom(conn, "<a@other.test>"), "mail 3")
+check(mt.rcptto(conn, "<c@example.com>"), "rcpt 3")
+check(mt.header(conn, "From", " a@other.test"), "header 3")
+check(mt.eom(conn), "eom 3")
+reply(SMFIR_CONTINUE, "eom 3 reply")
+if mt.eom_check(conn, MT_HDRINSERT) then error("a message of a domain without keys was changed") end
+""")
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+    events = milter.events(wait_for=1)
+    (event,) = [e for e in events if e["kind"] == "suppressed"]
+    assert event["recipient"] == "gone@example.com" and event["stage"] == "rcpt"
+    assert event["reply"]["text"].startswith("550-5.1.1 <gone@example.com> is on this relay's bounce list")
+    assert event["queue_id"] == "QUEUE1" and event["client"]["ip"] == "192.0.2.10"
+    assert event["client"]["helo"] == "client.test"
+
+
+def test_miltertest_stages_we_ask_not_to_get_are_answered_when_the_mta_sends_them(tmp_path, milter):
+    # An MTA that cannot skip stages or go without replies (no SMFIP_NO* or NR_* offered): the
+    # milter answers every stage, DATA, unknown commands and end of headers included.
+    out = miltertest(tmp_path, milter.milter_port, f"""
+check(mt.negotiate(conn, 6, SMFIF_ADDHDRS + SMFIF_CHGHDRS, SMFIP_HDR_LEADSPC), "negotiate")
+if mt.test_option(conn, SMFIP_NR_HDR) then error("NR_HDR was not offered") end
+check(mt.conninfo(conn, "client.test", "192.0.2.10"), "conninfo")
+reply(SMFIR_CONTINUE, "connect reply")
+check(mt.helo(conn, "client.test"), "helo")
+reply(SMFIR_CONTINUE, "helo reply")
+check(mt.unknown(conn, "XYZZY"), "unknown")
+reply(SMFIR_CONTINUE, "unknown reply")
+{SIGNED_MESSAGE.format(eoh='check(mt.eoh(conn), "eoh")').replace('rcpt reply")', 'rcpt reply")' + chr(10) +
+                                                                 'check(mt.data(conn), "data")' + chr(10) +
+                                                                 'reply(SMFIR_CONTINUE, "data reply")')}
+""")
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+
+
+def test_refusal_reaches_the_mta_as_our_reply_code_and_text(milter):
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
+        c.send(b"M", z("<a@sender.test>"))
+        assert c.read() == (b"c", b"")
+        c.send(b"R", z("<Gone@Example.com>"))
+        cmd, data = c.read()
+    assert cmd == b"y"
+    text = data.rstrip(b"\0").decode()
+    assert text.startswith("550-5.1.1 <gone@example.com> is on this relay's bounce list since "), text
+    assert text.endswith("\r\n550 5.1.1 Original reply: 550 5.1.1 no such user"), text
+
+
+def test_negotiation_asks_only_for_the_stages_needed(milter_factory):
+    outbound = milter_factory()
+    with MilterClient("127.0.0.1", outbound.milter_port) as c:
+        version, actions, protocol = c.negotiate()
+    assert version == 6 and actions == codec.SMFIF_ADDHDRS | codec.SMFIF_CHGHDRS | codec.SMFIF_SETSYMLIST
+    for flag in ("NOUNKNOWN", "NODATA", "NOEOH", "NR_CONN", "NR_HELO", "NR_HDR", "NR_BODY", "HDR_LEADSPC"):
+        assert protocol & getattr(codec, f"SMFIP_{flag}"), flag
+    for flag in ("NR_MAIL", "NR_RCPT", "NOHDRS", "NOBODY", "NORCPT", "NOMAIL"):  # outbound refuses there
+        assert not protocol & getattr(codec, f"SMFIP_{flag}"), flag
+    inbound = milter_factory(mode="inbound")
+    with MilterClient("127.0.0.1", inbound.milter_port) as c:
+        _, _, protocol = c.negotiate()
+    assert protocol & codec.SMFIP_NR_MAIL and protocol & codec.SMFIP_NR_RCPT  # inbound never refuses
+
+
+def test_only_flags_the_mta_offers_are_taken(milter):
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        _, actions, protocol = c.negotiate(actions=codec.SMFIF_ADDHDRS, steps=0)
+        assert (actions, protocol) == (codec.SMFIF_ADDHDRS, 0)
+        # Without NR_* agreed, every stage is answered.
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+        assert c.read() == (b"c", b"")
+        c.send(b"H", z("client.test"))
+        assert c.read() == (b"c", b"")
+
+
+def test_forged_authentication_results_are_deleted_by_occurrence(milter_factory, dns):
+    relay = milter_factory(mode="inbound")
+    with MilterClient("127.0.0.1", relay.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+        c.send(b"M", z("<a@nowhere.test>"))
+        c.send(b"R", z("<b@example.com>"))
+        c.send(b"L", z("Authentication-Results", " mx.other.test; spf=pass"))
+        c.send(b"L", z("Authentication-Results", " relay.test; dkim=pass header.d=evil.test"))
+        c.send(b"L", z("Received", " from somewhere"))
+        c.send(b"L", z("authentication-results", " relay.test; spf=pass"))
+        c.send(b"L", z("From", " a@nowhere.test"))
+        c.send(b"B", b"hi\r\n")
+        c.send(b"E")
+        replies = c.until_final()
+    assert replies[-1] == (b"c", b"")
+    deletes = [(struct.unpack("!I", d[:4])[0], d[4:]) for cmd, d in replies if cmd == b"m"]
+    # Last occurrence first: deleting it does not move the index of the earlier one.
+    assert deletes == [(3, b"authentication-results\0\0"), (2, b"Authentication-Results\0\0")]
+    inserts = [d for cmd, d in replies if cmd == b"i"]
+    assert len(inserts) == 1 and inserts[0].startswith(b"\0\0\0\0Authentication-Results\0 relay.test;")
+    assert b"spf=none" in inserts[0] or b"spf=" in inserts[0]
+
+
+def test_a_body_over_the_size_limit_is_not_kept_and_is_refused_clearly(milter_factory):
+    relay = milter_factory(overrides={"limits": {"max_message_size": 10000}})
+    with MilterClient("127.0.0.1", relay.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+        c.send(b"M", z("<bounces@signed.test>"))
+        assert c.read() == (b"c", b"")
+        c.send(b"R", z("<b@example.com>"))
+        assert c.read() == (b"c", b"")
+        c.send(b"L", z("From", " bounces@signed.test"))
+        for _ in range(10):
+            c.send(b"B", b"x" * 4000 + b"\r\n")
+        c.send(b"E")
+        cmd, data = c.read()
+        assert cmd == b"y" and data == b"552 5.3.4 Message too big for this relay's milter (limit 10000 bytes)\0"
+        # The next message on the connection is fine.
+        c.send(b"M", z("<bounces@signed.test>"))
+        assert c.read() == (b"c", b"")
+    (event,) = relay.events(wait_for=1)
+    assert event["kind"] == "policy_rejected" and event["stage"] == "data"
+    assert event["classification"]["category"] == "message_too_large"
+
+
+def test_malformed_packet_closes_that_connection_only(milter, caplog):
+    caplog.set_level(logging.WARNING, logger="relay.milter")
+    with MilterClient("127.0.0.1", milter.milter_port) as bad:
+        bad.negotiate()
+        bad.sock.sendall(struct.pack("!I", 50 * 1024 * 1024) + b"B")
+        assert bad.closed_by_peer()
+    with MilterClient("127.0.0.1", milter.milter_port) as before_negotiation:
+        before_negotiation.send(b"C", z("x") + b"U")
+        assert before_negotiation.closed_by_peer()
+    assert any("closed: a packet of 52428800 bytes" in r.getMessage() for r in caplog.records)
+    assert any("before option negotiation" in r.getMessage() for r in caplog.records)
+    with MilterClient("127.0.0.1", milter.milter_port) as good:
+        assert good.negotiate()[0] == 6
+
+
+_COMMANDS = st.sampled_from(list(b"ODCHMRLNBEAQKTUZ"))
+_PACKETS = st.builds(lambda c, d: pack(bytes([c]), d), _COMMANDS, st.binary(max_size=40))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.lists(_PACKETS, max_size=8), junk=st.binary(max_size=64), cut=st.integers(0, 400))
+def test_fuzz_random_and_truncated_packets_never_stop_the_server(milter, prefix, junk, cut):
+    valid = pack(b"O", struct.pack("!III", 6, 0x1FF, 0x1FFFFF))
+    stream = (valid + b"".join(prefix) + junk)[:cut or None]
+    with socket.create_connection(("127.0.0.1", milter.milter_port), timeout=10) as s:
+        s.sendall(stream)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+    with MilterClient("127.0.0.1", milter.milter_port) as c:  # the server is still there
+        assert c.negotiate()[0] == 6

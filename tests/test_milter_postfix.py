@@ -1,0 +1,177 @@
+"""Milter mode with a real Postfix (a private instance, as bench/ runs it) in front of us.
+
+Postfix receives over SMTP, asks the relay's milter (over TCP and over a UNIX socket), and
+delivers to smtp-sink, which keeps every message; Mail::DKIM checks the signatures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from relay.dkim import generate_key, private_key_pem, public_key_record
+from tests.support.dkim_verify import mail_dkim
+from tests.support.peers import PostfixInstance, Sink
+from tests.support.relay_proc import RunningRelay, write_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+SIGNED = ("From: Support <support@signed.test>\r\nTo: b@example.com\r\nSubject: Gr\u00fc\u00dfe\r\n"
+          "Message-ID: <m1@signed.test>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+          "X-Folded: first part\r\n\tsecond part\r\n\r\n"
+          ".leading dot\r\nBody line\r\n").encode()
+
+
+def sink_messages(sink: Sink, count: int, timeout: float = 60) -> list[bytes]:
+    deadline = time.time() + timeout
+    files: list[Path] = []
+    while time.time() < deadline:
+        files = sorted(p for p in sink.dump_dir.iterdir() if p.is_file())
+        if len(files) >= count:
+            break
+        time.sleep(0.1)
+    # smtp-sink writes LF line ends and prepends its own X-* and Received fields (never signed).
+    return [p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for p in files]
+
+
+@pytest.fixture
+def policies(tmp_path, dns):
+    key = generate_key("rsa", 2048)
+    key_path = tmp_path / "signed.test.s1.key"
+    key_path.write_bytes(private_key_pem(key))
+    key_path.chmod(0o600)
+    dns.zone.txt("s1._domainkey.signed.test", public_key_record(key))
+    directory = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", directory)
+    (directory / "domains.yaml").write_text(yaml.safe_dump({
+        "signed.test": {"dkim": [{"selector": "s1", "key": str(key_path)}]},
+    }))
+    return directory
+
+
+class MilterRig:
+    """Sink <- Postfix <- client; Postfix -> the relay's milter."""
+
+    def __init__(self, tmp_path: Path, dns, policies: Path, socket: str, mode: str = "outbound", **overrides):
+        self.postfix = None
+        self.relay = None
+        # Not under pytest's base temp dir: every pytest run started meanwhile (other suites on
+        # this machine) resets that one to 0700, and Postfix's users and smtp-sink (as nobody)
+        # could no longer reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="relay-milter-postfix-"))
+        self.root.chmod(0o755)
+        self.sink = Sink(self.root, dump=True)
+        root = self.root / "postfix"
+        if socket == "unix":
+            # The instance makes its root traversable for Postfix's users (after the relay opened its
+            # store, which keeps its own directory private); the socket lives there.
+            root.mkdir()
+            milter = {"listen": f"unix:{root / 'milter.sock'}", "socket_mode": "0660", "socket_group": "postfix"}
+        else:
+            milter = {"listen": "127.0.0.1:0"}
+        milter["mode"] = mode
+        config = write_config(tmp_path, 1, listen=[], upstream=None, milter=milter, policies=str(policies),
+                              resolver={"nameservers": [dns.nameserver]}, **overrides)
+        self.relay = RunningRelay(config)
+        self.postfix = PostfixInstance(root, sink_port=self.sink.port, milter_port=self.relay.milter_port,
+                                       max_size=10 << 20,
+                                       milter=f"unix:{root / 'milter.sock'}" if socket == "unix" else None)
+        self.postfix.start()
+
+    def stop(self) -> None:
+        if self.postfix is not None:
+            self.postfix.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        self.sink.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.postfix.port, timeout=60)
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def rig(request, tmp_path, dns, policies):
+    r = MilterRig(tmp_path, dns, policies, request.param)
+    yield r
+    r.stop()
+
+
+def test_bounce_listed_recipient_is_refused_by_postfix_at_rcpt_with_our_text(rig):
+    rig.relay.call(rig.relay.server.resources.store.add(
+        "gone@example.com", category="unknown_recipient",
+        reply="550-5.1.1 The email account that you tried to reach does not exist.", rule="gmail-nosuchuser"))
+    with rig.smtp() as s:
+        s.ehlo("client.test")
+        assert s.mail("a@sender.test")[0] == 250
+        code, text = s.rcpt("gone@example.com")
+        assert code == 550, text
+        text = text.decode()
+        assert text.startswith("5.1.1 <gone@example.com> is on this relay's bounce list since"), text
+        assert "Original reply: 550 5.1.1 The email account that you tried to reach does not exist." in text
+        # The other recipient of the same transaction still goes through.
+        assert s.rcpt("ok@example.com")[0] == 250
+        assert s.data(b"Subject: t\r\n\r\nhello\r\n")[0] == 250
+    events = rig.relay.events(wait_for=1)
+    (event,) = [e for e in events if e["kind"] == "suppressed"]
+    assert event["stage"] == "rcpt" and event["recipient"] == "gone@example.com"
+    assert event["reply"]["code"] == 550 and event["reply"]["enhanced"] == "5.1.1"
+    assert event["sender"] == "a@sender.test"
+    (msg,) = sink_messages(rig.sink, 1)
+    assert b"hello" in msg
+
+
+def test_message_from_a_signing_domain_leaves_postfix_signed(rig, dns):
+    with rig.smtp() as s:
+        s.sendmail("bounces@signed.test", ["b@example.com"], SIGNED)
+    (msg,) = sink_messages(rig.sink, 1)
+    assert b"DKIM-Signature: v=1; a=rsa-sha256" in msg
+    assert b"d=signed.test" in msg
+    result = mail_dkim(msg, dns.port)
+    assert result.all_pass, result
+
+
+def test_several_messages_on_one_session_are_each_signed_or_not(rig, dns):
+    with rig.smtp() as s:
+        s.sendmail("bounces@signed.test", ["b@example.com"], SIGNED.replace(b"<m1@", b"<m2@"))
+        s.sendmail("a@other.test", ["b@example.com"], b"From: a@other.test\r\nSubject: x\r\n\r\nplain\r\n")
+        s.sendmail("bounces@signed.test", ["c@example.com"], SIGNED.replace(b"<m1@", b"<m3@"))
+    msgs = sink_messages(rig.sink, 3)
+    assert len(msgs) == 3
+    signed = [m for m in msgs if b"DKIM-Signature:" in m]
+    assert len(signed) == 2 and all(mail_dkim(m, dns.port).all_pass for m in signed)
+    assert [m for m in msgs if b"plain" in m and b"DKIM-Signature:" not in m]
+
+
+@pytest.fixture
+def inbound(tmp_path, dns, policies):
+    r = MilterRig(tmp_path, dns, policies, "tcp", mode="inbound", clients={"networks": ["10.0.0.0/8"]})
+    yield r
+    r.stop()
+
+
+def test_inbound_mail_gets_authentication_results(inbound, dns):
+    from relay.dkim import DkimKey, load_private_key, sign
+
+    dns.zone.txt("sender.example", "v=spf1 ip4:127.0.0.1 -all")
+    key_pem = (inbound.relay.settings.policies / "domains.yaml")  # the signing key of signed.test
+    key_path = Path(yaml.safe_load(key_pem.read_text())["signed.test"]["dkim"][0]["key"])
+    key = DkimKey("s1", load_private_key(key_path.read_bytes()))
+    signed = sign(SIGNED, key, "signed.test") + SIGNED
+    forged = b"Authentication-Results: relay.test; dkim=pass header.d=evil.test\r\n"
+    with inbound.smtp() as s:
+        s.sendmail("someone@sender.example", ["b@example.com"], forged + signed)
+    (msg,) = sink_messages(inbound.sink, 1)
+    headers = msg.split(b"\r\n\r\n", 1)[0].decode()
+    ar = [line for line in headers.replace("\r\n\t", " ").replace("\r\n ", " ").split("\r\n")
+          if line.startswith("Authentication-Results: relay.test")]
+    assert len(ar) == 1, headers  # ours; the forged one claiming our name was removed (RFC 8601 5)
+    assert "dkim=pass" in ar[0] and "header.d=signed.test" in ar[0], ar[0]
+    assert "spf=pass" in ar[0] and "smtp.mailfrom=sender.example" in ar[0], ar[0]
+    assert "evil.test" not in headers
