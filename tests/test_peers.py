@@ -3,8 +3,11 @@ and Postfix as a real MTA that relays through us (relayhost = [127.0.0.1]:PORT).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +52,18 @@ def test_smtp_source_through_relay_into_smtp_sink(tmp_path, relay_factory):
 
 
 @pytest.fixture
-def postfix(tmp_path, relay):
-    instance = PostfixInstance(tmp_path / "postfix", sink_port=relay.port, milter_port=0, max_size=10 << 20)
-    instance.start()
-    yield instance
-    instance.stop()
+def postfix(relay):
+    # Not under pytest's base temp dir: any pytest run started meanwhile on this machine resets that
+    # one to 0700, and Postfix's master (as the postfix user) could no longer open its lock file.
+    root = Path(tempfile.mkdtemp(prefix="relay-test-postfix-"))
+    root.chmod(0o755)
+    instance = PostfixInstance(root / "postfix", sink_port=relay.port, milter_port=0, max_size=10 << 20)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_postfix_relays_through_us_and_logs_the_upstreams_words(postfix, relay, upstream):
