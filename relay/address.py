@@ -49,7 +49,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "split", "is_valid"]
+__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
@@ -204,3 +204,66 @@ def _address_literal(literal: str, original: str) -> str:
         return f"[{ipaddress.IPv4Address(text)}]"
     except ValueError:
         raise ValueError(f"invalid address {original!r}: bad address literal [{literal}]") from None
+
+
+# Characters that never go on the wire in a command or a trace header: the C0 controls (with NUL,
+# CR and LF, which end or split a line), DEL and the C1 controls. RFC 5321 4.1.2 allows none of them
+# in a path (a quoted local part takes qtextSMTP = %d32-33 / %d35-91 / %d93-126, and quoted-pairSMTP
+# only %d32-126), RFC 6531 3.3 only adds UTF-8 non-ASCII *graphic* text; aiosmtplib refuses C0 and DEL
+# outright, and a terminal acts on ESC and the C1 CSI.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What aiosmtpd makes of bytes that are not UTF-8 (surrogateescape): no encoder can send them back.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def unsendable(text: str) -> str | None:
+    """Why `text` (an address or parameter as the client sent it) cannot be passed on verbatim in
+    an SMTP command, or None when it can."""
+    m = _CONTROL.search(text)
+    if m is not None:
+        return f"control character U+{ord(m.group()):04X}"
+    if _SURROGATE.search(text) is not None:
+        return "bytes that are not UTF-8"
+    return None
+
+
+# Everything but printable ASCII and printable non-ASCII letters: controls, invalid UTF-8, and the
+# bidirectional overrides that make a terminal show text in another order (Trojan Source, CVE-2021-42574).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control, bidi override and undecodable byte written as an escape
+    (`\\x1b`, `\\u202e`): safe to show on a terminal or echo in a reply, and still tells what came."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match) -> str:
+    n = ord(m.group())
+    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape's stand-in for the undecodable byte n - 0xDC00
+        n -= 0xDC00
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def helo_domain(name: str) -> str | None:
+    """The HELO/EHLO argument as RFC 5321 4.1.1.1 wants it (a Domain, in A-labels, or an
+    address-literal), or None when it is neither: such a name may be shown only in a comment."""
+    if not name or len(name) > MAX_DOMAIN or unsendable(name) is not None:
+        return None
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            _address_literal(name[1:-1], name)
+        except ValueError:
+            return None
+        return name
+    domain = name[:-1] if name.endswith(".") else name
+    try:
+        ascii_domain = domain.lower() if domain.isascii() else _to_a_labels(domain)
+    except (UnicodeError, ValueError):
+        return None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > MAX_DOMAIN - 2 or not all(_LDH_LABEL.match(label) for label in labels):
+        return None
+    return ascii_domain if not domain.isascii() else domain

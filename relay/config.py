@@ -84,6 +84,10 @@ class Limits:
     max_recipients: int = 100
     max_connections: int = 1000
     timeout: float = 300.0  # idle time allowed between client commands
+    # One client address (IPv6: its /64) may hold this many connections, so that it cannot take them all.
+    max_connections_per_client: int = 50
+    data_timeout: float = 300.0  # from 354 to the final dot, however slowly the data trickles in
+    unauthenticated_timeout: float = 60.0  # a client outside clients.networks must log in within it
 
 
 @dataclass(frozen=True)
@@ -365,14 +369,25 @@ def _port(v: int) -> int:
 
 def _limits(top: _Reader) -> Limits:
     r = _Reader(top.problems, top.data.get("limits"), "limits")
-    r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout"})
+    r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout",
+               "max_connections_per_client", "data_timeout", "unauthenticated_timeout"})
     d = Limits()
-    return Limits(
+    dur = lambda n, default: r.get(n, (int, float, str), default, convert=lambda v: _positive(parse_duration(v)))
+    limits = Limits(
         max_message_size=r.get("max_message_size", int, d.max_message_size, convert=_positive),
         max_recipients=r.get("max_recipients", int, d.max_recipients, convert=_positive),
         max_connections=r.get("max_connections", int, d.max_connections, convert=_positive),
-        timeout=r.get("timeout", (int, float, str), d.timeout, convert=lambda v: _positive(parse_duration(v))),
+        timeout=dur("timeout", d.timeout),
+        max_connections_per_client=r.get("max_connections_per_client", int, d.max_connections_per_client,
+                                         convert=_positive),
+        data_timeout=dur("data_timeout", d.data_timeout),
+        unauthenticated_timeout=dur("unauthenticated_timeout", d.unauthenticated_timeout),
     )
+    if "max_connections_per_client" in r.data and limits.max_connections_per_client > limits.max_connections:
+        top.problems.add("limits.max_connections_per_client",
+                         f"{limits.max_connections_per_client} is more than limits.max_connections "
+                         f"({limits.max_connections}): one client could still take every connection")
+    return limits
 
 
 def _resolver(top: _Reader) -> Resolver:

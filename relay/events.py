@@ -206,6 +206,13 @@ class EventSinks:
 
     def emit(self, event: dict) -> None:
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        if not line.isascii():
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:
+                # Bytes that were not UTF-8 (kept by surrogateescape, e.g. in an address a client
+                # sent) can only be written as JSON escapes (\udcff), which read back as they came.
+                line = json.dumps(event, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
         self.emitted += 1
         for sink in self.sinks:
             try:

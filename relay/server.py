@@ -19,7 +19,7 @@ from .outcomes import Outcomes
 from .pipeline import Pipeline
 from .policies import Policies, load_policies
 from .service import RelayService
-from .smtp import protocol_factory
+from .smtp import Connections, protocol_factory
 from .steps.access import AccessStep
 from .steps.received import ReceivedStep
 from .steps.upstream import UpstreamStep
@@ -78,12 +78,12 @@ class RelayServer:
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
         self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),
                                     self.outcomes, self.metrics)
-        self.counter = {"active": 0, "max": settings.limits.max_connections, "protocols": set()}
+        self.counter = Connections(settings.limits.max_connections, settings.limits.max_connections_per_client)
         self.servers: list[asyncio.AbstractServer] = []
         self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
         self.service.users = self._load_users(settings)
         self._stopping = asyncio.Event()
-        self.metrics.gauge("relay_active_sessions", lambda: self.counter["active"])
+        self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
 
     @staticmethod
@@ -174,13 +174,13 @@ class RelayServer:
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
         # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after.
         deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
-        while self.counter["active"] and asyncio.get_running_loop().time() < deadline:
-            idle = [p for p in self.counter["protocols"]
+        while self.counter.active and asyncio.get_running_loop().time() < deadline:
+            idle = [p for p in self.counter.protocols
                     if not p.busy and not self.service.in_transaction(p.relay_session)]
             await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
                                  return_exceptions=True)
             await asyncio.sleep(0.05)
-        for p in list(self.counter["protocols"]):
+        for p in list(self.counter.protocols):
             if p.transport is not None:
                 p.transport.close()
         if self.milter is not None:

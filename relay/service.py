@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import replace
 
+from .address import printable, unsendable
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
@@ -57,6 +58,19 @@ class RelayService:
             return session, decision.reply
         return session, None
 
+    async def helo(self, session: Session, name: str) -> Reply | None:
+        """HELO/EHLO: the open transaction ends (RFC 5321 4.1.4); a name that could smuggle bytes
+        into our Received: header (CR, LF, NUL, any control, or bytes that are not UTF-8) is refused."""
+        await self.reset(session)
+        why = unsendable(name)
+        if why is None:
+            session.helo = name
+            return None
+        reply = Reply.make(501, "5.5.4", f"Bad HELO/EHLO name \"{printable(name[:100])}\": {why}; "
+                                         f"send a domain name or an address literal (RFC 5321 4.1.1.1)")
+        await self.outcomes.refused(None, session, "helo", [], Decision(Verdict.REJECT, reply))
+        return reply
+
     def in_transaction(self, session: Session | None) -> bool:
         return session is not None and session.id in self._txns
 
@@ -69,7 +83,10 @@ class RelayService:
     async def mail(self, session: Session, sender: str, options: list[str]) -> Reply:
         txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(options))
         txn.notes["stage"] = "mail"
-        decision = await self.pipeline.mail(txn)
+        problem = address_problem(sender, "sender")
+        # An address no upstream could be sent is refused here, before the upstream transaction
+        # exists, so that it cannot break a connection other commands depend on.
+        decision = Decision(Verdict.REJECT, problem) if problem else await self.pipeline.mail(txn)
         if decision.verdict is Verdict.ACCEPT:
             self._txns[session.id] = txn
             return decision.reply
@@ -88,7 +105,8 @@ class RelayService:
             return Reply.make(452, "4.5.3", f"Too many recipients (at most "
                                             f"{self.settings.limits.max_recipients} per message)")
         txn.notes["stage"] = "rcpt"
-        decision = await self.pipeline.rcpt(txn, recipient)
+        problem = address_problem(recipient, "recipient")
+        decision = Decision(Verdict.REJECT, problem) if problem else await self.pipeline.rcpt(txn, recipient)
         if decision.verdict is Verdict.ACCEPT:
             txn.rcpts.append(recipient)
             return decision.reply
@@ -100,6 +118,7 @@ class RelayService:
     async def data_start(self, session: Session) -> None:
         txn = self._txns.get(session.id)
         if txn is not None and txn.rcpts:
+            txn.notes["stage"] = "data"
             await self.pipeline.data_start(txn)
 
     async def data(self, session: Session, content: bytes) -> Reply:
@@ -123,7 +142,7 @@ class RelayService:
         return decision.reply
 
     async def data_refused(self, session: Session, reply: Reply) -> None:
-        """The SMTP layer refused the message data (RFC 5321 4.5.3.1: size, line length)."""
+        """The SMTP layer refused the message data (RFC 5321 4.5.3.1: size, line length; NUL)."""
         txn = self._txns.get(session.id)
         if txn is None:
             return
@@ -132,6 +151,17 @@ class RelayService:
             reply = replace(reply, cause="message-too-large" if reply.code == 552 else "message-refused-locally")
         await self.outcomes.refused(txn, session, "data", list(txn.rcpts),
                                     Decision(Verdict.REJECT, reply, "policy_rejected"))
+        await self._end(txn)
+
+    async def closing(self, session: Session, reply: Reply) -> None:
+        """The SMTP layer is closing the connection with `reply` (a 421: a deadline passed). An open
+        transaction ends with its refusal recorded; between transactions there is nothing to record."""
+        txn = self._txns.get(session.id)
+        if txn is None:
+            return
+        stage = txn.notes.get("stage", "mail")
+        recipients = list(txn.rcpts) if stage in ("rcpt", "data") else []
+        await self.outcomes.refused(txn, session, stage, recipients, Decision(Verdict.DEFER, reply, "deferred"))
         await self._end(txn)
 
     async def reset(self, session: Session) -> None:
@@ -159,11 +189,20 @@ async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transacti
 _ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
 
 
-def address_problem(address: str) -> Reply | None:
-    """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route.
+def address_problem(address: str, role: str = "recipient") -> Reply | None:
+    """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route, and what
+    could not be sent on verbatim (a control character or bytes that are not UTF-8 would end the
+    command line early or make the client library refuse, which costs the upstream connection).
     The empty (null) sender and a bare "postmaster" recipient (4.1.1.3) are valid."""
-    if address == "" or address.lower() == "postmaster":
+    if address == "" or (role == "recipient" and address.lower() == "postmaster"):
         return None
+    # RFC 3463 3.2: X.1.3 is a bad destination address, X.1.7 a bad sender address.
+    enhanced = "5.1.3" if role == "recipient" else "5.1.7"
+    shown = printable(address[:100])
+    why = unsendable(address)
+    if why is not None:
+        # RFC 5321 4.2.2: 501, a syntax error in the argument.
+        return Reply.make(501, enhanced, f"Bad {role} address <{shown}>: {why} (RFC 5321 4.1.2, RFC 6531 3.3)")
     if not _ADDRESS.match(address) or len(address) > 320:
-        return Reply.make(553, "5.1.3", f"Malformed address <{address[:100]}>: expected local-part@domain")
+        return Reply.make(553, "5.1.3", f"Malformed address <{shown}>: expected local-part@domain")
     return None

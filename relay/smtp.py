@@ -2,21 +2,32 @@
 
 A thin adapter: each aiosmtpd hook hands the command to RelayService and
 returns its Reply on the wire. aiosmtpd's own replies get RFC 3463 enhanced
-status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034), and its timer
-is adjusted so that the idle timeout applies between commands and while DATA
-is arriving, while a handler waiting on the upstream gets the upstream's time.
+status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034).
+
+Deadlines, each bounded and each armed once (never re-armed while it runs):
+- idle (`limits.timeout`): between commands, and between chunks of DATA;
+- command: while a handler waits on the upstream, the upstream's own deadlines plus a margin;
+- DATA (`limits.data_timeout`): from 354 to the final dot, however the bytes trickle in;
+- outsiders (`limits.unauthenticated_timeout`): a client outside clients.networks must log in
+  within it.
+Connections are limited in all (`limits.max_connections`) and per client address
+(`limits.max_connections_per_client`), so that one client cannot take every slot.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import re
 import ssl
+from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from .address import printable, unsendable
 from .decision import Reply
-from .service import RelayService, address_problem
+from .service import RelayService
 
 log = logging.getLogger("relay.smtp")
 
@@ -72,51 +83,183 @@ _PLAIN_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#
                          r"@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)?)>(?= |$)")
 
 
+# RFC 5321 4.1.2: esmtp-param = esmtp-keyword ["=" esmtp-value], printable ASCII without "=" and SP
+# in the value. Every parameter we accept (SIZE, BODY, SMTPUTF8) is ASCII; RFC 1870: SIZE is 1*20DIGIT.
+_ESMTP_PARAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
+_SIZE_VALUE = re.compile(r"[0-9]{1,20}")
+
+
+def parameter_problem(params: str) -> str | None:
+    """The 501 reply for MAIL/RCPT parameters that are not RFC 5321 4.1.2 syntax, or None."""
+    for param in params.split(" "):
+        if not param:
+            continue
+        name, _, value = param.partition("=")
+        if name.upper() == "SIZE" and not _SIZE_VALUE.fullmatch(value):
+            return f"501 5.5.4 Syntax error in SIZE={printable(value[:30])}: a number in ASCII digits (RFC 1870)"
+        if not _ESMTP_PARAM.fullmatch(param):
+            return (f"501 5.5.4 Syntax error in parameter \"{printable(param[:60])}\" (RFC 5321 4.1.2: "
+                    f"KEYWORD or KEYWORD=value, in printable ASCII)")
+    return None
+
+
+def client_key(ip: str) -> str:
+    """Whose connection this is, for the per-client limit: the IPv4 address, or the IPv6 /64
+    (the smallest prefix a site gets, RFC 6177: one host can use every address in it)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+@dataclass
+class Connections:
+    """The open client connections of one process, and the limits on them."""
+
+    max_total: int
+    max_per_client: int
+    active: int = 0
+    protocols: set = field(default_factory=set)
+    per_client: dict[str, int] = field(default_factory=dict)
+
+    def admit(self, protocol: "RelaySMTP", key: str) -> str | None:
+        """Count a new connection; the 421 it must be told when it is one too many."""
+        self.active += 1
+        self.protocols.add(protocol)
+        self.per_client[key] = self.per_client.get(key, 0) + 1
+        if self.active > self.max_total:
+            return "421 4.7.0 Too many connections to this relay, try again later"
+        if self.per_client[key] > self.max_per_client:
+            return (f"421 4.7.0 Too many connections from {key} (at most {self.max_per_client}), "
+                    f"try again later")
+        return None
+
+    def release(self, protocol: "RelaySMTP", key: str) -> None:
+        self.active -= 1
+        self.protocols.discard(protocol)
+        left = self.per_client.get(key, 1) - 1
+        if left > 0:
+            self.per_client[key] = left
+        else:
+            self.per_client.pop(key, None)
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
-    def __init__(self, handler, *, service: RelayService, counter: dict, handler_timeout: float, **kw):
+    def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
+                 data_timeout: float, unauthenticated_timeout: float, **kw):
         super().__init__(handler, **kw)
         self.relay_service = service
         self.relay_session = None
-        self._counter = counter
+        self._connections = connections
+        self._client_key: str | None = None  # set while counted in `connections`
         self._handler_timeout = handler_timeout
+        self._data_timeout = data_timeout
+        self._unauthenticated_timeout = unauthenticated_timeout
+        self._login_deadline: asyncio.TimerHandle | None = None
         self._in_handler = False
         self._receiving_data = False
         self._verbatim: str | None = None
-        self._counted = False
 
-    # -- timers --------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        if self._receiving_data and not self._in_handler:
-            self._reset_timeout()  # the idle timeout runs between chunks of DATA, not over all of it
-        super().data_received(data)
+    # -- deadlines -----------------------------------------------------------
 
     async def _call_handler_hook(self, command: str, *args):
+        # The command deadline replaces the idle one while a handler waits on the upstream: the
+        # upstream's own deadlines (upstream.*_timeout) end the wait first; this one is the bound
+        # if they do not. Armed once per command.
         self._in_handler = True
+        self._reset_timeout(self._handler_timeout)
         try:
             return await super()._call_handler_hook(command, *args)
         finally:
             self._in_handler = False
+            if self.transport is not None:
+                self._reset_timeout()  # the idle deadline again, from the end of the command
 
     def _timeout_cb(self):
-        # The idle timeout does not cut off a handler that waits on the upstream: the upstream has
-        # its own deadlines (upstream.*_timeout), and the handler gets at least that long.
-        if self._in_handler:
-            self._reset_timeout(self._handler_timeout)
+        if self.transport is None or self.transport.is_closing():
             return
-        super()._timeout_cb()
+        if self._in_handler:
+            log.warning("%s: command took longer than %g s, closing the connection",
+                        self.session.peer, self._handler_timeout)
+            self.transport.close()
+            return
+        # RFC 5321 4.5.3.2.7: the server may close an idle connection; 421 says why (3.8).
+        self._give_up(f"421 4.4.2 {self.hostname} Idle for more than {self._timeout_duration:g} s, "
+                      f"closing the connection")
+
+    def _login_deadline_cb(self) -> None:
+        self._login_deadline = None
+        if self.relay_session is None or self.relay_session.auth_user is not None:
+            return
+        self._give_up(f"421 4.7.0 {self.hostname} Log in (AUTH) within {self._unauthenticated_timeout:g} s "
+                      f"or use a client network, closing the connection")
+
+    def _give_up(self, text: str) -> None:
+        """Close the connection with a 421 (RFC 5321 3.8), recording the open transaction's end first."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._in_handler or self.relay_session is None:
+            self._close_with(text)
+            return
+        task = self.loop.create_task(self._give_up_after_event(text))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _give_up_after_event(self, text: str) -> None:
+        try:
+            await self.relay_service.closing(self.relay_session, Reply.parse(text, "relay"))
+        finally:
+            self._close_with(text)
+
+    def _close_with(self, text: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._writer.write(text.encode("ascii", "replace") + b"\r\n")
+            self.transport.close()
 
     def _getaddr(self, arg: str):
         # aiosmtpd's parser builds a class on every call (~30 us); the everyday path costs ~1 us here.
         m = _PLAIN_PATH.match(arg)
         if m is None:
+            if unsendable(arg) is not None and arg.startswith("<") and ">" in arg:
+                # aiosmtpd's parser would cut the path at a control character or unquote around it:
+                # the address goes to the hook as sent, to be refused there in its own words.
+                end = arg.index(">")
+                if end + 1 == len(arg) or arg[end + 1] == " ":
+                    return arg[1:end], arg[end + 1:]
             return super()._getaddr(arg)
         address = m.group(1) or "<>"
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return address, arg[m.end():]
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not await self._parameters_refused("FROM:", arg):
+            await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if not await self._parameters_refused("TO:", arg):
+            await super().smtp_RCPT(arg)
+
+    async def _parameters_refused(self, keyword: str, arg: str | None) -> bool:
+        """aiosmtpd takes any Unicode digit for SIZE (then fails on int("²")) and passes on values
+        that no client library can send upstream: refuse what is not RFC 5321 syntax first."""
+        if arg is None or self.session.host_name is None:
+            return False  # aiosmtpd's own 501/503
+        path = self._strip_command_keyword(keyword, arg)
+        if path is None:
+            return False
+        address, params = self._getaddr(path)
+        problem = parameter_problem(params) if address is not None and params else None
+        if problem is not None:
+            await self.push(problem)
+            return True
+        return False
 
     async def smtp_DATA(self, arg: str) -> None:
         """DATA, read in chunks into one buffer rather than aiosmtpd's list of lines: a 25 MB
@@ -132,11 +275,27 @@ class RelaySMTP(SMTP):
         if self.relay_session is not None:
             await self.relay_service.data_start(self.relay_session)  # the upstream can start too
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # While DATA arrives its own deadlines apply: idle between chunks, and a total one, so that a
+        # byte every few seconds cannot hold the connection (and its slot) for ever.
+        self._timeout_handle.cancel()
         self._receiving_data = True
+        data_deadline = self.loop.time() + self._data_timeout
         try:
-            content, refusal = await self._read_message()
+            async with asyncio.timeout(min(data_deadline, self.loop.time() + self._timeout_duration)) as deadline:
+                content, refusal = await self._read_message(deadline, data_deadline)
+        except TimeoutError:
+            timed_out = self.loop.time() >= data_deadline - 0.001
+            text = (f"421 4.4.2 {self.hostname} Message not received within {self._data_timeout:g} s "
+                    f"(limits.data_timeout), closing the connection" if timed_out else
+                    f"421 4.4.2 {self.hostname} No message data for {self._timeout_duration:g} s, "
+                    f"closing the connection")
+            self._receiving_data = False
+            self._give_up(text)
+            return
         finally:
             self._receiving_data = False
+        if self.transport is not None:
+            self._reset_timeout()
         if content is None:  # the client went away mid-message; connection_lost ends the session
             return
         if refusal is not None:
@@ -150,11 +309,15 @@ class RelaySMTP(SMTP):
         self._set_post_data_state()
         await self.push(status)
 
-    async def _read_message(self) -> tuple[bytearray | None, str | None]:
+    async def _read_message(self, deadline, data_deadline: float) -> tuple[bytearray | None, str | None]:
         """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
-        Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent."""
+        Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent. `deadline` (an
+        asyncio.Timeout) is moved on with each chunk, never past `data_deadline`."""
         reader = self._reader
+        loop = self.loop
+        idle = self._timeout_duration
         limit = self.data_size_limit or 0
+        nul = False
         # The CRLF that ended the DATA command line is the first CRLF of the terminator.
         buf = bytearray(b"\r\n")
         searched = 0
@@ -173,8 +336,11 @@ class RelaySMTP(SMTP):
             chunk = await reader.read(_READ_CHUNK)
             if not chunk:
                 return None, None
+            deadline.reschedule(min(data_deadline, loop.time() + idle))
             if not too_long:
                 too_long, line = _long_line(chunk, line)
+            if not nul and b"\0" in chunk:
+                nul = True
             buf += chunk
         if len(buf) > end + 5:
             # What came after the final dot (pipelined commands) goes back to the command reader.
@@ -184,6 +350,12 @@ class RelaySMTP(SMTP):
             return buf, f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
         if too_long:
             return buf, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
+        if nul:
+            # NUL is not message text (RFC 5322 4.1 obsoletes it, RFC 2045 2.7-2.8 forbid it in 7bit and
+            # 8bit data; only BDAT with BINARYMIME, RFC 3030, carries it). Next hops that drop NULs can
+            # then see "\n\x00.\n" as the end of the data and what follows as new commands (SMTP
+            # smuggling: SEC Consult 2023, CVE-2023-51764/51765/51766). Refused whole, never cleaned.
+            return buf, "550 5.6.0 Message contains NUL characters, which mail may not carry; not relayed"
         if b"\r\n." in buf:
             buf = buf.replace(b"\r\n.", b"\r\n")
         del buf[:2]
@@ -222,28 +394,32 @@ class RelaySMTP(SMTP):
     # -- connection ----------------------------------------------------------
 
     async def _handle_client(self) -> None:
-        self._counter["active"] += 1
-        self._counter["protocols"].add(self)
-        self._counted = True
-        if self._counter["active"] > self._counter["max"]:
-            await super().push("421 4.7.0 Too many connections to this relay, try again later")
-            self.transport.close()
-            return
         peer = self.session.peer or ("", 0)
-        session, refusal = await self.relay_service.connect(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0)
+        ip = str(peer[0])
+        self._client_key = client_key(ip)
+        too_many = self._connections.admit(self, self._client_key)
+        if too_many is not None:
+            log.warning("%s: %s", ip, too_many)
+            self._close_with(too_many)
+            return
+        session, refusal = await self.relay_service.connect(ip, int(peer[1]) if len(peer) > 1 else 0)
         self.relay_session = session
         if refusal is not None:
             await super().push(refusal.wire())
             self.transport.close()
             return
+        if not session.trusted_network:
+            self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
 
     def connection_lost(self, error) -> None:
         super().connection_lost(error)
-        if self._counted:
-            self._counted = False
-            self._counter["active"] -= 1
-            self._counter["protocols"].discard(self)
+        if self._login_deadline is not None:
+            self._login_deadline.cancel()
+            self._login_deadline = None
+        if self._client_key is not None:
+            self._connections.release(self, self._client_key)
+            self._client_key = None
             if self.relay_session is not None:
                 self.loop.create_task(self.relay_service.disconnect(self.relay_session))
 
@@ -256,8 +432,9 @@ class Handler:
         self.auth_enabled = auth_enabled
 
     async def handle_EHLO(self, server: RelaySMTP, session, envelope, hostname: str, responses: list[str]):
-        await self.service.reset(server.relay_session)
-        server.relay_session.helo = hostname
+        refusal = await self.service.helo(server.relay_session, hostname)
+        if refusal is not None:
+            return [server.verbatim(refusal)]
         session.host_name = hostname
         # aiosmtpd lists AUTH after STARTTLS whether or not anyone could log in; without a users
         # file there is no AUTH at all.
@@ -265,8 +442,9 @@ class Handler:
         return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_HELO(self, server: RelaySMTP, session, envelope, hostname: str):
-        await self.service.reset(server.relay_session)
-        server.relay_session.helo = hostname
+        refusal = await self.service.helo(server.relay_session, hostname)
+        if refusal is not None:
+            return server.verbatim(refusal)
         session.host_name = hostname
         return f"250 {server.hostname}"
 
@@ -274,9 +452,6 @@ class Handler:
         # aiosmtpd hands over the null reverse-path as "<>"; it is what every bounce is sent from
         # (RFC 5321 4.5.5), so it goes on as the empty sender.
         sender = "" if address == "<>" else address
-        problem = address_problem(sender)
-        if problem is not None:
-            return server.verbatim(problem)
         reply = await self.service.mail(server.relay_session, sender, options)
         if reply.positive:
             envelope.mail_from = address
@@ -284,9 +459,6 @@ class Handler:
         return server.verbatim(reply)
 
     async def handle_RCPT(self, server: RelaySMTP, session, envelope, address: str, options: list[str]):
-        problem = address_problem(address) if address else Reply.make(553, "5.1.3", "Empty recipient address")
-        if problem is not None:
-            return server.verbatim(problem)
         reply = await self.service.rcpt(server.relay_session, address, options)
         if reply.positive:
             envelope.rcpt_tos.append(address)
@@ -295,6 +467,12 @@ class Handler:
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
         reply = await self.service.data(server.relay_session, envelope.original_content)
         return server.verbatim(reply)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A bug, not the client's fault: logged, and a reply that makes the client retry rather than
+        # aiosmtpd's "500 Error: (ValueError) ..." that makes it bounce the message.
+        log.error("error in an SMTP command", exc_info=error)
+        return "451 4.3.0 Temporary local problem, please try again later"
 
     async def handle_RSET(self, server: RelaySMTP, session, envelope):
         await self.service.reset(server.relay_session)
@@ -330,7 +508,7 @@ def make_authenticator(service: RelayService):
     return authenticate
 
 
-def protocol_factory(service: RelayService, settings, listener, counter: dict):
+def protocol_factory(service: RelayService, settings, listener, connections: Connections):
     """A factory for loop.create_server(): one RelaySMTP per connection."""
     tls_context = None
     if listener.tls:
@@ -344,7 +522,9 @@ def protocol_factory(service: RelayService, settings, listener, counter: dict):
 
     def factory():
         return RelaySMTP(
-            handler, service=service, counter=counter, handler_timeout=handler_timeout,
+            handler, service=service, connections=connections, handler_timeout=handler_timeout,
+            data_timeout=settings.limits.data_timeout,
+            unauthenticated_timeout=settings.limits.unauthenticated_timeout,
             hostname=settings.hostname, ident="ESMTP relay",
             data_size_limit=settings.limits.max_message_size,
             enable_SMTPUTF8=True, decode_data=False,

@@ -232,6 +232,8 @@ def test_client_that_never_finishes_data_is_timed_out_and_others_served(upstream
     stuck.send(b"Subject: never ends\r\n\r\npartial")
     with client(relay) as other:
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    stuck.sock.settimeout(5)
+    assert stuck.reply()[1].startswith("421 4.4.2 relay.test No message data for 1 s")  # RFC 5321 3.8
     assert stuck.closed(timeout=5)
     stuck.close()
     assert len(upstream.wait_for_messages(1)) == 1

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from ..address import printable
 from . import add_config_arg, load_settings_or_exit
 
 
@@ -50,13 +51,24 @@ def _wanted(event: dict, args) -> bool:
 
 
 def format_event(event: dict) -> str:
+    """One line for a person at a terminal. Every field can hold what a client or a remote server
+    sent (an ESC in a quoted local part, a C1 CSI, a bidi override): shown as escapes, never acted on."""
     reply = event.get("reply") or {}
     cls = event.get("classification") or {}
-    first = (reply.get("text") or event.get("reason") or "").split("\n")[0]
+    first = str(reply.get("text") or event.get("reason") or "").split("\n")[0]
     code = reply.get("enhanced") or ""
     code = f"{reply.get('code', '')} {code}".strip()
-    return (f"{event.get('time', '?'):24} {event.get('kind', '?'):16} {event.get('recipient') or '-':32} "
-            f"{code:10} {cls.get('category', ''):20} {first}")
+    line = (f"{event.get('time', '?')!s:24} {event.get('kind', '?')!s:16} {event.get('recipient') or '-'!s:32} "
+            f"{code:10} {cls.get('category', '')!s:20} {first}")
+    return printable(line)
+
+
+def json_line(event: dict) -> str:
+    """The event as JSON, faithful. JSON escapes C0 controls itself; when a C1 control, DEL, a bidi
+    override or an undecodable byte is there too, everything non-ASCII is written as \\u escapes,
+    so that the terminal shows what is there rather than acting on it."""
+    text = json.dumps(event, ensure_ascii=False)
+    return text if printable(text) is text else json.dumps(event, ensure_ascii=True)
 
 
 def _show(line: str, args) -> None:
@@ -65,7 +77,7 @@ def _show(line: str, args) -> None:
     except ValueError:
         return  # a half-written last line; the rest of it comes with the next read
     if _wanted(event, args):
-        print(json.dumps(event, ensure_ascii=False) if args.json else format_event(event), flush=True)
+        print(json_line(event) if args.json else format_event(event), flush=True)
 
 
 def run_tail(args) -> int:

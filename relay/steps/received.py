@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import formatdate
 
+from ..address import helo_domain
 from ..decision import CONTINUE, Decision
 from ..pipeline import Message, Step, Transaction
+
+# RFC 5322 3.2.2 ctext: printable ASCII but "(", ")" and "\"; anything else in a comment becomes "?".
+_NOT_CTEXT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e ]")
 
 
 def _protocol(session) -> str:
     # RFC 3848: ESMTP with S for TLS and A for authenticated.
     return "ESMTP" + ("S" if session.tls else "") + ("A" if session.auth_user else "")
+
+
+def from_clause(helo: str | None, peer_ip: str) -> str:
+    """RFC 5321 4.4 From-domain: the HELO name when it is a Domain or an address-literal, then
+    the TCP-info (the client's address-literal). Any other HELO text is shown only inside a
+    comment, with everything but printable ASCII replaced: no byte the client chose can end the
+    header or start a new one."""
+    literal = f"[IPv6:{peer_ip}]" if ":" in peer_ip else f"[{peer_ip}]"
+    domain = helo_domain(helo) if helo else None
+    if domain is not None:
+        return f"from {domain} ({literal})"
+    if not helo:
+        return f"from {literal} ({literal})"
+    return f"from {literal} ({literal})\r\n\t(helo={_NOT_CTEXT.sub('?', helo[:100])})"
 
 
 class ReceivedStep(Step):
@@ -21,12 +40,10 @@ class ReceivedStep(Step):
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         s = txn.session
-        helo = (s.helo or "unknown").encode("ascii", "replace").decode()[:100]
-        ip = s.peer_ip if ":" not in s.peer_ip else f"IPv6:{s.peer_ip}"
         # No "for <rcpt>" with several recipients: it would disclose Bcc recipients to each other.
         for_clause = f"\r\n\tfor <{txn.rcpts[0]}>" if len(txn.rcpts) == 1 else ""
         tls = f"\r\n\t(using {s.tls})" if s.tls else ""
-        header = (f"Received: from {helo} ([{ip}])\r\n\tby {self.hostname} (relay) with {_protocol(s)} "
+        header = (f"Received: {from_clause(s.helo, s.peer_ip)}\r\n\tby {self.hostname} (relay) with {_protocol(s)} "
                   f"id {txn.id}{tls}{for_clause};\r\n\t{formatdate(localtime=False, usegmt=True)}")
         message.prepend(header.encode("utf-8", "replace"))
         return CONTINUE

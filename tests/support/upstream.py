@@ -67,6 +67,15 @@ class _SMTP(SMTP):
         super().__init__(*args, **kwargs)
         self.upstream = upstream
 
+    def connection_made(self, transport):
+        if self.transport is None:  # not the STARTTLS switch
+            self.upstream.open_connections += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error):
+        self.upstream.open_connections -= 1
+        super().connection_lost(error)
+
     async def smtp_DATA(self, arg):
         if self.upstream.data_command_reply and self.envelope.rcpt_tos:
             await self.push(self.upstream.data_command_reply)
@@ -126,6 +135,7 @@ class FakeUpstream:
         self.commands: list[str] = []
         self.ehlos = 0
         self.connections = 0
+        self.open_connections = 0  # connected now
         self.slow_seconds = 2.0
         self.data_command_reply: str | None = None  # a refusal of the DATA command itself
         self.rcpt_replies: dict[str, str] = dict(RCPT_REPLIES)  # local part -> reply to RCPT

@@ -1,0 +1,310 @@
+"""The aiosmtpd adapter against hostile clients, through a running relay: bytes that must not go
+on, parameters that must not crash, deadlines, and limits that keep one client from taking all."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.lax_upstream import LaxUpstream
+from tests.support.smtp_client import RawSMTP, send_message
+
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+def client(relay, helo: str = "client.test", source: str | None = None) -> RawSMTP:
+    c = RawSMTP.__new__(RawSMTP)
+    c.sock = socket.create_connection((relay.host, relay.port), timeout=15,
+                                      source_address=(source, 0) if source else None)
+    c.buf = b""
+    c.greeting = c.reply()
+    assert c.cmd(f"EHLO {helo}")[0] == 250
+    return c
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+# -- item 8: addresses that cannot be sent on -----------------------------------------------------
+
+@pytest.mark.parametrize("bad", [b'"a\x1bb"@example.com', b"a\x01b@example.com", b'"a\x7f"@example.com',
+                                 '"a\u009bb"@example.com'.encode(), b"a\xffb@example.com", b'"a\x00b"@example.com'],
+                         ids=["esc-quoted", "soh", "del", "c1-csi", "not-utf8", "nul"])
+def test_unsendable_recipient_is_refused_and_the_transaction_goes_on(relay, upstream, bad):
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<one@example.com>")[0] == 250
+        code, text = c.cmd(b"RCPT TO:<" + bad + b">")
+        assert code == 501 and text.startswith("501 5.1.3 Bad recipient address"), text
+        assert "\x1b" not in text and "\x00" not in text
+        assert c.cmd("RCPT TO:<two@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+    assert upstream.connections == 1 and not any("\x1b" in cmd or "\x01" in cmd for cmd in upstream.commands)
+    (event,) = [e for e in relay.events(wait_for=1) if e["stage"] == "rcpt"]
+    assert event["kind"] == "policy_rejected" and event["reply"]["enhanced"] == "5.1.3"
+    assert "bounce_list" not in event  # our own refusal: nobody is listed for it
+
+
+def test_unsendable_sender_is_refused_with_5_1_7(relay, upstream):
+    with client(relay) as c:
+        code, text = c.cmd(b"MAIL FROM:<a\x1b[2J@sender.test>")
+        assert code == 501 and text.startswith("501 5.1.7 Bad sender address"), text
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1 and upstream.connections == 1
+
+
+def test_events_tail_shows_control_characters_as_escapes(relay, upstream):
+    with client(relay) as c:
+        c.cmd("MAIL FROM:<a@sender.test>")
+        assert c.cmd(b'RCPT TO:<"evil\x1b]0;owned\x07\x1b[2J"@example.com>')[0] == 501
+        assert c.cmd('RCPT TO:<"c1\u009b31m"@example.com>'.encode())[0] == 501
+        c.cmd("QUIT")
+    relay.events(wait_for=2)
+    tail = [sys.executable, "-m", "relay", "events", "tail", "-c", str(relay.config_path)]
+    human = subprocess.run(tail, capture_output=True, text=True, timeout=30)
+    assert human.returncode == 0, human.stderr
+    assert "\x1b" not in human.stdout and "\x07" not in human.stdout and "\u009b" not in human.stdout
+    assert '"evil\\x1b]0;owned\\x07\\x1b[2J"@example.com' in human.stdout
+    as_json = subprocess.run(tail + ["--json"], capture_output=True, text=True, timeout=30)
+    assert "\x1b" not in as_json.stdout and "\u009b" not in as_json.stdout
+    recipients = [json.loads(line)["recipient"] for line in as_json.stdout.splitlines()]
+    assert recipients == ['"evil\x1b]0;owned\x07\x1b[2J"@example.com', '"c1\u009b31m"@example.com']  # faithful
+
+
+# -- item 12 and 10: HELO names, Received:, NUL in DATA, smuggling ----------------------------------
+
+@pytest.mark.parametrize("helo", [b"a\rb.test", b"a\x00b.test", b"x\x1b[1m.test", b"\xff.test"])
+def test_helo_with_control_bytes_is_refused(relay, upstream, helo):
+    with RawSMTP(relay.host, relay.port) as c:
+        code, text = c.cmd(b"EHLO " + helo)
+        assert code == 501 and text.startswith("501 5.5.4 Bad HELO/EHLO name"), text
+        assert c.cmd(b"HELO " + helo)[0] == 501
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 503  # no HELO was accepted
+        assert c.cmd("EHLO good.test")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.data.startswith(b"Received: from good.test ([127.0.0.1])\r\n\tby relay.test (relay) with ESMTP")
+
+
+@pytest.mark.parametrize("helo, from_clause", [
+    ("client.test", b"from client.test ([127.0.0.1])"),
+    ("[127.0.0.1]", b"from [127.0.0.1] ([127.0.0.1])"),
+    ("b\u00fccher.example", b"from xn--bcher-kva.example ([127.0.0.1])"),
+    ("not a domain (really)", b"from [127.0.0.1] ([127.0.0.1])\r\n\t(helo=not a domain ?really?)"),
+    ("x_y;z\\", b"from [127.0.0.1] ([127.0.0.1])\r\n\t(helo=x_y;z?)"),
+])
+def test_received_from_clause_is_a_domain_or_a_literal(relay, upstream, helo, from_clause):
+    with client(relay, helo=helo) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    received = msg.data.split(b";\r\n\t", 1)[0]
+    assert received.startswith(b"Received: " + from_clause + b"\r\n\tby relay.test "), received
+    assert all(32 <= b < 127 or b in b"\r\n\t" for b in received)
+
+
+def test_nul_in_data_is_refused_with_an_event(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], b"Subject: x\r\n\r\nbad\x00byte\r\n")
+        code, text = replies[-1]
+        assert code == 550 and text.startswith("550 5.6.0 ") and "NUL" in text
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    time.sleep(0.2)
+    assert len(upstream.messages) == 1 and b"\x00" not in msg.data
+    (event,) = relay.events(wait_for=1)
+    assert (event["kind"], event["stage"], event["reply"]["enhanced"]) == ("policy_rejected", "data", "5.6.0")
+
+
+def _payload(rng: random.Random) -> bytes:
+    pieces = [b"\n", b"\r", b"\r\n", b"\x00", b".", b"..", b" ", b"text",
+              b"MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n"]
+    return b"".join(rng.choice(pieces) for _ in range(rng.randint(3, 14)))
+
+
+def test_no_smuggling_into_a_next_hop_that_drops_nul_and_takes_bare_lf(relay_factory):
+    lax = LaxUpstream().start()
+    try:
+        relay = relay_factory(lax.port)
+        rng = random.Random(5321)
+        accepted = 0
+        with client(relay) as c:
+            for _ in range(300):
+                payload = _payload(rng)
+                body = b"From: a@sender.test\r\nSubject: fuzz\r\n\r\n" + payload + b"\r\nend\r\n"
+                body = body.replace(b"\r\n.", b"\r\n..")  # the client's own dot-stuffing (RFC 5321 4.5.2)
+                code = send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0]
+                assert code in (250, 550), code
+                accepted += code == 250
+        assert accepted > 50
+        assert wait_until(lambda: len(lax.messages) >= accepted)
+        time.sleep(0.3)
+        assert len(lax.messages) == accepted  # one message in, one message out: nothing smuggled
+        assert not any(m.mail_from.startswith("<evil") for m in lax.messages)
+    finally:
+        lax.stop()
+
+
+# -- item 13: bad parameters, leaks, tracebacks -----------------------------------------------------
+
+@pytest.mark.parametrize("line, expected", [
+    ("MAIL FROM:<a@sender.test> SIZE=\u0661\u0660", "501 5.5.4 Syntax error in SIZE="),
+    ("MAIL FROM:<a@sender.test> SIZE=\u00b2", "501 5.5.4 Syntax error in SIZE="),
+    ("MAIL FROM:<a@sender.test> SIZE=1x", "501 5.5.4 Syntax error in SIZE="),
+    ("MAIL FROM:<a@sender.test> BODY=8BIT\u00a0MIME", "501 5.5.4 Syntax error in parameter"),
+    ("MAIL FROM:<a@sender.test> \uff33\uff29\uff3a\uff25=1", "501 5.5.4 Syntax error in parameter"),
+    ("MAIL FROM:<a@sender.test> SIZE=1\x01", "501 5.5.4 Syntax error in SIZE="),
+    ("MAIL FROM:<a@sender.test> FOO=BAR", "555 5.5.4 "),
+])
+def test_bad_mail_parameters_get_a_precise_reply(relay, upstream, line, expected):
+    with client(relay) as c:
+        code, text = c.cmd(line.encode())
+        assert text.startswith(expected), text
+        assert c.cmd("NOOP")[0] == 250
+    assert upstream.connections == 0
+
+
+def test_a_thousand_bad_sizes_leak_nothing(relay, upstream):
+    with client(relay) as c:
+        c.cmd("NOOP")
+        before = open_fds()
+        sizes = ["\u0661\u0660", "\u00b2"]
+        for i in range(1000):
+            code, text = c.cmd(f"MAIL FROM:<a@sender.test> SIZE={sizes[i % 2]}".encode())
+            assert code == 501, text
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert open_fds() <= before + 2  # the one pooled upstream connection, both ends in this process
+    assert upstream.connections == 1 and upstream.open_connections <= 1
+
+
+_FUZZ_VERBS = ["HELO", "EHLO", "MAIL FROM:", "RCPT TO:", "DATA", "RSET", "NOOP", "VRFY", "HELP", "QUIT", "AUTH PLAIN",
+               "STARTTLS", "BDAT 5", "XCLIENT", "mail from:", "MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.com>"]
+_FUZZ_ARGS = ["", " <a@sender.test>", " <>", " <b@example.com>", " SIZE=\u00b2", " SIZE=\u0661", " BODY=8BITMIME",
+              " SMTPUTF8", " <\"a\x1bb\"@x.test>", " <a\udcff@x.test>", " \x00", " \r", " <@a,@b:c@d.test>",
+              " <" + "x" * 70 + "@example.com>", " <j\u00f6rg@b\u00fccher.example>", " =", " SIZE=", " <a@[1.2.3.4]>"]
+
+
+def _fuzz_line(rng: random.Random) -> bytes:
+    line = rng.choice(_FUZZ_VERBS) + rng.choice(_FUZZ_ARGS) + (rng.choice(_FUZZ_ARGS) if rng.random() < 0.3 else "")
+    raw = line.encode("utf-8", "surrogateescape")
+    if rng.random() < 0.2:
+        raw += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))).replace(b"\n", b"")
+    return raw
+
+
+def test_fuzzed_sessions_leave_no_traceback_fd_or_upstream_connection(upstream, relay_factory, caplog):
+    caplog.set_level(logging.WARNING)
+    relay = relay_factory(upstream.port)
+    with client(relay) as warm:  # the event file and the store open at first use
+        assert send_message(warm, "a@sender.test", ["nosuchuser@example.com", "b@example.com"], BODY)[-1][0] == 250
+    relay.events(wait_for=1)
+    relay.call(relay.server.resources.pool.close())
+    assert wait_until(lambda: not relay.server.service.sessions and upstream.open_connections == 0)
+    before = open_fds()
+    rng = random.Random(1870)
+    for _ in range(200):
+        with RawSMTP(relay.host, relay.port) as c:
+            c.sock.settimeout(10)
+            for _ in range(rng.randint(1, 12)):
+                line = _fuzz_line(rng)
+                try:
+                    code, _ = c.cmd(line)
+                except ConnectionError:
+                    break
+                if line.upper().startswith(b"DATA") and code == 354:
+                    c.send(b"Subject: fuzz\r\n\r\nx\r\n.\r\n")
+                    c.reply()
+                if code == 221:
+                    break
+    assert wait_until(lambda: not relay.server.service.sessions), relay.server.service.sessions
+    assert [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+    relay.call(relay.server.resources.pool.close())  # the idle pool goes; anything left open leaked
+    assert wait_until(lambda: upstream.open_connections == 0), upstream.open_connections
+    assert wait_until(lambda: open_fds() <= before), (before, open_fds())
+
+
+# -- item 14: one client cannot take every connection -----------------------------------------------
+
+def test_per_client_connection_limit_leaves_room_for_others(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"max_connections_per_client": 5})
+    held = [RawSMTP(relay.host, relay.port) for _ in range(5)]
+    try:
+        assert all(c.greeting[0] == 220 for c in held)
+        for _ in range(3):
+            with RawSMTP(relay.host, relay.port) as extra:
+                assert extra.greeting[0] == 421 and extra.greeting[1].startswith("421 4.7.0 Too many connections from 127.0.0.1")
+        with client(relay, source="127.0.0.2") as other:
+            assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    finally:
+        for c in held:
+            c.close()
+    assert wait_until(lambda: not relay.server.service.sessions)
+    with RawSMTP(relay.host, relay.port) as again:
+        assert again.greeting[0] == 220
+
+
+def test_a_byte_every_so_often_cannot_hold_data_for_ever(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"timeout": 2, "data_timeout": 1.5})
+    slow = client(relay)
+    slow.cmd("MAIL FROM:<a@sender.test>")
+    slow.cmd("RCPT TO:<b@example.com>")
+    assert slow.cmd("DATA")[0] == 354
+    code, text = None, ""
+    for _ in range(40):  # a byte every 0.25 s: never idle for 2 s, but past the 1.5 s DATA deadline
+        try:
+            slow.send(b"x")
+        except OSError:
+            break
+        slow.sock.settimeout(0.25)
+        try:
+            code, text = slow.reply()
+            break
+        except (TimeoutError, socket.timeout):
+            continue
+        except ConnectionError:
+            break
+    assert code == 421 and text.startswith("421 4.4.2 relay.test Message not received within 1.5 s"), text
+    assert slow.closed()
+    slow.close()
+    (event,) = relay.events(wait_for=1)
+    assert (event["kind"], event["stage"], event["reply"]["code"]) == ("deferred", "data", 421)
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    time.sleep(0.3)
+    assert len(upstream.messages) == 1
+
+
+def test_outsider_that_does_not_log_in_is_closed(upstream, relay_factory, tmp_path):
+    users = tmp_path / "users"
+    users.write_text("")
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"], "users_file": str(users)},
+                          limits={"unauthenticated_timeout": 1})
+    outsider = client(relay)
+    assert outsider.cmd("NOOP")[0] == 250
+    outsider.sock.settimeout(10)
+    code, text = outsider.reply()  # nothing sent: the deadline speaks
+    assert code == 421 and text.startswith("421 4.7.0 relay.test Log in"), text
+    assert outsider.closed()
+    outsider.close()
+    assert upstream.connections == 0
