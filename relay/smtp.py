@@ -515,7 +515,9 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(str(listener.tls_cert), str(listener.tls_key))
     up = settings.upstream
-    handler_timeout = (up.connect_timeout + up.command_timeout + up.data_timeout + 30) if up else 120
+    # The longest any one command may wait on the upstream (the final dot: connect, the commands, the
+    # reply to the data), plus a margin for our own work; past it the connection is closed.
+    handler_timeout = (up.connect_timeout + 2 * up.command_timeout + up.data_timeout + 5) if up else 120
     auth_enabled = service.users is not None
     handler = Handler(service, auth_enabled=auth_enabled)
     authenticator = make_authenticator(service)

@@ -157,3 +157,19 @@ milter: {listen: "unix:/nonexistent-dir/m.sock", mode: sideways, socket_mode: "r
         "milter.socket_mode: applies only to a UNIX socket (listen: unix:PATH)"]
     assert problems(tmp_path, "hostname: r.example\nmilter: {listen: 'nohost'}\n") == [
         "milter.listen: 'nohost' has no port (write host:port); or unix:PATH for a UNIX socket"]
+
+
+def test_connection_and_deadline_limits(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    d = load_settings(path).limits
+    assert (d.max_connections_per_client, d.data_timeout, d.unauthenticated_timeout) == (50, 300, 60)
+    path.write_text("hostname: relay.example.com\nlimits: {max_connections_per_client: 5, data_timeout: 2m, "
+                    "unauthenticated_timeout: 10s}\n")
+    s = load_settings(path).limits
+    assert (s.max_connections_per_client, s.data_timeout, s.unauthenticated_timeout) == (5, 120, 10)
+    found = problems(tmp_path, "hostname: r.example\nlimits: {max_connections: 10, max_connections_per_client: 20, "
+                               "data_timeout: 0, unauthenticated_timeout: soon}\n")
+    assert any(p.startswith("limits.max_connections_per_client: 20 is more than limits.max_connections") for p in found)
+    assert any(p.startswith("limits.data_timeout: ") for p in found)
+    assert any(p.startswith("limits.unauthenticated_timeout: ") for p in found)

@@ -308,3 +308,68 @@ def test_outsider_that_does_not_log_in_is_closed(upstream, relay_factory, tmp_pa
     assert outsider.closed()
     outsider.close()
     assert upstream.connections == 0
+
+
+# -- item 7 (part): a command waiting on the upstream has a bound --------------------------------------
+
+class StallingUpstream:
+    """Speaks SMTP up to 354, then never reads again: our writes to it can only wait."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        import threading
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            f = conn.makefile("rb")
+            conn.sendall(b"220 stall.test ESMTP\r\n")
+            for line in f:
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-stall.test\r\n250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    break  # and never read again
+                elif verb == b"QUIT":
+                    break
+                else:
+                    conn.sendall(b"250 OK\r\n")
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_a_command_stuck_on_the_upstream_is_cut_off_at_its_deadline(relay_factory):
+    stall = StallingUpstream()
+    try:
+        relay = relay_factory(stall.port, upstream={"connect_timeout": 1, "command_timeout": 1, "data_timeout": 1},
+                              limits={"timeout": 1})
+        c = client(relay)
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        line = b"x" * 998 + b"\r\n"
+        c.send(b"Subject: big\r\n\r\n" + line * 20000 + b".\r\n")  # 20 MB: more than any socket buffer holds
+        c.sock.settimeout(30)
+        try:
+            got = c.sock.recv(1000)
+        except ConnectionError:
+            got = b""
+        # Never a 250 (nothing was acknowledged upstream); the connection ends within the command deadline
+        # (1 + 2*1 + 1 + 5 s) instead of being kept open for ever.
+        assert not got.startswith(b"250"), got
+        assert c.closed(timeout=30)
+        c.close()
+    finally:
+        stall.close()
