@@ -14,6 +14,7 @@ HELP = {
     "relay_events_total": "Events emitted, by kind.",
     "relay_event_sink_failures_total": "Events a sink failed to write (disk full, endpoint down).",
     "relay_active_sessions": "Client sessions open now.",
+    "relay_breaker_trips_total": "Times a recipient domain's bounce-list circuit breaker tripped.",
     "relay_operator_warnings_total": "Refusals about the sender or the relay's session (never listed), by scope.",
 }
 

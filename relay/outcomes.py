@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
+from .suppression import format_duration
 
 log = logging.getLogger("relay.outcomes")
 
@@ -86,16 +87,21 @@ class Outcomes:
             self._warn(txn, session, stage, reply, classification)
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
-            listed = None
+            follow: list[dict] = []
             # Only a refusal judged to be about this recipient touches its record;
             # policies/suppression.yaml decides (by category and permanence) whether it lists.
             if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                listed = await self._maybe_list(txn, session, stage, rcpt, reply, classification)
-                if listed is not None:
-                    fields["bounce_list"] = "listed" if listed else "error"
+                def make(kind_, recipient, extra):
+                    return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
+
+                status, follow = await self._suppress(
+                    make, rcpt, classification.category, classification.permanent, reply.text,
+                    classification.rule, f"{classification.category} ({classification.rule})")
+                if status is not None:
+                    fields["bounce_list"] = status
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
-            if listed:
-                self._queue(txn, listed)
+            for event in follow:
+                self._queue(txn, event)
 
     def _warn(self, txn, session, stage, reply, classification) -> None:
         """One operator warning per transaction and rule (a sender refusal repeated at every
@@ -121,69 +127,88 @@ class Outcomes:
         bounce_listed when it listed the address)."""
         fields = dict(obs.fields)
         emitted: list[dict] = []
-        listed: dict | None | bool = None
-        if obs.kind == "complained":
-            rule = self.policies.suppression.complaint
-            classification = None
-            if rule is not None and obs.recipient:
-                listed = await self._record(obs.recipient, rule.category, True, obs.reply.text, "complaint", rule)
-        else:
+        stage = obs.stage or "data"  # the schema's stage is required; a report after the fact is about delivery
+        base = {"sender": obs.sender, "message_id": obs.message_id, "attempt_time": fields.pop("attempt_time", None)}
+        classification = None
+        if obs.kind != "complained":
             judgement = self.policies.judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
             classification = judgement.classification
-            if obs.recipient and judgement.concerns(obs.recipient):
-                listed = await self._record(obs.recipient, classification.category, classification.permanent,
-                                            obs.reply.text, classification.rule, None)
-        if listed is not None:
-            fields["bounce_list"] = "listed" if listed else "error"
-        stage = obs.stage or "data"  # the schema's stage is required; a report after the fact is about delivery
-        base = {"sender": obs.sender, "recipient": obs.recipient, "message_id": obs.message_id,
-                "attempt_time": fields.pop("attempt_time", None)}
-        emitted.append(make_event(obs.kind, stage, reply=obs.reply, classification=classification,
-                                  **base, **fields))
+
+        def make(kind, recipient, extra):
+            return make_event(kind, stage, reply=obs.reply, classification=classification, recipient=recipient,
+                              **base, **extra)
+
+        status, follow = None, []
+        if obs.kind == "complained":
+            rule = self.policies.suppression.complaint
+            if rule is not None and obs.recipient:
+                status, follow = await self._suppress(
+                    make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
+                    f"complaint ({fields.get('feedback_type') or 'abuse'})", rule)
+        elif obs.recipient and judgement.concerns(obs.recipient):
+            status, follow = await self._suppress(
+                make, obs.recipient, classification.category, classification.permanent, obs.reply.text,
+                classification.rule, f"{classification.category} ({classification.rule})")
+        if status is not None:
+            fields["bounce_list"] = status
+        emitted.append(make(obs.kind, obs.recipient, fields))
         if classification is not None and classification.scope in WARNED_SCOPES and classification.permanent:
             self._count_warning(classification.scope)
             emitted.append(make_event("warning", stage, reply=obs.reply, classification=classification,
                                       check="attribution", result=classification.scope,
-                                      text=WARNED_SCOPES[classification.scope], **base))
-        if listed:
-            entry = listed
-            reason = (f"complaint ({fields.get('feedback_type') or 'abuse'})" if obs.kind == "complained"
-                      else f"{classification.category} ({classification.rule})")
-            emitted.append(make_event("bounce_listed", stage, reply=obs.reply, classification=classification,
-                                      actor="relay", reason=reason, entry=entry.as_dict(), **base))
+                                      text=WARNED_SCOPES[classification.scope], recipient=obs.recipient,
+                                      **base))
+        emitted.extend(follow)
         for event in emitted:
             self.emit(event)
         return emitted
 
-    async def _record(self, rcpt, category, permanent, reply_text, rule_id, suppression_rule):
-        """The entry when this failure listed the address now, None if not, False on a store error."""
+    async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
+                        suppression_rule=None) -> tuple[str | None, list[dict]]:
+        """Record one failure of `rcpt` on the bounce list. Returns the event's `bounce_list`
+        value (listed, held, error, or None when the list did not change) and the events that
+        follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
+        warning and a bounce_unlisted for each earlier listing it moved to the held table."""
         try:
             entry = await self.store.record_failure(
                 rcpt, category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
                 policy=self.policies.suppression, suppression_rule=suppression_rule)
         except Exception:
+            # The refusal itself already reached the client; a store outage must not hide it.
             log.exception("could not record failure of %s on the bounce list", rcpt)
-            return False
-        if entry is None or not entry.listed_now:
-            return None
-        return entry
+            return "error", []
+        if entry is None:
+            return None, []
+        if entry.listed_now:
+            return "listed", [make("bounce_listed", rcpt, {"actor": "relay", "reason": reason,
+                                                           "entry": entry.as_dict()})]
+        if not entry.held_now:
+            return None, []  # listed already: one bounce_listed event per listing
+        if entry.tripped is None:
+            return "held", []
+        return "held", self._breaker_tripped(make, entry)
+
+    def _breaker_tripped(self, make, entry) -> list[dict]:
+        breaker = self.policies.suppression.breaker
+        domain = entry.address.rpartition("@")[2]
+        if self.metrics is not None:
+            self.metrics.inc("relay_breaker_trips_total")
+        text = (f"More than {breaker.distinct_addresses} addresses at {domain} were refused as unknown within "
+                f"{format_duration(breaker.within)}: the receiver may be misreporting (an outage). Listings at "
+                f"{domain} are held, not made, until you confirm them (relay bounces confirm {domain} --reason R) "
+                f"or discard them (relay bounces discard {domain} --reason R); see relay bounces held.")
+        events = [make("warning", "", {"check": "breaker", "result": "tripped", "domain": domain,
+                                       "held": [*entry.tripped, entry.address], "text": text})]
+        for address in entry.tripped:
+            events.append(make("bounce_unlisted", address, {
+                "actor": "relay", "reason": f"circuit breaker tripped for {domain}: held for the operator"}))
+        return events
 
     def _queue(self, txn: Transaction | None, event: dict) -> None:
         if txn is None:
             self.emit(event)
         else:
             txn.notes.setdefault("events", []).append(event)
-
-    async def _maybe_list(self, txn, session, stage, rcpt, reply, classification) -> dict | None | bool:
-        """The bounce_listed event if this failure listed the address, None if not, False on a store error."""
-        # A store outage must not hide the refusal itself, which already reached the client.
-        entry = await self._record(rcpt, classification.category, classification.permanent, reply.text,
-                                   classification.rule, None)
-        if not entry:
-            return entry  # not listed, or listed already (one bounce_listed event per listing); False: error
-        return self._event("bounce_listed", stage, txn, session, rcpt, reply, classification,
-                           {"actor": "relay", "reason": f"{classification.category} ({classification.rule})",
-                            "entry": entry.as_dict()})
 
     def _event(self, kind, stage, txn, session, rcpt, reply, classification, fields) -> dict:
         extra = {

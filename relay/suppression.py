@@ -28,7 +28,8 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints")
+TOP_KEYS = (*SECTIONS, "complaints", "breaker")
+BREAKER_KEYS = ("distinct_addresses", "within", "categories")
 RULE_KEYS = ("list_after", "within", "expire_after")
 # The category a complaint's bounce-list entry carries (an ARF report is no delivery failure).
 COMPLAINT = "complaint"
@@ -92,15 +93,39 @@ class SuppressionRule:
 DEFAULT_COMPLAINT_RULE = SuppressionRule(COMPLAINT, True, 1)
 
 
+@dataclass(frozen=True)
+class Breaker:
+    """A circuit breaker against a receiver that misreports: when more than
+    `distinct_addresses` addresses at one domain would be listed for `categories`
+    within `within` seconds (an outage at a large provider can answer 550 5.1.1 for
+    valid users), the domain's listings are held for the operator instead."""
+
+    distinct_addresses: int
+    within: float
+    categories: frozenset[str]
+
+    def describe(self) -> str:
+        return (f"more than {self.distinct_addresses} addresses at one domain within "
+                f"{format_duration(self.within)} ({', '.join(sorted(self.categories))}) are held")
+
+
+# When a suppression file has no `breaker:` section (one written before it existed): on,
+# as the shipped file says; a misreporting receiver must never empty a domain's list of users.
+DEFAULT_BREAKER = Breaker(10, 600.0, frozenset({"unknown_recipient", "mailbox_disabled"}))
+
+
 class SuppressionPolicy:
-    """The (category, permanent) -> SuppressionRule table, and the rule for complaints."""
+    """The (category, permanent) -> SuppressionRule table, the rule for complaints and the breaker."""
 
     def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>",
-                 complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE):
+                 complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE,
+                 breaker: Breaker | None = DEFAULT_BREAKER):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
         self.complaint = complaint
+        # None: no breaker (the operator turned it off).
+        self.breaker = breaker
 
     def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
         """The rule that applies, or None when such a failure never lists an address."""
@@ -122,7 +147,8 @@ class SuppressionPolicy:
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""
         rules = [*self._rules.values(), *([self.complaint] if self.complaint else [])]
-        return max((r.within or 0.0 for r in rules), default=0.0)
+        windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0]
+        return max(windows, default=0.0)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SuppressionPolicy":
@@ -143,6 +169,9 @@ class SuppressionPolicy:
         complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE
         if "complaints" in data:
             complaint = _parse_rule(COMPLAINT, True, data["complaints"], "complaints", problems)
+        breaker: Breaker | None = DEFAULT_BREAKER
+        if "breaker" in data:
+            breaker = _parse_breaker(data["breaker"], problems)
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -159,7 +188,7 @@ class SuppressionPolicy:
                 elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file, complaint)
+        return cls(rules, file, complaint, breaker)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -189,6 +218,37 @@ def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: P
                            durations["within"] if list_after > 1 else None, durations["expire_after"])
 
 
+def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
+    """`breaker: {distinct_addresses: 10, within: 10m, categories: [...]}`, or `breaker: off`."""
+    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
+        return None
+    if not isinstance(spec, dict):
+        problems.add("breaker", "expected a mapping such as {distinct_addresses: 10, within: 10m}, or off")
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(spec, BREAKER_KEYS, "breaker")
+    count = spec.get("distinct_addresses", DEFAULT_BREAKER.distinct_addresses)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        problems.add("breaker.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
+    within = DEFAULT_BREAKER.within
+    try:
+        within = parse_duration(spec.get("within", DEFAULT_BREAKER.within))
+        if within is None:
+            problems.add("breaker.within", "required: a window such as 10m (never is not a window)")
+    except ValueError as exc:
+        problems.add("breaker.within", str(exc))
+    categories = spec.get("categories", sorted(DEFAULT_BREAKER.categories))
+    if not isinstance(categories, list) or not categories:
+        problems.add("breaker.categories", "expected a non-empty list of categories")
+        categories = []
+    for n, category in enumerate(categories):
+        if category not in CATEGORIES:
+            problems.add(f"breaker.categories[{n}]", f"unknown category; expected one of: {', '.join(CATEGORIES)}")
+    if len(problems.items) > before:
+        return None
+    return Breaker(count, within, frozenset(categories))
+
+
 def _list_after(value: Any, key: str, problems: Problems) -> int | None:
     """None means off."""
     if value is None or value is False:
@@ -208,5 +268,5 @@ def load_default() -> SuppressionPolicy:
     return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
 
 
-__all__ = ["CATEGORIES", "COMPLAINT", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+__all__ = ["CATEGORIES", "COMPLAINT", "Breaker", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
            "format_duration", "load_default"]

@@ -328,3 +328,60 @@ async def test_sqlite_writer_waits_for_another_process_holding_the_lock(tmp_path
         assert await store.get("waited@example.com") is not None  # reads never waited
     finally:
         await store.close()
+
+
+# -- the circuit breaker ---------------------------------------------------------------------------
+
+BREAKER = SuppressionPolicy.from_dict({
+    "permanent": {"unknown_recipient": {"list_after": 1}, "other": {"list_after": 1}},
+    "breaker": {"distinct_addresses": 3, "within": "10m", "categories": ["unknown_recipient"]},
+}, "breaker-policy")
+
+
+async def unknown(store, address, now=None, category="unknown_recipient"):
+    return await store.record_failure(address, category=category, permanent=True, reply_text=REPLY,
+                                      rule="test-rule", policy=BREAKER, now=now)
+
+
+async def test_breaker_holds_a_domains_listings_past_the_threshold(store):
+    t = time.time()
+    for n in range(3):
+        assert (await unknown(store, f"u{n}@big.example", now=t + n)).listed_now
+    assert (await unknown(store, "u0@big.example", now=t + 3)).listed_now is False  # the same address again
+    fourth = await unknown(store, "u3@big.example", now=t + 4)
+    assert fourth.held_now and not fourth.listed_now
+    assert fourth.tripped == ("u0@big.example", "u1@big.example", "u2@big.example")  # moved to held
+    for n in range(4):
+        assert await store.get(f"u{n}@big.example") is None
+    fifth = await unknown(store, "u4@big.example", now=t + 5)
+    assert fifth.held_now and fifth.tripped is None  # tripped already: one warning
+    assert [e.address for e in await store.held("big.example")] == [f"u{n}@big.example" for n in range(5)]
+    assert (await unknown(store, "a@other.example", now=t + 6)).listed_now  # another domain lists
+    assert (await store.record_failure("x@big.example", category="other", permanent=True, reply_text="550 x",
+                                       rule="r", policy=BREAKER, now=t + 7)).listed_now  # not a breaker category
+
+
+async def test_breaker_counts_only_within_its_window(store):
+    t = time.time()
+    for n in range(3):
+        await unknown(store, f"u{n}@big.example", now=t - 3600 + n)
+    assert (await unknown(store, "u3@big.example", now=t)).listed_now
+    assert await store.held() == []
+
+
+async def test_confirm_and_discard_held_listings(store):
+    t = time.time()
+    for n in range(5):
+        await unknown(store, f"u{n}@big.example", now=t + n)
+    discarded = await store.discard_held("U1@Big.Example")
+    assert [e.address for e in discarded] == ["u1@big.example"]
+    confirmed = await store.confirm_held("big.example")
+    assert [e.address for e in confirmed] == ["u0@big.example", "u2@big.example", "u3@big.example", "u4@big.example"]
+    assert await store.get("u0@big.example") is not None and await store.get("u1@big.example") is None
+    assert await store.held() == []
+    # Nothing held: the domain counts afresh, the next failure lists.
+    assert (await unknown(store, "u9@big.example", now=t + 10)).listed_now
+    for n in range(3):
+        await unknown(store, f"v{n}@b2.example", now=t + n)
+    await unknown(store, "v3@b2.example", now=t + 4)
+    assert len(await store.discard_held("@b2.example")) == 4 and await store.held() == []

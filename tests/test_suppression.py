@@ -55,7 +55,8 @@ temporary:
 
 def test_empty_file_lists_nothing(tmp_path):
     policy = SuppressionPolicy.from_file(write(tmp_path, ""))
-    assert policy.rules == [] and policy.longest_window == 0
+    # Only the breaker's own hits (default on) are kept for its window.
+    assert policy.rules == [] and policy.longest_window == policy.breaker.within
 
 
 def test_every_problem_names_file_and_key(tmp_path):
@@ -154,3 +155,21 @@ def test_bounce_list_effect_of_a_category():
     assert policy.bounce_list("other", True) == "count"
     assert policy.bounce_list("mailbox_full", True) == "never"
     assert policy.bounce_list("unknown_recipient", False) == "never"
+
+
+def test_breaker_is_on_by_default_and_validated(tmp_path):
+    assert load_default().breaker.distinct_addresses == 10 and load_default().breaker.within == 600
+    assert SuppressionPolicy.from_file(write(tmp_path, "permanent: {}\n")).breaker is not None
+    assert SuppressionPolicy.from_file(write(tmp_path, "breaker: off\n")).breaker is None
+    custom = SuppressionPolicy.from_file(write(tmp_path, "breaker: {distinct_addresses: 3, within: 1h, "
+                                                         "categories: [unknown_recipient]}\n"))
+    assert (custom.breaker.distinct_addresses, custom.breaker.within) == (3, 3600)
+    assert custom.breaker.categories == {"unknown_recipient"} and custom.longest_window == 3600
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(write(tmp_path, "breaker: {distinct_addresses: 0, within: never, "
+                                                    "categories: [nope], after: 1}\n"))
+    keys = {k: why for _, k, why in problems(err.value)}
+    assert ">= 1" in keys["breaker.distinct_addresses"]
+    assert "required" in keys["breaker.within"]
+    assert "unknown category" in keys["breaker.categories[0]"]
+    assert "unknown key" in keys["breaker.after"]

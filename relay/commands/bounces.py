@@ -85,6 +85,19 @@ def register(sub) -> None:
     p.add_argument("addresses", metavar="ADDR", nargs="*", help="default: every listed address")
     p.add_argument("--remove", action="store_true", help="take addresses the upstream accepts off the list")
 
+    p = action("held", "the listings the circuit breaker holds for the operator, by domain", _held)
+    p.add_argument("domain", nargs="?", help="one domain (default: all)")
+    p.add_argument("--json", action="store_true", help="a JSON array of held entries")
+
+    p = action("confirm", "put held listings on the list: a whole domain, or one address", _confirm)
+    p.add_argument("target", metavar="DOMAIN|ADDR")
+    p.add_argument("--reason", required=True, help="why they are right (written to each bounce_listed event)")
+
+    p = action("discard", "forget held listings (the receiver misreported): a whole domain, or one address",
+               _discard)
+    p.add_argument("target", metavar="DOMAIN|ADDR")
+    p.add_argument("--reason", required=True, help="why they are wrong (printed and logged)")
+
 
 # -- the frame every action runs in ----------------------------------------------------------
 
@@ -247,6 +260,64 @@ async def _remove(ctx: Context) -> int:
         return EXIT_NO
     ctx.emit("bounce_unlisted", key, reason, entry=removed.as_dict())
     print(f"{key}: removed: {reason}")
+    return 0
+
+
+def _target(text: str) -> str:
+    """A held-listings target: an address, or a domain (with or without a leading @)."""
+    from ..domains import normalise_domain
+
+    text = text.strip()
+    if "@" in text.lstrip("@"):
+        return _address(text)
+    try:
+        return normalise_domain(text.lstrip("@"))
+    except ValueError as exc:
+        raise CommandError(f"{text!r} is neither an address nor a domain: {exc}") from None
+
+
+async def _held(ctx: Context) -> int:
+    domain = _target(ctx.args.domain) if ctx.args.domain else None
+    if domain is not None and "@" in domain:
+        raise CommandError("held takes a domain, not an address")
+    entries = await ctx.open().held(domain)
+    if ctx.args.json:
+        print(json.dumps([{**e.as_dict(), "domain": e.address.rpartition("@")[2]} for e in entries],
+                         ensure_ascii=False, indent=1))
+        return 0
+    by_domain: dict[str, list[BounceEntry]] = {}
+    for entry in entries:
+        by_domain.setdefault(entry.address.rpartition("@")[2], []).append(entry)
+    for name, held in sorted(by_domain.items()):
+        print(f"{name}: {len(held)} held (confirm: relay bounces confirm {name} --reason R; "
+              f"discard: relay bounces discard {name} --reason R)")
+        for entry in held:
+            print(f"  {entry.address:<40} {entry.category:<18} {iso(entry.last_seen)}")
+    print(f"{len(entries)} held" if len(entries) != 1 else "1 held", file=sys.stderr)
+    return 0
+
+
+async def _confirm(ctx: Context) -> int:
+    target = _target(ctx.args.target)
+    reason = _reason(ctx.args.reason)
+    confirmed = await ctx.open().confirm_held(target)
+    if not confirmed:
+        print(f"nothing held for {target}", file=sys.stderr)
+        return EXIT_NO
+    for entry in confirmed:
+        ctx.emit("bounce_listed", entry.address, reason, category=entry.category, entry=entry.as_dict())
+    print(f"{target}: {len(confirmed)} held listing(s) confirmed: {reason}")
+    return 0
+
+
+async def _discard(ctx: Context) -> int:
+    target = _target(ctx.args.target)
+    reason = _reason(ctx.args.reason)
+    discarded = await ctx.open().discard_held(target)
+    if not discarded:
+        print(f"nothing held for {target}", file=sys.stderr)
+        return EXIT_NO
+    print(f"{target}: {len(discarded)} held listing(s) discarded: {reason}")
     return 0
 
 

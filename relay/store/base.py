@@ -90,6 +90,11 @@ class BounceEntry:
     # the list (new, or again after expiry): the caller's cue for a `bounce_listed` event.
     # Not stored, not compared, not in as_dict().
     listed_now: bool = field(default=False, compare=False, repr=False)
+    # Set only when the circuit breaker held this listing instead of making it (the entry
+    # is then in the held table, not on the list), and when this failure tripped the
+    # breaker: the domain's earlier listings it moved to the held table. Not stored.
+    held_now: bool = field(default=False, compare=False, repr=False)
+    tripped: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def active(self, now: float | datetime | None = None) -> bool:
         return self.expires_at is None or self.expires_at.timestamp() > to_epoch(now)
@@ -159,6 +164,13 @@ class BounceStore(abc.ABC):
             if srule.list_after > 1:
                 failures = await self._count_failure(tx, key, category, at, srule.within)
             if failures >= srule.list_after:
+                breaker = getattr(policy, "breaker", None)
+                if listed is None and breaker is not None and category in breaker.categories:
+                    held = await self._breaker(tx, breaker, key, category, reply_text, rule, at, failures,
+                                               srule.expire_after)
+                    if held is not None:
+                        await self._clear_failures(tx, key, category)
+                        return held
                 listed = _listing(listed, key, category, reply_text, rule, at, failures, srule.expire_after)
                 await self._write(tx, listed)
                 await self._clear_failures(tx, key, category)
@@ -169,6 +181,62 @@ class BounceStore(abc.ABC):
             if self._counted % PURGE_EVERY == 0:
                 await self.purge(failures_older_than=policy.longest_window, now=at)
         return listed
+
+    async def _breaker(self, tx, breaker, key, category, reply_text, rule, at, failures,
+                       expire_after) -> BounceEntry | None:
+        """The held entry when the breaker holds this new listing; None to list it."""
+        domain = key.rpartition("@")[2]
+        hits = await self._breaker_hit(tx, domain, key, at, breaker.within)
+        tripped_before = await self._held_count(tx, domain) > 0
+        if not tripped_before and hits <= breaker.distinct_addresses:
+            return None
+        previous = await self._fetch_held(tx, key)
+        held = _listing(previous, key, category, reply_text, rule, at, failures, expire_after)
+        moved: list[str] = []
+        if not tripped_before:
+            # Tripping now: the listings this domain made within the window are as suspect.
+            for entry in await self._recent_auto_entries(tx, domain, at - breaker.within, breaker.categories):
+                await self._delete(tx, entry.address)
+                await self._hold(tx, entry, domain)
+                moved.append(entry.address)
+        await self._hold(tx, held, domain)
+        return replace(held, listed_now=False, held_now=True,
+                       tripped=None if tripped_before else tuple(sorted(moved)))
+
+    # -- the breaker's held listings (relay bounces held / confirm / discard) -------------------
+
+    @abc.abstractmethod
+    async def held(self, domain: str | None = None) -> list[BounceEntry]:
+        """Held listings (of one domain, or all), ordered by address."""
+
+    async def confirm_held(self, target: str, now: float | datetime | None = None) -> list[BounceEntry]:
+        """Put the held listings of `target` (a domain, or one address) on the list; returns them."""
+        at = to_epoch(now)
+        async with self._transaction() as tx:
+            taken = await self._take_held(tx, *_held_target(target))
+            written = []
+            for entry in taken:
+                existing = await self._fetch(tx, entry.address)
+                if existing is not None and existing.active(at):
+                    continue  # listed meanwhile (e.g. by the operator): keep that entry
+                await self._write(tx, entry)
+                written.append(entry)
+            await self._settle_breaker(tx, taken)
+        return written
+
+    async def discard_held(self, target: str) -> list[BounceEntry]:
+        """Forget the held listings of `target` (a domain, or one address); returns them."""
+        async with self._transaction() as tx:
+            taken = await self._take_held(tx, *_held_target(target))
+            await self._settle_breaker(tx, taken)
+        return taken
+
+    async def _settle_breaker(self, tx, taken: list[BounceEntry]) -> None:
+        # A domain with nothing held any more starts counting afresh: the hits that tripped
+        # it must not trip it again at the next failure.
+        for domain in {e.address.rpartition("@")[2] for e in taken}:
+            if await self._held_count(tx, domain) == 0:
+                await self._clear_breaker_hits(tx, domain)
 
     async def add(self, address: str, *, category: str = "operator", reply: str = "", rule: str = "operator",
                   source: str = "operator", note: str = "", now: float | datetime | None = None,
@@ -266,6 +334,44 @@ class BounceStore(abc.ABC):
     @abc.abstractmethod
     async def _clear_failures(self, tx, key: str, category: str | None) -> None:
         """Forget counted failures of `key` (of one category, or all when None)."""
+
+    @abc.abstractmethod
+    async def _breaker_hit(self, tx, domain: str, key: str, at: float, within: float) -> int:
+        """Record that `key` at `domain` would be listed at `at`, forget the domain's hits
+        older than the window, and return how many distinct addresses remain in it."""
+
+    @abc.abstractmethod
+    async def _clear_breaker_hits(self, tx, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _held_count(self, tx, domain: str) -> int:
+        """Held listings at `domain`: more than none means its breaker is tripped."""
+
+    @abc.abstractmethod
+    async def _fetch_held(self, tx, key: str) -> BounceEntry | None: ...
+
+    @abc.abstractmethod
+    async def _hold(self, tx, entry: BounceEntry, domain: str) -> None:
+        """Insert or replace the held listing for entry.address."""
+
+    @abc.abstractmethod
+    async def _take_held(self, tx, domain: str | None, key: str | None) -> list[BounceEntry]:
+        """Delete and return the held listings of `domain`, or the one of `key`."""
+
+    @abc.abstractmethod
+    async def _recent_auto_entries(self, tx, domain: str, since: float, categories) -> list[BounceEntry]:
+        """The relay's own (source auto) listings at `domain` first made after `since`
+        for one of `categories`."""
+
+
+def _held_target(target: str) -> tuple[str | None, str | None]:
+    """`example.com` or `@example.com` -> (domain, None); an address -> (None, its key)."""
+    text = target.strip()
+    if "@" in text.lstrip("@"):
+        return None, normalise(text)
+    from ..domains import normalise_domain
+
+    return normalise_domain(text.lstrip("@")), None
 
 
 def _listing(listed: BounceEntry | None, key: str, category: str, reply_text: str, rule: str, at: float,

@@ -50,6 +50,8 @@ class PostgresBounceStore(BounceStore):
         s, p = self.schema, self.prefix
         self.bounces = f'"{s}"."{p}bounces"'
         self.failures = f'"{s}"."{p}bounce_failures"'
+        self.held_table = f'"{s}"."{p}bounce_held"'
+        self.hits = f'"{s}"."{p}breaker_hits"'
         self._sql_get = (f"SELECT {_COLUMNS} FROM {self.bounces} "
                          "WHERE address = $1 AND (expires_at IS NULL OR expires_at > now())")
 
@@ -105,6 +107,28 @@ class PostgresBounceStore(BounceStore):
             await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_failures_key" '
                                f"ON {self.failures} (address, category, at)")
             await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_failures_at" ON {self.failures} (at)')
+            await conn.execute(f"""
+                CREATE TABLE IF NOT EXISTS {self.held_table} (
+                    address    text COLLATE "C" PRIMARY KEY,   -- a listing the circuit breaker holds
+                    domain     text COLLATE "C" NOT NULL,
+                    category   text NOT NULL,
+                    reply      text NOT NULL DEFAULT '',
+                    rule       text NOT NULL DEFAULT '',
+                    first_seen timestamptz NOT NULL,
+                    last_seen  timestamptz NOT NULL,
+                    count      integer NOT NULL DEFAULT 0,
+                    source     text NOT NULL,
+                    note       text NOT NULL DEFAULT '',
+                    expires_at timestamptz
+                )""")
+            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_held_domain" ON {self.held_table} (domain)')
+            await conn.execute(f"""
+                CREATE TABLE IF NOT EXISTS {self.hits} (
+                    domain  text COLLATE "C" NOT NULL,
+                    address text COLLATE "C" NOT NULL,
+                    at      timestamptz NOT NULL
+                )""")
+            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}breaker_hits_domain" ON {self.hits} (domain, at)')
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -141,7 +165,19 @@ class PostgresBounceStore(BounceStore):
             gone += await conn.fetchval(
                 f"WITH d AS (DELETE FROM {self.failures} WHERE at <= $1 RETURNING 1) SELECT count(*) FROM d",
                 to_datetime(at - failures_older_than))
+            gone += await conn.fetchval(
+                f"WITH d AS (DELETE FROM {self.hits} WHERE at <= $1 RETURNING 1) SELECT count(*) FROM d",
+                to_datetime(at - failures_older_than))
         return gone
+
+    async def held(self, domain: str | None = None) -> list[BounceEntry]:
+        pool = await self._get_pool()
+        if domain is None:
+            rows = await pool.fetch(f"SELECT {_COLUMNS} FROM {self.held_table} ORDER BY address")
+        else:
+            rows = await pool.fetch(f"SELECT {_COLUMNS} FROM {self.held_table} WHERE domain = $1 ORDER BY address",
+                                    domain)
+        return [_entry(row) for row in rows]
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -151,7 +187,7 @@ class PostgresBounceStore(BounceStore):
     async def drop(self) -> None:
         """Drop this list's tables (tests; never called by the relay itself)."""
         pool = await self._get_pool()
-        await pool.execute(f"DROP TABLE IF EXISTS {self.bounces}, {self.failures}")
+        await pool.execute(f"DROP TABLE IF EXISTS {self.bounces}, {self.failures}, {self.held_table}, {self.hits}")
 
     # -- the write primitives ------------------------------------------------------------------
 
@@ -198,6 +234,52 @@ class PostgresBounceStore(BounceStore):
             await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1", key)
         else:
             await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2", key, category)
+
+    async def _lock_domain(self, conn, domain: str) -> None:
+        # Two relays counting one domain's hits take turns, so the breaker trips exactly once.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"breaker:{domain}")
+
+    async def _breaker_hit(self, conn, domain: str, key: str, at: float, within: float) -> int:
+        await self._lock_domain(conn, domain)
+        await conn.execute(f"INSERT INTO {self.hits} (domain, address, at) VALUES ($1, $2, $3)",
+                           domain, key, to_datetime(at))
+        await conn.execute(f"DELETE FROM {self.hits} WHERE domain = $1 AND at <= $2", domain,
+                           to_datetime(at - within))
+        return await conn.fetchval(f"SELECT count(DISTINCT address) FROM {self.hits} WHERE domain = $1", domain)
+
+    async def _clear_breaker_hits(self, conn, domain: str) -> None:
+        await self._lock_domain(conn, domain)
+        await conn.execute(f"DELETE FROM {self.hits} WHERE domain = $1", domain)
+
+    async def _held_count(self, conn, domain: str) -> int:
+        return await conn.fetchval(f"SELECT count(*) FROM {self.held_table} WHERE domain = $1", domain)
+
+    async def _fetch_held(self, conn, key: str) -> BounceEntry | None:
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {self.held_table} WHERE address = $1", key)
+        return _entry(row) if row else None
+
+    async def _hold(self, conn, entry: BounceEntry, domain: str) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.held_table} (domain, {_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (address) DO UPDATE SET domain = EXCLUDED.domain, category = EXCLUDED.category, "
+            "reply = EXCLUDED.reply, rule = EXCLUDED.rule, first_seen = EXCLUDED.first_seen, "
+            "last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, source = EXCLUDED.source, "
+            "note = EXCLUDED.note, expires_at = EXCLUDED.expires_at",
+            domain, entry.address, entry.category, entry.reply, entry.rule, entry.first_seen, entry.last_seen,
+            entry.count, entry.source, entry.note, entry.expires_at)
+
+    async def _take_held(self, conn, domain: str | None, key: str | None) -> list[BounceEntry]:
+        where, arg = ("domain = $1", domain) if key is None else ("address = $1", key)
+        rows = await conn.fetch(f"DELETE FROM {self.held_table} WHERE {where} RETURNING {_COLUMNS}", arg)
+        return sorted((_entry(row) for row in rows), key=lambda e: e.address)
+
+    async def _recent_auto_entries(self, conn, domain: str, since: float, categories) -> list[BounceEntry]:
+        # A scan of the domain's keys by suffix: it runs only when a breaker trips.
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM {self.bounces} WHERE right(address, $1) = $2 AND source = 'auto' "
+            "AND first_seen > $3 AND category = ANY($4::text[])",
+            len(domain) + 1, "@" + domain, to_datetime(since), sorted(categories))
+        return [_entry(row) for row in rows]
 
 
 __all__ = ["PostgresBounceStore", "redact"]

@@ -27,7 +27,7 @@ from typing import AsyncIterator
 from .base import BounceEntry, BounceStore, StoreError, to_datetime, to_epoch
 from ..address import normalise
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the circuit breaker's tables
 PAGE = 1000  # entries fetched per query by iter_entries()
 
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
@@ -52,6 +52,26 @@ CREATE TABLE IF NOT EXISTS relay_bounce_failures (
 );
 CREATE INDEX IF NOT EXISTS relay_bounce_failures_key ON relay_bounce_failures (address, category, at);
 CREATE INDEX IF NOT EXISTS relay_bounce_failures_at ON relay_bounce_failures (at);
+CREATE TABLE IF NOT EXISTS relay_bounce_held (
+    address    TEXT PRIMARY KEY,           -- a listing the circuit breaker holds for the operator
+    domain     TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    reply      TEXT NOT NULL DEFAULT '',
+    rule       TEXT NOT NULL DEFAULT '',
+    first_seen REAL NOT NULL,
+    last_seen  REAL NOT NULL,
+    count      INTEGER NOT NULL DEFAULT 0,
+    source     TEXT NOT NULL,
+    note       TEXT NOT NULL DEFAULT '',
+    expires_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS relay_bounce_held_domain ON relay_bounce_held (domain);
+CREATE TABLE IF NOT EXISTS relay_breaker_hits (
+    domain  TEXT NOT NULL,
+    address TEXT NOT NULL,
+    at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relay_breaker_hits_domain ON relay_breaker_hits (domain, at);
 """
 # WITHOUT ROWID: the table is its primary-key B-tree, so a lookup is one tree
 # descent rather than an index descent plus a rowid descent.
@@ -133,7 +153,16 @@ class SQLiteBounceStore(BounceStore):
                               (at,)).rowcount
             gone += db.execute("DELETE FROM relay_bounce_failures WHERE at <= ?",
                                (at - failures_older_than,)).rowcount
+            gone += db.execute("DELETE FROM relay_breaker_hits WHERE at <= ?", (at - failures_older_than,)).rowcount
         return gone
+
+    async def held(self, domain: str | None = None) -> list[BounceEntry]:
+        if domain is None:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held ORDER BY address").fetchall()
+        else:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE domain = ? ORDER BY address",
+                                    (domain,)).fetchall()
+        return [_entry(row) for row in rows]
 
     async def close(self) -> None:
         self._db.close()
@@ -180,3 +209,46 @@ class SQLiteBounceStore(BounceStore):
             db.execute("DELETE FROM relay_bounce_failures WHERE address = ?", (key,))
         else:
             db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ?", (key, category))
+
+    async def _breaker_hit(self, db, domain: str, key: str, at: float, within: float) -> int:
+        db.execute("INSERT INTO relay_breaker_hits (domain, address, at) VALUES (?, ?, ?)", (domain, key, at))
+        db.execute("DELETE FROM relay_breaker_hits WHERE domain = ? AND at <= ?", (domain, at - within))
+        return db.execute("SELECT count(DISTINCT address) FROM relay_breaker_hits WHERE domain = ?",
+                          (domain,)).fetchone()[0]
+
+    async def _clear_breaker_hits(self, db, domain: str) -> None:
+        db.execute("DELETE FROM relay_breaker_hits WHERE domain = ?", (domain,))
+
+    async def _held_count(self, db, domain: str) -> int:
+        return db.execute("SELECT count(*) FROM relay_bounce_held WHERE domain = ?", (domain,)).fetchone()[0]
+
+    async def _fetch_held(self, db, key: str) -> BounceEntry | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE address = ?", (key,)).fetchone()
+        return _entry(row) if row else None
+
+    async def _hold(self, db, entry: BounceEntry, domain: str) -> None:
+        db.execute(
+            f"INSERT OR REPLACE INTO relay_bounce_held (domain, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (domain, entry.address, entry.category, entry.reply, entry.rule, entry.first_seen.timestamp(),
+             entry.last_seen.timestamp(), entry.count, entry.source, entry.note,
+             entry.expires_at.timestamp() if entry.expires_at else None))
+
+    async def _take_held(self, db, domain: str | None, key: str | None) -> list[BounceEntry]:
+        where, arg = ("domain = ?", domain) if key is None else ("address = ?", key)
+        rows = db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE {where} ORDER BY address",
+                          (arg,)).fetchall()
+        db.execute(f"DELETE FROM relay_bounce_held WHERE {where}", (arg,))
+        return [_entry(row) for row in rows]
+
+    async def _recent_auto_entries(self, db, domain: str, since: float, categories) -> list[BounceEntry]:
+        # A scan of the domain's keys by suffix: it runs only when a breaker trips.
+        cats = sorted(categories)
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM relay_bounces WHERE address LIKE ? ESCAPE '\\' AND source = 'auto' "
+            f"AND first_seen > ? AND category IN ({', '.join('?' * len(cats))})",
+            ("%@" + _like_escape(domain), since, *cats)).fetchall()
+        return [_entry(row) for row in rows if row[0].rpartition("@")[2] == domain]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
