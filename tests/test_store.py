@@ -385,3 +385,20 @@ async def test_confirm_and_discard_held_listings(store):
         await unknown(store, f"v{n}@b2.example", now=t + n)
     await unknown(store, "v3@b2.example", now=t + 4)
     assert len(await store.discard_held("@b2.example")) == 4 and await store.held() == []
+
+
+async def test_a_schema_1_sqlite_file_gets_the_breaker_tables(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.add("kept@example.com", note="from before")
+    await store.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE relay_bounce_held; DROP TABLE relay_breaker_hits; PRAGMA user_version = 1;")
+    db.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert await store.held() == [] and (await store.get("kept@example.com")).note == "from before"
+    finally:
+        await store.close()
