@@ -77,7 +77,7 @@ class Outcomes:
     async def refused(self, txn: Transaction | None, session: Session, stage: str, recipients: list[str],
                       decision: Decision) -> None:
         """Record one refusal of `recipients` (or of the whole transaction when empty)."""
-        reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem")
+        reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error")
         kind = _kind(decision)
         judgement = self.policies.judge(reply, stage, recipients)
         classification = judgement.classification

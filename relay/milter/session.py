@@ -208,7 +208,8 @@ class MilterSession:
         txn.notes["stage"] = "data"
         if self._too_big:
             limit = self.settings.limits.max_message_size
-            reply = Reply.make(552, "5.3.4", f"Message too big for this relay's milter (limit {limit} bytes)")
+            reply = Reply.make(552, "5.3.4", f"Message too big for this relay's milter (limit {limit} bytes)",
+                               cause="message-too-large")
             await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
                                         Decision(Verdict.REJECT, reply, "policy_rejected"))
             await self.end_transaction()
@@ -284,5 +285,6 @@ class MilterSession:
         except TimeoutError:
             log.error("milter: %s took longer than %.0f s; answering 451 before the MTA gives up", what, deadline)
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem (policy check "
-                                                                    "timed out), please try again later"),
+                                                                    "timed out), please try again later",
+                                                      cause="local-error"),
                             "deferred")
