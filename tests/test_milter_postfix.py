@@ -29,13 +29,9 @@ SIGNED = ("From: Support <support@signed.test>\r\nTo: b@example.com\r\nSubject: 
 
 
 def sink_messages(sink: Sink, count: int, timeout: float = 60) -> list[bytes]:
-    deadline = time.time() + timeout
-    files: list[Path] = []
-    while time.time() < deadline:
-        files = sorted(p for p in sink.dump_dir.iterdir() if p.is_file())
-        if len(files) >= count:
-            break
-        time.sleep(0.1)
+    # The counter moves at the end of each message; a dump file exists (partly written) before that.
+    sink.wait_for(count, timeout)
+    files = sorted(p for p in sink.dump_dir.iterdir() if p.is_file())
     # smtp-sink writes LF line ends and prepends its own X-* and Received fields (never signed).
     return [p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for p in files]
 
