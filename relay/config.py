@@ -128,6 +128,22 @@ class Milter:
 
 
 @dataclass(frozen=True)
+class PostfixLog:
+    """`postfix_log:`: follow Postfix's deliveries (DESIGN.md, way 3)."""
+
+    path: Path | None = None  # a syslog file or Postfix's maillog_file
+    journal: bool = False  # read the systemd journal (journalctl -o json) instead of a file
+    state_directory: Path = Path("/var/lib/relay")  # where the follower keeps its cursor
+    max_queue_ids: int = 100_000  # queue ids remembered while their lines are incomplete
+
+
+def _default_state_directory() -> Path:
+    # systemd sets STATE_DIRECTORY from the unit's StateDirectory= (systemd/relay.service).
+    import os
+    return Path(os.environ.get("STATE_DIRECTORY", "/var/lib/relay").split(":")[0])
+
+
+@dataclass(frozen=True)
 class Settings:
     source: Path
     hostname: str
@@ -143,6 +159,7 @@ class Settings:
     milter: Milter | None = None
     metrics: Endpoint | None = None
     correlation: Correlation = field(default_factory=Correlation)
+    postfix_log: PostfixLog | None = None
 
 
 DEFAULT_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -243,7 +260,8 @@ def load_settings(path: str | Path) -> Settings:
     if data is None:
         problems.add("(top level)", "the file is empty; at least `hostname` is required")
     top.unknown({"hostname", "listen", "clients", "upstream", "limits", "egress_ips", "resolver",
-                 "bounce_list", "events", "policies", "milter", "metrics", "correlation"})
+                 "bounce_list", "events", "policies", "milter", "metrics", "correlation",
+                 "postfix_log"})
 
     hostname = top.get("hostname", str, "", required=data is not None)
     if hostname and not _HOSTNAME.match(hostname):
@@ -276,10 +294,12 @@ def load_settings(path: str | Path) -> Settings:
     milter = _milter(top, base)
     metrics = _endpoint_section(top, "metrics")
     correlation = _correlation(top)
+    postfix_log = _postfix_log(top, base)
     problems.raise_if_any()
     return Settings(source=path, hostname=hostname, listen=listen, clients=clients, upstream=upstream,
                     limits=limits, egress_ips=tuple(egress), resolver=resolver, bounce_list=bounce_list,
-                    events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation)
+                    events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation,
+                    postfix_log=postfix_log)
 
 
 def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
@@ -522,6 +542,27 @@ def _correlation(top: _Reader) -> Correlation:
             continue
         patterns.append(rx)
     return Correlation(tuple(headers), tuple(patterns))
+
+
+def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
+    if "postfix_log" not in top.data or top.data["postfix_log"] is None:
+        return None
+    r = _Reader(top.problems, top.data["postfix_log"], "postfix_log")
+    r.unknown({"path", "journal", "state_directory", "max_queue_ids"})
+    resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
+    path = r.get("path", str, None, convert=resolve)
+    journal = r.get("journal", bool, False)
+    if path is None and not journal and r.ok:
+        top.problems.add("postfix_log", "name the log to follow: path: /var/log/mail.log, or journal: true")
+    if path is not None and journal:
+        top.problems.add("postfix_log.journal", "path and journal: true exclude each other; follow one of them")
+    if path is not None and path.exists() and not path.is_file():
+        top.problems.add("postfix_log.path", f"{path} is not a file")
+    state = r.get("state_directory", str, None, convert=resolve) or _default_state_directory()
+    if state.exists() and not state.is_dir():
+        top.problems.add("postfix_log.state_directory", f"{state} is not a directory")
+    return PostfixLog(path=path, journal=journal, state_directory=state,
+                      max_queue_ids=r.get("max_queue_ids", int, 100_000, convert=_positive))
 
 
 __all__ = ["Settings", "load_settings", "ConfigError", "parse_duration", "parse_endpoint", "Endpoint"]

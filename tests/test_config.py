@@ -173,3 +173,24 @@ def test_connection_and_deadline_limits(tmp_path):
     assert any(p.startswith("limits.max_connections_per_client: 20 is more than limits.max_connections") for p in found)
     assert any(p.startswith("limits.data_timeout: ") for p in found)
     assert any(p.startswith("limits.unauthenticated_timeout: ") for p in found)
+
+
+def test_postfix_log_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\npostfix_log: {path: mail.log, state_directory: state}\n")
+    s = load_settings(path)
+    assert s.postfix_log.path == tmp_path / "mail.log" and s.postfix_log.state_directory == tmp_path / "state"
+    assert not s.postfix_log.journal and s.postfix_log.max_queue_ids == 100_000
+    path.write_text("hostname: relay.example.com\npostfix_log: {journal: true}\n")
+    assert load_settings(path).postfix_log.journal
+
+
+def test_postfix_log_errors(tmp_path):
+    (tmp_path / "afile").write_text("")
+    assert problems(tmp_path, "hostname: r.example\npostfix_log: {}\n") == [
+        "postfix_log: name the log to follow: path: /var/log/mail.log, or journal: true"]
+    assert problems(tmp_path, "hostname: r.example\npostfix_log: {path: /x, journal: true, colour: red}\n") == [
+        "postfix_log.colour: unknown key; expected one of: journal, max_queue_ids, path, state_directory",
+        "postfix_log.journal: path and journal: true exclude each other; follow one of them"]
+    assert problems(tmp_path, f"hostname: r.example\npostfix_log: {{path: {tmp_path}, state_directory: afile}}\n") == [
+        f"postfix_log.path: {tmp_path} is not a file", f"postfix_log.state_directory: {tmp_path / 'afile'} is not a directory"]

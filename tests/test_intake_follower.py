@@ -1,0 +1,151 @@
+"""Following a log file across logrotate (rename and copytruncate) and across restarts."""
+
+from __future__ import annotations
+
+import os
+
+from relay.intake.follower import CursorFile, FileFollower, journal_command, journal_line
+
+
+def texts(lines):
+    return [t for t, _ in lines]
+
+
+def last_position(lines):
+    return [p for _, p in lines if p is not None][-1].as_dict()
+
+
+def test_starts_at_the_end_and_reads_only_complete_lines(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("old 1\nold 2\nhalf")
+    f = FileFollower(log)
+    assert f.poll() == []
+    with open(log, "a") as w:
+        w.write(" written\nnew 1\nnew")
+    assert texts(f.poll()) == ["half written", "new 1"]  # the line cut at start is whole when it ends
+    with open(log, "a") as w:
+        w.write(" 2\n")
+    assert texts(f.poll()) == ["new 2"]
+
+
+def test_a_missing_file_is_read_from_its_start_once_it_appears(tmp_path):
+    log = tmp_path / "mail.log"
+    f = FileFollower(log)
+    assert f.poll() == []
+    log.write_text("first\n")
+    assert texts(f.poll()) == ["first"]
+
+
+def test_rename_rotation_reads_the_old_files_tail_and_the_new_file(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    old = open(log, "a", buffering=1)
+    old.write("a\n")
+    assert texts(f.poll()) == ["a"]
+    os.rename(log, tmp_path / "mail.log.1")
+    old.write("b\n")  # the writer has not reopened yet
+    assert texts(f.poll()) == ["b"]
+    log.write_text("c\n")
+    old.write("d\n")  # still late
+    got = texts(f.poll())
+    assert sorted(got) == ["c", "d"]
+    old.close()
+    assert f.poll() == [] and f.rotations == 1
+    with open(log, "a") as w:
+        w.write("e\n")
+    assert texts(f.poll()) == ["e"]
+
+
+def test_copytruncate(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    with open(log, "a") as w:
+        w.write("one\ntwo\n")
+    assert texts(f.poll()) == ["one", "two"]
+    with open(log, "r+") as w:
+        w.truncate(0)
+    with open(log, "a") as w:
+        w.write("three\n")
+    assert texts(f.poll()) == ["three"]
+    assert f.rotations == 1
+
+
+def test_resume_continues_after_the_last_line_read(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    with open(log, "a") as w:
+        w.write("one\ntwo\n")
+    cursor = CursorFile(tmp_path / "state")
+    cursor.save(last_position(f.poll()))
+    f.close()
+    with open(log, "a") as w:
+        w.write("three\n")
+    g = FileFollower(log, cursor.load())
+    assert texts(g.poll()) == ["three"]
+
+
+def test_resume_after_a_rotation_while_stopped_finishes_the_old_file_first(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    with open(log, "a") as w:
+        w.write("one\n")
+    position = last_position(f.poll())
+    f.close()
+    with open(log, "a") as w:
+        w.write("two\n")
+    os.rename(log, tmp_path / "mail.log.1")
+    log.write_text("three\n")
+    g = FileFollower(log, position, drain_seconds=0)
+    assert texts(g.poll()) == ["two", "three"]
+
+
+def test_resume_after_a_rotation_whose_old_file_is_gone(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    with open(log, "a") as w:
+        w.write("one\n")
+    position = last_position(f.poll())
+    f.close()
+    os.unlink(log)
+    log.write_text("two\n")
+    g = FileFollower(log, position)
+    assert texts(g.poll()) == ["two"]
+
+
+def test_resume_after_copytruncate_while_stopped_reads_from_the_start(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:00 one\n")
+    position = last_position(f.poll())
+    f.close()
+    with open(log, "r+") as w:
+        w.truncate(0)
+    with open(log, "a") as w:
+        w.write("Nov 29 11:00:00 two, longer than what was read before\n")  # same inode, bigger: the head differs
+    g = FileFollower(log, position)
+    assert texts(g.poll()) == ["Nov 29 11:00:00 two, longer than what was read before"]
+
+
+def test_an_unreadable_cursor_starts_afresh(tmp_path):
+    cursor = CursorFile(tmp_path)
+    cursor.path.write_text("{not json")
+    assert cursor.load() is None
+
+
+def test_journal_command_and_records():
+    assert journal_command(None) == ["journalctl", "-o", "json", "--no-pager", "--all", "SYSLOG_FACILITY=2", "-f",
+                                     "-n", "0"]
+    assert journal_command("s=abc")[-2:] == ["--after-cursor", "s=abc"]
+    line = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "SYSLOG_PID": "12",
+                         "_HOSTNAME": "mx", "__REALTIME_TIMESTAMP": "1764415481000000", "__CURSOR": "s=1"})
+    assert (line.program, line.pid, line.host, line.text) == ("postfix/qmgr", 12, "mx", "ABCDEF123: removed")
+    assert line.time.timestamp() == 1764415481
+    raw = journal_line({"MESSAGE": list("héllo".encode()), "SYSLOG_IDENTIFIER": "postfix/smtp"})
+    assert raw.text == "héllo" and raw.time is None
