@@ -1,0 +1,104 @@
+"""Postfix's delivery results -> the funnel's input (`outcomes.Observation`).
+
+Only failures become observations: `deferred` (Postfix will try again), and `bounced` and
+`undeliverable` (Postfix gave up, or an address verification probe found the address undeliverable).
+`sent` and `deliverable` are successes and produce nothing.
+
+The reply is the remote server's own, rebuilt line by line, when one answered (`host H said: ...`,
+`host H refused to talk to me: ...`). When no server answered, the text is Postfix's own (a DNS
+failure, a connection that timed out, `unknown user` from local delivery): the reply then carries
+Postfix's DSN code and text under the basic code Postfix itself pairs with the DSN class (450/550,
+as smtpd does for such conditions), and `postfix.said_by` is null, so that nobody mistakes it for a
+provider's words. Classification, attribution, the bounce list and the event are the funnel's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..decision import Reply
+from .correlate import DeliveryResult, QueueTracker
+from .postfix_log import Delivery, LogLine
+
+FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejected"}
+
+
+def postfix_reply(delivery: Delivery) -> Reply:
+    """The reply of a result no server answered: Postfix's DSN code and its own text."""
+    dsn = delivery.dsn or ""
+    permanent = dsn.startswith("5") if dsn else delivery.status != "deferred"
+    text = delivery.detail.postfix_text or delivery.detail.text or delivery.status
+    line = f"{dsn} {text}" if dsn and dsn[0] in "45" else text
+    return Reply(550 if permanent else 450, (line,), "mta-log")
+
+
+def observation_fields(result: DeliveryResult, settings=None) -> dict[str, Any]:
+    d = result.delivery
+    line = result.line
+    fields: dict[str, Any] = {"queue_id": d.queue_id}
+    if d.relay is not None:
+        fields["relay"] = d.relay.as_dict()
+    if d.delay is not None:
+        fields["delay"] = d.delay
+    if d.delays is not None and len(d.delays) == 4:
+        # postconf(5) delay_logging_resolution_limit: before the queue manager, in the queue
+        # manager, connection setup, transmission.
+        fields["delays"] = dict(zip(("before_queue_manager", "in_queue_manager", "connection_setup",
+                                     "transmission"), d.delays))
+    if d.dsn:
+        fields["dsn"] = {"status": d.dsn}
+    if result.size is not None:
+        fields["size"] = result.size
+    fields["postfix"] = {
+        "status": d.status,
+        "program": line.program,
+        "host": line.host or None,
+        "log_time": line.time.isoformat() if line.time else None,
+        "said_by": d.detail.host if d.detail.reply is not None else None,
+        "command": d.detail.command,
+        "orig_recipient": d.orig_recipient,
+        "suspended": d.detail.suspended,
+        "detail": d.detail.text,
+    }
+    if settings is not None and result.sender:
+        for pattern in settings.correlation.sender_patterns:
+            m = pattern.search(result.sender)
+            if m:
+                fields.update({k: v for k, v in m.groupdict().items() if v is not None})
+    return fields
+
+
+def observation_for(result: DeliveryResult, settings=None):
+    """The Observation for one delivery result, or None for a success."""
+    from ..outcomes import Observation
+
+    d = result.delivery
+    kind = FAILED.get(d.status)
+    if kind is None:
+        return None
+    reply = d.detail.reply or postfix_reply(d)
+    return Observation(kind=kind, stage=d.detail.stage, recipient=d.recipient, reply=reply,
+                       sender=result.sender or "", message_id=result.message_id,
+                       fields=observation_fields(result, settings))
+
+
+class PostfixLogIntake:
+    """Lines in, observations out, for the follower and `relay postfix-log import` alike."""
+
+    def __init__(self, settings, max_queue_ids: int | None = None):
+        self.settings = settings
+        conf = getattr(settings, "postfix_log", None)
+        self.tracker = QueueTracker(max_entries=max_queue_ids or (conf.max_queue_ids if conf else 100_000))
+        self.lines = 0
+        self.results = 0
+
+    def take(self, line: LogLine | None):
+        """The observation this line makes, if any."""
+        if line is None:
+            return None
+        self.lines += 1
+        result = self.tracker.feed(line)
+        if not isinstance(result, DeliveryResult):
+            return None
+        self.results += 1
+        return observation_for(result, self.settings)
