@@ -9,7 +9,8 @@ import sys
 from . import __version__
 
 # Each module in relay/commands registers its own subcommand(s) with register(subparsers).
-COMMANDS = ["serve", "check_config", "classify", "bounces", "events", "dkim", "doctor", "users", "dsn"]
+COMMANDS = ["serve", "check_config", "classify", "bounces", "events", "dkim", "doctor", "users", "dsn",
+            "postfix_log"]
 
 
 def build_parser() -> argparse.ArgumentParser:

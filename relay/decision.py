@@ -74,7 +74,10 @@ class Reply:
         return 200 <= self.code < 400
 
     def wire_lines(self) -> list[str]:
-        """Each line with its own code prefix, as it goes on the wire (RFC 5321 4.2.1)."""
+        """Each line with its own code prefix, as it goes on the wire (RFC 5321 4.2.1). A reply
+        with no code (0: a log line or DSN gave none) is its text as it was written."""
+        if not self.code:
+            return list(self.lines)
         last = len(self.lines) - 1
         return [f"{self.code}{' ' if i == last else '-'}{line}" for i, line in enumerate(self.lines)]
 

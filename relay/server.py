@@ -83,6 +83,10 @@ class RelayServer:
         self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
         self.service.users = self._load_users(settings)
         self._stopping = asyncio.Event()
+        self.follower = None
+        if settings.postfix_log is not None:
+            from .intake.follower import PostfixLogFollower
+            self.follower = PostfixLogFollower(settings, self.outcomes)
         self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
 
@@ -110,6 +114,8 @@ class RelayServer:
                 addr = sock.getsockname()
                 bound.append((addr[0], addr[1]))
                 log.info("listening on %s:%s%s", addr[0], addr[1], " (STARTTLS)" if listener.tls else "")
+        if self.follower is not None:
+            await self.follower.start()
         if self.settings.metrics is not None:
             m = self.settings.metrics
             self.servers.append(await self.metrics.serve(m.host, m.port))
@@ -136,7 +142,8 @@ class RelayServer:
         except Exception:
             log.exception("reload failed, keeping the running config")
             return False
-        restart_only = [k for k in ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver")
+        restart_only = [k for k in ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver",
+                                    "postfix_log")
                         if getattr(settings, k) != getattr(self.settings, k)]
         if restart_only:
             log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
@@ -152,6 +159,8 @@ class RelayServer:
         self.service.users = users  # None turns every login down until a restart drops AUTH
         self.outcomes.settings = settings
         self.outcomes.policies = policies
+        if self.follower is not None:
+            self.follower.reconfigure(settings)
         if settings.events != old_settings.events:
             new = EventSinks.from_settings(settings)
             self.sinks.close()
@@ -185,6 +194,8 @@ class RelayServer:
                 p.transport.close()
         if self.milter is not None:
             await self.milter.close()
+        if self.follower is not None:
+            await self.follower.stop()  # before the store closes: it may be recording a result
         await self.service.pipeline.close()
         await self.resources.close()
         self.sinks.close()

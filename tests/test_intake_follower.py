@@ -149,3 +149,43 @@ def test_journal_command_and_records():
     assert line.time.timestamp() == 1764415481
     raw = journal_line({"MESSAGE": list("héllo".encode()), "SYSLOG_IDENTIFIER": "postfix/smtp"})
     assert raw.text == "héllo" and raw.time is None
+
+
+def test_resume_after_a_rotation_that_compressed_the_old_file(tmp_path):
+    import gzip
+
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:00 one\n")
+    position = last_position(f.poll())
+    f.close()
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:01 two\n")
+    (tmp_path / "mail.log.20261129-100002.gz").write_bytes(gzip.compress(log.read_bytes()))
+    log.unlink()
+    log.write_text("Nov 29 10:00:03 three\n")
+    g = FileFollower(log, position, drain_seconds=0)
+    assert texts(g.poll()) == ["Nov 29 10:00:01 two", "Nov 29 10:00:03 three"]
+
+
+def test_resume_after_copytruncate_while_stopped_finishes_the_copy(tmp_path):
+    import shutil
+
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:00 one\n")
+    position = last_position(f.poll())
+    f.close()
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:01 two\n")
+    shutil.copyfile(log, tmp_path / "mail.log.1")
+    with open(log, "r+") as w:
+        w.truncate(0)
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:03 three\n")
+    g = FileFollower(log, position, drain_seconds=0)
+    assert texts(g.poll()) == ["Nov 29 10:00:01 two", "Nov 29 10:00:03 three"]

@@ -138,6 +138,43 @@ class _OpenFile:
             pass
 
 
+class _GzipRemainder:
+    """The lines after `offset` in a rotated file compressed since it was read (read once, whole)."""
+
+    def __init__(self, path: Path, lines: list[tuple[str, int]]):
+        self.path = path
+        self._lines = lines
+        self.quiet_since: float | None = None
+
+    @classmethod
+    def open(cls, path: Path, saved: dict) -> "_GzipRemainder | None":
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(saved["head_len"])
+                if hashlib.sha256(head).hexdigest() != saved["head"]:
+                    return None
+                skip = saved["offset"] - len(head)
+                while skip > 0:
+                    chunk = f.read(min(skip, READ_BYTES))
+                    if not chunk:
+                        return None  # shorter than what was read: not that file
+                    skip -= len(chunk)
+                data = f.read()
+        except (OSError, EOFError, ValueError):
+            return None
+        end = data.rfind(b"\n")
+        return cls(path, [(raw.decode("utf-8", "replace"), 0) for raw in data[:end + 1].split(b"\n")[:-1]])
+
+    def read_lines(self) -> list[tuple[str, int]]:
+        lines, self._lines = self._lines, []
+        return lines
+
+    def close(self) -> None:
+        self._lines = []
+
+
 class FileFollower:
     """Complete lines of a log file as it grows and rotates (synchronous: run `poll` in a thread)."""
 
@@ -166,36 +203,41 @@ class FileFollower:
             if st.st_size >= saved["offset"] and _head(f.fd, saved["head_len"]) == saved["head"]:
                 self._seek(f, saved["offset"])
                 log.info("following %s from offset %d (resumed)", self.path, saved["offset"])
-            else:
-                log.warning("%s was truncated or replaced while relay was stopped: reading it from the start",
-                            self.path)
-            self.current = f
-            return
+                self.current = f
+                return
+            f.close()
+        # Rotated (renamed, copied and truncated, compressed) or replaced while relay was stopped.
         old = self._find_rotated(saved)
         if old is not None:
             log.info("%s was rotated while relay was stopped: finishing %s first", self.path, old.path)
             self.draining.append(old)
         else:
-            log.warning("%s was rotated while relay was stopped and the old file is gone: lines after "
-                        "offset %d of it were not read", self.path, saved["offset"])
+            log.warning("%s was rotated or replaced while relay was stopped and the old file was not found "
+                        "beside it: lines after offset %d of it were not read", self.path, saved["offset"])
         self.current = self._open(self.path, offset=0)
 
-    def _find_rotated(self, saved: dict) -> _OpenFile | None:
-        """The old file by its inode among the rotated files beside the log (mail.log.1, ...)."""
+    def _find_rotated(self, saved: dict):
+        """The file read last time, among the rotated files beside the log (mail.log.1, maillog.20261129-1134.gz):
+        by its inode, else by its first bytes (copytruncate's copy, a compressed file), newest first."""
         try:
-            entries = list(os.scandir(self.path.parent))
+            entries = [e for e in os.scandir(self.path.parent)
+                       if e.name.startswith(self.path.name) and e.name != self.path.name and e.is_file()]
         except OSError:
             return None
-        for entry in entries:
-            if not entry.name.startswith(self.path.name) or entry.name == self.path.name:
+        entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+        by_inode = [e for e in entries if (e.stat().st_dev, e.stat().st_ino) == (saved["dev"], saved["inode"])]
+        for entry in by_inode + [e for e in entries if e not in by_inode]:
+            if entry.name.endswith(".gz"):
+                rest = _GzipRemainder.open(Path(entry.path), saved)
+                if rest is not None:
+                    return rest
+                continue
+            if entry.stat().st_size < saved["offset"]:
                 continue
             try:
-                st = entry.stat(follow_symlinks=False)
+                f = self._open(Path(entry.path), offset=0)
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) != (saved["dev"], saved["inode"]) or st.st_size < saved["offset"]:
-                continue
-            f = self._open(Path(entry.path), offset=0)
             if _head(f.fd, saved["head_len"]) == saved["head"]:
                 self._seek(f, saved["offset"])
                 return f
@@ -308,3 +350,152 @@ def journal_line(record: dict[str, Any]) -> LogLine | None:
         when = datetime.fromtimestamp(int(ts) / 1e6, timezone.utc)
     return LogLine(when, record.get("_HOSTNAME", ""), program, int(pid) if str(pid or "").isdigit() else None,
                    message)
+
+
+# -- the running follower: lines -> funnel, cursor kept ------------------------------------------
+
+class PostfixLogFollower:
+    """Follows the configured log inside `relay serve` and hands every failure to the funnel.
+
+    The cursor is saved *before* a failure is handed over: after a crash between the two, that one
+    line is not read again. A line is never processed twice into the bounce list; the price is that
+    a crash at exactly that moment loses its event (logged at the next start as a resume)."""
+
+    SAVE_EVERY = 1.0  # seconds between cursor saves while only uninteresting lines pass
+
+    def __init__(self, settings, outcomes, poll_interval: float = 0.5, drain_seconds: float = 5.0):
+        from .postfix_events import PostfixLogIntake
+
+        self.conf = settings.postfix_log
+        self.outcomes = outcomes
+        self.intake = PostfixLogIntake(settings)
+        self.cursor = CursorFile(self.conf.state_directory)
+        self.poll_interval = poll_interval
+        self.drain_seconds = drain_seconds
+        self.observed = 0
+        self._task = None
+        self._follower: FileFollower | None = None
+        self._saved_at = 0.0
+        self._unsaved: dict | None = None
+        self.idle = None  # an asyncio.Event set whenever everything available was read (tests wait on it)
+
+    def reconfigure(self, settings) -> None:
+        """SIGHUP: new correlation patterns apply to the next line (the log itself needs a restart)."""
+        self.intake.settings = settings
+
+    async def start(self) -> None:
+        import asyncio
+
+        if self.conf.journal and journalctl() is None:
+            raise OSError("postfix_log.journal: journalctl was not found on PATH (is this a systemd system?)")
+        self.cursor.path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.cursor.path.parent, os.W_OK):
+            raise OSError(f"postfix_log.state_directory: {self.cursor.path.parent} is not writable")
+        self.idle = asyncio.Event()
+        run = self._run_journal() if self.conf.journal else self._run_file()
+        self._task = asyncio.get_running_loop().create_task(run)
+        log.info("following Postfix's log: %s", "the journal" if self.conf.journal else self.conf.path)
+
+    async def stop(self) -> None:
+        import asyncio
+
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("the Postfix log follower failed")
+            self._task = None
+        if self._unsaved is not None:
+            await asyncio.to_thread(self.cursor.save, self._unsaved)
+            self._unsaved = None
+        if self._follower is not None:
+            self._follower.close()
+            self._follower = None
+
+    async def _save(self, position: dict, now: bool) -> None:
+        import asyncio
+
+        self._unsaved = position
+        t = time.monotonic()
+        if now or t - self._saved_at >= self.SAVE_EVERY:
+            await asyncio.to_thread(self.cursor.save, position)
+            self._saved_at = t
+            self._unsaved = None
+
+    async def _hand_over(self, line, position: dict | None) -> None:
+        obs = self.intake.take(line)
+        if obs is None:
+            if position is not None:
+                await self._save(position, now=False)
+            return
+        if position is not None:
+            await self._save(position, now=True)
+        try:
+            await self.outcomes.observe(obs)
+            self.observed += 1
+        except Exception:  # one bad result must not stop the follower
+            log.exception("could not record the Postfix delivery result for %s (queue id %s)",
+                          obs.recipient, obs.fields.get("queue_id"))
+
+    async def _run_file(self) -> None:
+        import asyncio
+
+        from .postfix_log import parse_line
+
+        saved = await asyncio.to_thread(self.cursor.load)
+        self._follower = await asyncio.to_thread(FileFollower, self.conf.path, saved, self.drain_seconds)
+        current = self._follower.current
+        if saved is None and current is not None:
+            # The first start reads from the end: remember that end now, so that what is logged while
+            # relay is stopped before the first line arrives is still read after the next start.
+            await self._save(current.position(current.offset).as_dict(), now=True)
+        while True:
+            try:
+                batch = await asyncio.to_thread(self._follower.poll)
+            except OSError as exc:
+                log.error("cannot read %s: %s (retrying)", self.conf.path, exc)
+                batch = []
+                await asyncio.sleep(5)
+            for text, position in batch:
+                await self._hand_over(parse_line(text), position.as_dict() if position else None)
+            if not batch:
+                if self._unsaved is not None:
+                    await self._save(self._unsaved, now=True)
+                self.idle.set()
+                await asyncio.sleep(self.poll_interval)
+                self.idle.clear()
+
+    async def _run_journal(self) -> None:
+        import asyncio
+
+        saved = await asyncio.to_thread(self.cursor.load)
+        cursor = saved.get("cursor") if saved and saved.get("kind") == "journal" else None
+        backoff = 1.0
+        while True:
+            proc = await asyncio.create_subprocess_exec(
+                *journal_command(cursor), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL, limit=1 << 22)
+            try:
+                while True:
+                    raw = await proc.stdout.readline()
+                    if not raw:
+                        break
+                    try:
+                        record = json.loads(raw)
+                    except ValueError:
+                        continue
+                    cursor = record.get("__CURSOR") or cursor
+                    await self._hand_over(journal_line(record), {"kind": "journal", "cursor": cursor})
+                    backoff = 1.0
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                err = (await proc.stderr.read()).decode("utf-8", "replace").strip()
+                await proc.wait()
+            log.error("journalctl ended (exit %s)%s; restarting in %.0f s", proc.returncode,
+                      f": {err.splitlines()[-1]}" if err else "", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)

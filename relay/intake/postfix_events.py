@@ -6,10 +6,10 @@ Only failures become observations: `deferred` (Postfix will try again), and `bou
 
 The reply is the remote server's own, rebuilt line by line, when one answered (`host H said: ...`,
 `host H refused to talk to me: ...`). When no server answered, the text is Postfix's own (a DNS
-failure, a connection that timed out, `unknown user` from local delivery): the reply then carries
-Postfix's DSN code and text under the basic code Postfix itself pairs with the DSN class (450/550,
-as smtpd does for such conditions), and `postfix.said_by` is null, so that nobody mistakes it for a
-provider's words. Classification, attribution, the bounce list and the event are the funnel's.
+failure, a connection that timed out, `unknown user` from local delivery): the reply then has no
+code (0), its text is Postfix's DSN status and words (`5.4.4 Host or domain name not found. ...`),
+and `postfix.said_by` is null, so that nobody mistakes it for a provider's words. Classification,
+attribution, the bounce list and the event are the funnel's.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejec
 
 
 def postfix_reply(delivery: Delivery) -> Reply:
-    """The reply of a result no server answered: Postfix's DSN code and its own text."""
+    """The reply of a result no server answered: Postfix's DSN status and its own words, with no
+    reply code (0: nobody sent one)."""
     dsn = delivery.dsn or ""
-    permanent = dsn.startswith("5") if dsn else delivery.status != "deferred"
     text = delivery.detail.postfix_text or delivery.detail.text or delivery.status
-    line = f"{dsn} {text}" if dsn and dsn[0] in "45" else text
-    return Reply(550 if permanent else 450, (line,), "mta-log")
+    return Reply(0, (f"{dsn} {text}" if dsn[:1] in ("4", "5") else text,), "mta-log")
 
 
 def observation_fields(result: DeliveryResult, settings=None) -> dict[str, Any]:

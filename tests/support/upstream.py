@@ -11,6 +11,9 @@ providers' real texts), so one server covers every scenario of a test:
   disconnect@   the server drops the connection in the middle of DATA
   slowdata@     the reply to the final dot comes after `slow_seconds`
   tempfail@     451 4.3.0 at RCPT
+  accessdenied@ Microsoft's 550 5.4.1 (recipient not in the tenant) at RCPT
+  senderrefused@  a sender refusal reported at RCPT (Postfix's smtpd_delay_reject shape)
+and senders with the local part `refusedsender` are refused at MAIL (550 5.7.1).
 anything else is accepted and the message is captured. A test scripts more with
 `upstream.rcpt_replies[local] = text` and `upstream.data_replies[local] = text`.
 """
@@ -46,10 +49,16 @@ GMAIL_SPAM = (
     "550-5.7.1 this message has been blocked. For more information, go to\r\n"
     "550 5.7.1  https://support.google.com/mail/?p=UnsolicitedMessageError a1si123 - gsmtp")
 NO_ROUTE = "554 5.4.4 [internal] Domain lookup failed"
+MICROSOFT_ACCESS_DENIED = ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281) "
+                           "[DM6NAM10FT025.eop-nam10.prod.protection.outlook.com]")
+SENDER_REFUSED_AT_RCPT = "553 5.7.1 <refusedsender@sender.test>: Sender address rejected: not owned by user"
+SENDER_REFUSED = "550 5.7.1 Sender address rejected: domain has no SPF authorisation for your IP"
 TEMPFAIL = "451 4.3.0 Mail server temporarily rejected message."
 
 RCPT_REPLIES = {"nosuchuser": GMAIL_NO_SUCH_USER, "ratelimit": GMAIL_RATE_LIMIT, "noroute": NO_ROUTE,
-                "tempfail": TEMPFAIL}
+                "tempfail": TEMPFAIL, "accessdenied": MICROSOFT_ACCESS_DENIED,
+                "senderrefused": SENDER_REFUSED_AT_RCPT}
+MAIL_REPLIES = {"refusedsender": SENDER_REFUSED}
 DATA_REPLIES = {"full": GMAIL_MAILBOX_FULL, "spam": GMAIL_SPAM}
 
 
@@ -94,6 +103,9 @@ class _Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         self.upstream.commands.append(f"MAIL {address} {' '.join(options)}".strip())
+        local = address.split("@")[0].lower()
+        if local in MAIL_REPLIES:
+            return MAIL_REPLIES[local]
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"

@@ -1,0 +1,195 @@
+"""`relay postfix-log import FILE... -c CONFIG [--dry-run]`: read Postfix's log once.
+
+Every delivery failure found (`status=bounced|deferred|undeliverable`) goes through the funnel, as a
+running relay following the same log would send it: events to the configured sinks, addresses onto
+the bounce list. For tests, for back-filling a bounce list from months of logs (rotated files,
+gzipped or not, oldest first), and with `--dry-run` for seeing what it would do: the events and the
+listings are printed as JSON lines on stdout and nothing is written anywhere.
+
+Exit status: 0 done; 2 an error (an unreadable file, an unreachable bounce list), one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Iterator
+
+from . import add_config_arg, load_policies_or_exit, load_settings_or_exit
+
+EXIT_ERROR = 2
+PROGRESS_EVERY = 0.25  # seconds between two progress lines
+
+
+def register(sub) -> None:
+    p = sub.add_parser("postfix-log", help="learn from Postfix's deliveries (its log)",
+                       description="Read Postfix's log (syslog or maillog_file lines) and feed its delivery "
+                                   "results through the funnel: events and bounce list.")
+    actions = p.add_subparsers(dest="postfix_log_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), EXIT_ERROR)[1])
+    imp = actions.add_parser("import", help="process a log once (events and bounce list)",
+                             description="Process Postfix log files once, oldest first (.gz files are read "
+                                         "as they are; - is stdin). Every failure goes through the funnel: "
+                                         "events to the configured sinks, addresses onto the bounce list.")
+    add_config_arg(imp)
+    imp.add_argument("files", metavar="FILE", nargs="+")
+    imp.add_argument("--dry-run", action="store_true",
+                     help="print the events and listings as JSON lines, write nothing")
+    imp.add_argument("--progress", action=argparse_bool(), default=None,
+                     help="a progress line on stderr (default: when stderr is a terminal)")
+    imp.set_defaults(func=run_import)
+
+
+def argparse_bool():
+    import argparse
+    return argparse.BooleanOptionalAction
+
+
+class Progress:
+    """One line on stderr, rewritten in place: how far through the files, lines and failures seen."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.total = total
+        self.done_before = 0  # bytes of the files already finished
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, position: int, lines: int, failures: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        done = self.done_before + position
+        pct = f"{100 * done / self.total:5.1f}%" if self.total else "     "
+        sys.stderr.write(f"\r{pct} {_mib(done)} of {_mib(self.total)}, {lines:,} lines, {failures:,} failures ")
+        sys.stderr.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _open(name: str) -> tuple[IO[bytes], IO[bytes]]:
+    """(reader, raw file): the raw file's position is the progress through a gzipped file."""
+    if name == "-":
+        return sys.stdin.buffer, sys.stdin.buffer
+    raw = open(name, "rb")
+    if raw.read(2) == b"\x1f\x8b":  # RFC 1952 2.3.1: gzip's magic
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw), raw
+    raw.seek(0)
+    return raw, raw
+
+
+def _lines(reader: IO[bytes]) -> Iterator[str]:
+    for raw in reader:
+        yield raw.decode("utf-8", "replace")
+
+
+def run_import(args) -> int:
+    settings = load_settings_or_exit(args)
+    policies = load_policies_or_exit(settings)
+    for name in args.files:
+        if name != "-" and not os.access(name, os.R_OK):
+            why = "does not exist" if not os.path.exists(name) else "is not readable"
+            print(f"error: {name} {why}", file=sys.stderr)
+            return EXIT_ERROR
+    try:
+        return asyncio.run(_import(args, settings, policies))
+    except BrokenPipeError:
+        raise  # the reader went away (| head): cli.main ends quietly
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # the bounce list said no: one line, never a traceback
+        print(f"error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _import(args, settings, policies) -> int:
+    from ..intake.postfix_events import PostfixLogIntake
+    from ..intake.postfix_log import parse_line
+
+    intake = PostfixLogIntake(settings)
+    total = sum(Path(n).stat().st_size for n in args.files if n != "-")
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(show, total)
+    sink = DryRun(policies) if args.dry_run else None
+    outcomes = close = None
+    if sink is None:
+        from ..outcomes import open_outcomes
+        outcomes, close = await open_outcomes(settings, policies)
+    failures = 0
+    kinds: dict[str, int] = {}
+    try:
+        for name in args.files:
+            reader, raw = _open(name)
+            try:
+                for text in _lines(reader):
+                    obs = intake.take(parse_line(text))
+                    if obs is not None:
+                        failures += 1
+                        events = sink.observe(obs) if sink else await outcomes.observe(obs)
+                        for event in events:
+                            kinds[event["kind"]] = kinds.get(event["kind"], 0) + 1
+                    if progress.enabled:
+                        progress.update(raw.tell() if raw is not sys.stdin.buffer else 0, intake.lines, failures)
+            finally:
+                if reader is not sys.stdin.buffer:
+                    progress.done_before += Path(name).stat().st_size
+                    reader.close()
+                    raw.close()
+        progress.update(0, intake.lines, failures, force=True)
+    finally:
+        progress.finish()
+        if close is not None:
+            await close()
+    listed = kinds.get("bounce_listed", 0)
+    verb = "would list" if sink else "listed"
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()) if k != "bounce_listed") or "no events"
+    print(f"{intake.lines:,} lines, {intake.results:,} delivery results, {failures:,} failures: {summary}; "
+          f"{verb} {listed} address{'es' if listed != 1 else ''}", file=sys.stderr)
+    return 0
+
+
+class DryRun:
+    """What the funnel would do, judged by the same policies, printed instead of done."""
+
+    def __init__(self, policies):
+        self.policies = policies
+        self.listed: set[str] = set()
+
+    def observe(self, obs) -> list[dict]:
+        from ..events import make_event
+
+        judgement = self.policies.judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
+        stage = obs.stage or "data"
+        base = {"sender": obs.sender, "recipient": obs.recipient, "message_id": obs.message_id}
+        fields = dict(obs.fields)
+        would = judgement.bounce_list if judgement.concerns(obs.recipient) else "never"
+        fields["bounce_list"] = {"list": "would_list", "count": "would_count"}.get(would, "never")
+        events = [make_event(obs.kind, stage, reply=obs.reply, classification=judgement.classification,
+                             dry_run=True, **base, **fields)]
+        key = obs.recipient.lower()
+        if would == "list" and key not in self.listed:
+            self.listed.add(key)
+            events.append(make_event("bounce_listed", stage, reply=obs.reply,
+                                     classification=judgement.classification, actor="relay", dry_run=True,
+                                     reason=f"{judgement.classification.category} "
+                                            f"({judgement.classification.rule})", **base))
+        for event in events:
+            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        return events

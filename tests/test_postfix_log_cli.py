@@ -1,0 +1,94 @@
+"""`relay postfix-log import`: a real Postfix log (tests/data/postfix-3.7.11-maillog.log, written by
+Debian 12's Postfix 3.7.11 relaying to tests/support/upstream.py in test_postfix_log_e2e) processed once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.upstream import GMAIL_NO_SUCH_USER
+
+REPO = Path(__file__).resolve().parent.parent
+LOG = REPO / "tests" / "data" / "postfix-3.7.11-maillog.log"
+LISTED = {"nosuchuser@gmail.test", "accessdenied@outlook.test"}
+
+
+def relay(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "relay", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, input=stdin)
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "relay.yaml"
+    path.write_text("hostname: relay.test\n"
+                    "bounce_list: sqlite:///bounces.db\n"
+                    "events: [{jsonl: events.jsonl}]\n"
+                    "correlation: {sender_patterns: ['^bounces\\+(?P<conversation_id>[^@]+)@']}\n")
+    return path
+
+
+def listed(config):
+    out = relay("bounces", "list", "--json", "-c", config)
+    assert out.returncode == 0, out.stderr
+    return {e["address"] for e in json.loads(out.stdout)}
+
+
+def test_import_feeds_the_funnel(config, tmp_path):
+    out = relay("postfix-log", "import", LOG, "-c", config)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert "6 failures" in out.stderr and "listed 2 addresses" in out.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    kinds = sorted(e["kind"] for e in events)
+    assert kinds == ["bounce_listed"] * 2 + ["deferred"] + ["rejected"] * 5
+    (gone,) = [e for e in events if e["kind"] == "rejected" and e["recipient"] == "nosuchuser@gmail.test"]
+    assert gone["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+    assert gone["sender"] == "bounces+c42@sender.test" and gone["conversation_id"] == "c42"
+    assert gone["message_id"].startswith("<one.") and gone["queue_id"] == "5454320E603"
+    assert listed(config) == LISTED
+    # Imported again: the listed stay listed once (no second bounce_listed event).
+    relay("postfix-log", "import", LOG, "-c", config)
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sum(e["kind"] == "bounce_listed" for e in events) == 2
+
+
+def test_dry_run_prints_and_writes_nothing(config, tmp_path):
+    out = relay("postfix-log", "import", LOG, "-c", config, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert all(e["dry_run"] for e in events)
+    assert {e["recipient"] for e in events if e["kind"] == "bounce_listed"} == LISTED
+    assert {e["recipient"] for e in events if e.get("bounce_list") == "would_list"} == LISTED
+    assert "would list 2 addresses" in out.stderr
+    assert not (tmp_path / "events.jsonl").exists() and not (tmp_path / "bounces.db").exists()
+
+
+def test_rotated_gzipped_logs_and_stdin(config, tmp_path):
+    gz = tmp_path / "maillog.1.gz"
+    gz.write_bytes(gzip.compress(LOG.read_bytes()))
+    out = relay("postfix-log", "import", gz, "-c", config, "--dry-run")
+    assert out.returncode == 0 and "would list 2 addresses" in out.stderr
+    out = relay("postfix-log", "import", "-", "-c", config, "--dry-run", stdin=LOG.read_text())
+    assert out.returncode == 0 and "would list 2 addresses" in out.stderr
+
+
+def test_progress_on_stderr(config):
+    out = relay("postfix-log", "import", LOG, "-c", config, "--dry-run", "--progress")
+    assert "100.0%" in out.stderr and "79 lines" in out.stderr
+
+
+def test_errors_are_one_line(config, tmp_path):
+    out = relay("postfix-log", "import", tmp_path / "nope.log", "-c", config)
+    assert out.returncode == 2 and out.stderr == f"error: {tmp_path / 'nope.log'} does not exist\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hostname: relay.test\npostfix_log: {}\n")
+    out = relay("postfix-log", "import", LOG, "-c", bad)
+    assert out.returncode == 1 and "postfix_log: name the log to follow" in out.stderr
+    out = relay("postfix-log")
+    assert out.returncode == 2 and "import" in out.stdout

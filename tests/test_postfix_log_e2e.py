@@ -1,0 +1,179 @@
+"""Postfix delivers, the relay learns: a private Postfix (maillog_file) relays to an upstream that
+answers like Gmail and Microsoft, and the relay, following Postfix's own log, turns its real lines into
+events with the provider's verbatim reply and lists exactly the addresses that should be listed.
+Rotation (`postfix logrotate`), restart and resume with the real log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.support.peers import PostfixInstance
+from tests.support.relay_proc import RunningRelay, write_config
+from tests.support.upstream import (GMAIL_MAILBOX_FULL, GMAIL_NO_SUCH_USER, GMAIL_RATE_LIMIT,
+                                    MICROSOFT_ACCESS_DENIED, SENDER_REFUSED, SENDER_REFUSED_AT_RCPT)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def postfix(tmp_path, upstream):
+    instance = PostfixInstance(tmp_path / "postfix", sink_port=upstream.port, milter_port=0, max_size=10 << 20)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def follower_config(tmp_path, postfix):
+    return write_config(tmp_path, 0, listen=None, upstream=None,
+                        postfix_log={"path": str(postfix.maillog), "state_directory": str(tmp_path / "state")},
+                        correlation={"sender_patterns": [r"^bounces\+(?P<conversation_id>[^@]+)@"]})
+
+
+def send(postfix, sender, rcpt, subject="hello") -> str:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, rcpt, subject
+    msg["Message-ID"] = mid = f"<{subject.replace(' ', '-')}.{time.monotonic_ns()}@sender.test>"
+    msg.set_content("hello\n")
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as s:
+        s.send_message(msg, from_addr=sender, to_addrs=[rcpt])
+    return mid
+
+
+def wait_for_log(postfix, pattern: str, count: int = 1, timeout: float = 60) -> list[str]:
+    """Lines of Postfix's log (current and rotated) matching pattern, once there are `count`."""
+    rx = re.compile(pattern)
+    deadline = time.time() + timeout
+    while True:
+        found = []
+        for path in sorted(postfix.maillog.parent.glob(postfix.maillog.name + "*")):
+            found += [line for line in path.read_text(errors="replace").splitlines() if rx.search(line)]
+        if len(found) >= count or time.time() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def wait_idle(relay) -> None:
+    """Until the follower has read everything Postfix logged so far."""
+    async def idle():
+        follower = relay.server.follower
+        follower.idle.clear()
+        await asyncio.wait_for(follower.idle.wait(), 30)
+    relay.call(idle(), timeout=40)
+
+
+def listed(config) -> set[str]:
+    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c", str(config)],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return {e["address"] for e in json.loads(out.stdout)}
+
+
+def by_recipient(events, kind):
+    return {e["recipient"]: e for e in events if e["kind"] == kind}
+
+
+def test_the_follower_turns_postfix_deliveries_into_events_and_listings(postfix, follower_config, upstream):
+    relay = RunningRelay(follower_config)
+    try:
+        mids = {
+            "nosuchuser@gmail.test": send(postfix, "bounces+c42@sender.test", "nosuchuser@gmail.test", "one"),
+            "full@gmail.test": send(postfix, "a@sender.test", "full@gmail.test", "two"),
+            "accessdenied@outlook.test": send(postfix, "a@sender.test", "accessdenied@outlook.test", "three"),
+            "someone@gmail.test": send(postfix, "refusedsender@sender.test", "someone@gmail.test", "four"),
+            "senderrefused@gmail.test": send(postfix, "a@sender.test", "senderrefused@gmail.test", "five"),
+            "ok@example.com": send(postfix, "a@sender.test", "ok@example.com", "six"),
+        }
+        # 5 failures and 2 listings; the delivered message makes no event.
+        events = relay.events(wait_for=7, timeout=90)
+        # A 421 makes Postfix suspend the whole destination: the rate limit comes last, alone.
+        mids["ratelimit@gmail.test"] = send(postfix, "a@sender.test", "ratelimit@gmail.test", "seven")
+        events = relay.events(wait_for=8, timeout=90)
+        wait_idle(relay)
+        events = relay.events()
+    finally:
+        relay.stop()
+
+    rejected, deferred = by_recipient(events, "rejected"), by_recipient(events, "deferred")
+    assert set(rejected) == {"nosuchuser@gmail.test", "full@gmail.test", "accessdenied@outlook.test",
+                             "someone@gmail.test", "senderrefused@gmail.test"}
+    assert set(deferred) == {"ratelimit@gmail.test"}
+    assert len([e for e in events if e["kind"] in ("rejected", "deferred")]) == 6  # each result once
+
+    # The provider's reply, verbatim and line by line, although Postfix logged it as one line.
+    for rcpt, wire, stage in (("nosuchuser@gmail.test", GMAIL_NO_SUCH_USER, "rcpt"),
+                              ("full@gmail.test", GMAIL_MAILBOX_FULL, "data"),
+                              ("accessdenied@outlook.test", MICROSOFT_ACCESS_DENIED, "rcpt"),
+                              ("someone@gmail.test", SENDER_REFUSED, "mail"),
+                              ("senderrefused@gmail.test", SENDER_REFUSED_AT_RCPT, "rcpt")):
+        event = rejected[rcpt]
+        assert event["reply"]["text"] == wire.replace("\r\n", "\n"), rcpt
+        assert event["reply"]["source"] == "mta-log" and event["stage"] == stage, rcpt
+        assert event["message_id"] == mids[rcpt]
+    assert deferred["ratelimit@gmail.test"]["reply"]["text"] == GMAIL_RATE_LIMIT.replace("\r\n", "\n")
+    assert deferred["ratelimit@gmail.test"]["classification"]["category"] == "rate_limited"
+
+    # Correlation across Postfix's processes: sender (with its VERP fields), queue id, relay, delay.
+    gone = rejected["nosuchuser@gmail.test"]
+    assert gone["sender"] == "bounces+c42@sender.test" and gone["conversation_id"] == "c42"
+    (line,) = wait_for_log(postfix, r"to=<nosuchuser@gmail\.test>.*status=bounced")
+    assert gone["queue_id"] == re.search(r"\]: ([0-9A-F]+): to=", line).group(1)
+    assert gone["relay"] == {"host": "127.0.0.1", "ip": "127.0.0.1", "port": upstream.port}
+    assert gone["delay"] >= 0 and gone["dsn"] == {"status": "5.1.1"}
+    assert gone["classification"]["category"] == "unknown_recipient"
+    assert rejected["someone@gmail.test"]["sender"] == "refusedsender@sender.test"
+
+    # Exactly the addresses refused for what they are; never for the sender or the message.
+    assert listed(follower_config) == {"nosuchuser@gmail.test", "accessdenied@outlook.test"}
+    assert set(by_recipient(events, "bounce_listed")) == {"nosuchuser@gmail.test", "accessdenied@outlook.test"}
+    assert rejected["someone@gmail.test"]["classification"]["scope"] == "sender"
+    assert rejected["senderrefused@gmail.test"]["classification"]["scope"] == "sender"
+    assert rejected["full@gmail.test"]["classification"]["scope"] == "message"
+
+
+def test_restart_and_rotation_resume_without_reading_a_line_twice(postfix, follower_config):
+    relay = RunningRelay(follower_config)
+    try:
+        send(postfix, "a@sender.test", "nosuchuser@first.test")
+        relay.events(wait_for=2, timeout=90)
+        wait_idle(relay)
+    finally:
+        relay.stop()
+
+    # While the relay is stopped: one bounce in the old file, Postfix rotates its log, one in the new.
+    send(postfix, "a@sender.test", "nosuchuser@second.test")
+    assert wait_for_log(postfix, r"nosuchuser@second\.test.*status=bounced")
+    out = subprocess.run(["postfix", "-c", str(postfix.etc), "logrotate"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len(list(postfix.maillog.parent.glob(postfix.maillog.name + ".*"))) == 1
+    send(postfix, "a@sender.test", "nosuchuser@third.test")
+    assert wait_for_log(postfix, r"nosuchuser@third\.test.*status=bounced")
+
+    relay = RunningRelay(follower_config)
+    try:
+        relay.events(wait_for=6, timeout=90)
+        wait_idle(relay)
+    finally:
+        relay.stop()
+    # And once more with nothing new: nothing is read again.
+    relay = RunningRelay(follower_config)
+    try:
+        wait_idle(relay)
+        events = relay.events()
+    finally:
+        relay.stop()
+
+    rejected = [e["recipient"] for e in events if e["kind"] == "rejected"]
+    assert sorted(rejected) == ["nosuchuser@first.test", "nosuchuser@second.test", "nosuchuser@third.test"]
+    assert sorted(e["recipient"] for e in events if e["kind"] == "bounce_listed") == sorted(rejected)
+    assert listed(follower_config) == set(rejected)
