@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import smtplib
 import subprocess
 import sys
+import tempfile
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,11 +28,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def postfix(tmp_path, upstream):
-    instance = PostfixInstance(tmp_path / "postfix", sink_port=upstream.port, milter_port=0, max_size=10 << 20)
-    instance.start()
-    yield instance
-    instance.stop()
+def postfix(upstream):
+    # Not under pytest's own temp root: that one is 0700 and other pytest runs on the machine set it back
+    # to 0700 while this one runs, which locks Postfix's own users out of its queue.
+    root = Path(tempfile.mkdtemp(prefix="relay-pflog-"))
+    instance = PostfixInstance(root / "postfix", sink_port=upstream.port, milter_port=0, max_size=10 << 20)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
