@@ -46,7 +46,8 @@ def test_import_feeds_the_funnel(config, tmp_path):
     assert "6 failures" in out.stderr and "listed 2 addresses" in out.stderr
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     kinds = sorted(e["kind"] for e in events)
-    assert kinds == ["bounce_listed"] * 2 + ["deferred"] + ["rejected"] * 5
+    # The two sender refusals also warn the operator (their own event each).
+    assert kinds == ["bounce_listed"] * 2 + ["deferred"] + ["rejected"] * 5 + ["warning"] * 2
     (gone,) = [e for e in events if e["kind"] == "rejected" and e["recipient"] == "nosuchuser@gmail.test"]
     assert gone["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
     assert gone["sender"] == "bounces+c42@sender.test" and gone["conversation_id"] == "c42"
