@@ -1,4 +1,4 @@
-"""Time reply classification over the corpus of real replies.
+"""Time reply classification over the corpus of real replies (tests/data/corpus/).
 
     python bench/bench_classify.py [--rounds N]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from relay.classify import default_classifier  # noqa: E402
 from relay.decision import Reply  # noqa: E402
 
-CORPUS = ROOT / "tests" / "data" / "replies.yaml"
+CORPUS = ROOT / "tests" / "data" / "corpus"
 
 
 def main() -> int:
@@ -36,7 +36,9 @@ def main() -> int:
     args = parser.parse_args()
 
     classifier = default_classifier()
-    replies = [Reply.parse(entry["reply"]) for entry in yaml.safe_load(CORPUS.read_text(encoding="utf-8"))]
+    replies = [Reply.parse(entry["reply"])
+               for path in sorted(CORPUS.glob("*/*.yaml"))
+               for entry in yaml.safe_load(path.read_text(encoding="utf-8"))]
 
     # Per reply: the best of 5 repeats of `rounds` calls, so one scheduler hiccup
     # does not stand for the reply's cost.

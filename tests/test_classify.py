@@ -1,5 +1,6 @@
-"""Reply classification: the corpus of real replies, the seed's error table, the
-traps that naive matching gets wrong, and the rule loader's error reporting."""
+"""Reply classification: the seed's error table, the traps that naive matching gets
+wrong, and the rule loader's error reporting. The corpus of real replies runs in
+tests/test_corpus.py."""
 
 from __future__ import annotations
 
@@ -22,42 +23,8 @@ from relay.classify import (
 from relay.decision import Reply
 from relay.errors import ConfigError
 
-CORPUS_FILE = Path(__file__).parent / "data" / "replies.yaml"
-CORPUS = yaml.safe_load(CORPUS_FILE.read_text(encoding="utf-8"))
-
-
 def classify(text: str) -> Classification:
     return default_classifier().classify_text(text)
-
-
-def _corpus_id(entry: dict) -> str:
-    first_line = entry["reply"].splitlines()[0]
-    return f"{entry['provider']}: {first_line[:60]}"
-
-
-# --------------------------------------------------------------------- the corpus
-
-
-def test_corpus_is_large_and_well_formed():
-    assert len(CORPUS) >= 170
-    for entry in CORPUS:
-        assert set(entry) == {"provider", "reply", "category", "permanent", "source"}, entry
-        assert entry["category"] in CATEGORIES, entry
-        assert isinstance(entry["permanent"], bool), entry
-        assert entry["source"], entry
-        # As servers send them: every line starts with a reply code, except the two
-        # Gmail deferrals documented without one.
-        assert Reply.parse(entry["reply"]).code or entry["reply"].startswith("4.7."), entry
-
-
-@pytest.mark.parametrize("entry", CORPUS, ids=[_corpus_id(e) for e in CORPUS])
-def test_corpus_reply(entry):
-    result = classify(entry["reply"])
-    assert (result.category, result.permanent) == (entry["category"], entry["permanent"]), (
-        f"rule {result.rule} gave {result.category}/{result.permanent}"
-    )
-    assert result.retry is (not result.permanent)
-    assert result.meaning and result.advice
 
 
 # ------------------------------------------------------------- the seed's table
@@ -228,7 +195,9 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("501 5.5.4 HELO/EHLO argument is invalid", "protocol_error", True),
         ("555 5.5.2 Syntax error. - gsmtp", "protocol_error", True),
         # Disabled mailboxes.
-        ("550 Requested action not taken: mailbox unavailable", "mailbox_disabled", True),
+        # RFC 5321's stock 550 text: GMX, Web.de and Outlook.com send it for addresses
+        # that do not exist (tests/data/corpus/).
+        ("550 Requested action not taken: mailbox unavailable", "unknown_recipient", True),
         ("550 5.2.1 <x@example.com>: account disabled", "mailbox_disabled", True),
         ("550 5.2.1 This mailbox has been blocked due to inactivity", "mailbox_disabled", True),
         ("550 5.2.1 mailbox disabled", "mailbox_disabled", True),
@@ -431,10 +400,6 @@ def test_every_shipped_outcome_is_complete():
         assert entry["category"] in CATEGORIES, entry["id"]
         assert entry["meaning"].strip().endswith((".", ")")), entry["id"]
         assert entry["advice"].strip().endswith((".", ")")), entry["id"]
-
-
-def test_every_category_is_reachable_from_the_corpus():
-    assert {entry["category"] for entry in CORPUS} == CATEGORIES
 
 
 def test_default_classifier_is_loaded_once():
