@@ -144,6 +144,19 @@ def _default_state_directory() -> Path:
 
 
 @dataclass(frozen=True)
+class BouncesIn:
+    """`bounces_in:`: the listener for asynchronous bounces and complaints (DESIGN.md, way 4)."""
+
+    listen: Endpoint | None = None   # SMTP for mail to the bounce domains only
+    domains: tuple[str, ...] = ()    # lower-case A-labels
+    key_file: Path | None = None     # HMAC key of the VERP return paths (relay/intake/verp.py)
+    key: bytes = field(default=b"", repr=False)
+
+    def accepts(self, domain: str) -> bool:
+        return domain.lower().rstrip(".") in self.domains
+
+
+@dataclass(frozen=True)
 class Settings:
     source: Path
     hostname: str
@@ -160,6 +173,7 @@ class Settings:
     metrics: Endpoint | None = None
     correlation: Correlation = field(default_factory=Correlation)
     postfix_log: PostfixLog | None = None
+    bounces_in: BouncesIn | None = None
 
 
 DEFAULT_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -261,7 +275,7 @@ def load_settings(path: str | Path) -> Settings:
         problems.add("(top level)", "the file is empty; at least `hostname` is required")
     top.unknown({"hostname", "listen", "clients", "upstream", "limits", "egress_ips", "resolver",
                  "bounce_list", "events", "policies", "milter", "metrics", "correlation",
-                 "postfix_log"})
+                 "postfix_log", "bounces_in"})
 
     hostname = top.get("hostname", str, "", required=data is not None)
     if hostname and not _HOSTNAME.match(hostname):
@@ -295,11 +309,12 @@ def load_settings(path: str | Path) -> Settings:
     metrics = _endpoint_section(top, "metrics")
     correlation = _correlation(top)
     postfix_log = _postfix_log(top, base)
+    bounces_in = _bounces_in(top, base)
     problems.raise_if_any()
     return Settings(source=path, hostname=hostname, listen=listen, clients=clients, upstream=upstream,
                     limits=limits, egress_ips=tuple(egress), resolver=resolver, bounce_list=bounce_list,
                     events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation,
-                    postfix_log=postfix_log)
+                    postfix_log=postfix_log, bounces_in=bounces_in)
 
 
 def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
@@ -563,6 +578,42 @@ def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
         top.problems.add("postfix_log.state_directory", f"{state} is not a directory")
     return PostfixLog(path=path, journal=journal, state_directory=state,
                       max_queue_ids=r.get("max_queue_ids", int, 100_000, convert=_positive))
+
+
+# --- bounces_in (asynchronous bounces: DSN, ARF, VERP) ----------------------------------------------
+
+VERP_KEY_MIN_BYTES = 16  # an HMAC key shorter than this can be guessed
+
+
+def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
+    if "bounces_in" not in top.data or top.data["bounces_in"] is None:
+        return None
+    r = _Reader(top.problems, top.data["bounces_in"], "bounces_in")
+    r.unknown({"listen", "domains", "key_file"})
+    listen = r.get("listen", str, None, convert=parse_endpoint)
+    domains: list[str] = []
+    raw = r.get("domains", list, [], required=True) or []
+    if "domains" in r.data and not raw:
+        top.problems.add("bounces_in.domains", "needs at least one domain (mail to any other domain is refused)")
+    for i, name in enumerate(raw):
+        if not isinstance(name, str) or not _HOSTNAME.match(name.rstrip(".")) or "." not in name:
+            top.problems.add(f"bounces_in.domains[{i}]", f"{name!r} is not a domain name")
+        else:
+            domains.append(name.lower().rstrip("."))
+    key_file, key = None, b""
+    path = r.get("key_file", str, None)
+    if path:
+        key_file = base / path if not Path(path).is_absolute() else Path(path)
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            top.problems.add("bounces_in.key_file", f"file {key_file}: cannot read: {(exc.strerror or str(exc)).lower()}")
+        else:
+            if len(key) < VERP_KEY_MIN_BYTES:
+                top.problems.add("bounces_in.key_file", f"file {key_file}: the key has {len(key)} bytes; use at "
+                                                        f"least {VERP_KEY_MIN_BYTES} random bytes "
+                                                        f"(e.g. head -c 32 /dev/urandom | base64 > FILE)")
+    return BouncesIn(listen=listen, domains=tuple(domains), key_file=key_file, key=key)
 
 
 __all__ = ["Settings", "load_settings", "ConfigError", "parse_duration", "parse_endpoint", "Endpoint"]

@@ -35,7 +35,7 @@ from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
 
 SPF_MODES = ("reject", "tempfail", "warn", "off")
-DOMAIN_KEYS = ("dkim", "dkim_required", "spf")
+DOMAIN_KEYS = ("dkim", "dkim_required", "spf", "verp")
 KEY_KEYS = ("selector", "key", "algorithm", "canonicalization", "headers", "expire")
 WILDCARD = "*"
 
@@ -47,6 +47,9 @@ class DomainPolicy:
     dkim_required: bool = False
     spf: str = "off"
     from_wildcard: bool = False
+    # VERP: the bounce domain of this sender domain's return paths (relay/intake/verp.py); None: the
+    # envelope sender goes upstream unchanged.
+    verp: str | None = None
 
     @property
     def signs(self) -> bool:
@@ -77,7 +80,7 @@ class DomainPolicies:
         if wildcard is None:
             return None
         return DomainPolicy(domain=key or "", dkim=wildcard.dkim, dkim_required=wildcard.dkim_required,
-                            spf=wildcard.spf, from_wildcard=True)
+                            spf=wildcard.spf, from_wildcard=True, verp=wildcard.verp)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "DomainPolicies":
@@ -177,9 +180,16 @@ def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Probl
         key = _parse_key(f"{name}.dkim[{i}]", entry, base, problems)
         if key is not None:
             keys.append(key)
+    verp = spec.get("verp")
+    if verp is not None:
+        try:
+            verp = normalise_domain(str(verp))
+        except ValueError as exc:
+            problems.add(f"{name}.verp", f"{spec.get('verp')!r} is not a domain name: {exc} "
+                                         f"(the bounce domain of the return paths, one of bounces_in.domains)")
     if len(problems.items) > before:
         return None
-    return DomainPolicy(domain=domain, dkim=tuple(keys), dkim_required=required, spf=spf)
+    return DomainPolicy(domain=domain, dkim=tuple(keys), dkim_required=required, spf=spf, verp=verp)
 
 
 def valid_selector(selector: str) -> bool:

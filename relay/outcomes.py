@@ -258,6 +258,8 @@ class Outcomes:
         for key in ("spf", "dkim"):
             if key in txn.notes:
                 out[key] = txn.notes[key]
+        if txn.return_path:
+            out["return_path"] = txn.return_path  # the VERP address later bounces come back to
         return out
 
     def emit(self, event: dict) -> None:

@@ -53,6 +53,9 @@ class Transaction:
     started: float = field(default_factory=time.time)
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased name -> value, once DATA was seen
     notes: dict[str, Any] = field(default_factory=dict)  # steps' scratch space
+    # The envelope sender sent upstream when a step chose another one (VERP, steps/verp.py);
+    # None: mail_from goes upstream unchanged. Events keep mail_from as the sender.
+    return_path: str | None = None
 
 
 _HEADER_END = re.compile(rb"\r\n\r\n")

@@ -55,8 +55,12 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
     from .steps.dkim_sign import DkimSignStep
     from .steps.spf_check import SpfCheckStep
 
+    from .steps.verp import VerpStep, check_verp
+
+    check_verp(settings, policies)
     steps = [
         AccessStep(),                                            # MAIL: who may relay
+        VerpStep(settings, policies),                            # MAIL: the return path upstream (VERP)
         SpfCheckStep(settings, policies, resources.resolver),    # MAIL: SPF pre-flight of our egress IPs
         BounceListStep(resources.store),                         # RCPT: listed addresses refused locally
         AuthResultsStep(settings, policies, resources.resolver), # DATA: verify what arrives signed
@@ -78,6 +82,10 @@ class RelayServer:
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
         self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),
                                     self.outcomes, self.metrics)
+        self.intake = None  # the bounces_in listener's service (relay/intake/bounces_in.py)
+        if settings.bounces_in is not None and settings.bounces_in.listen is not None:
+            from .intake.bounces_in import build_intake
+            self.intake = build_intake(settings, self.policies, self.outcomes, self.metrics)
         self.counter = Connections(settings.limits.max_connections, settings.limits.max_connections_per_client)
         self.servers: list[asyncio.AbstractServer] = []
         self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
@@ -116,6 +124,17 @@ class RelayServer:
                 log.info("listening on %s:%s%s", addr[0], addr[1], " (STARTTLS)" if listener.tls else "")
         if self.follower is not None:
             await self.follower.start()
+        if self.intake is not None:
+            from .config import Listener
+            endpoint = self.settings.bounces_in.listen
+            factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.counter)
+            server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_address=True)
+            self.servers.append(server)
+            for sock in server.sockets:
+                addr = sock.getsockname()
+                bound.append((addr[0], addr[1]))
+                log.info("bounces_in listening on %s:%s (mail for %s)", addr[0], addr[1],
+                         ", ".join(self.settings.bounces_in.domains))
         if self.settings.metrics is not None:
             m = self.settings.metrics
             self.servers.append(await self.metrics.serve(m.host, m.port))
@@ -145,6 +164,8 @@ class RelayServer:
         restart_only = [k for k in ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver",
                                     "postfix_log")
                         if getattr(settings, k) != getattr(self.settings, k)]
+        if _bounces_listen(settings) != _bounces_listen(self.settings):
+            restart_only.append("bounces_in")  # the listener is bound at start
         if restart_only:
             log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
             settings = _keep(settings, self.settings, restart_only)
@@ -161,6 +182,10 @@ class RelayServer:
         self.outcomes.policies = policies
         if self.follower is not None:
             self.follower.reconfigure(settings)
+        if self.intake is not None and settings.bounces_in is not None:
+            from .intake.bounces_in import intake_pipeline, intake_settings
+            self.intake.settings, self.intake.policies = intake_settings(settings), policies
+            self.intake.pipeline = intake_pipeline(settings, self.outcomes)
         if settings.events != old_settings.events:
             new = EventSinks.from_settings(settings)
             self.sinks.close()
@@ -212,6 +237,10 @@ class RelayServer:
         log.info("stopping: draining sessions")
         watchdog.cancel()
         await self.stop()
+
+
+def _bounces_listen(settings: Settings):
+    return settings.bounces_in.listen if settings.bounces_in is not None else None
 
 
 def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:

@@ -26,9 +26,12 @@ def run(args) -> int:
         settings = None
     if settings is not None:
         try:
-            load_policies(settings)
+            policies = load_policies(settings)
         except ConfigError as exc:
             problems.extend(exc.problems)
+        else:
+            from ..steps.verp import verp_problems
+            problems.extend(verp_problems(settings, policies))
     for problem in problems:
         print(f"error: {problem}")
     if problems:

@@ -29,7 +29,7 @@ class UpstreamStep(Step):
                                      "tls": conn.tls}
             reused = conn.transactions > 0
             try:
-                reply = await conn.mail(txn.mail_from, self._options(txn, conn))
+                reply = await conn.mail(txn.return_path or txn.mail_from, self._options(txn, conn))
             except UpstreamError as exc:
                 # A pooled connection the server closed while idle: nothing was sent, try a fresh one.
                 if reused and attempt == 1:

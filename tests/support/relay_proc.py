@@ -44,6 +44,7 @@ class RunningRelay:
         self._thread.start()
         self.server = self.call(self._make(RelayServer))
         bound = self.call(self.server.start())
+        self.bound = bound  # every listener's (host, port), in start order (listen, then bounces_in)
         self.host, self.port = bound[0] if bound else (None, None)
         milter = self.server.milter
         self.milter_port = milter.port if milter is not None else None  # None also for a UNIX socket

@@ -1,0 +1,167 @@
+"""The `bounces_in` listener: SMTP for bounce messages and complaints addressed to the bounce domains.
+
+It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one step, `BounceIntake`:
+- RCPT: only addresses in `bounces_in.domains`; anything else is `550 5.7.1` (never an open relay).
+  With a VERP key, the local part must carry a valid token (relay/intake/verp.py): a forged, altered
+  or expired return path is `550 5.7.1` too. `postmaster` is accepted (RFC 5321 4.5.1) and read like
+  the rest, but a bounce without a token never touches the bounce list when tokens are in use.
+- DATA: the message is parsed (relay/intake/dsn.py, off the event loop) and every failed recipient
+  goes through the funnel (`Outcomes.observe`): a `bounced` event per failed recipient (`deferred`
+  for a DSN's `Action: delayed`), a `complained` event per ARF report. 250 is said only after every
+  observation was recorded; a store failure answers 451 so that the reporting MTA tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+from dataclasses import replace
+
+from ..config import Clients
+from ..decision import Decision, Reply, accept, defer, reject
+from ..outcomes import Observation
+from ..pipeline import Message, Pipeline, Step, Transaction
+from .dsn import BounceReport, FailedRecipient, parse_bounce
+from .verp import VerpCodec, VerpError, VerpToken
+
+log = logging.getLogger("relay.intake.bounces_in")
+
+PARSE_DEADLINE = 30.0  # seconds for parsing one message (a thread; the loop never waits on it)
+_EVERYONE = Clients(networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
+
+
+class BounceIntake(Step):
+    name = "bounces_in"
+
+    def __init__(self, settings, outcomes):
+        self.settings = settings
+        self.bounces = settings.bounces_in
+        self.outcomes = outcomes
+        self.codec = VerpCodec(self.bounces.key) if self.bounces.key else None
+
+    async def on_mail(self, txn: Transaction) -> Decision:
+        # Bounces come from the null sender (RFC 5321 4.5.5), complaints from a feedback address:
+        # any sender may report; what it may report about is decided at RCPT.
+        txn.notes["bounce_tokens"] = {}
+        return accept(Reply.make(250, "2.1.0", "Sender OK"))
+
+    async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        local, at, domain = rcpt.rpartition("@")
+        if rcpt.lower() == "postmaster" or (at and local.lower() == "postmaster" and self.bounces.accepts(domain)):
+            txn.notes["bounce_tokens"][rcpt] = None
+            return accept(Reply.make(250, "2.1.5", "Recipient OK"))
+        if not at or not self.bounces.accepts(domain):
+            return reject(550, "5.7.1", f"<{rcpt}>: relaying denied: this server takes mail for its bounce "
+                                        f"domains only", kind="policy_rejected")
+        token = None
+        if self.codec is not None:
+            try:
+                token = self.codec.verify(rcpt)
+            except VerpError as exc:
+                return reject(550, "5.7.1", f"<{rcpt}>: not a return path of ours: {exc}", kind="policy_rejected")
+        txn.notes["bounce_tokens"][rcpt] = token
+        return accept(Reply.make(250, "2.1.5", "Recipient OK"))
+
+    async def on_data(self, txn: Transaction, message: Message) -> Decision:
+        raw = message.original
+        report = await asyncio.wait_for(asyncio.to_thread(parse_bounce, raw), PARSE_DEADLINE)
+        tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
+        token = next((t for t in tokens.values() if t is not None), None)
+        if self.codec is not None and token is None:
+            # Only postmaster was addressed: read, logged, never acted on (it is not authenticated).
+            log.info("bounce to postmaster without a VERP token (transaction %s): %d recipient(s) reported, "
+                     "not recorded", txn.id, len(report.recipients))
+            return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)"))
+        observations = [self._observation(report, failed, token) for failed in report.recipients]
+        observations = [o for o in observations if o is not None]
+        failed_store = False
+        for obs in observations:
+            events = await self.outcomes.observe(obs)
+            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in events)
+        if failed_store:
+            return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
+                         kind="deferred")
+        what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
+        text = f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded"
+        return accept(Reply.make(250, "2.0.0", text))
+
+    def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None) -> Observation | None:
+        # The address to act on is the one we sent to: Original-Recipient when the reporting MTA kept
+        # it (RFC 3464 2.3.1), else the address that failed.
+        recipient = failed.original_recipient or failed.recipient
+        if not recipient:
+            return None
+        if report.kind == "feedback":
+            kind = "complained"
+        elif failed.action == "delayed" or failed.final is False:
+            kind = "deferred"  # a delay warning: the remote still tries
+        else:
+            kind = "bounced"
+        sender = token.sender if token is not None and token.sender else self._original_sender(report)
+        fields: dict = {"dsn": {k: v for k, v in {
+            "action": failed.action, "status": failed.status, "reported_status": failed.reported_status,
+            "diagnostic_code": failed.diagnostic, "diagnostic_type": failed.diagnostic_type,
+            "remote_mta": failed.remote_mta, "reporting_mta": report.reporting_mta,
+            "original_recipient": failed.original_recipient, "final_recipient": failed.final_recipient,
+        }.items() if v is not None}}
+        if failed.remote_mta:
+            fields["remote_mta"] = failed.remote_mta
+        if failed.feedback_type:
+            fields["feedback_type"] = failed.feedback_type
+        if token is not None:
+            fields["verp"] = token.as_fields()
+            fields["transaction_id"] = token.transaction_id
+        fields.update(self._correlation(report, sender))
+        return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
+                           sender=sender, message_id=report.message_id, fields=fields)
+
+    def _original_sender(self, report: BounceReport) -> str:
+        sender = report.original_sender or ""
+        # X-Postfix-Sender of a VERP'd message is our own return path, not the sender.
+        if sender and self.bounces.accepts(sender.rpartition("@")[2]):
+            return ""
+        return sender
+
+    def _correlation(self, report: BounceReport, sender: str) -> dict:
+        """The same correlation fields as the transaction's own events (outcomes.py): the returned
+        message's In-Reply-To, References, Subject hash and `correlation.headers`, and the named groups
+        of `correlation.sender_patterns` over the original sender."""
+        out: dict = {}
+        for name in ("in-reply-to", "references"):
+            value = report.original_header(name)
+            if value is not None:
+                out[name.replace("-", "_")] = value
+        subject = report.original_header("subject")
+        if subject is not None:
+            out["subject_sha256"] = hashlib.sha256(subject.encode("utf-8", "surrogateescape")).hexdigest()
+        found = {}
+        for wanted in self.settings.correlation.headers:
+            value = report.original_header(wanted)
+            if value is not None:
+                found[wanted] = value
+        if found:
+            out["correlation"] = found
+        for pattern in self.settings.correlation.sender_patterns:
+            m = pattern.search(sender or "")
+            if m:
+                out.update({k: v for k, v in m.groupdict().items() if v is not None})
+        return out
+
+
+def intake_settings(settings):
+    """The settings the intake's SMTP service runs with: every peer may connect (bounces come from
+    anywhere); what it may send is decided at RCPT by the bounce domains, never by `clients`."""
+    return replace(settings, clients=_EVERYONE)
+
+
+def build_intake(settings, policies, outcomes, metrics=None):
+    """The RelayService of the bounces_in listener."""
+    from ..service import RelayService
+
+    return RelayService(intake_settings(settings), policies, intake_pipeline(settings, outcomes), outcomes, metrics)
+
+
+def intake_pipeline(settings, outcomes) -> Pipeline:
+    return Pipeline([BounceIntake(settings, outcomes)])

@@ -1,0 +1,144 @@
+"""The bounces_in listener through a running relay with VERP on: a message is relayed with a VERP return
+path, its later bounce (mailed to that return path) becomes a `bounced` event tied to the original send
+and lists the address; forged bounces and mail for other domains are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.intake.verp import VerpCodec
+from tests.support.smtp_client import RawSMTP, send_message
+
+KEY = b"0123456789abcdef0123456789abcdef"
+BOUNCE_DOMAIN = "bounces.example.com"
+
+
+@pytest.fixture
+def verp_relay(tmp_path, upstream, relay_factory):
+    (tmp_path / "verp.key").write_bytes(KEY)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text(f"example.com: {{verp: {BOUNCE_DOMAIN}}}\n")
+    relay = relay_factory(upstream.port, policies=str(policies),
+                          bounces_in={"listen": "127.0.0.1:0", "domains": [BOUNCE_DOMAIN],
+                                      "key_file": str(tmp_path / "verp.key")},
+                          correlation={"headers": ["X-Conversation"],
+                                       "sender_patterns": [r"^(?P<app>[a-z]+)@example\.com$"]})
+    relay.intake_port = relay.bound[1][1]
+    return relay
+
+
+ORIGINAL = (b"From: Support <noreply@example.com>\r\nTo: alice@dest.example\r\nSubject: Your ticket\r\n"
+            b"Message-ID: <m-1@example.com>\r\nX-Conversation: c-42\r\n\r\nHello\r\n")
+
+
+def relay_one(relay, upstream, rcpt: str = "alice@dest.example") -> str:
+    """Send one message through the relay; the return path the upstream saw."""
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, "noreply@example.com", [rcpt], ORIGINAL)
+    assert replies[-1][0] == 250, replies
+    return upstream.wait_for_messages(1)[-1].mail_from
+
+
+def dsn_for(return_path: str, rcpt: str = "alice@dest.example") -> bytes:
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host smarthost.example.\r\n"
+            f"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            f"Reporting-MTA: dns; smarthost.example\r\nX-Postfix-Sender: rfc822; {return_path}\r\n\r\n"
+            f"Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822;{rcpt}\r\nAction: failed\r\n"
+            f"Status: 5.1.1\r\nRemote-MTA: dns; mx.dest.example\r\n"
+            f"Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach does\r\n"
+            f"    not exist. 550 5.1.1 Please check the address (in reply to RCPT TO command)\r\n"
+            f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + ORIGINAL.split(b"\r\n\r\n")[0] + \
+        b"\r\n--B--\r\n"
+
+
+def mail_bounce(relay, return_path: str, message: bytes) -> list[tuple[int, str]]:
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        c.cmd("EHLO smarthost.example")
+        return send_message(c, "", [return_path], message)
+
+
+def test_bounce_becomes_a_bounced_event_tied_to_the_send_and_lists_the_address(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream)
+    assert return_path.endswith("@" + BOUNCE_DOMAIN) and return_path != "noreply@example.com"
+    token = VerpCodec(KEY).verify(return_path)
+
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
+    assert replies[1][0] == 250 and replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=2)
+    [bounced] = [e for e in events if e["kind"] == "bounced"]
+    assert bounced["recipient"] == "alice@dest.example"
+    assert bounced["sender"] == "noreply@example.com"
+    assert bounced["message_id"] == "<m-1@example.com>"
+    assert bounced["transaction_id"] == token.transaction_id
+    assert bounced["verp"]["return_path"] == return_path.lower()
+    assert bounced["correlation"] == {"X-Conversation": "c-42"}
+    assert bounced["app"] == "noreply"  # correlation.sender_patterns over the original sender
+    assert bounced["reply"]["source"] == "dsn"
+    assert bounced["reply"]["text"] == ("550-5.1.1 The email account that you tried to reach does not exist.\n"
+                                        "550 5.1.1 Please check the address")
+    assert bounced["dsn"]["status"] == "5.1.1" and bounced["dsn"]["action"] == "failed"
+    assert bounced["dsn"]["remote_mta"] == "mx.dest.example"
+    assert bounced["classification"]["category"] == "unknown_recipient"
+    assert bounced["stage"] == "rcpt"
+    assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)
+
+    # The address is listed: the relay now refuses it itself.
+    with RawSMTP(verp_relay.host, verp_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<noreply@example.com>")
+        code, text = c.cmd("RCPT TO:<alice@dest.example>")
+    assert code == 550, text
+
+
+def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream)
+    local, domain = return_path.split("@")
+    forged = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + domain
+    other_sender = "someone=else.example=" + local.split("=")[-1] + "@" + domain
+    with RawSMTP(verp_relay.host, verp_relay.intake_port) as c:
+        c.cmd("EHLO smarthost.example")
+        assert c.cmd("MAIL FROM:<>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<{forged}>")
+        assert code == 550 and "5.7.1" in text
+        code, text = c.cmd(f"RCPT TO:<{other_sender}>")
+        assert code == 550 and "5.7.1" in text
+        code, text = c.cmd("RCPT TO:<bob@dest.example>")  # never an open relay
+        assert code == 550 and "5.7.1" in text
+        code, _ = c.cmd("DATA")
+        assert code == 503
+    events = verp_relay.events(wait_for=3)
+    assert not [e for e in events if e["kind"] in ("bounced", "bounce_listed")]
+    assert len([e for e in events if e["kind"] == "policy_rejected"]) == 3
+
+
+def test_complaint_becomes_a_complained_event(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream, rcpt="carol@isp.example")
+    arf = (f"From: feedback@isp.example\r\nTo: {return_path}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n"
+           f"Content-Type: multipart/report; report-type=feedback-report; boundary=F\r\n\r\n"
+           f"--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
+           f"--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: isp/1\r\n"
+           f"Version: 1\r\nOriginal-Rcpt-To: <carol@isp.example>\r\n\r\n"
+           f"--F\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + \
+        ORIGINAL.split(b"\r\n\r\n")[0].replace(b"alice@dest.example", b"carol@isp.example") + b"\r\n--F--\r\n"
+    replies = mail_bounce(verp_relay, return_path, arf)
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    [complaint] = [e for e in events if e["kind"] == "complained"]
+    assert complaint["recipient"] == "carol@isp.example"
+    assert complaint["feedback_type"] == "abuse"
+    assert complaint["message_id"] == "<m-1@example.com>"
+
+
+def test_auto_reply_to_a_return_path_records_nothing(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream)
+    auto = (f"From: alice@dest.example\r\nTo: {return_path}\r\nSubject: Out of office\r\n"
+            f"Auto-Submitted: auto-replied\r\n\r\nI am away.\r\n").encode()
+    replies = mail_bounce(verp_relay, return_path, auto)
+    assert replies[-1][0] == 250
+    assert "nothing recorded" in replies[-1][1]
+    assert verp_relay.events(wait_for=0, timeout=0.5) == []
