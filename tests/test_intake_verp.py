@@ -45,6 +45,17 @@ def test_altered_return_paths_are_refused(tamper):
         codec().verify(tamper(path), now=NOW)
 
 
+def test_every_single_character_change_is_refused():
+    path = codec().return_path("noreply@example.com", TXN, "bounces.example.com", now=NOW)
+    local, domain = path.split("@")
+    for i, char in enumerate(local):
+        for other in "abcdefghijklmnopqrstuvwxyz234567=":
+            if other == char:
+                continue
+            with pytest.raises(VerpError):
+                codec().verify(local[:i] + other + local[i + 1:] + "@" + domain, now=NOW)
+
+
 def test_forged_with_another_key_is_refused():
     forged = codec(b"x" * 32).return_path("noreply@example.com", TXN, "bounces.example.com", now=NOW)
     with pytest.raises(VerpError, match="forged or altered"):

@@ -106,6 +106,10 @@ class VerpCodec:
         if not _TOKEN.match(token):
             raise VerpError("no VERP token in the local part")
         raw = _unb32(token)
+        if _b32(raw) != token:
+            # 28 characters carry 140 bits for 136: the last one has unused bits. Only the canonical
+            # spelling is ours, so that no character of a return path can change without notice.
+            raise VerpError("the token is not in canonical form (altered return path)")
         head, tag = raw[:11], raw[11:]
         flags, day = struct.unpack(">BH", head[:3])
         if flags & 0x7F != VERSION:
