@@ -195,3 +195,43 @@ def test_restart_and_rotation_resume_without_reading_a_line_twice(postfix, follo
     assert sorted(rejected) == ["nosuchuser@first.test", "nosuchuser@second.test", "nosuchuser@third.test"]
     assert sorted(e["recipient"] for e in events if e["kind"] == "bounce_listed") == sorted(rejected)
     assert listed(follower_config) == set(rejected)
+
+
+def test_milter_and_follower_close_the_loop(tmp_path, upstream):
+    """Postfix delivers and the provider refuses; the follower lists the address from Postfix's log;
+    the next message to it is refused by Postfix at RCPT through the relay's milter."""
+    root = Path(tempfile.mkdtemp(prefix="relay-pflog-milter-"))
+    root.chmod(0o755)
+    maillog = root / "postfix" / "maillog"  # PostfixInstance's maillog_file, before Postfix exists
+    config = write_config(tmp_path, 0, listen=[], upstream=None, milter={"listen": "127.0.0.1:0"},
+                          postfix_log={"path": str(maillog), "state_directory": str(tmp_path / "state")})
+    relay = RunningRelay(config)
+    postfix = None
+    try:
+        postfix = PostfixInstance(root / "postfix", sink_port=upstream.port, milter_port=relay.milter_port,
+                                  max_size=10 << 20)
+        postfix.start()
+        assert postfix.maillog == maillog
+        send(postfix, "a@sender.test", "nosuchuser@gmail.test", "first")
+        events = wait_for_results(relay, 1)
+        deadline = time.time() + 30
+        while not any(e["kind"] == "bounce_listed" for e in events) and time.time() < deadline:
+            time.sleep(0.1)
+            events = relay.events()
+        (listing,) = [e for e in events if e["kind"] == "bounce_listed"]
+        assert listing["recipient"] == "nosuchuser@gmail.test"
+        assert listing["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=60) as s:
+            s.ehlo("client.test")
+            assert s.mail("a@sender.test")[0] == 250
+            code, text = s.rcpt("nosuchuser@gmail.test")
+            assert code == 550, text
+            assert text.decode().startswith("5.1.1 <nosuchuser@gmail.test> is on this relay's bounce list since")
+        upstream_rcpts = [c for c in upstream.commands if c == "RCPT nosuchuser@gmail.test"]
+        assert len(upstream_rcpts) == 1  # the second message never reached the provider
+    finally:
+        if postfix is not None:
+            postfix.stop()
+        relay.stop()
+        shutil.rmtree(root, ignore_errors=True)
