@@ -189,3 +189,47 @@ def test_resume_after_copytruncate_while_stopped_finishes_the_copy(tmp_path):
         w.write("Nov 29 10:00:03 three\n")
     g = FileFollower(log, position, drain_seconds=0)
     assert texts(g.poll()) == ["Nov 29 10:00:01 two", "Nov 29 10:00:03 three"]
+
+
+def test_a_restarted_follower_still_knows_the_sender_of_a_message_accepted_before(tmp_path):
+    """qmgr logged the sender before the restart, the result comes after: the event still has it."""
+    import asyncio
+    import json
+
+    from relay.config import load_settings
+    from relay.intake.follower import PostfixLogFollower
+    from relay.outcomes import open_outcomes
+    from relay.policies import load_policies
+
+    log = tmp_path / "maillog"
+    log.write_text("")
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: r.test\nbounce_list: sqlite:///b.db\nevents: [{{jsonl: events.jsonl}}]\n"
+                      f"postfix_log: {{path: {log}, state_directory: state}}\n")
+    settings = load_settings(config)
+
+    async def follow_until_idle():
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        follower = PostfixLogFollower(settings, outcomes, poll_interval=0.05)
+        await follower.start()
+        try:
+            await asyncio.wait_for(follower.idle.wait(), 10)
+        finally:
+            await follower.stop()
+            await close()
+
+    asyncio.run(follow_until_idle())
+    with open(log, "a") as w:
+        w.write("Nov 29 11:24:41 pb postfix/cleanup[1]: A57A320C3C7: message-id=<m1@sender.test>\n"
+                "Nov 29 11:24:41 pb postfix/qmgr[2]: A57A320C3C7: from=<bounces+c7@sender.test>, size=340, nrcpt=1 "
+                "(queue active)\n")
+    asyncio.run(follow_until_idle())
+    with open(log, "a") as w:
+        w.write("Nov 29 11:30:00 pb postfix/smtp[3]: A57A320C3C7: to=<gone@gmail.test>, relay=mx[192.0.2.1]:25, "
+                "delay=0.1, delays=0/0/0/0.1, dsn=5.1.1, status=bounced (host mx[192.0.2.1] said: 550 5.1.1 "
+                "no such user (in reply to RCPT TO command))\n")
+    asyncio.run(follow_until_idle())
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert rejected["sender"] == "bounces+c7@sender.test" and rejected["message_id"] == "<m1@sender.test>"
+    assert [e["recipient"] for e in events if e["kind"] == "bounce_listed"] == ["gone@gmail.test"]

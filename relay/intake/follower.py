@@ -262,6 +262,18 @@ class FileFollower:
         f.head_len = min(HEAD_BYTES, offset)
         f.head = _head(f.fd, f.head_len)
 
+    def lines_before(self, max_bytes: int) -> list[str]:
+        """Up to max_bytes of complete lines before where a resumed follower starts reading: what
+        cleanup and qmgr logged about messages whose results are still to come."""
+        first = self.draining[0] if self.draining else self.current
+        if not isinstance(first, _OpenFile) or first.offset == 0:
+            return []
+        start = max(0, first.offset - max_bytes)
+        data = os.pread(first.fd, first.offset - start, start)
+        if start:
+            data = data[data.find(b"\n") + 1:]  # the first line is cut: drop it
+        return [raw.decode("utf-8", "replace") for raw in data.split(b"\n")[:-1]]
+
     # -- reading ------------------------------------------------------------------------------
 
     def poll(self) -> list[tuple[str, FilePosition | None]]:
@@ -362,6 +374,15 @@ class PostfixLogFollower:
     a crash at exactly that moment loses its event (logged at the next start as a resume)."""
 
     SAVE_EVERY = 1.0  # seconds between cursor saves while only uninteresting lines pass
+    WARM_UP_BYTES = 8 << 20  # read again (for correlation only) before the resume point
+
+    def _warm_up(self, lines: list[str]) -> None:
+        from .postfix_log import parse_line
+
+        for text in lines:
+            line = parse_line(text)
+            if line is not None:
+                self.intake.tracker.feed(line)  # results here were handled before the restart
 
     def __init__(self, settings, outcomes, poll_interval: float = 0.5, drain_seconds: float = 5.0):
         from .postfix_events import PostfixLogIntake
@@ -447,6 +468,9 @@ class PostfixLogFollower:
 
         saved = await asyncio.to_thread(self.cursor.load)
         self._follower = await asyncio.to_thread(FileFollower, self.conf.path, saved, self.drain_seconds)
+        if saved is not None:
+            # Correlation is memory: relearn the senders and Message-IDs of messages still in the queue.
+            await asyncio.to_thread(self._warm_up, self._follower.lines_before(self.WARM_UP_BYTES))
         current = self._follower.current
         if saved is None and current is not None:
             # The first start reads from the end: remember that end now, so that what is logged while
