@@ -133,6 +133,7 @@ class PostfixLog:
 
     path: Path | None = None  # a syslog file or Postfix's maillog_file
     journal: bool = False  # read the systemd journal (journalctl -o json) instead of a file
+    journal_directory: Path | None = None  # journalctl --directory: another system's or a container's journal
     state_directory: Path = Path("/var/lib/relay")  # where the follower keeps its cursor
     max_queue_ids: int = 100_000  # queue ids remembered while their lines are incomplete
 
@@ -563,7 +564,7 @@ def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
     if "postfix_log" not in top.data or top.data["postfix_log"] is None:
         return None
     r = _Reader(top.problems, top.data["postfix_log"], "postfix_log")
-    r.unknown({"path", "journal", "state_directory", "max_queue_ids"})
+    r.unknown({"path", "journal", "journal_directory", "state_directory", "max_queue_ids"})
     resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
     path = r.get("path", str, None, convert=resolve)
     journal = r.get("journal", bool, False)
@@ -573,10 +574,15 @@ def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
         top.problems.add("postfix_log.journal", "path and journal: true exclude each other; follow one of them")
     if path is not None and path.exists() and not path.is_file():
         top.problems.add("postfix_log.path", f"{path} is not a file")
+    journal_directory = r.get("journal_directory", str, None, convert=resolve)
+    if journal_directory is not None and not journal:
+        top.problems.add("postfix_log.journal_directory", "applies only with journal: true")
+    elif journal_directory is not None and not journal_directory.is_dir():
+        top.problems.add("postfix_log.journal_directory", f"directory {journal_directory} does not exist")
     state = r.get("state_directory", str, None, convert=resolve) or _default_state_directory()
     if state.exists() and not state.is_dir():
         top.problems.add("postfix_log.state_directory", f"{state} is not a directory")
-    return PostfixLog(path=path, journal=journal, state_directory=state,
+    return PostfixLog(path=path, journal=journal, journal_directory=journal_directory, state_directory=state,
                       max_queue_ids=r.get("max_queue_ids", int, 100_000, convert=_positive))
 
 

@@ -190,7 +190,12 @@ def test_postfix_log_errors(tmp_path):
     assert problems(tmp_path, "hostname: r.example\npostfix_log: {}\n") == [
         "postfix_log: name the log to follow: path: /var/log/mail.log, or journal: true"]
     assert problems(tmp_path, "hostname: r.example\npostfix_log: {path: /x, journal: true, colour: red}\n") == [
-        "postfix_log.colour: unknown key; expected one of: journal, max_queue_ids, path, state_directory",
+        "postfix_log.colour: unknown key; expected one of: journal, journal_directory, max_queue_ids, path, "
+        "state_directory",
         "postfix_log.journal: path and journal: true exclude each other; follow one of them"]
     assert problems(tmp_path, f"hostname: r.example\npostfix_log: {{path: {tmp_path}, state_directory: afile}}\n") == [
         f"postfix_log.path: {tmp_path} is not a file", f"postfix_log.state_directory: {tmp_path / 'afile'} is not a directory"]
+    assert problems(tmp_path, "hostname: r.example\npostfix_log: {path: /x, journal_directory: /}\n") == [
+        "postfix_log.journal_directory: applies only with journal: true"]
+    assert problems(tmp_path, "hostname: r.example\npostfix_log: {journal: true, journal_directory: nope}\n") == [
+        f"postfix_log.journal_directory: directory {tmp_path / 'nope'} does not exist"]

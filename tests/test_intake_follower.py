@@ -141,7 +141,7 @@ def test_an_unreadable_cursor_starts_afresh(tmp_path):
 
 def test_journal_command_and_records():
     assert journal_command(None) == ["journalctl", "-o", "json", "--no-pager", "--all", "SYSLOG_FACILITY=2", "-f",
-                                     "-n", "0"]
+                                     "-n", "all"]
     assert journal_command("s=abc")[-2:] == ["--after-cursor", "s=abc"]
     line = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "SYSLOG_PID": "12",
                          "_HOSTNAME": "mx", "__REALTIME_TIMESTAMP": "1764415481000000", "__CURSOR": "s=1"})

@@ -337,10 +337,12 @@ def journalctl() -> str | None:
 
 def journal_command(cursor: str | None, binary: str = "journalctl", follow: bool = True,
                     extra: tuple[str, ...] = ()) -> list[str]:
+    """journalctl reading the mail facility as JSON: after `cursor`, or everything (None: the journal
+    held no mail entry when the follower first started)."""
     cmd = [binary, "-o", "json", "--no-pager", "--all", f"SYSLOG_FACILITY={MAIL_FACILITY}", *extra]
     if follow:
         cmd.append("-f")
-    cmd += ["--after-cursor", cursor] if cursor else (["-n", "0"] if follow else [])
+    cmd += ["--after-cursor", cursor] if cursor else ["-n", "all"]
     return cmd
 
 
@@ -492,19 +494,49 @@ class PostfixLogFollower:
                 await asyncio.sleep(self.poll_interval)
                 self.idle.clear()
 
+    async def _journal_tail(self, extra: tuple[str, ...]) -> str | None:
+        """The cursor of the newest mail entry in the journal, None when there is none."""
+        import asyncio
+
+        cmd = [*journal_command(None, follow=False, extra=extra)[:-2], "-n", "1"]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        out, err = await proc.communicate()
+        if proc.returncode:
+            raise OSError(f"journalctl failed: {err.decode('utf-8', 'replace').strip()}")
+        for raw in reversed(out.splitlines()):
+            try:
+                return json.loads(raw).get("__CURSOR")
+            except ValueError:
+                continue
+        return None
+
     async def _run_journal(self) -> None:
         import asyncio
 
         saved = await asyncio.to_thread(self.cursor.load)
         cursor = saved.get("cursor") if saved and saved.get("kind") == "journal" else None
+        extra = ("--directory", str(self.conf.journal_directory)) if self.conf.journal_directory else ()
+        if cursor is None:
+            # The first start: only what comes next. The journal's newest mail entry is the starting
+            # point, saved at once, so that a restart before the next entry still misses nothing.
+            cursor = await self._journal_tail(extra)
+            await self._save({"kind": "journal", "cursor": cursor}, now=True)
         backoff = 1.0
         while True:
             proc = await asyncio.create_subprocess_exec(
-                *journal_command(cursor), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                *journal_command(cursor, extra=extra), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.DEVNULL, limit=1 << 22)
             try:
                 while True:
-                    raw = await proc.stdout.readline()
+                    try:
+                        raw = await asyncio.wait_for(proc.stdout.readline(), self.poll_interval)
+                    except asyncio.TimeoutError:
+                        if self._unsaved is not None:
+                            await self._save(self._unsaved, now=True)
+                        self.idle.set()
+                        continue
+                    self.idle.clear()
                     if not raw:
                         break
                     try:

@@ -1,0 +1,101 @@
+"""Following the systemd journal with the real journalctl: entries written into a journal file by
+systemd-journal-remote (the journal's own writer), read with `journalctl --directory` (postfix_log:
+{journal: true, journal_directory: ...}), resumed from the journal's cursor after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from relay.config import load_settings
+from relay.intake.follower import PostfixLogFollower
+from relay.outcomes import open_outcomes
+from relay.policies import load_policies
+
+JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")
+
+
+def write_journal(directory: Path, entries: list[tuple[str, str]]) -> None:
+    """Append entries (SYSLOG_IDENTIFIER, MESSAGE) to DIRECTORY/postfix.journal in the journal export format."""
+    now = int(time.time() * 1e6)
+    export = "".join(
+        f"__REALTIME_TIMESTAMP={now + i}\n__MONOTONIC_TIMESTAMP={now + i}\n"
+        f"_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=mx.test\nSYSLOG_FACILITY=2\n"
+        f"SYSLOG_IDENTIFIER={ident}\nSYSLOG_PID={100 + i}\nMESSAGE={message}\n\n"
+        for i, (ident, message) in enumerate(entries))
+    out = subprocess.run([str(JOURNAL_REMOTE), "-o", str(directory / "postfix.journal"), "-"], input=export,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+def bounce(qid: str, rcpt: str) -> list[tuple[str, str]]:
+    return [("postfix/cleanup", f"{qid}: message-id=<{qid}@sender.test>"),
+            ("postfix/qmgr", f"{qid}: from=<a@sender.test>, size=300, nrcpt=1 (queue active)"),
+            ("postfix/smtp", f"{qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=0.1, delays=0/0/0/0.1, dsn=5.1.1, "
+                             f"status=bounced (host mx[192.0.2.1] said: 550-5.1.1 The email account that you tried "
+                             f"to reach does not exist. 550 5.1.1 Please check. - gsmtp (in reply to RCPT TO command))"),
+            ("postfix/qmgr", f"{qid}: removed")]
+
+
+def test_the_journal_is_followed_and_resumed_from_its_cursor(tmp_path):
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    write_journal(journal, bounce("A1B2C3D4E5", "old@gmail.test"))  # before the first start: not read
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: r.test\nbounce_list: sqlite:///b.db\nevents: [{{jsonl: events.jsonl}}]\n"
+                      f"postfix_log: {{journal: true, journal_directory: {journal}, state_directory: state}}\n")
+    settings = load_settings(config)
+
+    async def follow(write=None):
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        follower = PostfixLogFollower(settings, outcomes, poll_interval=0.5)
+        await follower.start()
+        try:
+            await asyncio.wait_for(follower.idle.wait(), 20)  # journalctl is running and has caught up
+            if write:
+                await asyncio.to_thread(write)
+                deadline = time.monotonic() + 20
+                while follower.observed < 1 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                follower.idle.clear()
+                await asyncio.wait_for(follower.idle.wait(), 20)
+        finally:
+            await follower.stop()
+            await close()
+
+    asyncio.run(follow(lambda: write_journal(journal, bounce("B1B2C3D4E5", "first@gmail.test"))))
+    write_journal(journal, bounce("C1B2C3D4E5", "second@gmail.test"))  # while stopped
+    asyncio.run(follow())
+    asyncio.run(follow())  # nothing new: nothing read twice
+
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert [e["recipient"] for e in rejected] == ["first@gmail.test", "second@gmail.test"]
+    assert rejected[0]["reply"]["text"] == ("550-5.1.1 The email account that you tried to reach does not exist.\n"
+                                            "550 5.1.1 Please check. - gsmtp")
+    assert rejected[0]["sender"] == "a@sender.test" and rejected[0]["message_id"] == "<B1B2C3D4E5@sender.test>"
+    assert rejected[0]["postfix"]["program"] == "postfix/smtp" and rejected[0]["postfix"]["host"] == "mx.test"
+    assert [e["recipient"] for e in events if e["kind"] == "bounce_listed"] == ["first@gmail.test", "second@gmail.test"]
+    assert json.loads((tmp_path / "state" / "postfix-log.cursor").read_text())["kind"] == "journal"
+
+
+def test_journal_without_journalctl_stops_serve_with_one_line(tmp_path, monkeypatch):
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: r.test\nbounce_list: sqlite:///b.db\npostfix_log: {journal: true, state_directory: s}\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a system without systemd: no journalctl anywhere
+    settings = load_settings(config)
+
+    async def start():
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        try:
+            await PostfixLogFollower(settings, outcomes).start()
+        finally:
+            await close()
+
+    with pytest.raises(OSError, match="journalctl was not found"):
+        asyncio.run(start())
