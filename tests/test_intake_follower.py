@@ -233,3 +233,22 @@ def test_a_restarted_follower_still_knows_the_sender_of_a_message_accepted_befor
     (rejected,) = [e for e in events if e["kind"] == "rejected"]
     assert rejected["sender"] == "bounces+c7@sender.test" and rejected["message_id"] == "<m1@sender.test>"
     assert [e["recipient"] for e in events if e["kind"] == "bounce_listed"] == ["gone@gmail.test"]
+
+
+def test_a_long_backlog_comes_in_several_polls(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    line = "x" * 99 + "\n"
+    with open(log, "a") as w:
+        w.write(line * 60000)  # 6 MB: more than one poll reads
+    first = f.poll()
+    assert 0 < len(first) < 60000
+    rest = []
+    while True:
+        more = f.poll()
+        if not more:
+            break
+        rest += more
+    assert len(first) + len(rest) == 60000
+    assert last_position(first + rest)["offset"] == 6_000_000

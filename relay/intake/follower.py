@@ -104,10 +104,12 @@ class _OpenFile:
         self.head_len = min(HEAD_BYTES, offset)
         self.head = _head(fd, self.head_len)
 
-    def read_lines(self) -> list[tuple[str, int]]:
-        """Complete lines appended since the last call, each with the offset after it."""
+    def read_lines(self, max_bytes: int = 4 * READ_BYTES) -> list[tuple[str, int]]:
+        """Complete lines appended since the last call (about max_bytes of them at most: a long
+        backlog comes in several calls), each with the offset after it."""
         out: list[tuple[str, int]] = []
-        while True:
+        start = self.offset
+        while self.offset - start < max_bytes:
             chunk = os.pread(self.fd, READ_BYTES, self.offset + len(self.pending))
             if not chunk:
                 return out
@@ -125,6 +127,7 @@ class _OpenFile:
             if self.head_len < HEAD_BYTES and self.offset > self.head_len:
                 self.head_len = min(HEAD_BYTES, self.offset)
                 self.head = _head(self.fd, self.head_len)
+        return out
 
     def position(self, offset: int) -> FilePosition:
         head_len = min(HEAD_BYTES, offset)
@@ -454,8 +457,11 @@ class PostfixLogFollower:
             if position is not None:
                 await self._save(position, now=False)
             return
+        await self._observe(obs, position)
+
+    async def _observe(self, obs, position: dict | None) -> None:
         if position is not None:
-            await self._save(position, now=True)
+            await self._save(position, now=True)  # first: a crash now must not read this line again
         try:
             await self.outcomes.observe(obs)
             self.observed += 1
@@ -463,10 +469,23 @@ class PostfixLogFollower:
             log.exception("could not record the Postfix delivery result for %s (queue id %s)",
                           obs.recipient, obs.fields.get("queue_id"))
 
+    def _read_batch(self):
+        """(lines read, [(observation, cursor after its line)], cursor after the last line)."""
+        from .postfix_log import parse_line
+
+        batch = self._follower.poll()
+        failures = []
+        last = None
+        for text, position in batch:
+            obs = self.intake.take(parse_line(text))
+            if position is not None:
+                last = position.as_dict()
+            if obs is not None:
+                failures.append((obs, last if position is not None else None))
+        return len(batch), failures, last
+
     async def _run_file(self) -> None:
         import asyncio
-
-        from .postfix_log import parse_line
 
         saved = await asyncio.to_thread(self.cursor.load)
         self._follower = await asyncio.to_thread(FileFollower, self.conf.path, saved, self.drain_seconds)
@@ -480,14 +499,18 @@ class PostfixLogFollower:
             await self._save(current.position(current.offset).as_dict(), now=True)
         while True:
             try:
-                batch = await asyncio.to_thread(self._follower.poll)
+                # Reading, parsing and correlating run in a thread (tens of thousands of lines after a
+                # restart must not stall the SMTP sessions); the funnel runs here, one failure at a time.
+                lines, failures, last = await asyncio.to_thread(self._read_batch)
             except OSError as exc:
                 log.error("cannot read %s: %s (retrying)", self.conf.path, exc)
-                batch = []
+                lines, failures, last = 0, [], None
                 await asyncio.sleep(5)
-            for text, position in batch:
-                await self._hand_over(parse_line(text), position.as_dict() if position else None)
-            if not batch:
+            for obs, position in failures:
+                await self._observe(obs, position)
+            if last is not None:
+                await self._save(last, now=False)
+            if not lines:
                 if self._unsaved is not None:
                     await self._save(self._unsaved, now=True)
                 self.idle.set()

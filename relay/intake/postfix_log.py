@@ -23,7 +23,9 @@ Which service wrote a line is not a reliable guide (master.cf services log under
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -98,16 +100,34 @@ def _rfc3164_time(m: re.Match, now: datetime | None) -> datetime | None:
     month = _MONTHS.get(m["mon"].lower())
     if month is None:
         return None
-    local_now = (now or datetime.now().astimezone()).astimezone()
-    hh, mm, ss = (int(x) for x in m["time"].split(":"))
-    for year in (local_now.year, local_now.year - 1):
+    local_now = now.astimezone() if now is not None else _local_now()
+    # A log holds many lines per second: the same stamp is worked out once.
+    return _stamp(month, int(m["day"]), m["time"], local_now.year, local_now.timestamp() // 86400)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stamp(month: int, day: int, hms: str, year: int, today: float) -> datetime | None:
+    hh, mm, ss = (int(x) for x in hms.split(":"))
+    limit = (today + 2) * 86400  # no more than a day ahead of now (a day's slack for zones)
+    for y in (year, year - 1):
         try:
-            t = datetime(year, month, int(m["day"]), hh, mm, ss).astimezone()
+            t = datetime(y, month, day, hh, mm, ss).astimezone()
         except ValueError:  # Feb 29 of a year that has none
             continue
-        if t <= local_now + timedelta(days=1):
+        if t.timestamp() <= limit:
             return t
     return None
+
+
+_now_cache: list = [0.0, None]
+
+
+def _local_now() -> datetime:
+    """The local time, read at most once a second."""
+    mono = time.monotonic()
+    if _now_cache[1] is None or mono - _now_cache[0] >= 1.0:
+        _now_cache[:] = [mono, datetime.now().astimezone()]
+    return _now_cache[1]
 
 
 def _iso_time(ts: str) -> datetime | None:
