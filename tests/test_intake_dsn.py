@@ -200,6 +200,20 @@ def test_stage_as_reporting_mtas_say_it():
     assert stage_said("SMTP error from remote mail server after RCPT TO:<a@b.example>:") == "rcpt"
     assert stage_said("    ----- Transcript of session follows -----\n>>> DATA\n<<< 554 5.7.1 no") == "data"
     assert stage_said("550 5.1.1 user unknown") is None
+    # Sendmail with PIPELINING: RCPT and DATA sent together, the first reply answers the RCPT.
+    assert stage_said(">>> DATA\n<<< 550 unknown user\n550 5.1.1 <a@b.example>... User unknown\n"
+                      "<<< 503-All RCPT commands were rejected with this error:\n<<< 503 unknown user\n") == "rcpt"
+    assert stage_said(">>> DATA\n<<< 354 go ahead\n>>> .\n<<< 554 5.7.1 spam\n") == "data"
+
+
+def test_reason_without_a_reply_keeps_error_lines_and_drops_the_summary():
+    raw = (b"From: postmaster@mms.example\nTo: a@example.com\nSubject: Undeliverable\n\n"
+           b"Message could not be delivered to mobile.\nError: No valid recipients for this MM\n\n"
+           b"Original Message:\nTo: 0000000000@mms.example\nSubject: hi\n")
+    [r] = parse_bounce(raw).recipients
+    assert r.recipient == "0000000000@mms.example"
+    assert "Error: No valid recipients for this MM" in r.diagnostic
+    assert "Subject" not in r.diagnostic
 
 
 def test_garbage_never_raises():

@@ -94,6 +94,18 @@ _STAGE_OF_COMMAND = {"rcpt": "rcpt", "data": "data", ".": "data", "mail": "mail"
                      "lhlo": "helo"}
 
 
+def _replies_before_next_command(text: str, start: int) -> int:
+    """How many replies a transcript shows from `start` to its next `>>>` command (a reply ends at
+    its `<<< NNN ` line; `<<< NNN-` lines continue it)."""
+    count = 0
+    for line in text[start:].split("\n"):
+        if line.startswith(">>>"):
+            break
+        if re.match(r"^<<<\s*[2-5]\d\d(\s|$)", line):
+            count += 1
+    return count
+
+
 def stage_said(text: str | None) -> str | None:
     """The SMTP stage a report says the remote reply came at, or None when it does not say."""
     if not text:
@@ -102,7 +114,12 @@ def stage_said(text: str | None) -> str | None:
     if reply:
         commands = list(_TRANSCRIPT_COMMAND.finditer(text, 0, reply.start()))
         if commands:
-            return _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+            stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+            if stage == "data" and _replies_before_next_command(text, reply.start()) > 1:
+                # PIPELINING (RFC 2920 3.1): RCPT and DATA went together and the replies come in
+                # command order; the first of several answers a RCPT, the DATA reply comes last.
+                return "rcpt"
+            return stage
     flat = re.sub(r"\s+", " ", text)  # reporting MTAs wrap "(in reply to RCPT TO command)" anywhere
     for pattern, stage in _STAGE_SAID:
         if pattern.search(flat):
@@ -736,6 +753,10 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
     return out
 
 
+# The summary of the returned message some reports repeat ("To: ...", "Subject: ...", "Sent: ...").
+_SUMMARY_LINE = re.compile(r"^(to|cc|bcc|from|subject|sent|date|message-id|received):(\s|$)", re.I)
+
+
 def _reason_text(text: str, address: str) -> str:
     """The reason a report gives when it quotes no SMTP reply ("The recipient name is not recognized",
     "User not listed in public Name & Address Book", "No valid recipients"): its text without the
@@ -744,7 +765,8 @@ def _reason_text(text: str, address: str) -> str:
     lines = []
     for line in text.split("\n"):
         line = line.strip(" \t")
-        if not line or line.strip("<>:;,").lower() == address.lower() or re.match(r"^[A-Za-z-]{2,20}:(\s|$)", line) or re.fullmatch(r"[-=_*\s]+", line):
+        if not line or line.strip("<>:;,").lower() == address.lower() or _SUMMARY_LINE.match(line) or \
+                re.fullmatch(r"[-=_*\s]+", line):
             continue
         lines.append(line)
     return " ".join(lines)[:500]
