@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -64,6 +65,22 @@ def make_event(kind: str, stage: str, *, sender: str = "", recipient: str = "", 
         event["upstream"] = upstream
     event.update(extra)
     return event
+
+
+_LONE_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _json_line(event: dict) -> str:
+    """One JSON line, always valid UTF-8. Text that came in as bytes that are not UTF-8 holds
+    lone surrogates (Python's surrogateescape); each stands for one byte and is written as that
+    byte read as ISO 8859-1, the representation upstream replies get (docs/events.md)."""
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = _LONE_SURROGATE.sub(lambda m: chr(ord(m.group()) - 0xDC00), line)
+        line = line.encode("utf-8", "backslashreplace").decode("utf-8")  # any other lone surrogate
+    return line
 
 
 class Sink:
@@ -205,14 +222,7 @@ class EventSinks:
                       sink.name, self.failures[sink.name], exc)
 
     def emit(self, event: dict) -> None:
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-        if not line.isascii():
-            try:
-                line.encode("utf-8")
-            except UnicodeEncodeError:
-                # Bytes that were not UTF-8 (kept by surrogateescape, e.g. in an address a client
-                # sent) can only be written as JSON escapes (\udcff), which read back as they came.
-                line = json.dumps(event, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
+        line = _json_line(event)
         self.emitted += 1
         for sink in self.sinks:
             try:

@@ -8,6 +8,8 @@ transaction id and answers `451 4.3.0`, never a silent pass.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -142,8 +144,10 @@ class Step:
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         return CONTINUE
 
-    async def on_data_start(self, txn: Transaction) -> None:
-        """The client was told 354 and is sending the message (no verdict possible yet)."""
+    async def on_data_start(self, txn: Transaction) -> Decision:
+        """The client's message is complete, before any step's on_data: a verdict here (the
+        upstream refusing DATA) answers the message without the work of the other steps."""
+        return CONTINUE
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         return CONTINUE
@@ -158,11 +162,49 @@ class Step:
 class Pipeline:
     def __init__(self, steps: Iterable[Step]):
         self.steps = list(steps)
+        self._users = 0  # transactions and commands using this pipeline now
+        self._retired = False
+        self._idle: asyncio.Event | None = None
+
+    # -- lifetime: a reload retires a pipeline, which closes once nothing uses it ---------------
+
+    def hold(self) -> None:
+        self._users += 1
+
+    def let_go(self) -> None:
+        self._users -= 1
+        if self._users == 0 and self._idle is not None:
+            self._idle.set()
+
+    @contextlib.contextmanager
+    def in_use(self):
+        self.hold()
+        try:
+            yield self
+        finally:
+            self.let_go()
+
+    async def retire(self) -> None:
+        """Close once the last transaction and command using this pipeline are done (SIGHUP:
+        sessions under way finish with the steps they started with)."""
+        self._retired = True
+        if self._users:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        await self.close()
 
     async def _run(self, hook: str, txn_id: str, *args) -> Decision:
         for step in self.steps:
             try:
                 decision = await getattr(step, hook)(*args)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise  # this command itself is cancelled (the client went away, shutdown)
+                # Something the step waited on was cancelled under it (an executor shut down):
+                # a failure of the step like any other, and the client still gets a reply.
+                log.error("step %s was cancelled in %s (transaction %s)", step.name, hook, txn_id)
+                return defer(451, "4.3.0", "Temporary local problem, please try again later",
+                             kind="deferred", step=step.name)
             except Exception:
                 log.exception("step %s failed in %s (transaction %s)", step.name, hook, txn_id)
                 return defer(451, "4.3.0", "Temporary local problem, please try again later",
@@ -181,6 +223,9 @@ class Pipeline:
         return await self._run("on_rcpt", txn.id, txn, rcpt)
 
     async def data(self, txn: Transaction, message: Message) -> Decision:
+        decision = await self._run("on_data_start", txn.id, txn)
+        if decision.verdict is not Verdict.CONTINUE:
+            return decision
         return await self._run("on_data", txn.id, txn, message)
 
     async def _notify(self, hook: str, what: str, *args) -> None:
@@ -188,14 +233,22 @@ class Pipeline:
         for step in self.steps:
             try:
                 await getattr(step, hook)(*args)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                log.error("step %s was cancelled in %s (%s)", step.name, hook, what)
             except Exception:
                 log.exception("step %s failed in %s (%s)", step.name, hook, what)
-
-    async def data_start(self, txn: Transaction) -> None:
-        await self._notify("on_data_start", f"transaction {txn.id}", txn)
 
     async def reset(self, txn: Transaction) -> None:
         await self._notify("on_reset", f"transaction {txn.id}", txn)
 
     async def close(self) -> None:
         await self._notify("close", "closing")
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself was asked to stop (Python 3.11 Task.cancelling()), as
+    opposed to a CancelledError coming out of a future someone else cancelled."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

@@ -95,6 +95,7 @@ class RelayServer:
         if settings.postfix_log is not None:
             from .intake.follower import PostfixLogFollower
             self.follower = PostfixLogFollower(settings, self.outcomes)
+        self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
         self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
 
@@ -192,7 +193,11 @@ class RelayServer:
             self.sinks = self.outcomes.sinks = new
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
-        asyncio.get_running_loop().create_task(old_pipeline.close())
+        # Sessions in the middle of a transaction finish it with the steps it started with; the
+        # old pipeline closes after the last of them (stop() waits for that too).
+        retiring = asyncio.get_running_loop().create_task(old_pipeline.retire())
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
         if milter_pipeline is not None:
             # Like the SMTP sessions, milter connections use the new pipeline from their next command.
             old_milter_pipeline, self.milter.pipeline = self.milter.pipeline, milter_pipeline
@@ -214,6 +219,9 @@ class RelayServer:
             await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
                                  return_exceptions=True)
             await asyncio.sleep(0.05)
+        # Then, in order: the remaining client connections close; the transactions they leave end
+        # (events written, upstream connections given back); the pipelines close once no
+        # transaction uses them; then what they all used: the upstream pool, the store, the sinks.
         for p in list(self.counter.protocols):
             if p.transport is not None:
                 p.transport.close()
@@ -221,7 +229,15 @@ class RelayServer:
             await self.milter.close()
         if self.follower is not None:
             await self.follower.stop()  # before the store closes: it may be recording a result
-        await self.service.pipeline.close()
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while self.counter.protocols and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # connection_lost runs on the next turns of the loop
+        await self.service.drain()
+        self._retiring.add(asyncio.get_running_loop().create_task(self.service.pipeline.retire()))
+        done, pending = await asyncio.wait(list(self._retiring), timeout=DRAIN_SECONDS)
+        if pending:
+            log.error("stopping: %d pipeline(s) still in use after %s s; stopping anyway", len(pending),
+                      DRAIN_SECONDS)
         await self.resources.close()
         self.sinks.close()
 

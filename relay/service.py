@@ -8,6 +8,7 @@ own (lockstep) unless a step refused first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import replace
@@ -31,6 +32,10 @@ class RelayService:
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
         self._txns: dict[str, Transaction] = {}
+        # The pipeline each open transaction started with: a reload replaces self.pipeline, and the
+        # old one is closed only when the last transaction holding it has ended.
+        self._txn_pipeline: dict[str, Pipeline] = {}
+        self._endings: set[asyncio.Task] = set()  # transaction ends under way (see _end)
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def _count(self, name: str, **labels) -> None:
@@ -52,7 +57,8 @@ class RelayService:
             await self.outcomes.refused(None, session, "connect", [], Decision(Verdict.REJECT, reply,
                                                                               "policy_rejected"))
             return session, reply
-        decision = await self.pipeline.connect(session)
+        with self.pipeline.in_use() as pipeline:
+            decision = await pipeline.connect(session)
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
             await self.outcomes.refused(None, session, "connect", [], decision)
             return session, decision.reply
@@ -75,8 +81,20 @@ class RelayService:
         return session is not None and session.id in self._txns
 
     async def disconnect(self, session: Session) -> None:
-        await self.reset(session)
+        self.disconnected(session)
+
+    def disconnected(self, session: Session) -> None:
+        """The client connection is gone (QUIT, drop, shutdown): its transaction ends in a task
+        the service owns, so that nothing of it is lost with the connection's handler."""
+        txn = self._txns.get(session.id)
+        if txn is not None:
+            self._end(txn)
         self.sessions.pop(session.id, None)
+
+    async def drain(self) -> None:
+        """Wait for the transaction ends under way (shutdown: before the pool, store and sinks close)."""
+        while self._endings:
+            await asyncio.gather(*list(self._endings), return_exceptions=True)
 
     # -- transaction --------------------------------------------------------
 
@@ -86,7 +104,14 @@ class RelayService:
         problem = address_problem(sender, "sender")
         # An address no upstream could be sent is refused here, before the upstream transaction
         # exists, so that it cannot break a connection other commands depend on.
-        decision = Decision(Verdict.REJECT, problem) if problem else await self.pipeline.mail(txn)
+        pipeline = self.pipeline
+        pipeline.hold()  # until the transaction ends, whatever a reload does meanwhile
+        self._txn_pipeline[txn.id] = pipeline
+        try:
+            decision = Decision(Verdict.REJECT, problem) if problem else await pipeline.mail(txn)
+        except BaseException:  # cancelled (the client hung up): the transaction still ends
+            self._end(txn)
+            raise
         if decision.verdict is Verdict.ACCEPT:
             self._txns[session.id] = txn
             return decision.reply
@@ -106,7 +131,8 @@ class RelayService:
                                             f"{self.settings.limits.max_recipients} per message)")
         txn.notes["stage"] = "rcpt"
         problem = address_problem(recipient, "recipient")
-        decision = Decision(Verdict.REJECT, problem) if problem else await self.pipeline.rcpt(txn, recipient)
+        decision = (Decision(Verdict.REJECT, problem) if problem
+                    else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
         if decision.verdict is Verdict.ACCEPT:
             txn.rcpts.append(recipient)
             return decision.reply
@@ -116,10 +142,11 @@ class RelayService:
         return decision.reply
 
     async def data_start(self, session: Session) -> None:
+        """The client was told 354 and its message is arriving (the upstream is asked for DATA only
+        once it is complete: see UpstreamStep.on_data_start)."""
         txn = self._txns.get(session.id)
         if txn is not None and txn.rcpts:
             txn.notes["stage"] = "data"
-            await self.pipeline.data_start(txn)
 
     async def data(self, session: Session, content: bytes) -> Reply:
         txn = self._txns.get(session.id)
@@ -130,7 +157,7 @@ class RelayService:
         txn.headers = {}
         for name, value in message.headers():
             txn.headers.setdefault(name.lower(), value)
-        decision = await self.pipeline.data(txn, message)
+        decision = await self._txn_pipeline[txn.id].data(txn, message)
         if decision.verdict is Verdict.CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         if decision.verdict is Verdict.ACCEPT:
@@ -165,25 +192,47 @@ class RelayService:
         await self._end(txn)
 
     async def reset(self, session: Session) -> None:
-        """RSET, QUIT, a new EHLO or a dropped connection: the open transaction ends."""
+        """RSET, QUIT or a new EHLO: the open transaction ends (without waiting on the upstream)."""
         txn = self._txns.get(session.id)
         if txn is not None:
             await self._end(txn)
 
-    async def _end(self, txn: Transaction) -> None:
+    def _end(self, txn: Transaction) -> asyncio.Future:
+        """End a transaction. Its events are written at once, before any await, so that neither a
+        client that hangs up nor a cancelled handler can lose them; the steps' on_reset (the
+        upstream connection going back to the pool) then runs in a task the service owns and
+        drain() finishes. The caller may await the result: shielded, so cancelling the caller
+        never cancels the end."""
         self._txns.pop(txn.session.id, None)
-        await end_transaction(self.pipeline, self.outcomes, txn)
+        record_end(self.outcomes, txn)
+        task = asyncio.get_running_loop().create_task(self._reset_steps(txn))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+        return asyncio.shield(task)
+
+    async def _reset_steps(self, txn: Transaction) -> None:
+        pipeline = self._txn_pipeline.pop(txn.id)
+        try:
+            await pipeline.reset(txn)
+        finally:
+            pipeline.let_go()
 
 
-async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transaction) -> None:
-    """A transaction is over (any way in: SMTP session or milter): steps release what they hold,
-    warnings become events, and the transaction's events are emitted."""
-    await pipeline.reset(txn)
+def record_end(outcomes: Outcomes, txn: Transaction) -> None:
+    """A transaction is over: its warnings become events, and its events are emitted. Nothing here
+    awaits, so a caller that is cancelled afterwards (a client gone) cannot lose them."""
     for warning in txn.notes.pop("warnings", []):
         event = make_event("warning", txn.notes.get("stage", "mail"), sender=txn.mail_from,
                            session_id=txn.session.id, transaction_id=txn.id, **warning)
         txn.notes.setdefault("events", []).append(event)
     outcomes.finish(txn)
+
+
+async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transaction) -> None:
+    """A transaction is over (any way in: SMTP session or milter): its events are emitted first
+    (record_end), then steps release what they hold."""
+    record_end(outcomes, txn)
+    await pipeline.reset(txn)
 
 
 _ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")

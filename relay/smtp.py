@@ -166,6 +166,7 @@ class RelaySMTP(SMTP):
         self._in_handler = False
         self._receiving_data = False
         self._verbatim: str | None = None
+        self._eof_after_reply = False
 
     # -- deadlines -----------------------------------------------------------
 
@@ -273,7 +274,7 @@ class RelaySMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         if self.relay_session is not None:
-            await self.relay_service.data_start(self.relay_session)  # the upstream can start too
+            await self.relay_service.data_start(self.relay_session)
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         # While DATA arrives its own deadlines apply: idle between chunks, and a total one, so that a
         # byte every few seconds cannot hold the connection (and its slot) for ever.
@@ -371,6 +372,11 @@ class RelaySMTP(SMTP):
                     break
         self._verbatim = None
         await super().push(status)
+        closing = status[:3] == "421" if isinstance(status, str) else status[:3] == b"421"
+        if (closing or self._eof_after_reply) and self.transport is not None:
+            # RFC 5321 3.8: a 421 (ours or the upstream's, relayed) closes the channel. A client that
+            # half-closed while we waited on the upstream has had its reply and sends nothing more.
+            self.transport.close()
 
     @property
     def busy(self) -> bool:
@@ -412,6 +418,17 @@ class RelaySMTP(SMTP):
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
 
+    def eof_received(self):
+        # aiosmtpd cancels the command under way when the client half-closes. A client that sent
+        # its final dot (or QUIT) and shut down its side still waits for the reply: cancelling the
+        # wait on the upstream would leave it not knowing whether the message went, and its retry
+        # would send it twice. Let the command finish, answer, then close.
+        if self.busy and self.transport is not None and self.session.ssl is None:
+            self._eof_after_reply = True
+            asyncio.StreamReaderProtocol.eof_received(self)
+            return True  # keep our side open for the reply
+        return super().eof_received()
+
     def connection_lost(self, error) -> None:
         super().connection_lost(error)
         if self._login_deadline is not None:
@@ -421,7 +438,7 @@ class RelaySMTP(SMTP):
             self._connections.release(self, self._client_key)
             self._client_key = None
             if self.relay_session is not None:
-                self.loop.create_task(self.relay_service.disconnect(self.relay_session))
+                self.relay_service.disconnected(self.relay_session)
 
 
 class Handler:

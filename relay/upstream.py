@@ -62,6 +62,10 @@ def _unreachable_cause(exc: BaseException) -> str:
     return "upstream-unreachable"
 
 
+# See UpstreamPool.first_command_timeout.
+REUSED_FIRST_COMMAND_TIMEOUT = 10.0
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
@@ -89,8 +93,37 @@ def crlf_normalise(data: bytes) -> bytes:
     return _BARE_LINE_END.sub(b"\r\n", data)
 
 
+_EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
+# Below RFC 5321 4.5.3.1.5's 512 octets, so that a quoted bad line still fits in our reply.
+_QUOTED_GARBAGE = 80
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def decoded_reply_text(message: str) -> str:
+    """The text of an upstream reply as one faithful string (docs/events.md "reply.text").
+
+    aiosmtplib decodes reply bytes as UTF-8 with surrogateescape. Valid UTF-8 stays as it is; a
+    reply that is not UTF-8 (an older server's Latin-1 `250 2.1.5 Empf\xe4nger ok`) is read as
+    ISO 8859-1, where every byte is one character, so nothing is lost or invented and the text
+    can go back to the client and into a JSON event. Control characters (other than the tab)
+    would end or corrupt a reply line on the way to the client: each becomes "?"."""
+    if not message.isascii():
+        raw = message.encode("utf-8", "surrogateescape")
+        try:
+            message = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            message = raw.decode("latin-1")
+    lines = message.split("\n")
+    if any(_CONTROL.search(line) for line in lines):
+        message = "\n".join(_CONTROL.sub("?", line) for line in lines)
+    return message
+
+
 class UpstreamConnection:
-    """One authenticated (if configured) SMTP connection to the upstream."""
+    """One authenticated (if configured) SMTP connection to the upstream, and the state of the
+    mail transaction on it (RFC 5321 3.3): a transaction is open from an accepted MAIL until
+    the reply to the final dot or an accepted RSET. Anything that leaves the two ends out of
+    step (a command cut off, a reply out of sequence, garbage, a 421) closes the connection."""
 
     def __init__(self, client: aiosmtplib.SMTP, target: Target, settings):
         self._client = client
@@ -98,11 +131,14 @@ class UpstreamConnection:
         self._up = settings
         self.ip: str | None = None
         self.tls = False
-        self.last_used = time.monotonic()
+        self.opened = self.last_used = time.monotonic()
         self.transactions = 0
+        self.reused = False  # handed out again by the pool: the first command may find it dead
         self.broken = False
-        self.data_completed = False
-        self._data_started: asyncio.Future | None = None  # DATA sent ahead, its reply not yet read
+        self.in_transaction = False  # a MAIL was accepted and nothing ended the transaction yet
+        self.busy = False  # a command is on the wire, its reply not read yet
+        self.on_close = None  # the pool's bookkeeping, called once when the connection closes
+        self._in_data = False  # DATA answered 354, the message not sent yet
 
     def supports(self, extension: str) -> bool:
         return self._client.supports_extension(extension)
@@ -112,98 +148,155 @@ class UpstreamConnection:
         value = self._client.esmtp_extensions.get("size", "")
         return int(value) if value.isdigit() and int(value) > 0 else None
 
+    @property
+    def alive(self) -> bool:
+        """Connected as far as this process knows: an upstream that closed an idle connection
+        (FIN or reset) has already been noticed by the event loop."""
+        return not self.broken and self._client.is_connected
+
     async def _command(self, *args: bytes, timeout: float | None = None) -> Reply:
+        self.busy = True
         try:
             response = await self._client.execute_command(*args, timeout=timeout or self._up.command_timeout)
         except BaseException as exc:
-            self.broken = True
-            self.close()
+            self.fail()
             raise self._translate(exc) from exc
-        reply = Reply.from_message(response.code, response.message)
-        if reply.code == 421:  # RFC 5321 3.8: the server is closing the channel
-            self.broken = True
+        finally:
+            self.busy = False
+        return self._checked(response.code, response.message, args[0])
+
+    def _checked(self, code: int, message: str, command: bytes) -> Reply:
+        """The upstream's reply as a Reply, or an UpstreamError when it cannot be one: garbage
+        instead of a reply, or a positive reply that is not the one the command calls for
+        (RFC 5321 4.3.2: DATA is answered 354, the final dot 250): taking such a reply for
+        acceptance would acknowledge mail that was never sent."""
+        what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
+        if not 200 <= code <= 599:
+            self.fail()
+            raise UpstreamError(_relay_reply(
+                451, "4.5.0", f"Upstream {self.target} sent a malformed reply to {what} "
+                              f"({_describe_garbage(message)}); the message was not accepted, please retry later"))
+        reply = Reply.from_message(code, decoded_reply_text(message))
+        if code == 421:  # RFC 5321 3.8: the server is closing the channel
+            self.fail()
+        elif reply.positive and code not in _EXPECTED.get(command, (250,)):
+            self.fail()
+            raise UpstreamError(_relay_reply(
+                451, "4.5.0", f"Upstream {self.target} answered {what} with {code} (out of sequence; "
+                              f"{' or '.join(map(str, _EXPECTED.get(command, (250,))))} was due); the message "
+                              f"was not accepted, please retry later"))
         return reply
 
     def _translate(self, exc: BaseException) -> UpstreamError:
         if isinstance(exc, asyncio.CancelledError):
             raise exc
+        if isinstance(exc, UpstreamError):
+            return exc
         if isinstance(exc, (smtp_errors.SMTPTimeoutError, asyncio.TimeoutError, TimeoutError)):
             return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} did not answer in time; "
                                                             f"the message was not accepted, please retry later",
                                               "upstream-timeout"))
         if isinstance(exc, smtp_errors.SMTPResponseException):
-            return UpstreamError(Reply.from_message(exc.code, exc.message))
+            if 200 <= exc.code <= 599:
+                return UpstreamError(Reply.from_message(exc.code, decoded_reply_text(exc.message)))
+            # aiosmtplib's code -1: a line that is not a reply (RFC 5321 4.2), or one too long.
+            return UpstreamError(_relay_reply(451, "4.5.0", f"Upstream {self.target} sent a malformed reply "
+                                                            f"({_describe_garbage(exc.message)}); the message "
+                                                            f"was not accepted, please retry later"))
         return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection "
                                                         f"({_describe(exc)}); the message was not accepted, "
                                                         f"please retry later", "upstream-closed"))
 
-    async def mail(self, sender: str, options: list[str]) -> Reply:
+    async def mail(self, sender: str, options: list[str], timeout: float | None = None) -> Reply:
         self.transactions += 1
-        return await self._command(b"MAIL", b"FROM:<" + sender.encode("utf-8") + b">",
-                                   *(o.encode("ascii") for o in options))
+        reply = await self._command(b"MAIL", b"FROM:<" + sender.encode("utf-8") + b">",
+                                    *(o.encode("ascii") for o in options), timeout=timeout)
+        self.in_transaction = reply.positive
+        return reply
 
     async def rcpt(self, recipient: str, options: list[str] | None = None) -> Reply:
         return await self._command(b"RCPT", b"TO:<" + recipient.encode("utf-8") + b">",
                                    *(o.encode("ascii") for o in options or ()))
 
     async def rset(self) -> Reply:
-        return await self._command(b"RSET")
+        reply = await self._command(b"RSET")
+        if reply.positive:
+            self.in_transaction = False
+        return reply
 
-    def begin_data(self) -> None:
-        """Send DATA while the client is still sending its message, so that the upstream's 354
-        is there by the time the message is (one round trip less for every message). From here
-        on the connection can only take the message or be closed: see `in_data`."""
-        if self._data_started is None and not self.broken:
-            self._data_started = asyncio.ensure_future(self._command(b"DATA"))
+    async def start_data(self) -> Reply:
+        """DATA (RFC 5321 4.1.1.4): the upstream's 354, or its refusal. Asked once the client's
+        message is complete, never while it is still arriving: an upstream left waiting in DATA
+        state for a slow client drops the connection at its own DATA timeout. After a 354 the
+        connection can only take the message or be closed (a RSET would become message text)."""
+        reply = await self._command(b"DATA")
+        self._in_data = reply.code == 354
+        return reply
 
     @property
     def in_data(self) -> bool:
-        """DATA was sent and no message followed: a RSET or QUIT now would become message text."""
-        return self._data_started is not None
-
-    def abandon_data(self) -> None:
-        """Give up a DATA sent ahead: closing is the only way out that delivers nothing."""
-        started, self._data_started = self._data_started, None
-        if started is not None:
-            started.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self.broken = True
-            self.close()
+        """DATA was answered 354 and the message has not followed yet."""
+        return self._in_data
 
     async def data(self, chunks: list) -> Reply:
         """DATA with a CRLF-clean message given in pieces that each start a line. Dot-stuffing
         is ours (RFC 5321 4.5.2) and the writes go straight to the transport, so a large message
         is not copied again by the client library's own normalisation."""
-        self.data_completed = False
-        started, self._data_started = self._data_started, None
-        start = await (started if started is not None else self._command(b"DATA"))
-        if start.code != 354:
-            return start
+        if not self._in_data:
+            start = await self.start_data()
+            if start.code != 354:
+                return start  # a refusal of the DATA command; the transaction stays open
+        self._in_data = False
         protocol = self._client.protocol
         if protocol is None:
-            self.broken = True
+            self.fail()
             raise UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection; "
                                                            f"please retry later", "upstream-closed"))
         chunks = [c for c in chunks if len(c)]
         last = chunks[-1] if chunks else b""
         tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
+        self.busy = True
+        # A reply the upstream sends before the final dot (a 552 for a message too big, then a
+        # close) is kept for us rather than dropped as unsolicited by the client library.
+        protocol._response_pending = True
         try:
             for chunk in chunks:
                 await self._write_flow_controlled(protocol, _dot_stuffed(chunk))
+            early = protocol._response_waiter is not None and protocol._response_waiter.done()
             protocol.write(tail)
             response = await protocol.read_response(timeout=self._up.data_timeout)
-        except BaseException as exc:
-            self.broken = True
-            self.close()
-            raise self._translate(exc) from exc
+        except asyncio.CancelledError:
+            self.fail()
+            raise
+        except Exception as exc:
+            response = self._early_response(protocol)
+            self.fail()
+            if response is None:
+                raise self._translate(exc) from exc
+            early = True
+        finally:
+            self.busy = False
         self.last_used = time.monotonic()
-        self.data_completed = True
-        return Reply.from_message(response.code, response.message)
+        self.in_transaction = False  # RFC 5321 3.3: the reply to the final dot ends it, whatever it was
+        if early:
+            self.fail()  # answered mid-message: what the upstream makes of the rest is unknowable
+        return self._checked(response.code, response.message, b".")
+
+    @staticmethod
+    def _early_response(protocol):
+        """The reply the upstream sent before it went away mid-message, if it sent one."""
+        waiter = getattr(protocol, "_response_waiter", None)
+        if waiter is None or not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+            return None
+        return waiter.result()
 
     CHUNK = 1 << 20
 
     async def _write_flow_controlled(self, protocol, body: bytes) -> None:
         """Hand a large body to the transport a chunk at a time, waiting while its buffer is
-        full, so that the transport does not hold another full copy of the message."""
+        full, so that the transport does not hold another full copy of the message. An upstream
+        that stops reading gets command_timeout to make room again, then the connection is
+        closed (RFC 5321 4.5.3.2.5 gives a data block 3 minutes)."""
         if len(body) <= self.CHUNK:
             protocol.write(body)
             return
@@ -212,29 +305,55 @@ class UpstreamConnection:
         for start in range(0, len(view), self.CHUNK):
             protocol.write(view[start:start + self.CHUNK])
             if transport.get_write_buffer_size() > 4 * self.CHUNK:
-                await protocol._drain_helper()
+                await asyncio.wait_for(protocol._drain_helper(), self._up.command_timeout)
 
     async def quit(self) -> None:
+        """QUIT and close, within 5 s whatever the upstream does."""
         try:
-            await asyncio.wait_for(self._client.quit(), 5)
+            if self.alive and not self.busy:
+                await asyncio.wait_for(self._client.quit(), 5)
         except BaseException:
+            pass
+        finally:
             self.close()
+
+    def fail(self) -> None:
+        """The two ends are out of step or the upstream is gone: never use this connection again."""
+        self.broken = True
+        self.close()
 
     def close(self) -> None:
         try:
             self._client.close()
         except Exception:
             pass
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close(self)
+
+
+def _describe_garbage(message: str) -> str:
+    """A short, printable quotation of what came instead of a reply."""
+    text = message.replace("Malformed SMTP response line: ", "").strip()
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return repr(text[:_QUOTED_GARBAGE]) if text else "an empty line"
 
 
 class UpstreamPool:
-    """Reuses upstream connections across transactions (RSET only after an aborted
-    transaction: RFC 5321 3.3 ends a transaction with the reply to the final dot)."""
+    """Upstream connections shared by all sessions: at most `pool_size` open at once (idle or
+    in use), reused across transactions (RFC 5321 3.3: a transaction ends with the reply to the
+    final dot; RSET only after an aborted one). Giving a connection back never waits on the
+    upstream: a RSET or QUIT it needs runs in a task the pool owns, finished at close()."""
 
     def __init__(self, settings):
         self.settings = settings
         self._up = settings.upstream
         self._idle: list[UpstreamConnection] = []
+        self._open = 0  # connections open or being opened, idle or in use
+        self._waiters: list[asyncio.Future] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._reaper: asyncio.TimerHandle | None = None
         self._password: str | None = None
         self.opened = 0
         self.reused = 0
@@ -242,6 +361,13 @@ class UpstreamPool:
     @property
     def target(self) -> Target:
         return Target(self._up.host, self._up.port)
+
+    @property
+    def first_command_timeout(self) -> float:
+        """The deadline of the first command on a reused connection. An upstream that vanished
+        without a FIN (a NAT or firewall forgot the flow) never answers; a live one answers a
+        MAIL at once. After this, a fresh connection is tried with the full command_timeout."""
+        return min(self._up.command_timeout, self._up.connect_timeout, REUSED_FIRST_COMMAND_TIMEOUT)
 
     def _read_password(self) -> str | None:
         if self._up.password_file is None:
@@ -271,7 +397,7 @@ class UpstreamPool:
             await asyncio.wait_for(client.connect(timeout=self._up.connect_timeout),
                                    self._up.connect_timeout + self._up.command_timeout)
             if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
-                await self._greet(client)
+                await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
             client.close()
             raise self._connect_error(exc, target) from exc
@@ -304,8 +430,12 @@ class UpstreamPool:
             return UpstreamError(_relay_reply(451, "4.7.5", f"TLS with upstream {target} failed "
                                                             f"({_describe(exc)})", "upstream-tls"))
         if isinstance(exc, smtp_errors.SMTPResponseException):
+            if not 200 <= exc.code <= 599:
+                return UpstreamError(_relay_reply(451, "4.5.0", f"Upstream {target} sent a malformed reply "
+                                                                f"({_describe_garbage(exc.message)}); please "
+                                                                f"retry later"))
             # The upstream answered its greeting or EHLO with a refusal (e.g. 421, 554).
-            return UpstreamError(Reply.from_message(exc.code, exc.message))
+            return UpstreamError(Reply.from_message(exc.code, decoded_reply_text(exc.message)))
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, smtp_errors.SMTPTimeoutError)):
             return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {target} did not answer within "
                                                             f"{self._up.connect_timeout:g} s; please retry later",
@@ -314,38 +444,127 @@ class UpstreamPool:
                                                         f"the message was not accepted, please retry later",
                                               _unreachable_cause(exc)))
 
+    # -- lending connections out --------------------------------------------
+
     async def acquire(self) -> UpstreamConnection:
+        """A live connection: an idle one, a new one while fewer than pool_size are open, or
+        else the next one given back (up to connect_timeout: then 451, the client retries)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._up.connect_timeout
+        while True:
+            conn = self._take_idle()
+            if conn is not None:
+                return conn
+            if self._open < self._up.pool_size:
+                return await self._open_new()
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except (asyncio.TimeoutError, TimeoutError):
+                raise UpstreamError(_relay_reply(
+                    451, "4.4.5", f"All {self._up.pool_size} connections to upstream {self.target} are in use "
+                                  f"(upstream.pool_size); please retry later")) from None
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _take_idle(self) -> UpstreamConnection | None:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if conn.broken or now - conn.last_used > self._up.idle_timeout:
-                asyncio.ensure_future(conn.quit())
-                continue
-            self.reused += 1
-            return conn
-        return await self.connect()
+            if not conn.alive:
+                conn.close()  # the upstream closed it while idle: nothing to say to it
+            elif now - conn.last_used > self._up.idle_timeout:
+                self._spawn(conn.quit())
+            else:
+                conn.reused = True
+                self.reused += 1
+                return conn
+        return None
 
-    async def release(self, conn: UpstreamConnection, clean: bool) -> None:
-        """Give a connection back. `clean` is False when a transaction was left open
-        upstream; it is then reset first, and closed if the reset fails."""
-        if conn.in_data:
-            conn.abandon_data()
-            return
-        if not conn.broken and not clean:
-            try:
-                reply = await conn.rset()
-                conn.broken = reply.code != 250
-            except UpstreamError:
-                conn.broken = True
-        if conn.broken or len(self._idle) >= self._up.pool_size:
-            await conn.quit()
+    async def _open_new(self) -> UpstreamConnection:
+        self._open += 1
+        try:
+            conn = await self.connect()
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+        conn.on_close = self._closed
+        return conn
+
+    def _closed(self, conn: UpstreamConnection) -> None:
+        self._open -= 1
+        if conn in self._idle:
+            self._idle.remove(conn)
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Give a connection back after a transaction; never waits on the upstream."""
+        if conn.in_data or conn.busy or not conn.alive:
+            # After a 354 only the message or a close ends DATA; a command cut off mid-way would
+            # have its reply taken for the next one's.
+            conn.fail()
+        elif conn.in_transaction:
+            self._spawn(self._reset_and_keep(conn))  # RFC 5321 4.1.1.5: reset before reuse
+        else:
+            self._keep(conn)
+
+    async def _reset_and_keep(self, conn: UpstreamConnection) -> None:
+        try:
+            reply = await conn.rset()
+        except UpstreamError:
+            return  # closed already
+        if reply.code != 250:
+            conn.fail()
+        else:
+            self._keep(conn)
+
+    def _keep(self, conn: UpstreamConnection) -> None:
+        if not conn.alive:
+            conn.close()
             return
         conn.last_used = time.monotonic()
         self._idle.append(conn)
+        self._wake()
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().call_later(self._up.idle_timeout, self._reap)
+
+    def _reap(self) -> None:
+        """Close connections idle longer than idle_timeout, without waiting for the next MAIL."""
+        self._reaper = None
+        now = time.monotonic()
+        for conn in [c for c in self._idle if now - c.last_used >= self._up.idle_timeout]:
+            self._idle.remove(conn)
+            self._spawn(conn.quit())
+        if self._idle:
+            oldest = min(c.last_used for c in self._idle)
+            self._reaper = asyncio.get_running_loop().call_later(
+                max(0.1, oldest + self._up.idle_timeout - now), self._reap)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        """QUIT every idle connection and finish the resets and QUITs under way (each has its
+        own deadline)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(c.quit() for c in idle), return_exceptions=True)
+        for conn in idle:
+            self._spawn(conn.quit())
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 async def probe_recipient(settings, recipient: str, sender: str = "") -> Reply:

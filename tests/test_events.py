@@ -28,9 +28,19 @@ def valid(event: dict) -> dict:
 
 
 def transact(relay, sender, rcpts, body=BODY):
+    """One transaction; it stops at a 421, after which the relay closes the connection (RFC 5321 3.8)."""
     with RawSMTP(relay.host, relay.port) as c:
         c.cmd("EHLO client.test")
-        replies = send_message(c, sender, rcpts, body)
+        replies = [c.cmd(f"MAIL FROM:<{sender}>")]
+        for rcpt in rcpts:
+            replies.append(c.cmd(f"RCPT TO:<{rcpt}>"))
+            if replies[-1][0] == 421:
+                assert c.closed()
+                return replies
+        replies.append(c.cmd("DATA"))
+        if replies[-1][0] == 354:
+            c.send(body + b".\r\n")
+            replies.append(c.reply())
         c.cmd("QUIT")
     return replies
 
@@ -85,12 +95,14 @@ def test_hard_bounce_event_listing_and_local_refusal(relay, upstream):
 
 
 def test_deferral_is_an_event_but_not_a_listing(relay, upstream):
-    replies = transact(relay, "a@sender.test", ["ratelimit@gmail.test", "ok@example.com"])
-    assert replies[1] == (421, GMAIL_RATE_LIMIT)
-    # 421 means the upstream closes the connection (RFC 5321 3.8): the next recipient is deferred too.
-    assert replies[2][0] == 451 and replies[2][1].startswith("451 4.4.2 ")
-    events = [valid(e) for e in relay.events(wait_for=2)]
-    assert [e["kind"] for e in events] == ["deferred", "deferred"]
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<ratelimit@gmail.test>") == (421, GMAIL_RATE_LIMIT)
+        # 421 means the upstream closes the connection (RFC 5321 3.8), and so does the relay.
+        assert c.closed()
+    events = [valid(e) for e in relay.events(wait_for=1)]
+    assert [e["kind"] for e in events] == ["deferred"]
     deferred = events[0]
     assert deferred["kind"] == "deferred" and deferred["action"] == "retry"
     assert deferred["classification"]["category"] == "rate_limited"
@@ -201,3 +213,16 @@ def test_sighup_applies_a_changed_events_section(upstream, relay_factory, tmp_pa
         time.sleep(0.02)
     assert [json.loads(x)["kind"] for x in new_path.read_text().splitlines()] == ["deferred"]
     assert len(relay.events()) == 1  # the old file got nothing more
+
+
+def test_jsonl_sink_writes_text_that_came_as_bytes_that_are_not_utf8(tmp_path):
+    from relay.events import EventSinks, JsonlSink, make_event
+
+    path = tmp_path / "events.jsonl"
+    sinks = EventSinks([JsonlSink(str(path))])
+    # aiosmtpd and aiosmtplib keep bytes that are not UTF-8 as lone surrogates (surrogateescape).
+    sinks.emit(make_event("rejected", "rcpt", sender="m\udce4rta@sender.test", recipient="b@example.com"))
+    sinks.close()
+    assert sinks.failures == {}
+    (event,) = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert event["sender"] == "märta@sender.test"  # the byte 0xE4 read as ISO 8859-1

@@ -61,6 +61,7 @@ def test_rate_limit_deferral_is_relayed_verbatim(relay):
     with client(relay) as c:
         c.cmd("MAIL FROM:<a@sender.test>")
         assert c.cmd("RCPT TO:<ratelimit@gmail.test>") == (421, GMAIL_RATE_LIMIT)
+        assert c.closed()  # RFC 5321 3.8: after a 421 the channel closes
 
 
 def test_upstream_unreachable_is_451_441(relay_factory):

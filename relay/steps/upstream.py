@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..decision import Decision, Reply, Verdict, relay_upstream
+from ..decision import CONTINUE, Decision, Reply, Verdict, relay_upstream
 from ..pipeline import Message, Step, Transaction
 from ..upstream import UpstreamError, UpstreamPool
 
@@ -20,25 +20,32 @@ class UpstreamStep(Step):
         self.pool = pool
 
     async def on_mail(self, txn: Transaction) -> Decision:
-        for attempt in (1, 2):
+        while True:
             try:
                 conn = await self.pool.acquire()
             except UpstreamError as exc:
                 return _deferred(exc)
             txn.notes["upstream"] = {"host": conn.target.host, "port": conn.target.port, "ip": conn.ip,
                                      "tls": conn.tls}
-            reused = conn.transactions > 0
+            reused = conn.reused
             try:
-                reply = await conn.mail(txn.return_path or txn.mail_from, self._options(txn, conn))
+                reply = await conn.mail(txn.return_path or txn.mail_from, self._options(txn, conn),
+                                        timeout=self.pool.first_command_timeout if reused else None)
             except UpstreamError as exc:
-                # A pooled connection the server closed while idle: nothing was sent, try a fresh one.
-                if reused and attempt == 1:
+                self.pool.release(conn)
+                if reused:
+                    # A pooled connection that died while idle (closed, silent, or out of step):
+                    # nothing of this transaction was accepted, so another connection may try.
                     continue
                 return _deferred(exc)
+            if reused and reply.code == 421:
+                self.pool.release(conn)  # closed: the server was closing an idle channel
+                continue
+            if not reply.positive:
+                self.pool.release(conn)
+                return relay_upstream(reply)
             txn.notes["upstream_conn"] = conn
-            txn.notes["upstream_clean"] = not reply.positive
             return relay_upstream(reply)
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _options(txn: Transaction, conn) -> list[str]:
@@ -56,25 +63,28 @@ class UpstreamStep(Step):
         except UpstreamError as exc:
             return _deferred(exc)
 
-    async def on_data_start(self, txn: Transaction) -> None:
+    async def on_data_start(self, txn: Transaction) -> Decision:
+        """The message is complete: DATA goes upstream before any step hashes or signs it, so
+        that a refused DATA costs no more work and reaches the client at once."""
         conn = txn.notes.get("upstream_conn")
-        if conn is not None:
-            conn.begin_data()
+        if conn is None:
+            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction"), "deferred")
+        try:
+            reply = await conn.start_data()
+        except UpstreamError as exc:
+            return _deferred(exc)
+        return CONTINUE if reply.code == 354 else relay_upstream(reply)
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         conn = txn.notes.get("upstream_conn")
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            reply = await conn.data(message.chunks())
+            return relay_upstream(await conn.data(message.chunks()))
         except UpstreamError as exc:
             return _deferred(exc)
-        # The reply to the final dot ends the upstream transaction, whatever it was (RFC 5321 3.3);
-        # a refused DATA command leaves it open, to be reset before reuse.
-        txn.notes["upstream_clean"] = conn.data_completed
-        return relay_upstream(reply)
 
     async def on_reset(self, txn: Transaction) -> None:
         conn = txn.notes.pop("upstream_conn", None)
         if conn is not None:
-            await self.pool.release(conn, clean=txn.notes.get("upstream_clean", False))
+            self.pool.release(conn)  # the connection knows whether its transaction needs a RSET

@@ -16,6 +16,18 @@ providers' real texts), so one server covers every scenario of a test:
 and senders with the local part `refusedsender` are refused at MAIL (550 5.7.1).
 anything else is accepted and the message is captured. A test scripts more with
 `upstream.rcpt_replies[local] = text` and `upstream.data_replies[local] = text`.
+
+Misbehaviour, for the relay's lockstep at the edges (see also the attributes
+of FakeUpstream: data_command_reply, rset_delay, data_idle_timeout, and the
+methods drop_connections() and mute_connections()):
+
+  latin1@       accepted with a Latin-1 (not UTF-8) 250 at RCPT
+  latin1no@     refused with a Latin-1 550 at RCPT
+  garbage@      a line of "DDDD..." instead of a reply at RCPT
+  nul@          a NUL line instead of a reply at RCPT
+  closing421@   421 to the final dot, the connection left open
+  toobig@       552 in the middle of the message, then the connection closed
+  stall@        354, then the server stops reading and never answers
 """
 
 from __future__ import annotations
@@ -55,11 +67,18 @@ SENDER_REFUSED_AT_RCPT = "553 5.7.1 <refusedsender@sender.test>: Sender address 
 SENDER_REFUSED = "550 5.7.1 Sender address rejected: domain has no SPF authorisation for your IP"
 TEMPFAIL = "451 4.3.0 Mail server temporarily rejected message."
 
+# Bytes that are not UTF-8 travel as surrogates (surrogateescape) and go out as the original bytes.
+LATIN1_OK = "250 2.1.5 Empf\udce4nger ok"
+LATIN1_REFUSED = "550 5.1.1 Empf\udce4nger unbekannt"
+CLOSING_421 = "421 4.7.0 Try again later, closing connection"
+
 RCPT_REPLIES = {"nosuchuser": GMAIL_NO_SUCH_USER, "ratelimit": GMAIL_RATE_LIMIT, "noroute": NO_ROUTE,
                 "tempfail": TEMPFAIL, "accessdenied": MICROSOFT_ACCESS_DENIED,
-                "senderrefused": SENDER_REFUSED_AT_RCPT}
+                "senderrefused": SENDER_REFUSED_AT_RCPT, "latin1no": LATIN1_REFUSED, "garbage": "D" * 300,
+                "nul": "\x00"}
+RCPT_ACCEPTED_WITH = {"latin1": LATIN1_OK}
 MAIL_REPLIES = {"refusedsender": SENDER_REFUSED}
-DATA_REPLIES = {"full": GMAIL_MAILBOX_FULL, "spam": GMAIL_SPAM}
+DATA_REPLIES = {"full": GMAIL_MAILBOX_FULL, "spam": GMAIL_SPAM, "closing421": CLOSING_421}
 
 
 @dataclass
@@ -75,6 +94,22 @@ class _SMTP(SMTP):
     def __init__(self, upstream: "FakeUpstream", *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.upstream = upstream
+        self.muted = False
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.upstream.live.add(self)
+
+    def connection_lost(self, error):
+        self.upstream.live.discard(self)
+        super().connection_lost(error)
+
+    async def push(self, status):
+        if self.muted:
+            return  # gone silent: no reply, no FIN (a NAT that forgot the flow)
+        if isinstance(status, str):
+            status = status.encode("utf-8", "surrogateescape")
+        await super().push(status)
 
     def connection_made(self, transport):
         if self.transport is None:  # not the STARTTLS switch
@@ -88,6 +123,33 @@ class _SMTP(SMTP):
     async def smtp_DATA(self, arg):
         if self.upstream.data_command_reply and self.envelope.rcpt_tos:
             await self.push(self.upstream.data_command_reply)
+            return
+        locals_ = {r.split("@")[0].lower() for r in self.envelope.rcpt_tos}
+        if "toobig" in locals_:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.read(1000)
+            await self.push("552 5.3.4 Message size exceeds fixed limit")
+            self.transport.close()
+            return
+        if "stall" in locals_:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self.transport.pause_reading()
+            await asyncio.sleep(3600)
+            return
+        if self.upstream.data_idle_timeout is not None and self.envelope.rcpt_tos:
+            # Postfix under stress (smtpd_timeout 10 s): no message within the timeout, 421 and close.
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            try:
+                data = await asyncio.wait_for(self._reader.readuntil(b"\r\n.\r\n"),
+                                              self.upstream.data_idle_timeout)
+            except asyncio.TimeoutError:
+                await self.push("421 4.4.2 mx.upstream.test Error: timeout exceeded")
+                self.transport.close()
+                return
+            self.envelope.content = self.envelope.original_content = data[:-3]
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()
+            await self.push(status)
             return
         await super().smtp_DATA(arg)
 
@@ -116,10 +178,12 @@ class _Handler:
         if local in self.upstream.rcpt_replies:
             return self.upstream.rcpt_replies[local]
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
+        return RCPT_ACCEPTED_WITH.get(local, "250 2.1.5 OK")
 
     async def handle_RSET(self, server, session, envelope):
         self.upstream.commands.append("RSET")
+        if self.upstream.rset_delay:
+            await asyncio.sleep(self.upstream.rset_delay)
         return "250 2.0.0 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -141,17 +205,22 @@ class _Handler:
 
 class FakeUpstream:
     def __init__(self, hostname: str = "mx.upstream.test", tls_context=None, require_starttls: bool = False,
-                 auth: dict | None = None):
+                 auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 30):
         self.hostname = hostname
+        self._rcvbuf = rcvbuf  # a small receive buffer fills fast when the server stops reading
+        self._timeout = timeout  # the server's own idle timeout
         self.messages: list[Captured] = []
         self.commands: list[str] = []
         self.ehlos = 0
         self.connections = 0
         self.open_connections = 0  # connected now
         self.slow_seconds = 2.0
-        self.data_command_reply: str | None = None  # a refusal of the DATA command itself
         self.rcpt_replies: dict[str, str] = dict(RCPT_REPLIES)  # local part -> reply to RCPT
         self.data_replies: dict[str, str] = dict(DATA_REPLIES)  # local part -> reply to the final dot
+        self.data_command_reply: str | None = None  # a reply to the DATA command itself (refusal, or a bogus 250)
+        self.rset_delay = 0.0  # seconds before the reply to RSET
+        self.data_idle_timeout: float | None = None  # 421 and close when no message follows 354 in time
+        self.live: set = set()  # connections open now
         self._tls_context = tls_context
         self._require_starttls = require_starttls
         self._auth = auth
@@ -172,15 +241,39 @@ class FakeUpstream:
                 return AuthResult(success=ok, handled=False)
             kwargs.update(authenticator=authenticator, auth_require_tls=self._tls_context is not None)
         return _SMTP(self, _Handler(self), hostname=self.hostname, ident="ESMTP test", enable_SMTPUTF8=True,
-                    tls_context=self._tls_context, require_starttls=self._require_starttls, timeout=30, **kwargs)
+                    tls_context=self._tls_context, require_starttls=self._require_starttls, timeout=self._timeout, **kwargs)
 
     def start(self) -> "FakeUpstream":
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(
             self.loop.create_server(self._factory, "127.0.0.1", 0), self.loop)
         self._server = fut.result(10)
+        if self._rcvbuf:
+            for sock in self._server.sockets:  # accepted connections inherit it (Linux)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def _in_loop(self, fn):
+        async def run():
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
+    def drop_connections(self) -> int:
+        """Close every open connection (a server closing idle connections: FIN after its timeout)."""
+        def drop():
+            for proto in list(self.live):
+                proto.transport.close()
+            return len(self.live)
+        return self._in_loop(drop)
+
+    def mute_connections(self) -> int:
+        """Every open connection goes silent without closing; new connections answer normally."""
+        def mute():
+            for proto in self.live:
+                proto.muted = True
+            return len(self.live)
+        return self._in_loop(mute)
 
     def stop(self) -> None:
         async def close():

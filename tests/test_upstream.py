@@ -1,0 +1,180 @@
+"""The upstream adapter and its pool, through a running relay, against an upstream that misbehaves:
+replies out of sequence, not UTF-8, not replies at all; connections that die while pooled (with or
+without a FIN); a 421; a reply in the middle of the message; an upstream that stops reading."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import FakeUpstream
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+def client(relay) -> RawSMTP:
+    c = RawSMTP(relay.host, relay.port)
+    assert c.cmd("EHLO client.test")[0] == 250
+    return c
+
+
+def valid(event: dict) -> dict:
+    jsonschema.validate(event, SCHEMA)
+    return event
+
+
+def test_a_250_to_the_data_command_is_never_taken_for_acceptance(relay, upstream):
+    # Only the upstream's 250 to the final dot means it took the message (RFC 5321 4.3.2: DATA gets 354).
+    upstream.data_command_reply = "250 2.0.0 OK"
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+    assert replies[-1][0] == 451 and replies[-1][1].startswith("451 4.5.0 Upstream 127.0.0.1:")
+    assert "answered DATA with 250" in replies[-1][1]
+    assert upstream.messages == []
+    (event,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert event["kind"] == "deferred" and event["stage"] == "data" and event["reply"]["code"] == 451
+
+
+def test_latin1_replies_pass_through_at_rcpt_and_in_events(relay, upstream):
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        # Not UTF-8: read as ISO 8859-1, so the client sees the upstream's 250, not a 500 of ours.
+        assert c.cmd("RCPT TO:<latin1@example.com>") == (250, "250 2.1.5 Empfänger ok")
+        assert c.cmd("RCPT TO:<latin1no@example.com>") == (550, "550 5.1.1 Empfänger unbekannt")
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    assert upstream.wait_for_messages(1)[0].rcpt_tos == ["latin1@example.com"]
+    events = [valid(e) for e in relay.events(wait_for=1)]
+    assert [e["reply"]["text"] for e in events if e["kind"] == "rejected"] == ["550 5.1.1 Empfänger unbekannt"]
+
+
+@pytest.mark.parametrize("rcpt", ["garbage@example.com", "nul@example.com"])
+def test_garbage_instead_of_a_reply_is_a_proper_451_and_a_valid_event(relay, upstream, rcpt):
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert code == 451 and text.startswith("451 4.5.0 Upstream 127.0.0.1:")
+        assert "malformed reply" in text and "\x00" not in text
+        # The connection that spoke garbage is gone; the client's next transaction gets a fresh one.
+        assert c.cmd("RSET")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (event,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert event["kind"] == "deferred" and event["reply"]["code"] == 451 and event["reply"]["source"] == "relay"
+
+
+def _pool_of(relay, upstream, n: int) -> None:
+    """Leave n idle connections in the relay's pool: n transactions open at once, then finished."""
+    clients = [client(relay) for _ in range(n)]
+    for c in clients:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+    for c in clients:
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        c.cmd("QUIT")
+        c.close()
+    assert upstream.connections == n
+
+
+def test_pooled_connections_the_upstream_closed_are_never_handed_out(relay, upstream):
+    _pool_of(relay, upstream, 4)
+    assert upstream.drop_connections() == 4  # the upstream's idle timeout: FIN on each
+    for _ in range(3):
+        with client(relay) as c:
+            assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_a_pooled_connection_gone_silent_costs_a_short_probe_not_the_command_timeout(upstream, relay_factory):
+    # command_timeout 30 s is longer than the client waits (15 s): only the short deadline of a reused
+    # connection's first command gets this message through.
+    relay = relay_factory(upstream.port, upstream={"command_timeout": 30})
+    _pool_of(relay, upstream, 1)
+    assert upstream.mute_connections() == 1  # no reply, no FIN
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert upstream.connections == 2
+
+
+def test_a_421_to_the_final_dot_closes_that_connection_and_the_clients(relay, upstream):
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["closing421@example.com"], BODY)
+        assert replies[-1] == (421, "421 4.7.0 Try again later, closing connection")
+        assert c.closed()  # RFC 5321 3.8
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert upstream.connections == 2  # the 421 connection was not reused
+
+
+def test_pool_size_caps_all_upstream_connections(upstream, relay_factory):
+    relay = relay_factory(upstream.port, upstream={"pool_size": 2, "connect_timeout": 1})
+    clients = [client(relay) for _ in range(3)]
+    try:
+        assert clients[0].cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert clients[1].cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = clients[2].cmd("MAIL FROM:<a@sender.test>")  # both connections are in use
+        assert code == 451 and text.startswith("451 4.4.5 ") and "pool_size" in text
+        assert upstream.connections == 2
+        # One transaction ends: its connection serves the waiting client.
+        assert clients[0].cmd("RSET")[0] == 250
+        assert send_message(clients[2], "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert upstream.connections == 2
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_data_goes_upstream_only_once_the_message_is_complete(upstream, relay_factory):
+    # An upstream that drops a DATA with no message after 1 s (Postfix under stress: 10 s) must not
+    # see our DATA while the client is still uploading.
+    relay = relay_factory(upstream.port)
+    upstream.data_idle_timeout = 1.0
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY[:20])
+        threading.Event().wait(1.5)  # a slow client
+        c.send(BODY[20:] + b".\r\n")
+        assert c.reply()[0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_a_refused_data_command_reaches_the_client_with_no_work_on_the_message(relay, upstream):
+    upstream.data_command_reply = "452 4.3.1 Insufficient system storage"
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+        assert replies[-1] == (452, "452 4.3.1 Insufficient system storage")
+        upstream.data_command_reply = None
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert "RSET" in upstream.commands  # the transaction left open by the refused DATA was reset
+
+
+def test_a_552_in_the_middle_of_the_message_reaches_the_client(relay, upstream):
+    # Larger than the transport's buffer, so that the relay is still writing when the 552 comes.
+    big = BODY + (b"y" * 998 + b"\r\n") * 6000
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["toobig@example.com"], big)
+    assert replies[-1] == (552, "552 5.3.4 Message size exceeds fixed limit")
+    (event,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert event["kind"] == "rejected" and event["reply"]["code"] == 552
+
+
+def test_an_upstream_that_stops_reading_meets_a_write_deadline(relay_factory):
+    upstream = FakeUpstream(rcvbuf=16384, timeout=600).start()
+    try:
+        relay = relay_factory(upstream.port, upstream={"command_timeout": 2, "data_timeout": 300})
+        big = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 12000  # 12 MB: more than all the buffers
+        with client(relay) as c:
+            c.sock.settimeout(60)
+            replies = send_message(c, "a@sender.test", ["stall@example.com"], big)
+        assert replies[-1][0] == 451 and "did not answer in time" in replies[-1][1]
+    finally:
+        upstream.stop()
