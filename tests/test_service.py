@@ -1,0 +1,109 @@
+"""The end of a transaction, through a running relay: nothing of it may be lost to a client that hangs
+up, half-closes, or to a reload or shutdown, and no client waits on the upstream for what is ours."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from tests.support.relay_proc import RunningRelay, write_config
+from tests.support.smtp_client import RawSMTP
+
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+def client(relay) -> RawSMTP:
+    c = RawSMTP(relay.host, relay.port)
+    assert c.cmd("EHLO client.test")[0] == 250
+    return c
+
+
+def kinds(events) -> list[str]:
+    return sorted(e["kind"] for e in events)
+
+
+def test_quit_without_waiting_for_221_keeps_every_event(relay, upstream):
+    upstream.rset_delay = 1.0  # the upstream RSET is still under way when the client is gone
+    c = client(relay)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 550
+    c.send("QUIT\r\n")
+    c.close()
+    assert kinds(relay.events(wait_for=2)) == ["bounce_listed", "rejected"]
+
+
+def test_rset_quit_and_ehlo_do_not_wait_for_the_upstream_rset(upstream, relay_factory):
+    # An upstream RSET that takes 20 s (longer than this client waits) must not hold our replies.
+    relay = relay_factory(upstream.port, upstream={"command_timeout": 30})
+    upstream.rset_delay = 20.0
+    with client(relay) as c:
+        for command, code in (("RSET", 250), ("EHLO client.test", 250), ("QUIT", 221)):
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+            assert c.cmd(command)[0] == code
+
+
+def test_a_client_half_close_gets_its_final_reply_and_one_delivery(relay, upstream):
+    upstream.slow_seconds = 1.0  # the final reply comes after the client shut its side
+    c = client(relay)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<slowdata@example.com>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(BODY + b".\r\nQUIT\r\n")  # pipelined (RFC 2920), and nothing more to say
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.reply()[0] == 250
+    c.close()
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_shutdown_writes_the_events_of_transactions_it_cuts_off(tmp_path, upstream, monkeypatch):
+    import relay.server
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    running = RunningRelay(write_config(tmp_path, upstream.port))
+    upstream.rset_delay = 2.0
+    c = client(running)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 550
+    running.stop()  # the client is mid-transaction: told 421 after the drain, its events still written
+    c.close()
+    assert kinds(running.events()) == ["bounce_listed", "rejected"]
+
+
+def test_reload_lets_sessions_under_way_finish_with_their_steps(tmp_path, upstream):
+    # SPF checks of 12 domains wait on a DNS server that never answers; a reload while they are queued
+    # in the old pipeline's 8 threads must not cut them off: every client gets a reply, every message goes.
+    silent_dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent_dns.bind(("127.0.0.1", 0))
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text('"*":\n  spf: warn\n')
+    running = RunningRelay(write_config(
+        tmp_path, upstream.port, egress_ips=["192.0.2.25"], policies=str(policies),
+        resolver={"nameservers": [f"127.0.0.1:{silent_dns.getsockname()[1]}"], "timeout": 1}))
+    results: list = []
+
+    def session(i: int) -> None:
+        try:
+            with client(running) as c:
+                replies = [c.cmd(f"MAIL FROM:<a@d{i}.sender.test>"), c.cmd("RCPT TO:<b@example.com>"),
+                           c.cmd("DATA")]
+                c.send(BODY + b".\r\n")
+                replies.append(c.reply())
+                results.append([code for code, _ in replies])
+        except Exception as exc:  # a connection closed without a reply
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        threading.Event().wait(0.5)
+        assert running.reload()
+        for t in threads:
+            t.join(60)
+        assert results == [[250, 250, 354, 250]] * 12
+        assert len(upstream.wait_for_messages(12)) == 12
+    finally:
+        running.stop()
+        silent_dns.close()
