@@ -106,6 +106,47 @@ class StdoutSink(Sink):
         sys.stdout.flush()
 
 
+class JournalSink(Sink):
+    """The systemd journal, for an operator command whose config says `events: stdout`: the relay's
+    stdout is its journal stream, which another process cannot write to, so the command's events go
+    to the journal directly with the same identifier (`journalctl -t relay -o cat` reads both).
+    The journal's native protocol: one datagram of FIELD=value lines (systemd.journal-fields(7))."""
+
+    SOCKET = "/run/systemd/journal/socket"
+
+    def __init__(self, path: str = SOCKET, identifier: str = "relay"):
+        self.path = path
+        self.identifier = identifier
+        self.name = f"journal:{path}"
+
+    @classmethod
+    def available(cls, path: str = SOCKET) -> bool:
+        return os.path.exists(path)
+
+    def write(self, line: str) -> None:
+        import socket
+
+        payload = (f"SYSLOG_IDENTIFIER={self.identifier}\nPRIORITY=6\nMESSAGE={line.rstrip(chr(10))}\n"
+                   ).encode("utf-8")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(payload, self.path)
+
+
+class NotDeliveredSink(Sink):
+    """For an operator command whose events would go to the relay's stdout when no journal runs:
+    the command cannot write to another process's output, and its own stdout is the operator's
+    terminal or a pipe (`relay bounces export -`), not the event stream. So it says so on stderr,
+    with the event, rather than pass it off as part of the stream."""
+
+    name = "stdout (not the relay's)"
+
+    def write(self, line: str) -> None:
+        sys.stderr.write("note: events: stdout is the relay's own output, which this command cannot write to, "
+                         "and no systemd journal is running; this event was not added to the event stream "
+                         "(add a jsonl or webhook sink to keep operator events): " + line)
+        sys.stderr.flush()
+
+
 class JsonlSink(Sink):
     """Append-only JSON-lines file, safe under logrotate: reopened on SIGHUP
     (`reopen()`) and whenever the path no longer names the file we hold."""
@@ -156,7 +197,10 @@ class JsonlSink(Sink):
 
 class WebhookSink(Sink):
     """POSTs each event as JSON from a background thread; a bounded queue, so a
-    slow or dead endpoint costs dropped events (counted), never a stalled relay."""
+    slow or dead endpoint costs dropped events (counted), never a stalled relay.
+    close() delivers what is queued, within FLUSH_SECONDS, and says how many it could not."""
+
+    FLUSH_SECONDS = 30.0
 
     def __init__(self, url: str, on_failure, max_queue: int = 10000, timeout: float = 5.0):
         self.url = url
@@ -187,8 +231,16 @@ class WebhookSink(Sink):
                 self._on_failure(self, exc)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=self._timeout)
+        deadline = time.monotonic() + self.FLUSH_SECONDS
+        try:
+            self._queue.put(None, timeout=self.FLUSH_SECONDS)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            # What is still queued (less the stop mark), and the one being sent.
+            log.error("event sink %s: %d event(s) not delivered within %g s of closing", self.name,
+                      max(0, self._queue.qsize() - 1) + 1, self.FLUSH_SECONDS)
 
 
 class EventSinks:
@@ -210,6 +262,16 @@ class EventSinks:
                 inst.sinks.append(JsonlSink(spec.target))
             elif spec.kind == "webhook":
                 inst.sinks.append(WebhookSink(spec.target, inst._failed))
+        return inst
+
+    @classmethod
+    def for_command(cls, settings) -> "EventSinks":
+        """The sinks of an operator command (`relay bounces ...`), run outside the relay process:
+        files and webhooks as configured; a stdout sink means the relay's own output, which the
+        command reaches through the journal when one runs (see JournalSink, NotDeliveredSink)."""
+        inst = cls.from_settings(settings)
+        inst.sinks = [(JournalSink() if JournalSink.available() else NotDeliveredSink())
+                      if isinstance(sink, StdoutSink) else sink for sink in inst.sinks]
         return inst
 
     def _failed(self, sink: Sink, exc: BaseException) -> None:

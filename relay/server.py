@@ -189,8 +189,10 @@ class RelayServer:
             self.intake.pipeline = intake_pipeline(settings, self.outcomes)
         if settings.events != old_settings.events:
             new = EventSinks.from_settings(settings)
-            self.sinks.close()
-            self.sinks = self.outcomes.sinks = new
+            old_sinks, self.sinks = self.sinks, new
+            self.outcomes.sinks = new
+            # A webhook delivers what it has queued before it closes: not on the loop.
+            asyncio.get_running_loop().run_in_executor(None, old_sinks.close)
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
         # Sessions in the middle of a transaction finish it with the steps it started with; the
@@ -239,7 +241,7 @@ class RelayServer:
             log.error("stopping: %d pipeline(s) still in use after %s s; stopping anyway", len(pending),
                       DRAIN_SECONDS)
         await self.resources.close()
-        self.sinks.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.sinks.close)  # webhooks flush first
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -302,3 +302,57 @@ def test_recheck_with_an_unreachable_upstream_keeps_the_list(env, capsys):
 def test_recheck_needs_an_upstream(env, capsys):
     assert env.run("recheck") == 2
     assert "needs an upstream" in capsys.readouterr().err
+
+
+def test_with_events_on_stdout_the_command_never_prints_an_event_as_its_output(env, capsys):
+    # `events: stdout` is the relay's own output (its journal); this command's stdout is the operator's
+    # terminal or a pipe (`export -`), where an event line would pass for part of the command's output.
+    env.config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{env.db}\"\nevents: [{{stdout: true}}]\n")
+    assert env.run("add", "ops@example.com", "--reason", "asked") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ops@example.com: listed") and "bounce_listed" not in captured.out
+    assert "not added to the event stream" in captured.err and '"kind":"bounce_listed"' in captured.err
+    assert env.run("export", "-") == 0
+    assert "bounce_listed" not in capsys.readouterr().out
+
+
+def test_journal_sink_sends_the_event_with_the_relays_identifier(tmp_path):
+    import socket
+
+    from relay.events import JournalSink
+
+    path = str(tmp_path / "journal.socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as journal:
+        journal.bind(path)
+        JournalSink(path).write('{"kind":"bounce_listed"}\n')
+        fields = dict(line.split("=", 1) for line in journal.recv(65536).decode().splitlines())
+    assert fields == {"SYSLOG_IDENTIFIER": "relay", "PRIORITY": "6", "MESSAGE": '{"kind":"bounce_listed"}'}
+
+
+def test_events_queued_for_a_slow_webhook_are_delivered_before_the_command_exits(env, tmp_path):
+    import http.server
+    import time
+
+    received = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            time.sleep(0.8)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env.config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{env.db}\"\n"
+                              f"events: [{{webhook: \"http://127.0.0.1:{server.server_port}/events\"}}]\n")
+        rows = tmp_path / "import.csv"
+        rows.write_text("address,category\n" + "".join(f"u{i}@example.com,unknown_recipient\n" for i in range(8)))
+        assert env.run("import", str(rows), "--reason", "migrated") == 0  # 8 events: ~6.4 s of POSTs
+        assert sorted(e["recipient"] for e in received) == sorted(f"u{i}@example.com" for i in range(8))
+    finally:
+        server.shutdown()

@@ -121,7 +121,7 @@ class Context:
         from .. import events
 
         if self._sinks is None:
-            self._sinks = events.EventSinks.from_settings(self.settings)
+            self._sinks = events.EventSinks.for_command(self.settings)
         action = "listed" if kind == "bounce_listed" else "unlisted"
         self._sinks.emit(events.make_event(kind, stage="operator", recipient=address, action=action,
                                            actor=actor(), reason=reason, **extra))
