@@ -204,7 +204,7 @@ class Pipeline:
                 # a failure of the step like any other, and the client still gets a reply.
                 log.error("step %s was cancelled in %s (transaction %s)", step.name, hook, txn_id)
                 return defer(451, "4.3.0", "Temporary local problem, please try again later",
-                             kind="deferred", step=step.name)
+                             kind="deferred", cause="local-error", step=step.name)
             except Exception:
                 log.exception("step %s failed in %s (transaction %s)", step.name, hook, txn_id)
                 return defer(451, "4.3.0", "Temporary local problem, please try again later",

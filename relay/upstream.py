@@ -175,7 +175,8 @@ class UpstreamConnection:
             self.fail()
             raise UpstreamError(_relay_reply(
                 451, "4.5.0", f"Upstream {self.target} sent a malformed reply to {what} "
-                              f"({_describe_garbage(message)}); the message was not accepted, please retry later"))
+                              f"({_describe_garbage(message)}); the message was not accepted, please retry later",
+                "upstream-protocol"))
         reply = Reply.from_message(code, decoded_reply_text(message))
         if code == 421:  # RFC 5321 3.8: the server is closing the channel
             self.fail()
@@ -184,7 +185,7 @@ class UpstreamConnection:
             raise UpstreamError(_relay_reply(
                 451, "4.5.0", f"Upstream {self.target} answered {what} with {code} (out of sequence; "
                               f"{' or '.join(map(str, _EXPECTED.get(command, (250,))))} was due); the message "
-                              f"was not accepted, please retry later"))
+                              f"was not accepted, please retry later", "upstream-protocol"))
         return reply
 
     def _translate(self, exc: BaseException) -> UpstreamError:
@@ -202,7 +203,8 @@ class UpstreamConnection:
             # aiosmtplib's code -1: a line that is not a reply (RFC 5321 4.2), or one too long.
             return UpstreamError(_relay_reply(451, "4.5.0", f"Upstream {self.target} sent a malformed reply "
                                                             f"({_describe_garbage(exc.message)}); the message "
-                                                            f"was not accepted, please retry later"))
+                                                            f"was not accepted, please retry later",
+                                              "upstream-protocol"))
         return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection "
                                                         f"({_describe(exc)}); the message was not accepted, "
                                                         f"please retry later", "upstream-closed"))
@@ -433,7 +435,7 @@ class UpstreamPool:
             if not 200 <= exc.code <= 599:
                 return UpstreamError(_relay_reply(451, "4.5.0", f"Upstream {target} sent a malformed reply "
                                                                 f"({_describe_garbage(exc.message)}); please "
-                                                                f"retry later"))
+                                                                f"retry later", "upstream-protocol"))
             # The upstream answered its greeting or EHLO with a refusal (e.g. 421, 554).
             return UpstreamError(Reply.from_message(exc.code, decoded_reply_text(exc.message)))
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, smtp_errors.SMTPTimeoutError)):
@@ -464,7 +466,7 @@ class UpstreamPool:
             except (asyncio.TimeoutError, TimeoutError):
                 raise UpstreamError(_relay_reply(
                     451, "4.4.5", f"All {self._up.pool_size} connections to upstream {self.target} are in use "
-                                  f"(upstream.pool_size); please retry later")) from None
+                                  f"(upstream.pool_size); please retry later", "upstream-busy")) from None
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)

@@ -68,7 +68,8 @@ class UpstreamStep(Step):
         that a refused DATA costs no more work and reaches the client at once."""
         conn = txn.notes.get("upstream_conn")
         if conn is None:
-            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction"), "deferred")
+            return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"),
+                            "deferred")
         try:
             reply = await conn.start_data()
         except UpstreamError as exc:
