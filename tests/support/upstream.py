@@ -96,14 +96,6 @@ class _SMTP(SMTP):
         self.upstream = upstream
         self.muted = False
 
-    def connection_made(self, transport):
-        super().connection_made(transport)
-        self.upstream.live.add(self)
-
-    def connection_lost(self, error):
-        self.upstream.live.discard(self)
-        super().connection_lost(error)
-
     async def push(self, status):
         if self.muted:
             return  # gone silent: no reply, no FIN (a NAT that forgot the flow)
@@ -115,9 +107,11 @@ class _SMTP(SMTP):
         if self.transport is None:  # not the STARTTLS switch
             self.upstream.open_connections += 1
         super().connection_made(transport)
+        self.upstream.live.add(self)
 
     def connection_lost(self, error):
         self.upstream.open_connections -= 1
+        self.upstream.live.discard(self)
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg):
@@ -262,9 +256,10 @@ class FakeUpstream:
     def drop_connections(self) -> int:
         """Close every open connection (a server closing idle connections: FIN after its timeout)."""
         def drop():
-            for proto in list(self.live):
+            dropped = list(self.live)
+            for proto in dropped:
                 proto.transport.close()
-            return len(self.live)
+            return len(dropped)
         return self._in_loop(drop)
 
     def mute_connections(self) -> int:
