@@ -280,7 +280,7 @@ async def open_outcomes(settings, policies, metrics=None) -> tuple[Outcomes, Cal
     from .store import open_store
 
     store = open_store(settings.bounce_list)
-    sinks = EventSinks.from_settings(settings)
+    sinks = EventSinks.for_command(settings)  # a command: not the relay's stdout (docs/events.md)
 
     async def close() -> None:
         try:
