@@ -235,6 +235,8 @@ class RelayServer:
         while self.counter.protocols and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)  # connection_lost runs on the next turns of the loop
         await self.service.drain()
+        if self.intake is not None:
+            await self.intake.drain()
         self._retiring.add(asyncio.get_running_loop().create_task(self.service.pipeline.retire()))
         done, pending = await asyncio.wait(list(self._retiring), timeout=DRAIN_SECONDS)
         if pending:
