@@ -186,7 +186,7 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("556 5.1.10 <x@example.com>: Recipient address rejected: Domain example.com does not accept mail (nullMX)",
          "routing_dns", True),
         ("550 5.7.27 <s@example.org>: Sender address rejected: Domain example.org does not accept mail (nullMX)",
-         "routing_dns", True),
+         "auth_failed", True),  # the sender's domain fails the receiver's sender checks
         # Quotas that are not the mailbox's.
         ("550 Mailbox quota usage exceeded", "mailbox_full", True),
         ("450 4.7.1 <s@example.org>: Sender address rejected: Policy Rejection- Quota Exceeded", "rate_limited", False),
