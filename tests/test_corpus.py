@@ -111,3 +111,24 @@ def test_training_scope_accuracy():
 
 def test_every_category_is_in_the_training_part():
     assert {entry["category"] for entry in TRAIN} == set(CATEGORIES)
+
+
+HELD_OUT_SHORTFALL = (
+    "held-out category accuracy is 86.3% (target 95%) and 1 false listing of 197 is 0.51% "
+    "(target 0.5%); see docs/classification.md"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=HELD_OUT_SHORTFALL)
+def test_held_out_figures_meet_the_thresholds():
+    """The figures the issue asks for, on replies the rules were not written on."""
+    figures = measure(POLICIES, HELD_OUT, "heldout").as_dict()
+    assert figures["category"] >= THRESHOLDS["category"], figures
+    assert figures["bounce_list"] >= THRESHOLDS["bounce_list"], figures
+    assert figures["false_listing_rate"] <= THRESHOLDS["false_listing_rate"], figures
+
+
+def test_held_out_listing_decision_meets_its_threshold():
+    """The part of the targets the rules meet: the listing decision."""
+    figures = measure(POLICIES, HELD_OUT, "heldout").as_dict()
+    assert figures["bounce_list"] >= THRESHOLDS["bounce_list"], figures
