@@ -76,6 +76,14 @@ def test_targets_over_the_whole_corpus():
     assert figures["status_accuracy"] >= 0.95
 
 
+def test_hard_agreement_does_not_regress():
+    # Issue 13's target is 95%; today's figure is 86.3% (docs/bounces-in.md says why: mostly sisimai's
+    # `filtered`/`suspend` labels where our policy lists an unknown or disabled mailbox). This guards
+    # what is reached; it is not the target.
+    figures = bench_dsn.figures(evaluation()["results"], "all")
+    assert figures["hard_agreement"] >= 0.86
+
+
 def test_split_is_fixed():
     parts = bounce_corpus.split(bounce_corpus.load_labels())
     assert sum(1 for p in parts.values() if p == "holdout") == 154

@@ -220,3 +220,12 @@ def test_garbage_never_raises():
     for raw in (b"\xff\xfe\x00garbage", b"Content-Type: multipart/report; boundary=x\n\n--x\n",
                 b"Content-Type: message/delivery-status\n\n\n", b"From: a\n\n" + b"a@b.example " * 1000):
         parse_bounce(raw)
+
+
+def test_a_report_naming_very_many_addresses_is_read_up_to_the_cap():
+    from relay.intake.dsn import MAX_TEXT_RECIPIENTS
+
+    text = b"Subject: undeliverable\n\n" + b"".join(b"u%d@b.example 550 5.1.1 no such user\n" % i for i in range(3000))
+    report = parse_bounce(text)
+    assert len(report.recipients) == MAX_TEXT_RECIPIENTS
+    assert report.recipients[0].recipient == "u0@b.example" and report.recipients[0].status == "5.1.1"

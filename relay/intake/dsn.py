@@ -669,8 +669,14 @@ def _excluded_addresses(msg: Message | None, original) -> set[str]:
     return out
 
 
+# A report's own text is short; what follows this much is the returned message or padding, and reading
+# it would only cost time (the parse runs on every message the intake accepts).
+MAX_REPORT_TEXT = 256 * 1024
+MAX_TEXT_RECIPIENTS = 1000
+
+
 def _from_text(text: str, msg: Message | None, original) -> BounceReport:
-    lines = text.split("\n")
+    lines = text[:MAX_REPORT_TEXT].split("\n")
     start = _original_start(lines)
     report = "\n".join(lines[:start] if start is not None else lines)
     excluded = _excluded_addresses(msg, original)
@@ -708,6 +714,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         if len(to) == 1 and to[0].lower() not in excluded:
             candidates = to
     subject = _header_text(msg.get("Subject") or "") if msg is not None else ""
+    candidates = candidates[:MAX_TEXT_RECIPIENTS]
     if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
         return BounceReport("none", original_headers=tuple(original or ()))
     failures = _text_failures(report, candidates)
@@ -727,7 +734,11 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         pos = lowered.find(address.lower())
         positions.append(pos if pos >= 0 else len(report))
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
+    # What the whole text says is worked out once: per address it would make the work quadratic.
     whole = _find_reply(report)
+    whole_remote = _REMOTE_HOST.search(report)
+    whole_stage = stage_said(report)
+    final = not _TEMPORARY_WORDS.search(report)
     out = []
     for rank, i in enumerate(order):
         start = positions[i]
@@ -741,15 +752,16 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
             # No SMTP reply quoted: the words that follow the address are all the reason there is
             # (Exchange's "The recipient name is not recognized", Google Groups' explanations).
             diagnostic = _reason_text(segment if len(candidates) > 1 else report, candidates[i]) or None
-        remote = _REMOTE_HOST.search(segment) or _REMOTE_HOST.search(report)
+        remote = _REMOTE_HOST.search(segment) or whole_remote
         remote_mta = None
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
-                                   stage=stage_said(segment) or (stage_said(report) if found is whole else None),
-                                   final=not _TEMPORARY_WORDS.search(report)))
-    out.sort(key=lambda r: candidates.index(r.recipient))
+                                   stage=stage_said(segment) or (whole_stage if found is whole else None),
+                                   final=final))
+    rank_of = {address: n for n, address in enumerate(candidates)}
+    out.sort(key=lambda r: rank_of[r.recipient])
     return out
 
 
