@@ -269,6 +269,10 @@ def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:
 
 
 def serve(settings: Settings) -> int:
+    from .memory import give_back_large_buffers
+
+    give_back_large_buffers()  # before any large buffer exists
+
     async def main() -> None:
         server = RelayServer(settings)
         await server.run()

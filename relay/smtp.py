@@ -325,38 +325,50 @@ class RelaySMTP(SMTP):
         dropped = 0  # bytes discarded after the size limit was passed
         line = 0  # octets of the line still open at the end of what was read
         too_long = False
-        while True:
-            end = buf.find(_END_OF_DATA, max(searched - 4, 0))
-            if end >= 0:
-                break
-            searched = len(buf)
-            if limit and len(buf) - 2 + dropped > limit:
-                dropped += len(buf) - 6  # keep the tail: the terminator may straddle two reads
-                del buf[2:-4]
+        try:
+            while True:
+                end = buf.find(_END_OF_DATA, max(searched - 4, 0))
+                if end >= 0:
+                    break
                 searched = len(buf)
-            chunk = await reader.read(_READ_CHUNK)
-            if not chunk:
-                return None, None
-            deadline.reschedule(min(data_deadline, loop.time() + idle))
-            if not too_long:
-                too_long, line = _long_line(chunk, line)
-            if not nul and b"\0" in chunk:
-                nul = True
-            buf += chunk
+                if limit and len(buf) - 2 + dropped > limit:
+                    dropped += len(buf) - 6  # keep the tail: the terminator may straddle two reads
+                    del buf[2:-4]
+                    searched = len(buf)
+                chunk = await reader.read(_READ_CHUNK)
+                if not chunk:
+                    buf.clear()
+                    return None, None
+                deadline.reschedule(min(data_deadline, loop.time() + idle))
+                if not too_long:
+                    too_long, line = _long_line(chunk, line)
+                if not nul and b"\0" in chunk:
+                    nul = True
+                buf += chunk
+        except BaseException:
+            # The client went away (or a deadline passed) mid-message: give the memory back now. The
+            # cancelled task's traceback keeps this frame, and so `buf`, until the garbage collector
+            # finds the cycle, which can take many rounds of large messages (issue #9, item 15).
+            buf.clear()
+            raise
         if len(buf) > end + 5:
             # What came after the final dot (pipelined commands) goes back to the command reader.
             reader._buffer[0:0] = buf[end + 5:]
         del buf[end + 2:]
+        refusal = None
         if dropped or (limit and len(buf) - 2 > limit):
-            return buf, f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
-        if too_long:
-            return buf, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
-        if nul:
+            refusal = f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
+        elif too_long:
+            refusal = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
+        elif nul:
             # NUL is not message text (RFC 5322 4.1 obsoletes it, RFC 2045 2.7-2.8 forbid it in 7bit and
             # 8bit data; only BDAT with BINARYMIME, RFC 3030, carries it). Next hops that drop NULs can
             # then see "\n\x00.\n" as the end of the data and what follows as new commands (SMTP
             # smuggling: SEC Consult 2023, CVE-2023-51764/51765/51766). Refused whole, never cleaned.
-            return buf, "550 5.6.0 Message contains NUL characters, which mail may not carry; not relayed"
+            refusal = "550 5.6.0 Message contains NUL characters, which mail may not carry; not relayed"
+        if refusal is not None:
+            buf.clear()  # refused whole: nothing of it is needed any more
+            return buf, refusal
         if b"\r\n." in buf:
             buf = buf.replace(b"\r\n.", b"\r\n")
         del buf[:2]
