@@ -4,7 +4,7 @@ A thin adapter: each aiosmtpd hook hands the command to RelayService and
 returns its Reply on the wire. aiosmtpd's own replies get RFC 3463 enhanced
 status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034).
 
-Deadlines, each bounded and each armed once (never re-armed while it runs):
+Deadlines, each bounded (the one timer is re-armed only up to a deadline, never past it):
 - idle (`limits.timeout`): between commands, and between chunks of DATA;
 - command: while a handler waits on the upstream, the upstream's own deadlines plus a margin;
 - DATA (`limits.data_timeout`): from 354 to the final dot, however the bytes trickle in;
@@ -164,6 +164,8 @@ class RelaySMTP(SMTP):
         self._unauthenticated_timeout = unauthenticated_timeout
         self._login_deadline: asyncio.TimerHandle | None = None
         self._in_handler = False
+        self._command_deadline = 0.0  # loop time by which the running handler must be done
+        self._idle_from = 0.0  # loop time the last handler ended
         self._receiving_data = False
         self._verbatim: str | None = None
         self._eof_after_reply = False
@@ -171,25 +173,33 @@ class RelaySMTP(SMTP):
     # -- deadlines -----------------------------------------------------------
 
     async def _call_handler_hook(self, command: str, *args):
-        # The command deadline replaces the idle one while a handler waits on the upstream: the
-        # upstream's own deadlines (upstream.*_timeout) end the wait first; this one is the bound
-        # if they do not. Armed once per command.
+        # While a handler waits on the upstream, the command deadline holds instead of the idle one:
+        # the upstream's own deadlines (upstream.*_timeout) end the wait first; this is the bound if
+        # they do not. Both are checked when aiosmtpd's one timer fires (armed at each command), so
+        # a command costs no timer operations of its own.
         self._in_handler = True
-        self._reset_timeout(self._handler_timeout)
+        self._command_deadline = self.loop.time() + self._handler_timeout
         try:
             return await super()._call_handler_hook(command, *args)
         finally:
             self._in_handler = False
-            if self.transport is not None:
-                self._reset_timeout()  # the idle deadline again, from the end of the command
+            self._idle_from = self.loop.time()
 
     def _timeout_cb(self):
         if self.transport is None or self.transport.is_closing():
             return
+        now = self.loop.time()
         if self._in_handler:
-            log.warning("%s: command took longer than %g s, closing the connection",
+            if now < self._command_deadline:
+                self._reset_timeout(self._command_deadline - now)
+                return
+            log.warning("%s: a command took longer than %g s, closing the connection",
                         self.session.peer, self._handler_timeout)
             self.transport.close()
+            return
+        idle_until = self._idle_from + self._timeout_duration
+        if now < idle_until - 0.001:  # the last command ended less than `timeout` ago
+            self._reset_timeout(idle_until - now)
             return
         # RFC 5321 4.5.3.2.7: the server may close an idle connection; 421 says why (3.8).
         self._give_up(f"421 4.4.2 {self.hostname} Idle for more than {self._timeout_duration:g} s, "
