@@ -85,20 +85,25 @@ class Outcomes:
             # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
             # passing state, retried by the client MTA; a permanent one needs the operator.
             self._warn(txn, session, stage, reply, classification)
+        domains_seen: set[str] = set()
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             follow: list[dict] = []
             # Only a refusal judged to be about this recipient touches its record;
             # policies/suppression.yaml decides (by category and permanence) whether it lists.
-            if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                def make(kind_, recipient, extra):
-                    return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
+            def make(kind_, recipient, extra):
+                return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
+            if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
                 status, follow = await self._suppress(
                     make, rcpt, classification.category, classification.permanent, reply.text,
                     classification.rule, f"{classification.category} ({classification.rule})")
                 if status is not None:
                     fields["bounce_list"] = status
+            domain = rcpt.rpartition("@")[2].lower()
+            if rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and domain not in domains_seen:
+                domains_seen.add(domain)  # one reply is one sighting of a domain
+                follow += await self._domain_evidence(make, rcpt, reply, classification)
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             for event in follow:
                 self._queue(txn, event)
@@ -149,6 +154,8 @@ class Outcomes:
             status, follow = await self._suppress(
                 make, obs.recipient, classification.category, classification.permanent, obs.reply.text,
                 classification.rule, f"{classification.category} ({classification.rule})")
+        if obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient):
+            follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
         if status is not None:
             fields["bounce_list"] = status
         emitted.append(make(obs.kind, obs.recipient, fields))
@@ -187,6 +194,25 @@ class Outcomes:
         if entry.tripped is None:
             return "held", []
         return "held", self._breaker_tripped(make, entry)
+
+    async def _domain_evidence(self, make, rcpt, reply, classification) -> list[dict]:
+        """A permanent refusal of `rcpt` that says its domain does not exist is one sighting;
+        seen again after the policy's delay, the domain goes on the list (`@domain`)."""
+        rule = self.policies.suppression.domains
+        if rule is None or not classification.permanent or not rule.says_no_such_domain(reply.text):
+            return []
+        try:
+            entry = await self.store.record_domain_evidence(rcpt, reply_text=reply.text, rule=classification.rule,
+                                                            policy=rule)
+        except Exception:
+            log.exception("could not record that the domain of %s does not exist", rcpt)
+            return []
+        if entry is None or not entry.listed_now:
+            return []
+        return [make("bounce_listed", entry.address, {
+            "actor": "relay", "reason": f"the domain does not exist ({classification.rule}), seen again after "
+                                        f"{format_duration(rule.seen_again_after)} or more",
+            "entry": entry.as_dict()})]
 
     def _breaker_tripped(self, make, entry) -> list[dict]:
         breaker = self.policies.suppression.breaker

@@ -32,9 +32,14 @@ class Judgement:
     # only the one recipient the reply names.
     recipients: tuple[str, ...] = ()
 
+    def about(self, recipient: str) -> bool:
+        """True when this refusal is about `recipient`'s address (recipient scope, and at
+        DATA the recipient the reply names)."""
+        return self.scope == "recipient" and recipient.lower() in (r.lower() for r in self.recipients)
+
     def concerns(self, recipient: str) -> bool:
         """True when this refusal may touch `recipient`'s bounce-list record."""
-        return self.bounce_list != "never" and recipient.lower() in (r.lower() for r in self.recipients)
+        return self.bounce_list != "never" and self.about(recipient)
 
 
 def named_recipient(text: str, recipients: Sequence[str]) -> str | None:

@@ -28,8 +28,11 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints", "breaker")
+TOP_KEYS = (*SECTIONS, "complaints", "breaker", "domains")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
+DOMAIN_KEYS = ("evidence", "not_evidence", "seen_again_after", "within", "expire_after")
+# The category of a domain entry (`@example.com`) on the bounce list.
+DOMAIN_CATEGORY = "routing_dns"
 RULE_KEYS = ("list_after", "within", "expire_after")
 # The category a complaint's bounce-list entry carries (an ARF report is no delivery failure).
 COMPLAINT = "complaint"
@@ -109,6 +112,25 @@ class Breaker:
                 f"{format_duration(self.within)} ({', '.join(sorted(self.categories))}) are held")
 
 
+@dataclass(frozen=True)
+class DomainRule:
+    """When a recipient domain itself goes on the list (an `@domain` entry): a permanent,
+    recipient-scoped refusal whose text says the domain does not exist (`evidence`, and
+    none of `not_evidence`: a DNS glitch such as SERVFAIL or a timeout never counts), seen
+    again at least `seen_again_after` after the first sighting, within `within`."""
+
+    evidence: re.Pattern
+    not_evidence: re.Pattern | None
+    seen_again_after: float
+    within: float
+    expire_after: float | None
+
+    def says_no_such_domain(self, text: str) -> bool:
+        if self.evidence.search(text) is None:
+            return False
+        return self.not_evidence is None or self.not_evidence.search(text) is None
+
+
 # When a suppression file has no `breaker:` section (one written before it existed): on,
 # as the shipped file says; a misreporting receiver must never empty a domain's list of users.
 DEFAULT_BREAKER = Breaker(10, 600.0, frozenset({"unknown_recipient", "mailbox_disabled"}))
@@ -119,13 +141,15 @@ class SuppressionPolicy:
 
     def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>",
                  complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE,
-                 breaker: Breaker | None = DEFAULT_BREAKER):
+                 breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
         self.complaint = complaint
         # None: no breaker (the operator turned it off).
         self.breaker = breaker
+        # None: domains are never listed as a whole (no `domains:` section, or off).
+        self.domains = domains
 
     def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
         """The rule that applies, or None when such a failure never lists an address."""
@@ -147,7 +171,8 @@ class SuppressionPolicy:
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""
         rules = [*self._rules.values(), *([self.complaint] if self.complaint else [])]
-        windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0]
+        windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0,
+                                                      self.domains.within if self.domains else 0.0]
         return max(windows, default=0.0)
 
     @classmethod
@@ -172,6 +197,7 @@ class SuppressionPolicy:
         breaker: Breaker | None = DEFAULT_BREAKER
         if "breaker" in data:
             breaker = _parse_breaker(data["breaker"], problems)
+        domains = _parse_domains(data["domains"], problems) if "domains" in data else None
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -188,7 +214,7 @@ class SuppressionPolicy:
                 elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file, complaint, breaker)
+        return cls(rules, file, complaint, breaker, domains)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -249,6 +275,60 @@ def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
     return Breaker(count, within, frozenset(categories))
 
 
+def _patterns(value: Any, key: str, problems: Problems) -> re.Pattern | None:
+    """A regex or a list of them (any may match), case-insensitive."""
+    items = value if isinstance(value, list) else [value]
+    good = []
+    for n, item in enumerate(items):
+        where = f"{key}[{n}]" if isinstance(value, list) else key
+        if not isinstance(item, str) or not item:
+            problems.add(where, f"expected a regular expression, got {item!r}")
+            continue
+        try:
+            re.compile(item)
+        except re.error as exc:
+            problems.add(where, f"bad regular expression {item!r}: {exc}")
+            continue
+        good.append(item)
+    if not good or len(good) != len(items):
+        if not items:
+            problems.add(key, "must not be an empty list")
+        return None
+    return re.compile("|".join(f"(?:{g})" for g in good), re.IGNORECASE)
+
+
+def _parse_domains(spec: Any, problems: Problems) -> DomainRule | None:
+    """`domains: {evidence: [...], not_evidence: [...], seen_again_after: 1h, within: 7d, expire_after: 30d}`."""
+    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
+        return None
+    if not isinstance(spec, dict):
+        problems.add("domains", "expected a mapping with evidence, seen_again_after, within and expire_after, or off")
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(spec, DOMAIN_KEYS, "domains")
+    if "evidence" not in spec:
+        problems.add("domains.evidence", "required: regexes of reply texts saying the domain does not exist")
+    evidence = _patterns(spec["evidence"], "domains.evidence", problems) if "evidence" in spec else None
+    not_evidence = (_patterns(spec["not_evidence"], "domains.not_evidence", problems)
+                    if "not_evidence" in spec else None)
+    durations: dict[str, float | None] = {}
+    for name, required in (("seen_again_after", True), ("within", True), ("expire_after", False)):
+        try:
+            durations[name] = parse_duration(spec.get(name))
+        except ValueError as exc:
+            problems.add(f"domains.{name}", str(exc))
+            continue
+        if required and durations[name] is None:
+            problems.add(f"domains.{name}", "required: a duration such as 1h")
+    if (durations.get("seen_again_after") and durations.get("within")
+            and durations["within"] <= durations["seen_again_after"]):
+        problems.add("domains.within", "must be longer than seen_again_after")
+    if len(problems.items) > before or evidence is None:
+        return None
+    return DomainRule(evidence, not_evidence, durations["seen_again_after"], durations["within"],
+                      durations["expire_after"])
+
+
 def _list_after(value: Any, key: str, problems: Problems) -> int | None:
     """None means off."""
     if value is None or value is False:
@@ -268,5 +348,5 @@ def load_default() -> SuppressionPolicy:
     return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
 
 
-__all__ = ["CATEGORIES", "COMPLAINT", "Breaker", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+__all__ = ["CATEGORIES", "COMPLAINT", "DOMAIN_CATEGORY", "Breaker", "DomainRule", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
            "format_duration", "load_default"]

@@ -402,3 +402,47 @@ async def test_a_schema_1_sqlite_file_gets_the_breaker_tables(tmp_path):
         assert await store.held() == [] and (await store.get("kept@example.com")).note == "from before"
     finally:
         await store.close()
+
+
+# -- domain entries (@domain) ------------------------------------------------------------------------
+
+DOMAINS = SuppressionPolicy.from_dict({
+    "domains": {"evidence": ["host not found"], "not_evidence": ["try again"], "seen_again_after": "1h",
+                "within": "7d", "expire_after": "30d"}}, "domain-policy").domains
+NXDOMAIN = "550 5.1.2 Host or domain name not found. Name service error for name=nx.example type=A: Host not found"
+
+
+async def sighting(store, address, now):
+    return await store.record_domain_evidence(address, reply_text=NXDOMAIN, rule="test-rule", policy=DOMAINS,
+                                              now=now)
+
+
+async def test_a_domain_is_listed_when_seen_again_after_the_delay(store):
+    t = time.time()
+    assert await sighting(store, "a@nx.example", t - 7200) is None  # the first sighting
+    assert await sighting(store, "b@nx.example", t - 7000) is None  # again, but too soon
+    entry = await sighting(store, "c@NX.example", t)  # two hours after the first
+    assert entry.listed_now and entry.address == "@nx.example" and entry.category == "routing_dns"
+    assert entry.expires_at is not None and entry.source == "auto"
+    assert (await store.get("anyone@nx.example")).address == "@nx.example"
+    assert (await store.get("@nx.example")).address == "@nx.example"
+    assert await store.get("anyone@other.example") is None
+    assert not (await sighting(store, "d@nx.example", t + 1)).listed_now  # listed already
+    # An address's own entry wins over its domain's.
+    await fail(store, "own@nx.example")
+    assert (await store.get("own@nx.example")).address == "own@nx.example"
+    assert (await store.remove("@NX.example")).address == "@nx.example"
+    assert await store.get("anyone@nx.example") is None
+
+
+async def test_sightings_outside_the_window_do_not_add_up(store):
+    t = time.time()
+    assert await sighting(store, "a@nx.example", t - 10 * 86400) is None
+    assert await sighting(store, "a@nx.example", t) is None  # the old one was forgotten: a first sighting
+
+
+async def test_a_domain_entry_round_trips_through_export_rows(store):
+    entry = await store.add("@nx.example", category="routing_dns", note="operator says it is gone")
+    assert entry.address == "@nx.example"
+    assert BounceEntry.from_dict(entry.as_dict()).address == "@nx.example"
+    assert [e.address async for e in store.iter_entries()] == ["@nx.example"]

@@ -174,10 +174,11 @@ def _main(run, args) -> int:
 
 
 def _address(text: str) -> str:
-    from ..address import normalise
+    """An address's list key, or a domain's (`@example.com`: every address there)."""
+    from ..store.base import key_of
 
     try:
-        return normalise(text)
+        return key_of(text)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 
@@ -336,6 +337,8 @@ async def _check(ctx: Context) -> int:
         return 0
     origin = entry.category if entry.category == entry.source else f"{entry.category}, {entry.source}"
     why = f"{key}: listed since {entry.first_seen.date().isoformat()} ({origin})"
+    if entry.address != key:
+        why += f" through its domain's entry {entry.address}"
     if entry.reply:
         from ..steps.bounce_list import original_first_line
 
@@ -473,6 +476,10 @@ async def _recheck(ctx: Context) -> int:
         todo = store.iter_entries()
     async for entry in todo:
         key = entry.address
+        if key.startswith("@"):
+            # A domain entry has no address to ask about; it expires by itself (or: bounces remove).
+            print(f"{key}: a domain entry, not rechecked (expires {_date(entry.expires_at)})")
+            continue
         reply = await upstream.probe_recipient(ctx.settings, key)
         answer = reply.text.split("\n")[0] if reply.code else "no reply"
         if reply.code and 200 <= reply.code < 300:

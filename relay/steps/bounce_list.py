@@ -19,6 +19,8 @@ from ..store import BounceStore
 # since it is our own policy (the list) that refuses.
 ENHANCED_BY_CATEGORY = {"unknown_recipient": "5.1.1", "mailbox_disabled": "5.1.1"}
 ENHANCED_DEFAULT = "5.7.1"
+# A listed domain (`@example.com`, it does not exist): X.1.2 "bad destination system address".
+ENHANCED_DOMAIN = "5.1.2"
 
 # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its code and CRLF;
 # keep well below, the original reply is a reminder, not the record.
@@ -53,9 +55,14 @@ class BounceListStep(Step):
         entry = await self.store.get(rcpt)
         if entry is None:
             return CONTINUE
-        enhanced = ENHANCED_BY_CATEGORY.get(entry.category, ENHANCED_DEFAULT)
-        lines = [f"<{ascii_address(entry.address)}> is on this relay's bounce list since "
-                 f"{entry.first_seen.date().isoformat()} ({entry.category})"]
+        if entry.address.startswith("@"):
+            enhanced = ENHANCED_DOMAIN
+            lines = [f"<{ascii_address(rcpt)}>: the domain {entry.address[1:]} is on this relay's bounce list "
+                     f"since {entry.first_seen.date().isoformat()} ({entry.category}: it does not exist)"]
+        else:
+            enhanced = ENHANCED_BY_CATEGORY.get(entry.category, ENHANCED_DEFAULT)
+            lines = [f"<{ascii_address(entry.address)}> is on this relay's bounce list since "
+                     f"{entry.first_seen.date().isoformat()} ({entry.category})"]
         original = original_first_line(entry.reply)
         if original:
             lines.append(f"Original reply: {original}")

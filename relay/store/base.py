@@ -34,6 +34,25 @@ class StoreError(Exception):
     unreadable file). Its message is one line, fit for an operator."""
 
 
+def key_of(text: str) -> str:
+    """The list key of an address (relay.address.normalise), or of a whole domain:
+    `@example.com` (an entry that refuses every address at the domain)."""
+    text = text.strip()
+    if text.startswith("@") and "@" not in text[1:] and ":" not in text:
+        from ..domains import normalise_domain
+
+        return "@" + normalise_domain(text[1:])
+    return normalise(text)
+
+
+def lookup_keys(address: str) -> tuple[str, str | None]:
+    """The keys that refuse `address`: its own, and its domain's (None for a domain key)."""
+    key = key_of(address)
+    if key.startswith("@"):
+        return key, None
+    return key, "@" + key.rpartition("@")[2]
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
@@ -110,7 +129,7 @@ class BounceEntry:
     def from_dict(cls, data: dict[str, Any]) -> "BounceEntry":
         """From `as_dict()` output or a CSV row (strings). Raises ValueError naming the field."""
         try:
-            address = normalise(data["address"])
+            address = key_of(data["address"])
         except KeyError:
             raise ValueError("missing field 'address'") from None
         source = (data.get("source") or "operator").strip()
@@ -152,7 +171,7 @@ class BounceStore(abc.ABC):
         address (then `entry.listed_now` is true) or the address stays listed; None when
         it is not on the list. `suppression_rule` (a SuppressionRule, e.g. the complaint
         rule) replaces the policy's rule for (category, permanent)."""
-        key = normalise(address)
+        key = key_of(address)
         at = to_epoch(now)
         srule = suppression_rule if suppression_rule is not None else policy.rule_for(category, permanent)
         async with self._transaction() as tx:
@@ -181,6 +200,29 @@ class BounceStore(abc.ABC):
             if self._counted % PURGE_EVERY == 0:
                 await self.purge(failures_older_than=policy.longest_window, now=at)
         return listed
+
+    async def record_domain_evidence(self, address: str, *, reply_text: str, rule: str, policy,
+                                     now: float | datetime | None = None) -> BounceEntry | None:
+        """Record that a reply said `address`'s domain does not exist (`policy`: the
+        suppression policy's DomainRule). A sighting at least `seen_again_after` after the
+        first one within `within` lists the domain (`@domain`, expiring after
+        `expire_after`). Returns the domain entry when it is listed now (`listed_now`) or
+        stays listed, else None."""
+        from ..suppression import DOMAIN_CATEGORY
+
+        key = "@" + key_of(address).rpartition("@")[2]
+        at = to_epoch(now)
+        async with self._transaction() as tx:
+            existing = await self._fetch(tx, key)
+            if existing is not None and existing.active(at):
+                return existing
+            first = await self._first_failure(tx, key, DOMAIN_CATEGORY, at, policy.within)
+            if at - first < policy.seen_again_after:
+                return None  # one sighting, or two too close together: a glitch is never evidence
+            entry = _listing(None, key, DOMAIN_CATEGORY, reply_text, rule, at, 2, policy.expire_after)
+            await self._write(tx, entry)
+            await self._clear_failures(tx, key, DOMAIN_CATEGORY)
+        return entry
 
     async def _breaker(self, tx, breaker, key, category, reply_text, rule, at, failures,
                        expire_after) -> BounceEntry | None:
@@ -244,7 +286,7 @@ class BounceStore(abc.ABC):
         """List `address` (an operator's decision, or an import). Never expires unless told."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        key = normalise(address)
+        key = key_of(address)
         at = to_epoch(now)
         async with self._transaction() as tx:
             existing = await self._fetch(tx, key)
@@ -262,7 +304,7 @@ class BounceStore(abc.ABC):
         written = 0
         chunk: list[BounceEntry] = []
         for entry in entries:
-            chunk.append(replace(entry, address=normalise(entry.address)))
+            chunk.append(replace(entry, address=key_of(entry.address)))
             if len(chunk) >= batch:
                 written += await self._write_batch(chunk)
                 chunk = []
@@ -279,7 +321,7 @@ class BounceStore(abc.ABC):
     async def remove(self, address: str) -> BounceEntry | None:
         """Take `address` off the list (and forget its counted failures). Returns the
         entry that was active, or None when it was not listed."""
-        key = normalise(address)
+        key = key_of(address)
         async with self._transaction() as tx:
             existing = await self._fetch(tx, key)
             await self._delete(tx, key)
@@ -334,6 +376,11 @@ class BounceStore(abc.ABC):
     @abc.abstractmethod
     async def _clear_failures(self, tx, key: str, category: str | None) -> None:
         """Forget counted failures of `key` (of one category, or all when None)."""
+
+    @abc.abstractmethod
+    async def _first_failure(self, tx, key: str, category: str, at: float, within: float) -> float:
+        """Record a failure at `at`, forget this key's failures of `category` older than the
+        window, and return the time of the earliest that remains."""
 
     @abc.abstractmethod
     async def _breaker_hit(self, tx, domain: str, key: str, at: float, within: float) -> int:

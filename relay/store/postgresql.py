@@ -19,8 +19,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import BounceEntry, BounceStore, StoreError, redact, to_datetime, to_epoch
-from ..address import normalise
+from .base import BounceEntry, BounceStore, StoreError, lookup_keys, redact, to_datetime, to_epoch
 
 PAGE = 1000
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -53,7 +52,7 @@ class PostgresBounceStore(BounceStore):
         self.held_table = f'"{s}"."{p}bounce_held"'
         self.hits = f'"{s}"."{p}breaker_hits"'
         self._sql_get = (f"SELECT {_COLUMNS} FROM {self.bounces} "
-                         "WHERE address = $1 AND (expires_at IS NULL OR expires_at > now())")
+                         "WHERE address IN ($1, $2) AND (expires_at IS NULL OR expires_at > now())")
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -133,10 +132,14 @@ class PostgresBounceStore(BounceStore):
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, address: str) -> BounceEntry | None:
-        key = normalise(address)
+        # The address's own entry, else its domain's (`@example.com`).
+        key, domain_key = lookup_keys(address)
         pool = await self._get_pool()
-        row = await pool.fetchrow(self._sql_get, key)
-        return _entry(row) if row else None
+        rows = await pool.fetch(self._sql_get, key, domain_key or key)
+        if not rows:
+            return None
+        row = rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1]
+        return _entry(row)
 
     async def iter_entries(self) -> AsyncIterator[BounceEntry]:
         pool = await self._get_pool()
@@ -234,6 +237,15 @@ class PostgresBounceStore(BounceStore):
             await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1", key)
         else:
             await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2", key, category)
+
+    async def _first_failure(self, conn, key: str, category: str, at: float, within: float) -> float:
+        await conn.execute(f"INSERT INTO {self.failures} (address, category, at) VALUES ($1, $2, $3)",
+                           key, category, to_datetime(at))
+        await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2 AND at <= $3",
+                           key, category, to_datetime(at - within))
+        first = await conn.fetchval(f"SELECT min(at) FROM {self.failures} WHERE address = $1 AND category = $2",
+                                    key, category)
+        return to_epoch(first)
 
     async def _lock_domain(self, conn, domain: str) -> None:
         # Two relays counting one domain's hits take turns, so the breaker trips exactly once.

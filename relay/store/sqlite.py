@@ -24,8 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from .base import BounceEntry, BounceStore, StoreError, to_datetime, to_epoch
-from ..address import normalise
+from .base import BounceEntry, BounceStore, StoreError, lookup_keys, to_datetime, to_epoch
 
 SCHEMA_VERSION = 2  # 2: the circuit breaker's tables
 PAGE = 1000  # entries fetched per query by iter_entries()
@@ -122,10 +121,16 @@ class SQLiteBounceStore(BounceStore):
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, address: str) -> BounceEntry | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)",
-            (normalise(address), to_epoch(None))).fetchone()
-        return _entry(row) if row else None
+        # The address's own entry, else its domain's (`@example.com`): one statement, two
+        # primary-key probes.
+        key, domain_key = lookup_keys(address)
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM relay_bounces WHERE address IN (?, ?) "
+            "AND (expires_at IS NULL OR expires_at > ?)", (key, domain_key or key, to_epoch(None))).fetchall()
+        if not rows:
+            return None
+        row = rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1]
+        return _entry(row)
 
     async def iter_entries(self) -> AsyncIterator[BounceEntry]:
         # Keyset pagination: no statement stays open across the consumer's awaits, so a
@@ -209,6 +214,13 @@ class SQLiteBounceStore(BounceStore):
             db.execute("DELETE FROM relay_bounce_failures WHERE address = ?", (key,))
         else:
             db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ?", (key, category))
+
+    async def _first_failure(self, db, key: str, category: str, at: float, within: float) -> float:
+        db.execute("INSERT INTO relay_bounce_failures (address, category, at) VALUES (?, ?, ?)", (key, category, at))
+        db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ? AND at <= ?",
+                   (key, category, at - within))
+        return db.execute("SELECT min(at) FROM relay_bounce_failures WHERE address = ? AND category = ?",
+                          (key, category)).fetchone()[0]
 
     async def _breaker_hit(self, db, domain: str, key: str, at: float, within: float) -> int:
         db.execute("INSERT INTO relay_breaker_hits (domain, address, at) VALUES (?, ?, ?)", (domain, key, at))
