@@ -216,6 +216,7 @@ class RelaySMTP(SMTP):
         """Close the connection with a 421 (RFC 5321 3.8), recording the open transaction's end first."""
         if self.transport is None or self.transport.is_closing():
             return
+        log.info("%s: %s", self.session.peer, text)
         if self._in_handler or self.relay_session is None:
             self._close_with(text)
             return
