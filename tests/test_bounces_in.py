@@ -4,12 +4,17 @@ and lists the address; forged bounces and mail for other domains are refused."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
 from relay.intake.verp import VerpCodec
 from tests.support.smtp_client import RawSMTP, send_message
 
 KEY = b"0123456789abcdef0123456789abcdef"
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
 BOUNCE_DOMAIN = "bounces.example.com"
 
 
@@ -86,6 +91,8 @@ def test_bounce_becomes_a_bounced_event_tied_to_the_send_and_lists_the_address(v
     assert bounced["classification"]["category"] == "unknown_recipient"
     assert bounced["stage"] == "rcpt"
     assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
 
     # The address is listed: the relay now refuses it itself.
     with RawSMTP(verp_relay.host, verp_relay.port) as c:
@@ -132,6 +139,8 @@ def test_complaint_becomes_a_complained_event(verp_relay, upstream):
     assert complaint["recipient"] == "carol@isp.example"
     assert complaint["feedback_type"] == "abuse"
     assert complaint["message_id"] == "<m-1@example.com>"
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
 
 
 def test_auto_reply_to_a_return_path_records_nothing(verp_relay, upstream):
@@ -142,3 +151,14 @@ def test_auto_reply_to_a_return_path_records_nothing(verp_relay, upstream):
     assert replies[-1][0] == 250
     assert "nothing recorded" in replies[-1][1]
     assert verp_relay.events(wait_for=0, timeout=0.5) == []
+
+
+def test_a_delay_warning_is_deferred_and_lists_nothing(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream)
+    delayed = dsn_for(return_path).replace(b"Action: failed", b"Action: delayed").replace(
+        b"Status: 5.1.1", b"Status: 4.2.2").replace(b"550-5.1.1", b"452-4.2.2").replace(b"550 5.1.1", b"452 4.2.2")
+    replies = mail_bounce(verp_relay, return_path, delayed)
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["deferred"]
+    assert events[0]["dsn"]["action"] == "delayed" and events[0]["reply"]["code"] == 452
