@@ -157,14 +157,21 @@ def test_a_refused_data_command_reaches_the_client_with_no_work_on_the_message(r
     assert "RSET" in upstream.commands  # the transaction left open by the refused DATA was reset
 
 
-def test_a_552_in_the_middle_of_the_message_reaches_the_client(relay, upstream):
-    # Larger than the transport's buffer, so that the relay is still writing when the 552 comes.
-    big = BODY + (b"y" * 998 + b"\r\n") * 6000
-    with client(relay) as c:
-        replies = send_message(c, "a@sender.test", ["toobig@example.com"], big)
-    assert replies[-1] == (552, "552 5.3.4 Message size exceeds fixed limit")
-    (event,) = [valid(e) for e in relay.events(wait_for=1)]
-    assert event["kind"] == "rejected" and event["reply"]["code"] == 552
+def test_a_552_in_the_middle_of_the_message_reaches_the_client(relay_factory):
+    # The upstream answers 552 after the first kilobyte, stops reading for a while (so that the relay is
+    # waiting for room to write when the 552 comes), then reads the rest and closes.
+    upstream = FakeUpstream(rcvbuf=16384).start()
+    try:
+        relay = relay_factory(upstream.port)
+        big = BODY + (b"y" * 998 + b"\r\n") * 12000  # 12 MB: more than the socket buffers hold
+        with client(relay) as c:
+            c.sock.settimeout(60)
+            replies = send_message(c, "a@sender.test", ["toobig@example.com"], big)
+        assert replies[-1] == (552, "552 5.3.4 Message size exceeds fixed limit")
+        (event,) = [valid(e) for e in relay.events(wait_for=1)]
+        assert event["kind"] == "rejected" and event["reply"]["code"] == 552
+    finally:
+        upstream.stop()
 
 
 def test_an_upstream_that_stops_reading_meets_a_write_deadline(relay_factory):

@@ -26,7 +26,7 @@ methods drop_connections() and mute_connections()):
   garbage@      a line of "DDDD..." instead of a reply at RCPT
   nul@          a NUL line instead of a reply at RCPT
   closing421@   421 to the final dot, the connection left open
-  toobig@       552 in the middle of the message, then the connection closed
+  toobig@       552 in the middle of the message; the rest is read, then the connection closed
   stall@        354, then the server stops reading and never answers
 """
 
@@ -123,6 +123,15 @@ class _SMTP(SMTP):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             await self._reader.read(1000)
             await self.push("552 5.3.4 Message size exceeds fixed limit")
+            self.transport.pause_reading()  # busy elsewhere for a while: the sender's buffers fill up
+            await asyncio.sleep(1.0)
+            self.transport.resume_reading()
+            tail = b""  # the rest is read and dropped, then the connection closes (FIN, not a reset)
+            while not tail.endswith(b"\r\n.\r\n"):
+                chunk = await self._reader.read(65536)
+                if not chunk:
+                    break
+                tail = (tail + chunk)[-5:]
             self.transport.close()
             return
         if "stall" in locals_:
