@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from .decision import Reply
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError, Problems
+from .regex import PatternError, compile_rule_text
 from .yamlfile import load_yaml
 
 CATEGORIES = frozenset(
@@ -303,12 +304,15 @@ def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None
         good.append(item)
     if len(good) != len(items):
         return None
-    # One alternation is one pass over the text instead of one per pattern.
-    source = good[0] if len(good) == 1 else "|".join(f"(?:{g})" for g in good)
+    # Operator patterns run in RE2 (linear time, never a stalled loop); see relay/regex.py.
+    inline_case = any(_INLINE_CASE_FLAG.search(g) for g in good)
     try:
-        if _INLINE_CASE_FLAG.search(source):
-            return _TextPattern(re.compile(source, re.IGNORECASE), on_lowered=False)
-        return _TextPattern(re.compile(_lowercase_pattern(source)), on_lowered=True)
+        if inline_case:
+            return _TextPattern(compile_rule_text(good, ignore_case=True), on_lowered=False)
+        return _TextPattern(compile_rule_text(good, ignore_case=False, prepare=_lowercase_pattern), on_lowered=True)
+    except PatternError as exc:
+        problems.add(key, str(exc))
+        return None
     except re.error as exc:  # e.g. inline global flags in a later pattern
         problems.add(key, f"these regular expressions cannot be combined into one: {exc}")
         return None

@@ -8,12 +8,14 @@ must not silently fall back to a default (for example an open `clients`).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, Problems
+from .regex import PatternError, compile_linear
 from .yamlfile import load_yaml
 
 # The repository's top-level policies/ is canonical; relay/shipped_policies links to it so that
@@ -23,6 +25,12 @@ if not SHIPPED_POLICIES.is_dir():  # a source tree where the link was not kept
     SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
 STARTTLS_MODES = ("required", "opportunistic", "off")
+
+# Bounds of timeouts, in seconds: below them every connection or lookup fails (`0.0001ms`
+# resets every connection); above them a dead peer holds resources for days.
+CLIENT_TIMEOUT_BOUNDS = (1.0, 86400.0)  # limits.timeout (RFC 5321 4.5.3.2.7 suggests 5 minutes)
+UPSTREAM_TIMEOUT_BOUNDS = (0.1, 86400.0)  # upstream.*_timeout
+RESOLVER_TIMEOUT_BOUNDS = (0.1, 300.0)  # resolver.timeout
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class Upstream:
     ca_file: Path | None = None
     username: str | None = None
     password_file: Path | None = None
+    allow_plaintext_auth: bool = False  # AUTH without STARTTLS "required": for loopback only
     connect_timeout: float = 30.0
     command_timeout: float = 60.0
     # RFC 5321 4.5.3.2.6: the client should wait 10 minutes for the reply to the final dot.
@@ -107,7 +116,7 @@ class EventSink:
 class Correlation:
     headers: tuple[str, ...] = ()  # message headers copied into events, e.g. X-Conversation-Id
     # Regexes with named groups, applied to the envelope sender (VERP); each group becomes an event field.
-    sender_patterns: tuple[re.Pattern, ...] = ()
+    sender_patterns: tuple = ()  # compiled with RE2 (relay.regex.compile_linear)
 
 
 MILTER_MODES = ("outbound", "inbound")
@@ -184,11 +193,44 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
+def hostname_problem(name: str) -> str | None:
+    """Why `name` cannot be the relay's own name, or None. It is the HELO/EHLO name the upstream
+    sees, which RFC 5321 4.1.1.1 requires to be a fully-qualified domain name or an address
+    literal; many receivers refuse anything else (Postfix: reject_non_fqdn_helo_hostname)."""
+    if not name.strip():
+        return "must not be empty: the fully-qualified name this relay uses in EHLO (e.g. relay.example.com)"
+    literal = re.fullmatch(r"\[(?:IPv6:)?([^\]]+)\]", name)
+    if literal:
+        try:
+            ipaddress.ip_address(literal.group(1))
+        except ValueError:
+            return f"{name!r} is not an address literal such as [192.0.2.1] or [IPv6:2001:db8::1]"
+        return None
+    if not _HOSTNAME.match(name):
+        return f"{name!r} is not a valid host name (RFC 1123)"
+    if "." not in name.rstrip("."):
+        return (f"{name!r} is a single label; the name given in EHLO must be fully qualified "
+                f"(RFC 5321 4.1.1.1), e.g. {name}.example.com, or an address literal such as [192.0.2.1]")
+    return None
+
+
+def _duration_within(low: float, high: float):
+    """A converter for a duration key that must lie in [low, high] seconds."""
+    def convert(value):
+        seconds = parse_duration(value)
+        if not low <= seconds <= high:
+            raise ValueError(f"{value!r} is outside {low:g} s .. {high:g} s")
+        return seconds
+    return convert
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from 30, 2.5, "30s", "5m", "1h", "30d"."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # YAML's .nan and .inf are floats
+            raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
@@ -278,9 +320,12 @@ def load_settings(path: str | Path) -> Settings:
                  "bounce_list", "events", "policies", "milter", "metrics", "correlation",
                  "postfix_log", "bounces_in"})
 
-    hostname = top.get("hostname", str, "", required=data is not None)
-    if hostname and not _HOSTNAME.match(hostname):
-        problems.add("hostname", f"{hostname!r} is not a valid host name (RFC 1123)")
+    hostname = top.get("hostname", str, None, required=data is not None)
+    if hostname is not None:
+        why = hostname_problem(hostname)
+        if why:
+            problems.add("hostname", why)
+    hostname = hostname or ""
 
     listen = _listeners(top, base)
     clients = _clients(top, base)
@@ -352,8 +397,46 @@ def _clients(top: _Reader, base: Path) -> Clients:
             top.problems.add(f"clients.networks[{i}]", f"{n} trusts every address: that is an open relay")
             continue
         nets.append(net)
+    why = too_public(nets)
+    if why:
+        top.problems.add("clients.networks", why)
     users = r.get("users_file", str, None, convert=_existing_file(base))
     return Clients(tuple(nets) if "networks" in r.data else DEFAULT_NETWORKS, users)
+
+
+# Addresses that are not publicly routed (RFC 6890 special-purpose registries: private use,
+# loopback, link-local, shared CGNAT space, documentation, benchmarking, multicast, reserved).
+# Trusting any amount of these is a local matter; trusting public space is what makes an open relay.
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "240.0.0.0/4",
+    "::/127", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10",
+    "ff00::/8"))
+# The most public address space clients.networks may trust, in all: one /16 of IPv4, one /48
+# of IPv6 (a site's allocation). More than that is not "our own senders" but a slice of the
+# Internet, and `0.0.0.0/1` + `128.0.0.0/1` (every address, in two halves) is an open relay.
+MAX_PUBLIC = {4: 2 ** 16, 6: 2 ** 80}
+
+
+def too_public(nets) -> str | None:
+    """Why these trusted networks together cover too much public address space, or None."""
+    for version, label, size in ((4, "IPv4", "/16"), (6, "IPv6", "/48")):
+        union = list(ipaddress.collapse_addresses(n for n in nets if n.version == version))
+        public = 0
+        for net in union:
+            # CIDR blocks either nest or do not meet, and _NOT_PUBLIC's blocks are disjoint,
+            # so subtracting each overlap once is exact.
+            public += net.num_addresses - sum(
+                min(net.num_addresses, other.num_addresses) for other in _NOT_PUBLIC
+                if other.version == version and (other.subnet_of(net) or net.subnet_of(other)))
+        if public > MAX_PUBLIC[version]:
+            amount = f"{public:,}" if public < 2 ** 40 else f"about 2^{public.bit_length() - 1}"
+            return (f"together these networks trust {amount} public {label} addresses, more than a {size}"
+                    f"; anyone there could relay without AUTH, which is close to an "
+                    f"open relay. List only your own senders' networks, or make outsiders log in "
+                    f"(clients.users_file)")
+    return None
 
 
 def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
@@ -363,6 +446,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         return None
     r = _Reader(top.problems, top.data["upstream"], "upstream")
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
+               "allow_plaintext_auth",
                "connect_timeout", "command_timeout", "data_timeout", "pool_size", "idle_timeout"})
     mode = r.get("mode", str, "smarthost")
     if mode == "mx":
@@ -383,13 +467,21 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     if bool(username) != bool(password_file):
         top.problems.add("upstream.password_file" if username else "upstream.username",
                          "username and password_file go together")
-    dur = lambda n, d: r.get(n, (int, float, str), d, convert=lambda v: _positive(parse_duration(v)))
+    allow_plaintext_auth = r.get("allow_plaintext_auth", bool, False)
+    if username and starttls != "required" and not allow_plaintext_auth:
+        # With "off" the password always goes in clear; with "opportunistic" it does whenever the
+        # upstream (or anyone in the path who strips STARTTLS) does not offer TLS (RFC 4954 4).
+        top.problems.add("upstream.starttls", f"{starttls!r} with upstream.username would send the password "
+                                              f"in clear; use `starttls: required`, or set "
+                                              f"`upstream.allow_plaintext_auth: true` (only for an upstream "
+                                              f"on loopback or a private link)")
+    dur = lambda n, d: r.get(n, (int, float, str), d, convert=_duration_within(*UPSTREAM_TIMEOUT_BOUNDS))
     return Upstream(
         mode=mode, host=host, port=r.get("port", int, 25 if mode == "mx" else 587, convert=_port),
         starttls=starttls if starttls in STARTTLS_MODES else "required",
         tls_verify=r.get("tls_verify", bool, True),
         ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
-        username=username, password_file=password_file,
+        username=username, password_file=password_file, allow_plaintext_auth=allow_plaintext_auth,
         connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),
         data_timeout=dur("data_timeout", 600.0),
         pool_size=r.get("pool_size", int, 50, convert=_positive),
@@ -408,7 +500,7 @@ def _limits(top: _Reader) -> Limits:
     r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout",
                "max_connections_per_client", "data_timeout", "unauthenticated_timeout"})
     d = Limits()
-    dur = lambda n, default: r.get(n, (int, float, str), default, convert=lambda v: _positive(parse_duration(v)))
+    dur = lambda n, default: r.get(n, (int, float, str), default, convert=_duration_within(*CLIENT_TIMEOUT_BOUNDS))
     limits = Limits(
         max_message_size=r.get("max_message_size", int, d.max_message_size, convert=_positive),
         max_recipients=r.get("max_recipients", int, d.max_recipients, convert=_positive),
@@ -436,7 +528,7 @@ def _resolver(top: _Reader) -> Resolver:
         except ValueError as exc:
             top.problems.add(f"resolver.nameservers[{i}]", str(exc))
     return Resolver(tuple(servers),
-                    r.get("timeout", (int, float, str), 5.0, convert=lambda v: _positive(parse_duration(v))),
+                    r.get("timeout", (int, float, str), 5.0, convert=_duration_within(*RESOLVER_TIMEOUT_BOUNDS)),
                     r.get("cache_size", int, 10000))
 
 
@@ -549,8 +641,9 @@ def _correlation(top: _Reader) -> Correlation:
     patterns = []
     for i, p in enumerate(r.get("sender_patterns", list, []) or []):
         try:
-            rx = re.compile(str(p))
-        except re.error as exc:
+            # RE2: an operator's pattern runs on every sender in linear time (relay/regex.py).
+            rx = compile_linear(str(p))
+        except PatternError as exc:
             top.problems.add(f"correlation.sender_patterns[{i}]", f"invalid regex: {exc}")
             continue
         if not rx.groupindex:

@@ -380,7 +380,9 @@ class UpstreamPool:
 
     def _tls_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)
-        if not self._up.tls_verify:
+        # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
+        # a self-signed or mismatched certificate into a failure worse than no TLS at all.
+        if not self._up.tls_verify or self._up.starttls == "opportunistic":
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx

@@ -1,0 +1,178 @@
+"""Configs that must be refused, through the real CLI (`relay check-config`, `relay serve`): each
+error names the file, the key (or line) and why, with no traceback, hang or crash."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relay.policies import load_policies
+from relay.config import load_settings
+from tests.support import upstream as upstream_replies
+from tests.support.smtp_client import RawSMTP
+
+BASE = "listen: [{address: '127.0.0.1:2525'}]\nupstream: {host: 127.0.0.1, port: 2587, starttls: 'off'}\n"
+
+
+def check_config(tmp_path: Path, text: str, name: str = "c.yaml") -> subprocess.CompletedProcess:
+    path = tmp_path / name
+    path.write_text(text)
+    return subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    out = check_config(tmp_path, text)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    return out.stdout
+
+
+ALIAS_BOMB = "".join(
+    [f"hostname: relay.example.com\n{BASE}", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n']
+    + [f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")]
+    + ["limits: {timeout: *i}\n"])
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    out = refused(tmp_path, ALIAS_BOMB)
+    assert "c.yaml: line" in out and "expand to more than" in out and "alias" in out
+
+
+def test_an_alias_bomb_in_a_policy_file_is_refused_the_same_way(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text(ALIAS_BOMB.replace(f"hostname: relay.example.com\n{BASE}", "")
+                                           .replace("limits: {timeout: *i}", "example.com: {spf: *i}"))
+    out = refused(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
+    assert "domains.yaml: line" in out and "expand to more than" in out
+
+
+def test_ordinary_anchors_are_still_fine(tmp_path):
+    out = check_config(tmp_path, "hostname: relay.example.com\nclients: {networks: &nets ['127.0.0.0/8']}\n"
+                                 "correlation: {headers: [X-A], sender_patterns: []}\n")
+    assert out.returncode == 0, out.stdout
+    # The shipped rules use anchors for their shared texts.
+    load_policies(load_settings(tmp_path / "c.yaml"))
+
+
+def test_a_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    out = refused(tmp_path, "hostname: relay.example.com\nclients:\n  networks: ['127.0.0.0/8']\n"
+                            "limits: {timeout: 30}\nclients:\n  networks: ['10.0.0.0/8']\n")
+    assert "c.yaml: line 5: duplicate key 'clients' (first at line 2)" in out
+
+
+def test_a_duplicate_key_in_a_policy_file_is_refused(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("example.com: {spf: reject}\nexample.com: {spf: 'off'}\n")
+    out = refused(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
+    assert "domains.yaml: line 2: duplicate key 'example.com' (first at line 1)" in out
+
+
+@pytest.mark.parametrize("networks", [["0.0.0.0/1", "128.0.0.0/1"], ["::/1", "8000::/1"],
+                                      ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"],
+                                      ["8.0.0.0/8"], ["2000::/3"]])
+def test_networks_that_together_trust_the_internet_are_refused(tmp_path, networks):
+    out = refused(tmp_path, f"hostname: relay.example.com\nclients: {{networks: {networks}}}\n")
+    assert "clients.networks: together these networks trust" in out and "open relay" in out
+
+
+def test_private_networks_and_a_small_public_one_are_fine(tmp_path):
+    out = check_config(tmp_path, "hostname: relay.example.com\nclients: {networks: ['10.0.0.0/8', "
+                                 "'172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7', "
+                                 "'198.51.100.0/24', '203.0.113.0/24', '192.0.2.0/24', '2001:db8::/32']}\n")
+    assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize("hostname, why", [("''", "must not be empty"), ("relay", "single label"),
+                                           ("'   '", "must not be empty"), ("'[300.1.1.1]'", "address literal")])
+def test_a_hostname_that_is_no_fqdn_is_refused(tmp_path, hostname, why):
+    out = refused(tmp_path, f"hostname: {hostname}\n")
+    assert "c.yaml: hostname: " in out and why in out
+
+
+def test_an_address_literal_is_a_valid_hostname(tmp_path):
+    assert check_config(tmp_path, "hostname: '[192.0.2.1]'\n").returncode == 0
+    assert check_config(tmp_path, "hostname: '[IPv6:2001:db8::1]'\n").returncode == 0
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0.0001ms", "0", "100d"])
+def test_timeouts_out_of_bounds_are_refused(tmp_path, value):
+    out = refused(tmp_path, f"hostname: relay.example.com\nlimits: {{timeout: {value}}}\n"
+                            f"upstream: {{host: smtp.example.com, command_timeout: {value}}}\n")
+    assert "limits.timeout: " in out and "upstream.command_timeout: " in out
+
+
+def test_upstream_password_in_clear_is_refused_unless_allowed(tmp_path):
+    (tmp_path / "secret").write_text("pw\n")
+    for mode in ("'off'", "opportunistic"):
+        out = refused(tmp_path, f"hostname: relay.example.com\nupstream: {{host: smtp.example.com, "
+                                f"starttls: {mode}, username: u, password_file: secret}}\n")
+        assert "upstream.starttls: " in out and "password in clear" in out and "allow_plaintext_auth" in out
+    ok = check_config(tmp_path, "hostname: relay.example.com\nupstream: {host: 127.0.0.1, starttls: 'off', "
+                                "username: u, password_file: secret, allow_plaintext_auth: true}\n")
+    assert ok.returncode == 0, ok.stdout
+
+
+def test_serve_refuses_a_bad_config_with_the_same_words(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(ALIAS_BOMB)
+    out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "expand to more than" in out.stderr and "Traceback" not in out.stderr
+
+
+# -- operator regexes: classification is bounded in time whatever the rules ------------------------
+
+CATASTROPHIC_RULE = """rules:
+  - id: local-aaa
+    code: 550
+    match: '(a+)+$'
+    category: unknown_recipient
+    meaning: The mailbox does not exist.
+    advice: Remove it.
+"""
+
+
+def test_a_backtracking_operator_rule_is_compiled_to_run_in_linear_time(tmp_path, upstream, relay_factory,
+                                                                       monkeypatch):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "bounce-rules.local.yaml").write_text(CATASTROPHIC_RULE)
+    assert check_config(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n").returncode == 0
+    # The upstream answers a RCPT with 34 a's and a b: Python's backtracking engine would take
+    # minutes for such a reply (2^34 ways to split the a's), on the event loop: the client would time out.
+    monkeypatch.setitem(upstream_replies.RCPT_REPLIES, "victim", "550 5.1.1 " + "a" * 34 + "b")
+    monkeypatch.setitem(upstream_replies.RCPT_REPLIES, "gone", "550 5.1.1 user aaa")
+    relay = relay_factory(upstream.port, policies=str(policies))
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<victim@example.com>")[0] == 550
+        assert c.cmd("RCPT TO:<gone@example.com>")[0] == 550
+    events = relay.events(wait_for=2)
+    by_rcpt = {e["recipient"]: e for e in events if e["kind"] == "rejected"}
+    assert by_rcpt["gone@example.com"]["classification"]["rule"] == "local-aaa"  # RE2 ran the rule
+    assert by_rcpt["victim@example.com"]["classification"]["rule"] != "local-aaa"
+
+
+def test_an_operator_rule_that_needs_backtracking_is_refused_at_load(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "bounce-rules.local.yaml").write_text(CATASTROPHIC_RULE.replace("'(a+)+$'", r"'(a)\1x'"))
+    out = refused(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
+    assert "bounce-rules.local.yaml: rules[0].match: " in out and "needs backtracking" in out
+
+
+def test_a_copy_of_the_shipped_rules_in_an_operator_directory_still_loads(tmp_path):
+    from relay.config import SHIPPED_POLICIES
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "bounce-rules.yaml").write_text((SHIPPED_POLICIES / "bounce-rules.yaml").read_text())
+    out = check_config(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
+    assert out.returncode == 0, out.stdout
