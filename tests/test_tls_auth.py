@@ -148,3 +148,22 @@ def test_reloaded_users_file_applies_at_the_next_login(auth_relay, upstream, cer
             c.starttls(cert[0])
             c.cmd("EHLO client.test")
             assert c.cmd("AUTH PLAIN " + plain("alice", password))[0] == expected
+
+
+def test_opportunistic_starttls_encrypts_without_verifying_the_certificate(cert, relay_factory):
+    """RFC 7435: opportunistic TLS takes a self-signed or unknown certificate rather than fail
+    (`required` verifies it)."""
+    server = FakeUpstream(tls_context=server_context(*cert), require_starttls=True).start()
+    try:
+        relay = relay_factory(server.port, upstream={"starttls": "opportunistic"})  # no ca_file: unknown CA
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert len(server.wait_for_messages(1)) == 1
+        strict = relay_factory(server.port, upstream={"starttls": "required"})
+        with RawSMTP(strict.host, strict.port) as c:
+            c.cmd("EHLO client.test")
+            code, text = c.cmd("MAIL FROM:<a@sender.test>")
+        assert code == 451 and "TLS" in text
+    finally:
+        server.stop()
