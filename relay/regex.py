@@ -22,15 +22,15 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-import re2
-
 
 
 class PatternError(ValueError):
     """A pattern that cannot be compiled; the message is fit for an operator."""
 
 
-def _options(ignore_case: bool) -> "re2.Options":
+def _options(ignore_case: bool):
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refused pattern to stderr itself
     options.case_sensitive = not ignore_case
@@ -40,6 +40,8 @@ def _options(ignore_case: bool) -> "re2.Options":
 def compile_linear(source: str, *, ignore_case: bool = False):
     """`source` compiled with RE2 (an object with search/match/fullmatch like re.Pattern);
     PatternError when RE2 cannot express it."""
+    import re2  # imported on first use: a relay with no operator patterns never loads it
+
     try:
         return re2.compile(source, _options(ignore_case))
     except re2.error as exc:
