@@ -12,6 +12,7 @@ was seen.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -21,9 +22,13 @@ from typing import Any, Awaitable, Callable, Mapping
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
+from .store.base import StoreBusy
 from .suppression import format_duration
 
 log = logging.getLogger("relay.outcomes")
+
+# Seconds between attempts to record a failure the bounce list's lock held up (about 10 minutes in all).
+RECORD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 180, 200)
 
 OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
 
@@ -73,6 +78,7 @@ class Outcomes:
         self.sinks = sinks
         self.settings = settings
         self.metrics = metrics
+        self._retries: set[asyncio.Task] = set()  # failures waiting for the bounce list's lock
 
     async def refused(self, txn: Transaction | None, session: Session, stage: str, recipients: list[str],
                       decision: Decision) -> None:
@@ -173,17 +179,26 @@ class Outcomes:
     async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
                         suppression_rule=None) -> tuple[str | None, list[dict]]:
         """Record one failure of `rcpt` on the bounce list. Returns the event's `bounce_list`
-        value (listed, held, error, or None when the list did not change) and the events that
-        follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
+        value (listed, held, pending, error, or None when the list did not change) and the events
+        that follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
         warning and a bounce_unlisted for each earlier listing it moved to the held table."""
+        failure = dict(category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
+                       policy=self.policies.suppression, suppression_rule=suppression_rule)
         try:
-            entry = await self.store.record_failure(
-                rcpt, category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
-                policy=self.policies.suppression, suppression_rule=suppression_rule)
+            entry = await self.store.record_failure(rcpt, **failure)
+        except StoreBusy as exc:
+            # Another process holds the list past the deadline: the failure is not lost, it is
+            # recorded once the lock is free (and its events emitted then).
+            log.warning("%s; the failure of %s is recorded in the background", exc, rcpt)
+            self._record_later(make, rcpt, failure, reason, time.time())
+            return "error", []
         except Exception:
             # The refusal itself already reached the client; a store outage must not hide it.
             log.exception("could not record failure of %s on the bounce list", rcpt)
             return "error", []
+        return self._recorded(make, rcpt, entry, reason)
+
+    def _recorded(self, make, rcpt, entry, reason) -> tuple[str | None, list[dict]]:
         if entry is None:
             return None, []
         if entry.listed_now:
@@ -229,6 +244,32 @@ class Outcomes:
             events.append(make("bounce_unlisted", address, {
                 "actor": "relay", "reason": f"circuit breaker tripped for {domain}: held for the operator"}))
         return events
+
+    def _record_later(self, make, rcpt: str, failure: dict, reason: str, at: float) -> None:
+        async def retry() -> None:
+            for delay in RECORD_RETRY_DELAYS:
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    log.error("the failure of %s was never recorded on the bounce list: the relay stopped "
+                              "while the list was locked (reply: %s)", rcpt, failure["reply_text"].split("\n")[0])
+                    raise
+                try:
+                    entry = await self.store.record_failure(rcpt, now=at, **failure)
+                except StoreBusy:
+                    continue
+                except Exception:
+                    log.exception("could not record failure of %s on the bounce list", rcpt)
+                    return
+                log.info("recorded the failure of %s on the bounce list after waiting for its lock", rcpt)
+                for event in self._recorded(make, rcpt, entry, reason)[1]:
+                    self.emit(event)
+                return
+            log.error("gave up recording the failure of %s on the bounce list: it stayed locked", rcpt)
+
+        task = asyncio.get_running_loop().create_task(retry())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
 
     def _queue(self, txn: Transaction | None, event: dict) -> None:
         if txn is None:

@@ -32,6 +32,12 @@ def run(args) -> int:
         else:
             from ..steps.verp import verp_problems
             problems.extend(verp_problems(settings, policies))
+        from ..errors import Problem
+        from ..store import check_store
+
+        why = check_store(settings.bounce_list)
+        if why:
+            problems.append(Problem(str(settings.source), "bounce_list", why))
     for problem in problems:
         print(f"error: {problem}")
     if problems:

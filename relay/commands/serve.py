@@ -7,6 +7,7 @@ import sys
 
 from . import add_config_arg, load_settings_or_exit, report_config_error
 from ..errors import ConfigError
+from ..store.base import StoreError
 
 
 def register(sub) -> None:
@@ -30,6 +31,9 @@ def run(args) -> int:
         return serve(settings)
     except ConfigError as exc:
         report_config_error(exc)
+        return 1
+    except StoreError as exc:  # the bounce list cannot be opened: its message says which file and what to do
+        print(f"error: cannot start: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: cannot start: {exc}", file=sys.stderr)

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from .base import BounceEntry, BounceStore, StoreError, redact
+from .base import BounceEntry, BounceStore, StoreBusy, StoreError, redact
 
-__all__ = ["open_store", "BounceEntry", "BounceStore", "StoreError"]
+__all__ = ["open_store", "check_store", "BounceEntry", "BounceStore", "StoreBusy", "StoreError"]
 
 
 def open_store(url: str) -> BounceStore:
@@ -34,3 +34,14 @@ def open_store(url: str) -> BounceStore:
 
         return PostgresBounceStore(url)
     raise ValueError(f"bounce list URL {redact(url)!r}: unknown scheme {scheme!r} (expected sqlite or postgresql)")
+
+
+def check_store(url: str) -> str | None:
+    """Why the bounce list at `url` cannot be used, judged offline (check-config): for SQLite,
+    an existing file that is not a bounce list database. None when fine, or not checkable offline."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        from .sqlite import check_file
+
+        return check_file(rest[1:])
+    return None

@@ -53,6 +53,11 @@ def lookup_keys(address: str) -> tuple[str, str | None]:
     return key, "@" + key.rpartition("@")[2]
 
 
+class StoreBusy(StoreError):
+    """Another process holds the list's lock past the deadline: the same operation may
+    succeed if tried again later."""
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:

@@ -9,6 +9,13 @@ A lookup costs ~180 µs through asyncpg (FIELD-NOTES) against ~10 µs for
 SQLite: the price of sharing the list between machines. Writers serialise per
 address with a transaction-scoped advisory lock, because a row lock cannot
 protect an address that has no row yet.
+
+Every use has a deadline, so that a hung database (a lock held by someone else, an
+overloaded server, a network that drops packets) is a StoreError within seconds, which
+the pipeline answers with 451 4.3.0 at RCPT, never a pass and never a stuck session:
+connecting (`CONNECT_TIMEOUT`), getting a connection from the pool and each query
+(`QUERY_TIMEOUT`, enforced by asyncpg on our side and as statement_timeout and
+lock_timeout on the server's, so that the server gives up the work too).
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import BounceEntry, BounceStore, StoreError, lookup_keys, redact, to_datetime, to_epoch
+from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, redact, to_datetime, to_epoch
 
 PAGE = 1000
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection
+QUERY_TIMEOUT = 3.0  # seconds for a pooled connection, and for each query
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
 
@@ -32,8 +41,11 @@ def _entry(row) -> BounceEntry:
 
 
 class PostgresBounceStore(BounceStore):
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 connect_timeout: float = CONNECT_TIMEOUT, query_timeout: float = QUERY_TIMEOUT):
         self.url = url
+        self.connect_timeout = connect_timeout
+        self.query_timeout = query_timeout
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.schema = query.pop("schema", "public")
@@ -63,8 +75,12 @@ class PostgresBounceStore(BounceStore):
             if self._pool is None:
                 import asyncpg  # optional dependency: only needed for a postgresql:// list
 
+                ms = str(int(self.query_timeout * 1000))
                 try:
-                    pool = await asyncpg.create_pool(self._dsn, min_size=self._min, max_size=self._max)
+                    pool = await asyncpg.create_pool(
+                        self._dsn, min_size=self._min, max_size=self._max, timeout=self.connect_timeout,
+                        command_timeout=self.query_timeout,
+                        server_settings={"statement_timeout": ms, "lock_timeout": ms})
                 except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
                     raise StoreError(f"cannot connect to bounce list {redact(self.url)}: {exc}") from None
                 try:
@@ -135,11 +151,30 @@ class PostgresBounceStore(BounceStore):
         # The address's own entry, else its domain's (`@example.com`).
         key, domain_key = lookup_keys(address)
         pool = await self._get_pool()
-        rows = await pool.fetch(self._sql_get, key, domain_key or key)
+        async with self._deadline("look up an address"):
+            rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
         if not rows:
             return None
         row = rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1]
         return _entry(row)
+
+    @asynccontextmanager
+    async def _deadline(self, what: str, seconds: float | None = None):
+        """A StoreError naming the list when the database does not answer in time (the pool may
+        also wait for a free connection, which asyncpg's query timeout does not cover)."""
+        import asyncpg
+
+        seconds = seconds or self.query_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except (TimeoutError, asyncio.TimeoutError):
+            raise StoreBusy(f"bounce list {redact(self.url)} did not answer within {seconds:g} s "
+                             f"(trying to {what})") from None
+        except asyncpg.QueryCanceledError as exc:  # statement_timeout or lock_timeout on the server
+            raise StoreBusy(f"bounce list {redact(self.url)} gave up (trying to {what}): {exc}") from None
+        except asyncpg.LockNotAvailableError as exc:
+            raise StoreBusy(f"bounce list {redact(self.url)} is locked (trying to {what}): {exc}") from None
 
     async def iter_entries(self) -> AsyncIterator[BounceEntry]:
         pool = await self._get_pool()
@@ -197,8 +232,11 @@ class PostgresBounceStore(BounceStore):
     @asynccontextmanager
     async def _transaction(self):
         pool = await self._get_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            yield conn
+        # Each statement has query_timeout (the pool's command_timeout); the whole transaction is
+        # bounded too, as it may wait for a free connection and then for a per-address lock.
+        async with self._deadline("change the list", self.query_timeout * 3):
+            async with pool.acquire() as conn, conn.transaction():
+                yield conn
 
     async def _lock(self, conn, key: str) -> None:
         # Held until the transaction ends: two relays recording failures for one address

@@ -1,33 +1,45 @@
 """The bounce list in one SQLite file (the default).
 
-Lookups run inline on the event loop: a primary-key read is ~10 µs here
-(FIELD-NOTES), about a tenth of the cost of handing it to a thread. Writes are
-inline too: they are rare (one per listed failure or CLI change) and short.
+Several processes share the file: the running relay and `relay bounces ...` from the command
+line. WAL mode (https://sqlite.org/wal.html) lets readers proceed while another process writes,
+and every lookup is a fresh statement that sees the latest commit, so a CLI change is seen at the
+next RCPT with no reload and no cache to invalidate.
 
-Several processes share the file: the running relay and `relay bounces ...`
-from the command line. WAL mode (https://sqlite.org/wal.html) lets readers
-proceed while another process writes, and every lookup is a fresh statement
-that sees the latest commit, so a CLI change is seen at the next RCPT with no
-reload and no cache to invalidate. Writers wait for each other through
-busy_timeout instead of failing with "database is locked"; `put_many()` commits
-in small batches so a large import never holds the lock for long.
+Nothing here may stall the event loop (one stalled loop is every session stalled):
+- Lookups run inline: a primary-key read is ~10 µs (FIELD-NOTES), a tenth of the cost of a thread
+  hop. They run on their own connection with no busy wait: in WAL mode a reader never waits for a
+  writer, and in the rare case it would (another process took SQLite's exclusive locking mode, or
+  is recovering the WAL), the read is retried in a thread with a deadline; a list that stays
+  unreadable is a StoreError, which the pipeline turns into 451 4.3.0, never a silent pass.
+- Writes run on a second connection. Taking the write lock (BEGIN IMMEDIATE) and COMMIT (which may
+  checkpoint and fsync) happen in one worker thread, with a deadline (`write_timeout`); the
+  statements in between run inline, as the lock is then ours and they never wait. A write that
+  cannot get the lock in time raises StoreBusy, which says which file and why.
+- The file is watched: when it is deleted or replaced (its inode changes), both connections are
+  reopened on the file now at that path, creating it if needed, so that entries the CLI writes to
+  a new file are seen, never silently missed.
 
-The relay process's memory does not grow with the list: SQLite's page cache
-is bounded (cache_size) and memory-mapped I/O is left off, so the file is read
-through the OS page cache, which is not the process's RSS.
+`put_many()` commits in small batches so a large import never holds the lock for long. The relay
+process's memory does not grow with the list: SQLite's page cache is bounded and memory-mapped I/O
+is off, so the file is read through the OS page cache, which is not the process's RSS.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from .base import BounceEntry, BounceStore, StoreError, lookup_keys, to_datetime, to_epoch
+from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, to_datetime, to_epoch
 
 SCHEMA_VERSION = 2  # 2: the circuit breaker's tables
 PAGE = 1000  # entries fetched per query by iter_entries()
+WRITE_TIMEOUT = 2.0  # seconds a write may wait for another process's write lock
+READ_TIMEOUT = 2.0  # seconds a lookup may wait when the file cannot be read at once
 
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
 
@@ -75,6 +87,8 @@ CREATE INDEX IF NOT EXISTS relay_breaker_hits_domain ON relay_breaker_hits (doma
 # WITHOUT ROWID: the table is its primary-key B-tree, so a lookup is one tree
 # descent rather than an index descent plus a rowid descent.
 
+_GET = (f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)")
+
 
 def _entry(row) -> BounceEntry:
     return BounceEntry(address=row[0], category=row[1], reply=row[2], rule=row[3],
@@ -82,66 +96,227 @@ def _entry(row) -> BounceEntry:
                        source=row[7], note=row[8], expires_at=to_datetime(row[9]))
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _unusable(path: Path, exc: BaseException) -> StoreError:
+    """The operator's explanation of a file SQLite cannot use."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or \
+            "not a database" in str(exc) or "malformed" in str(exc):
+        return StoreError(f"{path} is not a bounce list database ({exc}): the file is damaged or is something "
+                          f"else. Stop the relay, move it aside (mv {path} {path}.damaged) and start again: a new, "
+                          f"empty list is created; re-add entries from an export (relay bounces import) if you "
+                          f"have one")
+    return StoreError(f"cannot open bounce list {path}: {exc}")
+
+
+def check_file(path: str | Path) -> str | None:
+    """Why the SQLite file at `path` cannot serve as the bounce list, or None (also when it does not
+    exist yet: the relay creates it). Read-only: check-config changes nothing."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA busy_timeout = 1000")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        if _busy(exc):
+            return None  # in use by another process: that is no fault of the file
+        return str(_unusable(path, exc))
+    if version > SCHEMA_VERSION:
+        return f"{path}: bounce list schema {version} is newer than this relay ({SCHEMA_VERSION}); upgrade relay"
+    return None
+
+
 class SQLiteBounceStore(BounceStore):
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000, url: str | None = None):
+    def __init__(self, path: str | Path, *, write_timeout: float = WRITE_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT, url: str | None = None):
         self.path = Path(path)
         self.url = url or f"sqlite:///{self.path}"
+        self.write_timeout = write_timeout
+        self.read_timeout = read_timeout
+        # One thread: write transactions take turns in it in the order they were asked for.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sqlite")
+        self._write_lock: asyncio.Lock | None = None
+        self._reader, self._writer, self._file = self._open()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int] | None]:
+        reader = writer = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: autocommit; write transactions are explicit (BEGIN IMMEDIATE).
-            # check_same_thread=False: the loop thread owns it, but close() may run from another.
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            # check_same_thread=False: BEGIN and COMMIT run in the worker thread, the rest on the loop.
+            writer = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            writer.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
+            writer.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a commit survives a process crash; a power loss may lose the
             # last commits but never corrupts the file (https://sqlite.org/pragma.html#pragma_synchronous).
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._create_schema()
+            writer.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema(writer)
+            reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 0")  # a lookup never waits on the loop
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open bounce list {self.url}: {exc}") from None
+            for db in (reader, writer):
+                if db is not None:
+                    db.close()
+            if isinstance(exc, sqlite3.Error) and _busy(exc):
+                raise StoreBusy(f"cannot open bounce list {self.path}: it is locked by another process "
+                                f"(waited {self.write_timeout:g} s); try again") from None
+            raise _unusable(self.path, exc) from None
+        return reader, writer, _file_id(self.path)
 
-    _sql_get = (f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? "
-                "AND (expires_at IS NULL OR expires_at > ?)")
-
-    def _create_schema(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: bounce list schema {version} is newer than this relay ({SCHEMA_VERSION})")
-        self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once create it once
+        db.execute("BEGIN IMMEDIATE")  # two processes starting at once create it once
         try:
             # One statement at a time: executescript() would commit the open transaction first.
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
 
-    # -- reads -------------------------------------------------------------------------------
+    async def _follow_file(self) -> None:
+        """Reopen when the file at our path is no longer the one we have open (deleted, or
+        replaced by `relay bounces` creating a new one): a listing must never go to, or be read
+        from, a file nobody else sees. One stat() per lookup, about a microsecond."""
+        if _file_id(self.path) == self._file:
+            return
+        async with self._locked():
+            if _file_id(self.path) == self._file:  # another lookup reopened it meanwhile
+                return
+            old = (self._reader, self._writer)
+            self._reader, self._writer, self._file = await self._in_worker(self._open)
+            for db in old:
+                db.close()
+
+    # -- the worker thread ----------------------------------------------------------------------
+
+    async def _in_worker(self, fn, *args):
+        """fn(*args) in the worker thread. If the caller is cancelled, the call still ends in the
+        thread (it cannot be stopped); a transaction it began is rolled back there before any
+        other write runs, since the worker runs one job at a time in order."""
+        future = asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self._worker.submit(self._rollback_if_open, self._writer)
+            raise
+
+    @staticmethod
+    def _rollback_if_open(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def _locked(self):
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        try:
+            await asyncio.wait_for(self._write_lock.acquire(), self.write_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise self._busy_error() from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    def _busy_error(self) -> StoreBusy:
+        return StoreBusy(f"the bounce list {self.path} is locked by another process (waited "
+                         f"{self.write_timeout:g} s for it); try again")
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so read-then-write cannot deadlock against
+        # another process doing the same (SQLITE_BUSY on upgrade). busy_timeout is the deadline.
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise self._busy_error() from None
+            raise
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection) -> None:
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open, and every later BEGIN would fail.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, address: str) -> BounceEntry | None:
         # The address's own entry, else its domain's (`@example.com`): a hit costs one
         # primary-key probe as before, a miss two (an IN list measured slower in the tail).
+        await self._follow_file()
         key, domain_key = lookup_keys(address)
         now = to_epoch(None)
-        row = self._db.execute(self._sql_get, (key, now)).fetchone()
+        row = await self._query(_GET, (key, now), one=True)
         if row is None and domain_key is not None:
-            row = self._db.execute(self._sql_get, (domain_key, now)).fetchone()
+            row = await self._query(_GET, (domain_key, now), one=True)
         return _entry(row) if row else None
+
+    async def _query(self, sql: str, args: tuple, one: bool = False):
+        try:
+            cursor = self._reader.execute(sql, args)
+            return cursor.fetchone() if one else cursor.fetchall()
+        except sqlite3.Error as exc:
+            if not _busy(exc):
+                raise StoreError(f"cannot read bounce list {self.path}: {exc}") from None
+            return await asyncio.to_thread(self._patient_query, sql, args, one)
+
+    def _patient_query(self, sql: str, args: tuple, one: bool):
+        """A read that may wait up to read_timeout for the file, in a thread, on a connection of
+        its own (the loop's reader must not be shared with this thread)."""
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None)
+            try:
+                db.execute(f"PRAGMA busy_timeout = {int(self.read_timeout * 1000)}")
+                cursor = db.execute(sql, args)
+                return cursor.fetchone() if one else cursor.fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                raise StoreBusy(f"the bounce list {self.path} cannot be read: another process holds it "
+                                f"exclusively (waited {self.read_timeout:g} s)") from None
+            raise StoreError(f"cannot read bounce list {self.path}: {exc}") from None
 
     async def iter_entries(self) -> AsyncIterator[BounceEntry]:
         # Keyset pagination: no statement stays open across the consumer's awaits, so a
         # long export neither holds a read snapshot nor blocks WAL checkpoints.
+        await self._follow_file()
         after = ""
         while True:
-            rows = self._db.execute(
+            rows = await self._query(
                 f"SELECT {_COLUMNS} FROM relay_bounces WHERE address > ? "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY address LIMIT ?",
-                (after, to_epoch(None), PAGE)).fetchall()
+                (after, to_epoch(None), PAGE))
             for row in rows:
                 yield _entry(row)
             if len(rows) < PAGE:
@@ -149,8 +324,10 @@ class SQLiteBounceStore(BounceStore):
             after = rows[-1][0]
 
     async def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM relay_bounces WHERE expires_at IS NULL OR expires_at > ?",
-                                (to_epoch(None),)).fetchone()[0]
+        await self._follow_file()
+        row = await self._query("SELECT count(*) FROM relay_bounces WHERE expires_at IS NULL OR expires_at > ?",
+                                (to_epoch(None),), one=True)
+        return row[0]
 
     async def purge(self, *, failures_older_than: float, now=None) -> int:
         at = to_epoch(now)
@@ -163,15 +340,19 @@ class SQLiteBounceStore(BounceStore):
         return gone
 
     async def held(self, domain: str | None = None) -> list[BounceEntry]:
+        await self._follow_file()
         if domain is None:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held ORDER BY address").fetchall()
+            rows = await self._query(f"SELECT {_COLUMNS} FROM relay_bounce_held ORDER BY address", ())
         else:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE domain = ? ORDER BY address",
-                                    (domain,)).fetchall()
+            rows = await self._query(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE domain = ? ORDER BY address",
+                                     (domain,))
         return [_entry(row) for row in rows]
 
     async def close(self) -> None:
-        self._db.close()
+        async with self._locked():
+            self._reader.close()
+            self._writer.close()
+        self._worker.shutdown(wait=False)
 
     # -- the write primitives ---------------------------------------------------------------
     # None of these awaits anything, so a transaction runs start to finish without
@@ -179,15 +360,16 @@ class SQLiteBounceStore(BounceStore):
 
     @asynccontextmanager
     async def _transaction(self):
-        # IMMEDIATE takes the write lock up front, so read-then-write cannot
-        # deadlock against another process doing the same (SQLITE_BUSY on upgrade).
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        await self._follow_file()
+        async with self._locked():
+            db = self._writer
+            await self._in_worker(self._begin, db)
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")  # never waits: the lock is ours
+                raise
+            await self._in_worker(self._commit, db)
 
     async def _fetch(self, db, key: str) -> BounceEntry | None:
         row = db.execute(f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ?", (key,)).fetchone()
