@@ -28,6 +28,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from .address import printable, unsendable
 from .decision import Reply
 from .service import RelayService
+from .users import FailedLogins
 
 log = logging.getLogger("relay.smtp")
 
@@ -58,6 +59,8 @@ _REWRITES = [
 # RFC 5321 4.1.1.4: the mail data ends with CRLF "." CRLF, and with nothing else: a bare LF or CR
 # next to the dot is data (the SMTP smuggling family, CVE-2023-51764).
 _END_OF_DATA = b"\r\n.\r\n"
+# Failed AUTH commands a connection may make before it is closed (421).
+MAX_AUTH_FAILURES = 3
 # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF; one octet of slack, as aiosmtpd.
 _MAX_LINE = 1000  # octets before the LF (text and CR)
 # Anchored at line starts, so each byte is looked at about once (an unanchored run restarts everywhere).
@@ -153,7 +156,8 @@ class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
     def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
-                 data_timeout: float, unauthenticated_timeout: float, **kw):
+                 data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
+                 **kw):
         super().__init__(handler, **kw)
         self.relay_service = service
         self.relay_session = None
@@ -169,6 +173,8 @@ class RelaySMTP(SMTP):
         self._receiving_data = False
         self._verbatim: str | None = None
         self._eof_after_reply = False
+        self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
+        self._auth_failures = 0  # in this connection
 
     # -- deadlines -----------------------------------------------------------
 
@@ -385,6 +391,44 @@ class RelaySMTP(SMTP):
         del buf[:2]
         return buf, None
 
+    # -- AUTH ----------------------------------------------------------------
+
+    async def auth_PLAIN(self, _, args):
+        return await self._check_login(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _, args):
+        return await self._check_login(await super().auth_LOGIN(_, args))
+
+    async def _check_login(self, result: AuthResult) -> AuthResult:
+        """The verdict on credentials make_authenticator() passed on: hashed in a thread, with
+        limits on failures per connection and per client address."""
+        pending = result.auth_data
+        if not isinstance(pending, _PendingLogin):
+            return result  # not decodable, or aborted: aiosmtpd has answered
+        ip = str((self.session.peer or ("",))[0])
+        name = pending.login.decode("utf-8", "surrogateescape")
+        users = self.relay_service.users
+        if self._failed_logins.blocked(ip):
+            ok, reply = False, "454 4.7.0 Too many failed logins from your address; try again later"
+        else:
+            password = pending.password.decode("utf-8", "surrogateescape")
+            ok, reply = users is not None and await users.check(name, password), None
+        log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
+                 "ok" if ok else "refused (too many failures)" if reply else "failed")
+        if ok:
+            if self.relay_session is not None:
+                self.relay_session.auth_user = name
+            return AuthResult(success=True, handled=False)
+        if reply is None:
+            self._failed_logins.failed(ip)
+        self._auth_failures += 1
+        if self._auth_failures >= MAX_AUTH_FAILURES:
+            # RFC 4954 4: a server may close the connection after repeated failed AUTH commands.
+            await super().push("421 4.7.0 Too many failed authentication attempts; closing the connection")
+            self.transport.close()
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=reply)
+
     # -- replies -------------------------------------------------------------
 
     async def push(self, status):
@@ -529,21 +573,25 @@ class Handler:
         return True
 
 
+@dataclass(frozen=True)
+class _PendingLogin:
+    """Credentials aiosmtpd decoded, to be checked by RelaySMTP._check_login off the event loop."""
+    mechanism: str
+    login: bytes
+    password: bytes = field(repr=False)
+
+
 def make_authenticator(service: RelayService):
-    """aiosmtpd calls this synchronously for AUTH PLAIN/LOGIN (only offered after STARTTLS).
+    """aiosmtpd calls this synchronously for AUTH PLAIN/LOGIN (only offered after STARTTLS). It only
+    hands the credentials on: hashing the password on the loop would stall every session (PBKDF2
+    takes tens of milliseconds, on purpose), so RelaySMTP._check_login checks them in a thread.
     The users are looked up at each login, so a reload's users file applies at once."""
 
     def authenticate(server: RelaySMTP, session, envelope, mechanism: str, auth_data) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        name = auth_data.login.decode("utf-8", "surrogateescape")
-        password = auth_data.password.decode("utf-8", "surrogateescape")
-        users = service.users
-        ok = users is not None and users.verify(name, password)
-        if ok and server.relay_session is not None:
-            server.relay_session.auth_user = name
-        log.info("AUTH %s for %r from %s: %s", mechanism, name, session.peer, "ok" if ok else "failed")
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=False, handled=False,
+                          auth_data=_PendingLogin(mechanism, auth_data.login, auth_data.password))
 
     return authenticate
 
@@ -561,6 +609,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     auth_enabled = service.users is not None
     handler = Handler(service, auth_enabled=auth_enabled)
     authenticator = make_authenticator(service)
+    failed_logins = FailedLogins()  # per client address, across the listener's connections
 
     def factory():
         return RelaySMTP(
@@ -573,7 +622,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
             tls_context=tls_context, require_starttls=False,
             timeout=settings.limits.timeout,
             auth_required=False, auth_require_tls=True,
-            authenticator=authenticator if auth_enabled else None,
+            authenticator=authenticator if auth_enabled else None, failed_logins=failed_logins,
             auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if auth_enabled else None,
         )
 

@@ -1,24 +1,34 @@
 """The AUTH users file: one `name:pbkdf2_sha256$ITERATIONS$SALT$HASH` a line.
 
 Passwords are never stored or logged in clear. Verifying costs one PBKDF2 run
-(tens of milliseconds, on purpose); a successful check is remembered for a few
-minutes by a keyed digest, so that a client that logs in for every message does
-not stall the event loop each time.
+(tens of milliseconds, on purpose), so it never runs on the event loop: `check()`
+hands it to a small pool of threads (hashlib releases the GIL while it hashes). A
+successful check is remembered for a few minutes by a keyed digest, so that a
+client that logs in for every message costs one HMAC. `FailedLogins` limits how
+many wrong passwords one client address may try, so that guessing is slow and
+costs the relay nothing once the limit is reached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import Problems
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 120_000
+
+# PBKDF2 runs here, never on the event loop. Two threads: hashing is CPU work, and more threads
+# than cores would only make each login slower; logins beyond them wait their turn.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="relay-auth")
 
 
 def hash_password(password: str, iterations: int = ITERATIONS) -> str:
@@ -67,6 +77,21 @@ class Users:
         problems.raise_if_any()
         return cls(entries)
 
+    async def check(self, name: str, password: str) -> bool:
+        """verify() without blocking the event loop: a remembered success is one HMAC inline,
+        anything else is hashed in the pool."""
+        if self._remembered(name, password):
+            return True
+        return await asyncio.get_running_loop().run_in_executor(_HASHING, self.verify, name, password)
+
+    def _remembered(self, name: str, password: str) -> bool:
+        entry = self._entries.get(name)
+        if entry is None:
+            return False
+        key = hmac.new(self._cache_key, f"{name}\0{password}".encode("utf-8", "surrogateescape") + entry[1],
+                       "sha256").digest()
+        return self._recent.get(key, 0) > time.monotonic()
+
     def verify(self, name: str, password: str) -> bool:
         entry = self._entries.get(name)
         if entry is None:
@@ -86,3 +111,41 @@ class Users:
             self._recent[key] = now + self.SUCCESS_CACHE_SECONDS
             return True
         return False
+
+
+class FailedLogins:
+    """Failed AUTH attempts per client address, in a sliding window.
+
+    Once an address has failed `limit` times within `window` seconds, its further attempts are
+    refused at once (454, RFC 4954 6), without hashing, until the oldest failure leaves the
+    window: a guesser gets a handful of tries a minute, and a flood of wrong passwords from one
+    outsider costs no CPU (each would otherwise cost a PBKDF2 run). Memory is bounded: the
+    addresses seen longest ago are forgotten first.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 60.0, max_addresses: int = 10_000):
+        self.limit = limit
+        self.window = window
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, ip: str, now: float) -> deque[float] | None:
+        times = self._failures.get(ip)
+        if times is not None:
+            while times and times[0] <= now - self.window:
+                times.popleft()
+        return times
+
+    def blocked(self, ip: str) -> bool:
+        times = self._recent(ip, time.monotonic())
+        return times is not None and len(times) >= self.limit
+
+    def failed(self, ip: str) -> None:
+        now = time.monotonic()
+        times = self._recent(ip, now)
+        if times is None:
+            times = self._failures[ip] = deque(maxlen=self.limit)
+        self._failures.move_to_end(ip)
+        times.append(now)
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)

@@ -1,0 +1,82 @@
+"""AUTH against a running relay: the password hash never runs on the event loop, and failed logins
+are limited per connection (421 and close) and per client address (454, without hashing)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+import pytest
+
+from relay.users import hash_password
+from tests.support.smtp_client import RawSMTP
+from tests.support.tls import make_cert
+from tests.test_tls_auth import TLSClient, plain
+
+SLOW_ITERATIONS = 6_000_000  # seconds of PBKDF2: long enough to see a stalled loop
+
+
+@pytest.fixture
+def cert(tmp_path):
+    return make_cert(tmp_path)
+
+
+def start(tmp_path, cert, upstream, relay_factory, iterations: int = 1000):
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass', iterations)}\n"
+                     f"slow:{hash_password('slow pass', SLOW_ITERATIONS)}\n")
+    crt, key = cert
+    # 127.0.0.1 is trusted here (so a second client can relay without AUTH), and AUTH is offered.
+    return relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                         clients={"networks": ["127.0.0.0/8"], "users_file": str(users)})
+
+
+def tls_client(relay, cert) -> TLSClient:
+    c = TLSClient(relay.host, relay.port)
+    c.cmd("EHLO client.test")
+    c.starttls(cert[0])
+    c.cmd("EHLO client.test")
+    return c
+
+
+def test_password_hashing_does_not_stall_other_sessions(tmp_path, cert, upstream, relay_factory):
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    with tls_client(relay, cert) as slow, RawSMTP(relay.host, relay.port, timeout=2) as other:
+        other.cmd("EHLO other.test")
+        slow.send("AUTH PLAIN " + plain("slow", "wrong") + "\r\n")  # seconds of PBKDF2
+        for _ in range(3):  # answered while the hash runs: the deadline is shorter than the hash
+            assert other.cmd("NOOP")[0] == 250
+        assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert slow.reply()[0] == 535
+
+
+def test_three_failed_logins_close_the_connection(tmp_path, cert, upstream, relay_factory):
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    with tls_client(relay, cert) as c:
+        assert c.cmd("AUTH PLAIN " + plain("alice", "guess1"))[0] == 535
+        assert c.cmd("AUTH LOGIN")[0] == 334
+        assert c.cmd(base64.b64encode(b"alice").decode())[0] == 334
+        assert c.cmd(base64.b64encode(b"guess2").decode())[0] == 535
+        code, text = c.cmd("AUTH PLAIN " + plain("alice", "guess3"))
+        assert code == 421 and text.startswith("421 4.7.0")
+        assert c.closed()
+
+
+def test_a_guessing_address_is_refused_without_hashing_even_the_right_password(tmp_path, cert, upstream,
+                                                                                relay_factory):
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    for _ in range(5):  # ten failures from 127.0.0.1 over five connections
+        with tls_client(relay, cert) as c:
+            assert c.cmd("AUTH PLAIN " + plain("alice", "guess"))[0] == 535
+            assert c.cmd("AUTH PLAIN " + plain("nobody", "guess"))[0] == 535
+    with tls_client(relay, cert) as c:
+        code, text = c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))
+        assert code == 454 and text.startswith("454 4.7.0") and "Too many failed logins" in text
+
+
+def test_a_good_login_still_works_and_is_remembered(tmp_path, cert, upstream, relay_factory):
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    for _ in range(2):
+        with tls_client(relay, cert) as c:
+            assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
