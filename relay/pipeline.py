@@ -37,6 +37,10 @@ class Session:
     tls: str | None = None  # TLS version once STARTTLS completed, e.g. "TLSv1.3"
     auth_user: str | None = None
     trusted_network: bool = False  # peer is inside clients.networks
+    # The sender domains this session may use (MAIL FROM, and the From: domain DKIM signs for):
+    # None when not restricted (clients.networks; the MTA's own clients in milter mode), else an
+    # AUTH user's domains from the users file ({"*"}: any). See relay.users.may_use.
+    sender_domains: frozenset[str] | None = None
 
     @property
     def may_relay(self) -> bool:

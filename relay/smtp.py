@@ -416,8 +416,11 @@ class RelaySMTP(SMTP):
         log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
                  "ok" if ok else "refused (too many failures)" if reply else "failed")
         if ok:
-            if self.relay_session is not None:
-                self.relay_session.auth_user = name
+            session = self.relay_session
+            if session is not None:
+                session.auth_user = name
+                if not session.trusted_network:  # an outsider: only the user's own domains
+                    session.sender_domains = users.domains_of(name)
             return AuthResult(success=True, handled=False)
         if reply is None:
             self._failed_logins.failed(ip)

@@ -1,4 +1,9 @@
-"""The AUTH users file: one `name:pbkdf2_sha256$ITERATIONS$SALT$HASH` a line.
+"""The AUTH users file: one `name:pbkdf2_sha256$ITERATIONS$SALT$HASH:DOMAINS` a line.
+
+DOMAINS (comma-separated) are the sender domains the user may use, in MAIL FROM and in
+the From: header the relay signs with DKIM; `*` allows any domain. A login is a key to
+one sender's mail, not to every domain the relay signs for: without DOMAINS a user may
+log in but send nothing (the refusal says what to add).
 
 Passwords are never stored or logged in clear. Verifying costs one PBKDF2 run
 (tens of milliseconds, on purpose), so it never runs on the event loop: `check()`
@@ -15,6 +20,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -24,6 +30,7 @@ from pathlib import Path
 from .errors import Problems
 
 SCHEME = "pbkdf2_sha256"
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 ITERATIONS = 120_000
 
 # PBKDF2 runs here, never on the event loop. Two threads: hashing is CPU work, and more threads
@@ -45,8 +52,10 @@ def _unb64(text: str) -> bytes:
 class Users:
     SUCCESS_CACHE_SECONDS = 300
 
-    def __init__(self, entries: dict[str, tuple[int, bytes, bytes]]):
+    def __init__(self, entries: dict[str, tuple[int, bytes, bytes]],
+                 domains: dict[str, frozenset[str]] | None = None):
         self._entries = entries
+        self._domains = domains or {}
         self._cache_key = secrets.token_bytes(32)
         self._recent: dict[bytes, float] = {}
 
@@ -54,6 +63,7 @@ class Users:
     def from_file(cls, path: Path) -> "Users":
         problems = Problems(str(path))
         entries: dict[str, tuple[int, bytes, bytes]] = {}
+        domains: dict[str, frozenset[str]] = {}
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
@@ -64,18 +74,29 @@ class Users:
             if not line or line.startswith("#"):
                 continue
             name, sep, stored = line.partition(":")
+            stored, _, allowed = stored.partition(":")
             parts = stored.split("$")
             if not sep or not name or len(parts) != 4 or parts[0] != SCHEME or not parts[1].isdigit():
                 # Never echo the line: it may hold a password pasted by mistake.
-                problems.add(f"line {n}", f"expected NAME:{SCHEME}$ITERATIONS$SALT$HASH "
+                problems.add(f"line {n}", f"expected NAME:{SCHEME}$ITERATIONS$SALT$HASH:DOMAINS "
                                           f"(make one with `relay users hash`)")
                 continue
             try:
                 entries[name] = (int(parts[1]), _unb64(parts[2]), _unb64(parts[3]))
             except ValueError:
                 problems.add(f"line {n}", "salt or hash is not base64")
+            names = [d.strip().lower().rstrip(".") for d in allowed.split(",") if d.strip()]
+            bad = [d for d in names if d != "*" and not _DOMAIN.match(d)]
+            if bad:
+                problems.add(f"line {n}", f"{', '.join(map(repr, bad))}: not a domain name (DOMAINS is a "
+                                          f"comma-separated list of sender domains, or *)")
+            domains[name] = frozenset(names)
         problems.raise_if_any()
-        return cls(entries)
+        return cls(entries, domains)
+
+    def domains_of(self, name: str) -> frozenset[str]:
+        """The sender domains `name` may use ({"*"}: any); empty when the file names none."""
+        return self._domains.get(name, frozenset())
 
     async def check(self, name: str, password: str) -> bool:
         """verify() without blocking the event loop: a remembered success is one HMAC inline,
@@ -149,3 +170,14 @@ class FailedLogins:
         times.append(now)
         while len(self._failures) > self.max_addresses:
             self._failures.popitem(last=False)
+
+
+def may_use(allowed: frozenset[str], domain: str | None) -> bool:
+    """Whether a user with `allowed` sender domains may use `domain` (a subdomain of an allowed
+    domain counts: mail.example.com under example.com)."""
+    if "*" in allowed:
+        return True
+    if not domain:
+        return False
+    domain = domain.lower().rstrip(".")
+    return any(domain == d or domain.endswith("." + d) for d in allowed)

@@ -33,7 +33,7 @@ def cert(tmp_path):
 @pytest.fixture
 def auth_relay(tmp_path, cert, upstream, relay_factory):
     users = tmp_path / "users"
-    users.write_text(f"# relay users\nalice:{hash_password('s3cret pass')}\n")
+    users.write_text(f"# relay users\nalice:{hash_password('s3cret pass')}:sender.test\n")
     crt, key = cert
     # 127.0.0.1 is outside clients.networks here, so the test client is an outsider that must log in.
     return relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
@@ -140,7 +140,7 @@ def test_opportunistic_starttls_falls_back_to_clear(upstream, relay_factory):
 
 
 def test_reloaded_users_file_applies_at_the_next_login(auth_relay, upstream, cert, tmp_path):
-    (tmp_path / "users").write_text(f"alice:{hash_password('new pass')}\n")
+    (tmp_path / "users").write_text(f"alice:{hash_password('new pass')}:sender.test\n")
     assert auth_relay.reload()
     for password, expected in (("s3cret pass", 535), ("new pass", 235)):
         with TLSClient(auth_relay.host, auth_relay.port) as c:

@@ -11,6 +11,8 @@ def register(sub) -> None:
     users_sub = p.add_subparsers(dest="users_command", metavar="SUBCOMMAND")
     h = users_sub.add_parser("hash", help="print a users_file line for NAME (password from stdin or a prompt)")
     h.add_argument("name")
+    h.add_argument("--domains", default="", metavar="D1,D2",
+                   help="sender domains the user may use (MAIL FROM and the From: signed with DKIM); * for any")
     h.set_defaults(func=run_hash)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -28,5 +30,8 @@ def run_hash(args) -> int:
     if not password:
         print("error: empty password", file=sys.stderr)
         return 1
-    print(f"{args.name}:{hash_password(password)}")
+    domains = ",".join(d.strip().lower() for d in args.domains.split(",") if d.strip())
+    if not domains:
+        print("warning: no --domains: this user may log in but send from no domain", file=sys.stderr)
+    print(f"{args.name}:{hash_password(password)}:{domains}")
     return 0

@@ -29,6 +29,7 @@ from email.utils import getaddresses
 from .. import dkim as dkimlib
 from ..decision import CONTINUE, Decision, defer, reject
 from ..pipeline import Message, Step, Transaction
+from ..users import may_use
 
 log = logging.getLogger("relay.dkim")
 
@@ -74,6 +75,17 @@ class DkimSignStep(Step):
         if policy is None:
             return CONTINUE
         domain = policy.domain  # lower-case A-labels, as d= wants them
+        allowed = txn.session.sender_domains
+        if allowed is not None and not may_use(allowed, domain):
+            # A signature says the domain stands behind the message: never for a login that does
+            # not own the domain its From: names (that would sign a forgery).
+            log.warning("not signing for d=%s: login %r may not use it (transaction %s)", domain,
+                        txn.session.auth_user, txn.id)
+            if policy.dkim_required:
+                return reject(550, "5.7.1", f"Message refused: user {txn.session.auth_user} may not send "
+                                            f"as {domain} (From:)", kind="policy_rejected", domain=domain,
+                              dkim="not_authorised")
+            return CONTINUE
         if not policy.dkim or not domain:
             if policy.dkim_required:
                 why = (f"no DKIM key is configured for {domain}" if domain

@@ -7,8 +7,10 @@ import socket
 
 
 class RawSMTP:
-    def __init__(self, host: str, port: int, timeout: float = 15.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 15.0, source: str | None = None):
+        # source: connect from this local address (e.g. 127.0.0.2, to be another client on loopback)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.greeting = self.reply()
 
