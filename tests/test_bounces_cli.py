@@ -24,11 +24,15 @@ GMAIL = ("550-5.1.1 The email account that you tried to reach does not exist.\n"
 
 
 class FakeUpstream:
-    """A loopback SMTP server that refuses RCPT for the addresses in `refuse`."""
+    """A loopback SMTP server that refuses RCPT for the addresses in `refuse` or, when `known` is
+    given, for every address not in it (an upstream that verifies recipients)."""
 
-    def __init__(self, refuse: set[str]):
+    def __init__(self, refuse: set[str] = frozenset(), known: set[str] | None = None):
         self.refuse = refuse
+        self.known = known
         self.rcpts: list[str] = []
+        self.commands: list[str] = []
+        self.connections = 0
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -42,15 +46,18 @@ class FakeUpstream:
 
     async def _session(self, reader, writer) -> None:
         writer.write(b"220 upstream.test ESMTP\r\n")
+        self.connections += 1
         while line := await reader.readline():
             cmd = line.decode().strip()
+            self.commands.append(cmd)
             verb = cmd[:4].upper()
             if verb == "EHLO":
                 writer.write(b"250-upstream.test\r\n250 8BITMIME\r\n")
             elif verb == "RCPT":
                 rcpt = cmd.split(":", 1)[1].strip().strip("<>").lower()
                 self.rcpts.append(rcpt)
-                writer.write(b"550 5.1.1 <%s>: user unknown\r\n" % rcpt.encode() if rcpt in self.refuse
+                refused = rcpt in self.refuse or (self.known is not None and rcpt not in self.known)
+                writer.write(b"550 5.1.1 <%s>: user unknown\r\n" % rcpt.encode() if refused
                              else b"250 2.1.5 OK\r\n")
             elif verb == "QUIT":
                 writer.write(b"221 2.0.0 bye\r\n")
@@ -271,18 +278,19 @@ async def test_a_cli_process_change_is_seen_by_the_running_relay_store(env):
 
 def test_recheck_reports_and_removes_what_the_upstream_accepts(env, capsys):
     asyncio.run(env.seed("fixed@example.com", "still-gone@example.com"))
-    with FakeUpstream(refuse={"still-gone@example.com"}) as upstream:
+    with FakeUpstream(known={"fixed@example.com"}) as upstream:
         env.write(upstream_port=upstream.port)
-        assert env.run("recheck") == 0
+        assert env.run("recheck", "--pace", "0") == 0
         out = capsys.readouterr().out
         assert "fixed@example.com: accepted now (250 2.1.5 OK)" in out
         assert "still-gone@example.com: still refused (550 5.1.1" in out
         assert env.run("check", "fixed@example.com") == 1  # without --remove nothing changes
         assert env.events() == []
 
-        assert env.run("recheck", "Fixed@example.com", "still-gone@example.com", "--remove") == 0
+        assert env.run("recheck", "Fixed@example.com", "still-gone@example.com", "--remove", "--pace", "0") == 0
         assert "fixed@example.com: accepted now (250 2.1.5 OK): removed" in capsys.readouterr().out
-        assert set(upstream.rcpts) == {"fixed@example.com", "still-gone@example.com"}
+        probes = [r for r in upstream.rcpts if r.startswith("relay-recheck-")]
+        assert set(upstream.rcpts) - set(probes) == {"fixed@example.com", "still-gone@example.com"}
     assert env.run("check", "fixed@example.com") == 0
     assert env.run("check", "still-gone@example.com") == 1
     (event,) = env.events()
@@ -291,10 +299,49 @@ def test_recheck_reports_and_removes_what_the_upstream_accepts(env, capsys):
     assert event["reply"]["code"] == 250
 
 
+def test_recheck_asks_like_a_careful_mta(env, capsys):
+    """One connection, a real sender, a probe of a made-up address first, then several RCPTs in
+    one transaction; no DATA."""
+    listed = [f"user{n}@example.com" for n in range(5)] + ["a@example.org", "b@example.org"]
+    asyncio.run(env.seed(*listed))
+    with FakeUpstream(known={"user1@example.com", "a@example.org"}) as upstream:
+        env.write(upstream_port=upstream.port)
+        assert env.run("recheck", "--pace", "0") == 0
+    assert upstream.connections == 1
+    mails = [c for c in upstream.commands if c.upper().startswith("MAIL")]
+    assert mails and all(m == "MAIL FROM:<postmaster@relay.test>" for m in mails)
+    assert len(mails) == 2  # one transaction per domain: all of a domain's RCPTs in it
+    rcpts = [c.split(":", 1)[1].strip("<> ") for c in upstream.commands if c.upper().startswith("RCPT")]
+    groups: list[list[str]] = []
+    for rcpt in rcpts:
+        if rcpt.startswith("relay-recheck-"):  # each transaction opens with its probe
+            groups.append([rcpt])
+        else:
+            groups[-1].append(rcpt)
+    by_domain = {g[0].rpartition("@")[2]: g[1:] for g in groups}
+    assert by_domain == {"example.com": listed[:5], "example.org": listed[5:]}
+    assert not any(c.upper().startswith("DATA") for c in upstream.commands)
+    out = capsys.readouterr().out
+    assert "user1@example.com: accepted now" in out and "a@example.org: accepted now" in out
+    assert "user0@example.com: still refused (550 5.1.1" in out
+
+
+def test_recheck_removes_nothing_when_the_upstream_accepts_everything(env, capsys):
+    asyncio.run(env.seed("gone@example.com", "also-gone@example.com"))
+    with FakeUpstream() as upstream:  # a smarthost that takes every RCPT, as most do
+        env.write(upstream_port=upstream.port)
+        assert env.run("recheck", "--remove", "--pace", "0", "--sender", "ops@sender.test") == 0
+    out = capsys.readouterr().out
+    assert "gone@example.com: not judged: it accepted relay-recheck-" in out and "nothing removed" in out
+    assert env.run("check", "gone@example.com") == 1 and env.run("check", "also-gone@example.com") == 1
+    assert env.events() == []
+    assert "MAIL FROM:<ops@sender.test>" in upstream.commands
+
+
 def test_recheck_with_an_unreachable_upstream_keeps_the_list(env, capsys):
     asyncio.run(env.seed("gone@example.com"))
     env.write(upstream_port=1)
-    assert env.run("recheck", "--remove") == 0
+    assert env.run("recheck", "--remove", "--pace", "0") == 0
     assert "gone@example.com: still refused (451" in capsys.readouterr().out
     assert env.run("check", "gone@example.com") == 1
 

@@ -80,10 +80,15 @@ def register(sub) -> None:
     p = action("export", "write the list as CSV with a header row", _export)
     p.add_argument("file", metavar="FILE.csv", nargs="?", default="-", help="default: - (stdout)")
 
-    p = action("recheck", "ask the upstream whether listed addresses are accepted now (MAIL/RCPT, no DATA)",
+    p = action("recheck", "ask the upstream whether listed addresses are accepted now (one connection, MAIL/RCPT, "
+                          "no DATA; an upstream that accepts a made-up address is not believed)",
                _recheck)
     p.add_argument("addresses", metavar="ADDR", nargs="*", help="default: every listed address")
     p.add_argument("--remove", action="store_true", help="take addresses the upstream accepts off the list")
+    p.add_argument("--sender", metavar="ADDR", help="envelope sender of the questions (default: postmaster@ "
+                                                    "the config's hostname); never the null sender")
+    p.add_argument("--pace", type=float, default=1.0, metavar="SECONDS",
+                   help="pause before each command to the upstream (default: 1)")
 
     p = action("held", "the listings the circuit breaker holds for the operator, by domain", _held)
     p.add_argument("domain", nargs="?", help="one domain (default: all)")
@@ -462,33 +467,139 @@ async def _named(store, keys: list[str]):
 # -- recheck -------------------------------------------------------------------------------------
 
 async def _recheck(ctx: Context) -> int:
-    from .. import upstream
+    """Ask the upstream, the way a careful MTA would, whether listed addresses are accepted now.
 
+    One connection for the whole run; a real sender (`--sender`, default postmaster@ our
+    hostname: RFC 5321 4.5.1 says it exists), never the null sender that receivers distrust;
+    several RCPTs per transaction (RECHECK_BATCH), paced (`--pace` seconds between commands),
+    no DATA. Before it asks about a domain's listed addresses it asks about an address there
+    that surely does not exist: an upstream that accepts that one accepts every address (a
+    smarthost that does not verify recipients, a catch-all), and its 250s say nothing, so
+    nothing at that domain is removed."""
     if ctx.settings.upstream is None:
         raise CommandError("recheck needs an upstream: the config names none")
     store = ctx.open()
     if ctx.args.addresses:
         keys = [_address(a) for a in ctx.args.addresses]
-        todo = _named(store, keys)
+        entries = [entry async for entry in _named(store, keys)]
     else:
-        # Streamed: iter_entries() reads a page at a time after the last address it
-        # returned, so removing entries along the way skips nothing.
-        todo = store.iter_entries()
-    async for entry in todo:
-        key = entry.address
-        if key.startswith("@"):
+        entries = [entry async for entry in store.iter_entries()]
+    sender = _address(ctx.args.sender) if ctx.args.sender else f"postmaster@{ctx.settings.hostname}"
+    by_domain: dict[str, list[BounceEntry]] = {}
+    for entry in entries:
+        if entry.address.startswith("@"):
             # A domain entry has no address to ask about; it expires by itself (or: bounces remove).
-            print(f"{key}: a domain entry, not rechecked (expires {_date(entry.expires_at)})")
+            print(f"{entry.address}: a domain entry, not rechecked (expires {_date(entry.expires_at)})")
             continue
-        reply = await upstream.probe_recipient(ctx.settings, key)
-        answer = reply.text.split("\n")[0] if reply.code else "no reply"
-        if reply.code and 200 <= reply.code < 300:
-            if ctx.args.remove:
-                if await store.remove(key) is not None:
-                    ctx.emit("bounce_unlisted", key, RECHECK_REASON, entry=entry.as_dict(), reply=reply)
-                print(f"{key}: accepted now ({answer}): removed")
-            else:
-                print(f"{key}: accepted now ({answer}): remove with --remove, or bounces remove")
-        else:
-            print(f"{key}: still refused ({answer})")
+        by_domain.setdefault(entry.address.rpartition("@")[2], []).append(entry)
+    if not by_domain:
+        return 0
+    checker = _Recheck(ctx, store, sender, max(ctx.args.pace, 0.0))
+    try:
+        for domain, listed in by_domain.items():
+            await checker.domain(domain, listed)
+    finally:
+        await checker.close()
     return 0
+
+
+RECHECK_BATCH = 20  # RCPTs per transaction: well inside the 100 a server must take (RFC 5321 4.5.3.1.8)
+
+
+class _Recheck:
+    """One recheck run over one upstream connection."""
+
+    def __init__(self, ctx: Context, store, sender: str, pace: float):
+        self.ctx, self.store, self.sender, self.pace = ctx, store, sender, pace
+        self.conn = None
+        self.failed = None  # the Reply that ended the connection; later addresses are not asked
+
+    async def _connection(self):
+        from ..upstream import UpstreamError, UpstreamPool
+
+        if self.conn is None and self.failed is None:
+            try:
+                self.conn = await UpstreamPool(self.ctx.settings).connect()
+            except UpstreamError as exc:
+                self.failed = exc.reply
+        return self.conn
+
+    async def _ask(self, command, *args):
+        """One paced command; None (and the connection closed) when the upstream is gone."""
+        from ..upstream import UpstreamError
+
+        if self.pace:
+            await asyncio.sleep(self.pace)
+        try:
+            reply = await command(*args)
+        except UpstreamError as exc:
+            self.failed, self.conn = exc.reply, None
+            return None
+        if reply.code == 421:  # RFC 5321 3.8: the server is closing the channel
+            self.failed, self.conn = reply, None
+        return reply
+
+    async def domain(self, domain: str, listed: list[BounceEntry]) -> None:
+        import secrets
+
+        probe = f"relay-recheck-{secrets.token_hex(8)}@{domain}"
+        for start in range(0, len(listed), RECHECK_BATCH):
+            batch = listed[start:start + RECHECK_BATCH]
+            conn = await self._connection()
+            if conn is None:
+                self._unasked(batch)
+                continue
+            mail = await self._ask(conn.mail, self.sender, [])
+            if mail is None or not mail.positive:
+                self._unasked(batch, mail)
+                if mail is not None:
+                    await self._ask(conn.rset)
+                continue
+            # The probe comes first in every transaction: an upstream may change its mind (a
+            # verification cache that times out), and a catch-all makes every answer meaningless.
+            answer = await self._ask(conn.rcpt, probe)
+            if answer is None:
+                self._unasked(batch)
+                continue
+            if answer.positive or answer.code // 100 == 4:
+                why = (f"it accepted {probe}, an address that does not exist, so it accepts any address at "
+                       f"{domain} and its answers say nothing" if answer.positive else
+                       f"it did not say whether {probe} exists ({_first_line(answer)}), so its answers "
+                       f"cannot be trusted now")
+                for entry in batch:
+                    print(f"{entry.address}: not judged: {why}; nothing removed")
+                await self._ask(conn.rset)
+                continue
+            for entry in batch:
+                reply = await self._ask(conn.rcpt, entry.address)
+                if reply is None:
+                    self._unasked([entry])
+                    continue
+                await self._judge(entry, reply)
+            if self.conn is not None:
+                await self._ask(conn.rset)
+
+    async def _judge(self, entry: BounceEntry, reply) -> None:
+        key, answer = entry.address, _first_line(reply)
+        if not reply.positive:
+            print(f"{key}: still refused ({answer})")
+        elif self.ctx.args.remove:
+            if await self.store.remove(key) is not None:
+                self.ctx.emit("bounce_unlisted", key, RECHECK_REASON, entry=entry.as_dict(), reply=reply)
+            print(f"{key}: accepted now ({answer}): removed")
+        else:
+            print(f"{key}: accepted now ({answer}): remove with --remove, or bounces remove")
+
+    def _unasked(self, entries: list[BounceEntry], reply=None) -> None:
+        reply = reply or self.failed
+        why = _first_line(reply) if reply is not None else "no reply"
+        for entry in entries:
+            print(f"{entry.address}: still refused ({why})")
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.quit()
+
+
+def _first_line(reply) -> str:
+    return reply.text.split("\n")[0] if reply.code else "no reply"
