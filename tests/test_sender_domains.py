@@ -81,3 +81,22 @@ def test_a_trusted_network_client_may_use_any_configured_domain(relay, upstream)
         assert send_message(c, "app@victim.test", ["b@example.com"], message("ceo@victim.test"))[-1][0] == 250
     (msg,) = upstream.wait_for_messages(1)
     assert b"d=victim.test" in msg.data.split(b"\r\n\r\n")[0]
+
+
+def test_users_hash_writes_the_domains(tmp_path):
+    import subprocess
+    import sys
+
+    from relay.users import Users
+
+    out = subprocess.run([sys.executable, "-m", "relay", "users", "hash", "app", "--domains", "Example.com, x.org"],
+                         input="pw\n", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith("app:pbkdf2_sha256$") and line.endswith(":example.com,x.org")
+    (tmp_path / "users").write_text(line + "\n")
+    users = Users.from_file(tmp_path / "users")
+    assert users.verify("app", "pw") and users.domains_of("app") == {"example.com", "x.org"}
+    bare = subprocess.run([sys.executable, "-m", "relay", "users", "hash", "app"], input="pw\n",
+                          capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 0 and "send from no domain" in bare.stderr
