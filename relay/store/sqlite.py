@@ -171,6 +171,8 @@ class SQLiteBounceStore(BounceStore):
             self._create_schema(writer)
             reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             reader.execute("PRAGMA busy_timeout = 0")  # a lookup never waits on the loop
+            # Open the WAL files now, not at the first lookup: a relay's open files are set at start.
+            reader.execute("SELECT 1 FROM relay_bounces LIMIT 1").fetchall()
         except (sqlite3.Error, OSError) as exc:
             for db in (reader, writer):
                 if db is not None:
