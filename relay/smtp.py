@@ -405,7 +405,7 @@ class RelaySMTP(SMTP):
         pending = result.auth_data
         if not isinstance(pending, _PendingLogin):
             return result  # not decodable, or aborted: aiosmtpd has answered
-        ip = str((self.session.peer or ("",))[0])
+        ip = client_key(str((self.session.peer or ("",))[0]))  # an IPv6 client: its /64
         name = pending.login.decode("utf-8", "surrogateescape")
         users = self.relay_service.users
         if self._failed_logins.blocked(ip):
