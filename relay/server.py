@@ -104,7 +104,11 @@ class RelayServer:
         if settings.clients.users_file is None:
             return None
         from .users import Users
-        return Users.from_file(settings.clients.users_file)
+        users = Users.from_file(settings.clients.users_file)
+        for name in users.unrestricted:
+            log.warning("%s: user %s names no sender domains and may send from any domain; add :DOMAINS "
+                        "to its line to restrict it", settings.clients.users_file, name)
+        return users
 
     async def start(self) -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()

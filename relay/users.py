@@ -1,9 +1,11 @@
 """The AUTH users file: one `name:pbkdf2_sha256$ITERATIONS$SALT$HASH:DOMAINS` a line.
 
 DOMAINS (comma-separated) are the sender domains the user may use, in MAIL FROM and in
-the From: header the relay signs with DKIM; `*` allows any domain. A login is a key to
-one sender's mail, not to every domain the relay signs for: without DOMAINS a user may
-log in but send nothing (the refusal says what to add).
+the From: header the relay signs with DKIM; `*` allows any domain. A login should be a key
+to one sender's mail, not to every domain the relay signs for. A line without DOMAINS (the
+format before DOMAINS existed) still allows any domain, so that an upgrade never turns a
+working submission into permanent 553s; `unrestricted` names those users, and the relay and
+`relay check-config` warn about each of them.
 
 Passwords are never stored or logged in clear. Verifying costs one PBKDF2 run
 (tens of milliseconds, on purpose), so it never runs on the event loop: `check()`
@@ -32,6 +34,7 @@ from .errors import Problems
 SCHEME = "pbkdf2_sha256"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 ITERATIONS = 120_000
+_ANY = frozenset({"*"})
 
 # PBKDF2 runs here, never on the event loop. Two threads: hashing is CPU work, and more threads
 # than cores would only make each login slower; logins beyond them wait their turn.
@@ -56,6 +59,7 @@ class Users:
                  domains: dict[str, frozenset[str]] | None = None):
         self._entries = entries
         self._domains = domains or {}
+        self.unrestricted = tuple(sorted(name for name in entries if not self._domains.get(name)))
         self._cache_key = secrets.token_bytes(32)
         self._recent: dict[bytes, float] = {}
 
@@ -95,8 +99,8 @@ class Users:
         return cls(entries, domains)
 
     def domains_of(self, name: str) -> frozenset[str]:
-        """The sender domains `name` may use ({"*"}: any); empty when the file names none."""
-        return self._domains.get(name, frozenset())
+        """The sender domains `name` may use; {"*"} (any) when its line names none."""
+        return self._domains.get(name) or _ANY
 
     async def check(self, name: str, password: str) -> bool:
         """verify() without blocking the event loop: a remembered success is one HMAC inline,

@@ -38,6 +38,17 @@ def run(args) -> int:
         why = check_store(settings.bounce_list)
         if why:
             problems.append(Problem(str(settings.source), "bounce_list", why))
+        if settings.clients.users_file is not None:
+            from ..users import Users
+
+            try:
+                users = Users.from_file(settings.clients.users_file)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            else:
+                for name in users.unrestricted:
+                    print(f"warning: {settings.clients.users_file}: user {name} names no sender domains and may "
+                          f"send from any domain; add :DOMAINS to its line to restrict it")
     for problem in problems:
         print(f"error: {problem}")
     if problems:

@@ -32,6 +32,7 @@ def run_hash(args) -> int:
         return 1
     domains = ",".join(d.strip().lower() for d in args.domains.split(",") if d.strip())
     if not domains:
-        print("warning: no --domains: this user may log in but send from no domain", file=sys.stderr)
+        print("warning: no --domains: this user may send from any domain; add :DOMAINS to the line to restrict it",
+              file=sys.stderr)
     print(f"{args.name}:{hash_password(password)}:{domains}")
     return 0

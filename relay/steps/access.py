@@ -32,7 +32,7 @@ class AccessStep(Step):
         if may_use(allowed, domain):
             return CONTINUE
         log.warning("login %r may not send from %s (its domains: %s)", session.auth_user, domain,
-                    ", ".join(sorted(allowed)) or "none; add them to its line in clients.users_file")
+                    ", ".join(sorted(allowed)))
         # Postfix's wording for the same check (smtpd_sender_login_maps).
         return reject(553, "5.7.1", f"<{txn.mail_from}>: Sender address rejected: not owned by user "
                                     f"{session.auth_user}", kind="policy_rejected")
