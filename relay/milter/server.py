@@ -11,6 +11,7 @@ import asyncio
 import grp
 import logging
 import os
+import socket
 import stat
 
 from ..pipeline import Pipeline
@@ -20,6 +21,7 @@ from .session import WANTED_MACROS, MilterSession, hooks_used
 log = logging.getLogger("relay.milter")
 
 READ_SIZE = 256 * 1024
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 def build_milter_pipeline(settings, policies, resources) -> Pipeline:
@@ -199,6 +201,10 @@ class MilterServer:
         conn = MilterConnection(self, peer)
         decoder = codec.Decoder()
         idle = self.settings.limits.timeout
+        sock = writer.get_extra_info("socket")
+        tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+        if tcp:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while not conn.closed:
                 try:
@@ -208,6 +214,12 @@ class MilterServer:
                     break
                 if not data:
                     break
+                if tcp and _QUICKACK is not None:
+                    # With NR_* agreed the MTA sends headers and body without waiting for us, so we
+                    # send nothing back until end of message; a delayed ACK (40 ms on Linux) would hold
+                    # its end-of-message packet behind Nagle's algorithm (the MTA sets no TCP_NODELAY).
+                    # Linux leaves quick-ACK mode by itself, so it is set again after every read.
+                    sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 out = bytearray()
                 for command, payload in decoder.feed(data):
                     out += await conn.handle(codec.parse(command, payload))
