@@ -5,6 +5,7 @@ Postfix in front of the milter: tests/test_milter_postfix.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -12,6 +13,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -202,6 +204,7 @@ if mt.eom_check(conn, MT_HDRINSERT) then error("a message of a domain without ke
     assert event["recipient"] == "gone@example.com" and event["stage"] == "rcpt"
     assert event["reply"]["text"].startswith("550-5.1.1 <gone@example.com> is on this relay's bounce list")
     assert event["queue_id"] == "QUEUE1" and event["client"]["ip"] == "192.0.2.10"
+    jsonschema.validate(event, json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text()))
     assert event["client"]["helo"] == "client.test"
 
 
