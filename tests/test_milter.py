@@ -231,8 +231,8 @@ def test_refusal_reaches_the_mta_as_our_reply_code_and_text(milter):
     with MilterClient("127.0.0.1", milter.milter_port) as c:
         c.negotiate()
         c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
-        c.send(b"M", z("<a@sender.test>"))
-        assert c.read() == (b"c", b"")
+        c.send(b"M", z("<a@sender.test>"))  # no reply: MAIL never refuses here (NR_MAIL)
+        assert not c.replies_to(codec.SMFIP_NR_MAIL)
         c.send(b"R", z("<Gone@Example.com>"))
         cmd, data = c.read()
     assert cmd == b"y"
@@ -241,15 +241,25 @@ def test_refusal_reaches_the_mta_as_our_reply_code_and_text(milter):
     assert text.endswith("\r\n550 5.1.1 Original reply: 550 5.1.1 no such user"), text
 
 
-def test_negotiation_asks_only_for_the_stages_needed(milter_factory):
+def test_negotiation_asks_only_for_the_stages_needed(milter_factory, tmp_path, signing_policies):
     outbound = milter_factory()
     with MilterClient("127.0.0.1", outbound.milter_port) as c:
         version, actions, protocol = c.negotiate()
     assert version == 6 and actions == codec.SMFIF_ADDHDRS | codec.SMFIF_CHGHDRS | codec.SMFIF_SETSYMLIST
     for flag in ("NOUNKNOWN", "NODATA", "NOEOH", "NR_CONN", "NR_HELO", "NR_HDR", "NR_BODY", "HDR_LEADSPC"):
         assert protocol & getattr(codec, f"SMFIP_{flag}"), flag
-    for flag in ("NR_MAIL", "NR_RCPT", "NOHDRS", "NOBODY", "NORCPT", "NOMAIL"):  # outbound refuses there
+    for flag in ("NR_RCPT", "NOHDRS", "NOBODY", "NORCPT", "NOMAIL"):  # the bounce list refuses at RCPT
         assert not protocol & getattr(codec, f"SMFIP_{flag}"), flag
+    assert protocol & codec.SMFIP_NR_MAIL  # no egress_ips: the SPF pre-flight cannot refuse at MAIL
+    with_spf = milter_factory(overrides={"egress_ips": ["203.0.113.5"]})
+    with MilterClient("127.0.0.1", with_spf.milter_port) as c:
+        _, _, protocol = c.negotiate()
+    assert protocol & codec.SMFIP_NR_MAIL  # egress IPs, but no domain's policy checks SPF
+    (signing_policies / "domains.yaml").write_text(yaml.safe_dump({"spf.test": {"spf": "reject"}}))
+    spf_checked = milter_factory(overrides={"egress_ips": ["203.0.113.5"]})
+    with MilterClient("127.0.0.1", spf_checked.milter_port) as c:
+        _, _, protocol = c.negotiate()
+    assert not protocol & codec.SMFIP_NR_MAIL  # now MAIL can be refused: it needs a reply
     inbound = milter_factory(mode="inbound")
     with MilterClient("127.0.0.1", inbound.milter_port) as c:
         _, _, protocol = c.negotiate()
@@ -297,7 +307,6 @@ def test_a_body_over_the_size_limit_is_not_kept_and_is_refused_clearly(milter_fa
         c.negotiate()
         c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
         c.send(b"M", z("<bounces@signed.test>"))
-        assert c.read() == (b"c", b"")
         c.send(b"R", z("<b@example.com>"))
         assert c.read() == (b"c", b"")
         c.send(b"L", z("From", " bounces@signed.test"))
@@ -308,6 +317,7 @@ def test_a_body_over_the_size_limit_is_not_kept_and_is_refused_clearly(milter_fa
         assert cmd == b"y" and data == b"552 5.3.4 Message too big for this relay's milter (limit 10000 bytes)\0"
         # The next message on the connection is fine.
         c.send(b"M", z("<bounces@signed.test>"))
+        c.send(b"R", z("<b@example.com>"))
         assert c.read() == (b"c", b"")
     (event,) = relay.events(wait_for=1)
     assert event["kind"] == "policy_rejected" and event["stage"] == "data"

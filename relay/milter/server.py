@@ -39,11 +39,30 @@ def build_milter_pipeline(settings, policies, resources) -> Pipeline:
 
     if settings.milter.mode == "inbound":
         return Pipeline([AuthResultsStep(settings, policies, resources.resolver, check_client_spf=True)])
-    return Pipeline([
-        SpfCheckStep(settings, policies, resources.resolver),
-        BounceListStep(resources.store),
-        DkimSignStep(settings, policies),
-    ])
+    steps = []
+    if _spf_can_refuse(settings, policies):
+        # Only then: without it MAIL never refuses, and the MTA is told not to wait for our reply
+        # there (SMFIP_NR_MAIL), one round trip less per message. A reload that changes this
+        # applies to the milter connections opened after it (the flags are agreed per connection).
+        steps.append(SpfCheckStep(settings, policies, resources.resolver))
+    steps += [BounceListStep(resources.store), DkimSignStep(settings, policies)]
+    return Pipeline(steps)
+
+
+def _spf_can_refuse(settings, policies) -> bool:
+    """The SPF pre-flight can refuse, or warn, only with egress IPs and a domain whose policy checks."""
+    domains = getattr(policies, "domains", None)
+    if not settings.egress_ips or domains is None:
+        return False
+    names = [*domains.domains, "*"]
+    return any((domains.get(name) or _OFF).spf != "off" for name in names)
+
+
+class _Off:
+    spf = "off"
+
+
+_OFF = _Off()
 
 
 class MilterConnection:
