@@ -131,6 +131,7 @@ class Milter:
     mode: str = "outbound"  # outbound: SPF of our egress, bounce list, DKIM signing; inbound: verification
     socket_mode: int = 0o660  # permissions of the UNIX socket (the MTA's user must be able to write it)
     socket_group: str | None = None  # group of the UNIX socket, e.g. postfix
+    workers: int = 1  # processes accepting on the milter socket (relay/milter/workers.py)
 
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path is not None else str(self.endpoint)
@@ -584,7 +585,7 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if "milter" not in top.data or top.data["milter"] is None:
         return None
     r = _Reader(top.problems, top.data["milter"], "milter")
-    r.unknown({"listen", "mode", "socket_mode", "socket_group"})
+    r.unknown({"listen", "mode", "socket_mode", "socket_group", "workers"})
     listen = r.get("listen", str, None, required=True)
     endpoint = path = None
     if listen is not None and listen.startswith("unix:"):
@@ -615,7 +616,14 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if path is None and ("socket_mode" in r.data or group is not None):
         top.problems.add("milter.socket_mode" if "socket_mode" in r.data else "milter.socket_group",
                          "applies only to a UNIX socket (listen: unix:PATH)")
-    return Milter(endpoint, path, mode, socket_mode, group)
+    workers = r.get("workers", int, 1, convert=_positive)
+    if workers > 1:
+        # Each worker runs everything the config names: only the milter may be shared by several.
+        others = [k for k in ("listen", "bounces_in", "metrics", "postfix_log") if top.data.get(k)]
+        if others:
+            top.problems.add("milter.workers", f"more than one worker needs a milter-only config "
+                                               f"(remove {', '.join(others)}, or run them in another relay)")
+    return Milter(endpoint, path, mode, socket_mode, group, workers)
 
 
 def _file_mode(value) -> int:

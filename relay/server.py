@@ -73,8 +73,9 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
 
 
 class RelayServer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, milter_socket=None):
         self.settings = settings
+        self._milter_socket = milter_socket  # bound by the parent when milter.workers > 1
         self.metrics = Metrics()
         self.policies = load_policies(settings)
         self.resources = Resources(settings)
@@ -116,7 +117,8 @@ class RelayServer:
         if self.settings.milter is not None:
             from .milter.server import MilterServer, build_milter_pipeline
             self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,
-                                                                            self.resources), self.outcomes)
+                                                                            self.resources), self.outcomes,
+                                       sock=self._milter_socket)
             await self.milter.start()
         for listener in self.settings.listen:
             factory = protocol_factory(self.service, self.settings, listener, self.counter)
@@ -275,16 +277,22 @@ def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:
 def serve(settings: Settings) -> int:
     from .memory import give_back_large_buffers
 
-    give_back_large_buffers()  # before any large buffer exists
+    give_back_large_buffers()  # before any large buffer exists (and before workers fork: they inherit it)
 
-    async def main() -> None:
-        server = RelayServer(settings)
-        await server.run()
+    def run(milter_socket=None) -> None:
+        async def main() -> None:
+            server = RelayServer(settings, milter_socket=milter_socket)
+            await server.run()
 
-    try:
-        import uvloop  # optional: measurably faster sockets where installed
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    runner(main())
+        try:
+            import uvloop  # optional: measurably faster sockets where installed
+            runner = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        runner(main())
+
+    if settings.milter is not None and settings.milter.workers > 1:
+        from .milter.workers import serve_workers
+        return serve_workers(settings, run)
+    run()
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import socket
 import struct
@@ -358,3 +359,88 @@ def test_fuzz_random_and_truncated_packets_never_stop_the_server(milter, prefix,
             pass
     with MilterClient("127.0.0.1", milter.milter_port) as c:  # the server is still there
         assert c.negotiate()[0] == 6
+
+
+# -- several worker processes (relay/milter/workers.py) ------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _wait(predicate, timeout: float = 30):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_workers_share_one_socket_reload_stop_and_are_replaced(tmp_path, signing_policies):
+    import signal
+    import sys
+
+    sock_path = tmp_path / "milter.sock"
+    config = tmp_path / "workers.yaml"
+    config.write_text(yaml.safe_dump({
+        "hostname": "relay.test", "bounce_list": f"sqlite:///{tmp_path / 'b.db'}",
+        "events": [{"jsonl": str(tmp_path / "events.jsonl")}], "policies": str(signing_policies),
+        "milter": {"listen": f"unix:{sock_path}", "socket_mode": "0600", "workers": 3}}))
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)], cwd=str(REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers = _wait(lambda: len(_children(proc.pid)) == 3 and _children(proc.pid))
+        _wait(lambda: sock_path.exists())
+        assert oct(sock_path.stat().st_mode & 0o777) == "0o600"
+
+        def negotiate() -> int:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(20)
+            s.connect(str(sock_path))
+            s.sendall(pack(b"O", struct.pack("!III", 6, 0x1FF, 0x1FFFFF)))
+            data = s.recv(4096)
+            s.close()
+            return struct.unpack("!I", data[5:9])[0]
+
+        assert all(negotiate() == 6 for _ in range(10))
+        proc.send_signal(signal.SIGHUP)  # forwarded: every worker reloads, none dies
+        assert negotiate() == 6 and _children(proc.pid) == workers
+        victim = next(iter(workers))
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: len(_children(proc.pid)) == 3 and victim not in _children(proc.pid))
+        assert negotiate() == 6
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "milter: 3 worker processes" in err and f"ended (exit status -9); starting another" in err, err
+    assert "Traceback" not in err, err
+    assert not sock_path.exists()
+
+
+def test_workers_need_a_milter_only_config(tmp_path):
+    from relay.config import load_settings
+    from relay.errors import ConfigError
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:2525"}],
+                                      "upstream": {"host": "127.0.0.1"},
+                                      "milter": {"listen": "127.0.0.1:8892", "workers": 2}}))
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert [f"{p.key}: {p.why}" for p in err.value.problems] == [
+        "milter.workers: more than one worker needs a milter-only config (remove listen, or run them in "
+        "another relay)"]

@@ -178,29 +178,50 @@ class MilterConnection:
             await self.session.close()
 
 
+def bind_milter_socket(m) -> socket.socket:
+    """The listening socket milter.listen names: TCP, or a UNIX socket with its mode and group."""
+    if m.path is not None:
+        path = str(m.path)
+        if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # a stale socket from a previous run (binding would fail)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, m.socket_mode)
+        if m.socket_group is not None:
+            os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
+        sock.listen(1024)
+        return sock
+    return socket.create_server((m.endpoint.host, m.endpoint.port), backlog=1024,
+                                family=socket.AF_INET6 if ":" in m.endpoint.host else socket.AF_INET)
+
+
+def remove_milter_socket(m) -> None:
+    if m.path is not None:
+        try:
+            os.unlink(m.path)
+        except OSError:
+            pass
+
+
 class MilterServer:
-    def __init__(self, settings, pipeline: Pipeline, outcomes):
+    def __init__(self, settings, pipeline: Pipeline, outcomes, sock: socket.socket | None = None):
         self.settings = settings
         self.pipeline = pipeline  # replaced on reload
         self.outcomes = outcomes
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[asyncio.Task] = set()
+        self._sock = sock  # bound by the parent of several workers (milter/workers.py), else by start()
+        self._owns_socket = sock is None
 
     async def start(self) -> str:
         """Listen where milter.listen says; returns a description of the bound address."""
         m = self.settings.milter
+        sock = self._sock if self._sock is not None else bind_milter_socket(m)
         if m.path is not None:
-            path = str(m.path)
-            if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)  # a stale socket from a previous run (binding would fail)
-            self.server = await asyncio.start_unix_server(self._serve, path, limit=READ_SIZE, backlog=1024)
-            os.chmod(path, m.socket_mode)
-            if m.socket_group is not None:
-                os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
-            where = f"unix:{path}"
+            self.server = await asyncio.start_unix_server(self._serve, sock=sock, limit=READ_SIZE)
+            where = f"unix:{m.path}"
         else:
-            self.server = await asyncio.start_server(self._serve, m.endpoint.host, m.endpoint.port,
-                                                     limit=READ_SIZE, reuse_address=True, backlog=1024)
+            self.server = await asyncio.start_server(self._serve, sock=sock, limit=READ_SIZE)
             addr = self.server.sockets[0].getsockname()
             where = f"{addr[0]}:{addr[1]}"
         log.info("milter (%s) listening on %s", m.mode, where)
@@ -253,7 +274,9 @@ class MilterServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            raise
+            # The server is stopping. Ending normally, not cancelled: asyncio's stream callback asks a
+            # cancelled handler task for its exception and logs a traceback (Python 3.11).
+            pass
         except Exception:
             log.exception("milter connection from %s closed after an internal error", peer)
         finally:
@@ -271,9 +294,6 @@ class MilterServer:
             task.cancel()
         if self.connections:
             await asyncio.gather(*self.connections, return_exceptions=True)
-        if self.settings.milter.path is not None:
-            try:
-                os.unlink(self.settings.milter.path)
-            except OSError:
-                pass
+        if self._owns_socket:
+            remove_milter_socket(self.settings.milter)
         await self.pipeline.close()
