@@ -199,6 +199,9 @@ class ConfigFactory:
         cfg.pop("metrics", None)
         if milter_port:
             cfg["milter"] = {"listen": f"127.0.0.1:{milter_port}"}
+            if not listen_port:
+                # One process per core, as OpenDKIM runs a thread per connection on every core.
+                cfg["milter"]["workers"] = os.cpu_count() or 1
         else:
             cfg.pop("milter", None)
         up = dict(cfg.get("upstream") or {})
