@@ -37,10 +37,14 @@ class RawSMTP:
         return self.reply()
 
     def closed(self, timeout: float = 5.0) -> bool:
+        """Whether the server closed the connection (within `timeout`). A reset counts: a server that
+        closes while bytes the client sent are still unread sends RST instead of FIN (RFC 1122 4.2.2.13)."""
         self.sock.settimeout(timeout)
         try:
             return self.sock.recv(1) == b""
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
             return False
 
     def close(self) -> None:
