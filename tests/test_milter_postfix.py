@@ -57,6 +57,15 @@ class MilterRig:
     def __init__(self, tmp_path: Path, dns, policies: Path, socket: str, mode: str = "outbound", **overrides):
         self.postfix = None
         self.relay = None
+        self.sink = None
+        self.root = None
+        try:
+            self._start(tmp_path, dns, policies, socket, mode, overrides)
+        except BaseException:
+            self.stop()  # a failed start leaves no smtp-sink, relay or Postfix running, nor its directory
+            raise
+
+    def _start(self, tmp_path, dns, policies, socket, mode, overrides) -> None:
         # Not under pytest's base temp dir: every pytest run started meanwhile (other suites on
         # this machine) resets that one to 0700, and Postfix's users and smtp-sink (as nobody)
         # could no longer reach it.
@@ -81,12 +90,18 @@ class MilterRig:
         self.postfix.start()
 
     def stop(self) -> None:
-        if self.postfix is not None:
-            self.postfix.stop()
-        if self.relay is not None:
-            self.relay.stop()
-        self.sink.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            if self.postfix is not None:
+                self.postfix.stop()
+        finally:
+            try:
+                if self.relay is not None:
+                    self.relay.stop()
+            finally:
+                if self.sink is not None:
+                    self.sink.stop()
+                if self.root is not None:
+                    shutil.rmtree(self.root, ignore_errors=True)
 
     def smtp(self) -> smtplib.SMTP:
         return smtplib.SMTP("127.0.0.1", self.postfix.port, timeout=60)
