@@ -67,3 +67,15 @@ def test_lines_of_other_programs_are_ignored():
     tracker = QueueTracker()
     assert feed(tracker, "Nov 29 11:24:41 pb opendkim[195]: 407032C4FF6A: DKIM-Signature field added (s=mail, d=x)") == []
     assert len(tracker) == 0
+
+
+def test_the_same_queue_id_on_two_hosts_or_instances_are_two_messages():
+    tracker = QueueTracker()
+    results = feed(tracker, """\
+Nov 29 11:24:41 mx1 postfix/qmgr[1]: ABCDEF1234: from=<one@x>, size=1, nrcpt=1 (queue active)
+Nov 29 11:24:41 mx2 postfix/qmgr[1]: ABCDEF1234: from=<two@x>, size=1, nrcpt=1 (queue active)
+Nov 29 11:24:41 mx1 postfix-out/qmgr[1]: ABCDEF1234: from=<three@x>, size=1, nrcpt=1 (queue active)
+Nov 29 11:24:42 mx2 postfix/relay[2]: ABCDEF1234: to=<a@b.example>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)
+Nov 29 11:24:42 mx1 postfix-out/smtp[2]: ABCDEF1234: to=<a@b.example>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)
+Nov 29 11:24:42 mx1 postfix/smtp[2]: ABCDEF1234: to=<a@b.example>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)""")
+    assert [r.sender for r in results] == ["two@x", "three@x", "one@x"]

@@ -60,7 +60,7 @@ class QueueTracker:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_age: float = DEFAULT_MAX_AGE):
         self.max_entries = max_entries
         self.max_age = max_age
-        self._entries: OrderedDict[str, QueueEntry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str], QueueEntry] = OrderedDict()
         self.forgotten = 0  # entries dropped by the caps, not by `removed`
 
     def __len__(self) -> int:
@@ -74,10 +74,13 @@ class QueueTracker:
         if record is None:
             return None
         now = line.time.timestamp() if line.time else None
+        # Queue ids are unique within one Postfix instance only: a central log holds several hosts, and
+        # one host several instances (postmulti), each with its own syslog_name ("postfix-out/smtp").
+        key = (line.host, line.program.split("/", 1)[0], record.queue_id)
         if isinstance(record, Removed):
-            self._entries.pop(record.queue_id, None)
+            self._entries.pop(key, None)
             return None
-        entry = self._touch(record.queue_id, now)
+        entry = self._touch(key, now)
         if isinstance(record, MessageId):
             entry.message_id = record.message_id
         elif isinstance(record, Sender):
@@ -90,13 +93,13 @@ class QueueTracker:
             return ExpiredResult(line, record, entry.message_id)
         return None
 
-    def _touch(self, qid: str, now: float | None) -> QueueEntry:
-        entry = self._entries.get(qid)
+    def _touch(self, key: tuple[str, str, str], now: float | None) -> QueueEntry:
+        entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[qid] = QueueEntry()
+            entry = self._entries[key] = QueueEntry()
             self._evict(now)
         else:
-            self._entries.move_to_end(qid)
+            self._entries.move_to_end(key)
         if now is not None:
             entry.last_seen = now
         return entry
