@@ -96,6 +96,11 @@ class RelayServer:
         if settings.postfix_log is not None:
             from .intake.follower import PostfixLogFollower
             self.follower = PostfixLogFollower(settings, self.outcomes)
+            follower = self.follower
+            self.metrics.gauge("relay_postfix_log_lines_total", lambda: follower.intake.lines)
+            self.metrics.gauge("relay_postfix_log_results_total", lambda: follower.intake.results)
+            self.metrics.gauge("relay_postfix_log_failures_total", lambda: follower.observed)
+            self.metrics.gauge("relay_postfix_log_queue_ids", lambda: len(follower.intake.tracker))
         self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
         self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))

@@ -119,9 +119,11 @@ def test_the_follower_turns_postfix_deliveries_into_events_and_listings(postfix,
         wait_for_results(relay, 6)
         wait_idle(relay)
         events = relay.events()
+        metrics = relay.server.metrics.render()
     finally:
         relay.stop()
 
+    assert "relay_postfix_log_failures_total 6" in metrics
     rejected, deferred = by_recipient(events, "rejected"), by_recipient(events, "deferred")
     assert set(rejected) == {"nosuchuser@gmail.test", "full@gmail.test", "accessdenied@outlook.test",
                              "someone@gmail.test", "senderrefused@gmail.test"}
