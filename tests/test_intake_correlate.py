@@ -79,3 +79,18 @@ Nov 29 11:24:42 mx2 postfix/relay[2]: ABCDEF1234: to=<a@b.example>, relay=none, 
 Nov 29 11:24:42 mx1 postfix-out/smtp[2]: ABCDEF1234: to=<a@b.example>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)
 Nov 29 11:24:42 mx1 postfix/smtp[2]: ABCDEF1234: to=<a@b.example>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)""")
     assert [r.sender for r in results] == ["two@x", "three@x", "one@x"]
+
+
+def test_expiry_names_the_recipients_still_deferred():
+    tracker = QueueTracker()
+    results = feed(tracker, "Nov 29 11:24:41 pb postfix/qmgr[1]: ABCDEF1234: from=<s@x>, size=1, nrcpt=2 (queue active)\n"
+                   "Nov 29 11:24:42 pb postfix/smtp[2]: ABCDEF1234: to=<a@y>, relay=none, delay=1, delays=1/0/0/0, "
+                   "dsn=4.4.1, status=deferred (connect to y[192.0.2.1]:25: Connection timed out)\n"
+                   "Nov 29 11:24:42 pb postfix/smtp[2]: ABCDEF1234: to=<b@y>, relay=none, delay=1, delays=1/0/0/0, "
+                   "dsn=4.4.1, status=deferred (connect to y[192.0.2.1]:25: Connection timed out)\n"
+                   "Nov 30 11:24:42 pb postfix/smtp[2]: ABCDEF1234: to=<b@y>, relay=y[192.0.2.1]:25, delay=9, "
+                   "delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)\n"
+                   "Dec  4 11:24:41 pb postfix/qmgr[1]: ABCDEF1234: from=<s@x>, status=expired, returned to sender")
+    expired = results[-1]
+    assert isinstance(expired, ExpiredResult)
+    assert [r.delivery.recipient for r in expired.pending] == ["a@y"]

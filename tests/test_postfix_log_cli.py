@@ -93,3 +93,26 @@ def test_errors_are_one_line(config, tmp_path):
     assert out.returncode == 1 and "postfix_log: name the log to follow" in out.stderr
     out = relay("postfix-log")
     assert out.returncode == 2 and "import" in out.stdout
+
+
+def test_a_message_that_expires_is_a_failure_for_each_recipient_still_deferred(config, tmp_path):
+    # qmgr's `status=expired, returned to sender` names no recipient: the recipients are those whose last
+    # result was a deferral (the 421-4.7.28 of the real log), and the sending side gave up, so the
+    # failure is `expired` with the provider's last words, and never lists the address.
+    lines = LOG.read_text().splitlines()
+    (deferral,) = [line for line in lines if "status=deferred" in line]
+    queue_id = deferral.split("]: ", 1)[1].split(":", 1)[0]
+    log = tmp_path / "expired.log"
+    log.write_text("\n".join(lines) + "\n" + deferral.replace("11:37:19", "11:47:19") + "\n"
+                   f"Dec  4 11:37:20 postfix-bench postfix-bench/qmgr[17123]: {queue_id}: from=<a@sender.test>, "
+                   "status=expired, returned to sender\n"
+                   f"Dec  4 11:37:20 postfix-bench postfix-bench/qmgr[17123]: {queue_id}: removed\n")
+    out = relay("postfix-log", "import", log, "-c", config)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    (gave_up,) = [e for e in events if e["kind"] == "rejected" and e["recipient"] == "ratelimit@gmail.test"]
+    assert gave_up["classification"]["category"] == "expired"
+    assert gave_up["classification"]["scope"] == "relay" and gave_up["reply"]["source"] == "mta-log"
+    assert "message expired" in gave_up["reply"]["text"] and "421-4.7.28 Gmail has detected" in gave_up["reply"]["text"]
+    assert gave_up["postfix"]["status"] == "expired" and gave_up["queue_id"] == queue_id
+    assert "ratelimit@gmail.test" not in listed(config)

@@ -139,8 +139,7 @@ async def _import(args, settings, policies) -> int:
             reader, raw = _open(name)
             try:
                 for text in _lines(reader):
-                    obs = intake.take(parse_line(text))
-                    if obs is not None:
+                    for obs in intake.take(parse_line(text)):
                         failures += 1
                         events = sink.observe(obs) if sink else await outcomes.observe(obs)
                         for event in events:

@@ -14,7 +14,7 @@ back at its next attempt.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .postfix_log import Delivery, Expired, LogLine, MessageId, Removed, Sender, parse_record
@@ -30,6 +30,9 @@ class QueueEntry:
     message_id: str | None = None
     size: int | None = None
     last_seen: float = 0.0  # log time (epoch seconds) of the newest line about it
+    # Recipients whose latest result is a deferral, with that result: when qmgr gives the message up
+    # (status=expired names no recipient), these are the recipients it failed for.
+    deferred: dict[str, "DeliveryResult"] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class ExpiredResult:
     line: LogLine
     expired: Expired
     message_id: str | None
+    pending: tuple[DeliveryResult, ...] = ()  # each recipient still deferred, with its last deferral
 
 
 class QueueTracker:
@@ -87,10 +91,17 @@ class QueueTracker:
             entry.sender = record.sender
             entry.size = record.size
         elif isinstance(record, Delivery):
-            return DeliveryResult(line, record, entry.sender, entry.message_id, entry.size)
+            result = DeliveryResult(line, record, entry.sender, entry.message_id, entry.size)
+            if record.status == "deferred":
+                entry.deferred[record.recipient] = result
+            else:
+                entry.deferred.pop(record.recipient, None)
+            return result
         elif isinstance(record, Expired):
             entry.sender = record.sender
-            return ExpiredResult(line, record, entry.message_id)
+            pending = tuple(entry.deferred.values())
+            entry.deferred.clear()
+            return ExpiredResult(line, record, entry.message_id, pending)
         return None
 
     def _touch(self, key: tuple[str, str, str], now: float | None) -> QueueEntry:

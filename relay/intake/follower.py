@@ -452,12 +452,13 @@ class PostfixLogFollower:
             self._unsaved = None
 
     async def _hand_over(self, line, position: dict | None) -> None:
-        obs = self.intake.take(line)
-        if obs is None:
+        found = self.intake.take(line)
+        if not found:
             if position is not None:
                 await self._save(position, now=False)
             return
-        await self._observe(obs, position)
+        for obs in found:
+            await self._observe(obs, position)
 
     async def _observe(self, obs, position: dict | None) -> None:
         if position is not None:
@@ -477,10 +478,10 @@ class PostfixLogFollower:
         failures = []
         last = None
         for text, position in batch:
-            obs = self.intake.take(parse_line(text))
+            found = self.intake.take(parse_line(text))
             if position is not None:
                 last = position.as_dict()
-            if obs is not None:
+            for obs in found:
                 failures.append((obs, last if position is not None else None))
         return len(batch), failures, last
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..decision import Reply
-from .correlate import DeliveryResult, QueueTracker
+from .correlate import DeliveryResult, ExpiredResult, QueueTracker
 from .postfix_log import Delivery, LogLine
 
 FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejected"}
@@ -81,6 +81,33 @@ def observation_for(result: DeliveryResult, settings=None):
                        fields=observation_fields(result, settings))
 
 
+def expired_observations(result: ExpiredResult, settings=None) -> list:
+    """One `rejected` observation per recipient still deferred when qmgr gave the message up.
+
+    qmgr's `status=expired, returned to sender` names no recipient and no reason: Postfix returns the
+    message to its sender with the last deferral of each recipient. The observation says so in
+    Postfix's terms (RFC 3463 X.4.7, delivery time expired) with that last deferral as the reason, so
+    the rules class it as `expired` (the sending side gave up: it never lists the address) while the
+    event still shows what the provider last said."""
+    from ..outcomes import Observation
+
+    out = []
+    for last in result.pending:
+        d = last.delivery
+        reason = (d.detail.reply.text.replace("\n", " ") if d.detail.reply is not None
+                  else postfix_reply(d).text)
+        reply = Reply(0, (f"5.4.7 message expired in the queue ({result.expired.status}, returned to sender); "
+                          f"last attempt: {reason}",), "mta-log")
+        fields = observation_fields(last, settings)
+        fields["postfix"] = {**fields["postfix"], "status": result.expired.status,
+                             "log_time": result.line.time.isoformat() if result.line.time else None,
+                             "last_deferral": d.detail.text}
+        out.append(Observation(kind="rejected", stage=d.detail.stage, recipient=d.recipient, reply=reply,
+                               sender=result.expired.sender or last.sender or "",
+                               message_id=result.message_id or last.message_id, fields=fields))
+    return out
+
+
 class PostfixLogIntake:
     """Lines in, observations out, for the follower and `relay postfix-log import` alike."""
 
@@ -91,13 +118,18 @@ class PostfixLogIntake:
         self.lines = 0
         self.results = 0
 
-    def take(self, line: LogLine | None):
-        """The observation this line makes, if any."""
+    def take(self, line: LogLine | None) -> list:
+        """The observations this line makes: none, one for a failed delivery, or one per recipient
+        still deferred when the message expired."""
         if line is None:
-            return None
+            return []
         self.lines += 1
         result = self.tracker.feed(line)
+        if isinstance(result, ExpiredResult):
+            self.results += len(result.pending)
+            return expired_observations(result, self.settings)
         if not isinstance(result, DeliveryResult):
-            return None
+            return []
         self.results += 1
-        return observation_for(result, self.settings)
+        obs = observation_for(result, self.settings)
+        return [obs] if obs is not None else []
