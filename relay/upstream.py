@@ -570,22 +570,3 @@ class UpstreamPool:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-
-async def probe_recipient(settings, recipient: str, sender: str = "") -> Reply:
-    """Ask the upstream whether it accepts `recipient` now: MAIL and RCPT, no DATA.
-    Used by `relay bounces recheck`; a connection failure comes back as its 4xx Reply."""
-    pool = UpstreamPool(settings)
-    try:
-        conn = await pool.connect()
-    except UpstreamError as exc:
-        return exc.reply
-    try:
-        reply = await conn.mail(sender, [])
-        if reply.positive:
-            reply = await conn.rcpt(recipient)
-        await conn.rset()
-        return reply
-    except UpstreamError as exc:
-        return exc.reply
-    finally:
-        await conn.quit()
