@@ -13,6 +13,12 @@ that confused it with "no record" would turn an outage into a verdict: an SPF
 "none" instead of "temperror" (RFC 7208 2.6.6), a missing DKIM key instead of a
 retry.
 
+DNSSEC: the relay validates nothing itself. Every question carries the AD bit
+(RFC 6840 5.7), and `Answer.authenticated` is what a validating resolver said
+back: the AD bit of its response. DANE (RFC 7672 2.2) uses TLSA records only
+when it is set, so the resolver must validate and the path to it must be one
+nobody can tamper with (a resolver on the same host).
+
 pyspf has no async API and does its own DNS through dnspython's synchronous
 module; `sync_resolver()` gives it a synchronous dnspython resolver pointed at
 the same nameservers (see relay/spf.py for how it is handed over).
@@ -30,6 +36,7 @@ from typing import Any
 
 import dns.asyncresolver
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.nameserver
@@ -37,7 +44,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
-__all__ = ["Resolver", "DnsTemporaryError", "Answer"]
+__all__ = ["Resolver", "DnsTemporaryError", "Answer", "Tlsa"]
 
 
 class DnsTemporaryError(Exception):
@@ -60,6 +67,8 @@ class Answer:
 
     records: tuple[Any, ...]
     ttl: float  # seconds this answer may be cached; 0 = not cacheable
+    # The resolver validated it with DNSSEC (the AD bit of its response, RFC 4035 3.2.3).
+    authenticated: bool = False
 
 
 class _TtlCache:
@@ -136,7 +145,26 @@ def _rdata_text(rtype: str, rdata) -> Any:
         return (int(rdata.preference), rdata.exchange.to_text(omit_final_dot=True))
     if rtype in ("PTR", "CNAME"):
         return rdata.target.to_text(omit_final_dot=True)
+    if rtype == "TLSA":
+        return Tlsa(int(rdata.usage), int(rdata.selector), int(rdata.mtype), bytes(rdata.cert))
     return rdata.to_text()
+
+
+@dataclass(frozen=True)
+class Tlsa:
+    """One TLSA record (RFC 6698 2.1): certificate usage, selector, matching type, data."""
+
+    usage: int
+    selector: int
+    mtype: int
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"{self.usage} {self.selector} {self.mtype} {self.data.hex()}"
+
+
+def _authenticated(response: dns.message.Message | None) -> bool:
+    return response is not None and bool(response.flags & dns.flags.AD)
 
 
 class Resolver:
@@ -173,6 +201,9 @@ class Resolver:
         res.lifetime = self.timeout
         res.timeout = min(self.timeout, 2.0)
         res.cache = None  # our own cache below, shared by every caller
+        # RFC 6840 5.7: a stub asks for the AD bit by setting it in its query; a validating
+        # resolver then says whether it validated the answer (DANE needs to know, RFC 7672 2.2).
+        res.flags = dns.flags.RD | dns.flags.AD
         return res
 
     def sync_resolver(self) -> dns.resolver.Resolver:
@@ -214,7 +245,7 @@ class Resolver:
                 response = exc.response(qname)
             except Exception:
                 response = None
-            result = Answer((), _negative_ttl(response))
+            result = Answer((), _negative_ttl(response), _authenticated(response))
         except dns.resolver.LifetimeTimeout:
             raise DnsTemporaryError(name, rtype, f"no answer within {self.timeout:g}s from {self.describe()}") from None
         except dns.resolver.NoNameservers as exc:
@@ -223,10 +254,11 @@ class Resolver:
             raise DnsTemporaryError(name, rtype, f"{type(exc).__name__}: {exc}") from None
         else:
             if answer.rrset is None:
-                result = Answer((), _negative_ttl(answer.response))
+                result = Answer((), _negative_ttl(answer.response), _authenticated(answer.response))
             else:
                 ttl = max(0.0, answer.expiration - time.time())
-                result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl)
+                result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl,
+                                _authenticated(answer.response))
         self._cache.put(key, result)
         return result
 
@@ -247,6 +279,11 @@ class Resolver:
     async def mx(self, name: str) -> list[tuple[int, str]]:
         """(preference, exchange) pairs, most preferred first (RFC 5321 5.1)."""
         return sorted((await self.query(name, "MX")).records)
+
+    async def tlsa(self, name: str) -> Answer:
+        """The TLSA records at `name` (e.g. `_25._tcp.mx.example.com`, RFC 7672 2.2), with
+        `authenticated`: DANE may use them only when the resolver validated them."""
+        return await self.query(name, "TLSA")
 
     async def ptr(self, ip: str) -> list[str]:
         """Names in the reverse zone for `ip` (in-addr.arpa / ip6.arpa).

@@ -156,3 +156,37 @@ async def test_invalid_names_and_addresses(dns):
     assert await r.txt("a" * 64 + ".example.com") == []  # a label over 63 octets cannot exist
     with pytest.raises(ValueError):
         await r.ptr("not-an-ip")
+
+
+async def test_tlsa_records_and_the_ad_bit(dns):
+    # RFC 7672 2.2: DANE may use TLSA records only when the resolver validated them (AD bit).
+    data = bytes(range(32))
+    dns.zone.add("_25._tcp.mx.signed.example", "TLSA", (3, 1, 1, data))
+    dns.zone.add("_25._tcp.mx.plain.example", "TLSA", (2, 0, 1, data.hex()))
+    dns.zone.sign("signed.example")
+    r = resolver_for(dns)
+    signed = await r.tlsa("_25._tcp.mx.signed.example")
+    assert signed.authenticated
+    assert [(t.usage, t.selector, t.mtype, t.data) for t in signed.records] == [(3, 1, 1, data)]
+    assert str(signed.records[0]) == "3 1 1 " + data.hex()
+    plain = await r.tlsa("_25._tcp.mx.plain.example")
+    assert not plain.authenticated and plain.records[0].usage == 2
+
+
+async def test_negative_answers_carry_the_ad_bit_too(dns):
+    # An authenticated denial (no TLSA in a signed zone) differs from an unsigned zone's.
+    dns.zone.add("mx.signed.example", "A", "192.0.2.1")
+    dns.zone.sign("signed.example")
+    r = resolver_for(dns)
+    nodata = await r.tlsa("mx.signed.example")
+    assert nodata.records == () and nodata.authenticated
+    assert (await r.query("mx.signed.example", "A")).authenticated
+    assert not (await r.query("elsewhere.example", "A")).authenticated
+
+
+async def test_queries_ask_for_the_ad_bit(dns):
+    # RFC 6840 5.7: a validating resolver sets AD only for a client that asked for it.
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    from relay.dns import Resolver as R
+    assert R()._async.flags & 0x0020  # dns.flags.AD
+    await resolver_for(dns).a("example.com")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dnslib import QTYPE, RCODE, RR, A, AAAA, MX, PTR, TXT, DNSRecord
+from dnslib import QTYPE, RCODE, RR, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -20,6 +20,9 @@ class Zone(BaseResolver):
     def __init__(self):
         self.records: dict[tuple[str, str], list] = {}
         self.servfail: set[str] = set()  # names that answer SERVFAIL (DNS trouble)
+        # Zones whose answers carry the AD bit, as a validating resolver's would (RFC 4035 3.2.3);
+        # see sign(). Nothing is really signed: the relay trusts its resolver's AD bit.
+        self.signed: set[str] = set()
         self.queries: list[tuple[str, str]] = []
         self.ttl = 300
         self.lock = threading.Lock()
@@ -41,6 +44,9 @@ class Zone(BaseResolver):
             rdata = MX(host, pref)
         elif rtype == "PTR":
             rdata = PTR(value)
+        elif rtype == "TLSA":
+            usage, selector, mtype, data = value
+            rdata = TLSA(usage, selector, mtype, bytes.fromhex(data) if isinstance(data, str) else data)
         else:
             raise ValueError(rtype)
         with self.lock:
@@ -48,6 +54,14 @@ class Zone(BaseResolver):
 
     def txt(self, name: str, value) -> None:
         self.add(name, "TXT", value)
+
+    def sign(self, zone: str) -> None:
+        """Answers for `zone` and every name under it carry the AD bit (DNSSEC-validated)."""
+        with self.lock:
+            self.signed.add(self._key(zone))
+
+    def _is_signed(self, qname: str) -> bool:
+        return any(qname == z or qname.endswith("." + z) for z in self.signed)
 
     def clear(self, name: str | None = None) -> None:
         with self.lock:
@@ -68,6 +82,8 @@ class Zone(BaseResolver):
                 return reply
             answers = list(self.records.get((qname, qtype), []))
             known = any(k[0] == qname for k in self.records)
+            # dnslib's reply() copies the query's AD bit; a resolver sets it only when it validated.
+            reply.header.ad = 1 if self._is_signed(qname) else 0
         for rdata in answers:
             reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=self.ttl))
         if not answers and not known:
