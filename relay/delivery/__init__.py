@@ -1,0 +1,1 @@
+"""Delivery to the next hop: MX routes, connections, and the TLS each destination asks for."""
