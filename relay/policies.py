@@ -75,6 +75,7 @@ class Policies:
     suppression: Any
     domains: Any
     relay_replies: Any = None  # classify.RelayReplies; None: the shipped ones
+    tls: Any = None  # delivery.tls_policy.TlsPolicies (tls.yaml); None: the default for every domain
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
@@ -118,6 +119,7 @@ def policy_file(directory: Path, name: str) -> Path:
 
 def load_policies(settings) -> Policies:
     from .classify import RELAY_REPLIES_FILE, Classifier, RelayReplies, rule_files
+    from .delivery.tls_policy import TLS_POLICY_FILE, TlsPolicies
     from .domains import DomainPolicies
     from .suppression import SuppressionPolicy
 
@@ -129,6 +131,7 @@ def load_policies(settings) -> Policies:
         "suppression": lambda: SuppressionPolicy.from_file(policy_file(directory, "suppression.yaml")),
         "domains": lambda: DomainPolicies.from_file(policy_file(directory, "domains.yaml")),
         "relay_replies": lambda: RelayReplies.from_file(policy_file(directory, RELAY_REPLIES_FILE)),
+        "tls": lambda: TlsPolicies.from_file(policy_file(directory, TLS_POLICY_FILE)),
     }
     for name, load in loaders.items():
         try:
