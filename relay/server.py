@@ -116,9 +116,28 @@ class RelayServer:
                         "to its line to restrict it", settings.clients.users_file, name)
         return users
 
+    async def _open_store(self) -> None:
+        """Bring the bounce list's tables up to date before listening (relay.store.schema). A list
+        migrated by a newer relay stops the start (SchemaTooNew); a database that does not answer
+        does not: recipients get 451 4.3.0 until it does, and it is migrated at its first use."""
+        from .store.base import StoreError, redact
+        from .store.schema import SchemaTooNew
+
+        try:
+            applied = await self.resources.store.migrate()
+        except SchemaTooNew:
+            raise
+        except StoreError as exc:
+            log.error("bounce list not available at start (recipients get 451 4.3.0 until it is): %s", exc)
+            return
+        for migration in applied:
+            log.info("bounce list %s: applied schema migration %d (%s)", redact(self.settings.bounce_list),
+                     migration.version, migration.description)
+
     async def start(self) -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()
         bound = []
+        await self._open_store()
         if self.settings.milter is not None:
             from .milter.server import MilterServer, build_milter_pipeline
             self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,

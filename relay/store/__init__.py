@@ -38,10 +38,15 @@ def open_store(url: str) -> BounceStore:
 
 def check_store(url: str) -> str | None:
     """Why the bounce list at `url` cannot be used, judged offline (check-config): for SQLite,
-    an existing file that is not a bounce list database. None when fine, or not checkable offline."""
+    an existing file that is not a bounce list database (or one a newer relay migrated); for
+    PostgreSQL, a driver this installation lacks. None when fine, or not checkable offline."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() == "sqlite" and rest.startswith("/") and len(rest) > 1:
         from .sqlite import check_file
 
         return check_file(rest[1:])
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        from .postgresql import driver_missing
+
+        return driver_missing(url)
     return None

@@ -177,9 +177,9 @@ class BounceStore(abc.ABC):
         it is not on the list. `suppression_rule` (a SuppressionRule, e.g. the complaint
         rule) replaces the policy's rule for (category, permanent)."""
         key = key_of(address)
-        at = to_epoch(now)
         srule = suppression_rule if suppression_rule is not None else policy.rule_for(category, permanent)
         async with self._transaction() as tx:
+            at = await self._clock(tx, now)
             existing = await self._fetch(tx, key)
             listed = existing if existing is not None and existing.active(at) else None
             if srule is None:
@@ -216,8 +216,8 @@ class BounceStore(abc.ABC):
         from ..suppression import DOMAIN_CATEGORY
 
         key = "@" + key_of(address).rpartition("@")[2]
-        at = to_epoch(now)
         async with self._transaction() as tx:
+            at = await self._clock(tx, now)
             existing = await self._fetch(tx, key)
             if existing is not None and existing.active(at):
                 return existing
@@ -258,8 +258,8 @@ class BounceStore(abc.ABC):
 
     async def confirm_held(self, target: str, now: float | datetime | None = None) -> list[BounceEntry]:
         """Put the held listings of `target` (a domain, or one address) on the list; returns them."""
-        at = to_epoch(now)
         async with self._transaction() as tx:
+            at = await self._clock(tx, now)
             taken = await self._take_held(tx, *_held_target(target))
             written = []
             for entry in taken:
@@ -292,8 +292,8 @@ class BounceStore(abc.ABC):
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         key = key_of(address)
-        at = to_epoch(now)
         async with self._transaction() as tx:
+            at = await self._clock(tx, now)
             existing = await self._fetch(tx, key)
             listed = existing if existing is not None and existing.active(at) else None
             entry = BounceEntry(
@@ -328,10 +328,11 @@ class BounceStore(abc.ABC):
         entry that was active, or None when it was not listed."""
         key = key_of(address)
         async with self._transaction() as tx:
+            at = await self._clock(tx, None)
             existing = await self._fetch(tx, key)
             await self._delete(tx, key)
             await self._clear_failures(tx, key, None)
-        return existing if existing is not None and existing.active() else None
+        return existing if existing is not None and existing.active(at) else None
 
     @abc.abstractmethod
     def iter_entries(self) -> AsyncIterator[BounceEntry]:
@@ -349,6 +350,16 @@ class BounceStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def migrate(self) -> list:
+        """Bring the tables up to this relay's schema (relay.store.schema); returns the migrations
+        this store applied (none when they were there already). Raises SchemaTooNew when another,
+        newer relay migrated the database past what this one knows. Opening a store migrates."""
+        return []
+
+    async def schema_version(self) -> int:
+        """The version the database is at (relay.store.schema.MIGRATIONS)."""
+        raise NotImplementedError
+
     async def __aenter__(self) -> "BounceStore":
         return self
 
@@ -356,6 +367,12 @@ class BounceStore(abc.ABC):
         await self.close()
 
     # -- what a backend supplies for the shared write logic --------------------------------
+
+    async def _clock(self, tx, now: float | datetime | None) -> float:
+        """The time a change is made at: `now` when given (tests, imports), else the store's
+        clock. PostgreSQL's is the database's, so that relays whose clocks disagree still agree
+        on when a listing expires and which failures fall within a window."""
+        return to_epoch(now)
 
     @abc.abstractmethod
     def _transaction(self) -> AbstractAsyncContextManager[Any]:

@@ -27,6 +27,29 @@ from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, redact, to_datetime, to_epoch
+from .schema import migrate_postgresql, postgresql_version
+
+EXTRA = "postgresql"  # pyproject.toml: the optional dependencies a postgresql:// URL needs
+
+
+def driver_missing(url: str) -> str | None:
+    """Why a postgresql:// URL cannot be used by this installation (its driver is not installed),
+    or None. Said at check-config and at start, never as a traceback at the first RCPT."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError as exc:
+        return (f"{redact(url)} needs the PostgreSQL driver asyncpg, which is not installed ({exc}): "
+                f"install relay with its {EXTRA} extra (pip install 'relay[{EXTRA}]')")
+    return None
+
+
+def import_driver(url: str):
+    why = driver_missing(url)
+    if why:
+        raise StoreError(why)
+    import asyncpg
+
+    return asyncpg
 
 PAGE = 1000
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection
@@ -44,6 +67,7 @@ class PostgresBounceStore(BounceStore):
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  connect_timeout: float = CONNECT_TIMEOUT, query_timeout: float = QUERY_TIMEOUT):
         self.url = url
+        import_driver(url)  # at start (open_store), not at the first RCPT
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         parts = urlsplit(url)
@@ -56,6 +80,7 @@ class PostgresBounceStore(BounceStore):
         scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
         self._dsn = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
         self._min, self._max = min_size, max_size
+        self.migrated: list = []
         self._pool = None
         self._pool_lock = asyncio.Lock()
         s, p = self.schema, self.prefix
@@ -73,8 +98,7 @@ class PostgresBounceStore(BounceStore):
             return self._pool
         async with self._pool_lock:
             if self._pool is None:
-                import asyncpg  # optional dependency: only needed for a postgresql:// list
-
+                asyncpg = import_driver(self.url)
                 ms = str(int(self.query_timeout * 1000))
                 try:
                     pool = await asyncpg.create_pool(
@@ -84,7 +108,9 @@ class PostgresBounceStore(BounceStore):
                 except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
                     raise StoreError(f"cannot connect to bounce list {redact(self.url)}: {exc}") from None
                 try:
-                    await self._create_schema(pool)
+                    async with self._deadline("migrate the tables", self.query_timeout * 3), \
+                            pool.acquire() as conn:
+                        self.migrated = await migrate_postgresql(conn, self.schema, self.prefix, redact(self.url))
                 except asyncpg.PostgresError as exc:
                     await pool.close()
                     raise StoreError(f"cannot create the bounce list tables in {redact(self.url)}: {exc}") from None
@@ -94,56 +120,28 @@ class PostgresBounceStore(BounceStore):
                 self._pool = pool
         return self._pool
 
-    async def _create_schema(self, pool) -> None:
-        s, p = self.schema, self.prefix
-        async with pool.acquire() as conn, conn.transaction():
-            # Serialise relays starting at once: CREATE ... IF NOT EXISTS can still race in PostgreSQL.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"schema:{s}.{p}")
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s}"')
-            await conn.execute(f"""
-                CREATE TABLE IF NOT EXISTS {self.bounces} (
-                    address    text COLLATE "C" PRIMARY KEY,   -- code-point order, as SQLite and Python sort
-                    category   text NOT NULL,
-                    reply      text NOT NULL DEFAULT '',
-                    rule       text NOT NULL DEFAULT '',
-                    first_seen timestamptz NOT NULL,
-                    last_seen  timestamptz NOT NULL,
-                    count      integer NOT NULL DEFAULT 0,
-                    source     text NOT NULL CHECK (source IN ('auto', 'operator')),
-                    note       text NOT NULL DEFAULT '',
-                    expires_at timestamptz
-                )""")
-            await conn.execute(f"""
-                CREATE TABLE IF NOT EXISTS {self.failures} (
-                    address  text COLLATE "C" NOT NULL,
-                    category text NOT NULL,
-                    at       timestamptz NOT NULL
-                )""")
-            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_failures_key" '
-                               f"ON {self.failures} (address, category, at)")
-            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_failures_at" ON {self.failures} (at)')
-            await conn.execute(f"""
-                CREATE TABLE IF NOT EXISTS {self.held_table} (
-                    address    text COLLATE "C" PRIMARY KEY,   -- a listing the circuit breaker holds
-                    domain     text COLLATE "C" NOT NULL,
-                    category   text NOT NULL,
-                    reply      text NOT NULL DEFAULT '',
-                    rule       text NOT NULL DEFAULT '',
-                    first_seen timestamptz NOT NULL,
-                    last_seen  timestamptz NOT NULL,
-                    count      integer NOT NULL DEFAULT 0,
-                    source     text NOT NULL,
-                    note       text NOT NULL DEFAULT '',
-                    expires_at timestamptz
-                )""")
-            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}bounce_held_domain" ON {self.held_table} (domain)')
-            await conn.execute(f"""
-                CREATE TABLE IF NOT EXISTS {self.hits} (
-                    domain  text COLLATE "C" NOT NULL,
-                    address text COLLATE "C" NOT NULL,
-                    at      timestamptz NOT NULL
-                )""")
-            await conn.execute(f'CREATE INDEX IF NOT EXISTS "{p}breaker_hits_domain" ON {self.hits} (domain, at)')
+    async def migrate(self) -> list:
+        await self._get_pool()
+        return self.migrated
+
+    async def schema_version(self) -> int:
+        # On a connection of its own, so that asking (relay db status) never migrates.
+        asyncpg = import_driver(self.url)
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=self.connect_timeout, command_timeout=self.query_timeout)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to {redact(self.url)}: {exc}") from None
+        try:
+            async with self._deadline("read the schema version"):
+                return await postgresql_version(conn, self.schema, self.prefix)
+        finally:
+            await conn.close()
+
+    async def _clock(self, conn, now) -> float:
+        if now is not None:
+            return to_epoch(now)
+        # The database's clock, the same for every relay (now(): this transaction's start).
+        return float(await conn.fetchval("SELECT extract(epoch FROM now())"))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -195,8 +193,8 @@ class PostgresBounceStore(BounceStore):
             f"SELECT count(*) FROM {self.bounces} WHERE expires_at IS NULL OR expires_at > now()")
 
     async def purge(self, *, failures_older_than: float, now=None) -> int:
-        at = to_epoch(now)
         async with self._transaction() as conn:
+            at = await self._clock(conn, now)
             gone = await conn.fetchval(
                 f"WITH d AS (DELETE FROM {self.bounces} WHERE expires_at <= $1 RETURNING 1) SELECT count(*) FROM d",
                 to_datetime(at))

@@ -35,57 +35,16 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, to_datetime, to_epoch
+from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 
-SCHEMA_VERSION = 2  # 2: the circuit breaker's tables
 PAGE = 1000  # entries fetched per query by iter_entries()
 WRITE_TIMEOUT = 2.0  # seconds a write may wait for another process's write lock
 READ_TIMEOUT = 2.0  # seconds a lookup may wait when the file cannot be read at once
 
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS relay_bounces (
-    address    TEXT PRIMARY KEY,           -- relay.address.normalise()
-    category   TEXT NOT NULL,
-    reply      TEXT NOT NULL DEFAULT '',
-    rule       TEXT NOT NULL DEFAULT '',
-    first_seen REAL NOT NULL,              -- Unix time, UTC
-    last_seen  REAL NOT NULL,
-    count      INTEGER NOT NULL DEFAULT 0,
-    source     TEXT NOT NULL CHECK (source IN ('auto', 'operator')),
-    note       TEXT NOT NULL DEFAULT '',
-    expires_at REAL                        -- NULL: never
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS relay_bounce_failures (
-    address  TEXT NOT NULL,
-    category TEXT NOT NULL,
-    at       REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS relay_bounce_failures_key ON relay_bounce_failures (address, category, at);
-CREATE INDEX IF NOT EXISTS relay_bounce_failures_at ON relay_bounce_failures (at);
-CREATE TABLE IF NOT EXISTS relay_bounce_held (
-    address    TEXT PRIMARY KEY,           -- a listing the circuit breaker holds for the operator
-    domain     TEXT NOT NULL,
-    category   TEXT NOT NULL,
-    reply      TEXT NOT NULL DEFAULT '',
-    rule       TEXT NOT NULL DEFAULT '',
-    first_seen REAL NOT NULL,
-    last_seen  REAL NOT NULL,
-    count      INTEGER NOT NULL DEFAULT 0,
-    source     TEXT NOT NULL,
-    note       TEXT NOT NULL DEFAULT '',
-    expires_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS relay_bounce_held_domain ON relay_bounce_held (domain);
-CREATE TABLE IF NOT EXISTS relay_breaker_hits (
-    domain  TEXT NOT NULL,
-    address TEXT NOT NULL,
-    at      REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS relay_breaker_hits_domain ON relay_breaker_hits (domain, at);
-"""
-# WITHOUT ROWID: the table is its primary-key B-tree, so a lookup is one tree
-# descent rather than an index descent plus a rowid descent.
+# The tables are in schema.py (versioned migrations). Their WITHOUT ROWID: the table is its
+# primary-key B-tree, so a lookup is one tree descent rather than an index descent plus a rowid one.
 
 _GET = (f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)")
 
@@ -129,16 +88,16 @@ def check_file(path: str | Path) -> str | None:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             db.execute("PRAGMA busy_timeout = 1000")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            version = sqlite_version(db)
         finally:
             db.close()
     except sqlite3.Error as exc:
         if _busy(exc):
             return None  # in use by another process: that is no fault of the file
         return str(_unusable(path, exc))
-    if version > SCHEMA_VERSION:
-        return f"{path}: bounce list schema {version} is newer than this relay ({SCHEMA_VERSION}); upgrade relay"
+    if version > LATEST:
+        return str(too_new(str(path), version))
     return None
 
 
@@ -181,25 +140,23 @@ class SQLiteBounceStore(BounceStore):
                 raise StoreBusy(f"cannot open bounce list {self.path}: it is locked by another process "
                                 f"(waited {self.write_timeout:g} s); try again") from None
             raise _unusable(self.path, exc) from None
+        except StoreError:  # the schema is newer than this relay
+            for db in (reader, writer):
+                if db is not None:
+                    db.close()
+            raise
         return reader, writer, _file_id(self.path)
 
     def _create_schema(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: bounce list schema {version} is newer than this relay ({SCHEMA_VERSION})")
-        db.execute("BEGIN IMMEDIATE")  # two processes starting at once create it once
-        try:
-            # One statement at a time: executescript() would commit the open transaction first.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        self.migrated = migrate_sqlite(db, str(self.path))
+
+    async def migrate(self) -> list:
+        await self._follow_file()  # a file replaced since is opened, and so migrated, now
+        return self.migrated
+
+    async def schema_version(self) -> int:
+        await self._follow_file()
+        return sqlite_version(self._reader)
 
     async def _follow_file(self) -> None:
         """Reopen when the file at our path is no longer the one we have open (deleted, or

@@ -1,0 +1,135 @@
+"""Versioned migrations (relay/store/schema.py) on a real SQLite file and a real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import psycopg
+import pytest
+
+from relay.store import open_store
+from relay.store.schema import LATEST, MIGRATIONS, SchemaTooNew, statements
+from tests.support import pg
+
+
+@pytest.fixture
+def pg_url():
+    url, schema = pg.isolated_url()
+    yield url, schema
+    pg.drop(schema)
+
+
+def pg_rows(sql: str):
+    with psycopg.connect(pg._conninfo()) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def pg_run(sql: str) -> None:
+    with psycopg.connect(pg._conninfo(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+async def test_a_new_sqlite_list_records_every_migration(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/b.db")
+    try:
+        assert [m.version for m in await store.migrate()] == list(range(1, LATEST + 1))
+        assert await store.schema_version() == LATEST
+    finally:
+        await store.close()
+    db = sqlite3.connect(tmp_path / "b.db")
+    rows = db.execute("SELECT version, description FROM relay_schema_version ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST  # what older relays read
+    store = open_store(f"sqlite:///{tmp_path}/b.db")  # opened again: nothing to apply
+    try:
+        assert await store.migrate() == []
+    finally:
+        await store.close()
+
+
+async def test_a_new_postgresql_list_records_every_migration(pg_url):
+    url, schema = pg_url
+    store = open_store(url)
+    try:
+        assert [m.version for m in await store.migrate()] == list(range(1, LATEST + 1))
+        assert await store.schema_version() == LATEST
+    finally:
+        await store.close()
+    assert [r[0] for r in pg_rows(f'SELECT version FROM "{schema}".relay_schema_version ORDER BY 1')] == \
+        list(range(1, LATEST + 1))
+    assert pg_rows(f"SELECT to_regclass('\"{schema}\".relay_events')")[0][0] is not None
+
+
+async def test_postgresql_tables_from_before_the_version_table_are_brought_up(pg_url):
+    url, schema = pg_url
+    # What a relay from before versioning made: the bounce list's tables and nothing else.
+    pg_run(f'CREATE SCHEMA "{schema}"')
+    for statement in statements(MIGRATIONS[0].postgresql):
+        pg_run(statement.format(schema=schema, prefix="relay_"))
+    pg_run(f"""INSERT INTO "{schema}".relay_bounces (address, category, first_seen, last_seen, source)
+               VALUES ('kept@example.com', 'operator', now(), now(), 'operator')""")
+    store = open_store(url)
+    try:
+        assert (await store.get("kept@example.com")).category == "operator"
+        assert await store.held() == [] and await store.schema_version() == LATEST
+    finally:
+        await store.close()
+
+
+async def test_relays_starting_at_once_migrate_once(pg_url):
+    url, schema = pg_url
+    stores = [open_store(url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(s.migrate() for s in stores))
+    finally:
+        for s in stores:
+            await s.close()
+    assert sorted(len(a) for a in applied) == [0, 0, 0, LATEST]
+    assert len(pg_rows(f'SELECT * FROM "{schema}".relay_schema_version')) == LATEST
+
+
+async def test_a_sqlite_list_a_newer_relay_migrated_is_refused(tmp_path):
+    path = tmp_path / "b.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO relay_schema_version VALUES (?, 'from the future', 0)", (LATEST + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaTooNew, match=f"version {LATEST + 1} is newer than this relay knows"):
+        open_store(f"sqlite:///{path}")
+
+
+async def test_a_postgresql_list_a_newer_relay_migrated_is_refused_at_every_use(pg_url):
+    url, schema = pg_url
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    pg_run(f"""INSERT INTO "{schema}".relay_schema_version (version, description)
+               VALUES ({LATEST + 1}, 'from the future')""")
+    store = open_store(url)
+    try:
+        for _ in range(2):  # never a pool that works around the refusal
+            with pytest.raises(SchemaTooNew, match="upgrade this relay"):
+                await store.get("a@example.com")
+    finally:
+        await store.close()
+
+
+async def test_a_failed_migration_leaves_the_database_as_it_was(pg_url, monkeypatch):
+    url, schema = pg_url
+    from relay.store import schema as schema_module
+
+    broken = schema_module.Migration(LATEST + 1, "broken", sqlite="", postgresql='CREATE TABLE "{schema}".x (;')
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(schema_module, "LATEST", LATEST + 1)
+    store = open_store(url)
+    try:
+        with pytest.raises(Exception, match="cannot create the bounce list tables"):
+            await store.migrate()
+    finally:
+        await store.close()
+    # One transaction: not even the first migrations stayed.
+    assert pg_rows(f"SELECT to_regclass('\"{schema}\".relay_bounces')")[0][0] is None
+
