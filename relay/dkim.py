@@ -225,6 +225,56 @@ def _line_chunks(body: bytes, size: int, start: int = 0) -> Iterable[bytes]:
         pos = end
 
 
+def _content_end(body, start: int) -> int:
+    """Where the canonical body ends in `body[start:]`, which ends with CRLF: after the last line that
+    is not empty (RFC 6376 3.4.3: "ignores all empty lines at the end"), or `start` when all are.
+    Only the run of CR and LF at the end is looked at, in windows that grow (no copy of the body)."""
+    end = len(body)
+    window = 256
+    while True:
+        low = max(start, end - window)
+        tail = bytes(body[low:end])
+        text = tail.rstrip(b"\r\n")
+        if text or low == start:
+            break
+        window *= 16
+    breaks = tail.rfind(b"\r\r", len(text)), tail.rfind(b"\n\n", len(text))
+    run = max(max(breaks) + 1, len(text))  # the CRLF pairs end the tail from here on
+    if tail[run:run + 1] == b"\n":
+        run += 1
+    return start if low + run == start else low + run + 2
+
+
+def _needs_relaxing(body, start: int) -> bool:
+    """Whether relaxed body canonicalisation (RFC 6376 3.4.4) changes anything but the trailing empty
+    lines: a tab, a run of spaces, or a space at a line's end. A body without a space or a tab (what
+    smtp-source sends, base64 parts) is told by two memchr calls."""
+    if body.find(b"\t", start) >= 0:
+        return True
+    if body.find(b" ", start) < 0:
+        return False
+    return (body.find(b"  ", start) >= 0 or body.find(b" \r\n", start) >= 0
+            or (len(body) > start and body[-1:] == b" "))
+
+
+def _hash_as_is(body, start: int, relaxed: bool) -> bytes:
+    """The body hash of a body whose canonical form is itself less its trailing empty lines: one
+    hashlib call over a view of the message (no copy; hashlib lets go of the GIL while it hashes)."""
+    digest = hashlib.sha256()
+    if len(body) - start >= 2 and body[-2:] == b"\r\n":
+        end = _content_end(body, start)
+        if end > start:
+            digest.update(memoryview(body)[start:end])
+        elif not relaxed:
+            digest.update(b"\r\n")  # 3.4.3: an empty body is one CRLF in "simple"; 3.4.4: nothing
+    elif len(body) > start:
+        digest.update(memoryview(body)[start:])
+        digest.update(b"\r\n")  # 3.4.3, 3.4.4: a last line without CRLF gets one
+    elif not relaxed:
+        digest.update(b"\r\n")
+    return digest.digest()
+
+
 def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_CHUNK, start: int = 0) -> bytes:
     """SHA-256 of the canonicalised `body[start:]` (RFC 6376 3.4.3, 3.4.4, 3.7), raw digest.
 
@@ -232,17 +282,20 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
     held back until a line with content follows them. "simple" turns an empty
     body into one CRLF; "relaxed" leaves it empty. A last line without CRLF gets
     one (both algorithms), which is also what the SMTP client sends.
+
+    "simple", and "relaxed" over a body it would not change, hash the message's own bytes in one
+    call; only a body with tabs, runs of spaces or spaces at line ends is rewritten, in pieces.
     """
     relaxed = canonicalization == "relaxed"
+    if not relaxed or not _needs_relaxing(body, start):
+        return _hash_as_is(body, start, relaxed)
     digest = hashlib.sha256()
     held_empty_lines = 0
-    wrote = False
     for piece in _line_chunks(body, chunk, start):
         if not piece.endswith(b"\r\n"):
             piece += b"\r\n"
-        if relaxed:
-            # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes.
-            piece = _SPACE_RUN.sub(b" ", piece.translate(_TAB_TO_SPACE)).replace(b" \r\n", b"\r\n")
+        # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes.
+        piece = _SPACE_RUN.sub(b" ", piece.translate(_TAB_TO_SPACE)).replace(b" \r\n", b"\r\n")
         stop = len(piece)
         # Trailing empty lines: a CRLF right after another CRLF (or at the start).
         while stop >= 2 and piece[stop - 2:stop] == b"\r\n" and (stop == 2 or piece[stop - 4:stop - 2] == b"\r\n"):
@@ -254,9 +307,6 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
             digest.update(b"\r\n" * held_empty_lines)
         digest.update(piece[:stop])
         held_empty_lines = (len(piece) - stop) // 2
-        wrote = True
-    if not wrote and not relaxed:
-        digest.update(b"\r\n")
     return digest.digest()
 
 
