@@ -75,8 +75,11 @@ class Message:
     order prepended last-first, as each hop adds its trace on top (RFC 5321 4.4).
     """
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, dot_lines: bool = True):
         self.original = data
+        # Whether a line of `original` may start with "." (RFC 5321 4.5.2: the way out doubles it);
+        # False when the SMTP layer saw none, so that nobody looks through the message for one again.
+        self.dot_lines = dot_lines
         self._prepended: list[bytes] = []
         self._headers: list[tuple[str, str]] | None = None
         self.removed_headers: set[int] = set()  # indexes in original headers to drop
@@ -84,6 +87,8 @@ class Message:
     def prepend(self, header: bytes) -> None:
         if not header.endswith(b"\r\n"):
             header += b"\r\n"
+        if header.startswith(b".") or b"\n." in header:
+            self.dot_lines = True
         self._prepended.insert(0, header)
 
     @property

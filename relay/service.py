@@ -18,7 +18,7 @@ from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
 from .pipeline import Message, Pipeline, Session, Transaction, new_id
-from .upstream import crlf_normalise
+from .maildata import crlf_normalise
 
 log = logging.getLogger("relay.service")
 
@@ -148,12 +148,16 @@ class RelayService:
         if txn is not None and txn.rcpts:
             txn.notes["stage"] = "data"
 
-    async def data(self, session: Session, content: bytes) -> Reply:
+    async def data(self, session: Session, content: bytes, dot_lines: bool = True) -> Reply:
+        """The message at the final dot. `dot_lines`: whether a line of `content` may start with "."
+        (the SMTP layer saw none: False, and the way out needs no look for one)."""
         txn = self._txns.get(session.id)
         if txn is None or not txn.rcpts:
             return Reply.make(503, "5.5.1", "Need RCPT command first")
         txn.notes["stage"] = "data"
-        message = Message(crlf_normalise(content))
+        data = crlf_normalise(content)
+        # A bare CR or LF made into CRLF starts a new line, which may start with ".".
+        message = Message(data, dot_lines=dot_lines or data is not content)
         txn.headers = {}
         for name, value in message.headers():
             txn.headers.setdefault(name.lower(), value)

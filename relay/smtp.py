@@ -27,6 +27,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from .address import printable, unsendable
 from .decision import Reply
+from .maildata import DataReceiver
 from .service import RelayService
 from .users import FailedLogins
 
@@ -56,28 +57,9 @@ _REWRITES = [
 ]
 
 
-# RFC 5321 4.1.1.4: the mail data ends with CRLF "." CRLF, and with nothing else: a bare LF or CR
-# next to the dot is data (the SMTP smuggling family, CVE-2023-51764).
-_END_OF_DATA = b"\r\n.\r\n"
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
-# RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF; one octet of slack, as aiosmtpd.
-_MAX_LINE = 1000  # octets before the LF (text and CR)
-# Anchored at line starts, so each byte is looked at about once (an unanchored run restarts everywhere).
-_LONG_LINE = re.compile(rb"(?m)^[^\n]{%d}" % (_MAX_LINE + 1))
 _READ_CHUNK = 1 << 16
-
-
-def _long_line(chunk: bytes, open_line: int) -> tuple[bool, int]:
-    """Whether `chunk` ends or holds a line over _MAX_LINE, given `open_line` octets of a line
-    begun in earlier chunks; and how long the line left open at its end is."""
-    first = chunk.find(b"\n")
-    if first < 0:
-        open_line += len(chunk)
-        return open_line > _MAX_LINE, open_line
-    if open_line + first > _MAX_LINE or _LONG_LINE.search(chunk, first + 1):
-        return True, 0
-    return False, len(chunk) - chunk.rfind(b"\n") - 1
 
 
 # RFC 5321 4.1.2: Path = "<" Mailbox ">" in its everyday form (a dot-atom local part, a plain domain).
@@ -172,6 +154,7 @@ class RelaySMTP(SMTP):
         self._idle_from = 0.0  # loop time the last handler ended
         self._receiving_data = False
         self._verbatim: str | None = None
+        self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
         self._eof_after_reply = False
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
         self._auth_failures = 0  # in this connection
@@ -330,66 +313,37 @@ class RelaySMTP(SMTP):
     async def _read_message(self, deadline, data_deadline: float) -> tuple[bytearray | None, str | None]:
         """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
         Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent. `deadline` (an
-        asyncio.Timeout) is moved on with each chunk, never past `data_deadline`."""
+        asyncio.Timeout) is moved on with each chunk, never past `data_deadline`. Whether a line of
+        the message may start with "." is left in `data_dot_lines`."""
         reader = self._reader
         loop = self.loop
         idle = self._timeout_duration
-        limit = self.data_size_limit or 0
-        nul = False
-        # The CRLF that ended the DATA command line is the first CRLF of the terminator.
-        buf = bytearray(b"\r\n")
-        searched = 0
-        dropped = 0  # bytes discarded after the size limit was passed
-        line = 0  # octets of the line still open at the end of what was read
-        too_long = False
+        receiver = DataReceiver(self.data_size_limit or 0)
         try:
             while True:
-                end = buf.find(_END_OF_DATA, max(searched - 4, 0))
-                if end >= 0:
-                    break
-                searched = len(buf)
-                if limit and len(buf) - 2 + dropped > limit:
-                    dropped += len(buf) - 6  # keep the tail: the terminator may straddle two reads
-                    del buf[2:-4]
-                    searched = len(buf)
                 chunk = await reader.read(_READ_CHUNK)
                 if not chunk:
-                    buf.clear()
+                    receiver.clear()
                     return None, None
                 deadline.reschedule(min(data_deadline, loop.time() + idle))
-                if not too_long:
-                    too_long, line = _long_line(chunk, line)
-                if not nul and b"\0" in chunk:
-                    nul = True
-                buf += chunk
+                if receiver.feed(chunk):
+                    break
         except BaseException:
             # The client went away (or a deadline passed) mid-message: give the memory back now. The
-            # cancelled task's traceback keeps this frame, and so `buf`, until the garbage collector
-            # finds the cycle, which can take many rounds of large messages (issue #9, item 15).
-            buf.clear()
+            # cancelled task's traceback keeps this frame, and so the buffer, until the garbage
+            # collector finds the cycle, which can take many rounds of large messages (issue #9, item 15).
+            receiver.clear()
             raise
-        if len(buf) > end + 5:
+        leftover = receiver.leftover()
+        if leftover:
             # What came after the final dot (pipelined commands) goes back to the command reader.
-            reader._buffer[0:0] = buf[end + 5:]
-        del buf[end + 2:]
-        refusal = None
-        if dropped or (limit and len(buf) - 2 > limit):
-            refusal = f"552 5.3.4 Message too big for this relay (at most {limit} bytes)"
-        elif too_long:
-            refusal = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: at most 1000 octets)"
-        elif nul:
-            # NUL is not message text (RFC 5322 4.1 obsoletes it, RFC 2045 2.7-2.8 forbid it in 7bit and
-            # 8bit data; only BDAT with BINARYMIME, RFC 3030, carries it). Next hops that drop NULs can
-            # then see "\n\x00.\n" as the end of the data and what follows as new commands (SMTP
-            # smuggling: SEC Consult 2023, CVE-2023-51764/51765/51766). Refused whole, never cleaned.
-            refusal = "550 5.6.0 Message contains NUL characters, which mail may not carry; not relayed"
+            reader._buffer[0:0] = leftover
+        refusal = receiver.refusal()
         if refusal is not None:
-            buf.clear()  # refused whole: nothing of it is needed any more
-            return buf, refusal
-        if b"\r\n." in buf:
-            buf = buf.replace(b"\r\n.", b"\r\n")
-        del buf[:2]
-        return buf, None
+            receiver.clear()  # refused whole: nothing of it is needed any more
+            return bytearray(), refusal
+        content, self.data_dot_lines = receiver.message()
+        return content, None
 
     # -- AUTH ----------------------------------------------------------------
 
@@ -552,7 +506,8 @@ class Handler:
         return server.verbatim(reply)
 
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
-        reply = await self.service.data(server.relay_session, envelope.original_content)
+        reply = await self.service.data(server.relay_session, envelope.original_content,
+                                        dot_lines=server.data_dot_lines)
         return server.verbatim(reply)
 
     async def handle_exception(self, error: Exception) -> str:

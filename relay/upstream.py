@@ -21,18 +21,9 @@ import aiosmtplib
 from aiosmtplib import errors as smtp_errors
 
 from .decision import Reply
+from .maildata import dot_stuffed
 
 log = logging.getLogger("relay.upstream")
-
-# RFC 5321 4.5.2: a line starting with "." gets one more ".".
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
-def _dot_stuffed(chunk) -> bytes | memoryview:
-    """A line that starts with "." gets one more (RFC 5321 4.5.2); a copy only when needed."""
-    return _LEADING_DOT.sub(b"..", chunk) if _LEADING_DOT.search(chunk) else chunk
-
 
 class UpstreamError(Exception):
     """The upstream could not be reached or stopped answering; `reply` says so to the client."""
@@ -81,16 +72,6 @@ class Target:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def crlf_normalise(data: bytes) -> bytes:
-    """Every line ending becomes CRLF (what aiosmtplib would send anyway), so that
-    DKIM signs exactly the bytes that go upstream (RFC 5321 2.3.8)."""
-    if b"\r" not in data and b"\n" not in data:
-        return data
-    if data.count(b"\n") == data.count(b"\r\n") and data.count(b"\r") == data.count(b"\r\n"):
-        return data  # already clean; the common case costs two counts, no copy
-    return _BARE_LINE_END.sub(b"\r\n", data)
 
 
 _EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
@@ -240,10 +221,11 @@ class UpstreamConnection:
         """DATA was answered 354 and the message has not followed yet."""
         return self._in_data
 
-    async def data(self, chunks: list) -> Reply:
+    async def data(self, chunks: list, dot_lines: bool = True) -> Reply:
         """DATA with a CRLF-clean message given in pieces that each start a line. Dot-stuffing
         is ours (RFC 5321 4.5.2) and the writes go straight to the transport, so a large message
-        is not copied again by the client library's own normalisation."""
+        is not copied again by the client library's own normalisation. `dot_lines` False: the
+        caller knows that no line starts with ".", and the pieces go as they are."""
         if not self._in_data:
             start = await self.start_data()
             if start.code != 354:
@@ -263,7 +245,7 @@ class UpstreamConnection:
         protocol._response_pending = True
         try:
             for chunk in chunks:
-                await self._write_flow_controlled(protocol, _dot_stuffed(chunk))
+                await self._write_flow_controlled(protocol, dot_stuffed(chunk) if dot_lines else chunk)
             early = protocol._response_waiter is not None and protocol._response_waiter.done()
             protocol.write(tail)
             response = await protocol.read_response(timeout=self._up.data_timeout)

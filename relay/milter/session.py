@@ -23,7 +23,7 @@ from ..decision import Decision, Reply, Verdict
 from ..outcomes import Outcomes
 from ..pipeline import Message, Pipeline, Session, Step, Transaction, new_id
 from ..service import end_transaction
-from ..upstream import crlf_normalise
+from ..maildata import crlf_normalise
 from . import codec
 
 log = logging.getLogger("relay.milter")

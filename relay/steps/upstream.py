@@ -81,7 +81,7 @@ class UpstreamStep(Step):
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            return relay_upstream(await conn.data(message.chunks()))
+            return relay_upstream(await conn.data(message.chunks(), dot_lines=message.dot_lines))
         except UpstreamError as exc:
             return _deferred(exc)
 
