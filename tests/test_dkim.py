@@ -520,6 +520,30 @@ async def test_step_signing_failure(ed_key, required, verdict):
         assert message.assembled().count(b"DKIM-Signature:") == 1
 
 
+@pytest.mark.parametrize("required, verdict", [(True, Verdict.DEFER), (False, Verdict.CONTINUE)])
+async def test_a_body_hash_past_its_deadline_signs_nothing(ed_key, monkeypatch, required, verdict):
+    # Hashing runs in a worker thread with a deadline: a thread that never comes back (every worker
+    # stuck) costs the message its signature (451 when required), never a hung DATA.
+    import threading
+
+    from relay.domains import DomainPolicy
+
+    release = threading.Event()
+    monkeypatch.setattr(dkimlib, "body_hash", lambda *args, **kwargs: release.wait(30) and b"")
+    policy = DomainPolicy("example.com", (key_for(ed_key, "e1"),), required)
+    step = DkimSignStep(None, SimpleNamespace(domains=SimpleNamespace(get=lambda domain: policy)),
+                        thread_threshold=10, hash_deadline=0.2)
+    t, message = txn(), Message(BASIC + b"x" * 100 + b"\r\n")
+    try:
+        decision = await step.on_data(t, message)
+    finally:
+        release.set()
+    assert decision.verdict is verdict and t.notes["dkim"] == []
+    assert message.assembled().count(b"DKIM-Signature:") == 0
+    if required:
+        assert decision.reply.code == 451 and decision.reply.enhanced == "4.7.0"
+
+
 async def test_step_does_not_sign_fields_marked_for_removal(dns, policies, rsa_key, ed_key):
     # Another step (auth_results) marks fields that must not leave; what is
     # sent is the message without them, and the signature must hold for that.
@@ -579,3 +603,47 @@ def test_relay_signs_what_reaches_the_upstream(dns, tmp_path, rsa_key, ed_key, u
     assert dkim_verify.opendkim(got.data, records) == {"s1": "pass", "e1": "pass"}
     kinds = [e["kind"] for e in relay.events(wait_for=1)]
     assert "policy_rejected" in kinds
+
+
+def _large_bodies():
+    # About 1 MiB each, so that the body is hashed in a thread: as smtp-source writes it (no space, no
+    # dot: every shortcut taken), and text that relaxed rewrites, with lines starting with a dot, bare
+    # LFs, tabs, runs of spaces, spaces at line ends and empty lines at the end.
+    source = b"".join(b"%d" % (i % 10) + b"X" * 77 + b"\r\n" for i in range(13000))
+    text = (b"Dear  reader,\t\r\n.a line with a dot \r\n    <div>indented</div>\n..two dots\r\n"
+            b"plain words and more words\r\n") * 8000 + b"the end \r\n\r\n \r\n\r\n"
+    return {"smtp-source": source, "text": text}
+
+
+@pytest.mark.parametrize("kind", ["smtp-source", "text"])
+def test_large_messages_signed_by_the_relay_verify_everywhere(dns, tmp_path, rsa_key, ed_key, upstream,
+                                                               relay_factory, kind):
+    # Issue #15: the message is read, checked, normalised, hashed and stuffed by the fast paths; what
+    # reaches the upstream is the message as sent, CRLF-clean, and both signatures hold for verifiers
+    # that are not ours (Mail::DKIM for RSA relaxed/relaxed, OpenDKIM for Ed25519 simple/simple).
+    from tests.support.smtp_client import RawSMTP, send_message
+
+    publish(dns, "s1", rsa_key)
+    publish(dns, "e1", ed_key)
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    write_key(policy_dir / "rsa.key", rsa_key)
+    write_key(policy_dir / "ed.key", ed_key)
+    (policy_dir / "domains.yaml").write_text(
+        "example.com:\n  dkim:\n    - {selector: s1, key: rsa.key}\n"
+        "    - {selector: e1, key: ed.key, canonicalization: simple/simple}\n")
+    relay = relay_factory(upstream.port, policies=str(policy_dir))
+    body = _large_bodies()[kind]
+    message = crlf("From: alice@example.com\nTo: bob@example.org\nSubject: large\n\n") + body
+    # SMTP dot-stuffing (RFC 5321 4.5.2) of the lines SMTP sees: those after a CRLF.
+    stuffed = re.sub(rb"(^|\r\n)\.", rb"\1..", message)
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies = send_message(c, "bounce@example.com", ["bob@example.org"], stuffed)
+        assert [r[0] for r in replies] == [250, 250, 354, 250], replies
+    (got,) = upstream.wait_for_messages(1)
+    assert got.data.endswith(re.sub(rb"\r\n|\r|\n", b"\r\n", message))
+    assert got.data.count(b"\r") == got.data.count(b"\n") == got.data.count(b"\r\n")
+    assert {s.selector: s.result for s in dkim_verify.mail_dkim(got.data, dns.port).signatures}["s1"] == "pass"
+    records = {f"{sel}._domainkey.{DOMAIN}": dkimlib.public_key_record(k) for sel, k in (("s1", rsa_key), ("e1", ed_key))}
+    assert dkim_verify.opendkim(got.data, records) == {"s1": "pass", "e1": "pass"}
