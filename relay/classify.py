@@ -205,6 +205,59 @@ class _Rule:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyConditions:
+    """The conditions a rule puts on a reply (code, enhanced, match, not_match, stage), compiled
+    once. Classification rules use them, and so does every other policy that reacts to replies
+    the way classification does (shaping.yaml's reactions): one matching machinery."""
+
+    codes: frozenset[int] | None
+    enhanced: re.Pattern | None
+    match: _TextPattern | None
+    not_match: _TextPattern | None
+    stages: frozenset[str] | None = None
+
+    def matches(self, reply: Reply, stage: str | None = None) -> bool:
+        code = reply.code
+        if self.codes is not None and code not in self.codes:
+            return False
+        if self.stages is not None and stage not in self.stages:
+            return False
+        if self.enhanced is not None:
+            enhanced = effective_enhanced(reply)
+            if enhanced is None or self.enhanced.fullmatch(enhanced) is None:
+                return False
+        if self.match is None and self.not_match is None:
+            return True
+        text = unwrapped_text(reply)
+        lowered = text.lower()
+        if self.match is not None and not self.match.found(text, lowered):
+            return False
+        if self.not_match is not None and self.not_match.found(text, lowered):
+            return False
+        return True
+
+
+CONDITION_KEYS = frozenset({"code", "enhanced", "match", "not_match", "stage"})
+
+
+def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditions | None:
+    """The conditions of one rule entry (the keys of CONDITION_KEYS it has), or None when any is
+    wrong (each problem is added to `problems`, named `key.<condition>`)."""
+    before = len(problems.items)
+    codes = _code_set(entry["code"], f"{key}.code", problems) if "code" in entry else None
+    enhanced = _enhanced_regex(entry["enhanced"], f"{key}.enhanced", problems) if "enhanced" in entry else None
+    match = _text_regex(entry["match"], f"{key}.match", problems) if "match" in entry else None
+    not_match = _text_regex(entry["not_match"], f"{key}.not_match", problems) if "not_match" in entry else None
+    stages = _stage_set(entry["stage"], f"{key}.stage", problems) if "stage" in entry else None
+    if not any(k in entry for k in ("code", "enhanced", "match")):
+        # The stage alone never decides (DESIGN.md, the one funnel).
+        problems.add(key, "a rule needs at least one condition: code, enhanced or match")
+    if len(problems.items) != before:
+        return None
+    return ReplyConditions(codes, enhanced, match, not_match, stages)
+
+
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
                        "permanent", "scope", "note"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
@@ -556,17 +609,10 @@ class Classifier:
             problems.unknown_keys(entry, RULE_KEYS, key)
             check_id(entry, key)
             outcome = _outcome(entry, key, problems, scopes)
-            before = len(problems.items)
-            codes = _code_set(entry["code"], f"{key}.code", problems) if "code" in entry else None
-            enhanced = _enhanced_regex(entry["enhanced"], f"{key}.enhanced", problems) if "enhanced" in entry else None
-            match = _text_regex(entry["match"], f"{key}.match", problems) if "match" in entry else None
-            not_match = _text_regex(entry["not_match"], f"{key}.not_match", problems) if "not_match" in entry else None
-            stages = _stage_set(entry["stage"], f"{key}.stage", problems) if "stage" in entry else None
-            if not any(k in entry for k in ("code", "enhanced", "match")):
-                # The stage alone never decides (DESIGN.md, the one funnel).
-                problems.add(key, "a rule needs at least one condition: code, enhanced or match")
-            if outcome is not None and len(problems.items) == before:
-                rules.append(_Rule(outcome, codes, enhanced, match, not_match, file, stages))
+            conditions = reply_conditions(entry, key, problems)
+            if outcome is not None and conditions is not None:
+                rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,
+                                   conditions.not_match, file, conditions.stages))
 
         fallback: list[tuple[str, str, _Outcome]] = []
         raw_fallback = data.get("fallback") or []

@@ -10,7 +10,7 @@ from . import __version__
 
 # Each module in relay/commands registers its own subcommand(s) with register(subparsers).
 COMMANDS = ["serve", "check_config", "classify", "bounces", "events", "dkim", "doctor", "users", "dsn",
-            "postfix_log", "db"]
+            "postfix_log", "db", "shaping"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,10 +23,11 @@ log = logging.getLogger("relay.events")
 
 SCHEMA = "relay.event/1"
 KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "bounced", "complained", "warning",
-         "bounce_listed", "bounce_unlisted")
+         "bounce_listed", "bounce_unlisted", "shaping_released")
 # What the refusal means for the sender, so an application can act without parsing codes.
 ACTIONS = {"rejected": "bounce", "suppressed": "bounce", "deferred": "retry", "bounced": "bounce",
-           "complained": "none", "bounce_listed": "listed", "bounce_unlisted": "unlisted", "warning": "none"}
+           "complained": "none", "bounce_listed": "listed", "bounce_unlisted": "unlisted", "warning": "none",
+           "shaping_released": "none"}
 
 
 def now_iso(ts: float | None = None) -> str:

@@ -16,6 +16,10 @@ HELP = {
     "relay_active_sessions": "Client sessions open now.",
     "relay_breaker_trips_total": "Times a recipient domain's bounce-list circuit breaker tripped.",
     "relay_operator_warnings_total": "Refusals about the sender or the relay's session (never listed), by scope.",
+    "relay_shaping_deferrals_total": "Recipients the relay deferred itself by traffic shaping, by destination and why "
+                                     "(held, slowed, warmup).",
+    "relay_shaping_strikes_total": "Throttling replies that held or slowed a destination, by destination and rule.",
+    "relay_shaping_messages_total": "Recipients the next hop accepted, by shaping destination (its rate).",
 }
 
 

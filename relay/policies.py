@@ -1,4 +1,4 @@
-"""The policy directory: bounce rules, suppression and per-domain settings.
+"""The policy directory: bounce rules, suppression, per-domain settings and traffic shaping.
 
 Loaded at start and on SIGHUP. A reload that fails keeps the policies that are
 running: the caller only swaps in a fully validated Policies object.
@@ -76,6 +76,7 @@ class Policies:
     domains: Any
     relay_replies: Any = None  # classify.RelayReplies; None: the shipped ones
     tls: Any = None  # delivery.tls_policy.TlsPolicies (tls.yaml); None: the default for every domain
+    shaping: Any = None  # shaping.policy.ShapingPolicy; None: the shipped one
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
@@ -121,6 +122,7 @@ def load_policies(settings) -> Policies:
     from .classify import RELAY_REPLIES_FILE, Classifier, RelayReplies, rule_files
     from .delivery.tls_policy import TLS_POLICY_FILE, TlsPolicies
     from .domains import DomainPolicies
+    from .shaping.policy import SHAPING_FILE, load_shaping
     from .suppression import SuppressionPolicy
 
     directory = Path(settings.policies)
@@ -132,6 +134,7 @@ def load_policies(settings) -> Policies:
         "domains": lambda: DomainPolicies.from_file(policy_file(directory, "domains.yaml")),
         "relay_replies": lambda: RelayReplies.from_file(policy_file(directory, RELAY_REPLIES_FILE)),
         "tls": lambda: TlsPolicies.from_file(policy_file(directory, TLS_POLICY_FILE)),
+        "shaping": lambda: load_shaping(policy_file(directory, SHAPING_FILE)),
     }
     for name, load in loaders.items():
         try:
@@ -148,8 +151,9 @@ def shipped_policies() -> Policies:
     """The shipped policy directory, loaded once (`relay classify` without -c)."""
     from .classify import default_classifier, default_relay_replies
     from .domains import DomainPolicies
+    from .shaping.policy import shipped_shaping
     from .suppression import load_default
 
     return Policies(directory=SHIPPED_POLICIES, classifier=default_classifier(), suppression=load_default(),
                     domains=DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml"),
-                    relay_replies=default_relay_replies())
+                    relay_replies=default_relay_replies(), shaping=shipped_shaping())

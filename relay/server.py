@@ -34,17 +34,22 @@ DRAIN_SECONDS = 60.0
 class Resources:
     """What lives as long as the process, shared by every pipeline a reload builds."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, metrics=None):
         from .dns import Resolver
         from .store import open_store
+
+        from .shaping.shaper import Shaper
 
         self.store = open_store(settings.bounce_list)
         self.resolver = Resolver.from_settings(settings)
         self.pool = UpstreamPool(settings) if settings.upstream else None
+        self.metrics = metrics
+        self.shaper = Shaper(self.store, metrics, self.resolver)  # holds and counts, shared through the store
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
+        await self.shaper.close()  # its last counts go to the store before it closes
         await self.store.close()
 
 
@@ -53,22 +58,26 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
     from .steps.auth_results import AuthResultsStep
     from .steps.bounce_list import BounceListStep
     from .steps.dkim_sign import DkimSignStep
+    from .steps.shaping import ShapingStep
     from .steps.spf_check import SpfCheckStep
 
     from .steps.verp import VerpStep, check_verp
 
     check_verp(settings, policies)
+    shaping = ShapingStep(settings, policies.shaping, resources.shaper) if policies.shaping is not None else None
     steps = [
         AccessStep(),                                            # MAIL: who may relay
         VerpStep(settings, policies),                            # MAIL: the return path upstream (VERP)
         SpfCheckStep(settings, policies, resources.resolver),    # MAIL: SPF pre-flight of our egress IPs
         BounceListStep(resources.store),                         # RCPT: listed addresses refused locally
+        *([shaping] if shaping is not None else []),             # RCPT: held or slowed destinations
         AuthResultsStep(settings, policies, resources.resolver), # DATA: verify what arrives signed
         DkimSignStep(settings, policies),                        # DATA: sign what leaves
         ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
     ]
     if resources.pool is not None:
-        steps.append(UpstreamStep(resources.pool))               # every command: the upstream's reply
+        # Every command: the upstream's reply, which shaping hears too (throttling, success).
+        steps.append(UpstreamStep(resources.pool, watchers=[shaping] if shaping is not None else []))
     return Pipeline(steps)
 
 
@@ -78,7 +87,7 @@ class RelayServer:
         self._milter_socket = milter_socket  # bound by the parent when milter.workers > 1
         self.metrics = Metrics()
         self.policies = load_policies(settings)
-        self.resources = Resources(settings)
+        self.resources = Resources(settings, self.metrics)
         self.sinks = EventSinks.from_settings(settings)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
         self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),

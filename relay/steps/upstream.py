@@ -1,11 +1,20 @@
-"""The last step: each command goes to the upstream and its reply comes back verbatim."""
+"""The last step: each command goes to the upstream and its reply comes back verbatim.
+
+Every reply the upstream sends is also reported to the step's watchers (traffic shaping reacts
+to throttling and decays on success): `await watcher.upstream_replied(txn, stage, rcpt, reply)`.
+A watcher's failure is logged and never changes what the client is told.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from ..decision import CONTINUE, Decision, Reply, Verdict, relay_upstream
 from ..pipeline import Message, Step, Transaction
 from ..upstream import UpstreamError, UpstreamPool
 
+log = logging.getLogger("relay.upstream")
 
 
 def _deferred(exc: UpstreamError) -> Decision:
@@ -16,8 +25,20 @@ def _deferred(exc: UpstreamError) -> Decision:
 class UpstreamStep(Step):
     name = "upstream"
 
-    def __init__(self, pool: UpstreamPool):
+    def __init__(self, pool: UpstreamPool, watchers=()):
         self.pool = pool
+        self.watchers = tuple(watchers)
+
+    async def _heard(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> Reply:
+        for watcher in self.watchers:
+            try:
+                await watcher.upstream_replied(txn, stage, rcpt, reply)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watcher %s failed on the reply to %s (transaction %s)",
+                              type(watcher).__name__, stage.upper(), txn.id)
+        return reply
 
     async def on_mail(self, txn: Transaction) -> Decision:
         while True:
@@ -41,6 +62,7 @@ class UpstreamStep(Step):
             if reused and reply.code == 421:
                 self.pool.release(conn)  # closed: the server was closing an idle channel
                 continue
+            await self._heard(txn, "mail", None, reply)
             if not reply.positive:
                 self.pool.release(conn)
                 return relay_upstream(reply)
@@ -59,9 +81,10 @@ class UpstreamStep(Step):
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            return relay_upstream(await conn.rcpt(rcpt))
+            reply = await conn.rcpt(rcpt)
         except UpstreamError as exc:
             return _deferred(exc)
+        return relay_upstream(await self._heard(txn, "rcpt", rcpt, reply))
 
     async def on_data_start(self, txn: Transaction) -> Decision:
         """The message is complete: DATA goes upstream before any step hashes or signs it, so
@@ -74,16 +97,17 @@ class UpstreamStep(Step):
             reply = await conn.start_data()
         except UpstreamError as exc:
             return _deferred(exc)
-        return CONTINUE if reply.code == 354 else relay_upstream(reply)
+        return CONTINUE if reply.code == 354 else relay_upstream(await self._heard(txn, "data", None, reply))
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         conn = txn.notes.get("upstream_conn")
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            return relay_upstream(await conn.data(message.chunks(), dot_lines=message.dot_lines))
+            reply = await conn.data(message.chunks(), dot_lines=message.dot_lines)
         except UpstreamError as exc:
             return _deferred(exc)
+        return relay_upstream(await self._heard(txn, "data", None, reply))
 
     async def on_reset(self, txn: Transaction) -> None:
         conn = txn.notes.pop("upstream_conn", None)

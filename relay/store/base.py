@@ -158,6 +158,36 @@ class BounceEntry:
                    note=data.get("note") or "", expires_at=expires)
 
 
+@dataclass(frozen=True)
+class ShapingRecord:
+    """What the relay holds against one destination (policies/shaping.yaml, relay/shaping/): shared
+    through the store by every process and relay using it. Times are Unix seconds, UTC."""
+
+    key: str  # the destination (`google`), or destination/sender domain (`google/example.com`)
+    destination: str
+    sender_domain: str  # "" when the hold is for every sender
+    rule: str  # the reaction that struck last
+    reason: str  # its phrase for replies ("unusual rate")
+    reply: str  # the provider's reply that struck, verbatim
+    since: float  # that strike
+    until: float | None  # held (the relay answers 4xx itself) until then; None: not held
+    strikes: int  # repeats so far (a hold grows with them; successes take them off)
+    rate: float | None  # messages a minute while slowed; None: not slowed
+    changed: float  # the last strike or decay
+
+    def held(self, now: float) -> bool:
+        return self.until is not None and self.until > now
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "destination": self.destination, "sender_domain": self.sender_domain or None,
+                "rule": self.rule, "reason": self.reason, "reply": self.reply, "since": iso(to_datetime(self.since)),
+                "until": iso(to_datetime(self.until)), "strikes": self.strikes, "rate_per_minute": self.rate,
+                "changed": iso(to_datetime(self.changed))}
+
+
+SHAPING_PERIODS = {"minute": 60.0, "day": 86400.0}  # the buckets counts are kept in (relay_shaping_counts)
+
+
 class BounceStore(abc.ABC):
     """A bounce list. All methods are coroutines; addresses are normalised on the way in."""
 
@@ -365,6 +395,52 @@ class BounceStore(abc.ABC):
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+    # -- traffic shaping (relay/shaping/): holds and counts shared by every process -------------
+
+    @abc.abstractmethod
+    async def shaping_records(self, keys: Iterable[str] | None = None) -> list[ShapingRecord]:
+        """The records of `keys` (None: all), ordered by key; expired holds included (the
+        caller judges them by time). The hot path: one call per RCPT."""
+
+    async def shaping_update(self, key: str, change) -> ShapingRecord | None:
+        """Read-modify-write one record in a write transaction: `change(old or None)` returns the new
+        record, or None to delete it (or to leave none). Returns what was written."""
+        async with self._transaction() as tx:
+            old = await self._fetch_shaping(tx, key)
+            new = change(old)
+            if new is None:
+                if old is not None:
+                    await self._delete_shaping(tx, key)
+            elif new != old:
+                await self._write_shaping(tx, new)
+        return new
+
+    async def shaping_release(self, target: str) -> list[ShapingRecord]:
+        """Delete the records of a destination (every sender domain's) or of one key; returns them."""
+        async with self._transaction() as tx:
+            return await self._take_shaping(tx, target)
+
+    @abc.abstractmethod
+    async def shaping_add_counts(self, counts: dict[tuple[str, str, float], int]) -> None:
+        """Add to the counts of (key, period, bucket start); period is a SHAPING_PERIODS name."""
+
+    @abc.abstractmethod
+    async def shaping_counts(self, keys: Iterable[str], period: str, since: float) -> dict[str, int]:
+        """The sum of each key's counts of `period` in buckets starting at or after `since`."""
+
+    @abc.abstractmethod
+    async def _fetch_shaping(self, tx, key: str) -> ShapingRecord | None: ...
+
+    @abc.abstractmethod
+    async def _write_shaping(self, tx, record: ShapingRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def _delete_shaping(self, tx, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _take_shaping(self, tx, target: str) -> list[ShapingRecord]:
+        """Delete and return the records whose key is `target` or whose destination is `target`."""
 
     # -- what a backend supplies for the shared write logic --------------------------------
 

@@ -26,7 +26,8 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, redact, to_datetime, to_epoch
+from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+                   redact, to_datetime, to_epoch)
 from .schema import migrate_postgresql, postgresql_version
 
 EXTRA = "postgresql"  # pyproject.toml: the optional dependencies a postgresql:// URL needs
@@ -56,6 +57,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 QUERY_TIMEOUT = 3.0  # seconds for a pooled connection, and for each query
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
+_SHAPING_COLUMNS = "key, destination, sender_domain, rule, reason, reply, since, until, strikes, rate, changed"
 
 
 def _entry(row) -> BounceEntry:
@@ -88,6 +90,8 @@ class PostgresBounceStore(BounceStore):
         self.failures = f'"{s}"."{p}bounce_failures"'
         self.held_table = f'"{s}"."{p}bounce_held"'
         self.hits = f'"{s}"."{p}breaker_hits"'
+        self.shaping = f'"{s}"."{p}shaping"'
+        self.shaping_counts_table = f'"{s}"."{p}shaping_counts"'
         self._sql_get = (f"SELECT {_COLUMNS} FROM {self.bounces} "
                          "WHERE address IN ($1, $2) AND (expires_at IS NULL OR expires_at > now())")
 
@@ -223,7 +227,8 @@ class PostgresBounceStore(BounceStore):
     async def drop(self) -> None:
         """Drop this list's tables (tests; never called by the relay itself)."""
         pool = await self._get_pool()
-        await pool.execute(f"DROP TABLE IF EXISTS {self.bounces}, {self.failures}, {self.held_table}, {self.hits}")
+        await pool.execute(f"DROP TABLE IF EXISTS {self.bounces}, {self.failures}, {self.held_table}, {self.hits}, "
+                           f"{self.shaping}, {self.shaping_counts_table}")
 
     # -- the write primitives ------------------------------------------------------------------
 
@@ -328,6 +333,73 @@ class PostgresBounceStore(BounceStore):
             "AND first_seen > $3 AND category = ANY($4::text[])",
             len(domain) + 1, "@" + domain, to_datetime(since), sorted(categories))
         return [_entry(row) for row in rows]
+
+    # -- traffic shaping ---------------------------------------------------------------------------
+
+    async def shaping_records(self, keys=None) -> list[ShapingRecord]:
+        pool = await self._get_pool()
+        async with self._deadline("read shaping holds"):
+            if keys is None:
+                rows = await pool.fetch(f"SELECT {_SHAPING_COLUMNS} FROM {self.shaping} ORDER BY key")
+            else:
+                rows = await pool.fetch(f"SELECT {_SHAPING_COLUMNS} FROM {self.shaping} WHERE key = ANY($1::text[]) "
+                                        "ORDER BY key", list(keys), timeout=self.query_timeout)
+        return [_shaping(row) for row in rows]
+
+    async def shaping_add_counts(self, counts) -> None:
+        if not counts:
+            return
+        async with self._transaction() as conn:
+            await conn.executemany(
+                f"INSERT INTO {self.shaping_counts_table} (key, period, start, count) VALUES ($1, $2, $3, $4) "
+                f"ON CONFLICT (key, period, start) DO UPDATE SET count = {self.shaping_counts_table}.count + "
+                "EXCLUDED.count",
+                [(key, period, to_datetime(start), n) for (key, period, start), n in sorted(counts.items())])
+            now = to_epoch(None)
+            for period, length in SHAPING_PERIODS.items():
+                await conn.execute(f"DELETE FROM {self.shaping_counts_table} WHERE period = $1 AND start < $2",
+                                   period, to_datetime(now - 2 * max(length, 3600.0)))
+
+    async def shaping_counts(self, keys, period: str, since: float) -> dict[str, int]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        pool = await self._get_pool()
+        async with self._deadline("read shaping counts"):
+            rows = await pool.fetch(
+                f"SELECT key, sum(count) FROM {self.shaping_counts_table} WHERE period = $1 AND start >= $2 "
+                "AND key = ANY($3::text[]) GROUP BY key", period, to_datetime(since), keys,
+                timeout=self.query_timeout)
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def _fetch_shaping(self, conn, key: str) -> ShapingRecord | None:
+        # Two relays striking one destination at once take turns (a row lock cannot cover a new row).
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"shaping:{key}")
+        row = await conn.fetchrow(f"SELECT {_SHAPING_COLUMNS} FROM {self.shaping} WHERE key = $1", key)
+        return _shaping(row) if row else None
+
+    async def _write_shaping(self, conn, r: ShapingRecord) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.shaping} ({_SHAPING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (key) DO UPDATE SET destination = EXCLUDED.destination, "
+            "sender_domain = EXCLUDED.sender_domain, rule = EXCLUDED.rule, reason = EXCLUDED.reason, "
+            "reply = EXCLUDED.reply, since = EXCLUDED.since, until = EXCLUDED.until, strikes = EXCLUDED.strikes, "
+            "rate = EXCLUDED.rate, changed = EXCLUDED.changed",
+            r.key, r.destination, r.sender_domain, r.rule, r.reason, r.reply, to_datetime(r.since),
+            to_datetime(r.until), r.strikes, r.rate, to_datetime(r.changed))
+
+    async def _delete_shaping(self, conn, key: str) -> None:
+        await conn.execute(f"DELETE FROM {self.shaping} WHERE key = $1", key)
+
+    async def _take_shaping(self, conn, target: str) -> list[ShapingRecord]:
+        rows = await conn.fetch(f"DELETE FROM {self.shaping} WHERE key = $1 OR destination = $1 "
+                                f"RETURNING {_SHAPING_COLUMNS}", target)
+        return sorted((_shaping(row) for row in rows), key=lambda r: r.key)
+
+
+def _shaping(row) -> ShapingRecord:
+    return ShapingRecord(row[0], row[1], row[2], row[3], row[4], row[5], to_epoch(row[6]),
+                         None if row[7] is None else to_epoch(row[7]), row[8], row[9], to_epoch(row[10]))
 
 
 __all__ = ["PostgresBounceStore", "redact"]

@@ -138,6 +138,51 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX IF NOT EXISTS "{prefix}events_recipient" ON "{schema}"."{prefix}events" (lower(recipient), id);
         CREATE INDEX IF NOT EXISTS "{prefix}events_kind" ON "{schema}"."{prefix}events" (kind, id);
         """),
+    Migration(4, "traffic shaping's holds and message counts", sqlite="""
+        CREATE TABLE IF NOT EXISTS relay_shaping (
+            key           TEXT PRIMARY KEY,        -- destination, or destination/sender-domain
+            destination   TEXT NOT NULL,
+            sender_domain TEXT NOT NULL DEFAULT '',
+            rule          TEXT NOT NULL,
+            reason        TEXT NOT NULL,
+            reply         TEXT NOT NULL DEFAULT '',
+            since         REAL NOT NULL,
+            until         REAL,                    -- NULL: not held
+            strikes       INTEGER NOT NULL,
+            rate          REAL,                    -- messages a minute while slowed (NULL: not slowed)
+            changed       REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS relay_shaping_destination ON relay_shaping (destination);
+        CREATE TABLE IF NOT EXISTS relay_shaping_counts (
+            key    TEXT NOT NULL,
+            period TEXT NOT NULL,                  -- minute | day
+            start  REAL NOT NULL,                  -- the bucket's first second
+            count  INTEGER NOT NULL,
+            PRIMARY KEY (key, period, start)
+        ) WITHOUT ROWID;
+        """, postgresql="""
+        CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}shaping" (
+            key           text COLLATE "C" PRIMARY KEY,  -- destination, or destination/sender-domain
+            destination   text COLLATE "C" NOT NULL,
+            sender_domain text NOT NULL DEFAULT '',
+            rule          text NOT NULL,
+            reason        text NOT NULL,
+            reply         text NOT NULL DEFAULT '',
+            since         timestamptz NOT NULL,
+            until         timestamptz,                   -- NULL: not held
+            strikes       integer NOT NULL,
+            rate          double precision,              -- messages a minute while slowed
+            changed       timestamptz NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS "{prefix}shaping_destination" ON "{schema}"."{prefix}shaping" (destination);
+        CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}shaping_counts" (
+            key    text COLLATE "C" NOT NULL,
+            period text NOT NULL,                        -- minute | day
+            start  timestamptz NOT NULL,
+            count  integer NOT NULL,
+            PRIMARY KEY (key, period, start)
+        );
+        """),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -34,7 +34,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from .base import BounceEntry, BounceStore, StoreBusy, StoreError, lookup_keys, to_datetime, to_epoch
+from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+                   to_datetime, to_epoch)
 from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 
 PAGE = 1000  # entries fetched per query by iter_entries()
@@ -42,6 +43,7 @@ WRITE_TIMEOUT = 2.0  # seconds a write may wait for another process's write lock
 READ_TIMEOUT = 2.0  # seconds a lookup may wait when the file cannot be read at once
 
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
+_SHAPING_COLUMNS = "key, destination, sender_domain, rule, reason, reply, since, until, strikes, rate, changed"
 
 # The tables are in schema.py (versioned migrations). Their WITHOUT ROWID: the table is its
 # primary-key B-tree, so a lookup is one tree descent rather than an index descent plus a rowid one.
@@ -402,6 +404,62 @@ class SQLiteBounceStore(BounceStore):
             f"AND first_seen > ? AND category IN ({', '.join('?' * len(cats))})",
             ("%@" + _like_escape(domain), since, *cats)).fetchall()
         return [_entry(row) for row in rows if row[0].rpartition("@")[2] == domain]
+
+
+    # -- traffic shaping -------------------------------------------------------------------------
+
+    async def shaping_records(self, keys=None) -> list[ShapingRecord]:
+        await self._follow_file()
+        if keys is None:
+            rows = await self._query(f"SELECT {_SHAPING_COLUMNS} FROM relay_shaping ORDER BY key", ())
+        else:
+            keys = list(keys)
+            if not keys:
+                return []
+            rows = await self._query(f"SELECT {_SHAPING_COLUMNS} FROM relay_shaping WHERE key IN "
+                                     f"({', '.join('?' * len(keys))}) ORDER BY key", tuple(keys))
+        return [ShapingRecord(*row) for row in rows]
+
+    async def shaping_add_counts(self, counts) -> None:
+        if not counts:
+            return
+        async with self._transaction() as db:
+            db.executemany("INSERT INTO relay_shaping_counts (key, period, start, count) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (key, period, start) DO UPDATE SET count = count + excluded.count",
+                           [(key, period, start, n) for (key, period, start), n in counts.items()])
+            # Buckets past any window a limit looks at (an hour of minutes, yesterday's day).
+            now = to_epoch(None)
+            for period, length in SHAPING_PERIODS.items():
+                db.execute("DELETE FROM relay_shaping_counts WHERE period = ? AND start < ?",
+                           (period, now - 2 * max(length, 3600.0)))
+
+    async def shaping_counts(self, keys, period: str, since: float) -> dict[str, int]:
+        await self._follow_file()
+        keys = list(keys)
+        if not keys:
+            return {}
+        rows = await self._query(
+            f"SELECT key, sum(count) FROM relay_shaping_counts WHERE period = ? AND start >= ? AND key IN "
+            f"({', '.join('?' * len(keys))}) GROUP BY key", (period, since, *keys))
+        return {key: int(n) for key, n in rows}
+
+    async def _fetch_shaping(self, db, key: str) -> ShapingRecord | None:
+        row = db.execute(f"SELECT {_SHAPING_COLUMNS} FROM relay_shaping WHERE key = ?", (key,)).fetchone()
+        return ShapingRecord(*row) if row else None
+
+    async def _write_shaping(self, db, record: ShapingRecord) -> None:
+        db.execute(f"INSERT OR REPLACE INTO relay_shaping ({_SHAPING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (record.key, record.destination, record.sender_domain, record.rule, record.reason, record.reply,
+                    record.since, record.until, record.strikes, record.rate, record.changed))
+
+    async def _delete_shaping(self, db, key: str) -> None:
+        db.execute("DELETE FROM relay_shaping WHERE key = ?", (key,))
+
+    async def _take_shaping(self, db, target: str) -> list[ShapingRecord]:
+        rows = db.execute(f"SELECT {_SHAPING_COLUMNS} FROM relay_shaping WHERE key = ? OR destination = ? "
+                          "ORDER BY key", (target, target)).fetchall()
+        db.execute("DELETE FROM relay_shaping WHERE key = ? OR destination = ?", (target, target))
+        return [ShapingRecord(*row) for row in rows]
 
 
 def _like_escape(text: str) -> str:

@@ -17,6 +17,10 @@ and senders with the local part `refusedsender` are refused at MAIL (550 5.7.1).
 anything else is accepted and the message is captured. A test scripts more with
 `upstream.rcpt_replies[local] = text` and `upstream.data_replies[local] = text`.
 
+Throttling the way Gmail does it: `upstream.throttle_after[sender_domain] = N` answers every RCPT
+of mail from that domain with `upstream.throttle_reply` (Gmail's 421-4.7.28) once N messages from
+it were accepted; other senders' mail still goes (`upstream.accepted_from` counts per domain).
+
 Misbehaviour, for the relay's lockstep at the edges (see also the attributes
 of FakeUpstream: data_command_reply, rset_delay, data_idle_timeout, and the
 methods drop_connections() and mute_connections()):
@@ -180,6 +184,11 @@ class _Handler:
         local = address.split("@")[0].lower()
         if local in self.upstream.rcpt_replies:
             return self.upstream.rcpt_replies[local]
+        sender_domain = (envelope.mail_from or "").rpartition("@")[2].lower()
+        limit = self.upstream.throttle_after.get(sender_domain)
+        if limit is not None and self.upstream.accepted_from.get(sender_domain, 0) >= limit:
+            self.upstream.throttled += 1
+            return self.upstream.throttle_reply
         envelope.rcpt_tos.append(address)
         return RCPT_ACCEPTED_WITH.get(local, "250 2.1.5 OK")
 
@@ -200,6 +209,8 @@ class _Handler:
         for local in locals_:
             if local in self.upstream.data_replies:
                 return self.upstream.data_replies[local]
+        sender_domain = (envelope.mail_from or "").rpartition("@")[2].lower()
+        self.upstream.accepted_from[sender_domain] = self.upstream.accepted_from.get(sender_domain, 0) + 1
         self.upstream.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos),
                                                envelope.original_content, list(envelope.mail_options),
                                                session.peer))
@@ -224,6 +235,10 @@ class FakeUpstream:
         self.rset_delay = 0.0  # seconds before the reply to RSET
         self.data_idle_timeout: float | None = None  # 421 and close when no message follows 354 in time
         self.live: set = set()  # connections open now
+        self.throttle_after: dict[str, int] = {}  # sender domain -> messages accepted before 421-4.7.28
+        self.throttle_reply = GMAIL_RATE_LIMIT
+        self.accepted_from: dict[str, int] = {}  # sender domain -> messages accepted
+        self.throttled = 0  # RCPTs answered with throttle_reply
         self._tls_context = tls_context
         self._require_starttls = require_starttls
         self._auth = auth

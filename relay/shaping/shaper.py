@@ -1,0 +1,345 @@
+"""The shaping state of one relay process: holds and slow-downs (in the store, shared by every
+process and relay using it), and the message counts behind rate limits and warm-up caps.
+
+A reaction's strike and a success's decay are read-modify-write transactions in the store
+(`BounceStore.shaping_update`) with the pure functions `struck()` and `decayed()` below, so two
+processes that see the same push-back at once make one hold, not two.
+
+Counts: each process counts the recipients it lets through in memory and adds them to the store
+once a second (`FLUSH_EVERY`), then reads back everyone's totals; a limit is judged on those
+totals plus what this process counted since. A write per message would put every RCPT behind the
+store's write lock; the price is that processes together may overshoot a limit by what they let
+through in one flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from ..decision import Reply
+from ..store.base import SHAPING_PERIODS, ShapingRecord
+from .policy import Destination, Reaction, ShapingPolicy
+
+log = logging.getLogger("relay.shaping")
+
+FLUSH_EVERY = 1.0  # seconds between adding this process's counts to the store
+MINUTE = SHAPING_PERIODS["minute"]
+DAY = SHAPING_PERIODS["day"]
+
+
+def hold_key(destination: str, sender_domain: str) -> str:
+    return f"{destination}/{sender_domain}" if sender_domain else destination
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the relay answers a recipient itself: `cause` (shaping-held | shaping-slowed |
+    shaping-warmup, policies/relay-replies.yaml), the reply's enhanced code and text, and the
+    event's `shaping` field."""
+
+    cause: str
+    enhanced: str
+    text: str
+    detail: dict
+
+
+def clock(ts: float, span: float) -> str:
+    """'10:02 UTC'; with seconds when the span is short (a hold of seconds would read 10:02-10:02),
+    with the date when it is not today."""
+    t = datetime.fromtimestamp(ts, timezone.utc)
+    text = t.strftime("%H:%M:%S" if span < 120 else "%H:%M")
+    if t.date() != datetime.now(timezone.utc).date():
+        text = t.strftime("%Y-%m-%d ") + text
+    return text + " UTC"
+
+
+def struck(old: ShapingRecord | None, *, key: str, destination: Destination, sender_domain: str,
+           reaction: Reaction, reply: Reply, now: float, rate_now: float | None) -> ShapingRecord:
+    """The record after the provider pushed back with a reply `reaction` matched. A push-back that
+    arrives while the hold is on (other messages already under way) is the same episode, not a
+    repeat: only a strike after the hold ended makes the next one longer."""
+    if old is not None and old.held(now):
+        return old
+    strikes = (old.strikes if old is not None else 0) + 1
+    until = now + reaction.hold.duration(strikes) if reaction.hold is not None else None
+    rate = old.rate if old is not None else None
+    if reaction.slow is not None:
+        base = rate or destination.limits.messages_per_minute or rate_now
+        if base:
+            rate = max(reaction.slow.floor, base * reaction.slow.factor)
+        else:
+            rate = reaction.slow.floor  # nothing went through lately that could be halved
+    return ShapingRecord(key=key, destination=destination.name, sender_domain=sender_domain, rule=reaction.id,
+                         reason=reaction.reason, reply=reply.text, since=now, until=until, strikes=strikes,
+                         rate=rate, changed=now)
+
+
+def decayed(old: ShapingRecord | None, *, now: float, decay_after: float,
+            limit_per_minute: int | None) -> ShapingRecord | None:
+    """The record after a delivery the destination accepted: once `decay_after` has passed since
+    the last change, one strike comes off and a slowed rate doubles back (to no slow-down once it
+    reaches the destination's own limit, or once no strike is left). None: nothing is held any more."""
+    if old is None or old.held(now) or now - old.changed < decay_after:
+        return old
+    strikes = max(0, old.strikes - 1)
+    rate = old.rate
+    if rate is not None:
+        rate *= 2
+        if strikes == 0 or (limit_per_minute is not None and rate >= limit_per_minute):
+            rate = None
+    if strikes == 0 and rate is None:
+        return None
+    return replace(old, strikes=strikes, rate=rate, changed=now)
+
+
+class Shaper:
+    """Process-wide: lives as long as the store (relay.server.Resources); pipelines come and go
+    with reloads and reach it with the policy they were built with."""
+
+    def __init__(self, store, metrics=None, resolver=None):
+        self.store = store
+        self.metrics = metrics
+        self.resolver = resolver
+        self._pending: dict[tuple[str, str, float], int] = {}  # counted here, not yet in the store
+        self._totals: dict[tuple[str, str, float], int] = {}  # everyone's counts, as last read
+        self._hour: dict[str, int] = {}  # everyone's last hour per key, as last read
+        self._watched: set[str] = set()  # keys whose counts a limit looks at
+        self._flusher: asyncio.Task | None = None
+        self._closed = False
+
+    def _count(self, name: str, **labels) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(name, **labels)
+
+    # -- judging one recipient -------------------------------------------------------------------
+
+    async def check(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
+                    now: float | None = None) -> Refusal | None:
+        """None when mail from `sender_domain` may go to `destination` now; else why not."""
+        now = time.time() if now is None else now
+        keys = [destination.name, hold_key(destination.name, sender_domain)]
+        records = await self.store.shaping_records(keys)
+        held = [r for r in records if r.held(now)]
+        if held:
+            record = max(held, key=lambda r: r.until)
+            self._count("relay_shaping_deferrals_total", destination=destination.name, why="held")
+            return self._held(destination, record)
+        limited = self._over_rate(policy, destination, sender_domain, records, now)
+        if limited is not None:
+            self._count("relay_shaping_deferrals_total", destination=destination.name, why="slowed")
+            return limited
+        capped = self._over_cap(policy, destination, sender_domain, now)
+        if capped is not None:
+            self._count("relay_shaping_deferrals_total", destination=destination.name, why="warmup")
+            return capped
+        return None
+
+    @staticmethod
+    def _held(destination: Destination, record: ShapingRecord) -> Refusal:
+        enhanced = Reply.parse(record.reply).enhanced or ""
+        if not enhanced.startswith("4."):
+            enhanced = "4.7.0"  # RFC 3463: X.7.0 other security or policy status
+        sender = f" from {record.sender_domain}" if record.sender_domain else ""
+        span = record.until - record.since
+        text = (f"Held: {destination.label} deferred mail{sender} for {record.reason} at "
+                f"{clock(record.since, span)}; retry after {clock(record.until, span)}")
+        return Refusal("shaping-held", enhanced, text, _detail(record, until=record.until))
+
+    def _over_rate(self, policy, destination, sender_domain, records, now) -> Refusal | None:
+        per_minute = destination.limits.messages_per_minute
+        per_hour = destination.limits.messages_per_hour
+        slowed = [r for r in records if r.rate is not None]
+        rate_record = min(slowed, key=lambda r: r.rate) if slowed else None
+        if rate_record is not None and (per_minute is None or rate_record.rate < per_minute):
+            per_minute = rate_record.rate
+        if per_minute is None and per_hour is None:
+            return None
+        key = rate_record.key if rate_record is not None else destination.name
+        self._watch(key)
+        if per_minute is not None and self.last_minute(key, now) >= per_minute:
+            start = math.floor(now / MINUTE) * MINUTE
+            return self._slowed(destination, rate_record, f"{per_minute:g} messages a minute", start + MINUTE,
+                                key)
+        if per_hour is not None and self._hour.get(destination.name, 0) + self._pending_since(
+                destination.name, now - 3600) >= per_hour:
+            self._watch(destination.name)
+            return self._slowed(destination, None, f"{per_hour} messages an hour", now + MINUTE, destination.name)
+        return None
+
+    def _slowed(self, destination, record, limit: str, until: float, key: str) -> Refusal:
+        why = f"slowed after {record.reason} to {limit}" if record is not None else f"limited to {limit}"
+        text = (f"Slowed: {destination.label} takes {limit} from this relay now ({why}); retry after "
+                f"{clock(until, until - time.time())}")
+        detail = _detail(record, until=until) if record is not None else {
+            "destination": destination.name, "key": key, "rule": "limits", "until": _iso(until)}
+        detail["limit"] = limit
+        return Refusal("shaping-slowed", "4.7.0", text, detail)
+
+    def _over_cap(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
+                  now: float) -> Refusal | None:
+        sender = policy.warmup_for(sender_domain)
+        if sender is None:
+            return None
+        today = datetime.fromtimestamp(now, timezone.utc).date()
+        cap = sender.cap(destination.name, today)
+        if cap is None:
+            return None
+        key = hold_key(destination.name, sender_domain)
+        self._watch(key)
+        if self.today(key, now) < cap:
+            return None
+        tomorrow = (math.floor(now / DAY) + 1) * DAY
+        text = (f"Warm-up: {sender_domain} may send {cap} messages a day to {destination.label} on day "
+                f"{(today - sender.start).days + 1} of plan {sender.plan}; retry after {clock(tomorrow, DAY)}")
+        return Refusal("shaping-warmup", "4.7.0", text, {
+            "destination": destination.name, "key": key, "rule": f"warmup:{sender.plan}", "until": _iso(tomorrow),
+            "cap": cap})
+
+    # -- counting --------------------------------------------------------------------------------
+
+    def counted(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
+        """One recipient let through to `destination` (its rate and its sender's warm-up cap)."""
+        now = time.time() if now is None else now
+        minute = math.floor(now / MINUTE) * MINUTE
+        day = math.floor(now / DAY) * DAY
+        per_sender = hold_key(destination.name, sender_domain)
+        for key in {destination.name, per_sender}:
+            self._add((key, "minute", minute))
+        self._add((per_sender, "day", day))
+        self._count("relay_shaping_messages_total", destination=destination.name)
+        self._start_flushing()
+
+    def _add(self, bucket) -> None:
+        self._pending[bucket] = self._pending.get(bucket, 0) + 1
+
+    def _watch(self, key: str) -> None:
+        if key not in self._watched:
+            self._watched.add(key)
+            self._start_flushing()
+
+    def _bucket(self, key: str, period: str, start: float) -> int:
+        bucket = (key, period, start)
+        return self._totals.get(bucket, 0) + self._pending.get(bucket, 0)
+
+    def _pending_since(self, key: str, since: float) -> int:
+        return sum(n for (k, period, start), n in self._pending.items()
+                   if k == key and period == "minute" and start >= since)
+
+    def last_minute(self, key: str, now: float) -> int:
+        """Recipients in the last minute: this minute's count plus the part of the previous one
+        the sliding window still covers (rounded up: never under-counts)."""
+        start = math.floor(now / MINUTE) * MINUTE
+        previous = self._bucket(key, "minute", start - MINUTE)
+        return self._bucket(key, "minute", start) + math.ceil(previous * (1 - (now - start) / MINUTE))
+
+    def today(self, key: str, now: float) -> int:
+        return self._bucket(key, "day", math.floor(now / DAY) * DAY)
+
+    def _start_flushing(self) -> None:
+        if self._flusher is None and not self._closed:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is away: keep counting, try again next time
+                log.warning("shaping: could not share message counts through the store: %s", exc)
+
+    async def flush(self, now: float | None = None) -> None:
+        """Add this process's counts to the store, then read everyone's back."""
+        now = time.time() if now is None else now
+        pending, self._pending = self._pending, {}
+        try:
+            await self.store.shaping_add_counts(pending)
+        except BaseException:
+            for bucket, n in pending.items():  # not lost: added again at the next flush
+                self._pending[bucket] = self._pending.get(bucket, 0) + n
+            raise
+        if not self._watched:
+            return
+        keys = sorted(self._watched)
+        minute = math.floor(now / MINUTE) * MINUTE
+        day = math.floor(now / DAY) * DAY
+        this_minute = await self.store.shaping_counts(keys, "minute", minute)
+        two_minutes = await self.store.shaping_counts(keys, "minute", minute - MINUTE)
+        hour = await self.store.shaping_counts(keys, "minute", now - 3600)
+        days = await self.store.shaping_counts(keys, "day", day)
+        totals: dict[tuple[str, str, float], int] = {}
+        for key in keys:
+            totals[(key, "minute", minute)] = this_minute.get(key, 0)
+            totals[(key, "minute", minute - MINUTE)] = two_minutes.get(key, 0) - this_minute.get(key, 0)
+            totals[(key, "day", day)] = days.get(key, 0)
+        self._totals = totals
+        self._hour = {key: hour.get(key, 0) for key in keys}
+
+    async def close(self) -> None:
+        """Stop the flushes and add what was counted since the last one."""
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._flusher = None
+        if self._pending:
+            try:
+                await self.store.shaping_add_counts(self._pending)
+                self._pending = {}
+            except Exception as exc:
+                log.warning("shaping: message counts not shared at shutdown: %s", exc)
+
+    # -- reacting to the provider -----------------------------------------------------------------
+
+    async def strike(self, destination: Destination, sender_domain: str, reaction: Reaction, reply: Reply,
+                     now: float | None = None) -> ShapingRecord | None:
+        now = time.time() if now is None else now
+        key = hold_key(destination.name, sender_domain if reaction.per_sender_domain else "")
+        rate_now = self.last_minute(key, now) or None
+
+        def change(old):
+            return struck(old, key=key, destination=destination, sender_domain=sender_domain if
+                          reaction.per_sender_domain else "", reaction=reaction, reply=reply, now=now,
+                          rate_now=rate_now)
+
+        record = await self.store.shaping_update(key, change)
+        if record is not None and record.since == now:
+            self._count("relay_shaping_strikes_total", destination=destination.name, rule=reaction.id)
+            log.warning("shaping: %s pushed back (%s, rule %s): %s%s", key, reply.text.split("\n")[0], reaction.id,
+                        f"held until {_iso(record.until)}" if record.until and record.until > now else "not held",
+                        f", slowed to {record.rate:g} messages a minute" if record.rate is not None else "")
+        return record
+
+    async def succeeded(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
+                        records: list[ShapingRecord], now: float | None = None) -> None:
+        """A delivery `destination` accepted: decay the records (read at RCPT) that may decay now.
+        Nothing is written unless something changes."""
+        now = time.time() if now is None else now
+        for record in records:
+            reaction = next((r for r in destination.reactions if r.id == record.rule), None)
+            decay_after = reaction.decay_after if reaction is not None else 600.0
+            if record.held(now) or now - record.changed < decay_after:
+                continue
+            limit = destination.limits.messages_per_minute
+            await self.store.shaping_update(record.key, lambda old: decayed(
+                old, now=now, decay_after=decay_after, limit_per_minute=limit))
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _detail(record: ShapingRecord, until: float | None) -> dict:
+    return {"destination": record.destination, "key": record.key, "sender_domain": record.sender_domain or None,
+            "rule": record.rule, "reason": record.reason, "until": _iso(until), "strikes": record.strikes}

@@ -1,0 +1,97 @@
+"""Traffic shaping at RCPT, and the reaction to every reply the next hop sends (policies/shaping.yaml).
+
+At RCPT: while the recipient's destination is held for this sender (the provider pushed back),
+slowed past its rate, or past the sender's warm-up cap, the relay answers the client itself with
+a 451 that says which provider, why and until when, and the provider is never asked: pushing on
+after a throttling reply is what makes a provider throttle harder. The client MTA keeps the
+message and retries (RFC 5321 4.2.1: 4yz is transient), so nothing is lost. The answer is 451,
+not the provider's 421, because 421 would close a session whose other recipients may go.
+
+Every upstream reply is reported here by the upstream step (`upstream_replied`): one a reaction
+matches strikes the destination (hold, slow down), a 250 to the final dot decays it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..decision import CONTINUE, Decision, Reply, defer
+from ..pipeline import Step, Transaction
+from ..shaping.destinations import destination_of
+from ..shaping.policy import Destination, ShapingPolicy
+from ..shaping.shaper import Shaper, hold_key
+
+log = logging.getLogger("relay.shaping")
+
+
+@dataclass
+class ShapingNotes:
+    """What the step learnt of one transaction: the sender domain it is judged by, and each
+    recipient's destination (the replies to MAIL and DATA concern all of them)."""
+
+    sender_domain: str
+    destinations: dict[str, Destination] = field(default_factory=dict)  # recipient -> destination
+
+
+class ShapingStep(Step):
+    name = "shaping"
+
+    def __init__(self, settings, policy: ShapingPolicy, shaper: Shaper):
+        self.settings = settings
+        self.policy = policy
+        self.shaper = shaper
+
+    def _notes(self, txn: Transaction) -> ShapingNotes:
+        notes = txn.notes.get("shaping")
+        if notes is None:
+            # The null sender's mail is judged by the HELO name (RFC 7208 2.3): ours.
+            domain = txn.mail_from.rpartition("@")[2].lower() if "@" in txn.mail_from else self.settings.hostname
+            notes = txn.notes["shaping"] = ShapingNotes(domain)
+        return notes
+
+    async def destination(self, rcpt: str) -> Destination:
+        return await destination_of(self.policy, rcpt.rpartition("@")[2], resolver=self.shaper.resolver)
+
+    async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        if "@" not in rcpt:
+            return CONTINUE  # postmaster: no destination to shape
+        notes = self._notes(txn)
+        dest = await self.destination(rcpt)
+        refusal = await self.shaper.check(self.policy, dest, notes.sender_domain)
+        if refusal is not None:
+            return defer(451, refusal.enhanced, refusal.text, kind="deferred", cause=refusal.cause,
+                         shaping=refusal.detail)
+        notes.destinations[rcpt] = dest
+        return CONTINUE
+
+    # -- what the upstream says (relay.steps.upstream reports every reply) ------------------------
+
+    async def upstream_replied(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> None:
+        notes = txn.notes.get("shaping")
+        if notes is None or reply.source != "upstream":
+            return
+        if stage == "rcpt" and rcpt is not None:
+            dest = notes.destinations.get(rcpt) or await self.destination(rcpt)
+            targets = [dest]
+            if reply.positive:
+                self.shaper.counted(dest, notes.sender_domain)
+                return
+        else:
+            # MAIL and DATA answer for the whole transaction: every destination of its recipients.
+            targets = list({d.name: d for d in notes.destinations.values()}.values())
+        if stage == "data" and reply.code == 250:
+            for dest in targets:
+                keys = {dest.name, hold_key(dest.name, notes.sender_domain)}
+                records = [r for r in await self.shaper.store.shaping_records(sorted(keys)) if r.strikes]
+                if records:
+                    await self.shaper.succeeded(self.policy, dest, notes.sender_domain, records)
+            return
+        if reply.positive:
+            return
+        for dest in targets:
+            reaction = dest.reaction_for(reply, stage)
+            if reaction is not None:
+                await self.shaper.strike(dest, notes.sender_domain, reaction, reply)
+
+    # No close(): the shaper is the process's (relay.server.Resources), shared by reloaded pipelines.

@@ -1,0 +1,186 @@
+"""Traffic shaping end to end: a scripted upstream that throttles one sender domain the way Gmail
+does (421-4.7.28 after N messages), the real relay on loopback, its events and its store."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.relay_proc import RunningRelay, write_config
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import GMAIL_RATE_LIMIT
+
+BODY = b"From: a@example.com\r\nTo: u@gmail.com\r\nSubject: hi\r\nMessage-ID: <m1@example.com>\r\n\r\nhello\r\n"
+
+SHAPING = """
+version: 1
+destinations:
+  google:
+    name: gmail
+    domains: [gmail.com, googlemail.com]
+    mx: ["*.google.com"]
+    reactions: [gmail-unusual-rate]
+default:
+  reactions: []
+reactions:
+  - id: gmail-unusual-rate
+    enhanced: "4.7.28"
+    reason: unusual rate
+    per_sender_domain: true
+    hold: {for: %(hold)s, max: %(max)s, growth: 2}
+    decay_after: 1h
+"""
+
+
+@pytest.fixture
+def policies(tmp_path):
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "shaping.yaml").write_text(SHAPING % {"hold": "2s", "max": "1m"})
+    return directory
+
+
+def deliver(relay, sender: str, rcpt: str) -> list[tuple[int, str]]:
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        return send_message(c, sender, [rcpt], BODY)
+
+
+def rcpt_reply(relay, sender: str, rcpt: str) -> tuple[int, str]:
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+        reply = c.cmd(f"RCPT TO:<{rcpt}>")
+        if reply[0] != 421:
+            c.cmd("QUIT")
+        return reply
+
+
+def held_events(relay, wait_for: int = 1) -> list[dict]:
+    deadline = time.time() + 5
+    while True:
+        found = [e for e in relay.events() if e.get("shaping")]
+        if len(found) >= wait_for or time.time() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def throttle(relay, upstream, sender_domain: str, after: int) -> None:
+    """Let `after` messages from the domain through, then the upstream answers 421-4.7.28."""
+    upstream.throttle_after[sender_domain] = after
+    for _ in range(after - upstream.accepted_from.get(sender_domain, 0)):
+        assert deliver(relay, f"a@{sender_domain}", "u@gmail.com")[-1][0] == 250
+    assert rcpt_reply(relay, f"a@{sender_domain}", "u@gmail.com") == (421, GMAIL_RATE_LIMIT.replace("\r\n", "\r\n"))
+
+
+def wait_until(iso: str) -> None:
+    until = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() + 1.0  # the ISO time is truncated
+    while time.time() < until:
+        time.sleep(0.1)
+
+
+def test_a_throttled_sender_domain_is_held_locally_then_released_then_held_longer(upstream, relay_factory, policies):
+    relay = relay_factory(upstream.port, policies=str(policies))
+    throttle(relay, upstream, "example.com", 2)
+    rcpts_before = sum(1 for c in upstream.commands if c.startswith("RCPT"))
+
+    # Held: the relay answers itself, names provider, reason and until; the provider is not asked.
+    code, text = rcpt_reply(relay, "b@example.com", "someone@gmail.com")
+    assert code == 451
+    assert text.startswith("451 4.7.28 Held: gmail deferred mail from example.com for unusual rate at ")
+    assert "UTC; retry after " in text
+    assert sum(1 for c in upstream.commands if c.startswith("RCPT")) == rcpts_before
+
+    # Another sender domain is not held: Gmail throttles per SPF domain.
+    assert deliver(relay, "a@other.org", "u@gmail.com")[-1][0] == 250
+    # ... nor is another destination for the held domain (the upstream stands for every provider
+    # here: it stops throttling, so what answers is the relay's shaping alone).
+    upstream.throttle_after.pop("example.com")
+    assert deliver(relay, "a@example.com", "u@example.net")[-1][0] == 250
+    assert rcpt_reply(relay, "a@example.com", "u@gmail.com")[0] == 451
+
+    event = held_events(relay)[0]
+    assert event["kind"] == "deferred" and event["stage"] == "rcpt" and event["recipient"] == "someone@gmail.com"
+    assert event["reply"]["source"] == "relay" and event["reply"]["code"] == 451
+    assert event["classification"]["category"] == "rate_limited"
+    assert event["classification"]["scope"] == "relay"
+    shaping = event["shaping"]
+    assert shaping["destination"] == "google" and shaping["rule"] == "gmail-unusual-rate"
+    assert shaping["key"] == "google/example.com" and shaping["strikes"] == 1
+    first_until = shaping["until"]
+
+    # Released once the time is over: the next message goes to the provider again.
+    wait_until(first_until)
+    assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 250
+
+    # Throttled again: a repeat holds longer (2 s, then 4 s).
+    throttle(relay, upstream, "example.com", upstream.accepted_from["example.com"])
+    code, text = rcpt_reply(relay, "a@example.com", "u@gmail.com")
+    assert code == 451 and "Held: gmail" in text
+    second = held_events(relay, 3)[-1]["shaping"]
+    assert second["strikes"] == 2
+    [record] = relay.call(relay.server.resources.store.shaping_records(["google/example.com"]))
+    assert record.until - record.since == pytest.approx(4.0)
+    schema = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+    for event in relay.events():
+        jsonschema.validate(event, schema)
+
+
+def test_relays_sharing_a_store_share_the_hold(upstream, tmp_path, policies):
+    path = write_config(tmp_path, upstream.port, policies=str(policies))
+    first, second = RunningRelay(path), RunningRelay(path)  # two processes' worth of relay, one SQLite file
+    try:
+        throttle(first, upstream, "example.com", 1)
+        rcpts_before = sum(1 for c in upstream.commands if c.startswith("RCPT"))
+        code, text = rcpt_reply(second, "a@example.com", "u@googlemail.com")
+        assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from example.com")
+        assert sum(1 for c in upstream.commands if c.startswith("RCPT")) == rcpts_before
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_broken_shaping_yaml_on_reload_keeps_the_running_policy(upstream, relay_factory, policies, caplog):
+    relay = relay_factory(upstream.port, policies=str(policies))
+    (policies / "shaping.yaml").write_text(SHAPING.replace("reason: unusual rate", "reason: unusual rate\n    hodl: 1s")
+                                           % {"hold": "2s", "max": "1m"})
+    assert relay.reload() is False
+    assert any("shaping.yaml: reactions[0].hodl: unknown key" in r.getMessage() for r in caplog.records)
+    # The old policy still reacts to Gmail's 4.7.28.
+    throttle(relay, upstream, "example.com", 1)
+    assert rcpt_reply(relay, "a@example.com", "u@gmail.com")[0] == 451
+
+
+def test_status_shows_the_hold_and_release_ends_it_with_an_event(upstream, relay_factory, policies, capsys):
+    from relay.cli import main
+
+    (policies / "shaping.yaml").write_text(SHAPING % {"hold": "1h", "max": "1h"})
+    relay = relay_factory(upstream.port, policies=str(policies))
+    config = str(relay.config_path)
+    assert main(["shaping", "status", "-c", config]) == 0
+    assert capsys.readouterr().out == "nothing is held or slowed\n"
+
+    throttle(relay, upstream, "example.com", 1)
+    assert main(["shaping", "status", "-c", config]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("google/example.com: held until ")
+    assert "unusual rate (gmail-unusual-rate, strike 1, since " in out
+    assert "provider said: 421-4.7.28 Gmail has detected an unusual rate" in out
+    assert main(["shaping", "status", "--json", "-c", config]) == 0
+    [held] = json.loads(capsys.readouterr().out)["destinations"]
+    assert held["held"] is True and held["destination"] == "google" and held["sender_domain"] == "example.com"
+
+    assert main(["shaping", "release", "microsoft", "--reason", "nothing there", "-c", config]) == 1
+    assert main(["shaping", "release", "google", "--reason", "talked to Google", "-c", config]) == 0
+    assert capsys.readouterr().out == "google/example.com: released: talked to Google\n"
+    [released] = [e for e in relay.events() if e["kind"] == "shaping_released"]
+    assert released["reason"] == "talked to Google" and released["stage"] == "operator"
+    assert released["shaping"]["key"] == "google/example.com" and released["actor"]
+    # The running relay sees the release at its next RCPT: the provider is asked again.
+    upstream.throttle_after.pop("example.com")
+    assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 250
