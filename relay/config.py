@@ -107,9 +107,34 @@ class Resolver:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """`events: [{webhook: URL, ...}]`: batches signed per Standard Webhooks, spooled, retried (relay/webhooks/)."""
+
+    url: str
+    spool_dir: Path
+    secret_file: Path | None = None
+    secret: bytes | None = field(default=None, repr=False)  # the HMAC key; None: unsigned
+    ca_file: Path | None = None
+    spool_max_size: int = 1 << 30
+    max_events: int = 100          # batch: at most this many events,
+    max_bytes: int = 1 << 20       # this many bytes of events,
+    max_wait: float = 1.0          # and the first event waits at most this long for others
+    initial_delay: float = 1.0     # retry: the first back-off, doubled per attempt
+    max_delay: float = 300.0       # up to this
+    give_up_after: float = 86400.0  # a batch whose oldest event is this old goes to the dead-letter file
+    timeout: float = 10.0          # connect and each read
+
+    @property
+    def display(self) -> str:
+        """The URL without its query string (it may carry a token): for logs and metrics labels."""
+        return self.url.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
 class EventSink:
     kind: str  # "jsonl" | "stdout" | "webhook"
     target: str = ""  # file path or URL
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True)
@@ -553,8 +578,9 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
     sinks = []
     for i, item in enumerate(top.get("events", list, []) or []):
         r = _Reader(top.problems, item, f"events[{i}]")
-        r.unknown({"jsonl", "stdout", "webhook"})
-        if len(r.data) != 1:
+        if "webhook" not in r.data:
+            r.unknown({"jsonl", "stdout", "webhook"})
+        if len(r.data) != 1 and ("webhook" not in r.data or "jsonl" in r.data or "stdout" in r.data):
             top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true or webhook: URL")
             continue
         if "jsonl" in r.data:
@@ -565,12 +591,125 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
             if r.get("stdout", bool, False):
                 sinks.append(EventSink("stdout"))
         elif "webhook" in r.data:
-            u = r.get("webhook", str, None)
-            if u and not re.match(r"^https?://", u):
-                top.problems.add(f"events[{i}].webhook", f"{u!r} is not an http(s) URL")
-            elif u:
-                sinks.append(EventSink("webhook", u))
+            hook = _webhook(r, base)
+            if hook is not None:
+                if any(s.webhook is not None and s.webhook.spool_dir == hook.spool_dir for s in sinks):
+                    top.problems.add(f"events[{i}].spool_dir", f"{hook.spool_dir} is the spool of another "
+                                                               f"webhook; give each its own")
+                sinks.append(EventSink("webhook", hook.url, hook))
     return tuple(sinks)
+
+
+WEBHOOK_KEYS = {"webhook", "secret_file", "ca_file", "spool_dir", "spool_max_size", "batch", "retry", "timeout"}
+_SIZE = re.compile(r"^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 1048576, "512MiB", "1GB"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 1048576, '512MiB' or '1GiB'")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+    m = _SIZE.match(str(value).strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a size such as 1048576, '512MiB' or '1GiB'")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def _webhook(r: _Reader, base: Path) -> Webhook | None:
+    """One webhook sink; `r` is its events[i] mapping. Problems are named events[i].KEY."""
+    from .webhooks.signing import SecretError, read_secret
+
+    problems = r.problems
+    r.unknown(WEBHOOK_KEYS)
+    url = r.get("webhook", str, None, required=True)
+    if url is not None:
+        why = _webhook_url_problem(url)
+        if why:
+            problems.add(r.key("webhook"), why)
+            url = None
+    resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
+    secret_file, secret = r.get("secret_file", str, None, convert=resolve), None
+    if secret_file is not None:
+        try:
+            secret = read_secret(secret_file)
+        except SecretError as exc:
+            problems.add(r.key("secret_file"), f"file {secret_file}: {exc}")
+    ca_file = r.get("ca_file", str, None, convert=_existing_file(base))
+    if ca_file is not None and url is not None and not url.startswith("https:"):
+        problems.add(r.key("ca_file"), "applies only to an https:// URL")
+    spool_dir = r.get("spool_dir", str, None, convert=resolve)
+    if spool_dir is None and url is not None:
+        import hashlib
+        # One spool per URL under the state directory (systemd's StateDirectory=).
+        spool_dir = _default_state_directory() / "webhooks" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    if spool_dir is not None:
+        why = _directory_problem(spool_dir)
+        if why:
+            problems.add(r.key("spool_dir"), why)
+    spool_max_size = r.get("spool_max_size", (int, str), Webhook.spool_max_size, convert=parse_size)
+    timeout = r.get("timeout", (int, float, str), Webhook.timeout, convert=_duration_within(0.1, 600))
+    b = _Reader(problems, r.data.get("batch"), r.key("batch"))
+    b.unknown({"max_events", "max_bytes", "max_wait"})
+    max_events = b.get("max_events", int, Webhook.max_events, convert=_positive)
+    max_bytes = b.get("max_bytes", (int, str), Webhook.max_bytes, convert=parse_size)
+    max_wait = b.get("max_wait", (int, float, str), Webhook.max_wait, convert=_duration_within(0, 3600))
+    t = _Reader(problems, r.data.get("retry"), r.key("retry"))
+    t.unknown({"initial_delay", "max_delay", "give_up_after"})
+    initial_delay = t.get("initial_delay", (int, float, str), Webhook.initial_delay, convert=_duration_within(0.01, 3600))
+    max_delay = t.get("max_delay", (int, float, str), Webhook.max_delay, convert=_duration_within(0.01, 86400))
+    give_up_after = t.get("give_up_after", (int, float, str), Webhook.give_up_after,
+                          convert=_duration_within(0, 365 * 86400))
+    if max_delay < initial_delay:
+        problems.add(t.key("max_delay"), f"{max_delay:g} s is less than initial_delay ({initial_delay:g} s)")
+    if url is None or spool_dir is None:
+        return None
+    return Webhook(url=url, spool_dir=spool_dir, secret_file=secret_file, secret=secret, ca_file=ca_file,
+                   spool_max_size=spool_max_size, max_events=max_events, max_bytes=max_bytes, max_wait=max_wait,
+                   initial_delay=initial_delay, max_delay=max_delay, give_up_after=give_up_after, timeout=timeout)
+
+
+def _webhook_url_problem(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number or out of range
+    except ValueError as exc:
+        return f"{url!r} is not a URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    if parts.username is not None or parts.password is not None:
+        return "a user name or password in the URL is not supported (it would be logged): the signature " \
+               "(secret_file) authenticates the relay to the receiver"
+    if parts.fragment or any(c.isspace() for c in url):
+        return f"{url!r} has a fragment or spaces"
+    return None
+
+
+def _directory_problem(path: Path) -> str | None:
+    """Why the relay could not keep files in `path` (created at start when missing), or None."""
+    import os
+
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} is not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"directory {path} is not writable"
+        return None
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory (so {path} cannot be created)"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path} does not exist and cannot be created: directory {parent} is not writable"
+    return None
 
 
 def _endpoint_section(top: _Reader, name: str) -> Endpoint | None:

@@ -1,7 +1,8 @@
 """Delivery-error events: one flat JSON object a line, and the sinks that carry them.
 
-A sink that fails (disk full, a webhook down) never blocks or breaks mail flow:
-the failure is logged loudly, counted, and the event is dropped for that sink.
+A sink that fails (disk full) never blocks or breaks mail flow: the failure is logged loudly, counted,
+and the event is dropped for that sink. A webhook spools to disk and retries (relay/webhooks/): an
+endpoint that is down costs nothing until its spool is full.
 """
 
 from __future__ import annotations
@@ -9,12 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import sys
-import threading
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -196,52 +194,7 @@ class JsonlSink(Sink):
             self._fh = None
 
 
-class WebhookSink(Sink):
-    """POSTs each event as JSON from a background thread; a bounded queue, so a
-    slow or dead endpoint costs dropped events (counted), never a stalled relay.
-    close() delivers what is queued, within FLUSH_SECONDS, and says how many it could not."""
-
-    FLUSH_SECONDS = 30.0
-
-    def __init__(self, url: str, on_failure, max_queue: int = 10000, timeout: float = 5.0):
-        self.url = url
-        self.name = f"webhook:{url}"
-        self._on_failure = on_failure
-        self._timeout = timeout
-        self._queue: queue.Queue = queue.Queue(max_queue)
-        self._thread = threading.Thread(target=self._run, name="relay-webhook", daemon=True)
-        self._thread.start()
-
-    def write(self, line: str) -> None:
-        try:
-            self._queue.put_nowait(line)
-        except queue.Full:
-            raise OSError("webhook queue is full (endpoint slow or down)")
-
-    def _run(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line is None:
-                return
-            req = urllib.request.Request(self.url, data=line.encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=self._timeout) as resp:
-                    resp.read()
-            except Exception as exc:  # the endpoint's failure is reported, never raised into mail flow
-                self._on_failure(self, exc)
-
-    def close(self) -> None:
-        deadline = time.monotonic() + self.FLUSH_SECONDS
-        try:
-            self._queue.put(None, timeout=self.FLUSH_SECONDS)
-        except queue.Full:
-            pass
-        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            # What is still queued (less the stop mark), and the one being sent.
-            log.error("event sink %s: %d event(s) not delivered within %g s of closing", self.name,
-                      max(0, self._queue.qsize() - 1) + 1, self.FLUSH_SECONDS)
+COMMAND_WEBHOOK_FLUSH = 30.0
 
 
 class EventSinks:
@@ -254,7 +207,9 @@ class EventSinks:
         self._last_complaint: dict[str, float] = {}
 
     @classmethod
-    def from_settings(cls, settings) -> "EventSinks":
+    def from_settings(cls, settings, metrics=None, webhook_flush_seconds: float = 5.0) -> "EventSinks":
+        """The relay's sinks. A webhook spools to disk, so stopping waits for it only briefly
+        (webhook_flush_seconds): what it has not sent goes at the next start."""
         inst = cls([])
         for spec in settings.events:
             if spec.kind == "stdout":
@@ -262,15 +217,21 @@ class EventSinks:
             elif spec.kind == "jsonl":
                 inst.sinks.append(JsonlSink(spec.target))
             elif spec.kind == "webhook":
-                inst.sinks.append(WebhookSink(spec.target, inst._failed))
+                from .webhooks import WebhookSink
+                inst.sinks.append(WebhookSink(spec.webhook, inst._failed, metrics, webhook_flush_seconds))
         return inst
+
+    def webhook_spool_bytes(self) -> int:
+        return sum(sink.spool.last_size for sink in self.sinks if hasattr(sink, "spool"))
 
     @classmethod
     def for_command(cls, settings) -> "EventSinks":
         """The sinks of an operator command (`relay bounces ...`), run outside the relay process:
         files and webhooks as configured; a stdout sink means the relay's own output, which the
-        command reaches through the journal when one runs (see JournalSink, NotDeliveredSink)."""
-        inst = cls.from_settings(settings)
+        command reaches through the journal when one runs (see JournalSink, NotDeliveredSink).
+        A webhook's events go through its spool; the command delivers them itself for up to
+        COMMAND_WEBHOOK_FLUSH seconds unless a running relay holds the spool (then the relay does)."""
+        inst = cls.from_settings(settings, webhook_flush_seconds=COMMAND_WEBHOOK_FLUSH)
         inst.sinks = [(JournalSink() if JournalSink.available() else NotDeliveredSink())
                       if isinstance(sink, StdoutSink) else sink for sink in inst.sinks]
         return inst

@@ -15,6 +15,11 @@ HELP = {
     "relay_event_sink_failures_total": "Events a sink failed to write (disk full, endpoint down).",
     "relay_active_sessions": "Client sessions open now.",
     "relay_breaker_trips_total": "Times a recipient domain's bounce-list circuit breaker tripped.",
+    "relay_webhook_events_delivered_total": "Events a webhook endpoint took (2xx), by webhook.",
+    "relay_webhook_dead_letters_total": "Webhook batches given up after retry.give_up_after and moved to the "
+                                        "spool's dead-letter.jsonl, by webhook.",
+    "relay_webhook_spool_bytes": "Bytes in the webhook spools (events not yet delivered, and delivered ones "
+                                 "of the current segment).",
     "relay_operator_warnings_total": "Refusals about the sender or the relay's session (never listed), by scope.",
     "relay_shaping_deferrals_total": "Recipients the relay deferred itself by traffic shaping, by destination and why "
                                      "(held, slowed, warmup).",

@@ -88,7 +88,7 @@ class RelayServer:
         self.metrics = Metrics()
         self.policies = load_policies(settings)
         self.resources = Resources(settings, self.metrics)
-        self.sinks = EventSinks.from_settings(settings)
+        self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
         self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),
                                     self.outcomes, self.metrics)
@@ -113,6 +113,7 @@ class RelayServer:
         self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
         self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
         self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
+        self.metrics.gauge("relay_webhook_spool_bytes", lambda: self.sinks.webhook_spool_bytes())
 
     @staticmethod
     def _load_users(settings: Settings):
@@ -227,10 +228,10 @@ class RelayServer:
             self.intake.settings, self.intake.policies = intake_settings(settings), policies
             self.intake.pipeline = intake_pipeline(settings, self.outcomes)
         if settings.events != old_settings.events:
-            new = EventSinks.from_settings(settings)
+            new = EventSinks.from_settings(settings, self.metrics)
             old_sinks, self.sinks = self.sinks, new
             self.outcomes.sinks = new
-            # A webhook delivers what it has queued before it closes: not on the loop.
+            # A webhook spools what it has queued before it closes (the disk): not on the loop.
             asyncio.get_running_loop().run_in_executor(None, old_sinks.close)
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one

@@ -1,0 +1,303 @@
+"""The webhook spool: events on disk, in order, until the endpoint has taken them.
+
+A directory of append-only segment files (`000000000001.jsonl`, one event a line), a cursor
+(`cursor.json`: the first event not yet delivered, and the batch in flight) and a dead-letter file.
+
+- Any process may append (the relay, each of its workers, `relay bounces ...`): appends hold an exclusive
+  flock on `lock` and are fsynced before the lock is released, so a line the sender reads is on disk.
+- One process at a time delivers: the one holding the flock on `sender.lock`. It reads under a shared
+  flock, so it never sees a line that is half written.
+- A batch is recorded in the cursor (id, range, creation time) before its first attempt, so every retry,
+  also after a restart, sends the same body under the same `webhook-id` and the receiver can deduplicate.
+- A process killed in the middle of an append leaves a line without its newline; the next append cuts it
+  off (it was never fsynced, never delivered, and its writer never returned).
+
+Everything here blocks on the disk: it runs in the sink's threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+SEGMENT_BYTES = 4 << 20  # a new segment past this, so that delivered events can be deleted a file at a time
+SUFFIX = ".jsonl"
+CURSOR = "cursor.json"
+DEAD_LETTER = "dead-letter.jsonl"
+
+
+class SpoolFull(OSError):
+    pass
+
+
+@dataclass
+class Batch:
+    id: str            # the webhook-id, the same for every attempt
+    segment: int
+    start: int         # byte range of its lines in the segment
+    end: int
+    created: float     # wall-clock time the batch was formed (the payload's timestamp)
+    lines: list[bytes]
+
+    @property
+    def oldest(self) -> float:
+        """When its first event was made (the event's `time`), for give_up_after."""
+        try:
+            stamp = json.loads(self.lines[0]).get("time")
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except (ValueError, TypeError, AttributeError):
+            return self.created
+
+    @property
+    def body(self) -> bytes:
+        """The Standard Webhooks payload shape: type, timestamp, data; the events as they were written."""
+        stamp = datetime.fromtimestamp(self.created, timezone.utc).isoformat(timespec="milliseconds")
+        head = ('{"type":"relay.events","timestamp":"%s","data":{"events":[' % stamp.replace("+00:00", "Z"))
+        return head.encode() + b",".join(line.rstrip(b"\n") for line in self.lines) + b"]}}"
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int):
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        # Delivered lines leave the disk a segment at a time: keep a segment small beside the bound.
+        self.segment_bytes = max(1, min(SEGMENT_BYTES, max_bytes // 8))
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._sender_fd: int | None = None
+        self.segment = 0   # the cursor: (segment, offset) of the first event not yet delivered
+        self.offset = 0
+        self.inflight: dict | None = None
+        self.last_size = self.size()  # bytes on disk as of the last append or delivery (for the metrics gauge)
+
+    # --- locks ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, kind: int):
+        fcntl.flock(self._lock_fd, kind)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def try_lock_sender(self) -> bool:
+        """Become the one process that delivers from this spool; then read the cursor it left."""
+        if self._sender_fd is None:
+            fd = os.open(self.directory / "sender.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            self._sender_fd = fd
+            self._load_cursor()
+        return True
+
+    def release_sender(self) -> None:
+        if self._sender_fd is not None:
+            os.close(self._sender_fd)  # closing the descriptor drops the flock
+            self._sender_fd = None
+
+    def close(self) -> None:
+        self.release_sender()
+        os.close(self._lock_fd)
+
+    # --- segments ------------------------------------------------------------------------------
+
+    def _segments(self) -> list[int]:
+        out = []
+        for name in os.listdir(self.directory):
+            if name.endswith(SUFFIX) and name[:-len(SUFFIX)].isdigit():
+                out.append(int(name[:-len(SUFFIX)]))
+        return sorted(out)
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{segment:012d}{SUFFIX}"
+
+    def size(self) -> int:
+        """Bytes in the spool (segments not yet deleted: delivered lines of the current one included)."""
+        total = 0
+        for seg in self._segments():
+            try:
+                total += os.stat(self._path(seg)).st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    # --- writers -------------------------------------------------------------------------------
+
+    def append(self, lines: list[bytes]) -> int:
+        """Append whole lines, fsynced. Returns how many fit under max_bytes (a prefix of `lines`);
+        the caller drops the rest. Raises OSError when the disk refuses (nothing half-written stays)."""
+        with self._locked(fcntl.LOCK_EX):
+            segments = self._segments()
+            used = sum(os.stat(self._path(s)).st_size for s in segments)
+            room = self.max_bytes - used
+            take, size = 0, 0
+            for line in lines:
+                if size + len(line) > room:
+                    break
+                take, size = take + 1, size + len(line)
+            if take == 0:
+                self.last_size = used
+                return 0
+            segment = segments[-1] if segments else 1
+            new = not segments
+            if segments and os.stat(self._path(segment)).st_size >= self.segment_bytes:
+                segment, new = segment + 1, True
+            fd = os.open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                start = self._cut_torn_tail(fd)
+                data = memoryview(b"".join(lines[:take]))
+                try:
+                    while data:
+                        data = data[os.write(fd, data):]
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, start)  # no partial line left behind (ENOSPC mid-write)
+                    raise
+            finally:
+                os.close(fd)
+            if new:
+                self._sync_directory()
+            self.last_size = used + size
+            return take
+
+    @staticmethod
+    def _cut_torn_tail(fd: int) -> int:
+        """A line without its newline at the end is what a killed writer left: cut it off."""
+        end = os.fstat(fd).st_size
+        if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+            return end
+        pos = end
+        while pos > 0:
+            chunk_start = max(0, pos - 65536)
+            chunk = os.pread(fd, pos - chunk_start, chunk_start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                pos = chunk_start + nl + 1
+                break
+            pos = chunk_start
+        os.ftruncate(fd, pos)
+        return pos
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- the sender (holds sender.lock) --------------------------------------------------------
+
+    def _load_cursor(self) -> None:
+        try:
+            state = json.loads((self.directory / CURSOR).read_text())
+            self.segment, self.offset = int(state["segment"]), int(state["offset"])
+            self.inflight = state.get("inflight")
+        except FileNotFoundError:
+            self.segment, self.offset, self.inflight = 0, 0, None
+
+    def _save_cursor(self) -> None:
+        tmp = self.directory / (CURSOR + ".tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"segment": self.segment, "offset": self.offset, "inflight": self.inflight}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.directory / CURSOR)
+        self._sync_directory()
+
+    def pending_bytes(self) -> int:
+        """Bytes not yet delivered (0 when the sender has caught up)."""
+        total = 0
+        for seg in self._segments():
+            if seg < self.segment:
+                continue
+            try:
+                size = os.stat(self._path(seg)).st_size
+            except FileNotFoundError:
+                continue
+            total += size - self.offset if seg == self.segment else size
+        return max(0, total)
+
+    def next_batch(self, max_events: int, max_bytes: int) -> Batch | None:
+        """The batch in flight (after a restart too), else the next lines from the cursor, recorded as
+        in flight before they are sent. None when there is nothing to send."""
+        if self.inflight is not None:
+            seg, start, end = self.segment, self.offset, int(self.inflight["end"])
+            with open(self._path(seg), "rb") as fh:
+                fh.seek(start)
+                data = fh.read(end - start)
+            return Batch(self.inflight["id"], seg, start, end, float(self.inflight["created"]),
+                         data.splitlines(keepends=True))
+        while True:
+            with self._locked(fcntl.LOCK_SH):
+                segments = self._segments()
+                if not segments:
+                    return None
+                if self.segment not in segments:
+                    later = [s for s in segments if s > self.segment]
+                    # Past the newest segment: the files were removed by hand; start again at the first.
+                    self.segment, self.offset = (later or segments)[0], 0
+                lines = self._read_lines(self.segment, self.offset, max_events, max_bytes)
+                newer = [s for s in segments if s > self.segment]
+            if lines:
+                break
+            if not newer:
+                return None
+            # Nobody writes to a segment once a newer one exists: this one is done.
+            finished = self.segment
+            self.segment, self.offset = newer[0], 0
+            self._save_cursor()
+            self._path(finished).unlink(missing_ok=True)
+        end = self.offset + sum(len(line) for line in lines)
+        created = time.time()
+        self.inflight = {"id": f"msg_{uuid.uuid4().hex}", "end": end, "created": created}
+        self._save_cursor()
+        return Batch(self.inflight["id"], self.segment, self.offset, end, created, lines)
+
+    def _read_lines(self, segment: int, offset: int, max_events: int, max_bytes: int) -> list[bytes]:
+        lines: list[bytes] = []
+        size = 0
+        with open(self._path(segment), "rb") as fh:
+            fh.seek(offset)
+            while len(lines) < max_events:
+                line = fh.readline()
+                if not line.endswith(b"\n"):
+                    break  # end of what is written (or a line being cut off as torn)
+                if lines and size + len(line) > max_bytes:
+                    break  # one line longer than max_bytes still goes, alone
+                lines.append(line)
+                size += len(line)
+        return lines
+
+    def delivered(self, batch: Batch) -> None:
+        self.segment, self.offset, self.inflight = batch.segment, batch.end, None
+        self._save_cursor()
+        self.last_size = self.size()
+
+    def dead_letter(self, batch: Batch, error: str, attempts: int) -> None:
+        """Move the batch to dead-letter.jsonl (one JSON object a line, a batch each: its webhook-id, why,
+        and its events as they would have been sent), then go on past it."""
+        head = json.dumps({"webhook_id": batch.id, "dead_lettered": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                   time.gmtime()),
+                           "attempts": attempts, "last_error": error}, separators=(",", ":"))
+        record = (head[:-1].encode() + b',"events":[' + b",".join(line.rstrip(b"\n") for line in batch.lines)
+                  + b"]}\n")
+        fd = os.open(self.directory / DEAD_LETTER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, record)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.delivered(batch)

@@ -1,0 +1,374 @@
+"""Webhooks: Standard Webhooks signatures, the spool, retries and dead letters, against a real HTTP
+receiver on loopback that is down for a while and comes back (tests/support/webhook_receiver.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import standardwebhooks
+import yaml
+
+from relay.config import ConfigError, load_settings
+from relay.events import EventSinks, make_event
+from relay.metrics import Metrics
+from relay.webhooks import WebhookSink, signing
+from relay.webhooks.spool import Spool
+from tests.support.smtp_client import RawSMTP
+from tests.support.webhook_receiver import SECRET, WebhookReceiver
+
+FAST = {"batch": {"max_events": 10, "max_wait": "50ms"},
+        "retry": {"initial_delay": "20ms", "max_delay": "200ms"}}
+
+
+def webhook_settings(tmp_path: Path, url: str, **keys):
+    tmp_path.mkdir(exist_ok=True)
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text(SECRET + "\n")
+    entry = {"webhook": url, "secret_file": str(secret_file), "spool_dir": str(tmp_path / "spool"), **FAST, **keys}
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [entry]}))
+    return load_settings(path).events[0].webhook
+
+
+def sinks_for(hook, metrics=None, flush_seconds=5.0) -> EventSinks:
+    sinks = EventSinks([])
+    sinks.sinks.append(WebhookSink(hook, sinks._failed, metrics, flush_seconds))
+    return sinks
+
+
+def emit(sinks: EventSinks, count: int, start: int = 0) -> list[str]:
+    events = [make_event("rejected", "rcpt", recipient=f"u{i}@example.com") for i in range(start, start + count)]
+    for event in events:
+        sinks.emit(event)
+    return [e["event_id"] for e in events]
+
+
+def wait_until(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def spooled_lines(directory: Path) -> list[dict]:
+    return [json.loads(line) for seg in sorted(directory.glob("*.jsonl")) if seg.name != "dead-letter.jsonl"
+            for line in seg.read_text().splitlines()]
+
+
+@pytest.fixture
+def receiver():
+    r = WebhookReceiver().start()
+    yield r
+    r.stop()
+
+
+# --- signatures -----------------------------------------------------------------------------------
+
+def test_signature_is_the_standard_webhooks_one():
+    key = signing.parse_secret(SECRET)
+    body = b'{"type":"relay.events","data":{"events":[{"kind":"rejected","text":"Empf\xc3\xa4nger"}]}}'
+    ours = signing.signature(key, "msg_1", 1700000000, body)
+    by_hand = base64.b64encode(hmac.new(bytes(range(32)), b"msg_1.1700000000." + body, hashlib.sha256).digest())
+    assert ours == "v1," + by_hand.decode()
+    from datetime import datetime, timezone
+    reference = standardwebhooks.Webhook(SECRET).sign("msg_1", datetime.fromtimestamp(1700000000, timezone.utc),
+                                                      body.decode())
+    assert ours == reference
+
+
+@pytest.mark.parametrize("text, why", [
+    ("", "empty"), ("whsec_", "empty"), ("whsec_not base64!", "not base64"),
+    ("whsec_" + base64.b64encode(b"short").decode(), "has 5 bytes"),
+])
+def test_a_secret_that_is_not_standard_webhooks_is_refused(text, why):
+    with pytest.raises(signing.SecretError, match=why):
+        signing.parse_secret(text)
+
+
+def test_a_secret_without_the_prefix_is_base64_too():
+    assert signing.parse_secret(base64.b64encode(bytes(range(32))).decode() + "\n") == bytes(range(32))
+
+
+# --- delivery -------------------------------------------------------------------------------------
+
+def test_events_spooled_while_the_endpoint_is_down_arrive_once_in_order_when_it_comes_back(tmp_path, receiver):
+    hook = webhook_settings(tmp_path, receiver.url)
+    receiver.stop()  # down: connection refused
+    metrics = Metrics()
+    sinks = sinks_for(hook, metrics)
+    try:
+        ids = emit(sinks, 25)
+        assert wait_until(lambda: len(spooled_lines(hook.spool_dir)) == 25)
+        receiver.mode = "fail"  # up, but 503
+        receiver.start()
+        assert len(receiver.wait_for_attempts(3)) >= 3
+        receiver.mode = "lose-ack"  # takes a batch, then its 500 makes the sender send it again
+        first_taken = len(receiver.attempts)
+        assert wait_until(lambda: len(receiver.attempts) >= first_taken + 2)
+        receiver.mode = "up"
+        ids += emit(sinks, 15, start=25)
+        events = receiver.wait_for(40)
+    finally:
+        sinks.close()
+    assert receiver.bad == []
+    assert [e["event_id"] for e in events] == ids  # every event once, in order
+    # A batch keeps its id and body across attempts: the 503s, the lost acknowledgement and the success.
+    bodies: dict[str, set[bytes]] = {}
+    for attempt in receiver.attempts:
+        bodies.setdefault(attempt.id, set()).add(attempt.body)
+    assert all(len(b) == 1 for b in bodies.values())
+    failed = [a.id for a in receiver.attempts if a.status != 204]
+    assert failed[0] == receiver.order[0]  # the batch refused with 503 is the one taken first
+    assert len(receiver.attempts) > len(receiver.order)  # retries happened, and were deduplicated
+    assert all(len(receiver.batches[i]) <= 10 for i in receiver.order)  # batch.max_events
+    assert ('relay_webhook_events_delivered_total{webhook="%s"} 40' % hook.display) in metrics.render()
+    assert "token=abc" not in metrics.render()  # the query string may be a secret
+
+
+def test_a_restart_delivers_the_unsent_spool_under_the_same_webhook_id(tmp_path, receiver):
+    hook = webhook_settings(tmp_path, receiver.url)
+    receiver.mode = "fail"
+    sinks = sinks_for(hook, flush_seconds=0.5)
+    ids = emit(sinks, 5)
+    assert receiver.wait_for_attempts(1)
+    sinks.close()  # the endpoint still fails: the batch stays in the spool, in flight
+    refused_id = receiver.attempts[0].id
+    assert receiver.events() == [] and len(spooled_lines(hook.spool_dir)) == 5
+
+    receiver.mode = "up"
+    sinks = sinks_for(hook)  # the next start
+    try:
+        ids += emit(sinks, 3, start=5)
+        events = receiver.wait_for(8)
+    finally:
+        sinks.close()
+    assert [e["event_id"] for e in events] == ids
+    assert receiver.order[0] == refused_id
+    assert receiver.bad == []
+
+
+def test_a_batch_past_give_up_after_goes_to_the_dead_letter_file_and_is_counted(tmp_path, receiver):
+    hook = webhook_settings(tmp_path, receiver.url, retry={"initial_delay": "20ms", "max_delay": "50ms",
+                                                           "give_up_after": "300ms"})
+    receiver.mode = "fail"
+    metrics = Metrics()
+    sinks = sinks_for(hook, metrics)
+    try:
+        dead = emit(sinks, 3)
+        dead_letter = hook.spool_dir / "dead-letter.jsonl"
+        assert wait_until(dead_letter.exists)
+        receiver.mode = "up"
+        alive = emit(sinks, 2, start=3)
+        events = receiver.wait_for(2)
+    finally:
+        sinks.close()
+    (record,) = [json.loads(line) for line in dead_letter.read_text().splitlines()]
+    assert [e["event_id"] for e in record["events"]] == dead
+    assert record["last_error"].startswith("HTTP 503") and record["attempts"] >= 1
+    assert record["webhook_id"] in {a.id for a in receiver.attempts}
+    assert [e["event_id"] for e in events] == alive  # the sender went on past it
+    assert 'relay_webhook_dead_letters_total{webhook="%s"} 1' % hook.display in metrics.render()
+
+
+def test_a_full_spool_drops_new_events_with_a_warning_and_keeps_the_old(tmp_path, caplog):
+    from tests.support.upstream import closed_port
+
+    hook = webhook_settings(tmp_path, f"http://127.0.0.1:{closed_port()}/hooks", spool_max_size=3000)
+    sinks = sinks_for(hook, flush_seconds=0.2)
+    try:
+        emit(sinks, 30)  # ~250 bytes each: about a dozen fit
+        assert wait_until(lambda: sum(sinks.failures.values()) + len(spooled_lines(hook.spool_dir)) == 30)
+    finally:
+        sinks.close()
+    kept = spooled_lines(hook.spool_dir)
+    assert 0 < len(kept) < 30 and sinks.failures[f"webhook:{hook.display}"] == 30 - len(kept)
+    assert [e["recipient"] for e in kept] == [f"u{i}@example.com" for i in range(len(kept))]  # the oldest
+    assert "is full" in caplog.text and "spool_max_size 3000" in caplog.text
+
+
+def test_https_certificates_are_verified(tmp_path, caplog):
+    from tests.support.tls import make_cert, server_context
+
+    cert, key = make_cert(tmp_path, "127.0.0.1")
+    receiver = WebhookReceiver(tls=server_context(cert, key)).start()
+    try:
+        caplog.set_level(logging.WARNING, "relay.webhooks")
+        sinks = sinks_for(webhook_settings(tmp_path / "a", receiver.url), flush_seconds=0.2)
+        emit(sinks, 1)
+        assert wait_until(lambda: "certificate" in caplog.text)
+        sinks.close()
+        assert receiver.attempts == []
+        sinks = sinks_for(webhook_settings(tmp_path / "b", receiver.url, ca_file=str(cert)))
+        try:
+            ids = emit(sinks, 2)
+            assert [e["event_id"] for e in receiver.wait_for(2)] == ids
+        finally:
+            sinks.close()
+    finally:
+        receiver.stop()
+
+
+# --- the spool ------------------------------------------------------------------------------------
+
+def test_a_line_torn_by_a_killed_writer_is_cut_off_by_the_next_append(tmp_path):
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    assert spool.append([b'{"n":1}\n']) == 1
+    segment = next((tmp_path / "spool").glob("0*.jsonl"))
+    with open(segment, "ab") as fh:
+        fh.write(b'{"n":2, "half')  # a process killed in mid-write
+    assert spool.append([b'{"n":3}\n']) == 1
+    assert segment.read_bytes() == b'{"n":1}\n{"n":3}\n'
+    assert spool.try_lock_sender()
+    batch = spool.next_batch(10, 1 << 20)
+    assert json.loads(batch.body)["data"]["events"] == [{"n": 1}, {"n": 3}]
+    spool.close()
+
+
+def test_only_one_process_delivers_from_a_spool(tmp_path):
+    one, two = Spool(tmp_path / "s", 1 << 20), Spool(tmp_path / "s", 1 << 20)
+    assert one.try_lock_sender() and not two.try_lock_sender()
+    one.release_sender()
+    assert two.try_lock_sender()
+    one.close()
+    two.close()
+
+
+# --- through the relay ----------------------------------------------------------------------------
+
+def transact_refused(relay, rcpt="ratelimit@gmail.test"):
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        reply = c.cmd(f"RCPT TO:<{rcpt}>")
+    return reply
+
+
+def relay_events_config(tmp_path, url, **keys):
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text(SECRET)
+    return [{"jsonl": str(tmp_path / "events.jsonl")},
+            {"webhook": url, "secret_file": str(secret_file), "spool_dir": str(tmp_path / "spool"), **FAST, **keys}]
+
+
+def test_a_hung_endpoint_never_delays_the_smtp_reply(upstream, relay_factory, tmp_path):
+    import socket
+
+    hung = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/hooks/mail"
+        relay = relay_factory(upstream.port, events=relay_events_config(tmp_path, url, timeout="600s"))
+        assert transact_refused(relay)[0] == 421
+        hung.settimeout(20)
+        held, _ = hung.accept()  # the sender's POST of that event, never answered (its timeout: 10 minutes)
+        with held:
+            for _ in range(2):
+                assert transact_refused(relay)[0] == 421
+        assert len(relay.events(wait_for=3)) == 3
+        assert wait_until(lambda: len(spooled_lines(tmp_path / "spool")) == 3)
+    finally:
+        hung.close()
+
+
+def test_a_relay_restart_delivers_what_the_dead_endpoint_did_not_take(upstream, relay_factory, tmp_path, receiver):
+    url = receiver.url
+    receiver.stop()
+    events = relay_events_config(tmp_path, url)
+    relay = relay_factory(upstream.port, events=events)
+    for _ in range(3):
+        assert transact_refused(relay)[0] == 421
+    written = relay.events(wait_for=3)
+    relay.stop()
+    assert [e["event_id"] for e in spooled_lines(tmp_path / "spool")] == [e["event_id"] for e in written]
+
+    receiver.start()
+    relay = relay_factory(upstream.port, events=events)
+    delivered = receiver.wait_for(3)
+    assert [e["event_id"] for e in delivered] == [e["event_id"] for e in written]
+    assert receiver.bad == []
+    assert "relay_webhook_spool_bytes" in relay.server.metrics.render()
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+def load_problems(tmp_path, entry: dict) -> dict[str, str]:
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [entry]}))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert all(p.file == str(path) for p in info.value.problems)
+    return {p.key: p.why for p in info.value.problems}
+
+
+def test_config_errors_name_the_key_and_why(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "short.secret").write_text("whsec_" + base64.b64encode(b"0123456789").decode())
+    assert load_problems(tmp_path, {"webhook": "https://app.example/hooks", "secret_file": "missing.secret",
+                                    "spool_dir": str(tmp_path / "s")}) == {
+        "events[0].secret_file": f"file {tmp_path / 'missing.secret'}: cannot read: no such file or directory"}
+    problems = load_problems(tmp_path, {"webhook": "ftp://app.example/hooks", "secret_file": "short.secret",
+                                        "spool_dir": "a-file", "batch": {"max_events": 0, "max_size": 1},
+                                        "retry": {"initial_delay": "10m", "max_delay": "1m"},
+                                        "spool_max_size": "lots", "ca_file": "nope.pem", "headers": {}})
+    assert problems["events[0].webhook"] == "'ftp://app.example/hooks' is not an http(s) URL"
+    assert "has 10 bytes" in problems["events[0].secret_file"]
+    assert problems["events[0].spool_dir"] == f"{tmp_path / 'a-file'} is not a directory"
+    assert problems["events[0].batch.max_events"] == "must be positive, got 0"
+    assert problems["events[0].batch.max_size"].startswith("unknown key")
+    assert problems["events[0].retry.max_delay"] == "60 s is less than initial_delay (600 s)"
+    assert "is not a size" in problems["events[0].spool_max_size"]
+    assert "does not exist" in problems["events[0].ca_file"]
+    assert problems["events[0].headers"].startswith("unknown key")
+    for url, why in [("https://user:pw@app.example/", "user name or password"), ("https://:443/", "names no host"),
+                     ("http://app.example:99999/", "not a URL")]:
+        assert why in load_problems(tmp_path, {"webhook": url, "spool_dir": "s"})["events[0].webhook"]
+
+
+def test_two_webhooks_may_not_share_a_spool(tmp_path):
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [
+        {"webhook": "https://a.example/", "spool_dir": "s"}, {"webhook": "https://b.example/", "spool_dir": "s"}]}))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert [p.key for p in info.value.problems] == ["events[1].spool_dir"]
+
+
+def test_the_default_spool_is_under_the_state_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [{"webhook": "https://a.example/h"}]}))
+    hook = load_settings(path).events[0].webhook
+    assert hook.spool_dir.parent == tmp_path / "state" / "webhooks" and hook.secret is None
+
+
+def test_check_config_lists_webhook_errors(tmp_path):
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [
+        {"webhook": "https://a.example/h", "secret_file": "nope", "spool_dir": "s"}]}))
+    out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"{path}: events[0].secret_file: file {tmp_path / 'nope'}: cannot read" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_operator_commands_events_reach_the_webhook_through_the_running_relays_spool(
+        upstream, relay_factory, tmp_path, receiver):
+    relay = relay_factory(upstream.port, events=relay_events_config(tmp_path, receiver.url))
+    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "add", "ops@example.com", "--reason", "test",
+                          "-c", str(relay.config_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # The command appended to the spool; the relay, which holds the spool's sender lock, sent it.
+    (event,) = receiver.wait_for(1)
+    assert event["kind"] == "bounce_listed" and event["recipient"] == "ops@example.com"
+    assert receiver.bad == []
