@@ -372,3 +372,20 @@ def test_an_operator_commands_events_reach_the_webhook_through_the_running_relay
     (event,) = receiver.wait_for(1)
     assert event["kind"] == "bounce_listed" and event["recipient"] == "ops@example.com"
     assert receiver.bad == []
+
+
+def test_files_a_root_command_adds_to_the_spool_belong_to_the_spools_owner(tmp_path):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.fail("needs root (as the tests run here and in CI) to create files for another user")
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    os.chown(directory, 65534, 65534)  # the relay's user owns its spool
+    spool = Spool(directory, 1 << 20)
+    spool.append([b'{"n":1}\n'])
+    assert spool.try_lock_sender()
+    spool.delivered(spool.next_batch(10, 1 << 20))
+    spool.close()
+    assert {p.name: p.stat().st_uid for p in directory.iterdir()} == {
+        "lock": 65534, "sender.lock": 65534, "000000000001.jsonl": 65534, "cursor.json": 65534}

@@ -31,7 +31,8 @@ log = logging.getLogger("relay.webhooks")
 LOCK_POLL = 1.0      # how often a sender without the spool's lock tries again (another process delivers)
 IDLE_POLL = 1.0      # how often an idle sender looks for events appended by other processes
 MAX_RESPONSE = 65536  # bytes of a response body read; a longer one closes the connection
-COMPLAIN_EVERY = 60.0  # seconds between log lines about the same failing endpoint
+COMPLAIN_EVERY = 60.0
+RESTART_AFTER = 10.0  # seconds before a sender that failed unexpectedly (a disk error) starts again  # seconds between log lines about the same failing endpoint
 
 
 class Sender:
@@ -83,10 +84,18 @@ class Sender:
 
     def _run(self) -> None:
         try:
-            self._deliver_all()
-        except Exception:  # the sender must never take the relay down; what is spooled stays spooled
-            log.exception("webhook %s: the sender stopped; spooled events wait in %s for the next start",
-                          self.name, self.spool.directory)
+            while True:
+                try:
+                    self._deliver_all()
+                    return
+                except Exception:  # never take the relay down: what is spooled stays spooled
+                    log.exception("webhook %s: the sender failed; it starts again in %g s (events wait in %s)",
+                                  self.name, RESTART_AFTER, self.spool.directory)
+                    self._disconnect()
+                    self.spool.release_sender()  # another process may do better meanwhile
+                    self._wait(RESTART_AFTER, for_data=False)
+                    if self._closing:
+                        return
         finally:
             self._disconnect()
             self.spool.release_sender()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 import uuid
@@ -27,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+log = logging.getLogger("relay.webhooks")
 
 SEGMENT_BYTES = 4 << 20  # a new segment past this, so that delivered events can be deleted a file at a time
 SUFFIX = ".jsonl"
@@ -71,12 +74,22 @@ class Spool:
         # Delivered lines leave the disk a segment at a time: keep a segment small beside the bound.
         self.segment_bytes = max(1, min(SEGMENT_BYTES, max_bytes // 8))
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd = self._open(self.directory / "lock", os.O_RDWR | os.O_CREAT)
         self._sender_fd: int | None = None
         self.segment = 0   # the cursor: (segment, offset) of the first event not yet delivered
         self.offset = 0
         self.inflight: dict | None = None
         self.last_size = self.size()  # bytes on disk as of the last append or delivery (for the metrics gauge)
+
+    def _open(self, path: Path, flags: int) -> int:
+        """Open (or create) a file of the spool. An operator command run as root (`relay bounces add`)
+        creates its files for the directory's owner, the relay's user, who must go on using them."""
+        fd = os.open(path, flags, 0o600)
+        if os.geteuid() == 0:
+            owner = os.stat(self.directory)
+            if os.fstat(fd).st_uid != owner.st_uid:
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+        return fd
 
     # --- locks ---------------------------------------------------------------------------------
 
@@ -91,7 +104,7 @@ class Spool:
     def try_lock_sender(self) -> bool:
         """Become the one process that delivers from this spool; then read the cursor it left."""
         if self._sender_fd is None:
-            fd = os.open(self.directory / "sender.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._open(self.directory / "sender.lock", os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -155,7 +168,7 @@ class Spool:
             new = not segments
             if segments and os.stat(self._path(segment)).st_size >= self.segment_bytes:
                 segment, new = segment + 1, True
-            fd = os.open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = self._open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
                 start = self._cut_torn_tail(fd)
                 data = memoryview(b"".join(lines[:take]))
@@ -210,7 +223,7 @@ class Spool:
 
     def _save_cursor(self) -> None:
         tmp = self.directory / (CURSOR + ".tmp")
-        with open(tmp, "w") as fh:
+        with open(self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as fh:
             json.dump({"segment": self.segment, "offset": self.offset, "inflight": self.inflight}, fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -235,11 +248,19 @@ class Spool:
         in flight before they are sent. None when there is nothing to send."""
         if self.inflight is not None:
             seg, start, end = self.segment, self.offset, int(self.inflight["end"])
-            with open(self._path(seg), "rb") as fh:
-                fh.seek(start)
-                data = fh.read(end - start)
-            return Batch(self.inflight["id"], seg, start, end, float(self.inflight["created"]),
-                         data.splitlines(keepends=True))
+            try:
+                with open(self._path(seg), "rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(end - start)
+            except FileNotFoundError:
+                data = b""
+            if len(data) == end - start and data.endswith(b"\n"):
+                return Batch(self.inflight["id"], seg, start, end, float(self.inflight["created"]),
+                             data.splitlines(keepends=True))
+            log.error("webhook spool %s: the batch in flight (%s) is no longer in %s (removed by hand?); "
+                      "going on from the next event there is", self.directory, self.inflight["id"],
+                      self._path(seg).name)
+            self.inflight = None
         while True:
             with self._locked(fcntl.LOCK_SH):
                 segments = self._segments()
@@ -294,7 +315,7 @@ class Spool:
                            "attempts": attempts, "last_error": error}, separators=(",", ":"))
         record = (head[:-1].encode() + b',"events":[' + b",".join(line.rstrip(b"\n") for line in batch.lines)
                   + b"]}\n")
-        fd = os.open(self.directory / DEAD_LETTER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = self._open(self.directory / DEAD_LETTER, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.write(fd, record)
             os.fsync(fd)
