@@ -188,6 +188,8 @@ async def test_warmup_caps_a_new_sender_domain_per_destination_per_day(policy, s
 async def test_destinations_by_domain_by_chosen_mx_and_by_looked_up_mx(policy, tmp_path):
     shipped = shipped_shaping()
     assert (await destination_of(shipped, "GMail.com")).name == "google"
+    assert (await destination_of(shipped, "bücher.example")).name == "xn--bcher-kva.example"  # ASCII in replies
+    assert (await destination_of(shipped, "[192.0.2.1]")).name == "[192.0.2.1]"
     assert (await destination_of(shipped, "corp.example", mx_host="aspmx.l.google.com.")).name == "google"
     assert (await destination_of(shipped, "corp.example")).name == "corp.example"  # no lookup: mx_lookup off
     from dataclasses import replace

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
@@ -131,9 +131,21 @@ def test_a_throttled_sender_domain_is_held_locally_then_released_then_held_longe
         jsonschema.validate(event, schema)
 
 
-def test_relays_sharing_a_store_share_the_hold(upstream, tmp_path, policies):
-    path = write_config(tmp_path, upstream.port, policies=str(policies))
-    first, second = RunningRelay(path), RunningRelay(path)  # two processes' worth of relay, one SQLite file
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_store(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+    else:
+        from tests.support import pg
+
+        url, schema = pg.isolated_url()
+        yield url
+        pg.drop(schema)
+
+
+def test_relays_sharing_a_store_share_the_hold(upstream, tmp_path, policies, shared_store):
+    path = write_config(tmp_path, upstream.port, policies=str(policies), bounce_list=shared_store)
+    first, second = RunningRelay(path), RunningRelay(path)  # two relays (or processes) on one store
     try:
         throttle(first, upstream, "example.com", 1)
         rcpts_before = sum(1 for c in upstream.commands if c.startswith("RCPT"))
@@ -184,3 +196,40 @@ def test_status_shows_the_hold_and_release_ends_it_with_an_event(upstream, relay
     # The running relay sees the release at its next RCPT: the provider is asked again.
     upstream.throttle_after.pop("example.com")
     assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 250
+
+
+WARMUP = """
+version: 1
+destinations:
+  google: {name: gmail, domains: [gmail.com]}
+warmup:
+  plans:
+    new-domain: [{day: 1, per_day: 2}, {day: 2, per_day: 20}]
+  senders:
+    new.example: {plan: new-domain, start: %s}
+"""
+
+
+def test_a_warmup_cap_holds_per_destination_and_status_shows_what_is_left(upstream, relay_factory, tmp_path, capsys):
+    from relay.cli import main
+
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    today = datetime.now(timezone.utc).date()
+    (directory / "shaping.yaml").write_text(WARMUP % today.isoformat())
+    relay = relay_factory(upstream.port, policies=str(directory))
+    for _ in range(2):
+        assert deliver(relay, "a@new.example", "u@gmail.com")[-1][0] == 250
+    code, text = rcpt_reply(relay, "a@new.example", "u@gmail.com")
+    assert code == 451
+    assert text.startswith("451 4.7.0 Warm-up: new.example may send 2 messages a day to gmail on day 1 of plan "
+                           "new-domain; retry after ")
+    event = held_events(relay)[0]
+    assert event["classification"]["rule"] == "relay:shaping-warmup" and event["shaping"]["cap"] == 2
+    # Other destinations, and other senders to this one, are not capped.
+    assert deliver(relay, "a@new.example", "u@example.net")[-1][0] == 250
+    assert deliver(relay, "a@old.example", "u@gmail.com")[-1][0] == 250
+    relay.call(relay.server.resources.shaper.flush())  # what the relay counted, in the store now
+    assert main(["shaping", "status", "-c", str(relay.config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warm-up new.example -> google: 0 of 2 left today (day 1 of plan new-domain)" in out

@@ -19,9 +19,21 @@ from .policy import Destination, ShapingPolicy
 log = logging.getLogger("relay.shaping")
 
 
+def ascii_domain(domain: str) -> str:
+    """The domain as shaping.yaml's names are kept (lower-case A-labels), so that an SMTPUTF8 domain
+    finds its entry and the relay's replies stay ASCII (RFC 5321 4.2); as it came when it is no
+    domain name at all (an address literal: a destination of its own)."""
+    from ..domains import normalise_domain
+
+    try:
+        return normalise_domain(domain)
+    except ValueError:
+        return domain.lower().rstrip(".").encode("ascii", "backslashreplace").decode("ascii")
+
+
 async def destination_of(policy: ShapingPolicy, recipient_domain: str, *, mx_host: str | None = None,
                          resolver=None) -> Destination:
-    domain = recipient_domain.lower().rstrip(".")
+    domain = ascii_domain(recipient_domain)
     if mx_host is not None:
         dest = policy.by_mx(mx_host)
         if dest is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..decision import CONTINUE, Decision, Reply, defer
 from ..pipeline import Step, Transaction
-from ..shaping.destinations import destination_of
+from ..shaping.destinations import ascii_domain, destination_of
 from ..shaping.policy import Destination, ShapingPolicy
 from ..shaping.shaper import Shaper, hold_key
 
@@ -46,8 +46,8 @@ class ShapingStep(Step):
         notes = txn.notes.get("shaping")
         if notes is None:
             # The null sender's mail is judged by the HELO name (RFC 7208 2.3): ours.
-            domain = txn.mail_from.rpartition("@")[2].lower() if "@" in txn.mail_from else self.settings.hostname
-            notes = txn.notes["shaping"] = ShapingNotes(domain)
+            domain = txn.mail_from.rpartition("@")[2] if "@" in txn.mail_from else self.settings.hostname
+            notes = txn.notes["shaping"] = ShapingNotes(ascii_domain(domain))
         return notes
 
     async def destination(self, rcpt: str) -> Destination:
