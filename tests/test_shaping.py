@@ -115,8 +115,9 @@ async def test_slow_halves_the_rate_and_success_doubles_it_back(policy, shaper):
     assert record.rate == 2.5
     record = await shaper.strike(google, "example.com", slow, TOO_MANY, now=NOW + 2)
     assert record.rate == 2.0  # the floor
-    records = await shaper.store.shaping_records(["google"])
-    await shaper.succeeded(policy, google, "example.com", records, now=NOW + 2 + 300)
+    await shaper.succeeded(policy, google, "example.com", now=NOW + 2 + 299)  # too soon: nothing changes
+    assert (await shaper.store.shaping_records(["google"]))[0].rate == 2.0
+    await shaper.succeeded(policy, google, "example.com", now=NOW + 2 + 300)
     [back] = await shaper.store.shaping_records(["google"])
     assert back.rate == 4.0 and back.strikes == 2
 

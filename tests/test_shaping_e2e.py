@@ -61,13 +61,19 @@ def rcpt_reply(relay, sender: str, rcpt: str) -> tuple[int, str]:
         return reply
 
 
-def held_events(relay, wait_for: int = 1) -> list[dict]:
+def shaping_events(relay, source: str, wait_for: int = 1) -> list[dict]:
+    """Events with a `shaping` field whose reply came from `source`: the relay's own answers, or the
+    provider's reply that started a hold (written when its transaction ends)."""
     deadline = time.time() + 5
     while True:
-        found = [e for e in relay.events() if e.get("shaping")]
+        found = [e for e in relay.events() if e.get("shaping") and e.get("reply", {}).get("source") == source]
         if len(found) >= wait_for or time.time() > deadline:
             return found
         time.sleep(0.02)
+
+
+def held_events(relay, wait_for: int = 1) -> list[dict]:
+    return shaping_events(relay, "relay", wait_for)
 
 
 def throttle(relay, upstream, sender_domain: str, after: int) -> None:
@@ -88,6 +94,11 @@ def test_a_throttled_sender_domain_is_held_locally_then_released_then_held_longe
     relay = relay_factory(upstream.port, policies=str(policies))
     throttle(relay, upstream, "example.com", 2)
     rcpts_before = sum(1 for c in upstream.commands if c.startswith("RCPT"))
+
+    # The provider's own reply (relayed verbatim) has its event, which says what it started.
+    [pushed] = shaping_events(relay, "upstream")
+    assert pushed["kind"] == "deferred" and pushed["reply"]["enhanced"] == "4.7.28"
+    assert pushed["shaping"]["key"] == "google/example.com" and pushed["shaping"]["strikes"] == 1
 
     # Held: the relay answers itself, names provider, reason and until; the provider is not asked.
     code, text = rcpt_reply(relay, "b@example.com", "someone@gmail.com")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..decision import Reply
-from ..store.base import SHAPING_PERIODS, ShapingRecord
+from ..store.base import SHAPING_PERIODS, ShapingRecord, StoreError
 from .policy import Destination, Reaction, ShapingPolicy
 
 log = logging.getLogger("relay.shaping")
@@ -176,7 +176,7 @@ class Shaper:
         text = (f"Slowed: {destination.label} takes {limit} from this relay now ({why}); retry after "
                 f"{clock(until, until - time.time())}")
         detail = _detail(record, until=until) if record is not None else {
-            "destination": destination.name, "key": key, "rule": "limits", "until": _iso(until)}
+            "destination": destination.name, "key": key, "rule": "limits", "until": iso_time(until)}
         detail["limit"] = limit
         return Refusal("shaping-slowed", "4.7.0", text, detail)
 
@@ -197,7 +197,7 @@ class Shaper:
         text = (f"Warm-up: {sender_domain} may send {cap} messages a day to {destination.label} on day "
                 f"{(today - sender.start).days + 1} of plan {sender.plan}; retry after {clock(tomorrow, DAY)}")
         return Refusal("shaping-warmup", "4.7.0", text, {
-            "destination": destination.name, "key": key, "rule": f"warmup:{sender.plan}", "until": _iso(tomorrow),
+            "destination": destination.name, "key": key, "rule": f"warmup:{sender.plan}", "until": iso_time(tomorrow),
             "cap": cap})
 
     # -- counting --------------------------------------------------------------------------------
@@ -302,6 +302,8 @@ class Shaper:
 
     async def strike(self, destination: Destination, sender_domain: str, reaction: Reaction, reply: Reply,
                      now: float | None = None) -> ShapingRecord | None:
+        """Record a push-back `reaction` matched; the record after it, or None when the store could not
+        be written (logged: the reply itself reached the client and has its event)."""
         now = time.time() if now is None else now
         key = hold_key(destination.name, sender_domain if reaction.per_sender_domain else "")
         rate_now = self.last_minute(key, now) or None
@@ -311,30 +313,40 @@ class Shaper:
                           reaction.per_sender_domain else "", reaction=reaction, reply=reply, now=now,
                           rate_now=rate_now)
 
-        record = await self.store.shaping_update(key, change)
+        try:
+            record = await self.store.shaping_update(key, change)
+        except StoreError as exc:
+            log.error("shaping: %s pushed back (%s) but the hold could not be stored: %s", key,
+                      reply.text.split("\n")[0], exc)
+            return None
         if record is not None and record.since == now:
             self._count("relay_shaping_strikes_total", destination=destination.name, rule=reaction.id)
             log.warning("shaping: %s pushed back (%s, rule %s): %s%s", key, reply.text.split("\n")[0], reaction.id,
-                        f"held until {_iso(record.until)}" if record.until and record.until > now else "not held",
+                        f"held until {iso_time(record.until)}" if record.until and record.until > now else "not held",
                         f", slowed to {record.rate:g} messages a minute" if record.rate is not None else "")
         return record
 
     async def succeeded(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
-                        records: list[ShapingRecord], now: float | None = None) -> None:
-        """A delivery `destination` accepted: decay the records (read at RCPT) that may decay now.
-        Nothing is written unless something changes."""
+                        now: float | None = None) -> None:
+        """A delivery `destination` accepted: decay its records that may decay now. One read; nothing
+        is written unless something changes."""
         now = time.time() if now is None else now
-        for record in records:
-            reaction = next((r for r in destination.reactions if r.id == record.rule), None)
-            decay_after = reaction.decay_after if reaction is not None else 600.0
-            if record.held(now) or now - record.changed < decay_after:
-                continue
-            limit = destination.limits.messages_per_minute
-            await self.store.shaping_update(record.key, lambda old: decayed(
-                old, now=now, decay_after=decay_after, limit_per_minute=limit))
+        keys = sorted({destination.name, hold_key(destination.name, sender_domain)})
+        try:
+            records = [r for r in await self.store.shaping_records(keys) if r.strikes]
+            for record in records:
+                reaction = next((r for r in destination.reactions if r.id == record.rule), None)
+                decay_after = reaction.decay_after if reaction is not None else 600.0
+                if record.held(now) or now - record.changed < decay_after:
+                    continue
+                limit = destination.limits.messages_per_minute
+                await self.store.shaping_update(record.key, lambda old: decayed(
+                    old, now=now, decay_after=decay_after, limit_per_minute=limit))
+        except StoreError as exc:
+            log.warning("shaping: could not decay %s after a success: %s", destination.name, exc)
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -342,4 +354,4 @@ def _iso(ts: float | None) -> str | None:
 
 def _detail(record: ShapingRecord, until: float | None) -> dict:
     return {"destination": record.destination, "key": record.key, "sender_domain": record.sender_domain or None,
-            "rule": record.rule, "reason": record.reason, "until": _iso(until), "strikes": record.strikes}
+            "rule": record.rule, "reason": record.reason, "until": iso_time(until), "strikes": record.strikes}

@@ -20,7 +20,7 @@ from ..decision import CONTINUE, Decision, Reply, defer
 from ..pipeline import Step, Transaction
 from ..shaping.destinations import ascii_domain, destination_of
 from ..shaping.policy import Destination, ShapingPolicy
-from ..shaping.shaper import Shaper, hold_key
+from ..shaping.shaper import Shaper, iso_time
 
 log = logging.getLogger("relay.shaping")
 
@@ -67,31 +67,38 @@ class ShapingStep(Step):
 
     # -- what the upstream says (relay.steps.upstream reports every reply) ------------------------
 
-    async def upstream_replied(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> None:
+    async def upstream_replied(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> dict | None:
+        """React to one upstream reply; returns the `shaping` field for the reply's own event when
+        it held or slowed a destination."""
         notes = txn.notes.get("shaping")
         if notes is None or reply.source != "upstream":
-            return
+            return None
         if stage == "rcpt" and rcpt is not None:
             dest = notes.destinations.get(rcpt) or await self.destination(rcpt)
             targets = [dest]
             if reply.positive:
                 self.shaper.counted(dest, notes.sender_domain)
-                return
+                return None
         else:
             # MAIL and DATA answer for the whole transaction: every destination of its recipients.
             targets = list({d.name: d for d in notes.destinations.values()}.values())
         if stage == "data" and reply.code == 250:
             for dest in targets:
-                keys = {dest.name, hold_key(dest.name, notes.sender_domain)}
-                records = [r for r in await self.shaper.store.shaping_records(sorted(keys)) if r.strikes]
-                if records:
-                    await self.shaper.succeeded(self.policy, dest, notes.sender_domain, records)
-            return
+                await self.shaper.succeeded(self.policy, dest, notes.sender_domain)
+            return None
         if reply.positive:
-            return
+            return None
+        struck = None
         for dest in targets:
             reaction = dest.reaction_for(reply, stage)
             if reaction is not None:
-                await self.shaper.strike(dest, notes.sender_domain, reaction, reply)
+                record = await self.shaper.strike(dest, notes.sender_domain, reaction, reply)
+                struck = struck or record
+        if struck is None:
+            return None
+        return {"shaping": {"destination": struck.destination, "key": struck.key,
+                            "sender_domain": struck.sender_domain or None, "rule": struck.rule,
+                            "reason": struck.reason, "until": iso_time(struck.until), "strikes": struck.strikes,
+                            **({"limit": f"{struck.rate:g} messages a minute"} if struck.rate is not None else {})}}
 
     # No close(): the shaper is the process's (relay.server.Resources), shared by reloaded pipelines.

@@ -1,14 +1,16 @@
 """The last step: each command goes to the upstream and its reply comes back verbatim.
 
 Every reply the upstream sends is also reported to the step's watchers (traffic shaping reacts
-to throttling and decays on success): `await watcher.upstream_replied(txn, stage, rcpt, reply)`.
-A watcher's failure is logged and never changes what the client is told.
+to throttling and decays on success): `await watcher.upstream_replied(txn, stage, rcpt, reply)`
+returns None or event fields for the reply's event (what the reply made the watcher do). A
+watcher's failure is logged and never changes what the client is told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from ..decision import CONTINUE, Decision, Reply, Verdict, relay_upstream
 from ..pipeline import Message, Step, Transaction
@@ -29,16 +31,19 @@ class UpstreamStep(Step):
         self.pool = pool
         self.watchers = tuple(watchers)
 
-    async def _heard(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> Reply:
+    async def _heard(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> Decision:
+        """The upstream's reply as the client's, with what the watchers made of it for its event."""
+        detail: dict = {}
         for watcher in self.watchers:
             try:
-                await watcher.upstream_replied(txn, stage, rcpt, reply)
+                detail.update(await watcher.upstream_replied(txn, stage, rcpt, reply) or {})
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("watcher %s failed on the reply to %s (transaction %s)",
                               type(watcher).__name__, stage.upper(), txn.id)
-        return reply
+        decision = relay_upstream(reply)
+        return replace(decision, detail={**decision.detail, **detail}) if detail else decision
 
     async def on_mail(self, txn: Transaction) -> Decision:
         while True:
@@ -62,12 +67,12 @@ class UpstreamStep(Step):
             if reused and reply.code == 421:
                 self.pool.release(conn)  # closed: the server was closing an idle channel
                 continue
-            await self._heard(txn, "mail", None, reply)
+            decision = await self._heard(txn, "mail", None, reply)
             if not reply.positive:
                 self.pool.release(conn)
-                return relay_upstream(reply)
+                return decision
             txn.notes["upstream_conn"] = conn
-            return relay_upstream(reply)
+            return decision
 
     @staticmethod
     def _options(txn: Transaction, conn) -> list[str]:
@@ -84,7 +89,7 @@ class UpstreamStep(Step):
             reply = await conn.rcpt(rcpt)
         except UpstreamError as exc:
             return _deferred(exc)
-        return relay_upstream(await self._heard(txn, "rcpt", rcpt, reply))
+        return await self._heard(txn, "rcpt", rcpt, reply)
 
     async def on_data_start(self, txn: Transaction) -> Decision:
         """The message is complete: DATA goes upstream before any step hashes or signs it, so
@@ -97,7 +102,7 @@ class UpstreamStep(Step):
             reply = await conn.start_data()
         except UpstreamError as exc:
             return _deferred(exc)
-        return CONTINUE if reply.code == 354 else relay_upstream(await self._heard(txn, "data", None, reply))
+        return CONTINUE if reply.code == 354 else await self._heard(txn, "data", None, reply)
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         conn = txn.notes.get("upstream_conn")
@@ -107,7 +112,7 @@ class UpstreamStep(Step):
             reply = await conn.data(message.chunks(), dot_lines=message.dot_lines)
         except UpstreamError as exc:
             return _deferred(exc)
-        return relay_upstream(await self._heard(txn, "data", None, reply))
+        return await self._heard(txn, "data", None, reply)
 
     async def on_reset(self, txn: Transaction) -> None:
         conn = txn.notes.pop("upstream_conn", None)
