@@ -156,7 +156,7 @@ class Milter:
     mode: str = "outbound"  # outbound: SPF of our egress, bounce list, DKIM signing; inbound: verification
     socket_mode: int = 0o660  # permissions of the UNIX socket (the MTA's user must be able to write it)
     socket_group: str | None = None  # group of the UNIX socket, e.g. postfix
-    workers: int = 1  # processes accepting on the milter socket (relay/milter/workers.py)
+    workers: int = 1  # the old spelling of the top-level `workers` (all listeners are shared now)
 
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path is not None else str(self.endpoint)
@@ -210,6 +210,19 @@ class Settings:
     correlation: Correlation = field(default_factory=Correlation)
     postfix_log: PostfixLog | None = None
     bounces_in: BouncesIn | None = None
+    # Processes sharing every listener (relay/workers.py); 1 runs everything in this process.
+    workers: int = 1
+
+
+MAX_WORKERS = 256  # far beyond any core count that one host's listeners could use
+
+
+def default_workers() -> int:
+    import os
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, cgroups cpusets)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 DEFAULT_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -344,7 +357,7 @@ def load_settings(path: str | Path) -> Settings:
         problems.add("(top level)", "the file is empty; at least `hostname` is required")
     top.unknown({"hostname", "listen", "clients", "upstream", "limits", "egress_ips", "resolver",
                  "bounce_list", "events", "policies", "milter", "metrics", "correlation",
-                 "postfix_log", "bounces_in"})
+                 "postfix_log", "bounces_in", "workers"})
 
     hostname = top.get("hostname", str, None, required=data is not None)
     if hostname is not None:
@@ -382,11 +395,43 @@ def load_settings(path: str | Path) -> Settings:
     correlation = _correlation(top)
     postfix_log = _postfix_log(top, base)
     bounces_in = _bounces_in(top, base)
+    workers = _workers(top, milter, upstream, limits)
     problems.raise_if_any()
     return Settings(source=path, hostname=hostname, listen=listen, clients=clients, upstream=upstream,
                     limits=limits, egress_ips=tuple(egress), resolver=resolver, bounce_list=bounce_list,
                     events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation,
-                    postfix_log=postfix_log, bounces_in=bounces_in)
+                    postfix_log=postfix_log, bounces_in=bounces_in, workers=workers)
+
+
+def _workers(top: _Reader, milter: Milter | None, upstream: Upstream | None, limits: Limits) -> int:
+    """`workers`, or the older `milter.workers`, or one per core. Connection caps are shared or
+    divided among the workers (docs/internals.md), so each needs at least one of each."""
+    def bounded(value: int) -> int:
+        if not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"must be between 1 and {MAX_WORKERS}, got {value}")
+        return value
+
+    workers = top.get("workers", int, None, convert=bounded)
+    legacy = milter.workers if milter is not None and "workers" in (top.data.get("milter") or {}) else None
+    if workers is not None and legacy is not None and legacy != workers:
+        top.problems.add("milter.workers", f"{legacy} differs from workers ({workers}); remove milter.workers "
+                                           f"(workers covers the milter too)")
+    if workers is None and legacy is not None:
+        workers = legacy
+    if workers is None:
+        # One per core, but never more than the caps divided among them allow (an upstream that takes
+        # one connection gets one worker).
+        caps = [limits.max_connections_per_client] + ([upstream.pool_size] if upstream is not None else [])
+        return max(1, min([default_workers()] + caps))
+    if workers > 1 and upstream is not None and upstream.pool_size < workers:
+        top.problems.add("upstream.pool_size", f"{upstream.pool_size} is fewer than workers ({workers}): "
+                                               f"the pool is divided among the workers and each needs at least "
+                                               f"one connection; raise pool_size or lower workers")
+    if workers > 1 and limits.max_connections_per_client < workers:
+        top.problems.add("limits.max_connections_per_client",
+                         f"{limits.max_connections_per_client} is fewer than workers ({workers}): the limit is "
+                         f"divided among the workers and each needs at least one; raise it or lower workers")
+    return workers
 
 
 def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
@@ -756,12 +801,6 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
         top.problems.add("milter.socket_mode" if "socket_mode" in r.data else "milter.socket_group",
                          "applies only to a UNIX socket (listen: unix:PATH)")
     workers = r.get("workers", int, 1, convert=_positive)
-    if workers > 1:
-        # Each worker runs everything the config names: only the milter may be shared by several.
-        others = [k for k in ("listen", "bounces_in", "metrics", "postfix_log") if top.data.get(k)]
-        if others:
-            top.problems.add("milter.workers", f"more than one worker needs a milter-only config "
-                                               f"(remove {', '.join(others)}, or run them in another relay)")
     return Milter(endpoint, path, mode, socket_mode, group, workers)
 
 

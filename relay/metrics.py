@@ -52,7 +52,8 @@ class Metrics:
             out += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} gauge", f"{name} {read():g}"]
         return "\n".join(out) + "\n"
 
-    async def serve(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def serve(self, host: str, port: int, sock=None) -> asyncio.AbstractServer:
+        """On host:port, or on `sock` when a worker's parent bound it (relay/workers.py)."""
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -69,4 +70,6 @@ class Metrics:
             finally:
                 writer.close()
 
+        if sock is not None:
+            return await asyncio.start_server(handle, sock=sock)
         return await asyncio.start_server(handle, host, port)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from .config import Settings, load_settings
 from .errors import ConfigError
@@ -26,6 +27,9 @@ from .steps.upstream import UpstreamStep
 from .upstream import UpstreamPool
 from . import systemd
 
+if TYPE_CHECKING:
+    from .workers import Worker
+
 log = logging.getLogger("relay.server")
 
 DRAIN_SECONDS = 60.0
@@ -34,7 +38,7 @@ DRAIN_SECONDS = 60.0
 class Resources:
     """What lives as long as the process, shared by every pipeline a reload builds."""
 
-    def __init__(self, settings: Settings, metrics=None):
+    def __init__(self, settings: Settings, metrics=None, worker=None):
         from .dns import Resolver
         from .store import open_store
 
@@ -42,7 +46,11 @@ class Resources:
 
         self.store = open_store(settings.bounce_list)
         self.resolver = Resolver.from_settings(settings)
-        self.pool = UpstreamPool(settings) if settings.upstream else None
+        self.pool = None
+        if settings.upstream:
+            # Several workers divide upstream.pool_size: a pool's connections cannot cross processes.
+            size = worker.share(settings.upstream.pool_size) if worker is not None else None
+            self.pool = UpstreamPool(settings, size=size)
         self.metrics = metrics
         self.shaper = Shaper(self.store, metrics, self.resolver)  # holds and counts, shared through the store
 
@@ -82,12 +90,14 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
 
 
 class RelayServer:
-    def __init__(self, settings: Settings, milter_socket=None):
+    def __init__(self, settings: Settings, worker: "Worker | None" = None):
         self.settings = settings
-        self._milter_socket = milter_socket  # bound by the parent when milter.workers > 1
+        # One of several worker processes (relay/workers.py): its sockets are bound by the parent,
+        # and the caps are shared or divided with the other workers. None: the relay is this process.
+        self.worker = worker
         self.metrics = Metrics()
         self.policies = load_policies(settings)
-        self.resources = Resources(settings, self.metrics)
+        self.resources = Resources(settings, self.metrics, worker)
         self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
         self.service = RelayService(settings, self.policies, build_pipeline(settings, self.policies, self.resources),
@@ -96,13 +106,19 @@ class RelayServer:
         if settings.bounces_in is not None and settings.bounces_in.listen is not None:
             from .intake.bounces_in import build_intake
             self.intake = build_intake(settings, self.policies, self.outcomes, self.metrics)
-        self.counter = Connections(settings.limits.max_connections, settings.limits.max_connections_per_client)
+        if worker is None:
+            self.counter = Connections(settings.limits.max_connections, settings.limits.max_connections_per_client)
+        else:
+            self.counter = Connections(settings.limits.max_connections,
+                                       worker.share(settings.limits.max_connections_per_client),
+                                       shared=worker.connections, slot=worker.slot)
         self.servers: list[asyncio.AbstractServer] = []
         self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
         self.service.users = self._load_users(settings)
         self._stopping = asyncio.Event()
         self.follower = None
-        if settings.postfix_log is not None:
+        if settings.postfix_log is not None and (worker is None or worker.leader):
+            # One follower per relay: several would feed every delivery result through the funnel twice.
             from .intake.follower import PostfixLogFollower
             self.follower = PostfixLogFollower(settings, self.outcomes)
             follower = self.follower
@@ -144,20 +160,28 @@ class RelayServer:
             log.info("bounce list %s: applied schema migration %d (%s)", redact(self.settings.bounce_list),
                      migration.version, migration.description)
 
-    async def start(self) -> list[tuple[str, int]]:
+    async def _listen(self, factory, endpoint, socks) -> asyncio.AbstractServer:
+        """On the sockets the parent bound for this worker, or bound here."""
         loop = asyncio.get_running_loop()
+        if self.worker is None:
+            return await loop.create_server(factory, endpoint.host, endpoint.port, reuse_address=True,
+                                            backlog=1024)
+        servers = [await loop.create_server(factory, sock=sock, backlog=1024) for sock in socks]
+        return servers[0] if len(servers) == 1 else _Servers(servers)
+
+    async def start(self) -> list[tuple[str, int]]:
         bound = []
         await self._open_store()
+        socks = self.worker.sockets if self.worker is not None else None
         if self.settings.milter is not None:
             from .milter.server import MilterServer, build_milter_pipeline
             self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,
                                                                             self.resources), self.outcomes,
-                                       sock=self._milter_socket)
+                                       sock=socks.milter if socks is not None else None)
             await self.milter.start()
-        for listener in self.settings.listen:
+        for i, listener in enumerate(self.settings.listen):
             factory = protocol_factory(self.service, self.settings, listener, self.counter)
-            server = await loop.create_server(factory, listener.endpoint.host, listener.endpoint.port,
-                                              reuse_address=True, backlog=1024)
+            server = await self._listen(factory, listener.endpoint, socks.listen[i] if socks else None)
             self.servers.append(server)
             for sock in server.sockets:
                 addr = sock.getsockname()
@@ -169,7 +193,7 @@ class RelayServer:
             from .config import Listener
             endpoint = self.settings.bounces_in.listen
             factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.counter)
-            server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_address=True)
+            server = await self._listen(factory, endpoint, socks.bounces_in if socks else None)
             self.servers.append(server)
             for sock in server.sockets:
                 addr = sock.getsockname()
@@ -178,7 +202,10 @@ class RelayServer:
                          ", ".join(self.settings.bounces_in.domains))
         if self.settings.metrics is not None:
             m = self.settings.metrics
-            self.servers.append(await self.metrics.serve(m.host, m.port))
+            if socks is not None:
+                self.servers.extend([await self.metrics.serve(m.host, m.port, sock=s) for s in socks.metrics])
+            else:
+                self.servers.append(await self.metrics.serve(m.host, m.port))
             log.info("metrics on http://%s/metrics", m)
         return bound
 
@@ -202,14 +229,9 @@ class RelayServer:
         except Exception:
             log.exception("reload failed, keeping the running config")
             return False
-        restart_only = [k for k in ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver",
-                                    "postfix_log")
-                        if getattr(settings, k) != getattr(self.settings, k)]
-        if _bounces_listen(settings) != _bounces_listen(self.settings):
-            restart_only.append("bounces_in")  # the listener is bound at start
+        settings, restart_only = settings_after_reload(settings, self.settings)
         if restart_only:
             log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
-            settings = _keep(settings, self.settings, restart_only)
         if (users is None) != (self.service.users is None):
             log.warning("turning AUTH on or off (clients.users_file) takes effect at the next restart")
         old_pipeline, old_settings = self.service.pipeline, self.settings
@@ -249,7 +271,8 @@ class RelayServer:
         return True
 
     async def stop(self) -> None:
-        systemd.notify("STOPPING=1")
+        if self.worker is None:
+            systemd.notify("STOPPING=1")  # else the parent's word
         for server in self.servers:
             server.close()
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
@@ -291,12 +314,42 @@ class RelayServer:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
-        systemd.notify("READY=1")
+        if self.worker is not None:
+            self.worker.ready()  # the parent tells systemd once every worker listens
+        else:
+            systemd.notify("READY=1")
         watchdog = loop.create_task(systemd.watchdog())
         await self._stopping.wait()
         log.info("stopping: draining sessions")
         watchdog.cancel()
         await self.stop()
+
+
+class _Servers:
+    """The servers of one listener bound on several addresses, closed together."""
+
+    def __init__(self, servers: list[asyncio.AbstractServer]):
+        self._servers = servers
+        self.sockets = [s for server in servers for s in server.sockets]
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.close()
+
+
+# Keys a reload cannot change in a running process: sockets, pools and stores are opened at start.
+RESTART_ONLY = ("listen", "limits", "upstream", "bounce_list", "milter", "metrics", "resolver", "postfix_log",
+                "workers")
+
+
+def settings_after_reload(new: Settings, running: Settings) -> tuple[Settings, list[str]]:
+    """The settings a reload puts in force, and the keys whose change waits for a restart."""
+    restart_only = [k for k in RESTART_ONLY if getattr(new, k) != getattr(running, k)]
+    if _bounces_listen(new) != _bounces_listen(running):
+        restart_only.append("bounces_in")  # the listener is bound at start
+    if restart_only:
+        new = _keep(new, running, restart_only)
+    return new, restart_only
 
 
 def _bounces_listen(settings: Settings):
@@ -308,14 +361,16 @@ def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:
     return replace(new, **{k: getattr(old, k) for k in keys})
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, report_error=None) -> int:
+    """Runs the relay until SIGTERM: in this process (`workers: 1`), or in workers under this one.
+    `report_error(exc) -> exit status` says why a worker could not start, as the command would."""
     from .memory import give_back_large_buffers
 
     give_back_large_buffers()  # before any large buffer exists (and before workers fork: they inherit it)
 
-    def run(milter_socket=None) -> None:
+    def run(worker=None) -> None:
         async def main() -> None:
-            server = RelayServer(settings, milter_socket=milter_socket)
+            server = RelayServer(worker.settings if worker is not None else settings, worker=worker)
             await server.run()
 
         try:
@@ -325,8 +380,13 @@ def serve(settings: Settings) -> int:
             runner = asyncio.run
         runner(main())
 
-    if settings.milter is not None and settings.milter.workers > 1:
-        from .milter.workers import serve_workers
-        return serve_workers(settings, run)
+    if settings.workers > 1:
+        from .workers import serve_workers
+        return serve_workers(settings, run, report_error or _log_error)
     run()
     return 0
+
+
+def _log_error(exc: BaseException) -> int:
+    log.error("worker failed", exc_info=exc)
+    return 1

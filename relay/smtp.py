@@ -104,20 +104,25 @@ def client_key(ip: str) -> str:
 
 @dataclass
 class Connections:
-    """The open client connections of one process, and the limits on them."""
+    """The open client connections of one process, and the limits on them. With several worker
+    processes, `max_total` holds across all of them through `shared` (this process's `slot` in it);
+    `max_per_client` is this worker's share (relay/workers.py)."""
 
     max_total: int
     max_per_client: int
     active: int = 0
     protocols: set = field(default_factory=set)
     per_client: dict[str, int] = field(default_factory=dict)
+    shared: "SharedCount | None" = None  # relay/sharedcount.py
+    slot: int = 0
 
     def admit(self, protocol: "RelaySMTP", key: str) -> str | None:
         """Count a new connection; the 421 it must be told when it is one too many."""
         self.active += 1
         self.protocols.add(protocol)
         self.per_client[key] = self.per_client.get(key, 0) + 1
-        if self.active > self.max_total:
+        total = self.shared.add(self.slot, 1) if self.shared is not None else self.active
+        if total > self.max_total:
             return "421 4.7.0 Too many connections to this relay, try again later"
         if self.per_client[key] > self.max_per_client:
             return (f"421 4.7.0 Too many connections from {key} (at most {self.max_per_client}), "
@@ -126,6 +131,8 @@ class Connections:
 
     def release(self, protocol: "RelaySMTP", key: str) -> None:
         self.active -= 1
+        if self.shared is not None:
+            self.shared.add(self.slot, -1)
         self.protocols.discard(protocol)
         left = self.per_client.get(key, 1) - 1
         if left > 0:

@@ -330,9 +330,11 @@ class UpstreamPool:
     final dot; RSET only after an aborted one). Giving a connection back never waits on the
     upstream: a RSET or QUIT it needs runs in a task the pool owns, finished at close()."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, size: int | None = None):
         self.settings = settings
         self._up = settings.upstream
+        # This process's share of upstream.pool_size when several workers divide it (relay/workers.py).
+        self.size = size if size is not None else settings.upstream.pool_size
         self._idle: list[UpstreamConnection] = []
         self._open = 0  # connections open or being opened, idle or in use
         self._waiters: list[asyncio.Future] = []
@@ -441,7 +443,7 @@ class UpstreamPool:
             conn = self._take_idle()
             if conn is not None:
                 return conn
-            if self._open < self._up.pool_size:
+            if self._open < self.size:
                 return await self._open_new()
             waiter = loop.create_future()
             self._waiters.append(waiter)
@@ -449,7 +451,7 @@ class UpstreamPool:
                 await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
             except (asyncio.TimeoutError, TimeoutError):
                 raise UpstreamError(_relay_reply(
-                    451, "4.4.5", f"All {self._up.pool_size} connections to upstream {self.target} are in use "
+                    451, "4.4.5", f"All {self.size} connections to upstream {self.target} are in use "
                                   f"(upstream.pool_size); please retry later", "upstream-busy")) from None
             finally:
                 if waiter in self._waiters:

@@ -364,27 +364,7 @@ def test_fuzz_random_and_truncated_packets_never_stop_the_server(milter, prefix,
 # -- several worker processes (relay/milter/workers.py) ------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.add(int(stat.parent.name))
-    return out
-
-
-def _wait(predicate, timeout: float = 30):
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from tests.support.processes import children as _children, wait_until as _wait  # noqa: E402
 
 
 def test_workers_share_one_socket_reload_stop_and_are_replaced(tmp_path, signing_policies):
@@ -426,21 +406,21 @@ def test_workers_share_one_socket_reload_stop_and_are_replaced(tmp_path, signing
         if proc.poll() is None:
             proc.kill()
     err = proc.stderr.read()
-    assert "milter: 3 worker processes" in err and f"ended (exit status -9); starting another" in err, err
+    assert "starting 3 workers" in err and "ended (exit status -9); starting another" in err, err
     assert "Traceback" not in err, err
     assert not sock_path.exists()
 
 
-def test_workers_need_a_milter_only_config(tmp_path):
+def test_milter_workers_is_the_old_spelling_of_workers(tmp_path):
     from relay.config import load_settings
     from relay.errors import ConfigError
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:2525"}],
-                                      "upstream": {"host": "127.0.0.1"},
-                                      "milter": {"listen": "127.0.0.1:8892", "workers": 2}}))
+    base = {"hostname": "relay.test", "listen": [{"address": "127.0.0.1:2525"}], "upstream": {"host": "127.0.0.1"}}
+    config.write_text(yaml.safe_dump({**base, "milter": {"listen": "127.0.0.1:8892", "workers": 3}}))
+    assert load_settings(config).workers == 3  # every listener is shared now, not only a milter's
+    config.write_text(yaml.safe_dump({**base, "workers": 2, "milter": {"listen": "127.0.0.1:8892", "workers": 3}}))
     with pytest.raises(ConfigError) as err:
         load_settings(config)
     assert [f"{p.key}: {p.why}" for p in err.value.problems] == [
-        "milter.workers: more than one worker needs a milter-only config (remove listen, or run them in "
-        "another relay)"]
+        "milter.workers: 3 differs from workers (2); remove milter.workers (workers covers the milter too)"]

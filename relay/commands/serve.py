@@ -20,21 +20,28 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # name[pid], as syslog shows it: with several workers, the pid says which one speaks.
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     # aiosmtpd logs every command at INFO (addresses included); keep that for DEBUG.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings = load_settings_or_exit(args)
     from ..server import serve
 
     try:
-        return serve(settings)
-    except ConfigError as exc:
+        return serve(settings, report_error=report_start_error)
+    except (ConfigError, StoreError, OSError) as exc:
+        return report_start_error(exc)
+
+
+def report_start_error(exc: BaseException) -> int:
+    """Why the relay (or one of its workers) could not start, in the operator's words; the exit status."""
+    if isinstance(exc, ConfigError):
         report_config_error(exc)
         return 1
-    except StoreError as exc:  # the bounce list cannot be opened: its message says which file and what to do
+    if isinstance(exc, (StoreError, OSError)):
+        # StoreError: the bounce list cannot be opened; its message says which file and what to do.
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"error: cannot start: {exc}", file=sys.stderr)
-        return 1
+    logging.getLogger("relay.server").error("cannot start", exc_info=exc)
+    return 1

@@ -210,7 +210,7 @@ class MilterServer:
         self.outcomes = outcomes
         self.server: asyncio.AbstractServer | None = None
         self.connections: set[asyncio.Task] = set()
-        self._sock = sock  # bound by the parent of several workers (milter/workers.py), else by start()
+        self._sock = sock  # bound by the parent of several workers (relay/workers.py), else by start()
         self._owns_socket = sock is None
 
     async def start(self) -> str:

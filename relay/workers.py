@@ -1,0 +1,427 @@
+"""`workers: N`: N processes serving every listener the config names, supervised by a parent.
+
+One asyncio process uses one core. The parent binds every listening socket once (so a port in use, or
+`127.0.0.1:0`, is settled before any worker exists), then forks the workers before anything else is
+opened: the store, threads, event sinks and upstream connections are per worker. Each TCP listener is
+bound once per worker slot with SO_REUSEPORT, so that the kernel spreads new connections evenly over
+the workers; the parent keeps every socket open, so connections queued on a dead worker's socket wait
+for its replacement instead of being reset. A UNIX socket (the milter's) cannot be shared that way: all
+workers accept on the one socket. docs/internals.md says why this shape and not another.
+
+The parent forwards SIGHUP (reload) and SIGTERM/SIGINT (drain) to every worker, restarts a worker that
+dies (after a back-off that grows while it keeps dying at once), and tells systemd READY=1 only once
+every worker listens. The connection count behind `limits.max_connections` is shared
+(relay/sharedcount.py); `upstream.pool_size` and `limits.max_connections_per_client` are divided.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import systemd
+from .config import Endpoint, Settings
+from .sharedcount import SharedCount
+
+log = logging.getLogger("relay.workers")
+
+RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while it keeps dying young
+RESTART_DELAY_MAX = 30.0
+STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
+BACKLOG = 1024
+
+
+@dataclass
+class Sockets:
+    """One worker slot's listening sockets, in the order of the config."""
+
+    listen: list[list[socket.socket]] = field(default_factory=list)  # per `listen` entry, per address
+    bounces_in: list[socket.socket] = field(default_factory=list)
+    metrics: list[socket.socket] = field(default_factory=list)
+    milter: socket.socket | None = None  # a UNIX milter socket is the same object in every slot
+
+    def all(self) -> list[socket.socket]:
+        out = [s for group in self.listen for s in group] + self.bounces_in + self.metrics
+        return out + ([self.milter] if self.milter is not None else [])
+
+
+@dataclass
+class Worker:
+    """What the supervisor hands one worker process."""
+
+    slot: int  # 0 .. count-1; a replacement takes the slot (and the sockets) of the worker it replaces
+    count: int
+    settings: Settings  # the config as of the last good reload the parent saw
+    sockets: Sockets
+    connections: SharedCount
+    ready_fd: int
+
+    @property
+    def leader(self) -> bool:
+        """Runs what must run once per relay, not once per worker: the Postfix log follower."""
+        return self.slot == 0
+
+    def share(self, total: int) -> int:
+        """This worker's part of a cap divided among the workers: never more than the total in all."""
+        return max(1, total // self.count)
+
+    def ready(self) -> None:
+        os.write(self.ready_fd, f"{self.slot}\n".encode())
+
+
+def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
+    """Every listener the config names, once per worker slot. Raises OSError (port in use) before
+    any worker exists."""
+    slots = [Sockets() for _ in range(count)]
+    opened: list[socket.socket] = []
+    try:
+        for listener in settings.listen:
+            for i, group in enumerate(_bind_reuseport(listener.endpoint, count, opened)):
+                slots[i].listen.append(group)
+        if settings.bounces_in is not None and settings.bounces_in.listen is not None:
+            for i, group in enumerate(_bind_reuseport(settings.bounces_in.listen, count, opened)):
+                slots[i].bounces_in = group
+        if settings.metrics is not None:
+            for i, group in enumerate(_bind_reuseport(settings.metrics, count, opened)):
+                slots[i].metrics = group
+        if settings.milter is not None:
+            if settings.milter.path is not None:
+                from .milter.server import bind_milter_socket
+                shared = bind_milter_socket(settings.milter)
+                opened.append(shared)
+                for s in slots:
+                    s.milter = shared
+            else:
+                for i, group in enumerate(_bind_reuseport(settings.milter.endpoint, count, opened)):
+                    slots[i].milter = group[0]
+    except BaseException:
+        for sock in opened:
+            sock.close()
+        raise
+    return slots
+
+
+def _bind_reuseport(endpoint: Endpoint, count: int, opened: list) -> list[list[socket.socket]]:
+    """`count` listening sockets on each address of the endpoint, all on one port."""
+    infos = socket.getaddrinfo(endpoint.host or None, endpoint.port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    addresses = list(dict.fromkeys((info[0], info[4]) for info in infos))
+    groups: list[list[socket.socket]] = [[] for _ in range(count)]
+    for family, address in addresses:
+        # A socket without SO_REUSEPORT first: it fails if anything else holds the port (a second relay
+        # with SO_REUSEPORT would otherwise join the group and take half the connections), and it
+        # settles port 0 to one port for every copy.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
+            port = probe.getsockname()[1]
+        address = (address[0], port) + tuple(address[2:])
+        for group in groups:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            opened.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+            group.append(sock)
+    return groups
+
+
+@dataclass
+class _Slot:
+    index: int
+    pid: int | None = None
+    started: float = 0.0
+    ready: bool = False
+    failures: int = 0  # deaths in a row, each soon after its start
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """The parent: starts the workers, forwards signals, replaces the dead."""
+
+    def __init__(self, settings: Settings, run_worker: Callable[[Worker], None],
+                 report_error: Callable[[BaseException], int]):
+        self.settings = settings  # what a new worker starts with: the last good reload
+        self.original = settings
+        self.count = settings.workers
+        self.run_worker = run_worker
+        self.report_error = report_error
+        self.sockets = bind_sockets(settings, self.count)
+        self.connections = SharedCount(self.count)
+        self.metrics_dir = _metrics_directory(settings)
+        self.slots = [_Slot(i) for i in range(self.count)]
+        self.stopping = False
+        self.announced = False  # READY=1 sent: every worker listened once
+        self.exit_code = 0
+        self._signals: list[int] = []
+
+    # -- the parent's loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        ready_r, self._ready_w = os.pipe()
+        wake_r, wake_w = os.pipe()
+        for fd in (ready_r, wake_r, wake_w):
+            os.set_blocking(fd, False)
+        self._parent_fds = (ready_r, wake_r, wake_w)  # closed in every worker
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+        log.info("starting %d workers", self.count)
+        for slot in self.slots:
+            self._spawn(slot)
+        buffered = b""
+        watchdog = _watchdog_interval()
+        next_ping = time.monotonic()
+        try:
+            while True:
+                for signum in self._take_signals():
+                    self._handle_signal(signum)
+                self._reap()
+                if self.stopping and not any(s.pid for s in self.slots):
+                    break
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at \
+                            and not self.stopping:
+                        self._spawn(slot)
+                if watchdog and now >= next_ping:
+                    systemd.notify("WATCHDOG=1")
+                    next_ping = now + watchdog
+                waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
+                if watchdog:
+                    waits.append(next_ping - now)
+                timeout = max(0.0, min(waits + [1.0]))
+                try:
+                    readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
+                except InterruptedError:
+                    continue
+                if wake_r in readable:
+                    _drain(wake_r)
+                if ready_r in readable:
+                    buffered += _drain(ready_r)
+                    *lines, buffered = buffered.split(b"\n")
+                    for line in lines:
+                        self._on_ready(int(line))
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
+                sock.close()
+            if self.settings.milter is not None and self.settings.milter.path is not None:
+                from .milter.server import remove_milter_socket
+                remove_milter_socket(self.settings.milter)
+            for fd in (ready_r, self._ready_w, wake_r, wake_w):
+                os.close(fd)
+            if self.metrics_dir is not None and self.metrics_dir.owned:
+                shutil.rmtree(self.metrics_dir.path, ignore_errors=True)
+        return self.exit_code
+
+    def _on_signal(self, signum, _frame) -> None:
+        self._signals.append(signum)  # handled in the loop, not inside the handler
+
+    def _take_signals(self) -> list[int]:
+        taken, self._signals = self._signals, []
+        return taken
+
+    def _handle_signal(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if not self.stopping:
+                log.info("stopping: draining %d workers", sum(1 for s in self.slots if s.pid))
+                systemd.notify("STOPPING=1")
+            self.stopping = True
+            self._forward(signum)
+        elif signum == signal.SIGHUP:
+            self._reload()
+            self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.pid is not None:
+                try:
+                    os.kill(slot.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def _reload(self) -> None:
+        """A worker started after a reload must run the reloaded config, as its siblings do (they
+        reload themselves and report their own errors); a broken config keeps the last good one."""
+        from .config import load_settings
+        from .policies import load_policies
+        from .server import settings_after_reload
+
+        try:
+            new = load_settings(self.original.source)
+            load_policies(new)
+        except Exception:
+            return  # each worker logs why and keeps its config; new workers start with the last good one
+        self.settings, _ = settings_after_reload(new, self.original)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is not None:
+                self._ended(slot, os.waitstatus_to_exitcode(status))
+
+    def _ended(self, slot: _Slot, code: int) -> None:
+        pid, slot.pid, slot.ready = slot.pid, None, False
+        self.connections.reset(slot.index)  # its connections died with it
+        _mark_process_dead(pid, self.metrics_dir)
+        if self.stopping:
+            # A worker still starting when SIGTERM came ends by the signal itself: that is a stop too.
+            if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+                log.error("worker %d (pid %d) ended with exit status %d while stopping", slot.index, pid, code)
+                self.exit_code = 1
+            return
+        if not self.announced:
+            # It never got to listen (an unreadable store, a broken policy, a bug at start): another
+            # try would meet the same; stop, and let the operator (or systemd) see why.
+            log.error("worker %d (pid %d) ended (exit status %d) before every worker listened; stopping",
+                      slot.index, pid, code)
+            self.exit_code = 1
+            self.stopping = True
+            self._forward(signal.SIGTERM)
+            return
+        now = time.monotonic()
+        slot.failures = slot.failures + 1 if now - slot.started < STABLE_AFTER else 0
+        delay = min(RESTART_DELAY * 2 ** max(slot.failures - 1, 0), RESTART_DELAY_MAX)
+        slot.restart_at = now + delay
+        log.error("worker %d (pid %d) ended (exit status %d); starting another in %.0f s", slot.index, pid,
+                  code, delay)
+
+    def _on_ready(self, index: int) -> None:
+        slot = self.slots[index]
+        slot.ready = True
+        slot.failures = slot.failures if time.monotonic() - slot.started < STABLE_AFTER else 0
+        if not self.announced and all(s.ready for s in self.slots):
+            self.announced = True
+            log.info("all %d workers listening", self.count)
+            systemd.notify("READY=1")
+
+    # -- a worker ----------------------------------------------------------------------------------
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.restart_at = None
+        slot.started = time.monotonic()
+        worker = Worker(slot.index, self.count, self.settings, self.sockets[slot.index], self.connections,
+                        self._ready_w)
+        pid = os.fork()
+        if pid:
+            slot.pid = pid
+            log.info("worker %d started (pid %d)", slot.index, pid)
+            return
+        code = 0
+        try:
+            self._become_worker(worker)
+            self.run_worker(worker)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException as exc:
+            code = self.report_error(exc)
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _become_worker(self, worker: Worker) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        # Until the worker's loop takes SIGHUP over, one arriving during its start must not end it
+        # (it reads the config as of the parent's last reload anyway).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for fd in self._parent_fds:
+            os.close(fd)
+        mine = {id(s) for s in worker.sockets.all()}
+        for other in self.sockets:
+            for sock in other.all():
+                if id(sock) not in mine:
+                    sock.close()
+        # systemd hears the parent only (NotifyAccess=main): READY and the watchdog are the parent's.
+        os.environ.pop("NOTIFY_SOCKET", None)
+        os.environ.pop("WATCHDOG_USEC", None)
+
+
+def serve_workers(settings: Settings, run_worker: Callable[[Worker], None],
+                  report_error: Callable[[BaseException], int]) -> int:
+    return Supervisor(settings, run_worker, report_error).run()
+
+
+def _drain(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return out
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            raise
+        if not chunk:
+            return out
+        out += chunk
+
+
+def _watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    return int(usec) / 2e6 if usec and usec.isdigit() else None
+
+
+# -- metrics across workers ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MetricsDirectory:
+    path: Path
+    owned: bool  # made by us (removed at exit), or the operator's PROMETHEUS_MULTIPROC_DIR (wiped at start)
+
+
+def _metrics_directory(settings: Settings) -> MetricsDirectory | None:
+    """prometheus-client's multiprocess mode keeps each worker's values in files in
+    PROMETHEUS_MULTIPROC_DIR, and whichever worker answers a scrape sums them. The directory must be
+    set before the workers start and must not hold another run's files."""
+    if settings.metrics is None:
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return MetricsDirectory(path, owned=False)
+    path = Path(tempfile.mkdtemp(prefix="relay-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY") or None))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return MetricsDirectory(path, owned=True)
+
+
+def _mark_process_dead(pid: int, directory: MetricsDirectory | None) -> None:
+    """A dead worker's live gauges (sessions open now) must stop counting."""
+    if directory is None:
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    try:
+        multiprocess.mark_process_dead(pid, str(directory.path))
+    except OSError:
+        pass

@@ -1,0 +1,274 @@
+"""`workers: N` (relay/workers.py): real `relay serve` processes, a parent and its workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.processes import children, server_side_owner, wait_until
+from tests.support.smtp_client import RawSMTP, send_message
+
+REPO = Path(__file__).resolve().parent.parent
+BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Relay:
+    """`python -m relay serve` with `workers: 2`; stderr goes to a file the test can read while it runs."""
+
+    def __init__(self, tmp_path: Path, upstream_port: int, env: dict | None = None, **extra):
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        config = {"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{self.port}"}],
+                  "upstream": {"host": "127.0.0.1", "port": upstream_port, "starttls": "off"},
+                  "bounce_list": f"sqlite:///{tmp_path / 'b.db'}",
+                  "events": [{"jsonl": str(tmp_path / "e.jsonl")}], "workers": 2, **extra}
+        self.config = tmp_path / "relay.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.stderr_path = tmp_path / "stderr.log"
+        self._stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(self.config)],
+                                     cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                     env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        wait_until(lambda: "all 2 workers listening" in self.stderr(), timeout=60)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def workers(self) -> set[int]:
+        return children(self.proc.pid)
+
+    def connect(self) -> RawSMTP:
+        return RawSMTP("127.0.0.1", self.port)
+
+    def one_connection_per_worker(self) -> dict[int, RawSMTP]:
+        """Connects until each worker holds one of the connections (the kernel picks the worker)."""
+        workers = self.workers()
+        held: dict[int, RawSMTP] = {}
+        for _ in range(200):
+            c = self.connect()
+            owner = server_side_owner(c.sock, workers)
+            if owner in workers and owner not in held:
+                held[owner] = c
+                if len(held) == len(workers):
+                    return held
+            else:
+                c.close()
+        raise AssertionError(f"connections reached only workers {set(held)} of {workers}")
+
+    def events(self) -> list[dict]:
+        path = self.tmp_path / "e.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._stderr.close()
+
+
+@pytest.fixture
+def relay_workers(tmp_path, upstream):
+    started = []
+
+    def start(**extra) -> Relay:
+        relay = Relay(tmp_path, upstream.port, **extra)
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        if relay.proc.poll() is None:
+            relay.proc.kill()
+            relay.proc.wait(10)
+
+
+def test_every_worker_accepts_and_relays(relay_workers, upstream):
+    relay = relay_workers()
+    held = relay.one_connection_per_worker()
+    assert len(held) == 2
+    for c in held.values():
+        c.cmd("EHLO c.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        c.cmd("QUIT")
+        c.close()
+    assert len(upstream.wait_for_messages(2)) == 2
+    assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()
+
+
+def test_a_killed_worker_is_replaced_and_mail_keeps_flowing(relay_workers, upstream):
+    relay = relay_workers()
+    before = relay.workers()
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    after = wait_until(lambda: len(relay.workers()) == 2 and victim not in relay.workers() and relay.workers())
+    wait_until(lambda: relay.stderr().count("listening on 127.0.0.1") == 3)  # the replacement listens too
+    # Whichever worker the kernel picks (the replacement has the dead one's socket), mail goes through.
+    held = relay.one_connection_per_worker()
+    assert set(held) == after
+    for c in held.values():
+        c.cmd("EHLO c.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        c.close()
+    assert len(upstream.wait_for_messages(2)) == 2
+    assert relay.stop() == 0
+    err = relay.stderr()
+    assert f"(pid {victim}) ended (exit status -9); starting another" in err, err
+
+
+def test_sighup_reloads_every_worker(relay_workers, upstream, tmp_path):
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    relay = relay_workers(policies=str(policies))
+    (policies / "bounce-rules.local.yaml").write_text(
+        "rules:\n  - id: local-nosuchuser\n    match: 'NoSuchUser'\n    category: other\n"
+        "    meaning: Local rule.\n    advice: Local advice.\n")
+    relay.proc.send_signal(signal.SIGHUP)
+    workers = relay.workers()
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr() for pid in workers))
+    for c in relay.one_connection_per_worker().values():
+        c.cmd("EHLO c.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 550
+        c.cmd("QUIT")
+        c.close()
+    rejected = wait_until(lambda: len([e for e in relay.events() if e["kind"] == "rejected"]) == 2 and
+                          [e for e in relay.events() if e["kind"] == "rejected"])
+    assert [e["classification"]["rule"] for e in rejected] == ["local-nosuchuser"] * 2
+    assert relay.workers() == workers  # reloaded, not restarted
+    assert relay.stop() == 0
+
+
+def test_sigterm_drains_every_worker_and_exits_zero(relay_workers, upstream):
+    relay = relay_workers()
+    held = relay.one_connection_per_worker()
+    for c in held.values():  # a transaction in flight in each worker
+        c.cmd("EHLO busy.test")
+        c.cmd("MAIL FROM:<a@sender.test>")
+        c.cmd("RCPT TO:<b@example.com>")
+    relay.proc.send_signal(signal.SIGTERM)
+    for c in held.values():
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250  # finished, then told to go
+        assert c.reply()[1].startswith("421 4.3.2 ")
+    assert relay.proc.wait(60) == 0
+    assert len(upstream.wait_for_messages(2)) == 2
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", relay.port)) != 0  # the parent closed the listener too
+    assert relay.stop() == 0
+
+
+def test_max_connections_holds_across_workers(relay_workers):
+    relay = relay_workers(limits={"max_connections": 2})
+    held = relay.one_connection_per_worker()  # one each: two in all, the cap
+    assert all(c.greeting[0] == 220 for c in held.values())
+    for _ in range(6):  # whichever worker takes it, a third is one too many
+        with relay.connect() as extra:
+            assert extra.greeting[1].startswith("421 4.7.0 Too many connections to this relay")
+    first = next(iter(held.values()))
+    first.cmd("QUIT")
+    first.close()
+    # Once the first is gone (its worker counted it out), there is room for one more again.
+    def admitted():
+        with relay.connect() as c:
+            return c.greeting[0] == 220
+    wait_until(admitted)
+    assert relay.stop() == 0
+
+
+def test_ready_is_told_to_systemd_once_every_worker_listens(relay_workers, tmp_path):
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path)})
+        data, ancillary, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(12))
+        assert data == b"READY=1"
+        import struct
+        sender = struct.unpack("3i", ancillary[0][2])[0]
+        assert sender == relay.proc.pid  # the parent, not a worker (NotifyAccess=main)
+        err = relay.stderr()
+        assert all(f"relay.server[{pid}]: listening on 127.0.0.1:{relay.port}" in err for pid in relay.workers())
+        relay.proc.send_signal(signal.SIGTERM)
+        assert notify.recv(4096) == b"STOPPING=1"
+        assert relay.stop() == 0
+
+
+def test_a_worker_that_cannot_start_stops_the_relay_with_the_reason(tmp_path, upstream):
+    db = tmp_path / "b.db"
+    db.write_bytes(b"not a database\n" * 200)
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{port}"}],
+                                      "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{db}", "workers": 2}))
+    out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(config)], capture_output=True, text=True,
+                         timeout=60, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "not a bounce list database" in out.stderr and "before every worker listened; stopping" in out.stderr
+
+
+# -- the config key --------------------------------------------------------------------------------
+
+def _problems(tmp_path, text: str) -> list[str]:
+    from relay.config import load_settings
+    from relay.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    return [f"{p.key}: {p.why}" for p in err.value.problems]
+
+
+@pytest.mark.parametrize("value, why", [
+    ("0", "workers: must be between 1 and 256, got 0"),
+    ("1000", "workers: must be between 1 and 256, got 1000"),
+    ("two", "workers: expected int, got str 'two'"),
+    ("true", "workers: expected int, got bool True"),
+])
+def test_workers_must_be_a_count(tmp_path, value, why):
+    assert _problems(tmp_path, f"hostname: relay.example.com\nworkers: {value}\n") == [why]
+
+
+def test_workers_need_a_share_of_every_divided_cap(tmp_path):
+    found = _problems(tmp_path, "hostname: relay.example.com\nworkers: 4\nupstream: {host: smtp.example.com, "
+                                "pool_size: 3}\nlimits: {max_connections_per_client: 2}\n")
+    assert found == [
+        "upstream.pool_size: 3 is fewer than workers (4): the pool is divided among the workers and each needs "
+        "at least one connection; raise pool_size or lower workers",
+        "limits.max_connections_per_client: 2 is fewer than workers (4): the limit is divided among the workers "
+        "and each needs at least one; raise it or lower workers"]
+
+
+def test_workers_default_to_one_per_core_within_the_caps(tmp_path):
+    from relay.config import default_workers, load_settings
+
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    assert load_settings(path).workers == default_workers() == len(os.sched_getaffinity(0))
+    path.write_text("hostname: relay.example.com\nupstream: {host: smtp.example.com, pool_size: 1}\n")
+    assert load_settings(path).workers == 1  # an upstream that takes one connection: one worker
+    path.write_text("hostname: relay.example.com\nworkers: 3\n")
+    assert load_settings(path).workers == 3
