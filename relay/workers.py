@@ -38,7 +38,6 @@ log = logging.getLogger("relay.workers")
 RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while it keeps dying young
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
-BACKLOG = 1024
 
 
 @dataclass
@@ -97,7 +96,7 @@ def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
         if settings.milter is not None:
             if settings.milter.path is not None:
                 from .milter.server import bind_milter_socket
-                shared = bind_milter_socket(settings.milter)
+                shared = bind_milter_socket(settings.milter, listen=False)
                 opened.append(shared)
                 for s in slots:
                     s.milter = shared
@@ -136,7 +135,9 @@ def _bind_reuseport(endpoint: Endpoint, count: int, opened: list) -> list[list[s
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(BACKLOG)
+            # Not listening yet: the worker's listen() opens it (asyncio's create_server(sock=) calls
+            # it), so that a connection is accepted only once a worker can serve it, and the kernel
+            # counts a worker's socket in the group only from then on.
             sock.setblocking(False)
             group.append(sock)
     return groups
@@ -149,6 +150,7 @@ class _Slot:
     started: float = 0.0
     ready: bool = False
     failures: int = 0  # deaths in a row, each soon after its start
+    reload_pending: bool = False  # a SIGHUP came while it was starting (it ignores SIGHUP until it listens)
     restart_at: float | None = None
 
 
@@ -247,11 +249,14 @@ class Supervisor:
             self._forward(signum)
         elif signum == signal.SIGHUP:
             self._reload()
-            self._forward(signum)
+            for slot in self.slots:
+                if slot.pid is not None and not slot.ready:
+                    slot.reload_pending = True  # it may have read the files before they changed
+            self._forward(signum, ready_only=True)
 
-    def _forward(self, signum: int) -> None:
+    def _forward(self, signum: int, ready_only: bool = False) -> None:
         for slot in self.slots:
-            if slot.pid is not None:
+            if slot.pid is not None and (slot.ready or not ready_only):
                 try:
                     os.kill(slot.pid, signum)
                 except ProcessLookupError:
@@ -284,7 +289,7 @@ class Supervisor:
                 self._ended(slot, os.waitstatus_to_exitcode(status))
 
     def _ended(self, slot: _Slot, code: int) -> None:
-        pid, slot.pid, slot.ready = slot.pid, None, False
+        pid, slot.pid, slot.ready, slot.reload_pending = slot.pid, None, False, False
         self.connections.reset(slot.index)  # its connections died with it
         _mark_process_dead(pid, self.metrics_dir)
         if self.stopping:
@@ -293,9 +298,10 @@ class Supervisor:
                 log.error("worker %d (pid %d) ended with exit status %d while stopping", slot.index, pid, code)
                 self.exit_code = 1
             return
-        if not self.announced:
-            # It never got to listen (an unreadable store, a broken policy, a bug at start): another
-            # try would meet the same; stop, and let the operator (or systemd) see why.
+        if not self.announced and code > 0:
+            # It failed before the relay was up (an unreadable store, a broken policy, a bug at start):
+            # another try would meet the same; stop, and let the operator (or systemd) see why. One
+            # killed from outside (a negative status: the signal) is replaced like any other.
             log.error("worker %d (pid %d) ended (exit status %d) before every worker listened; stopping",
                       slot.index, pid, code)
             self.exit_code = 1
@@ -312,7 +318,9 @@ class Supervisor:
     def _on_ready(self, index: int) -> None:
         slot = self.slots[index]
         slot.ready = True
-        slot.failures = slot.failures if time.monotonic() - slot.started < STABLE_AFTER else 0
+        if slot.reload_pending and slot.pid is not None:
+            slot.reload_pending = False
+            os.kill(slot.pid, signal.SIGHUP)
         if not self.announced and all(s.ready for s in self.slots):
             self.announced = True
             log.info("all %d workers listening", self.count)

@@ -381,7 +381,10 @@ def test_workers_share_one_socket_reload_stop_and_are_replaced(tmp_path, signing
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         workers = _wait(lambda: len(_children(proc.pid)) == 3 and _children(proc.pid))
-        _wait(lambda: sock_path.exists())
+        def listening() -> bool:  # the parent binds the socket; a worker listens on it
+            with socket.socket(socket.AF_UNIX) as s:
+                return s.connect_ex(str(sock_path)) == 0
+        _wait(listening)
         assert oct(sock_path.stat().st_mode & 0o777) == "0o600"
 
         def negotiate() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -45,8 +46,15 @@ def start(tmp_path, upstream_port, **extra):
               **extra}
     path = tmp_path / "relay.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(path)], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    # Ready as systemd hears it: with several workers the port opens when the first one listens, and
+    # a signal sent before the others listen reaches them only once they do.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(60)
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(path)], stderr=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+        assert notify.recv(100) == b"READY=1"
     wait_port(port, proc)
     return proc, port, path
 
@@ -167,7 +175,8 @@ def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):
     import urllib.request
 
     metrics_port = free_port()
-    proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    # One process: each worker counts its own until metrics aggregate across workers (docs/internals.md).
+    proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": f"127.0.0.1:{metrics_port}"}, workers=1)
     try:
         with RawSMTP("127.0.0.1", port) as c:
             c.cmd("EHLO c.test")

@@ -120,7 +120,10 @@ def test_a_killed_worker_is_replaced_and_mail_keeps_flowing(relay_workers, upstr
     before = relay.workers()
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    after = wait_until(lambda: len(relay.workers()) == 2 and victim not in relay.workers() and relay.workers())
+    def replaced():
+        now = relay.workers()
+        return len(now) == 2 and victim not in now and now
+    after = wait_until(replaced)
     wait_until(lambda: relay.stderr().count("listening on 127.0.0.1") == 3)  # the replacement listens too
     # Whichever worker the kernel picks (the replacement has the dead one's socket), mail goes through.
     held = relay.one_connection_per_worker()

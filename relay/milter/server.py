@@ -178,8 +178,9 @@ class MilterConnection:
             await self.session.close()
 
 
-def bind_milter_socket(m) -> socket.socket:
-    """The listening socket milter.listen names: TCP, or a UNIX socket with its mode and group."""
+def bind_milter_socket(m, listen: bool = True) -> socket.socket:
+    """The listening socket milter.listen names: TCP, or a UNIX socket with its mode and group.
+    listen=False: bound only, for workers whose server listens on it (relay/workers.py)."""
     if m.path is not None:
         path = str(m.path)
         if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -189,7 +190,8 @@ def bind_milter_socket(m) -> socket.socket:
         os.chmod(path, m.socket_mode)
         if m.socket_group is not None:
             os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
         return sock
     return socket.create_server((m.endpoint.host, m.endpoint.port), backlog=1024,
                                 family=socket.AF_INET6 if ":" in m.endpoint.host else socket.AF_INET)
@@ -218,10 +220,10 @@ class MilterServer:
         m = self.settings.milter
         sock = self._sock if self._sock is not None else bind_milter_socket(m)
         if m.path is not None:
-            self.server = await asyncio.start_unix_server(self._serve, sock=sock, limit=READ_SIZE)
+            self.server = await asyncio.start_unix_server(self._serve, sock=sock, limit=READ_SIZE, backlog=1024)
             where = f"unix:{m.path}"
         else:
-            self.server = await asyncio.start_server(self._serve, sock=sock, limit=READ_SIZE)
+            self.server = await asyncio.start_server(self._serve, sock=sock, limit=READ_SIZE, backlog=1024)
             addr = self.server.sockets[0].getsockname()
             where = f"{addr[0]}:{addr[1]}"
         log.info("milter (%s) listening on %s", m.mode, where)
