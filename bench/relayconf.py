@@ -187,7 +187,8 @@ class ConfigFactory:
             if isinstance(item, dict) and isinstance(item.get("jsonl"), str):
                 item["jsonl"] = fix(item["jsonl"])
 
-    def __call__(self, sink_port: int, listen_port: int | None, milter_port: int | None) -> Path:
+    def __call__(self, sink_port: int, listen_port: int | None, milter_port: int | None,
+                 workers: int | None = None) -> Path:
         import copy
 
         cfg = copy.deepcopy(self.base)
@@ -201,7 +202,7 @@ class ConfigFactory:
             cfg["milter"] = {"listen": f"127.0.0.1:{milter_port}"}
             if not listen_port:
                 # One process per core, as OpenDKIM runs a thread per connection on every core.
-                cfg["milter"]["workers"] = os.cpu_count() or 1
+                cfg["workers"] = os.cpu_count() or 1
         else:
             cfg.pop("milter", None)
         up = dict(cfg.get("upstream") or {})
@@ -217,6 +218,8 @@ class ConfigFactory:
             notes.append("limits.max_message_size raised to 40 MiB for the 25 MB message figure")
             limits["max_message_size"] = 40 * 1024 * 1024
         cfg["limits"] = limits
+        if workers is not None:
+            cfg["workers"] = workers
         if self.base_path and notes:
             for n in notes:
                 if n not in self.overrides:

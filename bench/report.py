@@ -128,7 +128,8 @@ def table(results: dict) -> str:
                 cell = _fmt(v) if e.get("ok_runs") == e.get("runs") else (_fmt(v) + "!" if v else "FAILED")
                 row += f"{cell:>12}"
             lines.append(row)
-        for a, b in (("relay", "postfix-opendkim"), ("relay", "direct"), ("postfix-relay-milter", "postfix-opendkim"),
+        for a, b in (("relay", "postfix-opendkim"), ("relay-workers2", "postfix-opendkim"), ("relay-workers2", "relay"),
+                     ("relay", "direct"), ("relay-workers2", "direct"), ("postfix-relay-milter", "postfix-opendkim"),
                      ("postfix-opendkim", "direct")):
             if a in tp and b in tp:
                 lines.append(f"{'ratio ' + a + ' / ' + b:<34}" + "".join(
@@ -277,9 +278,10 @@ def _known_summary(data) -> str | None:
 
 
 LABELS = {"direct": "direct: smtp-source -> smtp-sink (machine limit)", "relay": "relay (one process)",
+          "relay-workers2": "relay, workers: 2",
           "postfix-opendkim": "Postfix + OpenDKIM", "postfix-relay-milter": "Postfix + relay as milter",
           "postfix": "Postfix, no milter"}
-COLOURS = {"postfix": "#ffb74d", "direct": "#9e9e9e", "relay": "#1565c0", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
+COLOURS = {"postfix": "#ffb74d", "direct": "#9e9e9e", "relay": "#1565c0", "relay-workers2": "#42a5f5", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
 
 
 def chart(results: dict, path: Path) -> None:
@@ -337,7 +339,8 @@ def markdown(results: dict) -> str:
     """The figures of one run as Markdown tables (for docs/benchmarks.md)."""
     s = results.get("settings", {})
     sizes = s.get("sizes", [])
-    names = {"direct": "direct (machine limit)", "relay": "relay (one process)", "postfix-opendkim": "Postfix + OpenDKIM",
+    names = {"direct": "direct (machine limit)", "relay": "relay (one process)", "relay-workers2": "relay, workers: 2",
+             "postfix-opendkim": "Postfix + OpenDKIM",
              "postfix-relay-milter": "Postfix + relay as milter", "postfix": "Postfix, no milter"}
     pretty = lambda sz: sz.replace("k", " KiB").replace("m", " MiB")
     out = [f"Run: `{results.get('command')}`, {results.get('started')} to {results.get('finished')}, git "
@@ -353,7 +356,8 @@ def markdown(results: dict) -> str:
         for n in tp:
             out.append(f"| {names.get(n, n)} | " + " | ".join(
                 _fmt(tp[n].get(sz, {}).get("msg_per_s")) for sz in sizes) + " |")
-        for a, b in (("relay", "postfix-opendkim"), ("relay", "direct")):
+        for a, b in (("relay", "postfix-opendkim"), ("relay-workers2", "postfix-opendkim"), ("relay-workers2", "relay"),
+                     ("relay", "direct"), ("relay-workers2", "direct")):
             if a in tp and b in tp:
                 out.append(f"| **{a} / {b}** | " + " | ".join(
                     f"**{_fmt(_ratio(tp[a].get(sz, {}).get('msg_per_s'), tp[b].get(sz, {}).get('msg_per_s')), 'x', 2)}**"

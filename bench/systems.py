@@ -205,9 +205,13 @@ class Relay(System):
     name = "relay"
     signs = True
 
-    def __init__(self, workdir: Path, config_factory, python: str = sys.executable, profile: str | None = None):
+    def __init__(self, workdir: Path, config_factory, python: str = sys.executable, profile: str | None = None,
+                 workers: int | None = 1):
         self.workdir = Path(workdir)
         self.config_factory = config_factory
+        self.workers = workers  # `workers:` in its config (None: the config's own, or one per core)
+        if workers and workers > 1:
+            self.name = f"relay-workers{workers}"
         self.python = python
         self.proc = None
         self.profile = profile  # a py-spy output path: run the relay under `py-spy record`
@@ -225,11 +229,19 @@ class Relay(System):
 
     def start(self, sink_port: int) -> None:
         self.port = free_port()
-        self.config = self.config_factory(sink_port=sink_port, listen_port=self.port, milter_port=None)
+        self.config = self.config_factory(sink_port=sink_port, listen_port=self.port, milter_port=None,
+                                          workers=self.workers)
         self._spawn(self.config)
         if not wait_port(self.port, 60, self.proc):
             raise SystemError_(f"the relay did not start listening on 127.0.0.1:{self.port} "
                                f"(exit code {self.proc.poll()}):\n{tail(self.stderr_path)}")
+        if self.workers and self.workers > 1:
+            # The port opens with the first worker; the load must find them all.
+            deadline = time.time() + 60
+            while f"all {self.workers} workers listening" not in tail(self.stderr_path):
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise SystemError_(f"the relay's workers did not all start:\n{tail(self.stderr_path)}")
+                time.sleep(0.1)
         if self.profile:
             self.start_profile()
 
