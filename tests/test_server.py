@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.processes import children, wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 from tests.support.upstream import GMAIL_NO_SUCH_USER
 
@@ -36,6 +37,25 @@ def wait_port(port: int, proc, timeout: float = 20) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError("relay did not listen")
+
+
+class StderrSoFar:
+    """What a running relay wrote to its stderr pipe so far, read without blocking."""
+
+    def __init__(self, proc):
+        self._fd = proc.stderr.fileno()
+        os.set_blocking(self._fd, False)
+        self._text = ""
+
+    def read(self) -> str:
+        while True:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return self._text
+            if not chunk:
+                return self._text
+            self._text += chunk.decode(errors="replace")
 
 
 def start(tmp_path, upstream_port, **extra):
@@ -92,11 +112,13 @@ def test_sighup_with_broken_policy_keeps_the_running_one(tmp_path, upstream):
         local = policies / "bounce-rules.local.yaml"
         local.write_text("rules:\n  - id: local-nosuchuser\n    match: 'NoSuchUser'\n    category: other\n"
                          "    meaning: Local rule.\n    advice: Local advice.\n")
+        serving = len(children(proc.pid)) or 1  # the workers, or the process itself
+        stderr = StderrSoFar(proc)
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        wait_until(lambda: stderr.read().count("reloaded config and policies") == serving)
         local.write_text("rules:\n  - id: [broken\n")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        wait_until(lambda: stderr.read().count("reload refused, keeping the running config") >= serving)
         with RawSMTP("127.0.0.1", port) as c:
             c.cmd("EHLO c.test")
             assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
@@ -113,7 +135,7 @@ def test_sighup_with_broken_policy_keeps_the_running_one(tmp_path, upstream):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    stderr = proc.stderr.read()
+    stderr = stderr.read() + proc.stderr.read()
     assert "reload refused, keeping the running config" in stderr and "bounce-rules.local.yaml" in stderr
     assert "reloaded config and policies" in stderr
 
