@@ -24,7 +24,7 @@ def _ratio(a, b):
 
 
 def targets(results: dict, args) -> list[dict]:
-    """Issue #5's targets, each with the figure, the limit and met yes/no (None: not measured)."""
+    """Issues #5 and #15's targets, each with the figure, the limit and met yes/no (None: not measured)."""
     out = []
     tp = results.get("throughput", {})
     relay_1k = tp.get("relay", {}).get("1k", {}).get("msg_per_s")
@@ -56,6 +56,12 @@ def targets(results: dict, args) -> list[dict]:
     p99_lookup = bounce_lookup_p99(results)
     out.append({"target": "bounce-list lookup p99 at 10M entries", "figure": p99_lookup, "unit": "us",
                 "limit": "< 50 us", "met": None if p99_lookup is None else p99_lookup < 50})
+    # Issue #15: the relay on every core (`workers: 2` on this machine's two) against Postfix + OpenDKIM.
+    for size, limit in (("1k", 10), ("100k", 3), ("10m", 1.5)):
+        r = _ratio(tp.get("relay-workers2", {}).get(size, {}).get("msg_per_s"),
+                   tp.get("postfix-opendkim", {}).get(size, {}).get("msg_per_s"))
+        out.append({"target": f"throughput relay workers: 2 / postfix+opendkim, {size.replace('k', ' KiB').replace('m', ' MiB')}",
+                    "figure": r, "unit": "x", "limit": f">= {limit}x", "met": None if r is None else r >= limit})
     check = (results.get("dkim_check") or {}).get("relay")
     if check is not None and not check.get("verified"):
         for t in out[:3]:
