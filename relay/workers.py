@@ -333,6 +333,7 @@ class Supervisor:
         slot.started = time.monotonic()
         worker = Worker(slot.index, self.count, self.settings, self.sockets[slot.index], self.connections,
                         self._ready_w)
+        self._parent_pid = os.getpid()
         pid = os.fork()
         if pid:
             slot.pid = pid
@@ -367,6 +368,23 @@ class Supervisor:
         # systemd hears the parent only (NotifyAccess=main): READY and the watchdog are the parent's.
         os.environ.pop("NOTIFY_SOCKET", None)
         os.environ.pop("WATCHDOG_USEC", None)
+        _drain_when_orphaned(self._parent_pid)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _drain_when_orphaned(parent: int) -> None:
+    """A worker whose parent died (SIGKILL, a crash) would serve on, unsupervised and unreachable by
+    the operator's signals: the kernel sends it SIGTERM then, and it drains and exits (Linux)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve_workers(settings: Settings, run_worker: Callable[[Worker], None],

@@ -95,10 +95,16 @@ def relay_workers(tmp_path, upstream):
         return relay
 
     yield start
-    for relay in started:
+    for relay in started:  # a test that failed half-way: nothing of it may outlive it
         if relay.proc.poll() is None:
+            workers = relay.workers()
             relay.proc.kill()
             relay.proc.wait(10)
+            for pid in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def test_every_worker_accepts_and_relays(relay_workers, upstream):
@@ -275,3 +281,20 @@ def test_workers_default_to_one_per_core_within_the_caps(tmp_path):
     assert load_settings(path).workers == 1  # an upstream that takes one connection: one worker
     path.write_text("hostname: relay.example.com\nworkers: 3\n")
     assert load_settings(path).workers == 3
+
+
+def test_workers_drain_and_exit_when_the_parent_is_killed(relay_workers, upstream):
+    relay = relay_workers()
+    workers = relay.workers()
+    os.kill(relay.proc.pid, signal.SIGKILL)  # no forwarding now: the kernel tells the workers
+    relay.proc.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return True
+        return fields[0] == "Z"  # exited, waiting for init to reap it
+    wait_until(lambda: all(gone(pid) for pid in workers))
+    err = relay.stderr()
+    assert all(f"relay.server[{pid}]: stopping: draining sessions" in err for pid in workers), err
