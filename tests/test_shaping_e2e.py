@@ -244,3 +244,26 @@ def test_a_warmup_cap_holds_per_destination_and_status_shows_what_is_left(upstre
     assert main(["shaping", "status", "-c", str(relay.config_path)]) == 0
     out = capsys.readouterr().out
     assert "warm-up new.example -> google: 0 of 2 left today (day 1 of plan new-domain)" in out
+
+
+def test_a_throttling_reply_to_the_final_dot_holds_the_destinations_of_the_message(upstream, relay_factory,
+                                                                                    policies):
+    relay = relay_factory(upstream.port, policies=str(policies))
+    upstream.data_replies["throttledata"] = GMAIL_RATE_LIMIT
+    replies = deliver(relay, "a@example.com", "throttledata@gmail.com")
+    assert replies[-1][0] == 421 and "4.7.28" in replies[-1][1]
+    code, text = rcpt_reply(relay, "a@example.com", "u@googlemail.com")
+    assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from example.com")
+    [pushed] = shaping_events(relay, "upstream")
+    assert pushed["stage"] == "data" and pushed["shaping"]["key"] == "google/example.com"
+
+
+def test_a_throttling_reply_for_another_provider_holds_nothing(upstream, relay_factory, policies):
+    """The policy's Gmail reaction is Gmail's: the same words from a destination without it (every
+    other domain here) are relayed and change nothing."""
+    relay = relay_factory(upstream.port, policies=str(policies))
+    upstream.throttle_after["example.com"] = 0
+    assert rcpt_reply(relay, "a@example.com", "u@example.net")[0] == 421
+    upstream.throttle_after.pop("example.com")
+    assert deliver(relay, "a@example.com", "u@example.net")[-1][0] == 250
+    assert relay.call(relay.server.resources.store.shaping_records()) == []

@@ -37,10 +37,13 @@ class ShapingNotes:
 class ShapingStep(Step):
     name = "shaping"
 
-    def __init__(self, settings, policy: ShapingPolicy, shaper: Shaper):
+    def __init__(self, settings, policy: ShapingPolicy, shaper: Shaper, mx_host_of=None):
         self.settings = settings
         self.policy = policy
         self.shaper = shaper
+        # MX delivery: `await mx_host_of(domain)` is the MX host mail for the domain goes to (None: the
+        # smarthost, or no route), so that the destination is the provider that host belongs to.
+        self.mx_host_of = mx_host_of
 
     def _notes(self, txn: Transaction) -> ShapingNotes:
         notes = txn.notes.get("shaping")
@@ -51,7 +54,9 @@ class ShapingStep(Step):
         return notes
 
     async def destination(self, rcpt: str) -> Destination:
-        return await destination_of(self.policy, rcpt.rpartition("@")[2], resolver=self.shaper.resolver)
+        domain = rcpt.rpartition("@")[2]
+        mx_host = await self.mx_host_of(domain) if self.mx_host_of is not None else None
+        return await destination_of(self.policy, domain, mx_host=mx_host, resolver=self.shaper.resolver)
 
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         if "@" not in rcpt:
@@ -73,10 +78,12 @@ class ShapingStep(Step):
         notes = txn.notes.get("shaping")
         if notes is None or reply.source != "upstream":
             return None
-        if stage == "rcpt" and rcpt is not None:
+        if rcpt is not None:
+            # A reply for one recipient: its RCPT, or (MX delivery, where the first RCPT opens the
+            # transaction) the greeting or MAIL that recipient's destination answered.
             dest = notes.destinations.get(rcpt) or await self.destination(rcpt)
             targets = [dest]
-            if reply.positive:
+            if stage == "rcpt" and reply.positive:
                 self.shaper.counted(dest, notes.sender_domain)
                 return None
         else:
