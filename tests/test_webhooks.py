@@ -389,3 +389,21 @@ def test_files_a_root_command_adds_to_the_spool_belong_to_the_spools_owner(tmp_p
     spool.close()
     assert {p.name: p.stat().st_uid for p in directory.iterdir()} == {
         "lock": 65534, "sender.lock": 65534, "000000000001.jsonl": 65534, "cursor.json": 65534}
+
+
+def test_a_cursor_lost_after_delivery_sends_the_batch_again_under_its_id(tmp_path):
+    # The cursor moved past a delivered batch is not fsynced; a power failure may undo it. What is on
+    # disk then is the batch in flight, which goes again with the id the receiver already has.
+    spool = Spool(tmp_path / "s", 1 << 20)
+    spool.append([b'{"n":1}\n', b'{"n":2}\n'])
+    assert spool.try_lock_sender()
+    batch = spool.next_batch(10, 1 << 20)
+    in_flight = (tmp_path / "s" / "cursor.json").read_bytes()
+    spool.delivered(batch)
+    spool.close()
+    (tmp_path / "s" / "cursor.json").write_bytes(in_flight)  # the undone write
+    again = Spool(tmp_path / "s", 1 << 20)
+    assert again.try_lock_sender()
+    resent = again.next_batch(10, 1 << 20)
+    assert (resent.id, resent.body) == (batch.id, batch.body)
+    again.close()
