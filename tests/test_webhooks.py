@@ -407,3 +407,24 @@ def test_a_cursor_lost_after_delivery_sends_the_batch_again_under_its_id(tmp_pat
     resent = again.next_batch(10, 1 << 20)
     assert (resent.id, resent.body) == (batch.id, batch.body)
     again.close()
+
+
+def test_every_worker_spools_to_one_webhook_and_each_event_arrives_once(tmp_path, upstream, receiver):
+    from tests.test_workers import Relay
+
+    relay = Relay(tmp_path, upstream.port, events=[{"jsonl": str(tmp_path / "e.jsonl")}] +
+                  relay_events_config(tmp_path, receiver.url)[1:])
+    try:
+        for c in relay.one_connection_per_worker().values():
+            with c:
+                c.cmd("EHLO client.test")
+                assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+                assert c.cmd("RCPT TO:<ratelimit@gmail.test>")[0] == 421
+        assert wait_until(lambda: len(relay.events()) == 2)
+        # Both workers appended to the one spool; whichever holds its sender lock delivered both.
+        delivered = receiver.wait_for(2)
+        assert sorted(e["event_id"] for e in delivered) == sorted(e["event_id"] for e in relay.events())
+        assert receiver.bad == []
+    finally:
+        assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()
