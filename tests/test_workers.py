@@ -205,6 +205,35 @@ def test_max_connections_holds_across_workers(relay_workers):
     assert relay.stop() == 0
 
 
+def test_a_shaping_hold_one_worker_makes_holds_in_every_worker(relay_workers, upstream, tmp_path):
+    """Traffic shaping's holds are in the store: a provider's 421-4.7.28 seen by one worker process
+    makes every worker answer that sender's mail to the provider locally (docs/shaping.md)."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "shaping.yaml").write_text(
+        "version: 1\ndestinations:\n  google: {name: gmail, domains: [gmail.com], reactions: [rate]}\n"
+        "reactions:\n  - {id: rate, enhanced: \"4.7.28\", reason: unusual rate, per_sender_domain: true, "
+        "hold: {for: 1h}}\n")
+    relay = relay_workers(policies=str(policies))
+    upstream.throttle_after["example.com"] = 0
+    held = relay.one_connection_per_worker()
+    first, second = held.values()
+    first.cmd("EHLO c.test")
+    first.cmd("MAIL FROM:<a@example.com>")
+    assert first.cmd("RCPT TO:<u@gmail.com>")[1].startswith("421-4.7.28 Gmail has detected")  # closes
+    rcpts = sum(1 for c in upstream.commands if c.startswith("RCPT"))
+    second.cmd("EHLO c.test")
+    second.cmd("MAIL FROM:<b@example.com>")
+    code, text = second.cmd("RCPT TO:<v@gmail.com>")
+    assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from example.com")
+    assert sum(1 for c in upstream.commands if c.startswith("RCPT")) == rcpts  # the provider was not asked
+    second.cmd("QUIT")
+    second.close()
+    first.close()
+    assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()
+
+
 def test_ready_is_told_to_systemd_once_every_worker_listens(relay_workers, tmp_path):
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:

@@ -13,7 +13,6 @@ matches strikes the destination (hold, slow down), a 250 to the final dot decays
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from ..decision import CONTINUE, Decision, Reply, defer
@@ -21,8 +20,6 @@ from ..pipeline import Step, Transaction
 from ..shaping.destinations import ascii_domain, destination_of
 from ..shaping.policy import Destination, ShapingPolicy
 from ..shaping.shaper import Shaper, iso_time
-
-log = logging.getLogger("relay.shaping")
 
 
 @dataclass
