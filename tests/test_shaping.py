@@ -163,7 +163,8 @@ async def test_counts_are_shared_through_the_store(policy, shaper, tmp_path):
     other_store = open_store(f"sqlite:///{tmp_path}/bounces.db")
     other = Shaper(other_store)
     try:
-        for _ in range(10):
+        for _ in range(10):  # as the step does: judged, then counted once the provider took it
+            assert await other.check(policy, google, "example.com", now=start) is None
             other.counted(google, "example.com", now=start)
         await other.flush(now=start)
         assert await shaper.check(policy, google, "example.com", now=start) is None  # not read yet
@@ -211,3 +212,16 @@ async def test_destinations_by_domain_by_chosen_mx_and_by_looked_up_mx(policy, t
 def test_clock_shows_seconds_for_short_spans_and_the_date_when_not_today():
     assert clock(NOW, 600).endswith("08:00 UTC") and clock(NOW, 600).startswith("2027-01-15 ")
     assert clock(NOW + 5, 10).endswith("08:00:05 UTC")
+
+
+async def test_only_what_a_limit_looks_at_is_counted_in_the_store(policy, shaper):
+    """Every recipient domain is a destination of its own: counting them all in the store would grow
+    it with every domain ever mailed. One without limits is counted in memory only."""
+    other = policy.for_domain("example.org")
+    start = NOW // 60 * 60
+    for _ in range(5):
+        assert await shaper.check(policy, other, "example.com", now=start) is None
+        shaper.counted(other, "example.com", now=start)
+    assert shaper.last_minute("example.org", start + 1) == 5  # for the rate a slow-down would halve
+    await shaper.flush(now=start)
+    assert await shaper.store.shaping_counts(["example.org", "example.org/example.com"], "minute", 0) == {}

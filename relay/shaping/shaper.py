@@ -5,7 +5,8 @@ A reaction's strike and a success's decay are read-modify-write transactions in 
 (`BounceStore.shaping_update`) with the pure functions `struck()` and `decayed()` below, so two
 processes that see the same push-back at once make one hold, not two.
 
-Counts: each process counts the recipients it lets through in memory and adds them to the store
+Counts: each process counts the recipients it lets through in memory and, for the keys a limit
+looks at (a destination with a rate, a slowed one, a warm-up sender's), adds them to the store
 once a second (`FLUSH_EVERY`), then reads back everyone's totals; a limit is judged on those
 totals plus what this process counted since. A write per message would put every RCPT behind the
 store's write lock; the price is that processes together may overshoot a limit by what they let
@@ -108,7 +109,9 @@ class Shaper:
         self._pending: dict[tuple[str, str, float], int] = {}  # counted here, not yet in the store
         self._totals: dict[tuple[str, str, float], int] = {}  # everyone's counts, as last read
         self._hour: dict[str, int] = {}  # everyone's last hour per key, as last read
-        self._watched: set[str] = set()  # keys whose counts a limit looks at
+        self._watched: set[str] = set()  # keys whose counts a limit looks at: shared through the store
+        self._local: dict[tuple[str, float], int] = {}  # (key, minute) -> recipients this process let through
+        self._pruned = 0.0  # the minute _local was last swept
         self._flusher: asyncio.Task | None = None
         self._closed = False
 
@@ -203,16 +206,26 @@ class Shaper:
     # -- counting --------------------------------------------------------------------------------
 
     def counted(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
-        """One recipient let through to `destination` (its rate and its sender's warm-up cap)."""
+        """One recipient let through to `destination` (its rate and its sender's warm-up cap). Only
+        keys a limit looks at (`_watch`) go to the store: every recipient domain is a destination of
+        its own, and counting them all there would grow the table with every domain ever mailed.
+        The others are counted here only, for the rate a slow-down halves."""
         now = time.time() if now is None else now
         minute = math.floor(now / MINUTE) * MINUTE
         day = math.floor(now / DAY) * DAY
         per_sender = hold_key(destination.name, sender_domain)
+        if minute != self._pruned:  # once a minute: forget what no window covers any more
+            self._local = {b: n for b, n in self._local.items() if b[1] >= minute - MINUTE}
+            self._pruned = minute
         for key in {destination.name, per_sender}:
-            self._add((key, "minute", minute))
-        self._add((per_sender, "day", day))
+            self._local[(key, minute)] = self._local.get((key, minute), 0) + 1
+            if key in self._watched:
+                self._add((key, "minute", minute))
+        if per_sender in self._watched:
+            self._add((per_sender, "day", day))
         self._count("relay_shaping_messages_total", destination=destination.name)
-        self._start_flushing()
+        if self._pending:
+            self._start_flushing()
 
     def _add(self, bucket) -> None:
         self._pending[bucket] = self._pending.get(bucket, 0) + 1
@@ -223,6 +236,8 @@ class Shaper:
             self._start_flushing()
 
     def _bucket(self, key: str, period: str, start: float) -> int:
+        if key not in self._watched:
+            return self._local.get((key, start), 0) if period == "minute" else 0
         bucket = (key, period, start)
         return self._totals.get(bucket, 0) + self._pending.get(bucket, 0)
 

@@ -355,10 +355,12 @@ class PostgresBounceStore(BounceStore):
                 f"ON CONFLICT (key, period, start) DO UPDATE SET count = {self.shaping_counts_table}.count + "
                 "EXCLUDED.count",
                 [(key, period, to_datetime(start), n) for (key, period, start), n in sorted(counts.items())])
+            # Buckets past any window a limit looks at, for the keys written now (by primary key).
             now = to_epoch(None)
-            for period, length in SHAPING_PERIODS.items():
-                await conn.execute(f"DELETE FROM {self.shaping_counts_table} WHERE period = $1 AND start < $2",
-                                   period, to_datetime(now - 2 * max(length, 3600.0)))
+            for key in sorted({k for k, _, _ in counts}):
+                for period, length in SHAPING_PERIODS.items():
+                    await conn.execute(f"DELETE FROM {self.shaping_counts_table} WHERE key = $1 AND period = $2 "
+                                       "AND start < $3", key, period, to_datetime(now - 2 * max(length, 3600.0)))
 
     async def shaping_counts(self, keys, period: str, since: float) -> dict[str, int]:
         keys = list(keys)

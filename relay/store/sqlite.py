@@ -427,11 +427,13 @@ class SQLiteBounceStore(BounceStore):
             db.executemany("INSERT INTO relay_shaping_counts (key, period, start, count) VALUES (?, ?, ?, ?) "
                            "ON CONFLICT (key, period, start) DO UPDATE SET count = count + excluded.count",
                            [(key, period, start, n) for (key, period, start), n in counts.items()])
-            # Buckets past any window a limit looks at (an hour of minutes, yesterday's day).
+            # Buckets past any window a limit looks at (an hour of minutes, yesterday's day), for the
+            # keys written now: by primary key, never a scan of the table.
             now = to_epoch(None)
-            for period, length in SHAPING_PERIODS.items():
-                db.execute("DELETE FROM relay_shaping_counts WHERE period = ? AND start < ?",
-                           (period, now - 2 * max(length, 3600.0)))
+            for key in {k for k, _, _ in counts}:
+                for period, length in SHAPING_PERIODS.items():
+                    db.execute("DELETE FROM relay_shaping_counts WHERE key = ? AND period = ? AND start < ?",
+                               (key, period, now - 2 * max(length, 3600.0)))
 
     async def shaping_counts(self, keys, period: str, since: float) -> dict[str, int]:
         await self._follow_file()
