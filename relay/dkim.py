@@ -294,8 +294,14 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
     for piece in _line_chunks(body, chunk, start):
         if not piece.endswith(b"\r\n"):
             piece += b"\r\n"
-        # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes.
-        piece = _SPACE_RUN.sub(b" ", piece.translate(_TAB_TO_SPACE)).replace(b" \r\n", b"\r\n")
+        # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes. Each step only where the
+        # piece has something for it (most text has no tab; many pieces no run of spaces).
+        if b"\t" in piece:
+            piece = piece.translate(_TAB_TO_SPACE)
+        if b"  " in piece:
+            piece = _SPACE_RUN.sub(b" ", piece)
+        if b" \r\n" in piece:
+            piece = piece.replace(b" \r\n", b"\r\n")
         stop = len(piece)
         # Trailing empty lines: a CRLF right after another CRLF (or at the start).
         while stop >= 2 and piece[stop - 2:stop] == b"\r\n" and (stop == 2 or piece[stop - 4:stop - 2] == b"\r\n"):

@@ -48,13 +48,18 @@ def dot_stuffed(chunk):
     return b"." + stuffed if starts else stuffed
 
 
+_NOT_LINE_END = bytes(b for b in range(256) if b not in b"\r\n")
+
+
 def crlf_normalise(data):
     """Every line ending becomes CRLF: a bare CR or a bare LF is one line ending (RFC 5321 2.3.8 allows
     no other). What goes upstream is then exactly what DKIM signed, and no next hop can read a bare LF
     before or after a dot as the end of the data (SMTP smuggling, CVE-2023-51764). `data` itself when
-    it is clean already: two counts of one byte and one of CRLF, no copy."""
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+    it is clean already, told without a copy: its CRs and LFs alone (a translate that keeps 2-3% of an
+    ordinary message) must alternate CR, LF, and the CRLFs in the message must be that many."""
+    ends = data.translate(None, _NOT_LINE_END)
+    pairs = len(ends) >> 1
+    if ends == b"\r\n" * pairs and data.count(b"\r\n") == pairs:
         return data
     # CRLF -> LF first, so that the CR of a CRLF is not taken for a bare one; then each CR left is
     # bare, as is every LF: each becomes one CRLF.

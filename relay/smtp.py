@@ -59,7 +59,7 @@ _REWRITES = [
 
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
-_READ_CHUNK = 1 << 16
+_READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
 # RFC 5321 4.1.2: Path = "<" Mailbox ">" in its everyday form (a dot-atom local part, a plain domain).

@@ -244,10 +244,27 @@ class UpstreamConnection:
         # close) is kept for us rather than dropped as unsolicited by the client library.
         protocol._response_pending = True
         try:
+            # Pieces smaller than CHUNK go out joined, the final dot with them: a transport write
+            # is a send() at once, and a 1 KiB message (Received, DKIM-Signature, the message, the
+            # dot) was four of them. A large piece goes by itself, flow-controlled, never copied.
+            batch: list = []
+            batched = 0
             for chunk in chunks:
-                await self._write_flow_controlled(protocol, dot_stuffed(chunk) if dot_lines else chunk)
+                piece = dot_stuffed(chunk) if dot_lines else chunk
+                if len(piece) > self.CHUNK:
+                    if batch:
+                        protocol.write(b"".join(batch))
+                        batch, batched = [], 0
+                    await self._write_flow_controlled(protocol, piece)
+                    continue
+                batch.append(piece)
+                batched += len(piece)
+                if batched > self.CHUNK:
+                    await self._write_flow_controlled(protocol, b"".join(batch))
+                    batch, batched = [], 0
             early = protocol._response_waiter is not None and protocol._response_waiter.done()
-            protocol.write(tail)
+            batch.append(tail)
+            protocol.write(b"".join(batch))
             response = await protocol.read_response(timeout=self._up.data_timeout)
         except asyncio.CancelledError:
             self.fail()
