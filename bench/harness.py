@@ -41,7 +41,8 @@ DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 40}
 QUICK_MESSAGES = {1024: 400, 100 * 1024: 100, 10 * 1024 * 1024: 4}
 LATENCY_MESSAGES = {1024: 1000, 100 * 1024: 200, 10 * 1024 * 1024: 10}
 QUICK_LATENCY = {1024: 150, 100 * 1024: 30, 10 * 1024 * 1024: 3}
-MICRO = ("bench_classify.py", "bench_bounce_lookup.py", "bench_dkim.py", "bench_events.py", "bench_webhooks.py")
+MICRO = ("bench_classify.py", "bench_bounce_lookup.py", "bench_dkim.py", "bench_events.py", "bench_webhooks.py",
+         "bench_datapath.py")
 # Arguments for a short run of a micro-benchmark under --quick (else it gets --quick, or nothing).
 MICRO_QUICK_ARGS = {"bench_bounce_lookup.py": ["--sizes", "100000", "--lookups", "20000"]}
 TIME_LIMIT_RUN = 900.0  # seconds any one throughput run may take

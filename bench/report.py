@@ -282,6 +282,12 @@ def _known_summary(data) -> str | None:
         m = data["results"]["make_and_emit"]
         return (f"make_event + jsonl emit: p50 {m['p50_us']} us, p99 {m['p99_us']} us, {m['per_s']:,}/s, "
                 f"{data['bytes_per_event']} B/event")
+    if kind == "datapath":
+        mib = data["size"] / 1024 ** 2
+        return f"the message bytes, one {mib:g} MiB message, CPU per MiB: " + "; ".join(
+            f"{body}: {c['total per MiB (relaxed)']} ms (receive {c['receive (end of data, dot lines, long lines, NUL)']}, "
+            f"line endings {c['line endings (crlf_normalise)']}, relaxed body hash {c['body hash, relaxed']}, "
+            f"dot-stuffing {c['dot-stuffing']} ms per message)" for body, c in data["cpu_ms"].items())
     if "rows" in data and isinstance(data["rows"], list) and data["rows"] and "relay" in data["rows"][0]:
         parts = [f"{r['key']} {r['message_bytes'] // 1024} KiB: {r['relay']['mean_ms']:.3f} ms "
                  f"(p99 {r['relay']['p99_ms']:.3f}; dkimpy {r['dkimpy']['mean_ms']:.2f})" for r in data["rows"]]

@@ -211,8 +211,8 @@ def _canon_header(raw: bytes, relaxed: bool) -> bytes:
     return _relaxed_header(raw) if relaxed else raw + b"\r\n"
 
 
-def _line_chunks(body: bytes, size: int, start: int = 0) -> Iterable[bytes]:
-    """Slices of `body[start:]` of about `size` bytes, each ending after a CRLF (but the last)."""
+def _line_spans(body: bytes, size: int, start: int = 0) -> Iterable[tuple[int, int]]:
+    """(start, end) of pieces of `body[start:]` of about `size` bytes, each ending after a CRLF (but the last)."""
     pos, n = start, len(body)
     while pos < n:
         end = pos + size
@@ -221,7 +221,7 @@ def _line_chunks(body: bytes, size: int, start: int = 0) -> Iterable[bytes]:
         else:
             crlf = body.find(b"\r\n", end - 1)
             end = n if crlf < 0 else crlf + 2
-        yield body[pos:end]
+        yield pos, end
         pos = end
 
 
@@ -245,16 +245,17 @@ def _content_end(body, start: int) -> int:
     return start if low + run == start else low + run + 2
 
 
-def _needs_relaxing(body, start: int) -> bool:
-    """Whether relaxed body canonicalisation (RFC 6376 3.4.4) changes anything but the trailing empty
-    lines: a tab, a run of spaces, or a space at a line's end. A body without a space or a tab (what
-    smtp-source sends, base64 parts) is told by two memchr calls."""
-    if body.find(b"\t", start) >= 0:
+def _needs_relaxing(body, start: int, end: int | None = None) -> bool:
+    """Whether relaxed body canonicalisation (RFC 6376 3.4.4) changes anything in `body[start:end]` but
+    the trailing empty lines: a tab, a run of spaces, or a space at a line's end. Text without a space
+    or a tab (what smtp-source sends, base64 parts) is told by two memchr calls."""
+    end = len(body) if end is None else end
+    if body.find(b"\t", start, end) >= 0:
         return True
-    if body.find(b" ", start) < 0:
+    if body.find(b" ", start, end) < 0:
         return False
-    return (body.find(b"  ", start) >= 0 or body.find(b" \r\n", start) >= 0
-            or (len(body) > start and body[-1:] == b" "))
+    return (body.find(b"  ", start, end) >= 0 or body.find(b" \r\n", start, end) >= 0
+            or (end > start and body[end - 1:end] == b" "))
 
 
 def _hash_as_is(body, start: int, relaxed: bool) -> bytes:
@@ -290,22 +291,27 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
     if not relaxed or not _needs_relaxing(body, start):
         return _hash_as_is(body, start, relaxed)
     digest = hashlib.sha256()
+    view = memoryview(body)
     held_empty_lines = 0
-    for piece in _line_chunks(body, chunk, start):
-        if not piece.endswith(b"\r\n"):
-            piece += b"\r\n"
-        # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes. Each step only where the
-        # piece has something for it (most text has no tab; many pieces no run of spaces).
-        if b"\t" in piece:
-            piece = piece.translate(_TAB_TO_SPACE)
-        if b"  " in piece:
-            piece = _SPACE_RUN.sub(b" ", piece)
-        if b" \r\n" in piece:
-            piece = piece.replace(b" \r\n", b"\r\n")
-        stop = len(piece)
-        # Trailing empty lines: a CRLF right after another CRLF (or at the start).
-        while stop >= 2 and piece[stop - 2:stop] == b"\r\n" and (stop == 2 or piece[stop - 4:stop - 2] == b"\r\n"):
-            stop -= 2
+    for pos, end in _line_spans(body, chunk, start):
+        if _needs_relaxing(body, pos, end):
+            piece = body[pos:end]
+            if not piece.endswith(b"\r\n"):
+                piece += b"\r\n"
+            # 3.4.4: WSP runs inside a line become one SP; WSP at line end goes. Each step only where
+            # the piece has something for it (most text has no tab; many pieces no run of spaces).
+            if b"\t" in piece:
+                piece = piece.translate(_TAB_TO_SPACE)
+            if b"  " in piece:
+                piece = _SPACE_RUN.sub(b" ", piece)
+            if b" \r\n" in piece:
+                piece = piece.replace(b" \r\n", b"\r\n")
+        elif end - pos >= 2 and body[end - 2:end] == b"\r\n":
+            piece = view[pos:end]  # nothing to relax here (a base64 part, say): hashed as it is
+        else:
+            piece = bytes(view[pos:end]) + b"\r\n"  # the last line, without its CRLF
+        # Empty lines at the end of a piece wait until a line with content follows them.
+        stop = _content_end(piece, 0)
         if stop == 0:
             held_empty_lines += len(piece) // 2
             continue

@@ -343,9 +343,11 @@ def test_body_hash_of_bytes_that_are_not_crlf_clean_is_unchanged(body):
 
 
 @pytest.mark.parametrize("body", [b"\r\n" * 5000, b"x" + b"\r\n" * 5000, b"x\r\n" * 3 + b"\r\n" * 70000,
-                                  b"\r\n" * 300 + b"y\r\n" + b"\r\n" * 300])
-def test_long_runs_of_empty_lines_at_the_end(body):
-    # The trailing empty lines are found in windows that grow, however many there are.
+                                  b"\r\n" * 300 + b"y\r\n" + b"\r\n" * 300, b"a\t b \r\n" + b"\r\n" * 70000,
+                                  b"Hi  there, \r\n\r\n" + (b"QUJD" * 19 + b"\r\n") * 30000 + b"-- \r\n\r\n"])
+def test_long_runs_of_empty_lines_and_parts_with_nothing_to_relax(body):
+    # The trailing empty lines are found in windows that grow, however many there are; a part with
+    # nothing to relax (base64) is hashed as it is beside one that relaxed rewrites.
     from dkim.canonicalization import Relaxed, Simple
 
     for name, ref in (("simple", Simple), ("relaxed", Relaxed)):
