@@ -64,8 +64,6 @@ class Transaction:
     return_path: str | None = None
 
 
-_HEADER_END = re.compile(rb"\r\n\r\n")
-
 
 class Message:
     """The message at end of DATA: CRLF-normalised bytes, plus headers steps prepend.
@@ -99,8 +97,10 @@ class Message:
 
     @property
     def header_block(self) -> bytes:
-        m = _HEADER_END.search(self.original)
-        return self.original[: m.start() + 2] if m else self.original
+        # A plain find (memchr-based), not a regex: a message with no empty line would otherwise be
+        # scanned to its end byte by byte.
+        end = self.original.find(b"\r\n\r\n")
+        return self.original[:end + 2] if end >= 0 else self.original
 
     def _fields(self) -> list[bytes]:
         """The raw header fields (folded lines kept together), without their final CRLF.
