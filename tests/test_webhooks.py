@@ -428,3 +428,21 @@ def test_every_worker_spools_to_one_webhook_and_each_event_arrives_once(tmp_path
     finally:
         assert relay.stop() == 0
     assert "Traceback" not in relay.stderr()
+
+
+def test_a_reload_that_changes_the_webhook_hands_its_spool_to_the_new_sink(upstream, relay_factory, tmp_path,
+                                                                          receiver):
+    receiver.mode = "fail"
+    relay = relay_factory(upstream.port, events=relay_events_config(tmp_path, receiver.url))
+    assert transact_refused(relay)[0] == 421
+    assert receiver.wait_for_attempts(1)
+    config = yaml.safe_load(relay.config_path.read_text())
+    config["events"][1]["batch"] = {"max_events": 5, "max_wait": "10ms"}  # same spool, new settings
+    relay.config_path.write_text(yaml.safe_dump(config))
+    assert relay.reload()
+    assert transact_refused(relay)[0] == 421
+    receiver.mode = "up"
+    delivered = receiver.wait_for(2)
+    assert [e["event_id"] for e in delivered] == [e["event_id"] for e in relay.events(wait_for=2)]
+    assert receiver.order[0] == receiver.attempts[0].id  # the batch in flight before the reload, under its id
+    assert receiver.bad == []
