@@ -697,7 +697,10 @@ def _shipped_scopes() -> dict[str, str]:
 RELAY_REPLIES_FILE = "relay-replies.yaml"
 SHIPPED_RELAY_REPLIES = SHIPPED_POLICIES / RELAY_REPLIES_FILE
 _RELAY_TOP_KEYS = frozenset({"version", "causes", "default"})
-_RELAY_ENTRY_KEYS = frozenset({"category", "meaning", "advice", "permanent", "note"})
+_RELAY_ENTRY_KEYS = frozenset({"category", "meaning", "advice", "permanent", "scope", "note"})
+# A relay reply is about our side (relay), or, for what DNS says of a recipient's domain when we
+# deliver to MX hosts ourselves, about that recipient.
+_RELAY_SCOPES = ("relay", "recipient")
 
 
 class RelayReplies:
@@ -738,7 +741,11 @@ class RelayReplies:
                 problems.add(key, "expected a mapping with category, meaning and advice")
                 return None
             problems.unknown_keys(entry, _RELAY_ENTRY_KEYS, key)
-            return _outcome({**entry, "id": rule_id, "scope": "relay"}, key, problems, {})
+            scope = entry.get("scope", "relay")
+            if scope not in _RELAY_SCOPES:
+                problems.add(f"{key}.scope", f"{scope!r}: a relay reply's scope is one of {', '.join(_RELAY_SCOPES)}")
+                return None
+            return _outcome({**entry, "id": rule_id, "scope": scope}, key, problems, {})
 
         for cause, entry in raw.items():
             outcome = entry_outcome(entry, f"causes.{cause}", f"relay:{cause}")

@@ -85,6 +85,14 @@ class Upstream:
     data_timeout: float = 600.0
     pool_size: int = 50
     idle_timeout: float = 60.0  # close pooled connections unused this long
+    # Delivery to MX hosts (mode mx, or domains routed to mx by policies/routes.yaml):
+    mx_port: int = 25  # the port MX hosts are reached on (mode mx: `port`)
+    connections_per_destination: int = 10  # open connections to one MX set at most
+    messages_per_connection: int = 100  # transactions on one MX connection before it is closed
+
+    @property
+    def smarthost(self) -> bool:
+        return self.mode == "smarthost"
 
 
 @dataclass(frozen=True)
@@ -517,46 +525,65 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         return None
     r = _Reader(top.problems, top.data["upstream"], "upstream")
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
-               "allow_plaintext_auth",
-               "connect_timeout", "command_timeout", "data_timeout", "pool_size", "idle_timeout"})
+               "allow_plaintext_auth", "connect_timeout", "command_timeout", "data_timeout", "pool_size",
+               "idle_timeout", "mx_port", "connections_per_destination", "messages_per_connection"})
     mode = r.get("mode", str, "smarthost")
-    if mode == "mx":
-        top.problems.add("upstream.mode", "mx (delivery to each domain's MX) is not available in this version "
-                                          "of relay; name your provider's server in upstream.host")
-    elif mode != "smarthost":
+    if mode not in ("smarthost", "mx"):
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
+        mode = "smarthost"
+    mx = mode == "mx"
     host = r.get("host", str, None)
-    if mode == "smarthost" and not host:
-        top.problems.add("upstream.host", "is required (or set `mode: mx`)")
-    starttls = r.data.get("starttls", "required")
+    if not mx and not host:
+        top.problems.add("upstream.host", "is required (or set `mode: mx` to deliver to each domain's MX)")
+    if mx and host:
+        # A smarthost for some domains beside MX delivery is routing policy: mode smarthost with
+        # `default: mx` in policies/routes.yaml (docs/delivery.md).
+        top.problems.add("upstream.host", "mode mx delivers to each recipient domain's MX and uses no "
+                                          "smarthost; to send some domains through a smarthost, use "
+                                          "`mode: smarthost` with `default: mx` in policies/routes.yaml")
+    # RFC 7435: towards MX hosts, encrypt when offered and never refuse to deliver in clear for the
+    # lack of it; a smarthost is one known server, where TLS is required unless said otherwise.
+    starttls = r.data.get("starttls", "opportunistic" if mx else "required")
     if starttls is False:  # YAML 1.1 reads a bare `off` as false
         starttls = "off"
     if starttls not in STARTTLS_MODES:
         top.problems.add("upstream.starttls", f"{starttls!r} is not one of {', '.join(STARTTLS_MODES)}")
     username = r.get("username", str, None)
     password_file = r.get("password_file", str, None, convert=_existing_file(base))
-    if bool(username) != bool(password_file):
+    if mx and (username or password_file):
+        top.problems.add("upstream.username" if username else "upstream.password_file",
+                         "mode mx delivers to MX hosts, which take no login from other mail servers")
+    elif bool(username) != bool(password_file):
         top.problems.add("upstream.password_file" if username else "upstream.username",
                          "username and password_file go together")
     allow_plaintext_auth = r.get("allow_plaintext_auth", bool, False)
-    if username and starttls != "required" and not allow_plaintext_auth:
+    if username and starttls != "required" and not allow_plaintext_auth and not mx:
         # With "off" the password always goes in clear; with "opportunistic" it does whenever the
         # upstream (or anyone in the path who strips STARTTLS) does not offer TLS (RFC 4954 4).
         top.problems.add("upstream.starttls", f"{starttls!r} with upstream.username would send the password "
                                               f"in clear; use `starttls: required`, or set "
                                               f"`upstream.allow_plaintext_auth: true` (only for an upstream "
                                               f"on loopback or a private link)")
+    port = r.get("port", int, 25 if mx else 587, convert=_port)
+    if mx and "mx_port" in r.data:
+        top.problems.add("upstream.mx_port", "in mode mx the MX hosts' port is `port`")
+    mx_port = port if mx else r.get("mx_port", int, 25, convert=_port)
     dur = lambda n, d: r.get(n, (int, float, str), d, convert=_duration_within(*UPSTREAM_TIMEOUT_BOUNDS))
     return Upstream(
-        mode=mode, host=host, port=r.get("port", int, 25 if mode == "mx" else 587, convert=_port),
+        mode=mode, host=host, port=port,
         starttls=starttls if starttls in STARTTLS_MODES else "required",
-        tls_verify=r.get("tls_verify", bool, True),
+        # MX hosts' certificates are checked only when asked for (RFC 7435: opportunistic TLS does
+        # not authenticate; MTA-STS and DANE are what authenticate an MX).
+        tls_verify=r.get("tls_verify", bool, not mx),
         ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
         username=username, password_file=password_file, allow_plaintext_auth=allow_plaintext_auth,
         connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),
         data_timeout=dur("data_timeout", 600.0),
         pool_size=r.get("pool_size", int, 50, convert=_positive),
         idle_timeout=dur("idle_timeout", 60.0),
+        mx_port=mx_port,
+        connections_per_destination=r.get("connections_per_destination", int, 10, convert=_positive),
+        messages_per_connection=r.get("messages_per_connection", int, 100, convert=_positive),
     )
 
 

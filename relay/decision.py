@@ -109,6 +109,9 @@ class Decision:
     # "policy_rejected"); None lets the server derive it from the reply.
     kind: str | None = None
     detail: dict = field(default_factory=dict)  # extra event fields (never secrets)
+    # The SMTP stage the reply answered when it is not the client's command: in MX mode the
+    # upstream's MAIL (or greeting) is sent at the first RCPT, and its refusal answers that RCPT.
+    stage: str | None = None
 
     @property
     def final(self) -> bool:

@@ -69,6 +69,10 @@ class Answer:
     ttl: float  # seconds this answer may be cached; 0 = not cacheable
     # The resolver validated it with DNSSEC (the AD bit of its response, RFC 4035 3.2.3).
     authenticated: bool = False
+    # The name does not exist at all (NXDOMAIN), as opposed to having no record of this type
+    # (NODATA): mail routing needs the difference (RFC 5321 5.1: no MX but an address is an
+    # implicit MX; a name that does not exist has no mail server at all).
+    nxdomain: bool = False
 
 
 class _TtlCache:
@@ -245,7 +249,7 @@ class Resolver:
                 response = exc.response(qname)
             except Exception:
                 response = None
-            result = Answer((), _negative_ttl(response), _authenticated(response))
+            result = Answer((), _negative_ttl(response), _authenticated(response), nxdomain=True)
         except dns.resolver.LifetimeTimeout:
             raise DnsTemporaryError(name, rtype, f"no answer within {self.timeout:g}s from {self.describe()}") from None
         except dns.resolver.NoNameservers as exc:

@@ -77,6 +77,7 @@ class Policies:
     relay_replies: Any = None  # classify.RelayReplies; None: the shipped ones
     tls: Any = None  # delivery.tls_policy.TlsPolicies (tls.yaml); None: the default for every domain
     shaping: Any = None  # shaping.policy.ShapingPolicy; None: the shipped one
+    routing: Any = None  # delivery.routing.Routing (routes.yaml); None: everything to upstream.mode
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
@@ -86,10 +87,15 @@ class Policies:
 
         if reply.source == "relay":
             # The relay's own reply: classified by the code path that made it (its cause),
-            # never by provider rules; it is about our side, never an address.
+            # never by provider rules; it is about our side, never an address, except where its
+            # cause says it is about the recipient (relay-replies.yaml `scope: recipient`: what
+            # DNS says of the recipient's domain when we deliver to its MX).
             relay_replies = self.relay_replies or default_relay_replies()
-            return Judgement(relay_replies.classify(reply), "relay", "never")
-        classification = self.classifier.classify(reply, stage)
+            classification = relay_replies.classify(reply)
+            if classification.scope != "recipient":
+                return Judgement(classification, "relay", "never")
+        else:
+            classification = self.classifier.classify(reply, stage)
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
         if scope == "recipient":
@@ -121,11 +127,14 @@ def policy_file(directory: Path, name: str) -> Path:
 def load_policies(settings) -> Policies:
     from .classify import RELAY_REPLIES_FILE, Classifier, RelayReplies, rule_files
     from .delivery.tls_policy import TLS_POLICY_FILE, TlsPolicies
+    from .delivery.routing import ROUTES_FILE, Routing
     from .domains import DomainPolicies
     from .shaping.policy import SHAPING_FILE, load_shaping
     from .suppression import SuppressionPolicy
 
     directory = Path(settings.policies)
+    upstream = getattr(settings, "upstream", None)
+    mode = upstream.mode if upstream is not None else "smarthost"
     problems = []
     results = {}
     loaders = {
@@ -135,6 +144,7 @@ def load_policies(settings) -> Policies:
         "relay_replies": lambda: RelayReplies.from_file(policy_file(directory, RELAY_REPLIES_FILE)),
         "tls": lambda: TlsPolicies.from_file(policy_file(directory, TLS_POLICY_FILE)),
         "shaping": lambda: load_shaping(policy_file(directory, SHAPING_FILE)),
+        "routing": lambda: Routing.from_file(policy_file(directory, ROUTES_FILE), mode),
     }
     for name, load in loaders.items():
         try:

@@ -23,6 +23,8 @@ from .service import RelayService
 from .smtp import Connections, protocol_factory
 from .steps.access import AccessStep
 from .steps.received import ReceivedStep
+from .delivery.pool import MxDelivery
+from .steps.delivery import DeliveryStep
 from .steps.upstream import UpstreamStep
 from .upstream import UpstreamPool
 from . import systemd
@@ -46,17 +48,24 @@ class Resources:
 
         self.store = open_store(settings.bounce_list)
         self.resolver = Resolver.from_settings(settings)
+        up = settings.upstream
         self.pool = None
-        if settings.upstream:
+        if up is not None and up.smarthost:
             # Several workers divide upstream.pool_size: a pool's connections cannot cross processes.
-            size = worker.share(settings.upstream.pool_size) if worker is not None else None
+            size = worker.share(up.pool_size) if worker is not None else None
             self.pool = UpstreamPool(settings, size=size)
+        # MX delivery: mode mx, or domains policies/routes.yaml sends to their MX (a reload may add them).
+        # Workers divide its caps too (the session cap, and connections per destination).
+        self.mx = MxDelivery(settings, self.resolver, share=worker.share if worker is not None else None) \
+            if up is not None else None
         self.metrics = metrics
         self.shaper = Shaper(self.store, metrics, self.resolver)  # holds and counts, shared through the store
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
+        if self.mx is not None:
+            await self.mx.close()
         await self.shaper.close()  # its last counts go to the store before it closes
         await self.store.close()
 
@@ -83,9 +92,17 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
         DkimSignStep(settings, policies),                        # DATA: sign what leaves
         ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
     ]
-    if resources.pool is not None:
+    routing = policies.routing
+    watchers = [shaping] if shaping is not None else []
+    if resources.mx is not None and (settings.upstream.mode == "mx" or (routing is not None and routing.uses_mx)):
+        from .delivery.routing import Routing
+        # Every command: the reply of the destination the first RCPT chose (MX or smarthost), which
+        # shaping hears too.
+        steps.append(DeliveryStep(routing or Routing(settings.upstream.mode), resources.mx, resources.pool,
+                                  watchers=watchers))
+    elif resources.pool is not None:
         # Every command: the upstream's reply, which shaping hears too (throttling, success).
-        steps.append(UpstreamStep(resources.pool, watchers=[shaping] if shaping is not None else []))
+        steps.append(UpstreamStep(resources.pool, watchers=watchers))
     return Pipeline(steps)
 
 

@@ -138,7 +138,7 @@ class RelayService:
             return decision.reply
         if decision.verdict is Verdict.CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
-        await self.outcomes.refused(txn, session, "rcpt", [recipient], decision)
+        await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
         return decision.reply
 
     async def data_start(self, session: Session) -> None:

@@ -119,7 +119,12 @@ class UpstreamConnection:
         self.in_transaction = False  # a MAIL was accepted and nothing ended the transaction yet
         self.busy = False  # a command is on the wire, its reply not read yet
         self.on_close = None  # the pool's bookkeeping, called once when the connection closes
+        self.home: "UpstreamPool | None" = None  # the pool it goes back to
         self._in_data = False  # DATA answered 354, the message not sent yet
+
+    def describe(self) -> dict:
+        """The event's `upstream` object (docs/events.md)."""
+        return {"host": self.target.host, "port": self.target.port, "ip": self.ip, "tls": self.tls}
 
     def supports(self, extension: str) -> bool:
         return self._client.supports_extension(extension)
@@ -360,6 +365,15 @@ class UpstreamPool:
         self._password: str | None = None
         self.opened = 0
         self.reused = 0
+        self.max_transactions: int | None = None  # then a connection is closed rather than kept
+
+    def _may_open(self) -> bool:
+        return self._open < self.size
+
+    def _busy_error(self) -> UpstreamError:
+        return UpstreamError(_relay_reply(
+            451, "4.4.5", f"All {self.size} connections to upstream {self.target} are in use "
+                          f"(upstream.pool_size); please retry later", "upstream-busy"))
 
     @property
     def target(self) -> Target:
@@ -451,52 +465,61 @@ class UpstreamPool:
 
     # -- lending connections out --------------------------------------------
 
-    async def acquire(self) -> UpstreamConnection:
+    async def acquire(self, suits=None, connect=None) -> UpstreamConnection:
         """A live connection: an idle one, a new one while fewer than pool_size are open, or
-        else the next one given back (up to connect_timeout: then 451, the client retries)."""
+        else the next one given back (up to connect_timeout: then 451, the client retries).
+        `suits(conn)` picks among idle connections (default: any); `connect()` opens a new one
+        (default: self.connect)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._up.connect_timeout
         while True:
-            conn = self._take_idle()
+            conn = self._take_idle(suits)
             if conn is not None:
                 return conn
-            if self._open < self.size:
-                return await self._open_new()
+            if self._may_open():
+                return await self._open_new(connect or self.connect)
+            if self._idle:
+                # Full, with idle connections none of which suits: one of them makes room.
+                self._spawn(self._idle.pop(0).quit())
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
             except (asyncio.TimeoutError, TimeoutError):
-                raise UpstreamError(_relay_reply(
-                    451, "4.4.5", f"All {self.size} connections to upstream {self.target} are in use "
-                                  f"(upstream.pool_size); please retry later", "upstream-busy")) from None
+                raise self._busy_error() from None
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
-    def _take_idle(self) -> UpstreamConnection | None:
+    def _take_idle(self, suits=None) -> UpstreamConnection | None:
         now = time.monotonic()
+        skipped: list[UpstreamConnection] = []
         while self._idle:
             conn = self._idle.pop()
-            if not conn.alive:
+            if conn.alive and suits is not None and not suits(conn):
+                skipped.append(conn)
+            elif not conn.alive:
                 conn.close()  # the upstream closed it while idle: nothing to say to it
             elif now - conn.last_used > self._up.idle_timeout:
                 self._spawn(conn.quit())
             else:
                 conn.reused = True
                 self.reused += 1
+                self._idle.extend(reversed(skipped))
                 return conn
+        self._idle.extend(reversed(skipped))
         return None
 
-    async def _open_new(self) -> UpstreamConnection:
+    async def _open_new(self, connect) -> UpstreamConnection:
         self._open += 1
         try:
-            conn = await self.connect()
+            conn = await connect()
         except BaseException:
             self._open -= 1
             self._wake()
             raise
         conn.on_close = self._closed
+        conn.home = self
         return conn
 
     def _closed(self, conn: UpstreamConnection) -> None:
@@ -535,6 +558,9 @@ class UpstreamPool:
     def _keep(self, conn: UpstreamConnection) -> None:
         if not conn.alive:
             conn.close()
+            return
+        if self.max_transactions is not None and conn.transactions >= self.max_transactions:
+            self._spawn(conn.quit())
             return
         conn.last_used = time.monotonic()
         self._idle.append(conn)

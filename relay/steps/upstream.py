@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ..decision import CONTINUE, Decision, Reply, Verdict, relay_upstream
 from ..pipeline import Message, Step, Transaction
-from ..upstream import UpstreamError, UpstreamPool
+from ..upstream import UpstreamConnection, UpstreamError, UpstreamPool
 
 log = logging.getLogger("relay.upstream")
 
@@ -22,6 +22,45 @@ log = logging.getLogger("relay.upstream")
 def _deferred(exc: UpstreamError) -> Decision:
     return Decision(Verdict.DEFER if not exc.reply.permanent else Verdict.REJECT, exc.reply,
                     "deferred" if not exc.reply.permanent else None)
+
+
+def mail_options(txn: Transaction, conn) -> list[str]:
+    # SIZE is advisory and dropped when the upstream does not offer it (RFC 1870); BODY and
+    # SMTPUTF8 are always passed on, so that an upstream without 8BITMIME or SMTPUTF8 refuses
+    # in its own words rather than receiving 8-bit data it did not agree to.
+    return [o for o in txn.mail_options if not o.upper().startswith("SIZE=") or conn.supports("size")]
+
+
+async def open_transaction(pool: UpstreamPool, txn: Transaction, suits=None, connect=None,
+                           heard=None) -> tuple[Decision, UpstreamConnection | None]:
+    """A connection from `pool` with the transaction's MAIL accepted on it, or the reason why not
+    (the upstream's refusal, or ours when it cannot be reached). `suits` and `connect` go to
+    UpstreamPool.acquire(); `heard(txn, "mail", None, reply)` hears the reply to MAIL."""
+    while True:
+        try:
+            conn = await pool.acquire(suits, connect)
+        except UpstreamError as exc:
+            return _deferred(exc), None
+        txn.notes["upstream"] = conn.describe()
+        reused = conn.reused
+        try:
+            reply = await conn.mail(txn.return_path or txn.mail_from, mail_options(txn, conn),
+                                    timeout=pool.first_command_timeout if reused else None)
+        except UpstreamError as exc:
+            pool.release(conn)
+            if reused:
+                # A pooled connection that died while idle (closed, silent, or out of step):
+                # nothing of this transaction was accepted, so another connection may try.
+                continue
+            return _deferred(exc), None
+        if reused and reply.code == 421:
+            pool.release(conn)  # closed: the server was closing an idle channel
+            continue
+        decision = await heard(txn, "mail", None, reply) if heard is not None else relay_upstream(reply)
+        if not reply.positive:
+            pool.release(conn)
+            return decision, None
+        return decision, conn
 
 
 class UpstreamStep(Step):
@@ -46,40 +85,10 @@ class UpstreamStep(Step):
         return replace(decision, detail={**decision.detail, **detail}) if detail else decision
 
     async def on_mail(self, txn: Transaction) -> Decision:
-        while True:
-            try:
-                conn = await self.pool.acquire()
-            except UpstreamError as exc:
-                return _deferred(exc)
-            txn.notes["upstream"] = {"host": conn.target.host, "port": conn.target.port, "ip": conn.ip,
-                                     "tls": conn.tls}
-            reused = conn.reused
-            try:
-                reply = await conn.mail(txn.return_path or txn.mail_from, self._options(txn, conn),
-                                        timeout=self.pool.first_command_timeout if reused else None)
-            except UpstreamError as exc:
-                self.pool.release(conn)
-                if reused:
-                    # A pooled connection that died while idle (closed, silent, or out of step):
-                    # nothing of this transaction was accepted, so another connection may try.
-                    continue
-                return _deferred(exc)
-            if reused and reply.code == 421:
-                self.pool.release(conn)  # closed: the server was closing an idle channel
-                continue
-            decision = await self._heard(txn, "mail", None, reply)
-            if not reply.positive:
-                self.pool.release(conn)
-                return decision
+        decision, conn = await open_transaction(self.pool, txn, heard=self._heard)
+        if conn is not None:
             txn.notes["upstream_conn"] = conn
-            return decision
-
-    @staticmethod
-    def _options(txn: Transaction, conn) -> list[str]:
-        # SIZE is advisory and dropped when the upstream does not offer it (RFC 1870); BODY and
-        # SMTPUTF8 are always passed on, so that an upstream without 8BITMIME or SMTPUTF8 refuses
-        # in its own words rather than receiving 8-bit data it did not agree to.
-        return [o for o in txn.mail_options if not o.upper().startswith("SIZE=") or conn.supports("size")]
+        return decision
 
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         conn = txn.notes.get("upstream_conn")

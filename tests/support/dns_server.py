@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dnslib import QTYPE, RCODE, RR, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -47,6 +47,8 @@ class Zone(BaseResolver):
         elif rtype == "TLSA":
             usage, selector, mtype, data = value
             rdata = TLSA(usage, selector, mtype, bytes.fromhex(data) if isinstance(data, str) else data)
+        elif rtype == "CNAME":
+            rdata = CNAME(value)
         else:
             raise ValueError(rtype)
         with self.lock:
@@ -77,15 +79,22 @@ class Zone(BaseResolver):
         qtype = QTYPE[request.q.qtype]
         with self.lock:
             self.queries.append((qname, qtype))
-            if qname in self.servfail or qname.rstrip(".") in self.servfail:
-                reply.header.rcode = RCODE.SERVFAIL
-                return reply
-            answers = list(self.records.get((qname, qtype), []))
-            known = any(k[0] == qname for k in self.records)
+            owner = qname
+            for _ in range(8):  # a recursive server follows aliases within what it knows (RFC 1034 4.3.2)
+                if owner in self.servfail or owner.rstrip(".") in self.servfail:
+                    reply.header.rcode = RCODE.SERVFAIL
+                    return reply
+                answers = list(self.records.get((owner, qtype), []))
+                alias = self.records.get((owner, "CNAME")) if qtype != "CNAME" else None
+                if answers or not alias:
+                    break
+                reply.add_answer(RR(owner, QTYPE.CNAME, rdata=alias[0], ttl=self.ttl))
+                owner = str(alias[0].label).lower()
+            known = any(k[0] == owner for k in self.records)
             # dnslib's reply() copies the query's AD bit; a resolver sets it only when it validated.
-            reply.header.ad = 1 if self._is_signed(qname) else 0
+            reply.header.ad = 1 if self._is_signed(owner) else 0
         for rdata in answers:
-            reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=self.ttl))
+            reply.add_answer(RR(owner, request.q.qtype, rdata=rdata, ttl=self.ttl))
         if not answers and not known:
             reply.header.rcode = RCODE.NXDOMAIN
         return reply

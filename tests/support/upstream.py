@@ -113,6 +113,13 @@ class _SMTP(SMTP):
         super().connection_made(transport)
         self.upstream.live.add(self)
 
+    async def _handle_client(self):
+        if self.upstream.greeting is not None:  # a server refusing the session (RFC 5321 3.1, 4.3.2)
+            await self.push(self.upstream.greeting)
+            self.transport.close()
+            return
+        await super()._handle_client()
+
     def connection_lost(self, error):
         self.upstream.open_connections -= 1
         self.upstream.live.discard(self)
@@ -219,8 +226,11 @@ class _Handler:
 
 class FakeUpstream:
     def __init__(self, hostname: str = "mx.upstream.test", tls_context=None, require_starttls: bool = False,
-                 auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 30):
+                 auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 30,
+                 address: str = "127.0.0.1", port: int = 0):
         self.hostname = hostname
+        self.address = address  # e.g. 127.0.0.2, 127.0.0.3 ...: several MX hosts on one port
+        self.greeting: str | None = None  # e.g. "421 4.7.0 busy": refuse every session at the greeting
         self._rcvbuf = rcvbuf  # a small receive buffer fills fast when the server stops reading
         self._timeout = timeout  # the server's own idle timeout
         self.messages: list[Captured] = []
@@ -244,7 +254,7 @@ class FakeUpstream:
         self._auth = auth
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.port = 0
+        self.port = port
         self._server = None
 
     def _factory(self):
@@ -264,7 +274,7 @@ class FakeUpstream:
     def start(self) -> "FakeUpstream":
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(
-            self.loop.create_server(self._factory, "127.0.0.1", 0), self.loop)
+            self.loop.create_server(self._factory, self.address, self.port), self.loop)
         self._server = fut.result(10)
         if self._rcvbuf:
             for sock in self._server.sockets:  # accepted connections inherit it (Linux)
@@ -295,6 +305,9 @@ class FakeUpstream:
         return self._in_loop(mute)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return  # stopped already (a test that takes a host down, then the fixture)
+
         async def close():
             self._server.close()
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
@@ -306,6 +319,27 @@ class FakeUpstream:
         while len(self.messages) < n and time.time() < deadline:
             time.sleep(0.02)
         return self.messages
+
+
+def free_port(addresses=("127.0.0.2", "127.0.0.3", "127.0.0.4")) -> int:
+    """A TCP port free on every one of `addresses` (MX hosts on one port, as `upstream.port` has it)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind((addresses[0], 0))
+            port = first.getsockname()[1]
+            others = []
+            try:
+                for address in addresses[1:]:
+                    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+                    others.append(sock)
+                    sock.bind((address, port))
+            except OSError:
+                continue
+            finally:
+                for sock in others:
+                    sock.close()
+            return port
+    raise RuntimeError(f"no port free on all of {addresses}")
 
 
 def closed_port() -> int:

@@ -1,0 +1,318 @@
+"""Connections to MX hosts: one pool per destination (an MX set), a cap on them all.
+
+A destination's pool is an UpstreamPool (relay/upstream.py: the same connection
+object, lockstep and reply translation as the smarthost path) whose new
+connections are opened by trying the route's hosts in order (RFC 5321 5.1):
+the next address, then the next host, on a connection that cannot be made, a
+greeting or EHLO that refuses (4xx/421, and 5xx as Postfix's
+smtp_skip_5xx_greeting does), or TLS that fails where TLS is required. Where
+TLS is only opportunistic, a failed handshake is retried on a new connection to
+the same address in clear, as Postfix does at security level `may`.
+
+Limits: `upstream.connections_per_destination` per MX set,
+`upstream.messages_per_connection` per connection, `upstream.pool_size` in all.
+When the cap is reached, an idle connection of another destination is closed
+to make room (the least recently used); otherwise the caller waits like a
+caller of a full smarthost pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+
+import aiosmtplib
+
+from ..decision import Reply
+from ..dns import DnsTemporaryError
+from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
+from .routes import MxHost, Route, Routes
+from .tls import OutboundTls, TlsDecision
+
+log = logging.getLogger("relay.delivery")
+
+
+def _reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
+    return Reply.make(code, enhanced, text, source="relay", cause=cause)
+
+
+class MxConnection(UpstreamConnection):
+    """A connection to one MX host, with what events say about it."""
+
+    def __init__(self, client, target: Target, settings, mx: MxHost, decision: TlsDecision):
+        super().__init__(client, target, settings)
+        self.mx = mx
+        self.decision = decision
+        self.tls_protocol: str | None = None
+        self.tls_cipher: str | None = None
+        self.tls_note: str | None = None  # why this connection is in clear although TLS was wanted
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out.update({"route": "mx", "preference": self.mx.preference, "implicit_mx": self.mx.implicit,
+                    "tls_protocol": self.tls_protocol, "tls_cipher": self.tls_cipher,
+                    "tls_policy": self.decision.policy})
+        if self.tls_note:
+            out["tls_note"] = self.tls_note
+        return out
+
+
+class _TlsFailed(Exception):
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+class DestinationPool(UpstreamPool):
+    """The connections to one MX set."""
+
+    def __init__(self, settings, destination: tuple, delivery: "MxDelivery"):
+        super().__init__(settings)
+        self.destination = destination
+        self._delivery = delivery
+        self.max_transactions = self._up.messages_per_connection
+        self.last_route: Route | None = None
+
+    @property
+    def size(self) -> int:
+        return self._up.connections_per_destination
+
+    @property
+    def target(self) -> Target:
+        route = self.last_route
+        return Target(route.domain if route else "?", self._up.mx_port)
+
+    def _may_open(self) -> bool:
+        return self._open < self.size and self._delivery.may_open(self)
+
+    def _busy_error(self) -> UpstreamError:
+        domain = self.last_route.domain if self.last_route else "this destination"
+        return UpstreamError(_reply(
+            451, "4.4.5", f"All connections to the mail servers of {domain} are in use "
+                          f"(upstream.connections_per_destination {self.size}, upstream.pool_size "
+                          f"{self._up.pool_size} in all); please retry later", "upstream-busy"))
+
+    async def _open_new(self, connect) -> UpstreamConnection:
+        self._delivery.sessions += 1
+        try:
+            return await super()._open_new(connect)
+        except BaseException:
+            self._delivery.closed()
+            raise
+
+    def _closed(self, conn) -> None:
+        super()._closed(conn)
+        self._delivery.closed()
+
+    @property
+    def empty(self) -> bool:
+        return not (self._open or self._idle or self._waiters or self._tasks)
+
+    def idle_since(self) -> float | None:
+        return min((c.last_used for c in self._idle), default=None)
+
+    def drop_oldest_idle(self) -> bool:
+        if not self._idle:
+            return False
+        conn = min(self._idle, key=lambda c: c.last_used)
+        self._idle.remove(conn)
+        self._spawn(conn.quit())
+        return True
+
+    # -- opening a connection: the route's hosts in order ---------------------
+
+    async def connect_route(self, route: Route, decisions: dict[str, TlsDecision]) -> MxConnection:
+        """A connection to the first host of `route` that takes one (RFC 5321 5.1), within
+        connect_timeout + command_timeout in all; else the reason as an UpstreamError."""
+        self.last_route = route
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._up.connect_timeout + self._up.command_timeout
+        failures: list[tuple[str, Reply]] = []
+        for host in route.hosts:
+            decision = decisions[host.name]
+            if decision.mode == "refuse":
+                failures.append((host.name, _reply(451, "4.7.5", decision.reason or "refused by TLS policy",
+                                                   "mx-tls-policy")))
+                continue
+            try:
+                addresses = self._delivery.reachable(await self._delivery.routes.addresses(host))
+            except DnsTemporaryError as exc:
+                failures.append((host.name, _reply(451, "4.4.3", f"DNS lookup failed ({exc.reason})",
+                                                   "mx-dns-temporary")))
+                continue
+            if not addresses:
+                failures.append((host.name, _reply(451, "4.4.4", self._delivery.no_address_why(),
+                                                   "mx-no-address")))
+                continue
+            for ip in addresses:
+                if loop.time() >= deadline:
+                    failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
+                                                                  "upstream-timeout")))
+                    break
+                try:
+                    return await self._connect_host(host, ip, decision, deadline)
+                except UpstreamError as exc:
+                    log.info("MX %s[%s] for %s: %s", host.name, ip, route.domain, exc.reply.text.split("\n")[0])
+                    failures.append((f"{host.name}[{ip}]", exc.reply))
+        raise UpstreamError(self._all_failed(route, failures))
+
+    async def _connect_host(self, host: MxHost, ip: str, decision: TlsDecision, deadline: float) -> MxConnection:
+        try:
+            return await self._dial(host, ip, decision, decision.wanted, deadline)
+        except _TlsFailed as exc:
+            target = Target(host.name, self._up.mx_port)
+            if decision.mode != "opportunistic":
+                raise UpstreamError(_reply(451, "4.7.5", f"TLS with MX {target} failed ({exc.why})"
+                                                         + (f"; TLS is required: {decision.reason}" if decision.reason
+                                                            else "; TLS is required"), "mx-tls-required")) from None
+            # RFC 7435 / Postfix at level `may`: a host whose TLS fails still gets the mail, in clear.
+            log.info("TLS with MX %s[%s] failed (%s); retrying in clear", host.name, ip, exc.why)
+            conn = await self._dial(host, ip, decision, False, deadline)
+            conn.tls_note = f"TLS failed ({exc.why}); delivered in clear (opportunistic TLS)"
+            return conn
+
+    async def _dial(self, host: MxHost, ip: str, decision: TlsDecision, tls: bool, deadline: float) -> MxConnection:
+        target = Target(host.name, self._up.mx_port)
+        loop = asyncio.get_running_loop()
+        budget = max(0.1, deadline - loop.time())
+        source = self._delivery.source_for(ip)
+        client = aiosmtplib.SMTP(hostname=ip, port=target.port, local_hostname=self.settings.hostname,
+                                 source_address=(source, 0) if source else None,
+                                 timeout=self._up.command_timeout, start_tls=False)
+        try:
+            await asyncio.wait_for(client.connect(timeout=min(self._up.connect_timeout, budget)), budget)
+            await asyncio.wait_for(self._greet(client), self._up.command_timeout)
+        except BaseException as exc:
+            client.close()
+            raise self._connect_error(exc, target) from exc
+        protocol = cipher = None
+        if tls and client.supports_extension("starttls"):
+            try:
+                await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
+                                                       tls_context=self._delivery.tls.context(decision)),
+                                       self._up.command_timeout)
+                ssl_object = client.get_transport_info("ssl_object")
+                why = decision.check(ssl_object) if decision.check is not None else None
+                if why:
+                    raise _TlsFailed(why)
+                # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
+                await asyncio.wait_for(self._greet(client), self._up.command_timeout)
+            except asyncio.CancelledError:
+                client.close()
+                raise
+            except _TlsFailed:
+                client.close()
+                raise
+            except Exception as exc:
+                client.close()
+                raise _TlsFailed(_describe(exc)) from exc
+            protocol = ssl_object.version() if ssl_object is not None else None
+            cipher = ssl_object.cipher()[0] if ssl_object is not None and ssl_object.cipher() else None
+        elif tls and decision.mode == "required":
+            client.close()
+            raise UpstreamError(_reply(451, "4.7.5", f"MX {target} does not offer STARTTLS, and TLS is required"
+                                                     + (f": {decision.reason}" if decision.reason else ""),
+                                       "mx-tls-required"))
+        conn = MxConnection(client, target, self._up, host, decision)
+        conn.ip = ip
+        conn.tls = protocol is not None
+        conn.tls_protocol, conn.tls_cipher = protocol, cipher
+        self.opened += 1
+        return conn
+
+    @staticmethod
+    def _sni(host: MxHost) -> str | None:
+        return None if host.address is not None else host.name  # no SNI for an address (RFC 6066 3)
+
+    def _all_failed(self, route: Route, failures: list[tuple[str, Reply]]) -> Reply:
+        """No host took a connection. The last server's own words when one spoke (its 4xx or
+        5xx greeting: classified like any provider reply), else ours, naming each host."""
+        spoken = [reply for _, reply in failures if reply.source == "upstream"]
+        if spoken:
+            return spoken[-1]
+        causes = {reply.cause for _, reply in failures}
+        # One MX-specific reason for every host (TLS required, no address) is named as such; network
+        # failures, however alike, are "unreachable" (relay-replies.yaml).
+        cause = causes.pop() if len(causes) == 1 and next(iter(causes)).startswith("mx-") else "mx-unreachable"
+        enhanced = failures[-1][1].enhanced if cause != "mx-unreachable" else "4.4.1"
+        lines = [f"No mail server of {route.domain} could be reached; the message was not accepted, "
+                 f"please retry later:"]
+        for where, reply in failures[:8]:
+            text = " ".join(line.removeprefix(reply.enhanced or "").strip() for line in reply.lines)
+            lines.append(f"{where}: {text[:200]}")
+        if not failures:
+            lines.append("no host to try")
+        return _reply(451, enhanced or "4.4.1", "\n".join(lines), cause)
+
+
+class MxDelivery:
+    """Routes, TLS decisions and the destination pools of MX delivery (process lifetime)."""
+
+    def __init__(self, settings, resolver, tls: OutboundTls | None = None):
+        self.settings = settings
+        self.routes = Routes(resolver)
+        self.tls = tls if tls is not None else OutboundTls(settings.upstream)
+        self.pools: dict[tuple, DestinationPool] = {}
+        self.sessions = 0  # MX connections open or being opened, in all
+        egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
+        self._egress = {4: [str(a) for a in egress if a.version == 4], 6: [str(a) for a in egress if a.version == 6]}
+
+    MAX_EMPTY_POOLS = 1000  # pools with nothing open are forgotten beyond this many destinations
+
+    def pool(self, route: Route) -> DestinationPool:
+        pool = self.pools.get(route.destination)
+        if pool is None:
+            if len(self.pools) >= self.MAX_EMPTY_POOLS:
+                for key, old in list(self.pools.items()):
+                    if old.empty:
+                        del self.pools[key]
+            pool = self.pools[route.destination] = DestinationPool(self.settings, route.destination, self)
+        pool.last_route = route
+        return pool
+
+    async def decisions(self, route: Route) -> dict[str, TlsDecision]:
+        """The TLS decision for each host of the route, for its recipient domain."""
+        return {host.name: await self.tls.tls_for(route.domain, host) for host in route.hosts}
+
+    # -- the global cap -----------------------------------------------------
+
+    def may_open(self, asking: DestinationPool) -> bool:
+        if self.sessions < self.settings.upstream.pool_size:
+            return True
+        # Full: the connection idle longest, in another destination, makes room.
+        others = [(p.idle_since(), p) for p in self.pools.values() if p is not asking and p.idle_since() is not None]
+        if others:
+            min(others, key=lambda item: item[0])[1].drop_oldest_idle()
+        return False
+
+    def closed(self) -> None:
+        self.sessions -= 1
+        for pool in list(self.pools.values()):
+            pool._wake()
+
+    # -- source addresses (egress_ips) ----------------------------------------
+
+    def reachable(self, addresses: list[str]) -> list[str]:
+        """The addresses we may connect to: with egress_ips set, only those of a family we have a
+        source address for (mail from another source would fail the receiver's SPF check)."""
+        if not self.settings.egress_ips:
+            return addresses
+        return [a for a in addresses if self._egress[ipaddress.ip_address(a).version]]
+
+    def no_address_why(self) -> str:
+        if self.settings.egress_ips:
+            return "no address (A/AAAA) of a family egress_ips has a source address for"
+        return "the host has no address (A/AAAA)"
+
+    def source_for(self, ip: str) -> str | None:
+        choices = self._egress[ipaddress.ip_address(ip).version]
+        return random.choice(choices) if choices else None
+
+    async def close(self) -> None:
+        await asyncio.gather(*(pool.close() for pool in list(self.pools.values())), return_exceptions=True)
+
+    @property
+    def opened(self) -> int:
+        return sum(p.opened for p in self.pools.values())

@@ -1,0 +1,188 @@
+"""Where mail for a recipient domain goes: its MX hosts, found in DNS (RFC 5321 5.1).
+
+Every question goes through the relay's one resolver (relay/dns.py). A route is
+the recipient domain's MX set in the order to try it: by preference, and in
+random order among hosts of equal preference (RFC 5321 5.1, to spread load).
+What DNS says about a domain that cannot take mail is a reply for that
+recipient, in words the funnel (policies/relay-replies.yaml, suppression.yaml
+`domains:`) understands:
+
+  no such domain (NXDOMAIN)          550 5.1.2   scope recipient: evidence the domain does not exist
+  null MX (RFC 7505)                 556 5.1.10  scope recipient: the domain says it takes no mail
+  no MX and no A/AAAA                550 5.1.2   scope recipient: nothing to deliver to
+  SERVFAIL, timeout                  451 4.4.3   scope relay: DNS trouble, the client retries
+  MX records but none usable         451 4.4.4   scope relay: a broken zone, fixed by its owner
+
+Choices where real MTAs and the RFCs differ:
+- An MX whose exchange is an IP address written as a name (`10 192.0.2.1.`) is skipped, as Postfix
+  ("numeric domain name in resource data of MX record") and Exim (`allow_mx_to_ip` off by default)
+  do: RFC 5321 5.1 and RFC 1035 3.3.9 make the exchange a domain name, and looking that name up
+  for an address finds nothing.
+- An exchange that is an alias (CNAME) is followed when its addresses are looked up, as every
+  common MTA does, although RFC 2181 10.3 says it must not be an alias: refusing it would bounce
+  mail that every other sender delivers. A recipient domain that is itself a CNAME is followed
+  by the resolver (RFC 5321 5.1: "processed as if it were the initial name").
+- A recipient given as an address literal (`user@[192.0.2.1]`, RFC 5321 4.1.3) is delivered to
+  that address, without DNS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+from dataclasses import dataclass
+
+from ..decision import Reply
+from ..dns import DnsTemporaryError, Resolver
+
+
+@dataclass(frozen=True)
+class MxHost:
+    """One mail exchanger of a route."""
+
+    name: str  # lower case, no final dot; for an address literal the literal itself, e.g. "[192.0.2.1]"
+    preference: int
+    implicit: bool = False  # no MX records: the domain's own A/AAAA (RFC 5321 5.1)
+    address: str | None = None  # an address literal's address: no lookup
+
+    def as_dict(self) -> dict:
+        return {"host": self.name, "preference": self.preference, "implicit": self.implicit}
+
+
+@dataclass(frozen=True)
+class Route:
+    """The MX hosts of one recipient domain, in the order to try them."""
+
+    domain: str
+    hosts: tuple[MxHost, ...]
+
+    @property
+    def destination(self) -> tuple:
+        """What identifies where the mail goes: the MX set, whatever the order chosen for this
+        lookup. Recipients of domains with the same MX set may share a transaction."""
+        return tuple(sorted((h.preference, h.name) for h in self.hosts))
+
+
+class RouteError(Exception):
+    """The domain has no route now or ever; `reply` says so to the client."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.text)
+        self.reply = reply
+
+
+def _reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
+    return Reply.make(code, enhanced, text, source="relay", cause=cause)
+
+
+def literal_address(domain: str) -> str | None:
+    """The address of an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`), or None."""
+    if not (domain.startswith("[") and domain.endswith("]")):
+        return None
+    inner = domain[1:-1]
+    if inner.lower().startswith("ipv6:"):
+        inner = inner[5:]
+        version = 6
+    else:
+        version = 4
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        return None
+    return str(address) if address.version == version else None
+
+
+def _numeric(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class Routes:
+    """MX routes from DNS, through the relay's resolver (its cache honours the records' TTLs)."""
+
+    def __init__(self, resolver: Resolver, rng: random.Random | None = None):
+        self.resolver = resolver
+        self._rng = rng or random.Random()
+
+    async def route(self, domain: str) -> Route:
+        """The route for `domain`, or RouteError with the reply for its recipients."""
+        domain = domain.lower().rstrip(".")
+        literal = literal_address(domain)
+        if literal is not None:
+            return Route(domain, (MxHost(domain, 0, address=literal),))
+        if domain.startswith("["):
+            raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {domain} is not an address "
+                                                  f"literal such as [192.0.2.1] or [IPv6:2001:db8::1]",
+                                    "mx-bad-domain"))
+        try:
+            answer = await self.resolver.query(domain, "MX")
+        except DnsTemporaryError as exc:
+            raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure looking up the MX of {domain} "
+                                                  f"({exc.reason}); please retry later", "mx-dns-temporary")) from None
+        if answer.nxdomain:
+            # Words the suppression policy's `domains: evidence` knows (domain not found, nxdomain).
+            raise RouteError(_reply(550, "5.1.2", f"Recipient address rejected: domain not found: {domain} "
+                                                  f"does not exist in DNS (NXDOMAIN)", "mx-nxdomain"))
+        records = sorted(answer.records)
+        if not records:
+            return await self._implicit(domain)
+        named = [(pref, name.lower().rstrip(".")) for pref, name in records]
+        exchanges = [(pref, name) for pref, name in named if name not in ("", ".", "@")]
+        if not exchanges:
+            # RFC 7505 3: a single MX of "." says the domain accepts no mail; 556 5.1.10 per its section 4.
+            raise RouteError(_reply(556, "5.1.10", f"Recipient address rejected: domain {domain} does not "
+                                                   f"accept mail (nullMX)", "mx-null"))
+        usable = [(pref, name) for pref, name in exchanges if not _numeric(name)]
+        if not usable:
+            shown = ", ".join(name for _, name in exchanges)
+            raise RouteError(_reply(451, "4.4.4", f"The MX records of {domain} name no usable host ({shown}: "
+                                                  f"an MX must name a host, not an address, RFC 5321 5.1)",
+                                    "mx-unusable"))
+        return Route(domain, self._ordered(usable))
+
+    async def _implicit(self, domain: str) -> Route:
+        """No MX: the domain itself is the one mail exchanger, if it has an address (RFC 5321 5.1)."""
+        try:
+            addresses = await self.resolver.addresses(domain)
+        except DnsTemporaryError as exc:
+            raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure looking up the address of {domain} "
+                                                  f"({exc.reason}); please retry later", "mx-dns-temporary")) from None
+        if not addresses:
+            raise RouteError(_reply(550, "5.1.2", f"Recipient address rejected: {domain} has no mail server "
+                                                  f"(no MX, A or AAAA record)", "mx-no-mail-server"))
+        return Route(domain, (MxHost(domain, 0, implicit=True),))
+
+    def _ordered(self, records: list[tuple[int, str]]) -> tuple[MxHost, ...]:
+        by_preference: dict[int, list[str]] = {}
+        for pref, name in records:
+            if name not in by_preference.setdefault(pref, []):
+                by_preference[pref].append(name)
+        hosts: list[MxHost] = []
+        for pref in sorted(by_preference):
+            names = by_preference[pref]
+            self._rng.shuffle(names)  # RFC 5321 5.1: equal preferences in random order
+            hosts.extend(MxHost(name, pref) for name in names)
+        return tuple(hosts)
+
+    async def addresses(self, host: MxHost) -> list[str]:
+        """The addresses of one MX host, IPv4 first (DnsTemporaryError on DNS trouble). An exchange
+        that is a CNAME is followed by the resolver (see the module's docstring)."""
+        if host.address is not None:
+            return [host.address]
+        found: list[str] = []
+        trouble = None
+        for answer in await asyncio.gather(self.resolver.a(host.name), self.resolver.aaaa(host.name),
+                                           return_exceptions=True):
+            if isinstance(answer, DnsTemporaryError):
+                trouble = answer  # one family failing leaves the other usable
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found.extend(answer)
+        if not found and trouble is not None:
+            raise trouble
+        return list(dict.fromkeys(found))

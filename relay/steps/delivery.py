@@ -1,0 +1,117 @@
+"""The last step when mail goes to MX hosts (upstream.mode mx, or policies/routes.yaml):
+lockstep with one destination per transaction (DESIGN.md "Lockstep").
+
+The destination is known only at the first RCPT, so MAIL is answered by the relay
+once the local steps before this one passed it. The first RCPT picks the
+destination (the recipient domain's MX set, or the smarthost) and opens the
+upstream transaction there: MAIL, then RCPT. Later recipients whose domains have
+the same MX set (and the same TLS decision) join it; any other gets
+`452 4.5.3` and the client sends it in a new transaction (RFC 5321 3.3), so the
+one reply to the final dot is true for every recipient. DATA and the end of
+the transaction are the smarthost step's (UpstreamStep).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..decision import Decision, Reply, Verdict, accept
+from ..delivery.pool import MxConnection, MxDelivery
+from ..delivery.routes import RouteError
+from ..delivery.routing import Routing
+from ..pipeline import Transaction
+from ..upstream import UpstreamError, UpstreamPool
+from .upstream import UpstreamStep, _deferred, open_transaction
+
+
+@dataclass
+class Destination:
+    """Where this transaction's mail goes, once its first recipient chose (txn.notes["delivery"])."""
+
+    key: tuple  # ("smarthost",) or ("mx", *MX set)
+    domain: str  # the recipient domain that chose it
+
+
+def _refusal(reply: Reply, stage: str | None = None) -> Decision:
+    if reply.permanent:
+        return Decision(Verdict.REJECT, reply, "rejected", stage=stage)
+    return Decision(Verdict.DEFER, reply, "deferred", stage=stage)
+
+
+class DeliveryStep(UpstreamStep):
+    name = "delivery"
+
+    def __init__(self, routing: Routing, mx: MxDelivery, smarthost: UpstreamPool | None, watchers=()):
+        super().__init__(smarthost, watchers=watchers)
+        self.routing = routing
+        self.mx = mx
+
+    async def on_mail(self, txn: Transaction) -> Decision:
+        # The steps before this one checked the sender; the upstream hears MAIL at the first RCPT.
+        return accept(Reply.make(250, "2.1.0", "Sender OK"))
+
+    async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        domain = rcpt.rpartition("@")[2].lower()
+        if not domain:
+            return _refusal(Reply.make(550, "5.1.3", f"Recipient address rejected: <{rcpt}> has no domain to "
+                                                     f"deliver to", cause="mx-bad-domain"))
+        kind = self.routing.route_for(domain) if self.pool is not None else "mx"
+        route = decisions = None
+        if kind == "smarthost":
+            key: tuple = ("smarthost",)
+        else:
+            try:
+                route = await self.mx.routes.route(domain)
+            except RouteError as exc:
+                return _refusal(exc.reply)
+            key = ("mx", *route.destination)
+            decisions = await self.mx.decisions(route)
+        conn = txn.notes.get("upstream_conn")
+        current: Destination | None = txn.notes.get("delivery")
+        if conn is not None and (current.key != key or not self._suits(conn, decisions)):
+            if txn.rcpts:
+                return Decision(Verdict.DEFER, Reply.make(
+                    452, "4.5.3", f"Recipient <{rcpt}> goes to other mail servers than <{txn.rcpts[0]}>; "
+                                  f"send it in a new transaction (RFC 5321 3.3)", cause="mx-one-destination"),
+                    "deferred")
+            # Nothing accepted in this transaction yet: it may go to this recipient's destination instead.
+            txn.notes.pop("upstream_conn")
+            txn.notes.pop("upstream", None)
+            conn.home.release(conn)
+            conn = None
+        if conn is None:
+            txn.notes.pop("upstream", None)  # set again by the connection this attempt gets
+            if kind == "smarthost":
+                decision, conn = await open_transaction(self.pool, txn, heard=self._heard)
+            else:
+                pool = self.mx.pool(route)
+                decision, conn = await open_transaction(
+                    pool, txn, suits=lambda c: self._suits(c, decisions),
+                    connect=lambda: pool.connect_route(route, decisions), heard=self._heard)
+            if conn is None:
+                # The upstream refused our MAIL (or its greeting), or could not be reached: that is
+                # this RCPT's reply; the event says which stage the upstream's words answered.
+                reply = decision.reply
+                stage = None
+                if reply.source == "upstream":
+                    stage = "mail" if txn.notes.get("upstream") else "connect"
+                return Decision(decision.verdict, reply, decision.kind, decision.detail, stage=stage)
+            txn.notes["upstream_conn"] = conn
+            txn.notes["delivery"] = Destination(key, domain)
+        try:
+            reply = await conn.rcpt(rcpt)
+        except UpstreamError as exc:
+            return _deferred(exc)
+        return await self._heard(txn, "rcpt", rcpt, reply)
+
+    @staticmethod
+    def _suits(conn, decisions) -> bool:
+        """A connection opened for one domain serves another only under the same TLS decision."""
+        if not isinstance(conn, MxConnection):
+            return decisions is None
+        return decisions is not None and decisions.get(conn.mx.name) == conn.decision
+
+    async def on_reset(self, txn: Transaction) -> None:
+        conn = txn.notes.pop("upstream_conn", None)
+        if conn is not None:
+            conn.home.release(conn)

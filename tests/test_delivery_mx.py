@@ -1,0 +1,314 @@
+"""upstream mode mx, end to end over real sockets: the loopback DNS server publishes the MX
+records; MX hosts are Gmail-like upstreams on 127.0.0.2 and 127.0.0.3 (one port, as
+`upstream.port` has it); 127.0.0.4 is an MX host that is down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.upstream import GMAIL_NO_SUCH_USER, FakeUpstream, free_port
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+@pytest.fixture
+def mx_port():
+    return free_port()
+
+
+@pytest.fixture
+def mx1(mx_port):
+    server = FakeUpstream(hostname="mx1.example.com", address="127.0.0.2", port=mx_port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mx2(mx_port):
+    server = FakeUpstream(hostname="mx2.example.net", address="127.0.0.3", port=mx_port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_mx(tmp_path, mx_port):
+    """Start an MX host on 127.0.0.4 that offers STARTTLS: tls_mx(context_change=None)."""
+    from tests.support.tls import make_cert, server_context
+
+    started = []
+
+    def start(change=None):
+        cert, key = make_cert(tmp_path, "mx3.tls.test")
+        context = server_context(cert, key)
+        if change is not None:
+            change(context)
+        server = FakeUpstream(hostname="mx3.tls.test", address="127.0.0.4", port=mx_port,
+                              tls_context=context).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def zone(dns):
+    z = dns.zone
+    # example.com: the preferred host is down, the next one answers.
+    z.add("example.com", "MX", (10, "mx-down.example.com"))
+    z.add("example.com", "MX", (20, "mx1.example.com"))
+    z.add("mx-down.example.com", "A", "127.0.0.4")
+    z.add("mx1.example.com", "A", "127.0.0.2")
+    # shared.test: the same MX set as example.com (may share a transaction).
+    z.add("shared.test", "MX", (10, "mx-down.example.com"))
+    z.add("shared.test", "MX", (20, "mx1.example.com"))
+    # example.net: another destination.
+    z.add("example.net", "MX", (5, "mx2.example.net"))
+    z.add("mx2.example.net", "A", "127.0.0.3")
+    z.add("implicit.test", "A", "127.0.0.3")  # no MX: the domain's own address (RFC 5321 5.1)
+    z.add("nullmx.test", "MX", (0, "."))  # RFC 7505
+    z.add("nomail.test", "TXT", "v=spf1 -all")  # exists, no MX, no address
+    z.add("alias.test", "CNAME", "example.net")  # the domain is an alias
+    z.add("cname-mx.test", "MX", (10, "mail.cname-mx.test"))  # the exchange is an alias (RFC 2181 10.3)
+    z.add("mail.cname-mx.test", "CNAME", "mx2.example.net")
+    z.add("numeric.test", "MX", (10, "127.0.0.3"))  # an address where a name belongs
+    z.servfail.add("broken.test")
+    return z
+
+
+@pytest.fixture
+def mx_relay(dns, zone, mx_port, mx1, mx2, relay_factory):  # the relay stops first
+    def start(**overrides):
+        upstream = {"mode": "mx", "host": None, "port": mx_port, "starttls": "opportunistic",
+                    **overrides.pop("upstream", {})}
+        return relay_factory(0, upstream=upstream, resolver={"nameservers": [dns.nameserver], "timeout": 2},
+                             **overrides)
+    return start
+
+
+def client(relay) -> RawSMTP:
+    c = RawSMTP(relay.host, relay.port)
+    assert c.cmd("EHLO client.test")[0] == 250
+    return c
+
+
+def valid(event: dict) -> dict:
+    jsonschema.validate(event, SCHEMA)
+    return event
+
+
+def test_delivers_to_the_next_mx_when_the_preferred_one_is_down(mx_relay, mx1, mx2):
+    relay = mx_relay(egress_ips=["127.0.0.5"])
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 354, 250]
+    (msg,) = mx1.wait_for_messages(1)
+    assert msg.rcpt_tos == ["b@example.com"] and msg.mail_from == "a@sender.test"
+    assert msg.peer[0] == "127.0.0.5"  # the source address is one of egress_ips
+    assert mx2.messages == []
+
+
+def test_a_gmail_refusal_from_the_mx_reaches_the_client_verbatim_and_lists_the_address(mx_relay, mx1):
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<nosuchuser@example.com>") == (550, GMAIL_NO_SUCH_USER)
+        assert c.cmd("QUIT")[0] == 221
+    events = [valid(e) for e in relay.events(wait_for=2)]
+    rejected = next(e for e in events if e["kind"] == "rejected")
+    assert rejected["stage"] == "rcpt" and rejected["recipient"] == "nosuchuser@example.com"
+    assert rejected["reply"]["source"] == "upstream"
+    assert rejected["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+    assert rejected["classification"]["category"] == "unknown_recipient"
+    assert rejected["classification"]["scope"] == "recipient"
+    assert rejected["bounce_list"] == "listed"
+    up = rejected["upstream"]
+    assert (up["host"], up["ip"], up["port"], up["preference"], up["route"]) == (
+        "mx1.example.com", "127.0.0.2", mx1.port, 20, "mx")
+    assert up["tls"] is False and up["tls_protocol"] is None and up["tls_policy"] == "opportunistic"
+    assert [e["kind"] for e in events].count("bounce_listed") == 1
+    listed = subprocess.run(["python3", "-m", "relay", "bounces", "list", "--json", "-c", str(relay.config_path)],
+                            capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    assert "nosuchuser@example.com" in listed.stdout
+
+
+def test_a_second_destination_gets_452_453_and_goes_in_the_next_transaction(mx_relay, mx1, mx2):
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("RCPT TO:<c@shared.test>")[0] == 250  # the same MX set: the same transaction
+        code, text = c.cmd("RCPT TO:<d@example.net>")
+        assert code == 452 and text.startswith("452 4.5.3 ") and "new transaction" in text
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        # The client's retry of the deferred recipient, in a transaction of its own.
+        assert [r[0] for r in send_message(c, "a@sender.test", ["d@example.net"], BODY)] == [250, 250, 354, 250]
+    (first,) = mx1.wait_for_messages(1)
+    assert first.rcpt_tos == ["b@example.com", "c@shared.test"]
+    (second,) = mx2.wait_for_messages(1)
+    assert second.rcpt_tos == ["d@example.net"]
+    (deferred,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert deferred["kind"] == "deferred" and deferred["recipient"] == "d@example.net"
+    assert deferred["classification"]["rule"] == "relay:mx-one-destination"
+
+
+def test_a_refused_first_recipient_leaves_the_transaction_free_to_go_elsewhere(mx_relay, mx1, mx2):
+    relay = mx_relay()
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["nosuchuser@example.com", "d@example.net"], BODY)
+    assert [r[0] for r in replies] == [250, 550, 250, 354, 250]
+    assert mx2.wait_for_messages(1)[0].rcpt_tos == ["d@example.net"]
+
+
+@pytest.mark.parametrize("rcpt,code,enhanced,rule,scope", [
+    ("x@nowhere.test", 550, "5.1.2", "relay:mx-nxdomain", "recipient"),
+    ("x@nullmx.test", 556, "5.1.10", "relay:mx-null", "recipient"),
+    ("x@nomail.test", 550, "5.1.2", "relay:mx-no-mail-server", "recipient"),
+    ("x@broken.test", 451, "4.4.3", "relay:mx-dns-temporary", "relay"),
+    ("x@numeric.test", 451, "4.4.4", "relay:mx-unusable", "relay"),
+])
+def test_what_dns_says_of_a_domain_answers_its_recipient(mx_relay, rcpt, code, enhanced, rule, scope):
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        got, text = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert got == code and text.startswith(f"{code} {enhanced} "), text
+        assert c.cmd("QUIT")[0] == 221
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["recipient"] == rcpt)
+    assert event["kind"] == ("rejected" if code >= 500 else "deferred")
+    assert event["reply"]["source"] == "relay"
+    assert (event["classification"]["rule"], event["classification"]["scope"]) == (rule, scope)
+
+
+@pytest.mark.parametrize("rcpt", ["x@implicit.test", "x@alias.test", "x@cname-mx.test", "x@[127.0.0.3]"])
+def test_implicit_mx_aliases_and_address_literals_reach_their_host(mx_relay, mx2, rcpt):
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", [rcpt], BODY)] == [250, 250, 354, 250]
+    assert mx2.wait_for_messages(1)[0].rcpt_tos == [rcpt]
+
+
+def test_every_mx_down_is_a_451_naming_each_host(mx_relay, mx1, mx2):
+    mx1.stop()
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@example.com>")
+    assert code == 451 and text.startswith("451-4.4.1 No mail server of example.com could be reached")
+    assert "mx-down.example.com[127.0.0.4]" in text and "mx1.example.com[127.0.0.2]" in text
+    (event,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:mx-unreachable"
+
+
+def test_a_421_greeting_fails_over_to_the_next_host(mx_relay, dns, mx1, mx2):
+    dns.zone.add("two.test", "MX", (10, "mx2.example.net"))
+    dns.zone.add("two.test", "MX", (20, "mx1.example.com"))
+    mx2.greeting = "421 4.7.0 mx2.example.net Service not available, try again later"
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@two.test"], BODY)] == [250, 250, 354, 250]
+    assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@two.test"]
+
+
+def test_a_lone_mx_refusing_at_the_greeting_is_relayed_in_its_own_words(mx_relay, mx2):
+    mx2.greeting = "554 5.7.1 Service unavailable; client host [127.0.0.1] blocked using zen.spamhaus.org"
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<d@example.net>")
+    assert (code, text) == (554, mx2.greeting)
+    (event,) = [valid(e) for e in relay.events(wait_for=2) if e["kind"] == "rejected"]
+    assert event["stage"] == "connect" and event["reply"]["source"] == "upstream"
+    assert event["classification"]["scope"] == "session" and "bounce_list" not in event
+
+
+def test_a_refused_mail_from_answers_the_first_rcpt(mx_relay, mx2):
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<refusedsender@sender.test>")[0] == 250  # checked locally only
+        code, text = c.cmd("RCPT TO:<d@example.net>")
+    assert code == 550 and text.startswith("550 5.7.1 Sender address rejected")
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "rejected")
+    assert event["stage"] == "mail" and event["classification"]["scope"] == "sender"
+    assert "bounce_list" not in event
+
+
+def test_connections_are_reused_per_destination(mx_relay, mx2):
+    relay = mx_relay()
+    with client(relay) as c:
+        for _ in range(3):
+            assert send_message(c, "a@sender.test", ["d@example.net"], BODY)[-1][0] == 250
+    assert len(mx2.wait_for_messages(3)) == 3
+    assert mx2.connections == 1
+
+
+def test_messages_per_connection_closes_a_used_up_connection(mx_relay, mx2):
+    relay = mx_relay(upstream={"messages_per_connection": 2})
+    with client(relay) as c:
+        for _ in range(3):
+            assert send_message(c, "a@sender.test", ["d@example.net"], BODY)[-1][0] == 250
+    assert len(mx2.wait_for_messages(3)) == 3
+    assert mx2.connections == 2
+
+
+def test_opportunistic_starttls_is_used_and_named_on_events(tls_mx, mx_relay, dns):
+    tls_mx()
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<nosuchuser@tls.test>")[0] == 550
+        assert c.cmd("QUIT")[0] == 221
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "rejected")
+    up = event["upstream"]
+    assert up["tls"] is True and up["tls_protocol"].startswith("TLSv1.") and up["tls_cipher"]
+
+
+def test_a_failed_opportunistic_handshake_is_retried_in_clear(tls_mx, mx_relay, dns):
+    import ssl
+
+    def broken(context):
+        context.set_ciphers("aNULL")  # nothing a client offers: every handshake fails
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    server = tls_mx(broken)
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@tls.test"], BODY)] == [250, 250, 354, 250]
+    assert server.wait_for_messages(1)[0].rcpt_tos == ["b@tls.test"]
+    assert server.connections == 2  # the failed handshake, then the same host in clear
+
+
+def test_required_tls_skips_a_host_without_starttls(mx_relay, mx2):
+    relay = mx_relay(upstream={"starttls": "required"})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<d@example.net>")
+    assert code == 451 and text.startswith("451-4.7.5 ") and "does not offer STARTTLS" in text
+    assert mx2.messages == []
+
+
+def test_swaks_delivers_through_mx_mode(mx_relay, mx2):
+    relay = mx_relay()
+    result = subprocess.run(["swaks", "--server", f"{relay.host}:{relay.port}", "--from", "a@sender.test",
+                             "--to", "nosuchuser@example.net", "--helo", "client.test"],
+                            capture_output=True, text=True, timeout=60)
+    assert "550-5.1.1 The email account that you tried to reach does not exist" in result.stdout
+    result = subprocess.run(["swaks", "--server", f"{relay.host}:{relay.port}", "--from", "a@sender.test",
+                             "--to", "ok@example.net", "--helo", "client.test"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert mx2.wait_for_messages(1)[0].rcpt_tos == ["ok@example.net"]
