@@ -667,11 +667,14 @@ def test_relay_replies_file_errors_name_file_and_key(tmp_path):
     path = _write(tmp_path, "relay-replies.yaml", """\
         causes:
           upstream-dns: {category: dns, meaning: m., advice: a.}
-          local-error: {category: other, meaning: m., advice: a., scope: recipient}
+          local-error: {category: other, meaning: m., advice: a., scope: sender}
+          mx-nxdomain: {category: routing_dns, meaning: m., advice: a., scope: recipient}
         """)
     with pytest.raises(ConfigError) as info:
         RelayReplies.from_file(path)
     problems = {key: why for _, key, why in _problems(info.value)}
     assert "unknown category" in problems["causes.upstream-dns.category"]
-    assert "unknown key" in problems["causes.local-error.scope"]
+    # Only what DNS says of a recipient's domain may be about the recipient; nothing else.
+    assert problems["causes.local-error.scope"] == "'sender': a relay reply's scope is one of relay, recipient"
+    assert "causes.mx-nxdomain.scope" not in problems
     assert "required" in problems["default"]

@@ -128,9 +128,34 @@ def test_missing_config_file_is_one_clear_line(tmp_path):
     assert "nope.yaml: (file): cannot read" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_mx_mode_is_refused_until_it_exists(tmp_path):
-    (found,) = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx}\n")
-    assert found.startswith("upstream.mode: mx") and "not available" in found
+def test_mx_mode_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nlisten: [{address: '127.0.0.1:2525'}]\nupstream: {mode: mx}\n")
+    up = load_settings(path).upstream
+    assert (up.mode, up.host, up.port, up.mx_port, up.starttls, up.tls_verify) == ("mx", None, 25, 25, "opportunistic",
+                                                                                  False)
+    assert (up.connections_per_destination, up.messages_per_connection, up.pool_size) == (10, 100, 50)
+    out = run_cli("check-config", "-c", str(path))
+    assert out.returncode == 0 and out.stdout.strip().endswith(": OK"), out.stdout + out.stderr
+
+
+def test_mx_mode_refuses_what_has_no_meaning_there(tmp_path):
+    (tmp_path / "secret").write_text("pw\n")
+    found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, host: smtp.example.com, mx_port: 2525, "
+                               "username: u, password_file: secret, connections_per_destination: 0}\n")
+    keys = sorted(f.split(":")[0] for f in found)
+    assert keys == ["upstream.connections_per_destination", "upstream.host", "upstream.mx_port",
+                    "upstream.username"], found
+    assert any("routes.yaml" in f for f in found)  # how to mix a smarthost with MX delivery
+    found = problems(tmp_path, "hostname: r.example\nupstream: {mode: sideways, host: h.example}\n")
+    assert found == ["upstream.mode: 'sideways' is not one of smarthost, mx"]
+
+
+def test_smarthost_mode_keeps_its_defaults_and_has_an_mx_port_for_routed_domains(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nupstream: {host: smtp.example.com, mx_port: 2525}\n")
+    up = load_settings(path).upstream
+    assert (up.mode, up.port, up.starttls, up.tls_verify, up.mx_port) == ("smarthost", 587, "required", True, 2525)
 
 
 def test_milter_section(tmp_path):

@@ -312,3 +312,104 @@ def test_swaks_delivers_through_mx_mode(mx_relay, mx2):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
     assert mx2.wait_for_messages(1)[0].rcpt_tos == ["ok@example.net"]
+
+
+def test_a_domain_found_missing_in_dns_twice_goes_on_the_bounce_list(mx_relay, tmp_path):
+    import sys
+    import time
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    # The shipped rules, with a delay a test can wait for instead of the shipped hour.
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    relay = mx_relay(policies=str(policies))
+
+    def rcpt(address):
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            reply = c.cmd(f"RCPT TO:<{address}>")
+            c.cmd("QUIT")
+        return reply
+
+    def listed():
+        out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c",
+                              str(relay.config_path)], capture_output=True, text=True, timeout=60, check=True)
+        return sorted(e["address"] for e in json.loads(out.stdout))
+
+    assert rcpt("a@nowhere.test")[0] == 550
+    assert rcpt("b@broken.test")[0] == 451  # DNS trouble is never evidence
+    assert rcpt("c@nullmx.test")[0] == 556
+    assert listed() == []
+    time.sleep(1.2)
+    assert rcpt("d@nowhere.test")[0] == 550
+    assert rcpt("e@broken.test")[0] == 451
+    assert rcpt("f@nullmx.test")[0] == 556
+    assert listed() == ["@nowhere.test", "@nullmx.test"]
+    code, text = rcpt("g@nowhere.test")  # refused by the bounce list now, before any DNS lookup
+    assert code == 550 and "nowhere.test is on this relay" in text
+
+
+@pytest.fixture
+def mx6():
+    port = free_port(("::1", "127.0.0.2"))
+    server = FakeUpstream(hostname="mx6.example.org", address="::1", port=port).start()
+    yield server
+    server.stop()
+
+
+def test_an_ipv6_only_mx_is_reached_over_ipv6_unless_egress_ips_has_no_ipv6(mx6, dns, relay_factory):
+    dns.zone.add("v6.test", "MX", (10, "mx6.example.org"))
+    dns.zone.add("mx6.example.org", "AAAA", "::1")
+    resolver = {"nameservers": [dns.nameserver], "timeout": 2}
+    upstream = {"mode": "mx", "host": None, "port": mx6.port}
+    relay = relay_factory(0, upstream=upstream, resolver=resolver)
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@v6.test"], BODY)] == [250, 250, 354, 250]
+    assert mx6.wait_for_messages(1)[0].peer[0] == "::1"
+    # With only an IPv4 source address, mail from an IPv6 one would fail the receiver's SPF check.
+    relay = relay_factory(0, upstream=upstream, resolver=resolver, egress_ips=["127.0.0.1"])
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@v6.test>")
+    assert code == 451 and text.startswith("451-4.4.4 ") and "egress_ips" in text
+
+
+def test_the_cap_on_sessions_makes_room_by_closing_another_destinations_idle_connection(mx_relay, mx1, mx2):
+    relay = mx_relay(upstream={"pool_size": 1})
+    with client(relay) as c:
+        for rcpt in ("b@example.com", "d@example.net", "c@example.com"):
+            assert [r[0] for r in send_message(c, "a@sender.test", [rcpt], BODY)] == [250, 250, 354, 250]
+    assert len(mx1.wait_for_messages(2)) == 2 and len(mx2.wait_for_messages(1)) == 1
+    assert (mx1.connections, mx2.connections) == (2, 1)  # each destination's turn closed the other's
+
+
+def test_the_cap_on_sessions_defers_when_every_connection_is_busy(mx_relay, mx1, mx2):
+    relay = mx_relay(upstream={"pool_size": 1, "connect_timeout": 1})
+    with client(relay) as busy, client(relay) as other:
+        assert busy.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert busy.cmd("RCPT TO:<b@example.com>")[0] == 250  # holds the only session
+        assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = other.cmd("RCPT TO:<d@example.net>")
+        assert code == 451 and text.startswith("451 4.4.5 ") and "upstream.pool_size" in text
+    assert mx2.connections == 0
+
+
+def test_mixed_routing_sends_named_domains_through_the_smarthost(dns, zone, mx_port, mx2, upstream, tmp_path,
+                                                                  relay_factory):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "routes.yaml").write_text("default: mx\ndomains:\n  .corp.test: smarthost\n")
+    relay = relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
+                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<x@eu.corp.test>")[0] == 250  # the smarthost: no DNS lookup of corp.test
+        assert c.cmd("RCPT TO:<d@example.net>")[0] == 452  # another destination
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        assert send_message(c, "a@sender.test", ["d@example.net"], BODY)[-1][0] == 250
+    assert upstream.wait_for_messages(1)[0].rcpt_tos == ["x@eu.corp.test"]
+    assert mx2.wait_for_messages(1)[0].rcpt_tos == ["d@example.net"]
+    assert not [q for q in dns.zone.queries if "corp.test" in q[0]]

@@ -46,6 +46,9 @@ async def test_nxdomain_and_nodata_are_empty(dns):
     assert await r.txt("nowhere.example.com") == []  # NXDOMAIN
     assert await r.txt("example.com") == []  # the name exists, no TXT (NODATA)
     assert await r.ptr("198.51.100.9") == []
+    # Mail routing needs the difference (RFC 5321 5.1): the answer says which one it was.
+    assert (await r.query("nowhere.example.com", "MX")).nxdomain is True
+    assert (await r.query("example.com", "MX")).nxdomain is False
 
 
 async def test_servfail_raises_temporary_error(dns):

@@ -324,7 +324,7 @@ class FakeUpstream:
 def free_port(addresses=("127.0.0.2", "127.0.0.3", "127.0.0.4")) -> int:
     """A TCP port free on every one of `addresses` (MX hosts on one port, as `upstream.port` has it)."""
     for _ in range(50):
-        with socket.socket() as first:
+        with socket.socket(socket.AF_INET6 if ":" in addresses[0] else socket.AF_INET) as first:
             first.bind((addresses[0], 0))
             port = first.getsockname()[1]
             others = []
