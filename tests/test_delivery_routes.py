@@ -95,3 +95,19 @@ def test_routes_yaml_errors_name_file_and_key(tmp_path):
     assert all(p.file == str(path) for p in err.value.problems)
     assert set(found) == {"default", "extra", "domains.bad domain", "domains.ok.example", "domains.other.example"}
     assert "smarthost needs a smarthost" in found["domains.other.example"]
+
+
+def test_check_config_names_a_broken_routes_file(tmp_path):
+    import subprocess
+    import sys
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "routes.yaml").write_text("domains:\n  example.org: smarthost\n")
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.example.com\nlisten: [{{address: '127.0.0.1:2525'}}]\n"
+                      f"upstream: {{mode: mx}}\npolicies: {policies}\n")
+    out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"error: {policies / 'routes.yaml'}: domains.example.org: smarthost needs a smarthost" in out.stdout

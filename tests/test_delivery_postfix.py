@@ -1,0 +1,118 @@
+"""Postfix as the client of a relay in mode mx: one message to three domains, three destinations.
+
+The relay holds one destination per transaction and answers a recipient for another one
+`452 4.5.3`. What Postfix makes of that decides how promptly the other domains get their
+copy (docs/delivery.md, "Postfix as the client")."""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.peers import PostfixInstance
+from tests.support.upstream import FakeUpstream, free_port
+
+RCPTS = ["a@one.test", "b@two.test", "c@three.test"]
+
+
+@pytest.fixture
+def destinations(dns):
+    """Three domains, each with its own MX host on 127.0.0.2/.3/.4 (one port)."""
+    port = free_port()
+    servers = {}
+    for n, (domain, address) in enumerate([("one.test", "127.0.0.2"), ("two.test", "127.0.0.3"),
+                                          ("three.test", "127.0.0.4")]):
+        servers[domain] = FakeUpstream(hostname=f"mx.{domain}", address=address, port=port).start()
+        dns.zone.add(domain, "MX", (10, f"mx.{domain}"))
+        dns.zone.add(f"mx.{domain}", "A", address)
+    yield port, servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def mx_relay(dns, destinations, relay_factory):
+    port, _ = destinations
+    return relay_factory(0, upstream={"mode": "mx", "host": None, "port": port},
+                         resolver={"nameservers": [dns.nameserver], "timeout": 2})
+
+
+def start_postfix(relay, **settings) -> tuple[PostfixInstance, Path]:
+    # Not under pytest's base temp dir (see tests/test_peers.py).
+    root = Path(tempfile.mkdtemp(prefix="relay-test-postfix-"))
+    root.chmod(0o755)
+    instance = PostfixInstance(root / "postfix", sink_port=relay.port, milter_port=0, max_size=10 << 20)
+    if settings:
+        instance._postconf(settings)
+    instance.start()
+    return instance, root
+
+
+@pytest.fixture
+def postfix_with(mx_relay):
+    started = []
+
+    def start(**settings):
+        instance, root = start_postfix(mx_relay, **settings)
+        started.append((instance, root))
+        return instance
+
+    yield start
+    for instance, root in started:
+        instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def submit(postfix: PostfixInstance) -> None:
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as s:
+        s.sendmail("app@sender.test", RCPTS, b"Subject: to three domains\r\nMessage-ID: <3@sender.test>\r\n\r\nhi\r\n")
+
+
+def wait_delivered(servers, timeout: float) -> dict[str, list[str]]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = {d: [r for m in s.messages for r in m.rcpt_tos] for d, s in servers.items()}
+        if all(got.values()):
+            return got
+        time.sleep(0.2)
+    return {d: [r for m in s.messages for r in m.rcpt_tos] for d, s in servers.items()}
+
+
+def log_lines(postfix: PostfixInstance, what: str) -> list[str]:
+    text = postfix.maillog.read_text(errors="replace") if postfix.maillog.exists() else ""
+    return [line for line in text.splitlines() if what in line]
+
+
+def test_postfix_defers_the_452_recipients_to_its_queue(postfix_with, destinations):
+    """With main.cf defaults (Postfix 3.7), all three recipients go in one transaction (one
+    nexthop: the relay). The two the relay answers 452 4.5.3 are deferred: they wait in the
+    queue for its back-off (minimal_backoff_time, 300 s by default; cut to 1 s here) and are
+    not sent in a new transaction of the same session. Each queue run delivers one more
+    destination, so N destinations take N delivery attempts."""
+    _, servers = destinations
+    postfix = postfix_with(minimal_backoff_time="1s", maximal_backoff_time="2s", queue_run_delay="1s")
+    submit(postfix)
+    got = wait_delivered(servers, timeout=60)
+    assert sorted(r for rcpts in got.values() for r in rcpts) == sorted(RCPTS), log_lines(postfix, "")
+    attempts = log_lines(postfix, "(queue active)")
+    deferred = log_lines(postfix, "status=deferred")
+    assert len(attempts) == 3, attempts
+    assert len(deferred) == 2 + 1 and all("said: 452 4.5.3 Recipient" in line for line in deferred), deferred
+    assert len(log_lines(postfix, "status=sent")) == 3
+
+
+def test_postfix_with_a_recipient_limit_of_one_sends_each_domain_promptly(postfix_with, destinations, mx_relay):
+    """`smtp_destination_recipient_limit = 1` (the smtp transport's recipients per delivery): one
+    transaction per recipient, so the relay never needs to say 452 and nothing waits in the queue."""
+    _, servers = destinations
+    postfix = postfix_with(smtp_destination_recipient_limit="1")
+    submit(postfix)
+    got = wait_delivered(servers, timeout=60)
+    assert got == {"one.test": ["a@one.test"], "two.test": ["b@two.test"], "three.test": ["c@three.test"]}
+    assert log_lines(postfix, "status=deferred") == []
+    assert not [e for e in mx_relay.events() if e["kind"] == "deferred"]
