@@ -564,6 +564,11 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
                                               f"in clear; use `starttls: required`, or set "
                                               f"`upstream.allow_plaintext_auth: true` (only for an upstream "
                                               f"on loopback or a private link)")
+    if mx and r.data.get("tls_verify") is True:
+        # Certificate checks of MX hosts are per destination (RFC 7435: opportunistic TLS does not
+        # authenticate; MTA-STS, DANE and policies/tls.yaml say where to), not one switch for all.
+        top.problems.add("upstream.tls_verify", "in mode mx, certificates are checked per recipient domain: "
+                                                "write `\"*\": verify` (or a domain) in policies/tls.yaml")
     port = r.get("port", int, 25 if mx else 587, convert=_port)
     if mx and "mx_port" in r.data:
         top.problems.add("upstream.mx_port", "in mode mx the MX hosts' port is `port`")

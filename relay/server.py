@@ -96,9 +96,17 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
     watchers = [shaping] if shaping is not None else []
     if resources.mx is not None and (settings.upstream.mode == "mx" or (routing is not None and routing.uses_mx)):
         from .delivery.routing import Routing
+        from .delivery.tls import OutboundTls
+        from .delivery.tls_policy import OutboundTlsPolicy, TlsPolicies
+
+        up = settings.upstream
+        # DANE's TLSA records are at _PORT._tcp.HOST (RFC 7672 2.2); MTA-STS policies are cached for
+        # the process (resources.mx.mta_sts); tls.yaml is this pipeline's.
+        tls = OutboundTls(up, OutboundTlsPolicy(policies.tls or TlsPolicies(), resources.resolver,
+                                                resources.mx.mta_sts, ca_file=up.ca_file, port=up.mx_port))
         # Every command: the reply of the destination the first RCPT chose (MX or smarthost), which
         # shaping hears too.
-        steps.append(DeliveryStep(routing or Routing(settings.upstream.mode), resources.mx, resources.pool,
+        steps.append(DeliveryStep(routing or Routing(up.mode), resources.mx, resources.pool, tls,
                                   watchers=watchers))
     elif resources.pool is not None:
         # Every command: the upstream's reply, which shaping hears too (throttling, success).

@@ -142,10 +142,12 @@ def test_mx_mode_defaults(tmp_path):
 def test_mx_mode_refuses_what_has_no_meaning_there(tmp_path):
     (tmp_path / "secret").write_text("pw\n")
     found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, host: smtp.example.com, mx_port: 2525, "
-                               "username: u, password_file: secret, connections_per_destination: 0}\n")
+                               "username: u, password_file: secret, connections_per_destination: 0, "
+                               "tls_verify: true}\n")
     keys = sorted(f.split(":")[0] for f in found)
     assert keys == ["upstream.connections_per_destination", "upstream.host", "upstream.mx_port",
-                    "upstream.username"], found
+                    "upstream.tls_verify", "upstream.username"], found
+    assert any("policies/tls.yaml" in f for f in found)
     assert any("routes.yaml" in f for f in found)  # how to mix a smarthost with MX delivery
     found = problems(tmp_path, "hostname: r.example\nupstream: {mode: sideways, host: h.example}\n")
     assert found == ["upstream.mode: 'sideways' is not one of smarthost, mx"]

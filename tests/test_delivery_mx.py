@@ -39,14 +39,15 @@ def mx2(mx_port):
 
 @pytest.fixture
 def tls_mx(tmp_path, mx_port):
-    """Start an MX host on 127.0.0.4 that offers STARTTLS: tls_mx(context_change=None)."""
+    """Start an MX host on 127.0.0.4 that offers STARTTLS: tls_mx(change=None, context=None), with a
+    self-signed certificate for mx3.tls.test unless `context` is given."""
     from tests.support.tls import make_cert, server_context
 
     started = []
 
-    def start(change=None):
-        cert, key = make_cert(tmp_path, "mx3.tls.test")
-        context = server_context(cert, key)
+    def start(change=None, context=None):
+        if context is None:
+            context = server_context(*make_cert(tmp_path, "mx3.tls.test"))
         if change is not None:
             change(context)
         server = FakeUpstream(hostname="mx3.tls.test", address="127.0.0.4", port=mx_port,
@@ -413,3 +414,64 @@ def test_mixed_routing_sends_named_domains_through_the_smarthost(dns, zone, mx_p
     assert upstream.wait_for_messages(1)[0].rcpt_tos == ["x@eu.corp.test"]
     assert mx2.wait_for_messages(1)[0].rcpt_tos == ["d@example.net"]
     assert not [q for q in dns.zone.queries if "corp.test" in q[0]]
+
+
+@pytest.fixture
+def ca(tmp_path_factory):
+    from tests.support.tls import CertAuthority
+
+    return CertAuthority(tmp_path_factory.mktemp("ca"))
+
+
+def tls_policy_dir(tmp_path, text: str) -> str:
+    policies = tmp_path / "policies"
+    policies.mkdir(exist_ok=True)
+    (policies / "tls.yaml").write_text(text)
+    return str(policies)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_tls_yaml_verify_delivers_to_a_host_whose_certificate_verifies_and_refuses_one_that_does_not(
+        tmp_path, ca, tls_mx, mx_relay, dns, trusted):
+    issued = ca.issue("mx3.tls.test")
+    server = tls_mx(context=issued.context() if trusted else None)  # else self-signed
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    relay = mx_relay(policies=tls_policy_dir(tmp_path, "tls.test: verify\n"), upstream={"ca_file": str(ca.ca_path)})
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@tls.test"], BODY)
+    if trusted:
+        assert [r[0] for r in replies] == [250, 250, 354, 250]
+        assert server.wait_for_messages(1)[0].rcpt_tos == ["b@tls.test"]
+        return
+    code, text = replies[1]
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy verify for tls.test: MX host mx3.tls.test[127.0.0.4]")
+    assert server.messages == []
+    (event,) = [valid(e) for e in relay.events(wait_for=1)]
+    assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:tls-policy"
+
+
+@pytest.mark.parametrize("matching", [True, False])
+def test_dane_tlsa_records_are_checked_on_delivery(tmp_path, ca, tls_mx, mx_relay, dns, mx_port, matching):
+    import hashlib
+
+    issued = ca.issue("mx3.tls.test")
+    server = tls_mx(context=issued.context())
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    digest = hashlib.sha256(issued.spki()).hexdigest() if matching else "00" * 32
+    dns.zone.add(f"_{mx_port}._tcp.mx3.tls.test", "TLSA", (3, 1, 1, digest))  # DANE-EE, SPKI, SHA2-256
+    dns.zone.sign("tls.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuchuser@tls.test>" if matching else "RCPT TO:<b@tls.test>")
+        c.cmd("QUIT")
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] in ("rejected", "deferred"))
+    if matching:
+        assert code == 550  # the MX's own words, over a session DANE authenticated
+        assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["tls"] is True
+    else:
+        assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for tls.test") and "TLSA" in text
+        assert event["classification"]["rule"] == "relay:tls-dane"
+        assert server.messages == []

@@ -28,8 +28,10 @@ import aiosmtplib
 from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
+from .mta_sts import MtaSts
 from .routes import MxHost, Route, Routes
-from .tls import OutboundTls, TlsDecision
+from .tls import OutboundTls
+from .tls_policy import TlsPlan, session_info
 
 log = logging.getLogger("relay.delivery")
 
@@ -41,13 +43,13 @@ def _reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
 class MxConnection(UpstreamConnection):
     """A connection to one MX host, with what events say about it."""
 
-    def __init__(self, client, target: Target, settings, mx: MxHost, decision: TlsDecision):
+    def __init__(self, client, target: Target, settings, mx: MxHost, decision: TlsPlan):
         super().__init__(client, target, settings)
         self.mx = mx
         self.decision = decision
         self.tls_protocol: str | None = None
         self.tls_cipher: str | None = None
-        self.tls_note: str | None = None  # why this connection is in clear although TLS was wanted
+        self.tls_note: str | None = decision.note  # e.g. a check that failed in MTA-STS testing mode
 
     def describe(self) -> dict:
         out = super().describe()
@@ -123,7 +125,7 @@ class DestinationPool(UpstreamPool):
 
     # -- opening a connection: the route's hosts in order ---------------------
 
-    async def connect_route(self, route: Route, decisions: dict[str, TlsDecision]) -> MxConnection:
+    async def connect_route(self, route: Route, decisions: dict[str, TlsPlan]) -> MxConnection:
         """A connection to the first host of `route` that takes one (RFC 5321 5.1), within
         connect_timeout + command_timeout in all; else the reason as an UpstreamError."""
         self.last_route = route
@@ -133,8 +135,7 @@ class DestinationPool(UpstreamPool):
         for host in route.hosts:
             decision = decisions[host.name]
             if decision.mode == "refuse":
-                failures.append((host.name, _reply(451, "4.7.5", decision.reason or "refused by TLS policy",
-                                                   "mx-tls-policy")))
+                failures.append((host.name, decision.refusal(route.domain, host.name, decision.reason)))
                 continue
             try:
                 addresses = self._delivery.reachable(await self._delivery.routes.addresses(host))
@@ -152,28 +153,27 @@ class DestinationPool(UpstreamPool):
                                                                   "upstream-timeout")))
                     break
                 try:
-                    return await self._connect_host(host, ip, decision, deadline)
+                    return await self._connect_host(route.domain, host, ip, decision, deadline)
                 except UpstreamError as exc:
                     log.info("MX %s[%s] for %s: %s", host.name, ip, route.domain, exc.reply.text.split("\n")[0])
                     failures.append((f"{host.name}[{ip}]", exc.reply))
         raise UpstreamError(self._all_failed(route, failures))
 
-    async def _connect_host(self, host: MxHost, ip: str, decision: TlsDecision, deadline: float) -> MxConnection:
+    async def _connect_host(self, domain: str, host: MxHost, ip: str, decision: TlsPlan,
+                            deadline: float) -> MxConnection:
         try:
-            return await self._dial(host, ip, decision, decision.wanted, deadline)
+            return await self._dial(domain, host, ip, decision, OutboundTls.wants_tls(decision), deadline)
         except _TlsFailed as exc:
-            target = Target(host.name, self._up.mx_port)
             if decision.mode != "opportunistic":
-                raise UpstreamError(_reply(451, "4.7.5", f"TLS with MX {target} failed ({exc.why})"
-                                                         + (f"; TLS is required: {decision.reason}" if decision.reason
-                                                            else "; TLS is required"), "mx-tls-required")) from None
+                raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", exc.why)) from None
             # RFC 7435 / Postfix at level `may`: a host whose TLS fails still gets the mail, in clear.
             log.info("TLS with MX %s[%s] failed (%s); retrying in clear", host.name, ip, exc.why)
-            conn = await self._dial(host, ip, decision, False, deadline)
+            conn = await self._dial(domain, host, ip, decision, False, deadline)
             conn.tls_note = f"TLS failed ({exc.why}); delivered in clear (opportunistic TLS)"
             return conn
 
-    async def _dial(self, host: MxHost, ip: str, decision: TlsDecision, tls: bool, deadline: float) -> MxConnection:
+    async def _dial(self, domain: str, host: MxHost, ip: str, decision: TlsPlan, tls: bool,
+                    deadline: float) -> MxConnection:
         target = Target(host.name, self._up.mx_port)
         loop = asyncio.get_running_loop()
         budget = max(0.1, deadline - loop.time())
@@ -187,16 +187,20 @@ class DestinationPool(UpstreamPool):
         except BaseException as exc:
             client.close()
             raise self._connect_error(exc, target) from exc
-        protocol = cipher = None
+        info = {"protocol": None, "cipher": None}
+        note = decision.note
         if tls and client.supports_extension("starttls"):
             try:
                 await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
-                                                       tls_context=self._delivery.tls.context(decision)),
+                                                       tls_context=decision.context),
                                        self._up.command_timeout)
                 ssl_object = client.get_transport_info("ssl_object")
-                why = decision.check(ssl_object) if decision.check is not None else None
-                if why:
+                info = session_info(ssl_object)
+                why = decision.verify(ssl_object)
+                if why and decision.enforced:
                     raise _TlsFailed(why)
+                if why:  # MTA-STS testing: reported, never refused (RFC 8461 5)
+                    note = f"{decision.policy}: {why}"
                 # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
             except asyncio.CancelledError:
@@ -207,18 +211,16 @@ class DestinationPool(UpstreamPool):
                 raise
             except Exception as exc:
                 client.close()
-                raise _TlsFailed(_describe(exc)) from exc
-            protocol = ssl_object.version() if ssl_object is not None else None
-            cipher = ssl_object.cipher()[0] if ssl_object is not None and ssl_object.cipher() else None
+                raise _TlsFailed(f"TLS handshake failed: {_describe(exc)}") from exc
         elif tls and decision.mode == "required":
             client.close()
-            raise UpstreamError(_reply(451, "4.7.5", f"MX {target} does not offer STARTTLS, and TLS is required"
-                                                     + (f": {decision.reason}" if decision.reason else ""),
-                                       "mx-tls-required"))
+            raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", "does not offer STARTTLS"
+                                                 + (f" ({decision.reason})" if decision.reason else "")))
         conn = MxConnection(client, target, self._up, host, decision)
         conn.ip = ip
-        conn.tls = protocol is not None
-        conn.tls_protocol, conn.tls_cipher = protocol, cipher
+        conn.tls = info["protocol"] is not None
+        conn.tls_protocol, conn.tls_cipher = info["protocol"], info["cipher"]
+        conn.tls_note = note
         self.opened += 1
         return conn
 
@@ -232,10 +234,12 @@ class DestinationPool(UpstreamPool):
         spoken = [reply for _, reply in failures if reply.source == "upstream"]
         if spoken:
             return spoken[-1]
+        if len(failures) == 1 and (failures[0][1].cause or "").startswith("tls-"):
+            return failures[0][1]  # one host, refused by TLS policy: its reply says it all (docs/tls.md)
         causes = {reply.cause for _, reply in failures}
-        # One MX-specific reason for every host (TLS required, no address) is named as such; network
-        # failures, however alike, are "unreachable" (relay-replies.yaml).
-        cause = causes.pop() if len(causes) == 1 and next(iter(causes)).startswith("mx-") else "mx-unreachable"
+        # One MX- or TLS-specific reason for every host is named as such; network failures, however
+        # alike, are "unreachable" (relay-replies.yaml).
+        cause = causes.pop() if len(causes) == 1 and next(iter(causes)).startswith(("mx-", "tls-")) else "mx-unreachable"
         enhanced = failures[-1][1].enhanced if cause != "mx-unreachable" else "4.4.1"
         lines = [f"No mail server of {route.domain} could be reached; the message was not accepted, "
                  f"please retry later:"]
@@ -250,10 +254,10 @@ class DestinationPool(UpstreamPool):
 class MxDelivery:
     """Routes, TLS decisions and the destination pools of MX delivery (process lifetime)."""
 
-    def __init__(self, settings, resolver, tls: OutboundTls | None = None):
+    def __init__(self, settings, resolver):
         self.settings = settings
         self.routes = Routes(resolver)
-        self.tls = tls if tls is not None else OutboundTls(settings.upstream)
+        self.mta_sts = MtaSts(resolver)  # policies cached by domain for the process's life (RFC 8461 5.1)
         self.pools: dict[tuple, DestinationPool] = {}
         self.sessions = 0  # MX connections open or being opened, in all
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
@@ -272,9 +276,10 @@ class MxDelivery:
         pool.last_route = route
         return pool
 
-    async def decisions(self, route: Route) -> dict[str, TlsDecision]:
+    @staticmethod
+    async def decisions(route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:
         """The TLS decision for each host of the route, for its recipient domain."""
-        return {host.name: await self.tls.tls_for(route.domain, host) for host in route.hosts}
+        return {host.name: await tls.tls_for(route.domain, host) for host in route.hosts}
 
     # -- the global cap -----------------------------------------------------
 

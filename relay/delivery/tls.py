@@ -1,86 +1,54 @@
-"""The one place that decides outbound TLS towards an MX host: `OutboundTls.tls_for()`.
+"""The one place MX delivery asks what to do about TLS: `OutboundTls.tls_for()`.
 
-Every connection to an MX asks `tls_for(recipient_domain, mx_host)` first and does what
-the answer says; nothing else in delivery/ makes a TLS choice. The default is the
-operator's `upstream.starttls` (in mode mx: opportunistic, RFC 7435: encrypt when the
-host offers STARTTLS, do not authenticate, and never refuse to deliver in clear for the
-lack of it). Per-domain policy, MTA-STS (RFC 8461) and DANE (RFC 7672) raise it by
-answering `required` with a verification to do; see docs/internals.md ("Outbound TLS").
+Every connection to an MX host asks `await tls_for(recipient_domain, mx_host)` first and does
+what the answer (a `tls_policy.TlsPlan`) says; nothing else in delivery/ makes a TLS choice.
+The per-destination policy (DANE, MTA-STS, policies/tls.yaml: relay/delivery/tls_policy.py)
+decides; the config's `upstream.starttls` can only lower it to `off` or raise it to
+`required` for every domain. What a plan means to the connection (delivery/pool.py):
+
+  off            no STARTTLS
+  opportunistic  STARTTLS when offered, no certificate check (RFC 7435); a failed handshake
+                 is retried at once on a new connection to the same address in clear, as
+                 Postfix does at security level `may`
+  required       STARTTLS must succeed and the plan's check pass, else this host is not used
+                 (`plan.refusal()`: 451 4.7.5 with the reason) and the next one is tried
+  refuse         this host is not used at all (an MX an MTA-STS policy in enforce mode does
+                 not list, dane-only without TLSA records)
+
+A check that fails under a plan that is not enforced (MTA-STS `testing`) is only noted on
+the event. Two equal plans (the check is not compared) may share a pooled connection: a
+domain whose plan for a host differs never reuses a connection opened under another's.
 """
 
 from __future__ import annotations
 
-import ssl
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import replace
 
 from .routes import MxHost
-
-TLS_MODES = ("off", "opportunistic", "required", "refuse")
-
-
-@dataclass(frozen=True)
-class TlsDecision:
-    """What to do about TLS with one MX host, for one recipient domain.
-
-    mode:
-      off            never STARTTLS
-      opportunistic  STARTTLS when offered, no certificate check; a failed handshake is retried
-                     on a new connection in clear (as Postfix does at level `may`)
-      required       STARTTLS must succeed (and `verify`/`check` pass), else the host is skipped
-      refuse         do not connect to this host at all (e.g. an MX that an MTA-STS policy in
-                     `enforce` mode does not list); `reason` says why
-    Two decisions that compare equal may share a connection: a pooled connection opened under
-    one decision is reused for another recipient domain only when that domain's decision for
-    the same host is equal (the context and check are not compared: they follow from the rest).
-    """
-
-    mode: str = "opportunistic"
-    verify: bool = False  # check the certificate chain and the name (server_hostname)
-    server_hostname: str | None = None  # SNI, and the name verified; None: the MX host's name
-    policy: str = "opportunistic"  # named on events (upstream.tls_policy), e.g. "mta-sts", "dane"
-    reason: str = ""  # why `required` or `refuse`: goes into the 4xx and the event when it fails
-    context: ssl.SSLContext | None = field(default=None, compare=False)  # None: built from `verify`
-    # A check after the handshake (DANE: the TLSA records against the peer's chain); returns why it
-    # failed, or None. A failure counts as a failed handshake.
-    check: Callable[[ssl.SSLObject], str | None] | None = field(default=None, compare=False)
-
-    def __post_init__(self):
-        if self.mode not in TLS_MODES:
-            raise ValueError(f"unknown TLS mode {self.mode!r}")
-
-    @property
-    def wanted(self) -> bool:
-        return self.mode in ("opportunistic", "required")
+from .tls_policy import OutboundTlsPolicy, TlsPlan
 
 
 class OutboundTls:
-    """The default decision for every domain and host, from the config's `upstream` section.
+    """The seam: `upstream.starttls` around the per-destination policy."""
 
-    The seam: a policy (per-domain TLS, MTA-STS, DANE) subclasses this or wraps it and answers
-    `tls_for()` differently; the pool calls nothing else."""
-
-    def __init__(self, upstream_settings):
+    def __init__(self, upstream_settings, policy: OutboundTlsPolicy | None = None):
         self._up = upstream_settings
-        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self.policy = policy
 
-    async def tls_for(self, recipient_domain: str, mx_host: MxHost) -> TlsDecision:
-        mode = self._up.starttls
-        verify = mode == "required" and self._up.tls_verify
-        return TlsDecision(mode=mode, verify=verify, policy=mode if not verify else "verify")
+    async def tls_for(self, recipient_domain: str, mx_host: MxHost) -> TlsPlan:
+        starttls = self._up.starttls
+        if starttls == "off":
+            return TlsPlan("off", "off")
+        if mx_host.address is not None or self.policy is None:
+            # An address literal has no name for DANE, MTA-STS or a certificate to name.
+            plan = TlsPlan("opportunistic", "opportunistic", server_hostname=None)
+        else:
+            plan = await self.policy.plan(recipient_domain, mx_host.name)
+        if starttls == "required" and plan.mode == "opportunistic":
+            plan = replace(plan, mode="required", cause="mx-tls-required", reason="upstream.starttls is required",
+                           policy="required" if plan.policy == "opportunistic" else plan.policy)
+        return plan
 
-    def context(self, decision: TlsDecision) -> ssl.SSLContext:
-        """The SSL context for a decision (shared: building one costs a CA store load)."""
-        if decision.context is not None:
-            return decision.context
-        ctx = self._contexts.get(decision.verify)
-        if ctx is None:
-            ca = str(self._up.ca_file) if self._up.ca_file else None
-            ctx = ssl.create_default_context(cafile=ca)
-            if not decision.verify:
-                # RFC 7435 (opportunistic security): encrypt without authenticating. Checking a
-                # certificate nobody asked us to check only turns TLS into clear text.
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self._contexts[decision.verify] = ctx
-        return ctx
+    @staticmethod
+    def wants_tls(plan: TlsPlan) -> bool:
+        return plan.mode in ("opportunistic", "required")

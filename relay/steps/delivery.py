@@ -19,6 +19,7 @@ from ..decision import Decision, Reply, Verdict, accept
 from ..delivery.pool import MxConnection, MxDelivery
 from ..delivery.routes import RouteError
 from ..delivery.routing import Routing
+from ..delivery.tls import OutboundTls
 from ..pipeline import Transaction
 from ..upstream import UpstreamError, UpstreamPool
 from .upstream import UpstreamStep, _deferred, open_transaction
@@ -41,10 +42,12 @@ def _refusal(reply: Reply, stage: str | None = None) -> Decision:
 class DeliveryStep(UpstreamStep):
     name = "delivery"
 
-    def __init__(self, routing: Routing, mx: MxDelivery, smarthost: UpstreamPool | None, watchers=()):
+    def __init__(self, routing: Routing, mx: MxDelivery, smarthost: UpstreamPool | None, tls: OutboundTls,
+                 watchers=()):
         super().__init__(smarthost, watchers=watchers)
         self.routing = routing
         self.mx = mx
+        self.tls = tls  # this pipeline's TLS policy (policies/tls.yaml changes with a reload)
 
     async def on_mail(self, txn: Transaction) -> Decision:
         # The steps before this one checked the sender; the upstream hears MAIL at the first RCPT.
@@ -65,7 +68,7 @@ class DeliveryStep(UpstreamStep):
             except RouteError as exc:
                 return _refusal(exc.reply)
             key = ("mx", *route.destination)
-            decisions = await self.mx.decisions(route)
+            decisions = await self.mx.decisions(route, self.tls)
         conn = txn.notes.get("upstream_conn")
         current: Destination | None = txn.notes.get("delivery")
         if conn is not None and (current.key != key or not self._suits(conn, decisions)):
