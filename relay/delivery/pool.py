@@ -71,15 +71,11 @@ class DestinationPool(UpstreamPool):
     """The connections to one MX set."""
 
     def __init__(self, settings, destination: tuple, delivery: "MxDelivery"):
-        super().__init__(settings)
+        super().__init__(settings, size=delivery.per_destination)
         self.destination = destination
         self._delivery = delivery
         self.max_transactions = self._up.messages_per_connection
         self.last_route: Route | None = None
-
-    @property
-    def size(self) -> int:
-        return self._up.connections_per_destination
 
     @property
     def target(self) -> Target:
@@ -94,7 +90,7 @@ class DestinationPool(UpstreamPool):
         return UpstreamError(_reply(
             451, "4.4.5", f"All connections to the mail servers of {domain} are in use "
                           f"(upstream.connections_per_destination {self.size}, upstream.pool_size "
-                          f"{self._up.pool_size} in all); please retry later", "upstream-busy"))
+                          f"{self._delivery.cap} in all); please retry later", "upstream-busy"))
 
     async def _open_new(self, connect) -> UpstreamConnection:
         self._delivery.sessions += 1
@@ -254,8 +250,13 @@ class DestinationPool(UpstreamPool):
 class MxDelivery:
     """Routes, TLS decisions and the destination pools of MX delivery (process lifetime)."""
 
-    def __init__(self, settings, resolver):
+    def __init__(self, settings, resolver, share=None):
+        """`share(total)`: this process's part of a cap that several workers divide (relay/workers.py)."""
         self.settings = settings
+        up = settings.upstream
+        self.cap = share(up.pool_size) if share is not None else up.pool_size  # MX connections in all
+        self.per_destination = (share(up.connections_per_destination) if share is not None
+                                else up.connections_per_destination)
         self.routes = Routes(resolver)
         self.mta_sts = MtaSts(resolver)  # policies cached by domain for the process's life (RFC 8461 5.1)
         self.pools: dict[tuple, DestinationPool] = {}
@@ -284,7 +285,7 @@ class MxDelivery:
     # -- the global cap -----------------------------------------------------
 
     def may_open(self, asking: DestinationPool) -> bool:
-        if self.sessions < self.settings.upstream.pool_size:
+        if self.sessions < self.cap:
             return True
         # Full: the connection idle longest, in another destination, makes room.
         others = [(p.idle_since(), p) for p in self.pools.values() if p is not asking and p.idle_since() is not None]
