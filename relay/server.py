@@ -8,6 +8,7 @@ waits for transactions in flight, then exits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from typing import TYPE_CHECKING
@@ -81,7 +82,17 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
     from .steps.verp import VerpStep, check_verp
 
     check_verp(settings, policies)
-    shaping = ShapingStep(settings, policies.shaping, resources.shaper) if policies.shaping is not None else None
+    routing = policies.routing
+    delivers_to_mx = resources.mx is not None and (settings.upstream.mode == "mx"
+                                                   or (routing is not None and routing.uses_mx))
+    mx_host_of = None
+    if delivers_to_mx:
+        from .delivery.routing import Routing
+
+        routing = routing or Routing(settings.upstream.mode)
+        mx_host_of = functools.partial(resources.mx.first_host, routing)
+    shaping = (ShapingStep(settings, policies.shaping, resources.shaper, mx_host_of=mx_host_of)
+               if policies.shaping is not None else None)
     steps = [
         AccessStep(),                                            # MAIL: who may relay
         VerpStep(settings, policies),                            # MAIL: the return path upstream (VERP)
@@ -92,10 +103,8 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
         DkimSignStep(settings, policies),                        # DATA: sign what leaves
         ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
     ]
-    routing = policies.routing
     watchers = [shaping] if shaping is not None else []
-    if resources.mx is not None and (settings.upstream.mode == "mx" or (routing is not None and routing.uses_mx)):
-        from .delivery.routing import Routing
+    if delivers_to_mx:
         from .delivery.tls import OutboundTls
         from .delivery.tls_policy import OutboundTlsPolicy, TlsPolicies
 
@@ -106,8 +115,7 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
                                                 resources.mx.mta_sts, ca_file=up.ca_file, port=up.mx_port))
         # Every command: the reply of the destination the first RCPT chose (MX or smarthost), which
         # shaping hears too.
-        steps.append(DeliveryStep(routing or Routing(up.mode), resources.mx, resources.pool, tls,
-                                  watchers=watchers))
+        steps.append(DeliveryStep(routing, resources.mx, resources.pool, tls, watchers=watchers))
     elif resources.pool is not None:
         # Every command: the upstream's reply, which shaping hears too (throttling, success).
         steps.append(UpstreamStep(resources.pool, watchers=watchers))

@@ -475,3 +475,21 @@ def test_dane_tlsa_records_are_checked_on_delivery(tmp_path, ca, tls_mx, mx_rela
         assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for tls.test") and "TLSA" in text
         assert event["classification"]["rule"] == "relay:tls-dane"
         assert server.messages == []
+
+
+def test_shaping_knows_a_workspace_domain_by_its_mx_host_and_holds_it_after_gmails_throttling(mx_relay, dns, mx1):
+    # A Google Workspace domain: not gmail.com, but its MX host is Google's (shaping.yaml `mx:`).
+    dns.zone.add("workspace.test", "MX", (1, "aspmx.l.google.com"))
+    dns.zone.add("aspmx.l.google.com", "A", "127.0.0.2")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<ratelimit@workspace.test>")[0] == 421  # Gmail's 421-4.7.28, verbatim
+    asked = sum(1 for cmd in mx1.commands if cmd.startswith("RCPT"))
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@workspace.test>")
+    assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from sender.test")
+    assert sum(1 for cmd in mx1.commands if cmd.startswith("RCPT")) == asked  # held here, Google not asked
+    pushed = next(e for e in relay.events(wait_for=2) if e["reply"]["source"] == "upstream")
+    assert pushed["upstream"]["host"] == "aspmx.l.google.com" and pushed["shaping"]["destination"] == "google"

@@ -29,7 +29,7 @@ from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
 from .mta_sts import MtaSts
-from .routes import MxHost, Route, Routes
+from .routes import MxHost, Route, RouteError, Routes
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
 
@@ -276,6 +276,17 @@ class MxDelivery:
             pool = self.pools[route.destination] = DestinationPool(self.settings, route.destination, self)
         pool.last_route = route
         return pool
+
+    async def first_host(self, routing, domain: str) -> str | None:
+        """The MX host mail for `domain` goes to first (traffic shaping's destination by MX), or None:
+        the smarthost's domains, and domains without a route."""
+        if routing.route_for(domain) != "mx":
+            return None
+        try:
+            route = await self.routes.route(domain)
+        except RouteError:
+            return None
+        return route.hosts[0].name
 
     @staticmethod
     async def decisions(route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:

@@ -85,12 +85,12 @@ class DeliveryStep(UpstreamStep):
         if conn is None:
             txn.notes.pop("upstream", None)  # set again by the connection this attempt gets
             if kind == "smarthost":
-                decision, conn = await open_transaction(self.pool, txn, heard=self._heard)
+                decision, conn = await open_transaction(self.pool, txn, heard=self._heard, rcpt=rcpt)
             else:
                 pool = self.mx.pool(route)
                 decision, conn = await open_transaction(
                     pool, txn, suits=lambda c: self._suits(c, decisions),
-                    connect=lambda: pool.connect_route(route, decisions), heard=self._heard)
+                    connect=lambda: pool.connect_route(route, decisions), heard=self._heard, rcpt=rcpt)
             if conn is None:
                 # The upstream refused our MAIL (or its greeting), or could not be reached: that is
                 # this RCPT's reply; the event says which stage the upstream's words answered.

@@ -31,11 +31,12 @@ def mail_options(txn: Transaction, conn) -> list[str]:
     return [o for o in txn.mail_options if not o.upper().startswith("SIZE=") or conn.supports("size")]
 
 
-async def open_transaction(pool: UpstreamPool, txn: Transaction, suits=None, connect=None,
-                           heard=None) -> tuple[Decision, UpstreamConnection | None]:
+async def open_transaction(pool: UpstreamPool, txn: Transaction, suits=None, connect=None, heard=None,
+                           rcpt: str | None = None) -> tuple[Decision, UpstreamConnection | None]:
     """A connection from `pool` with the transaction's MAIL accepted on it, or the reason why not
     (the upstream's refusal, or ours when it cannot be reached). `suits` and `connect` go to
-    UpstreamPool.acquire(); `heard(txn, "mail", None, reply)` hears the reply to MAIL."""
+    UpstreamPool.acquire(); `heard(txn, "mail", rcpt, reply)` hears the reply to MAIL (`rcpt`: the
+    recipient whose RCPT opens the transaction, in MX delivery)."""
     while True:
         try:
             conn = await pool.acquire(suits, connect)
@@ -56,7 +57,7 @@ async def open_transaction(pool: UpstreamPool, txn: Transaction, suits=None, con
         if reused and reply.code == 421:
             pool.release(conn)  # closed: the server was closing an idle channel
             continue
-        decision = await heard(txn, "mail", None, reply) if heard is not None else relay_upstream(reply)
+        decision = await heard(txn, "mail", rcpt, reply) if heard is not None else relay_upstream(reply)
         if not reply.positive:
             pool.release(conn)
             return decision, None
