@@ -75,7 +75,7 @@ class Worker:
         return max(1, total // self.count)
 
     def ready(self) -> None:
-        os.write(self.ready_fd, f"{self.slot}\n".encode())
+        os.write(self.ready_fd, f"{self.slot} {os.getpid()}\n".encode())
 
 
 def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
@@ -219,7 +219,9 @@ class Supervisor:
                     buffered += _drain(ready_r)
                     *lines, buffered = buffered.split(b"\n")
                     for line in lines:
-                        self._on_ready(int(line))
+                        index, pid = (int(x) for x in line.split())
+                        if self.slots[index].pid == pid:  # not a word from a worker since replaced
+                            self._on_ready(index)
         finally:
             signal.set_wakeup_fd(old_wakeup)
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
