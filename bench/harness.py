@@ -3,7 +3,7 @@
 same load, same run. See docs/benchmarks.md.
 
     python bench/harness.py [--quick] [--sizes 1k,100k,10m] [--sessions 20] [--messages N[,N,N]] [--runs 3]
-                            [--systems direct,relay,relay-workers2,postfix-opendkim[,postfix-relay-milter]]
+                            [--systems direct,relay,relay-workers2,postfix-opendkim[,relay-mx,postfix-relay-milter]]
                             [--relay-config PATH] [--profile] [--out bench/results.json] [--chart bench/throughput.png]
 """
 
@@ -33,8 +33,9 @@ import smtpclient  # noqa: E402
 import systems as sysmod  # noqa: E402
 from systems import REPO, RECIPIENT, SENDER, SystemError_  # noqa: E402
 
-# relay: `workers: 1` (one process); relay-workers2: `workers: 2` (a parent and two workers, relay/workers.py).
-ALL_SYSTEMS = ("direct", "relay", "relay-workers2", "postfix-opendkim", "postfix-relay-milter", "postfix")
+# relay: `workers: 1` (one process); relay-workers2: `workers: 2` (a parent and two workers, relay/workers.py);
+# relay-mx: one process in `upstream: {mode: mx}`, the sink found as the recipient domain's MX.
+ALL_SYSTEMS = ("direct", "relay", "relay-workers2", "relay-mx", "postfix-opendkim", "postfix-relay-milter", "postfix")
 DEFAULT_SYSTEMS = "direct,relay,relay-workers2,postfix-opendkim"
 # Messages per throughput run for each size, unless --messages says otherwise (same load for every system).
 DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 40}
@@ -126,7 +127,7 @@ class Bench:
         else:
             self.assets["relay_source"] = "working tree"
 
-        need_relay = any(n in ("relay", "relay-workers2", "postfix-relay-milter") for n in names)
+        need_relay = any(n in ("relay", "relay-workers2", "relay-mx", "postfix-relay-milter") for n in names)
         need_key = need_relay or "postfix-opendkim" in names
         if need_key:
             self.key, self.txt, how = relayconf.make_key(self.workdir / "keys")
@@ -159,6 +160,8 @@ class Bench:
             return sysmod.Relay(self.workdir, self.factory, workers=1)
         if name == "relay-workers2":
             return sysmod.Relay(self.workdir, self.factory, workers=2)
+        if name == "relay-mx":
+            return sysmod.RelayMx(self.workdir, self.factory, workers=1)
         if name == "postfix-opendkim":
             return sysmod.PostfixOpenDKIM(self.workdir, self.key)
         if name == "postfix-relay-milter":

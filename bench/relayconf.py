@@ -188,7 +188,8 @@ class ConfigFactory:
                 item["jsonl"] = fix(item["jsonl"])
 
     def __call__(self, sink_port: int, listen_port: int | None, milter_port: int | None,
-                 workers: int | None = None) -> Path:
+                 workers: int | None = None, mx_nameserver: str | None = None) -> Path:
+        """`mx_nameserver`: deliver in mode mx, the MX found through this DNS server on the sink's port."""
         import copy
 
         cfg = copy.deepcopy(self.base)
@@ -206,8 +207,17 @@ class ConfigFactory:
         else:
             cfg.pop("milter", None)
         up = dict(cfg.get("upstream") or {})
-        up.update({"host": "127.0.0.1", "port": sink_port, "starttls": "off"})
-        up.pop("mode", None)
+        if mx_nameserver:
+            for key in ("host", "username", "password_file", "allow_plaintext_auth", "tls_verify", "mx_port"):
+                up.pop(key, None)
+            # As many connections to the one destination as the smarthost pool allows (a fair comparison;
+            # the default, 10, is what a real provider is offered).
+            up.update({"mode": "mx", "port": sink_port, "starttls": "off",
+                       "connections_per_destination": up.get("pool_size", 50)})
+            cfg["resolver"] = {"nameservers": [mx_nameserver], "timeout": 5}
+        else:
+            up.update({"host": "127.0.0.1", "port": sink_port, "starttls": "off"})
+            up.pop("mode", None)
         cfg["upstream"] = up
         limits = dict(cfg.get("limits") or {})
         if limits.get("max_connections", 1000) < self.min_connections:

@@ -3,6 +3,8 @@
 - Sink: Postfix's smtp-sink, counting messages (its `-c` counters) in a reader thread.
 - Direct: no system at all; smtp-source talks to the sink (the limit of this machine).
 - Relay: `python -m relay serve -c CONFIG`, upstream = the sink.
+- RelayMx: the same relay in `upstream: {mode: mx}`: a loopback DNS server (dnslib, in this process)
+  publishes the recipient domain's MX, whose host is the sink; DNS answers are cached by the relay.
 - PostfixOpenDKIM: a private Postfix instance (own config, queue and data directories in the bench's
   temp dir, its own master) relaying to the sink, with OpenDKIM as its signing milter.
 - PostfixRelayMilter: the same Postfix, with the relay as its milter instead of OpenDKIM.
@@ -278,6 +280,35 @@ class Relay(System):
 
     def diagnostics(self) -> str:
         return tail(self.stderr_path) if getattr(self, "stderr_path", None) else ""
+
+
+class RelayMx(Relay):
+    """The relay delivering to the recipient domain's MX (the sink, found through a loopback DNS server)."""
+
+    name = "relay-mx"
+
+    def start(self, sink_port: int) -> None:
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        from tests.support.dns_server import LoopbackDNS
+
+        self.dns = LoopbackDNS().start()
+        domain = RECIPIENT.rpartition("@")[2]
+        self.dns.zone.add(domain, "MX", (10, f"mx.{domain}"))
+        self.dns.zone.add(f"mx.{domain}", "A", "127.0.0.1")
+        self.port = free_port()
+        self.config = self.config_factory(sink_port=sink_port, listen_port=self.port, milter_port=None,
+                                          workers=self.workers, mx_nameserver=self.dns.nameserver)
+        self._spawn(self.config)
+        if not wait_port(self.port, 60, self.proc):
+            raise SystemError_(f"the relay (mode mx) did not start listening on 127.0.0.1:{self.port} "
+                               f"(exit code {self.proc.poll()}):\n{tail(self.stderr_path)}")
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "dns", None) is not None:
+            self.dns.stop()
+            self.dns = None
 
 
 class OpenDKIM:
