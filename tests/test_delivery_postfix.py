@@ -97,7 +97,7 @@ def test_postfix_defers_the_452_recipients_to_its_queue(postfix_with, destinatio
     _, servers = destinations
     postfix = postfix_with(minimal_backoff_time="1s", maximal_backoff_time="2s", queue_run_delay="1s")
     submit(postfix)
-    got = wait_delivered(servers, timeout=60)
+    got = wait_delivered(servers, timeout=120)
     assert sorted(r for rcpts in got.values() for r in rcpts) == sorted(RCPTS), log_lines(postfix, "")
     attempts = log_lines(postfix, "(queue active)")
     deferred = log_lines(postfix, "status=deferred")
@@ -112,7 +112,7 @@ def test_postfix_with_a_recipient_limit_of_one_sends_each_domain_promptly(postfi
     _, servers = destinations
     postfix = postfix_with(smtp_destination_recipient_limit="1")
     submit(postfix)
-    got = wait_delivered(servers, timeout=60)
+    got = wait_delivered(servers, timeout=120)
     assert got == {"one.test": ["a@one.test"], "two.test": ["b@two.test"], "three.test": ["c@three.test"]}
     assert log_lines(postfix, "status=deferred") == []
     assert not [e for e in mx_relay.events() if e["kind"] == "deferred"]
