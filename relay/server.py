@@ -129,7 +129,7 @@ class RelayServer:
         # and the caps are shared or divided with the other workers. None: the relay is this process.
         self.worker = worker
         self.metrics = Metrics()
-        self.policies = load_policies(settings)
+        self.policies = worker.policies if worker is not None else load_policies(settings)
         self.resources = Resources(settings, self.metrics, worker)
         self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)

@@ -31,6 +31,7 @@ from typing import Callable
 
 from . import systemd
 from .config import Endpoint, Settings
+from .policies import Policies, load_policies
 from .sharedcount import SharedCount
 
 log = logging.getLogger("relay.workers")
@@ -61,6 +62,7 @@ class Worker:
     slot: int  # 0 .. count-1; a replacement takes the slot (and the sockets) of the worker it replaces
     count: int
     settings: Settings  # the config as of the last good reload the parent saw
+    policies: Policies  # loaded by the parent with them: a worker (re)starts in well under a second
     sockets: Sockets
     connections: SharedCount
     ready_fd: int
@@ -160,6 +162,7 @@ class Supervisor:
     def __init__(self, settings: Settings, run_worker: Callable[[Worker], None],
                  report_error: Callable[[BaseException], int]):
         self.settings = settings  # what a new worker starts with: the last good reload
+        self.policies = load_policies(settings)  # before any socket: a broken policy stops the start here
         self.original = settings
         self.count = settings.workers
         self.run_worker = run_worker
@@ -268,15 +271,14 @@ class Supervisor:
         """A worker started after a reload must run the reloaded config, as its siblings do (they
         reload themselves and report their own errors); a broken config keeps the last good one."""
         from .config import load_settings
-        from .policies import load_policies
         from .server import settings_after_reload
 
         try:
-            new = load_settings(self.original.source)
-            load_policies(new)
+            settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
+            policies = load_policies(settings)
         except Exception:
             return  # each worker logs why and keeps its config; new workers start with the last good one
-        self.settings, _ = settings_after_reload(new, self.original)
+        self.settings, self.policies = settings, policies
 
     def _reap(self) -> None:
         while True:
@@ -333,8 +335,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         slot.started = time.monotonic()
-        worker = Worker(slot.index, self.count, self.settings, self.sockets[slot.index], self.connections,
-                        self._ready_w)
+        worker = Worker(slot.index, self.count, self.settings, self.policies, self.sockets[slot.index],
+                        self.connections, self._ready_w)
         self._parent_pid = os.getpid()
         pid = os.fork()
         if pid:

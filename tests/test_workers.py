@@ -328,3 +328,34 @@ def test_workers_drain_and_exit_when_the_parent_is_killed(relay_workers, upstrea
     wait_until(lambda: all(gone(pid) for pid in workers))
     err = relay.stderr()
     assert all(f"relay.server[{pid}]: stopping: draining sessions" in err for pid in workers), err
+
+
+def test_a_replacement_worker_runs_the_policies_in_force_not_the_files_on_disk(relay_workers, upstream, tmp_path):
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    relay = relay_workers(policies=str(policies))
+    local = policies / "bounce-rules.local.yaml"
+    local.write_text("rules:\n  - id: local-nosuchuser\n    match: 'NoSuchUser'\n    category: other\n"
+                     "    meaning: Local rule.\n    advice: Local advice.\n")
+    relay.proc.send_signal(signal.SIGHUP)
+    workers = relay.workers()
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr() for pid in workers))
+    local.write_text("rules:\n  - id: [broken\n")  # half-edited, never reloaded
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced():
+        now = relay.workers()
+        return len(now) == 2 and victim not in now and now
+    after = wait_until(replaced)
+    wait_until(lambda: relay.stderr().count("listening on 127.0.0.1") == 3)
+    for c in relay.one_connection_per_worker().values():  # the replacement too
+        c.cmd("EHLO c.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 550
+        c.close()
+    rejected = wait_until(lambda: len([e for e in relay.events() if e["kind"] == "rejected"]) == 2 and
+                          [e for e in relay.events() if e["kind"] == "rejected"])
+    assert [e["classification"]["rule"] for e in rejected] == ["local-nosuchuser"] * 2
+    assert relay.workers() == after
+    assert relay.stop() == 0
