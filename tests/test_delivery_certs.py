@@ -74,5 +74,18 @@ def test_trust_store_errors_name_the_file(tmp_path):
         certs.trust_store(empty)
 
 
-def test_system_trust_store_loads():
-    assert certs.trust_store(None) is not None
+def test_the_ca_file_adds_to_the_system_roots(ca, tmp_path, monkeypatch):
+    # MX delivery talks to the whole Internet: a private CA must not take the public roots away.
+    # The "system" bundle here is another test CA's, through OpenSSL's SSL_CERT_FILE.
+    public = CertAuthority(tmp_path, "Stand-in Public Root")
+    monkeypatch.setenv("SSL_CERT_FILE", str(public.ca_path))
+    both = certs.trust_store(ca.ca_path)
+    for authority in (ca, public):
+        chain = certs.load_chain([authority.issue("mx.example.test").der(), _der(authority.intermediate)])
+        assert certs.validate(chain, both, ["mx.example.test"]) is None
+        assert (certs.validate(chain, certs.trust_store(None), ["mx.example.test"]) is None) is (authority is public)
+
+
+def _der(cert) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    return cert.public_bytes(serialization.Encoding.DER)

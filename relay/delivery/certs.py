@@ -63,10 +63,20 @@ def spki(cert: x509.Certificate) -> bytes:
 
 
 def trust_store(ca_file: Path | None = None) -> Store:
-    """The trust anchors: `ca_file` when given (it replaces the system's, like upstream.ca_file
-    does for the smarthost), else the system bundle. Its owner keeps it (a reload reads it
-    again); call it off the event loop: the system bundle is ~150 certificates."""
-    path = Path(ca_file) if ca_file else _system_bundle()
+    """The trust anchors: the system's bundle, plus the certificates of `ca_file` when given (a
+    private CA beside the Web PKI: MX delivery talks to the whole Internet, so an operator's CA
+    must not take the public roots away). Its owner keeps it (a reload reads it again); call it
+    off the event loop: the system bundle is ~150 certificates."""
+    anchors: list[x509.Certificate] = []
+    system = _system_bundle()
+    for path in [p for p in (system, Path(ca_file) if ca_file else None) if p is not None]:
+        anchors.extend(_read_certificates(path))
+    if not anchors:
+        raise TrustStoreError("no system CA bundle found and no upstream.ca_file set: nothing to verify against")
+    return Store(anchors)
+
+
+def _read_certificates(path: Path) -> list[x509.Certificate]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -76,19 +86,18 @@ def trust_store(ca_file: Path | None = None) -> Store:
             # Debian's bundle holds a root with a non-positive serial number, which cryptography
             # warns about; it is not the operator's to fix, and the root is still usable.
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            certs = x509.load_pem_x509_certificates(data)
+            return x509.load_pem_x509_certificates(data)
     except ValueError as exc:
         raise TrustStoreError(f"the CA file {path} holds no PEM certificates ({exc})") from None
-    return Store(certs)
 
 
-def _system_bundle() -> Path:
+def _system_bundle() -> Path | None:
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt",
                       "/etc/pki/tls/certs/ca-bundle.crt"):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise TrustStoreError("no system CA bundle found; set upstream.ca_file")
+    return None
 
 
 def validate(chain: Sequence[x509.Certificate], anchors: Store, names: Sequence[str],

@@ -157,8 +157,8 @@ def mx_matches(pattern: str, host: str) -> bool:
 class PolicyFetcher:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 3.3).
 
-    `port` and `ca_file` exist so that tests can serve a policy on loopback with a test CA; an
-    operator leaves them alone (443 and the system's trust store)."""
+    `port` exists so that tests can serve a policy on loopback; an operator leaves it at 443.
+    `ca_file` adds trust anchors to the system's (upstream.ca_file; a test CA in tests)."""
 
     def __init__(self, resolver, *, port: int = 443, ca_file: Path | None = None,
                  timeout: float = FETCH_TIMEOUT, user_agent: str = "relay (MTA-STS)"):
@@ -173,7 +173,11 @@ class PolicyFetcher:
         if self._context is None:
             # RFC 8461 3.3: the policy host's certificate must be valid for mta-sts.<domain>
             # and chain to a trusted root; check_hostname does the name, CERT_REQUIRED the chain.
-            self._context = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+            # The system's roots, plus the operator's CA file (as certs.trust_store does).
+            context = ssl.create_default_context()
+            if self._ca_file:
+                context.load_verify_locations(cafile=str(self._ca_file))
+            self._context = context
         return self._context
 
     async def fetch(self, domain: str) -> str:
