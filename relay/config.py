@@ -89,6 +89,8 @@ class Upstream:
     mx_port: int = 25  # the port MX hosts are reached on (mode mx: `port`)
     connections_per_destination: int = 10  # open connections to one MX set at most
     messages_per_connection: int = 100  # transactions on one MX connection before it is closed
+    # The HTTPS port of MTA-STS policy hosts (RFC 8461 3.3 says 443); only tests serve elsewhere.
+    mta_sts_port: int = 443
 
     @property
     def smarthost(self) -> bool:
@@ -526,7 +528,8 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     r = _Reader(top.problems, top.data["upstream"], "upstream")
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
                "allow_plaintext_auth", "connect_timeout", "command_timeout", "data_timeout", "pool_size",
-               "idle_timeout", "mx_port", "connections_per_destination", "messages_per_connection"})
+               "idle_timeout", "mx_port", "connections_per_destination", "messages_per_connection",
+               "mta_sts_port"})
     mode = r.get("mode", str, "smarthost")
     if mode not in ("smarthost", "mx"):
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
@@ -589,6 +592,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         mx_port=mx_port,
         connections_per_destination=r.get("connections_per_destination", int, 10, convert=_positive),
         messages_per_connection=r.get("messages_per_connection", int, 100, convert=_positive),
+        mta_sts_port=r.get("mta_sts_port", int, 443, convert=_port),
     )
 
 

@@ -28,9 +28,12 @@ log = logging.getLogger("relay.upstream")
 class UpstreamError(Exception):
     """The upstream could not be reached or stopped answering; `reply` says so to the client."""
 
-    def __init__(self, reply: Reply):
+    def __init__(self, reply: Reply, upstream: dict | None = None):
         super().__init__(reply.text)
         self.reply = reply
+        # The event's `upstream` object when no connection was made to describe it (e.g. the MX host
+        # a TLS policy refused: its name, address, the TLS it offered and the policy it failed).
+        self.upstream = upstream
 
 
 def _relay_reply(code: int, enhanced: str, text: str, cause: str) -> Reply:

@@ -226,3 +226,13 @@ def test_postfix_log_errors(tmp_path):
         "postfix_log.journal_directory: applies only with journal: true"]
     assert problems(tmp_path, "hostname: r.example\npostfix_log: {journal: true, journal_directory: nope}\n") == [
         f"postfix_log.journal_directory: directory {tmp_path / 'nope'} does not exist"]
+
+
+def test_mta_sts_port_defaults_to_443_and_is_checked(tmp_path):
+    path = tmp_path / "relay.yaml"
+    path.write_text("hostname: r.example\nupstream: {mode: mx}\n")
+    assert load_settings(path).upstream.mta_sts_port == 443  # RFC 8461 3.3
+    path.write_text("hostname: r.example\nupstream: {mode: mx, mta_sts_port: 8443}\n")
+    assert load_settings(path).upstream.mta_sts_port == 8443
+    found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, mta_sts_port: 70000}\n")
+    assert len(found) == 1 and found[0].startswith("upstream.mta_sts_port: ") and "out of range" in found[0]

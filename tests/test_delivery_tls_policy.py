@@ -247,7 +247,7 @@ async def test_mta_sts_testing_reports_and_delivers(dns, https, ca, tmp_path):
     sts_zone(dns, https, ca, mode="testing", mx=("other.example.test",))
     plan = await deciding(dns, ca, https).plan("example.test", "mx.example.test")
     assert (plan.mode, plan.policy, plan.enforced) == ("opportunistic", "mta-sts-testing", False)
-    assert "is not an MX host the MTA-STS policy" in plan.note
+    assert "is not an MX host the MTA-STS policy" in plan.report and plan.note is None
     problem, _ = await peer_check(plan, server_context(*make_cert(tmp_path, "mx.example.test")))
     assert "does not verify" in problem  # reported; the caller delivers anyway (not enforced)
 

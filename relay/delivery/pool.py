@@ -28,7 +28,7 @@ import aiosmtplib
 from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
-from .mta_sts import MtaSts
+from .mta_sts import MtaSts, PolicyFetcher
 from .routes import MxHost, Route, RouteError, Routes
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
@@ -50,6 +50,8 @@ class MxConnection(UpstreamConnection):
         self.tls_protocol: str | None = None
         self.tls_cipher: str | None = None
         self.tls_note: str | None = decision.note  # e.g. a check that failed in MTA-STS testing mode
+        # What a policy in testing mode found wrong with this host (RFC 8461 5: reported, not refused).
+        self.tls_report: str | None = decision.report
 
     def describe(self) -> dict:
         out = super().describe()
@@ -62,9 +64,18 @@ class MxConnection(UpstreamConnection):
 
 
 class _TlsFailed(Exception):
-    def __init__(self, why: str):
+    def __init__(self, why: str, info: dict | None = None):
         super().__init__(why)
         self.why = why
+        self.info = info or {"protocol": None, "cipher": None}  # the session, when the handshake was made
+
+
+def _tls_refused(host: MxHost, ip: str | None, port: int, plan: TlsPlan, info: dict | None = None) -> dict:
+    """The event's `upstream` object for a host a TLS policy refused (no connection to describe)."""
+    info = info or {"protocol": None, "cipher": None}
+    return {"host": host.name, "port": port, "ip": ip, "tls": info["protocol"] is not None, "route": "mx",
+            "preference": host.preference, "implicit_mx": host.implicit, "tls_protocol": info["protocol"],
+            "tls_cipher": info["cipher"], "tls_policy": plan.policy}
 
 
 class DestinationPool(UpstreamPool):
@@ -128,10 +139,13 @@ class DestinationPool(UpstreamPool):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._up.connect_timeout + self._up.command_timeout
         failures: list[tuple[str, Reply]] = []
+        described: dict[int, dict] = {}  # id(reply) -> the event's `upstream` for a TLS policy refusal
         for host in route.hosts:
             decision = decisions[host.name]
             if decision.mode == "refuse":
-                failures.append((host.name, decision.refusal(route.domain, host.name, decision.reason)))
+                refusal = decision.refusal(route.domain, host.name, decision.reason)
+                described[id(refusal)] = _tls_refused(host, None, self._up.mx_port, decision)
+                failures.append((host.name, refusal))
                 continue
             try:
                 addresses = self._delivery.reachable(await self._delivery.routes.addresses(host))
@@ -153,7 +167,10 @@ class DestinationPool(UpstreamPool):
                 except UpstreamError as exc:
                     log.info("MX %s[%s] for %s: %s", host.name, ip, route.domain, exc.reply.text.split("\n")[0])
                     failures.append((f"{host.name}[{ip}]", exc.reply))
-        raise UpstreamError(self._all_failed(route, failures))
+                    if exc.upstream is not None:
+                        described[id(exc.reply)] = exc.upstream
+        reply = self._all_failed(route, failures)
+        raise UpstreamError(reply, described.get(id(reply)))
 
     async def _connect_host(self, domain: str, host: MxHost, ip: str, decision: TlsPlan,
                             deadline: float) -> MxConnection:
@@ -161,7 +178,8 @@ class DestinationPool(UpstreamPool):
             return await self._dial(domain, host, ip, decision, OutboundTls.wants_tls(decision), deadline)
         except _TlsFailed as exc:
             if decision.mode != "opportunistic":
-                raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", exc.why)) from None
+                raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", exc.why),
+                                    _tls_refused(host, ip, self._up.mx_port, decision, exc.info)) from None
             # RFC 7435 / Postfix at level `may`: a host whose TLS fails still gets the mail, in clear.
             log.info("TLS with MX %s[%s] failed (%s); retrying in clear", host.name, ip, exc.why)
             conn = await self._dial(domain, host, ip, decision, False, deadline)
@@ -185,6 +203,7 @@ class DestinationPool(UpstreamPool):
             raise self._connect_error(exc, target) from exc
         info = {"protocol": None, "cipher": None}
         note = decision.note
+        report = decision.report
         if tls and client.supports_extension("starttls"):
             try:
                 await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
@@ -194,9 +213,10 @@ class DestinationPool(UpstreamPool):
                 info = session_info(ssl_object)
                 why = decision.verify(ssl_object)
                 if why and decision.enforced:
-                    raise _TlsFailed(why)
+                    raise _TlsFailed(why, info)
                 if why:  # MTA-STS testing: reported, never refused (RFC 8461 5)
                     note = f"{decision.policy}: {why}"
+                    report = "; ".join(r for r in (decision.report, why) if r)
                 # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
             except asyncio.CancelledError:
@@ -211,12 +231,16 @@ class DestinationPool(UpstreamPool):
         elif tls and decision.mode == "required":
             client.close()
             raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", "does not offer STARTTLS"
-                                                 + (f" ({decision.reason})" if decision.reason else "")))
+                                                 + (f" ({decision.reason})" if decision.reason else "")),
+                                _tls_refused(host, ip, target.port, decision))
+        if not decision.enforced and info["protocol"] is None:
+            report = "; ".join(r for r in (report, "no TLS with this host") if r)
         conn = MxConnection(client, target, self._up, host, decision)
         conn.ip = ip
         conn.tls = info["protocol"] is not None
         conn.tls_protocol, conn.tls_cipher = info["protocol"], info["cipher"]
         conn.tls_note = note
+        conn.tls_report = report
         self.opened += 1
         return conn
 
@@ -258,7 +282,10 @@ class MxDelivery:
         self.per_destination = (share(up.connections_per_destination) if share is not None
                                 else up.connections_per_destination)
         self.routes = Routes(resolver)
-        self.mta_sts = MtaSts(resolver)  # policies cached by domain for the process's life (RFC 8461 5.1)
+        up = settings.upstream
+        # Policies cached by domain for the process's life (RFC 8461 5.1); fetched with the system's
+        # roots plus upstream.ca_file, on upstream.mta_sts_port (443 but in tests).
+        self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file))
         self.pools: dict[tuple, DestinationPool] = {}
         self.sessions = 0  # MX connections open or being opened, in all
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]

@@ -204,7 +204,9 @@ class TlsPlan:
     check:     run on the peer's chain (DER, its own certificate first) after the handshake;
                returns why it fails, or None
     note:      something worth recording even when nothing fails (an MTA-STS policy that could
-               not be fetched, a testing-mode mismatch)
+               not be fetched)
+    report:    a failure known before connecting that is only reported (MTA-STS testing: an MX
+               host the policy does not list); with a failed check, the caller's warning event
     cause:     the id in policies/relay-replies.yaml of a refusal made from this plan
     """
 
@@ -214,6 +216,7 @@ class TlsPlan:
     enforced: bool = True
     check: Callable[[Sequence[bytes]], str | None] | None = field(default=None, compare=False)
     note: str | None = None
+    report: str | None = None
     cause: str = "tls-policy"
     server_hostname: str | None = None
 
@@ -242,6 +245,8 @@ class TlsPlan:
         out = {"policy": self.policy, "mode": self.mode, "enforced": self.enforced}
         if self.note:
             out["note"] = self.note
+        if self.report:
+            out["report"] = self.report
         return out
 
 
@@ -319,7 +324,7 @@ class OutboundTlsPolicy:
                                                   f"(id {policy.id})", check=check, note=note,
                            cause="tls-mta-sts", server_hostname=host)
         return TlsPlan("opportunistic", "mta-sts-testing", f"{domain} publishes an MTA-STS policy in testing mode",
-                       enforced=False, check=check, note=mismatch or note, cause="tls-mta-sts",
+                       enforced=False, check=check, note=note, report=mismatch, cause="tls-mta-sts",
                        server_hostname=host)
 
     async def _operator_plan(self, domain: str, host: str, entry: DomainTls, note) -> TlsPlan:

@@ -101,6 +101,13 @@ class DeliveryStep(UpstreamStep):
                 return Decision(decision.verdict, reply, decision.kind, decision.detail, stage=stage)
             txn.notes["upstream_conn"] = conn
             txn.notes["delivery"] = Destination(key, domain)
+            report = getattr(conn, "tls_report", None)
+            if report:
+                # RFC 8461 5: a policy in testing mode reports and delivers; the report is an operator
+                # warning of this transaction, with the host and session it is about.
+                txn.notes.setdefault("warnings", []).append({
+                    "check": "mta-sts", "result": "testing", "domain": domain, "upstream": conn.describe(),
+                    "text": f"MTA-STS policy of {domain} (testing mode) not met by {conn.mx.name}: {report}"})
         try:
             reply = await conn.rcpt(rcpt)
         except UpstreamError as exc:

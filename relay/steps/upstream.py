@@ -21,7 +21,8 @@ log = logging.getLogger("relay.upstream")
 
 def _deferred(exc: UpstreamError) -> Decision:
     return Decision(Verdict.DEFER if not exc.reply.permanent else Verdict.REJECT, exc.reply,
-                    "deferred" if not exc.reply.permanent else None)
+                    "deferred" if not exc.reply.permanent else None,
+                    {"upstream": exc.upstream} if exc.upstream else {})
 
 
 def mail_options(txn: Transaction, conn) -> list[str]:

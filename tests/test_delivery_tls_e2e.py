@@ -1,0 +1,214 @@
+"""Outbound TLS policy end to end in mx mode, over real sockets: the loopback DNS server publishes MX,
+A, `_mta-sts` TXT and TLSA records (a signed zone sets the AD bit), a loopback HTTPS server serves the
+MTA-STS policies, and the MX hosts on 127.0.0.2 / 127.0.0.3 present certificates from a test CA or
+self-signed ones. An unverifiable peer is refused with 451 4.7.5 and an event; a good one gets the mail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.https_server import PolicyServer, policy_text
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.tls import CertAuthority, make_cert, server_context
+from tests.support.upstream import FakeUpstream, free_port
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = b"From: a@sender.test\r\nTo: b@sts.test\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return CertAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def mx_port():
+    return free_port(("127.0.0.2", "127.0.0.3"))
+
+
+@pytest.fixture
+def https(ca):
+    server = PolicyServer(ca.issue("default.invalid").context()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mx_hosts(mx_port):
+    """mx_host(name, address, context): an MX host on `address` offering STARTTLS with `context`."""
+    started = []
+
+    def start(name, address, context):
+        server = FakeUpstream(hostname=name, address=address, port=mx_port, tls_context=context).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def tls_relay(dns, https, ca, mx_port, relay_factory):
+    def start(**overrides):
+        upstream = {"mode": "mx", "host": None, "port": mx_port, "starttls": "opportunistic",
+                    "ca_file": str(ca.ca_path), "mta_sts_port": https.port, **overrides.pop("upstream", {})}
+        return relay_factory(0, upstream=upstream, resolver={"nameservers": [dns.nameserver], "timeout": 2},
+                             **overrides)
+    return start
+
+
+def valid(event: dict) -> dict:
+    jsonschema.validate(event, SCHEMA)
+    return event
+
+
+def sts_domain(dns, https, ca, domain="sts.test", mode="enforce", mx=("mx.sts.test",), hosts=None):
+    for i, (name, address) in enumerate(hosts or [("mx.sts.test", "127.0.0.2")]):
+        dns.zone.add(domain, "MX", (10 + i, name))
+        dns.zone.add(name, "A", address)
+    dns.zone.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=20261129;")
+    dns.zone.add(f"mta-sts.{domain}", "A", "127.0.0.1")
+    https.serve(f"mta-sts.{domain}", policy_text(mode, *mx), ca.issue(f"mta-sts.{domain}").context())
+
+
+def deliver(relay, rcpt):
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        return send_message(c, "a@sender.test", [rcpt], BODY)
+
+
+def events_of(relay, n=1):
+    return [valid(e) for e in relay.events(wait_for=n)]
+
+
+def test_mta_sts_enforce_delivers_over_a_verified_session(tls_relay, mx_hosts, dns, https, ca):
+    sts_domain(dns, https, ca)
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test").context())
+    relay = tls_relay()
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@sts.test"]
+    # The provider's own refusal over the same policy: the event names the session and the policy.
+    code, _ = deliver(relay, "nosuchuser@sts.test")[1]
+    assert code == 550
+    (event,) = [e for e in events_of(relay) if e["kind"] == "rejected"]
+    up = event["upstream"]
+    assert (up["host"], up["ip"], up["tls"], up["tls_policy"]) == ("mx.sts.test", "127.0.0.2", True, "mta-sts")
+    assert up["tls_protocol"].startswith("TLSv1.") and up["tls_cipher"]
+    # Cached by id (RFC 8461 5.1): one fetch for both messages.
+    assert https.requests == [("mta-sts.sts.test", "/.well-known/mta-sts.txt")]
+
+
+def test_mta_sts_enforce_refuses_an_unverifiable_mx_with_451_and_an_event(tls_relay, mx_hosts, dns, https, ca,
+                                                                           tmp_path):
+    sts_domain(dns, https, ca)
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", server_context(*make_cert(tmp_path, "mx.sts.test")))  # self-signed
+    relay = tls_relay()
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@sts.test>")
+        c.cmd("QUIT")
+    assert code == 451
+    assert text.startswith("451 4.7.5 TLS policy mta-sts for sts.test: MX host mx.sts.test[127.0.0.2]: "
+                           "the certificate (subject CN=mx.sts.test"), text
+    assert "does not verify for mx.sts.test" in text
+    assert mx.messages == []
+    (event,) = events_of(relay)
+    assert event["kind"] == "deferred" and event["recipient"] == "b@sts.test"
+    assert event["reply"]["text"] == text and event["reply"]["source"] == "relay"
+    c = event["classification"]
+    assert (c["rule"], c["scope"], c["permanent"]) == ("relay:tls-mta-sts", "relay", False)
+    assert "bounce_list" not in event
+    up = event["upstream"]  # the host refused, and the session it offered
+    assert (up["host"], up["ip"], up["tls_policy"], up["tls"]) == ("mx.sts.test", "127.0.0.2", "mta-sts", True)
+    assert up["tls_protocol"].startswith("TLSv1.") and up["tls_cipher"]
+
+
+def test_mta_sts_enforce_skips_an_mx_the_policy_does_not_list(tls_relay, mx_hosts, dns, https, ca):
+    # RFC 8461 4.1: an MX host that matches no pattern is not used; the next one is.
+    sts_domain(dns, https, ca, mx=("*.mail.sts.test",),
+               hosts=[("rogue.sts.test", "127.0.0.3"), ("in.mail.sts.test", "127.0.0.2")])
+    rogue = mx_hosts("rogue.sts.test", "127.0.0.3", ca.issue("rogue.sts.test").context())
+    good = mx_hosts("in.mail.sts.test", "127.0.0.2", ca.issue("in.mail.sts.test").context())
+    relay = tls_relay()
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert good.wait_for_messages(1)[0].rcpt_tos == ["b@sts.test"]
+    assert rogue.connections == 0
+
+
+def test_mta_sts_enforce_with_no_listed_mx_is_a_451_naming_the_policy(tls_relay, mx_hosts, dns, https, ca):
+    sts_domain(dns, https, ca, mx=("mx.elsewhere.test",))
+    rogue = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test").context())
+    relay = tls_relay()
+    code, text = deliver(relay, "b@sts.test")[1]
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy mta-sts for sts.test: MX host mx.sts.test: ")
+    assert "is not an MX host the MTA-STS policy of sts.test allows (mx: mx.elsewhere.test" in text
+    assert rogue.connections == 0
+    (event,) = events_of(relay)
+    assert event["classification"]["rule"] == "relay:tls-mta-sts"
+    assert (event["upstream"]["host"], event["upstream"]["ip"]) == ("mx.sts.test", None)
+
+
+def test_mta_sts_testing_delivers_and_warns(tls_relay, mx_hosts, dns, https, ca, tmp_path):
+    # RFC 8461 5: testing mode reports what enforce would refuse, and the mail goes on.
+    sts_domain(dns, https, ca, mode="testing")
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", server_context(*make_cert(tmp_path, "mx.sts.test")))
+    relay = tls_relay()
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@sts.test"]
+    (warning,) = events_of(relay)
+    assert (warning["kind"], warning["check"], warning["result"], warning["domain"]) == (
+        "warning", "mta-sts", "testing", "sts.test")
+    assert "does not verify for mx.sts.test" in warning["text"]
+    assert warning["upstream"]["tls_policy"] == "mta-sts-testing" and warning["upstream"]["tls"] is True
+    assert warning["message_id"] == "<m1@sender.test>"
+
+
+def test_a_domain_without_mta_sts_or_dane_gets_opportunistic_tls(tls_relay, mx_hosts, dns, tmp_path):
+    dns.zone.add("plain.test", "MX", (10, "mx.plain.test"))
+    dns.zone.add("mx.plain.test", "A", "127.0.0.2")
+    mx = mx_hosts("mx.plain.test", "127.0.0.2", server_context(*make_cert(tmp_path, "whatever.test")))
+    relay = tls_relay()
+    assert [r[0] for r in deliver(relay, "b@plain.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@plain.test"]
+    assert relay.events() == []
+
+
+def _dane_zone(dns, port, record):
+    dns.zone.add("dane.test", "MX", (10, "mx.dane.test"))
+    dns.zone.add("mx.dane.test", "A", "127.0.0.2")
+    dns.zone.add(f"_{port}._tcp.mx.dane.test", "TLSA", record)
+    dns.zone.sign("dane.test")
+
+
+def test_dane_ta_delivers_when_the_chain_leads_to_the_published_anchor(tls_relay, mx_hosts, dns, ca, mx_port):
+    from cryptography.hazmat.primitives import serialization
+    anchor = hashlib.sha256(ca.intermediate.public_bytes(serialization.Encoding.DER)).digest()
+    _dane_zone(dns, mx_port, (2, 0, 1, anchor))  # DANE-TA, full certificate, SHA2-256
+    mx = mx_hosts("mx.dane.test", "127.0.0.2", ca.issue("mx.dane.test").context())
+    relay = tls_relay()
+    assert [r[0] for r in deliver(relay, "b@dane.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@dane.test"]
+
+
+def test_dane_ee_mismatch_is_a_451_with_the_records_and_the_session_on_the_event(tls_relay, mx_hosts, dns, ca,
+                                                                                  mx_port):
+    published, presented = ca.issue("mx.dane.test"), ca.issue("mx.dane.test")  # a key rolled without TLSA
+    _dane_zone(dns, mx_port, (3, 1, 1, hashlib.sha256(published.spki()).digest()))
+    mx = mx_hosts("mx.dane.test", "127.0.0.2", presented.context())
+    relay = tls_relay()
+    code, text = deliver(relay, "b@dane.test")[1]
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for dane.test: MX host mx.dane.test[127.0.0.2]: "
+                                           f"DANE (_{mx_port}._tcp.mx.dane.test): no TLSA record matches")
+    assert hashlib.sha256(presented.spki()).hexdigest()[:16] in text
+    assert hashlib.sha256(published.spki()).hexdigest()[:16] in text
+    assert mx.messages == []
+    (event,) = events_of(relay)
+    assert event["classification"]["rule"] == "relay:tls-dane"
+    assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["tls_protocol"].startswith("TLSv1.")
