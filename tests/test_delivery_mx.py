@@ -493,3 +493,23 @@ def test_shaping_knows_a_workspace_domain_by_its_mx_host_and_holds_it_after_gmai
     assert sum(1 for cmd in mx1.commands if cmd.startswith("RCPT")) == asked  # held here, Google not asked
     pushed = next(e for e in relay.events(wait_for=2) if e["reply"]["source"] == "upstream")
     assert pushed["upstream"]["host"] == "aspmx.l.google.com" and pushed["shaping"]["destination"] == "google"
+
+
+def test_shaping_hears_a_throttling_greeting_from_the_mx(mx_relay, dns, mx2):
+    from tests.support.upstream import GMAIL_RATE_LIMIT
+
+    dns.zone.add("workspace.test", "MX", (1, "alt1.aspmx.l.google.com"))
+    dns.zone.add("alt1.aspmx.l.google.com", "A", "127.0.0.3")
+    mx2.greeting = GMAIL_RATE_LIMIT
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<a@workspace.test>")[0] == 421  # Google's words, from its greeting
+    connections = mx2.connections
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@workspace.test>")
+    assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from sender.test")
+    assert mx2.connections == connections  # held here: Google is not even connected to
+    pushed = next(e for e in relay.events(wait_for=2) if e["reply"]["source"] == "upstream")
+    assert pushed["stage"] == "connect" and pushed["shaping"]["destination"] == "google"

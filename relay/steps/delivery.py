@@ -98,6 +98,10 @@ class DeliveryStep(UpstreamStep):
                 stage = None
                 if reply.source == "upstream":
                     stage = "mail" if txn.notes.get("upstream") else "connect"
+                    if stage == "connect":
+                        # A refusing greeting (Gmail's 421-4.7.28 comes at connect too) is the
+                        # provider's word about this recipient's destination: the watchers hear it.
+                        decision = await self._heard(txn, "connect", rcpt, reply)
                 return Decision(decision.verdict, reply, decision.kind, decision.detail, stage=stage)
             txn.notes["upstream_conn"] = conn
             txn.notes["delivery"] = Destination(key, domain)
