@@ -1,0 +1,41 @@
+"""    python3 scripts/corpus/build_world.py scripts/corpus/world_candidates.py tests/data/corpus/train/world.yaml
+
+Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
+duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
+corpus: a key shared with the held-out part drops the candidate (never printed)."""
+import sys, yaml, importlib.util
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "scripts" / "corpus"))
+from split import near_duplicate_key
+from relay.classify import effective_enhanced
+from relay.decision import Reply
+from tests.support.corpus import load_part
+spec = importlib.util.spec_from_file_location("c", sys.argv[1]); c = importlib.util.module_from_spec(spec); spec.loader.exec_module(c)
+
+def permanent(text):
+    r = Reply.parse(text)
+    if 400 <= r.code < 600: return r.code >= 500
+    e = effective_enhanced(r)
+    return r.code == 0 and bool(e) and e[0] == "5"
+
+def listing(cat, scope, perm):
+    if not perm or scope != "recipient": return "never"
+    if cat in ("unknown_recipient", "mailbox_disabled", "syntax_error"): return "list"
+    if cat in ("routing_dns", "other"): return "count"
+    return "never"
+
+train = [e for e in load_part("train") if not e["_file"].endswith("world.yaml")]
+held_keys = {near_duplicate_key(e["reply"]) for e in load_part("heldout")}
+train_keys = {near_duplicate_key(e["reply"]) for e in train}
+seen = set(); out = []; dropped_held = dropped_train = 0
+for prov, reply, cat, scope, stage, src in c.C:
+    k = near_duplicate_key(reply)
+    if k in held_keys: dropped_held += 1; continue
+    if k in train_keys or k in seen: dropped_train += 1; continue
+    seen.add(k); p = permanent(reply)
+    out.append(dict(provider=prov, reply=reply, category=cat, scope=scope, bounce_list=listing(cat, scope, p),
+                    stage=stage, permanent=p, source=src))
+hdr = "# Part of the reply corpus: see tests/data/corpus/README.md for the format, sources and split.\n"
+open(sys.argv[2], "w").write(hdr + yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=120))
+print(f"kept {len(out)}; dropped {dropped_held} (near-duplicate of a held-out entry), {dropped_train} (near-duplicate of training or of each other)")
