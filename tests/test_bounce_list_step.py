@@ -81,7 +81,7 @@ class BrokenStore(BounceStore):
     # The rest is never reached in these tests.
     iter_entries = count = purge = close = _transaction = _fetch = _count_failure = _write = _delete = \
         _clear_failures = held = _breaker_hit = _clear_breaker_hits = _held_count = _fetch_held = _hold = \
-        _take_held = _recent_auto_entries = _first_failure = shaping_records = shaping_add_counts = \
+        _take_held = _recent_auto_entries = _first_failure = shaping_records = shaping_add_counts = shaping_forget = \
         shaping_counts = _fetch_shaping = _write_shaping = _delete_shaping = _take_shaping = None
 
 

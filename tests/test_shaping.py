@@ -225,3 +225,12 @@ async def test_only_what_a_limit_looks_at_is_counted_in_the_store(policy, shaper
     assert shaper.last_minute("example.org", start + 1) == 5  # for the rate a slow-down would halve
     await shaper.flush(now=start)
     assert await shaper.store.shaping_counts(["example.org", "example.org/example.com"], "minute", 0) == {}
+
+
+async def test_a_destination_nothing_happened_to_for_a_day_is_forgotten(policy, shaper):
+    microsoft = policy.named("microsoft")
+    await shaper.strike(microsoft, "example.com", microsoft.reactions[0], TOO_MANY, now=NOW)
+    await shaper.flush(now=NOW + 3600)  # within the day: kept
+    assert len(await shaper.store.shaping_records()) == 1
+    await shaper.flush(now=NOW + 86400 + 7200)  # the next sweep, a day on
+    assert await shaper.store.shaping_records() == []

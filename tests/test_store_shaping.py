@@ -96,3 +96,11 @@ async def test_concurrent_strikes_from_two_stores_make_one_record(store_url):
     finally:
         await one.close()
         await two.close()
+
+
+async def test_forget_drops_what_nothing_changed_for_long_but_never_a_hold(store):
+    await store.shaping_update("old", lambda old: record("old", until=1500.0, since=1000.0))
+    await store.shaping_update("held", lambda old: record("held", until=99_999.0, since=1000.0))
+    await store.shaping_update("fresh", lambda old: record("fresh", until=None, rate=5.0, since=5000.0))
+    assert await store.shaping_forget(unchanged_since=4000.0, now=6000.0) == 1
+    assert [r.key for r in await store.shaping_records()] == ["fresh", "held"]

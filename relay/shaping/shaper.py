@@ -29,6 +29,8 @@ from .policy import Destination, Reaction, ShapingPolicy
 log = logging.getLogger("relay.shaping")
 
 FLUSH_EVERY = 1.0  # seconds between adding this process's counts to the store
+FORGET_EVERY = 3600.0  # seconds between sweeps of records nothing changed for FORGET_AFTER
+FORGET_AFTER = 86400.0  # a destination with no news for a day keeps no memory of old strikes
 MINUTE = SHAPING_PERIODS["minute"]
 DAY = SHAPING_PERIODS["day"]
 
@@ -112,6 +114,7 @@ class Shaper:
         self._watched: set[str] = set()  # keys whose counts a limit looks at: shared through the store
         self._local: dict[tuple[str, float], int] = {}  # (key, minute) -> recipients this process let through
         self._pruned = 0.0  # the minute _local was last swept
+        self._forgotten = time.time()  # the last sweep of stale records (the first after FORGET_EVERY)
         self._flusher: asyncio.Task | None = None
         self._closed = False
 
@@ -270,8 +273,12 @@ class Shaper:
                 log.warning("shaping: could not share message counts through the store: %s", exc)
 
     async def flush(self, now: float | None = None) -> None:
-        """Add this process's counts to the store, then read everyone's back."""
+        """Add this process's counts to the store, then read everyone's back; now and then, forget
+        the records of destinations nothing happened to for FORGET_AFTER."""
         now = time.time() if now is None else now
+        if now - self._forgotten >= FORGET_EVERY:
+            self._forgotten = now
+            await self.store.shaping_forget(now - FORGET_AFTER, now)
         pending, self._pending = self._pending, {}
         try:
             await self.store.shaping_add_counts(pending)

@@ -422,6 +422,11 @@ class BounceStore(abc.ABC):
             return await self._take_shaping(tx, target)
 
     @abc.abstractmethod
+    async def shaping_forget(self, unchanged_since: float, now: float) -> int:
+        """Delete the records not held at `now` that have not changed since `unchanged_since` (a
+        destination nobody mailed for that long keeps no memory of old strikes); returns how many."""
+
+    @abc.abstractmethod
     async def shaping_add_counts(self, counts: dict[tuple[str, str, float], int]) -> None:
         """Add to the counts of (key, period, bucket start); period is a SHAPING_PERIODS name."""
 

@@ -346,6 +346,12 @@ class PostgresBounceStore(BounceStore):
                                         "ORDER BY key", list(keys), timeout=self.query_timeout)
         return [_shaping(row) for row in rows]
 
+    async def shaping_forget(self, unchanged_since: float, now: float) -> int:
+        async with self._transaction() as conn:
+            return await conn.fetchval(
+                f"WITH d AS (DELETE FROM {self.shaping} WHERE changed < $1 AND (until IS NULL OR until <= $2) "
+                "RETURNING 1) SELECT count(*) FROM d", to_datetime(unchanged_since), to_datetime(now))
+
     async def shaping_add_counts(self, counts) -> None:
         if not counts:
             return

@@ -420,6 +420,11 @@ class SQLiteBounceStore(BounceStore):
                                      f"({', '.join('?' * len(keys))}) ORDER BY key", tuple(keys))
         return [ShapingRecord(*row) for row in rows]
 
+    async def shaping_forget(self, unchanged_since: float, now: float) -> int:
+        async with self._transaction() as db:
+            return db.execute("DELETE FROM relay_shaping WHERE changed < ? AND (until IS NULL OR until <= ?)",
+                              (unchanged_since, now)).rowcount
+
     async def shaping_add_counts(self, counts) -> None:
         if not counts:
             return
