@@ -173,6 +173,26 @@ class Milter:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`metrics:`: the Prometheus endpoint with /healthz and /readyz (docs/metrics.md)."""
+
+    listen: Endpoint
+    ready_timeout: float = 2.0  # /readyz: the bounce list must answer a lookup within this
+    bounce_list_interval: float = 60.0  # how often relay_bounce_list_entries is counted (a count(*))
+
+    @property
+    def host(self) -> str:
+        return self.listen.host
+
+    @property
+    def port(self) -> int:
+        return self.listen.port
+
+    def __str__(self) -> str:
+        return str(self.listen)
+
+
+@dataclass(frozen=True)
 class PostfixLog:
     """`postfix_log:`: follow Postfix's deliveries (DESIGN.md, way 3)."""
 
@@ -216,7 +236,7 @@ class Settings:
     events: tuple[EventSink, ...] = (EventSink("stdout"),)
     policies: Path = SHIPPED_POLICIES
     milter: Milter | None = None
-    metrics: Endpoint | None = None
+    metrics: MetricsSettings | None = None
     correlation: Correlation = field(default_factory=Correlation)
     postfix_log: PostfixLog | None = None
     bounces_in: BouncesIn | None = None
@@ -401,7 +421,7 @@ def load_settings(path: str | Path) -> Settings:
                 problems.add("policies", f"directory {policies} does not exist")
 
     milter = _milter(top, base)
-    metrics = _endpoint_section(top, "metrics")
+    metrics = _metrics(top)
     correlation = _correlation(top)
     postfix_log = _postfix_log(top, base)
     bounces_in = _bounces_in(top, base)
@@ -793,12 +813,24 @@ def _directory_problem(path: Path) -> str | None:
     return None
 
 
-def _endpoint_section(top: _Reader, name: str) -> Endpoint | None:
-    if name not in top.data or top.data[name] is None:
+METRICS_TIMEOUT_BOUNDS = (0.1, 60.0)  # metrics.ready_timeout: a probe's deadline is seconds, not minutes
+METRICS_INTERVAL_BOUNDS = (1.0, 86400.0)  # metrics.bounce_list_interval
+
+
+def _metrics(top: _Reader) -> MetricsSettings | None:
+    if "metrics" not in top.data or top.data["metrics"] is None:
         return None
-    r = _Reader(top.problems, top.data[name], name)
-    r.unknown({"listen"})
-    return r.get("listen", str, None, required=True, convert=parse_endpoint)
+    r = _Reader(top.problems, top.data["metrics"], "metrics")
+    r.unknown({"listen", "ready_timeout", "bounce_list_interval"})
+    listen = r.get("listen", str, None, required=True, convert=parse_endpoint)
+    ready_timeout = r.get("ready_timeout", (int, float, str), 2.0,
+                          convert=_duration_within(*METRICS_TIMEOUT_BOUNDS))
+    interval = r.get("bounce_list_interval", (int, float, str), 60.0,
+                     convert=_duration_within(*METRICS_INTERVAL_BOUNDS))
+    if listen is None:
+        return None
+    return MetricsSettings(listen, ready_timeout if ready_timeout is not None else 2.0,
+                           interval if interval is not None else 60.0)
 
 
 def _milter(top: _Reader, base: Path) -> Milter | None:

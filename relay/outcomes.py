@@ -31,6 +31,8 @@ log = logging.getLogger("relay.outcomes")
 RECORD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 180, 200)
 
 OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
+# Events that report a refusal (and carry its classification), counted by relay_refusals_total.
+REFUSAL_KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "bounced", "complained")
 
 # Refusals about our side of the conversation: nobody's address is at fault, but the
 # operator has something to fix (DESIGN.md: "an operator warning").
@@ -85,7 +87,7 @@ class Outcomes:
         """Record one refusal of `recipients` (or of the whole transaction when empty)."""
         reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error")
         kind = _kind(decision)
-        judgement = self.policies.judge(reply, stage, recipients)
+        judgement = self._judge(reply, stage, recipients)
         classification = judgement.classification
         if judgement.scope in WARNED_SCOPES and classification.permanent:
             # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
@@ -113,6 +115,12 @@ class Outcomes:
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             for event in follow:
                 self._queue(txn, event)
+
+    def _judge(self, reply, stage, recipients):
+        if self.metrics is None:
+            return self.policies.judge(reply, stage, recipients)
+        with self.metrics.time("relay_classification_seconds"):
+            return self.policies.judge(reply, stage, recipients)
 
     def _warn(self, txn, session, stage, reply, classification) -> None:
         """One operator warning per transaction and rule (a sender refusal repeated at every
@@ -142,7 +150,7 @@ class Outcomes:
         base = {"sender": obs.sender, "message_id": obs.message_id, "attempt_time": fields.pop("attempt_time", None)}
         classification = None
         if obs.kind != "complained":
-            judgement = self.policies.judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
+            judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
             classification = judgement.classification
 
         def make(kind, recipient, extra):
@@ -332,7 +340,22 @@ class Outcomes:
     def emit(self, event: dict) -> None:
         self.sinks.emit(event)
         if self.metrics is not None:
-            self.metrics.inc("relay_events_total", kind=event["kind"])
+            self._count(event)
+
+    def _count(self, event: dict) -> None:
+        kind = event["kind"]
+        self.metrics.inc("relay_events_total", kind=kind)
+        classification = event.get("classification")
+        if kind not in REFUSAL_KINDS or not classification:
+            return
+        reply = event.get("reply") or {}
+        self.metrics.inc("relay_refusals_total", kind=kind, category=classification.get("category") or "other",
+                         scope=classification.get("scope") or "relay", source=reply.get("source") or "relay")
+        recipient = event.get("recipient") or ""
+        if "@" in recipient:
+            # The domain only, never the address (docs/metrics.md); bounded in number by the metric.
+            self.metrics.inc("relay_destination_refusals_total", kind=kind,
+                             destination=recipient.rpartition("@")[2].lower())
 
 
 async def open_outcomes(settings, policies, metrics=None) -> tuple[Outcomes, Callable[[], Awaitable[None]]]:

@@ -11,12 +11,15 @@ import asyncio
 import functools
 import logging
 import signal
+import time
 from typing import TYPE_CHECKING
 
 from .config import Settings, load_settings
 from .errors import ConfigError
 from .events import EventSinks
 from .metrics import Metrics
+from .metrics.health import Health, Sampler
+from .metrics.http import MetricsListener
 from .outcomes import Outcomes
 from .pipeline import Pipeline
 from .policies import Policies, load_policies
@@ -54,7 +57,7 @@ class Resources:
         if up is not None and up.smarthost:
             # Several workers divide upstream.pool_size: a pool's connections cannot cross processes.
             size = worker.share(up.pool_size) if worker is not None else None
-            self.pool = UpstreamPool(settings, size=size)
+            self.pool = UpstreamPool(settings, size=size, metrics=metrics)
         # MX delivery: mode mx, or domains policies/routes.yaml sends to their MX (a reload may add them).
         # Workers divide its caps too (the session cap, and connections per destination).
         self.mx = MxDelivery(settings, self.resolver, share=worker.share if worker is not None else None) \
@@ -100,7 +103,7 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
         BounceListStep(resources.store),                         # RCPT: listed addresses refused locally
         *([shaping] if shaping is not None else []),             # RCPT: held or slowed destinations
         AuthResultsStep(settings, policies, resources.resolver), # DATA: verify what arrives signed
-        DkimSignStep(settings, policies),                        # DATA: sign what leaves
+        DkimSignStep(settings, policies, metrics=resources.metrics),  # DATA: sign what leaves
         ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
     ]
     watchers = [shaping] if shaping is not None else []
@@ -155,14 +158,29 @@ class RelayServer:
             from .intake.follower import PostfixLogFollower
             self.follower = PostfixLogFollower(settings, self.outcomes)
             follower = self.follower
-            self.metrics.gauge("relay_postfix_log_lines_total", lambda: follower.intake.lines)
-            self.metrics.gauge("relay_postfix_log_results_total", lambda: follower.intake.results)
-            self.metrics.gauge("relay_postfix_log_failures_total", lambda: follower.observed)
+            self.metrics.counted("relay_postfix_log_lines_total", lambda: follower.intake.lines)
+            self.metrics.counted("relay_postfix_log_results_total", lambda: follower.intake.results)
+            self.metrics.counted("relay_postfix_log_failures_total", lambda: follower.observed)
             self.metrics.gauge("relay_postfix_log_queue_ids", lambda: len(follower.intake.tracker))
         self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
         self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
-        self.metrics.gauge("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
+        # self.sinks is replaced when a reload changes `events`: read whichever is current.
+        self.metrics.counted("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
         self.metrics.gauge("relay_webhook_spool_bytes", lambda: self.sinks.webhook_spool_bytes())
+        pool = self.resources.pool
+        if pool is not None:
+            up = str(pool.target)
+            self.metrics.gauge("relay_upstream_connections", lambda: pool.idle_count, state="idle", upstream=up)
+            self.metrics.gauge("relay_upstream_connections", lambda: pool.open_count - pool.idle_count,
+                               state="in_use", upstream=up)
+            self.metrics.set("relay_upstream_pool_size", pool.size, upstream=up)  # this worker's share
+        self.metrics.set("relay_config_last_reload_successful", 1)
+        self.metrics.set("relay_config_last_reload_timestamp_seconds", time.time())
+        m = settings.metrics
+        self.health = Health(self.metrics, self.resources.store, m.ready_timeout if m else 2.0)
+        self.sampler = Sampler(self.metrics, self.resources.store, m.bounce_list_interval if m else 60.0)
+        self.metrics_listener: MetricsListener | None = None
+        self.metrics_address: tuple[str, int] | None = None  # (host, port) the metrics listener is bound to
 
     @staticmethod
     def _load_users(settings: Settings):
@@ -204,8 +222,18 @@ class RelayServer:
 
     async def start(self) -> list[tuple[str, int]]:
         bound = []
-        await self._open_store()
         socks = self.worker.sockets if self.worker is not None else None
+        if self.settings.metrics is not None:
+            # First, so that /healthz answers while the rest starts (and /readyz says "starting").
+            m = self.settings.metrics
+            self.metrics_listener = MetricsListener(self.metrics, self.health)
+            self.metrics_address = await self.metrics_listener.start(m.host, m.port,
+                                                                     socks.metrics if socks is not None else None)
+            self.health.start()
+            log.info("metrics on http://%s:%s/metrics (and /healthz, /readyz)", *self.metrics_address[:2])
+        await self._open_store()  # after the metrics listener: /readyz says "starting" while it migrates
+        if self.settings.metrics is not None:
+            self.sampler.start()  # counts the bounce list: once its tables are up to date
         if self.settings.milter is not None:
             from .milter.server import MilterServer, build_milter_pipeline
             self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,
@@ -233,17 +261,18 @@ class RelayServer:
                 bound.append((addr[0], addr[1]))
                 log.info("bounces_in listening on %s:%s (mail for %s)", addr[0], addr[1],
                          ", ".join(self.settings.bounces_in.domains))
-        if self.settings.metrics is not None:
-            m = self.settings.metrics
-            if socks is not None:
-                self.servers.extend([await self.metrics.serve(m.host, m.port, sock=s) for s in socks.metrics])
-            else:
-                self.servers.append(await self.metrics.serve(m.host, m.port))
-            log.info("metrics on http://%s/metrics", m)
+        self.health.listening = True
         return bound
 
     def reload(self) -> bool:
         """SIGHUP: new config and policies, or the old ones if anything is wrong."""
+        ok = self._reload()
+        self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
+        self.metrics.set("relay_config_last_reload_successful", 1 if ok else 0)
+        self.metrics.set("relay_config_last_reload_timestamp_seconds", time.time())
+        return ok
+
+    def _reload(self) -> bool:
         try:
             settings = load_settings(self.settings.source)
             policies = load_policies(settings)
@@ -306,6 +335,7 @@ class RelayServer:
     async def stop(self) -> None:
         if self.worker is None:
             systemd.notify("STOPPING=1")  # else the parent's word
+        self.health.drain()  # /readyz: 503 from now on, so that a balancer sends new mail elsewhere
         for server in self.servers:
             server.close()
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
@@ -338,8 +368,13 @@ class RelayServer:
         if pending:
             log.error("stopping: %d pipeline(s) still in use after %s s; stopping anyway", len(pending),
                       DRAIN_SECONDS)
+        await self.sampler.close()
         await self.resources.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sinks.close)  # webhooks flush first
+        # Last: /readyz said "draining" (and /metrics counted the drain) until everything closed.
+        await self.health.close()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.close()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -109,10 +109,11 @@ class UpstreamConnection:
     the reply to the final dot or an accepted RSET. Anything that leaves the two ends out of
     step (a command cut off, a reply out of sequence, garbage, a 421) closes the connection."""
 
-    def __init__(self, client: aiosmtplib.SMTP, target: Target, settings):
+    def __init__(self, client: aiosmtplib.SMTP, target: Target, settings, metrics=None):
         self._client = client
         self.target = target
         self._up = settings
+        self.metrics = metrics
         self.ip: str | None = None
         self.tls = False
         self.opened = self.last_used = time.monotonic()
@@ -145,14 +146,32 @@ class UpstreamConnection:
 
     async def _command(self, *args: bytes, timeout: float | None = None) -> Reply:
         self.busy = True
+        start = time.perf_counter()
         try:
             response = await self._client.execute_command(*args, timeout=timeout or self._up.command_timeout)
         except BaseException as exc:
             self.fail()
+            if not isinstance(exc, asyncio.CancelledError):
+                self._measure(args[0], start, None)
             raise self._translate(exc) from exc
         finally:
             self.busy = False
+        self._measure(args[0], start, response.code)
         return self._checked(response.code, response.message, args[0])
+
+    def _measure(self, command: bytes, start: float | None, code: int | None) -> None:
+        """The round trip and the reply's class, per command (EOM: the final dot). A command that
+        got no reply (timeout, closed, cut off) counts as class "error"; its time is the wait
+        (none when it failed before it was sent)."""
+        if self.metrics is None:
+            return
+        name = "EOM" if command == b"." else command.decode("ascii", "replace")
+        upstream = str(self.target)
+        if start is not None:
+            self.metrics.observe("relay_upstream_command_seconds", time.perf_counter() - start, command=name,
+                                 upstream=upstream)
+        reply_class = f"{code // 100}xx" if code is not None and 200 <= code <= 599 else "error"
+        self.metrics.inc("relay_upstream_replies_total", command=name, upstream=upstream, **{"class": reply_class})
 
     def _checked(self, code: int, message: str, command: bytes) -> Reply:
         """The upstream's reply as a Reply, or an UpstreamError when it cannot be one: garbage
@@ -248,6 +267,7 @@ class UpstreamConnection:
         last = chunks[-1] if chunks else b""
         tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
         self.busy = True
+        start: float | None = None
         # A reply the upstream sends before the final dot (a 552 for a message too big, then a
         # close) is kept for us rather than dropped as unsolicited by the client library.
         protocol._response_pending = True
@@ -273,6 +293,9 @@ class UpstreamConnection:
             early = protocol._response_waiter is not None and protocol._response_waiter.done()
             batch.append(tail)
             protocol.write(b"".join(batch))
+            # The upstream's latency at the end of DATA: from the final dot, not the transfer (for
+            # a small message the dot went out with it).
+            start = time.perf_counter()
             response = await protocol.read_response(timeout=self._up.data_timeout)
         except asyncio.CancelledError:
             self.fail()
@@ -281,10 +304,13 @@ class UpstreamConnection:
             response = self._early_response(protocol)
             self.fail()
             if response is None:
+                self._measure(b".", start, None)
                 raise self._translate(exc) from exc
             early = True
         finally:
             self.busy = False
+        if not early:
+            self._measure(b".", start, response.code)
         self.last_used = time.monotonic()
         self.in_transaction = False  # RFC 5321 3.3: the reply to the final dot ends it, whatever it was
         if early:
@@ -355,11 +381,12 @@ class UpstreamPool:
     final dot; RSET only after an aborted one). Giving a connection back never waits on the
     upstream: a RSET or QUIT it needs runs in a task the pool owns, finished at close()."""
 
-    def __init__(self, settings, size: int | None = None):
+    def __init__(self, settings, size: int | None = None, metrics=None):
         self.settings = settings
         self._up = settings.upstream
         # This process's share of upstream.pool_size when several workers divide it (relay/workers.py).
         self.size = size if size is not None else settings.upstream.pool_size
+        self.metrics = metrics
         self._idle: list[UpstreamConnection] = []
         self._open = 0  # connections open or being opened, idle or in use
         self._waiters: list[asyncio.Future] = []
@@ -381,6 +408,15 @@ class UpstreamPool:
     @property
     def target(self) -> Target:
         return Target(self._up.host, self._up.port)
+
+    @property
+    def open_count(self) -> int:
+        """Connections open or being opened, idle or in use."""
+        return self._open
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
 
     @property
     def first_command_timeout(self) -> float:
@@ -415,6 +451,7 @@ class UpstreamPool:
             tls_context=self._tls_context() if mode != "off" else None,
             username=self._up.username, password=self._read_password(),
         )
+        start = time.perf_counter()
         try:
             await asyncio.wait_for(client.connect(timeout=self._up.connect_timeout),
                                    self._up.connect_timeout + self._up.command_timeout)
@@ -422,13 +459,26 @@ class UpstreamPool:
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
             client.close()
-            raise self._connect_error(exc, target) from exc
-        conn = UpstreamConnection(client, target, self._up)
+            error = self._connect_error(exc, target)  # re-raises a cancellation
+            self._measure_connect(start, target, error.reply.code if error.reply.source != "relay" else None)
+            raise error from exc
+        self._measure_connect(start, target, 250)
+        conn = UpstreamConnection(client, target, self._up, self.metrics)
         sock = client.get_transport_info("peername")
         conn.ip = sock[0] if sock else None
         conn.tls = client.get_transport_info("sslcontext") is not None
         self.opened += 1
         return conn
+
+    def _measure_connect(self, start: float, target: Target, code: int | None) -> None:
+        """CONNECT: TCP, greeting, STARTTLS, EHLO and AUTH, as one round trip of the pool."""
+        if self.metrics is None:
+            return
+        self.metrics.observe("relay_upstream_command_seconds", time.perf_counter() - start, command="CONNECT",
+                             upstream=str(target))
+        reply_class = f"{code // 100}xx" if code is not None else "error"
+        self.metrics.inc("relay_upstream_replies_total", command="CONNECT", upstream=str(target),
+                         **{"class": reply_class})
 
     @staticmethod
     async def _greet(client: aiosmtplib.SMTP) -> None:

@@ -45,7 +45,7 @@ def build_milter_pipeline(settings, policies, resources) -> Pipeline:
         # there (SMFIP_NR_MAIL), one round trip less per message. A reload that changes this
         # applies to the milter connections opened after it (the flags are agreed per connection).
         steps.append(SpfCheckStep(settings, policies, resources.resolver))
-    steps += [BounceListStep(resources.store), DkimSignStep(settings, policies)]
+    steps += [BounceListStep(resources.store), DkimSignStep(settings, policies, metrics=resources.metrics)]
     return Pipeline(steps)
 
 

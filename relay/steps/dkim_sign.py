@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from email.utils import getaddresses
 
 from .. import dkim as dkimlib
@@ -68,15 +69,25 @@ def _body_digests(data, start: int, canonicalizations: list[str]) -> dict[str, b
     return {canon: dkimlib.body_hash(data, canon, start=start) for canon in canonicalizations}
 
 
+def _algorithm(key) -> str:
+    """The key's a= value for a metric label; a key that cannot even say it (the very fault that
+    made signing fail) is "unknown"."""
+    try:
+        return key.algorithm
+    except Exception:
+        return "unknown"
+
+
 class DkimSignStep(Step):
     name = "dkim_sign"
 
     def __init__(self, settings, policies, thread_threshold: int = THREAD_THRESHOLD,
-                 hash_deadline: float = HASH_DEADLINE):
+                 hash_deadline: float = HASH_DEADLINE, metrics=None):
         self.settings = settings
         self.policies = policies
         self.thread_threshold = thread_threshold
         self.hash_deadline = hash_deadline
+        self.metrics = metrics
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         txn.notes["dkim"] = []
@@ -106,6 +117,7 @@ class DkimSignStep(Step):
                               kind="policy_rejected", cause="dkim-no-key", domain=domain, dkim="no_key")
             return CONTINUE
 
+        started = time.perf_counter()
         data = message.original
         _, start = dkimlib.body_offset(data)
         digests: dict[str, bytes] = {}
@@ -118,6 +130,8 @@ class DkimSignStep(Step):
             except TimeoutError:
                 log.warning("DKIM body hash of %d bytes not done within %g s: not signing for d=%s "
                             "(transaction %s)", len(data) - start, self.hash_deadline, domain, txn.id)
+                for key in keys:
+                    self._count(_algorithm(key), "failed")
                 keys = []
 
         signatures: list[bytes] = []
@@ -130,8 +144,12 @@ class DkimSignStep(Step):
                                                skip_fields=message.removed_headers))
             except Exception:
                 log.exception("DKIM signing failed for d=%s s=%s (transaction %s)", domain, key.selector, txn.id)
+                self._count(_algorithm(key), "failed")
                 continue
+            self._count(key.algorithm, "ok")
             signed.append({"domain": domain, "selector": key.selector, "algorithm": key.algorithm})
+        if self.metrics is not None:
+            self.metrics.observe("relay_dkim_sign_seconds", time.perf_counter() - started)
 
         if not signatures and policy.dkim_required:
             return defer(451, "4.7.0", "Temporary local problem signing the message (DKIM), please try again later",
@@ -142,3 +160,7 @@ class DkimSignStep(Step):
             message.prepend(signature)
         txn.notes["dkim"] = signed
         return CONTINUE
+
+    def _count(self, algorithm: str, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("relay_dkim_signatures_total", algorithm=algorithm, result=result)

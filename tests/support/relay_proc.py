@@ -48,6 +48,7 @@ class RunningRelay:
         self.host, self.port = bound[0] if bound else (None, None)
         milter = self.server.milter
         self.milter_port = milter.port if milter is not None else None  # None also for a UNIX socket
+        self._stopping = None  # the server's stop(), once begun
 
     async def _make(self, cls):
         return cls(self.settings)
@@ -60,14 +61,34 @@ class RunningRelay:
             return self.server.reload()
         return self.call(do())
 
+    def begin_stop(self):
+        """Start stopping (what SIGTERM does) without waiting: a concurrent.futures.Future."""
+        if self._stopping is None:
+            self._stopping = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        return self._stopping
+
     def stop(self) -> None:
         if not self._thread.is_alive():
             return  # stopped already (a test that restarts the relay stops it itself)
         try:
-            self.call(self.server.stop(), timeout=90)
+            self.begin_stop().result(90)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+
+    def http(self, path: str, accept: str | None = None) -> tuple[int, str, str]:
+        """GET path from the metrics listener (config `metrics: {listen: "127.0.0.1:0"}`), over a
+        real socket: (status, content type, body)."""
+        import urllib.error
+        import urllib.request
+
+        host, port = self.server.metrics_address
+        request = urllib.request.Request(f"http://{host}:{port}{path}", headers={"Accept": accept} if accept else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers["Content-Type"], response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers["Content-Type"], exc.read().decode()
 
     @property
     def events_path(self) -> Path:

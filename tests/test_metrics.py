@@ -1,0 +1,192 @@
+"""relay/metrics: the registry (unit) and a running relay scraped over a real socket after real
+traffic through a scripted upstream."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from relay import dkim as dkimlib
+from relay.metrics import Metrics
+from relay.metrics.catalogue import CATALOGUE, MAX_DESTINATIONS
+from tests.support.smtp_client import RawSMTP, send_message
+
+MESSAGE = (b"From: Ann <a@sender.test>\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@sender.test>\r\n"
+           b"\r\nHello\r\n")
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of an exposition, parsed by prometheus-client's own parser."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def families(text: str) -> dict[str, str]:
+    return {f.name: f.type for f in text_string_to_metric_families(text)}
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+def test_each_metrics_object_counts_only_its_own():
+    one, two = Metrics(), Metrics()
+    one.inc("relay_events_total", kind="rejected")
+    assert one.value("relay_events_total", kind="rejected") == 1
+    assert two.value("relay_events_total", kind="rejected") == 0
+
+
+def test_every_catalogued_family_is_exported_from_the_start():
+    exported = families(Metrics().render())
+    for name, spec in CATALOGUE.items():
+        family = name[:-len("_total")] if spec.kind == "counter" else name
+        assert exported.get(family) == spec.kind, name
+
+
+def test_destinations_are_bounded_and_the_rest_is_other():
+    m = Metrics()
+    for n in range(MAX_DESTINATIONS + 5):
+        m.inc("relay_destination_refusals_total", kind="rejected", destination=f"d{n}.example")
+    m.inc("relay_destination_refusals_total", kind="rejected", destination="d0.example")
+    got = samples(m.render())
+    destinations = {dict(labels)["destination"] for (name, labels) in got if name == "relay_destination_refusals_total"}
+    assert len(destinations) == MAX_DESTINATIONS + 1 and "other" in destinations
+    assert m.value("relay_destination_refusals_total", kind="rejected", destination="other") == 5
+    assert m.value("relay_destination_refusals_total", kind="rejected", destination="d0.example") == 2
+
+
+def test_a_wrong_label_set_is_logged_once_and_never_raises(caplog):
+    m = Metrics()
+    with caplog.at_level(logging.ERROR, logger="relay.metrics"):
+        m.inc("relay_events_total", colour="red")
+        m.inc("relay_events_total", colour="red")
+    assert len([r for r in caplog.records if "relay_events_total" in r.getMessage()]) == 1
+
+
+def test_an_uncatalogued_name_still_counts_and_is_reported(caplog):
+    m = Metrics()
+    with caplog.at_level(logging.ERROR, logger="relay.metrics"):
+        m.inc("relay_new_thing_total", reason="x")
+    assert m.value("relay_new_thing_total", reason="x") == 1
+    assert "not in relay/metrics/catalogue.py" in caplog.text
+
+
+def test_a_counter_kept_elsewhere_is_counted_by_its_increments():
+    m = Metrics()
+    total = {"n": 3}
+    m.counted("relay_event_sink_failures_total", lambda: total["n"])
+    assert m.value("relay_event_sink_failures_total") == 3
+    total["n"] = 5
+    assert m.value("relay_event_sink_failures_total") == 5
+    total["n"] = 1  # its owner was replaced (a reload made new sinks): counting goes on from there
+    assert m.value("relay_event_sink_failures_total") == 6
+
+
+def test_openmetrics_when_the_scraper_asks():
+    body, content_type = Metrics().exposition("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+    body, content_type = Metrics().exposition(None)
+    assert content_type.startswith("text/plain") and b"# EOF" not in body
+
+
+# -- a running relay ---------------------------------------------------------------------------
+
+@pytest.fixture
+def signing_policies(tmp_path):
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "ed.key").write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("ed25519")))
+    (directory / "domains.yaml").write_text("sender.test:\n  dkim:\n    - {selector: e1, key: ed.key}\n")
+    return directory
+
+
+def wait_for_sample(relay, name, labels, value, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = samples(relay.http("/metrics")[2]).get((name, tuple(sorted(labels.items()))))
+        if got == value or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_a_scrape_after_real_traffic(upstream, relay_factory, signing_policies):
+    relay = relay_factory(upstream.port, policies=str(signing_policies),
+                          metrics={"listen": "127.0.0.1:0", "bounce_list_interval": 1})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, "a@sender.test", ["nosuchuser@gmail.test", "b@example.com"], MESSAGE)
+        assert [r[0] for r in replies] == [250, 550, 250, 354, 250], replies
+        c.cmd("QUIT")
+    relay.events(wait_for=2)
+    up = f"127.0.0.1:{upstream.port}"
+    # The listing is counted by the periodic count, not at the scrape.
+    assert wait_for_sample(relay, "relay_bounce_list_entries", {}, 1.0) == 1.0
+    status, content_type, text = relay.http("/metrics")
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    got = samples(text)
+
+    def value(name, **labels):
+        return got.get((name, tuple(sorted(labels.items()))))
+
+    assert value("relay_connections_total") == 1
+    assert value("relay_messages_total", result="accepted") == 1
+    assert value("relay_events_total", kind="rejected") == 1
+    assert value("relay_events_total", kind="bounce_listed") == 1
+    assert value("relay_refusals_total", kind="rejected", category="unknown_recipient", scope="recipient",
+                 source="upstream") == 1
+    assert value("relay_destination_refusals_total", kind="rejected", destination="gmail.test") == 1
+    assert value("relay_classification_seconds_count") == 1
+    # Lockstep: one connection, each command's round trip, the final dot's too.
+    assert value("relay_upstream_command_seconds_count", command="CONNECT", upstream=up) == 1
+    assert value("relay_upstream_command_seconds_count", command="RCPT", upstream=up) == 2
+    assert value("relay_upstream_command_seconds_count", command="EOM", upstream=up) == 1
+    assert value("relay_upstream_replies_total", command="RCPT", upstream=up, **{"class": "5xx"}) == 1
+    assert value("relay_upstream_replies_total", command="RCPT", upstream=up, **{"class": "2xx"}) == 1
+    assert value("relay_upstream_replies_total", command="DATA", upstream=up, **{"class": "3xx"}) == 1
+    assert value("relay_upstream_pool_size", upstream=up) == relay.settings.upstream.pool_size
+    assert value("relay_dkim_sign_seconds_count") == 1
+    assert value("relay_dkim_signatures_total", algorithm="ed25519-sha256", result="ok") == 1
+    assert value("relay_config_last_reload_successful") == 1
+    assert value("relay_build_info", version=__import__("relay").__version__) == 1
+    # The session is over and the connection went back to the pool.
+    assert wait_for_sample(relay, "relay_active_sessions", {}, 0.0) == 0.0
+    assert wait_for_sample(relay, "relay_upstream_connections", {"state": "idle", "upstream": up}, 1.0) == 1.0
+    # No label ever carries an address; every family is one the catalogue documents.
+    assert not [labels for (_, labels) in got if any("@" in v for _, v in labels)]
+    documented = {n[:-len("_total")] if s.kind == "counter" else n for n, s in CATALOGUE.items()}
+    assert {f for f in families(text) if not f.startswith("process_")} <= documented
+
+
+def test_reloads_are_counted_and_a_failed_one_shows(upstream, relay_factory):
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    assert relay.reload()
+    good = relay.config_path.read_text()
+    relay.config_path.write_text(good + "\nno_such_key: 1\n")
+    assert not relay.reload()
+    got = samples(relay.http("/metrics")[2])
+    assert got[("relay_config_reloads_total", (("result", "ok"),))] == 1
+    assert got[("relay_config_reloads_total", (("result", "failed"),))] == 1
+    assert got[("relay_config_last_reload_successful", ())] == 0
+    relay.config_path.write_text(good)
+    assert relay.reload()
+    assert samples(relay.http("/metrics")[2])[("relay_config_last_reload_successful", ())] == 1
+
+
+def test_a_malformed_upstream_reply_is_an_error_and_our_own_refusal(upstream, relay_factory):
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<a@sender.test>")
+        assert c.cmd("RCPT TO:<garbage@example.com>")[0] == 451
+        c.cmd("QUIT")
+    relay.events(wait_for=1)
+    got = samples(relay.http("/metrics")[2])
+    up = f"127.0.0.1:{upstream.port}"
+    assert got[("relay_upstream_replies_total", (("class", "error"), ("command", "RCPT"), ("upstream", up)))] == 1
+    ours = {dict(labels)["scope"]: v for (name, labels), v in got.items()
+            if name == "relay_refusals_total" and dict(labels)["source"] == "relay"}
+    assert ours == {"relay": 1}

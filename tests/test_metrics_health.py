@@ -1,0 +1,116 @@
+"""/healthz and /readyz of a running relay, over a real socket (relay/metrics/health.py, http.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import psycopg
+import pytest
+
+from relay.metrics import Metrics
+from relay.metrics.health import Health
+from relay.store import open_store
+from tests.support import pg
+from tests.support.smtp_client import RawSMTP
+
+METRICS = {"listen": "127.0.0.1:0", "ready_timeout": 0.5}
+
+
+def wait_for_status(relay, path, status, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = relay.http(path)
+        if got[0] == status or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_a_running_relay_is_live_and_ready(relay_factory, upstream):
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    status, content_type, body = relay.http("/healthz")
+    assert (status, body) == (200, "ok\n") and content_type.startswith("text/plain")
+    status, _, body = relay.http("/readyz")
+    assert status == 200 and body.startswith("ready\n") and "bounce list: ok" in body
+
+
+def test_other_paths_and_methods(relay_factory, upstream):
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    assert relay.http("/")[0] == 404
+    host, port = relay.server.metrics_address
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert s.makefile("rb").readline().startswith(b"HTTP/1.1 405 ")
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = s.makefile("rb").read()
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")  # headers, no body
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert s.makefile("rb").readline().startswith(b"HTTP/1.1 400 ")
+    assert relay.http("/healthz")[0] == 200  # none of that hurt the listener
+
+
+def test_draining_is_not_ready_but_still_live(relay_factory, upstream):
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250  # a transaction in flight holds the drain
+        stopping = relay.begin_stop()
+        status, _, body = wait_for_status(relay, "/readyz", 503)
+        assert status == 503 and "draining" in body
+        assert relay.http("/healthz")[0] == 200
+        metrics = relay.http("/metrics")[2]
+        assert "\nrelay_draining 1.0\n" in metrics
+        assert not stopping.done()
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250  # the transaction may finish
+        c.cmd("DATA")
+        c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+    stopping.result(60)
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+@pytest.fixture
+def pg_list():
+    url, schema = pg.isolated_url()
+
+    async def create():
+        store = open_store(url)
+        await store.add("listed@example.com", note="test")
+        await store.close()
+    asyncio.run(create())
+    yield url, schema
+    pg.drop(schema)
+
+
+def test_a_bounce_list_that_does_not_answer_is_not_ready(pg_list, relay_factory, upstream):
+    url, schema = pg_list
+    relay = relay_factory(upstream.port, bounce_list=url, metrics=METRICS)
+    assert relay.http("/readyz")[0] == 200
+    # Another session takes the table and does not let go: every lookup waits.
+    with psycopg.connect(pg._conninfo(), autocommit=False) as holder:
+        holder.execute(f'LOCK TABLE "{schema}"."relay_bounces" IN ACCESS EXCLUSIVE MODE')
+        status, _, body = relay.http("/readyz")
+        assert status == 503 and "bounce list: no answer within 0.5 s" in body
+        assert relay.http("/healthz")[0] == 200  # the process itself is fine: no restart wanted
+        holder.rollback()
+    assert wait_for_status(relay, "/readyz", 200)[0] == 200
+
+
+def test_a_bounce_list_that_fails_is_not_ready(tmp_path, relay_factory, upstream):
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    db = tmp_path / "bounces.db"
+    db.unlink()
+    db.mkdir()  # the list's path is now a directory: it cannot be opened again
+    status, _, body = relay.http("/readyz")
+    assert status == 503 and body.startswith("bounce list: ")
+
+
+async def test_not_ready_until_the_listeners_are_bound():
+    health = Health(Metrics(), None, 1.0)
+    ok, lines = await health.ready()
+    assert not ok and lines[0].startswith("starting")
+    health.listening = True
+    assert await health.ready() == (True, ["ready", "bounce list: none configured"])
