@@ -190,3 +190,44 @@ def test_a_malformed_upstream_reply_is_an_error_and_our_own_refusal(upstream, re
     ours = {dict(labels)["scope"]: v for (name, labels), v in got.items()
             if name == "relay_refusals_total" and dict(labels)["source"] == "relay"}
     assert ours == {"relay": 1}
+
+
+def test_docs_list_every_metric():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert [name for name in CATALOGUE if f"`{name}`" not in text] == []
+
+
+WORKER = """
+import sys
+sys.path.insert(0, {root!r})
+from relay.metrics import Metrics
+m = Metrics()
+m.inc("relay_connections_total", 3)
+m.set("relay_active_sessions", 2)
+m.set("relay_bounce_list_entries", 7)
+m.observe("relay_dkim_sign_seconds", 0.001)
+"""
+
+
+def test_multiprocess_mode_adds_up_the_workers(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR (docs/internals.md, "Metrics under workers"): each process's values
+    go to the shared directory, and a scrape in any of them combines them per metric."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", WORKER.format(root=root)], env=env, check=True, timeout=60)
+    scrape = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})\n"
+                             "from relay.metrics import Metrics\nprint(Metrics().render())"],
+                            env=env, check=True, timeout=60, capture_output=True, text=True).stdout
+    got = samples(scrape)
+    assert got[("relay_connections_total", ())] == 6
+    assert got[("relay_active_sessions", ())] == 4  # livesum: sessions add up
+    assert got[("relay_bounce_list_entries", ())] == 7  # max: one shared list, counted by each
+    assert got[("relay_dkim_sign_seconds_count", ())] == 2

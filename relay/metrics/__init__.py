@@ -209,6 +209,11 @@ class Metrics:
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """The scrape's body and content type (OpenMetrics when the scraper asks for it)."""
         self.sample()
+        return self.encode(accept)
+
+    def encode(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition without sampling first: safe in another thread (prometheus-client
+        locks each value and copies each family's children while it collects)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.scrape_registry()), content_type
 

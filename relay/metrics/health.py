@@ -23,6 +23,8 @@ STALL_SECONDS = 10.0
 # An address no entry can ever match: .invalid is reserved (RFC 2606 2), so the probe is a real
 # lookup (the same query RCPT runs) that finds nothing.
 PROBE_ADDRESS = "readiness-probe@relay.invalid"
+# Under workers, how often each samples its read-from-elsewhere gauges into the shared files.
+WORKER_SAMPLE_SECONDS = 5.0
 # Counting a large list on a busy database may take a while; past this the gauge keeps its value.
 COUNT_TIMEOUT = 30.0
 
@@ -117,11 +119,18 @@ class Sampler:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        count_due = loop.time()
         while True:
-            await self.count_bounce_list()
+            if loop.time() >= count_due:
+                await self.count_bounce_list()
+                count_due = loop.time() + self.interval
             if self.metrics.multiprocess:
+                # A scrape reaches one worker: each keeps its share of the shared files fresh.
                 self.metrics.sample()
-            await asyncio.sleep(self.interval)
+                await asyncio.sleep(min(WORKER_SAMPLE_SECONDS, max(0.0, count_due - loop.time())))
+            else:
+                await asyncio.sleep(max(0.0, count_due - loop.time()))
 
     async def count_bounce_list(self) -> None:
         if self.store is None:

@@ -4,15 +4,17 @@ Why not prometheus-client's own `start_http_server`: it serves from a thread, an
 - /healthz would answer while the event loop is stuck (the one failure it exists to catch),
 - /readyz could not await the bounce-list probe the loop owns (asyncpg pools belong to their loop),
 - the sampled gauges would read the loop's structures (sessions, pools) from another thread.
-The exposition itself (`generate_latest`, via Metrics.exposition) is prometheus-client's; only
-the few lines of HTTP/1.1 are ours. Building a scrape is CPU work proportional to the number of
-series, which the catalogue keeps small (about a millisecond: docs/metrics.md).
+The exposition itself (`generate_latest`) is prometheus-client's; only the few lines of HTTP/1.1
+are ours. Building it is CPU work proportional to the number of series: under a millisecond for
+a fresh relay, but tens of milliseconds for a few thousand series (bench/bench_metrics.py), so it
+runs in a thread of its own, after the loop-owned values were sampled on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("relay.metrics")
 
@@ -25,6 +27,8 @@ class MetricsListener:
         self.metrics = metrics
         self.health = health
         self.servers: list[asyncio.AbstractServer] = []
+        # One thread: concurrent scrapes take turns rather than each taking a core.
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-metrics")
 
     async def start(self, host: str, port: int, socks=None) -> tuple[str, int]:
         """On host:port, or on the sockets a workers' parent bound for this worker (relay/workers.py:
@@ -42,6 +46,7 @@ class MetricsListener:
             server.close()
         for server in self.servers:
             await server.wait_closed()
+        self._encoder.shutdown(wait=False)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -75,7 +80,9 @@ class MetricsListener:
             headers[name.strip().lower()] = value.strip()
         path = target.split("?", 1)[0]
         if path == "/metrics":
-            body, content_type = self.metrics.exposition(headers.get("accept"))
+            self.metrics.sample()  # on the loop: the gauges read the loop's own structures
+            body, content_type = await asyncio.get_running_loop().run_in_executor(
+                self._encoder, self.metrics.encode, headers.get("accept"))
             return "200 OK", body, content_type
         if path == "/healthz":
             ok, why = self.health.live()
