@@ -827,10 +827,7 @@ def _metrics(top: _Reader) -> MetricsSettings | None:
                           convert=_duration_within(*METRICS_TIMEOUT_BOUNDS))
     interval = r.get("bounce_list_interval", (int, float, str), 60.0,
                      convert=_duration_within(*METRICS_INTERVAL_BOUNDS))
-    if listen is None:
-        return None
-    return MetricsSettings(listen, ready_timeout if ready_timeout is not None else 2.0,
-                           interval if interval is not None else 60.0)
+    return MetricsSettings(listen, ready_timeout, interval) if listen is not None else None
 
 
 def _milter(top: _Reader, base: Path) -> Milter | None:

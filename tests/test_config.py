@@ -236,3 +236,23 @@ def test_mta_sts_port_defaults_to_443_and_is_checked(tmp_path):
     assert load_settings(path).upstream.mta_sts_port == 8443
     found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, mta_sts_port: 70000}\n")
     assert len(found) == 1 and found[0].startswith("upstream.mta_sts_port: ") and "out of range" in found[0]
+
+
+def test_metrics_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\nmetrics: {listen: '127.0.0.1:9325', ready_timeout: 500ms, "
+                    "bounce_list_interval: 5m}\n")
+    m = load_settings(path).metrics
+    assert (m.host, m.port, m.ready_timeout, m.bounce_list_interval) == ("127.0.0.1", 9325, 0.5, 300.0)
+    path.write_text("hostname: relay.example.com\nmetrics: {listen: '127.0.0.1:9325'}\n")
+    m = load_settings(path).metrics
+    assert (m.ready_timeout, m.bounce_list_interval) == (2.0, 60.0)
+
+
+def test_metrics_problems_name_their_keys(tmp_path):
+    found = problems(tmp_path, "hostname: relay.example.com\nmetrics: {ready_timeout: 5m, bounce_list_interval: "
+                               "0.5, port: 9325}\n")
+    assert found == ["metrics.port: unknown key; expected one of: bounce_list_interval, listen, ready_timeout",
+                     "metrics.listen: is required",
+                     "metrics.ready_timeout: '5m' is outside 0.1 s .. 60 s",
+                     "metrics.bounce_list_interval: 0.5 is outside 1 s .. 86400 s"], found
