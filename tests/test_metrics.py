@@ -7,28 +7,15 @@ import logging
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from relay import dkim as dkimlib
 from relay.metrics import Metrics
 from relay.metrics.catalogue import CATALOGUE, MAX_DESTINATIONS
+from tests.support.metrics import SHAPING, families, samples
 from tests.support.smtp_client import RawSMTP, send_message
 
 MESSAGE = (b"From: Ann <a@sender.test>\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@sender.test>\r\n"
            b"\r\nHello\r\n")
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """Every sample of an exposition, parsed by prometheus-client's own parser."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def families(text: str) -> dict[str, str]:
-    return {f.name: f.type for f in text_string_to_metric_families(text)}
 
 
 # -- the registry -----------------------------------------------------------------------------
@@ -231,3 +218,22 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path):
     assert got[("relay_active_sessions", ())] == 4  # livesum: sessions add up
     assert got[("relay_bounce_list_entries", ())] == 7  # max: one shared list, counted by each
     assert got[("relay_dkim_sign_seconds_count", ())] == 2
+
+
+def test_a_shaping_hold_shows_in_the_gauges_and_counters(tmp_path, upstream, relay_factory):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "shaping.yaml").write_text(SHAPING)
+    relay = relay_factory(upstream.port, policies=str(policies),
+                          metrics={"listen": "127.0.0.1:0", "bounce_list_interval": 1})
+    upstream.throttle_after["sender.test"] = 0
+    for _ in range(2):  # throttled by the provider, then held by the relay itself
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@sender.test>")
+            assert c.cmd("RCPT TO:<u@gmail.com>")[0] in (421, 451)
+    assert wait_for_sample(relay, "relay_shaping_holds", {"state": "held"}, 1.0) == 1.0
+    got = samples(relay.http("/metrics")[2])
+    assert got[("relay_shaping_strikes_total", (("destination", "google"), ("rule", "gmail-unusual-rate")))] == 1
+    assert got[("relay_shaping_deferrals_total", (("destination", "google"), ("why", "held")))] == 1
+    assert got[("relay_shaping_holds", (("state", "slowed"),))] == 0

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay import dkim as dkimlib
 from tests.support.prometheus import PrometheusServer
+from tests.support.metrics import SHAPING
 from tests.support.smtp_client import RawSMTP, send_message
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
@@ -65,11 +66,13 @@ def test_the_dashboard_loads_and_its_panels_do_not_overlap():
 
 @pytest.fixture
 def busy_relay(tmp_path, upstream, relay_factory):
-    """A relay that has seen a refusal, an accepted and signed message and a reload."""
+    """A relay that has seen a refusal, an accepted and signed message, a provider's throttling
+    that holds a destination, and a reload."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "ed.key").write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("ed25519")))
     (policies / "domains.yaml").write_text("sender.test:\n  dkim:\n    - {selector: e1, key: ed.key}\n")
+    (policies / "shaping.yaml").write_text(SHAPING)
     relay = relay_factory(upstream.port, policies=str(policies),
                           metrics={"listen": "127.0.0.1:0", "bounce_list_interval": 1})
     with RawSMTP(relay.host, relay.port) as c:
@@ -77,6 +80,12 @@ def busy_relay(tmp_path, upstream, relay_factory):
         replies = send_message(c, "a@sender.test", ["nosuchuser@gmail.test", "b@example.com"], MESSAGE)
         assert [r[0] for r in replies] == [250, 550, 250, 354, 250], replies
     relay.events(wait_for=2)
+    upstream.throttle_after["throttled.test"] = 0
+    for _ in range(2):  # throttled by the provider, then held by the relay itself
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            c.cmd("MAIL FROM:<a@throttled.test>")
+            assert c.cmd("RCPT TO:<u@gmail.com>")[0] in (421, 451)
     assert relay.reload()
     return relay
 

@@ -100,7 +100,8 @@ class Health:
 
 class Sampler:
     """Values too costly to read at each scrape, read every `interval` off the loop with a
-    deadline: the bounce list's size (a count(*) walks the whole table). Under workers it also
+    deadline: the bounce list's size (a count(*) walks the whole table) and the shaping holds in
+    the store. Under workers it also
     samples the read-from-elsewhere gauges, since a scrape reaches only one worker."""
 
     def __init__(self, metrics, store, interval: float, timeout: float = COUNT_TIMEOUT):
@@ -124,6 +125,7 @@ class Sampler:
         while True:
             if loop.time() >= count_due:
                 await self.count_bounce_list()
+                await self.count_shaping()
                 count_due = loop.time() + self.interval
             if self.metrics.multiprocess:
                 # A scrape reaches one worker: each keeps its share of the shared files fresh.
@@ -147,3 +149,18 @@ class Sampler:
             return
         self.metrics.set("relay_bounce_list_entries", entries)
         self.metrics.set("relay_bounce_list_counted_timestamp_seconds", time.time())
+
+    async def count_shaping(self) -> None:
+        """Holds and slow-downs in force: a handful of rows (destinations x sender domains)."""
+        if self.store is None:
+            return
+        try:
+            records = await asyncio.wait_for(self.store.shaping_records(), self.timeout)
+        except Exception as exc:  # a timeout included: the gauges keep their last values
+            log.warning("metrics: could not read the shaping records (%s)", exc or type(exc).__name__)
+            return
+        now = time.time()
+        held = sum(1 for r in records if r.held(now))
+        slowed = sum(1 for r in records if not r.held(now) and r.rate is not None)
+        self.metrics.set("relay_shaping_holds", held, state="held")
+        self.metrics.set("relay_shaping_holds", slowed, state="slowed")
