@@ -359,3 +359,31 @@ def test_a_replacement_worker_runs_the_policies_in_force_not_the_files_on_disk(r
     assert [e["classification"]["rule"] for e in rejected] == ["local-nosuchuser"] * 2
     assert relay.workers() == after
     assert relay.stop() == 0
+
+
+def test_a_scrape_reaching_any_worker_counts_every_workers_mail(relay_workers, upstream):
+    """prometheus-client's multiprocess mode (docs/internals.md, "Metrics under workers")."""
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    metrics_port = free_port()
+    relay = relay_workers(metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    for i, c in enumerate(relay.one_connection_per_worker().values()):
+        c.cmd("EHLO c.test")
+        assert send_message(c, "a@sender.test", ["b@example.com", f"nosuchuser@d{i}.test"], BODY)[-1][0] == 250
+        c.cmd("QUIT")
+        c.close()
+    assert len(upstream.wait_for_messages(2)) == 2
+    for _ in range(6):  # the kernel picks the worker that answers; each answers for both
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+            got = samples(response.read().decode())
+        assert got[("relay_messages_total", (("result", "accepted"),))] == 2
+        assert got[("relay_refusals_total", (("category", "unknown_recipient"), ("kind", "rejected"),
+                                             ("scope", "recipient"), ("source", "upstream")))] == 2
+        assert got[("relay_upstream_command_seconds_count", (("command", "EOM"),
+                                                             ("upstream", f"127.0.0.1:{upstream.port}")))] == 2
+        # Each worker has half of upstream.pool_size (50): the gauges add up to the whole.
+        assert got[("relay_upstream_pool_size", (("upstream", f"127.0.0.1:{upstream.port}"),))] == 50
+    assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()
