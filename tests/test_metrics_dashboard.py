@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay import dkim as dkimlib
+from tests.support import webhook_receiver
 from tests.support.prometheus import PrometheusServer
 from tests.support.metrics import SHAPING
 from tests.support.smtp_client import RawSMTP, send_message
@@ -25,7 +27,7 @@ ADDED_LABELS = {"instance", "job", "le"}
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "topk", "max", "min", "histogram_quantile", "and", "or",
                 "without", "count_over_time", "avg", "count", "irate", "on", "ignoring", "group_left", "bool"}
 # Panels of labelled series that busy_relay's traffic does not create (no operator warning).
-NOTHING_HAPPENED = {"Operator warnings"}
+NOTHING_HAPPENED = {"Operator warnings", "Webhook dead letters"}
 MESSAGE = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
 
 
@@ -65,16 +67,27 @@ def test_the_dashboard_loads_and_its_panels_do_not_overlap():
 
 
 @pytest.fixture
-def busy_relay(tmp_path, upstream, relay_factory):
+def receiver():
+    r = webhook_receiver.WebhookReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def busy_relay(tmp_path, upstream, relay_factory, receiver):
     """A relay that has seen a refusal, an accepted and signed message, a provider's throttling
-    that holds a destination, and a reload."""
+    that holds a destination, a webhook that took its events, and a reload."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "ed.key").write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("ed25519")))
     (policies / "domains.yaml").write_text("sender.test:\n  dkim:\n    - {selector: e1, key: ed.key}\n")
     (policies / "shaping.yaml").write_text(SHAPING)
+    (tmp_path / "webhook.secret").write_text(webhook_receiver.SECRET)
     relay = relay_factory(upstream.port, policies=str(policies),
-                          metrics={"listen": "127.0.0.1:0", "bounce_list_interval": 1})
+                          metrics={"listen": "127.0.0.1:0", "bounce_list_interval": 1},
+                          events=[{"jsonl": str(tmp_path / "events.jsonl")},
+                                  {"webhook": receiver.url, "secret_file": str(tmp_path / "webhook.secret"),
+                                   "spool_dir": str(tmp_path / "spool"), "batch": {"max_wait": 0.1}}])
     with RawSMTP(relay.host, relay.port) as c:
         c.cmd("EHLO client.test")
         replies = send_message(c, "a@sender.test", ["nosuchuser@gmail.test", "b@example.com"], MESSAGE)
@@ -87,6 +100,10 @@ def busy_relay(tmp_path, upstream, relay_factory):
             c.cmd("MAIL FROM:<a@throttled.test>")
             assert c.cmd("RCPT TO:<u@gmail.com>")[0] in (421, 451)
     assert relay.reload()
+    deadline = time.monotonic() + 30
+    while not receiver.batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert receiver.batches
     return relay
 
 
