@@ -44,7 +44,13 @@ class Relay:
         self.proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(self.config)],
                                      cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
-        wait_until(lambda: "all 2 workers listening" in self.stderr(), timeout=60)
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"relay exited {self.proc.returncode}:\n{self.stderr()}"
+            return "all 2 workers listening" in self.stderr()
+        try:
+            wait_until(ready, timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.stderr()}") from None
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
