@@ -513,3 +513,35 @@ def test_shaping_hears_a_throttling_greeting_from_the_mx(mx_relay, dns, mx2):
     assert mx2.connections == connections  # held here: Google is not even connected to
     pushed = next(e for e in relay.events(wait_for=2) if e["reply"]["source"] == "upstream")
     assert pushed["stage"] == "connect" and pushed["shaping"]["destination"] == "google"
+
+
+def _shaping_policy(tmp_path, limits: str):
+    policies = tmp_path / "policies"
+    policies.mkdir(exist_ok=True)
+    (policies / "shaping.yaml").write_text(
+        f"version: 1\ndestinations:\n  google: {{name: gmail, mx: ['*.google.com'], limits: {limits}}}\n")
+    return policies
+
+
+def test_shaping_caps_the_connections_to_a_providers_mx(mx_relay, dns, mx1, tmp_path):
+    dns.zone.add("workspace.test", "MX", (1, "aspmx.l.google.com"))
+    dns.zone.add("aspmx.l.google.com", "A", "127.0.0.2")
+    relay = mx_relay(policies=str(_shaping_policy(tmp_path, "{connections: 1}")), upstream={"connect_timeout": 1})
+    with client(relay) as busy, client(relay) as other:
+        assert busy.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert busy.cmd("RCPT TO:<b@workspace.test>")[0] == 250  # holds Google's one connection
+        assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = other.cmd("RCPT TO:<c@workspace.test>")
+        assert code == 451 and text.startswith("451 4.4.5 All connections to the mail servers of workspace.test")
+    assert mx1.connections == 1
+
+
+def test_shaping_closes_a_providers_connection_after_its_messages_per_connection(mx_relay, dns, mx1, tmp_path):
+    dns.zone.add("workspace.test", "MX", (1, "aspmx.l.google.com"))
+    dns.zone.add("aspmx.l.google.com", "A", "127.0.0.2")
+    relay = mx_relay(policies=str(_shaping_policy(tmp_path, "{messages_per_connection: 2}")))
+    with client(relay) as c:
+        for n in range(3):
+            assert send_message(c, "a@sender.test", [f"u{n}@workspace.test"], BODY)[-1][0] == 250
+    assert len(mx1.wait_for_messages(3)) == 3
+    assert mx1.connections == 2  # two messages on the first, the third on a new one

@@ -88,6 +88,17 @@ class DestinationPool(UpstreamPool):
         self.max_transactions = self._up.messages_per_connection
         self.last_route: Route | None = None
 
+    def shape(self, limits) -> None:
+        """Traffic shaping's limits of the provider this MX set belongs to (shaping.yaml `connections`,
+        `messages_per_connection`; None: none): the smaller of them and the upstream caps applies, from
+        the next connection opened and the next transaction."""
+        size, per_connection = self._delivery.per_destination, self._up.messages_per_connection
+        if limits is not None and limits.connections is not None:
+            size = min(size, self._delivery.share(limits.connections))
+        if limits is not None and limits.messages_per_connection is not None:
+            per_connection = min(per_connection, limits.messages_per_connection)
+        self.size, self.max_transactions = size, per_connection
+
     @property
     def target(self) -> Target:
         route = self.last_route
@@ -278,9 +289,9 @@ class MxDelivery:
         """`share(total)`: this process's part of a cap that several workers divide (relay/workers.py)."""
         self.settings = settings
         up = settings.upstream
-        self.cap = share(up.pool_size) if share is not None else up.pool_size  # MX connections in all
-        self.per_destination = (share(up.connections_per_destination) if share is not None
-                                else up.connections_per_destination)
+        self.share = share if share is not None else (lambda total: total)
+        self.cap = self.share(up.pool_size)  # MX connections in all
+        self.per_destination = self.share(up.connections_per_destination)
         self.routes = Routes(resolver)
         up = settings.upstream
         # Policies cached by domain for the process's life (RFC 8461 5.1); fetched with the system's
