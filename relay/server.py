@@ -60,7 +60,8 @@ class Resources:
             self.pool = UpstreamPool(settings, size=size, metrics=metrics)
         # MX delivery: mode mx, or domains policies/routes.yaml sends to their MX (a reload may add them).
         # Workers divide its caps too (the session cap, and connections per destination).
-        self.mx = MxDelivery(settings, self.resolver, share=worker.share if worker is not None else None) \
+        self.mx = MxDelivery(settings, self.resolver, share=worker.share if worker is not None else None,
+                             metrics=metrics) \
             if up is not None else None
         self.metrics = metrics
         self.shaper = Shaper(self.store, metrics, self.resolver)  # holds and counts, shared through the store

@@ -545,3 +545,20 @@ def test_shaping_closes_a_providers_connection_after_its_messages_per_connection
             assert send_message(c, "a@sender.test", [f"u{n}@workspace.test"], BODY)[-1][0] == 250
     assert len(mx1.wait_for_messages(3)) == 3
     assert mx1.connections == 2  # two messages on the first, the third on a new one
+
+
+def test_metrics_time_each_mx_hosts_commands(mx_relay, mx1):
+    from tests.support.metrics import samples
+
+    relay = mx_relay(metrics={"listen": "127.0.0.1:0"})
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com", "nosuchuser@example.com"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 550, 354, 250]
+    got = samples(relay.http("/metrics")[2])
+    eom = {dict(labels)["upstream"]: v for (name, labels), v in got.items()
+           if name == "relay_upstream_command_seconds_count" and dict(labels)["command"] == "EOM"}
+    assert eom == {f"mx1.example.com:{mx1.port}": 1}
+    assert got[("relay_upstream_replies_total", (("class", "5xx"), ("command", "RCPT"),
+                                                 ("upstream", f"mx1.example.com:{mx1.port}")))] == 1
+    assert got[("relay_refusals_total", (("category", "unknown_recipient"), ("kind", "rejected"),
+                                         ("scope", "recipient"), ("source", "upstream")))] == 1

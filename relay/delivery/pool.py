@@ -43,8 +43,8 @@ def _reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
 class MxConnection(UpstreamConnection):
     """A connection to one MX host, with what events say about it."""
 
-    def __init__(self, client, target: Target, settings, mx: MxHost, decision: TlsPlan):
-        super().__init__(client, target, settings)
+    def __init__(self, client, target: Target, settings, mx: MxHost, decision: TlsPlan, metrics=None):
+        super().__init__(client, target, settings, metrics)
         self.mx = mx
         self.decision = decision
         self.tls_protocol: str | None = None
@@ -82,7 +82,7 @@ class DestinationPool(UpstreamPool):
     """The connections to one MX set."""
 
     def __init__(self, settings, destination: tuple, delivery: "MxDelivery"):
-        super().__init__(settings, size=delivery.per_destination)
+        super().__init__(settings, size=delivery.per_destination, metrics=delivery.metrics)
         self.destination = destination
         self._delivery = delivery
         self.max_transactions = self._up.messages_per_connection
@@ -246,7 +246,7 @@ class DestinationPool(UpstreamPool):
                                 _tls_refused(host, ip, target.port, decision))
         if not decision.enforced and info["protocol"] is None:
             report = "; ".join(r for r in (report, "no TLS with this host") if r)
-        conn = MxConnection(client, target, self._up, host, decision)
+        conn = MxConnection(client, target, self._up, host, decision, self.metrics)
         conn.ip = ip
         conn.tls = info["protocol"] is not None
         conn.tls_protocol, conn.tls_cipher = info["protocol"], info["cipher"]
@@ -285,9 +285,10 @@ class DestinationPool(UpstreamPool):
 class MxDelivery:
     """Routes, TLS decisions and the destination pools of MX delivery (process lifetime)."""
 
-    def __init__(self, settings, resolver, share=None):
+    def __init__(self, settings, resolver, share=None, metrics=None):
         """`share(total)`: this process's part of a cap that several workers divide (relay/workers.py)."""
         self.settings = settings
+        self.metrics = metrics  # relay_upstream_* per MX host (the label bounded: relay/metrics/catalogue.py)
         up = settings.upstream
         self.share = share if share is not None else (lambda total: total)
         self.cap = self.share(up.pool_size)  # MX connections in all

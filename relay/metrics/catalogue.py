@@ -67,11 +67,12 @@ CATALOGUE: dict[str, Spec] = {
     # -- the upstream (relay/upstream.py) --
     "relay_upstream_command_seconds": Spec(
         "histogram", "Time from sending a command to the upstream's reply, by command (CONNECT: connection, "
-                     "TLS, EHLO and AUTH; EOM: the final dot) and upstream (host:port).",
-        ("command", "upstream"), buckets=SMTP_BUCKETS),
+                     "TLS, EHLO and AUTH; EOM: the final dot) and upstream (host:port: the smarthost, or an MX "
+                     "host in mode mx, the first MAX_DESTINATIONS of them, then \"other\").",
+        ("command", "upstream"), buckets=SMTP_BUCKETS, bounded=("upstream",)),
     "relay_upstream_replies_total": Spec(
         "counter", "Upstream replies by command, reply class (2xx, 3xx, 4xx, 5xx, or error: timeout, "
-                   "closed, malformed) and upstream.", ("command", "class", "upstream")),
+                   "closed, malformed) and upstream.", ("command", "class", "upstream"), bounded=("upstream",)),
     "relay_upstream_connections": Spec("gauge", "Upstream connections open now, by state (idle, in_use).",
                                        ("state", "upstream")),
     "relay_upstream_pool_size": Spec("gauge", "upstream.pool_size: the most connections open at once.",
