@@ -119,13 +119,12 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
                                                 resources.mx.mta_sts, ca_file=up.ca_file, port=up.mx_port))
         # Every command: the reply of the destination the first RCPT chose (MX or smarthost), which
         # shaping hears too.
-        limits_for = None
+        provider_of = None
         if policies.shaping is not None:
-            def limits_for(host: str, shaping=policies.shaping):
-                dest = shaping.by_mx(host)  # a named provider's; other domains keep the upstream caps
-                return dest.limits if dest is not None else None
+            def provider_of(host: str, shaping=policies.shaping):
+                return shaping.by_mx(host)  # a named provider; other domains keep the upstream caps
         steps.append(DeliveryStep(routing, resources.mx, resources.pool, tls, watchers=watchers,
-                                  limits_for=limits_for))
+                                  provider_of=provider_of))
     elif resources.pool is not None:
         # Every command: the upstream's reply, which shaping hears too (throttling, success).
         steps.append(UpstreamStep(resources.pool, watchers=watchers))

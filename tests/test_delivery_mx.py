@@ -532,8 +532,31 @@ def test_shaping_caps_the_connections_to_a_providers_mx(mx_relay, dns, mx1, tmp_
         assert busy.cmd("RCPT TO:<b@workspace.test>")[0] == 250  # holds Google's one connection
         assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
         code, text = other.cmd("RCPT TO:<c@workspace.test>")
-        assert code == 451 and text.startswith("451 4.4.5 All connections to the mail servers of workspace.test")
+        assert code == 451 and text.startswith("451 4.4.5 All 1 connections to google (the mail servers of "
+                                               "workspace.test among them; connections in shaping.yaml)")
     assert mx1.connections == 1
+
+
+def test_a_providers_connection_cap_holds_over_all_its_mx_sets(mx_relay, dns, mx1, tmp_path):
+    # Two Workspace domains with MX sets of their own at one provider: its connections are counted together.
+    dns.zone.add("workspace.test", "MX", (1, "aspmx.l.google.com"))
+    dns.zone.add("aspmx.l.google.com", "A", "127.0.0.2")
+    dns.zone.add("other-workspace.test", "MX", (5, "alt1.aspmx.l.google.com"))
+    dns.zone.add("alt1.aspmx.l.google.com", "A", "127.0.0.2")
+    relay = mx_relay(policies=str(_shaping_policy(tmp_path, "{connections: 1}")), upstream={"connect_timeout": 1})
+    with client(relay) as busy, client(relay) as other:
+        assert busy.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert busy.cmd("RCPT TO:<b@workspace.test>")[0] == 250  # Google's one connection
+        assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = other.cmd("RCPT TO:<c@other-workspace.test>")
+        assert code == 451 and text.startswith("451 4.4.5 All 1 connections to google ")
+        assert busy.cmd("RSET")[0] == 250
+    assert mx1.connections == 1
+    # Once that connection is idle, the other MX set closes it and opens its own.
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["c@other-workspace.test"], BODY)[-1][0] == 250
+    assert len(mx1.wait_for_messages(1)) == 1
+    assert mx1.connections == 2
 
 
 def test_shaping_closes_a_providers_connection_after_its_messages_per_connection(mx_relay, dns, mx1, tmp_path):

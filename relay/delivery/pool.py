@@ -87,14 +87,21 @@ class DestinationPool(UpstreamPool):
         self._delivery = delivery
         self.max_transactions = self._up.messages_per_connection
         self.last_route: Route | None = None
+        self.shaped_as: str | None = None  # the shaping destination whose connection cap it shares
+        self.shaped_connections: int | None = None
 
-    def shape(self, limits) -> None:
-        """Traffic shaping's limits of the provider this MX set belongs to (shaping.yaml `connections`,
-        `messages_per_connection`; None: none): the smaller of them and the upstream caps applies, from
-        the next connection opened and the next transaction."""
+    def shape(self, provider) -> None:
+        """Traffic shaping's limits of the provider this MX set belongs to (a shaping.yaml destination,
+        or None): its `connections` hold over all the provider's MX sets together (gmail.com's and
+        every Workspace domain's: MxDelivery.may_open), and this set takes no more than that either;
+        its `messages_per_connection` caps each connection. The smaller of them and the upstream caps
+        applies, from the next connection opened and the next transaction; workers divide them."""
+        limits = provider.limits if provider is not None else None
         size, per_connection = self._delivery.per_destination, self._up.messages_per_connection
+        self.shaped_as, self.shaped_connections = None, None
         if limits is not None and limits.connections is not None:
-            size = min(size, self._delivery.share(limits.connections))
+            self.shaped_as, self.shaped_connections = provider.name, self._delivery.share(limits.connections)
+            size = min(size, self.shaped_connections)
         if limits is not None and limits.messages_per_connection is not None:
             per_connection = min(per_connection, limits.messages_per_connection)
         self.size, self.max_transactions = size, per_connection
@@ -109,6 +116,12 @@ class DestinationPool(UpstreamPool):
 
     def _busy_error(self) -> UpstreamError:
         domain = self.last_route.domain if self.last_route else "this destination"
+        if (self.shaped_connections is not None
+                and self._delivery.shaped_open(self.shaped_as) >= self.shaped_connections):
+            return UpstreamError(_reply(
+                451, "4.4.5", f"All {self.shaped_connections} connections to {self.shaped_as} (the mail servers "
+                              f"of {domain} among them; connections in shaping.yaml) are in use; please retry "
+                              f"later", "upstream-busy"))
         return UpstreamError(_reply(
             451, "4.4.5", f"All connections to the mail servers of {domain} are in use "
                           f"(upstream.connections_per_destination {self.size}, upstream.pool_size "
@@ -335,6 +348,15 @@ class MxDelivery:
     # -- the global cap -----------------------------------------------------
 
     def may_open(self, asking: DestinationPool) -> bool:
+        if asking.shaped_connections is not None:
+            if self.shaped_open(asking.shaped_as) >= asking.shaped_connections:
+                # The provider's connections are all open (shaping.yaml): one idle in another of its
+                # MX sets makes room; else wait for one to close.
+                idle = [(p.idle_since(), p) for p in self.pools.values()
+                        if p is not asking and p.shaped_as == asking.shaped_as and p.idle_since() is not None]
+                if idle:
+                    min(idle, key=lambda item: item[0])[1].drop_oldest_idle()
+                return False
         if self.sessions < self.cap:
             return True
         # Full: the connection idle longest, in another destination, makes room.
@@ -342,6 +364,10 @@ class MxDelivery:
         if others:
             min(others, key=lambda item: item[0])[1].drop_oldest_idle()
         return False
+
+    def shaped_open(self, provider: str | None) -> int:
+        """Connections open or being opened to one shaping destination, over all its MX sets."""
+        return sum(p._open for p in self.pools.values() if p.shaped_as == provider)
 
     def closed(self) -> None:
         self.sessions -= 1

@@ -43,14 +43,14 @@ class DeliveryStep(UpstreamStep):
     name = "delivery"
 
     def __init__(self, routing: Routing, mx: MxDelivery, smarthost: UpstreamPool | None, tls: OutboundTls,
-                 watchers=(), limits_for=None):
+                 watchers=(), provider_of=None):
         super().__init__(smarthost, watchers=watchers)
         self.routing = routing
         self.mx = mx
         self.tls = tls  # this pipeline's TLS policy (policies/tls.yaml changes with a reload)
-        # Traffic shaping: `limits_for(mx_host)` is the connection limits of the provider that host
-        # belongs to (shaping.yaml), or None; this pipeline's, so a reload changes them.
-        self.limits_for = limits_for
+        # Traffic shaping: `provider_of(mx_host)` is the provider (shaping.yaml destination) that host
+        # belongs to, whose connection limits apply, or None; this pipeline's, so a reload changes them.
+        self.provider_of = provider_of
 
     async def on_mail(self, txn: Transaction) -> Decision:
         # The steps before this one checked the sender; the upstream hears MAIL at the first RCPT.
@@ -91,8 +91,8 @@ class DeliveryStep(UpstreamStep):
                 decision, conn = await open_transaction(self.pool, txn, heard=self._heard, rcpt=rcpt)
             else:
                 pool = self.mx.pool(route)
-                if self.limits_for is not None:
-                    pool.shape(self.limits_for(route.hosts[0].name))
+                if self.provider_of is not None:
+                    pool.shape(self.provider_of(route.hosts[0].name))
                 decision, conn = await open_transaction(
                     pool, txn, suits=lambda c: self._suits(c, decisions),
                     connect=lambda: pool.connect_route(route, decisions), heard=self._heard, rcpt=rcpt)
