@@ -142,7 +142,7 @@ class Webhook:
 
 @dataclass(frozen=True)
 class EventSink:
-    kind: str  # "jsonl" | "stdout" | "webhook"
+    kind: str  # "jsonl" | "stdout" | "webhook" | "postgresql"
     target: str = ""  # file path or URL
     webhook: Webhook | None = None
 
@@ -680,9 +680,11 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
     for i, item in enumerate(top.get("events", list, []) or []):
         r = _Reader(top.problems, item, f"events[{i}]")
         if "webhook" not in r.data:
-            r.unknown({"jsonl", "stdout", "webhook"})
-        if len(r.data) != 1 and ("webhook" not in r.data or "jsonl" in r.data or "stdout" in r.data):
-            top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true or webhook: URL")
+            r.unknown({"jsonl", "stdout", "webhook", "postgresql"})
+        others = ("jsonl", "stdout", "postgresql")
+        if len(r.data) != 1 and ("webhook" not in r.data or any(k in r.data for k in others)):
+            top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true, webhook: URL "
+                                             "or postgresql: URL")
             continue
         if "jsonl" in r.data:
             p = r.get("jsonl", str, None)
@@ -698,6 +700,12 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
                     top.problems.add(f"events[{i}].spool_dir", f"{hook.spool_dir} is the spool of another "
                                                                f"webhook; give each its own")
                 sinks.append(EventSink("webhook", hook.url, hook))
+        elif "postgresql" in r.data:
+            u = r.get("postgresql", str, None)
+            if u and not re.match(r"^postgres(ql)?://", u):
+                top.problems.add(f"events[{i}].postgresql", f"{u!r} is not a postgresql:// URL")
+            elif u:
+                sinks.append(EventSink("postgresql", u))
     return tuple(sinks)
 
 

@@ -219,6 +219,9 @@ class EventSinks:
             elif spec.kind == "webhook":
                 from .webhooks import WebhookSink
                 inst.sinks.append(WebhookSink(spec.webhook, inst._failed, metrics, webhook_flush_seconds))
+            elif spec.kind == "postgresql":
+                from .events_postgresql import PostgresEventSink
+                inst.sinks.append(PostgresEventSink(spec.target))
         return inst
 
     def webhook_spool_bytes(self) -> int:

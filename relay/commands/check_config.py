@@ -38,6 +38,11 @@ def run(args) -> int:
         why = check_store(settings.bounce_list)
         if why:
             problems.append(Problem(str(settings.source), "bounce_list", why))
+        for i, sink in enumerate(settings.events):
+            if sink.kind == "postgresql":
+                why = check_store(sink.target)  # the same URL rules and driver as the bounce list's
+                if why:
+                    problems.append(Problem(str(settings.source), f"events[{i}].postgresql", why))
         if settings.clients.users_file is not None:
             from ..users import Users
 

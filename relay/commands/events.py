@@ -1,4 +1,5 @@
-"""`relay events tail`: a readable view of the delivery-error events, following the file."""
+"""`relay events tail`: a readable view of the delivery-error events, following the file (a jsonl
+sink) or the table (a postgresql sink)."""
 
 from __future__ import annotations
 
@@ -15,29 +16,35 @@ def register(sub) -> None:
     p = sub.add_parser("events", help="read the delivery-error events")
     events_sub = p.add_subparsers(dest="events_command", metavar="SUBCOMMAND")
     t = events_sub.add_parser("tail", help="show events (time, kind, recipient, code, category, first line)",
-                              description="Show the events of the config's jsonl sink, newest last.")
+                              description="Show the events of the config's jsonl sink (or, when it has "
+                                          "none or with --db, its postgresql sink), newest last.")
     t.add_argument("-f", "--follow", action="store_true", help="keep reading as events arrive")
     t.add_argument("-n", "--lines", type=int, default=20, help="how many past events to show (default 20)")
     t.add_argument("--kind", action="append", help="only this kind (repeatable)")
     t.add_argument("--recipient", help="only events for this address (case-insensitive)")
     t.add_argument("--json", action="store_true", help="print the events as JSON lines")
     t.add_argument("--file", help="read this jsonl file instead of the config's")
+    t.add_argument("--db", action="store_true", help="read the config's postgresql sink even when it has a jsonl one")
     add_config_arg(t, required=False)
     t.set_defaults(func=run_tail)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _path(args) -> str | None:
+def _source(args) -> tuple[str, str] | None:
+    """("jsonl", PATH) or ("postgresql", URL): where the events to show are."""
     if args.file:
-        return args.file
+        return "jsonl", args.file
     if not args.config:
         print("error: give -c CONFIG (or --file PATH)", file=sys.stderr)
         return None
     settings = load_settings_or_exit(args)
-    for sink in settings.events:
-        if sink.kind == "jsonl":
-            return sink.target
-    print(f"error: {args.config}: events: no jsonl sink to read (events on stdout go to the journal: "
+    order = ("postgresql",) if args.db else ("jsonl", "postgresql")
+    for kind in order:
+        for sink in settings.events:
+            if sink.kind == kind:
+                return kind, sink.target
+    wanted = "postgresql" if args.db else "jsonl or postgresql"
+    print(f"error: {args.config}: events: no {wanted} sink to read (events on stdout go to the journal: "
           f"journalctl -u relay)", file=sys.stderr)
     return None
 
@@ -81,9 +88,12 @@ def _show(line: str, args) -> None:
 
 
 def run_tail(args) -> int:
-    path = _path(args)
-    if path is None:
+    source = _source(args)
+    if source is None:
         return 1
+    kind, path = source
+    if kind == "postgresql":
+        return _tail_database(path, args)
     try:
         fh = open(path, encoding="utf-8")
     except FileNotFoundError:
@@ -128,3 +138,43 @@ def _wanted_line(line: str, args) -> bool:
         return _wanted(json.loads(line), args)
     except ValueError:
         return False
+
+
+FOLLOW_EVERY = 0.5  # seconds between reads of the table while following
+
+
+def _tail_database(url: str, args) -> int:
+    import asyncio
+
+    from ..events_postgresql import EventReader
+    from ..store.base import StoreError
+
+    async def tail() -> int:
+        async with EventReader(url, kinds=args.kind, recipient=args.recipient) as reader:
+            shown = await reader.last(args.lines) if args.lines > 0 else []
+            for _, line in shown:
+                _show(line, args)
+            if not args.follow:
+                return 0
+            last = max((i for i, _ in shown or await reader.last(1)), default=0)
+            seen: dict[int, float] = {}
+            first = True
+            while True:
+                now = time.monotonic()
+                for event_id, line in await reader.since(last, set(seen)):
+                    # The first read also returns the recent past already shown (or left out by -n).
+                    if not first or event_id > last:
+                        _show(line, args)
+                    seen[event_id] = now
+                    last = max(last, event_id)
+                first = False
+                # Forget ids well past the look-back: since() no longer returns them.
+                for event_id in [i for i, t in seen.items() if now - t > 60]:
+                    del seen[event_id]
+                await asyncio.sleep(FOLLOW_EVERY)
+
+    try:
+        return asyncio.run(tail())
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -46,7 +46,13 @@ def check_store(url: str) -> str | None:
 
         return check_file(rest[1:])
     if sep and scheme.lower() in ("postgresql", "postgres"):
-        from .postgresql import driver_missing
+        from .postgresql import PostgresBounceStore, driver_missing
 
-        return driver_missing(url)
+        why = driver_missing(url)
+        if why is None:
+            try:
+                PostgresBounceStore(url)  # the URL's schema and prefix; it connects nothing
+            except StoreError as exc:
+                why = str(exc)
+        return why
     return None

@@ -44,6 +44,11 @@ def driver_missing(url: str) -> str | None:
     return None
 
 
+def _lost(asyncpg) -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when the connection is gone (rather than the query wrong)."""
+    return (OSError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError)
+
+
 def import_driver(url: str):
     why = driver_missing(url)
     if why:
@@ -80,6 +85,8 @@ class PostgresBounceStore(BounceStore):
             if not _IDENT.match(value) and not (what == "prefix" and value == ""):
                 raise StoreError(f"{redact(url)}: {what} must be lower-case letters, digits and _, got {value!r}")
         scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+        # Named in pg_stat_activity, so that a DBA sees whose connections these are.
+        query.setdefault("application_name", "relay")
         self._dsn = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
         self._min, self._max = min_size, max_size
         self.migrated: list = []
@@ -110,7 +117,8 @@ class PostgresBounceStore(BounceStore):
                         command_timeout=self.query_timeout,
                         server_settings={"statement_timeout": ms, "lock_timeout": ms})
                 except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-                    raise StoreError(f"cannot connect to bounce list {redact(self.url)}: {exc}") from None
+                    # StoreBusy: the database may be restarting; a failure to record is retried later.
+                    raise StoreBusy(f"cannot connect to bounce list {redact(self.url)}: {exc}") from None
                 try:
                     async with self._deadline("migrate the tables", self.query_timeout * 3), \
                             pool.acquire() as conn:
@@ -154,7 +162,14 @@ class PostgresBounceStore(BounceStore):
         key, domain_key = lookup_keys(address)
         pool = await self._get_pool()
         async with self._deadline("look up an address"):
-            rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
+            try:
+                rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
+            except _lost(import_driver(self.url)) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise  # a database that does not answer: no second wait
+                # A pooled connection the server closed a moment ago (a restart, pg_terminate_backend):
+                # the pool opens a new one for the second try, within the same deadline.
+                rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
         if not rows:
             return None
         row = rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1]
@@ -177,6 +192,9 @@ class PostgresBounceStore(BounceStore):
             raise StoreBusy(f"bounce list {redact(self.url)} gave up (trying to {what}): {exc}") from None
         except asyncpg.LockNotAvailableError as exc:
             raise StoreBusy(f"bounce list {redact(self.url)} is locked (trying to {what}): {exc}") from None
+        except _lost(asyncpg) as exc:  # a restart or failover of the database, a dropped connection
+            raise StoreBusy(f"bounce list {redact(self.url)} is unreachable (trying to {what}): "
+                            f"{type(exc).__name__}: {exc}") from None
 
     async def iter_entries(self) -> AsyncIterator[BounceEntry]:
         pool = await self._get_pool()

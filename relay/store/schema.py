@@ -135,6 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             event      jsonb NOT NULL                  -- the whole event, as the other sinks write it
         );
         CREATE INDEX IF NOT EXISTS "{prefix}events_time" ON "{schema}"."{prefix}events" (time);
+        CREATE INDEX IF NOT EXISTS "{prefix}events_stored_at" ON "{schema}"."{prefix}events" (stored_at);
         CREATE INDEX IF NOT EXISTS "{prefix}events_recipient" ON "{schema}"."{prefix}events" (lower(recipient), id);
         CREATE INDEX IF NOT EXISTS "{prefix}events_kind" ON "{schema}"."{prefix}events" (kind, id);
         """),
