@@ -404,3 +404,50 @@ def test_events_queued_for_a_slow_webhook_are_delivered_before_the_command_exits
         assert sorted(e["recipient"] for e in received) == sorted(f"u{i}@example.com" for i in range(8))
     finally:
         server.shutdown()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def list_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/big.db"
+    else:
+        from tests.support import pg
+
+        url, schema = pg.isolated_url()
+        yield url
+        pg.drop(schema)
+
+
+def test_import_and_export_stream_in_batches_with_progress_on_stderr(list_url, tmp_path):
+    rows = 2500  # more than two batches (IMPORT_BATCH), and an address twice across batches
+    source = tmp_path / "in.csv"
+    with source.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["address", "category", "note", "first_seen"])
+        for i in range(rows):
+            w.writerow([f"u{i:05d}@example.com", "unknown_recipient", f"n{i}", "2026-11-01T10:00:00Z"])
+        w.writerow(["U00007@Example.com", "mailbox_disabled", "the later row wins", "2026-11-02T10:00:00Z"])
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.test\nbounce_list: '{list_url}'\nevents: [{{jsonl: {tmp_path}/e.jsonl}}]\n")
+
+    def relay(*argv):
+        return subprocess.run([sys.executable, "-m", "relay", "bounces", *argv, "-c", str(config)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    imported = relay("import", str(source), "--progress")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == f"imported {rows + 1} of {rows + 1} entries from {source}"
+    last = imported.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"importing [{'#' * 24}] 100% {rows + 1:,}/{rows + 1:,}"), imported.stderr
+    assert "checking 2,501" in imported.stderr
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == rows + 1  # one bounce_listed per row
+
+    out = tmp_path / "out.csv"
+    exported = relay("export", str(out), "--progress")
+    assert exported.returncode == 0 and exported.stdout.strip() == f"exported {rows} entries to {out}"
+    assert exported.stderr.strip().splitlines()[-1].startswith(f"exporting [{'#' * 24}] 100% {rows:,}/{rows:,}")
+    got = list(csv.DictReader(out.open(newline="")))
+    assert [r["address"] for r in got] == [f"u{i:05d}@example.com" for i in range(rows)]
+    assert (got[7]["category"], got[7]["note"]) == ("mailbox_disabled", "the later row wins")
+    quiet = relay("export", "-")  # not a terminal: no progress unless asked, and stdout is only the CSV
+    assert quiet.stderr == "" and quiet.stdout.replace("\r\n", "\n") == out.read_text()

@@ -29,6 +29,7 @@ from ..store.base import FIELDS, BounceEntry, StoreError, iso
 EXIT_NO = 1
 EXIT_ERROR = 2
 RECHECK_REASON = "recheck: upstream accepts the address now"
+IMPORT_BATCH = 1000  # entries a transaction: a relay waits at most one batch for the list's lock
 
 
 class CommandError(Exception):
@@ -76,9 +77,11 @@ def register(sub) -> None:
     p = action("import", "add the entries of a CSV file (header row; at least an address column)", _import)
     p.add_argument("file", metavar="FILE.csv")
     p.add_argument("--reason", help="written to each bounce_listed event (default: import from FILE)")
+    _progress_args(p)
 
     p = action("export", "write the list as CSV with a header row", _export)
     p.add_argument("file", metavar="FILE.csv", nargs="?", default="-", help="default: - (stdout)")
+    _progress_args(p)
 
     p = action("recheck", "ask the upstream whether listed addresses are accepted now (one connection, MAIL/RCPT, "
                           "no DATA; an upstream that accepts a made-up address is not believed)",
@@ -104,6 +107,12 @@ def register(sub) -> None:
     p.add_argument("--reason", required=True, help="why they are wrong (printed and logged)")
 
 
+def _progress_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show progress on stderr (default: when stderr is a terminal)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
 # -- the frame every action runs in ----------------------------------------------------------
 
 class Context:
@@ -112,6 +121,7 @@ class Context:
         self.settings = settings
         self.store = None
         self._sinks = None
+        self._actor: str | None = None
 
     def open(self):
         from ..store import open_store
@@ -128,8 +138,10 @@ class Context:
         if self._sinks is None:
             self._sinks = events.EventSinks.for_command(self.settings)
         action = "listed" if kind == "bounce_listed" else "unlisted"
+        if self._actor is None:
+            self._actor = actor()  # once a run: an import announces a million entries
         self._sinks.emit(events.make_event(kind, stage="operator", recipient=address, action=action,
-                                           actor=actor(), reason=reason, **extra))
+                                           actor=self._actor, reason=reason, **extra))
 
     async def close(self) -> None:
         if self.store is not None:
@@ -404,36 +416,52 @@ def _entries(path: str) -> Iterator[BounceEntry]:
 
 
 async def _import(ctx: Context) -> int:
+    from .progress import Progress, wanted
+
     path = ctx.args.file
     if path == "-":
         raise CommandError("import reads a file (it is read twice: checked first, then imported)")
+    show = wanted(ctx.args.progress)
     # First pass: check every row, so a bad line imports nothing rather than half the file.
-    total = sum(1 for _ in _entries(path))
+    # Both passes stream: memory holds one batch, whatever the size of the file.
+    checking = Progress("checking", enabled=show)
+    total = 0
+    for _ in _entries(path):
+        total += 1
+        checking.advance()
+    checking.finish()
     store = ctx.open()
     reason = _reason(ctx.args.reason or f"import from {os.path.basename(path)}")
+    progress = Progress("importing", total, enabled=show)
     imported = 0
     chunk: list[BounceEntry] = []
 
     async def flush() -> None:
         nonlocal imported
-        imported += await store.put_many(chunk)
+        imported += await store.put_many(chunk, batch=IMPORT_BATCH)
         for entry in chunk:  # announced once committed, never before
             ctx.emit("bounce_listed", entry.address, reason, category=entry.category, entry=entry.as_dict())
+        progress.advance(len(chunk))
         chunk.clear()
 
     for entry in _entries(path):
         chunk.append(entry)
-        if len(chunk) >= 1000:
+        if len(chunk) >= IMPORT_BATCH:
             await flush()
     if chunk:
         await flush()
+    progress.finish()
     print(f"imported {imported} of {total} entries from {path}")
     return 0
 
 
 async def _export(ctx: Context) -> int:
+    from .progress import Progress, wanted
+
     store = ctx.open()
     path = ctx.args.file
+    show = wanted(ctx.args.progress)
+    progress = Progress("exporting", await store.count() if show else None, enabled=show)
     try:
         fh = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
     except OSError as exc:
@@ -442,14 +470,16 @@ async def _export(ctx: Context) -> int:
     try:
         writer = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\r\n")  # RFC 4180 2.1
         writer.writeheader()
-        async for entry in store.iter_entries():
+        async for entry in store.iter_entries():  # a page at a time: memory holds one page
             writer.writerow({k: ("" if v is None else v) for k, v in entry.as_dict().items()})
             n += 1
+            progress.advance()
     finally:
         if fh is sys.stdout:
             fh.flush()
         else:
             fh.close()
+    progress.finish()
     if path != "-":
         print(f"exported {n} entries to {path}")
     return 0

@@ -51,6 +51,15 @@ _SHAPING_COLUMNS = "key, destination, sender_domain, rule, reason, reply, since,
 _GET = (f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)")
 
 
+_PUT = f"INSERT OR REPLACE INTO relay_bounces ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _row(entry: BounceEntry) -> tuple:
+    return (entry.address, entry.category, entry.reply, entry.rule, entry.first_seen.timestamp(),
+            entry.last_seen.timestamp(), entry.count, entry.source, entry.note,
+            entry.expires_at.timestamp() if entry.expires_at else None)
+
+
 def _entry(row) -> BounceEntry:
     return BounceEntry(address=row[0], category=row[1], reply=row[2], rule=row[3],
                        first_seen=to_datetime(row[4]), last_seen=to_datetime(row[5]), count=row[6],
@@ -346,11 +355,12 @@ class SQLiteBounceStore(BounceStore):
                           (key, category)).fetchone()[0]
 
     async def _write(self, db, entry: BounceEntry) -> None:
-        db.execute(
-            f"INSERT OR REPLACE INTO relay_bounces ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.address, entry.category, entry.reply, entry.rule, entry.first_seen.timestamp(),
-             entry.last_seen.timestamp(), entry.count, entry.source, entry.note,
-             entry.expires_at.timestamp() if entry.expires_at else None))
+        db.execute(_PUT, _row(entry))
+
+    async def _write_batch(self, chunk: list[BounceEntry]) -> int:
+        async with self._transaction() as db:
+            db.executemany(_PUT, (_row(e) for e in chunk))  # in order: the last of an address wins
+        return len(chunk)
 
     async def _delete(self, db, key: str) -> None:
         db.execute("DELETE FROM relay_bounces WHERE address = ?", (key,))

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Two relays on one PostgreSQL at load: how long does the RCPT lookup take?
+
+Fills one PostgreSQL bounce list (a schema of its own) with --entries addresses, then starts two
+processes, each a relay's store as `relay serve` opens it (PostgresBounceStore, its pool, its
+deadlines), and has each look addresses up at --rate lookups a second (open loop: a lookup starts on
+schedule whether or not the previous ones finished, as RCPTs from many clients do), a tenth of them
+listed, while a third process writes (record_failure) at --write-rate, as relays listing addresses do.
+The time of a lookup runs from its scheduled start to its answer, so waiting for a pooled connection
+counts. Prints a table and one JSON object on the last line.
+
+    python bench/bench_pg_lookup.py --entries 100000 --rate 1000,2000 --seconds 10
+
+Target (issue 15): p99 <= 2 ms with two relays at load. Needs PostgreSQL on 127.0.0.1:5432 (trust).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BASE = os.environ.get("RELAY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def address(i: int) -> str:
+    return f"user{i:08d}@example{i % 100}.com"
+
+
+async def fill(url: str, entries: int) -> None:
+    import asyncpg
+
+    from relay.store import open_store
+
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    schema = url.split("schema=")[1].split("&")[0]
+    conn = await asyncpg.connect(BASE)
+    try:
+        rows = [(address(i), "unknown_recipient", "550 5.1.1 no such user", "bench", "auto") for i in range(entries)]
+        await conn.copy_records_to_table("relay_bounces", schema_name=schema, records=[
+            (a, c, r, rule, _now(), _now(), 1, s, "", None) for a, c, r, rule, s in rows])
+        await conn.execute(f'ANALYZE "{schema}".relay_bounces')
+    finally:
+        await conn.close()
+
+
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)
+
+
+async def lookups(url: str, entries: int, rate: float, seconds: float, seed: int) -> dict:
+    from relay.store import open_store
+
+    store = open_store(url)
+    await store.get("warm@example.com")  # the pool is open, as in a relay that has served a while
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors = 0
+    tasks = set()
+
+    async def one(at: float, target: str) -> None:
+        nonlocal errors
+        try:
+            await store.get(target)
+        except Exception:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - at)
+
+    start = time.perf_counter()
+    n = int(rate * seconds)
+    for k in range(n):
+        at = start + k / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        i = rng.randrange(entries)
+        target = address(i) if rng.random() < 0.1 else f"other{i:08d}@example{i % 100}.com"
+        task = asyncio.get_running_loop().create_task(one(at, target))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    await store.close()
+    return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
+
+
+async def writes(url: str, rate: float, seconds: float) -> dict:
+    from relay.store import open_store
+    from relay.suppression import SuppressionPolicy
+
+    policy = SuppressionPolicy.from_dict({"permanent": {"unknown_recipient": {"list_after": 1}}})
+    store = open_store(url)
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        await store.record_failure(f"new{secrets.token_hex(6)}@example.net", category="unknown_recipient",
+                                   permanent=True, reply_text="550 5.1.1 no such user", rule="bench", policy=policy)
+        done += 1
+        await asyncio.sleep(1 / rate)
+    await store.close()
+    return {"writes": done}
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def child(args) -> None:
+    if args.role == "write":
+        result = asyncio.run(writes(args.url, args.write_rate, args.seconds))
+    else:
+        result = asyncio.run(lookups(args.url, args.entries, args.one_rate, args.seconds, args.seed))
+    print(json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=100_000)
+    ap.add_argument("--rate", default="1000,2000", help="lookups a second at EACH relay (comma list)")
+    ap.add_argument("--write-rate", type=float, default=20.0, help="listings a second meanwhile")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--relays", type=int, default=2)
+    ap.add_argument("--role", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--one-rate", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.role:
+        return child(args)
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    url = f"{BASE}?schema={schema}"
+    asyncio.run(fill(url, args.entries))
+    results = []
+    try:
+        print(f"{args.relays} relays, one PostgreSQL, {args.entries:,} entries, {args.write_rate:g} listings/s; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'rate/relay':>10} {'lookups':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} errors")
+        for rate in [float(r) for r in args.rate.split(",")]:
+            me = [sys.executable, __file__, "--url", url, "--seconds", str(args.seconds), "--entries",
+                  str(args.entries)]
+            procs = [subprocess.Popen(me + ["--role", "lookup", "--one-rate", str(rate), "--seed", str(k)],
+                                      stdout=subprocess.PIPE, text=True) for k in range(args.relays)]
+            procs.append(subprocess.Popen(me + ["--role", "write", "--write-rate", str(args.write_rate)],
+                                          stdout=subprocess.PIPE, text=True))
+            outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+            lat = [x * 1000 for o in outs[:-1] for x in o["latencies"]]
+            row = {"rate_per_relay": rate, "relays": args.relays, "lookups": len(lat),
+                   "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99), "max_ms": max(lat),
+                   "errors": sum(o["errors"] for o in outs[:-1]), "writes": outs[-1]["writes"]}
+            results.append(row)
+            print(f"{rate:>10,.0f} {len(lat):>8,} {row['p50_ms']:>7.2f} {row['p90_ms']:>7.2f} {row['p99_ms']:>7.2f} "
+                  f"{row['max_ms']:>7.1f} {row['errors']}")
+    finally:
+        import asyncpg
+
+        async def drop():
+            conn = await asyncpg.connect(BASE)
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await conn.close()
+        asyncio.run(drop())
+    print(json.dumps({"bench": "pg_lookup", "entries": args.entries, "results": results,
+                      "loadavg": os.getloadavg()[0]}))
+
+
+if __name__ == "__main__":
+    main()
