@@ -9,7 +9,11 @@ listed, while a third process writes (record_failure) at --write-rate, as relays
 The time of a lookup runs from its scheduled start to its answer, so waiting for a pooled connection
 counts. Prints a table and one JSON object on the last line.
 
-    python bench/bench_pg_lookup.py --entries 100000 --rate 1000,2000 --seconds 10
+    python bench/bench_pg_lookup.py --entries 100000 --rate 500,1000 --seconds 20 --cache 0,100000
+
+Each relay looks up --distinct recipients (a working set; a tenth of them listed), so with the lookup
+cache (relay/store/pg_cache.py) the first lookup of a recipient goes to the database and the next
+ones do not, unless it changed.
 
 Target (issue 15): p99 <= 2 ms with two relays at load. Needs PostgreSQL on 127.0.0.1:5432 (trust).
 """
@@ -61,7 +65,7 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-async def lookups(url: str, entries: int, rate: float, seconds: float, seed: int) -> dict:
+async def lookups(url: str, entries: int, rate: float, seconds: float, seed: int, distinct: int) -> dict:
     from relay.store import open_store
 
     store = open_store(url)
@@ -87,15 +91,17 @@ async def lookups(url: str, entries: int, rate: float, seconds: float, seed: int
         delay = at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        i = rng.randrange(entries)
-        target = address(i) if rng.random() < 0.1 else f"other{i:08d}@example{i % 100}.com"
+        i = rng.randrange(distinct)  # the relay's recipients: a working set, not the whole list
+        target = address(i) if i % 10 == 0 else f"other{i:08d}@example{i % 100}.com"  # a tenth listed
         task = asyncio.get_running_loop().create_task(one(at, target))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
+    cache = getattr(store, "cache", None)
+    hits = cache.hits if cache is not None else 0
     await store.close()
-    return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
+    return {"latencies": latencies, "errors": errors, "elapsed": elapsed, "hits": hits}
 
 
 async def writes(url: str, rate: float, seconds: float) -> dict:
@@ -126,7 +132,8 @@ def child(args) -> None:
     if args.role == "write":
         result = asyncio.run(writes(args.url, args.write_rate, args.seconds))
     else:
-        result = asyncio.run(lookups(args.url, args.entries, args.one_rate, args.seconds, args.seed))
+        result = asyncio.run(lookups(args.url, args.entries, args.one_rate, args.seconds, args.seed,
+                                     min(args.distinct, args.entries)))
     print(json.dumps(result))
 
 
@@ -137,6 +144,8 @@ def main() -> None:
     ap.add_argument("--write-rate", type=float, default=20.0, help="listings a second meanwhile")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--relays", type=int, default=2)
+    ap.add_argument("--distinct", type=int, default=20_000, help="distinct recipients the relays look up")
+    ap.add_argument("--cache", default="0,100000", help="lookup cache sizes to compare (?cache=N; 0: none)")
     ap.add_argument("--role", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--one-rate", type=float, help=argparse.SUPPRESS)
@@ -152,22 +161,27 @@ def main() -> None:
     try:
         print(f"{args.relays} relays, one PostgreSQL, {args.entries:,} entries, {args.write_rate:g} listings/s; "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"{'rate/relay':>10} {'lookups':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} errors")
-        for rate in [float(r) for r in args.rate.split(",")]:
-            me = [sys.executable, __file__, "--url", url, "--seconds", str(args.seconds), "--entries",
-                  str(args.entries)]
-            procs = [subprocess.Popen(me + ["--role", "lookup", "--one-rate", str(rate), "--seed", str(k)],
-                                      stdout=subprocess.PIPE, text=True) for k in range(args.relays)]
-            procs.append(subprocess.Popen(me + ["--role", "write", "--write-rate", str(args.write_rate)],
-                                          stdout=subprocess.PIPE, text=True))
-            outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-            lat = [x * 1000 for o in outs[:-1] for x in o["latencies"]]
-            row = {"rate_per_relay": rate, "relays": args.relays, "lookups": len(lat),
-                   "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99), "max_ms": max(lat),
-                   "errors": sum(o["errors"] for o in outs[:-1]), "writes": outs[-1]["writes"]}
-            results.append(row)
-            print(f"{rate:>10,.0f} {len(lat):>8,} {row['p50_ms']:>7.2f} {row['p90_ms']:>7.2f} {row['p99_ms']:>7.2f} "
-                  f"{row['max_ms']:>7.1f} {row['errors']}")
+        print(f"{'cache':>7} {'rate/relay':>10} {'lookups':>8} {'hits':>6} {'p50 ms':>7} {'p90 ms':>7} "
+              f"{'p99 ms':>7} {'max ms':>7} errors")
+        for cache in [int(c) for c in args.cache.split(",")]:
+            for rate in [float(r) for r in args.rate.split(",")]:
+                me = [sys.executable, __file__, "--url", f"{url}&cache={cache}", "--seconds", str(args.seconds),
+                      "--entries", str(args.entries), "--distinct", str(args.distinct)]
+                procs = [subprocess.Popen(me + ["--role", "lookup", "--one-rate", str(rate), "--seed", str(k)],
+                                          stdout=subprocess.PIPE, text=True) for k in range(args.relays)]
+                procs.append(subprocess.Popen(me + ["--role", "write", "--write-rate", str(args.write_rate)],
+                                              stdout=subprocess.PIPE, text=True))
+                outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+                lat = [x * 1000 for o in outs[:-1] for x in o["latencies"]]
+                hits = sum(o["hits"] for o in outs[:-1])
+                row = {"cache": cache, "rate_per_relay": rate, "relays": args.relays, "lookups": len(lat),
+                       "hit_ratio": hits / max(len(lat), 1), "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90),
+                       "p99_ms": pct(lat, 99), "max_ms": max(lat, default=float("nan")),
+                       "errors": sum(o["errors"] for o in outs[:-1]), "writes": outs[-1]["writes"],
+                       "loadavg": os.getloadavg()[0]}
+                results.append(row)
+                print(f"{cache:>7} {rate:>10,.0f} {len(lat):>8,} {row['hit_ratio']:>6.0%} {row['p50_ms']:>7.2f} "
+                      f"{row['p90_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['max_ms']:>7.1f} {row['errors']}")
     finally:
         import asyncpg
 

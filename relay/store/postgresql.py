@@ -21,14 +21,19 @@ lock_timeout on the server's, so that the server gives up the work too).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    redact, to_datetime, to_epoch)
+from .pg_cache import FRESH, HEARTBEAT, SIZE as CACHE_SIZE, LookupCache, channel
 from .schema import migrate_postgresql, postgresql_version
+
+log = logging.getLogger("relay.store")
 
 EXTRA = "postgresql"  # pyproject.toml: the optional dependencies a postgresql:// URL needs
 
@@ -86,6 +91,9 @@ class PostgresBounceStore(BounceStore):
         query = dict(parse_qsl(parts.query))
         self.schema = query.pop("schema", "public")
         self.prefix = query.pop("prefix", "relay_")
+        cache = query.pop("cache", str(CACHE_SIZE))
+        if not cache.isdigit():
+            raise StoreError(f"{redact(url)}: cache must be a whole number of lookups (0: none), got {cache!r}")
         for what, value in (("schema", self.schema), ("prefix", self.prefix)):
             if not _IDENT.match(value) and not (what == "prefix" and value == ""):
                 raise StoreError(f"{redact(url)}: {what} must be lower-case letters, digits and _, got {value!r}")
@@ -95,6 +103,8 @@ class PostgresBounceStore(BounceStore):
         self._dsn = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
         self._min, self._max = min_size, max_size
         self.migrated: list = []
+        self.cache = LookupCache(int(cache)) if int(cache) else None
+        self._listener: asyncio.Task | None = None
         self._pool = None
         self._pool_lock = asyncio.Lock()
         s, p = self.schema, self.prefix
@@ -135,7 +145,45 @@ class PostgresBounceStore(BounceStore):
                     await pool.close()
                     raise
                 self._pool = pool
+                if self.cache is not None:
+                    self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self._pool
+
+    async def _listen(self) -> None:
+        """Keep the lookup cache right (relay/store/pg_cache.py): LISTEN on the list's channel, and
+        prove every HEARTBEAT that the connection is alive; while it is not, the cache is off."""
+        asyncpg = import_driver(self.url)
+        cache, name = self.cache, channel(self.schema, self.prefix)
+        backoff, complained = 0.25, 0.0
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=self.connect_timeout,
+                                             command_timeout=self.query_timeout)
+                conn.add_termination_listener(lambda _conn: cache.down())
+                await conn.add_listener(name, lambda _c, _pid, _ch, payload: cache.notified(payload))
+                cache.clear()  # what it holds may predate this LISTEN: changes since would be missed
+                backoff = 0.25
+                while True:
+                    sent, local = time.monotonic(), time.time()
+                    db_now = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())", timeout=FRESH)
+                    cache.offset = float(db_now) - (local + time.time()) / 2
+                    cache.alive(sent)
+                    await asyncio.sleep(HEARTBEAT)
+            except asyncio.CancelledError:
+                cache.down()
+                raise
+            except Exception as exc:  # the database is away: lookups ask it (and get 451s) meanwhile
+                cache.down()
+                if time.monotonic() - complained > 30:
+                    complained = time.monotonic()
+                    log.warning("bounce list %s: lookup cache off until the database answers again: %s",
+                                redact(self.url), f"{type(exc).__name__}: {exc}".splitlines()[0])
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                if conn is not None:
+                    conn.terminate()
 
     async def migrate(self) -> list:
         await self._get_pool()
@@ -165,6 +213,12 @@ class PostgresBounceStore(BounceStore):
     async def get(self, address: str) -> BounceEntry | None:
         # The address's own entry, else its domain's (`@example.com`).
         key, domain_key = lookup_keys(address)
+        cache = self.cache
+        if cache is not None:
+            found, entry = cache.get(key)
+            if found:
+                return entry
+            began = cache.begin()
         pool = await self._get_pool()
         async with self._deadline("look up an address"):
             try:
@@ -175,10 +229,12 @@ class PostgresBounceStore(BounceStore):
                 # A pooled connection the server closed a moment ago (a restart, pg_terminate_backend):
                 # the pool opens a new one for the second try, within the same deadline.
                 rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
-        if not rows:
-            return None
-        row = rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1]
-        return _entry(row)
+        entry = None
+        if rows:
+            entry = _entry(rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1])
+        if cache is not None:
+            cache.put(key, domain_key, entry, began)
+        return entry
 
     @asynccontextmanager
     async def _deadline(self, what: str, seconds: float | None = None):
@@ -243,6 +299,13 @@ class PostgresBounceStore(BounceStore):
         return [_entry(row) for row in rows]
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -12,7 +12,8 @@ Adding a migration: append one `Migration` with the next version and never edit 
 that has been released (a database that already has it will not run it again). Both texts run in
 one transaction; either may be empty when a backend needs nothing (the events table exists only in
 PostgreSQL). PostgreSQL statements name tables `"{schema}"."{prefix}NAME"`, as the URL's
-`?schema=&prefix=` place them; SQLite tables are always `relay_NAME`.
+`?schema=&prefix=` place them (and `{channel}` is the list's NOTIFY channel); SQLite tables are
+always `relay_NAME`.
 
 Databases made before this module (SQLite's `PRAGMA user_version`, PostgreSQL tables without a
 version table) are brought up by the same list: the first migrations create only what is missing.
@@ -23,14 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import StoreError
+from .pg_cache import channel
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    sqlite: str
-    postgresql: str
+    sqlite: str | tuple[str, ...]  # statements separated by ';', or a tuple of statements
+    postgresql: str | tuple[str, ...]
 
 
 class SchemaTooNew(StoreError):
@@ -135,7 +137,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             event      jsonb NOT NULL                  -- the whole event, as the other sinks write it
         );
         CREATE INDEX IF NOT EXISTS "{prefix}events_time" ON "{schema}"."{prefix}events" (time);
-        CREATE INDEX IF NOT EXISTS "{prefix}events_stored_at" ON "{schema}"."{prefix}events" (stored_at);
         CREATE INDEX IF NOT EXISTS "{prefix}events_recipient" ON "{schema}"."{prefix}events" (lower(recipient), id);
         CREATE INDEX IF NOT EXISTS "{prefix}events_kind" ON "{schema}"."{prefix}events" (kind, id);
         """),
@@ -184,13 +185,42 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (key, period, start)
         );
         """),
+    Migration(5, "changes to the bounce list are notified (each relay's lookup cache); events by stored_at",
+              sqlite="", postgresql=(
+        # One statement each: the function's body holds semicolons of its own.
+        """CREATE OR REPLACE FUNCTION "{schema}"."{prefix}bounces_changed"() RETURNS trigger
+           LANGUAGE plpgsql AS $$
+           BEGIN
+               IF TG_OP = 'TRUNCATE' THEN
+                   PERFORM pg_notify('{channel}', '*');
+                   RETURN NULL;
+               END IF;
+               IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                   PERFORM pg_notify('{channel}', OLD.address);
+               END IF;
+               IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                   PERFORM pg_notify('{channel}', NEW.address);
+               END IF;
+               RETURN NULL;
+           END $$""",
+        'DROP TRIGGER IF EXISTS "{prefix}bounces_changed" ON "{schema}"."{prefix}bounces"',
+        """CREATE TRIGGER "{prefix}bounces_changed" AFTER INSERT OR UPDATE OR DELETE ON "{schema}"."{prefix}bounces"
+           FOR EACH ROW EXECUTE FUNCTION "{schema}"."{prefix}bounces_changed"()""",
+        'DROP TRIGGER IF EXISTS "{prefix}bounces_truncated" ON "{schema}"."{prefix}bounces"',
+        """CREATE TRIGGER "{prefix}bounces_truncated" AFTER TRUNCATE ON "{schema}"."{prefix}bounces"
+           FOR EACH STATEMENT EXECUTE FUNCTION "{schema}"."{prefix}bounces_changed"()""",
+        """CREATE INDEX IF NOT EXISTS "{prefix}events_stored_at" ON "{schema}"."{prefix}events" (stored_at)""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version
 
 
-def statements(text: str) -> list[str]:
-    """The statements of a migration text (no statement holds a ';' of its own)."""
+def statements(text: str | tuple[str, ...]) -> list[str]:
+    """The statements of a migration: a tuple as it is, a text split at ';' (then no statement may
+    hold a ';' of its own: a function body goes in a tuple)."""
+    if isinstance(text, tuple):
+        return list(text)
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
@@ -302,7 +332,7 @@ async def migrate_postgresql(conn, schema: str, prefix: str, where: str) -> list
                 )""")
         for migration in todo:
             for statement in statements(migration.postgresql):
-                await conn.execute(statement.format(schema=schema, prefix=prefix))
+                await conn.execute(statement.format(schema=schema, prefix=prefix, channel=channel(schema, prefix)))
             await conn.execute(f"INSERT INTO {pg_version_table(schema, prefix)} (version, description) "
                                "VALUES ($1, $2)", migration.version, migration.description)
     return todo
