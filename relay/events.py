@@ -237,6 +237,9 @@ class EventSinks:
         inst = cls.from_settings(settings, webhook_flush_seconds=COMMAND_WEBHOOK_FLUSH)
         inst.sinks = [(JournalSink() if JournalSink.available() else NotDeliveredSink())
                       if isinstance(sink, StdoutSink) else sink for sink in inst.sinks]
+        for sink in inst.sinks:
+            if hasattr(sink, "wait_when_full"):
+                sink.wait_when_full = True  # a command may wait; it must not drop what it announces
         return inst
 
     def _failed(self, sink: Sink, exc: BaseException) -> None:

@@ -88,6 +88,9 @@ class PostgresEventSink:
         self._queue: deque[str] = deque()
         self._wake = threading.Condition()
         self._closing = False
+        # The relay never waits for the database (a full queue drops, counted); an operator command
+        # writing a million bounce_listed events waits for room instead (EventSinks.for_command).
+        self.wait_when_full = False
         self.stored = 0  # events the database has (metrics, tests)
         self.retries = 0  # failed attempts
         self._thread = threading.Thread(target=self._run, name="relay-events-pg", daemon=True)
@@ -97,10 +100,12 @@ class PostgresEventSink:
 
     def write(self, line: str) -> None:
         with self._wake:
-            if len(self._queue) >= self._max_queue:
-                raise OSError(f"{len(self._queue)} events wait for the database already (it is down or slow)")
+            while len(self._queue) >= self._max_queue:
+                if not self.wait_when_full:
+                    raise OSError(f"{len(self._queue)} events wait for the database already (it is down or slow)")
+                self._wake.wait(1.0)  # an operator command (an import): slower, never lossy
             self._queue.append(line)
-            self._wake.notify()
+            self._wake.notify_all()
 
     def reopen(self) -> None:
         pass
@@ -112,7 +117,7 @@ class PostgresEventSink:
     def close(self) -> None:
         with self._wake:
             self._closing = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(FLUSH_SECONDS + QUERY_TIMEOUT)
         left = self.pending()
         if left:
@@ -137,6 +142,7 @@ class PostgresEventSink:
         with self._wake:
             for _ in range(n):
                 self._queue.popleft()
+            self._wake.notify_all()  # a writer waiting for room
         self.stored += n
 
     async def _main(self) -> None:

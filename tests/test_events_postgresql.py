@@ -163,3 +163,23 @@ def test_check_config_refuses_an_events_url_that_is_not_postgresql(tmp_path):
     cfg.write_text("hostname: relay.test\nevents: [{postgresql: 'postgresql://db/relay?schema=Bad-Name'}]\n")
     out = relay_cli("check-config", "-c", str(cfg))
     assert out.returncode == 1 and "events[0].postgresql" in out.stdout and "schema must be" in out.stdout
+
+
+def test_a_full_queue_drops_in_the_relay_and_waits_in_an_operator_command(pg_url):
+    url, schema = pg_url
+    relay_sink = PostgresEventSink(url, max_queue=5)
+    relay_sinks = events.EventSinks([relay_sink])
+    emit(relay_sinks, 1)
+    assert wait_for(lambda: len(rows(schema)) == 1)
+    with psycopg.connect(pg._conninfo()) as holder:
+        holder.execute(f'LOCK TABLE "{schema}".relay_events IN ACCESS EXCLUSIVE MODE')
+        emit(relay_sinks, 20, start=1)  # the relay: never waits, the overflow is counted
+        assert relay_sinks.failures.get(relay_sink.name, 0) >= 10
+        holder.rollback()
+    relay_sinks.close()
+    command_sink = PostgresEventSink(url, max_queue=5)
+    command_sink.wait_when_full = True  # as EventSinks.for_command sets it
+    command_sinks = events.EventSinks([command_sink])
+    ids = emit(command_sinks, 200, start=100)
+    command_sinks.close()
+    assert command_sinks.failures == {} and set(ids) <= {r[0] for r in rows(schema)}
