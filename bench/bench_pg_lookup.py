@@ -137,6 +137,30 @@ async def writes(url: str, rate: float, seconds: float) -> dict:
     return {"writes": done}
 
 
+async def propagation(url: str, times: int) -> list[float]:
+    """Seconds from a removal's commit at one store until another store's cached answer says so."""
+    from relay.store import open_store
+
+    relay, operator = open_store(url), open_store(url)
+    await relay.get("warm@example.com")
+    while relay.cache is not None and not relay.cache.usable():
+        await asyncio.sleep(0.01)
+    delays = []
+    for n in range(times):
+        target = f"prop{n}@example.com"
+        await operator.add(target)
+        while await relay.get(target) is None:  # listed, and now in the relay's cache
+            await asyncio.sleep(0.001)
+        await operator.remove(target)
+        committed = time.perf_counter()
+        while await relay.get(target) is not None:
+            await asyncio.sleep(0.0005)
+        delays.append(time.perf_counter() - committed)
+    await relay.close()
+    await operator.close()
+    return delays
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -153,6 +177,16 @@ def child(args) -> None:
     print(json.dumps(result))
 
 
+def _drop(schema: str) -> None:
+    import asyncpg
+
+    async def drop():
+        conn = await asyncpg.connect(BASE)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    asyncio.run(drop())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=100_000)
@@ -162,6 +196,8 @@ def main() -> None:
     ap.add_argument("--relays", type=int, default=2)
     ap.add_argument("--distinct", type=int, default=20_000, help="distinct recipients the relays look up")
     ap.add_argument("--cache", default="0,100000", help="lookup cache sizes to compare (?cache=N; 0: none)")
+    ap.add_argument("--propagation", type=int, default=0, metavar="N",
+                    help="instead: time N removals until another relay's cache has them")
     ap.add_argument("--warm", action="store_true", help="each relay looks its recipients up once before timing")
     ap.add_argument("--role", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -173,6 +209,16 @@ def main() -> None:
 
     schema = f"bench_{secrets.token_hex(4)}"
     url = f"{BASE}?schema={schema}"
+    if args.propagation:
+        try:
+            delays = [d * 1000 for d in asyncio.run(propagation(url, args.propagation))]
+        finally:
+            _drop(schema)
+        print(f"a removal seen by another relay's cache after: p50 {pct(delays, 50):.2f} ms, "
+              f"p99 {pct(delays, 99):.2f} ms, max {max(delays):.2f} ms ({len(delays)} removals; "
+              f"load average {os.getloadavg()[0]:.1f})")
+        print(json.dumps({"bench": "pg_propagation", "ms": delays}))
+        return
     asyncio.run(fill(url, args.entries))
     results = []
     try:
@@ -205,13 +251,7 @@ def main() -> None:
                       f"{row['p90_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['max_ms']:>7.1f} {row['call_p50_ms']:>8.3f} "
                       f"{row['call_p99_ms']:>8.3f} {row['errors']}")
     finally:
-        import asyncpg
-
-        async def drop():
-            conn = await asyncpg.connect(BASE)
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await conn.close()
-        asyncio.run(drop())
+        _drop(schema)
     print(json.dumps({"bench": "pg_lookup", "entries": args.entries, "results": results,
                       "loadavg": os.getloadavg()[0]}))
 
