@@ -144,3 +144,33 @@ def test_a_corrupted_list_is_explained_by_serve_and_check_config(tmp_path):
         text = out.stdout + out.stderr
         assert out.returncode == 1 and "Traceback" not in text, text
         assert f"{db}" in text and "not a bounce list database" in text and "move it aside" in text
+
+
+def _open_at_once(path: str, barrier, results) -> None:
+    from relay.store.sqlite import SQLiteBounceStore
+
+    barrier.wait()
+    try:
+        SQLiteBounceStore(path)
+        results.put("ok")
+    except Exception as exc:  # what a worker that fails to start would have said
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path):
+    # A relay's workers start together on a list that does not exist yet; turning on WAL mode can
+    # be refused at once (no busy wait) to the one that comes second. Each must open it.
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for n in range(40):
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_open_at_once, args=(str(tmp_path / f"{n}.db"), barrier, results))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        outcomes += [results.get(timeout=5) for _ in procs]
+    assert [o for o in outcomes if o != "ok"] == []

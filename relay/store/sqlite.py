@@ -127,6 +127,21 @@ class SQLiteBounceStore(BounceStore):
     # -- opening -------------------------------------------------------------------------------
 
     def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int] | None]:
+        # Two processes opening a new file at once (a relay's workers, a relay and the CLI): the one
+        # turning on WAL mode may get SQLITE_BUSY at once, without the busy handler waiting
+        # (https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode): try again.
+        import time
+
+        deadline = time.monotonic() + self.write_timeout
+        while True:
+            try:
+                return self._open_once()
+            except StoreBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _open_once(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int] | None]:
         reader = writer = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
