@@ -161,3 +161,21 @@ async def test_the_cache_is_configured_in_the_url(pg_url):
         await store.close()
     with pytest.raises(StoreError, match="cache must be a whole number"):
         open_store(url + "&cache=lots")
+
+
+async def test_a_relay_sees_its_own_changes_at_once(pg_url):
+    # Its own notification comes back from the database a moment later; the next lookup must not wait
+    # for it (a relay that just listed an address refuses it at the next RCPT).
+    url, _ = pg_url
+    store = open_store(url)
+    try:
+        await cached(store)
+        for n in range(50):
+            address = f"own{n}@example.com"
+            assert await store.get(address) is None  # cached: not listed
+            await store.add(address)
+            assert await store.get(address) is not None, n
+            await store.remove(address)
+            assert await store.get(address) is None, n
+    finally:
+        await store.close()

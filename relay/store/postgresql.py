@@ -21,6 +21,7 @@ lock_timeout on the server's, so that the server gives up the work too).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
@@ -34,6 +35,15 @@ from .pg_cache import FRESH, HEARTBEAT, SIZE as CACHE_SIZE, LookupCache, channel
 from .schema import migrate_postgresql, postgresql_version
 
 log = logging.getLogger("relay.store")
+
+# The list keys the running write transaction changed (its task's own), for the cache at commit.
+_TOUCHED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("relay_pg_touched", default=None)
+
+
+def _touch(key: str) -> None:
+    touched = _TOUCHED.get()
+    if touched is not None:
+        touched.append(key)
 
 EXTRA = "postgresql"  # pyproject.toml: the optional dependencies a postgresql:// URL needs
 
@@ -280,7 +290,7 @@ class PostgresBounceStore(BounceStore):
             at = await self._clock(conn, now)
             gone = await conn.fetchval(
                 f"WITH d AS (DELETE FROM {self.bounces} WHERE expires_at <= $1 RETURNING 1) SELECT count(*) FROM d",
-                to_datetime(at))
+                to_datetime(at))  # expired: the cache judges expiry itself
             gone += await conn.fetchval(
                 f"WITH d AS (DELETE FROM {self.failures} WHERE at <= $1 RETURNING 1) SELECT count(*) FROM d",
                 to_datetime(at - failures_older_than))
@@ -323,9 +333,19 @@ class PostgresBounceStore(BounceStore):
         pool = await self._get_pool()
         # Each statement has query_timeout (the pool's command_timeout); the whole transaction is
         # bounded too, as it may wait for a free connection and then for a per-address lock.
-        async with self._deadline("change the list", self.query_timeout * 3):
-            async with pool.acquire() as conn, conn.transaction():
-                yield conn
+        touched: list[str] = []
+        token = _TOUCHED.set(touched)
+        try:
+            async with self._deadline("change the list", self.query_timeout * 3):
+                async with pool.acquire() as conn, conn.transaction():
+                    yield conn
+        finally:
+            _TOUCHED.reset(token)
+        # Committed: this relay's own lookups see the change now, not when its notification comes
+        # back from the database (a relay that just listed an address refuses it at the next RCPT).
+        if self.cache is not None:
+            for key in touched:
+                self.cache.notified(key)
 
     async def _lock(self, conn, key: str) -> None:
         # Held until the transaction ends: two relays recording failures for one address
@@ -354,16 +374,20 @@ class PostgresBounceStore(BounceStore):
                 "expires_at = EXCLUDED.expires_at")
 
     async def _write(self, conn, entry: BounceEntry) -> None:
+        _touch(entry.address)
         await conn.execute(self._upsert(), *_values(entry))
 
     async def _write_batch(self, chunk: list[BounceEntry]) -> int:
         # One round trip a batch (asyncpg pipelines executemany), not one an entry: an import of
         # a million rows is then bound by the server's work, not by latency.
         async with self._transaction() as conn:
+            for entry in chunk:
+                _touch(entry.address)
             await conn.executemany(self._upsert(), [_values(e) for e in chunk])  # in order: the last one wins
         return len(chunk)
 
     async def _delete(self, conn, key: str) -> None:
+        _touch(key)
         await conn.execute(f"DELETE FROM {self.bounces} WHERE address = $1", key)
 
     async def _clear_failures(self, conn, key: str, category: str | None) -> None:
