@@ -6,6 +6,7 @@ that is a bound on a hang, not a speed measurement."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,29 @@ def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path):
             p.join(30)
         outcomes += [results.get(timeout=5) for _ in procs]
     assert [o for o in outcomes if o != "ok"] == []
+
+
+def test_opening_waits_while_another_process_creates_the_list(tmp_path):
+    # Several workers (or relays) start at once on one new file: the first creates the tables in one
+    # write transaction, which on a loaded machine outlasts a write's 2 s deadline; the others must
+    # wait for it, not fail to start.
+    from relay.store.sqlite import SQLiteBounceStore
+
+    path = tmp_path / "bounces.db"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sqlite3, sys, time
+        db = sqlite3.connect(sys.argv[1], isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE starting (x)")
+        print("locked", flush=True)
+        time.sleep(3.5)
+        db.execute("COMMIT")
+    """), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        store = SQLiteBounceStore(path)  # the old open gave up after 2 s: StoreBusy
+        assert asyncio.run(store.get("a@example.com")) is None  # created, migrated and usable
+        asyncio.run(store.close())
+    finally:
+        holder.wait(10)

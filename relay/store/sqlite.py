@@ -41,6 +41,11 @@ from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 PAGE = 1000  # entries fetched per query by iter_entries()
 WRITE_TIMEOUT = 2.0  # seconds a write may wait for another process's write lock
 READ_TIMEOUT = 2.0  # seconds a lookup may wait when the file cannot be read at once
+# Seconds opening the file may wait for another process: several workers (or relays) starting at
+# once open one file, and the first may be creating or migrating it (one write transaction) while
+# the others wait; on a loaded machine that takes longer than a write's deadline. Opening happens
+# before anything is served, so waiting here delays no client.
+OPEN_TIMEOUT = 30.0
 
 _COLUMNS = "address, category, reply, rule, first_seen, last_seen, count, source, note, expires_at"
 _SHAPING_COLUMNS = "key, destination, sender_domain, rule, reason, reply, since, until, strikes, rate, changed"
@@ -132,7 +137,7 @@ class SQLiteBounceStore(BounceStore):
         # (https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode): try again.
         import time
 
-        deadline = time.monotonic() + self.write_timeout
+        deadline = time.monotonic() + max(self.write_timeout, OPEN_TIMEOUT)
         while True:
             try:
                 return self._open_once()
@@ -148,23 +153,26 @@ class SQLiteBounceStore(BounceStore):
             # isolation_level=None: autocommit; write transactions are explicit (BEGIN IMMEDIATE).
             # check_same_thread=False: BEGIN and COMMIT run in the worker thread, the rest on the loop.
             writer = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-            writer.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
+            open_wait = int(max(self.write_timeout, OPEN_TIMEOUT) * 1000)
+            writer.execute(f"PRAGMA busy_timeout = {open_wait}")
             writer.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a commit survives a process crash; a power loss may lose the
             # last commits but never corrupts the file (https://sqlite.org/pragma.html#pragma_synchronous).
             writer.execute("PRAGMA synchronous = NORMAL")
             self._create_schema(writer)
+            writer.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
             reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-            reader.execute("PRAGMA busy_timeout = 0")  # a lookup never waits on the loop
+            reader.execute(f"PRAGMA busy_timeout = {open_wait}")
             # Open the WAL files now, not at the first lookup: a relay's open files are set at start.
             reader.execute("SELECT 1 FROM relay_bounces LIMIT 1").fetchall()
+            reader.execute("PRAGMA busy_timeout = 0")  # from now on a lookup never waits on the loop
         except (sqlite3.Error, OSError) as exc:
             for db in (reader, writer):
                 if db is not None:
                     db.close()
             if isinstance(exc, sqlite3.Error) and _busy(exc):
                 raise StoreBusy(f"cannot open bounce list {self.path}: it is locked by another process "
-                                f"(waited {self.write_timeout:g} s); try again") from None
+                                f"(waited {max(self.write_timeout, OPEN_TIMEOUT):g} s); try again") from None
             raise _unusable(self.path, exc) from None
         except StoreError:  # the schema is newer than this relay
             for db in (reader, writer):
