@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import dkim as dkimlib
 from .address import split as split_address
@@ -38,6 +38,28 @@ SPF_MODES = ("reject", "tempfail", "warn", "off")
 DOMAIN_KEYS = ("dkim", "dkim_required", "spf", "verp")
 KEY_KEYS = ("selector", "key", "algorithm", "canonicalization", "headers", "expire")
 WILDCARD = "*"
+
+
+def domain_entries(data: dict, problems: Problems) -> Iterator[tuple[str, str, Any]]:
+    """The entries of a policy file keyed by domain (domains.yaml, tls.yaml): (the key as written, the
+    domain normalised or "*", the value). A key that is no domain name, or the same domain spelled
+    twice (names match case-insensitively), is a problem and skipped."""
+    spelled: dict[str, str] = {}
+    for raw, spec in data.items():
+        name = str(raw)
+        if name == WILDCARD:
+            domain = WILDCARD
+        else:
+            try:
+                domain = normalise_domain(name)
+            except ValueError as exc:
+                problems.add(name, f"not a domain name: {exc}")
+                continue
+            if domain in spelled:
+                problems.add(name, f"the same domain as {spelled[domain]!r} (names match case-insensitively)")
+                continue
+        spelled[domain] = name
+        yield name, domain, spec
 
 
 @dataclass(frozen=True)
@@ -98,21 +120,7 @@ class DomainPolicies:
             problems.add("(top level)", f"expected a mapping of domain to policy, got {type(data).__name__}")
             problems.raise_if_any()
         policies: dict[str, DomainPolicy] = {}
-        spelled: dict[str, str] = {}
-        for raw_domain, spec in data.items():
-            name = str(raw_domain)
-            if name == WILDCARD:
-                domain = WILDCARD
-            else:
-                try:
-                    domain = normalise_domain(name)
-                except ValueError as exc:
-                    problems.add(name, f"not a domain name: {exc}")
-                    continue
-                if domain in spelled:
-                    problems.add(name, f"the same domain as {spelled[domain]!r} (names match case-insensitively)")
-                    continue
-            spelled[domain] = name
+        for name, domain, spec in domain_entries(data, problems):
             policy = _parse_domain(name, domain, spec, base, problems)
             if policy is not None:
                 policies[domain] = policy

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..decision import Reply
-from ..domains import normalise_domain
+from ..domains import WILDCARD, domain_entries, normalise_domain
 from ..errors import Problems
 from ..yamlfile import load_yaml
 from . import certs, dane
@@ -50,7 +50,6 @@ __all__ = ["LEVELS", "DomainTls", "TlsPolicies", "TlsPlan", "OutboundTlsPolicy",
 TLS_POLICY_FILE = "tls.yaml"
 LEVELS = ("opportunistic", "required", "verify", "dane-only")
 ENTRY_KEYS = ("level", "match", "dane", "mta_sts")
-WILDCARD = "*"
 MAX_PROBLEM = 380  # keeps the reply line within RFC 5321 4.5.3.1.5's 512 octets
 
 
@@ -103,21 +102,7 @@ class TlsPolicies:
                                         f"got {type(data).__name__}")
             problems.raise_if_any()
         entries: dict[str, DomainTls] = {}
-        spelled: dict[str, str] = {}
-        for raw, spec in data.items():
-            name = str(raw)
-            if name == WILDCARD:
-                domain = WILDCARD
-            else:
-                try:
-                    domain = normalise_domain(name)
-                except ValueError as exc:
-                    problems.add(name, f"not a domain name: {exc}")
-                    continue
-                if domain in spelled:
-                    problems.add(name, f"the same domain as {spelled[domain]!r} (names match case-insensitively)")
-                    continue
-            spelled[domain] = name
+        for name, domain, spec in domain_entries(data, problems):
             entry = _entry(name, spec, problems)
             if entry is not None:
                 entries[domain] = entry
