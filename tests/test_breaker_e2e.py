@@ -15,11 +15,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.funnel_e2e import bounces, send
 from tests.support.upstream import GMAIL_NO_SUCH_USER
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
-BODY = b"From: App <app@sender.test>\r\nSubject: hi\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
 
 
 @pytest.fixture
@@ -32,21 +31,6 @@ def relay(upstream, relay_factory, tmp_path):
     for n in range(6):
         upstream.rcpt_replies[f"u{n}"] = GMAIL_NO_SUCH_USER
     return relay_factory(upstream.port, policies=str(policies))
-
-
-def send(relay, rcpts):
-    with RawSMTP(relay.host, relay.port) as c:
-        c.cmd("EHLO client.test")
-        replies = send_message(c, "app@sender.test", rcpts, BODY)
-        c.cmd("QUIT")
-    return replies
-
-
-def bounces(relay, *argv):
-    r = subprocess.run([sys.executable, "-m", "relay", "bounces", *argv, "-c", str(relay.config_path)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode in (0, 1), r.stderr
-    return r
 
 
 def events(relay, n):

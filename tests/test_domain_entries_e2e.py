@@ -9,18 +9,15 @@ the domain; a DNS glitch never does.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.funnel_e2e import bounces, send
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
-BODY = b"From: App <app@sender.test>\r\nSubject: hi\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
 NXDOMAIN = ("550 5.1.2 <{rcpt}>: Host or domain name not found. Name service error for name=nx.test type=A: "
             "Host not found")
 SERVFAIL = ("550 5.1.2 <{rcpt}>: Host or domain name not found. Name service error for name=glitch.test type=MX: "
@@ -40,21 +37,6 @@ def relay(upstream, relay_factory, tmp_path):
         upstream.rcpt_replies[f"g{n}"] = SERVFAIL.format(rcpt=f"g{n}@glitch.test")
     upstream.rcpt_replies["t0"] = "450 4.1.2 <t0@temp.test>: Recipient address rejected: Domain not found"
     return relay_factory(upstream.port, policies=str(policies))
-
-
-def send(relay, rcpts):
-    with RawSMTP(relay.host, relay.port) as c:
-        c.cmd("EHLO client.test")
-        replies = send_message(c, "app@sender.test", rcpts, BODY)
-        c.cmd("QUIT")
-    return replies
-
-
-def bounces(relay, *argv):
-    r = subprocess.run([sys.executable, "-m", "relay", "bounces", *argv, "-c", str(relay.config_path)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode in (0, 1), r.stderr
-    return r
 
 
 def listed_keys(relay):
