@@ -15,6 +15,24 @@ def dns():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """A test certificate authority (tests/support/tls.py): ca.issue(name) gives a certificate it signs."""
+    from tests.support.tls import CertAuthority
+
+    return CertAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def https(ca):
+    """A loopback HTTPS server for MTA-STS policies, with a certificate from `ca`."""
+    from tests.support.https_server import PolicyServer
+
+    server = PolicyServer(ca.issue("default.invalid").context()).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def upstream():
     """An upstream that answers like Gmail (see tests/support/upstream.py)."""

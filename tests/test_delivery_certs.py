@@ -11,11 +11,6 @@ from relay.delivery import certs
 from tests.support.tls import CertAuthority, make_cert, server_context
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
 async def handshake_chain(server_ctx: ssl.SSLContext) -> list[bytes]:
     """Connect without any certificate check (as opportunistic TLS does) and return the chain."""
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server_ctx)

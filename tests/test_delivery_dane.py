@@ -12,11 +12,6 @@ from relay.dns import Resolver, Tlsa
 from tests.support.tls import CertAuthority
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
 def resolver_for(dns) -> Resolver:
     return Resolver((Endpoint("127.0.0.1", dns.port),), timeout=2.0)
 

@@ -9,8 +9,8 @@ from relay.config import Endpoint
 from relay.delivery.mta_sts import (MAX_AGE_LIMIT, MtaSts, PolicyError, PolicyFetcher, mx_matches,
                                     parse_policy, parse_record)
 from relay.dns import Resolver
-from tests.support.https_server import Page, PolicyServer, policy_text
-from tests.support.tls import CertAuthority, make_cert, server_context
+from tests.support.https_server import Page, policy_text
+from tests.support.tls import make_cert, server_context
 
 
 # -- the TXT record (RFC 8461 3.1) ---------------------------------------------
@@ -79,18 +79,6 @@ def test_mx_matches(pattern, host, ok):
 
 
 # -- discovery, fetch and cache ---------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def https(ca):
-    server = PolicyServer(ca.issue("default.invalid").context()).start()
-    yield server
-    server.stop()
-
 
 class Clock:
     def __init__(self, now=1_000_000.0):

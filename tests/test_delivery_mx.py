@@ -416,13 +416,6 @@ def test_mixed_routing_sends_named_domains_through_the_smarthost(dns, zone, mx_p
     assert not [q for q in dns.zone.queries if "corp.test" in q[0]]
 
 
-@pytest.fixture
-def ca(tmp_path_factory):
-    from tests.support.tls import CertAuthority
-
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
 def tls_policy_dir(tmp_path, text: str) -> str:
     policies = tmp_path / "policies"
     policies.mkdir(exist_ok=True)

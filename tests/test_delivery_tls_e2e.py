@@ -12,30 +12,18 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.support.https_server import PolicyServer, policy_text
+from tests.support.https_server import policy_text
 from tests.support.smtp_client import RawSMTP, send_message
-from tests.support.tls import CertAuthority, make_cert, server_context
+from tests.support.tls import make_cert, server_context
 from tests.support.upstream import FakeUpstream, free_port
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
 BODY = b"From: a@sender.test\r\nTo: b@sts.test\r\nSubject: hello\r\nMessage-ID: <m1@sender.test>\r\n\r\nHi.\r\n"
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
 @pytest.fixture
 def mx_port():
     return free_port(("127.0.0.2", "127.0.0.3"))
-
-
-@pytest.fixture
-def https(ca):
-    server = PolicyServer(ca.issue("default.invalid").context()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from relay.delivery.tls_policy import DomainTls, OutboundTlsPolicy, TlsPolicies,
 from relay.dns import Resolver
 from relay.errors import ConfigError
 from relay.policies import shipped_policies
-from tests.support.https_server import PolicyServer, policy_text
-from tests.support.tls import CertAuthority, make_cert, server_context
+from tests.support.https_server import policy_text
+from tests.support.tls import make_cert, server_context
 
 
 # -- tls.yaml ----------------------------------------------------------------------
@@ -79,18 +79,6 @@ def test_a_broken_tls_file_is_a_policy_error(tmp_path):
 
 
 # -- the decision, with real TLS peers ---------------------------------------------
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return CertAuthority(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def https(ca):
-    server = PolicyServer(ca.issue("default.invalid").context()).start()
-    yield server
-    server.stop()
-
 
 async def peer_check(plan, server_ctx: ssl.SSLContext) -> tuple[str | None, dict]:
     """Handshake with a TLS server presenting `server_ctx`'s certificate, using the plan's
