@@ -145,6 +145,8 @@ class EventSink:
     kind: str  # "jsonl" | "stdout" | "webhook" | "postgresql"
     target: str = ""  # file path or URL
     webhook: Webhook | None = None
+    spool_dir: Path | None = None  # postgresql: events wait on disk here, not in memory (relay/spool.py)
+    spool_max_size: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -679,13 +681,15 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
     sinks = []
     for i, item in enumerate(top.get("events", list, []) or []):
         r = _Reader(top.problems, item, f"events[{i}]")
-        if "webhook" not in r.data:
-            r.unknown({"jsonl", "stdout", "webhook", "postgresql"})
-        others = ("jsonl", "stdout", "postgresql")
-        if len(r.data) != 1 and ("webhook" not in r.data or any(k in r.data for k in others)):
+        kinds = [k for k in ("jsonl", "stdout", "webhook", "postgresql") if k in r.data]
+        if len(kinds) != 1:
             top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true, webhook: URL "
                                              "or postgresql: URL")
             continue
+        if kinds[0] in ("jsonl", "stdout"):
+            r.unknown({kinds[0]})
+        elif kinds[0] == "postgresql":
+            r.unknown(POSTGRESQL_SINK_KEYS)
         if "jsonl" in r.data:
             p = r.get("jsonl", str, None)
             if p:
@@ -696,17 +700,32 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
         elif "webhook" in r.data:
             hook = _webhook(r, base)
             if hook is not None:
-                if any(s.webhook is not None and s.webhook.spool_dir == hook.spool_dir for s in sinks):
-                    top.problems.add(f"events[{i}].spool_dir", f"{hook.spool_dir} is the spool of another "
-                                                               f"webhook; give each its own")
-                sinks.append(EventSink("webhook", hook.url, hook))
+                _one_spool_each(top, sinks, i, hook.spool_dir)
+                sinks.append(EventSink("webhook", hook.url, hook, spool_dir=hook.spool_dir))
         elif "postgresql" in r.data:
             u = r.get("postgresql", str, None)
+            resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
+            spool_dir = r.get("spool_dir", str, None, convert=resolve)
+            spool_max_size = r.get("spool_max_size", (int, str), EventSink.spool_max_size, convert=parse_size)
+            if spool_dir is not None:
+                why = _directory_problem(spool_dir)
+                if why:
+                    top.problems.add(f"events[{i}].spool_dir", why)
+                _one_spool_each(top, sinks, i, spool_dir)
             if u and not re.match(r"^postgres(ql)?://", u):
                 top.problems.add(f"events[{i}].postgresql", f"{u!r} is not a postgresql:// URL")
             elif u:
-                sinks.append(EventSink("postgresql", u))
+                sinks.append(EventSink("postgresql", u, spool_dir=spool_dir, spool_max_size=spool_max_size))
     return tuple(sinks)
+
+
+POSTGRESQL_SINK_KEYS = {"postgresql", "spool_dir", "spool_max_size"}
+
+
+def _one_spool_each(top: _Reader, sinks: list[EventSink], i: int, spool_dir: Path) -> None:
+    if any(s.spool_dir == spool_dir for s in sinks):
+        top.problems.add(f"events[{i}].spool_dir", f"{spool_dir} is the spool of another event sink; "
+                                                   f"give each its own")
 
 
 WEBHOOK_KEYS = {"webhook", "secret_file", "ca_file", "spool_dir", "spool_max_size", "batch", "retry", "timeout"}

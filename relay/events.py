@@ -221,11 +221,13 @@ class EventSinks:
                 inst.sinks.append(WebhookSink(spec.webhook, inst._failed, metrics, webhook_flush_seconds))
             elif spec.kind == "postgresql":
                 from .events_postgresql import PostgresEventSink
-                inst.sinks.append(PostgresEventSink(spec.target))
+                inst.sinks.append(PostgresEventSink(spec.target, spool_dir=spec.spool_dir,
+                                                    spool_max_size=spec.spool_max_size, on_failure=inst._failed))
         return inst
 
     def webhook_spool_bytes(self) -> int:
-        return sum(sink.spool.last_size for sink in self.sinks if hasattr(sink, "spool"))
+        from .webhooks import WebhookSink
+        return sum(sink.spool.last_size for sink in self.sinks if isinstance(sink, WebhookSink))
 
     @classmethod
     def for_command(cls, settings) -> "EventSinks":

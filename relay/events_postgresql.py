@@ -8,11 +8,15 @@ live beside the list or in a database of their own.
 
 Writing never touches the event loop: `write()` puts the line in a queue and a thread of the sink's
 own, with its own asyncio loop and asyncpg connection, inserts batches of them. A database that is
-down, hung or restarting costs nothing but memory: the batch is kept and retried (back-off up to
+down, hung or restarting costs nothing but room: the batch is kept and retried (back-off up to
 MAX_BACKOFF), and `event_id` is unique, so a batch that committed but whose answer was lost is not
-stored twice when it is sent again. Only a full queue (MAX_QUEUE events waiting) drops events, each
-counted and logged by EventSinks as any sink failure. Every statement has a deadline, as the bounce
-list's do, so a hung database is a retry, never a stuck thread.
+stored twice when it is sent again. Every statement has a deadline, as the bounce list's do, so a hung
+database is a retry, never a stuck thread.
+
+Where the events wait: in memory by default (MAX_QUEUE events; a full queue drops, each counted and
+logged by EventSinks as any sink failure; a relay stopped while the database is away loses what waits),
+or, with `spool_dir:`, in a spool on disk (relay/spool.py, as a webhook's): every process appends, the
+one holding the spool's sender lock inserts, and a restart, or a worker's death, loses nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime, timezone
+from pathlib import Path
 
+from .spool import Batch, Spool, SpoolWriter
 from .store.base import StoreError, redact
 
 log = logging.getLogger("relay.events")
@@ -36,6 +42,8 @@ MAX_BACKOFF = 10.0  # seconds between attempts while the database is away
 CONNECT_TIMEOUT = 5.0
 QUERY_TIMEOUT = 5.0
 FLUSH_SECONDS = 30.0  # close() waits this long for the queue to reach the database
+SPOOL_BATCH_BYTES = 4 << 20  # bytes of events a transaction, from a spool
+SPOOL_POLL = 1.0  # how often a sink without the spool's sender lock, or with nothing to send, looks again
 
 
 def _place(url: str):
@@ -72,33 +80,17 @@ def _without_nul(value):
     return value
 
 
-class PostgresEventSink:
-    """A Sink (relay.events) that stores each event as a row. Thread-safe `write()`."""
+class _MemoryQueue:
+    """Events waiting for the database in memory: lost if the process stops while it is away."""
 
-    def __init__(self, url: str, *, max_queue: int = MAX_QUEUE, batch: int = BATCH):
-        from .store.postgresql import import_driver
-
-        import_driver(url)  # at start, not in the thread: a missing driver stops `relay serve`
-        self.url = url
-        self.name = f"postgresql:{redact(url)}"
-        self._dsn, self.schema, self.prefix = _place(url)
-        self.table = f'"{self.schema}"."{self.prefix}events"'
+    def __init__(self, max_queue: int):
         self._max_queue = max_queue
-        self._batch = batch
         self._queue: deque[str] = deque()
         self._wake = threading.Condition()
-        self._closing = False
-        # The relay never waits for the database (a full queue drops, counted); an operator command
-        # writing a million bounce_listed events waits for room instead (EventSinks.for_command).
+        self.closing = False
         self.wait_when_full = False
-        self.stored = 0  # events the database has (metrics, tests)
-        self.retries = 0  # failed attempts
-        self._thread = threading.Thread(target=self._run, name="relay-events-pg", daemon=True)
-        self._thread.start()
 
-    # -- the Sink interface (called on the event loop) -------------------------------------------
-
-    def write(self, line: str) -> None:
+    def put(self, line: str) -> None:
         with self._wake:
             while len(self._queue) >= self._max_queue:
                 if not self.wait_when_full:
@@ -107,43 +99,158 @@ class PostgresEventSink:
             self._queue.append(line)
             self._wake.notify_all()
 
+    def take(self, n: int) -> list[str] | None:
+        """The next batch (left in the queue until stored); None when closing and nothing is left."""
+        with self._wake:
+            while not self._queue and not self.closing:
+                self._wake.wait()
+            if not self._queue:
+                return None
+            return [self._queue[i] for i in range(min(n, len(self._queue)))]
+
+    def done(self, n: int) -> None:
+        with self._wake:
+            for _ in range(n):
+                self._queue.popleft()
+            self._wake.notify_all()  # a writer waiting for room
+
+    def close(self) -> None:
+        with self._wake:
+            self.closing = True
+            self._wake.notify_all()
+
+    def waiting(self) -> int:
+        with self._wake:
+            return len(self._queue)
+
+    def left_behind(self, n: int) -> str:
+        return f"{n} event(s) not stored: the database did not take them"
+
+
+class _SpooledQueue:
+    """Events waiting for the database in a spool on disk (relay/spool.py): every process appends; the one
+    holding the spool's sender lock inserts; what is not stored at a stop waits for the next start."""
+
+    def __init__(self, spool: Spool, name: str, on_failure):
+        self.spool = spool
+        self._wake = threading.Condition()
+        self._appended = False
+        self.closing = False
+        self.wait_when_full = False  # appends never wait for the database: the spool's bound is on disk
+        self._batch: Batch | None = None
+        self.writer = SpoolWriter(spool, "events-pg", on_failure, self._on_appended,
+                                  "the database has not taken events for a while")
+
+    def _on_appended(self, n: int) -> None:
+        with self._wake:
+            self._appended = True
+            self._wake.notify_all()
+
+    def _wait(self) -> None:
+        with self._wake:
+            self._wake.wait_for(lambda: self._appended or self.closing, timeout=SPOOL_POLL)
+            self._appended = False
+
+    def put(self, line: str) -> None:
+        self.writer.put(line)
+
+    def take(self, n: int) -> list[str] | None:
+        while True:
+            if not self.spool.try_lock_sender():
+                if self.closing:
+                    return None  # another process inserts from this spool
+                self._wait()
+                continue
+            with self._wake:
+                self._appended = False
+            self._batch = self.spool.next_batch(n, SPOOL_BATCH_BYTES)
+            if self._batch is not None:
+                return [line.decode("utf-8", "replace") for line in self._batch.lines]
+            if self.closing:
+                return None
+            self._wait()
+
+    def done(self, n: int) -> None:
+        self.spool.delivered(self._batch)
+        self._batch = None
+
+    def close(self) -> None:
+        self.writer.close()  # what is in memory goes to the disk first
+        with self._wake:
+            self.closing = True
+            self._wake.notify_all()
+
+    def waiting(self) -> int:
+        """Bytes not yet stored, as the process that inserts from the spool knows (0 in the others)."""
+        return self.spool.pending_bytes() if self.spool.sending else 0
+
+    def left_behind(self, n: int) -> str:
+        return (f"{n} bytes of events wait in the spool {self.spool.directory} for the next start: the "
+                f"database did not take them")
+
+
+class PostgresEventSink:
+    """A Sink (relay.events) that stores each event as a row. Thread-safe `write()`."""
+
+    def __init__(self, url: str, *, max_queue: int = MAX_QUEUE, batch: int = BATCH,
+                 spool_dir: Path | None = None, spool_max_size: int = 1 << 30, on_failure=None,
+                 flush_seconds: float = FLUSH_SECONDS):
+        from .store.postgresql import import_driver
+
+        import_driver(url)  # at start, not in the thread: a missing driver stops `relay serve`
+        self.url = url
+        self.name = f"postgresql:{redact(url)}"
+        self._dsn, self.schema, self.prefix = _place(url)
+        self.table = f'"{self.schema}"."{self.prefix}events"'
+        self._batch = batch
+        self._flush_seconds = flush_seconds
+        if spool_dir is None:
+            self._room = _MemoryQueue(max_queue)
+        else:
+            self.spool = Spool(spool_dir, spool_max_size)
+            self._room = _SpooledQueue(self.spool, self.name, lambda exc: on_failure(self, exc)
+                                       if on_failure else log.error("event sink %s: %s", self.name, exc))
+        self.stored = 0  # events the database has (metrics, tests)
+        self.retries = 0  # failed attempts
+        self._thread = threading.Thread(target=self._run, name="relay-events-pg", daemon=True)
+        self._thread.start()
+
+    @property
+    def wait_when_full(self) -> bool:
+        """The relay never waits for the database (a full queue drops, counted); an operator command
+        writing a million bounce_listed events waits for room instead (EventSinks.for_command)."""
+        return self._room.wait_when_full
+
+    @wait_when_full.setter
+    def wait_when_full(self, value: bool) -> None:
+        self._room.wait_when_full = value
+
+    # -- the Sink interface (called on the event loop) -------------------------------------------
+
+    def write(self, line: str) -> None:
+        self._room.put(line)
+
     def reopen(self) -> None:
         pass
 
     def pending(self) -> int:
-        with self._wake:
-            return len(self._queue)
+        """What waits for the database: events in memory, or bytes of events in the spool."""
+        return self._room.waiting()
 
     def close(self) -> None:
-        with self._wake:
-            self._closing = True
-            self._wake.notify_all()
-        self._thread.join(FLUSH_SECONDS + QUERY_TIMEOUT)
+        self._room.close()
+        self._thread.join(self._flush_seconds + QUERY_TIMEOUT)
         left = self.pending()
         if left:
-            log.error("event sink %s: %d event(s) not stored: the database did not take them within %g s "
-                      "of closing", self.name, left, FLUSH_SECONDS)
+            log.error("event sink %s: %s (within %g s of closing)", self.name, self._room.left_behind(left),
+                      self._flush_seconds)
+        if not self._thread.is_alive() and hasattr(self, "spool"):
+            self.spool.close()
 
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
         asyncio.run(self._main())
-
-    def _take(self) -> list[str] | None:
-        """The next batch (left in the queue until stored); None when closing and nothing is left."""
-        with self._wake:
-            while not self._queue and not self._closing:
-                self._wake.wait()
-            if not self._queue:
-                return None
-            return [self._queue[i] for i in range(min(self._batch, len(self._queue)))]
-
-    def _done(self, n: int) -> None:
-        with self._wake:
-            for _ in range(n):
-                self._queue.popleft()
-            self._wake.notify_all()  # a writer waiting for room
-        self.stored += n
 
     async def _main(self) -> None:
         conn = None
@@ -151,11 +258,11 @@ class PostgresEventSink:
         deadline = None
         complained = 0.0
         while True:
-            batch = await asyncio.to_thread(self._take)
+            batch = await asyncio.to_thread(self._room.take, self._batch)
             if batch is None:
                 break
-            if self._closing:
-                deadline = deadline or time.monotonic() + FLUSH_SECONDS
+            if self._room.closing:
+                deadline = deadline or time.monotonic() + self._flush_seconds
                 if time.monotonic() > deadline:
                     break
             try:
@@ -169,13 +276,15 @@ class PostgresEventSink:
                     conn = None
                 if time.monotonic() - complained >= 10.0:
                     complained = time.monotonic()
-                    log.error("event sink %s: cannot store %d event(s), retrying: %s", self.name,
-                              self.pending(), _one_line(exc))
+                    log.error("event sink %s: cannot store events (%d %s waiting), retrying: %s", self.name,
+                              self.pending(), "event(s)" if isinstance(self._room, _MemoryQueue) else "bytes",
+                              _one_line(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = 0.25
-            self._done(len(batch))
+            self._room.done(len(batch))
+            self.stored += len(batch)
         if conn is not None:
             await conn.close(timeout=QUERY_TIMEOUT)
 

@@ -17,6 +17,7 @@ from relay import events
 from relay.events_postgresql import PostgresEventSink
 from tests.support import pg
 from tests.support.smtp_client import RawSMTP
+from tests.support.upstream import closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,3 +184,54 @@ def test_a_full_queue_drops_in_the_relay_and_waits_in_an_operator_command(pg_url
     ids = emit(command_sinks, 200, start=100)
     command_sinks.close()
     assert command_sinks.failures == {} and set(ids) <= {r[0] for r in rows(schema)}
+
+
+# --- a spool on disk (spool_dir) -------------------------------------------------------------------
+
+def test_with_a_spool_events_of_a_relay_stopped_while_the_database_is_away_are_stored_at_the_next_start(
+        pg_url, tmp_path):
+    url, schema = pg_url
+    away = url.replace(f":{pg.PORT}/", f":{closed_port()}/")  # the database is down: nothing listens
+    spool = tmp_path / "events-spool"
+    first = PostgresEventSink(away, spool_dir=spool, flush_seconds=0.5)
+    sinks = events.EventSinks([first])
+    ids = emit(sinks, 40)
+    sinks.close()  # the stop: the events are on the disk, not in the table
+    assert rows(schema) == [] and first.retries >= 1
+    assert sum(1 for f in spool.glob("*.jsonl") for _ in f.open("rb")) == 40
+    # The next start, with the database back: the spooled events arrive, then the new ones, each once.
+    second = PostgresEventSink(url, spool_dir=spool)
+    sinks = events.EventSinks([second])
+    ids += emit(sinks, 5, start=40)
+    assert wait_for(lambda: len(rows(schema)) == 45)
+    sinks.close()
+    assert [r[0] for r in rows(schema)] == ids  # in order, none lost, none twice
+    assert sinks.failures == {}
+
+
+def test_a_spool_shared_by_two_workers_stores_each_event_once(pg_url, tmp_path):
+    url, schema = pg_url
+    spool = tmp_path / "events-spool"
+    workers = [PostgresEventSink(url, spool_dir=spool), PostgresEventSink(url, spool_dir=spool)]
+    sinks = [events.EventSinks([w]) for w in workers]
+    ids = emit(sinks[0], 30) + emit(sinks[1], 30, start=30)
+    assert wait_for(lambda: len(rows(schema)) == 60)
+    assert sum(w.spool.sending for w in workers) == 1  # one process inserts; the other only appends
+    for s in sinks:
+        s.close()
+    assert sorted(r[0] for r in rows(schema)) == sorted(ids)
+
+
+def test_check_config_takes_a_spool_for_the_events_table_and_refuses_unknown_keys(tmp_path):
+    cfg = tmp_path / "relay.yaml"
+    url = "postgresql://relay@127.0.0.1/relay"
+    cfg.write_text(f"hostname: relay.test\nevents: [{{postgresql: '{url}', spool_dir: spool, spool_max_size: 64MiB}}]\n")
+    out = relay_cli("check-config", "-c", str(cfg))
+    assert "events[0]" not in out.stdout, out.stdout
+    cfg.write_text(f"hostname: relay.test\nevents: [{{postgresql: '{url}', spool: spool}}]\n")
+    out = relay_cli("check-config", "-c", str(cfg))
+    assert out.returncode == 1 and "events[0].spool" in out.stdout and "Traceback" not in out.stderr
+    cfg.write_text(f"hostname: relay.test\nevents: [{{postgresql: '{url}', spool_dir: s}}, "
+                   f"{{webhook: 'http://127.0.0.1:9/h', spool_dir: s}}]\n")
+    out = relay_cli("check-config", "-c", str(cfg))
+    assert out.returncode == 1 and "events[1].spool_dir" in out.stdout and "spool of another" in out.stdout

@@ -20,8 +20,9 @@ import yaml
 from relay.config import ConfigError, load_settings
 from relay.events import EventSinks, make_event
 from relay.metrics import Metrics
+from relay.spool import Spool
 from relay.webhooks import WebhookSink, signing
-from relay.webhooks.spool import Spool
+from relay.webhooks.sender import payload
 from tests.support.smtp_client import RawSMTP
 from tests.support.webhook_receiver import SECRET, WebhookReceiver
 
@@ -229,7 +230,7 @@ def test_a_line_torn_by_a_killed_writer_is_cut_off_by_the_next_append(tmp_path):
     assert segment.read_bytes() == b'{"n":1}\n{"n":3}\n'
     assert spool.try_lock_sender()
     batch = spool.next_batch(10, 1 << 20)
-    assert json.loads(batch.body)["data"]["events"] == [{"n": 1}, {"n": 3}]
+    assert [json.loads(line) for line in batch.lines] == [{"n": 1}, {"n": 3}]
     spool.close()
 
 
@@ -405,7 +406,7 @@ def test_a_cursor_lost_after_delivery_sends_the_batch_again_under_its_id(tmp_pat
     again = Spool(tmp_path / "s", 1 << 20)
     assert again.try_lock_sender()
     resent = again.next_batch(10, 1 << 20)
-    assert (resent.id, resent.body) == (batch.id, batch.body)
+    assert (resent.id, payload(resent)) == (batch.id, payload(batch))
     again.close()
 
 

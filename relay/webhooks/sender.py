@@ -21,10 +21,11 @@ import random
 import ssl
 import threading
 import time
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from . import signing
-from .spool import Batch, Spool
+from ..spool import Batch, Spool
 
 log = logging.getLogger("relay.webhooks")
 
@@ -200,7 +201,7 @@ class Sender:
 
     def _post(self, batch: Batch) -> tuple[str | None, float | None]:
         """None when the endpoint took the batch, else why not (and its Retry-After, in seconds)."""
-        body = batch.body
+        body = payload(batch)
         for fresh in (self._conn is None, True):
             if fresh:
                 self._disconnect()
@@ -244,3 +245,10 @@ def _retry_after(value: str | None) -> float | None:
     if value is None or not value.strip().isdigit():
         return None  # the HTTP-date form is rare for webhooks: the back-off applies
     return float(value.strip())
+
+
+def payload(batch: Batch) -> bytes:
+    """The Standard Webhooks payload shape: type, timestamp, data; the events as they were written."""
+    stamp = datetime.fromtimestamp(batch.created, timezone.utc).isoformat(timespec="milliseconds")
+    head = ('{"type":"relay.events","timestamp":"%s","data":{"events":[' % stamp.replace("+00:00", "Z"))
+    return head.encode() + b",".join(line.rstrip(b"\n") for line in batch.lines) + b"]}}"

@@ -1,4 +1,5 @@
-"""The webhook spool: events on disk, in order, until the endpoint has taken them.
+"""A spool: events on disk, in order, until the next hop (a webhook endpoint, the events table in
+PostgreSQL) has taken them, so that a next hop that is away, and a restart meanwhile, lose nothing.
 
 A directory of append-only segment files (`000000000001.jsonl`, one event a line), a cursor
 (`cursor.json`: the first event not yet delivered, and the batch in flight) and a dead-letter file.
@@ -8,11 +9,12 @@ A directory of append-only segment files (`000000000001.jsonl`, one event a line
 - One process at a time delivers: the one holding the flock on `sender.lock`. It reads under a shared
   flock, so it never sees a line that is half written.
 - A batch is recorded in the cursor (id, range, creation time) before its first attempt, so every retry,
-  also after a restart, sends the same body under the same `webhook-id` and the receiver can deduplicate.
+  also after a restart, sends the same events under the same batch id and the receiver can deduplicate.
 - A process killed in the middle of an append leaves a line without its newline; the next append cuts it
   off (it was never fsynced, never delivered, and its writer never returned).
 
-Everything here blocks on the disk: it runs in the sink's threads, never on the event loop.
+Everything here blocks on the disk: it runs in the sinks' threads (SpoolWriter, the senders), never on
+the event loop.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import fcntl
 import json
 import logging
 import os
+import queue
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
-log = logging.getLogger("relay.webhooks")
+log = logging.getLogger("relay.spool")
 
 SEGMENT_BYTES = 4 << 20  # a new segment past this, so that delivered events can be deleted a file at a time
 SUFFIX = ".jsonl"
@@ -43,7 +48,7 @@ class SpoolFull(OSError):
 
 @dataclass
 class Batch:
-    id: str            # the webhook-id, the same for every attempt
+    id: str            # the batch id (a webhook's webhook-id), the same for every attempt
     segment: int
     start: int         # byte range of its lines in the segment
     end: int
@@ -58,13 +63,6 @@ class Batch:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
         except (ValueError, TypeError, AttributeError):
             return self.created
-
-    @property
-    def body(self) -> bytes:
-        """The Standard Webhooks payload shape: type, timestamp, data; the events as they were written."""
-        stamp = datetime.fromtimestamp(self.created, timezone.utc).isoformat(timespec="milliseconds")
-        head = ('{"type":"relay.events","timestamp":"%s","data":{"events":[' % stamp.replace("+00:00", "Z"))
-        return head.encode() + b",".join(line.rstrip(b"\n") for line in self.lines) + b"]}}"
 
 
 class Spool:
@@ -115,6 +113,11 @@ class Spool:
             self._sender_fd = fd
             self._load_cursor()
         return True
+
+    @property
+    def sending(self) -> bool:
+        """This process holds the sender lock: it, and no other, delivers from the spool."""
+        return self._sender_fd is not None
 
     def release_sender(self) -> None:
         if self._sender_fd is not None:
@@ -262,7 +265,7 @@ class Spool:
             if len(data) == end - start and data.endswith(b"\n"):
                 return Batch(self.inflight["id"], seg, start, end, float(self.inflight["created"]),
                              data.splitlines(keepends=True))
-            log.error("webhook spool %s: the batch in flight (%s) is no longer in %s (removed by hand?); "
+            log.error("spool %s: the batch in flight (%s) is no longer in %s (removed by hand?); "
                       "going on from the next event there is", self.directory, self.inflight["id"],
                       self._path(seg).name)
             self.inflight = None
@@ -327,3 +330,67 @@ class Spool:
         finally:
             os.close(fd)
         self.delivered(batch)
+
+
+MEMORY_QUEUE = 100_000   # events waiting for the writer thread; beyond, the disk is not keeping up
+WRITE_BATCH = 1000       # events appended (and fsynced) at once
+
+
+class SpoolWriter:
+    """Appends a sink's events to its spool from a thread of its own, a batch per fsync, so that neither
+    the event loop nor mail waits for the disk. Events still in memory (between `put()` and the fsync,
+    typically a few milliseconds) are lost if the process is killed; `close()` writes them first.
+    A full spool or a failing disk drops new events: `on_failure(exc)` once per dropped event."""
+
+    def __init__(self, spool: Spool, name: str, on_failure: Callable[[BaseException], None],
+                 on_appended: Callable[[int], None], full_because: str):
+        self.spool = spool
+        self._on_failure = on_failure
+        self._on_appended = on_appended
+        self._full_because = full_because  # why a spool fills up: the next hop has not taken events
+        self._queue: queue.Queue = queue.Queue(MEMORY_QUEUE)
+        self._thread = threading.Thread(target=self._run, name=f"relay-spool-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, line: str) -> None:
+        try:
+            self._queue.put_nowait(line.encode("utf-8"))
+        except queue.Full:
+            raise OSError(f"{MEMORY_QUEUE} events wait for the spool {self.spool.directory}: "
+                          f"the disk is not keeping up") from None
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            lines = [self._queue.get()]
+            while len(lines) < WRITE_BATCH:
+                try:
+                    lines.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in lines:
+                stop = True
+                lines = [line for line in lines if line is not None]
+            if lines:
+                self._append(lines)
+
+    def _append(self, lines: list[bytes]) -> None:
+        try:
+            taken = self.spool.append(lines)
+        except OSError as exc:
+            taken, why = 0, exc
+        else:
+            why = None
+        if why is None and taken < len(lines):
+            why = SpoolFull(f"the spool {self.spool.directory} is full ({self.spool.last_size} bytes, "
+                            f"spool_max_size {self.spool.max_bytes}): {self._full_because}; new events are "
+                            f"dropped until it does")
+        if taken:
+            self._on_appended(taken)
+        for _ in lines[taken:]:
+            self._on_failure(why)
