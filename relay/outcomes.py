@@ -105,7 +105,8 @@ class Outcomes:
             if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
                 status, follow = await self._suppress(
                     make, rcpt, classification.category, classification.permanent, reply.text,
-                    classification.rule, f"{classification.category} ({classification.rule})")
+                    classification.rule, f"{classification.category} ({classification.rule})",
+                    judgement.suppression_rule)
                 if status is not None:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
@@ -167,7 +168,8 @@ class Outcomes:
         elif obs.recipient and judgement.concerns(obs.recipient):
             status, follow = await self._suppress(
                 make, obs.recipient, classification.category, classification.permanent, obs.reply.text,
-                classification.rule, f"{classification.category} ({classification.rule})")
+                classification.rule, f"{classification.category} ({classification.rule})",
+                judgement.suppression_rule)
         if obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient):
             follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
         if status is not None:

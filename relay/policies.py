@@ -31,6 +31,9 @@ class Judgement:
     # The recipients the refusal is about: empty unless the scope is `recipient`; at DATA
     # only the one recipient the reply names.
     recipients: tuple[str, ...] = ()
+    # The suppression rule that counts this failure when it is not its category's own (an
+    # unconfirmed address claim, `unconfirmed:` in suppression.yaml); None: the category's.
+    suppression_rule: Any = None
 
     def about(self, recipient: str) -> bool:
         """True when this refusal is about `recipient`'s address (recipient scope, and at
@@ -66,6 +69,32 @@ def named_recipient(text: str, recipients: Sequence[str]) -> str | None:
 
 # Stages where no recipient exists yet: a reply there can be about nobody's address.
 _NO_RECIPIENT_YET = {"connect": "session", "helo": "session", "mail": "sender"}
+
+# Enhanced codes (RFC 3463) that contradict a "no such user" text: X.2.1 is "mailbox disabled,
+# not accepting messages" (the mailbox exists), X.7.1 "delivery not authorized, message refused"
+# (a policy said no). A server that means "no such user" says X.1.1 (or X.1.0, X.0.0); a text
+# that says "user unknown" under one of these is how filters (Sendmail access maps returning
+# "ERROR:5.2.1:550 User Unknown", Postfix access maps whose REJECT defaults to 5.7.1, filtering
+# appliances) refuse a sender or a content while hiding why.
+_CONTRADICTING_UNKNOWN = ("2.1", "7.1")
+
+
+def _unconfirmed(classification, stage: str | None, reply) -> bool:
+    """True when a refusal whose category would list the address at once puts its own claim in
+    doubt, so that it only counts towards listing (suppression.yaml `unconfirmed:`):
+    - it came at DATA: a server checks recipients at RCPT (RFC 5321 3.3); one that took the
+      RCPT and then says "unknown user" after the final dot has seen the content, and that is
+      where content filters (Japanese carriers' sender and content filters, filtering
+      appliances) answer "550 Unknown user" to hide their verdict. A provider that really
+      checks mailboxes only at DATA (Yahoo's "554 delivery error: dd ... doesn't have an
+      account") is listed at the second such refusal;
+    - its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN)."""
+    if stage == "data":
+        return True
+    if classification.category != "unknown_recipient":
+        return False
+    enhanced = reply.enhanced or ""
+    return enhanced[2:] in _CONTRADICTING_UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -113,9 +142,13 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        return Judgement(classification, scope,
-                         self.suppression.bounce_list(classification.category, classification.permanent),
-                         concerned)
+        bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
+        counting = None
+        if bounce_list == "list" and _unconfirmed(classification, stage, reply):
+            counting = self.suppression.unconfirmed_rule(classification.category, classification.permanent)
+            if counting is not None:
+                bounce_list = "count"
+        return Judgement(classification, scope, bounce_list, concerned, counting)
 
 
 def policy_file(directory: Path, name: str) -> Path:

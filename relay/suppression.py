@@ -28,7 +28,8 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints", "breaker", "domains")
+TOP_KEYS = (*SECTIONS, "complaints", "breaker", "domains", "unconfirmed")
+UNCONFIRMED_KEYS = ("list_after", "within")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
 DOMAIN_KEYS = ("evidence", "not_evidence", "seen_again_after", "within", "expire_after")
 # The category of a domain entry (`@example.com`) on the bounce list.
@@ -131,6 +132,12 @@ class DomainRule:
         return self.not_evidence is None or self.not_evidence.search(text) is None
 
 
+# When a suppression file has no `unconfirmed:` section (one written before it existed): as the
+# shipped file says, an address claim the refusal itself puts in doubt (Policies.judge says when)
+# lists on the second such failure within 30 days, not at once.
+DEFAULT_UNCONFIRMED = SuppressionRule("unconfirmed", True, 2, 30 * 86400.0)
+
+
 # When a suppression file has no `breaker:` section (one written before it existed): on,
 # as the shipped file says; a misreporting receiver must never empty a domain's list of users.
 DEFAULT_BREAKER = Breaker(10, 600.0, frozenset({"unknown_recipient", "mailbox_disabled"}))
@@ -141,7 +148,8 @@ class SuppressionPolicy:
 
     def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>",
                  complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE,
-                 breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None):
+                 breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None,
+                 unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
@@ -150,6 +158,8 @@ class SuppressionPolicy:
         self.breaker = breaker
         # None: domains are never listed as a whole (no `domains:` section, or off).
         self.domains = domains
+        # None: a refusal that lists at once by its category does so even when in doubt (off).
+        self.unconfirmed = unconfirmed
 
     def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
         """The rule that applies, or None when such a failure never lists an address."""
@@ -167,10 +177,23 @@ class SuppressionPolicy:
             return "never"
         return "list" if rule.immediate else "count"
 
+    def unconfirmed_rule(self, category: str, permanent: bool) -> SuppressionRule | None:
+        """The rule for a failure whose category lists at once but whose refusal puts its own
+        claim in doubt (`unconfirmed:`): counted, listed after `list_after` of them within
+        `within`, the entry expiring as the category's would. None: the category's own rule
+        applies (it does not list at once, never lists, or `unconfirmed: off`)."""
+        rule = self._rules.get((category, bool(permanent)))
+        if rule is None or not rule.immediate or self.unconfirmed is None:
+            return None
+        return SuppressionRule(category, rule.permanent, self.unconfirmed.list_after, self.unconfirmed.within,
+                               rule.expire_after)
+
     @property
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""
         rules = [*self._rules.values(), *([self.complaint] if self.complaint else [])]
+        if self.unconfirmed is not None and any(r.immediate for r in self._rules.values()):
+            rules.append(self.unconfirmed)  # it only ever counts what would list at once
         windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0,
                                                       self.domains.within if self.domains else 0.0]
         return max(windows, default=0.0)
@@ -198,6 +221,9 @@ class SuppressionPolicy:
         if "breaker" in data:
             breaker = _parse_breaker(data["breaker"], problems)
         domains = _parse_domains(data["domains"], problems) if "domains" in data else None
+        unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED
+        if "unconfirmed" in data:
+            unconfirmed = _parse_unconfirmed(data["unconfirmed"], problems)
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -214,7 +240,7 @@ class SuppressionPolicy:
                 elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file, complaint, breaker, domains)
+        return cls(rules, file, complaint, breaker, domains, unconfirmed)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -242,6 +268,30 @@ def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: P
         return None  # off, or broken (already reported)
     return SuppressionRule(category, permanent, list_after,
                            durations["within"] if list_after > 1 else None, durations["expire_after"])
+
+
+def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
+    """`unconfirmed: {list_after: 2, within: 30d}`, or `unconfirmed: off` (list at once as the
+    category says). It only ever delays a listing: list_after must be 2 or more."""
+    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
+        return None
+    if not isinstance(spec, dict):
+        problems.add("unconfirmed", "expected a mapping such as {list_after: 2, within: 30d}, or off")
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(spec, UNCONFIRMED_KEYS, "unconfirmed")
+    rule = _parse_rule("unconfirmed", True, {k: v for k, v in spec.items() if k in UNCONFIRMED_KEYS},
+                       "unconfirmed", problems)
+    if len(problems.items) > before:
+        return None
+    if rule is None:
+        problems.add("unconfirmed.list_after", "a number of failures of 2 or more (`unconfirmed: off` lists at once)")
+        return None
+    if rule.list_after < 2:
+        problems.add("unconfirmed.list_after",
+                     f"expected 2 or more, got {rule.list_after} (`unconfirmed: off` lists at once)")
+        return None
+    return rule
 
 
 def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:

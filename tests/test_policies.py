@@ -58,10 +58,66 @@ def test_a_refusal_at_data_concerns_the_message_unless_it_names_one_recipient():
     j = judge("550 5.1.1 user unknown", "data", rcpts)
     assert (j.scope, j.bounce_list, j.recipients) == ("message", "never", ())
     j = judge("550 5.1.1 <b@example.com>: user unknown", "data", rcpts)
-    assert (j.scope, j.bounce_list, j.recipients) == ("recipient", "list", ("b@example.com",))
+    # About b, but unconfirmed: a "no such user" after the content was seen only counts.
+    assert (j.scope, j.bounce_list, j.recipients) == ("recipient", "count", ("b@example.com",))
     assert j.concerns("b@example.com") and not j.concerns("a@example.com")
     j = judge("550 5.1.1 <a@example.com>, <b@example.com>: user unknown", "data", rcpts)
     assert j.scope == "message"
+
+
+def test_a_user_unknown_at_data_naming_the_recipient_counts_towards_listing():
+    # Content filters (Japanese carriers, filtering appliances) answer "550 Unknown user" at
+    # the final dot; a server that checks mailboxes does so at RCPT (RFC 5321 3.3).
+    j = judge("550 Unknown user b@example.com", "data", ["b@example.com"])
+    assert (j.classification.category, j.scope, j.bounce_list) == ("unknown_recipient", "recipient", "count")
+    assert (j.suppression_rule.list_after, j.suppression_rule.within) == (2, 30 * 86400)
+    assert j.suppression_rule.category == "unknown_recipient"
+    assert j.suppression_rule.expire_after is None  # listed on the second, it stays as a 5.1.1 would
+    # The same text at RCPT, or of unknown stage, lists at once.
+    assert judge("550 Unknown user b@example.com", "rcpt", ["b@example.com"]).bounce_list == "list"
+    assert judge("550 Unknown user b@example.com", None, ["b@example.com"]).bounce_list == "list"
+
+
+@pytest.mark.parametrize("text", [
+    "550 5.2.1 <b@example.com>... User Unknown",
+    "550 5.7.1 <b@example.com>: Recipient address rejected: User unknown",
+    "554 5.7.1 Recipient address rejected: No such user",
+])
+def test_a_user_unknown_whose_enhanced_code_contradicts_it_counts(text):
+    j = judge(text, "rcpt", ["b@example.com"])
+    assert (j.classification.category, j.bounce_list) == ("unknown_recipient", "count")
+    assert j.suppression_rule.list_after == 2
+
+
+@pytest.mark.parametrize("text", [
+    "550 5.1.1 <b@example.com>... User Unknown",
+    "550 5.1.0 <b@example.com>: Recipient address rejected: User unknown",
+    "550 User unknown",
+])
+def test_a_user_unknown_with_an_agreeing_or_no_enhanced_code_lists_at_once(text):
+    j = judge(text, "rcpt", ["b@example.com"])
+    assert (j.classification.category, j.bounce_list, j.suppression_rule) == ("unknown_recipient", "list", None)
+
+
+def test_a_disabled_mailbox_counts_towards_listing():
+    # Project decision (issue 13): the owner or the provider can re-enable it.
+    j = judge("550 5.2.1 The email account that you tried to reach is disabled.", "rcpt", ["b@example.com"])
+    assert (j.classification.category, j.bounce_list) == ("mailbox_disabled", "count")
+    assert j.suppression_rule is None  # its own rule counts it: 2 within 30d, expires after 90d
+    rule = shipped_policies().suppression.rule_for("mailbox_disabled", True)
+    assert (rule.list_after, rule.within, rule.expire_after) == (2, 30 * 86400, 90 * 86400)
+
+
+def test_unconfirmed_off_lists_a_user_unknown_at_data_at_once():
+    from dataclasses import replace as dc_replace
+
+    from relay.suppression import SuppressionPolicy
+
+    policies = shipped_policies()
+    off = SuppressionPolicy.from_dict({"permanent": {"unknown_recipient": {"list_after": 1}}, "unconfirmed": "off"})
+    j = dc_replace(policies, suppression=off).judge(Reply.parse("550 Unknown user b@example.com"), "data",
+                                                     ["b@example.com"])
+    assert (j.bounce_list, j.suppression_rule) == ("list", None)
 
 
 def test_named_recipient_needs_the_whole_address():
@@ -109,6 +165,8 @@ def test_classify_command_takes_the_stage_and_recipients():
     out = json.loads(run_classify(text, "--stage", "data").stdout)
     assert (out["scope"], out["bounce_list"]) == ("message", "never")
     out = json.loads(run_classify(text, "--stage", "data", "--recipient", "x@example.com").stdout)
+    assert (out["scope"], out["bounce_list"]) == ("recipient", "count")
+    out = json.loads(run_classify(text, "--stage", "rcpt", "--recipient", "x@example.com").stdout)
     assert (out["scope"], out["bounce_list"]) == ("recipient", "list")
     r = run_classify("--stage", "mail", stdin='"503 5.5.1 RCPT first"\n"550 5.1.1 no such user"\n')
     lines = [json.loads(line) for line in r.stdout.splitlines()]

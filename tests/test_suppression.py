@@ -20,9 +20,13 @@ def problems(exc: ConfigError) -> list[tuple[str, str, str]]:
 
 def test_shipped_defaults():
     policy = SuppressionPolicy.from_file(ROOT / "policies" / "suppression.yaml")
-    for category in ("unknown_recipient", "mailbox_disabled", "syntax_error"):
+    for category in ("unknown_recipient", "syntax_error"):
         rule = policy.rule_for(category, True)
         assert rule.immediate and rule.expire_after is None
+    # A disabled mailbox can be re-enabled (issue 13): the second refusal within 30 days lists it.
+    disabled = policy.rule_for("mailbox_disabled", True)
+    assert (disabled.list_after, disabled.within, disabled.expire_after) == (2, 30 * 86400, 90 * 86400)
+    assert (policy.unconfirmed.list_after, policy.unconfirmed.within) == (2, 30 * 86400)
     for category in ("mailbox_full", "rate_limited", "spam_content", "policy_rejected", "blocklisted",
                      "auth_failed", "message_too_large"):
         assert policy.rule_for(category, True) is None, category
@@ -154,6 +158,7 @@ def test_bounce_list_effect_of_a_category():
     assert policy.bounce_list("unknown_recipient", True) == "list"
     assert policy.bounce_list("other", True) == "count"
     assert policy.bounce_list("mailbox_full", True) == "never"
+    assert policy.bounce_list("mailbox_disabled", True) == "count"
     assert policy.bounce_list("unknown_recipient", False) == "never"
 
 
@@ -173,3 +178,33 @@ def test_breaker_is_on_by_default_and_validated(tmp_path):
     assert "required" in keys["breaker.within"]
     assert "unknown category" in keys["breaker.categories[0]"]
     assert "unknown key" in keys["breaker.after"]
+
+
+def test_unconfirmed_counts_what_would_list_at_once_and_is_validated(tmp_path):
+    policy = SuppressionPolicy.from_file(write(tmp_path, """
+permanent:
+  unknown_recipient: {list_after: 1, expire_after: 90d}
+  other: {list_after: 3, within: 7d}
+unconfirmed: {list_after: 3, within: 2w}
+"""))
+    rule = policy.unconfirmed_rule("unknown_recipient", True)
+    assert (rule.category, rule.list_after, rule.within, rule.expire_after) == ("unknown_recipient", 3, 14 * 86400,
+                                                                               90 * 86400)
+    assert policy.unconfirmed_rule("other", True) is None  # counts already
+    assert policy.unconfirmed_rule("mailbox_full", True) is None  # never lists
+    assert policy.longest_window == 14 * 86400
+    # A file written before `unconfirmed:` gets the shipped behaviour; off lists at once.
+    assert SuppressionPolicy.from_file(write(tmp_path, "permanent: {unknown_recipient: {list_after: 1}}\n")) \
+        .unconfirmed_rule("unknown_recipient", True).list_after == 2
+    off = SuppressionPolicy.from_file(write(tmp_path, "permanent: {unknown_recipient: {list_after: 1}}\n"
+                                                      "unconfirmed: off\n"))
+    assert off.unconfirmed is None and off.unconfirmed_rule("unknown_recipient", True) is None
+    for bad, key, why in [("unconfirmed: {list_after: 1}", "unconfirmed.list_after", "2 or more"),
+                          ("unconfirmed: {list_after: 2}", "unconfirmed.within", "required"),
+                          ("unconfirmed: {list_after: 2, within: 1d, expire_after: 1d}", "unconfirmed.expire_after",
+                           "unknown key"),
+                          ("unconfirmed: 2", "unconfirmed", "expected a mapping")]:
+        with pytest.raises(ConfigError) as err:
+            SuppressionPolicy.from_file(write(tmp_path, bad + "\n"))
+        keys = {k: w for _, k, w in problems(err.value)}
+        assert why in keys.get(key, ""), (bad, keys)
