@@ -37,16 +37,21 @@ ORIGINAL = (b"From: Support <noreply@example.com>\r\nTo: alice@dest.example\r\nS
             b"Message-ID: <m-1@example.com>\r\nX-Conversation: c-42\r\n\r\nHello\r\n")
 
 
-def relay_one(relay, upstream, rcpt: str = "alice@dest.example") -> str:
-    """Send one message through the relay; the return path the upstream saw."""
+def relay_one(relay, upstream, rcpt: str = "alice@dest.example", nth: int = 1) -> str:
+    """Send one message (the `nth` one of the test) through the relay; the return path the upstream saw."""
     with RawSMTP(relay.host, relay.port) as c:
         c.cmd("EHLO client.test")
         replies = send_message(c, "noreply@example.com", [rcpt], ORIGINAL)
     assert replies[-1][0] == 250, replies
-    return upstream.wait_for_messages(1)[-1].mail_from
+    return upstream.wait_for_messages(nth)[nth - 1].mail_from
 
 
-def dsn_for(return_path: str, rcpt: str = "alice@dest.example") -> bytes:
+GMAIL_NO_SUCH_USER_AT_RCPT = ("550-5.1.1 The email account that you tried to reach does\r\n"
+                              "    not exist. 550 5.1.1 Please check the address (in reply to RCPT TO command)")
+
+
+def dsn_for(return_path: str, rcpt: str = "alice@dest.example", status: str = "5.1.1",
+            diagnostic: str = GMAIL_NO_SUCH_USER_AT_RCPT) -> bytes:
     return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
             f"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
             f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
@@ -54,9 +59,8 @@ def dsn_for(return_path: str, rcpt: str = "alice@dest.example") -> bytes:
             f"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
             f"Reporting-MTA: dns; smarthost.example\r\nX-Postfix-Sender: rfc822; {return_path}\r\n\r\n"
             f"Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822;{rcpt}\r\nAction: failed\r\n"
-            f"Status: 5.1.1\r\nRemote-MTA: dns; mx.dest.example\r\n"
-            f"Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach does\r\n"
-            f"    not exist. 550 5.1.1 Please check the address (in reply to RCPT TO command)\r\n"
+            f"Status: {status}\r\nRemote-MTA: dns; mx.dest.example\r\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\r\n"
             f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + ORIGINAL.split(b"\r\n\r\n")[0] + \
         b"\r\n--B--\r\n"
 
@@ -100,6 +104,42 @@ def test_bounce_becomes_a_bounced_event_tied_to_the_send_and_lists_the_address(v
         c.cmd("MAIL FROM:<noreply@example.com>")
         code, text = c.cmd("RCPT TO:<alice@dest.example>")
     assert code == 550, text
+
+
+def rcpt_reply(relay, rcpt: str = "alice@dest.example") -> int:
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<noreply@example.com>")
+        code, _ = c.cmd(f"RCPT TO:<{rcpt}>")
+        c.cmd("RSET")
+    return code
+
+
+def test_a_user_unknown_at_the_final_dot_is_bounced_but_only_counts(verp_relay, upstream):
+    # Issue 13: Japanese carriers and filtering appliances answer "550 Unknown user" after the
+    # final dot to hide a content or sender filter; a server checks mailboxes at RCPT (RFC 5321
+    # 3.3). One such bounce does not list the address; a second one does.
+    unknown_at_data = "550 Unknown user alice@dest.example (in reply to end of DATA command)"
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0",
+                                                           diagnostic=unknown_at_data))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    bounced = events[0]
+    assert bounced["stage"] == "data" and bounced["recipient"] == "alice@dest.example"
+    assert bounced["classification"]["category"] == "unknown_recipient"
+    assert bounced["classification"]["scope"] == "recipient" and "bounce_list" not in bounced
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+    return_path = relay_one(verp_relay, upstream, nth=2)
+    mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0", diagnostic=unknown_at_data))
+    events = verp_relay.events(wait_for=3)
+    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
+    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(verp_relay) == 550
 
 
 def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):

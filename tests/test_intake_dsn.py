@@ -204,6 +204,10 @@ def test_stage_as_reporting_mtas_say_it():
     assert stage_said(">>> DATA\n<<< 550 unknown user\n550 5.1.1 <a@b.example>... User unknown\n"
                       "<<< 503-All RCPT commands were rejected with this error:\n<<< 503 unknown user\n") == "rcpt"
     assert stage_said(">>> DATA\n<<< 354 go ahead\n>>> .\n<<< 554 5.7.1 spam\n") == "data"
+    assert stage_said("SMTP error from remote mail server after end of data:\n550 Unknown user") == "data"
+    assert stage_said("1.2.3.4 failed after I sent the message.\nRemote host said: 550 Unknown user") == "data"
+    # DragonFly Mail Agent (DragonFly BSD's dma).
+    assert stage_said("mx.example.net [192.0.2.1] did not like our final DATA:\n550 Unknown user") == "data"
 
 
 def test_reason_without_a_reply_keeps_error_lines_and_drops_the_summary():

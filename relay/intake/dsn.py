@@ -81,7 +81,9 @@ _FAILURE_WORDS = re.compile(
 # ">>> DATA" before the "<<< 550 ..." it got.
 _STAGE_SAID = [
     (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
-                r"in reply to end of message|after the message was sent", re.I), "data"),
+                r"in reply to end of message|after the message was sent|"
+                # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
+                r"did not like our (final )?data\b", re.I), "data"),
     (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$", re.I), "rcpt"),
     (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender", re.I), "mail"),
     (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
