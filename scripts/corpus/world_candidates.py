@@ -276,3 +276,34 @@ C += [
 ("Baruwa", "The email address does not exist", "unknown_recipient", "recipient", None, "https://bastion.umanix.net/info"),
 ("MXroute", "Your access to submit messages to this e-mail system has been rejected", "policy_rejected", "session", None, "https://headwayapp.co/mxroute-changelog/adjustments-to-outbound-rejections-137432"),
 ]
+# --- round 4 (issue 8): stock replies of mail products (Coremail, smtpf, hMailServer) and
+# providers' replies quoted on help pages.
+G = "https://doc.gadz.org/pages/diffpages.action?originalId=21791317&pageId=21792015"
+CM = "https://blog.sina.com.cn/s/blog_8dc13ec50101fxxr.html"
+SF = "http://www.milter.info/smtp/smtpf/reply.html"
+C += [
+("Free", "550 spam detected", "spam_content", "message", "data", G),
+("Alstom", "550 Denied by policy", "policy_rejected", "message", "data", G),
+("SFR", "550 5.7.1 Message content rejected", "spam_content", "message", "data", G),
+("Coremail", "550 black ip.", "blocklisted", "session", None, CM),
+("Coremail", "552 message rejected by anti-spam engine.", "spam_content", "message", "data", CM),
+("Coremail", "552 looping message.", "routing_dns", "message", "data", CM),
+("Coremail", "552 message is too long.", "message_too_large", "message", "data", CM),
+("Coremail", "552 Virus found.", "spam_content", "message", "data", CM),
+("Coremail", "553 host denies relay.", "relay_denied", "session", "rcpt", CM),
+("Coremail", "554 attachment is too long.", "message_too_large", "message", "data", CM),
+("Coremail", "554 rbl deny.", "blocklisted", "session", None, CM),
+("Coremail", "550 user is locked.", "mailbox_disabled", "recipient", "rcpt", CM),
+("Coremail", "553 host denies the sender.", "policy_rejected", "sender", "mail", CM),
+("Coremail", "451 out of allow RCPT numbers.", "rate_limited", "message", "rcpt", CM),
+("Coremail", "500 sequence error", "protocol_error", "session", None, CM),
+("Coremail", "501 please say HELO/EHLO first", "protocol_error", "session", None, CM),
+("smtpf", "550 5.7.1 host mx.example.com [192.0.2.1] black listed #120", "blocklisted", "session", "connect", SF),
+("smtpf", "550 5.7.1 routed address relaying denied #131", "relay_denied", "session", "rcpt", SF),
+("unknown", "550 Relay prohibited", "relay_denied", "session", "rcpt", "https://viws.ru/en/pochemu-ne-otpravlyayutsya-pisma-na-yandeks-pochte-nezhelatelnaya-pochta-i-otkrytye-retranslyacii-nekorrek.html"),
+("unknown", "553 Sorry, this domain is not in my list of allowed hosts (#5.7.1)", "relay_denied", "session", "rcpt", "https://viws.ru/en/pochemu-ne-otpravlyayutsya-pisma-na-yandeks-pochte-nezhelatelnaya-pochta-i-otkrytye-retranslyacii-nekorrek.html"),
+("Spambrella", "452 4.3.1 Insufficient system resources", "temporary_failure", "session", None, "https://www.spambrella.com/faq/email-delivery-error-codes/"),
+("Spambrella", "550 5.1.0 sender rejected", "policy_rejected", "sender", "mail", "https://www.spambrella.com/faq/email-delivery-error-codes/"),
+("Mimecast", "421 Unable to process connection at this time", "temporary_failure", "session", "connect", "https://www.tecism.com/2018/01/"),
+("Mimecast", "421 Sender address blocked", "policy_rejected", "sender", None, "https://www.tecism.com/2018/01/"),
+]
