@@ -208,8 +208,6 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("550 5.7.1 Email rejected per DMARC policy for example.com (sender reputation)", "auth_failed", True),
         # A listed link inside the message is about the content, not the sending IP.
         ("554 5.7.1 Message contains a URL listed in Spamhaus DBL", "spam_content", True),
-        # RFC 5321 551: the server will not take mail for the address; it does not say it is invalid.
-        ("551 User not local; please try <x@example.org>", "relay_denied", True),
         # "ratelimit" in one word is a rate limit, even when it names the IP's reputation.
         ("554 5.2.0 IP reputation ratelimit in effect", "rate_limited", True),
         # A DNS failure of an authentication check says nothing about the recipient's domain.

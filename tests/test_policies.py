@@ -143,13 +143,6 @@ def test_a_temporary_failure_never_lists_by_default():
     assert judge("452 4.2.2 mailbox full", "rcpt", ["a@example.com"]).bounce_list == "never"
 
 
-def test_a_bare_551_never_lists():
-    """RFC 5321's 551 "User not local" refuses to relay; only a text that says the
-    address does not exist may list it."""
-    j = judge("551 User not local; please try <jane@example.org>", "rcpt", ["jane@example.com"])
-    assert (j.classification.category, j.bounce_list) == ("relay_denied", "never"), j.classification.rule
-
-
 def test_repeated_unexplained_failures_count():
     assert judge("550 go away", "rcpt", ["a@example.com"]).bounce_list == "count"
 
