@@ -19,10 +19,16 @@ def permanent(text):
     e = effective_enhanced(r)
     return r.code == 0 and bool(e) and e[0] == "5"
 
-def listing(cat, scope, perm):
+def listing(cat, scope, perm, stage=None, reply=""):
+    """The labelling rule of tests/data/corpus/README.md ("Format", bounce_list), with
+    issue 13's unconfirmed refusals (scripts/corpus/relabel_unconfirmed.py)."""
     if not perm or scope != "recipient": return "never"
-    if cat in ("unknown_recipient", "mailbox_disabled", "syntax_error"): return "list"
-    if cat in ("routing_dns", "other"): return "count"
+    if cat in ("unknown_recipient", "syntax_error"):
+        if stage == "data": return "count"
+        enhanced = Reply.parse(reply).enhanced or ""
+        if cat == "unknown_recipient" and enhanced[2:] in ("2.1", "7.1"): return "count"
+        return "list"
+    if cat in ("mailbox_disabled", "routing_dns", "other"): return "count"
     return "never"
 
 train = [e for e in load_part("train") if not e["_file"].endswith("world.yaml")]
@@ -34,7 +40,7 @@ for prov, reply, cat, scope, stage, src in c.C:
     if k in held_keys: dropped_held += 1; continue
     if k in train_keys or k in seen: dropped_train += 1; continue
     seen.add(k); p = permanent(reply)
-    out.append(dict(provider=prov, reply=reply, category=cat, scope=scope, bounce_list=listing(cat, scope, p),
+    out.append(dict(provider=prov, reply=reply, category=cat, scope=scope, bounce_list=listing(cat, scope, p, stage, reply),
                     stage=stage, permanent=p, source=src))
 hdr = "# Part of the reply corpus: see tests/data/corpus/README.md for the format, sources and split.\n"
 open(sys.argv[2], "w").write(hdr + yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=120))
