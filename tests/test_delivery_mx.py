@@ -578,3 +578,43 @@ def test_metrics_time_each_mx_hosts_commands(mx_relay, mx1):
                                                  ("upstream", f"mx1.example.com:{mx1.port}")))] == 1
     assert got[("relay_refusals_total", (("category", "unknown_recipient"), ("kind", "rejected"),
                                          ("scope", "recipient"), ("source", "upstream")))] == 1
+
+
+# --- mail that would come back to the relay (RFC 5321 5.1) -----------------------------------------
+
+def test_a_domain_whose_best_mx_is_the_relay_itself_is_refused_as_a_loop(mx_relay, dns, mx1):
+    dns.zone.add("loop.test", "MX", (10, "relay.test"))  # the relay's own hostname
+    dns.zone.add("loop.test", "MX", (20, "mx1.example.com"))  # worse than us: discarded too
+    dns.zone.add("relay.test", "A", "127.0.0.2")
+    dns.zone.add("backup.test", "MX", (5, "mx1.example.com"))  # a better host than us: delivered there
+    dns.zone.add("backup.test", "MX", (10, "relay.test"))
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<someone@loop.test>")
+        assert code == 554 and "5.4.6 mail for loop.test loops back to myself" in text and "relay.test" in text
+        assert c.cmd("RSET")[0] == 250
+        replies = send_message(c, "a@sender.test", ["someone@backup.test"], BODY)
+        assert [r[0] for r in replies] == [250, 250, 354, 250]
+    assert [m.rcpt_tos for m in mx1.wait_for_messages(1)] == [["someone@backup.test"]]
+    rejected = next(e for e in relay.events(wait_for=1) if e["kind"] == "rejected")
+    assert rejected["recipient"] == "someone@loop.test"
+    assert (rejected["classification"]["category"], rejected["classification"]["scope"]) == ("routing_dns", "relay")
+    assert "bounce_list" not in rejected or rejected["bounce_list"] != "listed"
+
+
+def test_an_mx_address_where_the_relay_itself_listens_is_refused_as_a_loop_not_connected_to(
+        dns, zone, relay_factory):
+    from tests.support.upstream import free_port
+
+    port = free_port()
+    dns.zone.add("self.test", "MX", (10, "mail.self.test"))
+    dns.zone.add("mail.self.test", "A", "127.0.0.1")  # where the relay listens, on the MX port
+    relay = relay_factory(0, listen=[{"address": f"127.0.0.1:{port}"}],
+                          upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic"},
+                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<someone@self.test>")
+        assert code == 554 and "5.4.6" in text and "127.0.0.1 port" in text and "loops back to myself" in text
+        assert c.cmd("QUIT")[0] == 221

@@ -19,9 +19,11 @@ caller of a full smarthost pool.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import random
+import socket
 
 import aiosmtplib
 
@@ -29,7 +31,7 @@ from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
 from .mta_sts import MtaSts, PolicyFetcher
-from .routes import MxHost, Route, RouteError, Routes
+from .routes import MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
 
@@ -182,6 +184,11 @@ class DestinationPool(UpstreamPool):
                                                    "mx-no-address")))
                 continue
             for ip in addresses:
+                if self._delivery.is_ourselves(ip):
+                    failures.append((f"{host.name}[{ip}]", loops_back(route.domain, f"MX host {host.name} is "
+                                                                                     f"{ip} port {self._up.mx_port}, "
+                                                                                     f"where this relay listens")))
+                    continue
                 if loop.time() >= deadline:
                     failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
                                                                   "upstream-timeout")))
@@ -278,6 +285,8 @@ class DestinationPool(UpstreamPool):
         spoken = [reply for _, reply in failures if reply.source == "upstream"]
         if spoken:
             return spoken[-1]
+        if failures and all(reply.cause == "mx-loop" for _, reply in failures):
+            return failures[-1][1]  # every address is ours: connecting again would not change that
         if len(failures) == 1 and (failures[0][1].cause or "").startswith("tls-"):
             return failures[0][1]  # one host, refused by TLS policy: its reply says it all (docs/tls.md)
         causes = {reply.cause for _, reply in failures}
@@ -306,7 +315,11 @@ class MxDelivery:
         self.share = share if share is not None else (lambda total: total)
         self.cap = self.share(up.pool_size)  # MX connections in all
         self.per_destination = self.share(up.connections_per_destination)
-        self.routes = Routes(resolver)
+        self.routes = Routes(resolver, own_names=frozenset({settings.hostname}))
+        # Where this relay takes SMTP: an MX address that is one of them would loop (RFC 5321 5.1).
+        self._listening = [lst.endpoint for lst in settings.listen]
+        if settings.bounces_in is not None and settings.bounces_in.listen is not None:
+            self._listening.append(settings.bounces_in.listen)
         up = settings.upstream
         # Policies cached by domain for the process's life (RFC 8461 5.1); fetched with the system's
         # roots plus upstream.ca_file, on upstream.mta_sts_port (443 but in tests).
@@ -383,6 +396,19 @@ class MxDelivery:
             return addresses
         return [a for a in addresses if self._egress[ipaddress.ip_address(a).version]]
 
+    def is_ourselves(self, ip: str) -> bool:
+        """Whether connecting to `ip` on the MX port would reach one of this relay's own listeners."""
+        port = self.settings.upstream.mx_port
+        for endpoint in self._listening:
+            if endpoint.port != port:
+                continue
+            if endpoint.host in ("", "0.0.0.0", "::", "*"):
+                if _local_address(ip):
+                    return True
+            elif _same_address(endpoint.host, ip):
+                return True
+        return False
+
     def no_address_why(self) -> str:
         if self.settings.egress_ips:
             return "no address (A/AAAA) of a family egress_ips has a source address for"
@@ -398,3 +424,23 @@ class MxDelivery:
     @property
     def opened(self) -> int:
         return sum(p.opened for p in self.pools.values())
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_address(ip: str) -> bool:
+    """Whether `ip` is an address of this host: the kernel lets a socket bind to exactly those
+    (without IP_FREEBIND), which covers every interface without listing them."""
+    family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError:
+            return False
+    return True

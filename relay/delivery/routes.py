@@ -24,6 +24,11 @@ Choices where real MTAs and the RFCs differ:
   by the resolver (RFC 5321 5.1: "processed as if it were the initial name").
 - A recipient given as an address literal (`user@[192.0.2.1]`, RFC 5321 4.1.3) is delivered to
   that address, without DNS.
+- Mail that would come back to this relay is refused with `554 5.4.6 ... loops back to myself`, as
+  Postfix does: RFC 5321 5.1 says a client that finds its own name among the MX hosts must discard
+  that host and every host of equal or worse preference; when none is left, the domain's mail comes
+  to us, and we do not deliver locally. (An MX *address* that is one of our own listeners is caught
+  when connecting: relay/delivery/pool.py.)
 """
 
 from __future__ import annotations
@@ -76,6 +81,12 @@ def _reply(code: int, enhanced: str, text: str, cause: str) -> Reply:
     return Reply.make(code, enhanced, text, source="relay", cause=cause)
 
 
+def loops_back(domain: str, why: str) -> Reply:
+    """The refusal of mail whose route leads back to this relay (Postfix's words, RFC 3463 5.4.6)."""
+    return _reply(554, "5.4.6", f"mail for {domain} loops back to myself: {why}; this relay does not deliver "
+                                f"locally", "mx-loop")
+
+
 def literal_address(domain: str) -> str | None:
     """The address of an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`), or None."""
     if not (domain.startswith("[") and domain.endswith("]")):
@@ -104,9 +115,10 @@ def _numeric(name: str) -> bool:
 class Routes:
     """MX routes from DNS, through the relay's resolver (its cache honours the records' TTLs)."""
 
-    def __init__(self, resolver: Resolver, rng: random.Random | None = None):
+    def __init__(self, resolver: Resolver, rng: random.Random | None = None, own_names: frozenset[str] = frozenset()):
         self.resolver = resolver
         self._rng = rng or random.Random()
+        self.own_names = frozenset(name.lower().rstrip(".") for name in own_names)  # this relay's host names
 
     async def route(self, domain: str) -> Route:
         """The route for `domain`, or RouteError with the reply for its recipients."""
@@ -142,7 +154,20 @@ class Routes:
             raise RouteError(_reply(451, "4.4.4", f"The MX records of {domain} name no usable host ({shown}: "
                                                   f"an MX must name a host, not an address, RFC 5321 5.1)",
                                     "mx-unusable"))
-        return Route(domain, self._ordered(usable))
+        return Route(domain, self._ordered(self._without_ourselves(domain, usable)))
+
+    def _without_ourselves(self, domain: str, exchanges: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """RFC 5321 5.1: drop our own MX record and every one of equal or worse preference."""
+        ours = [pref for pref, name in exchanges if name in self.own_names]
+        if not ours:
+            return exchanges
+        better = [(pref, name) for pref, name in exchanges if pref < min(ours)]
+        if not better:
+            raise RouteError(loops_back(domain, f"its best MX host is this relay ({self._own(exchanges)})"))
+        return better
+
+    def _own(self, exchanges: list[tuple[int, str]]) -> str:
+        return next(name for _, name in exchanges if name in self.own_names)
 
     async def _implicit(self, domain: str) -> Route:
         """No MX: the domain itself is the one mail exchanger, if it has an address (RFC 5321 5.1)."""
@@ -154,6 +179,8 @@ class Routes:
         if not addresses:
             raise RouteError(_reply(550, "5.1.2", f"Recipient address rejected: {domain} has no mail server "
                                                   f"(no MX, A or AAAA record)", "mx-no-mail-server"))
+        if domain in self.own_names:
+            raise RouteError(loops_back(domain, "it has no MX, and its own address is this relay's"))
         return Route(domain, (MxHost(domain, 0, implicit=True),))
 
     def _ordered(self, records: list[tuple[int, str]]) -> tuple[MxHost, ...]:
