@@ -270,13 +270,22 @@ def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: P
                            durations["within"] if list_after > 1 else None, durations["expire_after"])
 
 
-def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
-    """`unconfirmed: {list_after: 2, within: 30d}`, or `unconfirmed: off` (list at once as the
-    category says). It only ever delays a listing: list_after must be 2 or more."""
+def _section(spec: Any, key: str, shape: str, problems: Problems) -> dict | None:
+    """A top-level section that may be turned `off`: its mapping, or None (off, or not a mapping:
+    reported as such, `shape` saying what was expected)."""
     if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
         return None
     if not isinstance(spec, dict):
-        problems.add("unconfirmed", "expected a mapping such as {list_after: 2, within: 30d}, or off")
+        problems.add(key, f"expected {shape}, or off")
+        return None
+    return spec
+
+
+def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
+    """`unconfirmed: {list_after: 2, within: 30d}`, or `unconfirmed: off` (list at once as the
+    category says). It only ever delays a listing: list_after must be 2 or more."""
+    spec = _section(spec, "unconfirmed", "a mapping such as {list_after: 2, within: 30d}", problems)
+    if spec is None:
         return None
     before = len(problems.items)
     problems.unknown_keys(spec, UNCONFIRMED_KEYS, "unconfirmed")
@@ -296,10 +305,8 @@ def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
 
 def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
     """`breaker: {distinct_addresses: 10, within: 10m, categories: [...]}`, or `breaker: off`."""
-    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
-        return None
-    if not isinstance(spec, dict):
-        problems.add("breaker", "expected a mapping such as {distinct_addresses: 10, within: 10m}, or off")
+    spec = _section(spec, "breaker", "a mapping such as {distinct_addresses: 10, within: 10m}", problems)
+    if spec is None:
         return None
     before = len(problems.items)
     problems.unknown_keys(spec, BREAKER_KEYS, "breaker")
@@ -349,10 +356,8 @@ def _patterns(value: Any, key: str, problems: Problems) -> re.Pattern | None:
 
 def _parse_domains(spec: Any, problems: Problems) -> DomainRule | None:
     """`domains: {evidence: [...], not_evidence: [...], seen_again_after: 1h, within: 7d, expire_after: 30d}`."""
-    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in _OFF):
-        return None
-    if not isinstance(spec, dict):
-        problems.add("domains", "expected a mapping with evidence, seen_again_after, within and expire_after, or off")
+    spec = _section(spec, "domains", "a mapping with evidence, seen_again_after, within and expire_after", problems)
+    if spec is None:
         return None
     before = len(problems.items)
     problems.unknown_keys(spec, DOMAIN_KEYS, "domains")
