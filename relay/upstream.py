@@ -77,6 +77,8 @@ class Target:
         return f"{self.host}:{self.port}"
 
 
+_COMMAND_NAMES = {b".": "EOM", b"MAIL": "MAIL", b"RCPT": "RCPT", b"DATA": "DATA", b"RSET": "RSET", b"NOOP": "NOOP",
+                  b"QUIT": "QUIT"}
 _EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
 # Below RFC 5321 4.5.3.1.5's 512 octets, so that a quoted bad line still fits in our reply.
 _QUOTED_GARBAGE = 80
@@ -125,6 +127,7 @@ class UpstreamConnection:
         self.on_close = None  # the pool's bookkeeping, called once when the connection closes
         self.home: "UpstreamPool | None" = None  # the pool it goes back to
         self._in_data = False  # DATA answered 354, the message not sent yet
+        self._label = str(target)  # the metrics' `upstream` label
 
     def describe(self) -> dict:
         """The event's `upstream` object (docs/events.md)."""
@@ -165,8 +168,8 @@ class UpstreamConnection:
         (none when it failed before it was sent)."""
         if self.metrics is None:
             return
-        name = "EOM" if command == b"." else command.decode("ascii", "replace")
-        upstream = str(self.target)
+        name = _COMMAND_NAMES.get(command) or command.decode("ascii", "replace")
+        upstream = self._label
         if start is not None:
             self.metrics.observe("relay_upstream_command_seconds", time.perf_counter() - start, command=name,
                                  upstream=upstream)

@@ -33,6 +33,8 @@ prometheus_client.disable_created_metrics()
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+_MAX_CACHED_CHILDREN = 20_000
+
 
 def multiprocess_directory() -> str | None:
     """The directory of prometheus-client's multiprocess mode, when workers share it (it must be
@@ -62,6 +64,9 @@ class Metrics:
         self._counted: list[list] = []  # [child, read, last value] counters whose total lives elsewhere
         self._bounded: dict[tuple[str, str], set[str]] = {}
         self._complained: set[str] = set()
+        # (name, *labels as given) -> the labelled child: prometheus-client's labels() costs a few
+        # microseconds a call, and a message records about a dozen samples.
+        self._children: dict[tuple, object] = {}
         for name, spec in self._specs.items():
             self._declare(name, spec)
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...: the
@@ -98,6 +103,18 @@ class Metrics:
         return self._declare(name, spec)
 
     def _child(self, name: str, kind: str, labels: dict):
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is not None:
+            return child
+        child = self._new_child(name, kind, labels)
+        # Bounded, as the label values are: a label past MAX_DESTINATIONS values maps to "other",
+        # and a value once mapped keeps its mapping, so a cached child stays the right one.
+        if child is not None and len(self._children) < _MAX_CACHED_CHILDREN:
+            self._children[key] = child
+        return child
+
+    def _new_child(self, name: str, kind: str, labels: dict):
         family = self._family(name, kind, labels)
         if not labels and not self._specs[name].labels:
             return family
