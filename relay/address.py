@@ -86,6 +86,14 @@ def split(address: str) -> tuple[str, str]:
     """(normalised local part, normalised domain) of `address`."""
     if not isinstance(address, str):
         raise ValueError(f"not an address: {address!r} (expected text)")
+    return _split(address)
+
+
+@functools.lru_cache(maxsize=8192)
+def _split(address: str) -> tuple[str, str]:
+    # Memoised: a pure function of the text, and a message asks it about the same few addresses
+    # and domains (bounce list, policies, shaping, SPF) about seven times. A ValueError is not
+    # kept: a bad address is parsed again each time and says why again.
     text = address.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()

@@ -19,6 +19,7 @@ briefly, and hashlib releases it while hashing, so the event loop keeps running.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -70,8 +71,10 @@ class DkimKey:
     expire: float | None = None  # seconds after t= for x= (RFC 6376 3.5), None: no x=
     source: str = ""  # where the key came from (a file path), for messages only
 
-    @property
+    @functools.cached_property
     def algorithm(self) -> str:
+        # Cached (the key never changes): an isinstance() against cryptography's ABCs costs about a
+        # microsecond, and signing asks it several times a message.
         return key_algorithm(self.private_key)
 
     @property
@@ -324,20 +327,28 @@ def body_hash(body: bytes, canonicalization: str = "relaxed", chunk: int = BODY_
 
 # --- signing -----------------------------------------------------------------
 
+@functools.lru_cache(maxsize=64)
+def _wanted_names(wanted: tuple[str, ...]) -> tuple[tuple[str, bytes, int], ...]:
+    """(name, its bytes, instances added beyond those present) for each distinct name, lower-cased."""
+    out, seen = [], set()
+    for header in wanted:
+        lname = header.lower()
+        if lname not in seen:
+            seen.add(lname)
+            out.append((lname, lname.encode("ascii"), 1 if lname in OVERSIGNED else 0))
+    return tuple(out)
+
+
 def _signed_names(fields: list[tuple[bytes, bytes]], wanted: Iterable[str]) -> list[str]:
     """h= names: each wanted field present, once per instance; From once more."""
     counts: dict[bytes, int] = {}
     for name, _ in fields:
         counts[name] = counts.get(name, 0) + 1
     names: list[str] = []
-    seen = set()
-    for header in wanted:
-        lname = header.lower()
-        if lname in seen:
-            continue
-        seen.add(lname)
-        n = counts.get(lname.encode("ascii"), 0)
-        names.extend([lname] * (n + 1 if lname in OVERSIGNED else n))
+    for lname, key, extra in _wanted_names(tuple(wanted)):
+        n = counts.get(key, 0) + extra
+        if n:
+            names.extend([lname] * n)
     return names
 
 

@@ -22,6 +22,10 @@ from .decision import CONTINUE, Decision, Verdict, defer
 log = logging.getLogger("relay.pipeline")
 
 
+_FIELD_END = re.compile(rb"\r\n(?![ \t])")  # a CRLF not followed by WSP ends a field (RFC 5322 2.2.3)
+_UNFOLD = re.compile(r"\r\n[ \t]")
+
+
 def new_id() -> str:
     return secrets.token_hex(8)
 
@@ -105,7 +109,7 @@ class Message:
     def _fields(self) -> list[bytes]:
         """The raw header fields (folded lines kept together), without their final CRLF.
         Lines without a colon are not fields (RFC 5322 2.2) and are left out."""
-        return [raw for raw in re.split(rb"\r\n(?![ \t])", self.header_block) if b":" in raw]
+        return [raw for raw in _FIELD_END.split(self.header_block) if b":" in raw]
 
     def headers(self) -> list[tuple[str, str]]:
         """(name, unfolded value) of the original header, in order; the index of a field here is
@@ -115,7 +119,9 @@ class Message:
             for raw in self._fields():
                 name, _, value = raw.partition(b":")
                 text = value.decode("utf-8", "replace")
-                out.append((name.decode("ascii", "replace").strip(), re.sub(r"\r\n[ \t]", " ", text).strip()))
+                if "\r\n" in text:  # folded (RFC 5322 2.2.3)
+                    text = _UNFOLD.sub(" ", text)
+                out.append((name.decode("ascii", "replace").strip(), text.strip()))
             self._headers = out
         return self._headers
 
