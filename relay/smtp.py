@@ -56,6 +56,9 @@ _REWRITES = [
     (re.compile(r"^535 (?!5\.)(.*)$"), r"535 5.7.8 \1"),
 ]
 
+# The codes of the texts above: any other reply (a 354, our own enhanced ones) needs no look.
+_REWRITTEN_CODES = frozenset(pattern.pattern[1:4] for pattern, _ in _REWRITES)
+assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
@@ -180,6 +183,16 @@ class RelaySMTP(SMTP):
         finally:
             self._in_handler = False
             self._idle_from = self.loop.time()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd re-arms its timer at every command (a cancel and a new TimerHandle in the loop's
+        # heap). The idle deadline is checked when the timer fires (_timeout_cb), from _idle_from:
+        # a live timer is kept and only the start of the idle time moves.
+        handle = self._timeout_handle
+        if duration is None and handle is not None and not handle.cancelled():
+            self._idle_from = self.loop.time()
+            return
+        super()._reset_timeout(duration)
 
     def _timeout_cb(self):
         if self.transport is None or self.transport.is_closing():
@@ -396,7 +409,7 @@ class RelaySMTP(SMTP):
     # -- replies -------------------------------------------------------------
 
     async def push(self, status):
-        if isinstance(status, str) and status is not self._verbatim:
+        if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
                     status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)

@@ -264,6 +264,25 @@ def test_per_client_connection_limit_leaves_room_for_others(upstream, relay_fact
         assert again.greeting[0] == 220
 
 
+def test_the_idle_deadline_runs_from_the_last_command(upstream, relay_factory):
+    # The timer is not re-armed at each command (issue #15: a cancel and a new timer per command);
+    # the idle time still starts again with every command, and only a silent client is closed.
+    relay = relay_factory(upstream.port, limits={"timeout": 1})
+    with client(relay) as busy:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.6:  # 2.6 timeouts long, never 1 s without a command
+            # HELP: a command no handler hook sees, so only the command's arrival moves the idle time
+            assert busy.cmd("HELP")[0] in (214, 250)
+            time.sleep(0.4)
+        assert send_message(busy, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        quiet_from = time.monotonic()
+        busy.sock.settimeout(10)
+        code, text = busy.reply()
+        assert code == 421 and "Idle for more than 1 s" in text, text
+        assert 0.9 <= time.monotonic() - quiet_from < 3.0
+        assert busy.closed()
+
+
 def test_a_byte_every_so_often_cannot_hold_data_for_ever(upstream, relay_factory):
     relay = relay_factory(upstream.port, limits={"timeout": 2, "data_timeout": 1.5})
     slow = client(relay)
