@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from email.utils import formatdate
 
 from ..address import helo_domain
@@ -18,6 +20,7 @@ def _protocol(session) -> str:
     return "ESMTP" + ("S" if session.tls else "") + ("A" if session.auth_user else "")
 
 
+@functools.lru_cache(maxsize=1024)
 def from_clause(helo: str | None, peer_ip: str) -> str:
     """RFC 5321 4.4 From-domain: the HELO name when it is a Domain or an address-literal, then
     the TCP-info (the client's address-literal). Any other HELO text is shown only inside a
@@ -32,6 +35,18 @@ def from_clause(helo: str | None, peer_ip: str) -> str:
     return f"from {literal} ({literal})\r\n\t(helo={_NOT_CTEXT.sub('?', helo[:100])})"
 
 
+_date: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """RFC 5322 3.3 date-time of now, in GMT: whole seconds, so made once a second."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, localtime=False, usegmt=True))
+    return _date[1]
+
+
 class ReceivedStep(Step):
     name = "received"
 
@@ -44,6 +59,6 @@ class ReceivedStep(Step):
         for_clause = f"\r\n\tfor <{txn.rcpts[0]}>" if len(txn.rcpts) == 1 else ""
         tls = f"\r\n\t(using {s.tls})" if s.tls else ""
         header = (f"Received: {from_clause(s.helo, s.peer_ip)}\r\n\tby {self.hostname} (relay) with {_protocol(s)} "
-                  f"id {txn.id}{tls}{for_clause};\r\n\t{formatdate(localtime=False, usegmt=True)}")
+                  f"id {txn.id}{tls}{for_clause};\r\n\t{_date_now()}")
         message.prepend(header.encode("utf-8", "replace"))
         return CONTINUE
