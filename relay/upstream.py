@@ -77,6 +77,9 @@ class Target:
         return f"{self.host}:{self.port}"
 
 
+# What aiosmtplib refuses in a command's arguments (its COMMAND_INJECTION_REGEX): a control
+# character would end the line early or smuggle another command in (RFC 5321 2.3.8).
+_COMMAND_INJECTION = re.compile(rb"[\x00-\x1f\x7f]")
 _COMMAND_NAMES = {b".": "EOM", b"MAIL": "MAIL", b"RCPT": "RCPT", b"DATA": "DATA", b"RSET": "RSET", b"NOOP": "NOOP",
                   b"QUIT": "QUIT"}
 _EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
@@ -151,7 +154,7 @@ class UpstreamConnection:
         self.busy = True
         start = time.perf_counter()
         try:
-            response = await self._client.execute_command(*args, timeout=timeout or self._up.command_timeout)
+            response = await self._execute(b" ".join(args) + b"\r\n", timeout or self._up.command_timeout)
         except BaseException as exc:
             self.fail()
             if not isinstance(exc, asyncio.CancelledError):
@@ -161,6 +164,20 @@ class UpstreamConnection:
             self.busy = False
         self._measure(args[0], start, response.code)
         return self._checked(response.code, response.message, args[0])
+
+    async def _execute(self, line: bytes, timeout: float):
+        """One command line out, its reply back, on the client library's protocol object. Its
+        SMTP.execute_command would add a lock (a connection here runs one transaction's commands
+        in turn) and the same checks in two more layers; what it does on a failure (close the
+        connection) fail() does here, for every failure, and _checked() for a 421."""
+        protocol = self._client.protocol
+        if protocol is None:
+            raise smtp_errors.SMTPServerDisconnected("Server not connected")
+        if _COMMAND_INJECTION.search(line, 0, len(line) - 2):
+            raise ValueError("Command arg contains a prohibited control character")
+        protocol._response_pending = True  # the reply is expected: kept, not dropped as unsolicited
+        protocol.write(line)
+        return await protocol.read_response(timeout=timeout)
 
     def _measure(self, command: bytes, start: float | None, code: int | None) -> None:
         """The round trip and the reply's class, per command (EOM: the final dot). A command that
