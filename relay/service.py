@@ -249,13 +249,13 @@ def address_problem(address: str, role: str = "recipient") -> Reply | None:
     The empty (null) sender and a bare "postmaster" recipient (4.1.1.3) are valid."""
     if address == "" or (role == "recipient" and address.lower() == "postmaster"):
         return None
-    # RFC 3463 3.2: X.1.3 is a bad destination address, X.1.7 a bad sender address.
-    enhanced = "5.1.3" if role == "recipient" else "5.1.7"
-    shown = printable(address[:100])
     why = unsendable(address)
     if why is not None:
-        # RFC 5321 4.2.2: 501, a syntax error in the argument.
-        return Reply.make(501, enhanced, f"Bad {role} address <{shown}>: {why} (RFC 5321 4.1.2, RFC 6531 3.3)")
+        # RFC 5321 4.2.2: 501, a syntax error in the argument. RFC 3463 3.2: X.1.3 is a bad
+        # destination address, X.1.7 a bad sender address.
+        enhanced = "5.1.3" if role == "recipient" else "5.1.7"
+        return Reply.make(501, enhanced, f"Bad {role} address <{printable(address[:100])}>: {why} "
+                                         f"(RFC 5321 4.1.2, RFC 6531 3.3)")
     if not _ADDRESS.match(address) or len(address) > 320:
-        return Reply.make(553, "5.1.3", f"Malformed address <{shown}>: expected local-part@domain")
+        return Reply.make(553, "5.1.3", f"Malformed address <{printable(address[:100])}>: expected local-part@domain")
     return None
