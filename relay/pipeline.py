@@ -85,6 +85,7 @@ class Message:
         self._prepended: list[bytes] = []
         self._headers: list[tuple[str, str]] | None = None
         self.removed_headers: set[int] = set()  # indexes in original headers to drop
+        self.prepared: dict[str, Any] = {}  # work a step started in prepare_data, by step name
 
     def prepend(self, header: bytes) -> None:
         if not header.endswith(b"\r\n"):
@@ -163,6 +164,12 @@ class Step:
         """The client's message is complete, before any step's on_data: a verdict here (the
         upstream refusing DATA) answers the message without the work of the other steps."""
         return CONTINUE
+
+    def prepare_data(self, txn: Transaction, message: Message) -> None:
+        """The message while on_data_start is still waiting (on the upstream's 354): a step may
+        start work that on_data will need, in the background (the DKIM body hash). Must not block
+        and must not decide anything: on_data may never come (DATA refused), and when it does, it
+        must do the work itself if what was started here is not there or failed."""
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         return CONTINUE
@@ -245,9 +252,26 @@ class Pipeline:
         return await self._run("on_rcpt", txn.id, txn, rcpt)
 
     async def data(self, txn: Transaction, message: Message) -> Decision:
-        decision = await self._run("on_data_start", txn.id, txn)
+        decision = await self.data_start(txn)
         if decision.verdict is not Verdict.CONTINUE:
             return decision
+        return await self.data_ready(txn, message)
+
+    # The message in two halves, for a caller that prepares the message while the first runs
+    # (RelayService.data): on_data_start, then (prepare_data, and) on_data.
+
+    async def data_start(self, txn: Transaction) -> Decision:
+        return await self._run("on_data_start", txn.id, txn)
+
+    def prepare_data(self, txn: Transaction, message: Message) -> None:
+        for step in self.steps:
+            try:
+                step.prepare_data(txn, message)
+            except Exception:
+                # Only a head start lost: the step's on_data does the work itself.
+                log.exception("step %s failed in prepare_data (transaction %s)", step.name, txn.id)
+
+    async def data_ready(self, txn: Transaction, message: Message) -> Decision:
         return await self._run("on_data", txn.id, txn, message)
 
     async def _notify(self, hook: str, what: str, *args) -> None:

@@ -155,13 +155,26 @@ class RelayService:
         if txn is None or not txn.rcpts:
             return Reply.make(503, "5.5.1", "Need RCPT command first")
         txn.notes["stage"] = "data"
-        data = crlf_normalise(content)
-        # A bare CR or LF made into CRLF starts a new line, which may start with ".".
-        message = Message(data, dot_lines=dot_lines or data is not content)
-        txn.headers = {}
-        for name, value in message.headers():
-            txn.headers.setdefault(name.lower(), value)
-        decision = await self._txn_pipeline[txn.id].data(txn, message)
+        pipeline = self._txn_pipeline[txn.id]
+        # DATA goes upstream first, and the message is made ready (line endings, the DKIM body hash
+        # in a thread) while the 354 is on its way: for a large message the two waits overlap
+        # instead of adding up. sleep(0) lets the task write DATA before normalising holds the loop.
+        started = asyncio.ensure_future(pipeline.data_start(txn))
+        try:
+            await asyncio.sleep(0)
+            data = crlf_normalise(content)
+            # A bare CR or LF made into CRLF starts a new line, which may start with ".".
+            message = Message(data, dot_lines=dot_lines or data is not content)
+            txn.headers = {}
+            for name, value in message.headers():
+                txn.headers.setdefault(name.lower(), value)
+            if not _refused(started):  # no head start for work nobody will need
+                pipeline.prepare_data(txn, message)
+            decision = await started
+        finally:
+            started.cancel()  # only if this command itself was cancelled before DATA was answered
+        if decision.verdict is Verdict.CONTINUE:
+            decision = await pipeline.data_ready(txn, message)
         if decision.verdict is Verdict.CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         if decision.verdict is Verdict.ACCEPT:
@@ -220,6 +233,13 @@ class RelayService:
             await pipeline.reset(txn)
         finally:
             pipeline.let_go()
+
+
+def _refused(started: asyncio.Future) -> bool:
+    """Whether the start of DATA has already ended the message (a refusal, a failure)."""
+    if not started.done():
+        return False
+    return started.cancelled() or started.exception() is not None or started.result().verdict is not Verdict.CONTINUE
 
 
 def record_end(outcomes: Outcomes, txn: Transaction) -> None:

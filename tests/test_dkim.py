@@ -515,6 +515,37 @@ async def test_large_body_is_hashed_off_the_event_loop(dns, policies, rsa_key, e
     assert {s.selector: s.result for s in result.signatures}["s1"] == "pass"
 
 
+async def test_a_body_hash_started_before_on_data_is_the_one_signed(dns, policies, rsa_key, ed_key, monkeypatch):
+    # prepare_data starts a large body's hash while the upstream's 354 is awaited; on_data takes it
+    # rather than hashing the body again, and the signatures hold.
+    publish(dns, "s1", rsa_key)
+    publish(dns, "e1", ed_key)
+    calls: list[str] = []
+    real_body_hash = dkimlib.body_hash
+
+    def counting_body_hash(body, canonicalization="relaxed", *args, **kwargs):
+        calls.append(canonicalization)
+        return real_body_hash(body, canonicalization, *args, **kwargs)
+
+    monkeypatch.setattr(dkimlib, "body_hash", counting_body_hash)
+    step = DkimSignStep(None, policies)
+    message, t = Message(BASIC + (b"0" + b"X" * 77 + b"\r\n") * 5000), txn()
+    step.prepare_data(t, message)
+    assert step.name in message.prepared
+    assert (await step.on_data(t, message)).verdict is Verdict.CONTINUE
+    assert sorted(calls) == ["relaxed", "simple"]  # once for each canonicalisation, in all
+    assert dkim_verify.dkimpy(message.assembled(), dns.port) == [True, True]
+
+
+async def test_prepare_data_leaves_alone_what_it_need_not_hash(policies):
+    step = DkimSignStep(None, policies)
+    small = Message(BASIC)  # hashed inline by on_data: no thread for it
+    unsigned = Message(crlf("From: x@optional.example\nSubject: s\n\n") + b"x" * 300000 + b"\r\n")
+    for message in (small, unsigned):
+        step.prepare_data(txn(), message)
+        assert message.prepared == {}
+
+
 def test_body_without_final_crlf_is_hashed_as_rfc6376_says(dns, rsa_key):
     # RFC 6376 3.4.3/3.4.4 add the missing CRLF, so the signature holds for the
     # bytes as written and as delivered (dkimpy follows the RFC here).

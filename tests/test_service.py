@@ -107,3 +107,103 @@ def test_reload_lets_sessions_under_way_finish_with_their_steps(tmp_path, upstre
     finally:
         running.stop()
         silent_dns.close()
+
+
+# --- the end of DATA, on the service itself: what overlaps with the upstream's 354 ---------------
+
+class _Outcomes:
+    """What RelayService asks of its outcomes at the end of DATA, recorded."""
+
+    def __init__(self):
+        self.refused_with: list = []
+
+    async def refused(self, txn, session, stage, recipients, decision):
+        self.refused_with.append((stage, decision.reply.code))
+
+    def finish(self, txn):
+        pass
+
+
+def _service(step):
+    from types import SimpleNamespace
+
+    from relay.pipeline import Pipeline
+    from relay.service import RelayService
+
+    settings = SimpleNamespace(clients=SimpleNamespace(trusted=lambda ip: True, users_file=None),
+                               limits=SimpleNamespace(max_recipients=10), hostname="relay.test")
+    return RelayService(settings, None, Pipeline([step]), _Outcomes())
+
+
+class _UpstreamLike:
+    """A last step that answers MAIL and RCPT at once, holds DATA until told (the upstream's 354),
+    and records what happened in which order."""
+
+    name = "upstream-like"
+
+    def __init__(self, data_reply=None):
+        from relay.pipeline import Step
+
+        self.seen: list[str] = []
+        self.go_ahead = None  # asyncio.Event, made on the loop
+        self.data_reply = data_reply  # a Reply refusing DATA, or None for 354
+        self._base = Step()
+
+    def __getattr__(self, hook):  # every other hook: the base step's no-op
+        return getattr(self._base, hook)
+
+    async def on_mail(self, txn):
+        from relay.decision import Reply, accept
+        return accept(Reply.make(250, "2.1.0", "OK"))
+
+    async def on_rcpt(self, txn, rcpt):
+        from relay.decision import Reply, accept
+        return accept(Reply.make(250, "2.1.5", "OK"))
+
+    async def on_data_start(self, txn):
+        from relay.decision import CONTINUE, Decision, Verdict
+        self.seen.append("DATA sent")
+        if self.data_reply is not None:
+            return Decision(Verdict.REJECT, self.data_reply)
+        await self.go_ahead.wait()
+        self.seen.append("354")
+        return CONTINUE
+
+    def prepare_data(self, txn, message):
+        self.seen.append("prepared " + ("CRLF" if message.original == b"Subject: s\r\n\r\nbare LF\r\n" else "raw"))
+        self.go_ahead.set()  # the 354 comes while the message is being made ready
+
+    async def on_data(self, txn, message):
+        from relay.decision import Reply, accept
+        self.seen.append("on_data")
+        return accept(Reply.make(250, "2.0.0", "queued"))
+
+
+async def _send(service, content: bytes):
+    session, refusal = await service.connect("127.0.0.1", 1)
+    assert refusal is None
+    assert (await service.mail(session, "a@sender.test", [])).code == 250
+    assert (await service.rcpt(session, "b@example.com", [])).code == 250
+    return await service.data(session, content)
+
+
+async def test_data_goes_upstream_before_the_message_is_made_ready():
+    # A large message's line endings and DKIM body hash take tens of milliseconds: they are done while
+    # the upstream's 354 is on its way, not after it, and the steps' on_data still comes after the 354.
+    import asyncio
+
+    step = _UpstreamLike()
+    step.go_ahead = asyncio.Event()
+    reply = await asyncio.wait_for(_send(_service(step), b"Subject: s\n\nbare LF\n"), 10)  # hangs if not
+    assert reply.code == 250
+    assert step.seen == ["DATA sent", "prepared CRLF", "354", "on_data"]
+
+
+async def test_data_refused_upstream_prepares_nothing_and_is_the_reply():
+    from relay.decision import Reply
+
+    step = _UpstreamLike(data_reply=Reply.make(554, "5.7.1", "no thanks", source="upstream"))
+    service = _service(step)
+    reply = await _send(service, b"Subject: s\r\n\r\nhi\r\n")
+    assert reply.code == 554 and step.seen == ["DATA sent"]
+    assert service.outcomes.refused_with == [("data", 554)]

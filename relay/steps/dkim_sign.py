@@ -89,6 +89,20 @@ def _body_digests(data, start: int, canonicalizations: list[str]) -> dict[str, b
     return {canon: dkimlib.body_hash(data, canon, start=start) for canon in canonicalizations}
 
 
+class _Hashing:
+    """The body hashes of one message, under way in a worker thread."""
+
+    def __init__(self, data, start: int, canonicalizations: list[str]):
+        self._of = (data, start, canonicalizations)
+        self.task = asyncio.ensure_future(asyncio.to_thread(_body_digests, data, start, canonicalizations))
+        # Nobody may wait for it (DATA refused, the client gone): its failure is not news then.
+        self.task.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    def of(self, data, start: int, canonicalizations: list[str]) -> bool:
+        """Whether these are the hashes of this very message (the same object), from `start`."""
+        return self._of[0] is data and self._of[1:] == (start, canonicalizations)
+
+
 def _algorithm(key) -> str:
     """The key's a= value for a metric label; a key that cannot even say it (the very fault that
     made signing fail) is "unknown"."""
@@ -108,6 +122,19 @@ class DkimSignStep(Step):
         self.thread_threshold = thread_threshold
         self.hash_deadline = hash_deadline
         self.metrics = metrics
+
+    def prepare_data(self, txn: Transaction, message: Message) -> None:
+        """A large body's hash starts in a thread while the upstream's 354 is awaited; on_data
+        takes it if it was for the same bytes and canonicalisations, else hashes again."""
+        domains = getattr(self.policies, "domains", None)
+        policy = domains.get(signing_domain(txn, message)) if domains is not None else None
+        if policy is None or not policy.dkim or not policy.domain:
+            return
+        data = message.original
+        _, start = dkimlib.body_offset(data)
+        if len(data) - start > self.thread_threshold:
+            message.prepared[self.name] = _Hashing(data, start,
+                                                   sorted({key.body_canonicalization for key in policy.dkim}))
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         txn.notes["dkim"] = []
@@ -144,9 +171,12 @@ class DkimSignStep(Step):
         keys = policy.dkim
         if len(data) - start > self.thread_threshold:
             canons = sorted({key.body_canonicalization for key in keys})
+            hashing = message.prepared.pop(self.name, None)
+            if hashing is None or not hashing.of(data, start, canons):
+                hashing = _Hashing(data, start, canons)
             try:
                 async with asyncio.timeout(self.hash_deadline):
-                    digests = await asyncio.to_thread(_body_digests, data, start, canons)
+                    digests = await hashing.task
             except TimeoutError:
                 log.warning("DKIM body hash of %d bytes not done within %g s: not signing for d=%s "
                             "(transaction %s)", len(data) - start, self.hash_deadline, domain, txn.id)
