@@ -148,9 +148,11 @@ class RelayService:
         if txn is not None and txn.rcpts:
             txn.notes["stage"] = "data"
 
-    async def data(self, session: Session, content: bytes, dot_lines: bool = True) -> Reply:
+    async def data(self, session: Session, content: bytes, dot_lines: bool = True, crlf_only: bool = False) -> Reply:
         """The message at the final dot. `dot_lines`: whether a line of `content` may start with "."
-        (the SMTP layer saw none: False, and the way out needs no look for one)."""
+        (the SMTP layer saw none: False, and the way out needs no look for one). `crlf_only`: the
+        SMTP layer saw every line ending of it as it came, and each is a CRLF (no pass over the
+        whole message again here, holding the loop 10-15 ms for 10 MiB)."""
         txn = self._txns.get(session.id)
         if txn is None or not txn.rcpts:
             return Reply.make(503, "5.5.1", "Need RCPT command first")
@@ -162,7 +164,7 @@ class RelayService:
         started = asyncio.ensure_future(pipeline.data_start(txn))
         try:
             await asyncio.sleep(0)
-            data = crlf_normalise(content)
+            data = content if crlf_only else crlf_normalise(content)
             # A bare CR or LF made into CRLF starts a new line, which may start with ".".
             message = Message(data, dot_lines=dot_lines or data is not content)
             txn.headers = {}

@@ -165,6 +165,7 @@ class RelaySMTP(SMTP):
         self._receiving_data = False
         self._verbatim: str | None = None
         self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
+        self.data_crlf_only = False  # whether every line ending of the last message is a CRLF (DataReceiver)
         self._eof_after_reply = False
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
         self._auth_failures = 0  # in this connection
@@ -334,7 +335,8 @@ class RelaySMTP(SMTP):
         """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
         Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent. `deadline` (an
         asyncio.Timeout) is moved on with each chunk, never past `data_deadline`. Whether a line of
-        the message may start with "." is left in `data_dot_lines`."""
+        the message may start with "." is left in `data_dot_lines`, whether each of its line endings
+        is a CRLF in `data_crlf_only`."""
         reader = self._reader
         loop = self.loop
         idle = self._timeout_duration
@@ -362,6 +364,7 @@ class RelaySMTP(SMTP):
         if refusal is not None:
             receiver.clear()  # refused whole: nothing of it is needed any more
             return bytearray(), refusal
+        self.data_crlf_only = receiver.crlf_only
         content, self.data_dot_lines = receiver.message()
         return content, None
 
@@ -527,7 +530,7 @@ class Handler:
 
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
         reply = await self.service.data(server.relay_session, envelope.original_content,
-                                        dot_lines=server.data_dot_lines)
+                                        dot_lines=server.data_dot_lines, crlf_only=server.data_crlf_only)
         return server.verbatim(reply)
 
     async def handle_exception(self, error: Exception) -> str:

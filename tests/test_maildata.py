@@ -8,7 +8,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from relay.maildata import MAX_LINE, DataReceiver, crlf_normalise, dot_stuffed, long_line
+from relay.maildata import MAX_LINE, DataReceiver, clean_line_ends, crlf_normalise, dot_stuffed, long_line
 
 # --- the rules, written the obvious way -----------------------------------------------------------
 
@@ -156,6 +156,7 @@ def receive(stream: bytes, cuts, limit: int):
     refusal = receiver.refusal()
     if refusal is not None:
         return refusal[:3], b"", leftover, None
+    receive.crlf_only = receiver.crlf_only
     content, dot_lines = receiver.message()
     return None, bytes(content), leftover, dot_lines
 
@@ -174,6 +175,32 @@ def test_receiving_data_is_the_rule(body, after, cuts, limit):
     if refusal is None and not dot_lines and crlf_normalise(content) is content:
         # No line starts with "." for the next hop to see: nothing needs stuffing on the way out.
         assert dot_stuffed(content) == content
+    if refusal is None:
+        # Told as it came: every line ending a CRLF, or not. A read that ends inside the final
+        # ".\r\n" may make it say "not" of a clean message (the way out then normalises: no harm);
+        # never "clean" of one that is not.
+        clean = spec_crlf_normalise(content) == content
+        end = len(body) + 2
+        split_terminator = any(end < c < end + 3 for c in cuts)
+        assert receive.crlf_only == clean or (split_terminator and clean and not receive.crlf_only)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.one_of(_small, _bytes), cuts=st.lists(st.integers(0, 4000), max_size=6))
+def test_line_ends_told_piece_by_piece_are_the_rule(data, cuts):
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    clean, cr_open = True, False
+    for a, b in zip(bounds, bounds[1:]):
+        if clean:
+            clean, cr_open = clean_line_ends(data[a:b], cr_open)
+    assert (clean and not cr_open) == (spec_crlf_normalise(data) == data)
+
+
+def test_a_crlf_split_between_two_reads_is_one_line_end():
+    assert clean_line_ends(b"a\r", False) == (True, True)
+    assert clean_line_ends(b"\nb\r\n", True) == (True, False)
+    assert clean_line_ends(b"b\r\n", True) == (False, False)  # the CR before was bare
+    assert clean_line_ends(b"a\rb", False)[0] is False and clean_line_ends(b"a\nb", False)[0] is False
 
 
 def test_receiving_the_terminator_a_byte_at_a_time():
