@@ -38,7 +38,7 @@ from systems import REPO, RECIPIENT, SENDER, SystemError_  # noqa: E402
 ALL_SYSTEMS = ("direct", "relay", "relay-workers2", "relay-mx", "postfix-opendkim", "postfix-relay-milter", "postfix")
 DEFAULT_SYSTEMS = "direct,relay,relay-workers2,postfix-opendkim"
 # Messages per throughput run for each size, unless --messages says otherwise (same load for every system).
-DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 40}
+DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 120}
 QUICK_MESSAGES = {1024: 400, 100 * 1024: 100, 10 * 1024 * 1024: 4}
 LATENCY_MESSAGES = {1024: 1000, 100 * 1024: 200, 10 * 1024 * 1024: 10}
 QUICK_LATENCY = {1024: 150, 100 * 1024: 30, 10 * 1024 * 1024: 3}
@@ -523,7 +523,7 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default="1k,100k,10m", help="message sizes (default 1k,100k,10m)")
     p.add_argument("--sessions", type=int, default=20, help="parallel smtp-source sessions (default 20)")
     p.add_argument("--messages", help="messages per throughput run: one number for every size, or one per size "
-                   "(default 5000,1000,40 for 1k,100k,10m)")
+                   "(default 5000,1000,120 for 1k,100k,10m)")
     p.add_argument("--runs", type=int, default=3, help="runs; every figure is the median (default 3)")
     p.add_argument("--systems", default=DEFAULT_SYSTEMS, help=f"comma list from {','.join(ALL_SYSTEMS)}")
     p.add_argument("--quick", action="store_true", help="small counts, one run: a smoke test for CI")
