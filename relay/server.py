@@ -386,17 +386,49 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        await self.start()
-        if self.worker is not None:
-            self.worker.ready()  # the parent tells systemd once every worker listens
-        else:
-            systemd.notify("READY=1")
-        watchdog = loop.create_task(systemd.watchdog())
-        await self._stopping.wait()
-        log.info("stopping: draining sessions")
-        watchdog.cancel()
-        await self.stop()
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        try:
+            await self.start()
+            if self.worker is not None:
+                self.worker.ready()  # the parent tells systemd once every worker listens
+            else:
+                systemd.notify("READY=1")
+            watchdog = loop.create_task(systemd.watchdog())
+            await self._stopping.wait()
+            log.info("stopping: draining sessions")
+            watchdog.cancel()
+            await self.stop()
+        finally:
+            ignore_late_signals(loop, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+
+    def _on_sighup(self) -> None:
+        if self._stopping.is_set():
+            # Stopping already: a pipeline or event sink a reload would build now would outlive stop().
+            log.info("SIGHUP while stopping: not reloading")
+            return
+        self.reload()
+
+
+def ignore_late_signals(loop: asyncio.AbstractEventLoop, signums) -> None:
+    """Once the relay has stopped (or failed to start), a signal arriving while the process ends is
+    dropped. Left to asyncio, the loop's close() first closes the fd its signal handlers write to,
+    then removes them: a forwarded SIGTERM or SIGHUP in between made Python print "Exception ignored
+    ... OSError: [Errno 9] Bad file descriptor"; and once removed, SIGTERM and SIGHUP are back to
+    their default (a late one kills the process: a wrong exit status) and SIGINT raises
+    KeyboardInterrupt in the middle of the teardown (a traceback)."""
+    for signum in signums:
+        signal.signal(signum, signal.SIG_IGN)  # from here the kernel drops it: nothing writes the fd
+    handlers = getattr(loop, "_signal_handlers", None)  # asyncio's unix loop (uvloop keeps its own)
+    if isinstance(handlers, dict):
+        # Only forgotten, not removed: remove_signal_handler() would put SIG_DFL back.
+        for signum in signums:
+            handlers.pop(signum, None)
+        if not handlers:
+            signal.set_wakeup_fd(-1)
+    else:
+        for signum in signums:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class _Servers:

@@ -226,6 +226,11 @@ class Supervisor:
                         if self.slots[index].pid == pid:  # not a word from a worker since replaced
                             self._on_ready(index)
         finally:
+            # Whatever comes now (the operator repeating SIGTERM) must not change how the relay ends:
+            # at interpreter exit Python would put SIG_DFL back under a handler, and a SIGTERM then
+            # killed the process (exit status -15 instead of its own).
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
             signal.set_wakeup_fd(old_wakeup)
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
@@ -252,7 +257,7 @@ class Supervisor:
                 systemd.notify("STOPPING=1")
             self.stopping = True
             self._forward(signum)
-        elif signum == signal.SIGHUP:
+        elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
             self._reload()
             for slot in self.slots:
                 if slot.pid is not None and not slot.ready:

@@ -393,3 +393,112 @@ def test_a_scrape_reaching_any_worker_counts_every_workers_mail(relay_workers, u
         assert got[("relay_upstream_pool_size", (("upstream", f"127.0.0.1:{upstream.port}"),))] == 50
     assert relay.stop() == 0
     assert "Traceback" not in relay.stderr()
+
+
+# -- signals arriving while a process ends (issue #15) ---------------------------------------------
+
+# Installed as sitecustomize in the relay's processes. A forwarded signal can arrive at the worst
+# moment of an event loop's close(): its signal wakeup fd closed, its signal handlers not removed
+# yet. A real one lands there only now and then (on a loaded machine); this sends one there every
+# time, in every process whose loop handled signals.
+LATE_SIGNALS = '''
+import asyncio.selector_events, asyncio.unix_events, os, signal
+
+_add = asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler
+_close = asyncio.selector_events.BaseSelectorEventLoop.close
+
+def add_signal_handler(self, sig, callback, *args):
+    self._test_handled_signals = True
+    return _add(self, sig, callback, *args)
+
+def close(self):
+    _close(self)
+    if getattr(self, "_test_handled_signals", False):
+        for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+            os.kill(os.getpid(), signum)
+
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = add_signal_handler
+asyncio.selector_events.BaseSelectorEventLoop.close = close
+'''
+
+
+def _late_signals(tmp_path: Path) -> dict:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(LATE_SIGNALS)
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
+def _no_traceback(stderr: str) -> bool:
+    return "Traceback" not in stderr and "Exception ignored" not in stderr
+
+
+def _clean(stderr: str) -> bool:
+    """And no worker ended otherwise than by the stop (a late SIGHUP used to kill one: status -1)."""
+    return _no_traceback(stderr) and "while stopping" not in stderr
+
+
+def test_a_signal_while_the_workers_fail_to_start_leaves_only_the_reason(tmp_path, upstream):
+    import psycopg
+
+    from relay.store.schema import LATEST
+    from tests.support import pg
+
+    url, schema = pg.isolated_url()
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                                          "upstream": {"host": "127.0.0.1", "port": upstream.port,
+                                                       "starttls": "off"},
+                                          "bounce_list": url, "workers": 2}))
+        relay = [sys.executable, "-m", "relay"]
+        migrated = subprocess.run(relay + ["db", "migrate", "-c", str(config)], cwd=str(REPO), capture_output=True,
+                                  text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert migrated.returncode == 0, migrated.stderr
+        # A newer relay migrated it: each worker refuses it in its loop (the store connects there).
+        with psycopg.connect(pg._conninfo(), autocommit=True) as conn:
+            conn.execute(f"INSERT INTO \"{schema}\".relay_schema_version (version, description) "
+                         f"VALUES ({LATEST + 1}, 'from the future')")
+        out = subprocess.run(relay + ["serve", "-c", str(config)], capture_output=True, text=True, timeout=60,
+                             cwd=str(REPO), env={**os.environ, **_late_signals(tmp_path)})
+    finally:
+        pg.drop(schema)
+    # The other worker ends by the forwarded SIGTERM, or by the same error "while stopping": either is right.
+    assert out.returncode == 1 and _no_traceback(out.stderr), out.stderr
+    assert f"schema version {LATEST + 1} is newer than this relay knows" in out.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_signal_while_the_relay_stops_changes_nothing(tmp_path, upstream, workers):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                                      "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "workers": workers}))
+    stderr_path = tmp_path / "stderr.log"
+    with open(stderr_path, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)], cwd=str(REPO),
+                                stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **_late_signals(tmp_path)})
+        try:
+            wait_until(lambda: stderr_path.read_text().count("listening on 127.0.0.1:") == workers, timeout=60)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert _clean(stderr_path.read_text()), stderr_path.read_text()
+
+
+def test_the_operator_repeating_sigterm_and_sighup_while_the_workers_drain_changes_nothing(relay_workers):
+    relay = relay_workers()
+    relay.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "stopping: draining 2 workers" in relay.stderr())
+    sent = 0
+    while relay.proc.poll() is None:  # the parent forwards each: the workers get them all the way to exit
+        try:
+            relay.proc.send_signal(signal.SIGHUP if sent % 2 else signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        sent += 1
+    assert relay.stop() == 0 and _clean(relay.stderr()), relay.stderr()
+    assert sent > 0
