@@ -28,10 +28,12 @@ class LaxUpstream:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._server = None
+        self._sessions: set[asyncio.Task] = set()
         self.port = 0
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self._sessions.add(asyncio.current_task())
         buf = b""
         mail_from, rcpts = "", []
         try:
@@ -85,6 +87,7 @@ class LaxUpstream:
             pass
         finally:
             self.open_connections -= 1
+            self._sessions.discard(asyncio.current_task())
             writer.close()
 
     def start(self) -> "LaxUpstream":
@@ -95,8 +98,18 @@ class LaxUpstream:
         return self
 
     def stop(self) -> None:
+        # Sessions still open (the relay's pooled connection) end here, on the running loop: left
+        # suspended, they were closed when the loop was garbage-collected, later, in another test,
+        # and their writer.close() met a closed loop ("Event loop is closed", an unraisable warning).
         async def close():
             self._server.close()
+            sessions = list(self._sessions)
+            for task in sessions:
+                task.cancel()
+            await asyncio.gather(*sessions, return_exceptions=True)
+            await self._server.wait_closed()
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
