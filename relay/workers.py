@@ -39,6 +39,7 @@ log = logging.getLogger("relay.workers")
 RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while it keeps dying young
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
 
 
 @dataclass
@@ -229,7 +230,7 @@ class Supervisor:
             # Whatever comes now (the operator repeating SIGTERM) must not change how the relay ends:
             # at interpreter exit Python would put SIG_DFL back under a handler, and a SIGTERM then
             # killed the process (exit status -15 instead of its own).
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for signum in FORWARDED:
                 signal.signal(signum, signal.SIG_IGN)
             signal.set_wakeup_fd(old_wakeup)
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
@@ -343,14 +344,25 @@ class Supervisor:
         worker = Worker(slot.index, self.count, self.settings, self.policies, self.sockets[slot.index],
                         self.connections, self._ready_w)
         self._parent_pid = os.getpid()
-        pid = os.fork()
+        # A signal the parent forwards to the new pid before the child has its own handlers would
+        # run the parent's handler, copied into the child, and be lost there (a lost SIGTERM: the
+        # worker serves on and the stopping parent waits for it forever). Blocked across fork(), it
+        # waits in the child, pending, until _become_worker() has put the worker's handlers in place.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             slot.pid = pid
             log.info("worker %d started (pid %d)", slot.index, pid)
             return
         code = 0
         try:
             self._become_worker(worker)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM sent meanwhile ends it now
             self.run_worker(worker)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

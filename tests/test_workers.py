@@ -502,3 +502,54 @@ def test_the_operator_repeating_sigterm_and_sighup_while_the_workers_drain_chang
         sent += 1
     assert relay.stop() == 0 and _clean(relay.stderr()), relay.stderr()
     assert sent > 0
+
+
+# Installed as sitecustomize in the relay: the first worker, just forked, has the parent stopped
+# (SIGTERM), then is slow to run on (a loaded machine): the SIGTERM the parent forwards reaches it
+# before it has handlers of its own.
+SLOW_FIRST_CHILD = '''
+import os, signal, time
+
+_fork, _forks = os.fork, [0]
+
+def fork():
+    _forks[0] += 1
+    pid = _fork()
+    if pid == 0 and _forks[0] == 1:
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(1)
+    return pid
+
+os.fork = fork
+'''
+
+
+def test_a_sigterm_forwarded_to_a_worker_still_starting_is_not_lost(tmp_path, upstream):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_FIRST_CHILD)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                                      "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "workers": 2}))
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)], cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])})
+    workers: set[int] = set()  # to clean up after a failure
+    try:
+        # The lost SIGTERM: the worker served on, and the parent waited for it.
+        wait_until(lambda: workers.update(children(proc.pid)) or proc.poll() is not None, timeout=30)
+        code = proc.returncode
+    except AssertionError:
+        code = None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for pid in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+    err = proc.stderr.read()
+    assert code == 0 and "stopping: draining 2 workers" in err and _clean(err), err
