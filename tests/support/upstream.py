@@ -308,8 +308,14 @@ class FakeUpstream:
         if not self._thread.is_alive():
             return  # stopped already (a test that takes a host down, then the fixture)
 
+        # A server that stops closes its connections: left open on a stopped loop, a relay's QUIT
+        # there went unanswered, and the relay's own stop (often the next fixture's teardown)
+        # waited out the QUIT deadline, 5 s.
         async def close():
             self._server.close()
+            for proto in list(self.live):
+                if proto.transport is not None:
+                    proto.transport.close()
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
