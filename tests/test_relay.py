@@ -141,9 +141,10 @@ def test_max_message_size_552_534(upstream, relay_factory):
         assert replies[-1][0] == 552 and replies[-1][1].startswith("552 5.3.4 ")
         assert send_message(c, "a@sender.test", ["b@example.com"], b"Subject: small\r\n\r\nx\r\n")[-1][0] == 250
     assert [m.data.endswith(b"Subject: small\r\n\r\nx\r\n") for m in upstream.wait_for_messages(1)] == [True]
-    # The upstream had been sent DATA ahead; the refused message never got its final dot there: the
-    # connection was closed (the only safe way out of DATA) and the next message used a new one.
-    assert upstream.commands.count("DATA") == 1 and upstream.connections == 2
+    # DATA goes upstream only once a message is complete and within the limit: the refused one never
+    # reached the upstream's DATA. (Whether the next message reuses the connection depends on whether
+    # the RSET ending the refused transaction there came back before its MAIL: either is right.)
+    assert upstream.commands.count("DATA") == 1
     events = relay.events(wait_for=1)
     assert [(e["kind"], e["stage"], e["reply"]["enhanced"]) for e in events] == [("policy_rejected", "data", "5.3.4")]
 
