@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,8 +60,10 @@ class StderrSoFar:
 
 
 def start(tmp_path, upstream_port, **extra):
-    port = free_port()
-    config = {"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{port}"}],
+    """`relay serve` on 127.0.0.1:0 (a port picked here and bound later could be taken meanwhile by
+    another process on the machine): (process, the port it listens on, config path). What it wrote
+    to stderr so far: proc.stderr_so_far.read()."""
+    config = {"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
               "upstream": {"host": "127.0.0.1", "port": upstream_port, "starttls": "off"},
               "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "events": [{"jsonl": str(tmp_path / "e.jsonl")}],
               **extra}
@@ -70,12 +73,23 @@ def start(tmp_path, upstream_port, **extra):
     # a signal sent before the others listen reaches them only once they do.
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(tmp_path / "notify.sock"))
-        notify.settimeout(60)
+        notify.settimeout(0.1)
         proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(path)], stderr=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True,
                                 env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
-        assert notify.recv(100) == b"READY=1"
-    wait_port(port, proc)
+        proc.stderr_so_far = StderrSoFar(proc)
+        deadline = time.time() + 60
+        while True:
+            try:
+                assert notify.recv(100) == b"READY=1"
+                break
+            except socket.timeout:
+                if proc.poll() is not None or time.time() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError(f"relay not ready (exit {proc.returncode}):\n"
+                                         f"{proc.stderr_so_far.read()}") from None
+    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr_so_far.read()).group(1))
     return proc, port, path
 
 
@@ -113,7 +127,7 @@ def test_sighup_with_broken_policy_keeps_the_running_one(tmp_path, upstream):
         local.write_text("rules:\n  - id: local-nosuchuser\n    match: 'NoSuchUser'\n    category: other\n"
                          "    meaning: Local rule.\n    advice: Local advice.\n")
         serving = len(children(proc.pid)) or 1  # the workers, or the process itself
-        stderr = StderrSoFar(proc)
+        stderr = proc.stderr_so_far
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: stderr.read().count("reloaded config and policies") == serving)
         local.write_text("rules:\n  - id: [broken\n")
@@ -196,9 +210,9 @@ def test_milter_only_config_serves_the_milter_and_stops_on_sigterm(tmp_path):
 def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):
     import urllib.request
 
-    metrics_port = free_port()
     # One process: each worker counts its own until metrics aggregate across workers (docs/internals.md).
-    proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": f"127.0.0.1:{metrics_port}"}, workers=1)
+    proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": "127.0.0.1:0"}, workers=1)
+    metrics_port = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", proc.stderr_so_far.read()).group(1))
     try:
         with RawSMTP("127.0.0.1", port) as c:
             c.cmd("EHLO c.test")
