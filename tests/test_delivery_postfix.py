@@ -94,7 +94,12 @@ def why_not_delivered(postfix: PostfixInstance, relay) -> str:
     lines = [line.split(": ", 1)[-1] for line in log_lines(postfix, "")
              if any(word in line for word in ("status=", "warning", "fatal", "panic", "error"))]
     events = [(e["kind"], e.get("stage"), (e.get("reply") or {}).get("text")) for e in relay.events()]
-    return "\n".join(["postfix:"] + lines + ["relay events:"] + [str(e) for e in events])
+    queued = sorted(f"{p.relative_to(postfix.spool)} mtime-now={p.stat().st_mtime - time.time():.0f}s"
+                    for sub in ("active", "deferred", "incoming") for p in (postfix.spool / sub).rglob("*")
+                    if p.is_file())
+    last = [line.split(": ", 1)[-1] for line in log_lines(postfix, "")[-25:]]
+    return "\n".join(["postfix:"] + lines + ["relay events:"] + [str(e) for e in events] + ["queue:"] + queued
+                     + [f"now {time.strftime('%H:%M:%S')}; maillog, last lines:"] + last)
 
 
 def test_postfix_defers_the_452_recipients_to_its_queue(postfix_with, destinations, mx_relay):
