@@ -82,9 +82,9 @@ KNOWN_TRAINING_MISSES = {
     "550 5.7.13 STOREDRV.Deliver.Exception:AccountDisabledException": "Exchange's store refusal at the final dot names no recipient: judged about the message (engine)",
     "procmail: Lock failure on": "a local delivery agent's own error; no rule for procmail texts",
     "554 delivery error: dd Requested mail action aborted": "Yahoo's generic 554 says nothing; the 554 fallback reads it as policy",
-    "554 5.7.1 The recipient definitively does not want your mail": "a recipient's refusal that mentions a blacklist only as a threat; the block-list words win",
     "550 Requested action not taken: no smtp MX only": "Coremail's refusal of a host that is not an MX names no cause the rules know",
     "553 user address required": "a sequence error (DATA without RCPT) that the 553 fallback cannot tell from an address refusal",
+    "421 OFR004_105 Service refuse": "Orange's temporary service refusal: the block-list rule reads 'service refused' as a reputation block",
 }
 
 

@@ -307,3 +307,72 @@ C += [
 ("Mimecast", "421 Unable to process connection at this time", "temporary_failure", "session", "connect", "https://www.tecism.com/2018/01/"),
 ("Mimecast", "421 Sender address blocked", "policy_rejected", "sender", None, "https://www.tecism.com/2018/01/"),
 ]
+# --- round 5 (issue 8, second round): providers and products not used before (Cox, Barracuda,
+# GMX, 1&1, T-Online, Orange, Seznam, Interia, Forpsi, Mimecast, Zoho, nic.ru, cPanel, mailutils,
+# hosting help pages in German, Czech, Polish), each quoted on the page it names.
+ON = "https://support.onesystems.ch/722126-%C3%9Cbersicht-h%C3%A4ufig-vorkommender-Fehlermeldungen"
+CF = "https://new-faq.comservice-ffo.de/smtp-fehlermeldungen-e-mail-fehler/"
+BC = "https://www.bytecamp.net/de/faq/email/zustellen.html"
+IN = "https://pomoc.poczta.interia.pl/news-dlaczego-wiadomosc-nie-zostala-dostarczona,nId,6589600"
+GR = "https://support.grhosting.cz/kb/a290/email-se-vratil-odesilateli-jako-nedorucitelny.aspx"
+MW = "https://wordtothewise.com/2018/07/who-are-mimecast"
+OR = "https://bentonow.com/smtp-errors/orange"
+NR = "https://nic.ru/help/mail-diagnostics-and-troubleshooting_14426.html"
+MU = "http://mailutils.org/manual/html_node/Mailbox-Quotas.html"
+ZS = "https://smtp.codes/zoho"
+C += [
+("Cox", "554 cmsmtp blocked. Refer to Error Codes section at for more information. AUP#CXBL", "blocklisted", "session", None, "https://forums.cox.com/discussions/internet/emails-to-me-from-rice-edu-being-rejected-aupcxbl-error-554-5-0-0/122275"),
+("Barracuda", "554 Service unavailable; Client host [mail.example.com] blocked using Barracuda Reputation; http://bbl.barracudacentral.com/q.cgi?ip=192.0.2.1", "blocklisted", "session", "data", "https://luxsci.com/blog/?p=16857"),
+("GMX", "554-gmx.net (mxgmx104) Nemesis ESMTP Service not available\n554-No SMTP service\n554-IP address is block listed.\n554 For explanation visit https://postmaster.gmx.net/en/case?c=r0201&i=ip&v=198.51.100.42&r=1MNcgj-1ue23t3pyV-00S2YR", "blocklisted", "session", "connect", "https://postmaster.gmx.com/en/error-messages"),
+("1&1", "421 Reject due to policy violations", "policy_rejected", "session", None, CF),
+("1&1", "421 Rate limit reached. Please try again later", "rate_limited", "session", None, CF),
+("1&1", "451 Requested action aborted: local error in processing", "temporary_failure", "session", None, CF),
+("bytecamp", "450 4.2.0 <user@example.com>: Recipient address rejected: Greylisted", "greylisted", "session", "rcpt", BC),
+("bytecamp", "422 4.2.2 Quota limit exceeded (Speicherplatz des Kontos ueberschritten)", "mailbox_full", "recipient", None, BC),
+("bytecamp", "571 5.7.1 message classified as spam (Nachricht als Spam eingestuft)", "spam_content", "message", "data", BC),
+("onesystems", "554 5.7.1 <user@example.com>: Recipient address rejected: User unknown", "unknown_recipient", "recipient", "rcpt", ON),
+("onesystems", "550 5.1.8 <user@example.com>: Sender address rejected: Domain not found", "auth_failed", "sender", "rcpt", ON),
+("onesystems", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using ix.dnsbl.manitu.net", "blocklisted", "session", None, ON),
+("C4", "550 5.1.1 Sorry, no mailbox here by that name.", "unknown_recipient", "recipient", "rcpt", "https://faq.c4.cz/odeslany-e-mail-se-vraci-zpet-s-chybou"),
+("C4", "[SPF] 192.0.2.4 is not allowed to send mail from example.cz.", "auth_failed", "sender", None, "https://faq.c4.cz/odeslany-e-mail-se-vraci-zpet-s-chybou"),
+("Interia", "550 5.1.1 Account not found", "unknown_recipient", "recipient", "rcpt", IN),
+("Interia", "550 5.2.1 Mailbox not available", "mailbox_disabled", "recipient", "rcpt", IN),
+("Interia", "550 5.7.1 Recipient doesn't want your mail", "policy_rejected", "sender", None, IN),
+("Interia", "550 5.7.0 [SPF] 192.0.2.1 is not allowed to send mail from example.com", "auth_failed", "sender", None, IN),
+("Forpsi", "552 5.1.1 5.2.2 sorry, final recipient mailbox is full (chkuser)", "mailbox_full", "recipient", "rcpt", GR),
+("Forpsi", "550 5.1.1 <user@example.com> sender is blacklisted", "blocklisted", "sender", None, GR),
+("Forpsi", "552 5.2.0 0biL1i00V1cmcpM01biL4w spam detected", "spam_content", "message", "data", GR),
+("Forpsi", "550 5.1.0 0bcW1i00G0jifNx01bcmHa blocked by SPF", "auth_failed", "sender", None, GR),
+("Forpsi", "550 5.1.0 cNkj1y0022zrrQM01NkjaD policy violation, see https://support.forpsi.com/kb/a4081", "policy_rejected", "session", None, "https://support.konto.pl/kb/a2765/blad-policy-violation-e-maile-w-kolejce-z-adresu-ip.aspx"),
+("Seznam", "5.1.1 szn; User hasn't got the service mapped", "unknown_recipient", "recipient", None, "https://napoveda.seznam.cz/uzivatel-neexistuje"),
+("AOL", "421 4.7.1 http://postmaster.info.aol.com/errors/421dynt1.html (throttled)", "rate_limited", "session", None, "https://www.quanda.cz/blog/email-marketing/duvody-nedorucenych-e-mailu"),
+("T-Online", "554 IP=192.0.2.1 - None/bad reputation. Ask your postmaster for help or to contact <postmaster@rx.t-online.de> for reset. (NOWL)", "blocklisted", "session", "connect", "https://timmehosting.de/leitfaden-wenn-t-online-e-mails-blockiert-ursachen-und-loesungen"),
+("unknown", "450 4.7.1 <user@example.de>: Recipient address rejected: Service temporarily unavailable, please try later", "temporary_failure", "recipient", "rcpt", "https://coviserver.de/e-mail-geblockt"),
+("unknown", "554 5.7.1 Service unavailable; Client host [192.0.2.22] blocked using bl.spamcop.net; Blocked - see http://www.spamcop.net/bl.shtml?192.0.2.22", "blocklisted", "session", "rcpt", "https://multimedia-4-all.de/intern/?p=278"),
+("Mimecast", "Administrative prohibition - envelope blocked - https://community.mimecast.com/docs/DOC-1369#", "policy_rejected", "sender", None, MW),
+("Mimecast", "Email rejected due to security policies - https://community.mimecast.com/docs/DOC-1369#", "policy_rejected", "message", None, MW),
+("Mimecast", "Envelope blocked - User Entry - https://community.mimecast.com/docs/DOC-1369#550", "policy_rejected", "sender", None, MW),
+("Mimecast", "Invalid Recipient - https://community.mimecast.com/docs/DOC-1369#", "unknown_recipient", "recipient", None, MW),
+("Mimecast", "Rejected by header based Blocked Senders: user@example.com - https://community.mimecast.com/docs/DOC-1369#", "policy_rejected", "sender", None, MW),
+("Mimecast", "spamcop.mimecast.org Blocked - see http://www.spamcop.net/bl.shtml?192.0.2.10. - https://community.mimecast.com/docs/DOC-1369#550", "blocklisted", "session", None, MW),
+("Mimecast", "451 Internal resource is temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451 [Aj3QXapeMpqZYaeFwWhjzw.us32]", "temporary_failure", "session", "rcpt", "https://dwlistore.dwli.org/knowledgebase/444/Emails-Not-Sending-to-Mimecast-Recipients-.html"),
+("Zoho", "550 5.4.6 Unusual sending activity detected.", "policy_rejected", "sender", None, "https://help.zoho.com/portal/en/community/topic/unable-to-send-message-reason-550-5-4-6-unusual-sending-activity-detected"),
+("Zoho", "554 5.1.8 email outgoing blocked", "policy_rejected", "sender", None, "https://help.zoho.com/portal/en/community/topic/554-5-1-8-email-outgoing-blocked-13-11-2017"),
+("Zoho", "554 5.1.8 Sender Address Blocked", "policy_rejected", "sender", None, "https://help.zoho.com/portal/en/community/topic/issue-with-outgoing-mail"),
+("Zoho", "452 <user@example.com> Mailbox delivery restricted by policy error", "policy_rejected", "recipient", "rcpt", ZS),
+("Zoho", "541 5.4.1 Mail rejected by destination domain", "policy_rejected", "message", None, ZS),
+("ZeptoMail", "553 Relaying disallowed as <user@example.com>", "relay_denied", "sender", "mail", "https://zstatic.zohostatic.com/zeptomail/help/api/smtp-error-codes.html"),
+("ZeptoMail", "5.2.0 Email size exceeded the policy.", "message_too_large", "message", None, "https://zstatic.zohostatic.com/zeptomail/help/api/smtp-error-codes.html"),
+("ZeptoMail", "552 5.7.1 virus Win.Test.EICAR_HDB-1 detected by Zoho Mail.", "spam_content", "message", "data", "https://zstatic.zohostatic.com/zeptomail/help/api/smtp-error-codes.html"),
+("cPanel Exim", "Domain example.com has exceeded the max defers and failures per hour (5/5 (100%)) allowed", "rate_limited", "sender", None, "https://www.thiswebhost.com/clients/knowledgebase/554/I-am-receiving-an-error-sending-e-mail.html"),
+("nic.ru", "451 example.ru prohibited. Disk quota exceeded", "mailbox_full", "recipient", None, NR),
+("nic.ru", "451 Please try another server", "temporary_failure", "session", None, NR),
+("GNU Mailutils", "user: mailbox quota exceeded for this recipient", "mailbox_full", "recipient", None, MU),
+("GNU Mailutils", "user: message would exceed maximum mailbox size for this recipient", "mailbox_full", "recipient", None, MU),
+("Mail.ru", "550 message sending for this account is disabled", "policy_rejected", "sender", None, "https://mailout.ru/2015/09"),
+("Orange", "421 OFR004_104 Trop de connexions, veuillez verifier votre configuration / Too many connections, slow down", "too_many_connections", "session", "connect", OR),
+("Orange", "421 OFR004_105 Service refuse. Veuillez essayer plus tard / Service refused, please try later", "temporary_failure", "session", "connect", OR),
+("Haraka", "550 Message too big!", "message_too_large", "message", "data", I+"zone-eu/wildduck/issues/762"),
+("Microsoft Exchange", "MapiExceptionMaxSubmissionExceeded; Message size exceeds maximum size limit.", "message_too_large", "message", None, I+"pankleks/pm2-health/issues/52"),
+("Gmail", "452 4.3.2 Connection rate limit exceeded.", "rate_limited", "session", None, I+"sisimai/p5-sisimai/issues/466"),
+]
