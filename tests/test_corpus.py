@@ -84,6 +84,7 @@ KNOWN_TRAINING_MISSES = {
     "554 delivery error: dd Requested mail action aborted": "Yahoo's generic 554 says nothing; the 554 fallback reads it as policy",
     "550 Requested action not taken: no smtp MX only": "Coremail's refusal of a host that is not an MX names no cause the rules know",
     "553 user address required": "a sequence error (DATA without RCPT) that the 553 fallback cannot tell from an address refusal",
+    "552 \"RCPT TO\" mailbox unavailable": "a 552 (RFC 5321: exceeded storage allocation) that only says 'mailbox unavailable'; the 552 fallback reads it as a full mailbox",
     "421 OFR004_105 Service refuse": "Orange's temporary service refusal: the block-list rule reads 'service refused' as a reputation block",
 }
 

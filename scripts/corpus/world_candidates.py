@@ -376,3 +376,62 @@ C += [
 ("Microsoft Exchange", "MapiExceptionMaxSubmissionExceeded; Message size exceeds maximum size limit.", "message_too_large", "message", None, I+"pankleks/pm2-health/issues/52"),
 ("Gmail", "452 4.3.2 Connection rate limit exceeded.", "rate_limited", "session", None, I+"sisimai/p5-sisimai/issues/466"),
 ]
+# --- round 6 (issue 8, second round): security gateways (Symantec Email Security.cloud,
+# Trend Micro, ASSP, IceWarp), SmarterMail, and the English replies of Chinese providers
+# (QQ, 163, 263, Coremail) listed on Chinese hosting help pages.
+BR1 = "https://knowledge.broadcom.com/external/article/169925/common-external-spam-filtering-error-cod.html"
+BR2 = "https://knowledge.broadcom.com/external/article/162445/outbound-mail-returned-by-mailerdaemonme.html"
+AS = "https://maxclicksonline.com/client-area/knowledgebase.php?action=displayarticle&id=10095"
+IW = "https://docs.icewarp.com/Content/IceWarp-Server/Administration-Nodes/Status/Logs/Interpretation%20of%205xx%20Errors%20in%20Icewarp%20SMTP.htm"
+SM = "http://support.rackteam.com/kb/a136/common-email-delivery-errors-you-may-receive.aspx"
+DB = "https://www.dbmailserver.com/tui-xin-address-not-exist.htm"
+CR = "https://www.icoremail.vip/support/index.php?cate_id=84&page=8&start=225"
+C += [
+("unknown", "550 \"5.7.0\" Mail relay denied", "relay_denied", "session", "rcpt", BR1),
+("unknown", "550 5.7.1 Message rejected as spam by Content Filtering", "spam_content", "message", "data", BR1),
+("unknown", "550 Message contained unsafe content (Heuristics.Phishing.Email.SpoofedDomain)", "spam_content", "message", "data", BR1),
+("unknown", "551 Sender is on domain's blacklist", "policy_rejected", "sender", None, BR1),
+("unknown", "5.7.1 Recipient not authorized, your IP has been found on a block list", "blocklisted", "session", None, BR1),
+("unknown", "554 Rejected due to banned content", "spam_content", "message", "data", BR1),
+("unknown", "554 Rejected due to spam content", "spam_content", "message", "data", BR1),
+("unknown", "552 Mailbox is full", "mailbox_full", "recipient", None, BR2),
+("unknown", "554 5.7.1 Recipient address rejected: No such user", "unknown_recipient", "recipient", "rcpt", BR2),
+("unknown", "552 MS-Office file containing VBA macros found inside of the email", "spam_content", "message", "data", BR2),
+("unknown", "550 5.7.1 Message rejected due to content restrictions", "spam_content", "message", "data", BR2),
+("unknown", "554 5.1.0 Sender denied", "policy_rejected", "sender", "mail", BR2),
+("unknown", "553 Envelope sender rejected", "policy_rejected", "sender", "mail", BR2),
+("unknown", "550 SPF check failed. Sender not authorized", "auth_failed", "sender", None, BR2),
+("unknown", "550 Sender verify failed", "auth_failed", "sender", None, BR2),
+("Symantec Email Security.cloud", "554 5.4.7 [internal] exceeded max time without delivery", "expired", "relay", None, BR2),
+("Trend Micro", "550 Mail from 192.0.2.1 refused by rbl-plus.mail-abuse.org. Please refer to http://mail-abuse.org/rbl+ for an explanation", "blocklisted", "session", None, "https://success.trendmicro.com/solution/1097055-frequently-asked-questions-faqs-about-messages-blocked-by-email-reputation-services-ers"),
+("Cisco IronPort", "451 #4.4.3 Temporary error occurred during SPF verification.", "temporary_failure", "sender", None, "https://manualsbrain.com/it/manuals/1649627/?page=293"),
+("ASSP", "554 5.7.2 Service denied, closing transmission channel (SESSIONID)", "policy_rejected", "session", None, AS),
+("ASSP", "554 5.7.1 Mail (SESSIONID) appears to be unsolicited - resend with the code xxxxxxx appended to subject and ask to have your email whitelisted.", "spam_content", "message", "data", AS),
+("ASSP", "500 These attachments are not allowed -- Please compress (zip,tar..) them before mailing.", "policy_rejected", "message", "data", AS),
+("ASSP", "554 5.7.1 Mail appears infected with INFECTION -- disinfect and resend.", "spam_content", "message", "data", AS),
+("IceWarp", "501 5.7.1 Message is too long", "message_too_large", "message", "data", IW),
+("IceWarp", "501 5.5.2 Domain name required", "protocol_error", "session", "mail", IW),
+("IceWarp", "501 5.5.1 HELO/EHLO requires domain address", "protocol_error", "session", "helo", IW),
+("IceWarp", "501 5.7.0 Authentication failed", "auth_failed", "session", None, IW),
+("SmarterMail", "Failed to connect to the recipients mail server. No MX records were found for the 'example.com' domain.", "routing_dns", "recipient", None, SM),
+("SmarterMail", "The mailbox is full", "mailbox_full", "recipient", None, SM),
+("SmarterMail", "The domain size limit has been exceeded", "mailbox_full", "recipient", None, SM),
+("QQ Mail", "550 Mailbox not found. http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000728", "unknown_recipient", "recipient", "rcpt", DB),
+("QQ Mail", "501 Bad address syntax. http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000730", "syntax_error", "recipient", "rcpt", DB),
+("163", "550 User not found: user@163.com", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "550 RC:LD The email account that you tried to reach does no exists.", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "551 5.1.1 recipient is not exist", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "550 abcd:user not exist", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "550 Local User [user@example.com] not found.", "unknown_recipient", "recipient", "rcpt", DB),
+("Coremail", "550 #2175041 unavailable mail user", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "552 \"RCPT TO\" mailbox unavailable", "other", "recipient", "rcpt", DB),
+("unknown", "550 5.1.1 user@example.com recipient rejected", "unknown_recipient", "recipient", "rcpt", DB),
+("unknown", "550 RC:NE The email account does not exist.", "unknown_recipient", "recipient", "rcpt", DB),
+("umail", "550 no such user here (umail mta)", "unknown_recipient", "recipient", "rcpt", DB),
+("Coremail", "Requested mail action not taken: Invalid IP", "blocklisted", "session", None, "https://www.icoremail.vip/support/index.php?cate_id=84&page=5&start=0"),
+("Coremail", "user disabled", "mailbox_disabled", "recipient", None, CR),
+("Coremail", "local server don't exists that user", "unknown_recipient", "recipient", None, CR),
+("Coremail", "not user of this server", "unknown_recipient", "recipient", None, CR),
+("263", "This target address is not our MX service client.", "unknown_recipient", "recipient", None, "http://bbs.bitscn.com/archiver/tid-160742.html"),
+("unknown", "550 5.0.0 Mail rejected due to possible SPAM", "spam_content", "message", "mail", "https://m.wh-163.com/mobile/index/show/catid/2/id/588.html"),
+]
