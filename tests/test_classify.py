@@ -212,6 +212,20 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("554 5.2.0 IP reputation ratelimit in effect", "rate_limited", True),
         # A DNS failure of an authentication check says nothing about the recipient's domain.
         ("450 4.4.0 <x@example.com> Temporary DMARC DNS lookup failure", "temporary_failure", False),
+        # policyd-spf's wording names the SPF check, not a relay refusal.
+        ("550 5.7.1 [SPF] 192.0.2.9 is not allowed to send mail from example.org", "auth_failed", True),
+        # An upstream that stopped the sending account; Zoho's 5.4.6 is not RFC 3463's loop.
+        ("550 5.4.6 Unusual sending activity detected on this account", "policy_rejected", True),
+        ("550 Message sending for your account is suspended", "policy_rejected", True),
+        # ...while a block of the sending IP stays a block-list verdict.
+        ("554 Sending IP has been blocked", "blocklisted", True),
+        # A mailbox size is the mailbox's storage, not the message's size.
+        ("550 Message would exceed maximum mailbox size for this user", "mailbox_full", True),
+        ("550 Recipient is not a user of this server", "unknown_recipient", True),
+        # The recipient domain's own list of refused senders is a refusal of the sender.
+        ("554 Sender is on the domain's blacklist", "policy_rejected", True),
+        ("421 Account has exceeded the maximum messages per hour", "rate_limited", False),
+        ("554 5.7.1 Message is infected", "spam_content", True),
     ],
 )
 def test_traps(reply, category, permanent):

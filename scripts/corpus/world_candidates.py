@@ -435,3 +435,8 @@ C += [
 ("263", "This target address is not our MX service client.", "unknown_recipient", "recipient", None, "http://bbs.bitscn.com/archiver/tid-160742.html"),
 ("unknown", "550 5.0.0 Mail rejected due to possible SPAM", "spam_content", "message", "mail", "https://m.wh-163.com/mobile/index/show/catid/2/id/588.html"),
 ]
+# --- round 7 (issue 8, second round): a small Python MTA's default size refusal. (Coremail's
+# support index page 5 was already used in round 4 with reply codes; not repeated here.)
+C += [
+("rsmtpd", "552 Data rejected: message size exceeded", "message_too_large", "message", "data", "rsmtpd (GitHub) rsmtpd/response/smtp_552.py, SmtpResponse552"),
+]
