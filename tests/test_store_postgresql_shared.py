@@ -256,3 +256,23 @@ async def test_relays_whose_clocks_disagree_time_listings_by_the_database(pg_url
         db_now = float(conn.execute("SELECT extract(epoch FROM now())").fetchone()[0])
     assert abs(entry.first_seen.timestamp() - db_now) < 300 and abs(added.last_seen.timestamp() - db_now) < 300
     assert abs(entry.expires_at.timestamp() - (db_now + 3600)) < 300
+
+
+async def test_a_lookup_right_after_every_pooled_connection_was_killed_answers(pg_url):
+    # pg_terminate_backend (a failover, an administrator) kills every idle connection of the pool at
+    # once; the relay may take one from the pool before its loop has seen the socket close. The
+    # lookup must not then fail on one dead connection after another: it answers from a new one.
+    url, schema = pg_url
+    store = open_store(url)
+    try:
+        await store.add("listed@example.com")
+        pool = await store._get_pool()
+        for round_ in range(3):
+            held = [await pool.acquire() for _ in range(4)]  # four pooled connections, all idle after
+            for conn in held:
+                await pool.release(conn)
+            assert pg.terminate(schema) >= 4  # blocks the loop: no close is seen before the lookup
+            assert (await store.get("listed@example.com")) is not None, round_
+            assert await store.get(f"new{round_}@example.com") is None
+    finally:
+        await store.close()

@@ -60,8 +60,12 @@ def driver_missing(url: str) -> str | None:
 
 
 def _lost(asyncpg) -> tuple[type[BaseException], ...]:
-    """What asyncpg raises when the connection is gone (rather than the query wrong)."""
-    return (OSError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError)
+    """What asyncpg raises when the connection is gone (rather than the query wrong). A pooled
+    connection the server closed while it sat idle, taken before the loop saw the close, fails
+    with the first of these and may leave its protocol half-way (InternalClientError: "another
+    operation is in progress")."""
+    return (OSError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
+            asyncpg.InternalClientError)
 
 
 def import_driver(url: str):
@@ -236,8 +240,10 @@ class PostgresBounceStore(BounceStore):
             except _lost(import_driver(self.url)) as exc:
                 if isinstance(exc, TimeoutError):
                     raise  # a database that does not answer: no second wait
-                # A pooled connection the server closed a moment ago (a restart, pg_terminate_backend):
-                # the pool opens a new one for the second try, within the same deadline.
+                # A pooled connection the server closed a moment ago (a restart, a failover,
+                # pg_terminate_backend): its idle siblings are most likely closed too, so every one is
+                # replaced at its next use and the second try, within the same deadline, gets a new one.
+                await pool.expire_connections()
                 rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
         entry = None
         if rows:
@@ -264,6 +270,8 @@ class PostgresBounceStore(BounceStore):
         except asyncpg.LockNotAvailableError as exc:
             raise StoreBusy(f"bounce list {redact(self.url)} is locked (trying to {what}): {exc}") from None
         except _lost(asyncpg) as exc:  # a restart or failover of the database, a dropped connection
+            if self._pool is not None:
+                await self._pool.expire_connections()  # the pool's other idle connections went with it
             raise StoreBusy(f"bounce list {redact(self.url)} is unreachable (trying to {what}): "
                             f"{type(exc).__name__}: {exc}") from None
 
