@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from tests.support.dns_server import LoopbackDNS
+
+# CI (.ci/run) draws the property tests' examples from a fixed seed and keeps no example database:
+# a red CI is then the same red on the next run, and a new counterexample is found where each run
+# draws new ones (a developer's machine), not on a submission's CI.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("RELAY_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["RELAY_HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture
