@@ -185,3 +185,19 @@ def test_an_upstream_that_stops_reading_meets_a_write_deadline(relay_factory):
         assert replies[-1][0] == 451 and "did not answer in time" in replies[-1][1]
     finally:
         upstream.stop()
+
+
+def test_the_private_parts_of_aiosmtplib_the_adapter_uses_are_still_there():
+    # relay/upstream.py writes commands and the message on aiosmtplib's protocol object directly and
+    # marks the reply as expected (`_response_pending`), as aiosmtplib's own execute_command does; a
+    # reply that comes while it is not set is dropped as unsolicited. This breaks, by name, the day
+    # aiosmtplib renames or drops what we lean on.
+    import inspect
+
+    from aiosmtplib.protocol import SMTPProtocol
+
+    source = inspect.getsource(SMTPProtocol)
+    assert "self._response_pending = True" in source
+    assert "not self._response_pending" in source  # replies are kept only while it is set
+    assert callable(getattr(SMTPProtocol, "read_response", None)) and callable(getattr(SMTPProtocol, "write", None))
+    assert "timeout" in inspect.signature(SMTPProtocol.read_response).parameters
