@@ -14,6 +14,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+from . import signals
 from .config import Settings, load_settings
 from .errors import ConfigError
 from .events import EventSinks
@@ -416,8 +417,7 @@ def ignore_late_signals(loop: asyncio.AbstractEventLoop, signums) -> None:
     ... OSError: [Errno 9] Bad file descriptor"; and once removed, SIGTERM and SIGHUP are back to
     their default (a late one kills the process: a wrong exit status) and SIGINT raises
     KeyboardInterrupt in the middle of the teardown (a traceback)."""
-    for signum in signums:
-        signal.signal(signum, signal.SIG_IGN)  # from here the kernel drops it: nothing writes the fd
+    signals.ignore(signums)  # from here the kernel drops them: nothing writes the fd
     handlers = getattr(loop, "_signal_handlers", None)  # asyncio's unix loop (uvloop keeps its own)
     if isinstance(handlers, dict):
         # Only forgotten, not removed: remove_signal_handler() would put SIG_DFL back.
@@ -428,7 +428,7 @@ def ignore_late_signals(loop: asyncio.AbstractEventLoop, signums) -> None:
     else:
         for signum in signums:
             loop.remove_signal_handler(signum)
-            signal.signal(signum, signal.SIG_IGN)
+        signals.ignore(signums)
 
 
 class _Servers:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import systemd
+from . import signals, systemd
 from .config import Endpoint, Settings
 from .policies import Policies, load_policies
 from .sharedcount import SharedCount
@@ -230,8 +230,7 @@ class Supervisor:
             # Whatever comes now (the operator repeating SIGTERM) must not change how the relay ends:
             # at interpreter exit Python would put SIG_DFL back under a handler, and a SIGTERM then
             # killed the process (exit status -15 instead of its own).
-            for signum in FORWARDED:
-                signal.signal(signum, signal.SIG_IGN)
+            signals.ignore(FORWARDED)
             signal.set_wakeup_fd(old_wakeup)
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()

@@ -489,19 +489,37 @@ def test_a_signal_while_the_relay_stops_changes_nothing(tmp_path, upstream, work
     assert _clean(stderr_path.read_text()), stderr_path.read_text()
 
 
-def test_the_operator_repeating_sigterm_and_sighup_while_the_workers_drain_changes_nothing(relay_workers):
+def test_the_operator_repeating_sigterm_and_sighup_while_the_workers_drain_changes_nothing(relay_workers, upstream):
     relay = relay_workers()
+    held = relay.one_connection_per_worker()  # a transaction in flight in each worker holds the drain open
+    for c in held.values():
+        assert c.cmd("EHLO c.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     relay.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: "stopping: draining 2 workers" in relay.stderr())
     sent = 0
-    while relay.proc.poll() is None:  # the parent forwards each: the workers get them all the way to exit
+
+    def signal_the_parent() -> bool:
+        nonlocal sent
         try:
             relay.proc.send_signal(signal.SIGHUP if sent % 2 else signal.SIGTERM)
         except ProcessLookupError:
-            break
+            return False
         sent += 1
+        return True
+
+    for _ in range(40):  # while the drain is held: the parent forwards each to both workers
+        assert signal_the_parent()
+    for c in held.values():  # the sessions finish their messages as if nothing happened
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250 and c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        c.cmd("QUIT")
+        c.close()
+    while relay.proc.poll() is None and signal_the_parent():  # and all the way to the exit
+        pass
     assert relay.stop() == 0 and _clean(relay.stderr()), relay.stderr()
-    assert sent > 0
+    assert sent >= 40 and len(upstream.wait_for_messages(2)) == 2
 
 
 # Installed as sitecustomize in the relay: the first worker, just forked, has the parent stopped
