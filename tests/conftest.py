@@ -25,6 +25,16 @@ def dns():
     server.stop()
 
 
+@pytest.fixture
+def pg_url():
+    """(URL, schema) of a PostgreSQL schema of this test's own (tests/support/pg.py), dropped after."""
+    from tests.support import pg
+
+    url, schema = pg.isolated_url()
+    yield url, schema
+    pg.drop(schema)
+
+
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     """A test certificate authority (tests/support/tls.py): ca.issue(name) gives a certificate it signs."""

@@ -44,13 +44,6 @@ def config(tmp_path: Path, bounce_list: str, extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture
-def pg_url():
-    url, schema = pg.isolated_url()
-    yield url, schema
-    pg.drop(schema)
-
-
 def test_migrate_then_status_on_postgresql(tmp_path, pg_url):
     url, schema = pg_url
     cfg = config(tmp_path, url)

@@ -22,13 +22,6 @@ from tests.support.upstream import closed_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def pg_url():
-    url, schema = pg.isolated_url()
-    yield url, schema
-    pg.drop(schema)
-
-
 def rows(schema: str, sql: str = "SELECT event_id, kind, recipient, event FROM {t} ORDER BY id") -> list:
     with psycopg.connect(pg._conninfo()) as conn:
         try:

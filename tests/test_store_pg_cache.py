@@ -76,13 +76,6 @@ def test_least_recently_used_go_first_and_expiry_is_by_the_databases_clock():
 
 # -- against PostgreSQL ------------------------------------------------------------------------------
 
-@pytest.fixture
-def pg_url():
-    url, schema = pg.isolated_url()
-    yield url, schema
-    pg.drop(schema)
-
-
 def sql(statement: str, *args) -> None:
     with psycopg.connect(pg._conninfo(), autocommit=True) as conn:
         conn.execute(statement, args)

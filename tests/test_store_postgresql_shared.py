@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def pg_url():
-    url, schema = pg.isolated_url()
-    yield url, schema
-    pg.drop(schema)
-
-
-@pytest.fixture
 def proxy():
     p = TcpProxy(pg.HOST, pg.PORT)
     yield p

@@ -13,13 +13,6 @@ from relay.store.schema import LATEST, MIGRATIONS, SchemaTooNew, statements
 from tests.support import pg
 
 
-@pytest.fixture
-def pg_url():
-    url, schema = pg.isolated_url()
-    yield url, schema
-    pg.drop(schema)
-
-
 def pg_rows(sql: str):
     with psycopg.connect(pg._conninfo()) as conn:
         return conn.execute(sql).fetchall()
