@@ -369,9 +369,15 @@ def _positive(value):
     return value
 
 
+def _from_config(base: Path):
+    """A converter for a path given in the config: relative to the config file's directory (not to
+    wherever the service was started), absolute as written."""
+    return lambda value: Path(value) if Path(value).is_absolute() else base / value
+
+
 def _existing_file(base: Path):
     def convert(value: str) -> Path:
-        path = (base / value) if not Path(value).is_absolute() else Path(value)
+        path = _from_config(base)(value)
         if not path.is_file():
             raise ValueError(f"file {path} does not exist")
         return path
@@ -418,7 +424,7 @@ def load_settings(path: str | Path) -> Settings:
     if "policies" in top.data:
         p = top.get("policies", str, None)
         if p is not None:
-            policies = (base / p) if not Path(p).is_absolute() else Path(p)
+            policies = _from_config(base)(p)
             if not policies.is_dir():
                 problems.add("policies", f"directory {policies} does not exist")
 
@@ -693,7 +699,7 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
         if "jsonl" in r.data:
             p = r.get("jsonl", str, None)
             if p:
-                sinks.append(EventSink("jsonl", str(base / p) if not Path(p).is_absolute() else p))
+                sinks.append(EventSink("jsonl", str(_from_config(base)(p))))
         elif "stdout" in r.data:
             if r.get("stdout", bool, False):
                 sinks.append(EventSink("stdout"))
@@ -704,8 +710,7 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
                 sinks.append(EventSink("webhook", hook.url, hook, spool_dir=hook.spool_dir))
         elif "postgresql" in r.data:
             u = r.get("postgresql", str, None)
-            resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
-            spool_dir = r.get("spool_dir", str, None, convert=resolve)
+            spool_dir = r.get("spool_dir", str, None, convert=_from_config(base))
             spool_max_size = r.get("spool_max_size", (int, str), EventSink.spool_max_size, convert=parse_size)
             if spool_dir is not None:
                 why = _directory_problem(spool_dir)
@@ -759,7 +764,7 @@ def _webhook(r: _Reader, base: Path) -> Webhook | None:
         if why:
             problems.add(r.key("webhook"), why)
             url = None
-    resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
+    resolve = _from_config(base)
     secret_file, secret = r.get("secret_file", str, None, convert=resolve), None
     if secret_file is not None:
         try:
@@ -869,7 +874,7 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
         if not raw:
             top.problems.add("milter.listen", "unix: names no socket path (unix:/run/relay/milter.sock)")
         else:
-            path = Path(raw) if Path(raw).is_absolute() else base / raw
+            path = _from_config(base)(raw)
             if not path.parent.is_dir():
                 top.problems.add("milter.listen", f"directory {path.parent} (for the socket) does not exist")
     elif listen is not None:
@@ -936,7 +941,7 @@ def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
         return None
     r = _Reader(top.problems, top.data["postfix_log"], "postfix_log")
     r.unknown({"path", "journal", "journal_directory", "state_directory", "max_queue_ids"})
-    resolve = lambda v: (base / v) if not Path(v).is_absolute() else Path(v)  # noqa: E731
+    resolve = _from_config(base)
     path = r.get("path", str, None, convert=resolve)
     journal = r.get("journal", bool, False)
     if path is None and not journal and r.ok:
@@ -980,7 +985,7 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
     key_file, key = None, b""
     path = r.get("key_file", str, None)
     if path:
-        key_file = base / path if not Path(path).is_absolute() else Path(path)
+        key_file = _from_config(base)(path)
         try:
             key = key_file.read_bytes().strip()
         except OSError as exc:
