@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import ConfigError, Problems
 from .regex import PatternError, compile_linear
+from .spool import MAX_BYTES as SPOOL_MAX_BYTES
 from .yamlfile import load_yaml
 
 # The repository's top-level policies/ is canonical; relay/shipped_policies links to it so that
@@ -125,7 +126,7 @@ class Webhook:
     secret_file: Path | None = None
     secret: bytes | None = field(default=None, repr=False)  # the HMAC key; None: unsigned
     ca_file: Path | None = None
-    spool_max_size: int = 1 << 30
+    spool_max_size: int = SPOOL_MAX_BYTES
     max_events: int = 100          # batch: at most this many events,
     max_bytes: int = 1 << 20       # this many bytes of events,
     max_wait: float = 1.0          # and the first event waits at most this long for others
@@ -146,7 +147,7 @@ class EventSink:
     target: str = ""  # file path or URL
     webhook: Webhook | None = None
     spool_dir: Path | None = None  # postgresql: events wait on disk here, not in memory (relay/spool.py)
-    spool_max_size: int = 1 << 30
+    spool_max_size: int = SPOOL_MAX_BYTES
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .spool import Batch, Spool, SpoolWriter
+from .spool import MAX_BYTES as SPOOL_MAX_BYTES, Batch, Spool, SpoolWriter
 from .store.base import StoreError, redact
 
 log = logging.getLogger("relay.events")
@@ -131,7 +131,7 @@ class _SpooledQueue:
     """Events waiting for the database in a spool on disk (relay/spool.py): every process appends; the one
     holding the spool's sender lock inserts; what is not stored at a stop waits for the next start."""
 
-    def __init__(self, spool: Spool, name: str, on_failure):
+    def __init__(self, spool: Spool, on_failure):
         self.spool = spool
         self._wake = threading.Condition()
         self._appended = False
@@ -193,7 +193,7 @@ class PostgresEventSink:
     """A Sink (relay.events) that stores each event as a row. Thread-safe `write()`."""
 
     def __init__(self, url: str, *, max_queue: int = MAX_QUEUE, batch: int = BATCH,
-                 spool_dir: Path | None = None, spool_max_size: int = 1 << 30, on_failure=None,
+                 spool_dir: Path | None = None, spool_max_size: int = SPOOL_MAX_BYTES, on_failure=None,
                  flush_seconds: float = FLUSH_SECONDS):
         from .store.postgresql import import_driver
 
@@ -204,11 +204,12 @@ class PostgresEventSink:
         self.table = f'"{self.schema}"."{self.prefix}events"'
         self._batch = batch
         self._flush_seconds = flush_seconds
+        self.spool: Spool | None = None
         if spool_dir is None:
             self._room = _MemoryQueue(max_queue)
         else:
             self.spool = Spool(spool_dir, spool_max_size)
-            self._room = _SpooledQueue(self.spool, self.name, lambda exc: on_failure(self, exc)
+            self._room = _SpooledQueue(self.spool, lambda exc: on_failure(self, exc)
                                        if on_failure else log.error("event sink %s: %s", self.name, exc))
         self.stored = 0  # events the database has (metrics, tests)
         self.retries = 0  # failed attempts
@@ -244,7 +245,7 @@ class PostgresEventSink:
         if left:
             log.error("event sink %s: %s (within %g s of closing)", self.name, self._room.left_behind(left),
                       self._flush_seconds)
-        if not self._thread.is_alive() and hasattr(self, "spool"):
+        if not self._thread.is_alive() and self.spool is not None:
             self.spool.close()
 
     # -- the thread -----------------------------------------------------------------------------

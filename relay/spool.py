@@ -36,6 +36,7 @@ from typing import Callable
 
 log = logging.getLogger("relay.spool")
 
+MAX_BYTES = 1 << 30  # a spool's bound on disk unless its sink says (spool_max_size)
 SEGMENT_BYTES = 4 << 20  # a new segment past this, so that delivered events can be deleted a file at a time
 SUFFIX = ".jsonl"
 CURSOR = "cursor.json"
