@@ -103,6 +103,11 @@ class _Hashing:
         return self._of[0] is data and self._of[1:] == (start, canonicalizations)
 
 
+def _canonicalizations(keys) -> list[str]:
+    """The body canonicalisations the keys sign with: one body hash each."""
+    return sorted({key.body_canonicalization for key in keys})
+
+
 def _algorithm(key) -> str:
     """The key's a= value for a metric label; a key that cannot even say it (the very fault that
     made signing fail) is "unknown"."""
@@ -123,25 +128,25 @@ class DkimSignStep(Step):
         self.hash_deadline = hash_deadline
         self.metrics = metrics
 
+    def _policy(self, txn: Transaction, message: Message):
+        """The signing policy of the message's sender domain (domains.yaml), or None."""
+        domains = getattr(self.policies, "domains", None)
+        return domains.get(signing_domain(txn, message)) if domains is not None else None
+
     def prepare_data(self, txn: Transaction, message: Message) -> None:
         """A large body's hash starts in a thread while the upstream's 354 is awaited; on_data
         takes it if it was for the same bytes and canonicalisations, else hashes again."""
-        domains = getattr(self.policies, "domains", None)
-        policy = domains.get(signing_domain(txn, message)) if domains is not None else None
+        policy = self._policy(txn, message)
         if policy is None or not policy.dkim or not policy.domain:
             return
         data = message.original
         _, start = dkimlib.body_offset(data)
         if len(data) - start > self.thread_threshold:
-            message.prepared[self.name] = _Hashing(data, start,
-                                                   sorted({key.body_canonicalization for key in policy.dkim}))
+            message.prepared[self.name] = _Hashing(data, start, _canonicalizations(policy.dkim))
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         txn.notes["dkim"] = []
-        domains = getattr(self.policies, "domains", None)
-        if domains is None:
-            return CONTINUE
-        policy = domains.get(signing_domain(txn, message))
+        policy = self._policy(txn, message)
         if policy is None:
             return CONTINUE
         domain = policy.domain  # lower-case A-labels, as d= wants them
@@ -170,7 +175,7 @@ class DkimSignStep(Step):
         digests: dict[str, bytes] = {}
         keys = policy.dkim
         if len(data) - start > self.thread_threshold:
-            canons = sorted({key.body_canonicalization for key in keys})
+            canons = _canonicalizations(keys)
             hashing = message.prepared.pop(self.name, None)
             if hashing is None or not hashing.of(data, start, canons):
                 hashing = _Hashing(data, start, canons)
