@@ -55,11 +55,9 @@ def crlf_normalise(data):
     """Every line ending becomes CRLF: a bare CR or a bare LF is one line ending (RFC 5321 2.3.8 allows
     no other). What goes upstream is then exactly what DKIM signed, and no next hop can read a bare LF
     before or after a dot as the end of the data (SMTP smuggling, CVE-2023-51764). `data` itself when
-    it is clean already, told without a copy: its CRs and LFs alone (a translate that keeps 2-3% of an
-    ordinary message) must alternate CR, LF, and the CRLFs in the message must be that many."""
-    ends = data.translate(None, _NOT_LINE_END)
-    pairs = len(ends) >> 1
-    if ends == b"\r\n" * pairs and data.count(b"\r\n") == pairs:
+    it is clean already, told without a copy (clean_line_ends)."""
+    clean, cr_open = clean_line_ends(data)
+    if clean and not cr_open:
         return data
     # CRLF -> LF first, so that the CR of a CRLF is not taken for a bare one; then each CR left is
     # bare, as is every LF: each becomes one CRLF.
@@ -74,6 +72,8 @@ def clean_line_ends(chunk, cr_open: bool = False) -> tuple[bool, bool]:
     less cost and without holding the event loop for the whole message at once."""
     if not chunk:
         return True, cr_open
+    # Its CRs and LFs alone (a translate that keeps 2-3% of an ordinary message) must alternate CR,
+    # LF, and the CRLFs in it must be that many.
     ends = chunk.translate(None, _NOT_LINE_END)
     joined = 0
     if cr_open:
