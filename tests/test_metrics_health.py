@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 
@@ -11,7 +10,6 @@ import pytest
 
 from relay.metrics import Metrics
 from relay.metrics.health import Health
-from relay.store import open_store
 from tests.support import pg
 from tests.support.smtp_client import RawSMTP
 
@@ -73,16 +71,9 @@ def test_draining_is_not_ready_but_still_live(relay_factory, upstream):
 
 
 @pytest.fixture
-def pg_list():
-    url, schema = pg.isolated_url()
-
-    async def create():
-        store = open_store(url)
-        await store.add("listed@example.com", note="test")
-        await store.close()
-    asyncio.run(create())
-    yield url, schema
-    pg.drop(schema)
+def pg_list(pg_url):
+    pg.add_to_list(pg_url[0], "listed@example.com")
+    return pg_url
 
 
 def test_a_bounce_list_that_does_not_answer_is_not_ready(pg_list, relay_factory, upstream):

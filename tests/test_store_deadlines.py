@@ -3,28 +3,18 @@ pass and never a stuck session (real PostgreSQL, a real second session holding a
 
 from __future__ import annotations
 
-import asyncio
 
 import psycopg
 import pytest
 
-from relay.store import open_store
 from tests.support import pg
 from tests.support.smtp_client import RawSMTP
 
 
 @pytest.fixture
-def pg_list():
-    url, schema = pg.isolated_url()
-
-    async def create():
-        store = open_store(url)
-        await store.add("listed@example.com", note="test")
-        await store.add("other@example.com", note="test")
-        await store.close()
-    asyncio.run(create())
-    yield url, schema
-    pg.drop(schema)
+def pg_list(pg_url):
+    pg.add_to_list(pg_url[0], "listed@example.com", "other@example.com")
+    return pg_url
 
 
 def test_a_hung_database_is_a_451_at_rcpt(pg_list, upstream, relay_factory):

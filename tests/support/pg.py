@@ -76,3 +76,19 @@ def drop(schema: str) -> None:
     assert schema.startswith("t_"), schema  # never drop anything a test did not create
     with psycopg.connect(_conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def add_to_list(url: str, *addresses: str) -> None:
+    """Put `addresses` on the bounce list at `url` through the relay's own store (it creates the tables)."""
+    import asyncio
+
+    from relay.store import open_store
+
+    async def add():
+        store = open_store(url)
+        try:
+            for address in addresses:
+                await store.add(address, note="test")
+        finally:
+            await store.close()
+    asyncio.run(add())
