@@ -21,6 +21,14 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
     not recognise"; our suppression policy may wait for repeats, e.g. an unknown domain lists after
     3 failures in 3 days); crisp hard == classification.permanent.
   - `hard_agreement_list` (strict): hard == this one report lists the address (bounce_list == "list").
+  A third figure reads the `hard` field `relay dsn parse` prints (docs/bounces-in.md: a permanent
+  refusal saying the address or its domain does not exist or has moved; false for unconfirmed,
+  disabled, full, policy, spam and temporary failures), the same for every file:
+  - `hard_agreement_field`: label hard == record["hard"]. For crisp files, whose label is "any
+    permanent failure", this field disagrees by design on a permanent refusal that is not about the
+    address's existence (spam, a full mailbox, a disabled account).
+  Which of the three issue 13's target ("agrees with the `hard` label on >= 95%") is judged by is
+  unknown: the issue does not say; all three are printed.
   ARF complaints are not bounces (hard is false for all of them) and have their own rule: left out.
   A recipient not found counts as wrong.
 
@@ -97,6 +105,8 @@ def figures(results, part: str) -> dict:
     judged = [(lab, ours) for lab, ours in judged if ours is not None]
     strict = [(lab, hard_decision(rec, lab, strict=True)) for lab, rec in bounces] if decided else []
     strict = [(lab, ours) for lab, ours in strict if ours is not None]
+    field = [(lab, bool(rec["hard"]) if rec is not None else False) for lab, rec in bounces]
+    field_ok = sum(1 for lab, ours in field if ours == lab.hard)
     hard_ok = sum(1 for lab, ours in judged if ours == lab.hard)
     strict_ok = sum(1 for lab, ours in strict if ours == lab.hard)
     fails: dict[str, Counter] = defaultdict(Counter)
@@ -108,6 +118,9 @@ def figures(results, part: str) -> dict:
     for lab, ours in judged:
         if ours != lab.hard:
             fails["hard"][lab.family] += 1
+    for lab, ours in field:
+        if ours != lab.hard:
+            fails["hard field"][lab.family] += 1
     listed_not_hard = sum(1 for lab, ours in strict if ours and not lab.hard)
     return {
         "recipients": len(chosen),
@@ -118,6 +131,13 @@ def figures(results, part: str) -> dict:
         "hard_agreement": round(hard_ok / len(judged), 4) if judged else None,
         "hard_right": hard_ok, "hard_judged": len(judged),
         "hard_agreement_list": round(strict_ok / len(strict), 4) if strict else None,
+        "hard_agreement_field": round(field_ok / len(field), 4) if field else None,
+        "hard_field_right": field_ok, "hard_field_judged": len(field),
+        # The same per source: the crisp labels mean "permanent", so the sisimai part is the one
+        # where the field and the label say the same kind of thing.
+        "hard_field_by_source": {src: [sum(1 for lab, ours in field if lab.file.startswith(src) and ours == lab.hard),
+                                       sum(1 for lab, _ in field if lab.file.startswith(src))]
+                                 for src in ("sisimai", "crisp")},
         "listed_but_not_hard": listed_not_hard,
         "failures": {k: dict(v.most_common()) for k, v in fails.items()},
     }
@@ -137,7 +157,11 @@ def main() -> int:
               f"({f['recipient_right']}/{f['recipient_labelled']})  right status {f['status_accuracy']:.2%}  "
               f"hard agreement " + (f"{f['hard_agreement']:.2%} ({f['hard_right']}/{f['hard_judged']}, "
                                     f"strict list: {f['hard_agreement_list']:.2%}, "
-                                    f"listed but not hard: {f['listed_but_not_hard']})"
+                                    f"listed but not hard: {f['listed_but_not_hard']}; "
+                                    f"`hard` field: {f['hard_agreement_field']:.2%} "
+                                    f"({f['hard_field_right']}/{f['hard_field_judged']}; sisimai "
+                                    f"{f['hard_field_by_source']['sisimai'][0]}/{f['hard_field_by_source']['sisimai'][1]}, "
+                                    f"crisp {f['hard_field_by_source']['crisp'][0]}/{f['hard_field_by_source']['crisp'][1]}))"
                                     if f["hard_agreement"] is not None else "n/a"), file=sys.stderr)
         for kind, fams in f["failures"].items():
             print(f"           wrong {kind}: " + ", ".join(f"{k} {v}" for k, v in fams.items()), file=sys.stderr)
@@ -146,11 +170,13 @@ def main() -> int:
             if args.part and args.part != "all" and part != args.part:
                 continue
             ours = hard_decision(rec, lab)
-            if rec is None or rec["status"] != expected_status(lab) or (lab.kind == "bounce" and ours is not None
-                                                                         and ours != lab.hard):
+            field_wrong = lab.kind == "bounce" and (rec is not None and rec["hard"]) != lab.hard
+            if rec is None or rec["status"] != expected_status(lab) or field_wrong or (
+                    lab.kind == "bounce" and ours is not None and ours != lab.hard):
                 print(f"{part:7} {lab.file} {lab.recipient} label status={lab.status} hard={lab.hard} "
                       f"reason={lab.reason} | ours " + (json.dumps({k: rec[k] for k in ("recipient", "status")}
-                                                                  | {"bounce_list": (rec.get("classification") or {}).get("bounce_list"),
+                                                                  | {"hard": rec["hard"],
+                                                                     "bounce_list": (rec.get("classification") or {}).get("bounce_list"),
                                                                      "category": (rec.get("classification") or {}).get("category"),
                                                                      "diagnostic": (rec["diagnostic"] or "")[:120]})
                                                         if rec else "none"), file=sys.stderr)

@@ -34,6 +34,11 @@ class Judgement:
     # The suppression rule that counts this failure when it is not its category's own (an
     # unconfirmed address claim, `unconfirmed:` in suppression.yaml); None: the category's.
     suppression_rule: Any = None
+    # The refusal puts its own address claim in doubt (_unconfirmed): whatever the suppression
+    # policy does with that, the reply alone does not establish that the address is gone.
+    unconfirmed: bool = False
+    # A hard bounce in the industry's sense (hard_bounce): the address or its domain does not exist.
+    hard: bool = False
 
     def about(self, recipient: str) -> bool:
         """True when this refusal is about `recipient`'s address (recipient scope, and at
@@ -97,6 +102,29 @@ def _unconfirmed(classification, stage: str | None, reply) -> bool:
     return enhanced[2:] in _CONTRADICTING_UNKNOWN
 
 
+# Categories that say the address is gone: no such mailbox (or it moved, X.1.6), or no such
+# domain (or one that takes no mail: null MX, RFC 7505). A disabled or full mailbox exists; a
+# malformed address (syntax_error) says nothing about whether the mailbox exists.
+_HARD_CATEGORIES = ("unknown_recipient", "routing_dns")
+
+
+def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None) -> bool:
+    """True for a hard bounce as mail senders use the word: a permanent refusal saying that
+    the address or its domain does not exist or has moved. False for a claim the refusal
+    itself puts in doubt (unconfirmed: at DATA, or under a contradicting code), for a refusal
+    about the message, the sender or the session, for disabled, full, policy, spam and
+    temporary failures, and for a recipient domain whose DNS failed rather than said "no such
+    domain" (suppression.yaml `domains.not_evidence`: SERVFAIL, a timeout, "try again").
+    Unlike bounce_list it ignores how many sightings the policy waits for before listing."""
+    if scope != "recipient" or not classification.permanent or unconfirmed:
+        return False
+    if classification.category not in _HARD_CATEGORIES:
+        return False
+    if classification.category == "routing_dns" and domains is not None and domains.not_evidence is not None:
+        return domains.not_evidence.search(text) is None
+    return True
+
+
 @dataclass(frozen=True)
 class Policies:
     directory: Path
@@ -142,13 +170,16 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
+        unconfirmed = _unconfirmed(classification, stage, reply)
+        hard = hard_bounce(classification, scope, unconfirmed, unwrapped_text(reply),
+                           getattr(self.suppression, "domains", None))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None
-        if bounce_list == "list" and _unconfirmed(classification, stage, reply):
+        if bounce_list == "list" and unconfirmed:
             counting = self.suppression.unconfirmed_rule(classification.category, classification.permanent)
             if counting is not None:
                 bounce_list = "count"
-        return Judgement(classification, scope, bounce_list, concerned, counting)
+        return Judgement(classification, scope, bounce_list, concerned, counting, unconfirmed, hard)
 
 
 def policy_file(directory: Path, name: str) -> Path:

@@ -36,6 +36,20 @@ def test_prints_each_failed_recipient_with_its_classification(capsys):
     assert first["classification"]["permanent"] is True
 
 
+def test_hard_says_whether_the_address_or_its_domain_does_not_exist(capsys):
+    _, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-qmail-02.eml"))
+    # 5.1.1 "User Unknown" is a hard bounce; "550 5.2.1 ... User Unknown" contradicts itself
+    # (X.2.1: the mailbox exists, disabled) and only counts: not hard.
+    assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(True, "list"), (False, "count")]
+    # An unknown domain is hard although the bounce list waits for repeats before listing it.
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-sendmail-42.eml"))[1]
+    assert (row["hard"], row["classification"]["category"], row["classification"]["bounce_list"]) == (
+        True, "routing_dns", "count")
+    # A full mailbox and a complaint are not.
+    assert [r["hard"] for r in run(capsys, str(CORPUS / "crisp-552_5_2_2_mailbox_full_variant_1.txt"))[1]] == [False]
+    assert [r["hard"] for r in run(capsys, str(CORPUS / "sisimai-arf-02.eml"))[1]] == [False]
+
+
 def test_rfc3464_fields(capsys):
     status, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-outlook-02.eml"))
     assert status == 0

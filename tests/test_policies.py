@@ -177,3 +177,42 @@ def test_classify_command_takes_the_stage_and_recipients():
 def test_classify_command_refuses_an_unknown_stage():
     r = run_classify("550 x", "--stage", "end")
     assert r.returncode != 0 and "--stage" in r.stderr
+
+
+# `hard` (a hard bounce as senders use the word: the address or its domain does not exist or
+# has moved), derived from the judgement: what `relay dsn parse` prints per recipient.
+@pytest.mark.parametrize("text, stage", [
+    ("550 5.1.1 <b@example.com>... User Unknown", "rcpt"),
+    ("550 User unknown", None),
+    ("551 5.1.6 <b@example.com>: Recipient address rejected: Destination mailbox has moved", "rcpt"),
+    ("550 5.1.2 <b@example.com>... Host unknown (Name server: example.com: host not found)", None),
+    ("550 5.1.10 Recipient address rejected: Domain example.com does not accept mail (nullMX)", "rcpt"),
+])
+def test_hard_bounce_the_address_or_its_domain_does_not_exist(text, stage):
+    j = judge(text, stage, ["b@example.com"])
+    assert j.hard is True and j.unconfirmed is False
+
+
+def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
+    # The bounce list waits for repeats before listing a domain (routing_dns: 3 in 3 days):
+    # `hard` says what the refusal means, not what the policy does with it.
+    j = judge("550 5.4.4 Host or domain name not found. Name service error for name=example.com type=MX: "
+              "Host not found", None, ["b@example.com"])
+    assert (j.classification.category, j.bounce_list, j.hard) == ("routing_dns", "count", True)
+
+
+@pytest.mark.parametrize("text, stage", [
+    ("550 Unknown user b@example.com", "data"),                       # unconfirmed: after the content
+    ("550 5.2.1 <b@example.com>... User Unknown", "rcpt"),             # unconfirmed: X.2.1 contradicts it
+    ("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt"),
+    ("550 5.2.1 The email account that you tried to reach is disabled.", "rcpt"),
+    ("552 5.2.2 <b@example.com>: user is over quota", "rcpt"),
+    ("550 5.7.1 Rejected by spam filter", "data"),
+    ("450 4.1.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt"),
+    ("553 5.1.3 <b c@example.com>: bad address syntax", "rcpt"),
+    ("550 5.1.1 user unknown", "mail"),                                 # at MAIL: about the sender
+    ("550 5.4.4 Host or domain name not found. Name service error for name=example.com type=MX: "
+     "Host not found, try again", None),                                 # a DNS glitch, not "no such domain"
+])
+def test_not_a_hard_bounce(text, stage):
+    assert judge(text, stage, ["b@example.com"]).hard is False

@@ -20,7 +20,11 @@ def register(sub) -> None:
         "parse", help="print every failed recipient of bounce messages as JSON lines",
         description="Read bounce messages (RFC 3464 DSNs, the non-standard ones real MTAs send, RFC 5965 "
                     "feedback reports) and print one JSON object a line per failed recipient. Auto-replies "
-                    "and delivery-success reports print nothing. Offline: no DNS, no store.")
+                    "and delivery-success reports print nothing. Offline: no DNS, no store. Each line's "
+                    "`hard` is true for a hard bounce: a permanent failure saying that the address or its "
+                    "domain does not exist or has moved; false for unconfirmed (at DATA, or under a "
+                    "contradicting code), disabled or suspended, full, policy, spam and temporary failures "
+                    "(docs/bounces-in.md).")
     parse.add_argument("files", nargs="+", metavar="FILE", help="a bounce message (whole email, or its text)")
     add_config_arg(parse, required=False)
     parse.set_defaults(func=run_parse)
@@ -39,8 +43,11 @@ def records(report, file: str, policies) -> list[dict]:
     out = []
     for failed in report.recipients:
         classification = None
+        hard = False  # a complaint is not a bounce
         if report.kind == "bounce":
-            classification = judgement_dict(policies, failed)
+            judgement = judge(policies, failed)
+            classification = judgement_dict(judgement)
+            hard = judgement.hard
         out.append({
             "file": file,
             "recipient": failed.recipient or None,
@@ -53,15 +60,19 @@ def records(report, file: str, policies) -> list[dict]:
             "stage": failed.stage,
             "feedback_type": failed.feedback_type,
             "message_id": report.message_id,
+            "hard": hard,
             "classification": classification,
         })
     return out
 
 
-def judgement_dict(policies, failed) -> dict:
-    """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` prints
-    it): classification, scope, and what it does to the recipient's bounce-list record."""
-    judgement = policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [])
+def judge(policies, failed):
+    """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` makes it)."""
+    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [])
+
+
+def judgement_dict(judgement) -> dict:
+    """Classification, scope, and what the refusal does to the recipient's bounce-list record."""
     out = judgement.classification.as_dict()
     out["scope"] = judgement.scope
     out["bounce_list"] = judgement.bounce_list
