@@ -17,8 +17,6 @@ import bounce_corpus  # noqa: E402
 # Recipients the parser gets wrong today, each with why. xfail(strict): one that starts passing fails
 # the suite, so that this list only ever shrinks.
 KNOWN_MISSES = {
-    "sisimai-lhost-amazonses-01.eml#0": "SES's own status (5.1.0) comes first; the label takes the quoted 5.7.1",
-    "sisimai-lhost-amazonses-03.eml#0": "SES's own status (5.1.0) comes first; the label takes the quoted 5.2.2",
     "sisimai-lhost-amazonses-10.eml#0": "SES mailbox simulator: the labelled address is never named as failed",
     "sisimai-lhost-amazonses-17.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",
     "sisimai-lhost-amazonworkmail-05.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",

@@ -98,6 +98,22 @@ def test_the_remote_reply_code_beats_a_summary_status():
     assert r.status == "5.7.1" and r.reported_status == "5.0.0"
 
 
+def test_a_reply_quoted_after_the_reporters_own_summary_is_the_remote_reply():
+    # Amazon SES puts its own summary status and words first; the remote server's reply is quoted.
+    [r] = parse_bounce(dsn("Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.0.0\n"
+                           "Diagnostic-Code: smtp; 5.1.0 - Unknown address error 550-'5.2.2 <a@example.org>... "
+                           "Mailbox Full' (delivery attempts: 0)\n")).recipients
+    assert (r.status, r.code) == ("5.2.2", 550)
+    assert r.diagnostic.startswith("5.1.0 - Unknown address error 550-'5.2.2")  # verbatim
+    # The classifier sees the remote server's reply, not SES's "Unknown address error".
+    assert r.reply().code == 550 and r.reply().lines[0].startswith("5.2.2 <a@example.org>... Mailbox Full")
+    # A number that is not a reply with its enhanced code is not taken for one.
+    [r] = parse_bounce(dsn("Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.0.0\n"
+                           "Diagnostic-Code: smtp; 5.1.0 - Unknown address error 550 (delivery attempts: 0)\n")
+                       ).recipients
+    assert (r.status, r.code) == ("5.1.0", None)
+
+
 def test_base64_delivery_status_part():
     fields = base64.b64encode(b"Reporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; b64@example.org\r\n"
                               b"Action: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Over quota\r\n")

@@ -159,6 +159,11 @@ class FailedRecipient:
         """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
         verbatim; when it carries no enhanced code, the DSN's Status is put first, as a server would."""
         text = self.diagnostic or ""
+        if self.code and _leading_code(text) is None:
+            quoted = _quoted_reply(text)
+            if quoted and quoted[0] == self.code:
+                # The reporting MTA's words before the remote reply are not the remote server's.
+                text = f"{self.code} {text[quoted[1]:]}"
         lines = _reply_lines(text, self.code)
         code = self.code or 0
         status = self.status
@@ -243,6 +248,23 @@ def _reply_lines(text: str, code: int | None) -> list[str]:
         m = re.match(rf"^{code}[ -]?(.*)$", part, re.S)
         lines.append(m.group(1).strip() if m else part)
     return lines or [""]
+
+
+# A remote reply quoted inside the reporting MTA's own words, with its enhanced code: Amazon SES
+# writes "5.1.0 - Unknown address error 550-'5.7.1 <a@example.jp>... Access denied' (delivery
+# attempts: 0)", its own summary status first. RFC 3464 2.3.6 makes Diagnostic-Code the remote
+# server's reply; the summary around it is the reporter's, and says less (SES writes "Unknown
+# address error" over a full mailbox too).
+_QUOTED_REPLY = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])[ -]['\"]?(?=([245])\.\d{1,3}\.\d{1,3}(?![\w.]))")
+
+
+def _quoted_reply(text: str) -> tuple[int, int] | None:
+    """(reply code, where its enhanced code starts) of the first reply quoted after other words in
+    `text` whose code and enhanced code agree in class (RFC 3463 2), or None."""
+    for m in _QUOTED_REPLY.finditer(text):
+        if m.start() > 0 and m.group(1)[0] == m.group(2):
+            return int(m.group(1)), m.end()
+    return None
 
 
 def _leading_code(text: str) -> int | None:
@@ -429,6 +451,10 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
         said = re.search(r"said:\s*([245][0-5][0-9])(?=[ -])", diagnostic)
         if said:
             code = int(said.group(1))
+        else:
+            quoted = _quoted_reply(diagnostic)
+            if quoted:
+                code = quoted[0]
     stage = stage_said(diagnostic)
     if diagnostic:
         diagnostic = _IN_REPLY_TO.sub("", diagnostic)
@@ -436,7 +462,8 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     if diagnostic and (diag_type in (None, "smtp") or code is not None):
         # The remote server's own enhanced code is more precise than the reporting MTA's summary of it
         # (Status 5.0.0 or 4.4.7 over a "550 5.7.1 ..." reply): prefer it when the reply carries one.
-        dm = _STATUS.search(diagnostic)
+        quoted = _quoted_reply(diagnostic)
+        dm = _STATUS.search(diagnostic, quoted[1] if quoted and quoted[0] == code else 0)
         if dm and (code is None or dm.group(1) == str(code)[0]):
             status = ".".join(dm.groups())
     elif status is None and diagnostic:
