@@ -114,6 +114,21 @@ def test_a_reply_quoted_after_the_reporters_own_summary_is_the_remote_reply():
     assert (r.status, r.code) == ("5.1.0", None)
 
 
+def test_a_recipient_without_diagnostic_does_not_take_another_recipients_reply():
+    # RFC 3464's own example (appendix): one recipient failed with "550 user unknown", another is
+    # delayed ("Status: 4.0.0", no Diagnostic-Code). A 5xx reply is not the delayed one's.
+    report = parse_bounce(dsn(
+        "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.0.0\n"
+        "Diagnostic-Code: smtp; 550 user unknown\n",
+        "Final-Recipient: rfc822; later@example.net\nAction: delayed\n"
+        "Status: 4.0.0 (example.net: host name lookup failure)\n",
+        head=HEAD.replace("This is the mail system at host mx.example.net.",
+                          "<gone@example.org> (unrecoverable error): 550 user unknown")))
+    gone, later = report.recipients
+    assert (gone.code, gone.diagnostic) == (550, "550 user unknown")
+    assert (later.status, later.code, later.diagnostic, later.final) == ("4.0.0", None, None, False)
+
+
 def test_base64_delivery_status_part():
     fields = base64.b64encode(b"Reporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; b64@example.org\r\n"
                               b"Action: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Over quota\r\n")

@@ -531,6 +531,11 @@ def _fill_from_text(found: FailedRecipient, text: str) -> FailedRecipient:
     if not parsed or parsed[0].diagnostic is None:
         return found
     other = parsed[0]
+    if found.status and other.code and str(other.code)[0] != found.status[0]:
+        # A reply whose class is not the Status's is not this recipient's (RFC 3463 2: the class of
+        # the enhanced code is the reply's): the text quotes another recipient's, e.g. RFC 3464's
+        # example, a "550 user unknown" elsewhere and a delayed "Status: 4.0.0" here.
+        return found
     status = found.status
     if other.status and (status is None or status.endswith(".0.0")) and other.status[0] == (status or "x")[0]:
         status = other.status  # the quoted reply is more precise than a summary Status such as 5.0.0
