@@ -213,6 +213,8 @@ def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
     ("550 5.1.1 user unknown", "mail"),                                 # at MAIL: about the sender
     ("550 5.4.4 Host or domain name not found. Name service error for name=example.com type=MX: "
      "Host not found, try again", None),                                 # a DNS glitch, not "no such domain"
+    ("554 5.4.4 Name service error for name=example.com type=MX: Malformed or unexpected name server reply", None),
+    ("550 5.1.2 (example.com: host name lookup failure)", None),        # Sendmail: the lookup failed
 ])
 def test_not_a_hard_bounce(text, stage):
     assert judge(text, stage, ["b@example.com"]).hard is False
