@@ -17,7 +17,6 @@ import bounce_corpus  # noqa: E402
 # Recipients the parser gets wrong today, each with why. xfail(strict): one that starts passing fails
 # the suite, so that this list only ever shrinks.
 KNOWN_MISSES = {
-    "sisimai-lhost-amazonses-10.eml#0": "SES mailbox simulator: the labelled address is never named as failed",
     "sisimai-lhost-amazonses-17.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",
     "sisimai-lhost-amazonworkmail-05.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",
     "sisimai-lhost-exim-03.eml#0": "held-out email, not investigated (the holdout is not tuned on)",

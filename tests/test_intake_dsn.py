@@ -264,3 +264,48 @@ def test_a_report_naming_very_many_addresses_is_read_up_to_the_cap():
     report = parse_bounce(text)
     assert len(report.recipients) == MAX_TEXT_RECIPIENTS
     assert report.recipients[0].recipient == "u0@b.example" and report.recipients[0].status == "5.1.1"
+
+
+def _sns_mail(event: dict) -> bytes:
+    import json
+
+    envelope = {"Type": "Notification", "MessageId": "0f-1", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:bounces",
+                "Message": json.dumps(event)}
+    return ("From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@example.com\n"
+            "Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n"
+            + json.dumps(envelope, indent=2) + "\n").encode()
+
+
+_SES_MAIL = {"source": "app@example.com", "sourceArn": "arn:aws:ses:eu-west-1:123456789012:identity/app@example.com",
+             "destination": ["gone@example.org", "ok@example.org"],
+             "headers": [{"name": "From", "value": "app@example.com"}, {"name": "To", "value": "gone@example.org"},
+                         {"name": "Message-ID", "value": "<orig-7@example.com>"}]}
+
+
+def test_amazon_ses_bounce_notification_by_email():
+    # An SNS email subscription carries SES's JSON; its other addresses (the sender, the ARN's
+    # identity, `destination`) are not failed recipients.
+    report = parse_bounce(_sns_mail({
+        "notificationType": "Bounce", "mail": _SES_MAIL,
+        "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "reportingMTA": "dsn; a1.amazonses.com",
+                   "bouncedRecipients": [{"emailAddress": "gone@example.org", "action": "failed",
+                                          "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}}))
+    assert report.kind == "bounce"
+    [r] = report.recipients
+    assert (r.recipient, r.status, r.code, r.action, r.diagnostic) == (
+        "gone@example.org", "5.1.1", 550, "failed", "550 5.1.1 user unknown")
+    assert report.original_sender == "app@example.com"
+    assert report.message_id == "<orig-7@example.com>"
+
+
+def test_amazon_ses_transient_bounce_complaint_and_delivery_notifications():
+    [r] = parse_bounce(_sns_mail({"notificationType": "Bounce", "mail": _SES_MAIL, "bounce": {
+        "bounceType": "Transient", "bouncedRecipients": [{"emailAddress": "full@example.org"}]}})).recipients
+    assert (r.recipient, r.action, r.final) == ("full@example.org", "delayed", False)
+    report = parse_bounce(_sns_mail({"notificationType": "Complaint", "mail": _SES_MAIL, "complaint": {
+        "complaintFeedbackType": "abuse", "complainedRecipients": [{"emailAddress": "gone@example.org"}]}}))
+    assert report.kind == "feedback"
+    assert [(c.recipient, c.feedback_type) for c in report.recipients] == [("gone@example.org", "abuse")]
+    report = parse_bounce(_sns_mail({"notificationType": "Delivery", "mail": _SES_MAIL,
+                                     "delivery": {"recipients": ["ok@example.org"]}}))
+    assert (report.kind, report.recipients) == ("none", ())

@@ -21,6 +21,7 @@ on `parse_bounce()`.
 from __future__ import annotations
 
 import base64
+import json
 import quopri
 import email
 import email.policy
@@ -327,6 +328,9 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
     if not text.strip() and isinstance(msg.get_payload(), str):
         # A multipart whose boundary never appears: its body is all text (the parser gives up on it).
         text = msg.get_payload()
+    notification = _from_ses_notification(text)
+    if notification is not None:
+        return notification
     if re.search(r"^Feedback-Type:", text, re.M | re.I):
         # A feedback report sent as plain text (before or outside RFC 5965's MIME structure).
         fields = [kv for block in _blocks_from_text(text) for kv in block]
@@ -559,6 +563,72 @@ def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg
         original_sender=sender,
         original_envelope_id=per_message.get("original-envelope-id"),
         original_headers=tuple(original or ()))
+
+
+# --- Amazon SES notifications ---------------------------------------------------------
+
+
+def _from_ses_notification(text: str) -> BounceReport | None:
+    """An Amazon SES bounce or complaint notification mailed as JSON (an SNS email subscription:
+    {"Type": "Notification", "Message": "<the event as a JSON string>"}, or the event itself), or
+    None when `text` is not one. SES's documented fields: `notificationType` (or `eventType`)
+    Bounce | Complaint | Delivery; `bounce.bouncedRecipients[]` {emailAddress, action, status,
+    diagnosticCode}, which are RFC 3464's per-recipient fields by name, and `bounce.bounceType`
+    Permanent | Transient | Undetermined; `complaint.complainedRecipients[]` {emailAddress} and
+    `complaintFeedbackType` (RFC 5965's feedback types); `mail` {source, headers[] {name, value}}.
+    The addresses elsewhere in it (the sender, `destination`, ARNs) are not failed recipients."""
+    if "notificationType" not in text and "eventType" not in text:
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start or end - start > MAX_REPORT_TEXT:
+        return None
+    try:
+        # strict=False: a mail system may have wrapped a long line inside a JSON string.
+        event = json.loads(text[start:end + 1], strict=False)
+        if isinstance(event, dict) and isinstance(event.get("Message"), str):
+            event = json.loads(event["Message"], strict=False)  # the SNS envelope
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    kind = event.get("notificationType") or event.get("eventType")
+    mail = event.get("mail") if isinstance(event.get("mail"), dict) else {}
+    original = tuple((h["name"], h["value"]) for h in mail.get("headers") or []
+                     if isinstance(h, dict) and isinstance(h.get("name"), str) and isinstance(h.get("value"), str))
+    sender = _bare_address(mail.get("source")) if isinstance(mail.get("source"), str) else None
+    if kind == "Bounce" and isinstance(event.get("bounce"), dict):
+        bounce = event["bounce"]
+        # Transient: SES gave up on a soft bounce (it retries before it notifies), still not a
+        # statement about the address; Permanent and Undetermined are final failures.
+        default_action = "delayed" if bounce.get("bounceType") == "Transient" else "failed"
+        recipients = []
+        for entry in bounce.get("bouncedRecipients") or []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("emailAddress"), str):
+                continue
+            block = [("Final-Recipient", f"rfc822; {entry['emailAddress']}"),
+                     ("Action", str(entry.get("action") or default_action))]
+            block += [(name, str(entry[key])) for key, name in (("status", "Status"),
+                                                                ("diagnosticCode", "Diagnostic-Code"))
+                      if entry.get(key)]
+            found = _recipient_from_block(block)
+            if found is not None:
+                recipients.append(found)
+        return BounceReport("bounce" if recipients else "none", tuple(recipients), original_sender=sender,
+                            original_headers=original)
+    if kind == "Complaint" and isinstance(event.get("complaint"), dict):
+        complaint = event["complaint"]
+        feedback_type = complaint.get("complaintFeedbackType")
+        feedback_type = feedback_type.strip().lower() if isinstance(feedback_type, str) else None
+        recipients = [FailedRecipient(recipient=address, feedback_type=feedback_type)
+                      for entry in complaint.get("complainedRecipients") or [] if isinstance(entry, dict)
+                      for address in [_bare_address(entry.get("emailAddress") if isinstance(
+                          entry.get("emailAddress"), str) else None)] if address]
+        return BounceReport("feedback" if recipients else "none", tuple(recipients), original_sender=sender,
+                            original_headers=original, user_agent=complaint.get("userAgent")
+                            if isinstance(complaint.get("userAgent"), str) else None)
+    if kind in ("Bounce", "Complaint", "Delivery"):
+        return BounceReport("none", original_headers=original)
+    return None
 
 
 # --- ARF (RFC 5965) --------------------------------------------------------------
