@@ -187,6 +187,9 @@ def test_classify_command_refuses_an_unknown_stage():
     ("551 5.1.6 <b@example.com>: Recipient address rejected: Destination mailbox has moved", "rcpt"),
     ("550 5.1.2 <b@example.com>... Host unknown (Name server: example.com: host not found)", None),
     ("550 5.1.10 Recipient address rejected: Domain example.com does not accept mail (nullMX)", "rcpt"),
+    # Outlook: the "try again" is advice to fix the domain, not a DNS glitch.
+    ("554 5.4.4 The mail could not be delivered to the recipient because the domain is not reachable. "
+     "Please check the domain and try again", None),
 ])
 def test_hard_bounce_the_address_or_its_domain_does_not_exist(text, stage):
     j = judge(text, stage, ["b@example.com"])

@@ -208,3 +208,18 @@ unconfirmed: {list_after: 3, within: 2w}
             SuppressionPolicy.from_file(write(tmp_path, bad + "\n"))
         keys = {k: w for _, k, w in problems(err.value)}
         assert why in keys.get(key, ""), (bad, keys)
+
+
+@pytest.mark.parametrize("text, no_such_domain", [
+    ("550 5.4.4 Host or domain name not found. Name service error for name=example.org type=MX: Host not found",
+     True),
+    ("550 5.1.2 Domain not found. Please check the domain and try again", True),   # advice, not a glitch
+    ("450 4.4.4 Host or domain name not found. Name service error for name=example.org type=MX: "
+     "Host not found, try again", False),
+    ("550 Domain not found, try again later", False),
+    ("554 5.4.4 Host or domain name not found. Name service error for name=example.org type=MX: "
+     "Malformed or unexpected name server reply", False),
+    ("550 (example.org: host name lookup failure) domain not found", False),
+])
+def test_shipped_domain_evidence_tells_no_such_domain_from_a_dns_glitch(text, no_such_domain):
+    assert load_default().domains.says_no_such_domain(text) is no_such_domain
