@@ -23,7 +23,6 @@ KNOWN_MISSES = {
     "sisimai-lhost-exim-60.eml#0": "label 5.0.0 is not in the message text we read",
     "sisimai-lhost-fml-02.eml#0": "held-out email, not investigated (the holdout is not tuned on)",
     "sisimai-lhost-fml-03.eml#0": "a mailing list's loop alert: names the list, not a failed recipient",
-    "sisimai-lhost-imailserver-06.eml#0": "the summary block (To:/CC:/Date:) is read as the original's headers",
     "sisimai-lhost-opensmtpd-06.eml#0": "label is sisimai's own code; the DSN says 4.4.7",
     "sisimai-lhost-opensmtpd-10.eml#0": "held-out email, not investigated (the holdout is not tuned on)",
     "sisimai-lhost-opensmtpd-15.eml#0": "label is sisimai's own code; the DSN says 4.4.7",

@@ -309,3 +309,24 @@ def test_amazon_ses_transient_bounce_complaint_and_delivery_notifications():
     report = parse_bounce(_sns_mail({"notificationType": "Delivery", "mail": _SES_MAIL,
                                      "delivery": {"recipients": ["ok@example.org"]}}))
     assert (report.kind, report.recipients) == ("none", ())
+
+
+def test_a_summary_of_header_like_lines_without_from_is_not_the_returned_message():
+    # Ipswitch IMail repeats To:/CC:/Date:/Subject: above its report; a returned message's header
+    # has a From: (RFC 5322 3.6), so the report text goes on.
+    report = parse_bounce(
+        b"From: Postmaster <postmaster@mail.example.com>\nTo: <sender@example.com>\n"
+        b"Subject: Undeliverable Mail\n\n"
+        b"To: sender@example.com\nCC: \nDate: Thursday, Apr 29, 2008 2:45:56 PM\nSubject: Undeliverable Mail\n\n"
+        b"undeliverable to bob@example.jp\n\nBody of message generated response:\n"
+        b"550-REJECTED - Blacklisted URL in message.\n550 See http://lookup.example.com.\n")
+    [r] = report.recipients
+    assert (r.recipient, r.code) == ("bob@example.jp", 550)
+    assert report.original_headers == ()
+    # A block with a From: still starts the returned message.
+    report = parse_bounce(
+        b"From: MAILER-DAEMON@mx.example.net\nTo: sender@example.com\nSubject: failure notice\n\n"
+        b"<bob@example.jp>: 550 5.1.1 user unknown\n\n"
+        b"Received: from a by b\nFrom: sender@example.com\nTo: bob@example.jp\nMessage-ID: <m-1@example.com>\n\nhi\n")
+    assert [r.recipient for r in report.recipients] == ["bob@example.jp"]
+    assert report.message_id == "<m-1@example.com>"

@@ -721,9 +721,21 @@ def _original_start(lines: list[str]) -> int | None:
             return n
         if _KNOWN_HEADER.match(line) and all(
                 k < len(lines) and (_HEADER_LINE.match(lines[k]) or lines[k][:1] in (" ", "\t"))
-                for k in (n + 1, n + 2)):
+                for k in (n + 1, n + 2)) and _has_originator(lines, n):
             return n
     return None
+
+
+def _has_originator(lines: list[str], start: int) -> bool:
+    """A message's header has a From: (RFC 5322 3.6: the originator field is required); a block of
+    header-like lines without one is a summary the report itself gives (IMail's "To: / CC: / Date:
+    / Subject:" over its "undeliverable to ..." text), not the returned message's header."""
+    for line in lines[start:start + 200]:
+        if not line.strip():
+            return False
+        if line[:5].lower() == "from:":
+            return True
+    return False
 
 
 # --- the text of a report -----------------------------------------------------------
