@@ -20,7 +20,6 @@ KNOWN_MISSES = {
     "sisimai-lhost-amazonses-17.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",
     "sisimai-lhost-amazonworkmail-05.eml#0": "Status 4.4.7 (expired); the label takes 4.4.2 from the text",
     "sisimai-lhost-exim-03.eml#0": "held-out email, not investigated (the holdout is not tuned on)",
-    "sisimai-lhost-exim-60.eml#0": "label 5.0.0 is not in the message text we read",
     "sisimai-lhost-fml-02.eml#0": "held-out email, not investigated (the holdout is not tuned on)",
     "sisimai-lhost-fml-03.eml#0": "a mailing list's loop alert: names the list, not a failed recipient",
     "sisimai-lhost-opensmtpd-06.eml#0": "label is sisimai's own code; the DSN says 4.4.7",

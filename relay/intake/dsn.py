@@ -312,10 +312,12 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         return _from_feedback(msg, feedback, original)
     status_parts = [p for p in msg.walk() if p.get_content_type() in
                     ("message/delivery-status", "message/global-delivery-status")]
+    lone_status = None
     if status_parts:
         report = _from_delivery_status(msg, status_parts, original)
         if report is not None:
             return report
+        lone_status = _lone_addressless_status(status_parts)
     if (msg.get("X-Apple-Unsubscribe") or "").strip().lower() == "true":
         # Apple Mail's unsubscribe: a message from the recipient asking to be removed (an opt-out).
         who = _bare_address(msg.get("From"))
@@ -343,7 +345,32 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         report = _from_status_text(text, original)
         if report is not None:
             return report
-    return _from_text(text, msg=msg, original=original or _original_after_marker(text))
+    report = _from_text(text, msg=msg, original=original or _original_after_marker(text))
+    if lone_status and len(report.recipients) == 1:
+        # One failed recipient in the status part, without a usable address (Exim's
+        # "Final-Recipient: rfc822;/mail/spool/..." for a delivery to a file), and one in the text:
+        # the same one. Its Status and Action are the report's, unless the text quotes a status.
+        [found] = report.recipients
+        action, status = lone_status
+        if found.status is None and (found.code is None or str(found.code)[0] == (status or "x")[0]):
+            report = replace(report, recipients=(replace(found, status=status, action=action or found.action),))
+    return report
+
+
+def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | None] | None:
+    """(Action, Status) of the status parts' only recipient block when it reports a failure and has no
+    usable address; None otherwise."""
+    blocks = [b for part in parts for b in _per_message(_status_blocks(part))[1]]
+    if len(blocks) != 1:
+        return None
+    [block] = blocks
+    if _bare_address(_field(block, "Final-Recipient")) or _bare_address(_field(block, "Original-Recipient")):
+        return None
+    action = (_field(block, "Action") or "").strip().lower() or None
+    sm = _STATUS.search(_field(block, "Status") or "")
+    if action not in FAILED_ACTIONS or sm is None or sm.group(1) not in "45":
+        return None
+    return action, ".".join(sm.groups())
 
 
 def _has_header_block(raw: bytes) -> bool:
