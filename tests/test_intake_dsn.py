@@ -239,6 +239,13 @@ def test_stage_as_reporting_mtas_say_it():
     assert stage_said("1.2.3.4 failed after I sent the message.\nRemote host said: 550 Unknown user") == "data"
     # DragonFly Mail Agent (DragonFly BSD's dma).
     assert stage_said("mx.example.net [192.0.2.1] did not like our final DATA:\n550 Unknown user") == "data"
+    # Yahoo names the command after the reply; X6 gateways say "Error following ... command".
+    assert stage_said("Remote host said:\n550 5.2.1 <a@b.example>... User Unknown\n[RCPT_TO]") == "rcpt"
+    assert stage_said("Remote host said: 501 5.1.8 Sender address rejected  [MAIL_FROM]") == "mail"
+    assert stage_said("SMTP Server <mx.b.example> rejected recipient <a@b.example> (Error following RCPT command). "
+                      "It responded as follows: [550 5.1.1 User unknown]") == "rcpt"
+    assert stage_said("rejected the message (Error following DATA command). It responded as follows: "
+                      "[550 Unknown user]") == "data"
 
 
 def test_reason_without_a_reply_keeps_error_lines_and_drops_the_summary():

@@ -84,9 +84,13 @@ _STAGE_SAID = [
     (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
                 r"in reply to end of message|after the message was sent|"
                 # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
-                r"did not like our (final )?data\b", re.I), "data"),
-    (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$", re.I), "rcpt"),
-    (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender", re.I), "mail"),
+                r"did not like our (final )?data\b|error following data command", re.I), "data"),
+    (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$|"
+                # Yahoo puts the command after the reply ("... User Unknown [RCPT_TO]"); X6
+                # gateways say "(Error following RCPT command)".
+                r"\[rcpt_to\]|error following rcpt command", re.I), "rcpt"),
+    (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender|"
+                r"\[mail_from\]|error following mail command", re.I), "mail"),
     (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
     (re.compile(r"in reply to (the )?initial (server )?greeting|after initial connect|"
                 r"refused to talk to me|while connecting", re.I), "connect"),
