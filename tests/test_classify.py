@@ -226,6 +226,28 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("554 Sender is on the domain's blacklist", "policy_rejected", True),
         ("421 Account has exceeded the maximum messages per hour", "rate_limited", False),
         ("554 5.7.1 Message is infected", "spam_content", True),
+        # Issue 8, round 8. A sender address the server cannot parse is the dialogue's syntax.
+        ("501 5.1.8 Sender address has no domain part: malformed", "protocol_error", True),
+        ("553 Sender address syntax error", "protocol_error", True),
+        # A check's DNS trouble is never the recipient's domain; its temporary error defers.
+        ("450 4.7.25 DNS error while checking the client", "temporary_failure", False),
+        ("550 5.7.0 Permanent DNS error while checking SPF record", "auth_failed", True),
+        # "SPF/DKIM authentication failed" is the sender check, not an SMTP AUTH refusal.
+        ("550 5.7.20 DKIM authentication failed", "auth_failed", True),
+        # Malformed destination addresses, unbalanced brackets: the recipient's syntax.
+        ("501 5.1.2 Malformed destination domain", "syntax_error", True),
+        ("553 <x@example.com... Unbalanced '<'", "syntax_error", True),
+        # RFC 5321 501-504 with refusal words are the dialogue, not a policy.
+        ("503 Command not allowed at this point", "protocol_error", True),
+        ("553 No option supported on RCPT TO", "protocol_error", True),
+        # Lists named beside "forged" or in a HELO refusal; an address block at the greeting.
+        ("550 Forged sender; listed in dnsbl.example.net", "blocklisted", True),
+        ("550 <192.0.2.1> blocked by ldap:ou=rblmx", "blocklisted", True),
+        # The sending host's own DNS, a submission port that wants AUTH.
+        ("450 No DNS entries for your MTA", "auth_failed", False),
+        ("550 5.7.9 Mail to this port must be authenticated", "relay_denied", True),
+        # Exim: the destination's MX is this host.
+        ("remote host address is the local host", "routing_dns", False),
     ],
 )
 def test_traps(reply, category, permanent):

@@ -548,3 +548,28 @@ C += [
 ("qpsmtpd", "550 Message length exceeds administrative limit. (#5.2.3)", "message_too_large", "message", "data", QP),
 ("qpsmtpd", "450 Mailbox full. (#4.2.2)", "mailbox_full", "recipient", "rcpt", QP),
 ]
+EX = "Exim 4 source (GitHub mirror Exim/exim) "
+EXS = "https://www.exim.org/exim-html-current/doc/html/spec_html/ch-access_control_lists.html (dnslists ACL example message)"
+C += [
+("Exim", "lowest numbered MX record points to local host", "routing_dns", "relay", None, EX+"src/routers/rf_self_action.c"),
+("Exim", "remote host address is the local host", "routing_dns", "relay", None, EX+"src/routers/rf_self_action.c"),
+("Exim", "an MX or SRV record indicated no SMTP service", "routing_dns", "relay", None, EX+"src/routers/dnslookup.c"),
+("Exim", "all host address lookups failed permanently", "routing_dns", "relay", None, EX+"src/transports/smtp.c"),
+("Exim", "550 rejected because 192.0.2.1 is in a black list at zen.spamhaus.org", "blocklisted", "session", "rcpt", EXS),
+("Exim", "550-rejected because 192.0.2.1 is in a black list at zen.spamhaus.org\n550 Listed by CSS, see https://check.spamhaus.org/query/ip/192.0.2.1", "blocklisted", "session", "rcpt", EXS),
+("Exim", "550 192.0.2.1 is listed at zen.spamhaus.org (127.0.0.3: https://www.spamhaus.org/sbl/query/SBLCSS)", "blocklisted", "session", "rcpt", I+"jrbrtsn/ban2fail README (Exim rejection quoted from a log)"),
+("Postfix", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using dnsbl.sorbs.net; Currently Sending Spam See: http://www.sorbs.net/lookup.shtml?192.0.2.1", "blocklisted", "session", "rcpt", I+"sovereign/sovereign/issues/45"),
+]
+OS = "OpenSMTPD/OpenSMTPD (GitHub) smtpd/smtp_session.c"
+SMP = "Sendmail 8 source, sendmail/parseaddr.c (usrerr texts; code search on GitHub mirrors)"
+C += [
+("OpenSMTPD", "553 5.1.3 Recipient address syntax error", "syntax_error", "recipient", "rcpt", OS),
+("OpenSMTPD", "553 Sender address syntax error", "protocol_error", "sender", "mail", OS),
+("OpenSMTPD", "553 No option supported on RCPT TO", "protocol_error", "session", "rcpt", OS),
+("OpenSMTPD", "503 Command not allowed at this point.", "protocol_error", "session", "rcpt", OS),
+("OpenSMTPD", "503 Sender already specified", "protocol_error", "session", "mail", OS),
+("OpenSMTPD", "530 Must issue an AUTH command first", "relay_denied", "session", "mail", OS),
+("OpenSMTPD", "452 Too many messages sent", "rate_limited", "session", "mail", OS),
+("Sendmail", "553 5.1.3 <user>... Hostname required", "syntax_error", "recipient", "rcpt", SMP),
+("Sendmail", "553 5.0.0 <user@example.com... Unbalanced '<'", "syntax_error", "recipient", "rcpt", SMP),
+]
