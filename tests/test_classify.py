@@ -248,6 +248,12 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("550 5.7.9 Mail to this port must be authenticated", "relay_denied", True),
         # Exim: the destination's MX is this host.
         ("remote host address is the local host", "routing_dns", False),
+        # HELO refusals in other words; a HELO that looks dynamic is a range block.
+        ("550 HELO must be a fully qualified name", "policy_rejected", True),
+        ("550 Your HELO looks dynamic", "blocklisted", True),
+        # The sending host's reverse DNS: a lookup timeout defers, a generic name is a range block.
+        ("451 rDNS lookup timed out for 192.0.2.1", "temporary_failure", False),
+        ("550 generic PTR name, use your provider's relay", "blocklisted", True),
     ],
 )
 def test_traps(reply, category, permanent):

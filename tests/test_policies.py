@@ -205,6 +205,13 @@ def test_classify_command_reads_checks_lists_and_syntax_by_meaning():
     assert [(x["category"], x["scope"], x["bounce_list"]) for x in got] == [want for _, want in CHECK_WORDINGS]
 
 
+def test_classify_command_reads_a_dns_refusal_of_mail_from_as_the_senders_domain():
+    out = json.loads(run_classify("550 5.7.1 Cannot resolve MX of example.org", "--stage", "mail").stdout)
+    assert (out["category"], out["scope"], out["bounce_list"]) == ("auth_failed", "sender", "never")
+    out = json.loads(run_classify("550 5.7.1 Cannot resolve MX of example.org", "--stage", "rcpt").stdout)
+    assert out["category"] == "routing_dns"
+
+
 def test_classify_command_reads_a_blocked_greeting_as_a_block_list():
     out = json.loads(run_classify("521 5.7.1 192.0.2.1 is blocked", "--stage", "connect").stdout)
     assert (out["category"], out["scope"], out["bounce_list"]) == ("blocklisted", "session", "never")

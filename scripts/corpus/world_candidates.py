@@ -573,3 +573,22 @@ C += [
 ("Sendmail", "553 5.1.3 <user>... Hostname required", "syntax_error", "recipient", "rcpt", SMP),
 ("Sendmail", "553 5.0.0 <user@example.com... Unbalanced '<'", "syntax_error", "recipient", "rcpt", SMP),
 ]
+HK = "haraka/Haraka (GitHub) "
+C += [
+("Haraka", "550 HELO must have a dot", "policy_rejected", "session", "helo", HK+"plugins/helo.checks.js"),
+("Haraka", "550 BAD HELO", "policy_rejected", "session", "helo", HK+"plugins/helo.checks.js"),
+("Haraka", "550 HELO is dynamic", "blocklisted", "session", "helo", HK+"plugins/helo.checks.js"),
+("Haraka", "550 HELO IP literal does not match your IP address", "policy_rejected", "session", "helo", HK+"plugins/helo.checks.js"),
+("Haraka", "550 HELO must have a valid TLD", "policy_rejected", "session", "helo", HK+"plugins/helo.checks.js"),
+("Haraka", "450 Temporary resolver error (timeout)", "temporary_failure", "sender", "mail", HK+"plugins/mail_from.is_resolvable.js"),
+("Haraka", "550 MX without A records", "auth_failed", "sender", "mail", HK+"plugins/mail_from.is_resolvable.js"),
+("Haraka", "550 No MX for your FROM address", "auth_failed", "sender", "mail", HK+"plugins/mail_from.is_resolvable.js"),
+]
+C += [
+("Haraka", "450 client [192.0.2.1] rDNS lookup timeout", "temporary_failure", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+("Haraka", "450 client [192.0.2.1] rDNS lookup error (Error: queryPtr ESERVFAIL 1.2.0.192.in-addr.arpa)", "temporary_failure", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+("Haraka", "550 client [192.0.2.1] rejected; no rDNS", "auth_failed", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+("Haraka", "550 client [192.0.2.1] rejected; invalid TLD in rDNS (mail.example.invalid)", "auth_failed", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+("Haraka", "550 client host-192-0-2-1.example.net [192.0.2.1] rejected; generic rDNS, please use your ISPs SMTP relay", "blocklisted", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+("Haraka", "550 Sorry, no FCrDNS match found", "auth_failed", "session", "connect", HK+"plugins/connect.fcrdns.js"),
+]
