@@ -592,3 +592,6 @@ C += [
 ("Haraka", "550 client host-192-0-2-1.example.net [192.0.2.1] rejected; generic rDNS, please use your ISPs SMTP relay", "blocklisted", "session", "connect", HK+"plugins/connect.fcrdns.js"),
 ("Haraka", "550 Sorry, no FCrDNS match found", "auth_failed", "session", "connect", HK+"plugins/connect.fcrdns.js"),
 ]
+C += [
+("Cyrus IMAP", "550-Mailbox unknown.  Either there is no mailbox associated with this\n550-name or you do not have authorization to see it.\n550 5.1.1 User unknown", "unknown_recipient", "recipient", "rcpt", "Cyrus IMAP lmtpd reply as quoted (in reply to RCPT TO) in the tests of a Java DSN parser on GitHub (code search: 'Either there is no mailbox associated with this')"),
+]
