@@ -267,3 +267,25 @@ def test_a_throttling_reply_for_another_provider_holds_nothing(upstream, relay_f
     upstream.throttle_after.pop("example.com")
     assert deliver(relay, "a@example.com", "u@example.net")[-1][0] == 250
     assert relay.call(relay.server.resources.store.shaping_records()) == []
+
+
+def test_a_delivery_after_the_quiet_time_takes_a_strike_off_and_the_next_strike_is_a_first(
+        upstream, relay_factory, tmp_path):
+    """Decay through the relay: the store is read at the final dot only for a destination whose
+    records had strikes at RCPT, and that one decays."""
+    directory = tmp_path / "quick-decay"
+    directory.mkdir()
+    (directory / "shaping.yaml").write_text(
+        (SHAPING % {"hold": "1s", "max": "1s"}).replace("decay_after: 1h", "decay_after: 1s"))
+    relay = relay_factory(upstream.port, policies=str(directory))
+    store = relay.server.resources.store
+    throttle(relay, upstream, "example.com", 1)
+    [record] = relay.call(store.shaping_records(["google/example.com"]))
+    assert record.strikes == 1
+    upstream.throttle_after.pop("example.com")
+    wait_until(datetime.fromtimestamp(record.until + 1, timezone.utc).isoformat())
+    # Another domain's delivery to Gmail reads no strikes at RCPT and leaves the record alone.
+    assert deliver(relay, "a@other.org", "u@gmail.com")[-1][0] == 250
+    assert [r.strikes for r in relay.call(store.shaping_records(["google/example.com"]))] == [1]
+    assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 250
+    assert relay.call(store.shaping_records(["google/example.com"])) == []

@@ -125,11 +125,14 @@ class Shaper:
     # -- judging one recipient -------------------------------------------------------------------
 
     async def check(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
-                    now: float | None = None) -> Refusal | None:
-        """None when mail from `sender_domain` may go to `destination` now; else why not."""
+                    now: float | None = None, struck: set[str] | None = None) -> Refusal | None:
+        """None when mail from `sender_domain` may go to `destination` now; else why not. `struck`,
+        when given, gets the destination's name if a record it read carries strikes (see succeeded)."""
         now = time.time() if now is None else now
         keys = [destination.name, hold_key(destination.name, sender_domain)]
         records = await self.store.shaping_records(keys)
+        if struck is not None and any(r.strikes for r in records):
+            struck.add(destination.name)
         held = [r for r in records if r.held(now)]
         if held:
             record = max(held, key=lambda r: r.until)
@@ -351,7 +354,9 @@ class Shaper:
     async def succeeded(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
                         now: float | None = None) -> None:
         """A delivery `destination` accepted: decay its records that may decay now. One read; nothing
-        is written unless something changes."""
+        is written unless something changes. The caller may skip it when the check at RCPT read no
+        strikes: a record struck since is younger than the transaction, and decays only after
+        `decay_after` has passed since its last change, at a later success."""
         now = time.time() if now is None else now
         keys = sorted({destination.name, hold_key(destination.name, sender_domain)})
         try:

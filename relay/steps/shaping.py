@@ -29,6 +29,7 @@ class ShapingNotes:
 
     sender_domain: str
     destinations: dict[str, Destination] = field(default_factory=dict)  # recipient -> destination
+    struck: set[str] = field(default_factory=set)  # destinations whose records had strikes at RCPT
 
 
 class ShapingStep(Step):
@@ -60,7 +61,7 @@ class ShapingStep(Step):
             return CONTINUE  # postmaster: no destination to shape
         notes = self._notes(txn)
         dest = await self.destination(rcpt)
-        refusal = await self.shaper.check(self.policy, dest, notes.sender_domain)
+        refusal = await self.shaper.check(self.policy, dest, notes.sender_domain, struck=notes.struck)
         if refusal is not None:
             return defer(451, refusal.enhanced, refusal.text, kind="deferred", cause=refusal.cause,
                          shaping=refusal.detail)
@@ -87,8 +88,11 @@ class ShapingStep(Step):
             # MAIL and DATA answer for the whole transaction: every destination of its recipients.
             targets = list({d.name: d for d in notes.destinations.values()}.values())
         if stage == "data" and reply.code == 250:
+            # Only a destination that had strikes at RCPT can have one old enough to decay now:
+            # the common success costs no read of the store.
             for dest in targets:
-                await self.shaper.succeeded(self.policy, dest, notes.sender_domain)
+                if dest.name in notes.struck:
+                    await self.shaper.succeeded(self.policy, dest, notes.sender_domain)
             return None
         if reply.positive:
             return None
