@@ -40,10 +40,19 @@ _REWRITES = [
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
     (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
     (re.compile(r"^500 Error: command \"?'?([A-Za-z0-9]*)\"?'? not recognized$"), r"500 5.5.1 Command \1 not recognized"),
+    # Any other verb (a NUL, "*", "SUBJECT:" from a body sent as commands) is shown escaped, never raw.
+    (re.compile(r"^500 Error: command (.*) not recognized$", re.S),
+     lambda m: f"500 5.5.1 Command {printable(m.group(1)[:40])} not recognized"),
     (re.compile(r"^500 Error: strict ASCII mode$"), "500 5.5.2 Non-ASCII command (use SMTPUTF8)"),
     (re.compile(r"^501 Syntax: (.*)$"), r"501 5.5.4 Syntax: \1"),
     (re.compile(r"^501 Error: (.*)$"), r"501 5.5.4 \1"),
     (re.compile(r"^503 Error: (.*)$"), r"503 5.5.1 Bad sequence of commands: \1"),
+    (re.compile(r"^503 (?!5\.)(.*)$"), r"503 5.5.1 \1"),  # "503 Already authenticated"
+    (re.compile(r"^501 (?!5\.)(?!Supported commands)(.*)$"), r"501 5.5.4 \1"),
+    # RFC 5321 4.1.1.8 and 4.2.1: HELP is answered 214, with or without a topic.
+    (re.compile(r"^(?:250|501) (Supported commands: .*|Syntax: .*)$"), r"214 2.0.0 \1"),
+    # RFC 3207 4: 454 when TLS cannot be started (here: no certificate on this listener); X.7.0 (RFC 3463 3.8).
+    (re.compile(r"^454 (?!4\.)(.*)$"), r"454 4.7.0 \1"),
     (re.compile(r"^502 (?!5\.)(.*)$"), r"502 5.5.1 \1"),
     (re.compile(r"^555 (.*)$"), r"555 5.5.4 \1"),
     (re.compile(r"^554 Command refused due to lack of security$"), "554 5.7.0 Command refused: TLS negotiation failed"),
@@ -57,7 +66,8 @@ _REWRITES = [
 ]
 
 # The codes of the texts above: any other reply (a 354, our own enhanced ones) needs no look.
-_REWRITTEN_CODES = frozenset(pattern.pattern[1:4] for pattern, _ in _REWRITES)
+_REWRITTEN_CODES = frozenset(code for pattern, _ in _REWRITES
+                             for code in re.findall(r"[0-9]{3}", pattern.pattern[:12]))
 assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
 # Failed AUTH commands a connection may make before it is closed (421).
@@ -79,16 +89,31 @@ _SIZE_VALUE = re.compile(r"[0-9]{1,20}")
 
 def parameter_problem(params: str) -> str | None:
     """The 501 reply for MAIL/RCPT parameters that are not RFC 5321 4.1.2 syntax, or None."""
+    seen = set()
     for param in params.split(" "):
         if not param:
             continue
         name, _, value = param.partition("=")
+        if name.upper() in seen:
+            # RFC 5321 4.1.2 gives a repeated keyword no meaning (which SIZE, which BODY?), and it
+            # would go upstream twice: refused rather than guessed.
+            return f"501 5.5.4 Duplicate parameter {printable(name[:30])} (RFC 5321 4.1.2: each keyword once)"
+        seen.add(name.upper())
         if name.upper() == "SIZE" and not _SIZE_VALUE.fullmatch(value):
             return f"501 5.5.4 Syntax error in SIZE={printable(value[:30])}: a number in ASCII digits (RFC 1870)"
         if not _ESMTP_PARAM.fullmatch(param):
             return (f"501 5.5.4 Syntax error in parameter \"{printable(param[:60])}\" (RFC 5321 4.1.2: "
                     f"KEYWORD or KEYWORD=value, in printable ASCII)")
     return None
+
+
+def _unbalanced_path(arg: str) -> bool:
+    """RFC 5321 4.1.2: Path = "<" ... ">". A path opened and never closed ("<a@b.test"), or closed
+    and never opened ("a@b.test>"), is not one; aiosmtpd's parser takes the first as an address."""
+    if arg.startswith("<"):
+        return ">" not in arg
+    first = arg.split(" ", 1)[0]
+    return "<" in first or ">" in first
 
 
 def client_key(ip: str) -> str:
@@ -248,13 +273,20 @@ class RelaySMTP(SMTP):
         # aiosmtpd's parser builds a class on every call (~30 us); the everyday path costs ~1 us here.
         m = _PLAIN_PATH.match(arg)
         if m is None:
+            if _unbalanced_path(arg):
+                return None, None  # aiosmtpd's "553 5.1.3 malformed address"
             if unsendable(arg) is not None and arg.startswith("<") and ">" in arg:
                 # aiosmtpd's parser would cut the path at a control character or unquote around it:
                 # the address goes to the hook as sent, to be refused there in its own words.
                 end = arg.index(">")
                 if end + 1 == len(arg) or arg[end + 1] == " ":
                     return arg[1:end], arg[end + 1:]
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except (IndexError, ValueError):
+                # The stdlib header parser aiosmtpd uses fails on some truncated paths ("<",
+                # IndexError) instead of reporting a defect: a malformed address, not a bug.
+                return None, None
         address = m.group(1) or "<>"
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
@@ -287,12 +319,15 @@ class RelaySMTP(SMTP):
         """DATA, read in chunks into one buffer rather than aiosmtpd's list of lines: a 25 MB
         message then costs about its size in memory, and a long one no Python loop per line."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            self._out_of_step_after_data()
             return
         if not self.envelope.rcpt_tos:
             await self.push("503 5.5.1 Bad sequence of commands: need RCPT command")
+            self._out_of_step_after_data()
             return
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
+            self._out_of_step_after_data()
             return
         if self.relay_session is not None:
             await self.relay_service.data_start(self.relay_session)
@@ -331,6 +366,21 @@ class RelaySMTP(SMTP):
         self._set_post_data_state()
         await self.push(status)
 
+    def _out_of_step_after_data(self) -> None:
+        """DATA was refused, and the client had sent more without waiting for the reply. RFC 2920
+        3.1: DATA is the last command of a pipelined group, so what follows it is the message the
+        client sent blind; read as commands, a "MAIL FROM:/RCPT TO:/DATA" in its text would be
+        carried out (mail smuggled in the body). None of it is read: the connection is closed
+        (RFC 5321 3.8), and the client, told 503 and 421, sends the message again in order."""
+        buffered = self._reader._buffer
+        if not buffered or self.transport is None or self.transport.is_closing():
+            return
+        log.info("%s: %d bytes sent after a refused DATA without waiting for its reply; closing",
+                 self.session.peer, len(buffered))
+        buffered.clear()
+        self._close_with(f"421 4.5.0 {self.hostname} Data sent before the reply to DATA (RFC 2920 3.1), "
+                         f"closing the connection")
+
     async def _read_message(self, deadline, data_deadline: float) -> tuple[bytearray | None, str | None]:
         """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
         Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent. `deadline` (an
@@ -367,6 +417,14 @@ class RelaySMTP(SMTP):
         self.data_crlf_only = receiver.crlf_only
         content, self.data_dot_lines = receiver.message()
         return content, None
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None and not arg:
+            # RFC 3207 4.2: STARTTLS is not offered once TLS is up, and a second handshake inside the
+            # first would leave client and server reading different layers.
+            await self.push("503 5.5.1 Bad sequence of commands: TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
 
     # -- AUTH ----------------------------------------------------------------
 
@@ -415,7 +473,9 @@ class RelaySMTP(SMTP):
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
-                    status = pattern.sub(replacement.replace("{size}", str(self.data_size_limit)), status)
+                    if isinstance(replacement, str):
+                        replacement = replacement.replace("{size}", str(self.data_size_limit))
+                    status = pattern.sub(replacement, status, count=1)
                     break
         self._verbatim = None
         await super().push(status)

@@ -393,3 +393,77 @@ def test_a_command_stuck_on_the_upstream_is_cut_off_at_its_deadline(relay_factor
         c.close()
     finally:
         stall.close()
+
+
+# -- hostile clients: malformed paths, repeated parameters, replies, pipelining past DATA ----------
+
+@pytest.mark.parametrize("line", ["MAIL FROM:<", "MAIL FROM:<a@sender.test", "MAIL FROM:a@sender.test>",
+                                  "MAIL FROM:<a@sender.test SIZE=10", "MAIL FROM:>"])
+def test_truncated_or_unbalanced_paths_are_malformed_not_a_traceback(relay, upstream, caplog, line):
+    caplog.set_level(logging.WARNING)
+    with client(relay) as c:
+        code, text = c.cmd(line)
+        assert text.startswith("553 5.1.3 "), text  # RFC 5321 4.1.2: Path = "<" Mailbox ">"
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com")[1].startswith("553 5.1.3 ")
+        assert c.cmd("RCPT TO:<")[1].startswith("553 5.1.3 ")
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("params", ["SIZE=1 SIZE=2", "BODY=8BITMIME BODY=7BIT", "SMTPUTF8 SMTPUTF8",
+                                    "size=10 SIZE=10"])
+def test_a_repeated_mail_parameter_is_refused(relay, upstream, params):
+    with client(relay) as c:
+        code, text = c.cmd(f"MAIL FROM:<a@sender.test> {params}")
+        assert text.startswith("501 5.5.4 Duplicate parameter "), text
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_options == []  # nothing of the refused MAIL went upstream
+
+
+# aiosmtpd's own replies with no RFC 3463 code, or with the client's bytes raw in them.
+@pytest.mark.parametrize("line, expected", [
+    (b"*", '500 5.5.1 Command "*" not recognized'),
+    (b"MAIL\x00 FROM:<a@sender.test>", '500 5.5.1 Command "MAIL\\x00" not recognized'),
+    (b"\x1b[2J", '500 5.5.1 Command "\\x1b[2J" not recognized'),
+    (b"HELP", "214 2.0.0 Supported commands: "),
+    (b"HELP MAIL", "214 2.0.0 "),
+    (b"STARTTLS", "454 4.7.0 TLS not available"),  # no certificate on this listener
+])
+def test_every_reply_has_an_enhanced_code_and_no_raw_control_bytes(relay, line, expected):
+    with client(relay) as c:
+        code, text = c.cmd(line)
+        assert text.startswith(expected), text
+        assert not any(ord(ch) < 32 and ch not in "\r\n" for ch in text), text
+        assert c.cmd("NOOP")[0] == 250
+
+
+def test_a_message_sent_past_a_refused_data_is_not_run_as_commands(relay, upstream):
+    # RFC 2920 3.1: DATA ends a pipelined group. A client that sends its message without waiting
+    # for the reply to DATA, when every recipient was refused, must not have the message's text
+    # read as commands: here it would open a transaction of its own to victim@.
+    smuggled = (b"MAIL FROM:<ceo@sender.test>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+                b"Subject: smuggled\r\n\r\nsmuggled\r\n.\r\n")
+    with client(relay) as c:
+        c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<nosuchuser@example.com>\r\nDATA\r\n" + smuggled)
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 550
+        assert c.reply()[1].startswith("503 5.5.1 ")
+        code, text = c.reply()
+        assert text.startswith("421 4.5.0 relay.test Data sent before the reply to DATA"), text
+        assert c.closed()
+    time.sleep(0.3)
+    assert upstream.messages == [] and not any("victim" in cmd for cmd in upstream.commands)
+    with client(relay) as again:  # and the relay serves the next client as ever
+        assert send_message(again, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_data_before_rcpt_with_the_message_pipelined_closes_the_connection(relay, upstream):
+    with client(relay) as c:
+        c.send(b"DATA\r\nRCPT TO:<victim@example.com>\r\nSubject: x\r\n\r\nx\r\n.\r\n")
+        assert c.reply()[1].startswith("503 5.5.1 ")
+        assert c.reply()[1].startswith("421 4.5.0 ")
+        assert c.closed()
+    assert upstream.connections == 0

@@ -167,3 +167,34 @@ def test_opportunistic_starttls_encrypts_without_verifying_the_certificate(cert,
         assert code == 451 and "TLS" in text
     finally:
         server.stop()
+
+
+def test_starttls_inside_tls_is_refused_and_the_session_goes_on(auth_relay, upstream, cert):
+    # RFC 3207 4.2: no second STARTTLS once TLS is up; it used to answer 220 and leave the client
+    # and the relay reading different layers.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("STARTTLS")
+        assert text.startswith("503 5.5.1 ") and "TLS already active" in text, text
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[1].startswith("503 5.5.1 Already authenticated")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_commands_pipelined_with_starttls_are_discarded(auth_relay, upstream, cert):
+    # RFC 3207 4.2 (CVE-2011-0411): plaintext sent in the same packet as STARTTLS is not read
+    # as commands of the TLS session.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.send("STARTTLS\r\nAUTH PLAIN " + plain("alice", "s3cret pass") + "\r\n")
+        assert c.reply()[0] == 220
+        ctx = ssl.create_default_context(cafile=str(cert[0]))
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
+        c.buf = b""
+        assert c.cmd("NOOP")[0] == 250  # the first reply in TLS: none for the injected AUTH
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554  # not logged in
+    assert upstream.connections == 0
