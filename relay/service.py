@@ -101,7 +101,7 @@ class RelayService:
     async def mail(self, session: Session, sender: str, options: list[str]) -> Reply:
         txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(options))
         txn.notes["stage"] = "mail"
-        problem = address_problem(sender, "sender")
+        problem = address_problem(sender, "sender", smtputf8=_smtputf8(options))
         # An address no upstream could be sent is refused here, before the upstream transaction
         # exists, so that it cannot break a connection other commands depend on.
         pipeline = self.pipeline
@@ -130,7 +130,7 @@ class RelayService:
             return Reply.make(452, "4.5.3", f"Too many recipients (at most "
                                             f"{self.settings.limits.max_recipients} per message)")
         txn.notes["stage"] = "rcpt"
-        problem = address_problem(recipient, "recipient")
+        problem = address_problem(recipient, "recipient", smtputf8=_smtputf8(txn.mail_options))
         decision = (Decision(Verdict.REJECT, problem) if problem
                     else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
         if decision.verdict is Verdict.ACCEPT:
@@ -261,10 +261,16 @@ async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transacti
     await pipeline.reset(txn)
 
 
-_ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+# RFC 5321 4.1.2: the local part is a dot-string or a Quoted-string, which may hold spaces, "@" and
+# brackets (qtextSMTP, quoted-pairSMTP): '"john doe"@example.com' is one mailbox.
+_ADDRESS = re.compile(r'^(?:"(?:[^"\\]|\\.)+"|[^\s<>@]+)@[^\s<>@]+$')
 
 
-def address_problem(address: str, role: str = "recipient") -> Reply | None:
+def _smtputf8(options: list[str]) -> bool:
+    return any(option.upper() == "SMTPUTF8" for option in options)
+
+
+def address_problem(address: str, role: str = "recipient", smtputf8: bool = True) -> Reply | None:
     """RFC 5321 4.1.2 Mailbox: local-part "@" domain. Refuse what no upstream could route, and what
     could not be sent on verbatim (a control character or bytes that are not UTF-8 would end the
     command line early or make the client library refuse, which costs the upstream connection).
@@ -278,6 +284,12 @@ def address_problem(address: str, role: str = "recipient") -> Reply | None:
         enhanced = "5.1.3" if role == "recipient" else "5.1.7"
         return Reply.make(501, enhanced, f"Bad {role} address <{printable(address[:100])}>: {why} "
                                          f"(RFC 5321 4.1.2, RFC 6531 3.3)")
+    if not smtputf8 and not address.isascii():
+        # RFC 6531 3.4: a non-ASCII address may be used only in a transaction whose MAIL FROM
+        # carried SMTPUTF8; passed on without it, the next hop would read it as RFC 5321 syntax.
+        # 553 with X.6.7, "non-ASCII addresses not permitted for that sender/recipient" (RFC 6531).
+        return Reply.make(553, "5.6.7", f"Non-ASCII {role} address <{printable(address[:100])}> needs "
+                                        f"SMTPUTF8 on MAIL FROM (RFC 6531 3.4)")
     if not _ADDRESS.match(address) or len(address) > 320:
         return Reply.make(553, "5.1.3", f"Malformed address <{printable(address[:100])}>: expected local-part@domain")
     return None

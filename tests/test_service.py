@@ -209,3 +209,35 @@ async def test_data_refused_upstream_prepares_nothing_and_is_the_reply():
     reply = await _send(service, b"Subject: s\r\n\r\nhi\r\n")
     assert reply.code == 554 and step.seen == ["DATA sent"]
     assert service.outcomes.refused_with == [("data", 554)]
+
+
+# -- addresses: RFC 5321 4.1.2 quoted local parts, RFC 6531 SMTPUTF8 --------------------------------
+
+def test_a_quoted_local_part_with_a_space_is_a_mailbox(relay, upstream):
+    # RFC 5321 4.1.2: Local-part = Dot-string / Quoted-string; qtextSMTP includes SP.
+    with client(relay) as c:
+        assert c.cmd('MAIL FROM:<"john doe"@sender.test>')[0] == 250
+        assert c.cmd('RCPT TO:<"jane doe"@example.com>')[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == '"john doe"@sender.test' and msg.rcpt_tos == ['"jane doe"@example.com']
+
+
+def test_a_non_ascii_address_without_smtputf8_is_refused_5_6_7(relay, upstream):
+    # RFC 6531 3.4: non-ASCII in a path only in a transaction whose MAIL FROM says SMTPUTF8.
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<jörg@sender.test>".encode())
+        assert text.startswith("553 5.6.7 Non-ASCII sender address"), text
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        for rcpt in ("jörg@example.com", "b@bücher.example"):
+            code, text = c.cmd(f"RCPT TO:<{rcpt}>".encode())
+            assert text.startswith("553 5.6.7 Non-ASCII recipient address"), text
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == "a@sender.test" and msg.rcpt_tos == ["b@example.com"]
+    assert all(cmd.isascii() for cmd in upstream.commands)
