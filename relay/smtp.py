@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import re
 import ssl
+from base64 import b64decode
 from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -194,6 +195,7 @@ class RelaySMTP(SMTP):
         self._eof_after_reply = False
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
         self._auth_failures = 0  # in this connection
+        self._auth_response = None  # the last answer to an AUTH challenge (334), decoded
 
     # -- deadlines -----------------------------------------------------------
 
@@ -428,8 +430,27 @@ class RelaySMTP(SMTP):
 
     # -- AUTH ----------------------------------------------------------------
 
+    async def challenge_auth(self, *args, **kw):
+        self._auth_response = response = await super().challenge_auth(*args, **kw)
+        return response
+
     async def auth_PLAIN(self, _, args):
-        return await self._check_login(await super().auth_PLAIN(_, args))
+        self._auth_response = None
+        result = await super().auth_PLAIN(_, args)
+        pending = result.auth_data
+        if isinstance(pending, _PendingLogin):
+            # RFC 4616 2: "authzid NUL authcid NUL passwd". An authzid other than the login asks to act
+            # as someone else, which no credentials here permit: the server MUST fail it. aiosmtpd
+            # drops the authzid, so "bob NUL alice NUL alice's password" logged in as alice.
+            raw = self._auth_response if len(args) == 1 else b64decode(args[1].encode(), validate=True)
+            authzid = raw.split(b"\0", 1)[0] if isinstance(raw, bytes) else b""
+            if authzid and authzid != pending.login:
+                log.info("AUTH PLAIN for %r from %s: refused, authorization identity %r", pending.login,
+                         self.session.peer, authzid)
+                return AuthResult(success=False, handled=False,
+                                  message="535 5.7.8 Authentication failed: an authorization identity other "
+                                          "than the login is not permitted (RFC 4616 2)")
+        return await self._check_login(result)
 
     async def auth_LOGIN(self, _, args):
         return await self._check_login(await super().auth_LOGIN(_, args))

@@ -198,3 +198,24 @@ def test_commands_pipelined_with_starttls_are_discarded(auth_relay, upstream, ce
         c.cmd("EHLO client.test")
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554  # not logged in
     assert upstream.connections == 0
+
+
+@pytest.mark.parametrize("challenged", [False, True], ids=["inline", "after-334"])
+def test_auth_plain_as_another_identity_is_refused(auth_relay, upstream, cert, challenged):
+    # RFC 4616 2: "authzid NUL authcid NUL passwd"; acting as another identity must fail.
+    other = base64.b64encode(b"bob\0alice\0s3cret pass").decode()
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        if challenged:
+            assert c.cmd("AUTH PLAIN")[0] == 334
+            code, text = c.cmd(other)
+        else:
+            code, text = c.cmd("AUTH PLAIN " + other)
+        assert text.startswith("535 5.7.8 ") and "RFC 4616" in text, text
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554  # not logged in
+        same = base64.b64encode(b"alice\0alice\0s3cret pass").decode()  # authzid = login: allowed
+        assert c.cmd("AUTH PLAIN " + same)[0] == 235
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert upstream.connections == 1
