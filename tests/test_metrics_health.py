@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -9,7 +10,8 @@ import psycopg
 import pytest
 
 from relay.metrics import Metrics
-from relay.metrics.health import Health
+from relay.metrics.health import Health, Sampler
+from relay.store.sqlite import SQLiteBounceStore
 from tests.support import pg
 from tests.support.smtp_client import RawSMTP
 
@@ -105,3 +107,33 @@ async def test_not_ready_until_the_listeners_are_bound():
     assert not ok and lines[0].startswith("starting")
     health.listening = True
     assert await health.ready() == (True, ["ready", "bounce list: none configured"])
+
+
+class CountHeldBack(SQLiteBounceStore):
+    """A real list whose count, once made, is handed back only when the test says."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.counted = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def count(self) -> int:
+        entries = await super().count()
+        self.counted.set()
+        await self.answer.wait()
+        return entries
+
+
+async def test_the_sampler_stops_when_its_count_is_answered_as_it_is_closed(tmp_path):
+    # The relay stopped as the first count of the bounce list came back: Python 3.11's wait_for
+    # returned the count and dropped the cancellation, the sampler slept on, and stop() hung.
+    store = CountHeldBack(tmp_path / "bounces.db")
+    sampler = Sampler(Metrics(), store, interval=3600.0)
+    sampler.start()
+    await store.counted.wait()
+    store.answer.set()  # the count's answer and the cancellation arrive in the same turn of the loop
+    try:
+        async with asyncio.timeout(30):  # not a measure: the old code never returned
+            await sampler.close()
+    finally:
+        await store.close()

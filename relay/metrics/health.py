@@ -138,7 +138,10 @@ class Sampler:
         if self.store is None:
             return
         try:
-            entries = await asyncio.wait_for(self.store.count(), self.timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the count
+            # is done as close() cancels this task, and the loop then goes on sleeping: stop() hung.
+            async with asyncio.timeout(self.timeout):
+                entries = await self.store.count()
         except (asyncio.TimeoutError, TimeoutError):
             log.warning("metrics: counting the bounce list took more than %g s; relay_bounce_list_entries "
                         "keeps its last value", self.timeout)
@@ -155,7 +158,8 @@ class Sampler:
         if self.store is None:
             return
         try:
-            records = await asyncio.wait_for(self.store.shaping_records(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: see count_bounce_list
+                records = await self.store.shaping_records()
         except Exception as exc:  # a timeout included: the gauges keep their last values
             log.warning("metrics: could not read the shaping records (%s)", exc or type(exc).__name__)
             return
