@@ -111,6 +111,15 @@ def test_a_nul_from_a_remote_server_is_stored_as_a_replacement_character(pg_url)
     assert rows(schema, "SELECT event->'reply'->>'text' FROM {t}") == [("550 no\ufffdsuch user",)]
 
 
+def following(schema: str) -> bool:
+    """Whether `relay events tail -f` on `schema` is in its polling loop: its connection's latest
+    query is since()'s (what pg_stat_activity shows of a backend is its current or last query)."""
+    with psycopg.connect(pg._conninfo()) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                            "AND strpos(query, %s) > 0 AND strpos(query, 'stored_at > now()') > 0",
+                            (f'"{schema}"',)).fetchone()[0] > 0
+
+
 def relay_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True, timeout=60,
@@ -138,7 +147,9 @@ def test_events_tail_reads_and_follows_the_table(pg_url, tmp_path):
                                  "-c", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     try:
-        time.sleep(1.5)  # let it start following (no assertion on time: it only must not miss these)
+        # -n 0 shows only events stored after its first look at the table: emit once it is polling.
+        assert wait_for(lambda: following(schema) or follower.poll() is not None, timeout=60)
+        assert follower.poll() is None, follower.stderr.read()
         sinks = events.EventSinks([PostgresEventSink(url)])
         ids = emit(sinks, 3, start=100)
         sinks.close()
