@@ -92,6 +92,25 @@ def test_a_bounce_list_that_does_not_answer_is_not_ready(pg_list, relay_factory,
     assert wait_for_status(relay, "/readyz", 200)[0] == 200
 
 
+def test_a_bounce_list_that_does_not_answer_is_not_ready_though_its_answers_are_cached(pg_list, relay_factory,
+                                                                                      upstream):
+    # The lookup cache (relay/store/pg_cache.py) is on while its listener's heartbeat answers, and
+    # a locked table does not stop that heartbeat: a probe answered from the cache said "ready".
+    url, schema = pg_list
+    relay = relay_factory(upstream.port, bounce_list=url, metrics=METRICS)
+    cache = relay.server.resources.store.cache
+    deadline = time.monotonic() + 20
+    while not cache.usable():
+        assert time.monotonic() < deadline, "the lookup cache never came on"
+        time.sleep(0.02)
+    assert relay.http("/readyz")[0] == 200  # a probe the cache could answer next time
+    with psycopg.connect(pg._conninfo(), autocommit=False) as holder:
+        holder.execute(f'LOCK TABLE "{schema}"."relay_bounces" IN ACCESS EXCLUSIVE MODE')
+        status, _, body = relay.http("/readyz")
+        assert status == 503 and "bounce list: no answer within 0.5 s" in body
+        holder.rollback()
+
+
 def test_a_bounce_list_that_fails_is_not_ready(tmp_path, relay_factory, upstream):
     relay = relay_factory(upstream.port, metrics=METRICS)
     db = tmp_path / "bounces.db"

@@ -90,7 +90,7 @@ class Health:
             return True, "bounce list: none configured"
         start = time.perf_counter()
         try:
-            await asyncio.wait_for(self.store.get(PROBE_ADDRESS), self.ready_timeout)
+            await asyncio.wait_for(self.store.get_uncached(PROBE_ADDRESS), self.ready_timeout)
         except (asyncio.TimeoutError, TimeoutError):
             return False, f"bounce list: no answer within {self.ready_timeout:g} s"
         except Exception as exc:  # StoreError, StoreBusy, a driver's own: the relay cannot use the list

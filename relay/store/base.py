@@ -199,6 +199,11 @@ class BounceStore(abc.ABC):
     async def get(self, address: str) -> BounceEntry | None:
         """The active entry for `address`, or None. The hot path: one RCPT, one call."""
 
+    async def get_uncached(self, address: str) -> BounceEntry | None:
+        """get(), asked of the database itself, never of a cache of earlier answers: the readiness
+        probe, for which a cached answer proves nothing about whether the list answers now."""
+        return await self.get(address)
+
     async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
                              rule: str, policy, now: float | datetime | None = None,
                              suppression_rule=None) -> BounceEntry | None:

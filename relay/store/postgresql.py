@@ -233,6 +233,15 @@ class PostgresBounceStore(BounceStore):
             if found:
                 return entry
             began = cache.begin()
+        entry = await self._look_up(key, domain_key)
+        if cache is not None:
+            cache.put(key, domain_key, entry, began)
+        return entry
+
+    async def get_uncached(self, address: str) -> BounceEntry | None:
+        return await self._look_up(*lookup_keys(address))
+
+    async def _look_up(self, key: str, domain_key: str | None) -> BounceEntry | None:
         pool = await self._get_pool()
         async with self._deadline("look up an address"):
             try:
@@ -245,12 +254,9 @@ class PostgresBounceStore(BounceStore):
                 # replaced at its next use and the second try, within the same deadline, gets a new one.
                 await pool.expire_connections()
                 rows = await pool.fetch(self._sql_get, key, domain_key or key, timeout=self.query_timeout)
-        entry = None
-        if rows:
-            entry = _entry(rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1])
-        if cache is not None:
-            cache.put(key, domain_key, entry, began)
-        return entry
+        if not rows:
+            return None
+        return _entry(rows[0] if len(rows) == 1 or rows[0][0] == key else rows[1])
 
     @asynccontextmanager
     async def _deadline(self, what: str, seconds: float | None = None):
