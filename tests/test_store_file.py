@@ -201,3 +201,38 @@ def test_opening_waits_while_another_process_creates_the_list(tmp_path):
         asyncio.run(store.close())
     finally:
         holder.wait(10)
+
+
+async def test_a_reopen_cancelled_midway_that_then_fails_logs_nothing(tmp_path):
+    # The relay stopping while the sampler's count reopened a list whose path had become a directory:
+    # the reopen failed in the worker thread after its caller was gone, and asyncio logged "Future
+    # exception was never retrieved" into the relay's output.
+    import threading
+
+    from relay.store.sqlite import SQLiteBounceStore
+
+    path = tmp_path / "bounces.db"
+    store = SQLiteBounceStore(path)
+    path.unlink()
+    path.mkdir()  # the next use reopens, and the open fails
+    loop = asyncio.get_running_loop()
+    logged = []
+    loop.set_exception_handler(lambda _loop, context: logged.append(context))
+    busy = threading.Event()
+    store._worker.submit(busy.wait)  # the worker thread is taken: the reopen waits its turn there
+    counting = asyncio.ensure_future(store.count())
+    deadline = time.monotonic() + 20
+    while store._worker._work_queue.qsize() == 0:  # the reopen is queued behind it
+        assert time.monotonic() < deadline, "the reopen never reached the worker"
+        await asyncio.sleep(0.01)
+    counting.cancel()
+    await asyncio.gather(counting, return_exceptions=True)
+    del counting  # its CancelledError's traceback holds the frame that holds the reopen's future
+    busy.set()
+    await loop.run_in_executor(store._worker, lambda: None)  # the reopen has failed by now
+    await asyncio.sleep(0)  # its outcome reaches the loop
+    import gc
+    gc.collect()
+    loop.set_exception_handler(None)
+    assert [c["message"] for c in logged] == []
+    await store.close()

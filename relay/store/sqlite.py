@@ -216,6 +216,9 @@ class SQLiteBounceStore(BounceStore):
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
+            # Nobody awaits its outcome now: a failure is retrieved here, else asyncio logs it
+            # ("Future exception was never retrieved") when the future is collected.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._worker.submit(self._rollback_if_open, self._writer)
             raise
 
