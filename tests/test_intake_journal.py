@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import subprocess
 import time
 from pathlib import Path
@@ -99,3 +101,53 @@ def test_journal_without_journalctl_stops_serve_with_one_line(tmp_path, monkeypa
 
     with pytest.raises(OSError, match="journalctl was not found"):
         asyncio.run(start())
+
+
+def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
+    """stop() cancels the reading task while a line is on its way: the cancellation must win, not
+    the line (a busy mail server's journal always has the next line on its way)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    flowing = tmp_path / "flowing"
+    entry = json.dumps({"__CURSOR": "c1", "SYSLOG_IDENTIFIER": "postfix/qmgr", "MESSAGE": "A1B2C3D4E5: removed",
+                        "_HOSTNAME": "mx.test", "__REALTIME_TIMESTAMP": "1700000000000000"})
+    fake = bin_dir / "journalctl"
+    # Following (-f), it writes entries without pause while FLOWING exists, and nothing after.
+    fake.write_text(f"#!{sys.executable}\nimport os, sys, time\nline = {entry!r} + '\\n'\n"
+                    f"if '-f' not in sys.argv:\n    print(line, end='')\n    sys.exit(0)\n"
+                    f"while True:\n    if os.path.exists({str(flowing)!r}):\n"
+                    f"        sys.stdout.write(line * 50)\n        sys.stdout.flush()\n"
+                    f"    else:\n        time.sleep(0.05)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: r.test\nbounce_list: sqlite:///b.db\n"
+                      "postfix_log: {journal: true, state_directory: state}\n")
+    settings = load_settings(config)
+
+    async def start_and_stop() -> int:
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        hung = 0
+        try:
+            for _ in range(5):
+                flowing.touch()
+                follower = PostfixLogFollower(settings, outcomes, poll_interval=0.5)
+                await follower.start()
+                await asyncio.sleep(0.2)  # entries are flowing
+                stopping = asyncio.ensure_future(follower.stop())
+                try:
+                    await asyncio.wait_for(asyncio.shield(stopping), 5)
+                except asyncio.TimeoutError:
+                    # The cancellation was lost: dry the stream up and cancel until one lands, to end
+                    # the test (the lines already read ahead are still being taken).
+                    hung += 1
+                    flowing.unlink()
+                    while not stopping.done() and follower._task is not None:
+                        follower._task.cancel()
+                        await asyncio.sleep(0.05)
+                    await stopping
+        finally:
+            await close()
+        return hung
+
+    assert asyncio.run(start_and_stop()) == 0

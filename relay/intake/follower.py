@@ -554,8 +554,11 @@ class PostfixLogFollower:
             try:
                 while True:
                     try:
-                        raw = await asyncio.wait_for(proc.stdout.readline(), self.poll_interval)
-                    except asyncio.TimeoutError:
+                        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the line when it
+                        # arrives as stop() cancels this task, and the loop then read on for ever.
+                        async with asyncio.timeout(self.poll_interval):
+                            raw = await proc.stdout.readline()
+                    except TimeoutError:
                         if self._unsaved is not None:
                             await self._save(self._unsaved, now=True)
                         self.idle.set()
