@@ -120,9 +120,7 @@ def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domain
         return False
     if classification.category not in _HARD_CATEGORIES:
         return False
-    if classification.category == "routing_dns" and domains is not None and domains.not_evidence is not None:
-        return domains.not_evidence.search(text) is None
-    return True
+    return not (classification.category == "routing_dns" and domains is not None and domains.dns_glitch(text))
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,12 @@ class DomainRule:
     def says_no_such_domain(self, text: str) -> bool:
         if self.evidence.search(text) is None:
             return False
-        return self.not_evidence is None or self.not_evidence.search(text) is None
+        return not self.dns_glitch(text)
+
+    def dns_glitch(self, text: str) -> bool:
+        """The text tells of a failed DNS lookup (`not_evidence`: SERVFAIL, a timeout, "try again"),
+        not of a domain that does not exist."""
+        return self.not_evidence is not None and self.not_evidence.search(text) is not None
 
 
 # When a suppression file has no `unconfirmed:` section (one written before it existed): as the
