@@ -181,7 +181,7 @@ class Step:
         """Release resources when the pipeline is replaced or the server stops."""
 
 
-_HOOKS = ("on_connect", "on_mail", "on_rcpt", "on_data_start", "on_data", "on_reset", "close")
+_HOOKS = ("on_connect", "on_mail", "on_rcpt", "on_data_start", "prepare_data", "on_data", "on_reset", "close")
 
 
 class Pipeline:
@@ -264,7 +264,7 @@ class Pipeline:
         return await self._run("on_data_start", txn.id, txn)
 
     def prepare_data(self, txn: Transaction, message: Message) -> None:
-        for step in self.steps:
+        for step in self._hooked["prepare_data"]:
             try:
                 step.prepare_data(txn, message)
             except Exception:
