@@ -103,10 +103,7 @@ class Outcomes:
                 return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
             if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                status, follow = await self._suppress(
-                    make, rcpt, classification.category, classification.permanent, reply.text,
-                    classification.rule, f"{classification.category} ({classification.rule})",
-                    judgement.suppression_rule)
+                status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text)
                 if status is not None:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
@@ -166,10 +163,7 @@ class Outcomes:
                     make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
                     f"complaint ({fields.get('feedback_type') or 'abuse'})", rule)
         elif obs.recipient and judgement.concerns(obs.recipient):
-            status, follow = await self._suppress(
-                make, obs.recipient, classification.category, classification.permanent, obs.reply.text,
-                classification.rule, f"{classification.category} ({classification.rule})",
-                judgement.suppression_rule)
+            status, follow = await self._suppress_refusal(make, obs.recipient, judgement, obs.reply.text)
         if obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient):
             follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
         if status is not None:
@@ -185,6 +179,13 @@ class Outcomes:
         for event in emitted:
             self.emit(event)
         return emitted
+
+    async def _suppress_refusal(self, make, rcpt, judgement, reply_text) -> tuple[str | None, list[dict]]:
+        """_suppress for a refusal the funnel judged to concern `rcpt`: by its classification, and
+        by the suppression rule the judgement chose (an unconfirmed claim's, or the category's)."""
+        c = judgement.classification
+        return await self._suppress(make, rcpt, c.category, c.permanent, reply_text, c.rule,
+                                    f"{c.category} ({c.rule})", judgement.suppression_rule)
 
     async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
                         suppression_rule=None) -> tuple[str | None, list[dict]]:
