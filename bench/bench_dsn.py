@@ -29,6 +29,10 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
     address's existence (spam, a full mailbox, a disabled account).
   Which of the three issue 13's target ("agrees with the `hard` label on >= 95%") is judged by is
   unknown: the issue does not say; all three are printed.
+- `crisp_permanent`: crisp's label on its own terms, [right, judged]: label `hard` (crisp's
+  `data.error.permanent`) == classification.permanent, over every crisp file; `crisp_permanent_5xx` the
+  same over the files whose label has a 5xx reply code (crisp's `permanent` and `temporary` are both
+  false where crisp cannot tell, e.g. a Postfix report that gave up after connection timeouts).
   ARF complaints are not bounces (hard is false for all of them) and have their own rule: left out.
   A recipient not found counts as wrong.
 
@@ -121,6 +125,9 @@ def figures(results, part: str) -> dict:
     for lab, ours in field:
         if ours != lab.hard:
             fails["hard field"][lab.family] += 1
+    crisp = [(lab, bool(((rec or {}).get("classification") or {}).get("permanent")))
+             for lab, rec in bounces if lab.file.startswith("crisp-")]
+    crisp_5xx = [(lab, ours) for lab, ours in crisp if (lab.code or "").startswith("5")]
     listed_not_hard = sum(1 for lab, ours in strict if ours and not lab.hard)
     return {
         "recipients": len(chosen),
@@ -139,6 +146,8 @@ def figures(results, part: str) -> dict:
                                        sum(1 for lab, _ in field if lab.file.startswith(src))]
                                  for src in ("sisimai", "crisp")},
         "listed_but_not_hard": listed_not_hard,
+        "crisp_permanent": [sum(1 for lab, ours in crisp if ours == lab.hard), len(crisp)],
+        "crisp_permanent_5xx": [sum(1 for lab, ours in crisp_5xx if ours == lab.hard), len(crisp_5xx)],
         "failures": {k: dict(v.most_common()) for k, v in fails.items()},
     }
 
@@ -161,7 +170,9 @@ def main() -> int:
                                     f"`hard` field: {f['hard_agreement_field']:.2%} "
                                     f"({f['hard_field_right']}/{f['hard_field_judged']}; sisimai "
                                     f"{f['hard_field_by_source']['sisimai'][0]}/{f['hard_field_by_source']['sisimai'][1]}, "
-                                    f"crisp {f['hard_field_by_source']['crisp'][0]}/{f['hard_field_by_source']['crisp'][1]}))"
+                                    f"crisp {f['hard_field_by_source']['crisp'][0]}/{f['hard_field_by_source']['crisp'][1]}); "
+                                    f"crisp `permanent` == crisp label: {f['crisp_permanent'][0]}/{f['crisp_permanent'][1]}, "
+                                    f"with a 5xx code {f['crisp_permanent_5xx'][0]}/{f['crisp_permanent_5xx'][1]})"
                                     if f["hard_agreement"] is not None else "n/a"), file=sys.stderr)
         for kind, fams in f["failures"].items():
             print(f"           wrong {kind}: " + ", ".join(f"{k} {v}" for k, v in fams.items()), file=sys.stderr)

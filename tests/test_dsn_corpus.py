@@ -86,3 +86,11 @@ def test_split_is_fixed():
     parts = bounce_corpus.split(bounce_corpus.load_labels())
     assert sum(1 for p in parts.values() if p == "holdout") == 154
     assert parts["sisimai-lhost-postfix-01.eml"] == bounce_corpus.split(bounce_corpus.load_labels())["sisimai-lhost-postfix-01.eml"]
+
+
+def test_every_crisp_5xx_is_permanent():
+    # crisp's label is its `permanent` (a 5xx), not "the address does not exist": our
+    # classification.permanent must agree wherever the label carries a 5xx code.
+    figures = bench_dsn.figures(evaluation()["results"], "all")
+    right, judged = figures["crisp_permanent_5xx"]
+    assert judged > 0 and right == judged
