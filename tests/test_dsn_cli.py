@@ -112,3 +112,39 @@ def test_installed_command_runs():
     assert done.returncode == 0, done.stderr
     [row] = [json.loads(line) for line in done.stdout.splitlines()]
     assert row["recipient"] == "koonzakky@pm.me" and row["status"] == "5.1.1"
+
+
+EXIM_MALFORMED_HEADER = b"""From: Mail Delivery System <Mailer-Daemon@mx.example.com>
+To: sender@example.com
+Subject: Mail failure - malformed recipient address
+Auto-Submitted: auto-replied
+
+A message that you sent contained one or more recipient addresses that were
+incorrectly constructed:
+
+  ann@example.org <bob@example.net>: malformed address: <bob@example.net> may not follow ann@example.org
+
+This address has been ignored. The other addresses in the message were
+syntactically valid and have been passed on for an attempt at delivery.
+
+------ This is a copy of your message, including all the headers. ------
+
+To: ann@example.org <bob@example.net>
+From: sender@example.com
+Subject: hi
+
+hi
+"""
+
+
+def test_a_malformed_recipient_header_lists_nobody(capsys, tmp_path):
+    # Exim with -t: "To: ann@example.org <bob@example.net>" lacks a comma. Neither address was
+    # tried, so neither may go on the bounce list; ann@example.org is bob's display name.
+    bounce = tmp_path / "exim.eml"
+    bounce.write_bytes(EXIM_MALFORMED_HEADER)
+    status, rows, _ = run(capsys, str(bounce))
+    assert status == 0
+    [row] = rows
+    assert row["recipient"] == "bob@example.net"
+    assert (row["hard"], row["classification"]["category"], row["classification"]["scope"],
+            row["classification"]["bounce_list"]) == (False, "syntax_error", "message", "never")

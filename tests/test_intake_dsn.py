@@ -220,6 +220,22 @@ def test_text_only_bounce_without_headers():
     assert r.diagnostic == "550 5.1.1 <koo@example.org>: Recipient address rejected: Address does not exist"
 
 
+def test_an_address_written_as_a_display_name_is_not_a_recipient():
+    # RFC 5322 3.4 name-addr: in "a@x <b@y>" the mailbox is b@y (Exim quotes a malformed To header so).
+    text = b"""A message that you sent contained one or more recipient addresses that were
+incorrectly constructed:
+
+  ann@example.org <bob@example.net>: malformed address: <bob@example.net> may not follow ann@example.org
+"""
+    assert [r.recipient for r in parse_bounce(text).recipients] == ["bob@example.net"]
+    # The same address as its own display name is still that address.
+    same = b"""----- The following addresses had permanent fatal errors -----
+>>> carl@example.org <carl@example.org>
+550 <carl@example.org>: Recipient address rejected: User unknown in local recipient table
+"""
+    assert [r.recipient for r in parse_bounce(same).recipients] == ["carl@example.org"]
+
+
 def test_plain_text_is_not_a_bounce():
     assert parse_bounce(b"Hello").recipients == ()
     assert parse_bounce(b"").recipients == ()

@@ -61,6 +61,9 @@ _ORIGINAL_MARKER = re.compile(
     r"forwarded message|returned mail follows|ursprüngliche nachricht|"
     r"start of (returned|original) message|mensaje original|message d'origine"
     r")", re.I)
+# An address followed by another in angle brackets is the display name of that one ("a@x <b@y>",
+# RFC 5322 3.4 name-addr): the mailbox is the one in the brackets.
+_DISPLAY_NAME_OF = re.compile(r"[ \t]*<(" + _ADDRESS.pattern + ")>")
 _NOT_RECIPIENT_LOCAL = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "maildaemon", "daemon",
                                   "root", "noreply", "no-reply", "bounce", "bounces"})
 # Postfix wraps a remote reply as `host H[ip] said: TEXT (in reply to RCPT TO command)`: the parenthesis
@@ -838,6 +841,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                     seen.add(address.lower())
                     candidates.append(address)
                     named = True
+    display_names = set() if candidates else _display_names(report)
     for m in ([] if candidates else _ADDRESS.finditer(report)):
         address = m.group(0)
         low = address.lower()
@@ -848,6 +852,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         if line_head.startswith(("message-id:", "in-reply-to:", "references:", "content-id:")) or \
                 report[m.start() - 1:m.start()] in ("/", "="):
             continue  # a message identifier or part of a URL, not a mailbox
+        if low in display_names:
+            continue
         seen.add(low)
         candidates.append(address)
     if not named:
@@ -870,6 +876,20 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
+
+
+def _display_names(report: str) -> set[str]:
+    """Addresses written as the display name of another address (RFC 5322 3.4 name-addr, "a@x <b@y>"):
+    not a mailbox anywhere in the report (Exim: "a@x <b@y>: malformed address: <b@y> may not follow
+    a@x"). "a@x <a@x>" names one mailbox."""
+    out = set()
+    for m in _ADDRESS.finditer(report):
+        if report[m.start() - 1:m.start()] == "<":
+            continue
+        bracketed = _DISPLAY_NAME_OF.match(report, m.end())
+        if bracketed and bracketed.group(1).lower() != m.group(0).lower():
+            out.add(m.group(0).lower())
+    return out
 
 
 def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
