@@ -27,6 +27,10 @@ class Reply:
     # For the relay's own replies: which code path made it (an id in policies/relay-replies.yaml),
     # so that its classification says what really happened; provider rules never see it.
     cause: str | None = field(default=None, compare=False)
+    # For a DSN: the leading enhanced code is the reporting MTA's Status field, put first because the
+    # remote server's own words carry none (RFC 3464 2.3.4); it is the reporter's summary of the reply
+    # code, not something the remote server said.
+    enhanced_from_report: bool = field(default=False, compare=False)
 
     @classmethod
     def make(cls, code: int, enhanced: str | None, text: str, source: str = "relay",

@@ -93,10 +93,13 @@ def _unconfirmed(classification, stage: str | None, reply) -> bool:
       appliances) answer "550 Unknown user" to hide their verdict. A provider that really
       checks mailboxes only at DATA (Yahoo's "554 delivery error: dd ... doesn't have an
       account") is listed at the second such refusal;
-    - its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN)."""
+    - its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN). Only a code the
+      refusing server said counts: a DSN's Status put before a reply that carries none is the
+      reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553 Invalid
+      recipient" with Status 5.7.1), not the remote server hiding a policy."""
     if stage == "data":
         return True
-    if classification.category != "unknown_recipient":
+    if classification.category != "unknown_recipient" or reply.enhanced_from_report:
         return False
     enhanced = reply.enhanced or ""
     return enhanced[2:] in _CONTRADICTING_UNKNOWN

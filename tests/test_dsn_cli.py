@@ -148,3 +148,27 @@ def test_a_malformed_recipient_header_lists_nobody(capsys, tmp_path):
     assert row["recipient"] == "bob@example.net"
     assert (row["hard"], row["classification"]["category"], row["classification"]["scope"],
             row["classification"]["bounce_list"]) == (False, "syntax_error", "message", "never")
+
+
+def _dsn(status: str, diagnostic: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.com\nTo: sender@example.com\nSubject: Returned mail\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+        "--b\nContent-Type: text/plain\n\nThe following address had permanent fatal errors.\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.com\n\n"
+        "Final-Recipient: rfc822; dana@example.org\nAction: failed\nStatus: " + status + "\n"
+        "Diagnostic-Code: smtp; " + diagnostic + "\n--b--\n").encode()
+
+
+def test_a_reporters_status_does_not_put_the_remote_servers_no_such_user_in_doubt(capsys, tmp_path):
+    # The remote server said "553 Invalid recipient" at RCPT with no enhanced code; the 5.7.1 is the
+    # reporting MTA's Status (Bigfoot's LiteMail maps 553 so): the address does not exist.
+    reporter = tmp_path / "reporter.eml"
+    reporter.write_bytes(_dsn("5.7.1", "553 Invalid recipient dana@example.org (Mode: normal)"))
+    # The same words under a 5.7.1 the remote server said itself stay in doubt (a filter's verdict).
+    remote = tmp_path / "remote.eml"
+    remote.write_bytes(_dsn("5.7.1", "550 5.7.1 <dana@example.org>: Recipient address rejected: User unknown"))
+    _, rows, _ = run(capsys, str(reporter), str(remote))
+    assert [(r["status"], r["classification"]["category"]) for r in rows] == [
+        ("5.7.1", "unknown_recipient"), ("5.7.1", "unknown_recipient")]
+    assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(True, "list"), (False, "count")]

@@ -179,9 +179,10 @@ class FailedRecipient:
             # No code at all: the report itself is the reporting MTA's verdict, a permanent failure
             # (it gave up) or a delay; RFC 3463 X.0.0 says so without claiming a reason.
             status = "5.0.0" if self.final else "4.0.0"
-        if status and not _STATUS.search(text):
+        from_report = bool(status) and not _STATUS.search(text)
+        if from_report:
             lines = [f"{status} {lines[0]}".rstrip(), *lines[1:]]
-        return Reply(code, tuple(lines) or ("",), "dsn")
+        return Reply(code, tuple(lines) or ("",), "dsn", enhanced_from_report=from_report)
 
 
 @dataclass(frozen=True)
