@@ -172,3 +172,40 @@ def test_a_reporters_status_does_not_put_the_remote_servers_no_such_user_in_doub
     assert [(r["status"], r["classification"]["category"]) for r in rows] == [
         ("5.7.1", "unknown_recipient"), ("5.7.1", "unknown_recipient")]
     assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(True, "list"), (False, "count")]
+
+
+SENDMAIL_V5 = b"""From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.com>
+To: sender@example.com
+Subject: Returned mail: Host unknown
+
+   ----- Transcript of session follows -----
+While talking to mx.example.edu:
+>>> DATA
+<<< 550 Your E-Mail is redundant.
+554 <erin@example.edu>... Remote protocol error: Connection reset by peer during result wait
+550 example.or.jp (smtp)... 550 Host unknown
+554 <fay@example.or.jp>... 550 Host unknown (Authoritative answer from name server)
+   ----- Unsent message follows -----
+From: sender@example.com
+To: erin@example.edu
+Subject: hi
+
+hi
+"""
+
+
+def test_a_sendmail_line_with_the_code_before_the_address_is_that_addresss_reply(capsys, tmp_path):
+    # "554 <erin@...>... Remote protocol error" is erin's; the "550 ... Host unknown" after it is
+    # about another domain and must not make erin's address a hard bounce.
+    bounce = tmp_path / "v5.eml"
+    bounce.write_bytes(SENDMAIL_V5)
+    _, rows, _ = run(capsys, str(bounce))
+    erin, fay = rows
+    assert (erin["recipient"], erin["code"]) == ("erin@example.edu", 554)
+    assert erin["diagnostic"] == ("554 <erin@example.edu>... Remote protocol error: Connection reset by peer "
+                                  "during result wait")
+    assert erin["hard"] is False and erin["classification"]["category"] != "routing_dns"
+    # A line that quotes a reply after the address keeps that reply.
+    assert (fay["recipient"], fay["code"], fay["diagnostic"]) == (
+        "fay@example.or.jp", 550, "550 Host unknown (Authoritative answer from name server)")
+    assert fay["hard"] is True

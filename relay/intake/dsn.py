@@ -55,7 +55,7 @@ _ORIGINAL_MARKER = re.compile(
     r"^\s*[-=_*]*\s*("
     r"original message|below this line is a copy|this is a copy of|returned message|original message follows|"
     r"message header follows|original message headers?|headers of (the|your) original|"
-    r"unsent message below|undelivered message headers|content of the original|"
+    r"unsent message (below|follows)|undelivered message headers|content of the original|"
     r"the (header|text) of (the|your) (original )?message|"
     r"received-headers? of the original|"
     r"forwarded message|returned mail follows|ursprüngliche nachricht|"
@@ -64,6 +64,8 @@ _ORIGINAL_MARKER = re.compile(
 # An address followed by another in angle brackets is the display name of that one ("a@x <b@y>",
 # RFC 5322 3.4 name-addr): the mailbox is the one in the brackets.
 _DISPLAY_NAME_OF = re.compile(r"[ \t]*<(" + _ADDRESS.pattern + ")>")
+# A line that starts with a reply code (and enhanced code) followed by the address it is about.
+_CODE_BEFORE_ADDRESS = re.compile(r"[ \t]*(?:<<<[ \t]*)?[245][0-5][0-9][ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?<?")
 _NOT_RECIPIENT_LOCAL = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "maildaemon", "daemon",
                                   "root", "noreply", "no-reply", "bounce", "bounces"})
 # Postfix wraps a remote reply as `host H[ip] said: TEXT (in reply to RCPT TO command)`: the parenthesis
@@ -898,9 +900,17 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
     mention of the next address); when its part quotes none, the first reply of the whole text."""
     lowered = report.lower()
     positions = []
-    for address in candidates:
+    # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
+    # unavailable"): the line is this address's part of the text, not the end of the one before it.
+    line_starts: dict[int, int] = {}
+    for n, address in enumerate(candidates):
         pos = lowered.find(address.lower())
+        if pos >= 0:
+            line_start = lowered.rfind("\n", 0, pos) + 1
+            if _CODE_BEFORE_ADDRESS.fullmatch(report, line_start, pos):
+                line_starts[n] = line_start
         positions.append(pos if pos >= 0 else len(report))
+    ends = {i: line_starts.get(i, pos) for i, pos in enumerate(positions)}
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
     # What the whole text says is worked out once: per address it would make the work quadratic.
     whole = _find_reply(report)
@@ -910,9 +920,14 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
     out = []
     for rank, i in enumerate(order):
         start = positions[i]
-        end = positions[order[rank + 1]] if rank + 1 < len(order) else len(report)
+        end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
         found = _find_reply(segment)
+        if i in line_starts and _find_reply(segment.split("\n", 1)[0])[0] is None:
+            # "554 <a@x>... Service unavailable": the reply is the line the address is on. When the
+            # line quotes a reply after the address ("554 <a@x>... 550 Host unknown"), that one.
+            segment = report[line_starts[i]:end]
+            found = _find_reply(segment)
         if found[0] is None and found[1] is None:
             found = whole
         code, status, diagnostic = found
