@@ -209,3 +209,31 @@ def test_a_sendmail_line_with_the_code_before_the_address_is_that_addresss_reply
     assert (fay["recipient"], fay["code"], fay["diagnostic"]) == (
         "fay@example.or.jp", 550, "550 Host unknown (Authoritative answer from name server)")
     assert fay["hard"] is True
+
+
+def _sendmail_local(agent_line: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.net\nTo: sender@example.com\nSubject: Returned mail: Service unavailable\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+        "--b\nContent-Type: text/plain\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n<gus@example.net>\n\n"
+        "   ----- Transcript of session follows -----\n" + agent_line + "\n"
+        "554 <gus@example.net>... Service unavailable\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        "Final-Recipient: RFC822; <gus@example.net>\nAction: failed\nStatus: 5.5.0\n--b--\n").encode()
+
+
+def test_a_local_delivery_agents_reason_before_sendmails_line_is_read(capsys, tmp_path):
+    # Sendmail's "554 <gus@...>... Service unavailable" (Status 5.5.0) only says how mail.local
+    # exited; mail.local's own line before it says why: the user does not exist.
+    unknown = tmp_path / "unknown.eml"
+    unknown.write_bytes(_sendmail_local("mail.local: unknown user: gus"))
+    # A line about another user is not gus's reason.
+    other = tmp_path / "other.eml"
+    other.write_bytes(_sendmail_local("mail.local: unknown user: gustav"))
+    _, rows, _ = run(capsys, str(unknown), str(other))
+    assert [r["diagnostic"] for r in rows] == [
+        "mail.local: unknown user: gus 554 <gus@example.net>... Service unavailable",
+        "554 <gus@example.net>... Service unavailable"]
+    assert [(r["hard"], r["classification"]["category"], r["classification"]["bounce_list"]) for r in rows] == [
+        (True, "unknown_recipient", "list"), (False, "protocol_error", "never")]

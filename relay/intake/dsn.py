@@ -922,12 +922,18 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         start = positions[i]
         end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
-        found = _find_reply(segment)
+        *found, begin = _find_reply_at(segment)
         if i in line_starts and _find_reply(segment.split("\n", 1)[0])[0] is None:
             # "554 <a@x>... Service unavailable": the reply is the line the address is on. When the
             # line quotes a reply after the address ("554 <a@x>... 550 Host unknown"), that one.
-            segment = report[line_starts[i]:end]
-            found = _find_reply(segment)
+            start = line_starts[i]
+            segment = report[start:end]
+            *found, begin = _find_reply_at(segment)
+        if begin is not None:
+            agent = _delivery_agent_line(report, start + begin, candidates[i])
+            if agent:
+                found[2] = f"{agent} {found[2]}"
+        found = tuple(found)
         if found[0] is None and found[1] is None:
             found = whole
         code, status, diagnostic = found
@@ -946,6 +952,31 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
     return out
+
+
+# A local delivery agent's own line in a Sendmail transcript ("mail.local: unknown user: bob").
+_AGENT_LINE = re.compile(r"[ \t]*[A-Za-z][\w.-]*: [^\n]+")
+
+
+def _delivery_agent_line(report: str, reply_at: int, address: str) -> str | None:
+    """The line a local delivery agent wrote just before Sendmail's "554 <bob@x>... Service
+    unavailable" about the same user ("mail.local: unknown user: bob"): Sendmail's line only says
+    how the agent exited (sysexits), the agent's line says why. None unless the reply at `reply_at`
+    is Sendmail's line about `address` and the line before it names the address's local part."""
+    line_start = report.rfind("\n", 0, reply_at) + 1
+    if line_start < 2 or report[line_start:reply_at].strip(" \t<"):
+        return None  # the reply does not start its line
+    sendmails = _CODE_BEFORE_ADDRESS.match(report, line_start)
+    if sendmails is None or report[sendmails.end():sendmails.end() + len(address)].lower() != address.lower():
+        return None  # not Sendmail's line about this address
+    previous_start = report.rfind("\n", 0, line_start - 1) + 1
+    line = report[previous_start:line_start - 1]
+    if not _AGENT_LINE.fullmatch(line) or _REPLY_CODE.match(line.strip()):
+        return None
+    local = re.escape(address.split("@", 1)[0])
+    if not re.search(rf"(?<![\w.+-]){local}(?![\w+@-])", line, re.I):
+        return None
+    return line.strip()
 
 
 # The summary of the returned message some reports repeat ("To: ...", "Subject: ...", "Sent: ...").
@@ -969,10 +1000,15 @@ def _reason_text(text: str, address: str) -> str:
 
 def _find_reply(segment: str) -> tuple[int | None, str | None, str | None]:
     """(reply code, enhanced status, the reply's text) of the first SMTP reply quoted in `segment`."""
+    return _find_reply_at(segment)[:3]
+
+
+def _find_reply_at(segment: str) -> tuple[int | None, str | None, str | None, int | None]:
+    """_find_reply and where in `segment` the reply begins."""
     code_m = _REPLY_CODE.search(segment)
     status_m = _STATUS.search(segment)
     if code_m is None and status_m is None:
-        return None, None, None
+        return None, None, None, None
     starts = [m.start() for m in (code_m, status_m) if m is not None]
     begin = min(starts)
     code = int(code_m.group(1)) if code_m else None
@@ -980,7 +1016,7 @@ def _find_reply(segment: str) -> tuple[int | None, str | None, str | None]:
     if code_m is not None and status_m is not None and status_m.start() < code_m.start():
         # A status long before the code belongs to other text; one right before it is the reply's.
         begin = status_m.start()
-    return code, status, _paragraph_from(segment, begin, code)
+    return code, status, _paragraph_from(segment, begin, code), begin
 
 
 def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
