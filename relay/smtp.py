@@ -490,7 +490,26 @@ class RelaySMTP(SMTP):
 
     # -- replies -------------------------------------------------------------
 
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, asyncio.IncompleteReadError) and self._reader.at_eof():
+            # The client's input ended where a command line should start (it half-closed after the
+            # reply we kept the connection open for, or hung up mid-line): the session is over, which
+            # is no error in a command. aiosmtpd's read loop ends with the cancellation (a read at
+            # end of input raises without waiting, so the loop would come straight back here: the
+            # sleep is where the cancellation lands); nothing more is written (push skips a closing
+            # transport).
+            log.info("%s: end of input from the client, closing", self.session.peer)
+            if self.transport is not None:
+                self.transport.close()
+            self._handler_coroutine.cancel()
+            await asyncio.sleep(0)
+        return await super().handle_exception(error)
+
     async def push(self, status):
+        if self.transport is None or self.transport.is_closing():
+            # The connection is being closed (a 421, or the reply after the client's end of input,
+            # went out last): anything written now would reach the client after that last word.
+            return
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):

@@ -3,6 +3,7 @@ up, half-closes, or to a reload or shutdown, and no client waits on the upstream
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
@@ -45,7 +46,8 @@ def test_rset_quit_and_ehlo_do_not_wait_for_the_upstream_rset(upstream, relay_fa
     upstream.drop_connections()
 
 
-def test_a_client_half_close_gets_its_final_reply_and_one_delivery(relay, upstream):
+def test_a_client_half_close_gets_its_final_reply_and_one_delivery(relay, upstream, caplog):
+    caplog.set_level(logging.WARNING)
     upstream.slow_seconds = 1.0  # the final reply comes after the client shut its side
     c = client(relay)
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
@@ -54,8 +56,11 @@ def test_a_client_half_close_gets_its_final_reply_and_one_delivery(relay, upstre
     c.send(BODY + b".\r\nQUIT\r\n")  # pipelined (RFC 2920), and nothing more to say
     c.sock.shutdown(socket.SHUT_WR)
     assert c.reply()[0] == 250
+    assert c.closed()
     c.close()
     assert len(upstream.wait_for_messages(1)) == 1
+    # The client's end of input after the reply is the session's end, not an error in a command.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_shutdown_writes_the_events_of_transactions_it_cuts_off(tmp_path, upstream, monkeypatch):
@@ -241,3 +246,18 @@ def test_a_non_ascii_address_without_smtputf8_is_refused_5_6_7(relay, upstream):
     (msg,) = upstream.wait_for_messages(1)
     assert msg.mail_from == "a@sender.test" and msg.rcpt_tos == ["b@example.com"]
     assert all(cmd.isascii() for cmd in upstream.commands)
+
+
+def test_a_client_that_half_closes_after_a_command_gets_its_reply_and_no_error_is_logged(relay, upstream, caplog):
+    # The client's end of input while its command waits on the upstream: the reply still goes, then the
+    # session ends; the end of input after it is not "an error in an SMTP command" (and no 451 is written).
+    caplog.set_level(logging.WARNING)
+    for tail in (b"", b"NOOP"):  # nothing more, or a last command cut off without its CRLF
+        c = client(relay)
+        c.send(b"MAIL FROM:<a@sender.test>\r\n" + tail)
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.reply()[0] == 250
+        assert c.closed()
+        assert c.buf == b""
+        c.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
