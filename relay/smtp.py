@@ -54,6 +54,10 @@ _REWRITES = [
     (re.compile(r"^(?:250|501) (Supported commands: .*|Syntax: .*)$"), r"214 2.0.0 \1"),
     # RFC 3207 4: 454 when TLS cannot be started (here: no certificate on this listener); X.7.0 (RFC 3463 3.8).
     (re.compile(r"^454 (?!4\.)(.*)$"), r"454 4.7.0 \1"),
+    # aiosmtpd echoes a VRFY argument it cannot parse, raw: a syntax error (RFC 5321 4.2.2: 501),
+    # shown escaped like any client bytes.
+    (re.compile(r"^502 Could not VRFY (.*)$", re.S),
+     lambda m: f"501 5.5.4 Could not VRFY {printable(m.group(1)[:60])}: not an address"),
     (re.compile(r"^502 (?!5\.)(.*)$"), r"502 5.5.1 \1"),
     (re.compile(r"^555 (.*)$"), r"555 5.5.4 \1"),
     (re.compile(r"^554 Command refused due to lack of security$"), "554 5.7.0 Command refused: TLS negotiation failed"),

@@ -430,6 +430,10 @@ def test_a_repeated_mail_parameter_is_refused(relay, upstream, params):
     (b"HELP", "214 2.0.0 Supported commands: "),
     (b"HELP MAIL", "214 2.0.0 "),
     (b"STARTTLS", "454 4.7.0 TLS not available"),  # no certificate on this listener
+    # aiosmtpd echoes a VRFY argument it cannot parse: raw, or (not UTF-8) a traceback and a 451.
+    (b"VRFY <a\xda@x", "501 5.5.4 Could not VRFY <a\\xda@x: not an address"),
+    (b"VRFY <\x1b[2J", "501 5.5.4 Could not VRFY <\\x1b[2J: not an address"),
+    (b"VRFY <a@x.test>", "252 2.5.0 Cannot VRFY user"),
 ])
 def test_every_reply_has_an_enhanced_code_and_no_raw_control_bytes(relay, line, expected):
     with client(relay) as c:
