@@ -24,7 +24,7 @@ import ssl
 from base64 import b64decode
 from dataclasses import dataclass, field
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from .address import printable, unsendable
 from .decision import Reply
@@ -495,6 +495,13 @@ class RelaySMTP(SMTP):
     # -- replies -------------------------------------------------------------
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # The client's handshake failed (not a ClientHello, no common cipher, it hung up): its
+            # failure, one line; aiosmtpd closes the connection after this.
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or (type(cause).__name__ if cause is not None else "")
+            log.info("%s: TLS handshake failed: %s", self.session.peer, printable(str(reason or cause))[:200])
+            return "454 4.7.0 TLS handshake failed"
         if isinstance(error, asyncio.IncompleteReadError) and self._reader.at_eof():
             # The client's input ended where a command line should start (it half-closed after the
             # reply we kept the connection open for, or hung up mid-line): the session is over, which

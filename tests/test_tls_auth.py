@@ -219,3 +219,23 @@ def test_auth_plain_as_another_identity_is_refused(auth_relay, upstream, cert, c
         assert c.cmd("AUTH PLAIN " + same)[0] == 235
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert upstream.connections == 1
+
+
+def test_a_failed_tls_handshake_closes_the_connection_without_an_error_in_the_log(auth_relay, cert, caplog):
+    # A client that sends something other than a TLS ClientHello after 220 (a scanner, a broken client):
+    # its failure, told in one line, not "an error in an SMTP command" with a traceback.
+    import logging
+
+    caplog.set_level(logging.INFO)
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("STARTTLS")[0] == 220
+        c.send(b"\x16\x09\x09 not a client hello\r\n" * 20)
+        assert c.closed()
+    with TLSClient(auth_relay.host, auth_relay.port) as c:  # the next client is served
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        assert c.cmd("EHLO client.test")[0] == 250
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert any("TLS handshake failed" in r.getMessage() and "WRONG_VERSION_NUMBER" in r.getMessage()
+               for r in caplog.records)
