@@ -202,3 +202,46 @@ def test_a_delay_warning_is_deferred_and_lists_nothing(verp_relay, upstream):
     events = verp_relay.events(wait_for=1)
     assert [e["kind"] for e in events] == ["deferred"]
     assert events[0]["dsn"]["action"] == "delayed" and events[0]["reply"]["code"] == 452
+
+
+def test_a_message_the_mime_parser_gives_up_on_is_refused_for_good_not_deferred(verp_relay, upstream, caplog):
+    # A multipart nested 3,000 deep (the standard library's parser recurses per level): the same bytes
+    # would fail on every retry, so the answer is a 5xx (the reporting MTA drops a refused bounce),
+    # not "451 Temporary local problem" with a traceback in the log each time.
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    return_path = relay_one(verp_relay, upstream)
+    nesting = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(3000))
+    bomb = f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\nMIME-Version: 1.0\r\n".encode() + nesting + \
+        b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    replies = mail_bounce(verp_relay, return_path, bomb)
+    assert replies[-1][0] == 554 and replies[-1][1].startswith("554 5.6.0 "), replies
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # The intake still reads the next bounce.
+    assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250
+    events = verp_relay.events(wait_for=3)
+    assert [e["kind"] for e in events] == ["policy_rejected", "bounced", "bounce_listed"]
+    assert events[0]["reply"]["enhanced"] == "5.6.0"  # the refusal the reporting MTA saw has its event
+
+
+def test_a_reported_recipient_that_is_no_address_is_skipped_and_the_rest_recorded(verp_relay, upstream):
+    # A local part over 64 octets (RFC 5321 4.5.3.1.1) cannot be a key of the bounce list: before, the
+    # store's refusal made the whole bounce 451 ("could not be updated"), retried for ever.
+    return_path = relay_one(verp_relay, upstream)
+    bogus = "x" * 70 + "@dest.example"
+
+    def said(rcpt: str) -> str:
+        return (f"<{rcpt}>: host mx.dest.example[192.0.2.1] said: 550 5.1.1\r\n    <{rcpt}>: Recipient "
+                f"address rejected: User unknown (in reply to RCPT TO\r\n    command)\r\n\r\n")
+
+    text_bounce = (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+                   f"Subject: Undelivered Mail Returned to Sender\r\n\r\n"
+                   f"This is the mail system at host smarthost.example.\r\n\r\nI'm sorry to have to inform you "
+                   f"that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n"
+                   + said(bogus) + said("alice@dest.example")).encode()
+    replies = mail_bounce(verp_relay, return_path, text_bounce)
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=2)
+    assert sorted(e["kind"] for e in events) == ["bounce_listed", "bounced"]
+    assert {e["recipient"] for e in events} == {"alice@dest.example"}

@@ -19,6 +19,7 @@ import ipaddress
 import logging
 from dataclasses import replace
 
+from ..address import is_valid, printable
 from ..config import Clients
 from ..decision import Decision, Reply, accept, defer, reject
 from ..outcomes import Observation
@@ -66,7 +67,20 @@ class BounceIntake(Step):
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         raw = message.original
-        report = await asyncio.wait_for(asyncio.to_thread(parse_bounce, raw), PARSE_DEADLINE)
+        try:
+            report = await asyncio.wait_for(asyncio.to_thread(parse_bounce, raw), PARSE_DEADLINE)
+        except TimeoutError:
+            log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
+            return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
+        except (RecursionError, MemoryError, ValueError, LookupError, TypeError) as exc:
+            # The standard library's MIME parser gives up on some hostile or broken structures (a
+            # multipart nested a thousand deep: RecursionError). The same bytes would fail again
+            # on every retry, so a 451 would only have the reporting MTA resend them for days;
+            # a bounce (sent from <>) refused 5xx is dropped by its sender (RFC 5321 4.5.5).
+            log.warning("bounce could not be read (transaction %s): %s: %s", txn.id, type(exc).__name__,
+                        str(exc)[:200])
+            return reject(554, "5.6.0", f"Message could not be read as a bounce or report ({type(exc).__name__})",
+                          kind="policy_rejected")
         tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
         token = next((t for t in tokens.values() if t is not None), None)
         if self.codec is not None and token is None:
@@ -92,6 +106,11 @@ class BounceIntake(Step):
         # it (RFC 3464 2.3.1), else the address that failed.
         recipient = failed.original_recipient or failed.recipient
         if not recipient:
+            return None
+        if not is_valid(recipient):
+            # Not an address we could have sent to (a local part over 64 octets, a broken domain):
+            # nothing on the bounce list can stand for it, and a 451 would only bring it back.
+            log.info("bounce names %s, not a valid address: not recorded", printable(recipient)[:300])
             return None
         if report.kind == "feedback":
             kind = "complained"
