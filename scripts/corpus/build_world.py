@@ -1,4 +1,5 @@
-"""    python3 scripts/corpus/build_world.py scripts/corpus/world_candidates.py tests/data/corpus/train/world.yaml
+"""    python3 scripts/corpus/build_world.py CANDIDATES tests/data/corpus/train/OUT.yaml
+    (world_candidates.py -> world.yaml, world2_candidates.py -> world2.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
@@ -31,7 +32,7 @@ def listing(cat, scope, perm, stage=None, reply=""):
     if cat in ("mailbox_disabled", "routing_dns", "other"): return "count"
     return "never"
 
-train = [e for e in load_part("train") if not e["_file"].endswith("world.yaml")]
+train = [e for e in load_part("train") if e["_file"] != f"train/{Path(sys.argv[2]).name}"]
 held_keys = {near_duplicate_key(e["reply"]) for e in load_part("heldout")}
 train_keys = {near_duplicate_key(e["reply"]) for e in train}
 seen = set(); out = []; dropped_held = dropped_train = 0
