@@ -254,6 +254,42 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         # The sending host's reverse DNS: a lookup timeout defers, a generic name is a range block.
         ("451 rDNS lookup timed out for 192.0.2.1", "temporary_failure", False),
         ("550 generic PTR name, use your provider's relay", "blocklisted", True),
+        # Issue 8, round 9. A URI list queried with the connecting client's name blocks the
+        # client; the same list named for a link in the message is content.
+        ("554 5.7.1 Service unavailable; Client host [mx.example.net] blocked using dbl.uribl.example",
+         "blocklisted", True),
+        ("554 5.7.1 Message contains a URL listed in multi.uribl.example", "spam_content", True),
+        # An IP verdict worded as a relay refusal is the IP's reputation.
+        ("553 5.7.1 Client host rejected: Relaying denied - your IP was identified as spammer",
+         "blocklisted", True),
+        ("421 4.7.1 Intrusion prevention active for [192.0.2.7]", "blocklisted", False),
+        # A refused client host stays a session refusal whatever reason word follows.
+        ("550 5.7.1 <host.example[192.0.2.2]>: Client host rejected: phishing source", "policy_rejected", True),
+        # The sending MTA could not reach the destination, or its peer hung up.
+        ("451 Could not connect to [example.org->MX]:25", "routing_dns", False),
+        ("Unable to contact destination SMTP host mx.example.org", "routing_dns", False),
+        ("remote host closed connection after RCPT TO", "temporary_failure", False),
+        ("550 Loop detected in message headers", "routing_dns", True),
+        # Account-level sending allowances of submission services are the sender's rate.
+        ("454 Throttling failure: maximum sending rate of 14 per second exceeded", "rate_limited", False),
+        ("451 Maximum credits exceeded for this account", "rate_limited", False),
+        ("421 4.4.2 Submission rate for this user has exceeded the configured limit", "rate_limited", False),
+        # The sender's domain must resolve, whoever says it.
+        ("501 Domain must resolve", "auth_failed", True),
+        ("554 Sender domain does not have an MX or A record", "auth_failed", True),
+        # A from address the submission account has not verified.
+        ("550 From address does not match a verified sender identity", "relay_denied", True),
+        # An account that exists but was terminated or is inactive is disabled, not unknown.
+        ("550 5.1.1 <x@example.com> inactive recipient", "mailbox_disabled", True),
+        ("550 Local mailbox x@example.com is unavailable: user is terminated", "mailbox_disabled", True),
+        # qmail validrcptto: the recipient is not in the server's list of valid ones.
+        ("553 sorry, this recipient is not in my list of valid recipients (#5.7.1)", "unknown_recipient", True),
+        # Size and format: Exchange's submission limit, an over-long line (RFC 5322 2.1.1).
+        ("554 5.2.0 STOREDRV.Submission.Exception:MessageSubmissionExceededException."
+         "MapiExceptionMaxSubmissionExceeded", "message_too_large", True),
+        ("552 Message line is too long", "policy_rejected", True),
+        # NetEase's spam verdict code.
+        ("554 DT:SPM 126 smtp5,abcdef 1564271411, please see the help page", "spam_content", True),
     ],
 )
 def test_traps(reply, category, permanent):

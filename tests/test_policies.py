@@ -32,6 +32,14 @@ def judge(text, stage=None, recipients=(), source="upstream"):
         ("500 5.5.2 Error: bad syntax", "rcpt", "protocol_error", "session"),
         ("502 5.5.1 Error: command not implemented", "rcpt", "protocol_error", "session"),
         ("550 5.7.1 Requested action not taken: mailbox unavailable", "rcpt", "policy_rejected", "message"),
+        # Issue 8, round 9: a domain word at HELO is the relay's own name, never a recipient's
+        # domain; a sender's disabled mailbox and an unverified submission identity are the
+        # sender's, even when the text names an address.
+        ("501 5.0.0 Invalid domain name", "helo", "protocol_error", "session"),
+        ("550 5.7.1 <jane@example.com>: Sender address rejected: mailbox disabled", "rcpt",
+         "policy_rejected", "sender"),
+        ("554 Message rejected: Email address is not verified. The following identities failed the check "
+         "in region EU-WEST-1: jane@example.com", "data", "relay_denied", "sender"),
     ],
 )
 def test_refusals_that_are_not_about_the_recipient_never_list(text, stage, category, scope):
@@ -97,6 +105,13 @@ def test_a_user_unknown_whose_enhanced_code_contradicts_it_counts(text):
 def test_a_user_unknown_with_an_agreeing_or_no_enhanced_code_lists_at_once(text):
     j = judge(text, "rcpt", ["b@example.com"])
     assert (j.classification.category, j.bounce_list, j.suppression_rule) == ("unknown_recipient", "list", None)
+
+
+def test_an_inactive_recipient_under_5_1_1_counts_and_is_not_listed_at_once():
+    # UPC/chello's "inactive recipient rejected" carries 5.1.1, but the text says the mailbox
+    # exists and is inactive: a disabled mailbox counts (issue 13), it never lists at once.
+    j = judge("550 5.1.1 <b@example.com> inactive recipient rejected", "rcpt", ["b@example.com"])
+    assert (j.classification.category, j.bounce_list) == ("mailbox_disabled", "count")
 
 
 def test_a_disabled_mailbox_counts_towards_listing():
