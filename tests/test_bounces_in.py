@@ -245,3 +245,16 @@ def test_a_reported_recipient_that_is_no_address_is_skipped_and_the_rest_recorde
     events = verp_relay.events(wait_for=2)
     assert sorted(e["kind"] for e in events) == ["bounce_listed", "bounced"]
     assert {e["recipient"] for e in events} == {"alice@dest.example"}
+
+
+def test_header_fields_with_8bit_bytes_are_read_as_text(verp_relay, upstream):
+    # The compat32 parser gives a field holding raw 8-bit bytes as a Header object: reading it as a str
+    # raised AttributeError, and every such message got "451 Temporary local problem" (and came back).
+    return_path = relay_one(verp_relay, upstream)
+    auto = (f"From: alice@dest.example\r\nTo: {return_path}\r\nSubject: Abwesenheitsnotiz: R\xfcckkehr am Montag\r\n"
+            f"Auto-Submitted: auto-replied (vacation)\r\nPrecedence: bulk \xe9\r\n\r\nIch bin weg.\r\n").encode("latin-1")
+    replies = mail_bounce(verp_relay, return_path, auto)
+    assert replies[-1][0] == 250 and "nothing recorded" in replies[-1][1], replies
+    bounce = dsn_for(return_path).replace(b"Subject: Undelivered Mail", b"Subject: Unzustellbar \xe4 Undelivered Mail")
+    assert mail_bounce(verp_relay, return_path, bounce)[-1][0] == 250
+    assert [e["kind"] for e in verp_relay.events(wait_for=2)] == ["bounced", "bounce_listed"]

@@ -237,6 +237,13 @@ def _bare_address(value: str | None) -> str | None:
     return m.group(0) if m else None
 
 
+def _header_value(part: Message, name: str) -> str:
+    """A header field's value as text, "" when absent: the compat32 parser hands over a field that
+    holds 8-bit bytes as an email.header.Header, not a str."""
+    value = part.get(name)
+    return "" if value is None else str(value)
+
+
 def _header_text(value) -> str:
     try:
         return str(make_header(decode_header(str(value))))
@@ -328,9 +335,9 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         if report is not None:
             return report
         lone_status = _lone_addressless_status(status_parts)
-    if (msg.get("X-Apple-Unsubscribe") or "").strip().lower() == "true":
+    if _header_value(msg, "X-Apple-Unsubscribe").strip().lower() == "true":
         # Apple Mail's unsubscribe: a message from the recipient asking to be removed (an opt-out).
-        who = _bare_address(msg.get("From"))
+        who = _bare_address(_header_value(msg, "From"))
         if who:
             return BounceReport("feedback", (FailedRecipient(recipient=who, feedback_type="opt-out"),),
                                 original_headers=tuple(original or ()))
@@ -400,12 +407,12 @@ def _is_auto_reply(msg: Message) -> bool:
     """RFC 3834 auto-replies (and the usual vacation headers) are answers, not bounces."""
     if msg.get("X-Autoreply") or msg.get("X-Autorespond") or msg.get("X-Vacation"):
         return True
-    precedence = (msg.get("Precedence") or "").strip().lower()
-    subject = _header_text(msg.get("Subject") or "")
-    auto = (msg.get("Auto-Submitted") or "").strip().lower()
+    precedence = _header_value(msg, "Precedence").strip().lower()
+    subject = _header_text(_header_value(msg, "Subject"))
+    auto = _header_value(msg, "Auto-Submitted").strip().lower()
     if auto.startswith("auto-replied") or precedence == "auto_reply":
         return bool(_AUTO_REPLY_SUBJECT.search(subject)) or "delivery" not in subject.lower() and \
-            not _looks_like_daemon(msg.get("From") or "")
+            not _looks_like_daemon(_header_value(msg, "From"))
     return bool(_AUTO_REPLY_SUBJECT.search(subject))
 
 
@@ -420,7 +427,7 @@ def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
     Message objects but drops what follows a malformed line into a body; the blocks are re-read here
     from their text, so that a reply continued without indentation stays in its Diagnostic-Code."""
     payload = part.get_payload()
-    encoding = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    encoding = _header_value(part, "Content-Transfer-Encoding").strip().lower()
     if encoding in ("base64", "quoted-printable"):
         # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
         body = part.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
@@ -724,7 +731,7 @@ def _original_message_headers(msg: Message) -> list[tuple[str, str]] | None:
             inner = part.get_payload()
             if isinstance(inner, list) and inner:
                 return [(k, _header_text(_unfold(str(v)))) for k, v in inner[0].items()]
-        attached = (part.get("Content-Disposition") or "").strip().lower().startswith("attachment")
+        attached = _header_value(part, "Content-Disposition").strip().lower().startswith("attachment")
         if ctype in ("text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers",
                      "message/global-headers") or (attached and ctype == "text/plain"):
             text = _decoded_text(part)
@@ -798,7 +805,7 @@ def _report_text(msg: Message) -> str:
             return
         if part.get_content_maintype() != "text":
             return
-        if (part.get("Content-Disposition") or "").strip().lower().startswith("attachment"):
+        if _header_value(part, "Content-Disposition").strip().lower().startswith("attachment"):
             return  # the returned message or its headers, attached as a file
         text = _decoded_text(part)
         if part.get_content_subtype() == "html":
@@ -869,7 +876,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
         if len(to) == 1 and to[0].lower() not in excluded:
             candidates = to
-    subject = _header_text(msg.get("Subject") or "") if msg is not None else ""
+    subject = _header_text(_header_value(msg, "Subject")) if msg is not None else ""
     candidates = candidates[:MAX_TEXT_RECIPIENTS]
     if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
         return BounceReport("none", original_headers=tuple(original or ()))
