@@ -174,6 +174,17 @@ class Connections:
             self.per_client.pop(key, None)
 
 
+def _help_of(original):
+    """Keep the HELP text aiosmtpd's @syntax put on the method an override replaces: HELP lists a
+    command, and `HELP <command>` describes it, only where the method carries it."""
+    def copy(method):
+        for name in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+            if hasattr(original, name):
+                setattr(method, name, getattr(original, name))
+        return method
+    return copy
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
@@ -298,10 +309,12 @@ class RelaySMTP(SMTP):
             return None, None
         return address, arg[m.end():]
 
+    @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
         if not await self._parameters_refused("FROM:", arg):
             await super().smtp_MAIL(arg)
 
+    @_help_of(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg: str | None) -> None:
         if not await self._parameters_refused("TO:", arg):
             await super().smtp_RCPT(arg)
@@ -321,6 +334,7 @@ class RelaySMTP(SMTP):
             return True
         return False
 
+    @_help_of(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
         """DATA, read in chunks into one buffer rather than aiosmtpd's list of lines: a 25 MB
         message then costs about its size in memory, and a long one no Python loop per line."""
@@ -424,6 +438,7 @@ class RelaySMTP(SMTP):
         content, self.data_dot_lines = receiver.message()
         return content, None
 
+    @_help_of(SMTP.smtp_STARTTLS)
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self._tls_protocol is not None and not arg:
             # RFC 3207 4.2: STARTTLS is not offered once TLS is up, and a second handshake inside the

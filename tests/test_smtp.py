@@ -471,3 +471,13 @@ def test_data_before_rcpt_with_the_message_pipelined_closes_the_connection(relay
         assert c.reply()[1].startswith("421 4.5.0 ")
         assert c.closed()
     assert upstream.connections == 0
+
+
+def test_help_lists_and_describes_the_commands_the_relay_overrides(relay):
+    # RFC 5321 4.1.1.8: HELP tells what the server takes. The overridden MAIL, RCPT and DATA had lost
+    # aiosmtpd's help text: missing from the list, and "HELP MAIL" answered with the list.
+    with client(relay) as c:
+        code, text = c.cmd("HELP")
+        assert code == 214 and {"MAIL", "RCPT", "DATA", "NOOP", "RSET"} <= set(text.split(":", 1)[1].split())
+        assert c.cmd("HELP MAIL") == (214, "214 2.0.0 Syntax: MAIL FROM: <address> [SP <mail-parameters>]")
+        assert c.cmd("HELP DATA") == (214, "214 2.0.0 Syntax: DATA")
