@@ -77,6 +77,10 @@ assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
+# NOOP, RSET, VRFY and HELP a connection may send without a message delivered in between (Postfix's
+# smtpd_junk_command_limit): each one restarts the idle deadline, so without a bound a client could
+# hold a connection slot for ever doing nothing.
+MAX_JUNK_COMMANDS = 100
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -211,6 +215,7 @@ class RelaySMTP(SMTP):
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
         self._auth_failures = 0  # in this connection
         self._auth_response = None  # the last answer to an AUTH challenge (334), decoded
+        self.junk_commands = 0  # NOOP/RSET/VRFY/HELP since the last message delivered (Handler.handle_DATA)
 
     # -- deadlines -----------------------------------------------------------
 
@@ -308,6 +313,34 @@ class RelaySMTP(SMTP):
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return address, arg[m.end():]
+
+    async def _junk_limit_reached(self) -> bool:
+        self.junk_commands += 1
+        if self.junk_commands <= MAX_JUNK_COMMANDS:
+            return False
+        log.info("%s: %d NOOP/RSET/VRFY/HELP without a message, closing", self.session.peer, self.junk_commands)
+        await self.push("421 4.7.0 Too many commands without a message sent, closing the connection")
+        return True
+
+    @_help_of(SMTP.smtp_NOOP)
+    async def smtp_NOOP(self, arg: str) -> None:
+        if not await self._junk_limit_reached():
+            await super().smtp_NOOP(arg)
+
+    @_help_of(SMTP.smtp_RSET)
+    async def smtp_RSET(self, arg: str) -> None:
+        if not await self._junk_limit_reached():
+            await super().smtp_RSET(arg)
+
+    @_help_of(SMTP.smtp_VRFY)
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not await self._junk_limit_reached():
+            await super().smtp_VRFY(arg)
+
+    @_help_of(SMTP.smtp_HELP)
+    async def smtp_HELP(self, arg: str) -> None:
+        if not await self._junk_limit_reached():
+            await super().smtp_HELP(arg)
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -657,6 +690,8 @@ class Handler:
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
         reply = await self.service.data(server.relay_session, envelope.original_content,
                                         dot_lines=server.data_dot_lines, crlf_only=server.data_crlf_only)
+        if reply.positive:
+            server.junk_commands = 0
         return server.verbatim(reply)
 
     async def handle_exception(self, error: Exception) -> str:

@@ -481,3 +481,17 @@ def test_help_lists_and_describes_the_commands_the_relay_overrides(relay):
         assert code == 214 and {"MAIL", "RCPT", "DATA", "NOOP", "RSET"} <= set(text.split(":", 1)[1].split())
         assert c.cmd("HELP MAIL") == (214, "214 2.0.0 Syntax: MAIL FROM: <address> [SP <mail-parameters>]")
         assert c.cmd("HELP DATA") == (214, "214 2.0.0 Syntax: DATA")
+
+
+def test_a_client_that_only_sends_noop_and_rset_is_closed_after_100(relay, upstream):
+    # Postfix's smtpd_junk_command_limit: each NOOP restarts the idle deadline, so without a bound a
+    # client holds its connection slot for ever. A delivered message starts the count again.
+    with client(relay) as c:
+        for i in range(60):
+            assert c.cmd("NOOP" if i % 2 else "RSET")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        for i in range(100):
+            assert c.cmd("NOOP" if i % 3 else "RSET")[0] == 250, i
+        code, text = c.cmd("NOOP")
+        assert code == 421 and text.startswith("421 4.7.0 "), text
+        assert c.closed()
