@@ -189,6 +189,15 @@ def _help_of(original):
     return copy
 
 
+def _junk_command(original):
+    """`original` (NOOP, RSET, VRFY, HELP) counted against MAX_JUNK_COMMANDS first."""
+    @_help_of(original)
+    async def command(self: "RelaySMTP", arg: str) -> None:
+        if not await self._junk_limit_reached():
+            await original(self, arg)
+    return command
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
@@ -322,25 +331,10 @@ class RelaySMTP(SMTP):
         await self.push("421 4.7.0 Too many commands without a message sent, closing the connection")
         return True
 
-    @_help_of(SMTP.smtp_NOOP)
-    async def smtp_NOOP(self, arg: str) -> None:
-        if not await self._junk_limit_reached():
-            await super().smtp_NOOP(arg)
-
-    @_help_of(SMTP.smtp_RSET)
-    async def smtp_RSET(self, arg: str) -> None:
-        if not await self._junk_limit_reached():
-            await super().smtp_RSET(arg)
-
-    @_help_of(SMTP.smtp_VRFY)
-    async def smtp_VRFY(self, arg: str) -> None:
-        if not await self._junk_limit_reached():
-            await super().smtp_VRFY(arg)
-
-    @_help_of(SMTP.smtp_HELP)
-    async def smtp_HELP(self, arg: str) -> None:
-        if not await self._junk_limit_reached():
-            await super().smtp_HELP(arg)
+    smtp_NOOP = _junk_command(SMTP.smtp_NOOP)
+    smtp_RSET = _junk_command(SMTP.smtp_RSET)
+    smtp_VRFY = _junk_command(SMTP.smtp_VRFY)
+    smtp_HELP = _junk_command(SMTP.smtp_HELP)
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
