@@ -1,6 +1,17 @@
 """How well `relay dsn parse` reads the labelled bounce corpus (tests/data/bounces).
 
     python bench/bench_dsn.py [--part tune|holdout|all] [--failures]
+    python bench/bench_dsn.py --world [--failures]
+
+`--world` reads the second, independent set instead (tests/data/bounces/world: real bounces from other
+bounce parsers' test data, labelled by reading each message; see its README.md). Its figures:
+- recipient: a labelled address of a `bounce` is an output line's `recipient` or `original_recipient`
+  (the set labels the address the message says failed; where a DSN gives both, either is right).
+- status: that line's `status` equals the label (null included). Labels without an address are left out.
+- spurious: output lines of a `bounce` naming an address that is not a labelled one (a good address
+  reported as failed is the worst error: it can put that address on the bounce list).
+- false failures: a `none` message (auto-reply, ordinary mail) that yields any line, or a `delay`
+  warning that yields a line classified permanent.
 
 Prints a human summary on stderr and one JSON object on stdout:
 {"bench": "dsn", "parts": {"tune": {...}, "holdout": {...}, "all": {...}}}
@@ -152,11 +163,98 @@ def figures(results, part: str) -> dict:
     }
 
 
+WORLD = bounce_corpus.CORPUS / "world"
+
+
+def evaluate_world(corpus: Path = WORLD) -> dict:
+    """Per message of the world set: (entry, the lines `relay dsn parse` prints for it)."""
+    import yaml
+    entries = yaml.safe_load((corpus / "labels.yaml").read_text(encoding="utf-8"))
+    policies = shipped_policies()
+    return {"results": [(entry, records(parse_bounce((corpus / entry["file"]).read_bytes()), entry["file"], policies))
+                        for entry in entries]}
+
+
+def _names(record: dict) -> set[str]:
+    return {a.lower() for a in (record.get("recipient"), record.get("original_recipient")) if a}
+
+
+def world_figures(results) -> dict:
+    rcpt_labelled = rcpt_right = status_labelled = status_right = 0
+    spurious: list[tuple[str, str]] = []
+    false_failures: list[str] = []
+    misreads: list[str] = []
+    for entry, rows in results:
+        labels = entry["recipients"]
+        if entry["kind"] == "none":
+            if rows:
+                false_failures.append(entry["file"])
+            continue
+        if entry["kind"] == "delay":
+            if any((r.get("classification") or {}).get("permanent") for r in rows):
+                false_failures.append(entry["file"])
+            continue
+        wanted = {lab["recipient"].lower() for lab in labels if lab["recipient"]}
+        for row in rows:
+            if not (_names(row) & wanted):
+                spurious.append((entry["file"], row["recipient"]))
+        for lab in labels:
+            if not lab["recipient"]:
+                continue
+            rcpt_labelled += 1
+            status_labelled += 1
+            row = next((r for r in rows if lab["recipient"].lower() in _names(r)), None)
+            if row is not None:
+                rcpt_right += 1
+            if row is not None and row["status"] == lab["status"]:
+                status_right += 1
+            if row is None or row["status"] != lab["status"]:
+                misreads.append(f"{entry['file']} {lab['recipient']} label status={lab['status']} | ours "
+                                + (json.dumps({"status": row["status"], "code": row["code"],
+                                               "diagnostic": (row["diagnostic"] or "")[:100]}) if row else "none"))
+    bounces = sum(1 for e, _ in results if e["kind"] == "bounce")
+    not_failures = len(results) - bounces
+    return {
+        "messages": len(results), "bounces": bounces, "not_failures": not_failures,
+        "families": len({e["family"] for e, _ in results}),
+        "recipient_accuracy": round(rcpt_right / rcpt_labelled, 4), "recipient_right": rcpt_right,
+        "recipient_labelled": rcpt_labelled,
+        "status_accuracy": round(status_right / status_labelled, 4), "status_right": status_right,
+        "spurious_recipients": len(spurious), "spurious_in_messages": len({f for f, _ in spurious}),
+        "false_failures": len(false_failures),
+        "details": {"spurious": spurious, "false_failures": false_failures, "misreads": misreads},
+    }
+
+
+def main_world(show_failures: bool) -> int:
+    f = world_figures(evaluate_world()["results"])
+    print(f"world    messages {f['messages']} ({f['bounces']} bounces, {f['not_failures']} not failures; "
+          f"{f['families']} MTA families)  right recipient {f['recipient_accuracy']:.2%} "
+          f"({f['recipient_right']}/{f['recipient_labelled']})  right status {f['status_accuracy']:.2%} "
+          f"({f['status_right']}/{f['recipient_labelled']})  spurious recipients {f['spurious_recipients']} "
+          f"(in {f['spurious_in_messages']} bounces)  false failures {f['false_failures']}/{f['not_failures']}",
+          file=sys.stderr)
+    details = f.pop("details")
+    if show_failures:
+        for line in details["misreads"]:
+            print("  misread  " + line, file=sys.stderr)
+        for file, address in details["spurious"]:
+            print(f"  spurious {file} {address}", file=sys.stderr)
+        for file in details["false_failures"]:
+            print(f"  false failure {file}", file=sys.stderr)
+    print(json.dumps({"bench": "dsn", "parts": {"world": f}}))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["tune", "holdout", "all"], help="only this part (default: all three)")
     parser.add_argument("--failures", action="store_true", help="list every wrong recipient on stderr")
+    parser.add_argument("--world", action="store_true",
+                        help="read the independent world set (tests/data/bounces/world) instead")
     args = parser.parse_args()
+    if args.world:
+        return main_world(args.failures)
     evaluation = evaluate()
     results = evaluation["results"]
     names = [args.part] if args.part else ["tune", "holdout", "all"]
