@@ -369,3 +369,80 @@ def test_the_lone_status_block_without_an_address_gives_its_status_to_the_recipi
            "Action: failed\nFinal-Recipient: rfc822;/mail/spool/example.net/bob\nStatus: 5.0.0\n\n--B--\n")
     [r] = parse_bounce(raw.encode()).recipients
     assert (r.recipient, r.status, r.action) == ("bob@example.net", "5.0.0", "failed")
+
+
+# --- rules found on the second, independent set (tests/data/bounces/world) ---------------------------
+
+EXCHANGE55 = (
+    "From: System Administrator <postmaster@example.net>\nTo: list-bounces@example.com\n"
+    "Subject: Undeliverable: RELEASED Tool 2.0.12\n\n"
+    "Your message\n\n  To:      announce@example.com\n  Cc:      devel@example.com; users@example.com\n"
+    "  Subject: RELEASED Tool 2.0.12\n  Sent:    Thu, 11 Jul 2002 16:52:33 -0300\n\n"
+    "did not reach the following recipient(s):\n\n"
+    "{rcpt} on Thu, 11 Jul 2002 16:54:54 -0300\n    The recipient name is not recognized\n")
+
+
+def test_the_summary_of_the_returned_message_names_no_failed_recipient_and_no_status():
+    # Exchange 5.5: "Your message / To: / Cc: / Subject: ... 2.0.12 / did not reach ...": the To and Cc
+    # are the original's (a list), the version number in its Subject is not an RFC 3463 code.
+    [r] = parse_bounce(EXCHANGE55.format(rcpt="bob@example.org").encode()).recipients
+    assert (r.recipient, r.status) == ("bob@example.org", None)
+    # X.400 form of the address: "c=US;...;dda:SMTP=bob@example.org;" is bob@example.org.
+    [r] = parse_bounce(EXCHANGE55.format(rcpt="c=US;a= ;p=EX;o=N2;dda:SMTP=bob@example.org;").encode()).recipients
+    assert r.recipient == "bob@example.org"
+    # When only the summary names an address (Yahoo's old notices), that is the recipient.
+    report = parse_bounce(b"From: MAILER-DAEMON@yahoo.example\nTo: list-bounces@example.com\n\n"
+                          b"I'm afraid I wasn't able to deliver the following message.\n"
+                          b"This is a permanent error; I've given up.\n\nSubject: hi\nTo: bob@example.org\n")
+    assert [r.recipient for r in report.recipients] == ["bob@example.org"]
+
+
+def test_an_address_in_quotes_and_the_mail_from_sender_are_read_right():
+    report = parse_bounce(b"From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: owner@example.com\n"
+                          b"Subject: Mail delivery failure\n\n"
+                          b"The following message, addressed to 'bob@example.org',\n"
+                          b"failed because it has not been collected after 30 days\n")
+    assert [r.recipient for r in report.recipients] == ["bob@example.org"]
+    # "not accepting mail from X": X is the sender; the recipient is named without a domain.
+    report = parse_bounce(b"From: MAILER-DAEMON@aol.example\nTo: list-bounces@example.com\nSubject: Mail Delivery Problem\n\n"
+                          b"Your mail to the following recipients could not be delivered because they are\n"
+                          b"not accepting mail from list@example.com:\n\tscreenname\n")
+    assert report.recipients == ()
+
+
+def test_a_transcripts_positive_replies_are_not_the_failure():
+    report = parse_bounce(b"From: MDaemon@mx.example.net\nTo: sender@example.com\nSubject: Permanent Delivery Failure\n\n"
+                          b"The following addresses did NOT receive a copy of your message:\n\n> bob@example.org\n\n"
+                          b"--- Session Transcript ---\n 220 example.org ESMTP ready\n EHLO mx.example.net\n"
+                          b" 250 example.org Hello\n RCPT To:<bob@example.org>\n"
+                          b" 552 Message for <bob@example.org> would exceed mailbox quota\n")
+    [r] = report.recipients
+    assert (r.recipient, r.code) == ("bob@example.org", 552)
+
+
+def test_list_mail_returned_without_a_named_recipient_names_no_one():
+    # The report names no address and the returned message went through a list (List-Id): its To is
+    # the list, not the member whose mailbox failed.
+    report = parse_bounce(b"From: virusgw@example.net\nTo: list-bounces@example.com\nSubject: Mail could not be delivered\n\n"
+                          b"The following mail could not be delivered.\nReason: Exceeded Maximum Delivery Attempts.\n\n"
+                          b"----- original message follows -----\n"
+                          b"From: author@example.com\nTo: list@example.com\nList-Id: <list.example.com>\n"
+                          b"Subject: hi\n\nhello\n")
+    assert [r.recipient for r in report.recipients] == []
+
+
+def test_blank_lines_before_the_header_and_a_delay_that_will_be_retried():
+    # A saved message that starts with a line of spaces is still a message with a header.
+    report = parse_bounce(b"   \nFrom: Mail Delivery Subsystem <mailer-daemon@example.net>\nTo: sender@example.com\n"
+                          b"X-Failed-Recipients: bob@example.org\nSubject: Delivery Status Notification (Failure)\n\n"
+                          b"Delivery to the following recipient failed permanently:\n\n     bob@example.org\n\n"
+                          b"550 5.1.1 The email account that you tried to reach does not exist.\n")
+    [r] = report.recipients
+    assert (r.recipient, r.status, r.final) == ("bob@example.org", "5.1.1", True)
+    # "Delivery attempts will continue to be made for 5 day(s)": a warning, not a final failure.
+    report = parse_bounce(b"From: gateway@example.net\nTo: sender@example.com\nSubject: Delivery failure notification\n\n"
+                          b"Your message with Subject: hi\ncould not be delivered to the following recipients:\n\n"
+                          b"bob@example.org\n\nPlease do not resend your original message.\n\n"
+                          b"Delivery attempts will continue to be made for 5  day(s).\n")
+    [r] = report.recipients
+    assert r.final is False

@@ -59,7 +59,9 @@ _ORIGINAL_MARKER = re.compile(
     r"the (header|text) of (the|your) (original )?message|"
     r"received-headers? of the original|"
     r"forwarded message|returned mail follows|ursprüngliche nachricht|"
-    r"start of (returned|original) message|mensaje original|message d'origine"
+    r"start of (returned|original) message|mensaje original|message d'origine|"
+    # "The first 50 lines of your original message follow:" (full-mailbox notices)
+    r"the first \d+ lines of (your|the) (original )?message"
     r")", re.I)
 # An address followed by another in angle brackets is the display name of that one ("a@x <b@y>",
 # RFC 5322 3.4 name-addr): the mailbox is the one in the brackets.
@@ -80,7 +82,8 @@ _FAILURE_WORDS = re.compile(
     r"user unknown|unknown user|no such user|does not exist|doesn't exist|mailbox unavailable|"
     r"not delivered|delivery to the following|failure notice|returned mail|rejected|"
     r"mailbox (is )?full|over quota|quota exceeded|recipient|giving up|delivery status notification|"
-    r"problem delivering|delivery incomplete|trouble delivering|error delivering|invalid",
+    r"problem delivering|delivery incomplete|trouble delivering|error delivering|invalid|"
+    r"delivery (failure|problem)|failed mail|mail failed",
     re.I)
 # The command a reply answered, as reporting MTAs say it: Postfix "(in reply to RCPT TO command)", Exim
 # "after RCPT TO:<...>", "after end of data", qmail "does not like recipient", a Sendmail transcript's
@@ -141,6 +144,7 @@ def stage_said(text: str | None) -> str | None:
 
 # A text bounce that only reports a delay (the MTA keeps trying): a warning, not a final failure.
 _TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will be retried|still trying|"
+                              r"attempts will continue|will continue to (try|attempt)|"
                               r"delivery (is )?delayed|delayed delivery|has been delayed|not yet been delivered|"
                               r"delivery incomplete|will retry|warning: message", re.I)
 _AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
@@ -318,6 +322,9 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
     or a feedback report (auto-replies, delivery-success DSNs, ordinary mail)."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
+    # Lines of nothing but white space before the header (a saved or pasted message) are not part of
+    # it: RFC 5322 2.1 starts a message with its header fields.
+    raw = re.sub(rb"\A(?:[ \t]*\r?\n)+", b"", raw)
     if not _has_header_block(raw):
         # Only the human-readable text of a bounce (pasted, or saved without headers).
         text = raw.decode("utf-8", errors="replace")
@@ -852,26 +859,41 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                     candidates.append(address)
                     named = True
     display_names = set() if candidates else _display_names(report)
+    summarised: list[str] = []
     for m in ([] if candidates else _ADDRESS.finditer(report)):
-        address = m.group(0)
+        address = _mailbox_in_text(m.group(0))
         low = address.lower()
         if low in seen or low.split("@")[0] in _NOT_RECIPIENT_LOCAL:
             continue
         line_start = report.rfind("\n", 0, m.start()) + 1
-        line_head = report[line_start:m.start()].lstrip("> \t").lower()
+        line_head = report[line_start:m.start()].lstrip(_MARGIN).lower()
         if line_head.startswith(("message-id:", "in-reply-to:", "references:", "content-id:")) or \
                 report[m.start() - 1:m.start()] in ("/", "="):
             continue  # a message identifier or part of a URL, not a mailbox
         if low in display_names:
             continue
+        if _SENDER_BEFORE.search(report, max(0, m.start() - 24), m.start()):
+            excluded.add(low)  # RFC 5321 3.3: MAIL FROM names the sender, never a recipient
+            continue
+        if _SUMMARY_LINE.match(line_head):
+            # The report's summary of the returned message ("Your message / To: list@... / Subject:
+            # ... / did not reach the following recipient(s): ..."): its To and Cc are the original's
+            # header fields, which name a list or other recipients, not necessarily the failed one.
+            if low not in (a.lower() for a in summarised):
+                summarised.append(address)
+            continue
         seen.add(low)
         candidates.append(address)
+    if not candidates:
+        # Only the summary names an address (Yahoo's "I'm afraid I wasn't able to deliver the following
+        # message. Subject: ... To: x@..."): that is the recipient.
+        candidates = summarised
     if not named:
         # The bounce's own addresses (its sender and addressee, the original's sender) are not the
         # failed recipients, unless the text names no other (mail to oneself bounces too).
         others = [a for a in candidates if a.lower() not in excluded]
         candidates = others or candidates
-    if not candidates and original:
+    if not candidates and original and not _is_list_mail(original):
         # The report names no address: the original message's recipient is the one that failed.
         to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
         if len(to) == 1 and to[0].lower() not in excluded:
@@ -902,6 +924,35 @@ def _display_names(report: str) -> set[str]:
     return out
 
 
+# What may stand before a line's text: quoting, indentation, and the no-break spaces of an HTML report.
+_MARGIN = "> \t\u00a0"
+# "... not accepting mail from X", a transcript's "MAIL From:<X>": X is the envelope sender.
+_SENDER_BEFORE = re.compile(r"\bmail\s+from:?\s*<?\s*$", re.I)
+
+
+def _mailbox_in_text(found: str) -> str:
+    """An address as the address pattern found it in a text, without what only looks like part of its
+    local part: the quote it was written in ('x@example.org', CommuniGate, Demon) and Exchange's
+    X.400 form "dda:SMTP=x@example.org" (RFC 2156's mapping keeps the RFC 822 address after "SMTP=")."""
+    found = found.lstrip("'")
+    if found[:5].lower() == "smtp=":
+        found = found[5:]
+    return found
+
+
+def _is_list_mail(original) -> bool:
+    """The returned message went through a mailing list (RFC 2369 / RFC 2919 fields): its To names
+    the list, not the member whose mailbox failed."""
+    return any(k.lower() in ("list-id", "list-post", "list-unsubscribe") for k, _ in original)
+
+
+def _without_summary(text: str) -> str:
+    """`text` with the report's summary lines of the returned message ("Subject: ... Mailman 2.0.12",
+    "Sent: ...") blanked, same length, so that a number in them is not read as a reply or status."""
+    return "\n".join(" " * len(line) if _SUMMARY_LINE.match(line.lstrip(_MARGIN)) else line
+                     for line in text.split("\n"))
+
+
 def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
     mention of the next address); when its part quotes none, the first reply of the whole text."""
@@ -919,8 +970,9 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         positions.append(pos if pos >= 0 else len(report))
     ends = {i: line_starts.get(i, pos) for i, pos in enumerate(positions)}
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
+    replies = _without_summary(report)
     # What the whole text says is worked out once: per address it would make the work quadratic.
-    whole = _find_reply(report)
+    whole = _find_reply(replies)
     whole_remote = _REMOTE_HOST.search(report)
     whole_stage = stage_said(report)
     final = not _TEMPORARY_WORDS.search(report)
@@ -929,13 +981,13 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         start = positions[i]
         end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
-        *found, begin = _find_reply_at(segment)
+        *found, begin = _find_reply_at(replies[start:end])
         if i in line_starts and _find_reply(segment.split("\n", 1)[0])[0] is None:
             # "554 <a@x>... Service unavailable": the reply is the line the address is on. When the
             # line quotes a reply after the address ("554 <a@x>... 550 Host unknown"), that one.
             start = line_starts[i]
             segment = report[start:end]
-            *found, begin = _find_reply_at(segment)
+            *found, begin = _find_reply_at(replies[start:end])
         if begin is not None:
             agent = _delivery_agent_line(report, start + begin, candidates[i])
             if agent:
@@ -1006,14 +1058,16 @@ def _reason_text(text: str, address: str) -> str:
 
 
 def _find_reply(segment: str) -> tuple[int | None, str | None, str | None]:
-    """(reply code, enhanced status, the reply's text) of the first SMTP reply quoted in `segment`."""
+    """(reply code, enhanced status, the reply's text) of the first failure reply quoted in `segment`.
+    A 2yz reply (RFC 5321 4.2.1, positive completion: a transcript's "220 ... ready", "250 Sender ok")
+    or a 2.X.X status (RFC 3463 3.1: success; "Mailman 2.0.12" in a title) is not the failure."""
     return _find_reply_at(segment)[:3]
 
 
 def _find_reply_at(segment: str) -> tuple[int | None, str | None, str | None, int | None]:
     """_find_reply and where in `segment` the reply begins."""
-    code_m = _REPLY_CODE.search(segment)
-    status_m = _STATUS.search(segment)
+    code_m = next((m for m in _REPLY_CODE.finditer(segment) if m.group(1)[0] != "2"), None)
+    status_m = next((m for m in _STATUS.finditer(segment) if m.group(1) != "2"), None)
     if code_m is None and status_m is None:
         return None, None, None, None
     starts = [m.start() for m in (code_m, status_m) if m is not None]
