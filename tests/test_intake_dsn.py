@@ -446,3 +446,23 @@ def test_blank_lines_before_the_header_and_a_delay_that_will_be_retried():
                           b"Delivery attempts will continue to be made for 5  day(s).\n")
     [r] = report.recipients
     assert r.final is False
+
+
+MDN = ("From: Mail Delivery Subsystem <admin@example.org>\nTo: <sender@example.com>\nMIME-Version: 1.0\n"
+       "Content-Type: multipart/report; report-type=disposition-notification; boundary=\"B\"\n"
+       "Subject: Automatically rejected mail\nAuto-Submitted: auto-replied (rejected)\n\n"
+       "--B\nContent-Type: text/plain\n\nYour message to <bob@example.org> was automatically rejected:\n"
+       "Quota exceeded\n--B\nContent-Type: message/disposition-notification\n\n"
+       "Reporting-UA: mail; Dovecot Mail Delivery Agent\nFinal-Recipient: rfc822; bob@example.org\n"
+       "Disposition: {disposition}\n\n--B--\n")
+
+
+def test_an_mdn_saying_an_automatic_action_deleted_the_message_is_a_refusal():
+    # RFC 5429 2.1 (Sieve reject) and Dovecot's LDA over quota: an MDN, not a DSN, and not an auto-reply.
+    report = parse_bounce(MDN.format(disposition="automatic-action/MDN-sent-automatically; deleted").encode())
+    assert report.kind == "bounce"
+    [r] = report.recipients
+    assert (r.recipient, r.status, r.final) == ("bob@example.org", None, True)
+    assert "Quota exceeded" in r.diagnostic
+    # A read receipt is not a bounce.
+    assert parse_bounce(MDN.format(disposition="manual-action/MDN-sent-manually; displayed").encode()).kind == "none"

@@ -342,6 +342,9 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         if report is not None:
             return report
         lone_status = _lone_addressless_status(status_parts)
+    notifications = [p for p in msg.walk() if p.get_content_type() == "message/disposition-notification"]
+    if notifications:
+        return _from_disposition_notification(msg, notifications, original)
     if _header_value(msg, "X-Apple-Unsubscribe").strip().lower() == "true":
         # Apple Mail's unsubscribe: a message from the recipient asking to be removed (an opt-out).
         who = _bare_address(_header_value(msg, "From"))
@@ -680,6 +683,33 @@ def _from_ses_notification(text: str) -> BounceReport | None:
     if kind in ("Bounce", "Complaint", "Delivery"):
         return BounceReport("none", original_headers=original)
     return None
+
+
+# --- MDN (RFC 8098, formerly 3798) -------------------------------------------------------
+
+# RFC 5429 2.1: a Sieve `reject` after the message was accepted answers with an MDN whose disposition
+# is "automatic-action/MDN-sent-automatically; deleted" (Dovecot's LDA does the same for a full
+# mailbox): the recipient's system refused the message. RFC 2298's "denied" said the same.
+_REJECTING_DISPOSITION = re.compile(r"\s*automatic-action\s*/\s*[\w-]+\s*;\s*(deleted|denied)\b", re.I)
+
+
+def _from_disposition_notification(msg: Message, parts: list[Message], original) -> BounceReport:
+    """A message disposition notification: a refusal when an automatic action deleted the message
+    (the failed recipient is its Final-Recipient, the reason the human-readable text); any other
+    disposition (displayed, a person's deletion) is a receipt, not a bounce."""
+    fields = [kv for part in parts for block in _status_blocks(part) for kv in block]
+    if not _REJECTING_DISPOSITION.match(_field(fields, "Disposition") or ""):
+        return BounceReport("none", original_headers=tuple(original or ()))
+    address = _bare_address(_typed(_field(fields, "Final-Recipient"))[1]) or \
+        _bare_address(_typed(_field(fields, "Original-Recipient"))[1])
+    if address is None:
+        return BounceReport("none", original_headers=tuple(original or ()))
+    reason = _reason_text(_report_text(msg), address) or None
+    failed = FailedRecipient(recipient=address, diagnostic=reason, final=True,
+                             original_recipient=_bare_address(_typed(_field(fields, "Original-Recipient"))[1]),
+                             final_recipient=address)
+    return BounceReport("bounce", (failed,), reporting_mta=_typed(_field(fields, "Reporting-UA"))[1],
+                        original_headers=tuple(original or ()))
 
 
 # --- ARF (RFC 5965) --------------------------------------------------------------
