@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -495,3 +496,54 @@ def test_a_client_that_only_sends_noop_and_rset_is_closed_after_100(relay, upstr
         code, text = c.cmd("NOOP")
         assert code == 421 and text.startswith("421 4.7.0 "), text
         assert c.closed()
+
+
+_FUZZ_BODIES = [b"Subject: a\r\n\r\nx\r\n.\r\n", b"Subject: a\r\n\r\nx\n.\nMAIL FROM:<e@vil.test>\r\n.\r\n",
+                b"Subject: a\r\n\r\nx\r.\rRCPT TO:<z@z.test>\r\n.\r\n", b"Subject: a\r\n\r\nx\r\n.\nDATA\r\n.\r\n",
+                b"Subject: a\r\n\r\n" + b"y" * 1200 + b"\r\n.\r\n", b"Subject: a\r\n\r\n\x00\r\n.\r\n", b".\r\n",
+                b"Subject: a\r\n\r\n..\r\n...x\r\n.\r\n", b"Subject: \xff\xfe\r\n\r\nx\r\n.\r\n"]
+
+
+def test_pipelined_fuzz_with_abrupt_ends_leaves_no_traceback_and_well_formed_replies(upstream, relay_factory, caplog):
+    # Batches of commands (with a message or not) in one write, odd line ends, and clients that hang up
+    # or half-close at any point: every reply line is "NNN[ -]", every 4xx/5xx has an enhanced code, and
+    # nothing is logged as an error (a client's end of input once was "an error in an SMTP command").
+    caplog.set_level(logging.WARNING)
+    relay = relay_factory(upstream.port)
+    rng = random.Random(20261129)
+    malformed = []
+    for _ in range(100):
+        with RawSMTP(relay.host, relay.port) as c:
+            c.sock.settimeout(10)
+            try:
+                for _ in range(rng.randint(1, 8)):
+                    lines = [_fuzz_line(rng) + rng.choice([b"\r\n", b"\r\n", b"\n", b"\r\r\n"])
+                             for _ in range(rng.randint(1, 5))]
+                    batch = b"".join(lines) + (b"DATA\r\n" + rng.choice(_FUZZ_BODIES) if rng.random() < 0.4 else b"")
+                    c.send(batch)
+                    if rng.random() < 0.15:
+                        # half-closed while the last command waits on the upstream (maybe after a cut line)
+                        c.send(b"RSET\r\nMAIL FROM:<a@sender.test>\r\n" + rng.choice([b"", b"NOOP", b"RCPT TO:<b@"]))
+                        c.sock.shutdown(socket.SHUT_WR)
+                    c.sock.settimeout(0.15)
+                    chunk = None
+                    try:
+                        while chunk := c.sock.recv(65536):
+                            c.buf += chunk
+                    except socket.timeout:
+                        pass
+                    c.sock.settimeout(10)
+                    for line in c.buf.split(b"\r\n")[:-1]:
+                        if not re.match(rb"^\d{3}[ -]", line) or (
+                                line[:1] in b"45" and not re.match(rb"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3} ", line)):
+                            malformed.append(line)
+                    c.buf = b""
+                    if chunk == b"" or rng.random() < 0.1:
+                        break  # the server closed, or the client hangs up now
+            except OSError:
+                pass
+    assert wait_until(lambda: not relay.server.service.sessions, 30), relay.server.service.sessions
+    assert malformed == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    with client(relay) as c:  # and the relay still relays
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
