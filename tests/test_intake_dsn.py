@@ -466,3 +466,60 @@ def test_an_mdn_saying_an_automatic_action_deleted_the_message_is_a_refusal():
     assert "Quota exceeded" in r.diagnostic
     # A read receipt is not a bounce.
     assert parse_bounce(MDN.format(disposition="manual-action/MDN-sent-manually; displayed").encode()).kind == "none"
+
+
+def test_the_reports_greeting_names_its_addressee_not_a_failed_recipient():
+    # AOL: "Sorry <sender>. Your mail to the following recipients could not be delivered ...": the
+    # address greeted is the returned message's sender; the recipient is named as a screen name only.
+    report = parse_bounce(b"From: Mail Delivery Subsystem <MAILER-DAEMON@aol.example>\nTo: <sender@example.com>\n"
+                          b"Subject: Mail Delivery Problem\n\n"
+                          b"Sorry sender@example.com. Your mail to the following recipients could not be delivered "
+                          b"because they are not accepting mail with attachments or embedded images:\n\tscreenname\n")
+    assert report.recipients == ()
+    # An address greeted elsewhere in a report is still read where the report names it as failed.
+    report = parse_bounce(b"From: postmaster@example.net\nTo: sender@example.com\nSubject: Undeliverable\n\n"
+                          b"Dear sender@example.com,\n\nYour message could not be delivered to bob@example.org:\n"
+                          b"550 5.1.1 user unknown\n")
+    assert [(r.recipient, r.status) for r in report.recipients] == [("bob@example.org", "5.1.1")]
+
+
+def test_an_alias_note_gives_the_address_the_sender_used():
+    # Exim: "b@x (ultimately generated from a@y)": one failure, of a@y's forward to b@x.
+    report = parse_bounce(b"From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: sender@example.com\n"
+                          b"X-Failed-Recipients: bob.b@example.net\nSubject: Mail delivery failed\n\n"
+                          b"A message sent by\n\n  <sender@example.com>\n\n"
+                          b"could not be delivered to one or more of its recipients. The following\n"
+                          b"address(es) failed:\n\n  bob.b@example.net\n    (ultimately generated from bob@example.org)\n"
+                          b"    all hosts have been failing for a long time and were last tried after this message arrived\n")
+    [r] = report.recipients
+    assert (r.recipient, r.original_recipient) == ("bob.b@example.net", "bob@example.org")
+    # Sendmail: "(reason: ...)" between the address and "(expanded from: <...>)"; the status is on
+    # the transcript's line after it.
+    report = parse_bounce(b"From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\nTo: sender@example.com\n"
+                          b"Subject: Returned mail: see transcript for details\n\n"
+                          b"   ----- The following addresses had permanent fatal errors -----\n"
+                          b"bob@example.net\n    (reason: 553 Sender Policy Framework (SPF) fail)\n"
+                          b"    (expanded from: <Bob@example.org>)\n\n"
+                          b"   ----- Transcript of session follows -----\n"
+                          b"... while talking to mx.example.net.:\n>>> DATA\n<<< 553 Sender Policy Framework (SPF) fail\n"
+                          b"550 5.1.1 bob@example.net... User unknown\n")
+    [r] = report.recipients
+    assert (r.recipient, r.original_recipient, r.status, r.code) == ("bob@example.net", "Bob@example.org", "5.1.1", 553)
+    # A note under the next address is that address's, not the one above it.
+    report = parse_bounce(b"From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: sender@example.com\n"
+                          b"Subject: Mail delivery failed\n\nThe following address(es) failed:\n\n"
+                          b"  ann@example.net\n  bob.b@example.net\n    (generated from bob@example.org)\n"
+                          b"    550 unknown user\n")
+    assert [(r.recipient, r.original_recipient) for r in report.recipients] == [
+        ("ann@example.net", None), ("bob.b@example.net", "bob@example.org")]
+
+
+def test_a_challenge_response_is_not_a_permanent_failure():
+    # Bluebottle holds the message until the sender asks to be let in: nothing has failed yet.
+    report = parse_bounce(b"From: bob@example.org\nTo: sender@example.com\nSubject: RE: hello\n\n"
+                          b"Your message was received at Thu, 20 Aug 2009 12:15:39 +0000:\n\n"
+                          b"To: bob@example.org\nSubject: hello\n\n"
+                          b"This account is protected by Bluebottle.  Please click on the\n"
+                          b"following link to have your address added to the recipient's allowed\n"
+                          b"list and to ensure delivery of your email.\n\nhttp://www.example.com/verification/1234\n")
+    assert all(r.final is False for r in report.recipients)

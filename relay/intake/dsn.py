@@ -146,7 +146,13 @@ def stage_said(text: str | None) -> str | None:
 _TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will be retried|still trying|"
                               r"attempts will continue|will continue to (try|attempt)|"
                               r"delivery (is )?delayed|delayed delivery|has been delayed|not yet been delivered|"
-                              r"delivery incomplete|will retry|warning: message", re.I)
+                              r"delivery incomplete|will retry|warning: message|"
+                              # A challenge-response filter holds the message until the sender proves
+                              # to be a person (Bluebottle: "click ... to have your address added to
+                              # the recipient's allowed list and to ensure delivery of your email"):
+                              # nothing has failed yet.
+                              r"to ensure delivery of your|added to (the recipient's|my) (allowed|approved|guest) list",
+                              re.I)
 _AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
                                  r"abwesenheit|absence|vacation)", re.I)
 
@@ -905,6 +911,9 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         if _SENDER_BEFORE.search(report, max(0, m.start() - 24), m.start()):
             excluded.add(low)  # RFC 5321 3.3: MAIL FROM names the sender, never a recipient
             continue
+        if _SALUTATION.fullmatch(line_head):
+            excluded.add(low)
+            continue
         if _SUMMARY_LINE.match(line_head):
             # The report's summary of the returned message ("Your message / To: list@... / Subject:
             # ... / did not reach the following recipient(s): ..."): its To and Cc are the original's
@@ -933,11 +942,35 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
         return BounceReport("none", original_headers=tuple(original or ()))
     failures = _text_failures(report, candidates)
+    aliases = _aliases(report, candidates)
+    if aliases:
+        failures = _with_original_addresses(failures, aliases)
     sender = None
     if original:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
+
+
+def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str, str]) -> list[FailedRecipient]:
+    """One line per failed recipient: the one an alias made, with the address the sender used as its
+    original recipient. The reply or status read from the text after the sender's address (where a
+    Sendmail report puts the transcript) is that recipient's, when its own part of the text has none."""
+    by_address = {f.recipient.lower(): f for f in failures}
+    merged = {a.lower() for a in aliases.values() if a.lower() in by_address}
+    out = []
+    for failed in failures:
+        low = failed.recipient.lower()
+        if low in merged and low not in aliases:
+            continue
+        original = aliases.get(low)
+        if original is not None:
+            other = by_address.get(original.lower())
+            failed = replace(failed, original_recipient=original,
+                             status=failed.status or (other.status if other else None),
+                             code=failed.code or (other.code if other else None))
+        out.append(failed)
+    return out
 
 
 def _display_names(report: str) -> set[str]:
@@ -958,6 +991,30 @@ def _display_names(report: str) -> set[str]:
 _MARGIN = "> \t\u00a0"
 # "... not accepting mail from X", a transcript's "MAIL From:<X>": X is the envelope sender.
 _SENDER_BEFORE = re.compile(r"\bmail\s+from:?\s*<?\s*$", re.I)
+# The report's greeting to its own addressee ("Sorry x@y. Your mail to the following recipients could
+# not be delivered", AOL): x is the sender of the returned message.
+_SALUTATION = re.compile(r"(sorry|hello|hi|dear),?[ \t]+<?", re.I)
+# "b@x (ultimately generated from a@y)" (Exim), "b@x (expanded from: <a@y>)" (Sendmail), "<b@x>
+# (expanded from <a@y>)" (Postfix): a@y is the address the sender used, which an alias or forward
+# turned into b@x; a@y is that recipient's original address (RFC 3464 2.3.1), not another failure.
+# The note may follow on the address's line or on one of the next three indented lines that do not
+# start with another address (Sendmail puts "(reason: ...)" between).
+_ALIAS_NOTE = re.compile(r">?[^\n]{0,200}?(?:\n[ \t]+(?![ \t]|[<\w.+-]+@)[^\n]{0,200}?){0,3}?"
+                         r"\((?:ultimately\s+)?(?:generated|expanded)\s+from:?\s*<?(" + _ADDRESS.pattern + ")", re.I)
+
+
+def _aliases(report: str, candidates: list[str]) -> dict[str, str]:
+    """Failed address (lower case) -> the address the sender used, where the report notes one."""
+    out: dict[str, str] = {}
+    lowered = report.lower()
+    for address in candidates:
+        pos = lowered.find(address.lower())
+        if pos < 0:
+            continue
+        m = _ALIAS_NOTE.match(report, pos + len(address))
+        if m and m.group(1).lower() != address.lower():
+            out[address.lower()] = _mailbox_in_text(m.group(1))
+    return out
 
 
 def _mailbox_in_text(found: str) -> str:
