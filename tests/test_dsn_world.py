@@ -1,5 +1,5 @@
-"""The second, independent bounce set (tests/data/bounces/world: 280 real messages from the test data of
-flufl.bounce, bounce_email and Mail-DeliveryStatus-BounceParser, labelled by reading them). The figures and their definitions:
+"""The second, independent bounce set (tests/data/bounces/world: 291 real files from the test data of
+flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser and mail-parser, labelled by reading them). The figures and their definitions:
 bench/bench_dsn.py --world."""
 
 from __future__ import annotations

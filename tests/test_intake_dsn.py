@@ -523,3 +523,11 @@ def test_a_challenge_response_is_not_a_permanent_failure():
                           b"following link to have your address added to the recipient's allowed\n"
                           b"list and to ensure delivery of your email.\n\nhttp://www.example.com/verification/1234\n")
     assert all(r.final is False for r in report.recipients)
+
+
+def test_binary_data_is_not_a_bounce():
+    # An Outlook .msg file (an OLE compound file) given to `relay dsn parse`: the addresses in its bytes
+    # are not failed recipients.
+    blob = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40 + b"Undeliverable: recipient bob@example.org\x00"
+            b"\x00\x00 delivery failed info@example.org\x00")
+    assert parse_bounce(blob).kind == "none"

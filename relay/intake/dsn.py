@@ -332,6 +332,11 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
     # it: RFC 5322 2.1 starts a message with its header fields.
     raw = re.sub(rb"\A(?:[ \t]*\r?\n)+", b"", raw)
     if not _has_header_block(raw):
+        if b"\x00" in raw[:4096]:
+            # Binary data (an Outlook .msg file, an attachment saved alone): not a message at all, and
+            # addresses read out of its bytes would be taken for failed recipients. RFC 5322 2.3 and
+            # RFC 2045 2.7: no NUL in a message's text.
+            return BounceReport("none")
         # Only the human-readable text of a bounce (pasted, or saved without headers).
         text = raw.decode("utf-8", errors="replace")
         return _from_text(text, msg=None, original=_original_after_marker(text))
