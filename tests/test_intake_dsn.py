@@ -531,3 +531,21 @@ def test_binary_data_is_not_a_bounce():
     blob = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40 + b"Undeliverable: recipient bob@example.org\x00"
             b"\x00\x00 delivery failed info@example.org\x00")
     assert parse_bounce(blob).kind == "none"
+
+
+def test_an_x400_gateways_generic_status_gives_way_to_the_supplementary_error():
+    # Exchange's X.400 DSN: Status 5.0.0 with "Reason 1 (Unable-To-Transfer)"; the next MTA's 5.7.1 is
+    # only in X400-Supplementary-Info.
+    raw = ("From: postmaster@gw.example.net\nTo: sender@example.com\nSubject: Delivery Report (failure)\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n"
+           "--B\nContent-Type: text/plain\n\nThis report relates to your message.\n\n"
+           "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: x400; gw.example.net\n\n"
+           "Final-Recipient: rfc822; bob@example.org\nAction: failed\n"
+           "Diagnostic-Code: Reason 1 (Unable-To-Transfer); Diagnostic -1 (Unknown)\nStatus: 5.0.0\n"
+           "X400-Supplementary-Info: \"MTA '192.0.2.1' gives error message {code} Unable to relay for bob@example.org\"\n"
+           "\n--B--\n")
+    [r] = parse_bounce(raw.format(code="5.7.1").encode()).recipients
+    assert (r.recipient, r.status, r.reported_status) == ("bob@example.org", "5.7.1", "5.0.0")
+    # A code of another class there does not override the Status.
+    [r] = parse_bounce(raw.format(code="4.4.1").encode()).recipients
+    assert r.status == "5.0.0"

@@ -538,6 +538,15 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     elif status is None and diagnostic:
         dm = _STATUS.search(diagnostic)
         status = ".".join(dm.groups()) if dm else None
+    if status is not None and status.endswith(".0.0"):
+        # An X.400 gateway's generic Status ("5.0.0", Diagnostic-Code "Reason 1 (Unable-To-Transfer)")
+        # with the next MTA's own error in a supplementary field (Exchange, RFC 2156 gateways:
+        # "X400-Supplementary-Info: MTA '...' gives error message 5.7.1 Unable to relay ..."): that
+        # code says what went wrong.
+        extra = _field(block, "X400-Supplementary-Info") or _field(block, "X-Supplementary-Info") or ""
+        em = _STATUS.search(extra)
+        if em and em.group(1) == status[0]:
+            status = ".".join(em.groups())
     remote = _typed(_field(block, "Remote-MTA"))[1]
     # `recipient` is the address that failed (Final-Recipient, RFC 3464 2.3.2); the address the sender
     # gave, when the reporting MTA kept it (an alias or forward may have rewritten it), is
