@@ -7,8 +7,10 @@ must not silently fall back to a default (for example an open `clients`).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,8 +374,28 @@ def _positive(value):
 
 def _from_config(base: Path):
     """A converter for a path given in the config: relative to the config file's directory (not to
-    wherever the service was started), absolute as written."""
-    return lambda value: Path(value) if Path(value).is_absolute() else base / value
+    wherever the service was started), absolute as written. A ValueError when the OS would refuse
+    the name whatever the file system holds (see usable_path)."""
+    return lambda value: usable_path(Path(value) if Path(value).is_absolute() else base / value)
+
+
+# What a lookup of a path that is fine as a name may say: nothing there (yet). Any other error
+# (a name too long, a symlink loop, a directory on the way that may not be searched) means the
+# relay could never use the path, and pathlib's is_file()/exists() would raise it as an OSError.
+_ABSENT = (errno.ENOENT, errno.ENOTDIR)
+
+
+def usable_path(path: Path) -> Path:
+    """`path`, or a ValueError saying why the OS refuses it as a file name (a NUL byte, which no
+    POSIX path may hold; ENAMETOOLONG; EACCES on a directory on the way; ELOOP)."""
+    if "\x00" in str(path):
+        raise ValueError(f"{str(path)!r} contains a NUL byte, which no file name may hold")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno not in _ABSENT:
+            raise ValueError(f"cannot use {path}: {(exc.strerror or str(exc)).lower()}") from None
+    return path
 
 
 def _existing_file(base: Path):
@@ -425,9 +447,13 @@ def load_settings(path: str | Path) -> Settings:
     if "policies" in top.data:
         p = top.get("policies", str, None)
         if p is not None:
-            policies = _from_config(base)(p)
-            if not policies.is_dir():
-                problems.add("policies", f"directory {policies} does not exist")
+            try:
+                policies = _from_config(base)(p)
+            except ValueError as exc:
+                problems.add("policies", str(exc))
+            else:
+                if not policies.is_dir():
+                    problems.add("policies", f"directory {policies} does not exist")
 
     milter = _milter(top, base)
     metrics = _metrics(top)
@@ -674,9 +700,15 @@ def _bounce_list_url(top: _Reader, base: Path) -> str:
         rest = url[len("sqlite:///"):]
         if not rest:
             top.problems.add("bounce_list", "sqlite URL names no file (sqlite:///relative.db or sqlite:////abs.db)")
-        elif not rest.startswith("/"):
+        else:
             # A relative path is relative to the config file, not to wherever the service was started.
-            url = "sqlite:///" + str(base / rest)
+            try:
+                path = _from_config(base)(rest)
+            except ValueError as exc:
+                top.problems.add("bounce_list", str(exc))
+            else:
+                if not rest.startswith("/"):
+                    url = "sqlite:///" + str(path)
     elif not re.match(r"^postgres(ql)?://", url):
         top.problems.add("bounce_list", f"{url!r}: expected sqlite:///PATH or postgresql://...")
     return url
@@ -698,9 +730,9 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
         elif kinds[0] == "postgresql":
             r.unknown(POSTGRESQL_SINK_KEYS)
         if "jsonl" in r.data:
-            p = r.get("jsonl", str, None)
+            p = r.get("jsonl", str, None, convert=_from_config(base))
             if p:
-                sinks.append(EventSink("jsonl", str(_from_config(base)(p))))
+                sinks.append(EventSink("jsonl", str(p)))
         elif "stdout" in r.data:
             if r.get("stdout", bool, False):
                 sinks.append(EventSink("stdout"))
@@ -875,8 +907,11 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
         if not raw:
             top.problems.add("milter.listen", "unix: names no socket path (unix:/run/relay/milter.sock)")
         else:
-            path = _from_config(base)(raw)
-            if not path.parent.is_dir():
+            try:
+                path = _from_config(base)(raw)
+            except ValueError as exc:
+                top.problems.add("milter.listen", str(exc))
+            if path is not None and not path.parent.is_dir():
                 top.problems.add("milter.listen", f"directory {path.parent} (for the socket) does not exist")
     elif listen is not None:
         try:
@@ -945,7 +980,7 @@ def _postfix_log(top: _Reader, base: Path) -> PostfixLog | None:
     resolve = _from_config(base)
     path = r.get("path", str, None, convert=resolve)
     journal = r.get("journal", bool, False)
-    if path is None and not journal and r.ok:
+    if path is None and not journal and r.ok and r.data.get("path") is None:
         top.problems.add("postfix_log", "name the log to follow: path: /var/log/mail.log, or journal: true")
     if path is not None and journal:
         top.problems.add("postfix_log.journal", "path and journal: true exclude each other; follow one of them")
@@ -986,9 +1021,12 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
     key_file, key = None, b""
     path = r.get("key_file", str, None)
     if path:
-        key_file = _from_config(base)(path)
         try:
+            key_file = _from_config(base)(path)
             key = key_file.read_bytes().strip()
+        except ValueError as exc:
+            key_file = None
+            top.problems.add("bounces_in.key_file", str(exc))
         except OSError as exc:
             top.problems.add("bounces_in.key_file", f"file {key_file}: cannot read: {(exc.strerror or str(exc)).lower()}")
         else:

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from . import dkim as dkimlib
 from .address import split as split_address
-from .config import parse_duration
+from .config import parse_duration, usable_path
 from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
 
@@ -281,6 +281,11 @@ def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimli
 
 
 def _load_key(where: str, path: Path, problems: Problems) -> Any:
+    try:
+        usable_path(path)
+    except ValueError as exc:
+        problems.add(where, str(exc))
+        return None
     if not path.exists():
         problems.add(where, f"file {path} does not exist")
         return None

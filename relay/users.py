@@ -73,6 +73,12 @@ class Users:
         except OSError as exc:
             problems.add("(file)", f"cannot read: {exc.strerror or exc}")
             problems.raise_if_any()
+        except UnicodeDecodeError as exc:
+            problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
+            problems.raise_if_any()
+        except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
+            problems.add("(file)", "cannot read: the file name contains a NUL byte")
+            problems.raise_if_any()
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):

@@ -44,6 +44,9 @@ def load_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError as exc:
         problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
         problems.raise_if_any()
+    except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
+        problems.add("(file)", "cannot read: the file name contains a NUL byte")
+        problems.raise_if_any()
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

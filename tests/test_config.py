@@ -256,3 +256,48 @@ def test_metrics_problems_name_their_keys(tmp_path):
                      "metrics.listen: is required",
                      "metrics.ready_timeout: '5m' is outside 0.1 s .. 60 s",
                      "metrics.bounce_list_interval: 0.5 is outside 1 s .. 86400 s"], found
+
+
+# A path the OS refuses whatever the disk holds: a NUL byte (no POSIX name holds one; Python
+# refuses it before asking), a component past NAME_MAX (ENAMETOOLONG). Each is the file, the
+# key and the OS's reason, never a traceback from open() or is_file().
+_PATH_KEYS = {
+    "clients.users_file": "clients: {{users_file: {v}}}",
+    "events[0].jsonl": "events: [{{jsonl: {v}}}]",
+    "events[0].secret_file": "events: [{{webhook: 'https://hook.example/x', secret_file: {v}}}]",
+    "events[0].spool_dir": "events: [{{webhook: 'https://hook.example/x', spool_dir: {v}}}]",
+    "bounces_in.key_file": "bounces_in: {{domains: [bounces.example.com], key_file: {v}}}",
+    "bounce_list": "bounce_list: {v}",
+    "policies": "policies: {v}",
+    "upstream.ca_file": "upstream: {{host: smtp.example, ca_file: {v}}}",
+}
+
+
+def _path_problem(tmp_path, key: str, value: str) -> str:
+    path = tmp_path / "c.yaml"
+    value = f"sqlite:///{value}" if key == "bounce_list" else value
+    path.write_text("hostname: r.example\n" + _PATH_KEYS[key].format(v=f'"{value}"') + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    (problem,) = [p for p in err.value.problems if p.key == key]
+    assert problem.file == str(path)
+    return problem.why
+
+
+@pytest.mark.parametrize("key", sorted(_PATH_KEYS))
+def test_a_path_with_a_nul_byte_is_a_problem_of_its_key(tmp_path, key):
+    assert "contains a NUL byte" in _path_problem(tmp_path, key, "sec\\0ret")
+
+
+@pytest.mark.parametrize("key", sorted(_PATH_KEYS))
+def test_a_path_the_os_finds_too_long_is_a_problem_of_its_key(tmp_path, key):
+    assert "file name too long" in _path_problem(tmp_path, key, "x" * 5000)
+
+
+def test_serve_with_an_unusable_path_exits_with_the_problem_not_a_traceback(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('hostname: r.example\nevents: [{webhook: "https://hook.example/x", secret_file: "a\\0b"}]\n')
+    out = run_cli("serve", "-c", str(cfg))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"error: {cfg}: events[0].secret_file: " in out.stderr and "contains a NUL byte" in out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
