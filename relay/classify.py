@@ -417,7 +417,7 @@ def _outcome(entry: dict, key: str, problems: Problems, scopes: dict[str, str]) 
     if category is None:
         problems.add(f"{key}.category", "required: one of " + ", ".join(sorted(CATEGORIES)))
         ok = False
-    elif category not in CATEGORIES:
+    elif not isinstance(category, str) or category not in CATEGORIES:
         problems.add(f"{key}.category", f"unknown category {category!r}; expected one of " + ", ".join(sorted(CATEGORIES)))
         ok = False
     for field in ("meaning", "advice"):
@@ -433,7 +433,7 @@ def _outcome(entry: dict, key: str, problems: Problems, scopes: dict[str, str]) 
     if scope is not None and scope not in SCOPES:
         problems.add(f"{key}.scope", f"unknown scope {scope!r}; expected one of " + ", ".join(SCOPES))
         ok = False
-    elif scope is None and category in CATEGORIES:
+    elif scope is None and isinstance(category, str) and category in CATEGORIES:
         scope = scopes.get(category)
         if scope is None:
             problems.add(f"{key}.scope", f"required: category {category!r} has no default in any `scopes:` "

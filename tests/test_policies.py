@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from relay.classify import CATEGORIES
 from relay.decision import Reply
 from relay.policies import named_recipient, shipped_policies
 
@@ -279,3 +280,54 @@ def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
 ])
 def test_not_a_hard_bounce(text, stage):
     assert judge(text, stage, ["b@example.com"]).hard is False
+
+
+# A value of the wrong type in a policy file (a list or a mapping where a name is expected)
+# is a problem naming the file, the key and why, never a TypeError from a set lookup.
+def policy_problems(tmp_path, name: str, text: str) -> list[str]:
+    from relay.config import load_settings
+    from relay.errors import ConfigError
+    from relay.policies import load_policies
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / name).write_text(text)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"hostname: r.example\npolicies: {policies}\n")
+    with pytest.raises(ConfigError) as err:
+        load_policies(load_settings(cfg))
+    assert {p.file for p in err.value.problems} == {str(policies / name)}
+    return [f"{p.key}: {p.why}" for p in err.value.problems]
+
+
+@pytest.mark.parametrize("category", ["{}", "[]", "[unknown_recipient]"])
+def test_a_rule_category_that_is_not_a_name_is_a_problem(tmp_path, category):
+    found = policy_problems(tmp_path, "bounce-rules.local.yaml", f"""
+version: 1
+rules:
+  - id: local-odd
+    code: 550
+    category: {category}
+    meaning: a test
+    advice: none
+""")
+    assert len(found) == 1 and found[0].startswith("rules[0].category: unknown category"), found
+
+
+@pytest.mark.parametrize("category", ["{}", "[]"])
+def test_a_relay_reply_category_that_is_not_a_name_is_a_problem(tmp_path, category):
+    found = policy_problems(tmp_path, "relay-replies.yaml", f"""
+version: 1
+causes:
+  upstream-dns: {{category: {category}, meaning: a test, advice: none}}
+default: {{category: other, meaning: a test, advice: none}}
+""")
+    assert found == [f"causes.upstream-dns.category: unknown category {category}; expected one of "
+                     + ", ".join(sorted(CATEGORIES))], found
+
+
+@pytest.mark.parametrize("key, why", [("x" * 5000, "file name too long"), ("a\\0b", "contains a NUL byte")],
+                         ids=["too-long", "nul-byte"])
+def test_a_dkim_key_path_the_os_refuses_is_a_problem(tmp_path, key, why):
+    found = policy_problems(tmp_path, "domains.yaml", f'example.com:\n  dkim: [{{selector: s1, key: "{key}"}}]\n')
+    assert len(found) == 1 and found[0].startswith("example.com.dkim[0].key: ") and why in found[0], found

@@ -159,3 +159,18 @@ warmup:
 
 def test_the_null_file_and_a_list_are_refused(tmp_path):
     assert problems(tmp_path, "[]\n") == ["(file): expected a mapping with `destinations:`, `default:` and `reactions:`"]
+
+
+@pytest.mark.parametrize("ref", ["[gmail-too-many]", "{id: gmail-too-many}", "7"])
+def test_a_reaction_reference_that_is_not_an_id_is_a_problem(tmp_path, ref):
+    found = problems(tmp_path, f"""
+version: 1
+destinations:
+  google: {{domains: [gmail.com], reactions: [{ref}]}}
+reactions:
+  - id: gmail-too-many
+    code: 421
+    reason: too many
+    hold: {{for: 1m}}
+""")
+    assert len(found) == 1 and found[0].startswith("destinations.google.reactions[0]: expected the id of a reaction"), found

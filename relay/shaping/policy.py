@@ -336,7 +336,10 @@ def _reaction_refs(value: Any, key: str, problems: Problems, reactions: dict[str
     for i, ref in enumerate(_list(value, key, problems)):
         if isinstance(ref, str) and ref in reactions and reactions[ref] is None:
             continue  # the reaction itself is wrong, and said so: one problem, not two
-        if ref not in reactions:
+        if not isinstance(ref, str):
+            problems.add(f"{key}[{i}]", f"expected the id of a reaction in `reactions:`, got "
+                                        f"{type(ref).__name__} {ref!r}")
+        elif ref not in reactions:
             problems.add(f"{key}[{i}]", f"no reaction with id {ref!r} in `reactions:`")
         else:
             out.append(reactions[ref])
