@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import Problems
+from .yamlfile import read_text
 
 SCHEME = "pbkdf2_sha256"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -68,17 +69,7 @@ class Users:
         problems = Problems(str(path))
         entries: dict[str, tuple[int, bytes, bytes]] = {}
         domains: dict[str, frozenset[str]] = {}
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            problems.add("(file)", f"cannot read: {exc.strerror or exc}")
-            problems.raise_if_any()
-        except UnicodeDecodeError as exc:
-            problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
-            problems.raise_if_any()
-        except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
-            problems.add("(file)", "cannot read: the file name contains a NUL byte")
-            problems.raise_if_any()
+        lines = read_text(Path(path), problems).splitlines()
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):

@@ -31,22 +31,27 @@ MAX_EXPANDED_NODES = 200_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+def read_text(path: Path, problems: Problems) -> str:
+    """The UTF-8 text of a file the config names; a ConfigError (through `problems`) saying why it
+    cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.add("(file)", f"cannot read: {(exc.strerror or str(exc)).lower()}")
+    except UnicodeDecodeError as exc:
+        problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
+    except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
+        problems.add("(file)", "cannot read: the file name contains a NUL byte")
+    problems.raise_if_any()
+    raise AssertionError("unreachable: a problem was added")
+
+
 def load_yaml(path: str | Path) -> Any:
     """The file's data (None for an empty file); a ConfigError when it cannot be read or parsed,
     expands aliases past the budget, or repeats a key in one mapping."""
     path = Path(path)
     problems = Problems(str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.add("(file)", f"cannot read: {(exc.strerror or str(exc)).lower()}")
-        problems.raise_if_any()
-    except UnicodeDecodeError as exc:
-        problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
-        problems.raise_if_any()
-    except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
-        problems.add("(file)", "cannot read: the file name contains a NUL byte")
-        problems.raise_if_any()
+    text = read_text(path, problems)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
