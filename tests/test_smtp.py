@@ -547,3 +547,24 @@ def test_pipelined_fuzz_with_abrupt_ends_leaves_no_traceback_and_well_formed_rep
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     with client(relay) as c:  # and the relay still relays
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_the_private_parts_of_aiosmtpd_the_adapter_uses_are_still_there():
+    # relay/smtp.py subclasses aiosmtpd's SMTP and leans on some of its private parts (its timers, its
+    # state after DATA, its address parser, the task running the session, which the end of a client's
+    # input cancels) and on asyncio's StreamReader buffer (pipelined commands after a message go back
+    # into it). This breaks, by name, the day either renames or drops what we use.
+    import asyncio
+    import inspect
+
+    from aiosmtpd.smtp import SMTP
+
+    for method in ("_reset_timeout", "_set_post_data_state", "_strip_command_keyword", "_call_handler_hook",
+                   "_getaddr", "_handle_client", "handle_exception", "check_helo_needed", "check_auth_needed"):
+        assert callable(getattr(SMTP, method, None)), method
+    source = inspect.getsource(SMTP)
+    for attribute in ("self._reader", "self._writer", "self._timeout_handle", "self._tls_protocol",
+                      "self._handler_coroutine", "self._timeout_duration"):
+        assert attribute + " =" in source, attribute
+    assert "self._handler_coroutine.cancel()" in source  # aiosmtpd's own way to end a session
+    assert "self._buffer" in inspect.getsource(asyncio.StreamReader)
