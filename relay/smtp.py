@@ -198,6 +198,15 @@ def _junk_command(original):
     return command
 
 
+def _listed_when(original, attribute: str):
+    """`original` as it is, listed by HELP only while `attribute` of the session is true."""
+    @_help_of(original)
+    async def command(self: "RelaySMTP", arg: str) -> None:
+        await original(self, arg)
+    command.__smtp_syntax_when__ = attribute
+    return command
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
@@ -335,6 +344,12 @@ class RelaySMTP(SMTP):
     smtp_RSET = _junk_command(SMTP.smtp_RSET)
     smtp_VRFY = _junk_command(SMTP.smtp_VRFY)
     smtp_HELP = _junk_command(SMTP.smtp_HELP)
+    # HELP lists AUTH only where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
+    smtp_AUTH = _listed_when(SMTP.smtp_AUTH, "auth_offered")
+
+    @property
+    def auth_offered(self) -> bool:
+        return bool(getattr(self.event_handler, "auth_enabled", False)) and self._tls_protocol is not None
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:

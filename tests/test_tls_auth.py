@@ -239,3 +239,17 @@ def test_a_failed_tls_handshake_closes_the_connection_without_an_error_in_the_lo
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     assert any("TLS handshake failed" in r.getMessage() and "WRONG_VERSION_NUMBER" in r.getMessage()
                for r in caplog.records)
+
+
+def test_help_lists_auth_only_where_ehlo_offers_it(auth_relay, relay, cert):
+    # RFC 4954 4: AUTH only over TLS here, and not at all without a users file; HELP said AUTH anyway.
+    with TLSClient(relay.host, relay.port) as c:  # no users file
+        c.cmd("EHLO client.test")
+        assert "AUTH" not in c.cmd("HELP")[1].split(":", 1)[1].split()
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert "AUTH" not in c.cmd("HELP")[1].split(":", 1)[1].split()
+        c.starttls(cert[0])
+        code, text = c.cmd("EHLO client.test")
+        assert "AUTH" in text
+        assert "AUTH" in c.cmd("HELP")[1].split(":", 1)[1].split()
