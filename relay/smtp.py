@@ -178,13 +178,16 @@ class Connections:
             self.per_client.pop(key, None)
 
 
-def _help_of(original):
+def _help_of(original, when: str | None = None):
     """Keep the HELP text aiosmtpd's @syntax put on the method an override replaces: HELP lists a
-    command, and `HELP <command>` describes it, only where the method carries it."""
+    command, and `HELP <command>` describes it, only where the method carries it. `when`: the
+    session attribute that must be true for HELP to list it (aiosmtpd's @syntax `when`)."""
     def copy(method):
         for name in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
             if hasattr(original, name):
                 setattr(method, name, getattr(original, name))
+        if when is not None:
+            method.__smtp_syntax_when__ = when
         return method
     return copy
 
@@ -195,15 +198,6 @@ def _junk_command(original):
     async def command(self: "RelaySMTP", arg: str) -> None:
         if not await self._junk_limit_reached():
             await original(self, arg)
-    return command
-
-
-def _listed_when(original, attribute: str):
-    """`original` as it is, listed by HELP only while `attribute` of the session is true."""
-    @_help_of(original)
-    async def command(self: "RelaySMTP", arg: str) -> None:
-        await original(self, arg)
-    command.__smtp_syntax_when__ = attribute
     return command
 
 
@@ -344,8 +338,10 @@ class RelaySMTP(SMTP):
     smtp_RSET = _junk_command(SMTP.smtp_RSET)
     smtp_VRFY = _junk_command(SMTP.smtp_VRFY)
     smtp_HELP = _junk_command(SMTP.smtp_HELP)
-    # HELP lists AUTH only where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
-    smtp_AUTH = _listed_when(SMTP.smtp_AUTH, "auth_offered")
+    @_help_of(SMTP.smtp_AUTH, when="auth_offered")
+    async def smtp_AUTH(self, arg: str) -> None:
+        # Only so that HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
+        await super().smtp_AUTH(arg)
 
     @property
     def auth_offered(self) -> bool:
