@@ -720,14 +720,13 @@ def _from_disposition_notification(msg: Message, parts: list[Message], original)
     fields = [kv for part in parts for block in _status_blocks(part) for kv in block]
     if not _REJECTING_DISPOSITION.match(_field(fields, "Disposition") or ""):
         return BounceReport("none", original_headers=tuple(original or ()))
-    address = _bare_address(_typed(_field(fields, "Final-Recipient"))[1]) or \
-        _bare_address(_typed(_field(fields, "Original-Recipient"))[1])
+    original_recipient = _bare_address(_typed(_field(fields, "Original-Recipient"))[1])
+    address = _bare_address(_typed(_field(fields, "Final-Recipient"))[1]) or original_recipient
     if address is None:
         return BounceReport("none", original_headers=tuple(original or ()))
     reason = _reason_text(_report_text(msg), address) or None
     failed = FailedRecipient(recipient=address, diagnostic=reason, final=True,
-                             original_recipient=_bare_address(_typed(_field(fields, "Original-Recipient"))[1]),
-                             final_recipient=address)
+                             original_recipient=original_recipient, final_recipient=address)
     return BounceReport("bounce", (failed,), reporting_mta=_typed(_field(fields, "Reporting-UA"))[1],
                         original_headers=tuple(original or ()))
 
