@@ -180,7 +180,7 @@ def _names(record: dict) -> set[str]:
 
 
 def world_figures(results) -> dict:
-    rcpt_labelled = rcpt_right = status_labelled = status_right = 0
+    rcpt_labelled = rcpt_right = status_right = 0
     spurious: list[tuple[str, str]] = []
     false_failures: list[str] = []
     misreads: list[str] = []
@@ -202,7 +202,6 @@ def world_figures(results) -> dict:
             if not lab["recipient"]:
                 continue
             rcpt_labelled += 1
-            status_labelled += 1
             row = next((r for r in rows if lab["recipient"].lower() in _names(r)), None)
             if row is not None:
                 rcpt_right += 1
@@ -219,7 +218,7 @@ def world_figures(results) -> dict:
         "families": len({e["family"] for e, _ in results}),
         "recipient_accuracy": round(rcpt_right / rcpt_labelled, 4), "recipient_right": rcpt_right,
         "recipient_labelled": rcpt_labelled,
-        "status_accuracy": round(status_right / status_labelled, 4), "status_right": status_right,
+        "status_accuracy": round(status_right / rcpt_labelled, 4), "status_right": status_right,
         "spurious_recipients": len(spurious), "spurious_in_messages": len({f for f, _ in spurious}),
         "false_failures": len(false_failures),
         "details": {"spurious": spurious, "false_failures": false_failures, "misreads": misreads},
