@@ -40,8 +40,6 @@ def read_text(path: Path, problems: Problems) -> str:
         problems.add("(file)", f"cannot read: {(exc.strerror or str(exc)).lower()}")
     except UnicodeDecodeError as exc:
         problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
-    except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
-        problems.add("(file)", "cannot read: the file name contains a NUL byte")
     problems.raise_if_any()
     raise AssertionError("unreachable: a problem was added")
 

@@ -50,8 +50,6 @@ def read_secret(path: Path) -> bytes:
         raise SecretError("the file is not ASCII text (expected whsec_ followed by base64)") from None
     except OSError as exc:
         raise SecretError(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
-    except ValueError:  # open() refuses a name holding a NUL byte before asking the OS
-        raise SecretError("cannot read: the file name contains a NUL byte") from None
     return parse_secret(text)
 
 
