@@ -911,7 +911,12 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
                 path = _from_config(base)(raw)
             except ValueError as exc:
                 top.problems.add("milter.listen", str(exc))
-            if path is not None and not path.parent.is_dir():
+            if path is not None and len(os.fsencode(path)) > _SUN_PATH_MAX:
+                # sockaddr_un's sun_path holds 108 bytes with the NUL (unix(7)); a longer path fails
+                # only at bind, after check-config said yes.
+                top.problems.add("milter.listen", f"the socket path {path} is {len(os.fsencode(path))} bytes "
+                                 f"long; a UNIX socket's path may hold at most {_SUN_PATH_MAX}")
+            elif path is not None and not path.parent.is_dir():
                 top.problems.add("milter.listen", f"directory {path.parent} (for the socket) does not exist")
     elif listen is not None:
         try:
@@ -935,6 +940,9 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
                          "applies only to a UNIX socket (listen: unix:PATH)")
     workers = r.get("workers", int, 1, convert=_positive)
     return Milter(endpoint, path, mode, socket_mode, group, workers)
+
+
+_SUN_PATH_MAX = 107
 
 
 def _file_mode(value) -> int:

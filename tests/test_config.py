@@ -301,3 +301,17 @@ def test_serve_with_an_unusable_path_exits_with_the_problem_not_a_traceback(tmp_
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"error: {cfg}: events[0].secret_file: " in out.stderr and "contains a NUL byte" in out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_milter_socket_path_longer_than_sun_path_is_refused_by_check_config(tmp_path):
+    # Before, check-config passed it and `serve` failed only at bind ("AF_UNIX path too long").
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    sock = deep / ("s" * 60 + ".sock")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"hostname: r.example\nmilter: {{listen: 'unix:{sock}', socket_mode: '0660'}}\n")
+    out = run_cli("check-config", "-c", str(cfg))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert (f"milter.listen: the socket path {sock} is {len(str(sock))} bytes long; a UNIX socket's path may "
+            f"hold at most 107") in out.stdout
+    assert "socket_mode" not in out.stdout and "Traceback" not in out.stdout + out.stderr
