@@ -86,6 +86,10 @@ KNOWN_TRAINING_MISSES = {
     "553 user address required": "a sequence error (DATA without RCPT) that the 553 fallback cannot tell from an address refusal",
     "552 \"RCPT TO\" mailbox unavailable": "a 552 (RFC 5321: exceeded storage allocation) that only says 'mailbox unavailable'; the 552 fallback reads it as a full mailbox",
     "421 OFR004_105 Service refuse": "Orange's temporary service refusal: the block-list rule reads 'service refused' as a reputation block",
+    "501 5.5.4 Invalid TO: Missing domain": "Dovecot's refusal of an address without a domain carries the protocol code 5.5.4; the relay never sends such an address, and no rule lists on a 5.5.x",
+    "user@example.edu Does not have a final email delivery point": "a phquery (CSO directory) lookup's wording that no rule knows",
+    "550 5.7.1 Retransmission denied": "a translated 'relaying denied' ('retransmission'): no rule reads it as a relay refusal",
+    "554 Command refused due to lack of security": "aiosmtpd's refusal of AUTH without TLS names no relay or TLS word the rules know",
 }
 
 
