@@ -290,6 +290,28 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("552 Message line is too long", "policy_rejected", True),
         # NetEase's spam verdict code.
         ("554 DT:SPM 126 smtp5,abcdef 1564271411, please see the help page", "spam_content", True),
+        # Issue #8, fifth round (world3): the families the new corpus part showed missing, in
+        # wordings it does not hold. A check of the sender (verification, SPF without the word
+        # SPF, its domain worded as "sending"/"your" domain) is an authentication failure.
+        ("550 5.7.1 Sender verification failed", "auth_failed", True),
+        ("550 5.7.1 Domain of sender example.com does not designate 192.0.2.1 as permitted sender",
+         "auth_failed", True),
+        ("550 5.7.1 The sending domain example.com has no MX record", "auth_failed", True),
+        ("550 Your domain example.com does not exist in DNS", "auth_failed", True),
+        ("450 4.7.1 Client host rejected: your hostname does not resolve", "auth_failed", False),
+        # The sending MTA's own connection texts, without a reply code (Sendmail, BSD errno).
+        ("Deferred: Connection timed out with mx.example.com.", "routing_dns", False),
+        ("connect to mx.example.com[192.0.2.25]:25: Operation timed out", "routing_dns", False),
+        ("Deferred: Connection reset by mx.example.com.", "temporary_failure", False),
+        # A class-4 enhanced code without a reply code is a deferral its text explains.
+        ("4.4.7 Message delayed, please try again later", "temporary_failure", False),
+        # X.1.3 is the address's syntax, even where the text says "invalid recipient".
+        ("501 5.1.3 Invalid recipient address", "syntax_error", True),
+        # Yahoo's permanent deferral of an IP is a block, not a rate limit.
+        ("554 5.7.9 [TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.",
+         "blocklisted", True),
+        # 502 "command not implemented" with an X.7 detail is still the dialogue's.
+        ("502 5.7.0 STARTTLS not available", "protocol_error", True),
     ],
 )
 def test_traps(reply, category, permanent):
