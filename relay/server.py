@@ -349,8 +349,10 @@ class RelayServer:
         # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after.
         deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while self.counter.active and asyncio.get_running_loop().time() < deadline:
-            idle = [p for p in self.counter.protocols
-                    if not p.busy and not self.service.in_transaction(p.relay_session)]
+            open_ = [p for p in self.counter.protocols if p.transport is not None and not p.transport.is_closing()]
+            if not open_:
+                break  # every one is closing (what is left is the flush of its last reply)
+            idle = [p for p in open_ if not p.busy and not self.service.in_transaction(p.relay_session)]
             await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
                                  return_exceptions=True)
             await asyncio.sleep(0.05)
@@ -367,6 +369,11 @@ class RelayServer:
         deadline = asyncio.get_running_loop().time() + 5.0
         while self.counter.protocols and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)  # connection_lost runs on the next turns of the loop
+        for p in list(self.counter.protocols):
+            if p.transport is not None:
+                # A client that does not read keeps a closed connection open (its last reply unsent).
+                p.transport.abort()
+        await asyncio.sleep(0)  # connection_lost (called soon by abort) releases each
         await self.service.drain()
         if self.intake is not None:
             await self.intake.drain()

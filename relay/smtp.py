@@ -81,6 +81,8 @@ MAX_AUTH_FAILURES = 3
 # smtpd_junk_command_limit): each one restarts the idle deadline, so without a bound a client could
 # hold a connection slot for ever doing nothing.
 MAX_JUNK_COMMANDS = 100
+# Seconds a closed connection may take to flush its last reply to a client that does not read.
+CLOSE_GRACE = 10.0
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -219,6 +221,10 @@ class RelaySMTP(SMTP):
         self._in_handler = False
         self._command_deadline = 0.0  # loop time by which the running handler must be done
         self._idle_from = 0.0  # loop time the last handler ended
+        # A closed connection whose client does not read the last reply is reset this long after
+        # the close (or after the idle deadline that found it closing): at most 10 s.
+        self._close_grace = min(self._timeout_duration, CLOSE_GRACE)
+        self._abort_at: float | None = None
         self._receiving_data = False
         self._verbatim: str | None = None
         self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
@@ -255,16 +261,30 @@ class RelaySMTP(SMTP):
         super()._reset_timeout(duration)
 
     def _timeout_cb(self):
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None:
             return
         now = self.loop.time()
+        if self.transport.is_closing():
+            # Closed, and still not gone: what was written last is not flushed because the client
+            # does not read. close() waits for the flush for ever, holding the connection's slot:
+            # past the grace the connection is reset.
+            if self._abort_at is None:
+                self._abort_at = now + self._close_grace
+            if now < self._abort_at - 0.001:
+                super()._reset_timeout(self._abort_at - now)
+                return
+            log.info("%s: the client did not read the last %d bytes within %g s of the close, resetting "
+                     "the connection", self.session.peer, self.transport.get_write_buffer_size(),
+                     self._close_grace)
+            self.transport.abort()
+            return
         if self._in_handler:
             if now < self._command_deadline:
                 self._reset_timeout(self._command_deadline - now)
                 return
             log.warning("%s: a command took longer than %g s, closing the connection",
                         self.session.peer, self._handler_timeout)
-            self.transport.close()
+            self._close_with(None)
             return
         idle_until = self._idle_from + self._timeout_duration
         if now < idle_until - 0.001:  # the last command ended less than `timeout` ago
@@ -298,10 +318,15 @@ class RelaySMTP(SMTP):
         finally:
             self._close_with(text)
 
-    def _close_with(self, text: str) -> None:
+    def _close_with(self, text: str | None) -> None:
+        """Write `text` (without waiting for the client to take it) and close; a client that does
+        not read it has the connection reset after the grace (_timeout_cb)."""
         if self.transport is not None and not self.transport.is_closing():
-            self._writer.write(text.encode("ascii", "replace") + b"\r\n")
+            if text is not None:
+                self._writer.write(text.encode("ascii", "replace") + b"\r\n")
             self.transport.close()
+            self._abort_at = self.loop.time() + self._close_grace
+            super()._reset_timeout(self._close_grace)
 
     def _getaddr(self, arg: str):
         # aiosmtpd's parser builds a class on every call (~30 us); the everyday path costs ~1 us here.
@@ -595,13 +620,9 @@ class RelaySMTP(SMTP):
         return self._in_handler or self._receiving_data
 
     async def say_goodbye(self, text: str) -> None:
-        """RFC 5321 3.8: a server shutting down answers 421 and closes."""
-        if self.transport is not None and not self.transport.is_closing():
-            try:
-                await super().push(text)
-            finally:
-                if self.transport is not None:
-                    self.transport.close()
+        """RFC 5321 3.8: a server shutting down answers 421 and closes. Not waiting for the client to
+        take the reply: one that does not read would hold up the shutdown."""
+        self._close_with(text)
 
     def verbatim(self, reply: Reply) -> str:
         """A reply to be sent exactly as given (the upstream's own words)."""

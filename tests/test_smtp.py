@@ -568,3 +568,53 @@ def test_the_private_parts_of_aiosmtpd_the_adapter_uses_are_still_there():
         assert attribute + " =" in source, attribute
     assert "self._handler_coroutine.cancel()" in source  # aiosmtpd's own way to end a session
     assert "self._buffer" in inspect.getsource(asyncio.StreamReader)
+
+
+# -- clients that do not read what the relay writes ---------------------------------------------------
+
+def _stop_reading(relay) -> socket.socket:
+    """A client that pipelines EHLOs and never reads a reply, until neither side's buffers take more:
+    the relay's writes then wait on it."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((relay.host, relay.port))
+    assert s.recv(100).startswith(b"220 ")
+    # Small buffers on the relay's side too (as over a long path), so that it blocks after a few
+    # hundred replies rather than after loopback's 4 MB.
+    (protocol,) = relay.server.counter.protocols
+    protocol.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    s.setblocking(False)
+    try:
+        while True:
+            s.send(b"EHLO x\r\n" * 64)
+    except BlockingIOError:
+        pass
+    return s
+
+
+def test_a_client_that_does_not_read_is_reset_after_the_idle_deadline_and_a_grace(upstream, relay_factory, caplog):
+    # close() waits to flush what was written; a client that never reads kept its connection (and its
+    # slot in max_connections) for ever after the 421 of the idle deadline.
+    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO, logger="relay.smtp")
+    relay = relay_factory(upstream.port, limits={"timeout": 1})
+    s = _stop_reading(relay)
+    try:
+        assert wait_until(lambda: not relay.server.service.sessions and relay.server.counter.active == 0, 30), \
+            relay.server.counter.active
+    finally:
+        s.close()
+    assert any("did not read the last" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_the_relay_stops_though_a_client_does_not_read(upstream, relay_factory):
+    # The shutdown's 421 waited for the client to take it: a client that does not read held the stop
+    # for ever.
+    relay = relay_factory(upstream.port)
+    s = _stop_reading(relay)
+    try:
+        assert wait_until(lambda: relay.server.counter.active == 1)
+        relay.begin_stop().result(40)
+    finally:
+        s.close()
