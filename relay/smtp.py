@@ -17,14 +17,15 @@ Connections are limited in all (`limits.max_connections`) and per client address
 from __future__ import annotations
 
 import asyncio
+import binascii
 import ipaddress
 import logging
 import re
 import ssl
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from .address import printable, unsendable
 from .decision import Reply
@@ -512,12 +513,54 @@ class RelaySMTP(SMTP):
 
     # -- AUTH ----------------------------------------------------------------
 
-    async def challenge_auth(self, *args, **kw):
-        self._auth_response = response = await super().challenge_auth(*args, **kw)
+    async def challenge_auth(self, challenge: str | bytes, encode_to_b64: bool = True,
+                             log_client_response: bool = False):
+        """A 334 challenge and the client's answer (RFC 4954 4), decoded; MISSING once answered here.
+        aiosmtpd reads the answer with StreamReader.readline, which on a line longer than the reader's
+        limit drops what it had buffered and raises: a traceback, a 451, and the rest of the line
+        read as commands. Here such a line is read to its end and refused (RFC 4954 6: 500 5.5.6)."""
+        self._auth_response = None
+        raw = challenge.encode() if isinstance(challenge, str) else challenge
+        await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
+        line = await self._read_whole_line()
+        if line is None:
+            await self.push("500 5.5.6 Authentication exchange line is too long (RFC 4954 6)")
+            return MISSING
+        answer = line.strip()
+        if answer == b"*":  # RFC 4954 4: the client cancels; the server MUST answer 501
+            log.info("%s: AUTH cancelled by the client ('*')", self.session.peer)
+            await self.push("501 5.7.0 Authentication cancelled")
+            return MISSING
+        try:
+            self._auth_response = response = b64decode(answer, validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Cannot decode the response: not base64 (RFC 4954 4)")
+            return MISSING
         return response
+
+    async def _read_whole_line(self) -> bytes | None:
+        """The next line from the client, or None when it is longer than the reader takes (the
+        whole of it read and dropped, so that none of it is taken for a command)."""
+        reader = self._reader
+        try:
+            return await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as overrun:
+            consumed = overrun.consumed
+        while True:
+            await reader.read(consumed)
+            try:
+                await reader.readuntil(b"\n")
+                return None
+            except asyncio.LimitOverrunError as overrun:
+                consumed = overrun.consumed
 
     async def auth_PLAIN(self, _, args):
         self._auth_response = None
+        if len(args) == 2 and args[1] == "=":
+            # RFC 4954 4: "=" is an empty initial response; an empty PLAIN message names no login
+            # (RFC 4616 2), where aiosmtpd answered that "=" is not base64.
+            await self.push("501 5.5.2 Empty PLAIN response: no login in it (RFC 4616 2)")
+            return AuthResult(success=False, handled=True)
         result = await super().auth_PLAIN(_, args)
         pending = result.auth_data
         if isinstance(pending, _PendingLogin):

@@ -253,3 +253,43 @@ def test_help_lists_auth_only_where_ehlo_offers_it(auth_relay, relay, cert):
         code, text = c.cmd("EHLO client.test")
         assert "AUTH" in text
         assert "AUTH" in c.cmd("HELP")[1].split(":", 1)[1].split()
+
+
+@pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
+def test_an_answer_to_a_challenge_longer_than_a_line_is_refused_whole(auth_relay, upstream, cert, caplog, mechanism):
+    # aiosmtpd read the answer to 334 with readline(), which raised on a 100 KiB line: a traceback, a
+    # 451, and the rest of the line read as commands (each later reply one command late).
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH " + mechanism)[0] == 334
+        code, text = c.cmd("QUFB" * 25600)
+        assert text.startswith("500 5.5.6 Authentication exchange line is too long"), text
+        assert c.cmd("NOOP") == (250, "250 2.0.0 OK")
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+@pytest.mark.parametrize("line, answer, expected", [
+    ("AUTH PLAIN =", None, "501 5.5.2 Empty PLAIN response"),  # RFC 4954 4: "=" is an empty response
+    ("AUTH PLAIN", "*", "501 5.7.0 Authentication cancelled"),  # RFC 4954 4: the client cancels
+    ("AUTH LOGIN", "*", "501 5.7.0 Authentication cancelled"),
+    ("AUTH PLAIN", "not base64!", "501 5.5.2 Cannot decode the response"),
+])
+def test_odd_auth_answers_get_a_precise_reply(auth_relay, cert, line, answer, expected):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        code, text = c.cmd(line)
+        if answer is not None:
+            assert code == 334
+            code, text = c.cmd(answer)
+        assert text.startswith(expected), text
+        assert c.cmd("NOOP")[0] == 250
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
