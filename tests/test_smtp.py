@@ -167,6 +167,39 @@ def test_no_smuggling_into_a_next_hop_that_drops_nul_and_takes_bare_lf(relay_fac
         lax.stop()
 
 
+# SEC Consult's list (SMTP smuggling, 2023) of end-of-data look-alikes, and bare CR/LF: each message
+# is one message at a next hop that ends the data at them, and what it gets carries none of them.
+_FAKE_ENDS = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n", b"\r\n.\n", b"\r\n\x00.\r\n",
+              b"\r\n.\x00\r\n", b"\n", b"\r"]
+
+
+def test_smuggling_variants_reach_a_lax_next_hop_as_one_message(relay_factory):
+    lax = LaxUpstream().start()
+    try:
+        relay = relay_factory(lax.port)
+        second = b"MAIL FROM:<ceo@sender.test>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx"
+        accepted = 0
+        with client(relay) as c:
+            for fake_end in _FAKE_ENDS:
+                body = b"From: a@sender.test\r\nSubject: one\r\n\r\nfirst" + fake_end + second + b"\r\n"
+                code, text = send_message(c, "a@sender.test", ["b@example.com"], body)[-1]
+                if b"\x00" in fake_end:
+                    assert text.startswith("550 5.6.0 "), (fake_end, text)  # refused whole: NUL is not text
+                else:
+                    assert code == 250, (fake_end, text)
+                    accepted += 1
+                assert wait_until(lambda: len(lax.messages) == accepted), (fake_end, len(lax.messages))
+        time.sleep(0.2)
+        assert len(lax.messages) == accepted == len(_FAKE_ENDS) - 2
+        assert [(m.mail_from, m.rcpts) for m in lax.messages] == [("FROM:<a@sender.test>", ["TO:<b@example.com>"])] * accepted
+        for m in lax.messages:
+            assert b"\x00" not in m.data and b"smuggled" in m.data
+            assert re.search(rb"\r(?!\n)|(?<!\r)\n", m.data) is None, m.data  # every line end a CRLF
+            assert re.search(rb"(?:^|\n)\.\r\n", m.data) is None, m.data  # no line that is a lone dot
+    finally:
+        lax.stop()
+
+
 # -- item 13: bad parameters, leaks, tracebacks -----------------------------------------------------
 
 @pytest.mark.parametrize("line, expected", [
