@@ -200,6 +200,46 @@ def test_smuggling_variants_reach_a_lax_next_hop_as_one_message(relay_factory):
         lax.stop()
 
 
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0])
+
+
+def test_a_message_sent_on_past_the_size_limit_is_not_kept_in_memory(upstream, relay_factory):
+    # 100 MB sent to a relay whose limit is 1 MiB (a client that ignores SIZE): the bytes past the limit
+    # are dropped as they come; the relay (in this process) grows by far less than what was sent.
+    import threading
+
+    relay = relay_factory(upstream.port, limits={"max_message_size": 1 << 20})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test> SIZE=100000000")[1].startswith("552 5.3.4 ")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        before = peak = _rss_kib()
+        done = threading.Event()
+
+        def watch():
+            nonlocal peak
+            while not done.wait(0.005):
+                peak = max(peak, _rss_kib())
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        chunk = (b"x" * 998 + b"\r\n") * 1000
+        try:
+            for _ in range(100):
+                c.send(chunk)
+            c.send(b".\r\n")
+            code, text = c.reply()
+        finally:
+            done.set()
+            watcher.join()
+        assert text.startswith("552 5.3.4 Message too big for this relay"), text
+        assert peak - before < 24 * 1024, (before, peak)  # KiB: 1 MiB kept at most, not 100 MB
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
 # -- item 13: bad parameters, leaks, tracebacks -----------------------------------------------------
 
 @pytest.mark.parametrize("line, expected", [
