@@ -156,3 +156,61 @@ async def test_the_sampler_stops_when_its_count_is_answered_as_it_is_closed(tmp_
             await sampler.close()
     finally:
         await store.close()
+
+
+def _exchange(host, port, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send `data`, then read until the listener closes (or `timeout` passes): the raw answer."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (socket.timeout, ConnectionResetError) as error:
+            out += f"<{type(error).__name__}>".encode()
+        return out
+
+
+def test_hostile_requests_get_a_status_line(relay_factory, upstream, monkeypatch, caplog):
+    import logging
+
+    import relay.metrics.http as http
+
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setattr(http, "REQUEST_TIMEOUT", 1.0)
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    host, port = relay.server.metrics_address
+    cases = [
+        # a request line of 1 MiB: closed with the request unread, a reset instead of an answer
+        (b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 414 "),
+        (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n", b"HTTP/1.1 431 "),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"HTTP/1.1 408 "),  # the head never ends
+        # a TLS ClientHello (no line end): 400 at once, not silence after the timeout
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)), b"HTTP/1.1 400 "),
+        (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", b"HTTP/1.1 404 "),
+        (b"GET /healthz HTTP/1.1\n\n", b"HTTP/1.1 200 "),  # bare LF line ends (RFC 9112 2.2)
+    ]
+    for request, expected in cases:
+        answer = _exchange(host, port, request, timeout=0.9 if expected == b"HTTP/1.1 400 " else 5)
+        assert answer.startswith(expected), (request[:40], answer[:200])
+    for method in (b"OPTIONS *", b"POST /metrics", b"PUT /healthz"):
+        answer = _exchange(host, port, method + b" HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+        assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in answer, answer  # RFC 9110 15.5.6
+    assert relay.http("/healthz")[0] == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_a_flood_of_idle_connections_gets_503_and_leaves_the_listener_working(relay_factory, upstream):
+    # Each idle connection is an open file; unbounded, a flood took every descriptor the process has
+    # (the SMTP listeners' too). 64 at once (relay/metrics/http.py MAX_CLIENTS).
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    host, port = relay.server.metrics_address
+    idle = [socket.create_connection((host, port), timeout=5) for _ in range(64)]
+    try:
+        time.sleep(0.2)
+        answer = _exchange(host, port, b"GET /healthz HTTP/1.1\r\n\r\n", timeout=3)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer, answer[:200]
+    finally:
+        for s in idle:
+            s.close()
+    assert wait_for_status(relay, "/healthz", 200)[0] == 200
