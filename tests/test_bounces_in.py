@@ -5,6 +5,7 @@ and lists the address; forged bounces and mail for other domains are refused."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -295,3 +296,45 @@ def test_mutated_real_bounces_get_a_clear_answer_and_no_error_in_the_log(verp_re
         answers.append(mail_bounce(verp_relay, return_path, message)[-1][0])
     assert set(answers) <= {250, 550, 554}, answers
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def _parsing_threads() -> int:
+    """Threads running the bounce parser now."""
+    import sys
+
+    count = 0
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "parse_bounce":
+                count += 1
+                break
+            frame = frame.f_back
+    return count
+
+
+def test_slow_bounces_are_parsed_one_at_a_time_and_the_relay_goes_on(verp_relay, upstream, monkeypatch):
+    # Thousands of status blocks take the parser seconds each (minutes in 35 MB), and a parse goes on past
+    # its deadline (a thread cannot be stopped). In the default executor four of them ran at once, a
+    # core each, in the threads the bounce list's queries and DKIM's digests wait for.
+    import threading
+
+    import relay.intake.bounces_in as bounces_in
+
+    monkeypatch.setattr(bounces_in, "PARSE_DEADLINE", 1.0)
+    blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" % i
+                      for i in range(6000))
+    slow = (b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+            b"report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            b"Reporting-MTA: dns; smarthost.example\r\n\r\n" + blocks + b"--B--\r\n")
+    replies, most = [], 0
+    senders = [threading.Thread(target=lambda: replies.append(mail_bounce(verp_relay, "postmaster", slow)[-1]))
+               for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    while any(s.is_alive() for s in senders):
+        most = max(most, _parsing_threads())
+        time.sleep(0.01)
+    assert [code for code, _ in replies] == [451] * 4, replies
+    assert all(text.startswith("451 4.3.0 Bounce not read in time") for _, text in replies), replies
+    assert most == 1
+    relay_one(verp_relay, upstream)  # the relay itself was never held up

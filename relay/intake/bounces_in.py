@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ..address import is_valid, printable
@@ -30,6 +31,11 @@ from .verp import VerpCodec, VerpError, VerpToken
 log = logging.getLogger("relay.intake.bounces_in")
 
 PARSE_DEADLINE = 30.0  # seconds for parsing one message (a thread; the loop never waits on it)
+# One parse at a time, in a thread of its own. A bounce can take the parser minutes (tens of thousands
+# of status blocks in 35 MB), and a thread cannot be stopped at the deadline: in the default executor a
+# few such bounces took every thread that the bounce list's queries and DKIM's digests wait for, and a
+# core each. Here they hold up only other bounces (whose wait ends at their own deadline, with 451).
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-bounce-parse")
 _EVERYONE = Clients(networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
 
 
@@ -68,7 +74,8 @@ class BounceIntake(Step):
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         raw = message.original
         try:
-            report = await asyncio.wait_for(asyncio.to_thread(parse_bounce, raw), PARSE_DEADLINE)
+            parsing = asyncio.get_running_loop().run_in_executor(_PARSER, parse_bounce, raw)
+            report = await asyncio.wait_for(parsing, PARSE_DEADLINE)
         except TimeoutError:
             log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
             return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
