@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import collections
 import ipaddress
 import logging
 import re
@@ -82,6 +83,9 @@ MAX_AUTH_FAILURES = 3
 # smtpd_junk_command_limit): each one restarts the idle deadline, so without a bound a client could
 # hold a connection slot for ever doing nothing.
 MAX_JUNK_COMMANDS = 100
+# The longest MAIL command line after EHLO: RFC 5321 4.5.3.1.4's 512, plus 26 for SIZE (RFC 1870 3) and
+# 10 for SMTPUTF8 (RFC 6531 3.4).
+MAIL_LINE_LIMIT = 512 + 26 + 10
 # Seconds a closed connection may take to flush its last reply to a client that does not read.
 CLOSE_GRACE = 10.0
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
@@ -211,6 +215,10 @@ class RelaySMTP(SMTP):
                  data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
                  **kw):
         super().__init__(handler, **kw)
+        # aiosmtpd keeps the command line limits in one dict shared by every connection (a class
+        # attribute), emptied by each new connection and raised at each EHLO: one client's EHLOs, or
+        # a new connection, changed what every other client could send. Each connection has its own.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self.relay_service = service
         self.relay_session = None
         self._connections = connections
@@ -372,6 +380,13 @@ class RelaySMTP(SMTP):
     @property
     def auth_offered(self) -> bool:
         return bool(getattr(self.event_handler, "auth_enabled", False)) and self._tls_protocol is not None
+
+    @_help_of(SMTP.smtp_EHLO)
+    async def smtp_EHLO(self, hostname: str) -> None:
+        await super().smtp_EHLO(hostname)
+        # aiosmtpd adds the extensions' share at every EHLO; it is added once (SIZE: 26, RFC 1870 3;
+        # SMTPUTF8: 10, RFC 6531 3.4, to RFC 5321 4.5.3.1.4's 512).
+        self.command_size_limits["MAIL"] = MAIL_LINE_LIMIT
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:

@@ -641,6 +641,7 @@ def test_the_private_parts_of_aiosmtpd_the_adapter_uses_are_still_there():
         assert attribute + " =" in source, attribute
     assert "self._handler_coroutine.cancel()" in source  # aiosmtpd's own way to end a session
     assert "self._buffer" in inspect.getsource(asyncio.StreamReader)
+    assert "self.command_size_limits['MAIL'] +=" in source  # what RelaySMTP.smtp_EHLO undoes
 
 
 # -- clients that do not read what the relay writes ---------------------------------------------------
@@ -691,3 +692,17 @@ def test_the_relay_stops_though_a_client_does_not_read(upstream, relay_factory):
         relay.begin_stop().result(40)
     finally:
         s.close()
+
+
+def test_the_mail_line_limit_is_each_connections_own(relay):
+    # aiosmtpd kept the command line limits in one dict for every connection, raised by 36 octets at
+    # each EHLO: one client's EHLOs let every client send longer MAIL lines (and a new connection
+    # emptied it again for all). RFC 5321 4.5.3.1.4, RFC 1870 3, RFC 6531 3.4: 512 + 26 + 10.
+    with client(relay) as other, client(relay) as c:
+        for _ in range(12):
+            assert other.cmd("EHLO other.test")[0] == 250
+        long_line = "MAIL FROM:<a@sender.test> X-PAD=" + "x" * 600
+        assert c.cmd(long_line)[1].startswith("500 5.5.2 Command line too long")
+        code, text = c.cmd("MAIL FROM:<a@sender.test> X-PAD=" + "x" * (548 - 33))  # 548 octets: read
+        assert code != 500 and code >= 500, text
+        assert c.cmd("MAIL FROM:<a@sender.test> SIZE=100 BODY=8BITMIME SMTPUTF8")[0] == 250
