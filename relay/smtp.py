@@ -36,6 +36,22 @@ from .users import FailedLogins
 
 log = logging.getLogger("relay.smtp")
 
+
+class _EscapedClientBytes(logging.Filter):
+    """aiosmtpd logs a client's unrecognised verb as it came ("unrecognised: %s", a WARNING): an ESC or
+    a CR in it would reach the log raw, to recolour or rewrite what a terminal shows of the lines
+    before it. Its records are written with every control character escaped (address.printable)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = printable(message)
+        if escaped is not message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+logging.getLogger("mail.log").addFilter(_EscapedClientBytes())
+
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
     (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),

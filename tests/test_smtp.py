@@ -706,3 +706,14 @@ def test_the_mail_line_limit_is_each_connections_own(relay):
         code, text = c.cmd("MAIL FROM:<a@sender.test> X-PAD=" + "x" * (548 - 33))  # 548 octets: read
         assert code != 500 and code >= 500, text
         assert c.cmd("MAIL FROM:<a@sender.test> SIZE=100 BODY=8BITMIME SMTPUTF8")[0] == 250
+
+
+def test_a_clients_control_bytes_reach_the_log_escaped(relay, caplog):
+    # aiosmtpd's "unrecognised: %s" warning carried the verb raw: ESC sequences and CRs in the log.
+    caplog.set_level(logging.WARNING)
+    with client(relay) as c:
+        code, text = c.cmd(b"\x1b[2J\x1b[1;1HFAKE\rERROR")
+        assert code == 500, text
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mail.log" and "unrecognised" in r.getMessage()]
+    assert warnings and all("\x1b" not in w and "\r" not in w for w in warnings), warnings
+    assert any("\\x1b[2J" in w for w in warnings), warnings
