@@ -717,3 +717,50 @@ def test_a_clients_control_bytes_reach_the_log_escaped(relay, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.name == "mail.log" and "unrecognised" in r.getMessage()]
     assert warnings and all("\x1b" not in w and "\r" not in w for w in warnings), warnings
     assert any("\\x1b[2J" in w for w in warnings), warnings
+
+
+def test_a_reset_at_every_stage_releases_the_session_its_tasks_and_the_upstream(upstream, relay_factory, caplog):
+    # RST (SO_LINGER 0) after the banner, after each command, mid-DATA, and while the final dot waits on
+    # the upstream (slowdata@ answers after 1 s): the session, its tasks, its slot and the upstream
+    # connection it held all go; nothing is logged as an error.
+    import asyncio
+    import struct
+
+    caplog.set_level(logging.WARNING)
+    upstream.slow_seconds = 1.0
+    relay = relay_factory(upstream.port)
+    with client(relay) as warm:
+        assert send_message(warm, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+    async def task_count():
+        return len(asyncio.all_tasks())
+
+    assert wait_until(lambda: relay.server.counter.active == 0 and not relay.server.service.sessions)
+    tasks_before = relay.call(task_count())
+    stages = ["banner", "EHLO x", "MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.com>", "DATA", "mid-data",
+              "final dot", "RCPT pipelined"]
+    for n, stage in enumerate(stages):
+        c = RawSMTP(relay.host, relay.port)
+        script = stages[1:n + 1] if stage != "RCPT pipelined" else stages[1:3]
+        for line in script:
+            if line == "RCPT TO:<b@example.com>" and "final dot" in stages[:n + 1]:
+                line = "RCPT TO:<slowdata@example.com>"
+            if line == "mid-data":
+                c.send(BODY + b"x" * 50000)
+            elif line == "final dot":
+                c.send(BODY + b".\r\n")
+                time.sleep(0.3)  # the relay is waiting on the upstream's reply
+            else:
+                c.cmd(line)
+        if stage == "RCPT pipelined":
+            c.send(b"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.sock.close()
+    assert wait_until(lambda: relay.server.counter.active == 0 and not relay.server.service.sessions, 15), \
+        (relay.server.counter.active, relay.server.service.sessions)
+    assert wait_until(lambda: relay.call(task_count()) <= tasks_before, 15), (relay.call(task_count()), tasks_before)
+    relay.call(relay.server.resources.pool.close())  # the idle pool goes; anything left open leaked
+    assert wait_until(lambda: upstream.open_connections == 0), upstream.open_connections
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    with client(relay) as c:  # and the relay still relays
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
