@@ -54,6 +54,7 @@ only; `holdout` says how it does on bounces it was not tuned on.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from collections import Counter, defaultdict
@@ -225,8 +226,11 @@ def world_figures(results) -> dict:
     }
 
 
-def main_world(show_failures: bool) -> int:
-    f = world_figures(evaluate_world()["results"])
+def main_world(show_failures: bool, match: list[str] | None = None) -> int:
+    results = evaluate_world()["results"]
+    if match:
+        results = [(e, rows) for e, rows in results if any(fnmatch.fnmatch(e["file"], m) for m in match)]
+    f = world_figures(results)
     print(f"world    messages {f['messages']} ({f['bounces']} bounces, {f['not_failures']} not failures; "
           f"{f['families']} MTA families)  right recipient {f['recipient_accuracy']:.2%} "
           f"({f['recipient_right']}/{f['recipient_labelled']})  right status {f['status_accuracy']:.2%} "
@@ -251,9 +255,11 @@ def main() -> int:
     parser.add_argument("--failures", action="store_true", help="list every wrong recipient on stderr")
     parser.add_argument("--world", action="store_true",
                         help="read the independent world set (tests/data/bounces/world) instead")
+    parser.add_argument("--match", action="append", metavar="GLOB",
+                        help="with --world: only the files whose name matches (repeatable), e.g. 'phpbh-*'")
     args = parser.parse_args()
     if args.world:
-        return main_world(args.failures)
+        return main_world(args.failures, args.match)
     evaluation = evaluate()
     results = evaluation["results"]
     names = [args.part] if args.part else ["tune", "holdout", "all"]
