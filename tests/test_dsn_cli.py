@@ -82,6 +82,13 @@ def test_auto_replies_and_delivery_reports_print_nothing(capsys, tmp_path):
     assert (status, rows, err) == (0, [], "")
 
 
+def test_a_return_receipt_whose_action_carries_a_comment_prints_nothing(capsys):
+    # Sendmail's "Return receipt": "Action: relayed (to non-DSN-aware mailer)", Status 2.1.5. The
+    # action-value is the first word (RFC 3464 2.3.3); the rest is Sendmail's comment.
+    receipt = str(CORPUS / "world" / "phpbh-sendmail-dsn-hdrs-delivered.eml")
+    assert run(capsys, receipt) == (0, [], "")
+
+
 def test_unreadable_file_is_an_error_and_the_others_are_still_read(capsys, tmp_path):
     status, rows, err = run(capsys, str(tmp_path / "missing.eml"), str(CORPUS / "sisimai-lhost-qmail-02.eml"))
     assert status == 1

@@ -404,7 +404,7 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     [block] = blocks
     if _bare_address(_field(block, "Final-Recipient")) or _bare_address(_field(block, "Original-Recipient")):
         return None
-    action = (_field(block, "Action") or "").strip().lower() or None
+    action = _action(block)
     sm = _STATUS.search(_field(block, "Status") or "")
     if action not in FAILED_ACTIONS or sm is None or sm.group(1) not in "45":
         return None
@@ -500,12 +500,19 @@ def _field(block: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
+def _action(block: list[tuple[str, str]]) -> str | None:
+    """The block's action-value (RFC 3464 2.3.3), lower case, without what some MTAs write after it:
+    Sendmail's return receipts say "Action: relayed (to non-DSN-aware mailer)"."""
+    m = re.match(r"\s*([A-Za-z-]+)", _field(block, "Action") or "")
+    return m.group(1).lower() if m else None
+
+
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
     final = _bare_address(_typed(_field(block, "Final-Recipient"))[1])
     original = _bare_address(_typed(_field(block, "Original-Recipient"))[1])
     if final is None and original is None:
         return None
-    action = (_field(block, "Action") or "").strip().lower() or None
+    action = _action(block)
     status_field = _field(block, "Status")
     sm = _STATUS.search(status_field or "")
     status = ".".join(sm.groups()) if sm else None
@@ -576,7 +583,7 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
             if _field(block, "Final-Recipient") or _field(block, "Original-Recipient"):
                 seen_any = True
             found = _recipient_from_block(block)
-            if found is None and (_field(block, "Action") or "failed").strip().lower() not in SUCCESS_ACTIONS and \
+            if found is None and (_action(block) or "failed") not in SUCCESS_ACTIONS and \
                     not (_bare_address(_field(block, "Final-Recipient")) or
                          _bare_address(_field(block, "Original-Recipient"))):
                 failed_without_address = True
