@@ -549,3 +549,13 @@ def test_an_x400_gateways_generic_status_gives_way_to_the_supplementary_error():
     # A code of another class there does not override the Status.
     [r] = parse_bounce(raw.format(code="4.4.1").encode()).recipients
     assert r.status == "5.0.0"
+
+
+def test_identical_recipient_blocks_are_one_failure():
+    # Sendmail's "aliasing/forwarding loop broken" report repeats the same block once per expansion;
+    # each record is a `bounced` event, so the address must not be counted once per copy.
+    block = "Final-Recipient: RFC822; <joem@example.org>\nAction: failed\nStatus: 5.1.1\n"
+    report = parse_bounce(dsn(block, block, block,
+                              "Final-Recipient: rfc822; other@example.org\nAction: failed\nStatus: 5.1.1\n"))
+    assert [(r.recipient, r.status) for r in report.recipients] == [
+        ("joem@example.org", "5.1.1"), ("other@example.org", "5.1.1")]

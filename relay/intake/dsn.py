@@ -638,8 +638,11 @@ def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg
     sender = _bare_address(_typed(sender)[1]) if sender else None
     if sender is None and original:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
+    # One record per distinct failure: Sendmail reports an aliasing loop with one identical block per
+    # expansion (the same address, Status and diagnostic up to eleven times), and each record becomes a
+    # `bounced` event that the funnel counts.
     return BounceReport(
-        kind=kind, recipients=tuple(recipients),
+        kind=kind, recipients=tuple(dict.fromkeys(recipients)),
         reporting_mta=_typed(per_message.get("reporting-mta"))[1] if per_message.get("reporting-mta") else None,
         original_sender=sender,
         original_envelope_id=per_message.get("original-envelope-id"),
