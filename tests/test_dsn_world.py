@@ -1,5 +1,6 @@
-"""The second, independent bounce set (tests/data/bounces/world: 291 real files from the test data of
-flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser and mail-parser, labelled by reading them).
+"""The second, independent bounce set (tests/data/bounces/world: 351 real files from the test data of
+flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
+flanker, the mail gem, MimeKit and CPython, labelled by reading them; sources in its README.md).
 The figures and their definitions: bench/bench_dsn.py --world."""
 
 from __future__ import annotations
@@ -106,8 +107,10 @@ def test_world_figures_do_not_regress():
     # With Mail-DeliveryStatus-BounceParser's 126 messages added (branch dsn-world2, before its parser
     # changes): 98.50% / 98.12%, 13 spurious in 8 bounces, 1 false failure; after them 98.87% / 98.50%,
     # 9 in 4, none; with mail-parser's 11 files and the X400-Supplementary-Info rule 98.88% / 98.88%.
+    # With 60 more files (branch dsn-world3): 99.06% / 99.06%, 9 in 4, 1 false failure (a Sendmail
+    # return receipt, "Action: relayed (to non-DSN-aware mailer)"); after its fix, none.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.988
-    assert figures["status_accuracy"] >= 0.988
+    assert figures["recipient_accuracy"] >= 0.990
+    assert figures["status_accuracy"] >= 0.990
     assert figures["spurious_in_messages"] <= 4
     assert figures["false_failures"] == 0
