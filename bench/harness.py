@@ -35,7 +35,12 @@ from systems import REPO, RECIPIENT, SENDER, SystemError_  # noqa: E402
 
 # relay: `workers: 1` (one process); relay-workers2: `workers: 2` (a parent and two workers, relay/workers.py);
 # relay-mx: one process in `upstream: {mode: mx}`, the sink found as the recipient domain's MX.
-ALL_SYSTEMS = ("direct", "relay", "relay-workers2", "relay-mx", "postfix-opendkim", "postfix-relay-milter", "postfix")
+# relay-asyncio, relay-workers2-asyncio: the same two kept off uvloop, which `relay serve` runs on when it is
+# installed (relay/server.py); beside the plain two they measure what uvloop is worth (docs/benchmarks.md,
+# "Stop 21"). Without uvloop installed, both pairs run on asyncio's loop.
+RELAYS = {"relay": (1, False), "relay-workers2": (2, False), "relay-asyncio": (1, True),
+          "relay-workers2-asyncio": (2, True)}
+ALL_SYSTEMS = ("direct", *RELAYS, "relay-mx", "postfix-opendkim", "postfix-relay-milter", "postfix")
 DEFAULT_SYSTEMS = "direct,relay,relay-workers2,postfix-opendkim"
 # Messages per throughput run for each size, unless --messages says otherwise (same load for every system).
 DEFAULT_MESSAGES = {1024: 5000, 100 * 1024: 1000, 10 * 1024 * 1024: 120}
@@ -127,13 +132,20 @@ class Bench:
         else:
             self.assets["relay_source"] = "working tree"
 
-        need_relay = any(n in ("relay", "relay-workers2", "relay-mx", "postfix-relay-milter") for n in names)
+        need_relay = any(n in RELAYS or n in ("relay-mx", "postfix-relay-milter") for n in names)
         need_key = need_relay or "postfix-opendkim" in names
         if need_key:
             self.key, self.txt, how = relayconf.make_key(self.workdir / "keys")
             self.assets["dkim_key"] = {"path": str(self.key), "made_by": how, "bits": 2048}
             log(f"DKIM key: RSA-2048 by {how}")
         if need_relay:
+            try:  # the relay's python is this one: what it imports, this process can
+                from importlib.metadata import version
+                loop = f"uvloop {version('uvloop')}"
+            except Exception:
+                loop = "asyncio's (uvloop not installed)"
+            self.assets["event_loop"] = loop
+            log(f"event loop of relay, relay-workers2: {loop}; of the -asyncio variants: asyncio's")
             bounce_db = None
             policies = None
             if not self.args.relay_config:
@@ -156,10 +168,9 @@ class Bench:
     def make(self, name: str) -> sysmod.System:
         if name == "direct":
             return sysmod.Direct()
-        if name == "relay":
-            return sysmod.Relay(self.workdir, self.factory, workers=1)
-        if name == "relay-workers2":
-            return sysmod.Relay(self.workdir, self.factory, workers=2)
+        if name in RELAYS:
+            workers, asyncio_loop = RELAYS[name]
+            return sysmod.Relay(self.workdir, self.factory, workers=workers, asyncio_loop=asyncio_loop)
         if name == "relay-mx":
             return sysmod.RelayMx(self.workdir, self.factory, workers=1)
         if name == "postfix-opendkim":
