@@ -38,7 +38,7 @@ class RelayService:
         self._endings: set[asyncio.Task] = set()  # transaction ends under way (see _end)
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
-    def _count(self, name: str, **labels) -> None:
+    def count(self, name: str, **labels) -> None:
         if self.metrics is not None:
             self.metrics.inc(name, **labels)
 
@@ -48,7 +48,7 @@ class RelayService:
         session = Session(id=new_id(), peer_ip=peer_ip, peer_port=peer_port,
                           trusted_network=self.settings.clients.trusted(peer_ip))
         self.sessions[session.id] = session
-        self._count("relay_connections_total")
+        self.count("relay_connections_total")
         if not session.trusted_network and self.settings.clients.users_file is None:
             # Nobody outside clients.networks can ever relay here (no AUTH configured): say so at once
             # (RFC 5321 3.1: a 554 greeting).
@@ -180,9 +180,9 @@ class RelayService:
         if decision.verdict is Verdict.CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         if decision.verdict is Verdict.ACCEPT:
-            self._count("relay_messages_total", result="accepted")
+            self.count("relay_messages_total", result="accepted")
         else:
-            self._count("relay_messages_total", result=decision.verdict.value)
+            self.count("relay_messages_total", result=decision.verdict.value)
             await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
         await self._end(txn)
         return decision.reply

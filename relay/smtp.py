@@ -30,11 +30,14 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupExce
 
 from .address import printable, unsendable
 from .decision import Reply
+from .logsample import SampledLog
 from .maildata import DataReceiver
 from .service import RelayService
 from .users import FailedLogins
 
 log = logging.getLogger("relay.smtp")
+# A connection flood past the limits is counted in full but logged once a minute (relay/logsample.py).
+_refused_connections_log = SampledLog(log)
 
 
 class _EscapedClientBytes(logging.Filter):
@@ -176,17 +179,18 @@ class Connections:
     shared: "SharedCount | None" = None  # relay/sharedcount.py
     slot: int = 0
 
-    def admit(self, protocol: "RelaySMTP", key: str) -> str | None:
-        """Count a new connection; the 421 it must be told when it is one too many."""
+    def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
+        """Count a new connection; when it is one too many, the limit it is over and the 421 it
+        must be told."""
         self.active += 1
         self.protocols.add(protocol)
         self.per_client[key] = self.per_client.get(key, 0) + 1
         total = self.shared.add(self.slot, 1) if self.shared is not None else self.active
         if total > self.max_total:
-            return "421 4.7.0 Too many connections to this relay, try again later"
+            return "max_connections", "421 4.7.0 Too many connections to this relay, try again later"
         if self.per_client[key] > self.max_per_client:
-            return (f"421 4.7.0 Too many connections from {key} (at most {self.max_per_client}), "
-                    f"try again later")
+            return "max_connections_per_client", (f"421 4.7.0 Too many connections from {key} (at most "
+                                                  f"{self.max_per_client}), try again later")
         return None
 
     def release(self, protocol: "RelaySMTP", key: str) -> None:
@@ -711,8 +715,10 @@ class RelaySMTP(SMTP):
         self._client_key = client_key(ip)
         too_many = self._connections.admit(self, self._client_key)
         if too_many is not None:
-            log.warning("%s: %s", ip, too_many)
-            self._close_with(too_many)
+            limit, reply = too_many
+            self.relay_service.count("relay_connections_refused_total", limit=limit)
+            _refused_connections_log.warning(limit, "%s: %s", ip, reply)
+            self._close_with(reply)
             return
         session, refusal = await self.relay_service.connect(ip, int(peer[1]) if len(peer) > 1 else 0)
         self.relay_session = session

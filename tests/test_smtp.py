@@ -320,6 +320,25 @@ def test_fuzzed_sessions_leave_no_traceback_fd_or_upstream_connection(upstream, 
 
 # -- item 14: one client cannot take every connection -----------------------------------------------
 
+def test_a_connection_flood_is_counted_in_full_and_logged_once_a_minute(upstream, relay_factory, caplog):
+    # Before, each refused connection wrote a WARNING: a client looping on connect filled the log
+    # (and journald's rate limit would drop the relay's other lines with it).
+    relay = relay_factory(upstream.port, limits={"max_connections_per_client": 2})
+    held = [RawSMTP(relay.host, relay.port) for _ in range(2)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="relay.smtp"):
+            for _ in range(40):
+                with RawSMTP(relay.host, relay.port) as extra:
+                    assert extra.greeting[1].startswith("421 4.7.0 Too many connections from 127.0.0.1")
+    finally:
+        for c in held:
+            c.close()
+    logged = [r.getMessage() for r in caplog.records if "Too many connections" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("127.0.0.1: 421 4.7.0"), logged
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_refused_total", (("limit", "max_connections_per_client"),))] == 40
+
+
 def test_per_client_connection_limit_leaves_room_for_others(upstream, relay_factory):
     relay = relay_factory(upstream.port, limits={"max_connections_per_client": 5})
     held = [RawSMTP(relay.host, relay.port) for _ in range(5)]

@@ -41,6 +41,9 @@ class Spec:
 CATALOGUE: dict[str, Spec] = {
     # -- sessions and messages (relay mode) --
     "relay_connections_total": Spec("counter", "Client connections accepted."),
+    "relay_connections_refused_total": Spec("counter", "Client connections refused with 421 at connect, by the limit "
+                                                       "they were over (max_connections, max_connections_per_client).",
+                                            ("limit",)),
     "relay_active_sessions": Spec("gauge", "Client SMTP sessions open now."),
     "relay_messages_total": Spec("counter", "Messages at the end of DATA, by result (accepted, reject, defer).",
                                  ("result",)),
