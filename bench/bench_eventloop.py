@@ -3,8 +3,8 @@
 
     python bench/bench_eventloop.py [--mode cpu|instructions] [--rounds 12] [--messages 1500] [--workers 1]
 
-`relay serve` runs on uvloop when it is installed (relay/server.py); the asyncio side is the same relay
-with uvloop hidden (bench/systems.py, `asyncio_loop`). Both start once, on the same config and sink, and
+`relay serve` runs on asyncio's loop (relay/server.py); the uvloop side is the same relay started with
+uvloop's event loop policy set first (bench/systems.py, `uvloop`). Both start once, on the same config and sink, and
 take bursts of `smtp-source -l 1024 -d -s 20` in turn (the order flips every round), so a change in what
 else runs on the machine falls on both sides alike.
 
@@ -132,7 +132,7 @@ def main() -> int:
     python = str(grind.python) if grind else sys.executable
     sink = sysmod.Sink(workdir)
     relays = {side: sysmod.Relay(workdir, factory, python=python, workers=args.workers,
-                                 asyncio_loop=side == "asyncio") for side in SIDES}
+                                 uvloop=side == "uvloop") for side in SIDES}
     per_message: dict[str, list[float]] = {side: [] for side in SIDES}
     rate: dict[str, list[float]] = {side: [] for side in SIDES}
     try:

@@ -35,11 +35,10 @@ from systems import REPO, RECIPIENT, SENDER, SystemError_  # noqa: E402
 
 # relay: `workers: 1` (one process); relay-workers2: `workers: 2` (a parent and two workers, relay/workers.py);
 # relay-mx: one process in `upstream: {mode: mx}`, the sink found as the recipient domain's MX.
-# relay-asyncio, relay-workers2-asyncio: the same two kept off uvloop, which `relay serve` runs on when it is
-# installed (relay/server.py); beside the plain two they measure what uvloop is worth (docs/benchmarks.md,
-# "Stop 21"). Without uvloop installed, both pairs run on asyncio's loop.
-RELAYS = {"relay": (1, False), "relay-workers2": (2, False), "relay-asyncio": (1, True),
-          "relay-workers2-asyncio": (2, True)}
+# relay-uvloop, relay-workers2-uvloop: the same two on uvloop (installed by hand; `relay serve` itself runs
+# asyncio's loop): beside the plain two they measure what uvloop is worth (docs/benchmarks.md, "Stop 21").
+RELAYS = {"relay": (1, False), "relay-workers2": (2, False), "relay-uvloop": (1, True),
+          "relay-workers2-uvloop": (2, True)}
 ALL_SYSTEMS = ("direct", *RELAYS, "relay-mx", "postfix-opendkim", "postfix-relay-milter", "postfix")
 DEFAULT_SYSTEMS = "direct,relay,relay-workers2,postfix-opendkim"
 # Messages per throughput run for each size, unless --messages says otherwise (same load for every system).
@@ -139,13 +138,13 @@ class Bench:
             self.assets["dkim_key"] = {"path": str(self.key), "made_by": how, "bits": 2048}
             log(f"DKIM key: RSA-2048 by {how}")
         if need_relay:
-            try:  # the relay's python is this one: what it imports, this process can
-                from importlib.metadata import version
-                loop = f"uvloop {version('uvloop')}"
-            except Exception:
-                loop = "asyncio's (uvloop not installed)"
-            self.assets["event_loop"] = loop
-            log(f"event loop of relay, relay-workers2: {loop}; of the -asyncio variants: asyncio's")
+            if any(n.endswith("-uvloop") for n in names):
+                from importlib.metadata import PackageNotFoundError, version
+                try:  # the relay's python is this one: what it imports, this process can
+                    self.assets["uvloop"] = version("uvloop")
+                except PackageNotFoundError:
+                    raise SystemExit("the -uvloop systems need uvloop installed (pip install uvloop)") from None
+                log(f"event loop of the -uvloop variants: uvloop {self.assets['uvloop']}; of the others: asyncio's")
             bounce_db = None
             policies = None
             if not self.args.relay_config:
@@ -169,8 +168,8 @@ class Bench:
         if name == "direct":
             return sysmod.Direct()
         if name in RELAYS:
-            workers, asyncio_loop = RELAYS[name]
-            return sysmod.Relay(self.workdir, self.factory, workers=workers, asyncio_loop=asyncio_loop)
+            workers, uvloop = RELAYS[name]
+            return sysmod.Relay(self.workdir, self.factory, workers=workers, uvloop=uvloop)
         if name == "relay-mx":
             return sysmod.RelayMx(self.workdir, self.factory, workers=1)
         if name == "postfix-opendkim":

@@ -142,8 +142,8 @@ def table(results: dict) -> str:
             lines.append(row)
         for a, b in (("relay", "postfix-opendkim"), ("relay-workers2", "postfix-opendkim"), ("relay-workers2", "relay"),
                      ("relay", "direct"), ("relay-workers2", "direct"), ("relay-mx", "relay"), ("postfix-relay-milter", "postfix-opendkim"),
-                     ("postfix-opendkim", "direct"), ("relay", "relay-asyncio"),
-                     ("relay-workers2", "relay-workers2-asyncio")):
+                     ("postfix-opendkim", "direct"), ("relay-uvloop", "relay"),
+                     ("relay-workers2-uvloop", "relay-workers2")):
             if a in tp and b in tp:
                 lines.append(f"{'ratio ' + a + ' / ' + b:<34}" + "".join(
                     f"{_fmt(_ratio(tp[a].get(sz, {}).get('msg_per_s'), tp[b].get(sz, {}).get('msg_per_s')), 'x', 2):>12}"
@@ -298,10 +298,10 @@ def _known_summary(data) -> str | None:
 
 LABELS = {"direct": "direct: smtp-source -> smtp-sink (machine limit)", "relay": "relay (one process)",
           "relay-workers2": "relay, workers: 2", "relay-mx": "relay, mode mx (MX from DNS)",
-          "relay-asyncio": "relay (one process), asyncio's loop", "relay-workers2-asyncio": "relay, workers: 2, asyncio's loop",
+          "relay-uvloop": "relay (one process), uvloop", "relay-workers2-uvloop": "relay, workers: 2, uvloop",
           "postfix-opendkim": "Postfix + OpenDKIM", "postfix-relay-milter": "Postfix + relay as milter",
           "postfix": "Postfix, no milter"}
-COLOURS = {"postfix": "#ffb74d", "direct": "#9e9e9e", "relay": "#1565c0", "relay-workers2": "#42a5f5", "relay-asyncio": "#5c6bc0", "relay-workers2-asyncio": "#9fa8da", "relay-mx": "#26a69a", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
+COLOURS = {"postfix": "#ffb74d", "direct": "#9e9e9e", "relay": "#1565c0", "relay-workers2": "#42a5f5", "relay-uvloop": "#5c6bc0", "relay-workers2-uvloop": "#9fa8da", "relay-mx": "#26a69a", "postfix-opendkim": "#e65100", "postfix-relay-milter": "#6a1b9a"}
 
 
 def chart(results: dict, path: Path) -> None:

@@ -208,15 +208,15 @@ class Relay(System):
     signs = True
 
     def __init__(self, workdir: Path, config_factory, python: str = sys.executable, profile: str | None = None,
-                 workers: int | None = 1, asyncio_loop: bool = False):
+                 workers: int | None = 1, uvloop: bool = False):
         self.workdir = Path(workdir)
         self.config_factory = config_factory
         self.workers = workers  # `workers:` in its config (None: the config's own, or one per core)
-        self.asyncio_loop = asyncio_loop  # kept on asyncio's loop even where uvloop is installed
+        self.uvloop = uvloop  # run on uvloop (installed by hand) instead of asyncio's loop
         if workers and workers > 1:
             self.name = f"relay-workers{workers}"
-        if asyncio_loop:
-            self.name += "-asyncio"
+        if uvloop:
+            self.name += "-uvloop"
         self.python = python
         self.proc = None
         self.profile = profile  # a py-spy output path: run the relay under `py-spy record`
@@ -225,16 +225,14 @@ class Relay(System):
     def _spawn(self, config: Path) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        if self.asyncio_loop:
-            # `relay serve` takes uvloop when `import uvloop` works: a module of that name that fails to
-            # import, first on the path, leaves the same code on asyncio's loop.
-            shim = self.workdir / "without-uvloop"
-            shim.mkdir(exist_ok=True)
-            (shim / "uvloop.py").write_text("raise ImportError('kept off uvloop by the bench')\n")
-            env["PYTHONPATH"] = str(shim) + os.pathsep + env["PYTHONPATH"]
+        # `relay serve` runs asyncio.run(): uvloop's policy, set before, makes that loop (and the forked
+        # workers') uvloop's, with the relay's code unchanged.
+        start = (["-c", "import asyncio, runpy, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+                        "sys.argv[0] = 'relay'; runpy.run_module('relay', run_name='__main__', alter_sys=True)"]
+                 if self.uvloop else ["-m", "relay"])
         self.stderr_path = self.workdir / f"relay-{self.port}.stderr"
         self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([self.python, "-m", "relay", "serve", "-c", str(config)], cwd=str(REPO),
+        self.proc = subprocess.Popen([self.python, *start, "serve", "-c", str(config)], cwd=str(REPO),
                                      env=env, stdout=self._stderr, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.group = procstat.Group(tree_roots=[self.proc.pid])

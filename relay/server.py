@@ -486,14 +486,10 @@ def serve(settings: Settings, report_error=None) -> int:
             server = RelayServer(worker.settings if worker is not None else settings, worker=worker)
             await server.run()
 
-        try:
-            # Optional, not a dependency: ~4% less CPU a 1 KiB message where installed
-            # (docs/benchmarks.md, "Stop 21: uvloop").
-            import uvloop
-            runner = uvloop.run
-        except ImportError:
-            runner = asyncio.run
-        runner(main())
+        # asyncio's own loop, also where uvloop is installed: uvloop took only ~4% off the CPU of a
+        # 1 KiB message (docs/benchmarks.md, "Stop 21: uvloop"), and a loop the tests do not run on
+        # is not one to run mail on.
+        asyncio.run(main())
 
     if settings.workers > 1:
         from .workers import serve_workers
