@@ -20,7 +20,10 @@ from ..decision import Reply
 from .correlate import DeliveryResult, ExpiredResult, QueueTracker
 from .postfix_log import Delivery, LogLine
 
-FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejected"}
+# verify(8) logs "undeliverable-but-not-cached" for a probe's failure when
+# address_verify_negative_cache is off: the same finding as "undeliverable", only not remembered.
+FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejected",
+          "undeliverable-but-not-cached": "rejected"}
 
 
 def postfix_reply(delivery: Delivery) -> Reply:

@@ -35,15 +35,35 @@ from ..decision import Reply
 
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+# journalctl and syslog daemons print the month in the locale's words (strftime %b): a German
+# system writes "Mär", "Mai", "Okt", "Dez" (and some "Mrz"), as pasted in many issue threads.
+_MONTHS.update({"mär": 3, "mrz": 3, "mai": 5, "okt": 10, "dez": 12})
+
+# Prefixes other programs put before the logger's line:
+# - `docker compose logs` / `docker-compose logs`: "<service>  | " (the service name, padding, a bar);
+# - leading blanks (a paste, an indented quote).
+_PREFIX = re.compile(r"^\s*(?:[A-Za-z0-9][\w.-]*\s+\|\s)?\s*")
+# rsyslog's RepeatedMsgReduction folds identical lines: "message repeated 2 times: [ <text>]".
+_REPEATED = re.compile(r"^message repeated \d+ times: \[ ?(?P<text>.*)\]$")
+# Severity words some loggers print where syslog has the host (docker-postfix's plain format:
+# "2024-12-30T12:16:31.935334+01:00 INFO    postfix/qmgr[1199]: ...").
+_LEVELS = r"(?:DEBUG|INFO|NOTICE|WARN(?:ING)?|ERR(?:OR)?|CRIT(?:ICAL)?|ALERT|EMERG|FATAL|PANIC)"
+# BusyBox syslogd (Alpine images) writes "facility.level" between the host and the tag.
+_FACILITY = (r"(?:(?:auth|authpriv|cron|daemon|ftp|kern|lpr|mail|news|syslog|user|uucp|local[0-7])"
+             r"\.(?:emerg|alert|crit|err|error|warn|warning|notice|info|debug) )")
 
 # RFC 3164 (and postlogd): "Nov 29 11:24:41 host tag[pid]: text"; a PRI may lead when read off the wire.
 _RFC3164 = re.compile(
-    r"^(?:<\d{1,3}>)?(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? "
-    r"(?:(?P<host>[^\s\[]+(?<!:)) )?(?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<text>.*)$")
+    r"^(?:<\d{1,3}>)?(?P<mon>[A-Z][a-zä]{2}) {1,2}(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? "
+    r"(?:(?P<host>[^\s\[]+(?<!:)) )?" + _FACILITY + r"?(?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<text>.*)$")
 # RFC 3339 timestamp in front (rsyslog's RSYSLOG_FileFormat, syslog-ng's ISO dates).
+# The host may be missing (a container's own stdout, timestamped by Docker) or replaced by a
+# severity column; as in RFC 3164 lines, a host never holds "[" nor ends in ":", so a tag with
+# its [pid] is never taken for one.
 _ISO = re.compile(
-    r"^(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
-    r"(?P<host>\S+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<text>.*)$")
+    r"^(?:<\d{1,3}>)?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) +"
+    r"(?:" + _LEVELS + r" +|(?P<host>[^\s\[]+(?<!:)) +)?" + _FACILITY + r"?"
+    r"(?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<text>.*)$")
 # RFC 5424: "<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG"; "-" is the nil value (section 6).
 _RFC5424 = re.compile(
     r"^<\d{1,3}>1 (?P<ts>\S+) (?P<host>\S+) (?P<tag>\S+) (?P<pid>\S+) \S+ "
@@ -78,13 +98,17 @@ def parse_line(raw: str, now: datetime | None = None) -> LogLine | None:
     than a day in the future of `now` (a log read in January still holds December's lines), and the
     zone is the local one, as syslog wrote it."""
     line = raw.rstrip("\r\n").lstrip("\x00")
+    if line[:1] != "<":
+        line = _PREFIX.sub("", line, count=1)
     m = _RFC3164.match(line)
     if m:
         # Container logs often leave the host out ("Apr 13 18:49:19 postfix/local[54]: ...").
-        return LogLine(_rfc3164_time(m, now), m["host"] or "", m["tag"], int(m["pid"]) if m["pid"] else None, m["text"])
+        return LogLine(_rfc3164_time(m, now), m["host"] or "", m["tag"], int(m["pid"]) if m["pid"] else None,
+                       _unfold(m["text"]))
     m = _ISO.match(line)
     if m:
-        return LogLine(_iso_time(m["ts"]), m["host"], m["tag"], int(m["pid"]) if m["pid"] else None, m["text"])
+        return LogLine(_iso_time(m["ts"]), m["host"] or "", m["tag"], int(m["pid"]) if m["pid"] else None,
+                       _unfold(m["text"]))
     m = _RFC5424.match(line)
     if m:
         pid = int(m["pid"]) if m["pid"].isdigit() else None
@@ -92,8 +116,17 @@ def parse_line(raw: str, now: datetime | None = None) -> LogLine | None:
         text = m["text"]
         if text.startswith("\ufeff"):  # RFC 5424 6.4: a UTF-8 MSG may start with a BOM
             text = text[1:]
-        return LogLine(_iso_time(m["ts"]) if m["ts"] != "-" else None, m["host"], tag, pid, text)
+        return LogLine(_iso_time(m["ts"]) if m["ts"] != "-" else None, m["host"], tag, pid, _unfold(text))
     return None
+
+
+def _unfold(text: str) -> str:
+    """The program's words, out of rsyslog's "message repeated N times: [ ... ]" when folded."""
+    if text.startswith("message repeated "):
+        m = _REPEATED.match(text)
+        if m:
+            return m["text"]
+    return text
 
 
 def _rfc3164_time(m: re.Match, now: datetime | None) -> datetime | None:
@@ -240,6 +273,9 @@ Record = Delivery | MessageId | Sender | Expired | Removed
 _FIELDS = re.compile(r"(?P<key>to|orig_to)=<(?P<addr>.*?)>(?:, |$)"
                      r"|(?P<k2>relay|delay|delays|dsn|conn_use)=(?P<val>[^,\s]*)(?:, |$)")
 _STATUS = re.compile(r"status=(?P<status>[a-z-]+)(?: \((?P<detail>.*)\)|, (?P<tail>.*))?$")
+# A line cut short by the logger (syslog's message size limit) loses its closing parenthesis:
+# the detail is what is left of it.
+_STATUS_CUT = re.compile(r"status=(?P<status>[a-z-]+) \((?P<detail>.*)$")
 
 
 def parse_record(text: str, service: str = "") -> Record | None:
@@ -247,7 +283,8 @@ def parse_record(text: str, service: str = "") -> Record | None:
     m = _QUEUE_PREFIX.match(text)
     if not m:
         return None
-    qid, rest = m["qid"], m["rest"]
+    # Some loggers (and pastes) leave blanks after the closing parenthesis.
+    qid, rest = m["qid"], m["rest"].rstrip()
     if rest.startswith("to="):
         return _delivery(qid, rest, service)
     if rest.startswith("message-id="):
@@ -271,11 +308,11 @@ def _delivery(qid: str, rest: str, service: str) -> Delivery | None:
         else:
             values[m["k2"]] = m["val"]
         pos = m.end()
-    st = _STATUS.match(rest, pos)
+    st = _STATUS.match(rest, pos) or _STATUS_CUT.match(rest, pos)
     if "to" not in values or not st:
         return None
     status = st["status"]
-    detail = parse_detail(st["detail"] if st["detail"] is not None else (st["tail"] or ""))
+    detail = parse_detail(st["detail"] if st["detail"] is not None else (st.groupdict().get("tail") or ""))
     return Delivery(
         queue_id=qid, recipient=values["to"], status=status, detail=detail,
         orig_recipient=values.get("orig_to"), relay=_relay(values.get("relay")),
@@ -355,6 +392,18 @@ _CONNECT = re.compile(r"^connect to (?P<host>\S+?)(?::\d+)?: (?P<why>.*)$")
 _LOST = re.compile(r"^(?:lost connection with|conversation with) (?P<host>\S+) "
                    r"(?:timed out )?while (?P<while>.*)$")
 _REPLY_START = re.compile(r"^\d{3}(?:[ -]|$)")
+# smtp/smtp_sasl_glue.c: AUTH to the next hop failed. Our credentials, never the recipient: the
+# session's setup (AUTH comes after EHLO, before MAIL; RFC 4954).
+_SASL_SAID = re.compile(r"^SASL authentication failed; server (?P<host>\S+) said: (?P<reply>.*)$", re.S)
+_SASL_OTHER = re.compile(r"^SASL authentication failed[;:] ")
+# smtp/smtp_proto.c: what the server's EHLO reply lacked (STARTTLS, SMTPUTF8) or a TLS handshake
+# that failed; and the server's SIZE limit (RFC 1870), checked before MAIL FROM. All about the
+# session or the message, never the recipient.
+_SESSION_TEXTS = (
+    (re.compile(r"^(?:TLS|SMTPUTF8) is required, but was not offered by host "), "helo"),
+    (re.compile(r"^Cannot start TLS: handshake failure"), "helo"),
+    (re.compile(r"^message size \d+ exceeds size limit \d+ of server "), "mail"),
+)
 
 
 def parse_detail(text: str) -> Detail:
@@ -369,6 +418,16 @@ def parse_detail(text: str) -> Detail:
     if m and _REPLY_START.match(m["reply"]):
         return Detail(text, host=m["host"], reply=split_reply(m["reply"]), stage="connect",
                       command="initial server greeting", suspended=suspended)
+    m = _SASL_SAID.match(inner)
+    if m and _REPLY_START.match(m["reply"]):
+        return Detail(text, host=m["host"], reply=split_reply(m["reply"]), stage="helo", command="AUTH",
+                      suspended=suspended)
+    m = _SASL_OTHER.match(inner)
+    if m:
+        return Detail(text, postfix_text=inner, stage="helo", command="AUTH", suspended=suspended)
+    for pattern, stage in _SESSION_TEXTS:
+        if pattern.match(inner):
+            return Detail(text, postfix_text=inner, stage=stage, suspended=suspended)
     m = _CONNECT.match(inner)
     if m:
         return Detail(text, host=m["host"], postfix_text=inner, stage="connect", suspended=suspended)
