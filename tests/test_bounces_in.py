@@ -66,8 +66,8 @@ def dsn_for(return_path: str, rcpt: str = "alice@dest.example", status: str = "5
         b"\r\n--B--\r\n"
 
 
-def mail_bounce(relay, return_path: str, message: bytes) -> list[tuple[int, str]]:
-    with RawSMTP(relay.host, relay.intake_port) as c:
+def mail_bounce(relay, return_path: str, message: bytes, timeout: float = 15.0) -> list[tuple[int, str]]:
+    with RawSMTP(relay.host, relay.intake_port, timeout=timeout) as c:
         c.cmd("EHLO smarthost.example")
         return send_message(c, "", [return_path], message)
 
@@ -312,20 +312,29 @@ def _parsing_threads() -> int:
     return count
 
 
-def test_slow_bounces_are_parsed_one_at_a_time_and_the_relay_goes_on(verp_relay, upstream, monkeypatch):
-    # Thousands of status blocks take the parser seconds each (minutes in 35 MB), and a parse goes on past
-    # its deadline (a thread cannot be stopped). In the default executor four of them ran at once, a
-    # core each, in the threads the bounce list's queries and DKIM's digests wait for.
+def _hostile_dsn(blocks: int) -> bytes:
+    """A DSN with `blocks` recipient blocks (the standard library's MIME parser makes each a Message: a
+    hundred thousand of them take it tens of seconds)."""
+    body = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\n\r\n" % i for i in range(blocks))
+    return (b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+            b"report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            b"Reporting-MTA: dns; smarthost.example\r\n\r\n" + body + b"--B--\r\n")
+
+
+def test_slow_bounces_are_parsed_one_at_a_time_and_each_gives_the_parser_back_at_its_budget(
+        verp_relay, upstream, monkeypatch):
+    # Hundreds of thousands of status blocks take the MIME parser tens of seconds. Parses run one at a
+    # time in a thread of their own (in the default executor four ran at once, a core each, in the
+    # threads the bounce list's queries and DKIM's digests wait for), and each gives up at its budget:
+    # before, a parse went on past its deadline (a thread cannot be stopped) and the ones behind it
+    # waited out their own deadline (451) while the first went on for minutes.
     import threading
 
     import relay.intake.bounces_in as bounces_in
 
-    monkeypatch.setattr(bounces_in, "PARSE_DEADLINE", 1.0)
-    blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" % i
-                      for i in range(6000))
-    slow = (b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
-            b"report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-            b"Reporting-MTA: dns; smarthost.example\r\n\r\n" + blocks + b"--B--\r\n")
+    monkeypatch.setattr(bounces_in, "PARSE_BUDGET", 0.5)
+    monkeypatch.setattr(bounces_in, "PARSE_DEADLINE", 120.0)
+    slow = _hostile_dsn(100_000)
     replies, most = [], 0
     senders = [threading.Thread(target=lambda: replies.append(mail_bounce(verp_relay, "postmaster", slow)[-1]))
                for _ in range(4)]
@@ -334,7 +343,55 @@ def test_slow_bounces_are_parsed_one_at_a_time_and_the_relay_goes_on(verp_relay,
     while any(s.is_alive() for s in senders):
         most = max(most, _parsing_threads())
         time.sleep(0.01)
-    assert [code for code, _ in replies] == [451] * 4, replies
-    assert all(text.startswith("451 4.3.0 Bounce not read in time") for _, text in replies), replies
+    assert [code for code, _ in replies] == [554] * 4, replies
+    assert all(text.startswith("554 5.6.0 Bounce too costly to read") for _, text in replies), replies
     assert most == 1
     relay_one(verp_relay, upstream)  # the relay itself was never held up
+
+
+def test_a_hostile_bounce_is_answered_within_its_deadline_and_a_real_one_right_after_is_read(
+        verp_relay, upstream, caplog):
+    # 250,000 status blocks (14 MB): minutes of parsing before, past the 30 s deadline (451, and the
+    # parser thread busy for minutes more, so the next bounce got 451 too). Now the blocks past the
+    # first 1,000 are not read and the parse gives up at PARSE_BUDGET: an answer either way, and the
+    # parser is free for the next bounce.
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="relay.intake.bounces_in")
+    began = time.monotonic()
+    code, text = mail_bounce(verp_relay, "postmaster", _hostile_dsn(250_000), timeout=90)[-1]
+    took = time.monotonic() - began
+    assert code in (250, 554), (code, text)
+    if code == 250:
+        assert "249000 recipient blocks past the first 1000 not read" in text
+    else:
+        assert text.startswith("554 5.6.0 Bounce too costly to read")
+    assert took < 30, took  # before: the 451 of the 30 s deadline, at 30 s
+
+    return_path = relay_one(verp_relay, upstream)
+    began = time.monotonic()
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path), timeout=90)
+    assert replies[-1][0] == 250, replies
+    assert time.monotonic() - began < 10  # before: waited for the parser thread, then 451
+
+
+def test_a_bounce_past_the_bound_is_recorded_up_to_it_said_so_and_logged_once(verp_relay, upstream, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="relay.intake.bounces_in")
+    return_path = relay_one(verp_relay, upstream)
+    blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+                      b"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n" % i for i in range(1200))
+    message = (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\nMIME-Version: 1.0\r\n"
+               f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+               f"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+               f"Reporting-MTA: dns; smarthost.example\r\n\r\n").encode() + blocks + b"--B--\r\n"
+    code, text = mail_bounce(verp_relay, return_path, message)[-1]
+    assert code == 250, text
+    assert text == "250 2.0.0 Recorded 1000 failure(s); 200 recipient blocks past the first 1000 not read"
+    cut = [r for r in caplog.records if "past the first 1000" in r.getMessage()]
+    assert len(cut) == 1 and cut[0].levelname == "WARNING"
+    assert "200 recipient blocks" in cut[0].getMessage()
+    bounced = [e for e in verp_relay.events(wait_for=1000, timeout=30) if e["kind"] == "bounced"]
+    assert len(bounced) == 1000
+    assert {e["dsn"]["recipients_not_read"] for e in bounced} == {200}

@@ -244,3 +244,19 @@ def test_a_local_delivery_agents_reason_before_sendmails_line_is_read(capsys, tm
         "554 <gus@example.net>... Service unavailable"]
     assert [(r["hard"], r["classification"]["category"], r["classification"]["bounce_list"]) for r in rows] == [
         (True, "unknown_recipient", "list"), (False, "protocol_error", "never")]
+
+
+def test_a_report_cut_at_the_bound_says_so_on_stderr_and_in_each_line(capsys, tmp_path):
+    blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" % n
+                      for n in range(1200))
+    path = tmp_path / "many.eml"
+    path.write_bytes(b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+                     b"report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status"
+                     b"\r\n\r\nReporting-MTA: dns; smarthost.example\r\n\r\n" + blocks + b"--B--\r\n")
+    status, rows, err = run(capsys, str(path))
+    assert status == 0
+    assert err == f"warning: {path}: 200 recipient blocks past the first 1000 not read\n"
+    assert len(rows) == 1000 and {r["recipients_not_read"] for r in rows} == {200}
+    # An uncut report has no such field.
+    _, rows, err = run(capsys, str(CORPUS / "sisimai-lhost-qmail-02.eml"))
+    assert err == "" and all("recipients_not_read" not in r for r in rows)

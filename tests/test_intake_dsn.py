@@ -559,3 +559,90 @@ def test_identical_recipient_blocks_are_one_failure():
                               "Final-Recipient: rfc822; other@example.org\nAction: failed\nStatus: 5.1.1\n"))
     assert [(r.recipient, r.status) for r in report.recipients] == [
         ("joem@example.org", "5.1.1"), ("other@example.org", "5.1.1")]
+
+
+# --- a bound on what one report costs ----------------------------------------------------------
+
+def _many_blocks(*counts: int, text: str = "This is the mail system at host smarthost.example.") -> bytes:
+    """A DSN with one message/delivery-status part per count, each with that many recipient blocks."""
+    parts = [f"--B\r\nContent-Type: text/plain\r\n\r\n{text}\r\n".encode()]
+    start = 0
+    for count in counts:
+        blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+                          b"Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n" % n
+                          for n in range(start, start + count))
+        start += count
+        parts.append(b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+                     b"Reporting-MTA: dns; smarthost.example\r\n\r\n" + blocks)
+    return (b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+            b"report-type=delivery-status; boundary=\"B\"\r\n\r\n" + b"".join(parts) + b"--B--\r\n")
+
+
+def test_a_report_is_read_up_to_its_first_thousand_recipient_blocks_and_the_rest_counted():
+    from relay.intake.dsn import MAX_STATUS_BLOCKS
+
+    assert MAX_STATUS_BLOCKS == 1000
+    report = parse_bounce(_many_blocks(1500))
+    assert len(report.recipients) == 1000
+    assert [r.recipient for r in report.recipients[:2]] == ["a0@dest.example", "a1@dest.example"]
+    assert report.recipients[-1].recipient == "a999@dest.example"
+    assert report.blocks_not_read == 500
+    assert report.reporting_mta == "smarthost.example"
+
+
+def test_a_report_of_exactly_the_bound_is_not_cut():
+    report = parse_bounce(_many_blocks(1000))
+    assert len(report.recipients) == 1000 and report.blocks_not_read == 0
+
+
+def test_the_bound_is_per_report_over_all_its_status_parts():
+    report = parse_bounce(_many_blocks(700, 700))
+    assert len(report.recipients) == 1000
+    assert report.recipients[-1].recipient == "a999@dest.example"
+    assert report.blocks_not_read == 400
+
+
+def test_a_plain_text_status_report_is_cut_at_the_same_bound():
+    blocks = "".join(f"Final-Recipient: rfc822; a{n}@dest.example\nAction: failed\nStatus: 5.1.1\n\n"
+                     for n in range(1200))
+    report = parse_bounce(f"From: MAILER-DAEMON@smarthost.example\nSubject: failure\n\n"
+                          f"Reporting-MTA: dns; smarthost.example\n\n{blocks}")
+    assert len(report.recipients) == 1000 and report.blocks_not_read == 200
+
+
+def test_recipients_are_read_the_same_whatever_the_size_of_the_report_text():
+    # The text is searched for each recipient without a Diagnostic-Code; what the whole text says is
+    # worked out once (it was once per recipient: recipients x text).
+    text = "Delivery to the following recipients failed.\r\n" + "".join(
+        f"padding line {n}\r\n" for n in range(3000)) + "a7@dest.example: 550 5.1.1 no such user here\r\n"
+    blocks = b"".join(b"Final-Recipient: rfc822; a%d@dest.example\r\nAction: failed\r\nStatus: 5.0.0\r\n\r\n" % n
+                      for n in range(10))
+    raw = (b"From: MAILER-DAEMON@smarthost.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+           b"report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n" +
+           text.encode() + b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"Reporting-MTA: dns; smarthost.example\r\n\r\n" + blocks + b"--B--\r\n")
+    report = parse_bounce(raw)
+    seven = next(r for r in report.recipients if r.recipient == "a7@dest.example")
+    assert (seven.code, seven.status) == (550, "5.1.1")
+    assert seven.diagnostic.startswith("550 5.1.1 no such user here")
+
+
+def test_a_parse_past_its_deadline_gives_up_with_how_long_it_ran():
+    import time
+
+    from relay.intake.dsn import ParseDeadline
+
+    try:
+        parse_bounce(_many_blocks(10), deadline=time.monotonic() - 1)
+    except ParseDeadline as exc:
+        assert exc.ran == 0.0  # never started: it waited past its deadline
+    else:
+        raise AssertionError("no ParseDeadline")
+    try:
+        parse_bounce(_many_blocks(3000), budget=0.0)
+    except ParseDeadline as exc:
+        assert exc.ran >= 0.0
+    else:
+        raise AssertionError("no ParseDeadline")
+    # Without a deadline (the CLI) and after one (the same thread), the parse runs to its end.
+    assert len(parse_bounce(_many_blocks(10)).recipients) == 10

@@ -63,6 +63,9 @@ def records(report, file: str, policies) -> list[dict]:
             "hard": hard,
             "classification": classification,
         })
+        if report.blocks_not_read:
+            # The report was cut (intake/dsn.py MAX_STATUS_BLOCKS): its lines are not all of it.
+            out[-1]["recipients_not_read"] = report.blocks_not_read
     return out
 
 
@@ -97,6 +100,10 @@ def run_parse(args) -> int:
             print(f"error: {name}: cannot parse: {exc}", file=sys.stderr)
             status = 1
             continue
+        if report.blocks_not_read:
+            from ..intake.dsn import MAX_STATUS_BLOCKS
+            print(f"warning: {name}: {report.blocks_not_read} recipient blocks past the first "
+                  f"{MAX_STATUS_BLOCKS} not read", file=sys.stderr)
         for record in records(report, name, policies):
             print(json.dumps(record, ensure_ascii=False), flush=True)
     return status

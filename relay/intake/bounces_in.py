@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -25,16 +26,23 @@ from ..config import Clients
 from ..decision import Decision, Reply, accept, defer, reject
 from ..outcomes import Observation
 from ..pipeline import Message, Pipeline, Step, Transaction
-from .dsn import BounceReport, FailedRecipient, parse_bounce
+from .dsn import MAX_STATUS_BLOCKS, BounceReport, FailedRecipient, ParseDeadline, parse_bounce
 from .verp import VerpCodec, VerpError, VerpToken
 
 log = logging.getLogger("relay.intake.bounces_in")
 
-PARSE_DEADLINE = 30.0  # seconds for parsing one message (a thread; the loop never waits on it)
-# One parse at a time, in a thread of its own. A bounce can take the parser minutes (tens of thousands
-# of status blocks in 35 MB), and a thread cannot be stopped at the deadline: in the default executor a
-# few such bounces took every thread that the bounce list's queries and DKIM's digests wait for, and a
-# core each. Here they hold up only other bounces (whose wait ends at their own deadline, with 451).
+PARSE_DEADLINE = 30.0  # seconds from DATA's end to the parse's answer (waiting for the parser included)
+# Seconds one parse may run. A real bounce takes milliseconds (one returning a 30 MB original: ~1.5 s);
+# a hostile one, tens of seconds (hundreds of thousands of status blocks in 35 MB, most of it in the
+# standard library's MIME parser, before the MAX_STATUS_BLOCKS cut). The parser checks its deadline
+# between chunks, blocks and recipients and gives up, so the one parser thread is free again for the
+# bounces behind it.
+PARSE_BUDGET = 10.0
+# Extra wait past PARSE_DEADLINE for the parser's own answer (it checks its deadline a few ms apart).
+_GRACE = 2.0
+# One parse at a time, in a thread of its own: a thread cannot be stopped, and in the default executor
+# a few slow bounces took every thread that the bounce list's queries and DKIM's digests wait for, and
+# a core each. Here they hold up only other bounces, and each for at most PARSE_BUDGET.
 _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-bounce-parse")
 _EVERYONE = Clients(networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
 
@@ -73,9 +81,24 @@ class BounceIntake(Step):
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         raw = message.original
+        deadline = time.monotonic() + PARSE_DEADLINE
         try:
-            parsing = asyncio.get_running_loop().run_in_executor(_PARSER, parse_bounce, raw)
-            report = await asyncio.wait_for(parsing, PARSE_DEADLINE)
+            parsing = asyncio.get_running_loop().run_in_executor(_PARSER, parse_bounce, raw, deadline, PARSE_BUDGET)
+            report = await asyncio.wait_for(parsing, PARSE_DEADLINE + _GRACE)
+        except ParseDeadline as exc:
+            if exc.ran >= PARSE_BUDGET:
+                # The message itself costs more than a parse may take, and would cost it again on every
+                # retry: RFC 5321 4.2.1 makes that a 5yz ("the SMTP client SHOULD NOT repeat the exact
+                # request"); a 4yz would have the reporting MTA resend it for days (4.5.4.1), holding the
+                # parser PARSE_BUDGET each time. A bounce (sent from <>) refused is dropped by its
+                # sender, never bounced back (4.5.5). RFC 3463 5.6.0: something in the content.
+                log.warning("bounce not read in %.1f s of parsing (transaction %s, %d octets): refused",
+                            exc.ran, txn.id, len(raw))
+                return reject(554, "5.6.0", f"Bounce too costly to read (not parsed in {PARSE_BUDGET:g} s): "
+                                            f"not accepted", kind="policy_rejected")
+            # It waited for other bounces and had too little time of its own: a retry will do.
+            log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
+            return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
         except TimeoutError:
             log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
             return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
@@ -88,6 +111,9 @@ class BounceIntake(Step):
                         str(exc)[:200])
             return reject(554, "5.6.0", f"Message could not be read as a bounce or report ({type(exc).__name__})",
                           kind="policy_rejected")
+        if report.blocks_not_read:
+            log.warning("bounce (transaction %s) has %d recipient blocks past the first %d: not read",
+                        txn.id, report.blocks_not_read, MAX_STATUS_BLOCKS)
         tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
         token = next((t for t in tokens.values() if t is not None), None)
         if self.codec is not None and token is None:
@@ -106,6 +132,8 @@ class BounceIntake(Step):
                          kind="deferred")
         what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
         text = f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded"
+        if report.blocks_not_read:
+            text += f"; {report.blocks_not_read} recipient blocks past the first {MAX_STATUS_BLOCKS} not read"
         return accept(Reply.make(250, "2.0.0", text))
 
     def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None) -> Observation | None:
@@ -131,6 +159,7 @@ class BounceIntake(Step):
             "diagnostic_code": failed.diagnostic, "diagnostic_type": failed.diagnostic_type,
             "remote_mta": failed.remote_mta, "reporting_mta": report.reporting_mta,
             "original_recipient": failed.original_recipient, "final_recipient": failed.final_recipient,
+            "recipients_not_read": report.blocks_not_read or None,
         }.items() if v is not None}}
         if failed.remote_mta:
             fields["remote_mta"] = failed.remote_mta

@@ -26,7 +26,10 @@ import quopri
 import email
 import email.policy
 import re
+import time
 from dataclasses import dataclass, replace
+import threading
+from email.feedparser import FeedParser
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -206,6 +209,8 @@ class BounceReport:
     original_envelope_id: str | None = None
     original_headers: tuple[tuple[str, str], ...] = ()  # headers of the returned message, when included
     user_agent: str | None = None       # ARF
+    # Recipient blocks of a delivery-status report past the first MAX_STATUS_BLOCKS: counted, not read.
+    blocks_not_read: int = 0
 
     def original_header(self, name: str) -> str | None:
         lname = name.lower()
@@ -322,10 +327,68 @@ def _html_to_text(html: str) -> str:
 
 # --- parsing -------------------------------------------------------------------
 
+# RFC 3464 sets no limit on the recipient blocks of one report, but a reporting MTA writes one block per
+# recipient of one delivery attempt, and RFC 5321 4.5.3.1.8 only asks a server to take 100 recipients
+# per transaction: a real report has a few hundred at most. The blocks past this many are counted
+# (BounceReport.blocks_not_read), not read: each read block costs the parser time, and a hostile report
+# can carry hundreds of thousands.
+MAX_STATUS_BLOCKS = 1000
 
-def parse_bounce(raw: bytes | str) -> BounceReport:
+
+class ParseDeadline(Exception):
+    """parse_bounce gave up at its deadline (checked between the steps of the parse: chunks of the MIME
+    parse, status blocks, recipients). `ran`: the seconds it had been parsing; 0 when the deadline had
+    passed before it started (it waited for the parser)."""
+
+    def __init__(self, ran: float):
+        super().__init__(f"bounce not parsed within its deadline ({ran:.1f} s spent parsing)")
+        self.ran = ran
+
+
+# The deadline of the parse running in this thread (parse_bounce sets it; None: no deadline).
+_clock = threading.local()
+
+
+def _check_deadline() -> None:
+    deadline = getattr(_clock, "deadline", None)
+    if deadline is not None:
+        now = time.monotonic()
+        if now >= deadline:
+            raise ParseDeadline(now - _clock.started)
+
+
+def _message_from_bytes(raw: bytes) -> Message:
+    """email.message_from_bytes(raw, policy=compat32), fed to the parser in the same 8192-character
+    chunks as email.parser.Parser.parse feeds it (so the same Message), with the deadline checked
+    between them: a 35 MB message takes the MIME parser tens of seconds."""
+    text = raw.decode("ASCII", errors="surrogateescape")
+    parser = FeedParser(policy=email.policy.compat32)
+    for n, at in enumerate(range(0, len(text), 8192)):
+        if n % 16 == 15:
+            _check_deadline()
+        parser.feed(text[at:at + 8192])
+    return parser.close()
+
+
+def parse_bounce(raw: bytes | str, deadline: float | None = None, budget: float | None = None) -> BounceReport:
     """Every failed recipient a bounce message reports; kind "none" for anything that is not a bounce
-    or a feedback report (auto-replies, delivery-success DSNs, ordinary mail)."""
+    or a feedback report (auto-replies, delivery-success DSNs, ordinary mail).
+
+    `deadline` (a time.monotonic() value) and `budget` (seconds from the start of this parse): past
+    the earlier of the two the parse gives up with ParseDeadline at its next check (a few ms apart)."""
+    started = time.monotonic()
+    if deadline is not None and started >= deadline:
+        raise ParseDeadline(0.0)
+    if budget is not None:
+        deadline = started + budget if deadline is None else min(deadline, started + budget)
+    _clock.deadline, _clock.started = deadline, started
+    try:
+        return _parse_bounce(raw)
+    finally:
+        _clock.deadline = None
+
+
+def _parse_bounce(raw: bytes | str) -> BounceReport:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     # Lines of nothing but white space before the header (a saved or pasted message) are not part of
@@ -340,12 +403,15 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         # Only the human-readable text of a bounce (pasted, or saved without headers).
         text = raw.decode("utf-8", errors="replace")
         return _from_text(text, msg=None, original=_original_after_marker(text))
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    original = _original_message_headers(msg)
-    feedback = [p for p in msg.walk() if p.get_content_type() == "message/feedback-report"]
+    msg = _message_from_bytes(raw)
+    # Every part, walked once (a hostile report has hundreds of thousands: a walk takes seconds).
+    walked = [(p, p.get_content_type()) for p in msg.walk()]
+    _check_deadline()
+    original = _original_message_headers(msg, walked)
+    feedback = [p for p, ctype in walked if ctype == "message/feedback-report"]
     if feedback:
         return _from_feedback(msg, feedback, original)
-    status_parts = [p for p in msg.walk() if p.get_content_type() in
+    status_parts = [p for p, ctype in walked if ctype in
                     ("message/delivery-status", "message/global-delivery-status")]
     lone_status = None
     if status_parts:
@@ -353,7 +419,7 @@ def parse_bounce(raw: bytes | str) -> BounceReport:
         if report is not None:
             return report
         lone_status = _lone_addressless_status(status_parts)
-    notifications = [p for p in msg.walk() if p.get_content_type() == "message/disposition-notification"]
+    notifications = [p for p, ctype in walked if ctype == "message/disposition-notification"]
     if notifications:
         return _from_disposition_notification(msg, notifications, original)
     if _header_value(msg, "X-Apple-Unsubscribe").strip().lower() == "true":
@@ -444,10 +510,18 @@ def _looks_like_daemon(from_header: str) -> bool:
 
 
 def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
-    """The field blocks of a message/delivery-status part. The standard library splits the blocks into
-    Message objects but drops what follows a malformed line into a body; the blocks are re-read here
-    from their text, so that a reply continued without indentation stays in its Diagnostic-Code."""
+    return _status_blocks_counted(part)[0]
+
+
+def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], int]:
+    """The field blocks of a message/delivery-status part, at most MAX_STATUS_BLOCKS + 1 (the
+    per-message block and MAX_STATUS_BLOCKS recipient blocks), and how many more it has (not read).
+    The standard library splits the blocks into Message objects but drops what follows a malformed
+    line into a body; the blocks are re-read here from their text, so that a reply continued without
+    indentation stays in its Diagnostic-Code."""
     payload = part.get_payload()
+    keep = MAX_STATUS_BLOCKS + 1
+    beyond = 0
     encoding = _header_value(part, "Content-Transfer-Encoding").strip().lower()
     if encoding in ("base64", "quoted-printable"):
         # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
@@ -458,10 +532,19 @@ def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
             data = body.encode()
         text = data.decode("utf-8", errors="replace")
     elif isinstance(payload, list):
-        text = "\n\n".join(block.as_string() for block in payload)
+        # Re-written with the email generator, a block at a time (the costly step: ~0.3 ms a block),
+        # so only the blocks that are read.
+        beyond = max(0, len(payload) - keep)
+        texts = []
+        for n, block in enumerate(payload[:keep]):
+            if n % 50 == 49:
+                _check_deadline()
+            texts.append(block.as_string())
+        text = "\n\n".join(texts)
     else:
         text = _decoded_text(part)
-    return _blocks_from_text(text)
+    blocks = _blocks_from_text(text)
+    return blocks[:keep], beyond + max(0, len(blocks) - keep)
 
 
 def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
@@ -576,10 +659,19 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
     recipients: list[FailedRecipient] = []
     per_message: dict = {}
     seen_any = failed_without_address = False
+    read = not_read = 0
     for part in parts:
-        head, blocks = _per_message(_status_blocks(part))
+        blocks, beyond = _status_blocks_counted(part)
+        head, blocks = _per_message(blocks)
         per_message = per_message or head
-        for block in blocks:
+        # At most MAX_STATUS_BLOCKS recipient blocks in the whole report, over all its status parts.
+        room = max(0, MAX_STATUS_BLOCKS - read)
+        not_read += beyond + max(0, len(blocks) - room)
+        blocks = blocks[:room]
+        read += len(blocks)
+        for n, block in enumerate(blocks):
+            if n % 50 == 49:
+                _check_deadline()
             if _field(block, "Final-Recipient") or _field(block, "Original-Recipient"):
                 seen_any = True
             found = _recipient_from_block(block)
@@ -591,24 +683,31 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
                 recipients.append(found)
     if not seen_any or (not recipients and failed_without_address):
         return None  # an empty or unreadable status part: read the text instead
-    text = _report_text(msg)
-    recipients = [_fill_from_text(r, text) for r in recipients]
-    return _report("bounce" if recipients else "none", recipients, per_message, msg, original)
+    # The report's own text is short (MAX_REPORT_TEXT, as for a text bounce); what the whole of it says
+    # is worked out once, not once per recipient.
+    context = _TextContext(_report_text(msg)[:MAX_REPORT_TEXT])
+    recipients = [_fill_from_text(r, context) for r in recipients]
+    report = _report("bounce" if recipients else "none", recipients, per_message, msg, original)
+    return replace(report, blocks_not_read=not_read) if not_read else report
 
 
 def _from_status_text(text: str, original) -> BounceReport | None:
     head, blocks = _per_message(_blocks_from_text(text[text.lower().find("reporting-mta"):] if
                                                   "reporting-mta" in text.lower() else text))
-    recipients = [r for r in (_recipient_from_block(b) for b in blocks) if r is not None]
+    not_read = max(0, len(blocks) - MAX_STATUS_BLOCKS)
+    recipients = [r for r in (_recipient_from_block(b) for b in blocks[:MAX_STATUS_BLOCKS]) if r is not None]
     if not recipients:
         return None
-    recipients = [_fill_from_text(r, text) for r in recipients]
-    return _report("bounce", recipients, head, None, original)
+    context = _TextContext(text)
+    recipients = [_fill_from_text(r, context) for r in recipients]
+    report = _report("bounce", recipients, head, None, original)
+    return replace(report, blocks_not_read=not_read) if not_read else report
 
 
-def _fill_from_text(found: FailedRecipient, text: str) -> FailedRecipient:
+def _fill_from_text(found: FailedRecipient, context: "_TextContext") -> FailedRecipient:
     """A DSN without a Diagnostic-Code still quotes the remote reply in its human-readable part."""
-    parsed = _text_failures(text, [found.recipient])
+    _check_deadline()
+    parsed = _text_failures(context.text, [found.recipient], context)
     if found.diagnostic:
         if found.stage is None and parsed and parsed[0].stage is not None:
             return replace(found, stage=parsed[0].stage)
@@ -790,9 +889,8 @@ def _complaint_sender(fields, original) -> str | None:
 # --- the original message ------------------------------------------------------------
 
 
-def _original_message_headers(msg: Message) -> list[tuple[str, str]] | None:
-    for part in msg.walk():
-        ctype = part.get_content_type()
+def _original_message_headers(msg: Message, walked=None) -> list[tuple[str, str]] | None:
+    for part, ctype in walked if walked is not None else ((p, p.get_content_type()) for p in msg.walk()):
         if ctype in ("message/rfc822", "message/global"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner:
@@ -1063,10 +1161,27 @@ def _without_summary(text: str) -> str:
                      for line in text.split("\n"))
 
 
-def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
+class _TextContext:
+    """What _text_failures works out from a whole report text, whatever the addresses: computed once
+    for a text that is searched once per recipient of a DSN (per recipient, it made the parse
+    quadratic: recipients x text)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lowered = text.lower()
+        self.replies = _without_summary(text)
+        self.whole = _find_reply(self.replies)
+        self.whole_remote = _REMOTE_HOST.search(text)
+        self.whole_stage = stage_said(text)
+        self.final = not _TEMPORARY_WORDS.search(text)
+
+
+def _text_failures(report: str, candidates: list[str], context: _TextContext | None = None) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
     mention of the next address); when its part quotes none, the first reply of the whole text."""
-    lowered = report.lower()
+    if context is None or context.text is not report:
+        context = _TextContext(report)
+    lowered = context.lowered
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
     # unavailable"): the line is this address's part of the text, not the end of the one before it.
@@ -1080,14 +1195,16 @@ def _text_failures(report: str, candidates: list[str]) -> list[FailedRecipient]:
         positions.append(pos if pos >= 0 else len(report))
     ends = {i: line_starts.get(i, pos) for i, pos in enumerate(positions)}
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
-    replies = _without_summary(report)
+    replies = context.replies
     # What the whole text says is worked out once: per address it would make the work quadratic.
-    whole = _find_reply(replies)
-    whole_remote = _REMOTE_HOST.search(report)
-    whole_stage = stage_said(report)
-    final = not _TEMPORARY_WORDS.search(report)
+    whole = context.whole
+    whole_remote = context.whole_remote
+    whole_stage = context.whole_stage
+    final = context.final
     out = []
     for rank, i in enumerate(order):
+        if rank % 50 == 49:
+            _check_deadline()
         start = positions[i]
         end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
