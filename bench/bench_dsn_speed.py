@@ -1,6 +1,6 @@
 """What `parse_bounce` costs: per file of the labelled corpora, and on made-up hostile reports.
 
-    python bench/bench_dsn_speed.py [--hostile-only]
+    python bench/bench_dsn_speed.py [--hostile-only | --corpora-only] [--repeat N]
 
 Corpora: the tune part of tests/data/bounces (bench/bounce_corpus.py's split; the holdout part is for
 accuracy figures only and is not read here) and tests/data/bounces/world: total, median and largest
@@ -59,6 +59,7 @@ def timed(raw: bytes, repeat: int) -> tuple[float, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hostile-only", action="store_true")
+    parser.add_argument("--corpora-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not args.hostile_only:
@@ -72,6 +73,8 @@ def main() -> int:
             print(f"{name:6} {len(files)} files  total {sum(t for t, _ in times):.2f} s  median "
                   f"{statistics.median(t for t, _ in times) * 1000:.2f} ms  largest {times[-1][0] * 1000:.1f} ms "
                   f"({times[-1][1]})")
+    if args.corpora_only:
+        return 0
     cases = [("1,000 blocks", hostile(1000), args.repeat), ("5,000 blocks", hostile(5000), args.repeat),
              ("1,000 blocks + 300 KB text", hostile(1000, text_lines=6500), 1),
              ("250,000 blocks (30 MB)", hostile(250_000), 1),
