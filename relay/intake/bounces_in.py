@@ -111,16 +111,18 @@ class BounceIntake(Step):
                         str(exc)[:200])
             return reject(554, "5.6.0", f"Message could not be read as a bounce or report ({type(exc).__name__})",
                           kind="policy_rejected")
+        cut = ""
         if report.blocks_not_read:
             log.warning("bounce (transaction %s) has %d recipient blocks past the first %d: not read",
                         txn.id, report.blocks_not_read, MAX_STATUS_BLOCKS)
+            cut = f"; {report.blocks_not_read} recipient blocks past the first {MAX_STATUS_BLOCKS} not read"
         tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
         token = next((t for t in tokens.values() if t is not None), None)
         if self.codec is not None and token is None:
             # Only postmaster was addressed: read, logged, never acted on (it is not authenticated).
             log.info("bounce to postmaster without a VERP token (transaction %s): %d recipient(s) reported, "
                      "not recorded", txn.id, len(report.recipients))
-            return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)"))
+            return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)" + cut))
         observations = [self._observation(report, failed, token) for failed in report.recipients]
         observations = [o for o in observations if o is not None]
         failed_store = False
@@ -131,9 +133,7 @@ class BounceIntake(Step):
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
                          kind="deferred")
         what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
-        text = f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded"
-        if report.blocks_not_read:
-            text += f"; {report.blocks_not_read} recipient blocks past the first {MAX_STATUS_BLOCKS} not read"
+        text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + cut
         return accept(Reply.make(250, "2.0.0", text))
 
     def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None) -> Observation | None:
