@@ -40,7 +40,7 @@ class RunningRelay:
         self.config_path = config_path
         self.settings = load_settings(config_path)
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, daemon=True)
         self._thread.start()
         self.server = self.call(self._make(RelayServer))
         bound = self.call(self.server.start())
@@ -49,6 +49,18 @@ class RunningRelay:
         milter = self.server.milter
         self.milter_port = milter.port if milter is not None else None  # None also for a UNIX socket
         self._stopping = None  # the server's stop(), once begun
+
+    def _run_loop(self) -> None:
+        self.loop.run_forever()
+        # Once stopped, what asyncio.run does at the end of `relay serve`: tasks still pending are
+        # cancelled and finish. Left pending, asyncio reports each when the garbage collector finds
+        # it, as an ERROR in whichever later test runs then.
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
 
     async def _make(self, cls):
         return cls(self.settings)
