@@ -24,7 +24,8 @@ class AccessStep(Step):
         if not session.may_relay:
             # Refused before any upstream connection: nothing of this session reaches the upstream.
             return reject(554, "5.7.1", f"Relay access denied: {session.peer_ip} is not in clients.networks "
-                                        f"and has not authenticated", kind="policy_rejected")
+                                        f"and has not authenticated", kind="policy_rejected",
+                          cause="relay-access-denied")
         allowed = session.sender_domains
         if allowed is None or txn.mail_from == "":  # unrestricted, or the null sender of a bounce
             return CONTINUE
@@ -35,4 +36,5 @@ class AccessStep(Step):
                     ", ".join(sorted(allowed)))
         # Postfix's wording for the same check (smtpd_sender_login_maps).
         return reject(553, "5.7.1", f"<{txn.mail_from}>: Sender address rejected: not owned by user "
-                                    f"{session.auth_user}", kind="policy_rejected")
+                                    f"{session.auth_user}", kind="policy_rejected",
+                      cause="sender-not-owned")

@@ -1,0 +1,56 @@
+"""What a new operator met following README.md and docs/: each test is one thing that did not do what
+the docs (or DESIGN.md's contract) say, checked where the operator meets it: a running relay's
+events, or the `relay` command run as a process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from relay.users import hash_password
+from tests.support.tls import make_cert
+from tests.test_tls_auth import TLSClient, plain
+
+
+@pytest.fixture
+def cert(tmp_path):
+    return make_cert(tmp_path)
+
+
+@pytest.fixture
+def auth_relay(tmp_path, cert, upstream, relay_factory):
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('pw', 1000)}:sender.test\n")
+    crt, key = cert
+    # 127.0.0.1 is outside clients.networks: the test client must log in to relay.
+    return relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                         clients={"networks": ["10.0.0.0/8"], "users_file": str(users)})
+
+
+def test_relay_access_denied_event_is_classified_relay_denied(auth_relay):
+    # docs/events.md: the relay's own refusals are classified by policies/relay-replies.yaml, whose
+    # `relay-access-denied` cause is `relay_denied`; the 554 at MAIL came out as `relay:default`/`other`.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 554
+        c.cmd("QUIT")
+    (event,) = [e for e in auth_relay.events(wait_for=1) if e["kind"] == "policy_rejected"]
+    assert event["stage"] == "mail"
+    assert event["classification"]["rule"] == "relay:relay-access-denied"
+    assert event["classification"]["category"] == "relay_denied"
+
+
+def test_sender_not_owned_event_says_why(auth_relay, cert):
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH PLAIN " + plain("alice", "pw"))[0] == 235
+        assert c.cmd("MAIL FROM:<ceo@victim.test>")[0] == 553
+        c.cmd("QUIT")
+    (event,) = [e for e in auth_relay.events(wait_for=1) if e["kind"] == "policy_rejected"]
+    assert event["classification"]["rule"] == "relay:sender-not-owned"
+    assert event["classification"]["category"] == "relay_denied"
+    assert "users_file" in event["classification"]["meaning"]
