@@ -54,3 +54,30 @@ def test_sender_not_owned_event_says_why(auth_relay, cert):
     assert event["classification"]["rule"] == "relay:sender-not-owned"
     assert event["classification"]["category"] == "relay_denied"
     assert "users_file" in event["classification"]["meaning"]
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def relay_cli(*argv: str, **kwargs):
+    return subprocess.run([sys.executable, "-m", "relay", *argv], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("action", [["list"], ["list", "--json"], ["export"]])
+def test_bounces_output_piped_into_head_ends_quietly(tmp_path, action):
+    # `relay bounces list | head`: the reader closes the pipe early. The command printed
+    # "error: [Errno 32] Broken pipe" and exited 2, as if the list were broken.
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{tmp_path}/bounces.db\"\n"
+                      f"events:\n  - jsonl: {tmp_path}/events.jsonl\n")
+    csv = tmp_path / "list.csv"
+    csv.write_text("address\n" + "".join(f"someone{i}@example.com\n" for i in range(5000)))
+    assert relay_cli("bounces", "import", str(csv), "-c", str(config)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "bounces", *action, "-c", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout.readline()  # what `head -1` reads, then it goes away
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert stderr == ""

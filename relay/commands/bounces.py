@@ -182,6 +182,8 @@ def _main(run, args) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `relay bounces list | head`: the reader has all it wanted (relay.cli)
+        raise
     except (OSError, ValueError) as exc:  # unreadable files, bad addresses
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
