@@ -81,3 +81,14 @@ def test_bounces_output_piped_into_head_ends_quietly(tmp_path, action):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, stderr
     assert stderr == ""
+
+
+def test_users_hash_takes_the_config_option_like_every_subcommand(tmp_path):
+    # DESIGN.md: "Every subcommand takes -c/--config PATH"; `relay users hash` refused it
+    # ("unrecognized arguments: -c").
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: relay.test\n")
+    r = relay_cli("users", "hash", "alice", "--domains", "example.com", "-c", str(config), input="pw\n")
+    assert r.returncode == 0, r.stderr
+    name, _, domains = r.stdout.strip().split(":")
+    assert (name, domains) == ("alice", "example.com")

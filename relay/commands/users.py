@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import sys
 
+from . import add_config_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser("users", help="manage AUTH users")
@@ -13,6 +15,9 @@ def register(sub) -> None:
     h.add_argument("name")
     h.add_argument("--domains", default="", metavar="D1,D2",
                    help="sender domains the user may use (MAIL FROM and the From: signed with DKIM); * for any")
+    # DESIGN.md: every subcommand takes -c/--config. A hash needs no config, so it is accepted
+    # (scripts pass the same -c to every `relay` command) and not read.
+    add_config_arg(h, required=False)
     h.set_defaults(func=run_hash)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
