@@ -4,6 +4,7 @@ events, or the `relay` command run as a process."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -92,3 +93,14 @@ def test_users_hash_takes_the_config_option_like_every_subcommand(tmp_path):
     assert r.returncode == 0, r.stderr
     name, _, domains = r.stdout.strip().split(":")
     assert (name, domains) == ("alice", "example.com")
+
+
+def test_events_tail_refuses_a_misspelt_kind(tmp_path):
+    # `relay events tail --kind bounce` (for bounced) printed nothing and exited 0: "no such events".
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"kind": "bounced", "time": "2026-11-30T00:00:00.000Z",
+                                  "recipient": "a@example.com"}) + "\n")
+    r = relay_cli("events", "tail", "--file", str(events), "--kind", "bounce")
+    assert r.returncode == 2 and "invalid choice: 'bounce'" in r.stderr and "bounced" in r.stderr
+    r = relay_cli("events", "tail", "--file", str(events), "--kind", "bounced")
+    assert r.returncode == 0 and "a@example.com" in r.stdout

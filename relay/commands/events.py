@@ -9,6 +9,7 @@ import sys
 import time
 
 from ..address import printable
+from ..events import KINDS
 from . import add_config_arg, load_settings_or_exit
 
 
@@ -20,7 +21,9 @@ def register(sub) -> None:
                                           "none or with --db, its postgresql sink), newest last.")
     t.add_argument("-f", "--follow", action="store_true", help="keep reading as events arrive")
     t.add_argument("-n", "--lines", type=int, default=20, help="how many past events to show (default 20)")
-    t.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    # choices: a misspelt kind (--kind bounce) is an error naming the kinds, not an empty listing.
+    t.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
+                   help="only this kind (repeatable): " + ", ".join(KINDS))
     t.add_argument("--recipient", help="only events for this address (case-insensitive)")
     t.add_argument("--json", action="store_true", help="print the events as JSON lines")
     t.add_argument("--file", help="read this jsonl file instead of the config's")
