@@ -721,6 +721,8 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
     for i, item in enumerate(top.get("events", list, []) or []):
         r = _Reader(top.problems, item, f"events[{i}]")
         kinds = [k for k in ("jsonl", "stdout", "webhook", "postgresql") if k in r.data]
+        if not kinds:  # a misspelt sink (`jsnl:`) is named as the unknown key it is
+            r.unknown({"jsonl", "stdout", "webhook", "postgresql"})
         if len(kinds) != 1:
             top.problems.add(f"events[{i}]", "name exactly one sink: jsonl: PATH, stdout: true, webhook: URL "
                                              "or postgresql: URL")

@@ -104,3 +104,13 @@ def test_events_tail_refuses_a_misspelt_kind(tmp_path):
     assert r.returncode == 2 and "invalid choice: 'bounce'" in r.stderr and "bounced" in r.stderr
     r = relay_cli("events", "tail", "--file", str(events), "--kind", "bounced")
     assert r.returncode == 0 and "a@example.com" in r.stdout
+
+
+def test_check_config_names_a_misspelt_event_sink(tmp_path):
+    # `- jsnl: var/events.jsonl` said only "name exactly one sink", not which key was wrong.
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: relay.example.com\nevents:\n  - stdout: true\n  - jsnl: var/events.jsonl\n")
+    r = relay_cli("check-config", "-c", str(config))
+    assert r.returncode == 1
+    assert (f"error: {config}: events[1].jsnl: unknown key; expected one of: jsonl, postgresql, stdout, webhook"
+            in r.stdout.splitlines())
