@@ -98,11 +98,11 @@ def test_without_the_postgresql_extra_check_config_says_which_extra_to_install(t
     cfg = config(tmp_path, url)
     out = relay("check-config", "-c", str(cfg), env_path=site)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "bounce_list" in out.stdout and "pip install 'relay[postgresql]'" in out.stdout
+    assert "bounce_list" in out.stdout and "pip install '/path/to/relay[postgresql]'" in out.stdout
     assert "secret" not in out.stdout and "Traceback" not in out.stdout + out.stderr
     # And serve refuses to start with the same words, rather than fail at the first RCPT.
     served = relay("serve", "-c", str(cfg), env_path=site, timeout=30)
-    assert served.returncode == 1 and "pip install 'relay[postgresql]'" in served.stderr
+    assert served.returncode == 1 and "pip install '/path/to/relay[postgresql]'" in served.stderr
     assert "Traceback" not in served.stderr
     # The same config where the driver is installed is fine (check-config makes no connection).
     assert relay("check-config", "-c", str(cfg)).returncode == 0

@@ -54,8 +54,11 @@ def driver_missing(url: str) -> str | None:
     try:
         import asyncpg  # noqa: F401
     except ImportError as exc:
+        # Not `pip install 'relay[...]'`: relay is installed from its source tree, and that line
+        # would ask the package index for whatever package is called relay there.
         return (f"{redact(url)} needs the PostgreSQL driver asyncpg, which is not installed ({exc}): "
-                f"install relay with its {EXTRA} extra (pip install 'relay[{EXTRA}]')")
+                f"install relay with its {EXTRA} extra from its source tree or wheel, into the relay's own "
+                f"environment (pip install '/path/to/relay[{EXTRA}]', docs/install.md)")
     return None
 
 
