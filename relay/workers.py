@@ -257,6 +257,12 @@ class Supervisor:
                 systemd.notify("STOPPING=1")
             self.stopping = True
             self._forward(signum)
+            # The parent's copies of the listening sockets would keep each port open after the
+            # workers stop listening: a client connecting during the drain would sit in the
+            # kernel's backlog with no greeting until the parent exits (up to a minute), then be
+            # reset. No worker is started while stopping, so let them go: it is refused at once.
+            for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
+                sock.close()
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
             self._reload()
             for slot in self.slots:

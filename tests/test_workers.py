@@ -571,3 +571,41 @@ def test_a_sigterm_forwarded_to_a_worker_still_starting_is_not_lost(tmp_path, up
             proc.wait()
     err = proc.stderr.read()
     assert code == 0 and "stopping: draining 2 workers" in err and _clean(err), err
+
+
+def test_a_client_connecting_while_the_workers_drain_is_refused_at_once(relay_workers, upstream):
+    # Found following the README: with workers, a connection made during the drain sat in the
+    # parent's copy of the listening socket with no greeting until the last worker ended, then
+    # was reset. It must be refused at once, as a single process's closed listener is.
+    relay = relay_workers()
+    held = relay.one_connection_per_worker()
+    for c in held.values():  # keeps every worker draining
+        c.cmd("EHLO busy.test")
+        c.cmd("MAIL FROM:<a@sender.test>")
+    relay.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: relay.stderr().count("stopping: draining sessions") == 2, timeout=30)
+
+    def refused() -> bool:
+        with socket.socket() as s:
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", relay.port))
+            except ConnectionRefusedError:
+                return True
+            s.settimeout(2)
+            try:
+                greeting = s.recv(100)
+            except ConnectionResetError:  # it landed on a listener as it closed
+                return False
+            except TimeoutError:
+                greeting = b""
+            assert greeting, "a connection accepted during the drain got no greeting"
+            return False
+
+    wait_until(refused, timeout=10)
+    for c in held.values():  # the transactions in flight still finish
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    assert relay.proc.wait(60) == 0
