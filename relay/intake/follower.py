@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -66,6 +67,10 @@ class CursorFile:
 
     def __init__(self, directory: Path, name: str = CURSOR_FILE):
         self.path = Path(directory) / name
+        # Saves run in worker threads, and a follower stopped during one (its task cancelled while
+        # the thread goes on) saves again from stop(): two writers of the one .tmp file, and the
+        # second rename found it gone (FileNotFoundError at stop). One save at a time.
+        self._lock = threading.Lock()
 
     def load(self) -> dict | None:
         try:
@@ -78,13 +83,14 @@ class CursorFile:
         return data if isinstance(data, dict) else None
 
     def save(self, data: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
 
 
 def _head(fd, length: int) -> str:
