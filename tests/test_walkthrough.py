@@ -10,24 +10,8 @@ import sys
 
 import pytest
 
-from relay.users import hash_password
-from tests.support.tls import make_cert
-from tests.test_tls_auth import TLSClient, plain
-
-
-@pytest.fixture
-def cert(tmp_path):
-    return make_cert(tmp_path)
-
-
-@pytest.fixture
-def auth_relay(tmp_path, cert, upstream, relay_factory):
-    users = tmp_path / "users"
-    users.write_text(f"alice:{hash_password('pw', 1000)}:sender.test\n")
-    crt, key = cert
-    # 127.0.0.1 is outside clients.networks: the test client must log in to relay.
-    return relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
-                         clients={"networks": ["10.0.0.0/8"], "users_file": str(users)})
+# The TLS listener with a users file, and its certificate: the fixtures of tests/test_tls_auth.py.
+from tests.test_tls_auth import TLSClient, auth_relay, cert, plain  # noqa: F401
 
 
 def test_relay_access_denied_event_is_classified_relay_denied(auth_relay):
@@ -48,7 +32,7 @@ def test_sender_not_owned_event_says_why(auth_relay, cert):
         c.cmd("EHLO client.test")
         c.starttls(cert[0])
         c.cmd("EHLO client.test")
-        assert c.cmd("AUTH PLAIN " + plain("alice", "pw"))[0] == 235
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
         assert c.cmd("MAIL FROM:<ceo@victim.test>")[0] == 553
         c.cmd("QUIT")
     (event,) = [e for e in auth_relay.events(wait_for=1) if e["kind"] == "policy_rejected"]
