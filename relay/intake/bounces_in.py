@@ -85,8 +85,8 @@ class BounceIntake(Step):
         try:
             parsing = asyncio.get_running_loop().run_in_executor(_PARSER, parse_bounce, raw, deadline, PARSE_BUDGET)
             report = await asyncio.wait_for(parsing, PARSE_DEADLINE + _GRACE)
-        except ParseDeadline as exc:
-            if exc.ran >= PARSE_BUDGET:
+        except (ParseDeadline, TimeoutError) as exc:
+            if isinstance(exc, ParseDeadline) and exc.ran >= PARSE_BUDGET:
                 # The message itself costs more than a parse may take, and would cost it again on every
                 # retry: RFC 5321 4.2.1 makes that a 5yz ("the SMTP client SHOULD NOT repeat the exact
                 # request"); a 4yz would have the reporting MTA resend it for days (4.5.4.1), holding the
@@ -96,10 +96,8 @@ class BounceIntake(Step):
                             exc.ran, txn.id, len(raw))
                 return reject(554, "5.6.0", f"Bounce too costly to read (not parsed in {PARSE_BUDGET:g} s): "
                                             f"not accepted", kind="policy_rejected")
-            # It waited for other bounces and had too little time of its own: a retry will do.
-            log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
-            return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
-        except TimeoutError:
+            # It waited for other bounces and had too little time of its own (or its answer did not
+            # come within the grace): a retry will do.
             log.warning("bounce not read within %s s (transaction %s): deferred", PARSE_DEADLINE, txn.id)
             return defer(451, "4.3.0", "Bounce not read in time: try again later", kind="deferred")
         except (RecursionError, MemoryError, ValueError, LookupError, TypeError) as exc:

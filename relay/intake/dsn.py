@@ -21,14 +21,14 @@ on `parse_bounce()`.
 from __future__ import annotations
 
 import base64
-import json
-import quopri
 import email
 import email.policy
+import json
+import quopri
 import re
+import threading
 import time
 from dataclasses import dataclass, replace
-import threading
 from email.feedparser import FeedParser
 from email.header import decode_header, make_header
 from email.message import Message
