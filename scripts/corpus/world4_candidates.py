@@ -7,6 +7,10 @@ README's conventions and the labels the corpus already gives the same wording; t
 held-out part was never read. `scripts/corpus/build_world.py` drops every candidate that
 is a near-duplicate of a corpus entry (a key shared with the held-out part drops it unseen).
 
+One label was corrected after the first measurement, to the label the corpus already gives
+the same wording (README, "Format"): Gmail's "The recipient server did not accept our requests
+to connect" is routing_dns (scope relay), as in world.yaml.
+
 Each tuple: (provider, reply, category, scope, stage, source).
 """
 I = "https://github.com/"
@@ -162,7 +166,7 @@ C = [
 ('unknown', 'connection with mx1.mail.example.com is broken', 'temporary_failure', 'relay', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0231)'),
 ('unknown', 'User quota exceeded: SMTP <user@example.com>', 'mailbox_full', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0161)'),
 ('Gmail', 'DNS Error: Domain name not found', 'routing_dns', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0999)'),
-('Gmail', 'TEMP_FAILURE: The recipient server did not accept our requests to connect. [example.com (10): Connection dropped]', 'temporary_failure', 'relay', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0256)'),
+('Gmail', 'TEMP_FAILURE: The recipient server did not accept our requests to connect. [example.com (10): Connection dropped]', 'routing_dns', 'relay', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0256)'),
 ('Exchange', 'user@example.com; Failed; 5.1.1 (bad destination mailbox address)', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0244)'),
 ('unknown', 'no such address here', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0237)'),
 # --- issue threads (round 11, continued)
