@@ -7,9 +7,13 @@ README's conventions and the labels the corpus already gives the same wording; t
 held-out part was never read. `scripts/corpus/build_world.py` drops every candidate that
 is a near-duplicate of a corpus entry (a key shared with the held-out part drops it unseen).
 
-One label was corrected after the first measurement, to the label the corpus already gives
-the same wording (README, "Format"): Gmail's "The recipient server did not accept our requests
-to connect" is routing_dns (scope relay), as in world.yaml.
+Three labels were corrected after the first measurement, before any rule change, to the label
+the corpus already gives the same wording (README, "Format"): Gmail's "The recipient server did
+not accept our requests to connect" is routing_dns (scope relay), as in world.yaml; a 450
+"mailbox unavailable" is a deferral (temporary_failure, as the corpus's 451 "Requested mail
+action not taken: mailbox unavailable"); NetEase's "sender is rejected" names no cause, so it is
+policy_rejected, scope sender (as "550 5.1.0 sender rejected"; README: a sender refusal that
+names no more precise cause).
 
 Each tuple: (provider, reply, category, scope, stage, source).
 """
@@ -84,7 +88,7 @@ C = [
 ('unknown', '550 <user@example.com>: Invalid User', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0111)'),
 ('Yahoo (Taiwan)', '554 delivery error: dd Sorry your message to user@example.com cannot be delivered. This account has been disabled or discontinued [#102]. - mta173.mail.tpe.example.com', 'mailbox_disabled', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0114)'),
 ('unknown', '550 5.1.1 unknown or illegal alias: user@example.com', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0128)'),
-('unknown', '450 mailbox unavailable.', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0122)'),
+('unknown', '450 mailbox unavailable.', 'temporary_failure', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0122)'),
 ('unknown', '550 5.7.1 Requested action not taken: mailbox not available', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0122)'),
 ('unknown', '550 User (user@example.com) unknown.', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0125)'),
 ('Sendmail', '553 5.3.0 <user@example.com>... Addressee unknown, relay=[192.0.2.0]', 'unknown_recipient', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0125)'),
@@ -129,7 +133,7 @@ C = [
 ('unknown', '550 Host unknown', 'routing_dns', 'recipient', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0130)'),
 ('Postfix', 'delivery temporarily suspended: connect to 192.0.2.112[192.0.2.112]: No route to host', 'routing_dns', 'relay', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0188)'),
 ('unknown', '451 System(u) busy, try again later.', 'temporary_failure', 'session', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0112)'),
-('NetEase', '554 sender is rejected: 0,mx20,wKjR5bDrnoM2yNtEZVAkBg==.32467S2', 'blocklisted', 'sender', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0101)'),
+('NetEase', '554 sender is rejected: 0,mx20,wKjR5bDrnoM2yNtEZVAkBg==.32467S2', 'policy_rejected', 'sender', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0101)'),
 ('Postfix', '554 <unknown[192.0.2.0]>: Client host rejected: Access denied', 'policy_rejected', 'session', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0102)'),
 ('unknown', '554 Connection refused(mx). MAIL FROM [user@example.com] mismatches client IP [192.0.2.0].', 'auth_failed', 'sender', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0104)'),
 ('unknown', '554 Please visit http://antispam.example.com/denyip.php?IP=192.0.2.0 (#5.7.1)', 'blocklisted', 'session', None, 'voku/PHPMailer-BMH src/BounceMailHandler/phpmailer-bmh_rules.php (sample of rule 0144)'),
