@@ -110,6 +110,14 @@ class Limits:
     max_connections_per_client: int = 50
     data_timeout: float = 300.0  # from 354 to the final dot, however slowly the data trickles in
     unauthenticated_timeout: float = 60.0  # a client outside clients.networks must log in within it
+    # Errors (4xx/5xx replies) a client may earn without a message delivered, as Postfix's
+    # smtpd_hard_error_limit / smtpd_soft_error_limit / smtpd_error_sleep_time (the same defaults):
+    # past `error_limit` the connection ends with 421 4.7.0; past `soft_error_limit` each error reply
+    # waits `error_delay` first. A recipient or message refused on its own merits (the bounce list, the
+    # upstream's verdict) counts only past `max_recipients` of them (relay/smtp.py, ErrorCount).
+    error_limit: int = 20
+    soft_error_limit: int = 10
+    error_delay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -364,6 +372,12 @@ class _Reader:
                 self.problems.add(self.key(name), str(exc))
                 return default
         return value
+
+
+def _not_negative(value):
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _positive(value):
@@ -660,7 +674,8 @@ def _port(v: int) -> int:
 def _limits(top: _Reader) -> Limits:
     r = _Reader(top.problems, top.data.get("limits"), "limits")
     r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout",
-               "max_connections_per_client", "data_timeout", "unauthenticated_timeout"})
+               "max_connections_per_client", "data_timeout", "unauthenticated_timeout", "error_limit",
+               "soft_error_limit", "error_delay"})
     d = Limits()
     dur = lambda n, default: r.get(n, (int, float, str), default, convert=_duration_within(*CLIENT_TIMEOUT_BOUNDS))
     limits = Limits(
@@ -672,7 +687,16 @@ def _limits(top: _Reader) -> Limits:
                                          convert=_positive),
         data_timeout=dur("data_timeout", d.data_timeout),
         unauthenticated_timeout=dur("unauthenticated_timeout", d.unauthenticated_timeout),
+        error_limit=r.get("error_limit", int, d.error_limit, convert=_positive),
+        soft_error_limit=r.get("soft_error_limit", int, d.soft_error_limit, convert=_not_negative),
+        # At most 10 s: the delay holds the client's next command, and must stay well inside its
+        # own reply timeouts (RFC 5321 4.5.3.2: 5 minutes for most commands).
+        error_delay=r.get("error_delay", (int, float, str), d.error_delay, convert=_duration_within(0.0, 10.0)),
     )
+    if limits.soft_error_limit > limits.error_limit:
+        top.problems.add("limits.soft_error_limit",
+                         f"{limits.soft_error_limit} is more than limits.error_limit ({limits.error_limit}): the "
+                         f"connection would be closed before any error reply is delayed")
     if "max_connections_per_client" in r.data and limits.max_connections_per_client > limits.max_connections:
         top.problems.add("limits.max_connections_per_client",
                          f"{limits.max_connections_per_client} is more than limits.max_connections "

@@ -12,6 +12,9 @@ Deadlines, each bounded (the one timer is re-armed only up to a deadline, never 
   within it.
 Connections are limited in all (`limits.max_connections`) and per client address
 (`limits.max_connections_per_client`), so that one client cannot take every slot.
+A connection is also closed when its client makes too many errors without delivering a message
+(`limits.error_limit`, ErrorCount) or sends too many NOOP/RSET/VRFY/HELP (MAX_JUNK_COMMANDS): each
+command restarts the idle deadline, so without these a client could hold its slot for ever.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from .service import RelayService
 from .users import FailedLogins
 
 log = logging.getLogger("relay.smtp")
-# A connection flood past the limits is counted in full but logged once a minute (relay/logsample.py).
+# A connection flood past the limits is counted in full but logged once a minute (relay/logsample.py);
+# so are connections closed for too many errors, which a client can repeat as fast as it reconnects.
 _refused_connections_log = SampledLog(log)
 
 
@@ -205,6 +209,45 @@ class Connections:
             self.per_client.pop(key, None)
 
 
+@dataclass
+class ErrorCount:
+    """The errors of one connection since its last delivered message, as Postfix counts them
+    (smtpd_hard_error_limit, smtpd_soft_error_limit, smtpd_error_sleep_time): every 4xx/5xx reply is
+    one (a bad command, a command out of sequence, a refused HELO or MAIL, a failed AUTH), except a
+    verdict on the mail itself: a recipient or message refused on its own merits (the bounce list,
+    the upstream's reply, a 452 for too many recipients). Those an honest client meets in numbers (a
+    batch of 50 recipients, half of them on the bounce list: Postfix's client sends up to 50 a
+    transaction), so only the verdicts past `free_verdicts` (limits.max_recipients) count. A
+    delivered message starts both counts again."""
+
+    limit: int  # errors at which the connection ends (421)
+    soft_limit: int  # errors after which each error reply waits `delay` first
+    delay: float
+    free_verdicts: int
+    errors: int = 0
+    verdicts: int = 0
+
+    def add(self, verdict: bool) -> bool:
+        """One error reply; whether it counts as an error."""
+        if verdict:
+            self.verdicts += 1
+            if self.verdicts <= self.free_verdicts:
+                return False
+        self.errors += 1
+        return True
+
+    @property
+    def slow_down(self) -> bool:
+        return self.delay > 0 and self.errors > self.soft_limit
+
+    @property
+    def over(self) -> bool:
+        return self.errors >= self.limit
+
+    def message_delivered(self) -> None:
+        self.errors = self.verdicts = 0
+
+
 def _help_of(original, when: str | None = None):
     """Keep the HELP text aiosmtpd's @syntax put on the method an override replaces: HELP lists a
     command, and `HELP <command>` describes it, only where the method carries it. `when`: the
@@ -233,7 +276,7 @@ class RelaySMTP(SMTP):
 
     def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
                  data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
-                 **kw):
+                 errors: ErrorCount | None = None, **kw):
         super().__init__(handler, **kw)
         # aiosmtpd keeps the command line limits in one dict shared by every connection (a class
         # attribute), emptied by each new connection and raised at each EHLO: one client's EHLOs, or
@@ -263,6 +306,8 @@ class RelaySMTP(SMTP):
         self._auth_failures = 0  # in this connection
         self._auth_response = None  # the last answer to an AUTH challenge (334), decoded
         self.junk_commands = 0  # NOOP/RSET/VRFY/HELP since the last message delivered (Handler.handle_DATA)
+        self.errors = errors if errors is not None else ErrorCount(20, 10, 0.0, 100)
+        self._verdict_next = False  # the next reply is a verdict on a recipient or message (ErrorCount)
 
     # -- deadlines -----------------------------------------------------------
 
@@ -385,6 +430,7 @@ class RelaySMTP(SMTP):
         if self.junk_commands <= MAX_JUNK_COMMANDS:
             return False
         log.info("%s: %d NOOP/RSET/VRFY/HELP without a message, closing", self.session.peer, self.junk_commands)
+        self.relay_service.count("relay_connections_closed_total", limit="junk_command_limit")
         await self.push("421 4.7.0 Too many commands without a message sent, closing the connection")
         return True
 
@@ -476,9 +522,12 @@ class RelaySMTP(SMTP):
             return
         if refusal is not None:
             self._set_post_data_state()
-            await self.push(refusal)
             if self.relay_session is not None:
+                # Recorded before the reply goes out: a reply that ends the connection (too many
+                # errors) would otherwise record the transaction as deferred first.
                 await self.relay_service.data_refused(self.relay_session, Reply.parse(refusal, "relay"))
+            self.verdict_next()  # the message (too big, a NUL in it) refused: a verdict, as the upstream's
+            await self.push(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
@@ -643,6 +692,7 @@ class RelaySMTP(SMTP):
         self._auth_failures += 1
         if self._auth_failures >= MAX_AUTH_FAILURES:
             # RFC 4954 4: a server may close the connection after repeated failed AUTH commands.
+            self.relay_service.count("relay_connections_closed_total", limit="auth_failure_limit")
             await super().push("421 4.7.0 Too many failed authentication attempts; closing the connection")
             self.transport.close()
             return AuthResult(success=False, handled=True)
@@ -685,12 +735,56 @@ class RelaySMTP(SMTP):
                     status = pattern.sub(replacement, status, count=1)
                     break
         self._verbatim = None
+        verdict, self._verdict_next = self._verdict_next, False
+        code = status[:3] if isinstance(status, str) else status[:3].decode("ascii", "replace")
+        error = code[:1] in ("4", "5") and code != "421" and self.errors.add(verdict)
+        if error and self.errors.slow_down:
+            # Postfix's smtpd_error_sleep_time: a client past the soft limit waits for each error reply
+            # (a sleep: the loop serves everyone else meanwhile). The wait is ours, not the client's
+            # idle time: it runs under the command deadline, as a handler does.
+            self._in_handler = True
+            self._command_deadline = self.loop.time() + self.errors.delay + self._handler_timeout
+            try:
+                await asyncio.sleep(self.errors.delay)
+            finally:
+                self._in_handler = False
+                self._idle_from = self.loop.time()
+            if self.transport is None or self.transport.is_closing():
+                return
         await super().push(status)
-        closing = status[:3] == "421" if isinstance(status, str) else status[:3] == b"421"
+        if error and self.errors.over:
+            await self._too_many_errors(status)
+            return
+        closing = code == "421"
         if (closing or self._eof_after_reply) and self.transport is not None:
             # RFC 5321 3.8: a 421 (ours or the upstream's, relayed) closes the channel. A client that
             # half-closed while we waited on the upstream has had its reply and sends nothing more.
             self.transport.close()
+
+    async def _too_many_errors(self, last: str | bytes) -> None:
+        """limits.error_limit errors without a message delivered: 421 and close (RFC 5321 3.8), as
+        Postfix does past smtpd_hard_error_limit. Commands the client pipelined after the last error are
+        not carried out."""
+        ip = str((self.session.peer or ("",))[0])
+        text = f"421 4.7.0 {self.hostname} Error: too many errors"
+        self.relay_service.count("relay_connections_closed_total", limit="error_limit")
+        last = last if isinstance(last, str) else last.decode("ascii", "replace")
+        _refused_connections_log.warning(
+            "error_limit", "%s: %d errors without a message delivered (limits.error_limit; the last: %s), "
+            "closing with 421", ip, self.errors.errors, printable(last.split("\r\n", 1)[0][:120]))
+        self._reader._buffer.clear()
+        if self.relay_session is not None:
+            # An open transaction ends deferred, its recipients' events written, as at a deadline.
+            await self.relay_service.closing(self.relay_session, Reply.parse(text, "relay"))
+        self._close_with(text)
+
+    def verdict_next(self) -> None:
+        """The reply about to be sent refuses a recipient or a message on its own merits (ErrorCount)."""
+        self._verdict_next = True
+
+    def message_delivered(self) -> None:
+        self.junk_commands = 0
+        self.errors.message_delivered()
 
     @property
     def busy(self) -> bool:
@@ -791,13 +885,17 @@ class Handler:
         reply = await self.service.rcpt(server.relay_session, address, options)
         if reply.positive:
             envelope.rcpt_tos.append(address)
+        else:
+            server.verdict_next()
         return server.verbatim(reply)
 
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
         reply = await self.service.data(server.relay_session, envelope.original_content,
                                         dot_lines=server.data_dot_lines, crlf_only=server.data_crlf_only)
         if reply.positive:
-            server.junk_commands = 0
+            server.message_delivered()
+        else:
+            server.verdict_next()
         return server.verbatim(reply)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -858,6 +956,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     handler = Handler(service, auth_enabled=auth_enabled)
     authenticator = make_authenticator(service)
     failed_logins = FailedLogins()  # per client address, across the listener's connections
+    limits = settings.limits
 
     def factory():
         return RelaySMTP(
@@ -871,6 +970,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
             timeout=settings.limits.timeout,
             auth_required=False, auth_require_tls=True,
             authenticator=authenticator if auth_enabled else None, failed_logins=failed_logins,
+            errors=ErrorCount(limits.error_limit, limits.soft_error_limit, limits.error_delay, limits.max_recipients),
             auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if auth_enabled else None,
         )
 

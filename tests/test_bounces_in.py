@@ -21,6 +21,10 @@ BOUNCE_DOMAIN = "bounces.example.com"
 
 @pytest.fixture
 def verp_relay(tmp_path, upstream, relay_factory):
+    return start_verp_relay(tmp_path, upstream, relay_factory)
+
+
+def start_verp_relay(tmp_path, upstream, relay_factory, **overrides):
     (tmp_path / "verp.key").write_bytes(KEY)
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -29,7 +33,7 @@ def verp_relay(tmp_path, upstream, relay_factory):
                           bounces_in={"listen": "127.0.0.1:0", "domains": [BOUNCE_DOMAIN],
                                       "key_file": str(tmp_path / "verp.key")},
                           correlation={"headers": ["X-Conversation"],
-                                       "sender_patterns": [r"^(?P<app>[a-z]+)@example\.com$"]})
+                                       "sender_patterns": [r"^(?P<app>[a-z]+)@example\.com$"]}, **overrides)
     relay.intake_port = relay.bound[1][1]
     return relay
 
@@ -163,6 +167,23 @@ def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
     assert not [e for e in events if e["kind"] in ("bounced", "bounce_listed")]
     assert len([e for e in events if e["kind"] == "policy_rejected"]) == 3
 
+
+
+def test_a_client_probing_return_paths_is_closed_at_the_error_limit(tmp_path, upstream, relay_factory):
+    # bounces_in faces the world: a client guessing return paths (or trying to relay) was answered
+    # 550 for as long as it kept each command inside the idle deadline. Refused recipients are
+    # verdicts (limits.max_recipients of them free, as for an honest batch), then each is an error.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, limits={"error_delay": 0, "max_recipients": 10})
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        c.cmd("EHLO prober.example")
+        assert c.cmd("MAIL FROM:<>")[0] == 250
+        for i in range(30):
+            code, text = c.cmd(f"RCPT TO:<guess{i}@{BOUNCE_DOMAIN}>")
+            assert code == 550 and "5.7.1" in text, (i, text)
+        assert c.reply()[1] == "421 4.7.0 relay.test Error: too many errors"
+        assert c.closed()
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_closed_total", (("limit", "error_limit"),))] == 1
 
 def test_complaint_becomes_a_complained_event(verp_relay, upstream):
     return_path = relay_one(verp_relay, upstream, rcpt="carol@isp.example")

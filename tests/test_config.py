@@ -202,6 +202,23 @@ def test_connection_and_deadline_limits(tmp_path):
     assert any(p.startswith("limits.unauthenticated_timeout: ") for p in found)
 
 
+
+def test_error_limits(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    d = load_settings(path).limits
+    assert (d.error_limit, d.soft_error_limit, d.error_delay) == (20, 10, 1.0)  # Postfix's defaults
+    path.write_text("hostname: relay.example.com\nlimits: {error_limit: 5, soft_error_limit: 0, error_delay: 500ms}\n")
+    s = load_settings(path).limits
+    assert (s.error_limit, s.soft_error_limit, s.error_delay) == (5, 0, 0.5)
+    found = problems(tmp_path, "hostname: r.example\nlimits: {error_limit: 0, soft_error_limit: -1, error_delay: 1m}\n")
+    assert sorted(found) == ["limits.error_delay: '1m' is outside 0 s .. 10 s",
+                             "limits.error_limit: must be positive, got 0",
+                             "limits.soft_error_limit: must be 0 or more, got -1"], found
+    found = problems(tmp_path, "hostname: r.example\nlimits: {error_limit: 5, soft_error_limit: 6, error_limits: 3}\n")
+    assert any(p.startswith("limits.soft_error_limit: 6 is more than limits.error_limit (5)") for p in found), found
+    assert any(p.startswith("limits.error_limits: unknown key") for p in found), found
+
 def test_postfix_log_section(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("hostname: relay.example.com\npostfix_log: {path: mail.log, state_directory: state}\n")

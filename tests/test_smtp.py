@@ -259,7 +259,9 @@ def test_bad_mail_parameters_get_a_precise_reply(relay, upstream, line, expected
     assert upstream.connections == 0
 
 
-def test_a_thousand_bad_sizes_leak_nothing(relay, upstream):
+def test_a_thousand_bad_sizes_leak_nothing(upstream, relay_factory):
+    # The error limit would end this connection at the 20th (see the error limit's tests below).
+    relay = relay_factory(upstream.port, limits={"error_limit": 2000, "error_delay": 0})
     with client(relay) as c:
         c.cmd("NOOP")
         before = open_fds()
@@ -588,6 +590,93 @@ def test_a_client_that_only_sends_noop_and_rset_is_closed_after_100(relay, upstr
         code, text = c.cmd("NOOP")
         assert code == 421 and text.startswith("421 4.7.0 "), text
         assert c.closed()
+
+
+
+# -- the error limit (Postfix's smtpd_hard_error_limit / smtpd_soft_error_limit) ---------------------
+
+def test_a_client_that_only_earns_errors_is_closed_at_the_error_limit(upstream, relay_factory, caplog):
+    # Before, a client could hold its connection (and a max_connections slot) for ever: a refused MAIL,
+    # or a bad SIZE, before each idle deadline, each answered and the deadline restarted.
+    relay = relay_factory(upstream.port, limits={"error_delay": 0})
+    caplog.set_level(logging.WARNING, logger="relay.smtp")
+    with client(relay) as c:
+        for i in range(19):
+            line = "MAIL FROM:<refusedsender@sender.test>" if i % 2 else "MAIL FROM:<a@sender.test> SIZE=\u00b2"
+            code, text = c.cmd(line)
+            assert code in (501, 550), (i, text)
+        code, text = c.cmd("MAIL FROM:<a@sender.test> SIZE=x")
+        assert code == 501, text  # the 20th error still gets its own reply,
+        code, text = c.reply()    # then the connection ends
+        assert text == "421 4.7.0 relay.test Error: too many errors", text
+        assert c.closed()
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_closed_total", (("limit", "error_limit"),))] == 1
+    logged = [r.getMessage() for r in caplog.records if "limits.error_limit" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("127.0.0.1: 20 errors without a message delivered"), logged
+    assert wait_until(lambda: not relay.server.service.sessions)
+
+
+def test_pipelined_commands_after_the_last_error_are_not_carried_out(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"error_limit": 3, "soft_error_limit": 3})
+    with client(relay) as c:
+        c.send(b"MAIL FROM:<a@sender.test> SIZE=x\r\n" * 3 + b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\n"
+               b"DATA\r\n" + BODY + b".\r\n")
+        replies = [c.reply() for _ in range(4)]
+        assert [code for code, _ in replies] == [501, 501, 501, 421], replies
+        assert c.closed()
+    assert upstream.messages == [] and upstream.connections == 0
+
+
+def test_refused_recipients_of_an_honest_batch_do_not_end_the_connection(upstream, relay_factory):
+    # A client's batch can have many recipients refused on their own merits (the bounce list, the
+    # upstream's 550): Postfix's client sends up to 50 a transaction. They count only past
+    # limits.max_recipients of them, and a delivered message starts every count again.
+    relay = relay_factory(upstream.port, limits={"error_delay": 0})
+    listed = [f"gone{i}@example.com" for i in range(40)]
+    for address in listed:
+        relay.call(relay.server.resources.store.add(address, category="unknown_recipient",
+                                                    reply="550 5.1.1 no such user", rule="test"))
+    with client(relay) as c:
+        for round_ in range(2):
+            c.send("MAIL FROM:<a@sender.test>\r\n")
+            assert c.reply()[0] == 250
+            codes = [c.cmd(f"RCPT TO:<{a}>")[0] for a in listed + [f"nosuchuser@d{i}.example.com" for i in range(20)]]
+            assert codes == [550] * 60, codes
+            assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(BODY + b".\r\n")
+            assert c.reply()[0] == 250, round_
+            for i in range(19):  # and the count of errors started again at the message
+                assert c.cmd("MAIL FROM:<a@sender.test> SIZE=x")[0] == 501, i
+            assert c.cmd("RSET")[0] == 250
+        assert c.cmd("NOOP")[0] == 250
+    assert len(upstream.messages) == 2
+    with client(relay) as c:
+        # A client that only sends refused recipients: max_recipients (100) of them are free, then
+        # each counts, and 20 more end the connection; the accepted recipient's transaction ends
+        # deferred, its event written.
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
+        codes = [c.cmd(f"RCPT TO:<{listed[i % 40]}>")[0] for i in range(120)]
+        assert codes == [550] * 120, codes
+        assert c.reply()[1] == "421 4.7.0 relay.test Error: too many errors"
+        assert c.closed()
+    assert wait_until(lambda: any(e["recipient"] == "kept@example.com" for e in relay.events()))
+
+
+def test_past_the_soft_limit_each_error_reply_waits_without_holding_up_other_clients(upstream, relay_factory):
+    relay = relay_factory(upstream.port, limits={"soft_error_limit": 1, "error_delay": 0.6})
+    with client(relay) as slow, client(relay) as other:
+        started = time.monotonic()
+        assert slow.cmd("MAIL FROM:<a@sender.test> SIZE=x")[0] == 501
+        assert time.monotonic() - started < 0.5  # the first error is answered at once
+        started = time.monotonic()
+        slow.send("MAIL FROM:<a@sender.test> SIZE=x\r\n")
+        # While the second error's reply waits, the loop serves everyone else.
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert slow.reply()[0] == 501
+        assert time.monotonic() - started >= 0.55
 
 
 _FUZZ_BODIES = [b"Subject: a\r\n\r\nx\r\n.\r\n", b"Subject: a\r\n\r\nx\n.\nMAIL FROM:<e@vil.test>\r\n.\r\n",

@@ -44,6 +44,9 @@ CATALOGUE: dict[str, Spec] = {
     "relay_connections_refused_total": Spec("counter", "Client connections refused with 421 at connect, by the limit "
                                                        "they were over (max_connections, max_connections_per_client).",
                                             ("limit",)),
+    "relay_connections_closed_total": Spec("counter", "Client connections closed with 421 by a limit on what the "
+                                                      "client may do in one connection (error_limit, "
+                                                      "junk_command_limit, auth_failure_limit).", ("limit",)),
     "relay_active_sessions": Spec("gauge", "Client SMTP sessions open now."),
     "relay_messages_total": Spec("counter", "Messages at the end of DATA, by result (accepted, reject, defer).",
                                  ("result",)),
