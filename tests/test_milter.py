@@ -340,6 +340,65 @@ def test_malformed_packet_closes_that_connection_only(milter, caplog):
         assert good.negotiate()[0] == 6
 
 
+
+def test_a_peer_that_does_not_read_our_replies_is_reset_at_the_deadline(milter_factory, caplog):
+    # Before, a peer that sent commands and never read the replies held its connection (and its
+    # task, and the socket) for ever once the buffers were full: the write waited with no deadline.
+    caplog.set_level(logging.INFO, logger="relay.milter")
+    relay = milter_factory(overrides={"limits": {"timeout": 1}})
+    hog = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect(("127.0.0.1", relay.milter_port))
+    hog.setblocking(False)
+    # Each option negotiation is answered with the options and the macros wanted (~200 bytes).
+    negotiations = pack(b"O", struct.pack("!III", 6, 0x1FF, 0)) * 4096
+    sent, stuck_since = 0, None
+    import time
+    while stuck_since is None or time.monotonic() - stuck_since < 0.5:
+        try:
+            sent += hog.send(negotiations[sent % len(negotiations):])
+            stuck_since = None
+        except BlockingIOError:  # the milter stopped reading: it waits on its own replies
+            stuck_since = stuck_since or time.monotonic()
+            time.sleep(0.02)
+        except OSError:
+            break
+        assert sent < 200 * 1024 * 1024
+    try:
+        with MilterClient("127.0.0.1", relay.milter_port) as other:  # the others are served meanwhile
+            assert other.negotiate()[0] == 6
+        from tests.support.processes import wait_until
+        assert wait_until(lambda: not relay.server.milter.connections), relay.server.milter.connections
+        assert any("did not take our replies within 1 s" in r.getMessage() for r in caplog.records)
+    finally:
+        hog.close()
+
+
+def test_a_packet_trickled_a_byte_at_a_time_is_cut_at_the_deadline(milter_factory, caplog):
+    # Each byte used to restart the idle deadline: a byte a minute of a packet announcing 1,000 bytes
+    # held the connection for 16 hours. The packet must be complete within limits.timeout.
+    import time
+    caplog.set_level(logging.INFO, logger="relay.milter")
+    relay = milter_factory(overrides={"limits": {"timeout": 1}})
+    with MilterClient("127.0.0.1", relay.milter_port) as slow:
+        slow.negotiate()
+        trickle = struct.pack("!I", 1000) + b"B" + b"x" * 999
+        closed = False
+        for i in range(40):  # a byte every 0.1 s: 4 s, past the 1 s deadline
+            try:
+                slow.sock.sendall(trickle[i:i + 1])
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            if not relay.server.milter.connections:
+                closed = True
+                break
+        assert closed
+        assert slow.closed_by_peer()
+    assert any("a packet not complete within 1 s (" in r.getMessage() for r in caplog.records), \
+        [r.getMessage() for r in caplog.records]
+
 _COMMANDS = st.sampled_from(list(b"ODCHMRLNBEAQKTUZ"))
 _PACKETS = st.builds(lambda c, d: pack(bytes([c]), d), _COMMANDS, st.binary(max_size=40))
 

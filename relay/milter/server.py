@@ -3,6 +3,11 @@
 Each connection negotiates options, then runs a MilterSession for as many client sessions and
 messages as the MTA sends on it. A malformed or oversized packet closes that one connection
 with a log line; nothing a peer sends can stop the server.
+
+Deadlines (`limits.timeout`, as for an SMTP client): a packet must be complete within it of the end of
+the one before, however its bytes trickle in (bytes of a packet do not restart it, so a byte a minute
+cannot hold the connection); a peer that does not take our replies has them taken within it, else
+the connection is reset. A closed connection whose peer does not read is reset after CLOSE_GRACE.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .session import WANTED_MACROS, MilterSession, hooks_used
 log = logging.getLogger("relay.milter")
 
 READ_SIZE = 256 * 1024
+CLOSE_GRACE = 10.0  # seconds a closed connection may take to flush its last replies to a peer that does not read
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -243,6 +249,8 @@ class MilterServer:
         conn = MilterConnection(self, peer)
         decoder = codec.Decoder()
         idle = self.settings.limits.timeout
+        loop = asyncio.get_running_loop()
+        packet_due = loop.time() + idle  # the next packet must be complete by then
         sock = writer.get_extra_info("socket")
         tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
         if tcp:
@@ -250,12 +258,19 @@ class MilterServer:
         try:
             while not conn.closed:
                 try:
-                    async with asyncio.timeout(idle):  # no extra task per read, unlike wait_for
+                    async with asyncio.timeout_at(packet_due):  # no extra task per read, unlike wait_for
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
-                    log.info("milter connection from %s idle for %.0f s: closed", peer, idle)
+                    if decoder.pending:
+                        log.warning("milter connection from %s closed: a packet not complete within %.0f s "
+                                    "(%d bytes of it came)", peer, idle, decoder.pending)
+                    else:
+                        log.info("milter connection from %s idle for %.0f s: closed", peer, idle)
                     break
                 if not data:
+                    if decoder.pending:
+                        log.warning("milter connection from %s ended in the middle of a packet (%d bytes of "
+                                    "it came)", peer, decoder.pending)
                     break
                 if tcp and _QUICKACK is not None:
                     # With NR_* agreed the MTA sends headers and body without waiting for us, so we
@@ -264,13 +279,26 @@ class MilterServer:
                     # Linux leaves quick-ACK mode by itself, so it is set again after every read.
                     sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 out = bytearray()
-                for command, payload in decoder.feed(data):
+                packets = decoder.feed(data)
+                if packets:
+                    packet_due = loop.time() + idle
+                for command, payload in packets:
                     out += await conn.handle(codec.parse(command, payload))
                     if conn.closed:
                         break
                 if out:
                     writer.write(out)
-                    await writer.drain()
+                    try:
+                        async with asyncio.timeout(idle):
+                            await writer.drain()
+                    except TimeoutError:
+                        # A peer that sends commands and does not read the replies: once the socket's
+                        # buffers are full, drain() would wait for ever, and the connection with it.
+                        log.warning("milter connection from %s reset: it did not take our replies within "
+                                    "%.0f s (%d bytes waiting)", peer, idle, writer.transport.get_write_buffer_size())
+                        writer.transport.abort()
+                        break
+                    packet_due = max(packet_due, loop.time() + idle)
         except codec.ProtocolError as exc:
             log.warning("milter connection from %s closed: %s", peer, exc)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -287,6 +315,10 @@ class MilterServer:
             except Exception:
                 log.exception("milter connection from %s: closing its session failed", peer)
             writer.close()
+            if writer.transport.get_write_buffer_size():
+                # close() waits for the last replies to be taken; a peer that never takes them would
+                # keep the socket open for ever.
+                loop.call_later(CLOSE_GRACE, writer.transport.abort)
             self.connections.discard(task)
 
     async def close(self) -> None:
