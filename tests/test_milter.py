@@ -242,6 +242,28 @@ def test_refusal_reaches_the_mta_as_our_reply_code_and_text(milter):
     assert text.endswith("\r\n550 5.1.1 Original reply: 550 5.1.1 no such user"), text
 
 
+
+def test_recipients_of_one_transaction_are_bounded(milter):
+    # Every recipient was kept, however long (a packet may be 1 MiB) and however many: a peer sending
+    # RCPT after RCPT grew the process without bound.
+    MAX_RECIPIENTS = 1000  # relay.milter.session.MAX_RECIPIENTS, Postfix's smtpd_recipient_limit
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
+        c.send(b"M", z("<a@sender.test>"))
+        c.send(b"R", z("<" + "x" * 250 + "@example.com>"))
+        cmd, data = c.read()
+        assert (cmd, data) == (b"y", b"501 5.1.3 Recipient address longer than 256 octets (RFC 5321 4.5.3.1.3)\0")
+        c.sock.sendall(b"".join(pack(b"R", z(f"<r{i}@example.com>")) for i in range(MAX_RECIPIENTS)))
+        assert [c.read()[0] for _ in range(MAX_RECIPIENTS)] == [b"c"] * MAX_RECIPIENTS
+        c.send(b"R", z("<one.more@example.com>"))
+        cmd, data = c.read()
+        assert (cmd, data) == (b"y", b"452 4.5.3 Too many recipients (at most 1000 per message)\0")
+        c.send(b"A")  # abort: the next transaction has room again
+        c.send(b"M", z("<a@sender.test>"))
+        c.send(b"R", z("<one.more@example.com>"))
+        assert c.read()[0] == b"c"
+
 def test_negotiation_asks_only_for_the_stages_needed(milter_factory, tmp_path, signing_policies):
     outbound = milter_factory()
     with MilterClient("127.0.0.1", outbound.milter_port) as c:

@@ -142,7 +142,7 @@ class MilterConnection:
             reply = await s.mail(cmd.args)
             return self._stage_reply(codec.SMFIP_NR_MAIL, reply)
         if isinstance(cmd, codec.Rcpt):
-            reply = await s.rcpt(cmd.args)
+            reply = await s.rcpt(cmd.args, can_refuse=not self._noreply(codec.SMFIP_NR_RCPT))
             return self._stage_reply(codec.SMFIP_NR_RCPT, reply)
         if isinstance(cmd, codec.Header):
             s.header(cmd.name, cmd.value)

@@ -34,6 +34,12 @@ log = logging.getLogger("relay.milter")
 COMMAND_DEADLINE = 25.0
 CONTENT_DEADLINE = 240.0
 
+# What one transaction may hold of recipients. A packet may be 1 MiB, and every recipient was kept: a
+# peer sending RCPT after RCPT grew the process without bound. RFC 5321 4.5.3.1.3: a path is at most
+# 256 octets; Postfix's own smtpd_recipient_limit is 1000 by default, so its refusal normally comes first.
+MAX_PATH_OCTETS = 256
+MAX_RECIPIENTS = 1000
+
 # Which pipeline hook can refuse at which milter stage; a stage whose hook no step overrides
 # never refuses, so the MTA is told not to wait for a reply there (SMFIP_NR_*).
 _STAGE_HOOKS = {"connect": "on_connect", "mail": "on_mail", "rcpt": "on_rcpt"}
@@ -162,13 +168,24 @@ class MilterSession:
             return decision.reply
         return None
 
-    async def rcpt(self, args: tuple[str, ...]) -> Reply | None:
+    async def rcpt(self, args: tuple[str, ...], can_refuse: bool = True) -> Reply | None:
+        """`can_refuse`: whether the MTA waits for our reply at RCPT (no SMFIP_NR_RCPT agreed); if not,
+        a recipient past the bounds is only not kept."""
         if self.txn is None:
             await self.mail((f"<{self.macro('{mail_addr}') or ''}>",))
             if self.txn is None:
                 return None  # the sender was refused: the MTA heard it at MAIL
         txn = self.txn
         recipient = _path(args[0]) if args else (self.macro("{rcpt_addr}") or "")
+        bound = None
+        if len(recipient.encode("utf-8", "surrogateescape")) > MAX_PATH_OCTETS:
+            bound = Reply.make(501, "5.1.3", f"Recipient address longer than {MAX_PATH_OCTETS} octets "
+                                             f"(RFC 5321 4.5.3.1.3)")
+        elif len(txn.rcpts) >= MAX_RECIPIENTS:
+            # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
+            bound = Reply.make(452, "4.5.3", f"Too many recipients (at most {MAX_RECIPIENTS} per message)")
+        if bound is not None:
+            return bound if can_refuse else None
         txn.notes["stage"] = "rcpt"
         decision = await self._run(self.pipeline.rcpt(txn, recipient), COMMAND_DEADLINE,
                                    f"RCPT (transaction {txn.id})")
