@@ -347,10 +347,16 @@ class RelaySMTP(SMTP):
             if now < self._abort_at - 0.001:
                 super()._reset_timeout(self._abort_at - now)
                 return
+            try:
+                unsent = self.transport.get_write_buffer_size()
+            except AttributeError:  # asyncio's TLS transport once closed twice has no buffer to ask
+                unsent = 0
             log.info("%s: the client did not read the last %d bytes within %g s of the close, resetting "
-                     "the connection", self.session.peer, self.transport.get_write_buffer_size(),
-                     self._close_grace)
+                     "the connection", self.session.peer, unsent, self._close_grace)
             self.transport.abort()
+            if self._original_transport is not None:
+                self._original_transport.abort()  # under TLS: the socket itself (a TLS transport closed
+                # twice no longer reaches it)
             return
         if self._in_handler:
             if now < self._command_deadline:
@@ -594,6 +600,13 @@ class RelaySMTP(SMTP):
             await self.push("503 5.5.1 Bad sequence of commands: TLS already active")
             return
         await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and self.session.ssl is None:
+            # The connection was closed (the idle deadline, a shutdown) while the client had not
+            # finished its handshake: asyncio's TLS layer then wakes the handshake's waiter as if it had
+            # succeeded, and never tells this protocol that the connection is gone (it only does so
+            # once the handshake completed). The connection's slot stayed taken for ever; as a failed
+            # handshake, aiosmtpd closes and releases it.
+            raise TLSSetupException() from ConnectionAbortedError("closed before the TLS handshake completed")
 
     # -- AUTH ----------------------------------------------------------------
 

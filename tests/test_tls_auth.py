@@ -241,6 +241,54 @@ def test_a_failed_tls_handshake_closes_the_connection_without_an_error_in_the_lo
                for r in caplog.records)
 
 
+
+def test_a_client_that_stalls_its_tls_handshake_gives_its_connection_slot_back(cert, upstream, relay_factory, caplog):
+    # STARTTLS, then no handshake (or half a ClientHello) until the idle deadline: asyncio's TLS layer
+    # woke the handshake's waiter as if it had succeeded and never reported the connection lost, so the
+    # slot stayed taken for ever (and a shutdown waited 5 s for it). Two such clients used to lock their
+    # address out for good.
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO)
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                          limits={"timeout": 1, "max_connections_per_client": 2})
+    stalled = [TLSClient(relay.host, relay.port) for _ in range(2)]
+    for c, start in zip(stalled, (b"", b"\x16\x03\x01\x02\x00\x01")):
+        c.cmd("EHLO client.test")
+        assert c.cmd("STARTTLS")[0] == 220
+        c.send(start)
+    deadline = time.monotonic() + 15
+    while relay.server.counter.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert relay.server.counter.active == 0 and not relay.server.service.sessions
+    with TLSClient(relay.host, relay.port) as again:
+        assert again.greeting[0] == 220, again.greeting
+        again.starttls(cert[0])
+        assert again.cmd("EHLO client.test")[0] == 250
+    for c in stalled:
+        c.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert sum("TLS handshake failed: ConnectionAbortedError" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_shutdown_does_not_wait_on_a_stalled_tls_handshake(cert, upstream, relay_factory, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO)
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}])
+    with TLSClient(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("STARTTLS")[0] == 220
+        started = time.monotonic()
+        relay.stop()
+        assert time.monotonic() - started < 4  # it waited 5 s for the connection to go, then reset it
+    # An AttributeError from asyncio's TLS transport, closed twice, was logged with its traceback.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
 def test_help_lists_auth_only_where_ehlo_offers_it(auth_relay, relay, cert):
     # RFC 4954 4: AUTH only over TLS here, and not at all without a users file; HELP said AUTH anyway.
     with TLSClient(relay.host, relay.port) as c:  # no users file
