@@ -421,6 +421,31 @@ def test_a_packet_trickled_a_byte_at_a_time_is_cut_at_the_deadline(milter_factor
     assert any("a packet not complete within 1 s (" in r.getMessage() for r in caplog.records), \
         [r.getMessage() for r in caplog.records]
 
+
+def test_milter_connections_are_bounded_by_max_connections(milter_factory, caplog):
+    # Each connection held a socket and a task until its idle deadline, with no bound on how many:
+    # a peer connecting in a loop could take every file descriptor of the process.
+    caplog.set_level(logging.WARNING, logger="relay.milter")
+    relay = milter_factory(overrides={"limits": {"max_connections": 3, "max_connections_per_client": 3}})
+    held = [MilterClient("127.0.0.1", relay.milter_port) for _ in range(3)]
+    try:
+        for c in held:
+            assert c.negotiate()[0] == 6
+        for _ in range(5):
+            with MilterClient("127.0.0.1", relay.milter_port) as extra:
+                assert extra.closed_by_peer()
+        held.pop().close()
+        from tests.support.processes import wait_until
+        wait_until(lambda: len(relay.server.milter.connections) == 2)
+        with MilterClient("127.0.0.1", relay.milter_port) as again:
+            assert again.negotiate()[0] == 6
+    finally:
+        for c in held:
+            c.close()
+    assert relay.server.metrics.counters[("relay_connections_refused_total", (("limit", "milter_max_connections"),))] == 5
+    logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(logged) == 1 and "3 open already (limits.max_connections)" in logged[0], logged
+
 _COMMANDS = st.sampled_from(list(b"ODCHMRLNBEAQKTUZ"))
 _PACKETS = st.builds(lambda c, d: pack(bytes([c]), d), _COMMANDS, st.binary(max_size=40))
 

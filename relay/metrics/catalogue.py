@@ -42,7 +42,8 @@ CATALOGUE: dict[str, Spec] = {
     # -- sessions and messages (relay mode) --
     "relay_connections_total": Spec("counter", "Client connections accepted."),
     "relay_connections_refused_total": Spec("counter", "Client connections refused with 421 at connect, by the limit "
-                                                       "they were over (max_connections, max_connections_per_client).",
+                                                       "they were over (max_connections, max_connections_per_client; "
+                                                       "milter_max_connections: dropped at once).",
                                             ("limit",)),
     "relay_connections_closed_total": Spec("counter", "Client connections closed with 421 by a limit on what the "
                                                       "client may do in one connection (error_limit, "

@@ -19,11 +19,13 @@ import os
 import socket
 import stat
 
+from ..logsample import SampledLog
 from ..pipeline import Pipeline
 from . import codec
 from .session import WANTED_MACROS, MilterSession, hooks_used
 
 log = logging.getLogger("relay.milter")
+_refused_log = SampledLog(log)  # a connection flood: counted in full, logged once a minute
 
 READ_SIZE = 256 * 1024
 CLOSE_GRACE = 10.0  # seconds a closed connection may take to flush its last replies to a peer that does not read
@@ -243,9 +245,22 @@ class MilterServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        self.connections.add(task)
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "unix socket"
+        limit = self.settings.limits.max_connections
+        if len(self.connections) >= limit:
+            # Each connection holds a socket and a task until its idle deadline: without a bound, a
+            # peer opening connections in a loop could take every file descriptor of the process.
+            # Dropped at once (the protocol has no greeting to refuse with); the MTA applies its
+            # milter_default_action to that session.
+            metrics = getattr(self.outcomes, "metrics", None)
+            if metrics is not None:
+                metrics.inc("relay_connections_refused_total", limit="milter_max_connections")
+            _refused_log.warning("max_connections", "milter connection from %s refused: %d open already "
+                                 "(limits.max_connections)", peer, limit)
+            writer.transport.abort()
+            return
+        self.connections.add(task)
         conn = MilterConnection(self, peer)
         decoder = codec.Decoder()
         idle = self.settings.limits.timeout
