@@ -416,3 +416,27 @@ def test_a_bounce_past_the_bound_is_recorded_up_to_it_said_so_and_logged_once(ve
     bounced = [e for e in verp_relay.events(wait_for=1000, timeout=30) if e["kind"] == "bounced"]
     assert len(bounced) == 1000
     assert {e["dsn"]["recipients_not_read"] for e in bounced} == {200}
+
+
+def test_a_real_report_of_a_thousand_recipients_is_read_whole_within_the_budget(verp_relay, upstream):
+    # Postfix's report for a message to 1,000 recipients at one dead host: each recipient's reply is in
+    # the text part, none in the status blocks. Each recipient's part of the text used to run to the end
+    # of the text (recipients x text: 16-21 s of parsing), past PARSE_BUDGET: 554, the bounce lost.
+    return_path = relay_one(verp_relay, upstream)
+    n = 1000
+    human = "".join(f"<u{i}@dest.example>: host mx.dest.example[192.0.2.1] said: 550 5.1.1 <u{i}@dest.example>:\r\n"
+                    f"    Recipient address rejected: User unknown (in reply to RCPT TO command)\r\n\r\n"
+                    for i in range(n))
+    blocks = "".join(f"Final-Recipient: rfc822; u{i}@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+                     for i in range(n))
+    message = (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\nMIME-Version: 1.0\r\n"
+               f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+               f"--B\r\nContent-Type: text/plain\r\n\r\n{human}--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+               f"Reporting-MTA: dns; smarthost.example\r\n\r\n{blocks}--B--\r\n").encode()
+    code, text = mail_bounce(verp_relay, return_path, message, timeout=60)[-1]
+    assert (code, text) == (250, f"250 2.0.0 Recorded {n} failure(s)")
+    bounced = {e["recipient"]: e for e in verp_relay.events(wait_for=n + 1) if e["kind"] == "bounced"}
+    assert len(bounced) == n
+    last = bounced[f"u{n - 1}@dest.example"]
+    assert last["reply"]["text"].startswith(f"550 5.1.1 <u{n - 1}@dest.example>: Recipient address rejected")
+    assert last["stage"] == "rcpt"

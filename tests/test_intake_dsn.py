@@ -646,3 +646,36 @@ def test_a_parse_past_its_deadline_gives_up_with_how_long_it_ran():
         raise AssertionError("no ParseDeadline")
     # Without a deadline (the CLI) and after one (the same thread), the parse runs to its end.
     assert len(parse_bounce(_many_blocks(10)).recipients) == 10
+
+
+def _report_with_text(text: str, blocks: str) -> bytes:
+    return ("From: MAILER-DAEMON@mx.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+            "report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+            f"{text}\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+            f"{blocks}--B--\r\n").replace("\r\n", "\n").replace("\n", "\r\n").encode()
+
+
+def test_a_recipient_the_text_does_not_name_takes_its_status_not_the_texts_footer():
+    # Exchange lists other (rewritten) addresses in its text; a gateway's footer about "offensive
+    # content" followed. Each recipient was read alone against the whole text, so the footer became
+    # its reason (spam_content); its Status 5.1.1 says the address is bad.
+    text = ("Delivery to the following recipients failed.\n\n   a@example.com\n   b@example.com\n\n"
+            "**** This email has been scanned for all viruses and potentially offensive content ****")
+    blocks = ("Final-Recipient: rfc822;b@example.co.uk\nAction: failed\nStatus: 5.1.1\n\n"
+              "Final-Recipient: rfc822;c@example.co.uk\nAction: failed\nStatus: 5.1.1\n\n")
+    report = parse_bounce(_report_with_text(text, blocks))
+    assert [(r.recipient, r.status, r.diagnostic) for r in report.recipients] == [
+        ("b@example.co.uk", "5.1.1", None), ("c@example.co.uk", "5.1.1", None)]
+
+
+def test_sendmail_lists_every_recipient_then_one_transcript_and_each_gets_its_stage():
+    text = ("   ----- The following addresses had permanent fatal errors -----\n<a@dest.example>\n"
+            "    (reason: 552 5.7.0 This message was blocked)\n<b@dest.example>\n"
+            "    (reason: 552 5.7.0 This message was blocked)\n\n   ----- Transcript of session follows -----\n"
+            "... while talking to mx.dest.example.:\n>>> DATA\n<<< 552 5.7.0 This message was blocked\n"
+            "554 5.0.0 Service unavailable")
+    blocks = "".join(f"Final-Recipient: RFC822; {r}@dest.example\nAction: failed\nStatus: 5.7.0\n"
+                     f"Diagnostic-Code: SMTP; 552 5.7.0 This message was blocked\n\n" for r in "ab")
+    report = parse_bounce(_report_with_text(text, blocks))
+    assert [(r.recipient, r.stage) for r in report.recipients] == [("a@dest.example", "data"),
+                                                                   ("b@dest.example", "data")]

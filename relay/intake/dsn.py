@@ -683,10 +683,9 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
                 recipients.append(found)
     if not seen_any or (not recipients and failed_without_address):
         return None  # an empty or unreadable status part: read the text instead
-    # The report's own text is short (MAX_REPORT_TEXT, as for a text bounce); what the whole of it says
-    # is worked out once, not once per recipient.
-    context = _TextContext(_report_text(msg)[:MAX_REPORT_TEXT])
-    recipients = [_fill_from_text(r, context) for r in recipients]
+    # The report's own text is short (MAX_REPORT_TEXT, as for a text bounce) and read once for all
+    # the recipients.
+    recipients = _filled_from_text(recipients, _report_text(msg)[:MAX_REPORT_TEXT])
     report = _report("bounce" if recipients else "none", recipients, per_message, msg, original)
     return replace(report, blocks_not_read=not_read) if not_read else report
 
@@ -698,23 +697,30 @@ def _from_status_text(text: str, original) -> BounceReport | None:
     recipients = [r for r in (_recipient_from_block(b) for b in blocks[:MAX_STATUS_BLOCKS]) if r is not None]
     if not recipients:
         return None
-    context = _TextContext(text)
-    recipients = [_fill_from_text(r, context) for r in recipients]
+    recipients = _filled_from_text(recipients, text)
     report = _report("bounce", recipients, head, None, original)
     return replace(report, blocks_not_read=not_read) if not_read else report
 
 
-def _fill_from_text(found: FailedRecipient, context: "_TextContext") -> FailedRecipient:
-    """A DSN without a Diagnostic-Code still quotes the remote reply in its human-readable part."""
-    _check_deadline()
-    parsed = _text_failures(context.text, [found.recipient], context)
+def _filled_from_text(recipients: list[FailedRecipient], text: str) -> list[FailedRecipient]:
+    """A DSN without a Diagnostic-Code still quotes the remote reply in its human-readable part: each
+    recipient's part of `text` (from its first mention to the next recipient's) is read once. Read
+    alone, each recipient's part ran to the end of the text: recipients x text, so that a real
+    1,000-recipient report used up the parse budget and was refused."""
+    if not recipients:
+        return recipients
+    addresses = list(dict.fromkeys(r.recipient for r in recipients))
+    quoted = dict(zip(addresses, _text_failures(text, addresses, stage_said_later=True)))
+    return [_fill_from_text(r, quoted[r.recipient]) for r in recipients]
+
+
+def _fill_from_text(found: FailedRecipient, other: FailedRecipient) -> FailedRecipient:
     if found.diagnostic:
-        if found.stage is None and parsed and parsed[0].stage is not None:
-            return replace(found, stage=parsed[0].stage)
+        if found.stage is None and other.stage is not None:
+            return replace(found, stage=other.stage)
         return found
-    if not parsed or parsed[0].diagnostic is None:
+    if other.diagnostic is None:
         return found
-    other = parsed[0]
     if found.status and other.code and str(other.code)[0] != found.status[0]:
         # A reply whose class is not the Status's is not this recipient's (RFC 3463 2: the class of
         # the enhanced code is the reply's): the text quotes another recipient's, e.g. RFC 3464's
@@ -1161,27 +1167,12 @@ def _without_summary(text: str) -> str:
                      for line in text.split("\n"))
 
 
-class _TextContext:
-    """What _text_failures works out from a whole report text, whatever the addresses: computed once
-    for a text that is searched once per recipient of a DSN (per recipient, it made the parse
-    quadratic: recipients x text)."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.lowered = text.lower()
-        self.replies = _without_summary(text)
-        self.whole = _find_reply(self.replies)
-        self.whole_remote = _REMOTE_HOST.search(text)
-        self.whole_stage = stage_said(text)
-        self.final = not _TEMPORARY_WORDS.search(text)
-
-
-def _text_failures(report: str, candidates: list[str], context: _TextContext | None = None) -> list[FailedRecipient]:
+def _text_failures(report: str, candidates: list[str], stage_said_later: bool = False) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
-    mention of the next address); when its part quotes none, the first reply of the whole text."""
-    if context is None or context.text is not report:
-        context = _TextContext(report)
-    lowered = context.lowered
+    mention of the next address); when its part quotes none, the first reply of the whole text. With
+    `stage_said_later`, an address whose part does not say the stage takes the first one said after
+    it: Sendmail lists every recipient, then one transcript (">>> DATA") for all of them."""
+    lowered = report.lower()
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
     # unavailable"): the line is this address's part of the text, not the end of the one before it.
@@ -1195,14 +1186,15 @@ def _text_failures(report: str, candidates: list[str], context: _TextContext | N
         positions.append(pos if pos >= 0 else len(report))
     ends = {i: line_starts.get(i, pos) for i, pos in enumerate(positions)}
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
-    replies = context.replies
+    replies = _without_summary(report)
     # What the whole text says is worked out once: per address it would make the work quadratic.
-    whole = context.whole
-    whole_remote = context.whole_remote
-    whole_stage = context.whole_stage
-    final = context.final
+    whole = _find_reply(replies)
+    whole_remote = _REMOTE_HOST.search(report)
+    whole_stage = stage_said(report)
+    final = not _TEMPORARY_WORDS.search(report)
     out = []
-    for rank, i in enumerate(order):
+    stage_after = None
+    for rank, i in reversed(list(enumerate(order))):
         if rank % 50 == 49:
             _check_deadline()
         start = positions[i]
@@ -1231,9 +1223,12 @@ def _text_failures(report: str, candidates: list[str], context: _TextContext | N
         remote_mta = None
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
+        stage = stage_said(segment)
+        if stage_said_later and start < len(report):
+            stage = stage_after = stage or stage_after
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
-                                   stage=stage_said(segment) or (whole_stage if found is whole else None),
+                                   stage=stage or (whole_stage if found is whole else None),
                                    final=final))
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
