@@ -91,6 +91,8 @@ def test_hard_bounce_event_listing_and_local_refusal(relay, upstream):
     (suppressed,) = by_kind(relay.events(wait_for=3), "suppressed")
     valid(suppressed)
     assert suppressed["reply"]["source"] == "relay" and suppressed["action"] == "bounce"
+    # DESIGN.md: `bounce_list` on an event that consulted the list.
+    assert suppressed["bounce_list"] == "listed" and suppressed["entry"]["address"] == "nosuchuser@gmail.test"
     assert suppressed["conversation_id"] == "conv-9"
 
 

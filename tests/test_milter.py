@@ -203,6 +203,7 @@ if mt.eom_check(conn, MT_HDRINSERT) then error("a message of a domain without ke
     events = milter.events(wait_for=1)
     (event,) = [e for e in events if e["kind"] == "suppressed"]
     assert event["recipient"] == "gone@example.com" and event["stage"] == "rcpt"
+    assert event["bounce_list"] == "listed"
     assert event["reply"]["text"].startswith("550-5.1.1 <gone@example.com> is on this relay's bounce list")
     assert event["queue_id"] == "QUEUE1" and event["client"]["ip"] == "192.0.2.10"
     jsonschema.validate(event, json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text()))

@@ -66,8 +66,9 @@ class BounceListStep(Step):
         original = original_first_line(entry.reply)
         if original:
             lines.append(f"Original reply: {original}")
+        # DESIGN.md's event contract: `bounce_list` on an event that changed or consulted the list.
         return reject(550, enhanced, "\n".join(lines), kind="suppressed", cause="bounce-listed",
-                      entry=entry.as_dict())
+                      bounce_list="listed", entry=entry.as_dict())
 
     # No close(): the store is shared (the upstream step records failures in it, and a
     # reloaded pipeline keeps using it); whoever opened it closes it.
