@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import errors as smtp_errors
+from aiosmtplib.response import SMTPResponse
 
 from .decision import Reply
 from .maildata import dot_stuffed
@@ -85,7 +86,11 @@ _COMMAND_NAMES = {b".": "EOM", b"MAIL": "MAIL", b"RCPT": "RCPT", b"DATA": "DATA"
 _EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
 # Below RFC 5321 4.5.3.1.5's 512 octets, so that a quoted bad line still fits in our reply.
 _QUOTED_GARBAGE = 80
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 controls but the tab, DEL, C1 controls (a Latin-1 reply's 0x85 is NEL) and the Unicode line and
+# paragraph separators: each ends or corrupts a line for some reader (the client, `splitlines`, a terminal).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# aiosmtplib's own bound on one reply line (protocol.MAX_LINE_LENGTH).
+_MAX_REPLY_LINE = 8192
 
 
 def decoded_reply_text(message: str) -> str:
@@ -131,6 +136,32 @@ class UpstreamConnection:
         self.home: "UpstreamPool | None" = None  # the pool it goes back to
         self._in_data = False  # DATA answered 354, the message not sent yet
         self._label = str(target)  # the metrics' `upstream` label
+        self.out_of_step: str | None = None  # what the upstream said that no command asked for
+        self._guard(client.protocol)
+
+    def _guard(self, protocol) -> None:
+        """Read the upstream's replies strictly on this connection (in lockstep: one command, one
+        reply). The client library drops bytes that come while no command waits, and parses a
+        reply out of a read that may hold more: a second reply to one command (or one sent before
+        the command) was then taken for the next command's, e.g. a `354` followed by a `250` made
+        the `250` the reply to the final dot though the upstream refused the message. Both now
+        leave the connection out of step: the command waiting gets a 451 and it is closed."""
+        if protocol is None:
+            return
+        if protocol._buffer:  # more than the greeting and EHLO's replies came while connecting
+            self.out_of_step = _describe_garbage(bytes(protocol._buffer).decode("utf-8", "replace").strip())
+        receive = protocol.data_received
+
+        def data_received(data: bytes) -> None:
+            waiter = protocol._response_waiter
+            if waiter is not None and (not protocol._response_pending or waiter.done()) and data:
+                if self.out_of_step is None:
+                    self.out_of_step = _describe_garbage(data.decode("utf-8", "replace").strip())
+                return
+            receive(data)
+
+        protocol.data_received = data_received
+        protocol._read_response_from_buffer = lambda: _read_reply(protocol._buffer)
 
     def describe(self) -> dict:
         """The event's `upstream` object (docs/events.md)."""
@@ -147,8 +178,15 @@ class UpstreamConnection:
     @property
     def alive(self) -> bool:
         """Connected as far as this process knows: an upstream that closed an idle connection
-        (FIN or reset) has already been noticed by the event loop."""
-        return not self.broken and self._client.is_connected
+        (FIN or reset) has already been noticed by the event loop; one that spoke unasked is
+        out of step."""
+        return not self.broken and self.out_of_step is None and self._client.is_connected
+
+    def _check_in_step(self) -> None:
+        if self.out_of_step is not None:
+            raise UpstreamError(_relay_reply(
+                451, "4.5.0", f"Upstream {self.target} sent a reply no command asked for ({self.out_of_step}); "
+                              f"the message was not accepted, please retry later", "upstream-protocol"))
 
     async def _command(self, *args: bytes, timeout: float | None = None) -> Reply:
         self.busy = True
@@ -175,6 +213,7 @@ class UpstreamConnection:
             raise smtp_errors.SMTPServerDisconnected("Server not connected")
         if _COMMAND_INJECTION.search(line, 0, len(line) - 2):
             raise ValueError("Command arg contains a prohibited control character")
+        self._check_in_step()
         protocol._response_pending = True  # the reply is expected: kept, not dropped as unsolicited
         protocol.write(line)
         return await protocol.read_response(timeout=timeout)
@@ -283,6 +322,11 @@ class UpstreamConnection:
             self.fail()
             raise UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} closed the connection; "
                                                            f"please retry later", "upstream-closed"))
+        try:
+            self._check_in_step()  # e.g. a 250 after the 354: the reply to the final dot would be in doubt
+        except UpstreamError:
+            self.fail()
+            raise
         chunks = [c for c in chunks if len(c)]
         last = chunks[-1] if chunks else b""
         tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
@@ -385,6 +429,44 @@ class UpstreamConnection:
         on_close, self.on_close = self.on_close, None
         if on_close is not None:
             on_close(self)
+
+
+def _read_reply(buffer: bytearray):
+    """One whole reply from the start of `buffer` as aiosmtplib's SMTPResponse, or None while it is
+    incomplete (aiosmtplib's parser, stricter): every line of a multi-line reply carries the same
+    code (RFC 5321 4.2.1), else which of them the server meant is a guess (`550-no` then `250 ok`
+    was a 250); and nothing may follow the reply in the same read, as we never pipeline: a second
+    reply there would be taken for the next command's. Either is a malformed reply (code -1)."""
+    code = None
+    message = bytearray()
+    offset = 0
+    while True:
+        end = buffer.find(b"\n", offset)
+        if end == -1:
+            return None
+        line = bytes(buffer[offset:end + 1])
+        if len(line) > _MAX_REPLY_LINE:
+            raise smtp_errors.SMTPResponseException(-1, "Response too long")
+        try:
+            line_code = int(line[:3])
+        except ValueError:
+            raise smtp_errors.SMTPResponseException(
+                -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}") from None
+        if code is not None and line_code != code:
+            raise smtp_errors.SMTPResponseException(
+                -1, f"reply lines with different codes: {code} then {line.decode('utf-8', 'ignore')}")
+        code = line_code
+        offset += len(line)
+        if message:
+            message.extend(b"\n")
+        message.extend(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            break
+    if offset < len(buffer):
+        extra = bytes(buffer[offset:]).decode("utf-8", "ignore")
+        raise smtp_errors.SMTPResponseException(-1, f"a second reply to one command: {extra}")
+    del buffer[:offset]
+    return SMTPResponse(code, bytes(message).decode("utf-8", "surrogateescape"))
 
 
 def _describe_garbage(message: str) -> str:
@@ -522,7 +604,9 @@ class UpstreamPool:
             return UpstreamError(_relay_reply(451, "4.7.5", f"TLS with upstream {target} failed "
                                                             f"({_describe(exc)})", "upstream-tls"))
         if isinstance(exc, smtp_errors.SMTPResponseException):
-            if not 200 <= exc.code <= 599:
+            if not 400 <= exc.code <= 599:
+                # Not a refusal: garbage, or a greeting that is not 220 yet not a 4xx/5xx (`220-hi`
+                # then `250 there`); relayed, its 250 became the reply to the client's MAIL.
                 return UpstreamError(_relay_reply(451, "4.5.0", f"Upstream {target} sent a malformed reply "
                                                                 f"({_describe_garbage(exc.message)}); please "
                                                                 f"retry later", "upstream-protocol"))

@@ -1,0 +1,138 @@
+"""An upstream SMTP server that says exactly the bytes a test scripts, for the misbehaviour real and
+hostile servers show (tests/test_upstream_hostile.py): a greeting that never comes or comes in
+crumbs, replies whose lines disagree, bare LFs, control bytes, two replies to one command, a
+reply before the command, a close after the final dot.
+
+`server.script` maps a step to what is said there, for every connection from then on:
+  "greeting"  bytes, or None for silence (default: a 220)
+  "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "STARTTLS"  the reply to that command
+  "DOT"       the reply to the final dot
+  "MIDDATA"   a reply sent as soon as the message starts arriving (before the dot)
+A value is bytes written as they are; a list of bytes is written in pieces, 20 ms apart;
+CLOSE closes without a reply, SILENT says nothing. "close_after" (a set of steps) closes
+the connection right after that step's reply. Everything the relay sent is kept in
+`server.received` (one bytes per connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+CLOSE = "close"
+SILENT = "silent"
+
+DEFAULT = {
+    "greeting": b"220 scripted.test ESMTP\r\n",
+    "EHLO": b"250-scripted.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n",
+    "HELO": b"250 scripted.test\r\n",
+    "MAIL": b"250 2.1.0 OK\r\n",
+    "RCPT": b"250 2.1.5 OK\r\n",
+    "DATA": b"354 go ahead\r\n",
+    "DOT": b"250 2.0.0 queued as 1\r\n",
+    "RSET": b"250 2.0.0 OK\r\n",
+    "NOOP": b"250 2.0.0 OK\r\n",
+    "QUIT": b"221 2.0.0 bye\r\n",
+}
+
+
+class ScriptedUpstream:
+    def __init__(self):
+        self.script: dict = {}
+        self.received: list[bytearray] = []
+        self.connections = 0
+        self.open_connections = 0
+        self.messages = 0  # messages answered with the scripted DOT reply
+        self.said: list[bytes] = []  # what the server wrote, piece by piece
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server = None
+        self._writers: set = set()
+        self.port = 0
+
+    def start(self) -> "ScriptedUpstream":
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._session, "127.0.0.1", 0), self.loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def close():
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    def reset(self, **script) -> None:
+        self.script = script
+        self.received = []
+        self.messages = 0
+        self.connections = 0
+        self.said = []
+
+    def _say(self, step: str):
+        return self.script.get(step, DEFAULT.get(step, b"502 5.5.1 unknown\r\n"))
+
+    async def _send(self, writer, what) -> bool:
+        """False when the script closes the connection here."""
+        if what == CLOSE:
+            writer.close()
+            return False
+        if what == SILENT or what is None:
+            return True
+        for piece in what if isinstance(what, list) else [what]:
+            writer.write(piece)
+            await writer.drain()
+            self.said.append(piece)
+            if isinstance(what, list):
+                await asyncio.sleep(0.02)
+        return True
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_connections += 1
+        self._writers.add(writer)
+        seen = bytearray()
+        self.received.append(seen)
+        close_after = self.script.get("close_after", set())
+        try:
+            if not await self._send(writer, self._say("greeting")):
+                return
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                seen += line
+                verb = line.strip().split(b" ", 1)[0].upper().decode("ascii", "replace")
+                if not await self._send(writer, self._say(verb)):
+                    return
+                if verb in close_after or verb == "QUIT":
+                    writer.close()
+                    return
+                if verb == "DATA" and self._say("DATA")[:3] == b"354":
+                    first = True
+                    while True:
+                        line = await reader.readline()
+                        if not line:
+                            return
+                        seen += line
+                        if first and "MIDDATA" in self.script:
+                            first = False
+                            if not await self._send(writer, self.script["MIDDATA"]):
+                                return
+                        if line == b".\r\n":
+                            break
+                    if not await self._send(writer, self._say("DOT")):
+                        return
+                    self.messages += 1
+                    if "DOT" in close_after:
+                        writer.close()
+                        return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
+            writer.close()

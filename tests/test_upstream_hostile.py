@@ -1,0 +1,240 @@
+"""The upstream misbehaving, as real and hostile servers do, through a running relay: what the client
+is told (never a 250 the upstream did not give to that command), the event, the log, the deadline,
+and no upstream connection or session left behind. One scripted server and one relay with short
+deadlines serve the module (tests/support/scripted_upstream.py says exactly the bytes a test
+scripts); tests/test_upstream.py covers the Gmail-like fake upstream's misbehaviour."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support.relay_proc import RunningRelay, write_config
+from tests.support.scripted_upstream import CLOSE, SILENT, ScriptedUpstream
+from tests.support.smtp_client import RawSMTP
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <h1@sender.test>\r\n\r\nHi.\r\n"
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_relay(scripted, tmp_path_factory):
+    path = write_config(tmp_path_factory.mktemp("hostile"), scripted.port,
+                        upstream={"connect_timeout": 1, "command_timeout": 1, "data_timeout": 2})
+    relay = RunningRelay(path)
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def run(hostile_relay, scripted, caplog):
+    """run(script, rcpts) -> (the client's replies, the events it wrote); then checks that nothing leaked
+    and nothing was logged with a traceback."""
+    caplog.set_level(logging.WARNING)
+    relay = hostile_relay
+
+    def go(script: dict, rcpts=("b@example.com",)):
+        relay.call(relay.server.resources.pool.close())  # each case on fresh connections
+        scripted.reset(**script)
+        before = len(_events(relay))
+        replies = []
+        with RawSMTP(relay.host, relay.port, timeout=10) as c:
+            assert c.cmd("EHLO client.test")[0] == 250
+            for line in ["MAIL FROM:<a@sender.test>", *(f"RCPT TO:<{r}>" for r in rcpts), "DATA", None]:
+                if line is None:
+                    c.send(BODY + b".\r\n")
+                    replies.append(c.reply())
+                else:
+                    replies.append(c.cmd(line))
+                if replies[-1][0] not in (250, 354) or _closed(c):
+                    break
+            if not _closed(c):
+                assert c.cmd("RSET")[0] == 250
+        # A transaction the upstream took writes no event; any other writes at least one.
+        events = _events(relay, before + (replies[-1][0] != 250))[before:]
+        for event in events:
+            jsonschema.validate(event, SCHEMA)
+        relay.call(relay.server.resources.pool.close())
+        deadline = time.time() + 5
+        while (relay.server.service.sessions or scripted.open_connections) and time.time() < deadline:
+            time.sleep(0.02)
+        assert not relay.server.service.sessions and scripted.open_connections == 0
+        assert relay.server.resources.pool.open_count == 0
+        assert [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+        return replies, events
+
+    return go
+
+
+def _closed(c: RawSMTP) -> bool:
+    closed = c.closed(0.01)
+    c.sock.settimeout(10)
+    return closed
+
+
+def _events(relay, wait_for: int = 0) -> list[dict]:
+    # Split on LF only, as JSON Lines are: a consumer that splits on every Unicode line break is
+    # the subject of test_c1_controls_and_unicode_line_separators_are_escaped.
+    deadline = time.time() + 3
+    while True:
+        try:
+            lines = relay.events_path.read_text().split("\n")
+        except FileNotFoundError:
+            lines = []
+        events = [json.loads(line) for line in lines if line.strip()]
+        if len(events) >= wait_for or time.time() > deadline:
+            return events
+        time.sleep(0.02)
+
+
+def _relay_451(reply, what: str) -> None:
+    code, text = reply
+    assert code == 451 and text.startswith("451 4.5.0 Upstream 127.0.0.1:") and what in text, reply
+
+
+@pytest.mark.parametrize("script, stage", [
+    # A 354 and a 250 in one read, then a 554 to the final dot: the 250 was taken for the dot's reply.
+    ({"DATA": b"354 go ahead\r\n250 2.0.0 queued\r\n", "DOT": b"554 5.7.1 spam\r\n"}, "data"),
+    # Two replies to the first RCPT: the second RCPT got the first one's 550 (and went on the bounce list).
+    ({"RCPT": b"250 2.1.5 OK\r\n550 5.1.1 no such user\r\n"}, "rcpt"),
+    # Two 250s to MAIL: the RCPT got MAIL's second 250.
+    ({"MAIL": b"250 2.1.0 OK\r\n250 2.1.0 OK\r\n"}, "mail"),
+], ids=["data", "rcpt", "mail"])
+def test_a_second_reply_to_one_command_is_never_the_next_commands(run, script, stage):
+    replies, events = run(script, rcpts=("b@example.com", "c@example.com"))
+    _relay_451(replies[-1], "a second reply to one command")
+    assert (250, "250 2.0.0 queued") not in replies and all(code != 550 for code, _ in replies)
+    # One event per recipient the transaction had when it ended.
+    assert len(events) == (2 if stage == "data" else 1)
+    assert {(e["kind"], e["stage"], e["reply"]["source"]) for e in events} == {("deferred", stage, "relay")}
+
+
+def test_a_reply_no_command_asked_for_puts_the_connection_out_of_step(hostile_relay, scripted):
+    # The upstream says more after its reply to RCPT, in a later read (here a 421 that announces a
+    # close). The client library drops what comes while no command waits; but the same bytes a moment
+    # later, once our next command is out, are that command's reply: after DATA's 354, a stray 250
+    # would be the final dot's. A connection that spoke unasked is not used again.
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    scripted.reset(RCPT=[b"250 2.1.5 OK\r\n", b"421 4.7.0 closing soon\r\n"])
+    before = len(_events(relay))
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        deadline = time.time() + 5
+        while b"421 4.7.0 closing soon\r\n" not in scripted.said and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # and on its way to the relay (loopback)
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        code, text = c.reply()
+        assert code == 451 and text.startswith("451 4.5.0 ") and "no command asked for ('421 4.7.0 closing soon')" in text
+    (event,) = _events(relay, before + 1)[before:]
+    assert (event["kind"], event["stage"], event["reply"]["source"]) == ("deferred", "data", "relay")
+    assert scripted.messages == 0 and b"DATA" not in bytes(scripted.received[0])
+    relay.call(relay.server.resources.pool.close())
+    assert relay.server.resources.pool.open_count == 0
+
+
+def test_reply_lines_with_different_codes_are_a_malformed_reply(run):
+    # RFC 5321 4.2.1: every line of a reply has the same code. Which one the server meant is a guess:
+    # the last line's 250 was relayed (as "250-no such user").
+    replies, events = run({"RCPT": b"550-5.1.1 no such user\r\n250 2.1.5 OK\r\n"})
+    _relay_451(replies[-1], "different codes")
+    assert [(e["kind"], e["stage"], e["reply"]["code"]) for e in events] == [("deferred", "rcpt", 451)]
+
+
+def test_a_greeting_that_ends_in_250_is_not_the_reply_to_mail(run):
+    # "220-hello" then "250 there": not a 220, so no session; its 250 was relayed as the reply to MAIL,
+    # and the client's RCPT then met "503 Need MAIL command first".
+    replies, events = run({"greeting": b"220-hello\r\n250 there\r\n"})
+    _relay_451(replies[0], "malformed reply")
+    assert len(replies) == 1
+    assert [(e["kind"], e["stage"], e["reply"]["code"]) for e in events] == [("deferred", "mail", 451)]
+
+
+def test_c1_controls_and_unicode_line_separators_in_a_reply_are_escaped(run, hostile_relay):
+    # Not UTF-8 (a lone 0x85), so read as Latin-1: 0x85 is NEL, a line break to many readers; in UTF-8
+    # text U+2028 is one too (Python's splitlines, JavaScript). Both reached the client and the event.
+    replies, events = run({"RCPT": b"550 5.1.1 no \x1b[31mred\x00 \x85nel \x07bell\r\n"}, rcpts=("nel@example.com",))
+    code, text = replies[-1]
+    assert code == 550 and text.startswith("550 5.1.1 no ?[31mred? ?nel ?bell")
+    replies2, _ = run({"RCPT": "550 5.1.1 no \u2028line \u0085nel\r\n".encode()}, rcpts=("ls@example.com",))
+    assert replies2[-1] == (550, "550 5.1.1 no ?line ?nel")
+    for _, text in replies + replies2:
+        assert not any(ord(ch) < 0x20 and ch not in "\r\n" or 0x7f <= ord(ch) <= 0x9f or ch in "\u2028\u2029"
+                       for ch in text), text
+    # The events file splits into its events with any reader's idea of a line (`relay events`, Python's
+    # splitlines), and the event says what the client was told.
+    assert [json.loads(line) for line in hostile_relay.events_path.read_text().splitlines()]
+    assert events[0]["reply"]["text"] == "550 5.1.1 no ?[31mred? ?nel ?bell"
+
+
+@pytest.mark.parametrize("script, expected", [
+    # greeting
+    ({"greeting": None}, (451, "451 4.4.2 ")),  # silence: connect_timeout
+    ({"greeting": b"554 5.7.1 go away\r\n"}, (554, "554 5.7.1 go away")),
+    ({"greeting": b"421 4.7.0 busy, try later\r\n"}, (421, "421 4.7.0 busy, try later")),
+    ({"greeting": [b"2", b"20 scr", b"ipted ESMTP\r", b"\n"]}, (250, "250 2.0.0 queued as 1")),
+    ({"greeting": b"999 what\r\n"}, (451, "451 4.5.0 ")),
+    ({"greeting": b"099 what\r\n"}, (451, "451 4.5.0 ")),
+    ({"greeting": b"2x0 what\r\n"}, (451, "451 4.5.0 ")),
+    ({"greeting": b"220 " + b"A" * (1 << 20)}, (451, "451 4.5.0 ")),  # 1 MiB, no CRLF: bounded
+    # replies
+    ({"RCPT": b"250\r\n"}, (250, "250 2.0.0 queued as 1")),  # a code alone
+    ({"RCPT": b"250-\r\n"}, (451, "451 4.4.2 ")),  # a continuation that never ends: command_timeout
+    ({"RCPT": b"250-2.1.5 a\n250 2.1.5 OK\n", "DOT": b"250 2.0.0 lf\n"}, (250, "250 2.0.0 lf")),  # bare LF
+    ({"RCPT": b"".join(b"550-5.1.1 line %d\r\n" % i for i in range(5000)) + b"550 5.1.1 end\r\n"},
+     (451, "451 4.5.0 ")),  # thousands of lines: bounded
+    ({"RCPT": b"354 go ahead\r\n"}, (451, "451 4.5.0 ")),
+    # DATA
+    ({"DOT": CLOSE}, (451, "451 4.4.2 ")),  # dropped after the final dot, before replying
+    ({"close_after": {"DOT"}}, (250, "250 2.0.0 queued as 1")),  # 250, then the close
+    ({"DOT": SILENT}, (451, "451 4.4.2 ")),  # 354, then silence: data_timeout
+    ({"DOT": b"452 4.3.1 Insufficient system storage\r\n"}, (452, "452 4.3.1 Insufficient system storage")),
+    ({"MIDDATA": b"554 5.3.4 too big\r\n", "DOT": CLOSE}, (554, "554 5.3.4 too big")),  # early 5xx, close
+], ids=["silence", "554", "421", "crumbs", "999", "099", "2x0", "1MiB", "code-only", "hyphen-only", "bare-lf",
+        "5000-lines", "354-to-rcpt", "close-after-dot", "250-then-close", "dot-silence", "452-to-dot",
+        "5xx-mid-data"])
+def test_upstream_misbehaviour_that_already_gets_a_precise_reply(run, scripted, script, expected):
+    replies, events = run(script)
+    code, prefix = expected
+    assert replies[-1][0] == code and replies[-1][1].startswith(prefix), replies
+    assert all(c in (250, 354) for c, _ in replies[:-1])
+    if code == 250:
+        assert scripted.messages == 1 and events == []
+        return
+    (event,) = events
+    assert event["kind"] == ("rejected" if code >= 500 else "deferred") and event["reply"]["code"] == code
+    assert event["reply"]["source"] == ("relay" if code == 451 else "upstream")
+
+
+def test_a_pooled_connection_whose_rset_gets_a_stale_reply_is_not_reused(hostile_relay, scripted):
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    scripted.reset(RSET=b"550 5.1.1 no such user\r\n")  # e.g. the reply to an earlier command, late
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("RSET")[0] == 250  # the pool resets the upstream's transaction: RSET, 550
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply() == (250, "250 2.0.0 queued as 1")
+    assert scripted.connections == 2 and [bytes(r).count(b"MAIL ") for r in scripted.received] == [1, 1]
+    relay.call(relay.server.resources.pool.close())
