@@ -238,3 +238,16 @@ def test_a_pooled_connection_whose_rset_gets_a_stale_reply_is_not_reused(hostile
         assert c.reply() == (250, "250 2.0.0 queued as 1")
     assert scripted.connections == 2 and [bytes(r).count(b"MAIL ") for r in scripted.received] == [1, 1]
     relay.call(relay.server.resources.pool.close())
+
+
+def test_the_parts_of_aiosmtplibs_protocol_the_strict_reader_replaces_are_still_there():
+    # relay/upstream.py (UpstreamConnection._guard) puts its own reader in place of the protocol's
+    # `_read_response_from_buffer` (over `_buffer`) and its own `data_received` in front of the
+    # library's; this breaks, by name, the day aiosmtplib stops calling them so.
+    import inspect
+
+    from aiosmtplib.protocol import SMTPProtocol
+
+    source = inspect.getsource(SMTPProtocol.data_received)
+    assert "self._read_response_from_buffer()" in source and "self._buffer.extend(data)" in source
+    assert "self._response_waiter.set_result(response)" in source
