@@ -357,6 +357,30 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("MX list for example.net. points back to mx.example.org", "routing_dns", False),
         ("connection to mx.example.org was broken", "temporary_failure", False),
         ("4.7.1 Greylisted, please retry in 5 minutes", "greylisted", False),
+        # Issue #8, seventh round (world5), in wordings that part does not hold. The sending
+        # MTA's own path failures without a reply code: every MX failed, no server available,
+        # a client library's connect, a lookup that did not complete, a queue that gave up on
+        # a destination unreachable for hours.
+        ("Unable to reach any mail servers for example.net", "routing_dns", False),
+        ("No SMTP server was available for example.net", "routing_dns", False),
+        ("Failed to connect to mx1.example.net:25 (timeout)", "routing_dns", False),
+        ("Delivery deferred: host lookup did not complete", "routing_dns", False),
+        ("550 Destination unreachable for too long, giving up", "expired", True),
+        ("Cannot start TLS: handshake failure (read)", "temporary_failure", False),
+        # No such user: "recipient invalid", "invalid address", "not found in (the) system".
+        ("550 Recipient is invalid", "unknown_recipient", True),
+        ("550 <bob@example.com> Invalid address", "unknown_recipient", True),
+        ("550 Mailbox bob is not found in the system", "unknown_recipient", True),
+        # A mailbox holding too many messages is full; a body too big is the message's size.
+        ("452 Mailbox has too many messages in the inbox", "mailbox_full", False),
+        ("552 Mail content is too large", "message_too_large", True),
+        # A sending rate cap worded as a frequency; relaying without authentication.
+        ("451 Sending frequency limited, try later", "rate_limited", False),
+        ("550 No relay permitted", "relay_denied", True),
+        ("550 Relaying is not possible without authentication", "relay_denied", True),
+        # The sending IP or the sending domain blocked, named as such.
+        ("554 198.51.100.7 has been blocked", "blocklisted", True),
+        ("550 Sender domain is blocked", "blocklisted", True),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -394,6 +418,10 @@ def test_scope_traps(reply, category, scope):
         "550 Sender is not a member of this domain",
         "550 Account no longer exists",
         "550 Sender <app@example.org> unknown",
+        # The seventh round's "invalid address" / "user invalid" stop at the sender too.
+        "553 Sender address invalid",
+        "550 Invalid address in MAIL FROM",
+        "501 5.1.7 Invalid address syntax",
     ],
 )
 def test_wider_unknown_wordings_do_not_list_at_once(reply):

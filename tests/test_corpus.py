@@ -100,6 +100,14 @@ KNOWN_TRAINING_MISSES = {
     "553 Mail data refused by AISP": "an anti-spam product's refusal that names only the product (AISP); read as a generic refusal (policy)",
     "550 Requested action not taken: mail IsCNAP": "NetEase's 'mail <id> is rejected,mx3,BM' names its spam verdict only in a code; read as a generic refusal (policy)",
     "553 5.1.2 <user@example..com>... Invalid host name": "a malformed domain (two dots) under X.1.2 (bad destination system): read as routing, so it counts instead of listing",
+    # Issue #8, seventh round (world5): texts one rule would fit and nothing more, or that the
+    # corpus itself labels both ways.
+    "501 mail from address must be same as authorization user": "QQ's sender/login mismatch under a bare 501: the 50x fallback reads a protocol error; never listed either way",
+    "4.7.500 Server busy. Please try again later from": "Exchange Online's 4.7.500 throttling reads like any 'server busy, try later' deferral (temporary); never listed either way",
+    "400 4.4.7 Message delayed": "Exchange's own delay notice under 4.4.7 (delivery time expired): the 4.4.7 fallback reads routing; a 4xx is never listed",
+    "554 5.7.1 <user@example.com>: Client host rejected: Access denied": "Postfix's 'Client host rejected: Access denied' is labelled relay refusal here and policy elsewhere in the corpus (both session, never listed); the rules keep policy",
+    "Client host rejected: Access denied": "as above, without the reply code",
+    "550 domain of forward path is not allowed": "a refusal of the recipient's domain ('forward path') read as a generic refusal (policy); never listed either way",
 }
 
 
@@ -137,7 +145,7 @@ def test_every_category_is_in_the_training_part():
 
 
 HELD_OUT_SHORTFALL = (
-    "held-out category accuracy is 87.3% (target 95%) and 1 false listing of 197 is 0.51% "
+    "held-out category accuracy is 88.3% (target 95%) and 1 false listing of 197 is 0.51% "
     "(target 0.5%); see docs/classification.md"
 )
 
