@@ -10,6 +10,8 @@ import re
 import threading
 from dataclasses import dataclass
 
+from tests.support.loop_thread import run_until_stopped
+
 
 @dataclass
 class LaxMessage:
@@ -26,7 +28,7 @@ class LaxUpstream:
         self.messages: list[LaxMessage] = []
         self.open_connections = 0
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._server = None
         self._sessions: set[asyncio.Task] = set()
         self.port = 0

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.loop_thread import run_until_stopped
+
 
 def write_config(directory: Path, upstream_port: int, **overrides) -> Path:
     config = {
@@ -51,16 +53,7 @@ class RunningRelay:
         self._stopping = None  # the server's stop(), once begun
 
     def _run_loop(self) -> None:
-        self.loop.run_forever()
-        # Once stopped, what asyncio.run does at the end of `relay serve`: tasks still pending are
-        # cancelled and finish. Left pending, asyncio reports each when the garbage collector finds
-        # it, as an ERROR in whichever later test runs then.
-        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        run_until_stopped(self.loop)
 
     async def _make(self, cls):
         return cls(self.settings)

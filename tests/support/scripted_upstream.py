@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from tests.support.loop_thread import run_until_stopped
+
 CLOSE = "close"
 SILENT = "silent"
 
@@ -44,7 +46,7 @@ class ScriptedUpstream:
         self.messages = 0  # messages answered with the scripted DOT reply
         self.said: list[bytes] = []  # what the server wrote, piece by piece
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._server = None
         self._writers: set = set()
         self.port = 0

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from tests.support.loop_thread import run_until_stopped
+
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
         self.port = 0
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._thread.start()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP
 
+from tests.support.loop_thread import run_until_stopped
+
 GMAIL_NO_SUCH_USER = (
     "550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n"
     "550-5.1.1 double-checking the recipient's email address for typos or\r\n"
@@ -253,7 +255,7 @@ class FakeUpstream:
         self._require_starttls = require_starttls
         self._auth = auth
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self.port = port
         self._server = None
 
