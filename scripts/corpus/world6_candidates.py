@@ -7,6 +7,10 @@ conventions and the labels the corpus already gives the same wording; the held-o
 read. `scripts/corpus/build_world.py` drops every candidate that is a near-duplicate of a corpus
 entry (a key shared with the held-out part drops it unseen).
 
+One label was set, after the first measurement and before any rule change, to the label the
+corpus already gives the same wording: a 4xx "unable to verify sender" is temporary_failure
+(scope sender), as "451 Could not complete sender verify callout" already is.
+
 Each tuple: (provider, reply, category, scope, stage, source).
 """
 C = [
@@ -85,7 +89,7 @@ C = [
 ("unknown", "451 4.0.0 Spam filter end message failed - server - license [slot 1]", "temporary_failure", "session", None, "https://lists.gnu.org/archive/html/emacs-devel/2014-05/msg00555.html"),
 ("unknown", "451 4.3.2 Please try again later", "temporary_failure", "session", "rcpt", "https://gihyo.jp/dev/serial/01/sc-literacy/0010?page=2"),
 ("unknown", "451 4.3.0 Mail server temporarily rejected message", "temporary_failure", "session", None, "https://postigo.net/en/smtp-errors/451/"),
-("unknown", "451 4.7.1 Unable to verify sender - try again later", "auth_failed", "sender", None, "https://postigo.net/en/smtp-errors/451/"),
+("unknown", "451 4.7.1 Unable to verify sender - try again later", "temporary_failure", "sender", None, "https://postigo.net/en/smtp-errors/451/"),
 ("unknown", "451 4.3.0 Temporary server error", "temporary_failure", "session", None, "https://cr0x.net/en/email-451-temporary-local-problem"),
 ("unknown", "451 4.3.2 System not accepting network messages", "temporary_failure", "session", None, "https://cr0x.net/en/email-451-temporary-local-problem"),
 ("Host Europe", "550 User unknown (ID:440:1:2 (mx.example.com))", "unknown_recipient", "recipient", "rcpt", "https://www.conftool.net/ctforum/index.php?topic=441.0"),
