@@ -381,6 +381,19 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         # The sending IP or the sending domain blocked, named as such.
         ("554 198.51.100.7 has been blocked", "blocklisted", True),
         ("550 Sender domain is blocked", "blocklisted", True),
+        # Issue #8, eighth round (world6), in wordings that part does not hold: a size
+        # violation is the message's size; relaying switched off, refused in another language
+        # (or translated back as "retransmission"), or a domain missing from qmail's rcpthosts
+        # is a relay refusal; the receiver's own filter that broke is a deferral, while a
+        # filter's verdict stays a content refusal.
+        ("550 5.7.0 Attachment size violation", "message_too_large", True),
+        ("550 Relaying disabled for this client", "relay_denied", True),
+        ("554 Reenvío denegado", "relay_denied", True),
+        ("550 5.7.1 Retransmission refused", "relay_denied", True),
+        ("553 sorry, example.net is not in rcpthosts (#5.7.1)", "relay_denied", True),
+        ("451 Antispam filter unavailable, retry", "temporary_failure", False),
+        ("451 4.3.0 Virus scanner failure", "temporary_failure", False),
+        ("451 4.7.1 Spam filter detected suspicious content", "spam_content", False),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -401,6 +414,10 @@ def test_traps(reply, category, permanent):
         # The sending MTA's own lookup or route that failed for now is the path, not the domain.
         ("Deferred: mx.example.net.: No route to host", "routing_dns", "relay"),
         ("451 example.net: Name server failure, will retry", "routing_dns", "relay"),
+        # Eighth round (world6): a sending MTA's own "DNS lookup failed" is its path; a
+        # receiver that could not check the sender yet defers about the sender.
+        ("Deferred: DNS lookup failed for mx.example.net", "routing_dns", "relay"),
+        ("451 4.7.1 Could not verify the sender, retry later", "temporary_failure", "sender"),
     ],
 )
 def test_scope_traps(reply, category, scope):
