@@ -12,7 +12,10 @@ corpus already gives the same wording: a 4xx "unable to verify sender" is tempor
 (scope sender), as "451 Could not complete sender verify callout" already is. A second one
 was set after the rules were first changed (tests/test_corpus.py showed the corpus already
 labels the same deferral "450 4.7.1 [EAB] 554 IP=... - A problem occurred" in world2.yaml as
-blocklisted, scope session); it was first written as policy_rejected.
+blocklisted, scope session); it was first written as policy_rejected. A third, after the
+rules were changed: the Chinese page lists "DNS query error" under 域名不存在 (the domain does
+not exist), so its scope is the recipient's domain, not the sending side's path (it was
+first written as scope relay).
 
 Each tuple: (provider, reply, category, scope, stage, source).
 """
@@ -84,7 +87,7 @@ C = [
 ("emailhost.com.cn", "sending quota exceeded", "rate_limited", "sender", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
 ("emailhost.com.cn", "rcpt handle timeout", "temporary_failure", "session", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
 ("emailhost.com.cn", "exceeded mailsize limit", "message_too_large", "message", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
-("emailhost.com.cn", "DNS query error", "routing_dns", "relay", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
+("emailhost.com.cn", "DNS query error", "routing_dns", "recipient", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
 ("emailhost.com.cn", "user not exist", "unknown_recipient", "recipient", None, "https://www.emailhost.com.cn/service.html?article_category=25&brd=1"),
 # --- Q&A / forum / list-archive pages and more help pages
 ("Outlook.com (via Plesk)", "550 mail not accepted from blacklisted IP address [192.0.2.2]", "blocklisted", "session", None, "https://www.plesk.com/kb/support/an-ip-address-of-a-plesk-mail-server-got-blacklisted-how-to-troubleshoot/"),
