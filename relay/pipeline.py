@@ -166,7 +166,8 @@ class Step:
         return CONTINUE
 
     def prepare_data(self, txn: Transaction, message: Message) -> None:
-        """The message while on_data_start is still waiting (on the upstream's 354): a step may
+        """The message while on_data_start is still waiting (on the upstream's 354), when it is large
+        enough for a head start to pay (RelayService.data): a step may
         start work that on_data will need, in the background (the DKIM body hash). Must not block
         and must not decide anything: on_data may never come (DATA refused), and when it does, it
         must do the work itself if what was started here is not there or failed."""
@@ -175,7 +176,11 @@ class Step:
         return CONTINUE
 
     async def on_reset(self, txn: Transaction) -> None:
-        """The transaction ended without DATA (RSET, QUIT, drop)."""
+        """The transaction ended (after DATA, or without: RSET, QUIT, drop)."""
+
+    # A step whose on_reset never waits may also define `reset_now(txn)`, the same work as a plain
+    # call: when every step with an on_reset has one, a transaction's end needs no task of its own
+    # (Pipeline.reset_now, RelayService._end).
 
     async def close(self) -> None:
         """Release resources when the pipeline is replaced or the server stops."""
@@ -191,6 +196,8 @@ class Pipeline:
         # coroutine each (about 30 a message for a default pipeline) to say CONTINUE.
         self._hooked = {hook: [step for step in self.steps if getattr(type(step), hook, None) is not getattr(Step, hook)]
                         for hook in _HOOKS}
+        # Whether every step that resets something can do it without waiting (reset_now).
+        self._resets_now = all(callable(getattr(step, "reset_now", None)) for step in self._hooked["on_reset"])
         self._users = 0  # transactions and commands using this pipeline now
         self._retired = False
         self._idle: asyncio.Event | None = None
@@ -288,6 +295,18 @@ class Pipeline:
 
     async def reset(self, txn: Transaction) -> None:
         await self._notify("on_reset", f"transaction {txn.id}", txn)
+
+    def reset_now(self, txn: Transaction) -> bool:
+        """reset() without an await, when every step can (see Step.on_reset); False when one
+        cannot, and nothing was done: the caller awaits reset() instead."""
+        if not self._resets_now:
+            return False
+        for step in self._hooked["on_reset"]:
+            try:
+                step.reset_now(txn)
+            except Exception:
+                log.exception("step %s failed in on_reset (transaction %s)", step.name, txn.id)
+        return True
 
     async def close(self) -> None:
         await self._notify("close", "closing")

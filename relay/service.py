@@ -22,6 +22,10 @@ from .maildata import crlf_normalise
 
 log = logging.getLogger("relay.service")
 
+# From this size on the message is made ready (line endings, a DKIM body hash started in a thread)
+# while the upstream's answer to DATA is awaited; below it, after: see RelayService.data.
+HEAD_START_BYTES = 64 * 1024
+
 
 class RelayService:
     def __init__(self, settings, policies, pipeline: Pipeline, outcomes: Outcomes, metrics=None):
@@ -158,23 +162,26 @@ class RelayService:
             return Reply.make(503, "5.5.1", "Need RCPT command first")
         txn.notes["stage"] = "data"
         pipeline = self._txn_pipeline[txn.id]
-        # DATA goes upstream first, and the message is made ready (line endings, the DKIM body hash
-        # in a thread) while the 354 is on its way: for a large message the two waits overlap
-        # instead of adding up. sleep(0) lets the task write DATA before normalising holds the loop.
-        started = asyncio.ensure_future(pipeline.data_start(txn))
-        try:
-            await asyncio.sleep(0)
-            data = content if crlf_only else crlf_normalise(content)
-            # A bare CR or LF made into CRLF starts a new line, which may start with ".".
-            message = Message(data, dot_lines=dot_lines or data is not content)
-            txn.headers = {}
-            for name, value in message.headers():
-                txn.headers.setdefault(name.lower(), value)
-            if not _refused(started):  # no head start for work nobody will need
-                pipeline.prepare_data(txn, message)
-            decision = await started
-        finally:
-            started.cancel()  # only if this command itself was cancelled before DATA was answered
+        if len(content) < HEAD_START_BYTES:
+            # A small message: nothing to make ready is worth a head start (no thread hashes a body
+            # this size, its line endings take microseconds), and the task, the extra turn of the
+            # loop and the cancel of the overlap below would cost more than they save. DATA goes
+            # upstream first all the same.
+            decision = await pipeline.data_start(txn)
+            message = self._message(txn, content, dot_lines, crlf_only)
+        else:
+            # DATA goes upstream first, and the message is made ready (line endings, the DKIM body hash
+            # in a thread) while the 354 is on its way: for a large message the two waits overlap
+            # instead of adding up. sleep(0) lets the task write DATA before normalising holds the loop.
+            started = asyncio.ensure_future(pipeline.data_start(txn))
+            try:
+                await asyncio.sleep(0)
+                message = self._message(txn, content, dot_lines, crlf_only)
+                if not _refused(started):  # no head start for work nobody will need
+                    pipeline.prepare_data(txn, message)
+                decision = await started
+            finally:
+                started.cancel()  # only if this command itself was cancelled before DATA was answered
         if decision.verdict is Verdict.CONTINUE:
             decision = await pipeline.data_ready(txn, message)
         if decision.verdict is Verdict.CONTINUE:
@@ -186,6 +193,17 @@ class RelayService:
             await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
         await self._end(txn)
         return decision.reply
+
+    @staticmethod
+    def _message(txn: Transaction, content: bytes, dot_lines: bool, crlf_only: bool) -> Message:
+        """The message as it goes on (CRLF line endings), its headers noted on the transaction."""
+        data = content if crlf_only else crlf_normalise(content)
+        # A bare CR or LF made into CRLF starts a new line, which may start with ".".
+        message = Message(data, dot_lines=dot_lines or data is not content)
+        txn.headers = {}
+        for name, value in message.headers():
+            txn.headers.setdefault(name.lower(), value)
+        return message
 
     async def data_refused(self, session: Session, reply: Reply) -> None:
         """The SMTP layer refused the message data (RFC 5321 4.5.3.1: size, line length; NUL)."""
@@ -219,12 +237,23 @@ class RelayService:
     def _end(self, txn: Transaction) -> asyncio.Future:
         """End a transaction. Its events are written at once, before any await, so that neither a
         client that hangs up nor a cancelled handler can lose them; the steps' on_reset (the
-        upstream connection going back to the pool) then runs in a task the service owns and
-        drain() finishes. The caller may await the result: shielded, so cancelling the caller
-        never cancels the end."""
+        upstream connection going back to the pool) then runs at once when no step needs to wait
+        for it (Pipeline.reset_now: the usual case), else in a task the service owns and drain()
+        finishes. The caller may await the result: shielded, so cancelling the caller never
+        cancels the end."""
         self._txns.pop(txn.session.id, None)
         record_end(self.outcomes, txn)
-        task = asyncio.get_running_loop().create_task(self._reset_steps(txn))
+        loop = asyncio.get_running_loop()
+        pipeline = self._txn_pipeline[txn.id]
+        if pipeline.reset_now(txn):
+            # Every step gave back what it held without waiting (the upstream connection to the
+            # pool): no task, and nothing left for drain().
+            del self._txn_pipeline[txn.id]
+            pipeline.let_go()
+            done = loop.create_future()
+            done.set_result(None)
+            return done
+        task = loop.create_task(self._reset_steps(txn))
         self._endings.add(task)
         task.add_done_callback(self._endings.discard)
         return asyncio.shield(task)

@@ -177,7 +177,7 @@ class _UpstreamLike:
         return CONTINUE
 
     def prepare_data(self, txn, message):
-        self.seen.append("prepared " + ("CRLF" if message.original == b"Subject: s\r\n\r\nbare LF\r\n" else "raw"))
+        self.seen.append("prepared " + ("CRLF" if b"\n" not in message.original.replace(b"\r\n", b"") else "raw"))
         self.go_ahead.set()  # the 354 comes while the message is being made ready
 
     async def on_data(self, txn, message):
@@ -199,11 +199,37 @@ async def test_data_goes_upstream_before_the_message_is_made_ready():
     # the upstream's 354 is on its way, not after it, and the steps' on_data still comes after the 354.
     import asyncio
 
+    from relay.service import HEAD_START_BYTES
+
     step = _UpstreamLike()
     step.go_ahead = asyncio.Event()
-    reply = await asyncio.wait_for(_send(_service(step), b"Subject: s\n\nbare LF\n"), 10)  # hangs if not
+    large = b"Subject: s\n\n" + b"bare LF\n" * (HEAD_START_BYTES // 8 + 1)
+    reply = await asyncio.wait_for(_send(_service(step), large), 10)  # hangs if not
     assert reply.code == 250
     assert step.seen == ["DATA sent", "prepared CRLF", "354", "on_data"]
+
+
+async def test_a_small_message_is_made_ready_after_the_354_without_a_head_start():
+    # Below HEAD_START_BYTES nothing is worth overlapping with the wait for the 354 (and the task that
+    # would overlap it costs more than it saves): DATA still goes first, then the message is made
+    # ready (CRLF line endings) and the steps' on_data get it.
+    import asyncio
+
+    step = _UpstreamLike()
+    step.go_ahead = asyncio.Event()
+    step.go_ahead.set()
+    seen = []
+    original_on_data = step.on_data
+
+    async def on_data(txn, message):
+        seen.append(bytes(message.original))
+        return await original_on_data(txn, message)
+
+    step.on_data = on_data
+    reply = await asyncio.wait_for(_send(_service(step), b"Subject: s\n\nbare LF\n"), 10)
+    assert reply.code == 250
+    assert step.seen == ["DATA sent", "354", "on_data"]
+    assert seen == [b"Subject: s\r\n\r\nbare LF\r\n"]
 
 
 async def test_data_refused_upstream_prepares_nothing_and_is_the_reply():

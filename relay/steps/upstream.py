@@ -126,6 +126,9 @@ class UpstreamStep(Step):
         return await self._heard(txn, "data", None, reply)
 
     async def on_reset(self, txn: Transaction) -> None:
+        self.reset_now(txn)
+
+    def reset_now(self, txn: Transaction) -> None:
         conn = txn.notes.pop("upstream_conn", None)
         if conn is not None:
             self.pool.release(conn)  # the connection knows whether its transaction needs a RSET
