@@ -91,6 +91,8 @@ _QUOTED_GARBAGE = 80
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # aiosmtplib's own bound on one reply line (protocol.MAX_LINE_LENGTH).
 _MAX_REPLY_LINE = 8192
+# _CONTROL but the newline between the lines of a reply (decoded_reply_text).
+_CONTROL_IN_LINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def decoded_reply_text(message: str) -> str:
@@ -107,9 +109,9 @@ def decoded_reply_text(message: str) -> str:
             message = raw.decode("utf-8")
         except UnicodeDecodeError:
             message = raw.decode("latin-1")
-    lines = message.split("\n")
-    if any(_CONTROL.search(line) for line in lines):
-        message = "\n".join(_CONTROL.sub("?", line) for line in lines)
+    # The newlines between the reply's lines stay; any other control character in a line goes.
+    if _CONTROL_IN_LINE.search(message):
+        message = _CONTROL_IN_LINE.sub("?", message)
     return message
 
 
@@ -137,6 +139,13 @@ class UpstreamConnection:
         self._in_data = False  # DATA answered 354, the message not sent yet
         self._label = str(target)  # the metrics' `upstream` label
         self.out_of_step: str | None = None  # what the upstream said that no command asked for
+        # (command, reply code) -> the series _measure records to: looked up once per connection.
+        self._series: dict[tuple, tuple] = {}
+        # The deadline of the reply awaited now (loop time), checked by one timer per connection that
+        # is moved only when it fires early or must fire sooner (see _await_reply).
+        self._awaited: asyncio.Future | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._guard(client.protocol)
 
     def _guard(self, protocol) -> None:
@@ -216,7 +225,50 @@ class UpstreamConnection:
         self._check_in_step()
         protocol._response_pending = True  # the reply is expected: kept, not dropped as unsolicited
         protocol.write(line)
-        return await protocol.read_response(timeout=timeout)
+        return await self._await_reply(protocol, timeout)
+
+    async def _await_reply(self, protocol, timeout: float | None):
+        """The client library's SMTPProtocol.read_response, with the same outcomes (the reply, or
+        SMTPReadTimeoutError past `timeout`, or the connection's failure) and the same bookkeeping (a
+        new waiter for the next reply), without asyncio.wait_for: that wraps the reply's future in a
+        second one, with callbacks, a timer of its own and an extra turn of the loop before this
+        task wakes, four times a message. Here one timer per connection checks the deadline of
+        whatever reply is awaited when it fires, re-arms itself if that is later, and lapses when
+        nothing is awaited: a command costs no timer operation unless its deadline is sooner than
+        the armed one."""
+        waiter = protocol._response_waiter
+        if waiter is None:
+            raise smtp_errors.SMTPServerDisconnected("Connection lost")
+        protocol._response_pending = True
+        try:
+            if waiter.done() or timeout is None:
+                return await waiter
+            loop = protocol._loop
+            self._deadline = deadline = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._deadline_check)
+            self._awaited = waiter
+            try:
+                return await waiter
+            finally:
+                self._awaited = None
+        finally:
+            protocol._response_pending = False
+            protocol._response_waiter = None if protocol.transport is None else protocol._loop.create_future()
+
+    def _deadline_check(self) -> None:
+        self._timer = None
+        waiter = self._awaited
+        if waiter is None or waiter.done():
+            return  # nothing awaited now: the next command arms the timer again
+        loop = waiter.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._deadline_check)
+            return
+        waiter.set_exception(smtp_errors.SMTPReadTimeoutError("Timed out waiting for server response"))
 
     def _measure(self, command: bytes, start: float | None, code: int | None) -> None:
         """The round trip and the reply's class, per command (EOM: the final dot). A command that
@@ -224,21 +276,27 @@ class UpstreamConnection:
         (none when it failed before it was sent)."""
         if self.metrics is None:
             return
-        name = _COMMAND_NAMES.get(command) or command.decode("ascii", "replace")
-        upstream = self._label
-        if start is not None:
-            self.metrics.observe("relay_upstream_command_seconds", time.perf_counter() - start, command=name,
-                                 upstream=upstream)
-        reply_class = f"{code // 100}xx" if code is not None and 200 <= code <= 599 else "error"
-        self.metrics.inc("relay_upstream_replies_total", command=name, upstream=upstream, **{"class": reply_class})
+        series = self._series.get((command, code))
+        if series is None:
+            name = _COMMAND_NAMES.get(command) or command.decode("ascii", "replace")
+            reply_class = f"{code // 100}xx" if code is not None and 200 <= code <= 599 else "error"
+            series = self._series[(command, code)] = (
+                self.metrics.child("relay_upstream_command_seconds", "histogram", command=name, upstream=self._label),
+                self.metrics.child("relay_upstream_replies_total", "counter", command=name, upstream=self._label,
+                                   **{"class": reply_class}))
+        seconds, replies = series
+        if start is not None and seconds is not None:
+            seconds.observe(time.perf_counter() - start)
+        if replies is not None:
+            replies.inc()
 
     def _checked(self, code: int, message: str, command: bytes) -> Reply:
         """The upstream's reply as a Reply, or an UpstreamError when it cannot be one: garbage
         instead of a reply, or a positive reply that is not the one the command calls for
         (RFC 5321 4.3.2: DATA is answered 354, the final dot 250): taking such a reply for
         acceptance would acknowledge mail that was never sent."""
-        what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
         if not 200 <= code <= 599:
+            what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
             self.fail()
             raise UpstreamError(_relay_reply(
                 451, "4.5.0", f"Upstream {self.target} sent a malformed reply to {what} "
@@ -248,6 +306,7 @@ class UpstreamConnection:
         if code == 421:  # RFC 5321 3.8: the server is closing the channel
             self.fail()
         elif reply.positive and code not in _EXPECTED.get(command, (250,)):
+            what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
             self.fail()
             raise UpstreamError(_relay_reply(
                 451, "4.5.0", f"Upstream {self.target} answered {what} with {code} (out of sequence; "
@@ -360,7 +419,7 @@ class UpstreamConnection:
             # The upstream's latency at the end of DATA: from the final dot, not the transfer (for
             # a small message the dot went out with it).
             start = time.perf_counter()
-            response = await protocol.read_response(timeout=self._up.data_timeout)
+            response = await self._await_reply(protocol, self._up.data_timeout)
         except asyncio.CancelledError:
             self.fail()
             raise
@@ -422,6 +481,9 @@ class UpstreamConnection:
         self.close()
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         try:
             self._client.close()
         except Exception:

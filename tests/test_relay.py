@@ -94,6 +94,27 @@ def test_slow_upstream_data_reply_times_out_as_451(upstream, relay_factory):
         assert time.monotonic() - started < 4
 
 
+def test_a_reused_upstream_connection_times_out_at_the_deadline_of_the_reply_awaited(upstream, relay_factory):
+    # One timer per upstream connection checks the deadline of whatever reply is awaited when it fires
+    # (relay/upstream.py _read_reply): armed by the first message, it fires while the second one's
+    # slow final dot is awaited, and must neither fail that reply early (its deadline is later) nor
+    # forget it (it re-arms for it).
+    upstream.slow_seconds = 6
+    relay = relay_factory(upstream.port, upstream={"command_timeout": 2, "data_timeout": 2})
+    with client(relay) as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        time.sleep(1.2)  # the first message's timer is due 2 s after its MAIL: during the next dot
+        started = time.monotonic()
+        replies = send_message(c, "a@sender.test", ["slowdata@gmail.test"], BODY)
+        waited = time.monotonic() - started
+        assert replies[-1][0] == 451 and "did not answer in time" in replies[-1][1]
+        assert waited >= 1.9  # not at the first message's deadline, 0.8 s in
+        assert waited < 6  # before the upstream's reply would have come
+        # The connection that timed out is not used again; the next message goes on a new one.
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(2)) == 2
+
+
 def test_upstream_connections_are_reused(relay, upstream):
     with client(relay) as c:
         for _ in range(5):

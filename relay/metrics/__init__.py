@@ -145,6 +145,12 @@ class Metrics:
 
     # -- recording (the names other parts call) --------------------------------------------------
 
+    def child(self, name: str, kind: str, **labels):
+        """The labelled series itself (its inc() or observe()), or None where it cannot count: for a
+        caller that records the same series many times (an upstream connection's replies) and keeps
+        it, rather than naming it again each time."""
+        return self._child(name, kind, labels)
+
     def inc(self, name: str, value: float = 1, **labels) -> None:
         child = self._child(name, "counter", labels)
         if child is not None:
