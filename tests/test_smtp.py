@@ -877,3 +877,31 @@ def test_a_reset_at_every_stage_releases_the_session_its_tasks_and_the_upstream(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     with client(relay) as c:  # and the relay still relays
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_aiosmtpd_command_lines_are_masked_only_when_their_log_line_is_written(monkeypatch, caplog):
+    # aiosmtpd runs each command line through sanitize() (masking AUTH secrets) for a debug and an info
+    # line; `relay serve` keeps mail.log at WARNING, where that work was done for nothing twice a
+    # command. Now it is done only when the line is written, and then it still masks.
+    import aiosmtpd.smtp as aiosmtpd_smtp
+
+    import relay.smtp  # noqa: F401  (installs the level check)
+
+    masked = []
+    original = aiosmtpd_smtp.sanitize
+
+    def spy(text):
+        masked.append(text)
+        return original(text)
+
+    monkeypatch.setattr(aiosmtpd_smtp, "sanitize", spy)
+    logger = logging.getLogger("mail.log")
+    line = b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    aiosmtpd_smtp.sanitized_log(logger.info, "%r >> %r", ("127.0.0.1", 1), line)
+    aiosmtpd_smtp.sanitized_log(logger.debug, "readline: %r", line)
+    assert masked == []
+    caplog.set_level(logging.INFO, logger="mail.log")
+    aiosmtpd_smtp.sanitized_log(logger.info, "%r >> %r", ("127.0.0.1", 1), line)
+    assert masked == [line]
+    assert "AGFsaWNl" not in caplog.text and "AUTH PLAIN ********" in caplog.text
