@@ -205,8 +205,12 @@ def _relaxed_header(raw: bytes) -> bytes:
     # RFC 6376 3.4.2: lower-case the name, unfold, reduce WSP runs to one SP,
     # drop WSP at the end of the value and around the colon.
     name, _, value = raw.partition(b":")
-    value = _WSP_RUN.sub(b" ", _UNFOLD.sub(b"", value)).strip(b" ")
-    return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
+    # Each substitution only where it has something to do: most fields are one line with single spaces.
+    if b"\r\n" in value:
+        value = _UNFOLD.sub(b"", value)
+    if b"\t" in value or b"  " in value:
+        value = _WSP_RUN.sub(b" ", value)
+    return name.rstrip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n"
 
 
 def _canon_header(raw: bytes, relaxed: bool) -> bytes:
