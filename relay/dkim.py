@@ -373,8 +373,21 @@ def _selected_fields(fields: list[tuple[bytes, bytes]], names: list[str]) -> lis
 def _fold_tags(tags: list[tuple[str, str]]) -> str:
     """`DKIM-Signature: t=v; ...;` folded at MAX_LINE. RFC 6376 3.2 allows FWS
     around tags, and 3.5 allows it around the colons of h=, so a long header
-    list is folded after a colon."""
+    list is folded after a colon. The fold is greedy, tag after tag: all but the last tag (bh=, a new
+    value each message) are folded once for the same key, domain, second and header list."""
+    lines = list(_folded(tuple(tags[:-1])))
+    _fold_into(lines, tags[-1:])
+    return "\r\n".join(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(tags: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     lines = ["DKIM-Signature:"]
+    _fold_into(lines, tags)
+    return tuple(lines)
+
+
+def _fold_into(lines: list[str], tags) -> None:
     for tag, value in tags:
         if tag == "h":
             names = value.split(":")
@@ -391,13 +404,18 @@ def _fold_tags(tags: list[tuple[str, str]]) -> str:
                 lines[-1] += token
             else:
                 lines.append("\t" + token)
-    return "\r\n".join(lines)
+
+
+# Stateless parameter objects of the RSA signature: made once, not per message.
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)
 def _domain_ascii(domain: str) -> str:
     domain = domain.strip().rstrip(".")
     if domain.isascii():
@@ -444,7 +462,7 @@ def sign(message: bytes, key: DkimKey, domain: str, now: float | None = None, *,
     data = signed + own
     private_key = key.private_key
     if algorithm == "rsa-sha256":
-        signature = private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        signature = private_key.sign(data, _PKCS1V15, _SHA256)
     elif algorithm == "ed25519-sha256":
         # RFC 8463 3: PureEdDSA over the SHA-256 hash of the data, not the data itself.
         signature = private_key.sign(hashlib.sha256(data).digest())
