@@ -96,7 +96,7 @@ def test_slow_upstream_data_reply_times_out_as_451(upstream, relay_factory):
 
 def test_a_reused_upstream_connection_times_out_at_the_deadline_of_the_reply_awaited(upstream, relay_factory):
     # One timer per upstream connection checks the deadline of whatever reply is awaited when it fires
-    # (relay/upstream.py _read_reply): armed by the first message, it fires while the second one's
+    # (relay/upstream.py UpstreamConnection._await_reply): armed by the first message, it fires while the second one's
     # slow final dot is awaited, and must neither fail that reply early (its deadline is later) nor
     # forget it (it re-arms for it).
     upstream.slow_seconds = 6

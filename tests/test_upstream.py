@@ -201,7 +201,7 @@ def test_the_private_parts_of_aiosmtplib_the_adapter_uses_are_still_there():
     assert "not self._response_pending" in source  # replies are kept only while it is set
     assert callable(getattr(SMTPProtocol, "read_response", None)) and callable(getattr(SMTPProtocol, "write", None))
     assert "timeout" in inspect.signature(SMTPProtocol.read_response).parameters
-    # The reply is read as read_response reads it (relay/upstream.py _read_reply): from the waiter
+    # The reply is read as read_response reads it (relay/upstream.py UpstreamConnection._await_reply): from the waiter
     # that data_received completes, replaced by a new one on the protocol's loop after each reply.
     assert "self._response_waiter.set_result(response)" in source
     reading = inspect.getsource(SMTPProtocol.read_response)
