@@ -350,8 +350,16 @@ def free_port(addresses=("127.0.0.2", "127.0.0.3", "127.0.0.4")) -> int:
     raise RuntimeError(f"no port free on all of {addresses}")
 
 
+# The sockets that keep closed_port()'s ports taken while the tests run.
+_CLOSED_PORTS: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A loopback port with nothing listening on it (for 'upstream unreachable')."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port with nothing listening on it (for 'upstream unreachable'). Its socket stays
+    bound, never listening, until the tests end: a connection there is refused, and no server of this
+    or a later test that binds port 0 is given the same port (released at once, it was: a relay then
+    listened on its own 'unreachable' upstream and relayed to itself)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _CLOSED_PORTS.append(s)
+    return s.getsockname()[1]
