@@ -86,13 +86,15 @@ _COMMAND_NAMES = {b".": "EOM", b"MAIL": "MAIL", b"RCPT": "RCPT", b"DATA": "DATA"
 _EXPECTED = {b"MAIL": (250,), b"RCPT": (250, 251), b"DATA": (354,), b"RSET": (250,), b"NOOP": (250,)}
 # Below RFC 5321 4.5.3.1.5's 512 octets, so that a quoted bad line still fits in our reply.
 _QUOTED_GARBAGE = 80
-# C0 controls but the tab, DEL, C1 controls (a Latin-1 reply's 0x85 is NEL) and the Unicode line and
-# paragraph separators: each ends or corrupts a line for some reader (the client, `splitlines`, a terminal).
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 controls but the tab and the newline, DEL, C1 controls (a Latin-1 reply's 0x85 is NEL) and the
+# Unicode line and paragraph separators: each ends or corrupts a line for some reader (the client,
+# `splitlines`, a terminal). _CONTROL_IN_LINE keeps the newlines between a reply's lines
+# (decoded_reply_text); _CONTROL, for one line, takes them too.
+_CONTROL_BUT_NEWLINE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL_IN_LINE = re.compile(f"[{_CONTROL_BUT_NEWLINE}]")
+_CONTROL = re.compile(f"[\n{_CONTROL_BUT_NEWLINE}]")
 # aiosmtplib's own bound on one reply line (protocol.MAX_LINE_LENGTH).
 _MAX_REPLY_LINE = 8192
-# _CONTROL but the newline between the lines of a reply (decoded_reply_text).
-_CONTROL_IN_LINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def decoded_reply_text(message: str) -> str:
@@ -296,20 +298,18 @@ class UpstreamConnection:
         (RFC 5321 4.3.2: DATA is answered 354, the final dot 250): taking such a reply for
         acceptance would acknowledge mail that was never sent."""
         if not 200 <= code <= 599:
-            what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
             self.fail()
             raise UpstreamError(_relay_reply(
-                451, "4.5.0", f"Upstream {self.target} sent a malformed reply to {what} "
+                451, "4.5.0", f"Upstream {self.target} sent a malformed reply to {_said_to(command)} "
                               f"({_describe_garbage(message)}); the message was not accepted, please retry later",
                 "upstream-protocol"))
         reply = Reply.from_message(code, decoded_reply_text(message))
         if code == 421:  # RFC 5321 3.8: the server is closing the channel
             self.fail()
         elif reply.positive and code not in _EXPECTED.get(command, (250,)):
-            what = "the end of DATA" if command == b"." else command.decode("ascii", "replace")
             self.fail()
             raise UpstreamError(_relay_reply(
-                451, "4.5.0", f"Upstream {self.target} answered {what} with {code} (out of sequence; "
+                451, "4.5.0", f"Upstream {self.target} answered {_said_to(command)} with {code} (out of sequence; "
                               f"{' or '.join(map(str, _EXPECTED.get(command, (250,))))} was due); the message "
                               f"was not accepted, please retry later", "upstream-protocol"))
         return reply
@@ -491,6 +491,11 @@ class UpstreamConnection:
         on_close, self.on_close = self.on_close, None
         if on_close is not None:
             on_close(self)
+
+
+def _said_to(command: bytes) -> str:
+    """The command a reply answered, as a refusal's text names it."""
+    return "the end of DATA" if command == b"." else command.decode("ascii", "replace")
 
 
 def _read_reply(buffer: bytearray):
