@@ -407,7 +407,7 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
     # Every part, walked once (a hostile report has hundreds of thousands: a walk takes seconds).
     walked = [(p, p.get_content_type()) for p in msg.walk()]
     _check_deadline()
-    original = _original_message_headers(msg, walked)
+    original = _original_message_headers(walked)
     feedback = [p for p, ctype in walked if ctype == "message/feedback-report"]
     if feedback:
         return _from_feedback(msg, feedback, original)
@@ -895,8 +895,9 @@ def _complaint_sender(fields, original) -> str | None:
 # --- the original message ------------------------------------------------------------
 
 
-def _original_message_headers(msg: Message, walked=None) -> list[tuple[str, str]] | None:
-    for part, ctype in walked if walked is not None else ((p, p.get_content_type()) for p in msg.walk()):
+def _original_message_headers(walked: list[tuple[Message, str]]) -> list[tuple[str, str]] | None:
+    """The headers of the returned message, from the report's parts as walked once (part, content type)."""
+    for part, ctype in walked:
         if ctype in ("message/rfc822", "message/global"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner:

@@ -130,10 +130,7 @@ class DeliveryStep(UpstreamStep):
             return decisions is None
         return decisions is not None and decisions.get(conn.mx.name) == conn.decision
 
-    async def on_reset(self, txn: Transaction) -> None:
-        self.reset_now(txn)
-
-    def reset_now(self, txn: Transaction) -> None:
+    def reset_now(self, txn: Transaction) -> None:  # UpstreamStep.on_reset calls it
         conn = txn.notes.pop("upstream_conn", None)
         if conn is not None:
             conn.home.release(conn)
