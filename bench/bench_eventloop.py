@@ -99,6 +99,44 @@ class Callgrind:
         raise SystemExit(f"no totals in {newest}")
 
 
+def missing_tool(instructions: bool) -> str | None:
+    """The first tool a run needs that is not installed (callgrind's only for --mode instructions)."""
+    for tool in ["smtp-source", "smtp-sink"] + (["valgrind", "callgrind_control"] if instructions else []):
+        if not shutil.which(tool):
+            return tool
+    return None
+
+
+def set_up(prefix: str, bounce_entries: int, instructions: bool):
+    """What a side-by-side run of relays needs: a work directory with a DKIM key, the policies, a bounce
+    list of `bounce_entries` and a config factory; Callgrind (or None) and the Python the relays run
+    on; one sink. Returns (workdir, factory, grind, python, sink)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    key, _, _ = relayconf.make_key(workdir / "keys")
+    policies = relayconf.make_policies(workdir / "policies", key)
+    bounces = relayconf.build_bounce_db(workdir / "bounces.db", bounce_entries)
+    (workdir / "relay-conf").mkdir()
+    factory = relayconf.ConfigFactory(workdir / "relay-conf", None, Path(bounces["path"]), policies,
+                                      workdir / "events.jsonl")
+    grind = Callgrind(workdir) if instructions else None
+    python = str(grind.python) if grind else sys.executable
+    return workdir, factory, grind, python, sysmod.Sink(workdir)
+
+
+def start_warm(relay: sysmod.Relay, factory, sink: sysmod.Sink, workers: int, sessions: int, slow: bool) -> None:
+    """Start `relay` on `sink` and warm it up (a burst not counted). `slow`: under valgrind or a
+    profiler, whose imports take minutes, it is given that long to listen."""
+    if slow:
+        relay.port = sysmod.free_port()
+        relay.config = factory(sink_port=sink.port, listen_port=relay.port, milter_port=None, workers=workers)
+        relay._spawn(relay.config)
+        if not sysmod.wait_port(relay.port, 1200, relay.proc):
+            raise SystemExit(f"{relay.name} did not start:\n{relay.diagnostics()}")
+    else:
+        relay.start(sink.port)
+    burst(sink, relay.port, max(2 * sessions, 100), sessions)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("cpu", "instructions"), default="cpu")
@@ -114,39 +152,22 @@ def main() -> int:
     except Exception:
         print("uvloop is not installed: nothing to compare (pip install uvloop)", file=sys.stderr)
         return 2
-    for tool in ["smtp-source", "smtp-sink"] + (["valgrind", "callgrind_control"] if args.mode == "instructions" else []):
-        if not shutil.which(tool):
-            print(f"{tool} is not installed", file=sys.stderr)
-            return 2
+    tool = missing_tool(args.mode == "instructions")
+    if tool:
+        print(f"{tool} is not installed", file=sys.stderr)
+        return 2
     if args.mode == "instructions" and args.workers != 1:
         p.error("--mode instructions measures one process: --workers 1")
 
-    workdir = Path(tempfile.mkdtemp(prefix="relay-bench-loop-"))
-    key, _, _ = relayconf.make_key(workdir / "keys")
-    policies = relayconf.make_policies(workdir / "policies", key)
-    bounces = relayconf.build_bounce_db(workdir / "bounces.db", args.bounce_entries)
-    (workdir / "relay-conf").mkdir()
-    factory = relayconf.ConfigFactory(workdir / "relay-conf", None, Path(bounces["path"]), policies,
-                                      workdir / "events.jsonl")
-    grind = Callgrind(workdir) if args.mode == "instructions" else None
-    python = str(grind.python) if grind else sys.executable
-    sink = sysmod.Sink(workdir)
+    workdir, factory, grind, python, sink = set_up("relay-bench-loop-", args.bounce_entries,
+                                                   args.mode == "instructions")
     relays = {side: sysmod.Relay(workdir, factory, python=python, workers=args.workers,
                                  uvloop=side == "uvloop") for side in SIDES}
     per_message: dict[str, list[float]] = {side: [] for side in SIDES}
     rate: dict[str, list[float]] = {side: [] for side in SIDES}
     try:
         for side, relay in relays.items():
-            if grind:  # imports under valgrind take minutes
-                relay.port = sysmod.free_port()
-                relay.config = factory(sink_port=sink.port, listen_port=relay.port, milter_port=None,
-                                       workers=args.workers)
-                relay._spawn(relay.config)
-                if not sysmod.wait_port(relay.port, 1200, relay.proc):
-                    raise SystemExit(f"{relay.name} did not start:\n{relay.diagnostics()}")
-            else:
-                relay.start(sink.port)
-            burst(sink, relay.port, max(2 * args.sessions, 100), args.sessions)  # warm-up, not counted
+            start_warm(relay, factory, sink, args.workers, args.sessions, slow=grind is not None)
             found = loop_of(relay)
             if found != side:
                 raise SystemExit(f"{relay.name} runs on {found}, not {side}")

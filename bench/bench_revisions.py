@@ -33,16 +33,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import procstat  # noqa: E402
-import relayconf  # noqa: E402
 import systems as sysmod  # noqa: E402
-from bench_eventloop import Callgrind, burst  # noqa: E402
+from bench_eventloop import burst, missing_tool, set_up, start_warm  # noqa: E402
 
 # cProfile around `relay serve`, written when the relay exits (SIGTERM: it drains and returns).
 PROFILED = """
@@ -139,21 +137,13 @@ def main() -> int:
     args = p.parse_args()
     if args.mode != "cpu" and args.workers != 1:
         p.error(f"--mode {args.mode} measures one process: --workers 1")
-    for tool in ["smtp-source", "smtp-sink"] + (["valgrind", "callgrind_control"] if args.mode == "instructions" else []):
-        if not shutil.which(tool):
-            print(f"{tool} is not installed", file=sys.stderr)
-            return 2
+    tool = missing_tool(args.mode == "instructions")
+    if tool:
+        print(f"{tool} is not installed", file=sys.stderr)
+        return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="relay-bench-revs-"))
-    key, _, _ = relayconf.make_key(workdir / "keys")
-    policies = relayconf.make_policies(workdir / "policies", key)
-    bounces = relayconf.build_bounce_db(workdir / "bounces.db", args.bounce_entries)
-    (workdir / "relay-conf").mkdir()
-    factory = relayconf.ConfigFactory(workdir / "relay-conf", None, Path(bounces["path"]), policies,
-                                      workdir / "events.jsonl")
-    grind = Callgrind(workdir) if args.mode == "instructions" else None
-    python = str(grind.python) if grind else sys.executable
-    sink = sysmod.Sink(workdir)
+    workdir, factory, grind, python, sink = set_up("relay-bench-revs-", args.bounce_entries,
+                                                   args.mode == "instructions")
     relays = []
     for i, spec in enumerate(args.trees):
         src, label = source_tree(spec, workdir)
@@ -163,16 +153,8 @@ def main() -> int:
     split: dict[str, list[tuple[float, float]]] = {r.name: [] for r in relays}
     try:
         for relay in relays:
-            if grind or relay.profile_out:
-                relay.port = sysmod.free_port()
-                relay.config = factory(sink_port=sink.port, listen_port=relay.port, milter_port=None,
-                                       workers=args.workers)
-                relay._spawn(relay.config)
-                if not sysmod.wait_port(relay.port, 1200, relay.proc):  # imports under valgrind take minutes
-                    raise SystemExit(f"{relay.name} did not start:\n{relay.diagnostics()}")
-            else:
-                relay.start(sink.port)
-            burst(sink, relay.port, max(2 * args.sessions, 100), args.sessions)  # warm-up, not counted
+            start_warm(relay, factory, sink, args.workers, args.sessions,
+                       slow=grind is not None or relay.profile_out is not None)
         print(f"{args.mode}, {args.rounds} rounds of {args.messages} messages, {args.sessions} sessions, "
               f"workers: {args.workers}, load average at start {os.getloadavg()[0]:.2f}", flush=True)
         for n in range(args.rounds):
