@@ -185,7 +185,12 @@ class Supervisor:
         for fd in (ready_r, wake_r, wake_w):
             os.set_blocking(fd, False)
         self._parent_fds = (ready_r, wake_r, wake_w)  # closed in every worker
-        old_wakeup = signal.set_wakeup_fd(wake_w)
+        # The wakeup pipe only wakes the select below; the signals themselves are kept by _on_signal.
+        # A pipe full under a flood of signals (an operator repeating SIGTERM) is harmless, but CPython
+        # would report each lost byte on stderr from inside the signal machinery: once that report
+        # interrupted the parent's own write to stderr, the parent hung on the stream's lock for ever
+        # (its workers gone, the relay never exiting).
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, self._on_signal)
         log.info("starting %d workers", self.count)
