@@ -392,9 +392,8 @@ class RelayServer:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
-        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        signals.handle_on_loop(loop, {signal.SIGTERM: self._stopping.set, signal.SIGINT: self._stopping.set,
+                                      signal.SIGHUP: self._on_sighup})
         try:
             await self.start()
             if self.worker is not None:
