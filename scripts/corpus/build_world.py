@@ -1,7 +1,8 @@
 """    python3 scripts/corpus/build_world.py CANDIDATES tests/data/corpus/train/OUT.yaml
     (world_candidates.py -> world.yaml, world2_candidates.py -> world2.yaml,
      world3_candidates.py -> world3.yaml, world4_candidates.py -> world4.yaml,
-     world5_candidates.py -> world5.yaml, world6_candidates.py -> world6.yaml)
+     world5_candidates.py -> world5.yaml, world6_candidates.py -> world6.yaml,
+     world7_candidates.py -> world7.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
