@@ -394,6 +394,30 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("451 Antispam filter unavailable, retry", "temporary_failure", False),
         ("451 4.3.0 Virus scanner failure", "temporary_failure", False),
         ("451 4.7.1 Spam filter detected suspicious content", "spam_content", False),
+        # Issue #8, ninth round (world7), in wordings that part does not hold: a header field
+        # that must be unique, present or absent, or is out of range, is the message's format;
+        # the sender's own mail exchangers, and X.1.8 beside "invalid sender", are the sender's
+        # domain; RFC 4954's 534 and 538 are SMTP AUTH and its encryption; "relay request
+        # denied" is a relay refusal; a karma score is a reputation; X.2.3 beside RFC 5321's
+        # stock 552 text is the message's size; too many RCPT commands is the recipient count.
+        ("550 Only one Reply-To header may be present", "policy_rejected", True),
+        ("550 Mandatory header field Date not present", "policy_rejected", True),
+        ("550 Messages must not contain a Bcc header", "policy_rejected", True),
+        ("550 Date header too far in the past", "policy_rejected", True),
+        ("550 Invalid Message-ID header", "policy_rejected", True),
+        ("550 Your mail exchanger points to a private address", "auth_failed", True),
+        ("553 5.1.8 Invalid sender", "auth_failed", True),
+        ("534 Authentication mechanism too weak, use TLS", "auth_failed", True),
+        ("530 5.7.11 Encryption is required for the AUTH command", "relay_denied", True),
+        ("550 Relay request denied", "relay_denied", True),
+        ("550 Poor karma for this IP", "blocklisted", True),
+        ("552 5.2.3 Exceeded storage allocation for this message", "message_too_large", True),
+        ("452 Too many RCPT commands", "rate_limited", False),
+        ("Domain example.net receives no email (null MX)", "routing_dns", False),
+        ("Nowhere to deliver this message for example.net", "routing_dns", False),
+        # A 535 about the sending account (suspended) stops the account; one about the
+        # authentication itself stays SMTP AUTH.
+        ("535 5.7.8 Authentication disabled for this account", "auth_failed", True),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -417,6 +441,26 @@ def test_traps(reply, category, permanent):
         # Eighth round (world6): a receiver that could not check the sender yet defers about
         # the sender.
         ("451 4.7.1 Could not verify the sender, retry later", "temporary_failure", "sender"),
+        # Ninth round (world7): no host that answered, the sending MTA's own TLS requirement,
+        # an answer that is not SMTP and a lookup it calls temporary are the path; a DNS
+        # resolving error under a 4xx too. A 535 that says the account is suspended stops the
+        # sender; the recipient's own reject list, and mail refused from the sender's domain,
+        # are about the sender; an unwelcome host and a HELO name refused are the session; a
+        # recipient refused by name, or one that takes no incoming mail, is a policy about
+        # that recipient (never listed).
+        ("Deferred: No answer from the remote host", "routing_dns", "relay"),
+        ("451 Tried all MXes for example.net", "routing_dns", "relay"),
+        ("TLS is required by local configuration but the peer offered none", "temporary_failure", "relay"),
+        ("Malformed reply from remote server: garbage", "protocol_error", "relay"),
+        ("Temporary DNS lookup failure for example.net", "routing_dns", "relay"),
+        ("450 4.4.3 DNS resolution failure", "routing_dns", "relay"),
+        ("535 Your account has been suspended", "policy_rejected", "sender"),
+        ("550 Your address is on this user's reject list", "policy_rejected", "sender"),
+        ("550 Messages from your domain are not accepted here", "policy_rejected", "sender"),
+        ("554 Your host is not welcome", "policy_rejected", "session"),
+        ("550 That EHLO name is not permitted here", "policy_rejected", "session"),
+        ("550 Recipient is not permitted", "policy_rejected", "recipient"),
+        ("550 This address does not accept incoming mail", "policy_rejected", "recipient"),
     ],
 )
 def test_scope_traps(reply, category, scope):
@@ -438,6 +482,10 @@ def test_scope_traps(reply, category, scope):
         "553 Sender address invalid",
         "550 Invalid address in MAIL FROM",
         "501 5.1.7 Invalid address syntax",
+        # The ninth round's disabled-mailbox wordings (adjective first) are not "no such user",
+        # even under 5.1.1: a closed account only counts.
+        "550 5.1.1 Locked mbox",
+        "550 5.1.1 Disabled recipient",
     ],
 )
 def test_wider_unknown_wordings_do_not_list_at_once(reply):
@@ -445,6 +493,15 @@ def test_wider_unknown_wordings_do_not_list_at_once(reply):
 
     verdict = judge(load_shipped_policies(), {"reply": reply, "stage": "rcpt"})
     assert verdict.bounce_list != "list", (verdict.rule, verdict.category)
+
+
+def test_busy_greeting_is_a_deferral():
+    """Ninth round (world7): a greeting that refuses the connection because the server is busy
+    ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""
+    from tests.support.corpus import judge, load_shipped_policies
+
+    verdict = judge(load_shipped_policies(), {"reply": "421 4.3.2 Connection refused, server too busy", "stage": "connect"})
+    assert (verdict.category, verdict.bounce_list) == ("temporary_failure", "never"), verdict.rule
 
 
 def _fallback_probe(entry: dict) -> str:
