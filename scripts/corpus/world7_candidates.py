@@ -9,9 +9,13 @@ the corpus already gives the same wording; the held-out part was never read.
 `scripts/corpus/build_world.py` drops every candidate that is a near-duplicate of a corpus entry
 (a key shared with the held-out part drops it unseen).
 
-Texts from sources are the replies as the program sends them: Haraka answers a plugin's DENY with
-550 (554 at connect), DENYSOFT with 450 (451 after DATA) and the *DISCONNECT variants with 421;
-placeholders are filled with documentation values (example.com, 192.0.2.0/24).
+Texts from sources are the replies as the program sends them: Haraka (connection.js) answers a
+plugin's DENY with 550 at HELO, MAIL and RCPT and 554 at connect, DENYSOFT with 450 there and 421
+at connect, 451 at the queue, and an unrecognized command's DENYSOFTDISCONNECT with 421;
+placeholders are filled with documentation values (example.com, 192.0.2.0/24). Two reply codes
+were corrected after the rules were changed, when connection.js was checked (the limit plugin's
+"Too many errors" at HELO/MAIL/RCPT is a 450, not 421; its "recipient rate limit exceeded" at
+connect a 421, not 450); their labels did not change.
 
 Each tuple: (provider, reply, category, scope, stage, source).
 """
@@ -47,10 +51,10 @@ C = [
 ("Postal", "530 From/Sender name is not valid", "relay_denied", "sender", "data", P),
 # --- Haraka plugins (sources; Haraka sends DENY as 550 (554 at connect), DENYSOFT as 450 (451 at queue), *DISCONNECT as 421)
 ("Haraka (limit)", "421 Too many unrecognized commands", "protocol_error", "session", None, HL),
-("Haraka (limit)", "421 Too many errors", "protocol_error", "session", None, HL),
+("Haraka (limit)", "450 Too many errors", "protocol_error", "session", None, HL),
 ("Haraka (limit)", "450 Too many recipient attempts", "rate_limited", "message", "rcpt", HL),
 ("Haraka (limit)", "421 Too many concurrent connections", "too_many_connections", "session", "connect", HL),
-("Haraka (limit)", "450 recipient rate limit exceeded", "rate_limited", "session", "connect", HL),
+("Haraka (limit)", "421 recipient rate limit exceeded", "rate_limited", "session", "connect", HL),
 ("Haraka (limit)", "421 connection rate limit exceeded", "too_many_connections", "session", "connect", HL),
 ("Haraka (spf)", "550 sender <user@example.com> SPF record not found", "auth_failed", "sender", "mail", HS),
 ("Haraka (spf)", "550 sender <user@example.com> SPF SoftFail", "auth_failed", "sender", "mail", HS),
