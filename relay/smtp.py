@@ -471,14 +471,17 @@ class RelaySMTP(SMTP):
     smtp_RSET = _junk_command(SMTP.smtp_RSET)
     smtp_VRFY = _junk_command(SMTP.smtp_VRFY)
     smtp_HELP = _junk_command(SMTP.smtp_HELP)
-    @_help_of(SMTP.smtp_AUTH, when="auth_offered")
+    @_help_of(SMTP.smtp_AUTH, when="offers_auth")
     async def smtp_AUTH(self, arg: str) -> None:
         # Only so that HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
         await super().smtp_AUTH(arg)
 
+    # Never an attribute named auth_* on this class or on the handler: aiosmtpd takes every one for a
+    # SASL mechanism, offers it in EHLO and calls it at "AUTH <name>" (a flag offered as "enabled",
+    # and called: a traceback).
     @property
-    def auth_offered(self) -> bool:
-        return bool(getattr(self.event_handler, "auth_enabled", False)) and self._tls_protocol is not None
+    def offers_auth(self) -> bool:
+        return bool(getattr(self.event_handler, "logins_enabled", False)) and self._tls_protocol is not None
 
     @_help_of(SMTP.smtp_EHLO)
     async def smtp_EHLO(self, hostname: str) -> None:
@@ -891,9 +894,9 @@ class RelaySMTP(SMTP):
 class Handler:
     """aiosmtpd handler hooks: each turns one command over to RelayService."""
 
-    def __init__(self, service: RelayService, auth_enabled: bool):
+    def __init__(self, service: RelayService, logins_enabled: bool):
         self.service = service
-        self.auth_enabled = auth_enabled
+        self.logins_enabled = logins_enabled  # not auth_*: see RelaySMTP.offers_auth
 
     async def handle_EHLO(self, server: RelaySMTP, session, envelope, hostname: str, responses: list[str]):
         refusal = await self.service.helo(server.relay_session, hostname)
@@ -902,7 +905,7 @@ class Handler:
         session.host_name = hostname
         # aiosmtpd lists AUTH after STARTTLS whether or not anyone could log in; without a users
         # file there is no AUTH at all.
-        lines = [r for r in responses[:-1] if self.auth_enabled or not r.startswith("250-AUTH")]
+        lines = [r for r in responses[:-1] if self.logins_enabled or not r.startswith("250-AUTH")]
         return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_HELO(self, server: RelaySMTP, session, envelope, hostname: str):
@@ -994,7 +997,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     # reply to the data), plus a margin for our own work; past it the connection is closed.
     handler_timeout = (up.connect_timeout + 2 * up.command_timeout + up.data_timeout + 5) if up else 120
     auth_enabled = service.users is not None
-    handler = Handler(service, auth_enabled=auth_enabled)
+    handler = Handler(service, logins_enabled=auth_enabled)
     authenticator = make_authenticator(service)
     failed_logins = FailedLogins()  # per client address, across the listener's connections
     limits = settings.limits

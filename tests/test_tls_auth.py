@@ -341,3 +341,21 @@ def test_odd_auth_answers_get_a_precise_reply(auth_relay, cert, line, answer, ex
         assert text.startswith(expected), text
         assert c.cmd("NOOP")[0] == 250
         assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+
+
+def test_ehlo_offers_only_the_mechanisms_there_are_and_others_get_504(auth_relay, cert, caplog):
+    # aiosmtpd takes every attribute named auth_* (of the protocol and of the handler) for a SASL
+    # mechanism: the relay's own flags were offered as "AUTH LOGIN PLAIN enabled offered", and
+    # "AUTH enabled" called a bool (a traceback and a 451).
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        code, text = c.cmd("EHLO client.test")
+        assert "250-AUTH LOGIN PLAIN\r\n" in text, text
+        for line in ("AUTH enabled", "AUTH offered", "AUTH ENABLED =", "AUTH CRAM-MD5", "AUTH XOAUTH2"):
+            assert c.cmd(line) == (504, "504 5.5.4 Unrecognized authentication type"), line
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
