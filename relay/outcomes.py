@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
+from .address import is_valid, printable
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
@@ -193,6 +194,12 @@ class Outcomes:
         value (listed, held, pending, error, or None when the list did not change) and the events
         that follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
         warning and a bounce_unlisted for each earlier listing it moved to the held table."""
+        if not is_valid(rcpt):
+            # Not an address (an empty domain label, a bad address literal, a local part over RFC 5321
+            # 4.5.3.1.1's 64 octets): the relay lets the next hop judge what it cannot tell is no
+            # address, and the next hop's refusal names no key the list could hold. Not a store error.
+            log.info("%s is not an address the bounce list can hold: its refusal is not recorded", printable(rcpt)[:330])
+            return None, []
         failure = dict(category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
                        policy=self.policies.suppression, suppression_rule=suppression_rule)
         try:
@@ -225,7 +232,8 @@ class Outcomes:
         """A permanent refusal of `rcpt` that says its domain does not exist is one sighting;
         seen again after the policy's delay, the domain goes on the list (`@domain`)."""
         rule = self.policies.suppression.domains
-        if rule is None or not classification.permanent or not rule.says_no_such_domain(reply.text):
+        if (rule is None or not classification.permanent or not rule.says_no_such_domain(reply.text)
+                or not is_valid(rcpt)):  # no address, no domain to hold (_suppress)
             return []
         try:
             entry = await self.store.record_domain_evidence(rcpt, reply_text=reply.text, rule=classification.rule,

@@ -102,3 +102,24 @@ def test_complaints_can_be_turned_off(tmp_path):
 def test_an_unknown_observation_kind_is_refused():
     with pytest.raises(ValueError, match="unknown observation kind"):
         Observation("accepted", "rcpt", "a@example.com", log_reply("250 ok"))
+
+
+@pytest.mark.parametrize("rcpt", ["b@example..com", "b@[999.1.1.1]", "x" * 65 + "@example.com", "b@-example.com"])
+def test_a_refused_recipient_that_is_no_address_is_not_a_store_error(relay, upstream, caplog, rcpt):
+    # The relay passes on what it cannot tell is no address (the bounce list step lets the next hop say
+    # what it is); the next hop's 550 then reached the bounce list, whose key raised: an ERROR with a
+    # traceback per refusal, and the event said bounce_list "error" as if the store were down.
+    import logging
+
+    from tests.support.smtp_client import RawSMTP
+
+    caplog.set_level(logging.WARNING)
+    upstream.rcpt_replies[rcpt.split("@")[0]] = "550 5.1.1 <" + rcpt + ">: Recipient address rejected: User unknown"
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert code in (550, 553), text
+    (event,) = [e for e in relay.events(wait_for=1) if e["kind"] == "rejected"]
+    assert event["recipient"] == rcpt and event.get("bounce_list") != "error", event
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
