@@ -473,7 +473,13 @@ class RelaySMTP(SMTP):
     smtp_HELP = _junk_command(SMTP.smtp_HELP)
     @_help_of(SMTP.smtp_AUTH, when="offers_auth")
     async def smtp_AUTH(self, arg: str) -> None:
-        # Only so that HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
+        # HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
+        if not getattr(self.event_handler, "logins_enabled", False):
+            # No users file: no login can ever succeed here. aiosmtpd answered 538 "Encryption required"
+            # in clear and, over TLS, read the credentials and said 535 (invalid). RFC 5321 4.2.4: 502,
+            # a command not implemented (Postfix without SASL says 503 5.5.1).
+            await self.push("502 5.5.1 AUTH not available: this relay has no logins (no clients.users_file)")
+            return
         await super().smtp_AUTH(arg)
 
     # Never an attribute named auth_* on this class or on the handler: aiosmtpd takes every one for a

@@ -359,3 +359,22 @@ def test_ehlo_offers_only_the_mechanisms_there_are_and_others_get_504(auth_relay
             assert c.cmd(line) == (504, "504 5.5.4 Unrecognized authentication type"), line
         assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_auth_where_there_are_no_logins_is_not_implemented(cert, upstream, relay_factory):
+    # Without a users file EHLO offers no AUTH, yet AUTH was answered as a login attempt: 538
+    # "Encryption required" in clear (STARTTLS then gave no AUTH either) and, over TLS, the
+    # credentials read and "535 credentials invalid" (three of them closed the connection).
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}])
+    with TLSClient(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        for line in ("AUTH PLAIN " + plain("alice", "s3cret pass"), "AUTH LOGIN", "AUTH"):
+            assert c.cmd(line)[1].startswith("502 5.5.1 "), line
+        c.starttls(cert[0])
+        assert "AUTH" not in c.cmd("EHLO client.test")[1]
+        for _ in range(4):
+            code, text = c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))
+            assert text.startswith("502 5.5.1 ") and "AUTH" in text, text
+        assert c.cmd("AUTH LOGIN")[1].startswith("502 5.5.1 ")  # no 334: nothing more is read as an answer
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
