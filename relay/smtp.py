@@ -13,7 +13,7 @@ Deadlines, each bounded (the one timer is re-armed only up to a deadline, never 
 Connections are limited in all (`limits.max_connections`) and per client address
 (`limits.max_connections_per_client`), so that one client cannot take every slot.
 A connection is also closed when its client makes too many errors without delivering a message
-(`limits.error_limit`, ErrorCount) or sends too many NOOP/RSET/VRFY/HELP (MAX_JUNK_COMMANDS): each
+(`limits.error_limit`, ErrorCount) or sends too many NOOP/RSET/VRFY/HELP/HELO/EHLO (MAX_JUNK_COMMANDS): each
 command restarts the idle deadline, so without these a client could hold its slot for ever.
 """
 
@@ -120,9 +120,10 @@ assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
-# NOOP, RSET, VRFY and HELP a connection may send without a message delivered in between (Postfix's
-# smtpd_junk_command_limit): each one restarts the idle deadline, so without a bound a client could
-# hold a connection slot for ever doing nothing.
+# NOOP, RSET, VRFY, HELP, HELO and EHLO a connection may send without a message delivered in between
+# (Postfix's smtpd_junk_command_limit, which has no HELO/EHLO: a loop of those, or of MAIL and EHLO,
+# is as empty): each one restarts the idle deadline, so without a bound a client could hold a
+# connection slot for ever doing nothing. An honest client says EHLO once, and again after STARTTLS.
 MAX_JUNK_COMMANDS = 100
 # The longest MAIL command line after EHLO: RFC 5321 4.5.3.1.4's 512, plus 26 for SIZE (RFC 1870 3) and
 # 10 for SMTPUTF8 (RFC 6531 3.4).
@@ -462,7 +463,8 @@ class RelaySMTP(SMTP):
         self.junk_commands += 1
         if self.junk_commands <= MAX_JUNK_COMMANDS:
             return False
-        log.info("%s: %d NOOP/RSET/VRFY/HELP without a message, closing", self.session.peer, self.junk_commands)
+        log.info("%s: %d NOOP/RSET/VRFY/HELP/HELO/EHLO without a message, closing", self.session.peer,
+                 self.junk_commands)
         self.relay_service.count("relay_connections_closed_total", limit="junk_command_limit")
         await self.push("421 4.7.0 Too many commands without a message sent, closing the connection")
         return True
@@ -471,6 +473,7 @@ class RelaySMTP(SMTP):
     smtp_RSET = _junk_command(SMTP.smtp_RSET)
     smtp_VRFY = _junk_command(SMTP.smtp_VRFY)
     smtp_HELP = _junk_command(SMTP.smtp_HELP)
+    smtp_HELO = _junk_command(SMTP.smtp_HELO)
     @_help_of(SMTP.smtp_AUTH, when="offers_auth")
     async def smtp_AUTH(self, arg: str) -> None:
         # HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
@@ -491,6 +494,8 @@ class RelaySMTP(SMTP):
 
     @_help_of(SMTP.smtp_EHLO)
     async def smtp_EHLO(self, hostname: str) -> None:
+        if await self._junk_limit_reached():
+            return
         await super().smtp_EHLO(hostname)
         # aiosmtpd adds the extensions' share at every EHLO; it is added once (SIZE: 26, RFC 1870 3;
         # SMTPUTF8: 10, RFC 6531 3.4, to RFC 5321 4.5.3.1.4's 512).

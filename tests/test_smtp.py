@@ -593,6 +593,23 @@ def test_a_client_that_only_sends_noop_and_rset_is_closed_after_100(relay, upstr
 
 
 
+def test_a_client_that_only_says_helo_and_ehlo_is_closed_after_100(relay, upstream):
+    # Each HELO/EHLO restarts the idle deadline (and ends a transaction opened by a MAIL between them):
+    # a loop of them, or of MAIL and EHLO, held the connection and its slot for ever, as NOOP did.
+    with client(relay) as c:  # its EHLO is the first
+        for i in range(60):
+            assert c.cmd("HELO client.test" if i % 2 else "EHLO client.test")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        for i in range(50):
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250, i
+            assert c.cmd("EHLO client.test" if i % 2 else "HELO client.test")[0] == 250, i
+        for i in range(50):
+            assert c.cmd("EHLO client.test")[0] == 250, i
+        code, text = c.cmd("EHLO client.test")
+        assert code == 421 and text.startswith("421 4.7.0 "), text
+        assert c.closed()
+
+
 # -- the error limit (Postfix's smtpd_hard_error_limit / smtpd_soft_error_limit) ---------------------
 
 def test_a_client_that_only_earns_errors_is_closed_at_the_error_limit(upstream, relay_factory, caplog):
@@ -754,9 +771,13 @@ def test_the_private_parts_of_aiosmtpd_the_adapter_uses_are_still_there():
 
 # -- clients that do not read what the relay writes ---------------------------------------------------
 
+NO_ERROR_LIMIT = {"error_limit": 1 << 30, "soft_error_limit": 1 << 30, "error_delay": 0}
+
+
 def _stop_reading(relay) -> socket.socket:
-    """A client that pipelines EHLOs and never reads a reply, until neither side's buffers take more:
-    the relay's writes then wait on it."""
+    """A client that pipelines commands and never reads a reply, until neither side's buffers take more:
+    the relay's writes then wait on it. The commands are errors (RCPT before MAIL) on a relay that
+    takes any number of them (NO_ERROR_LIMIT): every other command is bounded at 100 (junk commands)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect((relay.host, relay.port))
@@ -768,7 +789,7 @@ def _stop_reading(relay) -> socket.socket:
     s.setblocking(False)
     try:
         while True:
-            s.send(b"EHLO x\r\n" * 64)
+            s.send(b"RCPT TO:<b@example.com>\r\n" * 64)
     except BlockingIOError:
         pass
     return s
@@ -779,7 +800,7 @@ def test_a_client_that_does_not_read_is_reset_after_the_idle_deadline_and_a_grac
     # slot in max_connections) for ever after the 421 of the idle deadline.
     caplog.set_level(logging.WARNING)
     caplog.set_level(logging.INFO, logger="relay.smtp")
-    relay = relay_factory(upstream.port, limits={"timeout": 1})
+    relay = relay_factory(upstream.port, limits={"timeout": 1, **NO_ERROR_LIMIT})
     s = _stop_reading(relay)
     try:
         assert wait_until(lambda: not relay.server.service.sessions and relay.server.counter.active == 0, 30), \
@@ -793,7 +814,7 @@ def test_a_client_that_does_not_read_is_reset_after_the_idle_deadline_and_a_grac
 def test_the_relay_stops_though_a_client_does_not_read(upstream, relay_factory):
     # The shutdown's 421 waited for the client to take it: a client that does not read held the stop
     # for ever.
-    relay = relay_factory(upstream.port)
+    relay = relay_factory(upstream.port, limits=NO_ERROR_LIMIT)
     s = _stop_reading(relay)
     try:
         assert wait_until(lambda: relay.server.counter.active == 1)
