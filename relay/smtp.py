@@ -320,7 +320,6 @@ class RelaySMTP(SMTP):
         self._verbatim: str | None = None
         self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
         self.data_crlf_only = False  # whether every line ending of the last message is a CRLF (DataReceiver)
-        self._eof_after_reply = False
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
         self._auth_failures = 0  # in this connection
         self._auth_response = None  # the last answer to an AUTH challenge (334), decoded
@@ -810,10 +809,8 @@ class RelaySMTP(SMTP):
         if error and self.errors.over:
             await self._too_many_errors(status)
             return
-        closing = code == "421"
-        if (closing or self._eof_after_reply) and self.transport is not None:
-            # RFC 5321 3.8: a 421 (ours or the upstream's, relayed) closes the channel. A client that
-            # half-closed while we waited on the upstream has had its reply and sends nothing more.
+        if code == "421" and self.transport is not None:
+            # RFC 5321 3.8: a 421 (ours or the upstream's, relayed) closes the channel.
             self.transport.close()
 
     async def _too_many_errors(self, last: str | bytes) -> None:
@@ -880,14 +877,17 @@ class RelaySMTP(SMTP):
         await super()._handle_client()
 
     def eof_received(self):
-        # aiosmtpd cancels the command under way when the client half-closes. A client that sent
-        # its final dot (or QUIT) and shut down its side still waits for the reply: cancelling the
-        # wait on the upstream would leave it not knowing whether the message went, and its retry
-        # would send it twice. Let the command finish, answer, then close.
-        if self.busy and self.transport is not None and self.session.ssl is None:
-            self._eof_after_reply = True
-            asyncio.StreamReaderProtocol.eof_received(self)
-            return True  # keep our side open for the reply
+        # aiosmtpd cancels the command under way when the client half-closes, and with it every
+        # command the client sent before its end of input. A client that sent its commands (a whole
+        # pipelined transaction, RFC 2920, its final dot, QUIT: `printf ... | nc`) and shut down its
+        # side still waits for the replies: cancelling the wait on the upstream would leave it not
+        # knowing whether the message went (a retry would send it twice), and the commands behind the
+        # first were dropped unanswered. Each command already received is carried out and answered;
+        # the read at the end of input closes the connection (handle_exception). Not under TLS:
+        # asyncio's TLS transport cannot stay half open.
+        if self.transport is not None and self.session.ssl is None:
+            asyncio.StreamReaderProtocol.eof_received(self)  # the reader ends where the input did
+            return True  # keep our side open for the replies
         return super().eof_received()
 
     def connection_lost(self, error) -> None:

@@ -823,6 +823,28 @@ def test_the_relay_stops_though_a_client_does_not_read(upstream, relay_factory):
         s.close()
 
 
+@pytest.mark.parametrize("quit_", [b"QUIT\r\n", b""], ids=["quit", "no-quit"])
+def test_a_client_that_half_closes_after_a_pipelined_session_gets_every_reply(relay, upstream, caplog, quit_):
+    # `printf 'EHLO ...\r\nMAIL ...\r\n...\r\n.\r\nQUIT\r\n' | nc relay 25`: the whole session in one
+    # write, then the client's end of input. The relay answered the command it was carrying out when
+    # the end of input came and closed: RCPT, DATA and the message were dropped unanswered.
+    caplog.set_level(logging.WARNING)
+    for round_ in range(3):
+        with RawSMTP(relay.host, relay.port) as c:
+            c.send(b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\n"
+                   b"RCPT TO:<nosuchuser@example.com>\r\nDATA\r\n" + BODY + b".\r\n" + quit_)
+            c.sock.shutdown(socket.SHUT_WR)
+            codes = []
+            try:
+                while True:
+                    codes.append(c.reply()[0])
+            except ConnectionError:
+                pass
+            assert codes == [250, 250, 250, 550, 354, 250] + ([221] if quit_ else []), (round_, codes)
+    assert len(upstream.wait_for_messages(3)) == 3
+    assert wait_until(lambda: not relay.server.service.sessions)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
 def test_the_mail_line_limit_is_each_connections_own(relay):
     # aiosmtpd kept the command line limits in one dict for every connection, raised by 36 octets at
     # each EHLO: one client's EHLOs let every client send longer MAIL lines (and a new connection
