@@ -70,6 +70,9 @@ def test_every_command_parses():
     (b"L", z("", "v"), "empty name"),
     (b"M", b"", "not NUL-terminated"),
     (b"D", b"M" + z("lonely"), "without a value"),
+    (b"D", b"\x01" + z("{n}", "v"), "macros for stage"),
+    (b"D", b"Q" + z("{n}", "v"), "macros for stage"),
+    pytest.param(b"D", b"C" + z("{n}", "x" * 70000), "bytes of macros", id="D-macros-too-big"),
     (b"A", b"x", "unexpected bytes"),
     (b"Z", b"", "unknown command"),
 ])
@@ -264,6 +267,27 @@ def test_recipients_of_one_transaction_are_bounded(milter):
         c.send(b"M", z("<a@sender.test>"))
         c.send(b"R", z("<one.more@example.com>"))
         assert c.read()[0] == b"c"
+
+def test_macros_only_for_the_stages_there_are_and_of_a_size_an_mta_sends(milter, caplog):
+    # Each macros packet was kept under its stage byte, whatever it was: a peer sending 256 stages of
+    # 1 MiB each held 260 MiB per connection (781 MiB for three), for as long as the connection lasted.
+    caplog.set_level(logging.WARNING)
+    big = "x" * (1024 * 1024 - 64)
+    for stage, value in ((b"\x01", "v"), (b"Z", "v"), (b"R", big)):
+        with MilterClient("127.0.0.1", milter.milter_port) as c:
+            c.negotiate()
+            c.send(b"D", stage + z("{n}", value))
+            assert c.closed_by_peer(), stage
+    warnings = [r.getMessage() for r in caplog.records if r.name == "relay.milter"]
+    assert len(warnings) == 3 and all("macros" in w for w in warnings), warnings
+    with MilterClient("127.0.0.1", milter.milter_port) as c:  # an MTA's macros, as ever
+        c.negotiate()
+        c.send(b"D", b"C" + z("j", "mx.example", "{client_addr}", "192.0.2.10", "{client_name}", "client.test"))
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
+        c.send(b"D", b"R" + z("i", "4Qx1y2", "{rcpt_addr}", "gone@example.com"))
+        c.send(b"M", z("<a@sender.test>"))
+        c.send(b"R", z("<gone@example.com>"))
+        assert c.read()[0] == b"y"
 
 def test_negotiation_asks_only_for_the_stages_needed(milter_factory, tmp_path, signing_policies):
     outbound = milter_factory()

@@ -20,6 +20,13 @@ PROTOCOL_VERSION = 6
 # macro lists of a few hundred bytes: anything larger is not a packet an MTA sends.
 MAX_PACKET = 1024 * 1024
 
+# The commands a macros packet may precede (its stage byte): connect, helo, mail, rcpt, data, header,
+# end of headers, body, end of message, unknown. A connection keeps the last list of each stage, so the
+# stages and the size of a list are bounded: a stage byte of any value, each with a 1 MiB list, held
+# 260 MiB per connection. Postfix's lists are a few hundred bytes (milter_*_macros).
+MACRO_STAGES = frozenset("CHMRTLNBEU")
+MAX_MACROS = 64 * 1024
+
 # Actions the milter may take (SMFIF_*).
 SMFIF_ADDHDRS = 0x01
 SMFIF_CHGBODY = 0x02
@@ -192,6 +199,10 @@ def _macros(data: bytes) -> Macros:
     if not data:
         raise ProtocolError("macros: no stage")
     stage = chr(data[0])
+    if stage not in MACRO_STAGES:
+        raise ProtocolError(f"macros for stage {stage!r}: not a command macros precede")
+    if len(data) > MAX_MACROS:
+        raise ProtocolError(f"{len(data)} bytes of macros for stage {stage!r} (at most {MAX_MACROS})")
     rest = data[1:]
     values: dict[str, str] = {}
     if rest:
