@@ -289,6 +289,24 @@ def test_macros_only_for_the_stages_there_are_and_of_a_size_an_mta_sends(milter,
         c.send(b"R", z("<gone@example.com>"))
         assert c.read()[0] == b"y"
 
+def test_a_second_negotiation_ends_the_open_transaction_with_its_events(milter):
+    # Option negotiation again on the same connection replaced the session: its open transaction never
+    # ended, and the events of what it had refused (here the bounce-listed recipient) were never written.
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
+        c.send(b"M", z("<a@sender.test>"))
+        c.send(b"R", z("<gone@example.com>"))
+        assert c.read()[0] == b"y"
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
+        c.send(b"M", z("<a@sender.test>"))
+        c.send(b"R", z("<b@example.com>"))
+        assert c.read()[0] == b"c"
+        events = milter.events(wait_for=1)
+        assert [(e["kind"], e["recipient"]) for e in events] == [("suppressed", "gone@example.com")], events
+        c.send(b"Q")
+
 def test_negotiation_asks_only_for_the_stages_needed(milter_factory, tmp_path, signing_policies):
     outbound = milter_factory()
     with MilterClient("127.0.0.1", outbound.milter_port) as c:

@@ -127,6 +127,10 @@ class MilterConnection:
     async def handle(self, cmd) -> bytes:
         """One command; returns what to send back (b"" when the stage takes no reply)."""
         if isinstance(cmd, codec.OptNeg):
+            if self.session is not None:
+                # Negotiated again on this connection: what the old session had open ends first (its
+                # transaction's events written), as at SMFIC_QUIT_NC, before a new session replaces it.
+                await self.session.close()
             return self._negotiate(cmd)
         if not self.negotiated:
             raise codec.ProtocolError(f"{type(cmd).__name__} before option negotiation")
