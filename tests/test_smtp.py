@@ -559,6 +559,32 @@ def test_a_message_sent_past_a_refused_data_is_not_run_as_commands(relay, upstre
     assert len(upstream.wait_for_messages(1)) == 1
 
 
+@pytest.mark.parametrize("together", [True, False], ids=["one-write", "chunk-after"])
+def test_a_bdat_chunk_is_not_run_as_commands(relay, upstream, together):
+    # RFC 3030 2: BDAT's chunk follows it at once, without waiting for a reply. CHUNKING is not
+    # offered, and BDAT was an unknown command: its chunk was then read as commands, and an
+    # "RSET / MAIL FROM / RCPT TO / DATA" in the message delivered a message to victim@.
+    chunk = (b"From: a@sender.test\r\nSubject: chunk\r\n\r\nhello\r\nRSET\r\nMAIL FROM:<ceo@sender.test>\r\n"
+             b"RCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n")
+    with client(relay) as c:
+        assert "CHUNKING" not in c.cmd("EHLO client.test")[1]
+        c.send(b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\nBDAT %d LAST\r\n" % len(chunk)
+               + (chunk if together else b""))
+        assert c.reply()[0] == 250 and c.reply()[0] == 250
+        code, text = c.reply()
+        assert text.startswith("502 5.5.1 BDAT not implemented"), text
+        code, text = c.reply()
+        assert text.startswith("421 4.5.0 relay.test "), text
+        if not together:  # the chunk after the reply, too late to be read
+            try:
+                c.send(chunk)
+            except OSError:
+                pass
+        assert c.closed()
+    time.sleep(0.3)
+    assert upstream.messages == [] and not any("victim" in cmd for cmd in upstream.commands)
+    assert wait_until(lambda: not relay.server.service.sessions)
+
 def test_data_before_rcpt_with_the_message_pipelined_closes_the_connection(relay, upstream):
     with client(relay) as c:
         c.send(b"DATA\r\nRCPT TO:<victim@example.com>\r\nSubject: x\r\n\r\nx\r\n.\r\n")
