@@ -191,6 +191,20 @@ def test_what_dns_says_of_a_domain_answers_its_recipient(mx_relay, rcpt, code, e
     assert (event["classification"]["rule"], event["classification"]["scope"]) == (rule, scope)
 
 
+@pytest.mark.parametrize("rcpt", ["postmaster", "Postmaster"])
+def test_a_bare_postmaster_has_no_domain_to_look_up(mx_relay, zone, rcpt):
+    # RFC 5321 4.1.1.3: a bare <postmaster> is this server's own; in mx mode there is no mailbox here and
+    # no domain to route to. Its "domain" was taken to be "postmaster": looked up in DNS, answered
+    # "domain not found: postmaster does not exist in DNS (NXDOMAIN)".
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert text.startswith(f"550 5.1.3 Recipient address rejected: <{rcpt}> has no domain"), text
+        assert "RFC 5321 4.1.1.3" in text and "DNS" not in text, text
+        assert c.cmd("RCPT TO:<b@example.net>")[0] == 250
+    assert not any(name.rstrip(".") == "postmaster" for name, _ in zone.queries), zone.queries
+
 @pytest.mark.parametrize("rcpt", ["x@implicit.test", "x@alias.test", "x@cname-mx.test", "x@[127.0.0.3]"])
 def test_implicit_mx_aliases_and_address_literals_reach_their_host(mx_relay, mx2, rcpt):
     relay = mx_relay()
@@ -618,3 +632,15 @@ def test_an_mx_address_where_the_relay_itself_listens_is_refused_as_a_loop_not_c
         code, text = c.cmd("RCPT TO:<someone@self.test>")
         assert code == 554 and "5.4.6" in text and "127.0.0.1 port" in text and "loops back to myself" in text
         assert c.cmd("QUIT")[0] == 221
+
+
+def test_with_the_smarthost_as_default_route_a_bare_postmaster_goes_there(dns, zone, mx_port, upstream, tmp_path,
+                                                                          relay_factory):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "routes.yaml").write_text("default: smarthost\ndomains:\n  example.net: mx\n")
+    relay = relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
+                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["postmaster"], BODY)] == [250, 250, 354, 250]
+    assert upstream.wait_for_messages(1)[0].rcpt_tos == ["postmaster"]

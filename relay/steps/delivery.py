@@ -57,11 +57,19 @@ class DeliveryStep(UpstreamStep):
         return accept(Reply.make(250, "2.1.0", "Sender OK"))
 
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
-        domain = rcpt.rpartition("@")[2].lower()
-        if not domain:
+        _, at, domain = rcpt.rpartition("@")
+        domain = domain.lower()
+        if at and domain:
+            kind = self.routing.route_for(domain) if self.pool is not None else "mx"
+        elif rcpt.lower() == "postmaster" and self.pool is not None and self.routing.default == "smarthost":
+            kind = "smarthost"  # RFC 5321 4.1.1.3's bare postmaster goes where relay mode sends it
+        else:
+            # Without an "@", rpartition leaves the whole address where the domain goes: a bare
+            # <postmaster> (the one address without a domain that reaches here) was looked up in DNS.
+            why = (" (RFC 5321 4.1.1.3: a bare postmaster is this server's own, and this relay keeps no "
+                   "mailbox; write to postmaster@ the domain meant)" if rcpt.lower() == "postmaster" else "")
             return _refusal(Reply.make(550, "5.1.3", f"Recipient address rejected: <{rcpt}> has no domain to "
-                                                     f"deliver to", cause="mx-bad-domain"))
-        kind = self.routing.route_for(domain) if self.pool is not None else "mx"
+                                                     f"deliver to{why}", cause="mx-bad-domain"))
         route = decisions = None
         if kind == "smarthost":
             key: tuple = ("smarthost",)
