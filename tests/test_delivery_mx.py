@@ -191,6 +191,19 @@ def test_what_dns_says_of_a_domain_answers_its_recipient(mx_relay, rcpt, code, e
     assert (event["classification"]["rule"], event["classification"]["scope"]) == (rule, scope)
 
 
+@pytest.mark.parametrize("literal", ["[0.0.0.0]", "[255.255.255.255]", "[224.0.0.1]", "[240.0.0.1]", "[IPv6:::]",
+                                     "[IPv6:ff02::1]", "[IPv6:fe80::1]"])
+def test_an_address_literal_that_names_no_host_is_refused_for_good(mx_relay, literal):
+    # RFC 5321 4.1.3: an address literal names the host to deliver to. The unspecified address, a
+    # broadcast, multicast or reserved one, or a link-local one (which needs an interface no literal can
+    # name) were connected to, and the failure answered 451 4.4.1 "could not be reached": the client
+    # retried for days mail that can never go.
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<b@{literal}>")
+        assert text.startswith("553 5.1.3 Recipient address rejected: ") and "not a host" in text, text
+
 @pytest.mark.parametrize("rcpt", ["postmaster", "Postmaster"])
 def test_a_bare_postmaster_has_no_domain_to_look_up(mx_relay, zone, rcpt):
     # RFC 5321 4.1.1.3: a bare <postmaster> is this server's own; in mx mode there is no mailbox here and

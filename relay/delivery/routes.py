@@ -104,6 +104,19 @@ def literal_address(domain: str) -> str | None:
     return str(address) if address.version == version else None
 
 
+def _not_a_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What an address literal's address is when it cannot be one host's (RFC 5321 4.1.3), or None."""
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.version == 4 and address.is_reserved:  # 240.0.0.0/4, the broadcast address with it
+        return "a reserved address"
+    if address.version == 6 and address.is_link_local:
+        return "a link-local address (it needs an interface, which a literal cannot name)"
+    return None
+
+
 def _numeric(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -125,6 +138,12 @@ class Routes:
         domain = domain.lower().rstrip(".")
         literal = literal_address(domain)
         if literal is not None:
+            kind = _not_a_host(ipaddress.ip_address(literal))
+            if kind is not None:
+                # Connected to, it failed (or reached this very machine, for the unspecified address)
+                # and was answered 451 4.4.1: retried for days, it can never go.
+                raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {domain} is {kind}, not a "
+                                                      f"host to deliver to (RFC 5321 4.1.3)", "mx-bad-domain"))
             return Route(domain, (MxHost(domain, 0, address=literal),))
         if domain.startswith("["):
             raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {domain} is not an address "
