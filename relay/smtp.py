@@ -482,7 +482,11 @@ class RelaySMTP(SMTP):
             # a command not implemented (Postfix without SASL says 503 5.5.1).
             await self.push("502 5.5.1 AUTH not available: this relay has no logins (no clients.users_file)")
             return
-        await super().smtp_AUTH(arg)
+        # RFC 5321 2.4: argument values and extension keywords are not case sensitive, and SASL
+        # names its mechanisms in upper case (RFC 4422 3.1); aiosmtpd compares them as sent, so
+        # "AUTH plain" was 504. Only the name: an initial response is base64, case matters there.
+        mechanism, space, rest = (arg or "").lstrip().partition(" ")
+        await super().smtp_AUTH(mechanism.upper() + space + rest)
 
     # Never an attribute named auth_* on this class or on the handler: aiosmtpd takes every one for a
     # SASL mechanism, offers it in EHLO and calls it at "AUTH <name>" (a flag offered as "enabled",

@@ -361,6 +361,17 @@ def test_ehlo_offers_only_the_mechanisms_there_are_and_others_get_504(auth_relay
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
+def test_mechanism_names_are_not_case_sensitive(auth_relay, upstream, cert):
+    # RFC 5321 2.4; aiosmtpd compared "plain" with "PLAIN" and said 504.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.starttls(cert[0])
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH login")[0] == 334
+        assert c.cmd("*")[0] == 501  # cancelled (RFC 4954 4)
+        assert c.cmd("AUTH plain " + plain("alice", "s3cret pass"))[0] == 235
+
+
 def test_auth_where_there_are_no_logins_is_not_implemented(cert, upstream, relay_factory):
     # Without a users file EHLO offers no AUTH, yet AUTH was answered as a login attempt: 538
     # "Encryption required" in clear (STARTTLS then gave no AUTH either) and, over TLS, the
