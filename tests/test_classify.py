@@ -418,6 +418,44 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         # A 535 about the sending account (suspended) stops the account; one about the
         # authentication itself stays SMTP AUTH.
         ("535 5.7.8 Authentication disabled for this account", "auth_failed", True),
+        # Issue #8, tenth round (world8), in wordings that part does not hold. A server that
+        # spells out a command's syntax, and an AUTH exchange the client cancelled, are the
+        # dialogue; SMTP AUTH credentials that expired, and a login "via the browser", are
+        # SMTP AUTH; a null sender refused is the sender's policy; a retry that came back too
+        # soon is greylisting; a HELO name that does not resolve is refused by policy; a login
+        # that may not use this sender address, or an ESP's sending domain not set up, is a
+        # relay refusal; "relay is not permitted" too.
+        ("550 Syntax should be RCPT TO:<address>", "protocol_error", True),
+        ("550 5.7.0 Authentication exchange aborted", "protocol_error", True),
+        ("550 Your credentials are no longer valid", "auth_failed", True),
+        ("535 5.7.1 Please log in using your web browser first", "auth_failed", True),
+        ("550 A sender address must be given", "policy_rejected", True),
+        ("451 You retried too soon, please wait", "greylisted", False),
+        ("550 HELO name mail.example.org could not be resolved", "policy_rejected", True),
+        ("550 Invalid authentication for this sender address", "relay_denied", True),
+        ("550 5.7.1 Unverified sending domain example.org", "relay_denied", True),
+        ("550 Relay is not permitted", "relay_denied", True),
+        # Mail refused from an IP literal is a block of the IP; Microsoft's block of sending
+        # from an unregistered domain is the sender domain's block.
+        ("554 Mail from 198.51.100.9 is not accepted", "blocklisted", True),
+        ("550 5.7.750 Blocked: sending from an unregistered domain", "blocklisted", True),
+        # The message's format in the words of a list manager: defects, a header not provided.
+        ("550 Message has defects in its MIME structure", "policy_rejected", True),
+        ("550 No Date header found", "policy_rejected", True),
+        # The receiving system's own failure under a 5xx is a deferral in meaning; X.4.3 in its
+        # RFC 3463 words ("directory server failure") is the receiver's directory, not DNS.
+        ("554 Backend unavailable, try again", "temporary_failure", True),
+        ("554 5.3.0 Internal server error", "temporary_failure", True),
+        ("450 4.4.3 Directory server error", "temporary_failure", False),
+        # Windows sockets' connect timeout and "cannot connect to host" are the sending MTA's
+        # path; an address "nonexistent" is no such user; Exchange's "address format" is the
+        # address's syntax; a mailing list's refusal of a poster is the sender's policy.
+        ("A connection attempt failed because the connected party did not properly respond", "routing_dns", False),
+        ("Status: 4.4.1 Cannot connect to remote host", "routing_dns", False),
+        ("550 User nonexistent", "unknown_recipient", True),
+        ("Invalid email address format", "syntax_error", False),
+        ("Post by non-member to a members-only list", "policy_rejected", False),
+        ("550 You have exceeded the allowable number of posts for today", "policy_rejected", True),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -461,6 +499,16 @@ def test_traps(reply, category, permanent):
         ("550 That EHLO name is not permitted here", "policy_rejected", "session"),
         ("550 Recipient is not permitted", "policy_rejected", "recipient"),
         ("550 This address does not accept incoming mail", "policy_rejected", "recipient"),
+        # Tenth round (world8): a gateway that may not send on behalf of the sender's address
+        # refuses the sender; the sender's own organisation blocking a recipient is a policy
+        # about that recipient; a domain whose MX records point nowhere is the recipient's
+        # domain; a receiver's lookup error for one address is about that recipient; a list
+        # that refuses a poster refuses the sender.
+        ("550 This gateway is not allowed to send mail on behalf of your email address", "relay_denied", "sender"),
+        ("550 Messages to bob@example.com are blocked by your organization", "policy_rejected", "recipient"),
+        ("MX records for example.net point to non-existent hosts", "routing_dns", "recipient"),
+        ("451 4.0.0 Temporary error for bob@example.com", "temporary_failure", "recipient"),
+        ("550 You are not allowed to post to this list", "policy_rejected", "sender"),
     ],
 )
 def test_scope_traps(reply, category, scope):
@@ -492,6 +540,45 @@ def test_wider_unknown_wordings_do_not_list_at_once(reply):
     from tests.support.corpus import judge, load_shipped_policies
 
     verdict = judge(load_shipped_policies(), {"reply": reply, "stage": "rcpt"})
+    assert verdict.bounce_list != "list", (verdict.rule, verdict.category)
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Tenth round (world8): an address the server calls malformed in its reply to MAIL is
+        # the sender's (never listed); an address over RFC 5321's length limits in reply to
+        # RCPT is the recipient's and no address at all (listed); "path too long" only then.
+        ("550 The address is invalid", "mail", ("protocol_error", "sender", "never")),
+        ("550 A valid address is required", "mail", ("protocol_error", "sender", "never")),
+        ("550 A valid address is required", "rcpt", ("syntax_error", "recipient", "list")),
+        ("550 5.5.4 Local part longer than 64 characters", "rcpt", ("syntax_error", "recipient", "list")),
+        ("550 Domain name is too long", "rcpt", ("syntax_error", "recipient", "list")),
+        ("553 Path too long", "rcpt", ("syntax_error", "recipient", "list")),
+    ],
+)
+def test_address_refusals_by_stage(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.scope, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage",
+    [
+        # The length rules stop at the sender, at HELO and at a path in reply to MAIL: none of
+        # them puts the recipient on the list.
+        ("553 Path too long", "mail"),
+        ("550 Sender local part too long", "rcpt"),
+        ("550 HELO domain exceeds 255 characters", "rcpt"),
+        ("550 Domain exceeded 500 messages per hour", "rcpt"),
+    ],
+)
+def test_length_refusals_that_are_not_the_recipient_do_not_list(reply, stage):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    verdict = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
     assert verdict.bounce_list != "list", (verdict.rule, verdict.category)
 
 
