@@ -41,9 +41,15 @@ FAILED_ACTIONS = frozenset({"failed", "delayed"})
 SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 # Headers of the original message kept for correlation (the rest is in `original_headers`).
-_ADDRESS = re.compile(
+_ADDRESS_BODY = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+# A search starts an address only where a local part can start: not inside a run of atom characters,
+# nor just after "atom." (a dot-atom continues there). The leftmost address found is the same (one
+# starting inside a run would also match from the run's start), but `re` no longer tries every
+# position of a long run: "a" * 200,000 + "@" in a report's text was 200,000 scans to the "@",
+# minutes of parsing (bench/audit_regex.py).
+_ADDRESS = re.compile(r"(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~-])(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~-]\.)" + _ADDRESS_BODY)
 # RFC 5321 4.2: a reply code is 2yz..5yz with y in 0..5.
 _REPLY_CODE = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])(?=[ -]|$)", re.M)
 # RFC 3463 class.subject.detail, not part of an IP address or a version number.
@@ -54,8 +60,12 @@ _KNOWN_HEADER = re.compile(
     r"dkim-signature|delivered-to|reply-to|sender|cc|in-reply-to|references|authentication-results):",
     re.I)
 # Where the report text ends and the copy of the original message begins (the MTAs' own markers).
+# The margin is read possessively (\s*+, [-=_*]*+): every marker starts with a letter, so the only split
+# of the margin that can match is the whole of it; with plain \s*[-=_*]*\s* a line of n spaces was
+# tried in n * n ways times each alternative (8,000 spaces: 12 s of parsing; a line is any length once
+# base64 or quoted-printable is decoded).
 _ORIGINAL_MARKER = re.compile(
-    r"^\s*[-=_*]*\s*("
+    r"^\s*+[-=_*]*+\s*+("
     r"original message|below this line is a copy|this is a copy of|returned message|original message follows|"
     r"message header follows|original message headers?|headers of (the|your) original|"
     r"unsent message (below|follows)|undelivered message headers|content of the original|"
@@ -68,14 +78,30 @@ _ORIGINAL_MARKER = re.compile(
     r")", re.I)
 # An address followed by another in angle brackets is the display name of that one ("a@x <b@y>",
 # RFC 5322 3.4 name-addr): the mailbox is the one in the brackets.
-_DISPLAY_NAME_OF = re.compile(r"[ \t]*<(" + _ADDRESS.pattern + ")>")
+_DISPLAY_NAME_OF = re.compile(r"[ \t]*<(" + _ADDRESS_BODY + ")>")
 # A line that starts with a reply code (and enhanced code) followed by the address it is about.
 _CODE_BEFORE_ADDRESS = re.compile(r"[ \t]*(?:<<<[ \t]*)?[245][0-5][0-9][ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?<?")
 _NOT_RECIPIENT_LOCAL = frozenset({"postmaster", "mailer-daemon", "mailer_daemon", "maildaemon", "daemon",
                                   "root", "noreply", "no-reply", "bounce", "bounces"})
 # Postfix wraps a remote reply as `host H[ip] said: TEXT (in reply to RCPT TO command)`: the parenthesis
 # is Postfix's, not the remote server's.
-_IN_REPLY_TO = re.compile(r"\s*\(in reply to [^)]*\)\s*$", re.I)
+_IN_REPLY_TO_OPEN = re.compile(r"\(in reply to ", re.I)
+
+
+def _without_in_reply_to(text: str) -> str:
+    """`text` without a final "(in reply to ...)" and the white space around it: what
+    re.sub(r"\\s*\\(in reply to [^)]*\\)\\s*$", "", text, flags=re.I) gives, found from the end. That
+    regex tried every position of a run of spaces, and scanned to the end from every "(in reply to "
+    with no ")" after it: a 1 MB Diagnostic-Code took minutes."""
+    stripped = text.rstrip()
+    if not stripped.endswith(")"):
+        return text
+    # Nothing between "(in reply to " and the final ")" may be a ")": the note opens after the one before.
+    after = stripped.rfind(")", 0, len(stripped) - 1) + 1
+    m = _IN_REPLY_TO_OPEN.search(stripped, after)
+    if m is None:
+        return text
+    return stripped[:m.start()].rstrip()
 _REMOTE_HOST = re.compile(
     r"(?:host|server)\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}\.?(?:\s*\[[0-9A-Fa-f.:]+\])?)\s*(?:said|:)"
     r"|\bby\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,})\.?\s*\[[0-9A-Fa-f.:]+\]", re.I)
@@ -272,7 +298,9 @@ def _reply_lines(text: str, code: int | None) -> list[str]:
     text = text.strip()
     if not code:
         return [text] if text else [""]
-    parts = re.split(rf"(?:^|\s+)(?={code}[ -])", text)
+    # (?<!\s): a run of white space is tried from its start only; from every position of it, a
+    # 1 MB run of spaces in a Diagnostic-Code was minutes of work (bench/audit_regex.py).
+    parts = re.split(rf"(?:^|(?<!\s)\s+)(?={code}[ -])", text)
     lines = []
     for part in parts:
         part = part.strip()
@@ -532,19 +560,31 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
             data = body.encode()
         text = data.decode("utf-8", errors="replace")
     elif isinstance(payload, list):
-        # Re-written with the email generator, a block at a time (the costly step: ~0.3 ms a block),
-        # so only the blocks that are read.
+        # Written back a block at a time, so only the blocks that are read.
         beyond = max(0, len(payload) - keep)
         texts = []
         for n, block in enumerate(payload[:keep]):
             if n % 50 == 49:
                 _check_deadline()
-            texts.append(block.as_string())
+            texts.append(_block_source(block))
         text = "\n\n".join(texts)
     else:
         text = _decoded_text(part)
     blocks = _blocks_from_text(text)
     return blocks[:keep], beyond + max(0, len(blocks) - keep)
+
+
+def _block_source(block: Message) -> str:
+    """One status block as text: its fields as the parser kept them (compat32 keeps each value as
+    written, folds included), then what the parser took for its body. The email generator
+    (block.as_string()) folds every field anew, and its folding costs time quadratic in the words of
+    a value: a Diagnostic-Code of 40,000 octets of words took 1.5 s, one of 1 MB a quarter of an
+    hour, in one step the parse's deadline cannot stop."""
+    head = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+    body = block.get_payload()
+    if isinstance(body, str) and body:
+        return head + "\n" + body
+    return head
 
 
 def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
@@ -616,7 +656,7 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
                 code = quoted[0]
     stage = stage_said(diagnostic)
     if diagnostic:
-        diagnostic = _IN_REPLY_TO.sub("", diagnostic)
+        diagnostic = _without_in_reply_to(diagnostic)
     reported = status
     if diagnostic and (diag_type in (None, "smtp") or code is not None):
         # The remote server's own enhanced code is more precise than the reporting MTA's summary of it
@@ -1128,7 +1168,7 @@ _SALUTATION = re.compile(r"(sorry|hello|hi|dear),?[ \t]+<?", re.I)
 # The note may follow on the address's line or on one of the next three indented lines that do not
 # start with another address (Sendmail puts "(reason: ...)" between).
 _ALIAS_NOTE = re.compile(r">?[^\n]{0,200}?(?:\n[ \t]+(?![ \t]|[<\w.+-]+@)[^\n]{0,200}?){0,3}?"
-                         r"\((?:ultimately\s+)?(?:generated|expanded)\s+from:?\s*<?(" + _ADDRESS.pattern + ")", re.I)
+                         r"\((?:ultimately\s+)?(?:generated|expanded)\s+from:?\s*<?(" + _ADDRESS_BODY + ")", re.I)
 
 
 def _aliases(report: str, candidates: list[str]) -> dict[str, str]:
@@ -1317,4 +1357,4 @@ def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
             kept.append(line.strip())
             continue
         break
-    return _IN_REPLY_TO.sub("", " ".join(k for k in kept if k)).strip()[:2000]
+    return _without_in_reply_to(" ".join(k for k in kept if k)).strip()[:2000]

@@ -1,0 +1,107 @@
+"""Hostile bounces: texts built to make the DSN reader's regular expressions or the email generator
+backtrack or repeat their work. Each is read in time linear in its size, so the parse ends well within
+its budget (PARSE_BUDGET), through `relay dsn parse` and through the bounces_in listener. On the old
+code each took from a quarter of an hour to days in one regex or generator call, which the parse's
+deadline cannot interrupt: the CLI hung, and the intake's one parser thread stayed busy, every bounce
+behind it deferred (451)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from relay.intake.bounces_in import PARSE_BUDGET, PARSE_DEADLINE
+from tests.test_bounces_in import dsn_for, mail_bounce, relay_one, start_verp_relay
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+HEAD = (b"From: MAILER-DAEMON@mx.example\r\nTo: postmaster@bounces.example.com\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n")
+
+
+def _base64_text(text: bytes) -> bytes:
+    # Base64 (or quoted-printable) turns short lines on the wire into a line of any length once decoded.
+    return (HEAD + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(text).replace(b"\n", b"\r\n"))
+
+
+def _with_diagnostic(diagnostic: bytes) -> bytes:
+    return (HEAD + b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            b"--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system.\r\n"
+            b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+            b"Final-Recipient: rfc822; bob@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            b"Diagnostic-Code: smtp; " + diagnostic + b"\r\n\r\n--B--\r\n")
+
+
+# name -> (message, the failed recipients it reports)
+HOSTILE = {
+    # _ORIGINAL_MARKER's \s*[-=_*]*\s* tried a line of n spaces in n*n ways, times 30 alternatives.
+    "a decoded line of 1 MiB of spaces": (_base64_text(b"Delivery failed\n" + b" " * MiB + b"!\n"), []),
+    "a decoded line of 1 MiB of tabs before a reply code": (
+        _base64_text(b"Delivery to bob@dest.example failed\n" + b"\t" * MiB + b"550 5.1.1 no such user\n"),
+        ["bob@dest.example"]),
+    # _ADDRESS tried every position of a run of atom characters, each a scan to the "@".
+    "1 MiB of letters before an @": (_base64_text(b"Delivery failed\n" + b"a" * MiB + b"@\n"), []),
+    "1 MiB of a. before an @": (_base64_text(b"Delivery failed\n" + b"a." * (MiB // 2) + b"@\n"), []),
+    # _IN_REPLY_TO scanned to the end from every "(in reply to ", and the email generator refolded the
+    # Diagnostic-Code in time quadratic in its words.
+    "a Diagnostic-Code of 1 MiB of (in reply to": (_with_diagnostic(b"550 5.1.1 " + b"(in reply to " * (MiB // 13)),
+                                                   ["bob@dest.example"]),
+    "a Diagnostic-Code of 1 MiB of words": (_with_diagnostic(b"550 5.1.1 " + b"word " * (MiB // 5)),
+                                            ["bob@dest.example"]),
+    # _reply_lines split the reply at each "\s+" before a reply code, from every position of a run.
+    "a Diagnostic-Code of 1 MiB of spaces": (_with_diagnostic(b"550 5.1.1 no such user" + b" " * MiB + b"x"),
+                                             ["bob@dest.example"]),
+    # Pasted without a header: the text is searched for where the original message starts.
+    "a header-less text of 1 MiB of spaces": (b" " * MiB + b"!\n", []),
+}
+
+
+def _folded(message: bytes) -> bytes:
+    """`message` with its long lines folded (RFC 5322 2.2.3) into lines the SMTP listener takes (at
+    most 1000 octets): a file given to `relay dsn parse` may have lines of any length, a message sent
+    to the listener not."""
+    out = []
+    for line in message.split(b"\r\n"):
+        out.append(b"\r\n ".join(line[at:at + 900] for at in range(0, len(line), 900)) if len(line) > 998 else line)
+    return b"\r\n".join(out)
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_relay_dsn_parse_reads_a_hostile_bounce_within_the_parse_budget(tmp_path, name):
+    message, failed = HOSTILE[name]
+    path = tmp_path / "bounce.eml"
+    path.write_bytes(message)
+    # The bound is the intake's own: a parse that takes longer is refused there (554). Before, these
+    # ran for a quarter of an hour (1 MiB of words) to days (1 MiB of spaces, cubic).
+    done = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=PARSE_BUDGET * 3)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert [json.loads(line)["recipient"] for line in done.stdout.splitlines()] == failed
+
+
+def test_hostile_bounces_get_an_answer_in_time_and_the_parser_stays_free(tmp_path, upstream, relay_factory):
+    # Each is read (250) well before the 30 s deadline, and a real bounce sent right after is read too:
+    # before, the first of them held the intake's one parser thread for hours (451 for it at 30 s, and
+    # 451 for every bounce behind it). Folded, the Diagnostic-Code of spaces still cost the old code
+    # ~5 s of _reply_lines on the event loop (FailedRecipient.reply(), runs of 899 spaces).
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    runs_of_spaces = _with_diagnostic(b"550 5.1.1 no such user" + (b" " * 899 + b"x") * (MiB // 900))
+    for name, message in [(name, HOSTILE[name][0]) for name in (
+            "a decoded line of 1 MiB of spaces", "1 MiB of letters before an @",
+            "a Diagnostic-Code of 1 MiB of words")] + [("runs of 899 spaces", runs_of_spaces)]:
+        began = time.monotonic()
+        code, text = mail_bounce(relay, "postmaster@bounces.example.com", _folded(message),
+                                 timeout=PARSE_DEADLINE + 30)[-1]
+        assert code == 250, (name, text)
+        assert time.monotonic() - began < PARSE_DEADLINE, name
+    return_path = relay_one(relay, upstream)
+    replies = mail_bounce(relay, return_path, dsn_for(return_path), timeout=PARSE_DEADLINE + 30)
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
