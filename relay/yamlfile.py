@@ -10,6 +10,7 @@ loader (config, rules, suppression, domains) gets the same protection:
   (memoised per node, so measuring is linear in the file), and a document that would
   expand to more than MAX_EXPANDED_NODES nodes is an error. Ordinary anchors, such as
   the shared texts of bounce-rules.yaml, stay far below it.
+- Nesting deep enough to exhaust Python's stack (PyYAML is recursive): an error, not a traceback.
 - Duplicate keys in one mapping. YAML 1.2 says keys must be unique; PyYAML keeps the last
   one silently, so an operator who adds a second `clients:` by mistake would get only one
   of them. The error names the key and both lines.
@@ -58,6 +59,13 @@ def load_yaml(path: str | Path) -> Any:
         _check_graph(node, problems)
         problems.raise_if_any()
         return loader.construct_document(node)
+    except RecursionError:
+        # PyYAML composes and constructs recursively: a document nested a few thousand levels deep
+        # ("[" * 100000, or a mapping per line) exhausts Python's stack. No config or policy nests
+        # more than a handful of levels; the reader's position is where it gave up.
+        problems.add(f"line {loader.line + 1}", "nested too deeply to read (thousands of levels of [ or "
+                                                "{ or indentation); no relay file needs more than a few")
+        problems.raise_if_any()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

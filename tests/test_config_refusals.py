@@ -50,6 +50,21 @@ def test_an_alias_bomb_in_a_policy_file_is_refused_the_same_way(tmp_path):
     assert "domains.yaml: line" in out and "expand to more than" in out
 
 
+@pytest.mark.parametrize("nesting", ["flow", "block"])
+def test_a_document_nested_thousands_deep_is_refused_with_its_line_not_a_traceback(tmp_path, nesting):
+    # PyYAML composes recursively: the old code died with "RecursionError: maximum recursion depth
+    # exceeded" and a traceback, for a config and for a policy file alike.
+    deep = ("x: " + "[" * 100_000 + "]" * 100_000 + "\n" if nesting == "flow"
+            else "x:\n" + "".join("  " * i + "k:\n" for i in range(1, 3000)))
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}{deep}")
+    assert "c.yaml: line" in out and "nested too deeply" in out
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text(deep.replace("x:", "example.com:", 1))
+    out = refused(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
+    assert "domains.yaml: line" in out and "nested too deeply" in out
+
+
 def test_ordinary_anchors_are_still_fine(tmp_path):
     out = check_config(tmp_path, "hostname: relay.example.com\nclients: {networks: &nets ['127.0.0.0/8']}\n"
                                  "correlation: {headers: [X-A], sender_patterns: []}\n")
