@@ -1061,3 +1061,29 @@ def test_relay_replies_file_errors_name_file_and_key(tmp_path):
     assert problems["causes.local-error.scope"] == "'sender': a relay reply's scope is one of relay, recipient"
     assert "causes.mx-nxdomain.scope" not in problems
     assert "required" in problems["default"]
+
+
+# ------------------------------------------------------------- hostile reply texts
+
+def test_the_rules_read_at_most_the_first_max_classified_text_characters_of_a_reply():
+    # An upstream may send 32 KiB in one reply, a bounce a Diagnostic-Code of any length, and every rule
+    # is searched through the text on the event loop: over 128 KiB of "<" the shipped rules took 27 s
+    # (quadratic ones). The work is bounded by the text they see, whatever its size.
+    from relay.classify import MAX_CLASSIFIED_TEXT
+
+    line = "<" * (1 << 20)
+    huge = Reply.parse(f"550-5.2.1 {line}\r\n550-5.2.1 {line}\r\n550 5.2.1 {line}")
+    assert len(huge.lines) == 3 and len(unwrapped_text(huge)) == MAX_CLASSIFIED_TEXT
+    assert classify("550 5.2.1 <" + "<" * (1 << 20)).category == "mailbox_disabled"  # by its enhanced code
+    # What a real reply says in its first lines is still read.
+    assert classify("550 5.2.1 <bob@example.com> is disabled " + "x" * 50_000).rule == "mailbox-disabled"
+    assert unwrapped_text(Reply.parse("550-5.1.1 no such user\r\n550 5.1.1 " + "y" * 5000)) == \
+        ("550 5.1.1 no such user " + "y" * 5000)[:MAX_CLASSIFIED_TEXT]
+
+
+def test_the_rewritten_quadratic_rules_match_what_they_matched():
+    # '<[^>]*> is ...' became '<[^<>]*> is ...' and 'exceed\w*' 'exceed\w{0,12}': linear on "<<<<..." and
+    # "exceedexceed...", the same replies matched.
+    assert classify("550 5.2.1 <a <bob@example.com> is now disabled").rule == "mailbox-disabled"
+    assert classify("552 5.2.2 user has exceeded the mailbox size limit").category == "mailbox_full"
+    assert classify("452 4.2.2 exceeding their storage quota").category == "mailbox_full"

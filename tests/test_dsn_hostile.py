@@ -138,3 +138,18 @@ def test_a_bounce_of_100000_status_blocks_runs_no_garbage_collection_that_stops_
     # the collector is back may run one young-generation collection (the parse's objects are gone by then).
     assert 2 not in in_parser and len(in_parser) <= 1, in_parser
     assert gc.isenabled()
+
+
+def test_a_bounce_whose_diagnostic_code_is_1_mib_is_classified_on_its_first_characters(
+        tmp_path, upstream, relay_factory):
+    # A recorded bounce is classified on the event loop (Outcomes.observe). The shipped rules searched the
+    # whole Diagnostic-Code: over 1 MiB of "<" the quadratic ones took about half an hour, the relay
+    # standing still (the old code did not answer within the deadline). The rules read its first
+    # MAX_CLASSIFIED_TEXT characters.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream)
+    message = _folded(dsn_for(return_path, status="5.2.1", diagnostic="550 5.2.1 " + "<" * MiB))
+    code, text = mail_bounce(relay, return_path, message, timeout=PARSE_DEADLINE)[-1]
+    assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
+    bounced = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert [e["classification"]["category"] for e in bounced] == ["mailbox_disabled"]
