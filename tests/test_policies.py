@@ -190,6 +190,19 @@ def test_classify_command_takes_the_stage_and_recipients():
         ("protocol_error", "session", "never"), ("unknown_recipient", "sender", "never")]
 
 
+def test_classify_command_answers_each_hostile_stdin_line_and_goes_on():
+    # A line nested 100,000 deep made the json decoder recurse past Python's limit: a RecursionError
+    # traceback, and the lines after it never read.
+    r = run_classify(stdin='"550 5.1.1 no such user"\n' + "[" * 100_000 + "\n" + '"no json\n{"a": 1}\n'
+                     '"550 5.1.1 ' + "<" * 1_000_000 + '"\n"452 4.2.2 mailbox full"\n')
+    assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x.get("error", x.get("category")) for x in lines] == [
+        "unknown_recipient", "line 2: nested too deeply; expected a JSON string",
+        "line 3: Invalid control character at: line 1 column 9 (char 8)", "line 4: expected a JSON string",
+        "unknown_recipient", "mailbox_full"]
+
+
 # Issue 8, round 8: wordings of the confusions the issue names (authentication vs policy,
 # DNS texts of a check vs the recipient's domain, sender vs recipient vs protocol syntax,
 # block lists vs policy), written here in other words than the corpus texts they came

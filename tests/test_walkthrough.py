@@ -90,6 +90,18 @@ def test_events_tail_refuses_a_misspelt_kind(tmp_path):
     assert r.returncode == 0 and "a@example.com" in r.stdout
 
 
+def test_events_tail_skips_a_line_nested_thousands_deep(tmp_path):
+    # The json decoder recurses: a line of "[" * 100000 in the events file was a RecursionError traceback,
+    # and no event shown. Like any line that is not an event, it is skipped.
+    events = tmp_path / "events.jsonl"
+    event = json.dumps({"kind": "bounced", "time": "2026-11-30T00:00:00.000Z", "recipient": "a@example.com"})
+    events.write_text(event + "\n" + "[" * 100_000 + "\n" + event.replace("a@", "b@") + "\n")
+    for extra in ([], ["--kind", "bounced"]):
+        r = relay_cli("events", "tail", "--file", str(events), *extra)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        assert "a@example.com" in r.stdout and "b@example.com" in r.stdout
+
+
 def test_check_config_names_a_misspelt_event_sink(tmp_path):
     # `- jsnl: var/events.jsonl` said only "name exactly one sink", not which key was wrong.
     config = tmp_path / "relay.yaml"

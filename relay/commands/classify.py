@@ -57,5 +57,9 @@ def run(args) -> int:
             print(json.dumps({"error": f"line {n}: {exc}"}))
             status = 1
             continue
+        except RecursionError:  # the json decoder is recursive: "[" * 100000 exhausts the stack
+            print(json.dumps({"error": f"line {n}: nested too deeply; expected a JSON string"}))
+            status = 1
+            continue
         print(json.dumps(judged(policies, text, args.stage, args.recipient), ensure_ascii=False), flush=True)
     return status

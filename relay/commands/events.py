@@ -84,7 +84,7 @@ def json_line(event: dict) -> str:
 def _show(line: str, args) -> None:
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[" * 100000 (the json decoder recurses)
         return  # a half-written last line; the rest of it comes with the next read
     if _wanted(event, args):
         print(json_line(event) if args.json else format_event(event), flush=True)
@@ -139,7 +139,7 @@ def run_tail(args) -> int:
 def _wanted_line(line: str, args) -> bool:
     try:
         return _wanted(json.loads(line), args)
-    except ValueError:
+    except (ValueError, RecursionError):  # not an event (RecursionError: a line nested thousands deep)
         return False
 
 
