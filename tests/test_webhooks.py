@@ -61,8 +61,10 @@ def wait_until(predicate, timeout: float = 20.0) -> bool:
 
 
 def spooled_lines(directory: Path) -> list[dict]:
+    """The events written whole to the spool. The spool's writer thread may be appending meanwhile: a
+    last line without its newline is still being written (the relay's reader stops there too)."""
     return [json.loads(line) for seg in sorted(directory.glob("*.jsonl")) if seg.name != "dead-letter.jsonl"
-            for line in seg.read_text().splitlines()]
+            for line in seg.read_text().splitlines(keepends=True) if line.endswith("\n")]
 
 
 @pytest.fixture
