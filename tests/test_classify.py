@@ -456,6 +456,27 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("Invalid email address format", "syntax_error", False),
         ("Post by non-member to a members-only list", "policy_rejected", False),
         ("550 You have exceeded the allowable number of posts for today", "policy_rejected", True),
+        # Eleventh round (world9): a command's own parameter or syntax named as bad is the
+        # dialogue even when the text goes on to say "invalid address" or a 550 carries it; a
+        # PROXY protocol header, a client that talks before the greeting and an HTTP request
+        # on the SMTP port are the session's preamble; the count of connected clients is the
+        # connection limit; a recipient limit per transaction and a declared message size are
+        # the message's; "not permitted to be relayed" is a relay refusal; the sending MTA's
+        # failed SMTP login is SMTP AUTH; a bare "mail rejected" is a policy refusal; a refused
+        # HELO is the session's.
+        ("501 Bad parameter syntax: invalid address", "protocol_error", True),
+        ("550 Bad syntax in the RCPT TO command", "protocol_error", True),
+        ("550 Malformed parameters", "protocol_error", True),
+        ("554 Invalid PROXY protocol header", "protocol_error", True),
+        ("421 talking too soon, goodbye", "protocol_error", False),
+        ("421 HTTP commands are not accepted here", "protocol_error", False),
+        ("421 Too many clients connected, come back later", "too_many_connections", False),
+        ("452 Recipient limit exceeded", "rate_limited", False),
+        ("552 Message size 31457280 exceeds fixed limit", "message_too_large", True),
+        ("553 Mail for that domain is not permitted to be relayed", "relay_denied", True),
+        ("SMTP authentication to mail.example.net failed: bad password", "auth_failed", False),
+        ("Mail rejected. See the provider's help page", "policy_rejected", False),
+        ("connection failed: remote host refused my HELO", "policy_rejected", False),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -509,6 +530,13 @@ def test_traps(reply, category, permanent):
         ("MX records for example.net point to non-existent hosts", "routing_dns", "recipient"),
         ("451 4.0.0 Temporary error for bob@example.com", "temporary_failure", "recipient"),
         ("550 You are not allowed to post to this list", "policy_rejected", "sender"),
+        # Eleventh round (world9): the sending MTA's own deferral, without a reply code, when the
+        # destination lacks STARTTLS or ESMTP or turned it away for now, and an answer it could
+        # not read "by" the remote host, are the path.
+        ("Delivery deferred: STARTTLS is not offered by mx.example.net", "temporary_failure", "relay"),
+        ("deferred: ESMTP not supported by the remote server, authentication required", "temporary_failure", "relay"),
+        ("Message deferred temporarily by remote server", "temporary_failure", "relay"),
+        ("Unexpected response by remote host: HTTP/1.1 400 Bad Request", "protocol_error", "relay"),
     ],
 )
 def test_scope_traps(reply, category, scope):
@@ -580,6 +608,28 @@ def test_length_refusals_that_are_not_the_recipient_do_not_list(reply, stage):
 
     verdict = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
     assert verdict.bounce_list != "list", (verdict.rule, verdict.category)
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Eleventh round (world9) guards: the sending MTA's own deferral rule reads only texts
+        # without a reply code, so a server's own 502 "STARTTLS not available" stays a command
+        # it does not offer and its 530 "authentication required" a relay refusal; the command
+        # syntax wordings leave a recipient the server names as unknown or invalid on the list.
+        ("502 5.5.1 STARTTLS not available", "rcpt", ("protocol_error", "never")),
+        ("530 5.7.0 Authentication required", "rcpt", ("relay_denied", "never")),
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in local recipient table",
+         "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 Invalid recipient <bob@example.com>", "rcpt", ("unknown_recipient", "list")),
+        ("550 Message rejected as spam by the content filter", "data", ("spam_content", "never")),
+    ],
+)
+def test_world9_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
 
 
 def test_busy_greeting_is_a_deferral():

@@ -123,6 +123,14 @@ KNOWN_TRAINING_MISSES = {
     "421 Excessive amounts of data sent to server": "hMailServer's answer to a client that floods data without line ends names neither a size nor a command; the 421 fallback reads a deferral; never listed either way",
     "Message rejected by Google Groups": "Google Groups points to the bulk senders' guidelines (its help page: the sending IP's reputation) but names no block; without a code the default reads other; never listed either way",
     "511 Mailbox nonexistent": "at the final dot and naming no recipient: judged about the message (engine), so the unknown mailbox is not counted",
+    # Issue #8, eleventh round (world9): texts one rule would fit and nothing more, or that a
+    # rule could only get right by listing on a wording that does not say the address is bad.
+    "550 5.7.1 [CS] Message blocked. If this is a false positive": "MailChannels names its content scan only in the tag '[CS]'; 'message blocked ... false positive' is also how block lists word an IP block, so it stays a policy refusal; never listed either way",
+    "521 I don't like the way you introduce yourself": "msmtpd's HELO refusal names no HELO word; RFC 7504's 521 fallback reads routing; never listed either way",
+    "521 i have no idea about recipient": "msmtpd's unknown-recipient reply in a wording of its own; the 521 fallback counts the address instead of listing it (the safe side)",
+    "451 Your message looks suspicious, try to deliver it one more time": "msmtpd's rspamd greylist action, labelled from its source; its text names suspicion, which the rules read as content; a 4xx is never listed",
+    "521 Stop sending me this nonsense": "msmtpd's rspamd reject action in a wording of its own; the 521 fallback reads routing about the message; never listed either way",
+    "550 can't accept user... (#5.7.1)": "NTT PC's refusal of an address that does not exist (its notice says so) names neither unknown nor invalid and carries 5.7.1; listing on 'can't accept user' would list policy refusals, so it stays policy",
 }
 
 
