@@ -477,6 +477,13 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("SMTP authentication to mail.example.net failed: bad password", "auth_failed", False),
         ("Mail rejected. See the provider's help page", "policy_rejected", False),
         ("connection failed: remote host refused my HELO", "policy_rejected", False),
+        # Twelfth round (world10): a receiver that counts the Received: header fields a
+        # message already carries has found a loop (RFC 5321 6.3), whatever the code; a bare
+        # ("naked") CR or LF is the message's format (RFC 5321 2.3.8), even under a 4xx.
+        ("554 Message has too many Received headers", "routing_dns", True),
+        ("452 Too many Received: headers (31)", "routing_dns", False),
+        ("451 Naked CR in message", "policy_rejected", False),
+        ("550 Message contains bare CR characters", "policy_rejected", True),
     ],
 )
 def test_traps(reply, category, permanent):
@@ -626,6 +633,28 @@ def test_length_refusals_that_are_not_the_recipient_do_not_list(reply, stage):
     ],
 )
 def test_world9_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Twelfth round (world10) guards: the Received-count wording needs "too many" before
+        # "Received", so a rate limit that "received too many messages" and a recipient limit
+        # stay as they were; "bare" and "naked" read the format only before LF or CR, so a
+        # bare domain in HELO stays the dialogue; a loop in hops and an unknown user are unchanged.
+        ("421 4.7.0 We have received too many messages from your IP", "rcpt", ("rate_limited", "never")),
+        ("550 Too many recipients received", "rcpt", ("rate_limited", "never")),
+        ("550 5.7.1 Bare domain names are not accepted in HELO", "helo", ("protocol_error", "never")),
+        ("554 5.4.6 Too many hops", "data", ("routing_dns", "never")),
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+         "rcpt", ("unknown_recipient", "list")),
+    ],
+)
+def test_world10_rules_leave_other_verdicts_alone(reply, stage, verdict):
     from tests.support.corpus import judge, load_shipped_policies
 
     got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})

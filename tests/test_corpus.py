@@ -130,6 +130,8 @@ KNOWN_TRAINING_MISSES = {
     "521 i have no idea about recipient": "msmtpd's unknown-recipient reply in a wording of its own; the 521 fallback counts the address instead of listing it (the safe side)",
     "451 Your message looks suspicious, try to deliver it one more time": "msmtpd's rspamd greylist action, labelled from its source; its text names suspicion, which the rules read as content; a 4xx is never listed",
     "521 Stop sending me this nonsense": "msmtpd's rspamd reject action in a wording of its own; the 521 fallback reads routing about the message; never listed either way",
+    "554 5.0.0 Error: transaction failed: unknown sender address": "hydroxide (Proton's bridge) refusing a sender address the account does not own, labelled relay_denied from its source; 'unknown sender address' also reads as a failed sender verification, so no rule on this one wording; a bare X.0.0 is read as about the message, never listed either way",
+    "554 5.0.0 Permanent message delivery failure": "Zimbra LMTP's reply for a mailbox it cannot deliver to (its PR: an over-quota domain), labelled other about the recipient; the text names no cause, and the rules read a bare X.0.0 as about the message: never listed instead of counted (the safe side)",
     "550 can't accept user... (#5.7.1)": "NTT PC's refusal of an address that does not exist (its notice says so) names neither unknown nor invalid and carries 5.7.1; listing on 'can't accept user' would list policy refusals, so it stays policy",
 }
 
