@@ -714,3 +714,33 @@ def test_large_messages_signed_by_the_relay_verify_everywhere(dns, tmp_path, rsa
     assert {s.selector: s.result for s in dkim_verify.mail_dkim(got.data, dns.port).signatures}["s1"] == "pass"
     records = {f"{sel}._domainkey.{DOMAIN}": dkimlib.public_key_record(k) for sel, k in (("s1", rsa_key), ("e1", ed_key))}
     assert dkim_verify.opendkim(got.data, records) == {"s1": "pass", "e1": "pass"}
+
+
+@pytest.mark.parametrize("from_value", [
+    "(" * 600 + "x) a@example.com",  # comments nest (RFC 5322 3.2.2): the parser recursed past Python's limit
+    "\n ".join(["word" * 20] * 40) + " <a@example.com>",  # 3.3 KB folded: past MAX_FROM
+], ids=["nested-comments", "long-folded"])
+def test_a_from_that_cannot_be_read_is_refused_with_554(dns, tmp_path, rsa_key, upstream, relay_factory,
+                                                        from_value):
+    # The old code raised RecursionError in the step (a logged traceback and 451 4.3.0, so the client
+    # retried for ever), or read a megabyte-long From: with the address parser on the event loop
+    # (2-4 s a MB). Now the message is refused for what it is, and the next one is relayed.
+    from tests.support.smtp_client import RawSMTP, send_message
+    from relay.steps.dkim_sign import MAX_FROM
+
+    assert len(from_value.replace("\n", "")) > MAX_FROM or "(((" in from_value
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    write_key(policy_dir / "rsa.key", rsa_key)
+    (policy_dir / "domains.yaml").write_text("example.com:\n  dkim:\n    - {selector: s1, key: rsa.key}\n")
+    relay = relay_factory(upstream.port, policies=str(policy_dir))
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        refused = send_message(c, "a@example.com", ["bob@example.org"],
+                               crlf(f"From: {from_value}\nSubject: s\n\nhi\n"))
+        sent = send_message(c, "a@example.com", ["bob@example.org"],
+                            crlf("From: a@example.com\nSubject: s\n\nhi\n"))
+    assert refused[-1][0] == 554 and refused[-1][1].startswith("554 5.6.0 "), refused
+    assert sent[-1][0] == 250, sent
+    (got,) = upstream.wait_for_messages(1)
+    assert got.data.count(b"DKIM-Signature:") == 1
