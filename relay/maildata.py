@@ -87,6 +87,43 @@ def clean_line_ends(chunk, cr_open: bool = False) -> tuple[bool, bool]:
     return ends == b"\r\n" * pairs and chunk.count(b"\r\n") + joined == pairs, cr_open
 
 
+# The header section a message may have. Every step reads the header (the fields split and unfolded
+# once, DKIM, Authentication-Results, Received), in Python, on the event loop: a 30 MB folded field
+# held the loop 135 ms, 100,000 small fields 77 ms (Message.headers() alone: 130 and 75 ms). RFC 5322
+# sets no limit; Exim refuses a header over 1 MB (header_maxsize), Postfix cuts a field at 100 KiB
+# (header_size_limit) and counts hops to 50. Real mail carries a few dozen fields in a few kilobytes.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_FIELDS = 1000
+
+
+def header_refusal(data, crlf_only: bool = True) -> str | None:
+    """The 552 reply refusing a message whose header section (up to the first empty line, or the
+    whole message without one) is over MAX_HEADER_BYTES or MAX_HEADER_FIELDS; None when it is not.
+    Looks at no more than MAX_HEADER_BYTES of `data`, with C byte searches only: microseconds.
+    `crlf_only`: every line ending is CRLF already (else the start is normalised to tell)."""
+    head = data[:MAX_HEADER_BYTES + 4]
+    if not crlf_only:
+        head = crlf_normalise(bytes(head))[:MAX_HEADER_BYTES + 4]
+    if head.startswith(b"\r\n"):
+        return None  # no header at all
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        if len(data) > MAX_HEADER_BYTES:
+            return _too_big_header()
+        end = len(head)
+    block = head[:end + 2]
+    # A field is a line that does not start with white space (RFC 5322 2.2.3: those continue one).
+    fields = block.count(b"\r\n") - block.count(b"\r\n ") - block.count(b"\r\n\t")
+    if fields > MAX_HEADER_FIELDS:
+        return _too_big_header()
+    return None
+
+
+def _too_big_header() -> str:
+    return (f"552 5.3.4 Message header too big for this relay (at most {MAX_HEADER_BYTES} bytes "
+            f"and {MAX_HEADER_FIELDS} fields)")
+
+
 # RFC 5321 4.1.1.4: the mail data ends with CRLF "." CRLF, and with nothing else: a bare LF or CR
 # next to the dot is data (the SMTP smuggling family, CVE-2023-51764).
 END_OF_DATA = b"\r\n.\r\n"

@@ -18,7 +18,7 @@ from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
 from .pipeline import Message, Pipeline, Session, Transaction, new_id
-from .maildata import crlf_normalise
+from .maildata import crlf_normalise, header_refusal
 
 log = logging.getLogger("relay.service")
 
@@ -161,6 +161,12 @@ class RelayService:
         if txn is None or not txn.rcpts:
             return Reply.make(503, "5.5.1", "Need RCPT command first")
         txn.notes["stage"] = "data"
+        refusal = header_refusal(content, crlf_only)
+        if refusal is not None:
+            # Before the upstream hears of the message, and before any step reads the header.
+            reply = replace(Reply.parse(refusal, source="relay"), cause="header-too-large")
+            await self.data_refused(session, reply)
+            return reply
         pipeline = self._txn_pipeline[txn.id]
         if len(content) < HEAD_START_BYTES:
             # A small message: nothing to make ready is worth a head start (no thread hashes a body
