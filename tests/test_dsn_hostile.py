@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import time
@@ -153,3 +154,25 @@ def test_a_bounce_whose_diagnostic_code_is_1_mib_is_classified_on_its_first_char
     assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
     bounced = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
     assert [e["classification"]["category"] for e in bounced] == ["mailbox_disabled"]
+
+
+def test_an_event_carries_at_most_max_event_text_of_a_10_mb_diagnostic_code(tmp_path, upstream, relay_factory):
+    # Every event is written whole to every sink: the old code put the whole Diagnostic-Code in the
+    # event, twice (reply.text and dsn.diagnostic_code), so a bounce with a 10 MB one made a 20 MB JSON
+    # line. Its start is kept, with a marker saying how much was cut (docs/events.md).
+    from relay.events import MAX_EVENT_TEXT
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream)
+    diagnostic = "550 5.1.1 no such user " + "word " * (10 * MiB // 5)
+    message = _folded(dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
+    code, text = mail_bounce(relay, return_path, message, timeout=PARSE_DEADLINE)[-1]
+    assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
+    (bounced,) = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    for carried in (bounced["dsn"]["diagnostic_code"], bounced["reply"]["text"]):
+        kept, _, marker = carried.partition(" [... ")
+        assert len(kept) <= MAX_EVENT_TEXT and "550 5.1.1 no such user word word" in kept
+        cut = int(re.fullmatch(r"(\d+) more characters cut by the relay\]", marker).group(1))
+        assert cut > 10 * MiB - 2 * MAX_EVENT_TEXT
+    longest = max(len(line) for line in relay.events_path.read_text().splitlines())
+    assert longest < 4 * MAX_EVENT_TEXT
