@@ -55,7 +55,7 @@ def test_a_document_nested_thousands_deep_is_refused_with_its_line_not_a_traceba
     # PyYAML composes recursively: the old code died with "RecursionError: maximum recursion depth
     # exceeded" and a traceback, for a config and for a policy file alike.
     deep = ("x: " + "[" * 100_000 + "]" * 100_000 + "\n" if nesting == "flow"
-            else "x:\n" + "".join("  " * i + "k:\n" for i in range(1, 3000)))
+            else "x:\n" + "".join(" " * i + "k:\n" for i in range(1, 1400)))  # 1,400 levels in 0.98 MB
     out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}{deep}")
     assert "c.yaml: line" in out and "nested too deeply" in out
     policies = tmp_path / "policies"
@@ -189,3 +189,44 @@ def test_a_copy_of_the_shipped_rules_in_an_operator_directory_still_loads(tmp_pa
     (policies / "bounce-rules.yaml").write_text((SHIPPED_POLICIES / "bounce-rules.yaml").read_text())
     out = check_config(tmp_path, f"hostname: relay.example.com\npolicies: {policies}\n")
     assert out.returncode == 0, out.stdout
+
+
+PADDING = "# " + "x" * 98 + "\n"  # one 101-byte comment line
+
+
+def test_a_config_or_policy_file_over_max_file_bytes_is_refused_from_its_size(tmp_path):
+    # PyYAML reads about 1.4 MB a second: a 50 MB file took 36 s (and 175 MB) before its error, at
+    # load and at every reload. Now the size alone refuses it, with the usual one-line error.
+    from relay.yamlfile import MAX_FILE_BYTES
+
+    big = PADDING * (MAX_FILE_BYTES // len(PADDING) + 1)
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}{big}")
+    assert out.splitlines()[0] == (f"error: {tmp_path / 'c.yaml'}: (file): too large: over {MAX_FILE_BYTES} bytes "
+                                   "(MAX_FILE_BYTES); no config or policy file needs that much")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("example.com: {dkim_required: true}\n" + big)
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
+    assert "domains.yaml: (file): too large" in out
+    # Just under the limit is read as before.
+    (policies / "domains.yaml").write_text("example.com: {dkim_required: true}\n" + big[:MAX_FILE_BYTES - 100])
+    assert check_config(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n").returncode == 0
+
+
+def test_a_policy_file_grown_past_max_file_bytes_fails_the_reload_and_the_old_policy_runs_on(
+        tmp_path, upstream, relay_factory, caplog):
+    from relay.yamlfile import MAX_FILE_BYTES
+    from tests.support.smtp_client import send_message
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("required.example: {dkim_required: true}\n")
+    relay = relay_factory(upstream.port, policies=str(policies))
+    (policies / "domains.yaml").write_text("{}\n" + PADDING * (MAX_FILE_BYTES // len(PADDING) + 1))
+    assert relay.reload() is False
+    assert any("domains.yaml: (file): too large" in r.getMessage() for r in caplog.records)
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies = send_message(c, "x@required.example", ["bob@example.org"],
+                               b"From: x@required.example\r\nSubject: s\r\n\r\nhi\r\n")
+    assert replies[-1][1].startswith("550 5.7.1 "), replies  # the old policy: this domain must be signed
