@@ -456,6 +456,8 @@ def test_seed_bare_codes_fall_back_by_enhanced_code():
         ("Invalid email address format", "syntax_error", False),
         ("Post by non-member to a members-only list", "policy_rejected", False),
         ("550 You have exceeded the allowable number of posts for today", "policy_rejected", True),
+        # Google Groups' own bounce doubles the article ("exceeded the the allowable number of posts").
+        ("550 You have reached the the maximum number of posts for this group", "policy_rejected", True),
         # Eleventh round (world9): a command's own parameter or syntax named as bad is the
         # dialogue even when the text goes on to say "invalid address" or a 550 carries it; a
         # PROXY protocol header, a client that talks before the greeting and an HTTP request
