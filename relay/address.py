@@ -55,6 +55,9 @@ __all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "print
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
 # leading, trailing and doubled dots, but such mailboxes exist (e.g. older
 # Japanese mobile carriers), fail with real bounces, and must be listable.
+# RFC 5322 3.2.3 atext, ASCII only: a character of a dot-atom local part in the everyday (RFC 5321) form.
+# A regex character class, for patterns that find or match plain addresses in text.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _DOT_ATOM_CHARS = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+$")
 _STRICT_DOT_ATOM = re.compile(
     r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import aiosmtpd.smtp as _aiosmtpd_smtp
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
-from .address import printable, unsendable
+from .address import ATEXT, printable, unsendable
 from .decision import Reply
 from .logsample import SampledLog
 from .maildata import DataReceiver
@@ -135,7 +135,7 @@ _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time:
 
 # RFC 5321 4.1.2: Path = "<" Mailbox ">" in its everyday form (a dot-atom local part, a plain domain).
 # Everything else (quoted local parts, address literals, UTF-8) goes to aiosmtpd's full parser.
-_PLAIN_PATH = re.compile(r"<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_PLAIN_PATH = re.compile(rf"<((?:{ATEXT}+(?:\.{ATEXT}+)*"
                          r"@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)?)>(?= |$)")
 
 

@@ -35,6 +35,7 @@ from email.feedparser import FeedParser
 from email.header import decode_header, make_header
 from email.message import Message
 
+from ..address import ATEXT
 from ..decision import Reply
 
 # Per-recipient actions that report a failure (RFC 3464 2.3.3); `delivered`, `relayed` and `expanded`
@@ -44,14 +45,14 @@ SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 # Headers of the original message kept for correlation (the rest is in `original_headers`).
 _ADDRESS_BODY = (
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    rf"{ATEXT}+(?:\.{ATEXT}+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 # A search starts an address only where a local part can start: not inside a run of atom characters,
 # nor just after "atom." (a dot-atom continues there). The leftmost address found is the same (one
 # starting inside a run would also match from the run's start), but `re` no longer tries every
 # position of a long run: "a" * 200,000 + "@" in a report's text was 200,000 scans to the "@",
 # minutes of parsing (bench/audit_regex.py).
-_ADDRESS = re.compile(r"(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~-])(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~-]\.)" + _ADDRESS_BODY)
+_ADDRESS = re.compile(rf"(?<!{ATEXT})(?<!{ATEXT}\.)" + _ADDRESS_BODY)
 # RFC 5321 4.2: a reply code is 2yz..5yz with y in 0..5.
 _REPLY_CODE = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])(?=[ -]|$)", re.M)
 # RFC 3463 class.subject.detail, not part of an IP address or a version number.

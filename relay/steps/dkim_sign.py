@@ -36,6 +36,7 @@ import time
 from email.utils import getaddresses
 
 from .. import dkim as dkimlib
+from ..address import ATEXT
 from ..decision import CONTINUE, Decision, defer, reject
 from ..pipeline import Message, Step, Transaction
 from ..users import may_use
@@ -62,7 +63,7 @@ def _domain_of(address: str | None) -> str | None:
 # brackets after a display name of letters, digits and spaces: what most mail carries. Its domain
 # is read without email.utils' parser (~15 us a message); anything else (quotes, comments, groups,
 # several authors, an IDN) goes to the parser.
-_ADDR = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+_ADDR = rf"{ATEXT}+(?:\.{ATEXT}+)*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
 _PLAIN_FROM = re.compile(rf"[A-Za-z0-9 ]*<{_ADDR}>|{_ADDR}")
 
 
