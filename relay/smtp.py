@@ -476,7 +476,7 @@ class RelaySMTP(SMTP):
     @_help_of(SMTP.smtp_AUTH, when="offers_auth")
     async def smtp_AUTH(self, arg: str) -> None:
         # HELP lists AUTH where EHLO offers it: with a users file, once TLS is up (RFC 4954 4).
-        if not getattr(self.event_handler, "logins_enabled", False):
+        if not self._has_logins:
             # No users file: no login can ever succeed here. aiosmtpd answered 538 "Encryption required"
             # in clear and, over TLS, read the credentials and said 535 (invalid). RFC 5321 4.2.4: 502,
             # a command not implemented (Postfix without SASL says 503 5.5.1).
@@ -492,8 +492,13 @@ class RelaySMTP(SMTP):
     # SASL mechanism, offers it in EHLO and calls it at "AUTH <name>" (a flag offered as "enabled",
     # and called: a traceback).
     @property
+    def _has_logins(self) -> bool:
+        """A users file is configured: some login can succeed here."""
+        return bool(getattr(self.event_handler, "logins_enabled", False))
+
+    @property
     def offers_auth(self) -> bool:
-        return bool(getattr(self.event_handler, "logins_enabled", False)) and self._tls_protocol is not None
+        return self._has_logins and self._tls_protocol is not None
 
     @_help_of(SMTP.smtp_EHLO)
     async def smtp_EHLO(self, hostname: str) -> None:
@@ -1024,8 +1029,8 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     # The longest any one command may wait on the upstream (the final dot: connect, the commands, the
     # reply to the data), plus a margin for our own work; past it the connection is closed.
     handler_timeout = (up.connect_timeout + 2 * up.command_timeout + up.data_timeout + 5) if up else 120
-    auth_enabled = service.users is not None
-    handler = Handler(service, logins_enabled=auth_enabled)
+    logins_enabled = service.users is not None
+    handler = Handler(service, logins_enabled=logins_enabled)
     authenticator = make_authenticator(service)
     failed_logins = FailedLogins()  # per client address, across the listener's connections
     limits = settings.limits
@@ -1041,9 +1046,9 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
             tls_context=tls_context, require_starttls=False,
             timeout=settings.limits.timeout,
             auth_required=False, auth_require_tls=True,
-            authenticator=authenticator if auth_enabled else None, failed_logins=failed_logins,
+            authenticator=authenticator if logins_enabled else None, failed_logins=failed_logins,
             errors=ErrorCount(limits.error_limit, limits.soft_error_limit, limits.error_delay, limits.max_recipients),
-            auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if auth_enabled else None,
+            auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if logins_enabled else None,
         )
 
     return factory
