@@ -117,6 +117,7 @@ def _skip_cfws(text: str, i: int) -> int:
 # does not end within this many characters is removed as if it claimed ours: it cannot be told from
 # a forgery at a bounded cost, and real ones carry at most a short comment before the id.
 AUTHSERV_ID_WITHIN = 1024
+_TOKEN = re.compile(r"[^\s;()]+")  # an unquoted authserv-id: up to white space, ";" or a comment
 
 
 def _authserv_id(value: str) -> tuple[str | None, int]:
@@ -132,7 +133,7 @@ def _authserv_id(value: str) -> tuple[str | None, int]:
             j += 1
         ident, end = "".join(out), j + 1
     else:
-        m = re.compile(r"[^\s;()]+").match(value, i)
+        m = _TOKEN.match(value, i)
         ident, end = (m.group(0), m.end()) if m else ("", i)
     ident = ident.strip().rstrip(".").lower()
     return ident or None, end

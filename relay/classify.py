@@ -116,7 +116,8 @@ def unwrapped_text(reply: Reply) -> str:
     phrase may start on one line and end on the next. At most MAX_CLASSIFIED_TEXT
     characters (its start)."""
     lines = reply.lines
-    head = f"{reply.code} {lines[0][:MAX_CLASSIFIED_TEXT]}" if reply.code else lines[0][:MAX_CLASSIFIED_TEXT]
+    first = lines[0][:MAX_CLASSIFIED_TEXT]
+    head = f"{reply.code} {first}" if reply.code else first
     if len(lines) == 1:
         return head.strip()[:MAX_CLASSIFIED_TEXT]
     repeated = reply.enhanced
