@@ -423,13 +423,19 @@ def test_the_cap_on_sessions_defers_when_every_connection_is_busy(mx_relay, mx1,
     assert mx2.connections == 0
 
 
-def test_mixed_routing_sends_named_domains_through_the_smarthost(dns, zone, mx_port, mx2, upstream, tmp_path,
-                                                                  relay_factory):
+def routed_relay(relay_factory, upstream, dns, mx_port, tmp_path, routes: str):
+    """A relay in mx mode beside the smarthost `upstream`, with `routes` as its policies/routes.yaml."""
     policies = tmp_path / "policies"
     policies.mkdir()
-    (policies / "routes.yaml").write_text("default: mx\ndomains:\n  .corp.test: smarthost\n")
-    relay = relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
-                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
+    (policies / "routes.yaml").write_text(routes)
+    return relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
+                         resolver={"nameservers": [dns.nameserver], "timeout": 2})
+
+
+def test_mixed_routing_sends_named_domains_through_the_smarthost(dns, zone, mx_port, mx2, upstream, tmp_path,
+                                                                  relay_factory):
+    relay = routed_relay(relay_factory, upstream, dns, mx_port, tmp_path,
+                         "default: mx\ndomains:\n  .corp.test: smarthost\n")
     with client(relay) as c:
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
         assert c.cmd("RCPT TO:<x@eu.corp.test>")[0] == 250  # the smarthost: no DNS lookup of corp.test
@@ -649,11 +655,8 @@ def test_an_mx_address_where_the_relay_itself_listens_is_refused_as_a_loop_not_c
 
 def test_with_the_smarthost_as_default_route_a_bare_postmaster_goes_there(dns, zone, mx_port, upstream, tmp_path,
                                                                           relay_factory):
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "routes.yaml").write_text("default: smarthost\ndomains:\n  example.net: mx\n")
-    relay = relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
-                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
+    relay = routed_relay(relay_factory, upstream, dns, mx_port, tmp_path,
+                         "default: smarthost\ndomains:\n  example.net: mx\n")
     with client(relay) as c:
         assert [r[0] for r in send_message(c, "a@sender.test", ["postmaster"], BODY)] == [250, 250, 354, 250]
     assert upstream.wait_for_messages(1)[0].rcpt_tos == ["postmaster"]
