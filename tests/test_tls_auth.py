@@ -24,6 +24,12 @@ class TLSClient(RawSMTP):
         self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = b""
 
+    def ehlo_over_tls(self, cafile) -> None:
+        """EHLO, STARTTLS, and EHLO again (RFC 3207 4.2: the session starts afresh over TLS)."""
+        self.cmd("EHLO client.test")
+        self.starttls(cafile)
+        self.cmd("EHLO client.test")
+
 
 @pytest.fixture
 def cert(tmp_path):
@@ -71,9 +77,7 @@ def test_outsider_without_auth_is_refused_before_upstream(auth_relay, upstream, 
 
 def test_authenticated_client_relays_over_tls(auth_relay, upstream, cert):
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     (msg,) = upstream.wait_for_messages(1)
@@ -82,9 +86,7 @@ def test_authenticated_client_relays_over_tls(auth_relay, upstream, cert):
 
 def test_auth_login_mechanism(auth_relay, upstream, cert):
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         assert c.cmd("AUTH LOGIN")[0] == 334
         assert c.cmd(base64.b64encode(b"alice").decode())[0] == 334
         assert c.cmd(base64.b64encode(b"s3cret pass").decode())[0] == 235
@@ -144,9 +146,7 @@ def test_reloaded_users_file_applies_at_the_next_login(auth_relay, upstream, cer
     assert auth_relay.reload()
     for password, expected in (("s3cret pass", 535), ("new pass", 235)):
         with TLSClient(auth_relay.host, auth_relay.port) as c:
-            c.cmd("EHLO client.test")
-            c.starttls(cert[0])
-            c.cmd("EHLO client.test")
+            c.ehlo_over_tls(cert[0])
             assert c.cmd("AUTH PLAIN " + plain("alice", password))[0] == expected
 
 
@@ -173,9 +173,7 @@ def test_starttls_inside_tls_is_refused_and_the_session_goes_on(auth_relay, upst
     # RFC 3207 4.2: no second STARTTLS once TLS is up; it used to answer 220 and leave the client
     # and the relay reading different layers.
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         code, text = c.cmd("STARTTLS")
         assert text.startswith("503 5.5.1 ") and "TLS already active" in text, text
         assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
@@ -205,9 +203,7 @@ def test_auth_plain_as_another_identity_is_refused(auth_relay, upstream, cert, c
     # RFC 4616 2: "authzid NUL authcid NUL passwd"; acting as another identity must fail.
     other = base64.b64encode(b"bob\0alice\0s3cret pass").decode()
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         if challenged:
             assert c.cmd("AUTH PLAIN")[0] == 334
             code, text = c.cmd(other)
@@ -311,9 +307,7 @@ def test_an_answer_to_a_challenge_longer_than_a_line_is_refused_whole(auth_relay
 
     caplog.set_level(logging.WARNING)
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         assert c.cmd("AUTH " + mechanism)[0] == 334
         code, text = c.cmd("QUFB" * 25600)
         assert text.startswith("500 5.5.6 Authentication exchange line is too long"), text
@@ -331,9 +325,7 @@ def test_an_answer_to_a_challenge_longer_than_a_line_is_refused_whole(auth_relay
 ])
 def test_odd_auth_answers_get_a_precise_reply(auth_relay, cert, line, answer, expected):
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         code, text = c.cmd(line)
         if answer is not None:
             assert code == 334
@@ -364,9 +356,7 @@ def test_ehlo_offers_only_the_mechanisms_there_are_and_others_get_504(auth_relay
 def test_mechanism_names_are_not_case_sensitive(auth_relay, upstream, cert):
     # RFC 5321 2.4; aiosmtpd compared "plain" with "PLAIN" and said 504.
     with TLSClient(auth_relay.host, auth_relay.port) as c:
-        c.cmd("EHLO client.test")
-        c.starttls(cert[0])
-        c.cmd("EHLO client.test")
+        c.ehlo_over_tls(cert[0])
         assert c.cmd("AUTH login")[0] == 334
         assert c.cmd("*")[0] == 501  # cancelled (RFC 4954 4)
         assert c.cmd("AUTH plain " + plain("alice", "s3cret pass"))[0] == 235
