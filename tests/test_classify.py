@@ -663,6 +663,61 @@ def test_world10_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert (got.category, got.bounce_list) == verdict, got.rule
 
 
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Thirteenth round (world11), false listings first: an X.1.1 on a text that names a
+        # domain without a mail exchanger is about the domain, the sender's (never listed) or the
+        # recipient's (counted), not a mailbox (RFC 5321 5.1).
+        ("550 5.1.1 No mail exchanger for the sender domain example.org", "rcpt", ("auth_failed", "never")),
+        ("550 5.1.1 Unable to find a valid MX for the recipient's domain", "rcpt", ("routing_dns", "count")),
+        ("421 The domain of your sender address has no MX record", "mail", ("auth_failed", "never")),
+        # The recipient address's own syntax (an invalid format, no domain: RFC 5321 4.1.2) lists;
+        # the sender's is the dialogue and never lists.
+        ("553 Recipient address has an invalid format", "rcpt", ("syntax_error", "list")),
+        ("550 Improper recipient address, please include a domain", "rcpt", ("syntax_error", "list")),
+        ("550 You must supply a domain with the recipient address", "rcpt", ("syntax_error", "list")),
+        ("550 Sender address has invalid syntax", "mail", ("protocol_error", "never")),
+        # The dialogue (RFC 5321 3.3: DATA needs an accepted RCPT), relaying, a recipient limit
+        # per message, an address that takes no mail (counted), a sender the account may not use.
+        ("554 Transaction failed: at least one valid recipient is required", "data", ("protocol_error", "never")),
+        ("554 Client is not following the SMTP protocol", "connect", ("protocol_error", "never")),
+        ("550 Delivery to remote domains (relaying) is not permitted", "rcpt", ("relay_denied", "never")),
+        ("452 Maximum number of recipients per message reached", "rcpt", ("rate_limited", "never")),
+        ("550 Messages are not accepted for this mailbox", "rcpt", ("mailbox_disabled", "count")),
+        ("553 You are not allowed to use the address billing@example.org as the sender", "mail",
+         ("relay_denied", "never")),
+    ],
+)
+def test_world11_traps(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Thirteenth round (world11) guards: an unknown user still lists, a refusal of the
+        # sending IP is not a disabled mailbox, a daily recipient cap stays a policy refusal,
+        # the sender's and the recipient's domain texts and relay refusals are unchanged.
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in local recipient table",
+         "rcpt", ("unknown_recipient", "list")),
+        ("550 Mail is not accepted from your IP address", "rcpt", ("policy_rejected", "never")),
+        ("550 5.7.1 Daily maximum number of recipients exceeded", "mail", ("policy_rejected", "never")),
+        ("553 5.1.8 <bob@example.org>: Sender address rejected: Domain not found", "rcpt", ("auth_failed", "never")),
+        ("550 5.1.2 Host unknown (Name server: example.com: host not found)", "rcpt", ("routing_dns", "count")),
+        ("550 You are not allowed to send mail to this address", "rcpt", ("relay_denied", "never")),
+    ],
+)
+def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
 def test_busy_greeting_is_a_deferral():
     """Ninth round (world7): a greeting that refuses the connection because the server is busy
     ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""

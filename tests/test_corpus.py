@@ -133,6 +133,11 @@ KNOWN_TRAINING_MISSES = {
     "554 5.0.0 Error: transaction failed: unknown sender address": "hydroxide (Proton's bridge) refusing a sender address the account does not own, labelled relay_denied from its source; 'unknown sender address' also reads as a failed sender verification, so no rule on this one wording; a bare X.0.0 is read as about the message, never listed either way",
     "554 5.0.0 Permanent message delivery failure": "Zimbra LMTP's reply for a mailbox it cannot deliver to (its PR: an over-quota domain), labelled other about the recipient; the text names no cause, and the rules read a bare X.0.0 as about the message: never listed instead of counted (the safe side)",
     "550 can't accept user... (#5.7.1)": "NTT PC's refusal of an address that does not exist (its notice says so) names neither unknown nor invalid and carries 5.7.1; listing on 'can't accept user' would list policy refusals, so it stays policy",
+    # Issue #8, thirteenth round (world11): one provider's wording each, which one rule would
+    # fit and nothing more; none of them is listed either way.
+    "550 Error. Blocked for status: <unknown sender>": "AT&T Worldnet's refusal of a sending system without DNS records (its help page says so) names no DNS word; read as a policy refusal, never listed either way",
+    "Recipient not authorised": "BT Business's help page quotes it for a client that did not authenticate; read bare it could as well be a recipient's restriction, so no rule on these two words; without a code never listed either way",
+    "Mail from domain not accepted from host": "the University of Kentucky's gateway refuses a From domain that does not match the sending host (its page); no SPF or DMARC word, read as a policy refusal, never listed either way",
 }
 
 
