@@ -129,6 +129,11 @@ class RelayService:
         txn = self._txns.get(session.id)
         if txn is None:
             return Reply.make(503, "5.5.1", "Need MAIL command first")
+        if same_mailbox_key(recipient) in {same_mailbox_key(r) for r in txn.rcpts}:
+            # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
+            # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
+            return Reply.make(250, "2.1.5", f"Duplicate recipient <{printable(recipient[:100])}>: already "
+                                            f"accepted in this transaction, delivered once")
         if len(txn.rcpts) >= self.settings.limits.max_recipients:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
             return Reply.make(452, "4.5.3", f"Too many recipients (at most "
@@ -299,6 +304,13 @@ async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transacti
 # RFC 5321 4.1.2: the local part is a dot-string or a Quoted-string, which may hold spaces, "@" and
 # brackets (qtextSMTP, quoted-pairSMTP): '"john doe"@example.com' is one mailbox.
 _ADDRESS = re.compile(r'^(?:"(?:[^"\\]|\\.)+"|[^\s<>@]+)@[^\s<>@]+$')
+
+
+def same_mailbox_key(address: str) -> str:
+    """What two recipients have in common when they are one mailbox: the domain in any case, the
+    local part exactly as written (RFC 5321 2.4: only the destination host may read it otherwise)."""
+    local, at, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}" if at else address.lower()  # a bare "postmaster" (RFC 5321 4.5.1)
 
 
 def _smtputf8(options: list[str]) -> bool:

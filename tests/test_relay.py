@@ -425,3 +425,16 @@ def test_too_many_unknown_commands_ends_the_session_with_one_enhanced_code(relay
                 break
         assert text.startswith("502 5.5.1 Too many unrecognized commands")  # not "5.5.1 5.5.1"
         assert c.closed()
+
+
+def test_a_duplicate_recipient_is_delivered_once(relay, upstream):
+    # RFC 5321 lets a server accept the same RCPT twice; Postfix collapses duplicates, and an
+    # operator expects one copy. The domain is case-insensitive, the local part is not (RFC 5321 2.4).
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@example.com", "b@EXAMPLE.com", "B@example.com",
+                                                    "b@example.com"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 250, 250, 250, 354, 250], replies
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["b@example.com", "B@example.com"]
+    assert [c for c in upstream.commands if c.startswith("RCPT")] == ["RCPT b@example.com", "RCPT B@example.com"]
+    assert replies[2][1].startswith("250 2.1.5 ") and "<b@EXAMPLE.com>" in replies[2][1], replies
