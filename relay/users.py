@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import Problems
-from .yamlfile import read_text
+from .yamlfile import MAX_FILE_BYTES, read_text
 
 SCHEME = "pbkdf2_sha256"
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -69,7 +69,9 @@ class Users:
         problems = Problems(str(path))
         entries: dict[str, tuple[int, bytes, bytes]] = {}
         domains: dict[str, frozenset[str]] = {}
-        lines = read_text(Path(path), problems).splitlines()
+        # Read at start and at every reload, like the config: bounded as config and policy files are
+        # (one user's line is about 110 bytes, so some 9,000 users fit).
+        lines = read_text(Path(path), problems, MAX_FILE_BYTES).splitlines()
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):

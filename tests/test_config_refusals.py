@@ -230,3 +230,20 @@ def test_a_policy_file_grown_past_max_file_bytes_fails_the_reload_and_the_old_po
         replies = send_message(c, "x@required.example", ["bob@example.org"],
                                b"From: x@required.example\r\nSubject: s\r\n\r\nhi\r\n")
     assert replies[-1][1].startswith("550 5.7.1 "), replies  # the old policy: this domain must be signed
+
+
+def test_a_users_file_over_max_file_bytes_is_refused_from_its_size(tmp_path):
+    # The AUTH users file is read at start and at every reload, like the config: with no limit, a
+    # users file of any size was read whole (and each line parsed) before anything was said.
+    from relay.users import hash_password
+    from relay.yamlfile import MAX_FILE_BYTES
+
+    users = tmp_path / "users"
+    line = f"alice:{hash_password('pw', 1000)}:sender.test\n"
+    users.write_text(line + PADDING * (MAX_FILE_BYTES // len(PADDING) + 1))
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}clients: {{users_file: {users}}}\n")
+    assert out.splitlines()[0] == (f"error: {users}: (file): too large: over {MAX_FILE_BYTES} bytes "
+                                   "(MAX_FILE_BYTES); no config or policy file needs that much")
+    users.write_text(line + PADDING * ((MAX_FILE_BYTES - len(line)) // len(PADDING)))  # just under: read
+    assert check_config(tmp_path, f"hostname: relay.example.com\n{BASE}clients: {{users_file: {users}}}\n"
+                        ).returncode == 0
