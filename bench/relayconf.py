@@ -213,7 +213,8 @@ class ConfigFactory:
             # As many connections to the one destination as the smarthost pool allows (a fair comparison;
             # the default, 10, is what a real provider is offered).
             up.update({"mode": "mx", "port": sink_port, "starttls": "off",
-                       "connections_per_destination": up.get("pool_size", 50)})
+                       "connections_per_destination": up.get("pool_size", 50),
+                       "mx_internal_networks": ["127.0.0.0/8"]})  # the sink is on loopback
             cfg["resolver"] = {"nameservers": [mx_nameserver], "timeout": 5}
         else:
             up.update({"host": "127.0.0.1", "port": sink_port, "starttls": "off"})

@@ -94,6 +94,9 @@ class Upstream:
     messages_per_connection: int = 100  # transactions on one MX connection before it is closed
     # The HTTPS port of MTA-STS policy hosts (RFC 8461 3.3 says 443); only tests serve elsewhere.
     mta_sts_port: int = 443
+    # Internal addresses (loopback, private, link-local, ...) MX delivery may connect to: none by
+    # default, so that a client cannot make the relay reach its own networks (relay/delivery/pool.py).
+    mx_internal_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def smarthost(self) -> bool:
@@ -598,7 +601,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
                "allow_plaintext_auth", "connect_timeout", "command_timeout", "data_timeout", "pool_size",
                "idle_timeout", "mx_port", "connections_per_destination", "messages_per_connection",
-               "mta_sts_port"})
+               "mta_sts_port", "mx_internal_networks"})
     mode = r.get("mode", str, "smarthost")
     if mode not in ("smarthost", "mx"):
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
@@ -646,6 +649,12 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         top.problems.add("upstream.mx_port", "in mode mx the MX hosts' port is `port`")
     mx_port = port if mx else r.get("mx_port", int, 25, convert=_port)
     dur = lambda n, d: r.get(n, (int, float, str), d, convert=_duration_within(*UPSTREAM_TIMEOUT_BOUNDS))
+    internal = []
+    for i, n in enumerate(r.get("mx_internal_networks", list, []) or []):
+        try:
+            internal.append(ipaddress.ip_network(str(n), strict=False))
+        except ValueError:
+            top.problems.add(f"upstream.mx_internal_networks[{i}]", f"{n!r} is not a network such as 10.0.0.0/8")
     return Upstream(
         mode=mode, host=host, port=port,
         starttls=starttls if starttls in STARTTLS_MODES else "required",
@@ -662,6 +671,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         connections_per_destination=r.get("connections_per_destination", int, 10, convert=_positive),
         messages_per_connection=r.get("messages_per_connection", int, 100, convert=_positive),
         mta_sts_port=r.get("mta_sts_port", int, 443, convert=_port),
+        mx_internal_networks=tuple(internal),
     )
 
 

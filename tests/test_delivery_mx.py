@@ -88,8 +88,9 @@ def zone(dns):
 @pytest.fixture
 def mx_relay(dns, zone, mx_port, mx1, mx2, relay_factory):  # the relay stops first
     def start(**overrides):
+        # The MX hosts here are on loopback, where MX delivery connects only when told to.
         upstream = {"mode": "mx", "host": None, "port": mx_port, "starttls": "opportunistic",
-                    **overrides.pop("upstream", {})}
+                    "mx_internal_networks": ["127.0.0.0/8"], **overrides.pop("upstream", {})}
         return relay_factory(0, upstream=upstream, resolver={"nameservers": [dns.nameserver], "timeout": 2},
                              **overrides)
     return start
@@ -390,7 +391,7 @@ def test_an_ipv6_only_mx_is_reached_over_ipv6_unless_egress_ips_has_no_ipv6(mx6,
     dns.zone.add("v6.test", "MX", (10, "mx6.example.org"))
     dns.zone.add("mx6.example.org", "AAAA", "::1")
     resolver = {"nameservers": [dns.nameserver], "timeout": 2}
-    upstream = {"mode": "mx", "host": None, "port": mx6.port}
+    upstream = {"mode": "mx", "host": None, "port": mx6.port, "mx_internal_networks": ["::1/128"]}
     relay = relay_factory(0, upstream=upstream, resolver=resolver)
     with client(relay) as c:
         assert [r[0] for r in send_message(c, "a@sender.test", ["b@v6.test"], BODY)] == [250, 250, 354, 250]
@@ -428,7 +429,7 @@ def routed_relay(relay_factory, upstream, dns, mx_port, tmp_path, routes: str):
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "routes.yaml").write_text(routes)
-    return relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port},
+    return relay_factory(upstream.port, policies=str(policies), upstream={"mx_port": mx_port, "mx_internal_networks": ["127.0.0.0/8"]},
                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
 
 
@@ -644,7 +645,8 @@ def test_an_mx_address_where_the_relay_itself_listens_is_refused_as_a_loop_not_c
     dns.zone.add("self.test", "MX", (10, "mail.self.test"))
     dns.zone.add("mail.self.test", "A", "127.0.0.1")  # where the relay listens, on the MX port
     relay = relay_factory(0, listen=[{"address": f"127.0.0.1:{port}"}],
-                          upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic"},
+                          upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic",
+                                    "mx_internal_networks": ["127.0.0.0/8"]},
                           resolver={"nameservers": [dns.nameserver], "timeout": 2})
     with client(relay) as c:
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
@@ -660,3 +662,33 @@ def test_with_the_smarthost_as_default_route_a_bare_postmaster_goes_there(dns, z
     with client(relay) as c:
         assert [r[0] for r in send_message(c, "a@sender.test", ["postmaster"], BODY)] == [250, 250, 354, 250]
     assert upstream.wait_for_messages(1)[0].rcpt_tos == ["postmaster"]
+
+
+@pytest.mark.parametrize("rcpt, where", [
+    ("b@[127.0.0.2]", "would go to [127.0.0.2], a loopback address"),  # mx1 answers there
+    ("b@example.com", "would go to mx1.example.com (127.0.0.2), a loopback address"),  # its MX hosts: 127.0.0.4, .2
+    ("b@[10.255.255.1]", "would go to [10.255.255.1], a private address"),
+    ("b@[IPv6:::ffff:169.254.169.254]", "a link-local address"),  # a cloud's metadata service, v4-mapped
+], ids=["literal-loopback", "mx-loopback", "literal-private", "literal-link-local-mapped"])
+def test_mx_delivery_never_connects_into_internal_networks_unless_told_to(mx_relay, mx1, rcpt, where):
+    # An outbound relay must not reach its own host or networks for a client (SSRF): the old code
+    # delivered b@[127.0.0.2] to whatever listened there, and tried 10.255.255.1 until its timeout.
+    relay = mx_relay(upstream={"mx_internal_networks": []})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert (code, text[:10]) == (550, "550 5.7.1 "), text
+        assert where in text and "upstream.mx_internal_networks" in text, text
+        assert c.cmd("QUIT")[0] == 221
+    assert mx1.connections == 0 and mx1.messages == []
+    (event,) = relay.events(wait_for=1)
+    # Refused by the relay's own policy (docs/events.md: kind policy_rejected), about no recipient.
+    assert (event["kind"], event["stage"], event["reply"]["source"]) == ("policy_rejected", "rcpt", "relay")
+    assert (event["classification"]["rule"], event["classification"]["scope"]) == ("relay:mx-internal", "relay")
+    assert event.get("bounce_list") != "listed"
+    # An operator who routes to an internal server says so, and it is delivered to.
+    relay = mx_relay(upstream={"mx_internal_networks": ["127.0.0.2/32"]})
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@[127.0.0.2]"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 354, 250]
+    assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@[127.0.0.2]"]

@@ -39,7 +39,7 @@ def destinations(dns):
 @pytest.fixture
 def mx_relay(dns, destinations, relay_factory):
     port, _ = destinations
-    return relay_factory(0, upstream={"mode": "mx", "host": None, "port": port},
+    return relay_factory(0, upstream={"mode": "mx", "host": None, "port": port, "mx_internal_networks": ["127.0.0.0/8"]},
                          resolver={"nameservers": [dns.nameserver], "timeout": 2})
 
 

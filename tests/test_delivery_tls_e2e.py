@@ -45,7 +45,8 @@ def mx_hosts(mx_port):
 def tls_relay(dns, https, ca, mx_port, relay_factory):
     def start(**overrides):
         upstream = {"mode": "mx", "host": None, "port": mx_port, "starttls": "opportunistic",
-                    "ca_file": str(ca.ca_path), "mta_sts_port": https.port, **overrides.pop("upstream", {})}
+                    "ca_file": str(ca.ca_path), "mta_sts_port": https.port, "mx_internal_networks": ["127.0.0.0/8"],
+                    **overrides.pop("upstream", {})}
         return relay_factory(0, upstream=upstream, resolver={"nameservers": [dns.nameserver], "timeout": 2},
                              **overrides)
     return start

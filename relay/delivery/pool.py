@@ -189,6 +189,10 @@ class DestinationPool(UpstreamPool):
                                                                                      f"{ip} port {self._up.mx_port}, "
                                                                                      f"where this relay listens")))
                     continue
+                kind = self._delivery.internal(ip)
+                if kind is not None:
+                    failures.append((f"{host.name}[{ip}]", _internal_refusal(route.domain, host, ip, kind)))
+                    continue
                 if loop.time() >= deadline:
                     failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
                                                                   "upstream-timeout")))
@@ -285,8 +289,9 @@ class DestinationPool(UpstreamPool):
         spoken = [reply for _, reply in failures if reply.source == "upstream"]
         if spoken:
             return spoken[-1]
-        if failures and all(reply.cause == "mx-loop" for _, reply in failures):
-            return failures[-1][1]  # every address is ours: connecting again would not change that
+        if failures and all(reply.cause in ("mx-loop", "mx-internal") for _, reply in failures):
+            # Every address is ours, or internal: connecting again would not change that.
+            return failures[-1][1]
         if len(failures) == 1 and (failures[0][1].cause or "").startswith("tls-"):
             return failures[0][1]  # one host, refused by TLS policy: its reply says it all (docs/tls.md)
         causes = {reply.cause for _, reply in failures}
@@ -409,6 +414,17 @@ class MxDelivery:
                 return True
         return False
 
+    def internal(self, ip: str) -> str | None:
+        """What kind of internal address `ip` is, when MX delivery may not connect to it (not in
+        upstream.mx_internal_networks); else None."""
+        kind = _internal_kind(ip)
+        if kind is None:
+            return None
+        address = ipaddress.ip_address(ip)
+        if any(address in net for net in self.settings.upstream.mx_internal_networks):
+            return None
+        return kind
+
     def no_address_why(self) -> str:
         if self.settings.egress_ips:
             return "no address (A/AAAA) of a family egress_ips has a source address for"
@@ -424,6 +440,39 @@ class MxDelivery:
     @property
     def opened(self) -> int:
         return sum(p.opened for p in self.pools.values())
+
+
+# Address space that is not the public Internet's, where an MX host never is (RFC 6890): the relay's own
+# host, its networks, a cloud's metadata service (169.254.169.254, Alibaba's 100.100.100.200). A recipient
+# domain (or address literal) pointing there would make the relay connect into them for its client (SSRF).
+_INTERNAL = tuple((ipaddress.ip_network(net), kind) for net, kind in (
+    ("0.0.0.0/8", "an unspecified ('this network') address"), ("127.0.0.0/8", "a loopback address"),
+    ("10.0.0.0/8", "a private address"), ("172.16.0.0/12", "a private address"),
+    ("192.168.0.0/16", "a private address"), ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+    ("169.254.0.0/16", "a link-local address"),
+    ("::/128", "the unspecified address"), ("::1/128", "a loopback address"),
+    ("fc00::/7", "a private (unique local) address"), ("fec0::/10", "a private (site-local) address"),
+    ("fe80::/10", "a link-local address"),
+))
+
+
+def _internal_kind(ip: str) -> str | None:
+    address = ipaddress.ip_address(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for net, kind in _INTERNAL:
+        if address.version == net.version and address in net:
+            return kind
+    return None
+
+
+def _internal_refusal(domain: str, host: MxHost, ip: str, kind: str) -> Reply:
+    """The refusal of a host at an internal address. RFC 3463 X.7.1: delivery not authorized, the
+    result of per-host filtering; permanent, as the address is what the domain (or literal) says."""
+    where = host.name if host.address is not None else f"{host.name} ({ip})"
+    return _reply(550, "5.7.1", f"Recipient address rejected: mail for {domain} would go to {where}, {kind}; "
+                                f"this relay does not deliver into internal networks "
+                                f"(upstream.mx_internal_networks)", "mx-internal")
 
 
 def _same_address(a: str, b: str) -> bool:
