@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import errors as smtp_errors
+from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from .decision import Reply
@@ -498,12 +499,13 @@ def _said_to(command: bytes) -> str:
     return "the end of DATA" if command == b"." else command.decode("ascii", "replace")
 
 
-def _read_reply(buffer: bytearray):
+def _read_reply(buffer: bytearray, alone: bool = True):
     """One whole reply from the start of `buffer` as aiosmtplib's SMTPResponse, or None while it is
     incomplete (aiosmtplib's parser, stricter): every line of a multi-line reply carries the same
     code (RFC 5321 4.2.1), else which of them the server meant is a guess (`550-no` then `250 ok`
-    was a 250); and nothing may follow the reply in the same read, as we never pipeline: a second
-    reply there would be taken for the next command's. Either is a malformed reply (code -1)."""
+    was a 250); and, when `alone`, nothing may follow the reply in the same read, as we never
+    pipeline: a second reply there would be taken for the next command's. Either is a malformed
+    reply (code -1)."""
     code = None
     message = bytearray()
     offset = 0
@@ -529,11 +531,19 @@ def _read_reply(buffer: bytearray):
         message.extend(line[4:].strip(b" \t\r\n"))
         if line[3:4] != b"-":
             break
-    if offset < len(buffer):
+    if alone and offset < len(buffer):
         extra = bytes(buffer[offset:]).decode("utf-8", "ignore")
         raise smtp_errors.SMTPResponseException(-1, f"a second reply to one command: {extra}")
     del buffer[:offset]
     return SMTPResponse(code, bytes(message).decode("utf-8", "surrogateescape"))
+
+
+# The replies a connection reads before UpstreamConnection._guard takes over (the greeting, EHLO,
+# STARTTLS, AUTH, read inside aiosmtplib's connect()) are held to RFC 5321 4.2.1 too: the library
+# took the last line's code, so a `554-` greeting ending in a `220` line was a welcome, and mail went
+# to a server that had refused the session. A connection is made inside the library, with no hook to
+# give it another reader: the library's own reader is replaced, here, for every connection.
+SMTPProtocol._read_response_from_buffer = lambda protocol: _read_reply(protocol._buffer, alone=False)
 
 
 def _describe_garbage(message: str) -> str:

@@ -692,3 +692,22 @@ def test_mx_delivery_never_connects_into_internal_networks_unless_told_to(mx_rel
         replies = send_message(c, "a@sender.test", ["b@[127.0.0.2]"], BODY)
     assert [r[0] for r in replies] == [250, 250, 354, 250]
     assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@[127.0.0.2]"]
+
+
+def test_an_mx_whose_greeting_mixes_codes_is_skipped_for_the_next_one(mx_relay, mx1, mx_port):
+    # RFC 5321 4.2.1: one code on every line of a reply. "554-" then "220" was taken as a welcome from
+    # the preferred MX (127.0.0.4), which had refused the session; now it is a failed host, as a 554
+    # greeting is, and the next MX takes the message.
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    bad = ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+    try:
+        bad.reset(greeting=b"554-5.7.1 no service for you\r\n220 mx-down.example.com ESMTP\r\n")
+        relay = mx_relay()
+        with client(relay) as c:
+            replies = send_message(c, "a@sender.test", ["b@example.com"], BODY)
+        assert [r[0] for r in replies] == [250, 250, 354, 250]
+        assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@example.com"]
+        assert bad.connections == 1 and b"MAIL" not in b"".join(bytes(r) for r in bad.received)
+    finally:
+        bad.stop()

@@ -166,6 +166,21 @@ def test_a_greeting_that_ends_in_250_is_not_the_reply_to_mail(run):
     assert [(e["kind"], e["stage"], e["reply"]["code"]) for e in events] == [("deferred", "mail", 451)]
 
 
+@pytest.mark.parametrize("greeting", [b"554-5.7.1 go away\r\n220 welcome\r\n",
+                                      b"220-welcome\r\n421-4.7.0 closing\r\n220 welcome\r\n"],
+                         ids=["554-then-220", "421-inside-220"])
+def test_a_greeting_whose_lines_have_different_codes_is_a_failure_of_that_upstream(run, scripted, greeting):
+    # RFC 5321 4.2.1: a multi-line reply has one code on every line. aiosmtplib takes the last line's:
+    # a "554-" greeting ending in "220" was a welcome, and the message went to a server that refused it.
+    replies, events = run({"greeting": greeting})
+    _relay_451(replies[0], "different codes")
+    assert len(replies) == 1 and scripted.messages == 0
+    assert b"MAIL" not in b"".join(bytes(r) for r in scripted.received)
+    (event,) = events
+    assert (event["kind"], event["stage"], event["reply"]["code"]) == ("deferred", "mail", 451)
+    assert "malformed reply" in event["reply"]["text"] and "different codes" in event["reply"]["text"]
+
+
 def test_c1_controls_and_unicode_line_separators_in_a_reply_are_escaped(run, hostile_relay):
     # Not UTF-8 (a lone 0x85), so read as Latin-1: 0x85 is NEL, a line break to many readers; in UTF-8
     # text U+2028 is one too (Python's splitlines, JavaScript). Both reached the client and the event.
@@ -251,3 +266,8 @@ def test_the_parts_of_aiosmtplibs_protocol_the_strict_reader_replaces_are_still_
     source = inspect.getsource(SMTPProtocol.data_received)
     assert "self._read_response_from_buffer()" in source and "self._buffer.extend(data)" in source
     assert "self._response_waiter.set_result(response)" in source
+    # Before _guard, on every connection (the greeting, EHLO, STARTTLS, AUTH), the class's reader is ours.
+    import relay.upstream
+
+    assert SMTPProtocol._read_response_from_buffer.__module__ == relay.upstream.__name__
+    assert "protocol = SMTPProtocol(" in inspect.getsource(__import__("aiosmtplib").SMTP._create_connection)

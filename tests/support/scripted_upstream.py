@@ -38,7 +38,8 @@ DEFAULT = {
 
 
 class ScriptedUpstream:
-    def __init__(self):
+    def __init__(self, address: str = "127.0.0.1", port: int = 0):
+        self.address = address  # e.g. 127.0.0.4 on an MX port other hosts share (tests/test_delivery_mx.py)
         self.script: dict = {}
         self.received: list[bytearray] = []
         self.connections = 0
@@ -49,12 +50,12 @@ class ScriptedUpstream:
         self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._server = None
         self._writers: set = set()
-        self.port = 0
+        self.port = port
 
     def start(self) -> "ScriptedUpstream":
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._session, "127.0.0.1", 0), self.loop).result(10)
+            asyncio.start_server(self._session, self.address, self.port), self.loop).result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
