@@ -710,6 +710,10 @@ def test_world11_traps(reply, stage, verdict):
         ("553 5.1.8 <bob@example.org>: Sender address rejected: Domain not found", "rcpt", ("auth_failed", "never")),
         ("550 5.1.2 Host unknown (Name server: example.com: host not found)", "rcpt", ("routing_dns", "count")),
         ("550 You are not allowed to send mail to this address", "rcpt", ("relay_denied", "never")),
+        # The HELO/EHLO name's form is about the session: the address-syntax wordings must not list.
+        ("504 5.5.2 Please try supplying a domain name in your EHLO", "rcpt", ("protocol_error", "never")),
+        ("501 Malformed address in HELO, you must include a fully qualified domain", "rcpt",
+         ("policy_rejected", "never")),
     ],
 )
 def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
