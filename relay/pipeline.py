@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .decision import CONTINUE, Decision, Verdict, defer
+from .decision import CONTINUE, V_CONTINUE, Decision, defer
 
 log = logging.getLogger("relay.pipeline")
 
@@ -245,7 +245,7 @@ class Pipeline:
                 log.exception("step %s failed in %s (transaction %s)", step.name, hook, txn_id)
                 return defer(451, "4.3.0", "Temporary local problem, please try again later",
                              kind="deferred", cause="local-error", step=step.name)
-            if decision.verdict is not Verdict.CONTINUE:
+            if decision.verdict is not V_CONTINUE:
                 return decision
         return CONTINUE
 
@@ -260,7 +260,7 @@ class Pipeline:
 
     async def data(self, txn: Transaction, message: Message) -> Decision:
         decision = await self.data_start(txn)
-        if decision.verdict is not Verdict.CONTINUE:
+        if decision.verdict is not V_CONTINUE:
             return decision
         return await self.data_ready(txn, message)
 

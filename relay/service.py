@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 
 from .address import printable, unsendable
-from .decision import Decision, Reply, Verdict
+from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
 from .pipeline import Message, Pipeline, Session, Transaction, new_id
@@ -116,10 +116,10 @@ class RelayService:
         except BaseException:  # cancelled (the client hung up): the transaction still ends
             self._end(txn)
             raise
-        if decision.verdict is Verdict.ACCEPT:
+        if decision.verdict is V_ACCEPT:
             self._txns[session.id] = txn
             return decision.reply
-        if decision.verdict is Verdict.CONTINUE:  # no step answered: a wiring bug, never a silent 250
+        if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         await self.outcomes.refused(txn, session, "mail", [], decision)
         await self._end(txn)
@@ -142,10 +142,10 @@ class RelayService:
         problem = address_problem(recipient, "recipient", smtputf8=_smtputf8(txn.mail_options))
         decision = (Decision(Verdict.REJECT, problem) if problem
                     else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
-        if decision.verdict is Verdict.ACCEPT:
+        if decision.verdict is V_ACCEPT:
             txn.rcpts.append(recipient)
             return decision.reply
-        if decision.verdict is Verdict.CONTINUE:
+        if decision.verdict is V_CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
         return decision.reply
@@ -193,11 +193,11 @@ class RelayService:
                 decision = await started
             finally:
                 started.cancel()  # only if this command itself was cancelled before DATA was answered
-        if decision.verdict is Verdict.CONTINUE:
+        if decision.verdict is V_CONTINUE:
             decision = await pipeline.data_ready(txn, message)
-        if decision.verdict is Verdict.CONTINUE:
+        if decision.verdict is V_CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
-        if decision.verdict is Verdict.ACCEPT:
+        if decision.verdict is V_ACCEPT:
             self.count("relay_messages_total", result="accepted")
         else:
             self.count("relay_messages_total", result=decision.verdict.value)
@@ -281,7 +281,7 @@ def _refused(started: asyncio.Future) -> bool:
     """Whether the start of DATA has already ended the message (a refusal, a failure)."""
     if not started.done():
         return False
-    return started.cancelled() or started.exception() is not None or started.result().verdict is not Verdict.CONTINUE
+    return started.cancelled() or started.exception() is not None or started.result().verdict is not V_CONTINUE
 
 
 def record_end(outcomes: Outcomes, txn: Transaction) -> None:
