@@ -506,6 +506,19 @@ def _read_reply(buffer: bytearray, alone: bool = True):
     was a 250); and, when `alone`, nothing may follow the reply in the same read, as we never
     pipeline: a second reply there would be taken for the next command's. Either is a malformed
     reply (code -1)."""
+    end = buffer.find(b"\n")
+    if end == len(buffer) - 1 and 3 <= end < _MAX_REPLY_LINE and buffer[3] != 0x2D:  # b"-"
+        # The usual case, four times a message: the buffer holds one whole single-line reply and
+        # nothing after it (so `alone` changes nothing). The same outcome as the loop below,
+        # without its per-line bookkeeping.
+        line = bytes(buffer)
+        try:
+            code = int(line[:3])
+        except ValueError:
+            raise smtp_errors.SMTPResponseException(
+                -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}") from None
+        del buffer[:]
+        return SMTPResponse(code, line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
     code = None
     message = bytearray()
     offset = 0
