@@ -220,6 +220,53 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path):
     assert got[("relay_dkim_sign_seconds_count", ())] == 2
 
 
+FORKED = """
+import os, sys
+sys.path.insert(0, {root!r})
+if {after_import!r}:
+    import relay.metrics  # before the directory is named: the workers' parent (relay/workers.py)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = {directory!r}
+from relay.metrics import Metrics
+m = Metrics()
+m.inc("relay_connections_total", 3)
+child = os.fork()
+if child == 0:
+    m.inc("relay_connections_total", 2)  # the child's own file, not its parent's
+    os._exit(0)
+os.waitpid(child, 0)
+m.inc("relay_connections_total", 1)
+print(os.getpid(), child)
+"""
+
+
+@pytest.mark.parametrize("after_import", [False, True])
+def test_multiprocess_values_follow_a_fork(tmp_path, after_import):
+    """Each process writes its own values file (named by its pid) also when it forked after its
+    metrics were made: prometheus-client notices the fork at the next inc() and starts files of the
+    child's own, which the relay tells it from the pid noted at the fork (relay/metrics), not by
+    asking the kernel at every inc()."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if not after_import:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", FORKED.format(root=root, after_import=after_import,
+                                                              directory=str(tmp_path))],
+                         env=env, check=True, timeout=60, capture_output=True, text=True).stdout
+    parent, child = out.split()
+    assert {p.name for p in tmp_path.glob("counter_*.db")} == {f"counter_{parent}.db", f"counter_{child}.db"}
+    scrape = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r})\n"
+                             "from relay.metrics import Metrics\nprint(Metrics().render())"],
+                            env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, check=True, timeout=60,
+                            capture_output=True, text=True).stdout
+    assert samples(scrape)[("relay_connections_total", ())] == 6
+
+
 def test_a_shaping_hold_shows_in_the_gauges_and_counters(tmp_path, upstream, relay_factory):
     policies = tmp_path / "policies"
     policies.mkdir()

@@ -43,6 +43,32 @@ def multiprocess_directory() -> str | None:
     return os.environ.get(MULTIPROCESS_ENV) or None
 
 
+# prometheus-client's multiprocess values ask which process they are in at every inc(), to notice a
+# fork (a child must write files of its own): os.getpid() is a system call each time (glibc stopped
+# caching it), about twenty a message. The pid noted at each fork answers the same question.
+_pid = os.getpid()
+
+
+def _note_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_pid)
+
+
+def _process_id() -> int:
+    return _pid
+
+
+def _multiprocess_values():
+    from prometheus_client import values
+
+    cls = values.MultiProcessValue(process_identifier=_process_id)
+    cls._relay_pid = True  # ours: see _values_follow_the_environment
+    return cls
+
+
 def _values_follow_the_environment() -> None:
     """prometheus-client picks where values live (this process's memory, or files in the
     multiprocess directory) when it is first imported; the workers' parent sets
@@ -51,7 +77,21 @@ def _values_follow_the_environment() -> None:
     from prometheus_client import values
 
     if multiprocess_directory() is not None and values.ValueClass is values.MutexValue:
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = _multiprocess_values()
+
+
+def _own_multiprocess_values() -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set before prometheus-client was imported, it chose files with
+    os.getpid() per inc(); the same files with _process_id instead, before any value exists (the
+    relay makes its metrics after this import, and prometheus-client's own collectors hold none).
+    Two value classes must never share a process's files: each keeps its own file objects."""
+    from prometheus_client import values
+
+    if values.ValueClass is not values.MutexValue and not getattr(values.ValueClass, "_relay_pid", False):
+        values.ValueClass = _multiprocess_values()
+
+
+_own_multiprocess_values()
 
 
 class Metrics:
