@@ -220,6 +220,33 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path):
     assert got[("relay_dkim_sign_seconds_count", ())] == 2
 
 
+def test_the_relays_recording_gives_prometheus_clients_own_figures():
+    """Metrics.inc/observe and the series of Metrics.child record what prometheus-client's own
+    inc() and observe() record (relay/metrics Series: the same values by a shorter way), bucket
+    bounds, NaN, infinity and negative amounts included."""
+    amounts = [0.0, 0.001, 0.0010000001, 0.0004, 1e-9, 0.0025, 5.0, 120.0, 121.0, float("inf"),
+               float("nan"), -1.0, 0.3]
+    ours, theirs = Metrics(), Metrics()
+    labels = {"command": "RCPT", "upstream": "up.test"}
+    kept = ours.child("relay_upstream_command_seconds", "histogram", **labels)
+    for amount in amounts:
+        ours.observe("relay_dkim_sign_seconds", amount)
+        kept.observe(amount)
+        theirs._child("relay_dkim_sign_seconds", "histogram", {}).observe(amount)
+        theirs._child("relay_upstream_command_seconds", "histogram", labels).observe(amount)
+    for n in (1, 1, 2.5, 0):
+        ours.inc("relay_messages_total", n, result="accepted")
+        theirs._child("relay_messages_total", "counter", {"result": "accepted"}).inc(n)
+    with pytest.raises(ValueError):
+        ours.inc("relay_messages_total", -1, result="accepted")
+    def recorded(metrics):  # process_* (CPU, memory) move between two scrapes
+        return [line for line in metrics.render().splitlines()
+                if line.startswith(("relay_dkim_sign_seconds", "relay_upstream_command_seconds", "relay_messages_total"))]
+
+    assert recorded(ours) == recorded(theirs)
+    assert len(recorded(ours)) > 30  # both histograms' buckets, sums and counts, and the counter
+
+
 FORKED = """
 import os, sys
 sys.path.insert(0, {root!r})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from bisect import bisect_left
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -107,6 +108,7 @@ class Metrics:
         # (name, *labels as given) -> the labelled child: prometheus-client's labels() costs a few
         # microseconds a call, and a message records about a dozen samples.
         self._children: dict[tuple, object] = {}
+        self._recorders: dict[tuple, Series] = {}  # the same keys: what inc() and observe() record into
         for name, spec in self._specs.items():
             self._declare(name, spec)
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...: the
@@ -185,21 +187,34 @@ class Metrics:
 
     # -- recording (the names other parts call) --------------------------------------------------
 
-    def child(self, name: str, kind: str, **labels):
-        """The labelled series itself (its inc() or observe()), or None where it cannot count: for a
+    def child(self, name: str, kind: str, **labels) -> "Series | None":
+        """The labelled series (its inc() or observe()), or None where it cannot count: for a
         caller that records the same series many times (an upstream connection's replies) and keeps
         it, rather than naming it again each time."""
-        return self._child(name, kind, labels)
+        return self._series(name, kind, labels)
+
+    def _series(self, name: str, kind: str, labels: dict) -> "Series | None":
+        key = (name, *labels.items())
+        series = self._recorders.get(key)
+        if series is not None:
+            return series
+        child = self._child(name, kind, labels)
+        if child is None:
+            return None
+        series = Series(child)
+        if len(self._recorders) < _MAX_CACHED_CHILDREN:
+            self._recorders[key] = series
+        return series
 
     def inc(self, name: str, value: float = 1, **labels) -> None:
-        child = self._child(name, "counter", labels)
-        if child is not None:
-            child.inc(value)
+        series = self._series(name, "counter", labels)
+        if series is not None:
+            series.inc(value)
 
     def observe(self, name: str, value: float, **labels) -> None:
-        child = self._child(name, "histogram", labels)
-        if child is not None:
-            child.observe(value)
+        series = self._series(name, "histogram", labels)
+        if series is not None:
+            series.observe(value)
 
     @contextmanager
     def time(self, name: str, **labels) -> Iterator[None]:
@@ -304,3 +319,52 @@ class Metrics:
                 if s.name.endswith("_total"):
                     out[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return out
+
+
+class Series:
+    """A labelled counter's inc() or histogram's observe(), as the relay records a dozen samples a
+    message. prometheus-client's own methods check at every call what holds for every series that
+    labels() made (its label values are all set), and walk a histogram's buckets in a Python loop;
+    here the check is made once and the bucket is found by bisection: the same values, written to
+    the same value objects (and so the same files under workers). Where prometheus-client's inside
+    is not the one this was written against (0.20-0.26), its own methods."""
+
+    __slots__ = ("inc", "observe")
+
+    def __init__(self, child):
+        self.inc = getattr(child, "inc", None)
+        self.observe = getattr(child, "observe", None)
+        try:
+            observable = child._is_observable()
+        except AttributeError:
+            return
+        if not observable:
+            return  # prometheus-client's methods raise; so does the series
+        if isinstance(child, Counter) and callable(getattr(getattr(child, "_value", None), "inc", None)):
+            self.inc = _counter_inc(child._value.inc)
+        elif isinstance(child, Histogram):
+            bounds = getattr(child, "_upper_bounds", None)
+            buckets = getattr(child, "_buckets", None)
+            total = getattr(child, "_sum", None)
+            if (isinstance(bounds, list) and isinstance(buckets, list) and len(bounds) == len(buckets) > 0
+                    and callable(getattr(total, "inc", None)) and bounds == sorted(bounds)):
+                self.observe = _histogram_observe(total.inc, tuple(b.inc for b in buckets), tuple(bounds))
+
+
+def _counter_inc(value_inc):
+    def inc(amount: float = 1) -> None:
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        value_inc(amount)
+    return inc
+
+
+def _histogram_observe(sum_inc, bucket_incs: tuple, bounds: tuple):
+    def observe(amount: float) -> None:
+        sum_inc(amount)
+        # The first bucket whose upper bound holds the amount (le: amount <= bound), as
+        # prometheus-client's loop finds it; a NaN is in none, there as here.
+        i = bisect_left(bounds, amount)
+        if i < len(bounds) and amount <= bounds[i]:
+            bucket_incs[i](1)
+    return observe
