@@ -5,7 +5,8 @@
      world7_candidates.py -> world7.yaml, world8_candidates.py -> world8.yaml,
      world9_candidates.py -> world9.yaml,
      world10_candidates.py -> world10.yaml,
-     world11_candidates.py -> world11.yaml)
+     world11_candidates.py -> world11.yaml,
+     world12_candidates.py -> world12.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
