@@ -722,6 +722,56 @@ def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
     got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
     assert (got.category, got.bounce_list) == verdict, got.rule
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Fourteenth round (world12): each of these had another verdict under the rules before it.
+        # A block for mailing too many unknown addresses is about the sender's traffic.
+        ("554 Rejected: high volume of unknown recipients from your server", "rcpt", ("rate_limited", "never")),
+        ("550 Directory harvest attack suspected, connection refused", "rcpt", ("rate_limited", "never")),
+        # The account may not send as this address; an envelope sender on a block list.
+        ("553 5.7.1 You are not authorized to send from this sender address", "mail", ("relay_denied", "never")),
+        ("550 Your envelope sender is denied here", "mail", ("blocklisted", "never")),
+        # An attachment the receiver does not take; the
+        # sender's own allowance; the recipient's local part with a restricted character (lists).
+        ("554 5.7.1 Message contains an attachment type which is not allowed here", "data", ("spam_content", "never")),
+        ("450 You may only send 200 messages per hour", "mail", ("rate_limited", "never")),
+        ("550 Restricted characters in recipient address", "rcpt", ("syntax_error", "list")),
+    ],
+)
+def test_world12_traps(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Fourteenth round (world12) guards: Postfix's sender refusal and a "Sender address
+        # blocked" stay policy refusals, an SPF text stays SPF, an IP on a list stays the IP's,
+        # an unknown user still lists.
+        # False listings first: a 5.1.1 on a block of the sender names the sender, never the
+        # recipient; a recipient who unsubscribed has a working address; a bounce with several
+        # recipients is the envelope's fault. These held before the round and must keep holding.
+        ("550 5.1.1 The sender has been blacklisted by this recipient", "rcpt", ("blocklisted", "never")),
+        ("550 5.7.1 This recipient has opted out of your mailings", "rcpt", ("policy_rejected", "never")),
+        ("550 Multi-recipient bounce rejected", "rcpt", ("policy_rejected", "never")),
+        ("554 5.7.1 <a@example.org>: Sender address rejected: Access denied", "rcpt", ("policy_rejected", "never")),
+        ("554 5.1.8 Sender Address Blocked", "mail", ("policy_rejected", "never")),
+        ("550 5.7.1 SPF: sender is not authorized to send from this domain", "mail", ("auth_failed", "never")),
+        ("550 5.7.1 [RBL] Sender blocked 192.0.2.7", "rcpt", ("blocklisted", "never")),
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+         "rcpt", ("unknown_recipient", "list")),
+    ],
+)
+def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
 def test_busy_greeting_is_a_deferral():
     """Ninth round (world7): a greeting that refuses the connection because the server is busy
     ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""
