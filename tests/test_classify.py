@@ -737,6 +737,15 @@ def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
         ("554 5.7.1 Message contains an attachment type which is not allowed here", "data", ("spam_content", "never")),
         ("450 You may only send 200 messages per hour", "mail", ("rate_limited", "never")),
         ("550 Restricted characters in recipient address", "rcpt", ("syntax_error", "list")),
+        # Second batch, false listing first: RFC 5321's stock "mailbox unavailable" followed by a
+        # policy reason is the policy, not a missing mailbox (1&1 answers so even at MAIL FROM).
+        ("550 Requested action not taken: mailbox unavailable - rejected for policy reasons", "rcpt",
+         ("policy_rejected", "never")),
+        ("550 Requested action not taken: mailbox unavailable. Rejected by policy", None, ("policy_rejected", "never")),
+        # "No such active account" is no such account; an automated block "from your IP" is the host's.
+        ("550 Sorry, no such active account", "rcpt", ("unknown_recipient", "list")),
+        ("421 Automated block triggered by suspicious activity from your IP address 192.0.2.9", "connect",
+         ("blocklisted", "never")),
     ],
 )
 def test_world12_traps(reply, stage, verdict):
@@ -764,6 +773,11 @@ def test_world12_traps(reply, stage, verdict):
         ("550 5.7.1 [RBL] Sender blocked 192.0.2.7", "rcpt", ("blocklisted", "never")),
         ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
          "rcpt", ("unknown_recipient", "list")),
+        # The stock text with a reason that says the user does not exist still lists; an account's
+        # own unusual activity stays the account's.
+        ("550 Requested action not taken: mailbox unavailable (user unknown; see our policy)", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.4.6 Unusual sending activity detected", "mail", ("policy_rejected", "never")),
     ],
 )
 def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
