@@ -729,9 +729,9 @@ def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
         # A block for mailing too many unknown addresses is about the sender's traffic.
         ("554 Rejected: high volume of unknown recipients from your server", "rcpt", ("rate_limited", "never")),
         ("550 Directory harvest attack suspected, connection refused", "rcpt", ("rate_limited", "never")),
-        # The account may not send as this address; an envelope sender on a block list.
+        # The account may not send as this address; a sender address on a block list.
         ("553 5.7.1 You are not authorized to send from this sender address", "mail", ("relay_denied", "never")),
-        ("550 Your envelope sender is denied here", "mail", ("blocklisted", "never")),
+        ("553 5.7.1 Your sender address has been banned here", "mail", ("blocklisted", "never")),
         # An attachment the receiver does not take; the
         # sender's own allowance; the recipient's local part with a restricted character (lists).
         ("554 5.7.1 Message contains an attachment type which is not allowed here", "data", ("spam_content", "never")),
@@ -778,6 +778,9 @@ def test_world12_traps(reply, stage, verdict):
         ("550 Requested action not taken: mailbox unavailable (user unknown; see our policy)", "rcpt",
          ("unknown_recipient", "list")),
         ("550 5.4.6 Unusual sending activity detected", "mail", ("policy_rejected", "never")),
+        # A sender "denied" or "blocked" without a list word stays the host's policy (qmail's
+        # badmailfrom reply is labelled so in the corpus).
+        ("553 sorry, your envelope sender has been denied (#5.7.1)", "mail", ("policy_rejected", "never")),
     ],
 )
 def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
