@@ -96,6 +96,8 @@ _CONTROL_IN_LINE = re.compile(f"[{_CONTROL_BUT_NEWLINE}]")
 _CONTROL = re.compile(f"[\n{_CONTROL_BUT_NEWLINE}]")
 # aiosmtplib's own bound on one reply line (protocol.MAX_LINE_LENGTH).
 _MAX_REPLY_LINE = 8192
+# What may follow a reply line's code (RFC 5321 4.2); a bare LF ends a line too (tolerated).
+_AFTER_CODE = (b" ", b"-", b"\r", b"\n")
 
 
 def decoded_reply_text(message: str) -> str:
@@ -529,11 +531,12 @@ def _read_reply(buffer: bytearray, alone: bool = True):
         line = bytes(buffer[offset:end + 1])
         if len(line) > _MAX_REPLY_LINE:
             raise smtp_errors.SMTPResponseException(-1, "Response too long")
-        try:
-            line_code = int(line[:3])
-        except ValueError:
+        # RFC 5321 4.2: three digits, then a space, a hyphen or the end of the line. int() alone took
+        # "2500 queued" or "250x" for a 250 (the final dot's acceptance).
+        if not line[:3].isdigit() or line[3:4] not in _AFTER_CODE:
             raise smtp_errors.SMTPResponseException(
-                -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}") from None
+                -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}")
+        line_code = int(line[:3])
         if code is not None and line_code != code:
             raise smtp_errors.SMTPResponseException(
                 -1, f"reply lines with different codes: {code} then {line.decode('utf-8', 'ignore')}")
