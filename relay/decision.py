@@ -16,6 +16,35 @@ _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 _LINE = re.compile(r"^(\d{3})([ -]?)(.*)$")
 
 
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its code, the separator and CRLF.
+_FOLD_AT = 512 - 4 - 2
+
+
+def _octets(text: str) -> int:
+    return len(text.encode("utf-8", "replace"))  # never raises, even on a lone surrogate
+
+
+def _folded(line: str) -> list[str]:
+    """One reply line's text as lines of at most _FOLD_AT octets ("More information may be conveyed
+    through multiple-line replies", RFC 5321 4.5.3.1.5): cut at the last space that fits, else
+    between two characters, and each continuation carries the line's enhanced code (RFC 2034 4)."""
+    m = _ENHANCED.match(line)
+    prefix = f"{m.group(0)} " if m else ""
+    pieces: list[str] = []
+    rest = line
+    while _octets(rest) > _FOLD_AT:
+        room = _FOLD_AT - (len(prefix) if pieces else 0)
+        head = rest.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")  # whole characters only
+        space = head.rfind(" ")
+        if space > room // 2:
+            head, rest = head[:space], rest[space + 1:]
+        else:
+            rest = rest[len(head):]
+        pieces.append(prefix + head if pieces else head)
+    pieces.append(prefix + rest if pieces else rest)
+    return pieces
+
+
 @dataclass(frozen=True)
 class Reply:
     """One SMTP reply. `lines` hold the text of each line *without* the code prefix
@@ -77,18 +106,26 @@ class Reply:
     def positive(self) -> bool:
         return 200 <= self.code < 400
 
+    def _prefixed(self, lines) -> list[str]:
+        if not self.code:
+            return list(lines)
+        last = len(lines) - 1
+        return [f"{self.code}{' ' if i == last else '-'}{line}" for i, line in enumerate(lines)]
+
     def wire_lines(self) -> list[str]:
-        """Each line with its own code prefix, as it goes on the wire (RFC 5321 4.2.1). A reply
-        with no code (0: a log line or DSN gave none) is its text as it was written."""
+        """Each line with its own code prefix, as it goes on the wire (RFC 5321 4.2.1), none
+        longer than RFC 5321 4.5.3.1.5's 512 octets (a longer one, an upstream's, is folded). A
+        reply with no code (0: a log line or DSN gave none) is its text as it was written."""
         if not self.code:
             return list(self.lines)
-        last = len(self.lines) - 1
-        return [f"{self.code}{' ' if i == last else '-'}{line}" for i, line in enumerate(self.lines)]
+        if all(len(line) <= _FOLD_AT // 4 or _octets(line) <= _FOLD_AT for line in self.lines):
+            return self._prefixed(self.lines)
+        return self._prefixed([piece for line in self.lines for piece in _folded(line)])
 
     @property
     def text(self) -> str:
-        """The verbatim reply, every line with its code prefix, joined by newlines."""
-        return "\n".join(self.wire_lines())
+        """The verbatim reply, every line with its code prefix, joined by newlines (not folded)."""
+        return "\n".join(self._prefixed(self.lines))
 
     def wire(self) -> str:
         """What aiosmtpd's push() sends: lines joined by CRLF, no final CRLF."""

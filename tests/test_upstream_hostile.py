@@ -181,6 +181,42 @@ def test_a_greeting_whose_lines_have_different_codes_is_a_failure_of_that_upstre
     assert "malformed reply" in event["reply"]["text"] and "different codes" in event["reply"]["text"]
 
 
+@pytest.mark.parametrize("script", [
+    {"DOT": b"2500 2.0.0 queued\r\n"},
+    {"DOT": b"250x queued\r\n"},
+    {"RCPT": b"250-2.1.5 OK\r\n2501 2.1.5 more\r\n"},
+], ids=["four-digits-to-the-dot", "250x-to-the-dot", "four-digits-last-line"])
+def test_a_code_that_runs_on_into_the_text_is_a_malformed_reply(run, script):
+    # RFC 5321 4.2: a reply line is three digits, then a space, a hyphen or the line's end. "2500 queued"
+    # was read as a 250 to the final dot (relayed as "250 2.0.0 queued": the client dropped its copy),
+    # as Postfix's client never does (it defers on a malformed reply).
+    replies, events = run(script)
+    _relay_451(replies[-1], "malformed reply")
+    assert [(e["kind"], e["reply"]["code"]) for e in events] == [("deferred", 451)] * len(events) and events
+
+
+@pytest.mark.parametrize("text", [
+    " ".join(f"word{i}" for i in range(400)),  # 3,289 characters, spaces to fold at
+    "\u00e9" * 700 + "x" * 300,  # no space, two octets a character: cut between characters
+], ids=["words", "no-space-utf8"])
+def test_a_reply_line_over_512_octets_reaches_the_client_folded(run, hostile_relay, text):
+    # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its code and CRLF. An upstream's
+    # 3,000-octet line was relayed as one line; a strict client (Exim: "SMTP response line too
+    # long") takes that for a protocol error and defers what the upstream refused for good. Folded, each
+    # line keeps the code and the enhanced code (RFC 2034), and nothing of the text is lost.
+    rcpt = f"long{len(text)}@example.com"
+    replies, events = run({"RCPT": b"550 5.1.1 " + text.encode() + b"\r\n"}, rcpts=(rcpt,))
+    code, wire = replies[-1]
+    lines = wire.split("\r\n")
+    assert code == 550 and len(lines) > 1
+    assert all(len(line.encode()) + 2 <= 512 for line in lines), [len(line.encode()) for line in lines]
+    assert all(line.startswith("550-5.1.1 ") for line in lines[:-1]) and lines[-1].startswith("550 5.1.1 ")
+    pieces = [line[len("550 5.1.1 "):] for line in lines]
+    assert (" ".join(pieces) if " " in text else "".join(pieces)) == text  # cut at a space, or between characters
+    # The event keeps the upstream's line as it came.
+    assert events[0]["reply"]["text"] == "550 5.1.1 " + text
+
+
 def test_c1_controls_and_unicode_line_separators_in_a_reply_are_escaped(run, hostile_relay):
     # Not UTF-8 (a lone 0x85), so read as Latin-1: 0x85 is NEL, a line break to many readers; in UTF-8
     # text U+2028 is one too (Python's splitlines, JavaScript). Both reached the client and the event.
