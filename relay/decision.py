@@ -27,22 +27,28 @@ def _octets(text: str) -> int:
 def _folded(line: str) -> list[str]:
     """One reply line's text as lines of at most _FOLD_AT octets ("More information may be conveyed
     through multiple-line replies", RFC 5321 4.5.3.1.5): cut at the last space that fits, else
-    between two characters, and each continuation carries the line's enhanced code (RFC 2034 4)."""
+    between two characters, and each continuation carries the line's enhanced code (RFC 2034 4).
+    One pass over the line's octets."""
     m = _ENHANCED.match(line)
     prefix = f"{m.group(0)} " if m else ""
+    data = line.encode("utf-8", "replace")
     pieces: list[str] = []
-    rest = line
-    while _octets(rest) > _FOLD_AT:
+    start = 0
+    while True:
         room = _FOLD_AT - (len(prefix) if pieces else 0)
-        head = rest.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")  # whole characters only
-        space = head.rfind(" ")
-        if space > room // 2:
-            head, rest = head[:space], rest[space + 1:]
+        if len(data) - start <= room:
+            break
+        cut = start + room
+        while cut > start and data[cut] & 0xC0 == 0x80:  # not inside a character (UTF-8 continuation)
+            cut -= 1
+        space = data.rfind(b" ", start, cut)
+        if space > start + room // 2:
+            piece, start = data[start:space], space + 1
         else:
-            rest = rest[len(head):]
-        pieces.append(prefix + head if pieces else head)
-    pieces.append(prefix + rest if pieces else rest)
-    return pieces
+            piece, start = data[start:cut], cut
+        pieces.append(piece.decode("utf-8", "replace"))
+    pieces.append(data[start:].decode("utf-8", "replace"))
+    return [pieces[0]] + [prefix + piece for piece in pieces[1:]]
 
 
 @dataclass(frozen=True)
