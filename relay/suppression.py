@@ -126,7 +126,13 @@ class DomainRule:
     within: float
     expire_after: float | None
 
-    def says_no_such_domain(self, text: str) -> bool:
+    def says_no_such_domain(self, text: str, address: str = "") -> bool:
+        """Whether `text`, a permanent refusal of `address`, says its domain does not exist. The
+        addresses the text quotes and the recipient's domain are not the server's words: a
+        Postfix-style "<nxdomain@example.com>: Recipient address rejected: User unknown" (the
+        local part matching `nxdomain`), or "nxdomain-fans.example has no mail server", listed a
+        whole domain that exists."""
+        text = _without_addresses(text, address)
         if self.evidence.search(text) is None:
             return False
         return not self.dns_glitch(text)
@@ -135,6 +141,21 @@ class DomainRule:
         """The text tells of a failed DNS lookup (`not_evidence`: SERVFAIL, a timeout, "try again"),
         not of a domain that does not exist."""
         return self.not_evidence is not None and self.not_evidence.search(text) is not None
+
+
+# An address as replies quote it: in angle brackets (any local part, RFC 5321 4.1.2's quoted
+# strings with spaces among them), or bare; bounded repeats keep the search linear.
+_QUOTED_ADDRESS = re.compile(r'<[^<>\r\n]{0,320}@[^<>\r\n]{0,255}>|[^\s<>@"]{1,64}@[^\s<>@]{1,255}')
+
+
+def _without_addresses(text: str, address: str) -> str:
+    """`text` with each address it quotes, and the recipient's domain, replaced by a placeholder."""
+    if "@" in text:
+        text = _QUOTED_ADDRESS.sub("<address>", text)
+    domain = address.rpartition("@")[2].strip().rstrip(".")
+    if domain and domain.lower() in text.lower():
+        text = re.sub(re.escape(domain), "the-domain", text, flags=re.IGNORECASE)
+    return text
 
 
 # When a suppression file has no `unconfirmed:` section (one written before it existed): as the

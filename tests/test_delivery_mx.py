@@ -82,6 +82,7 @@ def zone(dns):
     z.add("mail.cname-mx.test", "CNAME", "mx2.example.net")
     z.add("numeric.test", "MX", (10, "127.0.0.3"))  # an address where a name belongs
     z.servfail.add("broken.test")
+    z.silent.add("silent.test")  # no answer at all: the resolver times out
     return z
 
 
@@ -91,8 +92,8 @@ def mx_relay(dns, zone, mx_port, mx1, mx2, relay_factory):  # the relay stops fi
         # The MX hosts here are on loopback, where MX delivery connects only when told to.
         upstream = {"mode": "mx", "host": None, "port": mx_port, "starttls": "opportunistic",
                     "mx_internal_networks": ["127.0.0.0/8"], **overrides.pop("upstream", {})}
-        return relay_factory(0, upstream=upstream, resolver={"nameservers": [dns.nameserver], "timeout": 2},
-                             **overrides)
+        resolver = {"nameservers": [dns.nameserver], "timeout": 2, **overrides.pop("resolver", {})}
+        return relay_factory(0, upstream=upstream, resolver=resolver, **overrides)
     return start
 
 
@@ -177,6 +178,7 @@ def test_a_refused_first_recipient_leaves_the_transaction_free_to_go_elsewhere(m
     ("x@nullmx.test", 556, "5.1.10", "relay:mx-null", "recipient"),
     ("x@nomail.test", 550, "5.1.2", "relay:mx-no-mail-server", "recipient"),
     ("x@broken.test", 451, "4.4.3", "relay:mx-dns-temporary", "relay"),
+    ("x@silent.test", 451, "4.4.3", "relay:mx-dns-temporary", "relay"),
     ("x@numeric.test", 451, "4.4.4", "relay:mx-unusable", "relay"),
 ])
 def test_what_dns_says_of_a_domain_answers_its_recipient(mx_relay, rcpt, code, enhanced, rule, scope):
@@ -377,6 +379,45 @@ def test_a_domain_found_missing_in_dns_twice_goes_on_the_bounce_list(mx_relay, t
     assert listed() == ["@nowhere.test", "@nullmx.test"]
     code, text = rcpt("g@nowhere.test")  # refused by the bounce list now, before any DNS lookup
     assert code == 550 and "nowhere.test is on this relay" in text
+
+
+def test_a_domain_is_listed_for_what_dns_says_never_for_its_name_or_an_address_a_reply_quotes(mx_relay, dns, mx2,
+                                                                                                 tmp_path):
+    # suppression.yaml's domain evidence (`nxdomain`, `domain not found`...) was searched in the whole
+    # reply, the addresses it quotes and the recipient's domain among them. A domain whose name holds
+    # "nxdomain" and that has no mail server (mx-no-mail-server: not evidence), and a Postfix-style
+    # refusal of <nxdomain@example.net> as an unknown user, each listed a whole domain at the second
+    # sighting; every address at example.net was then refused. Only NXDOMAIN and a null MX list one.
+    import sys
+    import time
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    dns.zone.add("nxdomain-fans.test", "TXT", "v=spf1 -all")  # exists, no MX, no address
+    mx2.rcpt_replies["nxdomain"] = ("550 5.1.1 <nxdomain@example.net>: Recipient address rejected: User unknown "
+                                    "in virtual mailbox table")
+    relay = mx_relay(policies=str(policies))
+
+    def rcpt(address):
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            reply = c.cmd(f"RCPT TO:<{address}>")
+            c.cmd("QUIT")
+        return reply
+
+    for sighting in range(2):
+        if sighting:
+            time.sleep(1.2)
+        assert rcpt("a@nxdomain-fans.test")[0] == 550
+        assert rcpt("nxdomain@example.net")[0] == 550
+        assert rcpt("b@nowhere.test")[0] == 550  # NXDOMAIN: the evidence that does list
+    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c", str(relay.config_path)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    listed = sorted(e["address"] for e in json.loads(out.stdout))
+    assert "@nowhere.test" in listed
+    assert "@nxdomain-fans.test" not in listed and "@example.net" not in listed, listed
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import socket
 import threading
 
 from dnslib import CNAME, QTYPE, RCODE, RR, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
+from dnslib.dns import DNSError
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -20,6 +21,8 @@ class Zone(BaseResolver):
     def __init__(self):
         self.records: dict[tuple[str, str], list] = {}
         self.servfail: set[str] = set()  # names that answer SERVFAIL (DNS trouble)
+        # Names that get no answer at all, nor does any name under them: the resolver times out.
+        self.silent: set[str] = set()
         # Zones whose answers carry the AD bit, as a validating resolver's would (RFC 4035 3.2.3);
         # see sign(). Nothing is really signed: the relay trusts its resolver's AD bit.
         self.signed: set[str] = set()
@@ -79,6 +82,8 @@ class Zone(BaseResolver):
         qtype = QTYPE[request.q.qtype]
         with self.lock:
             self.queries.append((qname, qtype))
+            if any(qname == self._key(s) or qname.endswith("." + self._key(s)) for s in self.silent):
+                raise DNSError(f"{qname} is silent")  # dnslib's handler sends nothing then
             owner = qname
             for _ in range(8):  # a recursive server follows aliases within what it knows (RFC 1034 4.3.2)
                 if owner in self.servfail or owner.rstrip(".") in self.servfail:
