@@ -420,6 +420,55 @@ def test_a_domain_is_listed_for_what_dns_says_never_for_its_name_or_an_address_a
     assert "@nxdomain-fans.test" not in listed and "@example.net" not in listed, listed
 
 
+def test_a_hundred_mx_records_cost_ten_hosts_looked_up_and_each_host_once(mx_relay, dns):
+    # RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that can
+    # be tried". Every one of 100 MX records was looked up (300 questions) and connected to, for each
+    # recipient; one host named at 20 preferences was connected to 20 times.
+    for i in range(100):
+        dns.zone.add("many.test", "MX", (i, f"mx{i}.many.test"))  # none has an address
+        dns.zone.add("repeated.test", "MX", (i, "mx-down.example.com"))  # 127.0.0.4: nothing listens
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@many.test>")
+        assert code == 451 and "mx0.many.test: the host has no address" in text, text
+        code, text = c.cmd("RCPT TO:<b@repeated.test>")
+        assert code == 451 and text.count("mx-down.example.com[127.0.0.4]") == 1, text
+    asked = {name for name, rtype in dns.zone.queries if rtype in ("A", "AAAA") and name.endswith(".many.test.")}
+    assert asked == {f"mx{i}.many.test." for i in range(10)}  # the ten most preferred
+
+
+def test_mx_hosts_whose_names_never_answer_are_given_up_at_the_connection_deadline(mx_relay, dns):
+    # connect_route's deadline (connect_timeout + command_timeout) was checked only before connecting:
+    # each host's address lookup (up to resolver.timeout) came on top of it, one after another, so a zone
+    # whose MX hosts never answer held the client's RCPT for hosts x resolver.timeout (100 hosts at the
+    # default 5 s: over eight minutes).
+    for i in range(5):
+        dns.zone.add("slow.test", "MX", (i, f"mx{i}.slow.test"))
+        dns.zone.silent.add(f"mx{i}.slow.test")
+    relay = mx_relay(upstream={"connect_timeout": 1, "command_timeout": 1}, resolver={"timeout": 1})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@slow.test>")
+    assert code == 451 and ("not finished in time" in text or "out of time" in text), text
+    asked = {name for name, rtype in dns.zone.queries if name.endswith(".slow.test.") and rtype in ("A", "AAAA")}
+    assert len(asked) < 5, asked  # 2 s for lookups of 1 s each
+
+
+def test_the_domains_mta_sts_record_is_looked_up_once_for_all_its_mx_hosts(mx_relay, dns, mx2):
+    # Each MX host's TLS plan looked the domain's _mta-sts record up again, one after another (a failed
+    # lookup is not cached): a record that never answers cost resolver.timeout per MX host before the
+    # first connection.
+    dns.zone.add("sts.test", "MX", (0, "mx2.example.net"))
+    for i in range(1, 5):
+        dns.zone.add("sts.test", "MX", (i, f"mx{i}.sts.test"))
+    dns.zone.silent.add("_mta-sts.sts.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@sts.test"], BODY)] == [250, 250, 354, 250]
+    assert dns.zone.queries.count(("_mta-sts.sts.test.", "TXT")) == 1
+
+
 @pytest.fixture
 def mx6():
     port = free_port(("::1", "127.0.0.2"))

@@ -31,7 +31,7 @@ from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
 from .mta_sts import MtaSts, PolicyFetcher
-from .routes import MxHost, Route, RouteError, Routes, loops_back
+from .routes import MAX_MX_ADDRESSES, MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
 
@@ -160,25 +160,37 @@ class DestinationPool(UpstreamPool):
 
     async def connect_route(self, route: Route, decisions: dict[str, TlsPlan]) -> MxConnection:
         """A connection to the first host of `route` that takes one (RFC 5321 5.1), within
-        connect_timeout + command_timeout in all; else the reason as an UpstreamError."""
+        connect_timeout + command_timeout in all, the hosts' DNS lookups included, and at most
+        MAX_MX_ADDRESSES connections tried; else the reason as an UpstreamError."""
         self.last_route = route
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._up.connect_timeout + self._up.command_timeout
         failures: list[tuple[str, Reply]] = []
         described: dict[int, dict] = {}  # id(reply) -> the event's `upstream` for a TLS policy refusal
-        for host in route.hosts:
+        tries = 0
+        for host in route.tried:
             decision = decisions[host.name]
             if decision.mode == "refuse":
                 refusal = decision.refusal(route.domain, host.name, decision.reason)
                 described[id(refusal)] = _tls_refused(host, None, self._up.mx_port, decision)
                 failures.append((host.name, refusal))
                 continue
+            if tries >= MAX_MX_ADDRESSES:
+                break
+            if loop.time() >= deadline:  # the lookups count too: each took up to resolver.timeout
+                failures.append((host.name, _reply(451, "4.4.2", "not tried: out of time", "upstream-timeout")))
+                break
             try:
-                addresses = self._delivery.reachable(await self._delivery.routes.addresses(host))
+                addresses = self._delivery.reachable(await asyncio.wait_for(
+                    self._delivery.routes.addresses(host), deadline - loop.time()))
             except DnsTemporaryError as exc:
                 failures.append((host.name, _reply(451, "4.4.3", f"DNS lookup failed ({exc.reason})",
                                                    "mx-dns-temporary")))
                 continue
+            except (asyncio.TimeoutError, TimeoutError):
+                failures.append((host.name, _reply(451, "4.4.3", "DNS lookup not finished in time",
+                                                   "mx-dns-temporary")))
+                break
             if not addresses:
                 failures.append((host.name, _reply(451, "4.4.4", self._delivery.no_address_why(),
                                                    "mx-no-address")))
@@ -193,10 +205,13 @@ class DestinationPool(UpstreamPool):
                 if kind is not None:
                     failures.append((f"{host.name}[{ip}]", _internal_refusal(route.domain, host, ip, kind)))
                     continue
+                if tries >= MAX_MX_ADDRESSES:
+                    break
                 if loop.time() >= deadline:
                     failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
                                                                   "upstream-timeout")))
                     break
+                tries += 1
                 try:
                     return await self._connect_host(route.domain, host, ip, decision, deadline)
                 except UpstreamError as exc:
@@ -360,8 +375,14 @@ class MxDelivery:
 
     @staticmethod
     async def decisions(route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:
-        """The TLS decision for each host of the route, for its recipient domain."""
-        return {host.name: await tls.tls_for(route.domain, host) for host in route.hosts}
+        """The TLS decision for each host the route tries, for its recipient domain. Asked together:
+        one after another, each host's plan looked up the domain's MTA-STS record again (a failed
+        lookup is not cached), so a record that never answered cost resolver.timeout per MX host
+        before any connection; together they share that lookup (MtaSts.policy_for) and their DANE
+        lookups overlap."""
+        hosts = route.tried
+        plans = await asyncio.gather(*(tls.tls_for(route.domain, host) for host in hosts))
+        return dict(zip((host.name for host in hosts), plans))
 
     # -- the global cap -----------------------------------------------------
 

@@ -41,6 +41,15 @@ from dataclasses import dataclass
 from ..decision import Reply
 from ..dns import DnsTemporaryError, Resolver
 
+# RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that
+# can be tried". A zone's owner (or whoever forged its answer) chooses how many MX records it has:
+# 100 of them were 100 hosts looked up (300 DNS questions, each up to resolver.timeout when the
+# names never answer: minutes before the client heard a reply) and connected to, for every
+# recipient. Only the most preferred are tried, as Exim (hosts_max_try 5) and Postfix
+# (smtp_mx_address_limit 5) do; the route's MX set is still the whole one (Route.destination).
+MAX_MX_HOSTS = 10
+MAX_MX_ADDRESSES = 10  # connections tried in all, over the hosts' addresses
+
 
 @dataclass(frozen=True)
 class MxHost:
@@ -61,6 +70,11 @@ class Route:
 
     domain: str
     hosts: tuple[MxHost, ...]
+
+    @property
+    def tried(self) -> tuple[MxHost, ...]:
+        """The hosts an attempt looks up and tries, in order (MAX_MX_HOSTS)."""
+        return self.hosts[:MAX_MX_HOSTS]
 
     @property
     def destination(self) -> tuple:
@@ -204,9 +218,11 @@ class Routes:
 
     def _ordered(self, records: list[tuple[int, str]]) -> tuple[MxHost, ...]:
         by_preference: dict[int, list[str]] = {}
-        for pref, name in records:
-            if name not in by_preference.setdefault(pref, []):
-                by_preference[pref].append(name)
+        seen: set[str] = set()
+        for pref, name in sorted(records):
+            if name not in seen:  # a host named at several preferences is tried once, at its best
+                seen.add(name)
+                by_preference.setdefault(pref, []).append(name)
         hosts: list[MxHost] = []
         for pref in sorted(by_preference):
             names = by_preference[pref]
