@@ -291,6 +291,42 @@ def test_a_pooled_connection_whose_rset_gets_a_stale_reply_is_not_reused(hostile
     relay.call(relay.server.resources.pool.close())
 
 
+def test_a_reply_that_comes_one_line_per_read_is_read_once():
+    # The strict reader (relay/upstream.py) is called at each read that ends a line; it parsed the whole
+    # buffer again each time, so a reply sent one line per read cost the event loop time growing with
+    # the square of its lines: 5,400 lines of "550-" (aiosmtplib's 32 KiB) took 68 s of parsing, all
+    # other sessions waiting. Each line is now looked at once (counted here by the buffer's searches).
+    from relay.upstream import _ReplyReader
+
+    class Counted(bytearray):
+        finds = 0
+
+        def find(self, *args):
+            Counted.finds += 1
+            return super().find(*args)
+
+    buffer = Counted()
+    read = _ReplyReader(buffer)
+    for i in range(5000):
+        buffer += b"550-5.1.1 line %d\r\n" % i
+        assert read() is None
+    buffer += b"550 5.1.1 end\r\n"
+    reply = read()
+    assert reply.code == 550 and reply.message.split("\n")[-2:] == ["5.1.1 line 4999", "5.1.1 end"]
+    assert Counted.finds <= 2 * 5001 and len(buffer) == 0
+    # The reader starts afresh for the next reply, and after a malformed one.
+    buffer += b"250 2.1.5 OK\r\n"
+    assert read() == (250, "2.1.5 OK")
+    buffer += b"250-a\r\n"
+    assert read() is None
+    buffer += b"354 b\r\n"
+    with pytest.raises(Exception, match="different codes"):
+        read()
+    del buffer[:]
+    buffer += b"221 bye\r\n"
+    assert read() == (221, "bye")
+
+
 def test_the_parts_of_aiosmtplibs_protocol_the_strict_reader_replaces_are_still_there():
     # relay/upstream.py (UpstreamConnection._guard) puts its own reader in place of the protocol's
     # `_read_response_from_buffer` (over `_buffer`) and its own `data_received` in front of the
