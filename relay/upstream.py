@@ -63,8 +63,11 @@ REUSED_FIRST_COMMAND_TIMEOUT = 10.0
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    """An exception's first line, as our replies quote it: an upstream's words in it (a refused
+    login, a STARTTLS refusal) come as aiosmtplib decoded them, bytes that are not UTF-8 as lone
+    surrogates, which the client's reply cannot be encoded with, and control characters."""
+    text = decoded_reply_text(str(exc).strip()) or type(exc).__name__
+    return text.split("\n")[0][:200]
 
 
 @dataclass(frozen=True)
@@ -720,8 +723,11 @@ class UpstreamPool:
         if isinstance(exc, asyncio.CancelledError):
             raise exc
         if isinstance(exc, smtp_errors.SMTPAuthenticationError):
+            # The upstream's words, as decoded_reply_text reads any reply: its raw text (a byte that is not
+            # UTF-8, a NUL) made the client's reply a traceback and "451 4.3.0 Temporary local problem".
+            said = decoded_reply_text(exc.message).split("\n")[0][:200]
             return UpstreamError(_relay_reply(451, "4.7.0", f"The relay could not log in to upstream {target} "
-                                                            f"({exc.code} {exc.message.splitlines()[0]}); check "
+                                                            f"({exc.code} {said}); check "
                                                             f"upstream.username and password_file", "upstream-login"))
         if isinstance(exc, smtp_errors.SMTPException) and "STARTTLS" in str(exc):
             return UpstreamError(_relay_reply(451, "4.7.5", f"Upstream {target} does not offer STARTTLS and "

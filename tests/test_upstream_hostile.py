@@ -273,6 +273,31 @@ def test_upstream_misbehaviour_that_already_gets_a_precise_reply(run, scripted, 
     assert event["reply"]["source"] == ("relay" if code == 451 else "upstream")
 
 
+def test_a_refused_login_in_bytes_that_are_not_utf8_is_relayed_as_a_login_failure(scripted, tmp_path, caplog):
+    # The upstream's AUTH refusal went into our 451 as aiosmtplib decoded it: a byte that is not UTF-8
+    # (a lone surrogate) could not be encoded for the client, so the MAIL ended in a traceback and
+    # "451 4.3.0 Temporary local problem"; a NUL or an escape sequence went to the client as it was.
+    caplog.set_level(logging.WARNING)
+    (tmp_path / "password").write_text("secret")
+    relay = RunningRelay(write_config(tmp_path, scripted.port, upstream={
+        "connect_timeout": 1, "command_timeout": 1, "username": "relay", "password_file": str(tmp_path / "password"),
+        "allow_plaintext_auth": True}))
+    try:
+        scripted.reset(EHLO=b"250-scripted.test\r\n250 AUTH PLAIN LOGIN\r\n",
+                       AUTH=b"535 5.7.8 Authentifizierung fehlgeschlagen: Benutzer ung\xfcltig\x00\x1b[31m\r\n")
+        with RawSMTP(relay.host, relay.port, timeout=10) as c:
+            assert c.cmd("EHLO client.test")[0] == 250
+            code, text = c.cmd("MAIL FROM:<a@sender.test>")
+        assert code == 451 and text.startswith("451 4.7.0 The relay could not log in to upstream "), text
+        assert "(535 5.7.8 Authentifizierung fehlgeschlagen: Benutzer ung\u00fcltig??[31m)" in text
+        (event,) = _events(relay, 1)
+        jsonschema.validate(event, SCHEMA)
+        assert event["reply"]["text"] == text and event["classification"]["rule"] == "relay:upstream-login"
+        assert [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+    finally:
+        relay.stop()
+
+
 def test_a_pooled_connection_whose_rset_gets_a_stale_reply_is_not_reused(hostile_relay, scripted):
     relay = hostile_relay
     relay.call(relay.server.resources.pool.close())
