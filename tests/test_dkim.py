@@ -18,7 +18,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from relay import dkim as dkimlib
 from relay.decision import Verdict
@@ -456,7 +456,10 @@ async def test_step_refuses_required_domain_without_key(policies):
 def _from_domain_by_parser(value: str) -> str | None:
     from email.utils import getaddresses
 
-    for _, address in getaddresses([value]):
+    # A header value's leading and trailing white space is folding (RFC 5322 3.2.2), not part of
+    # it: from_domain reads the value without it, so the parser is given the same ("@[ " is the
+    # domain literal "[ ]" with it, "[]" without: neither a domain any key is published for).
+    for _, address in getaddresses([value.strip()]):
         address = address.strip().strip("<>").strip()
         domain = address.rpartition("@")[2].strip().rstrip(".") if "@" in address else ""
         if domain:
@@ -481,6 +484,7 @@ def test_from_domain_is_the_parsers(value):
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="aZ09.-_+'@<> ,;:\"()[]\\é", max_size=30))
+@example("@[ ")  # white space at the value's end, inside a domain literal
 def test_from_domain_is_the_parsers_for_any_value(value):
     from relay.steps.dkim_sign import from_domain
 
