@@ -676,16 +676,20 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         target = self.target
         mode = self._up.starttls
+        opportunistic = mode == "opportunistic"
         client = aiosmtplib.SMTP(
             hostname=target.host, port=target.port, local_hostname=self.settings.hostname,
             timeout=self._up.command_timeout,
-            start_tls={"required": True, "opportunistic": None, "off": False}[mode],
+            # Opportunistic STARTTLS, and the login after it, are ours (_opportunistic_tls): the
+            # library's own fails the connection when the upstream refuses STARTTLS.
+            start_tls=mode == "required",
             tls_context=self._tls_context() if mode != "off" else None,
-            username=self._up.username, password=self._read_password(),
+            username=None if opportunistic else self._up.username,
+            password=None if opportunistic else self._read_password(),
         )
         start = time.perf_counter()
         try:
-            await asyncio.wait_for(client.connect(timeout=self._up.connect_timeout),
+            await asyncio.wait_for(self._session(client, opportunistic),
                                    self._up.connect_timeout + self._up.command_timeout)
             if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
@@ -701,6 +705,29 @@ class UpstreamPool:
         conn.tls = client.get_transport_info("sslcontext") is not None
         self.opened += 1
         return conn
+
+    async def _session(self, client: aiosmtplib.SMTP, opportunistic: bool) -> None:
+        await client.connect(timeout=self._up.connect_timeout)
+        if opportunistic:
+            await self._opportunistic_tls(client)
+
+    async def _opportunistic_tls(self, client: aiosmtplib.SMTP) -> None:
+        """STARTTLS when the upstream offers it, then the login if one is configured. A refusal of
+        STARTTLS (454 "TLS not available due to temporary reason", or any 4xx/5xx) leaves the session
+        as it was (RFC 3207 4: the client decides whether to go on): opportunistic means it goes on,
+        in clear, on the same session, as it would with an upstream that never offered TLS. A
+        handshake that fails is still a failure (the connection is gone)."""
+        await self._greet(client)
+        if client.supports_extension("starttls"):
+            try:
+                await client.starttls()
+            except smtp_errors.SMTPResponseException as exc:
+                if not 400 <= exc.code <= 599:
+                    raise
+                log.info("upstream %s refused STARTTLS (%d %s); going on in clear (upstream.starttls: "
+                         "opportunistic)", self.target, exc.code, _describe(exc.message))
+        if self._up.username:
+            await client.login(self._up.username, self._read_password())
 
     def _measure_connect(self, start: float, target: Target, code: int | None) -> None:
         """CONNECT: TCP, greeting, STARTTLS, EHLO and AUTH, as one round trip of the pool."""

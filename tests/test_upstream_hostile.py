@@ -368,3 +368,34 @@ def test_the_parts_of_aiosmtplibs_protocol_the_strict_reader_replaces_are_still_
 
     assert SMTPProtocol._read_response_from_buffer.__module__ == relay.upstream.__name__
     assert "protocol = SMTPProtocol(" in inspect.getsource(__import__("aiosmtplib").SMTP._create_connection)
+
+
+@pytest.mark.parametrize("refusal", [b"454 4.7.0 TLS not available due to temporary reason\r\n",
+                                     b"502 5.5.1 not implemented after all\r\n"], ids=["454", "502"])
+def test_opportunistic_starttls_refused_by_the_smarthost_goes_on_in_clear(scripted, relay_factory, refusal):
+    # RFC 3207 4: after a 454 to STARTTLS the client decides whether to go on; "opportunistic" says
+    # it does, in clear, on the same session. The old code failed the message with the 454 at MAIL.
+    scripted.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+    relay = relay_factory(scripted.port, upstream={"starttls": "opportunistic", "tls_verify": False})
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies = [c.cmd("MAIL FROM:<a@sender.test>"), c.cmd("RCPT TO:<b@example.com>"), c.cmd("DATA")]
+        c.send(BODY + b".\r\n")
+        replies.append(c.reply())
+    assert [r[0] for r in replies] == [250, 250, 354, 250], replies
+    assert scripted.messages == 1 and scripted.connections == 1
+    said = bytes(scripted.received[0])
+    assert said.index(b"STARTTLS") < said.index(b"MAIL FROM")
+    relay.call(relay.server.resources.pool.close())
+
+
+def test_required_starttls_refused_by_the_smarthost_still_fails_the_message(scripted, relay_factory):
+    scripted.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n",
+                   STARTTLS=b"454 4.7.0 TLS not available due to temporary reason\r\n")
+    relay = relay_factory(scripted.port, upstream={"starttls": "required", "tls_verify": False})
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 454 and "TLS not available" in text, text
+    assert scripted.messages == 0 and b"MAIL" not in bytes(scripted.received[0])
+    relay.call(relay.server.resources.pool.close())
