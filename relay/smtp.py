@@ -327,6 +327,7 @@ class RelaySMTP(SMTP):
         self.errors = errors if errors is not None else ErrorCount(20, 10, 0.0, 100)
         self._verdict_next = False  # the next reply is a verdict on a recipient or message (ErrorCount)
         self._parsed_path: tuple | None = None  # (path, what _getaddr made of it) for aiosmtpd's second look
+        self._tls_half_open = False  # the TLS layer lets the client's end of input leave our side open
 
     # -- deadlines -----------------------------------------------------------
 
@@ -898,6 +899,12 @@ class RelaySMTP(SMTP):
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
 
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self._original_transport is not None and self._tls_protocol is not None and self.session.ssl:
+            # The STARTTLS handshake has just completed; nothing of the client's has been read over it yet.
+            self._tls_half_open = keep_half_open(self._tls_protocol)
+
     def eof_received(self):
         # aiosmtpd cancels the command under way when the client half-closes, and with it every
         # command the client sent before its end of input. A client that sent its commands (a whole
@@ -905,9 +912,9 @@ class RelaySMTP(SMTP):
         # side still waits for the replies: cancelling the wait on the upstream would leave it not
         # knowing whether the message went (a retry would send it twice), and the commands behind the
         # first were dropped unanswered. Each command already received is carried out and answered;
-        # the read at the end of input closes the connection (handle_exception). Not under TLS:
-        # asyncio's TLS transport cannot stay half open.
-        if self.transport is not None and self.session.ssl is None:
+        # the read at the end of input closes the connection (handle_exception). Under TLS, through
+        # keep_half_open.
+        if self.transport is not None and (self.session.ssl is None or self._tls_half_open):
             asyncio.StreamReaderProtocol.eof_received(self)  # the reader ends where the input did
             return True  # keep our side open for the replies
         return super().eof_received()
@@ -922,6 +929,54 @@ class RelaySMTP(SMTP):
             self._client_key = None
             if self.relay_session is not None:
                 self.relay_service.disconnected(self.relay_session)
+
+
+def keep_half_open(tls) -> bool:
+    """Let a client's end of input over TLS leave our side open for the replies, as it does in clear
+    (RelaySMTP.eof_received); whether it could. asyncio's TLS layer (asyncio.sslproto.SSLProtocol,
+    which aiosmtpd's STARTTLS puts between the socket and us) closes the whole connection when the
+    client closes its side, whichever way: a TCP FIN, or a TLS close_notify, which in TLS 1.3 closes
+    one direction only (RFC 8446 6.1; Go's CloseWrite sends just that). The replies to the commands
+    the client sent before it were lost. Here, on this one connection's TLS layer: the end of input
+    goes to us, and the layer's shutdown waits until we close. Built on the layer's private state
+    (its names are pinned by a test); on a Python whose layer lacks them, nothing changes."""
+    try:
+        from asyncio.sslproto import AppProtocolState, SSLProtocolState
+        wrapped, connected, ended = SSLProtocolState.WRAPPED, AppProtocolState.STATE_CON_MADE, AppProtocolState.STATE_EOF
+        tcp_eof, start_shutdown, app = tls.eof_received, tls._start_shutdown, tls._app_protocol
+        for name in ("_app_state", "_state", "_do_read", "_eof_received"):
+            getattr(tls, name)
+        getattr(tls._app_transport, "_closed")
+    except (ImportError, AttributeError):
+        return False
+    half_open = False
+
+    def app_eof() -> bool:
+        # What the layer's _call_eof_received does, without its warning that keeping the
+        # connection open "has no effect when using ssl", and without the shutdown after it.
+        nonlocal half_open
+        if tls._app_state is connected:
+            tls._app_state = ended
+            half_open = bool(app.eof_received())
+        return half_open
+
+    def eof_received():  # the client's TCP FIN
+        if tls._state is not wrapped:
+            return tcp_eof()
+        # No close_notify can come after it: our shutdown does not wait for one.
+        tls._eof_received = True
+        tls._do_read()  # the records that came before it, to us
+        return True if app_eof() else tcp_eof()  # True: the socket stays open for our writes
+
+    def held_shutdown():
+        # Called by our close (the app transport marked closed first), or by the layer itself right
+        # after the client's close_notify: that one waits for ours.
+        if half_open and not tls._app_transport._closed:
+            return None
+        return start_shutdown()
+
+    tls.eof_received, tls._call_eof_received, tls._start_shutdown = eof_received, app_eof, held_shutdown
+    return True
 
 
 class Handler:

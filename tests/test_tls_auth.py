@@ -4,7 +4,9 @@ from outside clients.networks; the upstream gets STARTTLS and AUTH as configured
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
+import time
 
 import pytest
 
@@ -379,3 +381,89 @@ def test_auth_where_there_are_no_logins_is_not_implemented(cert, upstream, relay
             assert text.startswith("502 5.5.1 ") and "AUTH" in text, text
         assert c.cmd("AUTH LOGIN")[1].startswith("502 5.5.1 ")  # no 334: nothing more is read as an answer
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+class _TLSOverBIO:
+    """A TLS client on memory BIOs over a plain socket, so that it can close its side the two ways a
+    client does (a TCP FIN, or a TLS close_notify alone: TLS 1.3's half-close, RFC 8446 6.1) and still
+    read what the server says after."""
+
+    def __init__(self, relay, cafile):
+        self.sock = socket.create_connection((relay.host, relay.port), timeout=15)
+        plain = RawSMTP.__new__(RawSMTP)
+        plain.sock, plain.buf = self.sock, b""
+        plain.reply()
+        assert plain.cmd("EHLO client.test")[0] == 250 and plain.cmd("STARTTLS")[0] == 220
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = ssl.create_default_context(cafile=str(cafile))
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self.incoming.write(self.sock.recv(65536))
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.outgoing.pending:
+            self.sock.sendall(self.outgoing.read())
+
+    def send_and_close(self, data: bytes, how: str) -> None:
+        self.tls.write(data)
+        if how == "close_notify":
+            try:
+                self.tls.unwrap()  # sends close_notify; the server's comes later
+            except ssl.SSLWantReadError:
+                pass
+        self._flush()
+        if how == "fin":
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def read_all(self) -> bytes:
+        got = b""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return got
+            self.incoming.write(data)
+            try:
+                while chunk := self.tls.read(65536):
+                    got += chunk
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("how", ["fin", "close_notify"])
+def test_a_client_that_half_closes_over_tls_after_a_pipelined_session_gets_every_reply(
+        tmp_path, cert, upstream, relay_factory, caplog, how):
+    # The plaintext path already answered every command a client sent before its end of input; over
+    # TLS, asyncio's TLS layer closed the connection at the client's FIN or close_notify: the client
+    # got the EHLO's reply (FIN) or nothing at all (close_notify), and never learnt whether its message
+    # went.
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}])
+    body = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: tls\r\nMessage-ID: <hc@sender.test>\r\n\r\nhi\r\n"
+    for round_ in range(2):
+        c = _TLSOverBIO(relay, crt)
+        try:
+            c.send_and_close(b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\n"
+                             b"RCPT TO:<nosuchuser@example.com>\r\nDATA\r\n" + body + b".\r\nQUIT\r\n", how)
+            said = c.read_all()
+        finally:
+            c.close()
+        codes = [int(line[:3]) for line in said.split(b"\r\n") if line[3:4] == b" "]
+        assert codes == [250, 250, 250, 550, 354, 250, 221], (round_, said)
+    assert len(upstream.wait_for_messages(2)) == 2
+    deadline = time.time() + 5
+    while relay.server.service.sessions and time.time() < deadline:
+        time.sleep(0.02)
+    assert not relay.server.service.sessions
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
