@@ -714,6 +714,12 @@ def test_world11_traps(reply, stage, verdict):
         ("504 5.5.2 Please try supplying a domain name in your EHLO", "rcpt", ("protocol_error", "never")),
         ("501 Malformed address in HELO, you must include a fully qualified domain", "rcpt",
          ("policy_rejected", "never")),
+        # A word of an address or host name the reply quotes is not what the reply says.
+        ("550 5.1.1 <nxdomain@example.net>: Recipient address rejected: User unknown in virtual mailbox table",
+         "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 <bob@nxdomain.example.net>: Recipient address rejected: User unknown", "rcpt",
+         ("unknown_recipient", "list")),
+        ("554 5.4.4 example.net: NXDOMAIN", "rcpt", ("routing_dns", "count")),
     ],
 )
 def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
