@@ -345,39 +345,49 @@ def test_swaks_delivers_through_mx_mode(mx_relay, mx2):
     assert mx2.wait_for_messages(1)[0].rcpt_tos == ["ok@example.net"]
 
 
-def test_a_domain_found_missing_in_dns_twice_goes_on_the_bounce_list(mx_relay, tmp_path):
-    import sys
-    import time
-
+def domain_evidence_after_a_second(tmp_path) -> str:
+    """A policy directory with the shipped suppression rules, but a domain's evidence seen again after
+    one second instead of the shipped hour, so that a test can wait for it."""
     policies = tmp_path / "policies"
     policies.mkdir()
     shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
-    # The shipped rules, with a delay a test can wait for instead of the shipped hour.
     (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
-    relay = mx_relay(policies=str(policies))
+    return str(policies)
 
-    def rcpt(address):
-        with client(relay) as c:
-            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
-            reply = c.cmd(f"RCPT TO:<{address}>")
-            c.cmd("QUIT")
-        return reply
 
-    def listed():
-        out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c",
-                              str(relay.config_path)], capture_output=True, text=True, timeout=60, check=True)
-        return sorted(e["address"] for e in json.loads(out.stdout))
+def rcpt_once(relay, address: str):
+    """The reply to RCPT TO:<address> in a session of its own."""
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        reply = c.cmd(f"RCPT TO:<{address}>")
+        c.cmd("QUIT")
+    return reply
 
-    assert rcpt("a@nowhere.test")[0] == 550
-    assert rcpt("b@broken.test")[0] == 451  # DNS trouble is never evidence
-    assert rcpt("c@nullmx.test")[0] == 556
-    assert listed() == []
+
+def bounce_list_entries(relay) -> list[str]:
+    """What `relay bounces list` shows for the relay's config."""
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c", str(relay.config_path)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return sorted(e["address"] for e in json.loads(out.stdout))
+
+
+def test_a_domain_found_missing_in_dns_twice_goes_on_the_bounce_list(mx_relay, tmp_path):
+    import time
+
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+
+    assert rcpt_once(relay, "a@nowhere.test")[0] == 550
+    assert rcpt_once(relay, "b@broken.test")[0] == 451  # DNS trouble is never evidence
+    assert rcpt_once(relay, "c@nullmx.test")[0] == 556
+    assert bounce_list_entries(relay) == []
     time.sleep(1.2)
-    assert rcpt("d@nowhere.test")[0] == 550
-    assert rcpt("e@broken.test")[0] == 451
-    assert rcpt("f@nullmx.test")[0] == 556
-    assert listed() == ["@nowhere.test", "@nullmx.test"]
-    code, text = rcpt("g@nowhere.test")  # refused by the bounce list now, before any DNS lookup
+    assert rcpt_once(relay, "d@nowhere.test")[0] == 550
+    assert rcpt_once(relay, "e@broken.test")[0] == 451
+    assert rcpt_once(relay, "f@nullmx.test")[0] == 556
+    assert bounce_list_entries(relay) == ["@nowhere.test", "@nullmx.test"]
+    code, text = rcpt_once(relay, "g@nowhere.test")  # refused by the bounce list now, before any DNS lookup
     assert code == 550 and "nowhere.test is on this relay" in text
 
 
@@ -388,34 +398,20 @@ def test_a_domain_is_listed_for_what_dns_says_never_for_its_name_or_an_address_a
     # "nxdomain" and that has no mail server (mx-no-mail-server: not evidence), and a Postfix-style
     # refusal of <nxdomain@example.net> as an unknown user, each listed a whole domain at the second
     # sighting; every address at example.net was then refused. Only NXDOMAIN and a null MX list one.
-    import sys
     import time
 
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
-    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
     dns.zone.add("nxdomain-fans.test", "TXT", "v=spf1 -all")  # exists, no MX, no address
     mx2.rcpt_replies["nxdomain"] = ("550 5.1.1 <nxdomain@example.net>: Recipient address rejected: User unknown "
                                     "in virtual mailbox table")
-    relay = mx_relay(policies=str(policies))
-
-    def rcpt(address):
-        with client(relay) as c:
-            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
-            reply = c.cmd(f"RCPT TO:<{address}>")
-            c.cmd("QUIT")
-        return reply
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
 
     for sighting in range(2):
         if sighting:
             time.sleep(1.2)
-        assert rcpt("a@nxdomain-fans.test")[0] == 550
-        assert rcpt("nxdomain@example.net")[0] == 550
-        assert rcpt("b@nowhere.test")[0] == 550  # NXDOMAIN: the evidence that does list
-    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "list", "--json", "-c", str(relay.config_path)],
-                         capture_output=True, text=True, timeout=60, check=True)
-    listed = sorted(e["address"] for e in json.loads(out.stdout))
+        assert rcpt_once(relay, "a@nxdomain-fans.test")[0] == 550
+        assert rcpt_once(relay, "nxdomain@example.net")[0] == 550
+        assert rcpt_once(relay, "b@nowhere.test")[0] == 550  # NXDOMAIN: the evidence that does list
+    listed = bounce_list_entries(relay)
     assert "@nowhere.test" in listed
     assert "@nxdomain-fans.test" not in listed and "@example.net" not in listed, listed
 
