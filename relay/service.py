@@ -129,7 +129,8 @@ class RelayService:
         txn = self._txns.get(session.id)
         if txn is None:
             return Reply.make(503, "5.5.1", "Need MAIL command first")
-        if same_mailbox_key(recipient) in {same_mailbox_key(r) for r in txn.rcpts}:
+        key = same_mailbox_key(recipient)
+        if any(same_mailbox_key(r) == key for r in txn.rcpts):
             # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
             # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
             return Reply.make(250, "2.1.5", f"Duplicate recipient <{printable(recipient[:100])}>: already "

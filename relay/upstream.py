@@ -66,8 +66,13 @@ def _describe(exc: BaseException) -> str:
     """An exception's first line, as our replies quote it: an upstream's words in it (a refused
     login, a STARTTLS refusal) come as aiosmtplib decoded them, bytes that are not UTF-8 as lone
     surrogates, which the client's reply cannot be encoded with, and control characters."""
-    text = decoded_reply_text(str(exc).strip()) or type(exc).__name__
-    return text.split("\n")[0][:200]
+    return _first_line(str(exc).strip()) or type(exc).__name__
+
+
+def _first_line(text: str) -> str:
+    """The first line of an upstream's words, read as any reply is (decoded_reply_text), at most
+    200 characters: what our own replies quote of them."""
+    return decoded_reply_text(text).split("\n")[0][:200]
 
 
 @dataclass(frozen=True)
@@ -538,11 +543,9 @@ class _ReplyReader:
                 # and nothing after it (so `alone` changes nothing). The same outcome as _read(),
                 # without its per-line bookkeeping.
                 line = bytes(buffer)
-                if not line[:3].isdigit() or line[3:4] not in _AFTER_CODE:
-                    raise smtp_errors.SMTPResponseException(
-                        -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}")
+                code = _line_code(line)
                 del buffer[:]
-                return SMTPResponse(int(line[:3]), line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
+                return SMTPResponse(code, line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
         try:
             response = self._read()
         except Exception:
@@ -561,12 +564,7 @@ class _ReplyReader:
             line = bytes(buffer[self.offset:end + 1])
             if len(line) > _MAX_REPLY_LINE:
                 raise smtp_errors.SMTPResponseException(-1, "Response too long")
-            # RFC 5321 4.2: three digits, then a space, a hyphen or the end of the line. int() alone
-            # took "2500 queued" or "250x" for a 250 (the final dot's acceptance).
-            if not line[:3].isdigit() or line[3:4] not in _AFTER_CODE:
-                raise smtp_errors.SMTPResponseException(
-                    -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}")
-            line_code = int(line[:3])
+            line_code = _line_code(line)
             if self.code is not None and line_code != self.code:
                 raise smtp_errors.SMTPResponseException(
                     -1, f"reply lines with different codes: {self.code} then {line.decode('utf-8', 'ignore')}")
@@ -582,6 +580,15 @@ class _ReplyReader:
             raise smtp_errors.SMTPResponseException(-1, f"a second reply to one command: {extra}")
         del buffer[:self.offset]
         return SMTPResponse(self.code, bytes(message).decode("utf-8", "surrogateescape"))
+
+
+def _line_code(line: bytes) -> int:
+    """A reply line's code. RFC 5321 4.2: three digits, then a space, a hyphen or the end of the
+    line; int() alone took "2500 queued" or "250x" for a 250 (the final dot's acceptance)."""
+    if not line[:3].isdigit() or line[3:4] not in _AFTER_CODE:
+        raise smtp_errors.SMTPResponseException(
+            -1, f"Malformed SMTP response line: {line.decode('utf-8', 'ignore')}")
+    return int(line[:3])
 
 
 # The replies a connection reads before UpstreamConnection._guard takes over (the greeting, EHLO,
@@ -752,7 +759,7 @@ class UpstreamPool:
         if isinstance(exc, smtp_errors.SMTPAuthenticationError):
             # The upstream's words, as decoded_reply_text reads any reply: its raw text (a byte that is not
             # UTF-8, a NUL) made the client's reply a traceback and "451 4.3.0 Temporary local problem".
-            said = decoded_reply_text(exc.message).split("\n")[0][:200]
+            said = _first_line(exc.message)
             return UpstreamError(_relay_reply(451, "4.7.0", f"The relay could not log in to upstream {target} "
                                                             f"({exc.code} {said}); check "
                                                             f"upstream.username and password_file", "upstream-login"))
