@@ -3,6 +3,8 @@ loopback DNS and a loopback HTTPS server with a test CA."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from relay.config import Endpoint
@@ -95,8 +97,12 @@ def setup_domain(dns, https, ca, domain="example.test", ident="id1", page=None):
                 ca.issue(f"mta-sts.{domain}").context())
 
 
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)  # where the test's policy server is: allowed, as for MX hosts
+
+
 def sts_for(dns, https, ca, clock=None, **kw) -> MtaSts:
     resolver = Resolver((Endpoint("127.0.0.1", dns.port),), timeout=2.0)
+    kw.setdefault("internal_networks", LOOPBACK)
     fetcher = PolicyFetcher(resolver, port=https.port, ca_file=ca.ca_path, timeout=5.0, **kw)
     return MtaSts(resolver, fetcher, clock=clock or Clock())
 
@@ -232,3 +238,24 @@ async def test_concurrent_lookups_share_one_fetch(dns, https, ca):
     sts = sts_for(dns, https, ca)
     results = await asyncio.gather(*(sts.policy_for("example.test") for _ in range(5)))
     assert sts.fetches == 1 and len({r.policy for r in results}) == 1
+
+
+@pytest.mark.parametrize("address, kind", [
+    ("127.0.0.1", "a loopback address"),
+    ("169.254.169.254", "a link-local address"),  # a cloud's metadata service
+    ("::ffff:127.0.0.1", "a loopback address"),
+])
+async def test_a_policy_host_at_an_internal_address_is_never_connected_to(dns, https, ca, address, kind):
+    # The domain names its policy host as it names its MX hosts: the fetch connected wherever mta-sts.<domain>
+    # pointed, the relay's own host and networks included (SSRF). Refused as MX delivery refuses them;
+    # RFC 8461 3.3: a policy that cannot be fetched is no policy.
+    setup_domain(dns, https, ca)
+    dns.zone.clear("mta-sts.example.test")
+    dns.zone.add("mta-sts.example.test", "AAAA" if ":" in address else "A", str(ipaddress.ip_address(address)))
+    sts = sts_for(dns, https, ca, internal_networks=())
+    result = await sts.policy_for("example.test")
+    assert result.policy is None and result.source == "none"
+    assert result.problem == (f"the MTA-STS policy of example.test could not be fetched: mta-sts.example.test is at "
+                              f"{address}, {kind}; this relay does not connect into internal "
+                              f"networks (upstream.mx_internal_networks)"), result.problem
+    assert https.hellos == [] and https.requests == []

@@ -201,3 +201,24 @@ def test_dane_ee_mismatch_is_a_451_with_the_records_and_the_session_on_the_event
     (event,) = events_of(relay)
     assert event["classification"]["rule"] == "relay:tls-dane"
     assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["tls_protocol"].startswith("TLSv1.")
+
+
+def test_an_mta_sts_policy_host_at_an_internal_address_is_not_fetched_from(tls_relay, mx_hosts, dns, https, ca):
+    # A recipient domain names its policy host (mta-sts.<domain>) as it names its MX hosts; the relay refused
+    # internal MX addresses but fetched the policy from wherever the name pointed (SSRF into its own host and
+    # networks). Here the MX host's address is allowed (mx_internal_networks), the policy host's, 127.0.0.1,
+    # is not: the old code fetched this enforce policy, which lists no MX host of the domain, and refused the
+    # mail with 451; now nothing connects to 127.0.0.1 and the domain has no policy (RFC 8461 3.3, 5.1).
+    sts_domain(dns, https, ca, mx=("mx.elsewhere.test",))
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test").context())
+    relay = tls_relay(upstream={"mx_internal_networks": ["127.0.0.2/32"]})
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@sts.test"]
+    assert https.hellos == [] and https.requests == []
+    # Why the domain's policy was not applied is on the next event.
+    assert deliver(relay, "nosuchuser@sts.test")[1][0] == 550
+    (event,) = [e for e in events_of(relay) if e["kind"] == "rejected"]
+    assert event["upstream"]["tls_policy"] == "opportunistic"
+    assert ("mta-sts.sts.test is at 127.0.0.1, a loopback address; this relay does not connect into internal "
+            "networks (upstream.mx_internal_networks)") in event["upstream"]["tls_note"], event["upstream"]
+    assert https.hellos == []

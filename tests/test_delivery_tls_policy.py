@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import ssl
 
 import pytest
@@ -101,7 +102,8 @@ def deciding(dns, ca, https=None, policies=None):
     resolver = Resolver((Endpoint("127.0.0.1", dns.port),), timeout=2.0)
     sts = None
     if https is not None:
-        sts = MtaSts(resolver, PolicyFetcher(resolver, port=https.port, ca_file=ca.ca_path, timeout=5.0))
+        sts = MtaSts(resolver, PolicyFetcher(resolver, port=https.port, ca_file=ca.ca_path, timeout=5.0,
+                                             internal_networks=[ipaddress.ip_network("127.0.0.0/8")]))
     return OutboundTlsPolicy(policies or TlsPolicies(), resolver, sts, ca_file=ca.ca_path)
 
 

@@ -27,8 +27,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from ..dns import DnsTemporaryError
+from .internal import internal_kind
 
 __all__ = ["StsPolicy", "StsResult", "PolicyError", "FetchError", "PolicyFetcher", "MtaSts",
            "parse_record", "parse_policy", "mx_matches"]
@@ -158,12 +160,17 @@ class PolicyFetcher:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 3.3).
 
     `port` exists so that tests can serve a policy on loopback; an operator leaves it at 443.
-    `ca_file` adds trust anchors to the system's (upstream.ca_file; a test CA in tests)."""
+    `ca_file` adds trust anchors to the system's (upstream.ca_file; a test CA in tests).
+    `internal_networks`: the internal networks the fetch may still connect to
+    (upstream.mx_internal_networks, as for MX hosts: relay/delivery/internal.py); an address of the
+    policy host in any other internal network is not connected to."""
 
     def __init__(self, resolver, *, port: int = 443, ca_file: Path | None = None,
-                 timeout: float = FETCH_TIMEOUT, user_agent: str = "relay (MTA-STS)"):
+                 timeout: float = FETCH_TIMEOUT, user_agent: str = "relay (MTA-STS)",
+                 internal_networks: Iterable = ()):
         self.resolver = resolver
         self.port = int(port)
+        self.internal_networks = tuple(internal_networks)
         self.timeout = float(timeout)
         self.user_agent = user_agent
         self._ca_file = ca_file
@@ -196,8 +203,20 @@ class PolicyFetcher:
             raise FetchError(f"{host} could not be looked up ({exc.reason})") from None
         if not addresses:
             raise FetchError(f"{host} has no address in DNS")
+        # The domain names the policy host, so a hostile one could point it into the relay's own host
+        # and networks (SSRF), as it could its MX hosts: the same rule applies (docs/delivery.md). The
+        # address checked is the one connected to, never the name looked up again (DNS rebinding).
+        refused = [(address, kind) for address in addresses
+                   if (kind := internal_kind(address, self.internal_networks)) is not None]
+        addresses = [address for address in addresses if address not in {a for a, _ in refused}]
+        if not addresses:
+            address, kind = refused[0]
+            raise FetchError(f"{host} is at {address}, {kind}"
+                             + (f" (and {len(refused) - 1} more internal addresses)" if len(refused) > 1 else "")
+                             + "; this relay does not connect into internal networks "
+                               "(upstream.mx_internal_networks)")
         context = await asyncio.to_thread(self._ssl_context)  # the first call reads the trust store
-        errors = []
+        errors = [f"{address}: {kind}, not connected to" for address, kind in refused]
         for address in addresses:
             try:
                 reader, writer = await asyncio.open_connection(address, self.port, ssl=context,

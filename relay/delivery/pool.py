@@ -30,6 +30,7 @@ import aiosmtplib
 from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
+from .internal import internal_kind
 from .mta_sts import MtaSts, PolicyFetcher
 from .routes import MAX_MX_ADDRESSES, MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
@@ -342,8 +343,10 @@ class MxDelivery:
             self._listening.append(settings.bounces_in.listen)
         up = settings.upstream
         # Policies cached by domain for the process's life (RFC 8461 5.1); fetched with the system's
-        # roots plus upstream.ca_file, on upstream.mta_sts_port (443 but in tests).
-        self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file))
+        # roots plus upstream.ca_file, on upstream.mta_sts_port (443 but in tests); never from an
+        # internal address but those upstream.mx_internal_networks allows, as for the MX hosts.
+        self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file,
+                                                      internal_networks=up.mx_internal_networks))
         self.pools: dict[tuple, DestinationPool] = {}
         self.sessions = 0  # MX connections open or being opened, in all
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
@@ -438,13 +441,7 @@ class MxDelivery:
     def internal(self, ip: str) -> str | None:
         """What kind of internal address `ip` is, when MX delivery may not connect to it (not in
         upstream.mx_internal_networks); else None."""
-        kind = _internal_kind(ip)
-        if kind is None:
-            return None
-        address = ipaddress.ip_address(ip)
-        if any(address in net for net in self.settings.upstream.mx_internal_networks):
-            return None
-        return kind
+        return internal_kind(ip, self.settings.upstream.mx_internal_networks)
 
     def no_address_why(self) -> str:
         if self.settings.egress_ips:
@@ -461,30 +458,6 @@ class MxDelivery:
     @property
     def opened(self) -> int:
         return sum(p.opened for p in self.pools.values())
-
-
-# Address space that is not the public Internet's, where an MX host never is (RFC 6890): the relay's own
-# host, its networks, a cloud's metadata service (169.254.169.254, Alibaba's 100.100.100.200). A recipient
-# domain (or address literal) pointing there would make the relay connect into them for its client (SSRF).
-_INTERNAL = tuple((ipaddress.ip_network(net), kind) for net, kind in (
-    ("0.0.0.0/8", "an unspecified ('this network') address"), ("127.0.0.0/8", "a loopback address"),
-    ("10.0.0.0/8", "a private address"), ("172.16.0.0/12", "a private address"),
-    ("192.168.0.0/16", "a private address"), ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
-    ("169.254.0.0/16", "a link-local address"),
-    ("::/128", "the unspecified address"), ("::1/128", "a loopback address"),
-    ("fc00::/7", "a private (unique local) address"), ("fec0::/10", "a private (site-local) address"),
-    ("fe80::/10", "a link-local address"),
-))
-
-
-def _internal_kind(ip: str) -> str | None:
-    address = ipaddress.ip_address(ip)
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for net, kind in _INTERNAL:
-        if address.version == net.version and address in net:
-            return kind
-    return None
 
 
 def _internal_refusal(domain: str, host: MxHost, ip: str, kind: str) -> Reply:

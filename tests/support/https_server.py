@@ -30,6 +30,7 @@ class PolicyServer:
         self.pages: dict[str, Page] = {}  # host -> page
         self.contexts: dict[str, ssl.SSLContext] = {}  # host -> certificate to present (SNI)
         self.requests: list[tuple[str, str]] = []  # (host, path)
+        self.hellos: list[str] = []  # the server name of every TLS handshake begun (SNI)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,6 +62,7 @@ class PolicyServer:
                     self.wfile.write(body)
 
         def pick_certificate(sock, name, _ctx):
+            self.hellos.append((name or "").lower())
             chosen = self.contexts.get((name or "").lower())
             if chosen is not None:
                 sock.context = chosen
