@@ -244,6 +244,7 @@ async def test_concurrent_lookups_share_one_fetch(dns, https, ca):
     ("127.0.0.1", "a loopback address"),
     ("169.254.169.254", "a link-local address"),  # a cloud's metadata service
     ("::ffff:127.0.0.1", "a loopback address"),
+    ("64:ff9b::7f00:1", "a loopback address (127.0.0.1 in NAT64 form)"),
 ])
 async def test_a_policy_host_at_an_internal_address_is_never_connected_to(dns, https, ca, address, kind):
     # The domain names its policy host as it names its MX hosts: the fetch connected wherever mta-sts.<domain>

@@ -780,6 +780,47 @@ def test_mx_delivery_never_connects_into_internal_networks_unless_told_to(mx_rel
     assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@[127.0.0.2]"]
 
 
+# IPv6 forms that carry an IPv4 address, which a host, the network's NAT64 gateway or a 6to4/Teredo relay
+# reaches for the relay (relay/delivery/internal.py).
+EMBEDDED_INTERNAL = [
+    ("64:ff9b::7f00:2", "a loopback address (127.0.0.2 in NAT64 form)"),  # RFC 6052 well-known prefix
+    ("64:ff9b::a9fe:a9fe", "a link-local address (169.254.169.254 in NAT64 form)"),  # a metadata service
+    ("2002:7f00:2::1", "a loopback address (127.0.0.2 in 6to4 form)"),  # RFC 3056
+    ("2002:a00:1::1", "a private address (10.0.0.1 in 6to4 form)"),
+    ("::7f00:2", "a loopback address (127.0.0.2 in IPv4-compatible form)"),  # RFC 4291 2.5.5.1
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a private address (10.0.0.1 in Teredo form)"),  # RFC 4380 4
+]
+
+
+@pytest.mark.parametrize("address, kind", EMBEDDED_INTERNAL, ids=[a for a, _ in EMBEDDED_INTERNAL])
+def test_an_mx_at_an_ipv6_address_carrying_an_internal_ipv4_one_is_refused_as_internal(
+        mx_relay, mx1, dns, address, kind):
+    # Only IPv4-mapped ::ffff:a.b.c.d was read as the IPv4 address inside: an MX host (or a literal) at
+    # 64:ff9b::7f00:2 or 2002:7f00:2:: was connected to, and through NAT64 or 6to4 that reaches 127.0.0.2.
+    dns.zone.add("embedded.test", "MX", (10, "mx.embedded.test"))
+    dns.zone.add("mx.embedded.test", "AAAA", address)
+    relay = mx_relay(upstream={"mx_internal_networks": []})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        for rcpt, where in (("b@embedded.test", "mx.embedded.test ("), (f"b@[IPv6:{address}]", f"[ipv6:{address}]")):
+            code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+            assert (code, text[:10]) == (550, "550 5.7.1 "), text
+            assert f"would go to {where}" in text and f", {kind}; this relay does not deliver" in text, text
+        assert c.cmd("QUIT")[0] == 221
+    events = relay.events(wait_for=2)
+    assert [e["classification"]["rule"] for e in events] == ["relay:mx-internal"] * 2
+
+
+def test_an_allowed_internal_network_counts_for_its_ipv4_mapped_form(mx_relay, mx1):
+    # upstream.mx_internal_networks: ["127.0.0.2/32"] let mail go to 127.0.0.2 but not to the same host
+    # written ::ffff:127.0.0.2 (refused 550 5.7.1 as internal): the IPv6 form was compared with an IPv4 network.
+    relay = mx_relay(upstream={"mx_internal_networks": ["127.0.0.2/32"]})
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@[IPv6:::ffff:127.0.0.2]"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 354, 250], replies
+    assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@[IPv6:::ffff:127.0.0.2]"]
+
+
 def test_an_mx_whose_greeting_mixes_codes_is_skipped_for_the_next_one(mx_relay, mx1, mx_port):
     # RFC 5321 4.2.1: one code on every line of a reply. "554-" then "220" was taken as a welcome from
     # the preferred MX (127.0.0.4), which had refused the session; now it is a failed host, as a 554
