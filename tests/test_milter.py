@@ -390,6 +390,52 @@ def test_a_body_over_the_size_limit_is_not_kept_and_is_refused_clearly(milter_fa
     assert event["classification"]["category"] == "message_too_large"
 
 
+def _fields(n: int) -> list[tuple[str, str]]:
+    return [(f"X-F{i}", " v") for i in range(n)]
+
+
+@pytest.mark.parametrize("fields, refused", [
+    (_fields(1001), True),  # past MAX_HEADER_FIELDS
+    ([("X-Big", " " + "\n ".join(["x" * 990] * 300))], True),  # one folded field past MAX_HEADER_BYTES
+    (_fields(990), False),  # within both
+    ([("X-Big", " " + "\n ".join(["x" * 990] * 250))], False),
+], ids=["1001-fields", "folded-300k", "990-fields", "folded-250k"])
+def test_a_header_section_past_relay_modes_limits_is_refused_552_at_end_of_message(milter, fields, refused):
+    # Relay mode refuses a header section over 256 KiB or 1,000 fields (552 5.3.4, maildata.header_refusal):
+    # every step reads the header on the event loop. The milter kept every field an MTA passed on and ran the
+    # steps on them; now it keeps none past the bounds and its reply at end of message is the same refusal.
+    from relay.maildata import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+
+    assert (MAX_HEADER_BYTES, MAX_HEADER_FIELDS) == (256 * 1024, 1000)  # the figures this test is built on
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        c.negotiate()
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+        for message in range(2):
+            c.send(b"M", z("<bounces@signed.test>"))
+            c.send(b"R", z("<b@example.com>"))
+            assert c.read() == (b"c", b"")
+            c.send(b"L", z("From", " bounces@signed.test"))
+            for name, value in fields if message == 0 else []:
+                c.send(b"L", z(name, value))
+            c.send(b"B", b"hello\r\n")  # no end-of-headers: the milter asked not to get it (SMFIP_NOEOH)
+            c.send(b"E")
+            replies = c.until_final()
+            if message == 0 and refused:
+                assert replies == [(b"y", b"552 5.3.4 Message header too big for this relay's milter (at most "
+                                           b"262144 bytes and 1000 fields)\0")], replies
+            else:  # signed, as any message of signed.test; the next message on the connection too
+                assert replies[-1] == (b"c", b""), replies
+                assert [cmd for cmd, data in replies if data.startswith(b"\0\0\0\0DKIM-Signature\0")] == [b"i"], replies
+    refusals = [e for e in milter.events(wait_for=1 if refused else 0) if e["kind"] == "policy_rejected"]
+    if refused:
+        (event,) = refusals
+        assert (event["stage"], event["reply"]["code"], event["reply"]["enhanced"]) == ("data", 552, "5.3.4")
+        assert (event["classification"]["category"], event["classification"]["rule"]) == (
+            "message_too_large", "relay:header-too-large")
+    else:
+        assert refusals == []
+
+
 def test_malformed_packet_closes_that_connection_only(milter, caplog):
     caplog.set_level(logging.WARNING, logger="relay.milter")
     with MilterClient("127.0.0.1", milter.milter_port) as bad:

@@ -23,7 +23,7 @@ from ..decision import Decision, Reply, Verdict
 from ..outcomes import Outcomes
 from ..pipeline import Message, Pipeline, Session, Step, Transaction, new_id
 from ..service import end_transaction
-from ..maildata import crlf_normalise
+from ..maildata import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, crlf_normalise
 from . import codec
 
 log = logging.getLogger("relay.milter")
@@ -96,6 +96,8 @@ class MilterSession:
         self._body: list[bytes] = []
         self._size = 0
         self._too_big = False
+        self._header_fields = 0
+        self._header_too_big = False
 
     @property
     def settings(self):
@@ -196,10 +198,20 @@ class MilterSession:
         return None
 
     def header(self, name: str, value: str) -> None:
+        if self._header_too_big:
+            return  # refused at end of message; nothing more of the header is kept
         value = value if self.leading_space else " " + value
         # The MTA folds with bare LF (libmilter's convention); crlf_normalise restores CRLF at the end.
-        self._add(name.encode("utf-8", "surrogateescape") + b":" + value.encode("utf-8", "surrogateescape")
-                  + b"\r\n", header=True)
+        field = name.encode("utf-8", "surrogateescape") + b":" + value.encode("utf-8", "surrogateescape") + b"\r\n"
+        # The header section's bounds of relay mode (maildata.header_refusal: 256 KiB, 1,000 fields): every
+        # step reads the header on the event loop, and an MTA passes on whatever its client sent (Postfix's
+        # header_size_limit cuts, Sendmail's MaxHeadersLength may be 0, for no limit).
+        self._header_fields += 1
+        if self._header_fields > MAX_HEADER_FIELDS or len(self._header) + len(field) > MAX_HEADER_BYTES:
+            self._header_too_big = True
+            self._header.clear()
+            return
+        self._add(field, header=True)
 
     def body(self, data: bytes) -> None:
         self._add(data, header=False)
@@ -227,6 +239,15 @@ class MilterSession:
             limit = self.settings.limits.max_message_size
             reply = Reply.make(552, "5.3.4", f"Message too big for this relay's milter (limit {limit} bytes)",
                                cause="message-too-large")
+            await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
+                                        Decision(Verdict.REJECT, reply, "policy_rejected"))
+            await self.end_transaction()
+            return reply, []
+        if self._header_too_big:
+            # As relay mode answers at the final dot (maildata.header_refusal), before any step reads it.
+            reply = Reply.make(552, "5.3.4", f"Message header too big for this relay's milter (at most "
+                                             f"{MAX_HEADER_BYTES} bytes and {MAX_HEADER_FIELDS} fields)",
+                               cause="header-too-large")
             await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
                                         Decision(Verdict.REJECT, reply, "policy_rejected"))
             await self.end_transaction()
@@ -287,6 +308,8 @@ class MilterSession:
         self._body = []
         self._size = 0
         self._too_big = False
+        self._header_fields = 0
+        self._header_too_big = False
 
     async def close(self) -> None:
         """The connection ends (SMFIC_QUIT, a drop), or a new one starts on it (SMFIC_QUIT_NC)."""
