@@ -178,3 +178,26 @@ def test_an_event_carries_at_most_max_event_text_of_a_10_mb_diagnostic_code(tmp_
         assert cut > 10 * MiB - 2 * MAX_EVENT_TEXT
     longest = max(len(line) for line in relay.events_path.read_text().splitlines())
     assert longest < 4 * MAX_EVENT_TEXT
+
+
+def test_the_bounce_list_keeps_at_most_max_event_text_of_a_1_mb_reply(tmp_path, upstream, relay_factory):
+    # Events carry at most MAX_EVENT_TEXT characters of a provider's words; the bounce list kept the whole
+    # text of the reply that listed an address: a hostile server's 1 MB Diagnostic-Code was stored as it came,
+    # in every entry it listed (and shown by `relay bounces show`, read back by every RCPT that consults it).
+    # It keeps the start and the marker an event has.
+    from relay.events import MAX_EVENT_TEXT
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream)
+    diagnostic = "550 5.1.1 no such user " + "word " * (MiB // 5)
+    message = _folded(dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
+    code, text = mail_bounce(relay, return_path, message, timeout=PARSE_DEADLINE + 30)[-1]
+    assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
+    (bounced,) = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert bounced["bounce_list"] == "listed"
+    entry = relay.call(relay.server.resources.store.get("alice@dest.example"))
+    assert entry is not None and entry.category == "unknown_recipient"
+    kept, _, marker = entry.reply.partition(" [... ")
+    assert len(kept) <= MAX_EVENT_TEXT and kept.startswith("550 5.1.1 no such user word word"), entry.reply[:100]
+    assert int(re.fullmatch(r"(\d+) more characters cut by the relay\]", marker).group(1)) > MiB - 2 * MAX_EVENT_TEXT
+    assert len(entry.reply) < MAX_EVENT_TEXT + 100

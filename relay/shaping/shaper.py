@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..decision import Reply
+from ..events import bounded_text
 from ..store.base import SHAPING_PERIODS, ShapingRecord, StoreError
 from .policy import Destination, Reaction, ShapingPolicy
 
@@ -78,7 +79,7 @@ def struck(old: ShapingRecord | None, *, key: str, destination: Destination, sen
         else:
             rate = reaction.slow.floor  # nothing went through lately that could be halved
     return ShapingRecord(key=key, destination=destination.name, sender_domain=sender_domain, rule=reaction.id,
-                         reason=reaction.reason, reply=reply.text, since=now, until=until, strikes=strikes,
+                         reason=reaction.reason, reply=bounded_text(reply.text), since=now, until=until, strikes=strikes,
                          rate=rate, changed=now)
 
 

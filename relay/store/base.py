@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..address import normalise
+from ..events import bounded_text
 
 SOURCES = ("auto", "operator")
 PURGE_EVERY = 1000  # counted failures between sweeps of old failure records
@@ -332,7 +333,8 @@ class BounceStore(abc.ABC):
             existing = await self._fetch(tx, key)
             listed = existing if existing is not None and existing.active(at) else None
             entry = BounceEntry(
-                address=key, category=category, reply=reply or (listed.reply if listed else ""), rule=rule,
+                address=key, category=category, rule=rule,
+                reply=bounded_text(reply) or (listed.reply if listed else ""),
                 first_seen=listed.first_seen if listed else to_datetime(at), last_seen=to_datetime(at),
                 count=listed.count if listed else 0, source=source, note=note, expires_at=expires_at)
             await self._write(tx, entry)
@@ -344,7 +346,7 @@ class BounceStore(abc.ABC):
         written = 0
         chunk: list[BounceEntry] = []
         for entry in entries:
-            chunk.append(replace(entry, address=key_of(entry.address)))
+            chunk.append(replace(entry, address=key_of(entry.address), reply=bounded_text(entry.reply)))
             if len(chunk) >= batch:
                 written += await self._write_batch(chunk)
                 chunk = []
@@ -532,6 +534,9 @@ def _held_target(target: str) -> tuple[str | None, str | None]:
 def _listing(listed: BounceEntry | None, key: str, category: str, reply_text: str, rule: str, at: float,
              failures: int, expire_after: float | None) -> BounceEntry:
     """The entry after a failure that lists (or re-lists) the address."""
+    # The provider's words as an event carries them (events.MAX_EVENT_TEXT, its start and a marker): a
+    # hostile server's or bounce's megabyte of text was stored whole, and read back at every RCPT.
+    reply_text = bounded_text(reply_text)
     now = to_datetime(at)
     expires = None if expire_after is None else to_datetime(at + expire_after)
     if listed is None:
