@@ -582,6 +582,15 @@ class _ReplyReader:
         return SMTPResponse(self.code, bytes(message).decode("utf-8", "surrogateescape"))
 
 
+class _TlsRequired(Exception):
+    """upstream.starttls is required and the upstream did not let the session start TLS."""
+
+    def __init__(self, why: str, cause: str):
+        super().__init__(why)
+        self.why = why
+        self.cause = cause
+
+
 def _line_code(line: bytes) -> int:
     """A reply line's code. RFC 5321 4.2: three digits, then a space, a hyphen or the end of the
     line; int() alone took "2500 queued" or "250x" for a 250 (the final dot's acceptance)."""
@@ -683,20 +692,21 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         target = self.target
         mode = self._up.starttls
-        opportunistic = mode == "opportunistic"
+        ours = mode in ("opportunistic", "required")
         client = aiosmtplib.SMTP(
             hostname=target.host, port=target.port, local_hostname=self.settings.hostname,
             timeout=self._up.command_timeout,
-            # Opportunistic STARTTLS, and the login after it, are ours (_opportunistic_tls): the
-            # library's own fails the connection when the upstream refuses STARTTLS.
-            start_tls=mode == "required",
+            # STARTTLS, and the login after it, are ours (_starttls): the library's own fails the
+            # connection when the upstream refuses STARTTLS (opportunistic goes on in clear) and
+            # passes the upstream's refusal on as if it were about the message (required: ours).
+            start_tls=False,
             tls_context=self._tls_context() if mode != "off" else None,
-            username=None if opportunistic else self._up.username,
-            password=None if opportunistic else self._read_password(),
+            username=None if ours else self._up.username,
+            password=None if ours else self._read_password(),
         )
         start = time.perf_counter()
         try:
-            await asyncio.wait_for(self._session(client, opportunistic),
+            await asyncio.wait_for(self._session(client, mode),
                                    self._up.connect_timeout + self._up.command_timeout)
             if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
@@ -713,26 +723,37 @@ class UpstreamPool:
         self.opened += 1
         return conn
 
-    async def _session(self, client: aiosmtplib.SMTP, opportunistic: bool) -> None:
+    async def _session(self, client: aiosmtplib.SMTP, mode: str) -> None:
         await client.connect(timeout=self._up.connect_timeout)
-        if opportunistic:
-            await self._opportunistic_tls(client)
+        if mode in ("opportunistic", "required"):
+            await self._starttls(client, required=mode == "required")
 
-    async def _opportunistic_tls(self, client: aiosmtplib.SMTP) -> None:
+    async def _starttls(self, client: aiosmtplib.SMTP, required: bool) -> None:
         """STARTTLS when the upstream offers it, then the login if one is configured. A refusal of
         STARTTLS (454 "TLS not available due to temporary reason", or any 4xx/5xx) leaves the session
         as it was (RFC 3207 4: the client decides whether to go on): opportunistic means it goes on,
         in clear, on the same session, as it would with an upstream that never offered TLS. A
-        handshake that fails is still a failure (the connection is gone)."""
+        handshake that fails is still a failure (the connection is gone).
+
+        `required`: no STARTTLS offered, or a refusal of it, is the relay's own failure to meet its
+        configured policy, not a verdict on the message: 451 4.7.5 (RFC 3463 X.7.5, as for a failed
+        handshake), scope relay, never the upstream's code. Its 554 to STARTTLS reached the client as a
+        554 to MAIL, and the client bounced mail that a fixed TLS setup would have delivered."""
         await self._greet(client)
-        if client.supports_extension("starttls"):
+        if not client.supports_extension("starttls"):
+            if required:
+                raise _TlsRequired("does not offer STARTTLS", "upstream-no-starttls")
+        else:
             try:
                 await client.starttls()
             except smtp_errors.SMTPResponseException as exc:
                 if not 400 <= exc.code <= 599:
                     raise
-                log.info("upstream %s refused STARTTLS (%d %s); going on in clear (upstream.starttls: "
-                         "opportunistic)", self.target, exc.code, _describe(exc.message))
+                said = f"{exc.code} {_first_line(exc.message)}"
+                if required:
+                    raise _TlsRequired(f"refused STARTTLS ({said})", "upstream-starttls-refused") from None
+                log.info("upstream %s refused STARTTLS (%s); going on in clear (upstream.starttls: "
+                         "opportunistic)", self.target, said)
         if self._up.username:
             await client.login(self._up.username, self._read_password())
 
@@ -763,6 +784,9 @@ class UpstreamPool:
             return UpstreamError(_relay_reply(451, "4.7.0", f"The relay could not log in to upstream {target} "
                                                             f"({exc.code} {said}); check "
                                                             f"upstream.username and password_file", "upstream-login"))
+        if isinstance(exc, _TlsRequired):
+            return UpstreamError(_relay_reply(451, "4.7.5", f"Upstream {target} {exc.why} and upstream.starttls is "
+                                                            f"required; not sending in clear", exc.cause))
         if isinstance(exc, smtp_errors.SMTPException) and "STARTTLS" in str(exc):
             return UpstreamError(_relay_reply(451, "4.7.5", f"Upstream {target} does not offer STARTTLS and "
                                                             f"upstream.starttls is required; not sending in clear",

@@ -136,6 +136,35 @@ def test_upstream_without_starttls_when_required_is_refused_in_clear(upstream, r
     assert upstream.commands == []  # nothing was sent in clear
 
 
+@pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
+                                     b"454 4.7.0 TLS not available due to temporary reason\r\n",
+                                     b"502 5.5.1 STARTTLS command unknown\r\n"], ids=["554", "454", "502"])
+def test_an_upstream_refusing_starttls_when_required_is_the_relays_451_not_its_refusal(relay_factory, refusal):
+    # upstream.starttls: required, and the upstream offers STARTTLS but refuses it. Its 554 reached the client
+    # as the reply to MAIL (a permanent refusal, scope message): the client bounced a message that only the
+    # relay's TLS path had failed. It is the relay's own failure to meet its policy: 451 4.7.5, scope relay,
+    # with the upstream's words, and nothing is sent in clear. (The 502 was told as "does not offer STARTTLS".)
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    up = ScriptedUpstream().start()
+    try:
+        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+        relay = relay_factory(up.port, upstream={"starttls": "required"})
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            code, text = c.cmd("MAIL FROM:<a@sender.test>")
+        said = refusal.decode().strip()
+        assert (code, text) == (451, f"451 4.7.5 Upstream 127.0.0.1:{up.port} refused STARTTLS ({said}) and "
+                                     f"upstream.starttls is required; not sending in clear")
+        assert [bytes(r) for r in up.received] == [b"EHLO relay.test\r\nSTARTTLS\r\n"]  # nothing in clear
+        (event,) = relay.events(wait_for=1)
+        assert (event["kind"], event["reply"]["source"]) == ("deferred", "relay")
+        c = event["classification"]
+        assert (c["rule"], c["scope"], c["permanent"]) == ("relay:upstream-starttls-refused", "relay", False)
+    finally:
+        up.stop()
+
+
 def test_opportunistic_starttls_falls_back_to_clear(upstream, relay_factory):
     relay = relay_factory(upstream.port, upstream={"starttls": "opportunistic"})
     with RawSMTP(relay.host, relay.port) as c:

@@ -396,6 +396,8 @@ def test_required_starttls_refused_by_the_smarthost_still_fails_the_message(scri
     with RawSMTP(relay.host, relay.port, timeout=10) as c:
         assert c.cmd("EHLO client.test")[0] == 250
         code, text = c.cmd("MAIL FROM:<a@sender.test>")
-    assert code == 454 and "TLS not available" in text, text
+    # The relay's own failure to meet upstream.starttls, in its words with the upstream's (the 454 itself
+    # was relayed before; test_tls_auth has the 554 that made it a permanent refusal).
+    assert code == 451 and text.startswith("451 4.7.5 ") and "TLS not available" in text, text
     assert scripted.messages == 0 and b"MAIL" not in bytes(scripted.received[0])
     relay.call(relay.server.resources.pool.close())
