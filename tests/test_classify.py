@@ -795,6 +795,71 @@ def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
     got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
     assert (got.category, got.bounce_list) == verdict, got.rule
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Fifteenth round (world13): each of these had another verdict under the rules before it,
+        # in wordings the round's part (Courier, postscreen, rmilter, ...) does not hold.
+        # The sending MTA's own texts, without a reply code: the path, never the address.
+        ("Mail for example.net loops back to myself (check the MX records)", None, ("routing_dns", "relay", "never")),
+        ("Connection unexpectedly terminated by remote server", None, ("temporary_failure", "relay", "never")),
+        ("Destination SMTP server hung up after the DATA command", None, ("temporary_failure", "relay", "never")),
+        ("TLS required by routing policy, but TLS is not supported by mx.example.net", None,
+         ("temporary_failure", "relay", "never")),
+        ("Didn't find any usable mail server for example.org", None, ("routing_dns", "relay", "never")),
+        ("The domain's DNS is misconfigured (MX points to an IP address)", None, ("routing_dns", "recipient", "never")),
+        # At MAIL FROM the only domain is the sender's: gone, or not checkable for now.
+        ("550 Domain doesn't exist: example.net", "mail", ("auth_failed", "sender", "never")),
+        ("421 Cannot resolve example.net right now, try later", "mail", ("temporary_failure", "sender", "never")),
+        # The HELO name, reported at any stage; a sender domain taken only from its own servers.
+        ("554 HELO smtp.example.net did not match your address", "rcpt", ("policy_rejected", "session", "never")),
+        ("550 Mail from example.org is accepted only through its own servers", "mail", ("auth_failed", "sender", "never")),
+        # The message: its header section's size, internationalised mail, a virus verdict.
+        ("552 Headers too large", "data", ("message_too_large", "message", "never")),
+        ("553 This server does not accept internationalized email addresses", "rcpt", ("protocol_error", "message", "never")),
+        ("554 Infected with Worm.Mydoom, message rejected", "data", ("spam_content", "message", "never")),
+        # The recipient: its address's syntax in the reply to RCPT (lists), a mailbox deferred for now.
+        ("553 Unsupported address syntax", "rcpt", ("syntax_error", "recipient", "list")),
+        ("450 Mailbox currently unavailable, retry later", "rcpt", ("temporary_failure", "recipient", "never")),
+    ],
+)
+def test_world13_traps(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.scope, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Fifteenth round (world13) guards, the same verdict before and after: an unknown user
+        # still lists, whatever else the text says; a header line too long stays its format; a
+        # sender's bad syntax stays the sender's; a block list stays the IP's; a relay refusal
+        # that says "accepted only from" is no sender check; Postfix's sender and DNS texts keep
+        # their rules.
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+         "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 Unknown user; this server does not support UTF-8 local parts", "rcpt", ("unknown_recipient", "list")),
+        ("550 5.5.1 Protocol error", "connect", ("protocol_error", "never")),
+        ("554 5.6.0 Header line too long", "data", ("policy_rejected", "never")),
+        ("501 5.1.7 Bad address syntax", "mail", ("protocol_error", "never")),
+        ("550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org", "rcpt", ("blocklisted", "never")),
+        ("554 Your IP is listed as infected on cbl.abuseat.org", "connect", ("blocklisted", "never")),
+        ("450 4.1.8 <a@example.net>: Sender address rejected: Domain not found", "rcpt", ("auth_failed", "never")),
+        ("553 5.6.7 Must declare SMTPUTF8 to send unicode address", "rcpt", ("protocol_error", "never")),
+        ("550 5.1.8 Sender domain example.net does not exist", "mail", ("auth_failed", "never")),
+        ("Host or domain name not found. Name service error for name=example.net type=MX: Host not found", None,
+         ("routing_dns", "never")),
+    ],
+)
+def test_world13_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
 def test_busy_greeting_is_a_deferral():
     """Ninth round (world7): a greeting that refuses the connection because the server is busy
     ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""

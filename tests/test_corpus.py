@@ -147,6 +147,12 @@ KNOWN_TRAINING_MISSES = {
     "550 5.7.1 [ESA] sender blocked": "MailChannels' block of a sending account for abuse, labelled a block list about the sender; the corpus labels 'Sender address blocked' a policy refusal, so no rule on 'sender blocked' without a list word; never listed either way",
     "450 4.7.1 <user@example.com>: Recipient address rejected: Policy Rejection- Quota Exceeded": "Impreza Host's page explains it as a recipient receiving too much mail; its words say quota, which the rules read as a full mailbox; a 4xx is never listed",
     "Recipient verification failed": "a Baruwa gateway's callout result without a code: it names no cause (a callout fails for a missing user and for an unreachable backend alike), so reading it as an unknown user would list on a 550; without a code never listed either way",
+    # Issue #8, fifteenth round (world13): what only the program's source says, or a wording the
+    # corpus labels both ways; none of them changes the listing decision.
+    "517 Mail server at 192.0.2.25 is blocked.": "Courier's block of a sender domain whose MX is on its bad-MX list (submit.C says so); the text itself reads as a block of the connecting server, never listed either way",
+    "500 Invalid address": "Courier's answer to an empty RCPT address or one in source-route form (submit.C), labelled the address's syntax; the corpus labels a bare 'Invalid Address' an unknown recipient, which lists the same",
+    "556 Address unavailable.": "Courier's backscatter suppression (an address that failed in the last hours, submit.C), labelled other; RFC 7504's 556 fallback reads the domain's routing; counted either way",
+    "550 5.7.1 [ABUSE] Sender blocked: spam or abuse detected.": "JetEmail's block of a sending account for spam or abuse, labelled a policy refusal about the sender like 'Sender address blocked'; its words name spam, which the rules read as content; never listed either way",
 }
 
 
