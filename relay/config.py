@@ -128,6 +128,7 @@ class Resolver:
     nameservers: tuple[Endpoint, ...] = ()  # empty: the system's resolv.conf
     timeout: float = 5.0
     cache_size: int = 10000
+    failure_ttl: float = 30.0  # seconds DNS trouble is remembered (RFC 9520); 0: never
 
 
 @dataclass(frozen=True)
@@ -716,7 +717,7 @@ def _limits(top: _Reader) -> Limits:
 
 def _resolver(top: _Reader) -> Resolver:
     r = _Reader(top.problems, top.data.get("resolver"), "resolver")
-    r.unknown({"nameservers", "timeout", "cache_size"})
+    r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl"})
     servers = []
     for i, s in enumerate(r.get("nameservers", list, []) or []):
         try:
@@ -725,7 +726,10 @@ def _resolver(top: _Reader) -> Resolver:
             top.problems.add(f"resolver.nameservers[{i}]", str(exc))
     return Resolver(tuple(servers),
                     r.get("timeout", (int, float, str), 5.0, convert=_duration_within(*RESOLVER_TIMEOUT_BOUNDS)),
-                    r.get("cache_size", int, 10000))
+                    r.get("cache_size", int, 10000),
+                    # RFC 9520 3.2: at most 5 minutes. 0 turns the failure cache off (against its
+                    # "at least 1 second": every question about a broken zone is asked again).
+                    r.get("failure_ttl", (int, float, str), 30.0, convert=_duration_within(0.0, 300.0)))
 
 
 def _bounce_list_url(top: _Reader, base: Path) -> str:

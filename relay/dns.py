@@ -13,6 +13,13 @@ that confused it with "no record" would turn an outage into a verdict: an SPF
 "none" instead of "temperror" (RFC 7208 2.6.6), a missing DKIM key instead of a
 retry.
 
+Trouble is remembered for `failure_ttl` seconds (RFC 9520 3.2: resolution failures
+are cached, for at least 1 second and at most 5 minutes), and the same question
+asked again while it is on its way waits for that one answer. Without both, one
+recipient at a domain whose servers never answer cost the client the timeout twice
+(traffic shaping asks for the MX host, then delivery asks again), and every further
+recipient there as much again.
+
 DNSSEC: the relay validates nothing itself. Every question carries the AD bit
 (RFC 6840 5.7), and `Answer.authenticated` is what a validating resolver said
 back: the AD bit of its response. DANE (RFC 7672 2.2) uses TLSA records only
@@ -174,18 +181,23 @@ def _authenticated(response: dns.message.Message | None) -> bool:
 class Resolver:
     """Async DNS lookups against the configured nameservers, with a TTL cache."""
 
-    def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000):
+    def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000, failure_ttl: float = 30.0):
         self.nameservers = tuple(nameservers)
         self.timeout = float(timeout)
+        self.failure_ttl = float(failure_ttl)
         self._ns_objects = _nameserver_objects(self.nameservers) if self.nameservers else None
         self._async = self._configure(dns.asyncresolver.Resolver)
         self._cache = _TtlCache(cache_size)
+        # (name, type) -> (monotonic expiry, the failure's reason): RFC 9520's failure cache.
+        self._failures: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+        self._failures_size = max(0, int(cache_size))
+        self._asking: dict[tuple[str, str], asyncio.Task] = {}  # questions on their way
         self.queries = 0  # questions actually sent (cache misses), for metrics and tests
 
     @classmethod
     def from_settings(cls, settings) -> "Resolver":
         r = settings.resolver
-        return cls(r.nameservers, r.timeout, r.cache_size)
+        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl)
 
     def _configure(self, cls):
         if self._ns_objects is None:
@@ -223,6 +235,7 @@ class Resolver:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._failures.clear()
 
     async def query(self, name: str, rtype: str) -> Answer:
         """All records of `rtype` at `name`; empty for NXDOMAIN and NODATA.
@@ -237,9 +250,43 @@ class Resolver:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        failed = self._failures.get(key)
+        if failed is not None:
+            if failed[0] > time.monotonic():
+                raise DnsTemporaryError(name, rtype, failed[1])
+            del self._failures[key]
         if not self._async.nameservers:
             raise DnsTemporaryError(name, rtype, "no nameservers configured (no usable /etc/resolv.conf; "
                                                  "set resolver.nameservers in the config)")
+        loop = asyncio.get_running_loop()
+        asking = self._asking.get(key)
+        if asking is None or asking.get_loop() is not loop:
+            asking = loop.create_task(self._ask(qname, rtype, key))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda task: self._asked(key, task))
+        try:
+            # Shielded: a caller that gives up (its session closed) does not cancel the answer
+            # others are waiting for.
+            return await asyncio.shield(asking)
+        except DnsTemporaryError as exc:
+            raise DnsTemporaryError(name, rtype, exc.reason) from None
+
+    def _asked(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        if self._asking.get(key) is task:
+            del self._asking[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every caller may have gone
+
+    def _remember_failure(self, key: tuple[str, str], reason: str) -> None:
+        if self.failure_ttl <= 0 or self._failures_size == 0:
+            return
+        self._failures[key] = (time.monotonic() + self.failure_ttl, reason)
+        self._failures.move_to_end(key)
+        while len(self._failures) > self._failures_size:
+            self._failures.popitem(last=False)
+
+    async def _ask(self, qname: dns.name.Name, rtype: str, key: tuple[str, str]) -> Answer:
+        name = key[0]
         self.queries += 1
         try:
             answer = await self._async.resolve(qname, rtype, search=False, raise_on_no_answer=False,
@@ -250,12 +297,15 @@ class Resolver:
             except Exception:
                 response = None
             result = Answer((), _negative_ttl(response), _authenticated(response), nxdomain=True)
-        except dns.resolver.LifetimeTimeout:
-            raise DnsTemporaryError(name, rtype, f"no answer within {self.timeout:g}s from {self.describe()}") from None
-        except dns.resolver.NoNameservers as exc:
-            raise DnsTemporaryError(name, rtype, f"no nameserver could answer ({_servfail_reason(exc)})") from None
         except dns.exception.DNSException as exc:
-            raise DnsTemporaryError(name, rtype, f"{type(exc).__name__}: {exc}") from None
+            if isinstance(exc, dns.resolver.LifetimeTimeout):
+                reason = f"no answer within {self.timeout:g}s from {self.describe()}"
+            elif isinstance(exc, dns.resolver.NoNameservers):
+                reason = f"no nameserver could answer ({_servfail_reason(exc)})"
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            self._remember_failure(key, reason)
+            raise DnsTemporaryError(name, rtype, reason) from None
         else:
             if answer.rrset is None:
                 result = Answer((), _negative_ttl(answer.response), _authenticated(answer.response))

@@ -332,3 +332,13 @@ def test_a_milter_socket_path_longer_than_sun_path_is_refused_by_check_config(tm
     assert (f"milter.listen: the socket path {sock} is {len(str(sock))} bytes long; a UNIX socket's path may "
             f"hold at most 107") in out.stdout
     assert "socket_mode" not in out.stdout and "Traceback" not in out.stdout + out.stderr
+
+
+def test_resolver_failure_ttl(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\nresolver: {failure_ttl: 2m}\n")
+    assert load_settings(path).resolver.failure_ttl == 120.0
+    path.write_text("hostname: relay.example.com\n")
+    assert load_settings(path).resolver.failure_ttl == 30.0
+    assert problems(tmp_path, "hostname: relay.example.com\nresolver: {failure_ttl: 10m}\n") == [
+        "resolver.failure_ttl: '10m' is outside 0 s .. 300 s"]

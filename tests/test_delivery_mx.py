@@ -194,6 +194,22 @@ def test_what_dns_says_of_a_domain_answers_its_recipient(mx_relay, rcpt, code, e
     assert (event["classification"]["rule"], event["classification"]["scope"]) == (rule, scope)
 
 
+def test_a_domain_in_dns_trouble_is_asked_once_for_all_its_recipients(mx_relay, dns):
+    # Traffic shaping asked for the domain's MX host, then delivery asked again, and trouble was not
+    # remembered: every RCPT cost two questions, each up to resolver.timeout when the zone never
+    # answers (2 x 2 s here, per recipient). RFC 9520 3.2: the failure is cached.
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        for rcpt in ("x@broken.test", "y@broken.test", "z@broken.test"):
+            got, text = c.cmd(f"RCPT TO:<{rcpt}>")
+            assert got == 451 and text.startswith("451 4.4.3 ") and "SERVFAIL" in text, text
+        assert c.cmd("QUIT")[0] == 221
+    assert dns.zone.queries.count(("broken.test.", "MX")) == 1
+    deferred = [e for e in relay.events(wait_for=1) if e["kind"] == "deferred"]
+    assert sorted(e["recipient"] for e in deferred) == ["x@broken.test", "y@broken.test", "z@broken.test"]
+
+
 @pytest.mark.parametrize("literal", ["[0.0.0.0]", "[255.255.255.255]", "[224.0.0.1]", "[240.0.0.1]", "[IPv6:::]",
                                      "[IPv6:ff02::1]", "[IPv6:fe80::1]"])
 def test_an_address_literal_that_names_no_host_is_refused_for_good(mx_relay, literal):

@@ -113,14 +113,55 @@ async def test_negative_answer_without_soa_is_not_cached(dns):
     assert await r.txt("later.example.com") == ["v=spf1 -all"]
 
 
-async def test_trouble_is_not_cached(dns):
+async def test_trouble_is_remembered_for_failure_ttl_then_asked_again(dns):
+    # RFC 9520 3.2: a resolution failure is cached (at least 1 s, at most 5 minutes), so that a
+    # zone in trouble is not asked again by every caller in turn, each paying the timeout.
     dns.zone.servfail.add("flaky.example.com")
-    r = resolver_for(dns)
+    r = resolver_for(dns, failure_ttl=0.5)
+    for _ in range(3):
+        with pytest.raises(DnsTemporaryError) as err:
+            await r.a("flaky.example.com")
+        assert "SERVFAIL" in err.value.reason and err.value.name == "flaky.example.com"
+    assert dns.zone.queries.count(("flaky.example.com.", "A")) == 1 and r.queries == 1
+    dns.zone.servfail.clear()
+    dns.zone.add("flaky.example.com", "A", "192.0.2.7")
+    await asyncio.sleep(0.6)
+    assert await r.a("flaky.example.com") == ["192.0.2.7"]
+    assert dns.zone.queries.count(("flaky.example.com.", "A")) == 2
+
+
+async def test_failure_ttl_zero_asks_every_time(dns):
+    dns.zone.servfail.add("flaky.example.com")
+    r = resolver_for(dns, failure_ttl=0)
     with pytest.raises(DnsTemporaryError):
         await r.a("flaky.example.com")
     dns.zone.servfail.clear()
     dns.zone.add("flaky.example.com", "A", "192.0.2.7")
     assert await r.a("flaky.example.com") == ["192.0.2.7"]
+
+
+async def test_the_same_question_on_its_way_is_asked_once(dns):
+    dns.zone.add("example.com", "MX", (10, "mx1.example.com"))
+    dns.zone.servfail.add("broken.example.com")
+    r = resolver_for(dns, failure_ttl=0)
+    answers = await asyncio.gather(*(r.mx("example.com") for _ in range(5)))
+    assert answers == [[(10, "mx1.example.com")]] * 5
+    failures = await asyncio.gather(*(r.mx("broken.example.com") for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(f, DnsTemporaryError) for f in failures)
+    assert dns.zone.queries.count(("example.com.", "MX")) == 1
+    assert dns.zone.queries.count(("broken.example.com.", "MX")) == 1
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_question_for_the_others(dns):
+    dns.zone.add("example.com", "A", "192.0.2.1")
+    r = resolver_for(dns)
+    first = asyncio.ensure_future(r.a("example.com"))
+    second = asyncio.ensure_future(r.a("example.com"))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == ["192.0.2.1"]
+    with pytest.raises(asyncio.CancelledError):
+        await first
 
 
 async def test_cache_is_bounded(dns):
@@ -138,9 +179,10 @@ async def test_cache_is_bounded(dns):
 async def test_from_settings_uses_host_and_port(dns):
     dns.zone.add("example.com", "A", "192.0.2.1")
     settings = Settings(source=Path("config.yaml"), hostname="relay.test",
-                        resolver=ResolverSettings((Endpoint("127.0.0.1", dns.port),), timeout=3.0, cache_size=5))
+                        resolver=ResolverSettings((Endpoint("127.0.0.1", dns.port),), timeout=3.0, cache_size=5,
+                                                  failure_ttl=7.0))
     r = Resolver.from_settings(settings)
-    assert r.timeout == 3.0
+    assert (r.timeout, r.failure_ttl) == (3.0, 7.0)
     assert await r.a("example.com") == ["192.0.2.1"]
     assert ("example.com.", "A") in dns.zone.queries
     assert str(dns.port) in r.describe()

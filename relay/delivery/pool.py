@@ -380,7 +380,7 @@ class MxDelivery:
     async def decisions(route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:
         """The TLS decision for each host the route tries, for its recipient domain. Asked together:
         one after another, each host's plan looked up the domain's MTA-STS record again (a failed
-        lookup is not cached), so a record that never answered cost resolver.timeout per MX host
+        lookup was not cached then), so a record that never answered cost resolver.timeout per MX host
         before any connection; together they share that lookup (MtaSts.policy_for) and their DANE
         lookups overlap."""
         hosts = route.tried
