@@ -151,6 +151,21 @@ def test_protocol_replies_list_nobody(relay, upstream, text):
     assert not listed(relay, "jane@example.com")
 
 
+@pytest.mark.parametrize("text", [
+    # Issue #8's listing audit: the sender's refusal in words the recipient rules also use; each
+    # listed the recipient at once before it.
+    "550 5.1.0 <app@sender.test>: Return path address does not exist",
+    "550 5.1.1 Unknown originator",
+    "550 5.1.0 Dirección del remitente rechazada: usuario desconocido",
+])
+def test_sender_refusals_in_recipient_words_list_nobody(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com"])
+    (rejected,) = [e for e in events_of(relay, 2) if e["kind"] == "rejected"]
+    assert rejected["classification"]["scope"] == "sender" and "bounce_list" not in rejected
+    assert not listed(relay, "jane@example.com")
+
+
 def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):
     upstream.data_replies["jane"] = "554 5.5.1 Error: no valid recipients"
     transact(relay, ["jane@example.com"])

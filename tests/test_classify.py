@@ -860,6 +860,84 @@ def test_world13_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert (got.category, got.bounce_list) == verdict, got.rule
 
 
+# Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH
+# login, the connecting host or the message's headers that borrow recipient vocabulary ("user
+# unknown", "does not exist", X.1.1) were listed at once by the rules before it (each of these
+# gave `list`). Reworded probes, not corpus texts: the audit's point is the general form.
+LISTING_AUDIT_TRAPS = [
+    # The envelope sender in its many names, with and without a recipient code.
+    ("550 5.1.8 <noreply@example.com>: sender mailbox does not exist", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.0 Address rejected: sender user unknown", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Mail from address not found", "rcpt", ("policy_rejected", "never")),
+    ("550 Return path address does not exist", None, ("policy_rejected", "never")),
+    ("550 5.1.1 Unknown originator", "rcpt", ("policy_rejected", "never")),
+    ("551 Sender not local", None, ("policy_rejected", "never")),
+    ("550 5.7.17 Sender mailbox disabled", None, ("policy_rejected", "never")),
+    ("553 5.1.3 Your sending address is malformed", "rcpt", ("policy_rejected", "never")),
+    ("501 5.1.1 Sender unknown", None, ("policy_rejected", "never")),
+    ("550 5.1.1 Your return address does not exist", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Your account does not exist", None, ("policy_rejected", "never")),
+    # Line 1 says whose; a later line borrows the recipient's words.
+    ("550-Verification of the sender <app@example.com> failed:\r\n550 5.1.1 No such user here", "rcpt",
+     ("policy_rejected", "never")),
+    ("550-Policy rejection: your sender domain is on our blocklist\r\n550 recipient does not exist for you",
+     "rcpt", ("blocklisted", "never")),
+    # Other languages: Spanish, Italian, French.
+    ("550 5.1.0 Dirección del remitente rechazada: usuario desconocido", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.0 Indirizzo del mittente rifiutato: utente sconosciuto", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Votre adresse d'expédition n'existe pas", None, ("policy_rejected", "never")),
+    # SMTP AUTH (RFC 4954: 535 is "authentication credentials invalid").
+    ("535 5.7.8 Authentication credentials invalid: user not found", None, ("auth_failed", "never")),
+    ("535 Incorrect authentication data: no such user", None, ("auth_failed", "never")),
+    ("550 5.1.1 Login failed: user not found", None, ("auth_failed", "never")),
+    ("535 5.1.1 Username not found", None, ("auth_failed", "never")),
+    # The connecting host.
+    ("550 5.1.1 Unknown client host [192.0.2.5]", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 HELO name is not a known host", "rcpt", ("policy_rejected", "never")),
+    # The message's headers.
+    ("554 5.6.0 Invalid header found: unknown recipient in To header", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Invalid From: header", None, ("policy_rejected", "never")),
+    ("550 5.1.1 The message could not be delivered because of a header problem", "rcpt",
+     ("policy_rejected", "never")),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", LISTING_AUDIT_TRAPS)
+def test_listing_audit_traps(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The audit's guards: true hard bounces in unusual wordings still list, "your" beside the
+        # recipient's words ("your recipient", "your address book") does not make them the sender's,
+        # a Postfix recipient refusal quoting the next hop still lists, a disabled mailbox that takes
+        # no "mail from anyone" is still disabled, and the dialogue's "MAIL FROM first" stays the
+        # dialogue's. Each held before the audit and must keep holding.
+        ("550 5.1.1 <user@example.org>: user unknown; check your address book", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 Please verify that you have the correct email address for your recipient: no such user", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 The mailbox you are sending to does not exist", "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 Der Empfänger existiert nicht", "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 <user@example.org>: Recipient address rejected: undeliverable address: host "
+         "mx.example.org[192.0.2.1] said: 550 5.1.1 User unknown", "rcpt", ("unknown_recipient", "list")),
+        ("550 This address no longer accepts mail from anyone", "rcpt", ("mailbox_disabled", "count")),
+        ("503 5.5.1 RCPT TO without MAIL FROM", "rcpt", ("protocol_error", "never")),
+        ("501 Syntax: MAIL FROM:<address>", "mail", ("protocol_error", "never")),
+    ],
+)
+def test_listing_audit_leaves_true_bounces_and_the_dialogue_alone(reply, stage, verdict):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert (got.category, got.bounce_list) == verdict, got.rule
+
+
 def test_busy_greeting_is_a_deferral():
     """Ninth round (world7): a greeting that refuses the connection because the server is busy
     ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""
