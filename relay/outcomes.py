@@ -232,7 +232,8 @@ class Outcomes:
         """A permanent refusal of `rcpt` that says its domain does not exist is one sighting;
         seen again after the policy's delay, the domain goes on the list (`@domain`)."""
         rule = self.policies.suppression.domains
-        if (rule is None or not classification.permanent or not rule.says_no_such_domain(reply.text, rcpt)
+        if (rule is None or not classification.permanent or not rule.counts_category(classification.category)
+                or not rule.says_no_such_domain(reply.text, rcpt)
                 or not is_valid(rcpt)):  # no address, no domain to hold (_suppress)
             return []
         try:

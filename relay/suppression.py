@@ -31,7 +31,7 @@ SECTIONS = {"permanent": True, "temporary": False}
 TOP_KEYS = (*SECTIONS, "complaints", "breaker", "domains", "unconfirmed")
 UNCONFIRMED_KEYS = ("list_after", "within")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
-DOMAIN_KEYS = ("evidence", "not_evidence", "seen_again_after", "within", "expire_after")
+DOMAIN_KEYS = ("evidence", "not_evidence", "categories", "seen_again_after", "within", "expire_after")
 # The category of a domain entry (`@example.com`) on the bounce list.
 DOMAIN_CATEGORY = "routing_dns"
 RULE_KEYS = ("list_after", "within", "expire_after")
@@ -125,6 +125,13 @@ class DomainRule:
     seen_again_after: float
     within: float
     expire_after: float | None
+    # The categories whose refusals may be evidence (None: any). A refusal read as a missing
+    # mailbox, a relay refusal or a content verdict says the domain answered, whatever domain
+    # word it quotes.
+    categories: frozenset[str] | None = None
+
+    def counts_category(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
 
     def says_no_such_domain(self, text: str, address: str = "") -> bool:
         """Whether `text`, a permanent refusal of `address`, says its domain does not exist. The
@@ -404,10 +411,21 @@ def _parse_domains(spec: Any, problems: Problems) -> DomainRule | None:
     if (durations.get("seen_again_after") and durations.get("within")
             and durations["within"] <= durations["seen_again_after"]):
         problems.add("domains.within", "must be longer than seen_again_after")
+    categories = None
+    if "categories" in spec:
+        given = spec["categories"]
+        if not isinstance(given, list) or not given:
+            problems.add("domains.categories", "expected a non-empty list of categories")
+        else:
+            for n, category in enumerate(given):
+                if category not in CATEGORIES:
+                    problems.add(f"domains.categories[{n}]",
+                                 f"unknown category; expected one of: {', '.join(CATEGORIES)}")
+            categories = frozenset(given)
     if len(problems.items) > before or evidence is None:
         return None
     return DomainRule(evidence, not_evidence, durations["seen_again_after"], durations["within"],
-                      durations["expire_after"])
+                      durations["expire_after"], categories)
 
 
 def _list_after(value: Any, key: str, problems: Problems) -> int | None:

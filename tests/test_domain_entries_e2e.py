@@ -22,6 +22,11 @@ NXDOMAIN = ("550 5.1.2 <{rcpt}>: Host or domain name not found. Name service err
             "Host not found")
 SERVFAIL = ("550 5.1.2 <{rcpt}>: Host or domain name not found. Name service error for name=glitch.test type=MX: "
             "Host not found, try again")
+# Issue #8's listing audit: a server that only does not relay for a domain (in smarthost mode the
+# upstream's own configuration), and a missing mailbox whose text quotes a host name with "nxdomain"
+# in it, say nothing of whether the recipient's domain exists.
+NOT_OUR_DOMAIN = "550 5.4.1 <{rcpt}>: Recipient domain not found in our accepted domains, relay not permitted"
+UNKNOWN_NAMING_A_HOST = "550 5.1.1 <{rcpt}>: User unknown; nxdomain.mx.test is not a domain we serve"
 DELAY = 1.2  # a little more than the policy's seen_again_after below
 
 
@@ -36,6 +41,9 @@ def relay(upstream, relay_factory, tmp_path):
         upstream.rcpt_replies[f"n{n}"] = NXDOMAIN.format(rcpt=f"n{n}@nx.test")
         upstream.rcpt_replies[f"g{n}"] = SERVFAIL.format(rcpt=f"g{n}@glitch.test")
     upstream.rcpt_replies["t0"] = "450 4.1.2 <t0@temp.test>: Recipient address rejected: Domain not found"
+    for n in range(3):
+        upstream.rcpt_replies[f"r{n}"] = NOT_OUR_DOMAIN.format(rcpt=f"r{n}@notours.test")
+        upstream.rcpt_replies[f"u{n}"] = UNKNOWN_NAMING_A_HOST.format(rcpt=f"u{n}@served.test")
     return relay_factory(upstream.port, policies=str(policies))
 
 
@@ -85,3 +93,17 @@ def test_the_operator_can_list_a_domain(relay):
     code, text = send(relay, ["a@gone.test"])[1]
     assert code == 550 and "the domain gone.test" in text
     assert "@gone.test" in bounces(relay, "list").stdout
+
+
+def test_a_relay_refusal_or_a_missing_mailbox_never_lists_a_domain(relay):
+    send(relay, ["r0@notours.test", "u0@served.test"])
+    time.sleep(DELAY)
+    send(relay, ["r1@notours.test", "u1@served.test"])
+    time.sleep(DELAY)
+    send(relay, ["r2@notours.test", "u2@served.test"])
+    keys = listed_keys(relay)
+    assert not any(key.startswith("@") for key in keys), keys
+    # The missing mailboxes themselves are listed; the relay refusals list no one.
+    assert sorted(keys) == ["u0@served.test", "u1@served.test", "u2@served.test"]
+    assert send(relay, ["ok@notours.test"])[1][0] == 250
+    assert send(relay, ["ok@served.test"])[1][0] == 250

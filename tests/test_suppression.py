@@ -220,6 +220,29 @@ unconfirmed: {list_after: 3, within: 2w}
     ("554 5.4.4 Host or domain name not found. Name service error for name=example.org type=MX: "
      "Malformed or unexpected name server reply", False),
     ("550 (example.org: host name lookup failure) domain not found", False),
+    # Issue #8's listing audit: a name server that refused the query is a glitch, and "nxdomain"
+    # inside a host name the reply quotes is no DNS answer.
+    ("550 5.1.2 DNS query returned REFUSED: domain not found", False),
+    ("550 5.1.1 User unknown. nxdomain.mx.example.net is not a domain we serve", False),
+    ("550 5.1.2 Recipient domain example.org: NXDOMAIN", True),
 ])
 def test_shipped_domain_evidence_tells_no_such_domain_from_a_dns_glitch(text, no_such_domain):
     assert load_default().domains.says_no_such_domain(text) is no_such_domain
+
+
+def test_only_the_categories_named_are_domain_evidence(tmp_path):
+    # Issue #8's listing audit: a refusal the rules read as a missing mailbox or a relay refusal says
+    # the domain answered, whatever domain word it quotes; the shipped file names routing_dns alone.
+    shipped = load_default().domains
+    assert shipped.categories == frozenset({"routing_dns"})
+    assert shipped.counts_category("routing_dns")
+    assert not shipped.counts_category("unknown_recipient") and not shipped.counts_category("relay_denied")
+    base = "domains: {evidence: ['no such domain'], seen_again_after: 1h, within: 7d%s}\n"
+    assert SuppressionPolicy.from_file(write(tmp_path, base % "")).domains.counts_category("other")  # any
+    for bad, key, why in [(", categories: []", "domains.categories", "non-empty list"),
+                          (", categories: routing_dns", "domains.categories", "non-empty list"),
+                          (", categories: [no_such_thing]", "domains.categories[0]", "unknown category")]:
+        with pytest.raises(ConfigError) as err:
+            SuppressionPolicy.from_file(write(tmp_path, base % bad))
+        keys = {k: w for _, k, w in problems(err.value)}
+        assert why in keys.get(key, ""), (bad, keys)
