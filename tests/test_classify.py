@@ -899,6 +899,10 @@ LISTING_AUDIT_TRAPS = [
     ("550 5.1.1 Invalid From: header", None, ("policy_rejected", "never")),
     ("550 5.1.1 The message could not be delivered because of a header problem", "rcpt",
      ("policy_rejected", "never")),
+    ("553 5.1.3 Bad address syntax in From header", "rcpt", ("policy_rejected", "never")),
+    # A relay refusal under X.1.1; a client IP check that quotes "user unknown" (counted before).
+    ("550 5.1.1 Relay recipient domain unknown (no relaying for you)", "rcpt", ("relay_denied", "never")),
+    ("550 5.7.1 Client IP address not found in allowed list; user unknown", "rcpt", ("policy_rejected", "never")),
 ]
 
 
