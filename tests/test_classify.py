@@ -894,6 +894,10 @@ LISTING_AUDIT_TRAPS = [
     # The connecting host.
     ("550 5.1.1 Unknown client host [192.0.2.5]", "rcpt", ("policy_rejected", "never")),
     ("550 5.1.1 HELO name is not a known host", "rcpt", ("policy_rejected", "never")),
+    # "Your DNS" is the client's, the only side the receiver speaks to (counted before, as an
+    # unexplained 550: three of them listed a good address).
+    ("550 Your DNS is misconfigured", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Your DNS records do not match your address", "rcpt", ("policy_rejected", "never")),
     # The message's headers.
     ("554 5.6.0 Invalid header found: unknown recipient in To header", "rcpt", ("policy_rejected", "never")),
     ("550 5.1.1 Invalid From: header", None, ("policy_rejected", "never")),
