@@ -580,6 +580,15 @@ def test_wider_unknown_wordings_do_not_list_at_once(reply):
     assert verdict.bounce_list != "list", (verdict.rule, verdict.category)
 
 
+def assert_verdict(reply: str, stage: str | None, verdict: tuple, *fields: str) -> None:
+    """The shipped rules' verdict on one reply at one stage, as the named fields of a corpus entry's
+    judgement (tests/support/corpus.py), for the trap and guard tables of each round below."""
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
+    assert tuple(getattr(got, field) for field in fields) == verdict, got.rule
+
+
 @pytest.mark.parametrize(
     "reply, stage, verdict",
     [
@@ -595,10 +604,7 @@ def test_wider_unknown_wordings_do_not_list_at_once(reply):
     ],
 )
 def test_address_refusals_by_stage(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.scope, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -635,10 +641,7 @@ def test_length_refusals_that_are_not_the_recipient_do_not_list(reply, stage):
     ],
 )
 def test_world9_rules_leave_other_verdicts_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -657,10 +660,7 @@ def test_world9_rules_leave_other_verdicts_alone(reply, stage, verdict):
     ],
 )
 def test_world10_rules_leave_other_verdicts_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 
@@ -691,10 +691,7 @@ def test_world10_rules_leave_other_verdicts_alone(reply, stage, verdict):
     ],
 )
 def test_world11_traps(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -723,10 +720,7 @@ def test_world11_traps(reply, stage, verdict):
     ],
 )
 def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 @pytest.mark.parametrize(
     "reply, stage, verdict",
@@ -755,10 +749,7 @@ def test_world11_rules_leave_other_verdicts_alone(reply, stage, verdict):
     ],
 )
 def test_world12_traps(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -790,10 +781,7 @@ def test_world12_traps(reply, stage, verdict):
     ],
 )
 def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 @pytest.mark.parametrize(
     "reply, stage, verdict",
@@ -824,10 +812,7 @@ def test_world12_rules_leave_other_verdicts_alone(reply, stage, verdict):
     ],
 )
 def test_world13_traps(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.scope, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -854,10 +839,7 @@ def test_world13_traps(reply, stage, verdict):
     ],
 )
 def test_world13_rules_leave_other_verdicts_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 # Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH
@@ -912,10 +894,7 @@ LISTING_AUDIT_TRAPS = [
 
 @pytest.mark.parametrize("reply, stage, verdict", LISTING_AUDIT_TRAPS)
 def test_listing_audit_traps(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 @pytest.mark.parametrize(
@@ -940,10 +919,7 @@ def test_listing_audit_traps(reply, stage, verdict):
     ],
 )
 def test_listing_audit_leaves_true_bounces_and_the_dialogue_alone(reply, stage, verdict):
-    from tests.support.corpus import judge, load_shipped_policies
-
-    got = judge(load_shipped_policies(), {"reply": reply, "stage": stage})
-    assert (got.category, got.bounce_list) == verdict, got.rule
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
 def test_busy_greeting_is_a_deferral():
