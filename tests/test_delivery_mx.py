@@ -854,3 +854,65 @@ def test_an_mx_whose_greeting_mixes_codes_is_skipped_for_the_next_one(mx_relay, 
         assert bad.connections == 1 and b"MAIL" not in b"".join(bytes(r) for r in bad.received)
     finally:
         bad.stop()
+
+
+NEVER_A_HOST = [("A", "224.0.0.1", "a multicast address"), ("A", "239.255.255.250", "a multicast address"),
+                ("A", "255.255.255.255", "the limited broadcast address"),
+                ("A", "240.0.0.1", "a reserved address (240.0.0.0/4)"), ("A", "0.0.0.0", "the unspecified address"),
+                ("AAAA", "ff02::1", "a multicast address"), ("AAAA", "ff0e::101", "a multicast address"),
+                ("AAAA", "::ffff:e000:fb", "a multicast address"),
+                ("AAAA", "64:ff9b::e000:1", "a multicast address (224.0.0.1 in NAT64 form)")]
+
+
+@pytest.mark.parametrize("rtype,address,kind", NEVER_A_HOST)
+def test_an_mx_address_that_is_never_a_host_is_a_broken_zone_and_the_next_mx_still_gets_the_mail(
+        mx_relay, mx1, dns, rtype, address, kind):
+    # An MX host at a multicast, broadcast or reserved address was connected to; the failure ("Network is
+    # unreachable", or a timeout) was answered 451 4.4.1 "could not be reached", which says nothing of the
+    # zone being broken (and 0.0.0.0 was refused for good as "internal", which it is not: it is no host at
+    # all). Such an address is now never connected to: the domain's other MX hosts are still tried, and if
+    # none is left the reply is 451 4.4.4, naming the address and what it is (a broken zone: its owner can
+    # fix it, so the client's retry may then succeed).
+    dns.zone.add("nohost.test", "MX", (10, "mx.nohost.test"))
+    dns.zone.add("mx.nohost.test", rtype, address)
+    dns.zone.add("fallback.test", "MX", (10, "mx.nohost.test"))
+    dns.zone.add("fallback.test", "MX", (20, "mx1.example.com"))
+    relay = mx_relay(upstream={"mx_internal_networks": ["127.0.0.2/32", "0.0.0.0/8", "::/0"]})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@nohost.test>")
+        assert (code, text[:10]) == (451, "451-4.4.4 "), text
+        shown = {"::ffff:e000:fb": "::ffff:224.0.0.251"}.get(address, address)  # as the resolver writes it
+        assert (f"mx.nohost.test[{shown}]: MX host mx.nohost.test has the address {shown}, {kind}, which is "
+                f"never one mail host's (a broken zone, RFC 5321 5.1); not connected to") in text, text
+        assert c.cmd("QUIT")[0] == 221
+    (event,) = relay.events(wait_for=1)
+    assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:mx-unusable", event
+    with client(relay) as c:
+        replies = send_message(c, "a@sender.test", ["b@fallback.test"], BODY)
+    assert [r[0] for r in replies] == [250, 250, 354, 250], replies
+    assert mx1.wait_for_messages(1)[0].rcpt_tos == ["b@fallback.test"]
+
+
+@pytest.mark.parametrize("address,kind", [
+    ("198.18.0.25", "a benchmarking address (RFC 2544, RFC 6890)"),
+    ("198.19.255.1", "a benchmarking address (RFC 2544, RFC 6890)"),
+    ("192.0.0.9", "an IETF protocol assignment address (RFC 6890)"),
+    ("192.0.2.25", "a documentation address (TEST-NET-1, RFC 5737)"),
+    ("198.51.100.25", "a documentation address (TEST-NET-2, RFC 5737)"),
+    ("203.0.113.25", "a documentation address (TEST-NET-3, RFC 5737)"),
+    ("2001:db8::25", "a documentation address (RFC 3849)")])
+def test_an_mx_in_special_purpose_space_that_is_not_the_internet_is_refused_as_internal(mx_relay, dns, address, kind):
+    # Benchmarking (198.18.0.0/15), IETF protocol assignments (192.0.0.0/24) and documentation space are
+    # never a host on the public Internet, but a lab's or an operator's network may have hosts there:
+    # they are internal, refused unless upstream.mx_internal_networks lists them. An MX there was
+    # connected to, and the timeout answered 451 4.4.1 "could not be reached" for days.
+    dns.zone.add("special.test", "MX", (10, "mx.special.test"))
+    dns.zone.add("mx.special.test", "AAAA" if ":" in address else "A", address)
+    relay = mx_relay(upstream={"mx_internal_networks": []})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@special.test>")
+        assert (code, text[:10]) == (550, "550 5.7.1 "), text
+        assert f"would go to mx.special.test ({address}), {kind}; this relay does not deliver" in text, text
+

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-__all__ = ["internal_kind", "embedded_ipv4"]
+__all__ = ["internal_kind", "embedded_ipv4", "not_a_host"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,6 +28,17 @@ _INTERNAL = tuple((ipaddress.ip_network(net), kind) for net, kind in (
     ("10.0.0.0/8", "a private address"), ("172.16.0.0/12", "a private address"),
     ("192.168.0.0/16", "a private address"), ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
     ("169.254.0.0/16", "a link-local address"),
+    # Not the public Internet either, but hosts do live there, on a lab's or an operator's own network
+    # (a proxy's "fake IP" DNS answers in 198.18.0.0/15, DS-Lite's 192.0.0.0/29): internal, so that
+    # upstream.mx_internal_networks can allow them. An MX there was connected to, and the timeout
+    # answered 451 4.4.1 "could not be reached" for days.
+    ("198.18.0.0/15", "a benchmarking address (RFC 2544, RFC 6890)"),
+    ("192.0.0.0/24", "an IETF protocol assignment address (RFC 6890)"),
+    # Documentation addresses (RFC 5737, RFC 3849): a zone that still has its template's placeholder.
+    ("192.0.2.0/24", "a documentation address (TEST-NET-1, RFC 5737)"),
+    ("198.51.100.0/24", "a documentation address (TEST-NET-2, RFC 5737)"),
+    ("203.0.113.0/24", "a documentation address (TEST-NET-3, RFC 5737)"),
+    ("2001:db8::/32", "a documentation address (RFC 3849)"),
     ("::/128", "the unspecified address"), ("::1/128", "a loopback address"),
     ("fc00::/7", "a private (unique local) address"), ("fec0::/10", "a private (site-local) address"),
     ("fe80::/10", "a link-local address"),
@@ -49,6 +60,36 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address
         return address.teredo[1], "Teredo"  # the client's (NATed) address: where the packets go
     if address in _COMPATIBLE and int(address) > 1:
         return ipaddress.IPv4Address(int(address)), "IPv4-compatible"
+    return None
+
+
+# Addresses that are never one host's, on any network: no allow list makes them one (RFC 6890).
+# 0.0.0.0 and :: name no host (RFC 1122 3.2.1.3; Linux connects 0.0.0.0 to the host itself); a multicast
+# address is a group's (RFC 1112 4, RFC 4291 2.7); 255.255.255.255 is the limited broadcast (RFC 919 7);
+# 240.0.0.0/4 is reserved for future use (RFC 1112 4, RFC 6890 2.2.2), as the address-literal rule
+# (relay/delivery/routes.py) has always taken it.
+_NOT_A_HOST = tuple((ipaddress.ip_network(net), kind) for net, kind in (
+    ("0.0.0.0/32", "the unspecified address"), ("::/128", "the unspecified address"),
+    ("255.255.255.255/32", "the limited broadcast address"), ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address (240.0.0.0/4)"), ("ff00::/8", "a multicast address"),
+))
+
+
+def not_a_host(ip: str) -> str | None:
+    """What `ip` is when it can never be one host's address (for a refusal's text: "a multicast
+    address"), directly or as the IPv4 address an IPv6 one carries; else None."""
+    address = ipaddress.ip_address(ip)
+    kind = _match(address, _NOT_A_HOST)
+    inner = embedded_ipv4(address) if address.version == 6 else None
+    if kind is None and inner is not None and (inner_kind := _match(inner[0], _NOT_A_HOST)) is not None:
+        kind = inner_kind if inner[1] == "IPv4-mapped" else f"{inner_kind} ({inner[0]} in {inner[1]} form)"
+    return kind
+
+
+def _match(address, table) -> str | None:
+    for net, kind in table:
+        if address.version == net.version and address in net:
+            return kind
     return None
 
 

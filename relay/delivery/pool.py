@@ -30,7 +30,7 @@ import aiosmtplib
 from ..decision import Reply
 from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
-from .internal import internal_kind
+from .internal import internal_kind, not_a_host
 from .mta_sts import MtaSts, PolicyFetcher
 from .routes import MAX_MX_ADDRESSES, MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
@@ -197,6 +197,14 @@ class DestinationPool(UpstreamPool):
                                                    "mx-no-address")))
                 continue
             for ip in addresses:
+                nowhere = not_a_host(ip)
+                if nowhere is not None:
+                    # A broken zone: no connection can reach such an address (a multicast group, the
+                    # broadcast). The domain's other hosts and addresses are still tried; if none takes
+                    # the mail, 451 4.4.4 like MX records that name no usable host: the owner can fix
+                    # the zone, and the client's retry then finds the mail a host.
+                    failures.append((f"{host.name}[{ip}]", _not_a_host_refusal(host, ip, nowhere)))
+                    continue
                 if self._delivery.is_ourselves(ip):
                     failures.append((f"{host.name}[{ip}]", loops_back(route.domain, f"MX host {host.name} is "
                                                                                      f"{ip} port {self._up.mx_port}, "
@@ -467,6 +475,12 @@ def _internal_refusal(domain: str, host: MxHost, ip: str, kind: str) -> Reply:
     return _reply(550, "5.7.1", f"Recipient address rejected: mail for {domain} would go to {where}, {kind}; "
                                 f"this relay does not deliver into internal networks "
                                 f"(upstream.mx_internal_networks)", "mx-internal")
+
+
+def _not_a_host_refusal(host: MxHost, ip: str, kind: str) -> Reply:
+    """One MX address that is never a host's (relay/delivery/internal.py `not_a_host`)."""
+    return _reply(451, "4.4.4", f"MX host {host.name} has the address {ip}, {kind}, which is never one mail "
+                                f"host's (a broken zone, RFC 5321 5.1); not connected to", "mx-unusable")
 
 
 def _same_address(a: str, b: str) -> bool:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from ..decision import Reply
 from ..dns import DnsTemporaryError, Resolver
+from .internal import not_a_host
 
 # RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that
 # can be tried". A zone's owner (or whoever forged its answer) chooses how many MX records it has:
@@ -119,13 +120,11 @@ def literal_address(domain: str) -> str | None:
 
 
 def _not_a_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """What an address literal's address is when it cannot be one host's (RFC 5321 4.1.3), or None."""
-    if address.is_unspecified:
-        return "the unspecified address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address.version == 4 and address.is_reserved:  # 240.0.0.0/4, the broadcast address with it
-        return "a reserved address"
+    """What an address literal's address is when it cannot be one host's (RFC 5321 4.1.3), or None:
+    the addresses an MX host's never are (relay/delivery/internal.py), and an IPv6 link-local one."""
+    kind = not_a_host(str(address))
+    if kind is not None:
+        return kind
     if address.version == 6 and address.is_link_local:
         return "a link-local address (it needs an interface, which a literal cannot name)"
     return None
