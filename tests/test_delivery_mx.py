@@ -916,3 +916,43 @@ def test_an_mx_in_special_purpose_space_that_is_not_the_internet_is_refused_as_i
         assert (code, text[:10]) == (550, "550 5.7.1 "), text
         assert f"would go to mx.special.test ({address}), {kind}; this relay does not deliver" in text, text
 
+
+@pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
+                                     b"454 4.7.0 TLS not available due to temporary reason\r\n"], ids=["554", "454"])
+def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_failed_handshake(
+        mx_relay, dns, mx_port, refusal):
+    # upstream.starttls: required, and the MX host offers STARTTLS but refuses it. The 451 4.7.5 was right,
+    # but its text said "TLS handshake failed: ..." where no handshake was begun: the operator went looking
+    # at certificates. It now says the host refused STARTTLS, with the host's own reply; nothing is sent in
+    # clear. Where TLS is opportunistic, the same host still gets the mail in clear, and the event says why.
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
+    dns.zone.add("mx.refuses.test", "A", "127.0.0.4")
+    up = ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+    said = refusal.decode().strip()
+    try:
+        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+        relay = mx_relay(upstream={"starttls": "required"})
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@refuses.test>")
+            assert c.cmd("QUIT")[0] == 221
+        assert (code, text[:10]) == (451, "451-4.7.5 "), text
+        assert (f"451 4.7.5 mx.refuses.test[127.0.0.4]: TLS policy required for refuses.test: MX host "
+                f"mx.refuses.test[127.0.0.4]: refused STARTTLS ({said})") in text, text
+        assert "handshake" not in text
+        assert all(b"MAIL FROM" not in bytes(r) for r in up.received)  # nothing in clear
+        relay.stop()
+        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal,
+                 RCPT=b"550 5.1.1 no such user\r\n")
+        relay = mx_relay()  # opportunistic
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            assert c.cmd("RCPT TO:<nosuchuser@refuses.test>")[0] == 550  # the host's own reply, in clear
+            assert c.cmd("QUIT")[0] == 221
+        (event,) = [e for e in relay.events(wait_for=1) if e["kind"] == "rejected"]
+        assert event["upstream"]["tls_note"] == (f"TLS failed (refused STARTTLS ({said})); delivered in clear "
+                                                 f"(opportunistic TLS)"), event["upstream"]
+    finally:
+        up.stop()

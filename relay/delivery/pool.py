@@ -29,7 +29,7 @@ import aiosmtplib
 
 from ..decision import Reply
 from ..dns import DnsTemporaryError
-from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe
+from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe, _first_line
 from .internal import internal_kind, not_a_host
 from .mta_sts import MtaSts, PolicyFetcher
 from .routes import MAX_MX_ADDRESSES, MxHost, Route, RouteError, Routes, loops_back
@@ -265,9 +265,16 @@ class DestinationPool(UpstreamPool):
         report = decision.report
         if tls and client.supports_extension("starttls"):
             try:
-                await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
-                                                       tls_context=decision.context),
-                                       self._up.command_timeout)
+                try:
+                    await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
+                                                           tls_context=decision.context),
+                                           self._up.command_timeout)
+                except aiosmtplib.SMTPResponseException as exc:
+                    # The host offered STARTTLS, then refused it (454, 5xx): no handshake was begun, and
+                    # saying one failed sent the operator looking at certificates (RFC 3207 4).
+                    if not 400 <= exc.code <= 599:
+                        raise
+                    raise _TlsFailed(f"refused STARTTLS ({exc.code} {_first_line(exc.message)})") from None
                 ssl_object = client.get_transport_info("ssl_object")
                 info = session_info(ssl_object)
                 why = decision.verify(ssl_object)
