@@ -222,3 +222,36 @@ def test_an_mta_sts_policy_host_at_an_internal_address_is_not_fetched_from(tls_r
     assert ("mta-sts.sts.test is at 127.0.0.1, a loopback address; this relay does not connect into internal "
             "networks (upstream.mx_internal_networks)") in event["upstream"]["tls_note"], event["upstream"]
     assert https.hellos == []
+
+
+def test_the_mta_sts_policy_is_fetched_from_an_egress_ip_as_the_mail_is_sent(tls_relay, mx_hosts, dns, https, ca):
+    # egress_ips are the addresses the relay is seen from: MX connections were made from them, but the
+    # policy fetch (RFC 8461 3.3) left from the system's default source address (127.0.0.1 here), past
+    # the firewall rules and logs that know the relay by its egress addresses.
+    sts_domain(dns, https, ca)
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test").context())
+    relay = tls_relay(egress_ips=["127.0.0.5"])
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].peer[0] == "127.0.0.5"
+    assert https.requests == [("mta-sts.sts.test", "/.well-known/mta-sts.txt")]
+    assert https.peers == ["127.0.0.5"]
+
+
+def test_an_mta_sts_policy_host_of_no_family_egress_ips_has_is_not_fetched_from(tls_relay, mx_hosts, dns, https,
+                                                                                  ca):
+    # With egress_ips all IPv4, a policy host that has only an IPv6 address is not connected to (from a
+    # source address that is none of egress_ips): the domain has no policy (RFC 8461 3.3), and the event
+    # says why.
+    dns.zone.add("sts.test", "MX", (10, "mx.sts.test"))
+    dns.zone.add("mx.sts.test", "A", "127.0.0.2")
+    dns.zone.add("_mta-sts.sts.test", "TXT", "v=STSv1; id=20261129;")
+    dns.zone.add("mta-sts.sts.test", "AAAA", "::1")
+    https.serve("mta-sts.sts.test", policy_text("enforce", "mx.elsewhere.test"), ca.issue("mta-sts.sts.test").context())
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test").context())
+    relay = tls_relay(egress_ips=["127.0.0.5"], upstream={"mx_internal_networks": ["127.0.0.0/8", "::1/128"]})
+    assert deliver(relay, "nosuchuser@sts.test")[1][0] == 550
+    (event,) = [e for e in events_of(relay) if e["kind"] == "rejected"]
+    assert event["upstream"]["tls_policy"] == "opportunistic"
+    assert ("mta-sts.sts.test has no address of a family egress_ips has a source address for (::1)"
+            in event["upstream"]["tls_note"]), event["upstream"]
+    assert https.hellos == []

@@ -163,12 +163,17 @@ class PolicyFetcher:
     `ca_file` adds trust anchors to the system's (upstream.ca_file; a test CA in tests).
     `internal_networks`: the internal networks the fetch may still connect to
     (upstream.mx_internal_networks, as for MX hosts: relay/delivery/internal.py); an address of the
-    policy host in any other internal network is not connected to."""
+    policy host in any other internal network is not connected to.
+    `source_for(address)`: the source address to connect to `address` from, or None for the system's
+    choice (MxDelivery.source_for: one of `egress_ips` of the address's family, as for MX hosts), and
+    `reachable(addresses)`: those of them there is a source address for (MxDelivery.reachable)."""
 
     def __init__(self, resolver, *, port: int = 443, ca_file: Path | None = None,
                  timeout: float = FETCH_TIMEOUT, user_agent: str = "relay (MTA-STS)",
-                 internal_networks: Iterable = ()):
+                 internal_networks: Iterable = (), source_for=None, reachable=None):
         self.resolver = resolver
+        self.source_for = source_for or (lambda address: None)
+        self.reachable = reachable or (lambda addresses: addresses)
         self.port = int(port)
         self.internal_networks = tuple(internal_networks)
         self.timeout = float(timeout)
@@ -215,12 +220,22 @@ class PolicyFetcher:
                              + (f" (and {len(refused) - 1} more internal addresses)" if len(refused) > 1 else "")
                              + "; this relay does not connect into internal networks "
                                "(upstream.mx_internal_networks)")
+        # With egress_ips set, the fetch leaves from one of them, as MX delivery does: the operator
+        # chose the addresses this relay is seen from (firewalls, the policy host's logs), and an
+        # address of a family without one is not connected to.
+        usable = self.reachable(addresses)
+        if not usable:
+            raise FetchError(f"{host} has no address of a family egress_ips has a source address for "
+                             f"({', '.join(addresses)})")
+        addresses = usable
         context = await asyncio.to_thread(self._ssl_context)  # the first call reads the trust store
         errors = [f"{address}: {kind}, not connected to" for address, kind in refused]
         for address in addresses:
+            source = self.source_for(address)
             try:
                 reader, writer = await asyncio.open_connection(address, self.port, ssl=context,
-                                                               server_hostname=host)
+                                                               server_hostname=host,
+                                                               local_addr=(source, 0) if source else None)
             except ssl.SSLCertVerificationError as exc:
                 raise FetchError(f"the certificate of {host} ({address}) does not verify: "
                                  f"{exc.verify_message or exc.reason}") from None

@@ -359,13 +359,15 @@ class MxDelivery:
         up = settings.upstream
         # Policies cached by domain for the process's life (RFC 8461 5.1); fetched with the system's
         # roots plus upstream.ca_file, on upstream.mta_sts_port (443 but in tests); never from an
-        # internal address but those upstream.mx_internal_networks allows, as for the MX hosts.
-        self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file,
-                                                      internal_networks=up.mx_internal_networks))
-        self.pools: dict[tuple, DestinationPool] = {}
-        self.sessions = 0  # MX connections open or being opened, in all
+        # internal address but those upstream.mx_internal_networks allows, as for the MX hosts; from one
+        # of egress_ips, as the MX connections are.
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
         self._egress = {4: [str(a) for a in egress if a.version == 4], 6: [str(a) for a in egress if a.version == 6]}
+        self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file,
+                                                      internal_networks=up.mx_internal_networks,
+                                                      source_for=self.source_for, reachable=self.reachable))
+        self.pools: dict[tuple, DestinationPool] = {}
+        self.sessions = 0  # MX connections open or being opened, in all
 
     MAX_EMPTY_POOLS = 1000  # pools with nothing open are forgotten beyond this many destinations
 

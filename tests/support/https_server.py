@@ -31,6 +31,7 @@ class PolicyServer:
         self.contexts: dict[str, ssl.SSLContext] = {}  # host -> certificate to present (SNI)
         self.requests: list[tuple[str, str]] = []  # (host, path)
         self.hellos: list[str] = []  # the server name of every TLS handshake begun (SNI)
+        self.peers: list[str] = []  # the address each request came from (egress_ips)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,7 @@ class PolicyServer:
             def do_GET(self):
                 host = (self.headers.get("Host") or "").split(":")[0].lower()
                 server.requests.append((host, self.path))
+                server.peers.append(self.client_address[0])
                 page = server.pages.get(host)
                 if page is None or self.path != "/.well-known/mta-sts.txt":
                     page = Page("not found", 404)
