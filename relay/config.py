@@ -97,6 +97,11 @@ class Upstream:
     # Internal addresses (loopback, private, link-local, ...) MX delivery may connect to: none by
     # default, so that a client cannot make the relay reach its own networks (relay/delivery/pool.py).
     mx_internal_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that can
+    # be tried": the most preferred MX hosts looked up and tried, and the connections tried in all
+    # (relay/delivery/routes.py).
+    mx_max_hosts: int = 10
+    mx_max_addresses: int = 10
 
     @property
     def smarthost(self) -> bool:
@@ -602,7 +607,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     r.unknown({"mode", "host", "port", "starttls", "tls_verify", "ca_file", "username", "password_file",
                "allow_plaintext_auth", "connect_timeout", "command_timeout", "data_timeout", "pool_size",
                "idle_timeout", "mx_port", "connections_per_destination", "messages_per_connection",
-               "mta_sts_port", "mx_internal_networks"})
+               "mta_sts_port", "mx_internal_networks", "mx_max_hosts", "mx_max_addresses"})
     mode = r.get("mode", str, "smarthost")
     if mode not in ("smarthost", "mx"):
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
@@ -673,7 +678,23 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         messages_per_connection=r.get("messages_per_connection", int, 100, convert=_positive),
         mta_sts_port=r.get("mta_sts_port", int, 443, convert=_port),
         mx_internal_networks=tuple(internal),
+        mx_max_hosts=r.get("mx_max_hosts", int, 10, convert=_within(*MX_TRY_BOUNDS)),
+        mx_max_addresses=r.get("mx_max_addresses", int, 10, convert=_within(*MX_TRY_BOUNDS)),
     )
+
+
+# upstream.mx_max_hosts / mx_max_addresses: at least one, or nothing is ever tried; at most 100, since
+# the limit is what keeps a zone's owner from choosing how many lookups and connections each recipient
+# costs (Exim's hosts_max_try and Postfix's smtp_mx_address_limit default to 5).
+MX_TRY_BOUNDS = (1, 100)
+
+
+def _within(low: int, high: int):
+    def convert(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+    return convert
 
 
 def _port(v: int) -> int:

@@ -342,3 +342,20 @@ def test_resolver_failure_ttl(tmp_path):
     assert load_settings(path).resolver.failure_ttl == 30.0
     assert problems(tmp_path, "hostname: relay.example.com\nresolver: {failure_ttl: 10m}\n") == [
         "resolver.failure_ttl: '10m' is outside 0 s .. 300 s"]
+
+
+def test_the_mx_hosts_and_addresses_tried_are_bounded_settings(tmp_path):
+    # RFC 5321 5.1: a configurable limit. None at all (0) would try nothing; past 100 a zone's owner chooses
+    # again how many lookups and connections each recipient costs.
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nupstream: {mode: mx, mx_max_hosts: 3, mx_max_addresses: 100}\n")
+    up = load_settings(path).upstream
+    assert (up.mx_max_hosts, up.mx_max_addresses) == (3, 100)
+    path.write_text("hostname: r.example\nupstream: {mode: mx}\n")
+    up = load_settings(path).upstream
+    assert (up.mx_max_hosts, up.mx_max_addresses) == (10, 10)
+    found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, mx_max_hosts: 0, mx_max_addresses: 101}\n")
+    assert sorted(found) == ["upstream.mx_max_addresses: must be from 1 to 100, got 101",
+                             "upstream.mx_max_hosts: must be from 1 to 100, got 0"], found
+    found = problems(tmp_path, "hostname: r.example\nupstream: {mode: mx, mx_max_hosts: many}\n")
+    assert len(found) == 1 and found[0].startswith("upstream.mx_max_hosts: "), found

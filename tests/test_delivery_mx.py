@@ -956,3 +956,31 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
                                                  f"(opportunistic TLS)"), event["upstream"]
     finally:
         up.stop()
+
+
+def test_the_mx_hosts_and_addresses_tried_are_configurable(mx_relay, dns):
+    # RFC 5321 5.1: the limit on MX hosts and addresses tried "SHOULD be configurable"; it was fixed at 10
+    # hosts and 10 connections. upstream.mx_max_hosts and upstream.mx_max_addresses now set it.
+    for i in range(20):
+        dns.zone.add("many.test", "MX", (i, f"mx{i}.many.test"))  # none has an address
+    for i in range(6):
+        dns.zone.add("down.test", "MX", (i, f"mx{i}.down.test"))
+        dns.zone.add(f"mx{i}.down.test", "A", "127.0.0.4")  # nothing listens there
+    relay = mx_relay(upstream={"mx_max_hosts": 3, "mx_max_addresses": 2})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@many.test>")
+        assert code == 451 and "mx0.many.test: the host has no address" in text, text
+        code, text = c.cmd("RCPT TO:<b@down.test>")
+        assert code == 451 and text.count("[127.0.0.4]:") == 2, text  # two connections tried
+        assert "mx0.down.test[127.0.0.4]" in text and "mx1.down.test[127.0.0.4]" in text, text
+    asked = {name for name, rtype in dns.zone.queries if rtype in ("A", "AAAA") and name.endswith(".many.test.")}
+    assert asked == {f"mx{i}.many.test." for i in range(3)}  # the three most preferred
+    relay.stop()
+    relay = mx_relay(upstream={"mx_max_hosts": 20, "mx_max_addresses": 20})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@down.test>")
+        assert code == 451 and text.count("[127.0.0.4]:") == 6, text  # every host, past the old 10 hosts too
+    asked = {name for name, rtype in dns.zone.queries if rtype in ("A", "AAAA") and name.endswith(".many.test.")}
+    assert len(asked) == 3  # the many.test answers are cached; the old limits hold no more

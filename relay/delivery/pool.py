@@ -32,7 +32,7 @@ from ..dns import DnsTemporaryError
 from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe, _first_line
 from .internal import internal_kind, not_a_host
 from .mta_sts import MtaSts, PolicyFetcher
-from .routes import MAX_MX_ADDRESSES, MxHost, Route, RouteError, Routes, loops_back
+from .routes import MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
 
@@ -162,21 +162,21 @@ class DestinationPool(UpstreamPool):
     async def connect_route(self, route: Route, decisions: dict[str, TlsPlan]) -> MxConnection:
         """A connection to the first host of `route` that takes one (RFC 5321 5.1), within
         connect_timeout + command_timeout in all, the hosts' DNS lookups included, and at most
-        MAX_MX_ADDRESSES connections tried; else the reason as an UpstreamError."""
+        upstream.mx_max_addresses connections tried; else the reason as an UpstreamError."""
         self.last_route = route
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._up.connect_timeout + self._up.command_timeout
         failures: list[tuple[str, Reply]] = []
         described: dict[int, dict] = {}  # id(reply) -> the event's `upstream` for a TLS policy refusal
         tries = 0
-        for host in route.tried:
+        for host in route.tried(self._up.mx_max_hosts):
             decision = decisions[host.name]
             if decision.mode == "refuse":
                 refusal = decision.refusal(route.domain, host.name, decision.reason)
                 described[id(refusal)] = _tls_refused(host, None, self._up.mx_port, decision)
                 failures.append((host.name, refusal))
                 continue
-            if tries >= MAX_MX_ADDRESSES:
+            if tries >= self._up.mx_max_addresses:
                 break
             if loop.time() >= deadline:  # the lookups count too: each took up to resolver.timeout
                 failures.append((host.name, _reply(451, "4.4.2", "not tried: out of time", "upstream-timeout")))
@@ -214,7 +214,7 @@ class DestinationPool(UpstreamPool):
                 if kind is not None:
                     failures.append((f"{host.name}[{ip}]", _internal_refusal(route.domain, host, ip, kind)))
                     continue
-                if tries >= MAX_MX_ADDRESSES:
+                if tries >= self._up.mx_max_addresses:
                     break
                 if loop.time() >= deadline:
                     failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
@@ -393,14 +393,13 @@ class MxDelivery:
             return None
         return route.hosts[0].name
 
-    @staticmethod
-    async def decisions(route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:
+    async def decisions(self, route: Route, tls: OutboundTls) -> dict[str, TlsPlan]:
         """The TLS decision for each host the route tries, for its recipient domain. Asked together:
         one after another, each host's plan looked up the domain's MTA-STS record again (a failed
         lookup was not cached then), so a record that never answered cost resolver.timeout per MX host
         before any connection; together they share that lookup (MtaSts.policy_for) and their DANE
         lookups overlap."""
-        hosts = route.tried
+        hosts = route.tried(self.settings.upstream.mx_max_hosts)
         plans = await asyncio.gather(*(tls.tls_for(route.domain, host) for host in hosts))
         return dict(zip((host.name for host in hosts), plans))
 

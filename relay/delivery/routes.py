@@ -48,6 +48,7 @@ from .internal import not_a_host
 # names never answer: minutes before the client heard a reply) and connected to, for every
 # recipient. Only the most preferred are tried, as Exim (hosts_max_try 5) and Postfix
 # (smtp_mx_address_limit 5) do; the route's MX set is still the whole one (Route.destination).
+# The defaults of upstream.mx_max_hosts and upstream.mx_max_addresses (relay/config.py).
 MAX_MX_HOSTS = 10
 MAX_MX_ADDRESSES = 10  # connections tried in all, over the hosts' addresses
 
@@ -72,10 +73,10 @@ class Route:
     domain: str
     hosts: tuple[MxHost, ...]
 
-    @property
-    def tried(self) -> tuple[MxHost, ...]:
-        """The hosts an attempt looks up and tries, in order (MAX_MX_HOSTS)."""
-        return self.hosts[:MAX_MX_HOSTS]
+    def tried(self, limit: int = MAX_MX_HOSTS) -> tuple[MxHost, ...]:
+        """The hosts an attempt looks up and tries, in order: the `limit` most preferred
+        (upstream.mx_max_hosts)."""
+        return self.hosts[:limit]
 
     @property
     def destination(self) -> tuple:
