@@ -78,12 +78,7 @@ _NOT_A_HOST = tuple((ipaddress.ip_network(net), kind) for net, kind in (
 def not_a_host(ip: str) -> str | None:
     """What `ip` is when it can never be one host's address (for a refusal's text: "a multicast
     address"), directly or as the IPv4 address an IPv6 one carries; else None."""
-    address = ipaddress.ip_address(ip)
-    kind = _match(address, _NOT_A_HOST)
-    inner = embedded_ipv4(address) if address.version == 6 else None
-    if kind is None and inner is not None and (inner_kind := _match(inner[0], _NOT_A_HOST)) is not None:
-        kind = inner_kind if inner[1] == "IPv4-mapped" else f"{inner_kind} ({inner[0]} in {inner[1]} form)"
-    return kind
+    return _judged(ipaddress.ip_address(ip), _NOT_A_HOST)[0]
 
 
 def _match(address, table) -> str | None:
@@ -93,11 +88,14 @@ def _match(address, table) -> str | None:
     return None
 
 
-def _kind(address) -> str | None:
-    for net, kind in _INTERNAL:
-        if address.version == net.version and address in net:
-            return kind
-    return None
+def _judged(address, table) -> tuple[str | None, tuple[ipaddress.IPv4Address, str] | None]:
+    """The kind `table` gives `address`, else the one it gives the IPv4 address it carries (named with
+    its form); and that IPv4 address and form, if any."""
+    kind = _match(address, table)
+    inner = embedded_ipv4(address) if address.version == 6 else None
+    if kind is None and inner is not None and (inner_kind := _match(inner[0], table)) is not None:
+        kind = inner_kind if inner[1] == "IPv4-mapped" else f"{inner_kind} ({inner[0]} in {inner[1]} form)"
+    return kind, inner
 
 
 def internal_kind(ip: str, allowed: Iterable[Network] = ()) -> str | None:
@@ -105,12 +103,7 @@ def internal_kind(ip: str, allowed: Iterable[Network] = ()) -> str | None:
     it is not internal or `allowed` (upstream.mx_internal_networks) holds it, or the IPv4 address it
     carries."""
     address = ipaddress.ip_address(ip)
-    kind = _kind(address)
-    inner = embedded_ipv4(address) if address.version == 6 else None
-    if kind is None and inner is not None:
-        inner_kind = _kind(inner[0])
-        if inner_kind is not None:
-            kind = inner_kind if inner[1] == "IPv4-mapped" else f"{inner_kind} ({inner[0]} in {inner[1]} form)"
+    kind, inner = _judged(address, _INTERNAL)
     if kind is None:
         return None
     candidates = [address] + ([inner[0]] if inner is not None else [])
