@@ -922,6 +922,71 @@ def test_listing_audit_leaves_true_bounces_and_the_dialogue_alone(reply, stage, 
     assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
+# Listing audit 2 (issue #8): the first audit made every listing rule skip a text with a sender
+# word, so a true hard bounce that only names the sender as a field or an aside ("(mail from
+# ...)", "Sender: ...", "your sender settings", "the sender has been told") was never listed (a
+# missed listing). The recipient-named rules now list it unless the sender is the refusal's
+# subject. Reworded probes, not corpus texts; each gave `never` with the rules before.
+LISTING_AUDIT2_TRAPS = [
+    ("550 5.1.1 The recipient you sent to does not exist. Please check the address and your sender settings",
+     "rcpt", ("unknown_recipient", "list")),
+    ("550 5.1.1 Recipient rejected: bob@example.com: user not found (mail from sender@example.org)", "rcpt",
+     ("unknown_recipient", "list")),
+    ("550 5.1.1 No such user <carol@example.net> (return path <bounces@example.com>)", "rcpt",
+     ("unknown_recipient", "list")),
+    ("550 5.1.1 Recipient mailbox not found; the sender has been told", "rcpt", ("unknown_recipient", "list")),
+    ("550-5.1.1 The recipient does not exist here.\r\n550 5.1.1 Envelope sender was news@example.com", "rcpt",
+     ("unknown_recipient", "list")),
+    ("550 5.1.1 <carol@example.net>... User unknown; originator news@example.com", "rcpt",
+     ("unknown_recipient", "list")),
+    ("550 5.1.10 RecipientNotFound; Recipient not found by SMTP address lookup. Sender: news@example.com", "rcpt",
+     ("unknown_recipient", "list")),
+    # Other languages: German, French, Portuguese (the last had no recipient wording before).
+    ("550 5.1.1 Empfänger unbekannt (Absender: news@example.com)", "rcpt", ("unknown_recipient", "list")),
+    ("550 5.1.1 Destinataire inconnu, expéditeur : news@example.com", "rcpt", ("unknown_recipient", "list")),
+    ("550 5.1.1 Destinatário não existe (remetente news@example.com)", "rcpt", ("unknown_recipient", "list")),
+    # The recipient address's syntax (RFC 3463 X.1.3) beside a MAIL FROM field.
+    ("501 5.1.3 Bad recipient address syntax (MAIL FROM:<news@example.com>)", "rcpt", ("syntax_error", "list")),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", LISTING_AUDIT2_TRAPS)
+def test_listing_audit2_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Listing audit 2's guards: where the sender is the subject (before or after the verdict,
+        # as a parenthesised "whose", in another language, a failed callout), or the text speaks
+        # of the client's account, the connecting host or a header, nothing lists; a Postfix
+        # recipient refusal with a "from=<...>" field and one with "your address book" still list.
+        # Each held before the audit and must keep holding.
+        ("550 5.1.1 Sender <news@example.com> unknown: no such user", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 MAIL FROM:<news@example.com> user unknown", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 User unknown (envelope sender)", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 No such user in the return path", None, ("policy_rejected", "never")),
+        ("550 5.1.1 Absender existiert nicht: Empfänger nicht geprüft", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 Remitente rechazado: usuario desconocido", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 Return address invalid: no such mailbox", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 Callout verification failed for sender <news@example.com>: recipient unknown", "rcpt",
+         ("auth_failed", "never")),
+        ("553 5.1.3 Malformed sender address; recipient address syntax not checked", "rcpt",
+         ("policy_rejected", "never")),
+        ("550 5.1.1 Recipient does not exist; your account is suspended", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 Recipient unknown (client host [192.0.2.9])", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 Unknown recipient in Reply-To header", "rcpt", ("policy_rejected", "never")),
+        ("550 5.1.1 <carol@example.net>: Recipient address rejected: User unknown in local recipient table; "
+         "from=<news@example.com>", "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 Recipient address rejected: user unknown; check your address book", "rcpt",
+         ("unknown_recipient", "list")),
+    ],
+)
+def test_listing_audit2_keeps_the_sender_s_refusals_unlisted(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
+
+
 def test_busy_greeting_is_a_deferral():
     """Ninth round (world7): a greeting that refuses the connection because the server is busy
     ("421 ... Connection refused. Server is busy") is a deferral, not a block of the IP."""
