@@ -166,6 +166,22 @@ def test_sender_refusals_in_recipient_words_list_nobody(relay, upstream, text):
     assert not listed(relay, "jane@example.com")
 
 
+@pytest.mark.parametrize("text", [
+    # Issue #8's listing audit 2: a true hard bounce that names the sender only as a field or an
+    # aside; the first audit's sender exclusion left each unlisted (a missed listing).
+    "550 5.1.1 Recipient rejected: jane@example.com: user not found (mail from app@sender.test)",
+    "550 5.1.10 RecipientNotFound; Recipient not found by SMTP address lookup. Sender: app@sender.test",
+])
+def test_a_hard_bounce_naming_the_sender_as_a_field_still_lists(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert events[0]["classification"]["scope"] == "recipient"
+    assert events[0]["classification"]["category"] == "unknown_recipient"
+    assert listed(relay, "jane@example.com")
+
+
 def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):
     upstream.data_replies["jane"] = "554 5.5.1 Error: no valid recipients"
     transact(relay, ["jane@example.com"])
