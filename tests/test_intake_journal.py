@@ -151,3 +151,43 @@ def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
         return hung
 
     assert asyncio.run(start_and_stop()) == 0
+
+
+def test_stopping_while_the_first_start_asks_for_the_newest_entry_ends_that_journalctl(tmp_path, monkeypatch):
+    """The first start asks `journalctl -n 1` for the newest mail entry; stop() while it has not
+    answered (a journal being rotated, a slow disk) cancelled the wait, and the journalctl was left
+    running, never reaped (its transport closed only when garbage collected, after the loop)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "tail.pid"
+    fake = bin_dir / "journalctl"
+    fake.write_text(f"#!{sys.executable}\nimport os, time\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: r.test\nbounce_list: sqlite:///b.db\n"
+                      "postfix_log: {journal: true, state_directory: state}\n")
+    settings = load_settings(config)
+
+    async def start_and_stop() -> int:
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        try:
+            follower = PostfixLogFollower(settings, outcomes, poll_interval=0.5)
+            await follower.start()
+            for _ in range(200):  # the fake journalctl has started and is waiting
+                if pid_file.exists() and pid_file.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(follower.stop(), 10)
+            return int(pid_file.read_text())
+        finally:
+            await close()
+
+    pid = asyncio.run(start_and_stop())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # ended and reaped
+    os.kill(pid, 9)
+    pytest.fail(f"journalctl -n 1 (pid {pid}) was still running after stop()")

@@ -531,7 +531,14 @@ class PostfixLogFollower:
         cmd = [*journal_command(None, follow=False, extra=extra)[:-2], "-n", "1"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-        out, err = await proc.communicate()
+        try:
+            out, err = await proc.communicate()
+        finally:
+            # stop() while it has not answered: the child is ended and reaped here, not left running
+            # with its transport closed by the garbage collector after the loop is gone.
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         if proc.returncode:
             raise OSError(f"journalctl failed: {err.decode('utf-8', 'replace').strip()}")
         for raw in reversed(out.splitlines()):
