@@ -182,6 +182,25 @@ def test_a_hard_bounce_naming_the_sender_as_a_field_still_lists(relay, upstream,
     assert listed(relay, "jane@example.com")
 
 
+@pytest.mark.parametrize("text", [
+    "550 5.1.1 User unknown; sender" + " " * 300 + "x",
+    "550 5.1.1 No such user; mail from:" + " :" * 150 + "x",
+])
+def test_a_reply_built_to_backtrack_the_sender_rules_is_answered_at_once(relay, upstream, text):
+    # The sender-as-subject words of listing audit 2 (read when a text says "user unknown" and names
+    # the sender) had four unbounded whitespace runs around an optional address: with 80 spaces after
+    # "sender" the classification took 275 ms on the event loop, with 300 about a minute (growing with
+    # the fourth power), every session waiting, and the client's RCPT timed out.
+    upstream.rcpt_replies["jane"] = text
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<app@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<jane@example.com>")[0] == 550
+    (rejected,) = [e for e in events_of(relay, 2) if e["kind"] == "rejected"]
+    assert rejected["recipient"] == "jane@example.com"
+    assert rejected["classification"]["category"] == "unknown_recipient"
+
+
 def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):
     upstream.data_replies["jane"] = "554 5.5.1 Error: no valid recipients"
     transact(relay, ["jane@example.com"])
