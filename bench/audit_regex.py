@@ -21,6 +21,12 @@ deadline, so an exponential one is reported as "timeout" instead of hanging the 
 
 Wall-clock figures; run it on a quiet machine for comparable numbers. Exit status 1 when a pattern is
 reported (so it can run as a check), 0 otherwise.
+
+As a guard against a stalled event loop (tests/test_regex_audit.py): `--where relay/classify.py,relay/regex.py`
+audits only the patterns compiled in those files (the classifier's rule alternations, which search
+every upstream reply on the loop), and `--hang-ms N` reports, and fails on, only a pattern that timed
+out or whose worst search took over N ms: a bound far above any sound pattern's cost and far below a
+backtracking one's (seconds to hours), not a speed target.
 """
 
 from __future__ import annotations
@@ -361,8 +367,15 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--only", default=None, help="only patterns whose source contains this")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--where", default=None,
+                        help="only patterns compiled in these files (comma-separated, e.g. relay/regex.py)")
+    parser.add_argument("--hang-ms", type=float, default=None,
+                        help="fail only on a timeout or a worst search over this many ms")
     opts = parser.parse_args()
     patterns = collect()
+    if opts.where:
+        files = set(opts.where.split(","))
+        patterns = [p for p in patterns if p[2].rsplit(":", 1)[0] in files]
     if opts.only:
         patterns = [p for p in patterns if (opts.only in p[0] if isinstance(p[0], str) else opts.only.encode() in p[0])]
     print(f"{len(patterns)} patterns; texts of ~{opts.small} and ~{opts.large} characters", file=sys.stderr)
@@ -383,13 +396,18 @@ def main() -> int:
             results.append((worst, pattern, flags, where))
     pool.terminate()
     results.sort(key=lambda r: (r[0][0], r[0][1]), reverse=True)
-    flagged = [r for r in results if r[0][1] > 1.5 or r[0][0] > 0.05]
+    if opts.hang_ms is not None:
+        flagged = [r for r in results if r[0][0] * 1000 > opts.hang_ms]
+    else:
+        flagged = [r for r in results if r[0][1] > 1.5 or r[0][0] > 0.05]
     print(f"{'ms@large':>10} {'exp':>5}  where  text  pattern")
     for (t_large, exponent, label, n_small, t_small, n_large), pattern, flags, where in results[:opts.top]:
         shown = pattern if len(pattern) <= 100 else pattern[:97] + "..."
         print(f"{t_large * 1000:10.2f} {exponent:5.2f}  {where}  [{label}, {n_small}->{n_large} chars: "
               f"{t_small * 1000:.3f} -> {t_large * 1000:.3f} ms]  {shown!r}")
-    print(f"{len(results)} patterns audited, {len(flagged)} over exponent 1.5 or 50 ms at the large size")
+    limit = f"over {opts.hang_ms:g} ms (or timed out)" if opts.hang_ms is not None else \
+        "over exponent 1.5 or 50 ms at the large size"
+    print(f"{len(results)} patterns audited, {len(flagged)} {limit}")
     return 1 if flagged else 0
 
 
