@@ -924,7 +924,8 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
     # upstream.starttls: required, and the MX host offers STARTTLS but refuses it. The 451 4.7.5 was right,
     # but its text said "TLS handshake failed: ..." where no handshake was begun: the operator went looking
     # at certificates. It now says the host refused STARTTLS, with the host's own reply; nothing is sent in
-    # clear. Where TLS is opportunistic, the same host still gets the mail in clear, and the event says why.
+    # clear. Where TLS is opportunistic, the same host still gets the mail in clear, and the event says why
+    # (on the same connection: test_an_mx_refusing_opportunistic_starttls_gets_the_mail_in_clear_on_the_same_session).
     from tests.support.scripted_upstream import ScriptedUpstream
 
     dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
@@ -952,8 +953,37 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
             assert c.cmd("RCPT TO:<nosuchuser@refuses.test>")[0] == 550  # the host's own reply, in clear
             assert c.cmd("QUIT")[0] == 221
         (event,) = [e for e in relay.events(wait_for=1) if e["kind"] == "rejected"]
-        assert event["upstream"]["tls_note"] == (f"TLS failed (refused STARTTLS ({said})); delivered in clear "
-                                                 f"(opportunistic TLS)"), event["upstream"]
+        assert event["upstream"]["tls_note"] == f"refused STARTTLS ({said}); delivered in clear (opportunistic TLS)"
+        assert event["upstream"]["tls"] is False and up.connections == 1, event["upstream"]
+    finally:
+        up.stop()
+
+
+@pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
+                                     b"454 4.7.0 TLS not available due to temporary reason\r\n"], ids=["554", "454"])
+def test_an_mx_refusing_opportunistic_starttls_gets_the_mail_in_clear_on_the_same_session(
+        mx_relay, dns, mx_port, refusal):
+    # RFC 3207 4: a refused STARTTLS (no handshake begun) leaves the session as it was, and the client
+    # decides whether to go on. With opportunistic TLS the relay dropped the connection and dialled the
+    # same host again in clear, as after a broken handshake: two connections where one does, one more
+    # against the host's connection limits. Postfix at level `may`, and the smarthost path, go on in clear
+    # on the same session.
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
+    dns.zone.add("mx.refuses.test", "A", "127.0.0.4")
+    up = ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+    try:
+        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+        relay = mx_relay()  # opportunistic
+        with client(relay) as c:
+            assert [r[0] for r in send_message(c, "a@sender.test", ["b@refuses.test"], BODY)] == [250, 250, 354, 250]
+            assert c.cmd("QUIT")[0] == 221
+        assert up.messages == 1
+        assert up.connections == 1, [bytes(r) for r in up.received]
+        (session,) = [bytes(r) for r in up.received]
+        assert session.index(b"STARTTLS") < session.index(b"MAIL FROM:<a@sender.test>"), session
+        assert session.count(b"EHLO") == 1, session  # TLS never began: the EHLO reply still holds
     finally:
         up.stop()
 

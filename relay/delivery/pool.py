@@ -7,7 +7,9 @@ the next address, then the next host, on a connection that cannot be made, a
 greeting or EHLO that refuses (4xx/421, and 5xx as Postfix's
 smtp_skip_5xx_greeting does), or TLS that fails where TLS is required. Where
 TLS is only opportunistic, a failed handshake is retried on a new connection to
-the same address in clear, as Postfix does at security level `may`.
+the same address in clear, as Postfix does at security level `may`; a STARTTLS
+the host offered and then refused (a 4xx/5xx reply, no handshake begun) leaves
+the session usable, and the mail goes on in clear on it (RFC 3207 4).
 
 Limits: `upstream.connections_per_destination` per MX set,
 `upstream.messages_per_connection` per connection, `upstream.pool_size` in all.
@@ -264,6 +266,7 @@ class DestinationPool(UpstreamPool):
         note = decision.note
         report = decision.report
         if tls and client.supports_extension("starttls"):
+            refused = None
             try:
                 try:
                     await asyncio.wait_for(client.starttls(server_hostname=decision.server_hostname or self._sni(host),
@@ -274,17 +277,29 @@ class DestinationPool(UpstreamPool):
                     # saying one failed sent the operator looking at certificates (RFC 3207 4).
                     if not 400 <= exc.code <= 599:
                         raise
-                    raise _TlsFailed(f"refused STARTTLS ({exc.code} {_first_line(exc.message)})") from None
-                ssl_object = client.get_transport_info("ssl_object")
-                info = session_info(ssl_object)
-                why = decision.verify(ssl_object)
-                if why and decision.enforced:
-                    raise _TlsFailed(why, info)
-                if why:  # MTA-STS testing: reported, never refused (RFC 8461 5)
-                    note = f"{decision.policy}: {why}"
-                    report = "; ".join(r for r in (decision.report, why) if r)
-                # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
-                await asyncio.wait_for(self._greet(client), self._up.command_timeout)
+                    refused = f"refused STARTTLS ({exc.code} {_first_line(exc.message)})"
+                    if decision.mode != "opportunistic":
+                        raise _TlsFailed(refused) from None
+                if refused is not None:
+                    # RFC 3207 4: after a refusal the session is as it was, and the client decides whether
+                    # to go on. TLS is only opportunistic here, so it goes on in clear on this session, as
+                    # Postfix does at level `may` and the smarthost path does (relay/upstream.py); a new
+                    # connection would only meet the same refusal, and one more connection counts against
+                    # the host's limits. The EHLO reply still holds: TLS was never started (RFC 3207 4.2).
+                    log.info("MX %s[%s] for %s %s; going on in clear (opportunistic TLS)", host.name, ip,
+                             domain, refused)
+                    note = f"{refused}; delivered in clear (opportunistic TLS)"
+                else:
+                    ssl_object = client.get_transport_info("ssl_object")
+                    info = session_info(ssl_object)
+                    why = decision.verify(ssl_object)
+                    if why and decision.enforced:
+                        raise _TlsFailed(why, info)
+                    if why:  # MTA-STS testing: reported, never refused (RFC 8461 5)
+                        note = f"{decision.policy}: {why}"
+                        report = "; ".join(r for r in (decision.report, why) if r)
+                    # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
+                    await asyncio.wait_for(self._greet(client), self._up.command_timeout)
             except asyncio.CancelledError:
                 client.close()
                 raise

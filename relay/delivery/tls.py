@@ -9,7 +9,8 @@ decides; the config's `upstream.starttls` can only lower it to `off` or raise it
   off            no STARTTLS
   opportunistic  STARTTLS when offered, no certificate check (RFC 7435); a failed handshake
                  is retried at once on a new connection to the same address in clear, as
-                 Postfix does at security level `may`
+                 Postfix does at security level `may`; a refused STARTTLS (4xx/5xx, no
+                 handshake begun) goes on in clear on the same session (RFC 3207 4)
   required       STARTTLS must succeed and the plan's check pass, else this host is not used
                  (`plan.refusal()`: 451 4.7.5 with the reason) and the next one is tried
   refuse         this host is not used at all (an MX an MTA-STS policy in enforce mode does
