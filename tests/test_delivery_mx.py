@@ -917,6 +917,31 @@ def test_an_mx_in_special_purpose_space_that_is_not_the_internet_is_refused_as_i
         assert f"would go to mx.special.test ({address}), {kind}; this relay does not deliver" in text, text
 
 
+@pytest.mark.parametrize("first,second", [("224.0.0.25", "10.1.2.3"), ("10.1.2.3", "224.0.0.25")],
+                         ids=["never-a-host-first", "internal-first"])
+def test_mx_addresses_never_a_host_and_internal_together_are_a_broken_zone_not_unreachable(
+        mx_relay, dns, first, second):
+    # One MX address never a host's (multicast), the other internal: nothing was connected to, yet the reply
+    # was the generic 451 4.4.1 "could not be reached" (relay:mx-unreachable, whose advice is to check port 25
+    # egress). It is now 451 4.4.4 relay:mx-unusable, as when every address is never a host's: the zone is
+    # broken and its owner can fix it, so it stays temporary (not the permanent 550 of an all-internal set);
+    # each address keeps its own line.
+    dns.zone.add("mixed.test", "MX", (10, "mx1.mixed.test"))
+    dns.zone.add("mixed.test", "MX", (20, "mx2.mixed.test"))
+    dns.zone.add("mx1.mixed.test", "A", first)
+    dns.zone.add("mx2.mixed.test", "A", second)
+    relay = mx_relay(upstream={"mx_internal_networks": []})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@mixed.test>")
+        assert c.cmd("QUIT")[0] == 221
+    assert (code, text[:10]) == (451, "451-4.4.4 "), text
+    assert "[224.0.0.25]: MX host" in text and "a multicast address" in text, text
+    assert "10.1.2.3" in text and "internal networks" in text, text
+    (event,) = relay.events(wait_for=1)
+    assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:mx-unusable", event
+
+
 @pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
                                      b"454 4.7.0 TLS not available due to temporary reason\r\n"], ids=["554", "454"])
 def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_failed_handshake(

@@ -341,10 +341,16 @@ class DestinationPool(UpstreamPool):
         if len(failures) == 1 and (failures[0][1].cause or "").startswith("tls-"):
             return failures[0][1]  # one host, refused by TLS policy: its reply says it all (docs/tls.md)
         causes = {reply.cause for _, reply in failures}
+        if "mx-unusable" in causes and causes <= {"mx-unusable", "mx-internal", "mx-loop"}:
+            # Some addresses are never a host's, the others internal or ours: nothing was connected to,
+            # so "could not be reached" (whose advice is to check port 25 egress) would mislead. The zone
+            # is broken, which its owner can fix, and the client's retry may then deliver: 451 4.4.4 as
+            # when every address is never a host's, not the permanent 550 of an all-internal set.
+            causes = {"mx-unusable"}
         # One MX- or TLS-specific reason for every host is named as such; network failures, however
         # alike, are "unreachable" (relay-replies.yaml).
         cause = causes.pop() if len(causes) == 1 and next(iter(causes)).startswith(("mx-", "tls-")) else "mx-unreachable"
-        enhanced = failures[-1][1].enhanced if cause != "mx-unreachable" else "4.4.1"
+        enhanced = {"mx-unreachable": "4.4.1", "mx-unusable": "4.4.4"}.get(cause, failures[-1][1].enhanced)
         lines = [f"No mail server of {route.domain} could be reached; the message was not accepted, "
                  f"please retry later:"]
         for where, reply in failures[:8]:
