@@ -103,9 +103,12 @@ class RunningRelay:
         deadline = time.time() + timeout
         while True:
             try:
-                lines = self.events_path.read_text().splitlines()
+                text = self.events_path.read_text()
             except FileNotFoundError:
-                lines = []
+                text = ""
+            # Only whole lines: the sink may be half-way through writing the last one (a large
+            # event goes out in more than one write), as any reader tailing the file sees it.
+            lines = text.split("\n")[:-1]
             events = [json.loads(line) for line in lines if line.strip()]
             if len(events) >= wait_for or time.time() > deadline:
                 return events
