@@ -942,8 +942,23 @@ def test_mx_addresses_never_a_host_and_internal_together_are_a_broken_zone_not_u
     assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:mx-unusable", event
 
 
-@pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
-                                     b"454 4.7.0 TLS not available due to temporary reason\r\n"], ids=["554", "454"])
+OFFERS_STARTTLS = b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n"
+STARTTLS_REFUSALS = pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
+                                                        b"454 4.7.0 TLS not available due to temporary reason\r\n"],
+                                            ids=["554", "454"])
+
+
+def starttls_refusing_mx(dns, mx_port):
+    """refuses.test's one MX host, mx.refuses.test at 127.0.0.4: a scripted server, started (reset() it
+    with EHLO=OFFERS_STARTTLS and the STARTTLS reply)."""
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
+    dns.zone.add("mx.refuses.test", "A", "127.0.0.4")
+    return ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+
+
+@STARTTLS_REFUSALS
 def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_failed_handshake(
         mx_relay, dns, mx_port, refusal):
     # upstream.starttls: required, and the MX host offers STARTTLS but refuses it. The 451 4.7.5 was right,
@@ -951,14 +966,10 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
     # at certificates. It now says the host refused STARTTLS, with the host's own reply; nothing is sent in
     # clear. Where TLS is opportunistic, the same host still gets the mail in clear, and the event says why
     # (on the same connection: test_an_mx_refusing_opportunistic_starttls_gets_the_mail_in_clear_on_the_same_session).
-    from tests.support.scripted_upstream import ScriptedUpstream
-
-    dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
-    dns.zone.add("mx.refuses.test", "A", "127.0.0.4")
-    up = ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+    up = starttls_refusing_mx(dns, mx_port)
     said = refusal.decode().strip()
     try:
-        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+        up.reset(EHLO=OFFERS_STARTTLS, STARTTLS=refusal)
         relay = mx_relay(upstream={"starttls": "required"})
         with client(relay) as c:
             assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
@@ -970,7 +981,7 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
         assert "handshake" not in text
         assert all(b"MAIL FROM" not in bytes(r) for r in up.received)  # nothing in clear
         relay.stop()
-        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal,
+        up.reset(EHLO=OFFERS_STARTTLS, STARTTLS=refusal,
                  RCPT=b"550 5.1.1 no such user\r\n")
         relay = mx_relay()  # opportunistic
         with client(relay) as c:
@@ -984,8 +995,7 @@ def test_an_mx_refusing_starttls_when_required_is_named_as_a_refusal_not_a_faile
         up.stop()
 
 
-@pytest.mark.parametrize("refusal", [b"554 5.7.0 TLS not available\r\n",
-                                     b"454 4.7.0 TLS not available due to temporary reason\r\n"], ids=["554", "454"])
+@STARTTLS_REFUSALS
 def test_an_mx_refusing_opportunistic_starttls_gets_the_mail_in_clear_on_the_same_session(
         mx_relay, dns, mx_port, refusal):
     # RFC 3207 4: a refused STARTTLS (no handshake begun) leaves the session as it was, and the client
@@ -993,13 +1003,9 @@ def test_an_mx_refusing_opportunistic_starttls_gets_the_mail_in_clear_on_the_sam
     # same host again in clear, as after a broken handshake: two connections where one does, one more
     # against the host's connection limits. Postfix at level `may`, and the smarthost path, go on in clear
     # on the same session.
-    from tests.support.scripted_upstream import ScriptedUpstream
-
-    dns.zone.add("refuses.test", "MX", (10, "mx.refuses.test"))
-    dns.zone.add("mx.refuses.test", "A", "127.0.0.4")
-    up = ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+    up = starttls_refusing_mx(dns, mx_port)
     try:
-        up.reset(EHLO=b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", STARTTLS=refusal)
+        up.reset(EHLO=OFFERS_STARTTLS, STARTTLS=refusal)
         relay = mx_relay()  # opportunistic
         with client(relay) as c:
             assert [r[0] for r in send_message(c, "a@sender.test", ["b@refuses.test"], BODY)] == [250, 250, 354, 250]

@@ -103,27 +103,32 @@ def test_journal_without_journalctl_stops_serve_with_one_line(tmp_path, monkeypa
         asyncio.run(start())
 
 
-def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
-    """stop() cancels the reading task while a line is on its way: the cancellation must win, not
-    the line (a busy mail server's journal always has the next line on its way)."""
+def journal_settings(tmp_path, monkeypatch, journalctl: str):
+    """Settings of a relay following the journal, with `journalctl` (a script's text) first on PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    flowing = tmp_path / "flowing"
-    entry = json.dumps({"__CURSOR": "c1", "SYSLOG_IDENTIFIER": "postfix/qmgr", "MESSAGE": "A1B2C3D4E5: removed",
-                        "_HOSTNAME": "mx.test", "__REALTIME_TIMESTAMP": "1700000000000000"})
     fake = bin_dir / "journalctl"
-    # Following (-f), it writes entries without pause while FLOWING exists, and nothing after.
-    fake.write_text(f"#!{sys.executable}\nimport os, sys, time\nline = {entry!r} + '\\n'\n"
-                    f"if '-f' not in sys.argv:\n    print(line, end='')\n    sys.exit(0)\n"
-                    f"while True:\n    if os.path.exists({str(flowing)!r}):\n"
-                    f"        sys.stdout.write(line * 50)\n        sys.stdout.flush()\n"
-                    f"    else:\n        time.sleep(0.05)\n")
+    fake.write_text(journalctl)
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     config = tmp_path / "relay.yaml"
     config.write_text("hostname: r.test\nbounce_list: sqlite:///b.db\n"
                       "postfix_log: {journal: true, state_directory: state}\n")
-    settings = load_settings(config)
+    return load_settings(config)
+
+
+def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
+    """stop() cancels the reading task while a line is on its way: the cancellation must win, not
+    the line (a busy mail server's journal always has the next line on its way)."""
+    flowing = tmp_path / "flowing"
+    entry = json.dumps({"__CURSOR": "c1", "SYSLOG_IDENTIFIER": "postfix/qmgr", "MESSAGE": "A1B2C3D4E5: removed",
+                        "_HOSTNAME": "mx.test", "__REALTIME_TIMESTAMP": "1700000000000000"})
+    # Following (-f), it writes entries without pause while FLOWING exists, and nothing after.
+    settings = journal_settings(tmp_path, monkeypatch, f"#!{sys.executable}\nimport os, sys, time\nline = {entry!r} + '\\n'\n"
+                    f"if '-f' not in sys.argv:\n    print(line, end='')\n    sys.exit(0)\n"
+                    f"while True:\n    if os.path.exists({str(flowing)!r}):\n"
+                    f"        sys.stdout.write(line * 50)\n        sys.stdout.flush()\n"
+                    f"    else:\n        time.sleep(0.05)\n")
 
     async def start_and_stop() -> int:
         outcomes, close = await open_outcomes(settings, load_policies(settings))
@@ -157,18 +162,9 @@ def test_stopping_while_the_first_start_asks_for_the_newest_entry_ends_that_jour
     """The first start asks `journalctl -n 1` for the newest mail entry; stop() while it has not
     answered (a journal being rotated, a slow disk) cancelled the wait, and the journalctl was left
     running, never reaped (its transport closed only when garbage collected, after the loop)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     pid_file = tmp_path / "tail.pid"
-    fake = bin_dir / "journalctl"
-    fake.write_text(f"#!{sys.executable}\nimport os, time\n"
-                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    config = tmp_path / "relay.yaml"
-    config.write_text("hostname: r.test\nbounce_list: sqlite:///b.db\n"
-                      "postfix_log: {journal: true, state_directory: state}\n")
-    settings = load_settings(config)
+    settings = journal_settings(tmp_path, monkeypatch, f"#!{sys.executable}\nimport os, time\n"
+                                f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
 
     async def start_and_stop() -> int:
         outcomes, close = await open_outcomes(settings, load_policies(settings))
