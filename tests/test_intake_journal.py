@@ -124,11 +124,12 @@ def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
     entry = json.dumps({"__CURSOR": "c1", "SYSLOG_IDENTIFIER": "postfix/qmgr", "MESSAGE": "A1B2C3D4E5: removed",
                         "_HOSTNAME": "mx.test", "__REALTIME_TIMESTAMP": "1700000000000000"})
     # Following (-f), it writes entries without pause while FLOWING exists, and nothing after.
-    settings = journal_settings(tmp_path, monkeypatch, f"#!{sys.executable}\nimport os, sys, time\nline = {entry!r} + '\\n'\n"
-                    f"if '-f' not in sys.argv:\n    print(line, end='')\n    sys.exit(0)\n"
-                    f"while True:\n    if os.path.exists({str(flowing)!r}):\n"
-                    f"        sys.stdout.write(line * 50)\n        sys.stdout.flush()\n"
-                    f"    else:\n        time.sleep(0.05)\n")
+    settings = journal_settings(tmp_path, monkeypatch,
+                                f"#!{sys.executable}\nimport os, sys, time\nline = {entry!r} + '\\n'\n"
+                                f"if '-f' not in sys.argv:\n    print(line, end='')\n    sys.exit(0)\n"
+                                f"while True:\n    if os.path.exists({str(flowing)!r}):\n"
+                                f"        sys.stdout.write(line * 50)\n        sys.stdout.flush()\n"
+                                f"    else:\n        time.sleep(0.05)\n")
 
     async def start_and_stop() -> int:
         outcomes, close = await open_outcomes(settings, load_policies(settings))
