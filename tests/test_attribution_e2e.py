@@ -171,8 +171,10 @@ def test_sender_refusals_in_recipient_words_list_nobody(relay, upstream, text):
     # aside; the first audit's sender exclusion left each unlisted (a missed listing).
     "550 5.1.1 Recipient rejected: jane@example.com: user not found (mail from app@sender.test)",
     "550 5.1.10 RecipientNotFound; Recipient not found by SMTP address lookup. Sender: app@sender.test",
+    # Exim's recipient callout quoting the next hop's answer, read as a sender check before.
+    "550-Callout verification failed:\r\n550 550 Unknown user",
 ])
-def test_a_hard_bounce_naming_the_sender_as_a_field_still_lists(relay, upstream, text):
+def test_a_hard_bounce_in_words_the_sender_rules_also_use_still_lists(relay, upstream, text):
     upstream.rcpt_replies["jane"] = text
     transact(relay, ["jane@example.com"])
     events = events_of(relay, 2)

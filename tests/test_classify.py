@@ -950,6 +950,34 @@ LISTING_AUDIT2_TRAPS = [
 ]
 
 
+# Exim's recipient callout: a front end that asked the next hop about the recipient says
+# "Callout verification failed:" and quotes its answer (Exim's verify.c: a sender callout's text is
+# "Called: / Sent: / Response:", with the ACL's "Sender verify failed"). It was read as the
+# sender's check, so a missing mailbox behind such a front end never listed.
+EXIM_RECIPIENT_CALLOUT_TRAPS = [
+    ("550-Callout verification failed:\r\n550 550 Unknown user", "rcpt", ("unknown_recipient", "list")),
+    ("550-Callout verification failed:\r\n550 550 5.1.1 <bob@example.net>: Recipient address rejected: User "
+     "unknown in local recipient table", "rcpt", ("unknown_recipient", "list")),
+    ("550-Callout verification failed:\r\n550 550 Recipient's mailbox is full, user account inactive", "rcpt",
+     ("mailbox_full", "never")),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", EXIM_RECIPIENT_CALLOUT_TRAPS)
+def test_exim_recipient_callout_is_the_recipient_s(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
+
+
+@pytest.mark.parametrize("reply", [
+    # Exim's sender callout stays the sender's: the ACL's last line says so.
+    "550-Verification failed for <app@sender.test>\r\n550-Called:   192.0.2.1\r\n550-Sent:     "
+    "RCPT TO:<app@sender.test>\r\n550-Response: 550 Unknown user\r\n550 Sender verify failed",
+    "550-Callout verification failed:\r\n550-550 Unknown user\r\n550 Sender verify failed",
+])
+def test_exim_sender_callout_stays_the_sender_s(reply):
+    assert_verdict(reply, "rcpt", ("auth_failed", "sender", "never"), "category", "scope", "bounce_list")
+
+
 @pytest.mark.parametrize("reply, stage, verdict", LISTING_AUDIT2_TRAPS)
 def test_listing_audit2_traps(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "bounce_list")
