@@ -83,27 +83,28 @@ class Answer:
 
 
 class _TtlCache:
-    """A bounded LRU of (name, type) -> (expires_at, Answer), honouring each answer's TTL."""
+    """A bounded LRU of (name, type) -> (expires_at, value), each kept for its own TTL: the
+    answers (an Answer's ttl) and the resolution failures (failure_ttl, their reason)."""
 
     def __init__(self, size: int):
         self.size = max(0, int(size))
-        self._items: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
 
-    def get(self, key: tuple[str, str]) -> Answer | None:
+    def get(self, key: tuple[str, str]) -> Any:
         item = self._items.get(key)
         if item is None:
             return None
-        expires, answer = item
+        expires, value = item
         if expires <= time.monotonic():
             del self._items[key]
             return None
         self._items.move_to_end(key)
-        return answer
+        return value
 
-    def put(self, key: tuple[str, str], answer: Answer) -> None:
-        if self.size == 0 or answer.ttl <= 0:
+    def put(self, key: tuple[str, str], value: Any, ttl: float) -> None:
+        if self.size == 0 or ttl <= 0:
             return
-        self._items[key] = (time.monotonic() + answer.ttl, answer)
+        self._items[key] = (time.monotonic() + ttl, value)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -188,9 +189,7 @@ class Resolver:
         self._ns_objects = _nameserver_objects(self.nameservers) if self.nameservers else None
         self._async = self._configure(dns.asyncresolver.Resolver)
         self._cache = _TtlCache(cache_size)
-        # (name, type) -> (monotonic expiry, the failure's reason): RFC 9520's failure cache.
-        self._failures: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
-        self._failures_size = max(0, int(cache_size))
+        self._failures = _TtlCache(cache_size)  # (name, type) -> the failure's reason (RFC 9520)
         self._asking: dict[tuple[str, str], asyncio.Task] = {}  # questions on their way
         self.queries = 0  # questions actually sent (cache misses), for metrics and tests
 
@@ -252,9 +251,7 @@ class Resolver:
             return cached
         failed = self._failures.get(key)
         if failed is not None:
-            if failed[0] > time.monotonic():
-                raise DnsTemporaryError(name, rtype, failed[1])
-            del self._failures[key]
+            raise DnsTemporaryError(name, rtype, failed)
         if not self._async.nameservers:
             raise DnsTemporaryError(name, rtype, "no nameservers configured (no usable /etc/resolv.conf; "
                                                  "set resolver.nameservers in the config)")
@@ -277,14 +274,6 @@ class Resolver:
         if not task.cancelled():
             task.exception()  # retrieved here too: every caller may have gone
 
-    def _remember_failure(self, key: tuple[str, str], reason: str) -> None:
-        if self.failure_ttl <= 0 or self._failures_size == 0:
-            return
-        self._failures[key] = (time.monotonic() + self.failure_ttl, reason)
-        self._failures.move_to_end(key)
-        while len(self._failures) > self._failures_size:
-            self._failures.popitem(last=False)
-
     async def _ask(self, qname: dns.name.Name, rtype: str, key: tuple[str, str]) -> Answer:
         name = key[0]
         self.queries += 1
@@ -304,7 +293,7 @@ class Resolver:
                 reason = f"no nameserver could answer ({_servfail_reason(exc)})"
             else:
                 reason = f"{type(exc).__name__}: {exc}"
-            self._remember_failure(key, reason)
+            self._failures.put(key, reason, self.failure_ttl)
             raise DnsTemporaryError(name, rtype, reason) from None
         else:
             if answer.rrset is None:
@@ -313,7 +302,7 @@ class Resolver:
                 ttl = max(0.0, answer.expiration - time.time())
                 result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl,
                                 _authenticated(answer.response))
-        self._cache.put(key, result)
+        self._cache.put(key, result, result.ttl)
         return result
 
     async def txt(self, name: str) -> list[str]:
