@@ -51,6 +51,15 @@ def listed_keys(relay):
     return [e["address"] for e in json.loads(bounces(relay, "list", "--json").stdout)]
 
 
+def send_apart(relay, *rounds: list[str]) -> None:
+    """One message to each round's recipients, DELAY apart: every sighting after the first counts
+    as seen again (the policy's seen_again_after)."""
+    for n, rcpts in enumerate(rounds):
+        if n:
+            time.sleep(DELAY)
+        send(relay, rcpts)
+
+
 def test_a_domain_that_does_not_exist_is_listed_after_the_second_sighting_and_refused_at_rcpt(relay, upstream):
     send(relay, ["n0@nx.test"])
     send(relay, ["n1@nx.test"])  # seen again, but too soon: still one domain glitch away from proof
@@ -79,11 +88,8 @@ def test_a_domain_that_does_not_exist_is_listed_after_the_second_sighting_and_re
 
 
 def test_a_dns_glitch_or_a_deferral_never_lists_a_domain(relay):
-    send(relay, ["g0@glitch.test", "t0@temp.test"])
-    time.sleep(DELAY)
-    send(relay, ["g1@glitch.test", "t0@temp.test"])
-    time.sleep(DELAY)
-    send(relay, ["g2@glitch.test", "t0@temp.test"])
+    send_apart(relay, ["g0@glitch.test", "t0@temp.test"], ["g1@glitch.test", "t0@temp.test"],
+               ["g2@glitch.test", "t0@temp.test"])
     assert not any(key.startswith("@") for key in listed_keys(relay))
     assert send(relay, ["ok@glitch.test"])[1][0] == 250
 
@@ -96,11 +102,8 @@ def test_the_operator_can_list_a_domain(relay):
 
 
 def test_a_relay_refusal_or_a_missing_mailbox_never_lists_a_domain(relay):
-    send(relay, ["r0@notours.test", "u0@served.test"])
-    time.sleep(DELAY)
-    send(relay, ["r1@notours.test", "u1@served.test"])
-    time.sleep(DELAY)
-    send(relay, ["r2@notours.test", "u2@served.test"])
+    send_apart(relay, ["r0@notours.test", "u0@served.test"], ["r1@notours.test", "u1@served.test"],
+               ["r2@notours.test", "u2@served.test"])
     keys = listed_keys(relay)
     assert not any(key.startswith("@") for key in keys), keys
     # The missing mailboxes themselves are listed; the relay refusals list no one.
