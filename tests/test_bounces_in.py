@@ -269,6 +269,33 @@ def test_a_reported_recipient_that_is_no_address_is_skipped_and_the_rest_recorde
     assert {e["recipient"] for e in events} == {"alice@dest.example"}
 
 
+def test_a_localized_text_bounce_without_a_status_part_is_recorded_and_lists_the_address(verp_relay, upstream):
+    # A German Exchange NDR as a gateway passes it on: text only, no message/delivery-status part, its
+    # words German. Before, the intake answered "nothing recorded" and the address stayed deliverable.
+    import quopri
+
+    return_path = relay_one(verp_relay, upstream)
+    body = ("Fehler bei der Nachrichtenzustellung an folgende Empfänger oder Gruppen:\r\n\r\n"
+            "alice@dest.example\r\nDie E-Mail-Adresse wurde nicht gefunden.\r\n\r\n"
+            "Diagnoseinformationen für Administratoren:\r\n\r\nGenerierender Server: mx.dest.example\r\n\r\n"
+            "alice@dest.example\r\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\r\n")
+    ndr = (f"From: postmaster@dest.example\r\nTo: {return_path}\r\nSubject: Unzustellbar: Your ticket\r\n"
+           f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           f"Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + quopri.encodestring(body.encode())
+    replies = mail_bounce(verp_relay, return_path, ndr)
+    assert replies[-1][0] == 250 and "nothing recorded" not in replies[-1][1], replies
+    events = verp_relay.events(wait_for=2)
+    [bounced] = [e for e in events if e["kind"] == "bounced"]
+    assert bounced["recipient"] == "alice@dest.example"
+    # Tied to the send by its VERP return path (the NDR returns no header of the message).
+    assert bounced["transaction_id"] == VerpCodec(KEY).verify(return_path).transaction_id
+    assert bounced["verp"]["return_path"] == return_path.lower()
+    assert bounced["dsn"]["status"] == "5.1.1" and bounced["reply"]["code"] == 550
+    assert bounced["classification"]["category"] == "unknown_recipient"
+    assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)
+    assert rcpt_reply(verp_relay) == 550
+
+
 def test_header_fields_with_8bit_bytes_are_read_as_text(verp_relay, upstream):
     # The compat32 parser gives a field holding raw 8-bit bytes as a Header object: reading it as a str
     # raised AttributeError, and every such message got "451 Temporary local problem" (and came back).

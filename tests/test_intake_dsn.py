@@ -679,3 +679,94 @@ def test_sendmail_lists_every_recipient_then_one_transcript_and_each_gets_its_st
     report = parse_bounce(_report_with_text(text, blocks))
     assert [(r.recipient, r.stage) for r in report.recipients] == [("a@dest.example", "data"),
                                                                    ("b@dest.example", "data")]
+
+
+# Text bounces in the languages of the usual report templates (Exchange's NDRs, Postfix and provider
+# templates), written for these tests: each says "your message could not be delivered to x" and quotes
+# the refusal. Main's parser read none of them: it knew the failure only in English words.
+LOCALIZED_FAILURES = {
+    "de": ("Fehler bei der Nachrichtenzustellung an folgende Empfänger oder Gruppen:\n\nanna@ziel.example\n"
+           "Die E-Mail-Adresse wurde nicht gefunden.\n\nDiagnoseinformationen für Administratoren:\n\n"
+           "Generierender Server: mx.ziel.example\n\nanna@ziel.example\n"
+           "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n", "anna@ziel.example"),
+    "de-o365": ("Ihre Nachricht an jonas@ziel.example konnte nicht übermittelt werden.\n\n"
+                "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Empfänger nicht gefunden\n", "jonas@ziel.example"),
+    "fr": ("Votre message n'a pas pu être remis à paul@dest.example.\n\n"
+           "Le serveur distant a répondu : 550 5.1.1 Utilisateur inconnu\n", "paul@dest.example"),
+    "es": ("No se pudo entregar el mensaje a lucia@dest.example.\n\n"
+           "Respuesta del servidor: 550 5.1.1 Buzón inexistente\n", "lucia@dest.example"),
+    "it": ("Messaggio non recapitabile a marco@dest.example.\n\n"
+           "Risposta del server: 550 5.1.1 Casella inesistente\n", "marco@dest.example"),
+    "pt": ("Não foi possível entregar a mensagem para joao@dest.example.\n\n"
+           "Resposta do servidor: 550 5.1.1 Caixa postal inexistente\n", "joao@dest.example"),
+    "nl": ("Uw bericht kon niet worden bezorgd bij jan@dest.example.\n\n"
+           "Antwoord van de server: 550 5.1.1 Onbekende ontvanger\n", "jan@dest.example"),
+    "ru": ("Ваше сообщение не удалось доставить адресату ivan@dest.example.\n\n"
+           "Ответ сервера: 550 5.1.1 Нет такого пользователя\n", "ivan@dest.example"),
+    "ja": ("次の宛先への配信に失敗しました: taro@dest.example\n\n550 5.1.1 User not found\n", "taro@dest.example"),
+    "zh": ("您发送的邮件无法送达以下地址: wang@dest.example\n\n550 5.1.1 用户不存在\n", "wang@dest.example"),
+}
+
+
+def test_a_text_bounce_in_another_language_names_its_failed_recipient():
+    for language, (text, recipient) in LOCALIZED_FAILURES.items():
+        report = parse_bounce(text.encode())
+        assert report.kind == "bounce", language
+        [failed] = report.recipients
+        assert (failed.recipient, failed.status, failed.code, failed.final) == \
+            (recipient, failed.status, 550, True), language
+        assert failed.status in ("5.1.1", "5.1.10"), language
+
+
+def test_the_same_languages_out_of_office_replies_and_delay_notices_are_no_failure():
+    # Guards: an out-of-office reply that names another address to write to is no bounce (no header
+    # says so: the text alone must not read as one), and a delay notice is no final failure.
+    out_of_office = [
+        "Ich bin bis zum 3. März nicht im Büro. In dringenden Fällen wenden Sie sich bitte an vertretung@firma.example.",
+        "Je suis absent jusqu'au 3 mars. Pour toute urgence, contactez accueil@firma.example.",
+        "Estoy fuera de la oficina hasta el 3 de marzo. Para urgencias escriba a soporte@firma.example.",
+        "Sono fuori ufficio fino al 3 marzo. Per urgenze scrivete a segreteria@firma.example.",
+        "Estou fora do escritório até 3 de março. Em caso de urgência, escreva para apoio@firma.example.",
+        "Ik ben tot 3 maart afwezig. Voor dringende zaken kunt u mailen naar balie@firma.example.",
+        "Я в отпуске до 3 марта. По срочным вопросам пишите на office@firma.example.",
+        "3月3日まで不在にしております。お急ぎの方は office@firma.example までご連絡ください。",
+        "这是来自QQ邮箱的假期自动回复邮件。我正在休假，3月3日回来。紧急事务请联系 office@firma.example。",
+    ]
+    for text in out_of_office:
+        assert parse_bounce(text.encode()).recipients == (), text
+    delays = [
+        "Die Zustellung an folgende Empfänger oder Gruppen ist verzögert:\n\nanna@ziel.example\n\n"
+        "Diese Nachricht wurde noch nicht zugestellt. Es wird weiterhin versucht, die Nachricht zuzustellen.\n",
+        "La remise à ce destinataire est retardée : paul@dest.example\n\nCe message n'a pas encore été remis. "
+        "Les tentatives de remise se poursuivront.\n",
+        "Доставка сообщения адресату ivan@dest.example задерживается: сообщение еще не доставлено.\n",
+        "Delivery to these recipients or groups is delayed:\n\nbob@dest.example\n\n"
+        "This message hasn't been delivered yet. Delivery will continue to be attempted.\n",
+    ]
+    for text in delays:
+        assert not any(r.final for r in parse_bounce(text.encode()).recipients), text
+
+
+def test_gmails_address_not_found_text_alone_is_a_bounce():
+    # Gmail's current text, pasted without headers and without "The response was:" (no reply quoted).
+    for apostrophe in ("'", "\u2019"):
+        text = (f"Address not found\n\nYour message wasn{apostrophe}t delivered to bob@dest.example because the "
+                f"address couldn{apostrophe}t be found, or is unable to receive mail.\n")
+        [failed] = parse_bounce(text.encode()).recipients
+        assert failed.recipient == "bob@dest.example" and failed.final
+
+
+def test_a_role_address_given_its_own_refusal_failed_and_one_only_named_did_not():
+    # root@, postmaster@, noreply@ are the reporting system's own addresses where a report names them
+    # ("please send mail to postmaster@..."), but mail to them bounces too: the report then gives the
+    # address its own refusal (Postfix "<root@x>: host h said: 550 ...", Sendmail "x... 550 ...").
+    text = ("This is the mail system at host mx.example.net.\n\n"
+            "<root@dest.example>: host mx.dest.example[192.0.2.1] said: 550 5.1.1\n"
+            "    <root@dest.example>: Recipient address rejected: User unknown (in reply to RCPT TO command)\n\n"
+            "noreply@other.example... 550 5.1.1 <noreply@other.example>... User unknown\n\n"
+            "<bob@dest.example>: host mx.dest.example[192.0.2.1] said: 550 5.1.1 User unknown\n\n"
+            "For further assistance, please send mail to postmaster@mx.example.net.\n"
+            "Questions to root@mx.example.net are answered within a day.\n")
+    report = parse_bounce(text.encode())
+    assert [(r.recipient, r.status, r.code) for r in report.recipients] == [
+        ("root@dest.example", "5.1.1", 550), ("noreply@other.example", "5.1.1", 550), ("bob@dest.example", "5.1.1", 550)]

@@ -115,7 +115,27 @@ _FAILURE_WORDS = re.compile(
     r"not delivered|delivery to the following|failure notice|returned mail|rejected|"
     r"mailbox (is )?full|over quota|quota exceeded|recipient|giving up|delivery status notification|"
     r"problem delivering|delivery incomplete|trouble delivering|error delivering|invalid|"
-    r"delivery (failure|problem)|failed mail|mail failed",
+    r"delivery (failure|problem)|failed mail|mail failed|"
+    # Gmail's current wording ("Address not found / Your message wasn't delivered to x because ...").
+    r"(?:was|were)n['\u2019]t delivered|address not found|"
+    # The same meaning in the languages of the usual report templates (Exchange's NDRs in German,
+    # French, Spanish, Italian, Portuguese, Dutch, Russian, Japanese and Chinese, with their
+    # "diagnostic information for administrators" heading, which only an NDR carries; Postfix and
+    # provider templates): "could not be delivered", "undeliverable", "delivery failed".
+    r"unzustellbar|nicht zugestellt|nicht (?:übermittelt|zustellbar)|zustellung fehlgeschlagen|"
+    r"fehler bei der nachrichtenzustellung|diagnoseinformationen für administratoren|"
+    r"non remis|pas pu (?:être|etre) (?:remis|livré|delivre|envoy)|n'a pu (?:être|etre) (?:remis|envoy)|"
+    r"la remise a échoué|échec de (?:la )?remise|informations de diagnostic pour les administrateurs|"
+    r"no se (?:puede|pudo|ha podido) entregar|error al entregar|no entregado|"
+    r"información de diagnóstico para administradores|"
+    r"non (?:è )?recapitabile|non è stato (?:possibile )?recapitat|impossibile recapitare|recapito non riuscito|"
+    r"informazioni di diagnostica per gli amministratori|"
+    r"não (?:é possível|foi possível) entregar|não entregue|falha na entrega|"
+    r"onbestelbaar|niet (?:worden )?bezorgd|bezorging is mislukt|"
+    r"не (?:может быть|могло быть|удалось|удаётся|удается) доставить|не может быть доставлено|"
+    r"не доставлено|недоставк|"
+    r"配信不能|配信できません|配信に失敗|送信できませんでした|"
+    r"无法投递|无法传递|无法送达|无法发送|投递失败|发送失败|退信|未能成功送达|未能送达|無法傳遞|無法送達",
     re.I)
 # The command a reply answered, as reporting MTAs say it: Postfix "(in reply to RCPT TO command)", Exim
 # "after RCPT TO:<...>", "after end of data", qmail "does not like recipient", a Sendmail transcript's
@@ -179,6 +199,17 @@ _TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will 
                               r"attempts will continue|will continue to (try|attempt)|"
                               r"delivery (is )?delayed|delayed delivery|has been delayed|not yet been delivered|"
                               r"delivery incomplete|will retry|warning: message|"
+                              r"(?:has|have)(?:n['\u2019]t| not) been delivered yet|will continue to be attempted|"
+                              # The same in the languages the failure words above know: "delayed",
+                              # "not delivered yet", "will keep trying".
+                              r"verzögert|noch nicht zugestellt|weiterhin versucht|"
+                              r"retardée?|pas encore été remis|tentatives de remise se poursuiv|"
+                              r"retrasad|aún no se ha entregado|seguirá intentando|"
+                              r"ritardat|non è stato ancora recapitato|"
+                              r"atrasad|ainda não foi entregue|"
+                              r"vertraagd|nog niet bezorgd|"
+                              r"задерживается|ещё не доставлено|еще не доставлено|"
+                              r"遅延|まだ配信されていません|延迟|尚未传递|尚未投递|"
                               # A challenge-response filter holds the message until the sender proves
                               # to be a person (Bluebottle: "click ... to have your address added to
                               # the recipient's allowed list and to ensure delivery of your email"):
@@ -1099,7 +1130,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     for m in ([] if candidates else _ADDRESS.finditer(report)):
         address = _mailbox_in_text(m.group(0))
         low = address.lower()
-        if low in seen or low.split("@")[0] in _NOT_RECIPIENT_LOCAL:
+        if low in seen or (low.split("@")[0] in _NOT_RECIPIENT_LOCAL and not _given_refusal(report, m.end())):
             continue
         line_start = report.rfind("\n", 0, m.start()) + 1
         line_head = report[line_start:m.start()].lstrip(_MARGIN).lower()
@@ -1150,6 +1181,19 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
+
+
+# A report's per-recipient failure line: the address, then at once the reply it got ("<root@x>: 550 5.1.1
+# ...", Postfix's "<x>: host h[ip] said: 550 ...", Sendmail's "x... 550 ..."), on its line or the next.
+_OWN_REFUSAL = re.compile(r">?(?:\.\.\.)?:?[ \t]*(?:\n[ \t]+)?(?:host[ \t]+\S+[ \t]+said:[ \t]*(?:\n[ \t]+)?)?"
+                          r"[45][0-5][0-9](?:[ -]|$)", re.I | re.M)
+
+
+def _given_refusal(report: str, end: int) -> bool:
+    """The address that ends at `end` is followed at once by its own SMTP refusal: a failed recipient,
+    even when its local part is a role's (root, postmaster, noreply: mail to them bounces too), which
+    elsewhere in a report is the reporting system's own address and not a recipient."""
+    return _OWN_REFUSAL.match(report, end) is not None
 
 
 def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str, str]) -> list[FailedRecipient]:
