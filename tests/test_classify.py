@@ -842,6 +842,70 @@ def test_world13_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Sixteenth round (world14): each of these had another verdict under the rules before it,
+        # in wordings the round's part (OpenSMTPD's and nullmailer's delivery texts, chrj/smtpd,
+        # providers' replies) does not hold.
+        # The sending MTA's own path, without a reply code: never the address.
+        ("No usable route to mx.example.net", None, ("routing_dns", "relay", "never")),
+        ("Address family mismatch for all MX hosts of example.net", None, ("routing_dns", "relay", "never")),
+        ("All routes to destination example.net are blocked by policy", None, ("routing_dns", "relay", "never")),
+        ("Connection timeout after 300 seconds", None, ("routing_dns", "relay", "never")),
+        ("Temporary failure in DNS lookup for example.net", None, ("routing_dns", "relay", "never")),
+        ("Fatal error in getaddrinfo for mx.example.net", None, ("routing_dns", "relay", "never")),
+        ("Destination host has no AAAA address", None, ("routing_dns", "recipient", "never")),
+        # Its own session or set-up: a temporary failure of the relay, not a login refused.
+        ("Connection lost unexpectedly during DATA", None, ("temporary_failure", "relay", "never")),
+        ("Remote server seems to reject all messages from us", None, ("temporary_failure", "relay", "never")),
+        ("Failed to retrieve credentials for relay smtp.example.net", None, ("temporary_failure", "relay", "never")),
+        ("Temporary failure while delivering the message, will retry", None, ("temporary_failure", "relay", "never")),
+        ("STARTTLS required, but not offered by mx.example.net", None, ("temporary_failure", "relay", "never")),
+        ("Remote server sent unexpected data before the greeting", None, ("protocol_error", "relay", "never")),
+        # SMTP AUTH towards the next hop that could not happen: the session's authentication.
+        ("The next hop did not advertise AUTH", None, ("auth_failed", "session", "never")),
+        ("No usable AUTH mechanism in common with the smarthost", None, ("auth_failed", "session", "never")),
+        ("Refusing to AUTH without TLS", None, ("auth_failed", "session", "never")),
+        # At MAIL FROM a bare "<domain> does not exist" is the sender's domain; failed logins
+        # throttled are a limit of the session, not a verdict on the sender's domain.
+        ("550 example.org does not exist", "mail", ("auth_failed", "sender", "never")),
+        ("454 4.7.0 Too many failed login attempts, please try again later", None, ("rate_limited", "session", "never")),
+        ("421 Authentication failures limit exceeded for 192.0.2.1", None, ("rate_limited", "session", "never")),
+    ],
+)
+def test_world14_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Sixteenth round (world14) guards, the same verdict before and after: a server's reply
+        # with a code is not the sending MTA's own text (its timeouts, closed connections and AUTH
+        # words keep their rules); the message's size and an unknown user keep theirs; at RCPT a
+        # host that "does not exist" stays the recipient's; a DNS text of Postfix stays the
+        # recipient domain's; invalid recipients stay the sender's rate.
+        ("421 4.4.2 Connection timed out", None, ("temporary_failure", "session", "never")),
+        ("421 4.7.0 Connection closed unexpectedly, try again", None, ("policy_rejected", "message", "never")),
+        ("503 5.5.1 AUTH not allowed", None, ("protocol_error", "session", "never")),
+        ("535 5.7.8 Authentication credentials invalid", None, ("auth_failed", "session", "never")),
+        ("550 5.7.1 Unauthenticated email is not accepted from this domain", "data", ("auth_failed", "sender", "never")),
+        ("552 Error: Too much mail data", "data", ("message_too_large", "message", "never")),
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown", "rcpt",
+         ("unknown_recipient", "recipient", "list")),
+        ("553 mail.example.org does not exist", "rcpt", ("routing_dns", "recipient", "count")),
+        ("Host or domain name not found. Name service error for name=example.net type=A: Host not found", None,
+         ("routing_dns", "recipient", "never")),
+        ("550 Too many invalid recipients", "rcpt", ("rate_limited", "session", "never")),
+        ("530 5.7.0 Must issue a STARTTLS command first", "mail", ("relay_denied", "session", "never")),
+        ("454 4.7.0 TLS not available due to local problem", None, ("temporary_failure", "session", "never")),
+    ],
+)
+def test_world14_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 # Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH
 # login, the connecting host or the message's headers that borrow recipient vocabulary ("user
 # unknown", "does not exist", X.1.1) were listed at once by the rules before it (each of these

@@ -153,6 +153,13 @@ KNOWN_TRAINING_MISSES = {
     "500 Invalid address": "Courier's answer to an empty RCPT address or one in source-route form (submit.C), labelled the address's syntax; the corpus labels a bare 'Invalid Address' an unknown recipient, which lists the same",
     "556 Address unavailable.": "Courier's backscatter suppression (an address that failed in the last hours, submit.C), labelled other; RFC 7504's 556 fallback reads the domain's routing; counted either way",
     "550 5.7.1 [ABUSE] Sender blocked: spam or abuse detected.": "JetEmail's block of a sending account for spam or abuse, labelled a policy refusal about the sender like 'Sender address blocked'; its words name spam, which the rules read as content; never listed either way",
+    # Issue #8, sixteenth round (world14): what only the program's source or the provider's page
+    # says, or a wording the corpus labels otherwise; none of them is listed either way.
+    "421 Denied": "smtprelay's refusal of a client outside its allowed_nets (main.go), labelled a relay refusal about the session; a bare 'Denied' names nothing, and a 421 reads as a temporary failure; never listed either way",
+    "451 Bad sender address": "smtprelay's refusal of a sender the authenticated user may not use (main.go), labelled a relay refusal about the sender like 'not owned by user'; the words alone read as the sender's syntax or a deferral; a 4xx is never listed",
+    "451 Bad recipient address": "smtprelay's refusal of a recipient outside its allowed_recipients pattern (main.go), labelled a relay refusal; the words alone name no cause; a 4xx is never listed",
+    "552 Too much mail data user@docomo.ne.jp": "docomo's full mailbox (SendMagic's note says so); the corpus labels Postfix's '552 Error: Too much mail data' the message's size, so no rule on these words; counted as a full mailbox, never listed as the message's size (the safe side)",
+    "550 5.7.1Relay not permitted for user.": "iCloud's answer for a Hide My Email address its owner switched off (tamingdns.com), labelled a disabled mailbox; the corpus labels 'Relay not permitted' a relay refusal, so no rule on one provider's wording; never listed instead of counted (the safe side)",
 }
 
 
