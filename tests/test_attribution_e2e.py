@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from tests.support.smtp_client import RawSMTP, send_message
+import tests.support.upstream as upstream_module
 from tests.support.upstream import GMAIL_NO_SUCH_USER, closed_port
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
@@ -198,6 +199,18 @@ def test_a_reply_built_to_backtrack_the_sender_rules_is_answered_at_once(relay, 
     (rejected,) = [e for e in events_of(relay, 2) if e["kind"] == "rejected"]
     assert rejected["recipient"] == "jane@example.com"
     assert rejected["classification"]["category"] == "unknown_recipient"
+
+
+def test_a_sender_domain_refused_at_mail_from_is_the_sender_s_not_routing(relay, upstream, monkeypatch):
+    # Issue #8, world14: J:COM and SoftBank answer MAIL FROM with "553 <sender domain> does not
+    # exist" when the envelope sender's domain has no DNS record at all (SendMagic's notes). It was
+    # read as the recipient host's routing, with advice to check the recipient's domain.
+    monkeypatch.setitem(upstream_module.MAIL_REPLIES, "nodns", "553 sender.test does not exist")
+    transact(relay, ["jane@example.com"], sender="nodns@sender.test")
+    rejected = [e for e in events_of(relay, 1) if e["kind"] == "rejected"]
+    assert rejected and all(e["classification"]["category"] == "auth_failed" for e in rejected)
+    assert all(e["classification"]["scope"] == "sender" and "bounce_list" not in e for e in rejected)
+    assert not listed(relay, "jane@example.com")
 
 
 def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):

@@ -190,6 +190,20 @@ def test_classify_command_takes_the_stage_and_recipients():
         ("protocol_error", "session", "never"), ("unknown_recipient", "sender", "never")]
 
 
+def test_classify_command_reads_a_sending_mta_s_own_log_text_as_the_path():
+    # Issue #8, world14: the status an MTA such as OpenSMTPD or nullmailer records for a delivery it
+    # could not make carries no reply code; an operator pastes it from the log. Each of these was
+    # `other` about the recipient before (counted if it had been permanent), with advice about the
+    # recipient; they are the path, the relay's own session, or its login to the next hop.
+    r = run_classify(stdin='"No valid route to remote MX"\n"Connection closed unexpectedly"\n'
+                           '"AUTH not advertised"\n"Fatal error in gethostbyname"\n')
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["category"], x["scope"], x["bounce_list"]) for x in lines] == [
+        ("routing_dns", "relay", "never"), ("temporary_failure", "relay", "never"),
+        ("auth_failed", "session", "never"), ("routing_dns", "relay", "never")]
+
+
 def test_classify_command_answers_each_hostile_stdin_line_and_goes_on():
     # A line nested 100,000 deep made the json decoder recurse past Python's limit: a RecursionError
     # traceback, and the lines after it never read.
