@@ -200,6 +200,25 @@ def test_hostile_requests_get_a_status_line(relay_factory, upstream, monkeypatch
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
+def test_a_scrape_whose_accept_names_an_unreadable_version_gets_the_text_format(relay_factory, upstream, caplog):
+    # prometheus-client's choose_encoder() compares a version it could not read with a tuple: the
+    # TypeError became a traceback in the log and the scraper got no answer at all (the connection
+    # closed). An Accept a server cannot honour may be disregarded (RFC 9110 12.5.1): the text format.
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    relay = relay_factory(upstream.port, metrics=METRICS)
+    for accept in ("application/openmetrics-text; version=abc", "text/plain; version=1.x",
+                   "application/openmetrics-text; version=\xff"):
+        status, content_type, body = relay.http("/metrics", accept=accept)
+        assert status == 200 and content_type.startswith("text/plain; version=0.0.4"), (accept, status, content_type)
+        assert body.startswith("# HELP "), body[:80]
+    # a version it can read is still honoured
+    assert relay.http("/metrics", accept="application/openmetrics-text; version=1.0.0")[1].startswith(
+        "application/openmetrics-text")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
 def test_a_flood_of_idle_connections_gets_503_and_leaves_the_listener_working(relay_factory, upstream):
     # Each idle connection is an open file; unbounded, a flood took every descriptor the process has
     # (the SMTP listeners' too). 64 at once (relay/metrics/http.py MAX_CLIENTS).

@@ -292,7 +292,12 @@ class Metrics:
     def encode(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition without sampling first: safe in another thread (prometheus-client
         locks each value and copies each family's children while it collects)."""
-        encoder, content_type = choose_encoder(accept or "")
+        try:
+            encoder, content_type = choose_encoder(accept or "")
+        except (TypeError, ValueError):
+            # A version it cannot read ('version=abc'): prometheus-client compares it with a tuple and
+            # raises. An Accept a server cannot honour may be disregarded (RFC 9110 12.5.1).
+            encoder, content_type = choose_encoder("")
         return encoder(self.scrape_registry()), content_type
 
     def render(self) -> str:
