@@ -150,6 +150,8 @@ class UpstreamConnection:
         self.on_close = None  # the pool's bookkeeping, called once when the connection closes
         self.home: "UpstreamPool | None" = None  # the pool it goes back to
         self._in_data = False  # DATA answered 354, the message not sent yet
+        self._sending = False  # the message and its final dot are being written
+        self._answered_early = False  # a reply came while the final dot had not left this process
         self._label = str(target)  # the metrics' `upstream` label
         self.out_of_step: str | None = None  # what the upstream said that no command asked for
         # (command, reply code) -> the series _measure records to: looked up once per connection.
@@ -175,6 +177,10 @@ class UpstreamConnection:
         receive = protocol.data_received
 
         def data_received(data: bytes) -> None:
+            if self._sending and data and protocol.transport is not None and protocol.transport.get_write_buffer_size():
+                # Our write buffer still holds the end of the message, the final dot last: whatever
+                # this is, it cannot be the reply to a dot the upstream has not been sent.
+                self._answered_early = True
             waiter = protocol._response_waiter
             if waiter is not None and (not protocol._response_pending or waiter.done()) and data:
                 if self.out_of_step is None:
@@ -401,6 +407,7 @@ class UpstreamConnection:
         last = chunks[-1] if chunks else b""
         tail = b".\r\n" if bytes(last[-2:]) == b"\r\n" else b"\r\n.\r\n"
         self.busy = True
+        self._sending, self._answered_early = True, False
         start: float | None = None
         # A reply the upstream sends before the final dot (a 552 for a message too big, then a
         # close) is kept for us rather than dropped as unsolicited by the client library.
@@ -442,13 +449,21 @@ class UpstreamConnection:
                 raise self._translate(exc) from exc
             early = True
         finally:
-            self.busy = False
+            self.busy = self._sending = False
+        early = early or self._answered_early
         if not early:
             self._measure(b".", start, response.code)
         self.last_used = time.monotonic()
         self.in_transaction = False  # RFC 5321 3.3: the reply to the final dot ends it, whatever it was
         if early:
             self.fail()  # answered mid-message: what the upstream makes of the rest is unknowable
+            if 200 <= response.code < 400:
+                # An early refusal is the upstream's answer (a 552, then a close); an early 250 is no
+                # acceptance: the upstream had not seen the end of the message (RFC 5321 4.1.1.4).
+                raise UpstreamError(_relay_reply(
+                    451, "4.5.0", f"Upstream {self.target} answered {response.code} before the end of DATA "
+                                  f"(out of sequence: only the reply to the final dot accepts a message); the "
+                                  f"message was not accepted, please retry later", "upstream-protocol"))
         return self._checked(response.code, response.message, b".")
 
     @staticmethod

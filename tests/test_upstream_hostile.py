@@ -45,7 +45,7 @@ def run(hostile_relay, scripted, caplog):
     caplog.set_level(logging.WARNING)
     relay = hostile_relay
 
-    def go(script: dict, rcpts=("b@example.com",)):
+    def go(script: dict, rcpts=("b@example.com",), body: bytes = BODY):
         relay.call(relay.server.resources.pool.close())  # each case on fresh connections
         scripted.reset(**script)
         before = len(_events(relay))
@@ -54,7 +54,7 @@ def run(hostile_relay, scripted, caplog):
             assert c.cmd("EHLO client.test")[0] == 250
             for line in ["MAIL FROM:<a@sender.test>", *(f"RCPT TO:<{r}>" for r in rcpts), "DATA", None]:
                 if line is None:
-                    c.send(BODY + b".\r\n")
+                    c.send(body + b".\r\n")
                     replies.append(c.reply())
                 else:
                     replies.append(c.cmd(line))
@@ -271,6 +271,22 @@ def test_upstream_misbehaviour_that_already_gets_a_precise_reply(run, scripted, 
     (event,) = events
     assert event["kind"] == ("rejected" if code >= 500 else "deferred") and event["reply"]["code"] == code
     assert event["reply"]["source"] == ("relay" if code == 451 else "upstream")
+
+
+@pytest.mark.parametrize("dot", [b"550 5.7.1 refused after all\r\n", SILENT, CLOSE], ids=["550", "silence", "close"])
+def test_a_250_sent_before_the_final_dot_is_not_the_acceptance_of_the_message(run, scripted, dot):
+    # An upstream that says 250 as the message starts to arrive (after its first line), then refuses
+    # the message at the dot, says nothing or closes: the 250 went to the client as the message's
+    # acceptance, though the upstream had not seen the end of it (only the reply to the final dot
+    # counts, RFC 5321 4.1.1.4, 4.3.2). A message of some MiB is still in the relay's write buffer
+    # when that 250 comes, so it cannot answer a dot that has not left. An early refusal stays the
+    # answer (5xx-mid-data above).
+    body = BODY + b"".join(b"line %07d of a long message, to fill the socket buffers\r\n" % i for i in range(100_000))
+    replies, events = run({"MIDDATA": b"250 2.0.0 Ok: queued as EARLY\r\n", "DOT": dot}, body=body)
+    code, text = replies[-1]
+    assert code == 451 and text.startswith("451 4.5.0 ") and "before the end of DATA" in text, replies
+    (event,) = events
+    assert event["kind"] == "deferred" and event["reply"]["code"] == 451 and event["reply"]["source"] == "relay"
 
 
 def test_a_refused_login_in_bytes_that_are_not_utf8_is_relayed_as_a_login_failure(scripted, tmp_path, caplog):
