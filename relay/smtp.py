@@ -428,6 +428,7 @@ class RelaySMTP(SMTP):
             if text is not None:
                 self._writer.write(text.encode("ascii", "replace") + b"\r\n")
             self.transport.close()
+            self._unread_rest()
             self._abort_at = self.loop.time() + self._close_grace
             super()._reset_timeout(self._close_grace)
 
@@ -772,6 +773,7 @@ class RelaySMTP(SMTP):
             self.relay_service.count("relay_connections_closed_total", limit="auth_failure_limit")
             await super().push("421 4.7.0 Too many failed authentication attempts; closing the connection")
             self.transport.close()
+            self._unread_rest()
             return AuthResult(success=False, handled=True)
         return AuthResult(success=False, handled=False, message=reply)
 
@@ -792,17 +794,29 @@ class RelaySMTP(SMTP):
             # end of input raises without waiting, so the loop would come straight back here: the
             # sleep is where the cancellation lands); nothing more is written (push skips a closing
             # transport).
-            log.info("%s: end of input from the client, closing", self.session.peer)
-            if self.transport is not None:
+            if self.transport is not None and not self.transport.is_closing():
+                log.info("%s: end of input from the client, closing", self.session.peer)
                 self.transport.close()
             self._handler_coroutine.cancel()
             await asyncio.sleep(0)
         return await super().handle_exception(error)
 
+    def _unread_rest(self) -> None:
+        """The connection is closing: what the client pipelined behind the last reply is not read.
+        aiosmtpd's read loop goes on while the transport closes: every buffered line was carried out
+        (a MAIL behind a 421 dialled the upstream), or, behind its own 502 for unknown commands,
+        logged twice and answered into the closing transport, line after line without yielding to
+        the event loop (3 MB of them: 10 s). At the end of input the loop ends (handle_exception)."""
+        reader = self._reader
+        if reader is not None and not reader.at_eof():
+            reader._buffer.clear()
+            reader.feed_eof()
+
     async def push(self, status):
         if self.transport is None or self.transport.is_closing():
             # The connection is being closed (a 421, or the reply after the client's end of input,
             # went out last): anything written now would reach the client after that last word.
+            self._unread_rest()
             return
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
@@ -835,6 +849,7 @@ class RelaySMTP(SMTP):
         if code == "421" and self.transport is not None:
             # RFC 5321 3.8: a 421 (ours or the upstream's, relayed) closes the channel.
             self.transport.close()
+            self._unread_rest()
 
     async def _too_many_errors(self, last: str | bytes) -> None:
         """limits.error_limit errors without a message delivered: 421 and close (RFC 5321 3.8), as

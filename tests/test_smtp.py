@@ -671,6 +671,36 @@ def test_pipelined_commands_after_the_last_error_are_not_carried_out(upstream, r
     assert upstream.messages == [] and upstream.connections == 0
 
 
+def test_commands_pipelined_after_a_closing_reply_are_not_read(upstream, relay_factory, caplog):
+    # aiosmtpd's own limit on unknown commands closes the connection and goes on with the lines the
+    # client had pipelined: each was read, logged twice at WARNING and answered into a closing
+    # transport, without yielding to the event loop (3 MB of "." lines held it 10 s, every other
+    # session waiting, 100,000 log lines). Behind the relay's own 421 (the junk-command limit) a
+    # pipelined MAIL was carried out: the upstream was dialled for a client already told goodbye.
+    import logging
+
+    caplog.set_level(logging.INFO)
+    relay = relay_factory(upstream.port)
+    with client(relay) as c:
+        c.send(b"XXXX\r\n" * 50_000)
+        replies = []
+        while not replies or replies[-1][0] in (500, 502) and not replies[-1][1].startswith("502 5.5.1 Too many"):
+            replies.append(c.reply())
+        assert replies[-1][1].startswith("502 5.5.1 Too many unrecognized commands"), replies[-3:]
+        assert c.closed()
+    unrecognised = [r for r in caplog.records if "unrecognised" in r.getMessage()]
+    assert len(unrecognised) <= len(replies) + 1, len(unrecognised)
+    with client(relay) as c:
+        c.send(b"NOOP\r\n" * 101 + b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" + BODY + b".\r\n")
+        replies = [c.reply()]
+        while replies[-1][0] == 250:
+            replies.append(c.reply())
+        assert replies[-1][1].startswith("421 4.7.0 Too many commands without a message"), replies[-1]
+        assert c.closed()
+    time.sleep(0.5)
+    assert upstream.connections == 0 and upstream.messages == []
+
+
 def test_refused_recipients_of_an_honest_batch_do_not_end_the_connection(upstream, relay_factory):
     # A client's batch can have many recipients refused on their own merits (the bounce list, the
     # upstream's 550): Postfix's client sends up to 50 a transaction. They count only past
