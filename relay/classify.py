@@ -517,10 +517,28 @@ def _fallback_key(entry: dict, key: str, problems: Problems) -> tuple[str, str] 
 class Classifier:
     """Compiled rules from one or more files, in precedence order."""
 
-    def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str]):
+    def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str],
+                 texts: dict[str, tuple[str, str]] | None = None):
         self._rules = tuple(rules)
         self._fallback = fallback
         self.files = tuple(files)
+        outcomes = [*fallback.enhanced.values(), *fallback.codes.values()]
+        if fallback.default is not None:
+            outcomes.append(fallback.default)
+        # Rule ids are unique across rules and fallback entries (checked at load), so an id says
+        # whether a classification came from the fallback table, and from which kind of entry.
+        keys = {o.rule_id: ("enhanced", k) for k, o in fallback.enhanced.items()}
+        keys.update({o.rule_id: ("code", k) for k, o in fallback.codes.items()})
+        keys[_NO_RULE.rule_id] = ("default", "")
+        if fallback.default is not None:
+            keys[fallback.default.rule_id] = ("default", "")
+        self._fallback_keys = keys
+        # Each category's generic meaning and advice: the `texts:` entry named after it, else the
+        # first fallback entry of the category, else its first rule's.
+        category_texts = dict(texts or {})
+        for outcome in [*outcomes, *(rule.outcome for rule in self._rules)]:
+            category_texts.setdefault(outcome.category, (outcome.meaning, outcome.advice))
+        self._category_texts = category_texts
 
     # -- loading -----------------------------------------------------------------
 
@@ -570,7 +588,13 @@ class Classifier:
             all_problems.extend(problems.items)
         if all_problems:
             raise ConfigError(all_problems)
-        return cls(rules, _Fallback(enhanced, codes, default), files)
+        texts: dict[str, tuple[str, str]] = {}
+        for _, data, _ in loaded:
+            for category, text in (data.get("texts") if isinstance(data.get("texts"), dict) else {}).items():
+                if (category in CATEGORIES and isinstance(text, dict) and isinstance(text.get("meaning"), str)
+                        and isinstance(text.get("advice"), str)):
+                    texts.setdefault(category, (" ".join(text["meaning"].split()), " ".join(text["advice"].split())))
+        return cls(rules, _Fallback(enhanced, codes, default), files, texts)
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> "Classifier":
@@ -671,6 +695,15 @@ class Classifier:
         if outcome is None:
             return _NO_RULE.classification(code, enhanced)
         return outcome.classification(code, enhanced)
+
+    def fallback_key(self, classification: Classification) -> tuple[str, str] | None:
+        """Where `classification` came from when no text rule matched: ("enhanced", "X.1.1"),
+        ("code", "550"), ("code", "5xx") or ("default", ""); None when a rule matched."""
+        return self._fallback_keys.get(classification.rule)
+
+    def category_texts(self, category: str) -> tuple[str, str]:
+        """The generic (meaning, advice) of a category."""
+        return self._category_texts.get(category, (_NO_RULE.meaning, _NO_RULE.advice))
 
     def classify_text(self, text: str, stage: str | None = None) -> Classification:
         """Classify a reply as it was written on the wire (or pasted from a log)."""

@@ -264,6 +264,9 @@ class Settings:
     bounces_in: BouncesIn | None = None
     # Processes sharing every listener (relay/workers.py); 1 runs everything in this process.
     workers: int = 1
+    # Where no text rule matched a reply, take the category of the most similar labelled reply
+    # (relay/nearest.py, docs/classification.md "The nearest-reply fallback"); false: the rules' fallback table alone.
+    nearest_fallback: bool = True
 
 
 MAX_WORKERS = 256  # far beyond any core count that one host's listeners could use
@@ -441,7 +444,7 @@ def load_settings(path: str | Path) -> Settings:
         problems.add("(top level)", "the file is empty; at least `hostname` is required")
     top.unknown({"hostname", "listen", "clients", "upstream", "limits", "egress_ips", "resolver",
                  "bounce_list", "events", "policies", "milter", "metrics", "correlation",
-                 "postfix_log", "bounces_in", "workers"})
+                 "postfix_log", "bounces_in", "workers", "nearest_fallback"})
 
     hostname = top.get("hostname", str, None, required=data is not None)
     if hostname is not None:
@@ -484,11 +487,13 @@ def load_settings(path: str | Path) -> Settings:
     postfix_log = _postfix_log(top, base)
     bounces_in = _bounces_in(top, base)
     workers = _workers(top, milter, upstream, limits)
+    nearest_fallback = top.get("nearest_fallback", bool, True)
     problems.raise_if_any()
     return Settings(source=path, hostname=hostname, listen=listen, clients=clients, upstream=upstream,
                     limits=limits, egress_ips=tuple(egress), resolver=resolver, bounce_list=bounce_list,
                     events=events, policies=policies, milter=milter, metrics=metrics, correlation=correlation,
-                    postfix_log=postfix_log, bounces_in=bounces_in, workers=workers)
+                    postfix_log=postfix_log, bounces_in=bounces_in, workers=workers,
+                    nearest_fallback=nearest_fallback)
 
 
 def _workers(top: _Reader, milter: Milter | None, upstream: Upstream | None, limits: Limits) -> int:

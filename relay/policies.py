@@ -136,12 +136,15 @@ class Policies:
     tls: Any = None  # delivery.tls_policy.TlsPolicies (tls.yaml); None: the default for every domain
     shaping: Any = None  # shaping.policy.ShapingPolicy; None: the shipped one
     routing: Any = None  # delivery.routing.Routing (routes.yaml); None: everything to upstream.mode
+    # nearest.NearestReader consulted where the rules end in their fallback table; None: off
+    # (config `nearest_fallback: false`).
+    nearest: Any = None
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
         "the one funnel"). `stage` is the SMTP stage the reply answered (None: unknown);
         `recipients` are the transaction's recipients it may concern."""
-        from .classify import default_relay_replies, unwrapped_text
+        from .classify import default_relay_replies
 
         if reply.source == "relay":
             # The relay's own reply: classified by the code path that made it (its cause),
@@ -152,8 +155,44 @@ class Policies:
             classification = relay_replies.classify(reply)
             if classification.scope != "recipient":
                 return Judgement(classification, "relay", "never")
-        else:
-            classification = self.classifier.classify(reply, stage)
+            return self._judged(reply, stage, recipients, classification)
+        classification = self.classifier.classify(reply, stage)
+        judgement = self._judged(reply, stage, recipients, classification)
+        if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):
+            return self._nearest_opinion(reply, stage, recipients, classification, judgement)
+        return judgement
+
+    def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement) -> Judgement:
+        """Where no text rule matched, the category (and scope) of the most similar labelled reply
+        (relay/nearest.py), when it is similar enough, as permanent or transient as this one, and
+        judging by it never lists more: not a
+        looser listing decision than the fallback's (list > count > never), no listing the
+        fallback would make undone, no hard bounce the fallback did not see, and never scope
+        `recipient` on the neighbour's word alone. Otherwise the fallback's judgement stands.
+        docs/classification.md, "The nearest-reply fallback"."""
+        from .nearest import THRESHOLD
+
+        found = self.nearest.nearest(reply)
+        if (found is None or found.similarity < THRESHOLD or found.category == classification.category
+                or found.permanent != classification.permanent):
+            return judgement  # not near enough, nothing new, or a refusal of the other kind (4yz vs 5yz)
+        scope = found.scope
+        if scope == "recipient" and classification.scope != "recipient":
+            scope = classification.scope
+        meaning, advice = self.classifier.category_texts(found.category)
+        candidate = replace(classification, category=found.category, scope=scope, meaning=meaning, advice=advice,
+                            rule=f"nearest:{classification.rule}")
+        mine = self._judged(reply, stage, recipients, candidate)
+        looser = _LISTING_RANK[mine.bounce_list] > _LISTING_RANK[judgement.bounce_list]
+        unlisted = judgement.bounce_list == "list" and mine.bounce_list != "list"
+        if looser or unlisted or (mine.hard and not judgement.hard):
+            return judgement
+        return mine
+
+    def _judged(self, reply, stage, recipients: Sequence[str], classification) -> Judgement:
+        """Attribution and the bounce-list effect of a classified reply."""
+        from .classify import unwrapped_text
+
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
         if scope == "recipient":
@@ -181,6 +220,29 @@ class Policies:
             if counting is not None:
                 bounce_list = "count"
         return Judgement(classification, scope, bounce_list, concerned, counting, unconfirmed, hard)
+
+
+# Permanent reply codes whose RFC names one cause: 500-504 syntax errors of the command (RFC 5321
+# 4.2.2), 521 and 556 "does not accept mail" (RFC 7504), 530/534/535/538 authentication (RFC 4954),
+# 552 storage exceeded (RFC 5321), 555 unknown MAIL/RCPT parameters (RFC 5321).
+_CODES_WITH_A_CAUSE = frozenset({"500", "501", "502", "503", "504", "50x", "521", "530", "534", "535", "538",
+                                 "552", "555", "556"})
+
+
+def _catch_all(key: tuple[str, str] | None) -> bool:
+    """True for a fallback verdict that says nothing of the cause: the default (no usable code) or
+    an entry keyed by a permanent reply code that names none (550, 551, 553, 554, 5xx ...). Not an
+    enhanced code's entry (RFC 3463 names the cause: X.1.1, X.2.2, X.5.3 ...), not a transient
+    code's (4yz: a deferral, whatever the cause) and not one of _CODES_WITH_A_CAUSE: where the table
+    reads a cause, the nearest reply overruled it more often wrongly than rightly on the arrival
+    proxy's tuning rounds (docs/classification.md, "The nearest-reply fallback")."""
+    if key is None:
+        return False
+    kind, value = key
+    return kind == "default" or (kind == "code" and value[0] == "5" and value not in _CODES_WITH_A_CAUSE)
+
+
+_LISTING_RANK = {effect: rank for rank, effect in enumerate(reversed(BOUNCE_LIST_EFFECTS))}  # never 0 .. list 2
 
 
 def policy_file(directory: Path, name: str) -> Path:
@@ -218,6 +280,10 @@ def load_policies(settings) -> Policies:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
+    if getattr(settings, "nearest_fallback", True):
+        from .nearest import shipped_reader
+
+        results["nearest"] = shipped_reader()
     return Policies(directory=directory, **results)
 
 
@@ -226,9 +292,10 @@ def shipped_policies() -> Policies:
     """The shipped policy directory, loaded once (`relay classify` without -c)."""
     from .classify import default_classifier, default_relay_replies
     from .domains import DomainPolicies
+    from .nearest import shipped_reader
     from .shaping.policy import shipped_shaping
     from .suppression import load_default
 
     return Policies(directory=SHIPPED_POLICIES, classifier=default_classifier(), suppression=load_default(),
                     domains=DomainPolicies.from_file(SHIPPED_POLICIES / "domains.yaml"),
-                    relay_replies=default_relay_replies(), shaping=shipped_shaping())
+                    relay_replies=default_relay_replies(), shaping=shipped_shaping(), nearest=shipped_reader())
