@@ -186,6 +186,39 @@ def test_a_hard_bounce_in_words_the_sender_rules_also_use_still_lists(relay, ups
 
 
 @pytest.mark.parametrize("text", [
+    # Issue #8's listing audit 3: the address exists and its owner or provider refused this sender
+    # (a members-only group under X.1.1, RFC 5321's stock "mailbox unavailable" over a delivery
+    # restriction or a blocked sender, greylisting under X.1.1). Each put jane@ on the bounce list
+    # at once with the rules before the audit.
+    "550 5.1.1 The group accepts messages only from its members",
+    "550-Requested action not taken: mailbox unavailable\r\n550 Delivery to this mailbox is restricted to "
+    "approved senders",
+    "550-Requested action not taken: mailbox unavailable\r\n550 Recipient has chosen not to receive mail from you",
+    "550 5.1.1 Recipient address rejected: greylisted",
+])
+def test_a_good_address_whose_owner_refused_the_sender_is_not_listed(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com", "joe@example.com"])
+    events = events_of(relay, 3)
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert "bounce_listed" not in kinds(events)
+    assert rejected["recipient"] == "jane@example.com" and "bounce_list" not in rejected
+    assert rejected["classification"]["category"] == "policy_rejected"
+    assert not listed(relay, "jane@example.com")
+
+
+def test_directory_based_edge_blocking_still_lists(relay, upstream):
+    # Exchange Online's DBEB "Access denied. AS(201806281)" is Microsoft's word for a recipient
+    # its directory does not hold: the near text of a restriction that must still list.
+    upstream.rcpt_replies["jane"] = "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert events[0]["classification"]["category"] == "unknown_recipient"
+    assert listed(relay, "jane@example.com")
+
+
+@pytest.mark.parametrize("text", [
     "550 5.1.1 User unknown; sender" + " " * 300 + "x",
     "550 5.1.1 No such user; mail from:" + " :" * 150 + "x",
 ])

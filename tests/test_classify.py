@@ -1584,3 +1584,64 @@ def test_the_rewritten_quadratic_rules_match_what_they_matched():
     assert classify("550 5.2.1 <a <bob@example.com> is now disabled").rule == "mailbox-disabled"
     assert classify("552 5.2.2 user has exceeded the mailbox size limit").category == "mailbox_full"
     assert classify("452 4.2.2 exceeding their storage quota").category == "mailbox_full"
+
+
+# Listing audit 3 (issue #8): the address exists and its owner or provider refused this sender or
+# message. Traps: each was listed at once (or counted as an unexplained 5xx) with main's rules
+# before the audit; the words, not the X.1.1 or the stock text beside them, say the address is good.
+LISTING_AUDIT3_TRAPS = [
+    ("550 5.1.1 The group accepts messages only from its members", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Only subscribers may post to this list", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Members only: this group does not take mail from outside", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Message held for moderation", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Recipient address rejected: greylisted", "rcpt", ("policy_rejected", "never")),
+    ("550 5.1.1 Recipient requires TLS", "rcpt", ("policy_rejected", "never")),
+    ("550-Requested action not taken: mailbox unavailable\r\n550 Delivery to this mailbox is restricted to "
+     "approved senders", "rcpt", ("policy_rejected", "never")),
+    ("550 Requested action not taken: mailbox unavailable; not authorized to send to this recipient", "rcpt",
+     ("policy_rejected", "never")),
+    ("550 Requested action not taken: mailbox unavailable - recipient accepts mail only from its contacts",
+     "rcpt", ("policy_rejected", "never")),
+    ("550-Requested action not taken: mailbox unavailable\r\n550 Recipient has chosen not to receive mail "
+     "from you", None, ("policy_rejected", "never")),
+    # The recipient's receive limits (Exchange Online 5.2.121 / 5.2.122): a rate limit, not an
+    # unknown recipient (X.1.1) nor an unexplained 5xx that counts (X.2).
+    ("550 5.1.1 Recipient's per hour message receive limit exceeded", "rcpt", ("rate_limited", "never")),
+    ("550 5.2.122 Recipient's per hour message receive limit exceeded", "rcpt", ("rate_limited", "never")),
+    ("550 Requested action not taken: mailbox unavailable; recipient over its daily receive limit", "rcpt",
+     ("rate_limited", "never")),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", LISTING_AUDIT3_TRAPS)
+def test_listing_audit3_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Listing audit 3's guards: near texts that mean the address does not exist, in the words
+        # the restriction list stays clear of ("access denied", "not authorized", "not a member of
+        # this organization"), and Exchange Online's directory-based edge blocking. Each held
+        # before the audit and must keep holding.
+        ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 <bob@example.net>: Recipient address rejected: Access denied: no such user", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 Recipient does not exist here; access denied", "rcpt", ("unknown_recipient", "list")),
+        ("550 5.1.1 Unknown recipient: delivery not authorized because the address does not exist", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 Unknown user; recipient is not a member of this organization", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 Recipient unknown: the mailing list team@example.net does not exist", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 5.1.1 The group you tried to contact (team@example.net) does not exist", "rcpt",
+         ("unknown_recipient", "list")),
+        ("550 Requested action not taken: mailbox unavailable: no such user", "rcpt", ("unknown_recipient", "list")),
+        # A full mailbox stays a full mailbox ("mailbox limit" is not a receive limit).
+        ("The recipient has exceeded their mailbox limit", None, ("mailbox_full", "never")),
+    ],
+)
+def test_listing_audit3_leaves_missing_addresses_listed(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "bounce_list")
