@@ -601,7 +601,6 @@ class RelaySMTP(SMTP):
         refused with the message sent blind (_out_of_step_after_data). Not listed by HELP (no @syntax)."""
         log.info("%s: BDAT %s without CHUNKING offered; closing", self.session.peer, printable((arg or "")[:40]))
         await self.push("502 5.5.1 BDAT not implemented: CHUNKING is not offered here (RFC 3030); send DATA")
-        self._reader._buffer.clear()
         self._close_with(f"421 4.5.0 {self.hostname} BDAT chunk data cannot be read as commands, "
                          f"closing the connection")
 
