@@ -10,12 +10,15 @@ reply before the command, a close after the final dot.
   "MIDDATA"   a reply sent as soon as the message starts arriving (before the dot)
 A value is bytes written as they are; a list of bytes is written in pieces, 20 ms apart;
 CLOSE closes without a reply, SILENT says nothing. "close_after" (a set of steps) closes
-the connection right after that step's reply. Everything the relay sent is kept in
+the connection right after that step's reply. "middata_pause" (seconds) stops reading for that
+long after the MIDDATA reply, with a small receive buffer (64 KiB), so that a large enough message
+is still in the relay's own write buffer when that reply reaches it. Everything the relay sent is kept in
 `server.received` (one bytes per connection)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 from tests.support.loop_thread import run_until_stopped
@@ -100,6 +103,11 @@ class ScriptedUpstream:
         seen = bytearray()
         self.received.append(seen)
         close_after = self.script.get("close_after", set())
+        pause = self.script.get("middata_pause")
+        if pause:
+            # Set before anything is read: the kernel's receive autotuning (tcp_rmem, up to 32 MiB
+            # here) would otherwise take in a message of many MiB while this side reads nothing.
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
         try:
             if not await self._send(writer, self._say("greeting")):
                 return
@@ -125,6 +133,8 @@ class ScriptedUpstream:
                             first = False
                             if not await self._send(writer, self.script["MIDDATA"]):
                                 return
+                            if pause:
+                                await asyncio.sleep(pause)
                         if line == b".\r\n":
                             break
                     if not await self._send(writer, self._say("DOT")):
