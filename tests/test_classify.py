@@ -1645,3 +1645,17 @@ def test_listing_audit3_traps(reply, stage, verdict):
 )
 def test_listing_audit3_leaves_missing_addresses_listed(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "bounce_list")
+
+
+def test_every_shipped_pattern_compiles_on_its_own():
+    # The classifier compiles shipped patterns only joined into alternations (relay/classify.py,
+    # _text_regex): one that is broken alone, such as "a)|(b", joins into valid "(?:a)|(b)".
+    import re
+
+    from relay.regex import shipped_patterns
+
+    patterns = shipped_patterns()
+    assert len(patterns) > 500
+    for source in patterns:
+        re.compile(source, re.IGNORECASE)
+        assert re.compile(f"(?:{source})").groups == re.compile(source).groups, source
