@@ -139,7 +139,7 @@ class RelayServer:
         # and the caps are shared or divided with the other workers. None: the relay is this process.
         self.worker = worker
         self.metrics = Metrics()
-        self.policies = worker.policies if worker is not None else load_policies(settings)
+        self.policies = worker.policies if worker is not None else load_policies(settings).prepare()
         self.resources = Resources(settings, self.metrics, worker)
         self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
@@ -282,7 +282,7 @@ class RelayServer:
     def _reload(self) -> bool:
         try:
             settings = load_settings(self.settings.source)
-            policies = load_policies(settings)
+            policies = load_policies(settings).prepare()
             users = self._load_users(settings)
             pipeline = build_pipeline(settings, policies, self.resources)
             milter_pipeline = None

@@ -163,7 +163,7 @@ class Supervisor:
     def __init__(self, settings: Settings, run_worker: Callable[[Worker], None],
                  report_error: Callable[[BaseException], int]):
         self.settings = settings  # what a new worker starts with: the last good reload
-        self.policies = load_policies(settings)  # before any socket: a broken policy stops the start here
+        self.policies = load_policies(settings).prepare()  # before any socket: a broken policy stops the start here
         self.original = settings
         self.count = settings.workers
         self.run_worker = run_worker
@@ -291,7 +291,7 @@ class Supervisor:
 
         try:
             settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
-            policies = load_policies(settings)
+            policies = load_policies(settings).prepare()
         except Exception:
             return  # each worker logs why and keeps its config; new workers start with the last good one
         self.settings, self.policies = settings, policies
