@@ -137,8 +137,11 @@ class RelayService:
                                             f"accepted in this transaction, delivered once")
         if len(txn.rcpts) >= self.settings.limits.max_recipients:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
-            return Reply.make(452, "4.5.3", f"Too many recipients (at most "
-                                            f"{self.settings.limits.max_recipients} per message)")
+            reply = Reply.make(452, "4.5.3", f"Too many recipients (at most "
+                                             f"{self.settings.limits.max_recipients} per message)",
+                               cause="too-many-recipients")
+            await self.outcomes.refused(txn, session, "rcpt", [recipient], Decision(Verdict.DEFER, reply))
+            return reply
         txn.notes["stage"] = "rcpt"
         problem = address_problem(recipient, "recipient", smtputf8=_smtputf8(txn.mail_options))
         decision = (Decision(Verdict.REJECT, problem) if problem

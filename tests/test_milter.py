@@ -251,6 +251,7 @@ def test_recipients_of_one_transaction_are_bounded(milter):
     # Every recipient was kept, however long (a packet may be 1 MiB) and however many: a peer sending
     # RCPT after RCPT grew the process without bound.
     MAX_RECIPIENTS = 1000  # relay.milter.session.MAX_RECIPIENTS, Postfix's smtpd_recipient_limit
+    before = len(milter.events())
     with MilterClient("127.0.0.1", milter.milter_port) as c:
         c.negotiate()
         c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 4321) + z("192.0.2.10"))
@@ -267,6 +268,13 @@ def test_recipients_of_one_transaction_are_bounded(milter):
         c.send(b"M", z("<a@sender.test>"))
         c.send(b"R", z("<one.more@example.com>"))
         assert c.read()[0] == b"c"
+    # Both refusals the MTA heard have their events (they had none); neither lists anybody.
+    events = milter.events(wait_for=before + 2)[before:]
+    assert [(e["kind"], e["stage"], e["recipient"], e["reply"]["code"], e["classification"]["scope"])
+            for e in events] == [("policy_rejected", "rcpt", "x" * 250 + "@example.com", 501, "relay"),
+                                 ("deferred", "rcpt", "one.more@example.com", 452, "relay")], events
+    assert events[1]["classification"]["rule"] == "relay:too-many-recipients"
+    assert not [e for e in events if e.get("bounce_list") == "listed"]
 
 def test_macros_only_for_the_stages_there_are_and_of_a_size_an_mta_sends(milter, caplog):
     # Each macros packet was kept under its stage byte, whatever it was: a peer sending 256 stages of

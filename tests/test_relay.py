@@ -152,6 +152,12 @@ def test_max_recipients_452_453(upstream, relay_factory):
         assert c.cmd("RCPT TO:<r2@example.com>")[0] == 250
         code, text = c.cmd("RCPT TO:<r3@example.com>")
     assert code == 452 and text.startswith("452 4.5.3 ")
+    # A refusal the client saw has its event (it had none); the relay's own limit lists nobody.
+    (event,) = relay.events(wait_for=1)
+    assert (event["kind"], event["stage"], event["recipient"], event["reply"]["text"]) == ("deferred", "rcpt",
+                                                                                          "r3@example.com", text)
+    assert event["classification"]["rule"] == "relay:too-many-recipients" and event["classification"]["scope"] == "relay"
+    assert "bounce_list" not in event or event["bounce_list"] in (None, "not_listed")
 
 
 def test_max_message_size_552_534(upstream, relay_factory):

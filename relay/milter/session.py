@@ -185,9 +185,14 @@ class MilterSession:
                                              f"(RFC 5321 4.5.3.1.3)")
         elif len(txn.rcpts) >= MAX_RECIPIENTS:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
-            bound = Reply.make(452, "4.5.3", f"Too many recipients (at most {MAX_RECIPIENTS} per message)")
+            bound = Reply.make(452, "4.5.3", f"Too many recipients (at most {MAX_RECIPIENTS} per message)",
+                               cause="too-many-recipients")
         if bound is not None:
-            return bound if can_refuse else None
+            if not can_refuse:
+                return None
+            verdict = Verdict.DEFER if bound.code < 500 else Verdict.REJECT
+            await self.outcomes.refused(txn, txn.session, "rcpt", [recipient], Decision(verdict, bound))
+            return bound
         txn.notes["stage"] = "rcpt"
         decision = await self._run(self.pipeline.rcpt(txn, recipient), COMMAND_DEADLINE,
                                    f"RCPT (transaction {txn.id})")
