@@ -59,6 +59,11 @@ HOSTILE = {
     # _reply_lines split the reply at each "\s+" before a reply code, from every position of a run.
     "a Diagnostic-Code of 1 MiB of spaces": (_with_diagnostic(b"550 5.1.1 no such user" + b" " * MiB + b"x"),
                                              ["bob@dest.example"]),
+    # Each folded line was appended to the value read so far, a copy of it each time: quadratic in the
+    # lines (10 MiB in 11,000 lines: 7 s; this one over a minute), then searched whole for the stage.
+    "a Diagnostic-Code of 20 MiB folded into 23,000 lines": (
+        _with_diagnostic(b"550 5.1.1 no such user " + b"\r\n ".join([b"word " * 180] * (20 * MiB // 900))),
+        ["bob@dest.example"]),
     # Pasted without a header: the text is searched for where the original message starts.
     "a header-less text of 1 MiB of spaces": (b" " * MiB + b"!\n", []),
 }
