@@ -189,6 +189,36 @@ class ShapingRecord:
 SHAPING_PERIODS = {"minute": 60.0, "day": 86400.0}  # the buckets counts are kept in (relay_shaping_counts)
 
 
+# -- the recipients of VERP transactions (issue 13) ------------------------------------------------------
+
+def verp_keep_days() -> int:
+    """Days a transaction's recipients are kept: as long as its return path's token is accepted
+    (relay/intake/verp.py MAX_AGE_DAYS), and a day more for clocks that disagree."""
+    from ..intake.verp import MAX_AGE_DAYS
+
+    return MAX_AGE_DAYS + 1
+
+
+# Rows past their days deleted by one write at most: twice what it adds (and some), so that the table
+# shrinks back to its days' worth whatever the rate of mail, and no write ever deletes a whole day
+# (hundreds of thousands of rows at a busy relay) while holding the write lock.
+VERP_EXPIRE_MIN = 200
+
+
+def recipient_digest(address: str) -> bytes:
+    """What the table holds for a recipient: sha256 of its bounce-list key (relay.address.normalise:
+    the domain lower-cased and in A-labels, the local part lower-cased too). The local part is compared
+    case-insensitively although RFC 5321 2.4 makes it case-sensitive: many MTAs report it in another
+    case than the one it was sent in (a DSN's Final-Recipient folded to lower case, or the mailbox's
+    own spelling), and the bounce list itself matches case-insensitively (DESIGN.md), so a listing can
+    only ever be about the case-folded address anyway. A digest rather than the address: the table is
+    not a second copy of every address mailed, and a lookup needs only equality. Raises ValueError for
+    what is not an address."""
+    import hashlib
+
+    return hashlib.sha256(normalise(address).encode("utf-8")).digest()
+
+
 class BounceStore(abc.ABC):
     """A bounce list. All methods are coroutines; addresses are normalised on the way in."""
 
@@ -402,6 +432,46 @@ class BounceStore(abc.ABC):
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+    # -- the recipients of VERP transactions (relay/steps/verp.py, relay/intake/bounces_in.py) ------
+
+    async def record_verp_recipients(self, rows: Iterable[tuple[str, str, int]]) -> int:
+        """Record (transaction_id, recipient address, token day) rows in one write transaction: each
+        address the next hop accepted in a transaction sent with a VERP return path. Rows older than
+        verp_keep_days() are deleted in the same transaction (a bounded number: VERP_EXPIRE_MIN).
+        Returns the rows written. Addresses that are not addresses are left out."""
+        out = []
+        for transaction_id, address, day in rows:
+            try:
+                out.append((transaction_id, recipient_digest(address), int(day)))
+            except ValueError:
+                continue
+        if not out:
+            return 0
+        await self._put_verp_recipients(out, verp_keep_days(), 2 * len(out) + VERP_EXPIRE_MIN)
+        return len(out)
+
+    async def verp_recipients(self, transaction_id: str, addresses: Iterable[str]) -> set[str]:
+        """Which of `addresses` were recipients of `transaction_id` (as recorded by
+        record_verp_recipients): the matching ones, spelt as given. Raises StoreError when the store
+        cannot answer (the caller must not guess)."""
+        digests: dict[bytes, list[str]] = {}
+        for address in addresses:
+            try:
+                digests.setdefault(recipient_digest(address), []).append(address)
+            except ValueError:
+                continue
+        if not digests:
+            return set()
+        known = await self._verp_digests(transaction_id)
+        return {a for digest, spellings in digests.items() if digest in known for a in spellings}
+
+    async def _put_verp_recipients(self, rows: list[tuple[str, bytes, int]], keep_days: int, expire_limit: int) -> None:
+        raise NotImplementedError
+
+    async def _verp_digests(self, transaction_id: str) -> set[bytes]:
+        """The recipient digests recorded for `transaction_id`."""
+        raise NotImplementedError
 
     # -- traffic shaping (relay/shaping/): holds and counts shared by every process -------------
 

@@ -30,7 +30,7 @@ from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
-                   redact, to_datetime, to_epoch)
+                   redact, to_datetime, to_epoch, verp_keep_days)
 from .pg_cache import FRESH, HEARTBEAT, SIZE as CACHE_SIZE, LookupCache, channel
 from .schema import migrate_postgresql, postgresql_version
 
@@ -131,6 +131,7 @@ class PostgresBounceStore(BounceStore):
         self.hits = f'"{s}"."{p}breaker_hits"'
         self.shaping = f'"{s}"."{p}shaping"'
         self.shaping_counts_table = f'"{s}"."{p}shaping_counts"'
+        self.verp_recipients_table = f'"{s}"."{p}verp_recipients"'
         self._sql_get = (f"SELECT {_COLUMNS} FROM {self.bounces} "
                          "WHERE address IN ($1, $2) AND (expires_at IS NULL OR expires_at > now())")
 
@@ -314,6 +315,10 @@ class PostgresBounceStore(BounceStore):
             gone += await conn.fetchval(
                 f"WITH d AS (DELETE FROM {self.hits} WHERE at <= $1 RETURNING 1) SELECT count(*) FROM d",
                 to_datetime(at - failures_older_than))
+            # VERP recipients past their days (writes delete a bounded number; this, the rest).
+            gone += await conn.fetchval(
+                f"WITH d AS (DELETE FROM {self.verp_recipients_table} WHERE day < $1 RETURNING 1) "
+                "SELECT count(*) FROM d", int(at // 86400) - verp_keep_days())
         return gone
 
     async def held(self, domain: str | None = None) -> list[BounceEntry]:
@@ -341,7 +346,7 @@ class PostgresBounceStore(BounceStore):
         """Drop this list's tables (tests; never called by the relay itself)."""
         pool = await self._get_pool()
         await pool.execute(f"DROP TABLE IF EXISTS {self.bounces}, {self.failures}, {self.held_table}, {self.hits}, "
-                           f"{self.shaping}, {self.shaping_counts_table}")
+                           f"{self.shaping}, {self.shaping_counts_table}, {self.verp_recipients_table}")
 
     # -- the write primitives ------------------------------------------------------------------
 
@@ -467,6 +472,26 @@ class PostgresBounceStore(BounceStore):
             "AND first_seen > $3 AND category = ANY($4::text[])",
             len(domain) + 1, "@" + domain, to_datetime(since), sorted(categories))
         return [_entry(row) for row in rows]
+
+    # -- the recipients of VERP transactions -------------------------------------------------------
+
+    async def _put_verp_recipients(self, rows, keep_days: int, expire_limit: int) -> None:
+        async with self._transaction() as conn:
+            await conn.executemany(f"INSERT INTO {self.verp_recipients_table} (transaction_id, recipient, day) "
+                                   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", rows)
+            # By the day index, a bounded number, judged by the database's clock (the same for every
+            # relay sharing the table). ctid: the rows found, without a second look-up by key.
+            await conn.execute(
+                f"DELETE FROM {self.verp_recipients_table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+                f"{self.verp_recipients_table} WHERE day < floor(extract(epoch FROM now()) / 86400)::integer - $1 "
+                "LIMIT $2))", keep_days, expire_limit)
+
+    async def _verp_digests(self, transaction_id: str) -> set[bytes]:
+        pool = await self._get_pool()
+        async with self._deadline("look up a transaction's recipients"):
+            rows = await pool.fetch(f"SELECT recipient FROM {self.verp_recipients_table} WHERE transaction_id = $1",
+                                    transaction_id, timeout=self.query_timeout)
+        return {bytes(row[0]) for row in rows}
 
     # -- traffic shaping ---------------------------------------------------------------------------
 

@@ -211,6 +211,28 @@ MIGRATIONS: tuple[Migration, ...] = (
            FOR EACH STATEMENT EXECUTE FUNCTION "{schema}"."{prefix}bounces_changed"()""",
         """CREATE INDEX IF NOT EXISTS "{prefix}events_stored_at" ON "{schema}"."{prefix}events" (stored_at)""",
     )),
+    # Issue 13: a VERP token authenticates a transaction, not its recipients; a bounce to it is acted on
+    # only for addresses the next hop accepted in that transaction (relay/steps/verp.py writes them at
+    # the 250 to the final dot, relay/intake/bounces_in.py reads them). Kept as long as a token is
+    # accepted (relay/intake/verp.py MAX_AGE_DAYS) and a day more, by `day`.
+    Migration(6, "the recipients of VERP transactions (which addresses a bounce to a return path may name)",
+              sqlite="""
+        CREATE TABLE IF NOT EXISTS relay_verp_recipients (
+            transaction_id TEXT NOT NULL,          -- the relay's transaction id (16 hex digits), as in events
+            recipient      BLOB NOT NULL,          -- sha256 of relay.address.normalise(address), 32 bytes
+            day            INTEGER NOT NULL,       -- days since the epoch (UTC) of the return path's token
+            PRIMARY KEY (transaction_id, recipient)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS relay_verp_recipients_day ON relay_verp_recipients (day);
+        """, postgresql="""
+        CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}verp_recipients" (
+            transaction_id text COLLATE "C" NOT NULL,  -- the relay's transaction id (16 hex digits)
+            recipient      bytea NOT NULL,             -- sha256 of relay.address.normalise(address)
+            day            integer NOT NULL,           -- days since the epoch (UTC) of the token
+            PRIMARY KEY (transaction_id, recipient)
+        );
+        CREATE INDEX IF NOT EXISTS "{prefix}verp_recipients_day" ON "{schema}"."{prefix}verp_recipients" (day);
+        """),
 )
 
 LATEST = MIGRATIONS[-1].version

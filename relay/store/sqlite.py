@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
-                   to_datetime, to_epoch)
+                   to_datetime, to_epoch, verp_keep_days)
 from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 
 PAGE = 1000  # entries fetched per query by iter_entries()
@@ -335,6 +335,9 @@ class SQLiteBounceStore(BounceStore):
             gone += db.execute("DELETE FROM relay_bounce_failures WHERE at <= ?",
                                (at - failures_older_than,)).rowcount
             gone += db.execute("DELETE FROM relay_breaker_hits WHERE at <= ?", (at - failures_older_than,)).rowcount
+            # VERP recipients past their days (writes delete a bounded number; this, the rest).
+            gone += db.execute("DELETE FROM relay_verp_recipients WHERE day < ?",
+                               (int(at // 86400) - verp_keep_days(),)).rowcount
         return gone
 
     async def held(self, domain: str | None = None) -> list[BounceEntry]:
@@ -443,6 +446,26 @@ class SQLiteBounceStore(BounceStore):
             ("%@" + _like_escape(domain), since, *cats)).fetchall()
         return [_entry(row) for row in rows if row[0].rpartition("@")[2] == domain]
 
+
+    # -- the recipients of VERP transactions -----------------------------------------------------
+
+    async def _put_verp_recipients(self, rows, keep_days: int, expire_limit: int) -> None:
+        async with self._transaction() as db:
+            # OR IGNORE: a transaction's recipients written twice are the same rows.
+            db.executemany("INSERT OR IGNORE INTO relay_verp_recipients (transaction_id, recipient, day) "
+                           "VALUES (?, ?, ?)", rows)
+            # By the day index, a bounded number: nothing to delete costs one index probe.
+            today = int(to_epoch(None) // 86400)
+            db.execute("DELETE FROM relay_verp_recipients WHERE (transaction_id, recipient) IN (SELECT "
+                       "transaction_id, recipient FROM relay_verp_recipients WHERE day < ? LIMIT ?)",
+                       (today - keep_days, expire_limit))
+
+    async def _verp_digests(self, transaction_id: str) -> set[bytes]:
+        # A range of the primary key, inline like get() (a few µs; a busy file goes to a thread).
+        await self._follow_file()
+        rows = await self._query("SELECT recipient FROM relay_verp_recipients WHERE transaction_id = ?",
+                                 (transaction_id,))
+        return {bytes(row[0]) for row in rows}
 
     # -- traffic shaping -------------------------------------------------------------------------
 
