@@ -66,6 +66,10 @@ class Resources:
             if up is not None else None
         self.metrics = metrics
         self.shaper = Shaper(self.store, metrics, self.resolver)  # holds and counts, shared through the store
+        from .steps.verp import VerpRecipients
+
+        # The recipients of VERP transactions, written in group commits shared by every pipeline.
+        self.verp_recipients = VerpRecipients(self.store)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -73,6 +77,7 @@ class Resources:
         if self.mx is not None:
             await self.mx.close()
         await self.shaper.close()  # its last counts go to the store before it closes
+        await self.verp_recipients.close()  # the write under way ends before the store closes
         await self.store.close()
 
 
@@ -87,6 +92,8 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
     from .steps.verp import VerpStep, check_verp
 
     check_verp(settings, policies)
+    # The step also hears the upstream's 250 to the final dot: then it records the recipients.
+    verp = VerpStep(settings, policies, resources.verp_recipients)
     routing = policies.routing
     delivers_to_mx = resources.mx is not None and (settings.upstream.mode == "mx"
                                                    or (routing is not None and routing.uses_mx))
@@ -100,7 +107,7 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
                if policies.shaping is not None else None)
     steps = [
         AccessStep(),                                            # MAIL: who may relay
-        VerpStep(settings, policies),                            # MAIL: the return path upstream (VERP)
+        verp,                                                    # MAIL: the return path upstream (VERP)
         SpfCheckStep(settings, policies, resources.resolver),    # MAIL: SPF pre-flight of our egress IPs
         BounceListStep(resources.store),                         # RCPT: listed addresses refused locally
         *([shaping] if shaping is not None else []),             # RCPT: held or slowed destinations
@@ -109,6 +116,8 @@ def build_pipeline(settings: Settings, policies: Policies, resources: Resources)
         ReceivedStep(settings.hostname),                         # DATA: our trace header, on top
     ]
     watchers = [shaping] if shaping is not None else []
+    if verp.codec is not None:
+        watchers.append(verp)
     if delivers_to_mx:
         from .delivery.tls import OutboundTls
         from .delivery.tls_policy import OutboundTlsPolicy, TlsPolicies
