@@ -9,6 +9,11 @@ It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one 
   goes through the funnel (`Outcomes.observe`): a `bounced` event per failed recipient (`deferred`
   for a DSN's `Action: delayed`), a `complained` event per ARF report. 250 is said only after every
   observation was recorded; a store failure answers 451 so that the reporting MTA tries again.
+- With a token, only a failed (or complained-of) recipient that was a recipient of the token's
+  transaction is observed (the store's `verp_recipients`, written by relay/steps/verp.py when the next
+  hop accepted the message): the token proves the transaction, not the addresses a report names, and
+  every recipient of the message saw it. The others are logged and named in the 250's count; a store
+  that cannot say is a 451 (never a listing on a guess).
 """
 
 from __future__ import annotations
@@ -121,7 +126,23 @@ class BounceIntake(Step):
             log.info("bounce to postmaster without a VERP token (transaction %s): %d recipient(s) reported, "
                      "not recorded", txn.id, len(report.recipients))
             return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)" + cut))
-        observations = [self._observation(report, failed, token) for failed in report.recipients]
+        ignored = ""
+        targets: list[tuple[FailedRecipient, str | None]] = [(failed, None) for failed in report.recipients]
+        if token is not None:
+            # The token authenticates the transaction, not the addresses the report names: anyone who
+            # received the message saw its return path. Only its recipients may be acted on.
+            try:
+                targets = await self._recipients_of(token, report)
+            except Exception as exc:
+                # Never a listing on a guess, never a bounce dropped in silence: the reporting MTA
+                # tries again (RFC 5321 4.2.1: 4yz is transient).
+                log.warning("bounce for transaction %s: the transaction's recipients could not be looked up "
+                            "(%s: %s): deferred", token.transaction_id, type(exc).__name__, str(exc)[:300])
+                return defer(451, "4.3.0", "Bounce read, but its transaction's recipients could not be checked: "
+                                           "try again later", kind="deferred")
+            if len(targets) < len(report.recipients):
+                ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
+        observations = [self._observation(report, failed, token, address) for failed, address in targets]
         observations = [o for o in observations if o is not None]
         failed_store = False
         for obs in observations:
@@ -131,13 +152,48 @@ class BounceIntake(Step):
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
                          kind="deferred")
         what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
-        text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + cut
+        text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
+            ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
 
-    def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None) -> Observation | None:
-        # The address to act on is the one we sent to: Original-Recipient when the reporting MTA kept
-        # it (RFC 3464 2.3.1), else the address that failed.
-        recipient = failed.original_recipient or failed.recipient
+    async def _recipients_of(self, token: VerpToken, report: BounceReport) -> list[tuple[FailedRecipient, str]]:
+        """The failures (or complaints) of `report` about a recipient of the token's transaction, each
+        with the address that matched: the one to act on.
+
+        An alias or forward rewrites the address: the DSN's Final-Recipient is then the rewritten one and
+        its Original-Recipient ours (RFC 3464 2.3.1, 2.3.2), so either may match. Original-Recipient is
+        preferred when both do; when only the Final-Recipient matches, that is the address acted on (an
+        Original-Recipient naming someone else must never be what gets listed). The comparison is the
+        bounce list's (relay.store.base.recipient_digest: local part case-insensitive too)."""
+        def named(failed: FailedRecipient) -> list[str]:
+            return [a for a in (failed.original_recipient, failed.recipient, failed.final_recipient)
+                    if a and is_valid(a)]
+
+        candidates = {a for failed in report.recipients for a in named(failed)}
+        known = await self.outcomes.store.verp_recipients(token.transaction_id, candidates) if candidates else set()
+        kept, strangers = [], []
+        for failed in report.recipients:
+            match = next((a for a in named(failed) if a in known), None)
+            if match is None:
+                strangers.append(failed.original_recipient or failed.recipient or "")
+            else:
+                kept.append((failed, match))
+        if strangers:
+            # One line a bounce, however many it names (a forged one may name thousands); the addresses
+            # printable (relay.address.printable: no control characters from a hostile report).
+            shown = ", ".join(printable(a)[:100] for a in strangers[:10])
+            more = f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""
+            log.warning("bounce for transaction %s names %d address(es) that were not recipients of that "
+                        "transaction (forged or misdirected): ignored: %s%s", token.transaction_id,
+                        len(strangers), shown, more)
+        return kept
+
+    def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None,
+                     address: str | None = None) -> Observation | None:
+        # The address to act on is the one we sent to: with a VERP token, the one that was a recipient of
+        # the transaction (`address`, _recipients_of); without, Original-Recipient when the reporting MTA
+        # kept it (RFC 3464 2.3.1), else the address that failed.
+        recipient = address or failed.original_recipient or failed.recipient
         if not recipient:
             return None
         if not is_valid(recipient):

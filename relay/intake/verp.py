@@ -18,7 +18,11 @@ transaction's own events (tied by `transaction_id`).
 
 The recipient is not in the token: the relay answers in lockstep, so the upstream's MAIL FROM (and
 so the return path) is sent before any RCPT is known. With one return path per transaction, the
-transaction id identifies the message; the DSN names the recipient.
+transaction id identifies the message. The token authenticates that transaction, not the addresses a
+bounce names: every recipient saw the return path and could mail a report naming anyone to it. So the
+recipients the next hop accepted are recorded when it accepts the message (relay/steps/verp.py, table
+`verp_recipients`, kept MAX_AGE_DAYS and a day), and bounces_in acts only on a failed recipient that
+was one of them (issue 13).
 """
 
 from __future__ import annotations
