@@ -227,7 +227,7 @@ def test_rows_past_the_tokens_age_are_deleted_on_writes_and_by_the_sweep_sqlite(
 
         def insert_old(rows):
             with sqlite3.connect(str(tmp_path / "b.db")) as db:
-                db.executemany("INSERT INTO relay_verp_recipients VALUES (?, ?, ?)", rows)
+                db.executemany("INSERT INTO relay_verp_recipients (transaction_id, recipient, day) VALUES (?, ?, ?)", rows)
 
         try:
             await _expiry(store, insert_old)

@@ -218,12 +218,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "the recipients of VERP transactions (which addresses a bounce to a return path may name)",
               sqlite="""
         CREATE TABLE IF NOT EXISTS relay_verp_recipients (
+            -- In the order written: a write's rows go on the table's last page, and expiry takes the
+            -- oldest first by this key. Keyed by transaction (or with an index on the day), each row of
+            -- a write dirtied a page of its own in two B-trees: ~40% more CPU a commit (bench/, 5 rows).
+            id             INTEGER PRIMARY KEY,
             transaction_id TEXT NOT NULL,          -- the relay's transaction id (16 hex digits), as in events
             recipient      BLOB NOT NULL,          -- sha256 of relay.address.normalise(address), 32 bytes
-            day            INTEGER NOT NULL,       -- days since the epoch (UTC) of the return path's token
-            PRIMARY KEY (transaction_id, recipient)
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS relay_verp_recipients_day ON relay_verp_recipients (day);
+            day            INTEGER NOT NULL        -- days since the epoch (UTC) of the return path's token
+        );
+        CREATE INDEX IF NOT EXISTS relay_verp_recipients_transaction ON relay_verp_recipients (transaction_id);
         """, postgresql="""
         CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}verp_recipients" (
             transaction_id text COLLATE "C" NOT NULL,  -- the relay's transaction id (16 hex digits)

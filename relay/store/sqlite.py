@@ -336,8 +336,12 @@ class SQLiteBounceStore(BounceStore):
                                (at - failures_older_than,)).rowcount
             gone += db.execute("DELETE FROM relay_breaker_hits WHERE at <= ?", (at - failures_older_than,)).rowcount
             # VERP recipients past their days (writes delete a bounded number; this, the rest).
-            gone += db.execute("DELETE FROM relay_verp_recipients WHERE day < ?",
-                               (int(at // 86400) - verp_keep_days(),)).rowcount
+            before = int(at // 86400) - verp_keep_days()
+            while True:
+                deleted = _expire_verp(db, before, PAGE * 10)
+                gone += deleted
+                if deleted < PAGE * 10:
+                    break
         return gone
 
     async def held(self, domain: str | None = None) -> list[BounceEntry]:
@@ -461,13 +465,9 @@ class SQLiteBounceStore(BounceStore):
     def _put_verp_now(self, db: sqlite3.Connection, rows, before: int, expire_limit: int) -> None:
         self._begin(db)
         try:
-            # OR IGNORE: a transaction's recipients written twice are the same rows.
-            db.executemany("INSERT OR IGNORE INTO relay_verp_recipients (transaction_id, recipient, day) "
-                           "VALUES (?, ?, ?)", rows)
-            # By the day index, a bounded number: nothing to delete costs one index probe.
-            db.execute("DELETE FROM relay_verp_recipients WHERE (transaction_id, recipient) IN (SELECT "
-                       "transaction_id, recipient FROM relay_verp_recipients WHERE day < ? LIMIT ?)",
-                       (before, expire_limit))
+            db.executemany("INSERT INTO relay_verp_recipients (transaction_id, recipient, day) VALUES (?, ?, ?)",
+                           rows)
+            _expire_verp(db, before, expire_limit)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -541,6 +541,18 @@ class SQLiteBounceStore(BounceStore):
                           "ORDER BY key", (target, target)).fetchall()
         db.execute("DELETE FROM relay_shaping WHERE key = ? OR destination = ?", (target, target))
         return [ShapingRecord(*row) for row in rows]
+
+
+def _expire_verp(db: sqlite3.Connection, before: int, limit: int) -> int:
+    """Delete up to `limit` of the oldest VERP recipient rows (by id, the order written) whose day is
+    before `before`; returns how many. Rows are written in day order (a token's day is the day its
+    message was sent, hours before at most), so the oldest are the first past their days: nothing to
+    delete costs one look at the first row, and there is no index on the day to keep up."""
+    oldest = db.execute("SELECT day FROM relay_verp_recipients ORDER BY id LIMIT 1").fetchone()
+    if oldest is None or oldest[0] >= before:
+        return 0
+    return db.execute("DELETE FROM relay_verp_recipients WHERE id IN (SELECT id FROM relay_verp_recipients "
+                      "ORDER BY id LIMIT ?) AND day < ?", (limit, before)).rowcount
 
 
 def _like_escape(text: str) -> str:
