@@ -465,8 +465,13 @@ class SQLiteBounceStore(BounceStore):
     def _put_verp_now(self, db: sqlite3.Connection, rows, before: int, expire_limit: int) -> None:
         self._begin(db)
         try:
-            db.executemany("INSERT INTO relay_verp_recipients (transaction_id, recipient, day) VALUES (?, ?, ?)",
-                           rows)
+            # One statement for the batch, not one a row (executemany): each statement gives up the GIL
+            # and takes it back, and in a busy relay the event loop's thread holds it, so each take may
+            # wait for the interpreter's switch interval (5 ms).
+            for start in range(0, len(rows), _VERP_ROWS_A_STATEMENT):
+                chunk = rows[start:start + _VERP_ROWS_A_STATEMENT]
+                db.execute("INSERT INTO relay_verp_recipients (transaction_id, recipient, day) VALUES "
+                           + ", ".join(["(?, ?, ?)"] * len(chunk)), [v for row in chunk for v in row])
             _expire_verp(db, before, expire_limit)
         except BaseException:
             db.execute("ROLLBACK")
@@ -541,6 +546,10 @@ class SQLiteBounceStore(BounceStore):
                           "ORDER BY key", (target, target)).fetchall()
         db.execute("DELETE FROM relay_shaping WHERE key = ? OR destination = ?", (target, target))
         return [ShapingRecord(*row) for row in rows]
+
+
+# SQLite binds at most 32,766 parameters a statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+_VERP_ROWS_A_STATEMENT = 1000
 
 
 def _expire_verp(db: sqlite3.Connection, before: int, limit: int) -> int:
