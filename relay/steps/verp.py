@@ -21,9 +21,9 @@ from ..pipeline import Step, Transaction
 
 log = logging.getLogger("relay.verp")
 
-# Rows one write takes at most (the rest wait for the next): a write's statements run on the event loop
-# (SQLite's run inline while the write lock is ours), so a backlog of thousands of messages is written
-# in several short transactions, not one long one.
+# Rows one write takes at most (the rest wait for the next): a write holds the store's write lock (and
+# in PostgreSQL a pooled connection), so a backlog of thousands of messages is written in several short
+# transactions, not one long one that other writers (a listing) would wait for.
 BATCH_ROWS = 1000
 
 
@@ -31,7 +31,7 @@ class VerpRecipients:
     """Records the recipients of VERP transactions, several transactions to one write (group commit).
 
     A transaction waits for its rows to be committed (its client's 250 comes after: a bounce arriving
-    the next second finds them, and a crash cannot lose a recorded send), but it never starts a commit of
+    the next second finds them, and a crash of the relay cannot lose them), but it never starts a commit of
     its own while one is under way: the transactions that end meanwhile go together in the next one. At
     a few messages a second each has its own commit (nothing else waits); under load one commit serves
     many messages. The process's own (relay.server.Resources): every pipeline a reload builds shares it.

@@ -335,13 +335,10 @@ class SQLiteBounceStore(BounceStore):
             gone += db.execute("DELETE FROM relay_bounce_failures WHERE at <= ?",
                                (at - failures_older_than,)).rowcount
             gone += db.execute("DELETE FROM relay_breaker_hits WHERE at <= ?", (at - failures_older_than,)).rowcount
-            # VERP recipients past their days (writes delete a bounded number; this, the rest).
-            before = int(at // 86400) - verp_keep_days()
-            while True:
-                deleted = _expire_verp(db, before, PAGE * 10)
-                gone += deleted
-                if deleted < PAGE * 10:
-                    break
+            # VERP recipients past their days, a bounded number (writes delete some too): the statements
+            # of this transaction run on the event loop, and a backlog left by a relay that stopped
+            # sending VERP mail goes over several sweeps rather than holding the loop.
+            gone += _expire_verp(db, int(at // 86400) - verp_keep_days(), VERP_PURGE_ROWS)
         return gone
 
     async def held(self, domain: str | None = None) -> list[BounceEntry]:
@@ -547,6 +544,8 @@ class SQLiteBounceStore(BounceStore):
         db.execute("DELETE FROM relay_shaping WHERE key = ? OR destination = ?", (target, target))
         return [ShapingRecord(*row) for row in rows]
 
+
+VERP_PURGE_ROWS = 10_000  # VERP recipient rows one purge() deletes at most
 
 # SQLite binds at most 32,766 parameters a statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 _VERP_ROWS_A_STATEMENT = 1000
