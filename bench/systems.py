@@ -38,10 +38,45 @@ class SystemError_(RuntimeError):
     """A system would not start or broke during a run; the message says why (with its stderr)."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(addresses: tuple[str, ...] = ("127.0.0.1",),
+              kinds: tuple[int, ...] = (socket.SOCK_STREAM,)) -> int:
+    """A port free on every one of `addresses` for every socket kind of `kinds`, for a program that
+    binds it later (Postfix, smtp-sink, Prometheus). Taken below the kernel's ephemeral range: a port
+    that bind(("...", 0)) had just handed out went back into that range, where any process's next
+    bind to port 0 could take it before the program did ("Address already in use" when two pytest
+    workers ran side by side). Each pytest-xdist worker (PYTEST_XDIST_WORKER=gwN) has a slice of its
+    own, so two workers never pick the same port; within one, a port is checked free first."""
+    import random
+
+    low, high = 10000, min(32000, _ephemeral_low())
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    slices = 4
+    size = (high - low) // slices
+    start = low + (index % slices) * size
+    for _ in range(200):
+        port = start + random.randrange(size)
+        held = []
+        try:
+            for address in addresses:
+                for kind in kinds:
+                    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind)
+                    held.append(sock)
+                    sock.bind((address, port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return port
+    raise SystemError_(f"no port free on all of {addresses} in {start}-{start + size}")
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> bool:

@@ -14,18 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.peers import free_port
 from tests.support.processes import children, wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 from tests.support.upstream import GMAIL_NO_SUCH_USER
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc, timeout: float = 20) -> None:

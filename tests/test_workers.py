@@ -14,17 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.peers import free_port
 from tests.support.processes import children, server_side_owner, wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Relay:

@@ -107,17 +107,9 @@ class Zone(BaseResolver):
 
 def _free_port() -> int:
     # One port free for both UDP and TCP.
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port for the test DNS server")
+    from tests.support.peers import free_port
+
+    return free_port(kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 class LoopbackDNS:

@@ -18,9 +18,9 @@ BINARY = "/usr/bin/prometheus"
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tests.support.peers import free_port
+
+    return free_port()
 
 
 class PrometheusServer:

@@ -331,23 +331,9 @@ class FakeUpstream:
 
 def free_port(addresses=("127.0.0.2", "127.0.0.3", "127.0.0.4")) -> int:
     """A TCP port free on every one of `addresses` (MX hosts on one port, as `upstream.port` has it)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET6 if ":" in addresses[0] else socket.AF_INET) as first:
-            first.bind((addresses[0], 0))
-            port = first.getsockname()[1]
-            others = []
-            try:
-                for address in addresses[1:]:
-                    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
-                    others.append(sock)
-                    sock.bind((address, port))
-            except OSError:
-                continue
-            finally:
-                for sock in others:
-                    sock.close()
-            return port
-    raise RuntimeError(f"no port free on all of {addresses}")
+    from tests.support.peers import free_port as free_on
+
+    return free_on(tuple(addresses))
 
 
 # The sockets that keep closed_port()'s ports taken while the tests run.
