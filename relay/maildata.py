@@ -9,6 +9,15 @@ each function to the plain regex form of its rule, with hypothesis.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
+# A whole-message rewrite (line endings, dot-stuffing and its undoing) holds the event loop for as long
+# as one `bytes` call runs: ~1.2 s for 30 MB of bare LF, while every other session waits (issue #15).
+# Done a piece at a time instead, the loop turns between pieces. The worst piece (every octet a bare
+# line ending, each made a CRLF) costs ~2 ms at this size; an ordinary one well under 1 ms.
+PIECE = 128 * 1024
+
 # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF; one octet of slack, as aiosmtpd.
 MAX_LINE = 1000  # octets before the LF (text and CR)
 
@@ -62,6 +71,85 @@ def crlf_normalise(data):
     # CRLF -> LF first, so that the CR of a CRLF is not taken for a bare one; then each CR left is
     # bare, as is every LF: each becomes one CRLF.
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def crlf_pieces(data, size: int = PIECE) -> Iterator[bytes]:
+    """crlf_normalise(data) (not told whether it is clean already) in pieces made from about `size`
+    octets of `data` each: their concatenation is its result. No piece ends between the CR and the
+    LF of a CRLF, the only line ending two octets long, so each piece is normalised by itself."""
+    n = len(data)
+    pos = 0
+    while pos < n:
+        end = min(pos + size, n)
+        if end < n and data[end - 1] == 13 and data[end] == 10:
+            end += 1
+        yield _normalised_piece(data[pos:end])
+        pos = end
+
+
+def _normalised_piece(piece):
+    # One replace where the piece has one kind of line ending only (a bare-LF message: a third of the
+    # work of three); three where it has both.
+    if piece.find(b"\r") < 0:
+        return piece.replace(b"\n", b"\r\n")
+    if piece.find(b"\n") < 0:
+        return piece.replace(b"\r", b"\r\n")
+    return piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+async def crlf_normalised(data, size: int = PIECE):
+    """crlf_normalise(data) with the event loop let go between pieces of `size` octets: `data` itself
+    when every line ending in it is a CRLF, else a new bytearray."""
+    if len(data) <= size:
+        return crlf_normalise(data)
+    out = bytearray()
+    try:
+        for piece in crlf_pieces(data, size):
+            out += piece
+            await asyncio.sleep(0)
+    except BaseException:
+        out.clear()  # cancelled (a shutdown): a traceback keeping this frame keeps no copy of the message
+        raise
+    # Each bare CR or LF grows by one octet, a CRLF stays as it is: the same length means no change.
+    return data if len(out) == len(data) else out
+
+
+def unstuffed_pieces(buf, size: int = PIECE) -> Iterator[bytes]:
+    """`buf` with each "." that follows a CRLF removed (RFC 5321 4.5.2, undone), in pieces made from
+    about `size` octets each. A piece ends just before a CRLF (or at the end), so no CRLF "." is cut."""
+    n = len(buf)
+    pos = 0
+    while pos < n:
+        end = buf.find(b"\r\n", pos + size) if pos + size < n else -1
+        if end < 0:
+            end = n
+        yield buf[pos:end].replace(_LINE_DOT, b"\r\n")
+        pos = end
+
+
+def line_pieces(chunk, size: int = PIECE) -> Iterator:
+    """`chunk` (bytes, bytearray or memoryview) in pieces of about `size` octets, more where a line is
+    longer, each but the last ending after an LF: each starts a line, so dot_stuffed() can take them
+    one at a time and stuff exactly what it would stuff in the whole."""
+    n = len(chunk)
+    pos = 0
+    while n - pos > size:
+        window = size
+        while True:
+            if isinstance(chunk, memoryview):  # no rfind: its window is copied to look in
+                lf = bytes(chunk[pos:pos + window]).rfind(b"\n")
+            else:
+                lf = chunk.rfind(b"\n", pos, pos + window)
+                lf = lf - pos if lf >= 0 else -1
+            if lf >= 0 or pos + window >= n:
+                break
+            window *= 2  # a line longer than the window: look further
+        if lf < 0:
+            break  # no LF in the rest: one last piece
+        yield chunk[pos:pos + lf + 1]
+        pos += lf + 1
+    if pos < n:
+        yield chunk[pos:]
 
 
 def clean_line_ends(chunk, cr_open: bool = False) -> tuple[bool, bool]:
@@ -228,6 +316,26 @@ class DataReceiver:
             buf = buf.replace(_LINE_DOT, b"\r\n")
         del buf[:2]
         return buf, self._dot_lines
+
+    async def message_in_pieces(self, size: int = PIECE) -> tuple[bytearray, bool]:
+        """message(), with the event loop let go between pieces of `size` octets while the stuffed dots
+        are taken out (a 30 MB message of dot lines held it 180 ms in one replace)."""
+        if not self._dot_lines or self._end + 2 <= size:
+            return self.message()
+        buf, self._buf = self._buf, bytearray()
+        del buf[self._end + 2:]
+        out = bytearray()
+        try:
+            for piece in unstuffed_pieces(buf, size):
+                out += piece
+                await asyncio.sleep(0)
+        except BaseException:
+            out.clear()  # cancelled (a shutdown): a traceback keeping this frame keeps no message
+            raise
+        finally:
+            buf.clear()
+        del out[:2]
+        return out, True
 
     def clear(self) -> None:
         """Give the memory back now (a refused message, a client gone mid-message)."""

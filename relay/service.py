@@ -18,7 +18,7 @@ from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
 from .pipeline import Message, Pipeline, Session, Transaction, new_id
-from .maildata import crlf_normalise, header_refusal
+from .maildata import crlf_normalise, crlf_normalised, header_refusal
 
 log = logging.getLogger("relay.service")
 
@@ -187,11 +187,14 @@ class RelayService:
         else:
             # DATA goes upstream first, and the message is made ready (line endings, the DKIM body hash
             # in a thread) while the 354 is on its way: for a large message the two waits overlap
-            # instead of adding up. sleep(0) lets the task write DATA before normalising holds the loop.
+            # instead of adding up. sleep(0) lets the task write DATA first. Line endings are made
+            # CRLF a piece at a time, the loop turning in between, so that other sessions go on
+            # meanwhile (30 MB of bare LF held it ~1 s in one go: issue #15).
             started = asyncio.ensure_future(pipeline.data_start(txn))
             try:
                 await asyncio.sleep(0)
-                message = self._message(txn, content, dot_lines, crlf_only)
+                data = content if crlf_only else await crlf_normalised(content)
+                message = self._message(txn, content, dot_lines, True, data)
                 if not _refused(started):  # no head start for work nobody will need
                     pipeline.prepare_data(txn, message)
                 decision = await started
@@ -210,9 +213,11 @@ class RelayService:
         return decision.reply
 
     @staticmethod
-    def _message(txn: Transaction, content: bytes, dot_lines: bool, crlf_only: bool) -> Message:
-        """The message as it goes on (CRLF line endings), its headers noted on the transaction."""
-        data = content if crlf_only else crlf_normalise(content)
+    def _message(txn: Transaction, content: bytes, dot_lines: bool, crlf_only: bool, data=None) -> Message:
+        """The message as it goes on (CRLF line endings), its headers noted on the transaction.
+        `data`: `content` with its line endings made CRLF already (crlf_normalised)."""
+        if data is None:
+            data = content if crlf_only else crlf_normalise(content)
         # A bare CR or LF made into CRLF starts a new line, which may start with ".".
         message = Message(data, dot_lines=dot_lines or data is not content)
         txn.headers = {}

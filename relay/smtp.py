@@ -653,7 +653,7 @@ class RelaySMTP(SMTP):
             receiver.clear()  # refused whole: nothing of it is needed any more
             return bytearray(), refusal
         self.data_crlf_only = receiver.crlf_only
-        content, self.data_dot_lines = receiver.message()
+        content, self.data_dot_lines = await receiver.message_in_pieces()
         return content, None
 
     @_help_of(SMTP.smtp_STARTTLS)

@@ -8,7 +8,10 @@ import re
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from relay.maildata import MAX_LINE, DataReceiver, clean_line_ends, crlf_normalise, dot_stuffed, long_line
+import asyncio
+
+from relay.maildata import (MAX_LINE, DataReceiver, clean_line_ends, crlf_normalise, crlf_normalised, crlf_pieces,
+                            dot_stuffed, line_pieces, long_line, unstuffed_pieces)
 
 # --- the rules, written the obvious way -----------------------------------------------------------
 
@@ -124,6 +127,55 @@ def test_a_clean_message_is_not_copied():
     data = bytearray(b"Subject: x\r\n\r\nbody\r\n.dot\r\n")
     assert crlf_normalise(data) is data
     assert crlf_normalise(b"") == b""
+
+
+# --- the same rewrites a piece at a time (issue #15: the event loop turns between pieces) -----------------
+
+_sizes = st.integers(1, 9)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.one_of(_small, _bytes), size=_sizes, kind=st.sampled_from([bytes, bytearray]))
+def test_line_endings_in_pieces_are_the_rule(data, size, kind):
+    assert b"".join(crlf_pieces(kind(data), size)) == spec_crlf_normalise(data)
+    out = asyncio.run(crlf_normalised(kind(data), size))
+    assert bytes(out) == spec_crlf_normalise(data)
+    if spec_crlf_normalise(data) == data:
+        assert crlf_normalise(kind(data)) == out  # clean: as it came (crlf_normalised(x) is x, below)
+
+
+def test_pieces_of_a_clean_message_give_back_the_message_itself():
+    data = bytearray(b"Subject: x\r\n\r\n" + b"line\r\n" * 100)
+    assert asyncio.run(crlf_normalised(data, 7)) is data
+    # A piece may not end between the CR and the LF of a CRLF: each would be taken for a bare one.
+    assert b"".join(crlf_pieces(b"ab\r\ncd\r\n", 3)) == b"ab\r\ncd\r\n"
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.one_of(_small, _bytes), size=_sizes)
+def test_unstuffing_in_pieces_is_the_rule(data, size):
+    buf = b"\r\n" + data
+    assert b"".join(unstuffed_pieces(bytearray(buf), size)) == re.sub(rb"(?<=\r\n)\.", b"", buf)
+
+
+@settings(max_examples=600, deadline=None)
+@given(chunk=st.one_of(_small, _bytes), size=_sizes, kind=st.sampled_from([bytes, bytearray, memoryview]))
+def test_dot_stuffing_in_line_pieces_is_the_rule(chunk, size, kind):
+    pieces = list(line_pieces(kind(chunk), size))
+    assert b"".join(bytes(p) for p in pieces) == chunk
+    for piece in pieces[:-1]:
+        assert bytes(piece).endswith(b"\n")  # the next one starts a line
+    assert b"".join(bytes(dot_stuffed(p)) for p in pieces) == spec_dot_stuffed(chunk)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(_small, _bytes), size=_sizes)
+def test_a_message_unstuffed_in_pieces_is_the_message(data, size):
+    stream = data.replace(b"\r\n.\r\n", b"\r\n..\r\n") + b"\r\n.\r\n"
+    whole, pieces = DataReceiver(0), DataReceiver(0)
+    assert whole.feed(stream) and pieces.feed(stream)
+    if whole.refusal() is None:
+        assert asyncio.run(pieces.message_in_pieces(size)) == whole.message()
 
 
 # --- receiving DATA -----------------------------------------------------------------------------------

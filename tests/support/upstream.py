@@ -128,6 +128,7 @@ class _SMTP(SMTP):
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg):
+        self.upstream.data_command.set()
         if self.upstream.data_command_reply and self.envelope.rcpt_tos:
             await self.push(self.upstream.data_command_reply)
             return
@@ -244,6 +245,7 @@ class FakeUpstream:
         self.rcpt_replies: dict[str, str] = dict(RCPT_REPLIES)  # local part -> reply to RCPT
         self.data_replies: dict[str, str] = dict(DATA_REPLIES)  # local part -> reply to the final dot
         self.data_command_reply: str | None = None  # a reply to the DATA command itself (refusal, or a bogus 250)
+        self.data_command = threading.Event()  # set when a DATA command arrives (the client has its message)
         self.rset_delay = 0.0  # seconds before the reply to RSET
         self.data_idle_timeout: float | None = None  # 421 and close when no message follows 354 in time
         self.live: set = set()  # connections open now
