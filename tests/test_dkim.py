@@ -342,11 +342,54 @@ def test_body_hash_of_bytes_that_are_not_crlf_clean_is_unchanged(body):
         assert dkimlib.body_hash(body, name) == _body_hash_before_issue_15(body, name), (body, name)
 
 
+class _SlicesSeen:
+    """A body that notes the size of each slice taken of it."""
+
+    def __init__(self, data: bytes):
+        self.data, self.sizes = data, []
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, key):
+        piece = self.data[key]
+        self.sizes.append(len(piece))
+        return piece
+
+
+@pytest.mark.parametrize("body, end", [(b"x\r\n" + b"\r\n" * 200_000, 3), (b"\r\n" * 200_000, 0),
+                                       (b"x\r\n" + b"\r\n\r" + b"\r\n" * 100_000, 8)],
+                         ids=["text-then-empty-lines", "only-empty-lines", "a-bare-cr-in-the-run"])
+def test_the_end_of_a_long_run_of_empty_lines_is_found_without_one_long_call(body, end):
+    # Issue #15: a message of nothing but bare LFs is, made CRLF, a run of empty lines as long as the
+    # message. Looked at in windows that grew to its whole length (a copy and an rstrip over 60 MB), the
+    # hashing thread held the GIL, and so the event loop, for 0.3-0.4 s. Now no look takes more than 64 KiB.
+    seen = _SlicesSeen(body)
+    assert dkimlib._content_end(seen, 0) == end
+    assert max(seen.sizes) <= 64 * 1024
+
+
+@settings(max_examples=800, deadline=None)
+@given(body=st.lists(st.sampled_from([b"a", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\n\n", b"\r\r"]),
+                     max_size=30).map(b"".join), kind=st.sampled_from([bytes, bytearray]))
+def test_the_end_of_the_body_found_in_small_windows_is_the_same(body, kind):
+    # The run of empty lines at the end is looked through a window at a time (a short call each: the
+    # hash runs in a thread and a long call keeps the GIL from the event loop). Windows of 3 octets
+    # cross every boundary case.
+    saved = dkimlib._WINDOW
+    try:
+        dkimlib._WINDOW = 3
+        for name in ("simple", "relaxed"):
+            assert dkimlib.body_hash(kind(body), name) == _body_hash_before_issue_15(body, name), (body, name)
+    finally:
+        dkimlib._WINDOW = saved
+
+
 @pytest.mark.parametrize("body", [b"\r\n" * 5000, b"x" + b"\r\n" * 5000, b"x\r\n" * 3 + b"\r\n" * 70000,
                                   b"\r\n" * 300 + b"y\r\n" + b"\r\n" * 300, b"a\t b \r\n" + b"\r\n" * 70000,
                                   b"Hi  there, \r\n\r\n" + (b"QUJD" * 19 + b"\r\n") * 30000 + b"-- \r\n\r\n"])
 def test_long_runs_of_empty_lines_and_parts_with_nothing_to_relax(body):
-    # The trailing empty lines are found in windows that grow, however many there are; a part with
+    # The trailing empty lines are found a window at a time, however many there are; a part with
     # nothing to relax (base64) is hashed as it is beside one that relaxed rewrites.
     from dkim.canonicalization import Relaxed, Simple
 
