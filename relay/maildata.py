@@ -68,9 +68,7 @@ def crlf_normalise(data):
     clean, cr_open = clean_line_ends(data)
     if clean and not cr_open:
         return data
-    # CRLF -> LF first, so that the CR of a CRLF is not taken for a bare one; then each CR left is
-    # bare, as is every LF: each becomes one CRLF.
-    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    return _normalised_piece(data)
 
 
 def crlf_pieces(data, size: int = PIECE) -> Iterator[bytes]:
@@ -89,7 +87,8 @@ def crlf_pieces(data, size: int = PIECE) -> Iterator[bytes]:
 
 def _normalised_piece(piece):
     # One replace where the piece has one kind of line ending only (a bare-LF message: a third of the
-    # work of three); three where it has both.
+    # work of three). Where it has both, CRLF -> LF first, so that the CR of a CRLF is not taken for a
+    # bare one; then each CR left is bare, as is every LF: each becomes one CRLF.
     if piece.find(b"\r") < 0:
         return piece.replace(b"\n", b"\r\n")
     if piece.find(b"\n") < 0:
