@@ -562,7 +562,12 @@ class RelaySMTP(SMTP):
         data_deadline = self.loop.time() + self._data_timeout
         try:
             async with asyncio.timeout(min(data_deadline, self.loop.time() + self._timeout_duration)) as deadline:
-                content, refusal = await self._read_message(deadline, data_deadline)
+                received, refusal = await self._read_message(deadline, data_deadline)
+            content = None
+            if received is not None:
+                # The stuffed dots are taken out a piece at a time (the loop turns in between: issue
+                # #15), past DATA's deadlines: the message has come whole, whatever this takes.
+                content, self.data_dot_lines = await received.message_in_pieces()
         except TimeoutError:
             timed_out = self.loop.time() >= data_deadline - 0.001
             text = (f"421 4.4.2 {self.hostname} Message not received within {self._data_timeout:g} s "
@@ -576,7 +581,7 @@ class RelaySMTP(SMTP):
             self._receiving_data = False
         if self.transport is not None:
             self._reset_timeout()
-        if content is None:  # the client went away mid-message; connection_lost ends the session
+        if refusal is None and content is None:  # the client went away mid-message; connection_lost ends the session
             return
         if refusal is not None:
             self._set_post_data_state()
@@ -619,12 +624,10 @@ class RelaySMTP(SMTP):
         self._close_with(f"421 4.5.0 {self.hostname} Data sent before the reply to DATA (RFC 2920 3.1), "
                          f"closing the connection")
 
-    async def _read_message(self, deadline, data_deadline: float) -> tuple[bytearray | None, str | None]:
-        """(message, None), (anything, refusal) once the final dot came, or (None, None) on EOF.
-        Lines are dot-unstuffed (RFC 5321 4.5.2); line endings are left as sent. `deadline` (an
-        asyncio.Timeout) is moved on with each chunk, never past `data_deadline`. Whether a line of
-        the message may start with "." is left in `data_dot_lines`, whether each of its line endings
-        is a CRLF in `data_crlf_only`."""
+    async def _read_message(self, deadline, data_deadline: float) -> tuple[DataReceiver | None, str | None]:
+        """(receiver, None) once the final dot came, its message() to take; (None, refusal), or (None,
+        None) on EOF. `deadline` (an asyncio.Timeout) is moved on with each chunk, never past
+        `data_deadline`. Whether each line ending of the message is a CRLF is left in `data_crlf_only`."""
         reader = self._reader
         loop = self.loop
         idle = self._timeout_duration
@@ -651,10 +654,9 @@ class RelaySMTP(SMTP):
         refusal = receiver.refusal()
         if refusal is not None:
             receiver.clear()  # refused whole: nothing of it is needed any more
-            return bytearray(), refusal
+            return None, refusal
         self.data_crlf_only = receiver.crlf_only
-        content, self.data_dot_lines = await receiver.message_in_pieces()
-        return content, None
+        return receiver, None
 
     @_help_of(SMTP.smtp_STARTTLS)
     async def smtp_STARTTLS(self, arg: str) -> None:
