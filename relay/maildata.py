@@ -96,19 +96,25 @@ def _normalised_piece(piece):
     return piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
-async def crlf_normalised(data, size: int = PIECE):
-    """crlf_normalise(data) with the event loop let go between pieces of `size` octets: `data` itself
-    when every line ending in it is a CRLF, else a new bytearray."""
-    if len(data) <= size:
-        return crlf_normalise(data)
+async def joined_yielding(pieces: Iterator[bytes]) -> bytearray:
+    """The pieces joined, the event loop let go after each one."""
     out = bytearray()
     try:
-        for piece in crlf_pieces(data, size):
+        for piece in pieces:
             out += piece
             await asyncio.sleep(0)
     except BaseException:
         out.clear()  # cancelled (a shutdown): a traceback keeping this frame keeps no copy of the message
         raise
+    return out
+
+
+async def crlf_normalised(data, size: int = PIECE):
+    """crlf_normalise(data) with the event loop let go between pieces of `size` octets: `data` itself
+    when every line ending in it is a CRLF, else a new bytearray."""
+    if len(data) <= size:
+        return crlf_normalise(data)
+    out = await joined_yielding(crlf_pieces(data, size))
     # Each bare CR or LF grows by one octet, a CRLF stays as it is: the same length means no change.
     return data if len(out) == len(data) else out
 
@@ -323,14 +329,8 @@ class DataReceiver:
             return self.message()
         buf, self._buf = self._buf, bytearray()
         del buf[self._end + 2:]
-        out = bytearray()
         try:
-            for piece in unstuffed_pieces(buf, size):
-                out += piece
-                await asyncio.sleep(0)
-        except BaseException:
-            out.clear()  # cancelled (a shutdown): a traceback keeping this frame keeps no message
-            raise
+            out = await joined_yielding(unstuffed_pieces(buf, size))
         finally:
             buf.clear()
         del out[:2]
