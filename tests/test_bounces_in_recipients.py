@@ -18,7 +18,7 @@ import pytest
 from relay.intake.verp import VerpCodec
 from relay.store import open_store
 from tests.support import pg
-from tests.support.smtp_client import RawSMTP
+from tests.support.smtp_client import RawSMTP, send_message
 from tests.test_bounces_in import (BOUNCE_DOMAIN, KEY, ORIGINAL, dsn_for, mail_bounce, rcpt_reply, relay_one,
                                    start_verp_relay)
 
@@ -304,3 +304,21 @@ def test_postmaster_without_a_token_is_still_never_acted_on(verp_relay, upstream
     with RawSMTP(verp_relay.host, verp_relay.port) as c:  # the relay itself is unchanged
         c.cmd("EHLO client.test")
         assert c.cmd("NOOP")[0] == 250
+
+
+def test_a_bounce_sent_to_two_return_paths_is_checked_against_both_transactions(verp_relay, upstream):
+    # One reporting MTA's DSN for messages of two transactions may go to both return paths at once.
+    # It was checked against the first token's transaction only: bob@, a recipient of the second,
+    # was "not a recipient", the 250 told the MTA not to retry, and his listing was missed.
+    to_alice = relay_one(verp_relay, upstream, rcpt="alice@dest.example", nth=1)
+    to_bob = relay_one(verp_relay, upstream, rcpt="bob@dest.example", nth=2)
+    assert to_alice != to_bob
+    with RawSMTP(verp_relay.host, verp_relay.intake_port, timeout=15) as c:
+        c.cmd("EHLO smarthost.example")
+        replies = send_message(c, "", [to_alice, to_bob],
+                               dsn_naming(to_alice, ("bob@dest.example", None), ("carol@dest.example", None)))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s); 1 not recipients of that transaction: ignored")
+    [bounced] = [e for e in verp_relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert bounced["recipient"] == "bob@dest.example"
+    assert bounced["transaction_id"] == VerpCodec(KEY).verify(to_bob).transaction_id
+    assert rcpt_reply(verp_relay, "bob@dest.example") == 550 and rcpt_reply(verp_relay, "carol@dest.example") == 250

@@ -127,22 +127,26 @@ class BounceIntake(Step):
                      "not recorded", txn.id, len(report.recipients))
             return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)" + cut))
         ignored = ""
-        targets: list[tuple[FailedRecipient, str | None]] = [(failed, None) for failed in report.recipients]
+        targets: list[tuple[FailedRecipient, str | None, VerpToken | None]] = [
+            (failed, None, token) for failed in report.recipients]
         if token is not None:
             # The token authenticates the transaction, not the addresses the report names: anyone who
-            # received the message saw its return path. Only its recipients may be acted on.
+            # received the message saw its return path. Only its recipients may be acted on. A report
+            # sent to several return paths (one MTA's DSN for messages of two transactions) is checked
+            # against each of their transactions.
+            by_transaction = {t.transaction_id: t for t in tokens.values() if t is not None}
             try:
-                targets = await self._recipients_of(token, report)
+                targets = await self._recipients_of(list(by_transaction.values()), report)
             except Exception as exc:
                 # Never a listing on a guess, never a bounce dropped in silence: the reporting MTA
                 # tries again (RFC 5321 4.2.1: 4yz is transient).
                 log.warning("bounce for transaction %s: the transaction's recipients could not be looked up "
-                            "(%s: %s): deferred", token.transaction_id, type(exc).__name__, str(exc)[:300])
+                            "(%s: %s): deferred", ", ".join(by_transaction), type(exc).__name__, str(exc)[:300])
                 return defer(451, "4.3.0", "Bounce read, but its transaction's recipients could not be checked: "
                                            "try again later", kind="deferred")
             if len(targets) < len(report.recipients):
                 ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
-        observations = [self._observation(report, failed, token, address) for failed, address in targets]
+        observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
         observations = [o for o in observations if o is not None]
         failed_store = False
         for obs in observations:
@@ -156,9 +160,10 @@ class BounceIntake(Step):
             ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
 
-    async def _recipients_of(self, token: VerpToken, report: BounceReport) -> list[tuple[FailedRecipient, str]]:
-        """The failures (or complaints) of `report` about a recipient of the token's transaction, each
-        with the address that matched: the one to act on.
+    async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport
+                             ) -> list[tuple[FailedRecipient, str, VerpToken]]:
+        """The failures (or complaints) of `report` about a recipient of one of the tokens' transactions,
+        each with the address that matched (the one to act on) and that transaction's token.
 
         An alias or forward rewrites the address: the DSN's Final-Recipient is then the rewritten one and
         its Original-Recipient ours (RFC 3464 2.3.1, 2.3.2), so either may match. Original-Recipient is
@@ -170,22 +175,23 @@ class BounceIntake(Step):
                     if a and is_valid(a)]
 
         candidates = {a for failed in report.recipients for a in named(failed)}
-        known = await self.outcomes.store.verp_recipients(token.transaction_id, candidates) if candidates else set()
+        known = [(token, await self.outcomes.store.verp_recipients(token.transaction_id, candidates)
+                  if candidates else set()) for token in tokens]
         kept, strangers = [], []
         for failed in report.recipients:
-            match = next((a for a in named(failed) if a in known), None)
+            match = next(((a, token) for token, theirs in known for a in named(failed) if a in theirs), None)
             if match is None:
                 strangers.append(failed.original_recipient or failed.recipient or "")
             else:
-                kept.append((failed, match))
+                kept.append((failed, *match))
         if strangers:
             # One line a bounce, however many it names (a forged one may name thousands); the addresses
             # printable (relay.address.printable: no control characters from a hostile report).
             shown = ", ".join(printable(a)[:100] for a in strangers[:10])
             more = f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""
             log.warning("bounce for transaction %s names %d address(es) that were not recipients of that "
-                        "transaction (forged or misdirected): ignored: %s%s", token.transaction_id,
-                        len(strangers), shown, more)
+                        "transaction (forged or misdirected): ignored: %s%s",
+                        ", ".join(t.transaction_id for t in tokens), len(strangers), shown, more)
         return kept
 
     def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None,
