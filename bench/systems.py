@@ -38,11 +38,12 @@ class SystemError_(RuntimeError):
     """A system would not start or broke during a run; the message says why (with its stderr)."""
 
 
-def _ephemeral_low() -> int:
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2])
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port(addresses: tuple[str, ...] = ("127.0.0.1",),
@@ -55,9 +56,15 @@ def free_port(addresses: tuple[str, ...] = ("127.0.0.1",),
     own, so two workers never pick the same port; within one, a port is checked free first."""
     import random
 
-    low, high = 10000, min(32000, _ephemeral_low())
+    ephemeral_low, ephemeral_high = _ephemeral_range()
+    low, high = 10000, min(32000, ephemeral_low)
+    if high - low < 4000:  # an ephemeral range reaching down (e.g. "1024 65535"): take ports above it
+        low, high = ephemeral_high + 1, 65536
+    if high - low < 400:  # nowhere outside it: the kernel's choice, as before
+        low, high = 1024, 65536
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    # Slice 0 for a run without workers (a targeted run beside a suite), 1.. for gw0, gw1, ...
+    index = int(worker[2:]) + 1 if worker[:2] == "gw" and worker[2:].isdigit() else 0
     slices = 4
     size = (high - low) // slices
     start = low + (index % slices) * size

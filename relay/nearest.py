@@ -183,7 +183,8 @@ class ShippedReader:
     """The shipped reader as the policies hold it: built at its first lookup, or at `ready()`.
     Building takes ~0.9 s of CPU; a command that never reaches the fallback (check-config, a
     `dsn parse` whose every reply a rule read) never pays it, and a relay builds it before it
-    listens (Policies.prepare), never at a lookup on its event loop."""
+    listens (Policies.prepare), never at a lookup. A reload that turns `nearest_fallback` on builds
+    it then, once a process, on the event loop where the reload reads every policy file too."""
 
     __slots__ = ()
 

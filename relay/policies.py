@@ -143,7 +143,8 @@ class Policies:
     def prepare(self) -> "Policies":
         """Build now what is built at first use otherwise (the nearest-reply reader, ~0.9 s of CPU):
         a relay calls it before it listens (and a parent before it forks its workers), so that no
-        lookup builds it on the event loop."""
+        lookup builds it on the event loop (a reload calls it too: built once a process, it costs
+        nothing then, except on the reload that turns `nearest_fallback` on)."""
         if self.nearest is not None and hasattr(self.nearest, "ready"):
             self.nearest.ready()
         return self
