@@ -183,7 +183,7 @@ class RelayService:
             # loop and the cancel of the overlap below would cost more than they save. DATA goes
             # upstream first all the same.
             decision = await pipeline.data_start(txn)
-            message = self._message(txn, content, dot_lines, crlf_only)
+            message = self._message(txn, content, content if crlf_only else crlf_normalise(content), dot_lines)
         else:
             # DATA goes upstream first, and the message is made ready (line endings, the DKIM body hash
             # in a thread) while the 354 is on its way: for a large message the two waits overlap
@@ -194,7 +194,7 @@ class RelayService:
             try:
                 await asyncio.sleep(0)
                 data = content if crlf_only else await crlf_normalised(content)
-                message = self._message(txn, content, dot_lines, True, data)
+                message = self._message(txn, content, data, dot_lines)
                 if not _refused(started):  # no head start for work nobody will need
                     pipeline.prepare_data(txn, message)
                 decision = await started
@@ -213,11 +213,9 @@ class RelayService:
         return decision.reply
 
     @staticmethod
-    def _message(txn: Transaction, content: bytes, dot_lines: bool, crlf_only: bool, data=None) -> Message:
-        """The message as it goes on (CRLF line endings), its headers noted on the transaction.
-        `data`: `content` with its line endings made CRLF already (crlf_normalised)."""
-        if data is None:
-            data = content if crlf_only else crlf_normalise(content)
+    def _message(txn: Transaction, content: bytes, data, dot_lines: bool) -> Message:
+        """The message as it goes on, its headers noted on the transaction. `data`: `content` with its
+        line endings made CRLF (itself when they were)."""
         # A bare CR or LF made into CRLF starts a new line, which may start with ".".
         message = Message(data, dot_lines=dot_lines or data is not content)
         txn.headers = {}

@@ -428,9 +428,7 @@ class UpstreamConnection:
                         batch, batched = [], 0
                     for part in line_pieces(chunk):
                         protocol.write(dot_stuffed(part))
-                        if protocol.transport.get_write_buffer_size() > 4 * self.CHUNK:
-                            await asyncio.wait_for(protocol._drain_helper(), self._up.command_timeout)
-                        else:
+                        if not await self._make_room(protocol):
                             await asyncio.sleep(0)
                     continue
                 piece = dot_stuffed(chunk) if dot_lines else chunk
@@ -499,11 +497,16 @@ class UpstreamConnection:
             protocol.write(body)
             return
         view = memoryview(body)
-        transport = protocol.transport
         for start in range(0, len(view), self.CHUNK):
             protocol.write(view[start:start + self.CHUNK])
-            if transport.get_write_buffer_size() > 4 * self.CHUNK:
-                await asyncio.wait_for(protocol._drain_helper(), self._up.command_timeout)
+            await self._make_room(protocol)
+
+    async def _make_room(self, protocol) -> bool:
+        """Wait (command_timeout at most) while the transport holds more than 4 chunks; whether it did."""
+        if protocol.transport.get_write_buffer_size() <= 4 * self.CHUNK:
+            return False
+        await asyncio.wait_for(protocol._drain_helper(), self._up.command_timeout)
+        return True
 
     async def quit(self) -> None:
         """QUIT and close, within 5 s whatever the upstream does."""
