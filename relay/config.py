@@ -19,13 +19,7 @@ from typing import Any
 from .errors import ConfigError, Problems
 from .regex import PatternError, compile_linear
 from .spool import MAX_BYTES as SPOOL_MAX_BYTES
-from .yamlfile import load_yaml
-
-# The repository's top-level policies/ is canonical; relay/shipped_policies links to it so that
-# `pip install .` carries the same files inside the package.
-SHIPPED_POLICIES = Path(__file__).resolve().parent / "shipped_policies"
-if not SHIPPED_POLICIES.is_dir():  # a source tree where the link was not kept
-    SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+from .yamlfile import SHIPPED_POLICIES, load_yaml  # noqa: F401  (SHIPPED_POLICIES: imported from here)
 
 STARTTLS_MODES = ("required", "opportunistic", "off")
 

@@ -40,10 +40,12 @@ MAX_FILE_BYTES = 1024 * 1024
 # command: they go through libyaml's C parser where PyYAML was built with it (bounce-rules.yaml: 40 ms
 # instead of 400 ms). Operator files keep the pure-Python parser, whose recursion stops at Python's
 # limit on a document nested thousands deep (a clear error above); the C parser recurses in C.
-_PACKAGE = Path(__file__).resolve().parent
-_SHIPPED = (_PACKAGE / "shipped_policies").resolve()  # a link to the source tree's policies/
-if not _SHIPPED.is_dir():  # a source tree where the link was not kept (as config.SHIPPED_POLICIES)
-    _SHIPPED = (_PACKAGE.parent / "policies").resolve()
+# The repository's top-level policies/ is canonical; relay/shipped_policies links to it so that
+# `pip install .` carries the same files inside the package (config.SHIPPED_POLICIES is this one).
+SHIPPED_POLICIES = Path(__file__).resolve().parent / "shipped_policies"
+if not SHIPPED_POLICIES.is_dir():  # a source tree where the link was not kept
+    SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+_SHIPPED = SHIPPED_POLICIES.resolve()
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
 
