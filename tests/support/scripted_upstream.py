@@ -89,9 +89,11 @@ class ScriptedUpstream:
         if what == SILENT or what is None:
             return True
         for piece in what if isinstance(what, list) else [what]:
+            # Noted before it leaves: the relay may pass it on and the test look at `said` before
+            # this coroutine runs again after drain().
+            self.said.append(piece)
             writer.write(piece)
             await writer.drain()
-            self.said.append(piece)
             if isinstance(what, list):
                 await asyncio.sleep(0.02)
         return True
@@ -137,9 +139,13 @@ class ScriptedUpstream:
                                 await asyncio.sleep(pause)
                         if line == b".\r\n":
                             break
-                    if not await self._send(writer, self._say("DOT")):
+                    answer = self._say("DOT")
+                    if answer != CLOSE:
+                        # Counted before the answer leaves, for the same reason as `said`: a test that saw
+                        # the relay's 250 checked `messages` while this coroutine still waited in drain().
+                        self.messages += 1
+                    if not await self._send(writer, answer):
                         return
-                    self.messages += 1
                     if "DOT" in close_after:
                         writer.close()
                         return
