@@ -412,6 +412,16 @@ class UpstreamConnection:
         # A reply the upstream sends before the final dot (a 552 for a message too big, then a
         # close) is kept for us rather than dropped as unsolicited by the client library.
         protocol._response_pending = True
+        transport = protocol.transport
+        large = transport is not None and sum(len(c) for c in chunks) > self.CHUNK
+        if large:
+            # Each large piece goes to the socket while the transport holds nothing: asyncio then
+            # copies into its own buffer only what the socket did not take at once, instead of the
+            # bulk of the message into a buffer of megabytes grown and shrunk again for every
+            # message, on fresh pages each time (issue #15: ~0.5 ms of CPU per MiB). Paused as soon
+            # as it holds anything, resumed once it holds nothing (see _make_room).
+            low, high = transport.get_write_buffer_limits()
+            transport.set_write_buffer_limits(high=1, low=0)
         try:
             # Pieces smaller than CHUNK go out joined, the final dot with them: a transport write
             # is a send() at once, and a 1 KiB message (Received, DKIM-Signature, the message, the
@@ -462,6 +472,8 @@ class UpstreamConnection:
             early = True
         finally:
             self.busy = self._sending = False
+            if large and not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
         early = early or self._answered_early
         if not early:
             self._measure(b".", start, response.code)
@@ -487,23 +499,27 @@ class UpstreamConnection:
         return waiter.result()
 
     CHUNK = 1 << 20
+    WRITE = 1 << 19  # a large piece goes to the transport this much at a time
 
     async def _write_flow_controlled(self, protocol, body: bytes) -> None:
-        """Hand a large body to the transport a chunk at a time, waiting while its buffer is
-        full, so that the transport does not hold another full copy of the message. An upstream
-        that stops reading gets command_timeout to make room again, then the connection is
-        closed (RFC 5321 4.5.3.2.5 gives a data block 3 minutes)."""
-        if len(body) <= self.CHUNK:
+        """Hand a large body to the transport a WRITE at a time, each once the transport holds
+        nothing (data() set its limits), so that the socket takes it straight from the message and
+        what it does not take (less than WRITE: a buffer below glibc's mmap threshold, reused) is
+        all asyncio copies. An upstream that stops reading gets command_timeout to make room again,
+        then the connection is closed (RFC 5321 4.5.3.2.5 gives a data block 3 minutes)."""
+        if len(body) <= self.WRITE:
             protocol.write(body)
             return
         view = memoryview(body)
-        for start in range(0, len(view), self.CHUNK):
-            protocol.write(view[start:start + self.CHUNK])
+        for start in range(0, len(view), self.WRITE):
+            protocol.write(view[start:start + self.WRITE])
             await self._make_room(protocol)
 
     async def _make_room(self, protocol) -> bool:
-        """Wait (command_timeout at most) while the transport holds more than 4 chunks; whether it did."""
-        if protocol.transport.get_write_buffer_size() <= 4 * self.CHUNK:
+        """Wait (command_timeout at most) until the transport has written out what it holds; whether
+        it waited. During a large message's data() the transport pauses the protocol as soon as it
+        holds anything and resumes it once it holds nothing."""
+        if not protocol.transport.get_write_buffer_size():
             return False
         await asyncio.wait_for(protocol._drain_helper(), self._up.command_timeout)
         return True
