@@ -162,8 +162,17 @@ def clean_line_ends(chunk, cr_open: bool = False) -> tuple[bool, bool]:
     still in the CPU's cache, it tells what crlf_normalise would tell of the whole, without holding
     the event loop for the whole message at once. (DataReceiver keeps one LineEnds instead.)"""
     ends = LineEnds(cr_open)
-    ends.feed(chunk)
+    if len(chunk) <= _LOOK:
+        ends.feed(chunk)
+    else:  # a whole message: looked at a view of 256 KiB at a time, not copied whole into one str
+        view = memoryview(chunk)
+        for start in range(0, len(view), _LOOK):
+            if not ends.feed(view[start:start + _LOOK]):
+                break
     return ends.clean, ends.cr_open
+
+
+_LOOK = 256 * 1024
 
 
 class LineEnds:

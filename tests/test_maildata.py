@@ -10,8 +10,8 @@ from hypothesis import example, given, settings, strategies as st
 
 import asyncio
 
-from relay.maildata import (MAX_LINE, DataReceiver, clean_line_ends, crlf_normalise, crlf_normalised, crlf_pieces,
-                            dot_stuffed, line_pieces, long_line, unstuffed_pieces)
+from relay.maildata import (MAX_LINE, DataReceiver, LineEnds, clean_line_ends, crlf_normalise, crlf_normalised,
+                            crlf_pieces, dot_stuffed, line_pieces, long_line, unstuffed_pieces)
 
 # --- the rules, written the obvious way -----------------------------------------------------------
 
@@ -249,6 +249,72 @@ def test_line_ends_told_piece_by_piece_are_the_rule(data, cuts):
         if clean:
             clean, cr_open = clean_line_ends(data[a:b], cr_open)
     assert (clean and not cr_open) == (spec_crlf_normalise(data) == data)
+
+
+_NOT_LINE_END = bytes(b for b in range(256) if b not in b"\r\n")
+
+
+def _translate_and_count(chunk, cr_open: bool) -> tuple[bool, bool]:
+    """clean_line_ends as it was before LineEnds (a translate keeping CR and LF, and a count of
+    CRLF): the new look must answer as it did."""
+    if not chunk:
+        return True, cr_open
+    ends = chunk.translate(None, _NOT_LINE_END)
+    joined = 0
+    if cr_open:
+        if chunk[:1] != b"\n":
+            return False, False
+        ends, joined = b"\r" + ends, 1
+    cr_open = chunk[-1:] == b"\r"
+    if cr_open:
+        ends = ends[:-1]
+    pairs = len(ends) >> 1
+    return ends == b"\r\n" * pairs and chunk.count(b"\r\n") + joined == pairs, cr_open
+
+
+# Every octet the newline decoder's loop stops on (those at or below CR), and some above it.
+_octets = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\0", b"\t", b"\x0b", b"\x0c", b"\x0e", b"\x7f",
+                                     b"\x80", b"\xff", b"\xc3", b"a", b" ", b"\x85", b"\r\r\n", b"\n\r"]),
+                   max_size=60).map(b"".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.one_of(_octets, _small, _bytes, st.binary(max_size=200)), cuts=st.lists(st.integers(0, 4000), max_size=8))
+def test_line_ends_fed_in_pieces_answer_as_before_and_as_the_rule(data, cuts):
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    ends = LineEnds()
+    old_clean, old_cr_open = True, False
+    for a, b in zip(bounds, bounds[1:]):
+        piece = data[a:b]
+        clean = ends.feed(piece)
+        if old_clean:
+            old_clean, old_cr_open = _translate_and_count(piece, old_cr_open)
+        assert clean == old_clean
+        if clean:
+            assert ends.cr_open == old_cr_open
+    assert ends.crlf_only == (old_clean and not old_cr_open) == (spec_crlf_normalise(data) == data)
+    # clean_line_ends on the whole, and on each kind of buffer the relay hands it
+    for kind in (bytes, bytearray, memoryview):
+        clean, cr_open = clean_line_ends(kind(data))
+        assert (clean and not cr_open) == (spec_crlf_normalise(data) == data)
+
+
+@pytest.mark.parametrize("at", [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 600_000])
+@pytest.mark.parametrize("bad", [b"\n", b"\r", b"x\r\n"])
+def test_a_large_message_is_looked_at_whole(at, bad):
+    """clean_line_ends looks at a large message a view at a time: a bare CR or LF anywhere is found,
+    and a CRLF across two views is one line ending."""
+    lines = (b"y" * 78 + b"\r\n") * 8000  # 640,000 octets
+    assert clean_line_ends(lines) == (True, False) and crlf_normalise(lines) is lines
+    if bad == b"x\r\n":  # clean, with a CRLF whose CR ends the first view and whose LF starts the next
+        data = lines[:at] + bad + lines[at:]
+        data = data[:256 * 1024 - 1] + b"\r\n" + data[256 * 1024 - 1:]
+        assert data[256 * 1024 - 1:256 * 1024 + 1] == b"\r\n" and spec_crlf_normalise(data) == data
+        assert clean_line_ends(data) == (True, False)
+        return
+    data = lines[:at] + bad + lines[at:]
+    assert clean_line_ends(data)[0] is False
+    assert bytes(crlf_normalise(data)) == spec_crlf_normalise(data)
 
 
 def test_a_crlf_split_between_two_reads_is_one_line_end():
