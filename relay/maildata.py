@@ -79,7 +79,10 @@ def crlf_pieces(data, size: int = PIECE) -> Iterator[bytes]:
         end = min(pos + size, n)
         if end < n and data[end - 1] == 13 and data[end] == 10:
             end += 1
-        yield _normalised_piece(data[pos:end])
+        piece = data[pos:end]
+        clean, cr_open = clean_line_ends(piece)
+        # A clean piece is its own normal form: one look (C loop) instead of three replaces.
+        yield piece if clean and not cr_open else _normalised_piece(piece)
         pos = end
 
 
@@ -107,11 +110,22 @@ async def joined_yielding(pieces: Iterator[bytes]) -> bytearray:
     return out
 
 
-async def crlf_normalised(data, size: int = PIECE):
+async def crlf_normalised(data, size: int = PIECE, *, dirty: bool = False):
     """crlf_normalise(data) with the event loop let go between pieces of `size` octets: `data` itself
-    when every line ending in it is a CRLF, else a new bytearray."""
+    when every line ending in it is a CRLF, else a new bytearray. Unless the caller knows it is not
+    clean (`dirty`: the DATA reader saw a bare CR or LF), it is looked at first, a piece at a time:
+    a clean message is then given back without being copied (milter mode)."""
     if len(data) <= size:
         return crlf_normalise(data)
+    if not dirty:
+        ends = LineEnds()
+        with memoryview(data) as view:
+            for start in range(0, len(view), size):
+                if not ends.feed(view[start:start + size]):
+                    break
+                await asyncio.sleep(0)
+        if ends.crlf_only:
+            return data
     out = await joined_yielding(crlf_pieces(data, size))
     # Each bare CR or LF grows by one octet, a CRLF stays as it is: the same length means no change.
     return data if len(out) == len(data) else out

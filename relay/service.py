@@ -193,7 +193,7 @@ class RelayService:
             started = asyncio.ensure_future(pipeline.data_start(txn))
             try:
                 await asyncio.sleep(0)
-                data = content if crlf_only else await crlf_normalised(content)
+                data = content if crlf_only else await crlf_normalised(content, dirty=True)
                 message = self._message(txn, content, data, dot_lines)
                 if not _refused(started):  # no head start for work nobody will need
                     pipeline.prepare_data(txn, message)

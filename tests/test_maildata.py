@@ -48,6 +48,10 @@ _text = st.builds(lambda n, c: c * n, _run, st.sampled_from([b"x", b" ", b".", b
 _piece = st.one_of(_text, st.sampled_from([b"\r\n", b"\n", b"\r", b".", b"..", b"\r\n.", b"\n.\n", b"\0", b"\r\n\r\n"]))
 _bytes = st.lists(_piece, max_size=12).map(b"".join)
 _small = st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b" ", b"\0"]), max_size=40).map(b"".join)
+# Every octet the newline decoder's loop stops on (those at or below CR), and some above it.
+_octets = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\0", b"\t", b"\x0b", b"\x0c", b"\x0e", b"\x7f",
+                                     b"\x80", b"\xff", b"\xc3", b"a", b" ", b"\x85", b"\r\r\n", b"\n\r"]),
+                   max_size=60).map(b"".join)
 
 
 # --- long lines -----------------------------------------------------------------------------------
@@ -135,11 +139,14 @@ _sizes = st.integers(1, 9)
 
 
 @settings(max_examples=600, deadline=None)
-@given(data=st.one_of(_small, _bytes), size=_sizes, kind=st.sampled_from([bytes, bytearray]))
-def test_line_endings_in_pieces_are_the_rule(data, size, kind):
+@given(data=st.one_of(_small, _bytes, _octets), size=_sizes, kind=st.sampled_from([bytes, bytearray]),
+       dirty=st.booleans())
+def test_line_endings_in_pieces_are_the_rule(data, size, kind, dirty):
     assert b"".join(crlf_pieces(kind(data), size)) == spec_crlf_normalise(data)
-    out = asyncio.run(crlf_normalised(kind(data), size))
+    given_data = kind(data)
+    out = asyncio.run(crlf_normalised(given_data, size, dirty=dirty))
     assert bytes(out) == spec_crlf_normalise(data)
+    assert (out is given_data) == (spec_crlf_normalise(data) == data)  # clean: itself, never a copy
     if spec_crlf_normalise(data) == data:
         assert crlf_normalise(kind(data)) == out  # clean: as it came (crlf_normalised(x) is x, below)
 
@@ -272,10 +279,6 @@ def _translate_and_count(chunk, cr_open: bool) -> tuple[bool, bool]:
     return ends == b"\r\n" * pairs and chunk.count(b"\r\n") + joined == pairs, cr_open
 
 
-# Every octet the newline decoder's loop stops on (those at or below CR), and some above it.
-_octets = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\0", b"\t", b"\x0b", b"\x0c", b"\x0e", b"\x7f",
-                                     b"\x80", b"\xff", b"\xc3", b"a", b" ", b"\x85", b"\r\r\n", b"\n\r"]),
-                   max_size=60).map(b"".join)
 
 
 @settings(max_examples=1500, deadline=None)
