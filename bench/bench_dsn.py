@@ -24,22 +24,29 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
   status is one sisimai made up (`status_pseudo`, not in the message) or null, the right answer is
   null: we report only codes the message carries. A recipient not found counts as wrong.
 - hard: the label `hard` means two things (README of the corpus): sisimai's HardBounce ("the address
-  or its domain does not exist": userunknown, hostunknown, hasmoved, notaccept) and crisp's
-  `data.error.permanent` (any permanent failure). Two figures:
-  - `hard_agreement` (the label's meaning): sisimai hard == the funnel judged the failure to be about
-    the address and said why (classification.bounce_list is `list` or `count`, i.e. scope
-    `recipient` with a suppression rule, and the category is not `other`, "a reason these rules do
-    not recognise"; our suppression policy may wait for repeats, e.g. an unknown domain lists after
-    3 failures in 3 days); crisp hard == classification.permanent.
+  or its domain does not exist": userunknown, hostunknown, hasmoved, notaccept; not suspend, filtered,
+  mailboxfull, ...) and crisp's `data.error.permanent` (any permanent failure). Each is compared with
+  the field of ours that says the same thing:
+  - `hard_agreement` (the label's meaning): a sisimai label == the `hard` field `relay dsn parse`
+    prints (docs/bounces-in.md: a permanent refusal saying that the address or its domain does not
+    exist or has moved; false for unconfirmed, disabled, full, policy, spam and temporary failures and
+    DNS glitches), a crisp label == classification.permanent. A crisp label that is neither permanent
+    nor temporary is crisp's "cannot tell" (README: crisp sets both false then, e.g. a Postfix report
+    that gave up after connection timeouts): not judged (`hard_not_judged`).
+  - `hard_agreement_listing`: the definition used until 2026-12-01, kept for comparison. It compared
+    a sisimai label with the listing decision: hard == classification.bounce_list is `list` or `count`
+    and the category is not `other`. That reads "counts towards listing" as "does not exist": a
+    disabled or suspended mailbox (sisimai `suspend`, not hard) and a DNS lookup that failed
+    (`networkerror`, not hard) count towards listing and were scored hard, while an unconfirmed "no such
+    user" (which counts too) was scored hard whatever the label. crisp: as above, every crisp label
+    judged. docs/benchmarks.md, "Bounce parsing", says why it was replaced.
   - `hard_agreement_list` (strict): hard == this one report lists the address (bounce_list == "list").
-  A third figure reads the `hard` field `relay dsn parse` prints (docs/bounces-in.md: a permanent
-  refusal saying the address or its domain does not exist or has moved; false for unconfirmed,
-  disabled, full, policy, spam and temporary failures), the same for every file:
+  A third figure reads the `hard` field for every file, crisp's included:
   - `hard_agreement_field`: label hard == record["hard"]. For crisp files, whose label is "any
     permanent failure", this field disagrees by design on a permanent refusal that is not about the
     address's existence (spam, a full mailbox, a disabled account).
-  Which of the three issue 13's target ("agrees with the `hard` label on >= 95%") is judged by is
-  unknown: the issue does not say; all three are printed.
+  Issue 13's target ("agrees with the `hard` label on >= 95%") does not say which field; the first is
+  the one that compares like with like.
 - `crisp_permanent`: crisp's label on its own terms, [right, judged]: label `hard` (crisp's
   `data.error.permanent`) == classification.permanent, over every crisp file; `crisp_permanent_5xx` the
   same over the files whose label has a 5xx reply code (crisp's `permanent` and `temporary` are both
@@ -74,8 +81,17 @@ def expected_status(label) -> str | None:
     return None if label.status_pseudo else label.status
 
 
+def crisp_could_not_tell(label) -> bool:
+    """crisp labelled the failure neither permanent nor temporary: its "cannot tell" (corpus README)."""
+    return label.file.startswith("crisp-") and not label.hard and label.temporary is False
+
+
 def hard_decision(record: dict | None, label=None, strict: bool = False) -> bool | None:
-    """Our `hard` for a label (see the module docstring). None when there is no decision to compare."""
+    """Our `hard` for a label, by the label's meaning (see the module docstring): a sisimai label is
+    compared with the `hard` field, a crisp label with classification.permanent. None when there is
+    no decision to compare (a complaint; crisp could not tell). `strict`: this report lists the address."""
+    if label is not None and crisp_could_not_tell(label) and not strict:
+        return None
     if record is None:
         return False  # not found: no decision is a wrong one
     classification = record.get("classification") or {}
@@ -84,6 +100,21 @@ def hard_decision(record: dict | None, label=None, strict: bool = False) -> bool
         return None
     if strict:
         return decision == "list"
+    if label is not None and label.file.startswith("crisp-"):
+        return bool(classification.get("permanent"))
+    return bool(record.get("hard"))
+
+
+def hard_decision_listing(record: dict | None, label=None) -> bool | None:
+    """The definition before 2026-12-01 (`hard_agreement_listing`): a sisimai label compared with the
+    listing decision (bounce_list `list` or `count`, category not `other`), every crisp label with
+    classification.permanent."""
+    if record is None:
+        return False
+    classification = record.get("classification") or {}
+    decision = classification.get("bounce_list")
+    if decision is None:
+        return None
     if label is not None and label.file.startswith("crisp-"):
         return bool(classification.get("permanent"))
     return decision in ("list", "count") and classification.get("category") != "other"
@@ -118,12 +149,16 @@ def figures(results, part: str) -> dict:
     bounces = [(lab, rec) for lab, rec in chosen if lab.kind == "bounce"]
     decided = any(rec is not None and hard_decision(rec) is not None for lab, rec in bounces)
     judged = [(lab, hard_decision(rec, lab)) for lab, rec in bounces] if decided else []
+    not_judged = sum(1 for lab, ours in judged if ours is None and crisp_could_not_tell(lab))
     judged = [(lab, ours) for lab, ours in judged if ours is not None]
+    listing = [(lab, hard_decision_listing(rec, lab)) for lab, rec in bounces] if decided else []
+    listing = [(lab, ours) for lab, ours in listing if ours is not None]
     strict = [(lab, hard_decision(rec, lab, strict=True)) for lab, rec in bounces] if decided else []
     strict = [(lab, ours) for lab, ours in strict if ours is not None]
     field = [(lab, bool(rec["hard"]) if rec is not None else False) for lab, rec in bounces]
     field_ok = sum(1 for lab, ours in field if ours == lab.hard)
     hard_ok = sum(1 for lab, ours in judged if ours == lab.hard)
+    listing_ok = sum(1 for lab, ours in listing if ours == lab.hard)
     strict_ok = sum(1 for lab, ours in strict if ours == lab.hard)
     fails: dict[str, Counter] = defaultdict(Counter)
     for lab, rec in chosen:
@@ -134,6 +169,9 @@ def figures(results, part: str) -> dict:
     for lab, ours in judged:
         if ours != lab.hard:
             fails["hard"][lab.family] += 1
+    for lab, ours in listing:
+        if ours != lab.hard:
+            fails["hard (listing definition)"][lab.family] += 1
     for lab, ours in field:
         if ours != lab.hard:
             fails["hard field"][lab.family] += 1
@@ -148,7 +186,9 @@ def figures(results, part: str) -> dict:
         "status_accuracy": round(status_ok / len(chosen), 4) if chosen else None,
         "status_right": status_ok,
         "hard_agreement": round(hard_ok / len(judged), 4) if judged else None,
-        "hard_right": hard_ok, "hard_judged": len(judged),
+        "hard_right": hard_ok, "hard_judged": len(judged), "hard_not_judged": not_judged,
+        "hard_agreement_listing": round(listing_ok / len(listing), 4) if listing else None,
+        "hard_listing_right": listing_ok, "hard_listing_judged": len(listing),
         "hard_agreement_list": round(strict_ok / len(strict), 4) if strict else None,
         "hard_agreement_field": round(field_ok / len(field), 4) if field else None,
         "hard_field_right": field_ok, "hard_field_judged": len(field),
@@ -267,7 +307,11 @@ def main() -> int:
     for name, f in parts.items():
         print(f"{name:8} recipients {f['recipients']:4}  right recipient {f['recipient_accuracy']:.2%} "
               f"({f['recipient_right']}/{f['recipient_labelled']})  right status {f['status_accuracy']:.2%}  "
-              f"hard agreement " + (f"{f['hard_agreement']:.2%} ({f['hard_right']}/{f['hard_judged']}, "
+              f"hard agreement " + (f"{f['hard_agreement']:.2%} ({f['hard_right']}/{f['hard_judged']}; "
+                                    f"{f['hard_not_judged']} not judged: crisp could not tell; "
+                                    f"by the listing decision, the definition before 2026-12-01: "
+                                    f"{f['hard_agreement_listing']:.2%} "
+                                    f"({f['hard_listing_right']}/{f['hard_listing_judged']}); "
                                     f"strict list: {f['hard_agreement_list']:.2%}, "
                                     f"listed but not hard: {f['listed_but_not_hard']}; "
                                     f"`hard` field: {f['hard_agreement_field']:.2%} "
@@ -284,14 +328,18 @@ def main() -> int:
             if args.part and args.part != "all" and part != args.part:
                 continue
             ours = hard_decision(rec, lab)
+            ours_listing = hard_decision_listing(rec, lab)
             field_wrong = lab.kind == "bounce" and (rec is not None and rec["hard"]) != lab.hard
             if rec is None or rec["status"] != expected_status(lab) or field_wrong or (
-                    lab.kind == "bounce" and ours is not None and ours != lab.hard):
+                    lab.kind == "bounce" and ((ours is not None and ours != lab.hard)
+                                              or (ours_listing is not None and ours_listing != lab.hard))):
                 print(f"{part:7} {lab.file} {lab.recipient} label status={lab.status} hard={lab.hard} "
                       f"reason={lab.reason} | ours " + (json.dumps({k: rec[k] for k in ("recipient", "status")}
                                                                   | {"hard": rec["hard"],
                                                                      "bounce_list": (rec.get("classification") or {}).get("bounce_list"),
                                                                      "category": (rec.get("classification") or {}).get("category"),
+                                                                     "hard_agrees": None if lab.kind != "bounce" or ours is None else ours == lab.hard,
+                                                                     "listing_def_agrees": None if lab.kind != "bounce" or ours_listing is None else ours_listing == lab.hard,
                                                                      "diagnostic": (rec["diagnostic"] or "")[:120]})
                                                         if rec else "none"), file=sys.stderr)
     print(json.dumps({"bench": "dsn", "parts": parts}))

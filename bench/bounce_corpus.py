@@ -32,6 +32,9 @@ class LabelledRecipient:
     reason: str | None
     hard: bool
     feedback_type: str | None
+    # crisp only: its `data.error.temporary`; crisp sets it and `hard` (its `permanent`) both false
+    # where it cannot tell (the corpus README). None for sisimai files.
+    temporary: bool | None = None
 
 
 def load_labels(corpus: Path = CORPUS) -> list[dict]:
@@ -63,5 +66,6 @@ def recipients(entries: list[dict]) -> list[LabelledRecipient]:
                 file=entry["file"], family=entry["family"], kind=entry["kind"], index=n,
                 recipient=r.get("recipient"), status=r.get("status"), status_pseudo=bool(r.get("status_pseudo")),
                 code=r.get("code"), reason=r.get("reason"), hard=bool(r.get("hard")),
-                feedback_type=r.get("feedback_type")))
+                feedback_type=r.get("feedback_type"),
+                temporary=bool(r["temporary"]) if r.get("temporary") is not None else None))
     return out
