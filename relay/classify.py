@@ -275,7 +275,7 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 
 
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
-                       "permanent", "scope", "note"})
+                       "permanent", "scope", "note", "unconfirmed"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
 TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback"})
 
@@ -522,8 +522,11 @@ class Classifier:
     """Compiled rules from one or more files, in precedence order."""
 
     def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str],
-                 texts: dict[str, tuple[str, str]] | None = None):
+                 texts: dict[str, tuple[str, str]] | None = None, unconfirmed_rules: Iterable[str] = ()):
         self._rules = tuple(rules)
+        # Ids of the rules marked `unconfirmed: true`: a text that puts its own address claim in
+        # doubt (Policies.judge only counts it, as a "no such user" at DATA).
+        self.unconfirmed_rules = frozenset(unconfirmed_rules)
         self._fallback = fallback
         self.files = tuple(files)
         outcomes = [*fallback.enhanced.values(), *fallback.codes.values()]
@@ -558,6 +561,7 @@ class Classifier:
         codes: dict[str, _Outcome] = {}
         default: _Outcome | None = None
         seen_ids: dict[str, str] = {}
+        unconfirmed_ids: set[str] = set()
         all_problems: list = []
         files: list[str] = []
         loaded: list[tuple[Path, dict, Problems]] = []
@@ -580,7 +584,8 @@ class Classifier:
             for category, scope in _shipped_scopes().items():
                 scopes.setdefault(category, scope)
         for path, data, problems in loaded:
-            file_rules, file_fallback = cls._compile_file(data, str(path), problems, seen_ids, scopes)
+            file_rules, file_fallback = cls._compile_file(data, str(path), problems, seen_ids, scopes,
+                                                          unconfirmed_ids)
             rules.extend(file_rules)
             for kind, fkey, outcome in file_fallback:
                 if kind == "enhanced":
@@ -598,7 +603,7 @@ class Classifier:
                 if (category in CATEGORIES and isinstance(text, dict) and isinstance(text.get("meaning"), str)
                         and isinstance(text.get("advice"), str)):
                     texts.setdefault(category, (" ".join(text["meaning"].split()), " ".join(text["advice"].split())))
-        return cls(rules, _Fallback(enhanced, codes, default), files, texts)
+        return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids)
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> "Classifier":
@@ -621,7 +626,7 @@ class Classifier:
 
     @classmethod
     def _compile_file(cls, data: dict, file: str, problems: Problems, seen_ids: dict[str, str],
-                      scopes: dict[str, str]):
+                      scopes: dict[str, str], unconfirmed_ids: set[str] | None = None):
         for name in data:
             if name not in TOP_KEYS:
                 problems.add(str(name), "unknown top-level key; expected one of " + ", ".join(sorted(TOP_KEYS)))
@@ -654,6 +659,11 @@ class Classifier:
             check_id(entry, key)
             outcome = _outcome(entry, key, problems, scopes)
             conditions = reply_conditions(entry, key, problems)
+            unconfirmed = entry.get("unconfirmed", False)
+            if not isinstance(unconfirmed, bool):
+                problems.add(f"{key}.unconfirmed", f"expected true or false, got {unconfirmed!r}")
+            elif unconfirmed and outcome is not None and unconfirmed_ids is not None:
+                unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:
                 rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,
                                    conditions.not_match, file, conditions.stages))

@@ -84,9 +84,12 @@ _NO_RECIPIENT_YET = {"connect": "session", "helo": "session", "mail": "sender"}
 _CONTRADICTING_UNKNOWN = ("2.1", "7.1")
 
 
-def _unconfirmed(classification, stage: str | None, reply) -> bool:
+def _unconfirmed(classification, stage: str | None, reply, unconfirmed_rules=frozenset()) -> bool:
     """True when a refusal whose category would list the address at once puts its own claim in
     doubt, so that it only counts towards listing (suppression.yaml `unconfirmed:`):
+    - the rule that classified it says so (bounce-rules.yaml `unconfirmed: true`): a text that
+      is how a filter answers, whatever the stage (au/KDDI's "550 : User unknown", with no address
+      where the server names the recipient, is its reply after DATA);
     - it came at DATA: a server checks recipients at RCPT (RFC 5321 3.3); one that took the
       RCPT and then says "unknown user" after the final dot has seen the content, and that is
       where content filters (Japanese carriers' sender and content filters, filtering
@@ -97,7 +100,7 @@ def _unconfirmed(classification, stage: str | None, reply) -> bool:
       refusing server said counts: a DSN's Status put before a reply that carries none is the
       reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553 Invalid
       recipient" with Status 5.7.1), not the remote server hiding a policy."""
-    if stage == "data":
+    if stage == "data" or classification.rule in unconfirmed_rules:
         return True
     if classification.category != "unknown_recipient" or reply.enhanced_from_report:
         return False
@@ -219,7 +222,8 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        unconfirmed = _unconfirmed(classification, stage, reply)
+        unconfirmed = _unconfirmed(classification, stage, reply,
+                                   getattr(self.classifier, "unconfirmed_rules", frozenset()))
         hard = hard_bounce(classification, scope, unconfirmed, unwrapped_text(reply),
                            getattr(self.suppression, "domains", None))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)

@@ -149,6 +149,28 @@ def test_a_user_unknown_at_the_final_dot_is_bounced_but_only_counts(verp_relay, 
     assert rcpt_reply(verp_relay) == 550
 
 
+def test_a_user_unknown_without_the_address_is_bounced_but_only_counts(verp_relay, upstream):
+    # au/KDDI's reply after DATA to a message the recipient's filter refused is "550 : User
+    # unknown", the address left out (at RCPT they name it: "550 <a@b>: User unknown"). The
+    # delivery-status part of a real report (tests/data/bounces/sisimai-lhost-messagingserver-08.eml)
+    # carries it with Status 5.0.0 and no stage: one such bounce does not list the address.
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0",
+                                                           diagnostic="550 : User unknown"))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    assert events[0]["classification"]["rule"] == "unknown-recipient-unnamed"
+    assert events[0]["classification"]["scope"] == "recipient" and "bounce_list" not in events[0]
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+    return_path = relay_one(verp_relay, upstream, nth=2)
+    mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0", diagnostic="550 : User unknown"))
+    events = verp_relay.events(wait_for=3)
+    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
+    assert rcpt_reply(verp_relay) == 550
+
+
 def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
     return_path = relay_one(verp_relay, upstream)
     local, domain = return_path.split("@")

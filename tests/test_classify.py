@@ -1659,3 +1659,39 @@ def test_every_shipped_pattern_compiles_on_its_own():
     for source in patterns:
         re.compile(source, re.IGNORECASE)
         assert re.compile(f"(?:{source})").groups == re.compile(source).groups, source
+
+
+def test_a_rule_marked_unconfirmed_only_counts_and_is_not_hard(tmp_path):
+    # bounce-rules.yaml `unconfirmed: true`: an operator's rule for a text that is how a filter
+    # answers ("no such user" words on an address that exists) puts its claim in doubt at any stage.
+    from relay.decision import Reply
+    from relay.policies import shipped_policies
+    from dataclasses import replace as dc_replace
+
+    ops = _write(tmp_path, "bounce-rules.ops.yaml", """\
+        rules:
+          - id: ops-disguised-unknown
+            match: 'mailbox unknown \\(policy 7\\)'
+            unconfirmed: true
+            category: unknown_recipient
+            meaning: m.
+            advice: a.
+        """)
+    policies = dc_replace(shipped_policies(), classifier=Classifier.from_files([ops, SHIPPED_RULES]))
+    reply = Reply.parse("550 mailbox unknown (policy 7)")
+    judged = policies.judge(reply, "rcpt", ["bob@example.org"])
+    assert (judged.classification.rule, judged.bounce_list, judged.unconfirmed, judged.hard) == (
+        "ops-disguised-unknown", "count", True, False)
+    # The same category from a rule without the mark lists at once.
+    judged = policies.judge(Reply.parse("550 5.1.1 user unknown"), "rcpt", ["bob@example.org"])
+    assert (judged.bounce_list, judged.hard) == ("list", True)
+
+
+def test_unconfirmed_must_be_true_or_false(tmp_path):
+    path = _write(tmp_path, "r.yaml", """\
+        rules:
+          - {id: u, match: 'a', unconfirmed: "yes", category: unknown_recipient, meaning: m., advice: a.}
+        """)
+    with pytest.raises(ConfigError) as info:
+        Classifier.from_files([path])
+    assert [k for _, k, _ in _problems(info.value)] == ["rules[0].unconfirmed"]

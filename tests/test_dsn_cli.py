@@ -50,6 +50,23 @@ def test_hard_says_whether_the_address_or_its_domain_does_not_exist(capsys):
     assert [r["hard"] for r in run(capsys, str(CORPUS / "sisimai-arf-02.eml"))[1]] == [False]
 
 
+def test_au_kddi_user_unknown_without_the_address_only_counts(capsys):
+    # au/KDDI say "550 <address>: User unknown" at RCPT for an address that does not exist, and
+    # "550 : User unknown" (the address left out) after DATA for a message the recipient's filter
+    # refused. An Oracle Messaging Server DSN reports the second without its stage: the address may
+    # exist, so it counts towards listing and is not hard (it was listed at once).
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-messagingserver-08.eml"))[1]
+    assert (row["recipient"], row["diagnostic"], row["stage"]) == (
+        "otsu-sakaba-hunter-neko-nyaaaaaaan@ezweb.ne.jp", "550 : User unknown", None)
+    assert (row["hard"], row["classification"]["bounce_list"], row["classification"]["rule"]) == (
+        False, "count", "unknown-recipient-unnamed")
+    assert row["classification"]["category"] == "unknown_recipient"
+    # The RCPT reply that names the address still lists it at once.
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-postfix-36.eml"))[1]
+    assert row["diagnostic"] == "550 <otsu-sakaba-hunter-neko-nyaaaaaaan@ezweb.ne.jp>: User unknown"
+    assert (row["hard"], row["classification"]["bounce_list"]) == (True, "list")
+
+
 def test_rfc3464_fields(capsys):
     status, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-outlook-02.eml"))
     assert status == 0
