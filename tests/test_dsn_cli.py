@@ -67,6 +67,21 @@ def test_au_kddi_user_unknown_without_the_address_only_counts(capsys):
     assert (row["hard"], row["classification"]["bounce_list"]) == (True, "list")
 
 
+def test_an_mms_gateway_saying_the_number_is_not_valid_is_a_hard_bounce(capsys):
+    # Verizon's email-to-MMS gateway reports, after taking the mail, that the phone number the
+    # address names is not one it can deliver to. The words "no valid recipients" made it an SMTP
+    # sequence error (scope session, never listed): the address was never listed.
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-verizon-01.eml"))[1]
+    assert row["recipient"] == "0000000000@vzwpix.com"
+    assert row["diagnostic"].endswith("Error: No valid recipients for this MM")
+    assert (row["hard"], row["classification"]["category"], row["classification"]["scope"],
+            row["classification"]["bounce_list"]) == (True, "unknown_recipient", "recipient", "list")
+    # The SMTP reply to DATA after every RCPT was refused is still a protocol error.
+    assert main(["classify", "554 5.5.1 Error: no valid recipients"]) == 0
+    classified = json.loads(capsys.readouterr().out)
+    assert (classified["category"], classified["bounce_list"]) == ("protocol_error", "never")
+
+
 def test_rfc3464_fields(capsys):
     status, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-outlook-02.eml"))
     assert status == 0
