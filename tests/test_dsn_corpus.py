@@ -72,17 +72,17 @@ def test_targets_over_the_whole_corpus():
 
 
 def test_hard_agreement_does_not_regress():
-    # Issue 13's target is 95%; today's figures (all parts) are 92.0% by the label's meaning, 88.5% by
-    # the listing-decision definition used before 2026-12-01 and 85.3% for the `hard` field on every
+    # Issue 13's target is 95%; today's figures (all parts) are 92.4% by the label's meaning, 88.7% by
+    # the listing-decision definition used before 2026-12-01 and 85.7% for the `hard` field on every
     # file; docs/bounces-in.md and docs/benchmarks.md say why (crisp's label means "permanent";
     # sisimai's `filtered` where the message carries no evidence; the same reply labelled both ways).
     # This guards what is reached; it is not the target.
     figures = bench_dsn.figures(evaluation()["results"], "all")
-    assert figures["hard_agreement"] >= 0.920
-    assert figures["hard_agreement_listing"] >= 0.885
-    assert figures["hard_agreement_field"] >= 0.852
-    assert figures["hard_field_by_source"]["sisimai"][0] >= 380
-    assert figures["listed_but_not_hard"] <= 22
+    assert figures["hard_agreement"] >= 0.924
+    assert figures["hard_agreement_listing"] >= 0.887
+    assert figures["hard_agreement_field"] >= 0.856
+    assert figures["hard_field_by_source"]["sisimai"][0] >= 382
+    assert figures["listed_but_not_hard"] <= 21
 
 
 def _tune_result(file: str):

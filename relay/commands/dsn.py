@@ -22,8 +22,9 @@ def register(sub) -> None:
                     "feedback reports) and print one JSON object a line per failed recipient. Auto-replies "
                     "and delivery-success reports print nothing. Offline: no DNS, no store. Each line's "
                     "`hard` is true for a hard bounce: a permanent failure saying that the address or its "
-                    "domain does not exist or has moved; false for unconfirmed (at DATA, or under a "
-                    "contradicting code), disabled or suspended, full, policy, spam and temporary failures "
+                    "domain does not exist or has moved; false for unconfirmed (at DATA, under a "
+                    "contradicting code, or a text a rule marks unconfirmed), disabled or suspended, full, "
+                    "policy, spam and temporary failures "
                     "(docs/bounces-in.md).")
     parse.add_argument("files", nargs="+", metavar="FILE", help="a bounce message (whole email, or its text)")
     add_config_arg(parse, required=False)
