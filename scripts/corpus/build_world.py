@@ -8,7 +8,8 @@
      world11_candidates.py -> world11.yaml,
      world12_candidates.py -> world12.yaml,
      world13_candidates.py -> world13.yaml,
-     world14_candidates.py -> world14.yaml)
+     world14_candidates.py -> world14.yaml,
+     world15_candidates.py -> world15.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
