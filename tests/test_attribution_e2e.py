@@ -246,6 +246,21 @@ def test_a_sender_domain_refused_at_mail_from_is_the_sender_s_not_routing(relay,
     assert not listed(relay, "jane@example.com")
 
 
+def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
+    # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
+    # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's
+    # 551 is "user not local", and the rules listed both recipients at once as unknown.
+    upstream.rcpt_replies["jane"] = "551 auth error."
+    upstream.rcpt_replies["john"] = "551 line parse error"
+    transact(relay, ["jane@example.com", "john@example.com", "joe@example.com"])
+    rejected = {e["recipient"]: e["classification"] for e in events_of(relay, 2) if e["kind"] == "rejected"}
+    assert (rejected["jane@example.com"]["category"], rejected["jane@example.com"]["scope"]) == (
+        "auth_failed", "session")
+    assert (rejected["john@example.com"]["category"], rejected["john@example.com"]["scope"]) == (
+        "protocol_error", "session")
+    assert not listed(relay, "jane@example.com") and not listed(relay, "john@example.com")
+
+
 def test_a_protocol_reply_to_the_final_dot_lists_nobody(relay, upstream):
     upstream.data_replies["jane"] = "554 5.5.1 Error: no valid recipients"
     transact(relay, ["jane@example.com"])

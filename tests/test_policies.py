@@ -204,6 +204,20 @@ def test_classify_command_reads_a_sending_mta_s_own_log_text_as_the_path():
         ("auth_failed", "session", "never"), ("routing_dns", "relay", "never")]
 
 
+def test_classify_command_reads_an_smtp_client_s_own_errors_as_its_path_and_login():
+    # Issue #8, world15: msmtp (the sendmail replacement of many hosts and containers) and a
+    # mail gateway write their own errors without a reply code; an operator pastes them from
+    # the log. Each was `other` about the recipient before, with advice about the recipient:
+    # they are the relay's own conversation, its path, and its TLS towards the next hop.
+    r = run_classify(stdin='"network read error: the operation timed out"\n"the server sent an invalid reply"\n'
+                           '"RETRY.14 Connection refused"\n"the server does not support TLS via the STARTTLS command"\n')
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["category"], x["scope"], x["bounce_list"]) for x in lines] == [
+        ("temporary_failure", "relay", "never"), ("protocol_error", "relay", "never"),
+        ("routing_dns", "relay", "never"), ("temporary_failure", "relay", "never")]
+
+
 def test_classify_command_answers_each_hostile_stdin_line_and_goes_on():
     # A line nested 100,000 deep made the json decoder recurse past Python's limit: a RecursionError
     # traceback, and the lines after it never read.
