@@ -292,3 +292,19 @@ def test_a_report_cut_at_the_bound_says_so_on_stderr_and_in_each_line(capsys, tm
     # An uncut report has no such field.
     _, rows, err = run(capsys, str(CORPUS / "sisimai-lhost-qmail-02.eml"))
     assert err == "" and all("recipients_not_read" not in r for r in rows)
+
+
+def test_exims_check_of_a_header_address_lists_nobody(capsys, tmp_path):
+    # Exim checks the addresses in a message's headers with the same parser as an envelope
+    # address and says which header failed, quoting its name: 'failing address in "From:" header
+    # is: <...>'. world15 taught the recipient-syntax rules the parser's words ("missing or
+    # malformed local part"), and the header exclusion did not know the quoted form: a bounce
+    # carrying such a reply listed the report's recipient at once.
+    quoted = tmp_path / "quoted.eml"
+    quoted.write_bytes(_dsn("5.0.0", '550 missing or malformed local part: failing address in "From:" header is: <@x.example>'))
+    checking = tmp_path / "checking.eml"
+    checking.write_bytes(_dsn("5.7.1", "550 5.7.1 syntax error in 'From:' header when checking sender: "
+                                       "missing or malformed local part"))
+    _, rows, _ = run(capsys, str(quoted), str(checking))
+    assert [r["recipient"] for r in rows] == ["dana@example.org", "dana@example.org"]
+    assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(False, "never"), (False, "never")]
