@@ -626,7 +626,7 @@ class Classifier:
 
     @classmethod
     def _compile_file(cls, data: dict, file: str, problems: Problems, seen_ids: dict[str, str],
-                      scopes: dict[str, str], unconfirmed_ids: set[str] | None = None):
+                      scopes: dict[str, str], unconfirmed_ids: set[str]):
         for name in data:
             if name not in TOP_KEYS:
                 problems.add(str(name), "unknown top-level key; expected one of " + ", ".join(sorted(TOP_KEYS)))
@@ -662,7 +662,7 @@ class Classifier:
             unconfirmed = entry.get("unconfirmed", False)
             if not isinstance(unconfirmed, bool):
                 problems.add(f"{key}.unconfirmed", f"expected true or false, got {unconfirmed!r}")
-            elif unconfirmed and outcome is not None and unconfirmed_ids is not None:
+            elif unconfirmed and outcome is not None:
                 unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:
                 rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,

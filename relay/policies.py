@@ -84,7 +84,7 @@ _NO_RECIPIENT_YET = {"connect": "session", "helo": "session", "mail": "sender"}
 _CONTRADICTING_UNKNOWN = ("2.1", "7.1")
 
 
-def _unconfirmed(classification, stage: str | None, reply, unconfirmed_rules=frozenset()) -> bool:
+def _unconfirmed(classification, stage: str | None, reply, unconfirmed_rules: frozenset[str]) -> bool:
     """True when a refusal whose category would list the address at once puts its own claim in
     doubt, so that it only counts towards listing (suppression.yaml `unconfirmed:`):
     - the rule that classified it says so (bounce-rules.yaml `unconfirmed: true`): a text that
@@ -222,8 +222,7 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        unconfirmed = _unconfirmed(classification, stage, reply,
-                                   getattr(self.classifier, "unconfirmed_rules", frozenset()))
+        unconfirmed = _unconfirmed(classification, stage, reply, self.classifier.unconfirmed_rules)
         hard = hard_bounce(classification, scope, unconfirmed, unwrapped_text(reply),
                            getattr(self.suppression, "domains", None))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
