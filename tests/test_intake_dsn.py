@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from relay.intake.dsn import parse_bounce, stage_said
 
@@ -262,6 +263,43 @@ def test_stage_as_reporting_mtas_say_it():
                       "It responded as follows: [550 5.1.1 User unknown]") == "rcpt"
     assert stage_said("rejected the message (Error following DATA command). It responded as follows: "
                       "[550 Unknown user]") == "data"
+
+
+CORPUS = Path(__file__).resolve().parent / "data" / "bounces"
+
+
+def corpus_stages(name: str) -> list[tuple[str, str | None]]:
+    return [(r.recipient, r.stage) for r in parse_bounce((CORPUS / name).read_bytes()).recipients]
+
+
+def test_stage_of_real_reports_that_name_the_command_their_own_way():
+    # DragonFly Mail Agent: "mail-inbound.libsisimai.net [192.0.2.25] did not like our RCPT TO:".
+    assert corpus_stages("sisimai-lhost-dragonfly-09.eml") == [("filtered@libsisimai.net", "rcpt")]
+    # Trend Micro InterScan turns the arrows round: "Sent <<< RCPT TO:<a@x>", "Received >>> 550 ...".
+    assert corpus_stages("sisimai-lhost-trendmicro-01.eml") == [("kijitora@example.co.jp", "rcpt")]
+    assert corpus_stages("world/flufl-simple_15.txt") == [("userx@example.be", "rcpt")]
+    # A gateway's "SMTP:RCPT host 192.0.2.8: 553 5.3.0 <a@x>... No such user here".
+    assert corpus_stages("sisimai-lhost-x3-01.eml") == [("kijitora@example.com", "rcpt")]
+    assert corpus_stages("world/flufl-simple_30.txt") == [("userx@example.com", "rcpt")]
+
+
+def test_stage_of_a_sendmail_transcript_whose_command_names_the_address():
+    # Old Sendmail reports only the transcript: the address's first mention is the command itself
+    # (">>> RCPT To:<kijitora@example.org>", then "<<< 550 <kijitora@example.org>, User Unknown").
+    assert corpus_stages("sisimai-lhost-v5sendmail-03.eml") == [("kijitora@example.org", "rcpt")]
+    # One transcript of several hosts: mikeneko's part is the last host's RCPT.
+    assert dict(corpus_stages("sisimai-lhost-v5sendmail-05.eml"))["mikeneko@example.co.jp"] == "rcpt"
+
+
+def test_stage_of_a_sendmail_transcript_of_two_hosts_is_the_last_ones():
+    # "... while talking to gateway-a.: <<< 450 busy - please try later" was an earlier attempt; the
+    # report is about the next host's refusal: ">>> DATA <<< 551 not our user ... <<< 503 need RCPT
+    # command" (PIPELINING: the first reply answers the RCPT).
+    assert corpus_stages("sisimai-lhost-sendmail-17.eml") == [("kijitora@example.net", "rcpt")]
+    assert corpus_stages("world/bp-comcast-via-sendmail.unknown.msg") == [("recipient@example.net", "rcpt")]
+    # One host: its first reply, a 450 answering the RCPT, not the 503 answering the DATA.
+    assert stage_said("... while talking to mx.b.example.:\n>>> DATA\n<<< 450 4.2.2 <a@b.example>... Mailbox "
+                      "Full\n<<< 503 5.0.0 Need RCPT (recipient)\n") == "rcpt"
 
 
 def test_reason_without_a_reply_keeps_error_lines_and_drops_the_summary():

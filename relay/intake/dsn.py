@@ -144,31 +144,38 @@ _STAGE_SAID = [
     (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
                 r"in reply to end of message|after the message was sent|"
                 # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
-                r"did not like our (final )?data\b|error following data command", re.I), "data"),
+                r"did not like our (final )?data\b|error following data command|\bsmtp:data\b", re.I), "data"),
     (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$|"
                 # Yahoo puts the command after the reply ("... User Unknown [RCPT_TO]"); X6
-                # gateways say "(Error following RCPT command)".
-                r"\[rcpt_to\]|error following rcpt command", re.I), "rcpt"),
+                # gateways say "(Error following RCPT command)"; DragonFly "did not like our RCPT
+                # TO:"; an unnamed gateway (sisimai's "X3") "SMTP:RCPT host 192.0.2.8: 553 ...".
+                r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\b", re.I), "rcpt"),
     (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender|"
-                r"\[mail_from\]|error following mail command", re.I), "mail"),
+                r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\b", re.I), "mail"),
     (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
     (re.compile(r"in reply to (the )?initial (server )?greeting|after initial connect|"
                 r"refused to talk to me|while connecting", re.I), "connect"),
 ]
-_TRANSCRIPT_COMMAND = re.compile(r"^>>>\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
-_TRANSCRIPT_REPLY = re.compile(r"^<<<\s*[45]\d\d", re.M)
+# A transcript's commands and replies: Sendmail's ">>> RCPT To:<a@x>" and "<<< 550 ...", and the same
+# with the arrows turned round after a word (Trend Micro InterScan: "Sent <<< RCPT TO:<a@x>", then
+# "Received >>> 550 5.1.1 ...").
+_TRANSCRIPT_COMMAND = re.compile(r"^(?:>>>|Sent <<<)\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
+_TRANSCRIPT_REPLY = re.compile(r"^(?:<<<|Received >>>)\s*[45]\d\d", re.I | re.M)
+_TRANSCRIPT_NEXT_COMMAND = re.compile(r"(?:>>>|Sent <<<)", re.I)
+_TRANSCRIPT_REPLY_END = re.compile(r"(?:<<<|Received >>>)\s*[2-5]\d\d(\s|$)", re.I)
+_TRANSCRIPT_HOST = re.compile(r"while talking to\b", re.I)
 _STAGE_OF_COMMAND = {"rcpt": "rcpt", "data": "data", ".": "data", "mail": "mail", "ehlo": "helo", "helo": "helo",
                      "lhlo": "helo"}
 
 
 def _replies_before_next_command(text: str, start: int) -> int:
-    """How many replies a transcript shows from `start` to its next `>>>` command (a reply ends at
-    its `<<< NNN ` line; `<<< NNN-` lines continue it)."""
+    """How many replies a transcript shows from `start` to its next command (a reply ends at its
+    `<<< NNN ` line; `<<< NNN-` lines continue it)."""
     count = 0
     for line in text[start:].split("\n"):
-        if line.startswith(">>>"):
+        if _TRANSCRIPT_NEXT_COMMAND.match(line):
             break
-        if re.match(r"^<<<\s*[2-5]\d\d(\s|$)", line):
+        if _TRANSCRIPT_REPLY_END.match(line):
             count += 1
     return count
 
@@ -177,9 +184,14 @@ def stage_said(text: str | None) -> str | None:
     """The SMTP stage a report says the remote reply came at, or None when it does not say."""
     if not text:
         return None
-    reply = _TRANSCRIPT_REPLY.search(text)
-    if reply:
-        commands = list(_TRANSCRIPT_COMMAND.finditer(text, 0, reply.start()))
+    replies = list(_TRANSCRIPT_REPLY.finditer(text))
+    if replies:
+        # Sendmail begins the part of each host it talked to with "... while talking to HOST.:" and
+        # gives up at the last one: the reply the report is about is the first of that host's part
+        # (an earlier host's "<<< 450 busy - please try later" is another attempt).
+        block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, replies[-1].start())), default=0)
+        reply = next(r for r in replies if r.start() >= block)
+        commands = list(_TRANSCRIPT_COMMAND.finditer(text, block, reply.start()))
         if commands:
             stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
             if stage == "data" and _replies_before_next_command(text, reply.start()) > 1:
@@ -1351,6 +1363,11 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
         stage = stage_said(segment)
+        line_start = report.rfind("\n", 0, start) + 1
+        if stage is None and _TRANSCRIPT_COMMAND.match(report, line_start):
+            # The address's first mention is the transcript's own command (Sendmail's ">>> RCPT
+            # To:<a@x>", InterScan's "Sent <<< RCPT TO:<a@x>"): the command is part of its text.
+            stage = stage_said(report[line_start:end])
         if stage_said_later and start < len(report):
             stage = stage_after = stage or stage_after
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
