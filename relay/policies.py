@@ -34,10 +34,12 @@ class Judgement:
     # The suppression rule that counts this failure when it is not its category's own (an
     # unconfirmed address claim, `unconfirmed:` in suppression.yaml); None: the category's.
     suppression_rule: Any = None
-    # The refusal puts its own address claim in doubt (_unconfirmed): whatever the suppression
+    # The refusal puts its own address claim in doubt (_doubt): whatever the suppression
     # policy does with that, the reply alone does not establish that the address is gone.
     unconfirmed: bool = False
     # A hard bounce in the industry's sense (hard_bounce): the address or its domain does not exist.
+    # It may be true of a refusal the bounce list only counts: an unknown domain, a "no such user"
+    # under X.2.1 at RCPT (_doubts_the_address).
     hard: bool = False
 
     def about(self, recipient: str) -> bool:
@@ -84,28 +86,42 @@ _NO_RECIPIENT_YET = {"connect": "session", "helo": "session", "mail": "sender"}
 _CONTRADICTING_UNKNOWN = ("2.1", "7.1")
 
 
-def _unconfirmed(classification, stage: str | None, reply, unconfirmed_rules: frozenset[str]) -> bool:
-    """True when a refusal whose category would list the address at once puts its own claim in
-    doubt, so that it only counts towards listing (suppression.yaml `unconfirmed:`):
-    - the rule that classified it says so (bounce-rules.yaml `unconfirmed: true`): a text that
+def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozenset[str]) -> str | None:
+    """Why a refusal whose category would list the address at once puts its own claim in doubt, so
+    that it only counts towards listing (suppression.yaml `unconfirmed:`); None when it does not:
+    - "rule": the rule that classified it says so (bounce-rules.yaml `unconfirmed: true`): a text that
       is how a filter answers, whatever the stage (au/KDDI's "550 : User unknown", with no address
       where the server names the recipient, is its reply after DATA);
-    - it came at DATA: a server checks recipients at RCPT (RFC 5321 3.3); one that took the
+    - "data": it came at DATA: a server checks recipients at RCPT (RFC 5321 3.3); one that took the
       RCPT and then says "unknown user" after the final dot has seen the content, and that is
       where content filters (Japanese carriers' sender and content filters, filtering
       appliances) answer "550 Unknown user" to hide their verdict. A provider that really
       checks mailboxes only at DATA (Yahoo's "554 delivery error: dd ... doesn't have an
       account") is listed at the second such refusal;
-    - its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN). Only a code the
-      refusing server said counts: a DSN's Status put before a reply that carries none is the
-      reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553 Invalid
-      recipient" with Status 5.7.1), not the remote server hiding a policy."""
-    if stage == "data" or classification.rule in unconfirmed_rules:
-        return True
+    - "2.1" or "7.1": its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN).
+      Only a code the refusing server said counts: a DSN's Status put before a reply that carries
+      none is the reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553
+      Invalid recipient" with Status 5.7.1), not the remote server hiding a policy."""
+    if classification.rule in unconfirmed_rules:
+        return "rule"
+    if stage == "data":
+        return "data"
     if classification.category != "unknown_recipient" or reply.enhanced_from_report:
-        return False
-    enhanced = reply.enhanced or ""
-    return enhanced[2:] in _CONTRADICTING_UNKNOWN
+        return None
+    detail = (reply.enhanced or "")[2:]
+    return detail if detail in _CONTRADICTING_UNKNOWN else None
+
+
+def _doubts_the_address(doubt: str | None, stage: str | None) -> bool:
+    """Whether a doubt (_doubt) leaves the refusal's "no such address" unsaid, for `hard`. One does
+    not: "no such user" under X.2.1 at RCPT. Before DATA nothing of the message has been seen, and
+    X.2.1 ("mailbox disabled") is about the recipient's mailbox too, as the text is: the server
+    refuses that address whatever the sender sends, which is what a hard bounce is (sisimai reads a
+    user-unknown text at RCPT as UserUnknown, a hard bounce, whatever the code). The bounce list
+    still only counts it (the code says the mailbox exists: listed at the second refusal). X.7.1
+    ("delivery not authorized") is a policy, and at RCPT a policy may be about the sender or the
+    client (Postfix applies its client and sender restrictions at RCPT): it stays in doubt."""
+    return doubt is not None and not (doubt == "2.1" and stage == "rcpt")
 
 
 # Categories that say the address is gone: no such mailbox (or it moved, X.1.6), or no such
@@ -117,7 +133,8 @@ _HARD_CATEGORIES = ("unknown_recipient", "routing_dns")
 def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None) -> bool:
     """True for a hard bounce as mail senders use the word: a permanent refusal saying that
     the address or its domain does not exist or has moved. False for a claim the refusal
-    itself puts in doubt (unconfirmed: at DATA, or under a contradicting code), for a refusal
+    itself puts in doubt (`unconfirmed`, _doubts_the_address: a rule's word, at DATA, or under a
+    contradicting code, except "no such user" under X.2.1 at RCPT), for a refusal
     about the message, the sender or the session, for disabled, full, policy, spam and
     temporary failures, and for a recipient domain whose DNS failed rather than said "no such
     domain" (suppression.yaml `domains.not_evidence`: SERVFAIL, a timeout, "try again").
@@ -222,8 +239,9 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        unconfirmed = _unconfirmed(classification, stage, reply, self.classifier.unconfirmed_rules)
-        hard = hard_bounce(classification, scope, unconfirmed, unwrapped_text(reply),
+        doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules)
+        unconfirmed = doubt is not None
+        hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), unwrapped_text(reply),
                            getattr(self.suppression, "domains", None))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None

@@ -38,9 +38,26 @@ def test_prints_each_failed_recipient_with_its_classification(capsys):
 
 def test_hard_says_whether_the_address_or_its_domain_does_not_exist(capsys):
     _, rows, _ = run(capsys, str(CORPUS / "sisimai-lhost-qmail-02.eml"))
-    # 5.1.1 "User Unknown" is a hard bounce; "550 5.2.1 ... User Unknown" contradicts itself
-    # (X.2.1: the mailbox exists, disabled) and only counts: not hard.
-    assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(True, "list"), (False, "count")]
+    # 5.1.1 "User Unknown" is a hard bounce. "550 5.2.1 ... User Unknown" contradicts itself (X.2.1:
+    # the mailbox exists, disabled): it only counts towards listing, but at RCPT (qmail's "does not
+    # like recipient") the server refuses that address whatever the sender sends: hard, as sisimai
+    # labels it (UserUnknown).
+    assert [(r["stage"], r["hard"], r["classification"]["bounce_list"]) for r in rows] == [
+        ("rcpt", True, "list"), ("rcpt", True, "count")]
+    # DragonFly says the stage its own way ("... did not like our RCPT TO:"): the same.
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-dragonfly-09.eml"))[1]
+    assert (row["status"], row["stage"], row["hard"], row["classification"]["bounce_list"]) == (
+        "5.2.1", "rcpt", True, "count")
+    # The same reply without its stage (Amazon WorkMail's report says none) may be a filter's after
+    # the content: not hard (sisimai: Filtered).
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-amazonworkmail-02.eml"))[1]
+    assert (row["diagnostic"], row["stage"]) == ("550 5.2.1 <filtered@example.jp>... User Unknown", None)
+    assert (row["hard"], row["classification"]["bounce_list"]) == (False, "count")
+    # Under X.7.1 ("delivery not authorized", a policy that at RCPT may be about the sender) a "User
+    # unknown" at RCPT stays in doubt: not hard.
+    [row] = run(capsys, str(CORPUS / "sisimai-lhost-sendmail-48.eml"))[1]
+    assert (row["status"], row["stage"], row["hard"], row["classification"]["bounce_list"]) == (
+        "5.7.1", "rcpt", False, "count")
     # An unknown domain is hard although the bounce list waits for repeats before listing it.
     [row] = run(capsys, str(CORPUS / "sisimai-lhost-sendmail-42.eml"))[1]
     assert (row["hard"], row["classification"]["category"], row["classification"]["bounce_list"]) == (

@@ -296,6 +296,18 @@ def test_hard_bounce_the_address_or_its_domain_does_not_exist(text, stage):
     assert j.hard is True and j.unconfirmed is False
 
 
+def test_hard_bounce_for_a_user_unknown_under_x_2_1_at_rcpt_that_the_policy_only_counts():
+    # X.2.1 ("mailbox disabled") contradicts "User Unknown", so the bounce list waits for a second
+    # refusal; but at RCPT, before any content, the server refuses the address whatever the sender
+    # sends: a hard bounce (sisimai's UserUnknown; the same reply of unknown stage is its Filtered).
+    j = judge("550 5.2.1 <b@example.com>... User Unknown", "rcpt", ["b@example.com"])
+    assert (j.classification.category, j.bounce_list, j.unconfirmed, j.hard) == (
+        "unknown_recipient", "count", True, True)
+    # X.7.1 at RCPT may be a policy about the sender or the client: not hard.
+    j = judge("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt", ["b@example.com"])
+    assert (j.bounce_list, j.unconfirmed, j.hard) == ("count", True, False)
+
+
 def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
     # The bounce list waits for repeats before listing a domain (routing_dns: 3 in 3 days):
     # `hard` says what the refusal means, not what the policy does with it.
@@ -306,7 +318,8 @@ def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
 
 @pytest.mark.parametrize("text, stage", [
     ("550 Unknown user b@example.com", "data"),                       # unconfirmed: after the content
-    ("550 5.2.1 <b@example.com>... User Unknown", "rcpt"),             # unconfirmed: X.2.1 contradicts it
+    ("550 5.2.1 <b@example.com>... User Unknown", None),               # X.2.1 contradicts it, stage unknown
+    ("550 5.2.1 <b@example.com>... User Unknown", "data"),             # X.2.1, and after the content
     ("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt"),
     ("550 5.2.1 The email account that you tried to reach is disabled.", "rcpt"),
     ("552 5.2.2 <b@example.com>: user is over quota", "rcpt"),
