@@ -29,8 +29,10 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
   the field of ours that says the same thing:
   - `hard_agreement` (the label's meaning): a sisimai label == the `hard` field `relay dsn parse`
     prints (docs/bounces-in.md: a permanent refusal saying that the address or its domain does not
-    exist or has moved; false for unconfirmed, disabled, full, policy, spam and temporary failures and
-    DNS glitches), a crisp label == classification.permanent. A crisp label that is neither permanent
+    exist or has moved; false for unconfirmed (but a "no such user" under X.2.1 at RCPT is hard),
+    disabled, full, policy, spam and temporary failures and DNS glitches; sisimai computes its label
+    from its reason alone: userunknown, hostunknown, hasmoved, notaccept unless temporary), a crisp
+    label == classification.permanent. A crisp label that is neither permanent
     nor temporary is crisp's "cannot tell" (README: crisp sets both false then, e.g. a Postfix report
     that gave up after connection timeouts): not judged (`hard_not_judged`).
   - `hard_agreement_listing`: the definition used until 2026-12-01, kept for comparison. It compared

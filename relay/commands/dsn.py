@@ -23,7 +23,8 @@ def register(sub) -> None:
                     "and delivery-success reports print nothing. Offline: no DNS, no store. Each line's "
                     "`hard` is true for a hard bounce: a permanent failure saying that the address or its "
                     "domain does not exist or has moved; false for unconfirmed (at DATA, under a "
-                    "contradicting code, or a text a rule marks unconfirmed), disabled or suspended, full, "
+                    "contradicting code except X.2.1 at RCPT, or a text a rule marks unconfirmed), disabled "
+                    "or suspended, full, "
                     "policy, spam and temporary failures "
                     "(docs/bounces-in.md).")
     parse.add_argument("files", nargs="+", metavar="FILE", help="a bounce message (whole email, or its text)")
