@@ -59,6 +59,9 @@ class Observation:
     # Extra event fields: queue_id, relay {host, ip, port}, delay, remote_mta,
     # dsn {action, status, ...}, feedback_type, VERP/correlation fields.
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # Other addresses the report gives for `recipient` (a DSN's Original- and Final-Recipient,
+    # Postfix's orig_to): a reply naming one of them is about the recipient (Policies.judge).
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:
@@ -115,11 +118,11 @@ class Outcomes:
             for event in follow:
                 self._queue(txn, event)
 
-    def _judge(self, reply, stage, recipients):
+    def _judge(self, reply, stage, recipients, aliases=()):
         if self.metrics is None:
-            return self.policies.judge(reply, stage, recipients)
+            return self.policies.judge(reply, stage, recipients, aliases)
         with self.metrics.time("relay_classification_seconds"):
-            return self.policies.judge(reply, stage, recipients)
+            return self.policies.judge(reply, stage, recipients, aliases)
 
     def _warn(self, txn, session, stage, reply, classification) -> None:
         """One operator warning per transaction and rule (a sender refusal repeated at every
@@ -149,7 +152,7 @@ class Outcomes:
         base = {"sender": obs.sender, "message_id": obs.message_id, "attempt_time": fields.pop("attempt_time", None)}
         classification = None
         if obs.kind != "complained":
-            judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [])
+            judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases)
             classification = judgement.classification
 
         def make(kind, recipient, extra):

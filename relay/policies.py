@@ -7,6 +7,7 @@ running: the caller only swaps in a fully validated Policies object.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,6 +73,72 @@ def named_recipient(text: str, recipients: Sequence[str]) -> str | None:
                 return None  # names more than one: about the message, not one address
             found = rcpt
     return found
+
+
+# The address a reply leads with, where MTAs put the address they judged: right after the reply
+# code and the enhanced code (RFC 3463 puts that first). Postfix "<a>: Recipient address rejected:
+# ...", Sendmail "<a>... User unknown", Exim's address parser "501 <a>: missing or malformed local
+# part", "550 a@b...User unknown". Bracketed: anything between the brackets (a malformed address
+# is still the address judged; "<>" is the null reverse-path, RFC 5321 4.5.5); bare: an address
+# followed by the end, a space, ":", "," or "...". Bounded: no run of the pattern can backtrack
+# over another (MAX_CLASSIFIED_TEXT characters at most, classify.py).
+_LEADING_ADDRESS = re.compile(
+    r"""[('"]?(?:[245]\d\d(?:[ -]|$))?[ ('"]*(?:[245]\.\d{1,3}\.\d{1,3} +){0,2}[('"]?"""
+    r"""(?:<([^<>\s]{0,320})>|([^\s<>()\[\]"',;:@]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){0,8})(?=$|[\s:,]|\.\.\.|\.\s))""",
+    re.IGNORECASE)
+
+
+def _local_part(address: str) -> str:
+    """An address's local part, lowercased, without a "+detail" subaddress (RFC 5233) or quotes."""
+    local = address.rpartition("@")[0] if "@" in address else address
+    return local.strip('"').lower().partition("+")[0]
+
+
+def leading_address(text: str) -> str | None:
+    """The address `text` (a reply as one line, unwrapped_text) leads with: "" for the null
+    reverse-path "<>", None when it leads with none."""
+    m = _LEADING_ADDRESS.match(text)
+    if m is None:
+        return None
+    if m.group(1) is not None:
+        inside = m.group(1)
+        return inside if inside == "" or "@" in inside else None  # "<postmaster>", "<RCPT>": no address
+    return m.group(2)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def about_another_address(text: str, recipients: Sequence[str], aliases: Sequence[str] = ()) -> bool:
+    """True when `text` leads with an address that is not the recipient's and names none of
+    `recipients` anywhere: the refusal is about that address (the envelope sender that Postfix's
+    smtpd_delay_reject reports at RCPT, an address an MTA's parser refused), not the recipient.
+    `aliases` are other addresses a report gives for the same recipient (a DSN's Original- and
+    Final-Recipient, RFC 3464 2.3.1-2.3.2; Postfix's orig_to): naming one is naming the recipient.
+    An address with the recipient's local part, or in the recipient's own domain, is read as the
+    recipient's under another name (a masqueraded or tenant domain, an alias or a forwarding
+    target that the recipient's domain made of it): what that domain says of its own addresses is
+    about the recipient's delivery, and a missed listing is the lesser error, but reading the
+    recipient's own address as another one would lose true hard bounces. A text that leads with no
+    address says nothing here (its rules judge it)."""
+    if not recipients:
+        return False
+    address = leading_address(text)
+    if address is None:
+        return False
+    known = [a for a in (*recipients, *aliases) if a]
+    if named_recipient(text, known) is not None:
+        return False
+    if address == "":
+        return True  # the null reverse-path: never a recipient (RFC 5321 4.1.1.3)
+    local, domain = _local_part(address), _domain(address)
+    return not any(_local_part(r) == local or _domain(r) == domain for r in known)
+
+
+# Categories about an address's form or the command that carried it, not about a mailbox (read
+# as another address's at any stage when the reply leads with one, _judged).
+_ADDRESS_FORM = ("syntax_error", "protocol_error")
 
 
 # Stages where no recipient exists yet: a reply there can be about nobody's address.
@@ -169,10 +236,13 @@ class Policies:
             self.nearest.ready()
         return self
 
-    def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = ()) -> Judgement:
+    def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = (),
+              aliases: Sequence[str] = ()) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
         "the one funnel"). `stage` is the SMTP stage the reply answered (None: unknown);
-        `recipients` are the transaction's recipients it may concern."""
+        `recipients` are the transaction's recipients it may concern; `aliases` other addresses a
+        report gives for them (a DSN's Original- and Final-Recipient): a reply that names one of
+        them names the recipient (about_another_address)."""
         from .classify import default_relay_replies
 
         if reply.source == "relay":
@@ -184,14 +254,15 @@ class Policies:
             classification = relay_replies.classify(reply)
             if classification.scope != "recipient":
                 return Judgement(classification, "relay", "never")
-            return self._judged(reply, stage, recipients, classification)
+            return self._judged(reply, stage, recipients, classification, aliases)
         classification = self.classifier.classify(reply, stage)
-        judgement = self._judged(reply, stage, recipients, classification)
+        judgement = self._judged(reply, stage, recipients, classification, aliases)
         if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):
-            return self._nearest_opinion(reply, stage, recipients, classification, judgement)
+            return self._nearest_opinion(reply, stage, recipients, classification, judgement, aliases)
         return judgement
 
-    def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement) -> Judgement:
+    def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement,
+                         aliases: Sequence[str] = ()) -> Judgement:
         """Where no text rule matched, the category (and scope) of the most similar labelled reply
         (relay/nearest.py), when it is similar enough, as permanent or transient as this one, and
         judging by it never lists more: not a
@@ -211,14 +282,15 @@ class Policies:
         meaning, advice = self.classifier.category_texts(found.category)
         candidate = replace(classification, category=found.category, scope=scope, meaning=meaning, advice=advice,
                             rule=f"nearest:{classification.rule}")
-        mine = self._judged(reply, stage, recipients, candidate)
+        mine = self._judged(reply, stage, recipients, candidate, aliases)
         looser = _LISTING_RANK[mine.bounce_list] > _LISTING_RANK[judgement.bounce_list]
         unlisted = judgement.bounce_list == "list" and mine.bounce_list != "list"
         if looser or unlisted or (mine.hard and not judgement.hard):
             return judgement
         return mine
 
-    def _judged(self, reply, stage, recipients: Sequence[str], classification) -> Judgement:
+    def _judged(self, reply, stage, recipients: Sequence[str], classification,
+                aliases: Sequence[str] = ()) -> Judgement:
         """Attribution and the bounce-list effect of a classified reply."""
         from .classify import unwrapped_text
 
@@ -235,6 +307,24 @@ class Policies:
                     scope, concerned = "message", ()
                 else:
                     concerned = (named,)
+            elif (reply.source != "relay" and (stage == "rcpt" or classification.category in _ADDRESS_FORM)
+                    and about_another_address(unwrapped_text(reply), recipients, aliases)):
+                # The reply leads with another address and names no recipient: it is about that
+                # address. At RCPT the reply answers the command that named this recipient, and
+                # the transaction's only other address is the envelope sender (a sender check
+                # reported at RCPT, Postfix's smtpd_delay_reject). A report of unknown stage may
+                # relay what a later hop said of an address that a forward or alias made of the
+                # recipient without saying so (Exim's "generated from", a .forward): there only a
+                # refusal of an address's form is read as another address's (whose mailbox
+                # existence it does not claim); it may be a header's address: the message.
+                scope, concerned = ("sender" if stage == "rcpt" else "message"), ()
+                if classification.category == "syntax_error":
+                    # syntax_error is the recipient address's syntax (X.1.3); another address's
+                    # syntax is a refused command argument, as "501 5.1.7 Bad sender address
+                    # syntax" is (the corpus's convention).
+                    meaning, advice = self.classifier.category_texts("protocol_error")
+                    classification = replace(classification, category="protocol_error", meaning=meaning,
+                                             advice=advice)
         if scope != classification.scope:
             classification = replace(classification, scope=scope)
         if scope != "recipient":

@@ -317,3 +317,37 @@ def test_a_bounce_list_refusal_is_the_relays_own(relay, upstream):
     (suppressed,) = [e for e in events_of(relay, 3) if e["kind"] == "suppressed"]
     assert suppressed["classification"]["rule"] == "relay:bounce-listed"
     assert suppressed["classification"]["scope"] == "relay"
+
+
+@pytest.mark.parametrize("text", [
+    # Exim's address parser answering for an address that is not this recipient (the envelope
+    # sender, reported at RCPT by a server that delays its rejections): no stage or command named.
+    # Each listed jane@ at once.
+    "501 <.a@x>: missing or malformed local part",
+    "501 5.1.3 <.app@sender.test>: missing or malformed local part",
+    "550 5.1.1 <app@sender.test>: User unknown",
+])
+def test_a_refusal_at_rcpt_that_leads_with_another_address_lists_nobody(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com", "joe@example.com"])
+    events = events_of(relay, 3)
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert rejected["recipient"] == "jane@example.com" and "bounce_list" not in rejected
+    assert rejected["classification"]["scope"] == "sender"
+    assert rejected["classification"]["category"] != "syntax_error"
+    assert "bounce_listed" not in kinds(events) and "warning" in kinds(events)
+    assert not listed(relay, "jane@example.com")
+
+
+@pytest.mark.parametrize("text", [
+    "550 5.1.1 <JANE@Example.COM>: Recipient address rejected: User unknown",
+    "550 5.1.1 <jane@example.net>: forwarded from <jane@example.com>: User unknown",
+    "550 5.1.1 <jane@tenant.onmicrosoft.com>: User unknown",
+])
+def test_a_refusal_at_rcpt_that_leads_with_the_recipient_in_another_form_still_lists(relay, upstream, text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert events[0]["classification"]["scope"] == "recipient"
+    assert listed(relay, "jane@example.com")

@@ -325,3 +325,78 @@ def test_exims_check_of_a_header_address_lists_nobody(capsys, tmp_path):
     _, rows, _ = run(capsys, str(quoted), str(checking))
     assert [r["recipient"] for r in rows] == ["dana@example.org", "dana@example.org"]
     assert [(r["hard"], r["classification"]["bounce_list"]) for r in rows] == [(False, "never"), (False, "never")]
+
+
+def _postfix_dsn(recipient: str, diagnostic: str, stage: str = " (in reply to RCPT TO command)",
+                 extra: str = "") -> bytes:
+    """A Postfix-style DSN (RFC 3464) reporting one failed recipient (at RCPT unless `stage` is "")."""
+    return (
+        "From: MAILER-DAEMON@mx.sender.test (Mail Delivery System)\r\n"
+        "To: app@sender.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        f"<{recipient}>: host mx.example.com[192.0.2.25] said: {diagnostic}{stage}\r\n"
+        "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.sender.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\n{extra}Action: failed\r\nStatus: 5.1.3\r\n"
+        f"Remote-MTA: dns; mx.example.com\r\nDiagnostic-Code: smtp; {diagnostic}\r\n"
+        "\r\n--b--\r\n").encode()
+
+
+@pytest.mark.parametrize("diagnostic", [
+    # Exim's address parser on an address that is not the recipient (the envelope sender, which a
+    # server with delayed rejection reports at RCPT): no stage or command named. It listed jane@.
+    "501 <.a@x>: missing or malformed local part",
+    "501 5.1.3 <.app@sender.test>: missing or malformed local part",
+    "550 5.1.1 <app@sender.test>: User unknown",
+])
+def test_a_refusal_that_leads_with_another_address_does_not_list_the_recipient(capsys, tmp_path, diagnostic):
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@example.com", diagnostic))
+    [row] = run(capsys, str(path))[1]
+    assert (row["recipient"], row["stage"], row["diagnostic"]) == ("jane@example.com", "rcpt", diagnostic)
+    c = row["classification"]
+    assert (c["scope"], c["bounce_list"], row["hard"]) == ("sender", "never", False)
+    assert c["category"] != "syntax_error"  # the recipient address's syntax: not what was refused
+
+
+@pytest.mark.parametrize("diagnostic", [
+    "550 5.1.1 <jane@example.com>: Recipient address rejected: User unknown in local recipient table",
+    "550 5.1.1 <JANE@Example.COM>: Recipient address rejected: User unknown",
+    # The same mailbox under another domain (a masqueraded domain, a tenant's own domain, an alias's
+    # forwarding target) is read as the recipient's, not as another address.
+    "550 5.1.1 <jane@example.mail.onmicrosoft.com>: User unknown",
+    "550 5.1.1 <jane+news@example.com>... User unknown",
+    "550 5.1.1 <jane@example.net>: forwarded from <jane@example.com>: User unknown",
+])
+def test_a_refusal_that_leads_with_the_recipient_still_lists_it(capsys, tmp_path, diagnostic):
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@example.com", diagnostic))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (c["category"], c["scope"], c["bounce_list"], row["hard"]) == (
+        "unknown_recipient", "recipient", "list", True)
+
+
+def test_an_address_parser_s_refusal_of_another_address_in_a_report_of_unknown_stage_lists_nobody(capsys, tmp_path):
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@example.com", "501 <.a@x>: missing or malformed local part", stage=""))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["stage"], c["category"], c["scope"], c["bounce_list"], row["hard"]) == (
+        None, "protocol_error", "message", "never", False)
+
+
+@pytest.mark.parametrize("extra", ["", "X-Actual-Recipient: rfc822; jsmith1990@mail.example.net\r\n"])
+def test_a_no_such_user_of_a_forwarding_target_is_still_the_recipient_s(capsys, tmp_path, extra):
+    # A report of unknown stage may relay what a later hop said of the address a forward made of the
+    # recipient (Exim's "generated from", a .forward): a mailbox claim is still the recipient's. With
+    # Sendmail's X-Actual-Recipient naming that target, at any stage.
+    diagnostic = "550 5.1.1 <jsmith1990@mail.example.net>: Recipient address rejected: User unknown"
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@alumni.example.edu", diagnostic, stage="" if not extra else
+                                  " (in reply to RCPT TO command)", extra=extra))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], c["scope"], c["bounce_list"], row["hard"]) == (
+        "jane@alumni.example.edu", "recipient", "list", True)

@@ -10,7 +10,7 @@ import pytest
 
 from relay.classify import CATEGORIES
 from relay.decision import Reply
-from relay.policies import named_recipient, shipped_policies
+from relay.policies import about_another_address, leading_address, named_recipient, shipped_policies
 
 
 def judge(text, stage=None, recipients=(), source="upstream"):
@@ -385,3 +385,57 @@ default: {{category: other, meaning: a test, advice: none}}
 def test_a_dkim_key_path_the_os_refuses_is_a_problem(tmp_path, key, why):
     found = policy_problems(tmp_path, "domains.yaml", f'example.com:\n  dkim: [{{selector: s1, key: "{key}"}}]\n')
     assert len(found) == 1 and found[0].startswith("example.com.dkim[0].key: ") and why in found[0], found
+
+
+@pytest.mark.parametrize("text, address", [
+    ("501 <.a@x>: missing or malformed local part", ".a@x"),
+    ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown", "bob@example.com"),
+    ("550 5.1.1 5.1.1 <bob@example.com>: Recipient address rejected", "bob@example.com"),
+    ("5.1.1 <bob@example.jp>... User Unknown", "bob@example.jp"),
+    ("550 bob@earthlink.net...User unknown", "bob@earthlink.net"),
+    ("550 bob@example.com Account Inactive", "bob@example.com"),
+    ("(5.1.1 <bob@example.or.jp>... User unknown)", "bob@example.or.jp"),
+    ("550 <>: null sender refused", ""),
+    ("550 <postmaster>: no address", None),
+    ("550 5.1.1 User unknown <bob@example.com>", None),
+    ("550-Verification failed for <app@sender.test>", None),
+    ("550 5.1.10 Recipient not found. Sender: app@sender.test", None),
+    ("550 5.1.1 " + "<" * 3000, None),
+])
+def test_leading_address_is_the_address_a_reply_starts_with(text, address):
+    assert leading_address(text) == address
+
+
+@pytest.mark.parametrize("text, recipients, aliases, other", [
+    ("501 <.a@x>: missing or malformed local part", ["jane@example.com"], [], True),
+    ("550 5.1.1 <app@sender.test>: User unknown", ["jane@example.com"], [], True),
+    ("550 <>: refused", ["jane@example.com"], [], True),
+    # The recipient, named in another case, anywhere, or under another name.
+    ("550 5.1.1 <JANE@EXAMPLE.COM>: User unknown", ["jane@example.com"], [], False),
+    ("550 5.1.1 <a@b.test>: mail for <jane@example.com> refused", ["jane@example.com"], [], False),
+    ("550 5.1.1 <jane@tenant.onmicrosoft.com>: User unknown", ["jane@example.com"], [], False),
+    ("550 5.1.1 <jane+x@example.com>: User unknown", ["jane@example.com"], [], False),
+    ("550 5.1.1 <sales.team@example.com>: User unknown", ["jane@example.com"], [], False),
+    # A report's other address for the same recipient (an alias's target, RFC 3464 Final-Recipient).
+    ("550 5.1.1 <bob@mail.example.net>: User unknown", ["sales@shop.test"], ["bob@mail.example.net"], False),
+    ("550 5.1.1 <bob@mail.example.net>: User unknown", ["sales@shop.test"], [], True),
+    # No address first, or no recipient to compare with: nothing to say.
+    ("550 5.1.1 User unknown", ["jane@example.com"], [], False),
+    ("501 <.a@x>: missing or malformed local part", [], [], False),
+])
+def test_about_another_address(text, recipients, aliases, other):
+    assert about_another_address(text, recipients, aliases) is other
+
+
+def test_a_refusal_that_leads_with_another_address_is_the_senders_at_rcpt_and_the_messages_elsewhere():
+    policies = shipped_policies()
+    reply = Reply.parse("501 <.a@x>: missing or malformed local part")
+    at_rcpt = policies.judge(reply, "rcpt", ["jane@example.com"])
+    assert (at_rcpt.scope, at_rcpt.bounce_list, at_rcpt.classification.category) == ("sender", "never",
+                                                                                     "protocol_error")
+    unknown = policies.judge(reply, None, ["jane@example.com"])
+    assert (unknown.scope, unknown.bounce_list, unknown.hard) == ("message", "never", False)
+    # The same reply with an alias of the recipient named first (a DSN's Final-Recipient) stays its.
+    aliased = policies.judge(Reply.parse("550 5.1.1 <bob@mail.example.net>: User unknown"), "rcpt",
+                             ["sales@shop.test"], aliases=["bob@mail.example.net"])
+    assert (aliased.scope, aliased.bounce_list, aliased.recipients) == ("recipient", "list", ("sales@shop.test",))

@@ -73,7 +73,8 @@ def records(report, file: str, policies) -> list[dict]:
 
 def judge(policies, failed):
     """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` makes it)."""
-    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [])
+    aliases = tuple(a for a in (failed.original_recipient, failed.final_recipient, failed.actual_recipient) if a)
+    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [], aliases)
 
 
 def judgement_dict(judgement) -> dict:

@@ -244,6 +244,9 @@ class FailedRecipient:
     remote_mta: str | None = None
     original_recipient: str | None = None  # DSN Original-Recipient (the address as the sender gave it)
     final_recipient: str | None = None     # DSN Final-Recipient
+    # Sendmail's X-Actual-Recipient (rfc822 type only): the address an alias or .forward made of the
+    # recipient, which the remote server's reply names.
+    actual_recipient: str | None = None
     feedback_type: str | None = None   # ARF only
     diagnostic_type: str | None = None  # "smtp", "x-postfix", ... (DSN only)
     reported_status: str | None = None  # the DSN's Status field as written (DSN only)
@@ -766,8 +769,10 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     # `recipient` is the address that failed (Final-Recipient, RFC 3464 2.3.2); the address the sender
     # gave, when the reporting MTA kept it (an alias or forward may have rewritten it), is
     # `original_recipient` (2.3.1): the intake acts on that one, the address we sent to.
+    actual_type, actual = _typed(_field(block, "X-Actual-Recipient"))
+    actual = _bare_address(actual) if actual_type == "rfc822" else None
     return FailedRecipient(
-        recipient=final or original, status=status, code=code, action=action,
+        recipient=final or original, status=status, code=code, action=action, actual_recipient=actual,
         diagnostic=(diagnostic or "") + beyond or None, remote_mta=remote or None, original_recipient=original,
         final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage,
         final=None if action is None else action != "delayed")

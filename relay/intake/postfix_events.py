@@ -81,7 +81,8 @@ def observation_for(result: DeliveryResult, settings=None):
     reply = d.detail.reply or postfix_reply(d)
     return Observation(kind=kind, stage=d.detail.stage, recipient=d.recipient, reply=reply,
                        sender=result.sender or "", message_id=result.message_id,
-                       fields=observation_fields(result, settings))
+                       fields=observation_fields(result, settings),
+                       aliases=(d.orig_recipient,) if d.orig_recipient else ())
 
 
 def expired_observations(result: ExpiredResult, settings=None) -> list:

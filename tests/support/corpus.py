@@ -61,7 +61,11 @@ def judge(policies, entry: dict) -> Verdict:
     if hasattr(policies, "judge"):
         # The transaction's recipients: the addresses the reply names (a reply at the
         # final dot is about one recipient only when it names it).
-        recipients = tuple(dict.fromkeys(_ADDRESS.findall(entry["reply"])))
+        # Read in the reply as the rules see it (unwrapped_text): without the code prefix of each
+        # line, which the address pattern would take in ("550-user@x" is not an address).
+        from relay.classify import unwrapped_text
+
+        recipients = tuple(dict.fromkeys(_ADDRESS.findall(unwrapped_text(reply))))
         j = policies.judge(reply, stage=entry.get("stage"), recipients=recipients)
         c = j.classification
         return Verdict(c.category, c.permanent, c.rule, j.bounce_list, j.scope)
