@@ -326,8 +326,11 @@ def test_a_bounce_list_refusal_is_the_relays_own(relay, upstream):
     "501 <.a@x>: missing or malformed local part",
     "501 5.1.3 <.app@sender.test>: missing or malformed local part",
     "550 5.1.1 <app@sender.test>: User unknown",
+    # Exim's sender verification heading alone (a DSN or a log often keeps only the first line of
+    # the multi-line reply): it counted towards listing jane@ as an unexplained 550.
+    "550 Verification failed for <app@sender.test>",
 ])
-def test_a_refusal_at_rcpt_that_leads_with_another_address_lists_nobody(relay, upstream, text):
+def test_a_refusal_at_rcpt_about_another_address_lists_nobody(relay, upstream, text):
     upstream.rcpt_replies["jane"] = text
     transact(relay, ["jane@example.com", "joe@example.com"])
     events = events_of(relay, 3)
