@@ -49,7 +49,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable"]
+__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "literal_problem"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
@@ -209,12 +209,70 @@ def _to_a_labels(domain: str) -> str:
 def _address_literal(literal: str, original: str) -> str:
     """RFC 5321 4.1.3: [192.0.2.1] or [IPv6:2001:db8::1], in canonical form."""
     text = literal.strip()
+    if literal_problem(text) is not None:
+        raise ValueError(f"invalid address {original!r}: bad address literal [{literal}]")
+    if text[:5].lower() == "ipv6:":
+        return f"[ipv6:{ipaddress.IPv6Address(text[5:]).compressed}]"
+    return f"[{ipaddress.IPv4Address(text)}]"
+
+
+# RFC 5321 4.1.3: IPv4-address-literal = Snum 3("." Snum), Snum = 1*3DIGIT (0-255);
+# General-address-literal = Standardized-tag ":" 1*dcontent, Standardized-tag = Ldh-str.
+_IPV4_LITERAL = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_TAGGED_LITERAL = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?):(.*)", re.S)
+_IPV6_TEXT = re.compile(r"[0-9A-Fa-f:.]+")  # IPv6-addr's characters: no zone ("%eth0"), no space
+
+
+def literal_problem(literal: str) -> str | None:
+    """Why `literal` (the text between an address literal's brackets, as sent) names no host, in
+    words for a reply, or None when it is one (RFC 5321 4.1.3).
+
+    - IPv4: four numbers 0-255. One with a leading zero ("010") is refused although Snum allows
+      it: inet_aton() and the software built on it read it as octal (010 = 8), so the next hop
+      and the relay could deliver to different hosts; nobody writes literals so.
+    - "IPv6:" (any case: RFC 5234 2.3) and an IPv6 address in RFC 5321's forms, without a zone
+      ("%eth0" names an interface of the sending host, meaningless anywhere else).
+    - Any other tag is a General-address-literal, whose Standardized-tag "MUST be specified in a
+      Standards-Track RFC and registered with IANA": the registry (Address Literal Tags) holds
+      only "IPv6", so no server can route one. Refused rather than passed on: the next hop can
+      only refuse it too, or accept it and bounce it later, to a sender who then learns less.
+    """
+    if not literal:
+        return "[] is an empty address literal"
+    if ":" in literal and _is_ipv6(literal):
+        return f"[{literal}] is an IPv6 address literal without its tag: write [IPv6:{literal}]"
+    tagged = _TAGGED_LITERAL.fullmatch(literal)
+    if tagged is None:
+        if not _IPV4_LITERAL.fullmatch(literal):
+            return (f"[{literal}] is not an address literal: an IPv4 one is four numbers 0-255 joined "
+                    f"by dots, e.g. [192.0.2.1]")
+        numbers = literal.split(".")
+        over = next((n for n in numbers if int(n) > 255), None)
+        if over is not None:
+            return f"[{literal}] is not an address literal: {over} is over 255"
+        if any(len(n) > 1 and n.startswith("0") for n in numbers):
+            return (f"[{literal}] is an ambiguous address literal: a number with a leading zero is read "
+                    f"as octal by some software; write it without")
+        return None
+    tag, content = tagged.groups()
+    if tag.lower() != "ipv6":
+        return (f"[{literal}] is a general address literal with the tag {tag!r}, which is not registered: "
+                f"IPv6 is the only one (RFC 5321 4.1.3)")
+    if "%" in content:
+        return f"[{literal}] is not an address literal: a zone ({content[content.index('%'):]}) names an interface of the sending host"
+    if not _is_ipv6(content):
+        return f"[{literal}] is not an address literal: {printable(content) or 'nothing after the tag'} is not an IPv6 address"
+    return None
+
+
+def _is_ipv6(text: str) -> bool:
+    if not _IPV6_TEXT.fullmatch(text):
+        return False
     try:
-        if text[:5].lower() == "ipv6:":
-            return f"[ipv6:{ipaddress.IPv6Address(text[5:]).compressed}]"
-        return f"[{ipaddress.IPv4Address(text)}]"
+        ipaddress.IPv6Address(text)
     except ValueError:
-        raise ValueError(f"invalid address {original!r}: bad address literal [{literal}]") from None
+        return False
+    return True
 
 
 # Characters that never go on the wire in a command or a trace header: the C0 controls (with NUL,

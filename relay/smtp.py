@@ -174,6 +174,50 @@ def _unbalanced_path(arg: str) -> bool:
     return "<" in first or ">" in first
 
 
+def path_problem(arg: str) -> str | None:
+    """What makes `arg` (a path and its parameters, as the client sent them) no RFC 5321 4.1.2 Path
+    where aiosmtpd's parser would make an address of it all the same, or None. Only quotes and
+    brackets are looked at; everything else is the parser's (and _unbalanced_path's) to judge.
+
+    - Local-part = Dot-string / Quoted-string: a quoted string is the whole local part or absent.
+      The parser closed a quote left open itself, taking the ">" and what followed into the local
+      part ('<"a@b.test>' became '"a@b.test>"', echoed in replies), and joined quoted and unquoted
+      pieces into another address ('"h"i@b.test' went on as 'hi@b.test').
+    - Domain = sub-domain / address-literal: a literal ("[" ... "]") is the whole domain. One never
+      closed made the parser raise (a traceback, and 451 to a mistake the client then retried)."""
+    if not arg.startswith("<") or ('"' not in arg and "[" not in arg):
+        return None
+    i, n = 1, len(arg)
+    if arg.startswith("<@"):  # A-d-l ":" (a source route): ignored, as aiosmtpd does (RFC 5321 4.1.2, C)
+        colon = arg.find(":")
+        if colon < 0:
+            return None
+        i = colon + 1
+    start = i
+    while i < n and arg[i] not in '"@>':
+        i += 1
+    if i < n and arg[i] == '"':
+        opened = i
+        i += 1
+        while i < n and arg[i] != '"':
+            i += 2 if arg[i] == "\\" else 1  # quoted-pairSMTP: a backslash and the character it quotes
+        if i >= n:
+            return "its quoted local part is never closed (RFC 5321 4.1.2)"
+        i += 1
+        if opened != start or i >= n or arg[i] != "@":
+            return "a quoted string must be the whole local part (RFC 5321 4.1.2: Dot-string or Quoted-string)"
+    if i >= n or arg[i] != "@":
+        return None
+    i += 1
+    end = arg.find(">", i)
+    domain = arg[i:] if end < 0 else arg[i:end]
+    if domain.startswith("[") and "]" not in domain:
+        return "its address literal is never closed (RFC 5321 4.1.3)"
+    if "[" in domain and not (domain.startswith("[") and domain.endswith("]")) or domain.count("[") > 1:
+        return "an address literal must be the whole domain (RFC 5321 4.1.3)"
+    return None
+
+
 def client_key(ip: str) -> str:
     """Whose connection this is, for the per-client limit: the IPv4 address, or the IPv6 /64
     (the smallest prefix a site gets, RFC 6177: one host can use every address in it)."""
@@ -441,8 +485,8 @@ class RelaySMTP(SMTP):
         # aiosmtpd's parser builds a class on every call (~30 us); the everyday path costs ~1 us here.
         m = _PLAIN_PATH.match(arg)
         if m is None:
-            if _unbalanced_path(arg):
-                return None, None  # aiosmtpd's "553 5.1.3 malformed address"
+            if _unbalanced_path(arg) or path_problem(arg) is not None:
+                return None, None  # aiosmtpd's "553 5.1.3 malformed address" (VRFY: "Could not VRFY")
             if unsendable(arg) is not None and arg.startswith("<") and ">" in arg:
                 # aiosmtpd's parser would cut the path at a control character or unquote around it:
                 # the address goes to the hook as sent, to be refused there in its own words.
@@ -451,9 +495,10 @@ class RelaySMTP(SMTP):
                     return arg[1:end], arg[end + 1:]
             try:
                 return super()._getaddr(arg)
-            except (IndexError, ValueError):
-                # The stdlib header parser aiosmtpd uses fails on some truncated paths ("<",
-                # IndexError) instead of reporting a defect: a malformed address, not a bug.
+            except Exception:
+                # The stdlib header parser aiosmtpd uses fails on some truncated paths ("<": IndexError;
+                # "<a@[1.2.3.4>": AttributeError) instead of reporting a defect: a malformed address,
+                # not a bug of ours.
                 return None, None
         address = m.group(1) or "<>"
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
@@ -524,12 +569,23 @@ class RelaySMTP(SMTP):
     async def _parameters_refused(self, keyword: str, arg: str | None) -> bool:
         """aiosmtpd takes any Unicode digit for SIZE (then fails on int("²")) and passes on values
         that no client library can send upstream: refuse what is not RFC 5321 syntax first."""
-        if arg is None or self.session.host_name is None:
-            return False  # aiosmtpd's own 501/503
+        if arg is None or self.session.host_name is None or (keyword == "TO:" and not self.envelope.mail_from):
+            return False  # aiosmtpd's own 501/503 (a RCPT out of sequence is told so first, as aiosmtpd does)
         path = self._strip_command_keyword(keyword, arg)
         if path is None:
             return False
+        # RFC 3463 3.2: X.1.7 is a bad sender address's syntax, X.1.3 a bad destination's (aiosmtpd
+        # said 5.1.3 to both). The path is shown as the client sent it, never what a parser made of it.
+        enhanced = "5.1.7" if keyword == "FROM:" else "5.1.3"
+        why = path_problem(path)
+        if why is not None:
+            await self.push(f"553 {enhanced} Malformed address {printable(path[:100])}: {why}")
+            return True
         address, params = parsed = self._getaddr(path)
+        if address is None:
+            await self.push(f"553 {enhanced} Malformed address {printable(path[:100])}: not "
+                            f"\"<\" local-part \"@\" domain \">\" (RFC 5321 4.1.2)")
+            return True
         self._parsed_path = (path, parsed)
         problem = parameter_problem(params) if address is not None and params else None
         if problem is not None:

@@ -231,8 +231,9 @@ def test_client_outside_networks_is_refused_before_upstream(upstream, relay_fact
 
 @pytest.mark.parametrize("line,code,prefix", [
     ("FOO bar", 500, "500 5.5.1"),
-    ("MAIL FROM:<not an address>", 553, "553 5.1.3"),
-    ("MAIL FROM:<@@@>", 553, "553 5.1.3"),
+    ("MAIL FROM:<not an address>", 553, "553 5.1.7"),  # RFC 3463 3.2: X.1.7, the sender's syntax
+    ("MAIL FROM:<@@@>", 553, "553 5.1.7"),
+    ("RCPT TO:<@@@>", 503, "503 5.5.1"),
     ("RCPT TO:<b@example.com>", 503, "503 5.5.1"),
     ("DATA", 503, "503 5.5.1"),
     ("MAIL FROM:<a@sender.test> FOO=BAR", 555, "555 5.5.4"),

@@ -498,7 +498,8 @@ def test_truncated_or_unbalanced_paths_are_malformed_not_a_traceback(relay, upst
     caplog.set_level(logging.WARNING)
     with client(relay) as c:
         code, text = c.cmd(line)
-        assert text.startswith("553 5.1.3 "), text  # RFC 5321 4.1.2: Path = "<" Mailbox ">"
+        # RFC 5321 4.1.2: Path = "<" Mailbox ">"; RFC 3463 3.2: X.1.7, a bad sender address's syntax.
+        assert text.startswith("553 5.1.7 "), text
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
         assert c.cmd("RCPT TO:<b@example.com")[1].startswith("553 5.1.3 ")
         assert c.cmd("RCPT TO:<")[1].startswith("553 5.1.3 ")
@@ -1041,3 +1042,109 @@ def test_a_header_section_past_its_limits_is_refused_552_before_the_upstream_hea
     else:
         assert replies[-1][0] == 250, replies
         assert len(upstream.wait_for_messages(2)) == 2
+
+
+# -- addresses answered precisely: the null path, quotes, address literals ----------------------------
+
+def _rcpt_then_deliver(c, bad: bytes) -> tuple[int, str]:
+    """MAIL, a good RCPT, the RCPT under test, another good one, and the message: (code, text) of
+    the RCPT under test; the transaction must go on past it."""
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<one@example.com>")[0] == 250
+    code, text = c.cmd(b"RCPT TO:" + bad)
+    assert c.cmd("RCPT TO:<two@example.com>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(BODY + b".\r\n")
+    assert c.reply()[0] == 250
+    return code, text
+
+
+def test_the_null_path_is_not_a_recipient_and_the_reply_says_so_plainly(relay, upstream):
+    # RFC 5321 4.1.2: Reverse-path = Path / "<>", Forward-path = Path: the null path is MAIL's only
+    # (the sender of a bounce, 4.5.5). It was answered "553 5.1.3 Malformed address <<>>".
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, b"<>")
+        assert text.startswith("501 5.1.3 "), text  # a syntax error in the argument (RFC 5321 4.2.2)
+        assert "<<>>" not in text and "null" in text.lower(), text
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+    assert not any(cmd.startswith("RCPT <>") or cmd == "RCPT " for cmd in upstream.commands)
+
+
+@pytest.mark.parametrize("path", [b'<"a\\"b@y.test>', b'<"a@y.test>', b'<f"g@y.test>', b'<"a@y.test> SIZE=1'])
+def test_a_quoted_local_part_never_closed_is_refused_in_the_clients_own_words(relay, upstream, caplog, path):
+    # aiosmtpd's parser closes the quote itself, taking the ">" inside it: the reply echoed an address
+    # the client never sent ('<"a\"b@y.test>">'). The reply shows the path as sent, or no path.
+    caplog.set_level(logging.WARNING)
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert text.startswith("553 5.1.3 "), text
+        assert "never closed" in text and path.decode().split(" ")[0] in text, text
+        assert c.cmd(b"MAIL FROM:" + path.replace(b"y.test", b"sender.test"))[1].startswith("553 5.1.7 ")
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("path", [b'<"h"i@y.test>', b'<f"g"@y.test>', b'<"a".b@y.test>', b'<a."b"@y.test>'])
+def test_a_quoted_string_that_is_not_the_whole_local_part_is_refused_not_rewritten(relay, upstream, path):
+    # RFC 5321 4.1.2: Local-part = Dot-string / Quoted-string, one or the other. aiosmtpd's parser
+    # unquoted the pieces and joined them ('"h"i' became 'hi'): mail went to an address the client
+    # never named.
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert text.startswith("553 5.1.3 ") and path.decode() in text, text
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+
+
+@pytest.mark.parametrize("path", [b"<b@[300.1.1.1]>", b"<b@[1.2.3]>", b"<b@[1.2.3.4.5]>", b"<b@[010.0.0.1]>",
+                                  b"<b@[1.2.3.4%eth0]>", b"<b@[]>", b"<b@[x]>", b"<b@[IPv6:1.2.3.4]>",
+                                  b"<b@[IPv6:zz::1]>", b"<b@[IPv6:1:2:3:4:5:6:7:8:9]>", b"<b@[IPv6:fe80::1%eth0]>",
+                                  b"<b@[IPv6:]>", b"<b@[tag:some-content]>", b"<b@[x400:c=us]>"])
+def test_an_address_literal_that_is_no_address_is_refused_at_rcpt(relay, upstream, path):
+    # RFC 5321 4.1.3: an address literal is an IPv4 dotted quad, "IPv6:" and an IPv6 address, or a
+    # general literal whose tag is registered with IANA (only "IPv6" is). These went on to the
+    # smarthost, which refused them or worse; the relay can tell on its own.
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert text.startswith("553 5.1.3 ") and "address literal" in text, text
+        assert path.decode()[1:-1] in text, text
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+    assert not any("[" in cmd for cmd in upstream.commands)
+    (event,) = [e for e in relay.events(wait_for=1) if e["stage"] == "rcpt"]
+    assert event["classification"]["category"] == "syntax_error" and "bounce_list" not in event
+
+
+def test_an_address_literal_sender_that_is_no_address_is_refused_5_1_7(relay, upstream):
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<a@[300.1.1.1]>")
+        assert text.startswith("553 5.1.7 ") and "address literal" in text, text
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert upstream.wait_for_messages(1)[0].mail_from == "a@sender.test"
+
+
+@pytest.mark.parametrize("path", [b"<b@[192.0.2.1]>", b"<b@[IPv6:2001:db8::1]>", b"<b@[ipv6:2001:DB8::1]>",
+                                  b"<b@[IPv6:::ffff:192.0.2.1]>", b"<b@[IPv6:2001:db8:0:0:0:0:0:1]>",
+                                  b'<"a b"@y.test>', b'<"a>b"@y.test>', b'<"a\\"b"@y.test>'])
+def test_well_formed_literals_and_quoted_local_parts_go_on_as_sent(relay, upstream, path):
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert code == 250, text
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", path.decode()[1:-1], "two@example.com"]
+
+
+@pytest.mark.parametrize("path", [b"<a@[1.2.3.4>", b"<a@[IPv6:::1>", b"<a@[>", b"<a@b.test[>"])
+def test_an_address_literal_never_closed_is_a_553_not_a_traceback(relay, upstream, caplog, path):
+    # The stdlib header parser aiosmtpd uses raised AttributeError on these: a traceback in the log,
+    # and 451 4.3.0 to the client, which then retried a mistake of its own for days.
+    caplog.set_level(logging.WARNING)
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert text.startswith("553 5.1.3 "), text
+        assert c.cmd(b"MAIL FROM:" + path)[1].startswith("553 5.1.7 ")
+        code, text = c.cmd(b"VRFY " + path)
+        assert text.startswith("501 5.5.4 Could not VRFY"), text
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
