@@ -289,10 +289,21 @@ class ErrorCount:
     free_verdicts: int
     errors: int = 0
     verdicts: int = 0
+    overshoots: int = 0
+    free_overshoots: int = 1000
 
-    def add(self, verdict: bool) -> bool:
-        """One error reply; whether it counts as an error."""
-        if verdict:
+    def add(self, verdict: bool, overshoot: bool = False) -> bool:
+        """One error reply; whether it counts as an error. `overshoot`: a 452 for a recipient past
+        limits.max_recipients. RFC 5321 4.5.3.1.8 makes it the way to say "send the rest in another
+        transaction", and a client that sends all its recipients at once (Python's smtplib.sendmail,
+        what most applications use) meets one per recipient over the limit: counted as errors, 220
+        recipients ended the connection (421) and the message with them, at every retry. Like
+        Postfix's smtpd_recipient_overshoot_limit (1,000), they count only past `free_overshoots`."""
+        if overshoot:
+            self.overshoots += 1
+            if self.overshoots <= self.free_overshoots:
+                return False
+        elif verdict:
             self.verdicts += 1
             if self.verdicts <= self.free_verdicts:
                 return False
@@ -308,7 +319,7 @@ class ErrorCount:
         return self.errors >= self.limit
 
     def message_delivered(self) -> None:
-        self.errors = self.verdicts = 0
+        self.errors = self.verdicts = self.overshoots = 0
 
 
 def _help_of(original, when: str | None = None):
@@ -370,6 +381,7 @@ class RelaySMTP(SMTP):
         self.junk_commands = 0  # NOOP/RSET/VRFY/HELP since the last message delivered (Handler.handle_DATA)
         self.errors = errors if errors is not None else ErrorCount(20, 10, 0.0, 100)
         self._verdict_next = False  # the next reply is a verdict on a recipient or message (ErrorCount)
+        self._overshoot_next = False  # the next reply is a 452 for a recipient past the limit (ErrorCount)
         self._parsed_path: tuple | None = None  # (path, what _getaddr made of it) for aiosmtpd's second look
         self._tls_half_open = False  # the TLS layer lets the client's end of input leave our side open
 
@@ -884,8 +896,9 @@ class RelaySMTP(SMTP):
                     break
         self._verbatim = None
         verdict, self._verdict_next = self._verdict_next, False
+        overshoot, self._overshoot_next = self._overshoot_next, False
         code = status[:3] if isinstance(status, str) else status[:3].decode("ascii", "replace")
-        error = code[:1] in ("4", "5") and code != "421" and self.errors.add(verdict)
+        error = code[:1] in ("4", "5") and code != "421" and self.errors.add(verdict, overshoot)
         if error and self.errors.slow_down:
             # Postfix's smtpd_error_sleep_time: a client past the soft limit waits for each error reply
             # (a sleep: the loop serves everyone else meanwhile). The wait is ours, not the client's
@@ -928,6 +941,10 @@ class RelaySMTP(SMTP):
     def verdict_next(self) -> None:
         """The reply about to be sent refuses a recipient or a message on its own merits (ErrorCount)."""
         self._verdict_next = True
+
+    def overshoot_next(self) -> None:
+        """The reply about to be sent is a 452 for a recipient past limits.max_recipients (ErrorCount)."""
+        self._overshoot_next = True
 
     def message_delivered(self) -> None:
         self.junk_commands = 0
@@ -1089,6 +1106,8 @@ class Handler:
         reply = await self.service.rcpt(server.relay_session, address, options)
         if reply.positive:
             envelope.rcpt_tos.append(address)
+        elif reply.cause == "too-many-recipients":
+            server.overshoot_next()
         else:
             server.verdict_next()
         return server.verbatim(reply)

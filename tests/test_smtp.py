@@ -1148,3 +1148,39 @@ def test_an_address_literal_never_closed_is_a_553_not_a_traceback(relay, upstrea
         code, text = c.cmd(b"VRFY " + path)
         assert text.startswith("501 5.5.4 Could not VRFY"), text
     assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+def test_a_message_to_more_recipients_than_the_limit_goes_to_the_first_ones(upstream, relay_factory):
+    # RFC 5321 4.5.3.1.8: past its recipient limit a server answers 452, and the client sends the rest
+    # in another transaction (or gives them up). Python's smtplib.sendmail, Django's mail with 300
+    # recipients, sends them all: the 452s counted as errors (past limits.max_recipients' free
+    # verdicts), the 421 at the 221st ended the transaction, and the message never went, to anyone,
+    # however often it was retried. Postfix's smtpd lets 1,000 such 452s go uncounted
+    # (smtpd_recipient_overshoot_limit).
+    import smtplib
+
+    relay = relay_factory(upstream.port, limits={"error_delay": 0})
+    recipients = [f"r{i}@example.com" for i in range(300)]
+    with smtplib.SMTP(relay.host, relay.port, timeout=30) as s:
+        refused = s.sendmail("a@sender.test", recipients, BODY)
+        assert sorted(refused) == sorted(recipients[100:])
+        assert {code for code, _ in refused.values()} == {452}
+        refused = s.sendmail("a@sender.test", recipients[100:], BODY)  # the rest, as the client retries them
+        assert sorted(refused) == sorted(recipients[200:])
+    (first, second) = upstream.wait_for_messages(2)
+    assert first.rcpt_tos == recipients[:100] and second.rcpt_tos == recipients[100:200]
+
+
+def test_a_client_that_only_overshoots_the_recipient_limit_is_still_closed(upstream, relay_factory):
+    # The 452s go uncounted up to 1,000 (as Postfix's smtpd_recipient_overshoot_limit): past them a
+    # client that sends nothing but recipients over the limit earns errors, and 421 at error_limit.
+    relay = relay_factory(upstream.port, limits={"error_delay": 0, "max_recipients": 2})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        c.send(b"".join(b"RCPT TO:<r%d@example.com>\r\n" % i for i in range(2 + 1000 + 19)))
+        codes = [c.reply()[0] for _ in range(2 + 1000 + 19)]
+        assert codes == [250] * 2 + [452] * 1019, codes[-25:]
+        c.send(b"RCPT TO:<last@example.com>\r\n")
+        assert c.reply()[0] == 452  # the 20th error still gets its own reply,
+        assert c.reply()[1] == "421 4.7.0 relay.test Error: too many errors"  # then the connection ends
+        assert c.closed()
