@@ -143,6 +143,8 @@ _PLAIN_PATH = re.compile(rf"<((?:{ATEXT}+(?:\.{ATEXT}+)*"
 # in the value. Every parameter we accept (SIZE, BODY, SMTPUTF8) is ASCII; RFC 1870: SIZE is 1*20DIGIT.
 _ESMTP_PARAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
 _SIZE_VALUE = re.compile(r"[0-9]{1,20}")
+# RFC 3461 4: xtext = *( xchar / hexchar ), xchar any of "!" to "~" but "+" and "="; hexchar "+" 2 upper hex.
+_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+")
 
 
 def parameter_problem(params: str) -> str | None:
@@ -570,8 +572,42 @@ class RelaySMTP(SMTP):
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if not await self._parameters_refused("FROM:", arg):
-            await super().smtp_MAIL(arg)
+        if await self._parameters_refused("FROM:", arg):
+            return
+        if self.offers_auth and arg is not None:
+            arg = await self._without_auth_parameter(arg)
+            if arg is None:
+                return
+        await super().smtp_MAIL(arg)
+
+    async def _without_auth_parameter(self, arg: str) -> str | None:
+        """MAIL's argument without its AUTH parameter, or None once a malformed one was refused.
+        RFC 4954 3 (5) and 5: where EHLO offers AUTH, MAIL FROM may carry AUTH=<mailbox> (xtext, RFC
+        3461 4) or AUTH=<> (the submitter is not known), and clients that logged in send it. aiosmtpd
+        knows no such parameter and answered 555: every message of a logged-in client refused for
+        good. It is taken and not passed on: the next hop may not offer AUTH (then it would be 555
+        there), and RFC 4954 5 asks a relay to vouch for the mailbox only where it trusts it."""
+        parsed = self._parsed_path
+        path = self._strip_command_keyword("FROM:", arg)
+        if parsed is None or path is None or parsed[0] != path or not parsed[1][1]:
+            return arg
+        address, params = parsed[1]
+        kept, value = [], None
+        for param in params.split(" "):
+            if param[:5].upper() == "AUTH=":
+                value = param[5:]
+            elif param:
+                kept.append(param)
+        if value is None or not path.endswith(params):
+            return arg
+        if value != "<>" and not _XTEXT.fullmatch(value):
+            await self.push(f"501 5.5.4 Syntax error in AUTH={printable(value[:60])}: <> or a mailbox in xtext "
+                            f"(RFC 4954 5, RFC 3461 4)")
+            return None
+        rest = "".join(" " + param for param in kept)
+        path = path[:len(path) - len(params)] + rest
+        self._parsed_path = (path, (address, rest))  # aiosmtpd's parse of it: the same address
+        return "FROM:" + path
 
     @_help_of(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg: str | None) -> None:

@@ -86,6 +86,34 @@ def test_authenticated_client_relays_over_tls(auth_relay, upstream, cert):
     assert b"with ESMTPSA" in msg.data.split(b"\r\n\r\n")[0]
 
 
+@pytest.mark.parametrize("param", ["AUTH=<>", "AUTH=alice+40sender.test", "auth=<>"])
+def test_the_auth_parameter_of_mail_is_taken_where_auth_is_offered(auth_relay, upstream, cert, param):
+    # RFC 4954 3 (5) and 5: where EHLO offers AUTH, MAIL FROM may carry AUTH=<mailbox> (xtext) or
+    # AUTH=<> (submitter unknown), as clients that logged in send it. It was 555 "parameters not
+    # recognized": a logged-in client's every message refused for good. It is not passed on (the
+    # next hop may not offer AUTH; RFC 4954 5: a relay that does not vouch for the mailbox need not).
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.ehlo_over_tls(cert[0])
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        code, text = c.cmd("MAIL FROM:<a@sender.test> AUTH=a+zz")  # "+" starts two upper-case hex digits
+        assert text.startswith("501 5.5.4 Syntax error in AUTH=a+zz"), text
+        code, text = c.cmd(f"MAIL FROM:<a@sender.test> SIZE=100 {param}")
+        assert code == 250, text
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_options == ["SIZE=100"]
+
+
+def test_the_auth_parameter_of_mail_is_refused_where_auth_is_not_offered(relay, upstream):
+    # No users file here: EHLO offers no AUTH, and the parameter is unknown (RFC 5321 4.1.1.11: 555).
+    with RawSMTP(relay.host, relay.port) as c:
+        assert "AUTH" not in c.cmd("EHLO client.test")[1]
+        assert c.cmd("MAIL FROM:<a@sender.test> AUTH=<>")[1].startswith("555 5.5.4 ")
+
+
 def test_auth_login_mechanism(auth_relay, upstream, cert):
     with TLSClient(auth_relay.host, auth_relay.port) as c:
         c.ehlo_over_tls(cert[0])
