@@ -49,7 +49,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "literal_problem"]
+__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
@@ -307,6 +307,12 @@ def printable(text: str) -> str:
     if _UNPRINTABLE.search(text) is None:
         return text
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def shown(text: str, limit: int = 100) -> str:
+    """`text` (an address or path as the client sent it) for a reply: printable(), and cut at `limit`
+    characters with "..." after the cut, so that a shortened address never reads as one it sent."""
+    return printable(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def _escape(m: re.Match) -> str:

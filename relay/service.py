@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import replace
 
-from .address import literal_problem, printable, unsendable
+from .address import literal_problem, printable, shown, unsendable
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
@@ -133,7 +133,7 @@ class RelayService:
         if any(same_mailbox_key(r) == key for r in txn.rcpts):
             # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
             # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
-            return Reply.make(250, "2.1.5", f"Duplicate recipient <{printable(recipient[:100])}>: already "
+            return Reply.make(250, "2.1.5", f"Duplicate recipient <{shown(recipient)}>: already "
                                             f"accepted in this transaction, delivered once")
         if len(txn.rcpts) >= self.settings.limits.max_recipients:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
@@ -344,16 +344,20 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
     why = unsendable(address)
     if why is not None:
         # RFC 5321 4.2.2: 501, a syntax error in the argument.
-        return Reply.make(501, enhanced, f"Bad {role} address <{printable(address[:100])}>: {why} "
+        return Reply.make(501, enhanced, f"Bad {role} address <{shown(address)}>: {why} "
                                          f"(RFC 5321 4.1.2, RFC 6531 3.3)", cause=cause)
     if not smtputf8 and not address.isascii():
         # RFC 6531 3.4: a non-ASCII address may be used only in a transaction whose MAIL FROM
         # carried SMTPUTF8; passed on without it, the next hop would read it as RFC 5321 syntax.
         # 553 with X.6.7, "non-ASCII addresses not permitted for that sender/recipient" (RFC 6531).
-        return Reply.make(553, "5.6.7", f"Non-ASCII {role} address <{printable(address[:100])}> needs "
+        return Reply.make(553, "5.6.7", f"Non-ASCII {role} address <{shown(address)}> needs "
                                         f"SMTPUTF8 on MAIL FROM (RFC 6531 3.4)")
-    if not _ADDRESS.match(address) or len(address) > 320:
-        return Reply.make(553, enhanced, f"Malformed address <{printable(address[:100])}>: expected local-part@domain",
+    if len(address) > 320:
+        # RFC 5321 4.5.3.1.1-2: a local part of at most 64 octets, a domain of at most 255.
+        return Reply.make(553, enhanced, f"Address <{shown(address)}> is longer than 320 characters "
+                                         f"(RFC 5321 4.5.3.1.1-2: a local part of 64, a domain of 255)", cause=cause)
+    if not _ADDRESS.match(address):
+        return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: expected local-part@domain",
                           cause=cause)
     domain = address.rpartition("@")[2]
     if domain.startswith("["):
@@ -362,6 +366,6 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
         # later at worst.
         why = literal_problem(domain[1:-1]) if domain.endswith("]") else "its address literal is never closed"
         if why is not None:
-            return Reply.make(553, enhanced, f"Malformed address <{printable(address[:100])}>: "
+            return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: "
                                              f"{printable(why[:160])}", cause=cause)
     return None

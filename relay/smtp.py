@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import aiosmtpd.smtp as _aiosmtpd_smtp
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
-from .address import ATEXT, printable, unsendable
+from .address import ATEXT, printable, shown, unsendable
 from .decision import Reply
 from .logsample import SampledLog
 from .maildata import DataReceiver
@@ -627,11 +627,11 @@ class RelaySMTP(SMTP):
         enhanced = "5.1.7" if keyword == "FROM:" else "5.1.3"
         why = path_problem(path)
         if why is not None:
-            await self.push(f"553 {enhanced} Malformed address {printable(path[:100])}: {why}")
+            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {why}")
             return True
         address, params = parsed = self._getaddr(path)
         if address is None:
-            await self.push(f"553 {enhanced} Malformed address {printable(path[:100])}: not "
+            await self.push(f"553 {enhanced} Malformed address {shown(path)}: not "
                             f"\"<\" local-part \"@\" domain \">\" (RFC 5321 4.1.2)")
             return True
         self._parsed_path = (path, parsed)

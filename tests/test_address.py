@@ -64,6 +64,9 @@ def test_split():
     ("user@example..com", "empty label"),
     ("user@xn--zz.com", "not a valid IDN"),
     ("user@[300.1.1.1]", "bad address literal"),
+    ("user@[IPv6:fe80::1%eth0]", "bad address literal"),  # a zone names an interface of the sender's host
+    ("user@[010.0.0.1]", "bad address literal"),  # octal to inet_aton(), decimal to RFC 5321
+    ("user@[tag:x]", "bad address literal"),  # a general literal: IANA registers no tag but IPv6
     ("x" * 65 + "@example.com", "longer than 64 octets"),
     ("user@" + "a" * 64 + ".com", "longer than 63"),
     ("user@" + ".".join(["a" * 60] * 5), "longer than 253"),
@@ -77,3 +80,17 @@ def test_invalid_addresses_raise_a_clear_value_error(bad, why):
 def test_not_text():
     with pytest.raises(ValueError, match="expected text"):
         normalise(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("literal, why", [
+    ("192.0.2.1", None), ("IPv6:2001:db8::1", None), ("ipv6:2001:DB8:0:0:0:0:0:1", None),
+    ("IPv6:::ffff:192.0.2.1", None),
+    ("300.1.1.1", "300 is over 255"), ("1.2.3", "four numbers"), ("010.0.0.1", "leading zero"),
+    ("", "empty"), ("IPv6:1.2.3.4", "not an IPv6 address"), ("IPv6:", "nothing after the tag"),
+    ("IPv6:fe80::1%eth0", "a zone"), ("2001:db8::1", "without its tag"), ("x400:c=us", "not registered"),
+])
+def test_literal_problem_names_what_is_wrong(literal, why):
+    from relay.address import literal_problem
+
+    found = literal_problem(literal)
+    assert (found is None) if why is None else (why in found and "address literal" in found), found

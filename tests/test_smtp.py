@@ -1184,3 +1184,14 @@ def test_a_client_that_only_overshoots_the_recipient_limit_is_still_closed(upstr
         assert c.reply()[0] == 452  # the 20th error still gets its own reply,
         assert c.reply()[1] == "421 4.7.0 relay.test Error: too many errors"  # then the connection ends
         assert c.closed()
+
+
+def test_a_long_address_is_refused_as_too_long_and_shown_as_cut(relay, upstream):
+    # The reply cut the address at 100 characters and closed the brackets after them: an address the
+    # client never sent ('<aaa...@bbbb>'), and "expected local-part@domain" for one that is merely
+    # too long (RFC 5321 4.5.3.1.1-2: a local part of 64 octets, a domain of 255).
+    address = "a" * 64 + "@" + ("b" * 60 + ".") * 5 + "test"
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, f"<{address}>".encode())
+        assert text.startswith("553 5.1.3 ") and "longer than" in text, text
+        assert f"<{address[:100]}>" not in text and f"<{address[:100]}..." in text, text
