@@ -83,6 +83,8 @@ _REWRITES = [
      "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
     (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
+    # A line that starts with a space (or is only spaces) has an empty verb (RFC 5321 4.1.1: the verb comes first).
+    (re.compile(r'^500 Error: command "" not recognized$'), "500 5.5.2 Syntax error: no command at the start of the line"),
     (re.compile(r"^500 Error: command \"?'?([A-Za-z0-9]*)\"?'? not recognized$"), r"500 5.5.1 Command \1 not recognized"),
     # Any other verb (a NUL, "*", "SUBJECT:" from a body sent as commands) is shown escaped, never raw.
     (re.compile(r"^500 Error: command (.*) not recognized$", re.S),

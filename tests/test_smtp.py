@@ -521,6 +521,8 @@ def test_a_repeated_mail_parameter_is_refused(relay, upstream, params):
 # aiosmtpd's own replies with no RFC 3463 code, or with the client's bytes raw in them.
 @pytest.mark.parametrize("line, expected", [
     (b"*", '500 5.5.1 Command "*" not recognized'),
+    (b" NOOP", "500 5.5.2 Syntax error: no command at the start of the line"),  # was 'Command  not recognized'
+    (b"   ", "500 5.5.2 Syntax error: no command at the start of the line"),
     (b"MAIL\x00 FROM:<a@sender.test>", '500 5.5.1 Command "MAIL\\x00" not recognized'),
     (b"\x1b[2J", '500 5.5.1 Command "\\x1b[2J" not recognized'),
     (b"HELP", "214 2.0.0 Supported commands: "),
