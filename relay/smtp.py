@@ -545,6 +545,12 @@ class RelaySMTP(SMTP):
             # a command not implemented (Postfix without SASL says 503 5.5.1).
             await self.push("502 5.5.1 AUTH not available: this relay has no logins (no clients.users_file)")
             return
+        if self.envelope is not None and self.envelope.mail_from:
+            # RFC 4954 4: "An AUTH command issued during a mail transaction MUST be rejected with a 503
+            # reply." A client of clients.networks could log in half-way through a transaction.
+            await self.push("503 5.5.1 Bad sequence of commands: AUTH is not permitted during a mail "
+                            "transaction (RFC 4954 4); send it before MAIL, or after RSET")
+            return
         # RFC 5321 2.4: argument values and extension keywords are not case sensitive, and SASL
         # names its mechanisms in upper case (RFC 4422 3.1); aiosmtpd compares them as sent, so
         # "AUTH plain" was 504. Only the name: an initial response is base64, case matters there.

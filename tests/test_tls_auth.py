@@ -114,6 +114,29 @@ def test_the_auth_parameter_of_mail_is_refused_where_auth_is_not_offered(relay, 
         assert c.cmd("MAIL FROM:<a@sender.test> AUTH=<>")[1].startswith("555 5.5.4 ")
 
 
+def test_auth_inside_a_mail_transaction_is_refused_503(tmp_path, cert, upstream, relay_factory):
+    # RFC 4954 4: "An AUTH command issued during a mail transaction MUST be rejected with a 503
+    # reply." A client of clients.networks (no login needed) could open a transaction, then log in
+    # in its middle (235), and the message went as the user's ("with ESMTPSA").
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass')}:sender.test\n")
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                          clients={"networks": ["127.0.0.0/8"], "users_file": str(users)})
+    with TLSClient(relay.host, relay.port) as c:
+        c.ehlo_over_tls(crt)
+        assert c.cmd("MAIL FROM:<a@other.test>")[0] == 250
+        code, text = c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))
+        assert text.startswith("503 5.5.1 ") and "transaction" in text, text
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250  # the transaction goes on, unchanged
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235  # between transactions: fine
+    (msg,) = upstream.wait_for_messages(1)
+    assert b"with ESMTPS " in msg.data.split(b"\r\n\r\n")[0]
+
+
 def test_auth_login_mechanism(auth_relay, upstream, cert):
     with TLSClient(auth_relay.host, auth_relay.port) as c:
         c.ehlo_over_tls(cert[0])
