@@ -69,7 +69,7 @@ def build() -> list[dict]:
                 "category": o.get("category", expect["category"]),
                 # Other categories of ours that also carry this reason's meaning (mapping.yaml);
                 # a phrase with its own category, or an xfail (ours is wrong for it), has none.
-                "also": [] if ("category" in o or "xfail" in o) else list(expect.get("also") or []),
+                "also": o.get("also", [] if ("category" in o or "xfail" in o) else list(expect.get("also") or [])),
                 "bounce_list": o.get("bounce_list", expect["bounce_list"]),
                 "hard": o.get("hard", expect["hard"]),
             }
