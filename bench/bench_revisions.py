@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import procstat  # noqa: E402
+import relayconf  # noqa: E402
 import systems as sysmod  # noqa: E402
 from bench_eventloop import burst, missing_tool, set_up, start_warm  # noqa: E402
 
@@ -108,6 +109,20 @@ def source_tree(spec: str, workdir: Path) -> tuple[Path, str]:
     return out, f"{spec} ({rev})"
 
 
+def tree_config(workdir: Path, factory, src: Path, i: int, entries: int):
+    """A config factory for the tree in `src`: the shared one's policies and events, and a bounce list
+    of its own, made by that tree's own store code (a relay refuses a database of a newer schema than
+    it knows, so one list cannot serve revisions on both sides of a migration). The same entries in
+    each, so every tree does the same lookups."""
+    db = workdir / f"bounces-{i}.db"
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import relayconf; "
+            "relayconf.REPO = Path(sys.argv[2]); relayconf.build_bounce_db(Path(sys.argv[3]), int(sys.argv[4]))")
+    subprocess.run([sys.executable, "-c", code, str(HERE), str(src), str(db), str(entries)], check=True,
+                   cwd=str(src))
+    (workdir / f"relay-conf-{i}").mkdir()
+    return relayconf.ConfigFactory(workdir / f"relay-conf-{i}", None, db, factory.policies, factory.events)
+
+
 def openssl_share(dump: Path, messages: int) -> tuple[float, float]:
     """(instructions in OpenSSL, the rest) per message, from a callgrind dump."""
     text = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", str(dump)],
@@ -145,15 +160,18 @@ def main() -> int:
     workdir, factory, grind, python, sink = set_up("relay-bench-revs-", args.bounce_entries,
                                                    args.mode == "instructions")
     relays = []
+    factories = {}
     for i, spec in enumerate(args.trees):
         src, label = source_tree(spec, workdir)
-        relays.append(TreeRelay(workdir, factory, python=python, workers=args.workers, src=src, label=label,
+        tree_factory = tree_config(workdir, factory, src, i, args.bounce_entries)
+        relays.append(TreeRelay(workdir, tree_factory, python=python, workers=args.workers, src=src, label=label,
                                 profile_out=workdir / f"profile-{i}.out" if args.mode == "profile" else None))
+        factories[relays[-1].name] = tree_factory
     per_message: dict[str, list[float]] = {r.name: [] for r in relays}
     split: dict[str, list[tuple[float, float]]] = {r.name: [] for r in relays}
     try:
         for relay in relays:
-            start_warm(relay, factory, sink, args.workers, args.sessions,
+            start_warm(relay, factories[relay.name], sink, args.workers, args.sessions,
                        slow=grind is not None or relay.profile_out is not None)
         print(f"{args.mode}, {args.rounds} rounds of {args.messages} messages, {args.sessions} sessions, "
               f"workers: {args.workers}, load average at start {os.getloadavg()[0]:.2f}", flush=True)
