@@ -309,8 +309,10 @@ async def end_transaction(pipeline: Pipeline, outcomes: Outcomes, txn: Transacti
 
 
 # RFC 5321 4.1.2: the local part is a dot-string or a Quoted-string, which may hold spaces, "@" and
-# brackets (qtextSMTP, quoted-pairSMTP): '"john doe"@example.com' is one mailbox.
-_ADDRESS = re.compile(r'^(?:"(?:[^"\\]|\\.)+"|[^\s<>@]+)@[^\s<>@]+$')
+# brackets (qtextSMTP, quoted-pairSMTP): '"john doe"@example.com' is one mailbox. A dot-string holds
+# no DQUOTE (atext), nor does a domain ('"a@b.test"' is a quote never closed, not a domain); a
+# Quoted-string may be empty (*QcontentSMTP): '""@example.com'.
+_ADDRESS = re.compile(r'^(?:"(?:[^"\\]|\\.)*"|[^\s<>@"]+)@[^\s<>@"]+$')
 
 
 def same_mailbox_key(address: str) -> str:

@@ -178,10 +178,39 @@ def _unbalanced_path(arg: str) -> bool:
     return "<" in first or ">" in first
 
 
+def with_brackets(arg: str) -> str:
+    """`arg` (a path and its parameters) with a path sent without its angle brackets put in them:
+    'a@b.test SIZE=1' -> '<a@b.test> SIZE=1'. RFC 5321 4.1.2 wants them (Path = "<" ... ">"), but
+    the relay has always taken a bare path, as Postfix does by default (strict_rfc821_envelopes =
+    no), and scripts send one. aiosmtpd parses a bare path another way (as an RFC 5322 addr-spec),
+    and neither our checks nor that parser said the same of it as of the bracketed one: '"h"i@b.test'
+    went upstream as 'hi@b.test', '"a@b.test' as '"a@b.test"' (no domain), 'a b@c.test' as
+    '"a b"@c.test', and '""@b.test' was refused as '<@b.test>'. A bare path ends at the first space
+    or tab outside a quoted string, where its parameters start (as Postfix reads it); a quote never
+    closed takes the rest of the line, and is refused as never closed."""
+    if not arg or arg.startswith("<"):
+        return arg
+    i, n, quoted = 0, len(arg), False
+    while i < n:
+        ch = arg[i]
+        if quoted and ch == "\\":
+            i += 2  # quoted-pairSMTP
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in " \t":
+            break
+        i += 1
+    if i == 0:
+        return arg  # no path at all: the parser's to refuse, never the null path "<>"
+    return "<" + arg[:i] + ">" + arg[i:]
+
+
 def path_problem(arg: str) -> str | None:
     """What makes `arg` (a path and its parameters, as the client sent them) no RFC 5321 4.1.2 Path
     where aiosmtpd's parser would make an address of it all the same, or None. Only quotes and
     brackets are looked at; everything else is the parser's (and _unbalanced_path's) to judge.
+    A path sent without its angle brackets is judged as the one with them (with_brackets).
 
     - Local-part = Dot-string / Quoted-string: a quoted string is the whole local part or absent.
       The parser closed a quote left open itself, taking the ">" and what followed into the local
@@ -189,8 +218,9 @@ def path_problem(arg: str) -> str | None:
       pieces into another address ('"h"i@b.test' went on as 'hi@b.test').
     - Domain = sub-domain / address-literal: a literal ("[" ... "]") is the whole domain. One never
       closed made the parser raise (a traceback, and 451 to a mistake the client then retried)."""
-    if not arg.startswith("<") or ('"' not in arg and "[" not in arg):
+    if '"' not in arg and "[" not in arg:
         return None
+    arg = with_brackets(arg)
     i, n = 1, len(arg)
     if arg.startswith("<@"):  # A-d-l ":" (a source route): ignored, as aiosmtpd does (RFC 5321 4.1.2, C)
         colon = arg.find(":")
@@ -503,6 +533,10 @@ class RelaySMTP(SMTP):
         if m is None:
             if _unbalanced_path(arg) or path_problem(arg) is not None:
                 return None, None  # aiosmtpd's "553 5.1.3 malformed address" (VRFY: "Could not VRFY")
+            if arg and not arg.startswith("<"):
+                arg = with_brackets(arg)  # parsed as the bracketed path it stands for (with_brackets)
+                m = _PLAIN_PATH.match(arg)
+        if m is None:
             if unsendable(arg) is not None and arg.startswith("<") and ">" in arg:
                 # aiosmtpd's parser would cut the path at a control character or unquote around it:
                 # the address goes to the hook as sent, to be refused there in its own words.

@@ -288,3 +288,17 @@ def test_a_client_that_half_closes_after_a_command_gets_its_reply_and_no_error_i
         assert c.buf == b""
         c.close()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_address_problem_takes_no_quote_outside_a_quoted_local_part():
+    # The second line of defence behind smtp.path_problem: its dot-string branch took a leading '"',
+    # so '"a@b.test"' (a quote never closed, as aiosmtpd's parser hands it on) passed with
+    # 'b.test"' for a domain. RFC 5321 4.1.2: atext and domains hold no DQUOTE; a Quoted-string
+    # may be empty.
+    from relay.service import address_problem
+
+    for address in ('"a@b.test"', 'a"b@b.test', 'a@b.test"', '"h"i@b.test'):
+        problem = address_problem(address)
+        assert problem is not None and problem.code == 553 and str(problem.enhanced) == "5.1.3", address
+    for address in ('""@b.test', '"john doe"@b.test', '"a\\"b"@b.test', '"e@f"@b.test', 'a@b.test'):
+        assert address_problem(address) is None, address

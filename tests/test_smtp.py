@@ -1100,6 +1100,50 @@ def test_a_quoted_string_that_is_not_the_whole_local_part_is_refused_not_rewritt
     assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
 
 
+@pytest.mark.parametrize("path", [b'"h"i@y.test', b'f"g"@y.test', b'"x"."y"@y.test', b'"a@y.test', b'"a\\"b@y.test',
+                                  b'"h"i@y.test SIZE=1', b'a@[1.2.3.4', b'a@x[1.2.3.4]'])
+def test_a_path_without_angle_brackets_is_judged_as_one_with_them(relay, upstream, path):
+    # RFC 5321 4.1.2 wants "<" and ">", but the relay takes a bare path (as Postfix does with its
+    # default strict_rfc821_envelopes = no). The quote and literal checks only looked at bracketed
+    # ones: 'RCPT TO:"h"i@y.test' went upstream as 'hi@y.test', 'RCPT TO:"a@y.test' as '"a@y.test"'
+    # (no domain at all), and 'MAIL FROM:"h"i@sender.test' as 'hi@sender.test'.
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, path)
+        assert text.startswith("553 5.1.3 Malformed address ") and path.decode().split(" ")[0] in text, text
+        assert c.cmd(b"MAIL FROM:" + path.replace(b"y.test", b"sender.test"))[1].startswith("553 5.1.7 ")
+        assert c.cmd("RSET")[0] == 250
+        # The bare form of a good path still goes on as sent.
+        replies = send_message(c, "a@sender.test", ["three@example.com"], BODY)
+    (msg, good) = upstream.wait_for_messages(2)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+    assert good.rcpt_tos == ["three@example.com"] and [r[0] for r in replies] == [250, 250, 354, 250]
+
+
+def test_a_path_without_angle_brackets_ends_at_the_first_space(relay, upstream):
+    # aiosmtpd read 'a b@y.test' as an RFC 5322 addr-spec and quoted it: '"a b"@y.test' went upstream,
+    # an address the client never wrote. The path ends at the space; 'b@y.test' is no parameter.
+    with client(relay) as c:
+        code, text = _rcpt_then_deliver(c, b"a b@y.test")
+        assert text.startswith("501 5.5.4 ") and "b@y.test" in text, text
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["one@example.com", "two@example.com"]
+
+
+@pytest.mark.parametrize("path", [b'"john doe"@y.test', b'"a\\"b"@y.test', b'""@y.test', b'"e@f"@y.test',
+                                  b'b@[192.0.2.1]', b'b@[IPv6:2001:db8::1]'])
+def test_a_well_formed_path_without_angle_brackets_goes_on_as_sent(relay, upstream, path):
+    with client(relay) as c:
+        assert c.cmd(b"MAIL FROM:" + path.replace(b"y.test", b"sender.test") + b" SIZE=100")[0] == 250
+        assert c.cmd(b"RCPT TO:" + path)[0] == 250
+        assert c.cmd("RCPT TO:two@example.com")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.mail_from == path.decode().replace("y.test", "sender.test")
+    assert msg.rcpt_tos == [path.decode(), "two@example.com"]
+
+
 @pytest.mark.parametrize("path", [b"<b@[300.1.1.1]>", b"<b@[1.2.3]>", b"<b@[1.2.3.4.5]>", b"<b@[010.0.0.1]>",
                                   b"<b@[1.2.3.4%eth0]>", b"<b@[]>", b"<b@[x]>", b"<b@[IPv6:1.2.3.4]>",
                                   b"<b@[IPv6:zz::1]>", b"<b@[IPv6:1:2:3:4:5:6:7:8:9]>", b"<b@[IPv6:fe80::1%eth0]>",
