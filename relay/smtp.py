@@ -306,15 +306,22 @@ class Connections:
             self.per_client.pop(key, None)
 
 
+# The relay's own 452 4.5.3 answers that refuse nothing: they ask the client to send the recipient
+# in another transaction (RFC 5321 4.5.3.1.8, 4.5.3.1.10). "too-many-recipients": past
+# limits.max_recipients (service.py); "mx-one-destination": MX mode, a recipient whose domain goes to
+# other mail servers than the transaction's (steps/delivery.py). ErrorCount lets 1,000 of them go.
+OVERSHOOT_CAUSES = frozenset({"too-many-recipients", "mx-one-destination"})
+
+
 @dataclass
 class ErrorCount:
     """The errors of one connection since its last delivered message, as Postfix counts them
     (smtpd_hard_error_limit, smtpd_soft_error_limit, smtpd_error_sleep_time): every 4xx/5xx reply is
     one (a bad command, a command out of sequence, a refused HELO or MAIL, a failed AUTH), except a
     verdict on the mail itself: a recipient or message refused on its own merits (the bounce list,
-    the upstream's reply, a 452 for too many recipients). Those an honest client meets in numbers (a
-    batch of 50 recipients, half of them on the bounce list: Postfix's client sends up to 50 a
-    transaction), so only the verdicts past `free_verdicts` (limits.max_recipients) count. A
+    the upstream's reply), and the relay's own 452s asking for another transaction (OVERSHOOT_CAUSES,
+    counted apart: see `add`). An honest client meets verdicts in numbers (a batch of 50 recipients,
+    half of them on the bounce list: Postfix's client sends up to 50 a transaction), so only the verdicts past `free_verdicts` (limits.max_recipients) count. A
     delivered message starts both counts again."""
 
     limit: int  # errors at which the connection ends (421)
@@ -327,12 +334,15 @@ class ErrorCount:
     free_overshoots: int = 1000
 
     def add(self, verdict: bool, overshoot: bool = False) -> bool:
-        """One error reply; whether it counts as an error. `overshoot`: a 452 for a recipient past
-        limits.max_recipients. RFC 5321 4.5.3.1.8 makes it the way to say "send the rest in another
-        transaction", and a client that sends all its recipients at once (Python's smtplib.sendmail,
-        what most applications use) meets one per recipient over the limit: counted as errors, 220
-        recipients ended the connection (421) and the message with them, at every retry. Like
-        Postfix's smtpd_recipient_overshoot_limit (1,000), they count only past `free_overshoots`."""
+        """One error reply; whether it counts as an error. `overshoot`: the relay's own 452 4.5.3 that
+        tells the client to send a recipient in another transaction (OVERSHOOT_CAUSES): past
+        limits.max_recipients, or (MX mode) at another destination than the transaction's. RFC 5321
+        4.5.3.1.8 and 4.5.3.1.10 make it the way to say "send the rest in another transaction", and a
+        client that sends all its recipients at once (Python's smtplib.sendmail, what most
+        applications use) meets one per such recipient: counted as errors, 220 recipients (MX mode:
+        120 at other destinations) ended the connection (421) and the message with them, at every
+        retry. Like Postfix's smtpd_recipient_overshoot_limit (1,000), they count only past
+        `free_overshoots`, both kinds together."""
         if overshoot:
             self.overshoots += 1
             if self.overshoots <= self.free_overshoots:
@@ -1021,7 +1031,8 @@ class RelaySMTP(SMTP):
         self._verdict_next = True
 
     def overshoot_next(self) -> None:
-        """The reply about to be sent is a 452 for a recipient past limits.max_recipients (ErrorCount)."""
+        """The reply about to be sent is the relay's own 452 "send this recipient in another
+        transaction" (OVERSHOOT_CAUSES, ErrorCount)."""
         self._overshoot_next = True
 
     def message_delivered(self) -> None:
@@ -1184,7 +1195,7 @@ class Handler:
         reply = await self.service.rcpt(server.relay_session, address, options)
         if reply.positive:
             envelope.rcpt_tos.append(address)
-        elif reply.cause == "too-many-recipients":
+        elif reply.cause in OVERSHOOT_CAUSES:
             server.overshoot_next()
         else:
             server.verdict_next()

@@ -165,6 +165,50 @@ def test_a_second_destination_gets_452_453_and_goes_in_the_next_transaction(mx_r
     assert deferred["classification"]["rule"] == "relay:mx-one-destination"
 
 
+def test_a_message_to_many_recipients_at_other_destinations_still_goes_to_the_first_one(mx_relay, mx1, mx2):
+    # Each recipient at another destination gets 452 4.5.3 "send it in a new transaction" (RFC 5321
+    # 3.3, 4.5.3.1.10): no verdict on the address. They counted as errors past limits.max_recipients'
+    # 100 free verdicts, so Python's smtplib.sendmail with 1 + 130 such recipients met a 421 at the
+    # 121st RCPT and the message went to nobody, at every retry: the failure the recipient-limit
+    # 452s had (they go uncounted up to 1,000, as Postfix's smtpd_recipient_overshoot_limit).
+    import smtplib
+
+    relay = mx_relay(limits={"error_delay": 0})
+    others = [f"r{i}@example.net" for i in range(130)]
+    with smtplib.SMTP(relay.host, relay.port, timeout=60) as s:
+        refused = s.sendmail("a@sender.test", ["b@example.com", *others], BODY)
+        assert sorted(refused) == sorted(others)
+        assert {code for code, _ in refused.values()} == {452}
+        # The client's retry of the rest, in a transaction of its own (100 at most: max_recipients).
+        refused = s.sendmail("a@sender.test", others, BODY)
+        assert sorted(refused) == sorted(others[100:])
+    (first,) = mx1.wait_for_messages(1)
+    assert first.rcpt_tos == ["b@example.com"]
+    (second,) = mx2.wait_for_messages(1)
+    assert second.rcpt_tos == others[:100]
+    # Every 452 the client saw has its event (docs/events.md: every refusal becomes one).
+    events = relay.events(wait_for=130 + 30)
+    assert sorted(e["recipient"] for e in events if e["classification"]["rule"] == "relay:mx-one-destination") == sorted(others)
+
+
+def test_past_1000_recipients_at_other_destinations_the_452s_count_as_errors(mx_relay, mx1, mx2):
+    # Uncounted up to 1,000 together with the recipient-limit 452s (ErrorCount.free_overshoots), then
+    # errors again: a client that sends nothing else is still closed at limits.error_limit.
+    relay = mx_relay(limits={"error_delay": 0, "max_recipients": 2})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        c.send(b"".join(b"RCPT TO:<r%d@example.net>\r\n" % i for i in range(500)))
+        c.send(b"".join(b"RCPT TO:<s%d@example.com>\r\n" % i for i in range(1 + 500 + 19)))
+        codes = [c.reply()[0] for _ in range(500 + 1 + 500 + 19)]
+        assert codes == [452] * 500 + [250] + [452] * 519, codes[-25:]
+        c.send(b"RCPT TO:<last@example.net>\r\n")
+        assert c.reply()[0] == 452  # the 20th error still gets its own reply,
+        text = c.reply()[1]
+        assert text.startswith("421 4.7.0 ") and "too many errors" in text, text
+        assert c.closed()
+
+
 def test_a_refused_first_recipient_leaves_the_transaction_free_to_go_elsewhere(mx_relay, mx1, mx2):
     relay = mx_relay()
     with client(relay) as c:
