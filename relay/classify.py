@@ -205,6 +205,9 @@ class _Rule:
     not_match: _TextPattern | None
     file: str
     stages: frozenset[str] | None = None  # None: any stage, known or not
+    # `names_recipient: true`: the rule's words carry the address they speak of, so they apply
+    # only to a text that names the recipient (Classifier.classify's `names_recipient`).
+    names_recipient: bool = False
 
     def matches(self, code: int, enhanced: str | None, text: str, lowered: str, stage: str | None = None) -> bool:
         # Cheapest tests first: most rules are ruled out by code or enhanced code.
@@ -275,7 +278,7 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 
 
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
-                       "permanent", "scope", "note", "unconfirmed"})
+                       "permanent", "scope", "note", "unconfirmed", "names_recipient"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
 TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback"})
 
@@ -659,6 +662,10 @@ class Classifier:
             check_id(entry, key)
             outcome = _outcome(entry, key, problems, scopes)
             conditions = reply_conditions(entry, key, problems)
+            names = entry.get("names_recipient", False)
+            if not isinstance(names, bool):
+                problems.add(f"{key}.names_recipient", f"expected true or false, got {names!r}")
+                names = False
             unconfirmed = entry.get("unconfirmed", False)
             if not isinstance(unconfirmed, bool):
                 problems.add(f"{key}.unconfirmed", f"expected true or false, got {unconfirmed!r}")
@@ -666,7 +673,7 @@ class Classifier:
                 unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:
                 rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,
-                                   conditions.not_match, file, conditions.stages))
+                                   conditions.not_match, file, conditions.stages, names))
 
         fallback: list[tuple[str, str, _Outcome]] = []
         raw_fallback = data.get("fallback") or []
@@ -695,14 +702,21 @@ class Classifier:
 
     # -- classifying -------------------------------------------------------------
 
-    def classify(self, reply: Reply, stage: str | None = None) -> Classification:
+    def classify(self, reply: Reply, stage: str | None = None,
+                 names_recipient: bool | None = None) -> Classification:
         """The first matching rule's classification. `stage` is the SMTP stage the reply
-        answered, when known: rules with `stage:` match only at their stages."""
+        answered, when known: rules with `stage:` match only at their stages. `names_recipient`:
+        whether the text names the recipient it is judged for (None: no recipient is known);
+        False skips the rules marked `names_recipient: true`, whose words carry an address that is
+        then another's (Policies.judge)."""
         code = reply.code
         enhanced = effective_enhanced(reply)
         text = unwrapped_text(reply)
         lowered = text.lower()
+        skip_named = names_recipient is False
         for rule in self._rules:
+            if skip_named and rule.names_recipient:
+                continue
             if rule.matches(code, enhanced, text, lowered, stage):
                 return rule.outcome.classification(code, enhanced)
         outcome = self._fallback.lookup(code, enhanced)

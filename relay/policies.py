@@ -136,6 +136,58 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
     return not any(_local_part(r) == local or _domain(r) == domain for r in known)
 
 
+# Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
+_ADDRESS_ENDS = frozenset(' \t<>()[]"\',;:')
+
+
+def _comparable(address: str) -> tuple[str, str]:
+    """An address as (local part without "+detail", domain in A-labels), for telling whether two
+    spellings are one address (case, a trailing dot, a subaddress, U- vs A-label domains)."""
+    domain = _domain(address).rstrip(".")
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        pass
+    return _local_part(address), domain
+
+
+def _addresses_in(text: str, limit: int = 32):
+    """The addresses written in `text` (each "@" with the run around it up to a delimiter, at most
+    64 characters before and 255 after, RFC 5321 4.5.3.1): linear in the text's length."""
+    at = text.find("@")
+    found = 0
+    while at >= 0 and found < limit:
+        start = at
+        while start > 0 and at - start < 64 and text[start - 1] not in _ADDRESS_ENDS:
+            start -= 1
+        end = at + 1
+        while end < len(text) and end - at <= 255 and text[end] not in _ADDRESS_ENDS:
+            end += 1
+        if start < at and end > at + 1:
+            found += 1
+            yield text[start:end].rstrip(".")
+        at = text.find("@", end if end > at + 1 else at + 1)
+
+
+def names_the_recipient(text: str, recipients: Sequence[str], aliases: Sequence[str] = ()) -> bool:
+    """True when `text` names one of `recipients` or `aliases` (a report's other addresses for the
+    recipient), as written or spelt another way (case, "+detail", an IDN domain's other form).
+    A rule marked `names_recipient: true` applies only then (bounce-rules.yaml): its words carry
+    the address they speak of, which may be the sender's or a forwarding target's."""
+    known = [a for a in (*recipients, *aliases) if a]
+    if named_recipient(text, known) is not None:
+        return True
+    wanted = {_comparable(a) for a in known}
+    return any(_comparable(a) in wanted for a in _addresses_in(text))
+
+
+# RFC 3463 3.2: X.1.7 "bad sender's mailbox address syntax" and X.1.8 "bad sender's system
+# address" are about the envelope sender by definition, whatever words come with them ("553 5.1.8
+# Sender address is wrong or no longer valid", "451 4.1.8 <a@x> not found"): such a refusal is
+# never the recipient's (review of 2a9313d..cd336bb, F1).
+_SENDER_DETAILS = ("1.7", "1.8")
+
+
 # Categories about an address's form or the command that carried it, not about a mailbox (read
 # as another address's at any stage when the reply leads with one, _judged).
 _ADDRESS_FORM = ("syntax_error", "protocol_error")
@@ -243,7 +295,7 @@ class Policies:
         `recipients` are the transaction's recipients it may concern; `aliases` other addresses a
         report gives for them (a DSN's Original- and Final-Recipient): a reply that names one of
         them names the recipient (about_another_address)."""
-        from .classify import default_relay_replies
+        from .classify import default_relay_replies, unwrapped_text
 
         if reply.source == "relay":
             # The relay's own reply: classified by the code path that made it (its cause),
@@ -255,7 +307,8 @@ class Policies:
             if classification.scope != "recipient":
                 return Judgement(classification, "relay", "never")
             return self._judged(reply, stage, recipients, classification, aliases)
-        classification = self.classifier.classify(reply, stage)
+        names = names_the_recipient(unwrapped_text(reply), recipients, aliases) if recipients else None
+        classification = self.classifier.classify(reply, stage, names)
         judgement = self._judged(reply, stage, recipients, classification, aliases)
         if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):
             return self._nearest_opinion(reply, stage, recipients, classification, judgement, aliases)
@@ -294,10 +347,14 @@ class Policies:
         """Attribution and the bounce-list effect of a classified reply."""
         from .classify import unwrapped_text
 
+        from .classify import effective_enhanced
+
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
         if scope == "recipient":
-            if stage in _NO_RECIPIENT_YET:
+            if (effective_enhanced(reply) or "")[2:] in _SENDER_DETAILS:
+                scope, concerned = "sender", ()
+            elif stage in _NO_RECIPIENT_YET:
                 scope, concerned = _NO_RECIPIENT_YET[stage], ()
             elif stage == "data":
                 # One reply answers the final dot for every recipient (RFC 5321 4.1.1.4): it is
