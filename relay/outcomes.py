@@ -91,7 +91,7 @@ class Outcomes:
         """Record one refusal of `recipients` (or of the whole transaction when empty)."""
         reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error")
         kind = _kind(decision)
-        judgement = self._judge(reply, stage, recipients)
+        judgement = self._judge(reply, stage, recipients, sender=(txn.return_path or txn.mail_from) if txn is not None else None)
         classification = judgement.classification
         if judgement.scope in WARNED_SCOPES and classification.permanent:
             # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
@@ -118,11 +118,11 @@ class Outcomes:
             for event in follow:
                 self._queue(txn, event)
 
-    def _judge(self, reply, stage, recipients, aliases=()):
+    def _judge(self, reply, stage, recipients, aliases=(), sender=None):
         if self.metrics is None:
-            return self.policies.judge(reply, stage, recipients, aliases)
+            return self.policies.judge(reply, stage, recipients, aliases, sender)
         with self.metrics.time("relay_classification_seconds"):
-            return self.policies.judge(reply, stage, recipients, aliases)
+            return self.policies.judge(reply, stage, recipients, aliases, sender)
 
     def _warn(self, txn, session, stage, reply, classification) -> None:
         """One operator warning per transaction and rule (a sender refusal repeated at every
@@ -152,7 +152,8 @@ class Outcomes:
         base = {"sender": obs.sender, "message_id": obs.message_id, "attempt_time": fields.pop("attempt_time", None)}
         classification = None
         if obs.kind != "complained":
-            judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases)
+            judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases,
+                                    obs.sender or None)
             classification = judgement.classification
 
         def make(kind, recipient, extra):

@@ -110,7 +110,8 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].strip().rstrip(".").lower()
 
 
-def about_another_address(text: str, recipients: Sequence[str], aliases: Sequence[str] = ()) -> bool:
+def about_another_address(text: str, recipients: Sequence[str], aliases: Sequence[str] = (),
+                          sender: str | None = None) -> bool:
     """True when `text` leads with an address that is not the recipient's and names none of
     `recipients` anywhere: the refusal is about that address (the envelope sender that Postfix's
     smtpd_delay_reject reports at RCPT, an address an MTA's parser refused), not the recipient.
@@ -120,8 +121,13 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
     recipient's under another name (a masqueraded or tenant domain, an alias or a forwarding
     target that the recipient's domain made of it): what that domain says of its own addresses is
     about the recipient's delivery, and a missed listing is the lesser error, but reading the
-    recipient's own address as another one would lose true hard bounces. A text that leads with no
-    address says nothing here (its rules judge it)."""
+    recipient's own address as another one would lose true hard bounces. `sender`, the envelope
+    sender when the caller knows it (a live transaction's MAIL FROM, a report's original sender):
+    an address equal to it is the sender's before that leniency (B2B senders and recipients share
+    local parts, info@ or sales@; internal mail shares the domain). Postfix's "Recipient address
+    rejected" is only ever said of a RCPT TO address (its sender checks say "Sender address
+    rejected"): a text that says it is never another address's. A text that leads with no address
+    says nothing here (its rules judge it)."""
     if not recipients:
         return False
     address = leading_address(text)
@@ -132,8 +138,15 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
         return False
     if address == "":
         return True  # the null reverse-path: never a recipient (RFC 5321 4.1.1.3)
-    local, domain = _local_part(address), _domain(address)
-    return not any(_local_part(r) == local or _domain(r) == domain for r in known)
+    local, domain = _comparable(address)
+    if sender and (local, domain) == _comparable(sender):
+        return True
+    if _RECIPIENT_REJECTED.search(text):
+        return False
+    return not any(_comparable(r)[0] == local or _comparable(r)[1] == domain for r in known)
+
+
+_RECIPIENT_REJECTED = re.compile(r"recipient address rejected", re.IGNORECASE)
 
 
 # Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
@@ -289,12 +302,13 @@ class Policies:
         return self
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = (),
-              aliases: Sequence[str] = ()) -> Judgement:
+              aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
         "the one funnel"). `stage` is the SMTP stage the reply answered (None: unknown);
         `recipients` are the transaction's recipients it may concern; `aliases` other addresses a
         report gives for them (a DSN's Original- and Final-Recipient): a reply that names one of
-        them names the recipient (about_another_address)."""
+        them names the recipient (about_another_address); `sender` the envelope sender when known: a
+        reply that leads with it is the sender's (about_another_address)."""
         from .classify import default_relay_replies, unwrapped_text
 
         if reply.source == "relay":
@@ -306,16 +320,16 @@ class Policies:
             classification = relay_replies.classify(reply)
             if classification.scope != "recipient":
                 return Judgement(classification, "relay", "never")
-            return self._judged(reply, stage, recipients, classification, aliases)
+            return self._judged(reply, stage, recipients, classification, aliases, sender)
         names = names_the_recipient(unwrapped_text(reply), recipients, aliases) if recipients else None
         classification = self.classifier.classify(reply, stage, names)
-        judgement = self._judged(reply, stage, recipients, classification, aliases)
+        judgement = self._judged(reply, stage, recipients, classification, aliases, sender)
         if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):
-            return self._nearest_opinion(reply, stage, recipients, classification, judgement, aliases)
+            return self._nearest_opinion(reply, stage, recipients, classification, judgement, aliases, sender)
         return judgement
 
     def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement,
-                         aliases: Sequence[str] = ()) -> Judgement:
+                         aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
         """Where no text rule matched, the category (and scope) of the most similar labelled reply
         (relay/nearest.py), when it is similar enough, as permanent or transient as this one, and
         judging by it never lists more: not a
@@ -335,7 +349,7 @@ class Policies:
         meaning, advice = self.classifier.category_texts(found.category)
         candidate = replace(classification, category=found.category, scope=scope, meaning=meaning, advice=advice,
                             rule=f"nearest:{classification.rule}")
-        mine = self._judged(reply, stage, recipients, candidate, aliases)
+        mine = self._judged(reply, stage, recipients, candidate, aliases, sender)
         looser = _LISTING_RANK[mine.bounce_list] > _LISTING_RANK[judgement.bounce_list]
         unlisted = judgement.bounce_list == "list" and mine.bounce_list != "list"
         if looser or unlisted or (mine.hard and not judgement.hard):
@@ -343,7 +357,7 @@ class Policies:
         return mine
 
     def _judged(self, reply, stage, recipients: Sequence[str], classification,
-                aliases: Sequence[str] = ()) -> Judgement:
+                aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
         """Attribution and the bounce-list effect of a classified reply."""
         from .classify import unwrapped_text
 
@@ -365,7 +379,7 @@ class Policies:
                 else:
                     concerned = (named,)
             elif (reply.source != "relay" and (stage == "rcpt" or classification.category in _ADDRESS_FORM)
-                    and about_another_address(unwrapped_text(reply), recipients, aliases)):
+                    and about_another_address(unwrapped_text(reply), recipients, aliases, sender)):
                 # The reply leads with another address and names no recipient: it is about that
                 # address. At RCPT the reply answers the command that named this recipient, and
                 # the transaction's only other address is the envelope sender (a sender check

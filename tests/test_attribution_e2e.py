@@ -354,3 +354,36 @@ def test_a_refusal_at_rcpt_that_leads_with_the_recipient_in_another_form_still_l
     assert kinds(events) == ["rejected", "bounce_listed"]
     assert events[0]["classification"]["scope"] == "recipient"
     assert listed(relay, "jane@example.com")
+
+
+@pytest.mark.parametrize("sender, text", [
+    # Review of 2a9313d..cd336bb, F3: a sender check reported at RCPT that leads with the envelope
+    # sender, when the sender shares the recipient's local part (B2B: info@, sales@) or its domain
+    # (internal mail through the smarthost). The local-part/domain leniency read it as jane's: listed.
+    ("jane@sender.test", "550 5.1.1 <jane@sender.test>: User unknown"),
+    ("app@example.com", "550 5.1.1 <APP@example.com>: User unknown"),
+    # F1: the new wordings said of the sender, and RFC 3463's X.1.8.
+    ("app@sender.test", "553 5.1.8 Sender address is wrong or no longer valid"),
+    ("app@sender.test", "550 5.1.1 The sender address is wrong or no longer valid"),
+])
+def test_a_sender_check_at_rcpt_that_shares_the_recipients_name_or_domain_lists_nobody(relay, upstream, sender,
+                                                                                       text):
+    upstream.rcpt_replies["jane"] = text
+    transact(relay, ["jane@example.com"], sender=sender)
+    events = events_of(relay, 2)
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert rejected["classification"]["scope"] == "sender" and "bounce_list" not in rejected
+    assert "bounce_listed" not in kinds(events)
+    assert not listed(relay, "jane@example.com")
+
+
+def test_account_temporarily_suspended_at_rcpt_does_not_count_the_recipients(relay, upstream):
+    # F4: through a smarthost, "Account has been temporarily suspended" at RCPT is as often the relay's
+    # own submission account: it counted every recipient (a second one within 30 days listed them).
+    upstream.rcpt_replies["jane"] = "550 5.7.1 Account has been temporarily suspended"
+    transact(relay, ["jane@example.com"])
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 4)
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert len(rejected) == 2 and all("bounce_list" not in e for e in rejected), rejected
+    assert not listed(relay, "jane@example.com")

@@ -537,3 +537,26 @@ def test_names_the_recipient_compares_spellings_and_ignores_other_addresses():
 def test_pathological_address_runs_are_judged_and_list_nobody(text):
     j = shipped_policies().judge(Reply.parse(text), "rcpt", _R)
     assert j.bounce_list != "list"
+
+
+@pytest.mark.parametrize("text, sender, other", [
+    # Review, F3: the envelope sender, when known, is the sender's before the local-part and domain
+    # leniency (B2B senders share local parts with recipients; internal mail shares the domain).
+    ("550 5.1.1 <bob@acme.org>: User unknown", "bob@acme.org", True),
+    ("550 5.1.1 <alice@example.com>: User unknown", "Alice+x@Example.com", True),
+    ("550 5.1.1 <bob@acme.org>: User unknown", None, False),
+    ("550 5.1.1 <bob@acme.org>: User unknown", "carol@acme.org", False),
+    # M2: Postfix says "Recipient address rejected" only of a RCPT TO address; IDN domains compared
+    # in A-labels.
+    ("550 5.1.1 <robert@example.org>: Recipient address rejected: User unknown in virtual alias table", None, False),
+    ("550 5.1.1 <jörg@xn--bcher-kva.de>... User unknown", None, False),
+])
+def test_about_another_address_with_the_envelope_sender(text, sender, other):
+    recipients = ["jörg@bücher.de"] if "jörg" in text else _R
+    assert about_another_address(text, recipients, (), sender) is other
+
+
+def test_a_reply_leading_with_the_envelope_sender_at_rcpt_is_the_senders():
+    j = shipped_policies().judge(Reply.parse("550 5.1.1 <bob@acme.org>: User unknown"), "rcpt", _R,
+                                 sender="bob@acme.org")
+    assert (j.scope, j.bounce_list) == ("sender", "never")

@@ -47,7 +47,7 @@ def records(report, file: str, policies) -> list[dict]:
         classification = None
         hard = False  # a complaint is not a bounce
         if report.kind == "bounce":
-            judgement = judge(policies, failed)
+            judgement = judge(policies, failed, report.original_sender)
             classification = judgement_dict(judgement)
             hard = judgement.hard
         out.append({
@@ -71,10 +71,13 @@ def records(report, file: str, policies) -> list[dict]:
     return out
 
 
-def judge(policies, failed):
-    """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` makes it)."""
+def judge(policies, failed, sender: str | None = None):
+    """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` makes it);
+    `sender`: the original message's envelope sender when the report gives it (X-Postfix-Sender,
+    Original-Mail-From, the returned message's Return-Path)."""
     aliases = tuple(a for a in (failed.original_recipient, failed.final_recipient, failed.actual_recipient) if a)
-    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [], aliases)
+    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [], aliases,
+                          sender or None)
 
 
 def judgement_dict(judgement) -> dict:
