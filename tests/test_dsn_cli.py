@@ -400,3 +400,56 @@ def test_a_no_such_user_of_a_forwarding_target_is_still_the_recipient_s(capsys, 
     c = row["classification"]
     assert (row["recipient"], c["scope"], c["bounce_list"], row["hard"]) == (
         "jane@alumni.example.edu", "recipient", "list", True)
+
+
+@pytest.mark.parametrize("diagnostic", [
+    # Review of 2a9313d..cd336bb, F1: sisimai's "wrong or no longer valid" said of the sender, and
+    # RFC 3463's X.1.8 (bad sender's system address). It listed jane@ at once.
+    "553 5.1.8 Sender address is wrong or no longer valid",
+    "550 5.1.8 <jane@example.com>: User unknown",
+    # F2: a sender callout's and SPF's words carry the sender's address, not the recipient's.
+    "550 5.1.0 Callout verification failed: mailbox app@sender.test does not exist",
+    "550 5.7.1 SPF record for <app@sender.test> not found",
+])
+def test_a_sender_s_refusal_in_the_new_wordings_does_not_list_the_recipient(capsys, tmp_path, diagnostic):
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@example.com", diagnostic))
+    [row] = run(capsys, str(path))[1]
+    assert row["stage"] == "rcpt" and row["classification"]["bounce_list"] != "list" and row["hard"] is False
+
+
+@pytest.mark.parametrize("server", ["smtp:mail.example.com", "SMTP:DATA.example.com", "smtp:rcpt.example.net"])
+def test_a_host_named_smtp_mail_is_not_the_stage(capsys, tmp_path, server):
+    # Review, M1: "\bsmtp:mail\b" (a gateway's "SMTP:MAIL host 192.0.2.8:") also matched a host name,
+    # so a true 5.1.1 was read as a refusal at MAIL FROM, the sender's, and listed nobody.
+    path = tmp_path / "bounce.eml"
+    path.write_bytes(("From: postmaster@gw.sender.test\nTo: alice@sender.test\nSubject: Delivery failure\n\n"
+                      "Your message was not delivered to the following recipient:\n\n"
+                      f"bob@example.com\n  Error: 550 5.1.1 User unknown\n  Server: {server}\n").encode())
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], row["stage"]) == ("bob@example.com", None)
+    assert (c["category"], c["scope"], c["bounce_list"], row["hard"]) == ("unknown_recipient", "recipient", "list", True)
+
+
+def test_the_gateway_s_smtp_rcpt_host_line_still_gives_the_stage(capsys, tmp_path):
+    path = tmp_path / "bounce.eml"
+    path.write_bytes(("From: postmaster@gw.sender.test\nTo: alice@sender.test\nSubject: Delivery failure\n\n"
+                      "Your message was not delivered to the following recipient:\n\n"
+                      "bob@example.com\n  SMTP:MAIL host 192.0.2.8: 553 5.1.1 User unknown\n").encode())
+    [row] = run(capsys, str(path))[1]
+    assert row["stage"] == "mail"
+
+
+def test_a_sender_check_that_leads_with_the_reports_original_sender_does_not_list_the_recipient(capsys, tmp_path):
+    # Review, F3: the sender shares the recipient's domain (internal mail through the smarthost), so the
+    # local-part/domain leniency read "<app@example.com>: User unknown" as jane's and listed her; the
+    # report's X-Postfix-Sender says whose address it is.
+    dsn = _postfix_dsn("jane@example.com", "550 5.1.1 <app@example.com>: User unknown")
+    dsn = dsn.replace(b"Reporting-MTA: dns; mx.sender.test\r\n",
+                      b"Reporting-MTA: dns; mx.sender.test\r\nX-Postfix-Sender: rfc822; app@example.com\r\n")
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(dsn)
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["stage"], c["scope"], c["bounce_list"], row["hard"]) == ("rcpt", "sender", "never", False)

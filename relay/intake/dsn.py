@@ -144,14 +144,17 @@ _STAGE_SAID = [
     (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
                 r"in reply to end of message|after the message was sent|"
                 # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
-                r"did not like our (final )?data\b|error following data command|\bsmtp:data\b", re.I), "data"),
+                r"did not like our (final )?data\b|error following data command|\bsmtp:data\s+host\b", re.I), "data"),
     (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$|"
                 # Yahoo puts the command after the reply ("... User Unknown [RCPT_TO]"); X6
                 # gateways say "(Error following RCPT command)"; DragonFly "did not like our RCPT
-                # TO:"; an unnamed gateway (sisimai's "X3") "SMTP:RCPT host 192.0.2.8: 553 ...".
-                r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\b", re.I), "rcpt"),
+                # TO:"; an unnamed gateway (sisimai's "X3") "SMTP:RCPT host 192.0.2.8: 553 ...". Only
+                # with "host" after it: a bare "smtp:mail" is also a host name ("Server:
+                # smtp:mail.example.com") or an Exchange proxy address ("SMTP:mail@example.com"),
+                # and read as the stage it made a true 5.1.1 the sender's (review, M1).
+                r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\s+host\b", re.I), "rcpt"),
     (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender|"
-                r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\b", re.I), "mail"),
+                r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\s+host\b", re.I), "mail"),
     (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
     (re.compile(r"in reply to (the )?initial (server )?greeting|after initial connect|"
                 r"refused to talk to me|while connecting", re.I), "connect"),
