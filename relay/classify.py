@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .decision import Reply
 from .config import SHIPPED_POLICIES
@@ -194,6 +194,13 @@ class _TextPattern:
 
     def found(self, text: str, lowered: str) -> bool:
         return self.regex.search(lowered if self.on_lowered else text) is not None
+
+    def wordings(self, text: str, lowered: str, limit: int = 8):
+        """The passages of the text the pattern matches (at most `limit`, left to right)."""
+        for n, m in enumerate(self.regex.finditer(lowered if self.on_lowered else text)):
+            if n >= limit:
+                return
+            yield m.group(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,21 +710,26 @@ class Classifier:
     # -- classifying -------------------------------------------------------------
 
     def classify(self, reply: Reply, stage: str | None = None,
-                 names_recipient: bool | None = None) -> Classification:
+                 names_recipient: bool | Callable[[str], bool] | None = None) -> Classification:
         """The first matching rule's classification. `stage` is the SMTP stage the reply
-        answered, when known: rules with `stage:` match only at their stages. `names_recipient`:
-        whether the text names the recipient it is judged for (None: no recipient is known);
-        False skips the rules marked `names_recipient: true`, whose words carry an address that is
-        then another's (Policies.judge)."""
+        answered, when known: rules with `stage:` match only at their stages. `names_recipient`
+        decides the rules marked `names_recipient: true`, whose words carry an address that may be
+        another's: None (no recipient is known) or True applies them, False skips them, and a
+        callable is asked of each passage such a rule's `match` found (the wording, with the
+        address it carries): the rule applies when it says yes to one (Policies.judge)."""
         code = reply.code
         enhanced = effective_enhanced(reply)
         text = unwrapped_text(reply)
         lowered = text.lower()
         skip_named = names_recipient is False
+        ask = names_recipient if callable(names_recipient) else None
         for rule in self._rules:
             if skip_named and rule.names_recipient:
                 continue
             if rule.matches(code, enhanced, text, lowered, stage):
+                if (ask is not None and rule.names_recipient and rule.match is not None
+                        and not any(ask(w) for w in rule.match.wordings(text, lowered))):
+                    continue
                 return rule.outcome.classification(code, enhanced)
         outcome = self._fallback.lookup(code, enhanced)
         if outcome is None:

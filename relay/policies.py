@@ -164,6 +164,13 @@ def _comparable(address: str) -> tuple[str, str]:
     return _local_part(address), domain
 
 
+def _same_mailbox(address: str, known: Sequence[str]) -> bool:
+    """Whether `address` is one of `known` spelt another way (_comparable): the one test of
+    "is this the recipient's address" for about_another_address and names_the_recipient."""
+    wanted = _comparable(address)
+    return any(_comparable(a) == wanted for a in known if a)
+
+
 def _addresses_in(text: str, limit: int = 32):
     """The addresses written in `text` (each "@" with the run around it up to a delimiter, at most
     64 characters before and 255 after, RFC 5321 4.5.3.1): linear in the text's length."""
@@ -190,8 +197,24 @@ def names_the_recipient(text: str, recipients: Sequence[str], aliases: Sequence[
     known = [a for a in (*recipients, *aliases) if a]
     if named_recipient(text, known) is not None:
         return True
-    wanted = {_comparable(a) for a in known}
-    return any(_comparable(a) in wanted for a in _addresses_in(text))
+    return any(_same_mailbox(a, known) for a in _addresses_in(text))
+
+
+def wording_about_the_recipient(wording: str, text: str, recipients: Sequence[str],
+                                aliases: Sequence[str] = ()) -> bool:
+    """Whether the passage `wording` of `text` that a `names_recipient: true` rule matched
+    ("mailbox a@x does not exist", "<a@x> not found", "user a@x was not found") speaks of the
+    recipient: every address written in the wording is one of `recipients` or `aliases`
+    (_same_mailbox). It is not enough that the text names the recipient somewhere: "550
+    <bob@x>: user alice@y was not found" or "mail to bob@x refused: mailbox alice@y does not
+    exist" say that alice@y (a sender verified, a forwarding target) does not exist, not bob@x
+    (review2 N2). A wording that carries no address ("this account has been temporarily
+    suspended") is about the recipient when the text names it (names_the_recipient)."""
+    known = [a for a in (*recipients, *aliases) if a]
+    written = list(_addresses_in(wording))
+    if written:
+        return all(_same_mailbox(a, known) for a in written)
+    return names_the_recipient(text, known)
 
 
 # RFC 3463 3.2: X.1.7 "bad sender's mailbox address syntax" and X.1.8 "bad sender's system
@@ -321,7 +344,9 @@ class Policies:
             if classification.scope != "recipient":
                 return Judgement(classification, "relay", "never")
             return self._judged(reply, stage, recipients, classification, aliases, sender)
-        names = names_the_recipient(unwrapped_text(reply), recipients, aliases) if recipients else None
+        text = unwrapped_text(reply)
+        names = ((lambda wording: wording_about_the_recipient(wording, text, recipients, aliases))
+                 if recipients else None)
         classification = self.classifier.classify(reply, stage, names)
         judgement = self._judged(reply, stage, recipients, classification, aliases, sender)
         if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):

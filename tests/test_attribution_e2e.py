@@ -387,3 +387,15 @@ def test_account_temporarily_suspended_at_rcpt_does_not_count_the_recipients(rel
     rejected = [e for e in events if e["kind"] == "rejected"]
     assert len(rejected) == 2 and all("bounce_list" not in e for e in rejected), rejected
     assert not listed(relay, "jane@example.com")
+
+
+
+def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_list_at_once(relay, upstream):
+    # Review2, N2: the text names jane, but its "user ... was not found" is about alice@acme.org (a
+    # verified sender, a forwarding target); it listed jane at once, hard.
+    upstream.rcpt_replies["jane"] = "550 <jane@example.com>: user alice@acme.org was not found"
+    transact(relay, ["jane@example.com"])
+    (rejected,) = events_of(relay, 1)
+    assert rejected["classification"]["rule"] != "unknown-recipient-named-address"
+    assert rejected.get("bounce_list") != "list"
+    assert not listed(relay, "jane@example.com")

@@ -453,3 +453,13 @@ def test_a_sender_check_that_leads_with_the_reports_original_sender_does_not_lis
     [row] = run(capsys, str(path))[1]
     c = row["classification"]
     assert (row["stage"], c["scope"], c["bounce_list"], row["hard"]) == ("rcpt", "sender", "never", False)
+
+
+
+def test_a_reported_reply_naming_the_recipient_and_another_missing_mailbox_does_not_list_it(capsys, tmp_path):
+    # Review2, N2: the text names bob, but the wording says alice@acme.org does not exist.
+    path = tmp_path / "dsn.eml"
+    dsn = _postfix_dsn("bob@example.com", "550 <bob@example.com>: user alice@acme.org was not found")
+    path.write_bytes(dsn.replace(b"Status: 5.1.3", b"Status: 5.1.0"))
+    [row] = run(capsys, str(path))[1]
+    assert row["classification"]["bounce_list"] != "list" and row["hard"] is False

@@ -560,3 +560,46 @@ def test_a_reply_leading_with_the_envelope_sender_at_rcpt_is_the_senders():
     j = shipped_policies().judge(Reply.parse("550 5.1.1 <bob@acme.org>: User unknown"), "rcpt", _R,
                                  sender="bob@acme.org")
     assert (j.scope, j.bounce_list) == ("sender", "never")
+
+
+# Review2, N2: `names_recipient: true` held when the recipient was named anywhere in the text, so a
+# text that names bob and says another address does not exist listed bob at once (hard). The
+# address the matched wording carries must be the recipient's (or an alias's).
+@pytest.mark.parametrize("text", [
+    "550 5.1.0 <bob@example.com>: verification of mailbox alice@acme.org: mailbox alice@acme.org does not exist",
+    "550 <bob@example.com>: user alice@acme.org was not found",
+    "550 5.1.0 mail to bob@example.com refused: mailbox alice@acme.org does not exist",
+    "550 5.1.0 mailbox alice@acme.org does not exist (original recipient bob@example.com)",
+    "550 <bob@example.com>: <alice@acme.org> not found",
+])
+@pytest.mark.parametrize("stage", ["rcpt", None])
+def test_a_wording_that_carries_another_address_does_not_list_a_recipient_named_elsewhere(text, stage):
+    j = shipped_policies().judge(Reply.parse(text), stage, _R)
+    assert j.bounce_list != "list" and not j.hard, (j.bounce_list, j.classification.rule)
+    assert j.classification.rule != "unknown-recipient-named-address"
+
+
+@pytest.mark.parametrize("text, aliases", [
+    ("550 5.1.1 <bob@example.com>: mailbox bob@example.com does not exist", ()),
+    ("550 <bob@example.com> not found", ()),
+    ("550 user bob@example.com was not found", ()),
+    ("550 mailbox BOB+x@Example.COM. does not exist", ()),
+    ("550 <robert@example.net>: user robert@example.net was not found", ("robert@example.net",)),
+])
+@pytest.mark.parametrize("stage", ["rcpt", None])
+def test_a_wording_that_carries_the_recipient_lists_it(text, aliases, stage):
+    j = shipped_policies().judge(Reply.parse(text), stage, _R, aliases)
+    assert (j.scope, j.bounce_list, j.hard, j.classification.rule) == (
+        "recipient", "list", True, "unknown-recipient-named-address")
+
+
+def test_wording_about_the_recipient_reads_the_address_the_wording_carries():
+    from relay.policies import wording_about_the_recipient
+    text = "550 <bob@example.com>: user alice@acme.org was not found"
+    assert not wording_about_the_recipient("user alice@acme.org was not found", text, _R)
+    assert wording_about_the_recipient("user bob@example.com was not found", text, _R)
+    # No address in the wording ("this account has been temporarily suspended"): the text decides.
+    assert wording_about_the_recipient("account has been temporarily suspended",
+                                       "550 <bob@example.com>... account has been temporarily suspended", _R)
+    assert not wording_about_the_recipient("account has been temporarily suspended",
+                                           "550 account has been temporarily suspended", _R)
