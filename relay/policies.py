@@ -127,7 +127,11 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
     local parts, info@ or sales@; internal mail shares the domain). Postfix's "Recipient address
     rejected" is only ever said of a RCPT TO address (its sender checks say "Sender address
     rejected"): a text that says it is never another address's. A text that leads with no address
-    says nothing here (its rules judge it)."""
+    says nothing here (its rules judge it). A leading address that is the recipient's spelt
+    another way (_same_mailbox: case, "+detail", a trailing dot, an IDN's other form) and
+    "Recipient address rejected" are tested before the sender: when the sender mails its own
+    mailbox (a copy to oneself, a +tag self-send), the recipient's refusal is still the
+    recipient's (review2 N1)."""
     if not recipients:
         return False
     address = leading_address(text)
@@ -138,11 +142,11 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
         return False
     if address == "":
         return True  # the null reverse-path: never a recipient (RFC 5321 4.1.1.3)
+    if _same_mailbox(address, known) or _RECIPIENT_REJECTED.search(text):
+        return False
     local, domain = _comparable(address)
     if sender and (local, domain) == _comparable(sender):
         return True
-    if _RECIPIENT_REJECTED.search(text):
-        return False
     return not any(_comparable(r)[0] == local or _comparable(r)[1] == domain for r in known)
 
 

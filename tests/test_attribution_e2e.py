@@ -389,6 +389,18 @@ def test_account_temporarily_suspended_at_rcpt_does_not_count_the_recipients(rel
     assert not listed(relay, "jane@example.com")
 
 
+def test_a_hard_bounce_of_the_senders_own_tagged_mailbox_lists_the_recipient(relay, upstream):
+    # Review2, N1: jane mails her own +tag address through the relay; the server names the mailbox
+    # without the +detail. The sender test came before "Recipient address rejected" and read the
+    # true hard bounce as the sender's: nobody listed.
+    upstream.rcpt_replies["jane+news"] = ("550 5.1.1 <jane@example.com>: Recipient address rejected: "
+                                          "User unknown in virtual mailbox table")
+    transact(relay, ["jane+news@example.com"], sender="jane@example.com")
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert events[0]["classification"]["scope"] == "recipient"
+    assert listed(relay, "jane+news@example.com")
+
 
 def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_list_at_once(relay, upstream):
     # Review2, N2: the text names jane, but its "user ... was not found" is about alice@acme.org (a

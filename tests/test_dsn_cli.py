@@ -455,6 +455,21 @@ def test_a_sender_check_that_leads_with_the_reports_original_sender_does_not_lis
     assert (row["stage"], c["scope"], c["bounce_list"], row["hard"]) == ("rcpt", "sender", "never", False)
 
 
+def test_a_self_sent_bounce_of_the_recipients_own_mailbox_lists_it(capsys, tmp_path):
+    # Review2, N1 (its d6.eml): the sender mailed its own +tag address; the remote server names the
+    # mailbox without the +detail. The sender test came first and read the true 5.1.1 as the
+    # sender's: scope sender, never, hard false.
+    dsn = _postfix_dsn("bob+news@example.com", "550 5.1.1 <bob@example.com>: Recipient address rejected: "
+                       "User unknown in virtual mailbox table")
+    dsn = dsn.replace(b"Reporting-MTA: dns; mx.sender.test\r\n",
+                      b"Reporting-MTA: dns; mx.sender.test\r\nX-Postfix-Sender: rfc822; bob@example.com\r\n")
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(dsn)
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert row["recipient"] == "bob+news@example.com"
+    assert (row["stage"], c["scope"], c["bounce_list"], row["hard"]) == ("rcpt", "recipient", "list", True)
+
 
 def test_a_reported_reply_naming_the_recipient_and_another_missing_mailbox_does_not_list_it(capsys, tmp_path):
     # Review2, N2: the text names bob, but the wording says alice@acme.org does not exist.

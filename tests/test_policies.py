@@ -603,3 +603,29 @@ def test_wording_about_the_recipient_reads_the_address_the_wording_carries():
                                        "550 <bob@example.com>... account has been temporarily suspended", _R)
     assert not wording_about_the_recipient("account has been temporarily suspended",
                                            "550 account has been temporarily suspended", _R)
+
+
+# Review2, N1: when the envelope sender is the recipient's own mailbox (a copy to oneself, a +tag
+# self-send), a reply that spells the recipient a little differently (a trailing dot, an A-label,
+# no +detail, Sendmail's "...") was read as the sender's and the true hard bounce was lost.
+@pytest.mark.parametrize("text, recipient, sender", [
+    ("550 5.1.1 bob@example.com... User unknown", "bob@example.com", "bob@example.com"),
+    ("550 5.1.1 <bob@example.com.>: Recipient address rejected: User unknown", "bob@example.com", "bob@example.com"),
+    ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown", "bob@example.com.", "bob@example.com"),
+    ("550 5.1.1 <bob@xn--bcher-kva.de>: Recipient address rejected: User unknown in virtual mailbox table",
+     "bob@bücher.de", "bob@bücher.de"),
+    ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+     "bob+news@example.com", "bob@example.com"),
+    ("550 5.1.1 <BOB@Example.com>: User unknown", "bob+news@example.com", "bob@example.com"),
+])
+def test_a_refusal_of_the_recipients_own_mailbox_sent_by_that_mailbox_lists_it(text, recipient, sender):
+    assert about_another_address(text, [recipient], (), sender) is False
+    j = shipped_policies().judge(Reply.parse(text), "rcpt", [recipient], sender=sender)
+    assert (j.scope, j.bounce_list, j.hard) == ("recipient", "list", True), (j.scope, j.classification.rule)
+
+
+def test_a_refusal_that_leads_with_the_sender_is_still_the_senders_when_the_sender_is_not_the_recipient():
+    # The reorder must not undo F3: the sender's address, not the recipient's, stays the sender's.
+    j = shipped_policies().judge(Reply.parse("550 5.1.1 <bob@acme.org>: User unknown"), "rcpt",
+                                 ["bob+news@example.com"], sender="bob@acme.org")
+    assert (j.scope, j.bounce_list) == ("sender", "never")
