@@ -49,7 +49,8 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem"]
+__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
+           "domain_in_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
@@ -204,6 +205,17 @@ def _to_a_labels(domain: str) -> str:
         # non-transitional keeps ß and ς as themselves, as IDNA 2008 registries do.
         return _idna.encode(domain, uts46=True, transitional=False).decode("ascii")
     return domain.encode("idna").decode("ascii").lower()  # IDNA 2003 fallback
+
+
+def domain_in_a_labels(domain: str) -> str:
+    """`domain` (lowercased, without a trailing dot) in A-labels, as the bounce list keys it
+    (_to_a_labels), for telling whether two spellings name one domain; as it is, lowercased, when it
+    is no IDNA name (a reply's text may hold anything)."""
+    domain = domain.strip().rstrip(".").lower()
+    try:
+        return _to_a_labels(domain)
+    except (UnicodeError, ValueError):
+        return domain
 
 
 def _address_literal(literal: str, original: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from .address import domain_in_a_labels
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError
 
@@ -106,10 +107,6 @@ def leading_address(text: str) -> str | None:
     return m.group(2)
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].strip().rstrip(".").lower()
-
-
 def about_another_address(text: str, recipients: Sequence[str], aliases: Sequence[str] = (),
                           sender: str | None = None) -> bool:
     """True when `text` leads with an address that is not the recipient's and names none of
@@ -160,12 +157,7 @@ _ADDRESS_ENDS = frozenset(' \t<>()[]"\',;:')
 def _comparable(address: str) -> tuple[str, str]:
     """An address as (local part without "+detail", domain in A-labels), for telling whether two
     spellings are one address (case, a trailing dot, a subaddress, U- vs A-label domains)."""
-    domain = _domain(address).rstrip(".")
-    try:
-        domain = domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        pass
-    return _local_part(address), domain
+    return _local_part(address), domain_in_a_labels(address.rpartition("@")[2])
 
 
 def _same_mailbox(address: str, known: Sequence[str]) -> bool:

@@ -518,6 +518,10 @@ def test_names_the_recipient_compares_spellings_and_ignores_other_addresses():
     from relay.policies import names_the_recipient
     assert names_the_recipient("550 <BOB+x@EXAMPLE.COM.> not found", _R)
     assert names_the_recipient("550 <jörg@xn--bcher-kva.de> not found", ["jörg@bücher.de"])
+    # The A-labels the bounce list keys a domain by (IDNA 2008, UTS #46 non-transitional: "ß" stays
+    # "ß"); IDNA 2003 made straße.de into strasse.de, another domain.
+    assert names_the_recipient("550 <bob@xn--strae-oqa.de> not found", ["bob@straße.de"])
+    assert not names_the_recipient("550 <bob@strasse.de> not found", ["bob@straße.de"])
     assert not names_the_recipient("550 <alice@acme.org> not found", _R)
     assert not names_the_recipient("550 <bob@acme.org> not found", _R)
     assert not names_the_recipient("550 " + "@" * 3000, _R)
