@@ -75,9 +75,9 @@ def judge(policies, failed, sender: str | None = None):
     """The funnel's judgement of the remote reply (as `relay classify --stage S --recipient R` makes it);
     `sender`: the original message's envelope sender when the report gives it (X-Postfix-Sender,
     Original-Mail-From, the returned message's Return-Path)."""
-    aliases = tuple(a for a in (failed.original_recipient, failed.final_recipient, failed.actual_recipient) if a)
-    return policies.judge(failed.reply(), failed.stage, [failed.recipient] if failed.recipient else [], aliases,
-                          sender or None)
+    recipient = failed.recipient
+    return policies.judge(failed.reply(), failed.stage, [recipient] if recipient else [],
+                          failed.aliases(recipient) if recipient else (), sender or None)
 
 
 def judgement_dict(judgement) -> dict:

@@ -229,10 +229,9 @@ class BounceIntake(Step):
             fields["verp"] = token.as_fields()
             fields["transaction_id"] = token.transaction_id
         fields.update(self._correlation(report, sender))
-        aliases = tuple(dict.fromkeys(a for a in (failed.original_recipient, failed.recipient, failed.final_recipient,
-                                                  failed.actual_recipient) if a and a.lower() != recipient.lower()))
         return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
-                           sender=sender, message_id=report.message_id, fields=fields, aliases=aliases)
+                           sender=sender, message_id=report.message_id, fields=fields,
+                           aliases=failed.aliases(recipient))
 
     def _original_sender(self, report: BounceReport) -> str:
         sender = report.original_sender or ""

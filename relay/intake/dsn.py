@@ -256,6 +256,13 @@ class FailedRecipient:
     stage: str | None = None           # the SMTP command the remote server refused, when the report says
     final: bool | None = None          # the reporting MTA gave up (True) or will retry (False); None: unknown
 
+    def aliases(self, of: str) -> tuple[str, ...]:
+        """The other addresses the report gives for the recipient `of` (Original-, Final- and
+        X-Actual-Recipient, and the failed address itself), once each: a reply that names one of them
+        names the recipient (Policies.judge)."""
+        return tuple(dict.fromkeys(a for a in (self.original_recipient, self.recipient, self.final_recipient,
+                                               self.actual_recipient) if a and a.lower() != of.lower()))
+
     def reply(self) -> Reply:
         """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
         verbatim; when it carries no enhanced code, the DSN's Status is put first, as a server would."""
