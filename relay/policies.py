@@ -380,10 +380,9 @@ class Policies:
     def _judged(self, reply, stage, recipients: Sequence[str], classification,
                 aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
         """Attribution and the bounce-list effect of a classified reply."""
-        from .classify import unwrapped_text
+        from .classify import effective_enhanced, unwrapped_text
 
-        from .classify import effective_enhanced
-
+        text = unwrapped_text(reply)
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
         if scope == "recipient":
@@ -394,13 +393,13 @@ class Policies:
             elif stage == "data":
                 # One reply answers the final dot for every recipient (RFC 5321 4.1.1.4): it is
                 # about the message unless its text names one recipient of the transaction.
-                named = named_recipient(unwrapped_text(reply), recipients)
+                named = named_recipient(text, recipients)
                 if named is None:
                     scope, concerned = "message", ()
                 else:
                     concerned = (named,)
             elif (reply.source != "relay" and (stage == "rcpt" or classification.category in _ADDRESS_FORM)
-                    and about_another_address(unwrapped_text(reply), recipients, aliases, sender)):
+                    and about_another_address(text, recipients, aliases, sender)):
                 # The reply leads with another address and names no recipient: it is about that
                 # address. At RCPT the reply answers the command that named this recipient, and
                 # the transaction's only other address is the envelope sender (a sender check
@@ -423,7 +422,7 @@ class Policies:
             return Judgement(classification, scope, "never")
         doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules)
         unconfirmed = doubt is not None
-        hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), unwrapped_text(reply),
+        hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), text,
                            getattr(self.suppression, "domains", None))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None
