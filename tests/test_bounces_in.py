@@ -171,6 +171,50 @@ def test_a_user_unknown_without_the_address_is_bounced_but_only_counts(verp_rela
     assert rcpt_reply(verp_relay) == 550
 
 
+def exim_text_bounce(return_path: str, after: str, reply: str) -> bytes:
+    """Exim's plain-text bounce (deliver.c's template) for alice@dest.example, whose refusal came
+    "after <after>" (transports/smtp.c: "SMTP error from remote mail server after %s%s")."""
+    return (f"From: Mail Delivery System <Mailer-Daemon@smarthost.example>\r\nTo: {return_path}\r\n"
+            f"Subject: Mail delivery failed: returning message to sender\r\n\r\n"
+            f"This message was created automatically by mail delivery software.\r\n\r\n"
+            f"A message that you sent could not be delivered to one or more of its\r\n"
+            f"recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+            f"  alice@dest.example\r\n    host mx.dest.example [192.0.2.25]\r\n"
+            f"    SMTP error from remote mail server after {after}:\r\n    {reply}\r\n\r\n"
+            f"------ This is a copy of the message, including all the headers. ------\r\n\r\n").encode() + ORIGINAL
+
+
+def test_exims_pipelined_end_of_data_refusal_is_read_at_data_and_only_counts(verp_relay, upstream):
+    # Exim names a command sent in a PIPELINING group (RFC 2920) "pipelined": "after pipelined end
+    # of data". Read without its stage, the "550 Unknown user alice@..." a content filter gives after
+    # the final dot listed alice at once; at DATA it only counts (docs/bounce-list.md).
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, exim_text_bounce(
+        return_path, "pipelined end of data", "550 Unknown user alice@dest.example"))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    [bounced] = events
+    assert bounced["stage"] == "data" and bounced["recipient"] == "alice@dest.example"
+    assert bounced["classification"]["category"] == "unknown_recipient"
+    assert bounced["classification"]["scope"] == "recipient" and "bounce_list" not in bounced
+    jsonschema.validate(bounced, SCHEMA)
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+
+def test_exims_pipelined_rcpt_refusal_is_read_at_rcpt_and_lists(verp_relay, upstream):
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, exim_text_bounce(
+        return_path, "pipelined RCPT TO:<alice@dest.example>",
+        "550 5.1.1 <alice@dest.example>: Recipient address rejected: User unknown"))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=2)
+    [bounced] = [e for e in events if e["kind"] == "bounced"]
+    assert bounced["stage"] == "rcpt" and bounced["dsn"]["status"] == "5.1.1"
+    assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)
+    assert rcpt_reply(verp_relay) == 550
+
+
 def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
     return_path = relay_one(verp_relay, upstream)
     local, domain = return_path.split("@")

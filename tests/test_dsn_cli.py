@@ -478,3 +478,35 @@ def test_a_reported_reply_naming_the_recipient_and_another_missing_mailbox_does_
     path.write_bytes(dsn.replace(b"Status: 5.1.3", b"Status: 5.1.0"))
     [row] = run(capsys, str(path))[1]
     assert row["classification"]["bounce_list"] != "list" and row["hard"] is False
+
+
+def test_the_stage_said_by_exim_qmail_and_m_filter_decides_hard(capsys, tmp_path):
+    # Each of these reporters names the command its own way ("after pipelined end of data",
+    # "failed on DATA command", m-FILTER's "-------SMTP command" section). A "no such user" after
+    # the content (or at the DATA command) is not a hard bounce; under X.2.1 at RCPT it is.
+    # Read without the stage, the first two were hard and the third was not.
+    exim = tmp_path / "exim.eml"
+    exim.write_text("From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: s@example.com\n"
+                    "Subject: Mail delivery failed: returning message to sender\n\n"
+                    "This message was created automatically by mail delivery software.\n\n"
+                    "A message that you sent could not be delivered to one or more of its\n"
+                    "recipients. This is a permanent error. The following address(es) failed:\n\n"
+                    "  bob@dest.example\n    host mx.dest.example [192.0.2.25]\n"
+                    "    SMTP error from remote mail server after pipelined end of data:\n"
+                    "    550 Unknown user bob@dest.example\n")
+    qmail = tmp_path / "qmail.eml"
+    qmail.write_text("From: MAILER-DAEMON@mx.example.net\nTo: s@example.com\nSubject: failure notice\n\n"
+                     "Hi. This is the qmail-send program at mx.example.net.\n"
+                     "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+                     "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+                     "<bob@dest.example>:\n192.0.2.25 failed on DATA command.\n"
+                     "Remote host said: 550 Unknown user bob@dest.example\n\n"
+                     "--- Below this line is a copy of the message.\n\nFrom: s@example.com\n\nhi\n")
+    mfilter = tmp_path / "mfilter.eml"
+    mfilter.write_text("From: POSTMASTER <postmaster@gw.example.jp>\nTo: s@example.com\nSubject: failure notice\n"
+                       "X-Mailer: m-FILTER\n\nm-FILTER could not send this message.\n\nbob@dest.example\n\n\n"
+                       "-------server message\n550 5.2.1 <bob@dest.example>... User Unknown\n\n"
+                       "-------SMTP command\nRCPT\n\n-------original message\nFrom: s@example.com\n\nhi\n")
+    _, rows, _ = run(capsys, str(exim), str(qmail), str(mfilter))
+    assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
+        ("bob@dest.example", "data", False), ("bob@dest.example", "data", False), ("bob@dest.example", "rcpt", True)]

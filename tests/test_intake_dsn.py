@@ -265,6 +265,72 @@ def test_stage_as_reporting_mtas_say_it():
                       "[550 Unknown user]") == "data"
 
 
+def test_stage_of_exims_pipelined_commands_and_closed_connections():
+    # Exim (transports/smtp.c): "SMTP error from remote mail server after %s%s" puts "pipelined "
+    # before a command sent in a PIPELINING group (RFC 2920); "Remote host closed connection in
+    # response to %s%s" and "SMTP timeout after %s%s" name the command the same way.
+    assert stage_said("SMTP error from remote mail server after pipelined RCPT TO:<a@b.example>:\n"
+                      "550 5.1.1 <a@b.example>: Recipient address rejected: User unknown") == "rcpt"
+    assert stage_said("SMTP error from remote mail server after pipelined MAIL FROM:<s@c.example> SIZE=1234:\n"
+                      "550 5.7.1 Sender rejected") == "mail"
+    assert stage_said("SMTP error from remote mail server after pipelined end of data:\n"
+                      "550 Unknown user") == "data"
+    assert stage_said("SMTP error from remote mail server after pipelined DATA:\n554 no valid recipients") == "data"
+    assert stage_said("Remote host closed connection in response to end of data") == "data"
+    assert stage_said("Remote host closed connection in response to pipelined RCPT TO:<a@b.example>") == "rcpt"
+    assert stage_said("SMTP timeout after end of data (1234 bytes written)") == "data"
+    assert stage_said("SMTP timeout after sending data block (8192 bytes written)") == "data"
+    assert stage_said("SMTP error from remote mail server after pipelined EHLO relay.example:\n"
+                      "554 5.7.1 go away") == "helo"
+    assert stage_said("LMTP error after RCPT TO:<a@b.example>:\n550 5.1.1 no such user") == "rcpt"
+
+
+def test_stage_of_qmail_remotes_own_words():
+    # qmail-remote.c: each way a session can end has its own sentence.
+    assert stage_said("Connected to 192.0.2.1 but greeting failed.\nRemote host said: 554 no thanks") == "connect"
+    assert stage_said("Connected to 192.0.2.1 but my name was rejected.\n"
+                      "Remote host said: 550 5.7.1 HELO rejected") == "helo"
+    assert stage_said("Connected to 192.0.2.1 but sender was rejected.\nRemote host said: 553 no") == "mail"
+    assert stage_said("192.0.2.1 does not like recipient.\nRemote host said: 550 no such user") == "rcpt"
+    assert stage_said("192.0.2.1 failed on DATA command.\nRemote host said: 554 no valid recipients") == "data"
+    assert stage_said("192.0.2.1 failed after I sent the message.\nRemote host said: 550 Unknown user") == "data"
+
+
+MFILTER = ("From: POSTMASTER <postmaster@gw.example.jp>\nTo: sender@example.com\nSubject: failure notice\n"
+           "X-Mailer: m-FILTER\nContent-Type: text/plain; charset=utf-8\n\n"
+           "m-FILTER could not send this message.\n\nkijitora@dest.example\n\n\n"
+           "-------server message\n{reply}\n\n-------SMTP command\n{command}\n\n"
+           "-------original message\nFrom: sender@example.com\nTo: kijitora@dest.example\n\nNyaan\n")
+
+
+def test_stage_of_m_filters_smtp_command_section():
+    # Digital Arts m-FILTER ends its report with "-------SMTP command" and the command on the next line.
+    def stage(command: str, reply: str = "550 5.1.1 <kijitora@dest.example>... User Unknown") -> list:
+        report = parse_bounce(MFILTER.format(reply=reply, command=command).encode())
+        return [(r.recipient, r.code, r.stage) for r in report.recipients]
+
+    assert stage("RCPT") == [("kijitora@dest.example", 550, "rcpt")]
+    assert stage("MAIL", "553 5.1.8 Sender domain does not exist") == [("kijitora@dest.example", 553, "mail")]
+    assert stage("EHLO", "554 5.7.1 HELO rejected") == [("kijitora@dest.example", 554, "helo")]
+    # Its DATA is the last command it sent, not the one the reply answered: MAIL, RCPT and DATA
+    # go in one PIPELINING group (RFC 2920 3.1), and a real report has DATA over Postfix's
+    # "Recipient address rejected", a reply to RCPT (tests/data/bounces/sisimai-lhost-mfilter-02.eml).
+    assert stage("DATA") == [("kijitora@dest.example", 550, None)]
+    assert corpus_stages("sisimai-lhost-mfilter-02.eml") == [("kijitora@example.co.jp", None)]
+
+
+def test_stage_of_an_indented_or_quoted_transcript():
+    # A transcript indented in the report's text (au/EZweb: "    >>> RCPT TO:<a@x>").
+    assert stage_said("    >>> RCPT TO:<a@b.example>\n    <<< 550 5.1.1 <a@b.example>... User unknown") == "rcpt"
+    # A bounce forwarded or replied to: each line quoted with "> " (RFC 3676 4.5); Sendmail's
+    # ">>> DATA" quoted is ">>>> DATA". With PIPELINING the first of the two replies answers the RCPT.
+    assert stage_said("> ----- Transcript of session follows -----\n>>>> DATA\n"
+                      "> <<< 550 5.1.1 <a@b.example>... User unknown\n> <<< 503 5.0.0 Need RCPT (recipient)\n") == "rcpt"
+    assert stage_said("> >>> DATA\n> <<< 354 go ahead\n> >>> .\n> <<< 554 5.7.1 spam\n") == "data"
+    # A real one: a Sendmail report quoted inside another report.
+    assert corpus_stages("sisimai-lhost-sendmail-14.eml") == [("kijitora@example.com", "rcpt")]
+
+
 CORPUS = Path(__file__).resolve().parent / "data" / "bounces"
 
 

@@ -141,11 +141,28 @@ _FAILURE_WORDS = re.compile(
 # "after RCPT TO:<...>", "after end of data", qmail "does not like recipient", a Sendmail transcript's
 # ">>> DATA" before the "<<< 550 ..." it got.
 _STAGE_SAID = [
-    (re.compile(r"in reply to (end of )?data\b|after (end of )?data\b|after i sent the message|"
+    (re.compile(r"in reply to (end of )?data\b|after (pipelined )?(end of )?data\b|after i sent the message|"
                 r"in reply to end of message|after the message was sent|"
+                # Exim (transports/smtp.c) writes "SMTP error from remote mail server after %s%s"
+                # with "pipelined " before the command when it came in a PIPELINING group (RFC
+                # 2920), "Remote host closed connection in response to %s%s" and "SMTP timeout
+                # after %s%s" with the same command names ("end of data", "RCPT TO:<a@x>", "MAIL
+                # FROM:<s@y>"), and "... after sending data block" for a timeout while the
+                # content went.
+                r"in response to (pipelined )?(end of )?data\b|after sending data block|"
+                # qmail-remote: "<host> failed on DATA command." (the DATA command itself refused)
+                r"failed on data command|"
                 # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
                 r"did not like our (final )?data\b|error following data command|\bsmtp:data\s+host\b", re.I), "data"),
-    (re.compile(r"in reply to rcpt|after rcpt\b|does not like recipient|rcpt to:<[^>]*>:\s*$|"
+    (re.compile(r"in reply to rcpt|after (pipelined )?rcpt\b|in response to (pipelined )?rcpt\b|"
+                r"does not like recipient|rcpt to:<[^>]*>:\s*$|"
+                # Digital Arts m-FILTER: "-------SMTP command" and the command on the next line
+                # (read from its last dash: a run of dashes tried at every position is quadratic).
+                # Only RCPT (or MAIL, below) is read: its DATA is the last command it sent, and
+                # with PIPELINING (RFC 2920 3.1) MAIL, RCPT and DATA go in one group, so DATA
+                # there comes over a refusal of RCPT too (a Postfix "<a@x>: Recipient address
+                # rejected: User unknown in local recipient table", a reply only RCPT gets).
+                r"-smtp command rcpt\b|"
                 # Yahoo puts the command after the reply ("... User Unknown [RCPT_TO]"); X6
                 # gateways say "(Error following RCPT command)"; DragonFly "did not like our RCPT
                 # TO:"; an unnamed gateway (sisimai's "X3") "SMTP:RCPT host 192.0.2.8: 553 ...". Only
@@ -153,19 +170,33 @@ _STAGE_SAID = [
                 # smtp:mail.example.com") or an Exchange proxy address ("SMTP:mail@example.com"),
                 # and read as the stage it made a true 5.1.1 the sender's (review, M1).
                 r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\s+host\b", re.I), "rcpt"),
-    (re.compile(r"in reply to mail\b|after mail from\b|sender was rejected|does not like sender|"
+    (re.compile(r"in reply to mail\b|after (pipelined )?mail from\b|in response to (pipelined )?mail from\b|"
+                r"sender was rejected|does not like sender|-smtp command mail\b|"
                 r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\s+host\b", re.I), "mail"),
-    (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (ehlo|helo)\b", re.I), "helo"),
+    (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (pipelined )?(ehlo|helo|lhlo)\b|"
+                r"in response to (ehlo|helo|lhlo)\b|"
+                # qmail-remote: "Connected to <ip> but my name was rejected." (HELO)
+                r"but my name was rejected|-smtp command (ehlo|helo)\b", re.I), "helo"),
     (re.compile(r"in reply to (the )?initial (server )?greeting|after initial connect|"
+                r"in response to initial connect|"
+                # qmail-remote: "Connected to <ip> but greeting failed."
+                r"but greeting failed|"
                 r"refused to talk to me|while connecting", re.I), "connect"),
 ]
 # A transcript's commands and replies: Sendmail's ">>> RCPT To:<a@x>" and "<<< 550 ...", and the same
 # with the arrows turned round after a word (Trend Micro InterScan: "Sent <<< RCPT TO:<a@x>", then
-# "Received >>> 550 5.1.1 ...").
-_TRANSCRIPT_COMMAND = re.compile(r"^(?:>>>|Sent <<<)\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
-_TRANSCRIPT_REPLY = re.compile(r"^(?:<<<|Received >>>)\s*[45]\d\d", re.I | re.M)
-_TRANSCRIPT_NEXT_COMMAND = re.compile(r"(?:>>>|Sent <<<)", re.I)
-_TRANSCRIPT_REPLY_END = re.compile(r"(?:<<<|Received >>>)\s*[2-5]\d\d(\s|$)", re.I)
+# "Received >>> 550 5.1.1 ..."). A transcript may be indented (au/EZweb's "   >>> RCPT TO:<a@x>") or
+# quoted, when the bounce was forwarded or replied to (RFC 3676 4.5: "> " before each line; a
+# Sendmail ">>> DATA" quoted is ">>>> DATA"). _MARGIN takes every ">" at the start of the line and the
+# white space before each, possessively (one way to read it: linear), and a command's arrows are the
+# last three of them (the look-behind).
+_MARGIN = r"(?:[ \t]*+>)*+"
+_COMMAND_ARROWS = rf"{_MARGIN}(?:(?<=>>>)|[ \t]*+Sent <<<)"
+_REPLY_ARROWS = rf"{_MARGIN}[ \t]*+(?:<<<|Received >>>)"
+_TRANSCRIPT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
+_TRANSCRIPT_REPLY = re.compile(rf"^{_REPLY_ARROWS}\s*[45]\d\d", re.I | re.M)
+_TRANSCRIPT_NEXT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}", re.I)
+_TRANSCRIPT_REPLY_END = re.compile(rf"^{_REPLY_ARROWS}\s*[2-5]\d\d(\s|$)", re.I)
 _TRANSCRIPT_HOST = re.compile(r"while talking to\b", re.I)
 _STAGE_OF_COMMAND = {"rcpt": "rcpt", "data": "data", ".": "data", "mail": "mail", "ehlo": "helo", "helo": "helo",
                      "lhlo": "helo"}
