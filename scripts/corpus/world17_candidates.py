@@ -115,7 +115,7 @@ C = [
 # --- Postfix's own DNS texts (no reply code)
 ("Postfix", "Host or domain name not found. Name service error for name=mail.example.org type=A: Host not found", "routing_dns", "recipient", None, G + "hydrogen-music/hydrogen/issues/836"),
 ("Postfix", "Host or domain name not found. Name service error for name=example.com type=AAAA: Host not found", "routing_dns", "recipient", None, G + "marlam/msmtp/issues/42 (Status: 5.4.4)"),
-("Postfix", "Host or domain name not found. Name service error for name=dovecot.example type=AAAA: Host not found, try again", "routing_dns", "relay", None, G + "kalungia/ox-app-suite/issues/9 (dsn=4.4.3, status=deferred)"),
+("Postfix", "Host or domain name not found. Name service error for name=dovecot-ce type=AAAA: Host not found, try again", "routing_dns", "relay", None, G + "kalungia/ox-app-suite/issues/9 (dsn=4.4.3, status=deferred)"),
 # --- DMARC refusals quoted on DMARC vendors' help pages
 ("various", "550 5.7.1 Email rejected per DMARC policy for example.org", "auth_failed", "sender", "data", "https://spfwise.com/en/article/550-5-7-1-email-rejected-per-dmarc-policy; https://www.merula.io/articles/error-550-5-7-1-dmarc"),
 ("various", "554 5.7.5 Permanent error evaluating DMARC policy", "auth_failed", "sender", "data", "https://www.merula.io/articles/error-550-5-7-1-dmarc"),
