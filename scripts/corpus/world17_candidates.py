@@ -65,10 +65,13 @@ C = [
 ("smtpf", "553 5.1.8 sender <app@example.org> from example.org has no MX record #434", "auth_failed", "sender", "mail", SF),
 ("smtpf", "553 5.1.8 sender <app@example.org> from example.org MX invalid #439", "auth_failed", "sender", "mail", SF),
 ("smtpf", "451 4.1.8 sender <app@example.org> from example.org MX lookup error #907", "temporary_failure", "sender", "mail", SF),
-("smtpf", "553 5.4.4 example.org does not exist #489", "auth_failed", "sender", "data", MX),
-("smtpf", "550 5.4.4 no acceptable MX for example.org #493", "auth_failed", "sender", "data", MX),
-("smtpf", "451 4.4.4 no answer from example.org MX #488", "temporary_failure", "sender", "data", MX),
-("smtpf", "451 4.4.3 example.org MX lookup error #491", "temporary_failure", "sender", "data", MX),
+# Taken out after the first pass (the figure in docs/classification.md is given with and without
+# them), on reading the callers of src/mx.c, not the rules' output: the reply.html list carries
+# mxConnect's texts ("553 5.4.4 <domain> does not exist #489", "550 5.4.4 no acceptable MX for
+# <domain> #493", "451 4.4.4 no answer from <domain> MX #488", "451 4.4.3 <domain> MX lookup error
+# #491"), but the client never receives them: sav.c's call-back replaces the reply with "sender <a>
+# verification failed #572" (error3), and route.c's forward path answers "cannot forward mail for
+# <a> at this time #295". They had been labelled auth_failed / temporary_failure about the sender.
 ("smtpf", "550 5.7.0 client mail.example.org [192.0.2.25] sender <app@gmail.com> must be sent from gmail.com #921", "auth_failed", "sender", "rcpt", SF),
 ("smtpf", "550 5.7.1 sender <app@example.invalid> from unknown TLD #129", "auth_failed", "sender", "mail", SF),
 # --- smtpf: the client's name and HELO
