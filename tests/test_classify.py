@@ -1009,6 +1009,64 @@ def test_world15_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Nineteenth round (world17): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part
+        # (smtpf's published replies) does not hold.
+        # The sender's legitimacy, named with its address or by its domain's TLD.
+        ("550 5.7.1 Sender <app@example.org> verification failed", "rcpt", ("auth_failed", "sender", "never")),
+        ("550 5.7.0 sender <app@yahoo.com> must be sent from yahoo.com servers", "rcpt",
+         ("auth_failed", "sender", "never")),
+        ("553 5.7.1 sender <app@example.zz> from invalid top-level domain", "mail", ("auth_failed", "sender", "never")),
+        ("550 5.7.1 client mail.example.zz [203.0.113.9] from unknown TLD", None, ("auth_failed", "session", "never")),
+        # A recipient whose domain cannot exist is routing (counted), not a policy refusal.
+        ("550 5.7.1 recipient <bob@example.zz> from unknown TLD", "rcpt", ("routing_dns", "recipient", "count")),
+        # A HELO name refused under a policy code is the server's policy, not the name's syntax.
+        ("550 5.7.1 HELO name must be a fully-qualified domain name", "helo", ("policy_rejected", "session", "never")),
+        # The message's lines and content.
+        ("554 5.5.2 text line too long", "data", ("policy_rejected", "message", "never")),
+        ("550 5.7.1 message blocked by ixhash.example.net", "data", ("spam_content", "message", "never")),
+        ("554 5.7.1 message contains blocked MIME part (application/x-dosexec)", "data",
+         ("spam_content", "message", "never")),
+        # A reputation score, greylisting failed, connection and message rates.
+        ("550 5.7.1 rejected, SIQ score 3 too low", "data", ("blocklisted", "session", "never")),
+        ("550 5.7.1 client failed greylisting, retried too early", "rcpt", ("greylisted", "session", "never")),
+        ("421 4.7.0 connection rate exceeds the limit for 203.0.113.9", None, ("too_many_connections", "session", "never")),
+        ("451 4.7.1 app@example.org has exceeded 50 emails per hour", "mail", ("rate_limited", "session", "never")),
+        ("450 4.7.1 messages from 203.0.113.9 exceed 30/60s", "rcpt", ("rate_limited", "session", "never")),
+        # A time-limited address whose time ran out is disabled (counted); one not valid unknown (X.7.1: counted).
+        ("550 5.7.1 recipient <bob.2026@example.com> has expired", "rcpt", ("mailbox_disabled", "recipient", "count")),
+        ("550 5.7.1 recipient <bob.x9@example.com> is invalid", "rcpt", ("unknown_recipient", "recipient", "count")),
+    ],
+)
+def test_world17_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Nineteenth round (world17) guards, the same verdict before and after: a 4xx greylisting,
+        # an unknown recipient, a HELO syntax refusal under X.5, a queue's own expiry, a block list,
+        # a sender verification deferred, too many concurrent connections.
+        ("451 4.7.1 Greylisted, please try again in 300 seconds", "rcpt", ("greylisted", "session", "never")),
+        ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown", "rcpt",
+         ("unknown_recipient", "recipient", "list")),
+        ("501 5.5.2 <example>: Helo command rejected: invalid ip address", "helo", ("policy_rejected", "session", "never")),
+        ("550 5.4.7 message expired", None, ("expired", "relay", "never")),
+        ("554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org", "rcpt",
+         ("blocklisted", "session", "never")),
+        ("451 4.7.1 Unable to verify sender - try again later", "rcpt", ("temporary_failure", "sender", "never")),
+        ("421 4.7.0 Too many concurrent SMTP connections from this IP address", None,
+         ("too_many_connections", "session", "never")),
+    ],
+)
+def test_world17_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 # Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH
 # login, the connecting host or the message's headers that borrow recipient vocabulary ("user
 # unknown", "does not exist", X.1.1) were listed at once by the rules before it (each of these
