@@ -29,8 +29,7 @@ found, try again" routing_dns about the relay. Where the page says what a reply 
 smtpf's "recipient <x> expired" (#244) and "recipient <x> black listed" (#886) refuse a time-limited
 address whose time ran out (mailbox_disabled), "recipient <x> invalid" (#245) a time-limited address that
 is not valid (unknown_recipient), "recipient <x> unknown" (#292) an address its call-ahead found unknown;
-"No soup for you!" (#364) an IP auto-black-listed after failing its 421 test; "try again later" (#552) is
-grey-listing; the SIQ score (#617) is a reputation of the client (blocklisted); "reject IP in client
+"No soup for you!" (#364) an IP auto-black-listed after failing its 421 test; the SIQ score (#617) is a reputation of the client (blocklisted); "reject IP in client
 name" (#418) a dynamic-looking PTR name (blocklisted, as the corpus labels dynamic-IP refusals);
 "must be sent from <domain>" (#921) a free-mail sender not sent from its provider's servers (auth_failed).
 
@@ -41,7 +40,6 @@ SF = G + "SirWumpus/smtpf doc/reply.html.in (smtpf SMTP Replies; snertsoft.com/s
 RBL = G + "SirWumpus/smtpf src/rbl.c; " + SF
 SPF = G + "SirWumpus/smtpf src/spf.c; " + SF
 SAV = G + "SirWumpus/smtpf src/sav.c; " + SF
-MX = G + "SirWumpus/smtpf src/mx.c (call-back to the sender's MX); " + SF
 C = [
 # --- smtpf: DNS block lists, local access-map lists, reputation
 ("smtpf", "550 5.7.0 mail.example.org [192.0.2.25] black listed by zen.spamhaus.org #525", "blocklisted", "session", "connect", RBL),
