@@ -190,6 +190,42 @@ def test_classify_command_takes_the_stage_and_recipients():
         ("protocol_error", "session", "never"), ("unknown_recipient", "sender", "never")]
 
 
+def test_classify_command_takes_the_envelope_sender_as_a_running_relay_does():
+    # Issue #8 (leftovers): Policies.judge(..., sender=) reads a reply at RCPT that leads with the
+    # envelope sender as the sender's, but `relay classify` had no --sender, so an operator could
+    # not reproduce what the live relay decided: jane@example.com is listed on the local-part
+    # leniency without the sender, and the refusal is the sender's with it (review F3).
+    text = "550 5.1.1 <jane@sender.test>: User unknown"
+    base = ("--stage", "rcpt", "--recipient", "jane@example.com")
+    without = json.loads(run_classify(text, *base).stdout)
+    assert (without["scope"], without["bounce_list"]) == ("recipient", "list")
+    for sender in ("jane@sender.test", "<jane@sender.test>", "JANE@Sender.Test"):
+        r = run_classify(text, *base, "--sender", sender)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert (out["scope"], out["bounce_list"]) == ("sender", "never"), sender
+        live = shipped_policies().judge(Reply.parse(text), "rcpt", ["jane@example.com"], sender=sender.strip("<>"))
+        assert (out["scope"], out["bounce_list"]) == (live.scope, live.bounce_list)
+    # The null sender is no address to attribute to: as without one.
+    out = json.loads(run_classify(text, *base, "--sender", "<>").stdout)
+    assert (out["scope"], out["bounce_list"]) == ("recipient", "list")
+    # Lines from stdin are judged with the same sender.
+    r = run_classify(*base, "--sender", "jane@sender.test", stdin=json.dumps(text) + "\n")
+    assert [(x["scope"], x["bounce_list"]) for x in map(json.loads, r.stdout.splitlines())] == [("sender", "never")]
+
+
+@pytest.mark.parametrize("option, value, why", [
+    ("--sender", "jane", "invalid address 'jane': no '@' between local part and domain"),
+    ("--sender", "jane@", "invalid address 'jane@'"),
+    ("--recipient", "bob@exa mple.com", "invalid address 'bob@exa mple.com'"),
+])
+def test_classify_command_says_why_an_address_is_none(option, value, why):
+    r = run_classify("550 5.1.1 User unknown", "--stage", "rcpt", option, value)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"argument {option}: {why}" in r.stderr
+    assert r.stdout == ""
+
+
 def test_classify_command_reads_a_sending_mta_s_own_log_text_as_the_path():
     # Issue #8, world14: the status an MTA such as OpenSMTPD or nullmailer records for a delivery it
     # could not make carries no reply code; an operator pastes it from the log. Each of these was

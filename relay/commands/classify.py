@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -18,17 +19,45 @@ def register(sub) -> None:
     p.add_argument("text", nargs="?", help="the reply as the server sent it, e.g. '550 5.1.1 User unknown'")
     p.add_argument("--stage", choices=STAGES, default=None,
                    help="the SMTP stage the reply answered (default: unknown)")
-    p.add_argument("--recipient", action="append", default=[], metavar="ADDR",
+    p.add_argument("--recipient", action="append", default=[], metavar="ADDR", type=_address,
                    help="a recipient of the transaction (repeatable): a reply at DATA is about one "
                         "recipient only when its text names one of them")
+    p.add_argument("--sender", metavar="ADDR", type=_sender, default=None,
+                   help="the transaction's envelope sender, as a running relay knows it (MAIL FROM, or the VERP "
+                        "return path it sent upstream): a reply that leads with it is about the sender, not the "
+                        "recipient (default: unknown; '<>', the null sender, is the same)")
     add_config_arg(p, required=False)
     p.set_defaults(func=run)
 
 
-def judged(policies, text: str, stage: str | None, recipients: list[str]) -> dict:
+def _address(text: str) -> str:
+    """An address as given on the command line ("a@b" or "<a@b>"), without its angle brackets, as a
+    running relay has it from MAIL FROM or RCPT TO; argparse's usage error (exit 2) saying why it is
+    none (relay.address.split's words), never a traceback."""
+    from ..address import split
+
+    bare = text.strip()
+    if bare.startswith("<") and bare.endswith(">"):
+        bare = bare[1:-1].strip()
+    try:
+        split(bare)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return bare
+
+
+def _sender(text: str) -> str | None:
+    """`--sender`: an address (_address), or None for the null reverse-path ("<>", RFC 5321 4.5.5),
+    which a running relay never reads a reply's leading address as (policies.about_another_address)."""
+    if text.strip() in ("", "<>"):
+        return None
+    return _address(text)
+
+
+def judged(policies, text: str, stage: str | None, recipients: list[str], sender: str | None = None) -> dict:
     from ..decision import Reply
 
-    judgement = policies.judge(Reply.parse(text), stage, recipients)
+    judgement = policies.judge(Reply.parse(text), stage, recipients, sender=sender)
     out = judgement.classification.as_dict()
     out["scope"] = judgement.scope
     out["bounce_list"] = judgement.bounce_list
@@ -43,7 +72,7 @@ def run(args) -> int:
     else:
         policies = shipped_policies()
     if args.text is not None:
-        print(json.dumps(judged(policies, args.text, args.stage, args.recipient), ensure_ascii=False))
+        print(json.dumps(judged(policies, args.text, args.stage, args.recipient, args.sender), ensure_ascii=False))
         return 0
     status = 0
     for n, line in enumerate(sys.stdin, 1):
@@ -61,5 +90,5 @@ def run(args) -> int:
             print(json.dumps({"error": f"line {n}: nested too deeply; expected a JSON string"}))
             status = 1
             continue
-        print(json.dumps(judged(policies, text, args.stage, args.recipient), ensure_ascii=False), flush=True)
+        print(json.dumps(judged(policies, text, args.stage, args.recipient, args.sender), ensure_ascii=False), flush=True)
     return status
