@@ -510,3 +510,25 @@ def test_the_stage_said_by_exim_qmail_and_m_filter_decides_hard(capsys, tmp_path
     _, rows, _ = run(capsys, str(exim), str(qmail), str(mfilter))
     assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
         ("bob@dest.example", "data", False), ("bob@dest.example", "data", False), ("bob@dest.example", "rcpt", True)]
+
+
+def test_prints_sendmail_s_x_actual_recipient_beside_the_other_addresses_of_the_recipient(tmp_path):
+    # Issue #13 (leftovers): FailedRecipient.aliases reads Sendmail's X-Actual-Recipient (the address
+    # an alias or .forward made of the recipient, which the remote reply names), and the judgement
+    # uses it, but `relay dsn parse` did not print it: an operator saw the reply name an address that
+    # appeared nowhere else in the line. Printed as original_recipient is (null when absent).
+    diagnostic = "550 5.1.1 <jsmith1990@mail.example.net>: Recipient address rejected: User unknown"
+    with_it, without = tmp_path / "actual.eml", tmp_path / "plain.eml"
+    with_it.write_bytes(_postfix_dsn("jane@alumni.example.edu", diagnostic,
+                                     extra="X-Actual-Recipient: rfc822; jsmith1990@mail.example.net\r\n"))
+    without.write_bytes(_postfix_dsn("jane@alumni.example.edu", diagnostic))
+    sendmail = CORPUS / "sisimai-lhost-sendmail-39.eml"
+    done = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", str(with_it), str(without), str(sendmail)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["recipient"], r["original_recipient"], r["actual_recipient"]) for r in rows] == [
+        ("jane@alumni.example.edu", None, "jsmith1990@mail.example.net"),
+        ("jane@alumni.example.edu", None, None),
+        ("kijitora@nekochan.example.ne.jp", None, "kijitora@example.co.jp")]
+    assert CONTRACT_FIELDS <= set(rows[0])

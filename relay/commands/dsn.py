@@ -54,6 +54,9 @@ def records(report, file: str, policies) -> list[dict]:
             "file": file,
             "recipient": failed.recipient or None,
             "original_recipient": failed.original_recipient,
+            # Sendmail's X-Actual-Recipient: the address an alias or .forward made of the recipient,
+            # which the remote reply may name instead (one of FailedRecipient.aliases).
+            "actual_recipient": failed.actual_recipient,
             "status": failed.status,
             "code": failed.code,
             "action": failed.action,
