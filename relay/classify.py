@@ -676,6 +676,16 @@ class Classifier:
             unconfirmed = entry.get("unconfirmed", False)
             if not isinstance(unconfirmed, bool):
                 problems.add(f"{key}.unconfirmed", f"expected true or false, got {unconfirmed!r}")
+            elif unconfirmed and outcome is not None and outcome.scope != "recipient":
+                # All the marker does is keep a recipient-scoped refusal from listing at once and from
+                # being a hard bounce (Policies._judged); a refusal of any other scope never touches
+                # the bounce list and is never hard, so the marker would be silently ignored.
+                given = "its `scope:`" if entry.get("scope") is not None else f"the `scopes:` entry of {outcome.category}"
+                problems.add(f"{key}.unconfirmed",
+                             f"has no effect: the rule's scope is {outcome.scope} ({given}), and only a "
+                             f"recipient-scoped refusal can list an address or be a hard bounce, which is all "
+                             f"`unconfirmed: true` changes; remove it, or give the rule `scope: recipient` if "
+                             f"the refusal is about the recipient's address")
             elif unconfirmed and outcome is not None:
                 unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:

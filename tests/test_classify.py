@@ -1848,6 +1848,37 @@ def test_a_rule_marked_unconfirmed_only_counts_and_is_not_hard(tmp_path):
     assert (judged.bounce_list, judged.hard) == ("list", True)
 
 
+def test_unconfirmed_on_a_rule_that_is_not_about_the_recipient_is_refused_with_why(tmp_path):
+    # `unconfirmed: true` only keeps a recipient-scoped refusal from listing at once and from being
+    # a hard bounce; on a rule of another scope (its own `scope:`, or its category's `scopes:` entry)
+    # it changed nothing and loaded without a word. check-config now names file, key and why.
+    import subprocess
+    import sys
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    ops = _write(policies, "bounce-rules.ops.yaml", """\
+        rules:
+          - {id: ops-a, match: 'alpha', scope: sender, unconfirmed: true, category: unknown_recipient,
+             meaning: m., advice: a.}
+          - {id: ops-b, match: 'beta', unconfirmed: true, category: spam_content, meaning: m., advice: a.}
+          - {id: ops-c, match: 'gamma', unconfirmed: true, category: unknown_recipient, meaning: m., advice: a.}
+          - {id: ops-d, match: 'delta', scope: sender, unconfirmed: false, category: policy_rejected,
+             meaning: m., advice: a.}
+        """)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"hostname: r.example\npolicies: {policies}\n")
+    out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(cfg)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    errors = [line for line in out.stdout.splitlines() if line.startswith("error:")]
+    assert [line.split(": ")[2] for line in errors] == ["rules[0].unconfirmed", "rules[1].unconfirmed"], errors
+    assert errors[0].startswith(f"error: {ops}: rules[0].unconfirmed: has no effect: the rule's scope is sender "
+                                "(its `scope:`)")
+    assert "the rule's scope is message (the `scopes:` entry of spam_content)" in errors[1]
+    assert "only a recipient-scoped refusal can list an address or be a hard bounce" in errors[1]
+
+
 def test_unconfirmed_must_be_true_or_false(tmp_path):
     path = _write(tmp_path, "r.yaml", """\
         rules:
