@@ -532,16 +532,17 @@ class RelaySMTP(SMTP):
             self._abort_at = self.loop.time() + self._close_grace
             super()._reset_timeout(self._close_grace)
 
-    def _getaddr(self, arg: str):
+    def _getaddr(self, arg: str, *, judged: bool = False):
         # _parameters_refused parsed this very path a moment ago (aiosmtpd's smtp_MAIL and smtp_RCPT
-        # parse it again): its answer once more.
+        # parse it again): its answer once more. `judged`: the caller found no path_problem in `arg`
+        # already (_parameters_refused), so it is not looked for twice.
         parsed, self._parsed_path = self._parsed_path, None
         if parsed is not None and parsed[0] == arg:
             return parsed[1]
         # aiosmtpd's parser builds a class on every call (~30 us); the everyday path costs ~1 us here.
         m = _PLAIN_PATH.match(arg)
         if m is None:
-            if _unbalanced_path(arg) or path_problem(arg) is not None:
+            if _unbalanced_path(arg) or (not judged and path_problem(arg) is not None):
                 return None, None  # aiosmtpd's "553 5.1.3 malformed address" (VRFY: "Could not VRFY")
             if arg and not arg.startswith("<"):
                 arg = with_brackets(arg)  # parsed as the bracketed path it stands for (with_brackets)
@@ -681,7 +682,7 @@ class RelaySMTP(SMTP):
         if why is not None:
             await self.push(f"553 {enhanced} Malformed address {shown(path)}: {why}")
             return True
-        address, params = parsed = self._getaddr(path)
+        address, params = parsed = self._getaddr(path, judged=True)
         if address is None:
             await self.push(f"553 {enhanced} Malformed address {shown(path)}: not "
                             f"\"<\" local-part \"@\" domain \">\" (RFC 5321 4.1.2)")

@@ -1246,3 +1246,31 @@ def test_a_long_address_is_refused_as_too_long_and_shown_as_cut(relay, upstream)
         code, text = _rcpt_then_deliver(c, f"<{address}>".encode())
         assert text.startswith("553 5.1.3 ") and "longer than" in text, text
         assert f"<{address[:100]}>" not in text and f"<{address[:100]}..." in text, text
+
+
+def test_a_path_that_needs_the_full_parser_is_judged_once(relay, upstream, monkeypatch):
+    # MAIL and RCPT with a quoted local part or an address literal (the paths _PLAIN_PATH leaves to
+    # the full parser): _parameters_refused looked for a path_problem, then _getaddr looked for it
+    # again in the same text (twice a command). Once now; what is refused and what goes on is as before.
+    import relay.smtp as smtp
+
+    judged: list[str] = []
+    real = smtp.path_problem
+
+    def counted(arg):
+        judged.append(arg)
+        return real(arg)
+
+    monkeypatch.setattr(smtp, "path_problem", counted)
+    with client(relay) as c:
+        assert c.cmd(b'MAIL FROM:<"a b"@sender.test>')[0] == 250
+        assert c.cmd(b"RCPT TO:<b@[192.0.2.1]>")[0] == 250
+        assert c.cmd(b'RCPT TO:"c"d@example.com')[1].startswith("553 5.1.3 ")
+        assert c.cmd(b'RCPT TO:<"e f"@example.com>')[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert (msg.mail_from, msg.rcpt_tos) == ('"a b"@sender.test', ["b@[192.0.2.1]", '"e f"@example.com'])
+    assert sorted(set(judged)) == sorted(judged), judged  # no text judged twice
+    assert len(judged) == 4, judged
