@@ -456,8 +456,7 @@ def _outcome(entry: dict, key: str, problems: Problems, scopes: dict[str, str]) 
             problems.add(f"{key}.{field}", "required: a non-empty sentence for the operator")
             ok = False
     permanent = entry.get("permanent")
-    if permanent is not None and not isinstance(permanent, bool):
-        problems.add(f"{key}.permanent", f"expected true or false, got {permanent!r}")
+    if permanent is not None and not problems.check_bool(f"{key}.permanent", permanent):
         ok = False
     scope = entry.get("scope")
     if scope is not None and scope not in SCOPES:
@@ -670,24 +669,23 @@ class Classifier:
             outcome = _outcome(entry, key, problems, scopes)
             conditions = reply_conditions(entry, key, problems)
             names = entry.get("names_recipient", False)
-            if not isinstance(names, bool):
-                problems.add(f"{key}.names_recipient", f"expected true or false, got {names!r}")
+            if not problems.check_bool(f"{key}.names_recipient", names):
                 names = False
             unconfirmed = entry.get("unconfirmed", False)
-            if not isinstance(unconfirmed, bool):
-                problems.add(f"{key}.unconfirmed", f"expected true or false, got {unconfirmed!r}")
-            elif unconfirmed and outcome is not None and outcome.scope != "recipient":
-                # All the marker does is keep a recipient-scoped refusal from listing at once and from
-                # being a hard bounce (Policies._judged); a refusal of any other scope never touches
-                # the bounce list and is never hard, so the marker would be silently ignored.
-                given = "its `scope:`" if entry.get("scope") is not None else f"the `scopes:` entry of {outcome.category}"
-                problems.add(f"{key}.unconfirmed",
-                             f"has no effect: the rule's scope is {outcome.scope} ({given}), and only a "
-                             f"recipient-scoped refusal can list an address or be a hard bounce, which is all "
-                             f"`unconfirmed: true` changes; remove it, or give the rule `scope: recipient` if "
-                             f"the refusal is about the recipient's address")
-            elif unconfirmed and outcome is not None:
-                unconfirmed_ids.add(outcome.rule_id)
+            if problems.check_bool(f"{key}.unconfirmed", unconfirmed) and unconfirmed and outcome is not None:
+                if outcome.scope != "recipient":
+                    # All the marker does is keep a recipient-scoped refusal from listing at once and
+                    # from being a hard bounce (Policies._judged); a refusal of any other scope never
+                    # touches the bounce list and is never hard, so the marker would be silently ignored.
+                    given = ("its `scope:`" if entry.get("scope") is not None
+                             else f"the `scopes:` entry of {outcome.category}")
+                    problems.add(f"{key}.unconfirmed",
+                                 f"has no effect: the rule's scope is {outcome.scope} ({given}), and only a "
+                                 f"recipient-scoped refusal can list an address or be a hard bounce, which is all "
+                                 f"`unconfirmed: true` changes; remove it, or give the rule `scope: recipient` if "
+                                 f"the refusal is about the recipient's address")
+                else:
+                    unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:
                 rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,
                                    conditions.not_match, file, conditions.stages, names))

@@ -166,8 +166,7 @@ def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Probl
         problems.add(f"{name}.spf", f"{spf!r} is not one of {', '.join(SPF_MODES)}")
 
     required = spec.get("dkim_required", False)
-    if not isinstance(required, bool):
-        problems.add(f"{name}.dkim_required", f"expected true or false, got {required!r}")
+    problems.check_bool(f"{name}.dkim_required", required)
 
     keys: list[dkimlib.DkimKey] = []
     entries = spec.get("dkim")

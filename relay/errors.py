@@ -45,6 +45,15 @@ class Problems:
                 key = f"{prefix}.{name}" if prefix else str(name)
                 self.add(key, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
 
+    def check_bool(self, key: str, value) -> bool:
+        """Whether `value` is YAML's true or false; when it is not (a quoted "yes", a 1, a list), a
+        problem at `key` says what it is: a loader must not guess what a flag was meant to be. The
+        one check of a flag for every loader, so that each says it alike."""
+        if isinstance(value, bool):
+            return True
+        self.add(key, f"expected true or false, got {value!r}")
+        return False
+
     def extend(self, other: "Problems | ConfigError") -> None:
         self.items.extend(other.items if isinstance(other, Problems) else other.problems)
 

@@ -247,3 +247,36 @@ def test_a_users_file_over_max_file_bytes_is_refused_from_its_size(tmp_path):
     users.write_text(line + PADDING * ((MAX_FILE_BYTES - len(line)) // len(PADDING)))  # just under: read
     assert check_config(tmp_path, f"hostname: relay.example.com\n{BASE}clients: {{users_file: {users}}}\n"
                         ).returncode == 0
+
+
+def test_every_flag_that_is_not_true_or_false_is_refused_alike(tmp_path):
+    # Seven policy flags in four loaders (bounce rules, tls.yaml, shaping.yaml, domains.yaml) each
+    # checked "true or false" by hand; one helper now (errors.Problems.check_bool). The operator's
+    # lines must stay what they were: file, key, and the value as given.
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "bounce-rules.ops.yaml"
+    rules.write_text("rules:\n"
+                     "  - {id: ops-1, match: 'x', category: unknown_recipient, meaning: m., advice: a.,\n"
+                     "     permanent: 'yes', names_recipient: 1, unconfirmed: 'no'}\n")
+    tls = policies / "tls.yaml"
+    tls.write_text("example.com: {level: opportunistic, dane: 'on', mta_sts: [true]}\n")
+    shaping = policies / "shaping.yaml"
+    shaping.write_text("mx_lookup: 'true'\n"
+                       "reactions:\n"
+                       "  - {id: r1, enhanced: '4.7.28', reason: unusual rate, hold: {for: 15m},"
+                       " per_sender_domain: 'y'}\n")
+    domains = policies / "domains.yaml"
+    domains.write_text("example.com: {spf: 'off', dkim_required: 0}\n")
+    out = refused(tmp_path, f"hostname: r.example\npolicies: {policies}\n")
+    lines = set(out.splitlines())
+    for expected in (f"error: {rules}: rules[0].permanent: expected true or false, got 'yes'",
+                     f"error: {rules}: rules[0].names_recipient: expected true or false, got 1",
+                     f"error: {rules}: rules[0].unconfirmed: expected true or false, got 'no'",
+                     f"error: {tls}: example.com.dane: expected true or false, got 'on'",
+                     f"error: {tls}: example.com.mta_sts: expected true or false, got [True]",
+                     f"error: {shaping}: mx_lookup: expected true or false, got 'true'",
+                     f"error: {shaping}: reactions[0].per_sender_domain: expected true or false, got 'y'",
+                     f"error: {domains}: example.com.dkim_required: expected true or false, got 0"):
+        assert expected in lines, out
+    assert sum("expected true or false" in line for line in lines) == 8, out

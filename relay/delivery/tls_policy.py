@@ -127,8 +127,7 @@ def _entry(name: str, spec: Any, problems: Problems) -> DomainTls | None:
     flags = {}
     for key in ("dane", "mta_sts"):
         value = spec.get(key, True)
-        if not isinstance(value, bool):
-            problems.add(f"{name}.{key}", f"expected true or false, got {value!r}")
+        problems.check_bool(f"{name}.{key}", value)
         flags[key] = value
     if level == "dane-only" and flags["dane"] is False:
         problems.add(f"{name}.dane", "is false, but level dane-only delivers only with DANE")

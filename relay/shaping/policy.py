@@ -281,8 +281,7 @@ def _reaction(entry: Any, key: str, problems: Problems) -> Reaction | None:
         problems.add(f"{key}.reason", "required: a short ASCII phrase for the relay's reply, e.g. \"unusual rate\"")
     conditions = reply_conditions(data, key, problems)
     per_sender = data.get("per_sender_domain", False)
-    if not isinstance(per_sender, bool):
-        problems.add(f"{key}.per_sender_domain", f"expected true or false, got {per_sender!r}")
+    problems.check_bool(f"{key}.per_sender_domain", per_sender)
     hold = slow = None
     if "hold" in data:
         spec = _mapping(data["hold"], f"{key}.hold", problems, "{for: 15m, max: 4h, growth: 2}")
@@ -421,8 +420,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
         problems.raise_if_any()
     problems.unknown_keys(data, TOP_KEYS)
     mx_lookup = data.get("mx_lookup", False)
-    if not isinstance(mx_lookup, bool):
-        problems.add("mx_lookup", f"expected true or false, got {mx_lookup!r}")
+    if not problems.check_bool("mx_lookup", mx_lookup):
         mx_lookup = False
 
     reactions: dict[str, Reaction | None] = {}  # None: named, but wrong
