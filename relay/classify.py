@@ -363,6 +363,25 @@ def _lowercase_pattern(source: str) -> str:
     return "".join(out)
 
 
+# Replies write a negation both ways ("does not exist", "doesn't exist", "doesn’t exist"): a
+# pattern that writes one reads the other too, so that a rule's wording is not lost on an
+# apostrophe. Only a plain literal "does not" / "doesn't" / "doesn.t" in a pattern is widened.
+_NEGATION = re.compile(r"\b(does|do|did|is|are|was|were|has|have|had|could|would|should|must|need)"
+                       r"(?: not|n't|n\.t|n’t)(?![\w*+?{])")
+_CANNOT = re.compile(r"\b(?:cannot|can not|can't|can\.t|can’t)(?![\w*+?{])")
+_WILL_NOT = re.compile(r"\b(?:will not|won't|won\.t|won’t)(?![\w*+?{])")
+
+
+def _either_negation(source: str) -> str:
+    """`source` with each literal negation widened to its other spelling (_NEGATION)."""
+    if "n" not in source:
+        return source
+    source = _NEGATION.sub(r"\1(?: not|n.t)", source)
+    # Each widened form starts with a literal, as every pattern does (docs/classification.md).
+    source = _CANNOT.sub("can(?:not| not|.t)", source)
+    return _WILL_NOT.sub("w(?:ill not|on.t)", source)
+
+
 def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None:
     """One regex or a list of them (any may match), case-insensitive."""
     items = value if isinstance(value, list) else [value]
@@ -391,8 +410,10 @@ def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None
     inline_case = any(_INLINE_CASE_FLAG.search(g) for g in good)
     try:
         if inline_case:
-            return _TextPattern(compile_rule_text(good, ignore_case=True), on_lowered=False)
-        return _TextPattern(compile_rule_text(good, ignore_case=False, prepare=_lowercase_pattern), on_lowered=True)
+            return _TextPattern(compile_rule_text(good, ignore_case=True, prepare=_either_negation), on_lowered=False)
+        return _TextPattern(compile_rule_text(good, ignore_case=False,
+                                              prepare=lambda s: _either_negation(_lowercase_pattern(s))),
+                            on_lowered=True)
     except PatternError as exc:
         problems.add(key, str(exc))
         return None

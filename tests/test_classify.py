@@ -1808,6 +1808,37 @@ def test_listing_audit3_leaves_missing_addresses_listed(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # A rule that writes "does not meet" read only that spelling; Exchange Online writes
+        # "doesn't meet" as often (the 5.7.515 rule fell through to the generic policy rule).
+        ("550 5.7.515 Access denied, sending domain example.com doesn't meet the required authentication level.",
+         None, ("auth_failed", "sender", "never", "unauthenticated")),
+        # The typographic apostrophe, as pasted from a web form or written by a newer MTA.
+        ("550 5.7.515 Access denied, sending domain example.com doesn\u2019t meet the required authentication level.",
+         None, ("auth_failed", "sender", "never", "unauthenticated")),
+        # And the other way round: the rule that writes "wasn't able to establish an smtp
+        # connection" reads "was not able to ..." (before, only the nearest-reply reader did).
+        ("Delivery failed: the server was not able to establish an SMTP connection", None,
+         ("routing_dns", "relay", "never", "connect-failed")),
+    ],
+)
+def test_a_rule_reads_a_negation_spelt_either_way(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list", "rule")
+
+
+def test_only_a_plain_literal_negation_is_widened():
+    from relay.classify import _either_negation
+
+    assert _either_negation("does not meet") == "does(?: not|n.t) meet"
+    assert _either_negation("doesn.t exist") == "does(?: not|n.t) exist"
+    assert _either_negation("cannot be delivered") == "can(?:not| not|.t) be delivered"
+    # Not a literal negation, or one a quantifier or word character follows: left as written.
+    for source in ("(does|is) not", "not (a )?valid", "does nothing", "is not*", "this is note"):
+        assert _either_negation(source) == source
+
+
 def test_every_shipped_pattern_compiles_on_its_own():
     # The classifier compiles shipped patterns only joined into alternations (relay/classify.py,
     # _text_regex): one that is broken alone, such as "a)|(b", joins into valid "(?:a)|(b)".
