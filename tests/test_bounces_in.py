@@ -202,7 +202,10 @@ def test_exims_pipelined_end_of_data_refusal_is_read_at_data_and_only_counts(ver
     assert rcpt_reply(verp_relay) == 250  # not listed
 
 
-def test_exims_pipelined_rcpt_refusal_is_read_at_rcpt_and_lists(verp_relay, upstream):
+def test_exims_pipelined_rcpt_refusal_gives_the_event_stage_rcpt(verp_relay, upstream):
+    # What is new here is the event's stage: "after pipelined RCPT TO:" was not read before (stage
+    # null). The listing is not new: a 5.1.1 of no known stage listed alice at once before too; it
+    # is checked so that reading the stage does not lose it.
     return_path = relay_one(verp_relay, upstream)
     replies = mail_bounce(verp_relay, return_path, exim_text_bounce(
         return_path, "pipelined RCPT TO:<alice@dest.example>",
@@ -213,6 +216,34 @@ def test_exims_pipelined_rcpt_refusal_is_read_at_rcpt_and_lists(verp_relay, upst
     assert bounced["stage"] == "rcpt" and bounced["dsn"]["status"] == "5.1.1"
     assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)
     assert rcpt_reply(verp_relay) == 550
+
+
+REVIEW = Path(__file__).parent / "data" / "dsn_stage_review"
+
+
+def review_bounce(name: str, return_path: str) -> bytes:
+    """A bounce of the review of 33a0edc (tests/data/dsn_stage_review) about alice, to `return_path`."""
+    text = (REVIEW / name).read_text().replace("bob@dest.example", "alice@dest.example")
+    text = text.replace("Bob,", "Alice,").replace("Hi Bob", "Hi Alice").replace("To: s@example.com", f"To: {return_path}")
+    return text.replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("name", ["quoted-original-text.eml", "quoted-transcript-dsn.eml"])
+def test_a_transcript_quoted_from_the_returned_message_does_not_list_the_address(verp_relay, upstream, name):
+    # Review of 33a0edc, F1, through the running intake: the report says the "550 Unknown user
+    # alice@..." came after end of data (it only counts, docs/bounce-list.md), and quotes the returned
+    # message, whose text holds an older transcript ("> > >>> RCPT To:<alice@...>", or an indented
+    # one about carol@...). Read as alice's stage, RCPT, it listed her at once: RCPT TO got 550.
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, review_bounce(name, return_path))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    [bounced] = events
+    assert bounced["recipient"] == "alice@dest.example" and bounced["stage"] == "data"
+    assert bounced["classification"]["category"] == "unknown_recipient" and "bounce_list" not in bounced
+    jsonschema.validate(bounced, SCHEMA)
+    assert rcpt_reply(verp_relay) == 250  # not listed
 
 
 def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):

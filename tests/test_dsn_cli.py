@@ -532,3 +532,28 @@ def test_prints_sendmail_s_x_actual_recipient_beside_the_other_addresses_of_the_
         ("jane@alumni.example.edu", None, None),
         ("kijitora@nekochan.example.ne.jp", None, "kijitora@example.co.jp")]
     assert CONTRACT_FIELDS <= set(rows[0])
+
+
+REVIEW = ROOT / "tests" / "data" / "dsn_stage_review"
+
+
+def test_a_quoted_or_indented_transcript_does_not_outrank_the_reports_words_nor_speak_for_another_address(capsys):
+    # Review of 33a0edc, F1 (inputs in tests/data/dsn_stage_review). Each report says bob's refusal
+    # came after the content, or does not say; a transcript quoted from the returned message (about
+    # an older mail to bob, or one to carol) was read as bob's stage, RCPT, and listed him at once.
+    _, rows, _ = run(capsys, *(str(REVIEW / name) for name in (
+        "quoted-original-text.eml", "quoted-transcript-dsn.eml", "quoted-transcript-syntax-dsn.eml")))
+    assert [(r["recipient"], r["stage"], r["hard"], r["classification"]["bounce_list"]) for r in rows] == [
+        ("bob@dest.example", "data", False, "count"),   # "said after end of data"
+        ("bob@dest.example", "data", False, "count"),   # the DSN's text: "after end of data"
+        ("bob@dest.example", None, False, "count")]     # no stage said; carol's RCPT is not bob's
+    assert rows[2]["classification"]["category"] != "syntax_error"
+
+
+def test_of_two_stages_a_report_states_the_one_before_the_reply_is_read(capsys):
+    # Review of 33a0edc, F2: one host closed the connection "in response to RCPT TO:<bob@...>", the
+    # next refused "after MAIL FROM:<s@...>": the 550 5.1.1 is the sender's refusal at MAIL FROM
+    # (scope sender), not bob's at RCPT (listed at once).
+    _, [row], _ = run(capsys, str(REVIEW / "exim-two-hosts.eml"))
+    assert (row["recipient"], row["stage"], row["hard"]) == ("bob@dest.example", "mail", False)
+    assert row["classification"]["scope"] == "sender" and row["classification"]["bounce_list"] == "never"

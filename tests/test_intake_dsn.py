@@ -278,6 +278,8 @@ def test_stage_of_exims_pipelined_commands_and_closed_connections():
     assert stage_said("SMTP error from remote mail server after pipelined DATA:\n554 no valid recipients") == "data"
     assert stage_said("Remote host closed connection in response to end of data") == "data"
     assert stage_said("Remote host closed connection in response to pipelined RCPT TO:<a@b.example>") == "rcpt"
+    # "SMTP timeout after end of data" and "LMTP error after RCPT TO" were read before too (by "after
+    # end of data", "after rcpt"): kept as guards. "after sending data block" is new.
     assert stage_said("SMTP timeout after end of data (1234 bytes written)") == "data"
     assert stage_said("SMTP timeout after sending data block (8192 bytes written)") == "data"
     assert stage_said("SMTP error from remote mail server after pipelined EHLO relay.example:\n"
@@ -285,11 +287,21 @@ def test_stage_of_exims_pipelined_commands_and_closed_connections():
     assert stage_said("LMTP error after RCPT TO:<a@b.example>:\n550 5.1.1 no such user") == "rcpt"
 
 
+def test_of_several_stated_stages_the_one_nearest_before_the_reply_is_read():
+    # Review of 33a0edc, F2: a report joining two attempts; the 550 came after MAIL FROM, not after
+    # the RCPT TO the first host closed its connection on (list order read it at RCPT).
+    assert stage_said("host mx1.b.example [192.0.2.25]: Remote host closed connection in response to "
+                      "RCPT TO:<bob@b.example>\nhost mx2.b.example [192.0.2.26]\nSMTP error from remote mail "
+                      "server after MAIL FROM:<s@c.example> SIZE=1234:\n550 5.1.1 User unknown") == "mail"
+
+
 def test_stage_of_qmail_remotes_own_words():
     # qmail-remote.c: each way a session can end has its own sentence.
     assert stage_said("Connected to 192.0.2.1 but greeting failed.\nRemote host said: 554 no thanks") == "connect"
     assert stage_said("Connected to 192.0.2.1 but my name was rejected.\n"
                       "Remote host said: 550 5.7.1 HELO rejected") == "helo"
+    # "sender was rejected", "does not like recipient" and "failed after I sent the message" were
+    # read before too: kept as guards; the other three are new.
     assert stage_said("Connected to 192.0.2.1 but sender was rejected.\nRemote host said: 553 no") == "mail"
     assert stage_said("192.0.2.1 does not like recipient.\nRemote host said: 550 no such user") == "rcpt"
     assert stage_said("192.0.2.1 failed on DATA command.\nRemote host said: 554 no valid recipients") == "data"
@@ -315,20 +327,43 @@ def test_stage_of_m_filters_smtp_command_section():
     # Its DATA is the last command it sent, not the one the reply answered: MAIL, RCPT and DATA
     # go in one PIPELINING group (RFC 2920 3.1), and a real report has DATA over Postfix's
     # "Recipient address rejected", a reply to RCPT (tests/data/bounces/sisimai-lhost-mfilter-02.eml).
-    assert stage("DATA") == [("kijitora@dest.example", 550, None)]
+    assert stage("DATA") == [("kijitora@dest.example", 550, None)]  # (None before too: a guard)
     assert corpus_stages("sisimai-lhost-mfilter-02.eml") == [("kijitora@example.co.jp", None)]
 
 
-def test_stage_of_an_indented_or_quoted_transcript():
-    # A transcript indented in the report's text (au/EZweb: "    >>> RCPT TO:<a@x>").
-    assert stage_said("    >>> RCPT TO:<a@b.example>\n    <<< 550 5.1.1 <a@b.example>... User unknown") == "rcpt"
+def test_stage_of_an_indented_or_quoted_transcript_that_names_the_recipient():
+    # A transcript indented in the report's text (au/EZweb: "    >>> RCPT TO:<a@x>"), read for the
+    # recipient it names.
+    assert stage_said("    >>> RCPT TO:<a@b.example>\n    <<< 550 5.1.1 <a@b.example>... User unknown",
+                      "a@b.example") == "rcpt"
     # A bounce forwarded or replied to: each line quoted with "> " (RFC 3676 4.5); Sendmail's
     # ">>> DATA" quoted is ">>>> DATA". With PIPELINING the first of the two replies answers the RCPT.
     assert stage_said("> ----- Transcript of session follows -----\n>>>> DATA\n"
-                      "> <<< 550 5.1.1 <a@b.example>... User unknown\n> <<< 503 5.0.0 Need RCPT (recipient)\n") == "rcpt"
-    assert stage_said("> >>> DATA\n> <<< 354 go ahead\n> >>> .\n> <<< 554 5.7.1 spam\n") == "data"
+                      "> <<< 550 5.1.1 <a@b.example>... User unknown\n> <<< 503 5.0.0 Need RCPT (recipient)\n",
+                      "a@b.example") == "rcpt"
     # A real one: a Sendmail report quoted inside another report.
     assert corpus_stages("sisimai-lhost-sendmail-14.eml") == [("kijitora@example.com", "rcpt")]
+
+
+def test_a_quoted_or_indented_transcript_is_read_last_and_only_for_the_recipient_it_names():
+    # Review of 33a0edc, F1: a quoted or indented transcript may be the returned message's own text or
+    # a thread it quotes, about another mail or another address. It gives no stage when the recipient
+    # is not known or not named ...
+    quoted = "> > >>> RCPT To:<bob@b.example>\n> > <<< 550 5.1.1 <bob@b.example>... User unknown\n"
+    assert stage_said(quoted) is None
+    assert stage_said(quoted, "carol@b.example") is None
+    assert stage_said(quoted, "bob@b.example") == "rcpt"
+    assert stage_said("> >>> DATA\n> <<< 354 go ahead\n> >>> .\n> <<< 554 5.7.1 spam\n", "a@b.example") is None
+    # ... the report's stated stage comes first ...
+    assert stage_said("The server said after end of data: 550 Unknown user bob@b.example\n\n" + quoted,
+                      "bob@b.example") == "data"
+    # ... and a RCPT naming another address never gives one, not even in the report's own transcript:
+    # its reply is the other address's (an alias of the recipient still counts).
+    own = ">>> RCPT To:<carol@b.example>\n<<< 550 5.1.1 <carol@b.example>... User unknown\n"
+    assert stage_said(own, "bob@b.example") is None
+    assert stage_said(own, ("bob@b.example", "carol@b.example")) == "rcpt"
+    assert stage_said(own + "SMTP error from remote mail server after end of data", "bob@b.example") == "data"
+    assert stage_said(own) == "rcpt"  # no recipient known: read as before
 
 
 CORPUS = Path(__file__).resolve().parent / "data" / "bounces"

@@ -185,59 +185,138 @@ _STAGE_SAID = [
 ]
 # A transcript's commands and replies: Sendmail's ">>> RCPT To:<a@x>" and "<<< 550 ...", and the same
 # with the arrows turned round after a word (Trend Micro InterScan: "Sent <<< RCPT TO:<a@x>", then
-# "Received >>> 550 5.1.1 ..."). A transcript may be indented (au/EZweb's "   >>> RCPT TO:<a@x>") or
-# quoted, when the bounce was forwarded or replied to (RFC 3676 4.5: "> " before each line; a
-# Sendmail ">>> DATA" quoted is ">>>> DATA"). _MARGIN takes every ">" at the start of the line and the
-# white space before each, possessively (one way to read it: linear), and a command's arrows are the
-# last three of them (the look-behind).
-_MARGIN = r"(?:[ \t]*+>)*+"
-_COMMAND_ARROWS = rf"{_MARGIN}(?:(?<=>>>)|[ \t]*+Sent <<<)"
-_REPLY_ARROWS = rf"{_MARGIN}[ \t]*+(?:<<<|Received >>>)"
-_TRANSCRIPT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
-_TRANSCRIPT_REPLY = re.compile(rf"^{_REPLY_ARROWS}\s*[45]\d\d", re.I | re.M)
-_TRANSCRIPT_NEXT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}", re.I)
-_TRANSCRIPT_REPLY_END = re.compile(rf"^{_REPLY_ARROWS}\s*[2-5]\d\d(\s|$)", re.I)
+# "Received >>> 550 5.1.1 ..."). These, at the start of the line, are the report's own transcript.
+_TRANSCRIPT_COMMAND = re.compile(r"^(?:>>>|Sent <<<)\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
+_TRANSCRIPT_REPLY = re.compile(r"^(?:<<<|Received >>>)\s*[45]\d\d", re.I | re.M)
+_TRANSCRIPT_NEXT_COMMAND = re.compile(r"(?:>>>|Sent <<<)", re.I)
+_TRANSCRIPT_REPLY_END = re.compile(r"(?:<<<|Received >>>)\s*[2-5]\d\d(\s|$)", re.I)
+# The same transcript indented (au/EZweb's "   >>> RCPT TO:<a@x>") or quoted (RFC 3676 4.5: "> "
+# before each line; a Sendmail ">>> DATA" quoted is ">>>> DATA"): a report forwarded or replied to,
+# but also the returned message's own text, or a thread it quotes, about another mail and possibly
+# another address (review of 33a0edc, F1). Such a transcript is read last, after the report's own
+# transcript and its stated words, and only when its command or reply names the recipient.
+# _QUOTE_MARGIN_RE takes every ">" at the start of the line and the white space before each,
+# possessively (one way to read it: linear), and a command's arrows are the last three of them (the
+# look-behind).
+_QUOTE_MARGIN_RE = r"(?:[ \t]*+>)*+"
+_COMMAND_ARROWS = rf"{_QUOTE_MARGIN_RE}(?:(?<=>>>)|[ \t]*+Sent <<<)"
+_REPLY_ARROWS = rf"{_QUOTE_MARGIN_RE}[ \t]*+(?:<<<|Received >>>)"
+_QUOTED_TRANSCRIPT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}\s*(RCPT|DATA|MAIL|EHLO|HELO|LHLO|\.)", re.I | re.M)
+_QUOTED_TRANSCRIPT_REPLY = re.compile(rf"^{_REPLY_ARROWS}\s*[45]\d\d", re.I | re.M)
+_QUOTED_TRANSCRIPT_NEXT_COMMAND = re.compile(rf"^{_COMMAND_ARROWS}", re.I)
+_QUOTED_TRANSCRIPT_REPLY_END = re.compile(rf"^{_REPLY_ARROWS}\s*[2-5]\d\d(\s|$)", re.I)
+_OWN_TRANSCRIPT = (_TRANSCRIPT_COMMAND, _TRANSCRIPT_REPLY, _TRANSCRIPT_NEXT_COMMAND, _TRANSCRIPT_REPLY_END)
+_QUOTED_TRANSCRIPT = (_QUOTED_TRANSCRIPT_COMMAND, _QUOTED_TRANSCRIPT_REPLY, _QUOTED_TRANSCRIPT_NEXT_COMMAND,
+                      _QUOTED_TRANSCRIPT_REPLY_END)
 _TRANSCRIPT_HOST = re.compile(r"while talking to\b", re.I)
+_RCPT_COMMAND_LINE = re.compile(r"\A[>\s]*+(?:sent\s*+<<<\s*+)?rcpt\b", re.I)
 _STAGE_OF_COMMAND = {"rcpt": "rcpt", "data": "data", ".": "data", "mail": "mail", "ehlo": "helo", "helo": "helo",
                      "lhlo": "helo"}
 
 
-def _replies_before_next_command(text: str, start: int) -> int:
+def _replies_before_next_command(text: str, start: int, next_command: re.Pattern = _TRANSCRIPT_NEXT_COMMAND,
+                                 reply_end: re.Pattern = _TRANSCRIPT_REPLY_END) -> int:
     """How many replies a transcript shows from `start` to its next command (a reply ends at its
     `<<< NNN ` line; `<<< NNN-` lines continue it)."""
     count = 0
     for line in text[start:].split("\n"):
-        if _TRANSCRIPT_NEXT_COMMAND.match(line):
+        if next_command.match(line):
             break
-        if _TRANSCRIPT_REPLY_END.match(line):
+        if reply_end.match(line):
             count += 1
     return count
 
 
-def stage_said(text: str | None) -> str | None:
-    """The SMTP stage a report says the remote reply came at, or None when it does not say."""
+def _line_at(text: str, pos: int) -> str:
+    end = text.find("\n", pos)
+    return text[pos:] if end < 0 else text[pos:end]
+
+
+def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str] | None:
+    """(stage, the command's line, the reply's line; lines in lower case) that a transcript in `text`
+    shows for the reply the report is about, or None."""
+    command_re, reply_re, next_command, reply_end = patterns
+    replies = list(reply_re.finditer(text))
+    if not replies:
+        return None
+    # Sendmail begins the part of each host it talked to with "... while talking to HOST.:" and
+    # gives up at the last one: the reply the report is about is the first of that host's part
+    # (an earlier host's "<<< 450 busy - please try later" is another attempt).
+    block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, replies[-1].start())), default=0)
+    reply = next(r for r in replies if r.start() >= block)
+    commands = list(command_re.finditer(text, block, reply.start()))
+    if not commands:
+        return None
+    stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+    if stage == "data" and _replies_before_next_command(text, reply.start(), next_command, reply_end) > 1:
+        # PIPELINING (RFC 2920 3.1): RCPT and DATA went together and the replies come in
+        # command order; the first of several answers a RCPT, the DATA reply comes last.
+        stage = "rcpt"
+    return stage, _line_at(text, commands[-1].start()).lower(), _line_at(text, reply.start()).lower()
+
+
+def _reading_fits(reading: tuple[str, str, str] | None, names: tuple[str, ...] | None,
+                  must_name: bool = False) -> str | None:
+    """The stage of a transcript `reading` for the recipient known by `names` (lower case), or None.
+    A RCPT command that names another address gives none: its reply is that address's. With
+    `must_name`, the command's or the reply's line must name one of `names`."""
+    if reading is None:
+        return None
+    stage, command_line, reply_line = reading
+    if names:
+        if _RCPT_COMMAND_LINE.match(command_line) and "@" in command_line \
+                and not any(n in command_line for n in names):
+            return None
+        if must_name and not any(n in command_line or n in reply_line for n in names):
+            return None
+    elif must_name:
+        return None
+    return stage
+
+
+def _stage_in_words(text: str) -> str | None:
+    """The stage the report states in words (_STAGE_SAID). When it states more than one (a report
+    that joins several attempts: "closed connection in response to RCPT TO:<a@x>" for one host,
+    "SMTP error ... after MAIL FROM:<s@y>: 550 ..." for the next), the one nearest before the reply
+    it is about, else the first after it (Postfix's "(in reply to RCPT TO command)", Yahoo's
+    "[RCPT_TO]" follow the reply); by list order only when no reply is found (review of 33a0edc, F2)."""
+    flat = re.sub(r"\s+", " ", text)  # reporting MTAs wrap "(in reply to RCPT TO command)" anywhere
+    found = [(m.start(), stage) for pattern, stage in _STAGE_SAID for m in [pattern.search(flat)] if m]
+    if len({stage for _, stage in found}) <= 1:
+        return found[0][1] if found else None
+    reply_at = _find_reply_at(flat)[3]
+    if reply_at is None:
+        return found[0][1]
+    # Every match of each stage, not only its first: the one before the reply may come after another.
+    found = [(m.start(), stage) for pattern, stage in _STAGE_SAID for m in pattern.finditer(flat)]
+    before = [f for f in found if f[0] < reply_at]
+    if before:
+        return max(before, key=lambda f: f[0])[1]
+    return min(found, key=lambda f: f[0])[1]
+
+
+def stage_said(text: str | None, names: tuple[str, ...] | list[str] | str | None = None) -> str | None:
+    """The SMTP stage a report says the remote reply came at, or None when it does not say. `names`:
+    the recipient the reply is about and its aliases (FailedRecipient.aliases), when known.
+
+    Read in this order: the report's own transcript at the start of its lines (unless its RCPT
+    names another address than `names`); the stage it states in words; last, a transcript indented
+    or quoted, only when `names` is given and the transcript names one of them. A quoted transcript
+    may be the returned message's own text or a thread it quotes, about another mail or address
+    (review of 33a0edc, F1: "said after end of data: 550 Unknown user bob" under a quoted
+    "> > >>> RCPT To:<bob>" was read at RCPT and listed bob at once)."""
     if not text:
         return None
-    replies = list(_TRANSCRIPT_REPLY.finditer(text))
-    if replies:
-        # Sendmail begins the part of each host it talked to with "... while talking to HOST.:" and
-        # gives up at the last one: the reply the report is about is the first of that host's part
-        # (an earlier host's "<<< 450 busy - please try later" is another attempt).
-        block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, replies[-1].start())), default=0)
-        reply = next(r for r in replies if r.start() >= block)
-        commands = list(_TRANSCRIPT_COMMAND.finditer(text, block, reply.start()))
-        if commands:
-            stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
-            if stage == "data" and _replies_before_next_command(text, reply.start()) > 1:
-                # PIPELINING (RFC 2920 3.1): RCPT and DATA went together and the replies come in
-                # command order; the first of several answers a RCPT, the DATA reply comes last.
-                return "rcpt"
-            return stage
-    flat = re.sub(r"\s+", " ", text)  # reporting MTAs wrap "(in reply to RCPT TO command)" anywhere
-    for pattern, stage in _STAGE_SAID:
-        if pattern.search(flat):
-            return stage
-    return None
+    if isinstance(names, str):
+        names = (names,)
+    lowered = tuple(n.lower() for n in names if n) if names else None
+    stage = _reading_fits(_transcript_reading(text, _OWN_TRANSCRIPT), lowered)
+    if stage:
+        return stage
+    stage = _stage_in_words(text)
+    if stage or not lowered:
+        return stage
+    return _reading_fits(_transcript_reading(text, _QUOTED_TRANSCRIPT), lowered, must_name=True)
 
 
 # A text bounce that only reports a delay (the MTA keeps trying): a warning, not a final failure.
@@ -783,7 +862,7 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
             quoted = _quoted_reply(diagnostic)
             if quoted:
                 code = quoted[0]
-    stage = stage_said(diagnostic)
+    stage = stage_said(diagnostic, (final, original))
     if diagnostic:
         diagnostic = _without_in_reply_to(diagnostic)
     reported = status
@@ -881,7 +960,10 @@ def _filled_from_text(recipients: list[FailedRecipient], text: str) -> list[Fail
     if not recipients:
         return recipients
     addresses = list(dict.fromkeys(r.recipient for r in recipients))
-    quoted = dict(zip(addresses, _text_failures(text, addresses, stage_said_later=True)))
+    names: dict[str, tuple[str, ...]] = {}
+    for r in recipients:
+        names[r.recipient] = tuple(dict.fromkeys((*names.get(r.recipient, (r.recipient,)), *r.aliases(r.recipient))))
+    quoted = dict(zip(addresses, _text_failures(text, addresses, stage_said_later=True, names=names)))
     return [_fill_from_text(r, quoted[r.recipient]) for r in recipients]
 
 
@@ -1240,8 +1322,9 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     candidates = candidates[:MAX_TEXT_RECIPIENTS]
     if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
         return BounceReport("none", original_headers=tuple(original or ()))
-    failures = _text_failures(report, candidates)
     aliases = _aliases(report, candidates)
+    names = {c: (c, aliases[c.lower()]) if c.lower() in aliases else (c,) for c in candidates}
+    failures = _text_failures(report, candidates, names=names)
     if aliases:
         failures = _with_original_addresses(failures, aliases)
     sender = None
@@ -1352,11 +1435,13 @@ def _without_summary(text: str) -> str:
                      for line in text.split("\n"))
 
 
-def _text_failures(report: str, candidates: list[str], stage_said_later: bool = False) -> list[FailedRecipient]:
+def _text_failures(report: str, candidates: list[str], stage_said_later: bool = False,
+                   names: dict[str, tuple[str, ...]] | None = None) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
     mention of the next address); when its part quotes none, the first reply of the whole text. With
     `stage_said_later`, an address whose part does not say the stage takes the first one said after
-    it: Sendmail lists every recipient, then one transcript (">>> DATA") for all of them."""
+    it: Sendmail lists every recipient, then one transcript (">>> DATA") for all of them. `names`:
+    address -> the names it is known by (itself and its aliases), for stage_said."""
     lowered = report.lower()
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
@@ -1375,7 +1460,10 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     # What the whole text says is worked out once: per address it would make the work quadratic.
     whole = _find_reply(replies)
     whole_remote = _REMOTE_HOST.search(report)
-    whole_stage = stage_said(report)
+    # The whole text's own transcript and stated stage, read once; a RCPT in it that names another
+    # address gives this recipient no stage (_reading_fits), and a quoted transcript none at all.
+    whole_reading = _transcript_reading(report, _OWN_TRANSCRIPT)
+    whole_words = _stage_in_words(report) if whole_reading is None or whole_reading[0] == "rcpt" else None
     final = not _TEMPORARY_WORDS.search(report)
     out = []
     stage_after = None
@@ -1408,18 +1496,20 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         remote_mta = None
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
-        stage = stage_said(segment)
+        known_as = (names or {}).get(candidates[i]) or (candidates[i],)
+        stage = stage_said(segment, known_as)
         line_start = report.rfind("\n", 0, start) + 1
-        if stage is None and _TRANSCRIPT_COMMAND.match(report, line_start):
+        if stage is None and _QUOTED_TRANSCRIPT_COMMAND.match(report, line_start):
             # The address's first mention is the transcript's own command (Sendmail's ">>> RCPT
             # To:<a@x>", InterScan's "Sent <<< RCPT TO:<a@x>"): the command is part of its text.
-            stage = stage_said(report[line_start:end])
+            stage = stage_said(report[line_start:end], known_as)
         if stage_said_later and start < len(report):
             stage = stage_after = stage or stage_after
+        if not stage and found is whole:
+            stage = _reading_fits(whole_reading, tuple(n.lower() for n in known_as)) or whole_words
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
-                                   stage=stage or (whole_stage if found is whole else None),
-                                   final=final))
+                                   stage=stage or None, final=final))
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
     return out
