@@ -361,6 +361,7 @@ def test_a_quoted_or_indented_transcript_is_read_last_and_only_for_the_recipient
     # its reply is the other address's (an alias of the recipient still counts).
     own = ">>> RCPT To:<carol@b.example>\n<<< 550 5.1.1 <carol@b.example>... User unknown\n"
     assert stage_said(own, "bob@b.example") is None
+    assert stage_said(own, "arol@b.example") is None  # a whole address, not part of carol's
     assert stage_said(own, ("bob@b.example", "carol@b.example")) == "rcpt"
     assert stage_said(own + "SMTP error from remote mail server after end of data", "bob@b.example") == "data"
     assert stage_said(own) == "rcpt"  # no recipient known: read as before

@@ -264,14 +264,34 @@ def _reading_fits(reading: tuple[str, str, str] | None, names: tuple[str, ...] |
         return None
     stage, command_line, reply_line = reading
     if names:
-        if _RCPT_COMMAND_LINE.match(command_line) and "@" in command_line \
-                and not any(n in command_line for n in names):
+        if _RCPT_COMMAND_LINE.match(command_line) and "@" in command_line and not _names_one_of(command_line, names):
             return None
-        if must_name and not any(n in command_line or n in reply_line for n in names):
+        if must_name and not (_names_one_of(command_line, names) or _names_one_of(reply_line, names)):
             return None
     elif must_name:
         return None
     return stage
+
+
+def _names_one_of(line: str, names: tuple[str, ...]) -> bool:
+    """`line` (lower case) names one of `names` as a whole address: not "a@b.example" inside
+    "ca@b.example" or "a@b.example.net"."""
+    for name in names:
+        at = line.find(name)
+        while at >= 0:
+            end = at + len(name)
+            if (at == 0 or not _address_char(line[at - 1])) and \
+                    (end == len(line) or not _address_char(line[end]) or
+                     (line[end] == "." and (end + 1 == len(line) or not _address_char(line[end + 1])))):
+                return True
+            at = line.find(name, at + 1)
+    return False
+
+
+def _address_char(c: str) -> bool:
+    """May be part of an address next to it (RFC 5321 4.1.2 atext and the dot, a domain's hyphen;
+    RFC 6531: UTF-8 letters)."""
+    return c.isalnum() or c in "!#$%&'*+/=?^_`{|}~-.@"
 
 
 def _stage_in_words(text: str) -> str | None:
