@@ -153,8 +153,10 @@ def test_stopping_while_journalctl_streams_lines_returns(tmp_path, monkeypatch):
                     await asyncio.wait_for(asyncio.shield(stopping), 5)
                 except asyncio.TimeoutError:
                     # Slow, or lost? A stop() that is only slow (a loaded machine's fsync of the cursor
-                    # file, a child being reaped: seen once in CI's setup run) has left the reading loop
-                    # and takes no line any more; it gets its time. A lost cancellation reads on.
+                    # file, a child being reaped) has left the reading loop and takes no line any more; it
+                    # gets its time (stop()'s own deadlines sum to 30 s). A lost cancellation reads on.
+                    # (Not done after 125 s, twice under load: Process.wait() waiting for the end of a
+                    # paused stdout, see test_stop_returns_when_journalctl_is_far_ahead_of_the_follower.)
                     seen = taken[0]
                     await asyncio.sleep(1)
                     if taken[0] == seen:
@@ -204,3 +206,154 @@ def test_stopping_while_the_first_start_asks_for_the_newest_entry_ends_that_jour
         return  # ended and reaped
     os.kill(pid, 9)
     pytest.fail(f"journalctl -n 1 (pid {pid}) was still running after stop()")
+
+
+# -- stop() is bounded: journalctl ended and reaped, the cursor saved or given up, every wait with a deadline
+
+def gone(pid: int) -> bool:
+    """Not running: reaped, or a zombie waiting for a reaper that is not relay (an orphan's init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def stop_with_a_stuck_save(tmp_path, monkeypatch, journalctl_body: str, tune=None):
+    """Starts a follower on a fake journalctl (`journalctl_body`, Python, following: the entry to write
+    is `line`, this directory `here`) with a cursor already saved, and a cursor save that does not
+    return until released; stop()s it once the first save is stuck and the fake says it is ready
+    (touches READY). Returns (stop() finished within 60 s, the fake's pid, its descendant's pid if any)."""
+    import threading
+
+    entry = json.dumps({"__CURSOR": "c1", "SYSLOG_IDENTIFIER": "postfix/qmgr", "MESSAGE": "A1B2C3D4E5: removed",
+                        "_HOSTNAME": "mx.test", "__REALTIME_TIMESTAMP": "1700000000000000"})
+    body = "\n".join(f"    {row}" for row in journalctl_body.strip("\n").splitlines())
+    settings = journal_settings(tmp_path, monkeypatch,
+                                f"#!{sys.executable}\nimport os, subprocess, sys, time\n"
+                                f"here = {str(tmp_path)!r}\nline = ({entry!r} + '\\n').encode()\n"
+                                f"open(os.path.join(here, 'journalctl.pid'), 'w').write(str(os.getpid()))\n"
+                                f"if True:\n{body}\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "postfix-log.cursor").write_text(json.dumps({"kind": "journal", "cursor": "c0"}))
+    stuck, release = threading.Event(), threading.Event()
+
+    def stuck_save(data):  # an fsync that does not return (a hung disk, an NFS state directory)
+        stuck.set()
+        release.wait(600)
+
+    async def start_and_stop() -> bool:
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        follower = PostfixLogFollower(settings, outcomes, poll_interval=0.5)
+        if tune:
+            tune(follower)
+        follower.cursor.save = stuck_save
+        try:
+            await follower.start()
+            for _ in range(600):
+                if stuck.is_set() and (tmp_path / "READY").exists():
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the follower's first save or the fake journalctl's READY never came")
+            stopping = asyncio.ensure_future(follower.stop())
+            await asyncio.sleep(0)  # stop() has cancelled the reading task
+            if not (tune and getattr(tune, "keep_stuck", False)):
+                release.set()
+            # A generous bound (stop()'s own deadlines sum to 30 s), and not wait_for(): a stop() that
+            # swallows the cancellation that wait_for() sends at its timeout looks like one that returned.
+            await asyncio.wait({stopping}, timeout=60)
+            if stopping.done():
+                stopping.result()
+                return True
+            stopping.cancel()
+            await asyncio.wait({stopping}, timeout=10)
+            return False
+        finally:
+            release.set()  # the default executor's threads end before asyncio.run() returns
+            await close()
+
+    stopped = asyncio.run(start_and_stop())
+    pid = int((tmp_path / "journalctl.pid").read_text())
+    child = tmp_path / "descendant.pid"
+    return stopped, pid, int(child.read_text()) if child.exists() else None
+
+
+def test_stop_returns_when_journalctl_is_far_ahead_of_the_follower(tmp_path, monkeypatch):
+    """The CI hang (a full suite on a loaded machine, stop() not done after 125 s): journalctl writes
+    faster than the follower takes lines, the follower waits on a slow cursor save, and the stdout
+    reader, more than twice its limit (2 x 4 MiB) read ahead, stops reading. stop() killed journalctl,
+    read stderr to its end and awaited Process.wait(), which in Python 3.11 also waits for stdout's end,
+    never seen by a paused reader, when the exit is reported after wait() began. Under load that order
+    is chance (stderr's end and the child watcher's thread race); here the fake's stderr is closed from
+    the start, so that it is the order every time."""
+    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, """
+os.close(2)
+written, chunk = 0, line * 300
+while True:
+    written += os.write(1, chunk)
+    if written > 8 << 20:  # the reader is near twice its 4 MiB limit (the rest is in the pipe): it pauses
+        open(os.path.join(here, 'READY'), 'w').close()
+""")
+    assert stopped, "stop() did not return within 60 s"
+    assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
+
+
+def test_stop_returns_when_a_descendant_of_journalctl_holds_its_pipes(tmp_path, monkeypatch):
+    """journalctl's pipes held open by a process it started (a pager, a helper): stop() killed
+    journalctl and read its stderr to an end that came only when that process ended. journalctl runs
+    in a session of its own, and its whole group is ended."""
+    stopped, pid, child = stop_with_a_stuck_save(tmp_path, monkeypatch, """
+sleeper = subprocess.Popen(['sleep', '600'])
+open(os.path.join(here, 'descendant.pid'), 'w').write(str(sleeper.pid))
+open(os.path.join(here, 'READY'), 'w').close()
+while True:
+    os.write(1, line)
+    time.sleep(0.05)
+""")
+    try:
+        assert stopped, "stop() did not return within 60 s"
+        assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
+        assert gone(child), f"journalctl's descendant (pid {child}) was still running after stop()"
+    finally:
+        if not gone(child):
+            os.kill(child, 9)
+
+
+def test_stop_returns_when_a_daemonised_descendant_holds_journalctls_pipes(tmp_path, monkeypatch, caplog):
+    """A descendant in a session of its own (outside journalctl's group: not ended with it) holds the
+    pipes: after END_SECONDS the pipes are closed on relay's side, journalctl is reaped, stop() returns."""
+    stopped, pid, child = stop_with_a_stuck_save(tmp_path, monkeypatch, """
+sleeper = subprocess.Popen(['sleep', '600'], start_new_session=True)
+open(os.path.join(here, 'descendant.pid'), 'w').write(str(sleeper.pid))
+open(os.path.join(here, 'READY'), 'w').close()
+while True:
+    os.write(1, line)
+    time.sleep(0.05)
+""")
+    try:
+        assert stopped, "stop() did not return within 60 s"
+        assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
+        assert "a pipe of it stayed open" in caplog.text
+    finally:
+        if not gone(child):
+            os.kill(child, 9)
+
+
+def test_stop_returns_when_the_last_cursor_save_does_not(tmp_path, monkeypatch, caplog):
+    """The last save in stop() never returns (the disk hangs): stop() gives up after SAVE_SECONDS,
+    says so, and has ended journalctl."""
+
+    def tune(follower):
+        follower.SAVE_SECONDS = 1.0
+
+    tune.keep_stuck = True
+    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, """
+open(os.path.join(here, 'READY'), 'w').close()
+while True:
+    os.write(1, line)
+    time.sleep(0.05)
+""", tune=tune)
+    assert stopped, "stop() did not return within 60 s"
+    assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
+    assert "the Postfix log cursor could not be saved within 1 s" in caplog.text

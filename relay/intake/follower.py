@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -375,6 +376,92 @@ def journal_line(record: dict[str, Any]) -> LogLine | None:
                    message)
 
 
+# -- ending a child within a deadline -------------------------------------------------------------
+
+END_SECONDS = 5.0
+
+
+async def _ended(proc, deadline: float = END_SECONDS) -> bytes:
+    """Kills `proc` and its process group, reads both pipes to their end and reaps it, within
+    `deadline` seconds however it goes; returns what it wrote on stderr.
+
+    Both pipes are read to their end, not only stderr: in Python 3.11 Process.wait() returns once the
+    child has exited *and* every pipe transport has seen its end (cpython issue #119710), and a stdout
+    reader paused with more than twice its limit read ahead (journalctl far ahead of the follower)
+    reads no more, so never sees it. Killed, journalctl writes nothing more: what is left is bounded.
+    When the exit was reported after wait() began (stderr's end seen first, the usual order on a
+    loaded machine), that wait() waited for ever: stop() hung in the test under load.
+
+    Shielded: a second cancellation of the caller (a stop() of its own deadline) must not leave the
+    child unreaped or its pipes open; the ending goes on to its own deadline."""
+    import asyncio
+
+    async def end() -> bytes:
+        if proc.returncode is None:
+            for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+                try:
+                    kill()
+                    break
+                except (ProcessLookupError, PermissionError):
+                    continue  # not a group leader (already reaped group), or gone
+        try:
+            async with asyncio.timeout(deadline):
+                _, err = await proc.communicate()
+                return err or b""
+        except TimeoutError:
+            pass
+        # Something outside its group (a daemonised descendant) holds a pipe open: our ends are
+        # closed; the killed child itself is reaped by asyncio's child watcher.
+        transport = getattr(proc, "_transport", None)  # no public way to close a Process's pipes
+        if transport is not None:
+            transport.close()
+        log.error("journalctl (pid %d) ended, but a pipe of it stayed open for %.0f s: closed", proc.pid, deadline)
+        try:
+            async with asyncio.timeout(1):
+                await proc.wait()
+        except TimeoutError:
+            pass
+        return b""
+
+    ending = asyncio.ensure_future(end())
+    _ENDING.add(ending)
+    ending.add_done_callback(_ENDING.discard)
+    return await asyncio.shield(ending)
+
+
+_ENDING: set = set()  # endings running on after their caller was cancelled (a strong reference)
+
+
+def _in_thread(fn, *args):
+    """fn(*args) in a daemon thread of its own, as a future of this loop (a thread that never returns
+    holds neither the default executor nor the interpreter's exit)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, exc) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, exc = fn(*args), None
+        except Exception as e:  # handed to the awaiting coroutine
+            result, exc = None, e
+        try:
+            loop.call_soon_threadsafe(settle, result, exc)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits any more
+
+    threading.Thread(target=run, name="relay-cursor-save", daemon=True).start()
+    return future
+
+
 # -- the running follower: lines -> funnel, cursor kept ------------------------------------------
 
 class PostfixLogFollower:
@@ -385,6 +472,10 @@ class PostfixLogFollower:
     a crash at exactly that moment loses its event (logged at the next start as a resume)."""
 
     SAVE_EVERY = 1.0  # seconds between cursor saves while only uninteresting lines pass
+    # stop()'s deadlines: the reading task (journalctl ended and reaped within END_SECONDS of it), then
+    # the last cursor save. Their sum stays well below systemd's default stop timeout (90 s).
+    STOP_SECONDS = 20.0
+    SAVE_SECONDS = 10.0
     WARM_UP_BYTES = 8 << 20  # read again (for correlation only) before the resume point
 
     def _warm_up(self, lines: list[str]) -> None:
@@ -429,20 +520,36 @@ class PostfixLogFollower:
         log.info("following Postfix's log: %s", "the journal" if self.conf.journal else self.conf.path)
 
     async def stop(self) -> None:
+        """Ends the reading task, its journalctl and saves the cursor, each wait with a deadline: under
+        systemd a stop that hangs is ended by SIGKILL after TimeoutStopSec, the cursor unsaved."""
         import asyncio
 
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("the Postfix log follower failed")
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            # Cancelled twice at most: a second cancellation for one that did not land (Python 3.11's
+            # timeout and wait_for each had a way to lose one).
+            for wait in (self.STOP_SECONDS / 2, self.STOP_SECONDS / 2):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if done:
+                    break
+            if not task.done():
+                log.error("the Postfix log follower did not stop within %.0f s: left behind", self.STOP_SECONDS)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("the Postfix log follower failed", exc_info=task.exception())
         if self._unsaved is not None:
-            await asyncio.to_thread(self.cursor.save, self._unsaved)
-            self._unsaved = None
+            # Its own thread, not the default executor's (its threads may all be busy, one of them in
+            # this follower's own save that the cancellation left running), and a deadline: an fsync
+            # that does not return (a hung NFS state directory) must not hold the relay's stop.
+            saving = _in_thread(self.cursor.save, self._unsaved)
+            done, _ = await asyncio.wait({saving}, timeout=self.SAVE_SECONDS)
+            if not done:
+                log.error("the Postfix log cursor could not be saved within %.0f s (%s): the lines read since "
+                          "the last save are read again at the next start", self.SAVE_SECONDS, self.cursor.path)
+            elif saving.exception() is not None:
+                log.error("the Postfix log cursor could not be saved (%s): %s", self.cursor.path, saving.exception())
+            else:
+                self._unsaved = None
         if self._follower is not None:
             self._follower.close()
             self._follower = None
@@ -530,15 +637,15 @@ class PostfixLogFollower:
 
         cmd = [*journal_command(None, follow=False, extra=extra)[:-2], "-n", "1"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                                                    start_new_session=True)
         try:
             out, err = await proc.communicate()
         finally:
             # stop() while it has not answered: the child is ended and reaped here, not left running
             # with its transport closed by the garbage collector after the loop is gone.
             if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+                await _ended(proc)
         if proc.returncode:
             raise OSError(f"journalctl failed: {err.decode('utf-8', 'replace').strip()}")
         for raw in reversed(out.splitlines()):
@@ -561,9 +668,11 @@ class PostfixLogFollower:
             await self._save({"kind": "journal", "cursor": cursor}, now=True)
         backoff = 1.0
         while True:
+            # Its own session (process group): ending it ends whatever it started too, which would
+            # otherwise hold its pipes open.
             proc = await asyncio.create_subprocess_exec(
                 *journal_command(cursor, extra=extra), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL, limit=1 << 22)
+                stdin=asyncio.subprocess.DEVNULL, limit=1 << 22, start_new_session=True)
             try:
                 while True:
                     try:
@@ -587,10 +696,7 @@ class PostfixLogFollower:
                     await self._hand_over(journal_line(record), {"kind": "journal", "cursor": cursor})
                     backoff = 1.0
             finally:
-                if proc.returncode is None:
-                    proc.kill()
-                err = (await proc.stderr.read()).decode("utf-8", "replace").strip()
-                await proc.wait()
+                err = (await _ended(proc)).decode("utf-8", "replace").strip()
             log.error("journalctl ended (exit %s)%s; restarting in %.0f s", proc.returncode,
                       f": {err.splitlines()[-1]}" if err else "", backoff)
             await asyncio.sleep(backoff)
