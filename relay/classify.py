@@ -114,9 +114,11 @@ def unwrapped_text(reply: Reply) -> str:
     and without the enhanced code repeated on continuation lines. Servers wrap
     long replies at arbitrary words (RFC 5321 4.2.1 multi-line replies), so a
     phrase may start on one line and end on the next. At most MAX_CLASSIFIED_TEXT
-    characters (its start)."""
+    characters (its start). Within a line too, any run of white space (two spaces, a tab, a
+    no-break space, a folded Diagnostic-Code's indentation) reads as one space, so that a
+    pattern's "does not exist" finds "does  not exist"."""
     lines = reply.lines
-    first = lines[0][:MAX_CLASSIFIED_TEXT]
+    first = " ".join(lines[0][:MAX_CLASSIFIED_TEXT].split())
     head = f"{reply.code} {first}" if reply.code else first
     if len(lines) == 1:
         return head.strip()[:MAX_CLASSIFIED_TEXT]
@@ -126,7 +128,7 @@ def unwrapped_text(reply: Reply) -> str:
     for line in lines[1:]:
         if size >= MAX_CLASSIFIED_TEXT:
             break
-        line = line[:MAX_CLASSIFIED_TEXT].strip()
+        line = " ".join(line[:MAX_CLASSIFIED_TEXT].split())
         if repeated and line.startswith(repeated):
             line = line[len(repeated):].lstrip()
         if line:

@@ -1828,6 +1828,23 @@ def test_a_rule_reads_a_negation_spelt_either_way(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list", "rule")
 
 
+@pytest.mark.parametrize(
+    "reply, verdict",
+    [
+        # Two spaces, a tab or a no-break space inside a line read as one space (unwrapped_text):
+        # before, each of these missed the rule its words are written for.
+        ("550 The email account that you tried to reach does  not exist.",
+         ("unknown_recipient", "recipient", "list", "unknown-recipient")),
+        ("550 Requested action not taken: mailbox\tunavailable, user  unknown",
+         ("unknown_recipient", "recipient", "list", "unknown-recipient")),
+        ("550 Sender address\u00a0rejected: Domain not found",
+         ("auth_failed", "sender", "never", "sender-domain-not-found")),
+    ],
+)
+def test_white_space_inside_a_line_reads_as_one_space(reply, verdict):
+    assert_verdict(reply, "rcpt", verdict, "category", "scope", "bounce_list", "rule")
+
+
 def test_only_a_plain_literal_negation_is_widened():
     from relay.classify import _either_negation
 
