@@ -411,3 +411,36 @@ def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_lis
     assert rejected["classification"]["rule"] != "unknown-recipient-named-address"
     assert rejected.get("bounce_list") != "list"
     assert not listed(relay, "jane@example.com")
+
+
+@pytest.mark.parametrize("template, kind", [
+    # review-2 F1: world17's "recipient <a> invalid" read the start of any "Recipient <a> invalid:
+    # <reason>" as an unknown user: a smarthost that refuses to relay, or an IP on a list, listed every
+    # recipient of the transaction at once.
+    ("550 Recipient <{}> invalid: relay not permitted", "relay_denied"),
+    ("550 Recipient <{}> invalid: client 192.0.2.1 listed at zen.spamhaus.org", "blocklisted"),
+])
+def test_a_recipient_called_invalid_for_the_session_s_sake_lists_nobody(relay, upstream, template, kind):
+    for local in ("jane", "joe"):
+        upstream.rcpt_replies[local] = template.format(f"{local}@example.com")
+    replies = transact(relay, ["jane@example.com", "joe@example.com"])
+    assert [r[0] for r in replies[1:3]] == [550, 550]
+    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
+    assert len(rejected) == 2
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {(kind, "session")}
+    assert all("bounce_list" not in e for e in rejected)
+    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+
+
+def test_an_expired_ip_authorisation_does_not_count_towards_a_disabled_mailbox(relay, upstream):
+    # review-2 F2: "address expired" without a bracketed address was a disabled (time-limited)
+    # mailbox, counted: the second refusal within 30 days listed jane@ for 90 days.
+    upstream.rcpt_replies["jane"] = "554 5.7.1 Relaying denied. IP address expired (POP before SMTP)"
+    transact(relay, ["jane@example.com"])
+    transact(relay, ["jane@example.com"])
+    events = events_of(relay, 4)  # each transaction's refusal and the operator's warning
+    assert sorted(kinds(events)) == ["rejected", "rejected", "warning", "warning"]
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in events} == {
+        ("relay_denied", "session")}
+    assert not listed(relay, "jane@example.com")
+

@@ -1067,6 +1067,101 @@ def test_world17_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
+    """The shipped rules' judgement of one reply for one recipient, as a running relay asks
+    (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""
+    from relay.policies import shipped_policies
+
+    j = shipped_policies().judge(Reply.parse(reply), stage, [recipient])
+    return (j.classification.category, j.scope, j.bounce_list, j.hard)
+
+
+# review-2 F1 (world17's "recipient <a> invalid"): the bracketed form matched the start of any
+# "Recipient <a> invalid: <reason>", before the relay, content and block-list rules, so the reason
+# no longer counted: with no enhanced code the recipient was listed at once, hard (under X.7 it was
+# counted). At RCPT through a smarthost the same text comes back for every recipient. Each of
+# these was unknown_recipient / recipient / list (the X.7.1 row: count) on the rules before it.
+REVIEW2_RECIPIENT_INVALID_FOR_A_REASON = [
+    ("550 Recipient <bob@example.com> invalid: relay not permitted", "rcpt", ("relay_denied", "session", "never", False)),
+    ("550 Recipient <bob@example.com> invalid: relaying denied", "rcpt", ("relay_denied", "session", "never", False)),
+    ("550 Recipient <bob@example.com> invalid: Sorry, no access for this ip", "rcpt",
+     ("blocklisted", "session", "never", False)),
+    ("550 Recipient <bob@example.com> invalid: client 192.0.2.1 listed at zen.spamhaus.org", "rcpt",
+     ("blocklisted", "session", "never", False)),
+    ("550 Recipient <bob@example.com> invalid - spam suspected", "rcpt", ("spam_content", "message", "never", False)),
+    ("550 Recipient <bob@example.com> invalid: message content rejected", "rcpt",
+     ("spam_content", "message", "never", False)),
+    ("550 Mail from 192.0.2.1 to recipient <bob@example.com> invalid: rejected by RBL", "rcpt",
+     ("blocklisted", "session", "never", False)),
+    ("554 Transaction failed: recipient <bob@example.com> invalid after too many errors", "rcpt",
+     ("protocol_error", "session", "never", False)),
+    ("550 5.7.1 Recipient <bob@example.com> invalid: relaying denied", "rcpt", ("relay_denied", "session", "never", False)),
+    # Another address's refusal (a forwarding target's), at RCPT or pasted without a stage: the
+    # wording carries its own address, which is not bob's (names_recipient). It listed bob, hard.
+    ("550 recipient <alice@other.test> invalid", "rcpt", ("other", "recipient", "count", False)),
+    ("550 recipient <alice@other.test> invalid", None, ("other", "recipient", "count", False)),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", REVIEW2_RECIPIENT_INVALID_FOR_A_REASON)
+def test_review2_recipient_invalid_for_another_reason_is_that_reason(reply, stage, verdict):
+    assert judged_for_bob(reply, stage) == verdict
+
+
+@pytest.mark.parametrize("reply, stage, verdict", [
+    # smtpf's own "recipient <a> invalid", bare or with its "#NNN" reply number, is still an unknown
+    # recipient about bob: X.7.1 puts the claim in doubt (counted), no enhanced code lists at once.
+    ("550 5.7.1 recipient <bob@example.com> invalid #245", "rcpt", ("unknown_recipient", "recipient", "count", False)),
+    ("550 5.7.1 recipient <bob@example.com> is invalid", "rcpt", ("unknown_recipient", "recipient", "count", False)),
+    ("550 recipient <bob@example.com> invalid", "rcpt", ("unknown_recipient", "recipient", "list", True)),
+    ("550 Recipient <bob@example.com> invalid.", "rcpt", ("unknown_recipient", "recipient", "list", True)),
+])
+def test_review2_smtpf_recipient_invalid_still_lists_or_counts_the_recipient(reply, stage, verdict):
+    assert judged_for_bob(reply, stage) == verdict
+
+
+# review-2 F2: "address expired" / "recipient expired" without a bracketed address is about an IP
+# authorisation, a client, a greylisting entry, a BATV tag or a key, not a time-limited mailbox; each
+# was mailbox_disabled / recipient / count (a second refusal within 30 days listed a good address).
+@pytest.mark.parametrize("reply, stage, verdict", [
+    ("554 5.7.1 Relaying denied. IP address expired (POP before SMTP)", "rcpt", ("relay_denied", "session", "never")),
+    ("553 sorry, that domain isn't in my list of allowed rcpthosts; POP-before-SMTP address expired", "rcpt",
+     ("relay_denied", "session", "never")),
+    ("550 5.7.1 Client address expired", "rcpt", ("policy_rejected", "message", "never")),
+    ("550 5.7.1 Greylist entry for recipient expired, please retry", "rcpt", ("policy_rejected", "recipient", "never")),
+    ("550 5.7.1 BATV: address expired", "rcpt", ("policy_rejected", "message", "never")),
+    ("550 5.7.1 PGP key of recipient expired", None, ("policy_rejected", "message", "never")),
+])
+def test_review2_an_expired_authorisation_is_not_a_disabled_mailbox(reply, stage, verdict):
+    assert judged_for_bob(reply, stage)[:3] == verdict
+
+
+# review-2 F3: a quota's megabytes are not minutes, a folder's message count is not a sending rate:
+# each was rate_limited / session (an operator's `temporary: mailbox_full:` rule lost them).
+@pytest.mark.parametrize("reply, verdict", [
+    ("452 4.2.2 <bob@example.com>: quota exceeded 1024/1000M", ("mailbox_full", "recipient", "never")),
+    ("552 5.2.2 <bob@example.com>: Disk quota exceeded 500/500 m", ("mailbox_full", "recipient", "never")),
+    ("552 5.2.2 <bob@example.com>: mailbox has exceeded 1000 messages per folder", ("mailbox_full", "recipient", "never")),
+    # An unknown user is not hidden by a rate figure beside it (it was rate_limited, never).
+    ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown; exceeded 5/60s failures",
+     ("unknown_recipient", "recipient", "list")),
+])
+def test_review2_a_mailbox_s_quota_figures_are_not_a_sending_rate(reply, verdict):
+    assert judged_for_bob(reply, "rcpt")[:3] == verdict
+
+
+@pytest.mark.parametrize("reply, stage", [
+    # The rates stay rates (smtpf's Msg-Limit and null-sender limits, spelt-out periods).
+    ("450 4.7.1 messages from 203.0.113.9 exceed 30/60s", "rcpt"),
+    ("550 5.7.1 null-sender messages 11 for <bob@example.com> exceed 10/60s #505", "rcpt"),
+    ("451 4.7.1 192.0.2.25 has exceeded 100 messages per 1 hour #475", "mail"),
+    ("451 4.7.1 app@example.org has exceeded 50 emails per hour", "mail"),
+    ("451 4.7.1 sender exceeded 200/1 hour", "mail"),
+])
+def test_review2_sending_rates_stay_rate_limits(reply, stage):
+    assert judged_for_bob(reply, stage)[:3] == ("rate_limited", "session", "never")
+
+
 # Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH
 # login, the connecting host or the message's headers that borrow recipient vocabulary ("user
 # unknown", "does not exist", X.1.1) were listed at once by the rules before it (each of these

@@ -360,6 +360,22 @@ def test_a_refusal_that_leads_with_another_address_does_not_list_the_recipient(c
     assert c["category"] != "syntax_error"  # the recipient address's syntax: not what was refused
 
 
+@pytest.mark.parametrize("diagnostic, verdict", [
+    # review-2 F1: "Recipient <a> invalid: <reason>" is the reason's verdict; each listed jane@ at once,
+    # hard, through the bounce intake (world17's "recipient <a> invalid" read it as an unknown user).
+    ("550 Recipient <jane@example.com> invalid: relay not permitted", ("relay_denied", "session", "never", False)),
+    ("550 Recipient <jane@example.com> invalid - spam suspected", ("spam_content", "message", "never", False)),
+    ("550 Recipient <jane@example.com> invalid: client 192.0.2.1 listed at zen.spamhaus.org",
+     ("blocklisted", "session", "never", False)),
+])
+def test_a_recipient_called_invalid_is_judged_by_the_reason_given(capsys, tmp_path, diagnostic, verdict):
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dsn("jane@example.com", diagnostic))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (c["category"], c["scope"], c["bounce_list"], row["hard"]) == verdict
+
+
 @pytest.mark.parametrize("diagnostic", [
     "550 5.1.1 <jane@example.com>: Recipient address rejected: User unknown in local recipient table",
     "550 5.1.1 <JANE@Example.COM>: Recipient address rejected: User unknown",
