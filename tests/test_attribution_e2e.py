@@ -444,3 +444,17 @@ def test_an_expired_ip_authorisation_does_not_count_towards_a_disabled_mailbox(r
         ("relay_denied", "session")}
     assert not listed(relay, "jane@example.com")
 
+
+def test_a_recipient_tld_the_filter_does_not_know_never_lists_the_address(relay, upstream):
+    # review-2 F4: smtpf's "from unknown TLD" comes from its own TLD table, which goes stale (valid
+    # new gTLDs such as .dev are refused in the same words). It was routing_dns about the recipient,
+    # counted: the third refusal within 3 days listed jane@example.dev.
+    upstream.rcpt_replies["jane"] = "550 5.7.1 recipient <jane@example.dev> from unknown TLD"
+    for _ in range(3):
+        transact(relay, ["jane@example.dev"])
+    events = events_of(relay, 3)
+    assert kinds(events) == ["rejected"] * 3
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in events} == {
+        ("routing_dns", "relay")}
+    assert all("bounce_list" not in e for e in events)
+    assert not listed(relay, "jane@example.dev")

@@ -1021,8 +1021,9 @@ def test_world15_rules_leave_other_verdicts_alone(reply, stage, verdict):
          ("auth_failed", "sender", "never")),
         ("553 5.7.1 sender <app@example.zz> from invalid top-level domain", "mail", ("auth_failed", "sender", "never")),
         ("550 5.7.1 client mail.example.zz [203.0.113.9] from unknown TLD", None, ("auth_failed", "session", "never")),
-        # A recipient whose domain cannot exist is routing (counted), not a policy refusal.
-        ("550 5.7.1 recipient <bob@example.zz> from unknown TLD", "rcpt", ("routing_dns", "recipient", "count")),
+        # A recipient's TLD unknown to the filter's own table is routing, not a policy refusal; the
+        # path's (review-2 F4: a stale table says it of valid domains), so never counted.
+        ("550 5.7.1 recipient <bob@example.zz> from unknown TLD", "rcpt", ("routing_dns", "relay", "never")),
         # A HELO name refused under a policy code is the server's policy, not the name's syntax.
         ("550 5.7.1 HELO name must be a fully-qualified domain name", "helo", ("policy_rejected", "session", "never")),
         # The message's lines and content.
@@ -1160,6 +1161,18 @@ def test_review2_a_mailbox_s_quota_figures_are_not_a_sending_rate(reply, verdict
 ])
 def test_review2_sending_rates_stay_rate_limits(reply, stage):
     assert judged_for_bob(reply, stage)[:3] == ("rate_limited", "session", "never")
+
+
+# review-2 F4: smtpf looks the recipient's TLD up in its own table, which goes stale (it refuses valid
+# new gTLDs in the same words): the path's routing, never counted, never hard. It was routing_dns /
+# recipient / count, hard (three refusals in 3 days listed the address).
+@pytest.mark.parametrize("reply, recipient", [
+    ("550 5.7.1 recipient <bob@example.dev> from unknown TLD", "bob@example.dev"),
+    ("550 5.7.1 recipient <bob@example.invalid> from unknown TLD #141", "bob@example.invalid"),
+    ("550 5.7.1 recipient <bob@example.app> from invalid top-level domain", "bob@example.app"),
+])
+def test_review2_a_recipient_tld_unknown_to_the_filter_never_lists(reply, recipient):
+    assert judged_for_bob(reply, "rcpt", recipient) == ("routing_dns", "relay", "never", False)
 
 
 # Issue #8's listing audit: refusals about the sender, the client's own account, the SMTP AUTH

@@ -87,7 +87,11 @@ C = [
 ("smtpf", "550 5.7.1 recipient <bob.1767225600@example.com> black listed #886", "mailbox_disabled", "recipient", "rcpt", SF),
 ("smtpf", "550 5.7.1 recipient <bob.x1y2@example.com> invalid #245", "unknown_recipient", "recipient", "rcpt", SF),
 ("smtpf", "550 5.7.1 recipient <bob@example.com> relaying denied #288", "relay_denied", "session", "rcpt", SF),
-("smtpf", "550 5.7.1 recipient <bob@example.invalid> from unknown TLD #141", "routing_dns", "recipient", "rcpt", SF),
+# Relabelled by a policy change, not by tuning (review-2 F4, branch review2-fix): the TLD is looked
+# up in the filter's own table, which goes stale (valid new gTLDs are refused in the same words), so
+# the refusal is the path's routing (scope relay, never counted), not the recipient domain's; was
+# routing_dns about the recipient (counted).
+("smtpf", "550 5.7.1 recipient <bob@example.invalid> from unknown TLD #141", "routing_dns", "relay", "rcpt", SF),
 ("smtpf", "451 4.0.0 cannot forward mail for <bob@example.com> at this time #295", "temporary_failure", "recipient", "rcpt", SF),
 # --- smtpf: protocol syntax and sequence
 ("smtpf", "501 5.5.2 syntax error #285", "protocol_error", "session", "rcpt", SF),
