@@ -226,6 +226,35 @@ def test_classify_command_says_why_an_address_is_none(option, value, why):
     assert r.stdout == ""
 
 
+@pytest.mark.parametrize("recipient", ["postmaster", "<Postmaster>", "POSTMASTER"])
+def test_classify_command_takes_the_bare_postmaster_recipient_the_relay_accepts(recipient):
+    # review-2 F5: a running relay accepts RCPT TO:<postmaster> (RFC 5321 4.1.1.3, 4.5.1;
+    # service.address_problem), so a live transaction judges with that recipient; `--recipient
+    # postmaster` was a usage error ("no '@' between local part and domain").
+    text = "550 5.1.1 user unknown"
+    r = run_classify(text, "--stage", "rcpt", "--recipient", recipient)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    live = shipped_policies().judge(Reply.parse(text), "rcpt", [recipient.strip("<>")])
+    assert (out["category"], out["scope"], out["bounce_list"]) == (
+        live.classification.category, live.scope, live.bounce_list)
+    # Only as a recipient: a sender needs local-part@domain (service.address_problem's role).
+    r = run_classify(text, "--stage", "rcpt", "--sender", recipient)
+    assert r.returncode == 2 and "argument --sender: invalid address" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("sender", ["< >", "<  >", " <> ", ""])
+def test_classify_command_reads_an_empty_bracket_sender_as_the_null_sender(sender):
+    # review-2 F5: `--sender '< >'` was refused with relay.address.split's words for a recipient
+    # ("empty address (the null path <> is not a recipient)"); '<>' was the null sender. Nothing
+    # between the brackets is the null reverse-path (RFC 5321 4.5.5), as without a sender.
+    text = "550 5.1.1 <jane@sender.test>: User unknown"
+    base = ("--stage", "rcpt", "--recipient", "jane@example.com")
+    r = run_classify(text, *base, "--sender", sender)
+    assert r.returncode == 0 and "recipient" not in r.stderr, r.stderr
+    assert json.loads(r.stdout) == json.loads(run_classify(text, *base).stdout)
+
+
 def test_classify_command_reads_a_sending_mta_s_own_log_text_as_the_path():
     # Issue #8, world14: the status an MTA such as OpenSMTPD or nullmailer records for a delivery it
     # could not make carries no reply code; an operator pastes it from the log. Each of these was

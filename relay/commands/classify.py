@@ -30,15 +30,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _address(text: str) -> str:
+def _address(text: str, role: str = "recipient") -> str:
     """An address as given on the command line ("a@b" or "<a@b>"), without its angle brackets, as a
     running relay has it from MAIL FROM or RCPT TO; argparse's usage error (exit 2) saying why it is
-    none (relay.address.split's words), never a traceback."""
+    none (relay.address.split's words), never a traceback. A bare "postmaster" (any case) is a
+    recipient the relay accepts (RFC 5321 4.1.1.3 and 4.5.1; service.address_problem), so it is one
+    here too."""
     from ..address import split
 
-    bare = text.strip()
-    if bare.startswith("<") and bare.endswith(">"):
-        bare = bare[1:-1].strip()
+    bare = _unbracketed(text)
+    if role == "recipient" and bare.lower() == "postmaster":
+        return bare
     try:
         split(bare)
     except ValueError as exc:
@@ -46,12 +48,22 @@ def _address(text: str) -> str:
     return bare
 
 
+def _unbracketed(text: str) -> str:
+    bare = text.strip()
+    if bare.startswith("<") and bare.endswith(">"):
+        bare = bare[1:-1].strip()
+    return bare
+
+
 def _sender(text: str) -> str | None:
-    """`--sender`: an address (_address), or None for the null reverse-path ("<>", RFC 5321 4.5.5),
-    which a running relay never reads a reply's leading address as (policies.about_another_address)."""
-    if text.strip() in ("", "<>"):
+    """`--sender`: an address (_address), or None for the null reverse-path ("<>", RFC 5321 4.5.5;
+    also "< >", "" or any text of only angle brackets and blanks), which a running relay never reads
+    a reply's leading address as (policies.about_another_address). Such a text never reaches
+    relay.address.split, whose error for it speaks of a recipient ("the null path <> is not a
+    recipient")."""
+    if not text.replace("<", "").replace(">", "").strip():
         return None
-    return _address(text)
+    return _address(text, role="sender")
 
 
 def judged(policies, text: str, stage: str | None, recipients: list[str], sender: str | None = None) -> dict:
