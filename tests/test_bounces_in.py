@@ -246,6 +246,26 @@ def test_a_transcript_quoted_from_the_returned_message_does_not_list_the_address
     assert rcpt_reply(verp_relay) == 250  # not listed
 
 
+def test_a_pipelined_transcript_does_not_give_the_address_another_recipients_rcpt_refusal(verp_relay, upstream):
+    # Review 3, F5, through the running intake: a Sendmail transcript of a PIPELINING group, "RCPT
+    # To:<alice>", "RCPT To:<carol>", "DATA", answered in order (RFC 2920 3.1) 250 (alice), 550 5.1.1
+    # (carol), 354; then after the final dot "550 5.1.1 Unknown user": alice's failure came at DATA
+    # (it does not list, docs/bounce-list.md). Carol's RCPT refusal read as alice's listed her at once.
+    return_path = relay_one(verp_relay, upstream)
+    text = (REVIEW / "pipelined-data-refusal.eml").read_text().replace("bob@b.example", "alice@dest.example")
+    text = text.replace("To: <sender@sender.example>", f"To: <{return_path}>")
+    replies = mail_bounce(verp_relay, return_path, text.replace("\n", "\r\n").encode())
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    bounced = [e for e in events if e["kind"] == "bounced" and e["recipient"] == "alice@dest.example"]
+    assert len(bounced) == 1, events
+    assert bounced[0]["stage"] == "data" and bounced[0]["classification"]["category"] == "unknown_recipient"
+    assert "bounce_list" not in bounced[0]
+    assert not [e for e in events if e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example"]
+    jsonschema.validate(bounced[0], SCHEMA)
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+
 def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
     return_path = relay_one(verp_relay, upstream)
     local, domain = return_path.split("@")

@@ -573,3 +573,15 @@ def test_of_two_stages_a_report_states_the_one_before_the_reply_is_read(capsys):
     _, [row], _ = run(capsys, str(REVIEW / "exim-two-hosts.eml"))
     assert (row["recipient"], row["stage"], row["hard"]) == ("bob@dest.example", "mail", False)
     assert row["classification"]["scope"] == "sender" and row["classification"]["bounce_list"] == "never"
+
+
+def test_a_pipelined_transcript_gives_each_recipient_the_reply_to_its_own_rcpt(capsys):
+    # Review 3, F5 (tests/data/dsn_stage_review/pipelined-data-refusal.eml): Sendmail sent "RCPT
+    # To:<bob>", "RCPT To:<carol>" and "DATA" together (PIPELINING); the replies, in command order
+    # (RFC 2920 3.1), were 250 for bob, 550 5.1.1 for carol, 354; bob's 550 5.1.1 came after the final
+    # dot. Bob got carol's RCPT stage and was listed at once (a good address listed: the worst error).
+    _, rows, _ = run(capsys, str(REVIEW / "pipelined-data-refusal.eml"))
+    assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
+        ("bob@b.example", "data", False), ("carol@b.example", "rcpt", True)]
+    assert rows[0]["classification"]["bounce_list"] != "list"
+    assert rows[1]["classification"]["bounce_list"] == "list"

@@ -910,3 +910,21 @@ def test_a_role_address_given_its_own_refusal_failed_and_one_only_named_did_not(
     report = parse_bounce(text.encode())
     assert [(r.recipient, r.status, r.code) for r in report.recipients] == [
         ("root@dest.example", "5.1.1", 550), ("noreply@other.example", "5.1.1", 550), ("bob@dest.example", "5.1.1", 550)]
+
+
+def test_a_pipelined_groups_replies_are_matched_to_its_commands_in_order():
+    # Review 3, F5. RFC 2920 3.1: the replies to commands sent together come in command order.
+    transcript = ("... while talking to mx.b.example.:\n>>> MAIL From:<s@a.example>\n<<< 250 ok\n"
+                  ">>> RCPT To:<bob@b.example>\n>>> RCPT To:<carol@b.example>\n>>> DATA\n"
+                  "<<< 250 2.1.5 <bob@b.example>... Recipient ok\n<<< 550 5.1.1 <carol@b.example>... User unknown\n"
+                  "<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    assert stage_said(transcript, "bob@b.example") == "data"     # his RCPT got 250; the 550 after the dot
+    assert stage_said(transcript, "carol@b.example") == "rcpt"
+    assert stage_said(transcript, "dave@b.example") is None      # carol's refusal is not his
+    # Held before too: Sendmail shows ">>> DATA" alone (not the RCPTs it sent with it), two replies.
+    assert stage_said(">>> DATA\n<<< 550 5.1.1 <bob@b.example>... User unknown\n<<< 503 5.0.0 Need RCPT\n",
+                      "bob@b.example") == "rcpt"
+    # Several commands shown, not as many replies: which is whose is not known; the reply must name him.
+    group = ">>> RCPT To:<bob@b.example>\n>>> DATA\n<<< 250 ok\n<<< 550 5.1.1 User unknown\n<<< 503 no\n<<< 221 bye\n"
+    assert stage_said(group, "bob@b.example") is None
+    assert stage_said(group.replace("550 5.1.1 User", "550 5.1.1 <bob@b.example> User"), "bob@b.example") == "rcpt"

@@ -232,9 +232,11 @@ def _line_at(text: str, pos: int) -> str:
     return text[pos:] if end < 0 else text[pos:end]
 
 
-def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str] | None:
-    """(stage, the command's line, the reply's line; lines in lower case) that a transcript in `text`
-    shows for the reply the report is about, or None."""
+def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str, bool] | None:
+    """(stage, the command's line, the reply's line, pipelined) that a transcript in `text` shows for
+    the reply the report is about, or None; lines in lower case; `pipelined`: the stage is "rcpt"
+    from a PIPELINING group (the reply comes after DATA with others), so the command's line is the
+    RCPT the reply answers when they could be matched, else DATA's."""
     command_re, reply_re, next_command, reply_end = patterns
     replies = list(reply_re.finditer(text))
     if not replies:
@@ -248,11 +250,101 @@ def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str] | No
     if not commands:
         return None
     stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+    command_line = _line_at(text, commands[-1].start()).lower()
     if stage == "data" and _replies_before_next_command(text, reply.start(), next_command, reply_end) > 1:
         # PIPELINING (RFC 2920 3.1): RCPT and DATA went together and the replies come in
         # command order; the first of several answers a RCPT, the DATA reply comes last.
         stage = "rcpt"
-    return stage, _line_at(text, commands[-1].start()).lower(), _line_at(text, reply.start()).lower()
+        # The command this reply answers, matched in order (review-3 F5: "RCPT To:<bob>", "RCPT
+        # To:<carol>", "DATA", then "250 <bob> ok", "550 <carol> unknown", "354": the 550 is
+        # carol's, and the reading stands for bob only if the reply names him).
+        answered = _pipelined_command(text, block, reply.start(), patterns)
+        if answered is not None:
+            stage, command_line = answered[0], answered[1] or command_line
+            if stage is None:
+                return None  # it answers a command the stages do not name (RSET, NOOP)
+            return stage, command_line, _line_at(text, reply.start()).lower(), True
+    return stage, command_line, _line_at(text, reply.start()).lower(), False
+
+
+def _transcript_runs(text: str, block: int, patterns: tuple) -> list[tuple[list[str], list[tuple[int, str, int]]]]:
+    """The transcript from `block` as runs: (the commands sent together, the replies that followed
+    them before the next command, each as (offset in `text`, line, code)). A reply before any
+    command (the greeting) is left out; a reply's continuation lines ("<<< 550-") are not counted."""
+    _, _, next_command, reply_end = patterns
+    runs: list[tuple[list[str], list[tuple[int, str, int]]]] = []
+    at = block
+    for line in text[block:].split("\n"):
+        if next_command.match(line):
+            if not runs or runs[-1][1]:
+                runs.append(([], []))
+            runs[-1][0].append(line)
+        elif runs and (reply := reply_end.match(line)):
+            runs[-1][1].append((at, line, int(line[reply.start(1) - 3:reply.start(1)])))
+        at += len(line) + 1
+    return runs
+
+
+def _command_stage(line: str, patterns: tuple) -> str | None:
+    command = patterns[0].match(line)
+    return _STAGE_OF_COMMAND[command.group(1).lower()] if command else None
+
+
+def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) -> tuple[str | None, str] | None:
+    """For a reply at `reply_at` that came with others after several commands sent together
+    (PIPELINING): (stage, line in lower case) of the command it answers, matched in order (RFC 2920
+    3.1: the server replies in the order of the commands), or ("rcpt", "") when as many replies as
+    commands are not shown (stage None: a command the stages do not name); None when its group shows one command only (Sendmail's ">>> DATA" after
+    RCPTs it does not show)."""
+    for commands, replies in _transcript_runs(text, block, patterns):
+        for n, (at, _, _) in enumerate(replies):
+            if at == reply_at:
+                if len(commands) < 2:
+                    return None
+                if len(replies) != len(commands):
+                    return "rcpt", ""
+                return _command_stage(commands[n], patterns), commands[n].lower()
+    return None
+
+
+_RCPT_ADDRESS = re.compile(r"rcpt\s*+to:\s*+<?([^<>\s]++)", re.I)
+
+
+def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str | None]:
+    """Recipient (lower case) -> the stage its failure came at, from the transcript's last host's
+    part, its commands and replies matched in order (RFC 2920 3.1: with PIPELINING too, the replies
+    come in the order of the commands): "rcpt" when its RCPT got 4xx/5xx; when it got 2xx, "data"
+    if a later DATA or end of data got 4xx/5xx (the failure came after his RCPT was taken), else
+    None. A recipient whose RCPT is not in the transcript is not in the dict (review-3 F5)."""
+    last = None
+    for last in patterns[1].finditer(text):
+        pass
+    if last is None:
+        return {}
+    block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, last.start())), default=0)
+    pairs: list[tuple[str | None, str, int]] = []
+    for commands, replies in _transcript_runs(text, block, patterns):
+        if len(commands) != len(replies):
+            # Not as many replies as commands shown: which answers which is not known, and a
+            # later pairing could be off by one too.
+            break
+        pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
+    stages: dict[str, str | None] = {}
+    data_failed = False
+    for stage, line, code in reversed(pairs):
+        if stage == "data" and code >= 400:
+            data_failed = True
+        elif stage == "rcpt" and (address := _RCPT_ADDRESS.search(line)):
+            stages[address.group(1)] = "rcpt" if code >= 400 else "data" if code < 300 and data_failed else None
+    return stages
+
+
+def _rcpt_stage_of(stages: dict[str, str | None], names: tuple[str, ...] | None) -> tuple[bool, str | None]:
+    """(whether the transcript has this recipient's RCPT, the stage _rcpt_stages gives it)."""
+    for name in names or ():
+        if name in stages:
+            return True, stages[name]
+    return False, None
 
 
 def _reading_fits(reading: tuple[str, str, str] | None, names: tuple[str, ...] | None,
@@ -262,9 +354,13 @@ def _reading_fits(reading: tuple[str, str, str] | None, names: tuple[str, ...] |
     `must_name`, the command's or the reply's line must name one of `names`."""
     if reading is None:
         return None
-    stage, command_line, reply_line = reading
+    stage, command_line, reply_line, pipelined = reading
     if names:
         if _RCPT_COMMAND_LINE.match(command_line) and "@" in command_line and not _names_one_of(command_line, names):
+            return None
+        if pipelined and stage == "rcpt" and not (_names_one_of(command_line, names) or _names_one_of(reply_line, names)):
+            # Read at RCPT from a PIPELINING group: it stands only when the reply, or the RCPT it
+            # answers, names this recipient; another recipient's refusal is not his (review-3 F5).
             return None
         if must_name and not (_names_one_of(command_line, names) or _names_one_of(reply_line, names)):
             return None
@@ -330,6 +426,9 @@ def stage_said(text: str | None, names: tuple[str, ...] | list[str] | str | None
     if isinstance(names, str):
         names = (names,)
     lowered = tuple(n.lower() for n in names if n) if names else None
+    stage = _rcpt_stage_of(_rcpt_stages(text), lowered)[1] if lowered else None
+    if stage:
+        return stage
     stage = _reading_fits(_transcript_reading(text, _OWN_TRANSCRIPT), lowered)
     if stage:
         return stage
@@ -1483,6 +1582,7 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     # The whole text's own transcript and stated stage, read once; a RCPT in it that names another
     # address gives this recipient no stage (_reading_fits), and a quoted transcript none at all.
     whole_reading = _transcript_reading(report, _OWN_TRANSCRIPT)
+    whole_rcpt_stages = _rcpt_stages(report)
     whole_words = _stage_in_words(report) if whole_reading is None or whole_reading[0] == "rcpt" else None
     final = not _TEMPORARY_WORDS.search(report)
     out = []
@@ -1524,9 +1624,15 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
             # To:<a@x>", InterScan's "Sent <<< RCPT TO:<a@x>"): the command is part of its text.
             stage = stage_said(report[line_start:end], known_as)
         if stage_said_later and start < len(report):
-            stage = stage_after = stage or stage_after
+            stage_after = stage or stage_after
+            # The report's transcript matches this recipient's RCPT with its reply: that is his
+            # stage, not the one said for the next recipient (review-3 F5: bob's RCPT got 250, the
+            # 550 after the final dot is his, carol's RCPT refusal is hers).
+            stage = stage or _rcpt_stage_of(whole_rcpt_stages, tuple(n.lower() for n in known_as))[1] or stage_after
         if not stage and found is whole:
-            stage = _reading_fits(whole_reading, tuple(n.lower() for n in known_as)) or whole_words
+            lowered_names = tuple(n.lower() for n in known_as)
+            stage = _rcpt_stage_of(whole_rcpt_stages, lowered_names)[1] or \
+                _reading_fits(whole_reading, lowered_names) or whole_words
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
                                    stage=stage or None, final=final))
