@@ -234,9 +234,9 @@ def _line_at(text: str, pos: int) -> str:
 
 def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str, bool] | None:
     """(stage, the command's line, the reply's line, pipelined) that a transcript in `text` shows for
-    the reply the report is about, or None; lines in lower case; `pipelined`: the stage is "rcpt"
-    from a PIPELINING group (the reply comes after DATA with others), so the command's line is the
-    RCPT the reply answers when they could be matched, else DATA's."""
+    the reply the report is about, or None; lines in lower case. `pipelined`: the reply came with
+    others after several commands shown sent together (PIPELINING); the command's line is then the
+    one the reply answers when replies and commands can be matched in order, else DATA's."""
     command_re, reply_re, next_command, reply_end = patterns
     replies = list(reply_re.finditer(text))
     if not replies:
@@ -293,9 +293,10 @@ def _command_stage(line: str, patterns: tuple) -> str | None:
 def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) -> tuple[str | None, str] | None:
     """For a reply at `reply_at` that came with others after several commands sent together
     (PIPELINING): (stage, line in lower case) of the command it answers, matched in order (RFC 2920
-    3.1: the server replies in the order of the commands), or ("rcpt", "") when as many replies as
-    commands are not shown (stage None: a command the stages do not name); None when its group shows one command only (Sendmail's ">>> DATA" after
-    RCPTs it does not show)."""
+    3.1: the server replies in the order of the commands; stage None: a command the stages do not
+    name), or ("rcpt", "") when not as many replies as commands are shown; None when its group
+    shows one command only (Sendmail's ">>> DATA" alone, after RCPTs it does not show): the
+    reading as before."""
     for commands, replies in _transcript_runs(text, block, patterns):
         for n, (at, _, _) in enumerate(replies):
             if at == reply_at:
@@ -347,11 +348,12 @@ def _rcpt_stage_of(stages: dict[str, str | None], names: tuple[str, ...] | None)
     return False, None
 
 
-def _reading_fits(reading: tuple[str, str, str] | None, names: tuple[str, ...] | None,
+def _reading_fits(reading: tuple[str, str, str, bool] | None, names: tuple[str, ...] | None,
                   must_name: bool = False) -> str | None:
     """The stage of a transcript `reading` for the recipient known by `names` (lower case), or None.
-    A RCPT command that names another address gives none: its reply is that address's. With
-    `must_name`, the command's or the reply's line must name one of `names`."""
+    A RCPT command that names another address gives none: its reply is that address's; a reading
+    at RCPT from a PIPELINING group needs the reply's line or the RCPT it answers to name one of
+    `names`. With `must_name`, the command's or the reply's line must name one of `names`."""
     if reading is None:
         return None
     stage, command_line, reply_line, pipelined = reading
