@@ -108,6 +108,12 @@ def effective_enhanced(reply: Reply) -> str | None:
 MAX_CLASSIFIED_TEXT = 2048
 
 
+# Typographic quotes read as the plain ones patterns write ("recipient’s", ‘bob@x’, “Gmail”):
+# word processors, web forms and some MTAs' templates put them in replies.
+_PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'",
+                               "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+
+
 def unwrapped_text(reply: Reply) -> str:
     """The reply as one line, as `match` patterns see it: the basic code, then
     every line's text joined by single spaces, without the per-line code prefix
@@ -116,12 +122,13 @@ def unwrapped_text(reply: Reply) -> str:
     phrase may start on one line and end on the next. At most MAX_CLASSIFIED_TEXT
     characters (its start). Within a line too, any run of white space (two spaces, a tab, a
     no-break space, a folded Diagnostic-Code's indentation) reads as one space, so that a
-    pattern's "does not exist" finds "does  not exist"."""
+    pattern's "does not exist" finds "does  not exist"; and typographic quotes read as plain
+    ones (_PLAIN_QUOTES)."""
     lines = reply.lines
     first = " ".join(lines[0][:MAX_CLASSIFIED_TEXT].split())
     head = f"{reply.code} {first}" if reply.code else first
     if len(lines) == 1:
-        return head.strip()[:MAX_CLASSIFIED_TEXT]
+        return head.strip()[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
     repeated = reply.enhanced
     parts = [head.strip()]
     size = len(parts[0])
@@ -134,7 +141,7 @@ def unwrapped_text(reply: Reply) -> str:
         if line:
             parts.append(line)
             size += len(line) + 1
-    return " ".join(parts)[:MAX_CLASSIFIED_TEXT]
+    return " ".join(parts)[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
 
 
 def _permanence(code: int, enhanced: str | None, override: bool | None) -> bool:

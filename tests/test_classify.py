@@ -1953,6 +1953,15 @@ def test_white_space_inside_a_line_reads_as_one_space(reply, verdict):
     assert_verdict(reply, "rcpt", verdict, "category", "scope", "bounce_list", "rule")
 
 
+def test_typographic_quotes_read_as_plain_ones():
+    # 'header-worded-refusal' writes ["'](message-id|...)["'] header; the curly quotes a web form
+    # or a template puts in missed it (the X.6 fallback answered, with a vaguer meaning).
+    reply = "550 5.6.0 \u2018Message-ID\u2019 header duplicated"
+    assert_verdict(reply, "data", ("policy_rejected", "message", "header-worded-refusal"), "category", "scope", "rule")
+    assert_verdict(reply.replace("\u2018", "'").replace("\u2019", "'"), "data",
+                   ("policy_rejected", "message", "header-worded-refusal"), "category", "scope", "rule")
+
+
 def test_only_a_plain_literal_negation_is_widened():
     from relay.classify import _either_negation
 
