@@ -110,8 +110,9 @@ MAX_CLASSIFIED_TEXT = 2048
 
 # Typographic quotes read as the plain ones patterns write ("recipient’s", ‘bob@x’, “Gmail”):
 # word processors, web forms and some MTAs' templates put them in replies.
-_PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'",
-                               "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+# Not U+02BC (a letter in Ukrainian and other scripts: part of an internationalised address's local
+# part) nor the primes.
+_PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'})
 
 
 def unwrapped_text(reply: Reply) -> str:
@@ -374,21 +375,40 @@ def _lowercase_pattern(source: str) -> str:
 
 # Replies write a negation both ways ("does not exist", "doesn't exist", "doesn’t exist"): a
 # pattern that writes one reads the other too, so that a rule's wording is not lost on an
-# apostrophe. Only a plain literal "does not" / "doesn't" / "doesn.t" in a pattern is widened.
-_NEGATION = re.compile(r"\b(does|do|did|is|are|was|were|has|have|had|could|would|should|must|need)"
-                       r"(?: not|n't|n\.t|n’t)(?![\w*+?{])")
-_CANNOT = re.compile(r"\b(?:cannot|can not|can't|can\.t|can’t)(?![\w*+?{])")
-_WILL_NOT = re.compile(r"\b(?:will not|won't|won\.t|won’t)(?![\w*+?{])")
+# apostrophe. Only a literal negation is widened, one that stands after a non-letter or "\b"
+# (not "(is|are) not"); the widened contraction takes an apostrophe, not any character ("do
+# n.t" would read "donate"), except where the pattern itself wrote "n.t".
+_APOSTROPHE = "['’ʼ`]"
+_AFTER_A_NON_LETTER = r"(?:(?<![\w\\])|(?<=\\b))"
+_NOT_CONTINUED = r"(?![\w*+?{])"
+_NEGATION = re.compile(_AFTER_A_NON_LETTER + r"(does|do|did|is|are|was|were|has|have|had|could|would|should|must|need)"
+                       r"( not|n't|n\.t|n’t)" + _NOT_CONTINUED, re.IGNORECASE)
+_CANNOT = re.compile(_AFTER_A_NON_LETTER + r"(can)(not| not|'t|\.t|’t)" + _NOT_CONTINUED, re.IGNORECASE)
+_WILL_NOT = re.compile(_AFTER_A_NON_LETTER + r"(w)(ill not|on't|on\.t|on’t)" + _NOT_CONTINUED, re.IGNORECASE)
+
+
+def _contraction(written: str) -> str:
+    """The apostrophe of a widened contraction: any character where the pattern wrote "n.t"."""
+    return "." if ".t" in written else _APOSTROPHE
 
 
 def _either_negation(source: str) -> str:
-    """`source` with each literal negation widened to its other spelling (_NEGATION)."""
-    if "n" not in source:
+    """`source` with each literal negation widened to its other spelling (_NEGATION). A pattern with
+    a look-behind or a comment is left as written (a widened look-behind has no fixed width), and so
+    is one whose widened form would not compile."""
+    if ("n" not in source and "N" not in source) or "(?<" in source or "(?#" in source:
         return source
-    source = _NEGATION.sub(r"\1(?: not|n.t)", source)
+    widened = _NEGATION.sub(lambda m: f"{m[1]}(?: not|n{_contraction(m[2])}t)", source)
     # Each widened form starts with a literal, as every pattern does (docs/classification.md).
-    source = _CANNOT.sub("can(?:not| not|.t)", source)
-    return _WILL_NOT.sub("w(?:ill not|on.t)", source)
+    widened = _CANNOT.sub(lambda m: f"{m[1]}(?:not| not|{_contraction(m[2])}t)", widened)
+    widened = _WILL_NOT.sub(lambda m: f"{m[1]}(?:ill not|on{_contraction(m[2])}t)", widened)
+    if widened == source:
+        return source
+    try:
+        re.compile(widened)
+    except re.error:
+        return source
+    return widened
 
 
 def _text_regex(value: Any, key: str, problems: Problems) -> _TextPattern | None:

@@ -1963,14 +1963,38 @@ def test_typographic_quotes_read_as_plain_ones():
 
 
 def test_only_a_plain_literal_negation_is_widened():
+    import re
+
     from relay.classify import _either_negation
 
-    assert _either_negation("does not meet") == "does(?: not|n.t) meet"
-    assert _either_negation("doesn.t exist") == "does(?: not|n.t) exist"
-    assert _either_negation("cannot be delivered") == "can(?:not| not|.t) be delivered"
-    # Not a literal negation, or one a quantifier or word character follows: left as written.
-    for source in ("(does|is) not", "not (a )?valid", "does nothing", "is not*", "this is note"):
+    assert _either_negation("does not meet") == "does(?: not|n['\u2019\u02bc`]t) meet"
+    assert _either_negation("doesn.t exist") == "does(?: not|n.t) exist"  # its own "." kept
+    assert _either_negation("cannot be delivered") == "can(?:not| not|['\u2019\u02bc`]t) be delivered"
+    assert _either_negation(r"\bdoes not exist") == "\\bdoes(?: not|n['\u2019\u02bc`]t) exist"
+    assert _either_negation("(?i)User Does Not Exist") == "(?i)User Does(?: not|n['\u2019\u02bc`]t) Exist"
+    # Not a literal negation, or one a quantifier or word character follows, or in a look-behind
+    # (a widened one has no fixed width), a comment or a character class: left as written.
+    for source in ("(does|is) not", "not (a )?valid", "does nothing", "is not*", "this is note",
+                   "(?<!does not )exist", "(?#does not)exist", "[does not]", r"\does not"):
         assert _either_negation(source) == source
+    # The contraction's apostrophe is an apostrophe (review-3 F1: "." read "donate", "you can try").
+    for source, text in (("do not", "please donate"), ("cannot", "you can try again"),
+                         ("won't", "won t"), ("cannot", "scan timed out")):
+        assert re.search(_either_negation(source), text) is None, (source, text)
+    for source, text in (("do not", "don't"), ("do not", "don\u2019t"), ("cannot", "can't"),
+                         ("won't", "will not"), ("is not", "isn`t")):
+        assert re.search(_either_negation(source), text), (source, text)
+
+
+def test_the_quotes_read_as_plain_ones_are_quotes_only():
+    # U+02BC is a letter (Ukrainian "\u043c\u02bc\u044f\u0442\u0430"): an internationalised address
+    # keeps it as written, or a reply naming it would name another address (review-3 F4).
+    from relay.classify import unwrapped_text
+    from relay.decision import Reply
+
+    address = "\u043c\u02bc\u044f\u0442\u0430@example.com"
+    assert address in unwrapped_text(Reply.parse(f"550 5.1.1 <{address}>: user unknown"))
+    assert unwrapped_text(Reply.parse("550 \u2018a\u2019 \u201cb\u201d")) == "550 'a' \"b\""
 
 
 def test_every_shipped_pattern_compiles_on_its_own():
@@ -1978,6 +2002,7 @@ def test_every_shipped_pattern_compiles_on_its_own():
     # _text_regex): one that is broken alone, such as "a)|(b", joins into valid "(?:a)|(b)".
     import re
 
+    from relay.classify import _either_negation
     from relay.regex import shipped_patterns
 
     patterns = shipped_patterns()
@@ -1985,6 +2010,8 @@ def test_every_shipped_pattern_compiles_on_its_own():
     for source in patterns:
         re.compile(source, re.IGNORECASE)
         assert re.compile(f"(?:{source})").groups == re.compile(source).groups, source
+        widened = _either_negation(source)  # as the classifier compiles it (review-3 F2)
+        assert re.compile(f"(?:{widened})").groups == re.compile(widened).groups, widened
 
 
 def test_a_rule_marked_unconfirmed_only_counts_and_is_not_hard(tmp_path):
