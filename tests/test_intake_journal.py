@@ -270,10 +270,15 @@ def stop_with_a_stuck_save(tmp_path, monkeypatch, journalctl_body: str, tune=Non
             await asyncio.wait({stopping}, timeout=10)
             return False
         finally:
-            release.set()  # the default executor's threads end before asyncio.run() returns
+            if not getattr(tune, "never_released", False):
+                release.set()
             await close()
 
+    # Released in 60 s at the latest, so that a run that waits for the stuck save ends (and says so).
+    threading.Timer(60, release.set).start()
     stopped = asyncio.run(start_and_stop())
+    if getattr(tune, "never_released", False):
+        tune.released_before_exit = release.is_set()
     pid = int((tmp_path / "journalctl.pid").read_text())
     child = tmp_path / "descendant.pid"
     return stopped, pid, int(child.read_text()) if child.exists() else None
@@ -357,3 +362,36 @@ while True:
     assert stopped, "stop() did not return within 60 s"
     assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
     assert "the Postfix log cursor could not be saved within 1 s" in caplog.text
+
+
+def test_a_stuck_cursor_save_does_not_hold_the_process_exit(tmp_path, monkeypatch):
+    """stop() returned, but a save of the reading task that stop() cancelled went on in the default
+    executor, and asyncio.run() waits for that executor's threads at exit (with no limit in 3.11):
+    the relay did not exit until the disk answered. The save runs in a daemon thread of its own."""
+
+    def tune(follower):
+        follower.SAVE_SECONDS = 1.0
+
+    tune.keep_stuck = tune.never_released = True
+    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, """
+open(os.path.join(here, 'READY'), 'w').close()
+while True:
+    os.write(1, line)
+    time.sleep(0.05)
+""", tune=tune)
+    assert stopped, "stop() did not return within 60 s"
+    assert not tune.released_before_exit, "asyncio.run() waited for the stuck save (released by the 60 s timer)"
+    assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
+
+
+def test_asyncio_processes_still_have_the_private_transport_the_follower_closes():
+    # relay/intake/follower.py _ended closes a Process's pipes through Process._transport (there is no
+    # public way); when asyncio renames it, this fails rather than the follower leaving pipes open.
+    async def go():
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass", stdout=asyncio.subprocess.PIPE)
+        try:
+            assert callable(getattr(getattr(proc, "_transport", None), "close", None))
+        finally:
+            await proc.communicate()
+
+    asyncio.run(go())

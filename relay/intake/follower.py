@@ -415,7 +415,10 @@ async def _ended(proc, deadline: float = END_SECONDS) -> bytes:
         transport = getattr(proc, "_transport", None)  # no public way to close a Process's pipes
         if transport is not None:
             transport.close()
-        log.error("journalctl (pid %d) ended, but a pipe of it stayed open for %.0f s: closed", proc.pid, deadline)
+            log.error("journalctl (pid %d) ended, but a pipe of it stayed open for %.0f s: closed", proc.pid, deadline)
+        else:  # tests/test_intake_journal.py checks that asyncio still has it
+            log.error("journalctl (pid %d) ended, but a pipe of it stayed open for %.0f s, and this Python's "
+                      "asyncio Process has no _transport to close it with: left open", proc.pid, deadline)
         try:
             async with asyncio.timeout(1):
                 await proc.wait()
@@ -555,12 +558,12 @@ class PostfixLogFollower:
             self._follower = None
 
     async def _save(self, position: dict, now: bool) -> None:
-        import asyncio
-
         self._unsaved = position
         t = time.monotonic()
         if now or t - self._saved_at >= self.SAVE_EVERY:
-            await asyncio.to_thread(self.cursor.save, position)
+            # _in_thread, not the default executor: a save that never returns (a hung disk) and that
+            # stop() cancelled would otherwise hold asyncio.run()'s executor shutdown at exit.
+            await _in_thread(self.cursor.save, position)
             self._saved_at = t
             self._unsaved = None
 
