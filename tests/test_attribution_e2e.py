@@ -419,6 +419,10 @@ def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_lis
     # recipient of the transaction at once.
     ("550 Recipient <{}> invalid: relay not permitted", "relay_denied"),
     ("550 Recipient <{}> invalid: client 192.0.2.1 listed at zen.spamhaus.org", "blocklisted"),
+    # And the older unbracketed "(user|recipient|mailbox|address) invalid" with another cause beside
+    # it (not_recipient_other_cause): listed at once before.
+    ("550 Recipient invalid: relaying denied", "relay_denied"),
+    ("550 User invalid: no access for this IP", "blocklisted"),
 ])
 def test_a_recipient_called_invalid_for_the_session_s_sake_lists_nobody(relay, upstream, template, kind):
     for local in ("jane", "joe"):

@@ -1962,6 +1962,37 @@ def test_typographic_quotes_read_as_plain_ones():
                    ("policy_rejected", "message", "header-worded-refusal"), "category", "scope", "rule")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Recipient words beside another cause (not_recipient_other_cause): listed at once before.
+        ("550 Recipient invalid: relaying denied", "rcpt", ("relay_denied", "session", "never")),
+        ("550 recipient invalid: spam detected", "rcpt", ("spam_content", "message", "never")),
+        ("550 Address invalid: listed at zen.spamhaus.org", "rcpt", ("blocklisted", "session", "never")),
+        ("550 user invalid: IP listed in a DNSBL", "rcpt", ("blocklisted", "session", "never")),
+        ("550 User invalid: no access for this IP", "rcpt", ("blocklisted", "session", "never")),
+    ],
+)
+def test_recipient_words_beside_another_cause_list_nobody(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.1 user unknown (spamtrap)",  # a spam trap is about the address
+        "550 No such user (bob@example.com) - Barracuda Spam Firewall",  # a filter's name
+        "User carlosr73 (userx@example.com) not listed in Domino Directory",
+        "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+    ],
+)
+def test_recipient_words_without_another_cause_still_list(reply):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": "rcpt"})
+    assert (got.category, got.scope) == ("unknown_recipient", "recipient"), got.rule
+
+
 def test_only_a_plain_literal_negation_is_widened():
     import re
 
