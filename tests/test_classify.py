@@ -1982,6 +1982,11 @@ def test_recipient_words_beside_another_cause_list_nobody(reply, stage, verdict)
     [
         "550 5.1.1 user unknown (spamtrap)",  # a spam trap is about the address
         "550 No such user (bob@example.com) - Barracuda Spam Firewall",  # a filter's name
+        # review-4: "not listed at" is Sendmail's unknown user; a list's name in a footer is no cause.
+        "550 <bob@example.com>... User unknown: not listed at this site",
+        "550 5.1.1 User unknown - this address is not listed at example.com",
+        "550 5.1.1 <bob@example.com>: user does not exist here. Note: this server uses Spamhaus",
+        "550 5.1.1 User unknown (ref: rbl-check passed)",
         "User carlosr73 (userx@example.com) not listed in Domino Directory",
         "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
     ],
