@@ -928,3 +928,9 @@ def test_a_pipelined_groups_replies_are_matched_to_its_commands_in_order():
     group = ">>> RCPT To:<bob@b.example>\n>>> DATA\n<<< 250 ok\n<<< 550 5.1.1 User unknown\n<<< 503 no\n<<< 221 bye\n"
     assert stage_said(group, "bob@b.example") is None
     assert stage_said(group.replace("550 5.1.1 User", "550 5.1.1 <bob@b.example> User"), "bob@b.example") == "rcpt"
+    # review-4: a retry in a second transaction; bob's last RCPT (250) decides, not the first one's 452.
+    retry = ("... while talking to mx.b.example.:\n>>> MAIL From:<s@a.example>\n<<< 250 ok\n"
+             ">>> RCPT To:<bob@b.example>\n<<< 452 4.2.1 try later\n>>> RSET\n<<< 250 ok\n"
+             ">>> MAIL From:<s@a.example>\n<<< 250 ok\n>>> RCPT To:<bob@b.example>\n<<< 250 ok\n"
+             ">>> DATA\n<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    assert stage_said(retry, "bob@b.example") == "data"

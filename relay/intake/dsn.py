@@ -332,10 +332,15 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
         pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
     stages: dict[str, str | None] = {}
     data_failed = False
+    # Backwards: a recipient's last RCPT decides (an earlier transaction's 452 is not the failure of
+    # a retry that took him), and a DATA refusal belongs to its own transaction, back to its MAIL
+    # (review-4).
     for stage, line, code in reversed(pairs):
         if stage == "data" and code >= 400:
             data_failed = True
-        elif stage == "rcpt" and (address := _RCPT_ADDRESS.search(line)):
+        elif stage == "mail":
+            data_failed = False
+        elif stage == "rcpt" and (address := _RCPT_ADDRESS.search(line)) and address.group(1) not in stages:
             stages[address.group(1)] = "rcpt" if code >= 400 else "data" if code < 300 and data_failed else None
     return stages
 
