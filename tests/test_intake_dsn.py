@@ -934,3 +934,12 @@ def test_a_pipelined_groups_replies_are_matched_to_its_commands_in_order():
              ">>> MAIL From:<s@a.example>\n<<< 250 ok\n>>> RCPT To:<bob@b.example>\n<<< 250 ok\n"
              ">>> DATA\n<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
     assert stage_said(retry, "bob@b.example") == "data"
+    # review-4: a server that answered out of order (carol's 550 where bob's reply should be): the
+    # pairing would give bob carol's refusal at RCPT and list him. A reply naming another address than
+    # the RCPT it would answer ends the pairing; carol's own reply still names her.
+    disorder = ("... while talking to mx.b.example.:\n>>> MAIL From:<s@a.example>\n<<< 250 ok\n"
+                ">>> RCPT To:<bob@b.example>\n>>> RCPT To:<carol@b.example>\n>>> DATA\n"
+                "<<< 550 5.1.1 <carol@b.example>... User unknown\n<<< 250 2.1.5 <bob@b.example>... Recipient ok\n"
+                "<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    assert stage_said(disorder, "bob@b.example") != "rcpt"
+    assert stage_said(disorder, "carol@b.example") == "rcpt"

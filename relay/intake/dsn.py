@@ -290,6 +290,17 @@ def _command_stage(line: str, patterns: tuple) -> str | None:
     return _STAGE_OF_COMMAND[command.group(1).lower()] if command else None
 
 
+_REPLY_ADDRESS = re.compile(r"<([^<>\s@]++@[^<>\s]++)>")
+
+
+def _answers_another(command: str, reply: str) -> bool:
+    """Whether a reply paired with a RCPT command names another address than that command's: the
+    server did not answer in order (RFC 2920 3.1 says it must), so the pairing is not to be trusted."""
+    rcpt = _RCPT_ADDRESS.search(command)
+    named = _REPLY_ADDRESS.search(reply)
+    return bool(rcpt and named and rcpt.group(1).strip("<>").lower() != named.group(1).lower())
+
+
 def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) -> tuple[str | None, str] | None:
     """For a reply at `reply_at` that came with others after several commands sent together
     (PIPELINING): (stage, line in lower case) of the command it answers, matched in order (RFC 2920
@@ -302,7 +313,8 @@ def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) ->
             if at == reply_at:
                 if len(commands) < 2:
                     return None
-                if len(replies) != len(commands):
+                if len(replies) != len(commands) or any(
+                        _answers_another(c, r) for c, (_, r, _) in zip(commands, replies)):
                     return "rcpt", ""
                 return _command_stage(commands[n], patterns), commands[n].lower()
     return None
@@ -325,9 +337,10 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
     block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, last.start())), default=0)
     pairs: list[tuple[str | None, str, int]] = []
     for commands, replies in _transcript_runs(text, block, patterns):
-        if len(commands) != len(replies):
-            # Not as many replies as commands shown: which answers which is not known, and a
-            # later pairing could be off by one too.
+        if len(commands) != len(replies) or any(_answers_another(c, r) for c, (_, r, _) in zip(commands, replies)):
+            # Not as many replies as commands shown, or a reply naming another address than the
+            # RCPT it would answer: which answers which is not known, and a later pairing could be
+            # off too (review-4).
             break
         pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
     stages: dict[str, str | None] = {}
