@@ -241,10 +241,7 @@ def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str, bool
     replies = list(reply_re.finditer(text))
     if not replies:
         return None
-    # Sendmail begins the part of each host it talked to with "... while talking to HOST.:" and
-    # gives up at the last one: the reply the report is about is the first of that host's part
-    # (an earlier host's "<<< 450 busy - please try later" is another attempt).
-    block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, replies[-1].start())), default=0)
+    block = _last_host_part(text, replies[-1].start())
     reply = next(r for r in replies if r.start() >= block)
     commands = list(command_re.finditer(text, block, reply.start()))
     if not commands:
@@ -265,6 +262,14 @@ def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str, bool
                 return None  # it answers a command the stages do not name (RSET, NOOP)
             return stage, command_line, _line_at(text, reply.start()).lower(), True
     return stage, command_line, _line_at(text, reply.start()).lower(), False
+
+
+def _last_host_part(text: str, last_reply: int) -> int:
+    """Where the part of the host that gave the transcript's last reply (at `last_reply`) begins.
+    Sendmail begins the part of each host it talked to with "... while talking to HOST.:" and gives
+    up at the last one: the reply the report is about is in that host's part (an earlier host's
+    "<<< 450 busy - please try later" is another attempt)."""
+    return max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, last_reply)), default=0)
 
 
 def _transcript_runs(text: str, block: int, patterns: tuple) -> list[tuple[list[str], list[tuple[int, str, int]]]]:
@@ -301,11 +306,18 @@ def _answers_another(command: str, reply: str) -> bool:
     return bool(rcpt and named and rcpt.group(1).strip("<>").lower() != named.group(1).lower())
 
 
+def _paired_in_order(commands: list[str], replies: list[tuple[int, str, int]]) -> bool:
+    """Whether a run's replies can be read as answering its commands one by one, in order: as many
+    replies as commands shown, and none naming another address than the RCPT it would answer."""
+    return len(commands) == len(replies) and not any(
+        _answers_another(c, r) for c, (_, r, _) in zip(commands, replies))
+
+
 def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) -> tuple[str | None, str] | None:
     """For a reply at `reply_at` that came with others after several commands sent together
     (PIPELINING): (stage, line in lower case) of the command it answers, matched in order (RFC 2920
     3.1: the server replies in the order of the commands; stage None: a command the stages do not
-    name), or ("rcpt", "") when not as many replies as commands are shown; None when its group
+    name), or ("rcpt", "") when they cannot be paired in order (_paired_in_order); None when its group
     shows one command only (Sendmail's ">>> DATA" alone, after RCPTs it does not show): the
     reading as before."""
     for commands, replies in _transcript_runs(text, block, patterns):
@@ -313,8 +325,7 @@ def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) ->
             if at == reply_at:
                 if len(commands) < 2:
                     return None
-                if len(replies) != len(commands) or any(
-                        _answers_another(c, r) for c, (_, r, _) in zip(commands, replies)):
+                if not _paired_in_order(commands, replies):
                     return "rcpt", ""
                 return _command_stage(commands[n], patterns), commands[n].lower()
     return None
@@ -334,10 +345,10 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
         pass
     if last is None:
         return {}
-    block = max((m.end() for m in _TRANSCRIPT_HOST.finditer(text, 0, last.start())), default=0)
+    block = _last_host_part(text, last.start())
     pairs: list[tuple[str | None, str, int]] = []
     for commands, replies in _transcript_runs(text, block, patterns):
-        if len(commands) != len(replies) or any(_answers_another(c, r) for c, (_, r, _) in zip(commands, replies)):
+        if not _paired_in_order(commands, replies):
             # Not as many replies as commands shown, or a reply naming another address than the
             # RCPT it would answer: which answers which is not known, and a later pairing could be
             # off too (review-4).
@@ -1637,6 +1648,7 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
         known_as = (names or {}).get(candidates[i]) or (candidates[i],)
+        lowered_names = tuple(n.lower() for n in known_as)
         stage = stage_said(segment, known_as)
         line_start = report.rfind("\n", 0, start) + 1
         if stage is None and _QUOTED_TRANSCRIPT_COMMAND.match(report, line_start):
@@ -1648,9 +1660,8 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
             # The report's transcript matches this recipient's RCPT with its reply: that is his
             # stage, not the one said for the next recipient (review-3 F5: bob's RCPT got 250, the
             # 550 after the final dot is his, carol's RCPT refusal is hers).
-            stage = stage or _rcpt_stage_of(whole_rcpt_stages, tuple(n.lower() for n in known_as))[1] or stage_after
+            stage = stage or _rcpt_stage_of(whole_rcpt_stages, lowered_names)[1] or stage_after
         if not stage and found is whole:
-            lowered_names = tuple(n.lower() for n in known_as)
             stage = _rcpt_stage_of(whole_rcpt_stages, lowered_names)[1] or \
                 _reading_fits(whole_reading, lowered_names) or whole_words
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
