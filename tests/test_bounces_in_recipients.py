@@ -130,6 +130,21 @@ def test_original_or_final_recipient_may_match_and_the_matching_one_is_acted_on(
     assert rcpt_reply(verp_relay, "victim@dest.example") == 250
 
 
+def test_the_bounced_event_carries_sendmails_actual_recipient(verp_relay, upstream):
+    # Sendmail's X-Actual-Recipient names the address an alias or .forward made of ours, and the remote
+    # reply names that one: the event must carry it, or the reply looks unexplained (relay dsn parse
+    # prints it too, docs/bounces-in.md).
+    return_path = relay_one(verp_relay, upstream, rcpt="erin@dest.example")
+    message = dsn_naming(return_path, ("forwarded.erin@elsewhere.example", "erin@dest.example")).replace(
+        b"Action: failed\r\n", b"X-Actual-Recipient: rfc822; forwarded.erin@elsewhere.example\r\nAction: failed\r\n")
+    code, text = mail_bounce(verp_relay, return_path, message)[-1]
+    assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
+    bounced = [e for e in verp_relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert [e["recipient"] for e in bounced] == ["erin@dest.example"]
+    assert bounced[0]["dsn"]["actual_recipient"] == "forwarded.erin@elsewhere.example"
+    assert bounced[0]["dsn"]["original_recipient"] == "erin@dest.example"
+
+
 def test_a_complaint_counts_only_for_a_recipient_of_the_transaction(verp_relay, upstream):
     return_path = relay_one(verp_relay, upstream, rcpt="carol@isp.example")
     code, text = mail_bounce(verp_relay, return_path, arf_for(return_path, "dan@isp.example"))[-1]

@@ -219,6 +219,7 @@ class BounceIntake(Step):
             "diagnostic_code": failed.diagnostic, "diagnostic_type": failed.diagnostic_type,
             "remote_mta": failed.remote_mta, "reporting_mta": report.reporting_mta,
             "original_recipient": failed.original_recipient, "final_recipient": failed.final_recipient,
+            "actual_recipient": failed.actual_recipient,
             "recipients_not_read": report.blocks_not_read or None,
         }.items() if v is not None}}
         if failed.remote_mta:
