@@ -214,6 +214,25 @@ def test_classify_command_takes_the_envelope_sender_as_a_running_relay_does():
     assert [(x["scope"], x["bounce_list"]) for x in map(json.loads, r.stdout.splitlines())] == [("sender", "never")]
 
 
+def test_classify_command_takes_a_reports_other_names_of_the_recipient():
+    # A DSN may give the recipient under other names (Original-, Final-, X-Actual-Recipient) and the
+    # provider's reply may name one of them; the bounce intake passes them to Policies.judge(aliases=),
+    # `relay classify` had no way to, so an operator could not reproduce the intake's decision.
+    text = "550 5.1.1 <fwd@else.example>: User unknown"
+    base = ("--stage", "rcpt", "--recipient", "bob@dest.example")
+    without = json.loads(run_classify(text, *base).stdout)
+    assert (without["scope"], without["bounce_list"]) == ("sender", "never")
+    r = run_classify(text, *base, "--alias", "<fwd@else.example>")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    live = shipped_policies().judge(Reply.parse(text), "rcpt", ["bob@dest.example"], aliases=["fwd@else.example"])
+    assert (out["scope"], out["bounce_list"]) == (live.scope, live.bounce_list) == ("recipient", "list")
+    r = run_classify(*base, "--alias", "fwd@else.example", stdin=json.dumps(text) + "\n")
+    assert [(x["scope"], x["bounce_list"]) for x in map(json.loads, r.stdout.splitlines())] == [("recipient", "list")]
+    r = run_classify(text, *base, "--alias", "fwd")
+    assert r.returncode == 2 and "argument --alias: invalid address 'fwd'" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("option, value, why", [
     ("--sender", "jane", "invalid address 'jane': no '@' between local part and domain"),
     ("--sender", "jane@", "invalid address 'jane@'"),

@@ -26,6 +26,10 @@ def register(sub) -> None:
                    help="the transaction's envelope sender, as a running relay knows it (MAIL FROM, or the VERP "
                         "return path it sent upstream): a reply that leads with it is about the sender, not the "
                         "recipient (default: unknown; '<>', the null sender, is the same)")
+    p.add_argument("--alias", action="append", default=[], metavar="ADDR", type=_address,
+                   help="another address a bounce report gives for the recipient (repeatable): a DSN's "
+                        "Original-, Final- or X-Actual-Recipient, as 'relay dsn parse' prints them; a reply "
+                        "that names it names the recipient, as the bounce intake judges it")
     add_config_arg(p, required=False)
     p.set_defaults(func=run)
 
@@ -66,10 +70,11 @@ def _sender(text: str) -> str | None:
     return _address(text, role="sender")
 
 
-def judged(policies, text: str, stage: str | None, recipients: list[str], sender: str | None = None) -> dict:
+def judged(policies, text: str, stage: str | None, recipients: list[str], sender: str | None = None,
+           aliases: list[str] = ()) -> dict:
     from ..decision import Reply
 
-    judgement = policies.judge(Reply.parse(text), stage, recipients, sender=sender)
+    judgement = policies.judge(Reply.parse(text), stage, recipients, aliases=aliases, sender=sender)
     out = judgement.classification.as_dict()
     out["scope"] = judgement.scope
     out["bounce_list"] = judgement.bounce_list
@@ -84,7 +89,7 @@ def run(args) -> int:
     else:
         policies = shipped_policies()
     if args.text is not None:
-        print(json.dumps(judged(policies, args.text, args.stage, args.recipient, args.sender), ensure_ascii=False))
+        print(json.dumps(judged(policies, args.text, args.stage, args.recipient, args.sender, args.alias), ensure_ascii=False))
         return 0
     status = 0
     for n, line in enumerate(sys.stdin, 1):
@@ -102,5 +107,5 @@ def run(args) -> int:
             print(json.dumps({"error": f"line {n}: nested too deeply; expected a JSON string"}))
             status = 1
             continue
-        print(json.dumps(judged(policies, text, args.stage, args.recipient, args.sender), ensure_ascii=False), flush=True)
+        print(json.dumps(judged(policies, text, args.stage, args.recipient, args.sender, args.alias), ensure_ascii=False), flush=True)
     return status
