@@ -12,6 +12,11 @@ bounce parsers' test data, labelled by reading each message; see its README.md).
   reported as failed is the worst error: it can put that address on the bounce list).
 - false failures: a `none` message (auto-reply, ordinary mail) that yields any line, or a `delay`
   warning that yields a line classified permanent.
+- hard: a labelled address of a `bounce` whose label `hard` (the set's README: sisimai's meaning, the
+  address or its domain does not exist or has moved) equals the `hard` field of the output line
+  naming it (not found: false). `hard_false_positives`: ours hard, the label not (the worse error:
+  a good address treated as gone); `hard_listed_not_hard`: of those, the ones this report lists at
+  once (bounce_list `list`). Labels without an address are left out.
 
 Prints a human summary on stderr and one JSON object on stdout:
 {"bench": "dsn", "parts": {"tune": {...}, "holdout": {...}, "all": {...}}}
@@ -227,6 +232,9 @@ def world_figures(results) -> dict:
     spurious: list[tuple[str, str]] = []
     false_failures: list[str] = []
     misreads: list[str] = []
+    hard_judged = hard_right = 0
+    hard_wrong: list[str] = []
+    hard_fp = hard_listed = 0
     for entry, rows in results:
         labels = entry["recipients"]
         if entry["kind"] == "none":
@@ -250,6 +258,22 @@ def world_figures(results) -> dict:
                 rcpt_right += 1
             if row is not None and row["status"] == lab["status"]:
                 status_right += 1
+            if "hard" in lab:
+                hard_judged += 1
+                ours = bool(row is not None and row.get("hard"))
+                if ours == lab["hard"]:
+                    hard_right += 1
+                else:
+                    listed = row is not None and (row.get("classification") or {}).get("bounce_list") == "list"
+                    hard_fp += ours
+                    hard_listed += ours and listed
+                    hard_wrong.append(f"{entry['file']} {lab['recipient']} label hard={lab['hard']} "
+                                      f"({lab.get('hard_why') or ''}) | ours "
+                                      + (json.dumps({"hard": row.get("hard"), "stage": row.get("stage"),
+                                                     "status": row["status"],
+                                                     "category": (row.get("classification") or {}).get("category"),
+                                                     "bounce_list": (row.get("classification") or {}).get("bounce_list"),
+                                                     "diagnostic": (row["diagnostic"] or "")[:120]}) if row else "none"))
             if row is None or row["status"] != lab["status"]:
                 misreads.append(f"{entry['file']} {lab['recipient']} label status={lab['status']} | ours "
                                 + (json.dumps({"status": row["status"], "code": row["code"],
@@ -264,7 +288,11 @@ def world_figures(results) -> dict:
         "status_accuracy": round(status_right / rcpt_labelled, 4), "status_right": status_right,
         "spurious_recipients": len(spurious), "spurious_in_messages": len({f for f, _ in spurious}),
         "false_failures": len(false_failures),
-        "details": {"spurious": spurious, "false_failures": false_failures, "misreads": misreads},
+        "hard_agreement": round(hard_right / hard_judged, 4) if hard_judged else None,
+        "hard_right": hard_right, "hard_judged": hard_judged,
+        "hard_false_positives": hard_fp, "hard_listed_not_hard": hard_listed,
+        "details": {"spurious": spurious, "false_failures": false_failures, "misreads": misreads,
+                    "hard": hard_wrong},
     }
 
 
@@ -279,6 +307,10 @@ def main_world(show_failures: bool, match: list[str] | None = None) -> int:
           f"({f['status_right']}/{f['recipient_labelled']})  spurious recipients {f['spurious_recipients']} "
           f"(in {f['spurious_in_messages']} bounces)  false failures {f['false_failures']}/{f['not_failures']}",
           file=sys.stderr)
+    if f["hard_judged"]:
+        print(f"world    hard agreement {f['hard_agreement']:.2%} ({f['hard_right']}/{f['hard_judged']})  "
+              f"ours hard, label not {f['hard_false_positives']} (listed at once {f['hard_listed_not_hard']})",
+              file=sys.stderr)
     details = f.pop("details")
     if show_failures:
         for line in details["misreads"]:
@@ -287,6 +319,8 @@ def main_world(show_failures: bool, match: list[str] | None = None) -> int:
             print(f"  spurious {file} {address}", file=sys.stderr)
         for file in details["false_failures"]:
             print(f"  false failure {file}", file=sys.stderr)
+        for line in details["hard"]:
+            print("  hard     " + line, file=sys.stderr)
     print(json.dumps({"bench": "dsn", "parts": {"world": f}}))
     return 0
 
