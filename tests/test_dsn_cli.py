@@ -585,3 +585,33 @@ def test_a_pipelined_transcript_gives_each_recipient_the_reply_to_its_own_rcpt(c
         ("bob@b.example", "data", False), ("carol@b.example", "rcpt", True)]
     assert rows[0]["classification"]["bounce_list"] != "list"
     assert rows[1]["classification"]["bounce_list"] == "list"
+
+
+def _postfix_dns_dsn(recipient: str, text: str) -> bytes:
+    """A Postfix DSN for a recipient whose domain's DNS lookup failed (no remote reply: X-Postfix)."""
+    return (
+        "From: MAILER-DAEMON@mx.sender.test (Mail Delivery System)\r\n"
+        "To: app@sender.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        f"<{recipient}>: {text}\r\n"
+        "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.sender.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+        f"Diagnostic-Code: X-Postfix; {text}\r\n"
+        "\r\n--b--\r\n").encode()
+
+
+@pytest.mark.parametrize("text", [
+    "Name service error for name=yyahoo.example type=MX: Malformed name server reply",
+    "Name service error for name=yyahoo.example type=MX: Malformed or unexpected name server reply",
+])
+def test_a_malformed_name_server_reply_is_not_a_hard_bounce(capsys, tmp_path, text):
+    # The world set's bp-postfix-malformed.msg (older Postfix's wording, without "or unexpected"):
+    # the name server's answer could not be used, which says nothing of whether the domain exists
+    # (suppression.yaml `domains.not_evidence`). It was `hard`.
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(_postfix_dns_dsn("ann@yyahoo.example", text))
+    [row] = run(capsys, str(path))[1]
+    assert (row["recipient"], row["hard"]) == ("ann@yyahoo.example", False)
+    assert row["classification"]["bounce_list"] != "list"
