@@ -615,3 +615,23 @@ def test_a_malformed_name_server_reply_is_not_a_hard_bounce(capsys, tmp_path, te
     [row] = run(capsys, str(path))[1]
     assert (row["recipient"], row["hard"]) == ("ann@yyahoo.example", False)
     assert row["classification"]["bounce_list"] != "list"
+
+
+def test_a_domain_failure_given_up_after_hours_of_retries_is_not_a_hard_bounce(capsys, tmp_path):
+    # The world set's flufl-simple_32.txt: "Delevery to the following recipients was aborted after
+    # 5.0 hour(s): ... Routing: Could not find a gateway for <address>". The sending MTA retried for
+    # hours: each lookup failed for now, none said "no such domain". It was `hard` (and counted
+    # towards listing the domain); the same text reported at once still is.
+    def report(opening: str) -> bytes:
+        return ("From: postmaster@gw.sender.test\r\nTo: app@sender.test\r\n"
+                "Subject: Delivery status notification\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: text/plain\r\n\r\n"
+                "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+                f"{opening}\r\n\r\n  * ann@far.example\r\n\r\n"
+                "Technical details:\r\n\r\nRouting: Could not find a gateway for ann@far.example\r\n").encode()
+    later, at_once = tmp_path / "later.eml", tmp_path / "at-once.eml"
+    later.write_bytes(report("Delivery to the following recipients was aborted after 5.0 hour(s):"))
+    at_once.write_bytes(report("Delivery to the following recipients failed permanently:"))
+    rows = run(capsys, str(later), str(at_once))[1]
+    assert [(r["recipient"], r["classification"]["category"], r["hard"]) for r in rows] == [
+        ("ann@far.example", "routing_dns", False), ("ann@far.example", "routing_dns", True)]

@@ -128,9 +128,10 @@ def test_world_hard_agreement_does_not_regress():
     # The `hard` labels (branch dsn-world-hard: written by reading each message, committed before any
     # measurement; the set's README says how). First pass, main 5b9901f's parser: 94.24% (360/382),
     # ours hard where the label is not 2 (neither listed at once). Older Postfix's "Malformed name
-    # server reply" read as a DNS failure, not "no such domain": 94.50% (361/382), 1.
+    # server reply" read as a DNS failure, not "no such domain": 94.50% (361/382), 1. A domain
+    # failure given up after hours of retries not "no such domain" either: 94.76% (362/382), 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 382
-    assert figures["hard_agreement"] >= 0.9450
-    assert figures["hard_false_positives"] <= 1
+    assert figures["hard_agreement"] >= 0.9476
+    assert figures["hard_false_positives"] == 0
     assert figures["hard_listed_not_hard"] == 0
