@@ -635,3 +635,35 @@ def test_a_domain_failure_given_up_after_hours_of_retries_is_not_a_hard_bounce(c
     rows = run(capsys, str(later), str(at_once))[1]
     assert [(r["recipient"], r["classification"]["category"], r["hard"]) for r in rows] == [
         ("ann@far.example", "routing_dns", False), ("ann@far.example", "routing_dns", True)]
+
+
+@pytest.mark.parametrize("subject", ["RELEASED Mailman 2.1", "RELEASED Mailman 2.0.12"])
+def test_a_version_number_in_the_quoted_subject_is_not_the_failure_s_status(capsys, tmp_path, subject):
+    # The world set's flufl-groupwise_02.txt: an Exchange 5.5 report quoting the subject "RELEASED
+    # Mailman 2.0.12". "2.0.12" was taken for the text's own enhanced code (class 2, success), so the
+    # report's verdict (it gave up: 5.0.0) was not put first and the "Unknown Recipient" was judged
+    # neither permanent nor hard, and never listed.
+    # Its HTML body, as Exchange 5.5 wrote it (the title and the quoted summary carry the subject).
+    path = tmp_path / "ndr.eml"
+    path.write_bytes((
+        "From: System Administrator <postmaster@ex.example>\r\nTo: app@sender.test\r\n"
+        f"Subject: Undeliverable: {subject}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        '--b\r\nContent-Type: text/html; charset="iso-8859-1"\r\n\r\n'
+        f"<HTML><HEAD><TITLE>Undeliverable: {subject}</TITLE></HEAD><BODY>\r\n"
+        "<P><FONT SIZE=2>Your message<BR>\r\n<BR>\r\n"
+        "&nbsp; To:&nbsp;&nbsp;&nbsp;&nbsp;&nbsp; list@lists.sender.test<BR>\r\n"
+        f"&nbsp; Subject: {subject}<BR>\r\n"
+        "&nbsp; Sent:&nbsp;&nbsp;&nbsp; Thu, 11 Jul 2002 16:52:33 -0300<BR>\r\n<BR>\r\n"
+        "did not reach the following recipient(s):<BR>\r\n<BR>\r\n"
+        "ann@ex.example on Thu, 11 Jul 2002 16:54:54 -0300<BR>\r\n"
+        "&nbsp;&nbsp;&nbsp; The recipient name is not recognized<BR>\r\n"
+        "&nbsp;&nbsp;&nbsp; The MTS-ID of the original message is: c=us;a= ;p=ex;l=EX0207111954<BR>\r\n"
+        "&nbsp;&nbsp;&nbsp; MSEXCH:IMS:Ex:Main:EX01 0 (000C05A6) Unknown Recipient<BR>\r\n"
+        "</FONT></P></BODY></HTML>\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        f"From: app@sender.test\r\nTo: list@lists.sender.test\r\nSubject: {subject}\r\n\r\nhello\r\n"
+        "--b--\r\n").encode())
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], c["category"], c["permanent"], row["hard"], c["bounce_list"]) == (
+        "ann@ex.example", "unknown_recipient", True, True, "list")

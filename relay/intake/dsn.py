@@ -539,7 +539,9 @@ class FailedRecipient:
             # No code at all: the report itself is the reporting MTA's verdict, a permanent failure
             # (it gave up) or a delay; RFC 3463 X.0.0 says so without claiming a reason.
             status = "5.0.0" if self.final else "4.0.0"
-        from_report = bool(status) and not _STATUS.search(text)
+        # A 2.X.X in the text is not a code of its own (RFC 3463 3.1: success; "RELEASED Mailman
+        # 2.0.12" in a quoted subject), as for _find_reply_at: the report's status still goes first.
+        from_report = bool(status) and not any(m.group(1) != "2" for m in _STATUS.finditer(text))
         if from_report:
             lines = [f"{status} {lines[0]}".rstrip(), *lines[1:]]
         return Reply(code, tuple(lines) or ("",), "dsn", enhanced_from_report=from_report)
