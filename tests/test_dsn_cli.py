@@ -667,3 +667,34 @@ def test_a_version_number_in_the_quoted_subject_is_not_the_failure_s_status(caps
     c = row["classification"]
     assert (row["recipient"], c["category"], c["permanent"], row["hard"], c["bounce_list"]) == (
         "ann@ex.example", "unknown_recipient", True, True, "list")
+
+
+def _exchange_dsn(recipient: str, footer: str) -> bytes:
+    """An Exchange SMTPSVC DSN with no Diagnostic-Code: its text part and Status are all it says."""
+    return (
+        "From: postmaster@ex.example\r\nTo: app@sender.test\r\nSubject: Delivery Status Notification (Failure)\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        f"Delivery to the following recipients failed.\r\n\r\n       {recipient}\r\n\r\n{footer}\r\n"
+        "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns;ex.example\r\n\r\n"
+        f"Original-Recipient: rfc822;{recipient}\r\nFinal-Recipient: rfc822;{recipient}\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n--b--\r\n").encode()
+
+
+def test_a_gateways_virus_scanning_footer_is_not_the_reason(capsys, tmp_path):
+    # The world set's bp-warning-1.msg: Status 5.1.1 and, under the text, MessageLabs' footer "This
+    # email has come from the internet and has been scanned for all viruses and potentially offensive
+    # content". Its "virus" made the unknown address a spam/virus refusal of the message (scope
+    # message, never listed, not hard). A refusal that names a virus still is one.
+    footer = ("**** This email has come from the internet and has been scanned for all viruses and "
+              "potentially offensive content by Messagelabs on behalf of Example ****")
+    scanned, refused = tmp_path / "scanned.eml", tmp_path / "refused.eml"
+    scanned.write_bytes(_exchange_dsn("ann@ex.example", footer))
+    refused.write_bytes(_postfix_dsn("bob@ex.example", "550 5.7.1 Message rejected: virus found (Eicar-Test-Signature)",
+                                     stage=" (in reply to end of DATA command)"))
+    rows = run(capsys, str(scanned), str(refused))[1]
+    assert [(r["recipient"], r["classification"]["category"], r["hard"]) for r in rows] == [
+        ("ann@ex.example", "unknown_recipient", True), ("bob@ex.example", "spam_content", False)]
+    assert rows[0]["classification"]["bounce_list"] == "list"

@@ -131,9 +131,10 @@ def test_world_hard_agreement_does_not_regress():
     # server reply" read as a DNS failure, not "no such domain": 94.50% (361/382), 1. A domain
     # failure given up after hours of retries not "no such domain" either: 94.76% (362/382), 0.
     # A version number in a quoted subject ("Mailman 2.0.12") no longer kept the report's status
-    # from going first: 95.03% (363/382), 0.
+    # from going first: 95.03% (363/382), 0. A gateway's "scanned for all viruses" footer no longer
+    # the reason over Status 5.1.1: 95.29% (364/382), 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 382
-    assert figures["hard_agreement"] >= 0.9503
+    assert figures["hard_agreement"] >= 0.9529
     assert figures["hard_false_positives"] == 0
     assert figures["hard_listed_not_hard"] == 0
