@@ -62,6 +62,10 @@ class Observation:
     # Other addresses the report gives for `recipient` (a DSN's Original- and Final-Recipient,
     # Postfix's orig_to): a reply naming one of them is about the recipient (Policies.judge).
     aliases: tuple[str, ...] = ()
+    # The envelope sender the remote server saw when it is not `sender` (the VERP return path of a
+    # VERP'd send): a reply that leads with it is the sender's (Policies.judge), as a live
+    # transaction's return path is (record()).
+    return_path: str = ""
 
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:
@@ -153,7 +157,7 @@ class Outcomes:
         classification = None
         if obs.kind != "complained":
             judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases,
-                                    obs.sender or None)
+                                    obs.return_path or obs.sender or None)
             classification = judgement.classification
 
         def make(kind, recipient, extra):

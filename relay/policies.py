@@ -150,6 +150,17 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
 _RECIPIENT_REJECTED = re.compile(r"recipient address rejected", re.IGNORECASE)
 
 
+def _leads_with_the_sender(text: str, sender: str | None) -> bool:
+    """Whether `text` leads with the null reverse-path "<>" (never a recipient, RFC 5321 4.1.1.3) or with
+    the envelope sender `sender` (when known), spelt as it is or another way (_comparable)."""
+    address = leading_address(text)
+    if address is None:
+        return False
+    if address == "":
+        return True
+    return bool(sender) and _comparable(address) == _comparable(sender)
+
+
 # Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
 _ADDRESS_ENDS = frozenset(' \t<>()[]"\',;:')
 
@@ -252,7 +263,10 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
     - "2.1" or "7.1": its enhanced code contradicts a "no such user" text (_CONTRADICTING_UNKNOWN).
       Only a code the refusing server said counts: a DSN's Status put before a reply that carries
       none is the reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553
-      Invalid recipient" with Status 5.7.1), not the remote server hiding a policy."""
+      Invalid recipient" with Status 5.7.1), not the remote server hiding a policy.
+    _judged adds one reason of its own, "another": a reply of unknown stage that leads with another
+    address than the recipient and names none (it may be a forwarding target's, or a sender's).
+    """
     if classification.rule in unconfirmed_rules:
         return "rule"
     if stage == "data":
@@ -385,6 +399,7 @@ class Policies:
         text = unwrapped_text(reply)
         scope = classification.scope
         concerned: tuple[str, ...] = tuple(recipients)
+        another = False  # the reply's mailbox claim may be another address's (unknown stage, below)
         if scope == "recipient":
             if (effective_enhanced(reply) or "")[2:] in _SENDER_DETAILS:
                 scope, concerned = "sender", ()
@@ -405,9 +420,10 @@ class Policies:
                 # the transaction's only other address is the envelope sender (a sender check
                 # reported at RCPT, Postfix's smtpd_delay_reject). A report of unknown stage may
                 # relay what a later hop said of an address that a forward or alias made of the
-                # recipient without saying so (Exim's "generated from", a .forward): there only a
+                # recipient without saying so (Exim's "generated from", a .forward): there a
                 # refusal of an address's form is read as another address's (whose mailbox
-                # existence it does not claim); it may be a header's address: the message.
+                # existence it does not claim); it may be a header's address: the message. A
+                # mailbox claim there is the next branch's.
                 scope, concerned = ("sender" if stage == "rcpt" else "message"), ()
                 if classification.category == "syntax_error":
                     # syntax_error is the recipient address's syntax (X.1.3); another address's
@@ -416,11 +432,27 @@ class Policies:
                     meaning, advice = self.classifier.category_texts("protocol_error")
                     classification = replace(classification, category="protocol_error", meaning=meaning,
                                              advice=advice)
+            elif (reply.source != "relay" and stage is None
+                    and about_another_address(text, recipients, aliases, sender)):
+                # A report of unknown stage whose reply leads with another address, names no recipient
+                # and claims a mailbox (unknown, disabled ...). That address may be one a forward or
+                # alias made of the recipient without the report saying so (Exim's "generated from", a
+                # .forward), or the envelope sender or a header's address, checked by a filter or a
+                # sender verification: nothing in the reply says which. The envelope sender, when
+                # known, or the null reverse-path is the sender's, as at RCPT. Any other address keeps
+                # the recipient's scope but is unconfirmed (_doubt "another"): counted, listed at the
+                # second such refusal (suppression.yaml `unconfirmed:`), never at once, never hard: a
+                # forward that bounces every time is still listed, a good address refused once for
+                # another's sake is not (issue #8; docs/bounce-list.md, "Attribution").
+                if _leads_with_the_sender(text, sender):
+                    scope, concerned = "sender", ()
+                else:
+                    another = True
         if scope != classification.scope:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules)
+        doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules) or ("another" if another else None)
         unconfirmed = doubt is not None
         hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), text,
                            getattr(self.suppression, "domains", None))

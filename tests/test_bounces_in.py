@@ -171,6 +171,52 @@ def test_a_user_unknown_without_the_address_is_bounced_but_only_counts(verp_rela
     assert rcpt_reply(verp_relay) == 550
 
 
+def test_a_user_unknown_of_another_address_in_a_report_of_unknown_stage_only_counts(verp_relay, upstream):
+    # Issue #8: a report that does not say which command was refused, whose reply leads with another
+    # address than alice's and names her nowhere. It may be what a later hop said of an address a
+    # forward made of her (listed at the second such bounce), or of a sender or header address a
+    # filter checked (then alice is a good address): one such bounce does not list her. It listed
+    # her at once, hard.
+    diagnostic = "550 5.1.1 <jsmith@forward.example>... User unknown"
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, diagnostic=diagnostic))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    assert events[0]["stage"] == "data"  # the schema's stand-in for "unknown"
+    assert events[0]["classification"]["category"] == "unknown_recipient"
+    assert events[0]["classification"]["scope"] == "recipient" and "bounce_list" not in events[0]
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+    return_path = relay_one(verp_relay, upstream, nth=2)
+    mail_bounce(verp_relay, return_path, dsn_for(return_path, diagnostic=diagnostic))
+    events = verp_relay.events(wait_for=3)
+    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
+    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(verp_relay) == 550
+
+
+def test_a_user_unknown_of_our_return_path_in_a_report_of_unknown_stage_never_lists(verp_relay, upstream):
+    # Issue #8: a remote server's sender verification refused the VERP return path it was given as
+    # MAIL FROM, and the report does not say at which command: that is the sender's problem, on
+    # every message, and never alice's. It listed her at once.
+    for nth in (1, 2):
+        return_path = relay_one(verp_relay, upstream, nth=nth)
+        replies = mail_bounce(verp_relay, return_path,
+                              dsn_for(return_path, diagnostic=f"550 5.1.1 <{return_path}>... User unknown"))
+        assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=4)
+    # Each bounce: its event and the operator's warning of a permanent refusal of the sender.
+    assert [e["kind"] for e in events] == ["bounced", "warning", "bounced", "warning"]
+    bounced = [e for e in events if e["kind"] == "bounced"]
+    assert all(e["classification"]["scope"] == "sender" and "bounce_list" not in e for e in bounced)
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(verp_relay) == 250  # never listed
+
+
 def exim_text_bounce(return_path: str, after: str, reply: str) -> bytes:
     """Exim's plain-text bounce (deliver.c's template) for alice@dest.example, whose refusal came
     "after <after>" (transports/smtp.c: "SMTP error from remote mail server after %s%s")."""

@@ -525,6 +525,40 @@ def test_a_refusal_that_leads_with_another_address_is_the_senders_at_rcpt_and_th
     assert (aliased.scope, aliased.bounce_list, aliased.recipients) == ("recipient", "list", ("sales@shop.test",))
 
 
+@pytest.mark.parametrize("text, sender, scope, effect", [
+    # Issue #8: a reply of unknown stage (a DSN's Diagnostic-Code without "in reply to", the Postfix
+    # log without a stage, `relay classify` without --stage) that leads with another address than the
+    # recipient and names no recipient. Each listed jane@example.com at once, hard.
+    # Another address: perhaps a forwarding target of hers, perhaps a sender's or a header's: counted.
+    ("550 5.1.1 <jsmith@forward.example>... User unknown", None, "recipient", "count"),
+    ("550 <kijitora@example.org> No such user here", "app@sender.test", "recipient", "count"),
+    # The envelope sender (any case, a +detail) or the null reverse-path: the sender's.
+    ("550 5.1.1 <app@sender.test>... User unknown", "app@sender.test", "sender", "never"),
+    ("550 5.1.1 <App+x@Sender.test>: User unknown", "app@sender.test", "sender", "never"),
+    ("550 5.1.1 <>: User unknown", None, "sender", "never"),
+])
+def test_a_mailbox_claim_of_another_address_of_unknown_stage_never_lists_at_once(text, sender, scope, effect):
+    j = shipped_policies().judge(Reply.parse(text), None, ["jane@example.com"], sender=sender)
+    assert (j.scope, j.bounce_list, j.hard) == (scope, effect, False), j.classification.rule
+    assert j.unconfirmed is (scope == "recipient")
+    if effect == "count":
+        assert j.classification.category == "unknown_recipient" and j.about("jane@example.com")
+        assert j.suppression_rule is not None and j.suppression_rule.list_after == 2  # `unconfirmed:`
+
+
+@pytest.mark.parametrize("text", [
+    "550 5.1.1 <jane@example.com>... User unknown",        # the recipient herself
+    "550 5.1.1 <JANE+news@example.com>: User unknown",      # spelt another way
+    "550 5.1.1 <jane@mail.example.net>: User unknown",      # her local part elsewhere (read as hers)
+    "550 5.1.1 <sales@example.com>: User unknown",          # her own domain speaking of its addresses
+    "550 5.1.1 <x@forward.example>: Recipient address rejected: User unknown",  # Postfix, of a RCPT TO only
+    "550 5.1.1 User unknown",                                # no address
+])
+def test_a_mailbox_claim_of_unknown_stage_about_the_recipient_still_lists_at_once(text):
+    j = shipped_policies().judge(Reply.parse(text), None, ["jane@example.com"], sender="app@sender.test")
+    assert (j.scope, j.bounce_list, j.hard, j.unconfirmed) == ("recipient", "list", True, False), j.classification.rule
+
+
 # Review of 2a9313d..cd336bb: the sisimai wordings listed a recipient for texts about the sender
 # (F1), about another address they carry (F2), or about the relay's own account and SPF (F4).
 _R = ["bob@example.com"]
@@ -572,8 +606,9 @@ def test_sender_spf_and_account_texts_in_the_new_wordings_never_touch_the_recipi
     ("550 5.1.0 <alice@acme.org> does not exist (callout to acme.org)", None, "count"),
     ("550 5.1.0 Callout: <alice@acme.org> not found", None, "count"),
     # Before the new wordings these were the enhanced code's: count (X.1.0) or list (5.1.1); the
-    # wordings must not make them worse when the address they carry is another's.
-    ("550 5.1.1 <alice@acme.org> not found", None, "list"),
+    # wordings must not make them worse when the address they carry is another's. Issue #8: of
+    # unknown stage, a mailbox claim led by another address only counts (it listed at once).
+    ("550 5.1.1 <alice@acme.org> not found", None, "count"),
     ("550 5.6.0 Mandatory header Message-ID: address not present", "data", "never"),
 ])
 def test_another_address_in_the_new_wordings_keeps_the_earlier_verdict(text, stage, effect):

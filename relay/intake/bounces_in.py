@@ -232,7 +232,7 @@ class BounceIntake(Step):
         fields.update(self._correlation(report, sender))
         return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
                            sender=sender, message_id=report.message_id, fields=fields,
-                           aliases=failed.aliases(recipient))
+                           aliases=failed.aliases(recipient), return_path=token.return_path if token is not None else "")
 
     def _original_sender(self, report: BounceReport) -> str:
         sender = report.original_sender or ""
