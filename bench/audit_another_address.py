@@ -90,7 +90,7 @@ class Tally:
 
     def show(self, examples: int):
         print(f"\n## {self.name}: {self.judged} judged, {self.listed} listed at once; "
-              f"unknown-stage 'another address leads' (mailbox category) reached {self.another_hits} times")
+              f"unknown stage, another address leads, category not of an address's form: reached {self.another_hits} times")
         print(f"- listed at once although naming no recipient but another address: {sum(self.paths.values())}")
         for key, n in self.paths.most_common():
             print(f"  - {n:4}  {key}")
