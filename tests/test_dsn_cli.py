@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from relay.cli import main
+from relay.intake.dsn import parse_bounce
+from relay.policies import shipped_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "bounces"
@@ -617,24 +619,67 @@ def test_a_malformed_name_server_reply_is_not_a_hard_bounce(capsys, tmp_path, te
     assert row["classification"]["bounce_list"] != "list"
 
 
-def test_a_domain_failure_given_up_after_hours_of_retries_is_not_a_hard_bounce(capsys, tmp_path):
+def _given_up_report(opening: str, technical: str) -> bytes:
+    return ("From: postmaster@gw.sender.test\r\nTo: app@sender.test\r\n"
+            "Subject: Delivery status notification\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain\r\n\r\n"
+            "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+            f"{opening}\r\n\r\n  * ann@far.example\r\n\r\n"
+            f"Technical details:\r\n\r\n{technical}\r\n").encode()
+
+
+_NXDOMAIN = "SMTP:Host or domain name not found. Name service error for name=far.example type=MX: Host not found"
+
+
+@pytest.mark.parametrize("opening,retried", [
+    ("Delivery to the following recipients was aborted after 5.0 hour(s):", True),
+    ("Delivery to the following recipients was aborted after 0.5 hour(s):", True),
+    ("Delivery to the following recipients was aborted after 2 days:", True),
+    ("Delivery to the following recipients gave up after 5 days:", True),
+    ("Delivery to the following recipients gave up after a day:", True),
+    ("Delivery to the following recipients gave up after 30 attempts:", True),
+    # Given up at once: no retry, which is what a name that does not exist makes an MTA do (review-6 F1).
+    ("Delivery to the following recipients was aborted after 0 second(s):", False),
+    ("Delivery to the following recipients was aborted after 0.0 hour(s):", False),
+    ("Delivery to the following recipients was aborted after 12 second(s):", False),
+    ("Delivery to the following recipients gave up after 0 hours:", False),
+    ("Delivery to the following recipients gave up after 1 attempt:", False),
+    ("Delivery to the following recipients failed permanently:", False),
+])
+@pytest.mark.parametrize("technical", ["Routing: Could not find a gateway for ann@far.example", _NXDOMAIN])
+def test_a_domain_failure_given_up_after_hours_of_retries_is_not_a_hard_bounce(capsys, tmp_path, opening,
+                                                                                 retried, technical):
     # The world set's flufl-simple_32.txt: "Delevery to the following recipients was aborted after
     # 5.0 hour(s): ... Routing: Could not find a gateway for <address>". The sending MTA retried for
     # hours: each lookup failed for now, none said "no such domain". It was `hard` (and counted
-    # towards listing the domain); the same text reported at once still is.
-    def report(opening: str) -> bytes:
-        return ("From: postmaster@gw.sender.test\r\nTo: app@sender.test\r\n"
-                "Subject: Delivery status notification\r\nMIME-Version: 1.0\r\n"
-                "Content-Type: text/plain\r\n\r\n"
-                "This is an automatically generated Delivery Status Notification.\r\n\r\n"
-                f"{opening}\r\n\r\n  * ann@far.example\r\n\r\n"
-                "Technical details:\r\n\r\nRouting: Could not find a gateway for ann@far.example\r\n").encode()
-    later, at_once = tmp_path / "later.eml", tmp_path / "at-once.eml"
-    later.write_bytes(report("Delivery to the following recipients was aborted after 5.0 hour(s):"))
-    at_once.write_bytes(report("Delivery to the following recipients failed permanently:"))
-    rows = run(capsys, str(later), str(at_once))[1]
-    assert [(r["recipient"], r["classification"]["category"], r["hard"]) for r in rows] == [
-        ("ann@far.example", "routing_dns", False), ("ann@far.example", "routing_dns", True)]
+    # towards listing the domain); the same text reported at once still is. A report that gave up
+    # after 0 seconds or 0.0 hours did not retry: an NXDOMAIN there is hard and evidence that the
+    # domain does not exist (review-6 F1: "aborted after \d" took "0 second(s)" for a retry).
+    path = tmp_path / "report.eml"
+    path.write_bytes(_given_up_report(opening, technical))
+    [row] = run(capsys, str(path))[1]
+    assert (row["recipient"], row["classification"]["category"], row["hard"]) == (
+        "ann@far.example", "routing_dns", not retried)
+    if technical == _NXDOMAIN:
+        [failed] = parse_bounce(path.read_bytes()).recipients
+        domains = shipped_policies().suppression.domains
+        assert domains.says_no_such_domain(failed.reply().text, failed.recipient) is (not retried)
+
+
+@pytest.mark.parametrize("opening,retried", [
+    ("Message could not be delivered for 5 days", True),
+    ("Message could not be delivered for 4.0 hours", True),
+    ("Message could not be delivered for 0.2 hours", True),
+    ("Message could not be delivered for 0 days", False),
+    ("Message could not be delivered for 0.0 hours", False),
+])
+def test_sendmail_s_could_not_be_delivered_for_a_time_says_it_retried(opening, retried):
+    # Sendmail's "Message could not be delivered for 5 days" (its report classifies as `expired`, so
+    # only the pattern of suppression.yaml `domains.not_evidence` is at stake here): a non-zero time
+    # is retries, 0 is none (review-6 F1).
+    domains = shipped_policies().suppression.domains
+    text = f"{opening}. 550 5.1.2 <ann@far.example>... Host unknown. {_NXDOMAIN}"
+    assert domains.says_no_such_domain(text, "ann@far.example") is (not retried)
 
 
 @pytest.mark.parametrize("subject", ["RELEASED Mailman 2.1", "RELEASED Mailman 2.0.12"])
