@@ -728,18 +728,64 @@ def _exchange_dsn(recipient: str, footer: str) -> bytes:
         "Action: failed\r\nStatus: 5.1.1\r\n\r\n--b--\r\n").encode()
 
 
-def test_a_gateways_virus_scanning_footer_is_not_the_reason(capsys, tmp_path):
+_FOOTERS = {
+    "messagelabs": "**** This email has come from the internet and has been scanned for all viruses and "
+                   "potentially offensive content by Messagelabs on behalf of Example ****",
+    "messagelabs-wrapped": "**** This email has come from the internet and has been scanned for all\r\n"
+                           "viruses and potentially offensive content by Messagelabs on behalf of Example ****",
+    # The world set's rubymail-report_422.eml / _530.eml carry this one, as MailScanner wraps it.
+    "mailscanner": "-- \r\nThis message has been scanned for viruses and\r\ndangerous content by MailScanner, "
+                   "and is\r\nbelieved to be clean.",
+    "avast": "---\r\nThis email has been checked for viruses by Avast antivirus software.\r\n"
+             "https://www.avast.com/antivirus",
+    "mimecast": "This email has been scanned for viruses and malware, and may have been automatically archived "
+                "by Mimecast Ltd.",
+    "symantec": "_" * 70 + "\r\nThis email has been scanned by the Symantec Email Security.cloud service.\r\n" + "_" * 70,
+}
+
+
+@pytest.mark.parametrize("gateway", sorted(_FOOTERS))
+def test_a_gateways_virus_scanning_footer_is_not_the_reason(capsys, tmp_path, gateway):
     # The world set's bp-warning-1.msg: Status 5.1.1 and, under the text, MessageLabs' footer "This
     # email has come from the internet and has been scanned for all viruses and potentially offensive
     # content". Its "virus" made the unknown address a spam/virus refusal of the message (scope
-    # message, never listed, not hard). A refusal that names a virus still is one.
-    footer = ("**** This email has come from the internet and has been scanned for all viruses and "
-              "potentially offensive content by Messagelabs on behalf of Example ****")
+    # message, never listed, not hard). Other gateways' footers ("dangerous content", "malware",
+    # "viruses" on a wrapped line) did the same (review-6 F4): the report's text is read without them.
+    # A refusal that names a virus still is one.
     scanned, refused = tmp_path / "scanned.eml", tmp_path / "refused.eml"
-    scanned.write_bytes(_exchange_dsn("ann@ex.example", footer))
+    scanned.write_bytes(_exchange_dsn("ann@ex.example", _FOOTERS[gateway]))
     refused.write_bytes(_postfix_dsn("bob@ex.example", "550 5.7.1 Message rejected: virus found (Eicar-Test-Signature)",
                                      stage=" (in reply to end of DATA command)"))
     rows = run(capsys, str(scanned), str(refused))[1]
     assert [(r["recipient"], r["classification"]["category"], r["hard"]) for r in rows] == [
         ("ann@ex.example", "unknown_recipient", True), ("bob@ex.example", "spam_content", False)]
     assert rows[0]["classification"]["bounce_list"] == "list"
+
+
+_VIRUS_VERDICTS = [
+    "554 5.7.1 Your message was scanned for viruses and found to be infected",
+    "554 5.7.1 Message scanned for viruses: Eicar-Test-Signature FOUND",
+    "552 Message rejected: scanned for viruses and contains Worm.Mydoom.A",
+    "554 5.7.1 Rejected: message scanned for viruses; Win.Trojan.Agent detected",
+]
+
+
+@pytest.mark.parametrize("reply", _VIRUS_VERDICTS)
+def test_a_refusal_scanned_for_viruses_with_its_verdict_is_a_virus_refusal(capsys, reply):
+    # review-6 F3: a look-behind on "scanned for viruses" (for MessageLabs' footer) left these real
+    # virus refusals without the word that made them one: policy_rejected instead of spam_content.
+    assert main(["classify", reply, "--stage", "data", "--recipient", "a@b.example"]) == 0
+    classified = json.loads(capsys.readouterr().out)
+    assert (classified["category"], classified["scope"], classified["bounce_list"]) == (
+        "spam_content", "message", "never")
+
+
+def test_a_reports_text_that_gives_a_virus_verdict_is_not_a_footer(capsys, tmp_path):
+    # An Exchange-style report whose only reason is its text: "This message was scanned for viruses
+    # and found to be infected" starts like a footer but gives the verdict (review-6 F3).
+    path = tmp_path / "infected.eml"
+    path.write_bytes(_exchange_dsn("ann@ex.example", "This message was scanned for viruses and found to be "
+                                   "infected with W32/Netsky.").replace(b"Status: 5.1.1", b"Status: 5.7.1"))
+    [row] = run(capsys, str(path))[1]
+    assert (row["classification"]["category"], row["classification"]["bounce_list"], row["hard"]) == (
+        "spam_content", "never", False)

@@ -1389,7 +1389,46 @@ def _report_text(msg: Message) -> str:
         texts.append(text)
 
     walk(msg)
-    return "\n".join(t.replace("\r\n", "\n").replace("\r", "\n") for t in texts)
+    return _without_footers("\n".join(t.replace("\r\n", "\n").replace("\r", "\n") for t in texts))
+
+
+# A gateway's footer, stamped on every message it passes, the reports it writes included: the message
+# "has been scanned for viruses" or "checked" (MessageLabs' "This email has come from the internet and
+# has been scanned for all viruses and potentially offensive content by ...", MailScanner's "This
+# message has been scanned for viruses and / dangerous content by MailScanner, and is / believed to be
+# clean.", Avast's "This email has been checked for viruses by Avast antivirus software.", Mimecast's
+# "... scanned for viruses and malware ...", Symantec's "This email has been scanned by the Symantec
+# Email Security.cloud service."). It says nothing of why delivery failed, but its "viruses",
+# "dangerous content" or "spam" read as a refusal of the message over the report's Status 5.1.1.
+_FOOTER_START = re.compile(r"[\s*_=#~-]*(this|the) (e-?mail|message)\b[^\n]{0,60}?\b(has been|have been|was|is) "
+                           r"(scanned|checked|swept)\b", re.I)
+# A verdict: the check found something ("scanned for viruses and found to be infected", "... Eicar FOUND",
+# "... and was rejected"), or the lines tell of a failure: that is the reason, not a footer.
+_FOOTER_VERDICT = re.compile(r"infect|(?<![\w-])found(?! to be clean)|detected|\bcontain(s|ed|ing)\b|reject|refus|"
+                             r"block|quarantin|delet|remov|undeliver|not (been )?delivered|bounced|fail|unknown|exist|no such|"
+                             r"invalid|denied|error", re.I)
+_FOOTER_LINES = 4  # a footer's paragraph: the line that starts it and the lines that wrap it
+
+
+def _without_footers(text: str) -> str:
+    """`text` with each gateway footer (_FOOTER_START, up to _FOOTER_LINES lines to the paragraph's end)
+    blanked, same length, unless it gives a verdict (_FOOTER_VERDICT)."""
+    if not re.search(r"(scanned|checked|swept)\b", text, re.I):
+        return text
+    lines = text.split("\n")
+    n = 0
+    while n < len(lines):
+        if not _FOOTER_START.match(lines[n]):
+            n += 1
+            continue
+        end = n + 1
+        while end < len(lines) and end - n < _FOOTER_LINES and lines[end].strip() and \
+                not re.fullmatch(r"[\s*_=#~-]+", lines[end]):
+            end += 1
+        if not _FOOTER_VERDICT.search(" ".join(lines[n:end])):
+            lines[n:end] = [" " * len(line) for line in lines[n:end]]
+        n = end
+    return "\n".join(lines)
 
 
 def _excluded_addresses(msg: Message | None, original) -> set[str]:
