@@ -16,7 +16,9 @@ bounce parsers' test data, labelled by reading each message; see its README.md).
   address or its domain does not exist or has moved) equals the `hard` field of the output line
   naming it (not found: false). `hard_false_positives`: ours hard, the label not (the worse error:
   a good address treated as gone); `hard_listed_not_hard`: of those, the ones this report lists at
-  once (bounce_list `list`). Labels without an address are left out.
+  once (bounce_list `list`). `listed_not_hard`: every address whose label is not hard that this report
+  lists at once, whatever our `hard` field says (a good address listed is the worst error; a listing
+  with `hard` false is one `hard_listed_not_hard` cannot see). Labels without an address are left out.
 
 Prints a human summary on stderr and one JSON object on stdout:
 {"bench": "dsn", "parts": {"tune": {...}, "holdout": {...}, "all": {...}}}
@@ -235,6 +237,7 @@ def world_figures(results) -> dict:
     hard_judged = hard_right = 0
     hard_wrong: list[str] = []
     hard_fp = hard_listed = 0
+    listed_not_hard: list[str] = []
     for entry, rows in results:
         labels = entry["recipients"]
         if entry["kind"] == "none":
@@ -261,6 +264,11 @@ def world_figures(results) -> dict:
             if "hard" in lab:
                 hard_judged += 1
                 ours = bool(row is not None and row.get("hard"))
+                if not lab["hard"] and row is not None and \
+                        (row.get("classification") or {}).get("bounce_list") == "list":
+                    listed_not_hard.append(f"{entry['file']} {lab['recipient']} ({lab.get('hard_why') or ''}) "
+                                           f"| ours hard={row.get('hard')} "
+                                           f"{(row.get('classification') or {}).get('category')}")
                 if ours == lab["hard"]:
                     hard_right += 1
                 else:
@@ -291,8 +299,9 @@ def world_figures(results) -> dict:
         "hard_agreement": round(hard_right / hard_judged, 4) if hard_judged else None,
         "hard_right": hard_right, "hard_judged": hard_judged,
         "hard_false_positives": hard_fp, "hard_listed_not_hard": hard_listed,
+        "listed_not_hard": len(listed_not_hard),
         "details": {"spurious": spurious, "false_failures": false_failures, "misreads": misreads,
-                    "hard": hard_wrong},
+                    "hard": hard_wrong, "listed": listed_not_hard},
     }
 
 
@@ -309,7 +318,8 @@ def main_world(show_failures: bool, match: list[str] | None = None) -> int:
           file=sys.stderr)
     if f["hard_judged"]:
         print(f"world    hard agreement {f['hard_agreement']:.2%} ({f['hard_right']}/{f['hard_judged']})  "
-              f"ours hard, label not {f['hard_false_positives']} (listed at once {f['hard_listed_not_hard']})",
+              f"ours hard, label not {f['hard_false_positives']} (listed at once {f['hard_listed_not_hard']})  "
+              f"listed at once, label not hard {f['listed_not_hard']}",
               file=sys.stderr)
     details = f.pop("details")
     if show_failures:
@@ -321,6 +331,8 @@ def main_world(show_failures: bool, match: list[str] | None = None) -> int:
             print(f"  false failure {file}", file=sys.stderr)
         for line in details["hard"]:
             print("  hard     " + line, file=sys.stderr)
+        for line in details["listed"]:
+            print("  listed   " + line, file=sys.stderr)
     print(json.dumps({"bench": "dsn", "parts": {"world": f}}))
     return 0
 

@@ -137,4 +137,19 @@ def test_world_hard_agreement_does_not_regress():
     assert figures["hard_judged"] == 382
     assert figures["hard_agreement"] >= 0.9529
     assert figures["hard_false_positives"] == 0
-    assert figures["hard_listed_not_hard"] == 0
+    # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
+    # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
+    assert figures["listed_not_hard"] == 0
+
+
+def test_a_listing_the_label_calls_not_hard_counts_whatever_our_hard_says():
+    # review-6 F8: a report listed at once (bounce_list `list`) with `hard` false, for an address the
+    # label calls not hard, is the worst error and is counted; one only counted (`count`) is not.
+    def row(address, bounce_list):
+        return {"recipient": address, "status": "5.1.1", "hard": False,
+                "classification": {"category": "unknown_recipient", "bounce_list": bounce_list}}
+    entry = {"file": "x.eml", "kind": "bounce", "family": "x", "recipients": [
+        {"recipient": "ann@b.example", "status": "5.1.1", "hard": False},
+        {"recipient": "bob@b.example", "status": "5.1.1", "hard": False}]}
+    figures = bench_dsn.world_figures([(entry, [row("ann@b.example", "list"), row("bob@b.example", "count")])])
+    assert (figures["listed_not_hard"], figures["hard_false_positives"], figures["hard_listed_not_hard"]) == (1, 0, 0)
