@@ -799,6 +799,12 @@ class Classifier:
         ("code", "550"), ("code", "5xx") or ("default", ""); None when a rule matched."""
         return self._fallback_keys.get(classification.rule)
 
+    def code_category(self, code: int) -> str | None:
+        """The category the fallback table gives the reply code alone (no enhanced code, no text): what
+        the code itself says (551 "user not local": unknown_recipient; 550: other). None: no entry."""
+        outcome = self._fallback.lookup(code, None) if code else None
+        return outcome.category if outcome is not None else None
+
     def category_texts(self, category: str) -> tuple[str, str]:
         """The generic (meaning, advice) of a category."""
         return self._category_texts.get(category, (_NO_RULE.meaning, _NO_RULE.advice))

@@ -248,7 +248,8 @@ _NO_RECIPIENT_YET = {"connect": "session", "helo": "session", "mail": "sender"}
 _CONTRADICTING_UNKNOWN = ("2.1", "7.1")
 
 
-def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozenset[str]) -> str | None:
+def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozenset[str],
+           code_only: bool = False) -> str | None:
     """Why a refusal whose category would list the address at once puts its own claim in doubt, so
     that it only counts towards listing (suppression.yaml `unconfirmed:`); None when it does not:
     - "rule": the rule that classified it says so (bounce-rules.yaml `unconfirmed: true`): a text that
@@ -264,6 +265,15 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
       Only a code the refusing server said counts: a DSN's Status put before a reply that carries
       none is the reporting MTA's own mapping of the reply code (Bigfoot's LiteMail reports a "553
       Invalid recipient" with Status 5.7.1), not the remote server hiding a policy.
+    - "report": the "no such address" is only the report's Status (X.1.1 put before the remote
+      reply, reply.enhanced_from_report) over a reply whose own code does not say it and whose words
+      do not either: the category came from the fallback table's enhanced code (`code_only`).
+      Sendmail writes Status 5.1.1 after any 5xx to RCPT ("550 <a> recipient rejected"): the
+      reporting MTA's translation of a vague refusal (RFC 5321 4.2.2's 550 is "mailbox unavailable",
+      not found or refused by policy), not the remote server saying the address does not exist. A
+      reply code that says it (551 "user not local", Status 5.1.6) keeps it, and so does a report
+      with no remote reply at all (code 0: Exchange's own "failed" with Status 5.1.1, the mailbox
+      host's own verdict).
     _judged adds one reason of its own, "another": a reply of unknown stage that leads with another
     address than the recipient and names none (it may be a forwarding target's, or a sender's).
     """
@@ -271,6 +281,9 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
         return "rule"
     if stage == "data":
         return "data"
+    if (code_only and classification.category == "unknown_recipient" and reply.enhanced_from_report
+            and reply.code):
+        return "report"
     if classification.category != "unknown_recipient" or reply.enhanced_from_report:
         return None
     detail = (reply.enhanced or "")[2:]
@@ -452,7 +465,10 @@ class Policies:
             classification = replace(classification, scope=scope)
         if scope != "recipient":
             return Judgement(classification, scope, "never")
-        doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules) or ("another" if another else None)
+        code_only = ((self.classifier.fallback_key(classification) or ("",))[0] == "enhanced"
+                     and reply.code and self.classifier.code_category(reply.code) != classification.category)
+        doubt = (_doubt(classification, stage, reply, self.classifier.unconfirmed_rules, code_only)
+                 or ("another" if another else None))
         unconfirmed = doubt is not None
         hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), text,
                            getattr(self.suppression, "domains", None))

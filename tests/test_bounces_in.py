@@ -217,6 +217,33 @@ def test_a_user_unknown_of_our_return_path_in_a_report_of_unknown_stage_never_li
     assert rcpt_reply(verp_relay) == 250  # never listed
 
 
+def test_a_vague_refusal_under_a_reports_own_status_5_1_1_only_counts(verp_relay, upstream):
+    # review-6 F2: Sendmail writes Status 5.1.1 after any 5xx to RCPT. The remote said only "550
+    # <alice@...> recipient rejected" (RFC 5321's 550: mailbox unavailable, not found or refused by
+    # policy): the X.1.1 is the reporting MTA's translation, not the remote saying she does not
+    # exist. It listed her at once, hard (with "ref 2.1.4" or without). One such bounce counts; a
+    # second lists her.
+    diagnostic = "550 <alice@dest.example> recipient rejected (ref 2.1.4) (in reply to RCPT TO command)"
+    return_path = relay_one(verp_relay, upstream)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    assert events[0]["stage"] == "rcpt"
+    assert events[0]["classification"]["category"] == "unknown_recipient"
+    assert events[0]["classification"]["scope"] == "recipient" and "bounce_list" not in events[0]
+    assert rcpt_reply(verp_relay) == 250  # not listed
+
+    return_path = relay_one(verp_relay, upstream, nth=2)
+    mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
+    events = verp_relay.events(wait_for=3)
+    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
+    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(verp_relay) == 550
+
+
 def exim_text_bounce(return_path: str, after: str, reply: str) -> bytes:
     """Exim's plain-text bounce (deliver.c's template) for alice@dest.example, whose refusal came
     "after <after>" (transports/smtp.c: "SMTP error from remote mail server after %s%s")."""

@@ -762,6 +762,43 @@ def test_a_gateways_virus_scanning_footer_is_not_the_reason(capsys, tmp_path, ga
     assert rows[0]["classification"]["bounce_list"] == "list"
 
 
+def _sendmail_dsn(recipient: str, status: str, diagnostic: str) -> bytes:
+    """A Sendmail DSN: its Status is its own mapping of the remote reply code (after any 550 to RCPT:
+    5.1.1, after 551: 5.1.6), the Diagnostic-Code the remote's reply."""
+    return (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@sm.sender.test>\r\nTo: app@sender.test\r\n"
+        "Subject: Returned mail: see transcript for details\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nThe original message was received at Mon, 1 Dec 2026\r\n\r\n"
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        f"<{recipient}>\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; sm.sender.test\r\n\r\n"
+        f"Final-Recipient: RFC822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Remote-MTA: DNS; mx.b.example\r\nDiagnostic-Code: SMTP; {diagnostic}\r\n\r\n--b--\r\n").encode()
+
+
+@pytest.mark.parametrize("status,diagnostic,judged", [
+    # The remote's words are vague and its code (550) does not say "no such user": Status 5.1.1 is
+    # Sendmail's translation: counted (listed at the second refusal), not hard (review-6 F2).
+    ("5.1.1", "550 <ann@b.example> recipient rejected", ("enhanced-5.1.1", "count", False)),
+    ("5.1.1", "550 <ann@b.example> recipient rejected (ref 2.1.4)", ("enhanced-5.1.1", "count", False)),
+    ("5.1.1", "550 <ann@b.example> recipient rejected since 2.12.23", ("enhanced-5.1.1", "count", False)),
+    # The remote's words say it: listed at once, hard.
+    ("5.1.1", "550 <ann@b.example>... User unknown", ("unknown-recipient", "list", True)),
+    ("5.1.1", "550 5.1.1 <ann@b.example>... Recipient address rejected", ("enhanced-5.1.1", "list", True)),
+    # The remote's code says it (RFC 5321 551: user not local; sisimai-lhost-sendmail-17's "551 not our
+    # user", Status 5.1.6): the Status agrees with the code, not only with itself.
+    ("5.1.6", "551 not our user", ("enhanced-X.1.6", "list", True)),
+])
+def test_a_reports_own_x_1_1_over_a_vague_refusal_only_counts(capsys, tmp_path, status, diagnostic, judged):
+    path = tmp_path / "sendmail.eml"
+    path.write_bytes(_sendmail_dsn("ann@b.example", status, diagnostic))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], c["category"]) == ("ann@b.example", "unknown_recipient")
+    assert (c["rule"], c["bounce_list"], row["hard"]) == judged
+
+
 _VIRUS_VERDICTS = [
     "554 5.7.1 Your message was scanned for viruses and found to be infected",
     "554 5.7.1 Message scanned for viruses: Eicar-Test-Signature FOUND",

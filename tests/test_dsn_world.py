@@ -132,10 +132,12 @@ def test_world_hard_agreement_does_not_regress():
     # failure given up after hours of retries not "no such domain" either: 94.76% (362/382), 0.
     # A version number in a quoted subject ("Mailman 2.0.12") no longer kept the report's status
     # from going first: 95.03% (363/382), 0. A gateway's "scanned for all viruses" footer no longer
-    # the reason over Status 5.1.1: 95.29% (364/382), 0.
+    # the reason over Status 5.1.1: 95.29% (364/382), 0. Review-6 F2: a report's own Status 5.1.1
+    # over a vague "550 <a> recipient rejected" is unconfirmed, not hard: bp-cox-via-sendmail.unknown
+    # (labelled hard on that Status alone) no longer agrees: 95.03% (363/382), 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 382
-    assert figures["hard_agreement"] >= 0.9529
+    assert figures["hard_agreement"] >= 0.9503
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
