@@ -423,6 +423,9 @@ def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_lis
     # it (not_recipient_other_cause): listed at once before.
     ("550 Recipient invalid: relaying denied", "relay_denied"),
     ("550 User invalid: no access for this IP", "blocklisted"),
+    # review-5 F1: a list other than nine names, or another verb, listed at once after c148aa2.
+    ("550 5.1.1 Address invalid: 192.0.2.1 listed at cbl.abuseat.org", "blocklisted"),
+    ("550 5.1.1 Invalid recipient: 192.0.2.1 found in zen.spamhaus.org", "blocklisted"),
 ])
 def test_a_recipient_called_invalid_for_the_session_s_sake_lists_nobody(relay, upstream, template, kind):
     for local in ("jane", "joe"):

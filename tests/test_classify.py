@@ -1980,6 +1980,56 @@ def test_recipient_words_beside_another_cause_list_nobody(reply, stage, verdict)
 @pytest.mark.parametrize(
     "reply",
     [
+        # review-5 F1: c148aa2 took a block list only by one of nine names right after the verb, so
+        # every other list (and every other verb) reached unknown-recipient and listed at once.
+        "550 5.1.1 Address invalid: 192.0.2.1 listed at cbl.abuseat.org",
+        "550 5.1.1 Address invalid: listed at bl.mailspike.net",
+        "550 5.1.1 Address invalid: 192.0.2.1 listed at psbl.surriel.com as a spam source",
+        "550 Recipient invalid: 192.0.2.1 is listed on a DNS blocklist",
+        "550 Recipient invalid: 192.0.2.1 is listed on our blocklist",
+        "550 Recipient invalid: 192.0.2.1 listed by Invaluement",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 listed at hostkarma.junkemailfilter.com",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 listed in spam database",
+        "550 5.1.1 Invalid recipient - rejected by Spamhaus",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 found in zen.spamhaus.org",
+        "550 5.1.1 Invalid recipient: see https://www.spamhaus.org/query/ip/192.0.2.1",
+        "550 5.1.1 Invalid address (RBL: 192.0.2.1)",
+        "550 5.1.1 Address invalid: 192.0.2.1 is on the Spamhaus block list",
+        "550 5.1.1 Recipient address invalid: DNSBL listed 192.0.2.1",
+        "550 5.1.1 Recipient address invalid; rejected: 192.0.2.1 in RBL",
+        "550 5.1.1 Address invalid: blocked by b.barracudacentral.org",
+        "550 5.1.1 Invalid recipient. Address blocked by a blacklist entry",
+        # Block-list wordings of the training corpus, under recipient words.
+        "550 5.1.1 Address invalid: 192.0.2.1 listed on the Exploits Block List (XBL)",
+        "550 5.1.1 Address invalid: 192.0.2.1 listed on Cloudmark CSI-Global. Please visit https://csi.cloudmark.com",
+        "550 5.1.1 Address invalid: 192.0.2.1 blocked using Trend Micro RBL+",
+        "550 5.1.1 Address invalid: 192.0.2.1 blocked using prs.proofpoint.com",
+        "550 5.1.1 Address invalid: 192.0.2.1 listed by ebl.msbl.org",
+        "550 user invalid: IP listed in the used DNSBL",
+        # The CBL by its short name: the X.1.1 fallback listed it (before c148aa2 too).
+        "550 5.1.1 Address invalid: listed on the CBL",
+        "550 user invalid: IP listed on the CBL",
+    ],
+)
+def test_recipient_words_beside_any_block_list_list_nobody(reply):
+    from tests.support.corpus import judge, load_shipped_policies
+
+    got = judge(load_shipped_policies(), {"reply": reply, "stage": "rcpt"})
+    assert got.bounce_list == "never", got.rule
+    assert got.rule not in ("unknown-recipient", "unknown-recipient-beside-sender", "enhanced-5.1.1"), got.rule
+
+
+def test_an_operators_copy_of_the_shipped_rules_keeps_the_block_list_guard(tmp_path):
+    # The guard's look-behinds are Python `re`: a shipped pattern runs in `re` from an operator's
+    # copy too (relay/regex.py), where an operator's own pattern would be refused by RE2.
+    (tmp_path / "bounce-rules.yaml").write_text(SHIPPED_RULES.read_text())
+    got = Classifier.from_directory(tmp_path).classify_text("550 5.1.1 Address invalid: 192.0.2.1 listed at cbl.abuseat.org")
+    assert (got.category, got.scope) == ("blocklisted", "session"), got.rule
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
         "550 5.1.1 user unknown (spamtrap)",  # a spam trap is about the address
         "550 No such user (bob@example.com) - Barracuda Spam Firewall",  # a filter's name
         # review-4: "not listed at" is Sendmail's unknown user; a list's name in a footer is no cause.
@@ -1987,6 +2037,9 @@ def test_recipient_words_beside_another_cause_list_nobody(reply, stage, verdict)
         "550 5.1.1 User unknown - this address is not listed at example.com",
         "550 5.1.1 <bob@example.com>: user does not exist here. Note: this server uses Spamhaus",
         "550 5.1.1 User unknown (ref: rbl-check passed)",
+        # review-5: a negated listing is no block list ("not listed in the real-time directory").
+        "550 5.1.1 User unknown - mailbox not listed in the real-time directory",
+        "550 5.1.1 User unknown (mailbox isn't listed at example.com)",
         "User carlosr73 (userx@example.com) not listed in Domino Directory",
         "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
     ],
