@@ -826,3 +826,43 @@ def test_a_reports_text_that_gives_a_virus_verdict_is_not_a_footer(capsys, tmp_p
     [row] = run(capsys, str(path))[1]
     assert (row["classification"]["category"], row["classification"]["bounce_list"], row["hard"]) == (
         "spam_content", "never", False)
+
+
+def _sendmail_transcript_dsn(path: Path, transcript: str, failed: list[tuple[str, str, str]]) -> str:
+    """A Sendmail-style report (multipart/report) whose text part shows `transcript`; `failed`: the
+    (recipient, Status, Diagnostic-Code) of each recipient block."""
+    blocks = "\n".join(f"Final-Recipient: RFC822; {a}\nAction: failed\nStatus: {s}\nRemote-MTA: DNS; mx.b.example\n"
+                       f"Diagnostic-Code: SMTP; {d}\n" for a, s, d in failed)
+    path.write_text(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@a.example>\nTo: <s@a.example>\n"
+        "Subject: Returned mail: see transcript for details\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"BND\"\n\n"
+        "--BND\nContent-Type: text/plain\n\n   ----- The following addresses had permanent fatal errors -----\n"
+        + "".join(f"<{a}>\n" for a, _, _ in failed)
+        + "\n   ----- Transcript of session follows -----\n... while talking to mx.b.example.:\n" + transcript
+        + "\n--BND\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n" + blocks
+        + "\n--BND\nContent-Type: message/rfc822\n\nFrom: s@a.example\nTo: bob@b.example\nSubject: hi\n\nhello\n--BND--\n")
+    return str(path)
+
+
+_MAIL_OK = ">>> MAIL From:<s@a.example>\n<<< 250 2.1.0 Ok\n"
+
+
+def test_an_in_order_reply_naming_another_address_keeps_the_pipelined_pairing(capsys, tmp_path):
+    # review-5 F2: 0cba22e read any address in a RCPT's reply other than the RCPT's as "answered out
+    # of order" and dropped the group's pairing. In-order replies name others: a sender check at RCPT
+    # names the envelope sender (S5: bob's RCPT stage lost, and at an unknown stage the sender's "User
+    # unknown" listed bob, a good address), RFC 5321 3.4's 251 names the forward-path (S7: bob's X.2.1
+    # "User unknown" at RCPT is a hard bounce; without the stage it was not).
+    s5 = _sendmail_transcript_dsn(tmp_path / "s5.eml", _MAIL_OK + ">>> RCPT To:<bob@b.example>\n>>> DATA\n"
+                       "<<< 550 5.1.1 <s@a.example>... User unknown\n<<< 554 5.5.1 Error: no valid recipients\n",
+                       [("bob@b.example", "5.1.1", "550 5.1.1 <s@a.example>... User unknown")])
+    s7 = _sendmail_transcript_dsn(tmp_path / "s7.eml", _MAIL_OK + ">>> RCPT To:<bob@b.example>\n>>> RCPT To:<carol@b.example>\n"
+                       ">>> DATA\n<<< 550 5.2.1 User unknown\n<<< 251 2.1.5 User not local; will forward to "
+                       "<carol@c.example>\n<<< 354 Enter mail\n>>> .\n<<< 250 2.0.0 queued\n",
+                       [("bob@b.example", "5.2.1", "550 5.2.1 User unknown")])
+    _, rows, _ = run(capsys, s5, s7)
+    assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
+        ("bob@b.example", "rcpt", False), ("bob@b.example", "rcpt", True)]
+    assert rows[0]["classification"]["scope"] == "sender"
+    assert rows[0]["classification"]["bounce_list"] == "never"

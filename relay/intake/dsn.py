@@ -298,19 +298,28 @@ def _command_stage(line: str, patterns: tuple) -> str | None:
 _REPLY_ADDRESS = re.compile(r"<([^<>\s@]++@[^<>\s]++)>")
 
 
-def _answers_another(command: str, reply: str) -> bool:
-    """Whether a reply paired with a RCPT command names another address than that command's: the
-    server did not answer in order (RFC 2920 3.1 says it must), so the pairing is not to be trusted."""
+def _answers_another(command: str, reply: str, rcpts: set[str]) -> bool:
+    """Whether a reply paired with a RCPT command names another RCPT of its group (`rcpts`, lower
+    case) than that command's: the server did not answer in order (RFC 2920 3.1 says it must), so the
+    pairing is not to be trusted. An address that is not one of the group's RCPTs says nothing about
+    order: in-order replies name one too (RFC 5321 3.4's "251 User not local; will forward to
+    <forward-path>" and "551 ... please try <forward-path>", a sender check reported at RCPT that
+    names the envelope sender; review-5 F2)."""
     rcpt = _RCPT_ADDRESS.search(command)
     named = _REPLY_ADDRESS.search(reply)
-    return bool(rcpt and named and rcpt.group(1).strip("<>").lower() != named.group(1).lower())
+    if not (rcpt and named):
+        return False
+    named_address = named.group(1).lower()
+    return named_address != rcpt.group(1).lower() and named_address in rcpts
 
 
 def _paired_in_order(commands: list[str], replies: list[tuple[int, str, int]]) -> bool:
     """Whether a run's replies can be read as answering its commands one by one, in order: as many
-    replies as commands shown, and none naming another address than the RCPT it would answer."""
-    return len(commands) == len(replies) and not any(
-        _answers_another(c, r) for c, (_, r, _) in zip(commands, replies))
+    replies as commands shown, and none to a RCPT naming another RCPT of the run."""
+    if len(commands) != len(replies):
+        return False
+    rcpts = {m.group(1).lower() for c in commands if (m := _RCPT_ADDRESS.search(c))}
+    return not any(_answers_another(c, r, rcpts) for c, (_, r, _) in zip(commands, replies))
 
 
 def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) -> tuple[str | None, str] | None:
@@ -349,9 +358,8 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
     pairs: list[tuple[str | None, str, int]] = []
     for commands, replies in _transcript_runs(text, block, patterns):
         if not _paired_in_order(commands, replies):
-            # Not as many replies as commands shown, or a reply naming another address than the
-            # RCPT it would answer: which answers which is not known, and a later pairing could be
-            # off too (review-4).
+            # Not as many replies as commands shown, or a reply to a RCPT naming another RCPT of the
+            # run: which answers which is not known, and a later pairing could be off too (review-4).
             break
         pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
     stages: dict[str, str | None] = {}
