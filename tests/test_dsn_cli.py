@@ -866,3 +866,23 @@ def test_an_in_order_reply_naming_another_address_keeps_the_pipelined_pairing(ca
         ("bob@b.example", "rcpt", False), ("bob@b.example", "rcpt", True)]
     assert rows[0]["classification"]["scope"] == "sender"
     assert rows[0]["classification"]["bounce_list"] == "never"
+
+
+def test_a_refusal_before_the_recipients_retry_is_not_his_when_the_retry_cannot_be_paired(capsys, tmp_path):
+    # review-5 F3 (S3c): bob's RCPT got 452, the retry transaction took him (Sendmail shows DATA's 354
+    # only) and his 550 came after the final dot. The first transaction's 452 was read as his refusal
+    # at RCPT, and bob was listed at once, in a report and in a text bounce alike.
+    transcript = (_MAIL_OK + ">>> RCPT To:<bob@b.example>\n<<< 452 4.2.1 Mailbox temporarily unavailable\n"
+                  ">>> RSET\n<<< 250 2.0.0 Ok\n" + _MAIL_OK + ">>> RCPT To:<bob@b.example>\n>>> DATA\n"
+                  "<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    report = _sendmail_transcript_dsn(tmp_path / "s3c.eml", transcript, [("bob@b.example", "5.1.1", "550 5.1.1 Unknown user")])
+    text = tmp_path / "s3c.txt"
+    text.write_text("From: Mail Delivery Subsystem <MAILER-DAEMON@a.example>\nTo: <s@a.example>\n"
+                    "Subject: Returned mail: see transcript for details\n\n"
+                    "   ----- The following addresses had permanent fatal errors -----\n<bob@b.example>\n"
+                    "    (reason: 550 5.1.1 Unknown user)\n\n   ----- Transcript of session follows -----\n"
+                    "... while talking to mx.b.example.:\n" + transcript)
+    _, rows, _ = run(capsys, report, str(text))
+    assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
+        ("bob@b.example", "data", False), ("bob@b.example", "data", False)]
+    assert {r["classification"]["bounce_list"] for r in rows} == {"never"}

@@ -970,3 +970,19 @@ _HOST = "... while talking to mx.b.example.:\n>>> MAIL From:<s@a.example>\n<<< 2
 def test_a_reply_naming_an_address_that_is_no_rcpt_of_the_group_keeps_the_pairing(transcript, stages):
     for name, stage in stages.items():
         assert stage_said(transcript, name) == stage, name
+
+
+def test_a_recipients_later_rcpt_outranks_an_earlier_refusal_when_the_retry_cannot_be_paired():
+    # review-5 F3: d482371 let bob's last RCPT decide only when the retry transaction could be paired.
+    # Sendmail shows "RCPT To:<bob>", "DATA" and only DATA's 354 (one reply fewer than commands): the
+    # first transaction's 452 was still read as his refusal at RCPT. It did not end his story: his RCPT
+    # comes again, and the refusal after it (the 550 after the final dot) is his.
+    retry = (_HOST + ">>> RCPT To:<bob@b.example>\n<<< 452 4.2.1 Mailbox temporarily unavailable\n"
+             ">>> RSET\n<<< 250 2.0.0 Ok\n>>> MAIL From:<s@a.example>\n<<< 250 2.1.0 Ok\n"
+             ">>> RCPT To:<bob@b.example>\n>>> DATA\n<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    assert stage_said(retry, "bob@b.example") == "data"
+    # A recipient with one RCPT keeps the first refusal's reading; another recipient's does not change.
+    once = (_HOST + ">>> RCPT To:<bob@b.example>\n<<< 452 4.2.1 Mailbox temporarily unavailable\n"
+            ">>> RSET\n<<< 250 2.0.0 Ok\n>>> MAIL From:<s@a.example>\n<<< 250 2.1.0 Ok\n"
+            ">>> RCPT To:<carol@b.example>\n>>> DATA\n<<< 354 go ahead\n>>> .\n<<< 550 5.1.1 Unknown user\n")
+    assert stage_said(once, "bob@b.example") == "rcpt"

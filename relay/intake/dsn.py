@@ -232,17 +232,29 @@ def _line_at(text: str, pos: int) -> str:
     return text[pos:] if end < 0 else text[pos:end]
 
 
-def _transcript_reading(text: str, patterns: tuple) -> tuple[str, str, str, bool] | None:
+def _transcript_reading(text: str, patterns: tuple,
+                        names: tuple[str, ...] | None = None) -> tuple[str, str, str, bool] | None:
     """(stage, the command's line, the reply's line, pipelined) that a transcript in `text` shows for
     the reply the report is about, or None; lines in lower case. `pipelined`: the reply came with
     others after several commands shown sent together (PIPELINING); the command's line is then the
-    one the reply answers when replies and commands can be matched in order, else DATA's."""
+    one the reply answers when replies and commands can be matched in order, else DATA's.
+    The reply read is the host's part's first 4xx/5xx, or, when the recipient known by `names`
+    (lower case) has more than one RCPT there, the first after his last: a refusal before a later
+    RCPT of his (a 452, then a retry that took him) did not end his story (review-5 F3)."""
     command_re, reply_re, next_command, reply_end = patterns
     replies = list(reply_re.finditer(text))
     if not replies:
         return None
     block = _last_host_part(text, replies[-1].start())
-    reply = next(r for r in replies if r.start() >= block)
+    start = block
+    if names:
+        own_rcpts = [c.start() for c in command_re.finditer(text, block)
+                     if c.group(1).lower() == "rcpt" and _names_one_of(_line_at(text, c.start()).lower(), names)]
+        if len(own_rcpts) > 1:
+            start = own_rcpts[-1]
+    reply = next((r for r in replies if r.start() >= start), None)
+    if reply is None:
+        return None
     commands = list(command_re.finditer(text, block, reply.start()))
     if not commands:
         return None
@@ -347,8 +359,11 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
     """Recipient (lower case) -> the stage its failure came at, from the transcript's last host's
     part, its commands and replies matched in order (RFC 2920 3.1: with PIPELINING too, the replies
     come in the order of the commands): "rcpt" when its RCPT got 4xx/5xx; when it got 2xx, "data"
-    if a later DATA or end of data got 4xx/5xx (the failure came after his RCPT was taken), else
-    None. A recipient whose RCPT is not in the transcript is not in the dict (review-3 F5)."""
+    if a later DATA or end of data of the same transaction (back to its MAIL) got 4xx/5xx (the
+    failure came after his RCPT was taken), else None. A recipient's last RCPT decides (review-4).
+    Pairing stops at the first run that cannot be paired (_paired_in_order); a recipient with a RCPT
+    in or after it is left out, as is one whose RCPT is not in the transcript (review-3 F5,
+    review-5 F3): the caller reads his stage otherwise."""
     last = None
     for last in patterns[1].finditer(text):
         pass
@@ -356,10 +371,16 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
         return {}
     block = _last_host_part(text, last.start())
     pairs: list[tuple[str | None, str, int]] = []
-    for commands, replies in _transcript_runs(text, block, patterns):
+    unpaired: set[str] = set()
+    runs = _transcript_runs(text, block, patterns)
+    for n, (commands, replies) in enumerate(runs):
         if not _paired_in_order(commands, replies):
             # Not as many replies as commands shown, or a reply to a RCPT naming another RCPT of the
             # run: which answers which is not known, and a later pairing could be off too (review-4).
+            # A recipient with a RCPT from here on is not decided by an earlier pair: his last RCPT
+            # decides, and its reply is not known (review-5 F3).
+            unpaired = {m.group(1) for later, _ in runs[n:] for c in later
+                        if (m := _RCPT_ADDRESS.search(c.lower()))}
             break
         pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
     stages: dict[str, str | None] = {}
@@ -374,6 +395,8 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
             data_failed = False
         elif stage == "rcpt" and (address := _RCPT_ADDRESS.search(line)) and address.group(1) not in stages:
             stages[address.group(1)] = "rcpt" if code >= 400 else "data" if code < 300 and data_failed else None
+    for address in unpaired:
+        stages.pop(address, None)
     return stages
 
 
@@ -468,7 +491,7 @@ def stage_said(text: str | None, names: tuple[str, ...] | list[str] | str | None
     stage = _rcpt_stage_of(_rcpt_stages(text), lowered)[1] if lowered else None
     if stage:
         return stage
-    stage = _reading_fits(_transcript_reading(text, _OWN_TRANSCRIPT), lowered)
+    stage = _reading_fits(_transcript_reading(text, _OWN_TRANSCRIPT, lowered), lowered)
     if stage:
         return stage
     stage = _stage_in_words(text)
