@@ -465,3 +465,23 @@ def test_a_recipient_tld_the_filter_does_not_know_never_lists_the_address(relay,
         ("routing_dns", "relay")}
     assert all("bounce_list" not in e for e in events)
     assert not listed(relay, "jane@example.dev")
+
+
+@pytest.mark.parametrize("text", [
+    # world18: mox answers RCPT TO for a domain it takes no mail for with "550 5.1.1 not accepting
+    # email for domain": the recipient's MX points at a server that does not host the domain, a
+    # relay refusal. Its X.1.1 read it as an unknown mailbox: every recipient was listed at once.
+    "550 5.1.1 not accepting email for domain (Rj3kUqzZ0nWq8yXo6bTt1A)",
+    "550 5.1.1 Not accepting mail for this domain",
+])
+def test_a_server_that_takes_no_mail_for_the_domain_lists_nobody(relay, upstream, text):
+    for local in ("jane", "joe"):
+        upstream.rcpt_replies[local] = text
+    replies = transact(relay, ["jane@example.com", "joe@example.com"])
+    assert [r[0] for r in replies[1:3]] == [550, 550]
+    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
+    assert len(rejected) == 2
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {
+        ("relay_denied", "session")}
+    assert all("bounce_list" not in e for e in rejected)
+    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")

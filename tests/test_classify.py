@@ -1068,6 +1068,62 @@ def test_world17_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The round after world17 (world18): each of these had another verdict under the rules before
+        # it (the shipped product, rules and nearest-reply reader), in wordings the round's part (mox,
+        # SPFBL, MXroute's DirectAdmin ACLs) does not hold. The first two were listed at once: a server
+        # that takes no mail for the domain, under X.1.1, is a relay refusal, not an unknown mailbox.
+        ('550 5.1.1 Not accepting mail for this domain', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('550 5.1.1 no longer accepting e-mail for that domain', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('451 4.7.1 transient error when validating SPF record of example.org', 'rcpt', ('temporary_failure', 'sender', 'never')),
+        ('421 4.7.0 connection rate of your IP address is over the limit', None, ('too_many_connections', 'session', 'never')),
+        ('452 4.2.2 more than 200 e-mails in the last hour from your network', 'data', ('rate_limited', 'session', 'never')),
+        ('550 5.7.1 Too many rejected recipients, closing connection', 'rcpt', ('rate_limited', 'session', 'never')),
+        ('501 5.7.0 unrecognized option MT-PRIORITY', 'mail', ('protocol_error', 'session', 'never')),
+        ('550 5.7.1 Banned HELO name', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 EHLO hostname is a generic hosting name', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 5.5.0 EHLO hostname does not resolve', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 This machine is blocked from sending email', 'helo', ('blocklisted', 'session', 'never')),
+        ('550 Sender address has been blocked', 'rcpt', ('blocklisted', 'sender', 'never')),
+        ('550 Sender has a non-existent domain', 'rcpt', ('auth_failed', 'sender', 'never')),
+        ('550 203.0.113.9 is not allowed to send mail for app@example.org', 'rcpt', ('auth_failed', 'sender', 'never')),
+        ('550 5.7.1 SPFBL app@example is not a valid e-mail address.', 'rcpt', ('protocol_error', 'sender', 'never')),
+        ('550 Message refused due to suspect content', 'data', ('spam_content', 'message', 'never')),
+        ('452 Only one recipient allowed without SPF pass', 'rcpt', ('rate_limited', 'message', 'never')),
+        ('550 5.7.1 From address must match authenticated user', 'data', ('relay_denied', 'sender', 'never')),
+        ('550 Your destination address has been blocked by the administrator', 'rcpt', ('policy_rejected', 'recipient', 'never')),
+        ('530 5.7.0 STARTTLS required for mail transfer', 'mail', ('relay_denied', 'session', 'never')),
+    ],
+)
+def test_world18_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world18 guards, the same verdict before and after: Gmail's TLS policy and its X.7.27 SPF
+        # failure, a mailbox over its folder limit (a quota, not a rate), an unknown recipient, an SPF
+        # refusal that names SPF, a disabled mailbox "not accepting messages", a DNSBL, a temporary SPF
+        # DNS error, Postfix's HELO refusal.
+        ('421 4.7.0 TLS required for RCPT domain, closing connection.', None, ('policy_rejected', 'session', 'never')),
+        ("550 5.7.27 This message was blocked because it didn't pass SPF authentication", 'data', ('auth_failed', 'sender', 'never')),
+        ('552 5.2.2 <bob@example.com>: mailbox has exceeded 1000 messages per folder', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('550 5.7.0 [SPF] 192.0.2.1 is not allowed to send mail from example.com', 'rcpt', ('auth_failed', 'sender', 'never')),
+        ('550 5.2.1 Mailbox disabled, not accepting messages', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org', 'rcpt', ('blocklisted', 'session', 'never')),
+        ('550 5.1.1 <bob@example.com>: invalid address', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('451 4.5.1 Temporary DNS error while checking SPF record. Try again later.', 'rcpt', ('temporary_failure', 'sender', 'never')),
+        ('504 5.5.2 <relay>: Helo command rejected: need fully-qualified hostname', 'rcpt', ('policy_rejected', 'session', 'never')),
+    ],
+)
+def test_world18_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""
