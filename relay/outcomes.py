@@ -67,6 +67,16 @@ class Observation:
     # transaction's return path is (record()).
     return_path: str = ""
 
+    def senders(self) -> tuple[str, ...]:
+        """The envelope sender addresses this result is judged with (Policies.judge's `sender`): the
+        return path the remote server saw and the original sender it stands for. Both: a reply that
+        leads with either is the sender's (a sender verification of the VERP address; a filter that
+        checked the From, or a forwarder that resends with the original sender). The return path alone
+        lost the original sender, and with it the rule that an address equal to the sender is the
+        sender's even when it shares the recipient's domain or local part (review7 F1). One helper for
+        the funnel (Outcomes.observe) and `relay postfix-log --dry-run` (review7 F4)."""
+        return tuple(dict.fromkeys(a for a in (self.return_path, self.sender) if a))
+
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:
             raise ValueError(f"unknown observation kind {self.kind!r}; expected one of {', '.join(OBSERVATION_KINDS)}")
@@ -115,7 +125,8 @@ class Outcomes:
                 if status is not None:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
-            if rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and domain not in domains_seen:
+            if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
+                    and domain not in domains_seen):
                 domains_seen.add(domain)  # one reply is one sighting of a domain
                 follow += await self._domain_evidence(make, rcpt, reply, classification)
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
@@ -157,7 +168,7 @@ class Outcomes:
         classification = None
         if obs.kind != "complained":
             judgement = self._judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases,
-                                    obs.return_path or obs.sender or None)
+                                    obs.senders() or None)
             classification = judgement.classification
 
         def make(kind, recipient, extra):
@@ -173,7 +184,8 @@ class Outcomes:
                     f"complaint ({fields.get('feedback_type') or 'abuse'})", rule)
         elif obs.recipient and judgement.concerns(obs.recipient):
             status, follow = await self._suppress_refusal(make, obs.recipient, judgement, obs.reply.text)
-        if obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient):
+        if (obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
+                and not judgement.another):  # what it says may be of another address's domain (review7 F2)
             follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
         if status is not None:
             fields["bounce_list"] = status

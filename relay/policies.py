@@ -43,6 +43,11 @@ class Judgement:
     # It may be true of a refusal the bounce list only counts: an unknown domain, a "no such user"
     # under X.2.1 at RCPT (_doubts_the_address).
     hard: bool = False
+    # A reply of unknown stage that leads with another address than the recipient's and names none
+    # (_judged, _doubt "another"): what it says may be of that address (a forward's target, a header's
+    # address a filter checked), so it is no evidence about the recipient's domain either
+    # (Outcomes._domain_evidence is skipped; review7 F2).
+    another: bool = False
 
     def about(self, recipient: str) -> bool:
         """True when this refusal is about `recipient`'s address (recipient scope, and at
@@ -108,7 +113,7 @@ def leading_address(text: str) -> str | None:
 
 
 def about_another_address(text: str, recipients: Sequence[str], aliases: Sequence[str] = (),
-                          sender: str | None = None) -> bool:
+                          sender: str | Sequence[str] | None = None) -> bool:
     """True when `text` leads with an address that is not the recipient's and names none of
     `recipients` anywhere: the refusal is about that address (the envelope sender that Postfix's
     smtpd_delay_reject reports at RCPT, an address an MTA's parser refused), not the recipient.
@@ -119,8 +124,9 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
     target that the recipient's domain made of it): what that domain says of its own addresses is
     about the recipient's delivery, and a missed listing is the lesser error, but reading the
     recipient's own address as another one would lose true hard bounces. `sender`, the envelope
-    sender when the caller knows it (a live transaction's MAIL FROM, a report's original sender):
-    an address equal to it is the sender's before that leniency (B2B senders and recipients share
+    sender when the caller knows it (a live transaction's MAIL FROM, a report's original sender), or
+    several (_senders: on the bounce intake the VERP return path the remote saw and the original sender,
+    the From a filter may have checked): an address equal to one of them is the sender's before that leniency (B2B senders and recipients share
     local parts, info@ or sales@; internal mail shares the domain). Postfix's "Recipient address
     rejected" is only ever said of a RCPT TO address (its sender checks say "Sender address
     rejected"): a text that says it is never another address's. A text that leads with no address
@@ -135,14 +141,14 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
     if address is None:
         return False
     known = [a for a in (*recipients, *aliases) if a]
-    if named_recipient(text, known) is not None:
+    if names_the_recipient(text, known):  # as written or spelt another way (review7 F3)
         return False
     if address == "":
         return True  # the null reverse-path: never a recipient (RFC 5321 4.1.1.3)
     if _same_mailbox(address, known) or _RECIPIENT_REJECTED.search(text):
         return False
     local, domain = _comparable(address)
-    if sender and (local, domain) == _comparable(sender):
+    if any((local, domain) == _comparable(one) for one in _senders(sender)):
         return True
     return not any(_comparable(r)[0] == local or _comparable(r)[1] == domain for r in known)
 
@@ -150,15 +156,26 @@ def about_another_address(text: str, recipients: Sequence[str], aliases: Sequenc
 _RECIPIENT_REJECTED = re.compile(r"recipient address rejected", re.IGNORECASE)
 
 
-def _leads_with_the_sender(text: str, sender: str | None) -> bool:
+def _leads_with_the_sender(text: str, sender: str | Sequence[str] | None) -> bool:
     """Whether `text` leads with the null reverse-path "<>" (never a recipient, RFC 5321 4.1.1.3) or with
-    the envelope sender `sender` (when known), spelt as it is or another way (_comparable)."""
+    the envelope sender `sender` (when known; one address or several, _senders), spelt as it is or another
+    way (_comparable)."""
     address = leading_address(text)
     if address is None:
         return False
     if address == "":
         return True
-    return bool(sender) and _comparable(address) == _comparable(sender)
+    return any(_comparable(address) == _comparable(one) for one in _senders(sender))
+
+
+def _senders(sender: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The envelope sender addresses a caller gives (Policies.judge's `sender`): None or "" (unknown), one
+    address, or several (a VERP return path and the original sender it stands for, review7 F1)."""
+    if not sender:
+        return ()
+    if isinstance(sender, str):
+        return (sender,)
+    return tuple(one for one in sender if one)
 
 
 # Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
@@ -348,13 +365,14 @@ class Policies:
         return self
 
     def judge(self, reply, stage: str | None = None, recipients: Sequence[str] = (),
-              aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
+              aliases: Sequence[str] = (), sender: str | Sequence[str] | None = None) -> Judgement:
         """Classification, attribution and the bounce-list effect of one reply (DESIGN.md,
         "the one funnel"). `stage` is the SMTP stage the reply answered (None: unknown);
         `recipients` are the transaction's recipients it may concern; `aliases` other addresses a
         report gives for them (a DSN's Original- and Final-Recipient): a reply that names one of
-        them names the recipient (about_another_address); `sender` the envelope sender when known: a
-        reply that leads with it is the sender's (about_another_address)."""
+        them names the recipient (about_another_address); `sender` the envelope sender when known, one
+        address or several (the bounce intake's VERP return path and original sender): a reply that
+        leads with one of them is the sender's (about_another_address)."""
         from .classify import default_relay_replies, unwrapped_text
 
         if reply.source == "relay":
@@ -377,7 +395,7 @@ class Policies:
         return judgement
 
     def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement,
-                         aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
+                         aliases: Sequence[str] = (), sender: str | Sequence[str] | None = None) -> Judgement:
         """Where no text rule matched, the category (and scope) of the most similar labelled reply
         (relay/nearest.py), when it is similar enough, as permanent or transient as this one, and
         judging by it never lists more: not a
@@ -405,7 +423,7 @@ class Policies:
         return mine
 
     def _judged(self, reply, stage, recipients: Sequence[str], classification,
-                aliases: Sequence[str] = (), sender: str | None = None) -> Judgement:
+                aliases: Sequence[str] = (), sender: str | Sequence[str] | None = None) -> Judgement:
         """Attribution and the bounce-list effect of a classified reply."""
         from .classify import effective_enhanced, unwrapped_text
 
@@ -478,7 +496,7 @@ class Policies:
             counting = self.suppression.unconfirmed_rule(classification.category, classification.permanent)
             if counting is not None:
                 bounce_list = "count"
-        return Judgement(classification, scope, bounce_list, concerned, counting, unconfirmed, hard)
+        return Judgement(classification, scope, bounce_list, concerned, counting, unconfirmed, hard, another)
 
 
 # Permanent reply codes whose RFC names one cause: 500-504 syntax errors of the command (RFC 5321

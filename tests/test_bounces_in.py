@@ -27,7 +27,7 @@ def verp_relay(tmp_path, upstream, relay_factory):
 def start_verp_relay(tmp_path, upstream, relay_factory, **overrides):
     (tmp_path / "verp.key").write_bytes(KEY)
     policies = tmp_path / "policies"
-    policies.mkdir()
+    policies.mkdir(exist_ok=True)  # a test may have put other policy files there first
     (policies / "domains.yaml").write_text(f"example.com: {{verp: {BOUNCE_DOMAIN}}}\n")
     relay = relay_factory(upstream.port, policies=str(policies),
                           bounces_in={"listen": "127.0.0.1:0", "domains": [BOUNCE_DOMAIN],
@@ -215,6 +215,70 @@ def test_a_user_unknown_of_our_return_path_in_a_report_of_unknown_stage_never_li
     for event in events:
         jsonschema.validate(event, SCHEMA)
     assert rcpt_reply(verp_relay) == 250  # never listed
+
+
+# Review7 F1: the intake judged a bounce with the VERP return path *instead of* the original sender
+# (noreply@example.com), so a reply leading with the original sender (the From a filter checked, or a
+# forwarder that resends with it) was no longer the sender's: counted and listed at the second bounce,
+# or listed at once, hard, when the recipient shares the sender's domain (internal mail) or local part.
+ORIGINAL_SENDER_UNKNOWN = "550 5.1.1 <noreply@example.com>... User unknown"
+
+
+def test_a_user_unknown_of_the_original_sender_in_a_report_of_unknown_stage_never_lists(verp_relay, upstream):
+    for nth in (1, 2):
+        return_path = relay_one(verp_relay, upstream, nth=nth)
+        replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, diagnostic=ORIGINAL_SENDER_UNKNOWN))
+        assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=4)
+    assert [e["kind"] for e in events] == ["bounced", "warning", "bounced", "warning"]
+    assert all(e["classification"]["scope"] == "sender" and "bounce_list" not in e
+               for e in events if e["kind"] == "bounced")
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(verp_relay) == 250  # never listed (it was at the second bounce)
+
+
+@pytest.mark.parametrize("stage_note", ["", " (in reply to RCPT TO command)"])
+def test_a_user_unknown_of_the_original_sender_never_lists_a_recipient_in_the_senders_domain(
+        verp_relay, upstream, stage_note):
+    # bob@example.com shares the sender's domain: read as bob's under another name, at once, hard, when
+    # the original sender was not known to be the sender. At RCPT this was a regression of f29800e.
+    return_path = relay_one(verp_relay, upstream, rcpt="bob@example.com")
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, rcpt="bob@example.com",
+                                                           diagnostic=ORIGINAL_SENDER_UNKNOWN + stage_note))
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=2)
+    assert [e["kind"] for e in events] == ["bounced", "warning"]
+    assert events[0]["classification"]["scope"] == "sender" and "bounce_list" not in events[0]
+    assert rcpt_reply(verp_relay, "bob@example.com") == 250
+
+
+def test_a_domain_not_found_of_another_address_in_a_report_of_unknown_stage_is_no_evidence_of_the_recipients_domain(
+        tmp_path, upstream, relay_factory):
+    # Review7 F2: a reply of unknown stage that leads with another address speaks of that address's
+    # domain (a forward's target, a header's), not of dest.example: it is judged unconfirmed and not hard,
+    # but each such bounce still counted as a sighting that dest.example does not exist, and two of them
+    # (seen again after the policy's delay) listed the whole domain.
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    assert "seen_again_after: 1h" in shipped
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    diagnostic = ("550 5.1.2 <jsmith@gone.example>: Host or domain name not found. "
+                  "Name service error for name=gone.example type=MX: Host not found")
+    for nth, rcpt in enumerate(("alice@dest.example", "bob@dest.example"), 1):
+        if nth > 1:
+            time.sleep(1.2)  # past seen_again_after: a second sighting would list the domain
+        return_path = relay_one(relay, upstream, rcpt=rcpt, nth=nth)
+        replies = mail_bounce(relay, return_path, dsn_for(return_path, rcpt=rcpt, status="5.1.2",
+                                                          diagnostic=diagnostic))
+        assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=2)
+    assert [e["kind"] for e in events] == ["bounced", "bounced"]
+    assert all(e["classification"]["category"] == "routing_dns" and e["classification"]["scope"] == "recipient"
+               for e in events)
+    assert rcpt_reply(relay, "carol@dest.example") == 250  # @dest.example is not listed
 
 
 def test_a_vague_refusal_under_a_reports_own_status_5_1_1_only_counts(verp_relay, upstream):

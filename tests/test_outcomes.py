@@ -125,3 +125,24 @@ def test_a_refused_recipient_that_is_no_address_is_not_a_store_error(relay, upst
     (event,) = [e for e in relay.events(wait_for=1) if e["kind"] in ("rejected", "policy_rejected")]
     assert event["recipient"] == rcpt and event.get("bounce_list") != "error", event
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_the_dry_run_judges_an_observation_with_the_same_senders_as_the_funnel(tmp_path):
+    # Review7 F4: `relay postfix-log --dry-run` (DryRun) judged with the original sender only, the
+    # funnel (Outcomes.observe) with the return path or else the original sender, and F1 with both:
+    # one helper, Observation.senders(), so the two cannot drift.
+    from relay.commands.postfix_log import DryRun
+
+    return_path = "noreply=example.com=qfitipzktqa5jznwo5acxuwikt6q@bounces.example.com"
+    texts = [f"550 5.1.1 <{return_path}>... User unknown", "550 5.1.1 <noreply@example.com>... User unknown"]
+    observations = [Observation("bounced", None, "bob@example.com", Reply.parse(text, "dsn"),
+                                sender="noreply@example.com", return_path=return_path) for text in texts]
+    results, entries = observe_all(tmp_path, observations)
+    dry = DryRun(load_policies(load_settings(write_config(tmp_path, 25))))
+    for obs, funnel in zip(observations, results):
+        [bounced, *_] = funnel
+        [would] = dry.observe(obs)
+        assert bounced["classification"]["scope"] == would["classification"]["scope"] == "sender", obs.reply.text
+        assert "bounce_list" not in bounced and would["bounce_list"] == "never"
+    assert entries == {}
+    assert observations[0].senders() == (return_path, "noreply@example.com")

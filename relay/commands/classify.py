@@ -22,10 +22,11 @@ def register(sub) -> None:
     p.add_argument("--recipient", action="append", default=[], metavar="ADDR", type=_address,
                    help="a recipient of the transaction (repeatable): a reply at DATA is about one "
                         "recipient only when its text names one of them")
-    p.add_argument("--sender", metavar="ADDR", type=_sender, default=None,
+    p.add_argument("--sender", action="append", metavar="ADDR", type=_sender, default=None,
                    help="the transaction's envelope sender, as a running relay knows it (MAIL FROM, or the VERP "
                         "return path it sent upstream): a reply that leads with it is about the sender, not the "
-                        "recipient (default: unknown; '<>', the null sender, is the same)")
+                        "recipient (repeatable: the bounce intake judges with both the VERP return path and the "
+                        "original sender; default: unknown; '<>', the null sender, is the same)")
     p.add_argument("--alias", action="append", default=[], metavar="ADDR", type=_address,
                    help="another address a bounce report gives for the recipient (repeatable): a DSN's "
                         "Original-, Final- or X-Actual-Recipient, as 'relay dsn parse' prints them; a reply "
@@ -70,9 +71,12 @@ def _sender(text: str) -> str | None:
     return _address(text, role="sender")
 
 
-def judged(policies, text: str, stage: str | None, recipients: list[str], sender: str | None = None,
-           aliases: list[str] = ()) -> dict:
+def judged(policies, text: str, stage: str | None, recipients: list[str],
+           sender: str | list[str | None] | None = None, aliases: list[str] = ()) -> dict:
     from ..decision import Reply
+
+    if sender is not None and not isinstance(sender, str):
+        sender = tuple(one for one in sender if one) or None  # repeated --sender; "<>" is None
 
     judgement = policies.judge(Reply.parse(text), stage, recipients, aliases=aliases, sender=sender)
     out = judgement.classification.as_dict()

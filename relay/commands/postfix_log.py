@@ -175,7 +175,7 @@ class DryRun:
         from ..events import make_event
 
         judgement = self.policies.judge(obs.reply, obs.stage, [obs.recipient] if obs.recipient else [], obs.aliases,
-                                        obs.sender or None)
+                                        obs.senders() or None)
         stage = obs.stage or "data"
         base = {"sender": obs.sender, "recipient": obs.recipient, "message_id": obs.message_id}
         fields = dict(obs.fields)
