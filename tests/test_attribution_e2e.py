@@ -426,6 +426,10 @@ def test_a_refusal_naming_the_recipient_and_another_missing_mailbox_does_not_lis
     # review-5 F1: a list other than nine names, or another verb, listed at once after c148aa2.
     ("550 5.1.1 Address invalid: 192.0.2.1 listed at cbl.abuseat.org", "blocklisted"),
     ("550 5.1.1 Invalid recipient: 192.0.2.1 found in zen.spamhaus.org", "blocklisted"),
+    # review-8 F2: "listed in <zone>", another verb before a list's zone, a bare "blacklisted".
+    ("550 5.1.1 Invalid recipient: 192.0.2.1 listed in hostkarma.junkemailfilter.com", "blocklisted"),
+    ("550 5.1.1 Invalid recipient: 192.0.2.1 found in all.spamrats.com", "blocklisted"),
+    ("550 5.1.1 Invalid recipient: IP 192.0.2.1 blacklisted", "blocklisted"),
 ])
 def test_a_recipient_called_invalid_for_the_session_s_sake_lists_nobody(relay, upstream, template, kind):
     for local in ("jane", "joe"):
@@ -437,6 +441,25 @@ def test_a_recipient_called_invalid_for_the_session_s_sake_lists_nobody(relay, u
     assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {(kind, "session")}
     assert all("bounce_list" not in e for e in rejected)
     assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+
+
+@pytest.mark.parametrize("local, reply", [
+    # review-8 F1: the block-list guard widened in 5166f2d took these true unknown users for a block
+    # list (never listed): "rbl" as the mailbox's name, a negated listing, a non-list "rejected using",
+    # a list's homepage in a footer.
+    ("rbl", "550 5.1.1 <rbl@example.com>... User unknown"),
+    ("jane", "550 5.1.1 User unknown: address was never listed at example.com"),
+    ("jane", "550 5.1.1 Recipient rejected using LDAP lookup: no such user"),
+    ("jane", "550 5.1.1 <jane@example.com> User unknown; this server is protected by Spamhaus (https://www.spamhaus.org/)"),
+])
+def test_a_true_unknown_user_beside_block_list_words_is_listed(relay, upstream, local, reply):
+    upstream.rcpt_replies[local] = reply
+    transact(relay, [f"{local}@example.com"])
+    events = events_of(relay, 2)
+    assert kinds(events) == ["rejected", "bounce_listed"]
+    assert (events[0]["classification"]["category"], events[0]["classification"]["scope"]) == (
+        "unknown_recipient", "recipient")
+    assert listed(relay, f"{local}@example.com")
 
 
 def test_an_expired_ip_authorisation_does_not_count_towards_a_disabled_mailbox(relay, upstream):

@@ -2065,6 +2065,24 @@ def test_recipient_words_beside_another_cause_list_nobody(reply, stage, verdict)
         # The CBL by its short name: the X.1.1 fallback listed it (before c148aa2 too).
         "550 5.1.1 Address invalid: listed on the CBL",
         "550 user invalid: IP listed on the CBL",
+        # review-8 F2: "listed in <zone>", another verb before a list's zone or name, a bare
+        # "blacklisted", a lookup host: each listed a good address at once.
+        "550 5.1.1 <bob@b.example>: Recipient address rejected: User unknown; client listed in bl.spameatingmonkey.net",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 listed in hostkarma.junkemailfilter.com",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 listed in all.s5h.net",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 found in all.spamrats.com",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 is in psbl.surriel.com",
+        "550 5.1.1 Address invalid: host listed in ivmSIP",
+        "550 5.1.1 Invalid recipient: 192.0.2.1 found on the Invaluement ivmSIP list",
+        "550 5.1.1 Invalid recipient: listed in the Invaluement database",
+        "550 5.1.1 Invalid recipient: IP 192.0.2.1 blacklisted",
+        "550 5.1.1 User invalid: IP blacklisted",
+        "550 5.1.1 User invalid: sender IP blocklisted",
+        "550 5.1.1 User invalid: blocked. See https://ipcheck.proofpoint.com/?ip=192.0.2.1",
+        "550 5.1.1 Recipient rejected: Listed on SpamRats",
+        # A list's zone after "appears on" (the bare token in the zone's name took it before review-8).
+        "550 5.1.1 Address invalid; 192.0.2.1 appears on ix.dnsbl.manitu.net",
+        "550 5.1.1 Recipient rejected due to RBL",
     ],
 )
 def test_recipient_words_beside_any_block_list_list_nobody(reply):
@@ -2098,6 +2116,31 @@ def test_an_operators_copy_of_the_shipped_rules_keeps_the_block_list_guard(tmp_p
         "550 5.1.1 User unknown (mailbox isn't listed at example.com)",
         "User carlosr73 (userx@example.com) not listed in Domino Directory",
         "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+        # review-8 F1: the widened guard took these true unknown users for block lists. "rbl"/"dnsbl"
+        # as (part of) the address or a host, a URL's path, a clean check, a negated one:
+        "550 5.1.1 <rbl@b.example>... User unknown",
+        "550 5.1.1 <rbl@b.example>: Recipient address rejected: User unknown in virtual mailbox table",
+        "550 5.1.1 <dnsbl@b.example>: Recipient address rejected: User unknown in local recipient table",
+        "550 5.1.1 <bob@rbl.b.example>: Recipient address rejected: User unknown in local recipient table",
+        "550 5.1.1 <bob@b.example>: Recipient address rejected: User unknown (checked against RBL: clean)",
+        "550 5.1.1 <bob@b.example>: unknown user (sender IP checked: not in any DNSBL)",
+        "550 5.1.1 <bob@b.example>: user unknown. Our DNSBL policy: http://b.example/dnsbl.html",
+        "550 5.1.1 User unknown - see http://b.example/policy/rbl.html",
+        "550 5.1.1 User unknown [rbl]",
+        "550 5.1.1 No such user here. Note: this host does not use RBLs for rejection.",
+        # ... "listed at" negated otherwise than "not listed", or a word ending in "listed":
+        "550 5.1.1 The email account that you tried to reach does not exist. This address is no longer listed at b.example",
+        "550 5.1.1 User unknown: address was never listed at b.example",
+        "550 5.1.1 User unknown (mailbox not currently listed at b.example)",
+        "550 5.1.1 User unknown: address unlisted at b.example",
+        # ... "rejected using" something that is not a list:
+        "550 5.1.1 Recipient rejected using LDAP lookup: no such user",
+        "550 5.1.1 <bob@b.example>: Recipient address rejected: User unknown; rejected using recipient verification",
+        # ... a list's homepage in a footer (its lookup page is a cause: the test above):
+        "550 5.1.1 <bob@b.example> User unknown; this server is protected by Spamhaus (https://www.spamhaus.org/)",
+        "550 5.1.1 User unknown. Protected by SpamCop: http://www.spamcop.net/",
+        "550 5.1.1 <bob@b.example>: user unknown. Report abuse at https://www.abuseat.org/ or https://b.example",
+        "550 5.1.1 No such user (bob@b.example). Questions? see http://www.sorbs.net/ lookup",
     ],
 )
 def test_recipient_words_without_another_cause_still_list(reply):
