@@ -868,6 +868,32 @@ def test_an_in_order_reply_naming_another_address_keeps_the_pipelined_pairing(ca
     assert rows[0]["classification"]["bounce_list"] == "never"
 
 
+def test_a_forward_path_that_is_another_rcpt_of_the_group_keeps_the_pipelined_pairing(capsys, tmp_path):
+    # review-8 F3: the out-of-order check took the first address anywhere in a reply. When RFC 5321
+    # 3.4's forward-path ("251 ... will forward to <y>", "551 ... please try <y>") is another RCPT of
+    # the same group, the group was unpaired: bob's X.2.1 "User unknown" at RCPT lost its stage and
+    # its hard flag. Only the address a reply leads with ("550 5.1.1 <x>... ") says whom it answers.
+    d7 = _sendmail_transcript_dsn(tmp_path / "d7.eml", _MAIL_OK + ">>> RCPT To:<bob@b.example>\n>>> RCPT To:<carol@b.example>\n"
+                       ">>> RCPT To:<dave@b.example>\n>>> DATA\n<<< 550 5.2.1 User unknown\n<<< 251 2.1.5 User not local; "
+                       "will forward to <dave@b.example>\n<<< 250 2.1.5 Ok\n<<< 354 go ahead\n>>> .\n<<< 250 2.0.0 queued\n",
+                       [("bob@b.example", "5.2.1", "550 5.2.1 User unknown")])
+    d2 = _sendmail_transcript_dsn(tmp_path / "d2.eml", _MAIL_OK + ">>> RCPT To:<bob@b.example>\n>>> RCPT To:<carol@b.example>\n"
+                       ">>> DATA\n<<< 551 5.1.6 User not local; please try <carol@b.example>\n<<< 250 2.1.5 Ok\n"
+                       "<<< 354 go ahead\n>>> .\n<<< 250 2.0.0 queued\n",
+                       [("bob@b.example", "5.1.6", "551 5.1.6 User not local; please try <carol@b.example>")])
+    _, rows, _ = run(capsys, d7, d2)
+    assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
+        ("bob@b.example", "rcpt", True), ("bob@b.example", "rcpt", True)]
+    # A reply that leads with another RCPT of the group is still read as out of order.
+    from relay.intake.dsn import _answers_another
+
+    group = {"bob@b.example", "carol@b.example"}
+    assert _answers_another(">>> RCPT To:<bob@b.example>", "<<< 550 5.1.1 <carol@b.example>... User unknown", group)
+    assert _answers_another(">>> RCPT To:<bob@b.example>", "<<< 550 <Carol@b.example>: Recipient address rejected", group)
+    assert not _answers_another(">>> RCPT To:<bob@b.example>", "<<< 251 2.1.5 User not local; will forward to "
+                                "<carol@b.example>", group)
+
+
 def test_a_refusal_before_the_recipients_retry_is_not_his_when_the_retry_cannot_be_paired(capsys, tmp_path):
     # review-5 F3 (S3c): bob's RCPT got 452, the retry transaction took him (Sendmail shows DATA's 354
     # only) and his 550 came after the final dot. The first transaction's 452 was read as his refusal

@@ -307,18 +307,23 @@ def _command_stage(line: str, patterns: tuple) -> str | None:
     return _STAGE_OF_COMMAND[command.group(1).lower()] if command else None
 
 
-_REPLY_ADDRESS = re.compile(r"<([^<>\s@]++@[^<>\s]++)>")
+# The address a reply leads with, right after its code and enhanced status: Sendmail's
+# "550 5.1.1 <x>... User unknown", Postfix's "550 5.1.1 <x>: Recipient address rejected". An address
+# later in the text is not the one the reply is about: RFC 5321 3.4's forward-path ("251 User not
+# local; will forward to <y>", "551 ... please try <y>") may be another RCPT of the group (review-8 F3).
+# The transcript's reply prefixes ("<<<", "Received >>>", a quote margin) have no digit.
+_REPLY_ADDRESS = re.compile(r"\D*+\d{3}[ -]\s*+(?:\d\.\d{1,3}\.\d{1,3}\s++)?<([^<>\s@]++@[^<>\s]++)>")
 
 
 def _answers_another(command: str, reply: str, rcpts: set[str]) -> bool:
     """Whether a reply paired with a RCPT command names another RCPT of its group (`rcpts`, lower
     case) than that command's: the server did not answer in order (RFC 2920 3.1 says it must), so the
-    pairing is not to be trusted. An address that is not one of the group's RCPTs says nothing about
-    order: in-order replies name one too (RFC 5321 3.4's "251 User not local; will forward to
-    <forward-path>" and "551 ... please try <forward-path>", a sender check reported at RCPT that
-    names the envelope sender; review-5 F2)."""
+    pairing is not to be trusted. Only the address the reply leads with counts (_REPLY_ADDRESS: a
+    forward-path later in a 251/551 may be another RCPT of the group, review-8 F3), and an address
+    that is not one of the group's RCPTs says nothing about order: in-order replies lead with one too
+    (a sender check reported at RCPT that names the envelope sender; review-5 F2)."""
     rcpt = _RCPT_ADDRESS.search(command)
-    named = _REPLY_ADDRESS.search(reply)
+    named = _REPLY_ADDRESS.match(reply)
     if not (rcpt and named):
         return False
     named_address = named.group(1).lower()
