@@ -77,6 +77,13 @@ class Observation:
         the funnel (Outcomes.observe) and `relay postfix-log --dry-run` (review7 F4)."""
         return tuple(dict.fromkeys(a for a in (self.return_path, self.sender) if a))
 
+    def forwarded_elsewhere(self) -> bool:
+        """The report gives the recipient under an address at another domain (a forward or alias:
+        Final-Recipient or X-Actual-Recipient elsewhere): the domain a "no such domain" speaks of
+        may be that one, not the recipient's (review-9 N1)."""
+        domain = self.recipient.rpartition("@")[2].rstrip(".").lower()
+        return any(a.rpartition("@")[2].rstrip(".").lower() != domain for a in self.aliases if "@" in a)
+
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:
             raise ValueError(f"unknown observation kind {self.kind!r}; expected one of {', '.join(OBSERVATION_KINDS)}")
@@ -185,7 +192,8 @@ class Outcomes:
         elif obs.recipient and judgement.concerns(obs.recipient):
             status, follow = await self._suppress_refusal(make, obs.recipient, judgement, obs.reply.text)
         if (obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
-                and not judgement.another):  # what it says may be of another address's domain (review7 F2)
+                and not judgement.another  # what it says may be of another address's domain (review7 F2)
+                and not obs.forwarded_elsewhere()):
             follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
         if status is not None:
             fields["bounce_list"] = status

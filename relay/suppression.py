@@ -142,6 +142,12 @@ class DomainRule:
         text = _without_addresses(text, address)
         if self.evidence.search(text) is None:
             return False
+        if address and any(name.lower().rstrip(".") != "the-domain" for name in _LOOKED_UP.findall(text)):
+            # Postfix names the name it looked up ("Name service error for name=X type=MX"): when X is
+            # not the recipient's domain (a forward's target, an MX host elsewhere), the recipient's
+            # domain was not the one found missing (review-9 N1: a forward to a gone domain listed
+            # the recipient's whole domain).
+            return False
         return not self.dns_glitch(text)
 
     def dns_glitch(self, text: str) -> bool:
@@ -153,6 +159,10 @@ class DomainRule:
 # An address as replies quote it: in angle brackets (any local part, RFC 5321 4.1.2's quoted
 # strings with spaces among them), or bare; bounded repeats keep the search linear.
 _QUOTED_ADDRESS = re.compile(r'<[^<>\r\n]{0,320}@[^<>\r\n]{0,255}>|[^\s<>@"]{1,64}@[^\s<>@]{1,255}')
+
+
+# The name a resolver's error says it looked up (Postfix's dns_lookup.c: "name=%s type=%s").
+_LOOKED_UP = re.compile(r"\bname=(\S{1,255}) type=", re.IGNORECASE)
 
 
 def _without_addresses(text: str, address: str) -> str:

@@ -281,6 +281,41 @@ def test_a_domain_not_found_of_another_address_in_a_report_of_unknown_stage_is_n
     assert rcpt_reply(relay, "carol@dest.example") == 250  # @dest.example is not listed
 
 
+@pytest.mark.parametrize("final_at, diagnostic, listed", [
+    # review-9 N1: the report gives the recipient's forward target (Final-Recipient at another domain)
+    # and its domain is the one gone: two such bounces listed the whole of dest.example.
+    ("gone.example", "550 5.1.2 Recipient address rejected: Domain not found", False),
+    ("gone.example", "Host or domain name not found. Name service error for name=gone.example type=MX: "
+                     "Host not found", False),
+    # The name looked up is not the recipient's domain (an MX host elsewhere): dest.example exists.
+    ("dest.example", "Host or domain name not found. Name service error for name=mx.provider.example type=A: "
+                     "Host not found", False),
+    # Guard: the recipient's own domain, no forward: listed at the second sighting, as before.
+    ("dest.example", "Host or domain name not found. Name service error for name=dest.example type=MX: "
+                     "Host not found", True),
+])
+def test_a_no_such_domain_is_evidence_only_of_the_domain_it_names(tmp_path, upstream, relay_factory,
+                                                                  final_at, diagnostic, listed):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    assert "seen_again_after: 1h" in shipped
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    for nth, rcpt in enumerate(("alice@dest.example", "bob@dest.example"), 1):
+        if nth > 1:
+            time.sleep(1.2)  # past seen_again_after: a second sighting lists the domain
+        return_path = relay_one(relay, upstream, rcpt=rcpt, nth=nth)
+        message = dsn_for(return_path, rcpt=rcpt, status="5.1.2", diagnostic=diagnostic).replace(
+            f"Final-Recipient: rfc822; {rcpt}".encode(),
+            f"Final-Recipient: rfc822; {rcpt.replace('dest.example', final_at)}".encode())
+        replies = mail_bounce(relay, return_path, message)
+        assert replies[-1][0] == 250, replies
+    kinds = [(e["kind"], e["recipient"]) for e in relay.events(wait_for=3 if listed else 2, timeout=3)]
+    assert (("bounce_listed", "@dest.example") in kinds) is listed, kinds
+    assert rcpt_reply(relay, "carol@dest.example") == (550 if listed else 250)
+
+
 def test_a_vague_refusal_under_a_reports_own_status_5_1_1_only_counts(verp_relay, upstream):
     # review-6 F2: Sendmail writes Status 5.1.1 after any 5xx to RCPT. The remote said only "550
     # <alice@...> recipient rejected" (RFC 5321's 550: mailbox unavailable, not found or refused by
