@@ -375,6 +375,8 @@ class Policies:
         leads with one of them is the sender's (about_another_address)."""
         from .classify import default_relay_replies, unwrapped_text
 
+        if sender is not None and not isinstance(sender, str):
+            sender = tuple(sender)  # read more than once: an iterator would be spent by the first (review-9 N4)
         if reply.source == "relay":
             # The relay's own reply: classified by the code path that made it (its cause),
             # never by provider rules; it is about our side, never an address, except where its

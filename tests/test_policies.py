@@ -792,3 +792,12 @@ def test_classify_and_judge_take_several_envelope_senders():
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         assert (out["scope"], out["bounce_list"]) == ("sender", "never"), extra
+
+
+def test_judge_reads_a_sender_iterator_as_the_addresses_it_yields():
+    # review-9 N4: `sender` is read more than once; an iterator was spent by the first look, so a reply
+    # leading with the sender was the recipient's (counted).
+    text = "550 5.1.1 <noreply@example.com>... User unknown"
+    judged = shipped_policies().judge(Reply.parse(text), None, ["alice@dest.example"],
+                                      sender=iter(["noreply@example.com"]))
+    assert (judged.scope, judged.bounce_list) == ("sender", "never")
