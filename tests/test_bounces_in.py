@@ -121,32 +121,37 @@ def rcpt_reply(relay, rcpt: str = "alice@dest.example") -> int:
         c.cmd("RSET")
     return code
 
+def assert_one_bounce_counts_and_a_second_lists(relay, upstream, status: str, diagnostic: str, stage: str) -> None:
+    """A bounce that only counts (an unconfirmed claim): the first is a `bounced` event about alice
+    that does not list her; the second, of another send, lists her and the relay refuses her."""
+    return_path = relay_one(relay, upstream)
+    replies = mail_bounce(relay, return_path, dsn_for(return_path, status=status, diagnostic=diagnostic))
+    assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=1)
+    assert [e["kind"] for e in events] == ["bounced"]
+    bounced = events[0]
+    assert bounced["stage"] == stage and bounced["recipient"] == "alice@dest.example"
+    assert bounced["classification"]["category"] == "unknown_recipient"
+    assert bounced["classification"]["scope"] == "recipient" and "bounce_list" not in bounced
+    assert rcpt_reply(relay) == 250  # not listed
+
+    return_path = relay_one(relay, upstream, nth=2)
+    mail_bounce(relay, return_path, dsn_for(return_path, status=status, diagnostic=diagnostic))
+    events = relay.events(wait_for=3)
+    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
+    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    assert rcpt_reply(relay) == 550
+
+
 
 def test_a_user_unknown_at_the_final_dot_is_bounced_but_only_counts(verp_relay, upstream):
     # Issue 13: Japanese carriers and filtering appliances answer "550 Unknown user" after the
     # final dot to hide a content or sender filter; a server checks mailboxes at RCPT (RFC 5321
     # 3.3). One such bounce does not list the address; a second one does.
     unknown_at_data = "550 Unknown user alice@dest.example (in reply to end of DATA command)"
-    return_path = relay_one(verp_relay, upstream)
-    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0",
-                                                           diagnostic=unknown_at_data))
-    assert replies[-1][0] == 250, replies
-    events = verp_relay.events(wait_for=1)
-    assert [e["kind"] for e in events] == ["bounced"]
-    bounced = events[0]
-    assert bounced["stage"] == "data" and bounced["recipient"] == "alice@dest.example"
-    assert bounced["classification"]["category"] == "unknown_recipient"
-    assert bounced["classification"]["scope"] == "recipient" and "bounce_list" not in bounced
-    assert rcpt_reply(verp_relay) == 250  # not listed
-
-    return_path = relay_one(verp_relay, upstream, nth=2)
-    mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.0.0", diagnostic=unknown_at_data))
-    events = verp_relay.events(wait_for=3)
-    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
-    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
-    for event in events:
-        jsonschema.validate(event, SCHEMA)
-    assert rcpt_reply(verp_relay) == 550
+    assert_one_bounce_counts_and_a_second_lists(verp_relay, upstream, "5.0.0", unknown_at_data, "data")
 
 
 def test_a_user_unknown_without_the_address_is_bounced_but_only_counts(verp_relay, upstream):
@@ -323,24 +328,7 @@ def test_a_vague_refusal_under_a_reports_own_status_5_1_1_only_counts(verp_relay
     # exist. It listed her at once, hard (with "ref 2.1.4" or without). One such bounce counts; a
     # second lists her.
     diagnostic = "550 <alice@dest.example> recipient rejected (ref 2.1.4) (in reply to RCPT TO command)"
-    return_path = relay_one(verp_relay, upstream)
-    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
-    assert replies[-1][0] == 250, replies
-    events = verp_relay.events(wait_for=1)
-    assert [e["kind"] for e in events] == ["bounced"]
-    assert events[0]["stage"] == "rcpt"
-    assert events[0]["classification"]["category"] == "unknown_recipient"
-    assert events[0]["classification"]["scope"] == "recipient" and "bounce_list" not in events[0]
-    assert rcpt_reply(verp_relay) == 250  # not listed
-
-    return_path = relay_one(verp_relay, upstream, nth=2)
-    mail_bounce(verp_relay, return_path, dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))
-    events = verp_relay.events(wait_for=3)
-    assert [e["kind"] for e in events[1:]] == ["bounced", "bounce_listed"]
-    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
-    for event in events:
-        jsonschema.validate(event, SCHEMA)
-    assert rcpt_reply(verp_relay) == 550
+    assert_one_bounce_counts_and_a_second_lists(verp_relay, upstream, "5.1.1", diagnostic, "rcpt")
 
 
 def exim_text_bounce(return_path: str, after: str, reply: str) -> bytes:
