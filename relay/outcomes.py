@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from .address import is_valid, printable
+from .address import domain_in_a_labels, is_valid, printable
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
@@ -78,11 +78,15 @@ class Observation:
         return tuple(dict.fromkeys(a for a in (self.return_path, self.sender) if a))
 
     def forwarded_elsewhere(self) -> bool:
-        """The report gives the recipient under an address at another domain (a forward or alias:
-        Final-Recipient or X-Actual-Recipient elsewhere): the domain a "no such domain" speaks of
-        may be that one, not the recipient's (review-9 N1)."""
-        domain = self.recipient.rpartition("@")[2].rstrip(".").lower()
-        return any(a.rpartition("@")[2].rstrip(".").lower() != domain for a in self.aliases if "@" in a)
+        """A bounce report gives the recipient under an address at another domain (a forward or alias
+        onward: Final-Recipient or X-Actual-Recipient elsewhere): the domain a "no such domain" speaks
+        of may be that one, not the recipient's (review-9 N1). Only a DSN's: the Postfix log's
+        `orig_to` is the address before the relay's own rewriting, and its `to=`, the recipient, is
+        the one the refusal is about (review-10 N2). Domains compared in A-labels (review-10 N3)."""
+        if self.reply.source != "dsn":
+            return False
+        domain = domain_in_a_labels(self.recipient.rpartition("@")[2])
+        return any(domain_in_a_labels(a.rpartition("@")[2]) != domain for a in self.aliases if "@" in a)
 
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:

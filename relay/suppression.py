@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .address import domain_in_a_labels
 from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
 
@@ -139,14 +140,10 @@ class DomainRule:
         Postfix-style "<nxdomain@example.com>: Recipient address rejected: User unknown" (the
         local part matching `nxdomain`), or "nxdomain-fans.example has no mail server", listed a
         whole domain that exists."""
+        if address and not _about_the_domain_of(text, address):
+            return False
         text = _without_addresses(text, address)
         if self.evidence.search(text) is None:
-            return False
-        if address and any(name.lower().rstrip(".") != "the-domain" for name in _LOOKED_UP.findall(text)):
-            # Postfix names the name it looked up ("Name service error for name=X type=MX"): when X is
-            # not the recipient's domain (a forward's target, an MX host elsewhere), the recipient's
-            # domain was not the one found missing (review-9 N1: a forward to a gone domain listed
-            # the recipient's whole domain).
             return False
         return not self.dns_glitch(text)
 
@@ -161,8 +158,25 @@ class DomainRule:
 _QUOTED_ADDRESS = re.compile(r'<[^<>\r\n]{0,320}@[^<>\r\n]{0,255}>|[^\s<>@"]{1,64}@[^\s<>@]{1,255}')
 
 
-# The name a resolver's error says it looked up (Postfix's dns_lookup.c: "name=%s type=%s").
-_LOOKED_UP = re.compile(r"\bname=(\S{1,255}) type=", re.IGNORECASE)
+# The name a resolver's error says it looked up (Postfix's dns_lookup.c: "name=%s type=%s"), and the
+# server Exchange last tried ("DNS domain does not exist ... [LastAttemptedServerName=x]").
+_LOOKED_UP = re.compile(r"\bname=([^\s\]\[;,]{1,255}) type=|LastAttemptedServerName=([^\s\]\[;,]{1,255})",
+                        re.IGNORECASE)
+
+
+def _about_the_domain_of(text: str, address: str) -> bool:
+    """Whether a "no such domain" text may be about `address`'s domain: every name it says it looked
+    up is that domain, and, when it quotes addresses, one of them is at that domain. Postfix's
+    "<bob@gone.example>: Recipient address rejected: Domain not found" or "name=gone.example" said
+    by dest.example's own server (a forward's target; an MX host elsewhere) listed the whole of
+    dest.example (review-9 N1, review-10 N1). Compared in A-labels, so an IDN domain matches its
+    other spelling (review-10 N3)."""
+    domain = domain_in_a_labels(address.rpartition("@")[2])
+    looked_up = [a or b for a, b in _LOOKED_UP.findall(text)]
+    if any(domain_in_a_labels(name) != domain for name in looked_up):
+        return False
+    quoted = [domain_in_a_labels(a.strip("<>").rpartition("@")[2]) for a in _QUOTED_ADDRESS.findall(text)]
+    return not quoted or domain in quoted
 
 
 def _without_addresses(text: str, address: str) -> str:

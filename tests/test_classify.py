@@ -21,6 +21,7 @@ from relay.classify import (
     unwrapped_text,
 )
 from relay.decision import Reply
+from relay.policies import shipped_policies
 from relay.errors import ConfigError
 
 def classify(text: str) -> Classification:
@@ -2267,3 +2268,19 @@ def test_unconfirmed_must_be_true_or_false(tmp_path):
     with pytest.raises(ConfigError) as info:
         Classifier.from_files([path])
     assert [k for _, k, _ in _problems(info.value)] == ["rules[0].unconfirmed"]
+
+
+@pytest.mark.parametrize("text", ["550 5.1.1 <bob@dest.example>: Client 192.0.2.1 listed in ZEN",
+                                  "550 5.1.1 <bob@dest.example>: Client 192.0.2.1 listed in Abusix"])
+def test_spamhaus_zen_and_abusix_by_name_are_block_lists_not_an_unknown_recipient(text):
+    # review-10 N4: under X.1.1 the fallback listed the recipient at once.
+    j = shipped_policies().judge(Reply.parse(text), "rcpt", ["bob@dest.example"])
+    assert (j.classification.category, j.bounce_list) == ("blocklisted", "never")
+
+
+@pytest.mark.parametrize("text", ["550 5.1.1 <bob@zen.co.uk>: Recipient address rejected: User unknown",
+                                  "550 5.1.1 <bob@dest.example> User unknown (mx.zen.co.uk)"])
+def test_zen_as_an_isps_name_is_no_block_list(text):
+    address = "bob@zen.co.uk" if "bob@zen" in text else "bob@dest.example"
+    j = shipped_policies().judge(Reply.parse(text), "rcpt", [address])
+    assert (j.classification.category, j.bounce_list) == ("unknown_recipient", "list")

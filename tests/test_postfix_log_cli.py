@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,41 @@ def test_a_message_that_expires_is_a_failure_for_each_recipient_still_deferred(c
     assert "message expired" in gave_up["reply"]["text"] and "421-4.7.28 Gmail has detected" in gave_up["reply"]["text"]
     assert gave_up["postfix"]["status"] == "expired" and gave_up["queue_id"] == queue_id
     assert "ratelimit@gmail.test" not in listed(config)
+
+
+def _bounced_line(queue_id: str, rcpt: str, said: str, orig_to: str = "") -> str:
+    orig = f", orig_to=<{orig_to}>" if orig_to else ""
+    return (f"Dec  1 04:00:01 mx postfix/qmgr[1]: {queue_id}: from=<a@sender.test>, size=452, nrcpt=1 (queue active)\n"
+            f"Dec  1 04:00:01 mx postfix/smtp[2]: {queue_id}: to=<{rcpt}>{orig}, relay=none, delay=0.1, "
+            f"delays=0/0/0.1/0, dsn=5.1.2, status=bounced ({said})\n"
+            f"Dec  1 04:00:01 mx postfix/qmgr[1]: {queue_id}: removed\n")
+
+
+@pytest.mark.parametrize("said, orig_to, listed_domain", [
+    # review-10 N1: dest.example's own server says another domain (a forward's target) is not found:
+    # twice, it listed the whole of dest.example.
+    ("host mx.dest.example[192.0.2.10] said: 550 5.1.2 <{local}@gone.example>: Recipient address rejected: "
+     "Domain not found (in reply to RCPT TO command)", "", False),
+    # review-10 N2: the log's orig_to (the address before the relay's own rewriting) at another domain
+    # does not make a true NXDOMAIN of the recipient's domain someone else's.
+    ("Host or domain name not found. Name service error for name=dest.example type=MX: Host not found",
+     "info{n}@oldbrand.example", True),
+])
+def test_a_no_such_domain_lists_only_the_domain_it_is_about(tmp_path, said, orig_to, listed_domain):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (REPO / "policies" / "suppression.yaml").read_text()
+    assert "seen_again_after: 1h" in shipped
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.test\npolicies: {policies}\nbounce_list: sqlite:///bounces.db\n"
+                      "events: [{jsonl: events.jsonl}]\n")
+    for n, local in enumerate(("alice", "bob"), 1):
+        if n > 1:
+            time.sleep(1.2)  # past seen_again_after: a second sighting lists the domain
+        log = tmp_path / f"{n}.log"
+        log.write_text(_bounced_line(f"5EE7920E61{n}", f"{local}@dest.example", said.format(local=local),
+                                     orig_to.format(n=n)))
+        out = relay("postfix-log", "import", log, "-c", config)
+        assert out.returncode == 0, out.stderr
+    assert ("@dest.example" in listed(config)) is listed_domain

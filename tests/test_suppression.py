@@ -246,3 +246,25 @@ def test_only_the_categories_named_are_domain_evidence(tmp_path):
             SuppressionPolicy.from_file(write(tmp_path, base % bad))
         keys = {k: w for _, k, w in problems(err.value)}
         assert why in keys.get(key, ""), (bad, keys)
+
+
+_NXDOMAIN_OF = "Host or domain name not found. Name service error for name={} type=MX: Host not found"
+
+
+@pytest.mark.parametrize("text, address, evidence", [
+    (_NXDOMAIN_OF.format("dest.example"), "bob@dest.example", True),
+    (_NXDOMAIN_OF.format("Dest.Example."), "bob@dest.example", True),
+    # review-10 N3: an IDN domain in either spelling is the same domain.
+    (_NXDOMAIN_OF.format("xn--bcher-kva.example"), "bob@bücher.example", True),
+    (_NXDOMAIN_OF.format("bücher.example"), "bob@xn--bcher-kva.example", True),
+    # review-9 N1 / review-10 N1: another domain's name or address is not the recipient's domain.
+    (_NXDOMAIN_OF.format("gone.example"), "bob@dest.example", False),
+    (_NXDOMAIN_OF.format("mx.provider.example"), "bob@dest.example", False),
+    ("550 5.1.2 <bob@gone.example>: Recipient address rejected: Domain not found", "alice@dest.example", False),
+    ("550 5.1.2 <BOB@Dest.Example>: Recipient address rejected: Domain not found", "bob@dest.example", True),
+    ("550 5.4.1 DNS domain does not exist [LastAttemptedServerName=gone.example]", "bob@dest.example", False),
+    ("550 5.4.1 DNS domain does not exist [LastAttemptedServerName=dest.example]", "bob@dest.example", True),
+    ("550 5.1.2 Recipient address rejected: Domain not found", "bob@dest.example", True),
+])
+def test_a_no_such_domain_is_about_the_domain_it_names(text, address, evidence):
+    assert load_default().domains.says_no_such_domain(text, address) is evidence
