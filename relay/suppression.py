@@ -160,8 +160,11 @@ _QUOTED_ADDRESS = re.compile(r'<[^<>\r\n]{0,320}@[^<>\r\n]{0,255}>|[^\s<>@"]{1,6
 
 # The name a resolver's error says it looked up (Postfix's dns_lookup.c: "name=%s type=%s"), and the
 # server Exchange last tried ("DNS domain does not exist ... [LastAttemptedServerName=x]").
-_LOOKED_UP = re.compile(r"\bname=([^\s\]\[;,]{1,255}) type=|LastAttemptedServerName=([^\s\]\[;,]{1,255})",
+_LOOKED_UP = re.compile(r"\bname=([^\s\]\[;,]{1,255})\S{0,64} type=|LastAttemptedServerName=([^\s\]\[;,]{1,255})",
                         re.IGNORECASE)
+# A quoted address's domain as far as it is a domain name (the punctuation a text puts after a bare
+# address, "bob@dest.example:" or "(bob@dest.example)", is not part of it; review-11 R11-1).
+_DOMAIN_NAME = re.compile(r"[\w.-]{1,255}")
 
 
 def _about_the_domain_of(text: str, address: str) -> bool:
@@ -175,7 +178,8 @@ def _about_the_domain_of(text: str, address: str) -> bool:
     looked_up = [a or b for a, b in _LOOKED_UP.findall(text)]
     if any(domain_in_a_labels(name) != domain for name in looked_up):
         return False
-    quoted = [domain_in_a_labels(a.strip("<>").rpartition("@")[2]) for a in _QUOTED_ADDRESS.findall(text)]
+    quoted = [domain_in_a_labels(name.group()) for name in (
+        _DOMAIN_NAME.match(a.strip("<>").rpartition("@")[2]) for a in _QUOTED_ADDRESS.findall(text)) if name]
     return not quoted or domain in quoted
 
 

@@ -2279,8 +2279,14 @@ def test_spamhaus_zen_and_abusix_by_name_are_block_lists_not_an_unknown_recipien
 
 
 @pytest.mark.parametrize("text", ["550 5.1.1 <bob@zen.co.uk>: Recipient address rejected: User unknown",
-                                  "550 5.1.1 <bob@dest.example> User unknown (mx.zen.co.uk)"])
+                                  "550 5.1.1 <bob@dest.example> User unknown (mx.zen.co.uk)",
+                                  # review-11 R11-2: "zen" in a host name or a directory's name
+                                  "550 5.1.1 <bob@zen.co.uk>: rejected by mx.zen.co.uk: no such user",
+                                  "550 5.1.1 No mailbox found at zen.co.uk for <bob@zen.co.uk>",
+                                  "550 5.1.1 bob@zen.co.uk: no such user found on zen.co.uk",
+                                  "550 5.1.1 No such user found in ZEN directory",
+                                  "550 5.1.1 <bob@dest.example> User unknown; denied by zen-mail.example policy"])
 def test_zen_as_an_isps_name_is_no_block_list(text):
-    address = "bob@zen.co.uk" if "bob@zen" in text else "bob@dest.example"
+    address = "bob@zen.co.uk" if "zen.co.uk" in text and "<bob@dest" not in text else "bob@dest.example"
     j = shipped_policies().judge(Reply.parse(text), "rcpt", [address])
     assert (j.classification.category, j.bounce_list) == ("unknown_recipient", "list")

@@ -265,6 +265,13 @@ _NXDOMAIN_OF = "Host or domain name not found. Name service error for name={} ty
     ("550 5.4.1 DNS domain does not exist [LastAttemptedServerName=gone.example]", "bob@dest.example", False),
     ("550 5.4.1 DNS domain does not exist [LastAttemptedServerName=dest.example]", "bob@dest.example", True),
     ("550 5.1.2 Recipient address rejected: Domain not found", "bob@dest.example", True),
+    # review-11 R11-1: the punctuation after a bare address is not part of its domain.
+    ("550 5.1.2 bob@dest.example: Domain not found", "bob@dest.example", True),
+    ("550 5.1.2 (bob@dest.example) Recipient address rejected: Domain not found", "bob@dest.example", True),
+    ('550 5.1.2 "bob@dest.example" Recipient address rejected: Domain not found', "bob@dest.example", True),
+    ("550 5.1.2 bob@dest.example, no such domain", "bob@dest.example", True),
+    # review-11 R11-3: a name followed by its address is still the name looked up.
+    ("Name service error for name=mx.gone.example[192.0.2.1] type=A: Host not found", "bob@dest.example", False),
 ])
 def test_a_no_such_domain_is_about_the_domain_it_names(text, address, evidence):
     assert load_default().domains.says_no_such_domain(text, address) is evidence
