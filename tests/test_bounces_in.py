@@ -145,6 +145,17 @@ def assert_one_bounce_counts_and_a_second_lists(relay, upstream, status: str, di
     assert rcpt_reply(relay) == 550
 
 
+def start_verp_relay_seeing_domains_again_after_1s(tmp_path, upstream, relay_factory):
+    """A VERP relay with the shipped suppression policy but `seen_again_after: 1s`, so that a test can
+    give a domain its second sighting without waiting an hour."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    assert "seen_again_after: 1h" in shipped
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    return start_verp_relay(tmp_path, upstream, relay_factory)
+
+
 
 def test_a_user_unknown_at_the_final_dot_is_bounced_but_only_counts(verp_relay, upstream):
     # Issue 13: Japanese carriers and filtering appliances answer "550 Unknown user" after the
@@ -264,12 +275,7 @@ def test_a_domain_not_found_of_another_address_in_a_report_of_unknown_stage_is_n
     # domain (a forward's target, a header's), not of dest.example: it is judged unconfirmed and not hard,
     # but each such bounce still counted as a sighting that dest.example does not exist, and two of them
     # (seen again after the policy's delay) listed the whole domain.
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
-    assert "seen_again_after: 1h" in shipped
-    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
-    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    relay = start_verp_relay_seeing_domains_again_after_1s(tmp_path, upstream, relay_factory)
     diagnostic = ("550 5.1.2 <jsmith@gone.example>: Host or domain name not found. "
                   "Name service error for name=gone.example type=MX: Host not found")
     for nth, rcpt in enumerate(("alice@dest.example", "bob@dest.example"), 1):
@@ -301,12 +307,7 @@ def test_a_domain_not_found_of_another_address_in_a_report_of_unknown_stage_is_n
 ])
 def test_a_no_such_domain_is_evidence_only_of_the_domain_it_names(tmp_path, upstream, relay_factory,
                                                                   final_at, diagnostic, listed):
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
-    assert "seen_again_after: 1h" in shipped
-    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
-    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    relay = start_verp_relay_seeing_domains_again_after_1s(tmp_path, upstream, relay_factory)
     for nth, rcpt in enumerate(("alice@dest.example", "bob@dest.example"), 1):
         if nth > 1:
             time.sleep(1.2)  # past seen_again_after: a second sighting lists the domain
