@@ -25,10 +25,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bounce_corpus  # noqa: E402
+from relay.address import addresses_in  # noqa: E402
 from relay.classify import unwrapped_text  # noqa: E402
 from relay.decision import Reply  # noqa: E402
 from relay.intake.dsn import parse_bounce  # noqa: E402
-from relay.policies import (_ADDRESS_FORM, _addresses_in, _same_mailbox, about_another_address,  # noqa: E402
+from relay.policies import (_ADDRESS_FORM, _same_mailbox, about_another_address,  # noqa: E402
                             leading_address, names_the_recipient, shipped_policies)
 from tests.support.corpus import judge as corpus_judge, load_part  # noqa: E402
 
@@ -81,7 +82,7 @@ class Tally:
             return
         if any(a.lower() in text.lower() for a in known):
             return  # the recipient inside a longer run (X.400 "dda:SMTP=a@x", Sendmail's "a@x...User")
-        others = [a for a in _addresses_in(text) if not _same_mailbox(a, known)]
+        others = [a for a in addresses_in(text) if not _same_mailbox(a, known)]
         if not others:
             return
         key = path_of(text, stage, recipients, aliases, sender, c.category)
@@ -129,7 +130,7 @@ def main() -> int:
         for entry in train:
             reply = Reply.parse(entry["reply"])
             text = unwrapped_text(reply)
-            if not list(_addresses_in(text)):
+            if not list(addresses_in(text)):
                 continue
             j = policies.judge(reply, stage=stage_of(entry), recipients=(NOBODY,))
             cf.add(text, stage_of(entry), (NOBODY,), (), None, j,

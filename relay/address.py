@@ -218,6 +218,35 @@ def domain_in_a_labels(domain: str) -> str:
         return domain
 
 
+def domain_of(address: str) -> str:
+    """The domain of an address as a text writes it (what follows its last "@"), in A-labels
+    (domain_in_a_labels): for telling whether two spellings name one domain."""
+    return domain_in_a_labels(address.rpartition("@")[2])
+
+
+# Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
+_ADDRESS_ENDS = frozenset(' \t<>()[]"\',;:')
+
+
+def addresses_in(text: str, limit: int | None = 32):
+    """The addresses written in `text` (each "@" with the run around it up to a delimiter, at most
+    64 characters before and 255 after, RFC 5321 4.5.3.1): linear in the text's length. At most
+    `limit` of them (None: all)."""
+    at = text.find("@")
+    found = 0
+    while at >= 0 and (limit is None or found < limit):
+        start = at
+        while start > 0 and at - start < 64 and text[start - 1] not in _ADDRESS_ENDS:
+            start -= 1
+        end = at + 1
+        while end < len(text) and end - at <= 255 and text[end] not in _ADDRESS_ENDS:
+            end += 1
+        if start < at and end > at + 1:
+            found += 1
+            yield text[start:end].rstrip(".")
+        at = text.find("@", end if end > at + 1 else at + 1)
+
+
 def _address_literal(literal: str, original: str) -> str:
     """RFC 5321 4.1.3: [192.0.2.1] or [IPv6:2001:db8::1], in canonical form."""
     text = literal.strip()

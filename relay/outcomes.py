@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from .address import domain_in_a_labels, is_valid, printable
+from .address import domain_of, is_valid, printable
 from .decision import Decision, Reply, Verdict
 from .events import make_event
 from .pipeline import Session, Transaction
@@ -85,8 +85,8 @@ class Observation:
         the one the refusal is about (review-10 N2). Domains compared in A-labels (review-10 N3)."""
         if self.reply.source != "dsn":
             return False
-        domain = domain_in_a_labels(self.recipient.rpartition("@")[2])
-        return any(domain_in_a_labels(a.rpartition("@")[2]) != domain for a in self.aliases if "@" in a)
+        domain = domain_of(self.recipient)
+        return any(domain_of(a) != domain for a in self.aliases if "@" in a)
 
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:

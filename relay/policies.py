@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .address import domain_in_a_labels
+from .address import addresses_in, domain_of
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError
 
@@ -178,14 +178,10 @@ def _senders(sender: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(one for one in sender if one)
 
 
-# Characters that end an address written in a reply (around "<a@x>", "a@x:", "(a@x)", "'a@x'").
-_ADDRESS_ENDS = frozenset(' \t<>()[]"\',;:')
-
-
 def _comparable(address: str) -> tuple[str, str]:
     """An address as (local part without "+detail", domain in A-labels), for telling whether two
     spellings are one address (case, a trailing dot, a subaddress, U- vs A-label domains)."""
-    return _local_part(address), domain_in_a_labels(address.rpartition("@")[2])
+    return _local_part(address), domain_of(address)
 
 
 def _same_mailbox(address: str, known: Sequence[str]) -> bool:
@@ -193,24 +189,6 @@ def _same_mailbox(address: str, known: Sequence[str]) -> bool:
     "is this the recipient's address" for about_another_address and names_the_recipient."""
     wanted = _comparable(address)
     return any(_comparable(a) == wanted for a in known if a)
-
-
-def _addresses_in(text: str, limit: int = 32):
-    """The addresses written in `text` (each "@" with the run around it up to a delimiter, at most
-    64 characters before and 255 after, RFC 5321 4.5.3.1): linear in the text's length."""
-    at = text.find("@")
-    found = 0
-    while at >= 0 and found < limit:
-        start = at
-        while start > 0 and at - start < 64 and text[start - 1] not in _ADDRESS_ENDS:
-            start -= 1
-        end = at + 1
-        while end < len(text) and end - at <= 255 and text[end] not in _ADDRESS_ENDS:
-            end += 1
-        if start < at and end > at + 1:
-            found += 1
-            yield text[start:end].rstrip(".")
-        at = text.find("@", end if end > at + 1 else at + 1)
 
 
 def names_the_recipient(text: str, recipients: Sequence[str], aliases: Sequence[str] = ()) -> bool:
@@ -221,7 +199,7 @@ def names_the_recipient(text: str, recipients: Sequence[str], aliases: Sequence[
     known = [a for a in (*recipients, *aliases) if a]
     if named_recipient(text, known) is not None:
         return True
-    return any(_same_mailbox(a, known) for a in _addresses_in(text))
+    return any(_same_mailbox(a, known) for a in addresses_in(text))
 
 
 def wording_about_the_recipient(wording: str, text: str, recipients: Sequence[str],
@@ -235,7 +213,7 @@ def wording_about_the_recipient(wording: str, text: str, recipients: Sequence[st
     (review2 N2). A wording that carries no address ("this account has been temporarily
     suspended") is about the recipient when the text names it (names_the_recipient)."""
     known = [a for a in (*recipients, *aliases) if a]
-    written = list(_addresses_in(wording))
+    written = list(addresses_in(wording))
     if written:
         return all(_same_mailbox(a, known) for a in written)
     return names_the_recipient(text, known)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .address import domain_in_a_labels
+from .address import addresses_in, domain_in_a_labels, domain_of
 from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
 
@@ -174,12 +174,12 @@ def _about_the_domain_of(text: str, address: str) -> bool:
     by dest.example's own server (a forward's target; an MX host elsewhere) listed the whole of
     dest.example (review-9 N1, review-10 N1). Compared in A-labels, so an IDN domain matches its
     other spelling (review-10 N3)."""
-    domain = domain_in_a_labels(address.rpartition("@")[2])
+    domain = domain_of(address)
     looked_up = [a or b for a, b in _LOOKED_UP.findall(text)]
     if any(domain_in_a_labels(name) != domain for name in looked_up):
         return False
     quoted = [domain_in_a_labels(name.group()) for name in (
-        _DOMAIN_NAME.match(a.strip("<>").rpartition("@")[2]) for a in _QUOTED_ADDRESS.findall(text)) if name]
+        _DOMAIN_NAME.match(a.rpartition("@")[2]) for a in addresses_in(text, limit=None)) if name]
     return not quoted or domain in quoted
 
 

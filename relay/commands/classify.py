@@ -75,9 +75,6 @@ def judged(policies, text: str, stage: str | None, recipients: list[str],
            sender: str | list[str | None] | None = None, aliases: list[str] = ()) -> dict:
     from ..decision import Reply
 
-    if sender is not None and not isinstance(sender, str):
-        sender = tuple(one for one in sender if one) or None  # repeated --sender; "<>" is None
-
     judgement = policies.judge(Reply.parse(text), stage, recipients, aliases=aliases, sender=sender)
     out = judgement.classification.as_dict()
     out["scope"] = judgement.scope
