@@ -219,6 +219,15 @@ def gone(pid: int) -> bool:
         return True
 
 
+# The body of a fake journalctl that says it is ready, then writes a line every 50 ms for ever.
+STREAMS_FOR_EVER = """
+open(os.path.join(here, 'READY'), 'w').close()
+while True:
+    os.write(1, line)
+    time.sleep(0.05)
+"""
+
+
 def stop_with_a_stuck_save(tmp_path, monkeypatch, journalctl_body: str, tune=None):
     """Starts a follower on a fake journalctl (`journalctl_body`, Python, following: the entry to write
     is `line`, this directory `here`) with a cursor already saved, and a cursor save that does not
@@ -311,11 +320,7 @@ def test_stop_returns_when_a_descendant_of_journalctl_holds_its_pipes(tmp_path, 
     stopped, pid, child = stop_with_a_stuck_save(tmp_path, monkeypatch, """
 sleeper = subprocess.Popen(['sleep', '600'])
 open(os.path.join(here, 'descendant.pid'), 'w').write(str(sleeper.pid))
-open(os.path.join(here, 'READY'), 'w').close()
-while True:
-    os.write(1, line)
-    time.sleep(0.05)
-""")
+""" + STREAMS_FOR_EVER)
     try:
         assert stopped, "stop() did not return within 60 s"
         assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
@@ -331,11 +336,7 @@ def test_stop_returns_when_a_daemonised_descendant_holds_journalctls_pipes(tmp_p
     stopped, pid, child = stop_with_a_stuck_save(tmp_path, monkeypatch, """
 sleeper = subprocess.Popen(['sleep', '600'], start_new_session=True)
 open(os.path.join(here, 'descendant.pid'), 'w').write(str(sleeper.pid))
-open(os.path.join(here, 'READY'), 'w').close()
-while True:
-    os.write(1, line)
-    time.sleep(0.05)
-""")
+""" + STREAMS_FOR_EVER)
     try:
         assert stopped, "stop() did not return within 60 s"
         assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
@@ -353,12 +354,7 @@ def test_stop_returns_when_the_last_cursor_save_does_not(tmp_path, monkeypatch, 
         follower.SAVE_SECONDS = 1.0
 
     tune.keep_stuck = True
-    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, """
-open(os.path.join(here, 'READY'), 'w').close()
-while True:
-    os.write(1, line)
-    time.sleep(0.05)
-""", tune=tune)
+    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, STREAMS_FOR_EVER, tune=tune)
     assert stopped, "stop() did not return within 60 s"
     assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
     assert "the Postfix log cursor could not be saved within 1 s" in caplog.text
@@ -373,12 +369,7 @@ def test_a_stuck_cursor_save_does_not_hold_the_process_exit(tmp_path, monkeypatc
         follower.SAVE_SECONDS = 1.0
 
     tune.keep_stuck = tune.never_released = True
-    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, """
-open(os.path.join(here, 'READY'), 'w').close()
-while True:
-    os.write(1, line)
-    time.sleep(0.05)
-""", tune=tune)
+    stopped, pid, _ = stop_with_a_stuck_save(tmp_path, monkeypatch, STREAMS_FOR_EVER, tune=tune)
     assert stopped, "stop() did not return within 60 s"
     assert not tune.released_before_exit, "asyncio.run() waited for the stuck save (released by the 60 s timer)"
     assert gone(pid), f"journalctl (pid {pid}) was still running after stop()"
