@@ -12,7 +12,8 @@
      world15_candidates.py -> world15.yaml,
      world16_candidates.py -> world16.yaml,
      world17_candidates.py -> world17.yaml,
-     world18_candidates.py -> world18.yaml)
+     world18_candidates.py -> world18.yaml,
+     world19_candidates.py -> world19.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
