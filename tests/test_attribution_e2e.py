@@ -508,3 +508,20 @@ def test_a_server_that_takes_no_mail_for_the_domain_lists_nobody(relay, upstream
         ("relay_denied", "session")}
     assert all("bounce_list" not in e for e in rejected)
     assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+
+
+def test_a_login_without_the_right_to_send_outside_mail_lists_nobody(relay, upstream):
+    # world19: Citadel answers RCPT TO with "551 <a> - you do not have permission to send Internet
+    # mail" when the authenticated login may not send mail outside the server: the client's right to
+    # relay, whoever the recipient. Its 551 (RFC 5321: user not local) read as a moved address: both
+    # recipients were listed at once.
+    for local in ("jane", "joe"):
+        upstream.rcpt_replies[local] = f"551 <{local}@example.com> - you do not have permission to send Internet mail"
+    replies = transact(relay, ["jane@example.com", "joe@example.com"])
+    assert [r[0] for r in replies[1:3]] == [551, 551]
+    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
+    assert len(rejected) == 2
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {
+        ("relay_denied", "session")}
+    assert all("bounce_list" not in e for e in rejected)
+    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")

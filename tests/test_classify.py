@@ -1125,6 +1125,74 @@ def test_world18_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-first round (world19): each of these had another verdict under the rules before
+        # it (the shipped product, rules and nearest-reply reader), in wordings the round's part (LBBS,
+        # Citadel, OpenSMTPD filters) does not hold. The first was listed at once: a login without the
+        # right to send outside mail, under a 551, is a relay refusal, not an address that moved; the
+        # last but one is an existing mailbox whose owner may not receive outside mail (X.1.1 or not).
+        ('551 <bob@example.com> You do not have permission to send external mail', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('550 Mail is not accepted from external hosts', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('550 5.7.1 Login required for relaying', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('550 5.7.1 You are not authorized to send mail as this address', 'data', ('relay_denied', 'sender', 'never')),
+        ('553 5.7.1 You must log in to send mail as app@example.org', 'mail', ('relay_denied', 'sender', 'never')),
+        ('501 5.1.7 Syntax error in RCPT TO command', 'rcpt', ('protocol_error', 'session', 'never')),
+        ('454 4.7.0 STARTTLS not supported', None, ('temporary_failure', 'session', 'never')),
+        ('STARTTLS is not supported', None, ('temporary_failure', 'relay', 'never')),
+        ('CRAM-MD5 not supported', None, ('auth_failed', 'session', 'never')),
+        ('The domain does not accept email', None, ('routing_dns', 'recipient', 'never')),
+        ('421 Too many users connected, try again later', 'connect', ('too_many_connections', 'session', 'never')),
+        ('550 5.3.0 Unable to queue the message', 'data', ('temporary_failure', 'session', 'never')),
+        ('554 Message blocked by mail filter', 'data', ('spam_content', 'message', 'never')),
+        ('550 Policy violation: forbidden content type application/zip', 'data', ('spam_content', 'message', 'never')),
+        ('421 4.4.3 DNS failure, closing connection', 'connect', ('temporary_failure', 'session', 'never')),
+        ('550 5.1.1 Recipient not allowed to receive mail from outside', 'rcpt', ('policy_rejected', 'recipient', 'never')),
+    ],
+)
+def test_world19_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world19 guards, the same verdict before and after: an unknown user under X.1.1 and RFC 5321's
+        # own 551 (the address moved: listed), a DNSBL and a sender address list at MAIL, RFC 4954's
+        # 530, a body line and a command line too long, RFC 3207's 454, a null MX, a domain that takes
+        # no mail from this sender (a policy, not the recipient's DNS), the sending side's NXDOMAIN, a
+        # refusal at the greeting, a policy filter rule, and the round's variants that were already
+        # right (an authentication demand, a sender domain list, a line-length limit under X.6, a
+        # connection the sending side lost, a server's failure at the greeting).
+        ('550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table', 'rcpt',
+         ('unknown_recipient', 'recipient', 'list')),
+        ('551 User not local; please try <bob@example.net>', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org', 'mail',
+         ('blocklisted', 'session', 'never')),
+        ('550 5.7.1 Sender address is blacklisted', 'mail', ('blocklisted', 'sender', 'never')),
+        ('530 5.7.0 Authentication required', 'mail', ('relay_denied', 'session', 'never')),
+        ('550 5.6.0 Body line too long (see RFC2822 section 3.5)', 'data', ('policy_rejected', 'message', 'never')),
+        ('500 Line Too Long', 'data', ('protocol_error', 'session', 'never')),
+        ('454 4.7.0 TLS not available due to local problem', None, ('temporary_failure', 'session', 'never')),
+        ('550 5.1.10 Recipient address has null MX', 'rcpt', ('routing_dns', 'recipient', 'count')),
+        ('550 This domain does not accept mail from you', 'rcpt', ('policy_rejected', 'sender', 'never')),
+        ('550 5.1.1 Mailbox does not exist', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('Host or domain name not found. Name service error for name=example.com type=MX: Host not found', None,
+         ('routing_dns', 'recipient', 'never')),
+        ('421 4.7.0 Client host blocked, closing connection', 'connect', ('blocklisted', 'session', 'never')),
+        ('554 5.7.1 Message rejected by policy filter rule', 'data', ('policy_rejected', 'message', 'never')),
+        ('550 5.7.1 You must authenticate before sending mail', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('554 5.7.1 Your domain is blacklisted', 'mail', ('blocklisted', 'sender', 'never')),
+        ('552 5.6.0 Line length limit exceeded', 'data', ('policy_rejected', 'message', 'never')),
+        ('Connection broken while sending DATA', None, ('temporary_failure', 'relay', 'never')),
+        ('451 Error during address processing', 'connect', ('temporary_failure', 'session', 'never')),
+    ],
+)
+def test_world19_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

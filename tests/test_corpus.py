@@ -183,6 +183,12 @@ KNOWN_TRAINING_MISSES = {
     "550 Your software claims your sending address is on example.com": "MXroute's ACL against a forged sender domain (exim.acl_check_recipient.pre.conf), labelled the sender's authentication; the words name no check, and the corpus reads sender refusals without a cause as policy; never listed either way",
     "550 Intentionally vague error message requiring you to contact support": "MXroute's refusal of a client whose HELO claims MXroute's own name (its ACL), labelled a policy refusal about the session; the words say nothing on purpose, so the 550 fallback at RCPT counts it as 'other' (the corpus's reading of an unexplained 5xx); only the ACL gives its meaning",
     "550 Messages from promote.weebly.com are heavily filtered due to spam": "MXroute's block of one sender domain for its spam (its DATA ACL), labelled blocklisted about the sender; the words name spam, which the rules read as the content; never listed either way",
+    # Issue #8, the twenty-first round (world19): what only the program's source says, or the engine's
+    # reading of a final-dot refusal that names no recipient; none of them is listed either way.
+    "550 5.7.1 Message rejected due to policy failure": "LBBS's DMARC reject (net_smtp.c: 'Currently, this only happens if a DMARC reject occured'), labelled the sender's authentication; the words name no check, so the rules read a policy refusal about the message; never listed either way",
+    "553 5.1.2 Recipient domain does not accept mail.": "LBBS's submission reply for a recipient domain with a null MX, sent after the final dot (its external delivery agent runs then), labelled routing about the recipient (counted); at the final dot and naming no recipient: judged about the message (engine), so never counted (the safe side)",
+    "550 Invalid sender 'app@example.org' - rejecting this message.": "Citadel's refusal of a From header the login does not own (serv_smtp.c, c_rfc822_strict_from), labelled a relay refusal about the sender; the corpus labels a bare 'invalid sender' a policy refusal about the sender, which the rules read; never listed either way",
+    "451 Temporary error": "an OpenSMTPD filter's greylisting deferral (filter_spam.c: a neutral SPF result not yet seen), labelled greylisted from its source; the words say only a temporary error; a 4xx is never listed",
 }
 
 
