@@ -46,8 +46,8 @@ may not relay relay_denied about the session, a sender the login may not use or 
 send mail from <domain>" relay_denied about the sender; a DNSBL naming the client blocklisted about
 the session, a listed sender address or domain blocklisted about the sender; the message's format
 (headers, MIME, line length, Bcc recipients) policy_rejected about the message; viruses
-and banned attachment types spam_content (as the corpus labels mime_banned_file); internal errors (even under 550) temporary_failure about the session; a mail loop
-routing_dns about the message; the sending side's own texts: a domain with null MX or without MX/A,
+and banned attachment types spam_content (as the corpus labels mime_banned_file); internal errors
+(even under 550) temporary_failure about the session; a mail loop routing_dns about the message; the sending side's own texts: a domain with null MX or without MX/A,
 routing_dns about the recipient, a lost or refused connection temporary_failure / routing_dns about
 the relay, TLS or AUTH it requires and cannot get temporary_failure / auth_failed. Where the source
 says what a reply means, that is the label: LBBS's "550 5.1.1 User unauthorized to receive external
