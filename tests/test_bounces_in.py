@@ -751,3 +751,26 @@ def test_a_real_report_of_a_thousand_recipients_is_read_whole_within_the_budget(
     last = bounced[f"u{n - 1}@dest.example"]
     assert last["reply"]["text"].startswith(f"550 5.1.1 <u{n - 1}@dest.example>: Recipient address rejected")
     assert last["stage"] == "rcpt"
+
+
+def test_an_address_a_text_bounce_only_mentions_is_not_listed_with_another_recipients_refusal(verp_relay, upstream):
+    # Branch dsn-world3 (third of the name): a text bounce that names carol only to say her copy went
+    # through, and alice with her own "550 5.1.1 <alice@...>: ... User unknown". Before, carol's part of
+    # the text quoted no reply and took the text's first one, alice's: carol, a good address, was
+    # listed at once and the relay refused her.
+    return_path = relay_one(verp_relay, upstream, rcpts=["alice@dest.example", "carol@dest.example"])
+    text = (f"From: Mail Delivery System <MAILER-DAEMON@smarthost.example>\r\nTo: {return_path}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\n\r\n"
+            f"This is the mail system at host smarthost.example.\r\n\r\n"
+            f"Your message was delivered to carol@dest.example.\r\n\r\n"
+            f"                   The mail system\r\n\r\n"
+            f"<alice@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1\r\n"
+            f"    <alice@dest.example>: Recipient address rejected: User unknown in local\r\n"
+            f"    recipient table (in reply to RCPT TO command)\r\n").encode()
+    replies = mail_bounce(verp_relay, return_path, text)
+    assert replies[-1][0] == 250, replies
+    events = verp_relay.events(wait_for=2)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", "alice@dest.example"),
+                                                            ("bounce_listed", "alice@dest.example")]
+    assert rcpt_reply(verp_relay, "carol@dest.example") == 250
+    assert rcpt_reply(verp_relay) == 550

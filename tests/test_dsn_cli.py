@@ -912,3 +912,143 @@ def test_a_refusal_before_the_recipients_retry_is_not_his_when_the_retry_cannot_
     assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
         ("bob@b.example", "data", False), ("bob@b.example", "data", False)]
     assert {r["classification"]["bounce_list"] for r in rows} == {"never"}
+
+
+# Branch dsn-world3 (third of the name): texts of the world set's 2026-12-01 round, pasted or mailed
+# into public issue threads, showed these; each test fails on the parser before it.
+
+_POSTFIX_HEAD = ("This is the mail system at host smarthost.example.\n\n"
+                 "I'm sorry to have to inform you that your message could not\n"
+                 "be delivered to one or more recipients. It's attached below.\n\n"
+                 "                   The mail system\n\n")
+
+
+def _parse_text(capsys, tmp_path, name: str, text: str) -> list[dict]:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    status, rows, err = run(capsys, str(path))
+    assert status == 0 and err == ""
+    return rows
+
+
+def test_an_address_only_mentioned_is_not_given_another_recipients_refusal(capsys, tmp_path):
+    # Before, carol (a delivered recipient the report only mentions) took the text's first reply,
+    # alice's "550 5.1.1 <alice@...>: ... User unknown", and was listed at once: a good address listed.
+    rows = _parse_text(capsys, tmp_path, "borrowed.txt",
+                       "This is the mail system at host smarthost.example.\n\n"
+                       "Your message was delivered to carol@dest.example.\n\n" + _POSTFIX_HEAD.split("\n\n", 2)[2] +
+                       "<alice@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1\n"
+                       "    <alice@dest.example>: Recipient address rejected: User unknown in local\n"
+                       "    recipient table (in reply to RCPT TO command)\n")
+    assert [(r["recipient"], r["status"], r["classification"]["bounce_list"]) for r in rows] == [
+        ("alice@dest.example", "5.1.1", "list")]
+    # The guard: an address whose own part quotes no reply still takes a reply that does not name
+    # another of the report's addresses (one reply for every address listed).
+    rows = _parse_text(capsys, tmp_path, "shared.txt",
+                       "The following addresses failed:\n\n  alice@dest.example\n  bob@dest.example\n\n"
+                       "  550 5.1.1 User unknown\n")
+    assert [(r["recipient"], r["status"]) for r in rows] == [("alice@dest.example", "5.1.1"),
+                                                             ("bob@dest.example", "5.1.1")]
+
+
+@pytest.mark.parametrize("header", [
+    "-------- Original-Nachricht --------\nBetreff: Undelivered Mail Returned to Sender\n"
+    "Datum: Fri, 12 Jul 2013 12:59:35 +0200\nVon: MAILER-DAEMON@smarthost.example (Mail Delivery System)\n"
+    "An: sender@app.example\n\n",
+    "________________________________\nDe : MAILER-DAEMON@smarthost.example\nEnvoy\u00e9 : lundi 3 mars 2025 10:00\n"
+    "\u00c0 : sender@app.example\nObjet : Undelivered Mail Returned to Sender\n\n",
+    "________________________________\nDe: MAILER-DAEMON@smarthost.example\nEnviado: lunes, 3 de marzo de 2025\n"
+    "Para: sender@app.example\nAsunto: Undelivered Mail Returned to Sender\n\n",
+    "________________________________\nVan: MAILER-DAEMON@smarthost.example\nVerzonden: maandag 3 maart 2025\n"
+    "Aan: sender@app.example\nOnderwerp: Undelivered Mail Returned to Sender\n\n",
+])
+def test_a_forwarded_bounces_header_block_does_not_make_its_addressee_a_failed_recipient(capsys, tmp_path, header):
+    # A bounce forwarded by a mail program (Thunderbird's German "Original-Nachricht" block, Outlook's
+    # French, Spanish and Dutch ones): its "An:" / "\u00c0 :" / "Para:" / "Aan:" is the bounce's own
+    # addressee, the sender. Before, each listed the sender at once with alice's 550 5.1.1 (the reply
+    # names no address, so only the header line says the sender is not a recipient).
+    rows = _parse_text(capsys, tmp_path, "forwarded.txt",
+                       header + _POSTFIX_HEAD + "<alice@dest.example>: host mx.dest.example[192.0.2.25] said:\n"
+                       "    550 5.1.1 User unknown (in reply to RCPT TO command)\n")
+    assert [r["recipient"] for r in rows] == ["alice@dest.example"]
+
+
+def test_a_postfix_reply_pasted_without_its_indentation_is_read_to_its_in_reply_to(capsys, tmp_path):
+    # Before, only "550" was read (the wrapped lines lost their indentation): category `other`, not hard,
+    # for Hotmail's "mailbox unavailable" (sisimai: userunknown).
+    rows = _parse_text(capsys, tmp_path, "pasted.txt", _POSTFIX_HEAD +
+                       "bob@hotmail.example: host mx3.hotmail.example[192.0.2.9] said: 550\n"
+                       "Requested action not taken: mailbox unavailable (in reply to RCPT TO\ncommand)\n")
+    [row] = rows
+    assert row["diagnostic"] == "550 Requested action not taken: mailbox unavailable"
+    assert (row["hard"], row["stage"], row["classification"]["category"]) == (True, "rcpt", "unknown_recipient")
+
+
+def test_postfixs_own_failure_of_a_role_address_is_read(capsys, tmp_path):
+    # "<root@h> (expanded from <root>): Host or domain name not found": Postfix's own failure line for
+    # the address, no reply code. Before, root@ was dropped as the report's role address and the
+    # report said nothing.
+    rows = _parse_text(capsys, tmp_path, "root.txt", _POSTFIX_HEAD +
+                       "<root@gone.example> (expanded from <root>): Host or domain name not found. Name\n"
+                       "    service error for name=gone.example type=A: Host not found\n")
+    assert [(r["recipient"], r["hard"]) for r in rows] == [("root@gone.example", True)]
+    # A role address the report only names as its contact is still not a recipient.
+    rows = _parse_text(capsys, tmp_path, "contact.txt", "For further assistance, please send mail to <postmaster@smarthost.example>\n\n" +
+                       _POSTFIX_HEAD + "<bob@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1 No such user\n")
+    assert [r["recipient"] for r in rows] == ["bob@dest.example"]
+
+
+def test_a_report_pasted_as_a_quotation_is_read_as_the_report(capsys, tmp_path):
+    # Every line quoted with "> " (an e-mail reply, a Markdown block quote): before, the lines that wrap
+    # a reply never joined (they start with ">", not with white space), and a Postfix alias's own
+    # failure lost its words: only "550" was read, category `other`, not hard.
+    report = (_POSTFIX_HEAD + "<bob@hotmail.example>: host mx.hotmail.example[192.0.2.9] said: 550\n"
+              "    Requested action not taken: mailbox unavailable (in reply to RCPT TO\n    command)\n\n"
+              "<carol@mail.gone.example> (expanded from <carol@gone.example>): Host\n"
+              "    or domain name not found. Name service error for\n"
+              "    name=mail.gone.example type=A: Host not found\n")
+    quoted = "".join("> " + line + "\n" for line in report.split("\n")[:-1])
+    rows = _parse_text(capsys, tmp_path, "quoted.txt", quoted)
+    assert [(r["recipient"], r["original_recipient"], r["hard"], r["classification"]["category"]) for r in rows] == [
+        ("bob@hotmail.example", None, True, "unknown_recipient"),
+        ("carol@mail.gone.example", "carol@gone.example", True, "routing_dns")]
+    assert rows[0]["diagnostic"] == "550 Requested action not taken: mailbox unavailable"
+
+
+def test_delivery_status_fields_pasted_alone_are_read(capsys, tmp_path):
+    # Only a delivery-status part's fields (RFC 3464 2.2, 2.3): the message parser took them for a
+    # header with no body, and nothing was reported.
+    rows = _parse_text(capsys, tmp_path, "fields.txt",
+                       "Reporting-MTA: dns; smtp1.app.example\nX-Postfix-Sender: rfc822; sender@app.example\n"
+                       "Arrival-Date: Wed, 24 Jan 2024 14:00:03 +0100 (CET)\n"
+                       "Final-Recipient: rfc822; bob@dest.example\nOriginal-Recipient: rfc822;bob@dest.example\n"
+                       "Action: failed\nStatus: 5.7.1\nRemote-MTA: dns; mx.dest.example\n"
+                       "Diagnostic-Code: smtp; 554 5.7.1 Spam message rejected\n")
+    assert [(r["recipient"], r["status"], r["code"], r["classification"]["category"]) for r in rows] == [
+        ("bob@dest.example", "5.7.1", 554, "spam_content")]
+
+
+def test_exchanges_wrapped_remote_reply_gives_the_status(capsys, tmp_path):
+    # "Remote Server returned '554 5.7.0 < #5.7.133 smtp;550 5.7.133 RESOLVER.RST...>'": 5.7.0 is
+    # Exchange's generic wrapper around the reply it got. Before: 554 / 5.7.0.
+    rows = _parse_text(capsys, tmp_path, "o365.txt",
+                       "Delivery has failed to these recipients or groups:\n\ngroup@dest.example\n"
+                       "Your message wasn't delivered because the recipient's email provider rejected it.\n\n"
+                       "Diagnostic information for administrators:\n\ngroup@dest.example\n"
+                       "Remote Server returned '554 5.7.0 < #5.7.133 smtp;550 5.7.133 "
+                       "RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required>'\n")
+    assert [(r["recipient"], r["status"], r["code"], r["hard"]) for r in rows] == [
+        ("group@dest.example", "5.7.133", 550, False)]
+
+
+def test_the_remote_servers_own_name_for_a_recipient_is_not_another_failed_recipient(capsys, tmp_path):
+    # qmail's "a@x:\n... Remote host said: 554 b@y: Relay access denied": b@y is the remote's alias
+    # target for a@x, an address we never sent to. Before, it was a second failed recipient.
+    rows = _parse_text(capsys, tmp_path, "qmail.txt",
+                       "Hi. This is the qmail-send program at smarthost.example.\n"
+                       "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+                       "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+                       "<list@dest.example>:\n192.0.2.25 does not like recipient.\n"
+                       "Remote host said: 554 list@lists.other.example: Relay access denied\n"
+                       "Giving up on 192.0.2.25.\n")
+    assert [(r["recipient"], r["classification"]["category"]) for r in rows] == [("list@dest.example", "relay_denied")]

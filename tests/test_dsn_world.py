@@ -1,4 +1,4 @@
-"""The second, independent bounce set (tests/data/bounces/world: 435 real files from the test data of
+"""The second, independent bounce set (tests/data/bounces/world: 452 real files from the test data of
 flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
 flanker, the mail gem, MimeKit, CPython, bounceHammer, MailBounceDetector, deliveryboy,
 tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot and talon, and texts from
@@ -21,6 +21,8 @@ import bench_dsn  # noqa: E402
 # suite, so that these lists only ever shrink.
 KNOWN_MISSES = {
     "bp-warning-5.msg#0": "an Exim autoreply router's refusal, sent as Auto-Submitted: auto-replied, is taken for an auto-reply",
+    "ghissue-roundcube-roundcubemail-9442.txt#0": "Exim's DSN fields pasted into Markdown: 'Status: 5.0.0_' (an "
+    "italics mark closes it) is not read as the status; its prose reason 'retry timeout exceeded' is read",
 }
 KNOWN_SPURIOUS = {
     "flufl-llnl_01.txt": "the directory's help text names other people's addresses",
@@ -117,9 +119,13 @@ def test_world_figures_do_not_regress():
     # After them (failure and delay words in the usual templates' languages, Gmail's "wasn't
     # delivered", a role address given its own refusal): 99.74% / 99.74% (381/382), 9 in 4, none;
     # the 43 alone 100% (29/29); sina's Chinese-only bounce is read since.
+    # With 17 more (GitHub threads; the third branch named dsn-world3, before its parser changes):
+    # 99.25% / 98.49% (395/398, 392/398), 11 in 6, none; the 17 alone 87.50% / 68.75% (14/16, 11/16),
+    # 2 spurious in 2 (a forwarded bounce's "An:" sender, listed at once; a remote's alias target).
+    # After them: 99.75% / 99.50% (397/398, 396/398), 9 in 4, none; the 17 alone 100% / 93.75%.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.997
-    assert figures["status_accuracy"] >= 0.997
+    assert figures["recipient_accuracy"] >= 0.9974
+    assert figures["status_accuracy"] >= 0.9949
     assert figures["spurious_in_messages"] <= 4
     assert figures["false_failures"] == 0
 
@@ -138,9 +144,13 @@ def test_world_hard_agreement_does_not_regress():
     # two labels that contradicted the README's conventions changed (bp-rcpt-dne.msg false -> true,
     # bp-cox-via-sendmail.unknown.msg true -> false): 95.03% (363/382), 0 (with the parser before F2:
     # 94.76%, ours hard label not 1, listed at once 1).
+    # With 17 more (the third branch named dsn-world3; labels written and committed before any run):
+    # first pass 94.72% (377/398), 0, listed at once label not hard 0; the 17 alone 87.50% (14/16).
+    # After its fixes (a Postfix reply pasted without indentation read to its "(in reply to ...)",
+    # Postfix's own failure line of a role address, a report quoted with "> "): 95.23% (379/398), 0.
     figures = bench_dsn.world_figures(results())
-    assert figures["hard_judged"] == 382
-    assert figures["hard_agreement"] >= 0.9503
+    assert figures["hard_judged"] == 398
+    assert figures["hard_agreement"] >= 0.9522
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.

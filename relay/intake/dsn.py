@@ -816,8 +816,24 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
             return BounceReport("none")
         # Only the human-readable text of a bounce (pasted, or saved without headers).
         text = raw.decode("utf-8", errors="replace")
+        if re.search(r"^Diagnostic-Code:", text, re.M | re.I) and \
+                re.search(r"^(Final|Original)-Recipient:", text, re.M | re.I):
+            # With the delivery-status fields pasted after it, as text, the remote reply among them:
+            # they say more than the prose. (Without a Diagnostic-Code the prose's reason is all there
+            # is: "retry timeout exceeded" over "Status: 5.0.0".)
+            report = _from_status_text(text, None)
+            if report is not None and all(r.diagnostic_type is not None or r.code is not None
+                                          for r in report.recipients):
+                return report
         return _from_text(text, msg=None, original=_original_after_marker(text))
     msg = _message_from_bytes(raw)
+    if _is_bare_status_fields(msg):
+        # Only the fields of a delivery-status part (RFC 3464 2.2-2.3: "Reporting-MTA: ...",
+        # "Final-Recipient: ...", "Action: failed", "Status: 5.7.1", pasted or saved without the
+        # report around them): the parser took them for a message header with no body.
+        report = _from_status_text(raw.decode("utf-8", errors="replace"), None)
+        if report is not None:
+            return report
     # Every part, walked once (a hostile report has hundreds of thousands: a walk takes seconds).
     walked = [(p, p.get_content_type()) for p in msg.walk()]
     _check_deadline()
@@ -889,6 +905,14 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     if action not in FAILED_ACTIONS or sm is None or sm.group(1) not in "45":
         return None
     return action, ".".join(sm.groups())
+
+
+def _is_bare_status_fields(msg: Message) -> bool:
+    """Whether the header block is a delivery-status part's fields and nothing else: a recipient field
+    (Final- or Original-Recipient) with Action or Status, and none of a message's own header fields."""
+    names = {name.lower() for name in msg.keys()}
+    return bool(names & {"final-recipient", "original-recipient"}) and bool(names & {"action", "status"}) \
+        and not names & {"from", "to", "subject", "date", "message-id", "received", "content-type", "mime-version"}
 
 
 def _has_header_block(raw: bytes) -> bool:
@@ -1486,8 +1510,18 @@ MAX_REPORT_TEXT = 256 * 1024
 MAX_TEXT_RECIPIENTS = 1000
 
 
+def _unquoted(lines: list[str]) -> list[str]:
+    """`lines` without one level of quoting ("> "), when every line that is not blank carries it: a
+    report forwarded or pasted as a quotation (an e-mail reply's "> ", a Markdown block quote), whose
+    wrapped lines would otherwise never join ("Host\n>     or domain name not found")."""
+    written = [line for line in lines if line.strip()]
+    if len(written) < 3 or not all(line.lstrip(" \t").startswith(">") for line in written):
+        return lines
+    return [re.sub(r"^[ \t]*> ?", "", line) for line in lines]
+
+
 def _from_text(text: str, msg: Message | None, original) -> BounceReport:
-    lines = text[:MAX_REPORT_TEXT].split("\n")
+    lines = _unquoted(text[:MAX_REPORT_TEXT].split("\n"))
     start = _original_start(lines)
     report = "\n".join(lines[:start] if start is not None else lines)
     excluded = _excluded_addresses(msg, original)
@@ -1522,6 +1556,12 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         if _SALUTATION.fullmatch(line_head):
             excluded.add(low)
             continue
+        if candidates and _in_remote_reply(report, line_start, line_head) and \
+                _heads_part(report, line_start, [c for c in candidates if c.lower() not in excluded]):
+            # Named inside the reply another recipient got ("<a@x>: host h said: 550 5.1.1 <b@y>: ...",
+            # qmail's "a@x:\n... Remote host said: 554 b@y: Relay access denied"): the remote server's
+            # own name for that recipient (an alias it resolved it to), not an address we sent to.
+            continue
         if _SUMMARY_LINE.match(line_head):
             # The report's summary of the returned message ("Your message / To: list@... / Subject:
             # ... / did not reach the following recipient(s): ..."): its To and Cc are the original's
@@ -1551,7 +1591,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         return BounceReport("none", original_headers=tuple(original or ()))
     aliases = _aliases(report, candidates)
     names = {c: (c, aliases[c.lower()]) if c.lower() in aliases else (c,) for c in candidates}
-    failures = _text_failures(report, candidates, names=names)
+    failures = _text_failures(report, candidates, names=names, drop_borrowed=True)
     if aliases:
         failures = _with_original_addresses(failures, aliases)
     sender = None
@@ -1567,11 +1607,70 @@ _OWN_REFUSAL = re.compile(r">?(?:\.\.\.)?:?[ \t]*(?:\n[ \t]+)?(?:host[ \t]+\S+[ 
                           r"[45][0-5][0-9](?:[ -]|$)", re.I | re.M)
 
 
+def _in_remote_reply(report: str, line_start: int, line_head: str) -> bool:
+    """Whether the text before an address on its line (`line_head`, lowered, without its margin) is
+    the start of a remote server's quoted reply: "... said: 550 ...", or a reply code at the start of
+    a line that continues a line ending in "said:"."""
+    if _SAID_REPLY.search(line_head):
+        return True
+    if re.match(r"[45][0-5][0-9][ -]", line_head) and line_start >= 2:
+        previous = report[report.rfind("\n", 0, line_start - 1) + 1:line_start - 1]
+        return previous.rstrip().lower().endswith("said:")
+    return False
+
+
+def _heads_part(report: str, line_start: int, recipients: list[str]) -> bool:
+    """Whether one of `recipients` opens its per-recipient paragraph ("<a@x>: host ...", qmail's
+    "<a@x>:") on the line at `line_start` or on one of the three lines before it."""
+    begin = line_start
+    for _ in range(3):
+        if begin < 2:
+            break
+        begin = report.rfind("\n", 0, begin - 1) + 1
+    end = report.find("\n", line_start)
+    region = report[begin:end if end >= 0 else len(report)]
+    heads = {m.group(1).lower() for m in _PART_HEAD.finditer(region)}
+    return bool(heads) and any(r.lower() in heads for r in recipients)
+
+
+def _own_failure_line(report: str, pos: int) -> bool:
+    """Whether the address at `pos` opens its line as Postfix's per-recipient paragraph does (itself, or
+    the address its "(expanded from <a@x>)" note gives) and the line goes on, after the colon, with
+    words of its own (no reply code)."""
+    line_start = report.rfind("\n", 0, pos) + 1
+    end = report.find("\n", pos)
+    m = _PART_HEAD.match(report, line_start, end if end >= 0 else len(report))
+    if m is None or not m.start(1) <= pos < m.end():
+        return False
+    rest = report[m.end():end if end >= 0 else len(report)].strip()
+    return bool(re.match(r"[A-Za-z]", rest)) and not re.match(r"host\s", rest, re.I)
+
+
+# A per-recipient paragraph's first line: "<a@x>:", "a@x:", "<a@x> (expanded from <b@y>):".
+_PART_HEAD = re.compile(r"^[> \t]*<?(" + _ADDRESS_BODY + r")>?(?:[ \t]*\(expanded from[^)\n]*\))?:", re.M)
+
+
+# Postfix's "host h[ip] said: 550 ...", qmail's "Remote host said: 554 ...".
+_SAID_REPLY = re.compile(r"\bsaid:[ \t]*[45][0-5][0-9][ -]", re.I)
+
+
 def _given_refusal(report: str, end: int) -> bool:
     """The address that ends at `end` is followed at once by its own SMTP refusal: a failed recipient,
     even when its local part is a role's (root, postmaster, noreply: mail to them bounces too), which
     elsewhere in a report is the reporting system's own address and not a recipient."""
-    return _OWN_REFUSAL.match(report, end) is not None
+    if _OWN_REFUSAL.match(report, end) is not None:
+        return True
+    # Postfix's per-recipient line of its own failure, which quotes no reply ("<root@h.example>
+    # (expanded from <root>): Host or domain name not found. Name service error for name=h.example
+    # type=A: Host not found"): the address in angle brackets opens its line and a colon follows it.
+    line_start = report.rfind("\n", 0, end) + 1
+    head = report[line_start:end]
+    return report[end:end + 1] == ">" and re.fullmatch(r"[> \t]*<[^<>\s]+", head) is not None and \
+        _POSTFIX_OWN_FAILURE.match(report, end + 1) is not None
+
+
+# After "<address>" at the start of Postfix's line: an alias note, then the colon and its reason.
+_POSTFIX_OWN_FAILURE = re.compile(r"(?:[ \t]*\(expanded from <[^<>\n]*>\))?:[ \t]")
 
 
 def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str, str]) -> list[FailedRecipient]:
@@ -1588,6 +1687,12 @@ def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str,
         original = aliases.get(low)
         if original is not None:
             other = by_address.get(original.lower())
+            if other is not None and failed.code is None and failed.status is None and other.diagnostic:
+                # Postfix's own failure, which quotes no reply: "<b@h.x> (expanded from <a@x>): Host or
+                # domain name not found ...". The words are after the note, in the sender's address's
+                # part of the text; the alias's own part is only "b@h.x> (expanded from <".
+                failed = replace(failed, diagnostic=other.diagnostic, stage=failed.stage or other.stage,
+                                 remote_mta=failed.remote_mta or other.remote_mta)
             failed = replace(failed, original_recipient=original,
                              status=failed.status or (other.status if other else None),
                              code=failed.code or (other.code if other else None))
@@ -1663,12 +1768,17 @@ def _without_summary(text: str) -> str:
 
 
 def _text_failures(report: str, candidates: list[str], stage_said_later: bool = False,
-                   names: dict[str, tuple[str, ...]] | None = None) -> list[FailedRecipient]:
+                   names: dict[str, tuple[str, ...]] | None = None,
+                   drop_borrowed: bool = False) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
     mention of the next address); when its part quotes none, the first reply of the whole text. With
     `stage_said_later`, an address whose part does not say the stage takes the first one said after
     it: Sendmail lists every recipient, then one transcript (">>> DATA") for all of them. `names`:
-    address -> the names it is known by (itself and its aliases), for stage_said."""
+    address -> the names it is known by (itself and its aliases), for stage_said. With
+    `drop_borrowed`, an address whose part quotes no reply, while the whole text's first reply names
+    another of the addresses and not it, is left out: that reply is the other address's refusal, and
+    this one is only mentioned (a forwarded bounce's "An: sender@x" above Postfix's "<bob@x>: ... 550
+    5.1.1 <bob@x>: ... User unknown" listed the sender)."""
     lowered = report.lower()
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
@@ -1693,6 +1803,8 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     whole_rcpt_stages = _rcpt_stages(report)
     whole_words = _stage_in_words(report) if whole_reading is None or whole_reading[0] == "rcpt" else None
     final = not _TEMPORARY_WORDS.search(report)
+    # The addresses the whole text's first reply names (by any of their names), read once.
+    named_by_whole = _named_in(whole[2], candidates, names) if drop_borrowed and whole[2] else set()
     out = []
     stage_after = None
     for rank, i in reversed(list(enumerate(order))):
@@ -1714,7 +1826,15 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                 found[2] = f"{agent} {found[2]}"
         found = tuple(found)
         if found[0] is None and found[1] is None:
-            found = whole
+            if drop_borrowed and _own_failure_line(report, start):
+                # Postfix's own failure of this address, in words on its line ("<b@x>: Host or domain
+                # name not found ...", "<b@x>: mail for x loops back to myself"): that is its reason,
+                # not the reply another address got.
+                found = (None, None, None)
+            else:
+                found = whole
+                if drop_borrowed and named_by_whole and candidates[i].lower() not in named_by_whole:
+                    continue
         code, status, diagnostic = found
         if diagnostic is None:
             # No SMTP reply quoted: the words that follow the address are all the reason there is
@@ -1749,6 +1869,14 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     return out
 
 
+def _named_in(reply: str, candidates: list[str], names: dict[str, tuple[str, ...]] | None) -> set[str]:
+    """The `candidates` (lowered) that `reply` names by any name they are known by: the addresses
+    in it, looked up, not each candidate searched for (a report of a thousand recipients)."""
+    mentioned = {a.lower() for a in _ADDRESS.findall(reply)}
+    return {c.lower() for c in candidates
+            if any(n.lower() in mentioned for n in ((names or {}).get(c) or (c,)))}
+
+
 # A local delivery agent's own line in a Sendmail transcript ("mail.local: unknown user: bob").
 _AGENT_LINE = re.compile(r"[ \t]*[A-Za-z][\w.-]*: [^\n]+")
 
@@ -1774,8 +1902,18 @@ def _delivery_agent_line(report: str, reply_at: int, address: str) -> str | None
     return line.strip()
 
 
-# The summary of the returned message some reports repeat ("To: ...", "Subject: ...", "Sent: ...").
-_SUMMARY_LINE = re.compile(r"^(to|cc|bcc|from|subject|sent|date|message-id|received):(\s|$)", re.I)
+# The summary of the returned message some reports repeat ("To: ...", "Subject: ...", "Sent: ..."),
+# and the header block a mail program writes above a bounce it forwards, in the languages of the usual
+# clients (Thunderbird's German "-------- Original-Nachricht -------- / Betreff: / Datum: / Von: / An:",
+# Outlook's French "De : / Envoyé : / À : / Objet :", Spanish "De: / Enviado: / Para: / Asunto:", Dutch
+# "Van: / Verzonden: / Aan: / Onderwerp:", Italian "Da: / Inviato: / Oggetto:"): its To ("An:") is
+# the forwarded bounce's own addressee, the sender of the returned message, never a failed recipient.
+_SUMMARY_LINE = re.compile(r"^(to|cc|bcc|from|subject|sent|date|message-id|received|"
+                           r"an|von|betreff|datum|kopie|gesendet|"
+                           r"de|\u00e0|objet|envoy\u00e9|"
+                           r"para|asunto|fecha|enviado|"
+                           r"aan|van|onderwerp|verzonden|"
+                           r"da|oggetto|inviato)[ \t\u00a0]?:(\s|$)", re.I)
 
 
 def _reason_text(text: str, address: str) -> str:
@@ -1813,7 +1951,20 @@ def _find_reply_at(segment: str) -> tuple[int | None, str | None, str | None, in
     if code_m is not None and status_m is not None and status_m.start() < code_m.start():
         # A status long before the code belongs to other text; one right before it is the reply's.
         begin = status_m.start()
-    return code, status, _paragraph_from(segment, begin, code), begin
+    diagnostic = _paragraph_from(segment, begin, code)
+    inner = _WRAPPED_REPLY.search(diagnostic)
+    if inner and code is not None and inner.group(1)[0] == str(code)[0] and \
+            (status is None or status[0] == inner.group(2)[0]):
+        # Exchange's own reply around the remote server's ("554 5.7.0 < #5.7.133 smtp;550 5.7.133
+        # RESOLVER.RST...>"): the wrapped one says what went wrong; the wrapper is generic.
+        code, status = int(inner.group(1)), inner.group(2)
+    return code, status, diagnostic, begin
+
+
+# Exchange's "Remote Server returned '554 5.7.0 < #5.7.133 smtp;550 5.7.133 ...>'": the reply it got,
+# after "#" its status and "smtp;".
+_WRAPPED_REPLY = re.compile(r"<\s*#[245]\.\d{1,3}\.\d{1,3}\s+smtp;\s*([245][0-5][0-9])[ -]"
+                            r"([245]\.\d{1,3}\.\d{1,3})(?![\w.])", re.I)
 
 
 def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
@@ -1830,4 +1981,21 @@ def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
             kept.append(line.strip())
             continue
         break
+    if not _IN_REPLY_TO_OPEN.search(" ".join(kept)):
+        # Postfix closes a quoted reply with "(in reply to RCPT TO command)" and indents the lines
+        # that wrap it; a pasted report loses the indentation ("... said: 550\nRequested action not
+        # taken: mailbox unavailable (in reply to RCPT TO\ncommand)"). When that closing follows
+        # within the paragraph's next few lines, those lines are the reply's.
+        rest = []
+        for line in lines[len(kept):len(kept) + _WRAPPED_REPLY_LINES]:
+            if not line.strip():
+                break
+            rest.append(line.strip())
+            if re.search(r"\(in reply to [^()]*\)", " ".join(rest), re.I):
+                kept.extend(rest)
+                break
     return _without_in_reply_to(" ".join(k for k in kept if k)).strip()[:2000]
+
+
+# How many unindented lines a reply that Postfix closes with "(in reply to ...)" may run on.
+_WRAPPED_REPLY_LINES = 4
