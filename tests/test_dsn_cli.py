@@ -992,6 +992,12 @@ def test_postfixs_own_failure_of_a_role_address_is_read(capsys, tmp_path):
                        "<root@gone.example> (expanded from <root>): Host or domain name not found. Name\n"
                        "    service error for name=gone.example type=A: Host not found\n")
     assert [(r["recipient"], r["hard"]) for r in rows] == [("root@gone.example", True)]
+    # A role address on a line of a wrapped reply (the sender, refused by the remote) is not one either.
+    rows = _parse_text(capsys, tmp_path, "sender.txt", _POSTFIX_HEAD +
+                       "<bob@dest.example>: host mx.dest.example[192.0.2.25] said: 553 5.7.1\n"
+                       "    <noreply@app.example>: Sender address rejected: not owned by user (in reply\n"
+                       "    to RCPT TO command)\n")
+    assert [r["recipient"] for r in rows] == ["bob@dest.example"]
     # A role address the report only names as its contact is still not a recipient.
     rows = _parse_text(capsys, tmp_path, "contact.txt", "For further assistance, please send mail to <postmaster@smarthost.example>\n\n" +
                        _POSTFIX_HEAD + "<bob@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1 No such user\n")

@@ -1646,8 +1646,9 @@ def _own_failure_line(report: str, pos: int) -> bool:
     return bool(re.match(r"[A-Za-z]", rest)) and not re.match(r"host\s", rest, re.I)
 
 
-# A per-recipient paragraph's first line: "<a@x>:", "a@x:", "<a@x> (expanded from <b@y>):".
-_PART_HEAD = re.compile(r"^[> \t]*<?(" + _ADDRESS_BODY + r")>?(?:[ \t]*\(expanded from[^)\n]*\))?:", re.M)
+# A per-recipient paragraph's first line, at the margin (Postfix and qmail do not indent it; the lines
+# of a reply they quote are): "<a@x>:", "a@x:", "<a@x> (expanded from <b@y>):".
+_PART_HEAD = re.compile(r"^(?:> ?)*<?(" + _ADDRESS_BODY + r")>?(?:[ \t]*\(expanded from[^)\n]*\))?:", re.M)
 
 
 # Postfix's "host h[ip] said: 550 ...", qmail's "Remote host said: 554 ...".
@@ -1662,10 +1663,11 @@ def _given_refusal(report: str, end: int) -> bool:
         return True
     # Postfix's per-recipient line of its own failure, which quotes no reply ("<root@h.example>
     # (expanded from <root>): Host or domain name not found. Name service error for name=h.example
-    # type=A: Host not found"): the address in angle brackets opens its line and a colon follows it.
+    # type=A: Host not found"): the address in angle brackets opens its line at the margin (not a line
+    # of a wrapped reply: "    <noreply@x>: Sender address rejected") and a colon follows it.
     line_start = report.rfind("\n", 0, end) + 1
     head = report[line_start:end]
-    return report[end:end + 1] == ">" and re.fullmatch(r"[> \t]*<[^<>\s]+", head) is not None and \
+    return report[end:end + 1] == ">" and re.fullmatch(r"(?:> ?)*<[^<>\s]+", head) is not None and \
         _POSTFIX_OWN_FAILURE.match(report, end + 1) is not None
 
 
@@ -1988,8 +1990,8 @@ def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
         # within the paragraph's next few lines, those lines are the reply's.
         rest = []
         for line in lines[len(kept):len(kept) + _WRAPPED_REPLY_LINES]:
-            if not line.strip():
-                break
+            if not line.strip() or _NOT_A_WRAPPED_LINE.match(line.strip()):
+                break  # a blank line, or another recipient's line or reply: not this reply's words
             rest.append(line.strip())
             if re.search(r"\(in reply to [^()]*\)", " ".join(rest), re.I):
                 kept.extend(rest)
@@ -1999,3 +2001,6 @@ def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
 
 # How many unindented lines a reply that Postfix closes with "(in reply to ...)" may run on.
 _WRAPPED_REPLY_LINES = 4
+# A line that starts with an address and a colon (the next recipient's "<b@x>: host h said: ..."), a
+# reply code, or that quotes another reply ("said:"): never the continuation of the one before.
+_NOT_A_WRAPPED_LINE = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?:|[245][0-5][0-9](?:[ -]|$)|.*\bsaid:", re.I)
