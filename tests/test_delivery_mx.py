@@ -849,6 +849,9 @@ EMBEDDED_INTERNAL = [
     ("2002:a00:1::1", "a private address (10.0.0.1 in 6to4 form)"),
     ("::7f00:2", "a loopback address (127.0.0.2 in IPv4-compatible form)"),  # RFC 4291 2.5.5.1
     ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a private address (10.0.0.1 in Teredo form)"),  # RFC 4380 4
+    # review14 L2: both were connected to (451 4.4.1 "could not be reached"), not refused as internal.
+    ("64:ff9b:1::7f00:1", "a loopback address (127.0.0.1 in local-use NAT64 form)"),  # RFC 8215
+    ("::ffff:0:7f00:1", "a loopback address (127.0.0.1 in IPv4-translated form)"),  # RFC 2765 2.1 (SIIT)
 ]
 
 

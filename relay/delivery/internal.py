@@ -45,6 +45,12 @@ _INTERNAL = tuple((ipaddress.ip_network(net), kind) for net, kind in (
 ))
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 2.1: the well-known prefix
+# RFC 8215: the local-use NAT64 prefix. A network may take any prefix inside it; read here in RFC 6052
+# 2.2's /96 form (the IPv4 address in the last 32 bits), the form translators use (review14 L2).
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# RFC 2765 2.1 (SIIT), RFC 6145: an "IPv4-translated" address, ::ffff:0:a.b.c.d, which a stateless
+# translator turns into a.b.c.d (review14 L2).
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 _COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 2.5.5.1 (:: and ::1 are not IPv4 addresses)
 
 
@@ -54,6 +60,10 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address
         return address.ipv4_mapped, "IPv4-mapped"
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64"
+    if address in _NAT64_LOCAL:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "local-use NAT64"
+    if address in _TRANSLATED:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "IPv4-translated"
     if address.sixtofour is not None:
         return address.sixtofour, "6to4"
     if address.teredo is not None:
