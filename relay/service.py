@@ -129,19 +129,24 @@ class RelayService:
         txn = self._txns.get(session.id)
         if txn is None:
             return Reply.make(503, "5.5.1", "Need MAIL command first")
-        key = same_mailbox_key(recipient)
-        if any(same_mailbox_key(r) == key for r in txn.rcpts):
-            # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
-            # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
-            return Reply.make(250, "2.1.5", f"Duplicate recipient <{shown(recipient)}>: already "
-                                            f"accepted in this transaction, delivered once")
-        if len(txn.rcpts) >= self.settings.limits.max_recipients:
+        # Every accepted RCPT counts towards max_recipients, a duplicate too, as every one counts
+        # towards Postfix's smtpd_recipient_limit: uncounted, a client could repeat one RCPT for ever,
+        # each restarting the idle deadline, and hold its slot and its upstream connection (review14 F4).
+        duplicates = txn.notes.get("duplicate_rcpts", 0)
+        if len(txn.rcpts) + duplicates >= self.settings.limits.max_recipients:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
             reply = Reply.make(452, "4.5.3", f"Too many recipients (at most "
                                              f"{self.settings.limits.max_recipients} per message)",
                                cause="too-many-recipients")
             await self.outcomes.refused(txn, session, "rcpt", [recipient], Decision(Verdict.DEFER, reply))
             return reply
+        key = same_mailbox_key(recipient)
+        if any(same_mailbox_key(r) == key for r in txn.rcpts):
+            # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
+            # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
+            txn.notes["duplicate_rcpts"] = duplicates + 1
+            return Reply.make(250, "2.1.5", f"Duplicate recipient <{shown(recipient)}>: already "
+                                            f"accepted in this transaction, delivered once")
         txn.notes["stage"] = "rcpt"
         problem = address_problem(recipient, "recipient", smtputf8=_smtputf8(txn.mail_options))
         decision = (Decision(Verdict.REJECT, problem) if problem

@@ -160,6 +160,33 @@ def test_max_recipients_452_453(upstream, relay_factory):
     assert "bounce_list" not in event or event["bounce_list"] in (None, "not_listed")
 
 
+def test_a_repeated_rcpt_counts_towards_max_recipients(upstream, relay_factory):
+    # review14 F4: a duplicate RCPT was answered 250 "Duplicate recipient" before the max_recipients
+    # check and counted nowhere, so a client could repeat it for ever (each restarting the idle
+    # deadline) and hold its slot and its upstream connection. Postfix counts every accepted RCPT
+    # towards smtpd_recipient_limit; so does the relay, with the same 452 4.5.3.
+    relay = relay_factory(upstream.port, limits={"max_recipients": 3})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<r1@example.com>")[0] == 250
+        code, text = c.cmd("RCPT TO:<r1@Example.COM>")
+        assert code == 250 and "Duplicate recipient" in text, text
+        assert c.cmd("RCPT TO:<r1@example.com>")[0] == 250
+        code, text = c.cmd("RCPT TO:<r1@example.com>")
+        assert code == 452 and text.startswith("452 4.5.3 Too many recipients"), text
+        code, text = c.cmd("RCPT TO:<r2@example.com>")
+        assert code == 452 and text.startswith("452 4.5.3 "), text
+        # The transaction itself stands: its one recipient gets the message once.
+        assert c.cmd("DATA")[0] == 354
+        assert c.cmd("Subject: once\r\n\r\nbody\r\n.")[0] == 250
+        # A new transaction starts the count again.
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<r1@example.com>")[0] == 250
+        assert c.cmd("RCPT TO:<r1@example.com>")[0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.rcpt_tos == ["r1@example.com"]
+
+
 def test_max_message_size_552_534(upstream, relay_factory):
     relay = relay_factory(upstream.port, limits={"max_message_size": 2000})
     with client(relay) as c:
