@@ -79,6 +79,11 @@ _aiosmtpd_smtp.sanitized_log = _sanitized_log_if_enabled
 
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
+    # aiosmtpd's BOGUS_LIMIT: the 5th unrecognised command ends the session. RFC 5321 3.8: a server that
+    # closes says 421 (and the relay's own rule is "a 421 closes"); the text is Postfix's when it closes
+    # for errors (review14 L1). push() closes the connection on the 421.
+    (re.compile(r"^502 5\.5\.1 Too many unrecognized commands, goodbye\.$"),
+     "421 4.7.0 {hostname} Error: too many errors (unrecognized commands)"),
     (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),
      "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
@@ -980,7 +985,8 @@ class RelaySMTP(SMTP):
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
                     if isinstance(replacement, str):
-                        replacement = replacement.replace("{size}", str(self.data_size_limit))
+                        replacement = (replacement.replace("{size}", str(self.data_size_limit))
+                                       .replace("{hostname}", self.hostname))
                     status = pattern.sub(replacement, status, count=1)
                     break
         self._verbatim = None
