@@ -827,6 +827,13 @@ class RelaySMTP(SMTP):
             # first would leave client and server reading different layers.
             await self.push("503 5.5.1 Bad sequence of commands: TLS already active")
             return
+        if not arg and self.tls_context and self.relay_service.in_transaction(self.relay_session):
+            # RFC 3207 4.2: after the handshake both sides discard what they knew, so a transaction
+            # begun in clear cannot go on across it; Postfix refuses STARTTLS while a MAIL transaction
+            # is in progress, and so does the relay (review14 L4), rather than keep the transaction
+            # and its upstream connection open across the handshake. RSET first, then STARTTLS.
+            await self.push("503 5.5.1 Bad sequence of commands: MAIL transaction in progress")
+            return
         await super().smtp_STARTTLS(arg)
         if self._tls_protocol is not None and self.session.ssl is None:
             # The connection was closed (the idle deadline, a shutdown) while the client had not

@@ -547,3 +547,25 @@ def test_a_client_that_half_closes_over_tls_after_a_pipelined_session_gets_every
         time.sleep(0.02)
     assert not relay.server.service.sessions
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_starttls_inside_a_mail_transaction_is_refused_and_the_transaction_goes_on(tmp_path, cert, upstream,
+                                                                                   relay_factory):
+    # review14 L4: STARTTLS after MAIL and RCPT (both already sent upstream) was answered 220, and the
+    # transaction and its upstream connection stayed open across the handshake. RFC 3207 4.2: both sides
+    # discard what they knew; Postfix answers 503 5.5.1 while a MAIL transaction is in progress. The
+    # transaction itself is untouched; after it, STARTTLS works.
+    crt, key = cert
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}])
+    with TLSClient(relay.host, relay.port) as c:
+        assert "250-STARTTLS" in c.cmd("EHLO client.test")[1]
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        code, text = c.cmd("STARTTLS")
+        assert text.startswith("503 5.5.1 ") and "MAIL transaction in progress" in text, text
+        assert c.cmd("DATA")[0] == 354
+        assert c.cmd(BODY + b".")[0] == 250
+        c.starttls(crt)  # between transactions: 220 and the handshake
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert send_message(c, "a@sender.test", ["c@example.com"], BODY)[-1][0] == 250
+    assert [m.rcpt_tos for m in upstream.wait_for_messages(2)] == [["b@example.com"], ["c@example.com"]]
