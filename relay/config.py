@@ -233,6 +233,19 @@ class BouncesIn:
     domains: tuple[str, ...] = ()    # lower-case A-labels
     key_file: Path | None = None     # HMAC key of the VERP return paths (relay/intake/verp.py)
     key: bytes = field(default=b"", repr=False)
+    # Without key_file nothing proves a bounce is one of our mail's: anyone on the Internet can mail
+    # one naming any address. What such a bounce may do to the bounce list: "never" (recorded as
+    # events only) or "count" (the operator's explicit choice: it counts towards listing, never lists
+    # at once). With key_file a bounce without a valid token is refused at RCPT (review14 F2).
+    unsigned: str = "never"
+    # The listener faces the Internet: its own connection budget, apart from the relay listeners'
+    # (limits.max_connections), so that it can never starve the operator's own submission (review14
+    # F1); and its own message size, far below limits.max_message_size, since each connection may hold
+    # that much in memory (F3). Postfix returns at most bounce_size_limit (50,000 bytes) of the
+    # original, Exim bounce_return_size_limit (100 KB); a few MTAs return it whole.
+    max_connections: int = 50
+    max_connections_per_client: int = 10
+    max_message_size: int = 10 * 1024 * 1024
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains
@@ -1075,7 +1088,8 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
     if "bounces_in" not in top.data or top.data["bounces_in"] is None:
         return None
     r = _Reader(top.problems, top.data["bounces_in"], "bounces_in")
-    r.unknown({"listen", "domains", "key_file"})
+    r.unknown({"listen", "domains", "key_file", "unsigned", "max_connections", "max_connections_per_client",
+               "max_message_size"})
     listen = r.get("listen", str, None, convert=parse_endpoint)
     domains: list[str] = []
     raw = r.get("domains", list, [], required=True) or []
@@ -1102,7 +1116,46 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
                 top.problems.add("bounces_in.key_file", f"file {key_file}: the key has {len(key)} bytes; use at "
                                                         f"least {VERP_KEY_MIN_BYTES} random bytes "
                                                         f"(e.g. head -c 32 /dev/urandom | base64 > FILE)")
-    return BouncesIn(listen=listen, domains=tuple(domains), key_file=key_file, key=key)
+    d = BouncesIn()
+    unsigned = r.get("unsigned", str, d.unsigned)
+    if unsigned not in UNSIGNED_BOUNCES:
+        top.problems.add("bounces_in.unsigned", f"expected never or count, got {unsigned!r} (a bounce nothing "
+                                                f"authenticates never lists at once)")
+        unsigned = d.unsigned
+    elif "unsigned" in r.data and path:
+        top.problems.add("bounces_in.unsigned", "applies only without key_file: with a key, a bounce without a "
+                                                "valid VERP token is refused at RCPT")
+    bounces_in = BouncesIn(
+        listen=listen, domains=tuple(domains), key_file=key_file, key=key, unsigned=unsigned,
+        max_connections=r.get("max_connections", int, d.max_connections, convert=_positive),
+        max_connections_per_client=r.get("max_connections_per_client", int, d.max_connections_per_client,
+                                         convert=_positive),
+        max_message_size=r.get("max_message_size", int, d.max_message_size, convert=_positive))
+    if bounces_in.max_connections_per_client > bounces_in.max_connections:
+        top.problems.add("bounces_in.max_connections_per_client",
+                         f"{bounces_in.max_connections_per_client} is more than bounces_in.max_connections "
+                         f"({bounces_in.max_connections}): one client could still take every connection")
+    return bounces_in
 
 
-__all__ = ["Settings", "load_settings", "ConfigError", "parse_duration", "parse_endpoint", "Endpoint"]
+UNSIGNED_BOUNCES = ("never", "count")
+
+
+def bounces_in_warnings(settings: Settings) -> list[str]:
+    """What `relay check-config` and `relay serve` warn about a bounces_in listener: without key_file it
+    takes a bounce naming any address from anyone (review14 F2)."""
+    b = settings.bounces_in
+    if b is None or b.listen is None or b.key:
+        return []
+    if b.unsigned == "count":
+        return ["bounces_in has no key_file and unsigned: count: anyone who can reach "
+                f"{b.listen} can mail a bounce that counts towards listing any address (never at once); "
+                "set key_file (VERP, docs/bounces-in.md) so that only bounces of the relay's own mail count"]
+    return ["bounces_in has no key_file: anyone who can reach "
+            f"{b.listen} can mail a bounce naming any address, so bounces there are recorded as events but "
+            "never touch the bounce list; set key_file (VERP, docs/bounces-in.md) so that bounces of the "
+            "relay's own mail list their recipients, or unsigned: count to let any bounce count towards "
+            "listing (never at once)"]
+
+
+__all__ = ["Settings", "load_settings", "bounces_in_warnings", "ConfigError", "parse_duration", "parse_endpoint", "Endpoint"]

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from .address import domain_of, is_valid, printable
@@ -66,6 +66,11 @@ class Observation:
     # VERP'd send): a reply that leads with it is the sender's (Policies.judge), as a live
     # transaction's return path is (record()).
     return_path: str = ""
+    # The most this result may do to the bounce list: "list" (as judged), "count" (a listing at once
+    # only counts, SuppressionPolicy.counting_rule) or "never" (events only). A report nothing
+    # authenticates (a bounce without a VERP token: bounces_in `unsigned:`) is never "list": anyone
+    # can mail one naming any address (review14 F2).
+    at_most: str = "list"
 
     def senders(self) -> tuple[str, ...]:
         """The envelope sender addresses this result is judged with (Policies.judge's `sender`): the
@@ -187,15 +192,23 @@ class Outcomes:
                               **base, **extra)
 
         status, follow = None, []
-        if obs.kind == "complained":
+        if obs.at_most == "never":
+            pass  # events only: nothing vouches for what the report says (Observation.at_most)
+        elif obs.kind == "complained":
             rule = self.policies.suppression.complaint
+            if obs.at_most == "count":
+                rule = self.policies.suppression.counting_rule(rule)
             if rule is not None and obs.recipient:
                 status, follow = await self._suppress(
                     make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
                     f"complaint ({fields.get('feedback_type') or 'abuse'})", rule)
         elif obs.recipient and judgement.concerns(obs.recipient):
+            if obs.at_most == "count" and judgement.bounce_list == "list":
+                c = judgement.classification
+                judgement = replace(judgement, bounce_list="count", suppression_rule=(
+                    self.policies.suppression.counting_rule(self.policies.suppression.rule_for(c.category, c.permanent))))
             status, follow = await self._suppress_refusal(make, obs.recipient, judgement, obs.reply.text)
-        if (obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
+        if (obs.at_most != "never" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
                 and not judgement.another  # what it says may be of another address's domain (review7 F2)
                 and not obs.forwarded_elsewhere()):
             follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)

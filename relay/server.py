@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import signals
 from .config import Settings, load_settings
+from .config import bounces_in_warnings as _bounces_in_warnings
 from .errors import ConfigError
 from .events import EventSinks
 from .metrics import Metrics
@@ -164,6 +165,17 @@ class RelayServer:
             self.counter = Connections(settings.limits.max_connections,
                                        worker.share(settings.limits.max_connections_per_client),
                                        shared=worker.connections, slot=worker.slot)
+        # The bounces_in listener faces the Internet: its own budget, never the relay listeners' slots
+        # (review14 F1: twenty outside addresses filled limits.max_connections through it, and the
+        # operator's own MTA got 421 on the relay listener). With workers, both of its caps are divided
+        # among them (each worker's share, at least 1).
+        self.intake_counter = None
+        if self.intake is not None:
+            b = settings.bounces_in
+            share = worker.share if worker is not None else (lambda n: n)
+            self.intake_counter = Connections(share(b.max_connections), share(b.max_connections_per_client))
+            for warning in _bounces_in_warnings(settings):
+                log.warning("%s", warning)
         self.servers: list[asyncio.AbstractServer] = []
         self.milter = None  # relay.milter.server.MilterServer when milter.listen is set
         self.service.users = self._load_users(settings)
@@ -179,7 +191,8 @@ class RelayServer:
             self.metrics.counted("relay_postfix_log_failures_total", lambda: follower.observed)
             self.metrics.gauge("relay_postfix_log_queue_ids", lambda: len(follower.intake.tracker))
         self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
-        self.metrics.gauge("relay_active_sessions", lambda: self.counter.active)
+        self.metrics.gauge("relay_active_sessions",
+                           lambda: self.counter.active + (self.intake_counter.active if self.intake_counter else 0))
         # self.sinks is replaced when a reload changes `events`: read whichever is current.
         self.metrics.counted("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
         self.metrics.gauge("relay_webhook_spool_bytes", lambda: self.sinks.webhook_spool_bytes())
@@ -269,7 +282,7 @@ class RelayServer:
         if self.intake is not None:
             from .config import Listener
             endpoint = self.settings.bounces_in.listen
-            factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.counter)
+            factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.intake_counter)
             server = await self._listen(factory, endpoint, socks.bounces_in if socks else None)
             self.servers.append(server)
             for sock in server.sockets:
@@ -348,6 +361,10 @@ class RelayServer:
         log.info("reloaded config and policies from %s", settings.source)
         return True
 
+    def _protocols(self) -> list:
+        """Every open client connection, of the relay listeners and of bounces_in."""
+        return [*self.counter.protocols, *(self.intake_counter.protocols if self.intake_counter else ())]
+
     async def stop(self) -> None:
         if self.worker is None:
             systemd.notify("STOPPING=1")  # else the parent's word
@@ -357,18 +374,18 @@ class RelayServer:
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
         # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after.
         deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
-        while self.counter.active and asyncio.get_running_loop().time() < deadline:
-            open_ = [p for p in self.counter.protocols if p.transport is not None and not p.transport.is_closing()]
+        while self._protocols() and asyncio.get_running_loop().time() < deadline:
+            open_ = [p for p in self._protocols() if p.transport is not None and not p.transport.is_closing()]
             if not open_:
                 break  # every one is closing (what is left is the flush of its last reply)
-            idle = [p for p in open_ if not p.busy and not self.service.in_transaction(p.relay_session)]
+            idle = [p for p in open_ if not p.busy and not p.relay_service.in_transaction(p.relay_session)]
             await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
                                  return_exceptions=True)
             await asyncio.sleep(0.05)
         # Then, in order: the remaining client connections close; the transactions they leave end
         # (events written, upstream connections given back); the pipelines close once no
         # transaction uses them; then what they all used: the upstream pool, the store, the sinks.
-        for p in list(self.counter.protocols):
+        for p in self._protocols():
             if p.transport is not None:
                 p.transport.close()
         if self.milter is not None:
@@ -376,9 +393,9 @@ class RelayServer:
         if self.follower is not None:
             await self.follower.stop()  # before the store closes: it may be recording a result
         deadline = asyncio.get_running_loop().time() + 5.0
-        while self.counter.protocols and asyncio.get_running_loop().time() < deadline:
+        while self._protocols() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)  # connection_lost runs on the next turns of the loop
-        for p in list(self.counter.protocols):
+        for p in self._protocols():
             if p.transport is not None:
                 # A client that does not read keeps a closed connection open (its last reply unsent).
                 p.transport.abort()
@@ -474,7 +491,10 @@ def settings_after_reload(new: Settings, running: Settings) -> tuple[Settings, l
 
 
 def _bounces_listen(settings: Settings):
-    return settings.bounces_in.listen if settings.bounces_in is not None else None
+    """What of bounces_in is fixed when its listener starts: the address, its connection caps and its
+    message size (the SMTP protocol's data_size_limit and EHLO SIZE)."""
+    b = settings.bounces_in
+    return None if b is None else (b.listen, b.max_connections, b.max_connections_per_client, b.max_message_size)
 
 
 def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:

@@ -249,6 +249,17 @@ class SuppressionPolicy:
         return SuppressionRule(category, rule.permanent, self.unconfirmed.list_after, self.unconfirmed.within,
                                rule.expire_after)
 
+    def counting_rule(self, rule: SuppressionRule | None) -> SuppressionRule | None:
+        """`rule` for a failure that may only count, never list at once (a report nothing
+        authenticates: bounces_in without a key, `unsigned: count`): the rule itself when it already
+        counts; else `unconfirmed:`'s count and window (its default when `unconfirmed: off`, which
+        would list at once), the entry expiring as `rule`'s would. None: such a failure never lists."""
+        if rule is None or not rule.immediate:
+            return rule
+        counting = self.unconfirmed or DEFAULT_UNCONFIRMED
+        return SuppressionRule(rule.category, rule.permanent, counting.list_after, counting.within,
+                               rule.expire_after)
+
     @property
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""

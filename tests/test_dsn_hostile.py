@@ -167,7 +167,8 @@ def test_an_event_carries_at_most_max_event_text_of_a_10_mb_diagnostic_code(tmp_
     # line. Its start is kept, with a marker saying how much was cut (docs/events.md).
     from relay.events import MAX_EVENT_TEXT
 
-    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    # 10 MB of text: past bounces_in.max_message_size's default (10 MiB), raised to reach the parser.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake={"max_message_size": 36700160})
     return_path = relay_one(relay, upstream)
     diagnostic = "550 5.1.1 no such user " + "word " * (10 * MiB // 5)
     message = _folded(dsn_for(return_path, status="5.1.1", diagnostic=diagnostic))

@@ -43,6 +43,10 @@ def run(args) -> int:
                 why = check_store(sink.target)  # the same URL rules and driver as the bounce list's
                 if why:
                     problems.append(Problem(str(settings.source), f"events[{i}].postgresql", why))
+        from ..config import bounces_in_warnings
+
+        for warning in bounces_in_warnings(settings):
+            print(f"warning: {warning}")
         if settings.clients.users_file is not None:
             from ..users import Users
 

@@ -5,6 +5,8 @@ It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one 
   With a VERP key, the local part must carry a valid token (relay/intake/verp.py): a forged, altered
   or expired return path is `550 5.7.1` too. `postmaster` is accepted (RFC 5321 4.5.1) and read like
   the rest, but a bounce without a token never touches the bounce list when tokens are in use.
+  Without a key nothing authenticates a bounce: by default (`unsigned: never`) each is recorded as
+  events only; `unsigned: count` lets it count towards listing, never list at once (review14 F2).
 - DATA: the message is parsed (relay/intake/dsn.py, off the event loop) and every failed recipient
   goes through the funnel (`Outcomes.observe`): a `bounced` event per failed recipient (`deferred`
   for a DSN's `Action: delayed`), a `complained` event per ARF report. 250 is said only after every
@@ -230,9 +232,13 @@ class BounceIntake(Step):
             fields["verp"] = token.as_fields()
             fields["transaction_id"] = token.transaction_id
         fields.update(self._correlation(report, sender))
+        # Without a token nothing says the report is about mail of ours: anyone can send one naming any
+        # address. It never lists at once; by default it never touches the bounce list (review14 F2).
+        at_most = "list" if token is not None else self.bounces.unsigned
         return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
                            sender=sender, message_id=report.message_id, fields=fields,
-                           aliases=failed.aliases(recipient), return_path=token.return_path if token is not None else "")
+                           aliases=failed.aliases(recipient), return_path=token.return_path if token is not None else "",
+                           at_most=at_most)
 
     def _original_sender(self, report: BounceReport) -> str:
         sender = report.original_sender or ""
@@ -269,8 +275,12 @@ class BounceIntake(Step):
 
 def intake_settings(settings):
     """The settings the intake's SMTP service runs with: every peer may connect (bounces come from
-    anywhere); what it may send is decided at RCPT by the bounce domains, never by `clients`."""
-    return replace(settings, clients=_EVERYONE)
+    anywhere); what it may send is decided at RCPT by the bounce domains, never by `clients`. The
+    message size is bounces_in's own (advertised in EHLO SIZE, 552 5.3.4 past it): each connection may
+    hold that much in memory, and a listener open to everyone must not hold limits.max_message_size
+    in each (review14 F3)."""
+    limits = replace(settings.limits, max_message_size=settings.bounces_in.max_message_size)
+    return replace(settings, clients=_EVERYONE, limits=limits)
 
 
 def build_intake(settings, policies, outcomes, metrics=None):

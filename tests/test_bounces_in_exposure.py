@@ -1,0 +1,175 @@
+"""review14: the bounces_in listener faces the Internet. Through a running relay: it has its own connection
+budget (F1) and its own message size (F3), apart from the relay listeners'; and without a VERP key a bounce,
+which anyone can forge, never lists an address at once and by default never touches the bounce list (F2).
+`relay check-config` says so."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.test_bounces_in import BOUNCE_DOMAIN, dsn_for, rcpt_reply
+
+
+def start_intake(relay_factory, upstream, **bounces_in):
+    relay = relay_factory(upstream.port, bounces_in={"listen": "127.0.0.1:0", "domains": [BOUNCE_DOMAIN],
+                                                     **bounces_in.pop("intake", {})}, **bounces_in)
+    relay.intake_port = relay.bound[1][1]
+    return relay
+
+
+def greeting(host: str, port: int, source: str = "127.0.0.1") -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return sock, data
+
+
+def test_a_full_bounces_in_listener_leaves_the_relay_listener_its_own_connections(upstream, relay_factory):
+    # F1: the intake shared limits.max_connections with the relay listeners; outside hosts holding intake
+    # connections had the operator's own MTA told "421 4.7.0 Too many connections to this relay".
+    relay = start_intake(relay_factory, upstream, limits={"max_connections": 3, "max_connections_per_client": 3})
+    held = []
+    try:
+        for source in ("127.0.0.3", "127.0.0.3", "127.0.0.4"):
+            sock, text = greeting(relay.host, relay.intake_port, source)
+            held.append(sock)
+            assert text.startswith(b"220 "), text
+        sock, text = greeting(relay.host, relay.port)
+        held.append(sock)
+        assert text.startswith(b"220 "), text  # was 421 4.7.0 Too many connections to this relay
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            assert send_message(c, "a@sender.test", ["b@example.com"], b"Subject: x\r\n\r\nx\r\n")[-1][0] == 250
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_the_bounces_in_listener_has_its_own_connection_limits(upstream, relay_factory):
+    relay = start_intake(relay_factory, upstream, intake={"max_connections": 3, "max_connections_per_client": 2})
+    held = []
+    try:
+        for source in ("127.0.0.3", "127.0.0.3"):
+            sock, text = greeting(relay.host, relay.intake_port, source)
+            held.append(sock)
+            assert text.startswith(b"220 "), text
+        sock, text = greeting(relay.host, relay.intake_port, "127.0.0.3")
+        held.append(sock)
+        assert text.startswith(b"421 4.7.0 Too many connections from 127.0.0.3 (at most 2)"), text
+        sock, text = greeting(relay.host, relay.intake_port, "127.0.0.4")
+        held.append(sock)
+        assert text.startswith(b"220 "), text
+        sock, text = greeting(relay.host, relay.intake_port, "127.0.0.5")
+        held.append(sock)
+        assert text.startswith(b"421 4.7.0 Too many connections"), text
+        # The relay listener keeps its own (limits.max_connections: 1000).
+        sock, text = greeting(relay.host, relay.port)
+        held.append(sock)
+        assert text.startswith(b"220 "), text
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_the_bounces_in_listener_has_its_own_message_size(upstream, relay_factory):
+    # F3: the intake took limits.max_message_size (35 MiB) per connection, held in memory while DATA
+    # arrived, from anyone. Its own default is 10 MiB, advertised in EHLO and enforced with 552 5.3.4.
+    relay = start_intake(relay_factory, upstream)
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        code, text = c.cmd("EHLO mta.example")
+        assert "250-SIZE 10485760" in text, text
+    with RawSMTP(relay.host, relay.port) as c:
+        assert "250-SIZE 36700160" in c.cmd("EHLO client.test")[1]
+
+    relay = start_intake(relay_factory, upstream, intake={"max_message_size": 4000})
+    return_path = f"bounce@{BOUNCE_DOMAIN}"
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        assert "250-SIZE 4000" in c.cmd("EHLO mta.example")[1]
+        code, text = c.cmd("MAIL FROM:<> SIZE=5000")
+        assert text.startswith("552 5.3.4 "), text
+        big = dsn_for(return_path) + b"\r\n" + (b"x" * 70 + b"\r\n") * 80
+        replies = send_message(c, "", [return_path], big)
+        assert replies[-1][1].startswith("552 5.3.4 "), replies
+        assert send_message(c, "", [return_path], dsn_for(return_path))[-1][0] == 250
+
+
+def mail_forged_bounce(relay, rcpt: str = "ceo@important.test") -> list[tuple[int, str]]:
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        c.cmd("EHLO attacker.example")
+        return send_message(c, "", [f"anything@{BOUNCE_DOMAIN}"],
+                            dsn_for(f"anything@{BOUNCE_DOMAIN}", rcpt=rcpt))
+
+
+def test_without_a_key_a_forged_bounce_is_an_event_and_never_lists(upstream, relay_factory, caplog):
+    # F2: without bounces_in.key_file one forged DSN from anywhere listed any address, for good, and
+    # nothing warned. `relay serve` now warns at start.
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="relay.server")
+    relay = start_intake(relay_factory, upstream)
+    assert any("bounces_in has no key_file" in r.getMessage() for r in caplog.records), caplog.text
+    for n in (1, 2, 3):
+        replies = mail_forged_bounce(relay)
+        assert replies[-1][0] == 250, replies
+        events = relay.events(wait_for=n)
+        assert [e["kind"] for e in events] == ["bounced"] * n, events
+        assert events[-1]["recipient"] == "ceo@important.test" and "bounce_list" not in events[-1]
+        assert events[-1]["classification"]["category"] == "unknown_recipient"
+        assert rcpt_reply(relay, "ceo@important.test") == 250
+
+
+def test_without_a_key_unsigned_count_counts_a_bounce_and_never_lists_at_once(upstream, relay_factory):
+    # The operator's explicit choice: a bounce without a token counts (suppression.yaml `unconfirmed:`,
+    # the second within 30 days lists), as an unconfirmed claim; a "no such user" never lists at once.
+    relay = start_intake(relay_factory, upstream, intake={"unsigned": "count"})
+    assert mail_forged_bounce(relay)[-1][0] == 250
+    assert [e["kind"] for e in relay.events(wait_for=1)] == ["bounced"]
+    assert rcpt_reply(relay, "ceo@important.test") == 250
+    assert mail_forged_bounce(relay)[-1][0] == 250
+    events = relay.events(wait_for=3)
+    assert [e["kind"] for e in events] == ["bounced", "bounced", "bounce_listed"], events
+    assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
+    assert rcpt_reply(relay, "ceo@important.test") == 550
+
+
+def check_config(tmp_path, bounces_in: str) -> tuple[int, str]:
+    (tmp_path / "verp.key").write_bytes(b"k" * 32)
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{tmp_path}/b.db\"\nbounces_in: {bounces_in}\n")
+    proc = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("bounces_in, rc, said", [
+    ("{listen: '127.0.0.1:2526', domains: [b.example]}", 0,
+     "warning: bounces_in has no key_file: anyone who can reach 127.0.0.1:2526 can mail a bounce naming any "
+     "address, so bounces there are recorded as events but never touch the bounce list"),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], unsigned: count}", 0,
+     "warning: bounces_in has no key_file and unsigned: count"),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], key_file: verp.key}", 0, None),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], unsigned: list}", 1,
+     "bounces_in.unsigned: expected never or count, got 'list'"),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], key_file: verp.key, unsigned: count}", 1,
+     "bounces_in.unsigned: applies only without key_file"),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], key_file: verp.key, max_connections: 5, "
+     "max_connections_per_client: 6}", 1, "bounces_in.max_connections_per_client: 6 is more than"),
+    ("{listen: '127.0.0.1:2526', domains: [b.example], key_file: verp.key, max_message_size: 0}", 1,
+     "bounces_in.max_message_size:"),
+])
+def test_check_config_warns_of_a_bounces_in_without_a_key(tmp_path, bounces_in, rc, said):
+    code, out = check_config(tmp_path, bounces_in)
+    assert code == rc, out
+    if said is None:
+        assert "warning" not in out, out
+    else:
+        assert said in out, out
