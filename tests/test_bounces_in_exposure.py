@@ -173,3 +173,14 @@ def test_check_config_warns_of_a_bounces_in_without_a_key(tmp_path, bounces_in, 
         assert "warning" not in out, out
     else:
         assert said in out, out
+
+
+def test_stopping_tells_an_idle_bounces_in_connection_421(upstream, relay_factory):
+    # The drain at SIGTERM walks the intake's connections too, now that they are counted apart.
+    relay = start_intake(relay_factory, upstream)
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        assert c.cmd("EHLO mta.example")[0] == 250
+        relay.begin_stop().result(30)
+        code, text = c.reply()
+        assert text.startswith("421 4.3.2 Relay shutting down"), text
+        assert c.closed()
