@@ -137,7 +137,9 @@ class Outcomes:
                 return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
             if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text)
+                upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
+                status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text,
+                                                              self._provider(reply.text, upstream=upstream))
                 if status is not None:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
@@ -207,7 +209,9 @@ class Outcomes:
                 c = judgement.classification
                 judgement = replace(judgement, bounce_list="count", suppression_rule=(
                     self.policies.suppression.counting_rule(self.policies.suppression.rule_for(c.category, c.permanent))))
-            status, follow = await self._suppress_refusal(make, obs.recipient, judgement, obs.reply.text)
+            status, follow = await self._suppress_refusal(
+                make, obs.recipient, judgement, obs.reply.text,
+                self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")))
         if (obs.at_most != "never" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
                 and not judgement.another  # what it says may be of another address's domain (review7 F2)
                 and not obs.forwarded_elsewhere()):
@@ -226,15 +230,38 @@ class Outcomes:
             self.emit(event)
         return emitted
 
-    async def _suppress_refusal(self, make, rcpt, judgement, reply_text) -> tuple[str | None, list[dict]]:
+    async def _suppress_refusal(self, make, rcpt, judgement, reply_text,
+                                provider: str | None = None) -> tuple[str | None, list[dict]]:
         """_suppress for a refusal the funnel judged to concern `rcpt`: by its classification, and
         by the suppression rule the judgement chose (an unconfirmed claim's, or the category's)."""
         c = judgement.classification
         return await self._suppress(make, rcpt, c.category, c.permanent, reply_text, c.rule,
-                                    f"{c.category} ({c.rule})", judgement.suppression_rule)
+                                    f"{c.category} ({c.rule})", judgement.suppression_rule, provider)
+
+    def _provider(self, reply_text: str, upstream: dict | None = None, relay: dict | None = None,
+                  remote_mta: str | None = None) -> str | None:
+        """The refusing provider (suppression.yaml `provider_breaker:`), or None when not known.
+
+        The host that answered, where the way in knows it: the MX host a live session talked to in
+        MX delivery (`upstream.route: mx`), the Postfix log's relay=host[ip], a DSN's Remote-MTA.
+        Else a host the reply itself names (`named_by`: a smarthost relaying a remote's words, "host
+        H[ip] said:"). A smarthost the relay talked to is never the provider: it answers for every
+        destination, and holding everything it refuses would be a breaker for all mail."""
+        breaker = self.policies.suppression.provider_breaker
+        if breaker is None:
+            return None
+        host = None
+        if upstream and upstream.get("route") == "mx":
+            host = upstream.get("host") or upstream.get("ip")
+        elif relay:
+            host = relay.get("host") or relay.get("ip")
+        elif remote_mta:
+            host = remote_mta
+        found = breaker.provider_of(host) if host else None
+        return found or breaker.provider_of(breaker.named_host(reply_text))
 
     async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
-                        suppression_rule=None) -> tuple[str | None, list[dict]]:
+                        suppression_rule=None, provider: str | None = None) -> tuple[str | None, list[dict]]:
         """Record one failure of `rcpt` on the bounce list. Returns the event's `bounce_list`
         value (listed, held, pending, error, or None when the list did not change) and the events
         that follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
@@ -247,6 +274,8 @@ class Outcomes:
             return None, []
         failure = dict(category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
                        policy=self.policies.suppression, suppression_rule=suppression_rule)
+        if provider:
+            failure["provider"] = provider
         try:
             entry = await self.store.record_failure(rcpt, **failure)
         except StoreBusy as exc:
@@ -269,9 +298,10 @@ class Outcomes:
                                                            "entry": entry.as_dict()})]
         if not entry.held_now:
             return None, []  # listed already: one bounce_listed event per listing
-        if entry.tripped is None:
-            return "held", []
-        return "held", self._breaker_tripped(make, entry)
+        events: list[dict] = []
+        for kind, name, moved in entry.trips:
+            events += self._breaker_tripped(make, entry, kind, name, moved)
+        return "held", events
 
     async def _domain_evidence(self, make, rcpt, reply, classification) -> list[dict]:
         """A permanent refusal of `rcpt` that says its domain does not exist is one sighting;
@@ -294,20 +324,33 @@ class Outcomes:
                                         f"{format_duration(rule.seen_again_after)} or more",
             "entry": entry.as_dict()})]
 
-    def _breaker_tripped(self, make, entry) -> list[dict]:
-        breaker = self.policies.suppression.breaker
-        domain = entry.address.rpartition("@")[2]
+    def _breaker_tripped(self, make, entry, kind: str, name: str, moved: tuple[str, ...]) -> list[dict]:
+        """A breaker tripped (`kind` domain or provider): the operator warning, its metric, and a
+        bounce_unlisted for each earlier listing it took back."""
         if self.metrics is not None:
             self.metrics.inc("relay_breaker_trips_total")
-        text = (f"More than {breaker.distinct_addresses} addresses at {domain} were refused as unknown within "
-                f"{format_duration(breaker.within)}: the receiver may be misreporting (an outage). Listings at "
-                f"{domain} are held, not made, until you confirm them (relay bounces confirm {domain} --reason R) "
-                f"or discard them (relay bounces discard {domain} --reason R); see relay bounces held.")
-        events = [make("warning", "", {"check": "breaker", "result": "tripped", "domain": domain,
-                                       "held": [*entry.tripped, entry.address], "text": text})]
-        for address in entry.tripped:
+        if kind == "domain":
+            breaker = self.policies.suppression.breaker
+            text = (f"More than {breaker.distinct_addresses} addresses at {name} were refused as unknown within "
+                    f"{format_duration(breaker.within)}: the receiver may be misreporting (an outage). Listings at "
+                    f"{name} are held, not made, until you confirm them (relay bounces confirm {name} --reason R) "
+                    f"or discard them (relay bounces discard {name} --reason R); see relay bounces held.")
+            what = {"domain": name}
+        else:
+            breaker = self.policies.suppression.provider_breaker
+            text = (f"More than {breaker.distinct_addresses} addresses refused by the provider {name} (its mail "
+                    f"servers, whatever the recipients' domains) were refused as unknown within "
+                    f"{format_duration(breaker.within)}: the provider may be misreporting (an outage). Listings "
+                    f"it refuses are held, not made, until you confirm them (relay bounces confirm --provider "
+                    f"{name} --reason R) or discard them (relay bounces discard --provider {name} --reason R); "
+                    f"see relay bounces held --provider {name}.")
+            what = {"provider": name}
+        held = sorted({*moved, entry.address})
+        events = [make("warning", "", {"check": "breaker", "result": "tripped", **what, "held": held, "text": text})]
+        label = name if kind == "domain" else f"the provider {name}"
+        for address in moved:
             events.append(make("bounce_unlisted", address, {
-                "actor": "relay", "reason": f"circuit breaker tripped for {domain}: held for the operator"}))
+                "actor": "relay", "reason": f"circuit breaker tripped for {label}: held for the operator"}))
         return events
 
     def _record_later(self, make, rcpt: str, failure: dict, reason: str, at: float) -> None:

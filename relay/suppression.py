@@ -9,6 +9,7 @@ and why).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,10 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints", "breaker", "domains", "unconfirmed")
+TOP_KEYS = (*SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "unconfirmed")
 UNCONFIRMED_KEYS = ("list_after", "within")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
+PROVIDER_BREAKER_KEYS = (*BREAKER_KEYS, "named_by", "two_label_suffixes")
 DOMAIN_KEYS = ("evidence", "not_evidence", "categories", "seen_again_after", "within", "expire_after")
 # The category of a domain entry (`@example.com`) on the bounce list.
 DOMAIN_CATEGORY = "routing_dns"
@@ -112,6 +114,75 @@ class Breaker:
     def describe(self) -> str:
         return (f"more than {self.distinct_addresses} addresses at one domain within "
                 f"{format_duration(self.within)} ({', '.join(sorted(self.categories))}) are held")
+
+
+@dataclass(frozen=True)
+class ProviderBreaker:
+    """The circuit breaker keyed by the refusing provider rather than the recipient domain: an outage
+    at a hosting provider (Google Workspace, Microsoft 365, a hoster's shared MX) answering 550 5.1.1
+    for valid users of many customer domains refuses a few addresses at each domain, never enough
+    for the domain breaker, and every one was listed (review-12's design note). When more than
+    `distinct_addresses` addresses refused by one provider would be listed for `categories` within
+    `within` seconds, the provider's listings are held for the operator.
+
+    The provider is the registrable domain of the host that refused (`provider_of`): the MX host the
+    relay talked to, a DSN's Remote-MTA, a Postfix log's relay=, else a host the reply itself names
+    (`named_by`: Postfix's "host H[ip] said:", Exim's "host H [ip]:", Exchange's "Remote Server at
+    H", a Microsoft 365 server name). A smarthost the relay hands mail to is never it."""
+
+    distinct_addresses: int
+    within: float
+    categories: frozenset[str]
+    # Regexes (RE2, case-insensitive) each with a group `host`: a host name the reply says answered.
+    named_by: tuple = ()
+    # Public suffixes of two labels (co.uk): a host under one keeps three labels, not two.
+    two_label_suffixes: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        return (f"more than {self.distinct_addresses} addresses refused by one provider within "
+                f"{format_duration(self.within)} ({', '.join(sorted(self.categories))}) are held")
+
+    def named_host(self, text: str) -> str | None:
+        """The first host name a reply says answered (`named_by`), or None."""
+        for pattern in self.named_by:
+            m = pattern.search(text or "")
+            if m and m.group("host"):
+                return m.group("host")
+        return None
+
+    def provider_of(self, host: str | None) -> str | None:
+        """`host` reduced to its registrable domain, the provider's name: the last two labels, or the
+        last three under one of `two_label_suffixes` (aspmx.l.google.com -> google.com,
+        mx1.hoster.co.uk -> hoster.co.uk). Not the Public Suffix List (no library for it is a
+        dependency): a suffix missing from the list pools the hosts under it into one provider, which
+        holds more listings for the operator, never fewer (docs/bounce-list.md). An IP address is its
+        own provider. None when `host` is no host name, or a single label (Postfix's relay=none,
+        local: no remote host answered)."""
+        return provider_name(host, self.two_label_suffixes)
+
+
+def provider_name(host: str | None, two_label_suffixes=frozenset()) -> str | None:
+    """ProviderBreaker.provider_of without a breaker (see there)."""
+    import ipaddress
+
+    text = (host or "").strip().strip("[]").rstrip(".").lower()
+    if text.lower().startswith("ipv6:"):
+        text = text[5:]
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    try:
+        text = domain_in_a_labels(text)
+    except Exception:  # noqa: BLE001 - no host name: no provider
+        return None
+    labels = [label for label in text.split(".") if label]
+    if len(labels) < 2 or any(not re.fullmatch(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", label) for label in labels):
+        return None
+    keep = 3 if len(labels) >= 3 and ".".join(labels[-2:]) in two_label_suffixes else 2
+    return ".".join(labels[-keep:])
 
 
 @dataclass(frozen=True)
@@ -210,13 +281,16 @@ class SuppressionPolicy:
     def __init__(self, rules: Mapping[tuple[str, bool], SuppressionRule], source: str = "<built-in>",
                  complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE,
                  breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None,
-                 unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED):
+                 unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED,
+                 provider_breaker: ProviderBreaker | None = None):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
         self.complaint = complaint
         # None: no breaker (the operator turned it off).
         self.breaker = breaker
+        # None: no breaker keyed by the refusing provider (off; a policy built in code without one).
+        self.provider_breaker = provider_breaker
         # None: domains are never listed as a whole (no `domains:` section, or off).
         self.domains = domains
         # None: a refusal that lists at once by its category does so even when in doubt (off).
@@ -267,6 +341,7 @@ class SuppressionPolicy:
         if self.unconfirmed is not None and any(r.immediate for r in self._rules.values()):
             rules.append(self.unconfirmed)  # it only ever counts what would list at once
         windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0,
+                                                      self.provider_breaker.within if self.provider_breaker else 0.0,
                                                       self.domains.within if self.domains else 0.0]
         return max(windows, default=0.0)
 
@@ -292,6 +367,10 @@ class SuppressionPolicy:
         breaker: Breaker | None = DEFAULT_BREAKER
         if "breaker" in data:
             breaker = _parse_breaker(data["breaker"], problems)
+        # A file without the section (written before it existed) gets the shipped one: a provider's
+        # outage must not list its customers' users however old the operator's file is.
+        provider_breaker = (_parse_provider_breaker(data["provider_breaker"], problems) if "provider_breaker" in data
+                            else default_provider_breaker())
         domains = _parse_domains(data["domains"], problems) if "domains" in data else None
         unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED
         if "unconfirmed" in data:
@@ -312,7 +391,7 @@ class SuppressionPolicy:
                 elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file, complaint, breaker, domains, unconfirmed)
+        return cls(rules, file, complaint, breaker, domains, unconfirmed, provider_breaker)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -375,33 +454,101 @@ def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
     return rule
 
 
-def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
+def _parse_breaker(spec: Any, problems: Problems, key: str = "breaker") -> Breaker | None:
     """`breaker: {distinct_addresses: 10, within: 10m, categories: [...]}`, or `breaker: off`."""
-    spec = _section(spec, "breaker", "a mapping such as {distinct_addresses: 10, within: 10m}", problems)
-    if spec is None:
-        return None
+    if key == "breaker":
+        spec = _section(spec, "breaker", "a mapping such as {distinct_addresses: 10, within: 10m}", problems)
+        if spec is None:
+            return None
     before = len(problems.items)
-    problems.unknown_keys(spec, BREAKER_KEYS, "breaker")
+    problems.unknown_keys(spec, BREAKER_KEYS, key)
     count = spec.get("distinct_addresses", DEFAULT_BREAKER.distinct_addresses)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        problems.add("breaker.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
+        problems.add(f"{key}.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
     within = DEFAULT_BREAKER.within
     try:
         within = parse_duration(spec.get("within", DEFAULT_BREAKER.within))
         if within is None:
-            problems.add("breaker.within", "required: a window such as 10m (never is not a window)")
+            problems.add(f"{key}.within", "required: a window such as 10m (never is not a window)")
     except ValueError as exc:
-        problems.add("breaker.within", str(exc))
+        problems.add(f"{key}.within", str(exc))
     categories = spec.get("categories", sorted(DEFAULT_BREAKER.categories))
     if not isinstance(categories, list) or not categories:
-        problems.add("breaker.categories", "expected a non-empty list of categories")
+        problems.add(f"{key}.categories", "expected a non-empty list of categories")
         categories = []
     for n, category in enumerate(categories):
         if category not in CATEGORIES:
-            problems.add(f"breaker.categories[{n}]", f"unknown category; expected one of: {', '.join(CATEGORIES)}")
+            problems.add(f"{key}.categories[{n}]", f"unknown category; expected one of: {', '.join(CATEGORIES)}")
     if len(problems.items) > before:
         return None
     return Breaker(count, within, frozenset(categories))
+
+
+def _parse_provider_breaker(spec: Any, problems: Problems) -> ProviderBreaker | None:
+    """`provider_breaker: {distinct_addresses: 20, within: 10m, categories: [...], named_by: [...],
+    two_label_suffixes: [...]}`, or `provider_breaker: off`."""
+    from .regex import PatternError, compile_linear
+
+    spec = _section(spec, "provider_breaker", "a mapping such as {distinct_addresses: 20, within: 10m}", problems)
+    if spec is None:
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(spec, PROVIDER_BREAKER_KEYS, "provider_breaker")
+    base = _parse_breaker({k: v for k, v in spec.items() if k in BREAKER_KEYS}, problems, "provider_breaker")
+    shipped = _shipped_provider_section() if ("named_by" not in spec or "two_label_suffixes" not in spec) else {}
+    named_by = []
+    # A key left out takes the shipped file's value: a section written for its threshold alone
+    # still knows how replies name hosts, and which suffixes have two labels.
+    given = spec["named_by"] if "named_by" in spec else shipped.get("named_by", [])
+    if not isinstance(given, list):
+        problems.add("provider_breaker.named_by", "expected a list of regular expressions, each with a group (?P<host>...)")
+        given = []
+    for n, source in enumerate(given):
+        where = f"provider_breaker.named_by[{n}]"
+        if not isinstance(source, str) or not source:
+            problems.add(where, f"expected a regular expression, got {source!r}")
+            continue
+        try:
+            pattern = compile_linear(source, ignore_case=True)
+        except PatternError as exc:
+            problems.add(where, str(exc))
+            continue
+        if "host" not in (pattern.groupindex or {}):
+            problems.add(where, "needs a group (?P<host>...): the host name the reply says answered")
+            continue
+        named_by.append(pattern)
+    suffixes = spec["two_label_suffixes"] if "two_label_suffixes" in spec else shipped.get("two_label_suffixes", [])
+    if not isinstance(suffixes, list) or not all(
+            isinstance(s, str) and re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+", s.strip().lower()) for s in suffixes):
+        problems.add("provider_breaker.two_label_suffixes", "expected a list of two-label suffixes such as co.uk")
+        suffixes = []
+    if len(problems.items) > before or base is None:
+        return None
+    return ProviderBreaker(base.distinct_addresses, base.within, base.categories, tuple(named_by),
+                           frozenset(s.strip().lower() for s in suffixes))
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_provider_section() -> dict:
+    """The shipped file's `provider_breaker:` mapping (raw), or {} if it cannot be read."""
+    from .config import SHIPPED_POLICIES
+
+    try:
+        section = load_yaml(SHIPPED_POLICIES / "suppression.yaml").get("provider_breaker")
+    except Exception:  # noqa: BLE001 - the shipped file is tested; never stop a relay over it
+        return {}
+    return section if isinstance(section, dict) else {}
+
+
+def default_provider_breaker() -> ProviderBreaker | None:
+    """The shipped file's `provider_breaker:` section (for a file written before it existed)."""
+    problems = Problems("<shipped suppression.yaml>")
+    found = _parse_provider_breaker(_shipped_provider_section() or {"distinct_addresses": 20}, problems)
+    if problems.items or found is None:
+        # The shipped file is tested; a broken copy must not stop the relay nor turn the breaker off.
+        return ProviderBreaker(2 * DEFAULT_BREAKER.distinct_addresses, DEFAULT_BREAKER.within,
+                               DEFAULT_BREAKER.categories)
+    return found
 
 
 def _patterns(value: Any, key: str, problems: Problems) -> re.Pattern | None:
@@ -486,5 +633,5 @@ def load_default() -> SuppressionPolicy:
     return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
 
 
-__all__ = ["CATEGORIES", "COMPLAINT", "DOMAIN_CATEGORY", "Breaker", "DomainRule", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+__all__ = ["CATEGORIES", "COMPLAINT", "DOMAIN_CATEGORY", "Breaker", "DomainRule", "ProviderBreaker", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
            "format_duration", "load_default"]

@@ -387,6 +387,59 @@ async def test_confirm_and_discard_held_listings(store):
     assert len(await store.discard_held("@b2.example")) == 4 and await store.held() == []
 
 
+PROVIDERS = SuppressionPolicy.from_dict({
+    "permanent": {"unknown_recipient": {"list_after": 1}},
+    "breaker": {"distinct_addresses": 3, "within": "10m"},
+    "provider_breaker": {"distinct_addresses": 3, "within": "10m"},
+}, "provider-policy")
+
+
+async def refused_by(store, address, provider, now):
+    return await store.record_failure(address, category="unknown_recipient", permanent=True, reply_text=REPLY,
+                                      rule="test-rule", policy=PROVIDERS, now=now, provider=provider)
+
+
+async def test_the_provider_breaker_holds_a_providers_listings_across_domains(store):
+    # One address at each of several customer domains, all refused by one provider: no domain is
+    # near its breaker, the provider's trips at the fourth and takes back its three listings.
+    t = time.time()
+    for n in range(3):
+        assert (await refused_by(store, f"u@c{n}.example", "hoster.example", t + n)).listed_now
+    assert (await refused_by(store, "u@elsewhere.example", "other.example", t + 3)).listed_now
+    assert (await refused_by(store, "v@elsewhere.example", None, t + 3)).listed_now  # provider not known
+    fourth = await refused_by(store, "u@c3.example", "hoster.example", t + 4)
+    assert fourth.held_now and fourth.tripped is None and fourth.held_by == "provider:hoster.example"
+    assert fourth.trips == (("provider", "hoster.example", ("u@c0.example", "u@c1.example", "u@c2.example")),)
+    fifth = await refused_by(store, "u@c4.example", "hoster.example", t + 5)
+    assert fifth.held_now and fifth.trips == ()  # tripped already: one warning
+    held = await store.held(provider="hoster.example")
+    assert [e.address for e in held] == [f"u@c{n}.example" for n in range(5)]
+    assert {e.held_by for e in held} == {"provider:hoster.example"}
+    assert [e.address for e in await store.held("c1.example")] == ["u@c1.example"]
+    assert await store.get("u@elsewhere.example") is not None  # another provider's listing stays
+    confirmed = await store.confirm_held("c1.example")  # one customer domain's, whichever breaker held it
+    assert [e.address for e in confirmed] == ["u@c1.example"]
+    discarded = await store.discard_held("hoster.example", provider=True)
+    assert [e.address for e in discarded] == ["u@c0.example", "u@c2.example", "u@c3.example", "u@c4.example"]
+    assert await store.held() == []
+    # Nothing held: the provider counts afresh.
+    assert (await refused_by(store, "w@c5.example", "hoster.example", t + 6)).listed_now
+
+
+async def test_both_breakers_trip_at_once_and_each_takes_back_its_own(store):
+    t = time.time()
+    for n in range(3):
+        assert (await refused_by(store, f"u{n}@one.example", None, t + n)).listed_now  # the domain's 3
+    for n in range(3):
+        assert (await refused_by(store, f"u@p{n}.example", "hoster.example", t + 3 + n)).listed_now  # the provider's 3
+    both = await refused_by(store, "u3@one.example", "hoster.example", t + 7)
+    assert both.held_now and both.held_by == "one.example"
+    assert dict((k, (n, m)) for k, n, m in both.trips) == {
+        "domain": ("one.example", ("u0@one.example", "u1@one.example", "u2@one.example")),
+        "provider": ("hoster.example", ("u@p0.example", "u@p1.example", "u@p2.example"))}
+    assert len(await store.held()) == 7
+
+
 async def test_a_schema_1_sqlite_file_gets_the_breaker_tables(tmp_path):
     import sqlite3
 

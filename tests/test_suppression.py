@@ -180,6 +180,58 @@ def test_breaker_is_on_by_default_and_validated(tmp_path):
     assert "unknown key" in keys["breaker.after"]
 
 
+def test_the_provider_breaker_is_on_by_default_and_validated(tmp_path):
+    shipped = load_default().provider_breaker
+    assert (shipped.distinct_addresses, shipped.within) == (20, 600) and len(shipped.named_by) >= 4
+    # A file written before the section existed gets the shipped one; off turns it off.
+    older = SuppressionPolicy.from_file(write(tmp_path, "permanent: {}\n")).provider_breaker
+    assert older is not None and older.distinct_addresses == 20 and older.named_by
+    assert SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: off\n")).provider_breaker is None
+    # A section giving its threshold alone keeps the shipped patterns and suffixes.
+    custom = SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: {distinct_addresses: 3, within: 1h}\n"))
+    b = custom.provider_breaker
+    assert (b.distinct_addresses, b.within) == (3, 3600) and custom.longest_window >= 3600
+    assert b.named_host("550 5.1.1 <a@b.test>: undeliverable address: host mx2.hoster.co.uk[192.0.2.1] said: 550 "
+                        "no such user") == "mx2.hoster.co.uk"
+    assert b.provider_of("mx2.hoster.co.uk") == "hoster.co.uk"
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(write(tmp_path, """
+provider_breaker:
+  distinct_addresses: 0
+  within: never
+  categories: [nope]
+  named_by: ['host (\\S+) said', '(?P<host>(a+)+\\1)', '(']
+  two_label_suffixes: [uk]
+  suffixes: []
+"""))
+    keys = {k: why for _, k, why in problems(err.value)}
+    assert ">= 1" in keys["provider_breaker.distinct_addresses"]
+    assert "required" in keys["provider_breaker.within"]
+    assert "unknown category" in keys["provider_breaker.categories[0]"]
+    assert "(?P<host>" in keys["provider_breaker.named_by[0]"]
+    assert "provider_breaker.named_by[1]" in keys and "provider_breaker.named_by[2]" in keys
+    assert "two-label" in keys["provider_breaker.two_label_suffixes"]
+    assert "unknown key" in keys["provider_breaker.suffixes"]
+
+
+@pytest.mark.parametrize("host, provider", [
+    ("aspmx.l.google.com", "google.com"),
+    ("ALT1.ASPMX.L.GOOGLE.COM.", "google.com"),
+    ("example-com.mail.protection.outlook.com", "outlook.com"),
+    ("mx01.hoster.co.uk", "hoster.co.uk"),
+    ("hoster.co.uk", "hoster.co.uk"),
+    ("mx.bücher.example", "xn--bcher-kva.example"),
+    ("192.0.2.1", "192.0.2.1"),
+    ("[IPv6:2001:db8::1]", "2001:db8::1"),
+    ("none", None),  # Postfix's relay=none: no host answered
+    ("", None),
+    (None, None),
+    ("not a host!", None),
+])
+def test_a_provider_is_the_registrable_domain_of_the_host(host, provider):
+    assert load_default().provider_breaker.provider_of(host) == provider
+
+
 def test_unconfirmed_counts_what_would_list_at_once_and_is_validated(tmp_path):
     policy = SuppressionPolicy.from_file(write(tmp_path, """
 permanent:

@@ -93,17 +93,24 @@ def register(sub) -> None:
     p.add_argument("--pace", type=float, default=1.0, metavar="SECONDS",
                    help="pause before each command to the upstream (default: 1)")
 
-    p = action("held", "the listings the circuit breaker holds for the operator, by domain", _held)
-    p.add_argument("domain", nargs="?", help="one domain (default: all)")
+    p = action("held", "the listings the circuit breakers hold for the operator, by domain", _held)
+    p.add_argument("domain", nargs="?", help="one recipient domain, whichever breaker holds its listings "
+                                             "(default: all)")
+    p.add_argument("--provider", metavar="NAME", help="those the breaker of one refusing provider holds "
+                                                       "(e.g. google.com)")
     p.add_argument("--json", action="store_true", help="a JSON array of held entries")
 
-    p = action("confirm", "put held listings on the list: a whole domain, or one address", _confirm)
-    p.add_argument("target", metavar="DOMAIN|ADDR")
+    p = action("confirm", "put held listings on the list: a whole domain, one address, or a provider's", _confirm)
+    p.add_argument("target", metavar="DOMAIN|ADDR", nargs="?")
+    p.add_argument("--provider", metavar="NAME", help="instead of DOMAIN|ADDR: every listing the breaker of "
+                                                       "this refusing provider holds")
     p.add_argument("--reason", required=True, help="why they are right (written to each bounce_listed event)")
 
-    p = action("discard", "forget held listings (the receiver misreported): a whole domain, or one address",
-               _discard)
-    p.add_argument("target", metavar="DOMAIN|ADDR")
+    p = action("discard", "forget held listings (the receiver misreported): a whole domain, one address, "
+                          "or a provider's", _discard)
+    p.add_argument("target", metavar="DOMAIN|ADDR", nargs="?")
+    p.add_argument("--provider", metavar="NAME", help="instead of DOMAIN|ADDR: every listing the breaker of "
+                                                       "this refusing provider holds")
     p.add_argument("--reason", required=True, help="why they are wrong (printed and logged)")
 
 
@@ -296,21 +303,61 @@ def _target(text: str) -> str:
         raise CommandError(f"{text!r} is neither an address nor a domain: {exc}") from None
 
 
+def _provider(text: str) -> str:
+    """A provider's name as the provider breaker keys it (suppression.provider_name)."""
+    from ..suppression import provider_name
+
+    name = provider_name(text)
+    if name is None:
+        raise CommandError(f"{text!r} is not a provider's name: give its domain, such as google.com")
+    return name
+
+
+def _held_target(ctx: Context) -> tuple[str, bool]:
+    """confirm/discard's target: (DOMAIN|ADDR, False) or (provider name, True); exactly one given."""
+    if (ctx.args.target is None) == (ctx.args.provider is None):
+        raise CommandError("give one of DOMAIN|ADDR or --provider NAME")
+    if ctx.args.provider is not None:
+        return _provider(ctx.args.provider), True
+    return _target(ctx.args.target), False
+
+
+def _holder(entry: BounceEntry) -> dict:
+    """Which breaker holds a listing, for held's output: its recipient domain's, or a provider's."""
+    from ..store.base import PROVIDER_PREFIX
+
+    by = entry.held_by or ""
+    if by.startswith(PROVIDER_PREFIX):
+        return {"held_by": "provider", "provider": by[len(PROVIDER_PREFIX):]}
+    return {"held_by": "domain", "provider": None}
+
+
 async def _held(ctx: Context) -> int:
     domain = _target(ctx.args.domain) if ctx.args.domain else None
     if domain is not None and "@" in domain:
         raise CommandError("held takes a domain, not an address")
-    entries = await ctx.open().held(domain)
+    provider = _provider(ctx.args.provider) if ctx.args.provider else None
+    if domain is not None and provider is not None:
+        raise CommandError("give a domain or --provider NAME, not both")
+    entries = await ctx.open().held(domain, provider=provider)
     if ctx.args.json:
-        print(json.dumps([{**e.as_dict(), "domain": e.address.rpartition("@")[2]} for e in entries],
+        print(json.dumps([{**e.as_dict(), "domain": e.address.rpartition("@")[2], **_holder(e)} for e in entries],
                          ensure_ascii=False, indent=1))
         return 0
-    by_domain: dict[str, list[BounceEntry]] = {}
+    groups: dict[tuple[str, str], list[BounceEntry]] = {}
     for entry in entries:
-        by_domain.setdefault(entry.address.rpartition("@")[2], []).append(entry)
-    for name, held in sorted(by_domain.items()):
-        print(f"{name}: {len(held)} held (confirm: relay bounces confirm {name} --reason R; "
-              f"discard: relay bounces discard {name} --reason R)")
+        holder = _holder(entry)
+        if holder["provider"] is not None:
+            groups.setdefault(("provider", holder["provider"]), []).append(entry)
+        else:
+            groups.setdefault(("domain", entry.address.rpartition("@")[2]), []).append(entry)
+    for (kind, name), held in sorted(groups.items()):
+        if kind == "domain":
+            print(f"{name}: {len(held)} held (confirm: relay bounces confirm {name} --reason R; "
+                  f"discard: relay bounces discard {name} --reason R)")
+        else:
+            print(f"provider {name}: {len(held)} held (confirm: relay bounces confirm --provider {name} --reason R; "
+                  f"discard: relay bounces discard --provider {name} --reason R)")
         for entry in held:
             print(f"  {entry.address:<40} {entry.category:<18} {iso(entry.last_seen)}")
     print(f"{len(entries)} held" if len(entries) != 1 else "1 held", file=sys.stderr)
@@ -318,26 +365,28 @@ async def _held(ctx: Context) -> int:
 
 
 async def _confirm(ctx: Context) -> int:
-    target = _target(ctx.args.target)
+    target, provider = _held_target(ctx)
     reason = _reason(ctx.args.reason)
-    confirmed = await ctx.open().confirm_held(target)
+    confirmed = await ctx.open().confirm_held(target, provider=provider)
+    shown = f"provider {target}" if provider else target
     if not confirmed:
-        print(f"nothing held for {target}", file=sys.stderr)
+        print(f"nothing held for {shown}", file=sys.stderr)
         return EXIT_NO
     for entry in confirmed:
         ctx.emit("bounce_listed", entry.address, reason, category=entry.category, entry=entry.as_dict())
-    print(f"{target}: {len(confirmed)} held listing(s) confirmed: {reason}")
+    print(f"{shown}: {len(confirmed)} held listing(s) confirmed: {reason}")
     return 0
 
 
 async def _discard(ctx: Context) -> int:
-    target = _target(ctx.args.target)
+    target, provider = _held_target(ctx)
     reason = _reason(ctx.args.reason)
-    discarded = await ctx.open().discard_held(target)
+    discarded = await ctx.open().discard_held(target, provider=provider)
+    shown = f"provider {target}" if provider else target
     if not discarded:
-        print(f"nothing held for {target}", file=sys.stderr)
+        print(f"nothing held for {shown}", file=sys.stderr)
         return EXIT_NO
-    print(f"{target}: {len(discarded)} held listing(s) discarded: {reason}")
+    print(f"{shown}: {len(discarded)} held listing(s) discarded: {reason}")
     return 0
 
 

@@ -23,6 +23,11 @@ from ..address import normalise
 from ..events import bounded_text
 
 SOURCES = ("auto", "operator")
+# What the held table's and the hits table's `domain` column holds for the breaker keyed by the
+# refusing provider (suppression.yaml `provider_breaker:`): `provider:google.com`. A domain breaker's
+# rows hold the recipient domain, which can never contain a colon. One column for both breakers
+# keeps the schema (and every relay sharing a database) as it was.
+PROVIDER_PREFIX = "provider:"
 PURGE_EVERY = 1000  # counted failures between sweeps of old failure records
 
 # Column order shared by the backends, the CSV export and import.
@@ -120,6 +125,13 @@ class BounceEntry:
     # breaker: the domain's earlier listings it moved to the held table. Not stored.
     held_now: bool = field(default=False, compare=False, repr=False)
     tripped: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    # Every breaker this failure tripped: (kind "domain" | "provider", its name, the earlier listings it
+    # moved to the held table). `tripped` is the domain breaker's moved listings (None when it did not
+    # trip now). Not stored.
+    trips: tuple[tuple[str, str, tuple[str, ...]], ...] = field(default=(), compare=False, repr=False)
+    # On a held listing read back (held(), confirm, discard): which breaker holds it, the recipient
+    # domain or `provider:NAME`. Not compared.
+    held_by: str | None = field(default=None, compare=False, repr=False)
 
     def active(self, now: float | datetime | None = None) -> bool:
         return self.expires_at is None or self.expires_at.timestamp() > to_epoch(now)
@@ -237,11 +249,13 @@ class BounceStore(abc.ABC):
 
     async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
                              rule: str, policy, now: float | datetime | None = None,
-                             suppression_rule=None) -> BounceEntry | None:
+                             suppression_rule=None, provider: str | None = None) -> BounceEntry | None:
         """Record one delivery failure. Returns the entry when this failure listed the
         address (then `entry.listed_now` is true) or the address stays listed; None when
         it is not on the list. `suppression_rule` (a SuppressionRule, e.g. the complaint
-        rule) replaces the policy's rule for (category, permanent)."""
+        rule) replaces the policy's rule for (category, permanent). `provider`: the refusing
+        provider's name (ProviderBreaker.provider_of), for the breaker keyed by it; None when
+        not known (that breaker then does not count this failure)."""
         key = key_of(address)
         srule = suppression_rule if suppression_rule is not None else policy.rule_for(category, permanent)
         async with self._transaction() as tx:
@@ -254,10 +268,9 @@ class BounceStore(abc.ABC):
             if srule.list_after > 1:
                 failures = await self._count_failure(tx, key, category, at, srule.within)
             if failures >= srule.list_after:
-                breaker = getattr(policy, "breaker", None)
-                if listed is None and breaker is not None and category in breaker.categories:
-                    held = await self._breaker(tx, breaker, key, category, reply_text, rule, at, failures,
-                                               srule.expire_after)
+                if listed is None:
+                    held = await self._breaker(tx, policy, key, category, reply_text, rule, at, failures,
+                                               srule.expire_after, provider)
                     if held is not None:
                         await self._clear_failures(tx, key, category)
                         return held
@@ -295,38 +308,80 @@ class BounceStore(abc.ABC):
             await self._clear_failures(tx, key, DOMAIN_CATEGORY)
         return entry
 
-    async def _breaker(self, tx, breaker, key, category, reply_text, rule, at, failures,
-                       expire_after) -> BounceEntry | None:
-        """The held entry when the breaker holds this new listing; None to list it."""
+    async def _breaker(self, tx, policy, key, category, reply_text, rule, at, failures, expire_after,
+                       provider=None) -> BounceEntry | None:
+        """The held entry when a circuit breaker holds this new listing; None to list it.
+
+        Two breakers: the recipient domain's (`breaker:`) and the refusing provider's
+        (`provider_breaker:`, when the provider is known). Each that applies counts the listing,
+        whichever holds it, so that its count is true; the listing is held when either is over
+        its limit or tripped already (its held table not empty), under the domain's breaker
+        first. A breaker tripping now also takes back its own listings of the window."""
         domain = key.rpartition("@")[2]
-        hits = await self._breaker_hit(tx, domain, key, at, breaker.within)
-        tripped_before = await self._held_count(tx, domain) > 0
-        if not tripped_before and hits <= breaker.distinct_addresses:
+        applying = []
+        breaker = getattr(policy, "breaker", None)
+        if breaker is not None and category in breaker.categories:
+            applying.append(("domain", domain, domain, breaker))
+        by_provider = getattr(policy, "provider_breaker", None)
+        if provider and by_provider is not None and category in by_provider.categories:
+            applying.append(("provider", provider, PROVIDER_PREFIX + provider, by_provider))
+        holding = []
+        for kind, name, holder, each in applying:
+            hits = await self._breaker_hit(tx, holder, key, at, each.within)
+            tripped_before = await self._held_count(tx, holder) > 0
+            if tripped_before or hits > each.distinct_addresses:
+                holding.append((kind, name, holder, each, tripped_before))
+        if not holding:
             return None
         previous = await self._fetch_held(tx, key)
         held = _listing(previous, key, category, reply_text, rule, at, failures, expire_after)
-        moved: list[str] = []
-        if not tripped_before:
-            # Tripping now: the listings this domain made within the window are as suspect.
-            for entry in await self._recent_auto_entries(tx, domain, at - breaker.within, breaker.categories):
+        trips = []
+        for kind, name, holder, each, tripped_before in holding:
+            if tripped_before:
+                continue
+            # Tripping now: the listings this domain (provider) made within the window are as suspect.
+            moved: list[str] = []
+            if kind == "domain":
+                recent = await self._recent_auto_entries(tx, domain, at - each.within, each.categories)
+            else:
+                recent = await self._recent_provider_entries(tx, holder, at - each.within, each.categories)
+            for entry in recent:
+                if entry.address == key:
+                    continue
                 await self._delete(tx, entry.address)
-                await self._hold(tx, entry, domain)
+                await self._hold(tx, entry, holder)
                 moved.append(entry.address)
-        await self._hold(tx, held, domain)
-        return replace(held, listed_now=False, held_now=True,
-                       tripped=None if tripped_before else tuple(sorted(moved)))
+            trips.append((kind, name, tuple(sorted(moved))))
+        await self._hold(tx, held, holding[0][2])
+        domain_trip = next((t[2] for t in trips if t[0] == "domain"), None)
+        return replace(held, listed_now=False, held_now=True, tripped=domain_trip, trips=tuple(trips),
+                       held_by=holding[0][2])
+
+    async def _recent_provider_entries(self, tx, holder: str, since: float, categories) -> list[BounceEntry]:
+        """The relay's own listings (source auto, of `categories`, first made after `since`) of the
+        addresses the provider's breaker counted within its window: the provider's listings."""
+        out = []
+        for address in await self._breaker_hit_addresses(tx, holder, since):
+            entry = await self._fetch(tx, address)
+            if (entry is not None and entry.source == "auto" and entry.category in categories
+                    and entry.first_seen.timestamp() > since):
+                out.append(entry)
+        return out
 
     # -- the breaker's held listings (relay bounces held / confirm / discard) -------------------
 
     @abc.abstractmethod
-    async def held(self, domain: str | None = None) -> list[BounceEntry]:
-        """Held listings (of one domain, or all), ordered by address."""
+    async def held(self, domain: str | None = None, provider: str | None = None) -> list[BounceEntry]:
+        """Held listings (at one recipient domain, whichever breaker holds them; those one provider's
+        breaker holds; or all), ordered by address, each with `held_by`."""
 
-    async def confirm_held(self, target: str, now: float | datetime | None = None) -> list[BounceEntry]:
-        """Put the held listings of `target` (a domain, or one address) on the list; returns them."""
+    async def confirm_held(self, target: str, now: float | datetime | None = None,
+                           provider: bool = False) -> list[BounceEntry]:
+        """Put the held listings of `target` (a domain, or one address; with `provider`, those the
+        breaker of the provider `target` holds) on the list; returns them."""
         async with self._transaction() as tx:
             at = await self._clock(tx, now)
-            taken = await self._take_held(tx, *_held_target(target))
+            taken = await self._take_held(tx, *_held_target(target, provider))
             written = []
             for entry in taken:
                 existing = await self._fetch(tx, entry.address)
@@ -337,19 +392,21 @@ class BounceStore(abc.ABC):
             await self._settle_breaker(tx, taken)
         return written
 
-    async def discard_held(self, target: str) -> list[BounceEntry]:
-        """Forget the held listings of `target` (a domain, or one address); returns them."""
+    async def discard_held(self, target: str, provider: bool = False) -> list[BounceEntry]:
+        """Forget the held listings of `target` (as confirm_held takes it); returns them."""
         async with self._transaction() as tx:
-            taken = await self._take_held(tx, *_held_target(target))
+            taken = await self._take_held(tx, *_held_target(target, provider))
             await self._settle_breaker(tx, taken)
         return taken
 
     async def _settle_breaker(self, tx, taken: list[BounceEntry]) -> None:
-        # A domain with nothing held any more starts counting afresh: the hits that tripped
-        # it must not trip it again at the next failure.
-        for domain in {e.address.rpartition("@")[2] for e in taken}:
-            if await self._held_count(tx, domain) == 0:
-                await self._clear_breaker_hits(tx, domain)
+        # A domain (provider) with nothing held any more starts counting afresh: the hits that
+        # tripped it must not trip it again at the next failure.
+        holders = {e.address.rpartition("@")[2] for e in taken} | {e.held_by for e in taken if e.held_by}
+        # Domains before providers, the order record_failure takes their locks in (PostgreSQL).
+        for holder in sorted(holders, key=lambda h: (h.startswith(PROVIDER_PREFIX), h)):
+            if await self._held_count(tx, holder) == 0:
+                await self._clear_breaker_hits(tx, holder)
 
     async def add(self, address: str, *, category: str = "operator", reply: str = "", rule: str = "operator",
                   source: str = "operator", note: str = "", now: float | datetime | None = None,
@@ -571,6 +628,11 @@ class BounceStore(abc.ABC):
     async def _clear_breaker_hits(self, tx, domain: str) -> None: ...
 
     @abc.abstractmethod
+    async def _breaker_hit_addresses(self, tx, domain: str, since: float) -> list[str]:
+        """The distinct addresses of the hits counted under `domain` (a recipient domain or
+        `provider:NAME`) after `since`."""
+
+    @abc.abstractmethod
     async def _held_count(self, tx, domain: str) -> int:
         """Held listings at `domain`: more than none means its breaker is tripped."""
 
@@ -582,8 +644,9 @@ class BounceStore(abc.ABC):
         """Insert or replace the held listing for entry.address."""
 
     @abc.abstractmethod
-    async def _take_held(self, tx, domain: str | None, key: str | None) -> list[BounceEntry]:
-        """Delete and return the held listings of `domain`, or the one of `key`."""
+    async def _take_held(self, tx, domain: str | None, key: str | None, holder: str | None = None) -> list[BounceEntry]:
+        """Delete and return the held listings at the recipient `domain` (whichever breaker holds
+        them), the one of `key`, or those `holder` (`provider:NAME`) holds; each with `held_by`."""
 
     @abc.abstractmethod
     async def _recent_auto_entries(self, tx, domain: str, since: float, categories) -> list[BounceEntry]:
@@ -591,14 +654,22 @@ class BounceStore(abc.ABC):
         for one of `categories`."""
 
 
-def _held_target(target: str) -> tuple[str | None, str | None]:
-    """`example.com` or `@example.com` -> (domain, None); an address -> (None, its key)."""
+def _held_target(target: str, provider: bool = False) -> tuple[str | None, str | None, str | None]:
+    """`example.com` or `@example.com` -> (domain, None, None); an address -> (None, its key, None);
+    with `provider`, a provider's name -> (None, None, `provider:NAME`)."""
     text = target.strip()
+    if provider:
+        from ..suppression import provider_name
+
+        name = provider_name(text)
+        if name is None:
+            raise ValueError(f"{target!r} is not a provider's name (a domain such as google.com)")
+        return None, None, PROVIDER_PREFIX + name
     if "@" in text.lstrip("@"):
-        return None, normalise(text)
+        return None, normalise(text), None
     from ..domains import normalise_domain
 
-    return normalise_domain(text.lstrip("@")), None
+    return normalise_domain(text.lstrip("@")), None, None
 
 
 def _listing(listed: BounceEntry | None, key: str, category: str, reply_text: str, rule: str, at: float,

@@ -26,10 +26,11 @@ import logging
 import re
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+from .base import (PROVIDER_PREFIX, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    redact, to_datetime, to_epoch, verp_keep_days)
 from .pg_cache import FRESH, HEARTBEAT, SIZE as CACHE_SIZE, LookupCache, channel
 from .schema import migrate_postgresql, postgresql_version
@@ -91,6 +92,11 @@ _SHAPING_COLUMNS = "key, destination, sender_domain, rule, reason, reply, since,
 def _entry(row) -> BounceEntry:
     return BounceEntry(address=row[0], category=row[1], reply=row[2], rule=row[3], first_seen=row[4],
                        last_seen=row[5], count=row[6], source=row[7], note=row[8], expires_at=row[9])
+
+
+def _held_entry(row) -> BounceEntry:
+    """A held listing read with its `domain` column last: which breaker holds it."""
+    return replace(_entry(row), held_by=row[10])
 
 
 def _values(entry: BounceEntry) -> tuple:
@@ -324,14 +330,18 @@ class PostgresBounceStore(BounceStore):
                 int(at // 86400) - verp_keep_days(), VERP_PURGE_ROWS)
         return gone
 
-    async def held(self, domain: str | None = None) -> list[BounceEntry]:
+    async def held(self, domain: str | None = None, provider: str | None = None) -> list[BounceEntry]:
         pool = await self._get_pool()
-        if domain is None:
-            rows = await pool.fetch(f"SELECT {_COLUMNS} FROM {self.held_table} ORDER BY address")
+        if provider is not None:
+            rows = await pool.fetch(f"SELECT {_COLUMNS}, domain FROM {self.held_table} WHERE domain = $1 "
+                                    "ORDER BY address", PROVIDER_PREFIX + provider)
+        elif domain is None:
+            rows = await pool.fetch(f"SELECT {_COLUMNS}, domain FROM {self.held_table} ORDER BY address")
         else:
-            rows = await pool.fetch(f"SELECT {_COLUMNS} FROM {self.held_table} WHERE domain = $1 ORDER BY address",
-                                    domain)
-        return [_entry(row) for row in rows]
+            # Every listing held at the domain, whichever breaker holds it (its own, or a provider's).
+            rows = await pool.fetch(f"SELECT {_COLUMNS}, domain FROM {self.held_table} WHERE right(address, $1) = $2 "
+                                    "ORDER BY address", len(domain) + 1, "@" + domain)
+        return [_held_entry(row) for row in rows]
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -463,10 +473,20 @@ class PostgresBounceStore(BounceStore):
             domain, entry.address, entry.category, entry.reply, entry.rule, entry.first_seen, entry.last_seen,
             entry.count, entry.source, entry.note, entry.expires_at)
 
-    async def _take_held(self, conn, domain: str | None, key: str | None) -> list[BounceEntry]:
-        where, arg = ("domain = $1", domain) if key is None else ("address = $1", key)
-        rows = await conn.fetch(f"DELETE FROM {self.held_table} WHERE {where} RETURNING {_COLUMNS}", arg)
-        return sorted((_entry(row) for row in rows), key=lambda e: e.address)
+    async def _take_held(self, conn, domain: str | None, key: str | None, holder: str | None = None) -> list[BounceEntry]:
+        if key is not None:
+            where, args = "address = $1", (key,)
+        elif holder is not None:
+            where, args = "domain = $1", (holder,)
+        else:
+            where, args = "right(address, $1) = $2", (len(domain) + 1, "@" + domain)
+        rows = await conn.fetch(f"DELETE FROM {self.held_table} WHERE {where} RETURNING {_COLUMNS}, domain", *args)
+        return sorted((_held_entry(row) for row in rows), key=lambda e: e.address)
+
+    async def _breaker_hit_addresses(self, conn, domain: str, since: float) -> list[str]:
+        rows = await conn.fetch(f"SELECT DISTINCT address FROM {self.hits} WHERE domain = $1 AND at > $2 "
+                                "ORDER BY address", domain, to_datetime(since))
+        return [row[0] for row in rows]
 
     async def _recent_auto_entries(self, conn, domain: str, since: float, categories) -> list[BounceEntry]:
         # A scan of the domain's keys by suffix: it runs only when a breaker trips.

@@ -31,10 +31,11 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator
 
-from .base import (SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+from .base import (PROVIDER_PREFIX, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    to_datetime, to_epoch, verp_keep_days)
 from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 
@@ -69,6 +70,11 @@ def _entry(row) -> BounceEntry:
     return BounceEntry(address=row[0], category=row[1], reply=row[2], rule=row[3],
                        first_seen=to_datetime(row[4]), last_seen=to_datetime(row[5]), count=row[6],
                        source=row[7], note=row[8], expires_at=to_datetime(row[9]))
+
+
+def _held_entry(row) -> BounceEntry:
+    """A held listing read with its `domain` column last: which breaker holds it."""
+    return replace(_entry(row), held_by=row[10])
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -341,14 +347,19 @@ class SQLiteBounceStore(BounceStore):
             gone += _expire_verp(db, int(at // 86400) - verp_keep_days(), VERP_PURGE_ROWS)
         return gone
 
-    async def held(self, domain: str | None = None) -> list[BounceEntry]:
+    async def held(self, domain: str | None = None, provider: str | None = None) -> list[BounceEntry]:
         await self._follow_file()
-        if domain is None:
-            rows = await self._query(f"SELECT {_COLUMNS} FROM relay_bounce_held ORDER BY address", ())
+        if provider is not None:
+            rows = await self._query(f"SELECT {_COLUMNS}, domain FROM relay_bounce_held WHERE domain = ? "
+                                     "ORDER BY address", (PROVIDER_PREFIX + provider,))
+        elif domain is None:
+            rows = await self._query(f"SELECT {_COLUMNS}, domain FROM relay_bounce_held ORDER BY address", ())
         else:
-            rows = await self._query(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE domain = ? ORDER BY address",
-                                     (domain,))
-        return [_entry(row) for row in rows]
+            # Every listing held at the domain, whichever breaker holds it (its own, or a provider's).
+            rows = await self._query(f"SELECT {_COLUMNS}, domain FROM relay_bounce_held WHERE address LIKE ? "
+                                     "ESCAPE '\\' ORDER BY address", ("%@" + _like_escape(domain),))
+            rows = [row for row in rows if row[0].rpartition("@")[2] == domain]
+        return [_held_entry(row) for row in rows]
 
     async def close(self) -> None:
         async with self._locked():
@@ -431,12 +442,24 @@ class SQLiteBounceStore(BounceStore):
              entry.last_seen.timestamp(), entry.count, entry.source, entry.note,
              entry.expires_at.timestamp() if entry.expires_at else None))
 
-    async def _take_held(self, db, domain: str | None, key: str | None) -> list[BounceEntry]:
-        where, arg = ("domain = ?", domain) if key is None else ("address = ?", key)
-        rows = db.execute(f"SELECT {_COLUMNS} FROM relay_bounce_held WHERE {where} ORDER BY address",
+    async def _take_held(self, db, domain: str | None, key: str | None, holder: str | None = None) -> list[BounceEntry]:
+        if key is not None:
+            where, arg = "address = ?", key
+        elif holder is not None:
+            where, arg = "domain = ?", holder
+        else:
+            where, arg = "address LIKE ? ESCAPE '\\'", "%@" + _like_escape(domain)
+        rows = db.execute(f"SELECT {_COLUMNS}, domain FROM relay_bounce_held WHERE {where} ORDER BY address",
                           (arg,)).fetchall()
-        db.execute(f"DELETE FROM relay_bounce_held WHERE {where}", (arg,))
-        return [_entry(row) for row in rows]
+        if domain is not None and key is None and holder is None:
+            rows = [row for row in rows if row[0].rpartition("@")[2] == domain]
+        db.executemany("DELETE FROM relay_bounce_held WHERE address = ?", [(row[0],) for row in rows])
+        return [_held_entry(row) for row in rows]
+
+    async def _breaker_hit_addresses(self, db, domain: str, since: float) -> list[str]:
+        return [row[0] for row in db.execute(
+            "SELECT DISTINCT address FROM relay_breaker_hits WHERE domain = ? AND at > ? ORDER BY address",
+            (domain, since)).fetchall()]
 
     async def _recent_auto_entries(self, db, domain: str, since: float, categories) -> list[BounceEntry]:
         # A scan of the domain's keys by suffix: it runs only when a breaker trips.
