@@ -557,8 +557,6 @@ async def _recheck(ctx: Context) -> int:
     that surely does not exist: an upstream that accepts that one accepts every address (a
     smarthost that does not verify recipients, a catch-all), and its 250s say nothing, so
     nothing at that domain is removed."""
-    if ctx.settings.upstream is None:
-        raise CommandError("recheck needs an upstream: the config names none")
     store = ctx.open()
     if ctx.args.addresses:
         keys = [_address(a) for a in ctx.args.addresses]
@@ -567,12 +565,16 @@ async def _recheck(ctx: Context) -> int:
         entries = [entry async for entry in store.iter_entries()]
     sender = _address(ctx.args.sender) if ctx.args.sender else f"postmaster@{ctx.settings.hostname}"
     by_domain: dict[str, list[BounceEntry]] = {}
+    domains = [entry for entry in entries if entry.address.startswith("@")]
     for entry in entries:
-        if entry.address.startswith("@"):
-            # A domain entry has no address to ask about; it expires by itself (or: bounces remove).
-            print(f"{entry.address}: a domain entry, not rechecked (expires {_date(entry.expires_at)})")
-            continue
-        by_domain.setdefault(entry.address.rpartition("@")[2], []).append(entry)
+        if not entry.address.startswith("@"):
+            by_domain.setdefault(entry.address.rpartition("@")[2], []).append(entry)
+    if ctx.settings.upstream is None and (by_domain or not domains):
+        raise CommandError("recheck needs an upstream: the config names none")
+    if domains:
+        # A domain entry has no address to ask the upstream about: the relay's own resolver is asked
+        # whether the domain still does not exist.
+        await _recheck_domains(ctx, store, domains)
     if not by_domain:
         return 0
     checker = _Recheck(ctx, store, sender, max(ctx.args.pace, 0.0))
@@ -582,6 +584,56 @@ async def _recheck(ctx: Context) -> int:
     finally:
         await checker.close()
     return 0
+
+
+RECHECK_DOMAIN_REASON = "recheck: the domain resolves now"
+# What relay/delivery/routes.py says of a domain whose listing still stands: it does not exist
+# (NXDOMAIN), it takes no mail (null MX, RFC 7505), or it has no mail server at all (no MX, A or AAAA).
+_STILL_NO_DOMAIN = {"mx-nxdomain": "still does not exist", "mx-null": "still takes no mail (null MX)",
+                    "mx-no-mail-server": "still has no mail server (no MX, A or AAAA)"}
+
+
+async def _recheck_domains(ctx: Context, store, entries: list[BounceEntry]) -> None:
+    """Ask the relay's resolver (the config's `resolver:`, the one MX delivery uses) what DNS says
+    now of each listed domain (`@example.com`, listed because it did not exist). NXDOMAIN, a null
+    MX, or no mail server at all: still listed. An MX set or an address: the domain resolves now
+    (a registrar hold lifted, a botched zone fixed), and `--remove` takes the entry off. DNS trouble
+    (SERVFAIL, timeout) or an unusable MX set says nothing either way: kept. Removing is the safe
+    direction: a domain that really is gone is listed again at its next two sightings."""
+    from ..delivery.routes import RouteError, Routes
+    from ..dns import Resolver
+
+    routes = Routes(Resolver.from_settings(ctx.settings))
+    for entry in entries:
+        domain = entry.address[1:]
+        try:
+            route = await routes.route(domain)
+        except RouteError as exc:
+            cause = exc.reply.cause
+            if cause in _STILL_NO_DOMAIN:
+                print(f"{entry.address}: {_STILL_NO_DOMAIN[cause]} ({_first_line(exc.reply)}); kept "
+                      f"(expires {_date(entry.expires_at)})")
+            elif cause == "mx-loop":
+                _domain_resolves(ctx, entry, "its MX is this relay")
+                await _unlist_domain(ctx, store, entry)
+            else:
+                print(f"{entry.address}: not judged: {_first_line(exc.reply)}; kept")
+            continue
+        hosts = ", ".join(h.name for h in route.hosts[:3]) + (" ..." if len(route.hosts) > 3 else "")
+        _domain_resolves(ctx, entry, f"mail goes to {hosts}")
+        await _unlist_domain(ctx, store, entry)
+
+
+def _domain_resolves(ctx: Context, entry: BounceEntry, how: str) -> None:
+    if ctx.args.remove:
+        print(f"{entry.address}: resolves now ({how}): removed")
+    else:
+        print(f"{entry.address}: resolves now ({how}): remove with --remove, or bounces remove")
+
+
+async def _unlist_domain(ctx: Context, store, entry: BounceEntry) -> None:
+    if ctx.args.remove and await store.remove(entry.address) is not None:
+        ctx.emit("bounce_unlisted", entry.address, RECHECK_DOMAIN_REASON, entry=entry.as_dict())
 
 
 RECHECK_BATCH = 20  # RCPTs per transaction: well inside the 100 a server must take (RFC 5321 4.5.3.1.8)
