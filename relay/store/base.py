@@ -627,10 +627,11 @@ class BounceStore(abc.ABC):
     @abc.abstractmethod
     async def _clear_breaker_hits(self, tx, domain: str) -> None: ...
 
-    @abc.abstractmethod
     async def _breaker_hit_addresses(self, tx, domain: str, since: float) -> list[str]:
         """The distinct addresses of the hits counted under `domain` (a recipient domain or
-        `provider:NAME`) after `since`."""
+        `provider:NAME`) after `since`. Not abstract: a store written before the provider breaker
+        still loads (both backends here implement it)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def _held_count(self, tx, domain: str) -> int:
