@@ -165,7 +165,9 @@ def provider_name(host: str | None, two_label_suffixes=frozenset()) -> str | Non
     """ProviderBreaker.provider_of without a breaker (see there)."""
     import ipaddress
 
-    text = (host or "").strip().strip("[]").rstrip(".").lower()
+    # A DSN's Remote-MTA may carry the address after the name ("mx.example.com (192.0.2.1)"): the name.
+    text = (host or "").strip().split()[0] if (host or "").strip() else ""
+    text = text.strip("[]").rstrip(".").lower()
     if text.lower().startswith("ipv6:"):
         text = text[5:]
     if not text:

@@ -146,3 +146,26 @@ def test_the_dry_run_judges_an_observation_with_the_same_senders_as_the_funnel(t
         assert "bounce_list" not in bounced and would["bounce_list"] == "never"
     assert entries == {}
     assert observations[0].senders() == (return_path, "noreply@example.com")
+
+
+@pytest.mark.parametrize("where, provider", [
+    ({"upstream": {"host": "alt2.aspmx.l.google.com", "ip": "192.0.2.1", "route": "mx"}}, "google.com"),
+    # A smarthost is never the provider; the host its words name is.
+    ({"upstream": {"host": "smarthost.example.net", "ip": "192.0.2.2"}}, "hoster.co.uk"),
+    ({"upstream": {"host": "smarthost.example.net", "ip": "192.0.2.2"}, "text": "550 5.1.1 User unknown"}, None),
+    ({"relay": {"host": "mx1.hoster.example", "ip": "192.0.2.3", "port": 25}}, "hoster.example"),
+    ({"relay": {"host": "none"}, "text": "550 5.1.1 User unknown"}, None),  # Postfix's relay=none
+    ({"remote_mta": "example-com.mail.protection.outlook.com (192.0.2.4)"}, "outlook.com"),
+    ({"remote_mta": "[192.0.2.5]"}, "192.0.2.5"),
+])
+def test_the_refusing_provider_is_the_host_that_answered_never_a_smarthost(tmp_path, where, provider):
+    # Outcomes._provider: the provider breaker's key (policies/suppression.yaml provider_breaker:).
+    from types import SimpleNamespace
+
+    from relay.outcomes import Outcomes
+    from relay.suppression import load_default
+
+    outcomes = Outcomes(SimpleNamespace(suppression=load_default()), store=None, sinks=None, settings=None)
+    text = where.pop("text", "550 5.1.1 <a@b.test>: undeliverable address: host mx.hoster.co.uk[192.0.2.9] said: "
+                             "550 5.1.1 no such user (in reply to RCPT TO command)")
+    assert outcomes._provider(text, **where) == provider
