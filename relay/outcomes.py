@@ -71,6 +71,13 @@ class Observation:
     # authenticates (a bounce without a VERP token: bounces_in `unsigned:`) is never "list": anyone
     # can mail one naming any address (review14 F2).
     at_most: str = "list"
+    # When the result happened (Unix time), when the way in knows it and it is not now: a Postfix log
+    # line's own time. Counting windows and a listing's expiry run from it (review12 F6): an old log
+    # imported today is judged as it happened, not as if every line were of the import's second.
+    time: float | None = None
+    # Which message the result is about (message_key()): a result about a message already counted is
+    # not counted again (review12 F3, F11). None: unknown.
+    message: str | None = None
 
     def senders(self) -> tuple[str, ...]:
         """The envelope sender addresses this result is judged with (Policies.judge's `sender`): the
@@ -96,6 +103,22 @@ class Observation:
     def __post_init__(self):
         if self.kind not in OBSERVATION_KINDS:
             raise ValueError(f"unknown observation kind {self.kind!r}; expected one of {', '.join(OBSERVATION_KINDS)}")
+
+
+def message_key(namespace: str, value: str | None) -> str | None:
+    """The identity of a message for the bounce list's counting (store.record_failure's `message`):
+    a digest of where it comes from and its id there (`message-id` and the Message-ID header, `postfix`
+    and host/queue id, `verp` and the transaction id), or None when there is no id. A digest: the table
+    needs only equality, and the ids stay out of it. Message-IDs compared without their angle brackets
+    and surrounding space (RFC 5322 3.6.4: the id is what is inside)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if namespace == "message-id":
+        value = value.strip("<>").strip()
+    if not value:
+        return None
+    return hashlib.sha256(f"{namespace}:{value}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _kind(decision: Decision) -> str:
@@ -128,6 +151,10 @@ class Outcomes:
             # passing state, retried by the client MTA; a permanent one needs the operator.
             self._warn(txn, session, stage, reply, classification)
         domains_seen: set[str] = set()
+        # The message, once DATA was seen: a client MTA's retry of it (its own soft_bounce, a 4xx then a
+        # 5xx) is the same message, not another refusal (review12 F11). A refusal at RCPT has no message
+        # yet: each counts (docs/bounce-list.md).
+        message = message_key("message-id", txn.headers.get("message-id")) if txn is not None and txn.headers else None
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             follow: list[dict] = []
@@ -139,14 +166,15 @@ class Outcomes:
             if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
                 upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
                 status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text,
-                                                              self._provider(reply.text, upstream=upstream))
+                                                              self._provider(reply.text, upstream=upstream),
+                                                              message=message)
                 if status is not None:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
             if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
                     and domain not in domains_seen):
                 domains_seen.add(domain)  # one reply is one sighting of a domain
-                follow += await self._domain_evidence(make, rcpt, reply, classification)
+                follow += (await self._domain_evidence(make, rcpt, reply, classification, message=message))[0]
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             for event in follow:
                 self._queue(txn, event)
@@ -175,11 +203,19 @@ class Outcomes:
         if self.metrics is not None:
             self.metrics.inc("relay_operator_warnings_total", scope=scope)
 
-    async def observe(self, obs: Observation) -> list[dict]:
+    async def observe(self, obs: Observation, *, emit: bool = True, retry_later: bool = True) -> list[dict]:
         """Classify, attribute, apply suppression and emit the event(s) of one result seen
         without a live session; returns the events emitted (the kind's event, plus
-        bounce_listed when it listed the address)."""
+        bounce_listed when it listed the address). The kind's event carries `bounce_list: error`
+        when the list could not be updated.
+
+        `emit=False`: return the events without emitting them (the caller decides: the bounce
+        intake emits a report's events only with its 250). `retry_later=False`: a list held by
+        another process is an error now, never retried in the background (the bounce intake answers
+        451 and the reporting MTA's retry is the retry: review12 F3)."""
         fields = dict(obs.fields)
+        # Never in the future: a log line stamped ahead of this clock (a day's slack for zones) is now.
+        now = min(obs.time, time.time()) if obs.time is not None else None
         emitted: list[dict] = []
         stage = obs.stage or "data"  # the schema's stage is required; a report after the fact is about delivery
         base = {"sender": obs.sender, "message_id": obs.message_id, "attempt_time": fields.pop("attempt_time", None)}
@@ -203,7 +239,8 @@ class Outcomes:
             if rule is not None and obs.recipient:
                 status, follow = await self._suppress(
                     make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
-                    f"complaint ({fields.get('feedback_type') or 'abuse'})", rule)
+                    f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
+                    now=now, message=obs.message, retry_later=retry_later)
         elif obs.recipient and judgement.concerns(obs.recipient):
             if obs.at_most == "count" and judgement.bounce_list == "list":
                 c = judgement.classification
@@ -211,11 +248,16 @@ class Outcomes:
                     self.policies.suppression.counting_rule(self.policies.suppression.rule_for(c.category, c.permanent))))
             status, follow = await self._suppress_refusal(
                 make, obs.recipient, judgement, obs.reply.text,
-                self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")))
+                self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
+                now=now, message=obs.message, retry_later=retry_later)
         if (obs.at_most != "never" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
                 and not judgement.another  # what it says may be of another address's domain (review7 F2)
                 and not obs.forwarded_elsewhere()):
-            follow += await self._domain_evidence(make, obs.recipient, obs.reply, classification)
+            more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
+                                                       now=now, message=obs.message)
+            follow += more
+            if failed and status is None:
+                status = "error"  # the sighting was not recorded: the list could not be updated
         if status is not None:
             fields["bounce_list"] = status
         emitted.append(make(obs.kind, obs.recipient, fields))
@@ -226,17 +268,18 @@ class Outcomes:
                                       text=WARNED_SCOPES[classification.scope], recipient=obs.recipient,
                                       **base))
         emitted.extend(follow)
-        for event in emitted:
-            self.emit(event)
+        if emit:
+            for event in emitted:
+                self.emit(event)
         return emitted
 
     async def _suppress_refusal(self, make, rcpt, judgement, reply_text,
-                                provider: str | None = None) -> tuple[str | None, list[dict]]:
+                                provider: str | None = None, **how) -> tuple[str | None, list[dict]]:
         """_suppress for a refusal the funnel judged to concern `rcpt`: by its classification, and
         by the suppression rule the judgement chose (an unconfirmed claim's, or the category's)."""
         c = judgement.classification
         return await self._suppress(make, rcpt, c.category, c.permanent, reply_text, c.rule,
-                                    f"{c.category} ({c.rule})", judgement.suppression_rule, provider)
+                                    f"{c.category} ({c.rule})", judgement.suppression_rule, provider, **how)
 
     def _provider(self, reply_text: str, upstream: dict | None = None, relay: dict | None = None,
                   remote_mta: str | None = None) -> str | None:
@@ -261,7 +304,8 @@ class Outcomes:
         return found or breaker.provider_of(breaker.named_host(reply_text))
 
     async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
-                        suppression_rule=None, provider: str | None = None) -> tuple[str | None, list[dict]]:
+                        suppression_rule=None, provider: str | None = None, *, now: float | None = None,
+                        message: str | None = None, retry_later: bool = True) -> tuple[str | None, list[dict]]:
         """Record one failure of `rcpt` on the bounce list. Returns the event's `bounce_list`
         value (listed, held, pending, error, or None when the list did not change) and the events
         that follow the failure's own: bounce_listed; or, when the circuit breaker trips, its
@@ -273,16 +317,21 @@ class Outcomes:
             log.info("%s is not an address the bounce list can hold: its refusal is not recorded", printable(rcpt)[:330])
             return None, []
         failure = dict(category=category, permanent=permanent, reply_text=reply_text, rule=rule_id,
-                       policy=self.policies.suppression, suppression_rule=suppression_rule)
+                       policy=self.policies.suppression, suppression_rule=suppression_rule, message=message)
         if provider:
             failure["provider"] = provider
         try:
-            entry = await self.store.record_failure(rcpt, **failure)
+            entry = await self.store.record_failure(rcpt, now=now, **failure)
         except StoreBusy as exc:
+            if not retry_later:
+                # The caller's answer makes the sender retry (the bounce intake's 451): a background
+                # record as well would count the failure twice (review12 F3).
+                log.warning("%s; the failure of %s is not recorded now (the sender is asked to retry)", exc, rcpt)
+                return "error", []
             # Another process holds the list past the deadline: the failure is not lost, it is
             # recorded once the lock is free (and its events emitted then).
             log.warning("%s; the failure of %s is recorded in the background", exc, rcpt)
-            self._record_later(make, rcpt, failure, reason, time.time())
+            self._record_later(make, rcpt, failure, reason, now if now is not None else time.time())
             return "error", []
         except Exception:
             # The refusal itself already reached the client; a store outage must not hide it.
@@ -292,6 +341,12 @@ class Outcomes:
 
     def _recorded(self, make, rcpt, entry, reason) -> tuple[str | None, list[dict]]:
         if entry is None:
+            return None, []
+        if entry.listed_now and not entry.active():
+            # Listed as of an old log line's time, and expired since (relay postfix-log import of an
+            # archive): the list refuses nothing, so nobody is told it was listed.
+            log.info("%s would have been listed at %s until %s: expired already, not listed", rcpt,
+                     entry.first_seen.isoformat(), entry.expires_at.isoformat())
             return None, []
         if entry.listed_now:
             return "listed", [make("bounce_listed", rcpt, {"actor": "relay", "reason": reason,
@@ -303,26 +358,31 @@ class Outcomes:
             events += self._breaker_tripped(make, entry, kind, name, moved)
         return "held", events
 
-    async def _domain_evidence(self, make, rcpt, reply, classification) -> list[dict]:
+    async def _domain_evidence(self, make, rcpt, reply, classification, *, now: float | None = None,
+                               message: str | None = None) -> tuple[list[dict], bool]:
         """A permanent refusal of `rcpt` that says its domain does not exist is one sighting;
-        seen again after the policy's delay, the domain goes on the list (`@domain`)."""
+        seen again after the policy's delay, the domain goes on the list (`@domain`). A second
+        sighting of the same message is no confirmation (`message`: store.record_domain_evidence).
+        Returns the events and whether the sighting could not be recorded (a store error)."""
         rule = self.policies.suppression.domains
         if (rule is None or not classification.permanent or not rule.counts_category(classification.category)
                 or not rule.says_no_such_domain(reply.text, rcpt)
                 or not is_valid(rcpt)):  # no address, no domain to hold (_suppress)
-            return []
+            return [], False
         try:
             entry = await self.store.record_domain_evidence(rcpt, reply_text=reply.text, rule=classification.rule,
-                                                            policy=rule)
+                                                            policy=rule, now=now, message=message)
         except Exception:
             log.exception("could not record that the domain of %s does not exist", rcpt)
-            return []
+            return [], True
         if entry is None or not entry.listed_now:
-            return []
+            return [], False
+        if not entry.active():
+            return [], False  # listed as of an old log line, expired since (_recorded)
         return [make("bounce_listed", entry.address, {
             "actor": "relay", "reason": f"the domain does not exist ({classification.rule}), seen again after "
                                         f"{format_duration(rule.seen_again_after)} or more",
-            "entry": entry.as_dict()})]
+            "entry": entry.as_dict()})], False
 
     def _breaker_tripped(self, make, entry, kind: str, name: str, moved: tuple[str, ...]) -> list[dict]:
         """A breaker tripped (`kind` domain or provider): the operator warning, its metric, and a
@@ -363,7 +423,7 @@ class Outcomes:
                               "while the list was locked (reply: %s)", rcpt, failure["reply_text"].split("\n")[0])
                     raise
                 try:
-                    entry = await self.store.record_failure(rcpt, now=at, **failure)
+                    entry = await self.store.record_failure(rcpt, now=at, **failure)  # `message` in failure
                 except StoreBusy:
                     continue
                 except Exception:

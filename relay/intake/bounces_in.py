@@ -10,7 +10,13 @@ It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one 
 - DATA: the message is parsed (relay/intake/dsn.py, off the event loop) and every failed recipient
   goes through the funnel (`Outcomes.observe`): a `bounced` event per failed recipient (`deferred`
   for a DSN's `Action: delayed`), a `complained` event per ARF report. 250 is said only after every
-  observation was recorded; a store failure answers 451 so that the reporting MTA tries again.
+  observation was recorded; a store failure answers 451 so that the reporting MTA tries again, and
+  then nothing of the report goes to the event stream but the bounce list's own changes. Every
+  failure is recorded with the identity of the message it is about (`message_key`): the retry of a
+  report, or a second report about the same message, never counts a failure twice (review12 F3).
+- The listener's own refusals (a RCPT to a foreign domain, a forged return path, its 451s) are
+  not delivery events: they are logged and counted (`relay_bounces_in_refusals_total`), never sent to
+  the application's event stream (`IntakeOutcomes`, review12 F7).
 - With a token, only a failed (or complained-of) recipient that was a recipient of the token's
   transaction is observed (the store's `verp_recipients`, written by relay/steps/verp.py when the next
   hop accepted the message): the token proves the transaction, not the addresses a report names, and
@@ -31,7 +37,7 @@ from dataclasses import replace
 from ..address import is_valid, printable
 from ..config import Clients
 from ..decision import Decision, Reply, accept, defer, reject
-from ..outcomes import Observation
+from ..outcomes import Observation, message_key
 from ..pipeline import Message, Pipeline, Step, Transaction
 from .dsn import MAX_STATUS_BLOCKS, BounceReport, FailedRecipient, ParseDeadline, parse_bounce
 from .verp import VerpCodec, VerpError, VerpToken
@@ -149,18 +155,47 @@ class BounceIntake(Step):
             if len(targets) < len(report.recipients):
                 ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
         observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
-        observations = [o for o in observations if o is not None]
+        message = self._message_of(report, token, txn)
+        observations = [replace(o, message=message) for o in observations if o is not None]
+        # 250 only once every failure is recorded, and 451 with nothing to retry twice (review12 F3): a
+        # list held by another process is an error now, never a background retry as well (the
+        # reporting MTA's retry is the retry: RFC 5321 4.2.1, 4yz). What a first attempt did record
+        # is recorded under the report's message (`message`), so the retry does not count it again.
+        # The report's own events wait for the answer: the application hears of a bounce once, with
+        # the 250; the bounce list's changes (a listing made, the breaker's) happened, and are told
+        # either way.
+        events: list[dict] = []
         failed_store = False
         for obs in observations:
-            events = await self.outcomes.observe(obs)
-            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in events)
+            made = await self.outcomes.observe(obs, emit=False, retry_later=False)
+            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in made)
+            events += made
         if failed_store:
+            for event in events:
+                if _list_change(event):
+                    self.outcomes.emit(event)
+            log.warning("bounce (transaction %s): the bounce list could not be updated: deferred (451), its "
+                        "events not emitted; the reporting MTA's retry records it", txn.id)
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
                          kind="deferred")
+        for event in events:
+            self.outcomes.emit(event)
         what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
         text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
             ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
+
+    @staticmethod
+    def _message_of(report: BounceReport, token: VerpToken | None, txn: Transaction) -> str | None:
+        """The identity of the message a report is about, for counting (outcomes.message_key): the VERP
+        transaction it came back to; else the returned message's Message-ID; else the original envelope
+        id (RFC 3461 ENVID); else the report's own Message-ID (the same report delivered again). A
+        report that carries none of them counts each time (nothing tells its retry from another)."""
+        if token is not None:
+            return message_key("verp", token.transaction_id)
+        return (message_key("message-id", report.message_id)
+                or message_key("envid", report.original_envelope_id)
+                or message_key("report", (txn.headers or {}).get("message-id")))
 
     async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport
                              ) -> list[tuple[FailedRecipient, str, VerpToken]]:
@@ -273,6 +308,47 @@ class BounceIntake(Step):
         return out
 
 
+def _list_change(event: dict) -> bool:
+    """An event that tells of a change the bounce list made (emitted even when the report is deferred:
+    the change stands)."""
+    return event["kind"] in ("bounce_listed", "bounce_unlisted") or (
+        event["kind"] == "warning" and event.get("check") == "breaker")
+
+
+class IntakeOutcomes:
+    """The funnel as the bounce intake's SMTP service sees it: the listener's own refusals (a RCPT to a
+    domain that is no bounce domain, a forged or expired return path, a bounce not read in time, the
+    451 of a busy list) are about whoever connected to the bounce MX (spam, probes, a reporting MTA's
+    retry), not about a delivery of the application's mail. DESIGN.md's event kinds are delivery
+    results (`policy_rejected`: "refused by our own policy" of a message sent through the relay), so
+    they are logged and counted (`relay_bounces_in_refusals_total`), never emitted as events (review12
+    F7). Everything else is the relay's Outcomes: the reports' own events (`bounced`, `complained`,
+    `bounce_listed`) are emitted by BounceIntake through it."""
+
+    def __init__(self, outcomes, metrics=None):
+        self._outcomes = outcomes
+        self._metrics = metrics
+
+    def __getattr__(self, name):
+        return getattr(self._outcomes, name)
+
+    async def refused(self, txn, session, stage, recipients, decision) -> None:
+        reply = decision.reply
+        code = reply.code if reply is not None else 451
+        text = reply.text.split("\n")[0] if reply is not None else "Temporary local problem"
+        log.info("bounces_in refused %s from %s (session %s%s): %s", stage, session.peer_ip, session.id,
+                 f", transaction {txn.id}" if txn is not None else "", printable(text)[:300])
+        if self._metrics is not None:
+            self._metrics.inc("relay_bounces_in_refusals_total", stage=stage, code=f"{code // 100}xx")
+
+    def finish(self, txn) -> None:
+        # The intake's transactions queue no delivery events (refused() emits none; BounceIntake emits
+        # a report's own): whatever a step queued is an operator's matter, logged.
+        for event in txn.notes.pop("events", None) or ():
+            log.info("bounces_in (transaction %s): %s %s", txn.id, event.get("kind"),
+                     printable(str(event.get("text") or event.get("reply") or ""))[:300])
+
+
 def intake_settings(settings):
     """The settings the intake's SMTP service runs with: every peer may connect (bounces come from
     anywhere); what it may send is decided at RCPT by the bounce domains, never by `clients`. The
@@ -287,7 +363,8 @@ def build_intake(settings, policies, outcomes, metrics=None):
     """The RelayService of the bounces_in listener."""
     from ..service import RelayService
 
-    return RelayService(intake_settings(settings), policies, intake_pipeline(settings, outcomes), outcomes, metrics)
+    return RelayService(intake_settings(settings), policies, intake_pipeline(settings, outcomes),
+                        IntakeOutcomes(outcomes, metrics), metrics)
 
 
 def intake_pipeline(settings, outcomes) -> Pipeline:

@@ -70,6 +70,20 @@ def observation_fields(result: DeliveryResult, settings=None) -> dict[str, Any]:
     return fields
 
 
+def _when(line: LogLine) -> float | None:
+    """The time of a log line (Unix time): counting windows and expiry run from it (review12 F6)."""
+    return line.time.timestamp() if line.time is not None else None
+
+
+def _message(line: LogLine, queue_id: str) -> str | None:
+    """The message a result is about, for counting (outcomes.message_key): Postfix's queue file, by the
+    host that logged it and its queue id. Every retry of a queue file (soft_bounce = yes keeps a 5xx in
+    the queue and retries it; a 4xx then a 5xx) is the same message, one count (review12 F11)."""
+    from ..outcomes import message_key
+
+    return message_key("postfix", f"{line.host}/{queue_id}" if queue_id else None)
+
+
 def observation_for(result: DeliveryResult, settings=None):
     """The Observation for one delivery result, or None for a success."""
     from ..outcomes import Observation
@@ -82,7 +96,8 @@ def observation_for(result: DeliveryResult, settings=None):
     return Observation(kind=kind, stage=d.detail.stage, recipient=d.recipient, reply=reply,
                        sender=result.sender or "", message_id=result.message_id,
                        fields=observation_fields(result, settings),
-                       aliases=(d.orig_recipient,) if d.orig_recipient else ())
+                       aliases=(d.orig_recipient,) if d.orig_recipient else (),
+                       time=_when(result.line), message=_message(result.line, d.queue_id))
 
 
 def expired_observations(result: ExpiredResult, settings=None) -> list:
@@ -108,7 +123,8 @@ def expired_observations(result: ExpiredResult, settings=None) -> list:
                              "last_deferral": d.detail.text}
         out.append(Observation(kind="rejected", stage=d.detail.stage, recipient=d.recipient, reply=reply,
                                sender=result.expired.sender or last.sender or "",
-                               message_id=result.message_id or last.message_id, fields=fields))
+                               message_id=result.message_id or last.message_id, fields=fields,
+                               time=_when(result.line), message=_message(last.line, d.queue_id)))
     return out
 
 

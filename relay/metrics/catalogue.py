@@ -64,6 +64,9 @@ CATALOGUE: dict[str, Spec] = {
                                          buckets=FAST_BUCKETS),
     "relay_operator_warnings_total": Spec(
         "counter", "Refusals about the sender or the relay's session (never listed), by scope.", ("scope",)),
+    "relay_bounces_in_refusals_total": Spec(
+        "counter", "The bounces_in listener's own refusals (not delivery events), by stage and reply class.",
+        ("stage", "code")),
     "relay_breaker_trips_total": Spec("counter", "Times a bounce-list circuit breaker tripped (a recipient domain's or a refusing provider's)."),
     "relay_bounce_list_entries": Spec(
         "gauge", "Active bounce-list entries, counted every metrics.bounce_list_interval (not at each scrape).",

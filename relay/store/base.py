@@ -249,13 +249,21 @@ class BounceStore(abc.ABC):
 
     async def record_failure(self, address: str, *, category: str, permanent: bool, reply_text: str,
                              rule: str, policy, now: float | datetime | None = None,
-                             suppression_rule=None, provider: str | None = None) -> BounceEntry | None:
+                             suppression_rule=None, provider: str | None = None,
+                             message: str | None = None) -> BounceEntry | None:
         """Record one delivery failure. Returns the entry when this failure listed the
         address (then `entry.listed_now` is true) or the address stays listed; None when
         it is not on the list. `suppression_rule` (a SuppressionRule, e.g. the complaint
         rule) replaces the policy's rule for (category, permanent). `provider`: the refusing
         provider's name (ProviderBreaker.provider_of), for the breaker keyed by it; None when
-        not known (that breaker then does not count this failure)."""
+        not known (that breaker then does not count this failure).
+
+        `message` names the message the failure was about (outcomes.message_key: a digest of its
+        Message-ID, Postfix queue id or VERP transaction): a counted failure of a message already
+        counted within the window is not counted again, so that listing after N failures means N
+        messages, not N sightings of one (a retry, Postfix soft_bounce, a 4xx then a 5xx, a report
+        delivered twice: review12 F3, F11). None: unknown, every failure counts. `now`: the time the
+        failure happened (a log line's), from which the windows and the listing's expiry run."""
         key = key_of(address)
         srule = suppression_rule if suppression_rule is not None else policy.rule_for(category, permanent)
         async with self._transaction() as tx:
@@ -266,7 +274,7 @@ class BounceStore(abc.ABC):
                 return listed  # such failures never list; say whether it is listed anyway
             failures = 1
             if srule.list_after > 1:
-                failures = await self._count_failure(tx, key, category, at, srule.within)
+                failures = await self._count_failure(tx, key, category, at, srule.within, message)
             if failures >= srule.list_after:
                 if listed is None:
                     held = await self._breaker(tx, policy, key, category, reply_text, rule, at, failures,
@@ -286,12 +294,14 @@ class BounceStore(abc.ABC):
         return listed
 
     async def record_domain_evidence(self, address: str, *, reply_text: str, rule: str, policy,
-                                     now: float | datetime | None = None) -> BounceEntry | None:
+                                     now: float | datetime | None = None,
+                                     message: str | None = None) -> BounceEntry | None:
         """Record that a reply said `address`'s domain does not exist (`policy`: the
         suppression policy's DomainRule). A sighting at least `seen_again_after` after the
         first one within `within` lists the domain (`@domain`, expiring after
         `expire_after`). Returns the domain entry when it is listed now (`listed_now`) or
-        stays listed, else None."""
+        stays listed, else None. A sighting of a message already sighted (`message`, as in
+        record_failure) is no new evidence: the same bounce seen twice is never the confirmation."""
         from ..suppression import DOMAIN_CATEGORY
 
         key = "@" + key_of(address).rpartition("@")[2]
@@ -300,8 +310,8 @@ class BounceStore(abc.ABC):
             existing = await self._fetch(tx, key)
             if existing is not None and existing.active(at):
                 return existing
-            first = await self._first_failure(tx, key, DOMAIN_CATEGORY, at, policy.within)
-            if at - first < policy.seen_again_after:
+            first = await self._first_failure(tx, key, DOMAIN_CATEGORY, at, policy.within, message)
+            if first is None or at - first < policy.seen_again_after:
                 return None  # one sighting, or two too close together: a glitch is never evidence
             entry = _listing(None, key, DOMAIN_CATEGORY, reply_text, rule, at, 2, policy.expire_after)
             await self._write(tx, entry)
@@ -599,9 +609,11 @@ class BounceStore(abc.ABC):
         """The entry for `key`, expired or not."""
 
     @abc.abstractmethod
-    async def _count_failure(self, tx, key: str, category: str, at: float, within: float) -> int:
-        """Record a failure at `at`, forget this key's failures of `category` older than
-        the window, and return how many remain within it (this one included)."""
+    async def _count_failure(self, tx, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> int:
+        """Record a failure at `at` (unless `message` already has one within the window: one count
+        per message), forget this key's failures of `category` older than the window, and return
+        how many remain within it (this one included)."""
 
     @abc.abstractmethod
     async def _write(self, tx, entry: BounceEntry) -> None:
@@ -615,9 +627,11 @@ class BounceStore(abc.ABC):
         """Forget counted failures of `key` (of one category, or all when None)."""
 
     @abc.abstractmethod
-    async def _first_failure(self, tx, key: str, category: str, at: float, within: float) -> float:
+    async def _first_failure(self, tx, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> float | None:
         """Record a failure at `at`, forget this key's failures of `category` older than the
-        window, and return the time of the earliest that remains."""
+        window, and return the time of the earliest that remains; None (nothing recorded) when
+        `message` already has one within the window."""
 
     @abc.abstractmethod
     async def _breaker_hit(self, tx, domain: str, key: str, at: float, within: float) -> int:

@@ -392,12 +392,23 @@ class PostgresBounceStore(BounceStore):
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {self.bounces} WHERE address = $1", key)
         return _entry(row) if row else None
 
-    async def _count_failure(self, conn, key: str, category: str, at: float, within: float) -> int:
-        when = to_datetime(at)
-        await conn.execute(f"INSERT INTO {self.failures} (address, category, at) VALUES ($1, $2, $3)",
-                           key, category, when)
+    async def _add_failure(self, conn, key: str, category: str, at: float, within: float,
+                           message: str | None) -> bool:
+        """Forget the key's failures of `category` older than the window, and record this one unless
+        its message already has one within it (the key's lock is held: _fetch). Whether it was recorded."""
         await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2 AND at <= $3",
                            key, category, to_datetime(at - within))
+        if message is not None and await conn.fetchval(
+                f"SELECT 1 FROM {self.failures} WHERE address = $1 AND category = $2 AND message = $3 LIMIT 1",
+                key, category, message):
+            return False
+        await conn.execute(f"INSERT INTO {self.failures} (address, category, at, message) VALUES ($1, $2, $3, $4)",
+                           key, category, to_datetime(at), message)
+        return True
+
+    async def _count_failure(self, conn, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> int:
+        await self._add_failure(conn, key, category, at, within, message)
         return await conn.fetchval(f"SELECT count(*) FROM {self.failures} WHERE address = $1 AND category = $2",
                                    key, category)
 
@@ -431,11 +442,10 @@ class PostgresBounceStore(BounceStore):
         else:
             await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2", key, category)
 
-    async def _first_failure(self, conn, key: str, category: str, at: float, within: float) -> float:
-        await conn.execute(f"INSERT INTO {self.failures} (address, category, at) VALUES ($1, $2, $3)",
-                           key, category, to_datetime(at))
-        await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2 AND at <= $3",
-                           key, category, to_datetime(at - within))
+    async def _first_failure(self, conn, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> float | None:
+        if not await self._add_failure(conn, key, category, at, within, message):
+            return None
         first = await conn.fetchval(f"SELECT min(at) FROM {self.failures} WHERE address = $1 AND category = $2",
                                     key, category)
         return to_epoch(first)

@@ -236,6 +236,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX IF NOT EXISTS "{prefix}verp_recipients_day" ON "{schema}"."{prefix}verp_recipients" (day);
         """),
+    # review12 F3/F11: a counted failure says which message it was about, so that a retry of the same
+    # message (Postfix soft_bounce, a 4xx then a 5xx, the same DSN delivered again after our 451) is not
+    # counted as another refusal. NULL: not known (each such failure counts, as before).
+    # SQLite has no ADD COLUMN IF NOT EXISTS, and a file from before the version table runs every
+    # migration again: the table is rebuilt (its rows copied) rather than altered.
+    Migration(7, "counted failures name the message they were about (one count per message)", sqlite="""
+        DROP TABLE IF EXISTS relay_bounce_failures_7;
+        CREATE TABLE relay_bounce_failures_7 (
+            address  TEXT NOT NULL,
+            category TEXT NOT NULL,
+            at       REAL NOT NULL,
+            message  TEXT                          -- outcomes.message_key(), NULL when not known
+        );
+        INSERT INTO relay_bounce_failures_7 (address, category, at) SELECT address, category, at FROM relay_bounce_failures;
+        DROP TABLE relay_bounce_failures;
+        ALTER TABLE relay_bounce_failures_7 RENAME TO relay_bounce_failures;
+        CREATE INDEX IF NOT EXISTS relay_bounce_failures_key ON relay_bounce_failures (address, category, at);
+        CREATE INDEX IF NOT EXISTS relay_bounce_failures_at ON relay_bounce_failures (at)
+        """, postgresql="""
+        ALTER TABLE "{schema}"."{prefix}bounce_failures" ADD COLUMN IF NOT EXISTS message text
+        """),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -388,10 +388,22 @@ class SQLiteBounceStore(BounceStore):
         row = db.execute(f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ?", (key,)).fetchone()
         return _entry(row) if row else None
 
-    async def _count_failure(self, db, key: str, category: str, at: float, within: float) -> int:
-        db.execute("INSERT INTO relay_bounce_failures (address, category, at) VALUES (?, ?, ?)", (key, category, at))
+    def _add_failure(self, db, key: str, category: str, at: float, within: float, message: str | None) -> bool:
+        """Forget the key's failures of `category` older than the window, and record this one unless
+        its message already has one within it. Whether it was recorded (a new message)."""
         db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ? AND at <= ?",
                    (key, category, at - within))
+        if message is not None and db.execute(
+                "SELECT 1 FROM relay_bounce_failures WHERE address = ? AND category = ? AND message = ? LIMIT 1",
+                (key, category, message)).fetchone():
+            return False
+        db.execute("INSERT INTO relay_bounce_failures (address, category, at, message) VALUES (?, ?, ?, ?)",
+                   (key, category, at, message))
+        return True
+
+    async def _count_failure(self, db, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> int:
+        self._add_failure(db, key, category, at, within, message)
         return db.execute("SELECT count(*) FROM relay_bounce_failures WHERE address = ? AND category = ?",
                           (key, category)).fetchone()[0]
 
@@ -412,10 +424,10 @@ class SQLiteBounceStore(BounceStore):
         else:
             db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ?", (key, category))
 
-    async def _first_failure(self, db, key: str, category: str, at: float, within: float) -> float:
-        db.execute("INSERT INTO relay_bounce_failures (address, category, at) VALUES (?, ?, ?)", (key, category, at))
-        db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ? AND at <= ?",
-                   (key, category, at - within))
+    async def _first_failure(self, db, key: str, category: str, at: float, within: float,
+                             message: str | None = None) -> float | None:
+        if not self._add_failure(db, key, category, at, within, message):
+            return None
         return db.execute("SELECT min(at) FROM relay_bounce_failures WHERE address = ? AND category = ?",
                           (key, category)).fetchone()[0]
 
