@@ -135,6 +135,36 @@ async def test_counts_are_per_category_and_per_address(store):
     assert await fail(store, "a@example.com", category="routing_dns", now=t0 + 4) is not None  # 2 of 2
 
 
+async def test_a_message_counts_once_within_the_window(store):
+    # review12 F3/F11: a retry of one message (soft_bounce, a report delivered twice) is not another refusal.
+    t0 = time.time()
+
+    async def one(message, at):
+        return await store.record_failure("m@example.com", category="other", permanent=True, reply_text=REPLY,
+                                          rule="test-rule", policy=POLICY, now=at, message=message)
+
+    assert await one("m1", t0) is None
+    assert await one("m1", t0 + 1) is None
+    assert await one("m1", t0 + 2) is None  # one message three times: one count
+    assert await one(None, t0 + 3) is None  # no identity: counts (2 of 3)
+    entry = await one("m2", t0 + 4)  # another message: 3 of 3
+    assert entry is not None and entry.listed_now and entry.count == 3
+
+
+async def test_a_domain_is_not_confirmed_by_the_same_message_seen_again(store):
+    t = time.time()
+
+    async def seen(address, message, at):
+        return await store.record_domain_evidence(address, reply_text=NXDOMAIN, rule="test-rule", policy=DOMAINS,
+                                                  now=at, message=message)
+
+    assert await seen("a@nx.example", "m1", t - 7200) is None
+    assert await seen("a@nx.example", "m1", t - 3000) is None  # the same message, two hours later
+    assert await store.get("a@nx.example") is None
+    entry = await seen("b@nx.example", "m2", t)  # another message
+    assert entry is not None and entry.listed_now
+
+
 async def test_temporary_failures_list_when_the_policy_says_so(store):
     t0 = time.time()
     assert await fail(store, "grey@example.com", category="greylisted", permanent=False, now=t0) is None
