@@ -102,11 +102,13 @@ def test_the_bounces_in_listener_has_its_own_message_size(upstream, relay_factor
         assert send_message(c, "", [return_path], dsn_for(return_path))[-1][0] == 250
 
 
-def mail_forged_bounce(relay, rcpt: str = "ceo@important.test") -> list[tuple[int, str]]:
+def mail_forged_bounce(relay, rcpt: str = "ceo@important.test", nth: int = 1) -> list[tuple[int, str]]:
+    """A bounce without a token, about the `nth` message (its returned Message-ID): one message's
+    bounces count once (review12 F11)."""
     with RawSMTP(relay.host, relay.intake_port) as c:
         c.cmd("EHLO attacker.example")
         return send_message(c, "", [f"anything@{BOUNCE_DOMAIN}"],
-                            dsn_for(f"anything@{BOUNCE_DOMAIN}", rcpt=rcpt))
+                            dsn_for(f"anything@{BOUNCE_DOMAIN}", rcpt=rcpt).replace(b"<m-1@", f"<m-{nth}@".encode()))
 
 
 def test_without_a_key_a_forged_bounce_is_an_event_and_never_lists(upstream, relay_factory, caplog):
@@ -134,7 +136,7 @@ def test_without_a_key_unsigned_count_counts_a_bounce_and_never_lists_at_once(up
     assert mail_forged_bounce(relay)[-1][0] == 250
     assert [e["kind"] for e in relay.events(wait_for=1)] == ["bounced"]
     assert rcpt_reply(relay, "ceo@important.test") == 250
-    assert mail_forged_bounce(relay)[-1][0] == 250
+    assert mail_forged_bounce(relay, nth=2)[-1][0] == 250  # a bounce of another message
     events = relay.events(wait_for=3)
     assert [e["kind"] for e in events] == ["bounced", "bounced", "bounce_listed"], events
     assert events[1]["bounce_list"] == "listed" and events[2]["entry"]["count"] == 2
