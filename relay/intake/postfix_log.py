@@ -386,7 +386,11 @@ _WHILE_STAGE = (
 )
 
 _SUSPENDED = "delivery temporarily suspended: "
-_SAID = re.compile(r"^host (?P<host>\S+) said: (?P<reply>.*?)(?: \(in reply to (?P<cmd>.+?) command\))?$", re.S)
+# The stage is the LAST "(in reply to X command)", the one that ends the text: a reply may itself quote
+# one (Postfix's reject_unverified_recipient puts its probe's "... (in reply to MAIL FROM command)" in
+# its own reply), which stays part of the provider's text, verbatim (review-13 R13-3). Postfix names
+# the command without parentheses (smtp_proto.c), so `cmd` cannot reach across an inner one.
+_SAID = re.compile(r"^host (?P<host>\S+) said: (?P<reply>.*?)(?: \(in reply to (?P<cmd>[^()]+?) command\))?$", re.S)
 _REFUSED = re.compile(r"^host (?P<host>\S+) refused to talk to me: (?P<reply>.*)$", re.S)
 _CONNECT = re.compile(r"^connect to (?P<host>\S+?)(?::\d+)?: (?P<why>.*)$")
 _LOST = re.compile(r"^(?:lost connection with|conversation with) (?P<host>\S+) "

@@ -1,0 +1,67 @@
+"""Postfix's reject_unverified_recipient wrapper (review-13 R13-1, R13-2, R13-3).
+
+A Postfix gateway with `reject_unverified_recipient` and `unverified_recipient_reject_code = 550`
+answers a RCPT whose verification probe bounced with a fixed wrapper around the probe's own failure
+reason (smtpd_check.c: the recipient class's DSN is always 4.1.1, so 5.1.1 with a 5xx code):
+
+    550 5.1.1 <rcpt>: Recipient address rejected: undeliverable address: REASON
+
+(450 4.1.1 "... unverified address: REASON" with a 4xx code). The 5.1.1 says nothing of the mailbox:
+REASON is judged as its own reply, as Postfix writes a reason ("host H said: REPLY (in reply to C
+command)", or its own words). Tests through a running relay (smarthost: the upstream is the gateway)
+and through `relay postfix-log import` (milter mode: Postfix delivering to such a gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_attribution_e2e import events_of, listed, transact
+
+REPO = Path(__file__).resolve().parent.parent
+
+WRAPPER = "550 5.1.1 <{0}@gmail.test>: Recipient address rejected: undeliverable address: "
+# Gmail's documented NotAuthorizedError, flattened into one line as Postfix writes a multi-line reply
+# into a probe's reason, its DSN Diagnostic-Code and its log (smtp_chat.c joins the lines with a space).
+GMAIL_NOT_AUTHORIZED_FLAT = (
+    "550-5.7.1 [198.51.100.7] The IP you're using to send mail is not authorized to 550-5.7.1 send email "
+    "directly to our servers. Please use the SMTP relay at your 550-5.7.1 service provider instead. For more "
+    "information, go to 550 5.7.1  https://support.google.com/mail/?p=NotAuthorizedError a1si123 - gsmtp")
+
+
+def _import(tmp_path, lines: str, dry_run: bool = True) -> list[dict]:
+    config = tmp_path / "relay.yaml"
+    config.write_text("hostname: relay.test\nbounce_list: sqlite:///bounces.db\nevents: [{jsonl: events.jsonl}]\n")
+    log = tmp_path / "mail.log"
+    log.write_text(lines)
+    out = subprocess.run([sys.executable, "-m", "relay", "postfix-log", "import", str(log), "-c", str(config),
+                          *(["--dry-run"] if dry_run else [])],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def _bounced(queue_id: str, rcpt: str, said: str) -> str:
+    return (f"Dec  1 09:00:00 mx postfix/qmgr[1]: {queue_id}: from=<app@sender.test>, size=452, nrcpt=1 (queue active)\n"
+            f"Dec  1 09:00:00 mx postfix/smtp[2]: {queue_id}: to=<{rcpt}>, relay=gw.dest.example[192.0.2.1]:25, "
+            f"delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced ({said})\n"
+            f"Dec  1 09:00:00 mx postfix/qmgr[1]: {queue_id}: removed\n")
+
+
+# -- R13-3: the stage is the last "(in reply to X command)"; the provider's text is kept verbatim ------
+
+def test_a_reply_that_quotes_an_in_reply_to_keeps_its_text_and_the_stage_of_the_last(tmp_path):
+    inner = ("550 5.1.1 <d1@dest.example>: Recipient address rejected: undeliverable address: host "
+             "exchange.dest.internal[10.0.0.5] said: 530 5.7.0 Must issue a STARTTLS command first "
+             "(in reply to MAIL FROM command)")
+    events = _import(tmp_path, _bounced("4F9D1D10AB", "d1@dest.example",
+                                        f"host gw.dest.example[192.0.2.1] said: {inner} (in reply to RCPT TO command)"))
+    [event] = [e for e in events if e["kind"] == "rejected"]
+    assert event["postfix"]["command"] == "RCPT TO"
+    assert event["stage"] == "rcpt"
+    assert event["reply"]["text"] == inner
