@@ -115,6 +115,60 @@ MAX_CLASSIFIED_TEXT = 2048
 _PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"'})
 
 
+# A reply line's code marker inside a text: "550-5.7.1 " / "550 5.7.1 " / "550-" (RFC 5321 4.2.1's
+# "NNN-" on every line but the last, "NNN " on the last; RFC 2034's enhanced code repeated after it).
+_MARKER = re.compile(r"(?:(?<=\s)|^)(?P<code>[245]\d\d)(?P<sep>[- ])(?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3})(?=\s|$))?")
+
+
+def _without_flattened_markers(text: str, code: int, enhanced: str | None) -> str:
+    """`text` without the line markers of a multi-line reply that was flattened into it.
+
+    Postfix writes a multi-line reply as one line, joining the lines with a space ("... not authorized
+    to 550-5.7.1 send email directly ..."), in its probe reasons (reject_unverified_recipient), its DSN
+    Diagnostic-Codes and its log; a smarthost may quote the next hop's reply so. A phrase the provider
+    wrapped at a line end then has a marker in its middle (review-13 R13-2). A marker is dropped only
+    where it continues a reply that said more lines follow, with that reply's own code (and enhanced
+    code, if it gave one), as split_reply (intake/postfix_log.py) rebuilds lines:
+    - a reply starts at the text's start (the reply's own code and enhanced code) or at a "NNN-" marker
+      inside the text (an embedded reply: "host H said: 550-5.7.1 ..."); a marker right after a colon
+      ("said: ", "Response: ") always starts a reply, never continues one;
+    - within it, a "NNN-" marker with the same code and enhanced code is a line break: dropped. Its last
+      line's "NNN X.Y.Z " is dropped too when the code and the enhanced code both repeat, and a "NNN-"
+      continuation was seen (the reply's own start may have been "NNN " as parsed); a bare "NNN " (no
+      enhanced code) is kept: it could be a number in the text ("exceeded 550 recipients").
+    Only code tokens go; no word of the text is dropped."""
+    if "-" not in text:
+        return text
+    current = (str(code), enhanced) if code else None  # the reply the text is in
+    continued = False  # a "NNN-" continuation of `current` was seen inside the text
+    out: list[str] = []
+    last = 0
+    for m in _MARKER.finditer(text):
+        start = m.start()
+        after_colon = start >= 2 and text[start - 2] == ":"
+        mid_text = start >= 2 and not text[start - 2].isspace()
+        here = (m["code"], m["enhanced"])
+        if current is not None and here == current and mid_text and not after_colon:
+            if m["sep"] == "-":
+                continued = True
+            elif not (continued and m["enhanced"]):
+                current, continued = None, False
+                continue
+            out.append(text[last:start])
+            last = m.end()
+            if last < len(text) and text[last] == " " and m["enhanced"]:
+                last += 1  # the space after the enhanced code: the words keep the one before the marker
+            if m["sep"] == " ":
+                current, continued = None, False
+            continue
+        if m["sep"] == "-" and (start == 0 or after_colon or mid_text):
+            current, continued = here, True  # an embedded reply that says more lines follow
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
 def unwrapped_text(reply: Reply) -> str:
     """The reply as one line, as `match` patterns see it: the basic code, then
     every line's text joined by single spaces, without the per-line code prefix
@@ -129,7 +183,8 @@ def unwrapped_text(reply: Reply) -> str:
     first = " ".join(lines[0][:MAX_CLASSIFIED_TEXT].split())
     head = f"{reply.code} {first}" if reply.code else first
     if len(lines) == 1:
-        return head.strip()[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
+        head = _without_flattened_markers(head.strip(), reply.code, reply.enhanced)
+        return head[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
     repeated = reply.enhanced
     parts = [head.strip()]
     size = len(parts[0])
@@ -142,7 +197,8 @@ def unwrapped_text(reply: Reply) -> str:
         if line:
             parts.append(line)
             size += len(line) + 1
-    return " ".join(parts)[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
+    joined = _without_flattened_markers(" ".join(parts), reply.code, reply.enhanced)
+    return joined[:MAX_CLASSIFIED_TEXT].translate(_PLAIN_QUOTES)
 
 
 def _permanence(code: int, enhanced: str | None, override: bool | None) -> bool:

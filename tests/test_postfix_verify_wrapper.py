@@ -65,3 +65,48 @@ def test_a_reply_that_quotes_an_in_reply_to_keeps_its_text_and_the_stage_of_the_
     assert event["postfix"]["command"] == "RCPT TO"
     assert event["stage"] == "rcpt"
     assert event["reply"]["text"] == inner
+
+
+# -- R13-2: a multi-line reply flattened into one text reads as its provider wrote it ------------------
+
+def _classify(*args) -> dict:
+    out = subprocess.run([sys.executable, "-m", "relay", "classify", *args], capture_output=True, text=True,
+                         cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_flattened_multi_line_reply_reads_whole():
+    # Gmail's NotAuthorizedError as Postfix writes it in one line: "... not authorized to 550-5.7.1 send
+    # email directly ..." was a generic policy refusal; whole, it is the sending IP's block (session).
+    got = _classify("--stage", "rcpt", GMAIL_NOT_AUTHORIZED_FLAT)
+    assert (got["category"], got["scope"], got["rule"]) == ("blocklisted", "session", "sending-ip-blocked")
+
+
+@pytest.mark.parametrize("text, unwrapped", [
+    (GMAIL_NOT_AUTHORIZED_FLAT,
+     "550 5.7.1 [198.51.100.7] The IP you're using to send mail is not authorized to send email directly to our "
+     "servers. Please use the SMTP relay at your service provider instead. For more information, go to "
+     "https://support.google.com/mail/?p=NotAuthorizedError a1si123 - gsmtp"),
+    # An embedded reply (after "said: ") keeps its own code: it is where that reply starts.
+    ("550 5.1.1 <b@x.test>: Recipient address rejected: undeliverable address: host h[192.0.2.1] said: "
+     "550 5.1.1 <b@x.test>: Recipient address rejected: User unknown (in reply to RCPT TO command)",
+     "550 5.1.1 <b@x.test>: Recipient address rejected: undeliverable address: host h[192.0.2.1] said: "
+     "550 5.1.1 <b@x.test>: Recipient address rejected: User unknown (in reply to RCPT TO command)"),
+    ("550 5.1.1 <b@x.test>: undeliverable address: host h said: 550-5.1.1 first 550 5.1.1 second",
+     "550 5.1.1 <b@x.test>: undeliverable address: host h said: 550-5.1.1 first second"),
+    # Exim's callout report (no enhanced codes): the continuation markers go, the quoted reply after
+    # "Response:" and the last line's bare "550 " (it could be a number) stay.
+    ("550-Verification failed for <c@m.test> 550-Called: 192.0.2.4 550-Sent: RCPT TO:<c@m.test> 550-Response: "
+     "550 5.1.1 <c@m.test>: Recipient address rejected: User unknown in local recipient table 550 Sender verify failed",
+     "550 Verification failed for <c@m.test> Called: 192.0.2.4 Sent: RCPT TO:<c@m.test> Response: 550 5.1.1 "
+     "<c@m.test>: Recipient address rejected: User unknown in local recipient table 550 Sender verify failed"),
+    # Numbers in a text are not markers.
+    ("550 Your message exceeded 550 recipients, call 555-1234", "550 Your message exceeded 550 recipients, call 555-1234"),
+    ("550 5.7.1 blocked, see 550 5.7.1 policy", "550 5.7.1 blocked, see 550 5.7.1 policy"),
+])
+def test_unwrapped_text_drops_only_the_markers_of_a_flattened_reply(text, unwrapped):
+    from relay.classify import unwrapped_text
+    from relay.decision import Reply
+
+    assert unwrapped_text(Reply.parse(text)) == unwrapped
