@@ -281,6 +281,9 @@ class _Rule:
     # `names_recipient: true`: the rule's words carry the address they speak of, so they apply
     # only to a text that names the recipient (Classifier.classify's `names_recipient`).
     names_recipient: bool = False
+    # `judge_reason: true`: the rule's words are a wrapper around another reply, the text after them
+    # (Classifier.wrapped_reason), which Policies.judge judges as its own reply.
+    judge_reason: bool = False
 
     def matches(self, code: int, enhanced: str | None, text: str, lowered: str, stage: str | None = None) -> bool:
         # Cheapest tests first: most rules are ruled out by code or enhanced code.
@@ -351,7 +354,7 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 
 
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
-                       "permanent", "scope", "note", "unconfirmed", "names_recipient"})
+                       "permanent", "scope", "note", "unconfirmed", "names_recipient", "judge_reason"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
 TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback"})
 
@@ -642,6 +645,8 @@ class Classifier:
         # Ids of the rules marked `unconfirmed: true`: a text that puts its own address claim in
         # doubt (Policies.judge only counts it, as a "no such user" at DATA).
         self.unconfirmed_rules = frozenset(unconfirmed_rules)
+        # The rules marked `judge_reason: true`, by id (wrapped_reason).
+        self._reason_rules = {rule.outcome.rule_id: rule for rule in self._rules if rule.judge_reason}
         self._fallback = fallback
         self.files = tuple(files)
         outcomes = [*fallback.enhanced.values(), *fallback.codes.values()]
@@ -777,6 +782,11 @@ class Classifier:
             names = entry.get("names_recipient", False)
             if not problems.check_bool(f"{key}.names_recipient", names):
                 names = False
+            judge_reason = entry.get("judge_reason", False)
+            if not problems.check_bool(f"{key}.judge_reason", judge_reason):
+                judge_reason = False
+            elif judge_reason and "match" not in entry:
+                problems.add(f"{key}.judge_reason", "needs `match:`: the reason is the text after what it matches")
             unconfirmed = entry.get("unconfirmed", False)
             if problems.check_bool(f"{key}.unconfirmed", unconfirmed) and unconfirmed and outcome is not None:
                 if outcome.scope != "recipient":
@@ -794,7 +804,7 @@ class Classifier:
                     unconfirmed_ids.add(outcome.rule_id)
             if outcome is not None and conditions is not None:
                 rules.append(_Rule(outcome, conditions.codes, conditions.enhanced, conditions.match,
-                                   conditions.not_match, file, conditions.stages, names))
+                                   conditions.not_match, file, conditions.stages, names, bool(judge_reason)))
 
         fallback: list[tuple[str, str, _Outcome]] = []
         raw_fallback = data.get("fallback") or []
@@ -849,6 +859,24 @@ class Classifier:
         if outcome is None:
             return _NO_RULE.classification(code, enhanced)
         return outcome.classification(code, enhanced)
+
+    def wrapped_reason(self, classification: Classification, text: str) -> str | None:
+        """The reply a wrapper carries, when `classification` came from a rule marked `judge_reason:
+        true`: the text (`text`, unwrapped_text) after the first passage its `match` found; None
+        otherwise, or when nothing follows it. Postfix's reject_unverified_recipient writes
+        "<rcpt>: Recipient address rejected: undeliverable address: REASON" whatever REASON says
+        (Policies.judge)."""
+        rule = self._reason_rules.get(classification.rule)
+        if rule is None or rule.match is None:
+            return None
+        lowered = text.lower()
+        if rule.match.on_lowered and len(lowered) != len(text):
+            return None  # a character whose lower case is longer: positions differ (never in a wrapper)
+        found = rule.match.regex.search(lowered if rule.match.on_lowered else text)
+        if found is None:
+            return None
+        reason = text[found.end():].strip()
+        return reason or None
 
     def fallback_key(self, classification: Classification) -> tuple[str, str] | None:
         """Where `classification` came from when no text rule matched: ("enhanced", "X.1.1"),

@@ -370,8 +370,48 @@ class Policies:
                  if recipients else None)
         classification = self.classifier.classify(reply, stage, names)
         judgement = self._judged(reply, stage, recipients, classification, aliases, sender)
+        reason = (self.classifier.wrapped_reason(classification, text)
+                  if hasattr(self.classifier, "wrapped_reason") and stage != "data" else None)
+        if reason is not None:
+            return self._judged_by_reason(reason, reply, stage, recipients, classification, judgement, aliases,
+                                          sender)
         if self.nearest is not None and _catch_all(self.classifier.fallback_key(classification)):
             return self._nearest_opinion(reply, stage, recipients, classification, judgement, aliases, sender)
+        return judgement
+
+    def _judged_by_reason(self, reason: str, reply, stage, recipients, classification, wrapper: Judgement,
+                          aliases: Sequence[str] = (), sender: str | Sequence[str] | None = None) -> Judgement:
+        """A wrapper's reply (a rule marked `judge_reason: true`) judged by the reply it carries.
+
+        Postfix's reject_unverified_recipient answers a RCPT whose verification probe failed with
+        "550 5.1.1 <rcpt>: Recipient address rejected: undeliverable address: REASON" whatever the
+        probe's REASON was (smtpd_check.c writes the recipient's DSN 4.1.1, so 5.1.1 with a 5xx code):
+        the 5.1.1 says nothing of the mailbox (review-13 R13-1). REASON is read as Postfix writes a
+        reason (intake/postfix_log.py parse_detail): "host H said: REPLY (in reply to C command)", a
+        reply with its own code, enhanced code and stage (MAIL FROM, the greeting, HELO: never about the
+        recipient), or Postfix's own words ("mail for X loops back to myself", "unknown user: ..."),
+        judged at the wrapper's stage. The reason's judgement stands, with the wrapper's permanence (the
+        wrapper's code is what the client was told), except where it says nothing a rule reads (no
+        rule, no enhanced code of its own: only a catch-all of its reply code or the default): then the
+        wrapper's own rule decides, which is `unconfirmed` (counts, never lists at once)."""
+        from .decision import Reply
+        from .intake.postfix_log import parse_detail
+
+        detail = parse_detail(reason)
+        if detail.reply is not None:
+            inner = Reply(detail.reply.code, detail.reply.lines, reply.source)
+            inner_stage = detail.stage
+        else:
+            inner = Reply(0, (detail.postfix_text or reason,), reply.source)
+            inner_stage = detail.stage or stage
+        judgement = self.judge(inner, inner_stage, recipients, aliases, sender)
+        said = judgement.classification
+        if said.permanent != classification.permanent:
+            said = replace(said, permanent=classification.permanent, retry=classification.retry)
+            judgement = self._judged(inner, inner_stage, recipients, said, aliases, sender)
+        if judgement.scope == "recipient" and (said.rule.startswith("nearest:") or _says_no_cause(
+                self.classifier.fallback_key(said))):
+            return wrapper
         return judgement
 
     def _nearest_opinion(self, reply, stage, recipients, classification, judgement: Judgement,
@@ -497,6 +537,12 @@ def _catch_all(key: tuple[str, str] | None) -> bool:
         return False
     kind, value = key
     return kind == "default" or (kind == "code" and value[0] == "5" and value not in _CODES_WITH_A_CAUSE)
+
+
+def _says_no_cause(key: tuple[str, str] | None) -> bool:
+    """True for a fallback verdict of a reply code alone or of nothing (the default): no rule read
+    the text and no enhanced code of its own named a cause."""
+    return key is not None and key[0] in ("code", "default")
 
 
 _LISTING_RANK = {effect: rank for rank, effect in enumerate(reversed(BOUNCE_LIST_EFFECTS))}  # never 0 .. list 2

@@ -110,3 +110,76 @@ def test_unwrapped_text_drops_only_the_markers_of_a_flattened_reply(text, unwrap
     from relay.decision import Reply
 
     assert unwrapped_text(Reply.parse(text)) == unwrapped
+
+
+# -- R13-1: the wrapper is judged by the reason it carries ------------------------------------------
+
+NOT_ABOUT_THE_RECIPIENT = {
+    # Postfix's own text: the gateway's MX or transport points at itself (RFC 5321 5.1 routing).
+    "loopy": "mail for gmail.test loops back to myself",
+    # Exchange's receive connector demands STARTTLS of the probe's MAIL FROM.
+    "tls": "host exchange.gmail.test[10.0.0.5] said: 530 5.7.0 Must issue a STARTTLS command first "
+           "(in reply to MAIL FROM command)",
+    "denied": "host exchange.gmail.test[10.0.0.5] said: 550 5.7.1 Access denied (in reply to MAIL FROM command)",
+    # Exim's default ACL text, and RFC 5321's stock text, at the probe's MAIL FROM.
+    "prohibited": "host exim.gmail.test[10.0.0.6] said: 550 Administrative prohibition (in reply to MAIL FROM command)",
+    "stock": "host exim.gmail.test[10.0.0.6] said: 550 Requested action not taken: mailbox unavailable "
+             "(in reply to MAIL FROM command)",
+    # The gateway's own IP is not allowed to send to the final MX (R13-2: flattened by Postfix).
+    "blocked": f"host gmail-smtp-in.l.google.com[142.250.27.27] said: {GMAIL_NOT_AUTHORIZED_FLAT} "
+               "(in reply to RCPT TO command)",
+}
+
+
+def test_a_wrapped_reason_about_the_path_or_the_session_lists_nobody(relay, upstream):
+    for local, reason in NOT_ABOUT_THE_RECIPIENT.items():
+        upstream.rcpt_replies[local] = WRAPPER.format(local) + reason
+    rcpts = [f"{local}@gmail.test" for local in NOT_ABOUT_THE_RECIPIENT] + ["fine@gmail.test"]
+    replies = transact(relay, rcpts)
+    assert [r[0] for r in replies[1:len(rcpts)]] == [550] * len(NOT_ABOUT_THE_RECIPIENT)  # verbatim to the client
+    events = events_of(relay, len(rcpts))
+    rejected = {e["recipient"]: e for e in events if e["kind"] == "rejected"}
+    assert set(rejected) == {f"{local}@gmail.test" for local in NOT_ABOUT_THE_RECIPIENT}
+    for address, event in rejected.items():
+        assert event["classification"]["scope"] != "recipient", (address, event["classification"])
+        assert "bounce_list" not in event, address
+        assert not listed(relay, address), address
+    assert not any(e["kind"] == "bounce_listed" for e in events)
+
+
+def test_a_wrapped_unknown_user_still_lists_and_a_reason_no_rule_reads_only_counts(relay, upstream):
+    upstream.rcpt_replies["gone"] = WRAPPER.format("gone") + (
+        "host mailstore.gmail.test[10.0.0.7] said: 550 5.1.1 <gone@gmail.test>: Recipient address rejected: "
+        "User unknown in virtual mailbox table (in reply to RCPT TO command)")
+    # A real one (a Haraka queue log): qmail's "no mailbox here by that name" behind the wrapper.
+    upstream.rcpt_replies["nobody"] = WRAPPER.format("nobody") + (
+        "host 192.168.1.131[192.168.1.131] said: 550 sorry, no mailbox here by that name (in reply to RCPT TO command)")
+    upstream.rcpt_replies["local"] = WRAPPER.format("local") + 'unknown user: "local"'  # Postfix local(8)
+    # Only the wrapper's 5.1.1 speaks for the address: counted, not listed at once.
+    upstream.rcpt_replies["vague"] = WRAPPER.format("vague") + (
+        "host mailstore.gmail.test[10.0.0.7] said: 550 Rejected (in reply to RCPT TO command)")
+    transact(relay, ["gone@gmail.test", "nobody@gmail.test", "local@gmail.test", "vague@gmail.test"])
+    events = events_of(relay, 7)
+    assert sorted(e["recipient"] for e in events if e["kind"] == "bounce_listed") == [
+        "gone@gmail.test", "local@gmail.test", "nobody@gmail.test"]
+    vague = next(e for e in events if e["kind"] == "rejected" and e["recipient"] == "vague@gmail.test")
+    assert vague["classification"]["rule"] == "postfix-undeliverable-recipient"
+    assert vague.get("bounce_list") != "listed"
+    assert not listed(relay, "vague@gmail.test")
+
+
+def test_postfix_delivering_to_such_a_gateway_lists_only_the_unknown_user(tmp_path):
+    said = "host gw.dest.example[192.0.2.1] said: 550 5.1.1 <{0}@dest.example>: Recipient address rejected: " \
+           "undeliverable address: {1} (in reply to RCPT TO command)"
+    lines = (_bounced("4F9D1D10AB", "d1@dest.example", said.format(
+                 "d1", "host exchange.dest.internal[10.0.0.5] said: 530 5.7.0 Must issue a STARTTLS command first "
+                       "(in reply to MAIL FROM command)"))
+             + _bounced("4F9D1D20AB", "d2@dest.example", said.format("d2", "mail for dest.example loops back to myself"))
+             + _bounced("4F9D1D30AB", "d3@dest.example", said.format(
+                 "d3", "host exchange.dest.internal[10.0.0.5] said: 550 5.1.10 RESOLVER.ADR.RecipientNotFound; "
+                       "Recipient not found by SMTP address lookup (in reply to RCPT TO command)")))
+    events = _import(tmp_path, lines)
+    assert sorted(e["recipient"] for e in events if e["kind"] == "bounce_listed") == ["d3@dest.example"]
+    rejected = {e["recipient"]: e for e in events if e["kind"] == "rejected"}
+    assert rejected["d1@dest.example"]["classification"]["scope"] != "recipient"
+    assert rejected["d2@dest.example"]["classification"]["scope"] == "relay"
