@@ -130,6 +130,22 @@ def _kind(decision: Decision) -> str:
     return "rejected" if decision.verdict is Verdict.REJECT else "deferred"
 
 
+def _from_a_host_of_a_resolved_domain(txn: Transaction | None, reply: Reply) -> bool:
+    """Whether `reply` is an upstream's in MX mode: the relay resolved the recipient's domain (its MX,
+    or its address as the implicit MX, RFC 5321 5.1) and connected to what DNS gave, so the domain
+    exists. That host's word that the domain does not exist ("Recipient address rejected: Domain not
+    found" from a Postfix MX whose own resolver fails, or its address-verification probe's "Host or
+    domain name not found") is its own trouble, never evidence for an @domain entry (review-13's open
+    question: two such refusals an hour apart listed a domain the relay had just resolved). What the
+    relay's own DNS lookup says is a relay reply (relay-replies.yaml), and a smarthost's word (a
+    smarthost resolves the domain itself) stays evidence. Every recipient of an MX transaction went
+    through its own domain's lookup first (steps/delivery.py: another MX set is a new transaction)."""
+    if txn is None or reply.source != "upstream":
+        return False
+    delivery = txn.notes.get("delivery")
+    return delivery is not None and tuple(getattr(delivery, "key", ()))[:1] == ("mx",)
+
+
 class Outcomes:
     def __init__(self, policies, store, sinks, settings, metrics=None):
         self.policies = policies
@@ -172,7 +188,7 @@ class Outcomes:
                     fields["bounce_list"] = status
             domain = rcpt.rpartition("@")[2].lower()
             if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
-                    and domain not in domains_seen):
+                    and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
                 domains_seen.add(domain)  # one reply is one sighting of a domain
                 follow += (await self._domain_evidence(make, rcpt, reply, classification, message=message))[0]
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))

@@ -476,6 +476,29 @@ def test_a_domain_is_listed_for_what_dns_says_never_for_its_name_or_an_address_a
     assert "@nxdomain-fans.test" not in listed and "@example.net" not in listed, listed
 
 
+@pytest.mark.parametrize("said", [
+    # A Postfix MX with unknown_address_reject_code = 550 whose own resolver is broken.
+    "550 5.1.2 <{0}@example.net>: Recipient address rejected: Domain not found",
+    # The same MX verifying the recipient (reject_unverified_recipient) when its probe's lookup failed.
+    "550 5.1.1 <{0}@example.net>: Recipient address rejected: undeliverable address: Host or domain name not "
+    "found. Name service error for name=example.net type=MX: Host not found",
+])
+def test_the_recipient_domains_own_mx_saying_the_domain_is_not_found_never_lists_the_domain(mx_relay, mx2, tmp_path,
+                                                                                             said):
+    # Review-13's open question: in MX mode the relay has just resolved example.net's MX and is talking
+    # to it; that host's word that example.net does not exist is its own trouble, not the domain's
+    # (the worst error: a good domain on the bounce list refuses every address at it).
+    import time
+
+    for local in ("alice", "bob"):
+        mx2.rcpt_replies[local] = said.format(local)
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    assert rcpt_once(relay, "alice@example.net")[0] == 550
+    time.sleep(1.2)  # past seen_again_after: a second sighting would list the domain
+    assert rcpt_once(relay, "bob@example.net")[0] == 550
+    assert "@example.net" not in bounce_list_entries(relay)
+
+
 def test_a_hundred_mx_records_cost_ten_hosts_looked_up_and_each_host_once(mx_relay, dns):
     # RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that can
     # be tried". Every one of 100 MX records was looked up (300 questions) and connected to, for each
