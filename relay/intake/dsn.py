@@ -1333,12 +1333,16 @@ def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient
     feedback_type = (_field(fields, "Feedback-Type") or "").strip().lower() or None
     reporting = _typed(_field(fields, "Reporting-MTA"))[1]
     # Original-Rcpt-To (RFC 5965 3.2); Removal-Recipient in the older opt-out drafts; else the
-    # original message's To, when it names one address.
+    # original message's recipient, when its To and Cc together name one address. Feedback loops that
+    # redact the recipient (Microsoft's JMRP) leave Original-Rcpt-To out: with "To: alice, Cc: bob"
+    # either may have complained, and the To is not the complainer (review-12 F4).
     addresses = [a for k, v in fields if k.lower() in ("original-rcpt-to", "removal-recipient")
                  for a in [_bare_address(v)] if a]
     if not addresses and original:
-        to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
-        addresses = to[:1] if len(to) == 1 else []
+        named = list(dict.fromkeys(a.lower() for k, v in original if k.lower() in ("to", "cc")
+                                   for a in _ADDRESS.findall(v)))
+        to = [a for k, v in original if k.lower() in ("to", "cc") for a in _ADDRESS.findall(v)]
+        addresses = to[:1] if len(named) == 1 else []
     seen: set[str] = set()
     out = []
     for address in addresses or [""]:
@@ -1562,6 +1566,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
             # qmail's "a@x:\n... Remote host said: 554 b@y: Relay access denied"): the remote server's
             # own name for that recipient (an alias it resolved it to), not an address we sent to.
             continue
+        if _FORWARD_PATH_BEFORE.search(report, max(0, m.start() - 48), m.start()):
+            continue  # the address a 251/551 names as the recipient's new one (_FORWARD_WORDS)
         if _SUMMARY_LINE.match(line_head):
             # The report's summary of the returned message ("Your message / To: list@... / Subject:
             # ... / did not reach the following recipient(s): ..."): its To and Cc are the original's
@@ -1720,6 +1726,13 @@ def _display_names(report: str) -> set[str]:
 _MARGIN = "> \t\u00a0"
 # "... not accepting mail from X", a transcript's "MAIL From:<X>": X is the envelope sender.
 _SENDER_BEFORE = re.compile(r"\bmail\s+from:?\s*<?\s*$", re.I)
+# RFC 5321 3.4's forward-path in a 251/551 reply ("251 User not local; will forward to <x>", "551 User
+# not local; please try <x>", Status 5.1.6 "mailbox has moved", RFC 3463 3.2) and reports' wordings
+# of it ("the new address is x"): x is the address the recipient has moved to, a good one, never a
+# failed recipient (review-12 F9).
+_FORWARD_WORDS = r"(?:please\s+try|will\s+forward\s+to|(?:the\s+)?new\s+(?:e-?mail\s+)?address\s+is|has\s+moved\s+to)"
+_FORWARD_PATH_BEFORE = re.compile(_FORWARD_WORDS + r"\s*:?\s*<?\s*$", re.I)
+_FORWARD_PATH = re.compile(_FORWARD_WORDS + r"\s*:?\s*<?" + _ADDRESS_BODY, re.I)
 # The report's greeting to its own addressee ("Sorry x@y. Your mail to the following recipients could
 # not be delivered", AOL): x is the sender of the returned message.
 _SALUTATION = re.compile(r"(sorry|hello|hi|dear),?[ \t]+<?", re.I)
@@ -1773,7 +1786,9 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                    names: dict[str, tuple[str, ...]] | None = None,
                    drop_borrowed: bool = False) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
-    mention of the next address); when its part quotes none, the first reply of the whole text. With
+    mention of the next address), skipping one that is another address's (_own_reply_at); when its
+    part quotes none, the first reply of the whole text, only if the report is about that one address
+    (review-12 F1). With
     `stage_said_later`, an address whose part does not say the stage takes the first one said after
     it: Sendmail lists every recipient, then one transcript (">>> DATA") for all of them. `names`:
     address -> the names it is known by (itself and its aliases), for stage_said. With
@@ -1797,7 +1812,16 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     order = sorted(range(len(candidates)), key=lambda i: positions[i])
     replies = _without_summary(report)
     # What the whole text says is worked out once: per address it would make the work quadratic.
-    whole = _find_reply(replies)
+    # It stands for an address whose part quotes no reply only when the report is about that one
+    # address: with several, the first reply of the text is another address's as often as not
+    # (review-12 F1: Exim's "bob@other.example / Unrouteable address" under carol's "550 5.1.1
+    # <carol@...>: Recipient address rejected: User unknown" took hers and was listed at once).
+    first_reply = _find_reply(replies)
+    whole = first_reply if len(candidates) == 1 else (None, None, None)
+    # Every name of every address of the report (lower case), to tell a reply that names another
+    # failed address of the same report from one that names its own (_anothers_reply).
+    all_names = {n.lower() for c in candidates for n in ((names or {}).get(c) or (c,))} \
+        if len(candidates) > 1 else set()
     whole_remote = _REMOTE_HOST.search(report)
     # The whole text's own transcript and stated stage, read once; a RCPT in it that names another
     # address gives this recipient no stage (_reading_fits), and a quoted transcript none at all.
@@ -1806,7 +1830,7 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     whole_words = _stage_in_words(report) if whole_reading is None or whole_reading[0] == "rcpt" else None
     final = not _TEMPORARY_WORDS.search(report)
     # The addresses the whole text's first reply names (by any of their names), read once.
-    named_by_whole = _named_in(whole[2], candidates, names) if drop_borrowed and whole[2] else set()
+    named_by_whole = _named_in(first_reply[2], candidates, names) if drop_borrowed and first_reply[2] else set()
     out = []
     stage_after = None
     for rank, i in reversed(list(enumerate(order))):
@@ -1815,13 +1839,16 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         start = positions[i]
         end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
-        *found, begin = _find_reply_at(replies[start:end])
+        known_as = (names or {}).get(candidates[i]) or (candidates[i],)
+        lowered_names = tuple(n.lower() for n in known_as)
+        others = all_names.difference(lowered_names)
+        *found, begin = _own_reply_at(replies[start:end], lowered_names, others)
         if i in line_starts and _find_reply(segment.split("\n", 1)[0])[0] is None:
             # "554 <a@x>... Service unavailable": the reply is the line the address is on. When the
             # line quotes a reply after the address ("554 <a@x>... 550 Host unknown"), that one.
             start = line_starts[i]
             segment = report[start:end]
-            *found, begin = _find_reply_at(replies[start:end])
+            *found, begin = _own_reply_at(replies[start:end], lowered_names, others)
         if begin is not None:
             agent = _delivery_agent_line(report, start + begin, candidates[i])
             if agent:
@@ -1840,15 +1867,18 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         code, status, diagnostic = found
         if diagnostic is None:
             # No SMTP reply quoted: the words that follow the address are all the reason there is
-            # (Exchange's "The recipient name is not recognized", Google Groups' explanations).
-            diagnostic = _reason_text(segment if len(candidates) > 1 else report, candidates[i]) or None
+            # (Exchange's "The recipient name is not recognized", Google Groups' explanations), up
+            # to the first line that names another address of the report (Sendmail's transcript
+            # after the last recipient of its list is the others' dialogue, review-12 F1).
+            diagnostic = _reason_text(_own_part(segment, others) if len(candidates) > 1 else report,
+                                      candidates[i]) or None
         remote = _REMOTE_HOST.search(segment) or whole_remote
         remote_mta = None
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
-        known_as = (names or {}).get(candidates[i]) or (candidates[i],)
-        lowered_names = tuple(n.lower() for n in known_as)
         stage = stage_said(segment, known_as)
+        if stage is None and begin is not None and _REASON_OPENS.search(segment, max(0, begin - 24), begin):
+            stage = _stage_of_own_reply(report, diagnostic, lowered_names)
         line_start = report.rfind("\n", 0, start) + 1
         if stage is None and _QUOTED_TRANSCRIPT_COMMAND.match(report, line_start):
             # The address's first mention is the transcript's own command (Sendmail's ">>> RCPT
@@ -1861,8 +1891,11 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
             # 550 after the final dot is his, carol's RCPT refusal is hers).
             stage = stage or _rcpt_stage_of(whole_rcpt_stages, lowered_names)[1] or stage_after
         if not stage and found is whole:
+            # With several addresses, the text's stage in words ("after RCPT TO:<carol@x>") and a
+            # transcript reading that does not name this one are another address's (review-12 F1).
+            alone = len(candidates) == 1
             stage = _rcpt_stage_of(whole_rcpt_stages, lowered_names)[1] or \
-                _reading_fits(whole_reading, lowered_names) or whole_words
+                _reading_fits(whole_reading, lowered_names, must_name=not alone) or (whole_words if alone else None)
         out.append(FailedRecipient(recipient=candidates[i], status=status, code=code,
                                    diagnostic=diagnostic, remote_mta=remote_mta,
                                    stage=stage or None, final=final))
@@ -1877,6 +1910,66 @@ def _named_in(reply: str, candidates: list[str], names: dict[str, tuple[str, ...
     mentioned = {a.lower() for a in _ADDRESS.findall(reply)}
     return {c.lower() for c in candidates
             if any(n.lower() in mentioned for n in ((names or {}).get(c) or (c,)))}
+
+
+# An address the text writes (its domain's trailing dot or punctuation left out).
+def _addresses_written(text: str) -> list[str]:
+    return [_mailbox_in_text(m.group(0)).lower() for m in _ADDRESS.finditer(text)]
+
+
+# A transcript's RCPT command line (">>> RCPT To:<carol@x>", "RCPT TO:<carol@x>"): the reply on the next line
+# answers it (RFC 5321 4.1.1.3).
+_RCPT_LINE = re.compile(r"[ \t>]*(?:sent\s*<<<\s*)?rcpt\s+to:\s*<?([^<>\s]+?)>?\s*$", re.I)
+
+
+def _anothers_reply(text: str, begin: int, diagnostic: str | None, own: tuple[str, ...], others: set[str]) -> bool:
+    """Whether the reply that starts at `begin` of `text` is another failed address's of the same
+    report: it names one of `others` and none of `own` (the address's own names, lower case), or it
+    answers a RCPT command, on the line before it, that names another address. An address after a
+    251/551 forward-path wording ("please try <x>", RFC 5321 3.4) is not whose reply it is."""
+    if not others:
+        return False
+    named = _addresses_written(_FORWARD_PATH.sub(" ", diagnostic or ""))
+    if any(a in own for a in named):
+        return False
+    if any(a in others for a in named):
+        return True
+    line_start = text.rfind("\n", 0, begin) + 1
+    previous = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1:max(0, line_start - 1)] if line_start else ""
+    command = _RCPT_LINE.match(previous)
+    if command:
+        rcpt = _mailbox_in_text(command.group(1).strip("<>")).lower()
+        return rcpt in others and rcpt not in own
+    return False
+
+
+def _own_reply_at(segment: str, own: tuple[str, ...], others: set[str], tries: int = 8
+                  ) -> tuple[int | None, str | None, str | None, int | None]:
+    """_find_reply_at, skipping a reply that is another failed address's (_anothers_reply): a
+    recipient's part of a report may run on into the transcript of the others' dialogue. At most
+    `tries` replies are looked at (linear in the segment's length)."""
+    at = 0
+    for _ in range(tries):
+        code, status, diagnostic, begin = _find_reply_at(segment[at:])
+        if begin is None:
+            break
+        if not _anothers_reply(segment, at + begin, diagnostic, own, others):
+            return code, status, diagnostic, at + begin
+        next_line = segment.find("\n", at + begin)
+        if next_line < 0:
+            break
+        at = next_line + 1
+    return None, None, None, None
+
+
+def _own_part(segment: str, others: set[str]) -> str:
+    """`segment` up to the first line that names another failed address of the report."""
+    if not others:
+        return segment
+    for m in _ADDRESS.finditer(segment):
+        if _mailbox_in_text(m.group(0)).lower() in others:
+            return segment[:segment.rfind("\n", 0, m.start()) + 1]
+    return segment
 
 
 # A local delivery agent's own line in a Sendmail transcript ("mail.local: unknown user: bob").
@@ -1954,6 +2047,11 @@ def _find_reply_at(segment: str) -> tuple[int | None, str | None, str | None, in
         # A status long before the code belongs to other text; one right before it is the reply's.
         begin = status_m.start()
     diagnostic = _paragraph_from(segment, begin, code)
+    if diagnostic.endswith(")") and diagnostic.count(")") > diagnostic.count("(") and \
+            _REASON_OPENS.search(segment, max(0, begin - 24), begin):
+        # Sendmail's "(reason: 552 5.2.2 Over quota)": the parenthesis closes the report's own
+        # "(reason:", it is no part of the reply (review-12 F8).
+        diagnostic = diagnostic[:-1].rstrip()
     inner = _WRAPPED_REPLY.search(diagnostic)
     if inner and code is not None and inner.group(1)[0] == str(code)[0] and \
             (status is None or status[0] == inner.group(2)[0]):
@@ -1967,6 +2065,42 @@ def _find_reply_at(segment: str) -> tuple[int | None, str | None, str | None, in
 # after "#" its status and "smtp;".
 _WRAPPED_REPLY = re.compile(r"<\s*#[245]\.\d{1,3}\.\d{1,3}\s+smtp;\s*([245][0-5][0-9])[ -]"
                             r"([245]\.\d{1,3}\.\d{1,3})(?![\w.])", re.I)
+
+
+# Sendmail's list of failed addresses gives each one's reply as "(reason: REPLY)".
+_REASON_OPENS = re.compile(r"\(\s*reason:\s*$", re.I)
+
+
+def _stage_of_own_reply(report: str, reply: str | None, names: tuple[str, ...]) -> str | None:
+    """The stage at which the report's own transcript shows `reply` (Sendmail's "(reason: 552 5.2.2
+    Over quota)" is its "<<< 552 5.2.2 Over quota" after ">>> DATA", review-12 F8): the command
+    before the first transcript line that quotes the reply's first line. A RCPT that names another
+    address than `names` gives none (its reply is that address's)."""
+    first = _TRANSCRIPT_COMMAND.search(report)
+    if not reply or len(reply) < 8 or first is None:
+        return None
+    lowered = report.lower()
+    wanted = reply[:60].lower()
+    at = lowered.find(wanted, first.start())
+    for _ in range(4):
+        if at < 0:
+            break
+        line_start = report.rfind("\n", 0, at) + 1
+        if _REPLY_ARROW_ONLY.fullmatch(report, line_start, at):
+            commands = list(_TRANSCRIPT_COMMAND.finditer(report, _last_host_part(report, at), line_start))
+            if not commands:
+                return None
+            stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
+            command_line = _line_at(report, commands[-1].start()).lower()
+            if stage == "rcpt" and not _names_one_of(command_line, names):
+                return None
+            return stage
+        at = lowered.find(wanted, at + 1)
+    return None
+
+
+# What stands before a reply in the report's own transcript (_TRANSCRIPT_REPLY).
+_REPLY_ARROW_ONLY = re.compile(r"(?:<<<|Received >>>)[ \t]*", re.I)
 
 
 def _paragraph_from(text: str, begin: int, code: int | None = None) -> str:
