@@ -249,8 +249,11 @@ class Outcomes:
         if obs.at_most == "never":
             pass  # events only: nothing vouches for what the report says (Observation.at_most)
         elif obs.kind == "complained":
-            rule = self.policies.suppression.complaint
-            if obs.at_most == "count":
+            # By the report's Feedback-Type (suppression.yaml `complaints.feedback_types`): a
+            # "not-spam" (RFC 6430) or "auth-failure" (RFC 6591, the sender's authentication) report
+            # is no complaint of the recipient's (review-12 F10).
+            rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
+            if obs.at_most == "count" and rule is not None:
                 rule = self.policies.suppression.counting_rule(rule)
             if rule is not None and obs.recipient:
                 status, follow = await self._suppress(

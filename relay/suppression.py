@@ -94,6 +94,21 @@ class SuppressionRule:
                 f"expires {'never' if self.expire_after is None else 'after ' + format_duration(self.expire_after)}")
 
 
+# What a complaint of each ARF Feedback-Type does (`complaints.feedback_types`): `complaint`, the
+# `complaints:` rule applies to the recipient; `never`, it is not recorded against the recipient.
+# RFC 5965 3.5/7.3 registers abuse, fraud, virus and other, RFC 6430 not-spam (the recipient says the
+# message is NOT spam), RFC 6591 auth-failure (the sender's SPF/DKIM/DMARC failed: about the sender,
+# not a complaint of the recipient); opt-out is the unsubscribe drafts' (Removal-Recipient) and Apple
+# Mail's. "*": any other type. When a file has no such table (one written before it existed), the
+# shipped table's decisions (review-12 F10).
+COMPLAINT_ACTIONS = ("complaint", "never")
+DEFAULT_FEEDBACK_TYPES = {"abuse": "complaint", "fraud": "complaint", "virus": "complaint", "other": "complaint",
+                          "opt-out": "complaint", "not-spam": "never", "auth-failure": "never", "*": "never"}
+# A report without a Feedback-Type (SES leaves complaintFeedbackType out when the provider gave none)
+# is read as the feedback loops' one type, abuse.
+UNTYPED_FEEDBACK = "abuse"
+_FEEDBACK_TYPE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}|\*")
+
 # When a suppression file has no `complaints:` section (one written before it existed): a
 # recipient who reported the mail as spam (an RFC 5965 ARF report) is listed at once, as
 # the shipped file says; mailing them again is what mailbox providers punish.
@@ -235,6 +250,23 @@ _QUOTED_ADDRESS = re.compile(r'<[^<>\r\n]{0,320}@[^<>\r\n]{0,255}>|[^\s<>@"]{1,6
 # server Exchange last tried ("DNS domain does not exist ... [LastAttemptedServerName=x]").
 _LOOKED_UP = re.compile(r"\bname=([^\s\]\[;,]{1,255})\S{0,64} type=|LastAttemptedServerName=([^\s\]\[;,]{1,255})",
                         re.IGNORECASE)
+# The other ways a text names what it looked up or could not find (review-12 F5: Gmail's "DNS type 'a'
+# lookup of mx.dest.example responded with code NXDOMAIN ... Domain name not found: mx.dest.example"
+# is about dest.example's MX HOST, and dest.example exists: its MX record answered), in general form:
+# "lookup of/for X", "resolving X", "query for X"; "hostname X: NXDOMAIN", "host X not found",
+# "domain X does not exist"; "not found: X"; "X: host not found", "X: NXDOMAIN". X is a name with a
+# dot that is not an address's domain (an address is checked below) nor a URL's host.
+_NAME = r"(?<![@\w./:-])['\"<\[(]?([A-Za-z0-9_](?:[\w-]*\.)+[A-Za-z][\w-]*\.?)(?![\w@-]|\.\w|/)"
+_NOT_FOUND = (r"(?:\(?nxdomain\)?|(?:was |is )?not found|does ?n[o']t exist|could ?n[o']t be (?:found|resolved)|"
+              r"cannot be (?:found|resolved)|(?:is )?unknown|no such (?:domain|host))")
+_NAMED_LOOKUP = re.compile(
+    r"\blook(?:ed)?[- ]?up (?:of |for )?(?:the )?(?:(?:host|domain|mx|name) )?" + _NAME +
+    r"|\b(?:resolv(?:e|ing)|quer(?:y|ying|ied)(?: for| of)?) (?:the )?(?:(?:host|domain|name) )?" + _NAME +
+    r"|\b(?:host ?name|host|domain(?: name)?|mx host|mail server|mail exchanger)\s*[:=]?\s*" + _NAME +
+    r"['\">\])]?\s*[:,]?\s*" + _NOT_FOUND +
+    r"|\b(?:not found|nxdomain|does not exist|no such (?:domain|host))\s*(?:for\s+)?[:=]\s*" + _NAME +
+    r"|" + _NAME + r"['\">\])]?\s*:\s*(?:nxdomain|(?:host|domain|name) not found|no such (?:domain|host))",
+    re.IGNORECASE)
 # A quoted address's domain as far as it is a domain name (the punctuation a text puts after a bare
 # address, "bob@dest.example:" or "(bob@dest.example)", is not part of it; review-11 R11-1).
 _DOMAIN_NAME = re.compile(r"[\w.-]{1,255}")
@@ -249,7 +281,8 @@ def _about_the_domain_of(text: str, address: str) -> bool:
     other spelling (review-10 N3)."""
     domain = domain_of(address)
     looked_up = [a or b for a, b in _LOOKED_UP.findall(text)]
-    if any(domain_in_a_labels(name) != domain for name in looked_up):
+    looked_up += [next(g for g in m.groups() if g) for m in _NAMED_LOOKUP.finditer(text)]
+    if any(domain_in_a_labels(name.rstrip(".")) != domain for name in looked_up):
         return False
     quoted = [domain_in_a_labels(name.group()) for name in (
         _DOMAIN_NAME.match(a.rpartition("@")[2]) for a in addresses_in(text, limit=None)) if name]
@@ -262,7 +295,9 @@ def _without_addresses(text: str, address: str) -> str:
         text = _QUOTED_ADDRESS.sub("<address>", text)
     domain = address.rpartition("@")[2].strip().rstrip(".")
     if domain and domain.lower() in text.lower():
-        text = re.sub(re.escape(domain), "the-domain", text, flags=re.IGNORECASE)
+        # Only where it stands alone: in "mx.dest.example" it is part of another name (review-12 F5).
+        text = re.sub(r"(?<![\w.-])" + re.escape(domain) + r"(?![\w-]|\.\w)", "the-domain", text,
+                      flags=re.IGNORECASE)
     return text
 
 
@@ -284,11 +319,14 @@ class SuppressionPolicy:
                  complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE,
                  breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None,
                  unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED,
-                 provider_breaker: ProviderBreaker | None = None):
+                 provider_breaker: ProviderBreaker | None = None,
+                 feedback_types: Mapping[str, str] | None = None):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
         self.complaint = complaint
+        # Feedback-Type (lower case) -> "complaint" | "never" (COMPLAINT_ACTIONS); "*": the others.
+        self.feedback_types = dict(DEFAULT_FEEDBACK_TYPES if feedback_types is None else feedback_types)
         # None: no breaker (the operator turned it off).
         self.breaker = breaker
         # None: no breaker keyed by the refusing provider (off; a policy built in code without one).
@@ -297,6 +335,13 @@ class SuppressionPolicy:
         self.domains = domains
         # None: a refusal that lists at once by its category does so even when in doubt (off).
         self.unconfirmed = unconfirmed
+
+    def complaint_rule(self, feedback_type: str | None) -> SuppressionRule | None:
+        """The rule for a complaint of this ARF Feedback-Type, or None when such a report never
+        touches the recipient's record (`complaints.feedback_types`: not-spam, auth-failure)."""
+        kind = (feedback_type or UNTYPED_FEEDBACK).strip().lower()
+        action = self.feedback_types.get(kind, self.feedback_types.get("*", "never"))
+        return self.complaint if action == "complaint" else None
 
     def rule_for(self, category: str, permanent: bool) -> SuppressionRule | None:
         """The rule that applies, or None when such a failure never lists an address."""
@@ -364,8 +409,13 @@ class SuppressionPolicy:
             problems.raise_if_any()
         problems.unknown_keys(data, TOP_KEYS)
         complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE
+        feedback_types = None
         if "complaints" in data:
-            complaint = _parse_rule(COMPLAINT, True, data["complaints"], "complaints", problems)
+            spec = data["complaints"]
+            if isinstance(spec, dict) and "feedback_types" in spec:
+                feedback_types = _parse_feedback_types(spec["feedback_types"], problems)
+                spec = {k: v for k, v in spec.items() if k != "feedback_types"}
+            complaint = _parse_rule(COMPLAINT, True, spec, "complaints", problems)
         breaker: Breaker | None = DEFAULT_BREAKER
         if "breaker" in data:
             breaker = _parse_breaker(data["breaker"], problems)
@@ -393,7 +443,8 @@ class SuppressionPolicy:
                 elif rule is not None:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
-        return cls(rules, file, complaint, breaker, domains, unconfirmed, provider_breaker)
+        return cls(rules, file, complaint, breaker, domains, unconfirmed, provider_breaker,
+                   feedback_types=feedback_types)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -421,6 +472,28 @@ def _parse_rule(category: str, permanent: bool, spec: Any, key: str, problems: P
         return None  # off, or broken (already reported)
     return SuppressionRule(category, permanent, list_after,
                            durations["within"] if list_after > 1 else None, durations["expire_after"])
+
+
+def _parse_feedback_types(spec: Any, problems: Problems) -> dict[str, str] | None:
+    """`complaints.feedback_types`: Feedback-Type -> complaint | never, "*" for the types not named
+    (never when absent)."""
+    key = "complaints.feedback_types"
+    if not isinstance(spec, dict) or not spec:
+        problems.add(key, "expected a mapping of ARF Feedback-Type to complaint or never, "
+                          "e.g. {abuse: complaint, not-spam: never}")
+        return None
+    out: dict[str, str] = {}
+    for name, action in spec.items():
+        if not isinstance(name, str) or not _FEEDBACK_TYPE_NAME.fullmatch(name.strip().lower()):
+            problems.add(f"{key}.{name}", "not a Feedback-Type (RFC 5965 3.1: a token such as abuse or not-spam), "
+                                          "nor * for the types not named")
+            continue
+        if action not in COMPLAINT_ACTIONS:
+            problems.add(f"{key}.{name}", f"expected one of: {', '.join(COMPLAINT_ACTIONS)}")
+            continue
+        out[name.strip().lower()] = action
+    out.setdefault("*", "never")
+    return out
 
 
 def _section(spec: Any, key: str, shape: str, problems: Problems) -> dict | None:
