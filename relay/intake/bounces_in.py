@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from ..address import is_valid, printable
+from ..address import is_valid, normalise, printable
 from ..config import Clients
 from ..decision import Decision, Reply, accept, defer, reject
 from ..outcomes import Observation, message_key
@@ -156,7 +156,7 @@ class BounceIntake(Step):
                 ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
         observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
         message = self._message_of(report, token, txn)
-        observations = [replace(o, message=message) for o in observations if o is not None]
+        observations = _once_per_address([replace(o, message=message) for o in observations if o is not None])
         # 250 only once every failure is recorded, and 451 with nothing to retry twice (review12 F3): a
         # list held by another process is an error now, never a background retry as well (the
         # reporting MTA's retry is the retry: RFC 5321 4.2.1, 4yz). What a first attempt did record
@@ -270,6 +270,17 @@ class BounceIntake(Step):
         # Without a token nothing says the report is about mail of ours: anyone can send one naming any
         # address. It never lists at once; by default it never touches the bounce list (review14 F2).
         at_most = "list" if token is not None else self.bounces.unsigned
+        failed_address = failed.final_recipient or failed.recipient
+        if kind != "complained" and failed_address and _key(failed_address) != _key(recipient):
+            # The address that failed is not the one we sent to: an alias or a forward expanded ours
+            # (RFC 3464 2.3.1/2.3.2: Original-Recipient ours, Final-Recipient the member). A report
+            # cannot tell a forward to one mailbox from one member of a list of many, and one member
+            # gone says nothing of the alias the sender mailed: every later mail to it would bounce
+            # for that member again, so even counting would list it in the end (review-12 F2). The
+            # event is written; the bounce list is left alone (docs/bounces-in.md).
+            log.info("bounce for %s is a failure of %s (an alias or forward expanded it): not recorded on the "
+                     "bounce list", printable(recipient)[:300], printable(failed_address)[:300])
+            at_most = "never"
         return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
                            sender=sender, message_id=report.message_id, fields=fields,
                            aliases=failed.aliases(recipient), return_path=token.return_path if token is not None else "",
@@ -306,6 +317,31 @@ class BounceIntake(Step):
             if m:
                 out.update({k: v for k, v in m.groupdict().items() if v is not None})
         return out
+
+
+def _key(address: str) -> str:
+    """An address as the bounce list compares it (relay.address.normalise), or as written when it is
+    none."""
+    try:
+        return normalise(address).lower()
+    except ValueError:
+        return address.lower()
+
+
+def _once_per_address(observations: list[Observation]) -> list[Observation]:
+    """One report is one failure of an address, however many of its blocks name it (an alias's two
+    members under one Original-Recipient, a block repeated with another text): only the first that
+    may touch the bounce list does; the others' events are still written (review-12 F2)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for obs in observations:
+        key = (obs.kind, _key(obs.recipient))
+        if obs.at_most != "never" and key in seen:
+            obs = replace(obs, at_most="never")
+        if obs.at_most != "never":
+            seen.add(key)
+        out.append(obs)
+    return out
 
 
 def _list_change(event: dict) -> bool:
