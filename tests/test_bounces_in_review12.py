@@ -85,6 +85,37 @@ def test_sendmail_a_block_without_diagnostic_does_not_borrow_anothers_reply(caps
     assert bob["hard"] is False and bob["classification"]["bounce_list"] != "list"
 
 
+EXCHANGE_TWO_RECIPIENTS = """From: postmaster@corp.example
+To: news@shop.example
+Subject: Undeliverable: December news
+Content-Type: text/plain
+
+Delivery has failed to these recipients or groups:
+bob@corp.example
+The recipient's mailbox is full and can't accept messages now.
+carol@corp.example
+The email address you entered couldn't be found.
+
+Diagnostic information for administrators:
+Generating server: mx.corp.example
+carol@corp.example
+Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'
+bob@corp.example
+Remote Server returned '552 5.2.2 STOREDRV.Deliver; recipient mailbox is full'
+"""
+
+
+def test_exchange_each_recipient_takes_his_own_reply_from_the_administrators_part(capsys, tmp_path):
+    # Exchange lists the recipients, then each one again with his reply: bob's first part ran on into
+    # carol's "550 5.1.1 ... RecipNotFound" (review-12 F1).
+    path = tmp_path / "exchange.eml"
+    path.write_text(EXCHANGE_TWO_RECIPIENTS)
+    rows = {r["recipient"]: r for r in parse(capsys, path)}
+    assert (rows["bob@corp.example"]["code"], rows["bob@corp.example"]["status"]) == (552, "5.2.2")
+    assert rows["bob@corp.example"]["classification"]["bounce_list"] == "never"
+    assert (rows["carol@corp.example"]["code"], rows["carol@corp.example"]["status"]) == (550, "5.1.1")
+
+
 def test_exim_through_a_running_relay_the_address_without_a_reply_is_not_listed(tmp_path, upstream, relay_factory):
     relay = start_verp_relay(tmp_path, upstream, relay_factory)
     rp = relay_one(relay, upstream, rcpts=["carol@dest.example", "bob@other.example"])

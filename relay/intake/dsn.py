@@ -25,6 +25,7 @@ import contextlib
 import email
 import gc
 import email.policy
+import bisect
 import json
 import quopri
 import re
@@ -1822,6 +1823,14 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     # failed address of the same report from one that names its own (_anothers_reply).
     all_names = {n.lower() for c in candidates for n in ((names or {}).get(c) or (c,))} \
         if len(candidates) > 1 else set()
+    # Where each address is written, in order (one pass over the text): an address's own part of
+    # the text ends where another address of the report is written, and an address written again
+    # later has its part there too (Exchange lists the recipients, then "Diagnostic information for
+    # administrators" with each one's reply under it again; review-12 F1).
+    index_of = {c.lower(): n for n, c in enumerate(candidates)} if len(candidates) > 1 else {}
+    mentions = [(m.start(), index_of[low]) for m in _ADDRESS.finditer(report)
+                if (low := _mailbox_in_text(m.group(0)).lower()) in index_of] if index_of else []
+    mention_at = [pos for pos, _ in mentions]
     whole_remote = _REMOTE_HOST.search(report)
     # The whole text's own transcript and stated stage, read once; a RCPT in it that names another
     # address gives this recipient no stage (_reading_fits), and a quoted transcript none at all.
@@ -1842,13 +1851,23 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         known_as = (names or {}).get(candidates[i]) or (candidates[i],)
         lowered_names = tuple(n.lower() for n in known_as)
         others = all_names.difference(lowered_names)
-        *found, begin = _own_reply_at(replies[start:end], lowered_names, others)
+        *found, begin = _own_reply_at(replies[start:_next_other(mentions, mention_at, i, start, end)],
+                                      lowered_names, others)
         if i in line_starts and _find_reply(segment.split("\n", 1)[0])[0] is None:
             # "554 <a@x>... Service unavailable": the reply is the line the address is on. When the
             # line quotes a reply after the address ("554 <a@x>... 550 Host unknown"), that one.
             start = line_starts[i]
             segment = report[start:end]
-            *found, begin = _own_reply_at(replies[start:end], lowered_names, others)
+            *found, begin = _own_reply_at(replies[start:_next_other(mentions, mention_at, i, start, end)],
+                                          lowered_names, others)
+        if begin is None and mentions:
+            # None in its first part: its part where the text writes it again, if any.
+            for again in _mentions_after(mentions, mention_at, i, start):
+                stop = _next_other(mentions, mention_at, i, again, len(report))
+                code_, status_, diagnostic_, at_ = _own_reply_at(replies[again:stop], lowered_names, others)
+                if at_ is not None:
+                    found, begin = [code_, status_, diagnostic_], None
+                    break
         if begin is not None:
             agent = _delivery_agent_line(report, start + begin, candidates[i])
             if agent:
@@ -1901,6 +1920,36 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                                    stage=stage or None, final=final))
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
+    return out
+
+
+def _next_other(mentions: list[tuple[int, int]], mention_at: list[int], i: int, start: int, end: int) -> int:
+    """Where, after `start` and before `end`, the text first writes another address of the report
+    than the `i`th (`end` when nowhere)."""
+    n = bisect.bisect_right(mention_at, start)
+    for pos, j in mentions[n:n + 64]:
+        if pos >= end:
+            break
+        if j != i:
+            return pos
+    return end
+
+
+def _mentions_after(mentions: list[tuple[int, int]], mention_at: list[int], i: int, start: int,
+                    most: int = 3) -> list[int]:
+    """Where the text writes the `i`th address again after `start` (at most `most` places), each
+    after another address was written in between."""
+    out: list[int] = []
+    other_seen = False
+    n = bisect.bisect_right(mention_at, start)
+    for pos, j in mentions[n:n + 2048]:  # bounded: a report of thousands of addresses stays linear
+        if j != i:
+            other_seen = True
+        elif other_seen:
+            out.append(pos)
+            other_seen = False
+            if len(out) >= most:
+                break
     return out
 
 
