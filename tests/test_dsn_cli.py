@@ -1060,3 +1060,58 @@ def test_the_remote_servers_own_name_for_a_recipient_is_not_another_failed_recip
                        "Remote host said: 554 list@lists.other.example: Relay access denied\n"
                        "Giving up on 192.0.2.25.\n")
     assert [(r["recipient"], r["classification"]["category"]) for r in rows] == [("list@dest.example", "relay_denied")]
+
+
+_ALICE_UNKNOWN = ("<alice@remote.example>: host mx.remote.example[192.0.2.10] said: 550 5.1.1\n"
+                  "    <alice@remote.example>: Recipient address rejected: User unknown in\n"
+                  "    virtual mailbox table (in reply to RCPT TO command)\n\n")
+_BOB_NXDOMAIN = ("<bob@nxdomain-test.example>: Host or domain name not found. Name service error\n"
+                 "    for name=nxdomain-test.example type=A: Host not found\n")
+
+
+@pytest.mark.parametrize("paragraphs", [_ALICE_UNKNOWN + _BOB_NXDOMAIN, _BOB_NXDOMAIN + "\n" + _ALICE_UNKNOWN])
+def test_postfixs_own_no_such_domain_for_one_of_two_recipients_is_read(capsys, tmp_path, paragraphs):
+    # review15 F1: Postfix's own "Host or domain name not found" starts with "Host", as its "host
+    # mx[ip] said:" does; the line was not taken as bob's own failure, he got alice's reply, which
+    # names alice, and was dropped: a true no-such-domain missed.
+    rows = _parse_text(capsys, tmp_path, "two.txt", _POSTFIX_HEAD + paragraphs)
+    got = {r["recipient"]: r for r in rows}
+    assert set(got) == {"alice@remote.example", "bob@nxdomain-test.example"}
+    assert got["alice@remote.example"]["classification"]["bounce_list"] == "list"
+    bob = got["bob@nxdomain-test.example"]
+    assert (bob["status"], bob["code"], bob["hard"], bob["classification"]["category"]) == (
+        None, None, True, "routing_dns")
+    assert "Host or domain name not found" in bob["diagnostic"]
+
+
+def test_a_postfix_alias_whose_line_wraps_after_host_takes_its_own_reply(capsys, tmp_path):
+    # The guard for F1: "(expanded from <team@...>): host" with the server's name on the next line is
+    # still the alias's own paragraph (a fix that took every line ending in "host" as quoting a server
+    # gave bob alice's 5.7.1 and missed him).
+    rows = _parse_text(capsys, tmp_path, "wrapped.txt", _POSTFIX_HEAD +
+                       "<alice@remote.example>: host mx.remote.example[192.0.2.10] said: 550 5.7.1\n"
+                       "Service unavailable; client [203.0.113.5] blocked using zen.spamhaus.org\n"
+                       "(in reply to RCPT TO command)\n"
+                       "<bob@remote.example> (expanded from <team@example.org>): host\n"
+                       "mx.remote.example[192.0.2.10] said: 550 5.1.1 <bob@remote.example>: Recipient\n"
+                       "address rejected: User unknown (in reply to RCPT TO command)\n")
+    assert [(r["recipient"], r["original_recipient"], r["status"], r["classification"]["bounce_list"])
+            for r in rows] == [("alice@remote.example", None, "5.7.1", "never"),
+                               ("bob@remote.example", "team@example.org", "5.1.1", "list")]
+
+
+def test_delivery_status_fields_pasted_for_some_recipients_keep_the_others(capsys, tmp_path):
+    # review15 F3: the fields of alice alone under Postfix's paragraphs for alice and carol: the fields
+    # were taken as the whole report and carol (no such domain) was dropped.
+    rows = _parse_text(capsys, tmp_path, "partial.txt", _POSTFIX_HEAD +
+                       "<alice@remote.example>: host mx.remote.example[192.0.2.10] said: 550 5.1.1\n"
+                       "    <alice@remote.example>: Recipient address rejected: User unknown (in reply to RCPT TO command)\n\n"
+                       "<carol@nohost.example>: Host or domain name not found. Name service error for\n"
+                       "    name=nohost.example type=A: Host not found\n\n"
+                       "Final-Recipient: rfc822; alice@remote.example\nOriginal-Recipient: rfc822;alice@remote.example\n"
+                       "Action: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.remote.example\n"
+                       "Diagnostic-Code: smtp; 550 5.1.1 <alice@remote.example>: Recipient address rejected: User unknown\n")
+    assert [(r["recipient"], r["action"], r["hard"], r["classification"]["category"]) for r in rows] == [
+        ("alice@remote.example", "failed", True, "unknown_recipient"),
+        ("carol@nohost.example", None, True, "routing_dns")]
+

@@ -825,7 +825,7 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
             report = _from_status_text(text, None)
             if report is not None and all(r.diagnostic_type is not None or r.code is not None
                                           for r in report.recipients):
-                return report
+                return _with_prose_recipients(report, text)
         return _from_text(text, msg=None, original=_original_after_marker(text))
     msg = _message_from_bytes(raw)
     if _is_bare_status_fields(msg):
@@ -890,6 +890,28 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
         if found.status is None and (found.code is None or str(found.code)[0] == (status or "x")[0]):
             report = replace(report, recipients=(replace(found, status=status, action=action or found.action),))
     return report
+
+
+def _with_prose_recipients(report: BounceReport, text: str) -> BounceReport:
+    """`report` (read from the delivery-status fields pasted in `text`) with the failed recipients the
+    prose before the fields names and the fields do not: a paste of part of a report (review15 F3: the
+    fields of one recipient under Postfix's paragraphs for two) must not hide the others. Each keeps its
+    own paragraph's reason; the fields still speak for the addresses they cover."""
+    first_field = _FIRST_STATUS_FIELD.search(text)
+    if first_field is None or not text[:first_field.start()].strip():
+        return report
+    prose = text[:first_field.start()]
+    covered = {a.lower() for r in report.recipients
+               for a in (r.recipient, r.original_recipient, r.final_recipient, r.actual_recipient) if a}
+    more = tuple(r for r in _from_text(prose, msg=None, original=None).recipients
+                 if r.recipient.lower() not in covered)
+    return replace(report, recipients=report.recipients + more) if more else report
+
+
+# The first line of pasted delivery-status fields (RFC 3464 2.2 per-message, 2.3 per-recipient).
+_FIRST_STATUS_FIELD = re.compile(r"^(?:Reporting-MTA|Received-From-MTA|Arrival-Date|X-Postfix-Queue-ID|"
+                                 r"X-Postfix-Sender|Original-Envelope-Id|Final-Recipient|Original-Recipient|"
+                                 r"Action|Status|Remote-MTA|Diagnostic-Code|Last-Attempt-Date)[ \t]*:", re.M | re.I)
 
 
 def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | None] | None:
@@ -1650,7 +1672,15 @@ def _own_failure_line(report: str, pos: int) -> bool:
     if m is None or not m.start(1) <= pos < m.end():
         return False
     rest = report[m.end():end if end >= 0 else len(report)].strip()
-    return bool(re.match(r"[A-Za-z]", rest)) and not re.match(r"host\s", rest, re.I)
+    return bool(re.match(r"[A-Za-z]", rest)) and _QUOTES_A_HOST.match(rest) is None
+
+
+# Postfix's words that introduce a remote server's reply ("host mx.x[192.0.2.1] said: ...", "host
+# mx.x[192.0.2.1] refused to talk to me: ...", or that name wrapping before "said:"): not its own
+# failure. Its own texts that start with "Host" are ("Host or domain name not found. Name service error
+# for name=x type=A: Host not found", "Host found but no data record of requested type"; review15 F1):
+# a server's name has a dot or an address in brackets, those words have neither.
+_QUOTES_A_HOST = re.compile(r"host\s+\S*[.\[]\S*(?:\s+(?:said|refused to talk to me)\b|\s*$)", re.I)
 
 
 # A per-recipient paragraph's first line, at the margin (Postfix and qmail do not indent it; the lines
