@@ -1115,3 +1115,27 @@ def test_delivery_status_fields_pasted_for_some_recipients_keep_the_others(capsy
         ("alice@remote.example", "failed", True, "unknown_recipient"),
         ("carol@nohost.example", None, True, "routing_dns")]
 
+
+@pytest.mark.parametrize("reply, verdict", [
+    # review15 F2: "domain does not accept mail" anywhere in a text read as the recipient domain's
+    # null MX and counted towards listing it; these are policy texts (old verdicts).
+    ("550 5.7.1 The domain does not accept mail without TLS", ("policy_rejected", "never")),
+    ("550 5.7.1 Domain does not accept mail by policy", ("policy_rejected", "never")),
+    ("550 5.7.1 Sending domain does not accept mail", ("policy_rejected", "never")),
+    ("550 5.7.1 Message rejected: domain does not accept mail with attachments larger than 10MB",
+     ("policy_rejected", "never")),
+    ("554 5.7.1 <bob@example.com>: Relay access denied; this domain does not accept mail", ("relay_denied", "never")),
+    ("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown; the domain does not accept mail "
+     "to unknown users", ("unknown_recipient", "list")),
+    # The null MX itself: RFC 7505's reply, LBBS's texts (world19), Postfix's "(nullMX)", RFC 7504's 556.
+    ("556 5.1.10 Recipient address has null MX", ("routing_dns", "count")),
+    ("553 5.1.2 Recipient domain does not accept mail.", ("routing_dns", "count")),
+    ("550 5.1.0 <bob@example.com>: Recipient address rejected: Domain example.com does not accept mail (nullMX)",
+     ("routing_dns", "count")),
+    ("556 5.1.10 Domain does not accept mail", ("routing_dns", "count")),
+    ("556 Domain does not accept mail", ("routing_dns", "count")),
+])
+def test_only_a_null_mx_reads_as_a_domain_that_does_not_accept_mail(capsys, reply, verdict):
+    assert main(["classify", reply, "--stage", "rcpt", "--recipient", "bob@example.com"]) == 0
+    classified = json.loads(capsys.readouterr().out)
+    assert (classified["category"], classified["bounce_list"]) == verdict, classified
