@@ -269,7 +269,11 @@ class Outcomes:
                 make, obs.recipient, judgement, obs.reply.text,
                 self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
                 now=now, message=obs.message, retry_later=retry_later)
-        if (obs.at_most != "never" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
+        # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
+        # the list refuses everyone there, and bounces without a VERP token can be forged at will
+        # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
+        # listed @gmail.com).
+        if (obs.at_most == "list" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
                 and not judgement.another  # what it says may be of another address's domain (review7 F2)
                 and not obs.forwarded_elsewhere()):
             more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,

@@ -143,6 +143,35 @@ def test_without_a_key_unsigned_count_counts_a_bounce_and_never_lists_at_once(up
     assert rcpt_reply(relay, "ceo@important.test") == 550
 
 
+def test_without_a_key_unsigned_count_never_makes_a_bounce_domain_evidence(tmp_path, upstream, relay_factory):
+    # review15 F6: with `unsigned: count`, two forged "no such domain" bounces seen `seen_again_after`
+    # apart listed the whole domain (`@gmail.com`: everyone there refused at RCPT for 30 days).
+    import time
+    from pathlib import Path
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shipped = (Path(__file__).parent.parent / "policies" / "suppression.yaml").read_text()
+    assert "seen_again_after: 1h" in shipped
+    (policies / "suppression.yaml").write_text(shipped.replace("seen_again_after: 1h", "seen_again_after: 1s"))
+    relay = start_intake(relay_factory, upstream, intake={"unsigned": "count"}, policies=str(policies))
+    nxdomain = ("Host or domain name not found. Name service error for name=important.test type=MX: "
+                "Host not found")
+    for nth, rcpt in enumerate(("ceo@important.test", "cfo@important.test"), 1):
+        if nth > 1:
+            time.sleep(1.2)  # past seen_again_after: a second sighting listed the domain
+        with RawSMTP(relay.host, relay.intake_port) as c:
+            c.cmd("EHLO attacker.example")
+            replies = send_message(c, "", [f"anything@{BOUNCE_DOMAIN}"],
+                                   dsn_for(f"anything@{BOUNCE_DOMAIN}", rcpt=rcpt, status="5.1.2",
+                                           diagnostic=nxdomain))
+        assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=3, timeout=3)  # was a third: bounce_listed @important.test
+    assert [e["kind"] for e in events] == ["bounced", "bounced"], events
+    assert all(e["classification"]["category"] == "routing_dns" for e in events), events
+    assert rcpt_reply(relay, "coo@important.test") == 250  # was 550: @important.test listed
+
+
 def check_config(tmp_path, bounces_in: str) -> tuple[int, str]:
     (tmp_path / "verp.key").write_bytes(b"k" * 32)
     config = tmp_path / "relay.yaml"
