@@ -560,7 +560,7 @@ def _parse_breaker(spec: Any, problems: Problems, key: str = "breaker") -> Break
 
 
 def _parse_provider_breaker(spec: Any, problems: Problems) -> ProviderBreaker | None:
-    """`provider_breaker: {distinct_addresses: 20, within: 10m, categories: [...], named_by: [...],
+    """`provider_breaker: {distinct_addresses: 50, within: 10m, categories: [...], named_by: [...],
     two_label_suffixes: [...]}`, or `provider_breaker: off`."""
     from .regex import PatternError, compile_linear
 
@@ -618,7 +618,7 @@ def _shipped_provider_section() -> dict:
 def default_provider_breaker() -> ProviderBreaker | None:
     """The shipped file's `provider_breaker:` section (for a file written before it existed)."""
     problems = Problems("<shipped suppression.yaml>")
-    found = _parse_provider_breaker(_shipped_provider_section() or {"distinct_addresses": 20}, problems)
+    found = _parse_provider_breaker(_shipped_provider_section() or {"distinct_addresses": 50}, problems)
     if problems.items or found is None:
         # The shipped file is tested; a broken copy must not stop the relay nor turn the breaker off.
         return ProviderBreaker(2 * DEFAULT_BREAKER.distinct_addresses, DEFAULT_BREAKER.within,

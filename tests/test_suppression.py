@@ -182,10 +182,10 @@ def test_breaker_is_on_by_default_and_validated(tmp_path):
 
 def test_the_provider_breaker_is_on_by_default_and_validated(tmp_path):
     shipped = load_default().provider_breaker
-    assert (shipped.distinct_addresses, shipped.within) == (20, 600) and len(shipped.named_by) >= 4
+    assert (shipped.distinct_addresses, shipped.within) == (50, 600) and len(shipped.named_by) >= 4
     # A file written before the section existed gets the shipped one; off turns it off.
     older = SuppressionPolicy.from_file(write(tmp_path, "permanent: {}\n")).provider_breaker
-    assert older is not None and older.distinct_addresses == 20 and older.named_by
+    assert older is not None and older.distinct_addresses == 50 and older.named_by
     assert SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: off\n")).provider_breaker is None
     # A section giving its threshold alone keeps the shipped patterns and suffixes.
     custom = SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: {distinct_addresses: 3, within: 1h}\n"))
