@@ -151,6 +151,23 @@ async def test_a_message_counts_once_within_the_window(store):
     assert entry is not None and entry.listed_now and entry.count == 3
 
 
+async def test_one_message_id_days_apart_is_two_sends(store):
+    # review-16 F2: an application that reuses one Message-ID for every weekly digest sends a new
+    # message each week; only failures within SAME_MESSAGE_WITHIN (5 days: an MTA's retry lifetime) of
+    # each other are one message retried.
+    rule = SuppressionPolicy.from_dict({"permanent": {"other": {"list_after": 2, "within": "30d"}}}, "weekly")
+    t0 = time.time() - 8 * 86400
+
+    async def one(at):
+        return await store.record_failure("digest@example.com", category="other", permanent=True, reply_text=REPLY,
+                                          rule="test-rule", policy=rule, now=at, message="weekly-digest")
+
+    assert await one(t0) is None
+    assert await one(t0 + 86400) is None  # the same message a day later: a retry, one count
+    entry = await one(t0 + 7 * 86400)  # the same Message-ID a week later: another send, the second count
+    assert entry is not None and entry.listed_now and entry.count == 2
+
+
 async def test_a_domain_is_not_confirmed_by_the_same_message_seen_again(store):
     t = time.time()
 

@@ -29,6 +29,12 @@ SOURCES = ("auto", "operator")
 # keeps the schema (and every relay sharing a database) as it was.
 PROVIDER_PREFIX = "provider:"
 PURGE_EVERY = 1000  # counted failures between sweeps of old failure records
+# How far apart two failures of one message (the same `message` key) may be and still be one
+# message retried: MTAs give up on a message after days (Postfix maximal_queue_lifetime and
+# Sendmail's Timeout.queuereturn default to 5 days, Exim's retry rules to 4). Further apart, they
+# are two sends: an application that reuses one Message-ID for every weekly digest would otherwise
+# have its refusals counted once for ever (review-16 F2).
+SAME_MESSAGE_WITHIN = 5 * 86400.0
 
 # Column order shared by the backends, the CSV export and import.
 FIELDS = ("address", "category", "reply", "rule", "first_seen", "last_seen", "count", "source", "note",

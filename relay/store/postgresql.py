@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import (PROVIDER_PREFIX, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+from .base import (PROVIDER_PREFIX, SAME_MESSAGE_WITHIN, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    redact, to_datetime, to_epoch, verp_keep_days)
 from .pg_cache import FRESH, HEARTBEAT, SIZE as CACHE_SIZE, LookupCache, channel
 from .schema import migrate_postgresql, postgresql_version
@@ -395,12 +395,14 @@ class PostgresBounceStore(BounceStore):
     async def _add_failure(self, conn, key: str, category: str, at: float, within: float,
                            message: str | None) -> bool:
         """Forget the key's failures of `category` older than the window, and record this one unless
-        its message already has one within it (the key's lock is held: _fetch). Whether it was recorded."""
+        its message already has one within it and within SAME_MESSAGE_WITHIN of it (a retry; the key's lock
+        is held: _fetch). Whether it was recorded."""
         await conn.execute(f"DELETE FROM {self.failures} WHERE address = $1 AND category = $2 AND at <= $3",
                            key, category, to_datetime(at - within))
         if message is not None and await conn.fetchval(
-                f"SELECT 1 FROM {self.failures} WHERE address = $1 AND category = $2 AND message = $3 LIMIT 1",
-                key, category, message):
+                f"SELECT 1 FROM {self.failures} WHERE address = $1 AND category = $2 AND message = $3 "
+                "AND at > $4 AND at < $5 LIMIT 1",
+                key, category, message, to_datetime(at - SAME_MESSAGE_WITHIN), to_datetime(at + SAME_MESSAGE_WITHIN)):
             return False
         await conn.execute(f"INSERT INTO {self.failures} (address, category, at, message) VALUES ($1, $2, $3, $4)",
                            key, category, to_datetime(at), message)

@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator
 
-from .base import (PROVIDER_PREFIX, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
+from .base import (PROVIDER_PREFIX, SAME_MESSAGE_WITHIN, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    to_datetime, to_epoch, verp_keep_days)
 from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
 
@@ -390,12 +390,14 @@ class SQLiteBounceStore(BounceStore):
 
     def _add_failure(self, db, key: str, category: str, at: float, within: float, message: str | None) -> bool:
         """Forget the key's failures of `category` older than the window, and record this one unless
-        its message already has one within it. Whether it was recorded (a new message)."""
+        its message already has one within it and within SAME_MESSAGE_WITHIN of it (a retry). Whether it was
+        recorded (a new message)."""
         db.execute("DELETE FROM relay_bounce_failures WHERE address = ? AND category = ? AND at <= ?",
                    (key, category, at - within))
         if message is not None and db.execute(
-                "SELECT 1 FROM relay_bounce_failures WHERE address = ? AND category = ? AND message = ? LIMIT 1",
-                (key, category, message)).fetchone():
+                "SELECT 1 FROM relay_bounce_failures WHERE address = ? AND category = ? AND message = ? "
+                "AND at > ? AND at < ? LIMIT 1",
+                (key, category, message, at - SAME_MESSAGE_WITHIN, at + SAME_MESSAGE_WITHIN)).fetchone():
             return False
         db.execute("INSERT INTO relay_bounce_failures (address, category, at, message) VALUES (?, ?, ?, ?)",
                    (key, category, at, message))
