@@ -491,6 +491,19 @@ def test_a_recipient_tld_the_filter_does_not_know_never_lists_the_address(relay,
     assert not listed(relay, "jane@example.dev")
 
 
+def _both_refused_as_relay_denied_and_listed_nobody(relay, code):
+    """jane and joe both refused with `code` at RCPT: two `rejected` events, relay_denied about the
+    session, and neither on the bounce list."""
+    replies = transact(relay, ["jane@example.com", "joe@example.com"])
+    assert [r[0] for r in replies[1:3]] == [code, code]
+    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
+    assert len(rejected) == 2
+    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {
+        ("relay_denied", "session")}
+    assert all("bounce_list" not in e for e in rejected)
+    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+
+
 @pytest.mark.parametrize("text", [
     # world18: mox answers RCPT TO for a domain it takes no mail for with "550 5.1.1 not accepting
     # email for domain": the recipient's MX points at a server that does not host the domain, a
@@ -501,14 +514,7 @@ def test_a_recipient_tld_the_filter_does_not_know_never_lists_the_address(relay,
 def test_a_server_that_takes_no_mail_for_the_domain_lists_nobody(relay, upstream, text):
     for local in ("jane", "joe"):
         upstream.rcpt_replies[local] = text
-    replies = transact(relay, ["jane@example.com", "joe@example.com"])
-    assert [r[0] for r in replies[1:3]] == [550, 550]
-    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
-    assert len(rejected) == 2
-    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {
-        ("relay_denied", "session")}
-    assert all("bounce_list" not in e for e in rejected)
-    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+    _both_refused_as_relay_denied_and_listed_nobody(relay, 550)
 
 
 def test_a_login_without_the_right_to_send_outside_mail_lists_nobody(relay, upstream):
@@ -518,11 +524,4 @@ def test_a_login_without_the_right_to_send_outside_mail_lists_nobody(relay, upst
     # recipients were listed at once.
     for local in ("jane", "joe"):
         upstream.rcpt_replies[local] = f"551 <{local}@example.com> - you do not have permission to send Internet mail"
-    replies = transact(relay, ["jane@example.com", "joe@example.com"])
-    assert [r[0] for r in replies[1:3]] == [551, 551]
-    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
-    assert len(rejected) == 2
-    assert {(e["classification"]["category"], e["classification"]["scope"]) for e in rejected} == {
-        ("relay_denied", "session")}
-    assert all("bounce_list" not in e for e in rejected)
-    assert not listed(relay, "jane@example.com") and not listed(relay, "joe@example.com")
+    _both_refused_as_relay_denied_and_listed_nobody(relay, 551)
