@@ -341,8 +341,11 @@ def test_recheck_removes_nothing_when_the_upstream_accepts_everything(env, capsy
 def test_recheck_with_an_unreachable_upstream_keeps_the_list(env, capsys):
     asyncio.run(env.seed("gone@example.com"))
     env.write(upstream_port=1)
-    assert env.run("recheck", "--remove", "--pace", "0") == 0
-    assert "gone@example.com: still refused (451" in capsys.readouterr().out
+    # review-17 F4: nothing was asked, so nothing was found "still refused"; the run is an error.
+    assert env.run("recheck", "--remove", "--pace", "0") == 2
+    captured = capsys.readouterr()
+    assert "gone@example.com: not asked (451" in captured.out and "still refused" not in captured.out
+    assert "1 address(es) not asked" in captured.err
     assert env.run("check", "gone@example.com") == 1
 
 

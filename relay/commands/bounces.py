@@ -583,6 +583,12 @@ async def _recheck(ctx: Context) -> int:
             await checker.domain(domain, listed)
     finally:
         await checker.close()
+    if checker.unasked:
+        # Nothing was removed for them, but nothing was checked either: an error, not "still refused"
+        # (review-17 F4: an unreachable upstream printed "still refused" for every address, exit 0).
+        print(f"recheck: {checker.unasked} address(es) not asked: the upstream could not be asked; "
+              f"run it again later", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -646,6 +652,7 @@ class _Recheck:
         self.ctx, self.store, self.sender, self.pace = ctx, store, sender, pace
         self.conn = None
         self.failed = None  # the Reply that ended the connection; later addresses are not asked
+        self.unasked = 0  # addresses the upstream was never asked about (the run's exit status)
 
     async def _connection(self):
         from ..upstream import UpstreamError, UpstreamPool
@@ -714,7 +721,9 @@ class _Recheck:
 
     async def _judge(self, entry: BounceEntry, reply) -> None:
         key, answer = entry.address, _first_line(reply)
-        if not reply.positive:
+        if reply.code // 100 == 4:  # RFC 5321 4.2.1: "try again later" says nothing of the address
+            print(f"{key}: no answer yet ({answer}): nothing removed")
+        elif not reply.positive:
             print(f"{key}: still refused ({answer})")
         elif self.ctx.args.remove:
             if await self.store.remove(key) is not None:
@@ -727,7 +736,8 @@ class _Recheck:
         reply = reply or self.failed
         why = _first_line(reply) if reply is not None else "no reply"
         for entry in entries:
-            print(f"{entry.address}: still refused ({why})")
+            print(f"{entry.address}: not asked ({why}): nothing removed")
+        self.unasked += len(entries)
 
     async def close(self) -> None:
         if self.conn is not None:
