@@ -55,6 +55,10 @@ def test_the_breaker_trips_holds_and_the_operator_confirms(relay, upstream):
     assert relay.server.metrics.counters[("relay_breaker_trips_total", ())] == 1
     for n in range(3):
         assert bounces(relay, "check", f"u{n}@gmail.test").returncode == 0  # nobody listed
+    # ... and check says why (review-17 F5: it said only "not listed").
+    assert "u0@gmail.test: not listed, held by the circuit breaker of gmail.test: relay bounces held gmail.test" \
+        in bounces(relay, "check", "u0@gmail.test").stdout
+    assert "held by the circuit breaker of gmail.test" in bounces(relay, "show", "u1@gmail.test").stderr
 
     # Tripped: further unknowns at the domain are counted and held, and still asked upstream.
     send(relay, ["u3@gmail.test", "u0@gmail.test"])

@@ -98,6 +98,8 @@ def test_a_provider_refusing_users_of_many_domains_trips_its_breaker_and_the_ope
     assert rejected["bounce_list"] == "held" and rejected["upstream"]["host"] == "mx.hoster.test"
     assert relay.server.metrics.counters[("relay_breaker_trips_total", ())] == 1
     assert [bounces(relay, "check", f"u{n}@c{n}.test").returncode for n in range(4)] == [0, 0, 0, 0]
+    assert ("u2@c2.test: not listed, held by the provider hoster.test's circuit breaker: relay bounces held "
+            "--provider hoster.test") in bounces(relay, "check", "u2@c2.test").stdout
 
     # Tripped: what the provider refuses next is held too, and still asked of it (never refused here).
     assert send(relay, ["u4@c4.test"])[1][0] == 550

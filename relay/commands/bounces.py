@@ -252,13 +252,31 @@ def _describe(entry: BounceEntry) -> str:
     return "\n".join(lines)
 
 
+async def _held_note(store, key: str) -> str:
+    """", held by ... breaker: ..." when a circuit breaker holds a listing of `key` (it is not listed:
+    mail to it flows until an operator confirms), else "" (review-17 F5: `check` said only "not
+    listed", and the operator looking it up did not learn that a breaker held it)."""
+    if key.startswith("@"):
+        return ""
+    for entry in await store.held(key.rpartition("@")[2]):
+        if entry.address == key:
+            holder = _holder(entry)
+            if holder["held_by"] == "provider":
+                return (f", held by the provider {holder['provider']}'s circuit breaker: relay bounces held "
+                        f"--provider {holder['provider']}, then confirm or discard")
+            return (f", held by the circuit breaker of {key.rpartition('@')[2]}: relay bounces held "
+                    f"{key.rpartition('@')[2]}, then confirm or discard")
+    return ""
+
+
 async def _show(ctx: Context) -> int:
     key = _address(ctx.args.address)
-    entry = await ctx.open().get(key)
+    store = ctx.open()
+    entry = await store.get(key)
     if entry is None:
         if ctx.args.json:
             print("null")
-        print(f"{key} is not on the bounce list", file=sys.stderr)
+        print(f"{key} is not on the bounce list{await _held_note(store, key)}", file=sys.stderr)
         return EXIT_NO
     print(json.dumps(entry.as_dict(), ensure_ascii=False, indent=2) if ctx.args.json else _describe(entry))
     return 0
@@ -399,9 +417,10 @@ def _reason(text: str) -> str:
 
 async def _check(ctx: Context) -> int:
     key = _address(ctx.args.address)
-    entry = await ctx.open().get(key)
+    store = ctx.open()
+    entry = await store.get(key)
     if entry is None:
-        print(f"{key}: not listed")
+        print(f"{key}: not listed{await _held_note(store, key)}")
         return 0
     origin = entry.category if entry.category == entry.source else f"{entry.category}, {entry.source}"
     why = f"{key}: listed since {entry.first_seen.date().isoformat()} ({origin})"
