@@ -126,3 +126,28 @@ async def test_a_failed_migration_leaves_the_database_as_it_was(pg_url, monkeypa
     # One transaction: not even the first migrations stayed.
     assert pg_rows(f"SELECT to_regclass('\"{schema}\".relay_bounces')")[0][0] is None
 
+
+
+async def test_a_role_that_may_not_alter_the_tables_is_told_how_to_migrate(pg_url):
+    # review-17 F3: a role with only row rights (the tables made by their owner) met a pending
+    # migration with PostgreSQL's "permission denied ..." alone, and no word of `relay db migrate`.
+    url, schema = pg_url
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    role = f"r_{schema}"
+    pg_run(f"""DELETE FROM "{schema}".relay_schema_version WHERE version = {LATEST}""")  # the newest one is pending
+    pg_run(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        pg_run(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        pg_run(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+        limited = open_store(url.replace(f"//{pg.USER}@", f"//{role}@", 1))
+        try:
+            with pytest.raises(Exception, match="cannot create the bounce list tables") as err:
+                await limited.get("a@example.com")
+            assert "permission denied" in str(err.value) and "relay db migrate" in str(err.value)
+        finally:
+            await limited.close()
+    finally:
+        pg_run(f'DROP OWNED BY "{role}"')
+        pg_run(f'DROP ROLE "{role}"')

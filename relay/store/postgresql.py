@@ -165,7 +165,14 @@ class PostgresBounceStore(BounceStore):
                         self.migrated = await migrate_postgresql(conn, self.schema, self.prefix, redact(self.url))
                 except asyncpg.PostgresError as exc:
                     await pool.close()
-                    raise StoreError(f"cannot create the bounce list tables in {redact(self.url)}: {exc}") from None
+                    hint = ""
+                    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+                        # A role that may only read and write rows cannot apply a migration (review-17 F3):
+                        # say what to do rather than leave the operator with PostgreSQL's words alone.
+                        hint = ("; this database user may not create or alter tables: run `relay db migrate` "
+                                "with a config whose store URL is the tables' owner's (docs/bounce-list.md, "
+                                "\"Schema versions\")")
+                    raise StoreError(f"cannot create the bounce list tables in {redact(self.url)}: {exc}{hint}") from None
                 except BaseException:
                     await pool.close()
                     raise
