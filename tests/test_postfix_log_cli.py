@@ -162,3 +162,37 @@ def test_a_no_such_domain_lists_only_the_domain_it_is_about(tmp_path, said, orig
         out = relay("postfix-log", "import", log, "-c", config)
         assert out.returncode == 0, out.stderr
     assert ("@dest.example" in listed(config)) is listed_domain
+
+
+def _local_line(queue_id: str, service: str, rcpt: str, relay_to: str, dsn: str, text: str, stamp: str) -> str:
+    return (f"{stamp} mx postfix/qmgr[1]: {queue_id}: from=<a@sender.test>, size=452, nrcpt=1 (queue active)\n"
+            f"{stamp} mx postfix/{service}[3]: {queue_id}: to=<{rcpt}>, relay={relay_to}, delay=0.1, "
+            f"delays=0/0/0/0.1, dsn={dsn}, status=bounced ({text})\n"
+            f"{stamp} mx postfix/qmgr[1]: {queue_id}: removed\n")
+
+
+def test_a_delivery_program_that_fails_lists_nobody(config, tmp_path):
+    # review-18 F1: pipe(8) and local(8) write "Command died with status N" and sys_exits.c's texts with
+    # dsn 5.3.x when the program they run fails (a spam filter down, a delivery agent misconfigured);
+    # enhanced-5.3 counted them as the recipient's, and three messages in an hour listed him for 30 days.
+    failures = [('Command died with status 1: "/usr/bin/spamc"', "pipe", "spamassassin", "5.3.0"),
+                ('Command died with signal 11: "/usr/lib/dovecot/deliver"', "local", "local", "5.3.0"),
+                ("local configuration error", "pipe", "dovecot", "5.3.5")]
+    lines = []
+    for n, (text, service, relay_to, dsn) in enumerate(failures):
+        for m in range(3):  # three messages each, a minute apart
+            lines.append(_local_line(f"4F00000000{n}{m}", service, f"user{n}@example.org", relay_to, dsn, text,
+                                     _syslog_stamp(600 - 60 * m)))
+    # The guard: local(8)'s own "unknown user" (EX_NOUSER's 5.1.1) still says the user does not exist.
+    lines.append(_local_line("4F0000000099", "local", "gone@mx.example.org", "local", "5.1.1", 'unknown user: "gone"',
+                             _syslog_stamp(60)))
+    log = tmp_path / "local.log"
+    log.write_text("".join(lines))
+    out = relay("postfix-log", "import", log, "-c", config)
+    assert out.returncode == 0, out.stderr
+    assert listed(config) == {"gone@mx.example.org"}
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    failed = [e for e in events if e["kind"] == "rejected" and e["recipient"].startswith("user")]
+    assert len(failed) == 9
+    assert {(e["classification"]["rule"], e["classification"]["scope"]) for e in failed} == {
+        ("mta-delivery-program-failed", "relay")}
