@@ -10,6 +10,7 @@ and why).
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,12 +179,10 @@ class ProviderBreaker:
 
 def provider_name(host: str | None, two_label_suffixes=frozenset()) -> str | None:
     """ProviderBreaker.provider_of without a breaker (see there)."""
-    import ipaddress
-
     # A DSN's Remote-MTA may carry the address after the name ("mx.example.com (192.0.2.1)"): the name.
     text = (host or "").strip().split()[0] if (host or "").strip() else ""
     text = text.strip("[]").rstrip(".").lower()
-    if text.lower().startswith("ipv6:"):
+    if text.startswith("ipv6:"):
         text = text[5:]
     if not text:
         return None
@@ -529,14 +528,19 @@ def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
     return rule
 
 
-def _parse_breaker(spec: Any, problems: Problems, key: str = "breaker") -> Breaker | None:
+def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
     """`breaker: {distinct_addresses: 10, within: 10m, categories: [...]}`, or `breaker: off`."""
-    if key == "breaker":
-        spec = _section(spec, "breaker", "a mapping such as {distinct_addresses: 10, within: 10m}", problems)
-        if spec is None:
-            return None
+    spec = _section(spec, "breaker", "a mapping such as {distinct_addresses: 10, within: 10m}", problems)
+    if spec is None:
+        return None
+    problems.unknown_keys(spec, BREAKER_KEYS, "breaker")
+    return _breaker_fields(spec, "breaker", problems)
+
+
+def _breaker_fields(spec: dict, key: str, problems: Problems) -> Breaker | None:
+    """The fields both breakers share (BREAKER_KEYS) of the section `key`, each defaulting to
+    DEFAULT_BREAKER's; None when one is wrong (reported)."""
     before = len(problems.items)
-    problems.unknown_keys(spec, BREAKER_KEYS, key)
     count = spec.get("distinct_addresses", DEFAULT_BREAKER.distinct_addresses)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         problems.add(f"{key}.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
@@ -564,12 +568,12 @@ def _parse_provider_breaker(spec: Any, problems: Problems) -> ProviderBreaker | 
     two_label_suffixes: [...]}`, or `provider_breaker: off`."""
     from .regex import PatternError, compile_linear
 
-    spec = _section(spec, "provider_breaker", "a mapping such as {distinct_addresses: 20, within: 10m}", problems)
+    spec = _section(spec, "provider_breaker", "a mapping such as {distinct_addresses: 50, within: 10m}", problems)
     if spec is None:
         return None
     before = len(problems.items)
     problems.unknown_keys(spec, PROVIDER_BREAKER_KEYS, "provider_breaker")
-    base = _parse_breaker({k: v for k, v in spec.items() if k in BREAKER_KEYS}, problems, "provider_breaker")
+    base = _breaker_fields(spec, "provider_breaker", problems)
     shipped = _shipped_provider_section() if ("named_by" not in spec or "two_label_suffixes" not in spec) else {}
     named_by = []
     # A key left out takes the shipped file's value: a section written for its threshold alone
