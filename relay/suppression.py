@@ -309,6 +309,10 @@ DEFAULT_UNCONFIRMED = SuppressionRule("unconfirmed", True, 2, 30 * 86400.0)
 # When a suppression file has no `breaker:` section (one written before it existed): on,
 # as the shipped file says; a misreporting receiver must never empty a domain's list of users.
 DEFAULT_BREAKER = Breaker(10, 600.0, frozenset({"unknown_recipient", "mailbox_disabled"}))
+# The provider breaker's own defaults, as shipped: a provider pools every domain it hosts, so five times
+# the domain breaker's threshold (docs/bounce-list.md, "Sizing").
+DEFAULT_PROVIDER_LIMITS = Breaker(5 * DEFAULT_BREAKER.distinct_addresses, DEFAULT_BREAKER.within,
+                                  DEFAULT_BREAKER.categories)
 
 
 class SuppressionPolicy:
@@ -534,24 +538,24 @@ def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:
     if spec is None:
         return None
     problems.unknown_keys(spec, BREAKER_KEYS, "breaker")
-    return _breaker_fields(spec, "breaker", problems)
+    return _breaker_fields(spec, "breaker", DEFAULT_BREAKER, problems)
 
 
-def _breaker_fields(spec: dict, key: str, problems: Problems) -> Breaker | None:
-    """The fields both breakers share (BREAKER_KEYS) of the section `key`, each defaulting to
-    DEFAULT_BREAKER's; None when one is wrong (reported)."""
+def _breaker_fields(spec: dict, key: str, default: Breaker, problems: Problems) -> Breaker | None:
+    """The fields both breakers share (BREAKER_KEYS) of the section `key`, each left out taking
+    `default`'s; None when one is wrong (reported)."""
     before = len(problems.items)
-    count = spec.get("distinct_addresses", DEFAULT_BREAKER.distinct_addresses)
+    count = spec.get("distinct_addresses", default.distinct_addresses)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         problems.add(f"{key}.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
-    within = DEFAULT_BREAKER.within
+    within = default.within
     try:
-        within = parse_duration(spec.get("within", DEFAULT_BREAKER.within))
+        within = parse_duration(spec.get("within", default.within))
         if within is None:
             problems.add(f"{key}.within", "required: a window such as 10m (never is not a window)")
     except ValueError as exc:
         problems.add(f"{key}.within", str(exc))
-    categories = spec.get("categories", sorted(DEFAULT_BREAKER.categories))
+    categories = spec.get("categories", sorted(default.categories))
     if not isinstance(categories, list) or not categories:
         problems.add(f"{key}.categories", "expected a non-empty list of categories")
         categories = []
@@ -573,7 +577,7 @@ def _parse_provider_breaker(spec: Any, problems: Problems) -> ProviderBreaker | 
         return None
     before = len(problems.items)
     problems.unknown_keys(spec, PROVIDER_BREAKER_KEYS, "provider_breaker")
-    base = _breaker_fields(spec, "provider_breaker", problems)
+    base = _breaker_fields(spec, "provider_breaker", DEFAULT_PROVIDER_LIMITS, problems)
     shipped = _shipped_provider_section() if ("named_by" not in spec or "two_label_suffixes" not in spec) else {}
     named_by = []
     # A key left out takes the shipped file's value: a section written for its threshold alone
@@ -622,11 +626,11 @@ def _shipped_provider_section() -> dict:
 def default_provider_breaker() -> ProviderBreaker | None:
     """The shipped file's `provider_breaker:` section (for a file written before it existed)."""
     problems = Problems("<shipped suppression.yaml>")
-    found = _parse_provider_breaker(_shipped_provider_section() or {"distinct_addresses": 50}, problems)
+    found = _parse_provider_breaker(_shipped_provider_section() or {}, problems)
     if problems.items or found is None:
         # The shipped file is tested; a broken copy must not stop the relay nor turn the breaker off.
-        return ProviderBreaker(2 * DEFAULT_BREAKER.distinct_addresses, DEFAULT_BREAKER.within,
-                               DEFAULT_BREAKER.categories)
+        return ProviderBreaker(DEFAULT_PROVIDER_LIMITS.distinct_addresses, DEFAULT_PROVIDER_LIMITS.within,
+                               DEFAULT_PROVIDER_LIMITS.categories)
     return found
 
 

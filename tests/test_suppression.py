@@ -191,6 +191,10 @@ def test_the_provider_breaker_is_on_by_default_and_validated(tmp_path):
     custom = SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: {distinct_addresses: 3, within: 1h}\n"))
     b = custom.provider_breaker
     assert (b.distinct_addresses, b.within) == (3, 3600) and custom.longest_window >= 3600
+    # A key left out takes the provider breaker's own default (docs/config.md: 50), not the domain
+    # breaker's 10, which a section giving only its window got before.
+    window_only = SuppressionPolicy.from_file(write(tmp_path, "provider_breaker: {within: 1h}\n")).provider_breaker
+    assert (window_only.distinct_addresses, window_only.within) == (50, 3600)
     assert b.named_host("550 5.1.1 <a@b.test>: undeliverable address: host mx2.hoster.co.uk[192.0.2.1] said: 550 "
                         "no such user") == "mx2.hoster.co.uk"
     assert b.provider_of("mx2.hoster.co.uk") == "hoster.co.uk"
