@@ -137,11 +137,11 @@ async def test_a_role_that_may_not_alter_the_tables_is_told_how_to_migrate(pg_ur
     await store.close()
     role = f"r_{schema}"
     pg_run(f"""DELETE FROM "{schema}".relay_schema_version WHERE version = {LATEST}""")  # the newest one is pending
-    pg_run(f'CREATE ROLE "{role}" LOGIN')
+    pg_run(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{role}-pw'")  # a password too: not only under trust auth
     try:
         pg_run(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
         pg_run(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
-        limited = open_store(url.replace(f"//{pg.USER}@", f"//{role}@", 1))
+        limited = open_store(url.replace(f"//{pg.USER}@", f"//{role}:{role}-pw@", 1))
         try:
             with pytest.raises(Exception, match="cannot create the bounce list tables") as err:
                 await limited.get("a@example.com")
