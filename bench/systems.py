@@ -438,9 +438,11 @@ class PostfixInstance:
     master listening on 127.0.0.1:port, relayhost = the sink. Started with `postfix -c DIR start`,
     stopped with `postfix -c DIR stop`, and its directory removed by the caller."""
 
-    def __init__(self, root: Path, sink_port: int, milter_port: int, max_size: int, milter: str | None = None):
+    def __init__(self, root: Path, sink_port: int, milter_port: int, max_size: int, milter: str | None = None,
+                 non_smtpd_milter: str | None = None):
         """`milter`: Postfix's name for the milter socket ("unix:/path", "inet:host:port") when it is
-        not inet:127.0.0.1:`milter_port`."""
+        not inet:127.0.0.1:`milter_port`; `non_smtpd_milter`: the one for non_smtpd_milters (mail
+        submitted with sendmail(1)) when it is not the same."""
         self.root = Path(root)
         self.port = free_port()
         self.etc = self.root / "etc"
@@ -488,7 +490,7 @@ class PostfixInstance:
         if milter_port or milter:
             settings.update({
                 "smtpd_milters": milter or f"inet:127.0.0.1:{milter_port}",
-                "non_smtpd_milters": "$smtpd_milters",
+                "non_smtpd_milters": non_smtpd_milter or "$smtpd_milters",
                 "milter_default_action": "tempfail",
                 "milter_protocol": "6",
             })

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +183,26 @@ class Milter:
     socket_mode: int = 0o660  # permissions of the UNIX socket (the MTA's user must be able to write it)
     socket_group: str | None = None  # group of the UNIX socket, e.g. postfix
     workers: int = 1  # the old spelling of the top-level `workers` (all listeners are shared now)
+    # non_smtpd_listen: a second socket for Postfix's non_smtpd_milters (mail submitted with sendmail(1)).
+    # Every session on it is such a submission, where Postfix cannot refuse one recipient (cleanup defers
+    # the whole message), so a bounce-listed recipient is removed at end of message (SMFIR_DELRCPT)
+    # instead. An explicit socket, because nothing in the protocol tells the two apart safely: Postfix's
+    # stand-in client (localhost, 127.0.0.1, port 0) is what any local test client can send too.
+    non_smtpd_endpoint: Endpoint | None = None
+    non_smtpd_path: Path | None = None
 
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path is not None else str(self.endpoint)
+
+    @property
+    def has_non_smtpd(self) -> bool:
+        return self.non_smtpd_endpoint is not None or self.non_smtpd_path is not None
+
+    def non_smtpd(self) -> "Milter":
+        """The non_smtpd_listen socket as a Milter of its own (same mode, socket_mode and group), for
+        the code that binds and removes a listener's socket."""
+        return replace(self, endpoint=self.non_smtpd_endpoint, path=self.non_smtpd_path,
+                       non_smtpd_endpoint=None, non_smtpd_path=None)
 
 
 @dataclass(frozen=True)
@@ -972,34 +989,27 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if "milter" not in top.data or top.data["milter"] is None:
         return None
     r = _Reader(top.problems, top.data["milter"], "milter")
-    r.unknown({"listen", "mode", "socket_mode", "socket_group", "workers"})
+    r.unknown({"listen", "non_smtpd_listen", "mode", "socket_mode", "socket_group", "workers"})
     listen = r.get("listen", str, None, required=True)
-    endpoint = path = None
-    if listen is not None and listen.startswith("unix:"):
-        raw = listen[len("unix:"):]
-        if not raw:
-            top.problems.add("milter.listen", "unix: names no socket path (unix:/run/relay/milter.sock)")
-        else:
-            try:
-                path = _from_config(base)(raw)
-            except ValueError as exc:
-                top.problems.add("milter.listen", str(exc))
-            if path is not None and len(os.fsencode(path)) > _SUN_PATH_MAX:
-                # sockaddr_un's sun_path holds 108 bytes with the NUL (unix(7)); a longer path fails
-                # only at bind, after check-config said yes.
-                top.problems.add("milter.listen", f"the socket path {path} is {len(os.fsencode(path))} bytes "
-                                 f"long; a UNIX socket's path may hold at most {_SUN_PATH_MAX}")
-            elif path is not None and not path.parent.is_dir():
-                top.problems.add("milter.listen", f"directory {path.parent} (for the socket) does not exist")
-    elif listen is not None:
-        try:
-            endpoint = parse_endpoint(listen)
-        except ValueError as exc:
-            top.problems.add("milter.listen", f"{exc}; or unix:PATH for a UNIX socket")
+    endpoint, path = _milter_socket(top, base, "milter.listen", listen)
+    non_smtpd = r.get("non_smtpd_listen", str, None)
+    ns_endpoint, ns_path = _milter_socket(top, base, "milter.non_smtpd_listen", non_smtpd)
+    if non_smtpd is not None and listen is not None and (
+            (ns_path is not None and ns_path == path)
+            or (ns_endpoint is not None and endpoint is not None and ns_endpoint.port != 0
+                and (ns_endpoint.host, ns_endpoint.port) == (endpoint.host, endpoint.port))):
+        top.problems.add("milter.non_smtpd_listen", f"{non_smtpd} is milter.listen too; give Postfix's "
+                         f"non_smtpd_milters a socket of its own (every session on it is taken for a "
+                         f"sendmail(1) submission)")
     mode = r.get("mode", str, "outbound")
     if mode not in MILTER_MODES:
         top.problems.add("milter.mode", f"{mode!r} is not one of {', '.join(MILTER_MODES)}")
         mode = "outbound"
+    if non_smtpd is not None and mode != "outbound":
+        # Mail submitted on this host with sendmail(1) is our own, never the world's mail that an inbound
+        # milter verifies; and an inbound milter refuses no recipient, the one thing this socket changes.
+        top.problems.add("milter.non_smtpd_listen", f"applies only to mode outbound (mode is {mode}): it is "
+                         f"for mail submitted on this host with sendmail(1)")
     socket_mode = r.get("socket_mode", (int, str), 0o660, convert=_file_mode)
     group = r.get("socket_group", str, None)
     if group is not None:
@@ -1008,11 +1018,55 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
             grp.getgrnam(group)
         except KeyError:
             top.problems.add("milter.socket_group", f"no group named {group!r} on this system")
-    if path is None and ("socket_mode" in r.data or group is not None):
+    if path is None and ns_path is None and ("socket_mode" in r.data or group is not None):
         top.problems.add("milter.socket_mode" if "socket_mode" in r.data else "milter.socket_group",
                          "applies only to a UNIX socket (listen: unix:PATH)")
     workers = r.get("workers", int, 1, convert=_positive)
-    return Milter(endpoint, path, mode, socket_mode, group, workers)
+    return Milter(endpoint, path, mode, socket_mode, group, workers, ns_endpoint, ns_path)
+
+
+def milter_postfix_lines(m: Milter) -> list[str]:
+    """What `relay check-config` says of the milter sockets: the Postfix setting each one is for."""
+    def name(x: Milter) -> str:
+        return f"unix:{x.path}" if x.path is not None else f"inet:{x.endpoint}"
+
+    if m.mode != "outbound":
+        return [f"milter: smtpd_milters = {name(m)} (mode {m.mode})"]
+    lines = [f"milter: smtpd_milters = {name(m)} (bounce-listed recipients refused at RCPT)"]
+    if m.has_non_smtpd:
+        lines.append(f"milter: non_smtpd_milters = {name(m.non_smtpd())} (mail submitted with sendmail(1): "
+                     f"bounce-listed recipients removed at end of message)")
+    else:
+        lines.append("milter: no non_smtpd_listen: leave Postfix's non_smtpd_milters out (pointed at "
+                     "milter.listen, a bounce-listed recipient holds a sendmail(1) message in the maildrop)")
+    return lines
+
+
+def _milter_socket(top: _Reader, base: Path, key: str, listen: str | None) -> tuple[Endpoint | None, Path | None]:
+    """`HOST:PORT` or `unix:PATH` -> (endpoint, path), one of them None (both when absent or wrong)."""
+    endpoint = path = None
+    if listen is not None and listen.startswith("unix:"):
+        raw = listen[len("unix:"):]
+        if not raw:
+            top.problems.add(key, "unix: names no socket path (unix:/run/relay/milter.sock)")
+        else:
+            try:
+                path = _from_config(base)(raw)
+            except ValueError as exc:
+                top.problems.add(key, str(exc))
+            if path is not None and len(os.fsencode(path)) > _SUN_PATH_MAX:
+                # sockaddr_un's sun_path holds 108 bytes with the NUL (unix(7)); a longer path fails
+                # only at bind, after check-config said yes.
+                top.problems.add(key, f"the socket path {path} is {len(os.fsencode(path))} bytes "
+                                 f"long; a UNIX socket's path may hold at most {_SUN_PATH_MAX}")
+            elif path is not None and not path.parent.is_dir():
+                top.problems.add(key, f"directory {path.parent} (for the socket) does not exist")
+    elif listen is not None:
+        try:
+            endpoint = parse_endpoint(listen)
+        except ValueError as exc:
+            top.problems.add(key, f"{exc}; or unix:PATH for a UNIX socket")
+    return endpoint, path
 
 
 _SUN_PATH_MAX = 107

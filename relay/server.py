@@ -267,7 +267,8 @@ class RelayServer:
             from .milter.server import MilterServer, build_milter_pipeline
             self.milter = MilterServer(self.settings, build_milter_pipeline(self.settings, self.policies,
                                                                             self.resources), self.outcomes,
-                                       sock=socks.milter if socks is not None else None)
+                                       sock=socks.milter if socks is not None else None,
+                                       non_smtpd_sock=socks.milter_non_smtpd if socks is not None else None)
             await self.milter.start()
         for i, listener in enumerate(self.settings.listen):
             factory = protocol_factory(self.service, self.settings, listener, self.counter)

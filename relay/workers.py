@@ -50,10 +50,11 @@ class Sockets:
     bounces_in: list[socket.socket] = field(default_factory=list)
     metrics: list[socket.socket] = field(default_factory=list)
     milter: socket.socket | None = None  # a UNIX milter socket is the same object in every slot
+    milter_non_smtpd: socket.socket | None = None  # milter.non_smtpd_listen, shared the same way
 
     def all(self) -> list[socket.socket]:
         out = [s for group in self.listen for s in group] + self.bounces_in + self.metrics
-        return out + ([self.milter] if self.milter is not None else [])
+        return out + [s for s in (self.milter, self.milter_non_smtpd) if s is not None]
 
 
 @dataclass
@@ -97,15 +98,19 @@ def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
             for i, group in enumerate(_bind_reuseport(settings.metrics, count, opened)):
                 slots[i].metrics = group
         if settings.milter is not None:
-            if settings.milter.path is not None:
-                from .milter.server import bind_milter_socket
-                shared = bind_milter_socket(settings.milter, listen=False)
-                opened.append(shared)
-                for s in slots:
-                    s.milter = shared
-            else:
-                for i, group in enumerate(_bind_reuseport(settings.milter.endpoint, count, opened)):
-                    slots[i].milter = group[0]
+            wanted = [("milter", settings.milter)]
+            if settings.milter.has_non_smtpd:
+                wanted.append(("milter_non_smtpd", settings.milter.non_smtpd()))
+            for attr, m in wanted:
+                if m.path is not None:
+                    from .milter.server import bind_milter_socket
+                    shared = bind_milter_socket(m, listen=False)
+                    opened.append(shared)
+                    for s in slots:
+                        setattr(s, attr, shared)
+                else:
+                    for i, group in enumerate(_bind_reuseport(m.endpoint, count, opened)):
+                        setattr(slots[i], attr, group[0])
     except BaseException:
         for sock in opened:
             sock.close()
@@ -239,9 +244,11 @@ class Supervisor:
             signal.set_wakeup_fd(old_wakeup)
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
-            if self.settings.milter is not None and self.settings.milter.path is not None:
+            if self.settings.milter is not None:
                 from .milter.server import remove_milter_socket
                 remove_milter_socket(self.settings.milter)
+                if self.settings.milter.has_non_smtpd:
+                    remove_milter_socket(self.settings.milter.non_smtpd())
             for fd in (ready_r, self._ready_w, wake_r, wake_w):
                 os.close(fd)
             if self.metrics_dir is not None and self.metrics_dir.owned:

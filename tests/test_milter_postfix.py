@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import smtplib
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -54,11 +55,13 @@ def policies(tmp_path, dns):
 class MilterRig:
     """Sink <- Postfix <- client; Postfix -> the relay's milter."""
 
-    def __init__(self, tmp_path: Path, dns, policies: Path, socket: str, mode: str = "outbound", **overrides):
+    def __init__(self, tmp_path: Path, dns, policies: Path, socket: str, mode: str = "outbound",
+                 non_smtpd: bool = False, **overrides):
         self.postfix = None
         self.relay = None
         self.sink = None
         self.root = None
+        self.non_smtpd = non_smtpd  # milter.non_smtpd_listen, and Postfix's non_smtpd_milters pointed at it
         try:
             self._start(tmp_path, dns, policies, socket, mode, overrides)
         except BaseException:
@@ -81,12 +84,16 @@ class MilterRig:
         else:
             milter = {"listen": "127.0.0.1:0"}
         milter["mode"] = mode
+        if self.non_smtpd:
+            milter["non_smtpd_listen"] = "127.0.0.1:0"
         config = write_config(tmp_path, 1, listen=[], upstream=None, milter=milter, policies=str(policies),
                               resolver={"nameservers": [dns.nameserver]}, **overrides)
         self.relay = RunningRelay(config)
         self.postfix = PostfixInstance(root, sink_port=self.sink.port, milter_port=self.relay.milter_port,
                                        max_size=10 << 20,
-                                       milter=f"unix:{root / 'milter.sock'}" if socket == "unix" else None)
+                                       milter=f"unix:{root / 'milter.sock'}" if socket == "unix" else None,
+                                       non_smtpd_milter=f"inet:127.0.0.1:{self.relay.milter_non_smtpd_port}"
+                                       if self.non_smtpd else None)
         self.postfix.start()
 
     def stop(self) -> None:
@@ -105,6 +112,20 @@ class MilterRig:
 
     def smtp(self) -> smtplib.SMTP:
         return smtplib.SMTP("127.0.0.1", self.postfix.port, timeout=60)
+
+    def sendmail(self, sender: str, recipients: list[str], message: bytes) -> subprocess.CompletedProcess:
+        """Postfix's own sendmail(1) (postdrop -> maildrop -> pickup -> cleanup, non_smtpd_milters)."""
+        return subprocess.run(["sendmail", "-C", str(self.postfix.etc), "-f", sender, "--", *recipients],
+                              input=message, capture_output=True, timeout=60)
+
+    def wait_queue_empty(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while self.postfix.queue_count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.postfix.queue_count()
+
+    def maillog(self) -> str:
+        return self.postfix.maillog.read_text(errors="replace") if self.postfix.maillog.is_file() else ""
 
 
 @pytest.fixture(params=["tcp", "unix"])
@@ -186,3 +207,71 @@ def test_inbound_mail_gets_authentication_results(inbound, dns):
     assert "dkim=pass" in ar[0] and "header.d=signed.test" in ar[0], ar[0]
     assert "spf=pass" in ar[0] and "smtp.mailfrom=sender.example" in ar[0], ar[0]
     assert "evil.test" not in headers
+
+
+# -- non_smtpd_milters: mail submitted with sendmail(1) -------------------------------------------------
+
+SUBMITTED = (b"From: App <app@sender.test>\nTo: gone@example.com, ok@example.com\nSubject: report\n"
+             b"Message-ID: <sub1@sender.test>\n\nsubmitted with sendmail(1)\n")
+
+
+@pytest.fixture
+def non_smtpd(tmp_path, dns, policies):
+    r = MilterRig(tmp_path, dns, policies, "tcp", non_smtpd=True)
+    r.relay.call(r.relay.server.resources.store.add(
+        "gone@example.com", category="unknown_recipient",
+        reply="550-5.1.1 The email account that you tried to reach does not exist.", rule="gmail-nosuchuser"))
+    yield r
+    r.stop()
+
+
+def _rcpts(msg: bytes) -> list[str]:
+    """The recipients smtp-sink was given (its X-Rcpt-Args fields)."""
+    import re
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    return [r.decode() for r in re.findall(rb"X-Rcpt-Args: <([^>]*)>", head)]
+
+
+def test_sendmail_submission_to_a_listed_and_a_good_recipient_delivers_the_good_one(non_smtpd):
+    # Pointed at milter.listen, Postfix held this whole message in its maildrop ("milter configuration
+    # error: can't reject recipient in non-smtpd(8) submission"), the good recipient's copy included.
+    done = non_smtpd.sendmail("app@sender.test", ["gone@example.com", "ok@example.com"], SUBMITTED)
+    assert done.returncode == 0, done.stderr
+    (msg,) = sink_messages(non_smtpd.sink, 1)
+    assert b"submitted with sendmail(1)" in msg
+    assert _rcpts(msg) == ["ok@example.com"], msg[:600]
+    assert non_smtpd.wait_queue_empty() == 0, non_smtpd.maillog()  # nothing stays in the maildrop
+    assert "can't reject recipient" not in non_smtpd.maillog()
+    (event,) = [e for e in non_smtpd.relay.events(wait_for=1) if e["kind"] == "suppressed"]
+    assert event["recipient"] == "gone@example.com" and event["milter_action"] == "recipient_removed"
+    assert event["reply"]["enhanced"] == "5.1.1" and event["sender"] == "app@sender.test"
+    assert event["message_id"] == "<sub1@sender.test>"
+    assert event["queue_id"] and event["queue_id"] in non_smtpd.maillog()  # matches Postfix's log lines
+
+
+def test_sendmail_submission_to_listed_recipients_only_is_returned_to_its_sender(non_smtpd):
+    done = non_smtpd.sendmail("app@sender.test", ["gone@example.com"], SUBMITTED)
+    assert done.returncode == 0, done.stderr
+    # Postfix returns the message to its sender (here also relayed to the sink) with our reason: not
+    # held in the maildrop, not dropped without a word.
+    (bounce,) = sink_messages(non_smtpd.sink, 1)
+    assert _rcpts(bounce) == ["app@sender.test"], bounce[:600]
+    text = bounce.decode(errors="replace")
+    assert "is on this relay's bounce list" in text and "gone@example.com" in text, text[:3000]
+    assert non_smtpd.wait_queue_empty() == 0, non_smtpd.maillog()
+    (event,) = [e for e in non_smtpd.relay.events(wait_for=1) if e["kind"] == "suppressed"]
+    assert event["recipient"] == "gone@example.com" and event["milter_action"] == "message_refused"
+
+
+def test_smtp_mail_on_the_same_postfix_is_still_refused_at_rcpt(non_smtpd):
+    with non_smtpd.smtp() as s:
+        s.ehlo("client.test")
+        assert s.mail("a@sender.test")[0] == 250
+        code, text = s.rcpt("gone@example.com")
+        assert code == 550 and b"is on this relay's bounce list" in text, text
+        assert s.rcpt("ok@example.com")[0] == 250
+        assert s.data(b"Subject: t\r\n\r\nhello\r\n")[0] == 250
+    (msg,) = sink_messages(non_smtpd.sink, 1)
+    assert _rcpts(msg) == ["ok@example.com"]
+    (event,) = [e for e in non_smtpd.relay.events(wait_for=1) if e["kind"] == "suppressed"]
+    assert event["stage"] == "rcpt" and "milter_action" not in event

@@ -47,6 +47,10 @@ def run(args) -> int:
 
         for warning in bounces_in_warnings(settings):
             print(f"warning: {warning}")
+        if settings.milter is not None:
+            from ..config import milter_postfix_lines
+            for line in milter_postfix_lines(settings.milter):
+                print(line)
         if settings.clients.users_file is not None:
             from ..users import Users
 

@@ -361,3 +361,8 @@ def chgheader(index: int, name: str, value: str) -> bytes:
 
 def addheader(name: str, value: str) -> bytes:
     return packet(SMFIR_ADDHEADER, _cstr(name) + _cstr(value))
+
+
+def delrcpt(recipient: str) -> bytes:
+    """SMFIR_DELRCPT: remove an envelope recipient, named as the MTA gave it at RCPT ("<a@b>")."""
+    return packet(SMFIR_DELRCPT, _cstr(recipient))

@@ -76,9 +76,10 @@ _OFF = _Off()
 class MilterConnection:
     """Option negotiation and the dispatch of one connection's commands to its MilterSession."""
 
-    def __init__(self, server: "MilterServer", peer: str):
+    def __init__(self, server: "MilterServer", peer: str, non_smtpd: bool = False):
         self.server = server
         self.peer = peer
+        self.non_smtpd = non_smtpd  # on milter.non_smtpd_listen: every session is a sendmail(1) submission
         self.protocol = 0  # the SMFIP_* flags agreed
         self.negotiated = False
         self.closed = False
@@ -103,10 +104,26 @@ class MilterConnection:
         # Only what the MTA offers may be asked for (libmilter refuses anything else); a flag it
         # does not offer just means we reply at that stage.
         self.protocol = wanted & cmd.protocol
-        actions = (codec.SMFIF_ADDHDRS | codec.SMFIF_CHGHDRS | codec.SMFIF_SETSYMLIST) & cmd.actions
+        wanted_actions = codec.SMFIF_ADDHDRS | codec.SMFIF_CHGHDRS | codec.SMFIF_SETSYMLIST
+        remove_refused = False
+        if self.non_smtpd and "on_rcpt" in used:
+            # Postfix's cleanup cannot refuse one recipient of a message submitted with sendmail(1): a
+            # refusal at RCPT defers the whole message ("milter configuration error: can't reject
+            # recipient in non-smtpd(8) submission", cleanup_milter.c), good recipients included. So a
+            # recipient a step refuses is removed at end of message instead (SMFIR_DELRCPT), and only
+            # here: on milter.listen (smtpd) a refusal at RCPT is what the client must hear.
+            if cmd.actions & codec.SMFIF_DELRCPT:
+                wanted_actions |= codec.SMFIF_DELRCPT
+                remove_refused = True
+            else:
+                log.warning("milter connection from %s on non_smtpd_listen: the MTA does not offer to let us "
+                            "remove recipients (SMFIF_DELRCPT); bounce-listed recipients are refused at RCPT",
+                            self.peer)
+        actions = wanted_actions & cmd.actions
         macros = WANTED_MACROS if actions & codec.SMFIF_SETSYMLIST else None
         self.negotiated = True
-        self.session = MilterSession(self.server, leading_space=bool(self.protocol & codec.SMFIP_HDR_LEADSPC))
+        self.session = MilterSession(self.server, leading_space=bool(self.protocol & codec.SMFIP_HDR_LEADSPC),
+                                     remove_refused=remove_refused)
         return codec.optneg_reply(min(cmd.version, codec.PROTOCOL_VERSION), actions, self.protocol, macros)
 
     @staticmethod
@@ -166,6 +183,8 @@ class MilterConnection:
             for change in changes:
                 if change.action == "delete":
                     out += codec.chgheader(change.index, change.name, "")
+                elif change.action == "delrcpt":
+                    out += codec.delrcpt(change.name)
                 else:
                     out += codec.insheader(change.index, change.name, change.value)
             out += self._reply(reply)
@@ -218,28 +237,43 @@ def remove_milter_socket(m) -> None:
 
 
 class MilterServer:
-    def __init__(self, settings, pipeline: Pipeline, outcomes, sock: socket.socket | None = None):
+    def __init__(self, settings, pipeline: Pipeline, outcomes, sock: socket.socket | None = None,
+                 non_smtpd_sock: socket.socket | None = None):
         self.settings = settings
         self.pipeline = pipeline  # replaced on reload
         self.outcomes = outcomes
         self.server: asyncio.AbstractServer | None = None
+        self.non_smtpd_server: asyncio.AbstractServer | None = None  # milter.non_smtpd_listen
         self.connections: set[asyncio.Task] = set()
         self._sock = sock  # bound by the parent of several workers (relay/workers.py), else by start()
+        self._non_smtpd_sock = non_smtpd_sock
         self._owns_socket = sock is None
 
     async def start(self) -> str:
-        """Listen where milter.listen says; returns a description of the bound address."""
+        """Listen where milter.listen (and milter.non_smtpd_listen) say; returns a description of the
+        bound address of milter.listen."""
         m = self.settings.milter
-        sock = self._sock if self._sock is not None else bind_milter_socket(m)
-        if m.path is not None:
-            self.server = await asyncio.start_unix_server(self._serve, sock=sock, limit=READ_SIZE, backlog=1024)
-            where = f"unix:{m.path}"
-        else:
-            self.server = await asyncio.start_server(self._serve, sock=sock, limit=READ_SIZE, backlog=1024)
-            addr = self.server.sockets[0].getsockname()
-            where = f"{addr[0]}:{addr[1]}"
+        self.server, where = await self._listen(m, self._sock, non_smtpd=False)
         log.info("milter (%s) listening on %s", m.mode, where)
+        if m.has_non_smtpd:
+            self.non_smtpd_server, ns_where = await self._listen(m.non_smtpd(), self._non_smtpd_sock,
+                                                                 non_smtpd=True)
+            log.info("milter (%s) for non_smtpd_milters (sendmail(1) submissions: bounce-listed recipients "
+                     "removed at end of message) listening on %s", m.mode, ns_where)
         return where
+
+    async def _listen(self, m, sock, non_smtpd: bool) -> tuple[asyncio.AbstractServer, str]:
+        sock = sock if sock is not None else bind_milter_socket(m)
+
+        async def serve(reader, writer):
+            await self._serve(reader, writer, non_smtpd=non_smtpd)
+
+        if m.path is not None:
+            server = await asyncio.start_unix_server(serve, sock=sock, limit=READ_SIZE, backlog=1024)
+            return server, f"unix:{m.path}"
+        server = await asyncio.start_server(serve, sock=sock, limit=READ_SIZE, backlog=1024)
+        addr = server.sockets[0].getsockname()
+        return server, f"{addr[0]}:{addr[1]}"
 
     @property
     def port(self) -> int | None:
@@ -247,7 +281,14 @@ class MilterServer:
             return None
         return self.server.sockets[0].getsockname()[1]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @property
+    def non_smtpd_port(self) -> int | None:
+        if self.non_smtpd_server is None or self.settings.milter.non_smtpd_path is not None:
+            return None
+        return self.non_smtpd_server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     non_smtpd: bool = False) -> None:
         task = asyncio.current_task()
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "unix socket"
@@ -265,7 +306,7 @@ class MilterServer:
             writer.transport.abort()
             return
         self.connections.add(task)
-        conn = MilterConnection(self, peer)
+        conn = MilterConnection(self, peer, non_smtpd=non_smtpd)
         decoder = codec.Decoder()
         idle = self.settings.limits.timeout
         loop = asyncio.get_running_loop()
@@ -341,12 +382,15 @@ class MilterServer:
             self.connections.discard(task)
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in (self.server, self.non_smtpd_server):
+            if server is not None:
+                server.close()
         for task in list(self.connections):
             task.cancel()
         if self.connections:
             await asyncio.gather(*self.connections, return_exceptions=True)
         if self._owns_socket:
             remove_milter_socket(self.settings.milter)
+            if self.settings.milter.has_non_smtpd:
+                remove_milter_socket(self.settings.milter.non_smtpd())
         await self.pipeline.close()

@@ -10,6 +10,11 @@ What steps do to the message at end of DATA becomes header modifications in the 
 prepended fields (DKIM-Signature, Authentication-Results) are inserted at the top
 (SMFIR_INSHEADER, index 0) and removed fields are deleted by name and occurrence
 (SMFIR_CHGHEADER with an empty value).
+
+On milter.non_smtpd_listen (Postfix's non_smtpd_milters: mail submitted with sendmail(1)), the MTA cannot
+refuse one recipient: a recipient a step refuses at RCPT is kept aside and removed at end of message
+(SMFIR_DELRCPT), with the same event, and the message goes on to the others; when no recipient is left,
+the message is refused at end of message, so that the sender hears of it (see docs/milter.md).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..decision import Decision, Reply, Verdict
 from ..outcomes import Outcomes
@@ -63,12 +68,29 @@ def hooks_used(pipeline: Pipeline) -> set[str]:
 
 @dataclass(frozen=True)
 class HeaderChange:
-    """One change to the MTA's header: insert (index 0 = top) or delete occurrence `index` of `name`."""
+    """One change to the MTA's copy at end of message: insert (index 0 = top) or delete occurrence
+    `index` of the header field `name`; or "delrcpt": remove the envelope recipient `name` (as the MTA
+    gave it at RCPT, "<a@b>")."""
 
-    action: str  # "insert" | "delete"
+    action: str  # "insert" | "delete" | "delrcpt"
     index: int
     name: str
     value: str = ""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A recipient refused at RCPT on a session whose MTA cannot refuse one recipient: removed at end of
+    message. `arg` is the recipient as the MTA gave it (what SMFIR_DELRCPT names), `recipient` the address."""
+
+    arg: str
+    recipient: str
+    decision: Decision
+
+
+# More than this many removed recipients are summarised in the refusal of a message none is left of:
+# the reply becomes the text of the bounce to the sender, one line per recipient.
+MAX_REPLY_RECIPIENTS = 10
 
 
 def _path(arg: str) -> str:
@@ -86,9 +108,13 @@ class MilterSession:
     """The state of one milter connection: macros, the client session, the open transaction,
     and the message as it arrives (bounded by limits.max_message_size)."""
 
-    def __init__(self, server, leading_space: bool = False):
+    def __init__(self, server, leading_space: bool = False, remove_refused: bool = False):
         self.server = server  # settings, pipeline and outcomes: read at each use (SIGHUP replaces them)
         self.leading_space = leading_space  # SMFIP_HDR_LEADSPC: header values keep their leading blank
+        # The MTA cannot refuse one recipient (Postfix's non_smtpd_milters, SMFIF_DELRCPT agreed): a
+        # recipient refused at RCPT is removed at end of message instead.
+        self.remove_refused = remove_refused
+        self._removed: list[Removal] = []
         self.macros: dict[str, dict[str, str]] = {}
         self.session: Session | None = None
         self.txn: Transaction | None = None
@@ -183,7 +209,7 @@ class MilterSession:
         if len(recipient.encode("utf-8", "surrogateescape")) > MAX_PATH_OCTETS:
             bound = Reply.make(501, "5.1.3", f"Recipient address longer than {MAX_PATH_OCTETS} octets "
                                              f"(RFC 5321 4.5.3.1.3)")
-        elif len(txn.rcpts) >= MAX_RECIPIENTS:
+        elif len(txn.rcpts) + len(self._removed) >= MAX_RECIPIENTS:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
             bound = Reply.make(452, "4.5.3", f"Too many recipients (at most {MAX_RECIPIENTS} per message)",
                                cause="too-many-recipients")
@@ -196,7 +222,15 @@ class MilterSession:
         txn.notes["stage"] = "rcpt"
         decision = await self._run(self.pipeline.rcpt(txn, recipient), COMMAND_DEADLINE,
                                    f"RCPT (transaction {txn.id})")
+        if decision.verdict is Verdict.REJECT and self.remove_refused:
+            # Its event is written at end of message, when the MTA removes it: a message aborted before
+            # then went to nobody, and a refusal no one saw is not recorded (nor is one that did not happen).
+            self._removed.append(Removal(args[0] if args else f"<{recipient}>", recipient, decision))
+            return None
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
+            # A temporary refusal (the bounce list could not be read) stays one on every session: on a
+            # sendmail(1) submission Postfix then defers the whole message, which is right while we do
+            # not know whether a recipient is listed.
             await self.outcomes.refused(txn, txn.session, "rcpt", [recipient], decision)
             return decision.reply
         txn.rcpts.append(recipient)
@@ -240,12 +274,14 @@ class MilterSession:
             return None, []
         txn = self.txn
         txn.notes["stage"] = "data"
+        removed, self._removed = self._removed, []
         if self._too_big:
             limit = self.settings.limits.max_message_size
             reply = Reply.make(552, "5.3.4", f"Message too big for this relay's milter (limit {limit} bytes)",
                                cause="message-too-large")
             await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
                                         Decision(Verdict.REJECT, reply, "policy_rejected"))
+            await self._record_removed(txn, removed, "message_refused")
             await self.end_transaction()
             return reply, []
         if self._header_too_big:
@@ -255,6 +291,7 @@ class MilterSession:
                                cause="header-too-large")
             await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts),
                                         Decision(Verdict.REJECT, reply, "policy_rejected"))
+            await self._record_removed(txn, removed, "message_refused")
             await self.end_transaction()
             return reply, []
         # A piece at a time, the loop turning in between (issue #15: a 30 MB body of bare LF held it ~1 s).
@@ -264,15 +301,40 @@ class MilterSession:
         txn.headers = {}
         for name, value in message.headers():
             txn.headers.setdefault(name.lower(), value)
+        if removed and not txn.rcpts:
+            # Every recipient was refused. Removing them all would leave Postfix a message for nobody,
+            # which it drops without a word to the sender; discarding it (SMFIR_DISCARD) drops it too.
+            # Refused at end of message, Postfix's cleanup returns a sendmail(1) submission to its sender
+            # with our reply as the reason (a 5xx there is a bounce, cleanup_milter.c's CLEANUP_STAT_CONT),
+            # as an SMTP client hears 550 for each recipient: the mail is not lost without a word.
+            reply = _all_refused_reply(removed)
+            log.info("milter: message %s submitted without SMTP refused: every recipient refused (%s)",
+                     self.macro("i") or txn.id, ", ".join(r.recipient for r in removed[:MAX_REPLY_RECIPIENTS]))
+            await self._record_removed(txn, removed, "message_refused")
+            await self.end_transaction()
+            return reply, []
         decision = await self._run(self.pipeline.data(txn, message), CONTENT_DEADLINE,
                                    f"end of message (transaction {txn.id})")
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
             await self.outcomes.refused(txn, txn.session, "data", list(txn.rcpts), decision)
+            await self._record_removed(txn, removed, "message_refused")
             await self.end_transaction()
             return decision.reply, []
-        changes = self.header_changes(message)
+        changes = [HeaderChange("delrcpt", 0, r.arg) for r in removed] + self.header_changes(message)
+        for r in removed:
+            log.info("milter: %s removed from message %s submitted without SMTP (%s)", r.recipient,
+                     self.macro("i") or txn.id, r.decision.reply.lines[0] if r.decision.reply else "refused")
+        await self._record_removed(txn, removed, "recipient_removed")
         await self.end_transaction()
         return None, changes
+
+    async def _record_removed(self, txn: Transaction, removed: list[Removal], action: str) -> None:
+        """The refusal event of each recipient kept aside at RCPT (the same event as a refusal at RCPT on
+        milter.listen), with `milter_action`: recipient_removed (SMFIR_DELRCPT, the message went on to
+        the others) or message_refused (the whole message was refused at end of message)."""
+        for r in removed:
+            decision = replace(r.decision, detail={**r.decision.detail, "milter_action": action})
+            await self.outcomes.refused(txn, txn.session, "rcpt", [r.recipient], decision)
 
     def header_changes(self, message: Message) -> list[HeaderChange]:
         """Deletions first, last occurrence first, so that no deletion moves the index of another
@@ -298,6 +360,7 @@ class MilterSession:
 
     async def end_transaction(self) -> None:
         self._reset_message()
+        self._removed = []  # not removed (aborted, or a new MAIL): the MTA took this message for no one
         txn, self.txn = self.txn, None
         queue_id = self.macro("i")
         for stage in "MRTLNE":
@@ -335,3 +398,24 @@ class MilterSession:
                                                                     "timed out), please try again later",
                                                       cause="local-error"),
                             "deferred")
+
+
+def _all_refused_reply(removed: list[Removal]) -> Reply:
+    """The refusal of a message every recipient of which was refused: one recipient's own reply, or one
+    line per recipient (the first line of each reply, at most MAX_REPLY_RECIPIENTS of them)."""
+    replies = [r.decision.reply for r in removed if r.decision.reply is not None]
+    if len(replies) == 1:
+        return replies[0]
+    enhanced = {reply.enhanced for reply in replies}
+    # RFC 3463: X.7.1 "delivery not authorized" when the recipients' own codes differ (the bounce list is
+    # this relay's policy, as in relay/steps/bounce_list.py).
+    code = enhanced.pop() if len(enhanced) == 1 and None not in enhanced else "5.7.1"
+    lines = [f"Every recipient of this message is refused ({len(removed)}):"]
+    for reply in replies[:MAX_REPLY_RECIPIENTS]:
+        first = reply.lines[0]
+        if reply.enhanced and first.startswith(reply.enhanced):
+            first = first[len(reply.enhanced):].lstrip()
+        lines.append(first)
+    if len(replies) > MAX_REPLY_RECIPIENTS:
+        lines.append(f"and {len(replies) - MAX_REPLY_RECIPIENTS} more")
+    return Reply.make(550, code, "\n".join(lines), cause=replies[0].cause)

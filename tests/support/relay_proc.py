@@ -50,6 +50,7 @@ class RunningRelay:
         self.host, self.port = bound[0] if bound else (None, None)
         milter = self.server.milter
         self.milter_port = milter.port if milter is not None else None  # None also for a UNIX socket
+        self.milter_non_smtpd_port = milter.non_smtpd_port if milter is not None else None  # non_smtpd_listen
         self._stopping = None  # the server's stop(), once begun
 
     def _run_loop(self) -> None:
