@@ -60,6 +60,9 @@ class Transaction:
     mail_from: str
     mail_options: list[str] = field(default_factory=list)
     rcpts: list[str] = field(default_factory=list)  # accepted recipients
+    # RCPTs of a mailbox already accepted in this transaction: answered 250 and collapsed, never sent
+    # on, and still counted towards limits.max_recipients (relay/service.py, review14 F4).
+    duplicate_rcpts: int = 0
     started: float = field(default_factory=time.time)
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased name -> value, once DATA was seen
     notes: dict[str, Any] = field(default_factory=dict)  # steps' scratch space

@@ -132,8 +132,7 @@ class RelayService:
         # Every accepted RCPT counts towards max_recipients, a duplicate too, as every one counts
         # towards Postfix's smtpd_recipient_limit: uncounted, a client could repeat one RCPT for ever,
         # each restarting the idle deadline, and hold its slot and its upstream connection (review14 F4).
-        duplicates = txn.notes.get("duplicate_rcpts", 0)
-        if len(txn.rcpts) + duplicates >= self.settings.limits.max_recipients:
+        if len(txn.rcpts) + txn.duplicate_rcpts >= self.settings.limits.max_recipients:
             # RFC 5321 4.5.3.1.8: 452 tells the client to send the rest in another transaction.
             reply = Reply.make(452, "4.5.3", f"Too many recipients (at most "
                                              f"{self.settings.limits.max_recipients} per message)",
@@ -144,7 +143,7 @@ class RelayService:
         if any(same_mailbox_key(r) == key for r in txn.rcpts):
             # RFC 5321 allows a server to accept a duplicate; sent on, the upstream delivered the
             # message twice. Collapsed as Postfix does: the same 250, no second upstream RCPT.
-            txn.notes["duplicate_rcpts"] = duplicates + 1
+            txn.duplicate_rcpts += 1
             return Reply.make(250, "2.1.5", f"Duplicate recipient <{shown(recipient)}>: already "
                                             f"accepted in this transaction, delivered once")
         txn.notes["stage"] = "rcpt"
