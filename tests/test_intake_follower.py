@@ -252,3 +252,171 @@ def test_a_long_backlog_comes_in_several_polls(tmp_path):
         rest += more
     assert len(first) + len(rest) == 60000
     assert last_position(first + rest)["offset"] == 6_000_000
+
+
+# -- a log replaced by a copy of itself (review18 F4) ----------------------------------------------
+# `sed -i` on the log writes a new file with the same lines and renames it over the log; a copy put
+# back (moved, or copied into the file) is the same. Before, the new file was read from its start as
+# after a rotation: every line's events were written again. Now a replacement is read from the first
+# byte where it differs from what was read (docs/postfix-log.md, "Following, rotation, restarts").
+
+def _bounce(n: int, recipient: str) -> str:
+    return (f"Nov 29 11:30:{n:02d} pb postfix/smtp[3{n:02d}]: A57A320C{n:03d}: to=<{recipient}>, "
+            f"relay=mx[192.0.2.1]:25, delay=0.1, delays=0/0/0/0.1, dsn=5.1.1, status=bounced (host "
+            f"mx[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command))\n")
+
+
+def _postfix_log_relay(tmp_path):
+    from tests.support.relay_proc import RunningRelay, write_config
+
+    log = tmp_path / "mail.log"
+    if not log.exists():
+        log.write_text("")
+    config = write_config(tmp_path, 0, listen=None, upstream=None,
+                          postfix_log={"path": str(log), "state_directory": str(tmp_path / "state")})
+    return log, RunningRelay(config)
+
+
+def _wait_idle(relay) -> None:
+    import asyncio
+
+    async def idle():
+        follower = relay.server.follower
+        follower.idle.clear()
+        await asyncio.wait_for(follower.idle.wait(), 30)
+    relay.call(idle(), timeout=40)
+
+
+def _rejected_once_there(relay, recipients: list[str]) -> list[str]:
+    """The rejected events' recipients once each of `recipients` has one (or 60 s passed), and the
+    follower has read everything since."""
+    import time
+
+    deadline = time.time() + 60
+    while True:
+        got = [e["recipient"] for e in relay.events() if e["kind"] == "rejected"]
+        if all(r in got for r in recipients) or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    _wait_idle(relay)
+    return [e["recipient"] for e in relay.events() if e["kind"] == "rejected"]
+
+
+def test_sed_i_on_the_followed_log_does_not_write_its_events_again(tmp_path):
+    import subprocess
+
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        _wait_idle(relay)  # the first start follows from the end
+        with open(log, "a") as w:
+            w.write(_bounce(1, "first@gmail.test") + "Nov 29 11:30:02 pb postfix/qmgr[2]: A57A320C001: removed\n")
+        assert _rejected_once_there(relay, ["first@gmail.test"]) == ["first@gmail.test"]
+        inode = log.stat().st_ino
+        subprocess.run(["sed", "-i", "-e", "s/ removed$/ removed/", str(log)], check=True)
+        assert log.stat().st_ino != inode  # sed -i put a new file in the log's place
+        with open(log, "a") as w:
+            w.write(_bounce(3, "second@gmail.test"))
+        rejected = _rejected_once_there(relay, ["second@gmail.test"])
+    finally:
+        relay.stop()
+    assert rejected == ["first@gmail.test", "second@gmail.test"]
+
+
+def test_a_copy_moved_back_while_the_writer_still_appends_to_the_old_file(tmp_path):
+    # A syslog daemon keeps writing to the file it has open until it is told to reopen: the line it
+    # writes after the copy was taken goes to the old file (read from there), and what it writes once
+    # reopened goes to the copy, after the old lines.
+    import shutil
+
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        _wait_idle(relay)
+        writer = open(log, "a", buffering=1)
+        writer.write(_bounce(1, "first@gmail.test"))
+        assert _rejected_once_there(relay, ["first@gmail.test"]) == ["first@gmail.test"]
+        shutil.copyfile(log, tmp_path / "mail.log.copy")
+        writer.write(_bounce(2, "late@gmail.test"))  # the old file, after the copy was taken
+        (tmp_path / "mail.log.copy").rename(log)
+        assert sorted(_rejected_once_there(relay, ["late@gmail.test"])) == ["first@gmail.test", "late@gmail.test"]
+        writer.close()
+        with open(log, "a") as reopened:
+            reopened.write(_bounce(3, "third@gmail.test"))
+        rejected = _rejected_once_there(relay, ["third@gmail.test"])
+    finally:
+        relay.stop()
+    assert sorted(rejected) == ["first@gmail.test", "late@gmail.test", "third@gmail.test"]
+
+
+def test_a_copy_put_back_while_relay_was_stopped_is_read_on_from_the_cursor(tmp_path):
+    import subprocess
+
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        _wait_idle(relay)
+        with open(log, "a") as w:
+            w.write(_bounce(1, "first@gmail.test"))
+        assert _rejected_once_there(relay, ["first@gmail.test"]) == ["first@gmail.test"]
+    finally:
+        relay.stop()
+    subprocess.run(["sed", "-i", "-e", "s/ 550 / 550 /", str(log)], check=True)
+    with open(log, "a") as w:
+        w.write(_bounce(2, "second@gmail.test"))
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        rejected = _rejected_once_there(relay, ["second@gmail.test"])
+    finally:
+        relay.stop()
+    # The events file holds both runs' events: first once, second once.
+    assert rejected == ["first@gmail.test", "second@gmail.test"]
+
+
+def test_a_copy_written_back_into_the_same_file_is_waited_for_and_not_read_again(tmp_path):
+    # `cp saved mail.log`: the same inode, emptied, then written again; a poll can come half-way.
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    lines = [_bounce(n, f"r{n}@gmail.test") for n in range(1, 4)]  # more than HEAD_BYTES in all
+    with open(log, "a") as w:
+        w.write("".join(lines))
+    assert len(f.poll()) == 3
+    whole = log.read_bytes()
+    with open(log, "r+b") as w:
+        w.truncate(0)
+        w.write(whole[:100])  # the copy has only begun
+    assert f.poll() == []
+    with open(log, "ab") as w:
+        w.write(whole[100:] + _bounce(4, "new@gmail.test").encode())
+    assert texts(f.poll()) == [_bounce(4, "new@gmail.test").rstrip("\n")]
+
+
+def test_a_shorter_file_that_starts_as_the_old_one_is_read_from_its_start_once_it_stops_growing(tmp_path):
+    # Neither a copy of what was read (shorter) nor a new log (the same first lines): read again, as
+    # before, rather than risk a line never read.
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    lines = [_bounce(n, f"r{n}@gmail.test") for n in range(1, 5)]
+    with open(log, "a") as w:
+        w.write("".join(lines))
+    assert len(f.poll()) == 4
+    with open(log, "r+") as w:
+        w.truncate(0)
+        w.write("".join(lines[:3]))
+    assert f.poll() == []  # it may still be growing
+    assert len(f.poll()) == 3  # it did not grow
+
+
+def test_a_new_log_created_empty_after_a_rename_is_read_from_its_start(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    with open(log, "a") as w:
+        w.write(_bounce(1, "a@gmail.test"))
+    assert len(f.poll()) == 1
+    os.rename(log, tmp_path / "mail.log.1")
+    log.write_text("")
+    assert f.poll() == []
+    with open(log, "a") as w:
+        w.write(_bounce(2, "b@gmail.test"))
+    assert texts(f.poll()) == [_bounce(2, "b@gmail.test").rstrip("\n")]
+    assert f.rotations == 1

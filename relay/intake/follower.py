@@ -9,14 +9,21 @@ A file is followed by polling (no inotify dependency; a poll every half second c
 - copytruncate: the same file shrinks below the position read so far; reading starts again at 0.
   (Lines written between logrotate's copy and its truncate are lost: that is copytruncate's own
   weakness, documented by logrotate.)
+- replaced by a copy of itself (`sed -i` on the log, a copy moved or copied back): the new file is
+  read from the first byte where it differs from what was read of the old one (_ReadBefore); a new
+  log differs in its first line and is read from its start as above, a copy is read on where the old
+  file was left (before, its lines were read again and their events written twice).
 
 Where it stopped is kept in the state directory (`postfix-log.cursor`, JSON, replaced atomically):
-the file's device and inode, the offset after the last complete line read, and a hash of the
-file's first bytes (an inode number can be reused by a new file). After a restart:
+the file's device and inode, the offset after the last complete line read, and hashes of the
+file's first bytes (an inode number can be reused by a new file) and of the bytes before the offset.
+After a restart:
 
 - same file, head unchanged: continue at the offset;
 - the file was rotated meanwhile: finish the old one if it is still in the directory (same inode),
   then read the new one from its start;
+- the file was replaced by a copy of itself (same first bytes, same bytes before the offset): continue
+  at the offset;
 - the file was truncated or replaced: read it from its start;
 - no cursor yet: start at the end (only new deliveries; `relay postfix-log import` back-fills).
 
@@ -58,6 +65,10 @@ class FilePosition:
     offset: int
     head_len: int
     head: str  # sha256 of the file's first head_len bytes
+    # sha256 of the tail_len bytes before offset (the last line(s) read): with the head, what tells a
+    # copy of the file put back in its place (sed -i) from a new log (absent from older cursors)
+    tail_len: int = 0
+    tail: str = ""
 
     def as_dict(self) -> dict:
         return {"kind": "file", **asdict(self)}
@@ -99,6 +110,94 @@ def _head(fd, length: int) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _tail(fd, offset: int, length: int) -> str:
+    data = os.pread(fd, length, offset - length) if length else b""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The index of the first byte where a and b differ (the shorter one's length when one is the
+    other's start)."""
+    n = min(len(a), len(b))
+    at = 0
+    while at < n and a[at:at + 4096] == b[at:at + 4096]:
+        at += 4096
+    for i in range(at, min(at + 4096, n)):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class _ReadBefore:
+    """What was read of the file the log's path named before it was replaced or truncated, to tell a
+    copy of that file put back in its place (`sed -i` on the log, a copy moved or copied back) from a
+    new log. Its lines were read already: reading them again wrote every event a second time.
+
+    The rule: the new file is read from the first byte where it differs from what was read of the old
+    one (from the start of that line). A new log (rename rotation, copytruncate) differs at once, in
+    its first line's time stamp, and is read from its start as before; a copy is read on from where
+    the old file was left. With the old file still open (a new inode: rename, sed -i) its bytes are
+    compared, as the new file grows (a copy being written is waited for; lines the writer appended
+    to the old file after the copy was taken are read from the old file, and what it then writes to
+    the new one differs from them). When the same file was emptied and written again (its old bytes
+    are gone), only the first and the last HEAD_BYTES read are known: a file that starts with the
+    same bytes is waited for until it is as long as what was read, then resumed there when the bytes
+    before that point are the last ones read too, else read from its start; one that stops growing
+    shorter than that (for drain_seconds) is read from its start (as before: a line read twice
+    rather than a line lost)."""
+
+    def __init__(self, f: "_OpenFile", keep_open: bool):
+        self.offset = f.offset
+        self.head = f.head_bytes
+        self.tail = f.tail_bytes
+        self.fd = os.dup(f.fd) if keep_open else None
+        self.size_seen = -1
+        self.since = 0.0
+
+    def close(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None
+
+    def verdict(self, f: "_OpenFile", now: float, patience: float) -> tuple[bool, int]:
+        """(whether to read on, and from which offset of f): (False, n) waits, n bytes already known."""
+        size = os.fstat(f.fd).st_size
+        if self.fd is not None:
+            pos = start = f.offset
+            limit = min(size, self.offset)
+            while pos < limit:
+                new = os.pread(f.fd, min(READ_BYTES, limit - pos), pos)
+                if not new:
+                    break
+                old = os.pread(self.fd, len(new), pos)
+                if new != old:
+                    cut = new.rfind(b"\n", 0, _first_difference(new, old))
+                    return True, pos + cut + 1 if cut >= 0 else start
+                cut = new.rfind(b"\n")
+                if cut >= 0:
+                    start = pos + cut + 1
+                pos += len(new)
+            if size >= self.offset:
+                return True, self.offset
+            return False, start
+        if size >= self.offset:
+            same = os.pread(f.fd, len(self.head), 0) == self.head and \
+                os.pread(f.fd, len(self.tail), self.offset - len(self.tail)) == self.tail
+            return True, self.offset if same else 0
+        first = os.pread(f.fd, min(size, len(self.head)), 0)
+        if first != self.head[:len(first)]:
+            return True, 0
+        if size > len(self.head):
+            if size != self.size_seen:
+                self.size_seen, self.since = size, now
+            elif now - self.since >= patience:
+                return True, 0
+        return False, 0
+
+
 class _OpenFile:
     def __init__(self, path: Path, fd: int, offset: int):
         self.path = path
@@ -110,6 +209,10 @@ class _OpenFile:
         self.quiet_since: float | None = None
         self.head_len = min(HEAD_BYTES, offset)
         self.head = _head(fd, self.head_len)
+        # The first and the last HEAD_BYTES read, kept as bytes (_ReadBefore: a file emptied under us)
+        self.head_bytes = os.pread(fd, self.head_len, 0) if self.head_len else b""
+        self.tail_bytes = os.pread(fd, self.head_len, offset - self.head_len) if self.head_len else b""
+        self.before: _ReadBefore | None = None  # the file this one replaced, until told apart from it
 
     def read_lines(self, max_bytes: int = 4 * READ_BYTES) -> list[tuple[str, int]]:
         """Complete lines appended since the last call (about max_bytes of them at most: a long
@@ -131,17 +234,23 @@ class _OpenFile:
                 out.append((raw.decode("utf-8", "replace"), pos))
             self.pending = data[end + 1:]
             self.offset = pos
+            self.tail_bytes = (self.tail_bytes + data[:end + 1])[-HEAD_BYTES:]
             if self.head_len < HEAD_BYTES and self.offset > self.head_len:
                 self.head_len = min(HEAD_BYTES, self.offset)
                 self.head = _head(self.fd, self.head_len)
+                self.head_bytes = os.pread(self.fd, self.head_len, 0)
         return out
 
     def position(self, offset: int) -> FilePosition:
         head_len = min(HEAD_BYTES, offset)
         head = self.head if head_len == self.head_len else _head(self.fd, head_len)
-        return FilePosition(str(self.path), self.dev, self.inode, offset, head_len, head)
+        return FilePosition(str(self.path), self.dev, self.inode, offset, head_len, head,
+                            head_len, _tail(self.fd, offset, head_len))
 
     def close(self) -> None:
+        if self.before is not None:
+            self.before.close()
+            self.before = None
         try:
             os.close(self.fd)
         except OSError:
@@ -216,6 +325,19 @@ class FileFollower:
                 self.current = f
                 return
             f.close()
+        if saved.get("tail") and st.st_size >= saved["offset"]:
+            # Replaced by a copy of itself (sed -i, a copy put back) while relay was stopped: the same
+            # first bytes and the same bytes before the offset (the last lines read), so the lines up
+            # to the offset were read already.
+            f = self._open(self.path, offset=0)
+            if _head(f.fd, saved["head_len"]) == saved["head"] and \
+                    _tail(f.fd, saved["offset"], saved.get("tail_len", 0)) == saved["tail"]:
+                self._seek(f, saved["offset"])
+                log.info("%s was replaced by a copy of the file read before: following it from offset %d",
+                         self.path, saved["offset"])
+                self.current = f
+                return
+            f.close()
         # Rotated (renamed, copied and truncated, compressed) or replaced while relay was stopped.
         old = self._find_rotated(saved)
         if old is not None:
@@ -271,6 +393,24 @@ class FileFollower:
         f.pending = b""
         f.head_len = min(HEAD_BYTES, offset)
         f.head = _head(f.fd, f.head_len)
+        f.head_bytes = os.pread(f.fd, f.head_len, 0) if f.head_len else b""
+        f.tail_bytes = os.pread(f.fd, f.head_len, offset - f.head_len) if f.head_len else b""
+
+    def _read_current(self, f: _OpenFile, now: float) -> list[tuple[str, FilePosition]]:
+        """The new lines of the followed file; while it is not yet told apart from the file it replaced
+        (_ReadBefore), none."""
+        if f.before is not None:
+            read_on, offset = f.before.verdict(f, now, self.drain_seconds)
+            if offset != f.offset:
+                self._seek(f, offset)
+            if not read_on:
+                return []
+            if offset:
+                log.info("%s was replaced by a copy of the file read before (sed -i, a copy put back): its "
+                         "first %d bytes were read already, reading on from there", self.path, offset)
+            f.before.close()
+            f.before = None
+        return [(text, f.position(off)) for text, off in f.read_lines()]
 
     def lines_before(self, max_bytes: int) -> list[str]:
         """Up to max_bytes of complete lines before where a resumed follower starts reading: what
@@ -307,24 +447,34 @@ class FileFollower:
             except FileNotFoundError:
                 return out
         cur = self.current
-        out.extend((text, cur.position(off)) for text, off in cur.read_lines())
+        out.extend(self._read_current(cur, now))
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return out  # renamed away, the new one not created yet: keep reading the old one
         if (st.st_dev, st.st_ino) != (cur.dev, cur.inode):
-            # Rotated by rename: the old file is drained, the new one read from its start.
+            # Rotated by rename: the old file is drained, the new one read from its start; or replaced
+            # by a copy of itself (sed -i): read on where the old one was left (_ReadBefore).
             self.rotations += 1
             cur.quiet_since = now
             self.draining.append(cur)
-            self.current = self._open(self.path, offset=0)
-            out.extend((text, self.current.position(off)) for text, off in self.current.read_lines())
+            new = self._open(self.path, offset=0)
+            new.before = _ReadBefore(cur, keep_open=True)
+            if cur.before is not None:
+                cur.before.close()
+                cur.before = None
+            self.current = new
+            out.extend(self._read_current(new, now))
         elif st.st_size < cur.offset:
-            # copytruncate: the same file, emptied under us.
+            # copytruncate: the same file, emptied under us (or a copy being written back into it).
             self.rotations += 1
-            log.info("%s was truncated (copytruncate): reading it from the start", self.path)
+            log.info("%s was truncated (copytruncate, or a copy written back into it): reading it from the start "
+                     "where it differs from what was read", self.path)
+            if cur.before is not None:
+                cur.before.close()
+            cur.before = _ReadBefore(cur, keep_open=False)
             self._seek(cur, 0)
-            out.extend((text, cur.position(off)) for text, off in cur.read_lines())
+            out.extend(self._read_current(cur, now))
         return out
 
     def close(self) -> None:
