@@ -1620,7 +1620,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         return BounceReport("none", original_headers=tuple(original or ()))
     aliases = _aliases(report, candidates)
     names = {c: (c, aliases[c.lower()]) if c.lower() in aliases else (c,) for c in candidates}
-    failures = _text_failures(report, candidates, names=names, drop_borrowed=True)
+    failures = _text_failures(report, candidates, names=names, drop_borrowed=True,
+                              listed=frozenset(c.lower() for c in candidates) if named else frozenset())
     if aliases:
         failures = _with_original_addresses(failures, aliases)
     sender = None
@@ -1815,7 +1816,7 @@ def _without_summary(text: str) -> str:
 
 def _text_failures(report: str, candidates: list[str], stage_said_later: bool = False,
                    names: dict[str, tuple[str, ...]] | None = None,
-                   drop_borrowed: bool = False) -> list[FailedRecipient]:
+                   drop_borrowed: bool = False, listed: frozenset[str] = frozenset()) -> list[FailedRecipient]:
     """For each address, the SMTP reply in its part of the text (from its first mention to the first
     mention of the next address), skipping one that is another address's (_own_reply_at); when its
     part quotes none, the first reply of the whole text, only if the report is about that one address
@@ -1826,7 +1827,11 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     `drop_borrowed`, an address whose part quotes no reply, while the whole text's first reply names
     another of the addresses and not it, is left out: that reply is the other address's refusal, and
     this one is only mentioned (a forwarded bounce's "An: sender@x" above Postfix's "<bob@x>: ... 550
-    5.1.1 <bob@x>: ... User unknown" listed the sender)."""
+    5.1.1 <bob@x>: ... User unknown" listed the sender). Never left out: an address in `listed` (lower
+    case: the reporting MTA's own list of failed addresses, Exim's X-Failed-Recipients), and one that
+    heads an entry of the report's list of failures, on a line of its own with its reason under it
+    (Exim's "  bob@x\n    Unrouteable address"): that is its own failure in its own words, not a
+    mention (review15 F4: written before an address with a reply, it was dropped, a failure missed)."""
     lowered = report.lower()
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
@@ -1911,7 +1916,8 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                 found = (None, None, None)
             else:
                 found = whole
-                if drop_borrowed and named_by_whole and candidates[i].lower() not in named_by_whole:
+                if drop_borrowed and named_by_whole and candidates[i].lower() not in named_by_whole and \
+                        candidates[i].lower() not in listed and not _heads_entry(report, start, segment, others):
                     continue
         code, status, diagnostic = found
         if diagnostic is None:
@@ -1951,6 +1957,27 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
     return out
+
+
+# A line that is only an address (a list entry: Exim's "  bob@x", "bob@x:", "<bob@x>").
+_ENTRY_LINE = re.compile(r"[ \t>]*<?[^\s<>@]+@[^\s<>]+?>?:?[ \t]*")
+
+
+def _heads_entry(report: str, start: int, segment: str, others: set[str]) -> bool:
+    """Whether the address written at `start` heads an entry of the report's list of failures: its
+    line holds nothing else, and the lines under it, before the next address of the report, give a
+    reason (Exim's "  bob@x\n    Unrouteable address")."""
+    line_start = report.rfind("\n", 0, start) + 1
+    line_end = report.find("\n", start)
+    line_end = len(report) if line_end < 0 else line_end
+    if not _ENTRY_LINE.fullmatch(report, line_start, line_end):
+        return False
+    own = _own_part(segment, others)
+    rest = own[own.find("\n") + 1:] if "\n" in own else ""
+    first = next((line for line in rest.split("\n") if line.strip()), "")
+    # The reason is indented under the address (Exim's four spaces), not a paragraph of its own.
+    return bool(first) and first[:1] in " \t" and len(first) - len(first.lstrip(" \t")) > \
+        len(report[line_start:start]) - len(report[line_start:start].lstrip(" \t"))
 
 
 def _next_other(mentions: list[tuple[int, int]], mention_at: list[int], i: int, start: int, end: int) -> int:

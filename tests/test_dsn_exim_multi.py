@@ -1,0 +1,136 @@
+"""Exim's text bounces about several addresses (review15 F4): each address takes its own reply where
+the text gives one, and one without a reply of its own keeps its own words, never another's
+(review12-fix-a's rule), wherever it stands in the list.
+
+The bounces are written here from Exim's format (deliver.c's bounce text: "The following address(es)
+failed:", each address on a line of its own, two spaces in, its error under it four spaces in; the
+X-Failed-Recipients header), not copied from anywhere. Before, an address without a reply written
+before one with a reply was dropped (no `bounced` event at all): the text's first reply named the other
+address, and the rule for a mere mention ("An: sender@x" above another's refusal) left it out.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from relay.cli import main
+from tests.test_bounces_in import mail_bounce, relay_one, start_verp_relay
+from tests.test_bounces_in_review12 import bounced_to
+
+HEAD = """Return-path: <>
+From: Mail Delivery System <Mailer-Daemon@mail.shop.example>
+To: news@shop.example
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: {failed}
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+"""
+COPY = """
+------ This is a copy of the message, including all the headers. ------
+
+From: news@shop.example
+To: {to}
+Subject: news
+
+hi
+"""
+
+ALICE = """  alice@dest.example
+    host mx.dest.example [192.0.2.1]
+    SMTP error from remote mail server after RCPT TO:<alice@dest.example>:
+    550 5.1.1 <alice@dest.example>: Recipient address rejected: User unknown
+"""
+DAVE = """  dave@dest.example
+    host mx.dest.example [192.0.2.1]
+    SMTP error from remote mail server after RCPT TO:<dave@dest.example>:
+    552 5.2.2 Mailbox full
+"""
+# Replies that name no address: the whole text's first reply runs on into the next entry.
+ERIN = """  erin@dest.example
+    host mx.dest.example [192.0.2.1]
+    SMTP error from remote mail server after RCPT TO:<erin@dest.example>:
+    550 5.7.1 Rejected by policy
+"""
+
+
+def bob(words: str) -> str:
+    return f"  bob@other.example\n    {words}\n"
+
+
+def exim(*entries: str, header: bool = True) -> str:
+    addresses = [e.split("\n", 1)[0].strip() for e in entries]
+    text = HEAD.format(failed=", ".join(addresses)) + "".join(entries) + COPY.format(to=", ".join(addresses))
+    if not header:
+        text = text.split("\n\n", 1)[1].split("------ This is a copy")[0]  # the text pasted alone
+    return text
+
+
+def parse(capsys, tmp_path, text: str) -> dict[str, dict]:
+    path = tmp_path / "exim.eml"
+    path.write_text(text)
+    assert main(["dsn", "parse", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return {r["recipient"]: r for r in map(json.loads, out.splitlines())}
+
+
+OWN_WORDS = ["Unrouteable address", "host mx.other.example [192.0.2.9]: Connection refused",
+             "retry timeout exceeded", "local delivery failed"]
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["whole-bounce", "text-pasted"])
+@pytest.mark.parametrize("words", OWN_WORDS)
+def test_an_address_without_a_reply_written_first_keeps_its_own_words(capsys, tmp_path, words, header):
+    rows = parse(capsys, tmp_path, exim(bob(words), ALICE, DAVE, header=header))
+    assert list(rows) == ["bob@other.example", "alice@dest.example", "dave@dest.example"]
+    b = rows["bob@other.example"]
+    assert (b["code"], b["status"], b["stage"], b["diagnostic"]) == (None, None, None, words)
+    assert (rows["alice@dest.example"]["code"], rows["alice@dest.example"]["status"]) == (550, "5.1.1")
+    assert "alice" in rows["alice@dest.example"]["diagnostic"]
+    assert (rows["dave@dest.example"]["code"], rows["dave@dest.example"]["status"],
+            rows["dave@dest.example"]["diagnostic"]) == (552, "5.2.2", "552 5.2.2 Mailbox full")
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (2, 1, 0), (1, 2, 0)])
+@pytest.mark.parametrize("header", [True, False], ids=["whole-bounce", "text-pasted"])
+def test_each_address_takes_its_own_reply_in_any_order(capsys, tmp_path, order, header):
+    entries = [ERIN, bob("Unrouteable address"), DAVE]
+    rows = parse(capsys, tmp_path, exim(*(entries[i] for i in order), header=header))
+    got = {a: (r["code"], r["status"], r["stage"], r["diagnostic"]) for a, r in rows.items()}
+    assert got == {"erin@dest.example": (550, "5.7.1", "rcpt", "550 5.7.1 Rejected by policy"),
+                   "bob@other.example": (None, None, None, "Unrouteable address"),
+                   "dave@dest.example": (552, "5.2.2", "rcpt", "552 5.2.2 Mailbox full")}
+    assert rows["erin@dest.example"]["classification"]["bounce_list"] == "never"  # a policy refusal
+    assert rows["dave@dest.example"]["classification"]["bounce_list"] == "never"  # mailbox full
+
+
+def test_a_mere_mention_is_still_left_out(capsys, tmp_path):
+    # The guard of review12-fix-a's rule: a forwarded report's "An: sender@x" above another
+    # address's refusal is no failed recipient (the line is not an entry of a list of failures).
+    text = ("Subject: WG: Undelivered Mail Returned to Sender\n\n"
+            "An: sender@app.example\n\n"
+            "This is the mail system at host smarthost.example.\n\n"
+            "I'm sorry to have to inform you that your message could not\n"
+            "be delivered to one or more recipients.\n\n"
+            "<bob@remote.example>: host mx.remote.example[192.0.2.10] said: 550 5.1.1\n"
+            "    <bob@remote.example>: Recipient address rejected: User unknown (in reply to RCPT TO command)\n")
+    assert list(parse(capsys, tmp_path, text)) == ["bob@remote.example"]
+
+
+def test_through_a_running_relay_the_address_written_first_gets_its_event(tmp_path, upstream, relay_factory):
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    rp = relay_one(relay, upstream, rcpts=["bob@other.example", "alice@dest.example"])
+    raw = exim(bob("host mx.other.example [192.0.2.9]: Connection refused"), ALICE)
+    assert mail_bounce(relay, rp, bounced_to(raw, rp))[-1] == (250, "250 2.0.0 Recorded 2 failure(s)")
+    events = relay.events(wait_for=3)
+    bounced = {e["recipient"]: e for e in events if e["kind"] == "bounced"}
+    assert set(bounced) == {"bob@other.example", "alice@dest.example"}
+    assert "alice" not in bounced["bob@other.example"]["reply"]["text"]
+    assert "bounce_list" not in bounced["bob@other.example"]  # a refused connection lists nobody
