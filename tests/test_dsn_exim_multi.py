@@ -134,3 +134,29 @@ def test_through_a_running_relay_the_address_written_first_gets_its_event(tmp_pa
     assert set(bounced) == {"bob@other.example", "alice@dest.example"}
     assert "alice" not in bounced["bob@other.example"]["reply"]["text"]
     assert "bounce_list" not in bounced["bob@other.example"]  # a refused connection lists nobody
+
+
+def member(address: str, lines: str, note: str = "(generated from team@shop-list.example)") -> str:
+    return f"  {address}\n    {note}\n" + "".join(f"    {line}\n" for line in lines.split("\n"))
+
+
+@pytest.mark.parametrize("note", ["(generated from team@shop-list.example)",
+                                  "(ultimately generated from team@shop-list.example)"])
+@pytest.mark.parametrize("header", [True, False], ids=["whole-bounce", "text-pasted"])
+def test_members_of_one_list_keep_their_own_failures(capsys, tmp_path, note, header):
+    # Exim notes under each address the one the sender used ("generated from"): with several members
+    # of one list, the text after the list's address is one member's part. Before, carol (no reply of
+    # her own) took the words and the stage of alice's entry ("team@...) host mx.dest.example ...").
+    text = exim(member("alice@dest.example", "SMTP error from remote mail server after RCPT TO:<alice@dest.example>:\n"
+                       "host mx.dest.example [192.0.2.1]: 550 5.1.1 User unknown", note),
+                member("carol@other.example", "Unrouteable address", note),
+                member("dave@dest.example", "SMTP error from remote mail server after RCPT TO:<dave@dest.example>:\n"
+                       "host mx.dest.example [192.0.2.1]: 552 5.2.2 Mailbox full", note), header=header)
+    rows = parse(capsys, tmp_path, text)
+    assert list(rows) == ["alice@dest.example", "carol@other.example", "dave@dest.example"]
+    assert {r["original_recipient"] for r in rows.values()} == {"team@shop-list.example"}
+    carol = rows["carol@other.example"]
+    assert (carol["code"], carol["status"], carol["stage"], carol["diagnostic"]) == (
+        None, None, None, "Unrouteable address")
+    assert (rows["alice@dest.example"]["code"], rows["alice@dest.example"]["status"]) == (550, "5.1.1")
+    assert (rows["dave@dest.example"]["code"], rows["dave@dest.example"]["status"]) == (552, "5.2.2")

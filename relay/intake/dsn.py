@@ -1719,6 +1719,13 @@ def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str,
     Sendmail report puts the transcript) is that recipient's, when its own part of the text has none."""
     by_address = {f.recipient.lower(): f for f in failures}
     merged = {a.lower() for a in aliases.values() if a.lower() in by_address}
+    # How many failed recipients each address the sender used was expanded to: with several (a list,
+    # Exim's "(generated from team@x)" under each member), the text after that address is one
+    # member's part, never another's (review15 F4: a member without a reply of its own got the words
+    # and stage of the entry before it).
+    members: dict[str, int] = {}
+    for original in aliases.values():
+        members[original.lower()] = members.get(original.lower(), 0) + 1
     out = []
     for failed in failures:
         low = failed.recipient.lower()
@@ -1727,6 +1734,8 @@ def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str,
         original = aliases.get(low)
         if original is not None:
             other = by_address.get(original.lower())
+            if members[original.lower()] > 1:
+                other = None
             if other is not None and failed.code is None and failed.status is None and other.diagnostic:
                 # Postfix's own failure, which quotes no reply: "<b@h.x> (expanded from <a@x>): Host or
                 # domain name not found ...". The words are after the note, in the sender's address's
@@ -2117,6 +2126,11 @@ _SUMMARY_LINE = re.compile(r"^(to|cc|bcc|from|subject|sent|date|message-id|recei
                            r"da|oggetto|inviato)[ \t\u00a0]?:(\s|$)", re.I)
 
 
+# A line that is only an alias note (Exim's "(generated from team@x)" under a list member): where the
+# address came from, not why it failed.
+_ALIAS_NOTE_LINE = re.compile(r"\((?:ultimately\s+)?(?:generated|expanded)\s+from:?\s*<?[^\s<>()]+>?\)", re.I)
+
+
 def _reason_text(text: str, address: str) -> str:
     """The reason a report gives when it quotes no SMTP reply ("The recipient name is not recognized",
     "User not listed in public Name & Address Book", "No valid recipients"): its text without the
@@ -2126,7 +2140,7 @@ def _reason_text(text: str, address: str) -> str:
     for line in text.split("\n"):
         line = line.strip(" \t")
         if not line or line.strip("<>:;,").lower() == address.lower() or _SUMMARY_LINE.match(line) or \
-                re.fullmatch(r"[-=_*\s]+", line):
+                re.fullmatch(r"[-=_*\s]+", line) or _ALIAS_NOTE_LINE.fullmatch(line):
             continue
         lines.append(line)
     return " ".join(lines)[:500]
