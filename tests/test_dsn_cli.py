@@ -1139,3 +1139,56 @@ def test_only_a_null_mx_reads_as_a_domain_that_does_not_accept_mail(capsys, repl
     assert main(["classify", reply, "--stage", "rcpt", "--recipient", "bob@example.com"]) == 0
     classified = json.loads(capsys.readouterr().out)
     assert (classified["category"], classified["bounce_list"]) == verdict, classified
+
+
+@pytest.mark.parametrize("address", ["<bob@dest.example>", "<[bob@dest.example](mailto:bob@dest.example)>",
+                                     "[bob@dest.example](mailto:bob@dest.example)"])
+def test_a_recipient_line_pasted_as_the_first_line_is_read(capsys, tmp_path, address):
+    # Postfix's recipient paragraph pasted alone (world4: ghissue-Joe12387-detectIncognito-24, the address
+    # a Markdown link inside the brackets): its first line "<bob@x>: host ..." was taken for a header
+    # field named "<bob@x>" whose body swallowed the report, and nothing was printed.
+    rows = _parse_text(capsys, tmp_path, "pasted.txt",
+                       f"{address}: host mx.dest.example[192.0.2.25] said: 550-5.1.1 The\n"
+                       "    email account that you tried to reach does not exist. (in reply to\n"
+                       "    RCPT TO command)\n")
+    assert [(r["recipient"], r["status"], r["code"], r["hard"]) for r in rows] == \
+        [("bob@dest.example", "5.1.1", 550, True)]
+
+
+def test_a_paste_without_failure_words_is_read_when_a_host_said_a_5xx(capsys, tmp_path):
+    # world4 (ghissue-NixOS-infra-668): only "This is the mail system ... The mail system" and the
+    # recipient's paragraph were kept; no failure word of the template was left, and nothing was read.
+    rows = _parse_text(capsys, tmp_path, "pasted.txt",
+                       "This is the mail system at host smarthost.example.\n   The mail system\n\n"
+                       "<target@elsewhere.example> (expanded from <team@dest.example>): host\n"
+                       "    mx.elsewhere.example[192.0.2.25] said: 550 Unauthenticated mail not allowed\n"
+                       "    from this range (in reply to RCPT TO command)\n")
+    assert [(r["recipient"], r["original_recipient"], r["code"], r["hard"]) for r in rows] == \
+        [("target@elsewhere.example", "team@dest.example", 550, False)]
+    # An ordinary message that quotes a 4xx in those words is no report (a delay would say so).
+    assert _parse_text(capsys, tmp_path, "note.txt",
+                       "Hi bob@dest.example, the host mx.dest.example said: 451 try later.\n") == []
+
+
+@pytest.mark.parametrize("reply", [
+    "550 eKqgq - <[sender@app.example](mailto:sender@app.example)> sender rejected AUP#CDRBL",
+    "550 5.1.0 <sender@app.example>: Sender address rejected: Domain not found",
+])
+def test_an_address_the_reply_calls_the_sender_is_never_a_failed_recipient(capsys, tmp_path, reply):
+    # world4 (ghissue-roundcube-roundcubemail-9127): Exim's text pasted without its recipient's line, the
+    # sender named only inside the remote reply ("<x> sender rejected"). Before, the sender was printed
+    # as the failed recipient (the worst error, were it a recipient of the transaction).
+    rows = _parse_text(capsys, tmp_path, "exim.txt",
+                       "A message that you sent could not be delivered to one or more of its\n"
+                       "recipients. This is a permanent error. The following address(es) failed:\n"
+                       "    SMTP error from remote mail server after end of data:\n"
+                       f"    {reply}\n")
+    assert rows == []
+    # With the recipient's line, the recipient is printed, not the sender.
+    rows = _parse_text(capsys, tmp_path, "exim2.txt",
+                       "A message that you sent could not be delivered to one or more of its\n"
+                       "recipients. This is a permanent error. The following address(es) failed:\n\n"
+                       "  bob@dest.example\n"
+                       "    SMTP error from remote mail server after end of data:\n"
+                       f"    {reply}\n")
+    assert [r["recipient"] for r in rows] == ["bob@dest.example"]

@@ -1,7 +1,7 @@
-"""The second, independent bounce set (tests/data/bounces/world: 452 real files from the test data of
+"""The second, independent bounce set (tests/data/bounces/world: 475 real files from the test data of
 flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
 flanker, the mail gem, MimeKit, CPython, bounceHammer, MailBounceDetector, deliveryboy,
-tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot and talon, and texts from
+tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot, talon and RIPE NCC whois, and texts from
 public GitHub threads, labelled by reading them; sources in its README.md).
 The figures and their definitions: bench/bench_dsn.py --world."""
 
@@ -23,6 +23,9 @@ KNOWN_MISSES = {
     "bp-warning-5.msg#0": "an Exim autoreply router's refusal, sent as Auto-Submitted: auto-replied, is taken for an auto-reply",
     "ghissue-roundcube-roundcubemail-9442.txt#0": "Exim's DSN fields pasted into Markdown: 'Status: 5.0.0_' (an "
     "italics mark closes it) is not read as the status; its prose reason 'retry timeout exceeded' is read",
+    "ghissue-bwya77-O365-Admin-Center-12.txt#0": "Office 365's NDR cut before its diagnostic part: the status "
+    "5.1.10 is read from its help text ('Fix email delivery issues for error code 5.1.10 in Office 365'), which the "
+    "label does not take for the report's status (null)",
 }
 KNOWN_SPURIOUS = {
     "flufl-llnl_01.txt": "the directory's help text names other people's addresses",
@@ -123,9 +126,17 @@ def test_world_figures_do_not_regress():
     # 99.25% / 98.49% (395/398, 392/398), 11 in 6, none; the 17 alone 87.50% / 68.75% (14/16, 11/16),
     # 2 spurious in 2 (a forwarded bounce's "An:" sender, listed at once; a remote's alias target).
     # After them: 99.75% / 99.50% (397/398, 396/398), 9 in 4, none; the 17 alone 100% / 93.75%.
+    # With 23 more (branch dsn-world4: GitHub threads, RIPE NCC whois; labels committed before any run):
+    # 99.04% / 98.55% (411/415, 409/415), 10 in 5, none; the 23 alone 82.35% / 76.47% (14/17, 13/17),
+    # 1 spurious (the sender, named only in the reply "<x> sender rejected"). After its fixes (a
+    # recipient line pasted as the first line is no header field, "host h said: 5xx" is a report without
+    # the template's failure words, an address a reply calls the sender is none): 99.76% / 99.28%
+    # (414/415, 412/415), 9 in 4, none; the 23 alone 100% / 94.12% (17/17, 16/17). The status figure is
+    # below the 452 files' 99.50% only by the new files' one miss (bwya77, KNOWN_MISSES); the 452 files'
+    # own records are unchanged.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.9974
-    assert figures["status_accuracy"] >= 0.9949
+    assert figures["recipient_accuracy"] >= 0.9975
+    assert figures["status_accuracy"] >= 0.9927
     assert figures["spurious_in_messages"] <= 4
     assert figures["false_failures"] == 0
 
@@ -148,9 +159,12 @@ def test_world_hard_agreement_does_not_regress():
     # first pass 94.72% (377/398), 0, listed at once label not hard 0; the 17 alone 87.50% (14/16).
     # After its fixes (a Postfix reply pasted without indentation read to its "(in reply to ...)",
     # Postfix's own failure line of a role address, a report quoted with "> "): 95.23% (379/398), 0.
+    # With 23 more (branch dsn-world4, 17 labelled addresses, 10 hard): first pass 95.18% (395/415), 0,
+    # listed at once label not hard 0; the 23 alone 94.12% (16/17). After its fixes: 95.42% (396/415),
+    # 0, 0; the 23 alone 100% (17/17).
     figures = bench_dsn.world_figures(results())
-    assert figures["hard_judged"] == 398
-    assert figures["hard_agreement"] >= 0.9522
+    assert figures["hard_judged"] == 415
+    assert figures["hard_agreement"] >= 0.9541
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.

@@ -941,7 +941,11 @@ def _is_bare_status_fields(msg: Message) -> bool:
 def _has_header_block(raw: bytes) -> bool:
     head = raw.lstrip(b"\r\n")[:2000].decode("latin-1")
     first = head.split("\n", 1)[0]
-    return bool(re.match(r"^[!-9;-~]+:", first) or first.startswith("From "))
+    # RFC 5322 2.2 allows any printable but the colon in a field name; no field's name holds an "@",
+    # though: "<a@x>: host h said: 550 ..." (a report's per-recipient line pasted alone, the address
+    # perhaps as a Markdown link "<[a@x](mailto:a@x)>:") is text, not a header field whose body the
+    # parser would swallow.
+    return bool(re.match(r"^[!-9;-?A-~]+:", first) or first.startswith("From "))
 
 
 def _first_part(msg: Message, content_type: str) -> Message | None:
@@ -1565,9 +1569,13 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                     named = True
     display_names = set() if candidates else _display_names(report)
     summarised: list[str] = []
+    senders: set[str] = set()
     for m in ([] if candidates else _ADDRESS.finditer(report)):
         address = _mailbox_in_text(m.group(0))
         low = address.lower()
+        if _SENDER_AFTER.match(report, m.end()):
+            senders.add(low)
+            continue
         if low in seen or (low.split("@")[0] in _NOT_RECIPIENT_LOCAL and not _given_refusal(report, m.end())):
             continue
         line_start = report.rfind("\n", 0, m.start()) + 1
@@ -1600,6 +1608,11 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
             continue
         seen.add(low)
         candidates.append(address)
+    if senders:
+        # Named the sender by a reply anywhere in the text (_SENDER_AFTER), perhaps only at a later
+        # mention (the first one a Markdown link's text): never a failed recipient.
+        candidates = [a for a in candidates if a.lower() not in senders]
+        summarised = [a for a in summarised if a.lower() not in senders]
     if not candidates:
         # Only the summary names an address (Yahoo's "I'm afraid I wasn't able to deliver the following
         # message. Subject: ... To: x@..."): that is the recipient.
@@ -1616,7 +1629,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
             candidates = to
     subject = _header_text(_header_value(msg, "Subject")) if msg is not None else ""
     candidates = candidates[:MAX_TEXT_RECIPIENTS]
-    if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)):
+    if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)
+                              or _HOST_REFUSED.search(report)):
         return BounceReport("none", original_headers=tuple(original or ()))
     aliases = _aliases(report, candidates)
     names = {c: (c, aliases[c.lower()]) if c.lower() in aliases else (c,) for c in candidates}
@@ -1629,6 +1643,14 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
+
+
+# A remote server's refusal as a reporting MTA quotes it ("host mx.x[1.2.3.4] said: 550 ...", "host h
+# refused to talk to me: 554 ..."): a delivery report even when a paste keeps none of the template's
+# failure words (only "The mail system" and the recipient's paragraph). 5yz only: a 4yz there may be a
+# delay warning's.
+_HOST_REFUSED = re.compile(r"\bhost\s+[^\s\"]+\s+(?:said|refused\s+to\s+talk\s+to\s+me):\s*5[0-5][0-9](?:[ -]|$)",
+                           re.I | re.M)
 
 
 # A report's per-recipient failure line: the address, then at once the reply it got ("<root@x>: 550 5.1.1
@@ -1767,6 +1789,10 @@ def _display_names(report: str) -> set[str]:
 _MARGIN = "> \t\u00a0"
 # "... not accepting mail from X", a transcript's "MAIL From:<X>": X is the envelope sender.
 _SENDER_BEFORE = re.compile(r"\bmail\s+from:?\s*<?\s*$", re.I)
+# "550 ... <x> sender rejected", Postfix's "<x>: Sender address rejected: ...", "x... Sender ok": the
+# reply calls X the sender (a refusal at MAIL FROM, or of the sender after DATA), never a recipient,
+# even when the report names no other address (a paste that lost the recipient's line).
+_SENDER_AFTER = re.compile(r"[ \t>)\]:.]{0,8}sender\b(?!['\u2019]s)", re.I)
 # RFC 5321 3.4's forward-path in a 251/551 reply ("251 User not local; will forward to <x>", "551 User
 # not local; please try <x>", Status 5.1.6 "mailbox has moved", RFC 3463 3.2) and reports' wordings
 # of it ("the new address is x"): x is the address the recipient has moved to, a good one, never a
