@@ -1192,3 +1192,34 @@ def test_an_address_the_reply_calls_the_sender_is_never_a_failed_recipient(capsy
                        "    SMTP error from remote mail server after end of data:\n"
                        f"    {reply}\n")
     assert [r["recipient"] for r in rows] == ["bob@dest.example"]
+
+
+def test_markdown_emphasis_around_an_address_is_not_part_of_it(capsys, tmp_path):
+    # world4 (ghissue-fschulze-jumpnbump-3): "<**bob@x**>: host ... said: 550 5.4.1 ...". "*" is atext, so
+    # "**bob@dest.example" was printed as the failed recipient (a made-up address) and bob was missed.
+    rows = _parse_text(capsys, tmp_path, "bold.txt", _POSTFIX_HEAD +
+                       "<**bob@dest.example**>: host mx.dest.example[192.0.2.25]\n"
+                       "    said: 550 5.4.1 Recipient address rejected: Access denied. AS(201806281)\n"
+                       "    (in reply to RCPT TO command)\n\n"
+                       "<__carol@dest.example__>: host mx.dest.example[192.0.2.25] said: 550 5.1.1\n"
+                       "    User unknown (in reply to RCPT TO command)\n")
+    assert [(r["recipient"], r["status"]) for r in rows] == [("bob@dest.example", "5.4.1"),
+                                                             ("carol@dest.example", "5.1.1")]
+
+
+def test_an_address_whose_line_says_it_was_not_delivered_keeps_its_own_failure(capsys, tmp_path):
+    # world4 (ghissue-fschulze-jumpnbump-3): a German Office 365 NDR's first lines pasted under a Postfix
+    # paragraph of another address. Without a reply code of its own, dave took none and was left out
+    # (the text's first reply names carol); his line says the message could not be delivered to him,
+    # and Exchange's "wurde nicht in x gefunden" is its "wasn't found at" (a rule).
+    text = (_POSTFIX_HEAD + "<carol@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1\n"
+            "    <carol@dest.example>: Recipient address rejected: User unknown (in reply to RCPT TO command)\n\n"
+            "Ihre Nachricht an dave@other.example konnte nicht zugestellt werden.\n--\n"
+            "dave wurde nicht in other.example gefunden.\n")
+    rows = _parse_text(capsys, tmp_path, "two.txt", text)
+    assert [(r["recipient"], r["code"], r["hard"]) for r in rows] == [("carol@dest.example", 550, True),
+                                                                      ("dave@other.example", None, True)]
+    # A line that names the message's sender stays a mention (the sender is never taken for failed).
+    rows = _parse_text(capsys, tmp_path, "sender.txt", text.replace(
+        "Ihre Nachricht an dave@other.example konnte", "Die Nachricht von alice@app.example konnte"))
+    assert [r["recipient"] for r in rows] == ["carol@dest.example"]

@@ -1,4 +1,4 @@
-"""The second, independent bounce set (tests/data/bounces/world: 475 real files from the test data of
+"""The second, independent bounce set (tests/data/bounces/world: 482 real files from the test data of
 flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
 flanker, the mail gem, MimeKit, CPython, bounceHammer, MailBounceDetector, deliveryboy,
 tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot, talon and RIPE NCC whois, and texts from
@@ -26,12 +26,16 @@ KNOWN_MISSES = {
     "ghissue-bwya77-O365-Admin-Center-12.txt#0": "Office 365's NDR cut before its diagnostic part: the status "
     "5.1.10 is read from its help text ('Fix email delivery issues for error code 5.1.10 in Office 365'), which the "
     "label does not take for the report's status (null)",
+    "ghissue-ombegov-policy-v2-138.txt#0": "a web mail's table ran the address into the next word every time "
+    "('ofcio@omb.eop.govbecause'): the longer name is a valid address form, and no rule tells the glued word",
 }
 KNOWN_SPURIOUS = {
     "flufl-llnl_01.txt": "the directory's help text names other people's addresses",
     "flufl-yale_01.txt": "the directory's help text gives example addresses; the recipient is named only as a local part",
     "bounceemail-tt_bounce_06.eml": "the remote reply names the blocklist's contact address",
     "bounceemail-tt_bounce_11.eml": "Exchange 5.5 names the recipient by display name only; the summary's To is taken",
+    "ghissue-ombegov-policy-v2-138.txt": "the address run into the next word ('ofcio@omb.eop.govbecause', KNOWN_MISSES) "
+    "is printed: an address no one has, not a good one",
 }
 
 
@@ -134,10 +138,16 @@ def test_world_figures_do_not_regress():
     # (414/415, 412/415), 9 in 4, none; the 23 alone 100% / 94.12% (17/17, 16/17). The status figure is
     # below the 452 files' 99.50% only by the new files' one miss (bwya77, KNOWN_MISSES); the 452 files'
     # own records are unchanged.
+    # With 7 more (dsn-world4's second batch, labels committed before any run): the 7 alone 55.56% /
+    # 55.56% (5/9), 3 spurious in 2 (Markdown bold read into two addresses, a run-on word). After its
+    # fixes (Markdown emphasis is not part of an address; an address whose own line says the message
+    # could not be delivered to it keeps that failure; Exchange's German "wurde nicht in x gefunden"):
+    # the 7 alone 88.89% / 88.89% (8/9), 1 spurious in 1; all 482 files 99.53% / 99.06% (422/424,
+    # 420/424), 10 in 5 (the new one KNOWN_SPURIOUS: a run-on word, no one's address), none.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.9975
-    assert figures["status_accuracy"] >= 0.9927
-    assert figures["spurious_in_messages"] <= 4
+    assert figures["recipient_accuracy"] >= 0.9952
+    assert figures["status_accuracy"] >= 0.9905
+    assert figures["spurious_in_messages"] <= 5
     assert figures["false_failures"] == 0
 
 
@@ -161,10 +171,11 @@ def test_world_hard_agreement_does_not_regress():
     # Postfix's own failure line of a role address, a report quoted with "> "): 95.23% (379/398), 0.
     # With 23 more (branch dsn-world4, 17 labelled addresses, 10 hard): first pass 95.18% (395/415), 0,
     # listed at once label not hard 0; the 23 alone 94.12% (16/17). After its fixes: 95.42% (396/415),
-    # 0, 0; the 23 alone 100% (17/17).
+    # 0, 0; the 23 alone 100% (17/17). With its second batch of 7 (9 labelled addresses, 6 hard): the 7
+    # alone 55.56% (5/9) first, 88.89% (8/9) after; all 95.28% (404/424), 0, 0.
     figures = bench_dsn.world_figures(results())
-    assert figures["hard_judged"] == 415
-    assert figures["hard_agreement"] >= 0.9541
+    assert figures["hard_judged"] == 424
+    assert figures["hard_agreement"] >= 0.9528
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.

@@ -1571,7 +1571,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     summarised: list[str] = []
     senders: set[str] = set()
     for m in ([] if candidates else _ADDRESS.finditer(report)):
-        address = _mailbox_in_text(m.group(0))
+        address = _without_emphasis(report, m)
         low = address.lower()
         if _SENDER_AFTER.match(report, m.end()):
             senders.add(low)
@@ -1696,6 +1696,26 @@ def _own_failure_line(report: str, pos: int) -> bool:
         return False
     rest = report[m.end():end if end >= 0 else len(report)].strip()
     return bool(re.match(r"[A-Za-z]", rest)) and _QUOTES_A_HOST.match(rest) is None
+
+
+# "Your message to bob@x couldn't be delivered", Exchange's German "Ihre Nachricht an bob@x konnte nicht
+# zugestellt werden": the words right after the address say that it is the one not delivered to.
+_UNDELIVERED_AFTER = re.compile(
+    r"[*_>)\]'\"]*[ \t]+(?:(?:could|can)[ \t]*not|couldn['\u2019]t|cannot|can['\u2019]t|was[ \t]+not|"
+    r"wasn['\u2019]t|konnte[ \t]+nicht|kann[ \t]+nicht)[ \t]+(?:be[ \t]+)?(?:zugestellt|delivered)\b", re.I)
+# ... unless the line calls it the message's sender ("Your message from alice@x could not be delivered").
+_FROM_BEFORE = re.compile(r"\b(?:from|von|de|sender|absender|exp\u00e9diteur)\b", re.I)
+
+
+def _said_undelivered(report: str, pos: int, address: str) -> bool:
+    """Whether the address written at `pos` is followed on its line by words saying the message could
+    not be delivered to it (_UNDELIVERED_AFTER), a line that does not call it the sender: its own
+    failure in words, though the report's reply codes are other addresses' (two reports pasted
+    together; world4's jumpnbump-3)."""
+    line_start = report.rfind("\n", 0, pos) + 1
+    if _FROM_BEFORE.search(report, line_start, pos):
+        return False
+    return _UNDELIVERED_AFTER.match(report, pos + len(address)) is not None
 
 
 # Postfix's words that introduce a remote server's reply ("host mx.x[192.0.2.1] said: ...", "host
@@ -1836,6 +1856,22 @@ def _mailbox_in_text(found: str) -> str:
     return found
 
 
+_EMPHASIS_OPEN = re.compile(r"[*_]{1,3}")
+
+
+def _without_emphasis(report: str, m: re.Match) -> str:
+    """The address `m` found in `report` (_mailbox_in_text), without the Markdown emphasis a paste put
+    around it ("**bob@x**", "_bob@x_"): "*" and "_" are atext (RFC 5322 3.2.3), so the marks before it
+    were read as its local part, and a made-up "**bob@x" was printed as the failed recipient. Only when
+    the same marks close it right after its domain (where they cannot belong to the address)."""
+    address = _mailbox_in_text(m.group(0))
+    mark = _EMPHASIS_OPEN.match(address)
+    if mark and "@" in address[mark.end():] and report.startswith(mark.group(0), m.end()) and \
+            address[mark.end():mark.end() + 1] not in ("*", "_", "."):
+        return address[mark.end():]
+    return address
+
+
 def _is_list_mail(original) -> bool:
     """The returned message went through a mailing list (RFC 2369 / RFC 2919 fields): its To names
     the list, not the member whose mailbox failed."""
@@ -1944,7 +1980,7 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                 found[2] = f"{agent} {found[2]}"
         found = tuple(found)
         if found[0] is None and found[1] is None:
-            if drop_borrowed and _own_failure_line(report, start):
+            if drop_borrowed and (_own_failure_line(report, start) or _said_undelivered(report, start, candidates[i])):
                 # Postfix's own failure of this address, in words on its line ("<b@x>: Host or domain
                 # name not found ...", "<b@x>: mail for x loops back to myself"): that is its reason,
                 # not the reply another address got.
