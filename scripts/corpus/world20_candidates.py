@@ -56,7 +56,10 @@ mtpolicyd's "delivery from <ip> rejected" is its RBL action and "trapped by hone
 temporary IP blacklist (blocklisted about the session); its Quota plugin's "smtp traffic quota has
 been exceeded" a per-client accounting limit (rate_limited, not a full mailbox); cbpolicyd's
 "Greylisting in effect, sending server blacklisted" its auto-blacklist of the sending server
-(blocklisted).
+(blocklisted). One label was set to the corpus's own label of the same wording after the first pass
+(world5 labels Postini's "451 Cannot connect to domain:example.com - psmtp" routing_dns about the
+relay, as Postini's help page means it: Postini could not reach the customer's server; it was read
+first as the receiving server's own temporary failure).
 
 Each tuple: (provider, reply, category, scope, stage, source).
 """
@@ -88,7 +91,7 @@ C = [
 ("Yahoo (2006)", "421 Message from (192.0.2.56) temporarily deferred - 4.16.50. Please refer to http://help.yahoo.com/help/us/mail/defer/defer-06.html", "rate_limited", "session", "connect", ASO),
 ("Yahoo UK (2006)", "451 Message temporarily deferred - 4.16.50", "rate_limited", "session", "connect", ASO),
 ("changeip.com", "421 cannot send to name server", "temporary_failure", "session", "connect", ASO),
-("Postini (psmtp.com)", "451 Can't connect to example.ie - psmtp", "temporary_failure", "session", "rcpt", ASO),
+("Postini (psmtp.com)", "451 Can't connect to example.ie - psmtp", "routing_dns", "relay", "rcpt", ASO),
 ("Gandi", "450 Server configuration problem", "temporary_failure", "session", "connect", ASO),
 ("T-Online (2008)", "550-5.7.0 Message considered as spam or virus, rejected 550-5.7.0 Message rejected because it was considered as spam. If you feel this 550-5.7.0 to be an error, please forward the wrong classified e-mail to our 550-5.7.0 abuse department at FPR@RX.T-ONLINE.DE with all the header lines! 550-5.7.0 We will analyse the problem and solve it. We are sorry for any 550-5.7.0 inconvenience and thank you very much in advance for your support!", "spam_content", "message", "data", ASO),
 ("Exim (qmul.ac.uk) sender callout", "451-response to \"RCPT TO:<list-bounces+bob=example.ac.uk@example.ie>\" from smtp.example.ie [192.0.2.56] was: 450 4.2.0 <list-bounces+bob=example.ac.uk@example.ie>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.ie.html 451-Could not complete sender verify callout for 451-<list-bounces+bob=example.ac.uk@example.ie>. 451-The mail server(s) for the domain may be temporarily unreachable, or 451-they may be permanently unreachable from this server. In the latter case, 451-you need to change the address or create an MX record for its domain 451-if it is supposed to be generally accessible from the Internet. 451 Talk to your mail administrator for details.", "temporary_failure", "sender", "rcpt", ASO),
