@@ -1193,6 +1193,69 @@ def test_world19_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-second round (world20): each of these had another verdict under the rules before
+        # it (the shipped product, rules and nearest-reply reader), in wordings the round's part
+        # (PolicyD, mtpolicyd, XMail, E-MailRelay, Zimbra, Postfix's own texts) does not hold. A policy
+        # service's refusal reaches the sender under Postfix's "<rcpt>: Recipient address rejected:",
+        # and its reason, not the recipient, is the subject.
+        ("550 5.7.1 <bob@example.com>: Recipient address rejected: Invalid HELO/EHLO; Unable to resolve 'mx.example.org'",
+         'rcpt', ('policy_rejected', 'session', 'never')),
+        ("550 Invalid HELO: must be a fully qualified domain name", "rcpt", ('policy_rejected', 'session', 'never')),
+        ('554 5.7.1 <bob@example.com>: Recipient address rejected: Invalid EHLO; blacklisted', 'rcpt',
+         ('blocklisted', 'session', 'never')),
+        ('452 4.7.1 <bob@example.com>: Recipient address rejected: SMTP traffic quota exceeded for this month', 'rcpt',
+         ('rate_limited', 'session', 'never')),
+        ('550 5.7.1 Delivery from 198.51.100.7 refused', 'rcpt', ('blocklisted', 'session', 'never')),
+        ('550 5.7.1 Client trapped by a honeypot', 'rcpt', ('blocklisted', 'session', 'never')),
+        ('550 Access forbidden for your IP', 'mail', ('blocklisted', 'session', 'never')),
+        ('501 5.5.2 Syntax error in reverse-path', 'mail', ('protocol_error', 'sender', 'never')),
+        ('553 5.1.7 Mailbox name not allowed', 'mail', ('protocol_error', 'sender', 'never')),
+        ('432 4.7.12 A password transition is needed', None, ('auth_failed', 'session', 'never')),
+        ('451 4.2.2 This server accepts mail only over TLS connections', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('Name server loop for example.org', None, ('routing_dns', 'recipient', 'never')),
+        ('connect to mx.example.net[192.0.2.7]:25: read timeout', None, ('temporary_failure', 'relay', 'never')),
+        ('504 5.7.1 You are registered as a spammer', 'mail', ('policy_rejected', 'sender', 'never')),
+        ('451-response to "RCPT TO:<app@example.org>" from mx.example.org [192.0.2.8] was: 450 4.2.0 <app@example.org>: '
+         'Recipient address rejected: Greylisted\n451 Could not complete sender verify callout', 'rcpt',
+         ('temporary_failure', 'sender', 'never')),
+    ],
+)
+def test_world20_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world20 guards, the same verdict before and after: HELO syntax without a reason stays the
+        # dialogue's, a mailbox storage quota a full mailbox (a traffic quota is not), greylisting that is
+        # the session's own, an unknown user under Postfix's wording, a sender's "email" that does not
+        # exist (no rule reads it as the recipient's: it would be listed), an IP that is listed, a
+        # sender's domain without DNS, RFC 5321's 553 at RCPT (the recipient's syntax, listed), a
+        # mailbox full under X.2.2, a connection the sending side could not open.
+        ('501 Syntactically invalid HELO argument(s)', 'helo', ('protocol_error', 'session', 'never')),
+        ('452 4.2.2 <bob@example.com>: Recipient address rejected: Mailbox quota exceeded', 'rcpt',
+         ('mailbox_full', 'recipient', 'never')),
+        ('450 4.7.1 <bob@example.com>: Recipient address rejected: Greylisted for 300 seconds', 'rcpt',
+         ('greylisted', 'session', 'never')),
+        ('550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in local recipient table', 'rcpt',
+         ('unknown_recipient', 'recipient', 'list')),
+        ('550 Sender email not exist', 'rcpt', ('policy_rejected', 'sender', 'never')),
+        ('554 5.7.1 Service unavailable; Client host [192.0.2.7] blocked using zen.spamhaus.org', 'rcpt',
+         ('blocklisted', 'session', 'never')),
+        ('553 mailbox name not allowed', 'rcpt', ('syntax_error', 'recipient', 'list')),
+        ('552 5.2.2 Mailbox full', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('connect to mx.example.net[192.0.2.7]:25: Connection refused', None, ('routing_dns', 'relay', 'never')),
+        ('451 4.7.1 Greylisting in effect, please come back later', 'rcpt', ('greylisted', 'session', 'never')),
+    ],
+)
+def test_world20_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""
