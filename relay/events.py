@@ -91,19 +91,27 @@ def make_event(kind: str, stage: str, *, sender: str = "", recipient: str = "", 
 
 
 _LONE_SURROGATE = re.compile("[\udc80-\udcff]")
+# Characters that end a line for a Unicode-aware reader though they are not "\n": NEL and the other
+# C1 controls, U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's str.splitlines, many
+# "line" readers). A header may hold them (RFC 6532), and json.dumps(ensure_ascii=False) writes them
+# raw: such a reader then cuts the event in two and can read neither half. Written as \uXXXX escapes
+# they are the same JSON string (RFC 8259 section 7) on one line. (C0 controls json escapes itself.)
+_LINE_BREAKING = re.compile("[\u0080-\u009f\u2028\u2029]")
 
 
 def _json_line(event: dict) -> str:
-    """One JSON line, always valid UTF-8. Text that came in as bytes that are not UTF-8 holds
-    lone surrogates (Python's surrogateescape); each stands for one byte and is written as that
-    byte read as ISO 8859-1, the representation upstream replies get (docs/events.md)."""
-    line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    """One JSON line, always valid UTF-8, whose only line end is its final "\n". Text that came in as
+    bytes that are not UTF-8 holds lone surrogates (Python's surrogateescape); each stands for one byte
+    and is written as that byte read as ISO 8859-1, the representation upstream replies get
+    (docs/events.md)."""
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
         line = _LONE_SURROGATE.sub(lambda m: chr(ord(m.group()) - 0xDC00), line)
         line = line.encode("utf-8", "backslashreplace").decode("utf-8")  # any other lone surrogate
-    return line
+    # Outside strings a JSON text holds ASCII only: every match is inside a string, where an escape fits.
+    return _LINE_BREAKING.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n"
 
 
 class Sink:

@@ -228,3 +228,36 @@ def test_jsonl_sink_writes_text_that_came_as_bytes_that_are_not_utf8(tmp_path):
     assert sinks.failures == {}
     (event,) = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert event["sender"] == "märta@sender.test"  # the byte 0xE4 read as ISO 8859-1
+
+
+# --- review19: the sinks under a full disk, a stdout nobody reads, odd line ends, a root command ----
+
+def test_events_tail_shows_an_event_whose_message_id_holds_a_unicode_line_separator(relay, upstream):
+    # U+2028 is valid in a header (RFC 6532) and ends a line for Unicode-aware readers (str.splitlines).
+    body = ("From: a@sender.test\r\nTo: nosuchuser@gmail.test\r\nSubject: hi\r\n"
+            "Message-ID: <one\u2028two\u0085three@sender.test>\r\n\r\nhello\r\n").encode("utf-8")
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, "a@sender.test", ["nosuchuser@gmail.test", "ok@example.com"], body)
+        c.cmd("QUIT")
+    assert replies[1][0] == 550  # the client saw the refusal
+    events = relay.events(wait_for=2)
+    assert [e["kind"] for e in events] == ["rejected", "bounce_listed"]
+    assert events[0]["message_id"] == "<one\u2028two\u0085three@sender.test>"  # the same value, escaped
+    assert len(relay.events_path.read_text().splitlines()) == 2  # a line for each, however one splits
+    out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "-c", str(relay.config_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "nosuchuser@gmail.test" in out.stdout, out.stdout
+
+
+
+def test_events_tail_reads_a_file_an_older_relay_wrote_with_raw_line_separators(tmp_path):
+    path = tmp_path / "events.jsonl"
+    raw = json.dumps({"kind": "rejected", "recipient": "jane@example.com", "message_id": "<a\u2028b\u0085c@x>"},
+                     ensure_ascii=False)
+    path.write_text(raw + "\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "--file", str(path), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["recipient"] for line in out.stdout.splitlines()] == ["jane@example.com"]

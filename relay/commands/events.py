@@ -109,7 +109,9 @@ def run_tail(args) -> int:
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
-    lines = [line for line in fh.read().splitlines() if line.strip()]
+    # "\n" ends an event, and nothing else: str.splitlines() also splits on U+2028, NEL and the like,
+    # which a file written by an older relay may hold raw inside a string (docs/events.md).
+    lines = [line for line in fh.read().split("\n") if line.strip()]
     shown = [line for line in lines if _wanted_line(line, args)]
     for line in shown[-args.lines:] if args.lines > 0 else []:
         _show(line, args)
