@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import time
 import uuid
@@ -180,22 +181,34 @@ class NotDeliveredSink(Sink):
 
 class JsonlSink(Sink):
     """Append-only JSON-lines file, safe under logrotate: reopened on SIGHUP
-    (`reopen()`) and whenever the path no longer names the file we hold."""
+    (`reopen()`) and whenever the path no longer names the file we hold.
+
+    Each line goes out with os.write on an O_APPEND descriptor, no buffer of ours: one write() a line
+    (so that the lines of workers and commands sharing the file do not interleave), and after a write
+    the disk refused half-way (ENOSPC, EFBIG) nothing of that line is kept to come out later. What the
+    disk took of it stays as a torn line without its newline; the next line written (by this process
+    after a failure, or by whoever opens the file next) starts with a newline, so that only the torn
+    event is lost, counted as a failure, and never the one after it. A newline rather than cutting the
+    torn part off as the spool does (Spool._cut_torn_tail): readers share this file, and other
+    processes append to it."""
 
     CHECK_EVERY = 1.0  # seconds between checks that the file was moved away
 
     def __init__(self, path: str):
         self.path = path
         self.name = f"jsonl:{path}"
-        self._fh = None
+        self._fd: int | None = None
         self._ino = None
         self._checked = 0.0
+        self._check_tail = True  # look whether the file ends in a torn line before the next write
 
     def _open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
-        self._ino = os.fstat(self._fh.fileno()).st_ino
+        # Read and write: the read is of the file's last byte (_torn).
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        self._ino = os.fstat(self._fd).st_ino
         self._checked = time.monotonic()
+        self._check_tail = True
 
     def _moved(self) -> bool:
         now = time.monotonic()
@@ -207,23 +220,39 @@ class JsonlSink(Sink):
         except FileNotFoundError:
             return True
 
+    def _torn(self) -> bool:
+        """The file ends in a line without its newline (a write cut short, here or by another process)."""
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return False  # /dev/full, a FIFO: nothing to look at
+        return os.pread(self._fd, 1, st.st_size - 1) != b"\n"
+
     def write(self, line: str) -> None:
-        if self._fh is None or self._moved():
+        if self._fd is None or self._moved():
             self.reopen()
-        self._fh.write(line)
-        self._fh.flush()
+        data = line.encode("utf-8")
+        self._check_tail, check = False, self._check_tail
+        if check and self._torn():
+            data = b"\n" + data  # end the torn line first: it alone is lost
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]  # a short write: the rest, unless the disk refuses
+        except OSError:
+            self._check_tail = True  # what the disk took of this line may be there, without its newline
+            raise
 
     def reopen(self) -> None:
         self.close()
         self._open()
 
     def close(self) -> None:
-        if self._fh is not None:
+        if self._fd is not None:
             try:
-                self._fh.close()
+                os.close(self._fd)
             except OSError:
                 pass
-            self._fh = None
+            self._fd = None
 
 
 COMMAND_WEBHOOK_FLUSH = 30.0

@@ -261,3 +261,66 @@ def test_events_tail_reads_a_file_an_older_relay_wrote_with_raw_line_separators(
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["recipient"] for line in out.stdout.splitlines()] == ["jane@example.com"]
+
+
+def _full_disk_between(tmp_path, between):
+    """An event the disk refuses half-way (RLIMIT_FSIZE makes the kernel do a short write, then EFBIG,
+    as a disk that fills up does), then `between(sinks, path)` while the disk is still full, then space
+    comes back and one more event goes: (the sinks, the recipients of the lines that can be read)."""
+    import resource
+    import signal
+
+    from relay.events import EventSinks, JsonlSink, make_event
+
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    path = tmp_path / "events.jsonl"
+    sinks = EventSinks([JsonlSink(str(path))])
+    try:
+        sinks.emit(make_event("rejected", "rcpt", recipient="first@example.com"))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 100, hard))
+        sinks.emit(make_event("rejected", "rcpt", recipient="second@example.com", note="x" * 500))
+        sinks = between(sinks, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    sinks.emit(make_event("rejected", "rcpt", recipient="third@example.com"))
+    sinks.close()
+    readable = []
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        try:
+            readable.append(json.loads(line)["recipient"])
+        except ValueError:
+            pass
+    return sinks, readable
+
+
+def test_an_event_cut_by_a_full_disk_does_not_take_the_next_one_after_a_restart(tmp_path):
+    from relay.events import EventSinks, JsonlSink
+
+    def restart(sinks, path):
+        sinks.close()
+        return EventSinks([JsonlSink(str(path))])
+
+    sinks, readable = _full_disk_between(tmp_path, restart)
+    assert sinks.failures == {}  # the third event was reported written, and it can be read
+    assert readable == ["first@example.com", "third@example.com"]
+
+
+def test_an_event_cut_by_a_full_disk_does_not_take_the_next_one_after_a_reopen(tmp_path):
+    def reopen(sinks, path):
+        sinks.reopen()  # SIGHUP, or logrotate seen by the inode check
+        return sinks
+
+    sinks, readable = _full_disk_between(tmp_path, reopen)
+    assert readable == ["first@example.com", "third@example.com"]
+    assert sinks.failures == {f"jsonl:{tmp_path / 'events.jsonl'}": 1}  # the second, and only it
+
+
+def test_an_event_counted_as_dropped_by_a_full_disk_is_not_written_later(tmp_path):
+    sinks, readable = _full_disk_between(tmp_path, lambda sinks, path: sinks)
+    # The count says one event was dropped: it must be the one that cannot be read, not one written
+    # whole later from a buffer when space came back.
+    assert sinks.failures == {f"jsonl:{tmp_path / 'events.jsonl'}": 1}
+    assert readable == ["first@example.com", "third@example.com"]
+
