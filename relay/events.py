@@ -18,6 +18,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from .files import give_to_directory_owner
+
 log = logging.getLogger("relay.events")
 
 SCHEMA = "relay.event/1"
@@ -203,9 +205,29 @@ class JsonlSink(Sink):
         self._check_tail = True  # look whether the file ends in a torn line before the next write
 
     def _open(self) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
         # Read and write: the read is of the file's last byte (_torn).
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+        while True:
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                try:
+                    fd = os.open(self.path, flags)
+                except FileNotFoundError:
+                    continue  # removed in between (logrotate): create it after all
+                break
+            # Created here: by a root-run command (`sudo relay bounces add`), for the directory's owner,
+            # the relay's user, who must go on appending (as the webhook spool's files, relay/files.py).
+            # Only a file created here: an existing one keeps the owner it was given (logrotate's `create`).
+            try:
+                give_to_directory_owner(fd, directory)
+            except OSError:
+                os.close(fd)
+                raise
+            break
+        self._fd = fd
         self._ino = os.fstat(self._fd).st_ino
         self._checked = time.monotonic()
         self._check_tail = True

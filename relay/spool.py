@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from .files import give_to_directory_owner
+
 log = logging.getLogger("relay.spool")
 
 MAX_BYTES = 1 << 30  # a spool's bound on disk unless its sink says (spool_max_size)
@@ -84,10 +86,11 @@ class Spool:
         """Open (or create) a file of the spool. An operator command run as root (`relay bounces add`)
         creates its files for the directory's owner, the relay's user, who must go on using them."""
         fd = os.open(path, flags, 0o600)
-        if os.geteuid() == 0:
-            owner = os.stat(self.directory)
-            if os.fstat(fd).st_uid != owner.st_uid:
-                os.fchown(fd, owner.st_uid, owner.st_gid)
+        try:
+            give_to_directory_owner(fd, self.directory)
+        except OSError:
+            os.close(fd)
+            raise
         return fd
 
     # --- locks ---------------------------------------------------------------------------------

@@ -324,3 +324,40 @@ def test_an_event_counted_as_dropped_by_a_full_disk_is_not_written_later(tmp_pat
     assert sinks.failures == {f"jsonl:{tmp_path / 'events.jsonl'}": 1}
     assert readable == ["first@example.com", "third@example.com"]
 
+
+
+def test_a_root_commands_events_file_belongs_to_its_directorys_owner_and_the_relay_goes_on_writing():
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.fail("needs root (as the tests run here and in CI) to run a command as root and the relay as another user")
+    nobody = 65534
+    base = Path(tempfile.mkdtemp(prefix="relay-events-owner-"))
+    try:
+        os.chmod(base, 0o755)
+        logs = base / "log"  # LogsDirectory=relay: the relay's user owns it
+        logs.mkdir()
+        os.chown(logs, nobody, nobody)
+        config = base / "relay.yaml"
+        config.write_text(yaml.safe_dump({"hostname": "relay.test", "bounce_list": f"sqlite:///{base / 'b.db'}",
+                                          "events": [{"jsonl": str(logs / "events.jsonl")}]}))
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        added = subprocess.run([sys.executable, "-m", "relay", "bounces", "add", "bad@example.org", "--reason", "test",
+                                "-c", str(config)], capture_output=True, text=True, env=env, timeout=60)
+        assert added.returncode == 0, added.stderr
+        assert (logs / "events.jsonl").stat().st_uid == nobody
+        # The relay, as its own user, writes the next event with the sink it uses.
+        relay_side = ("import os\nfrom relay.events import EventSinks, JsonlSink, make_event\n"
+                      f"os.setgid({nobody}); os.setuid({nobody})\n"
+                      f"sinks = EventSinks([JsonlSink({str(logs / 'events.jsonl')!r})])\n"
+                      "sinks.emit(make_event('rejected', 'rcpt', recipient='jane@example.org'))\n"
+                      "sinks.close()\nprint(sinks.failures)\n")
+        out = subprocess.run([sys.executable, "-c", relay_side], capture_output=True, text=True, env=env, timeout=60)
+        assert out.stdout.strip() == "{}", out.stdout + out.stderr
+        written = [json.loads(line) for line in (logs / "events.jsonl").read_text().splitlines()]
+        assert [(e["kind"], e["recipient"]) for e in written] == [("bounce_listed", "bad@example.org"),
+                                                                   ("rejected", "jane@example.org")]
+    finally:
+        shutil.rmtree(base)
+
