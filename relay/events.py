@@ -2,7 +2,9 @@
 
 A sink that fails (disk full) never blocks or breaks mail flow: the failure is logged loudly, counted,
 and the event is dropped for that sink. A webhook spools to disk and retries (relay/webhooks/): an
-endpoint that is down costs nothing until its spool is full.
+endpoint that is down costs nothing until its spool is full. In the relay, stdout and a jsonl file are
+written by a thread of their own (QueuedSink): a stdout nobody reads, or a slow disk, never holds the
+event loop.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import json
 import logging
 import os
 import re
+import select
 import stat
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -131,13 +136,28 @@ class Sink:
 
 
 class StdoutSink(Sink):
-    """stdout, so that journald keeps the events of a systemd service."""
+    """stdout, so that journald keeps the events of a systemd service.
+
+    The line goes to the descriptor with os.write, past sys.stdout's buffer and its lock: in the relay
+    a QueuedSink's thread writes here, and may still be blocked in a write when the process exits (a
+    stdout nobody reads); a thread blocked inside sys.stdout's buffer would stop the interpreter's own
+    flush of it at exit (a fatal error)."""
 
     name = "stdout"
 
     def write(self, line: str) -> None:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            return
+        view = memoryview(line.encode("utf-8"))
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:  # a stdout inherited non-blocking: wait until it takes more
+                select.select([], [fd], [])
 
 
 class JournalSink(Sink):
@@ -277,6 +297,114 @@ class JsonlSink(Sink):
             self._fd = None
 
 
+# Events waiting for a QueuedSink's thread (~1 KB each: 10 MB at most). A queue this long means that
+# the reader of stdout (journald, a pipe) or the disk is not keeping up: new events for that sink are
+# dropped, counted in relay_event_sink_failures_total and logged, rather than make the event loop wait.
+QUEUE_EVENTS = 10_000
+# How long a stop waits for the queued sinks to write what they hold (systemd's TimeoutStopSec is 90 s;
+# the webhooks get 5 s too, and the drain of clients comes first).
+STOP_SECONDS = 5.0
+_REOPEN = object()
+
+
+class SinkBacklog(OSError):
+    """A QueuedSink's queue is full: the event is dropped for that sink."""
+
+
+class QueuedSink(Sink):
+    """A sink whose write may block (stdout, a file) run by a thread of its own, behind a bounded queue,
+    as the webhook's spool writer is: the event loop only appends to the queue.
+
+    - A full queue (QUEUE_EVENTS waiting) drops the new event for this sink: write() raises SinkBacklog,
+      which EventSinks counts and logs like any failed write (once every 10 s). Never a wait.
+    - A write that fails in the thread (disk full) is reported to `on_failure(sink, exc)` from there.
+    - reopen() (SIGHUP, logrotate) is queued too, in order with the events.
+    - close() writes what is queued for up to STOP_SECONDS (stop() starts it, so that several sinks
+      share one deadline); what is still queued then is logged and counted as lost. The thread is a
+      daemon: one blocked for good in a write (a stdout nobody will read) does not keep the process."""
+
+    def __init__(self, sink: Sink, on_failure, capacity: int = QUEUE_EVENTS):
+        self.sink = sink
+        self.name = sink.name
+        self._on_failure = on_failure
+        self._capacity = capacity
+        self._items: deque = deque()
+        self._events = 0  # events in _items
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._done = 0
+        self._stopping = False
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name=f"relay-events-{sink.name}", daemon=True)
+        self._thread.start()
+
+    def write(self, line: str) -> None:
+        with self._cond:
+            if self._events >= self._capacity:
+                raise SinkBacklog(f"{self._events} events wait to be written to {self.sink.name} (its reader or "
+                                  f"disk is not keeping up); new events for it are dropped until it does")
+            self._put(line)
+            self._events += 1
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._put(_REOPEN)
+
+    def _put(self, item) -> None:
+        if self._stopping:
+            raise SinkBacklog(f"{self.sink.name} is closing")
+        self._items.append(item)
+        self._submitted += 1
+        self._cond.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until what was queued before this call is written (or failed). True when it was."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def stop(self, seconds: float = STOP_SECONDS) -> None:
+        with self._cond:
+            if not self._stopping:
+                self._stopping = True
+                self._deadline = time.monotonic() + seconds
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        self.stop()
+        self._thread.join(max(0.0, self._deadline - time.monotonic()))
+        if self._thread.is_alive():
+            with self._cond:
+                lost = self._events  # the one the thread is blocked in, and those queued behind it
+            log.error("event sink %s: %d event(s) not written within %g s of stopping (its reader or disk does "
+                      "not take them): they are lost", self.name, lost, STOP_SECONDS)
+            exc = SinkBacklog(f"not written within {STOP_SECONDS:g} s of stopping")
+            for _ in range(lost):
+                self._on_failure(self, exc)
+            return  # the thread still uses the sink: its descriptor closes with the process
+        self.sink.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._items or self._stopping)
+                if not self._items:
+                    return  # stopping, and everything is written
+                item = self._items.popleft()
+            try:
+                if item is _REOPEN:
+                    self.sink.reopen()
+                else:
+                    self.sink.write(item)
+            except Exception as exc:
+                self._on_failure(self, exc)
+            with self._cond:
+                self._done += 1
+                if item is not _REOPEN:
+                    self._events -= 1  # counted until written, for the bound and for what a stop loses
+                self._cond.notify_all()
+
+
 COMMAND_WEBHOOK_FLUSH = 30.0
 
 
@@ -288,17 +416,24 @@ class EventSinks:
         self.emitted = 0
         self.failures: dict[str, int] = {}
         self._last_complaint: dict[str, float] = {}
+        self._lock = threading.Lock()  # failures come from the sinks' threads too
 
     @classmethod
-    def from_settings(cls, settings, metrics=None, webhook_flush_seconds: float = 5.0) -> "EventSinks":
+    def from_settings(cls, settings, metrics=None, webhook_flush_seconds: float = 5.0,
+                      queued: bool = True) -> "EventSinks":
         """The relay's sinks. A webhook spools to disk, so stopping waits for it only briefly
-        (webhook_flush_seconds): what it has not sent goes at the next start."""
+        (webhook_flush_seconds): what it has not sent goes at the next start. stdout and jsonl are
+        QueuedSinks unless `queued` is false (a command, which has no event loop to keep free)."""
         inst = cls([])
+
+        def blocking(sink: Sink) -> Sink:
+            return QueuedSink(sink, inst._failed) if queued else sink
+
         for spec in settings.events:
             if spec.kind == "stdout":
-                inst.sinks.append(StdoutSink())
+                inst.sinks.append(blocking(StdoutSink()))
             elif spec.kind == "jsonl":
-                inst.sinks.append(JsonlSink(spec.target))
+                inst.sinks.append(blocking(JsonlSink(spec.target)))
             elif spec.kind == "webhook":
                 from .webhooks import WebhookSink
                 inst.sinks.append(WebhookSink(spec.webhook, inst._failed, metrics, webhook_flush_seconds))
@@ -319,7 +454,7 @@ class EventSinks:
         command reaches through the journal when one runs (see JournalSink, NotDeliveredSink).
         A webhook's events go through its spool; the command delivers them itself for up to
         COMMAND_WEBHOOK_FLUSH seconds unless a running relay holds the spool (then the relay does)."""
-        inst = cls.from_settings(settings, webhook_flush_seconds=COMMAND_WEBHOOK_FLUSH)
+        inst = cls.from_settings(settings, webhook_flush_seconds=COMMAND_WEBHOOK_FLUSH, queued=False)
         inst.sinks = [(JournalSink() if JournalSink.available() else NotDeliveredSink())
                       if isinstance(sink, StdoutSink) else sink for sink in inst.sinks]
         for sink in inst.sinks:
@@ -328,13 +463,16 @@ class EventSinks:
         return inst
 
     def _failed(self, sink: Sink, exc: BaseException) -> None:
-        self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
-        now = time.monotonic()
-        # Loud, but not one line per event while a disk stays full.
-        if now - self._last_complaint.get(sink.name, 0.0) >= 10.0:
-            self._last_complaint[sink.name] = now
+        with self._lock:
+            self.failures[sink.name] = count = self.failures.get(sink.name, 0) + 1
+            now = time.monotonic()
+            # Loud, but not one line per event while a disk stays full.
+            complain = now - self._last_complaint.get(sink.name, 0.0) >= 10.0
+            if complain:
+                self._last_complaint[sink.name] = now
+        if complain:
             log.error("event sink %s failed (%s failures so far), events are being dropped: %s",
-                      sink.name, self.failures[sink.name], exc)
+                      sink.name, count, exc)
 
     def emit(self, event: dict) -> None:
         line = _json_line(event)
@@ -352,6 +490,15 @@ class EventSinks:
             except Exception as exc:
                 self._failed(sink, exc)
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the queued sinks have written what was emitted before this call."""
+        deadline = time.monotonic() + timeout
+        return all(sink.flush(max(0.0, deadline - time.monotonic())) for sink in self.sinks
+                   if isinstance(sink, QueuedSink))
+
     def close(self) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, QueuedSink):
+                sink.stop()  # all of them write what they hold meanwhile, within one STOP_SECONDS
         for sink in self.sinks:
             sink.close()

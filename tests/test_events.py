@@ -361,3 +361,48 @@ def test_a_root_commands_events_file_belongs_to_its_directorys_owner_and_the_rel
     finally:
         shutil.rmtree(base)
 
+
+
+def test_a_stdout_nobody_reads_stops_no_mail_and_loses_no_event_at_sigterm(tmp_path, upstream):
+    # The default sink is stdout (journald's stream under systemd). When its reader stalls (journald
+    # busy, `relay serve | slow-consumer`), the pipe fills: the relay must go on serving mail, and a
+    # SIGTERM must still stop it, writing what it holds once the reader reads again.
+    import signal
+
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({
+        "hostname": "relay.test", "workers": 1, "listen": [{"address": "127.0.0.1:0"}],
+        "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+        "bounce_list": f"sqlite:///{tmp_path / 'b.db'}"}))  # no `events:`: the default, stdout
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)],
+                                stdout=subprocess.PIPE, stderr=stderr)  # stdout: not read until the end
+    try:
+        port = None
+        deadline = time.time() + 30
+        while port is None and time.time() < deadline:
+            found = [line for line in (tmp_path / "stderr").read_text().splitlines() if "listening on 127.0.0.1:" in line]
+            if found:
+                port = int(found[0].rsplit(":", 1)[1].split()[0])
+            time.sleep(0.05)
+        assert port is not None, (tmp_path / "stderr").read_text()
+        refused = 0
+        for n in range(40):  # 320 deferred events, ~500 bytes each: far more than a pipe holds (64 KiB)
+            with RawSMTP("127.0.0.1", port, timeout=20) as c:
+                c.cmd("EHLO client.test")
+                c.cmd("MAIL FROM:<a@sender.test>")
+                for i in range(8):
+                    assert c.cmd(f"RCPT TO:<tempfail@d{n}x{i}.test>")[0] == 451
+                    refused += 1
+                c.cmd("QUIT")
+        with RawSMTP("127.0.0.1", port, timeout=20) as c:  # a new client still gets its banner
+            assert c.cmd("EHLO client.test")[0] == 250
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)  # the reader comes back: what the relay held is written
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["kind"] for e in events] == ["deferred"] * refused

@@ -93,7 +93,7 @@ CATALOGUE: dict[str, Spec] = {
     "relay_dkim_signatures_total": Spec("counter", "DKIM signatures made or failed, by algorithm and result.",
                                         ("algorithm", "result")),
     # -- events out --
-    "relay_event_sink_failures_total": Spec("counter", "Events a sink failed to write (disk full, endpoint down)."),
+    "relay_event_sink_failures_total": Spec("counter", "Events a sink failed to write or dropped (disk full, endpoint down, a stdout nobody reads)."),
     "relay_webhook_events_delivered_total": Spec(
         "counter", "Events a webhook endpoint took (2xx), by webhook (its URL without the query string).",
         ("webhook",)),

@@ -102,6 +102,9 @@ class RunningRelay:
 
     def events(self, wait_for: int = 0, timeout: float = 5.0) -> list[dict]:
         deadline = time.time() + timeout
+        # The relay's jsonl sink is written by a thread of its own (relay.events.QueuedSink): what the
+        # relay emitted before now (before the reply the test saw) is in the file once it is flushed.
+        self.server.sinks.flush(timeout)
         while True:
             try:
                 text = self.events_path.read_text()
