@@ -335,6 +335,7 @@ class QueuedSink(Sink):
         self._done = 0
         self._stopping = False
         self._deadline = float("inf")
+        self._stop_seconds = STOP_SECONDS
         self._thread = threading.Thread(target=self._run, name=f"relay-events-{sink.name}", daemon=True)
         self._thread.start()
 
@@ -368,6 +369,7 @@ class QueuedSink(Sink):
             if not self._stopping:
                 self._stopping = True
                 self._deadline = time.monotonic() + seconds
+                self._stop_seconds = seconds
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -377,8 +379,8 @@ class QueuedSink(Sink):
             with self._cond:
                 lost = self._events  # the one the thread is blocked in, and those queued behind it
             log.error("event sink %s: %d event(s) not written within %g s of stopping (its reader or disk does "
-                      "not take them): they are lost", self.name, lost, STOP_SECONDS)
-            exc = SinkBacklog(f"not written within {STOP_SECONDS:g} s of stopping")
+                      "not take them): they are lost", self.name, lost, self._stop_seconds)
+            exc = SinkBacklog(f"not written within {self._stop_seconds:g} s of stopping")
             for _ in range(lost):
                 self._on_failure(self, exc)
             return  # the thread still uses the sink: its descriptor closes with the process

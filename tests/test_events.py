@@ -406,3 +406,54 @@ def test_a_stdout_nobody_reads_stops_no_mail_and_loses_no_event_at_sigterm(tmp_p
     assert proc.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
     events = [json.loads(line) for line in out.decode().splitlines()]
     assert [e["kind"] for e in events] == ["deferred"] * refused
+
+
+def test_a_queued_sink_that_does_not_keep_up_drops_new_events_and_a_stop_counts_what_it_lost(caplog):
+    import threading
+
+    from relay.events import EventSinks, QueuedSink, Sink, make_event
+
+    release, written = threading.Event(), []
+
+    class Stalled(Sink):  # a stdout nobody reads: the write blocks until released
+        name = "stalled"
+
+        def write(self, line: str) -> None:
+            release.wait()
+            written.append(json.loads(line)["recipient"])
+
+    sinks = EventSinks([])
+    queued = QueuedSink(Stalled(), sinks._failed, capacity=3)
+    sinks.sinks.append(queued)
+    for i in range(5):
+        sinks.emit(make_event("rejected", "rcpt", recipient=f"u{i}@example.com"))  # returns at once
+    assert sinks.failures == {"stalled": 2}  # three wait (one inside the write), the two after are dropped
+    assert "events are being dropped: 3 events wait to be written to stalled" in caplog.text
+    queued.stop(seconds=0.2)
+    queued.close()  # the write is still blocked: the three are lost, and counted
+    assert sinks.failures == {"stalled": 5} and "3 event(s) not written within" in caplog.text
+    release.set()
+
+
+def test_a_queued_sink_writes_everything_it_holds_when_its_reader_comes_back_before_the_stop_ends():
+    import threading
+
+    from relay.events import EventSinks, QueuedSink, Sink, make_event
+
+    release, written = threading.Event(), []
+
+    class Slow(Sink):
+        name = "slow"
+
+        def write(self, line: str) -> None:
+            release.wait()
+            written.append(json.loads(line)["recipient"])
+
+    sinks = EventSinks([])
+    sinks.sinks.append(QueuedSink(Slow(), sinks._failed))
+    for i in range(100):
+        sinks.emit(make_event("rejected", "rcpt", recipient=f"u{i}@example.com"))
+    sinks.sinks[0].stop()
+    release.set()
+    sinks.close()
+    assert sinks.failures == {} and written == [f"u{i}@example.com" for i in range(100)]
