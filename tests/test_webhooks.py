@@ -283,6 +283,53 @@ def test_a_hung_endpoint_never_delays_the_smtp_reply(upstream, relay_factory, tm
         hung.close()
 
 
+def test_an_endpoint_that_trickles_its_answer_gets_a_failed_attempt_and_give_up_after_applies(
+        upstream, relay_factory, tmp_path):
+    import socket
+    import threading
+
+    # Each byte comes well within `timeout` (a per-read limit), the answer never ends: only a deadline
+    # on the attempt as a whole ends it (3 x timeout, docs/events.md).
+    trickler = socket.socket()
+    trickler.bind(("127.0.0.1", 0))
+    trickler.listen(16)
+    requests, stop = [], threading.Event()
+
+    def answer(conn):
+        with conn:
+            conn.recv(65536)
+            requests.append(time.monotonic())
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.wait(0.2):
+                    conn.sendall(b"X")  # a header line that never ends
+            except OSError:
+                pass
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = trickler.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{trickler.getsockname()[1]}/hooks/mail"
+        relay = relay_factory(upstream.port, events=relay_events_config(
+            tmp_path, url, timeout="1s", retry={"initial_delay": "20ms", "max_delay": "200ms", "give_up_after": "1s"}))
+        assert transact_refused(relay)[0] == 421
+        dead_letter = tmp_path / "spool" / "dead-letter.jsonl"
+        assert wait_until(dead_letter.exists, timeout=60)  # on the old code: hours
+        (record,) = [json.loads(line) for line in dead_letter.read_text().splitlines()]
+        assert "no complete answer within 3 s" in record["last_error"]
+        assert len(record["events"]) == 1 and len(requests) >= 1
+    finally:
+        stop.set()
+        trickler.close()
+
+
 def test_a_relay_restart_delivers_what_the_dead_endpoint_did_not_take(upstream, relay_factory, tmp_path, receiver):
     url = receiver.url
     receiver.stop()

@@ -11,6 +11,11 @@ is older than `give_up_after` when an attempt fails is moved to the dead-letter 
 HTTP is the standard library's `http.client` in this thread (one keep-alive connection): the relay's
 other dependencies have no HTTP client, and one request at a time needs no more. Certificates are
 verified (the system's CAs, or `ca_file`); redirects are not followed (a 3xx is a failed attempt).
+
+`timeout` bounds connecting and each read, not the answer: an endpoint that sends a byte every few
+seconds would hold an attempt for hours (http.client reads a header line of up to 64 KiB), every later
+event waiting and `give_up_after` never applying. So an attempt as a whole gets ATTEMPT_TIMEOUTS x
+`timeout`; then a watchdog shuts the socket down and the attempt has failed, as a timeout does.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -33,6 +39,7 @@ LOCK_POLL = 1.0      # how often a sender without the spool's lock tries again (
 IDLE_POLL = 1.0      # how often an idle sender looks for events appended by other processes
 MAX_RESPONSE = 65536  # bytes of a response body read; a longer one closes the connection
 COMPLAIN_EVERY = 60.0
+ATTEMPT_TIMEOUTS = 3  # an attempt as a whole (connecting, sending, the whole answer): this many `timeout`s
 RESTART_AFTER = 10.0  # seconds before a sender that failed unexpectedly (a disk error) starts again  # seconds between log lines about the same failing endpoint
 
 
@@ -209,18 +216,26 @@ class Sender:
             stamp = int(time.time())
             headers = {"Content-Type": "application/json", "User-Agent": "relay-webhooks/1",
                        **signing.headers(self.settings.secret, batch.id, stamp, body)}
+            watchdog = _Watchdog(self._conn, ATTEMPT_TIMEOUTS * self.settings.timeout)
             try:
                 self._conn.request("POST", self._target, body=body, headers=headers)
                 response = self._conn.getresponse()
                 response.read(MAX_RESPONSE)
                 if not response.isclosed():
                     self._disconnect()  # a long response body we do not read: do not reuse the connection
+                if watchdog.stop():
+                    raise TimeoutError("the attempt's deadline passed")
             except (OSError, http.client.HTTPException) as exc:
                 self._disconnect()
+                if watchdog.stop():
+                    return (f"no complete answer within {watchdog.seconds:g} s ({ATTEMPT_TIMEOUTS} x timeout: "
+                            f"the endpoint answers too slowly)"), None
                 if not fresh and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
                                                   BrokenPipeError)):
                     continue  # a kept-alive connection the endpoint had closed: once more on a new one
                 return _describe(exc), None
+            finally:
+                watchdog.stop()
             if response.will_close:
                 self._disconnect()
             if 200 <= response.status < 300:
@@ -230,6 +245,49 @@ class Sender:
                 why += " (redirects are not followed: configure the URL it points to)"
             return why, _retry_after(response.getheader("Retry-After"))
         return "no response", None
+
+
+class _Watchdog:
+    """Ends an attempt that outlives its deadline: shuts its connection's socket down, so that the read
+    the sender thread is blocked in returns. stop() (under the lock) ends the watch: after it the
+    watchdog never touches the connection, which may be kept alive for the next batch."""
+
+    POLL = 0.5  # while still connecting (no socket yet: the name is being resolved), look again this often
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float):
+        self.seconds = seconds
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.expired = False
+        self._arm(seconds)
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.expired = True
+            sock = self._conn.sock
+            if sock is None:
+                self._arm(self.POLL)
+                return
+            try:
+                # socket.socket's own shutdown: for TLS, under the SSL layer, which another thread is using.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> bool:
+        """End the watch; True when the deadline had passed."""
+        with self._lock:
+            self._stopped = True
+            self._timer.cancel()
+            return self.expired
 
 
 def _describe(exc: BaseException) -> str:
