@@ -50,8 +50,42 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
+import idna
 
-__all__ = ["Resolver", "DnsTemporaryError", "Answer", "Tlsa"]
+__all__ = ["Resolver", "DnsTemporaryError", "Answer", "Tlsa", "dns_name", "a_labels"]
+
+# The label separators IDNA treats as a full stop (RFC 3490 3.1, UTS #46 4: ideographic, full-width
+# and half-width full stops), so that a name typed with one splits into its labels.
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def a_labels(name: str) -> str:
+    """`name` with its international labels in A-labels (`faß.de` -> `xn--fa-hia.de`), by IDNA 2008
+    (RFC 5891, UTS #46 non-transitional processing, as relay/address.py keys the bounce list and as
+    SMTPUTF8 MTAs and registries convert). IDNA 2003 (dnspython's default codec) maps `ß` to `ss`
+    and `ς` to `σ`: `faß.de` became `fass.de`, another registered domain, and its mail went to
+    that domain's MX hosts (review21 F2). ASCII labels are kept as they are (`_mta-sts`,
+    `_domainkey`: IDNA has no place for the underscore). ValueError when a label is no valid
+    IDNA 2008 label (a symbol such as U+2603, a joiner out of place)."""
+    if name.isascii():
+        return name
+    labels = []
+    for label in name.translate(_DOTS).split("."):
+        if label.isascii():
+            labels.append(label)
+            continue
+        try:
+            labels.append(idna.encode(label, uts46=True, transitional=False).decode("ascii"))
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ValueError(f"{ascii(label)} is not a valid international domain label (IDNA 2008, "
+                             f"RFC 5891): {str(exc).encode('ascii', 'backslashreplace').decode('ascii')}") from None
+    return ".".join(labels)
+
+
+def dns_name(name: str) -> dns.name.Name:
+    """The absolute DNS name for `name` (no search list applies), its international labels converted
+    by IDNA 2008 (a_labels). ValueError (or dnspython's DNSException) for a name DNS cannot carry."""
+    return dns.name.from_text(a_labels(name))
 
 
 class DnsTemporaryError(Exception):
@@ -241,9 +275,10 @@ class Resolver:
         Raises DnsTemporaryError on SERVFAIL, timeout or no reachable server."""
         rtype = rtype.upper()
         try:
-            qname = dns.name.from_text(name)  # absolute: no search list applies
+            qname = dns_name(name)  # absolute: no search list applies
         except (dns.exception.DNSException, ValueError):
-            # A name DNS cannot carry (label over 63 octets, empty label) cannot exist.
+            # A name DNS cannot carry (label over 63 octets, empty label, no valid IDNA 2008 label)
+            # cannot exist. Mail routing refuses such a domain before asking (routes.py: 553 5.1.3).
             return Answer((), 0.0)
         key = (qname.to_text().lower(), rtype)
         cached = self._cache.get(key)

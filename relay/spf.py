@@ -28,12 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dns.exception
-import dns.name
 import dns.rdatatype
 import dns.resolver
 import spf as pyspf
 
-from .dns import Resolver, _negative_ttl
+from .dns import Resolver, _negative_ttl, dns_name
 
 __all__ = ["SpfChecker", "SpfResult", "RESULTS", "is_spf_record", "spf_records", "count_lookups", "LookupCount",
            "MAX_LOOKUPS", "MAX_VOID_LOOKUPS"]
@@ -104,7 +103,7 @@ class _Lookup:
     def __call__(self, name, qtype, timeout):
         qtype = qtype.upper()
         try:
-            qname = dns.name.from_text(str(name))
+            qname = dns_name(str(name))  # IDNA 2008, as every lookup of the relay's (relay/dns.py)
         except (dns.exception.DNSException, ValueError):
             return []
         try:

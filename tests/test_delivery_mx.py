@@ -1115,3 +1115,43 @@ def test_the_mx_hosts_and_addresses_tried_are_configurable(mx_relay, dns):
         assert code == 451 and text.count("[127.0.0.4]:") == 6, text  # every host, past the old 10 hosts too
     asked = {name for name, rtype in dns.zone.queries if rtype in ("A", "AAAA") and name.endswith(".many.test.")}
     assert len(asked) == 3  # the many.test answers are cached; the old limits hold no more
+
+
+def test_an_international_domain_goes_to_its_own_mx_never_to_the_idna_2003_lookalikes(mx_relay, dns, mx1, mx2):
+    # faß.de and fass.de are two registered domains (IDNA 2008, RFC 5891: faß.de is xn--fa-hia.de;
+    # DENIC registers both since 2010). dnspython's default codec is IDNA 2003, which maps ß to ss:
+    # anna@faß.de was delivered to fass.de's MX (another organisation), and the MTA-STS record asked
+    # for was _mta-sts.fass.de (review21 F2).
+    dns.zone.add("fass.de", "MX", (10, "mx1.example.com"))        # somebody else's domain
+    dns.zone.add("xn--fa-hia.de", "MX", (10, "mx2.example.net"))  # the recipient's domain
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8")[0] == 250
+        assert c.cmd("RCPT TO:<anna@faß.de>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        c.cmd("QUIT")
+    assert mx2.wait_for_messages(1)[0].rcpt_tos == ["anna@faß.de"]
+    assert mx1.messages == []
+    asked = {q for q in dns.zone.queries if "fa" in q[0]}
+    assert ("xn--fa-hia.de.", "MX") in asked and ("_mta-sts.xn--fa-hia.de.", "TXT") in asked, asked
+    assert not {q for q in asked if "fass" in q[0]}, asked
+
+
+@pytest.mark.parametrize("domain", ["\u2603.com", "a\u200db.test", "-dash\u00e9.test"])
+def test_a_domain_no_idna_2008_name_can_have_is_a_syntax_refusal_never_domain_evidence(mx_relay, dns, domain):
+    # A snowman (allowed by IDNA 2003, not by IDNA 2008), a joiner out of place, a label starting with a
+    # hyphen: no domain can have these names, so the address is wrong (553 5.1.3, RFC 3463), not a
+    # domain that does not exist (which would count towards listing it) and never a traceback.
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8")[0] == 250
+        code, text = c.cmd(f"RCPT TO:<x@{domain}>")
+        assert code == 553 and text.startswith("553 5.1.3 ") and "IDNA 2008" in text, text
+        assert text.isascii(), text
+        assert c.cmd("QUIT")[0] == 221
+    assert not [q for q in dns.zone.queries if q[1] == "MX"]
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "rejected")
+    assert event["classification"]["rule"] == "relay:mx-bad-domain"
+    assert event.get("bounce_list") is None

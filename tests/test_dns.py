@@ -235,3 +235,20 @@ async def test_queries_ask_for_the_ad_bit(dns):
     from relay.dns import Resolver as R
     assert R()._async.flags & 0x0020  # dns.flags.AD
     await resolver_for(dns).a("example.com")
+
+
+async def test_international_names_are_asked_in_idna_2008_a_labels(dns):
+    # IDNA 2003 (dnspython's default codec) asked for faß.de as fass.de, another registered domain
+    # (review21 F2); IDNA 2008 (RFC 5891, UTS #46 non-transitional) keeps ß: xn--fa-hia.de. Labels
+    # IDNA has no place for (_mta-sts) stay as they are; the full-width full stop separates labels.
+    dns.zone.add("fass.de", "TXT", "the other domain")
+    dns.zone.add("xn--fa-hia.de", "TXT", "faß.de")
+    dns.zone.add("_mta-sts.xn--fa-hia.de", "TXT", "v=STSv1; id=1")
+    r = resolver_for(dns)
+    assert await r.txt("faß.de") == ["faß.de"]
+    assert await r.txt("ＦＡß．de") == ["faß.de"]
+    assert await r.txt("_mta-sts.faß.de") == ["v=STSv1; id=1"]
+    assert not [q for q in dns.zone.queries if "fass" in q[0]]
+    # No IDNA 2008 name can hold a snowman: it cannot exist, and nothing is asked.
+    assert await r.txt("\u2603.com") == []
+    assert not [q for q in dns.zone.queries if "xn--n3h" in q[0]]

@@ -38,8 +38,9 @@ import ipaddress
 import random
 from dataclasses import dataclass
 
+from ..address import printable
 from ..decision import Reply
-from ..dns import DnsTemporaryError, Resolver
+from ..dns import DnsTemporaryError, Resolver, a_labels
 from .internal import not_a_host
 
 # RFC 5321 5.1: "there SHOULD be a configurable limit on the number of alternate addresses that
@@ -163,6 +164,18 @@ class Routes:
             raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {domain} is not an address "
                                                   f"literal such as [192.0.2.1] or [IPv6:2001:db8::1]",
                                     "mx-bad-domain"))
+        try:
+            # IDNA 2008 A-labels (relay/dns.py a_labels): the route, its MTA-STS and DANE lookups and the
+            # replies all name the domain DNS knows (`faß.de` is xn--fa-hia.de, never fass.de).
+            domain = a_labels(domain)
+        except ValueError as exc:
+            # No domain can have this name, so there is nothing to look up: the address is wrong
+            # (RFC 5321 4.1.2 / RFC 6531 3.3: a domain is A-labels or valid U-labels; RFC 3463 5.1.3
+            # "bad destination mailbox address syntax"). A syntax refusal is never domain evidence.
+            # Written in ASCII (backslash escapes): a reply is ASCII unless SMTPUTF8 was asked for (RFC 6531 3.7.4).
+            shown = printable(domain.encode("ascii", "backslashreplace").decode("ascii"))
+            raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {shown} is not a valid domain "
+                                                  f"name ({exc})", "mx-bad-domain")) from None
         try:
             answer = await self.resolver.query(domain, "MX")
         except DnsTemporaryError as exc:
