@@ -128,6 +128,10 @@ class Resolver:
     timeout: float = 5.0
     cache_size: int = 10000
     failure_ttl: float = 30.0  # seconds DNS trouble is remembered (RFC 9520); 0: never
+    # The longest an answer is kept, whatever its TTL says (relay/dns.py): a negative one (NXDOMAIN,
+    # NODATA; RFC 2308 5) and any other, as Unbound's cache-max-negative-ttl and cache-max-ttl.
+    max_negative_ttl: float = 900.0
+    max_ttl: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -767,7 +771,7 @@ def _limits(top: _Reader) -> Limits:
 
 def _resolver(top: _Reader) -> Resolver:
     r = _Reader(top.problems, top.data.get("resolver"), "resolver")
-    r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl"})
+    r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl", "max_negative_ttl", "max_ttl"})
     servers = []
     for i, s in enumerate(r.get("nameservers", list, []) or []):
         try:
@@ -779,7 +783,13 @@ def _resolver(top: _Reader) -> Resolver:
                     r.get("cache_size", int, 10000),
                     # RFC 9520 3.2: at most 5 minutes. 0 turns the failure cache off (against its
                     # "at least 1 second": every question about a broken zone is asked again).
-                    r.get("failure_ttl", (int, float, str), 30.0, convert=_duration_within(0.0, 300.0)))
+                    r.get("failure_ttl", (int, float, str), 30.0, convert=_duration_within(0.0, 300.0)),
+                    # RFC 2308 5: a negative answer's lifetime is capped by configuration; at most 1 h
+                    # (Unbound's cache-max-negative-ttl default), so that a domain fixed by its owner is
+                    # seen within minutes. 0: negative answers are never cached.
+                    r.get("max_negative_ttl", (int, float, str), 900.0, convert=_duration_within(0.0, 3600.0)),
+                    # A positive answer (a null MX included) at most a day (Unbound's cache-max-ttl default).
+                    r.get("max_ttl", (int, float, str), 86400.0, convert=_duration_within(0.0, 86400.0)))
 
 
 def _bounce_list_url(top: _Reader, base: Path) -> str:

@@ -66,6 +66,11 @@ class Reply:
     # remote server's own words carry none (RFC 3464 2.3.4); it is the reporter's summary of the reply
     # code, not something the remote server said.
     enhanced_from_report: bool = field(default=False, compare=False)
+    # For the relay's own reply saying what DNS answered (NXDOMAIN, a null MX): when the nameservers gave
+    # that answer (Answer.fetched_at), which is earlier than the reply when the answer came from the cache.
+    # A domain's "does not exist" sightings are dated by it (Outcomes._domain_evidence): the cache
+    # replaying the first answer is never the confirming second sighting (review21 F1).
+    answered_at: float | None = field(default=None, compare=False)
 
     @classmethod
     def make(cls, code: int, enhanced: str | None, text: str, source: str = "relay",

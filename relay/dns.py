@@ -13,6 +13,10 @@ that confused it with "no record" would turn an outage into a verdict: an SPF
 "none" instead of "temperror" (RFC 7208 2.6.6), a missing DKIM key instead of a
 retry.
 
+Answers are kept for their TTL, at most `max_ttl` (a day), and negative ones for min(SOA TTL, SOA
+MINIMUM), at most `max_negative_ttl` (RFC 2308 5: "a configured upper bound"; 15 minutes shipped). Each
+answer keeps the time the nameservers gave it (`Answer.fetched_at`), also when read back from the cache.
+
 Trouble is remembered for `failure_ttl` seconds (RFC 9520 3.2: resolution failures
 are cached, for at least 1 second and at most 5 minutes), and the same question
 asked again while it is on its way waits for that one answer. Without both, one
@@ -38,7 +42,7 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dns.asyncresolver
@@ -114,6 +118,11 @@ class Answer:
     # (NODATA): mail routing needs the difference (RFC 5321 5.1: no MX but an address is an
     # implicit MX; a name that does not exist has no mail server at all).
     nxdomain: bool = False
+    # When the nameservers gave this answer (wall clock, time.time()): a copy read back from the cache
+    # keeps the time of the question that fetched it. What DNS said is dated by when it said it: a
+    # domain's second "does not exist" sighting must be a second answer, never the first one replayed
+    # from the cache (review21 F1; relay/delivery/routes.py, store.record_domain_evidence).
+    fetched_at: float = field(default=0.0, compare=False)
 
 
 class _TtlCache:
@@ -216,10 +225,17 @@ def _authenticated(response: dns.message.Message | None) -> bool:
 class Resolver:
     """Async DNS lookups against the configured nameservers, with a TTL cache."""
 
-    def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000, failure_ttl: float = 30.0):
+    def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000, failure_ttl: float = 30.0,
+                 max_negative_ttl: float = 900.0, max_ttl: float = 86400.0):
         self.nameservers = tuple(nameservers)
         self.timeout = float(timeout)
         self.failure_ttl = float(failure_ttl)
+        # RFC 2308 5: the lifetime of a negative answer is min(SOA TTL, SOA MINIMUM) *and* a configured
+        # maximum; without one a .de name's NXDOMAIN (DENIC's SOA minimum 7200 s) or a zone template's
+        # 86400 s was served for hours after the domain's owner fixed it. Positive answers likewise
+        # (Unbound's cache-max-ttl): a record with a week's TTL is asked again within a day.
+        self.max_negative_ttl = float(max_negative_ttl)
+        self.max_ttl = float(max_ttl)
         self._ns_objects = _nameserver_objects(self.nameservers) if self.nameservers else None
         self._async = self._configure(dns.asyncresolver.Resolver)
         self._cache = _TtlCache(cache_size)
@@ -230,7 +246,7 @@ class Resolver:
     @classmethod
     def from_settings(cls, settings) -> "Resolver":
         r = settings.resolver
-        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl)
+        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl, r.max_negative_ttl, r.max_ttl)
 
     def _configure(self, cls):
         if self._ns_objects is None:
@@ -320,7 +336,8 @@ class Resolver:
                 response = exc.response(qname)
             except Exception:
                 response = None
-            result = Answer((), _negative_ttl(response), _authenticated(response), nxdomain=True)
+            result = Answer((), min(_negative_ttl(response), self.max_negative_ttl), _authenticated(response),
+                            nxdomain=True, fetched_at=time.time())
         except dns.exception.DNSException as exc:
             if isinstance(exc, dns.resolver.LifetimeTimeout):
                 reason = f"no answer within {self.timeout:g}s from {self.describe()}"
@@ -332,11 +349,12 @@ class Resolver:
             raise DnsTemporaryError(name, rtype, reason) from None
         else:
             if answer.rrset is None:
-                result = Answer((), _negative_ttl(answer.response), _authenticated(answer.response))
+                result = Answer((), min(_negative_ttl(answer.response), self.max_negative_ttl),
+                                _authenticated(answer.response), fetched_at=time.time())
             else:
-                ttl = max(0.0, answer.expiration - time.time())
+                ttl = min(max(0.0, answer.expiration - time.time()), self.max_ttl)
                 result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl,
-                                _authenticated(answer.response))
+                                _authenticated(answer.response), fetched_at=time.time())
         self._cache.put(key, result, result.ttl)
         return result
 

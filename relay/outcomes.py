@@ -190,7 +190,10 @@ class Outcomes:
             if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
                     and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
                 domains_seen.add(domain)  # one reply is one sighting of a domain
-                follow += (await self._domain_evidence(make, rcpt, reply, classification, message=message))[0]
+                # Dated by when DNS gave the answer the reply reports (the relay's own NXDOMAIN or null MX
+                # reply): read back from the resolver's cache, it is the sighting it was when fetched.
+                follow += (await self._domain_evidence(make, rcpt, reply, classification, now=reply.answered_at,
+                                                       message=message))[0]
             self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             for event in follow:
                 self._queue(txn, event)

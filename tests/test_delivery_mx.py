@@ -436,7 +436,9 @@ def bounce_list_entries(relay) -> list[str]:
 def test_a_domain_found_missing_in_dns_twice_goes_on_the_bounce_list(mx_relay, tmp_path):
     import time
 
-    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    # Answers kept at most a second (resolver.max_ttl): the second null MX sighting must be a second answer
+    # from DNS; the zone's 300 s TTL would serve the first one again, which is no confirmation (review21 F1).
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path), resolver={"max_ttl": "1s"})
 
     assert rcpt_once(relay, "a@nowhere.test")[0] == 550
     assert rcpt_once(relay, "b@broken.test")[0] == 451  # DNS trouble is never evidence
@@ -1155,3 +1157,48 @@ def test_a_domain_no_idna_2008_name_can_have_is_a_syntax_refusal_never_domain_ev
     event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "rejected")
     assert event["classification"]["rule"] == "relay:mx-bad-domain"
     assert event.get("bounce_list") is None
+
+
+def test_the_second_nxdomain_sighting_is_never_the_cached_first_answer(mx_relay, dns, tmp_path):
+    # review21 F1: NXDOMAIN answers carry the zone's SOA (RFC 2308 3), a .de-like minimum of 7200 s. The
+    # resolver served the first answer from its cache for two hours; a second RCPT past seen_again_after
+    # (1 s here, 1 h shipped) read it back, asked DNS nothing, and listed @flaky.test although the domain
+    # existed again. A sighting is dated by when DNS answered: the replay is the first sighting again.
+    import time
+
+    dns.zone.negative_ttl = 7200
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    assert rcpt_once(relay, "a@flaky.test")[0] == 550  # NXDOMAIN, the first sighting
+    dns.zone.add("flaky.test", "MX", (10, "mx1.example.com"))  # the owner fixed the zone
+    time.sleep(1.2)
+    assert rcpt_once(relay, "b@flaky.test")[0] == 550  # the cache still says NXDOMAIN (until max_negative_ttl)
+    assert "@flaky.test" not in bounce_list_entries(relay)
+
+
+def test_a_null_mx_read_back_from_the_cache_is_no_second_sighting(mx_relay, dns, tmp_path):
+    import time
+
+    dns.zone.ttl = 7200  # null MX records are commonly published with hours
+    dns.zone.add("wasnull.test", "MX", (0, "."))
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    assert rcpt_once(relay, "a@wasnull.test")[0] == 556
+    dns.zone.clear("wasnull.test")
+    dns.zone.add("wasnull.test", "MX", (10, "mx1.example.com"))  # the domain takes mail now
+    time.sleep(1.2)
+    assert rcpt_once(relay, "b@wasnull.test")[0] == 556  # from the cache
+    assert "@wasnull.test" not in bounce_list_entries(relay)
+
+
+def test_a_domain_that_stays_missing_is_listed_on_a_second_answer_from_dns(mx_relay, dns, tmp_path):
+    # The other side of the one above: with the negative answer cached 1 s (resolver.max_negative_ttl),
+    # the second RCPT asks DNS again, hears NXDOMAIN again, and that fresh answer lists the domain.
+    import time
+
+    dns.zone.negative_ttl = 7200
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path), resolver={"max_negative_ttl": "1s"})
+    assert rcpt_once(relay, "a@gone.test")[0] == 550
+    time.sleep(1.2)
+    asked = dns.zone.queries.count(("gone.test.", "MX"))
+    assert rcpt_once(relay, "b@gone.test")[0] == 550
+    assert dns.zone.queries.count(("gone.test.", "MX")) > asked
+    assert bounce_list_entries(relay) == ["@gone.test"]

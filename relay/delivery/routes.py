@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..address import printable
 from ..decision import Reply
@@ -182,9 +182,11 @@ class Routes:
             raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure looking up the MX of {domain} "
                                                   f"({exc.reason}); please retry later", "mx-dns-temporary")) from None
         if answer.nxdomain:
-            # Words the suppression policy's `domains: evidence` knows (domain not found, nxdomain).
-            raise RouteError(_reply(550, "5.1.2", f"Recipient address rejected: domain not found: {domain} "
-                                                  f"does not exist in DNS (NXDOMAIN)", "mx-nxdomain"))
+            # Words the suppression policy's `domains: evidence` knows (domain not found, nxdomain), dated by
+            # when DNS said so (Reply.answered_at): a cached answer is the same sighting as when it was fetched.
+            raise RouteError(replace(_reply(550, "5.1.2", f"Recipient address rejected: domain not found: {domain} "
+                                                          f"does not exist in DNS (NXDOMAIN)", "mx-nxdomain"),
+                                     answered_at=answer.fetched_at or None))
         records = sorted(answer.records)
         if not records:
             return await self._implicit(domain)
@@ -192,8 +194,9 @@ class Routes:
         exchanges = [(pref, name) for pref, name in named if name not in ("", ".", "@")]
         if not exchanges:
             # RFC 7505 3: a single MX of "." says the domain accepts no mail; 556 5.1.10 per its section 4.
-            raise RouteError(_reply(556, "5.1.10", f"Recipient address rejected: domain {domain} does not "
-                                                   f"accept mail (nullMX)", "mx-null"))
+            raise RouteError(replace(_reply(556, "5.1.10", f"Recipient address rejected: domain {domain} does not "
+                                                           f"accept mail (nullMX)", "mx-null"),
+                                     answered_at=answer.fetched_at or None))
         usable = [(pref, name) for pref, name in exchanges if not _numeric(name)]
         if not usable:
             shown = ", ".join(name for _, name in exchanges)

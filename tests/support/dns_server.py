@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dnslib import CNAME, QTYPE, RCODE, RR, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, SOA, TLSA, A, AAAA, MX, PTR, TXT, DNSRecord
 from dnslib.dns import DNSError
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
@@ -28,6 +28,10 @@ class Zone(BaseResolver):
         self.signed: set[str] = set()
         self.queries: list[tuple[str, str]] = []
         self.ttl = 300
+        # When set, a negative answer (NXDOMAIN, NODATA) carries its zone's SOA in the authority section
+        # with this TTL and MINIMUM, as every real authoritative server's does (RFC 2308 3), so that the
+        # resolver may cache it; None (the default) leaves the SOA out: nothing negative is cached.
+        self.negative_ttl: int | None = None
         self.lock = threading.Lock()
 
     @staticmethod
@@ -102,6 +106,10 @@ class Zone(BaseResolver):
             reply.add_answer(RR(owner, request.q.qtype, rdata=rdata, ttl=self.ttl))
         if not answers and not known:
             reply.header.rcode = RCODE.NXDOMAIN
+        if not answers and self.negative_ttl is not None:
+            tld = owner.rstrip(".").rpartition(".")[2] + "."
+            reply.add_auth(RR(tld, QTYPE.SOA, ttl=self.negative_ttl, rdata=SOA(
+                "ns." + tld, "hostmaster." + tld, (1, 7200, 900, 604800, self.negative_ttl))))
         return reply
 
 
