@@ -132,6 +132,8 @@ class Resolver:
     # NODATA; RFC 2308 5) and any other, as Unbound's cache-max-negative-ttl and cache-max-ttl.
     max_negative_ttl: float = 900.0
     max_ttl: float = 86400.0
+    # A zone that exists in the public DNS, asked before an NXDOMAIN is believed (relay/delivery/routes.py).
+    control_name: str = "com"
 
 
 @dataclass(frozen=True)
@@ -771,7 +773,7 @@ def _limits(top: _Reader) -> Limits:
 
 def _resolver(top: _Reader) -> Resolver:
     r = _Reader(top.problems, top.data.get("resolver"), "resolver")
-    r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl", "max_negative_ttl", "max_ttl"})
+    r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl", "max_negative_ttl", "max_ttl", "control_name"})
     servers = []
     for i, s in enumerate(r.get("nameservers", list, []) or []):
         try:
@@ -789,7 +791,23 @@ def _resolver(top: _Reader) -> Resolver:
                     # seen within minutes. 0: negative answers are never cached.
                     r.get("max_negative_ttl", (int, float, str), 900.0, convert=_duration_within(0.0, 3600.0)),
                     # A positive answer (a null MX included) at most a day (Unbound's cache-max-ttl default).
-                    r.get("max_ttl", (int, float, str), 86400.0, convert=_duration_within(0.0, 86400.0)))
+                    r.get("max_ttl", (int, float, str), 86400.0, convert=_duration_within(0.0, 86400.0)),
+                    # A zone the resolver must see before its NXDOMAIN for a recipient's domain is believed
+                    # (review21 F4): a name in the public DNS, e.g. com, or a domain of your own that resolves.
+                    r.get("control_name", str, "com", convert=_control_name))
+
+
+def _control_name(value: str) -> str:
+    from .dns import dns_name
+
+    text = value.strip().rstrip(".")
+    try:
+        dns_name(text)
+    except Exception as exc:
+        raise ValueError(f"{value!r} is not a DNS name ({exc})") from None
+    if not text or text.startswith("[") or "." in text and not all(text.split(".")):
+        raise ValueError(f"{value!r} is not a DNS name such as com or example.org")
+    return text
 
 
 def _bounce_list_url(top: _Reader, base: Path) -> str:

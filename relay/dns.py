@@ -226,7 +226,7 @@ class Resolver:
     """Async DNS lookups against the configured nameservers, with a TTL cache."""
 
     def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000, failure_ttl: float = 30.0,
-                 max_negative_ttl: float = 900.0, max_ttl: float = 86400.0):
+                 max_negative_ttl: float = 900.0, max_ttl: float = 86400.0, control_name: str = "com"):
         self.nameservers = tuple(nameservers)
         self.timeout = float(timeout)
         self.failure_ttl = float(failure_ttl)
@@ -236,6 +236,9 @@ class Resolver:
         # (Unbound's cache-max-ttl): a record with a week's TTL is asked again within a day.
         self.max_negative_ttl = float(max_negative_ttl)
         self.max_ttl = float(max_ttl)
+        # A zone that exists in the public DNS: mail routing asks it before believing an NXDOMAIN for a
+        # recipient's domain whose top-level domain does not exist either (relay/delivery/routes.py).
+        self.control_name = control_name
         self._ns_objects = _nameserver_objects(self.nameservers) if self.nameservers else None
         self._async = self._configure(dns.asyncresolver.Resolver)
         self._cache = _TtlCache(cache_size)
@@ -246,7 +249,8 @@ class Resolver:
     @classmethod
     def from_settings(cls, settings) -> "Resolver":
         r = settings.resolver
-        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl, r.max_negative_ttl, r.max_ttl)
+        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl, r.max_negative_ttl, r.max_ttl,
+                   r.control_name)
 
     def _configure(self, cls):
         if self._ns_objects is None:

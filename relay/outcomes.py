@@ -401,6 +401,13 @@ class Outcomes:
         except Exception:
             log.exception("could not record that the domain of %s does not exist", rcpt)
             return [], True
+        if entry is not None and entry.held_now:
+            # The breaker on domain listings holds it (suppression.yaml `domains: breaker:`): the operator
+            # warning when it tripped now, and a bounce_unlisted for each listing it took back.
+            events: list[dict] = []
+            for kind, name, moved in entry.trips:
+                events += self._breaker_tripped(make, entry, kind, name, moved)
+            return events, False
         if entry is None or not entry.listed_now:
             return [], False
         if not entry.active():
@@ -422,6 +429,14 @@ class Outcomes:
                     f"{name} are held, not made, until you confirm them (relay bounces confirm {name} --reason R) "
                     f"or discard them (relay bounces discard {name} --reason R); see relay bounces held.")
             what = {"domain": name}
+        elif kind == "domains":
+            breaker = self.policies.suppression.domains.breaker
+            text = (f"More than {breaker.distinct_domains} domains were found not to exist (NXDOMAIN or a null MX, "
+                    f"each seen twice) within {format_duration(breaker.within)}: that is the relay's DNS failing (a "
+                    f"resolver that does not see the public DNS), not so many domains gone. Their listings are held, "
+                    f"not made, until you confirm them (relay bounces confirm DOMAIN --reason R) or discard them "
+                    f"(relay bounces discard DOMAIN --reason R); see relay bounces held. Check resolver.nameservers.")
+            what = {"breaker": "domains"}
         else:
             breaker = self.policies.suppression.provider_breaker
             text = (f"More than {breaker.distinct_addresses} addresses refused by the provider {name} (its mail "
@@ -433,7 +448,7 @@ class Outcomes:
             what = {"provider": name}
         held = sorted({*moved, entry.address})
         events = [make("warning", "", {"check": "breaker", "result": "tripped", **what, "held": held, "text": text})]
-        label = name if kind == "domain" else f"the provider {name}"
+        label = {"domain": name, "domains": "domain listings"}.get(kind, f"the provider {name}")
         for address in moved:
             events.append(make("bounce_unlisted", address, {
                 "actor": "relay", "reason": f"circuit breaker tripped for {label}: held for the operator"}))

@@ -35,7 +35,8 @@ TOP_KEYS = (*SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "
 UNCONFIRMED_KEYS = ("list_after", "within")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
 PROVIDER_BREAKER_KEYS = (*BREAKER_KEYS, "named_by", "two_label_suffixes")
-DOMAIN_KEYS = ("evidence", "not_evidence", "categories", "seen_again_after", "within", "expire_after")
+DOMAIN_KEYS = ("evidence", "not_evidence", "categories", "seen_again_after", "within", "expire_after", "breaker")
+DOMAIN_BREAKER_KEYS = ("distinct_domains", "within")
 # The category of a domain entry (`@example.com`) on the bounce list.
 DOMAIN_CATEGORY = "routing_dns"
 RULE_KEYS = ("list_after", "within", "expire_after")
@@ -217,6 +218,9 @@ class DomainRule:
     # mailbox, a relay refusal or a content verdict says the domain answered, whatever domain
     # word it quotes.
     categories: frozenset[str] | None = None
+    # More than `distinct_domains` domains listed within `within` holds them for the operator
+    # (DomainBreaker); None: `breaker: off`.
+    breaker: "DomainBreaker | None" = None
 
     def counts_category(self, category: str) -> bool:
         return self.categories is None or category in self.categories
@@ -238,6 +242,24 @@ class DomainRule:
         """The text tells of a failed DNS lookup (`not_evidence`: SERVFAIL, a timeout, "try again"),
         not of a domain that does not exist."""
         return self.not_evidence is not None and self.not_evidence.search(text) is not None
+
+
+@dataclass(frozen=True)
+class DomainBreaker:
+    """The circuit breaker on `@domain` listings (`domains: breaker:`): when more than
+    `distinct_domains` domains would be listed as not existing within `within` seconds, those
+    listings are held for the operator, as the address breakers hold theirs. Many domains found
+    "nonexistent" at once is the relay's DNS failing (a resolver that says NXDOMAIN for every
+    outside name, review21 F4), not that many domains vanished; a DNS glitch must never list one."""
+
+    distinct_domains: int
+    within: float
+
+    def describe(self) -> str:
+        return f"more than {self.distinct_domains} domains listed within {format_duration(self.within)} are held"
+
+
+DEFAULT_DOMAIN_BREAKER = DomainBreaker(10, 3600.0)
 
 
 # An address as replies quote it: in angle brackets (any local part, RFC 5321 4.1.2's quoted
@@ -691,10 +713,32 @@ def _parse_domains(spec: Any, problems: Problems) -> DomainRule | None:
                     problems.add(f"domains.categories[{n}]",
                                  f"unknown category; expected one of: {', '.join(CATEGORIES)}")
             categories = frozenset(given)
+    breaker = _parse_domain_breaker(spec["breaker"], problems) if "breaker" in spec else DEFAULT_DOMAIN_BREAKER
     if len(problems.items) > before or evidence is None:
         return None
     return DomainRule(evidence, not_evidence, durations["seen_again_after"], durations["within"],
-                      durations["expire_after"], categories)
+                      durations["expire_after"], categories, breaker)
+
+
+def _parse_domain_breaker(spec: Any, problems: Problems) -> DomainBreaker | None:
+    """`domains: {breaker: {distinct_domains: 10, within: 1h}}`, or `breaker: off`."""
+    spec = _section(spec, "domains.breaker", "a mapping such as {distinct_domains: 10, within: 1h}", problems)
+    if spec is None:
+        return None
+    problems.unknown_keys(spec, DOMAIN_BREAKER_KEYS, "domains.breaker")
+    count = spec.get("distinct_domains", DEFAULT_DOMAIN_BREAKER.distinct_domains)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        problems.add("domains.breaker.distinct_domains", f"expected a whole number >= 1, got {count!r}")
+        return None
+    try:
+        within = parse_duration(spec.get("within", DEFAULT_DOMAIN_BREAKER.within))
+    except ValueError as exc:
+        problems.add("domains.breaker.within", str(exc))
+        return None
+    if within is None:
+        problems.add("domains.breaker.within", "required: a window such as 1h (never is not a window)")
+        return None
+    return DomainBreaker(count, within)
 
 
 def _list_after(value: Any, key: str, problems: Problems) -> int | None:
@@ -716,5 +760,5 @@ def load_default() -> SuppressionPolicy:
     return SuppressionPolicy.from_file(SHIPPED_POLICIES / "suppression.yaml")
 
 
-__all__ = ["CATEGORIES", "COMPLAINT", "DOMAIN_CATEGORY", "Breaker", "DomainRule", "ProviderBreaker", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
+__all__ = ["CATEGORIES", "COMPLAINT", "DOMAIN_CATEGORY", "Breaker", "DomainBreaker", "DomainRule", "ProviderBreaker", "SuppressionPolicy", "SuppressionRule", "ConfigError", "parse_duration",
            "format_duration", "load_default"]

@@ -344,6 +344,24 @@ def test_resolver_failure_ttl(tmp_path):
         "resolver.failure_ttl: '10m' is outside 0 s .. 300 s"]
 
 
+def test_resolver_cache_caps_and_control_name(tmp_path):
+    # RFC 2308 5: a configured maximum for negative answers (review21 F1); the control name asked before
+    # an NXDOMAIN is believed (review21 F4).
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    r = load_settings(path).resolver
+    assert (r.max_negative_ttl, r.max_ttl, r.control_name) == (900.0, 86400.0, "com")
+    path.write_text("hostname: relay.example.com\n"
+                    "resolver: {max_negative_ttl: 5m, max_ttl: 1h, control_name: example.org.}\n")
+    r = load_settings(path).resolver
+    assert (r.max_negative_ttl, r.max_ttl, r.control_name) == (300.0, 3600.0, "example.org")
+    assert problems(tmp_path, "hostname: relay.example.com\nresolver: {max_negative_ttl: 2h, max_ttl: 2d}\n") == [
+        "resolver.max_negative_ttl: '2h' is outside 0 s .. 3600 s", "resolver.max_ttl: '2d' is outside 0 s .. 86400 s"]
+    for bad in ("a..b", "''", "'[192.0.2.1]'"):
+        found = problems(tmp_path, f"hostname: relay.example.com\nresolver: {{control_name: {bad}}}\n")
+        assert len(found) == 1 and found[0].startswith("resolver.control_name: "), (bad, found)
+
+
 def test_the_mx_hosts_and_addresses_tried_are_bounded_settings(tmp_path):
     # RFC 5321 5.1: a configurable limit. None at all (0) would try nothing; past 100 a zone's owner chooses
     # again how many lookups and connections each recipient costs.

@@ -1202,3 +1202,77 @@ def test_a_domain_that_stays_missing_is_listed_on_a_second_answer_from_dns(mx_re
     assert rcpt_once(relay, "b@gone.test")[0] == 550
     assert dns.zone.queries.count(("gone.test.", "MX")) > asked
     assert bounce_list_entries(relay) == ["@gone.test"]
+
+
+def test_a_resolver_that_says_nxdomain_for_every_outside_name_never_lists_a_domain(mx_relay, dns, tmp_path):
+    # review21 F4: resolver.nameservers pointing at a server that knows only its own names (split-horizon,
+    # a filtering forwarder whose upstream is gone) says NXDOMAIN for gmail.com, outlook.com, yahoo.com;
+    # two rounds past seen_again_after listed all three for 30 days. The resolver must first show it sees
+    # the public DNS: the domain's top-level domain, else resolver.control_name. Here it sees neither.
+    import time
+
+    dns.zone.tlds.clear()
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    for n in range(2):
+        if n:
+            time.sleep(1.2)
+        for domain in ("gmail.com", "outlook.com", "yahoo.com"):
+            code, text = rcpt_once(relay, f"user{n}@{domain}")
+            assert code == 451 and text.startswith("451 4.4.3 ") and "does not see the public DNS" in text, text
+    assert bounce_list_entries(relay) == []
+    deferred = [valid(e) for e in relay.events(wait_for=6) if e["kind"] == "deferred"]
+    assert len(deferred) == 6
+    assert {(e["classification"]["rule"], e["classification"]["scope"]) for e in deferred} == {
+        ("relay:mx-dns-unreliable", "relay")}
+    # Once the resolver sees the public DNS again, an NXDOMAIN is the domain's.
+    dns.zone.tlds.add("com")
+    assert rcpt_once(relay, "user@gone-for-good.com")[0] == 550
+
+
+def test_a_typo_top_level_domain_is_still_a_domain_that_does_not_exist(mx_relay, dns, tmp_path):
+    # gmail.con: its top-level domain does not exist either, so the control is resolver.control_name
+    # (com, shipped), which the resolver sees: the NXDOMAIN is believed, and lists at its second answer.
+    import time
+
+    dns.zone.negative_ttl = 1
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    assert rcpt_once(relay, "a@gmail.con")[0] == 550
+    time.sleep(1.2)
+    assert rcpt_once(relay, "b@gmail.con")[0] == 550
+    assert bounce_list_entries(relay) == ["@gmail.con"]
+    assert ("com.", "SOA") in dns.zone.queries and ("con.", "SOA") in dns.zone.queries
+
+
+def test_many_domains_found_missing_at_once_are_held_for_the_operator(mx_relay, dns, tmp_path):
+    # review21 F4, the second guard: the resolver sees the public DNS (the control passes), yet domain
+    # after domain says NXDOMAIN (an authoritative platform's outage, a filtering resolver blocking them).
+    # Over `domains: breaker: distinct_domains` (2 here, 10 shipped) listings within its window, the
+    # listings are held for the operator, the earlier ones taken back, and a warning says why.
+    import sys
+    import time
+
+    policies = Path(domain_evidence_after_a_second(tmp_path))
+    text = (policies / "suppression.yaml").read_text()
+    (policies / "suppression.yaml").write_text(text.replace("distinct_domains: 10", "distinct_domains: 2"))
+    relay = mx_relay(policies=str(policies))
+    domains = ("gone1.test", "gone2.test", "gone3.test")
+    for n in range(2):
+        if n:
+            time.sleep(1.2)
+        for domain in domains:
+            assert rcpt_once(relay, f"user{n}@{domain}")[0] == 550
+    assert bounce_list_entries(relay) == []
+    events = relay.events(wait_for=10)
+    listed = [e["recipient"] for e in events if e["kind"] == "bounce_listed"]
+    unlisted = sorted(e["recipient"] for e in events if e["kind"] == "bounce_unlisted")
+    assert listed == ["@gone1.test", "@gone2.test"] and unlisted == listed, (listed, unlisted)
+    warning = next(valid(e) for e in events if e["kind"] == "warning" and e.get("check") == "breaker")
+    assert warning["breaker"] == "domains" and warning["held"] == ["@" + d for d in domains]
+    assert "resolver" in warning["text"]
+    held = json.loads(subprocess.run([sys.executable, "-m", "relay", "bounces", "held", "--json", "-c",
+                                      str(relay.config_path)], capture_output=True, text=True, check=True,
+                                     timeout=60).stdout)
+    assert sorted((e["address"], e["held_by"]) for e in held) == [("@" + d, "domains") for d in domains]
+    subprocess.run([sys.executable, "-m", "relay", "bounces", "confirm", "gone2.test", "--reason", "checked",
+                    "-c", str(relay.config_path)], capture_output=True, text=True, check=True, timeout=60)
+    assert bounce_list_entries(relay) == ["@gone2.test"]

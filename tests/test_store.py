@@ -548,3 +548,36 @@ async def test_a_domain_entry_round_trips_through_export_rows(store):
     assert entry.address == "@nx.example"
     assert BounceEntry.from_dict(entry.as_dict()).address == "@nx.example"
     assert [e.address async for e in store.iter_entries()] == ["@nx.example"]
+
+
+async def test_the_breaker_on_domain_listings_holds_them_past_distinct_domains(store):
+    # review21 F4: a resolver saying NXDOMAIN for every outside name confirms domain after domain. More
+    # than `distinct_domains` listings within the window are held, the window's earlier ones taken back.
+    policy = SuppressionPolicy.from_dict({"domains": {
+        "evidence": ["host not found"], "seen_again_after": "1h", "within": "7d", "expire_after": "30d",
+        "breaker": {"distinct_domains": 2, "within": "1h"}}}, "domain-policy").domains
+    t = time.time()
+
+    async def seen_twice(domain):
+        for at in (t - 7200, t):
+            entry = await store.record_domain_evidence(f"a@{domain}", reply_text=NXDOMAIN, rule="r", policy=policy,
+                                                       now=at)
+        return entry
+
+    assert (await seen_twice("one.example")).listed_now
+    assert (await seen_twice("two.example")).listed_now
+    third = await seen_twice("three.example")
+    assert third.held_now and not third.listed_now
+    assert third.trips == (("domains", "", ("@one.example", "@two.example")),)
+    assert [e.address async for e in store.iter_entries()] == []
+    held = await store.held()
+    assert [(e.address, e.held_by) for e in held] == [(f"@{d}.example", "domains:nonexistent")
+                                                      for d in ("one", "three", "two")]
+    assert (await seen_twice("four.example")).held_now  # tripped: held until the operator decides
+    assert [e.address for e in await store.confirm_held("two.example")] == ["@two.example"]
+    assert [e.address async for e in store.iter_entries()] == ["@two.example"]
+    # Without the breaker (`breaker: off`) every confirmed domain is listed.
+    off = SuppressionPolicy.from_dict({"domains": {
+        "evidence": ["host not found"], "seen_again_after": "1h", "within": "7d", "breaker": "off"}},
+        "domain-policy").domains
+    assert off.breaker is None

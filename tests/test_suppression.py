@@ -304,6 +304,24 @@ def test_only_the_categories_named_are_domain_evidence(tmp_path):
         assert why in keys.get(key, ""), (bad, keys)
 
 
+def test_the_breaker_on_domain_listings_is_shipped_on_and_checked_at_load(tmp_path):
+    shipped = load_default().domains.breaker
+    assert (shipped.distinct_domains, shipped.within) == (10, 3600.0)
+    base = "domains: {evidence: ['no such domain'], seen_again_after: 1h, within: 7d%s}\n"
+    assert SuppressionPolicy.from_file(write(tmp_path, base % "")).domains.breaker == shipped  # key left out: on
+    assert SuppressionPolicy.from_file(write(tmp_path, base % ", breaker: off")).domains.breaker is None
+    given = SuppressionPolicy.from_file(write(tmp_path, base % ", breaker: {distinct_domains: 3}")).domains.breaker
+    assert (given.distinct_domains, given.within) == (3, 3600.0)
+    for bad, key, why in [(", breaker: {distinct_domain: 3}", "domains.breaker.distinct_domain", "unknown key"),
+                          (", breaker: {distinct_domains: 0}", "domains.breaker.distinct_domains", ">= 1"),
+                          (", breaker: {within: never}", "domains.breaker.within", "required"),
+                          (", breaker: 5", "domains.breaker", "expected")]:
+        with pytest.raises(ConfigError) as err:
+            SuppressionPolicy.from_file(write(tmp_path, base % bad))
+        keys = {k: w for _, k, w in problems(err.value)}
+        assert why in keys.get(key, ""), (bad, keys)
+
+
 _NXDOMAIN_OF = "Host or domain name not found. Name service error for name={} type=MX: Host not found"
 
 

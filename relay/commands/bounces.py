@@ -342,11 +342,13 @@ def _held_target(ctx: Context) -> tuple[str, bool]:
 
 def _holder(entry: BounceEntry) -> dict:
     """Which breaker holds a listing, for held's output: its recipient domain's, or a provider's."""
-    from ..store.base import PROVIDER_PREFIX
+    from ..store.base import DOMAINS_HOLDER, PROVIDER_PREFIX
 
     by = entry.held_by or ""
     if by.startswith(PROVIDER_PREFIX):
         return {"held_by": "provider", "provider": by[len(PROVIDER_PREFIX):]}
+    if by == DOMAINS_HOLDER:
+        return {"held_by": "domains", "provider": None}  # the breaker on @domain listings
     return {"held_by": "domain", "provider": None}
 
 

@@ -52,6 +52,8 @@ from .internal import not_a_host
 # The defaults of upstream.mx_max_hosts and upstream.mx_max_addresses (relay/config.py).
 MAX_MX_HOSTS = 10
 MAX_MX_ADDRESSES = 10  # connections tried in all, over the hosts' addresses
+# The zone asked when a recipient domain's top-level domain does not exist either (resolver.control_name).
+CONTROL_NAME = "com"
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,11 @@ def _numeric(name: str) -> bool:
 class Routes:
     """MX routes from DNS, through the relay's resolver (its cache honours the records' TTLs)."""
 
-    def __init__(self, resolver: Resolver, rng: random.Random | None = None, own_names: frozenset[str] = frozenset()):
+    def __init__(self, resolver: Resolver, rng: random.Random | None = None, own_names: frozenset[str] = frozenset(),
+                 control_name: str | None = None):
         self.resolver = resolver
+        # A zone that exists in the public DNS, asked before an NXDOMAIN counts (_check_resolver).
+        self.control_name = (control_name or getattr(resolver, "control_name", None) or CONTROL_NAME).rstrip(".")
         self._rng = rng or random.Random()
         self.own_names = frozenset(name.lower().rstrip(".") for name in own_names)  # this relay's host names
 
@@ -182,6 +187,7 @@ class Routes:
             raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure looking up the MX of {domain} "
                                                   f"({exc.reason}); please retry later", "mx-dns-temporary")) from None
         if answer.nxdomain:
+            await self._check_resolver(domain)
             # Words the suppression policy's `domains: evidence` knows (domain not found, nxdomain), dated by
             # when DNS said so (Reply.answered_at): a cached answer is the same sighting as when it was fetched.
             raise RouteError(replace(_reply(550, "5.1.2", f"Recipient address rejected: domain not found: {domain} "
@@ -204,6 +210,31 @@ class Routes:
                                                   f"an MX must name a host, not an address, RFC 5321 5.1)",
                                     "mx-unusable"))
         return Route(domain, self._ordered(self._without_ourselves(domain, usable)))
+
+    async def _check_resolver(self, domain: str) -> None:
+        """Before an NXDOMAIN is taken as the domain's (a 550 that counts towards listing `@domain`):
+        the resolver must see the public DNS. One that answers NXDOMAIN for every name outside its own
+        zones (a split-horizon internal server, a captive or filtering forwarder whose upstream is
+        gone) listed @gmail.com and @outlook.com after two rounds (review21 F4). The control is the
+        domain's top-level domain, which exists when the domain could (its delegation would be
+        there), and when that does not exist either (a typo such as gmail.con), `control_name`, a
+        zone that exists (shipped: com). Both answers are cached; DNS trouble asking is DNS trouble."""
+        tld = domain.rpartition(".")[2]
+        for name in dict.fromkeys((tld, self.control_name)):
+            try:
+                answer = await self.resolver.query(name, "SOA")
+            except DnsTemporaryError as exc:
+                raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure: {domain} does not exist in DNS "
+                                                      f"(NXDOMAIN), but checking that the resolver sees the public "
+                                                      f"DNS failed ({exc.reason}); please retry later",
+                                        "mx-dns-temporary")) from None
+            if not answer.nxdomain:
+                return
+        raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure: the resolver ({self.resolver.describe()}) "
+                                              f"says {domain} does not exist (NXDOMAIN), but it says the same of "
+                                              f"{tld} and of {self.control_name}, which exist: it does not see the "
+                                              f"public DNS (check resolver.nameservers); please retry later",
+                                "mx-dns-unreliable"))
 
     def _without_ourselves(self, domain: str, exchanges: list[tuple[int, str]]) -> list[tuple[int, str]]:
         """RFC 5321 5.1: drop our own MX record and every one of equal or worse preference."""

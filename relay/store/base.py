@@ -28,6 +28,9 @@ SOURCES = ("auto", "operator")
 # rows hold the recipient domain, which can never contain a colon. One column for both breakers
 # keeps the schema (and every relay sharing a database) as it was.
 PROVIDER_PREFIX = "provider:"
+# The holder of `@domain` listings the domain-listing breaker holds (suppression.yaml `domains: breaker:`),
+# in the held table's and breaker hits' `domain` column beside recipient domains and `provider:NAME`.
+DOMAINS_HOLDER = "domains:nonexistent"
 PURGE_EVERY = 1000  # counted failures between sweeps of old failure records
 # How far apart two failures of one message (the same `message` key) may be and still be one
 # message retried: MTAs give up on a message after days (Postfix maximal_queue_lifetime and
@@ -320,9 +323,37 @@ class BounceStore(abc.ABC):
             if first is None or at - first < policy.seen_again_after:
                 return None  # one sighting, or two too close together: a glitch is never evidence
             entry = _listing(None, key, DOMAIN_CATEGORY, reply_text, rule, at, 2, policy.expire_after)
-            await self._write(tx, entry)
+            held = await self._domains_breaker(tx, getattr(policy, "breaker", None), entry, at)
+            if held is None:
+                await self._write(tx, entry)
             await self._clear_failures(tx, key, DOMAIN_CATEGORY)
-        return entry
+        return held or entry
+
+    async def _domains_breaker(self, tx, breaker, entry: BounceEntry, at: float) -> BounceEntry | None:
+        """The held entry when the breaker on `@domain` listings holds this one; None to list it.
+        Over `distinct_domains` within its window, or tripped already (anything it holds), the listing
+        is held; tripping now also takes back the `@domain` listings it counted within the window. The
+        address breakers' own primitives (hits, held table), under the holder DOMAINS_HOLDER."""
+        from ..suppression import DOMAIN_CATEGORY
+
+        if breaker is None:
+            return None
+        hits = await self._breaker_hit(tx, DOMAINS_HOLDER, entry.address, at, breaker.within)
+        tripped_before = await self._held_count(tx, DOMAINS_HOLDER) > 0
+        if not tripped_before and hits <= breaker.distinct_domains:
+            return None
+        trips = ()
+        if not tripped_before:
+            moved = []
+            for earlier in await self._recent_provider_entries(tx, DOMAINS_HOLDER, at - breaker.within,
+                                                               {DOMAIN_CATEGORY}):
+                if earlier.address != entry.address:
+                    await self._delete(tx, earlier.address)
+                    await self._hold(tx, earlier, DOMAINS_HOLDER)
+                    moved.append(earlier.address)
+            trips = (("domains", "", tuple(sorted(moved))),)
+        await self._hold(tx, entry, DOMAINS_HOLDER)
+        return replace(entry, listed_now=False, held_now=True, trips=trips, held_by=DOMAINS_HOLDER)
 
     async def _breaker(self, tx, policy, key, category, reply_text, rule, at, failures, expire_after,
                        provider=None) -> BounceEntry | None:

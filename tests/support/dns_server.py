@@ -32,6 +32,10 @@ class Zone(BaseResolver):
         # with this TTL and MINIMUM, as every real authoritative server's does (RFC 2308 3), so that the
         # resolver may cache it; None (the default) leaves the SOA out: nothing negative is cached.
         self.negative_ttl: int | None = None
+        # Top-level domains that exist (each answers its SOA), as they do in the public DNS: the relay asks
+        # one before it believes an NXDOMAIN (relay/delivery/routes.py). Empty: a resolver that knows only
+        # the names added here, and says NXDOMAIN for every other (review21 F4).
+        self.tlds: set[str] = {"com", "net", "org", "de", "test", "example"}
         self.lock = threading.Lock()
 
     @staticmethod
@@ -99,7 +103,9 @@ class Zone(BaseResolver):
                     break
                 reply.add_answer(RR(owner, QTYPE.CNAME, rdata=alias[0], ttl=self.ttl))
                 owner = str(alias[0].label).lower()
-            known = any(k[0] == owner for k in self.records)
+            known = any(k[0] == owner for k in self.records) or owner.rstrip(".") in self.tlds
+            if qtype == "SOA" and owner.rstrip(".") in self.tlds:
+                answers = [SOA("ns." + owner, "hostmaster." + owner, (1, 7200, 900, 604800, 900))]
             # dnslib's reply() copies the query's AD bit; a resolver sets it only when it validated.
             reply.header.ad = 1 if self._is_signed(owner) else 0
         for rdata in answers:
