@@ -1276,3 +1276,19 @@ def test_many_domains_found_missing_at_once_are_held_for_the_operator(mx_relay, 
     subprocess.run([sys.executable, "-m", "relay", "bounces", "confirm", "gone2.test", "--reason", "checked",
                     "-c", str(relay.config_path)], capture_output=True, text=True, check=True, timeout=60)
     assert bounce_list_entries(relay) == ["@gone2.test"]
+
+
+def test_an_international_domain_that_does_not_exist_is_listed_under_its_a_labels(mx_relay, dns, tmp_path):
+    # The NXDOMAIN reply names the domain in A-labels now (IDNA 2008); the evidence still reads it as the
+    # recipient's own domain, and the entry is the key the bounce list gives faß.de (relay/address.py).
+    import time
+
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    for n in range(2):
+        if n:
+            time.sleep(1.2)
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8")[0] == 250
+            code, text = c.cmd(f"RCPT TO:<u{n}@gone-faß.de>")
+            assert code == 550 and "xn--gone-fa-6va.de does not exist" in text, text
+    assert bounce_list_entries(relay) == ["@xn--gone-fa-6va.de"]
