@@ -132,8 +132,10 @@ class Resolver:
     # NODATA; RFC 2308 5) and any other, as Unbound's cache-max-negative-ttl and cache-max-ttl.
     max_negative_ttl: float = 900.0
     max_ttl: float = 86400.0
-    # A zone that exists in the public DNS, asked before an NXDOMAIN is believed (relay/delivery/routes.py).
-    control_name: str = "com"
+    # A zone that exists in the public DNS, asked before an NXDOMAIN is believed (relay/delivery/routes.py);
+    # None (the default): not asked. A resolver that knows only its own zones answers NXDOMAIN for the
+    # top-level domains too, and every NXDOMAIN became a 451 there; the domain breaker guards by default.
+    control_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -794,7 +796,7 @@ def _resolver(top: _Reader) -> Resolver:
                     r.get("max_ttl", (int, float, str), 86400.0, convert=_duration_within(0.0, 86400.0)),
                     # A zone the resolver must see before its NXDOMAIN for a recipient's domain is believed
                     # (review21 F4): a name in the public DNS, e.g. com, or a domain of your own that resolves.
-                    r.get("control_name", str, "com", convert=_control_name))
+                    r.get("control_name", str, None, convert=_control_name))
 
 
 def _control_name(value: str) -> str:

@@ -226,7 +226,7 @@ class Resolver:
     """Async DNS lookups against the configured nameservers, with a TTL cache."""
 
     def __init__(self, nameservers=(), timeout: float = 5.0, cache_size: int = 10000, failure_ttl: float = 30.0,
-                 max_negative_ttl: float = 900.0, max_ttl: float = 86400.0, control_name: str = "com"):
+                 max_negative_ttl: float = 900.0, max_ttl: float = 86400.0, control_name: str | None = None):
         self.nameservers = tuple(nameservers)
         self.timeout = float(timeout)
         self.failure_ttl = float(failure_ttl)

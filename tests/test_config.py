@@ -350,7 +350,7 @@ def test_resolver_cache_caps_and_control_name(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("hostname: relay.example.com\n")
     r = load_settings(path).resolver
-    assert (r.max_negative_ttl, r.max_ttl, r.control_name) == (900.0, 86400.0, "com")
+    assert (r.max_negative_ttl, r.max_ttl, r.control_name) == (900.0, 86400.0, None)
     path.write_text("hostname: relay.example.com\n"
                     "resolver: {max_negative_ttl: 5m, max_ttl: 1h, control_name: example.org.}\n")
     r = load_settings(path).resolver

@@ -1212,7 +1212,7 @@ def test_a_resolver_that_says_nxdomain_for_every_outside_name_never_lists_a_doma
     import time
 
     dns.zone.tlds.clear()
-    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path), resolver={"control_name": "com"})
     for n in range(2):
         if n:
             time.sleep(1.2)
@@ -1229,13 +1229,31 @@ def test_a_resolver_that_says_nxdomain_for_every_outside_name_never_lists_a_doma
     assert rcpt_once(relay, "user@gone-for-good.com")[0] == 550
 
 
+def test_without_a_control_name_a_resolver_that_knows_only_its_zones_still_finds_a_domain_missing(mx_relay, dns,
+                                                                                                  tmp_path):
+    # The shipped default asks no control zone: a DNS server that knows only its own zones (a test bed,
+    # an air-gapped site; no top-level domain at all) answered every NXDOMAIN 451 mx-dns-unreliable, and
+    # a domain that does not exist was never listed there. The domain breaker guards instead.
+    import time
+
+    dns.zone.tlds.clear()
+    dns.zone.negative_ttl = 1
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    assert rcpt_once(relay, "a@nowhere.test")[0] == 550
+    time.sleep(1.2)
+    code, text = rcpt_once(relay, "b@nowhere.test")
+    assert code == 550 and "NXDOMAIN" in text, text
+    assert bounce_list_entries(relay) == ["@nowhere.test"]
+    assert not [q for q in dns.zone.queries if q[1] == "SOA"]
+
+
 def test_a_typo_top_level_domain_is_still_a_domain_that_does_not_exist(mx_relay, dns, tmp_path):
     # gmail.con: its top-level domain does not exist either, so the control is resolver.control_name
-    # (com, shipped), which the resolver sees: the NXDOMAIN is believed, and lists at its second answer.
+    # (com here), which the resolver sees: the NXDOMAIN is believed, and lists at its second answer.
     import time
 
     dns.zone.negative_ttl = 1
-    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path))
+    relay = mx_relay(policies=domain_evidence_after_a_second(tmp_path), resolver={"control_name": "com"})
     assert rcpt_once(relay, "a@gmail.con")[0] == 550
     time.sleep(1.2)
     assert rcpt_once(relay, "b@gmail.con")[0] == 550

@@ -52,8 +52,6 @@ from .internal import not_a_host
 # The defaults of upstream.mx_max_hosts and upstream.mx_max_addresses (relay/config.py).
 MAX_MX_HOSTS = 10
 MAX_MX_ADDRESSES = 10  # connections tried in all, over the hosts' addresses
-# The zone asked when a recipient domain's top-level domain does not exist either (resolver.control_name).
-CONTROL_NAME = "com"
 
 
 @dataclass(frozen=True)
@@ -149,7 +147,9 @@ class Routes:
                  control_name: str | None = None):
         self.resolver = resolver
         # A zone that exists in the public DNS, asked before an NXDOMAIN counts (_check_resolver).
-        self.control_name = (control_name or getattr(resolver, "control_name", None) or CONTROL_NAME).rstrip(".")
+        # None: not asked (the shipped default; the domain breaker in suppression.yaml guards instead).
+        control = control_name or getattr(resolver, "control_name", None)
+        self.control_name = control.rstrip(".") if control else None
         self._rng = rng or random.Random()
         self.own_names = frozenset(name.lower().rstrip(".") for name in own_names)  # this relay's host names
 
@@ -187,7 +187,8 @@ class Routes:
             raise RouteError(_reply(451, "4.4.3", f"Temporary DNS failure looking up the MX of {domain} "
                                                   f"({exc.reason}); please retry later", "mx-dns-temporary")) from None
         if answer.nxdomain:
-            await self._check_resolver(domain)
+            if self.control_name:
+                await self._check_resolver(domain)
             # Words the suppression policy's `domains: evidence` knows (domain not found, nxdomain), dated by
             # when DNS said so (Reply.answered_at): a cached answer is the same sighting as when it was fetched.
             raise RouteError(replace(_reply(550, "5.1.2", f"Recipient address rejected: domain not found: {domain} "
@@ -218,7 +219,10 @@ class Routes:
         gone) listed @gmail.com and @outlook.com after two rounds (review21 F4). The control is the
         domain's top-level domain, which exists when the domain could (its delegation would be
         there), and when that does not exist either (a typo such as gmail.con), `control_name`, a
-        zone that exists (shipped: com). Both answers are cached; DNS trouble asking is DNS trouble."""
+        zone that exists (e.g. com). Only when resolver.control_name is set: a resolver that knows only
+        its own zones (a test bed, an air-gapped site) says NXDOMAIN for every top-level domain too,
+        and each NXDOMAIN was answered 451 and never listed there. Both answers are cached; DNS trouble
+        asking is DNS trouble."""
         tld = domain.rpartition(".")[2]
         for name in dict.fromkeys((tld, self.control_name)):
             try:
