@@ -200,6 +200,8 @@ class _Signature:
 
 def _header_fields(message: bytes) -> list[tuple[bytes, bytes]]:
     """(name, value) of each header field, values still folded (RFC 5322 2.2)."""
+    if message.startswith(b"\r\n"):
+        return []  # RFC 5322 2.1: an empty first line ends a header section that has no fields
     end = message.find(b"\r\n\r\n")
     block = message[: end + 2] if end >= 0 else message
     out = []

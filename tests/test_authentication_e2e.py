@@ -53,6 +53,23 @@ def test_relayed_message_is_signed_and_verifies_with_mail_dkim(signing_relay, up
     assert not mail_dkim(tampered, dns.port).all_pass
 
 
+def test_a_message_with_an_empty_header_section_reaches_the_upstream_unaltered_and_verifies(signing_relay, upstream,
+                                                                                          dns):
+    # review-20 F5: a message that starts with an empty line has no header fields at all (RFC 5322 2.1);
+    # a body line that looks like a forged Authentication-Results of ours was taken for a header field,
+    # removed, and the empty line dropped: the body's lines became the header, the message was altered
+    # and its new signature failed Mail::DKIM.
+    body = (b"\r\nAuthentication-Results: relay.test; dkim=pass\r\nFrom: a@signed.test\r\n\r\n"
+            b"the body\r\n")
+    with RawSMTP(signing_relay.host, signing_relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "bounces@signed.test", ["b@example.com"], body)[-1][0] == 250
+    (msg,) = upstream.wait_for_messages(1)
+    assert msg.data.endswith(body), msg.data
+    result = mail_dkim(msg.data, dns.port)
+    assert result.signatures and result.all_pass, (result, msg.data)
+
+
 def test_spf_preflight_refuses_a_domain_that_does_not_authorise_us(signing_relay, upstream):
     with RawSMTP(signing_relay.host, signing_relay.port) as c:
         c.cmd("EHLO client.test")
