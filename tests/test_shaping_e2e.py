@@ -179,6 +179,19 @@ def test_a_broken_shaping_yaml_on_reload_keeps_the_running_policy(upstream, rela
     assert rcpt_reply(relay, "a@example.com", "u@gmail.com")[0] == 451
 
 
+def test_a_rate_limit_a_reload_adds_counts_the_minute_before_it(upstream, relay_factory, policies):
+    # review-20 F10: a destination without limits is counted in this process only; a reload that gave
+    # it messages_per_minute started from zero, so the minute's earlier recipients did not count (5
+    # sent, a new limit of 2: the next two still got 250).
+    relay = relay_factory(upstream.port, policies=str(policies))
+    assert [rcpt_reply(relay, "a@example.com", f"u{i}@gmail.com")[0] for i in range(5)] == [250] * 5
+    (policies / "shaping.yaml").write_text((SHAPING % {"hold": "2s", "max": "1m"}).replace(
+        "    reactions: [gmail-unusual-rate]\n", "    reactions: [gmail-unusual-rate]\n    limits: {messages_per_minute: 2}\n", 1))
+    assert relay.reload() is True
+    code, text = rcpt_reply(relay, "a@example.com", "v@gmail.com")
+    assert code == 451, (code, text)
+
+
 def test_status_shows_the_hold_and_release_ends_it_with_an_event(upstream, relay_factory, policies, capsys):
     from relay.cli import main
 
