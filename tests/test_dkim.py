@@ -791,3 +791,23 @@ def test_a_from_that_cannot_be_read_is_refused_with_554(dns, tmp_path, rsa_key, 
     assert sent[-1][0] == 250, sent
     (got,) = upstream.wait_for_messages(1)
     assert got.data.count(b"DKIM-Signature:") == 1
+
+
+def test_a_key_is_parsed_once_and_a_damaged_one_that_cannot_sign_is_refused():
+    # review-20 F4: the key is kept by content (a reload of unchanged keys costs nothing); OpenSSL's
+    # consistency check is replaced by a probe signature verified with the key's own public key.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from relay.dkim import generate_key, load_private_key, private_key_pem
+
+    pem = private_key_pem(generate_key("rsa", 2048))
+    assert load_private_key(pem) is load_private_key(pem)
+    numbers = rsa.generate_private_key(65537, 2048).private_numbers()
+    public = numbers.public_numbers
+    damaged = rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d + 2, numbers.dmp1 + 2, numbers.dmq1,
+                                    numbers.iqmp, public).private_key(unsafe_skip_rsa_key_validation=True)
+    damaged_pem = damaged.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    with pytest.raises(ValueError, match="does not verify with its own public key"):
+        load_private_key(damaged_pem)

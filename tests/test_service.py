@@ -302,3 +302,34 @@ def test_address_problem_takes_no_quote_outside_a_quoted_local_part():
         assert problem is not None and problem.code == 553 and str(problem.enhanced) == "5.1.3", address
     for address in ('""@b.test', '"john doe"@b.test', '"a\\"b"@b.test', '"e@f"@b.test', 'a@b.test'):
         assert address_problem(address) is None, address
+
+
+def test_a_reload_reads_config_and_policies_while_sessions_are_served(relay, monkeypatch):
+    # review-20 F4: a SIGHUP read the config, every policy file and every DKIM key on the event loop:
+    # every session waited (1-2 s with 20 keys, 41 s with 1,000). The read is held open here (a seam
+    # in the real server: the reading waits for the test) while a client is served.
+    import asyncio
+
+    import relay.server as server_module
+
+    reading, release = threading.Event(), threading.Event()
+    real = server_module.load_policies
+
+    def held_open(settings):
+        reading.set()
+        release.wait(30)
+        return real(settings)
+
+    monkeypatch.setattr(server_module, "load_policies", held_open)
+    reloaded = asyncio.run_coroutine_threadsafe(relay.server.reload(), relay.loop)
+    try:
+        assert reading.wait(10)
+        c = RawSMTP(relay.host, relay.port, timeout=5)
+        try:
+            assert c.cmd("EHLO client.test")[0] == 250
+            assert c.cmd("NOOP")[0] == 250
+        finally:
+            c.close()
+    finally:
+        release.set()
+    assert reloaded.result(30) is True

@@ -64,7 +64,7 @@ class RunningRelay:
 
     def reload(self) -> bool:
         async def do():
-            return self.server.reload()
+            return await self.server.reload()
         return self.call(do())
 
     def begin_stop(self):
