@@ -412,6 +412,14 @@ class UpstreamConnection:
         # A reply the upstream sends before the final dot (a 552 for a message too big, then a
         # close) is kept for us rather than dropped as unsolicited by the client library.
         protocol._response_pending = True
+        # The reply to the final dot is the first whole reply after it, whatever follows in the same
+        # read: `250 queued` then `421 closing` is an accepted message and a server ending the session
+        # (RFC 5321 3.8, 4.1.1.4); it was a 451 "not accepted", so the client sent it again. Anything
+        # after it leaves the connection out of step and closed below (never reused).
+        reader = protocol._read_response_from_buffer
+        lenient = isinstance(reader, _ReplyReader)
+        if lenient:
+            reader.alone = False
         transport = protocol.transport
         large = transport is not None and sum(len(c) for c in chunks) > self.CHUNK
         if large:
@@ -472,8 +480,15 @@ class UpstreamConnection:
             early = True
         finally:
             self.busy = self._sending = False
+            if lenient:
+                reader.alone = True
             if large and not transport.is_closing():
                 transport.set_write_buffer_limits(high=high, low=low)
+        if protocol._buffer and not self.broken:
+            # More than the one reply came (a 421 closing, garbage): what the upstream meant by it
+            # answers no command of ours, so this connection is not used again.
+            self.out_of_step = _describe_garbage(bytes(protocol._buffer).decode("utf-8", "replace").strip())
+            self.fail()
         early = early or self._answered_early
         if not early:
             self._measure(b".", start, response.code)

@@ -126,6 +126,30 @@ def test_a_second_reply_to_one_command_is_never_the_next_commands(run, script, s
     assert {(e["kind"], e["stage"], e["reply"]["source"]) for e in events} == {("deferred", stage, "relay")}
 
 
+@pytest.mark.parametrize("after", [b"421 4.4.2 closing connection\r\n", b"250 2.0.0 again\r\n"], ids=["421", "250"])
+def test_the_reply_to_the_final_dot_is_the_first_and_what_follows_closes_the_connection(hostile_relay, scripted,
+                                                                                         after):
+    # review21 F5: `250 queued` to the final dot, then in the same read a 421 (the server ends the
+    # session, RFC 5321 3.8): the upstream took the message, and the client was told `451 ... not
+    # accepted`, so it sent the message again (a duplicate, and a false `deferred` event). The 250
+    # answers the dot (RFC 5321 4.1.1.4); what follows answers nothing, so the connection is closed,
+    # never reused.
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    scripted.reset(DOT=b"250 2.0.0 queued as ABC\r\n" + after)
+    before = len(_events(relay))
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply() == (250, "250 2.0.0 queued as ABC")
+    assert scripted.messages == 1
+    assert _events(relay, before)[before:] == []
+    assert relay.server.resources.pool.open_count == 0  # not kept for the next message
+
+
 def test_a_reply_no_command_asked_for_puts_the_connection_out_of_step(hostile_relay, scripted):
     # The upstream says more after its reply to RCPT, in a later read (here a 421 that announces a
     # close). The client library drops what comes while no command waits; but the same bytes a moment
