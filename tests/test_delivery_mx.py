@@ -693,6 +693,51 @@ def test_shaping_knows_a_workspace_domain_by_its_mx_host_and_holds_it_after_gmai
     assert pushed["upstream"]["host"] == "aspmx.l.google.com" and pushed["shaping"]["destination"] == "google"
 
 
+def test_equal_preference_hosts_greeting_5xx_and_4xx_always_defer(mx_relay, dns, mx1, mx2):
+    # review21 F3: two MX hosts of one preference (tried in random order, RFC 5321 5.1), one greeting
+    # 554 and one 421. The client heard whichever spoke last: a 554 about half the time (its MTA bounced
+    # mail that the busy host would take on a retry). Postfix's default smtp_skip_5xx_greeting moves
+    # past a 5xx greeting and defers as well.
+    dns.zone.add("pair.test", "MX", (10, "mx1.example.com"))
+    dns.zone.add("pair.test", "MX", (10, "mx2.example.net"))
+    mx1.greeting = "554 5.7.1 mx1 does not take mail from you now"
+    mx2.greeting = "421 4.3.2 mx2 busy, try again later"
+    relay = mx_relay()
+    answers = set()
+    for n in range(12):  # both orders come up (1 in 2048 that one never does)
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            answers.add(c.cmd(f"RCPT TO:<u{n}@pair.test>"))
+    assert answers == {(421, mx2.greeting)}
+    events = [valid(e) for e in relay.events(wait_for=12)]
+    assert {e["kind"] for e in events} == {"deferred"} and not any("bounce_list" in e for e in events)
+
+
+def test_a_5xx_greeting_with_another_host_unreachable_defers(mx_relay, dns, mx2):
+    # The other host could not be reached at all: a retry may reach it, so no permanent answer.
+    dns.zone.add("half.test", "MX", (10, "mx2.example.net"))
+    dns.zone.add("half.test", "MX", (20, "mx-down.example.com"))
+    dns.zone.add("mx-down.example.com", "A", "127.0.0.4")
+    mx2.greeting = "554 5.7.1 Service unavailable; client host [127.0.0.1] blocked using zen.spamhaus.org"
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<d@half.test>")
+    assert code == 451 and text.startswith("451-4.4.1 No mail server of half.test could be reached"), text
+    assert "blocked using zen.spamhaus.org" in text and "mx-down.example.com[127.0.0.4]" in text
+
+
+def test_every_host_greeting_5xx_is_the_most_preferred_hosts_refusal(mx_relay, dns, mx1, mx2):
+    dns.zone.add("both.test", "MX", (10, "mx2.example.net"))
+    dns.zone.add("both.test", "MX", (20, "mx1.example.com"))
+    mx2.greeting = "554 5.7.1 mx2 blocked using zen.spamhaus.org"
+    mx1.greeting = "550 5.7.1 mx1 no service"
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<d@both.test>") == (554, mx2.greeting)
+
+
 def test_shaping_hears_a_throttling_greeting_from_the_mx(mx_relay, dns, mx2):
     from tests.support.upstream import GMAIL_RATE_LIMIT
 

@@ -330,11 +330,18 @@ class DestinationPool(UpstreamPool):
         return None if host.address is not None else host.name  # no SNI for an address (RFC 6066 3)
 
     def _all_failed(self, route: Route, failures: list[tuple[str, Reply]]) -> Reply:
-        """No host took a connection. The last server's own words when one spoke (its 4xx or
-        5xx greeting: classified like any provider reply), else ours, naming each host."""
+        """No host took a connection. A server's own words when they are the answer for the
+        domain (classified like any provider reply): the most preferred one's 5xx when every host
+        tried refused for good, else the first 4xx one spoke; otherwise ours, naming each host."""
         spoken = [reply for _, reply in failures if reply.source == "upstream"]
-        if spoken:
-            return spoken[-1]
+        if spoken and len(spoken) == len(failures) and all(reply.permanent for reply in spoken):
+            return spoken[0]  # every host tried refused for good: the most preferred one's words
+        deferred = [reply for reply in spoken if not reply.permanent]
+        if deferred:
+            # Another host said "later" (or was not reached): a 5xx greeting is no verdict on the
+            # message then, and the answer must not depend on the random order of equal preferences
+            # (RFC 5321 5.1). Postfix's default smtp_skip_5xx_greeting moves on and defers the same.
+            return deferred[0]
         if failures and all(reply.cause in ("mx-loop", "mx-internal") for _, reply in failures):
             # Every address is ours, or internal: connecting again would not change that.
             return failures[-1][1]
