@@ -370,10 +370,13 @@ class RelayServer:
         self._retiring.add(retiring)
         retiring.add_done_callback(self._retiring.discard)
         if milter_pipeline is not None:
-            # Like the SMTP sessions, milter connections use the new pipeline from their next command.
+            # Like the SMTP sessions, a milter transaction under way finishes with the steps it started
+            # with (MilterSession holds its pipeline); the next one uses the new pipeline.
             old_milter_pipeline, self.milter.pipeline = self.milter.pipeline, milter_pipeline
             self.milter.settings = _keep(settings, self.settings, ["milter"])
-            asyncio.get_running_loop().create_task(old_milter_pipeline.close())
+            retiring = asyncio.get_running_loop().create_task(old_milter_pipeline.retire())
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
         log.info("reloaded config and policies from %s", settings.source)
         return True
 

@@ -630,3 +630,36 @@ def test_milter_workers_is_the_old_spelling_of_workers(tmp_path):
         load_settings(config)
     assert [f"{p.key}: {p.why}" for p in err.value.problems] == [
         "milter.workers: 3 differs from workers (2); remove milter.workers (workers covers the milter too)"]
+
+
+def test_a_reload_lets_a_message_at_end_of_message_finish_with_its_steps(tmp_path, caplog):
+    # review-20 F9: a reload closed the old milter pipeline at once (its SPF thread pool shut down)
+    # while an end of message that started on it still waited for DNS (DKIM verification): its next
+    # step failed ("cannot schedule new futures after shutdown", a traceback) and the MTA got 451.
+    import time
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a DNS server that never answers
+    silent.bind(("127.0.0.1", 0))
+    config = write_config(tmp_path, 1, listen=[], upstream=None, milter={"listen": "127.0.0.1:0", "mode": "inbound"},
+                          resolver={"nameservers": [f"127.0.0.1:{silent.getsockname()[1]}"], "timeout": 3})
+    relay = RunningRelay(config)
+    try:
+        with MilterClient("127.0.0.1", relay.milter_port, timeout=30) as c:
+            c.negotiate()
+            c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+            c.send(b"M", z("<a@sender.example>"))
+            c.send(b"R", z("<b@example.com>"))
+            c.send(b"L", z("DKIM-Signature", " v=1; a=rsa-sha256; d=sender.example; s=s1; c=relaxed/relaxed; "
+                                              "h=from; bh=AAAA; b=AAAA"))
+            c.send(b"L", z("From", " a@sender.example"))
+            c.send(b"B", b"hi\r\n")
+            c.send(b"E")
+            time.sleep(0.5)  # the verification is waiting for the silent DNS server (3 s)
+            assert relay.reload()
+            replies = c.until_final()
+        assert replies[-1][0] in (b"c", b"a"), replies
+        assert not any(cmd == b"y" for cmd, _ in replies), replies
+        assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    finally:
+        relay.stop()
+        silent.close()

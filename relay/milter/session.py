@@ -118,6 +118,10 @@ class MilterSession:
         self.macros: dict[str, dict[str, str]] = {}
         self.session: Session | None = None
         self.txn: Transaction | None = None
+        # The pipeline the open transaction started with, held until it ends: a reload replaces the
+        # server's, and the old one closes after its last transaction (review-20 F9: it was closed at
+        # once, and a message at end of message failed on the closed SPF thread pool with a 451).
+        self._txn_pipeline: Pipeline | None = None
         self._header = bytearray()
         self._body: list[bytes] = []
         self._size = 0
@@ -131,7 +135,7 @@ class MilterSession:
 
     @property
     def pipeline(self) -> Pipeline:
-        return self.server.pipeline
+        return self._txn_pipeline or self.server.pipeline
 
     @property
     def outcomes(self) -> Outcomes:
@@ -163,7 +167,8 @@ class MilterSession:
             port = int(self.macro("{client_port}") or 0) if (self.macro("{client_port}") or "").isdigit() else 0
         self.session = Session(id=new_id(), peer_ip=ip, peer_port=port,
                                trusted_network=self.settings.clients.trusted(ip))
-        decision = await self._run(self.pipeline.connect(self.session), COMMAND_DEADLINE, "connect")
+        with self.server.pipeline.in_use() as pipeline:
+            decision = await self._run(pipeline.connect(self.session), COMMAND_DEADLINE, "connect")
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
             await self.outcomes.refused(None, self.session, "connect", [], decision)
             return decision.reply
@@ -189,6 +194,8 @@ class MilterSession:
         txn = Transaction(session=session, id=new_id(), mail_from=sender, mail_options=list(args[1:]))
         txn.notes["stage"] = "mail"
         self.txn = txn
+        self._txn_pipeline = self.server.pipeline
+        self._txn_pipeline.hold()
         decision = await self._run(self.pipeline.mail(txn), COMMAND_DEADLINE, f"MAIL (transaction {txn.id})")
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
             await self.outcomes.refused(txn, session, "mail", [], decision)
@@ -362,15 +369,20 @@ class MilterSession:
         self._reset_message()
         self._removed = []  # not removed (aborted, or a new MAIL): the MTA took this message for no one
         txn, self.txn = self.txn, None
+        pipeline, self._txn_pipeline = self._txn_pipeline, None
         queue_id = self.macro("i")
         for stage in "MRTLNE":
             self.macros.pop(stage, None)
-        if txn is None:
-            return
-        if queue_id:
-            for event in txn.notes.get("events", []):
-                event.setdefault("queue_id", queue_id)
-        await end_transaction(self.pipeline, self.outcomes, txn)
+        try:
+            if txn is None:
+                return
+            if queue_id:
+                for event in txn.notes.get("events", []):
+                    event.setdefault("queue_id", queue_id)
+            await end_transaction(pipeline or self.server.pipeline, self.outcomes, txn)
+        finally:
+            if pipeline is not None:
+                pipeline.let_go()
 
     def _reset_message(self) -> None:
         self._header = bytearray()
