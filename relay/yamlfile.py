@@ -16,6 +16,9 @@ loader (config, rules, suppression, domains) gets the same protection:
 - Duplicate keys in one mapping. YAML 1.2 says keys must be unique; PyYAML keeps the last
   one silently, so an operator who adds a second `clients:` by mistake would get only one
   of them. The error names the key and both lines.
+- A value its tag cannot build: an impossible date (`2026-11-31`: PyYAML reads every YYYY-MM-DD plain
+  scalar as a date), an hour 25, an explicit `!!int abc` or `!!bool maybe`. PyYAML raises a bare
+  ValueError, KeyError or AttributeError for those, not a YAMLError; the error names the line.
 """
 
 from __future__ import annotations
@@ -87,7 +90,12 @@ def load_yaml(path: str | Path) -> Any:
             return None
         _check_graph(node, problems)
         problems.raise_if_any()
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except _CONSTRUCTION_ERRORS as exc:
+            where, why = _unbuildable_scalar(loader, node) or ("(file)", f"not a valid value: {exc}")
+            problems.add(where, why)
+            problems.raise_if_any()
     except RecursionError:
         # PyYAML composes and constructs recursively: a document nested a few thousand levels deep
         # ("[" * 100000, or a mapping per line) exhausts Python's stack. No config or policy nests
@@ -102,6 +110,41 @@ def load_yaml(path: str | Path) -> Any:
         problems.raise_if_any()
     finally:
         loader.dispose()
+
+
+# What PyYAML's scalar constructors raise for a value their tag cannot build (not YAMLErrors):
+# date(2026, 11, 31) and int("abc") a ValueError, the bool table a KeyError, the timestamp
+# pattern's failed match (an explicit `!!timestamp foo`) an AttributeError.
+_CONSTRUCTION_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OverflowError, IndexError)
+_WHAT = {"tag:yaml.org,2002:timestamp": "date or time", "tag:yaml.org,2002:int": "whole number",
+         "tag:yaml.org,2002:float": "number", "tag:yaml.org,2002:bool": "true/false value"}
+
+
+def _unbuildable_scalar(loader, root: Node) -> tuple[str, str] | None:
+    """The line of the first scalar whose constructor fails, and why (the constructors of scalars
+    keep no state, so each is tried alone); None if none fails alone."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not isinstance(node, ScalarNode):
+            stack.extend(reversed(_children(node)))
+            continue
+        construct = loader.yaml_constructors.get(node.tag)
+        if construct is None:
+            continue
+        try:
+            construct(loader, node)
+        except _CONSTRUCTION_ERRORS as exc:
+            what = _WHAT.get(node.tag, "value")
+            text = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            reason = f": {exc}" if isinstance(exc, ValueError) else ""
+            return f"line {_line(node)}", f"{text!r} is not a valid {what}{reason}"
+        except yaml.YAMLError:
+            continue
+    return None
 
 
 def _line(node: Node) -> int:

@@ -60,3 +60,26 @@ def test_check_config_reports_problems_and_never_raises(tmp_path):
             ran += 1
         assert write_yaml(policies / name, docs[name])
     assert ran > 0.9 * (CONFIG_MUTATIONS + POLICY_MUTATIONS)
+
+
+def test_a_value_its_yaml_tag_cannot_build_is_reported_in_every_file(tmp_path):
+    # Not reachable through the mutations above (they go through yaml.safe_dump, which never writes
+    # an impossible date or an explicit tag): the text itself, appended to the config and to each
+    # policy file. The old code raised ValueError/KeyError out of check-config (review20 F2).
+    config = tmp_path / "relay.yaml"
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    docs = policy_documents()
+    for name, doc in docs.items():
+        assert write_yaml(policies / name, doc)
+    assert write_yaml(config, rich_config(tmp_path))
+    files = [config, *(policies / name for name in sorted(docs))]
+    for path in files:
+        good = path.read_text()
+        head = "" if good.strip() == "{}" else good  # an empty mapping in flow style
+        for value in ("2026-02-30", "2026-11-20T24:61:00", "!!int 12z", "!!float one", "!!bool perhaps"):
+            path.write_text(head + f"zz_review20: {value}\n")
+            rc, out = check(config)
+            assert rc == 1 and "Traceback" not in out, (path.name, value, out)
+            assert f"{path}: line {head.count(chr(10)) + 1}: " in out, (path.name, value, out)
+        path.write_text(good)

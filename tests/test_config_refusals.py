@@ -280,3 +280,46 @@ def test_every_flag_that_is_not_true_or_false_is_refused_alike(tmp_path):
                      f"error: {domains}: example.com.dkim_required: expected true or false, got 0"):
         assert expected in lines, out
     assert sum("expected true or false" in line for line in lines) == 8, out
+
+
+UNBUILDABLE = ["2026-11-31", "2026-13-01", "2026-11-20T25:00:00Z", "!!int abc", "!!int 0x", "!!float x",
+               "!!bool maybe", "!!timestamp foo"]
+
+
+@pytest.mark.parametrize("value", UNBUILDABLE)
+def test_an_impossible_date_or_a_bad_explicit_tag_is_refused_with_its_line_not_a_traceback(tmp_path, value):
+    # PyYAML reads every YYYY-MM-DD plain scalar as a date and raises a bare ValueError for an
+    # impossible one (KeyError for !!bool maybe, AttributeError for !!timestamp foo): the old code
+    # printed a 15-frame traceback for a warm-up start date typed 2026-11-31 (review20 F2).
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "shaping.yaml").write_text("version: 1\nwarmup:\n  plans: {p: [{day: 1, per_day: 5}]}\n"
+                                           f"  senders: {{example.com: {{plan: p, start: {value}}}}}\n")
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
+    assert out.splitlines()[0].startswith(f"error: {policies / 'shaping.yaml'}: line 4: "), out
+    assert "is not a valid" in out
+    # the config file itself, the same way
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}correlation: {{headers: [{value}]}}\n")
+    assert out.splitlines()[0].startswith(f"error: {tmp_path / 'c.yaml'}: line 4: "), out
+
+
+def test_a_valid_date_still_loads_as_a_warmup_start(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "shaping.yaml").write_text("version: 1\nwarmup:\n  plans: {p: [{day: 1, per_day: 5}]}\n"
+                                           "  senders: {example.com: {plan: p, start: 2026-11-30}}\n")
+    out = check_config(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_reload_with_an_impossible_date_is_refused_with_the_line_and_no_traceback(
+        tmp_path, upstream, relay_factory, caplog):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    relay = relay_factory(upstream.port, policies=str(policies))
+    (policies / "shaping.yaml").write_text("version: 1\nwarmup:\n  plans: {p: [{day: 1, per_day: 5}]}\n"
+                                           "  senders: {example.com: {plan: p, start: 2026-11-31}}\n")
+    assert relay.reload() is False
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]
+    assert any(f"{policies / 'shaping.yaml'}: line 4: '2026-11-31' is not a valid date or time: day is out "
+               "of range for month" in r.getMessage() for r in caplog.records), caplog.text
