@@ -12,6 +12,7 @@ and no regex compilation, so it can run on every rejection the relay sees.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -1006,9 +1007,11 @@ def default_relay_replies() -> RelayReplies:
 def rule_files(directory: Path | str) -> list[Path]:
     """Rule files of a policy directory in precedence order (see Classifier.from_directory)."""
     directory = Path(directory)
-    operator = sorted(p for p in directory.glob(OPERATOR_RULE_GLOB) if p.is_file())
+    # Whatever is at an operator's name is loaded (a directory, a dangling symlink, a FIFO is then
+    # an error naming it), as policies.policy_file does: never skipped or replaced by the shipped file.
+    operator = sorted(directory.glob(OPERATOR_RULE_GLOB))
     main = directory / RULE_FILE
-    return [*operator, main if main.is_file() else SHIPPED_RULES]
+    return [*operator, main if os.path.lexists(main) else SHIPPED_RULES]
 
 
 @functools.cache

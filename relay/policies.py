@@ -7,6 +7,7 @@ running: the caller only swaps in a fully validated Policies object.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -549,9 +550,14 @@ _LISTING_RANK = {effect: rank for rank, effect in enumerate(reversed(BOUNCE_LIST
 
 
 def policy_file(directory: Path, name: str) -> Path:
-    """The operator's file if the directory has one, else the shipped one."""
+    """The operator's file if the directory has one, else the shipped one.
+
+    Only a name with nothing at all behind it means "use the shipped file". Anything else there, a
+    dangling symlink (a deploy that swapped the link), a directory, a FIFO, is the operator's file
+    and its loader refuses it (yamlfile.read_regular): taking the shipped file instead would drop the
+    operator's policy without a word, e.g. every `dkim_required` of domains.yaml (review20 F1)."""
     own = directory / name
-    return own if own.is_file() else SHIPPED_POLICIES / name
+    return own if os.path.lexists(own) else SHIPPED_POLICIES / name
 
 
 def load_policies(settings) -> Policies:

@@ -23,6 +23,9 @@ loader (config, rules, suppression, domains) gets the same protection:
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +61,74 @@ def _loader_for(path: Path, text: str):
     return yaml.SafeLoader(text)
 
 
-def read_text(path: Path, problems: Problems, limit: int | None = None) -> str:
-    """The UTF-8 text of a file the config names; a ConfigError (through `problems`) saying why it
-    cannot be read, or that it is over `limit` bytes."""
+class FileProblem(ValueError):
+    """Why a file the config names cannot be used, without the file's name (the caller adds it).
+    `missing`: nothing at all is at the name."""
+
+    missing = False
+
+
+class FileTooLarge(FileProblem):
+    def __init__(self, limit: int):
+        super().__init__(f"too large: over {limit} bytes")
+        self.limit = limit
+
+
+# What a file that is not a regular one is, for the error (a FIFO would block the read for ever,
+# /dev/zero or /dev/urandom never end).
+_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+          (stat.S_ISCHR, "is a character device (such as /dev/zero), not a regular file"),
+          (stat.S_ISBLK, "is a block device, not a regular file"), (stat.S_ISSOCK, "is a socket, not a regular file"))
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them; a FileProblem saying why not
+    (missing, a dangling symlink, a directory, a FIFO or device, unreadable, over `limit`).
+
+    The one reader of every file the config and the policies name (config, policy files, the users
+    file, secrets, DKIM keys). The file is opened non-blocking, so that a FIFO cannot hold the open,
+    and judged by fstat of what was opened (no window between a check and the read)."""
     try:
-        with path.open("rb") as f:
-            data = f.read() if limit is None else f.read(limit + 1)
-        if limit is not None and len(data) > limit:
-            problems.add("(file)", f"too large: over {limit} bytes (MAX_FILE_BYTES); no config or policy "
-                                   f"file needs that much")
-            problems.raise_if_any()
-        return data.decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
-        problems.add("(file)", f"cannot read: {(exc.strerror or str(exc)).lower()}")
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            raise FileProblem(f"is a dangling symlink (its target {os.readlink(path)} does not exist)") from None
+        problem = FileProblem(f"cannot read: {(exc.strerror or str(exc)).lower()}")
+        problem.missing = exc.errno == errno.ENOENT
+        raise problem from None
+    try:
+        mode = os.fstat(fd).st_mode
+        for test, why in _KINDS:
+            if test(mode):
+                raise FileProblem(why)
+        if not stat.S_ISREG(mode):
+            raise FileProblem("is not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise FileTooLarge(limit)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FileProblem(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: Path, problems: Problems, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a config or policy file (or the users file); a ConfigError (through
+    `problems`, as `(file)`) saying why it cannot be read, or that it is over `limit` bytes."""
+    try:
+        return read_regular(path, limit).decode("utf-8")
+    except FileTooLarge:
+        problems.add("(file)", f"too large: over {limit} bytes (MAX_FILE_BYTES); no config or policy "
+                               f"file needs that much")
+    except FileProblem as exc:
+        problems.add("(file)", str(exc))
     except UnicodeDecodeError as exc:
         problems.add("(file)", f"not UTF-8 text (byte {exc.start})")
     problems.raise_if_any()

@@ -3,6 +3,7 @@ error names the file, the key (or line) and why, with no traceback, hang or cras
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -323,3 +324,72 @@ def test_a_reload_with_an_impossible_date_is_refused_with_the_line_and_no_traceb
     assert not [r.getMessage() for r in caplog.records if r.exc_info]
     assert any(f"{policies / 'shaping.yaml'}: line 4: '2026-11-31' is not a valid date or time: day is out "
                "of range for month" in r.getMessage() for r in caplog.records), caplog.text
+
+
+OPERATOR_POLICY_FILES = ["domains.yaml", "tls.yaml", "suppression.yaml", "routes.yaml", "shaping.yaml",
+                         "bounce-rules.yaml", "relay-replies.yaml", "bounce-rules.ops.yaml"]
+
+
+def _unusable(path: Path, kind: str, tmp_path: Path) -> str:
+    """Put something that is not a regular file at `path`; what the error says about it."""
+    if kind == "dangling symlink":
+        target = tmp_path / "moved-away" / path.name
+        path.symlink_to(target)
+        return f"is a dangling symlink (its target {target} does not exist)"
+    if kind == "directory":
+        path.mkdir()
+        return "is a directory"
+    os.mkfifo(path)
+    return "is a FIFO (named pipe), not a regular file"
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "directory", "fifo"])
+def test_an_operator_policy_file_that_is_not_a_regular_file_is_an_error_not_the_shipped_file(tmp_path, kind):
+    # The old code took anything that was not a regular file for "no operator file" and loaded the
+    # shipped one instead: check-config said OK, serve started, and a domains.yaml swapped for a
+    # dangling link dropped every dkim_required (review20 F1). Only nothing at the name means that.
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    why = {name: _unusable(policies / name, kind, tmp_path) for name in OPERATOR_POLICY_FILES}
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
+    for name in OPERATOR_POLICY_FILES:
+        assert f"error: {policies / name}: (file): {why[name]}" in out.splitlines(), out
+
+
+def test_an_operator_config_that_is_a_fifo_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "c.yaml")
+    out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(tmp_path / "c.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"error: {tmp_path / 'c.yaml'}: (file): is a FIFO (named pipe), not a regular file" in out.stdout
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "directory", "fifo"])
+def test_a_reload_with_domains_yaml_not_a_regular_file_keeps_the_running_policy(
+        tmp_path, upstream, relay_factory, caplog, kind):
+    # Through a running relay: the old code accepted the reload with the shipped (empty) domains.yaml,
+    # and mail of a dkim_required domain went out unsigned with 250 (review20 F1).
+    from tests.support.smtp_client import send_message
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("required.example: {dkim_required: true}\n")
+    relay = relay_factory(upstream.port, policies=str(policies))
+    (policies / "domains.yaml").unlink()
+    why = _unusable(policies / "domains.yaml", kind, tmp_path)
+    assert relay.reload() is False
+    assert any(f"{policies / 'domains.yaml'}: (file): {why}" in r.getMessage() for r in caplog.records), caplog.text
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies = send_message(c, "x@required.example", ["bob@example.org"],
+                               b"From: x@required.example\r\nSubject: s\r\n\r\nhi\r\n")
+    assert replies[-1][1].startswith("550 5.7.1 "), replies  # the old policy: this domain must be signed
+    assert upstream.messages == []
+
+
+def test_a_policy_file_missing_altogether_still_means_the_shipped_one(tmp_path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("example.com: {dkim_required: true}\n")
+    out = check_config(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
+    assert out.returncode == 0, out.stdout + out.stderr
