@@ -75,6 +75,9 @@ class Upstream:
     ca_file: Path | None = None
     username: str | None = None
     password_file: Path | None = None
+    # Read from password_file at load (and at reload: a changed password is an upstream change, which
+    # takes effect at the next restart); never printed.
+    password: str | None = field(default=None, repr=False)
     allow_plaintext_auth: bool = False  # AUTH without STARTTLS "required": for loopback only
     connect_timeout: float = 30.0
     command_timeout: float = 60.0
@@ -465,6 +468,22 @@ def _existing_file(base: Path):
     return convert
 
 
+def _secret(r: _Reader, name: str, base: Path, what: str) -> tuple[Path | None, bytes | None]:
+    """The path and bytes of the secret file under key `name` (secretfile.read_secret_file: a regular
+    file, bounded, read now; no error quotes a value that may be the secret). (None, None) when the
+    key is absent or a problem was added."""
+    from .secretfile import SecretFileError, read_secret_file
+
+    value = r.get(name, str, None)
+    if not value:
+        return None, None
+    try:
+        return read_secret_file(value, base, what)
+    except SecretFileError as exc:
+        r.problems.add(r.key(name), str(exc))
+        return None, None
+
+
 def load_settings(path: str | Path) -> Settings:
     """Read and validate a config file; raises ConfigError listing every problem."""
     path = Path(path)
@@ -667,11 +686,23 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     if starttls not in STARTTLS_MODES:
         top.problems.add("upstream.starttls", f"{starttls!r} is not one of {', '.join(STARTTLS_MODES)}")
     username = r.get("username", str, None)
-    password_file = r.get("password_file", str, None, convert=_existing_file(base))
-    if mx and (username or password_file):
+    # Read and checked now, at load and at every reload: read at the first connection, a password file
+    # in Latin-1 or unreadable passed check-config and start, then every MAIL got 451 and a logged
+    # traceback (review20 F3).
+    password_file, password = None, None
+    if not mx:
+        password_file, raw = _secret(r, "password_file", base, "the password")
+        if raw is not None:
+            from .secretfile import SecretFileError, decode_line
+            try:
+                password = decode_line(raw, "the password")
+            except SecretFileError as exc:
+                top.problems.add("upstream.password_file", f"file {password_file}: {exc}")
+    given = bool(password_file)
+    if mx and (username or given):
         top.problems.add("upstream.username" if username else "upstream.password_file",
                          "mode mx delivers to MX hosts, which take no login from other mail servers")
-    elif bool(username) != bool(password_file):
+    elif bool(username) != given:
         top.problems.add("upstream.password_file" if username else "upstream.username",
                          "username and password_file go together")
     allow_plaintext_auth = r.get("allow_plaintext_auth", bool, False)
@@ -705,7 +736,8 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         # not authenticate; MTA-STS and DANE are what authenticate an MX).
         tls_verify=r.get("tls_verify", bool, not mx),
         ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
-        username=username, password_file=password_file, allow_plaintext_auth=allow_plaintext_auth,
+        username=username, password_file=password_file, password=password,
+        allow_plaintext_auth=allow_plaintext_auth,
         connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),
         data_timeout=dur("data_timeout", 600.0),
         pool_size=r.get("pool_size", int, 50, convert=_positive),
@@ -907,7 +939,7 @@ def parse_size(value: Any) -> int:
 
 def _webhook(r: _Reader, base: Path) -> Webhook | None:
     """One webhook sink; `r` is its events[i] mapping. Problems are named events[i].KEY."""
-    from .webhooks.signing import SecretError, read_secret
+    from .webhooks.signing import SecretError, secret_from_file
 
     problems = r.problems
     r.unknown(WEBHOOK_KEYS)
@@ -918,10 +950,11 @@ def _webhook(r: _Reader, base: Path) -> Webhook | None:
             problems.add(r.key("webhook"), why)
             url = None
     resolve = _from_config(base)
-    secret_file, secret = r.get("secret_file", str, None, convert=resolve), None
-    if secret_file is not None:
+    secret_file, raw = _secret(r, "secret_file", base, "the webhook secret")
+    secret = None
+    if raw is not None:
         try:
-            secret = read_secret(secret_file)
+            secret = secret_from_file(raw)
         except SecretError as exc:
             problems.add(r.key("secret_file"), f"file {secret_file}: {exc}")
     ca_file = r.get("ca_file", str, None, convert=_existing_file(base))
@@ -1184,22 +1217,15 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
             top.problems.add(f"bounces_in.domains[{i}]", f"{name!r} is not a domain name")
         else:
             domains.append(name.lower().rstrip("."))
-    key_file, key = None, b""
     path = r.get("key_file", str, None)
-    if path:
-        try:
-            key_file = _from_config(base)(path)
-            key = key_file.read_bytes().strip()
-        except ValueError as exc:
-            key_file = None
-            top.problems.add("bounces_in.key_file", str(exc))
-        except OSError as exc:
-            top.problems.add("bounces_in.key_file", f"file {key_file}: cannot read: {(exc.strerror or str(exc)).lower()}")
-        else:
-            if len(key) < VERP_KEY_MIN_BYTES:
-                top.problems.add("bounces_in.key_file", f"file {key_file}: the key has {len(key)} bytes; use at "
-                                                        f"least {VERP_KEY_MIN_BYTES} random bytes "
-                                                        f"(e.g. head -c 32 /dev/urandom | base64 > FILE)")
+    key_file, raw = _secret(r, "key_file", base, "the VERP key")
+    key = b""
+    if raw is not None:
+        key = raw.strip()
+        if len(key) < VERP_KEY_MIN_BYTES:
+            top.problems.add("bounces_in.key_file", f"file {key_file}: the key has {len(key)} bytes; use at "
+                                                    f"least {VERP_KEY_MIN_BYTES} random bytes "
+                                                    f"(e.g. head -c 32 /dev/urandom | base64 > FILE)")
     d = BouncesIn()
     unsigned = r.get("unsigned", str, d.unsigned)
     if unsigned not in UNSIGNED_BOUNCES:

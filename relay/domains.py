@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from . import dkim as dkimlib
 from .address import split as split_address
-from .config import parse_duration, usable_path
+from .config import parse_duration
 from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
 
@@ -146,10 +146,6 @@ def normalise_domain(domain: str) -> str:
 
 
 
-def _os_reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
-
-
 def _parse_domain(name: str, domain: str, spec: Any, base: Path, problems: Problems) -> DomainPolicy | None:
     if spec is None:
         spec = {}
@@ -222,15 +218,14 @@ def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimli
     elif not isinstance(selector, str) or not valid_selector(selector):
         problems.add(f"{where}.selector", f"{selector!r} is not a selector (DNS labels: letters, digits, hyphens)")
 
-    private_key = None
+    path, private_key = None, None
     key_path = entry.get("key")
     if key_path is None:
         problems.add(f"{where}.key", "is required (path of the PEM private key)")
     elif not isinstance(key_path, str) or not key_path.strip():
         problems.add(f"{where}.key", f"expected a file path, got {key_path!r}")
     else:
-        path = Path(key_path) if Path(key_path).is_absolute() else base / key_path
-        private_key = _load_key(f"{where}.key", path, problems)
+        path, private_key = _load_key(f"{where}.key", key_path, base, problems)
 
     algorithm = entry.get("algorithm")
     if algorithm is not None:
@@ -279,28 +274,21 @@ def _parse_key(where: str, entry: Any, base: Path, problems: Problems) -> dkimli
                            expire=expire, source=str(path))
 
 
-def _load_key(where: str, path: Path, problems: Problems) -> Any:
+def _load_key(where: str, value: str, base: Path, problems: Problems) -> tuple[Path | None, Any]:
+    """The private key of the file `value` names (relative to domains.yaml), read as every secret file
+    is (relay/secretfile.py: a regular file of at most 64 KiB; a pasted PEM key is not echoed)."""
+    from .secretfile import KEY_MAX_BYTES, SecretFileError, read_secret_file
+
     try:
-        usable_path(path)
-    except ValueError as exc:
+        path, data = read_secret_file(value, base, "the private key", KEY_MAX_BYTES)
+    except SecretFileError as exc:
         problems.add(where, str(exc))
-        return None
-    if not path.exists():
-        problems.add(where, f"file {path} does not exist")
-        return None
-    if not path.is_file():
-        problems.add(where, f"{path} is not a file")
-        return None
+        return None, None
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        problems.add(where, f"file {path}: cannot read: {_os_reason(exc)}")
-        return None
-    try:
-        return dkimlib.load_private_key(data)
+        return path, dkimlib.load_private_key(data)
     except ValueError as exc:
         problems.add(where, f"file {path}: {exc}")
-        return None
+        return path, None
 
 
 def load_default() -> DomainPolicies:

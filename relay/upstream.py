@@ -703,7 +703,6 @@ class UpstreamPool:
         self._waiters: list[asyncio.Future] = []
         self._tasks: set[asyncio.Task] = set()
         self._reaper: asyncio.TimerHandle | None = None
-        self._password: str | None = None
         self.opened = 0
         self.reused = 0
         self.max_transactions: int | None = None  # then a connection is closed rather than kept
@@ -737,11 +736,9 @@ class UpstreamPool:
         return min(self._up.command_timeout, self._up.connect_timeout, REUSED_FIRST_COMMAND_TIMEOUT)
 
     def _read_password(self) -> str | None:
-        if self._up.password_file is None:
-            return None
-        if self._password is None:
-            self._password = self._up.password_file.read_text(encoding="utf-8").strip()
-        return self._password
+        """The password read from upstream.password_file at load (config.py): a file the relay
+        cannot use is a config error then, never a failure at a message (review20 F3)."""
+        return self._up.password
 
     def _tls_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)

@@ -149,7 +149,7 @@ example.com:
     assert "is a public key, not a PEM private key" in found["example.com.dkim[2].key"]
     assert "encrypted" in found["example.com.dkim[3].key"]
     assert "an ECDSA key cannot sign DKIM" in found["example.com.dkim[4].key"]
-    assert "is not a file" in found["example.com.dkim[5].key"]
+    assert found["example.com.dkim[5].key"] == f"file {keys}/adir.key is a directory"
     assert found["example.com.dkim[6].selector"].startswith("is required")
     assert "is not a selector" in found["example.com.dkim[7].selector"]
     assert found["example.com.dkim[8].key"].startswith("is required")

@@ -569,3 +569,25 @@ def test_starttls_inside_a_mail_transaction_is_refused_and_the_transaction_goes_
         assert c.cmd("EHLO client.test")[0] == 250
         assert send_message(c, "a@sender.test", ["c@example.com"], BODY)[-1][0] == 250
     assert [m.rcpt_tos for m in upstream.wait_for_messages(2)] == [["b@example.com"], ["c@example.com"]]
+
+
+def test_upstream_password_is_read_at_load_and_a_reload_with_a_bad_file_keeps_it(
+        tmp_path, cert, tls_upstream, relay_factory, caplog):
+    # The old code read password_file at the first upstream connection: a file in Latin-1 (or gone)
+    # passed check-config and start, then every MAIL got 451 4.3.0 and a logged traceback (review20 F3).
+    secret = tmp_path / "upstream-secret"
+    secret.write_text("Tr0ub4dor-up\n")
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(cert[0]),
+                                                       "username": "relayuser", "password_file": str(secret)})
+    secret.write_bytes(b"Tr0ub4dor-\xe9\n")  # rewritten by an editor saving Latin-1, after the start
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(tls_upstream.wait_for_messages(1)) == 1
+    assert relay.reload() is False
+    assert any(f"upstream.password_file: file {secret}: not UTF-8 text (byte 10)" in r.getMessage()
+               for r in caplog.records), caplog.text
+    assert not any(r.exc_info for r in caplog.records)
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-from pathlib import Path
 
 PREFIX = "whsec_"
 # The Standard Webhooks spec: a secret of 24 to 64 random bytes, base64-encoded (after "whsec_").
@@ -43,13 +42,12 @@ def parse_secret(text: str) -> bytes:
     return key
 
 
-def read_secret(path: Path) -> bytes:
+def secret_from_file(data: bytes) -> bytes:
+    """The HMAC key of a secret file's bytes (read by relay.secretfile at load, as every secret file)."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = data.decode("ascii")
     except UnicodeDecodeError:
         raise SecretError("the file is not ASCII text (expected whsec_ followed by base64)") from None
-    except OSError as exc:
-        raise SecretError(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
     return parse_secret(text)
 
 
