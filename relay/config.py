@@ -698,7 +698,9 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
                 password = decode_line(raw, "the password")
             except SecretFileError as exc:
                 top.problems.add("upstream.password_file", f"file {password_file}: {exc}")
-    given = bool(password_file)
+    # Whether the key was given, not whether its file could be read: a missing file is its own error
+    # (the old check on the read value added "username and password_file go together" too, review20 F8).
+    given = bool(r.data.get("password_file"))
     if mx and (username or given):
         top.problems.add("upstream.username" if username else "upstream.password_file",
                          "mode mx delivers to MX hosts, which take no login from other mail servers")

@@ -171,3 +171,19 @@ def test_the_password_is_kept_out_of_the_settings_repr(tmp_path):
     settings = load_settings(write(tmp_path, password_file=str(pw)))
     assert settings.upstream.password == PASSWORD
     assert PASSWORD not in repr(settings)
+
+
+def test_a_missing_password_file_is_one_error_not_also_username_and_password_file_go_together(tmp_path):
+    # The old code added "upstream.password_file: username and password_file go together" although
+    # both were given (the failed read left password_file None and the pair check ran on that).
+    missing = tmp_path / "etc-relay" / "smarthost.pw"
+    (tmp_path / "etc-relay").mkdir()
+    out = refused(write(tmp_path, password_file=str(missing)))
+    assert [line for line in out.splitlines() if line.startswith("error: ")] == [
+        f"error: {tmp_path / 'c.yaml'}: upstream.password_file: file {missing} does not exist"], out
+    # the pair check itself is still there
+    path = write(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["upstream"]["username"] = "bob"
+    path.write_text(yaml.safe_dump(data))
+    assert "upstream.password_file: username and password_file go together" in refused(path)
