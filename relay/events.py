@@ -36,21 +36,47 @@ ACTIONS = {"rejected": "bounce", "suppressed": "bounce", "deferred": "retry", "b
            "shaping_released": "none"}
 
 
-# The most of a provider's text an event carries: the reply's `text`, a DSN's `dsn.diagnostic_code` and
-# a bounce-list entry's `entry.reply`.
-# Below it they are verbatim; above it the start is kept and a marker says how much was cut. Every event
-# is written whole to every sink (JSON line, journal, webhook batch, PostgreSQL row): a bounce with a
-# 10 MB Diagnostic-Code made a 10 MB event in each. The longest real reply in the corpora is 714
-# characters and the longest DSN diagnostic 592; classification reads the first 2,048 (classify.py).
+# The most of any text an event carries. Every string of an event (at any depth: `reply.text`,
+# `dsn.diagnostic_code`, `references`, a correlation header, an address a DSN names) is cut here when
+# the event is built (make_event, and Outcomes.finish for what the message's header adds): below the
+# cap verbatim, above it the start is kept and a marker says how much was cut. Every event is written
+# whole to every sink (JSON line, journal, webhook batch, PostgreSQL row), and much of it is what a
+# remote party wrote: a bounce with a 10 MB Diagnostic-Code made a 10 MB event, one with 4 MiB
+# Remote-MTA and Reporting-MTA names a 12.6 MB one (review19 F3). The longest real reply in the corpora
+# is 714 characters and the longest DSN diagnostic 592; classification reads the first 2,048
+# (classify.py).
 MAX_EVENT_TEXT = 8192
+# Fields that hold an address or a host name have a smaller cap: an address is at most 256 octets
+# with its angle brackets (RFC 5321 4.5.3.1.3), a DNS name at most 255 (RFC 1035 2.3.4); a DSN's
+# Remote-MTA and Reporting-MTA name one host (RFC 3464 2.2.2, 2.3.5), and a report's address fields
+# one address (2.3.1-2). Twice that is still an address or a name; more is not, and is cut.
+MAX_EVENT_NAME = 512
+NAME_FIELDS = frozenset({"sender", "recipient", "return_path", "remote_mta", "reporting_mta",
+                         "original_recipient", "final_recipient", "actual_recipient", "helo", "host",
+                         "said_by", "auth_user"})
 
 
-def bounded_text(text: Any) -> Any:
-    """`text` when it is at most MAX_EVENT_TEXT characters (or not a str); else its start and a marker
+def bounded_text(text: Any, limit: int = MAX_EVENT_TEXT) -> Any:
+    """`text` when it is at most `limit` characters (or not a str); else its start and a marker
     saying how many characters were cut."""
-    if not isinstance(text, str) or len(text) <= MAX_EVENT_TEXT:
+    if not isinstance(text, str) or len(text) <= limit:
         return text
-    return f"{text[:MAX_EVENT_TEXT]} [... {len(text) - MAX_EVENT_TEXT} more characters cut by the relay]"
+    return f"{text[:limit]} [... {len(text) - limit} more characters cut by the relay]"
+
+
+def bounded_fields(value: Any, name: str = "") -> Any:
+    """`value` (an event, or fields going into one) with every string in it, at any depth, cut to its
+    field's cap (bounded_text): MAX_EVENT_NAME for an address or host name (NAME_FIELDS, by the key
+    that holds it), MAX_EVENT_TEXT for any other. Returns `value` itself when nothing was cut."""
+    if isinstance(value, str):
+        return bounded_text(value, MAX_EVENT_NAME if name in NAME_FIELDS else MAX_EVENT_TEXT)
+    if isinstance(value, dict):
+        out = {key: bounded_fields(item, key) for key, item in value.items()}
+        return value if all(out[key] is value[key] for key in value) else out
+    if isinstance(value, (list, tuple)):
+        out = [bounded_fields(item, name) for item in value]
+        return value if all(a is b for a, b in zip(out, value)) else type(value)(out)
+    return value
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -82,20 +108,13 @@ def make_event(kind: str, stage: str, *, sender: str = "", recipient: str = "", 
         "session_id": session_id,
     }
     if reply is not None:
-        reply = reply.as_dict() if hasattr(reply, "as_dict") else reply
-        if isinstance(reply, dict) and "text" in reply:
-            reply = {**reply, "text": bounded_text(reply["text"])}
-        event["reply"] = reply
+        event["reply"] = reply.as_dict() if hasattr(reply, "as_dict") else reply
     if classification is not None:
         event["classification"] = classification.as_dict() if hasattr(classification, "as_dict") else classification
     if upstream is not None:
         event["upstream"] = upstream
     event.update(extra)
-    for name, key in (("dsn", "diagnostic_code"), ("entry", "reply")):
-        part = event.get(name)
-        if isinstance(part, dict) and key in part:
-            event[name] = {**part, key: bounded_text(part[key])}
-    return event
+    return bounded_fields(event)  # every text in it, whoever wrote it (MAX_EVENT_TEXT)
 
 
 _LONE_SURROGATE = re.compile("[\udc80-\udcff]")

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from .address import domain_of, is_valid, printable
 from .decision import Decision, Reply, Verdict
-from .events import make_event
+from .events import bounded_fields, make_event
 from .pipeline import Session, Transaction
 from .store.base import StoreBusy
 from .suppression import format_duration
@@ -505,7 +505,8 @@ class Outcomes:
         events = txn.notes.pop("events", None)
         if not events:
             return
-        enrich = self._enrichment(txn)
+        # What the message's header adds is the client's text: cut as make_event cuts the rest.
+        enrich = bounded_fields(self._enrichment(txn))
         for event in events:
             for key, value in enrich.items():
                 if event.get(key) is None:

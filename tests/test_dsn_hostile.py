@@ -207,3 +207,35 @@ def test_the_bounce_list_keeps_at_most_max_event_text_of_a_1_mb_reply(tmp_path, 
     assert len(kept) <= MAX_EVENT_TEXT and kept.startswith("550 5.1.1 no such user word word"), entry.reply[:100]
     assert int(re.fullmatch(r"(\d+) more characters cut by the relay\]", marker).group(1)) > MiB - 2 * MAX_EVENT_TEXT
     assert len(entry.reply) < MAX_EVENT_TEXT + 100
+
+
+def test_an_event_carries_at_most_a_few_hundred_characters_of_a_bounces_mta_names(tmp_path, upstream, relay_factory):
+    # review19 F3: only the reply's text, dsn.diagnostic_code and entry.reply were cut. A bounce's
+    # Remote-MTA and Reporting-MTA went into the event as they came (remote_mta, dsn.remote_mta,
+    # dsn.reporting_mta), as did the returned message's References: 4 MiB names made a 12.6 MB event
+    # line, written whole to every sink. Every text of an event is cut now, a name to MAX_EVENT_NAME.
+    from relay.events import MAX_EVENT_TEXT
+
+    MAX_EVENT_NAME = 512  # docs/events.md "Long texts": an address or a host name
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake={"max_message_size": 36700160})
+    return_path = relay_one(relay, upstream)
+    big = "mx" + "x" * (4 * MiB) + ".example"
+    references = " ".join(f"<m-{i}@example.com>" for i in range(20000))  # folded below: 380 KB
+    message = dsn_for(return_path, status="5.1.1", diagnostic="550 5.1.1 no such user")
+    message = (message.replace(b"Reporting-MTA: dns; smarthost.example", f"Reporting-MTA: dns; {big}".encode())
+               .replace(b"Remote-MTA: dns; mx.dest.example", f"Remote-MTA: dns; {big}".encode())
+               .replace(b"Message-ID: <m-1@example.com>", f"Message-ID: <m-1@example.com>\r\n"
+                                                          f"References: {references}".encode()))
+    code, text = mail_bounce(relay, return_path, _folded(message), timeout=PARSE_DEADLINE + 30)[-1]
+    assert (code, text) == (250, "250 2.0.0 Recorded 1 failure(s)")
+    (bounced,) = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    for carried in (bounced["remote_mta"], bounced["dsn"]["remote_mta"], bounced["dsn"]["reporting_mta"]):
+        kept, _, marker = carried.partition(" [... ")
+        assert kept == big[:MAX_EVENT_NAME]
+        # (_folded put a space in every 900 characters of the message: more were cut than `big` has.)
+        assert int(re.fullmatch(r"(\d+) more characters cut by the relay\]", marker).group(1)) > len(big) - MAX_EVENT_NAME
+    kept, _, marker = bounced["references"].partition(" [... ")
+    assert len(kept) == MAX_EVENT_TEXT and kept.startswith(references[:800]), kept[:100]
+    assert re.fullmatch(r"(\d+) more characters cut by the relay\]", marker)
+    longest = max(len(line) for line in relay.events_path.read_text().split("\n"))
+    assert longest < 4 * MAX_EVENT_TEXT

@@ -169,3 +169,26 @@ def test_the_refusing_provider_is_the_host_that_answered_never_a_smarthost(tmp_p
     text = where.pop("text", "550 5.1.1 <a@b.test>: undeliverable address: host mx.hoster.co.uk[192.0.2.9] said: "
                              "550 5.1.1 no such user (in reply to RCPT TO command)")
     assert outcomes._provider(text, **where) == provider
+
+
+def test_what_a_messages_header_adds_to_an_event_is_cut_as_the_rest_is(relay, upstream):
+    # review19 F3: a transaction's events take `references`, `in_reply_to` and the correlation headers
+    # from the message when it ends (Outcomes.finish), after make_event cut the event's texts: a client's
+    # 200 KB References header went into the event whole. It is cut to MAX_EVENT_TEXT with the marker.
+    import re
+
+    from relay.events import MAX_EVENT_TEXT
+    from tests.support.smtp_client import RawSMTP, send_message
+
+    references = [f"<m-{i}@example.com>" for i in range(10000)]
+    body = (b"From: a@sender.test\r\nTo: nosuchuser@dest.test\r\nSubject: hi\r\nMessage-ID: <r@sender.test>\r\n"
+            b"References: " + "\r\n ".join(references).encode() + b"\r\n\r\nhello\r\n")
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        replies = send_message(c, "a@sender.test", ["nosuchuser@dest.test", "ok@dest.test"], body)
+        c.cmd("QUIT")
+    assert replies[1][0] == 550 and replies[-1][0] == 250, replies
+    (event,) = [e for e in relay.events(wait_for=2) if e["kind"] == "rejected"]
+    kept, _, marker = event["references"].partition(" [... ")
+    assert len(kept) == MAX_EVENT_TEXT and kept.startswith(references[0]), kept[:100]
+    assert re.fullmatch(r"(\d+) more characters cut by the relay\]", marker), marker[:100]
