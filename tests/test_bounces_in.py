@@ -597,6 +597,72 @@ def test_header_fields_with_8bit_bytes_are_read_as_text(verp_relay, upstream):
     assert [e["kind"] for e in verp_relay.events(wait_for=2)] == ["bounced", "bounce_listed"]
 
 
+def test_a_text_bounce_in_utf7_is_recorded_not_answered_451_for_ever(verp_relay, upstream, caplog):
+    # review19 F5: charset=utf-7 decodes "+2D0-" to a lone surrogate (U+D83D). The funnel's provider
+    # lookup (suppression.named_host, RE2) encodes the text as UTF-8 and raised: a traceback and
+    # "451 4.3.0 Temporary local problem" to every attempt, so the bounce was never recorded, no
+    # `bounced` event, the address never listed. The decoded text is cleaned where it is decoded.
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    return_path = relay_one(verp_relay, upstream)
+    ndr = (f"From: postmaster@dest.example\r\nTo: {return_path}\r\nSubject: Undeliverable\r\n"
+           f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-7\r\n\r\n"
+           f"Delivery has failed to these recipients:\r\n\r\nalice@dest.example\r\n"
+           f"Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found +2D0-'\r\n").encode()
+    replies = mail_bounce(verp_relay, return_path, ndr)
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = verp_relay.events(wait_for=2)
+    assert [e["kind"] for e in events] == ["bounced", "bounce_listed"]
+    assert "not found \ufffd" in events[0]["reply"]["text"], events[0]["reply"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_a_diagnostic_code_with_8bit_bytes_is_recorded_and_read_as_text(verp_relay, upstream, caplog):
+    # The compat32 parser keeps a field's 8-bit bytes as lone surrogates (surrogateescape), which RE2 cannot
+    # encode either (review19 F5): a Diagnostic-Code in raw UTF-8 or Latin-1 had every attempt answered 451.
+    # The bytes are read as UTF-8 where they are UTF-8, else as ISO 8859-1 (as an upstream's reply is).
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    return_path = relay_one(verp_relay, upstream)
+    bounce = (dsn_for(return_path, diagnostic="550 5.1.1 DIAGNOSTIC")
+              .replace(b"Remote-MTA: dns; mx.dest.example\r\n", b"")  # the provider read from the text then
+              .replace(b"DIAGNOSTIC", b"Empf\xc3\xa4nger unbekannt (Gru\xdf)"))
+    replies = mail_bounce(verp_relay, return_path, bounce)
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = verp_relay.events(wait_for=2)
+    assert [e["kind"] for e in events] == ["bounced", "bounce_listed"]
+    assert events[0]["dsn"]["diagnostic_code"] == "550 5.1.1 Empfänger unbekannt (Gruß)"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_a_bounce_the_funnel_fails_on_is_refused_with_one_clear_line_not_451_for_ever(
+        verp_relay, upstream, caplog, monkeypatch):
+    # Any other exception while a read report goes through the funnel (a defect: F5's was one) is no
+    # store failure (those are bounce_list "error": 451, retried): the same bytes would fail on every
+    # retry. It was a traceback and a 451 each time; now one ERROR line that says what and where, and
+    # a 554 (a refused bounce is dropped by the reporting MTA, RFC 5321 4.5.5).
+    import logging
+
+    from relay.outcomes import Outcomes
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a defect")
+
+    caplog.set_level(logging.WARNING)
+    return_path = relay_one(verp_relay, upstream)
+    monkeypatch.setattr(Outcomes, "_provider", broken)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
+    assert replies[-1] == (554, "554 5.6.0 Bounce read, but it could not be recorded (RuntimeError): not accepted")
+    (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line.exc_info is None and "RuntimeError: a defect (in " in line.getMessage(), line.getMessage()
+    assert "test_bounces_in.py" in line.getMessage() and "broken" in line.getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
+    monkeypatch.undo()
+    assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250  # the next is read
+
+
 def test_mutated_real_bounces_get_a_clear_answer_and_no_error_in_the_log(verp_relay, upstream, caplog):
     # Real bounces from the shared corpus with bytes flipped, cut and spliced (MIME boundaries,
     # encodings, NULs, 8-bit headers): each is recorded, found not to be a bounce, or refused for good

@@ -154,22 +154,25 @@ class BounceIntake(Step):
                                            "try again later", kind="deferred")
             if len(targets) < len(report.recipients):
                 ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
-        observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
-        message = self._message_of(report, token, txn)
-        observations = _once_per_address([replace(o, message=message) for o in observations if o is not None])
-        # 250 only once every failure is recorded, and 451 with nothing to retry twice (review12 F3): a
-        # list held by another process is an error now, never a background retry as well (the
-        # reporting MTA's retry is the retry: RFC 5321 4.2.1, 4yz). What a first attempt did record
-        # is recorded under the report's message (`message`), so the retry does not count it again.
-        # The report's own events wait for the answer: the application hears of a bounce once, with
-        # the 250; the bounce list's changes (a listing made, the breaker's) happened, and are told
-        # either way.
         events: list[dict] = []
-        failed_store = False
-        for obs in observations:
-            made = await self.outcomes.observe(obs, emit=False, retry_later=False)
-            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in made)
-            events += made
+        try:
+            observations, failed_store = await self._observe(report, targets, token, txn, events)
+        except Exception as exc:
+            # Not the bounce list failing (observe says so with bounce_list "error": 451 below): a defect
+            # in reading or judging this report (review19 F5: a lone surrogate from charset=utf-7 made
+            # the provider lookup raise), and the same bytes fail the same way on every retry. A 451
+            # had the reporting MTA resend it for days, a traceback each time; refused 5xx, as a
+            # report the parser cannot read is (a bounce, sent from <>, refused is dropped: RFC 5321
+            # 4.5.5), with one line that says what failed and where.
+            for event in events:
+                if _list_change(event):
+                    self.outcomes.emit(event)  # done already: told either way, as for a 451
+            log.error("bounce (transaction %s, message %s) could not be recorded: %s: %s (in %s); refused "
+                      "(554 5.6.0), nothing of it recorded but the bounce list's changes: a defect of the relay, "
+                      "please report it", txn.id, printable(report.message_id or "unknown")[:200],
+                      type(exc).__name__, printable(str(exc))[:300], _raised_in(exc))
+            return reject(554, "5.6.0", f"Bounce read, but it could not be recorded ({type(exc).__name__}): "
+                                        f"not accepted", kind="policy_rejected")
         if failed_store:
             for event in events:
                 if _list_change(event):
@@ -184,6 +187,27 @@ class BounceIntake(Step):
         text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
             ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
+
+    async def _observe(self, report: BounceReport, targets, token: VerpToken | None, txn: Transaction,
+                       events: list[dict]) -> tuple[list[Observation], bool]:
+        """Every failure of `report` through the funnel, its events added to `events` (not emitted);
+        returns the observations and whether the bounce list could not be updated."""
+        observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
+        message = self._message_of(report, token, txn)
+        observations = _once_per_address([replace(o, message=message) for o in observations if o is not None])
+        # 250 only once every failure is recorded, and 451 with nothing to retry twice (review12 F3): a
+        # list held by another process is an error now, never a background retry as well (the
+        # reporting MTA's retry is the retry: RFC 5321 4.2.1, 4yz). What a first attempt did record
+        # is recorded under the report's message (`message`), so the retry does not count it again.
+        # The report's own events wait for the answer: the application hears of a bounce once, with
+        # the 250; the bounce list's changes (a listing made, the breaker's) happened, and are told
+        # either way.
+        failed_store = False
+        for obs in observations:
+            made = await self.outcomes.observe(obs, emit=False, retry_later=False)
+            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in made)
+            events += made
+        return observations, failed_store
 
     @staticmethod
     def _message_of(report: BounceReport, token: VerpToken | None, txn: Transaction) -> str | None:
@@ -342,6 +366,17 @@ def _once_per_address(observations: list[Observation]) -> list[Observation]:
             seen.add(key)
         out.append(obs)
     return out
+
+
+def _raised_in(exc: BaseException) -> str:
+    """Where `exc` was raised, as file:line (function), for a log line that stands for a traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rpartition('/relay/')[2] or code.co_filename}:{tb.tb_lineno} ({code.co_name})"
 
 
 def _list_change(event: dict) -> bool:

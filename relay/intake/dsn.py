@@ -636,18 +636,79 @@ def _bare_address(value: str | None) -> str | None:
     return m.group(0) if m else None
 
 
+# Lone surrogates: what surrogateescape made of bytes that were not decoded (U+DC80-DCFF, one a byte:
+# the compat32 parser reads a message as ASCII with surrogateescape, _message_from_bytes), or what a
+# codec made of a broken sequence (charset=utf-7 decodes "+2D0-" to U+D83D, a high surrogate alone).
+# Neither is a character: no UTF-8 encoder takes them, and the funnel's RE2 patterns (the provider
+# breaker's `named_by`, an operator's rules) encode the text as UTF-8 (review19 F5: UnicodeEncodeError,
+# the bounce answered 451 for ever).
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with no lone surrogate, so that it encodes as UTF-8: a run of surrogateescape'd bytes
+    becomes those bytes read as UTF-8 when they are valid UTF-8 (a report that wrote UTF-8 without
+    saying so), else as ISO 8859-1 (one character a byte, as the relay reads an upstream's reply that
+    is not UTF-8: docs/events.md); any other lone surrogate becomes U+FFFD, the replacement character."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    text = _ESCAPED_BYTES.sub(_escaped_bytes_read, text)
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _escaped_bytes_read(m: re.Match) -> str:
+    raw = bytes(ord(c) - 0xDC00 for c in m.group())
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _cleaned(report: BounceReport) -> BounceReport:
+    """`report` with every text in it cleaned (clean_text). The texts are cleaned where they are
+    decoded (_decoded_text, _header_text, _block_source); this is the guarantee for any other way a
+    field of the message reaches the report."""
+    def clean(value):
+        if isinstance(value, str):
+            return clean_text(value)
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        if isinstance(value, FailedRecipient):
+            return _cleaned_fields(value, clean)
+        return value
+    return _cleaned_fields(report, clean)
+
+
+def _cleaned_fields(obj, clean):
+    changed = {}
+    for name in obj.__dataclass_fields__:
+        value = getattr(obj, name)
+        new = clean(value)
+        if new != value:
+            changed[name] = new
+    return replace(obj, **changed) if changed else obj
+
+
 def _header_value(part: Message, name: str) -> str:
     """A header field's value as text, "" when absent: the compat32 parser hands over a field that
     holds 8-bit bytes as an email.header.Header, not a str."""
     value = part.get(name)
-    return "" if value is None else str(value)
+    return "" if value is None else clean_text(str(value))
 
 
 def _header_text(value) -> str:
+    """A header field's value with its RFC 2047 encoded words decoded (clean_text: a word in utf-7,
+    or 8-bit bytes around them)."""
     try:
-        return str(make_header(decode_header(str(value))))
+        return clean_text(str(make_header(decode_header(str(value)))))
     except Exception:
-        return str(value)
+        return clean_text(str(value))
 
 
 def _reply_lines(text: str, code: int | None) -> list[str]:
@@ -698,7 +759,8 @@ def _decoded_text(part: Message) -> str:
         return payload if isinstance(payload, str) else ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, errors="replace")
+        # Any codec Python has: utf-7 and utf-16 can still make a lone surrogate of broken input.
+        return clean_text(payload.decode(charset, errors="replace"))
     except LookupError:
         return payload.decode("latin-1", errors="replace")
 
@@ -798,7 +860,7 @@ def parse_bounce(raw: bytes | str, deadline: float | None = None, budget: float 
     _clock.deadline, _clock.started = deadline, started
     try:
         with _collector_paused():
-            return _parse_bounce(raw)
+            return _cleaned(_parse_bounce(raw))
     finally:
         _clock.deadline = None
 
@@ -1020,8 +1082,8 @@ def _block_source(block: Message) -> str:
     head = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
     body = block.get_payload()
     if isinstance(body, str) and body:
-        return head + "\n" + body
-    return head
+        return clean_text(head + "\n" + body)  # 8-bit bytes in a field: surrogateescape'd (clean_text)
+    return clean_text(head)
 
 
 def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
