@@ -227,6 +227,23 @@ class RelayService:
             txn.headers.setdefault(name.lower(), value)
         return message
 
+    async def refused_before(self, session: Session, stage: str, address: str, reply: Reply) -> None:
+        """The SMTP layer refused a MAIL or RCPT (`stage`) before it reached the service: a path that is
+        no address (553), a declared SIZE= over limits.max_message_size (552, RFC 1870 6.1). The client
+        saw the refusal, so it is recorded as the service's own refusal of the same would be: a
+        policy_rejected event, classified by the reply's cause (relay-replies.yaml). A MAIL refused
+        opens no transaction: the event is written at once, with the sender the client gave."""
+        decision = Decision(Verdict.REJECT, reply, "policy_rejected")
+        if stage == "mail":
+            txn = Transaction(session=session, id=new_id(), mail_from=address)
+            txn.notes["stage"] = "mail"
+            await self.outcomes.refused(txn, session, "mail", [], decision)
+            record_end(self.outcomes, txn)
+            return
+        txn = self._txns.get(session.id)
+        if txn is not None:  # (a RCPT without MAIL is aiosmtpd's 503, a protocol error: no event)
+            await self.outcomes.refused(txn, session, "rcpt", [address], decision)
+
     async def data_refused(self, session: Session, reply: Reply) -> None:
         """The SMTP layer refused the message data (RFC 5321 4.5.3.1: size, line length; NUL)."""
         txn = self._txns.get(session.id)

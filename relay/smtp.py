@@ -77,6 +77,10 @@ def _sanitized_log_if_enabled(func, msg, *args, _sanitized_log=_aiosmtpd_smtp.sa
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _aiosmtpd_smtp.sanitized_log = _sanitized_log_if_enabled
 
+# aiosmtpd's refusal of MAIL FROM with a SIZE= over data_size_limit (RFC 1870 6.1): the client saw a
+# refusal of its message, which writes an event (RelaySMTP.smtp_MAIL).
+_SIZE_REFUSAL = re.compile(r"^552 Error: message size exceeds fixed maximum message size$")
+
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
     # aiosmtpd's BOGUS_LIMIT: the 5th unrecognised command ends the session. RFC 5321 3.8: a server that
@@ -84,8 +88,7 @@ _REWRITES = [
     # for errors (review14 L1). push() closes the connection on the 421.
     (re.compile(r"^502 5\.5\.1 Too many unrecognized commands, goodbye\.$"),
      "421 4.7.0 {hostname} Error: too many errors (unrecognized commands)"),
-    (re.compile(r"^552 Error: message size exceeds fixed maximum message size$"),
-     "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
+    (_SIZE_REFUSAL, "552 5.3.4 Message size exceeds fixed maximum message size ({size} bytes)"),
     (re.compile(r"^500 Command line too long$"), "500 5.5.2 Command line too long"),
     (re.compile(r"^500 Error: bad syntax$"), "500 5.5.2 Syntax error: command not recognized"),
     # A line that starts with a space (or is only spaces) has an empty verb (RFC 5321 4.1.1: the verb comes first).
@@ -172,6 +175,14 @@ def parameter_problem(params: str) -> str | None:
             return (f"501 5.5.4 Syntax error in parameter \"{printable(param[:60])}\" (RFC 5321 4.1.2: "
                     f"KEYWORD or KEYWORD=value, in printable ASCII)")
     return None
+
+
+def _path_address(path: str) -> str:
+    """The address part of a MAIL/RCPT argument that could not be parsed, for its event: what is
+    between its angle brackets, else up to the first space (where parameters would start)."""
+    if path.startswith("<") and ">" in path:
+        return path[1:path.index(">")]
+    return path.split(" ", 1)[0]
 
 
 def _unbalanced_path(arg: str) -> bool:
@@ -422,6 +433,7 @@ class RelaySMTP(SMTP):
         self._abort_at: float | None = None
         self._receiving_data = False
         self._verbatim: str | None = None
+        self._size_refused = False  # aiosmtpd's SIZE= refusal went out (push, smtp_MAIL)
         self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
         self.data_crlf_only = False  # whether every line ending of the last message is a CRLF (DataReceiver)
         self._failed_logins = failed_logins if failed_logins is not None else FailedLogins()
@@ -636,7 +648,18 @@ class RelaySMTP(SMTP):
             arg = await self._without_auth_parameter(arg)
             if arg is None:
                 return
+        parsed, self._size_refused = self._parsed_path, False
         await super().smtp_MAIL(arg)
+        if self._size_refused:
+            # aiosmtpd refused the SIZE= the client declared (552, its checks in their order): the
+            # message is refused as surely as at DATA, where the same refusal writes its event. Postfix
+            # sends SIZE= whenever EHLO offers it, so this is where a message over max_message_size
+            # from Postfix is refused (review19 F4).
+            self._size_refused = False
+            reply = Reply.make(552, "5.3.4", f"Message size exceeds fixed maximum message size "
+                                             f"({self.data_size_limit} bytes)", cause="message-too-large")
+            sender = parsed[1][0] if parsed else ""
+            await self._refused_here("FROM:", "" if sender == "<>" else sender, reply)  # as handle_MAIL
 
     async def _without_auth_parameter(self, arg: str) -> str | None:
         """MAIL's argument without its AUTH parameter, or None once a malformed one was refused.
@@ -684,13 +707,16 @@ class RelaySMTP(SMTP):
         # said 5.1.3 to both). The path is shown as the client sent it, never what a parser made of it.
         enhanced = "5.1.7" if keyword == "FROM:" else "5.1.3"
         why = path_problem(path)
-        if why is not None:
-            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {why}")
-            return True
-        address, params = parsed = self._getaddr(path, judged=True)
+        address, params = parsed = (None, None) if why is not None else self._getaddr(path, judged=True)
         if address is None:
-            await self.push(f"553 {enhanced} Malformed address {shown(path)}: not "
-                            f"\"<\" local-part \"@\" domain \">\" (RFC 5321 4.1.2)")
+            text = why if why is not None else 'not "<" local-part "@" domain ">" (RFC 5321 4.1.2)'
+            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {text}")
+            # The same refusal as the service's of an address that is no address (service.address_problem):
+            # an event of it, a recipient's classified address-syntax (relay-replies.yaml), a sender's by
+            # the default (review19 F4: these wrote none).
+            await self._refused_here(keyword, _path_address(path), Reply.make(
+                553, enhanced, f"Malformed address {shown(path)}: {text}",
+                cause="address-syntax" if keyword == "TO:" else None))
             return True
         self._parsed_path = (path, parsed)
         problem = parameter_problem(params) if address is not None and params else None
@@ -698,6 +724,13 @@ class RelaySMTP(SMTP):
             await self.push(problem)
             return True
         return False
+
+    async def _refused_here(self, keyword: str, address: str, reply: Reply) -> None:
+        """A MAIL or RCPT this layer refused before the service saw it: recorded through the service,
+        as its own refusals are (an event; the bounce listener's refusals a metric)."""
+        if self.relay_session is not None:
+            await self.relay_service.refused_before(self.relay_session, "mail" if keyword == "FROM:" else "rcpt",
+                                                    address, reply)
 
     @_help_of(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
@@ -991,6 +1024,8 @@ class RelaySMTP(SMTP):
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
+                    if pattern is _SIZE_REFUSAL:
+                        self._size_refused = True
                     if isinstance(replacement, str):
                         replacement = (replacement.replace("{size}", str(self.data_size_limit))
                                        .replace("{hostname}", self.hostname))

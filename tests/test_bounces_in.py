@@ -454,6 +454,26 @@ def test_forged_and_foreign_addresses_are_refused(verp_relay, upstream):
 
 
 
+def test_the_listeners_refusals_at_mail_are_counted_not_events(tmp_path, upstream, relay_factory):
+    # review19 F4 routed the SMTP layer's own refusals (a declared SIZE= over the limit, a path that is no
+    # address) through the service, for their events in the relay; the bounce listener's refusals stay
+    # its own (review12 F7): counted and logged, never an event of the application's mail. On the old
+    # code they were neither.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake={"max_message_size": 100000})
+    with RawSMTP(relay.host, relay.intake_port) as c:
+        c.cmd("EHLO smarthost.example")
+        assert c.cmd("MAIL FROM:<> SIZE=200000")[1] == (
+            "552 5.3.4 Message size exceeds fixed maximum message size (100000 bytes)")
+        assert c.cmd("MAIL FROM:<a@@smarthost.example>")[0] == 553
+        assert c.cmd("MAIL FROM:<>")[0] == 250
+        assert c.cmd(f"RCPT TO:<a@@{BOUNCE_DOMAIN}>")[0] == 553
+        assert c.cmd("NOOP")[0] == 250  # the refusal before it is recorded: its command's handling is over
+    assert relay.events() == []
+    counters = relay.server.metrics.counters
+    assert counters[("relay_bounces_in_refusals_total", (("code", "5xx"), ("stage", "mail")))] == 2
+    assert counters[("relay_bounces_in_refusals_total", (("code", "5xx"), ("stage", "rcpt")))] == 1
+
+
 def test_a_client_probing_return_paths_is_closed_at_the_error_limit(tmp_path, upstream, relay_factory):
     # bounces_in faces the world: a client guessing return paths (or trying to relay) was answered
     # 550 for as long as it kept each command inside the idle deadline. Refused recipients are

@@ -512,6 +512,31 @@ def test_truncated_or_unbalanced_paths_are_malformed_not_a_traceback(relay, upst
     assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
 
 
+def test_every_malformed_path_the_relay_refuses_writes_an_event(relay, upstream):
+    # review19 F4: the SMTP layer's own 553s (a path no parser takes, "a@@b", a path never closed) wrote
+    # no event, while the same refusal from the service (an address literal that is no address) wrote
+    # its policy_rejected: a refusal the client saw with no event. Each writes the service's event now,
+    # a recipient's classified address-syntax (never listed), a sender's by the relay's default.
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<s@@sender.test>")[1].startswith("553 5.1.7 Malformed address <s@@sender.test>")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        codes = [c.cmd(f"RCPT TO:{path}")[0] for path in ("<x@[999.1.1.1]>", "<a@@b>", "<b@example.com", "<")]
+        assert codes == [553, 553, 553, 553]
+        c.cmd("QUIT")
+    events = relay.events(wait_for=5, timeout=5)
+    assert [(e["kind"], e["stage"], e["sender"], e["recipient"], e["reply"]["code"], e["reply"]["enhanced"])
+            for e in events] == [
+        ("policy_rejected", "mail", "s@@sender.test", "", 553, "5.1.7"),
+        ("policy_rejected", "rcpt", "a@sender.test", "x@[999.1.1.1]", 553, "5.1.3"),
+        ("policy_rejected", "rcpt", "a@sender.test", "a@@b", 553, "5.1.3"),
+        ("policy_rejected", "rcpt", "a@sender.test", "<b@example.com", 553, "5.1.3"),
+        ("policy_rejected", "rcpt", "a@sender.test", "<", 553, "5.1.3")]
+    assert events[0]["classification"]["category"] == "other"  # a sender's: relay-replies.yaml's default
+    assert {e["classification"]["rule"] for e in events[1:]} == {"relay:address-syntax"}
+    assert {e["classification"]["category"] for e in events[1:]} == {"syntax_error"}
+    assert not any(e.get("bounce_list") for e in events)
+
+
 @pytest.mark.parametrize("params", ["SIZE=1 SIZE=2", "BODY=8BITMIME BODY=7BIT", "SMTPUTF8 SMTPUTF8",
                                     "size=10 SIZE=10"])
 def test_a_repeated_mail_parameter_is_refused(relay, upstream, params):
