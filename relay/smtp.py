@@ -710,13 +710,15 @@ class RelaySMTP(SMTP):
         address, params = parsed = (None, None) if why is not None else self._getaddr(path, judged=True)
         if address is None:
             text = why if why is not None else 'not "<" local-part "@" domain ">" (RFC 5321 4.1.2)'
-            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {text}")
             # The same refusal as the service's of an address that is no address (service.address_problem):
             # an event of it, a recipient's classified address-syntax (relay-replies.yaml), a sender's by
-            # the default (review19 F4: these wrote none).
+            # the default (review19 F4: these wrote none). Recorded before the reply goes out, as the
+            # service's are: the reply may be the error that closes the connection (limits.error_limit),
+            # which ends the transaction the event belongs to.
             await self._refused_here(keyword, _path_address(path), Reply.make(
                 553, enhanced, f"Malformed address {shown(path)}: {text}",
                 cause="address-syntax" if keyword == "TO:" else None))
+            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {text}")
             return True
         self._parsed_path = (path, parsed)
         problem = parameter_problem(params) if address is not None and params else None

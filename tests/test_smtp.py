@@ -537,6 +537,21 @@ def test_every_malformed_path_the_relay_refuses_writes_an_event(relay, upstream)
     assert not any(e.get("bounce_list") for e in events)
 
 
+def test_the_malformed_path_that_reaches_the_error_limit_still_writes_its_event(upstream, relay_factory):
+    # The 553 that is the connection's last error (limits.error_limit: 421 and close, the transaction
+    # ended with it) is recorded before it goes out, as the service's refusals are: else the transaction
+    # its event belongs to was over when it came.
+    relay = relay_factory(upstream.port, limits={"error_limit": 3, "soft_error_limit": 3, "error_delay": 0})
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert [c.cmd(f"RCPT TO:<r{i}@@example.com>")[0] for i in range(3)] == [553, 553, 553]
+        assert c.reply()[1] == "421 4.7.0 relay.test Error: too many errors"
+    events = relay.events(wait_for=4)
+    # ...and then the transaction's end at the 421 (RelayService.closing), no recipient accepted.
+    assert [(e["kind"], e["recipient"]) for e in events] == [
+        *(("policy_rejected", f"r{i}@@example.com") for i in range(3)), ("deferred", "")]
+
+
 @pytest.mark.parametrize("params", ["SIZE=1 SIZE=2", "BODY=8BITMIME BODY=7BIT", "SMTPUTF8 SMTPUTF8",
                                     "size=10 SIZE=10"])
 def test_a_repeated_mail_parameter_is_refused(relay, upstream, params):
