@@ -657,12 +657,12 @@ def test_a_diagnostic_code_with_8bit_bytes_is_recorded_and_read_as_text(verp_rel
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
-def test_a_bounce_the_funnel_fails_on_is_refused_with_one_clear_line_not_451_for_ever(
+def test_a_bounce_the_funnel_fails_on_is_deferred_with_one_clear_line_and_recorded_once_fixed(
         verp_relay, upstream, caplog, monkeypatch):
-    # Any other exception while a read report goes through the funnel (a defect: F5's was one) is no
-    # store failure (those are bounce_list "error": 451, retried): the same bytes would fail on every
-    # retry. It was a traceback and a 451 each time; now one ERROR line that says what and where, and
-    # a 554 (a refused bounce is dropped by the reporting MTA, RFC 5321 4.5.5).
+    # Any other exception while a read report goes through the funnel (a defect: F5's was one): it was a
+    # traceback and a 451 each time; now one ERROR line that says what and where, and still a 451, so
+    # that the reporting MTA keeps the bounce (refused, it would drop it and the failure it reports,
+    # RFC 5321 4.5.5) and its retry is recorded once the defect is fixed.
     import logging
 
     from relay.outcomes import Outcomes
@@ -674,13 +674,13 @@ def test_a_bounce_the_funnel_fails_on_is_refused_with_one_clear_line_not_451_for
     return_path = relay_one(verp_relay, upstream)
     monkeypatch.setattr(Outcomes, "_provider", broken)
     replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
-    assert replies[-1] == (554, "554 5.6.0 Bounce read, but it could not be recorded (RuntimeError): not accepted")
+    assert replies[-1] == (451, "451 4.3.0 Bounce read, but it could not be recorded (RuntimeError): try again later")
     (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert line.exc_info is None and "RuntimeError: a defect (in " in line.getMessage(), line.getMessage()
     assert "test_bounces_in.py" in line.getMessage() and "broken" in line.getMessage()
     assert not [r for r in caplog.records if r.exc_info]
     monkeypatch.undo()
-    assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250  # the next is read
+    assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250  # the retry is recorded
 
 
 def test_mutated_real_bounces_get_a_clear_answer_and_no_error_in_the_log(verp_relay, upstream, caplog):

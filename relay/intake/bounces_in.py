@@ -160,19 +160,19 @@ class BounceIntake(Step):
         except Exception as exc:
             # Not the bounce list failing (observe says so with bounce_list "error": 451 below): a defect
             # in reading or judging this report (review19 F5: a lone surrogate from charset=utf-7 made
-            # the provider lookup raise), and the same bytes fail the same way on every retry. A 451
-            # had the reporting MTA resend it for days, a traceback each time; refused 5xx, as a
-            # report the parser cannot read is (a bounce, sent from <>, refused is dropped: RFC 5321
-            # 4.5.5), with one line that says what failed and where.
+            # the provider lookup raise). Deferred, not refused: a refused bounce (sent from <>) is
+            # dropped by its sender (RFC 5321 4.5.5), and with it the failure it reports; deferred, the
+            # reporting MTA keeps it for days (4.5.4.1) and a relay with the defect fixed records it.
+            # One line that says what failed and where, never a traceback.
             for event in events:
                 if _list_change(event):
                     self.outcomes.emit(event)  # done already: told either way, as for a 451
-            log.error("bounce (transaction %s, message %s) could not be recorded: %s: %s (in %s); refused "
-                      "(554 5.6.0), nothing of it recorded but the bounce list's changes: a defect of the relay, "
+            log.error("bounce (transaction %s, message %s) could not be recorded: %s: %s (in %s); deferred "
+                      "(451 4.3.0), nothing of it recorded but the bounce list's changes: a defect of the relay, "
                       "please report it", txn.id, printable(report.message_id or "unknown")[:200],
                       type(exc).__name__, printable(str(exc))[:300], _raised_in(exc))
-            return reject(554, "5.6.0", f"Bounce read, but it could not be recorded ({type(exc).__name__}): "
-                                        f"not accepted", kind="policy_rejected")
+            return defer(451, "4.3.0", f"Bounce read, but it could not be recorded ({type(exc).__name__}): "
+                                       f"try again later", kind="deferred")
         if failed_store:
             for event in events:
                 if _list_change(event):
