@@ -143,7 +143,7 @@ def test_the_dry_run_judges_an_observation_with_the_same_senders_as_the_funnel(t
         [bounced, *_] = funnel
         [would] = dry.observe(obs)
         assert bounced["classification"]["scope"] == would["classification"]["scope"] == "sender", obs.reply.text
-        assert "bounce_list" not in bounced and would["bounce_list"] == "never"
+        assert "bounce_list" not in bounced and "bounce_list" not in would and would["would_bounce_list"] == "never"
     assert entries == {}
     assert observations[0].senders() == (return_path, "noreply@example.com")
 

@@ -67,9 +67,30 @@ def test_dry_run_prints_and_writes_nothing(config, tmp_path):
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert all(e["dry_run"] for e in events)
     assert {e["recipient"] for e in events if e["kind"] == "bounce_listed"} == LISTED
-    assert {e["recipient"] for e in events if e.get("bounce_list") == "would_list"} == LISTED
+    assert {e["recipient"] for e in events if e.get("would_bounce_list") == "list"} == LISTED
     assert "would list 2 addresses" in out.stderr
     assert not (tmp_path / "events.jsonl").exists() and not (tmp_path / "bounces.db").exists()
+
+
+def test_every_dry_run_line_is_a_valid_event_and_says_what_it_would_do_in_its_own_field(config):
+    # Review22 F5: the dry run printed `bounce_list: would_list | would_count | never`, values the shipped
+    # schema (relay/schema/event.schema.json: listed | held | error, what a failure DID to the list) does
+    # not allow, so a consumer validating by it rejected the output. The verdict is `would_bounce_list`
+    # now, in the policy's words (list | count | never), and a dry-run event carries no `bounce_list`.
+    import jsonschema
+
+    schema = json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text())
+    out = relay("postfix-log", "import", LOG, "-c", config, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    validator = jsonschema.Draft202012Validator(schema)
+    for event in events:
+        assert not list(validator.iter_errors(event)), (event, [e.message for e in validator.iter_errors(event)])
+        assert "bounce_list" not in event
+    failures = [e for e in events if e["kind"] != "bounce_listed"]
+    assert all(e["would_bounce_list"] in ("list", "count", "never") for e in failures)
+    assert {e["recipient"] for e in failures if e["would_bounce_list"] == "list"} == LISTED
+    assert any(e["would_bounce_list"] == "never" for e in failures)
 
 
 def test_rotated_gzipped_logs_and_stdin(config, tmp_path):

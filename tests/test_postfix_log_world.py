@@ -75,7 +75,7 @@ def test_every_line_is_read_and_only_unknown_users_are_listed(imported):
     # Postfix's "User unknown in virtual alias table" (a bounce, and a verification probe's finding)
     # is about the address; nothing else here is.
     assert "would list 2 addresses" in summary
-    listed = {r for r, e in events.items() if e["bounce_list"] != "never"}
+    listed = {r for r, e in events.items() if e["would_bounce_list"] != "never"}
     assert listed == {"mereng.marina@example.com", "user@yahoo.com"}
 
 

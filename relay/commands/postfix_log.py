@@ -180,7 +180,10 @@ class DryRun:
         base = {"sender": obs.sender, "recipient": obs.recipient, "message_id": obs.message_id}
         fields = dict(obs.fields)
         would = judgement.bounce_list if judgement.concerns(obs.recipient) else "never"
-        fields["bounce_list"] = {"list": "would_list", "count": "would_count"}.get(would, "never")
+        # The verdict has a field of its own: `bounce_list` is what a failure DID to the list (listed, held,
+        # error: relay.event/1's schema), and a dry run did nothing (review22 F5). Its values are the
+        # policy's, as `relay classify` prints them.
+        fields["would_bounce_list"] = would if would in ("list", "count") else "never"
         events = [make_event(obs.kind, stage, reply=obs.reply, classification=judgement.classification,
                              dry_run=True, **base, **fields)]
         key = obs.recipient.lower()
