@@ -58,6 +58,16 @@ def _unreachable_cause(exc: BaseException) -> str:
     return "upstream-unreachable"
 
 
+def _session_facts(client: aiosmtplib.SMTP) -> tuple[str | None, bool | None]:
+    """The peer's address and whether TLS was up, while `client` is still connected; (None, None) when
+    no connection was made (refused, timed out, the name did not resolve) or it is already gone."""
+    try:
+        peer = client.get_transport_info("peername")
+        return (peer[0] if peer else None), client.get_transport_info("sslcontext") is not None
+    except Exception:  # SMTPServerDisconnected: nothing to describe
+        return None, None
+
+
 # See UpstreamPool.first_command_timeout.
 REUSED_FIRST_COMMAND_TIMEOUT = 10.0
 
@@ -771,8 +781,9 @@ class UpstreamPool:
             if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
                 await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
+            ip, tls = _session_facts(client)
             client.close()
-            error = self._connect_error(exc, target)  # re-raises a cancellation
+            error = self._connect_error(exc, target, ip, tls)  # re-raises a cancellation
             self._measure_connect(start, target, error.reply.code if error.reply.source != "relay" else None)
             raise error from exc
         self._measure_connect(start, target, 250)
@@ -834,7 +845,18 @@ class UpstreamPool:
         except smtp_errors.SMTPHeloError:
             await client.helo()  # RFC 5321 3.2: fall back to HELO for an old server
 
-    def _connect_error(self, exc: BaseException, target: Target) -> UpstreamError:
+    def _connect_error(self, exc: BaseException, target: Target, ip: str | None = None,
+                       tls: bool | None = None) -> UpstreamError:
+        """Why `target` gave no connection, with the event's `upstream`: the host and port tried, and
+        the address and TLS of the session when one was made (DESIGN.md: events carry `upstream`
+        {host, port}; a reader grouping failures by upstream.host lost exactly the unreachable ones,
+        review22 F6)."""
+        error = self._connect_failure(exc, target)
+        if error.upstream is None:
+            error.upstream = {"host": target.host, "port": target.port, "ip": ip, "tls": tls}
+        return error
+
+    def _connect_failure(self, exc: BaseException, target: Target) -> UpstreamError:
         if isinstance(exc, asyncio.CancelledError):
             raise exc
         if isinstance(exc, smtp_errors.SMTPAuthenticationError):

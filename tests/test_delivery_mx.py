@@ -289,7 +289,7 @@ def test_implicit_mx_aliases_and_address_literals_reach_their_host(mx_relay, mx2
     assert mx2.wait_for_messages(1)[0].rcpt_tos == [rcpt]
 
 
-def test_every_mx_down_is_a_451_naming_each_host(mx_relay, mx1, mx2):
+def test_every_mx_down_is_a_451_naming_each_host(mx_relay, mx_port, mx1, mx2):
     mx1.stop()
     relay = mx_relay()
     with client(relay) as c:
@@ -299,6 +299,12 @@ def test_every_mx_down_is_a_451_naming_each_host(mx_relay, mx1, mx2):
     assert "mx-down.example.com[127.0.0.4]" in text and "mx1.example.com[127.0.0.2]" in text
     (event,) = [valid(e) for e in relay.events(wait_for=1)]
     assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:mx-unreachable"
+    # Review22 F6: the event names the host tried (the last, as the text names each), never null.
+    last = text.splitlines()[-1].split(" ", 2)[2].split(":", 1)[0]  # "mx1.example.com[127.0.0.2]"
+    up = event["upstream"]
+    assert f"{up['host']}[{up['ip']}]" == last, (up, text)
+    assert up["port"] == mx_port
+    assert up["route"] == "mx" and up["tls"] is None
 
 
 def test_a_421_greeting_fails_over_to_the_next_host(mx_relay, dns, mx1, mx2):

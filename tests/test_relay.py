@@ -73,6 +73,19 @@ def test_upstream_unreachable_is_451_441(relay_factory):
     assert "unreachable" in text
 
 
+def test_the_unreachable_upstreams_event_names_the_host_and_port_tried(relay_factory):
+    # Review22 F6: DESIGN.md's events carry `upstream: {host, port}`; the connect failure's `deferred`
+    # event had `upstream: null` although its own reply text names the host and port tried, so a reader
+    # grouping failures by upstream.host lost exactly the unreachable upstream.
+    port = closed_port()
+    relay = relay_factory(port)
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 451
+    (event,) = relay.events(wait_for=1)
+    assert event["kind"] == "deferred" and event["classification"]["rule"] == "relay:upstream-refused"
+    assert event["upstream"] == {"host": "127.0.0.1", "port": port, "ip": None, "tls": None}
+
+
 def test_upstream_drop_mid_data_is_451_never_250(relay, upstream):
     with client(relay) as c:
         replies = send_message(c, "a@sender.test", ["disconnect@gmail.test"], BODY)

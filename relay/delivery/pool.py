@@ -31,7 +31,8 @@ import aiosmtplib
 
 from ..decision import Reply
 from ..dns import DnsTemporaryError
-from ..upstream import Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe, _first_line
+from ..upstream import (Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe, _first_line,
+                        _session_facts)
 from .internal import internal_kind, not_a_host
 from .mta_sts import MtaSts, PolicyFetcher
 from .routes import MxHost, Route, RouteError, Routes, loops_back
@@ -78,7 +79,15 @@ class _TlsFailed(Exception):
 def _tls_refused(host: MxHost, ip: str | None, port: int, plan: TlsPlan, info: dict | None = None) -> dict:
     """The event's `upstream` object for a host a TLS policy refused (no connection to describe)."""
     info = info or {"protocol": None, "cipher": None}
-    return {"host": host.name, "port": port, "ip": ip, "tls": info["protocol"] is not None, "route": "mx",
+    return _mx_upstream(host, ip, port, plan, info, tls=info["protocol"] is not None)
+
+
+def _mx_upstream(host: MxHost, ip: str | None, port: int, plan: TlsPlan, info: dict | None = None,
+                 tls: bool | None = None) -> dict:
+    """The event's `upstream` object for an MX host that gave no connection: the host (and address)
+    tried; `tls` null when no session was made to have it or not."""
+    info = info or {"protocol": None, "cipher": None}
+    return {"host": host.name, "port": port, "ip": ip, "tls": tls, "route": "mx",
             "preference": host.preference, "implicit_mx": host.implicit, "tls_protocol": info["protocol"],
             "tls_cipher": info["cipher"], "tls_policy": plan.policy}
 
@@ -169,34 +178,36 @@ class DestinationPool(UpstreamPool):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._up.connect_timeout + self._up.command_timeout
         failures: list[tuple[str, Reply]] = []
-        described: dict[int, dict] = {}  # id(reply) -> the event's `upstream` for a TLS policy refusal
+        described: dict[int, dict] = {}  # id(reply) -> the event's `upstream`: the host that failed so
+
+        def fail(where: str, reply: Reply, host: MxHost, ip: str | None = None) -> None:
+            failures.append((where, reply))
+            described.setdefault(id(reply), _mx_upstream(host, ip, self._up.mx_port, decisions[host.name]))
+
         tries = 0
         for host in route.tried(self._up.mx_max_hosts):
             decision = decisions[host.name]
             if decision.mode == "refuse":
                 refusal = decision.refusal(route.domain, host.name, decision.reason)
                 described[id(refusal)] = _tls_refused(host, None, self._up.mx_port, decision)
-                failures.append((host.name, refusal))
+                fail(host.name, refusal, host)
                 continue
             if tries >= self._up.mx_max_addresses:
                 break
             if loop.time() >= deadline:  # the lookups count too: each took up to resolver.timeout
-                failures.append((host.name, _reply(451, "4.4.2", "not tried: out of time", "upstream-timeout")))
+                fail(host.name, _reply(451, "4.4.2", "not tried: out of time", "upstream-timeout"), host)
                 break
             try:
                 addresses = self._delivery.reachable(await asyncio.wait_for(
                     self._delivery.routes.addresses(host), deadline - loop.time()))
             except DnsTemporaryError as exc:
-                failures.append((host.name, _reply(451, "4.4.3", f"DNS lookup failed ({exc.reason})",
-                                                   "mx-dns-temporary")))
+                fail(host.name, _reply(451, "4.4.3", f"DNS lookup failed ({exc.reason})", "mx-dns-temporary"), host)
                 continue
             except (asyncio.TimeoutError, TimeoutError):
-                failures.append((host.name, _reply(451, "4.4.3", "DNS lookup not finished in time",
-                                                   "mx-dns-temporary")))
+                fail(host.name, _reply(451, "4.4.3", "DNS lookup not finished in time", "mx-dns-temporary"), host)
                 break
             if not addresses:
-                failures.append((host.name, _reply(451, "4.4.4", self._delivery.no_address_why(),
-                                                   "mx-no-address")))
+                fail(host.name, _reply(451, "4.4.4", self._delivery.no_address_why(), "mx-no-address"), host)
                 continue
             for ip in addresses:
                 nowhere = not_a_host(ip)
@@ -205,33 +216,36 @@ class DestinationPool(UpstreamPool):
                     # broadcast). The domain's other hosts and addresses are still tried; if none takes
                     # the mail, 451 4.4.4 like MX records that name no usable host: the owner can fix
                     # the zone, and the client's retry then finds the mail a host.
-                    failures.append((f"{host.name}[{ip}]", _not_a_host_refusal(host, ip, nowhere)))
+                    fail(f"{host.name}[{ip}]", _not_a_host_refusal(host, ip, nowhere), host, ip)
                     continue
                 if self._delivery.is_ourselves(ip):
-                    failures.append((f"{host.name}[{ip}]", loops_back(route.domain, f"MX host {host.name} is "
-                                                                                     f"{ip} port {self._up.mx_port}, "
-                                                                                     f"where this relay listens")))
+                    where = f"MX host {host.name} is {ip} port {self._up.mx_port}, where this relay listens"
+                    fail(f"{host.name}[{ip}]", loops_back(route.domain, where), host, ip)
                     continue
                 kind = self._delivery.internal(ip)
                 if kind is not None:
-                    failures.append((f"{host.name}[{ip}]", _internal_refusal(route.domain, host, ip, kind)))
+                    fail(f"{host.name}[{ip}]", _internal_refusal(route.domain, host, ip, kind), host, ip)
                     continue
                 if tries >= self._up.mx_max_addresses:
                     break
                 if loop.time() >= deadline:
-                    failures.append((f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time",
-                                                                  "upstream-timeout")))
+                    fail(f"{host.name}[{ip}]", _reply(451, "4.4.2", "not tried: out of time", "upstream-timeout"),
+                         host, ip)
                     break
                 tries += 1
                 try:
                     return await self._connect_host(route.domain, host, ip, decision, deadline)
                 except UpstreamError as exc:
                     log.info("MX %s[%s] for %s: %s", host.name, ip, route.domain, exc.reply.text.split("\n")[0])
-                    failures.append((f"{host.name}[{ip}]", exc.reply))
                     if exc.upstream is not None:
                         described[id(exc.reply)] = exc.upstream
+                    fail(f"{host.name}[{ip}]", exc.reply, host, ip)
         reply = self._all_failed(route, failures)
-        raise UpstreamError(reply, described.get(id(reply)))
+        # One host's own reply names that host; the summary of several ("No mail server of X could be
+        # reached", each host in its text) names the last one tried (review22 F6: never null when a
+        # host was tried; null only when the route had no host at all).
+        upstream = described.get(id(reply)) or (described.get(id(failures[-1][1])) if failures else None)
+        raise UpstreamError(reply, upstream)
 
     async def _connect_host(self, domain: str, host: MxHost, ip: str, decision: TlsPlan,
                             deadline: float) -> MxConnection:
@@ -260,8 +274,12 @@ class DestinationPool(UpstreamPool):
             await asyncio.wait_for(client.connect(timeout=min(self._up.connect_timeout, budget)), budget)
             await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
+            _, tls = _session_facts(client)
             client.close()
-            raise self._connect_error(exc, target) from exc
+            error = self._connect_error(exc, target, ip, tls)  # re-raises a cancellation
+            # The MX host tried, as a live session's event names it (review22 F6).
+            error.upstream = _mx_upstream(host, ip, target.port, decision, tls=tls)
+            raise error from exc
         info = {"protocol": None, "cipher": None}
         note = decision.note
         report = decision.report
