@@ -160,3 +160,80 @@ def test_members_of_one_list_keep_their_own_failures(capsys, tmp_path, note, hea
         None, None, None, "Unrouteable address")
     assert (rows["alice@dest.example"]["code"], rows["alice@dest.example"]["status"]) == (550, "5.1.1")
     assert (rows["dave@dest.example"]["code"], rows["dave@dest.example"]["status"]) == (552, "5.2.2")
+
+
+# -- review22 F7: `action` and `remote_mta` of Exim's text -------------------------------------------------
+
+SINGLE = """From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+To: alice@sender.test
+Subject: Mail delivery failed: returning message to sender
+Message-Id: <E1abc@mx.example.net>
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  gone@example.org
+    host mx.example.org [192.0.2.10]
+    SMTP error from remote mail server after RCPT TO:<gone@example.org>:
+    550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown in virtual mailbox table
+
+------ This is a copy of the message, including all the headers. ------
+
+From: alice@sender.test
+To: gone@example.org
+Message-ID: <orig3@sender.test>
+Subject: hi
+
+hi
+"""
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["whole-bounce", "text-pasted"])
+def test_a_permanent_exim_bounce_says_failed_and_names_the_host_that_refused(capsys, tmp_path, header):
+    # Review22 F7: "This is a permanent error" and "host mx.example.org [192.0.2.10]" on a line of its
+    # own (Exim 4.88 and later put the host above "SMTP error from remote mail server after ...") gave
+    # `action: null, remote_mta: null`, although the bounce says both.
+    text = SINGLE if header else SINGLE.split("\n\n", 1)[1].split("------ This is a copy")[0]
+    (row,) = parse(capsys, tmp_path, text).values()
+    assert (row["recipient"], row["action"], row["remote_mta"]) == (
+        "gone@example.org", "failed", "mx.example.org[192.0.2.10]")
+    assert (row["code"], row["status"], row["stage"]) == (550, "5.1.1", "rcpt")
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["whole-bounce", "text-pasted"])
+def test_each_address_takes_only_its_own_host(capsys, tmp_path, header):
+    other_host = DAVE.replace("mx.dest.example [192.0.2.1]", "mx2.dest.example [192.0.2.2]")
+    rows = parse(capsys, tmp_path, exim(bob("Unrouteable address"), ALICE, other_host, header=header))
+    got = {a: (r["action"], r["remote_mta"]) for a, r in rows.items()}
+    assert got == {"bob@other.example": ("failed", None),  # no host of its own: never another's
+                   "alice@dest.example": ("failed", "mx.dest.example[192.0.2.1]"),
+                   "dave@dest.example": ("failed", "mx2.dest.example[192.0.2.2]")}
+
+
+def test_two_hosts_for_one_address_name_none_and_a_delay_is_not_failed(capsys, tmp_path):
+    two = SINGLE.replace("    host mx.example.org [192.0.2.10]\n",
+                         "    host mx1.example.org [192.0.2.10]\n    host mx2.example.org [192.0.2.11]\n")
+    (row,) = parse(capsys, tmp_path, two).values()
+    assert row["remote_mta"] is None and row["action"] == "failed"
+    # A report that says the failure is not final (a retry to come) is not `failed`, whatever else it says.
+    delayed = SINGLE.replace("This is a permanent error.", "This is a permanent error for now; delivery "
+                                                           "will be retried.")
+    (row,) = parse(capsys, tmp_path, delayed).values()
+    assert row["action"] is None
+    # Nor one that does not say: Postfix's text bounce names no permanence (its DSN part does).
+    postfix = SINGLE.replace("This is a permanent error. ", "")
+    (row,) = parse(capsys, tmp_path, postfix).values()
+    assert row["action"] is None and row["remote_mta"] == "mx.example.org[192.0.2.10]"
+
+
+def test_through_a_running_relay_the_bounced_event_names_the_host(tmp_path, upstream, relay_factory):
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    rp = relay_one(relay, upstream, rcpts=["alice@dest.example"])
+    raw = exim(ALICE)
+    assert mail_bounce(relay, rp, bounced_to(raw, rp))[-1] == (250, "250 2.0.0 Recorded 1 failure(s)")
+    (event,) = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert event["recipient"] == "alice@dest.example"
+    assert event["remote_mta"] == "mx.dest.example[192.0.2.1]"
+    assert event["dsn"]["action"] == "failed" and event["dsn"]["remote_mta"] == "mx.dest.example[192.0.2.1]"

@@ -109,6 +109,14 @@ def _without_in_reply_to(text: str) -> str:
 _REMOTE_HOST = re.compile(
     r"(?:host|server)\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}\.?(?:\s*\[[0-9A-Fa-f.:]+\])?)\s*(?:said|:)"
     r"|\bby\s+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,})\.?\s*\[[0-9A-Fa-f.:]+\]", re.I)
+# Exim's host line of its own, above the reply it quotes ("  bob@x\n    host mx.x.example [192.0.2.1]\n
+#     SMTP error from remote mail server after RCPT TO:<bob@x>:\n    550 ..."): the host that refused.
+_HOST_LINE = re.compile(r"^[ \t]*host[ \t]+([A-Za-z0-9][\w.-]*\.[A-Za-z]{2,}\.?)[ \t]*(\[[0-9A-Fa-f.:]+\])[ \t]*$",
+                        re.I | re.M)
+# A text bounce's own word that its failures are final: Exim's and qmail's "This is a permanent error",
+# Sendmail's "permanent fatal errors", Gmail's "failed permanently" (RFC 3464 2.3.3's Action: failed).
+_PERMANENT_WORDS = re.compile(r"\bpermanent (?:fatal )?(?:error|failure)s?\b|\bfailed permanently\b|"
+                              r"\bpermanently (?:failed|rejected|undeliverable)\b", re.I)
 _FAILURE_WORDS = re.compile(
     r"undeliver|not be delivered|couldn't be delivered|could not deliver|unable to deliver|delivery failed|"
     r"delivery has failed|failed permanently|permanent (error|failure)|did not reach|not reach|"
@@ -1700,6 +1708,11 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                               listed=frozenset(c.lower() for c in candidates) if named else frozenset())
     if aliases:
         failures = _with_original_addresses(failures, aliases)
+    if _PERMANENT_WORDS.search(report):
+        # The report says its failures are permanent, and nothing in it that they are not (`final`: no
+        # word of a delay or a retry): RFC 3464's Action: failed, as a delivery-status part would say
+        # (review22 F7: Exim's "This is a permanent error" gave `action: null`).
+        failures = [replace(f, action="failed") if f.final and f.action is None else f for f in failures]
     sender = None
     if original:
         sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
@@ -2060,8 +2073,16 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
             # after the last recipient of its list is the others' dialogue, review-12 F1).
             diagnostic = _reason_text(_own_part(segment, others) if len(candidates) > 1 else report,
                                       candidates[i]) or None
-        remote = _REMOTE_HOST.search(segment) or whole_remote
+        remote = _REMOTE_HOST.search(segment)
         remote_mta = None
+        if remote is None:
+            # Exim's "host NAME [ip]" on a line of its own (review22 F7): only the address's own part of
+            # the text, and only one host named there, or with one address the whole text naming one.
+            remote_mta = _one_host_line(_own_part(segment, others) if len(candidates) > 1 else segment)
+            if remote_mta is None:
+                remote = whole_remote
+                if remote is None and len(candidates) == 1:
+                    remote_mta = _one_host_line(report)
         if remote:
             remote_mta = re.sub(r"\s+", "", (remote.group(1) or remote.group(2) or "")).rstrip(".") or None
         stage = stage_said(segment, known_as)
@@ -2090,6 +2111,16 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     rank_of = {address: n for n, address in enumerate(candidates)}
     out.sort(key=lambda r: rank_of[r.recipient])
     return out
+
+
+def _one_host_line(text: str) -> str | None:
+    """The host of the text's "host NAME [ip]" lines (Exim), as "NAME[ip]" like Postfix's, when they
+    name one host; None when none, or several (which one refused is not said)."""
+    hosts: dict[str, str] = {}
+    for m in _HOST_LINE.finditer(text):
+        name = f"{m.group(1).rstrip('.')}{m.group(2)}"
+        hosts.setdefault(name.lower(), name)
+    return next(iter(hosts.values())) if len(hosts) == 1 else None
 
 
 # A line that is only an address (a list entry: Exim's "  bob@x", "bob@x:", "<bob@x>").
