@@ -257,7 +257,10 @@ def _default_state_directory() -> Path:
 class BouncesIn:
     """`bounces_in:`: the listener for asynchronous bounces and complaints (DESIGN.md, way 4)."""
 
-    listen: Endpoint | None = None   # SMTP for mail to the bounce domains only
+    listen: Endpoint | None = None   # SMTP (or LMTP) for mail to the bounce domains only
+    # "smtp", or "lmtp" (RFC 2033: LHLO, one reply per recipient after the final dot) for an MTA that
+    # hands the bounce domains' mail on over LMTP (Postfix's lmtp(8), a `transport_maps` entry).
+    protocol: str = "smtp"
     domains: tuple[str, ...] = ()    # lower-case A-labels
     key_file: Path | None = None     # HMAC key of the VERP return paths (relay/intake/verp.py)
     key: bytes = field(default=b"", repr=False)
@@ -1207,8 +1210,8 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
     if "bounces_in" not in top.data or top.data["bounces_in"] is None:
         return None
     r = _Reader(top.problems, top.data["bounces_in"], "bounces_in")
-    r.unknown({"listen", "domains", "key_file", "unsigned", "max_connections", "max_connections_per_client",
-               "max_message_size"})
+    r.unknown({"listen", "protocol", "domains", "key_file", "unsigned", "max_connections",
+               "max_connections_per_client", "max_message_size"})
     listen = r.get("listen", str, None, convert=parse_endpoint)
     domains: list[str] = []
     raw = r.get("domains", list, [], required=True) or []
@@ -1237,8 +1240,13 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
     elif "unsigned" in r.data and path:
         top.problems.add("bounces_in.unsigned", "applies only without key_file: with a key, a bounce without a "
                                                 "valid VERP token is refused at RCPT")
+    protocol = r.get("protocol", str, d.protocol)
+    if protocol not in BOUNCES_IN_PROTOCOLS:
+        top.problems.add("bounces_in.protocol", f"expected smtp or lmtp, got {protocol!r} (lmtp: RFC 2033, for an "
+                                                f"MTA that hands the bounce domains' mail on over LMTP)")
+        protocol = d.protocol
     bounces_in = BouncesIn(
-        listen=listen, domains=tuple(domains), key_file=key_file, key=key, unsigned=unsigned,
+        listen=listen, protocol=protocol, domains=tuple(domains), key_file=key_file, key=key, unsigned=unsigned,
         max_connections=r.get("max_connections", int, d.max_connections, convert=_positive),
         max_connections_per_client=r.get("max_connections_per_client", int, d.max_connections_per_client,
                                          convert=_positive),
@@ -1251,6 +1259,7 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
 
 
 UNSIGNED_BOUNCES = ("never", "count")
+BOUNCES_IN_PROTOCOLS = ("smtp", "lmtp")
 
 
 def bounces_in_warnings(settings: Settings) -> list[str]:

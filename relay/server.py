@@ -286,7 +286,8 @@ class RelayServer:
         if self.intake is not None:
             from .config import Listener
             endpoint = self.settings.bounces_in.listen
-            factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.intake_counter)
+            factory = protocol_factory(self.intake, self.intake.settings, Listener(endpoint), self.intake_counter,
+                                       lmtp=self.settings.bounces_in.protocol == "lmtp")
             server = await self._listen(factory, endpoint, socks.bounces_in if socks else None)
             self.servers.append(server)
             for sock in server.sockets:
@@ -515,10 +516,11 @@ def settings_after_reload(new: Settings, running: Settings) -> tuple[Settings, l
 
 
 def _bounces_listen(settings: Settings):
-    """What of bounces_in is fixed when its listener starts: the address, its connection caps and its
-    message size (the SMTP protocol's data_size_limit and EHLO SIZE)."""
+    """What of bounces_in is fixed when its listener starts: the address, its protocol (SMTP or LMTP),
+    its connection caps and its message size (the SMTP protocol's data_size_limit and EHLO SIZE)."""
     b = settings.bounces_in
-    return None if b is None else (b.listen, b.max_connections, b.max_connections_per_client, b.max_message_size)
+    return None if b is None else (b.listen, b.protocol, b.max_connections, b.max_connections_per_client,
+                                   b.max_message_size)
 
 
 def _keep(new: Settings, old: Settings, keys: list[str]) -> Settings:

@@ -84,6 +84,10 @@ class RelayService:
     def in_transaction(self, session: Session | None) -> bool:
         return session is not None and session.id in self._txns
 
+    def transaction(self, session: Session | None) -> Transaction | None:
+        """The session's open transaction (LMTP reads the per-recipient answers its steps left in it)."""
+        return self._txns.get(session.id) if session is not None else None
+
     async def disconnect(self, session: Session) -> None:
         self.disconnected(session)
 

@@ -30,13 +30,13 @@ from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 
 import aiosmtpd.smtp as _aiosmtpd_smtp
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException, syntax
 
 from .address import ATEXT, printable, shown, unsendable
 from .decision import Reply
 from .logsample import SampledLog
 from .maildata import DataReceiver
-from .service import RelayService
+from .service import RelayService, same_mailbox_key
 from .users import FailedLogins
 
 log = logging.getLogger("relay.smtp")
@@ -787,11 +787,15 @@ class RelaySMTP(SMTP):
                 # errors) would otherwise record the transaction as deferred first.
                 await self.relay_service.data_refused(self.relay_session, Reply.parse(refusal, "relay"))
             self.verdict_next()  # the message (too big, a NUL in it) refused: a verdict, as the upstream's
-            await self.push(refusal)
+            await self._push_data_reply(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
+        await self._push_data_reply(status)
+
+    async def _push_data_reply(self, status) -> None:
+        """The answer after the final dot: one reply in SMTP (RelayLMTP: one per recipient)."""
         await self.push(status)
 
     async def smtp_BDAT(self, arg: str) -> None:
@@ -1208,6 +1212,37 @@ def keep_half_open(tls) -> bool:
     return True
 
 
+class RelayLMTP(RelaySMTP):
+    """LMTP (RFC 2033) for the bounces_in listener: the same server, limits and refusals as SMTP, with
+    LHLO in place of HELO/EHLO (4.1) and, after the final dot, one reply per recipient accepted at RCPT,
+    in their order (4.2). aiosmtpd.lmtp.LMTP has the LHLO but answers DATA once."""
+
+    @syntax("LHLO hostname")
+    async def smtp_LHLO(self, hostname: str) -> None:
+        await RelaySMTP.smtp_EHLO(self, hostname)  # the EHLO reply (RFC 2033 4.1: LHLO's is the same)
+
+    async def smtp_HELO(self, arg: str) -> None:
+        await self.push("500 5.5.1 Command HELO not recognized: this is an LMTP server, use LHLO (RFC 2033 4.1)")
+
+    async def smtp_EHLO(self, arg: str) -> None:
+        await self.push("500 5.5.1 Command EHLO not recognized: this is an LMTP server, use LHLO (RFC 2033 4.1)")
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_recipients = len(self.envelope.rcpt_tos)
+        await super().smtp_DATA(arg)
+
+    async def _push_data_reply(self, status) -> None:
+        # The handler's per-recipient answers, or one answer (a refusal of the message: its size, a
+        # NUL, a header too large; our 451 on an error) said for every recipient.
+        replies = status if isinstance(status, list) else [status] * max(1, self._data_recipients)
+        for reply in replies:
+            if self.transport is None or self.transport.is_closing():
+                return
+            if isinstance(status, list):
+                self._verbatim = reply
+            await self.push(reply)
+
+
 class Handler:
     """aiosmtpd handler hooks: each turns one command over to RelayService."""
 
@@ -1282,6 +1317,23 @@ class Handler:
         return True
 
 
+class LmtpHandler(Handler):
+    """RelayLMTP's hooks: DATA answers each recipient, in the order of their RCPTs (RFC 2033 4.2), with
+    the reply the service's steps left for it (BounceIntake: `replies_by_recipient`), or else the one
+    reply for the message. A duplicate RCPT (accepted, delivered once) gets its first's reply."""
+
+    async def handle_DATA(self, server: RelaySMTP, session, envelope):
+        txn = self.service.transaction(server.relay_session)
+        status = await super().handle_DATA(server, session, envelope)
+        replies = (txn.notes.get("replies_by_recipient") if txn is not None else None) or {}
+        by_key = {same_mailbox_key(rcpt): reply for rcpt, reply in replies.items()}
+        out = []
+        for rcpt in envelope.rcpt_tos:
+            reply = by_key.get(same_mailbox_key(rcpt))
+            out.append(reply.wire() if reply is not None else status)
+        return out
+
+
 @dataclass(frozen=True)
 class _PendingLogin:
     """Credentials aiosmtpd decoded, to be checked by RelaySMTP._check_login off the event loop."""
@@ -1305,8 +1357,8 @@ def make_authenticator(service: RelayService):
     return authenticate
 
 
-def protocol_factory(service: RelayService, settings, listener, connections: Connections):
-    """A factory for loop.create_server(): one RelaySMTP per connection."""
+def protocol_factory(service: RelayService, settings, listener, connections: Connections, lmtp: bool = False):
+    """A factory for loop.create_server(): one RelaySMTP per connection (RelayLMTP with `lmtp`)."""
     tls_context = None
     if listener.tls:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -1316,17 +1368,18 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     # reply to the data), plus a margin for our own work; past it the connection is closed.
     handler_timeout = (up.connect_timeout + 2 * up.command_timeout + up.data_timeout + 5) if up else 120
     logins_enabled = service.users is not None
-    handler = Handler(service, logins_enabled=logins_enabled)
+    handler = (LmtpHandler if lmtp else Handler)(service, logins_enabled=logins_enabled)
+    protocol = RelayLMTP if lmtp else RelaySMTP
     authenticator = make_authenticator(service)
     failed_logins = FailedLogins()  # per client address, across the listener's connections
     limits = settings.limits
 
     def factory():
-        return RelaySMTP(
+        return protocol(
             handler, service=service, connections=connections, handler_timeout=handler_timeout,
             data_timeout=settings.limits.data_timeout,
             unauthenticated_timeout=settings.limits.unauthenticated_timeout,
-            hostname=settings.hostname, ident="ESMTP relay",
+            hostname=settings.hostname, ident="LMTP relay" if lmtp else "ESMTP relay",
             data_size_limit=settings.limits.max_message_size,
             enable_SMTPUTF8=True, decode_data=False,
             tls_context=tls_context, require_starttls=False,

@@ -1,4 +1,5 @@
-"""The `bounces_in` listener: SMTP for bounce messages and complaints addressed to the bounce domains.
+"""The `bounces_in` listener: SMTP (or LMTP, `bounces_in.protocol: lmtp`: relay/smtp.py RelayLMTP) for bounce
+messages and complaints addressed to the bounce domains.
 
 It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one step, `BounceIntake`:
 - RCPT: only addresses in `bounces_in.domains`; anything else is `550 5.7.1` (never an open relay).
@@ -36,7 +37,7 @@ from dataclasses import replace
 
 from ..address import is_valid, normalise, printable
 from ..config import Clients
-from ..decision import Decision, Reply, accept, defer, reject
+from ..decision import Decision, Reply, Verdict, accept, defer, reject
 from ..outcomes import Observation, message_key
 from ..pipeline import Message, Pipeline, Step, Transaction
 from .dsn import MAX_STATUS_BLOCKS, BounceReport, FailedRecipient, ParseDeadline, parse_bounce
@@ -154,9 +155,9 @@ class BounceIntake(Step):
                                            "try again later", kind="deferred")
             if len(targets) < len(report.recipients):
                 ignored = f"; {len(report.recipients) - len(targets)} not recipients of that transaction: ignored"
-        events: list[dict] = []
+        made: list[list[dict]] = []  # each observation's events (not emitted yet)
         try:
-            observations, failed_store = await self._observe(report, targets, token, txn, events)
+            observations, owners = await self._observe(report, targets, token, txn, made)
         except Exception as exc:
             # Not the bounce list failing (observe says so with bounce_list "error": 451 below): a defect
             # in reading or judging this report (review19 F5: a lone surrogate from charset=utf-7 made
@@ -164,37 +165,47 @@ class BounceIntake(Step):
             # dropped by its sender (RFC 5321 4.5.5), and with it the failure it reports; deferred, the
             # reporting MTA keeps it for days (4.5.4.1) and a relay with the defect fixed records it.
             # One line that says what failed and where, never a traceback.
-            for event in events:
-                if _list_change(event):
-                    self.outcomes.emit(event)  # done already: told either way, as for a 451
+            for events in made:
+                for event in events:
+                    if _list_change(event):
+                        self.outcomes.emit(event)  # done already: told either way, as for a 451
             log.error("bounce (transaction %s, message %s) could not be recorded: %s: %s (in %s); deferred "
                       "(451 4.3.0), nothing of it recorded but the bounce list's changes: a defect of the relay, "
                       "please report it", txn.id, printable(report.message_id or "unknown")[:200],
                       type(exc).__name__, printable(str(exc))[:300], _raised_in(exc))
             return defer(451, "4.3.0", f"Bounce read, but it could not be recorded ({type(exc).__name__}): "
                                        f"try again later", kind="deferred")
-        if failed_store:
-            for event in events:
-                if _list_change(event):
-                    self.outcomes.emit(event)
+        failed_owners = {owner for owner, events in zip(owners, made)
+                         if any(e.get("bounce_list") == "error" for e in events)}
+        what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
+        if self.bounces.protocol == "lmtp":
+            return self._answer_each(txn, tokens, report, owners, made, failed_owners, what, ignored + cut)
+        if failed_owners:
+            for events in made:
+                for event in events:
+                    if _list_change(event):
+                        self.outcomes.emit(event)
             log.warning("bounce (transaction %s): the bounce list could not be updated: deferred (451), its "
                         "events not emitted; the reporting MTA's retry records it", txn.id)
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
                          kind="deferred")
-        for event in events:
-            self.outcomes.emit(event)
-        what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
+        for events in made:
+            for event in events:
+                self.outcomes.emit(event)
         text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
             ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
 
     async def _observe(self, report: BounceReport, targets, token: VerpToken | None, txn: Transaction,
-                       events: list[dict]) -> tuple[list[Observation], bool]:
-        """Every failure of `report` through the funnel, its events added to `events` (not emitted);
-        returns the observations and whether the bounce list could not be updated."""
-        observations = [self._observation(report, failed, of, address) for failed, address, of in targets]
+                       made: list[list[dict]]) -> tuple[list[Observation], list[str | None]]:
+        """Every failure of `report` through the funnel, each one's events appended to `made` (not
+        emitted); returns the observations and the transaction each was matched to (None: no token):
+        in LMTP, the recipient of that return path is answered for it (RFC 2033 4.2)."""
+        made_of = [(self._observation(report, failed, of, address), of) for failed, address, of in targets]
+        made_of = [(obs, of) for obs, of in made_of if obs is not None]
         message = self._message_of(report, token, txn)
-        observations = _once_per_address([replace(o, message=message) for o in observations if o is not None])
+        observations = _once_per_address([replace(obs, message=message) for obs, _ in made_of])
+        owners = [of.transaction_id if of is not None else None for _, of in made_of]
         # 250 only once every failure is recorded, and 451 with nothing to retry twice (review12 F3): a
         # list held by another process is an error now, never a background retry as well (the
         # reporting MTA's retry is the retry: RFC 5321 4.2.1, 4yz). What a first attempt did record
@@ -202,12 +213,46 @@ class BounceIntake(Step):
         # The report's own events wait for the answer: the application hears of a bounce once, with
         # the 250; the bounce list's changes (a listing made, the breaker's) happened, and are told
         # either way.
-        failed_store = False
         for obs in observations:
-            made = await self.outcomes.observe(obs, emit=False, retry_later=False)
-            failed_store = failed_store or any(e.get("bounce_list") == "error" for e in made)
-            events += made
-        return observations, failed_store
+            made.append(await self.outcomes.observe(obs, emit=False, retry_later=False))
+        return observations, owners
+
+    def _answer_each(self, txn: Transaction, tokens: dict, report: BounceReport, owners: list, made: list,
+                     failed_owners: set, what: str | None, tail: str) -> Decision:
+        """LMTP (RFC 2033 4.2): after the final dot, one reply per recipient, each about the delivery to
+        that recipient alone. A recipient is a return path; its failures are those matched to its
+        transaction (without tokens, every failure is every recipient's: one report, one answer). A
+        recipient whose failures were all recorded gets 250 and its events are emitted; one whose
+        recording failed gets its own 451 (the reporting MTA retries that recipient only, and its
+        events wait for that retry, but the bounce list's changes that were made are told now); a
+        postmaster without a token, when tokens are in use, is read and not recorded, as alone."""
+        def owner_of(rcpt: str):
+            token = tokens.get(rcpt)
+            return token.transaction_id if token is not None else None
+
+        for owner, events in zip(owners, made):
+            for event in events:
+                if owner not in failed_owners or _list_change(event):
+                    self.outcomes.emit(event)
+        replies: dict[str, Reply] = {}
+        for rcpt in txn.rcpts:
+            owner = owner_of(rcpt)
+            if self.codec is not None and owner is None:
+                replies[rcpt] = Reply.make(250, "2.0.0", "Received (postmaster: not recorded)" + tail)
+            elif owner in failed_owners:
+                log.warning("bounce (transaction %s) for <%s>: the bounce list could not be updated: deferred "
+                            "(451) for this recipient, its events not emitted", txn.id, printable(rcpt)[:300])
+                replies[rcpt] = Reply.make(451, "4.3.0", "Bounce read, but the bounce list could not be "
+                                                         "updated: try again later")
+            else:
+                count = sum(1 for o in owners if owner is None or o == owner)
+                replies[rcpt] = Reply.make(250, "2.0.0", (f"Recorded {count} {what}" if what else
+                                                          "Received: not a bounce, nothing recorded") + tail)
+        txn.notes["replies_by_recipient"] = replies
+        accepted = [r for r in replies.values() if r.positive]
+        if not accepted:
+            return Decision(Verdict.DEFER, next(iter(replies.values())), "deferred")
+        return accept(accepted[0])
 
     @staticmethod
     def _message_of(report: BounceReport, token: VerpToken | None, txn: Transaction) -> str | None:
