@@ -125,3 +125,46 @@ def test_the_protocol_is_checked_at_load(tmp_path):
     said = bad.stdout + bad.stderr
     assert f"{config}: bounces_in.protocol: expected smtp or lmtp, got 'LMTPS'" in said, said
     assert "Traceback" not in said
+
+
+def test_postfix_delivers_bounces_to_the_listener_with_its_lmtp_client(tmp_path, upstream, relay_factory):
+    # A real Postfix (Debian's, a private instance) receiving the bounce domain's mail and handing it on
+    # with lmtp(8), as docs/bounces-in.md configures it: transport_maps -> lmtp:inet:127.0.0.1:PORT.
+    import shutil
+    import smtplib
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from tests.support.peers import PostfixInstance
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake=LMTP)
+    return_path = relay_one(relay, upstream)
+    root = Path(tempfile.mkdtemp(prefix="relay-test-postfix-"))  # not under pytest's base temp dir
+    root.chmod(0o755)
+    postfix = PostfixInstance(root / "postfix", sink_port=upstream.port, milter_port=0, max_size=10 << 20)
+    postfix._postconf({"relay_domains": BOUNCE_DOMAIN,
+                       "transport_maps": f"inline:{{{BOUNCE_DOMAIN}=lmtp:inet:127.0.0.1:{relay.intake_port}}}"})
+    postfix.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as s:
+            s.sendmail("", [return_path, f"postmaster@{BOUNCE_DOMAIN}"], dsn_for(return_path))
+        deadline = time.monotonic() + 60
+        sent: list[str] = []
+        while time.monotonic() < deadline and len(sent) < 2:
+            log = postfix.maillog.read_text(errors="replace") if postfix.maillog.exists() else ""
+            sent = [line for line in log.splitlines() if "status=sent" in line]
+            time.sleep(0.2)
+        log = postfix.maillog.read_text(errors="replace") if postfix.maillog.exists() else ""
+        assert len(sent) == 2, log[-3000:]
+        # Each recipient's own reply, as Postfix's lmtp client logged it.
+        assert any(f"to=<{return_path.lower()}>" in line.lower() and "relay=127.0.0.1[127.0.0.1]:" in line
+                   and "(250 2.0.0 Recorded 1 failure(s))" in line for line in sent), sent
+        assert any(f"to=<postmaster@{BOUNCE_DOMAIN}>" in line and "(250 2.0.0 Received (postmaster: not recorded))"
+                   in line for line in sent), sent
+        events = relay.events(wait_for=2, timeout=30)
+        assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", "alice@dest.example"),
+                                                               ("bounce_listed", "alice@dest.example")]
+    finally:
+        postfix.stop()
+        shutil.rmtree(root, ignore_errors=True)
