@@ -210,10 +210,15 @@ def test_sighup_applies_a_changed_events_section(upstream, relay_factory, tmp_pa
     relay.config_path.write_text(yaml.safe_dump(config))
     assert relay.reload()
     transact(relay, "a@sender.test", ["ratelimit@gmail.test"])
+    # The new sink's thread writes the line after it opened (created) the file: wait for a whole line,
+    # not for the file to exist (it was read empty under load).
     deadline = time.time() + 5
-    while time.time() < deadline and not new_path.exists():
+    lines: list[str] = []
+    while time.time() < deadline and not lines:
+        relay.server.sinks.flush(1)
+        lines = new_path.read_text().split("\n")[:-1] if new_path.exists() else []
         time.sleep(0.02)
-    assert [json.loads(x)["kind"] for x in new_path.read_text().splitlines()] == ["deferred"]
+    assert [json.loads(x)["kind"] for x in lines] == ["deferred"]
     assert len(relay.events()) == 1  # the old file got nothing more
 
 

@@ -143,6 +143,8 @@ def test_killed_connections_let_no_listed_address_through_and_lose_no_event(pg_u
     assert "RCPT listed@example.com" not in upstream.commands
     # Every refusal the clients saw is an event in the database and in each relay's file, and listed.
     assert wait_for(lambda: {e["recipient"] for e in stored_events(schema) if e["kind"] == "rejected"} >= set(seen))
+    for relay in (a, b):
+        relay.server.sinks.flush(5)  # the jsonl sink's thread may lag behind the database's
     files = [json.loads(line) for name in "ab" for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
     assert {e["recipient"] for e in files if e["kind"] == "rejected"} >= set(seen)
     for address in seen:
