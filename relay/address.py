@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
 __all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
-           "domain_in_a_labels"]
+           "domain_in_a_labels", "to_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
 # atext with UTF-8 for SMTPUTF8). Dots are allowed anywhere: RFC 5322 forbids
@@ -177,9 +177,9 @@ def _domain(domain: str, original: str) -> str:
         if domain.isascii():
             ascii_domain = domain.lower()
             if any(label.startswith("xn--") for label in ascii_domain.split(".")):
-                ascii_domain = _to_a_labels(ascii_domain)
+                ascii_domain = to_a_labels(ascii_domain)
         else:
-            ascii_domain = _to_a_labels(domain)
+            ascii_domain = to_a_labels(domain)
     except (UnicodeError, ValueError) as exc:
         raise ValueError(f"invalid address {original!r}: domain {domain!r} is not a valid IDN ({exc})") from None
     if len(ascii_domain) > MAX_DOMAIN - 2 or not ascii_domain:
@@ -197,7 +197,9 @@ def _domain(domain: str, original: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _to_a_labels(domain: str) -> str:
+def to_a_labels(domain: str) -> str:
+    """`domain` (or one label of it) in A-labels by IDNA 2008, UTS #46 non-transitional (faß.de is
+    xn--fa-hia.de, never fass.de); idna.IDNAError (a UnicodeError) for no valid IDNA 2008 name."""
     # Memoised: a pure function of the text (no state, nothing to invalidate), UTS #46
     # processing costs ~13 µs in pure Python, and recipients' domains repeat a lot.
     if _idna is not None:
@@ -209,11 +211,11 @@ def _to_a_labels(domain: str) -> str:
 
 def domain_in_a_labels(domain: str) -> str:
     """`domain` (lowercased, without a trailing dot) in A-labels, as the bounce list keys it
-    (_to_a_labels), for telling whether two spellings name one domain; as it is, lowercased, when it
+    (to_a_labels), for telling whether two spellings name one domain; as it is, lowercased, when it
     is no IDNA name (a reply's text may hold anything)."""
     domain = domain.strip().rstrip(".").lower()
     try:
-        return _to_a_labels(domain)
+        return to_a_labels(domain)
     except (UnicodeError, ValueError):
         return domain
 
@@ -376,7 +378,7 @@ def helo_domain(name: str) -> str | None:
         return name
     domain = name[:-1] if name.endswith(".") else name
     try:
-        ascii_domain = domain.lower() if domain.isascii() else _to_a_labels(domain)
+        ascii_domain = domain.lower() if domain.isascii() else to_a_labels(domain)
     except (UnicodeError, ValueError):
         return None
     labels = ascii_domain.split(".")

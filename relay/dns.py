@@ -54,7 +54,8 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
-import idna
+
+from .address import to_a_labels
 
 __all__ = ["Resolver", "DnsTemporaryError", "Answer", "Tlsa", "dns_name", "a_labels"]
 
@@ -79,8 +80,8 @@ def a_labels(name: str) -> str:
             labels.append(label)
             continue
         try:
-            labels.append(idna.encode(label, uts46=True, transitional=False).decode("ascii"))
-        except (idna.IDNAError, UnicodeError) as exc:
+            labels.append(to_a_labels(label))  # the bounce list's own conversion, memoised
+        except UnicodeError as exc:  # idna.IDNAError is one
             raise ValueError(f"{ascii(label)} is not a valid international domain label (IDNA 2008, "
                              f"RFC 5891): {str(exc).encode('ascii', 'backslashreplace').decode('ascii')}") from None
     return ".".join(labels)
