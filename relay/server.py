@@ -367,19 +367,21 @@ class RelayServer:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
         # Sessions in the middle of a transaction finish it with the steps it started with; the
         # old pipeline closes after the last of them (stop() waits for that too).
-        retiring = asyncio.get_running_loop().create_task(old_pipeline.retire())
-        self._retiring.add(retiring)
-        retiring.add_done_callback(self._retiring.discard)
+        self._retire(old_pipeline)
         if milter_pipeline is not None:
             # Like the SMTP sessions, a milter transaction under way finishes with the steps it started
             # with (MilterSession holds its pipeline); the next one uses the new pipeline.
             old_milter_pipeline, self.milter.pipeline = self.milter.pipeline, milter_pipeline
             self.milter.settings = _keep(settings, self.settings, ["milter"])
-            retiring = asyncio.get_running_loop().create_task(old_milter_pipeline.retire())
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
+            self._retire(old_milter_pipeline)
         log.info("reloaded config and policies from %s", settings.source)
         return True
+
+    def _retire(self, pipeline) -> None:
+        """Close `pipeline` after its last transaction (Pipeline.retire); stop() waits for it."""
+        retiring = asyncio.get_running_loop().create_task(pipeline.retire())
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
 
     def _protocols(self) -> list:
         """Every open client connection, of the relay listeners and of bounces_in."""
