@@ -276,7 +276,7 @@ class DestinationPool(UpstreamPool):
         except BaseException as exc:
             _, tls = _session_facts(client)
             client.close()
-            error = self._connect_error(exc, target, ip, tls)  # re-raises a cancellation
+            error = self._connect_failure(exc, target)  # re-raises a cancellation
             # The MX host tried, as a live session's event names it (review22 F6).
             error.upstream = _mx_upstream(host, ip, target.port, decision, tls=tls)
             raise error from exc
