@@ -143,13 +143,12 @@ def _numeric(name: str) -> bool:
 class Routes:
     """MX routes from DNS, through the relay's resolver (its cache honours the records' TTLs)."""
 
-    def __init__(self, resolver: Resolver, rng: random.Random | None = None, own_names: frozenset[str] = frozenset(),
-                 control_name: str | None = None):
+    def __init__(self, resolver: Resolver, rng: random.Random | None = None, own_names: frozenset[str] = frozenset()):
         self.resolver = resolver
-        # A zone that exists in the public DNS, asked before an NXDOMAIN counts (_check_resolver).
-        # None: not asked (the shipped default; the domain breaker in suppression.yaml guards instead).
-        control = control_name or getattr(resolver, "control_name", None)
-        self.control_name = control.rstrip(".") if control else None
+        # A zone that exists in the public DNS, asked before an NXDOMAIN counts (_check_resolver), as
+        # resolver.control_name gives it (config.py writes it without a final dot). None: not asked (the
+        # shipped default; the domain breaker in suppression.yaml guards instead).
+        self.control_name = getattr(resolver, "control_name", None)
         self._rng = rng or random.Random()
         self.own_names = frozenset(name.lower().rstrip(".") for name in own_names)  # this relay's host names
 
