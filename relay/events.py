@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-import select
 import stat
 import sys
 import threading
@@ -23,7 +22,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .files import give_to_directory_owner
+from .files import give_to_directory_owner, write_all
 
 log = logging.getLogger("relay.events")
 
@@ -171,12 +170,7 @@ class StdoutSink(Sink):
             sys.stdout.write(line)
             sys.stdout.flush()
             return
-        view = memoryview(line.encode("utf-8"))
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:  # a stdout inherited non-blocking: wait until it takes more
-                select.select([], [fd], [])
+        write_all(fd, line.encode("utf-8"))  # a stdout inherited non-blocking is waited on
 
 
 class JournalSink(Sink):
@@ -295,10 +289,8 @@ class JsonlSink(Sink):
         self._check_tail, check = False, self._check_tail
         if check and self._torn():
             data = b"\n" + data  # end the torn line first: it alone is lost
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view):]  # a short write: the rest, unless the disk refuses
+            write_all(self._fd, data)  # a short write: the rest, unless the disk refuses
         except OSError:
             self._check_tail = True  # what the disk took of this line may be there, without its newline
             raise

@@ -9,6 +9,7 @@ is given to the directory's owner, the relay's user.
 from __future__ import annotations
 
 import os
+import select
 
 
 def give_to_directory_owner(fd: int, directory) -> None:
@@ -18,3 +19,15 @@ def give_to_directory_owner(fd: int, directory) -> None:
     owner = os.stat(directory)
     if os.fstat(fd).st_uid != owner.st_uid:
         os.fchown(fd, owner.st_uid, owner.st_gid)
+
+
+def write_all(fd: int, data) -> None:
+    """Write all of `data` to `fd`: os.write may take part of it (a pipe, a signal, a nearly full disk),
+    and a descriptor inherited non-blocking (a stdout) is waited on until it takes more. An OSError
+    (ENOSPC) leaves what was written before it written."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])

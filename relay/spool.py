@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .files import give_to_directory_owner
+from .files import give_to_directory_owner, write_all
 
 log = logging.getLogger("relay.spool")
 
@@ -178,10 +178,8 @@ class Spool:
             fd = self._open(self._path(segment), os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
                 start = self._cut_torn_tail(fd)
-                data = memoryview(b"".join(lines[:take]))
                 try:
-                    while data:
-                        data = data[os.write(fd, data):]
+                    write_all(fd, b"".join(lines[:take]))
                     os.fdatasync(fd)  # the data and the new size: all a reader needs
                 except OSError:
                     os.ftruncate(fd, start)  # no partial line left behind (ENOSPC mid-write)
