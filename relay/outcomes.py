@@ -379,10 +379,12 @@ class Outcomes:
                                                            "entry": entry.as_dict()})]
         if not entry.held_now:
             return None, []  # listed already: one bounce_listed event per listing
-        events: list[dict] = []
-        for kind, name, moved in entry.trips:
-            events += self._breaker_tripped(make, entry, kind, name, moved)
-        return "held", events
+        return "held", self._trip_events(make, entry)
+
+    def _trip_events(self, make, entry) -> list[dict]:
+        """The events of the breakers `entry` tripped now (_breaker_tripped, one set per trip)."""
+        return [event for kind, name, moved in entry.trips
+                for event in self._breaker_tripped(make, entry, kind, name, moved)]
 
     async def _domain_evidence(self, make, rcpt, reply, classification, *, now: float | None = None,
                                message: str | None = None) -> tuple[list[dict], bool]:
@@ -404,10 +406,7 @@ class Outcomes:
         if entry is not None and entry.held_now:
             # The breaker on domain listings holds it (suppression.yaml `domains: breaker:`): the operator
             # warning when it tripped now, and a bounce_unlisted for each listing it took back.
-            events: list[dict] = []
-            for kind, name, moved in entry.trips:
-                events += self._breaker_tripped(make, entry, kind, name, moved)
-            return events, False
+            return self._trip_events(make, entry), False
         if entry is None or not entry.listed_now:
             return [], False
         if not entry.active():
