@@ -165,10 +165,7 @@ class BounceIntake(Step):
             # dropped by its sender (RFC 5321 4.5.5), and with it the failure it reports; deferred, the
             # reporting MTA keeps it for days (4.5.4.1) and a relay with the defect fixed records it.
             # One line that says what failed and where, never a traceback.
-            for events in made:
-                for event in events:
-                    if _list_change(event):
-                        self.outcomes.emit(event)  # done already: told either way, as for a 451
+            self._emit_list_changes(made)  # done already: told either way, as for a 451
             log.error("bounce (transaction %s, message %s) could not be recorded: %s: %s (in %s); deferred "
                       "(451 4.3.0), nothing of it recorded but the bounce list's changes: a defect of the relay, "
                       "please report it", txn.id, printable(report.message_id or "unknown")[:200],
@@ -181,10 +178,7 @@ class BounceIntake(Step):
         if self.bounces.protocol == "lmtp":
             return self._answer_each(txn, tokens, report, owners, made, failed_owners, what, ignored + cut)
         if failed_owners:
-            for events in made:
-                for event in events:
-                    if _list_change(event):
-                        self.outcomes.emit(event)
+            self._emit_list_changes(made)
             log.warning("bounce (transaction %s): the bounce list could not be updated: deferred (451), its "
                         "events not emitted; the reporting MTA's retry records it", txn.id)
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
@@ -216,6 +210,14 @@ class BounceIntake(Step):
         for obs in observations:
             made.append(await self.outcomes.observe(obs, emit=False, retry_later=False))
         return observations, owners
+
+    def _emit_list_changes(self, made: list[list[dict]]) -> None:
+        """Of a report not recorded (deferred), the events of the bounce list's changes already made:
+        they stand, and are told either way (_list_change)."""
+        for events in made:
+            for event in events:
+                if _list_change(event):
+                    self.outcomes.emit(event)
 
     def _answer_each(self, txn: Transaction, tokens: dict, report: BounceReport, owners: list, made: list,
                      failed_owners: set, what: str | None, tail: str) -> Decision:
