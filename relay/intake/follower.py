@@ -204,15 +204,19 @@ class _OpenFile:
         self.fd = fd
         st = os.fstat(fd)
         self.dev, self.inode = st.st_dev, st.st_ino
+        self.quiet_since: float | None = None
+        self.mark(offset)
+        self.before: _ReadBefore | None = None  # the file this one replaced, until told apart from it
+
+    def mark(self, offset: int) -> None:
+        """Start at `offset`: the first and the last HEAD_BYTES read before it, kept as bytes (_ReadBefore:
+        a file emptied under us), and the digest of the first (the cursor's `head`)."""
         self.offset = offset
         self.pending = b""  # an incomplete last line, waiting for its newline
-        self.quiet_since: float | None = None
         self.head_len = min(HEAD_BYTES, offset)
-        self.head = _head(fd, self.head_len)
-        # The first and the last HEAD_BYTES read, kept as bytes (_ReadBefore: a file emptied under us)
-        self.head_bytes = os.pread(fd, self.head_len, 0) if self.head_len else b""
-        self.tail_bytes = os.pread(fd, self.head_len, offset - self.head_len) if self.head_len else b""
-        self.before: _ReadBefore | None = None  # the file this one replaced, until told apart from it
+        self.head_bytes = os.pread(self.fd, self.head_len, 0) if self.head_len else b""
+        self.head = hashlib.sha256(self.head_bytes).hexdigest()
+        self.tail_bytes = os.pread(self.fd, self.head_len, offset - self.head_len) if self.head_len else b""
 
     def read_lines(self, max_bytes: int = 4 * READ_BYTES) -> list[tuple[str, int]]:
         """Complete lines appended since the last call (about max_bytes of them at most: a long
@@ -237,8 +241,8 @@ class _OpenFile:
             self.tail_bytes = (self.tail_bytes + data[:end + 1])[-HEAD_BYTES:]
             if self.head_len < HEAD_BYTES and self.offset > self.head_len:
                 self.head_len = min(HEAD_BYTES, self.offset)
-                self.head = _head(self.fd, self.head_len)
                 self.head_bytes = os.pread(self.fd, self.head_len, 0)
+                self.head = hashlib.sha256(self.head_bytes).hexdigest()
         return out
 
     def position(self, offset: int) -> FilePosition:
@@ -320,7 +324,7 @@ class FileFollower:
         if (st.st_dev, st.st_ino) == (saved["dev"], saved["inode"]):
             f = self._open(self.path, offset=0)
             if st.st_size >= saved["offset"] and _head(f.fd, saved["head_len"]) == saved["head"]:
-                self._seek(f, saved["offset"])
+                f.mark(saved["offset"])
                 log.info("following %s from offset %d (resumed)", self.path, saved["offset"])
                 self.current = f
                 return
@@ -332,7 +336,7 @@ class FileFollower:
             f = self._open(self.path, offset=0)
             if _head(f.fd, saved["head_len"]) == saved["head"] and \
                     _tail(f.fd, saved["offset"], saved.get("tail_len", 0)) == saved["tail"]:
-                self._seek(f, saved["offset"])
+                f.mark(saved["offset"])
                 log.info("%s was replaced by a copy of the file read before: following it from offset %d",
                          self.path, saved["offset"])
                 self.current = f
@@ -371,7 +375,7 @@ class FileFollower:
             except OSError:
                 continue
             if _head(f.fd, saved["head_len"]) == saved["head"]:
-                self._seek(f, saved["offset"])
+                f.mark(saved["offset"])
                 return f
             f.close()
         return None
@@ -387,22 +391,13 @@ class FileFollower:
                 offset -= len(tail) - (tail.rfind(b"\n") + 1)
         return _OpenFile(path, fd, offset)
 
-    @staticmethod
-    def _seek(f: _OpenFile, offset: int) -> None:
-        f.offset = offset
-        f.pending = b""
-        f.head_len = min(HEAD_BYTES, offset)
-        f.head = _head(f.fd, f.head_len)
-        f.head_bytes = os.pread(f.fd, f.head_len, 0) if f.head_len else b""
-        f.tail_bytes = os.pread(f.fd, f.head_len, offset - f.head_len) if f.head_len else b""
-
     def _read_current(self, f: _OpenFile, now: float) -> list[tuple[str, FilePosition]]:
         """The new lines of the followed file; while it is not yet told apart from the file it replaced
         (_ReadBefore), none."""
         if f.before is not None:
             read_on, offset = f.before.verdict(f, now, self.drain_seconds)
             if offset != f.offset:
-                self._seek(f, offset)
+                f.mark(offset)
             if not read_on:
                 return []
             if offset:
@@ -473,7 +468,7 @@ class FileFollower:
             if cur.before is not None:
                 cur.before.close()
             cur.before = _ReadBefore(cur, keep_open=False)
-            self._seek(cur, 0)
+            cur.mark(0)
             out.extend(self._read_current(cur, now))
         return out
 
