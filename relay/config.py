@@ -471,13 +471,12 @@ def _existing_file(base: Path):
     return convert
 
 
-def _secret(r: _Reader, name: str, base: Path, what: str) -> tuple[Path | None, bytes | None]:
-    """The path and bytes of the secret file under key `name` (secretfile.read_secret_file: a regular
-    file, bounded, read now; no error quotes a value that may be the secret). (None, None) when the
-    key is absent or a problem was added."""
+def _secret(r: _Reader, name: str, value: str | None, base: Path, what: str) -> tuple[Path | None, bytes | None]:
+    """The path and bytes of the secret file `value` that key `name` gives, as r.get read it
+    (secretfile.read_secret_file: a regular file, bounded, read now; no error quotes a value that may be
+    the secret). (None, None) when the key is absent or a problem was added."""
     from .secretfile import SecretFileError, read_secret_file
 
-    value = r.get(name, str, None)
     if not value:
         return None, None
     try:
@@ -694,7 +693,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     # traceback (review20 F3).
     password_file, password = None, None
     if not mx:
-        password_file, raw = _secret(r, "password_file", base, "the password")
+        password_file, raw = _secret(r, "password_file", r.get("password_file", str, None), base, "the password")
         if raw is not None:
             from .secretfile import SecretFileError, decode_line
             try:
@@ -955,7 +954,7 @@ def _webhook(r: _Reader, base: Path) -> Webhook | None:
             problems.add(r.key("webhook"), why)
             url = None
     resolve = _from_config(base)
-    secret_file, raw = _secret(r, "secret_file", base, "the webhook secret")
+    secret_file, raw = _secret(r, "secret_file", r.get("secret_file", str, None), base, "the webhook secret")
     secret = None
     if raw is not None:
         try:
@@ -1223,7 +1222,7 @@ def _bounces_in(top: _Reader, base: Path) -> BouncesIn | None:
         else:
             domains.append(name.lower().rstrip("."))
     path = r.get("key_file", str, None)
-    key_file, raw = _secret(r, "key_file", base, "the VERP key")
+    key_file, raw = _secret(r, "key_file", path, base, "the VERP key")  # read once: one error for a wrong type
     key = b""
     if raw is not None:
         key = raw.strip()

@@ -69,3 +69,9 @@ def test_verp_domain_must_be_a_domain(tmp_path):
     with pytest.raises(ConfigError) as exc:
         DomainPolicies.from_dict({"example.com": {"verp": "not a domain!"}}, "domains.yaml")
     assert exc.value.problems[0].key == "example.com.verp"
+
+
+def test_a_key_file_of_the_wrong_type_is_one_error(tmp_path):
+    # The key was read twice (once for the unsigned check, once for the file): two identical errors.
+    found = problems(tmp_path, 'bounces_in: {listen: "127.0.0.1:2526", domains: [b.example.com], key_file: 5}')
+    assert found == ["bounces_in.key_file: expected str, got int 5"], found
