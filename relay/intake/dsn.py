@@ -1436,10 +1436,8 @@ def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient
     addresses = [a for k, v in fields if k.lower() in ("original-rcpt-to", "removal-recipient")
                  for a in [_bare_address(v)] if a]
     if not addresses and original:
-        named = list(dict.fromkeys(a.lower() for k, v in original if k.lower() in ("to", "cc")
-                                   for a in _ADDRESS.findall(v)))
         to = [a for k, v in original if k.lower() in ("to", "cc") for a in _ADDRESS.findall(v)]
-        addresses = to[:1] if len(named) == 1 else []
+        addresses = to[:1] if len({a.lower() for a in to}) == 1 else []
     seen: set[str] = set()
     out = []
     for address in addresses or [""]:
