@@ -42,7 +42,7 @@ class Judgement:
     unconfirmed: bool = False
     # A hard bounce in the industry's sense (hard_bounce): the address or its domain does not exist.
     # It may be true of a refusal the bounce list only counts: an unknown domain, a "no such user"
-    # under X.2.1 at RCPT (_doubts_the_address).
+    # under X.2.1 or X.7.1 at RCPT (_doubts_the_address).
     hard: bool = False
     # A reply of unknown stage that leads with another address than the recipient's and names none
     # (_judged, _doubt "another"): what it says may be of that address (a forward's target, a header's
@@ -288,14 +288,17 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
 
 def _doubts_the_address(doubt: str | None, stage: str | None) -> bool:
     """Whether a doubt (_doubt) leaves the refusal's "no such address" unsaid, for `hard`. One does
-    not: "no such user" under X.2.1 at RCPT. Before DATA nothing of the message has been seen, and
-    X.2.1 ("mailbox disabled") is about the recipient's mailbox too, as the text is: the server
-    refuses that address whatever the sender sends, which is what a hard bounce is (sisimai reads a
-    user-unknown text at RCPT as UserUnknown, a hard bounce, whatever the code). The bounce list
-    still only counts it (the code says the mailbox exists: listed at the second refusal). X.7.1
-    ("delivery not authorized") is a policy, and at RCPT a policy may be about the sender or the
-    client (Postfix applies its client and sender restrictions at RCPT): it stays in doubt."""
-    return doubt is not None and not (doubt == "2.1" and stage == "rcpt")
+    not: a contradicting code (X.2.1, X.7.1) under a "no such user" text at RCPT. Before DATA nothing
+    of the message has been seen, and a refusal of RCPT whose words say the user does not exist
+    refuses that address whatever the sender sends, which is what a hard bounce is: sisimai takes a
+    user-unknown text at RCPT for UserUnknown, a hard bounce, whatever the code (its X.2.1 is Filtered
+    and its X.7.1 SecurityError only where the stage is not RCPT), and so does a reader of the message
+    (the world set's labels: "Nonexistent user", "No such user", "No mailbox found" under 5.7.1 at
+    RCPT). A sender's or client's policy reported at RCPT (Postfix's smtpd_delay_reject) says so in its
+    words ("Sender address rejected", "Client host rejected") and is judged by them, not here. The
+    bounce list still only counts such a refusal (the code contradicts the text: listed at the second
+    refusal); at DATA or of unknown stage the doubt stays."""
+    return doubt is not None and not (doubt in _CONTRADICTING_UNKNOWN and stage == "rcpt")
 
 
 # Categories that say the address is gone: no such mailbox (or it moved, X.1.6), or no such
@@ -304,17 +307,48 @@ def _doubts_the_address(doubt: str | None, stage: str | None) -> bool:
 _HARD_CATEGORIES = ("unknown_recipient", "routing_dns")
 
 
-def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None) -> bool:
+# RFC 3463 X.1.0, "other address status: something about the address specified in the message
+# caused this DSN": the server refuses the recipient's address itself, not its mailbox (X.2.x), its
+# system (X.3.x) or the message under a policy (X.7.x). Said by the server on a permanent refusal
+# whose words no rule reads ("550 5.1.0 Address rejected", "550 5.1.0 Recipient rejected": the X.1
+# fallback, category other), it is a hard bounce (sisimai's status table names 5.1.0 UserUnknown;
+# Gmail answers an address it does not have so, and goo.ne.jp; the world set's labels). The bounce
+# list still only counts it (category other): the words do not say the mailbox is gone. A rule that
+# reads the words (a sender's, a blocklist's "550-5.1.0 ... listed in Spamhaus") decides instead.
+_ADDRESS_STATUS = ("1.0",)
+
+
+def _refuses_the_address(classification, reply, fallback_key, text: str, known: Sequence[str]) -> bool:
+    """Whether a refusal no rule read carries the server's own X.1.0 (_ADDRESS_STATUS), not a report's
+    Status put before a reply that carries none (reply.enhanced_from_report: the reporter's mapping of
+    a reply code), and names no address but the recipient's (`known`: the recipients and a report's
+    aliases of them): "550 5.1.0 mailbox alice@x does not exist (original recipient bob@y)" says it of
+    another address, whose wording a names_recipient rule left to the fallback (review2 N2)."""
+    from .classify import effective_enhanced
+
+    if classification.category != "other" or fallback_key is None or fallback_key[0] != "enhanced":
+        return False
+    if reply.enhanced_from_report or (effective_enhanced(reply) or "")[2:] not in _ADDRESS_STATUS:
+        return False
+    return all(_same_mailbox(a, known) for a in addresses_in(text))
+
+
+def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None,
+                address_refused: bool = False) -> bool:
     """True for a hard bounce as mail senders use the word: a permanent refusal saying that
-    the address or its domain does not exist or has moved. False for a claim the refusal
+    the address or its domain does not exist or has moved, or the server refuses the address
+    itself by its own X.1.0 where no rule reads the words (`address_refused`,
+    _refuses_the_address). False for a claim the refusal
     itself puts in doubt (`unconfirmed`, _doubts_the_address: a rule's word, at DATA, or under a
-    contradicting code, except "no such user" under X.2.1 at RCPT), for a refusal
+    contradicting code, except "no such user" under X.2.1 or X.7.1 at RCPT), for a refusal
     about the message, the sender or the session, for disabled, full, policy, spam and
     temporary failures, and for a recipient domain whose DNS failed rather than said "no such
     domain" (suppression.yaml `domains.not_evidence`: SERVFAIL, a timeout, "try again").
     Unlike bounce_list it ignores how many sightings the policy waits for before listing."""
     if scope != "recipient" or not classification.permanent or unconfirmed:
         return False
+    if address_refused:
+        return True
     if classification.category not in _HARD_CATEGORIES:
         return False
     return not (classification.category == "routing_dns" and domains is not None and domains.dns_glitch(text))
@@ -510,7 +544,9 @@ class Policies:
                  or ("another" if another else None))
         unconfirmed = doubt is not None
         hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), text,
-                           getattr(self.suppression, "domains", None))
+                           getattr(self.suppression, "domains", None),
+                           _refuses_the_address(classification, reply, self.classifier.fallback_key(classification),
+                                                text, [a for a in (*recipients, *aliases) if a]))
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None
         if bounce_list == "list" and unconfirmed:

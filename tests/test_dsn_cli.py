@@ -55,11 +55,12 @@ def test_hard_says_whether_the_address_or_its_domain_does_not_exist(capsys):
     [row] = run(capsys, str(CORPUS / "sisimai-lhost-amazonworkmail-02.eml"))[1]
     assert (row["diagnostic"], row["stage"]) == ("550 5.2.1 <filtered@example.jp>... User Unknown", None)
     assert (row["hard"], row["classification"]["bounce_list"]) == (False, "count")
-    # Under X.7.1 ("delivery not authorized", a policy that at RCPT may be about the sender) a "User
-    # unknown" at RCPT stays in doubt: not hard.
+    # Under X.7.1 ("delivery not authorized") a "User unknown" at RCPT is hard too, and only counts.
+    # (Sendmail shows this pipelined RCPT refusal after ">>> DATA"; sisimai took DATA for the stage and
+    # labels it Filtered.)
     [row] = run(capsys, str(CORPUS / "sisimai-lhost-sendmail-48.eml"))[1]
     assert (row["status"], row["stage"], row["hard"], row["classification"]["bounce_list"]) == (
-        "5.7.1", "rcpt", False, "count")
+        "5.7.1", "rcpt", True, "count")
     # An unknown domain is hard although the bounce list waits for repeats before listing it.
     [row] = run(capsys, str(CORPUS / "sisimai-lhost-sendmail-42.eml"))[1]
     assert (row["hard"], row["classification"]["category"], row["classification"]["bounce_list"]) == (
@@ -797,6 +798,110 @@ def test_a_reports_own_x_1_1_over_a_vague_refusal_only_counts(capsys, tmp_path, 
     c = row["classification"]
     assert (row["recipient"], c["category"]) == ("ann@b.example", "unknown_recipient")
     assert (c["rule"], c["bounce_list"], row["hard"]) == judged
+
+
+def _postfix_report(recipient: str, status: str, diagnostic: str, stage: str) -> bytes:
+    """A Postfix DSN for one recipient whose Status is `status` and whose remote reply was answered at
+    `stage` (Postfix's "(in reply to ... command)", or "" for a report that does not say)."""
+    return (
+        "From: MAILER-DAEMON@mx.sender.test (Mail Delivery System)\r\n"
+        "To: app@sender.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "This is the mail system at host mx.sender.test.\r\n\r\n"
+        f"<{recipient}>: host mx.b.example[192.0.2.25] said: {diagnostic}{stage}\r\n"
+        "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.sender.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Remote-MTA: dns; mx.b.example\r\nDiagnostic-Code: smtp; {diagnostic}\r\n"
+        "\r\n--b--\r\n").encode()
+
+
+_RCPT = " (in reply to RCPT TO command)"
+_DATA = " (in reply to end of DATA command)"
+
+
+@pytest.mark.parametrize("diagnostic", [
+    # The world set's bounceemail-tt_1234177688, chatwoot's fixture, bp-mailbox-unknown and zoonru's
+    # fixture: a recipient access map's or a provider's "no such user" under 5.7.1 at RCPT.
+    "554 5.7.1 <ann@b.example>: Recipient address rejected: Nonexistent user",
+    "554 5.7.1 <ann@b.example>: Recipient address rejected: user ann@b.example does not exist",
+    "550 5.7.1 No mailbox found",
+    "550 5.7.1 No such user! 1770727568-8kRkAnR9J0U0",
+])
+def test_a_no_such_user_under_x_7_1_at_rcpt_is_a_hard_bounce_the_list_only_counts(capsys, tmp_path, diagnostic):
+    # At RCPT nothing of the message has been seen: a server whose words say the user does not exist
+    # refuses that address whatever the sender sends (sisimai: UserUnknown at RCPT whatever the code;
+    # the world set's labels). It was not hard. The X.7.1 still contradicts the words, so the bounce
+    # list only counts it (listed at the second refusal), as before.
+    rows = []
+    for name, stage in (("rcpt", _RCPT), ("unknown", ""), ("data", _DATA)):
+        path = tmp_path / f"{name}.eml"
+        path.write_bytes(_postfix_report("ann@b.example", "5.7.1", diagnostic, stage))
+        [row] = run(capsys, str(path))[1]
+        rows.append(row)
+    rcpt, unknown, data = rows
+    assert (rcpt["recipient"], rcpt["stage"], rcpt["status"]) == ("ann@b.example", "rcpt", "5.7.1")
+    assert (rcpt["classification"]["category"], rcpt["classification"]["bounce_list"], rcpt["hard"]) == (
+        "unknown_recipient", "count", True)
+    # Of unknown stage or after DATA it may be a filter's verdict on the message: in doubt, as before.
+    assert (unknown["stage"], unknown["hard"], unknown["classification"]["bounce_list"]) == (None, False, "count")
+    assert (data["stage"], data["hard"]) == ("data", False)
+    assert data["classification"]["bounce_list"] != "list"
+
+
+def test_a_sender_or_client_policy_under_x_7_1_at_rcpt_is_not_a_hard_bounce(capsys, tmp_path):
+    # Postfix reports its sender and client restrictions at RCPT (smtpd_delay_reject): their words
+    # say whose they are, and neither lists nor is hard, whatever the access map's text says.
+    for diagnostic in ("554 5.7.1 <app@sender.test>: Sender address rejected: User unknown",
+                       "554 5.7.1 <mx.sender.test[192.0.2.1]>: Client host rejected: User unknown"):
+        path = tmp_path / "policy.eml"
+        path.write_bytes(_postfix_report("ann@b.example", "5.7.1", diagnostic, _RCPT))
+        [row] = run(capsys, str(path))[1]
+        assert (row["stage"], row["hard"], row["classification"]["bounce_list"]) == ("rcpt", False, "never"), row
+
+
+@pytest.mark.parametrize("diagnostic, stage", [
+    # flanker's Gmail fixture (no stage), bouncehammer's goo.ne.jp (at RCPT), sisimai-rfc3464-51.
+    ("550 5.1.0 Recipient rejected: <ann@b.example>", ""),
+    ("550 #5.1.0 Address rejected ann@b.example", _RCPT),
+    ("550 #5.1.0 Address rejected.", ""),
+])
+def test_the_servers_own_x_1_0_refusing_the_address_is_a_hard_bounce_the_list_only_counts(capsys, tmp_path,
+                                                                                           diagnostic, stage):
+    # RFC 3463 X.1.0, "other address status": the server refuses the address itself, not its mailbox,
+    # its system or the message. Where no rule reads the words, that is a hard bounce (sisimai's status
+    # table: UserUnknown); it was not. The category stays `other` and the list only counts it.
+    path = tmp_path / "x10.eml"
+    path.write_bytes(_postfix_report("ann@b.example", "5.1.0", diagnostic, stage))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], row["status"], c["category"], c["rule"]) == (
+        "ann@b.example", "5.1.0", "other", "enhanced-X.1")
+    assert (row["hard"], c["bounce_list"]) == (True, "count")
+
+
+@pytest.mark.parametrize("status, diagnostic, stage", [
+    # After DATA: about the message unless it names the recipient, and in doubt where it does.
+    ("5.1.0", "550 5.1.0 Address rejected", _DATA),
+    ("5.1.0", "550 5.1.0 <ann@b.example> Address rejected", _DATA),
+    # A rule reads the words: a sender domain on a blocklist (sisimai-lhost-postfix-80).
+    ("5.1.0", "550-5.1.0 MXIN506 MailFrom domain is listed in Spamhaus.", _RCPT),
+    # The 5.1.0 is only the report's Status over a reply that carries no enhanced code.
+    ("5.1.0", "550 Address rejected", _RCPT),
+    # Another address's X.1.0.
+    ("5.1.0", "550 5.1.0 <app@sender.test>: Sender rejected", _RCPT),
+    # A transient X.1.0.
+    ("4.1.0", "450 4.1.0 Address rejected", _RCPT),
+])
+def test_an_x_1_0_that_is_not_the_servers_refusal_of_the_address_is_not_a_hard_bounce(capsys, tmp_path, status,
+                                                                                     diagnostic, stage):
+    path = tmp_path / "x10.eml"
+    path.write_bytes(_postfix_report("ann@b.example", status, diagnostic, stage))
+    [row] = run(capsys, str(path))[1]
+    assert row["recipient"] == "ann@b.example"
+    assert row["hard"] is False, row
+    assert row["classification"]["bounce_list"] != "list"
 
 
 _VIRUS_VERDICTS = [

@@ -173,9 +173,11 @@ def test_world_hard_agreement_does_not_regress():
     # listed at once label not hard 0; the 23 alone 94.12% (16/17). After its fixes: 95.42% (396/415),
     # 0, 0; the 23 alone 100% (17/17). With its second batch of 7 (9 labelled addresses, 6 hard): the 7
     # alone 55.56% (5/9) first, 88.89% (8/9) after; all 95.28% (404/424), 0, 0.
+    # Branch dsn-hard3: a "no such user" under X.7.1 at RCPT is hard (5 labels), and so is the server's
+    # own X.1.0 refusing the address where no rule reads the words (2): 96.93% (411/424), 0, 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 424
-    assert figures["hard_agreement"] >= 0.9528
+    assert figures["hard_agreement"] >= 0.9693
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.

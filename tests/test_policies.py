@@ -387,8 +387,11 @@ def test_hard_bounce_for_a_user_unknown_under_x_2_1_at_rcpt_that_the_policy_only
     j = judge("550 5.2.1 <b@example.com>... User Unknown", "rcpt", ["b@example.com"])
     assert (j.classification.category, j.bounce_list, j.unconfirmed, j.hard) == (
         "unknown_recipient", "count", True, True)
-    # X.7.1 at RCPT may be a policy about the sender or the client: not hard.
+    # So is X.7.1 at RCPT under a "no such user" text (a sender's or client's policy says whose it is:
+    # "Sender address rejected", "Client host rejected"); of unknown stage it stays in doubt.
     j = judge("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt", ["b@example.com"])
+    assert (j.bounce_list, j.unconfirmed, j.hard) == ("count", True, True)
+    j = judge("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", None, ["b@example.com"])
     assert (j.bounce_list, j.unconfirmed, j.hard) == ("count", True, False)
 
 
@@ -404,7 +407,9 @@ def test_hard_bounce_for_an_unknown_domain_that_the_policy_only_counts():
     ("550 Unknown user b@example.com", "data"),                       # unconfirmed: after the content
     ("550 5.2.1 <b@example.com>... User Unknown", None),               # X.2.1 contradicts it, stage unknown
     ("550 5.2.1 <b@example.com>... User Unknown", "data"),             # X.2.1, and after the content
-    ("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "rcpt"),
+    ("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", "data"),
+    ("550 5.7.1 <b@example.com>: Recipient address rejected: User unknown", None),
+    ("550 5.1.0 Address rejected", "data"),                              # X.1.0 after the content
     ("550 5.2.1 The email account that you tried to reach is disabled.", "rcpt"),
     ("552 5.2.2 <b@example.com>: user is over quota", "rcpt"),
     ("550 5.7.1 Rejected by spam filter", "data"),

@@ -22,8 +22,9 @@ def register(sub) -> None:
                     "feedback reports) and print one JSON object a line per failed recipient. Auto-replies "
                     "and delivery-success reports print nothing. Offline: no DNS, no store. Each line's "
                     "`hard` is true for a hard bounce: a permanent failure saying that the address or its "
-                    "domain does not exist or has moved; false for unconfirmed (at DATA, under a "
-                    "contradicting code except X.2.1 at RCPT, or a text a rule marks unconfirmed), disabled "
+                    "domain does not exist or has moved (or the server's own X.1.0 refuses the address); "
+                    "false for unconfirmed (at DATA, under a contradicting code except X.2.1 or X.7.1 at "
+                    "RCPT, or a text a rule marks unconfirmed), disabled "
                     "or suspended, full, "
                     "policy, spam and temporary failures "
                     "(docs/bounces-in.md).")
