@@ -1328,3 +1328,27 @@ def test_an_address_whose_line_says_it_was_not_delivered_keeps_its_own_failure(c
     rows = _parse_text(capsys, tmp_path, "sender.txt", text.replace(
         "Ihre Nachricht an dave@other.example konnte", "Die Nachricht von alice@app.example konnte"))
     assert [r["recipient"] for r in rows] == ["carol@dest.example"]
+
+
+@pytest.mark.parametrize("words", [
+    # Exchange's NDR line for a full mailbox in German (dsn-world5: corona-warn-app's thread) and French,
+    # pasted with its recipient line alone: the English one was read, these printed nothing.
+    "Das Postfach des Empfängers ist voll und kann zurzeit keine Nachrichten annehmen. Versuchen Sie zu einem "
+    "späteren Zeitpunkt noch mal, Ihre Nachricht zu senden, oder wenden Sie sich direkt an den Empfänger.",
+    "La boîte aux lettres du destinataire est pleine et ne peut pas accepter de messages pour l’instant.",
+    "The recipient's mailbox is full and can't accept messages now.",
+])
+def test_a_full_mailbox_line_of_a_localised_ndr_pasted_alone_is_read(capsys, tmp_path, words):
+    rows = _parse_text(capsys, tmp_path, "full.txt", f"ann@b.example (ann@b.example)\n{words}\n")
+    assert [(r["recipient"], r["hard"], r["classification"]["category"], r["classification"]["bounce_list"])
+            for r in rows] == [("ann@b.example", False, "mailbox_full", "never")]
+
+
+def test_an_out_of_office_saying_its_mailbox_is_full_is_not_a_failure(capsys, tmp_path):
+    # The words alone do not make an auto-reply a report: it names no failed address of its own.
+    rows = _parse_text(capsys, tmp_path, "ooo.eml",
+                       "From: ann@b.example\nTo: app@sender.test\nSubject: Automatische Antwort: Rechnung\n"
+                       "Auto-Submitted: auto-replied\n\n"
+                       "Ich bin bis 3. Januar nicht im Büro, mein Postfach ist voll. Bitte schreiben Sie an "
+                       "office@b.example.\n")
+    assert rows == []

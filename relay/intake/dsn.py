@@ -133,6 +133,9 @@ _FAILURE_WORDS = re.compile(
     # provider templates): "could not be delivered", "undeliverable", "delivery failed".
     r"unzustellbar|nicht zugestellt|nicht (?:übermittelt|zustellbar)|zustellung fehlgeschlagen|"
     r"fehler bei der nachrichtenzustellung|diagnoseinformationen für administratoren|"
+    # "The recipient's mailbox is full" as Exchange's German, French and Spanish NDRs say it (the
+    # classifier's mailbox-full rule reads the same words): a recipient line pasted with it alone.
+    r"postfach .{0,20}voll|bo[iî]te aux lettres .{0,20}pleine|buz[oó]n .{0,20}lleno|"
     r"non remis|pas pu (?:être|etre) (?:remis|livré|delivre|envoy)|n'a pu (?:être|etre) (?:remis|envoy)|"
     r"la remise a échoué|échec de (?:la )?remise|informations de diagnostic pour les administrateurs|"
     r"no se (?:puede|pudo|ha podido) entregar|error al entregar|no entregado|"
