@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .decision import CONTINUE, V_CONTINUE, Decision, defer
+from .decision import CONTINUE, V_CONTINUE, Decision, Reply, defer
 
 log = logging.getLogger("relay.pipeline")
 
@@ -69,6 +69,10 @@ class Transaction:
     # The envelope sender sent upstream when a step chose another one (VERP, steps/verp.py);
     # None: mail_from goes upstream unchanged. Events keep mail_from as the sender.
     return_path: str | None = None
+    # LMTP (RFC 2033 4.2): the reply a step chose for each accepted recipient (the bounce listener's
+    # BounceIntake), keyed by the address as given at RCPT; a recipient without one gets the message's
+    # reply (relay/smtp.py LmtpHandler). Empty for SMTP: one reply for the message.
+    replies_by_recipient: dict[str, Reply] = field(default_factory=dict)
 
 
 

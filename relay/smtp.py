@@ -1319,13 +1319,13 @@ class Handler:
 
 class LmtpHandler(Handler):
     """RelayLMTP's hooks: DATA answers each recipient, in the order of their RCPTs (RFC 2033 4.2), with
-    the reply the service's steps left for it (BounceIntake: `replies_by_recipient`), or else the one
-    reply for the message. A duplicate RCPT (accepted, delivered once) gets its first's reply."""
+    the reply the service's steps left for it (BounceIntake: Transaction.replies_by_recipient), or else
+    the one reply for the message. A duplicate RCPT (accepted, delivered once) gets its first's reply."""
 
     async def handle_DATA(self, server: RelaySMTP, session, envelope):
         txn = self.service.transaction(server.relay_session)
         status = await super().handle_DATA(server, session, envelope)
-        replies = (txn.notes.get("replies_by_recipient") if txn is not None else None) or {}
+        replies = txn.replies_by_recipient if txn is not None else {}
         by_key = {same_mailbox_key(rcpt): reply for rcpt, reply in replies.items()}
         out = []
         for rcpt in envelope.rcpt_tos:

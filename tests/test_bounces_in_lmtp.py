@@ -168,3 +168,16 @@ def test_postfix_delivers_bounces_to_the_listener_with_its_lmtp_client(tmp_path,
     finally:
         postfix.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_per_recipient_replies_have_a_typed_home_of_their_own():
+    # DESIGN.md: state that steps share has a typed home, not a loose key in Transaction.notes. Each
+    # transaction starts with its own empty mapping (SMTP: one reply for the message), never one shared
+    # with another transaction.
+    from relay.decision import Reply
+    from relay.pipeline import Session, Transaction
+    session = Session("s1", "127.0.0.1", 40000)
+    first, second = Transaction(session, "t1", ""), Transaction(session, "t2", "")
+    assert first.replies_by_recipient == {} and second.replies_by_recipient == {}
+    first.replies_by_recipient["a@b.example"] = Reply.make(250, "2.0.0", "Recorded 1 failure(s)")
+    assert second.replies_by_recipient == {} and "replies_by_recipient" not in first.notes

@@ -250,7 +250,7 @@ class BounceIntake(Step):
                 count = sum(1 for o in owners if owner is None or o == owner)
                 replies[rcpt] = Reply.make(250, "2.0.0", (f"Recorded {count} {what}" if what else
                                                           "Received: not a bounce, nothing recorded") + tail)
-        txn.notes["replies_by_recipient"] = replies
+        txn.replies_by_recipient = replies
         accepted = [r for r in replies.values() if r.positive]
         if not accepted:
             return Decision(Verdict.DEFER, next(iter(replies.values())), "deferred")
