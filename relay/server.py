@@ -14,7 +14,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from . import signals
+from . import logqueue, signals
 from .config import Settings, load_settings
 from .config import bounces_in_warnings as _bounces_in_warnings
 from .errors import ConfigError
@@ -198,6 +198,7 @@ class RelayServer:
                            lambda: self.counter.active + (self.intake_counter.active if self.intake_counter else 0))
         # self.sinks is replaced when a reload changes `events`: read whichever is current.
         self.metrics.counted("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
+        self.metrics.counted("relay_log_lines_dropped_total", logqueue.dropped)
         self.metrics.gauge("relay_webhook_spool_bytes", lambda: self.sinks.webhook_spool_bytes())
         pool = self.resources.pool
         if pool is not None:

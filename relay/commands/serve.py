@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from .. import logqueue
 from . import add_config_arg, load_settings_or_exit, report_config_error
 from ..errors import ConfigError
 from ..store.base import StoreError
@@ -20,9 +21,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    # name[pid], as syslog shows it: with several workers, the pid says which one speaks.
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    # Written to stderr by a thread of its own, never by the event loop (relay/logqueue.py); lines are
+    # name[pid], as syslog shows them: with several workers, the pid says which one speaks.
+    logqueue.install(args.log_level)
     # aiosmtpd logs every command at INFO (addresses included); keep that for DEBUG.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings = load_settings_or_exit(args)

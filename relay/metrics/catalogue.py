@@ -94,6 +94,9 @@ CATALOGUE: dict[str, Spec] = {
                                         ("algorithm", "result")),
     # -- events out --
     "relay_event_sink_failures_total": Spec("counter", "Events a sink failed to write or dropped (disk full, endpoint down, a stdout nobody reads)."),
+    "relay_log_lines_dropped_total": Spec(
+        "counter", "Log lines dropped rather than make the relay wait: stderr (the journal) not taking them "
+                   "(a reader stalled), a failed write, or still queued when the process ended."),
     "relay_webhook_events_delivered_total": Spec(
         "counter", "Events a webhook endpoint took (2xx), by webhook (its URL without the query string).",
         ("webhook",)),
