@@ -179,22 +179,26 @@ class Outcomes:
             def make(kind_, recipient, extra):
                 return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
-            if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
-                status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text,
-                                                              self._provider(reply.text, upstream=upstream),
-                                                              message=message)
-                if status is not None:
-                    fields["bounce_list"] = status
-            domain = rcpt.rpartition("@")[2].lower()
-            if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
-                    and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
-                domains_seen.add(domain)  # one reply is one sighting of a domain
-                # Dated by when DNS gave the answer the reply reports (the relay's own NXDOMAIN or null MX
-                # reply): read back from the resolver's cache, it is the sighting it was when fetched.
-                follow += (await self._domain_evidence(make, rcpt, reply, classification, now=reply.answered_at,
-                                                       message=message))[0]
-            self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
+            try:
+                if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
+                    upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
+                    status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text,
+                                                                  self._provider(reply.text, upstream=upstream),
+                                                                  message=message)
+                    if status is not None:
+                        fields["bounce_list"] = status
+                domain = rcpt.rpartition("@")[2].lower()
+                if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
+                        and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
+                    domains_seen.add(domain)  # one reply is one sighting of a domain
+                    # Dated by when DNS gave the answer the reply reports (the relay's own NXDOMAIN or null MX
+                    # reply): read back from the resolver's cache, it is the sighting it was when fetched.
+                    follow += (await self._domain_evidence(make, rcpt, reply, classification, now=reply.answered_at,
+                                                           message=message))[0]
+                self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
+            except Exception:
+                self._told_on_defect(follow)
+                raise
             for event in follow:
                 self._queue(txn, event)
 
@@ -249,55 +253,69 @@ class Outcomes:
                               **base, **extra)
 
         status, follow = None, []
-        if obs.at_most == "never":
-            pass  # events only: nothing vouches for what the report says (Observation.at_most)
-        elif obs.kind == "complained":
-            # By the report's Feedback-Type (suppression.yaml `complaints.feedback_types`): a
-            # "not-spam" (RFC 6430) or "auth-failure" (RFC 6591, the sender's authentication) report
-            # is no complaint of the recipient's (review-12 F10).
-            rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
-            if obs.at_most == "count" and rule is not None:
-                rule = self.policies.suppression.counting_rule(rule)
-            if rule is not None and obs.recipient:
-                status, follow = await self._suppress(
-                    make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
-                    f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
+        try:
+            if obs.at_most == "never":
+                pass  # events only: nothing vouches for what the report says (Observation.at_most)
+            elif obs.kind == "complained":
+                # By the report's Feedback-Type (suppression.yaml `complaints.feedback_types`): a
+                # "not-spam" (RFC 6430) or "auth-failure" (RFC 6591, the sender's authentication) report
+                # is no complaint of the recipient's (review-12 F10).
+                rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
+                if obs.at_most == "count" and rule is not None:
+                    rule = self.policies.suppression.counting_rule(rule)
+                if rule is not None and obs.recipient:
+                    status, follow = await self._suppress(
+                        make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
+                        f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
+                        now=now, message=obs.message, retry_later=retry_later)
+            elif obs.recipient and judgement.concerns(obs.recipient):
+                if obs.at_most == "count" and judgement.bounce_list == "list":
+                    c = judgement.classification
+                    suppression = self.policies.suppression
+                    judgement = replace(judgement, bounce_list="count", suppression_rule=(
+                        suppression.counting_rule(suppression.rule_for(c.category, c.permanent))))
+                status, follow = await self._suppress_refusal(
+                    make, obs.recipient, judgement, obs.reply.text,
+                    self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
                     now=now, message=obs.message, retry_later=retry_later)
-        elif obs.recipient and judgement.concerns(obs.recipient):
-            if obs.at_most == "count" and judgement.bounce_list == "list":
-                c = judgement.classification
-                judgement = replace(judgement, bounce_list="count", suppression_rule=(
-                    self.policies.suppression.counting_rule(self.policies.suppression.rule_for(c.category, c.permanent))))
-            status, follow = await self._suppress_refusal(
-                make, obs.recipient, judgement, obs.reply.text,
-                self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
-                now=now, message=obs.message, retry_later=retry_later)
-        # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
-        # the list refuses everyone there, and bounces without a VERP token can be forged at will
-        # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
-        # listed @gmail.com).
-        if (obs.at_most == "list" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
-                and not judgement.another  # what it says may be of another address's domain (review7 F2)
-                and not obs.forwarded_elsewhere()):
-            more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
-                                                       now=now, message=obs.message)
-            follow += more
-            if failed and status is None:
-                status = "error"  # the sighting was not recorded: the list could not be updated
-        if status is not None:
-            fields["bounce_list"] = status
-        emitted.append(make(obs.kind, obs.recipient, fields))
-        if classification is not None and classification.scope in WARNED_SCOPES and classification.permanent:
-            self._count_warning(classification.scope)
-            emitted.append(make_event("warning", stage, reply=obs.reply, classification=classification,
-                                      check="attribution", result=classification.scope,
-                                      text=WARNED_SCOPES[classification.scope], recipient=obs.recipient,
-                                      **base))
-        emitted.extend(follow)
+            # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
+            # the list refuses everyone there, and bounces without a VERP token can be forged at will
+            # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
+            # listed @gmail.com).
+            if (obs.at_most == "list" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
+                    and not judgement.another  # what it says may be of another address's domain (review7 F2)
+                    and not obs.forwarded_elsewhere()):
+                more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
+                                                           now=now, message=obs.message)
+                follow += more
+                if failed and status is None:
+                    status = "error"  # the sighting was not recorded: the list could not be updated
+            if status is not None:
+                fields["bounce_list"] = status
+            emitted.append(make(obs.kind, obs.recipient, fields))
+            if classification is not None and classification.scope in WARNED_SCOPES and classification.permanent:
+                self._count_warning(classification.scope)
+                emitted.append(make_event("warning", stage, reply=obs.reply, classification=classification,
+                                          check="attribution", result=classification.scope,
+                                          text=WARNED_SCOPES[classification.scope], recipient=obs.recipient,
+                                          **base))
+            emitted.extend(follow)
+        except Exception:
+            self._told_on_defect(follow)
+            raise
         if emit:
             for event in emitted:
                 self.emit(event)
         return emitted
+
+    def _told_on_defect(self, changes: list[dict]) -> None:
+        """A defect raised after the bounce list changed (a listing made, a breaker tripped) for one
+        result: the change stands, so its events are emitted now, whether or not the caller would have
+        emitted them (the bounce intake tells a report's list changes either way: _emit_list_changes; a
+        live session's would have waited for the transaction's end), and the caller reports the defect.
+        Without this the listing was made and nobody heard of it (its event went with the exception)."""
+        for event in changes:
+            self.emit(event)
 
     async def _suppress_refusal(self, make, rcpt, judgement, reply_text,
                                 provider: str | None = None, **how) -> tuple[str | None, list[dict]]:

@@ -683,6 +683,36 @@ def test_a_bounce_the_funnel_fails_on_is_deferred_with_one_clear_line_and_record
     assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250  # the retry is recorded
 
 
+def test_a_listing_made_before_a_defect_raised_is_told_by_its_event(tmp_path, verp_relay, upstream, caplog,
+                                                                    monkeypatch):
+    # The report's failure lists alice (user unknown, a VERP bounce: listed at once); a defect raised
+    # later in the same failure's way through the funnel (here where the domain's evidence is weighed).
+    # The report is deferred (451), and the listing stands: its bounce_listed event was lost with the
+    # rest of that failure's events, so the application never heard of a listing the relay applies.
+    import logging
+
+    from relay.outcomes import Outcomes
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("a defect")
+
+    caplog.set_level(logging.WARNING)
+    return_path = relay_one(verp_relay, upstream)
+    monkeypatch.setattr(Outcomes, "_domain_evidence", broken)
+    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
+    assert replies[-1] == (451, "451 4.3.0 Bounce read, but it could not be recorded (RuntimeError): try again later")
+    import sqlite3
+    with sqlite3.connect(tmp_path / "bounces.db") as db:
+        assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("alice@dest.example",)]  # listed
+    events = verp_relay.events(wait_for=1, timeout=5)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounce_listed", "alice@dest.example")], events
+    # The retry after the fix records the bounce; the listing is told once, not again.
+    monkeypatch.undo()
+    assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250
+    events = verp_relay.events(wait_for=2)
+    assert [(e["kind"], e["recipient"]) for e in events[1:]] == [("bounced", "alice@dest.example")], events
+
+
 def test_mutated_real_bounces_get_a_clear_answer_and_no_error_in_the_log(verp_relay, upstream, caplog):
     # Real bounces from the shared corpus with bytes flipped, cut and spliced (MIME boundaries,
     # encodings, NULs, 8-bit headers): each is recorded, found not to be a bounce, or refused for good

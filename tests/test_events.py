@@ -237,6 +237,33 @@ def test_jsonl_sink_writes_text_that_came_as_bytes_that_are_not_utf8(tmp_path):
 
 # --- review19: the sinks under a full disk, a stdout nobody reads, odd line ends, a root command ----
 
+def test_a_listing_made_before_a_defect_raised_in_a_session_is_told_by_its_event(relay, upstream, monkeypatch):
+    # The upstream's "no such user" lists the address; a defect raised after it in the same refusal's
+    # way through the funnel (here where the domain's evidence is weighed). The listing stands (the
+    # next RCPT is refused from the list): its bounce_listed event went with the exception.
+    from relay.outcomes import Outcomes
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(Outcomes, "_domain_evidence", broken)
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<a@sender.test>")
+        assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 451  # the defect: the client retries
+        c.cmd("QUIT")
+    monkeypatch.undo()
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<a@sender.test>")
+        code, text = c.cmd("RCPT TO:<nosuchuser@gmail.test>")
+        assert code == 550 and "bounce list" in text, text  # listed
+        c.cmd("QUIT")
+    events = relay.events(wait_for=2)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounce_listed", "nosuchuser@gmail.test"),
+                                                               ("suppressed", "nosuchuser@gmail.test")], events
+
+
 def test_events_tail_shows_an_event_whose_message_id_holds_a_unicode_line_separator(relay, upstream):
     # U+2028 is valid in a header (RFC 6532) and ends a line for Unicode-aware readers (str.splitlines).
     body = ("From: a@sender.test\r\nTo: nosuchuser@gmail.test\r\nSubject: hi\r\n"
