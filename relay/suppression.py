@@ -567,16 +567,8 @@ def _breaker_fields(spec: dict, key: str, default: Breaker, problems: Problems) 
     """The fields both breakers share (BREAKER_KEYS) of the section `key`, each left out taking
     `default`'s; None when one is wrong (reported)."""
     before = len(problems.items)
-    count = spec.get("distinct_addresses", default.distinct_addresses)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        problems.add(f"{key}.distinct_addresses", f"expected a whole number >= 1, got {count!r}")
-    within = default.within
-    try:
-        within = parse_duration(spec.get("within", default.within))
-        if within is None:
-            problems.add(f"{key}.within", "required: a window such as 10m (never is not a window)")
-    except ValueError as exc:
-        problems.add(f"{key}.within", str(exc))
+    count, within = _count_and_window(spec, key, "distinct_addresses", default.distinct_addresses, default.within,
+                                      "10m", problems)
     categories = spec.get("categories", sorted(default.categories))
     if not isinstance(categories, list) or not categories:
         problems.add(f"{key}.categories", "expected a non-empty list of categories")
@@ -587,6 +579,25 @@ def _breaker_fields(spec: dict, key: str, default: Breaker, problems: Problems) 
     if len(problems.items) > before:
         return None
     return Breaker(count, within, frozenset(categories))
+
+
+def _count_and_window(spec: dict, key: str, count_key: str, default_count: int, default_within: float,
+                      example: str, problems: Problems) -> tuple[int | None, float | None]:
+    """Every breaker's threshold (`count_key`: a whole number >= 1) and window (`within`: a duration,
+    never `never`) in the section `key`, each left out taking its default; None for one that is wrong
+    (reported: both, when both are)."""
+    count = spec.get(count_key, default_count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        problems.add(f"{key}.{count_key}", f"expected a whole number >= 1, got {count!r}")
+        count = None
+    within = None
+    try:
+        within = parse_duration(spec.get("within", default_within))
+        if within is None:
+            problems.add(f"{key}.within", f"required: a window such as {example} (never is not a window)")
+    except ValueError as exc:
+        problems.add(f"{key}.within", str(exc))
+    return count, within
 
 
 def _parse_provider_breaker(spec: Any, problems: Problems) -> ProviderBreaker | None:
@@ -726,17 +737,10 @@ def _parse_domain_breaker(spec: Any, problems: Problems) -> DomainBreaker | None
     if spec is None:
         return None
     problems.unknown_keys(spec, DOMAIN_BREAKER_KEYS, "domains.breaker")
-    count = spec.get("distinct_domains", DEFAULT_DOMAIN_BREAKER.distinct_domains)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        problems.add("domains.breaker.distinct_domains", f"expected a whole number >= 1, got {count!r}")
-        return None
-    try:
-        within = parse_duration(spec.get("within", DEFAULT_DOMAIN_BREAKER.within))
-    except ValueError as exc:
-        problems.add("domains.breaker.within", str(exc))
-        return None
-    if within is None:
-        problems.add("domains.breaker.within", "required: a window such as 1h (never is not a window)")
+    count, within = _count_and_window(spec, "domains.breaker", "distinct_domains",
+                                      DEFAULT_DOMAIN_BREAKER.distinct_domains, DEFAULT_DOMAIN_BREAKER.within,
+                                      "1h", problems)
+    if count is None or within is None:
         return None
     return DomainBreaker(count, within)
 

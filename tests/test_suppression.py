@@ -320,6 +320,15 @@ def test_the_breaker_on_domain_listings_is_shipped_on_and_checked_at_load(tmp_pa
             SuppressionPolicy.from_file(write(tmp_path, base % bad))
         keys = {k: w for _, k, w in problems(err.value)}
         assert why in keys.get(key, ""), (bad, keys)
+    # Both wrong: both said at once (check-config gives every error; the domain breaker's check stopped at
+    # the first, where the address breakers' said both), in the same words as those breakers'.
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(write(tmp_path, base % ", breaker: {distinct_domains: 0, within: soon}"))
+    keys = {k: w for _, k, w in problems(err.value)}
+    assert ">= 1" in keys.get("domains.breaker.distinct_domains", "") and keys.get("domains.breaker.within"), keys
+    with pytest.raises(ConfigError) as err:
+        SuppressionPolicy.from_file(write(tmp_path, "breaker: {distinct_addresses: 0, within: soon}\n"))
+    assert {k: w for _, k, w in problems(err.value)}.get("breaker.within") == keys["domains.breaker.within"]
 
 
 _NXDOMAIN_OF = "Host or domain name not found. Name service error for name={} type=MX: Host not found"

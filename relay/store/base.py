@@ -344,14 +344,8 @@ class BounceStore(abc.ABC):
             return None
         trips = ()
         if not tripped_before:
-            moved = []
-            for earlier in await self._recent_provider_entries(tx, DOMAINS_HOLDER, at - breaker.within,
-                                                               {DOMAIN_CATEGORY}):
-                if earlier.address != entry.address:
-                    await self._delete(tx, earlier.address)
-                    await self._hold(tx, earlier, DOMAINS_HOLDER)
-                    moved.append(earlier.address)
-            trips = (("domains", "", tuple(sorted(moved))),)
+            counted = await self._counted_entries(tx, DOMAINS_HOLDER, at - breaker.within, {DOMAIN_CATEGORY})
+            trips = (("domains", "", await self._take_back(tx, counted, DOMAINS_HOLDER, entry.address)),)
         await self._hold(tx, entry, DOMAINS_HOLDER)
         return replace(entry, listed_now=False, held_now=True, trips=trips, held_by=DOMAINS_HOLDER)
 
@@ -387,26 +381,33 @@ class BounceStore(abc.ABC):
             if tripped_before:
                 continue
             # Tripping now: the listings this domain (provider) made within the window are as suspect.
-            moved: list[str] = []
             if kind == "domain":
                 recent = await self._recent_auto_entries(tx, domain, at - each.within, each.categories)
             else:
-                recent = await self._recent_provider_entries(tx, holder, at - each.within, each.categories)
-            for entry in recent:
-                if entry.address == key:
-                    continue
-                await self._delete(tx, entry.address)
-                await self._hold(tx, entry, holder)
-                moved.append(entry.address)
-            trips.append((kind, name, tuple(sorted(moved))))
+                recent = await self._counted_entries(tx, holder, at - each.within, each.categories)
+            trips.append((kind, name, await self._take_back(tx, recent, holder, key)))
         await self._hold(tx, held, holding[0][2])
         domain_trip = next((t[2] for t in trips if t[0] == "domain"), None)
         return replace(held, listed_now=False, held_now=True, tripped=domain_trip, trips=tuple(trips),
                        held_by=holding[0][2])
 
-    async def _recent_provider_entries(self, tx, holder: str, since: float, categories) -> list[BounceEntry]:
+    async def _take_back(self, tx, entries: list[BounceEntry], holder: str, keep: str) -> tuple[str, ...]:
+        """A breaker tripping now takes back its earlier listings of the window: each of `entries` but
+        the one of `keep` (the listing that tripped it, held by the caller) moves from the list to the
+        held table under `holder`. Returns the addresses moved, sorted."""
+        moved = []
+        for entry in entries:
+            if entry.address == keep:
+                continue
+            await self._delete(tx, entry.address)
+            await self._hold(tx, entry, holder)
+            moved.append(entry.address)
+        return tuple(sorted(moved))
+
+    async def _counted_entries(self, tx, holder: str, since: float, categories) -> list[BounceEntry]:
         """The relay's own listings (source auto, of `categories`, first made after `since`) of the
-        addresses the provider's breaker counted within its window: the provider's listings."""
+        addresses the breaker of `holder` counted (its hits) within its window: the listings of a
+        provider (`provider:NAME`), or the `@domain` listings (DOMAINS_HOLDER)."""
         out = []
         for address in await self._breaker_hit_addresses(tx, holder, since):
             entry = await self._fetch(tx, address)
