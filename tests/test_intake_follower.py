@@ -420,3 +420,30 @@ def test_a_new_log_created_empty_after_a_rename_is_read_from_its_start(tmp_path)
         w.write(_bounce(2, "b@gmail.test"))
     assert texts(f.poll()) == [_bounce(2, "b@gmail.test").rstrip("\n")]
     assert f.rotations == 1
+
+
+def test_a_cursor_computed_when_asked_is_the_one_read_from_the_file(tmp_path):
+    # Only an observation's line and a batch's last need their cursor: each line's is computed when
+    # asked, from the bytes read (the first lines of the file, lines across reads of READ_BYTES, a line
+    # longer than the head), and is the one _OpenFile.position reads back from the file itself.
+    import random
+
+    from relay.intake.follower import READ_BYTES
+
+    rng = random.Random(7)
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"")
+    f = FileFollower(log)
+    lines = ["a", "bb", "x" * 300] + ["line %d %s" % (n, "y" * rng.randrange(0, 400)) for n in range(12_000)]
+    with open(log, "a") as w:
+        w.write("\n".join(lines) + "\n")
+    assert log.stat().st_size > 2 * READ_BYTES
+    got = []
+    while True:
+        batch = f.poll()
+        if not batch:
+            break
+        got.extend(batch)
+    assert [t for t, _ in got] == lines
+    for _, lazy in got[:50] + got[-50:] + got[::97]:
+        assert lazy.as_dict() == f.current.position(lazy.offset).as_dict(), lazy.offset

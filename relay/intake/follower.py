@@ -221,7 +221,16 @@ class _OpenFile:
     def read_lines(self, max_bytes: int = 4 * READ_BYTES) -> list[tuple[str, int]]:
         """Complete lines appended since the last call (about max_bytes of them at most: a long
         backlog comes in several calls), each with the offset after it."""
-        out: list[tuple[str, int]] = []
+        return [(text, pos) for text, pos, _ in self._read(max_bytes)]
+
+    def read_positioned(self, max_bytes: int = 4 * READ_BYTES) -> list[tuple[str, "_LazyPosition"]]:
+        """As read_lines, each line with the cursor after it, computed only when asked for."""
+        return [(text, _LazyPosition(self, pos, window)) for text, pos, window in self._read(max_bytes)]
+
+    def _read(self, max_bytes: int) -> list[tuple[str, int, tuple[bytes, int]]]:
+        """read_lines' lines, each with its read's window: (the bytes read, with the HEAD_BYTES before
+        them, and the offset where they start), one object shared by the lines of one read."""
+        out: list[tuple[str, int, tuple[bytes, int]]] = []
         start = self.offset
         while self.offset - start < max_bytes:
             chunk = os.pread(self.fd, READ_BYTES, self.offset + len(self.pending))
@@ -232,13 +241,14 @@ class _OpenFile:
             if end < 0:
                 self.pending = data
                 continue
+            window = (self.tail_bytes + data[:end + 1], self.offset - len(self.tail_bytes))
             pos = self.offset
             for raw in data[:end + 1].split(b"\n")[:-1]:
                 pos += len(raw) + 1
-                out.append((raw.decode("utf-8", "replace"), pos))
+                out.append((raw.decode("utf-8", "replace"), pos, window))
             self.pending = data[end + 1:]
             self.offset = pos
-            self.tail_bytes = (self.tail_bytes + data[:end + 1])[-HEAD_BYTES:]
+            self.tail_bytes = window[0][-HEAD_BYTES:]
             if self.head_len < HEAD_BYTES and self.offset > self.head_len:
                 self.head_len = min(HEAD_BYTES, self.offset)
                 self.head_bytes = os.pread(self.fd, self.head_len, 0)
@@ -246,6 +256,7 @@ class _OpenFile:
         return out
 
     def position(self, offset: int) -> FilePosition:
+        """The cursor after `offset`, from the file as it is now (_LazyPosition: from the bytes read)."""
         head_len = min(HEAD_BYTES, offset)
         head = self.head if head_len == self.head_len else _head(self.fd, head_len)
         return FilePosition(str(self.path), self.dev, self.inode, offset, head_len, head,
@@ -259,6 +270,35 @@ class _OpenFile:
             os.close(self.fd)
         except OSError:
             pass
+
+
+class _LazyPosition:
+    """The cursor after one line read, computed only when asked for (as_dict): only an observation's
+    line and a batch's last are saved, and a digest of the bytes before every line read cost more than
+    reading it. It keeps what it needs, the read's window (shared by the lines of one read) and the
+    file's head digest, so that it never reads the file again: by then the file may have been truncated
+    or replaced. The same FilePosition as _OpenFile.position gave for the bytes read."""
+
+    __slots__ = ("path", "dev", "inode", "offset", "_head", "_window")
+
+    def __init__(self, f: _OpenFile, offset: int, window: tuple[bytes, int]):
+        self.path, self.dev, self.inode, self.offset = f.path, f.dev, f.inode, offset
+        # A line past the file's first HEAD_BYTES: the file's head digest, taken when those were first
+        # read (f.head_len is HEAD_BYTES by then). Before it: the bytes before the line are its head.
+        self._head = f.head if offset >= HEAD_BYTES else None
+        self._window = window
+
+    def resolve(self) -> FilePosition:
+        data, start = self._window
+        head_len = min(HEAD_BYTES, self.offset)
+        end = self.offset - start
+        # A window starts HEAD_BYTES (or the whole file, when shorter) before its first line's start.
+        head = self._head if self._head is not None else hashlib.sha256(data[:end]).hexdigest()
+        tail = hashlib.sha256(data[end - head_len:end]).hexdigest()
+        return FilePosition(str(self.path), self.dev, self.inode, self.offset, head_len, head, head_len, tail)
+
+    def as_dict(self) -> dict:
+        return self.resolve().as_dict()
 
 
 class _GzipRemainder:
@@ -391,7 +431,7 @@ class FileFollower:
                 offset -= len(tail) - (tail.rfind(b"\n") + 1)
         return _OpenFile(path, fd, offset)
 
-    def _read_current(self, f: _OpenFile, now: float) -> list[tuple[str, FilePosition]]:
+    def _read_current(self, f: _OpenFile, now: float) -> list[tuple[str, _LazyPosition]]:
         """The new lines of the followed file; while it is not yet told apart from the file it replaced
         (_ReadBefore), none."""
         if f.before is not None:
@@ -405,7 +445,7 @@ class FileFollower:
                          "first %d bytes were read already, reading on from there", self.path, offset)
             f.before.close()
             f.before = None
-        return [(text, f.position(off)) for text, off in f.read_lines()]
+        return f.read_positioned()
 
     def lines_before(self, max_bytes: int) -> list[str]:
         """Up to max_bytes of complete lines before where a resumed follower starts reading: what
@@ -421,10 +461,10 @@ class FileFollower:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def poll(self) -> list[tuple[str, FilePosition | None]]:
+    def poll(self) -> list[tuple[str, _LazyPosition | None]]:
         """Every complete line available now, in order, each with the position to save after it
         (None for lines of a rotated file being drained: the cursor follows the current file)."""
-        out: list[tuple[str, FilePosition | None]] = []
+        out: list[tuple[str, _LazyPosition | None]] = []
         now = time.monotonic()
         for old in list(self.draining):
             lines = old.read_lines()
@@ -741,10 +781,11 @@ class PostfixLogFollower:
         for text, position in batch:
             found = self.intake.take(parse_line(text))
             if position is not None:
-                last = position.as_dict()
-            for obs in found:
-                failures.append((obs, last if position is not None else None))
-        return len(batch), failures, last
+                last = position  # computed below, once: a cursor is worked out only where it is saved
+            if found:
+                here = position.as_dict() if position is not None else None
+                failures.extend((obs, here) for obs in found)
+        return len(batch), failures, (last.as_dict() if last is not None else None)
 
     async def _run_file(self) -> None:
         import asyncio
