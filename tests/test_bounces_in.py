@@ -657,6 +657,18 @@ def test_a_diagnostic_code_with_8bit_bytes_is_recorded_and_read_as_text(verp_rel
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
+def bounce_deferred_by_a_defect(relay, upstream, monkeypatch, method: str, broken) -> str:
+    """A message relayed, then its bounce mailed back while Outcomes.`method` is `broken` (a defect in
+    the funnel): deferred 451. Returns the message's return path (for the retry after the fix)."""
+    from relay.outcomes import Outcomes
+
+    return_path = relay_one(relay, upstream)
+    monkeypatch.setattr(Outcomes, method, broken)
+    replies = mail_bounce(relay, return_path, dsn_for(return_path))
+    assert replies[-1] == (451, "451 4.3.0 Bounce read, but it could not be recorded (RuntimeError): try again later")
+    return return_path
+
+
 def test_a_bounce_the_funnel_fails_on_is_deferred_with_one_clear_line_and_recorded_once_fixed(
         verp_relay, upstream, caplog, monkeypatch):
     # Any other exception while a read report goes through the funnel (a defect: F5's was one): it was a
@@ -665,16 +677,11 @@ def test_a_bounce_the_funnel_fails_on_is_deferred_with_one_clear_line_and_record
     # RFC 5321 4.5.5) and its retry is recorded once the defect is fixed.
     import logging
 
-    from relay.outcomes import Outcomes
-
     def broken(self, *args, **kwargs):
         raise RuntimeError("a defect")
 
     caplog.set_level(logging.WARNING)
-    return_path = relay_one(verp_relay, upstream)
-    monkeypatch.setattr(Outcomes, "_provider", broken)
-    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
-    assert replies[-1] == (451, "451 4.3.0 Bounce read, but it could not be recorded (RuntimeError): try again later")
+    return_path = bounce_deferred_by_a_defect(verp_relay, upstream, monkeypatch, "_provider", broken)
     (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert line.exc_info is None and "RuntimeError: a defect (in " in line.getMessage(), line.getMessage()
     assert "test_bounces_in.py" in line.getMessage() and "broken" in line.getMessage()
@@ -683,25 +690,17 @@ def test_a_bounce_the_funnel_fails_on_is_deferred_with_one_clear_line_and_record
     assert mail_bounce(verp_relay, return_path, dsn_for(return_path))[-1][0] == 250  # the retry is recorded
 
 
-def test_a_listing_made_before_a_defect_raised_is_told_by_its_event(tmp_path, verp_relay, upstream, caplog,
-                                                                    monkeypatch):
+def test_a_listing_made_before_a_defect_raised_is_told_by_its_event(tmp_path, verp_relay, upstream, monkeypatch):
     # The report's failure lists alice (user unknown, a VERP bounce: listed at once); a defect raised
     # later in the same failure's way through the funnel (here where the domain's evidence is weighed).
     # The report is deferred (451), and the listing stands: its bounce_listed event was lost with the
     # rest of that failure's events, so the application never heard of a listing the relay applies.
-    import logging
-
-    from relay.outcomes import Outcomes
+    import sqlite3
 
     async def broken(self, *args, **kwargs):
         raise RuntimeError("a defect")
 
-    caplog.set_level(logging.WARNING)
-    return_path = relay_one(verp_relay, upstream)
-    monkeypatch.setattr(Outcomes, "_domain_evidence", broken)
-    replies = mail_bounce(verp_relay, return_path, dsn_for(return_path))
-    assert replies[-1] == (451, "451 4.3.0 Bounce read, but it could not be recorded (RuntimeError): try again later")
-    import sqlite3
+    return_path = bounce_deferred_by_a_defect(verp_relay, upstream, monkeypatch, "_domain_evidence", broken)
     with sqlite3.connect(tmp_path / "bounces.db") as db:
         assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("alice@dest.example",)]  # listed
     events = verp_relay.events(wait_for=1, timeout=5)
