@@ -14,7 +14,8 @@
      world17_candidates.py -> world17.yaml,
      world18_candidates.py -> world18.yaml,
      world19_candidates.py -> world19.yaml,
-     world20_candidates.py -> world20.yaml)
+     world20_candidates.py -> world20.yaml,
+     world21_candidates.py -> world21.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
