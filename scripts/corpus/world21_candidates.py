@@ -27,7 +27,13 @@ Two labels of the first batch were set to the corpus's own label of the same mea
 batch was committed (no rule had changed): a recipient's personal block list of the sender ("550 Your
 message was rejected by this user", QQ's "Mail is rejected by recipients") is policy_rejected about the
 sender, as the corpus labels Mimecast's "Envelope blocked - User Entry"; both were first read as about
-the recipient. Neither lists either way.
+the recipient. Neither lists either way. After the first pass, one label was set to the corpus's own label of the
+same wording: Exchange's failover error quoting "454 4.7.0 Temporary authentication failure." is a
+temporary failure about the session, as the corpus labels that RFC 4954 reply itself (world7, public);
+it was first read as an authentication failure; Exim's "Malformed SMTP reply (an empty line) in response to
+end of data" is the next hop's answer that is not SMTP, protocol_error about the relay as the corpus labels
+Haraka's "Unrecognized response from upstream server" and msmtp's "the server sent an invalid reply"; it
+was first read as a temporary failure. Neither is listed either way.
 
 Each tuple: (provider, reply, category, scope, stage, source).
 """
@@ -113,7 +119,7 @@ C = [
 ("Exim (own)", "mailbox is full (MTA-imposed quota exceeded while writing to file /var/mail/bob)", "mailbox_full", "recipient", None, "https://github.com/voku/PHPMailer-BMH (rule 0166's sample; Exim's appendfile.c text)"),
 ("Exim (own)", "SMTP timeout after end of data (2048 bytes written)", "temporary_failure", "relay", None, EX + " (check_response)"),
 ("Exim (own)", "SMTP timeout after initial connection", "temporary_failure", "relay", None, EX + " (check_response)"),
-("Exim (own)", "Malformed SMTP reply (an empty line) in response to end of data", "temporary_failure", "relay", None, EX + " (check_response)"),
+("Exim (own)", "Malformed SMTP reply (an empty line) in response to end of data", "protocol_error", "relay", None, EX + " (check_response)"),
 ("Exim (own)", "bad first read from TLS conn", "temporary_failure", "relay", None, EX + " (check_response)"),
 ("Exim (own)", "Remote host closed connection in response to initial connection", "temporary_failure", "relay", None, EX + " (check_response)"),
 ("Exim (own)", "Remote host closed connection in response to end of data", "temporary_failure", "relay", None, EX + " (check_response)"),
@@ -130,7 +136,7 @@ C = [
 ("mx-connect (ZoneMTA / WildDuck / EmailEngine delivery)", "Policy error: MTA-STS policy check failed for mx.example.com[192.0.2.1] for example.com", "temporary_failure", "relay", None, "https://github.com/zone-eu/mx-connect lib/get-connection.js"),
 ("Exchange Server (own, queue viewer)", '451 4.4.0 primary target IP address responded with "421.4.4.2 unable to connect." Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts.', "routing_dns", "relay", None, "http://nuangel.net/2013/01/exchange-error-attempted-to-failover/"),
 ("Exchange Server (own, queue viewer)", '451 4.4.0 Primary target IP address responded with: "451 5.7.3 Cannot achieve Exchange Server authentication." Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts.', "auth_failed", "session", None, "http://support.microsoft.com/kb/979175/en-US"),
-("Exchange Server (own, queue viewer)", '451 4.4.0 Primary target IP address responded with: "454 4.7.0 Temporary authentication failure." Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts.', "auth_failed", "session", None, "https://e-com-net.com/article/4120151.htm (Microsoft KB 979174's text)"),
+("Exchange Server (own, queue viewer)", '451 4.4.0 Primary target IP address responded with: "454 4.7.0 Temporary authentication failure." Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts.', "temporary_failure", "session", None, "https://e-com-net.com/article/4120151.htm (Microsoft KB 979174's text)"),
 ("Exchange Server 2003 (own NDR)", "Could not deliver the message in the time limit specified. Please retry or contact your administrator.", "expired", "relay", None, "http://www.madvigsolutions.com/helpdesk/Non-Delivery.htm"),
 ("Symantec Messaging Gateway (own)", "451 4.4.1 [internal] connection was not attempted: domain is marked down (too many connection failures)", "routing_dns", "relay", None, "https://support.symantec.com/us/en/article.tech201354.html"),
 ("Symantec Messaging Gateway (own)", "421 4.4.4 [internal] domain does not resolve", "routing_dns", "recipient", None, "https://knowledge.broadcom.com/external/article/263759/smtp-status-421-444-internal-domain-does.html"),
