@@ -1256,6 +1256,75 @@ def test_world20_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-third round (world21): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part (Stalwart,
+        # KumoMTA, Exim, mx-connect, Exchange, Symantec Messaging Gateway, QQ, Baruwa) does not hold. The
+        # sending side's own TLS, DANE, MTA-STS, connection and queue texts are about the path (scope
+        # relay), whatever "auth failed" or "authenticate" they say.
+        ("TLS error from 'mx2.example.net': Handshake failed: received fatal alert: HandshakeFailure", None,
+         ('temporary_failure', 'relay', 'never')),
+        ('MTA-STS policy for example.net is set to enforce but the current MX candidate mx3.example.net does not '
+         'match the list of allowed hosts', None, ('temporary_failure', 'relay', 'never')),
+        ("DANE failed to authenticate 'mail.example.org': No TLSA DNSSEC records found for mail.example.org", None,
+         ('temporary_failure', 'relay', 'never')),
+        ('R=dnslookup T=remote_smtp defer (-53): retry time not reached for any host', None,
+         ('temporary_failure', 'relay', 'never')),
+        ('451 Network error when connecting to MX server mx.example.org[198.51.100.4] for example.org: Connection '
+         'timed out', None, ('routing_dns', 'relay', 'never')),
+        ('451 4.4.1 [internal] connection was not attempted: host is marked down', None, ('routing_dns', 'relay', 'never')),
+        ('450 4.4.2 [internal] no MAIL FROM response', None, ('temporary_failure', 'relay', 'never')),
+        ('KumoMTA internal: failed to send message to example.org: Timed Out waiting 60s to write DATA', None,
+         ('temporary_failure', 'relay', 'never')),
+        ('451 4.4.0 DNS query failed. The error was: DNS query failed with error ErrorRetry', None,
+         ('routing_dns', 'relay', 'never')),
+        ('The message could not be delivered in the time limit specified.', None, ('expired', 'relay', 'never')),
+        ('Next delivery time would be at 2026-12-02 which exceeds the expiry time 2026-12-01 configured via '
+         'set_scheduling', None, ('expired', 'relay', 'never')),
+        ('SMTP timeout after pipelined RCPT TO:<bob@example.org>', None, ('temporary_failure', 'relay', 'never')),
+        ('Too many simultaneous connections to the destination', None, ('too_many_connections', 'relay', 'never')),
+        ('550 Your message was refused by this user', 'rcpt', ('policy_rejected', 'sender', 'never')),
+        ('451 Domain frequency limited', None, ('rate_limited', 'sender', 'never')),
+        ('The domain spammer.example is blocked', None, ('blocklisted', 'sender', 'never')),
+        ('transport filter process failed (1)', None, ('other', 'relay', 'never')),
+        ('451 4.4.0 Primary target IP address responded with: "421 4.2.1 Unable to connect." Attempted failover to '
+         'alternate host, but that did not succeed.', None, ('routing_dns', 'relay', 'never')),
+        ('421 4.3.2 Maximum connections reached, try again later', 'connect', ('too_many_connections', 'session', 'never')),
+    ],
+)
+def test_world21_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world21 guards, the same verdict before and after: a server's own TLS and AUTH answers keep
+        # their reading (they carry a reply code), Exim's retry limit after a long failure stays an
+        # expiry, a recipient's Sieve refusal stays about the message, a domain that does not exist stays
+        # the recipient's, a receiving server's "unable to connect to" its own backend stays its failure,
+        # a sender domain blocked at MAIL stays a sender policy refusal.
+        ('454 4.7.0 Temporary authentication failure', None, ('temporary_failure', 'session', 'never')),
+        ('535 5.7.8 Error: authentication failed: authentication failure', None, ('auth_failed', 'session', 'never')),
+        ('454 4.7.0 TLS handshake failed', None, ('protocol_error', 'session', 'never')),
+        ('retry time not reached for any host after a long failure period', None, ('expired', 'relay', 'never')),
+        ('retry timeout exceeded', None, ('expired', 'relay', 'never')),
+        ('421 Too many concurrent connections', 'connect', ('too_many_connections', 'session', 'never')),
+        ('554 5.7.1 This message has been rejected by the recipient', 'data', ('policy_rejected', 'message', 'never')),
+        ('451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain', None,
+         ('routing_dns', 'recipient', 'never')),
+        ('550 5.4.312 Message expired, DNS query failed', None, ('expired', 'relay', 'never')),
+        ('421 4.2.1 Unable to connect to the database, try again later', 'rcpt', ('temporary_failure', 'session', 'never')),
+        ('550 5.7.1 Sender domain example.com is blocked', 'mail', ('policy_rejected', 'sender', 'never')),
+        ('Cannot start TLS: handshake failure', None, ('temporary_failure', 'relay', 'never')),
+    ],
+)
+def test_world21_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

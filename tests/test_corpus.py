@@ -203,6 +203,11 @@ KNOWN_TRAINING_MISSES = {
     "550 SL E507 Wrongly formatted subject": "SimpleLogin's refusal of an unsubscribe request whose Subject it cannot parse, labelled a policy refusal of the message; the 550 fallback reads 'other' about the message; never listed either way",
     "550 SL E514 Email sent to noreply address": "SimpleLogin's refusal of mail to its own no-reply address, labelled a policy refusal about the recipient (never listed); the 550 fallback reads 'other' about the message; never listed either way",
     "550 SL E524 Wrong use of reverse-alias": "SimpleLogin's refusal of a reverse alias used by a sender that does not own it, labelled a policy refusal about the sender; the 550 fallback reads 'other' about the message; never listed either way",
+    # Issue #8, the twenty-third round (world21): what only the source's page says, a wording the corpus
+    # labels otherwise, or a sending MTA's own configuration word. None of them is listed either way.
+    "553 User defined policy matched for": "a block-list refusal by hardwaresecrets.com's page of bounce texts, labelled blocklisted; the words name a receiving admin's own policy and no list, so the rules read a policy refusal; never listed either way",
+    "550 invalid helo given": "ukr.net's refusal of the client's HELO name, labelled a HELO policy refusal like Postfix's 'Helo command rejected'; the corpus also labels 'Invalid HELO name' a protocol error (world7), which the rules read; never listed either way",
+    "550 5.4.4 MX consisted solely of hosts on the skip_hosts list": "KumoMTA's own refusal when its configured skip_hosts leave no host of the destination (smtp_dispatcher.rs), labelled routing about the relay (never listed); X.4.4 ('unable to route') under a 5xx reads routing about the recipient, counted: a sending MTA's configuration word is no rule's evidence (the relay's own replies carry their own classification)",
 }
 
 
