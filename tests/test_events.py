@@ -159,6 +159,7 @@ def test_full_disk_sink_never_blocks_mail(upstream, relay_factory, caplog):
     for _ in range(3):
         assert transact(relay, "a@sender.test", ["nosuchuser@gmail.test", "ok@example.com"])[-1][0] == 250
     assert len(upstream.wait_for_messages(3)) == 3
+    relay.server.sinks.flush(5)  # the jsonl sink writes (and fails) from its own thread
     assert relay.server.sinks.failures["jsonl:/dev/full"] >= 3
     assert "event sink jsonl:/dev/full failed" in caplog.text
     assert "relay_event_sink_failures_total" in relay.server.metrics.render()
