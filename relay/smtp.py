@@ -443,6 +443,7 @@ class RelaySMTP(SMTP):
         self.errors = errors if errors is not None else ErrorCount(20, 10, 0.0, 100)
         self._verdict_next = False  # the next reply is a verdict on a recipient or message (ErrorCount)
         self._overshoot_next = False  # the next reply is a 452 for a recipient past the limit (ErrorCount)
+        self._same_verdict_next = False  # the next reply repeats a verdict already counted (RelayLMTP, ErrorCount)
         self._parsed_path: tuple | None = None  # (path, what _getaddr made of it) for aiosmtpd's second look
         self._tls_half_open = False  # the TLS layer lets the client's end of input leave our side open
 
@@ -1040,8 +1041,9 @@ class RelaySMTP(SMTP):
         self._verbatim = None
         verdict, self._verdict_next = self._verdict_next, False
         overshoot, self._overshoot_next = self._overshoot_next, False
+        repeated, self._same_verdict_next = self._same_verdict_next, False
         code = status[:3] if isinstance(status, str) else status[:3].decode("ascii", "replace")
-        error = code[:1] in ("4", "5") and code != "421" and self.errors.add(verdict, overshoot)
+        error = code[:1] in ("4", "5") and code != "421" and not repeated and self.errors.add(verdict, overshoot)
         if error and self.errors.slow_down:
             # Postfix's smtpd_error_sleep_time: a client past the soft limit waits for each error reply
             # (a sleep: the loop serves everyone else meanwhile). The wait is ours, not the client's
@@ -1233,13 +1235,18 @@ class RelayLMTP(RelaySMTP):
 
     async def _push_data_reply(self, status) -> None:
         # The handler's per-recipient answers, or one answer (a refusal of the message: its size, a
-        # NUL, a header too large; our 451 on an error) said for every recipient.
+        # NUL, a header too large; our 451 on an error) said for every recipient. RFC 2033 4.2: the
+        # server MUST give exactly one reply per accepted recipient. They are one verdict on one
+        # message (the first reply carries it for ErrorCount): the others are never counted as the
+        # client's errors, nor delayed, nor cut off by limits.error_limit (review23 F2: a message
+        # refused for 25 recipients made 24 "errors", slowed and then 421 before the last 4 replies).
         replies = status if isinstance(status, list) else [status] * max(1, self._data_recipients)
-        for reply in replies:
+        for n, reply in enumerate(replies):
             if self.transport is None or self.transport.is_closing():
                 return
             if isinstance(status, list):
                 self._verbatim = reply
+            self._same_verdict_next = n > 0
             await self.push(reply)
 
 

@@ -181,3 +181,15 @@ def test_per_recipient_replies_have_a_typed_home_of_their_own():
     assert first.replies_by_recipient == {} and second.replies_by_recipient == {}
     first.replies_by_recipient["a@b.example"] = Reply.make(250, "2.0.0", "Recorded 1 failure(s)")
     assert second.replies_by_recipient == {} and "replies_by_recipient" not in first.notes
+
+
+def test_a_refused_message_gets_one_reply_per_recipient_never_counted_as_errors(tmp_path, upstream, relay_factory):
+    # review23 F2: RFC 2033 4.2, exactly one reply per accepted recipient after the final dot. A message
+    # refused whole (here a NUL in it, 550 5.6.0) for 25 recipients is one verdict: the replies after
+    # the first were counted as the client's errors, so past limits.soft_error_limit each was delayed
+    # and at limits.error_limit (20) the connection closed with 421, recipients 22-25 never answered.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake=LMTP)
+    rcpts = [f"postmaster@{BOUNCE_DOMAIN}"] * 25
+    rcpt_replies, finals = lmtp(relay, "", rcpts, b"Subject: x\r\n\r\nnul \x00 here\r\n", timeout=60)
+    assert [code for code, _ in rcpt_replies] == [250] * 25
+    assert len(finals) == 25 and all(text.startswith("550 5.6.0") for _, text in finals), finals
