@@ -298,17 +298,25 @@ class Connections:
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
-        must be told."""
-        self.active += 1
-        self.protocols.add(protocol)
-        self.per_client[key] = self.per_client.get(key, 0) + 1
-        total = self.shared.add(self.slot, 1) if self.shared is not None else self.active
-        if total > self.max_total:
-            return "max_connections", "421 4.7.0 Too many connections to this relay, try again later"
-        if self.per_client[key] > self.max_per_client:
+        must be told. A refused connection is counted in nothing (release() is not called for it):
+        the per-client cap is checked first, so that a burst refused for its own client's cap never
+        holds total slots until its connections are gone, refusing other clients (review23 F4)."""
+        self.protocols.add(protocol)  # every open connection, for the shutdown's drain
+        if self.per_client.get(key, 0) >= self.max_per_client:
             return "max_connections_per_client", (f"421 4.7.0 Too many connections from {key} (at most "
                                                   f"{self.max_per_client}), try again later")
+        total = self.shared.add(self.slot, 1) if self.shared is not None else self.active + 1
+        if total > self.max_total:
+            if self.shared is not None:
+                self.shared.add(self.slot, -1)
+            return "max_connections", "421 4.7.0 Too many connections to this relay, try again later"
+        self.active += 1
+        self.per_client[key] = self.per_client.get(key, 0) + 1
         return None
+
+    def forget(self, protocol: "RelaySMTP") -> None:
+        """A connection refused by admit() is gone."""
+        self.protocols.discard(protocol)
 
     def release(self, protocol: "RelaySMTP", key: str) -> None:
         self.active -= 1
@@ -420,6 +428,7 @@ class RelaySMTP(SMTP):
         self.relay_session = None
         self._connections = connections
         self._client_key: str | None = None  # set while counted in `connections`
+        self._refused = False  # refused by `connections` (counted in nothing, only listed)
         self._handler_timeout = handler_timeout
         self._data_timeout = data_timeout
         self._unauthenticated_timeout = unauthenticated_timeout
@@ -1116,9 +1125,12 @@ class RelaySMTP(SMTP):
     async def _handle_client(self) -> None:
         peer = self.session.peer or ("", 0)
         ip = str(peer[0])
-        self._client_key = client_key(ip)
-        too_many = self._connections.admit(self, self._client_key)
-        if too_many is not None:
+        key = client_key(ip)
+        too_many = self._connections.admit(self, key)
+        if too_many is None:
+            self._client_key = key  # counted: released at connection_lost
+        else:
+            self._refused = True
             limit, reply = too_many
             self.relay_service.count("relay_connections_refused_total", limit=limit)
             _refused_connections_log.warning(limit, "%s: %s", ip, reply)
@@ -1159,6 +1171,8 @@ class RelaySMTP(SMTP):
         if self._login_deadline is not None:
             self._login_deadline.cancel()
             self._login_deadline = None
+        if self._refused:
+            self._connections.forget(self)
         if self._client_key is not None:
             self._connections.release(self, self._client_key)
             self._client_key = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -241,6 +242,39 @@ def test_max_connections_421(upstream, relay_factory):
         with RawSMTP(relay.host, relay.port) as d:
             return d.greeting[0] == 220
     wait_until(admitted, timeout=10)
+
+
+def test_connections_refused_for_their_clients_cap_do_not_take_other_clients_slots(upstream, relay_factory):
+    # review23 F4: a connection refused for its own client's cap (limits.max_connections_per_client)
+    # was counted against limits.max_connections until it was gone, so one client's burst refused
+    # other clients ("Too many connections to this relay"). The relay's loop is held while the
+    # connections wait in the listen queue, so that they are all accepted in one turn, as a burst is.
+    import threading
+    relay = relay_factory(upstream.port, limits={"max_connections": 3, "max_connections_per_client": 1})
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        held.set()
+        release.wait(30)
+
+    relay.loop.call_soon_threadsafe(hold)
+    assert held.wait(10)
+    clients = []
+    try:
+        try:
+            burst = [socket.create_connection((relay.host, relay.port), timeout=30,
+                                              source_address=("127.0.0.1", 0)) for _ in range(3)]
+            other = socket.create_connection((relay.host, relay.port), timeout=30, source_address=("127.0.0.2", 0))
+        finally:
+            release.set()
+        clients = [*burst, other]
+        greetings = [sock.recv(4096).decode() for sock in clients]
+    finally:
+        for sock in clients:
+            sock.close()
+    assert greetings[0].startswith("220 "), greetings
+    assert all(g.startswith("421 4.7.0 Too many connections from 127.0.0.1") for g in greetings[1:3]), greetings
+    assert greetings[3].startswith("220 "), greetings  # 127.0.0.2: one of 3 slots, one taken
 
 
 def test_8bit_and_smtputf8_end_to_end(relay, upstream):
