@@ -91,3 +91,50 @@ def test_a_good_login_still_works_and_is_remembered(tmp_path, cert, upstream, re
         with tls_client(relay, cert) as c:
             assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
             assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+
+
+USER_B64, PASSWORD_B64 = base64.b64encode(b"alice").decode(), base64.b64encode(b"s3cret pass").decode()
+
+
+@pytest.mark.parametrize("case", ["clear-538", "no-users-502", "in-transaction-503", "after-helo-500",
+                                  "logged-in-503", "unknown-mechanism-504"])
+def test_credentials_pipelined_behind_a_refused_auth_are_never_logged_nor_echoed(
+        tmp_path, cert, upstream, relay_factory, caplog, case):
+    # review23 F3: a client that pipelines AUTH LOGIN's exchange without waiting for the 334s, on an
+    # AUTH the relay refuses before the exchange, has its base64 login and password read as command
+    # lines: aiosmtpd logged each at WARNING ("unrecognised: CZNJCMV0IHBHC3M=", the password with its
+    # case folded: a few thousand guesses from clear text) and the 500 echoed it. Every refusal path.
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # aiosmtpd's every line, as `--log-level DEBUG` has it
+    if case == "no-users-502":
+        relay = relay_factory(upstream.port, clients={"networks": ["127.0.0.0/8"]})
+    else:
+        relay = start(tmp_path, cert, upstream, relay_factory)
+    c = tls_client(relay, cert) if case in ("logged-in-503", "unknown-mechanism-504") else RawSMTP(relay.host, relay.port)
+    with c:
+        if case == "after-helo-500":
+            assert c.cmd("HELO client.test")[0] == 250
+        elif not isinstance(c, TLSClient):
+            assert c.cmd("EHLO client.test")[0] == 250
+        if case == "in-transaction-503":
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        if case == "logged-in-503":
+            assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        mechanism = "FOO" if case == "unknown-mechanism-504" else "LOGIN"
+        c.send(f"AUTH {mechanism}\r\n{USER_B64}\r\n{PASSWORD_B64}\r\n")
+        refusal = c.reply()
+        assert refusal[0] == {"clear-538": 538, "no-users-502": 502, "in-transaction-503": 503, "after-helo-500": 500,
+                              "logged-in-503": 503, "unknown-mechanism-504": 504}[case], refusal
+        replies = [c.reply(), c.reply()]
+        assert [code for code, _ in replies] == [500, 500], replies
+        assert c.cmd("NOOP")[0] == 250
+    said = " ".join(text for _, text in [refusal, *replies]).upper()
+    assert USER_B64.upper() not in said and PASSWORD_B64.upper() not in said, said
+    logged = [r.getMessage().upper() for r in caplog.records]
+    leaks = [m for m in logged if USER_B64.upper() in m or PASSWORD_B64.upper() in m or "S3CRET" in m]
+    assert not leaks, leaks
+    # Pins aiosmtpd's warning for an unknown verb (smtp._UNRECOGNISED_FORMAT): shown redacted, so a
+    # change of its wording in the library breaks this test rather than the redaction going quiet.
+    assert sum("UNRECOGNISED: (NOT SHOWN: " in m for m in logged) == 2, [m for m in logged if "UNRECOG" in m]
