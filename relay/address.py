@@ -209,6 +209,40 @@ def to_a_labels(domain: str) -> str:
     return domain.encode("idna").decode("ascii").lower()  # IDNA 2003 fallback
 
 
+_SUB_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+
+
+def mailbox_problem(address: str) -> str | None:
+    """What makes `address` (local-part "@" domain, as MAIL or RCPT carried it) no RFC 5321 4.1.2
+    Mailbox, or None: the one check of an envelope address's local part and domain, whatever the
+    mode (smarthost or MX: review23 F5, where smarthost mode passed `b@dest..test` upstream and MX
+    mode refused it at routing). An address literal is checked apart (literal_problem)."""
+    local, _, domain = address.rpartition("@")
+    if not local.startswith('"') and (local.startswith(".") or local.endswith(".") or ".." in local):
+        # Dot-string = Atom *("." Atom): no dot at either end, never two in a row. Mailboxes with
+        # such dots exist (older Japanese mobile carriers); they are sent quoted ("a..b"@x), as
+        # Postfix's client quotes them (smtp_quote_rfc821_envelope).
+        return "a dot at either end of the local part, or two in a row (RFC 5321 4.1.2 Dot-string; quote it)"
+    if domain.startswith("["):
+        return None
+    if not domain.isascii():
+        try:
+            domain = to_a_labels(domain)
+        except (UnicodeError, ValueError) as exc:
+            return f"the domain is not a valid international domain name (IDNA 2008, RFC 5891: {exc})"
+    if len(domain) > MAX_DOMAIN:
+        return f"the domain is longer than {MAX_DOMAIN} octets (RFC 5321 4.5.3.1.2)"
+    for label in domain.split("."):
+        if not label:
+            return "an empty label in the domain: a dot at either end, or two in a row (RFC 5321 4.1.2)"
+        if len(label) > 63:
+            return "a label of the domain is longer than 63 octets (RFC 1035 2.3.4, RFC 5321 4.1.2)"
+        if not _SUB_DOMAIN.fullmatch(label):
+            return ("a label of the domain is not letters, digits and inner hyphens (RFC 5321 4.1.2 sub-domain, "
+                    "RFC 1035 2.3.1)")
+    return None
+
+
 def domain_in_a_labels(domain: str) -> str:
     """`domain` (lowercased, without a trailing dot) in A-labels, as the bounce list keys it
     (to_a_labels), for telling whether two spellings name one domain; as it is, lowercased, when it

@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import replace
 
-from .address import literal_problem, printable, shown, unsendable
+from .address import literal_problem, mailbox_problem, printable, shown, unsendable
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
@@ -385,6 +385,14 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
                                          f"(RFC 5321 4.5.3.1.1-2: a local part of 64, a domain of 255)", cause=cause)
     if not _ADDRESS.match(address):
         return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: expected local-part@domain",
+                          cause=cause)
+    why = mailbox_problem(address)
+    if why is not None:
+        # RFC 5321 4.1.2 (review23 F5): refused here in every mode, never passed to a smarthost that
+        # may take it and bounce later. Written in ASCII (backslash escapes), as a domain no IDNA 2008
+        # name can have may be anything: a reply is ASCII unless SMTPUTF8 was asked for (RFC 6531 3.7.4).
+        text = f"Malformed address <{shown(address)}>: {why[:200]}"
+        return Reply.make(553, enhanced, printable(text.encode("ascii", "backslashreplace").decode("ascii")),
                           cause=cause)
     domain = address.rpartition("@")[2]
     if domain.startswith("["):

@@ -303,6 +303,20 @@ def path_problem(arg: str) -> str | None:
     return None
 
 
+def _quoted_again(address, arg: str):
+    """aiosmtpd's parser unquotes a quoted local part whose content needs no quotes by RFC 5322's
+    reckoning, dots included: '"a..b"@x' became 'a..b@x', no RFC 5321 Dot-string (4.1.2), which the
+    relay refuses (service.address_problem) and which a next hop would refuse as well. Such a local
+    part, sent quoted, goes on quoted (the mailboxes of older Japanese mobile carriers; Postfix's
+    client quotes them: smtp_quote_rfc821_envelope)."""
+    if not isinstance(address, str) or '"' not in arg or address.startswith('"'):
+        return address
+    local, at, domain = address.rpartition("@")
+    if at and (local.startswith(".") or local.endswith(".") or ".." in local):
+        return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
+    return address
+
+
 def client_key(ip: str) -> str:
     """Whose connection this is, for the per-client limit: the IPv4 address, or the IPv6 /64
     (the smallest prefix a site gets, RFC 6177: one host can use every address in it)."""
@@ -617,7 +631,8 @@ class RelaySMTP(SMTP):
                 if end + 1 == len(arg) or arg[end + 1] == " ":
                     return arg[1:end], arg[end + 1:]
             try:
-                return super()._getaddr(arg)
+                address, rest = super()._getaddr(arg)
+                return _quoted_again(address, arg), rest
             except Exception:
                 # The stdlib header parser aiosmtpd uses fails on some truncated paths ("<": IndexError;
                 # "<a@[1.2.3.4>": AttributeError) instead of reporting a defect: a malformed address,

@@ -528,3 +528,38 @@ def test_a_duplicate_recipient_is_delivered_once(relay, upstream):
     assert msg.rcpt_tos == ["b@example.com", "B@example.com"]
     assert [c for c in upstream.commands if c.startswith("RCPT")] == ["RCPT b@example.com", "RCPT B@example.com"]
     assert replies[2][1].startswith("250 2.1.5 ") and "<b@EXAMPLE.com>" in replies[2][1], replies
+
+
+MALFORMED = ["b@dest..test", "b@-dash.test", "b@dash-.test", ".b@dest.test", "b.@dest.test", "a..b@dest.test",
+             "b@" + "d" * 64 + ".test", "b@" + ("a" * 60 + ".") * 4 + "a" * 20 + ".test", "b@x_y.test"]
+
+
+@pytest.mark.parametrize("mode", ["smarthost", "mx"])
+def test_a_malformed_address_is_refused_553_in_every_mode_and_never_goes_upstream(upstream, relay_factory, dns, mode):
+    # review23 F5: RFC 5321 4.1.2 (sub-domain: letters, digits and inner hyphens; Dot-string: no dot at
+    # either end, never two in a row), RFC 1035 2.3.4 (a label of at most 63 octets) and RFC 5321
+    # 4.5.3.1.2 (a domain of at most 255). Smarthost mode answered these 250 and passed them upstream;
+    # MX mode refused some at routing. Both refuse them with 553 5.1.3 (5.1.7 for a sender).
+    overrides = {}
+    if mode == "mx":
+        overrides = {"upstream": {"mode": "mx", "host": None, "port": upstream.port, "starttls": "off",
+                                  "mx_internal_networks": ["127.0.0.0/8"]},
+                     "resolver": {"nameservers": [dns.nameserver], "timeout": 2}}
+    relay = relay_factory(upstream.port, **overrides)
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        for rcpt in MALFORMED:
+            code, text = c.cmd(f"RCPT TO:<{rcpt}>")
+            assert code == 553 and text.startswith("553 5.1.3 Malformed address"), (rcpt, text)
+        assert c.cmd("RSET")[0] == 250
+        code, text = c.cmd("MAIL FROM:<a@sender..test>")
+        assert code == 553 and text.startswith("553 5.1.7 Malformed address"), text
+        # Quoted, a local part may hold any dots (RFC 5321 4.1.2 Quoted-string).
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd('RCPT TO:<"a..b"@example.com>')
+        assert code == 250 if mode == "smarthost" else not text.startswith("553 5.1.3 Malformed"), text
+    assert not any("dest" in cmd or "x_y" in cmd for cmd in upstream.commands), upstream.commands
+    if mode == "smarthost":  # sent on (quoted, as it came: the upstream's own parser unquotes it for its record)
+        assert "RCPT a..b@example.com" in upstream.commands, upstream.commands
+    events = [e for e in relay.events(wait_for=len(MALFORMED) + 1) if e["kind"] == "policy_rejected"]
+    assert {e["classification"]["rule"] for e in events if e["stage"] == "rcpt"} == {"relay:address-syntax"}
