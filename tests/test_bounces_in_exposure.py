@@ -8,9 +8,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+from tests.support.processes import wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 from tests.test_bounces_in import BOUNCE_DOMAIN, dsn_for, rcpt_reply
 
@@ -215,3 +217,98 @@ def test_stopping_tells_an_idle_bounces_in_connection_421(upstream, relay_factor
         code, text = c.reply()
         assert text.startswith("421 4.3.2 Relay shutting down"), text
         assert c.closed()
+
+
+def costly_bounce(to: str, parts: int = 30_000) -> bytes:
+    """A multipart of many small parts (~2.3 MB): about 1.5 s of the one parser thread, under its budget."""
+    return (f"From: MAILER-DAEMON@mx.example\r\nTo: {to}\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n").encode() + b"".join(
+        b"--B\r\nContent-Type: text/plain\r\n\r\n550 5.1.1 <u%d@dest.example> no such user\r\n" % i
+        for i in range(parts)) + b"--B--\r\n"
+
+
+def open_data(relay, source: str, rcpt: str, helo: str = "mx.example") -> RawSMTP:
+    """A connection from `source` to the intake, told 354 for one message to `rcpt`."""
+    c = RawSMTP(relay.host, relay.intake_port, timeout=120, source=source)
+    assert c.cmd(f"EHLO {helo}")[0] == 250
+    assert c.cmd("MAIL FROM:<>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    return c
+
+
+def flood_with_one_behind(relay, sources: list[str], rcpt: str, message: bytes, return_path: str
+                          ) -> tuple[list[RawSMTP], RawSMTP]:
+    """Costly `message`s to `rcpt`, one from each of `sources`, and a real bounce from 127.0.0.2 to
+    `return_path` ended right behind them (on the old code: in the parser's queue behind them all);
+    every final reply unread."""
+    import select
+
+    flooders = [open_data(relay, source, rcpt) for source in sources]
+    real = open_data(relay, "127.0.0.2", return_path, helo="smarthost.example")
+    for c in flooders:
+        c.send(message + b".\r\n")
+
+    def flood_under_way() -> bool:
+        # Each flood message was received whole and is with the intake (its DATA handler running: reading
+        # it, or waiting to), or was answered already.
+        in_handler = sum(1 for p in list(relay.server.intake_counter.protocols) if p._in_handler)
+        answered = select.select([c.sock for c in flooders], [], [], 0)[0]
+        return in_handler + len(answered) >= len(flooders)
+
+    wait_until(flood_under_way, timeout=60)
+    real.send(dsn_for(return_path) + b".\r\n")
+    return flooders, real
+
+
+@pytest.fixture
+def short_parse_deadline(monkeypatch):
+    # The parser's deadlines scaled down (30 s and 10 s in service), so that a flood that starves the
+    # parser does it in seconds: a real bounce queued behind it gets 451 "not read in time".
+    import relay.intake.bounces_in as bounces_in
+
+    monkeypatch.setattr(bounces_in, "PARSE_DEADLINE", 10.0)
+    monkeypatch.setattr(bounces_in, "PARSE_BUDGET", 3.0)
+
+
+def test_a_postmaster_flood_is_not_read_and_never_holds_up_a_real_bounce(tmp_path, upstream, relay_factory,
+                                                                         short_parse_deadline):
+    # review23 F1: mail to postmaster@ without a VERP token (taken from anyone, RFC 5321 4.5.1) is never
+    # acted on, but was parsed in the one parser thread first: costly multiparts from ten clients held a
+    # real bounce behind them past the parse deadline (451). It is not read at all now.
+    from tests.test_bounces_in import relay_one, start_verp_relay
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream)
+    flooders, real = flood_with_one_behind(relay, [f"127.0.0.{10 + i}" for i in range(10)],
+                                           f"postmaster@{BOUNCE_DOMAIN}", costly_bounce(f"postmaster@{BOUNCE_DOMAIN}"),
+                                           return_path)
+    try:
+        assert real.reply() == (250, "250 2.0.0 Recorded 1 failure(s)")
+        assert [c.reply() for c in flooders] == [(250, "250 2.0.0 Received (postmaster: not recorded)")] * 10
+    finally:
+        for c in [*flooders, real]:
+            c.close()
+    assert [e["recipient"] for e in relay.events(wait_for=2) if e["kind"] == "bounced"] == ["alice@dest.example"]
+
+
+def test_one_clients_costly_bounces_never_hold_up_another_clients_bounce(tmp_path, upstream, relay_factory,
+                                                                        short_parse_deadline):
+    # review23 F1: a recipient of one message holds a valid return path (a VERP token); from one address
+    # and ten connections it sends costly bounces to it. Its bounces are read one at a time, so another
+    # client's real bounce waits for one of them at most, never for the whole flood (old: 451).
+    from tests.test_bounces_in import relay_one, start_verp_relay
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    own = relay_one(relay, upstream, rcpt="mallory@dest.example", nth=1)
+    return_path = relay_one(relay, upstream, nth=2)
+    flooders, real = flood_with_one_behind(relay, ["127.0.0.1"] * 10, own, costly_bounce(own), return_path)
+    try:
+        assert real.reply() == (250, "250 2.0.0 Recorded 1 failure(s)")
+        flood_codes = [c.reply()[0] for c in flooders]
+        assert set(flood_codes) <= {250, 451, 554}, flood_codes  # its own: read in turn, or not in time
+    finally:
+        for c in [*flooders, real]:
+            c.close()
+    bounced = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
+    assert [e["recipient"] for e in bounced] == ["alice@dest.example"]

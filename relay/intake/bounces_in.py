@@ -4,11 +4,12 @@ messages and complaints addressed to the bounce domains.
 It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one step, `BounceIntake`:
 - RCPT: only addresses in `bounces_in.domains`; anything else is `550 5.7.1` (never an open relay).
   With a VERP key, the local part must carry a valid token (relay/intake/verp.py): a forged, altered
-  or expired return path is `550 5.7.1` too. `postmaster` is accepted (RFC 5321 4.5.1) and read like
-  the rest, but a bounce without a token never touches the bounce list when tokens are in use.
+  or expired return path is `550 5.7.1` too. `postmaster` is accepted (RFC 5321 4.5.1), but when tokens
+  are in use a message only to it is never read (no parse: review23 F1) and never touches the bounce list.
   Without a key nothing authenticates a bounce: by default (`unsigned: never`) each is recorded as
   events only; `unsigned: count` lets it count towards listing, never list at once (review14 F2).
-- DATA: the message is parsed (relay/intake/dsn.py, off the event loop) and every failed recipient
+- DATA: the message is parsed (relay/intake/dsn.py, off the event loop, one at a time, and one client's
+  one at a time) and every failed recipient
   goes through the funnel (`Outcomes.observe`): a `bounced` event per failed recipient (`deferred`
   for a DSN's `Action: delayed`), a `complained` event per ARF report. 250 is said only after every
   observation was recorded; a store failure answers 451 so that the reporting MTA tries again, and
@@ -28,6 +29,7 @@ It is the relay's own SMTP service (smtp.py, service.py) with a pipeline of one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -40,6 +42,7 @@ from ..config import Clients
 from ..decision import Decision, Reply, Verdict, accept, defer, reject
 from ..outcomes import Observation, message_key
 from ..pipeline import Message, Pipeline, Step, Transaction
+from ..smtp import client_key
 from .dsn import MAX_STATUS_BLOCKS, BounceReport, FailedRecipient, ParseDeadline, parse_bounce
 from .verp import VerpCodec, VerpError, VerpToken
 
@@ -69,6 +72,21 @@ class BounceIntake(Step):
         self.bounces = settings.bounces_in
         self.outcomes = outcomes
         self.codec = VerpCodec(self.bounces.key) if self.bounces.key else None
+        self._turns: dict[str, list] = {}  # client_key -> [its lock, bounces holding or awaiting it]
+
+    @contextlib.asynccontextmanager
+    async def _turn_of(self, ip: str):
+        """The turn of client `ip` (its IPv6 /64: smtp.client_key) at the parser: one at a time."""
+        key = client_key(ip)
+        entry = self._turns.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._turns.pop(key, None)
 
     async def on_mail(self, txn: Transaction) -> Decision:
         # Bounces come from the null sender (RFC 5321 4.5.5), complaints from a feedback address:
@@ -95,10 +113,26 @@ class BounceIntake(Step):
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         raw = message.original
+        tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
+        token = next((t for t in tokens.values() if t is not None), None)
+        if self.codec is not None and token is None:
+            # Only postmaster was addressed (RFC 5321 4.5.1: taken from anyone, no token): nothing of it
+            # is ever acted on, so it is not read. Parsed, it cost up to PARSE_BUDGET of the one parser
+            # thread, and ten connections of 10 MB multiparts held every real bounce behind them past
+            # PARSE_DEADLINE (451) (review23 F1).
+            log.info("bounce to postmaster without a VERP token (transaction %s, %d octets, Message-ID %s): "
+                     "not read, not recorded", txn.id, len(raw),
+                     printable((txn.headers or {}).get("message-id") or "none")[:200])
+            return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)"))
         deadline = time.monotonic() + PARSE_DEADLINE
         try:
-            parsing = asyncio.get_running_loop().run_in_executor(_PARSER, parse_bounce, raw, deadline, PARSE_BUDGET)
-            report = await asyncio.wait_for(parsing, PARSE_DEADLINE + _GRACE)
+            async with asyncio.timeout(PARSE_DEADLINE + _GRACE):
+                # One client's bounces are read one at a time (the others wait here, on the loop, within
+                # the same deadline): the parser's queue holds at most one of each client's, so that no
+                # client, whatever its connections, can put every other client's bounces behind its own.
+                async with self._turn_of(txn.session.peer_ip):
+                    report = await asyncio.get_running_loop().run_in_executor(
+                        _PARSER, parse_bounce, raw, deadline, PARSE_BUDGET)
         except (ParseDeadline, TimeoutError) as exc:
             if isinstance(exc, ParseDeadline) and exc.ran >= PARSE_BUDGET:
                 # The message itself costs more than a parse may take, and would cost it again on every
@@ -128,13 +162,6 @@ class BounceIntake(Step):
             log.warning("bounce (transaction %s) has %d recipient blocks past the first %d: not read",
                         txn.id, report.blocks_not_read, MAX_STATUS_BLOCKS)
             cut = f"; {report.blocks_not_read} recipient blocks past the first {MAX_STATUS_BLOCKS} not read"
-        tokens: dict[str, VerpToken | None] = txn.notes.get("bounce_tokens", {})
-        token = next((t for t in tokens.values() if t is not None), None)
-        if self.codec is not None and token is None:
-            # Only postmaster was addressed: read, logged, never acted on (it is not authenticated).
-            log.info("bounce to postmaster without a VERP token (transaction %s): %d recipient(s) reported, "
-                     "not recorded", txn.id, len(report.recipients))
-            return accept(Reply.make(250, "2.0.0", "Received (postmaster: not recorded)" + cut))
         ignored = ""
         targets: list[tuple[FailedRecipient, str | None, VerpToken | None]] = [
             (failed, None, token) for failed in report.recipients]
@@ -227,7 +254,7 @@ class BounceIntake(Step):
         recipient whose failures were all recorded gets 250 and its events are emitted; one whose
         recording failed gets its own 451 (the reporting MTA retries that recipient only, and its
         events wait for that retry, but the bounce list's changes that were made are told now); a
-        postmaster without a token, when tokens are in use, is read and not recorded, as alone."""
+        postmaster without a token, when tokens are in use, is not recorded (alone, not even read)."""
         def owner_of(rcpt: str):
             token = tokens.get(rcpt)
             return token.transaction_id if token is not None else None
