@@ -722,6 +722,17 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         # authenticate; MTA-STS, DANE and policies/tls.yaml say where to), not one switch for all.
         top.problems.add("upstream.tls_verify", "in mode mx, certificates are checked per recipient domain: "
                                                 "write `\"*\": verify` (or a domain) in policies/tls.yaml")
+    if not mx and r.data.get("tls_verify") is True and starttls in ("opportunistic", "off"):
+        # An explicit `true` that nothing would honour (review25 F4): with "opportunistic" the session
+        # is encrypted when offered but never authenticated (RFC 7435 1.3), so the message, and a
+        # password with allow_plaintext_auth, went over a certificate nobody checked; with "off"
+        # there is no TLS to check at all.
+        why = ("opportunistic STARTTLS never checks the smarthost's certificate (RFC 7435): the "
+               "message would go over an unverified session" if starttls == "opportunistic" else
+               "no TLS is used, so there is no certificate to check")
+        top.problems.add("upstream.tls_verify", f"true has no effect with `starttls: {starttls}`: {why}; "
+                                                f"use `starttls: required` to have the certificate checked, "
+                                                f"or set `tls_verify: false` to say that it is not")
     port = r.get("port", int, 25 if mx else 587, convert=_port)
     if mx and "mx_port" in r.data:
         top.problems.add("upstream.mx_port", "in mode mx the MX hosts' port is `port`")

@@ -153,6 +153,28 @@ def test_mx_mode_refuses_what_has_no_meaning_there(tmp_path):
     assert found == ["upstream.mode: 'sideways' is not one of smarthost, mx"]
 
 
+@pytest.mark.parametrize("starttls", ["opportunistic", "'off'"])
+def test_tls_verify_true_with_a_smarthost_tls_that_never_checks_it_is_refused_at_load(tmp_path, starttls):
+    """review25 F4: `tls_verify: true` with `starttls: opportunistic` was accepted and did nothing: the
+    message went over a session whose certificate (self-signed, another name) nobody checked. Refused
+    by check-config (and so by serve) with the file, the key and why, as mode mx refuses it."""
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: r.example\nlisten: [{address: '127.0.0.1:2525'}]\n"
+                    f"upstream: {{host: smtp.example.com, starttls: {starttls}, tls_verify: true}}\n")
+    out = run_cli("check-config", "-c", str(path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    mode = starttls.strip("'")
+    assert f"{path}: upstream.tls_verify: true has no effect with `starttls: {mode}`" in out.stdout + out.stderr
+    assert "use `starttls: required`" in out.stdout + out.stderr
+    # What stays valid: the checks asked for where they happen, or said to be off; the default (true)
+    # given nowhere is no contradiction.
+    for upstream in (f"{{host: smtp.example.com, starttls: {starttls}, tls_verify: false}}",
+                     f"{{host: smtp.example.com, starttls: {starttls}}}",
+                     "{host: smtp.example.com, starttls: required, tls_verify: true}"):
+        path.write_text(f"hostname: r.example\nupstream: {upstream}\n")
+        load_settings(path)
+
+
 def test_smarthost_mode_keeps_its_defaults_and_has_an_mx_port_for_routed_domains(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("hostname: r.example\nupstream: {host: smtp.example.com, mx_port: 2525}\n")
