@@ -73,6 +73,11 @@ class Transaction:
     # BounceIntake), keyed by the address as given at RCPT; a recipient without one gets the message's
     # reply (relay/smtp.py LmtpHandler). Empty for SMTP: one reply for the message.
     replies_by_recipient: dict[str, Reply] = field(default_factory=dict)
+    # The event-loop time by which the next hop's reply to the final dot is due (upstream.data_timeout
+    # after the dot), set once the whole message and its dot have gone out; None before. From then on
+    # the next hop may have accepted the message, so a shutdown waits for that reply rather than cut
+    # it off, and a cut records the outcome as unknown (relay/server.py stop()).
+    dot_reply_due: float | None = None
 
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import logqueue, signals
 from .config import Settings, load_settings
+from .decision import Reply
 from .config import bounces_in_warnings as _bounces_in_warnings
 from .errors import ConfigError
 from .events import EventSinks
@@ -40,7 +41,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("relay.server")
 
-DRAIN_SECONDS = 60.0
+DRAIN_SECONDS = 60.0  # for a transaction under way to end, once SIGTERM came (RelayServer.stop)
+# How long past the reply's own deadline (upstream.data_timeout after the final dot, when the upstream
+# connection gives up and the client is told 451) a shutdown still waits for that to be recorded.
+DOT_REPLY_GRACE = 5.0
+
+# RFC 5321 3.8: a server shutting down answers 421. Cut off after the final dot went to the next hop,
+# the client is told that the message may have been delivered.
+SHUTDOWN = Reply.make(421, "4.3.2", "Relay shutting down, try again later", cause="relay-shutdown")
+SHUTDOWN_AFTER_DOT = Reply.make(
+    421, "4.3.2", "Relay shutting down while the upstream had the whole message and had not answered: it may "
+                  "have been delivered; try again later", cause="relay-shutdown-after-dot")
+
+
+def _drain_deadline(protocol, drain_end: float) -> float:
+    """Until when a shutdown lets this session's transaction go on: the drain's end, or, once its final
+    dot went to the next hop, until the reply to it is due (and recorded) if that is later."""
+    txn = protocol.relay_service.transaction(protocol.relay_session)
+    due = txn.dot_reply_due if txn is not None else None
+    return drain_end if due is None else max(drain_end, due + DOT_REPLY_GRACE)
 
 
 class Resources:
@@ -398,15 +417,30 @@ class RelayServer:
         for server in self.servers:
             server.close()
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
-        # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after.
-        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
-        while self._protocols() and asyncio.get_running_loop().time() < deadline:
+        # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after. One whose
+        # message and final dot went to the next hop waits for that reply as long as the next hop
+        # may take to give it (upstream.data_timeout, RFC 5321 4.5.3.2.6: 10 minutes): the next hop
+        # may accept the message at any moment, and a client cut off then does not know it was sent
+        # (its retry is a second delivery). review25 F1: it was cut at DRAIN_SECONDS with no reply
+        # and no event. So the drain lasts at most DRAIN_SECONDS + upstream.data_timeout +
+        # DOT_REPLY_GRACE (systemd/relay.service's TimeoutStopSec covers it).
+        loop = asyncio.get_running_loop()
+        drain_end = loop.time() + DRAIN_SECONDS
+        while True:
             open_ = [p for p in self._protocols() if p.transport is not None and not p.transport.is_closing()]
             if not open_:
                 break  # every one is closing (what is left is the flush of its last reply)
             idle = [p for p in open_ if not p.busy and not p.relay_service.in_transaction(p.relay_session)]
             await asyncio.gather(*(p.say_goodbye("421 4.3.2 Relay shutting down, try again later") for p in idle),
                                  return_exceptions=True)
+            # A session whose time is up is cut off with a 421 and its transaction recorded as deferred
+            # (never an outcome lost in silence); one whose final dot the next hop had says so, its
+            # outcome unknown.
+            now = loop.time()
+            for p in open_:
+                if p not in idle and now >= _drain_deadline(p, drain_end):
+                    txn = p.relay_service.transaction(p.relay_session)
+                    p.cut(SHUTDOWN_AFTER_DOT if txn is not None and txn.dot_reply_due is not None else SHUTDOWN)
             await asyncio.sleep(0.05)
         # Then, in order: the remaining client connections close; the transactions they leave end
         # (events written, upstream connections given back); the pipelines close once no

@@ -22,6 +22,10 @@ from .maildata import crlf_normalise, crlf_normalised, header_refusal
 
 log = logging.getLogger("relay.service")
 
+# What a deferred event says of a message whose final dot the next hop had when the relay had to stop
+# waiting for its reply (shutdown: RelayService.cut).
+UNKNOWN_OUTCOME = "unknown: the upstream had the whole message"
+
 # From this size on the message is made ready (line endings, a DKIM body hash started in a thread)
 # while the upstream's answer to DATA is awaited; below it, after: see RelayService.data.
 HEAD_START_BYTES = 64 * 1024
@@ -270,6 +274,40 @@ class RelayService:
         recipients = list(txn.rcpts) if stage in ("rcpt", "data") else []
         await self.outcomes.refused(txn, session, stage, recipients, Decision(Verdict.DEFER, reply, "deferred"))
         await self._end(txn)
+
+    def cut(self, session: Session, reply: Reply) -> asyncio.Future | None:
+        """Shutdown ends the session in the middle of its transaction (the drain is over, RFC 5321
+        3.8's 421 `reply` goes to the client): the transaction ends deferred, its recipients'
+        events written. Taken out at once, before any await, so that nothing else ends it a second
+        time (not the command under way, cancelled by the caller, not disconnected()); recorded in
+        a task the service owns (drain() waits for it). The caller may await the result."""
+        txn = self._txns.pop(session.id, None)
+        if txn is None:
+            return None
+        stage = txn.notes.get("stage", "mail")
+        recipients = list(txn.rcpts) if stage in ("rcpt", "data") else []
+        detail = {}
+        if txn.dot_reply_due is not None:
+            # The next hop had the whole message and its final dot and had not answered: it may have
+            # delivered it, and the client's retry is then a second delivery. Nobody can know which.
+            detail["outcome"] = UNKNOWN_OUTCOME
+        log.warning("stopping: session %s cut off after the drain, transaction %s deferred (%s) at stage %s%s",
+                    session.id, txn.id, printable(reply.wire_lines()[0])[:120], stage,
+                    (f", recipients {', '.join(printable(r) for r in recipients)[:1000]}" if recipients else "")
+                    + (f"; outcome {UNKNOWN_OUTCOME}" if detail else ""))
+        task = asyncio.get_running_loop().create_task(self._record_cut(txn, session, stage, recipients, reply,
+                                                                       detail))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+        return asyncio.shield(task)
+
+    async def _record_cut(self, txn: Transaction, session: Session, stage: str, recipients: list[str],
+                          reply: Reply, detail: dict) -> None:
+        try:
+            await self.outcomes.refused(txn, session, stage, recipients,
+                                        Decision(Verdict.DEFER, reply, "deferred", detail))
+        finally:
+            await self._end(txn)
 
     async def reset(self, session: Session) -> None:
         """RSET, QUIT or a new EHLO: the open transaction ends (without waiting on the upstream)."""

@@ -1165,6 +1165,20 @@ class RelaySMTP(SMTP):
         take the reply: one that does not read would hold up the shutdown."""
         self._close_with(text)
 
+    def cut(self, reply: Reply):
+        """The drain at shutdown is over and this session is still in the middle of a transaction
+        or a command: `reply` (a 421, RFC 5321 3.8) goes out, the connection closes, the command
+        under way ends here, and the transaction ends deferred with its events (RelayService.cut).
+        Returns what to await for that record, or None."""
+        if self.transport is None or self.transport.is_closing():
+            return None
+        recorded = self.relay_service.cut(self.relay_session, reply) if self.relay_session is not None else None
+        self._close_with(reply.wire())
+        handler = self._handler_coroutine
+        if handler is not None and not handler.done():
+            handler.cancel()  # e.g. waiting on the upstream: its transaction is recorded above, not by it
+        return recorded
+
     def verbatim(self, reply: Reply) -> str:
         """A reply to be sent exactly as given (the upstream's own words)."""
         self._verbatim = reply.wire()

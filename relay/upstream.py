@@ -393,11 +393,12 @@ class UpstreamConnection:
         """DATA was answered 354 and the message has not followed yet."""
         return self._in_data
 
-    async def data(self, chunks: list, dot_lines: bool = True) -> Reply:
+    async def data(self, chunks: list, dot_lines: bool = True, sent=None) -> Reply:
         """DATA with a CRLF-clean message given in pieces that each start a line. Dot-stuffing
         is ours (RFC 5321 4.5.2) and the writes go straight to the transport, so a large message
         is not copied again by the client library's own normalisation. `dot_lines` False: the
-        caller knows that no line starts with ".", and the pieces go as they are."""
+        caller knows that no line starts with ".", and the pieces go as they are. `sent(due)` is
+        called once the final dot has been written, with the loop time by which its reply is due."""
         if not self._in_data:
             start = await self.start_data()
             if start.code != 354:
@@ -474,6 +475,10 @@ class UpstreamConnection:
             early = protocol._response_waiter is not None and protocol._response_waiter.done()
             batch.append(tail)
             protocol.write(b"".join(batch))
+            if sent is not None:
+                # From here the upstream may accept the message at any moment (RFC 5321 4.5.3.2.6 gives
+                # it data_timeout, 10 minutes by default, to say so).
+                sent(asyncio.get_running_loop().time() + self._up.data_timeout)
             # The upstream's latency at the end of DATA: from the final dot, not the transfer (for
             # a small message the dot went out with it).
             start = time.perf_counter()

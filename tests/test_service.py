@@ -74,8 +74,14 @@ def test_shutdown_writes_the_events_of_transactions_it_cuts_off(tmp_path, upstre
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert c.cmd("RCPT TO:<nosuchuser@gmail.test>")[0] == 550
     running.stop()  # the client is mid-transaction: told 421 after the drain, its events still written
+    assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
     c.close()
-    assert kinds(running.events()) == ["bounce_listed", "rejected"]
+    # ... and the cut itself is recorded, as a deadline's 421 is (RelayService.closing): the transaction
+    # deferred (no recipient of it was accepted, so the event names none).
+    events = running.events()
+    assert kinds(events) == ["bounce_listed", "deferred", "rejected"]
+    deferred = next(e for e in events if e["kind"] == "deferred")
+    assert (deferred["stage"], deferred["recipient"], deferred["reply"]["code"]) == ("rcpt", "", 421)
 
 
 def test_reload_lets_sessions_under_way_finish_with_their_steps(tmp_path, upstream):

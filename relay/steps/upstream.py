@@ -120,7 +120,8 @@ class UpstreamStep(Step):
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            reply = await conn.data(message.chunks(), dot_lines=message.dot_lines)
+            reply = await conn.data(message.chunks(), dot_lines=message.dot_lines,
+                                    sent=lambda due: setattr(txn, "dot_reply_due", due))
         except UpstreamError as exc:
             return _deferred(exc)
         return await self._heard(txn, "data", None, reply)

@@ -7,6 +7,7 @@ reply before the command, a close after the final dot.
   "greeting"  bytes, or None for silence (default: a 220)
   "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "STARTTLS"  the reply to that command
   "DOT"       the reply to the final dot
+  "dot_gate"  a threading.Event: the reply to the final dot waits until it is set
   "MIDDATA"   a reply sent as soon as the message starts arriving (before the dot)
 A value is bytes written as they are; a list of bytes is written in pieces, 20 ms apart;
 CLOSE closes without a reply, SILENT says nothing. "close_after" (a set of steps) closes
@@ -139,6 +140,9 @@ class ScriptedUpstream:
                                 await asyncio.sleep(pause)
                         if line == b".\r\n":
                             break
+                    gate = self.script.get("dot_gate")
+                    if gate is not None:  # a threading.Event: the reply to the dot waits for the test
+                        await asyncio.get_running_loop().run_in_executor(None, gate.wait)
                     answer = self._say("DOT")
                     if answer != CLOSE:
                         # Counted before the answer leaves, for the same reason as `said`: a test that saw
