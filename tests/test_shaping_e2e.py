@@ -302,3 +302,88 @@ def test_a_delivery_after_the_quiet_time_takes_a_strike_off_and_the_next_strike_
     assert [r.strikes for r in relay.call(store.shaping_records(["google/example.com"]))] == [1]
     assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 250
     assert relay.call(store.shaping_records(["google/example.com"])) == []
+
+
+def _shaping_messages(relay) -> float:
+    status, _, text = relay.http("/metrics")
+    assert status == 200
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('relay_shaping_messages_total{destination="google"}'))
+
+
+def test_a_warmup_cap_counts_messages_the_provider_accepted_not_ones_it_deferred_at_data(relay_factory, tmp_path):
+    """review25 F2: the cap was used up at RCPT. Two messages the provider deferred at the final dot (a
+    new domain is what providers greylist) held the sender domain till the next day with nothing sent.
+    docs/shaping.md: a sender on a plan "may send per_day messages a day"."""
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    up = ScriptedUpstream().start()
+    try:
+        up.reset(DOT=b"451 4.7.0 Try again later\r\n")
+        directory = tmp_path / "policies"
+        directory.mkdir()
+        (directory / "shaping.yaml").write_text(WARMUP % datetime.now(timezone.utc).date().isoformat())
+        relay = relay_factory(up.port, policies=str(directory), metrics={"listen": "127.0.0.1:0"})
+        for _ in range(3):  # deferred by the provider each time: nothing sent, nothing of the cap used
+            assert deliver(relay, "a@new.example", "u@gmail.com")[-1] == (451, "451 4.7.0 Try again later")
+        assert _shaping_messages(relay) == 0
+        up.script["DOT"] = b"250 2.0.0 queued\r\n"
+        for _ in range(2):  # the plan's 2 a day
+            assert deliver(relay, "a@new.example", "u@gmail.com")[-1][0] == 250
+        assert up.messages == 5
+        code, text = rcpt_reply(relay, "a@new.example", "u@gmail.com")
+        assert code == 451 and text.startswith("451 4.7.0 Warm-up: new.example may send 2 messages a day to gmail")
+        assert up.messages == 5
+        assert _shaping_messages(relay) == 2  # recipients the next hop accepted the message for
+    finally:
+        up.stop()
+
+
+def test_a_warmup_cap_is_not_overshot_by_messages_under_way_at_once(upstream, relay_factory, tmp_path):
+    """A recipient accepted at RCPT holds its place in the cap until its final dot is answered: with the
+    cap of 2, a third transaction open at the same time is refused at RCPT, and once the first two
+    end without the provider's 250 (RSET), their places are free again."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "shaping.yaml").write_text(WARMUP % datetime.now(timezone.utc).date().isoformat())
+    relay = relay_factory(upstream.port, policies=str(directory))
+    open_ = [RawSMTP(relay.host, relay.port) for _ in range(2)]
+    try:
+        for c in open_:
+            c.cmd("EHLO client.test")
+            assert c.cmd("MAIL FROM:<a@new.example>")[0] == 250
+            assert c.cmd("RCPT TO:<u@gmail.com>")[0] == 250
+        code, text = rcpt_reply(relay, "a@new.example", "v@gmail.com")
+        assert code == 451 and "Warm-up" in text
+        for c in open_:
+            assert c.cmd("RSET")[0] == 250
+        for _ in range(2):
+            assert deliver(relay, "a@new.example", "u@gmail.com")[-1][0] == 250
+        assert "Warm-up" in rcpt_reply(relay, "a@new.example", "u@gmail.com")[1]
+    finally:
+        for c in open_:
+            c.close()
+
+
+def test_messages_per_minute_still_bounds_attempts_the_provider_deferred_at_data(relay_factory, tmp_path):
+    """docs/shaping.md: the rate limits count "recipients the relay let through" - attempts, which load
+    the provider whatever it answers at the final dot - so a destination limited to 2 a minute gets no
+    third attempt in that minute even though it accepted none."""
+    from tests.support.scripted_upstream import ScriptedUpstream
+
+    up = ScriptedUpstream().start()
+    try:
+        up.reset(DOT=b"451 4.7.0 Try again later\r\n")
+        directory = tmp_path / "policies"
+        directory.mkdir()
+        (directory / "shaping.yaml").write_text(
+            "version: 1\ndestinations:\n  google: {name: gmail, domains: [gmail.com], "
+            "limits: {messages_per_minute: 2}}\n")
+        relay = relay_factory(up.port, policies=str(directory))
+        for _ in range(2):
+            assert deliver(relay, "a@example.com", "u@gmail.com")[-1][0] == 451
+        code, text = rcpt_reply(relay, "a@example.com", "u@gmail.com")
+        assert code == 451 and text.startswith("451 4.7.0 Slowed: gmail takes 2 messages a minute"), text
+        assert up.messages == 2  # two attempts reached the provider
+    finally:
+        up.stop()

@@ -129,7 +129,8 @@ CATALOGUE: dict[str, Spec] = {
         "counter", "Throttling replies that held or slowed a destination, by destination and rule.",
         ("destination", "rule"), bounded=("destination",)),
     "relay_shaping_messages_total": Spec(
-        "counter", "Recipients the next hop accepted, by shaping destination (its rate).", ("destination",),
+        "counter", "Recipients the next hop accepted the message for (250 to the final dot), by shaping "
+                   "destination.", ("destination",),
         bounded=("destination",)),
     "relay_shaping_holds": Spec(
         "gauge", "Shaping records in force (shared by every relay on the store), by state: held (refused "

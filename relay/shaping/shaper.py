@@ -114,6 +114,10 @@ class Shaper:
         self._hour: dict[str, int] = {}  # everyone's last hour per key, as last read
         self._watched: set[str] = set()  # keys whose counts a limit looks at: shared through the store
         self._local: dict[tuple[str, float], int] = {}  # (key, minute) -> recipients this process let through
+        # Warm-up key -> recipients this process let through whose message the next hop has not yet
+        # answered at the final dot: each holds a place in its sender's daily cap until then (counted()
+        # to delivered() or released()), so that messages under way at once cannot overshoot it.
+        self._reserved: dict[str, int] = {}
         self._pruned = 0.0  # the minute _local was last swept
         self._forgotten = time.time()  # the last sweep of stale records (the first after FORGET_EVERY)
         self._flusher: asyncio.Task | None = None
@@ -201,7 +205,7 @@ class Shaper:
             return None
         key = hold_key(destination.name, sender_domain)
         self._watch(key)
-        if self.today(key, now) < cap:
+        if self.today(key, now) + self._reserved.get(key, 0) < cap:
             return None
         tomorrow = (math.floor(now / DAY) + 1) * DAY
         text = (f"Warm-up: {sender_domain} may send {cap} messages a day to {destination.label} on day "
@@ -213,10 +217,13 @@ class Shaper:
     # -- counting --------------------------------------------------------------------------------
 
     def counted(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
-        """One recipient let through to `destination` (its rate and its sender's warm-up cap). Only
-        keys a limit looks at (`_watch`) go to the store: every recipient domain is a destination of
-        its own, and counting them all there would grow the table with every domain ever mailed.
-        The others are counted here only, for the rate a slow-down halves."""
+        """One recipient let through to `destination` (the next hop's 250 to its RCPT): an attempt,
+        which is what the destination's rate limits and the rate a slow-down halves count
+        (docs/shaping.md: "recipients the relay let through"; a message the provider then defers at
+        DATA was still sent at it). It also holds a place in its sender's warm-up cap until the reply
+        to the final dot (delivered(), or released()). Only keys a limit looks at (`_watch`) go to
+        the store: every recipient domain is a destination of its own, and counting them all there
+        would grow the table with every domain ever mailed. The others are counted here only."""
         now = time.time() if now is None else now
         minute = math.floor(now / MINUTE) * MINUTE
         day = math.floor(now / DAY) * DAY
@@ -228,11 +235,35 @@ class Shaper:
             self._local[(key, minute)] = self._local.get((key, minute), 0) + 1
             if key in self._watched:
                 self._add((key, "minute", minute))
+        self._reserved[per_sender] = self._reserved.get(per_sender, 0) + 1
+        if self._pending:
+            self._start_flushing()
+
+    def delivered(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
+        """The next hop accepted the message (250 to the final dot) for one recipient counted() before:
+        a message sent, which is what a warm-up plan's `per_day` counts (docs/shaping.md: "may send
+        per_day messages a day"; review25 F2: a message deferred at DATA used the cap up, and a new
+        domain the provider greylisted was held till the next day with nothing delivered)."""
+        now = time.time() if now is None else now
+        per_sender = hold_key(destination.name, sender_domain)
+        self._unreserve(per_sender)
         if per_sender in self._watched:
-            self._add((per_sender, "day", day))
+            self._add((per_sender, "day", math.floor(now / DAY) * DAY))
         self._count("relay_shaping_messages_total", destination=destination.name)
         if self._pending:
             self._start_flushing()
+
+    def released(self, destination: Destination, sender_domain: str) -> None:
+        """A recipient counted() whose message the next hop did not accept (deferred or refused at
+        DATA, or the transaction ended without it): its place in the warm-up cap is free again."""
+        self._unreserve(hold_key(destination.name, sender_domain))
+
+    def _unreserve(self, key: str) -> None:
+        left = self._reserved.get(key, 0) - 1
+        if left > 0:
+            self._reserved[key] = left
+        else:
+            self._reserved.pop(key, None)
 
     def _add(self, bucket) -> None:
         self._pending[bucket] = self._pending.get(bucket, 0) + 1

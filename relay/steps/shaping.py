@@ -8,7 +8,9 @@ message and retries (RFC 5321 4.2.1: 4yz is transient), so nothing is lost. The 
 not the provider's 421, because 421 would close a session whose other recipients may go.
 
 Every upstream reply is reported here by the upstream step (`upstream_replied`): one a reaction
-matches strikes the destination (hold, slow down), a 250 to the final dot decays it.
+matches strikes the destination (hold, slow down), a 250 to the final dot decays it. A 250 to RCPT
+counts towards the destination's rate (an attempt); a 250 to the final dot counts the message as sent
+for its sender's warm-up cap.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class ShapingNotes:
     sender_domain: str
     destinations: dict[str, Destination] = field(default_factory=dict)  # recipient -> destination
     struck: set[str] = field(default_factory=set)  # destinations whose records had strikes at RCPT
+    # One per recipient the next hop accepted at RCPT (Shaper.counted), until the reply to the final
+    # dot says whether the message was sent (Shaper.delivered) or not (Shaper.released).
+    counted: list[Destination] = field(default_factory=list)
 
 
 class ShapingStep(Step):
@@ -83,11 +88,16 @@ class ShapingStep(Step):
             targets = [dest]
             if stage == "rcpt" and reply.positive:
                 self.shaper.counted(dest, notes.sender_domain)
+                notes.counted.append(dest)
                 return None
         else:
             # MAIL and DATA answer for the whole transaction: every destination of its recipients.
             targets = list({d.name: d for d in notes.destinations.values()}.values())
         if stage == "data" and reply.code == 250:
+            # The message was sent: to each recipient the next hop accepted (a warm-up cap counts these).
+            for dest in notes.counted:
+                self.shaper.delivered(dest, notes.sender_domain)
+            notes.counted.clear()
             # Only a destination that had strikes at RCPT can have one old enough to decay now:
             # the common success costs no read of the store.
             for dest in targets:
@@ -108,5 +118,17 @@ class ShapingStep(Step):
                             "sender_domain": struck.sender_domain or None, "rule": struck.rule,
                             "reason": struck.reason, "until": iso_time(struck.until), "strikes": struck.strikes,
                             **({"limit": f"{struck.rate:g} messages a minute"} if struck.rate is not None else {})}}
+
+    async def on_reset(self, txn: Transaction) -> None:
+        self.reset_now(txn)
+
+    def reset_now(self, txn: Transaction) -> None:
+        """The transaction ended without the next hop's 250 to its final dot for the recipients still
+        counted (a 4xx or 5xx at DATA, RSET, a dropped client): their places in the warm-up cap are free."""
+        notes = txn.notes.get("shaping")
+        if notes is not None and notes.counted:
+            for dest in notes.counted:
+                self.shaper.released(dest, notes.sender_domain)
+            notes.counted.clear()
 
     # No close(): the shaper is the process's (relay.server.Resources), shared by reloaded pipelines.
