@@ -486,11 +486,16 @@ class RelayServer:
                 self.worker.ready()  # the parent tells systemd once every worker listens
             else:
                 systemd.notify("READY=1")
-            watchdog = loop.create_task(systemd.watchdog())
+            # Pings (or, in a worker, heartbeats to the parent) from this loop, through the drain too:
+            # it may last upstream.data_timeout, and a loop stuck in it must still show.
+            watchdog = loop.create_task(self.worker.heartbeats() if self.worker is not None
+                                        else systemd.watchdog())
             await self._stopping.wait()
             log.info("stopping: draining sessions")
-            watchdog.cancel()
-            await self.stop()
+            try:
+                await self.stop()
+            finally:
+                watchdog.cancel()
         finally:
             ignore_late_signals(loop, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 

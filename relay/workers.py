@@ -10,7 +10,10 @@ workers accept on the one socket. docs/internals.md says why this shape and not 
 
 The parent forwards SIGHUP (reload) and SIGTERM/SIGINT (drain) to every worker, restarts a worker that
 dies (after a back-off that grows while it keeps dying at once), and tells systemd READY=1 only once
-every worker listens. The connection count behind `limits.max_connections` is shared
+every worker listens. Under systemd's watchdog (WATCHDOG_USEC) each worker sends a heartbeat from its
+event loop over the same pipe, and the parent pings WATCHDOG=1 only while every worker is alive and
+its heartbeat fresh: a worker whose loop is stuck (alive, so never replaced, and still handed its share
+of new connections by the kernel) stops the pings, and systemd restarts the relay. The connection count behind `limits.max_connections` is shared
 (relay/sharedcount.py); `upstream.pool_size` and `limits.max_connections_per_client` are divided.
 """
 
@@ -40,6 +43,7 @@ RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while i
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
+STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Worker:
     sockets: Sockets
     connections: SharedCount
     ready_fd: int
+    heartbeat: float | None = None  # seconds between heartbeats from the event loop; None: no watchdog
 
     @property
     def leader(self) -> bool:
@@ -79,7 +84,32 @@ class Worker:
         return max(1, total // self.count)
 
     def ready(self) -> None:
-        os.write(self.ready_fd, f"{self.slot} {os.getpid()}\n".encode())
+        line = f"{self.slot} {os.getpid()}\n".encode()
+        while True:
+            try:
+                os.write(self.ready_fd, line)
+                return
+            except BlockingIOError:  # the pipe is non-blocking (beat()); the parent empties it
+                time.sleep(0.01)
+
+    def beat(self) -> None:
+        """One heartbeat: this worker's event loop runs. Never waits: one the parent has no room for is
+        dropped (the next will do)."""
+        try:
+            os.write(self.ready_fd, f"{self.slot} {os.getpid()} beat\n".encode())
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    async def heartbeats(self) -> None:
+        """Beats from the event loop for as long as it runs (the drain at SIGTERM included): a loop
+        that is stuck sends none, which is what the parent's watchdog pings are withheld for."""
+        if self.heartbeat is None:
+            return
+        import asyncio
+
+        while True:
+            self.beat()
+            await asyncio.sleep(self.heartbeat)
 
 
 def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
@@ -160,6 +190,7 @@ class _Slot:
     failures: int = 0  # deaths in a row, each soon after its start
     reload_pending: bool = False  # a SIGHUP came while it was starting (it ignores SIGHUP until it listens)
     restart_at: float | None = None
+    beat: float | None = None  # monotonic time of its last heartbeat (None: none yet)
 
 
 class Supervisor:
@@ -181,13 +212,16 @@ class Supervisor:
         self.announced = False  # READY=1 sent: every worker listened once
         self.exit_code = 0
         self._signals: list[int] = []
+        self.watchdog: float | None = None  # seconds between WATCHDOG=1 pings (half of WATCHDOG_USEC)
+        self._withheld_for: set[tuple] = set()  # the workers the last pings were withheld for
 
     # -- the parent's loop -------------------------------------------------------------------------
 
     def run(self) -> int:
         ready_r, self._ready_w = os.pipe()
         wake_r, wake_w = os.pipe()
-        for fd in (ready_r, wake_r, wake_w):
+        # The workers' end too: a heartbeat never blocks a worker's event loop (Worker.beat).
+        for fd in (ready_r, self._ready_w, wake_r, wake_w):
             os.set_blocking(fd, False)
         self._parent_fds = (ready_r, wake_r, wake_w)  # closed in every worker
         # The wakeup pipe only wakes the select below; the signals themselves are kept by _on_signal.
@@ -198,11 +232,11 @@ class Supervisor:
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, self._on_signal)
+        watchdog = self.watchdog = _watchdog_interval()  # before the workers: they beat at half of it
         log.info("starting %d workers", self.count)
         for slot in self.slots:
             self._spawn(slot)
         buffered = b""
-        watchdog = _watchdog_interval()
         next_ping = time.monotonic()
         try:
             while True:
@@ -217,7 +251,9 @@ class Supervisor:
                             and not self.stopping:
                         self._spawn(slot)
                 if watchdog and now >= next_ping:
-                    systemd.notify("WATCHDOG=1")
+                    # Only while every worker answers (sd_notify(3): WATCHDOG=1 says the service works).
+                    if self._all_answering(now):
+                        systemd.notify("WATCHDOG=1")
                     next_ping = now + watchdog
                 waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
                 if watchdog:
@@ -233,9 +269,14 @@ class Supervisor:
                     buffered += _drain(ready_r)
                     *lines, buffered = buffered.split(b"\n")
                     for line in lines:
-                        index, pid = (int(x) for x in line.split())
-                        if self.slots[index].pid == pid:  # not a word from a worker since replaced
-                            self._on_ready(index)
+                        index, pid, *beat = line.split()
+                        slot = self.slots[int(index)]
+                        if slot.pid != int(pid):
+                            continue  # not a word from a worker since replaced
+                        if beat:
+                            slot.beat = time.monotonic()
+                        else:
+                            self._on_ready(slot.index)
         finally:
             # Whatever comes now (the operator repeating SIGTERM) must not change how the relay ends:
             # at interpreter exit Python would put SIG_DFL back under a handler, and a SIGTERM then
@@ -254,6 +295,34 @@ class Supervisor:
             if self.metrics_dir is not None and self.metrics_dir.owned:
                 shutil.rmtree(self.metrics_dir.path, ignore_errors=True)
         return self.exit_code
+
+    def _all_answering(self, now: float) -> bool:
+        """Whether every worker is alive and its event loop sent a heartbeat within the watchdog interval
+        (one it started less than STARTUP_GRACE ago may not have sent one yet). While stopping, the
+        workers that already ended are no fault. A change is told to systemd (STATUS=) and logged once."""
+        stale: dict[tuple, str] = {}  # (slot, pid) -> why, for the log and STATUS
+        for slot in self.slots:
+            if slot.pid is None:
+                if not self.stopping:
+                    stale[(slot.index, None)] = f"worker {slot.index} is not running (restarting)"
+                continue
+            if slot.beat is None:
+                if now - slot.started >= max(self.watchdog, STARTUP_GRACE):
+                    stale[(slot.index, slot.pid)] = (f"worker {slot.index} (pid {slot.pid}) has sent no heartbeat "
+                                                     f"since its start {now - slot.started:.0f} s ago")
+            elif now - slot.beat >= self.watchdog:
+                stale[(slot.index, slot.pid)] = (f"worker {slot.index} (pid {slot.pid}) has sent no heartbeat for "
+                                                 f"{now - slot.beat:.1f} s")
+        if set(stale) != self._withheld_for:
+            self._withheld_for = set(stale)
+            if stale:
+                why = "; ".join(stale.values())
+                log.error("watchdog: %s; not telling systemd WATCHDOG=1 until it answers", why)
+                systemd.notify(f"STATUS=Watchdog withheld: {why}")
+            else:
+                log.info("watchdog: every worker answers again")
+                systemd.notify(f"STATUS=All {self.count} workers answering")
+        return not stale
 
     def _on_signal(self, signum, _frame) -> None:
         self._signals.append(signum)  # handled in the loop, not inside the handler
@@ -358,8 +427,11 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         slot.started = time.monotonic()
+        slot.beat = None
+        # Beats twice per ping interval: one late or lost beat does not withhold a ping.
         worker = Worker(slot.index, self.count, self.settings, self.policies, self.sockets[slot.index],
-                        self.connections, self._ready_w)
+                        self.connections, self._ready_w,
+                        heartbeat=self.watchdog / 2 if self.watchdog else None)
         self._parent_pid = os.getpid()
         # A signal the parent forwards to the new pid before the child has its own handlers would
         # run the parent's handler, copied into the child, and be lost there (a lost SIGTERM: the

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,55 @@ def test_ready_is_told_to_systemd_once_every_worker_listens(relay_workers, tmp_p
         relay.proc.send_signal(signal.SIGTERM)
         assert notify.recv(4096) == b"STOPPING=1"
         assert relay.stop() == 0
+
+
+def test_the_watchdog_pings_stop_while_a_worker_does_not_answer(relay_workers, tmp_path):
+    """review25 F3: the parent pinged WATCHDOG=1 on its own timer, so a worker whose event loop was stuck
+    (here: stopped, alive, never replaced, still handed its share of new connections) went unseen by
+    systemd. The pings stop while a worker sends no heartbeat (STATUS= says which), and come back
+    when it answers again."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        # 2 s: pings every second, heartbeats every half second.
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+
+        def until(wanted) -> list[bytes]:
+            seen = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                message = notify.recv(4096)  # socket.timeout after 60 s: the test fails
+                seen.append(message)
+                if wanted(message):
+                    return seen
+            raise AssertionError(f"not seen within 60 s; the last messages: {seen[-5:]}")
+
+        until(lambda m: m == b"READY=1")
+        until(lambda m: m == b"WATCHDOG=1")
+        victim = min(relay.workers())
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            status = until(lambda m: m.startswith(b"STATUS=Watchdog withheld") and f"pid {victim}".encode() in m)[-1]
+            assert b"has sent no heartbeat" in status, status
+            # Four ping intervals with the worker still stopped: not one ping.
+            notify.settimeout(4)
+            quiet = []
+            try:
+                while True:
+                    quiet.append(notify.recv(4096))
+            except socket.timeout:
+                pass
+            assert b"WATCHDOG=1" not in quiet, quiet
+            notify.settimeout(60)
+        finally:
+            os.kill(victim, signal.SIGCONT)
+        back = until(lambda m: m == b"WATCHDOG=1")
+        assert b"STATUS=All 2 workers answering" in back, back
+        assert relay.stop() == 0
+    err = relay.stderr()
+    assert f"(pid {victim}) has sent no heartbeat" in err and "every worker answers again" in err, err
+    assert "Traceback" not in err
 
 
 def test_a_worker_that_cannot_start_stops_the_relay_with_the_reason(tmp_path, upstream):
