@@ -18,13 +18,18 @@ What it does, and why:
   and have exactly one spelling. Mapping follows UTS #46 non-transitional
   processing (IDNA 2008) when the `idna` package is present, so `faß.de` stays
   distinct from `fass.de`, as it is in DNS.
-- The local part is lower-cased. RFC 5321 2.4 lets a receiver treat local parts
-  case-sensitively, but in practice receiving systems do not (no major provider
-  delivers `Bob@` and `bob@` to different people), and DESIGN.md's contract is
+- The local part's ASCII letters are lower-cased (fold()), and nothing else. RFC 5321
+  2.4 lets a receiver treat local parts case-sensitively, but in practice receiving
+  systems do not (no major provider delivers `Bob@` and `bob@` to different
+  people), and DESIGN.md's contract is
   that bounce-list matching is case-insensitive, local part included. The
   price of being wrong is a listed address also refusing its differently-cased
   twin, which never exists in practice; the price of the other choice is mail
   that keeps bouncing and hurts the sender's reputation.
+  Non-ASCII letters (RFC 6531 local parts) keep their case: Unicode case mapping merges distinct
+  mailboxes (str.lower() turns U+212A KELVIN SIGN into ASCII "k", U+2126 OHM SIGN into omega), so a
+  refusal of "<KELVIN SIGN>ate@x" would have listed the good "kate@x" (review24 F2). RFC 6531 3.2 leaves
+  such local parts to the receiving host alone; two different spellings stay two keys.
 - `+tags` and dots in the local part are kept. `user+news@` and `user@` are
   the same mailbox at some providers and different mailboxes at others (and
   many treat `+` as an ordinary character); dots are ignored by Gmail only. The
@@ -49,7 +54,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
+__all__ = ["normalise", "fold", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
            "domain_in_a_labels", "to_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
@@ -70,6 +75,19 @@ _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # RFC 5321 4.5.3.1.1 / 4.5.3.1.2: limits in octets.
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
+
+
+_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(text: str) -> str:
+    """`text` (an address, a local part, or a text an address is searched in) with its ASCII letters
+    A-Z lower-cased and every other character as it is: the one case-folding of addresses (the
+    bounce list's keys, the step's lookups, a reply's or report's named recipients, the CLI). Never
+    str.lower() or casefold(): they map non-ASCII letters onto others (U+212A KELVIN SIGN to "k"),
+    which makes two mailboxes one key, and can change a text's length (U+0130 becomes two
+    characters), which moves the positions found in it."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_UPPER)
 
 
 def normalise(address: str) -> str:
@@ -127,7 +145,7 @@ def _local_part(local: str, original: str) -> str:
         raise ValueError(
             f"invalid address {original!r}: character {bad!r} is not allowed in an unquoted local part"
         )
-    local = local.lower()
+    local = fold(local)
     if len(local.encode("utf-8")) > MAX_LOCAL_PART:
         raise ValueError(
             f"invalid address {original!r}: local part longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"

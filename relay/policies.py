@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .address import addresses_in, domain_of
+from .address import addresses_in, domain_of, fold
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError
 
@@ -53,7 +53,7 @@ class Judgement:
     def about(self, recipient: str) -> bool:
         """True when this refusal is about `recipient`'s address (recipient scope, and at
         DATA the recipient the reply names)."""
-        return self.scope == "recipient" and recipient.lower() in (r.lower() for r in self.recipients)
+        return self.scope == "recipient" and fold(recipient) in (fold(r) for r in self.recipients)
 
     def concerns(self, recipient: str) -> bool:
         """True when this refusal may touch `recipient`'s bounce-list record."""
@@ -62,10 +62,11 @@ class Judgement:
 
 def named_recipient(text: str, recipients: Sequence[str]) -> str | None:
     """The one recipient of `recipients` that `text` names, or None (none, or several)."""
-    lowered = text.lower()
+    # fold(), not lower(): a reply naming U+212A "ate@x" is not about "kate@x" (review24 F2).
+    lowered = fold(text)
     found = None
     for rcpt in recipients:
-        needle = rcpt.lower()
+        needle = fold(rcpt)
         if not needle:
             continue
         start = lowered.find(needle)
@@ -76,7 +77,7 @@ def named_recipient(text: str, recipients: Sequence[str]) -> str | None:
                 break
             start = lowered.find(needle, start + 1)
         if start >= 0:
-            if found is not None and found.lower() != needle:
+            if found is not None and fold(found) != needle:
                 return None  # names more than one: about the message, not one address
             found = rcpt
     return found
@@ -98,7 +99,7 @@ _LEADING_ADDRESS = re.compile(
 def _local_part(address: str) -> str:
     """An address's local part, lowercased, without a "+detail" subaddress (RFC 5233) or quotes."""
     local = address.rpartition("@")[0] if "@" in address else address
-    return local.strip('"').lower().partition("+")[0]
+    return fold(local.strip('"')).partition("+")[0]
 
 
 def leading_address(text: str) -> str | None:

@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import replace
 
-from .address import literal_problem, mailbox_problem, printable, shown, unsendable
+from .address import fold, literal_problem, mailbox_problem, printable, shown, unsendable
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
@@ -382,7 +382,7 @@ def same_mailbox_key(address: str) -> str:
     """What two recipients have in common when they are one mailbox: the domain in any case, the
     local part exactly as written (RFC 5321 2.4: only the destination host may read it otherwise)."""
     local, at, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}" if at else address.lower()  # a bare "postmaster" (RFC 5321 4.5.1)
+    return f"{local}@{domain.lower()}" if at else fold(address)  # a bare "postmaster" (RFC 5321 4.5.1)
 
 
 def _smtputf8(options: list[str]) -> bool:

@@ -32,7 +32,7 @@ def test_tags_and_dots_are_kept(a, b):
 
 
 @pytest.mark.parametrize("spelling", [
-    "jörg@bücher.example", "jörg@BÜCHER.example", "JÖRG@xn--bcher-kva.example", "jörg@XN--BCHER-KVA.EXAMPLE",
+    "jörg@bücher.example", "jörg@BÜCHER.example", "JöRG@xn--bcher-kva.example", "jörg@XN--BCHER-KVA.EXAMPLE",
     "jörg@ｂüｃｈｅｒ.example",  # full-width letters map to ASCII (UTS #46)
 ])
 def test_idn_domain_spellings_meet_in_one_a_label_key(spelling):
@@ -94,3 +94,30 @@ def test_literal_problem_names_what_is_wrong(literal, why):
 
     found = literal_problem(literal)
     assert (found is None) if why is None else (why in found and "address literal" in found), found
+
+
+# review24 F2: str.lower() maps U+212A KELVIN SIGN to ASCII "k" (and merges other distinct code
+# points), so two mailboxes shared one key and a refusal of one listed the other.
+@pytest.mark.parametrize("unicode_local, ascii_or_other", [
+    ("\u212aate", "kate"),              # KELVIN SIGN: its lower() is ASCII "k"
+    ("\u2126mega", "\u03c9mega"),       # OHM SIGN: its lower() is GREEK SMALL LETTER OMEGA
+    ("\u212bngstr", "\u00e5ngstr"),     # ANGSTROM SIGN: its lower() is a-ring
+    ("\u0130stanbul", "i\u0307stanbul"),  # I WITH DOT ABOVE: its lower() is "i" + COMBINING DOT ABOVE
+    ("J\u00d6RG", "j\u00f6rg"),         # an upper-case non-ASCII letter is not merged with its lower case
+])
+def test_non_ascii_letters_are_never_case_folded_into_another_mailbox(unicode_local, ascii_or_other):
+    assert normalise(f"{unicode_local}@x.test") != normalise(f"{ascii_or_other}@x.test")
+
+
+def test_ascii_letters_of_every_local_part_still_match_case_insensitively():
+    assert normalise("Kate@X.test") == normalise("KATE@x.test") == "kate@x.test"
+    assert normalise("J\u00f6RG@x.test") == "j\u00f6rg@x.test"  # the ASCII letters of a non-ASCII local part
+    assert normalise('"John Doe"@x.test') == normalise('"JOHN DOE"@x.test')
+
+
+def test_fold_lowers_ascii_letters_only_and_keeps_the_length():
+    from relay.address import fold
+
+    text = "550 <\u0130\u212aATE@X.TEST> Unknown"
+    assert fold(text) == "550 <\u0130\u212aate@x.test> unknown"
+    assert len(fold(text)) == len(text)

@@ -563,3 +563,22 @@ def test_a_malformed_address_is_refused_553_in_every_mode_and_never_goes_upstrea
         assert "RCPT a..b@example.com" in upstream.commands, upstream.commands
     events = [e for e in relay.events(wait_for=len(MALFORMED) + 1) if e["kind"] == "policy_rejected"]
     assert {e["classification"]["rule"] for e in events if e["stage"] == "rcpt"} == {"relay:address-syntax"}
+
+
+def test_a_refused_kelvin_sign_address_does_not_list_the_ascii_address(relay, upstream):
+    """review24 F2: str.lower() made U+212A KELVIN SIGN + "ate@x.test" the key "kate@x.test", so the
+    upstream's 550 5.1.1 for that (unknown) SMTPUTF8 mailbox listed the good kate@x.test, and anyone who
+    could make the relay's users write to an address could get a real one refused."""
+    upstream.rcpt_replies["\u212aate"] = GMAIL_NO_SUCH_USER
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8")[0] == 250
+        code, text = c.cmd("RCPT TO:<\u212aate@x.test>")
+        assert code == 550 and "5.1.1" in text
+    relay.events(wait_for=1)
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<kate@x.test>")
+        assert (code, "bounce list" in text) == (250, False), text
+        code, text = c.cmd("RCPT TO:<KATE@x.test>")
+        assert code == 250, text
+    assert "RCPT kate@x.test" in upstream.commands

@@ -73,7 +73,13 @@ async def test_idn_domains_match_in_either_form(store):
     await fail(store, "Jörg@BÜCHER.example")
     entry = await store.get("jörg@xn--bcher-kva.example")
     assert entry is not None and entry.address == "jörg@xn--bcher-kva.example"
-    assert await store.get("JÖRG@bücher.example") == entry
+    assert await store.get("JöRG@bücher.example") == entry
+    # Only ASCII letters are case-folded (review24 F2): Unicode case mapping merges distinct
+    # mailboxes (U+212A KELVIN SIGN becomes "k"), so a non-ASCII letter's case is the receiver's.
+    assert await store.get("JÖRG@bücher.example") is None
+    await fail(store, "\u212aate@x.test")
+    assert await store.get("kate@x.test") is None
+    assert (await store.get("\u212aATE@x.test")).address == "\u212aate@x.test"
 
 
 async def test_invalid_address_is_a_value_error(store):

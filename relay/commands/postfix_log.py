@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Iterator
 
+from ..address import fold
 from . import add_config_arg, load_policies_or_exit, load_settings_or_exit
 
 EXIT_ERROR = 2
@@ -186,7 +187,7 @@ class DryRun:
         fields["would_bounce_list"] = would if would in ("list", "count") else "never"
         events = [make_event(obs.kind, stage, reply=obs.reply, classification=judgement.classification,
                              dry_run=True, **base, **fields)]
-        key = obs.recipient.lower()
+        key = fold(obs.recipient)
         if would == "list" and key not in self.listed:
             self.listed.add(key)
             events.append(make_event("bounce_listed", stage, reply=obs.reply,

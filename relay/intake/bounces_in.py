@@ -37,7 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from ..address import is_valid, normalise, printable
+from ..address import fold, is_valid, normalise, printable
 from ..config import Clients
 from ..decision import Decision, Reply, Verdict, accept, defer, reject
 from ..outcomes import Observation, message_key
@@ -421,9 +421,9 @@ def _key(address: str) -> str:
     """An address as the bounce list compares it (relay.address.normalise), or as written when it is
     none."""
     try:
-        return normalise(address).lower()
+        return normalise(address)  # already folded: a further lower() would merge U+212A with "k"
     except ValueError:
-        return address.lower()
+        return fold(address)
 
 
 def _once_per_address(observations: list[Observation]) -> list[Observation]:

@@ -36,7 +36,7 @@ from email.feedparser import FeedParser
 from email.header import decode_header, make_header
 from email.message import Message
 
-from ..address import ATEXT
+from ..address import ATEXT, fold
 from ..decision import Reply
 
 # Per-recipient actions that report a failure (RFC 3464 2.3.3); `delivered`, `relayed` and `expanded`
@@ -261,7 +261,7 @@ def _transcript_reading(text: str, patterns: tuple,
     start = block
     if names:
         own_rcpts = [c.start() for c in command_re.finditer(text, block)
-                     if c.group(1).lower() == "rcpt" and _names_one_of(_line_at(text, c.start()).lower(), names)]
+                     if fold(c.group(1)) == "rcpt" and _names_one_of(fold(_line_at(text, c.start())), names)]
         if len(own_rcpts) > 1:
             start = own_rcpts[-1]
     reply = next((r for r in replies if r.start() >= start), None)
@@ -270,8 +270,8 @@ def _transcript_reading(text: str, patterns: tuple,
     commands = list(command_re.finditer(text, block, reply.start()))
     if not commands:
         return None
-    stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
-    command_line = _line_at(text, commands[-1].start()).lower()
+    stage = _STAGE_OF_COMMAND[fold(commands[-1].group(1))]
+    command_line = fold(_line_at(text, commands[-1].start()))
     if stage == "data" and _replies_before_next_command(text, reply.start(), next_command, reply_end) > 1:
         # PIPELINING (RFC 2920 3.1): RCPT and DATA went together and the replies come in
         # command order; the first of several answers a RCPT, the DATA reply comes last.
@@ -284,8 +284,8 @@ def _transcript_reading(text: str, patterns: tuple,
             stage, command_line = answered[0], answered[1] or command_line
             if stage is None:
                 return None  # it answers a command the stages do not name (RSET, NOOP)
-            return stage, command_line, _line_at(text, reply.start()).lower(), True
-    return stage, command_line, _line_at(text, reply.start()).lower(), False
+            return stage, command_line, fold(_line_at(text, reply.start())), True
+    return stage, command_line, fold(_line_at(text, reply.start())), False
 
 
 def _last_host_part(text: str, last_reply: int) -> int:
@@ -316,7 +316,7 @@ def _transcript_runs(text: str, block: int, patterns: tuple) -> list[tuple[list[
 
 def _command_stage(line: str, patterns: tuple) -> str | None:
     command = patterns[0].match(line)
-    return _STAGE_OF_COMMAND[command.group(1).lower()] if command else None
+    return _STAGE_OF_COMMAND[fold(command.group(1))] if command else None
 
 
 # The address a reply leads with, right after its code and enhanced status: Sendmail's
@@ -338,8 +338,8 @@ def _answers_another(command: str, reply: str, rcpts: set[str]) -> bool:
     named = _REPLY_ADDRESS.match(reply)
     if not (rcpt and named):
         return False
-    named_address = named.group(1).lower()
-    return named_address != rcpt.group(1).lower() and named_address in rcpts
+    named_address = fold(named.group(1))
+    return named_address != fold(rcpt.group(1)) and named_address in rcpts
 
 
 def _paired_in_order(commands: list[str], replies: list[tuple[int, str, int]]) -> bool:
@@ -347,7 +347,7 @@ def _paired_in_order(commands: list[str], replies: list[tuple[int, str, int]]) -
     replies as commands shown, and none to a RCPT naming another RCPT of the run."""
     if len(commands) != len(replies):
         return False
-    rcpts = {m.group(1).lower() for c in commands if (m := _RCPT_ADDRESS.search(c))}
+    rcpts = {fold(m.group(1)) for c in commands if (m := _RCPT_ADDRESS.search(c))}
     return not any(_answers_another(c, r, rcpts) for c, (_, r, _) in zip(commands, replies))
 
 
@@ -365,7 +365,7 @@ def _pipelined_command(text: str, block: int, reply_at: int, patterns: tuple) ->
                     return None
                 if not _paired_in_order(commands, replies):
                     return "rcpt", ""
-                return _command_stage(commands[n], patterns), commands[n].lower()
+                return _command_stage(commands[n], patterns), fold(commands[n])
     return None
 
 
@@ -397,9 +397,9 @@ def _rcpt_stages(text: str, patterns: tuple = _OWN_TRANSCRIPT) -> dict[str, str 
             # A recipient with a RCPT from here on is not decided by an earlier pair: his last RCPT
             # decides, and its reply is not known (review-5 F3).
             unpaired = {m.group(1) for later, _ in runs[n:] for c in later
-                        if (m := _RCPT_ADDRESS.search(c.lower()))}
+                        if (m := _RCPT_ADDRESS.search(fold(c)))}
             break
-        pairs.extend((_command_stage(c, patterns), c.lower(), code) for c, (_, _, code) in zip(commands, replies))
+        pairs.extend((_command_stage(c, patterns), fold(c), code) for c, (_, _, code) in zip(commands, replies))
     stages: dict[str, str | None] = {}
     data_failed = False
     # Backwards: a recipient's last RCPT decides (an earlier transaction's 452 is not the failure of
@@ -504,7 +504,7 @@ def stage_said(text: str | None, names: tuple[str, ...] | list[str] | str | None
         return None
     if isinstance(names, str):
         names = (names,)
-    lowered = tuple(n.lower() for n in names if n) if names else None
+    lowered = tuple(fold(n) for n in names if n) if names else None
     stage = _rcpt_stage_of(_rcpt_stages(text), lowered)[1] if lowered else None
     if stage:
         return stage
@@ -569,7 +569,7 @@ class FailedRecipient:
         X-Actual-Recipient, and the failed address itself), once each: a reply that names one of them
         names the recipient (Policies.judge)."""
         return tuple(dict.fromkeys(a for a in (self.original_recipient, self.recipient, self.final_recipient,
-                                               self.actual_recipient) if a and a.lower() != of.lower()))
+                                               self.actual_recipient) if a and fold(a) != fold(of)))
 
     def reply(self) -> Reply:
         """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
@@ -608,9 +608,9 @@ class BounceReport:
     blocks_not_read: int = 0
 
     def original_header(self, name: str) -> str | None:
-        lname = name.lower()
+        lname = fold(name)
         for key, value in self.original_headers:
-            if key.lower() == lname:
+            if fold(key) == lname:
                 return value
         return None
 
@@ -636,7 +636,7 @@ def _typed(value: str | None) -> tuple[str | None, str | None]:
     if ";" in value:
         kind, _, rest = value.partition(";")
         if re.fullmatch(r"\s*[\w.-]+\s*", kind):
-            return kind.strip().lower(), rest.strip()
+            return fold(kind.strip()), rest.strip()
     return None, value
 
 
@@ -926,7 +926,7 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
     notifications = [p for p, ctype in walked if ctype == "message/disposition-notification"]
     if notifications:
         return _from_disposition_notification(msg, notifications, original)
-    if _header_value(msg, "X-Apple-Unsubscribe").strip().lower() == "true":
+    if fold(_header_value(msg, "X-Apple-Unsubscribe").strip()) == "true":
         # Apple Mail's unsubscribe: a message from the recipient asking to be removed (an opt-out).
         who = _bare_address(_header_value(msg, "From"))
         if who:
@@ -974,10 +974,10 @@ def _with_prose_recipients(report: BounceReport, text: str) -> BounceReport:
     if first_field is None or not text[:first_field.start()].strip():
         return report
     prose = text[:first_field.start()]
-    covered = {a.lower() for r in report.recipients
+    covered = {fold(a) for r in report.recipients
                for a in (r.recipient, r.original_recipient, r.final_recipient, r.actual_recipient) if a}
     more = tuple(r for r in _from_text(prose, msg=None, original=None).recipients
-                 if r.recipient.lower() not in covered)
+                 if fold(r.recipient) not in covered)
     return replace(report, recipients=report.recipients + more) if more else report
 
 
@@ -1006,7 +1006,7 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
 def _is_bare_status_fields(msg: Message) -> bool:
     """Whether the header block is a delivery-status part's fields and nothing else: a recipient field
     (Final- or Original-Recipient) with Action or Status, and none of a message's own header fields."""
-    names = {name.lower() for name in msg.keys()}
+    names = {fold(name) for name in msg.keys()}
     return bool(names & {"final-recipient", "original-recipient"}) and bool(names & {"action", "status"}) \
         and not names & {"from", "to", "subject", "date", "message-id", "received", "content-type", "mime-version"}
 
@@ -1032,19 +1032,19 @@ def _is_auto_reply(msg: Message) -> bool:
     """RFC 3834 auto-replies (and the usual vacation headers) are answers, not bounces."""
     if msg.get("X-Autoreply") or msg.get("X-Autorespond") or msg.get("X-Vacation"):
         return True
-    precedence = _header_value(msg, "Precedence").strip().lower()
+    precedence = fold(_header_value(msg, "Precedence").strip())
     subject = _header_text(_header_value(msg, "Subject"))
-    auto = _header_value(msg, "Auto-Submitted").strip().lower()
+    auto = fold(_header_value(msg, "Auto-Submitted").strip())
     if auto.startswith("auto-replied") or precedence == "auto_reply":
-        return bool(_AUTO_REPLY_SUBJECT.search(subject)) or "delivery" not in subject.lower() and \
+        return bool(_AUTO_REPLY_SUBJECT.search(subject)) or "delivery" not in fold(subject) and \
             not _looks_like_daemon(_header_value(msg, "From"))
     return bool(_AUTO_REPLY_SUBJECT.search(subject))
 
 
 def _looks_like_daemon(from_header: str) -> bool:
-    address = (_bare_address(from_header) or "").lower()
+    address = fold((_bare_address(from_header) or ""))
     local = address.split("@")[0]
-    return local in _NOT_RECIPIENT_LOCAL or "mailer-daemon" in from_header.lower() or "postmaster" in local
+    return local in _NOT_RECIPIENT_LOCAL or "mailer-daemon" in fold(from_header) or "postmaster" in local
 
 
 def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
@@ -1060,7 +1060,7 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
     payload = part.get_payload()
     keep = MAX_STATUS_BLOCKS + 1
     beyond = 0
-    encoding = _header_value(part, "Content-Transfer-Encoding").strip().lower()
+    encoding = fold(_header_value(part, "Content-Transfer-Encoding").strip())
     if encoding in ("base64", "quoted-printable"):
         # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
         body = part.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
@@ -1116,7 +1116,7 @@ def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
         if m:
             current.append((m.group(1), [m.group(2).strip()]))
             continue
-        if not current and blocks and blocks[-1][-1][0].lower() == "diagnostic-code":
+        if not current and blocks and fold(blocks[-1][-1][0]) == "diagnostic-code":
             # A reply continued after a stray blank line, without indentation: reopen its block.
             current = blocks.pop()
         if current:
@@ -1127,9 +1127,9 @@ def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
 
 
 def _field(block: list[tuple[str, str]], name: str) -> str | None:
-    lname = name.lower()
+    lname = fold(name)
     for key, value in block:
-        if key.lower() == lname:
+        if fold(key) == lname:
             return value
     return None
 
@@ -1138,7 +1138,7 @@ def _action(block: list[tuple[str, str]]) -> str | None:
     """The block's action-value (RFC 3464 2.3.3), lower case, without what some MTAs write after it:
     Sendmail's return receipts say "Action: relayed (to non-DSN-aware mailer)"."""
     m = re.match(r"\s*([A-Za-z-]+)", _field(block, "Action") or "")
-    return m.group(1).lower() if m else None
+    return fold(m.group(1)) if m else None
 
 
 _READ_DIAGNOSTIC = 64 * 1024
@@ -1213,7 +1213,7 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
 def _per_message(blocks: list[list[tuple[str, str]]]) -> tuple[dict, list]:
     """Split the per-message fields (the first block, when it has no recipient) from the rest."""
     if blocks and _field(blocks[0], "Final-Recipient") is None and _field(blocks[0], "Original-Recipient") is None:
-        return dict((k.lower(), v) for k, v in blocks[0]), blocks[1:]
+        return dict((fold(k), v) for k, v in blocks[0]), blocks[1:]
     return {}, blocks
 
 
@@ -1253,8 +1253,8 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
 
 
 def _from_status_text(text: str, original) -> BounceReport | None:
-    head, blocks = _per_message(_blocks_from_text(text[text.lower().find("reporting-mta"):] if
-                                                  "reporting-mta" in text.lower() else text))
+    head, blocks = _per_message(_blocks_from_text(text[fold(text).find("reporting-mta"):] if
+                                                  "reporting-mta" in fold(text) else text))
     not_read = max(0, len(blocks) - MAX_STATUS_BLOCKS)
     recipients = [r for r in (_recipient_from_block(b) for b in blocks[:MAX_STATUS_BLOCKS]) if r is not None]
     if not recipients:
@@ -1307,7 +1307,7 @@ def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg
     sender = per_message.get("x-postfix-sender")
     sender = _bare_address(_typed(sender)[1]) if sender else None
     if sender is None and original:
-        sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
+        sender = _bare_address(dict((fold(k), v) for k, v in original).get("return-path"))
     # One record per distinct failure: Sendmail reports an aliasing loop with one identical block per
     # expansion (the same address, Status and diagnostic up to eleven times), and each record becomes a
     # `bounced` event that the funnel counts.
@@ -1372,7 +1372,7 @@ def _from_ses_notification(text: str) -> BounceReport | None:
     if kind == "Complaint" and isinstance(event.get("complaint"), dict):
         complaint = event["complaint"]
         feedback_type = complaint.get("complaintFeedbackType")
-        feedback_type = feedback_type.strip().lower() if isinstance(feedback_type, str) else None
+        feedback_type = fold(feedback_type.strip()) if isinstance(feedback_type, str) else None
         recipients = [FailedRecipient(recipient=address, feedback_type=feedback_type)
                       for entry in complaint.get("complainedRecipients") or [] if isinstance(entry, dict)
                       for address in [_bare_address(entry.get("emailAddress") if isinstance(
@@ -1430,23 +1430,23 @@ def _from_feedback(msg: Message, parts: list[Message], original) -> BounceReport
 
 
 def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient]:
-    feedback_type = (_field(fields, "Feedback-Type") or "").strip().lower() or None
+    feedback_type = fold((_field(fields, "Feedback-Type") or "").strip()) or None
     reporting = _typed(_field(fields, "Reporting-MTA"))[1]
     # Original-Rcpt-To (RFC 5965 3.2); Removal-Recipient in the older opt-out drafts; else the
     # original message's recipient, when its To and Cc together name one address. Feedback loops that
     # redact the recipient (Microsoft's JMRP) leave Original-Rcpt-To out: with "To: alice, Cc: bob"
     # either may have complained, and the To is not the complainer (review-12 F4).
-    addresses = [a for k, v in fields if k.lower() in ("original-rcpt-to", "removal-recipient")
+    addresses = [a for k, v in fields if fold(k) in ("original-rcpt-to", "removal-recipient")
                  for a in [_bare_address(v)] if a]
     if not addresses and original:
-        to = [a for k, v in original if k.lower() in ("to", "cc") for a in _ADDRESS.findall(v)]
-        addresses = to[:1] if len({a.lower() for a in to}) == 1 else []
+        to = [a for k, v in original if fold(k) in ("to", "cc") for a in _ADDRESS.findall(v)]
+        addresses = to[:1] if len({fold(a) for a in to}) == 1 else []
     seen: set[str] = set()
     out = []
     for address in addresses or [""]:
-        if address.lower() in seen:
+        if fold(address) in seen:
             continue
-        seen.add(address.lower())
+        seen.add(fold(address))
         out.append(FailedRecipient(recipient=address, feedback_type=feedback_type, remote_mta=reporting))
     return out
 
@@ -1454,7 +1454,7 @@ def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient
 def _complaint_sender(fields, original) -> str | None:
     sender = _bare_address(_field(fields, "Original-Mail-From"))
     if sender is None and original:
-        headers = dict((k.lower(), v) for k, v in original)
+        headers = dict((fold(k), v) for k, v in original)
         sender = _bare_address(headers.get("return-path")) or _bare_address(headers.get("from"))
     return sender
 
@@ -1469,7 +1469,7 @@ def _original_message_headers(walked: list[tuple[Message, str]]) -> list[tuple[s
             inner = part.get_payload()
             if isinstance(inner, list) and inner:
                 return [(k, _header_text(_unfold(str(v)))) for k, v in inner[0].items()]
-        attached = _header_value(part, "Content-Disposition").strip().lower().startswith("attachment")
+        attached = fold(_header_value(part, "Content-Disposition").strip()).startswith("attachment")
         if ctype in ("text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers",
                      "message/global-headers") or (attached and ctype == "text/plain"):
             text = _decoded_text(part)
@@ -1515,7 +1515,7 @@ def _has_originator(lines: list[str], start: int) -> bool:
     for line in lines[start:start + 200]:
         if not line.strip():
             return False
-        if line[:5].lower() == "from:":
+        if fold(line[:5]) == "from:":
             return True
     return False
 
@@ -1543,7 +1543,7 @@ def _report_text(msg: Message) -> str:
             return
         if part.get_content_maintype() != "text":
             return
-        if _header_value(part, "Content-Disposition").strip().lower().startswith("attachment"):
+        if fold(_header_value(part, "Content-Disposition").strip()).startswith("attachment"):
             return  # the returned message or its headers, attached as a file
         text = _decoded_text(part)
         if part.get_content_subtype() == "html":
@@ -1598,11 +1598,11 @@ def _excluded_addresses(msg: Message | None, original) -> set[str]:
     if msg is not None:
         for name in ("From", "To", "Cc", "Reply-To", "Return-Path", "Sender", "Errors-To", "Message-ID"):
             for value in msg.get_all(name) or []:
-                out.update(a.lower() for a in _ADDRESS.findall(str(value)))
+                out.update(fold(a) for a in _ADDRESS.findall(str(value)))
     if original:
         for key, value in original:
-            if key.lower() in ("from", "return-path", "sender", "reply-to", "message-id", "errors-to"):
-                out.update(a.lower() for a in _ADDRESS.findall(value))
+            if fold(key) in ("from", "return-path", "sender", "reply-to", "message-id", "errors-to"):
+                out.update(fold(a) for a in _ADDRESS.findall(value))
     return out
 
 
@@ -1634,8 +1634,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         # Exim and Gmail name the failed addresses in a header of their own.
         for value in msg.get_all("X-Failed-Recipients") or []:
             for address in _ADDRESS.findall(str(value)):
-                if address.lower() not in seen:
-                    seen.add(address.lower())
+                if fold(address) not in seen:
+                    seen.add(fold(address))
                     candidates.append(address)
                     named = True
     display_names = set() if candidates else _display_names(report)
@@ -1643,14 +1643,14 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     senders: set[str] = set()
     for m in ([] if candidates else _ADDRESS.finditer(report)):
         address = _without_emphasis(report, m)
-        low = address.lower()
+        low = fold(address)
         if _SENDER_AFTER.match(report, m.end()):
             senders.add(low)
             continue
         if low in seen or (low.split("@")[0] in _NOT_RECIPIENT_LOCAL and not _given_refusal(report, m.end())):
             continue
         line_start = report.rfind("\n", 0, m.start()) + 1
-        line_head = report[line_start:m.start()].lstrip(_MARGIN).lower()
+        line_head = fold(report[line_start:m.start()].lstrip(_MARGIN))
         if line_head.startswith(("message-id:", "in-reply-to:", "references:", "content-id:")) or \
                 report[m.start() - 1:m.start()] in ("/", "="):
             continue  # a message identifier or part of a URL, not a mailbox
@@ -1663,7 +1663,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
             excluded.add(low)
             continue
         if candidates and _in_remote_reply(report, line_start, line_head) and \
-                _heads_part(report, line_start, [c for c in candidates if c.lower() not in excluded]):
+                _heads_part(report, line_start, [c for c in candidates if fold(c) not in excluded]):
             # Named inside the reply another recipient got ("<a@x>: host h said: 550 5.1.1 <b@y>: ...",
             # qmail's "a@x:\n... Remote host said: 554 b@y: Relay access denied"): the remote server's
             # own name for that recipient (an alias it resolved it to), not an address we sent to.
@@ -1674,7 +1674,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
             # The report's summary of the returned message ("Your message / To: list@... / Subject:
             # ... / did not reach the following recipient(s): ..."): its To and Cc are the original's
             # header fields, which name a list or other recipients, not necessarily the failed one.
-            if low not in (a.lower() for a in summarised):
+            if low not in (fold(a) for a in summarised):
                 summarised.append(address)
             continue
         seen.add(low)
@@ -1682,8 +1682,8 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     if senders:
         # Named the sender by a reply anywhere in the text (_SENDER_AFTER), perhaps only at a later
         # mention (the first one a Markdown link's text): never a failed recipient.
-        candidates = [a for a in candidates if a.lower() not in senders]
-        summarised = [a for a in summarised if a.lower() not in senders]
+        candidates = [a for a in candidates if fold(a) not in senders]
+        summarised = [a for a in summarised if fold(a) not in senders]
     if not candidates:
         # Only the summary names an address (Yahoo's "I'm afraid I wasn't able to deliver the following
         # message. Subject: ... To: x@..."): that is the recipient.
@@ -1691,12 +1691,12 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     if not named:
         # The bounce's own addresses (its sender and addressee, the original's sender) are not the
         # failed recipients, unless the text names no other (mail to oneself bounces too).
-        others = [a for a in candidates if a.lower() not in excluded]
+        others = [a for a in candidates if fold(a) not in excluded]
         candidates = others or candidates
     if not candidates and original and not _is_list_mail(original):
         # The report names no address: the original message's recipient is the one that failed.
-        to = [a for k, v in original if k.lower() == "to" for a in _ADDRESS.findall(v)]
-        if len(to) == 1 and to[0].lower() not in excluded:
+        to = [a for k, v in original if fold(k) == "to" for a in _ADDRESS.findall(v)]
+        if len(to) == 1 and fold(to[0]) not in excluded:
             candidates = to
     subject = _header_text(_header_value(msg, "Subject")) if msg is not None else ""
     candidates = candidates[:MAX_TEXT_RECIPIENTS]
@@ -1704,9 +1704,9 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                               or _HOST_REFUSED.search(report)):
         return BounceReport("none", original_headers=tuple(original or ()))
     aliases = _aliases(report, candidates)
-    names = {c: (c, aliases[c.lower()]) if c.lower() in aliases else (c,) for c in candidates}
+    names = {c: (c, aliases[fold(c)]) if fold(c) in aliases else (c,) for c in candidates}
     failures = _text_failures(report, candidates, names=names, drop_borrowed=True,
-                              listed=frozenset(c.lower() for c in candidates) if named else frozenset())
+                              listed=frozenset(fold(c) for c in candidates) if named else frozenset())
     if aliases:
         failures = _with_original_addresses(failures, aliases)
     if _PERMANENT_WORDS.search(report):
@@ -1716,7 +1716,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         failures = [replace(f, action="failed") if f.final and f.action is None else f for f in failures]
     sender = None
     if original:
-        sender = _bare_address(dict((k.lower(), v) for k, v in original).get("return-path"))
+        sender = _bare_address(dict((fold(k), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
 
@@ -1743,7 +1743,7 @@ def _in_remote_reply(report: str, line_start: int, line_head: str) -> bool:
         return True
     if re.match(r"[45][0-5][0-9][ -]", line_head) and line_start >= 2:
         previous = report[report.rfind("\n", 0, line_start - 1) + 1:line_start - 1]
-        return previous.rstrip().lower().endswith("said:")
+        return fold(previous.rstrip()).endswith("said:")
     return False
 
 
@@ -1757,8 +1757,8 @@ def _heads_part(report: str, line_start: int, recipients: list[str]) -> bool:
         begin = report.rfind("\n", 0, begin - 1) + 1
     end = report.find("\n", line_start)
     region = report[begin:end if end >= 0 else len(report)]
-    heads = {m.group(1).lower() for m in _PART_HEAD.finditer(region)}
-    return bool(heads) and any(r.lower() in heads for r in recipients)
+    heads = {fold(m.group(1)) for m in _PART_HEAD.finditer(region)}
+    return bool(heads) and any(fold(r) in heads for r in recipients)
 
 
 def _own_failure_line(report: str, pos: int) -> bool:
@@ -1835,24 +1835,24 @@ def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str,
     """One line per failed recipient: the one an alias made, with the address the sender used as its
     original recipient. The reply or status read from the text after the sender's address (where a
     Sendmail report puts the transcript) is that recipient's, when its own part of the text has none."""
-    by_address = {f.recipient.lower(): f for f in failures}
-    merged = {a.lower() for a in aliases.values() if a.lower() in by_address}
+    by_address = {fold(f.recipient): f for f in failures}
+    merged = {fold(a) for a in aliases.values() if fold(a) in by_address}
     # How many failed recipients each address the sender used was expanded to: with several (a list,
     # Exim's "(generated from team@x)" under each member), the text after that address is one
     # member's part, never another's (review15 F4: a member without a reply of its own got the words
     # and stage of the entry before it).
     members: dict[str, int] = {}
     for original in aliases.values():
-        members[original.lower()] = members.get(original.lower(), 0) + 1
+        members[fold(original)] = members.get(fold(original), 0) + 1
     out = []
     for failed in failures:
-        low = failed.recipient.lower()
+        low = fold(failed.recipient)
         if low in merged and low not in aliases:
             continue
         original = aliases.get(low)
         if original is not None:
-            other = by_address.get(original.lower())
-            if members[original.lower()] > 1:
+            other = by_address.get(fold(original))
+            if members[fold(original)] > 1:
                 other = None
             if other is not None and failed.code is None and failed.status is None and other.diagnostic:
                 # Postfix's own failure, which quotes no reply: "<b@h.x> (expanded from <a@x>): Host or
@@ -1876,8 +1876,8 @@ def _display_names(report: str) -> set[str]:
         if report[m.start() - 1:m.start()] == "<":
             continue
         bracketed = _DISPLAY_NAME_OF.match(report, m.end())
-        if bracketed and bracketed.group(1).lower() != m.group(0).lower():
-            out.add(m.group(0).lower())
+        if bracketed and fold(bracketed.group(1)) != fold(m.group(0)):
+            out.add(fold(m.group(0)))
     return out
 
 
@@ -1911,14 +1911,14 @@ _ALIAS_NOTE = re.compile(r">?[^\n]{0,200}?(?:\n[ \t]+(?![ \t]|[<\w.+-]+@)[^\n]{0
 def _aliases(report: str, candidates: list[str]) -> dict[str, str]:
     """Failed address (lower case) -> the address the sender used, where the report notes one."""
     out: dict[str, str] = {}
-    lowered = report.lower()
+    lowered = fold(report)
     for address in candidates:
-        pos = lowered.find(address.lower())
+        pos = lowered.find(fold(address))
         if pos < 0:
             continue
         m = _ALIAS_NOTE.match(report, pos + len(address))
-        if m and m.group(1).lower() != address.lower():
-            out[address.lower()] = _mailbox_in_text(m.group(1))
+        if m and fold(m.group(1)) != fold(address):
+            out[fold(address)] = _mailbox_in_text(m.group(1))
     return out
 
 
@@ -1927,7 +1927,7 @@ def _mailbox_in_text(found: str) -> str:
     local part: the quote it was written in ('x@example.org', CommuniGate, Demon) and Exchange's
     X.400 form "dda:SMTP=x@example.org" (RFC 2156's mapping keeps the RFC 822 address after "SMTP=")."""
     found = found.lstrip("'")
-    if found[:5].lower() == "smtp=":
+    if fold(found[:5]) == "smtp=":
         found = found[5:]
     return found
 
@@ -1951,7 +1951,7 @@ def _without_emphasis(report: str, m: re.Match) -> str:
 def _is_list_mail(original) -> bool:
     """The returned message went through a mailing list (RFC 2369 / RFC 2919 fields): its To names
     the list, not the member whose mailbox failed."""
-    return any(k.lower() in ("list-id", "list-post", "list-unsubscribe") for k, _ in original)
+    return any(fold(k) in ("list-id", "list-post", "list-unsubscribe") for k, _ in original)
 
 
 def _without_summary(text: str) -> str:
@@ -1979,13 +1979,13 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     heads an entry of the report's list of failures, on a line of its own with its reason under it
     (Exim's "  bob@x\n    Unrouteable address"): that is its own failure in its own words, not a
     mention (review15 F4: written before an address with a reply, it was dropped, a failure missed)."""
-    lowered = report.lower()
+    lowered = fold(report)
     positions = []
     # Sendmail's per-recipient line puts a reply code before the address ("554 <a@x>... Service
     # unavailable"): the line is this address's part of the text, not the end of the one before it.
     line_starts: dict[int, int] = {}
     for n, address in enumerate(candidates):
-        pos = lowered.find(address.lower())
+        pos = lowered.find(fold(address))
         if pos >= 0:
             line_start = lowered.rfind("\n", 0, pos) + 1
             if _CODE_BEFORE_ADDRESS.fullmatch(report, line_start, pos):
@@ -2003,15 +2003,15 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
     whole = first_reply if len(candidates) == 1 else (None, None, None)
     # Every name of every address of the report (lower case), to tell a reply that names another
     # failed address of the same report from one that names its own (_anothers_reply).
-    all_names = {n.lower() for c in candidates for n in ((names or {}).get(c) or (c,))} \
+    all_names = {fold(n) for c in candidates for n in ((names or {}).get(c) or (c,))} \
         if len(candidates) > 1 else set()
     # Where each address is written, in order (one pass over the text): an address's own part of
     # the text ends where another address of the report is written, and an address written again
     # later has its part there too (Exchange lists the recipients, then "Diagnostic information for
     # administrators" with each one's reply under it again; review-12 F1).
-    index_of = {c.lower(): n for n, c in enumerate(candidates)} if len(candidates) > 1 else {}
+    index_of = {fold(c): n for n, c in enumerate(candidates)} if len(candidates) > 1 else {}
     mentions = [(m.start(), index_of[low]) for m in _ADDRESS.finditer(report)
-                if (low := _mailbox_in_text(m.group(0)).lower()) in index_of] if index_of else []
+                if (low := fold(_mailbox_in_text(m.group(0)))) in index_of] if index_of else []
     mention_at = [pos for pos, _ in mentions]
     whole_remote = _REMOTE_HOST.search(report)
     # The whole text's own transcript and stated stage, read once; a RCPT in it that names another
@@ -2031,7 +2031,7 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
         end = ends[order[rank + 1]] if rank + 1 < len(order) else len(report)
         segment = report[start:end]
         known_as = (names or {}).get(candidates[i]) or (candidates[i],)
-        lowered_names = tuple(n.lower() for n in known_as)
+        lowered_names = tuple(fold(n) for n in known_as)
         others = all_names.difference(lowered_names)
         *found, begin = _own_reply_at(replies[start:_next_other(mentions, mention_at, i, start, end)],
                                       lowered_names, others)
@@ -2063,8 +2063,8 @@ def _text_failures(report: str, candidates: list[str], stage_said_later: bool = 
                 found = (None, None, None)
             else:
                 found = whole
-                if drop_borrowed and named_by_whole and candidates[i].lower() not in named_by_whole and \
-                        candidates[i].lower() not in listed and not _heads_entry(report, start, segment, others):
+                if drop_borrowed and named_by_whole and fold(candidates[i]) not in named_by_whole and \
+                        fold(candidates[i]) not in listed and not _heads_entry(report, start, segment, others):
                     continue
         code, status, diagnostic = found
         if diagnostic is None:
@@ -2120,7 +2120,7 @@ def _one_host_line(text: str) -> str | None:
     hosts: dict[str, str] = {}
     for m in _HOST_LINE.finditer(text):
         name = f"{m.group(1).rstrip('.')}{m.group(2)}"
-        hosts.setdefault(name.lower(), name)
+        hosts.setdefault(fold(name), name)
     return next(iter(hosts.values())) if len(hosts) == 1 else None
 
 
@@ -2178,14 +2178,14 @@ def _mentions_after(mentions: list[tuple[int, int]], mention_at: list[int], i: i
 def _named_in(reply: str, candidates: list[str], names: dict[str, tuple[str, ...]] | None) -> set[str]:
     """The `candidates` (lowered) that `reply` names by any name they are known by: the addresses
     in it, looked up, not each candidate searched for (a report of a thousand recipients)."""
-    mentioned = {a.lower() for a in _ADDRESS.findall(reply)}
-    return {c.lower() for c in candidates
-            if any(n.lower() in mentioned for n in ((names or {}).get(c) or (c,)))}
+    mentioned = {fold(a) for a in _ADDRESS.findall(reply)}
+    return {fold(c) for c in candidates
+            if any(fold(n) in mentioned for n in ((names or {}).get(c) or (c,)))}
 
 
 # An address the text writes (its domain's trailing dot or punctuation left out).
 def _addresses_written(text: str) -> list[str]:
-    return [_mailbox_in_text(m.group(0)).lower() for m in _ADDRESS.finditer(text)]
+    return [fold(_mailbox_in_text(m.group(0))) for m in _ADDRESS.finditer(text)]
 
 
 # A transcript's RCPT command line (">>> RCPT To:<carol@x>", "RCPT TO:<carol@x>"): the reply on the next line
@@ -2209,7 +2209,7 @@ def _anothers_reply(text: str, begin: int, diagnostic: str | None, own: tuple[st
     previous = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1:max(0, line_start - 1)] if line_start else ""
     command = _RCPT_LINE.match(previous)
     if command:
-        rcpt = _mailbox_in_text(command.group(1).strip("<>")).lower()
+        rcpt = fold(_mailbox_in_text(command.group(1).strip("<>")))
         return rcpt in others and rcpt not in own
     return False
 
@@ -2238,7 +2238,7 @@ def _own_part(segment: str, others: set[str]) -> str:
     if not others:
         return segment
     for m in _ADDRESS.finditer(segment):
-        if _mailbox_in_text(m.group(0)).lower() in others:
+        if fold(_mailbox_in_text(m.group(0))) in others:
             return segment[:segment.rfind("\n", 0, m.start()) + 1]
     return segment
 
@@ -2256,7 +2256,7 @@ def _delivery_agent_line(report: str, reply_at: int, address: str) -> str | None
     if line_start < 2 or report[line_start:reply_at].strip(" \t<"):
         return None  # the reply does not start its line
     sendmails = _CODE_BEFORE_ADDRESS.match(report, line_start)
-    if sendmails is None or report[sendmails.end():sendmails.end() + len(address)].lower() != address.lower():
+    if sendmails is None or fold(report[sendmails.end():sendmails.end() + len(address)]) != fold(address):
         return None  # not Sendmail's line about this address
     previous_start = report.rfind("\n", 0, line_start - 1) + 1
     line = report[previous_start:line_start - 1]
@@ -2295,7 +2295,7 @@ def _reason_text(text: str, address: str) -> str:
     lines = []
     for line in text.split("\n"):
         line = line.strip(" \t")
-        if not line or line.strip("<>:;,").lower() == address.lower() or _SUMMARY_LINE.match(line) or \
+        if not line or fold(line.strip("<>:;,")) == fold(address) or _SUMMARY_LINE.match(line) or \
                 re.fullmatch(r"[-=_*\s]+", line) or _ALIAS_NOTE_LINE.fullmatch(line):
             continue
         lines.append(line)
@@ -2355,8 +2355,8 @@ def _stage_of_own_reply(report: str, reply: str | None, names: tuple[str, ...]) 
     first = _TRANSCRIPT_COMMAND.search(report)
     if not reply or len(reply) < 8 or first is None:
         return None
-    lowered = report.lower()
-    wanted = reply[:60].lower()
+    lowered = fold(report)
+    wanted = fold(reply[:60])
     at = lowered.find(wanted, first.start())
     for _ in range(4):
         if at < 0:
@@ -2366,8 +2366,8 @@ def _stage_of_own_reply(report: str, reply: str | None, names: tuple[str, ...]) 
             commands = list(_TRANSCRIPT_COMMAND.finditer(report, _last_host_part(report, at), line_start))
             if not commands:
                 return None
-            stage = _STAGE_OF_COMMAND[commands[-1].group(1).lower()]
-            command_line = _line_at(report, commands[-1].start()).lower()
+            stage = _STAGE_OF_COMMAND[fold(commands[-1].group(1))]
+            command_line = fold(_line_at(report, commands[-1].start()))
             if stage == "rcpt" and not _names_one_of(command_line, names):
                 return None
             return stage

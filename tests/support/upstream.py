@@ -191,7 +191,10 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.upstream.commands.append(f"RCPT {address}")
-        local = address.split("@")[0].lower()
+        local = address.split("@")[0]
+        # ASCII letters only, as a mail server compares mailboxes: str.lower() would make U+212A
+        # KELVIN SIGN "k", and a refusal keyed for a non-ASCII mailbox would refuse an ASCII one.
+        local = local.lower() if local.isascii() else local
         if local in self.upstream.rcpt_replies:
             return self.upstream.rcpt_replies[local]
         sender_domain = (envelope.mail_from or "").rpartition("@")[2].lower()
