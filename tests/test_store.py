@@ -587,3 +587,86 @@ async def test_the_breaker_on_domain_listings_holds_them_past_distinct_domains(s
         "evidence": ["host not found"], "seen_again_after": "1h", "within": "7d", "breaker": "off"}},
         "domain-policy").domains
     assert off.breaker is None
+
+
+# review24 F1: a breaker trip on one relay moved the domain's listings to the held table without their
+# addresses' locks, while another relay, having read one of them as listed, upserted it with count + 1:
+# the upsert waited on the trip's deleted row and inserted it again. The address was then listed and
+# held at once, and still refused after the operator discarded the domain's held listings.
+RACE = SuppressionPolicy.from_dict({
+    "permanent": {"unknown_recipient": {"list_after": 2, "within": "1d"}},
+    "breaker": {"distinct_addresses": 10, "within": "1h"},
+}, "race-policy")
+
+
+async def test_a_trip_racing_another_relays_failure_leaves_nothing_both_listed_and_held(store_url):
+    a, b = open_store(store_url), open_store(store_url)
+    try:
+        for round_ in range(3):
+            domain = f"big{round_}.test"
+
+            async def failure(store, address, message):
+                return await store.record_failure(address, category="unknown_recipient", permanent=True,
+                                                  reply_text=REPLY, rule="r", policy=RACE, message=message)
+
+            # 30 addresses, two messages each, each failure seen by both relays at once.
+            await asyncio.gather(*(failure(store, f"u{i}@{domain}", message)
+                                   for i in range(30) for message in ("m1", "m2") for store in (a, b)))
+            listed = {e.address async for e in a.iter_entries() if e.address.endswith("@" + domain)}
+            held = {e.address for e in await a.held(domain)}
+            assert held and not listed & held, f"listed and held at once: {sorted(listed & held)}"
+            assert not listed, f"listed although the breaker tripped: {sorted(listed)}"
+            await b.discard_held(domain)
+            refused = [f"u{i}@{domain}" for i in range(30) if await a.get_uncached(f"u{i}@{domain}") is not None]
+            assert not refused, f"still refused after discard: {refused}"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _lock_waiters(conn, schema: str) -> int:
+    cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                             "AND wait_event_type = 'Lock'", (schema,))
+    return (await cur.fetchone())[0]
+
+
+async def _until_waiting(conn, schema: str, n: int) -> None:
+    for _ in range(400):  # the relays' statements reach their row lock (no timing is asserted)
+        if await _lock_waiters(conn, schema) >= n:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{n} statement(s) never waited for the row lock")
+
+
+async def test_a_trip_and_another_relays_failure_meeting_at_one_row_leave_it_held_not_listed(pg_url):
+    """F1's interleaving made certain: the row of a listing is locked (as another relay's write would
+    hold it) while relay A's trip deletes it and relay B, having read it as listed, writes its next
+    failure. B's write must not bring the listing back once A's trip commits."""
+    import psycopg
+
+    url, schema = pg_url
+    a, b = open_store(url), open_store(url)
+    t = time.time()
+    try:
+        for i in range(3):
+            assert (await unknown(a, f"u{i}@race.test", now=t + i)).listed_now
+        async with await psycopg.AsyncConnection.connect(pg._conninfo(),
+                                                         autocommit=True) as watch, \
+                await psycopg.AsyncConnection.connect(pg._conninfo()) as other:
+            await other.execute(f'SELECT 1 FROM "{schema}".relay_bounces WHERE address = %s FOR UPDATE',
+                                ("u0@race.test",))
+            trip = asyncio.ensure_future(unknown(a, "u3@race.test", now=t + 5))  # the 4th: trips
+            await _until_waiting(watch, schema, 1)
+            again = asyncio.ensure_future(unknown(b, "u0@race.test", now=t + 6))  # listed, as B read it
+            await _until_waiting(watch, schema, 2)
+            await other.commit()
+            tripped, later = await trip, await again
+        assert tripped.held_now and "u0@race.test" in tripped.tripped
+        assert later is None or not later.active() or later.held_now, later
+        assert await a.get_uncached("u0@race.test") is None, "listed although the breaker holds it"
+        assert "u0@race.test" in {e.address for e in await a.held("race.test")}
+        await b.discard_held("race.test")
+        assert await a.get_uncached("u0@race.test") is None
+    finally:
+        await a.close()
+        await b.close()

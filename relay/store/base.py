@@ -291,8 +291,18 @@ class BounceStore(abc.ABC):
                     if held is not None:
                         await self._clear_failures(tx, key, category)
                         return held
+                was_listed = listed is not None
                 listed = _listing(listed, key, category, reply_text, rule, at, failures, srule.expire_after)
-                await self._write(tx, listed)
+                if not was_listed:
+                    await self._write(tx, listed)
+                elif not await self._update(tx, listed):
+                    # Taken off the list since it was read: another relay's breaker tripped and moved it to
+                    # the held table (PostgreSQL; the trip takes listings without their address's lock).
+                    # Writing it back would list what the operator is asked to confirm or discard, and
+                    # leave it refused after a discard (review24 F1). It stays held.
+                    await self._clear_failures(tx, key, category)
+                    held = await self._fetch_held(tx, key)
+                    return None if held is None else replace(held, held_now=True)
                 await self._clear_failures(tx, key, category)
         if srule.list_after > 1:
             # Counted failures of addresses that never fail again would pile up; sweep
@@ -399,8 +409,12 @@ class BounceStore(abc.ABC):
         for entry in entries:
             if entry.address == keep:
                 continue
-            await self._delete(tx, entry.address)
-            await self._hold(tx, entry, holder)
+            # The listing as it is now, and only while it is still the relay's own: another relay may have
+            # counted a failure on it since it was read, or the operator made it theirs (review24 F1).
+            now = await self._take_listing(tx, entry.address)
+            if now is None:
+                continue
+            await self._hold(tx, now, holder)
             moved.append(entry.address)
         return tuple(sorted(moved))
 
@@ -656,6 +670,18 @@ class BounceStore(abc.ABC):
     @abc.abstractmethod
     async def _write(self, tx, entry: BounceEntry) -> None:
         """Insert or replace the entry for entry.address."""
+
+    async def _update(self, tx, entry: BounceEntry) -> bool:
+        """Replace the entry for entry.address if there still is one; whether there was. A backend
+        whose write transactions are serialised whole (SQLite) knows there is: _fetch saw it."""
+        await self._write(tx, entry)
+        return True
+
+    async def _take_listing(self, tx, key: str) -> BounceEntry | None:
+        """Delete and return the relay's own (source auto) listing of `key` as it is at this moment;
+        None when there is none (removed, or the operator's). A breaker trip moves listings with it.
+        Not abstract, as _breaker_hit_addresses (both backends here implement it)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def _delete(self, tx, key: str) -> None: ...

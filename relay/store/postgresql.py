@@ -441,6 +441,24 @@ class PostgresBounceStore(BounceStore):
             await conn.executemany(self._upsert(), [_values(e) for e in chunk])  # in order: the last one wins
         return len(chunk)
 
+    async def _update(self, conn, entry: BounceEntry) -> bool:
+        # Not an upsert: a breaker trip on another relay takes listings without their address's lock, and
+        # an INSERT ... ON CONFLICT waiting on the row it deletes would insert it again once that commits
+        # (review24 F1). An UPDATE waiting on it finds it gone (READ COMMITTED re-checks the row).
+        _touch(entry.address)
+        status = await conn.execute(
+            f"UPDATE {self.bounces} SET category = $2, reply = $3, rule = $4, first_seen = $5, last_seen = $6, "
+            "count = $7, source = $8, note = $9, expires_at = $10 WHERE address = $1", *_values(entry))
+        return status != "UPDATE 0"
+
+    async def _take_listing(self, conn, key: str) -> BounceEntry | None:
+        # One statement: the row as another relay's committed update left it (a DELETE waiting on its row
+        # lock re-reads the row), and nothing when it is no longer the relay's own.
+        _touch(key)
+        row = await conn.fetchrow(f"DELETE FROM {self.bounces} WHERE address = $1 AND source = 'auto' "
+                                  f"RETURNING {_COLUMNS}", key)
+        return _entry(row) if row else None
+
     async def _delete(self, conn, key: str) -> None:
         _touch(key)
         await conn.execute(f"DELETE FROM {self.bounces} WHERE address = $1", key)

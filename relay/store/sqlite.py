@@ -417,6 +417,14 @@ class SQLiteBounceStore(BounceStore):
             db.executemany(_PUT, (_row(e) for e in chunk))  # in order: the last of an address wins
         return len(chunk)
 
+    async def _take_listing(self, db, key: str) -> BounceEntry | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM relay_bounces WHERE address = ? AND source = 'auto'",
+                         (key,)).fetchone()
+        if row is None:
+            return None
+        db.execute("DELETE FROM relay_bounces WHERE address = ?", (key,))
+        return _entry(row)
+
     async def _delete(self, db, key: str) -> None:
         db.execute("DELETE FROM relay_bounces WHERE address = ?", (key,))
 
