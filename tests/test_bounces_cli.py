@@ -454,3 +454,47 @@ def test_import_and_export_stream_in_batches_with_progress_on_stderr(list_url, t
     assert (got[7]["category"], got[7]["note"]) == ("mailbox_disabled", "the later row wins")
     quiet = relay("export", "-")  # not a terminal: no progress unless asked, and stdout is only the CSV
     assert quiet.stderr == "" and quiet.stdout.replace("\r\n", "\n") == out.read_text()
+
+
+BREAKER_POLICY = SuppressionPolicy.from_dict({"permanent": {"unknown_recipient": {"list_after": 1}},
+                                              "breaker": {"distinct_addresses": 2, "within": "10m"}})
+
+
+def test_remove_of_a_held_address_discards_its_held_listing_so_a_confirm_does_not_list_it(env, capsys):
+    """review24 F3: `remove` of an address a breaker held said "not on the bounce list; nothing removed"
+    (exit 1) and left it held, so the operator's later `confirm DOMAIN` listed the address they had just
+    said was good."""
+    async def seed():
+        store = open_store(f"sqlite:///{env.db}")
+        for a in ("a@x.test", "b@x.test", "c@x.test", "d@x.test"):
+            await store.record_failure(a, category="unknown_recipient", permanent=True, reply_text=GMAIL,
+                                       rule="r", policy=BREAKER_POLICY)
+        assert [e.address for e in await store.held("x.test")] == ["a@x.test", "b@x.test", "c@x.test", "d@x.test"]
+        await store.close()
+
+    asyncio.run(seed())
+    assert env.run("remove", "a@x.test", "--reason", "mailbox fixed, customer confirmed") == 0
+    out = capsys.readouterr().out
+    assert "a@x.test: not on the bounce list; its listing held by the circuit breaker of x.test discarded too" in out
+    assert env.run("confirm", "x.test", "--reason", "outage was real") == 0
+    assert "3 held listing(s) confirmed" in capsys.readouterr().out
+    assert env.run("check", "a@x.test") == 0
+    assert "a@x.test: not listed" in capsys.readouterr().out
+    assert env.run("check", "b@x.test") == 1
+
+
+def test_remove_of_a_listed_address_also_held_discards_both(env, capsys):
+    async def seed():
+        store = open_store(f"sqlite:///{env.db}")
+        for a in ("a@x.test", "b@x.test", "c@x.test"):
+            await store.record_failure(a, category="unknown_recipient", permanent=True, reply_text=GMAIL,
+                                       rule="r", policy=BREAKER_POLICY)
+        await store.add("a@x.test", note="the operator's own")  # listed by the operator while held
+        await store.close()
+
+    asyncio.run(seed())
+    assert env.run("remove", "a@x.test", "--reason", "fixed") == 0
+    assert "a@x.test: removed; its listing held by the circuit breaker of x.test discarded too: fixed" in \
+        capsys.readouterr().out
+    assert env.run("confirm", "x.test", "--reason", "real") == 0
+    assert env.run("check", "a@x.test") == 0

@@ -670,3 +670,16 @@ async def test_a_trip_and_another_relays_failure_meeting_at_one_row_leave_it_hel
     finally:
         await a.close()
         await b.close()
+
+
+async def test_unlist_discards_the_held_listing_and_resets_a_breaker_left_with_nothing_held(store):
+    t = time.time()
+    for i in range(4):
+        await unknown(store, f"h{i}@held.test", now=t + i)  # the 4th trips: all four held
+    assert len(await store.held("held.test")) == 4
+    for i in range(4):
+        removed, held = await store.unlist(f"H{i}@held.test")
+        assert removed is None and held.address == f"h{i}@held.test" and held.held_by == "held.test"
+    assert await store.held("held.test") == []
+    # Nothing held: the breaker counts afresh, so the next failure lists rather than holds.
+    assert (await unknown(store, "h9@held.test", now=t + 10)).listed_now

@@ -299,13 +299,29 @@ async def _add(ctx: Context) -> int:
 async def _remove(ctx: Context) -> int:
     key = _address(ctx.args.address)
     reason = _reason(ctx.args.reason)
-    removed = await ctx.open().remove(key)
-    if removed is None:
+    removed, held = await ctx.open().unlist(key)
+    # A held listing is discarded with it: a later `confirm DOMAIN` would list the address the
+    # operator just said is good (review24 F3).
+    held_note = f"; its listing held by {_held_by_words(held)} discarded too" if held is not None else ""
+    if removed is None and held is None:
         print(f"{key} is not on the bounce list; nothing removed", file=sys.stderr)
         return EXIT_NO
+    if removed is None:
+        print(f"{key}: not on the bounce list{held_note}: {reason}")
+        return 0
     ctx.emit("bounce_unlisted", key, reason, entry=removed.as_dict())
-    print(f"{key}: removed: {reason}")
+    print(f"{key}: removed{held_note}: {reason}")
     return 0
+
+
+def _held_by_words(entry: BounceEntry) -> str:
+    """Which circuit breaker held `entry`, in words."""
+    holder = _holder(entry)
+    if holder["held_by"] == "provider":
+        return f"the provider {holder['provider']}'s circuit breaker"
+    if holder["held_by"] == "domains":
+        return "the breaker on domain listings"
+    return f"the circuit breaker of {entry.address.rpartition('@')[2]}"
 
 
 def _target(text: str) -> str:

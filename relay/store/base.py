@@ -510,15 +510,24 @@ class BounceStore(abc.ABC):
         return len(chunk)
 
     async def remove(self, address: str) -> BounceEntry | None:
-        """Take `address` off the list (and forget its counted failures). Returns the
-        entry that was active, or None when it was not listed."""
+        """Take `address` off the list (and forget its counted failures and any listing a circuit
+        breaker holds of it: unlist). Returns the entry that was active, or None when it was not listed."""
+        return (await self.unlist(address))[0]
+
+    async def unlist(self, address: str) -> tuple[BounceEntry | None, BounceEntry | None]:
+        """Take `address` off the list, forget its counted failures, and discard the listing a circuit
+        breaker holds of it: the operator's "this address is good" covers the held listing too, which a
+        later `confirm DOMAIN` would otherwise put on the list (review24 F3). Returns (the entry that
+        was active or None, the held listing discarded or None)."""
         key = key_of(address)
         async with self._transaction() as tx:
             at = await self._clock(tx, None)
             existing = await self._fetch(tx, key)
             await self._delete(tx, key)
             await self._clear_failures(tx, key, None)
-        return existing if existing is not None and existing.active(at) else None
+            held = [] if key.startswith("@") else await self._take_held(tx, None, key)
+            await self._settle_breaker(tx, held)
+        return (existing if existing is not None and existing.active(at) else None), (held[0] if held else None)
 
     @abc.abstractmethod
     def iter_entries(self) -> AsyncIterator[BounceEntry]:
