@@ -683,3 +683,68 @@ async def test_unlist_discards_the_held_listing_and_resets_a_breaker_left_with_n
     assert await store.held("held.test") == []
     # Nothing held: the breaker counts afresh, so the next failure lists rather than holds.
     assert (await unknown(store, "h9@held.test", now=t + 10)).listed_now
+
+
+@pytest.mark.parametrize("operator", ["confirm", "discard"])
+async def test_confirm_or_discard_meeting_a_failure_of_a_held_address_is_no_deadlock(pg_url, operator):
+    """review24 F4: confirm/discard deleted the held rows, then took each address's lock; a relay holding
+    the lock of a held address (and its domain's breaker lock) waited for its held row: PostgreSQL broke
+    the deadlock by failing one side, the relay's failure dropped with a traceback or the operator's
+    confirm. The interleaving is made certain: the breaker's lock is held while the relay has its
+    address's lock, and released once the operator's command waits too."""
+    import psycopg
+
+    url, schema = pg_url
+    relay, cli = open_store(url), open_store(url)
+    t = time.time()
+    try:
+        for address in ("a@dl.test", "b@dl.test", "c@dl.test", "zz@dl.test"):
+            await unknown(relay, address, now=t)  # the 4th trips: all four held
+        assert len(await relay.held("dl.test")) == 4
+        async with await psycopg.AsyncConnection.connect(pg._conninfo(), autocommit=True) as watch, \
+                await psycopg.AsyncConnection.connect(pg._conninfo()) as other:
+            await other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("breaker:dl.test",))
+            failure = asyncio.ensure_future(unknown(relay, "zz@dl.test", now=t + 1))  # holds bounce:zz, waits
+            await _until_waiting(watch, schema, 1)
+            change = asyncio.ensure_future(cli.confirm_held("dl.test") if operator == "confirm"
+                                           else cli.discard_held("dl.test"))
+            await _until_waiting(watch, schema, 2)
+            await other.commit()
+            recorded, changed = await asyncio.gather(failure, change)  # neither raises
+        assert recorded.held_now
+        assert sorted(e.address for e in changed) == ["a@dl.test", "b@dl.test", "c@dl.test", "zz@dl.test"]
+        assert await relay.held("dl.test") == []
+        assert (await relay.get_uncached("zz@dl.test") is not None) == (operator == "confirm")
+    finally:
+        await relay.close()
+        await cli.close()
+
+
+async def test_a_deadlock_the_server_breaks_is_store_busy_so_the_failure_is_retried(pg_url):
+    """review24 F4: DeadlockDetectedError was not StoreBusy, so outcomes logged a traceback and dropped the
+    failure instead of recording it later. A deadlock made on purpose: another session holds the
+    domain's breaker lock and then asks for the address's, which the recording holds."""
+    import psycopg
+
+    from relay.store import StoreBusy
+
+    url, schema = pg_url
+    store = open_store(url)
+    t = time.time()
+    try:
+        for address in ("a@dd.test", "b@dd.test", "c@dd.test"):
+            await unknown(store, address, now=t)
+        async with await psycopg.AsyncConnection.connect(pg._conninfo(), autocommit=True) as watch, \
+                await psycopg.AsyncConnection.connect(pg._conninfo()) as other:
+            await other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("breaker:dd.test",))
+            failure = asyncio.ensure_future(unknown(store, "d@dd.test", now=t + 1))
+            await _until_waiting(watch, schema, 1)
+            closing = asyncio.ensure_future(other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                                          ("bounce:d@dd.test",)))
+            with pytest.raises(StoreBusy, match="busy with another change"):
+                await failure  # the server's deadlock check (1 s) picks the first waiter
+            await closing
+            await other.rollback()
+        assert (await unknown(store, "d@dd.test", now=t + 2)).held_now  # tried again, it is recorded
+    finally:
+        await store.close()

@@ -441,9 +441,11 @@ class BounceStore(abc.ABC):
                            provider: bool = False) -> list[BounceEntry]:
         """Put the held listings of `target` (a domain, or one address; with `provider`, those the
         breaker of the provider `target` holds) on the list; returns them."""
+        held_target = _held_target(target, provider)
         async with self._transaction() as tx:
             at = await self._clock(tx, now)
-            taken = await self._take_held(tx, *_held_target(target, provider))
+            await self._lock_held(tx, *held_target)
+            taken = await self._take_held(tx, *held_target)
             written = []
             for entry in taken:
                 existing = await self._fetch(tx, entry.address)
@@ -456,10 +458,17 @@ class BounceStore(abc.ABC):
 
     async def discard_held(self, target: str, provider: bool = False) -> list[BounceEntry]:
         """Forget the held listings of `target` (as confirm_held takes it); returns them."""
+        held_target = _held_target(target, provider)
         async with self._transaction() as tx:
-            taken = await self._take_held(tx, *_held_target(target, provider))
+            await self._lock_held(tx, *held_target)
+            taken = await self._take_held(tx, *held_target)
             await self._settle_breaker(tx, taken)
         return taken
+
+    async def _lock_held(self, tx, domain: str | None, key: str | None, holder: str | None = None) -> None:
+        """Before confirm or discard touches a held row: take the locks a relay recording a failure
+        takes, in its order (the address's, then its breakers'), for every listing the target holds.
+        Nothing to do where write transactions are serialised whole (SQLite)."""
 
     async def _settle_breaker(self, tx, taken: list[BounceEntry]) -> None:
         # A domain (provider) with nothing held any more starts counting afresh: the hits that
@@ -522,6 +531,8 @@ class BounceStore(abc.ABC):
         key = key_of(address)
         async with self._transaction() as tx:
             at = await self._clock(tx, None)
+            if not key.startswith("@"):
+                await self._lock_held(tx, None, key)  # the breakers' locks before any row (review24 F4)
             existing = await self._fetch(tx, key)
             await self._delete(tx, key)
             await self._clear_failures(tx, key, None)

@@ -293,6 +293,12 @@ class PostgresBounceStore(BounceStore):
             raise StoreBusy(f"bounce list {redact(self.url)} gave up (trying to {what}): {exc}") from None
         except asyncpg.LockNotAvailableError as exc:
             raise StoreBusy(f"bounce list {redact(self.url)} is locked (trying to {what}): {exc}") from None
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            # The server rolled this transaction back so that another could go on: the same change tried
+            # again succeeds, so it is busy, retried later like a lock held past the deadline, never a
+            # failure dropped with a traceback (review24 F4).
+            raise StoreBusy(f"bounce list {redact(self.url)} was busy with another change (trying to {what}): "
+                            f"{exc}".splitlines()[0]) from None
         except _lost(asyncpg) as exc:  # a restart or failover of the database, a dropped connection
             if self._pool is not None:
                 await self._pool.expire_connections()  # the pool's other idle connections went with it
@@ -510,13 +516,33 @@ class PostgresBounceStore(BounceStore):
             domain, entry.address, entry.category, entry.reply, entry.rule, entry.first_seen, entry.last_seen,
             entry.count, entry.source, entry.note, entry.expires_at)
 
-    async def _take_held(self, conn, domain: str | None, key: str | None, holder: str | None = None) -> list[BounceEntry]:
+    @staticmethod
+    def _held_where(domain: str | None, key: str | None, holder: str | None) -> tuple[str, tuple]:
         if key is not None:
-            where, args = "address = $1", (key,)
-        elif holder is not None:
-            where, args = "domain = $1", (holder,)
-        else:
-            where, args = "right(address, $1) = $2", (len(domain) + 1, "@" + domain)
+            return "address = $1", (key,)
+        if holder is not None:
+            return "domain = $1", (holder,)
+        return "right(address, $1) = $2", (len(domain) + 1, "@" + domain)
+
+    async def _lock_held(self, conn, domain: str | None, key: str | None, holder: str | None = None) -> None:
+        # A relay recording a failure of a held address holds `bounce:<addr>`, then its breakers' locks,
+        # then writes the held row. Deleting the held rows first and taking `bounce:<addr>` after (to
+        # look at the list) was the other order: a deadlock, whose victim lost the failure or the
+        # operator's confirm (review24 F4). So: the addresses' locks in address order (two confirms take
+        # them alike), then the breakers', domains before providers (as record_failure does), then rows.
+        where, args = self._held_where(domain, key, holder)
+        rows = await conn.fetch(f"SELECT address, domain FROM {self.held_table} WHERE {where}", *args)
+        addresses = sorted({row[0] for row in rows} | ({key} if key else set()))
+        holders = ({row[1] for row in rows} | {a.rpartition("@")[2] for a in addresses}
+                   | ({domain} if domain else set()) | ({holder} if holder else set()))
+        # One round trip for any number (a confirm of thousands), taken in the array's order.
+        names = [f"bounce:{a}" for a in addresses] + [
+            f"breaker:{h}" for h in sorted(holders, key=lambda h: (h.startswith(PROVIDER_PREFIX), h))]
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) "
+                           "FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n", names)
+
+    async def _take_held(self, conn, domain: str | None, key: str | None, holder: str | None = None) -> list[BounceEntry]:
+        where, args = self._held_where(domain, key, holder)
         rows = await conn.fetch(f"DELETE FROM {self.held_table} WHERE {where} RETURNING {_COLUMNS}, domain", *args)
         return sorted((_held_entry(row) for row in rows), key=lambda e: e.address)
 
