@@ -498,3 +498,44 @@ def test_remove_of_a_listed_address_also_held_discards_both(env, capsys):
         capsys.readouterr().out
     assert env.run("confirm", "x.test", "--reason", "real") == 0
     assert env.run("check", "a@x.test") == 0
+
+
+def test_remove_of_an_address_refused_through_its_domains_entry_names_that_entry(env, capsys):
+    """review24 F6: `remove user@d` said only "not on the bounce list; nothing removed" while `check`
+    said it was listed through @d and every RCPT to it was refused."""
+    assert env.run("add", "@dom.test", "--reason", "domain gone") == 0
+    capsys.readouterr()
+    assert env.run("remove", "User@dom.test", "--reason", "customer says it works") == 1
+    err = capsys.readouterr().err
+    assert ("user@dom.test is not on the bounce list itself; nothing removed; mail to it is still refused "
+            "through its domain's entry @dom.test (relay bounces remove @dom.test --reason R") in err
+    assert env.run("check", "user@dom.test") == 1  # unchanged: the domain's entry was not touched
+    assert env.run("remove", "@dom.test", "--reason", "domain back") == 0
+    assert env.run("check", "user@dom.test") == 0
+
+
+@pytest.mark.parametrize("action", [["check", "a@x.test"], ["show", "a@x.test"],
+                                    ["remove", "a@x.test", "--reason", "r"], ["list"]])
+@pytest.mark.parametrize("config", ["missing", "broken"])
+def test_a_config_error_exits_2_never_1_which_is_an_answer(env, capsys, tmp_path, action, config):
+    """review24 F8: a config that could not be read exited 1, which `check` defines as "listed" and
+    show/remove as "not listed": a script read a typo in -c as an answer about the address."""
+    path = tmp_path / ("nonexistent.yaml" if config == "missing" else "broken.yaml")
+    if config == "broken":
+        path.write_text("hostname: relay.test\nbounce_list: 42\nno_such_key: 1\n")
+    assert _status(["bounces", *action, "-c", str(path)]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_db_and_shaping_config_errors_exit_2(tmp_path, capsys):
+    missing = str(tmp_path / "nonexistent.yaml")
+    assert _status(["db", "status", "-c", missing]) == 2
+    assert _status(["shaping", "list", "-c", missing]) == 2
+
+
+def _status(argv: list[str]) -> int:
+    """The exit status `relay ARGV` ends with, returned or raised (SystemExit) as the command does."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code

@@ -113,7 +113,7 @@ def test_errors_are_one_line(config, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("hostname: relay.test\npostfix_log: {}\n")
     out = relay("postfix-log", "import", LOG, "-c", bad)
-    assert out.returncode == 1 and "postfix_log: name the log to follow" in out.stderr
+    assert out.returncode == 2 and "postfix_log: name the log to follow" in out.stderr  # an error, as the module says (review24 F8)
     out = relay("postfix-log")
     assert out.returncode == 2 and "import" in out.stdout
 

@@ -17,22 +17,24 @@ def report_config_error(exc: ConfigError) -> None:
         print(f"error: {problem}", file=sys.stderr)
 
 
-def load_settings_or_exit(args):
-    """Settings for a CLI command; on errors prints each (file, key, why) and exits 1."""
+def load_settings_or_exit(args, status: int = 1):
+    """Settings for a CLI command; on errors prints each (file, key, why) and exits `status`: 1 for
+    serve and check-config, 2 for a command whose 1 is an answer (bounces check: listed; db status:
+    behind), which must never read a broken config as that answer (review24 F8)."""
     from ..config import load_settings
 
     try:
         return load_settings(args.config)
     except ConfigError as exc:
         report_config_error(exc)
-        raise SystemExit(1)
+        raise SystemExit(status)
 
 
-def load_policies_or_exit(settings):
+def load_policies_or_exit(settings, status: int = 1):
     from ..policies import load_policies
 
     try:
         return load_policies(settings)
     except ConfigError as exc:
         report_config_error(exc)
-        raise SystemExit(1)
+        raise SystemExit(status)

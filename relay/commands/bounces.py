@@ -8,7 +8,7 @@ for (the seed text: remove only once the cause is fixed).
 
 Exit status: 0 done; 1 the answer is "no" (check: listed; show/remove: not
 listed; import: a bad row, nothing imported); 2 an error (unreachable list,
-unreadable file, not an address), printed as one line on stderr.
+unreadable file, not an address, a bad config), printed as one line on stderr.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _main(run, args) -> int:
     if not args.config:
         print("error: -c/--config PATH is required (the config names the bounce list)", file=sys.stderr)
         return EXIT_ERROR
-    settings = load_settings_or_exit(args)
+    settings = load_settings_or_exit(args, EXIT_ERROR)
     ctx = Context(args, settings)
 
     async def go() -> int:
@@ -299,18 +299,26 @@ async def _add(ctx: Context) -> int:
 async def _remove(ctx: Context) -> int:
     key = _address(ctx.args.address)
     reason = _reason(ctx.args.reason)
-    removed, held = await ctx.open().unlist(key)
+    store = ctx.open()
+    removed, held = await store.unlist(key)
     # A held listing is discarded with it: a later `confirm DOMAIN` would list the address the
     # operator just said is good (review24 F3).
     held_note = f"; its listing held by {_held_by_words(held)} discarded too" if held is not None else ""
+    # Still refused through its domain's entry: say so, and how to lift it (review24 F6: "not on the
+    # bounce list" while every RCPT to it was refused).
+    through = await store.get(key) if not key.startswith("@") else None
+    domain_note = (f"; mail to it is still refused through its domain's entry {through.address} (relay bounces "
+                   f"remove {through.address} --reason R lifts it for every address there)"
+                   if through is not None and through.address != key else "")
     if removed is None and held is None:
-        print(f"{key} is not on the bounce list; nothing removed", file=sys.stderr)
+        itself = " itself" if domain_note else ""
+        print(f"{key} is not on the bounce list{itself}; nothing removed{domain_note}", file=sys.stderr)
         return EXIT_NO
     if removed is None:
-        print(f"{key}: not on the bounce list{held_note}: {reason}")
+        print(f"{key}: not on the bounce list{held_note}{domain_note}: {reason}")
         return 0
     ctx.emit("bounce_unlisted", key, reason, entry=removed.as_dict())
-    print(f"{key}: removed{held_note}: {reason}")
+    print(f"{key}: removed{held_note}{domain_note}: {reason}")
     return 0
 
 

@@ -40,7 +40,7 @@ def databases(settings) -> list[tuple[str, str]]:
 
 
 def _run(args, action) -> int:
-    settings = load_settings_or_exit(args)
+    settings = load_settings_or_exit(args, 2)  # 1 is status's answer (behind or ahead)
     from ..store.base import StoreError
 
     try:

@@ -101,8 +101,8 @@ def _lines(reader: IO[bytes]) -> Iterator[str]:
 
 
 def run_import(args) -> int:
-    settings = load_settings_or_exit(args)
-    policies = load_policies_or_exit(settings)
+    settings = load_settings_or_exit(args, EXIT_ERROR)
+    policies = load_policies_or_exit(settings, EXIT_ERROR)
     for name in args.files:
         if name != "-" and not os.access(name, os.R_OK):
             why = "does not exist" if not os.path.exists(name) else "is not readable"

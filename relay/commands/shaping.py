@@ -47,8 +47,8 @@ def register(sub) -> None:
 def _main(run, args) -> int:
     from ..store import StoreError, open_store
 
-    settings = load_settings_or_exit(args)
-    policies = load_policies_or_exit(settings)
+    settings = load_settings_or_exit(args, EXIT_ERROR)
+    policies = load_policies_or_exit(settings, EXIT_ERROR)
 
     async def go() -> int:
         store = open_store(settings.bounce_list)
