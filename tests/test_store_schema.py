@@ -151,3 +151,18 @@ async def test_a_role_that_may_not_alter_the_tables_is_told_how_to_migrate(pg_ur
     finally:
         pg_run(f'DROP OWNED BY "{role}"')
         pg_run(f'DROP ROLE "{role}"')
+
+
+async def test_lists_of_several_prefixes_starting_at_once_in_a_new_schema_all_migrate(pg_url):
+    """review24 F9: the bounce list and an events sink (other prefixes, one new schema) starting together
+    both created the schema; the second failed on pg_namespace's unique key (15 runs of 15)."""
+    url, schema = pg_url
+    for round_ in range(3):
+        stores = [open_store(f"{url}&prefix=r{round_}{p}") for p in ("relay_", "ev_", "x_")]
+        try:
+            applied = await asyncio.gather(*(s.migrate() for s in stores), return_exceptions=True)
+        finally:
+            for s in stores:
+                await s.close()
+        assert [len(a) if isinstance(a, list) else repr(a) for a in applied] == [LATEST] * 3
+        pg_run(f'DROP SCHEMA "{schema}" CASCADE')  # new again for the next round

@@ -372,6 +372,11 @@ async def migrate_postgresql(conn, schema: str, prefix: str, where: str) -> list
     if await postgresql_version(conn, schema, prefix) == LATEST:
         return []
     async with conn.transaction():
+        # The schema's own lock first: the bounce list and an events sink with other prefixes in one new
+        # schema, started together, both ran CREATE SCHEMA IF NOT EXISTS, and the second failed on
+        # pg_namespace's unique key (IF NOT EXISTS does not wait for the other's uncommitted schema;
+        # review24 F9). Then the prefix's, which relays of every version take.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"schema:{schema}")
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"schema:{schema}.{prefix}")
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         current = await postgresql_version(conn, schema, prefix)
