@@ -380,8 +380,15 @@ class Outcomes:
         except Exception:
             # The refusal itself already reached the client; a store outage must not hide it.
             log.exception("could not record failure of %s on the bounce list", rcpt)
+            self._unrecorded("error")
             return "error", []
         return self._recorded(make, rcpt, entry, reason)
+
+    def _unrecorded(self, why: str) -> None:
+        """Count a failure that never reached the bounce list: a missed listing must be alertable from
+        /metrics, not only read in a log (review24 F10)."""
+        if self.metrics is not None:
+            self.metrics.inc("relay_bounce_list_unrecorded_total", why=why)
 
     def _recorded(self, make, rcpt, entry, reason) -> tuple[str | None, list[dict]]:
         if entry is None:
@@ -420,6 +427,7 @@ class Outcomes:
                                                             policy=rule, now=now, message=message)
         except Exception:
             log.exception("could not record that the domain of %s does not exist", rcpt)
+            self._unrecorded("error")
             return [], True
         if entry is not None and entry.held_now:
             # The breaker on domain listings holds it (suppression.yaml `domains: breaker:`): the operator
@@ -479,6 +487,7 @@ class Outcomes:
                 except asyncio.CancelledError:
                     log.error("the failure of %s was never recorded on the bounce list: the relay stopped "
                               "while the list was locked (reply: %s)", rcpt, failure["reply_text"].split("\n")[0])
+                    self._unrecorded("stopped")
                     raise
                 try:
                     entry = await self.store.record_failure(rcpt, now=at, **failure)  # `message` in failure
@@ -486,12 +495,14 @@ class Outcomes:
                     continue
                 except Exception:
                     log.exception("could not record failure of %s on the bounce list", rcpt)
+                    self._unrecorded("error")
                     return
                 log.info("recorded the failure of %s on the bounce list after waiting for its lock", rcpt)
                 for event in self._recorded(make, rcpt, entry, reason)[1]:
                     self.emit(event)
                 return
             log.error("gave up recording the failure of %s on the bounce list: it stayed locked", rcpt)
+            self._unrecorded("gave_up")
 
         task = asyncio.get_running_loop().create_task(retry())
         self._retries.add(task)

@@ -311,3 +311,24 @@ def test_a_shaping_hold_shows_in_the_gauges_and_counters(tmp_path, upstream, rel
     assert got[("relay_shaping_strikes_total", (("destination", "google"), ("rule", "gmail-unusual-rate")))] == 1
     assert got[("relay_shaping_deferrals_total", (("destination", "google"), ("why", "held")))] == 1
     assert got[("relay_shaping_holds", (("state", "slowed"),))] == 0
+
+
+def test_a_failure_the_bounce_list_could_not_record_is_counted(upstream, relay_factory, tmp_path):
+    """review24 F10: a failure the store could not record was logged and nothing else: no metric said
+    that a listing was missed, so nobody could alert on it. The list's file loses a table the
+    recording needs (the breaker's hits) while lookups still work."""
+    import sqlite3
+
+    from tests.support.smtp_client import RawSMTP
+
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    db = sqlite3.connect(str(tmp_path / "bounces.db"))
+    db.execute("DROP TABLE relay_breaker_hits")
+    db.commit()
+    db.close()
+    upstream.rcpt_replies["gone"] = "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown"
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<gone@example.com>")[0] == 550
+    assert wait_for_sample(relay, "relay_bounce_list_unrecorded_total", {"why": "error"}, 1.0) == 1.0

@@ -67,6 +67,10 @@ CATALOGUE: dict[str, Spec] = {
     "relay_bounces_in_refusals_total": Spec(
         "counter", "The bounces_in listener's own refusals (not delivery events), by stage and reply class.",
         ("stage", "code")),
+    "relay_bounce_list_unrecorded_total": Spec(
+        "counter", "Failures that never reached the bounce list (a missed listing, the second-worst error): the "
+                   "store failed (error), stayed locked past every retry (gave_up), or the relay stopped while "
+                   "retrying (stopped). A failure retried later is counted only if that retry fails.", ("why",)),
     "relay_breaker_trips_total": Spec("counter", "Times a bounce-list circuit breaker tripped (a recipient domain's or a refusing provider's)."),
     "relay_bounce_list_entries": Spec(
         "gauge", "Active bounce-list entries, counted every metrics.bounce_list_interval (not at each scrape).",
