@@ -419,6 +419,10 @@ class QueuedSink(Sink):
 
 
 COMMAND_WEBHOOK_FLUSH = 30.0
+# How long an operator command waits for a PostgreSQL event sink that does not take its events (the
+# database down): the change is made already, and the command then says its audit event was lost and
+# exits 2 (review24 F7: it waited 35 s and exited 0).
+COMMAND_DB_FLUSH = 10.0
 
 
 class EventSinks:
@@ -473,7 +477,19 @@ class EventSinks:
         for sink in inst.sinks:
             if hasattr(sink, "wait_when_full"):
                 sink.wait_when_full = True  # a command may wait; it must not drop what it announces
+            if hasattr(sink, "flush_seconds"):
+                sink.flush_seconds = COMMAND_DB_FLUSH
         return inst
+
+    def lost(self) -> dict[str, int]:
+        """After close(): per sink, the events it neither stored nor kept for a later try (a spool keeps
+        them; a full disk or a database that never answered does not)."""
+        lost = {name: n for name, n in self.failures.items() if n}
+        for sink in self.sinks:
+            left = sink.lost() if hasattr(sink, "lost") else 0
+            if left:
+                lost[sink.name] = lost.get(sink.name, 0) + left
+        return lost
 
     def _failed(self, sink: Sink, exc: BaseException) -> None:
         with self._lock:

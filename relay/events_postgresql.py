@@ -203,7 +203,7 @@ class PostgresEventSink:
         self._dsn, self.schema, self.prefix = _place(url)
         self.table = f'"{self.schema}"."{self.prefix}events"'
         self._batch = batch
-        self._flush_seconds = flush_seconds
+        self.flush_seconds = flush_seconds
         self.spool: Spool | None = None
         if spool_dir is None:
             self._room = _MemoryQueue(max_queue)
@@ -240,13 +240,18 @@ class PostgresEventSink:
 
     def close(self) -> None:
         self._room.close()
-        self._thread.join(self._flush_seconds + QUERY_TIMEOUT)
+        self._thread.join(self.flush_seconds + QUERY_TIMEOUT)
         left = self.pending()
         if left:
             log.error("event sink %s: %s (within %g s of closing)", self.name, self._room.left_behind(left),
-                      self._flush_seconds)
+                      self.flush_seconds)
         if not self._thread.is_alive() and self.spool is not None:
             self.spool.close()
+
+    def lost(self) -> int:
+        """After close(): events that never reached the database and are kept nowhere (in memory only;
+        a spool keeps them for the next start)."""
+        return self.pending() if self.spool is None else 0
 
     # -- the thread -----------------------------------------------------------------------------
 
@@ -263,7 +268,7 @@ class PostgresEventSink:
             if batch is None:
                 break
             if self._room.closing:
-                deadline = deadline or time.monotonic() + self._flush_seconds
+                deadline = deadline or time.monotonic() + self.flush_seconds
                 if time.monotonic() > deadline:
                     break
             try:

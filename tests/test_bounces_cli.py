@@ -16,6 +16,7 @@ import pytest
 from relay.cli import main
 from relay.store import open_store
 from relay.suppression import SuppressionPolicy
+from tests.support.upstream import closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = SuppressionPolicy.from_dict({"permanent": {"unknown_recipient": {"list_after": 1}}})
@@ -539,3 +540,19 @@ def _status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return exc.code
+
+
+def test_a_change_whose_audit_event_could_not_be_stored_exits_2_and_says_so(env, tmp_path):
+    """review24 F7: with the events database down, `add` printed "listed", waited 35 s, logged "1 event(s)
+    not stored" and exited 0: a script took a change without its audit record for a success."""
+    env.config.write_text(f"hostname: relay.test\nbounce_list: \"sqlite:///{env.db}\"\n"
+                          f"events:\n  - jsonl: {env.events_file}\n"
+                          f"  - postgresql: \"postgresql://postgres@127.0.0.1:{closed_port()}/test\"\n")
+    out = subprocess.run([sys.executable, "-m", "relay", "bounces", "add", "q@x.test", "--reason", "test pg down",
+                          "-c", str(env.config)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2, out
+    assert "q@x.test: listed" in out.stdout  # the change is made
+    assert ("error: the change is made, but 1 of its audit event(s) could not be stored (1 in postgresql:"
+            in out.stderr), out.stderr
+    assert "Traceback" not in out.stderr
+    assert [e["kind"] for e in env.events()] == ["bounce_listed"]  # the file sink has it

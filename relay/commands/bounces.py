@@ -150,11 +150,15 @@ class Context:
         self._sinks.emit(events.make_event(kind, stage="operator", recipient=address, action=action,
                                            actor=self._actor, reason=reason, **extra))
 
-    async def close(self) -> None:
+    async def close(self) -> dict[str, int]:
+        """Close the list and the sinks; returns the audit events lost per sink (never stored, never
+        spooled)."""
         if self.store is not None:
             await self.store.close()
         if self._sinks is not None:
             self._sinks.close()
+            return self._sinks.lost()
+        return {}
 
 
 def actor() -> str:
@@ -176,10 +180,19 @@ def _main(run, args) -> int:
     ctx = Context(args, settings)
 
     async def go() -> int:
+        status = None
         try:
-            return await run(ctx)
+            status = await run(ctx)
         finally:
-            await ctx.close()
+            lost = await ctx.close()
+        if lost:
+            # Every change is to write an event naming who made it and why: a change whose event is lost
+            # is made, but not done as promised, and a script must not read it as success (review24 F7).
+            where = "; ".join(f"{n} in {name}" for name, n in sorted(lost.items()))
+            print(f"error: the change is made, but {sum(lost.values())} of its audit event(s) could not be "
+                  f"stored ({where}): record who made it and why by other means", file=sys.stderr)
+            return EXIT_ERROR
+        return status
 
     try:
         return asyncio.run(go())
