@@ -6,6 +6,8 @@ running: the caller only swaps in a fully validated Policies object.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import functools
 import os
 import re
@@ -15,7 +17,7 @@ from typing import Any, Sequence
 
 from .address import addresses_in, domain_of, fold
 from .config import SHIPPED_POLICIES
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 
 BOUNCE_LIST_EFFECTS = ("list", "count", "never")
 
@@ -597,8 +599,51 @@ def policy_file(directory: Path, name: str) -> Path:
     return own if os.path.lexists(own) else SHIPPED_POLICIES / name
 
 
+# The suffixes a YAML file is commonly given; every file of the policy directory that ends in one must
+# be a file the relay reads (unknown_policy_files).
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def unknown_policy_files(directory: Path, known: Sequence[str], operator_glob: str) -> list[Problem]:
+    """A problem for every `*.yaml` / `*.yml` in the policy directory that the relay does not read.
+
+    A file missing from the directory falls back to the shipped one, so a misspelt name
+    (`supression.yaml`, `bounce-rules.local.yml`) used to be ignored without a word while the shipped
+    file applied: the operator's `list_after: off` or local rule never took effect and check-config
+    said OK (review27 F1). `.yml` is not accepted as a second spelling: one name per file keeps "which
+    file applies" obvious when both exist; the error names the `.yaml` name to rename it to. Dot files
+    (an editor's `.suppression.yaml.swp`, `.#domains.yaml`) are not the operator's policy."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory))
+    except OSError:
+        return []  # the directory itself is checked by the config loader (`policies:`)
+    readable = sorted(known) + [operator_glob.replace("*", "NAME")]
+    problems = []
+    for name in names:
+        lower = name.lower()
+        if name.startswith(".") or not lower.endswith(_YAML_SUFFIXES):
+            continue
+        if name in known or fnmatch.fnmatchcase(name, operator_glob):
+            continue
+        stem = name[: name.rfind(".")]
+        as_yaml = stem + ".yaml"
+        if as_yaml in known or fnmatch.fnmatchcase(as_yaml, operator_glob):
+            hint = f"did you mean {as_yaml}? (the relay reads .yaml, never .yml); "
+        elif as_yaml.lower() in known or fnmatch.fnmatchcase(as_yaml.lower(), operator_glob):
+            hint = f"did you mean {as_yaml.lower()}? (names are case-sensitive); "
+        else:
+            close = difflib.get_close_matches(as_yaml.lower(), sorted(known), n=1, cutoff=0.75)
+            if not close and lower.startswith(("bounce-rule", "bounce_rule", "bouncerule")):
+                close = [operator_glob.replace("*", "local")]
+            hint = f"did you mean {close[0]}?; " if close else ""
+        problems.append(Problem(str(directory / name), "(file name)",
+                                f"not a policy file, so it is never read and the shipped policy applies; "
+                                f"{hint}the policy directory holds: {', '.join(readable)}"))
+    return problems
+
+
 def load_policies(settings) -> Policies:
-    from .classify import RELAY_REPLIES_FILE, Classifier, RelayReplies, rule_files
+    from .classify import OPERATOR_RULE_GLOB, RELAY_REPLIES_FILE, RULE_FILE, Classifier, RelayReplies, rule_files
     from .delivery.tls_policy import TLS_POLICY_FILE, TlsPolicies
     from .delivery.routing import ROUTES_FILE, Routing
     from .domains import DomainPolicies
@@ -610,6 +655,8 @@ def load_policies(settings) -> Policies:
     mode = upstream.mode if upstream is not None else "smarthost"
     problems = []
     results = {}
+    policy_files = (RULE_FILE, "suppression.yaml", "domains.yaml", RELAY_REPLIES_FILE, TLS_POLICY_FILE,
+                    SHAPING_FILE, ROUTES_FILE)
     loaders = {
         "classifier": lambda: Classifier.from_files(rule_files(directory)),
         "suppression": lambda: SuppressionPolicy.from_file(policy_file(directory, "suppression.yaml")),
@@ -624,6 +671,7 @@ def load_policies(settings) -> Policies:
             results[name] = load()
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(unknown_policy_files(directory, policy_files, OPERATOR_RULE_GLOB))
     if problems:
         raise ConfigError(problems)
     if getattr(settings, "nearest_fallback", True):
