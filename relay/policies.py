@@ -357,6 +357,24 @@ def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domain
     return not (classification.category == "routing_dns" and domains is not None and domains.dns_glitch(text))
 
 
+# The rule id of a positive reply's classification (Policies.judge): `relay classify` exits 1 on it.
+NOT_A_REFUSAL = "not-a-refusal"
+
+
+def not_a_refusal(reply):
+    """The classification of a 2xx/3xx reply: category `other` (DESIGN.md's categories have no
+    "accepted"), rule `not-a-refusal`, neither permanent nor to retry."""
+    from .classify import Classification
+
+    return Classification(
+        category="other", permanent=False, retry=False, rule=NOT_A_REFUSAL,
+        meaning=f"Not a refusal: a {reply.code} reply means the server accepted the command or is waiting "
+                f"for more (RFC 5321 4.2.1); nothing was refused.",
+        advice="Nothing to fix. To explain a failure, give the 4xx or 5xx reply the server sent (in a Postfix "
+               "log, the text after 'said:').",
+        scope="message")
+
+
 @dataclass(frozen=True)
 class Policies:
     directory: Path
@@ -393,6 +411,12 @@ class Policies:
 
         if sender is not None and not isinstance(sender, str):
             sender = tuple(sender)  # read more than once: an iterator would be spent by the first (review-9 N4)
+        if reply.positive:
+            # A 2xx or 3xx is the server accepting or asking for more (RFC 5321 4.2.1): no refusal to
+            # explain, and never evidence against an address, whatever way in it came (a pasted
+            # greeting, a report that quotes the accepting hop). Before, the rules and the nearest-reply
+            # fallback gave "250 2.0.0 OK queued" a refusal's meaning (review27 F2).
+            return Judgement(not_a_refusal(reply), "message", "never")
         if reply.source == "relay":
             # The relay's own reply: classified by the code path that made it (its cause),
             # never by provider rules; it is about our side, never an address, except where its

@@ -83,15 +83,16 @@ def judged(policies, text: str, stage: str | None, recipients: list[str],
 
 
 def run(args) -> int:
-    from ..policies import shipped_policies
+    from ..policies import NOT_A_REFUSAL, shipped_policies
 
     if args.config:
         policies = load_policies_or_exit(load_settings_or_exit(args))
     else:
         policies = shipped_policies()
     if args.text is not None:
-        print(json.dumps(judged(policies, args.text, args.stage, args.recipient, args.sender, args.alias), ensure_ascii=False))
-        return 0
+        out = judged(policies, args.text, args.stage, args.recipient, args.sender, args.alias)
+        print(json.dumps(out, ensure_ascii=False))
+        return 1 if out["rule"] == NOT_A_REFUSAL else 0
     status = 0
     for n, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -108,5 +109,8 @@ def run(args) -> int:
             print(json.dumps({"error": f"line {n}: nested too deeply; expected a JSON string"}))
             status = 1
             continue
-        print(json.dumps(judged(policies, text, args.stage, args.recipient, args.sender, args.alias), ensure_ascii=False), flush=True)
+        out = judged(policies, text, args.stage, args.recipient, args.sender, args.alias)
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+        if out["rule"] == NOT_A_REFUSAL:
+            status = 1  # as a line that is no JSON string: not a refusal to classify
     return status
