@@ -30,6 +30,7 @@ def write_config(tmp_path: Path, dns_port: int, key, egress=(EGRESS,), dkim=True
     key_path = tmp_path / "example.com.s1.key"
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
+    key_path.chmod(0o600)  # the relay refuses a key other users can read (review27 F3)
     dkim_line = f"  dkim: [{{selector: s1, key: {key_path}}}]\n" if dkim else ""
     (policies / "domains.yaml").write_text(f"example.com:\n{dkim_line}  spf: reject\n")
     egress_list = ", ".join(f'"{ip}"' for ip in egress)

@@ -40,6 +40,8 @@ def keys(tmp_path_factory):
     short = subprocess.run(["openssl", "genrsa", "512"], capture_output=True)
     if short.returncode == 0 and b"PRIVATE KEY" in short.stdout:
         (d / "short.key").write_bytes(short.stdout)
+    for key_file in d.iterdir():
+        key_file.chmod(0o600)  # the relay refuses a key other users can read (review27 F3)
     (d / "adir.key").mkdir()
     return d
 
@@ -118,6 +120,7 @@ def test_idn_domains_match_either_spelling(tmp_path):
 def test_relative_key_path_is_relative_to_the_file(tmp_path, keys):
     (tmp_path / "k").mkdir()
     (tmp_path / "k" / "rsa.key").write_bytes((keys / "pkcs1.key").read_bytes())
+    (tmp_path / "k" / "rsa.key").chmod(0o600)
     p = load(tmp_path, "example.com: {dkim: [{selector: s1, key: k/rsa.key}]}\n")
     assert p.get("example.com").dkim[0].source == str(tmp_path.resolve() / "k" / "rsa.key")
 

@@ -87,6 +87,7 @@ def signing_policies(tmp_path):
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "ed.key").write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("ed25519")))
+    (directory / "ed.key").chmod(0o600)  # the relay refuses a key other users can read (review27 F3)
     (directory / "domains.yaml").write_text("sender.test:\n  dkim:\n    - {selector: e1, key: ed.key}\n")
     return directory
 

@@ -80,6 +80,7 @@ def busy_relay(tmp_path, upstream, relay_factory, receiver):
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "ed.key").write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("ed25519")))
+    (policies / "ed.key").chmod(0o600)  # the relay refuses a key other users can read (review27 F3)
     (policies / "domains.yaml").write_text("sender.test:\n  dkim:\n    - {selector: e1, key: ed.key}\n")
     (policies / "shaping.yaml").write_text(SHAPING)
     (tmp_path / "webhook.secret").write_text(webhook_receiver.SECRET)

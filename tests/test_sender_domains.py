@@ -23,6 +23,7 @@ def relay(tmp_path, cert, upstream, relay_factory):
     policies.mkdir()
     key = policies / "rsa.key"
     key.write_bytes(dkimlib.private_key_pem(dkimlib.generate_key("rsa", 2048)))
+    key.chmod(0o600)  # the relay refuses a key other users can read (review27 F3)
     (policies / "domains.yaml").write_text("sender.test: {dkim: [{selector: s1, key: rsa.key}]}\n"
                                            "victim.test: {dkim: [{selector: s1, key: rsa.key}]}\n"
                                            "strict.test: {dkim: [{selector: s1, key: rsa.key}], dkim_required: true}\n")
