@@ -1352,3 +1352,16 @@ def test_an_out_of_office_saying_its_mailbox_is_full_is_not_a_failure(capsys, tm
                        "Ich bin bis 3. Januar nicht im Büro, mein Postfach ist voll. Bitte schreiben Sie an "
                        "office@b.example.\n")
     assert rows == []
+
+
+def test_a_dash_reads_the_bounce_from_stdin():
+    # review27 F5: "-" was taken for a file name ("error: -: No such file or directory"), while
+    # `relay postfix-log import -` reads stdin.
+    qmail = (CORPUS / "sisimai-lhost-qmail-02.eml").read_bytes()
+    out = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", "-"], input=qmail,
+                         capture_output=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert [(r["file"], r["recipient"]) for r in rows] == [("-", "userunknown@example.jp"),
+                                                          ("-", "filtered@example.jp")]
+    assert rows[0]["classification"]["category"] == "unknown_recipient"

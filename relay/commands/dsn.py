@@ -28,7 +28,8 @@ def register(sub) -> None:
                     "or suspended, full, "
                     "policy, spam and temporary failures "
                     "(docs/bounces-in.md).")
-    parse.add_argument("files", nargs="+", metavar="FILE", help="a bounce message (whole email, or its text)")
+    parse.add_argument("files", nargs="+", metavar="FILE",
+                       help="a bounce message (whole email, or its text); - reads one from stdin")
     add_config_arg(parse, required=False)
     parse.set_defaults(func=run_parse)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -99,7 +100,9 @@ def run_parse(args) -> int:
     status = 0
     for name in args.files:
         try:
-            raw = Path(name).read_bytes()
+            # "-" is stdin, as for `relay postfix-log import -` (a bounce piped from a mail store);
+            # a file named "-" is "./-".
+            raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
         except OSError as exc:
             print(f"error: {name}: {exc.strerror or exc}", file=sys.stderr)
             status = 1
