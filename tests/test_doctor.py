@@ -274,3 +274,24 @@ def test_domain_without_entry(dns, key, tmp_path, capsys):
     assert code == 0
     find(lines, "[warn] config: other.example has no entry in domains.yaml")
     find(lines, "[ok] DMARC: p=none: receivers only report")
+
+
+def test_a_domain_that_does_not_exist_is_said_to_not_exist_not_told_to_publish_records(dns, key, tmp_path, capsys):
+    # review27 F6: a typo in the domain argument got "[FAIL] SPF: nx.test publishes no SPF record ...
+    # fix: publish TXT at nx.test" and a missing DMARC: advice to fix DNS of a domain that is not there.
+    good_zone(dns, key)
+    code, lines = doctor(capsys, write_config(tmp_path, dns.port, key), domain="exmaple.com")
+    assert code == 1
+    line = find(lines, "[FAIL] DNS: exmaple.com does not exist (NXDOMAIN)")
+    assert "check the spelling of 'exmaple.com'" in fix_after(lines, line)
+    text = "\n".join(lines)
+    assert "publish" not in text and "SPF:" not in text and "DMARC:" not in text
+    assert lines[1] == line  # the first thing said, before any advice about the domain
+    assert "domains.yaml" not in text  # nor "add an entry" for it
+    find(lines, "[ok] PTR 203.0.113.5")  # the relay's own reverse DNS is still checked
+    # A domain that exists with no records of its own still gets the checks' own advice.
+    dns.zone.add("bare.example", "MX", (10, "mx.example.com"))
+    code, lines = doctor(capsys, write_config(tmp_path, dns.port, key), domain="bare.example")
+    assert code == 1
+    assert "does not exist" not in "\n".join(lines)
+    assert find(lines, "[FAIL] SPF: bare.example publishes no SPF record")

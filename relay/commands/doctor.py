@@ -138,7 +138,11 @@ async def diagnose(domain: str, settings, policy, resolver) -> Report:
     report = Report(domain)
     report.title = (f"relay doctor {domain}: resolver {resolver.describe()}, egress IPs "
                     f"{', '.join(settings.egress_ips) or '(none configured)'}")
-    if policy is None:
+    # First: a misspelt domain gets "does not exist", not a list of records to publish (review27 F6).
+    missing = await _does_not_exist(report, domain, resolver)
+    if policy is None and missing:
+        pass  # "add an entry for it" is no advice for a name that does not exist
+    elif policy is None:
         report.add(WARN, f"config: {domain} has no entry in domains.yaml: the relay neither signs nor "
                          f"SPF-checks its mail",
                    f"add `{domain}: {{dkim: [{{selector: s1, key: /etc/relay/dkim/{domain}.s1.key}}], "
@@ -150,11 +154,36 @@ async def diagnose(domain: str, settings, policy, resolver) -> Report:
     if not settings.egress_ips:
         report.add(WARN, "config: no egress_ips: cannot check SPF authorisation or reverse DNS of the IPs "
                          "mail leaves from", "list the public IP addresses of this relay under egress_ips")
+    if missing:
+        # Every record the other checks look for would be "missing" and each would say "publish ...":
+        # for a misspelt domain that sends the operator to fix DNS of a name that is not there (review27
+        # F6). Below an NXDOMAIN nothing exists either (RFC 8020), so they are not run.
+        await _check_ptr(report, settings, resolver)
+        return report
     spf_ok = await _check_spf(report, domain, settings, resolver)
     dkim_ok = await _check_dkim(report, domain, policy, resolver)
     await _check_dmarc(report, domain, resolver, spf_ok=spf_ok, dkim_ok=dkim_ok)
     await _check_ptr(report, settings, resolver)
     return report
+
+
+async def _does_not_exist(report: Report, domain: str, resolver) -> bool:
+    """True (with the FAIL that says so) when DNS says `domain` does not exist at all (NXDOMAIN), as
+    opposed to existing without the records the checks look for (NODATA). DNS trouble is left to the
+    checks, which each say they could not check."""
+    from ..dns import DnsTemporaryError
+
+    try:
+        answer = await resolver.query(domain, "TXT")
+    except DnsTemporaryError:
+        return False
+    if not getattr(answer, "nxdomain", False):
+        return False
+    report.add(FAIL, f"DNS: {domain} does not exist (NXDOMAIN): no SPF, DKIM or DMARC record can be found "
+                     f"under it, so those checks were not run",
+               f"check the spelling of {domain!r}; if it is right, the domain is not registered or not delegated: "
+               f"register it or fix its NS records at the registrar, then run relay doctor again")
+    return True
 
 
 # --- SPF ---------------------------------------------------------------------
