@@ -416,6 +416,10 @@ class RelayServer:
         self.health.drain()  # /readyz: 503 from now on, so that a balancer sends new mail elsewhere
         for server in self.servers:
             server.close()
+        # For the closing line: how many sessions there were to drain, and how many were in a transaction.
+        sessions = self._protocols()
+        drained = len(sessions)
+        in_transaction = sum(1 for p in sessions if p.busy or p.relay_service.in_transaction(p.relay_session))
         # Sessions between transactions are told 421 now (RFC 5321 3.8); one in the middle of a
         # transaction may finish it first, up to DRAIN_SECONDS, and is told 421 after. One whose
         # message and final dot went to the next hop waits for that reply as long as the next hop
@@ -445,6 +449,7 @@ class RelayServer:
         # Then, in order: the remaining client connections close; the transactions they leave end
         # (events written, upstream connections given back); the pipelines close once no
         # transaction uses them; then what they all used: the upstream pool, the store, the sinks.
+        cut = sum(1 for p in self._protocols() if p.transport is not None and not p.transport.is_closing())
         for p in self._protocols():
             if p.transport is not None:
                 p.transport.close()
@@ -475,6 +480,9 @@ class RelayServer:
         await self.health.close()
         if self.metrics_listener is not None:
             await self.metrics_listener.close()
+        # The journal's last word: a clean drain, told apart from a hang or a kill (review27 F7).
+        log.info("stopped: drained %d session(s) (%d in a transaction; %d still open after %g s, closed)",
+                 drained, in_transaction, cut, DRAIN_SECONDS)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

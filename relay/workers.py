@@ -244,6 +244,7 @@ class Supervisor:
                     self._handle_signal(signum)
                 self._reap()
                 if self.stopping and not any(s.pid for s in self.slots):
+                    log.info("stopped: every worker has exited")  # each logged its own drain (server.stop)
                     break
                 now = time.monotonic()
                 for slot in self.slots:

@@ -187,6 +187,13 @@ def test_sigterm_drains_every_worker_and_exits_zero(relay_workers, upstream):
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", relay.port)) != 0  # the parent closed the listener too
     assert relay.stop() == 0
+    # The journal says the drain ended, and how (review27 F7: it ended at "stopping: draining
+    # sessions", so a clean drain read like a hang or a kill).
+    err = relay.stderr()
+    for pid in held:
+        assert (f"relay.server[{pid}]: stopped: drained 1 session(s) (1 in a transaction; 0 still open after "
+                in err), err
+    assert err.rstrip().splitlines()[-1].endswith("stopped: every worker has exited"), err
 
 
 def test_max_connections_holds_across_workers(relay_workers):
