@@ -100,8 +100,11 @@ def test_a_transaction_cut_after_its_final_dot_says_421_and_records_its_outcome_
     """When the drain must end while the upstream has the whole message and has not answered (here: the
     grace past its reply's deadline made negative, so that the cut comes first), the client is told 421
     and that the message may have gone, and the event says the outcome is unknown."""
+    import logging
+
     import relay.server
 
+    caplog.set_level(logging.INFO, logger="relay.server")  # the drain's closing line is INFO
     monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
     monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -119.0, raising=False)  # due 120 s after the dot
     running = RunningRelay(write_config(tmp_path, gated.port, upstream={"data_timeout": 120}))
@@ -124,6 +127,9 @@ def test_a_transaction_cut_after_its_final_dot_says_421_and_records_its_outcome_
     assert events[0]["message_id"] == "<drain@sender.test>"
     logged = [r.getMessage() for r in caplog.records if "cut off after the drain" in r.getMessage()]
     assert len(logged) == 1 and "sent@example.com" in logged[0] and UNKNOWN in logged[0], logged
+    # The drain's closing line counts it (review27 F7).
+    assert any(r.getMessage() == "stopped: drained 1 session(s) (1 in a transaction; 1 cut off with 421 when "
+                                 "their time was up)" for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.

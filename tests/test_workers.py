@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -190,9 +191,9 @@ def test_sigterm_drains_every_worker_and_exits_zero(relay_workers, upstream):
     # The journal says the drain ended, and how (review27 F7: it ended at "stopping: draining
     # sessions", so a clean drain read like a hang or a kill).
     err = relay.stderr()
-    for pid in held:
-        assert (f"relay.server[{pid}]: stopped: drained 1 session(s) (1 in a transaction; 0 still open after "
-                in err), err
+    for pid in held:  # a connection one_connection_per_worker closed may not be gone yet: "at least 1"
+        assert re.search(rf"relay\.server\[{pid}\]: stopped: drained [1-9]\d* session\(s\) \(1 in a transaction; "
+                         rf"0 cut off with 421 ", err), err
     assert err.rstrip().splitlines()[-1].endswith("stopped: every worker has exited"), err
 
 
