@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import logging
 import os
 import re
 from dataclasses import dataclass, replace
@@ -18,6 +19,8 @@ from typing import Any, Sequence
 from .address import addresses_in, domain_of, fold
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
 
 BOUNCE_LIST_EFFECTS = ("list", "count", "never")
 
@@ -629,7 +632,9 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def unknown_policy_files(directory: Path, known: Sequence[str], operator_glob: str) -> list[Problem]:
-    """A problem for every `*.yaml` / `*.yml` in the policy directory that the relay does not read.
+    """A problem for every `*.yaml` / `*.yml` in the policy directory that looks like a name the relay
+    reads but is not (a near spelling, `.yml`, other case); any other YAML file there is the operator's
+    own (DESIGN.md: "operators may add files of their own beside them") and only logged as not read.
 
     A file missing from the directory falls back to the shipped one, so a misspelt name
     (`supression.yaml`, `bounce-rules.local.yml`) used to be ignored without a word while the shipped
@@ -656,10 +661,14 @@ def unknown_policy_files(directory: Path, known: Sequence[str], operator_glob: s
         elif as_yaml.lower() in known or fnmatch.fnmatchcase(as_yaml.lower(), operator_glob):
             hint = f"did you mean {as_yaml.lower()}? (names are case-sensitive); "
         else:
-            close = difflib.get_close_matches(as_yaml.lower(), sorted(known), n=1, cutoff=0.75)
+            close = difflib.get_close_matches(as_yaml.lower(), sorted(known), n=1, cutoff=0.87)
             if not close and lower.startswith(("bounce-rule", "bounce_rule", "bouncerule")):
                 close = [operator_glob.replace("*", "local")]
             hint = f"did you mean {close[0]}?; " if close else ""
+        if not hint:
+            log.warning("%s: not a policy file the relay reads (it reads: %s); left alone as the operator's own",
+                        directory / name, ", ".join(readable))
+            continue
         problems.append(Problem(str(directory / name), "(file name)",
                                 f"not a policy file, so it is never read and the shipped policy applies; "
                                 f"{hint}the policy directory holds: {', '.join(readable)}"))

@@ -58,6 +58,19 @@ def test_the_right_names_load_and_take_effect(tmp_path):
     assert relay_cli("check-config", "-c", str(config)).returncode == 0
 
 
+def test_an_operator_file_of_its_own_name_is_left_alone_and_said_not_read(tmp_path, caplog):
+    # DESIGN.md: operators may add files of their own beside the shipped ones. Only a name close to
+    # one the relay reads is taken for a misspelling; any other is said not to be read, not refused.
+    policies, config = operator_dir(tmp_path)
+    (policies / "our-notes.yaml").write_text("owner: postmaster\n")
+    (policies / "notes.yaml").write_text("owner: postmaster\n")
+    (policies / "inventory.yml").write_text("- mx1\n")
+    assert relay_cli("check-config", "-c", str(config)).returncode == 0
+    with caplog.at_level("WARNING", logger="relay.policies"):
+        load_policies(SimpleNamespace(policies=policies))
+    assert any("our-notes.yaml: not a policy file the relay reads" in r.getMessage() for r in caplog.records)
+
+
 def test_the_shipped_policy_directory_has_no_stray_yaml():
     load_policies(SimpleNamespace(policies=SHIPPED_POLICIES))  # raises ConfigError naming a stray file
 
