@@ -24,6 +24,7 @@ signature for a parent domain would need its own key in DNS anyway.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from .address import split as split_address
 from .config import parse_duration
 from .errors import ConfigError, Problems
 from .yamlfile import load_yaml
+
+log = logging.getLogger(__name__)
 
 SPF_MODES = ("reject", "tempfail", "warn", "off")
 DOMAIN_KEYS = ("dkim", "dkim_required", "spf", "verp")
@@ -285,9 +288,9 @@ def _load_key(where: str, value: str, base: Path, problems: Problems) -> tuple[P
     except SecretFileError as exc:
         problems.add(where, str(exc))
         return None, None
-    exposed = _exposed(path)
-    if exposed is not None:
-        problems.add(where, f"file {path}: {exposed}")
+    writable = _writable_by_others(path)
+    if writable is not None:
+        problems.add(where, f"file {path}: {writable}")
         return path, None
     try:
         return path, dkimlib.load_private_key(data)
@@ -296,28 +299,29 @@ def _load_key(where: str, value: str, base: Path, problems: Problems) -> tuple[P
         return path, None
 
 
-def _exposed(path: Path) -> str | None:
-    """Why the key file's mode lets others than the relay use or change the key, or None.
+def _writable_by_others(path: Path) -> str | None:
+    """Why the key file's mode lets others than its owner change the key, or None; warns (once per
+    load) when other users can read it.
 
-    A key that other users can read is a key they can sign the domain's mail with, and one the group or
-    others can write is one they can replace with their own; OpenDKIM refuses both at start for the same
-    reason. Group read is fine (install.md: 0640 root:relay); `relay dkim keygen` writes 0600. The mode
-    is the file's the path leads to (a symlink's own mode means nothing)."""
+    A key the group or others can write is one they can replace with their own: refused, as OpenDKIM
+    does. A key other users can read is one they can sign the domain's mail with: warned, not refused,
+    because keys written by tools under the common umask 022 are 0644 and refusing them would stop a
+    relay that signed yesterday (chmod 0600 or 0640 root:relay, install.md). The mode is the file's the
+    path leads to (a symlink's own mode means nothing)."""
     import stat
 
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         return None  # it was just read: a race; the reading side's errors are the ones that matter
-    why = []
     if mode & stat.S_IROTH:
-        why.append("other users can read it (and sign as the domain with it)")
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        why.append(f"{'the group' if not mode & stat.S_IWOTH else 'other users'} can write it (and replace the key)")
-    if not why:
+        log.warning("DKIM key %s: mode %04o: other users can read it (and sign as the domain with it); "
+                    "chmod 0600 (or 0640 with the relay's group) as `relay dkim keygen` writes it", path, mode)
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH):
         return None
-    return (f"mode {mode:04o}: {' and '.join(why)}; chmod 0600 (or 0640 with the relay's group) as "
-            f"`relay dkim keygen` writes it; OpenDKIM refuses such a key too")
+    who = "other users" if mode & stat.S_IWOTH else "the group"
+    return (f"mode {mode:04o}: {who} can write it (and replace the key); chmod 0600 (or 0640 with the "
+            f"relay's group) as `relay dkim keygen` writes it; OpenDKIM refuses such a key too")
 
 
 def load_default() -> DomainPolicies:
