@@ -41,6 +41,9 @@ class Session:
     tls: str | None = None  # TLS version once STARTTLS completed, e.g. "TLSv1.3"
     auth_user: str | None = None
     trusted_network: bool = False  # peer is inside clients.networks
+    # Milter mode: a session on milter.non_smtpd_listen, mail submitted on this host with sendmail(1)
+    # (Postfix's non_smtpd_milters), which the operator vouches for as for clients.networks.
+    local_submission: bool = False
     # The sender domains this session may use (MAIL FROM, and the From: domain DKIM signs for):
     # None when not restricted (clients.networks; the MTA's own clients in milter mode), else an
     # AUTH user's domains from the users file ({"*"}: any). See relay.users.may_use.
@@ -48,7 +51,10 @@ class Session:
 
     @property
     def may_relay(self) -> bool:
-        return self.trusted_network or self.auth_user is not None
+        """Whether this client is ours: inside clients.networks, logged in, or a local submission.
+        Relay mode refuses anyone else; in milter mode the MTA also passes on the world's mail (port 25),
+        which the outbound steps must not vouch for (DKIM signing, the SPF pre-flight)."""
+        return self.trusted_network or self.auth_user is not None or self.local_submission
 
 
 @dataclass

@@ -129,6 +129,9 @@ def milter_factory(tmp_path, dns, signing_policies):
 
     def start(**milter):
         overrides = milter.pop("overrides", {})
+        # 192.0.2.0/24 (the tests' usual client) is one of ours: its mail is signed. Outsiders
+        # (203.0.113.0/24 below) are the world's mail, which an outbound milter must not sign.
+        overrides.setdefault("clients", {"networks": ["127.0.0.0/8", "192.0.2.0/24"]})
         config = write_config(tmp_path, 1, listen=[], upstream=None,
                               milter={"listen": "127.0.0.1:0", **milter}, policies=str(signing_policies),
                               resolver={"nameservers": [dns.nameserver]}, **overrides)
@@ -355,7 +358,7 @@ def test_forged_authentication_results_are_deleted_by_occurrence(milter_factory,
     relay = milter_factory(mode="inbound")
     with MilterClient("127.0.0.1", relay.milter_port) as c:
         c.negotiate()
-        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("192.0.2.10"))
+        c.send(b"C", z("client.test") + b"4" + struct.pack("!H", 1) + z("203.0.113.10"))
         c.send(b"M", z("<a@nowhere.test>"))
         c.send(b"R", z("<b@example.com>"))
         c.send(b"L", z("Authentication-Results", " mx.other.test; spf=pass"))
@@ -663,3 +666,65 @@ def test_a_reload_lets_a_message_at_end_of_message_finish_with_its_steps(tmp_pat
     finally:
         relay.stop()
         silent.close()
+
+
+# -- review26 F1: sign only what our side vouches for --------------------------------------------
+
+def _one_message(c, client_ip: str, auth: str | None = None) -> list[tuple[bytes, bytes]]:
+    """A message of signed.test (From: and MAIL FROM) from `client_ip`, logged in as `auth` if given,
+    on a negotiated connection; the replies to its end of message."""
+    c.send(b"C", z("client.example") + b"4" + struct.pack("!H", 4321) + z(client_ip))
+    if auth is not None:  # Postfix sends {auth_authen} with MAIL (milter_mail_macros; SETSYMLIST asks for it)
+        c.send(b"D", b"M" + z("{auth_authen}", auth))
+    c.send(b"M", z("<ceo@signed.test>"))
+    c.send(b"R", z("<b@example.com>"))
+    assert c.read() == (b"c", b"")
+    c.send(b"L", z("From", " CEO <ceo@signed.test>"))
+    c.send(b"L", z("Subject", " wire the money"))
+    c.send(b"B", b"pay now\r\n")
+    c.send(b"E")
+    return c.until_final()
+
+
+def _signed(replies) -> bool:
+    return any(cmd == b"i" and data[4:].startswith(b"DKIM-Signature\0") for cmd, data in replies)
+
+
+def test_outbound_milter_signs_only_for_our_networks_and_logged_in_clients(milter, caplog):
+    # The world's mail reaches smtpd_milters on port 25 too: a client outside clients.networks with no
+    # login sent From: ceo@signed.test and got a valid signature (review26 F1). It passes unsigned
+    # and unrefused (it may be inbound mail to a local mailbox), logged and counted.
+    caplog.set_level(logging.WARNING, logger="relay.dkim")
+    with MilterClient("127.0.0.1", milter.milter_port) as c:
+        c.negotiate()
+        outsider = _one_message(c, "203.0.113.5")
+        c.send(b"K")  # SMFIC_QUIT_NC: the next client session on the same connection
+        logged_in = _one_message(c, "203.0.113.5", auth="ceo")
+        c.send(b"K")
+        ours = _one_message(c, "192.0.2.10")
+    assert outsider[-1] == (b"c", b"") and not _signed(outsider), outsider
+    assert logged_in[-1] == (b"c", b"") and _signed(logged_in), logged_in
+    assert ours[-1] == (b"c", b"") and _signed(ours), ours
+    assert any("not signing for d=signed.test: client 203.0.113.5 is outside clients.networks" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert milter.server.resources.metrics.value("relay_dkim_unsigned_total", reason="untrusted_client") == 1
+
+
+def test_outbound_milter_asks_the_mta_for_the_login_at_mail():
+    from relay.milter.session import WANTED_MACROS
+    assert "{auth_authen}" in WANTED_MACROS[codec.SMFIM_ENVFROM].split()
+    assert "{client_addr}" in WANTED_MACROS[codec.SMFIM_CONNECT].split()
+
+
+def test_dkim_required_does_not_refuse_an_outsiders_mail(milter_factory, signing_policies):
+    # dkim_required refuses mail of ours that cannot be signed; an outsider's mail is not ours to sign
+    # (nor to refuse: inbound mail passes through the same smtpd).
+    (signing_policies / "domains.yaml").write_text(yaml.safe_dump({"signed.test": {"dkim_required": True}}))
+    relay = milter_factory()
+    with MilterClient("127.0.0.1", relay.milter_port) as c:
+        c.negotiate()
+        outsider = _one_message(c, "203.0.113.5")
+        c.send(b"K")
+        ours = _one_message(c, "192.0.2.10")
+    assert outsider[-1] == (b"c", b"") and not _signed(outsider), outsider
+    assert ours[-1][0] == b"y" and ours[-1][1].startswith(b"550 5.7.1 Message refused: no DKIM key"), ours

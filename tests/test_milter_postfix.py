@@ -275,3 +275,44 @@ def test_smtp_mail_on_the_same_postfix_is_still_refused_at_rcpt(non_smtpd):
     assert _rcpts(msg) == ["ok@example.com"]
     (event,) = [e for e in non_smtpd.relay.events(wait_for=1) if e["kind"] == "suppressed"]
     assert event["stage"] == "rcpt" and "milter_action" not in event
+
+
+FORGED = (b"From: CEO <ceo@signed.test>\r\nTo: b@example.com\r\nSubject: wire the money\r\n"
+          b"Message-ID: <forged1@evil.test>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\npay now\r\n")
+
+
+def test_an_outsiders_forgery_of_our_domain_leaves_postfix_unsigned_and_ours_signed(tmp_path, dns, policies):
+    # review26 F1: smtpd_milters cover port 25, where the world delivers. The test client on 127.0.0.1
+    # is outside clients.networks here and does not log in: it stands for a host on the internet, and
+    # its From: ceo@signed.test left Postfix with a valid signature of signed.test. It passes unsigned
+    # (not refused: inbound mail goes through the same smtpd). A sendmail(1) submission on the
+    # non_smtpd_listen socket, from the same host, is ours and is signed.
+    rig = MilterRig(tmp_path, dns, policies, "tcp", non_smtpd=True, clients={"networks": ["192.0.2.0/24"]})
+    try:
+        with rig.smtp() as s:
+            s.sendmail("anyone@evil.test", ["b@example.com"], FORGED)
+        (forged,) = sink_messages(rig.sink, 1)
+        assert b"wire the money" in forged
+        assert b"DKIM-Signature" not in forged, forged[:900]
+        assert mail_dkim(forged, dns.port).overall != "pass"
+        done = rig.sendmail("app@signed.test", ["c@example.com"],
+                            FORGED.replace(b"<forged1@evil.test>", b"<local1@signed.test>").replace(b"\r\n", b"\n"))
+        assert done.returncode == 0, done.stderr
+        local = [m for m in sink_messages(rig.sink, 2) if b"<local1@signed.test>" in m]
+        assert len(local) == 1 and b"DKIM-Signature" in local[0], local
+        result = mail_dkim(local[0], dns.port)
+        assert result.all_pass, result
+    finally:
+        rig.stop()
+
+
+def test_a_client_inside_clients_networks_is_signed_through_postfix(tmp_path, dns, policies):
+    rig = MilterRig(tmp_path, dns, policies, "tcp", clients={"networks": ["192.0.2.0/24", "127.0.0.1/32"]})
+    try:
+        with rig.smtp() as s:
+            s.sendmail("ceo@signed.test", ["b@example.com"], FORGED)
+        (msg,) = sink_messages(rig.sink, 1)
+        result = mail_dkim(msg, dns.port)
+        assert result.all_pass and result.overall == "pass", result
+    finally:
+        rig.stop()

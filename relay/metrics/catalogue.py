@@ -96,6 +96,9 @@ CATALOGUE: dict[str, Spec] = {
                                                  "(body hash included).", buckets=CPU_BUCKETS),
     "relay_dkim_signatures_total": Spec("counter", "DKIM signatures made or failed, by algorithm and result.",
                                         ("algorithm", "result")),
+    "relay_dkim_unsigned_total": Spec("counter", "Messages from a domain with DKIM keys left unsigned, by reason "
+                                                 "(untrusted_client: outside clients.networks and not logged in).",
+                                      ("reason",)),
     # -- events out --
     "relay_event_sink_failures_total": Spec("counter", "Events a sink failed to write or dropped (disk full, endpoint down, a stdout nobody reads)."),
     "relay_log_lines_dropped_total": Spec(

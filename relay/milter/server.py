@@ -123,7 +123,7 @@ class MilterConnection:
         macros = WANTED_MACROS if actions & codec.SMFIF_SETSYMLIST else None
         self.negotiated = True
         self.session = MilterSession(self.server, leading_space=bool(self.protocol & codec.SMFIP_HDR_LEADSPC),
-                                     remove_refused=remove_refused)
+                                     remove_refused=remove_refused, local_submission=self.non_smtpd)
         return codec.optneg_reply(min(cmd.version, codec.PROTOCOL_VERSION), actions, self.protocol, macros)
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 The same policy steps as relay mode run here, without relay mode's own policy (service.py:
 554 to peers outside clients.networks, 451 when no upstream answers): in milter mode the MTA
-decides who may send and delivers the mail itself. A step that says nothing (CONTINUE) lets
+decides who may send and delivers the mail itself. Deciding who may send is not vouching for
+it: the outbound steps sign only for our clients (Session.may_relay; docs/milter.md "Who is vouched for"). A step that says nothing (CONTINUE) lets
 the MTA go on; a refusal becomes the MTA's reply to its client, with our code, enhanced code
 and text, and the same event as in relay mode.
 
@@ -108,12 +109,16 @@ class MilterSession:
     """The state of one milter connection: macros, the client session, the open transaction,
     and the message as it arrives (bounded by limits.max_message_size)."""
 
-    def __init__(self, server, leading_space: bool = False, remove_refused: bool = False):
+    def __init__(self, server, leading_space: bool = False, remove_refused: bool = False,
+                 local_submission: bool = False):
         self.server = server  # settings, pipeline and outcomes: read at each use (SIGHUP replaces them)
         self.leading_space = leading_space  # SMFIP_HDR_LEADSPC: header values keep their leading blank
         # The MTA cannot refuse one recipient (Postfix's non_smtpd_milters, SMFIF_DELRCPT agreed): a
         # recipient refused at RCPT is removed at end of message instead.
         self.remove_refused = remove_refused
+        # On milter.non_smtpd_listen: every session is a sendmail(1) submission on this host, which the
+        # outbound steps vouch for (signed) whatever stand-in client address Postfix names.
+        self.local_submission = local_submission
         self._removed: list[Removal] = []
         self.macros: dict[str, dict[str, str]] = {}
         self.session: Session | None = None
@@ -165,8 +170,12 @@ class MilterSession:
         else:  # a UNIX socket or unknown: the MTA may still say who its client is
             ip = self.macro("{client_addr}") or cmd.address or "unknown"
             port = int(self.macro("{client_port}") or 0) if (self.macro("{client_port}") or "").isdigit() else 0
+        # Who the client is decides what the outbound steps vouch for (Session.may_relay): its address
+        # inside clients.networks, a login ({auth_authen}, read at MAIL), or a local submission. Postfix's
+        # smtpd_milters also see the world's mail on port 25 (review26 F1: it was all DKIM-signed).
         self.session = Session(id=new_id(), peer_ip=ip, peer_port=port,
-                               trusted_network=self.settings.clients.trusted(ip))
+                               trusted_network=self.settings.clients.trusted(ip),
+                               local_submission=self.local_submission)
         with self.server.pipeline.in_use() as pipeline:
             decision = await self._run(pipeline.connect(self.session), COMMAND_DEADLINE, "connect")
         if decision.verdict in (Verdict.REJECT, Verdict.DEFER):
@@ -176,7 +185,10 @@ class MilterSession:
 
     def _ensure_session(self) -> Session:
         if self.session is None:  # an MTA told not to send connect (never us) or out of order
-            self.session = Session(id=new_id(), peer_ip=self.macro("{client_addr}") or "unknown", peer_port=0)
+            ip = self.macro("{client_addr}") or "unknown"
+            self.session = Session(id=new_id(), peer_ip=ip, peer_port=0,
+                                   trusted_network=self.settings.clients.trusted(ip),
+                                   local_submission=self.local_submission)
         return self.session
 
     def helo(self, name: str) -> None:

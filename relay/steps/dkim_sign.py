@@ -20,6 +20,15 @@ past what the address parser can follow) is refused with `554 5.6.0` whenever th
 sender domain must be known (domains.yaml has entries), whatever the domain: its
 domain cannot be told, and guessing could sign for the wrong one.
 
+Only mail of our own clients is signed (Session.may_relay: inside clients.networks,
+logged in, or a local submission on milter.non_smtpd_listen). Relay mode refuses
+anyone else; a milter also sees the world's mail (Postfix's smtpd_milters cover
+port 25), and a signature there would vouch for a forgery of our domain (review26
+F1). Such mail passes unsigned and unrefused, whatever `dkim_required` says (it may
+be inbound mail to a local mailbox); one claiming a domain we sign for is logged
+and counted (relay_dkim_unsigned_total{reason="untrusted_client"}). OpenDKIM does the
+same with InternalHosts and authenticated senders.
+
 Bodies larger than THREAD_THRESHOLD are hashed in a worker thread: the body
 hash of a multi-megabyte message would otherwise stop the event loop for
 milliseconds (6 ms for 10 MiB as it is, 50 ms when relaxed rewrites it). The
@@ -38,10 +47,13 @@ from email.utils import getaddresses
 from .. import dkim as dkimlib
 from ..address import ATEXT
 from ..decision import CONTINUE, Decision, defer, reject
+from ..logsample import SampledLog
 from ..pipeline import Message, Step, Transaction
 from ..users import may_use
 
 log = logging.getLogger("relay.dkim")
+# Anyone on the internet can send such mail at will: counted in full, logged at most once a minute.
+_untrusted_log = SampledLog(log)
 
 THREAD_THRESHOLD = 256 * 1024
 # Far above what hashing takes (0.2 s for a 36 MiB body rewritten by "relaxed"): only a thread pool
@@ -162,6 +174,8 @@ class DkimSignStep(Step):
     def prepare_data(self, txn: Transaction, message: Message) -> None:
         """A large body's hash starts in a thread while the upstream's 354 is awaited; on_data
         takes it if it was for the same bytes and canonicalisations, else hashes again."""
+        if not txn.session.may_relay:
+            return  # never signed (on_data)
         try:
             policy = self._policy(txn, message)
         except UnreadableFrom:
@@ -175,6 +189,9 @@ class DkimSignStep(Step):
 
     async def on_data(self, txn: Transaction, message: Message) -> Decision:
         txn.notes["dkim"] = []
+        if not txn.session.may_relay:
+            self._untrusted(txn, message)
+            return CONTINUE
         try:
             policy = self._policy(txn, message)
         except UnreadableFrom as exc:
@@ -251,6 +268,21 @@ class DkimSignStep(Step):
             message.prepend(signature)
         txn.notes["dkim"] = signed
         return CONTINUE
+
+    def _untrusted(self, txn: Transaction, message: Message) -> None:
+        """A message of a client that is not ours is not signed: logged and counted when its From:
+        names a domain we sign for (a forgery, or a client missing from clients.networks or not
+        logged in), silently otherwise (the world's inbound mail)."""
+        try:
+            policy = self._policy(txn, message)
+        except UnreadableFrom:
+            return
+        if policy is None or not policy.dkim or not policy.domain:
+            return
+        _untrusted_log.warning("untrusted-client", "not signing for d=%s: client %s is outside clients.networks and not logged in "
+                            "(transaction %s)", policy.domain, txn.session.peer_ip, txn.id)
+        if self.metrics is not None:
+            self.metrics.inc("relay_dkim_unsigned_total", reason="untrusted_client")
 
     def _count(self, algorithm: str, result: str) -> None:
         if self.metrics is not None:

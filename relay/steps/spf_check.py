@@ -113,6 +113,10 @@ class SpfCheckStep(Step):
         self.checker = checker or SpfChecker(resolver, settings.hostname, cache_size=settings.resolver.cache_size)
 
     async def on_mail(self, txn: Transaction) -> Decision:
+        if not txn.session.may_relay:
+            # Not our client (a milter sees the world's mail on port 25): this mail does not leave from our
+            # egress IPs on our behalf, and our SPF record is no reason to refuse it (review26 F1).
+            return CONTINUE
         domain = sender_domain(txn.mail_from)
         if domain is None:
             return CONTINUE  # null sender (bounces) or no domain: nothing to pre-flight
