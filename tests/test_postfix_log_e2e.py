@@ -237,3 +237,57 @@ def test_milter_and_follower_close_the_loop(tmp_path, upstream):
             postfix.stop()
         relay.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def soft_bouncing_postfix(upstream):
+    root = Path(tempfile.mkdtemp(prefix="relay-pflog-"))
+    instance = PostfixInstance(root / "postfix", sink_port=upstream.port, milter_port=0, max_size=10 << 20)
+    instance._postconf({"soft_bounce": "yes"})  # what operators switch on while testing or migrating
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_soft_bounce_results_are_failures_judged_by_the_providers_reply(soft_bouncing_postfix, tmp_path):
+    # With soft_bounce = yes Postfix logs `status=SOFTBOUNCE` (capitals, dsn=4.1.1 for Gmail's 550 5.1.1) and
+    # keeps retrying; the parser read lower-case statuses only and ignored every such line (review26 F2).
+    # Postfix will retry: a deferral; the reply says what the failure is, and the funnel lists the address.
+    postfix = soft_bouncing_postfix
+    config = write_config(tmp_path, 0, listen=None, upstream=None,
+                          postfix_log={"path": str(postfix.maillog), "state_directory": str(tmp_path / "state")})
+    relay = RunningRelay(config)
+    try:
+        mid = send(postfix, "a@sender.test", "nosuchuser@gmail.test", "soft")
+        events = wait_for_results(relay, 1)
+        wait_idle(relay)
+        events = relay.events()
+    finally:
+        relay.stop()
+    (line,) = wait_for_log(postfix, r"to=<nosuchuser@gmail\.test>.*status=")[:1]
+    assert "status=SOFTBOUNCE" in line and "dsn=4.1.1" in line, line
+    (event,) = [e for e in events if e["kind"] in ("rejected", "deferred")]
+    assert event["kind"] == "deferred" and event["recipient"] == "nosuchuser@gmail.test"
+    assert event["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+    assert event["message_id"] == mid and event["stage"] == "rcpt"
+    assert event["postfix"]["status"] == "softbounce" and event["dsn"] == {"status": "4.1.1"}
+    assert event["classification"]["category"] == "unknown_recipient"
+    assert listed(config) == {"nosuchuser@gmail.test"}
+
+
+def test_a_soft_bounce_postfix_found_itself_is_read_as_the_permanent_failure_it_was():
+    # soft_bounce = yes makes the dsn's first digit 4; a SOFTBOUNCE is always a bounce kept back, so the
+    # reply Postfix stands in for (no server said it) carries the bounce's 5.
+    from relay.intake.postfix_events import postfix_reply
+    from relay.intake.postfix_log import parse_record
+
+    d = parse_record("4F9D21C2E: to=<nobody@host.example>, relay=local, delay=0.02, delays=0.01/0/0/0.01, "
+                     "dsn=4.1.1, status=SOFTBOUNCE (unknown user: \"nobody\")", "local")
+    assert d is not None and d.status == "softbounce" and d.dsn == "4.1.1"
+    assert postfix_reply(d).text == '5.1.1 unknown user: "nobody"'
+    deferred = parse_record("4F9D21C2E: to=<a@b.example>, relay=none, delay=1, dsn=4.4.1, "
+                            "status=deferred (connect to b.example[192.0.2.1]:25: Connection refused)", "smtp")
+    assert deferred.status == "deferred" and postfix_reply(deferred).text.startswith("4.4.1 ")

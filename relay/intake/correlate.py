@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .postfix_log import Delivery, Expired, LogLine, MessageId, Removed, Sender, parse_record
+from .postfix_log import DEFERRALS, Delivery, Expired, LogLine, MessageId, Removed, Sender, parse_record
 
 # Postfix keeps a message at most maximal_queue_lifetime (default 5 days): a day more covers it.
 DEFAULT_MAX_AGE = 6 * 86400.0
@@ -92,7 +92,7 @@ class QueueTracker:
             entry.size = record.size
         elif isinstance(record, Delivery):
             result = DeliveryResult(line, record, entry.sender, entry.message_id, entry.size)
-            if record.status == "deferred":
+            if record.status in DEFERRALS:  # softbounce too: still in the queue, expiry may follow
                 entry.deferred[record.recipient] = result
             else:
                 entry.deferred.pop(record.recipient, None)

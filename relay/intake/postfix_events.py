@@ -22,7 +22,9 @@ from .postfix_log import Delivery, LogLine
 
 # verify(8) logs "undeliverable-but-not-cached" for a probe's failure when
 # address_verify_negative_cache is off: the same finding as "undeliverable", only not remembered.
-FAILED = {"deferred": "deferred", "bounced": "rejected", "undeliverable": "rejected",
+# `softbounce` (soft_bounce = yes: a bounce Postfix keeps and retries) is a deferral of the message; what
+# the failure means (and whether the address is listed) is the reply's to tell, as for a `bounced` line.
+FAILED = {"deferred": "deferred", "softbounce": "deferred", "bounced": "rejected", "undeliverable": "rejected",
           "undeliverable-but-not-cached": "rejected"}
 
 
@@ -30,6 +32,10 @@ def postfix_reply(delivery: Delivery) -> Reply:
     """The reply of a result no server answered: Postfix's DSN status and its own words, with no
     reply code (0: nobody sent one)."""
     dsn = delivery.dsn or ""
+    if delivery.status == "softbounce" and dsn[:1] == "4":
+        # soft_bounce = yes logs a bounce's status with its first digit made 4 (5.1.1 -> 4.1.1): the failure
+        # Postfix itself found (unknown user, a forwarding loop) was permanent.
+        dsn = "5" + dsn[1:]
     text = delivery.detail.postfix_text or delivery.detail.text or delivery.status
     return Reply(0, (f"{dsn} {text}" if dsn[:1] in ("4", "5") else text,), "mta-log")
 

@@ -183,7 +183,11 @@ def _iso_time(ts: str) -> datetime | None:
 QUEUE_ID = r"(?:[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,})"
 _QUEUE_PREFIX = re.compile(rf"^(?P<qid>{QUEUE_ID}): (?P<rest>.*)$")
 
-STATUSES = ("sent", "bounced", "deferred", "expired", "undeliverable", "deliverable")
+# "softbounce": Postfix logs `status=SOFTBOUNCE` (in capitals) where `soft_bounce = yes` turned a bounce into
+# a deferral; its dsn= then starts with 4 where the failure's own starts with 5 (review26 F2: ignored).
+STATUSES = ("sent", "bounced", "deferred", "softbounce", "expired", "undeliverable", "deliverable")
+# The results Postfix keeps the message for and tries again.
+DEFERRALS = ("deferred", "softbounce")
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,7 @@ class Delivery:
 
     queue_id: str
     recipient: str
-    status: str  # sent | bounced | deferred | undeliverable | deliverable | expired
+    status: str  # sent | bounced | deferred | softbounce | undeliverable | deliverable | expired (lower case)
     detail: Detail
     orig_recipient: str | None = None
     relay: Relay | None = None
@@ -272,10 +276,11 @@ Record = Delivery | MessageId | Sender | Expired | Removed
 # is followed by the next field's ", " (or the end of the text).
 _FIELDS = re.compile(r"(?P<key>to|orig_to)=<(?P<addr>.*?)>(?:, |$)"
                      r"|(?P<k2>relay|delay|delays|dsn|conn_use)=(?P<val>[^,\s]*)(?:, |$)")
-_STATUS = re.compile(r"status=(?P<status>[a-z-]+)(?: \((?P<detail>.*)\)|, (?P<tail>.*))?$")
+# Any case: Postfix writes `status=SOFTBOUNCE` in capitals (soft_bounce = yes), the others in lower case.
+_STATUS = re.compile(r"status=(?P<status>[A-Za-z-]+)(?: \((?P<detail>.*)\)|, (?P<tail>.*))?$")
 # A line cut short by the logger (syslog's message size limit) loses its closing parenthesis:
 # the detail is what is left of it.
-_STATUS_CUT = re.compile(r"status=(?P<status>[a-z-]+) \((?P<detail>.*)$")
+_STATUS_CUT = re.compile(r"status=(?P<status>[A-Za-z-]+) \((?P<detail>.*)$")
 
 
 def parse_record(text: str, service: str = "") -> Record | None:
@@ -311,7 +316,7 @@ def _delivery(qid: str, rest: str, service: str) -> Delivery | None:
     st = _STATUS.match(rest, pos) or _STATUS_CUT.match(rest, pos)
     if "to" not in values or not st:
         return None
-    status = st["status"]
+    status = st["status"].lower()
     detail = parse_detail(st["detail"] if st["detail"] is not None else (st.groupdict().get("tail") or ""))
     return Delivery(
         queue_id=qid, recipient=values["to"], status=status, detail=detail,
@@ -479,4 +484,4 @@ def split_reply(flat: str) -> Reply:
 
 
 __all__ = ["LogLine", "parse_line", "parse_record", "parse_detail", "split_reply", "Delivery", "Detail",
-           "Relay", "MessageId", "Sender", "Expired", "Removed", "Record", "QUEUE_ID", "STATUSES"]
+           "Relay", "MessageId", "Sender", "Expired", "Removed", "Record", "QUEUE_ID", "STATUSES", "DEFERRALS"]
