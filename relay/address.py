@@ -54,7 +54,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "fold", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
+__all__ = ["normalise", "fold", "delivered_as", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
            "domain_in_a_labels", "to_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
@@ -94,6 +94,75 @@ def normalise(address: str) -> str:
     """Return the canonical bounce-list key for `address`, or raise ValueError."""
     local, domain = split(address)
     return f"{local}@{domain}"
+
+
+def delivered_as(address: str) -> str:
+    """The bounce-list key of `address` as an MTA reads it, for matching a recipient against the list;
+    ValueError when even that reading fails.
+
+    Postfix reads an address with its RFC 822 tokenizer: a backslash outside quotes quotes the next
+    character, and atoms and quoted strings side by side make one local part, so it delivers
+    `RCPT TO:<go\\ne@example.com>` (or `<g"on"e@...>`) to gone@example.com (review26 F3: a listed
+    address got past the bounce list that way). Neither is RFC 5321 syntax (4.1.2: a Dot-string has no
+    quoted-pairs; a Quoted-string is the whole local part), so normalise() refuses them; here the
+    quoted-pairs and quoted strings are resolved, and the resulting local part is normalised as the
+    content of one quoted string would be (bare when it is a dot-atom, else quoted). The domain's
+    quoted-pairs are resolved the same way. Only for matching: an address is never listed under this
+    reading (listing goes through normalise())."""
+    try:
+        return normalise(address)
+    except ValueError:
+        pass
+    text = address.strip() if isinstance(address, str) else address
+    if not isinstance(text, str) or ("\\" not in text and '"' not in text):
+        return normalise(address)  # raises, with normalise's own words
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    if text.startswith("@") and ":" in text:
+        text = text.partition(":")[2]  # RFC 5321 4.1.2 source route, ignored as normalise() does
+    local, domain = _tokens(text, address)
+    if not local:
+        raise ValueError(f"invalid address {address!r}: empty local part")
+    if not domain:
+        raise ValueError(f"invalid address {address!r}: no '@' between local part and domain")
+    spelled = local if _STRICT_DOT_ATOM.match(local) else _quote(local)
+    return normalise(f"{spelled}@{domain}")
+
+
+def _tokens(text: str, original: str) -> tuple[str, str | None]:
+    """(local part, domain) of `text` with quoted-pairs and quoted strings resolved, split at the last
+    '@' outside quotes (None for the domain when there is none)."""
+    parts: list[list[str]] = [[]]
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            if i + 1 == len(text):
+                raise ValueError(f"invalid address {original!r}: dangling backslash")
+            parts[-1].append(text[i + 1])
+            i += 2
+        elif c == '"':
+            end = i + 1
+            while end < len(text) and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            if end >= len(text):
+                raise ValueError(f"invalid address {original!r}: unterminated quoted string")
+            body = text[i + 1:end]
+            parts[-1].append(re.sub(r"\\(.)", r"\1", body, flags=re.S))
+            i = end + 1
+        elif c == "@":
+            parts.append([])
+            i += 1
+        else:
+            if ord(c) < 32 or ord(c) == 127:
+                raise ValueError(f"invalid address {original!r}: control character")
+            parts[-1].append(c)
+            i += 1
+    if len(parts) == 1:
+        return "".join(parts[0]), None
+    # The last unquoted '@' separates the domain; an earlier one was quoted in effect (RFC 822 reads
+    # no unquoted '@' in a local part), so it stays part of the local part.
+    return "@".join("".join(p) for p in parts[:-1]), "".join(parts[-1])
 
 
 def is_valid(address: str) -> bool:

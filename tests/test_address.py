@@ -121,3 +121,19 @@ def test_fold_lowers_ascii_letters_only_and_keeps_the_length():
     text = "550 <\u0130\u212aATE@X.TEST> Unknown"
     assert fold(text) == "550 <\u0130\u212aate@x.test> unknown"
     assert len(fold(text)) == len(text)
+
+
+def test_delivered_as_reads_quoted_pairs_and_quoted_strings_as_an_rfc822_reader_does():
+    # review26 F3: Postfix delivers these to the same mailbox; normalise() refuses them as RFC 5321 syntax.
+    from relay.address import delivered_as
+    for spelling in ("go\\ne@example.com", "\\g\\o\\n\\e@Example.COM", "g\"on\"e@example.com",
+                     "\"gone\"@example.com", "gone@ex\\ample.com", "<@route.example:go\\ne@example.com>"):
+        assert delivered_as(spelling) == "gone@example.com", spelling
+    assert delivered_as("a\\ b@example.com") == '"a b"@example.com' == normalise('"a b"@example.com')
+    assert delivered_as('"a"."b"@example.com') == "a.b@example.com"
+    assert delivered_as("Bob@Example.com") == normalise("Bob@Example.com")
+    for bad in ("gone\\@example.com", "a\\", 'a"b@example.com', "gone(c)@example.com", "postmaster"):
+        with pytest.raises(ValueError):
+            delivered_as(bad)
+    with pytest.raises(ValueError):
+        normalise("go\\ne@example.com")  # listing keeps RFC 5321's syntax: nothing is listed under this reading

@@ -112,3 +112,31 @@ async def test_a_cli_change_takes_effect_at_the_next_rcpt(store, tmp_path):
 ])
 def test_original_first_line(reply, first):
     assert original_first_line(reply) == first
+
+
+@pytest.mark.parametrize("spelling", ["go\\ne@example.com", "<g\\one@EXAMPLE.com>", '"gone"@example.com',
+                                      "gone@ex\\ample.com", '"go"ne@example.com'])
+async def test_a_listed_address_in_an_mtas_equivalent_spelling_is_refused(store, spelling):
+    # Postfix delivers <go\ne@example.com> to gone@example.com (an RFC 822 quoted-pair outside quotes);
+    # it was let through as "not an address" (review26 F3).
+    await store.add("gone@example.com", category="unknown_recipient", reply=GMAIL, rule="test")
+    decision = await BounceListStep(store).on_rcpt(txn(), spelling)
+    assert decision.verdict is Verdict.REJECT, spelling
+    assert decision.reply.lines[0] == f"5.1.1 <gone@example.com> is on this relay's bounce list since " \
+                                      f"{datetime.now(timezone.utc).date().isoformat()} (unknown_recipient)"
+
+
+@pytest.mark.parametrize("rcpt, why", [
+    ("gone\\@example.com", "no '@' between local part and domain"),
+    ('go"ne@example.com', "unterminated quoted string"),
+    ("gone(c)@example.com", "character '(' is not allowed in an unquoted local part"),
+    ("a@b@", "character '@' is not allowed in an unquoted local part"),
+])
+async def test_an_address_that_cannot_be_read_is_refused_not_let_through(store, rcpt, why):
+    decision = await BounceListStep(store).on_rcpt(txn(), rcpt)
+    assert decision.verdict is Verdict.REJECT and decision.kind == "policy_rejected"
+    assert (decision.reply.code, decision.reply.enhanced) == (553, "5.1.3")
+    assert decision.reply.lines[0].startswith(f"5.1.3 Recipient address <{rcpt}> cannot be read, so this relay "
+                                              f"cannot tell whether it is on its bounce list: "), decision.reply
+    assert why in decision.reply.lines[0], decision.reply
+    assert await store.count() == 0

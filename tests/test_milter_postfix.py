@@ -316,3 +316,46 @@ def test_a_client_inside_clients_networks_is_signed_through_postfix(tmp_path, dn
         assert result.all_pass and result.overall == "pass", result
     finally:
         rig.stop()
+
+
+@pytest.mark.parametrize("rcpt", ["go\\ne@example.com", "\\g\\o\\n\\e@Example.COM"])
+def test_a_listed_address_spelled_with_quoted_pairs_is_refused_through_postfix(tmp_path, dns, policies, rcpt):
+    # Postfix reads a backslash outside quotes as quoting the next character and delivered
+    # RCPT TO:<go\ne@example.com> to the listed gone@example.com; the milter could not read the address
+    # and let it through (review26 F3).
+    rig = MilterRig(tmp_path, dns, policies, "tcp")
+    try:
+        rig.relay.call(rig.relay.server.resources.store.add("gone@example.com", category="unknown_recipient",
+                                                             reply="550 5.1.1 no such user", rule="test"))
+        with rig.smtp() as s:
+            s.ehlo("client.test")
+            assert s.mail("a@sender.test")[0] == 250
+            code, text = s.rcpt(f"<{rcpt}>")
+            assert code == 550, text
+            assert text.decode().startswith("5.1.1 <gone@example.com> is on this relay's bounce list since"), text
+            assert s.rcpt("ok@example.com")[0] == 250
+            assert s.data(b"Subject: t\r\n\r\nhello\r\n")[0] == 250
+        (msg,) = sink_messages(rig.sink, 1)
+        assert b"X-Rcpt-Args: <ok@example.com>" in msg and b"gone@" not in msg.split(b"\r\n\r\n")[0]
+    finally:
+        rig.stop()
+
+
+def test_an_address_the_milter_cannot_read_is_refused_precisely_through_postfix(tmp_path, dns, policies):
+    # What cannot be read cannot be checked against the list: refused (553 5.1.3, the client's syntax),
+    # never let through and never listed. Bare local parts (postmaster) are the MTA's own business.
+    rig = MilterRig(tmp_path, dns, policies, "tcp")
+    try:
+        with rig.smtp() as s:
+            s.ehlo("client.test")
+            assert s.mail("a@sender.test")[0] == 250
+            code, text = s.rcpt("<gone\\@example.com>")
+            assert code == 553, text
+            assert text.decode().startswith("5.1.3 Recipient address <gone\\@example.com> cannot be read, so this "
+                                            "relay cannot tell whether it is on its bounce list"), text
+        events = [e for e in rig.relay.events(wait_for=1) if e.get("recipient") == "gone\\@example.com"]
+        assert [e["kind"] for e in events] == ["policy_rejected"], events
+        assert events[0]["classification"]["category"] == "syntax_error"
+        assert rig.relay.call(rig.relay.server.resources.store.count()) == 0
+    finally:
+        rig.stop()

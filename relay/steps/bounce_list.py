@@ -10,7 +10,7 @@ reply, so whoever reads the bounce knows why and what to fix.
 from __future__ import annotations
 
 from ..decision import CONTINUE, Decision, Reply, reject
-from ..address import normalise
+from ..address import delivered_as, shown
 from ..pipeline import Step, Transaction
 from ..store import BounceStore
 
@@ -46,13 +46,23 @@ class BounceListStep(Step):
         self.store = store  # not owned: see the note at the end of the class
 
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
+        # As the MTA will deliver it: Postfix reads `go\\ne@example.com` as gone@example.com (review26 F3).
         try:
-            normalise(rcpt)
-        except ValueError:
-            return CONTINUE  # not an address, so not on the list; the upstream will say what it is
+            key = delivered_as(rcpt)
+        except ValueError as exc:
+            if "@" not in rcpt:
+                # A bare local part (`postmaster`, RFC 5321 4.1.1.3): the MTA's own mailbox, in its own
+                # domain; what it is the MTA says (relay mode refuses anything else without an @).
+                return CONTINUE
+            # An address that cannot be read cannot be checked: refused rather than let through, since
+            # the MTA may read it as a listed address. Never listed for it (syntax_error, the client's
+            # mistake): only this check fails closed.
+            return reject(553, "5.1.3", f"Recipient address <{shown(rcpt)}> cannot be read, so this relay "
+                                        f"cannot tell whether it is on its bounce list: {shown(_why(exc, rcpt), 200)} "
+                                        f"(RFC 5321 4.1.2)", kind="policy_rejected", cause="address-syntax")
         # A store error propagates: the pipeline answers 451 4.3.0 rather than letting
         # a listed address through because the list could not be read.
-        entry = await self.store.get(rcpt)
+        entry = await self.store.get(key)
         if entry is None:
             return CONTINUE
         if entry.address.startswith("@"):
@@ -72,6 +82,13 @@ class BounceListStep(Step):
 
     # No close(): the store is shared (the upstream step records failures in it, and a
     # reloaded pipeline keeps using it); whoever opened it closes it.
+
+
+def _why(exc: ValueError, rcpt: str) -> str:
+    """The reader's reason without its repetition of the address (the reply names it once)."""
+    text = str(exc)
+    prefix = f"invalid address {rcpt!r}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def ascii_address(address: str) -> str:
