@@ -211,6 +211,7 @@ class RelayServer:
             self.metrics.counted("relay_postfix_log_lines_total", lambda: follower.intake.lines)
             self.metrics.counted("relay_postfix_log_results_total", lambda: follower.intake.results)
             self.metrics.counted("relay_postfix_log_failures_total", lambda: follower.observed)
+            self.metrics.counted("relay_postfix_log_lines_cut_total", lambda: follower.lines_cut)
             self.metrics.gauge("relay_postfix_log_queue_ids", lambda: len(follower.intake.tracker))
         self._retiring: set[asyncio.Task] = set()  # pipelines replaced by a reload, closing when unused
         self.metrics.gauge("relay_active_sessions",

@@ -447,3 +447,75 @@ def test_a_cursor_computed_when_asked_is_the_one_read_from_the_file(tmp_path):
     assert [t for t, _ in got] == lines
     for _, lazy in got[:50] + got[-50:] + got[::97]:
         assert lazy.as_dict() == f.current.position(lazy.offset).as_dict(), lazy.offset
+
+
+# -- a log growing by garbage without a newline (review26 F4) ---------------------------------------
+
+LIMIT = 64 * 1024  # relay.intake.follower.MAX_LINE
+DELIVERY = ("Dec  1 10:00:00 mx postfix/smtp[123]: 4F9D21C2E: to=<a@example.com>, relay=none, delay=1, "
+            "dsn=4.4.1, status=deferred (connect to example.com[192.0.2.1]:25: Connection refused)\n")
+
+
+def test_a_run_of_nuls_without_a_newline_is_never_held_whole_and_is_skipped_to_its_newline(tmp_path):
+    # What a crash or a filesystem's recovery leaves in a log: the whole run was kept as the pending line
+    # and copied again at every 1 MiB read (256 MiB: 1 GB and 42 s), then handed on as one line.
+    log = tmp_path / "mail.log"
+    log.write_text(DELIVERY)
+    f = FileFollower(log)
+    assert f.poll() == []
+    with open(log, "ab") as w:
+        w.write(b"\0" * (12 << 20))
+    for _ in range(8):  # a poll reads about 4 MiB: three of them pass the run
+        assert f.poll() == []
+        assert len(f.current.pending) <= LIMIT  # never more than one line's worth kept
+    assert getattr(f, "lines_cut", None) == 1
+    with open(log, "a") as w:
+        w.write("\n" + DELIVERY)
+    lines = f.poll()
+    assert texts(lines) == [DELIVERY.rstrip("\n")]
+    assert last_position(lines)["offset"] == log.stat().st_size
+    assert f.lines_cut == 1
+
+
+def test_lines_up_to_the_limit_are_handed_on_and_longer_ones_skipped_whole(tmp_path):
+    MAX_LINE = LIMIT
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log)
+    with open(log, "a") as w:
+        w.write("a" * MAX_LINE + "\n" + "b" * (MAX_LINE + 1) + "\n" + "c" * 10)
+    assert [len(t) for t in texts(f.poll())] == [MAX_LINE]
+    assert f.lines_cut == 1
+    with open(log, "a") as w:
+        w.write("c" * (MAX_LINE - 10) + "\nafter\n")  # a line grown across reads, still within the limit
+    assert [t[:1] + str(len(t)) for t in texts(f.poll())] == [f"c{MAX_LINE}", "a5"]
+    with open(log, "a") as w:
+        w.write("d" * 100)
+    assert f.poll() == []
+    with open(log, "a") as w:
+        w.write("d" * MAX_LINE)  # now past the limit without its newline: dropped, counted once
+    assert f.poll() == [] and f.current.pending == b"" and f.lines_cut == 2
+    with open(log, "a") as w:
+        w.write("d" * 5 + "\nlast\n")
+    lines = f.poll()
+    assert texts(lines) == ["last"] and last_position(lines)["offset"] == log.stat().st_size
+    assert f.lines_cut == 2
+
+
+def test_cursors_around_skipped_lines_are_the_ones_read_from_the_file(tmp_path):
+    # Skipped bytes are not kept: a cursor after them (a short line just past a long run, a file's first
+    # lines after one) is still the one _OpenFile.position reads back from the file.
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"")
+    f = FileFollower(log)
+    with open(log, "ab") as w:
+        w.write(b"\0" * 100_000 + b"\nab\ncd\n" + b"e" * (3 << 20) + b"\nf\n" + b"g" * 70_000)
+    got = []
+    for _ in range(4):
+        got += f.poll()
+    with open(log, "ab") as w:
+        w.write(b"g\nh\n")
+    got += f.poll()
+    assert [t for t, _ in got] == ["ab", "cd", "f", "h"] and f.lines_cut == 3
+    for _, lazy in got:
+        assert lazy.as_dict() == f.current.position(lazy.offset).as_dict(), lazy.offset

@@ -46,13 +46,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..logsample import SampledLog
 from .postfix_log import LogLine
 
 log = logging.getLogger("relay.intake.follower")
+_cut_log = SampledLog(log)  # a log full of garbage: every cut counted, logged once a minute
 
 CURSOR_FILE = "postfix-log.cursor"
 HEAD_BYTES = 256  # enough to tell two files apart: the first lines carry timestamps and queue ids
 READ_BYTES = 1 << 20
+# The longest line handed on. A syslog message is a few KiB at most (RFC 5424 6.1: 2,048 octets should
+# be accepted; rsyslog's default maxMessageSize is 8 KiB), Postfix's own lines far less. A longer run
+# without a newline (NULs a crash or a filesystem's recovery leaves in a log) was kept in memory whole and
+# copied again at every read, quadratic (review26 F4: 256 MiB held 1 GB and 42 s): past this it is
+# skipped up to its newline, counted, and logged.
+MAX_LINE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -199,9 +207,10 @@ class _ReadBefore:
 
 
 class _OpenFile:
-    def __init__(self, path: Path, fd: int, offset: int):
+    def __init__(self, path: Path, fd: int, offset: int, on_cut=None):
         self.path = path
         self.fd = fd
+        self._on_cut = on_cut  # called with (path, offset) for each line past MAX_LINE skipped
         st = os.fstat(fd)
         self.dev, self.inode = st.st_dev, st.st_ino
         self.quiet_since: float | None = None
@@ -212,7 +221,9 @@ class _OpenFile:
         """Start at `offset`: the first and the last HEAD_BYTES read before it, kept as bytes (_ReadBefore:
         a file emptied under us), and the digest of the first (the cursor's `head`)."""
         self.offset = offset
-        self.pending = b""  # an incomplete last line, waiting for its newline
+        self.pending = b""  # an incomplete last line, waiting for its newline (at most MAX_LINE bytes)
+        self.skipping = False  # within a line past MAX_LINE: nothing of it is kept up to its newline
+        self.scan = offset  # where the next read starts: after `pending` and any bytes skipped
         self.head_len = min(HEAD_BYTES, offset)
         self.head_bytes = os.pread(self.fd, self.head_len, 0) if self.head_len else b""
         self.head = hashlib.sha256(self.head_bytes).hexdigest()
@@ -229,31 +240,64 @@ class _OpenFile:
 
     def _read(self, max_bytes: int) -> list[tuple[str, int, tuple[bytes, int]]]:
         """read_lines' lines, each with its read's window: (the bytes read, with the HEAD_BYTES before
-        them, and the offset where they start), one object shared by the lines of one read."""
+        them, and the offset where they start), one object shared by the lines of one read. A line longer
+        than MAX_LINE is skipped up to its newline (the offset passes it then): only MAX_LINE bytes of an
+        unfinished line are ever held, and a call reads about max_bytes at most, lines or not."""
         out: list[tuple[str, int, tuple[bytes, int]]] = []
-        start = self.offset
-        while self.offset - start < max_bytes:
-            chunk = os.pread(self.fd, READ_BYTES, self.offset + len(self.pending))
+        read = 0
+        while read < max_bytes:
+            chunk = os.pread(self.fd, READ_BYTES, self.scan)
             if not chunk:
                 return out
-            data = self.pending + chunk
-            end = data.rfind(b"\n")
+            base, read = self.scan, read + len(chunk)
+            self.scan += len(chunk)
+            end = chunk.rfind(b"\n")
             if end < 0:
-                self.pending = data
+                self._hold(chunk)
                 continue
-            window = (self.tail_bytes + data[:end + 1], self.offset - len(self.tail_bytes))
-            pos = self.offset
-            for raw in data[:end + 1].split(b"\n")[:-1]:
+            skipped = self.skipping
+            if skipped:
+                # The bytes before this read belong to a line skipped, not kept: the window's start is read
+                # again (here, while the file is the one just read; a cursor never reads it later).
+                n = min(HEAD_BYTES, base)
+                window = (os.pread(self.fd, n, base - n) + chunk[:end + 1], base - n)
+            else:
+                window = (self.tail_bytes + self.pending + chunk[:end + 1], self.offset - len(self.tail_bytes))
+            pos = base
+            for i, raw in enumerate(chunk[:end + 1].split(b"\n")[:-1]):
                 pos += len(raw) + 1
+                if i == 0:
+                    if skipped:  # the end of a line past MAX_LINE, counted when it passed the limit
+                        self.skipping = False
+                        continue
+                    raw = self.pending + raw
+                if len(raw) > MAX_LINE:
+                    self._cut(pos - len(raw) - 1)
+                    continue
                 out.append((raw.decode("utf-8", "replace"), pos, window))
-            self.pending = data[end + 1:]
+            self.pending = b""
             self.offset = pos
+            self._hold(chunk[end + 1:])
             self.tail_bytes = window[0][-HEAD_BYTES:]
             if self.head_len < HEAD_BYTES and self.offset > self.head_len:
                 self.head_len = min(HEAD_BYTES, self.offset)
                 self.head_bytes = os.pread(self.fd, self.head_len, 0)
                 self.head = hashlib.sha256(self.head_bytes).hexdigest()
         return out
+
+    def _hold(self, rest: bytes) -> None:
+        """Keep `rest`, bytes of a line not yet ended, unless the line is now past MAX_LINE."""
+        if self.skipping or not rest:
+            return
+        if len(self.pending) + len(rest) > MAX_LINE:
+            self.pending, self.skipping = b"", True
+            self._cut(self.offset)
+            return
+        self.pending += rest
+
+    def _cut(self, offset: int) -> None:
+        if self._on_cut is not None:
+            self._on_cut(self.path, offset)
 
     def position(self, offset: int) -> FilePosition:
         """The cursor after `offset`, from the file as it is now (_LazyPosition: from the bytes read)."""
@@ -344,6 +388,7 @@ class FileFollower:
     def __init__(self, path: Path, cursor: dict | None = None, drain_seconds: float = 5.0):
         self.path = Path(path)
         self.drain_seconds = drain_seconds
+        self.lines_cut = 0  # lines longer than MAX_LINE skipped (relay_postfix_log_lines_cut_total)
         self.current: _OpenFile | None = None
         self.draining: list[_OpenFile] = []  # rotated files the writer may still append to
         self.rotations = 0
@@ -420,8 +465,12 @@ class FileFollower:
             f.close()
         return None
 
-    @staticmethod
-    def _open(path: Path, offset: int | None) -> _OpenFile:
+    def _cut(self, path: Path, offset: int) -> None:
+        self.lines_cut += 1
+        _cut_log.warning("line-cut", "%s: a line longer than %d bytes at offset %d skipped up to its newline "
+                                     "(not a log line: NULs or garbage in the log?)", path, MAX_LINE, offset)
+
+    def _open(self, path: Path, offset: int | None) -> _OpenFile:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         if offset is None:
             offset = os.fstat(fd).st_size
@@ -429,7 +478,7 @@ class FileFollower:
             if offset:
                 tail = os.pread(fd, min(offset, 65536), offset - min(offset, 65536))
                 offset -= len(tail) - (tail.rfind(b"\n") + 1)
-        return _OpenFile(path, fd, offset)
+        return _OpenFile(path, fd, offset, self._cut)
 
     def _read_current(self, f: _OpenFile, now: float) -> list[tuple[str, _LazyPosition]]:
         """The new lines of the followed file; while it is not yet told apart from the file it replaced
@@ -689,6 +738,11 @@ class PostfixLogFollower:
         self._saved_at = 0.0
         self._unsaved: dict | None = None
         self.idle = None  # an asyncio.Event set whenever everything available was read (tests wait on it)
+
+    @property
+    def lines_cut(self) -> int:
+        """Lines past MAX_LINE skipped in the followed file (relay_postfix_log_lines_cut_total)."""
+        return self._follower.lines_cut if self._follower is not None else 0
 
     def reconfigure(self, settings) -> None:
         """SIGHUP: new correlation patterns apply to the next line (the log itself needs a restart)."""

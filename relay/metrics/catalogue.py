@@ -147,5 +147,7 @@ CATALOGUE: dict[str, Spec] = {
     "relay_postfix_log_lines_total": Spec("counter", "Postfix log lines read."),
     "relay_postfix_log_results_total": Spec("counter", "Delivery results found in Postfix's log."),
     "relay_postfix_log_failures_total": Spec("counter", "Delivery failures from Postfix's log handed to the funnel."),
+    "relay_postfix_log_lines_cut_total": Spec("counter", "Lines of the followed Postfix log longer than 64 KiB, "
+                                                         "skipped up to their newline (garbage, not log lines)."),
     "relay_postfix_log_queue_ids": Spec("gauge", "Queue ids remembered for correlation."),
 }
