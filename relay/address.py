@@ -54,7 +54,7 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "fold", "delivered_as", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
+__all__ = ["normalise", "fold", "delivered_as", "NeverListed", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
            "domain_in_a_labels", "to_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends
@@ -90,6 +90,11 @@ def fold(text: str) -> str:
     return text.lower() if text.isascii() else text.translate(_ASCII_UPPER)
 
 
+class NeverListed(ValueError):
+    """An address read whole that no bounce-list key can be: RFC 5321 allows it (an empty quoted local
+    part, 4.1.2; a local part past 64 octets, which 4.5.3.1 only asks to avoid), normalise() does not."""
+
+
 def normalise(address: str) -> str:
     """Return the canonical bounce-list key for `address`, or raise ValueError."""
     local, domain = split(address)
@@ -122,7 +127,7 @@ def delivered_as(address: str) -> str:
         text = text.partition(":")[2]  # RFC 5321 4.1.2 source route, ignored as normalise() does
     local, domain = _tokens(text, address)
     if not local:
-        raise ValueError(f"invalid address {address!r}: empty local part")
+        raise (NeverListed if '"' in text else ValueError)(f"invalid address {address!r}: empty local part")
     if not domain:
         raise ValueError(f"invalid address {address!r}: no '@' between local part and domain")
     spelled = local if _STRICT_DOT_ATOM.match(local) else _quote(local)
@@ -216,7 +221,7 @@ def _local_part(local: str, original: str) -> str:
         )
     local = fold(local)
     if len(local.encode("utf-8")) > MAX_LOCAL_PART:
-        raise ValueError(
+        raise NeverListed(
             f"invalid address {original!r}: local part longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"
         )
     return local
@@ -244,7 +249,7 @@ def _unquote(local: str, original: str) -> str:
         out.append(c)
         i += 1
     if not out:
-        raise ValueError(f"invalid address {original!r}: empty local part")
+        raise NeverListed(f"invalid address {original!r}: empty local part")
     return "".join(out)
 
 

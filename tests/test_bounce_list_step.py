@@ -140,3 +140,10 @@ async def test_an_address_that_cannot_be_read_is_refused_not_let_through(store, 
                                               f"cannot tell whether it is on its bounce list: "), decision.reply
     assert why in decision.reply.lines[0], decision.reply
     assert await store.count() == 0
+
+
+@pytest.mark.parametrize("rcpt", ['""@example.com', "<" + "x" * 65 + "@example.com>", '"' + "y" * 70 + '"@example.com'])
+async def test_an_address_read_whole_that_no_list_key_can_be_goes_on(store, rcpt):
+    # RFC 5321 allows an empty quoted local part (4.1.2) and does not forbid a longer one (4.5.3.1); the
+    # list never holds such a key, so nothing is to be refused.
+    assert (await BounceListStep(store).on_rcpt(txn(), rcpt)).verdict is Verdict.CONTINUE

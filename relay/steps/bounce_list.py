@@ -10,7 +10,7 @@ reply, so whoever reads the bounce knows why and what to fix.
 from __future__ import annotations
 
 from ..decision import CONTINUE, Decision, Reply, reject
-from ..address import delivered_as, shown
+from ..address import NeverListed, delivered_as, shown
 from ..pipeline import Step, Transaction
 from ..store import BounceStore
 
@@ -49,6 +49,8 @@ class BounceListStep(Step):
         # As the MTA will deliver it: Postfix reads `go\\ne@example.com` as gone@example.com (review26 F3).
         try:
             key = delivered_as(rcpt)
+        except NeverListed:
+            return CONTINUE  # read whole, and no list key can be it (`""@example.com`, RFC 5321 4.1.2)
         except ValueError as exc:
             if "@" not in rcpt:
                 # A bare local part (`postmaster`, RFC 5321 4.1.1.3): the MTA's own mailbox, in its own
