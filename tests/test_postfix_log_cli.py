@@ -217,3 +217,65 @@ def test_a_delivery_program_that_fails_lists_nobody(config, tmp_path):
     assert len(failed) == 9
     assert {(e["classification"]["rule"], e["classification"]["scope"]) for e in failed} == {
         ("mta-delivery-program-failed", "relay")}
+
+
+JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")
+
+
+def _journal_json(tmp_path: Path) -> Path:
+    """The real log's lines stored in a real journal file (systemd-journal-remote, from the journal export
+    format) and read back with `journalctl --file ... -o json`: what `journalctl -u postfix -o json` gives
+    on a systemd host, the format the live follower reads."""
+    import re
+    import shutil
+
+    if not JOURNAL_REMOTE.is_file() or shutil.which("journalctl") is None:
+        pytest.skip("systemd-journal-remote and journalctl are needed to write and read a journal file")
+    syslog = re.compile(r"^(\w{3} +\d+ [\d:]{8}) (\S+) ([^\[:]+)\[(\d+)\]: (.*)$")
+    export = bytearray()
+    for n, line in enumerate(LOG.read_text().splitlines()):
+        m = syslog.match(line)
+        assert m, line
+        when = datetime.datetime.strptime(f"2026 {m[1]}", "%Y %b %d %H:%M:%S")
+        usec = int(when.replace(tzinfo=datetime.timezone.utc).timestamp() * 1e6)
+        export += (f"__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={n + 1}\n"
+                   f"_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME={m[2]}\nSYSLOG_FACILITY=2\n"
+                   f"SYSLOG_IDENTIFIER={m[3]}\nSYSLOG_PID={m[4]}\nMESSAGE={m[5]}\n\n").encode()
+    journal = tmp_path / "postfix.journal"
+    made = subprocess.run([str(JOURNAL_REMOTE), "-o", str(journal), "-"], input=bytes(export),
+                          capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    out = subprocess.run(["journalctl", "--file", str(journal), "-o", "json"], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    path = tmp_path / "postfix.json"
+    path.write_bytes(out.stdout)
+    return path
+
+
+def test_journalctl_json_is_read_as_the_follower_reads_it(config, tmp_path):
+    # review26 F5: `journalctl -o json` output was read as "0 lines, ... no events; would list 0 addresses",
+    # exit 0: a back-fill from the journal silently did nothing.
+    records = _journal_json(tmp_path)
+    assert records.read_text().startswith('{"')
+    out = relay("postfix-log", "import", records, "-c", config)
+    assert out.returncode == 0, out.stderr
+    assert "79 lines" in out.stderr and "6 failures" in out.stderr and "listed 2 addresses" in out.stderr, out.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    (gone,) = [e for e in events if e["kind"] == "rejected" and e["recipient"] == "nosuchuser@gmail.test"]
+    assert gone["reply"]["text"] == GMAIL_NO_SUCH_USER.replace("\r\n", "\n")
+    assert gone["queue_id"] == "5454320E603" and gone["sender"] == "bounces+c42@sender.test"
+    assert listed(config) == LISTED
+
+
+def test_input_in_no_format_it_reads_is_an_error_not_an_empty_success(config, tmp_path):
+    # journalctl -o json-pretty (one record over many lines), a CSV: nothing read as a log line.
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text('{\n\t"MESSAGE" : "5454320E603: removed",\n\t"SYSLOG_IDENTIFIER" : "postfix/qmgr"\n}\n')
+    out = relay("postfix-log", "import", pretty, "-c", config, "--dry-run")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == ("error: none of the 4 lines read is a syslog or maillog_file line or a journal record "
+                          "(journalctl -o json): not a Postfix log this command can read\n")
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    out = relay("postfix-log", "import", empty, "-c", config, "--dry-run")
+    assert out.returncode == 0 and "0 lines" in out.stderr  # an empty log is no error
