@@ -1114,6 +1114,12 @@ def milter_postfix_lines(m: Milter) -> list[str]:
     if m.has_non_smtpd:
         lines.append(f"milter: non_smtpd_milters = {name(m.non_smtpd())} (mail submitted with sendmail(1): "
                      f"bounce-listed recipients removed at end of message)")
+        if m.non_smtpd_path is None:
+            # Every session there is taken for a local submission and signed (review26 F1): on TCP, any
+            # process of the host may connect, not only Postfix.
+            lines.append(f"warning: milter.non_smtpd_listen is TCP ({m.non_smtpd_endpoint}): any process on this "
+                         f"host can connect and have its mail signed for your domains; prefer a unix: socket "
+                         f"with socket_group postfix and socket_mode 0660")
     else:
         lines.append("milter: no non_smtpd_listen: leave Postfix's non_smtpd_milters out (pointed at "
                      "milter.listen, a bounce-listed recipient holds a sendmail(1) message in the maildrop)")

@@ -245,6 +245,14 @@ def test_check_config_names_what_each_milter_socket_is_for(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "smtpd_milters = inet:127.0.0.1:8892" in out.stdout
     assert "non_smtpd_milters = inet:127.0.0.1:8893" in out.stdout
+    # Every session on that socket is taken for a local submission and signed: on TCP, any local process's.
+    assert "warning: milter.non_smtpd_listen is TCP (127.0.0.1:8893): any process on this host can connect" in out.stdout
+    path.write_text(f"hostname: r.example\nmilter: {{listen: '127.0.0.1:8892', non_smtpd_listen: "
+                    f"'unix:{tmp_path}/ns.sock', socket_group: postfix, socket_mode: '0660'}}\n")
+    out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(path)], capture_output=True,
+                         text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"non_smtpd_milters = unix:{tmp_path}/ns.sock" in out.stdout and "warning" not in out.stdout
 
 
 def test_workers_serve_both_sockets_and_remove_them_at_stop(tmp_path, signing_policies):  # noqa: F811
