@@ -54,7 +54,8 @@ try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installe
 except ImportError:  # pragma: no cover - exercised only where idna is missing
     _idna = None
 
-__all__ = ["normalise", "fold", "delivered_as", "NeverListed", "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
+__all__ = ["normalise", "fold", "delivered_as", "NeverListed",
+           "split", "is_valid", "unsendable", "helo_domain", "printable", "shown", "literal_problem",
            "domain_in_a_labels", "to_a_labels"]
 
 # RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 3.3 extends

@@ -36,8 +36,9 @@ def register(sub) -> None:
     imp = actions.add_parser("import", help="process a log once (events and bounce list)",
                              description="Process Postfix log files once, oldest first (.gz files are read "
                                          "as they are; - is stdin): syslog or maillog_file lines, or the "
-                                         "journal's records as `journalctl -o json` writes them. Every failure goes through the funnel: "
-                                         "events to the configured sinks, addresses onto the bounce list.")
+                                         "journal's records as `journalctl -o json` writes them. Every "
+                                         "failure goes through the funnel: events to the configured sinks, "
+                                         "addresses onto the bounce list.")
     add_config_arg(imp)
     imp.add_argument("files", metavar="FILE", nargs="+")
     imp.add_argument("--dry-run", action="store_true",

@@ -3,9 +3,9 @@
 The same policy steps as relay mode run here, without relay mode's own policy (service.py:
 554 to peers outside clients.networks, 451 when no upstream answers): in milter mode the MTA
 decides who may send and delivers the mail itself. Deciding who may send is not vouching for
-it: the outbound steps sign only for our clients (Session.may_relay; docs/milter.md "Who is vouched for"). A step that says nothing (CONTINUE) lets
-the MTA go on; a refusal becomes the MTA's reply to its client, with our code, enhanced code
-and text, and the same event as in relay mode.
+it: the outbound steps sign only for our clients (Session.may_relay; docs/milter.md "Who is vouched
+for"). A step that says nothing (CONTINUE) lets the MTA go on; a refusal becomes the MTA's reply
+to its client, with our code, enhanced code and text, and the same event as in relay mode.
 
 What steps do to the message at end of DATA becomes header modifications in the MTA's copy:
 prepended fields (DKIM-Signature, Authentication-Results) are inserted at the top

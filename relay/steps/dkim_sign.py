@@ -52,8 +52,6 @@ from ..pipeline import Message, Step, Transaction
 from ..users import may_use
 
 log = logging.getLogger("relay.dkim")
-# Anyone on the internet can send such mail at will: counted in full, logged at most once a minute.
-_untrusted_log = SampledLog(log)
 
 THREAD_THRESHOLD = 256 * 1024
 # Far above what hashing takes (0.2 s for a 36 MiB body rewritten by "relaxed"): only a thread pool
@@ -165,6 +163,8 @@ class DkimSignStep(Step):
         self.thread_threshold = thread_threshold
         self.hash_deadline = hash_deadline
         self.metrics = metrics
+        # Anyone on the internet can send such mail at will: counted in full, logged at most once a minute.
+        self._untrusted_log = SampledLog(log)
 
     def _policy(self, txn: Transaction, message: Message):
         """The signing policy of the message's sender domain (domains.yaml), or None."""
@@ -279,8 +279,8 @@ class DkimSignStep(Step):
             return
         if policy is None or not policy.dkim or not policy.domain:
             return
-        _untrusted_log.warning("untrusted-client", "not signing for d=%s: client %s is outside clients.networks and not logged in "
-                            "(transaction %s)", policy.domain, txn.session.peer_ip, txn.id)
+        self._untrusted_log.warning("untrusted-client", "not signing for d=%s: client %s is outside clients.networks "
+                                    "and not logged in (transaction %s)", policy.domain, txn.session.peer_ip, txn.id)
         if self.metrics is not None:
             self.metrics.inc("relay_dkim_unsigned_total", reason="untrusted_client")
 
