@@ -92,8 +92,9 @@ def fold(text: str) -> str:
 
 
 class NeverListed(ValueError):
-    """An address read whole that no bounce-list key can be: RFC 5321 allows it (an empty quoted local
-    part, 4.1.2; a local part past 64 octets, which 4.5.3.1 only asks to avoid), normalise() does not."""
+    """An address read whole that no bounce-list key can be: one RFC 5321 allows and normalise() does not
+    (an empty quoted local part, 4.1.2; a local part past 64 octets, which 4.5.3.1 only asks to avoid), or
+    one whose domain is no domain name (no key's domain can be it)."""
 
 
 def normalise(address: str) -> str:
@@ -202,7 +203,15 @@ def _split(address: str) -> tuple[str, str]:
     if "@" not in text:
         raise ValueError(f"invalid address {address!r}: no '@' between local part and domain")
     local, _, domain = text.rpartition("@")
-    return _local_part(local, address), _domain(domain, address)
+    local = _local_part(local, address)
+    try:
+        return local, _domain(domain, address)
+    except NeverListed:
+        raise
+    except ValueError as exc:
+        # No list key, address or domain entry, has a domain that is no domain name: what such an address
+        # is, the delivery (MX mode's 553 5.1.3) or the MTA says, not the bounce list.
+        raise NeverListed(str(exc)) from None
 
 
 def _local_part(local: str, original: str) -> str:

@@ -147,3 +147,14 @@ async def test_an_address_read_whole_that_no_list_key_can_be_goes_on(store, rcpt
     # RFC 5321 allows an empty quoted local part (4.1.2) and does not forbid a longer one (4.5.3.1); the
     # list never holds such a key, so nothing is to be refused.
     assert (await BounceListStep(store).on_rcpt(txn(), rcpt)).verdict is Verdict.CONTINUE
+
+
+@pytest.mark.parametrize("rcpt", ["x@\u2603.com", "x@-dash.test", "go\\ne@bad_domain.test"])
+async def test_an_address_whose_domain_is_no_domain_name_is_left_to_the_delivery(store, rcpt):
+    # No key's domain can be it; MX mode's delivery step refuses it in its own words (relay:mx-bad-domain).
+    assert (await BounceListStep(store).on_rcpt(txn(), rcpt)).verdict is Verdict.CONTINUE
+
+
+async def test_the_refusal_of_an_unreadable_address_is_ascii():
+    decision = await BounceListStep(None).on_rcpt(txn(), "j\u00f6rg(c)@example.com")
+    assert decision.reply.code == 553 and decision.reply.text.isascii(), decision.reply

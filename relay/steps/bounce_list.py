@@ -50,7 +50,9 @@ class BounceListStep(Step):
         try:
             key = delivered_as(rcpt)
         except NeverListed:
-            return CONTINUE  # read whole, and no list key can be it (`""@example.com`, RFC 5321 4.1.2)
+            # Read whole, and no list key can be it (`""@example.com`, RFC 5321 4.1.2; a domain that is no
+            # domain name, which MX mode's delivery step refuses in its own words).
+            return CONTINUE
         except ValueError as exc:
             if "@" not in rcpt:
                 # A bare local part (`postmaster`, RFC 5321 4.1.1.3): the MTA's own mailbox, in its own
@@ -59,9 +61,10 @@ class BounceListStep(Step):
             # An address that cannot be read cannot be checked: refused rather than let through, since
             # the MTA may read it as a listed address. Never listed for it (syntax_error, the client's
             # mistake): only this check fails closed.
-            return reject(553, "5.1.3", f"Recipient address <{shown(rcpt)}> cannot be read, so this relay "
-                                        f"cannot tell whether it is on its bounce list: {shown(_why(exc, rcpt), 200)} "
-                                        f"(RFC 5321 4.1.2)", kind="policy_rejected", cause="address-syntax")
+            return reject(553, "5.1.3", f"Recipient address <{ascii_address(shown(rcpt))}> cannot be read, so "
+                                        f"this relay cannot tell whether it is on its bounce list: "
+                                        f"{ascii_address(shown(_why(exc, rcpt), 200))} (RFC 5321 4.1.2)",
+                          kind="policy_rejected", cause="address-syntax")
         # A store error propagates: the pipeline answers 451 4.3.0 rather than letting
         # a listed address through because the list could not be read.
         entry = await self.store.get(key)
