@@ -84,8 +84,20 @@ def start(tmp_path, upstream_port, **extra):
                     proc.wait()
                     raise AssertionError(f"relay not ready (exit {proc.returncode}):\n"
                                          f"{proc.stderr_so_far.read()}") from None
-    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr_so_far.read()).group(1))
+    try:
+        port = int(logged(proc, r"listening on 127\.0\.0\.1:(\d+)"))
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
     return proc, port, path
+
+
+def logged(proc, pattern: str, timeout: float = 30) -> str:
+    """The first group of `pattern` in what the relay logged, waited for: log lines are written by a
+    thread behind a queue (relay/logqueue.py), so one may follow READY=1 or a reply by a moment."""
+    found = wait_until(lambda: re.search(pattern, proc.stderr_so_far.read()), timeout)
+    return found.group(1)
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path, upstream):
@@ -207,7 +219,7 @@ def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):
 
     # One process: each worker counts its own until metrics aggregate across workers (docs/internals.md).
     proc, port, _ = start(tmp_path, upstream.port, metrics={"listen": "127.0.0.1:0"}, workers=1)
-    metrics_port = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", proc.stderr_so_far.read()).group(1))
+    metrics_port = int(logged(proc, r"metrics on http://127\.0\.0\.1:(\d+)/"))
     try:
         with RawSMTP("127.0.0.1", port) as c:
             c.cmd("EHLO c.test")

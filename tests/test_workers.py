@@ -256,8 +256,9 @@ def test_ready_is_told_to_systemd_once_every_worker_listens(relay_workers, tmp_p
         import struct
         sender = struct.unpack("3i", ancillary[0][2])[0]
         assert sender == relay.proc.pid  # the parent, not a worker (NotifyAccess=main)
-        err = relay.stderr()
-        assert all(f"relay.server[{pid}]: listening on 127.0.0.1:{relay.port}" in err for pid in relay.workers())
+        # Log lines go through a writer thread (relay/logqueue.py): one may follow READY=1 by a moment.
+        wait_until(lambda: all(f"relay.server[{pid}]: listening on 127.0.0.1:{relay.port}" in relay.stderr()
+                               for pid in relay.workers()))
         relay.proc.send_signal(signal.SIGTERM)
         assert notify.recv(4096) == b"STOPPING=1"
         assert relay.stop() == 0
