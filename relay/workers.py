@@ -255,7 +255,12 @@ class Supervisor:
                     # Only while every worker answers (sd_notify(3): WATCHDOG=1 says the service works).
                     if self._all_answering(now):
                         systemd.notify("WATCHDOG=1")
-                    next_ping = now + watchdog
+                        next_ping = now + watchdog
+                    else:
+                        # Withheld: look again in a second, so that a worker that answers again (or a
+                        # replacement that started) is told to systemd before WatchdogSec (twice the
+                        # interval) runs out; a full interval later is systemd's deadline itself.
+                        next_ping = now + min(1.0, watchdog)
                 waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
                 if watchdog:
                     waits.append(next_ping - now)
@@ -304,8 +309,10 @@ class Supervisor:
         stale: dict[tuple, str] = {}  # (slot, pid) -> why, for the log and STATUS
         for slot in self.slots:
             if slot.pid is None:
-                if not self.stopping:
-                    stale[(slot.index, None)] = f"worker {slot.index} is not running (restarting)"
+                # Dead and waiting for its restart (the backoff grows to 30 s): the supervisor is at
+                # work, and withholding the ping for it would have systemd kill the whole relay, the
+                # other workers' sessions with it, over one worker's crash. Its replacement is judged
+                # like any worker once started.
                 continue
             if slot.beat is None:
                 if now - slot.started >= max(self.watchdog, STARTUP_GRACE):

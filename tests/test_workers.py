@@ -313,6 +313,34 @@ def test_the_watchdog_pings_stop_while_a_worker_does_not_answer(relay_workers, t
     assert "Traceback" not in err
 
 
+def test_the_watchdog_pings_go_on_while_a_dead_worker_is_restarted(relay_workers, tmp_path):
+    """A worker that died is the supervisor's to restart (after a backoff of 1 s and more): withholding
+    the pings meanwhile let systemd's WatchdogSec run out and kill the whole relay, the other worker's
+    sessions with it, over one worker's crash (final read of review25-fix)."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        while notify.recv(4096) != b"WATCHDOG=1":
+            pass
+        victim = min(relay.workers())
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in relay.workers() and len(relay.workers()) == 2, timeout=60)
+        seen = []
+        deadline = time.monotonic() + 3  # three ping intervals after the replacement started
+        notify.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                seen.append(notify.recv(4096))
+            except socket.timeout:
+                pass
+        assert relay.stop() == 0
+    assert not [m for m in seen if m.startswith(b"STATUS=Watchdog withheld")], seen
+    assert b"WATCHDOG=1" in seen, seen
+    assert "is not running" not in relay.stderr()
+
+
 def test_a_worker_that_cannot_start_stops_the_relay_with_the_reason(tmp_path, upstream):
     db = tmp_path / "b.db"
     db.write_bytes(b"not a database\n" * 200)
