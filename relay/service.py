@@ -424,7 +424,7 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
     if not _ADDRESS.match(address):
         return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: expected local-part@domain",
                           cause=cause)
-    why = mailbox_problem(address)
+    why = mailbox_problem(address, sender=role == "sender")
     if why is not None:
         # RFC 5321 4.1.2 (review23 F5): refused here in every mode, never passed to a smarthost that
         # may take it and bounce later. Written in ASCII (backslash escapes), as a domain no IDNA 2008
