@@ -67,7 +67,9 @@ class Observation:
     # transaction's return path is (record()).
     return_path: str = ""
     # The most this result may do to the bounce list: "list" (as judged), "count" (a listing at once
-    # only counts, SuppressionPolicy.counting_rule) or "never" (events only). A report nothing
+    # only counts, SuppressionPolicy.counting_rule), "shared" (a report to a VERP return path several
+    # recipients were sent: SuppressionPolicy.shared_rule, never domain evidence) or "never" (events
+    # only). A report nothing
     # authenticates (a bounce without a VERP token: bounces_in `unsigned:`) is never "list": anyone
     # can mail one naming any address (review14 F2).
     at_most: str = "list"
@@ -263,6 +265,8 @@ class Outcomes:
                 rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
                 if obs.at_most == "count" and rule is not None:
                     rule = self.policies.suppression.counting_rule(rule)
+                elif obs.at_most == "shared":
+                    rule = self.policies.suppression.shared_rule(rule)
                 if rule is not None and obs.recipient:
                     status, follow = await self._suppress(
                         make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
@@ -274,10 +278,21 @@ class Outcomes:
                     suppression = self.policies.suppression
                     judgement = replace(judgement, bounce_list="count", suppression_rule=(
                         suppression.counting_rule(suppression.rule_for(c.category, c.permanent))))
-                status, follow = await self._suppress_refusal(
-                    make, obs.recipient, judgement, obs.reply.text,
-                    self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
-                    now=now, message=obs.message, retry_later=retry_later)
+                elif obs.at_most == "shared":
+                    # A report to a VERP return path several recipients were sent (any of them could
+                    # have written it: issue 13): suppression.yaml `shared_return_path:`, over the rule
+                    # the judgement chose (an unconfirmed claim's count stays when it asks more).
+                    c = judgement.classification
+                    suppression = self.policies.suppression
+                    rule = suppression.shared_rule(judgement.suppression_rule
+                                                   or suppression.rule_for(c.category, c.permanent))
+                    judgement = replace(judgement, bounce_list="never" if rule is None else "count",
+                                        suppression_rule=rule)
+                if judgement.concerns(obs.recipient):  # `shared_return_path: off`: never
+                    status, follow = await self._suppress_refusal(
+                        make, obs.recipient, judgement, obs.reply.text,
+                        self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
+                        now=now, message=obs.message, retry_later=retry_later)
             # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
             # the list refuses everyone there, and bounces without a VERP token can be forged at will
             # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`

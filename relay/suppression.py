@@ -31,8 +31,9 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "unconfirmed")
+TOP_KEYS = (*SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "unconfirmed", "shared_return_path")
 UNCONFIRMED_KEYS = ("list_after", "within")
+SHARED_KEYS = ("list_after", "within", "expire_after")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
 PROVIDER_BREAKER_KEYS = (*BREAKER_KEYS, "named_by", "two_label_suffixes")
 DOMAIN_KEYS = ("evidence", "not_evidence", "categories", "seen_again_after", "within", "expire_after", "breaker")
@@ -326,6 +327,10 @@ def _without_addresses(text: str, address: str) -> str:
 # shipped file says, an address claim the refusal itself puts in doubt (Policies.judge says when)
 # lists on the second such failure within 30 days, not at once.
 DEFAULT_UNCONFIRMED = SuppressionRule("unconfirmed", True, 2, 30 * 86400.0)
+# When a suppression file has no `shared_return_path:` section: as the shipped file says, a bounce to a
+# VERP return path that several recipients were sent (any of them may have written it) lists on the
+# second such failure within 30 days, and the entry it makes expires after 30 days (issue 13).
+DEFAULT_SHARED = SuppressionRule("shared_return_path", True, 2, 30 * 86400.0, 30 * 86400.0)
 
 
 # When a suppression file has no `breaker:` section (one written before it existed): on,
@@ -345,7 +350,8 @@ class SuppressionPolicy:
                  breaker: Breaker | None = DEFAULT_BREAKER, domains: DomainRule | None = None,
                  unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED,
                  provider_breaker: ProviderBreaker | None = None,
-                 feedback_types: Mapping[str, str] | None = None):
+                 feedback_types: Mapping[str, str] | None = None,
+                 shared: SuppressionRule | None = DEFAULT_SHARED):
         self._rules = dict(rules)
         self.source = source
         # None: complaints never list (the operator turned it off).
@@ -360,6 +366,8 @@ class SuppressionPolicy:
         self.domains = domains
         # None: a refusal that lists at once by its category does so even when in doubt (off).
         self.unconfirmed = unconfirmed
+        # None: a report to a return path shared by several recipients never touches the list (off).
+        self.shared = shared
 
     def complaint_rule(self, feedback_type: str | None) -> SuppressionRule | None:
         """The rule for a complaint of this ARF Feedback-Type, or None when such a report never
@@ -406,12 +414,30 @@ class SuppressionPolicy:
         return SuppressionRule(rule.category, rule.permanent, counting.list_after, counting.within,
                                rule.expire_after)
 
+    def shared_rule(self, rule: SuppressionRule | None) -> SuppressionRule | None:
+        """`rule` for a failure or complaint reported to a VERP return path that several recipients
+        were sent (`shared_return_path:`; relay/intake/bounces_in.py): it needs at least that
+        section's number of failures within its window (a rule that counts more already keeps its
+        own), and the entry it makes expires by the sooner of the two expiries. None: such a report
+        never lists (`shared_return_path: off`, or `rule` never lists)."""
+        if rule is None or self.shared is None:
+            return None
+        shared = self.shared
+        if rule.list_after >= shared.list_after:
+            list_after, within = rule.list_after, rule.within
+        else:
+            list_after, within = shared.list_after, shared.within
+        expiries = [e for e in (rule.expire_after, shared.expire_after) if e is not None]
+        return SuppressionRule(rule.category, rule.permanent, list_after, within, min(expiries, default=None))
+
     @property
     def longest_window(self) -> float:
         """How long failure records must be kept for counting (0 when nothing counts)."""
         rules = [*self._rules.values(), *([self.complaint] if self.complaint else [])]
         if self.unconfirmed is not None and any(r.immediate for r in self._rules.values()):
             rules.append(self.unconfirmed)  # it only ever counts what would list at once
+        if self.shared is not None and any(r.list_after < self.shared.list_after for r in rules):
+            rules.append(self.shared)  # it counts only what would list sooner (shared_rule)
         windows = [r.within or 0.0 for r in rules] + [self.breaker.within if self.breaker else 0.0,
                                                       self.provider_breaker.within if self.provider_breaker else 0.0,
                                                       self.domains.within if self.domains else 0.0]
@@ -452,6 +478,9 @@ class SuppressionPolicy:
         unconfirmed: SuppressionRule | None = DEFAULT_UNCONFIRMED
         if "unconfirmed" in data:
             unconfirmed = _parse_unconfirmed(data["unconfirmed"], problems)
+        shared: SuppressionRule | None = DEFAULT_SHARED
+        if "shared_return_path" in data:
+            shared = _parse_shared(data["shared_return_path"], problems)
         for section, permanent in SECTIONS.items():
             table = data.get(section) or {}
             if not isinstance(table, dict):
@@ -469,7 +498,7 @@ class SuppressionPolicy:
                     rules[(category, permanent)] = rule
         problems.raise_if_any()
         return cls(rules, file, complaint, breaker, domains, unconfirmed, provider_breaker,
-                   feedback_types=feedback_types)
+                   feedback_types=feedback_types, shared=shared)
 
     def __repr__(self) -> str:
         return f"SuppressionPolicy({self.source!r}, {len(self._rules)} rules)"
@@ -550,6 +579,27 @@ def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
     if rule.list_after < 2:
         problems.add("unconfirmed.list_after",
                      f"expected 2 or more, got {rule.list_after} (`unconfirmed: off` lists at once)")
+        return None
+    return rule
+
+
+def _parse_shared(spec: Any, problems: Problems) -> SuppressionRule | None:
+    """`shared_return_path: {list_after: 2, within: 30d, expire_after: 30d}`, or `off` (such a report
+    never touches the list). It only ever delays a listing: list_after must be 2 or more (one report
+    from a recipient of the same message must never list another, issue 13)."""
+    spec = _section(spec, "shared_return_path", "a mapping such as {list_after: 2, within: 30d, expire_after: 30d}",
+                    problems)
+    if spec is None:
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(spec, SHARED_KEYS, "shared_return_path")
+    rule = _parse_rule("shared_return_path", True, {k: v for k, v in spec.items() if k in SHARED_KEYS},
+                       "shared_return_path", problems)
+    if len(problems.items) > before:
+        return None
+    if rule is None or rule.list_after < 2:
+        problems.add("shared_return_path.list_after",
+                     "expected 2 or more (`shared_return_path: off` never lists on such a report)")
         return None
     return rule
 

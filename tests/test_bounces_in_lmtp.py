@@ -98,8 +98,10 @@ def test_a_recipient_whose_recording_failed_gets_its_own_451(tmp_path, upstream,
     _, finals = lmtp(relay, "", [rp_alice], both)
     assert finals == [(250, "250 2.0.0 Recorded 1 failure(s); 1 not recipients of that transaction: ignored")]
     events = relay.events(wait_for=3)
+    # bob was no recipient of alice's transaction: a warning event says so (issue 13), never a listing.
     assert [(e["kind"], e["recipient"]) for e in events[1:]] == [("bounced", "alice@dest.example"),
-                                                                   ("bounce_listed", "alice@dest.example")]
+                                                                   ("bounce_listed", "alice@dest.example"),
+                                                                   ("warning", "bob@dest.example")]
 
 
 def test_a_message_refused_whole_is_refused_for_each_recipient(tmp_path, upstream, relay_factory):

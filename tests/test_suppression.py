@@ -47,6 +47,7 @@ permanent:
 temporary:
   mailbox_full: {list_after: 20, within: 7d, expire_after: 12h}
   rate_limited: {list_after: off}
+shared_return_path: off
 """))
     perm, temp = policy.rule_for("mailbox_full", True), policy.rule_for("mailbox_full", False)
     assert (perm.list_after, perm.within, perm.expire_after) == (5, 14 * 86400, 30 * 86400)
@@ -59,8 +60,11 @@ temporary:
 
 def test_empty_file_lists_nothing(tmp_path):
     policy = SuppressionPolicy.from_file(write(tmp_path, ""))
-    # Only the breaker's own hits (default on) are kept for its window.
-    assert policy.rules == [] and policy.longest_window == policy.breaker.within
+    # Only the breaker's own hits (default on) are kept for its window, and the failures a complaint to
+    # a shared VERP return path counts (complaints list at once by default; shared_return_path: 30d).
+    assert policy.rules == [] and policy.longest_window == max(policy.breaker.within, policy.shared.within)
+    assert SuppressionPolicy.from_file(write(tmp_path, "shared_return_path: off\n")).longest_window == \
+        policy.breaker.within
 
 
 def test_every_problem_names_file_and_key(tmp_path):
@@ -167,7 +171,8 @@ def test_breaker_is_on_by_default_and_validated(tmp_path):
     assert SuppressionPolicy.from_file(write(tmp_path, "permanent: {}\n")).breaker is not None
     assert SuppressionPolicy.from_file(write(tmp_path, "breaker: off\n")).breaker is None
     custom = SuppressionPolicy.from_file(write(tmp_path, "breaker: {distinct_addresses: 3, within: 1h, "
-                                                         "categories: [unknown_recipient]}\n"))
+                                                         "categories: [unknown_recipient]}\n"
+                                                         "shared_return_path: off\n"))
     assert (custom.breaker.distinct_addresses, custom.breaker.within) == (3, 3600)
     assert custom.breaker.categories == {"unknown_recipient"} and custom.longest_window == 3600
     with pytest.raises(ConfigError) as err:
@@ -242,6 +247,7 @@ permanent:
   unknown_recipient: {list_after: 1, expire_after: 90d}
   other: {list_after: 3, within: 7d}
 unconfirmed: {list_after: 3, within: 2w}
+shared_return_path: {list_after: 2, within: 10d}
 """))
     rule = policy.unconfirmed_rule("unknown_recipient", True)
     assert (rule.category, rule.list_after, rule.within, rule.expire_after) == ("unknown_recipient", 3, 14 * 86400,

@@ -40,9 +40,11 @@ from dataclasses import replace
 from ..address import fold, is_valid, normalise, printable
 from ..config import Clients
 from ..decision import Decision, Reply, Verdict, accept, defer, reject
+from ..events import make_event
 from ..outcomes import Observation, message_key
 from ..pipeline import Message, Pipeline, Step, Transaction
 from ..smtp import client_key
+from ..store.base import verp_keep_days
 from .dsn import MAX_STATUS_BLOCKS, BounceReport, FailedRecipient, ParseDeadline, parse_bounce
 from .verp import VerpCodec, VerpError, VerpToken
 
@@ -61,6 +63,9 @@ _GRACE = 2.0
 # a few slow bounces took every thread that the bounce list's queries and DKIM's digests wait for, and
 # a core each. Here they hold up only other bounces, and each for at most PARSE_BUDGET.
 _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-bounce-parse")
+# The warning events one report may make of the addresses it names that were not recipients of its
+# transaction (the rest are counted in the log line and the reply).
+MAX_IGNORED_EVENTS = 10
 _EVERYONE = Clients(networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
 
 
@@ -163,8 +168,9 @@ class BounceIntake(Step):
                         txn.id, report.blocks_not_read, MAX_STATUS_BLOCKS)
             cut = f"; {report.blocks_not_read} recipient blocks past the first {MAX_STATUS_BLOCKS} not read"
         ignored = ""
-        targets: list[tuple[FailedRecipient, str | None, VerpToken | None]] = [
-            (failed, None, token) for failed in report.recipients]
+        targets: list[tuple[FailedRecipient, str | None, VerpToken | None, int]] = [
+            (failed, None, token, 0) for failed in report.recipients]
+        strangers: list[dict] = []  # the warning events of the addresses ignored (emitted with the 250)
         if token is not None:
             # The token authenticates the transaction, not the addresses the report names: anyone who
             # received the message saw its return path. Only its recipients may be acted on. A report
@@ -172,7 +178,7 @@ class BounceIntake(Step):
             # against each of their transactions.
             by_transaction = {t.transaction_id: t for t in tokens.values() if t is not None}
             try:
-                targets = await self._recipients_of(list(by_transaction.values()), report)
+                targets, strangers = await self._recipients_of(list(by_transaction.values()), report, txn)
             except Exception as exc:
                 # Never a listing on a guess, never a bounce dropped in silence: the reporting MTA
                 # tries again (RFC 5321 4.2.1: 4yz is transient).
@@ -203,14 +209,18 @@ class BounceIntake(Step):
                          if any(e.get("bounce_list") == "error" for e in events)}
         what = {"bounce": "failure(s)", "feedback": "complaint(s)"}.get(report.kind)
         if self.bounces.protocol == "lmtp":
-            return self._answer_each(txn, tokens, report, owners, made, failed_owners, what, ignored + cut)
+            decision = self._answer_each(txn, tokens, report, owners, made, failed_owners, what, ignored + cut)
+            if decision.verdict is Verdict.ACCEPT:
+                for event in strangers:
+                    self.outcomes.emit(event)
+            return decision
         if failed_owners:
             self._emit_list_changes(made)
             log.warning("bounce (transaction %s): the bounce list could not be updated: deferred (451), its "
                         "events not emitted; the reporting MTA's retry records it", txn.id)
             return defer(451, "4.3.0", "Bounce read, but the bounce list could not be updated: try again later",
                          kind="deferred")
-        for events in made:
+        for events in [*made, strangers]:
             for event in events:
                 self.outcomes.emit(event)
         text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
@@ -222,7 +232,8 @@ class BounceIntake(Step):
         """Every failure of `report` through the funnel, each one's events appended to `made` (not
         emitted); returns the observations and the transaction each was matched to (None: no token):
         in LMTP, the recipient of that return path is answered for it (RFC 2033 4.2)."""
-        made_of = [(self._observation(report, failed, of, address), of) for failed, address, of in targets]
+        made_of = [(self._observation(report, failed, of, address, shared), of)
+                   for failed, address, of, shared in targets]
         made_of = [(obs, of) for obs, of in made_of if obs is not None]
         message = self._message_of(report, token, txn)
         observations = _once_per_address([replace(obs, message=message) for obs, _ in made_of])
@@ -295,10 +306,11 @@ class BounceIntake(Step):
                 or message_key("envid", report.original_envelope_id)
                 or message_key("report", (txn.headers or {}).get("message-id")))
 
-    async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport
-                             ) -> list[tuple[FailedRecipient, str, VerpToken]]:
+    async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport, txn: Transaction
+                             ) -> tuple[list[tuple[FailedRecipient, str, VerpToken, int]], list[dict]]:
         """The failures (or complaints) of `report` about a recipient of one of the tokens' transactions,
-        each with the address that matched (the one to act on) and that transaction's token.
+        each with the address that matched (the one to act on), that transaction's token and how many
+        recipients that transaction had; and a `warning` event (not emitted) for each address ignored.
 
         An alias or forward rewrites the address: the DSN's Final-Recipient is then the rewritten one and
         its Original-Recipient ours (RFC 3464 2.3.1, 2.3.2), so either may match. Original-Recipient is
@@ -310,27 +322,56 @@ class BounceIntake(Step):
                     if a and is_valid(a)]
 
         candidates = {a for failed in report.recipients for a in named(failed)}
-        known = [(token, await self.outcomes.store.verp_recipients(token.transaction_id, candidates)
-                  if candidates else set()) for token in tokens]
+        known = [(token, *await self.outcomes.store.verp_transaction(token.transaction_id, candidates))
+                 for token in tokens]
         kept, strangers = [], []
         for failed in report.recipients:
-            match = next(((a, token) for token, theirs in known for a in named(failed) if a in theirs), None)
+            match = next(((a, token, total) for token, theirs, total in known for a in named(failed) if a in theirs),
+                         None)
             if match is None:
-                strangers.append(failed.original_recipient or failed.recipient or "")
+                strangers.append(failed)
             else:
                 kept.append((failed, *match))
-        if strangers:
-            # One line a bounce, however many it names (a forged one may name thousands); the addresses
-            # printable (relay.address.printable: no control characters from a hostile report).
-            shown = ", ".join(printable(a)[:100] for a in strangers[:10])
-            more = f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""
-            log.warning("bounce for transaction %s names %d address(es) that were not recipients of that "
-                        "transaction (forged or misdirected): ignored: %s%s",
-                        ", ".join(t.transaction_id for t in tokens), len(strangers), shown, more)
-        return kept
+        if not strangers:
+            return kept, []
+        # One line a bounce, however many it names (a forged one may name thousands); the addresses
+        # printable (relay.address.printable: no control characters from a hostile report).
+        names = [failed.original_recipient or failed.recipient or "" for failed in strangers]
+        shown = ", ".join(printable(a)[:100] for a in names[:10])
+        more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+        log.warning("bounce for transaction %s names %d address(es) that were not recipients of that "
+                    "transaction (forged or misdirected): ignored: %s%s",
+                    ", ".join(t.transaction_id for t in tokens), len(strangers), shown, more)
+        # The application hears of it too, tied to its transaction (the token is authentic: the report
+        # is about its message), at most MAX_IGNORED_EVENTS a report: a forged report naming every
+        # customer is one log line, not thousands of events.
+        token, _, total = next(((t, theirs, n) for t, theirs, n in known if n), known[0])
+        events = []
+        for failed, name in list(zip(strangers, names))[:MAX_IGNORED_EVENTS]:
+            if total:
+                result = "not_a_recipient"
+                text = (f"A bounce to this transaction's return path names {printable(name)[:300]}, which was not "
+                        f"one of its {total} recipient(s): forged or misdirected; ignored, never on the bounce list.")
+            else:
+                result = "recipients_unknown"
+                text = ("A bounce to this transaction's return path names an address, but no recipient of the "
+                        "transaction is on record (sent before the recording, its write failed, or past "
+                        f"{verp_keep_days()} days): ignored, never on the bounce list.")
+            verp = {**token.as_fields(), "recipients": total}
+            dsn = {k: v for k, v in {"action": failed.action, "status": failed.status,
+                                     "diagnostic_code": failed.diagnostic, "remote_mta": failed.remote_mta,
+                                     "reporting_mta": report.reporting_mta,
+                                     "original_recipient": failed.original_recipient,
+                                     "final_recipient": failed.final_recipient}.items() if v is not None}
+            events.append(make_event("warning", "data", recipient=name, sender=token.sender,
+                                     message_id=report.message_id, check="verp_recipient", result=result,
+                                     text=text, transaction_id=token.transaction_id, verp=verp, dsn=dsn,
+                                     ignored_in_report=len(strangers),
+                                     **({"feedback_type": failed.feedback_type} if failed.feedback_type else {})))
+        return kept, events
 
     def _observation(self, report: BounceReport, failed: FailedRecipient, token: VerpToken | None,
-                     address: str | None = None) -> Observation | None:
+                     address: str | None = None, shared: int = 0) -> Observation | None:
         # The address to act on is the one we sent to: with a VERP token, the one that was a recipient of
         # the transaction (`address`, _recipients_of); without, Original-Recipient when the reporting MTA
         # kept it (RFC 3464 2.3.1), else the address that failed.
@@ -364,6 +405,8 @@ class BounceIntake(Step):
         if token is not None:
             fields["verp"] = token.as_fields()
             fields["transaction_id"] = token.transaction_id
+            if shared:
+                fields["verp"]["recipients"] = shared
         fields.update(self._correlation(report, sender))
         # Without a token nothing says the report is about mail of ours: anyone can send one naming any
         # address. It never lists at once; by default it never touches the bounce list (review14 F2).
@@ -379,6 +422,19 @@ class BounceIntake(Step):
             log.info("bounce for %s is a failure of %s (an alias or forward expanded it): not recorded on the "
                      "bounce list", printable(recipient)[:300], printable(failed_address)[:300])
             at_most = "never"
+        if token is not None and shared > 1 and at_most == "list":
+            # The return path was sent to `shared` recipients: each of them saw it (Return-Path, a reply
+            # to it) and can mail a "bounce" naming any other (often in To: or Cc:). The token proves the
+            # message, not which recipient failed. So such a report never lists at once
+            # (suppression.yaml `shared_return_path:`, by default the second failure within 30 days
+            # lists, and that entry expires after 30 days): one count per message (its VERP
+            # transaction), however many reports come to it, so the listing needs a failure from
+            # another message or a live refusal; and it is never domain evidence. A mailbox that is
+            # really gone fails again at the next message; a good address listed is the worst error
+            # this product can make (issue 13).
+            at_most = "shared"
+            fields["reason"] = (f"the return path was shared by {shared} recipients, any of whom could have "
+                                f"sent this report: it never lists at once (suppression.yaml shared_return_path)")
         return Observation(kind=kind, stage=failed.stage, recipient=recipient, reply=failed.reply(),
                            sender=sender, message_id=report.message_id, fields=fields,
                            aliases=failed.aliases(recipient), return_path=token.return_path if token is not None else "",

@@ -594,16 +594,20 @@ class BounceStore(abc.ABC):
         """Which of `addresses` were recipients of `transaction_id` (as recorded by
         record_verp_recipients): the matching ones, spelt as given. Raises StoreError when the store
         cannot answer (the caller must not guess)."""
+        return (await self.verp_transaction(transaction_id, addresses))[0]
+
+    async def verp_transaction(self, transaction_id: str, addresses: Iterable[str]) -> tuple[set[str], int]:
+        """verp_recipients, and how many recipients `transaction_id` had in all (0: none recorded: the
+        message was sent before the recording, its write failed, or the rows have expired). A return
+        path shared by several recipients is weaker evidence for each (relay/intake/bounces_in.py)."""
         digests: dict[bytes, list[str]] = {}
         for address in addresses:
             try:
                 digests.setdefault(recipient_digest(address), []).append(address)
             except ValueError:
                 continue
-        if not digests:
-            return set()
         known = await self._verp_digests(transaction_id)
-        return {a for digest, spellings in digests.items() if digest in known for a in spellings}
+        return {a for digest, spellings in digests.items() if digest in known for a in spellings}, len(known)
 
     async def _put_verp_recipients(self, rows: list[tuple[str, bytes, int]], keep_days: int, expire_limit: int) -> None:
         raise NotImplementedError
