@@ -184,3 +184,25 @@ def test_the_shared_return_path_section_is_checked_at_load():
     other = policy.shared_rule(policy.rule_for("other", True))
     assert (other.list_after, other.within, other.expire_after) == (3, 7 * 86400.0, 30 * 86400.0)
     assert policy.longest_window >= 30 * 86400.0
+
+
+def test_the_return_path_of_an_smtputf8_sender_fits_in_64_octets(tmp_path, upstream, relay_factory):
+    # The token review (issue 13): the sender beside the token was measured in characters, so an
+    # SMTPUTF8 sender of 18 "ñ" went upstream as a 77-octet local part (RFC 5321 4.5.3.1.1: 64 octets),
+    # which a strict next hop refuses at MAIL. Its bounce still comes back to the transaction.
+    from tests.support.smtp_client import RawSMTP
+
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    sender = "ñ" * 18 + "@example.com"
+    with RawSMTP(relay.host, relay.port, timeout=60) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd(f"MAIL FROM:<{sender}> SMTPUTF8".encode())[0] == 250
+        assert c.cmd("RCPT TO:<alice@dest.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: x\r\n\r\nhi\r\n.\r\n")
+        assert c.reply()[0] == 250
+    [msg] = upstream.wait_for_messages(1)
+    local = msg.mail_from.rpartition("@")[0]
+    assert len(local.encode("utf-8")) <= 64, msg.mail_from
+    assert mail_bounce(relay, msg.mail_from, dsn_for(msg.mail_from))[-1] == (250, "250 2.0.0 Recorded 1 failure(s)")
+    assert rcpt_reply(relay) == 550

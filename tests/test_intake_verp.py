@@ -127,3 +127,15 @@ def test_verp_without_key_is_a_config_problem():
     assert "not one of bounces_in.domains" in p.why
     assert verp_problems(SimpleNamespace(bounces_in=BouncesIn(domains=("bounces.example.com",), key=KEY)),
                          policies) == []
+
+
+def test_a_utf8_sender_is_beside_the_token_only_when_the_local_part_fits_in_64_octets():
+    # RFC 5321 4.5.3.1.1 counts octets: 18 "ñ" are 59 characters beside the token, but 77 octets of
+    # UTF-8 (the length was counted in characters).
+    path = codec().return_path("ñ" * 18 + "@example.com", TXN, "bounces.example.com", now=NOW)
+    local = path.rpartition("@")[0]
+    assert len(local.encode("utf-8")) <= 64 and re.fullmatch(r"[a-z2-7]{28}", local)
+    assert codec().verify(path, now=NOW).transaction_id == TXN
+    fits = codec().return_path("ñ" * 10 + "@example.com", TXN, "bounces.example.com", now=NOW)
+    assert len(fits.rpartition("@")[0].encode("utf-8")) == 20 + 13 + 28
+    assert codec().verify(fits, now=NOW).sender == "ñ" * 10 + "@example.com"

@@ -12,8 +12,8 @@ the lower-cased sender, with the key from `bounces_in.key_file`: changing any ch
 included) or forging a token without the key fails verification. Tokens older than MAX_AGE_DAYS are
 refused (a bounce arrives within the sender's queue lifetime, days; a replayed old one does not).
 
-RFC 5321 4.5.3.1.1 limits a local part to 64 octets. When the sender's address does not fit beside
-the token, the return path carries the token alone (28 characters) and the sender is only in the
+RFC 5321 4.5.3.1.1 limits a local part to 64 octets (an SMTPUTF8 sender's is counted in octets of
+UTF-8). When the sender's address does not fit beside the token, the return path carries the token alone (28 characters) and the sender is only in the
 transaction's own events (tied by `transaction_id`).
 
 The recipient is not in the token: the relay answers in lockstep, so the upstream's MAIL FROM (and
@@ -92,7 +92,10 @@ class VerpCodec:
         day = int((time.time() if now is None else now) // 86400) & 0xFFFF
         local, _, domain = sender.lower().rpartition("@")
         in_clear = f"{local}={domain}="
-        with_sender = len(in_clear) + 28 <= LOCAL_PART_MAX
+        # Octets, not characters (RFC 5321 4.5.3.1.1 counts octets; an SMTPUTF8 local part, RFC 6531,
+        # is sent as UTF-8): an SMTPUTF8 sender of 18 "ñ" is 59 characters beside the token but 77
+        # octets, a local part a strict next hop may refuse at MAIL (and with it the message).
+        with_sender = len(in_clear.encode("utf-8", "surrogateescape")) + 28 <= LOCAL_PART_MAX
         flags = VERSION | (FLAG_SENDER if with_sender else 0)
         head = struct.pack(">BH", flags, day) + txn
         tag = self._tag(head, sender.lower() if with_sender else "")
