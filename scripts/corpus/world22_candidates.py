@@ -1,0 +1,102 @@
+"""Candidates for tests/data/corpus/train/world22.yaml (issue #8, the twenty-fourth round, branch
+world22), aimed at the confusion families the issue names, from sources no earlier round read:
+sendmail's own configuration rulesets (cf/m4/proto.m4: the texts its check_relay, check_mail,
+check_rcpt, trust_auth and TLS_connection rulesets send - client rDNS, sender domains without
+good MX records, unqualified senders and recipients, relaying refused for a client whose name
+does not resolve, a login acting as another sender, TLS requirements, connection limits), Cyrus
+IMAP's LMTP server (imap/lmtpengine.c: its delivery errors - unknown mailbox, ACL refusal, over
+quota, message format, storage and backend failures - and its protocol and SASL replies), the
+Proxmox Mail Gateway's policy service (src/bin/pmgpolicy: its greylisting and SPF-fail actions
+as Postfix sends them at RCPT), and two issue threads.
+
+Facts only (the texts as the programs send them, placeholders filled with documentation values);
+each entry names its source. Labelled by reading, before any rule was run on them, with the
+corpus README's conventions: the sender's domain or its MX records failing a check auth_failed
+about the sender (a temporary DNS failure of that check temporary_failure about the sender); a
+client whose reverse DNS fails auth_failed about the session; relaying refused relay_denied about
+the session whatever the reason given for not trusting the client; a login that may not use a
+sender identity relay_denied about the sender; an unqualified recipient syntax_error about the
+recipient; the message's format (NUL, bare LF, 8-bit headers, bad headers) policy_rejected about
+the message; protocol syntax and sequence errors protocol_error about the session; a failed SASL
+exchange auth_failed about the session; TLS required or too weak relay_denied about the session
+(as the corpus labels "530 encryption required"); STARTTLS failing protocol_error about the
+session (as the corpus labels sendmail's "403 4.7.0 TLS handshake failed."); a mailbox ACL that
+refuses the sender policy_rejected about the recipient; the sending side's own DANE failure
+temporary_failure about the relay. Where the source says what a reply means, that is the label:
+PMG's "Service is unavailable (try later)" is its greylisting (greylisted), its REJECT with
+Mail::SPF's authority explanation "Please see http://www.open-spf.org/Why?..." an SPF fail
+(auth_failed about the sender).
+
+Each tuple: (provider, reply, category, scope, stage, source).
+"""
+SM = "https://github.com/freebsd/freebsd-src contrib/sendmail/cf/m4/proto.m4 (sendmail's cf rulesets)"
+CY = "https://github.com/cyrusimap/cyrus-imapd imap/lmtpengine.c"
+PMG = "https://github.com/proxmox/pmg-api src/bin/pmgpolicy (its action as Postfix sends it at RCPT, smtpd_check.c)"
+
+C = [
+# sendmail's cf rulesets (batch 1)
+("sendmail (cf: check_mail)", "553 5.5.4 <app@localhost>... Real domain name required for sender address", "policy_rejected", "sender", "mail", SM),
+("sendmail (cf: check_mail)", "553 5.5.4 <app>... Domain name required for sender address app", "policy_rejected", "sender", "mail", SM),
+("sendmail (cf: check_mail, FEATURE(badmx))", "450 4.1.2 <app@example.com>... MX lookup failure for example.com", "temporary_failure", "sender", "mail", SM),
+("sendmail (cf: check_mail, FEATURE(badmx))", "550 5.1.2 <app@example.com>... Illegal MX record for host example.com", "auth_failed", "sender", "mail", SM),
+("sendmail (cf: check_mail, FEATURE(badmx))", "550 5.1.2 <app@example.com>... Invalid MX record for host example.com", "auth_failed", "sender", "mail", SM),
+("sendmail (cf: check_rcpt)", "553 5.5.4 <jdoe>... Fully qualified domain name required", "syntax_error", "recipient", "rcpt", SM),
+("sendmail (cf: check_rcpt)", "553 5.5.4 <jdoe>... Domain name required", "syntax_error", "recipient", "rcpt", SM),
+("sendmail (cf: check_rcpt, relay_mx_served)", "450 4.4.0 <b@example.net>... Can not check MX records for recipient host example.net", "routing_dns", "recipient", "rcpt", SM),
+("sendmail (cf: Relay_ok)", "450 4.4.0 <b@example.net>... Relaying temporarily denied. Cannot resolve PTR record for 192.0.2.1", "relay_denied", "session", "rcpt", SM),
+("sendmail (cf: Relay_ok)", "550 5.7.1 <b@example.net>... Relaying denied. IP name possibly forged mail.example.com", "relay_denied", "session", "rcpt", SM),
+("sendmail (cf: Relay_ok)", "550 5.7.1 <b@example.net>... Relaying denied. IP name lookup failed mail.example.com", "relay_denied", "session", "rcpt", SM),
+("sendmail (cf: FEATURE(block_bad_helo))", "550 5.7.1 <b@example.net>... bogus HELO name used: localhost", "policy_rejected", "session", "rcpt", SM),
+("sendmail (cf: trust_auth)", "550 5.7.1 not authenticated", "relay_denied", "session", "mail", SM),
+("sendmail (cf: trust_auth)", "550 5.7.1 app@example.com not allowed to act as other@example.com", "relay_denied", "sender", "mail", SM),
+("sendmail (cf: FEATURE(require_rdns))", "550 5.7.1 Fix reverse DNS for 192.0.2.1", "auth_failed", "session", None, SM),
+("sendmail (cf: FEATURE(require_rdns))", "451 4.1.8 Client IP address 192.0.2.1 does not resolve", "auth_failed", "session", None, SM),
+("sendmail (cf: FEATURE(require_rdns))", "451 4.1.8 Possibly forged hostname for 192.0.2.1", "auth_failed", "session", None, SM),
+("sendmail (cf: FEATURE(enhdnsbl))", "451 4.4.3 Temporary lookup failure of 192.0.2.1 at zen.spamhaus.org", "temporary_failure", "session", None, "https://github.com/freebsd/freebsd-src contrib/sendmail/cf/feature/enhdnsbl.m4"),
+("sendmail (cf: FEATURE(dnsbl))", "550 5.7.1 Rejected: 192.0.2.1 listed at zen.spamhaus.org", "blocklisted", "session", None, SM),
+("sendmail (cf: FEATURE(conncontrol))", "452 4.3.2 Too many open connections.", "too_many_connections", "session", None, SM),
+("sendmail (cf: TLS_connection)", "403 4.7.0 STARTTLS failed.", "protocol_error", "session", None, SM),
+("sendmail (cf: TLS_connection, own client)", "403 4.7.0 DANE check failed.", "temporary_failure", "relay", None, SM),
+("sendmail (cf: TLS_connection)", "403 4.7.0 encryption too weak 56 less than 128", "relay_denied", "session", None, SM),
+("sendmail (cf: TLS_connection)", "403 4.7.0 authentication required", "relay_denied", "session", None, SM),
+("sendmail (cf: TLS_connection)", "403 4.7.0 other side does not support STARTTLS", "relay_denied", "session", None, SM),
+# Cyrus IMAP's LMTP server
+("Cyrus IMAP (lmtpd)", "451 4.3.0 System I/O error", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "451 4.4.3 Remote server unavailable", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "451 4.3.1 cannot create file: out of space", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "451 4.3.0 transient system error", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "550-You do not have permission to post a message to this mailbox.\n550-Please contact the owner of this mailbox in order to submit\n550-your message, or postmaster@example.net if you believe you\n550-received this message in error.\n550 5.7.1 Permission denied", "policy_rejected", "recipient", "rcpt", CY),
+("Cyrus IMAP (lmtpd)", "552 5.2.2 Over quota SESSIONID=<cyrus-12345-1606780800-1-5489246413461092917>", "mailbox_full", "recipient", "rcpt", CY),
+("Cyrus IMAP (lmtpd)", "451 4.2.0 Mailbox has an invalid format", "temporary_failure", "recipient", None, CY),
+("Cyrus IMAP (lmtpd)", "451 4.2.1 Mailbox Moved", "temporary_failure", "recipient", None, CY),
+("Cyrus IMAP (lmtpd)", "554 5.6.0 Message contains NUL characters", "policy_rejected", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "554 5.6.0 Message contains bare newlines", "policy_rejected", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "554 5.6.0 Message contains non-ASCII characters in headers", "policy_rejected", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "554 5.6.0 Message contains invalid header", "policy_rejected", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "554 5.6.0 Message has no header/body separator", "policy_rejected", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "550-Mailbox unknown.  Either there is no mailbox associated with this\n550-name or you do not have authorization to see it.\n550 5.1.1 User unknown", "unknown_recipient", "recipient", "rcpt", CY),
+("Cyrus IMAP (lmtpd)", "451 4.3.0 Unexpected internal error", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "451 4.3.1 cannot create temporary file: No space left on device", "temporary_failure", "session", "data", CY),
+("Cyrus IMAP (lmtpd)", "451 4.3.2 cannot stat message temporary file: Input/output error", "temporary_failure", "session", "data", CY),
+("Cyrus IMAP (lmtpd)", "501 5.5.4 authentication failure", "auth_failed", "session", None, CY + " (sasl_errstring of SASL_BADAUTH)"),
+("Cyrus IMAP (lmtpd)", "501 5.5.4 client canceled authentication", "auth_failed", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "504 Unrecognized authentication type.", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "503 5.5.0 AUTH not permitted now", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "503 5.5.0 already authenticated", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "552 5.2.3 Message size (31457280) exceeds fixed maximum message size (20971520)", "message_too_large", "message", "data", CY),
+("Cyrus IMAP (lmtpd)", "430 Authentication required", "relay_denied", "session", "mail", CY),
+("Cyrus IMAP (lmtpd)", "501 5.5.4 Unrecognized BODY type", "protocol_error", "session", "mail", CY),
+("Cyrus IMAP (lmtpd)", "501 5.5.2 SIZE requires a value", "protocol_error", "session", "mail", CY),
+("Cyrus IMAP (lmtpd)", "503 5.5.1 Need MAIL command", "protocol_error", "session", "rcpt", CY),
+("Cyrus IMAP (lmtpd)", "454 4.3.3 Already successfully executed STARTTLS", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "503 5.5.0 STARTTLS not permitted now", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "454 4.3.3 Error initializing TLS", "temporary_failure", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "454 4.3.3 STARTTLS failed", "protocol_error", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "503 5.5.1 No recipients", "protocol_error", "session", "data", CY),
+# Proxmox Mail Gateway's policy service
+("Proxmox Mail Gateway (pmgpolicy greylisting)", "450 4.7.1 <b@example.net>: Recipient address rejected: Service is unavailable (try later)", "greylisted", "session", "rcpt", PMG),
+("Proxmox Mail Gateway (pmgpolicy SPF)", "554 5.7.1 <b@example.net>: Recipient address rejected: Please see http://www.open-spf.org/Why?s=mfrom;id=app%40example.com;ip=192.0.2.1;r=mx.example.net", "auth_failed", "sender", "rcpt", PMG + "; Mail::SPF's default authority explanation"),
+# issue threads
+("unknown (an uncommon receiver, quoted anonymously)", "550 5.7.1 <b@example.net>: Recipient address rejected: Inactive MailBox, not poped for more than 6 months", "mailbox_disabled", "recipient", "rcpt", "https://github.com/ActiveCampaign/smtp-field-manual/issues/11"),
+("NethServer (rspamd multimap)", "554 5.7.1 Forbidden attachment name extension", "spam_content", "message", "data", "https://github.com/NethServer/dev/issues/5811"),
+]
