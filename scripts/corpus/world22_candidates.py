@@ -7,7 +7,13 @@ does not resolve, a login acting as another sender, TLS requirements, connection
 IMAP's LMTP server (imap/lmtpengine.c: its delivery errors - unknown mailbox, ACL refusal, over
 quota, message format, storage and backend failures - and its protocol and SASL replies), the
 Proxmox Mail Gateway's policy service (src/bin/pmgpolicy: its greylisting and SPF-fail actions
-as Postfix sends them at RCPT), and two issue threads.
+as Postfix sends them at RCPT), and two issue threads. A second batch, labelled and committed after the
+first batch's first pass and before any rule changed: qpsmtpd's plugins (helo, dmarc, headers,
+check_basicheaders, bogus_bounce, greylisting, check_earlytalker, karma, dnsbl; the codes its SMTP.pm
+gives each hook), more of Cyrus's LMTP replies, Exchange Online's documented NDR texts (Microsoft
+Learn; the enhanced code and text as documented, the reply code as Exchange Online sends them),
+Cisco IronPort's poor-reputation refusal, Trend Micro DDEI's ERS refusals and IceWarp's documented
+5xx replies.
 
 Facts only (the texts as the programs send them, placeholders filled with documentation values);
 each entry names its source. Labelled by reading, before any rule was run on them, with the
@@ -22,7 +28,11 @@ exchange auth_failed about the session; TLS required or too weak relay_denied ab
 (as the corpus labels "530 encryption required"); STARTTLS failing protocol_error about the
 session (as the corpus labels sendmail's "403 4.7.0 TLS handshake failed."); a mailbox ACL that
 refuses the sender policy_rejected about the recipient; the sending side's own DANE failure
-temporary_failure about the relay. Where the source says what a reply means, that is the label:
+temporary_failure about the relay (Exchange Online's own MTA-STS/DANE/TLS NDRs too); a recipient that
+accepts only authenticated (internal) senders or listed senders policy_rejected about the recipient, as
+the corpus labels Exchange's 5.7.133/5.7.134/5.7.12; an outbound account banned or over its submission
+quota policy_rejected / rate_limited about the sender, as the corpus labels 5.7.501; a mail loop
+routing_dns about the message. Where the source says what a reply means, that is the label:
 PMG's "Service is unavailable (try later)" is its greylisting (greylisted), its REJECT with
 Mail::SPF's authority explanation "Please see http://www.open-spf.org/Why?..." an SPF fail
 (auth_failed about the sender).
@@ -31,6 +41,9 @@ Each tuple: (provider, reply, category, scope, stage, source).
 """
 SM = "https://github.com/freebsd/freebsd-src contrib/sendmail/cf/m4/proto.m4 (sendmail's cf rulesets)"
 CY = "https://github.com/cyrusimap/cyrus-imapd imap/lmtpengine.c"
+QP = "https://github.com/smtpd/qpsmtpd "
+EXO = "https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online (OfficeDocs-Exchange source; enhanced code and text as documented, reply code 550/450 as Exchange Online sends them)"
+ICE = "https://esupport.icewarp.com/index.php?/Knowledgebase/Article/View/12/29/interpretation-of-5xx-errors-in-icewarp-smtp"
 PMG = "https://github.com/proxmox/pmg-api src/bin/pmgpolicy (its action as Postfix sends it at RCPT, smtpd_check.c)"
 
 C = [
@@ -99,4 +112,70 @@ C = [
 # issue threads
 ("unknown (an uncommon receiver, quoted anonymously)", "550 5.7.1 <b@example.net>: Recipient address rejected: Inactive MailBox, not poped for more than 6 months", "mailbox_disabled", "recipient", "rcpt", "https://github.com/ActiveCampaign/smtp-field-manual/issues/11"),
 ("NethServer (rspamd multimap)", "554 5.7.1 Forbidden attachment name extension", "spam_content", "message", "data", "https://github.com/NethServer/dev/issues/5811"),
+# --- batch 2 (labelled and committed after batch 1's first pass, before any rule changed) ---
+# qpsmtpd's plugins: HELO, rDNS, DMARC, header, bounce, greylisting, early-talker, karma and DNSBL
+# refusals, with the codes its SMTP.pm gives each hook (helo 550/450, connect 550/450, mail and rcpt
+# 550/450, data_post 552/452)
+("qpsmtpd (plugins/helo)", "550 I do not believe you are yahoo.com.", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 Your HELO hostname is not allowed", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 You are not localhost", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 Plain IP is invalid HELO hostname (RFC 2821)", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 RFC 2821 allows an address literal, but we do not", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 Forged IPs not accepted here", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 HELO name is not fully qualified. Read RFC 2821", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 HELO name contains invalid FQDN characters. Read RFC 1035", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 HELO hostname does not exist", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 HELO hostname did not resolve", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 no rDNS for 192.0.2.1", "auth_failed", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 error getting reverse DNS for 192.0.2.1", "auth_failed", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 That HELO hostname fails FCrDNS", "auth_failed", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/dmarc)", "552 failed DMARC policy", "auth_failed", "sender", "data", QP + "plugins/dmarc"),
+("qpsmtpd (plugins/dmarc)", "552 RFC5322.From host does not exist", "auth_failed", "sender", "data", QP + "plugins/dmarc"),
+("qpsmtpd (plugins/headers)", "552 You must send some data first", "policy_rejected", "message", "data", QP + "plugins/headers"),
+("qpsmtpd (plugins/headers)", "552 Headers are missing", "policy_rejected", "message", "data", QP + "plugins/headers"),
+("qpsmtpd (plugins/check_basicheaders)", "552 We require a valid From header", "policy_rejected", "message", "data", QP + "plugins/check_basicheaders"),
+("qpsmtpd (plugins/check_basicheaders)", "552 We require a valid Date header", "policy_rejected", "message", "data", QP + "plugins/check_basicheaders"),
+("qpsmtpd (plugins/headers)", "552 The Date header is too far in the past", "policy_rejected", "message", "data", QP + "plugins/headers"),
+("qpsmtpd (plugins/headers)", "552 The Date header is too far in the future", "policy_rejected", "message", "data", QP + "plugins/headers"),
+("qpsmtpd (plugins/bogus_bounce)", "552 fail, this bounce message does not have 1 recipient", "policy_rejected", "message", "data", QP + "plugins/bogus_bounce"),
+("qpsmtpd (plugins/bogus_bounce)", "552 a bounce return path must be empty (RFC 3834)", "policy_rejected", "message", "data", QP + "plugins/bogus_bounce"),
+("qpsmtpd (plugins/greylisting)", "450 This mail is temporarily denied", "greylisted", "session", "mail", QP + "plugins/greylisting"),
+("qpsmtpd (plugins/check_earlytalker)", "550 Connecting host started transmitting before SMTP greeting", "protocol_error", "session", "mail", QP + "plugins/check_earlytalker"),
+("qpsmtpd (plugins/karma)", "550 You were naughty. You are penalized for 0.87 more days.", "blocklisted", "session", "connect", QP + "plugins/karma"),
+("qpsmtpd (plugins/dnsbl)", "550 Listed by rbl-plus.mail-abuse.ja.net - see <URL:http://www.mail-abuse.org/cgi-bin/lookup?192.0.2.1>", "blocklisted", "session", "rcpt", QP + "plugins/dnsbl (its documented dnsbl_zones example)"),
+("qpsmtpd (SMTP.pm connect_respond)", "550 Connection from you denied, bye bye.", "policy_rejected", "session", "connect", QP + "lib/Qpsmtpd/SMTP.pm"),
+("qpsmtpd (SMTP.pm)", "501 ehlo requires domain/address - see RFC-2821 4.1.1.1", "protocol_error", "session", "helo", QP + "lib/Qpsmtpd/SMTP.pm"),
+("qpsmtpd (SMTP.pm)", "503 but you already said HELO ...", "protocol_error", "session", "helo", QP + "lib/Qpsmtpd/SMTP.pm"),
+("qpsmtpd (SMTP.pm fault)", "451 Internal error - try again later - program fault - command not performed", "temporary_failure", "session", None, QP + "lib/Qpsmtpd/SMTP.pm"),
+# Cyrus IMAP's LMTP server, more of its replies
+("Cyrus IMAP (lmtpd)", "552 5.2.3 Message SIZE exceeds fixed maximum message size (20971520)", "message_too_large", "message", "mail", CY),
+("Cyrus IMAP (lmtpd)", "501 5.5.4 Unrecognized parameters", "protocol_error", "session", "mail", CY),
+# Exchange Online's documented NDR texts (Microsoft Learn, "Email non-delivery reports and SMTP errors in Exchange Online")
+("Exchange Online", "550 5.7.135 Sender was not authenticated for public folder", "policy_rejected", "recipient", "rcpt", EXO),
+("Exchange Online", "550 5.7.136 Sender was not authenticated", "policy_rejected", "recipient", "rcpt", EXO),
+("Exchange Online", "550 5.7.1 Delivery not authorized", "policy_rejected", "recipient", "rcpt", EXO),
+("Exchange Online (own outbound)", "550 5.4.8 MX hosts of example.com failed MTA-STS validation", "temporary_failure", "relay", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.321 starttls-not-supported: Destination mail server must support TLS to receive mail.", "temporary_failure", "relay", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.322 certificate-expired: Destination mail server's certificate is expired.", "temporary_failure", "relay", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.323 tlsa-invalid: The domain failed DANE validation.", "temporary_failure", "relay", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.325 certificate-host-mismatch: Remote certificate MUST have a common name or subject alternative name matching the hostname (DANE)", "temporary_failure", "relay", None, EXO),
+("Exchange Online", "550 5.7.25 Access denied, the sending IPv6 address [2001:db8::240] must have a reverse DNS record", "auth_failed", "session", None, EXO),
+("Exchange Online", "450 4.7.26 Access denied, a message sent over IPv6 [2001:db8::240] must pass either SPF or DKIM validation, this message is not signed", "auth_failed", "sender", "data", EXO),
+("Exchange Online (own outbound)", "550 5.7.502 Access denied, banned sender", "policy_rejected", "sender", None, EXO),
+("Exchange Online", "550 5.7.506 Access Denied, Bad HELO", "policy_rejected", "session", None, EXO),
+("Exchange Online (own outbound)", "550 5.4.300 Message expired", "expired", "relay", None, EXO),
+("Exchange Online", "550 5.6.11 Invalid characters", "policy_rejected", "message", "data", EXO),
+("Exchange Online (own outbound)", "550 5.2.2 Submission quota exceeded", "rate_limited", "sender", None, EXO),
+("Exchange Online", "550 5.4.14 Routing loop detected", "routing_dns", "message", None, EXO),
+("Exchange Online", "550 5.1.10 Recipient not found", "unknown_recipient", "recipient", "rcpt", EXO),
+("Exchange Online", "550 5.0.350 Requested action not taken: policy violation detected (AS345)", "policy_rejected", "message", "data", EXO),
+("Exchange Online", "550 5.0.350 x-dg-ref header is too long", "policy_rejected", "message", "data", EXO),
+# gateways' documented replies
+("Cisco IronPort ESA", "554-gatekeeper1.example.com\n554 Your access to this mail system has been rejected due to the sending MTA's poor reputation. If you believe that this failure is in error, please contact the intended recipient via alternate means.", "blocklisted", "session", "connect", "https://cisco.com/c/en/us/support/docs/security/email-security-appliance/200436-Identify-and-allow-poor-SenderBase-Reput.html"),
+("Trend Micro Deep Discovery Email Inspector", "450 Temporary denial of connection (450) for Zombie matches (ERS)", "blocklisted", "session", "connect", "https://docs.trendmicro.com/en-us/documentation/article/deep-discovery-email-inspector-51-online-help-smtp-error-codes"),
+("Trend Micro Deep Discovery Email Inspector", "550 Permanent denial of connection (550) for RBL+ matches (ERS)", "blocklisted", "session", "connect", "https://docs.trendmicro.com/en-us/documentation/article/deep-discovery-email-inspector-51-online-help-smtp-error-codes"),
+("IceWarp", "501 5.0.0 Authentication canceled", "auth_failed", "session", None, ICE),
+("IceWarp", "501 5.7.1 Permission denied", "relay_denied", "sender", "mail", ICE + " (the AUTH user differs from the MAIL FROM sender, or an unauthenticated submission)"),
+("IceWarp", "501 5.5.2 Unbalanced", "protocol_error", "session", None, ICE),
+("IceWarp", "501 5.5.4 Syntax error in parameters scanning", "protocol_error", "session", None, ICE),
 ]
