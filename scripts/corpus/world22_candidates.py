@@ -37,6 +37,20 @@ PMG's "Service is unavailable (try later)" is its greylisting (greylisted), its 
 Mail::SPF's authority explanation "Please see http://www.open-spf.org/Why?..." an SPF fail
 (auth_failed about the sender).
 
+After the first pass (measured on both batches, labels of a57a349), before any rule changed, twelve labels
+were set to the corpus's own label of the same kind of text and one candidate dropped, no rule involved:
+sendmail's "Real domain name required for sender address" protocol_error (the corpus's label of "domain
+name required for sender address", sender-address-syntax); qpsmtpd's "HELO name contains invalid FQDN
+characters" and "Plain IP is invalid HELO hostname" protocol_error (the corpus labels "Invalid EHLO
+domain.", "invalid HELO <name>" so) and "That HELO hostname fails FCrDNS" policy_rejected (as "HELO <n>
+does not match client <n> [<ip>]"); Exchange Online's "5.7.502 Access denied, banned sender" blocklisted
+about the sender (as its 5.7.511 "banned sender[<ip>]"); its 5.4.8 MTA-STS and 5.7.321/322/323/325
+TLS/DANE NDRs routing_dns about the recipient (as world16 labels 5.7.324 "dnssec-invalid: Destination
+domain returned invalid DNSSEC records"; first read as the sending side's own TLS failures); a cancelled
+AUTH exchange (Cyrus "client canceled authentication", IceWarp "Authentication canceled") protocol_error
+(the project's reading of RFC 4954's cancel, protocol-sequence). Cyrus's "552 5.2.2 Over quota SESSIONID=<..>"
+was dropped: a training entry has the same wording.
+
 Each tuple: (provider, reply, category, scope, stage, source).
 """
 SM = "https://github.com/freebsd/freebsd-src contrib/sendmail/cf/m4/proto.m4 (sendmail's cf rulesets)"
@@ -48,7 +62,7 @@ PMG = "https://github.com/proxmox/pmg-api src/bin/pmgpolicy (its action as Postf
 
 C = [
 # sendmail's cf rulesets (batch 1)
-("sendmail (cf: check_mail)", "553 5.5.4 <app@localhost>... Real domain name required for sender address", "policy_rejected", "sender", "mail", SM),
+("sendmail (cf: check_mail)", "553 5.5.4 <app@localhost>... Real domain name required for sender address", "protocol_error", "sender", "mail", SM),
 ("sendmail (cf: check_mail)", "553 5.5.4 <app>... Domain name required for sender address app", "policy_rejected", "sender", "mail", SM),
 ("sendmail (cf: check_mail, FEATURE(badmx))", "450 4.1.2 <app@example.com>... MX lookup failure for example.com", "temporary_failure", "sender", "mail", SM),
 ("sendmail (cf: check_mail, FEATURE(badmx))", "550 5.1.2 <app@example.com>... Illegal MX record for host example.com", "auth_failed", "sender", "mail", SM),
@@ -79,7 +93,8 @@ C = [
 ("Cyrus IMAP (lmtpd)", "451 4.3.1 cannot create file: out of space", "temporary_failure", "session", None, CY),
 ("Cyrus IMAP (lmtpd)", "451 4.3.0 transient system error", "temporary_failure", "session", None, CY),
 ("Cyrus IMAP (lmtpd)", "550-You do not have permission to post a message to this mailbox.\n550-Please contact the owner of this mailbox in order to submit\n550-your message, or postmaster@example.net if you believe you\n550-received this message in error.\n550 5.7.1 Permission denied", "policy_rejected", "recipient", "rcpt", CY),
-("Cyrus IMAP (lmtpd)", "552 5.2.2 Over quota SESSIONID=<cyrus-12345-1606780800-1-5489246413461092917>", "mailbox_full", "recipient", "rcpt", CY),
+# (dropped after the first pass: "552 5.2.2 Over quota SESSIONID=<...>" is a training entry's wording; only the
+# session id's host differs, so the near-duplicate key missed it)
 ("Cyrus IMAP (lmtpd)", "451 4.2.0 Mailbox has an invalid format", "temporary_failure", "recipient", None, CY),
 ("Cyrus IMAP (lmtpd)", "451 4.2.1 Mailbox Moved", "temporary_failure", "recipient", None, CY),
 ("Cyrus IMAP (lmtpd)", "554 5.6.0 Message contains NUL characters", "policy_rejected", "message", "data", CY),
@@ -92,7 +107,7 @@ C = [
 ("Cyrus IMAP (lmtpd)", "451 4.3.1 cannot create temporary file: No space left on device", "temporary_failure", "session", "data", CY),
 ("Cyrus IMAP (lmtpd)", "451 4.3.2 cannot stat message temporary file: Input/output error", "temporary_failure", "session", "data", CY),
 ("Cyrus IMAP (lmtpd)", "501 5.5.4 authentication failure", "auth_failed", "session", None, CY + " (sasl_errstring of SASL_BADAUTH)"),
-("Cyrus IMAP (lmtpd)", "501 5.5.4 client canceled authentication", "auth_failed", "session", None, CY),
+("Cyrus IMAP (lmtpd)", "501 5.5.4 client canceled authentication", "protocol_error", "session", None, CY),
 ("Cyrus IMAP (lmtpd)", "504 Unrecognized authentication type.", "protocol_error", "session", None, CY),
 ("Cyrus IMAP (lmtpd)", "503 5.5.0 AUTH not permitted now", "protocol_error", "session", None, CY),
 ("Cyrus IMAP (lmtpd)", "503 5.5.0 already authenticated", "protocol_error", "session", None, CY),
@@ -119,16 +134,16 @@ C = [
 ("qpsmtpd (plugins/helo)", "550 I do not believe you are yahoo.com.", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 Your HELO hostname is not allowed", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 You are not localhost", "policy_rejected", "session", "helo", QP + "plugins/helo"),
-("qpsmtpd (plugins/helo)", "550 Plain IP is invalid HELO hostname (RFC 2821)", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 Plain IP is invalid HELO hostname (RFC 2821)", "protocol_error", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 RFC 2821 allows an address literal, but we do not", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 Forged IPs not accepted here", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 HELO name is not fully qualified. Read RFC 2821", "policy_rejected", "session", "helo", QP + "plugins/helo"),
-("qpsmtpd (plugins/helo)", "550 HELO name contains invalid FQDN characters. Read RFC 1035", "policy_rejected", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 HELO name contains invalid FQDN characters. Read RFC 1035", "protocol_error", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 HELO hostname does not exist", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 HELO hostname did not resolve", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 no rDNS for 192.0.2.1", "auth_failed", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/helo)", "550 error getting reverse DNS for 192.0.2.1", "auth_failed", "session", "helo", QP + "plugins/helo"),
-("qpsmtpd (plugins/helo)", "550 That HELO hostname fails FCrDNS", "auth_failed", "session", "helo", QP + "plugins/helo"),
+("qpsmtpd (plugins/helo)", "550 That HELO hostname fails FCrDNS", "policy_rejected", "session", "helo", QP + "plugins/helo"),
 ("qpsmtpd (plugins/dmarc)", "552 failed DMARC policy", "auth_failed", "sender", "data", QP + "plugins/dmarc"),
 ("qpsmtpd (plugins/dmarc)", "552 RFC5322.From host does not exist", "auth_failed", "sender", "data", QP + "plugins/dmarc"),
 ("qpsmtpd (plugins/headers)", "552 You must send some data first", "policy_rejected", "message", "data", QP + "plugins/headers"),
@@ -154,14 +169,14 @@ C = [
 ("Exchange Online", "550 5.7.135 Sender was not authenticated for public folder", "policy_rejected", "recipient", "rcpt", EXO),
 ("Exchange Online", "550 5.7.136 Sender was not authenticated", "policy_rejected", "recipient", "rcpt", EXO),
 ("Exchange Online", "550 5.7.1 Delivery not authorized", "policy_rejected", "recipient", "rcpt", EXO),
-("Exchange Online (own outbound)", "550 5.4.8 MX hosts of example.com failed MTA-STS validation", "temporary_failure", "relay", None, EXO),
-("Exchange Online (own outbound)", "550 5.7.321 starttls-not-supported: Destination mail server must support TLS to receive mail.", "temporary_failure", "relay", None, EXO),
-("Exchange Online (own outbound)", "550 5.7.322 certificate-expired: Destination mail server's certificate is expired.", "temporary_failure", "relay", None, EXO),
-("Exchange Online (own outbound)", "550 5.7.323 tlsa-invalid: The domain failed DANE validation.", "temporary_failure", "relay", None, EXO),
-("Exchange Online (own outbound)", "550 5.7.325 certificate-host-mismatch: Remote certificate MUST have a common name or subject alternative name matching the hostname (DANE)", "temporary_failure", "relay", None, EXO),
+("Exchange Online (own outbound)", "550 5.4.8 MX hosts of example.com failed MTA-STS validation", "routing_dns", "recipient", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.321 starttls-not-supported: Destination mail server must support TLS to receive mail.", "routing_dns", "recipient", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.322 certificate-expired: Destination mail server's certificate is expired.", "routing_dns", "recipient", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.323 tlsa-invalid: The domain failed DANE validation.", "routing_dns", "recipient", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.325 certificate-host-mismatch: Remote certificate MUST have a common name or subject alternative name matching the hostname (DANE)", "routing_dns", "recipient", None, EXO),
 ("Exchange Online", "550 5.7.25 Access denied, the sending IPv6 address [2001:db8::240] must have a reverse DNS record", "auth_failed", "session", None, EXO),
 ("Exchange Online", "450 4.7.26 Access denied, a message sent over IPv6 [2001:db8::240] must pass either SPF or DKIM validation, this message is not signed", "auth_failed", "sender", "data", EXO),
-("Exchange Online (own outbound)", "550 5.7.502 Access denied, banned sender", "policy_rejected", "sender", None, EXO),
+("Exchange Online (own outbound)", "550 5.7.502 Access denied, banned sender", "blocklisted", "sender", None, EXO),
 ("Exchange Online", "550 5.7.506 Access Denied, Bad HELO", "policy_rejected", "session", None, EXO),
 ("Exchange Online (own outbound)", "550 5.4.300 Message expired", "expired", "relay", None, EXO),
 ("Exchange Online", "550 5.6.11 Invalid characters", "policy_rejected", "message", "data", EXO),
@@ -174,7 +189,7 @@ C = [
 ("Cisco IronPort ESA", "554-gatekeeper1.example.com\n554 Your access to this mail system has been rejected due to the sending MTA's poor reputation. If you believe that this failure is in error, please contact the intended recipient via alternate means.", "blocklisted", "session", "connect", "https://cisco.com/c/en/us/support/docs/security/email-security-appliance/200436-Identify-and-allow-poor-SenderBase-Reput.html"),
 ("Trend Micro Deep Discovery Email Inspector", "450 Temporary denial of connection (450) for Zombie matches (ERS)", "blocklisted", "session", "connect", "https://docs.trendmicro.com/en-us/documentation/article/deep-discovery-email-inspector-51-online-help-smtp-error-codes"),
 ("Trend Micro Deep Discovery Email Inspector", "550 Permanent denial of connection (550) for RBL+ matches (ERS)", "blocklisted", "session", "connect", "https://docs.trendmicro.com/en-us/documentation/article/deep-discovery-email-inspector-51-online-help-smtp-error-codes"),
-("IceWarp", "501 5.0.0 Authentication canceled", "auth_failed", "session", None, ICE),
+("IceWarp", "501 5.0.0 Authentication canceled", "protocol_error", "session", None, ICE),
 ("IceWarp", "501 5.7.1 Permission denied", "relay_denied", "sender", "mail", ICE + " (the AUTH user differs from the MAIL FROM sender, or an unauthenticated submission)"),
 ("IceWarp", "501 5.5.2 Unbalanced", "protocol_error", "session", None, ICE),
 ("IceWarp", "501 5.5.4 Syntax error in parameters scanning", "protocol_error", "session", None, ICE),
