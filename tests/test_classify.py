@@ -1325,6 +1325,87 @@ def test_world21_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-fourth round (world22): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part (sendmail's
+        # cf rulesets, Cyrus LMTP, qpsmtpd's plugins, Exchange Online's NDR table, PMG) does not hold: a
+        # refusal of HELO that speaks of the client or of a DNS verdict on the name is the server's HELO
+        # policy; an unqualified recipient is the address's form; Exchange's DANE/TLS outcome words are
+        # the recipient domain's set-up; "not allowed to act as" is a login's sender identity; the
+        # client's own PTR is the session's whatever X.1.8 says; a 552 at the final dot with no word of
+        # storage or size is not a full mailbox; X.3.1 out of space is the server's disk.
+        ('550 I do not believe you are mail.example.net', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 Address literals are not accepted here', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 EHLO hostname is not allowed', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 HELO domain does not exist', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 EHLO name is not fully qualified', 'helo', ('policy_rejected', 'session', 'never')),
+        ('553 5.5.4 <support>... Domain name required', 'rcpt', ('syntax_error', 'recipient', 'list')),
+        ('451 4.7.323 tlsa-invalid: The domain failed DANE validation.', None, ('routing_dns', 'recipient', 'never')),
+        ('451 4.4.0 Could not look up MX records for recipient domain example.org',
+          'rcpt', ('routing_dns', 'recipient', 'never')),
+        ('550 5.7.1 user1@example.com not permitted to act as boss@example.com',
+          'mail', ('relay_denied', 'sender', 'never')),
+        ('550 5.7.1 From domain does not exist', 'data', ('auth_failed', 'sender', 'never')),
+        ('454 4.3.3 STARTTLS already executed', None, ('protocol_error', 'session', 'never')),
+        ('535 Client cancelled authentication', None, ('protocol_error', 'session', 'never')),
+        ('421 4.7.0 STARTTLS failed', None, ('protocol_error', 'session', 'never')),
+        ('554 Host transmitted before the SMTP greeting', 'connect', ('protocol_error', 'session', 'never')),
+        ('451 4.7.1 Client IP address 198.51.100.7 could not be resolved', None, ('auth_failed', 'session', 'never')),
+        ('550 5.7.1 Possibly forged hostname for 198.51.100.7', None, ('auth_failed', 'session', 'never')),
+        ('552 Required headers are missing', None, ('policy_rejected', 'message', 'never')),
+        ('552 The References header is too long', None, ('policy_rejected', 'message', 'never')),
+        ('451 4.7.1 Relaying temporarily denied', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('454 4.7.0 encryption too weak', None, ('relay_denied', 'session', 'never')),
+        ('550 5.7.133 Sender was not authenticated for group', 'rcpt', ('policy_rejected', 'recipient', 'never')),
+        ('554 5.2.2 Submission limit exceeded', None, ('rate_limited', 'sender', 'never')),
+        ('452 4.3.1 Out of disk space', None, ('temporary_failure', 'session', 'never')),
+        ('552 Bounce messages must have exactly one recipient', 'data', ('policy_rejected', 'message', 'never')),
+    ],
+)
+def test_world22_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world22 guards, the same verdict before and after: a HELO name's syntax stays a protocol error,
+        # "Domain name required" outside RCPT stays the dialogue's, the sender's domain stays the sender's,
+        # X.3.1 "insufficient system storage" stays a deferral, a full mailbox, an oversized message or an
+        # illegal attachment under 552 at the final dot keep their readings, Exchange's 5.7.13 stays a
+        # disabled mailbox, a sender's authentication stays the sender's, a HELO command refusal stays
+        # the HELO policy.
+        ('550 Access denied - Invalid HELO name (See RFC2821 4.1.1.1)',
+          'helo', ('protocol_error', 'session', 'never')),
+        ('501 5.5.2 Domain name required', None, ('protocol_error', 'session', 'never')),
+        ('501 5.5.2 Domain name required', 'mail', ('protocol_error', 'session', 'never')),
+        ('553 5.1.8 <app@example.com>... Domain of sender address app@example.com does not exist',
+          'mail', ('auth_failed', 'sender', 'never')),
+        ('452 4.3.1 Insufficient system storage', None, ('temporary_failure', 'session', 'never')),
+        ('503 5.5.1 You already said HELO', 'helo', ('protocol_error', 'session', 'never')),
+        ('550 5.7.1 Relaying denied. Proper authentication required.', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('Remote certificate failed MTA-STS validation', None, ('temporary_failure', 'relay', 'never')),
+        ("550 5.7.1 Unauthenticated email from example.com is not accepted due to domain's DMARC policy",
+          'data', ('auth_failed', 'sender', 'never')),
+        ('552 5.2.2 Mailbox full', 'data', ('mailbox_full', 'message', 'never')),
+        ('552 Message size exceeds fixed limit', 'data', ('message_too_large', 'message', 'never')),
+        ('552 5.7.0 Our system detected an illegal attachment on your message',
+          'data', ('spam_content', 'message', 'never')),
+        ('550 5.7.13 Disabled recipient address', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('550 5.7.1 Sender not authenticated', 'mail', ('auth_failed', 'sender', 'never')),
+        ('501 Syntactically invalid HELO argument(s)', 'helo', ('protocol_error', 'session', 'never')),
+        ('550 You are not allowed to send mail', 'rcpt', ('relay_denied', 'session', 'never')),
+        ('550 Helo command rejected: Host not found', 'rcpt', ('policy_rejected', 'session', 'never')),
+        ('552 5.2.2 Over quota', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('451 4.3.0 Temporary lookup failure', 'rcpt', ('temporary_failure', 'session', 'never')),
+    ],
+)
+def test_world22_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

@@ -131,7 +131,6 @@ KNOWN_TRAINING_MISSES = {
     # Issue #8, eleventh round (world9): texts one rule would fit and nothing more, or that a
     # rule could only get right by listing on a wording that does not say the address is bad.
     "550 5.7.1 [CS] Message blocked. If this is a false positive": "MailChannels names its content scan only in the tag '[CS]'; 'message blocked ... false positive' is also how block lists word an IP block, so it stays a policy refusal; never listed either way",
-    "521 I don't like the way you introduce yourself": "msmtpd's HELO refusal names no HELO word; RFC 7504's 521 fallback reads routing; never listed either way",
     "521 i have no idea about recipient": "msmtpd's unknown-recipient reply in a wording of its own; the 521 fallback counts the address instead of listing it (the safe side)",
     "451 Your message looks suspicious, try to deliver it one more time": "msmtpd's rspamd greylist action, labelled from its source; its text names suspicion, which the rules read as content; a 4xx is never listed",
     "521 Stop sending me this nonsense": "msmtpd's rspamd reject action in a wording of its own; the 521 fallback reads routing about the message; never listed either way",
@@ -208,6 +207,21 @@ KNOWN_TRAINING_MISSES = {
     "553 User defined policy matched for": "a block-list refusal by hardwaresecrets.com's page of bounce texts, labelled blocklisted; the words name a receiving admin's own policy and no list, so the rules read a policy refusal; never listed either way",
     "550 invalid helo given": "ukr.net's refusal of the client's HELO name, labelled a HELO policy refusal like Postfix's 'Helo command rejected'; the corpus also labels 'Invalid HELO name' a protocol error (world7), which the rules read; never listed either way",
     "550 5.4.4 MX consisted solely of hosts on the skip_hosts list": "KumoMTA's own refusal when its configured skip_hosts leave no host of the destination (smtp_dispatcher.rs), labelled routing about the relay (never listed); X.4.4 ('unable to route') under a 5xx reads routing about the recipient, counted: a sending MTA's configuration word is no rule's evidence (the relay's own replies carry their own classification)",
+    # Issue #8, the twenty-fourth round (world22): what only the program's source or the vendor's page
+    # says (a greylisting, a local reputation penalty or an account check behind plain words), or a
+    # server's internal failure worded as a mailbox's. None of them is listed either way. (msmtpd's
+    # "521 I don't like the way you introduce yourself" is no longer a miss: helo-stage-refusal.)
+    "550 5.7.1 not authenticated": "sendmail's trust_auth refusal of MAIL's AUTH= parameter from a client that did not log in (proto.m4), labelled relay_denied; the bare words are the sender-authentication rules' reading (auth_failed); never listed either way",
+    "403 4.7.0 DANE check failed.": "sendmail's own client's DANE verdict on the next hop (TLS_connection), labelled the sending side's TLS failure (temporary_failure); with a reply code the X.7 fallback reads a policy refusal; never listed either way",
+    "403 4.7.0 other side does not support STARTTLS": "sendmail's tls_client requirement that the client use STARTTLS, labelled relay_denied like 'Must issue a STARTTLS command first'; the words fit the sending side's own texts as well; never listed either way",
+    "451 4.4.3 Remote server unavailable": "Cyrus murder's backend mailbox server unavailable (lmtpengine.c), labelled temporary_failure; X.4.3 reads routing; a deferral, never listed",
+    "451 4.2.0 Mailbox has an invalid format": "Cyrus's internal mailbox format error, labelled temporary_failure; X.2.0 reads the mailbox's status; a deferral, never listed",
+    "451 4.2.1 Mailbox Moved": "Cyrus murder's mailbox moving between backends (lmtpengine.c), labelled temporary_failure; X.2.1 reads a disabled mailbox; a deferral, never listed",
+    "450 4.7.1 <b@example.net>: Recipient address rejected: Service is unavailable (try later)": "Proxmox Mail Gateway's greylisting (pmgpolicy's defer_if_permit text), labelled greylisted; the words are any deferral's; never listed",
+    "450 This mail is temporarily denied": "qpsmtpd's greylisting plugin's $DENYMSG, labelled greylisted; the words are any deferral's; never listed",
+    "550 You were naughty. You are penalized for": "qpsmtpd's karma plugin refusing a client in its penalty box (its own reputation record), labelled blocklisted; the words name no list; never listed either way",
+    "450 Temporary denial of connection (450) for Zombie matches (ERS)": "Trend Micro DDEI's Email Reputation Service refusal of a zombie (botnet) IP, labelled blocklisted; 'Zombie matches (ERS)' is the product's own term; a deferral, never listed",
+    "501 5.7.1 Permission denied": "IceWarp's refusal when the AUTH user differs from the MAIL FROM sender (its KB), labelled relay_denied about the sender; the words say nothing of whom; never listed either way",
 }
 
 
