@@ -284,6 +284,7 @@ def test_events_tail_shows_an_event_whose_message_id_holds_a_unicode_line_separa
     assert "nosuchuser@gmail.test" in out.stdout, out.stdout
 
 
+
 def test_events_tail_reads_a_file_an_older_relay_wrote_with_raw_line_separators(tmp_path):
     path = tmp_path / "events.jsonl"
     raw = json.dumps({"kind": "rejected", "recipient": "jane@example.com", "message_id": "<a\u2028b\u0085c@x>"},
@@ -357,6 +358,7 @@ def test_an_event_counted_as_dropped_by_a_full_disk_is_not_written_later(tmp_pat
     assert readable == ["first@example.com", "third@example.com"]
 
 
+
 def test_a_root_commands_events_file_belongs_to_its_directorys_owner_and_the_relay_goes_on_writing():
     import shutil
     import tempfile
@@ -391,6 +393,7 @@ def test_a_root_commands_events_file_belongs_to_its_directorys_owner_and_the_rel
                                                                    ("rejected", "jane@example.org")]
     finally:
         shutil.rmtree(base)
+
 
 
 def test_a_stdout_nobody_reads_stops_no_mail_and_loses_no_event_at_sigterm(tmp_path, upstream):
@@ -615,3 +618,19 @@ def test_events_tail_skips_lines_that_are_json_but_no_event(tmp_path):
     assert "str@example.com" in out.stdout  # its odd reply and classification are shown as nothing
     assert len(out.stdout.splitlines()) == 3  # the three objects; null, a list, a number, a string skipped
 
+
+def test_a_jsonl_path_the_relay_cannot_write_fails_check_config_and_serve(tmp_path):
+    # review28 F5: it passed both, and every event was then dropped ("[Errno 21] Is a directory").
+    (tmp_path / "events.jsonl").mkdir()
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                                      "clients": {"networks": ["127.0.0.0/8"]},
+                                      "upstream": {"host": "127.0.0.1", "port": closed_port(), "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'bl.db'}",
+                                      "events": [{"jsonl": "events.jsonl"}]}))
+    why = f"{config}: events[0].jsonl: {tmp_path / 'events.jsonl'} is a directory"
+    out = _relay_cli("check-config", "-c", str(config))
+    assert out.returncode == 1 and why in out.stdout, out.stdout
+    out = _relay_cli("serve", "-c", str(config))
+    assert out.returncode != 0 and why in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
