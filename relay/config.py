@@ -150,6 +150,9 @@ class Webhook:
     secret_file: Path | None = None
     secret: bytes | None = field(default=None, repr=False)  # the HMAC key; None: unsigned
     ca_file: Path | None = None
+    # sha256 of ca_file's contents as loaded: a bundle renewed in place at the same path is a changed
+    # config, so a SIGHUP builds a sink that trusts the new one.
+    ca_digest: str | None = field(default=None, repr=False)
     spool_max_size: int = SPOOL_MAX_BYTES
     max_events: int = 100          # batch: at most this many events,
     max_bytes: int = 1 << 20       # this many bytes of events,
@@ -898,7 +901,10 @@ def _events(top: _Reader, base: Path) -> tuple[EventSink, ...]:
             r.unknown(POSTGRESQL_SINK_KEYS)
         if "jsonl" in r.data:
             p = r.get("jsonl", str, None, convert=_from_config(base))
-            if p:
+            why = _file_problem(p) if p else None
+            if why:
+                top.problems.add(f"events[{i}].jsonl", why)
+            elif p:
                 sinks.append(EventSink("jsonl", str(p)))
         elif "stdout" in r.data:
             if r.get("stdout", bool, False):
@@ -973,8 +979,14 @@ def _webhook(r: _Reader, base: Path) -> Webhook | None:
         except SecretError as exc:
             problems.add(r.key("secret_file"), f"file {secret_file}: {exc}")
     ca_file = r.get("ca_file", str, None, convert=_existing_file(base))
+    ca_digest = None
     if ca_file is not None and url is not None and not url.startswith("https:"):
         problems.add(r.key("ca_file"), "applies only to an https:// URL")
+    elif ca_file is not None:
+        ca_digest, why = _ca_file_problem(ca_file)
+        if why:
+            problems.add(r.key("ca_file"), why)
+            ca_file = None
     spool_dir = r.get("spool_dir", str, None, convert=resolve)
     if spool_dir is None and url is not None:
         import hashlib
@@ -1002,28 +1014,64 @@ def _webhook(r: _Reader, base: Path) -> Webhook | None:
     if url is None or spool_dir is None:
         return None
     return Webhook(url=url, spool_dir=spool_dir, secret_file=secret_file, secret=secret, ca_file=ca_file,
+                   ca_digest=ca_digest,
                    spool_max_size=spool_max_size, max_events=max_events, max_bytes=max_bytes, max_wait=max_wait,
                    initial_delay=initial_delay, max_delay=max_delay, give_up_after=give_up_after, timeout=timeout)
+
+
+# RFC 3986 appendix B: scheme, authority, path, query, fragment of any string, without raising.
+_URL_PARTS = re.compile(r"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(\?[^#]*)?(#.*)?$", re.S)
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as an error message may quote it: its query and fragment (which may carry a
+    token, docs/events.md) and any user information replaced by "…"; scheme, host and path kept."""
+    m = _URL_PARTS.match(url)
+    scheme, authority, path, query, fragment = m.groups() if m else (None, None, url, None, None)
+    out = f"{scheme}:" if scheme is not None else ""
+    if authority is not None:
+        out += "//" + (f"…@{authority.rsplit('@', 1)[1]}" if "@" in authority else authority)
+    return out + path + ("?…" if query is not None else "") + ("#…" if fragment is not None else "")
 
 
 def _webhook_url_problem(url: str) -> str | None:
     from urllib.parse import urlsplit
 
+    shown = repr(shown_url(url))  # never the query: it may hold a token (nor user information)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises on a port that is not a number or out of range
     except ValueError as exc:
-        return f"{url!r} is not a URL: {exc}"
+        return f"{shown} is not a URL: {exc}"
     if parts.scheme not in ("http", "https"):
-        return f"{url!r} is not an http(s) URL"
+        return f"{shown} is not an http(s) URL"
     if not parts.hostname:
-        return f"{url!r} names no host"
+        return f"{shown} names no host"
     if parts.username is not None or parts.password is not None:
         return "a user name or password in the URL is not supported (it would be logged): the signature " \
                "(secret_file) authenticates the relay to the receiver"
     if parts.fragment or any(c.isspace() for c in url):
-        return f"{url!r} has a fragment or spaces"
+        return f"{shown} has a fragment or spaces"
     return None
+
+
+def _ca_file_problem(path: Path) -> tuple[str | None, str | None]:
+    """(sha256 of the file, None) when `path` holds CA certificates TLS can use (loaded the way the
+    webhook sender loads it), else (None, why). Read at load, so that check-config and a SIGHUP refuse
+    a file with no usable certificate rather than the sender failing after the reload is applied."""
+    import hashlib
+    import ssl
+
+    try:
+        data = path.read_bytes()
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        if "NO_CERTIFICATE_OR_CRL_FOUND" in str(exc) or "no certificate" in str(exc).lower():
+            return None, f"no certificate in {path} (a PEM file of CA certificates is expected)"
+        return None, f"{path} holds no usable CA certificates: {exc.reason or exc}"
+    except OSError as exc:
+        return None, f"cannot read {path}: {(exc.strerror or str(exc)).lower()}"
+    return hashlib.sha256(data).hexdigest(), None
 
 
 def _directory_problem(path: Path) -> str | None:
@@ -1044,6 +1092,22 @@ def _directory_problem(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{path} does not exist and cannot be created: directory {parent} is not writable"
     return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why the relay could not append to the file `path` (created at the first event when missing,
+    with the directories on the way), or None. The sink opens it in its own thread, at the first
+    event: without this a directory or an unwritable file there passed check-config and `relay serve`,
+    and every event was then dropped."""
+    import os
+
+    if path.is_dir():
+        return f"{path} is a directory (a file name is expected)"
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            return f"file {path} is not writable"
+        return None
+    return _directory_problem(path.parent)
 
 
 METRICS_TIMEOUT_BOUNDS = (0.1, 60.0)  # metrics.ready_timeout: a probe's deadline is seconds, not minutes

@@ -116,6 +116,22 @@ def make_event(kind: str, stage: str, *, sender: str = "", recipient: str = "", 
     return bounded_fields(event)  # every text in it, whoever wrote it (MAX_EVENT_TEXT)
 
 
+_restarts_lock = threading.Lock()
+_thread_restarts = 0  # sink threads of this process that failed and were started again
+
+
+def count_thread_restart() -> None:
+    """A sink's thread (a webhook sender, a PostgreSQL writer) failed unexpectedly and starts again
+    (relay_event_sink_restarts_total): never a thread that dies in silence (review28 F2)."""
+    global _thread_restarts
+    with _restarts_lock:
+        _thread_restarts += 1
+
+
+def thread_restarts() -> int:
+    return _thread_restarts
+
+
 _LONE_SURROGATE = re.compile("[\udc80-\udcff]")
 # Characters that end a line for a Unicode-aware reader though they are not "\n": NEL and the other
 # C1 controls, U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's str.splitlines, many

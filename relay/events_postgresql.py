@@ -31,6 +31,7 @@ from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .events import count_thread_restart
 from .spool import MAX_BYTES as SPOOL_MAX_BYTES, Batch, Spool, SpoolWriter
 from .store.base import StoreError, redact
 
@@ -43,6 +44,7 @@ CONNECT_TIMEOUT = 5.0
 QUERY_TIMEOUT = 5.0
 FLUSH_SECONDS = 30.0  # close() waits this long for the queue to reach the database
 SPOOL_BATCH_BYTES = 4 << 20  # bytes of events a transaction, from a spool
+RESTART_AFTER = 10.0  # seconds before a writer that failed unexpectedly (a disk error) starts again
 SPOOL_POLL = 1.0  # how often a sink without the spool's sender lock, or with nothing to send, looks again
 
 
@@ -119,6 +121,11 @@ class _MemoryQueue:
             self.closing = True
             self._wake.notify_all()
 
+    def wait_closing(self, seconds: float) -> bool:
+        """Wait up to `seconds` for close(); True when closing."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self.closing, seconds)
+
     def waiting(self) -> int:
         with self._wake:
             return len(self._queue)
@@ -179,6 +186,11 @@ class _SpooledQueue:
         with self._wake:
             self.closing = True
             self._wake.notify_all()
+
+    def wait_closing(self, seconds: float) -> bool:
+        """Wait up to `seconds` for close(); True when closing."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self.closing, seconds)
 
     def waiting(self) -> int:
         """Bytes not yet stored, as the process that inserts from the spool knows (0 in the others)."""
@@ -256,7 +268,15 @@ class PostgresEventSink:
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        while True:
+            try:
+                asyncio.run(self._main())
+                return
+            except Exception:  # never a thread that dies in silence: what is spooled waits for the next run
+                count_thread_restart()
+                log.exception("event sink %s: its writer failed; it starts again in %g s", self.name, RESTART_AFTER)
+                if self._room.wait_closing(RESTART_AFTER):
+                    return
 
     async def _main(self) -> None:
         conn = None
@@ -264,7 +284,18 @@ class PostgresEventSink:
         deadline = None
         complained = 0.0
         while True:
-            batch = await asyncio.to_thread(self._room.take, self._batch)
+            try:
+                batch = await asyncio.to_thread(self._room.take, self._batch)
+            except OSError as exc:  # the spool's disk: a retry, as the database's trouble is
+                self.retries += 1
+                if time.monotonic() - complained >= 10.0:
+                    complained = time.monotonic()
+                    log.error("event sink %s: cannot read its spool, retrying: %s", self.name, _one_line(exc))
+                if self._room.closing:
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
             if batch is None:
                 break
             if self._room.closing:

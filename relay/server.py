@@ -19,6 +19,7 @@ from .config import Settings, load_settings
 from .decision import Reply
 from .config import bounces_in_warnings as _bounces_in_warnings
 from .errors import ConfigError
+from . import events, spool
 from .events import EventSinks
 from .metrics import Metrics
 from .metrics.health import Health, Sampler
@@ -219,6 +220,8 @@ class RelayServer:
         # self.sinks is replaced when a reload changes `events`: read whichever is current.
         self.metrics.counted("relay_event_sink_failures_total", lambda: sum(self.sinks.failures.values()))
         self.metrics.counted("relay_log_lines_dropped_total", logqueue.dropped)
+        self.metrics.counted("relay_event_sink_restarts_total", events.thread_restarts)
+        self.metrics.counted("relay_event_spool_cursor_resets_total", spool.cursor_resets)
         self.metrics.gauge("relay_webhook_spool_bytes", lambda: self.sinks.webhook_spool_bytes())
         pool = self.resources.pool
         if pool is not None:
@@ -338,12 +341,29 @@ class RelayServer:
         policies = load_policies(settings).prepare()
         return settings, policies, self._load_users(settings)
 
+    def _new_sinks(self, settings) -> EventSinks:
+        """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
+        sinks = EventSinks.from_settings(settings, self.metrics)
+        if self._closing:  # stop() began meanwhile: they would outlive it
+            sinks.close()
+            log.info("stopping: the reloaded config is not used")
+            raise _ReloadAbandoned
+        return sinks
+
     async def _reload(self) -> bool:
+        # Everything that may fail is built before anything of the running config is replaced: a reload
+        # applies whole or not at all (review28 F1: new event sinks built after the new settings were
+        # installed, and failing there, left the settings new and the sinks old, reported as success).
+        loop = asyncio.get_running_loop()
+        new_sinks = None
         try:
-            settings, policies, users = await asyncio.get_running_loop().run_in_executor(None, self._read_config)
+            settings, policies, users = await loop.run_in_executor(None, self._read_config)
             if self._closing:
                 log.info("stopping: the reloaded config is not used")  # a pipeline now would outlive stop()
                 return False
+            if settings.events != self.settings.events:
+                # Spools and CA files are opened here: on the disk, so not on the loop.
+                new_sinks = await loop.run_in_executor(None, self._new_sinks, settings)
             pipeline = build_pipeline(settings, policies, self.resources)
             milter_pipeline = None
             if self.milter is not None:
@@ -351,13 +371,19 @@ class RelayServer:
                 # milter.mode changes at the next restart, like milter.listen.
                 milter_pipeline = build_milter_pipeline(_keep(settings, self.settings, ["milter"]), policies,
                                                         self.resources)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload refused, keeping the running config: %s", problem)
-            return False
-        except Exception:
-            log.exception("reload failed, keeping the running config")
-            return False
+        except BaseException as exc:
+            if new_sinks is not None:
+                loop.run_in_executor(None, new_sinks.close)  # never used: their threads stop
+            if isinstance(exc, _ReloadAbandoned):
+                return False
+            if isinstance(exc, ConfigError):
+                for problem in exc.problems:
+                    log.error("reload refused, keeping the running config: %s", problem)
+                return False
+            if isinstance(exc, Exception):
+                log.exception("reload failed, keeping the running config")
+                return False
+            raise  # cancelled (stop()): nothing of it is used
         settings, restart_only = settings_after_reload(settings, self.settings)
         if restart_only:
             log.warning("changes to %s take effect at the next restart", ", ".join(restart_only))
@@ -378,12 +404,11 @@ class RelayServer:
             from .intake.bounces_in import intake_pipeline, intake_settings
             self.intake.settings, self.intake.policies = intake_settings(settings), policies
             self.intake.pipeline = intake_pipeline(settings, self.outcomes)
-        if settings.events != old_settings.events:
-            new = EventSinks.from_settings(settings, self.metrics)
-            old_sinks, self.sinks = self.sinks, new
-            self.outcomes.sinks = new
+        if new_sinks is not None:
+            old_sinks, self.sinks = self.sinks, new_sinks
+            self.outcomes.sinks = new_sinks
             # A webhook spools what it has queued before it closes (the disk): not on the loop.
-            asyncio.get_running_loop().run_in_executor(None, old_sinks.close)
+            loop.run_in_executor(None, old_sinks.close)
         else:
             self.sinks.reopen()  # logrotate moved the file: write to a fresh one
         # Sessions in the middle of a transaction finish it with the steps it started with; the
@@ -607,3 +632,7 @@ def serve(settings: Settings, report_error=None) -> int:
 def _log_error(exc: BaseException) -> int:
     log.error("worker failed", exc_info=exc)
     return 1
+
+
+class _ReloadAbandoned(Exception):
+    """stop() began while a reload was being built: nothing of it is used."""

@@ -49,6 +49,36 @@ class SpoolFull(OSError):
     pass
 
 
+_resets_lock = threading.Lock()
+_cursor_resets = 0  # cursors of this process's spools that could not be read (relay_event_spool_cursor_resets_total)
+
+
+def _count_cursor_reset() -> None:
+    global _cursor_resets
+    with _resets_lock:
+        _cursor_resets += 1
+
+
+def cursor_resets() -> int:
+    return _cursor_resets
+
+
+def _parse_cursor(data: bytes) -> tuple[int, int, dict | None]:
+    """(segment, offset, batch in flight) of cursor.json's bytes; ValueError when they are not a cursor."""
+    state = json.loads(data)
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    segment, offset, inflight = state.get("segment"), state.get("offset"), state.get("inflight")
+    if type(segment) is not int or type(offset) is not int or segment < 0 or offset < 0:
+        raise ValueError("no segment and offset")
+    if inflight is not None:
+        if not (isinstance(inflight, dict) and isinstance(inflight.get("id"), str)
+                and type(inflight.get("end")) is int and inflight["end"] >= offset
+                and isinstance(inflight.get("created"), (int, float))):
+            raise ValueError("a batch in flight without its id, end and time")
+    return segment, offset, inflight
+
+
 @dataclass
 class Batch:
     id: str            # the batch id (a webhook's webhook-id), the same for every attempt
@@ -219,26 +249,39 @@ class Spool:
     # --- the sender (holds sender.lock) --------------------------------------------------------
 
     def _load_cursor(self) -> None:
+        path = self.directory / CURSOR
         try:
-            state = json.loads((self.directory / CURSOR).read_text())
-            self.segment, self.offset = int(state["segment"]), int(state["offset"])
-            self.inflight = state.get("inflight")
+            self.segment, self.offset, self.inflight = _parse_cursor(path.read_bytes())
         except FileNotFoundError:
             self.segment, self.offset, self.inflight = 0, 0, None
+        except (OSError, ValueError) as exc:
+            # Unreadable (a zero-length file after a crash, a disk error, an edit): never a sender that
+            # fails on it for good (review28 F2). Delivery starts again at the oldest event still
+            # spooled: what was delivered from there on goes again (a webhook under a new id, PostgreSQL
+            # dedupes on event_id); at-least-once rather than events lost.
+            self.segment, self.offset, self.inflight = 0, 0, None
+            aside = self.directory / (CURSOR + ".bad")
+            try:
+                os.replace(path, aside)
+                kept = f"kept as {aside.name}"
+            except OSError as why:
+                kept = f"could not be set aside ({why.strerror or why})"
+            _count_cursor_reset()
+            log.error("spool %s: its cursor (%s) cannot be read (%s); it is %s, and delivery starts again at "
+                      "the oldest event in the spool: events delivered before may be delivered again",
+                      self.directory, CURSOR, getattr(exc, "strerror", None) or exc, kept)
 
-    def _save_cursor(self, durable: bool = True) -> None:
-        """Only a batch put in flight must reach the disk before it is sent (its id and range). A cursor
-        moved past a delivered batch may be lost in a power failure: the batch then goes again under
-        its id, which the receiver knows. So that write is not fsynced (half the syncs per batch)."""
+    def _save_cursor(self) -> None:
+        """Atomically, and on the disk before this returns: written to a temporary file, fsynced, renamed
+        over the cursor, the directory fsynced. Without the fsync before the rename a power failure can
+        leave a zero-length cursor.json on some file systems (XFS): review28 F2."""
         tmp = self.directory / (CURSOR + ".tmp")
         with open(self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as fh:
             json.dump({"segment": self.segment, "offset": self.offset, "inflight": self.inflight}, fh)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.directory / CURSOR)
-        if durable:
-            self._sync_directory()
+        self._sync_directory()
 
     def pending_bytes(self) -> int:
         """Bytes not yet delivered (0 when the sender has caught up)."""
@@ -314,7 +357,7 @@ class Spool:
 
     def delivered(self, batch: Batch) -> None:
         self.segment, self.offset, self.inflight = batch.segment, batch.end, None
-        self._save_cursor(durable=False)
+        self._save_cursor()
         self.last_size = self.size()
 
     def dead_letter(self, batch: Batch, error: str, attempts: int) -> None:

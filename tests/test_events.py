@@ -490,3 +490,147 @@ def test_a_queued_sink_writes_everything_it_holds_when_its_reader_comes_back_bef
     release.set()
     sinks.close()
     assert sinks.failures == {} and written == [f"u{i}@example.com" for i in range(100)]
+
+
+# --- review28 ---------------------------------------------------------------------------------------
+
+def _relay_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True, timeout=60,
+                          env=env, **kw)
+
+
+def test_events_tail_follow_shows_what_the_relay_wrote_around_a_logrotate(tmp_path):
+    # review28 F3: when the path named a new file, tail -f switched to it without reading what had been
+    # appended to the old one since its last read: the relay goes on writing there until it notices
+    # the rename (every second) or postrotate's SIGHUP comes.
+    import threading
+
+    from relay.events import EventSinks, JsonlSink, make_event
+
+    path = tmp_path / "events.jsonl"
+    sink = JsonlSink(str(path))
+    sink.CHECK_EVERY = 3600  # this relay notices the rename at the SIGHUP only (the 1-s check may come later)
+    sinks = EventSinks([sink])
+
+    def event(name):
+        sinks.emit(make_event("rejected", "rcpt", recipient=f"{name}@example.com"))
+
+    event("before-rotate")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    tail = subprocess.Popen([sys.executable, "-m", "relay", "events", "tail", "-f", "--file", str(path)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    shown: list[str] = []
+    wanted = ["before-rotate", "busy-before-rotate", "written-just-after-rotate", "after-reopen"]
+    everything = threading.Event()
+
+    def read():
+        for line in tail.stdout:
+            shown.extend(name for name in wanted if f" {name}@example.com " in line)
+            if set(shown) == set(wanted):
+                everything.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while "before-rotate" not in shown and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shown == ["before-rotate"]  # it shows the file and follows it now
+        event("busy-before-rotate")  # a busy relay: an event just before the rotation
+        path.rename(tmp_path / "events.jsonl.1")  # logrotate with `create`
+        path.touch()
+        event("written-just-after-rotate")  # still to the renamed file: the relay has not noticed
+        sinks.reopen()  # postrotate: systemctl reload relay
+        event("after-reopen")
+        everything.wait(30)
+    finally:
+        tail.kill()
+        tail.wait()
+        sinks.close()
+    assert sorted(shown) == sorted(wanted)  # each once
+
+
+def _torn_inside_a_character(tmp_path) -> Path:
+    """The real JsonlSink under a full disk (RLIMIT_FSIZE: a short write, then EFBIG) that cuts an event
+    inside a two-byte "ä"; then space comes back and one more event goes (docs/events.md "A full disk")."""
+    import resource
+    import signal
+
+    from relay.events import EventSinks, JsonlSink, make_event
+
+    path = tmp_path / "events.jsonl"
+    reply = {"code": 550, "enhanced": "5.1.1", "text": "550 5.1.1 Empfänger unbekannt " + "ä" * 300}
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    sinks = EventSinks([JsonlSink(str(path))])
+    try:
+        sinks.emit(make_event("rejected", "rcpt", recipient="first@example.com", reply=reply))
+        size = path.stat().st_size
+        torn = make_event("rejected", "rcpt", recipient="second@example.com", reply=reply)
+        cut = _json_bytes(torn).index("ä".encode()) + 1  # after the first of its two bytes
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + cut, hard))
+        sinks.emit(torn)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    sinks.emit(make_event("rejected", "rcpt", recipient="third@example.com", reply=reply))
+    sinks.close()
+    assert sinks.failures == {f"jsonl:{path}": 1}
+    data = path.read_bytes()
+    assert len(data) > size + cut
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return path
+    raise AssertionError("the cut did not fall inside a character")
+
+
+def _json_bytes(event: dict) -> bytes:
+    from relay.events import _json_line
+
+    return _json_line(event).encode("utf-8")
+
+
+def test_events_tail_skips_a_line_a_full_disk_cut_inside_a_character(tmp_path):
+    # review28 F4: the file was read as strict UTF-8: one cut character made the whole file unreadable
+    # (a traceback, exit 1), although the docs say readers skip the torn line.
+    path = _torn_inside_a_character(tmp_path)
+    for extra in ([], ["--json"], ["-n", "1"]):
+        out = _relay_cli("events", "tail", "--file", str(path), *extra)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        shown = [r for r in ("first", "second", "third") if f"{r}@example.com" in out.stdout]
+        assert shown == (["third"] if extra == ["-n", "1"] else ["first", "third"])
+
+
+def test_events_tail_skips_lines_that_are_json_but_no_event(tmp_path):
+    path = tmp_path / "events.jsonl"
+    good = json.dumps({"kind": "rejected", "recipient": "jane@example.com", "reply": {"code": 550, "text": "no"}})
+    path.write_text("\n".join(["null", "[1, 2]", "42", '"text"', good,
+                               json.dumps({"kind": "rejected", "recipient": "str@example.com", "reply": "550 no",
+                                           "classification": ["x"]}),
+                               json.dumps({"kind": "rejected", "recipient": ["not", "a", "string"]})]) + "\n")
+    for extra in ([], ["--recipient", "jane@example.com"], ["--kind", "rejected"], ["--json"]):
+        out = _relay_cli("events", "tail", "--file", str(path), *extra)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        assert "jane@example.com" in out.stdout
+    out = _relay_cli("events", "tail", "--file", str(path))
+    assert "str@example.com" in out.stdout  # its odd reply and classification are shown as nothing
+    assert len(out.stdout.splitlines()) == 3  # the three objects; null, a list, a number, a string skipped
+
+
+def test_a_jsonl_path_the_relay_cannot_write_fails_check_config_and_serve(tmp_path):
+    # review28 F5: it passed both, and every event was then dropped ("[Errno 21] Is a directory").
+    (tmp_path / "events.jsonl").mkdir()
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                                      "clients": {"networks": ["127.0.0.0/8"]},
+                                      "upstream": {"host": "127.0.0.1", "port": closed_port(), "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'bl.db'}",
+                                      "events": [{"jsonl": "events.jsonl"}]}))
+    why = f"{config}: events[0].jsonl: {tmp_path / 'events.jsonl'} is a directory"
+    out = _relay_cli("check-config", "-c", str(config))
+    assert out.returncode == 1 and why in out.stdout, out.stdout
+    out = _relay_cli("serve", "-c", str(config))
+    assert out.returncode != 0 and why in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr

@@ -241,3 +241,60 @@ def test_check_config_takes_a_spool_for_the_events_table_and_refuses_unknown_key
                    f"{{webhook: 'http://127.0.0.1:9/h', spool_dir: s}}]\n")
     out = relay_cli("check-config", "-c", str(cfg))
     assert out.returncode == 1 and "events[1].spool_dir" in out.stdout and "spool of another" in out.stdout
+
+
+# --- review28 F2: a cursor that cannot be read, a writer thread that fails ----------------------------
+
+def _refuse(relay, rcpt: str) -> None:
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO c.test")
+        c.cmd("MAIL FROM:<s@sender.test>")
+        assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 421  # deferred: one event, no listing
+
+
+def test_a_zero_length_spool_cursor_does_not_stop_the_events_table(pg_url, upstream, relay_factory, tmp_path):
+    # The cursor was renamed into place without an fsync: after a power failure it may be empty. The
+    # sink's thread died on it (an exception outside its retry loop), and no row was stored again.
+    url, schema = pg_url
+    sinks = [{"jsonl": str(tmp_path / "e.jsonl")}, {"postgresql": url, "spool_dir": str(tmp_path / "pgspool")}]
+    relay = relay_factory(upstream.port, events=sinks)
+    _refuse(relay, "ratelimit@gmail.test")
+    assert wait_for(lambda: len(rows(schema)) == 1)
+    relay.stop()
+    (tmp_path / "pgspool" / "cursor.json").write_bytes(b"")
+
+    relay = relay_factory(upstream.port, events=sinks)
+    _refuse(relay, "ratelimit@gmail.test")
+    written = [e["event_id"] for e in relay.events(wait_for=2)]  # both runs' events
+    assert len(written) == 2
+    # Every event, each once (the spool went again from its start: the table dedupes on event_id).
+    assert wait_for(lambda: sorted(r[0] for r in rows(schema)) == sorted(written))
+    assert (tmp_path / "pgspool" / "cursor.json.bad").exists()
+    assert "relay_event_spool_cursor_resets_total" in relay.server.metrics.render()
+
+
+def test_a_writer_thread_that_fails_is_counted_and_started_again(pg_url, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from relay import events_postgresql
+
+    url, schema = pg_url
+    monkeypatch.setattr(events_postgresql, "RESTART_AFTER", 0.05, raising=False)
+    real_take, failed = events_postgresql._SpooledQueue.take, []
+
+    def take(self, n):
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("an unforeseen failure")
+        return real_take(self, n)
+
+    monkeypatch.setattr(events_postgresql._SpooledQueue, "take", take)
+    before = events.thread_restarts() if hasattr(events, "thread_restarts") else 0
+    caplog.set_level(logging.ERROR, "relay.events")
+    sink = PostgresEventSink(url, spool_dir=tmp_path / "spool")
+    sinks = events.EventSinks([sink])
+    ids = emit(sinks, 3)
+    assert wait_for(lambda: [r[0] for r in rows(schema)] == ids)
+    sinks.close()
+    assert failed and events.thread_restarts() == before + 1
+    assert "its writer failed; it starts again" in caplog.text

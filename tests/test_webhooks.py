@@ -498,3 +498,151 @@ def test_a_reload_that_changes_the_webhook_hands_its_spool_to_the_new_sink(upstr
     assert [e["event_id"] for e in delivered] == [e["event_id"] for e in relay.events(wait_for=2)]
     assert receiver.order[0] == receiver.attempts[0].id  # the batch in flight before the reload, under its id
     assert receiver.bad == []
+
+
+# --- review28 -------------------------------------------------------------------------------------
+
+def _reload_metric(relay, name: str) -> str:
+    import re
+
+    text = relay.server.metrics.render()
+    return " ".join(re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def test_a_reload_with_a_ca_file_holding_no_certificate_is_refused_whole_and_the_next_good_one_builds_the_webhook(
+        upstream, relay_factory, tmp_path):
+    # review28 F1: the CA file was first read when the new sink was built, after the new settings were
+    # installed and outside the reload's error handling: the reload half-applied, counted as nothing,
+    # and the webhook never existed until a restart, even after the file was fixed.
+    from tests.support.tls import make_cert, server_context
+
+    cert, key = make_cert(tmp_path, "127.0.0.1")
+    receiver = WebhookReceiver(tls=server_context(cert, key)).start()
+    try:
+        relay = relay_factory(upstream.port)  # a jsonl sink only
+        running = relay.server.settings
+        ca = tmp_path / "hooks-ca.pem"
+        ca.write_text("garbage\n")
+        config = yaml.safe_load(relay.config_path.read_text())
+        config["events"] = relay_events_config(tmp_path, receiver.url, ca_file=str(ca))
+        relay.config_path.write_text(yaml.safe_dump(config))
+        out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(relay.config_path)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1, out.stdout
+        assert f"{relay.config_path}: events[1].ca_file: no certificate in {ca}" in out.stdout
+        assert "Traceback" not in out.stderr
+
+        assert relay.reload() is False  # SIGHUP
+        assert relay.server.settings is running and [s.kind for s in relay.server.settings.events] == ["jsonl"]
+        assert _reload_metric(relay, "relay_config_last_reload_successful") == "0.0"
+        assert 'result="failed"' in relay.server.metrics.render()
+        assert not (tmp_path / "spool").exists()  # no sink of the refused config was left running
+
+        ca.write_bytes(cert.read_bytes())  # fixed; SIGHUP again
+        assert relay.reload() is True
+        assert transact_refused(relay)[0] == 421
+        written = relay.events(wait_for=1)
+        assert [e["event_id"] for e in receiver.wait_for(1)] == [e["event_id"] for e in written]
+        assert receiver.bad == []
+    finally:
+        receiver.stop()
+
+
+def test_a_ca_bundle_renewed_in_place_is_used_after_a_sighup(tmp_path):
+    # The same path with new contents is a changed config: a SIGHUP builds a sink that trusts it.
+    from tests.support.tls import make_cert
+
+    one, _ = make_cert(tmp_path, "127.0.0.1")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(one.read_bytes())
+    first = webhook_settings(tmp_path, "https://127.0.0.1:1/h", ca_file=str(ca))
+    assert webhook_settings(tmp_path, "https://127.0.0.1:1/h", ca_file=str(ca)) == first
+    (tmp_path / "renewed").mkdir()
+    two, _ = make_cert(tmp_path / "renewed", "127.0.0.1")
+    ca.write_bytes(two.read_bytes())
+    assert webhook_settings(tmp_path, "https://127.0.0.1:1/h", ca_file=str(ca)) != first
+
+
+def test_a_zero_length_cursor_does_not_stop_the_webhook(upstream, relay_factory, tmp_path, receiver):
+    # review28 F2: a cursor.json that cannot be parsed (zero-length after a power failure: it was renamed
+    # into place without an fsync) made the sender fail every 10 s for good, and the spool fill up.
+    events = relay_events_config(tmp_path, receiver.url)
+    relay = relay_factory(upstream.port, events=events)
+    assert transact_refused(relay)[0] == 421
+    first = relay.events(wait_for=1)
+    assert [e["event_id"] for e in receiver.wait_for(1)] == [e["event_id"] for e in first]
+    relay.stop()
+    cursor = tmp_path / "spool" / "cursor.json"
+    assert cursor.exists()
+    cursor.write_bytes(b"")
+
+    relay = relay_factory(upstream.port, events=events)
+    assert transact_refused(relay)[0] == 421
+    second = relay.events(wait_for=2)[1]
+    assert wait_until(lambda: second["event_id"] in [e["event_id"] for e in receiver.events()])
+    # At least once: the spool's events from its oldest on went again; none was lost.
+    assert {e["event_id"] for e in receiver.events()} == {first[0]["event_id"], second["event_id"]}
+    assert (tmp_path / "spool" / "cursor.json.bad").read_bytes() == b""
+    assert wait_until(lambda: json.loads(cursor.read_text())["offset"] > 0)  # a good cursor again
+    assert float(_reload_metric(relay, "relay_event_spool_cursor_resets_total")) >= 1
+    assert receiver.bad == []
+
+
+def test_the_cursor_is_fsynced_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    import os
+
+    spool = Spool(tmp_path / "s", 1 << 20)
+    spool.append([b'{"n":1}\n'])
+    assert spool.try_lock_sender()
+    batch = spool.next_batch(10, 1 << 20)
+    synced, replaced = [], []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((str(a), len(synced))), real_replace(a, b))[1])
+    spool.delivered(batch)
+    spool.close()
+    tmp = str(tmp_path / "s" / "cursor.json.tmp")
+    assert replaced == [(tmp, 1)] and synced[0] == tmp  # the file's data, then the rename
+    assert synced[1:] == [str(tmp_path / "s")]  # then the directory (the rename itself)
+
+
+def test_a_webhook_urls_query_is_not_in_config_errors(tmp_path):
+    # review28 F6: docs/events.md says the query may hold a token; errors quoted the URL whole.
+    path = tmp_path / "relay.yaml"
+    for url in ["https://hooks.example/hook?token=SECRETTOKEN#x", "https://hooks.example:99999/hook?token=SECRETTOKEN",
+                "ftp://hooks.example/hook?token=SECRETTOKEN"]:
+        path.write_text(yaml.safe_dump({"hostname": "relay.test", "events": [{"webhook": url, "spool_dir": "s"}]}))
+        out = subprocess.run([sys.executable, "-m", "relay", "check-config", "-c", str(path)], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 1 and "events[0].webhook: '" in out.stdout, out.stdout
+        assert "SECRETTOKEN" not in out.stdout + out.stderr
+        assert "?…" in out.stdout
+
+
+def test_a_reload_whose_sinks_fail_to_start_keeps_all_of_the_running_config(upstream, relay_factory, tmp_path,
+                                                                          receiver, monkeypatch):
+    # review28 F1, the reload's side: whatever fails while the new sinks are built (a disk error opening
+    # the spool here), nothing of the new config is installed, the reload counts as failed, and the
+    # next good reload builds the sinks (the old code had installed the new settings already, so the
+    # next reload saw no change in `events` and never built the webhook).
+    from relay.webhooks import sink as webhook_sink
+
+    relay = relay_factory(upstream.port)  # a jsonl sink only
+    running, pipeline = relay.server.settings, relay.server.service.pipeline
+    config = yaml.safe_load(relay.config_path.read_text())
+    config["events"] = relay_events_config(tmp_path, receiver.url)
+    relay.config_path.write_text(yaml.safe_dump(config))
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(webhook_sink, "Spool", broken)
+    assert relay.reload() is False
+    assert relay.server.settings is running and relay.server.service.pipeline is pipeline
+    assert _reload_metric(relay, "relay_config_last_reload_successful") == "0.0"
+    monkeypatch.undo()
+    assert relay.reload() is True
+    assert transact_refused(relay)[0] == 421
+    written = relay.events(wait_for=1)
+    assert [e["event_id"] for e in receiver.wait_for(1)] == [e["event_id"] for e in written]

@@ -52,19 +52,25 @@ def _source(args) -> tuple[str, str] | None:
     return None
 
 
-def _wanted(event: dict, args) -> bool:
+def _wanted(event, args) -> bool:
+    if not isinstance(event, dict):
+        return False  # a line that is JSON but no event (`null`, a number, a list): skipped, as a torn one
     if args.kind and event.get("kind") not in args.kind:
         return False
-    if args.recipient and (event.get("recipient") or "").lower() != args.recipient.lower():
+    if args.recipient and str(event.get("recipient") or "").lower() != args.recipient.lower():
         return False
     return True
 
 
 def format_event(event: dict) -> str:
     """One line for a person at a terminal. Every field can hold what a client or a remote server
-    sent (an ESC in a quoted local part, a C1 CSI, a bidi override): shown as escapes, never acted on."""
-    reply = event.get("reply") or {}
-    cls = event.get("classification") or {}
+    sent (an ESC in a quoted local part, a C1 CSI, a bidi override): shown as escapes, never acted on.
+    A field of another shape than the relay writes (a line edited by hand, another program's) is
+    shown as far as it goes, never an error."""
+    reply = event.get("reply")
+    reply = reply if isinstance(reply, dict) else {}
+    cls = event.get("classification")
+    cls = cls if isinstance(cls, dict) else {}
     first = str(reply.get("text") or event.get("reason") or "").split("\n")[0]
     code = reply.get("enhanced") or ""
     code = f"{reply.get('code', '')} {code}".strip()
@@ -98,14 +104,14 @@ def run_tail(args) -> int:
     if kind == "postgresql":
         return _tail_database(path, args)
     try:
-        fh = open(path, encoding="utf-8")
+        fh = _open_events(path)
     except FileNotFoundError:
         if not args.follow:
             print(f"no events yet ({path} does not exist)", file=sys.stderr)
             return 0
         while not os.path.exists(path):
             time.sleep(0.5)
-        fh = open(path, encoding="utf-8")
+        fh = _open_events(path)
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -117,25 +123,76 @@ def run_tail(args) -> int:
         _show(line, args)
     if not args.follow:
         return 0
-    ino = os.fstat(fh.fileno()).st_ino
-    pending = ""
-    while True:
-        chunk = fh.read()
+    _follow(path, fh, args)
+    return 0
+
+
+def _open_events(path: str):
+    """The events file for reading. A line the disk cut short inside a multi-byte character (ENOSPC,
+    EFBIG: docs/events.md "A full disk") is no UTF-8: its bytes are read as U+FFFD, so that the line
+    is skipped as not JSON and the rest of the file is read, rather than the whole file refused."""
+    return open(path, encoding="utf-8", errors="replace")
+
+
+# After logrotate moved the file away, the relay goes on appending to it until it notices (its jsonl
+# sink looks every second, relay.events.JsonlSink.CHECK_EVERY) or postrotate's SIGHUP comes, and its
+# writer thread may be behind: the old file is read on until it has had nothing new for this long.
+ROTATED_GRACE = 5.0
+FOLLOW_POLL = 0.3
+
+
+class _Followed:
+    """One open events file and the line begun at its end."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.ino = os.fstat(fh.fileno()).st_ino
+        self.pending = ""
+        self.last_data = time.monotonic()
+
+    def read(self, args, flush: bool = False) -> bool:
+        """Show the whole lines appended since the last read (and, with `flush`, a last one without its
+        newline). True when anything was read."""
+        chunk = self.fh.read()
         if chunk:
-            pending += chunk
-            *complete, pending = pending.split("\n")
+            self.last_data = time.monotonic()
+            self.pending += chunk
+            *complete, self.pending = self.pending.split("\n")
             for line in complete:
                 if line.strip():
                     _show(line, args)
+        if flush and self.pending.strip():
+            _show(self.pending, args)
+            self.pending = ""
+        return bool(chunk)
+
+
+def _follow(path: str, fh, args) -> None:
+    """`-f`: show events as they are appended, across logrotate (a rename and a new file, as `tail -F`):
+    what the relay still appends to the renamed file is shown too (review28 F3: it was not read after
+    the rename was seen, so the events written about its time were never shown)."""
+    current = _Followed(fh)
+    rotated: list[_Followed] = []  # files renamed away, read until they have been quiet ROTATED_GRACE
+    while True:
+        for old in list(rotated):
+            old.read(args)
+            if time.monotonic() - old.last_data >= ROTATED_GRACE:
+                old.read(args, flush=True)
+                old.fh.close()
+                rotated.remove(old)
+        if current.read(args):
             continue
-        time.sleep(0.3)
+        time.sleep(FOLLOW_POLL)
         try:
-            if os.stat(path).st_ino != ino:  # logrotate moved it: follow the new file
-                fh.close()
-                fh = open(path, encoding="utf-8")
-                ino = os.fstat(fh.fileno()).st_ino
+            if os.stat(path).st_ino == current.ino:
+                continue
+            new = _open_events(path)
         except FileNotFoundError:
-            pass
+            continue  # moved, and no new file yet
+        current.read(args)  # what was appended before the rename: it comes before the new file's
+        current.last_data = time.monotonic()
+        rotated.append(current)
+        current = _Followed(new)
 
 
 def _wanted_line(line: str, args) -> bool:

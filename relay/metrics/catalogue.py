@@ -101,6 +101,13 @@ CATALOGUE: dict[str, Spec] = {
                                       ("reason",)),
     # -- events out --
     "relay_event_sink_failures_total": Spec("counter", "Events a sink failed to write or dropped (disk full, endpoint down, a stdout nobody reads)."),
+    "relay_event_sink_restarts_total": Spec(
+        "counter", "Event sink threads (a webhook's sender, a PostgreSQL sink's writer) that failed unexpectedly "
+                   "and were started again (the log says why)."),
+    "relay_event_spool_cursor_resets_total": Spec(
+        "counter", "Spool cursors (cursor.json of a webhook or PostgreSQL spool) that could not be read: set "
+                   "aside as cursor.json.bad, delivery started again at the oldest spooled event (some may be "
+                   "delivered twice)."),
     "relay_log_lines_dropped_total": Spec(
         "counter", "Log lines dropped rather than make the relay wait: stderr (the journal) not taking them "
                    "(a reader stalled), a failed write, or still queued when the process ended."),

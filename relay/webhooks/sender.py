@@ -30,6 +30,7 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from ..events import count_thread_restart
 from . import signing
 from ..spool import Batch, Spool
 
@@ -97,6 +98,7 @@ class Sender:
                     self._deliver_all()
                     return
                 except Exception:  # never take the relay down: what is spooled stays spooled
+                    count_thread_restart()
                     log.exception("webhook %s: the sender failed; it starts again in %g s (events wait in %s)",
                                   self.name, RESTART_AFTER, self.spool.directory)
                     self._disconnect()
