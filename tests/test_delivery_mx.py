@@ -1364,3 +1364,94 @@ def test_an_international_domain_that_does_not_exist_is_listed_under_its_a_label
             code, text = c.cmd(f"RCPT TO:<u{n}@gone-faß.de>")
             assert code == 550 and "xn--gone-fa-6va.de does not exist" in text, text
     assert bounce_list_entries(relay) == ["@xn--gone-fa-6va.de"]
+
+
+# -- review29: DANE per address family and at a CNAME target; EHLO refusals are the host's words ------
+
+@pytest.mark.parametrize("a_lookup", ["bogus", "absent"])
+def test_dane_holds_when_the_a_lookup_of_a_secure_mx_host_fails(tmp_path, dns, relay_factory, a_lookup):
+    """review29 F1: a validating resolver answers SERVFAIL to a forged A RRset. That failure turned DANE
+    off for the host, and the mail went to its IPv6 address with opportunistic TLS: any certificate.
+    RFC 7672 2.2: a lookup that fails is no "DANE does not apply"; the host is unusable for now.
+    ("absent": the same host without an A record, where DANE always held.)"""
+    from tests.support.tls import make_cert, server_context
+    port = free_port(("::1", "127.0.0.2"))
+    context = server_context(*make_cert(tmp_path, "mx.dane6.test"))  # self-signed; no TLSA record names its key
+    server = FakeUpstream(hostname="mx.dane6.test", address="::1", port=port, tls_context=context).start()
+    try:
+        z = dns.zone
+        z.add("dane6.test", "MX", (10, "mx.dane6.test"))
+        z.add("mx.dane6.test", "AAAA", "::1")
+        if a_lookup == "bogus":
+            z.add("mx.dane6.test", "A", "127.0.0.9")
+            z.bogus.add(("mx.dane6.test", "A"))
+        z.add(f"_{port}._tcp.mx.dane6.test", "TLSA", (3, 1, 1, "00" * 32))
+        z.sign("dane6.test")
+        relay = relay_factory(0, upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic",
+                                           "mx_internal_networks": ["::1/128", "127.0.0.0/8"]},
+                              resolver={"nameservers": [dns.nameserver], "timeout": 2})
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@dane6.test>")
+        assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for dane6.test"), text
+        if a_lookup == "bogus":
+            assert "addresses of mx.dane6.test could not be looked up" in text
+        else:
+            assert "no TLSA record matches" in text
+        assert server.messages == [] and (a_lookup == "absent" or server.connections == 0)
+        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+        assert event["classification"]["rule"] == "relay:tls-dane"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("published_at", ["target", "target-matching", "mx-name"])
+def test_dane_tlsa_records_at_the_cname_target_of_an_mx_host(tmp_path, ca, tls_mx, mx_relay, dns, mx_port,
+                                                              published_at):
+    """review29 F2: RFC 7672 2.2.2: an MX host that is an alias (mail.hosted.test CNAME the provider's
+    mx3.tls.test) has its TLSA records looked up at the expanded name first, then at its own name. Only
+    the MX name was asked, so a provider's records were never used and the mail went with any certificate."""
+    import hashlib
+
+    issued = ca.issue("mx3.tls.test")
+    server = tls_mx(context=issued.context())
+    z = dns.zone
+    z.add("hosted.test", "MX", (10, "mail.hosted.test"))
+    z.add("mail.hosted.test", "CNAME", "mx3.tls.test")
+    z.add("mx3.tls.test", "A", "127.0.0.4")
+    digest = hashlib.sha256(issued.spki()).hexdigest() if published_at == "target-matching" else "00" * 32
+    owner = "mail.hosted.test" if published_at == "mx-name" else "mx3.tls.test"
+    z.add(f"_{mx_port}._tcp.{owner}", "TLSA", (3, 1, 1, digest))
+    z.sign("hosted.test")
+    z.sign("tls.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuchuser@hosted.test>" if published_at == "target-matching"
+                           else "RCPT TO:<b@hosted.test>")
+    events = [valid(e) for e in relay.events(wait_for=1)]
+    if published_at == "target-matching":
+        assert code == 550  # the MX's own words, over a session the provider's TLSA record authenticated
+        event = next(e for e in events if e["kind"] == "rejected")
+        assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["tls"] is True
+        return
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for hosted.test"), text
+    assert f"_{mx_port}._tcp.{owner}" in text and "no TLSA record matches" in text
+    assert server.messages == []
+    assert next(e for e in events if e["kind"] == "deferred")["classification"]["rule"] == "relay:tls-dane"
+
+
+def test_dane_does_not_follow_an_alias_into_an_unsigned_zone(tls_mx, mx_relay, dns, mx_port):
+    # RFC 7672 2.2.2: the CNAME chain must validate as a whole (the target's zone is unsigned here): no
+    # DANE, the mail goes with opportunistic TLS as to any host outside DNSSEC.
+    server = tls_mx()
+    z = dns.zone
+    z.add("hosted.test", "MX", (10, "mail.hosted.test"))
+    z.add("mail.hosted.test", "CNAME", "mx3.tls.test")
+    z.add("mx3.tls.test", "A", "127.0.0.4")
+    z.add(f"_{mx_port}._tcp.mx3.tls.test", "TLSA", (3, 1, 1, "00" * 32))
+    z.sign("hosted.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@hosted.test"], BODY)] == [250, 250, 354, 250]
+    assert server.wait_for_messages(1)[0].rcpt_tos == ["b@hosted.test"]
