@@ -1455,3 +1455,83 @@ def test_dane_does_not_follow_an_alias_into_an_unsigned_zone(tls_mx, mx_relay, d
     with client(relay) as c:
         assert [r[0] for r in send_message(c, "a@sender.test", ["b@hosted.test"], BODY)] == [250, 250, 354, 250]
     assert server.wait_for_messages(1)[0].rcpt_tos == ["b@hosted.test"]
+
+
+def _ehlo_mx(dns, mx_port, name="mx.ehlo.test"):
+    from tests.support.scripted_upstream import ScriptedUpstream
+    dns.zone.add("ehlo.test", "MX", (10, name))
+    dns.zone.add(name, "A", "127.0.0.4")
+    return ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+
+
+GMAIL_EHLO_421 = (b"421-4.7.0 Try again later, closing connection. (EHLO)\r\n"
+                  b"421 4.7.0  https://support.google.com/mail/answer/81126 - gsmtp\r\n")
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_a_421_to_ehlo_reaches_the_client_in_the_hosts_own_words(mx_relay, dns, mx_port, close):
+    """review29 F3: a 421 to EHLO fell back to HELO on a connection aiosmtplib had closed: the client got
+    "unreachable (Server not connected)", relay:mx-unreachable, and the host's words were lost."""
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=GMAIL_EHLO_421, close_after={"EHLO"} if close else set())
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@ehlo.test>")
+        assert code == 421 and "Try again later, closing connection. (EHLO)" in text, text
+        assert all(b"HELO " not in bytes(r) and b"MAIL" not in bytes(r) for r in server.received)
+        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+        assert event["reply"]["source"] == "upstream" and event["upstream"]["host"] == "mx.ehlo.test"
+    finally:
+        server.stop()
+
+
+def test_a_450_to_ehlo_is_no_cue_to_hand_the_mail_over_in_helo_mode(mx_relay, dns, mx_port):
+    # review29 F3: the host said "unavailable" and left the connection open; the relay said HELO and
+    # handed it the mail. Only "EHLO not known" (500/502, RFC 5321 4.1.4, 3.2) falls back to HELO.
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=b"450 4.3.2 Service currently unavailable\r\n")
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            assert c.cmd("RCPT TO:<b@ehlo.test>") == (450, "450 4.3.2 Service currently unavailable")
+        assert all(b"HELO " not in bytes(r) and b"MAIL" not in bytes(r) for r in server.received)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("code", [500, 502])
+def test_a_server_that_does_not_know_ehlo_is_greeted_with_helo(mx_relay, dns, mx_port, code):
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=f"{code} 5.5.1 Command unrecognized\r\n".encode())
+        relay = mx_relay()
+        with client(relay) as c:
+            assert [r[0] for r in send_message(c, "a@sender.test", ["b@ehlo.test"], BODY)] == [250, 250, 354, 250]
+        assert b"HELO " in bytes(server.received[0]) and b"MAIL FROM" in bytes(server.received[0])
+    finally:
+        server.stop()
+
+
+def test_gmails_throttle_at_ehlo_reaches_traffic_shaping(mx_relay, dns, mx_port):
+    # review29 F3: Google answers EHLO with 421 4.7.28 when it throttles; lost as "unreachable", shaping
+    # never heard it and the relay went on knocking. Now it holds the sender's next mail for Google.
+    server = _ehlo_mx(dns, mx_port, name="aspmx.l.google.com")
+    try:
+        from tests.support.upstream import GMAIL_RATE_LIMIT
+        server.reset(EHLO=GMAIL_RATE_LIMIT.encode() + b"\r\n", close_after={"EHLO"})
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@ehlo.test>")
+        assert code == 421 and text.startswith("421-4.7.28 Gmail has detected an unusual rate"), text
+        connections = server.connections
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<c@ehlo.test>")
+        assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from sender.test"), text
+        assert server.connections == connections  # held here, Google not asked again
+    finally:
+        server.stop()
