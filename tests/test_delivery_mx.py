@@ -1535,3 +1535,24 @@ def test_gmails_throttle_at_ehlo_reaches_traffic_shaping(mx_relay, dns, mx_port)
         assert server.connections == connections  # held here, Google not asked again
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("level", ["required", "opportunistic"])
+def test_a_421_to_the_ehlo_after_starttls_is_the_hosts_reply_and_no_cue_for_clear_text(
+        tmp_path, tls_mx, mx_relay, dns, level):
+    """review29 F4: the EHLO after a successful STARTTLS sat inside the handshake's error handling: the
+    host's 421 became "TLS handshake failed: Server not connected" (relay:tls-policy), and under
+    opportunistic TLS the relay dialled again and delivered in clear to a host that had just done TLS."""
+    server = tls_mx()
+    server.ehlo_after_tls_reply = "421 4.7.0 mx3.tls.test Service not available, closing transmission channel"
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    relay = mx_relay(policies=tls_policy_dir(tmp_path, f"tls.test: {level}\n"))
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@tls.test>")
+    assert (code, text) == (421, server.ehlo_after_tls_reply)
+    assert server.connections == 1 and server.messages == []
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+    assert event["reply"]["source"] == "upstream"
+    assert event["upstream"]["tls"] is True and event["upstream"]["tls_protocol"] is not None
