@@ -169,20 +169,21 @@ async def test_tlsa_trouble_for_a_secure_host_is_an_error(dns):
 # -- review29: each address family on its own; TLSA at a CNAME target (RFC 7672 2.2.2) -----------------
 
 @pytest.mark.parametrize("failing", ["A", "AAAA"])
-async def test_a_failed_address_lookup_of_a_secure_host_is_an_error_not_no_dane(dns, failing):
+async def test_a_failed_address_lookup_leaves_dane_on_for_the_family_that_validated(dns, failing):
     # A validating resolver answers SERVFAIL to a forged RRset: that is no "DANE does not apply" (F1).
+    # The other family validated: DANE applies to the host, so to the addresses left to connect to.
     _zone(dns)
     dns.zone.add("mx.example.test", "AAAA", "::1")
     dns.zone.bogus.add(("mx.example.test", failing))
-    with pytest.raises(dane.DaneLookupError, match="addresses of mx.example.test could not be looked up"):
-        await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
+    found = await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
+    assert found is not None and found.base == "_25._tcp.mx.example.test"
 
 
 async def test_a_failed_address_lookup_of_a_host_in_a_signed_mx_rrset_is_an_error(dns):
     # The MX RRset validated; the host's only family fails: its security is unknown.
     _zone(dns)
     dns.zone.bogus.add(("mx.example.test", "A"))
-    with pytest.raises(dane.DaneLookupError):
+    with pytest.raises(dane.DaneLookupError, match="addresses of mx.example.test could not be looked up"):
         await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
 
 

@@ -1368,16 +1368,20 @@ def test_an_international_domain_that_does_not_exist_is_listed_under_its_a_label
 
 # -- review29: DANE per address family and at a CNAME target; EHLO refusals are the host's words ------
 
+@pytest.mark.parametrize("matching", [False, True])
 @pytest.mark.parametrize("a_lookup", ["bogus", "absent"])
-def test_dane_holds_when_the_a_lookup_of_a_secure_mx_host_fails(tmp_path, dns, relay_factory, a_lookup):
+def test_dane_holds_when_the_a_lookup_of_a_secure_mx_host_fails(tmp_path, ca, dns, relay_factory, a_lookup,
+                                                                 matching):
     """review29 F1: a validating resolver answers SERVFAIL to a forged A RRset. That failure turned DANE
     off for the host, and the mail went to its IPv6 address with opportunistic TLS: any certificate.
-    RFC 7672 2.2: a lookup that fails is no "DANE does not apply"; the host is unusable for now.
-    ("absent": the same host without an A record, where DANE always held.)"""
-    from tests.support.tls import make_cert, server_context
+    Each family is judged on its own (RFC 7672 2.2.2): the AAAA records validated, so the host's
+    certificate is checked against its TLSA records over IPv6. ("absent": the same host without an A
+    record, where DANE always held.)"""
+    import hashlib
+
     port = free_port(("::1", "127.0.0.2"))
-    context = server_context(*make_cert(tmp_path, "mx.dane6.test"))  # self-signed; no TLSA record names its key
-    server = FakeUpstream(hostname="mx.dane6.test", address="::1", port=port, tls_context=context).start()
+    issued = ca.issue("mx.dane6.test")
+    server = FakeUpstream(hostname="mx.dane6.test", address="::1", port=port, tls_context=issued.context()).start()
     try:
         z = dns.zone
         z.add("dane6.test", "MX", (10, "mx.dane6.test"))
@@ -1385,21 +1389,23 @@ def test_dane_holds_when_the_a_lookup_of_a_secure_mx_host_fails(tmp_path, dns, r
         if a_lookup == "bogus":
             z.add("mx.dane6.test", "A", "127.0.0.9")
             z.bogus.add(("mx.dane6.test", "A"))
-        z.add(f"_{port}._tcp.mx.dane6.test", "TLSA", (3, 1, 1, "00" * 32))
+        digest = hashlib.sha256(issued.spki()).hexdigest() if matching else "00" * 32
+        z.add(f"_{port}._tcp.mx.dane6.test", "TLSA", (3, 1, 1, digest))
         z.sign("dane6.test")
         relay = relay_factory(0, upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic",
                                            "mx_internal_networks": ["::1/128", "127.0.0.0/8"]},
                               resolver={"nameservers": [dns.nameserver], "timeout": 2})
         with client(relay) as c:
             assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
-            code, text = c.cmd("RCPT TO:<b@dane6.test>")
+            code, text = c.cmd("RCPT TO:<nosuchuser@dane6.test>" if matching else "RCPT TO:<b@dane6.test>")
+        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] in ("rejected", "deferred"))
+        if matching:
+            assert code == 550  # the MX's own words, over a session DANE authenticated
+            assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["ip"] == "::1"
+            return
         assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for dane6.test"), text
-        if a_lookup == "bogus":
-            assert "addresses of mx.dane6.test could not be looked up" in text
-        else:
-            assert "no TLSA record matches" in text
-        assert server.messages == [] and (a_lookup == "absent" or server.connections == 0)
-        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+        assert "no TLSA record matches" in text
+        assert server.messages == []
         assert event["classification"]["rule"] == "relay:tls-dane"
     finally:
         server.stop()

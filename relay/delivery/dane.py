@@ -82,8 +82,8 @@ async def lookup(resolver, domain: str, host: str, port: int = 25) -> DaneRecord
     """The DANE records for delivering `domain`'s mail to MX `host`, or None when DANE does not
     apply (nothing validated, or no TLSA). Raises DaneLookupError on DNS trouble that leaves the
     answer unknown for a host that may be secure: a failed TLSA lookup, and a failed address
-    lookup unless the host's other family proved the host insecure (RFC 7672 2.2: a lookup that
-    fails is no "DANE does not apply"; the caller makes the host unusable, never sends in clear)."""
+    lookup when no family validated and nothing proved the host insecure (RFC 7672 2.2: a lookup
+    that fails is no "DANE does not apply"; the caller makes the host unusable, never sends in clear)."""
     host = host.rstrip(".").lower()
     mx_secure = False
     try:
@@ -117,29 +117,27 @@ async def lookup(resolver, domain: str, host: str, port: int = 25) -> DaneRecord
 
 async def _addresses_secure(resolver, host: str, mx_secure: bool) -> tuple[bool, str]:
     """Whether `host`'s addresses validated (RFC 7672 2.2.2), and the name they are at after CNAME
-    expansion ("" if none). A and AAAA are asked together and judged each on its own: one family's
-    secure records make the host secure (DANE then applies to every address the relay connects
-    to), and a family whose lookup failed while no answer proved the host insecure raises
-    DaneLookupError. A validating resolver answers SERVFAIL to a forged (bogus) RRset: treating
-    that as "no DANE" let an attacker who spoils one family's answer take the mail over the other
-    family without any certificate check (review29 F1)."""
+    expansion ("" if none). A and AAAA are asked together and judged each on its own: a family whose
+    records validated makes DANE apply to the host, so to every address the relay connects to (a
+    family whose lookup failed has no address to connect to). A validating resolver answers SERVFAIL
+    to a forged (bogus) RRset: asking A first and taking its failure for "no DANE" let an attacker who
+    spoils one family's answer take the mail over the other family without any certificate check
+    (review29 F1). With no family secure, a failed lookup while nothing shows the host is outside
+    DNSSEC (the other family's answer or the MX RRset validated) leaves its security unknown:
+    DaneLookupError, the host unusable for now, as for a failed TLSA lookup (2.2)."""
     answers = await asyncio.gather(*(resolver.query(host, rtype) for rtype in ("A", "AAAA")),
                                    return_exceptions=True)
-    failed = [a for a in answers if isinstance(a, DnsTemporaryError)]
     for a in answers:
         if isinstance(a, BaseException) and not isinstance(a, DnsTemporaryError):
             raise a
+    failed = [a for a in answers if isinstance(a, DnsTemporaryError)]
     answered = [a for a in answers if not isinstance(a, BaseException)]
     secure = [a for a in answered if a.records and a.authenticated]
+    if secure:
+        return True, next((a.canonical for a in secure if a.canonical), "")
     if failed and (answered or mx_secure) and all(a.authenticated for a in answered):
-        # One of its address lookups failed, and nothing shows the host is outside DNSSEC (the other
-        # family validated, or the MX RRset did): its security is unknown, so it cannot be used now, as
-        # for a failed TLSA lookup. (Both failing for a host no validated record named: the host has no
-        # address to connect to, and the mx step reports the DNS trouble.)
         raise DaneLookupError(f"the addresses of {host} could not be looked up ({failed[0].reason}), "
                               f"so whether DANE applies is unknown")
-    if secure and not any(a.records and not a.authenticated for a in answered):
-        return True, next((a.canonical for a in secure if a.canonical), "")
     return False, ""
 
 
