@@ -756,6 +756,10 @@ class UpstreamPool:
         return self._up.password
 
     def _tls_context(self) -> ssl.SSLContext:
+        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
+        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
+        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
+        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
         ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)
         # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
         # a self-signed or mismatched certificate into a failure worse than no TLS at all.
