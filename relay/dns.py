@@ -124,6 +124,11 @@ class Answer:
     # domain's second "does not exist" sighting must be a second answer, never the first one replayed
     # from the cache (review21 F1; relay/delivery/routes.py, store.record_domain_evidence).
     fetched_at: float = field(default=0.0, compare=False)
+    # The name the records are at once CNAME aliases are followed (RFC 1034 3.6.2), without the final
+    # dot, lower-cased; "" when the name asked is no alias or nothing was found. DANE looks TLSA records
+    # up at an MX host's expanded name first (RFC 7672 2.2.2); `authenticated` covers the whole chain
+    # (a validating resolver sets the AD bit only when every record of its answer validated).
+    canonical: str = ""
 
 
 class _TtlCache:
@@ -358,8 +363,10 @@ class Resolver:
                                 _authenticated(answer.response), fetched_at=time.time())
             else:
                 ttl = min(max(0.0, answer.expiration - time.time()), self.max_ttl)
+                canonical = answer.canonical_name.to_text(omit_final_dot=True).lower()
                 result = Answer(tuple(_rdata_text(rtype, rd) for rd in answer.rrset), ttl,
-                                _authenticated(answer.response), fetched_at=time.time())
+                                _authenticated(answer.response), fetched_at=time.time(),
+                                canonical="" if canonical == name.rstrip(".") else canonical)
         self._cache.put(key, result, result.ttl)
         return result
 

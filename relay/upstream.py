@@ -756,6 +756,10 @@ class UpstreamPool:
         return self._up.password
 
     def _tls_context(self) -> ssl.SSLContext:
+        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
+        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
+        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
+        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
         ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)
         # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
         # a self-signed or mismatched certificate into a failure worse than no TLS at all.
@@ -843,11 +847,23 @@ class UpstreamPool:
         self.metrics.inc("relay_upstream_replies_total", command="CONNECT", upstream=str(target),
                          **{"class": reply_class})
 
-    @staticmethod
-    async def _greet(client: aiosmtplib.SMTP) -> None:
+    # EHLO replies that mean "EHLO is not known here" (RFC 5321 4.1.4, 4.2.4: 500 "command not
+    # recognized", 502 "command not implemented"): an old server, to be greeted with HELO (3.2).
+    HELO_FALLBACK = frozenset({500, 502})
+
+    @classmethod
+    async def _greet(cls, client: aiosmtplib.SMTP) -> None:
+        """EHLO, or HELO for a server that does not know EHLO. Any other refusal is the host's own
+        reply, raised as such (SMTPResponseException): a 421/4xx is "not now" (Gmail's 421 4.7.28
+        throttle comes here), never a cue to try HELO. aiosmtplib closes the connection on a 421, so a
+        HELO after it lost the host's words ("Server not connected"), and after a 4xx that left the
+        connection open the relay went on in HELO mode and handed its mail to a host that had said it
+        was unavailable (review29 F3)."""
         try:
             await client.ehlo()
-        except smtp_errors.SMTPHeloError:
+        except smtp_errors.SMTPHeloError as exc:
+            if exc.code not in cls.HELO_FALLBACK:
+                raise smtp_errors.SMTPResponseException(exc.code, exc.message) from None
             await client.helo()  # RFC 5321 3.2: fall back to HELO for an old server
 
     def _connect_error(self, exc: BaseException, target: Target, ip: str | None = None,

@@ -164,3 +164,65 @@ async def test_tlsa_trouble_for_a_secure_host_is_an_error(dns):
     dns.zone.servfail.add("_25._tcp.mx.example.test")
     with pytest.raises(dane.DaneLookupError, match="TLSA records of mx.example.test could not be looked up"):
         await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
+
+
+# -- review29: each address family on its own; TLSA at a CNAME target (RFC 7672 2.2.2) -----------------
+
+@pytest.mark.parametrize("failing", ["A", "AAAA"])
+async def test_a_failed_address_lookup_leaves_dane_on_for_the_family_that_validated(dns, failing):
+    # A validating resolver answers SERVFAIL to a forged RRset: that is no "DANE does not apply" (F1).
+    # The other family validated: DANE applies to the host, so to the addresses left to connect to.
+    _zone(dns)
+    dns.zone.add("mx.example.test", "AAAA", "::1")
+    dns.zone.bogus.add(("mx.example.test", failing))
+    found = await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
+    assert found is not None and found.base == "_25._tcp.mx.example.test"
+
+
+async def test_a_failed_address_lookup_of_a_host_in_a_signed_mx_rrset_is_an_error(dns):
+    # The MX RRset validated; the host's only family fails: its security is unknown.
+    _zone(dns)
+    dns.zone.bogus.add(("mx.example.test", "A"))
+    with pytest.raises(dane.DaneLookupError, match="addresses of mx.example.test could not be looked up"):
+        await dane.lookup(resolver_for(dns), "example.test", "mx.example.test")
+
+
+async def test_a_failed_address_lookup_of_an_insecure_host_is_still_no_dane(dns):
+    # The other family's answer shows the host's zone is unsigned: DANE cannot apply whatever A says.
+    dns.zone.add("example.test", "MX", (10, "mx.plain.test"))
+    dns.zone.add("mx.plain.test", "AAAA", "::1")
+    dns.zone.add("mx.plain.test", "A", "127.0.0.2")
+    dns.zone.sign("example.test")
+    dns.zone.bogus.add(("mx.plain.test", "A"))
+    assert await dane.lookup(resolver_for(dns), "example.test", "mx.plain.test") is None
+
+
+async def test_tlsa_is_looked_up_at_the_cname_target_first_then_at_the_mx_name(dns):
+    r = resolver_for(dns)
+    dns.zone.add("example.test", "MX", (10, "mail.example.test"))
+    dns.zone.add("mail.example.test", "CNAME", "mx.provider.test")
+    dns.zone.add("mx.provider.test", "A", "127.0.0.2")
+    dns.zone.add("_25._tcp.mx.provider.test", "TLSA", (3, 1, 1, "11" * 32))
+    dns.zone.add("_25._tcp.mail.example.test", "TLSA", (3, 1, 1, "22" * 32))
+    dns.zone.sign("example.test")
+    dns.zone.sign("provider.test")
+    found = await dane.lookup(r, "example.test", "mail.example.test")
+    assert found.base == "_25._tcp.mx.provider.test" and found.usable[0].data == b"\x11" * 32
+    assert found.base_domain == "mx.provider.test"
+    assert found.reference_names == ["mx.provider.test", "mail.example.test"]  # RFC 7672 3.2.2
+    dns.zone.clear("_25._tcp.mx.provider.test")
+    r.clear_cache()
+    found = await dane.lookup(r, "example.test", "mail.example.test")
+    assert found.base == "_25._tcp.mail.example.test" and found.usable[0].data == b"\x22" * 32
+
+
+async def test_tlsa_trouble_at_the_cname_target_is_an_error(dns):
+    dns.zone.add("example.test", "MX", (10, "mail.example.test"))
+    dns.zone.add("mail.example.test", "CNAME", "mx.provider.test")
+    dns.zone.add("mx.provider.test", "A", "127.0.0.2")
+    dns.zone.add("_25._tcp.mail.example.test", "TLSA", (3, 1, 1, "22" * 32))
+    dns.zone.sign("example.test")
+    dns.zone.sign("provider.test")
+    dns.zone.servfail.add("_25._tcp.mx.provider.test")
+    with pytest.raises(dane.DaneLookupError, match="TLSA records of mx.provider.test"):
+        await dane.lookup(resolver_for(dns), "example.test", "mail.example.test")

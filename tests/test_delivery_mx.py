@@ -1364,3 +1364,201 @@ def test_an_international_domain_that_does_not_exist_is_listed_under_its_a_label
             code, text = c.cmd(f"RCPT TO:<u{n}@gone-faß.de>")
             assert code == 550 and "xn--gone-fa-6va.de does not exist" in text, text
     assert bounce_list_entries(relay) == ["@xn--gone-fa-6va.de"]
+
+
+# -- review29: DANE per address family and at a CNAME target; EHLO refusals are the host's words ------
+
+@pytest.mark.parametrize("matching", [False, True])
+@pytest.mark.parametrize("a_lookup", ["bogus", "absent"])
+def test_dane_holds_when_the_a_lookup_of_a_secure_mx_host_fails(tmp_path, ca, dns, relay_factory, a_lookup,
+                                                                 matching):
+    """review29 F1: a validating resolver answers SERVFAIL to a forged A RRset. That failure turned DANE
+    off for the host, and the mail went to its IPv6 address with opportunistic TLS: any certificate.
+    Each family is judged on its own (RFC 7672 2.2.2): the AAAA records validated, so the host's
+    certificate is checked against its TLSA records over IPv6. ("absent": the same host without an A
+    record, where DANE always held.)"""
+    import hashlib
+
+    port = free_port(("::1", "127.0.0.2"))
+    issued = ca.issue("mx.dane6.test")
+    server = FakeUpstream(hostname="mx.dane6.test", address="::1", port=port, tls_context=issued.context()).start()
+    try:
+        z = dns.zone
+        z.add("dane6.test", "MX", (10, "mx.dane6.test"))
+        z.add("mx.dane6.test", "AAAA", "::1")
+        if a_lookup == "bogus":
+            z.add("mx.dane6.test", "A", "127.0.0.9")
+            z.bogus.add(("mx.dane6.test", "A"))
+        digest = hashlib.sha256(issued.spki()).hexdigest() if matching else "00" * 32
+        z.add(f"_{port}._tcp.mx.dane6.test", "TLSA", (3, 1, 1, digest))
+        z.sign("dane6.test")
+        relay = relay_factory(0, upstream={"mode": "mx", "host": None, "port": port, "starttls": "opportunistic",
+                                           "mx_internal_networks": ["::1/128", "127.0.0.0/8"]},
+                              resolver={"nameservers": [dns.nameserver], "timeout": 2})
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<nosuchuser@dane6.test>" if matching else "RCPT TO:<b@dane6.test>")
+        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] in ("rejected", "deferred"))
+        if matching:
+            assert code == 550  # the MX's own words, over a session DANE authenticated
+            assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["ip"] == "::1"
+            return
+        assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for dane6.test"), text
+        assert "no TLSA record matches" in text
+        assert server.messages == []
+        assert event["classification"]["rule"] == "relay:tls-dane"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("published_at", ["target", "target-matching", "mx-name"])
+def test_dane_tlsa_records_at_the_cname_target_of_an_mx_host(tmp_path, ca, tls_mx, mx_relay, dns, mx_port,
+                                                              published_at):
+    """review29 F2: RFC 7672 2.2.2: an MX host that is an alias (mail.hosted.test CNAME the provider's
+    mx3.tls.test) has its TLSA records looked up at the expanded name first, then at its own name. Only
+    the MX name was asked, so a provider's records were never used and the mail went with any certificate."""
+    import hashlib
+
+    issued = ca.issue("mx3.tls.test")
+    server = tls_mx(context=issued.context())
+    z = dns.zone
+    z.add("hosted.test", "MX", (10, "mail.hosted.test"))
+    z.add("mail.hosted.test", "CNAME", "mx3.tls.test")
+    z.add("mx3.tls.test", "A", "127.0.0.4")
+    digest = hashlib.sha256(issued.spki()).hexdigest() if published_at == "target-matching" else "00" * 32
+    owner = "mail.hosted.test" if published_at == "mx-name" else "mx3.tls.test"
+    z.add(f"_{mx_port}._tcp.{owner}", "TLSA", (3, 1, 1, digest))
+    z.sign("hosted.test")
+    z.sign("tls.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuchuser@hosted.test>" if published_at == "target-matching"
+                           else "RCPT TO:<b@hosted.test>")
+    events = [valid(e) for e in relay.events(wait_for=1)]
+    if published_at == "target-matching":
+        assert code == 550  # the MX's own words, over a session the provider's TLSA record authenticated
+        event = next(e for e in events if e["kind"] == "rejected")
+        assert event["upstream"]["tls_policy"] == "dane" and event["upstream"]["tls"] is True
+        return
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy dane for hosted.test"), text
+    assert f"_{mx_port}._tcp.{owner}" in text and "no TLSA record matches" in text
+    assert server.messages == []
+    assert next(e for e in events if e["kind"] == "deferred")["classification"]["rule"] == "relay:tls-dane"
+
+
+def test_dane_does_not_follow_an_alias_into_an_unsigned_zone(tls_mx, mx_relay, dns, mx_port):
+    # RFC 7672 2.2.2: the CNAME chain must validate as a whole (the target's zone is unsigned here): no
+    # DANE, the mail goes with opportunistic TLS as to any host outside DNSSEC.
+    server = tls_mx()
+    z = dns.zone
+    z.add("hosted.test", "MX", (10, "mail.hosted.test"))
+    z.add("mail.hosted.test", "CNAME", "mx3.tls.test")
+    z.add("mx3.tls.test", "A", "127.0.0.4")
+    z.add(f"_{mx_port}._tcp.mx3.tls.test", "TLSA", (3, 1, 1, "00" * 32))
+    z.sign("hosted.test")
+    relay = mx_relay()
+    with client(relay) as c:
+        assert [r[0] for r in send_message(c, "a@sender.test", ["b@hosted.test"], BODY)] == [250, 250, 354, 250]
+    assert server.wait_for_messages(1)[0].rcpt_tos == ["b@hosted.test"]
+
+
+def _ehlo_mx(dns, mx_port, name="mx.ehlo.test"):
+    from tests.support.scripted_upstream import ScriptedUpstream
+    dns.zone.add("ehlo.test", "MX", (10, name))
+    dns.zone.add(name, "A", "127.0.0.4")
+    return ScriptedUpstream(address="127.0.0.4", port=mx_port).start()
+
+
+GMAIL_EHLO_421 = (b"421-4.7.0 Try again later, closing connection. (EHLO)\r\n"
+                  b"421 4.7.0  https://support.google.com/mail/answer/81126 - gsmtp\r\n")
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_a_421_to_ehlo_reaches_the_client_in_the_hosts_own_words(mx_relay, dns, mx_port, close):
+    """review29 F3: a 421 to EHLO fell back to HELO on a connection aiosmtplib had closed: the client got
+    "unreachable (Server not connected)", relay:mx-unreachable, and the host's words were lost."""
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=GMAIL_EHLO_421, close_after={"EHLO"} if close else set())
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@ehlo.test>")
+        assert code == 421 and "Try again later, closing connection. (EHLO)" in text, text
+        assert all(b"HELO " not in bytes(r) and b"MAIL" not in bytes(r) for r in server.received)
+        event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+        assert event["reply"]["source"] == "upstream" and event["upstream"]["host"] == "mx.ehlo.test"
+    finally:
+        server.stop()
+
+
+def test_a_450_to_ehlo_is_no_cue_to_hand_the_mail_over_in_helo_mode(mx_relay, dns, mx_port):
+    # review29 F3: the host said "unavailable" and left the connection open; the relay said HELO and
+    # handed it the mail. Only "EHLO not known" (500/502, RFC 5321 4.1.4, 3.2) falls back to HELO.
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=b"450 4.3.2 Service currently unavailable\r\n")
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            assert c.cmd("RCPT TO:<b@ehlo.test>") == (450, "450 4.3.2 Service currently unavailable")
+        assert all(b"HELO " not in bytes(r) and b"MAIL" not in bytes(r) for r in server.received)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("code", [500, 502])
+def test_a_server_that_does_not_know_ehlo_is_greeted_with_helo(mx_relay, dns, mx_port, code):
+    server = _ehlo_mx(dns, mx_port)
+    try:
+        server.reset(EHLO=f"{code} 5.5.1 Command unrecognized\r\n".encode())
+        relay = mx_relay()
+        with client(relay) as c:
+            assert [r[0] for r in send_message(c, "a@sender.test", ["b@ehlo.test"], BODY)] == [250, 250, 354, 250]
+        assert b"HELO " in bytes(server.received[0]) and b"MAIL FROM" in bytes(server.received[0])
+    finally:
+        server.stop()
+
+
+def test_gmails_throttle_at_ehlo_reaches_traffic_shaping(mx_relay, dns, mx_port):
+    # review29 F3: Google answers EHLO with 421 4.7.28 when it throttles; lost as "unreachable", shaping
+    # never heard it and the relay went on knocking. Now it holds the sender's next mail for Google.
+    server = _ehlo_mx(dns, mx_port, name="aspmx.l.google.com")
+    try:
+        from tests.support.upstream import GMAIL_RATE_LIMIT
+        server.reset(EHLO=GMAIL_RATE_LIMIT.encode() + b"\r\n", close_after={"EHLO"})
+        relay = mx_relay()
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<b@ehlo.test>")
+        assert code == 421 and text.startswith("421-4.7.28 Gmail has detected an unusual rate"), text
+        connections = server.connections
+        with client(relay) as c:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<c@ehlo.test>")
+        assert code == 451 and text.startswith("451 4.7.28 Held: gmail deferred mail from sender.test"), text
+        assert server.connections == connections  # held here, Google not asked again
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("level", ["required", "opportunistic"])
+def test_a_421_to_the_ehlo_after_starttls_is_the_hosts_reply_and_no_cue_for_clear_text(
+        tmp_path, tls_mx, mx_relay, dns, level):
+    """review29 F4: the EHLO after a successful STARTTLS sat inside the handshake's error handling: the
+    host's 421 became "TLS handshake failed: Server not connected" (relay:tls-policy), and under
+    opportunistic TLS the relay dialled again and delivered in clear to a host that had just done TLS."""
+    server = tls_mx()
+    server.ehlo_after_tls_reply = "421 4.7.0 mx3.tls.test Service not available, closing transmission channel"
+    dns.zone.add("tls.test", "MX", (10, "mx3.tls.test"))
+    dns.zone.add("mx3.tls.test", "A", "127.0.0.4")
+    relay = mx_relay(policies=tls_policy_dir(tmp_path, f"tls.test: {level}\n"))
+    with client(relay) as c:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@tls.test>")
+    assert (code, text) == (421, server.ehlo_after_tls_reply)
+    assert server.connections == 1 and server.messages == []
+    event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
+    assert event["reply"]["source"] == "upstream"
+    assert event["upstream"]["tls"] is True and event["upstream"]["tls_protocol"] is not None

@@ -453,3 +453,19 @@ def test_required_starttls_refused_by_the_smarthost_still_fails_the_message(scri
     assert code == 451 and text.startswith("451 4.7.5 ") and "TLS not available" in text, text
     assert scripted.messages == 0 and b"MAIL" not in bytes(scripted.received[0])
     relay.call(relay.server.resources.pool.close())
+
+
+@pytest.mark.parametrize("ehlo,close", [
+    (b"421-4.7.0 Try again later, closing connection. (EHLO)\r\n"
+     b"421 4.7.0  https://support.google.com/mail/answer/81126 - gsmtp\r\n", True),
+    (b"450 4.3.2 Service currently unavailable\r\n", False),
+], ids=["421-close", "450-open"])
+def test_a_smarthost_refusing_ehlo_for_now_is_relayed_in_its_own_words(run, scripted, ehlo, close):
+    # review29 F3: any EHLO refusal fell back to HELO (RFC 5321 3.2 means an old server that does not
+    # know EHLO: 500/502). After a 421 aiosmtplib had closed the connection: "unreachable (Server not
+    # connected)"; after a 450 on an open one the mail went on in HELO mode to a host that said "not now".
+    replies, events = run({"EHLO": ehlo, "close_after": {"EHLO"} if close else set()})
+    code, text = replies[0]
+    assert code == int(ehlo[:3]) and text == ehlo.decode().strip(), replies
+    assert b"HELO " not in bytes(scripted.received[0]) and b"MAIL" not in bytes(scripted.received[0])
+    assert events[-1]["reply"]["source"] == "upstream"

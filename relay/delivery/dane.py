@@ -16,6 +16,7 @@ validated (2.2.1). Then TLS is mandatory with that host, and its certificate mus
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import Sequence
@@ -47,6 +48,18 @@ class DaneRecords:
     base: str  # the TLSA owner name, e.g. _25._tcp.mx.example.com
     usable: tuple[Tlsa, ...]
     unusable: tuple[Tlsa, ...] = ()
+    # The reference identifiers a DANE-TA chain must name (RFC 7672 3.2.2): the MX host's name after
+    # CNAME expansion, then its name as the MX record gave it; () means the name in `base`.
+    names: tuple[str, ...] = ()
+
+    @property
+    def base_domain(self) -> str:
+        """The TLSA base domain (RFC 7672 2.2.2): the host name the records are at, the SNI to send (8.1)."""
+        return self.base.split("._tcp.", 1)[-1]
+
+    @property
+    def reference_names(self) -> list[str]:
+        return list(self.names or (self.base_domain,))
 
     @property
     def authenticates(self) -> bool:
@@ -68,34 +81,64 @@ def describe_record(record: Tlsa) -> str:
 async def lookup(resolver, domain: str, host: str, port: int = 25) -> DaneRecords | None:
     """The DANE records for delivering `domain`'s mail to MX `host`, or None when DANE does not
     apply (nothing validated, or no TLSA). Raises DaneLookupError on DNS trouble that leaves the
-    answer unknown for a host whose addresses validated."""
+    answer unknown for a host that may be secure: a failed TLSA lookup, and a failed address
+    lookup when no family validated and nothing proved the host insecure (RFC 7672 2.2: a lookup
+    that fails is no "DANE does not apply"; the caller makes the host unusable, never sends in clear)."""
     host = host.rstrip(".").lower()
+    mx_secure = False
     try:
         if host != domain.rstrip(".").lower():
             mx = await resolver.query(domain, "MX")
             if mx.records and not mx.authenticated:
                 return None  # RFC 7672 2.2.1: an insecure MX RRset may point anywhere
-        if not await _addresses_secure(resolver, host):
-            return None
+            mx_secure = bool(mx.records)
     except DnsTemporaryError:
         return None  # the route itself could not be looked up: the mx step reports that
-    base = f"_{port}._tcp.{host}"
-    try:
-        answer = await resolver.tlsa(base)
-    except DnsTemporaryError as exc:
-        raise DaneLookupError(f"the TLSA records of {host} could not be looked up ({exc.reason})") from None
-    if not answer.authenticated or not answer.records:
+    secure, canonical = await _addresses_secure(resolver, host, mx_secure)
+    if not secure:
         return None
-    records = tuple(answer.records)
-    return DaneRecords(base, tuple(r for r in records if usable(r)), tuple(r for r in records if not usable(r)))
+    # RFC 7672 2.2.2: with a secure CNAME chain the TLSA records are looked up at the fully expanded
+    # name first (the provider's host publishes them under its own name), then at the MX host's own
+    # name; each answer must validate. The names are the reference identifiers of a DANE-TA chain
+    # (3.2.2: the expanded name and the original one).
+    names = tuple(dict.fromkeys(n for n in (canonical, host) if n))
+    for name in names:
+        base = f"_{port}._tcp.{name}"
+        try:
+            answer = await resolver.tlsa(base)
+        except DnsTemporaryError as exc:
+            raise DaneLookupError(f"the TLSA records of {name} could not be looked up ({exc.reason})") from None
+        if answer.authenticated and answer.records:
+            records = tuple(answer.records)
+            return DaneRecords(base, tuple(r for r in records if usable(r)), tuple(r for r in records if not usable(r)),
+                               names=names)
+    return None
 
 
-async def _addresses_secure(resolver, host: str) -> bool:
-    for rtype in ("A", "AAAA"):
-        answer = await resolver.query(host, rtype)
-        if answer.records:
-            return answer.authenticated
-    return False
+async def _addresses_secure(resolver, host: str, mx_secure: bool) -> tuple[bool, str]:
+    """Whether `host`'s addresses validated (RFC 7672 2.2.2), and the name they are at after CNAME
+    expansion ("" if none). A and AAAA are asked together and judged each on its own: a family whose
+    records validated makes DANE apply to the host, so to every address the relay connects to (a
+    family whose lookup failed has no address to connect to). A validating resolver answers SERVFAIL
+    to a forged (bogus) RRset: asking A first and taking its failure for "no DANE" let an attacker who
+    spoils one family's answer take the mail over the other family without any certificate check
+    (review29 F1). With no family secure, a failed lookup while nothing shows the host is outside
+    DNSSEC (the other family's answer or the MX RRset validated) leaves its security unknown:
+    DaneLookupError, the host unusable for now, as for a failed TLSA lookup (2.2)."""
+    answers = await asyncio.gather(*(resolver.query(host, rtype) for rtype in ("A", "AAAA")),
+                                   return_exceptions=True)
+    for a in answers:
+        if isinstance(a, BaseException) and not isinstance(a, DnsTemporaryError):
+            raise a
+    failed = [a for a in answers if isinstance(a, DnsTemporaryError)]
+    answered = [a for a in answers if not isinstance(a, BaseException)]
+    secure = [a for a in answered if a.records and a.authenticated]
+    if secure:
+        return True, next((a.canonical for a in secure if a.canonical), "")
+    if failed and (answered or mx_secure) and all(a.authenticated for a in answered):
+        raise DaneLookupError(f"the addresses of {host} could not be looked up ({failed[0].reason}), "
+                              f"so whether DANE applies is unknown")
+    return False, ""
 
 
 def _selected(cert: x509.Certificate, selector: int) -> bytes:

@@ -316,8 +316,6 @@ class DestinationPool(UpstreamPool):
                     if why:  # MTA-STS testing: reported, never refused (RFC 8461 5)
                         note = f"{decision.policy}: {why}"
                         report = "; ".join(r for r in (decision.report, why) if r)
-                    # RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again.
-                    await asyncio.wait_for(self._greet(client), self._up.command_timeout)
             except asyncio.CancelledError:
                 client.close()
                 raise
@@ -327,6 +325,8 @@ class DestinationPool(UpstreamPool):
             except Exception as exc:
                 client.close()
                 raise _TlsFailed(f"TLS handshake failed: {_describe(exc)}") from exc
+            if refused is None:  # the handshake was made
+                await self._greet_after_tls(client, target, host, ip, decision, info)
         elif tls and decision.mode == "required":
             client.close()
             raise UpstreamError(decision.refusal(domain, f"{host.name}[{ip}]", "does not offer STARTTLS"
@@ -342,6 +342,29 @@ class DestinationPool(UpstreamPool):
         conn.tls_report = report
         self.opened += 1
         return conn
+
+    async def _greet_after_tls(self, client, target: Target, host: MxHost, ip: str, decision: TlsPlan,
+                               info: dict) -> None:
+        """RFC 3207 4.2: what the server said before TLS is forgotten; EHLO again, over TLS. A reply
+        refusing it (421 "busy, closing", any 4xx/5xx) is the host's own word about this session, not a
+        failed handshake: reported as the host's reply with the TLS session that was made, and never a
+        cue to dial again in clear (review29 F4: the host's 421 was "TLS handshake failed: Server not
+        connected", and under opportunistic TLS the mail then went over a second connection in clear).
+        Anything else here (the connection lost, a TLS alert read after the handshake, no answer) stays
+        a failure of TLS with this host, as before."""
+        try:
+            await asyncio.wait_for(self._greet(client), self._up.command_timeout)
+        except asyncio.CancelledError:
+            client.close()
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            error = self._connect_failure(exc, target)
+            error.upstream = _mx_upstream(host, ip, target.port, decision, info, tls=True)
+            raise error from exc
+        except Exception as exc:
+            client.close()
+            raise _TlsFailed(f"TLS handshake failed: {_describe(exc)}", info) from exc
 
     @staticmethod
     def _sni(host: MxHost) -> str | None:

@@ -266,10 +266,12 @@ class OutboundTlsPolicy:
                 if not records.authenticates:
                     return TlsPlan("required", "dane", f"{records.base} has only unusable TLSA records "
                                                        f"(RFC 7672 2.2: TLS without authentication)",
-                                   cause="tls-dane", server_hostname=host)
+                                   cause="tls-dane", server_hostname=records.base_domain)
+                # RFC 7672 3.2.2: a DANE-TA chain may name the expanded name or the MX host's own; 8.1: the
+                # SNI is the TLSA base domain (the CNAME target's name when its records were used).
                 return TlsPlan("required", "dane", f"{records.base} has DNSSEC-validated TLSA records",
-                               check=lambda chain: dane.check(records, chain, [host]), cause="tls-dane",
-                               server_hostname=host)
+                               check=lambda chain: dane.check(records, chain, records.reference_names),
+                               cause="tls-dane", server_hostname=records.base_domain)
         if entry.level == "dane-only":
             return TlsPlan("refuse", "dane-only", f"{host} has no DNSSEC-validated TLSA records and the TLS "
                                                   f"policy of {domain} is dane-only", server_hostname=host)

@@ -13,7 +13,7 @@ the transaction are the smarthost step's (UpstreamStep).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..decision import Decision, Reply, Verdict, accept
 from ..delivery.pool import MxConnection, MxDelivery
@@ -114,7 +114,9 @@ class DeliveryStep(UpstreamStep):
                     if stage == "connect":
                         # A refusing greeting (Gmail's 421-4.7.28 comes at connect too) is the
                         # provider's word about this recipient's destination: the watchers hear it.
-                        decision = await self._heard(txn, "connect", rcpt, reply)
+                        # The event keeps the host that said it (the connection's `upstream`, review22 F6).
+                        heard = await self._heard(txn, "connect", rcpt, reply)
+                        decision = replace(heard, detail={**decision.detail, **heard.detail})
                 return Decision(decision.verdict, reply, decision.kind, decision.detail, stage=stage)
             txn.notes["upstream_conn"] = conn
             txn.notes["delivery"] = Destination(key, domain)

@@ -21,6 +21,9 @@ class Zone(BaseResolver):
     def __init__(self):
         self.records: dict[tuple[str, str], list] = {}
         self.servfail: set[str] = set()  # names that answer SERVFAIL (DNS trouble)
+        # (name, type) questions answered SERVFAIL, the others at the name as usual: what a validating
+        # resolver answers when one RRset's signature does not verify (a forged answer, RFC 4035 5.5).
+        self.bogus: set[tuple[str, str]] = set()
         # Names that get no answer at all, nor does any name under them: the resolver times out.
         self.silent: set[str] = set()
         # Zones whose answers carry the AD bit, as a validating resolver's would (RFC 4035 3.2.3);
@@ -93,8 +96,10 @@ class Zone(BaseResolver):
             if any(qname == self._key(s) or qname.endswith("." + self._key(s)) for s in self.silent):
                 raise DNSError(f"{qname} is silent")  # dnslib's handler sends nothing then
             owner = qname
+            chain = [owner]
             for _ in range(8):  # a recursive server follows aliases within what it knows (RFC 1034 4.3.2)
-                if owner in self.servfail or owner.rstrip(".") in self.servfail:
+                if (owner in self.servfail or owner.rstrip(".") in self.servfail
+                        or (owner.rstrip("."), qtype) in self.bogus):
                     reply.header.rcode = RCODE.SERVFAIL
                     return reply
                 answers = list(self.records.get((owner, qtype), []))
@@ -103,11 +108,13 @@ class Zone(BaseResolver):
                     break
                 reply.add_answer(RR(owner, QTYPE.CNAME, rdata=alias[0], ttl=self.ttl))
                 owner = str(alias[0].label).lower()
+                chain.append(owner)
             known = any(k[0] == owner for k in self.records) or owner.rstrip(".") in self.tlds
             if qtype == "SOA" and owner.rstrip(".") in self.tlds:
                 answers = [SOA("ns." + owner, "hostmaster." + owner, (1, 7200, 900, 604800, 900))]
-            # dnslib's reply() copies the query's AD bit; a resolver sets it only when it validated.
-            reply.header.ad = 1 if self._is_signed(owner) else 0
+            # dnslib's reply() copies the query's AD bit; a resolver sets it only when it validated,
+            # every link of a CNAME chain included (RFC 4035 3.2.3: all RRsets of the answer).
+            reply.header.ad = 1 if all(self._is_signed(o) for o in chain) else 0
         for rdata in answers:
             reply.add_answer(RR(owner, request.q.qtype, rdata=rdata, ttl=self.ttl))
         if not answers and not known:

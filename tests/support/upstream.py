@@ -178,6 +178,8 @@ class _Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         self.upstream.ehlos += 1
+        if self.upstream.ehlo_after_tls_reply is not None and server._tls_protocol is not None:
+            return [self.upstream.ehlo_after_tls_reply]
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
@@ -242,6 +244,7 @@ class FakeUpstream:
         self.messages: list[Captured] = []
         self.commands: list[str] = []
         self.ehlos = 0
+        self.ehlo_after_tls_reply: str | None = None  # e.g. "421 4.7.0 busy": the EHLO after STARTTLS refused
         self.connections = 0
         self.open_connections = 0  # connected now
         self.slow_seconds = 2.0
