@@ -142,11 +142,15 @@ def test_an_unreadable_cursor_starts_afresh(tmp_path):
 def test_journal_command_and_records():
     assert journal_command(None) == ["journalctl", "-o", "json", "--no-pager", "--all", "SYSLOG_FACILITY=2", "-f",
                                      "-n", "all"]
-    assert journal_command("s=abc")[-2:] == ["--after-cursor", "s=abc"]
+    # -n all: following, journalctl printed 10 entries after the cursor, then waited (review30 D5)
+    assert journal_command("s=abc")[-4:] == ["--after-cursor", "s=abc", "-n", "all"]
     line = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "SYSLOG_PID": "12",
                          "_HOSTNAME": "mx", "__REALTIME_TIMESTAMP": "1764415481000000", "__CURSOR": "s=1"})
     assert (line.program, line.pid, line.host, line.text) == ("postfix/qmgr", 12, "mx", "ABCDEF123: removed")
     assert line.time.timestamp() == 1764415481
+    # A field given twice comes as an array: no host, not a TypeError in the tracker (review30)
+    twice = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "_HOSTNAME": ["a", "b"]})
+    assert twice.host == ""
     raw = journal_line({"MESSAGE": list("héllo".encode()), "SYSLOG_IDENTIFIER": "postfix/smtp"})
     assert raw.text == "héllo" and raw.time is None
 

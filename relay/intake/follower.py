@@ -586,8 +586,15 @@ def journal_command(cursor: str | None, binary: str = "journalctl", follow: bool
     cmd = [binary, "-o", "json", "--no-pager", "--all", f"SYSLOG_FACILITY={MAIL_FACILITY}", *extra]
     if follow:
         cmd.append("-f")
-    cmd += ["--after-cursor", cursor] if cursor else ["-n", "all"]
+    # -n all in both cases: following, journalctl shows only the last 10 entries by default, and with
+    # --after-cursor it printed 10 entries after the cursor, then waited for the journal to change before
+    # the rest (review30 D5: a backlog logged while relay was stopped waited, on a quiet host for ever).
+    cmd += ["--after-cursor", cursor, "-n", "all"] if cursor else ["-n", "all"]
     return cmd
+
+
+# The fields journal_line reads (journalctl adds its own: __CURSOR, the time stamps, _BOOT_ID).
+JOURNAL_FIELDS = ("MESSAGE", "SYSLOG_IDENTIFIER", "_COMM", "SYSLOG_PID", "_PID", "_HOSTNAME")
 
 
 def journal_line(record: dict[str, Any]) -> LogLine | None:
@@ -606,8 +613,13 @@ def journal_line(record: dict[str, Any]) -> LogLine | None:
     ts = record.get("__REALTIME_TIMESTAMP")
     if ts and str(ts).isdigit():
         when = datetime.fromtimestamp(int(ts) / 1e6, timezone.utc)
-    return LogLine(when, record.get("_HOSTNAME", ""), program, int(pid) if str(pid or "").isdigit() else None,
-                   message)
+    host = record.get("_HOSTNAME")
+    if not isinstance(program, str):  # a field given twice (an array) or written as bytes: not a name
+        program = ""
+    # Correlation keys on the host: an array there (journal-remote input) raised TypeError in the
+    # tracker and ended the reading task.
+    return LogLine(when, host if isinstance(host, str) else "", program,
+                   int(pid) if str(pid or "").isdigit() else None, message)
 
 
 # -- ending a child within a deadline -------------------------------------------------------------
@@ -714,6 +726,8 @@ class PostfixLogFollower:
     STOP_SECONDS = 20.0
     SAVE_SECONDS = 10.0
     WARM_UP_BYTES = 8 << 20  # read again (for correlation only) before the resume point
+    WARM_UP_JOURNAL_FACTOR = 4  # journal mode: journalctl's JSON for WARM_UP_BYTES of messages, about
+    WARM_UP_SECONDS = 60.0  # journal mode: the reading back ends by then, whatever was read is used
 
     def _warm_up(self, lines: list[str]) -> None:
         from .postfix_log import parse_line
@@ -898,12 +912,77 @@ class PostfixLogFollower:
                 continue
         return None
 
+    async def _journal_warm_up(self, cursor: str, extra: tuple[str, ...]) -> None:
+        """As the file's warm-up: the mail entries up to the resume point, newest first, back to about
+        WARM_UP_BYTES of messages, fed to correlation only (their results were handled before the restart).
+        Without it every message queued before a restart lost its sender, Message-ID and correlation
+        fields when its result came after it (review30 D2). A failure here is logged, not fatal."""
+        import asyncio
+
+        cmd = [*journal_command(None, follow=False, extra=extra)[:-2], "--cursor", cursor, "--reverse",
+               "--output-fields=" + ",".join(JOURNAL_FIELDS)]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                                                    limit=1 << 22, start_new_session=True)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # JSON costs a few hundred bytes an entry beside its message (cursor, time stamps): the bound is
+            # on what journalctl writes, WARM_UP_JOURNAL_FACTOR times the file mode's; and a deadline, so
+            # that a journalctl that does not end cannot keep the follower from following.
+            async with asyncio.timeout(self.WARM_UP_SECONDS):
+                while size < self.WARM_UP_BYTES * self.WARM_UP_JOURNAL_FACTOR:
+                    chunk = await proc.stdout.read(READ_BYTES)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except TimeoutError:
+            log.warning("the journal before the resume point was not read within %.0f s: correlation relearns "
+                        "from what was read", self.WARM_UP_SECONDS)
+        finally:
+            err = b""
+            if proc.returncode is None:
+                err = await _ended(proc)  # enough read (or stop()): ended and reaped
+        if proc.returncode and not chunks:
+            log.warning("the journal before the resume point could not be read for correlation (%s): messages "
+                        "queued before the restart are reported without their sender and Message-ID",
+                        err.decode("utf-8", "replace").strip().splitlines()[-1:] or f"exit {proc.returncode}")
+            return
+        data = b"".join(chunks)
+        del chunks
+        count = await asyncio.to_thread(self._warm_up_journal, data)
+        log.info("journal: %d mail entries before the resume point read again for correlation", count)
+
+    def _warm_up_journal(self, data: bytes) -> int:
+        records = data.split(b"\n")  # an incomplete last record (the read was cut short) is not JSON
+        lines = []
+        for raw in records:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                line = journal_line(record)
+                if line is not None:
+                    lines.append(line)
+        lines.reverse()  # read newest first: correlation goes oldest first
+        for line in lines:
+            self.intake.tracker.feed(line)
+        return len(lines)
+
     async def _run_journal(self) -> None:
         import asyncio
 
         saved = await asyncio.to_thread(self.cursor.load)
         cursor = saved.get("cursor") if saved and saved.get("kind") == "journal" else None
         extra = ("--directory", str(self.conf.journal_directory)) if self.conf.journal_directory else ()
+        if cursor is not None:
+            # Correlation is memory: relearn the senders and Message-IDs of messages still in the queue.
+            try:
+                await self._journal_warm_up(cursor, extra)
+            except OSError as exc:
+                log.warning("the journal before the resume point could not be read for correlation: %s", exc)
         if cursor is None:
             # The first start: only what comes next. The journal's newest mail entry is the starting
             # point, saved at once, so that a restart before the next entry still misses nothing.
