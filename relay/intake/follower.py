@@ -348,9 +348,10 @@ class _LazyPosition:
 class _GzipRemainder:
     """The lines after `offset` in a rotated file compressed since it was read (read once, whole)."""
 
-    def __init__(self, path: Path, lines: list[tuple[str, int]]):
+    def __init__(self, path: Path, lines: list[tuple[str, int]], saved: dict | None = None):
         self.path = path
-        self._lines = lines
+        self._lines = lines  # (text, offset after it in the uncompressed file)
+        self._saved = saved  # the cursor it was found by: the same file's identity, for positions past it
         self.quiet_since: float | None = None
 
     @classmethod
@@ -372,11 +373,22 @@ class _GzipRemainder:
         except (OSError, EOFError, ValueError):
             return None
         end = data.rfind(b"\n")
-        return cls(path, [(raw.decode("utf-8", "replace"), 0) for raw in data[:end + 1].split(b"\n")[:-1]])
+        lines, offset = [], saved["offset"]
+        for raw in data[:end + 1].split(b"\n")[:-1]:
+            offset += len(raw) + 1
+            lines.append((raw.decode("utf-8", "replace"), offset))
+        return cls(path, lines, saved)
 
     def read_lines(self) -> list[tuple[str, int]]:
         lines, self._lines = self._lines, []
         return lines
+
+    def read_positioned(self) -> list[tuple[str, FilePosition]]:
+        """As read_lines, each line with the cursor after it: the same file (device, inode, head) at the
+        offset in its uncompressed bytes, which _GzipRemainder.open finds again after a restart."""
+        s = self._saved
+        return [(text, FilePosition(s["path"], s["dev"], s["inode"], offset, s["head_len"], s["head"]))
+                for text, offset in self.read_lines()]
 
     def close(self) -> None:
         self._lines = []
@@ -511,13 +523,18 @@ class FileFollower:
     # -- reading ------------------------------------------------------------------------------
 
     def poll(self) -> list[tuple[str, _LazyPosition | None]]:
-        """Every complete line available now, in order, each with the position to save after it
-        (None for lines of a rotated file being drained: the cursor follows the current file)."""
+        """Every complete line available now, in order, each with the position to save after it (for
+        lines of a rotated file being drained: its own, until the new file has been read from, then
+        None: the cursor follows the current file; _cursor_may_stay)."""
         out: list[tuple[str, _LazyPosition | None]] = []
         now = time.monotonic()
-        for old in list(self.draining):
-            lines = old.read_lines()
-            out.extend((text, None) for text, _ in lines)
+        for i, old in enumerate(list(self.draining)):
+            if self._cursor_may_stay(old, self.draining[i + 1:]):
+                lines = old.read_positioned()
+                out.extend(lines)
+            else:
+                lines = old.read_lines()
+                out.extend((text, None) for text, _ in lines)
             if lines:
                 old.quiet_since = now
             elif old.quiet_since is None:
@@ -560,6 +577,25 @@ class FileFollower:
             cur.mark(0)
             out.extend(self._read_current(cur, now))
         return out
+
+    def _cursor_may_stay(self, old, newer: list) -> bool:
+        """Whether the lines still read from a rotated file may carry the cursor (their own file's): only
+        while nothing of the files after it was read (a restart then finishes that file by its inode and
+        reads the new one from its start), and only while it is still in the directory to be found.
+        Without a cursor, a restart read them again and wrote their events twice (review30 D4:
+        logrotate's `create` renames, and syslog writes on into the renamed file until postrotate's HUP).
+        Once the new file was read from, its cursor stays: a line of the old file is then lost at a
+        restart rather than the new file's read twice."""
+        if any(f.offset for f in newer if isinstance(f, _OpenFile)):
+            return False
+        if self.current is not None and self.current.offset:
+            return False
+        if isinstance(old, _GzipRemainder):
+            return old._saved is not None
+        try:
+            return os.fstat(old.fd).st_nlink > 0
+        except OSError:
+            return False
 
     def close(self) -> None:
         for f in self.draining:
