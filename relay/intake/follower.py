@@ -983,7 +983,7 @@ class PostfixLogFollower:
         if proc.returncode and not chunks:
             log.warning("the journal before the resume point could not be read for correlation (%s): messages "
                         "queued before the restart are reported without their sender and Message-ID",
-                        err.decode("utf-8", "replace").strip().splitlines()[-1:] or f"exit {proc.returncode}")
+                        (err.decode("utf-8", "replace").strip().splitlines() or [f"exit {proc.returncode}"])[-1])
             return
         data = b"".join(chunks)
         del chunks
