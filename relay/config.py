@@ -185,6 +185,7 @@ class Correlation:
 
 
 MILTER_MODES = ("outbound", "inbound")
+MILTER_IDLE_TIMEOUT_BOUNDS = (1.0, 86400.0)  # milter.idle_timeout (libmilter's default: 7210 s)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,14 @@ class Milter:
     # stand-in client (localhost, 127.0.0.1, port 0) is what any local test client can send too.
     non_smtpd_endpoint: Endpoint | None = None
     non_smtpd_path: Path | None = None
+    # idle_timeout: the longest silence of the MTA between two packets. Postfix says nothing to the milter
+    # from RCPT until its cleanup has the whole message (SMFIP_NODATA: headers, body and end of message
+    # come together at the end), and a client may take longer than limits.timeout over DATA (Postfix bounds
+    # each read by smtpd_timeout, not the DATA phase); closing the connection meanwhile tempfailed outbound
+    # mail and, with milter_default_action = accept, let a forged Authentication-Results through inbound
+    # (review30 D1). libmilter's default for the same timeout: 7210 s. A packet once begun must still be
+    # complete within limits.timeout.
+    idle_timeout: float = 7210.0
 
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path is not None else str(self.endpoint)
@@ -1131,7 +1140,7 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if "milter" not in top.data or top.data["milter"] is None:
         return None
     r = _Reader(top.problems, top.data["milter"], "milter")
-    r.unknown({"listen", "non_smtpd_listen", "mode", "socket_mode", "socket_group", "workers"})
+    r.unknown({"listen", "non_smtpd_listen", "mode", "socket_mode", "socket_group", "workers", "idle_timeout"})
     listen = r.get("listen", str, None, required=True)
     endpoint, path = _milter_socket(top, base, "milter.listen", listen)
     non_smtpd = r.get("non_smtpd_listen", str, None)
@@ -1164,7 +1173,10 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
         top.problems.add("milter.socket_mode" if "socket_mode" in r.data else "milter.socket_group",
                          "applies only to a UNIX socket (listen: unix:PATH)")
     workers = r.get("workers", int, 1, convert=_positive)
-    return Milter(endpoint, path, mode, socket_mode, group, workers, ns_endpoint, ns_path)
+    idle_timeout = r.get("idle_timeout", (int, float, str), Milter.idle_timeout,
+                         convert=_duration_within(*MILTER_IDLE_TIMEOUT_BOUNDS))
+    return Milter(endpoint, path, mode, socket_mode, group, workers, ns_endpoint, ns_path,
+                  idle_timeout=idle_timeout)
 
 
 def milter_postfix_lines(m: Milter) -> list[str]:

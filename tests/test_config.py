@@ -193,6 +193,9 @@ def test_milter_section(tmp_path):
     assert m.path == tmp_path / "milter.sock" and m.endpoint is None
     assert (m.mode, m.socket_mode, m.socket_group) == ("inbound", 0o600, "root")
     assert str(m) == f"unix:{tmp_path / 'milter.sock'}"
+    assert m.idle_timeout == 7210  # libmilter's default (review30 D1)
+    path.write_text("hostname: r.example\nmilter: {listen: '127.0.0.1:8892', idle_timeout: 1h}\n")
+    assert load_settings(path).milter.idle_timeout == 3600
 
 
 def test_milter_section_errors(tmp_path):
@@ -204,6 +207,9 @@ milter: {listen: "unix:/nonexistent-dir/m.sock", mode: sideways, socket_mode: "r
     assert keys == ["milter.listen", "milter.mode", "milter.socket_group", "milter.socket_mode", "milter.x"], found
     assert problems(tmp_path, "hostname: r.example\nmilter: {listen: '127.0.0.1:1', socket_mode: '0660'}\n") == [
         "milter.socket_mode: applies only to a UNIX socket (listen: unix:PATH)"]
+    for bad in ("0", "2d", "soon"):
+        (found,) = problems(tmp_path, f"hostname: r.example\nmilter: {{listen: '127.0.0.1:1', idle_timeout: {bad}}}\n")
+        assert found.startswith("milter.idle_timeout: "), found
     assert problems(tmp_path, "hostname: r.example\nmilter: {listen: 'nohost'}\n") == [
         "milter.listen: 'nohost' has no port (write host:port); or unix:PATH for a UNIX socket"]
 

@@ -142,11 +142,15 @@ def test_an_unreadable_cursor_starts_afresh(tmp_path):
 def test_journal_command_and_records():
     assert journal_command(None) == ["journalctl", "-o", "json", "--no-pager", "--all", "SYSLOG_FACILITY=2", "-f",
                                      "-n", "all"]
-    assert journal_command("s=abc")[-2:] == ["--after-cursor", "s=abc"]
+    # -n all: following, journalctl printed 10 entries after the cursor, then waited (review30 D5)
+    assert journal_command("s=abc")[-4:] == ["--after-cursor", "s=abc", "-n", "all"]
     line = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "SYSLOG_PID": "12",
                          "_HOSTNAME": "mx", "__REALTIME_TIMESTAMP": "1764415481000000", "__CURSOR": "s=1"})
     assert (line.program, line.pid, line.host, line.text) == ("postfix/qmgr", 12, "mx", "ABCDEF123: removed")
     assert line.time.timestamp() == 1764415481
+    # A field given twice comes as an array: no host, not a TypeError in the tracker (review30)
+    twice = journal_line({"MESSAGE": "ABCDEF123: removed", "SYSLOG_IDENTIFIER": "postfix/qmgr", "_HOSTNAME": ["a", "b"]})
+    assert twice.host == ""
     raw = journal_line({"MESSAGE": list("héllo".encode()), "SYSLOG_IDENTIFIER": "postfix/smtp"})
     assert raw.text == "héllo" and raw.time is None
 
@@ -519,3 +523,91 @@ def test_cursors_around_skipped_lines_are_the_ones_read_from_the_file(tmp_path):
     assert [t for t, _ in got] == ["ab", "cd", "f", "h"] and f.lines_cut == 3
     for _, lazy in got:
         assert lazy.as_dict() == f.current.position(lazy.offset).as_dict(), lazy.offset
+
+
+# -- lines drained from a rotated file move the cursor (review30 D4) ---------------------------------
+
+def test_lines_written_into_a_just_rotated_log_are_not_read_again_after_a_restart(tmp_path):
+    # logrotate's `create`: rename, create the new empty log, then HUP syslog in postrotate; syslog
+    # writes on into the renamed file meanwhile. Those lines carried no cursor: after a restart before
+    # the new log's first line, the old file was found by its inode and they were read again (their
+    # events, webhooks included, written twice).
+    import time
+
+    (tmp_path / "mail.log").write_text("Nov 29 11:29:59 pb postfix/qmgr[2]: A57A320C000: removed\n")
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        _wait_idle(relay)
+        syslog = open(log, "a", buffering=1)  # the writer's open descriptor
+        os.rename(log, tmp_path / "mail.log.1")
+        log.write_text("")
+        deadline = time.monotonic() + 30
+        while relay.server.follower._follower.rotations < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the follower has seen the new file
+        assert relay.server.follower._follower.rotations == 1
+        syslog.write(_bounce(2, "late@gmail.test"))
+        syslog.close()
+        assert _rejected_once_there(relay, ["late@gmail.test"]) == ["late@gmail.test"]
+    finally:
+        relay.stop()
+    log, relay = _postfix_log_relay(tmp_path)  # restarted before the new log's first line
+    try:
+        _wait_idle(relay)
+        with open(log, "a") as w:
+            w.write(_bounce(3, "next@gmail.test"))
+        rejected = _rejected_once_there(relay, ["next@gmail.test"])
+    finally:
+        relay.stop()
+    assert rejected == ["late@gmail.test", "next@gmail.test"]
+
+
+def test_lines_of_a_rotated_file_read_after_a_restart_move_the_cursor_also_when_it_was_compressed(tmp_path):
+    import gzip
+
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=0)
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:00 one\n")
+    position = last_position(f.poll())
+    f.close()
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:01 two\n")
+    (tmp_path / "mail.log.1.gz").write_bytes(gzip.compress(log.read_bytes()))
+    log.unlink()
+    log.write_text("")
+    g = FileFollower(log, position, drain_seconds=0)
+    assert texts(lines := g.poll()) == ["Nov 29 10:00:01 two"]
+    position = last_position(lines)  # the compressed file's, after "two"
+    g.close()
+    h = FileFollower(log, position, drain_seconds=0)  # restarted again before the new log's first line
+    assert h.poll() == []
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:03 three\n")
+    assert texts(h.poll()) == ["Nov 29 10:00:03 three"]
+
+
+def test_once_the_new_log_was_read_a_line_of_the_old_one_leaves_the_cursor_on_the_new_one(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    f = FileFollower(log, drain_seconds=60)
+    writer = open(log, "a", buffering=1)
+    os.rename(log, tmp_path / "mail.log.1")
+    log.write_text("")
+    assert f.poll() == []
+    with open(log, "a") as w:
+        w.write("Nov 29 10:00:02 new\n")
+    writer.write("Nov 29 10:00:03 old, late\n")
+    writer.close()
+    lines = f.poll()
+    assert texts(lines) == ["Nov 29 10:00:03 old, late", "Nov 29 10:00:02 new"]
+    assert lines[0][1] is not None  # nothing of the new log read yet when it was read
+    writer = open(tmp_path / "mail.log.1", "a")
+    writer.write("Nov 29 10:00:04 old, later\n")
+    writer.close()
+    (late,) = f.poll()
+    assert late[1] is None  # the cursor stays on the new log: a restart does not read it again
+    position = last_position(lines)
+    f.close()
+    g = FileFollower(log, position, drain_seconds=0)
+    assert g.poll() == []

@@ -241,6 +241,7 @@ def stop_with_a_stuck_save(tmp_path, monkeypatch, journalctl_body: str, tune=Non
     settings = journal_settings(tmp_path, monkeypatch,
                                 f"#!{sys.executable}\nimport os, subprocess, sys, time\n"
                                 f"here = {str(tmp_path)!r}\nline = ({entry!r} + '\\n').encode()\n"
+                                f"if '-f' not in sys.argv:\n    sys.exit(0)\n"  # the warm-up's reading back: none
                                 f"open(os.path.join(here, 'journalctl.pid'), 'w').write(str(os.getpid()))\n"
                                 f"if True:\n{body}\n")
     (tmp_path / "state").mkdir()
@@ -386,3 +387,63 @@ def test_asyncio_processes_still_have_the_private_transport_the_follower_closes(
             await proc.communicate()
 
     asyncio.run(go())
+
+
+def _journal_relay(tmp_path):
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    write_journal(journal, [("postfix/qmgr", "AAAA000001: removed")])
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: r.test\nbounce_list: sqlite:///b.db\nevents: [{{jsonl: events.jsonl}}]\n"
+                      f"postfix_log: {{journal: true, journal_directory: {journal}, state_directory: state}}\n")
+    return journal, load_settings(config)
+
+
+def _follow_until_idle(settings) -> None:
+    """Start a follower, let it read what the journal holds (no write meanwhile), stop it."""
+    async def follow():
+        outcomes, close = await open_outcomes(settings, load_policies(settings))
+        follower = PostfixLogFollower(settings, outcomes, poll_interval=0.5)
+        await follower.start()
+        try:
+            await asyncio.wait_for(follower.idle.wait(), 30)
+        finally:
+            await follower.stop()
+            await close()
+
+    asyncio.run(follow())
+
+
+def _events(tmp_path) -> list[dict]:
+    path = tmp_path / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_message_queued_before_a_restart_keeps_its_sender_and_message_id(tmp_path):
+    # review30 D2: file mode reads the log before its resume point again for correlation; journal mode
+    # did not, and a result logged after a restart came without the sender, Message-ID and VERP fields
+    # of a message whose cleanup and qmgr lines came before it.
+    journal, settings = _journal_relay(tmp_path)
+    _follow_until_idle(settings)  # the first start: the cursor is the journal's newest entry
+    entries = bounce("B1B2C3D4E5", "first@gmail.test")
+    write_journal(journal, entries[:2])  # message-id=, from=
+    _follow_until_idle(settings)  # read live; then relay stops (an upgrade, a restart)
+    write_journal(journal, entries[2:])  # its result, while relay is stopped
+    _follow_until_idle(settings)
+    (rejected,) = [e for e in _events(tmp_path) if e["kind"] == "rejected"]
+    assert rejected["recipient"] == "first@gmail.test"
+    assert rejected["sender"] == "a@sender.test", rejected
+    assert rejected["message_id"] == "<B1B2C3D4E5@sender.test>", rejected
+
+
+def test_a_backlog_of_more_than_ten_entries_is_read_without_a_further_write(tmp_path):
+    # review30 D5: journalctl -f --after-cursor printed 10 entries, then waited for the journal to change.
+    journal, settings = _journal_relay(tmp_path)
+    _follow_until_idle(settings)
+    backlog = []
+    for i in range(20):
+        backlog += bounce(f"B{i:04d}C3D4E5", f"user{i}@gmail.test")
+    write_journal(journal, backlog)  # while relay is stopped: 80 entries, 20 bounces
+    _follow_until_idle(settings)
+    rejected = [e["recipient"] for e in _events(tmp_path) if e["kind"] == "rejected"]
+    assert rejected == [f"user{i}@gmail.test" for i in range(20)], rejected

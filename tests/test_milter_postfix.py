@@ -359,3 +359,77 @@ def test_an_address_the_milter_cannot_read_is_refused_precisely_through_postfix(
         assert rig.relay.call(rig.relay.server.resources.store.count()) == 0
     finally:
         rig.stop()
+
+
+# -- a slow DATA phase (review30 D1) ----------------------------------------------------------------
+
+def _slow_session(port: int, sender: bytes, rcpt: bytes, message: bytes, pause: float, pieces: int) -> bytes:
+    """An SMTP client whose DATA takes `pieces` pauses of `pause` seconds (each well within Postfix's
+    smtpd_timeout); the reply to its final dot."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s, s.makefile("rwb") as f:
+        def reply() -> bytes:
+            lines = []
+            while True:
+                line = f.readline()
+                lines.append(line)
+                if line[3:4] != b"-":
+                    return b"".join(lines)
+
+        reply()
+        for command in (b"EHLO client.test", b"MAIL FROM:<%s>" % sender, b"RCPT TO:<%s>" % rcpt, b"DATA"):
+            f.write(command + b"\r\n")
+            f.flush()
+            assert reply()[:1] in (b"2", b"3")
+        head, body = message.split(b"\r\n\r\n", 1)
+        f.write(head + b"\r\n\r\n")
+        f.flush()
+        for i in range(pieces):
+            time.sleep(pause)
+            f.write(b"line %d\r\n" % i)
+            f.flush()
+        f.write(body + b".\r\n")
+        f.flush()
+        end = reply()
+        f.write(b"QUIT\r\n")
+        f.flush()
+        return end
+
+
+def test_a_data_phase_longer_than_limits_timeout_is_signed_not_tempfailed(tmp_path, dns, policies):
+    # Postfix says nothing to the milter between RCPT and the end of the message (SMFIP_NODATA): the
+    # milter closed the connection after limits.timeout of that silence, and the client's final dot got
+    # 451 4.7.1 (milter_default_action = tempfail), for ever for a long message on a slow link.
+    rig = MilterRig(tmp_path, dns, policies, "tcp", limits={"timeout": 2})
+    try:
+        end = _slow_session(rig.postfix.port, b"bounces@signed.test", b"b@example.com", SIGNED, pause=1.5, pieces=3)
+        assert end.startswith(b"250"), (end, rig.maillog()[-2000:])
+        (msg,) = sink_messages(rig.sink, 1)
+        assert b"line 2" in msg
+        result = mail_dkim(msg, dns.port)
+        assert result.all_pass, result
+    finally:
+        rig.stop()
+
+
+def test_an_inbound_slow_data_phase_still_removes_a_forged_authentication_results(tmp_path, dns, policies):
+    # With milter_default_action = accept (the advice for an inbound milter), a slow DATA phase had the
+    # message delivered without the milter: the sender's forged Authentication-Results in our name
+    # reached the mailbox (RFC 8601 5: it must be removed).
+    rig = MilterRig(tmp_path, dns, policies, "tcp", mode="inbound", clients={"networks": ["10.0.0.0/8"]},
+                    limits={"timeout": 2})
+    try:
+        rig.postfix._postconf({"milter_default_action": "accept"})
+        rig.postfix._postfix("reload")
+        forged = (b"Authentication-Results: relay.test; dkim=pass header.d=bank.example\r\n"
+                  b"From: ceo@bank.example\r\nSubject: pay\r\n\r\npay now\r\n")
+        end = _slow_session(rig.postfix.port, b"someone@sender.example", b"b@example.com", forged,
+                            pause=1.5, pieces=3)
+        assert end.startswith(b"250"), end
+        (msg,) = sink_messages(rig.sink, 1)
+        headers = msg.split(b"\r\n\r\n", 1)[0]
+        assert b"header.d=bank.example" not in headers, headers
+        assert b"Authentication-Results: relay.test;" in headers, headers  # ours
+    finally:
+        rig.stop()

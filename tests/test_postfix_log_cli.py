@@ -279,3 +279,46 @@ def test_input_in_no_format_it_reads_is_an_error_not_an_empty_success(config, tm
     empty.write_text("")
     out = relay("postfix-log", "import", empty, "-c", config, "--dry-run")
     assert out.returncode == 0 and "0 lines" in out.stderr  # an empty log is no error
+
+
+# -- rotated files given newest first, as a shell's mail.log* gives them (review30 D3) ----------------
+
+def test_rotated_files_given_newest_first_are_read_oldest_first(config, tmp_path):
+    # `import mail.log*` is mail.log mail.log.1 ...: read in that order, the result in mail.log came
+    # before its message's from= and message-id= in mail.log.1, and its event lost its sender, VERP
+    # conversation_id and Message-ID.
+    lines = LOG.read_text().splitlines(keepends=True)
+    (tmp_path / "mail.log.1").write_text("".join(lines[:20]))
+    (tmp_path / "mail.log.2.gz").write_bytes(gzip.compress(b""))  # an empty old file: no time stamp
+    (tmp_path / "mail.log").write_text("".join(lines[20:]))
+    out = relay("postfix-log", "import", tmp_path / "mail.log", tmp_path / "mail.log.1", tmp_path / "mail.log.2.gz",
+                "-c", config, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    (gone,) = [e for e in events if e["kind"] == "rejected" and e["recipient"] == "nosuchuser@gmail.test"]
+    assert gone["sender"] == "bounces+c42@sender.test" and gone["conversation_id"] == "c42", gone
+    assert gone["message_id"].startswith("<one."), gone
+    assert "reading oldest first:" in out.stderr
+
+
+def test_an_expiry_in_a_newer_file_than_its_deferrals_is_reported_whatever_the_order_given(config, tmp_path):
+    # The expiry (qmgr, no recipient named) reports the recipients still deferred: read before the
+    # deferral it was nothing, and the 5.4.7 `rejected` event, the application's word that the message
+    # was given up, was lost with exit 0.
+    (tmp_path / "exp.log.1").write_text(
+        "Nov 25 10:00:01 mx postfix/cleanup[2]: C1C2C3D4E5: message-id=<c1@sender.test>\n"
+        "Nov 25 10:00:01 mx postfix/qmgr[1]: C1C2C3D4E5: from=<bounces+c77@sender.test>, size=300, nrcpt=1 "
+        "(queue active)\n"
+        "Nov 25 10:00:02 mx postfix/smtp[3]: C1C2C3D4E5: to=<slow@example.org>, relay=mx[192.0.2.1]:25, delay=0.1, "
+        "delays=0/0/0/0.1, dsn=4.7.0, status=deferred (host mx[192.0.2.1] said: 451 4.7.0 Try again later "
+        "(in reply to RCPT TO command))\n")
+    (tmp_path / "exp.log").write_text(
+        "Nov 30 10:00:01 mx postfix/qmgr[1]: C1C2C3D4E5: from=<bounces+c77@sender.test>, status=expired, "
+        "returned to sender\n"
+        "Nov 30 10:00:01 mx postfix/qmgr[1]: C1C2C3D4E5: removed\n")
+    out = relay("postfix-log", "import", tmp_path / "exp.log", tmp_path / "exp.log.1", "-c", config, "--dry-run")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    (gave_up,) = [e for e in events if e["kind"] == "rejected"]
+    assert gave_up["recipient"] == "slow@example.org" and gave_up["reply"]["enhanced"] == "5.4.7", gave_up
+    assert gave_up["conversation_id"] == "c77" and gave_up["message_id"] == "<c1@sender.test>"

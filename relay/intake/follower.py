@@ -348,9 +348,10 @@ class _LazyPosition:
 class _GzipRemainder:
     """The lines after `offset` in a rotated file compressed since it was read (read once, whole)."""
 
-    def __init__(self, path: Path, lines: list[tuple[str, int]]):
+    def __init__(self, path: Path, lines: list[tuple[str, int]], saved: dict | None = None):
         self.path = path
-        self._lines = lines
+        self._lines = lines  # (text, offset after it in the uncompressed file)
+        self._saved = saved  # the cursor it was found by: the same file's identity, for positions past it
         self.quiet_since: float | None = None
 
     @classmethod
@@ -372,11 +373,22 @@ class _GzipRemainder:
         except (OSError, EOFError, ValueError):
             return None
         end = data.rfind(b"\n")
-        return cls(path, [(raw.decode("utf-8", "replace"), 0) for raw in data[:end + 1].split(b"\n")[:-1]])
+        lines, offset = [], saved["offset"]
+        for raw in data[:end + 1].split(b"\n")[:-1]:
+            offset += len(raw) + 1
+            lines.append((raw.decode("utf-8", "replace"), offset))
+        return cls(path, lines, saved)
 
     def read_lines(self) -> list[tuple[str, int]]:
         lines, self._lines = self._lines, []
         return lines
+
+    def read_positioned(self) -> list[tuple[str, FilePosition]]:
+        """As read_lines, each line with the cursor after it: the same file (device, inode, head) at the
+        offset in its uncompressed bytes, which _GzipRemainder.open finds again after a restart."""
+        s = self._saved
+        return [(text, FilePosition(s["path"], s["dev"], s["inode"], offset, s["head_len"], s["head"]))
+                for text, offset in self.read_lines()]
 
     def close(self) -> None:
         self._lines = []
@@ -511,13 +523,18 @@ class FileFollower:
     # -- reading ------------------------------------------------------------------------------
 
     def poll(self) -> list[tuple[str, _LazyPosition | None]]:
-        """Every complete line available now, in order, each with the position to save after it
-        (None for lines of a rotated file being drained: the cursor follows the current file)."""
+        """Every complete line available now, in order, each with the position to save after it (for
+        lines of a rotated file being drained: its own, until the new file has been read from, then
+        None: the cursor follows the current file; _cursor_may_stay)."""
         out: list[tuple[str, _LazyPosition | None]] = []
         now = time.monotonic()
-        for old in list(self.draining):
-            lines = old.read_lines()
-            out.extend((text, None) for text, _ in lines)
+        for i, old in enumerate(list(self.draining)):
+            if self._cursor_may_stay(old, self.draining[i + 1:]):
+                lines = old.read_positioned()
+                out.extend(lines)
+            else:
+                lines = old.read_lines()
+                out.extend((text, None) for text, _ in lines)
             if lines:
                 old.quiet_since = now
             elif old.quiet_since is None:
@@ -561,6 +578,25 @@ class FileFollower:
             out.extend(self._read_current(cur, now))
         return out
 
+    def _cursor_may_stay(self, old, newer: list) -> bool:
+        """Whether the lines still read from a rotated file may carry the cursor (their own file's): only
+        while nothing of the files after it was read (a restart then finishes that file by its inode and
+        reads the new one from its start), and only while it is still in the directory to be found.
+        Without a cursor, a restart read them again and wrote their events twice (review30 D4:
+        logrotate's `create` renames, and syslog writes on into the renamed file until postrotate's HUP).
+        Once the new file was read from, its cursor stays: a line of the old file is then lost at a
+        restart rather than the new file's read twice."""
+        if any(f.offset for f in newer if isinstance(f, _OpenFile)):
+            return False
+        if self.current is not None and self.current.offset:
+            return False
+        if isinstance(old, _GzipRemainder):
+            return old._saved is not None
+        try:
+            return os.fstat(old.fd).st_nlink > 0
+        except OSError:
+            return False
+
     def close(self) -> None:
         for f in self.draining:
             f.close()
@@ -586,8 +622,15 @@ def journal_command(cursor: str | None, binary: str = "journalctl", follow: bool
     cmd = [binary, "-o", "json", "--no-pager", "--all", f"SYSLOG_FACILITY={MAIL_FACILITY}", *extra]
     if follow:
         cmd.append("-f")
-    cmd += ["--after-cursor", cursor] if cursor else ["-n", "all"]
+    # -n all in both cases: following, journalctl shows only the last 10 entries by default, and with
+    # --after-cursor it printed 10 entries after the cursor, then waited for the journal to change before
+    # the rest (review30 D5: a backlog logged while relay was stopped waited, on a quiet host for ever).
+    cmd += ["--after-cursor", cursor, "-n", "all"] if cursor else ["-n", "all"]
     return cmd
+
+
+# The fields journal_line reads (journalctl adds its own: __CURSOR, the time stamps, _BOOT_ID).
+JOURNAL_FIELDS = ("MESSAGE", "SYSLOG_IDENTIFIER", "_COMM", "SYSLOG_PID", "_PID", "_HOSTNAME")
 
 
 def journal_line(record: dict[str, Any]) -> LogLine | None:
@@ -606,8 +649,13 @@ def journal_line(record: dict[str, Any]) -> LogLine | None:
     ts = record.get("__REALTIME_TIMESTAMP")
     if ts and str(ts).isdigit():
         when = datetime.fromtimestamp(int(ts) / 1e6, timezone.utc)
-    return LogLine(when, record.get("_HOSTNAME", ""), program, int(pid) if str(pid or "").isdigit() else None,
-                   message)
+    host = record.get("_HOSTNAME")
+    if not isinstance(program, str):  # a field given twice (an array) or written as bytes: not a name
+        program = ""
+    # Correlation keys on the host: an array there (journal-remote input) raised TypeError in the
+    # tracker and ended the reading task.
+    return LogLine(when, host if isinstance(host, str) else "", program,
+                   int(pid) if str(pid or "").isdigit() else None, message)
 
 
 # -- ending a child within a deadline -------------------------------------------------------------
@@ -714,6 +762,8 @@ class PostfixLogFollower:
     STOP_SECONDS = 20.0
     SAVE_SECONDS = 10.0
     WARM_UP_BYTES = 8 << 20  # read again (for correlation only) before the resume point
+    WARM_UP_JOURNAL_FACTOR = 4  # journal mode: journalctl's JSON for WARM_UP_BYTES of messages, about
+    WARM_UP_SECONDS = 60.0  # journal mode: the reading back ends by then, whatever was read is used
 
     def _warm_up(self, lines: list[str]) -> None:
         from .postfix_log import parse_line
@@ -898,12 +948,77 @@ class PostfixLogFollower:
                 continue
         return None
 
+    async def _journal_warm_up(self, cursor: str, extra: tuple[str, ...]) -> None:
+        """As the file's warm-up: the mail entries up to the resume point, newest first, back to about
+        WARM_UP_BYTES of messages, fed to correlation only (their results were handled before the restart).
+        Without it every message queued before a restart lost its sender, Message-ID and correlation
+        fields when its result came after it (review30 D2). A failure here is logged, not fatal."""
+        import asyncio
+
+        cmd = [*journal_command(None, follow=False, extra=extra)[:-2], "--cursor", cursor, "--reverse",
+               "--output-fields=" + ",".join(JOURNAL_FIELDS)]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                                                    limit=1 << 22, start_new_session=True)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # JSON costs a few hundred bytes an entry beside its message (cursor, time stamps): the bound is
+            # on what journalctl writes, WARM_UP_JOURNAL_FACTOR times the file mode's; and a deadline, so
+            # that a journalctl that does not end cannot keep the follower from following.
+            async with asyncio.timeout(self.WARM_UP_SECONDS):
+                while size < self.WARM_UP_BYTES * self.WARM_UP_JOURNAL_FACTOR:
+                    chunk = await proc.stdout.read(READ_BYTES)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except TimeoutError:
+            log.warning("the journal before the resume point was not read within %.0f s: correlation relearns "
+                        "from what was read", self.WARM_UP_SECONDS)
+        finally:
+            err = b""
+            if proc.returncode is None:
+                err = await _ended(proc)  # enough read (or stop()): ended and reaped
+        if proc.returncode and not chunks:
+            log.warning("the journal before the resume point could not be read for correlation (%s): messages "
+                        "queued before the restart are reported without their sender and Message-ID",
+                        (err.decode("utf-8", "replace").strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+            return
+        data = b"".join(chunks)
+        del chunks
+        count = await asyncio.to_thread(self._warm_up_journal, data)
+        log.info("journal: %d mail entries before the resume point read again for correlation", count)
+
+    def _warm_up_journal(self, data: bytes) -> int:
+        records = data.split(b"\n")  # an incomplete last record (the read was cut short) is not JSON
+        lines = []
+        for raw in records:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                line = journal_line(record)
+                if line is not None:
+                    lines.append(line)
+        lines.reverse()  # read newest first: correlation goes oldest first
+        for line in lines:
+            self.intake.tracker.feed(line)
+        return len(lines)
+
     async def _run_journal(self) -> None:
         import asyncio
 
         saved = await asyncio.to_thread(self.cursor.load)
         cursor = saved.get("cursor") if saved and saved.get("kind") == "journal" else None
         extra = ("--directory", str(self.conf.journal_directory)) if self.conf.journal_directory else ()
+        if cursor is not None:
+            # Correlation is memory: relearn the senders and Message-IDs of messages still in the queue.
+            try:
+                await self._journal_warm_up(cursor, extra)
+            except OSError as exc:
+                log.warning("the journal before the resume point could not be read for correlation: %s", exc)
         if cursor is None:
             # The first start: only what comes next. The journal's newest mail entry is the starting
             # point, saved at once, so that a restart before the next entry still misses nothing.

@@ -4,10 +4,15 @@ Each connection negotiates options, then runs a MilterSession for as many client
 messages as the MTA sends on it. A malformed or oversized packet closes that one connection
 with a log line; nothing a peer sends can stop the server.
 
-Deadlines (`limits.timeout`, as for an SMTP client): a packet must be complete within it of the end of
-the one before, however its bytes trickle in (bytes of a packet do not restart it, so a byte a minute
-cannot hold the connection); a peer that does not take our replies has them taken within it, else
-the connection is reset. A closed connection whose peer does not read is reset after CLOSE_GRACE.
+Deadlines: a packet, once its first byte came, must be complete within `limits.timeout`, however its
+bytes trickle in (bytes of a packet do not restart it, so a byte a minute cannot hold the connection);
+the first packet (option negotiation) must come within `limits.timeout` of the connect. Between two
+packets the MTA may be silent for `milter.idle_timeout` (default 7210 s, libmilter's own): Postfix
+sends nothing from RCPT until its cleanup has the whole message (SMFIP_NODATA), and an SMTP client's
+DATA phase may last longer than limits.timeout (smtpd_timeout bounds each read, not the whole); the
+MTA bounds its sessions itself (review30 D1). A peer that does not take our replies has them taken
+within `limits.timeout`, else the connection is reset. A closed connection whose peer does not read is
+reset after CLOSE_GRACE.
 """
 
 from __future__ import annotations
@@ -308,7 +313,8 @@ class MilterServer:
         self.connections.add(task)
         conn = MilterConnection(self, peer, non_smtpd=non_smtpd)
         decoder = codec.Decoder()
-        idle = self.settings.limits.timeout
+        idle = self.settings.limits.timeout  # a packet begun must be complete within it; replies taken
+        gap = self.settings.milter.idle_timeout  # the MTA's silence between two packets, once negotiated
         loop = asyncio.get_running_loop()
         packet_due = loop.time() + idle  # the next packet must be complete by then
         sock = writer.get_extra_info("socket")
@@ -324,8 +330,11 @@ class MilterServer:
                     if decoder.pending:
                         log.warning("milter connection from %s closed: a packet not complete within %.0f s "
                                     "(%d bytes of it came)", peer, idle, decoder.pending)
+                    elif conn.negotiated:
+                        log.info("milter connection from %s idle for %.0f s (milter.idle_timeout): closed",
+                                 peer, gap)
                     else:
-                        log.info("milter connection from %s idle for %.0f s: closed", peer, idle)
+                        log.info("milter connection from %s: no option negotiation within %.0f s: closed", peer, idle)
                     break
                 if not data:
                     if decoder.pending:
@@ -339,13 +348,16 @@ class MilterServer:
                     # Linux leaves quick-ACK mode by itself, so it is set again after every read.
                     sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 out = bytearray()
+                begun = decoder.pending  # bytes of a packet that had begun before this read
                 packets = decoder.feed(data)
-                if packets:
-                    packet_due = loop.time() + idle
                 for command, payload in packets:
                     out += await conn.handle(codec.parse(command, payload))
                     if conn.closed:
                         break
+                if packets or not begun:
+                    # A packet ended (or the first bytes of one came): the next one's deadline. Bytes of
+                    # a packet already begun do not move it.
+                    packet_due = loop.time() + self._wait(conn, decoder, idle, gap)
                 if out:
                     writer.write(out)
                     try:
@@ -358,7 +370,7 @@ class MilterServer:
                                     "%.0f s (%d bytes waiting)", peer, idle, writer.transport.get_write_buffer_size())
                         writer.transport.abort()
                         break
-                    packet_due = max(packet_due, loop.time() + idle)
+                    packet_due = max(packet_due, loop.time() + self._wait(conn, decoder, idle, gap))
         except codec.ProtocolError as exc:
             log.warning("milter connection from %s closed: %s", peer, exc)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -380,6 +392,12 @@ class MilterServer:
                 # keep the socket open for ever.
                 loop.call_later(CLOSE_GRACE, writer.transport.abort)
             self.connections.discard(task)
+
+    @staticmethod
+    def _wait(conn: MilterConnection, decoder: codec.Decoder, idle: float, gap: float) -> float:
+        """How long the next packet may take: limits.timeout once it has begun (or before option
+        negotiation), milter.idle_timeout while the MTA is silent between packets."""
+        return idle if decoder.pending or not conn.negotiated else gap
 
     async def close(self) -> None:
         for server in (self.server, self.non_smtpd_server):
