@@ -471,6 +471,21 @@ def _existing_file(base: Path):
     return convert
 
 
+def _ca_file(base: Path):
+    """A converter for a CA bundle's path: an existing file that TLS can load (relay/tlsfiles.py). Read
+    at load and at every reload: read only at the first connection, a file with no PEM certificate
+    passed check-config and then deferred every message with a traceback naming no file (review31 F2)."""
+    def convert(value: str) -> Path:
+        from .tlsfiles import ca_file_problem
+
+        path = _existing_file(base)(value)
+        why = ca_file_problem(path)
+        if why:
+            raise ValueError(why)
+        return path
+    return convert
+
+
 def _secret(r: _Reader, name: str, value: str | None, base: Path, what: str) -> tuple[Path | None, bytes | None]:
     """The path and bytes of the secret file `value` that key `name` gives, as r.get read it
     (secretfile.read_secret_file: a regular file, bounded, read now; no error quotes a value that may be
@@ -592,6 +607,16 @@ def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
             t.unknown({"cert", "key"})
             cert = t.get("cert", str, None, required=True, convert=_existing_file(base))
             key = t.get("key", str, None, required=True, convert=_existing_file(base))
+            if cert is not None and key is not None:
+                # Loaded now as `serve` loads them (relay/tlsfiles.py), so that a file that is no PEM
+                # certificate or key is this key's error, not `[SSL] PEM lib` at start (review31 F2).
+                from .tlsfiles import cert_key_problem
+
+                found = cert_key_problem(cert, key)
+                if found:
+                    which, why = found
+                    top.problems.add(t.key(which) if which else t.path, why)
+                    cert = key = None
         if ep:
             out.append(Listener(ep, cert, key))
     return tuple(out)
@@ -750,7 +775,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         # MX hosts' certificates are checked only when asked for (RFC 7435: opportunistic TLS does
         # not authenticate; MTA-STS and DANE are what authenticate an MX).
         tls_verify=r.get("tls_verify", bool, not mx),
-        ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
+        ca_file=r.get("ca_file", str, None, convert=_ca_file(base)),
         username=username, password_file=password_file, password=password,
         allow_plaintext_auth=allow_plaintext_auth,
         connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),

@@ -1,0 +1,126 @@
+"""review31: values that passed check-config and failed later (TLS files that are no PEM, an unquoted
+socket mode), values that ended in a traceback, and CLI file arguments read without a bound. Each
+through the real CLI (`relay check-config`, `relay serve`, `relay dsn parse`, `relay bounces import`)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.tls import make_cert
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = "hostname: relay.example.com\n"
+UPSTREAM = "upstream: {host: 127.0.0.1, port: 2587, starttls: 'off'}\n"
+
+
+def relay(*args, timeout=60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, **kw)
+
+
+def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return relay("check-config", "-c", str(path))
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    out = check(tmp_path, text)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    return out.stdout
+
+
+# -- F2: TLS files are loaded at load ---------------------------------------------------------------
+
+@pytest.fixture
+def tls_files(tmp_path):
+    cert, key = make_cert(tmp_path, "relay.example.com")
+    other_cert, other_key = make_cert(tmp_path, "other.example.com")
+    der = tmp_path / "ca.der"
+    import ssl
+    der.write_bytes(ssl.PEM_cert_to_DER_cert(cert.read_text()))
+    (tmp_path / "bad.pem").write_text("not a cert\n")
+    return {"cert": cert, "key": key, "other_key": other_key, "der": der, "bad": tmp_path / "bad.pem"}
+
+
+@pytest.mark.parametrize("ca", ["bad", "der", "key"])
+def test_an_upstream_ca_file_with_no_pem_certificate_is_refused_naming_the_key(tmp_path, tls_files, ca):
+    # Before: check-config said OK, and every message was deferred 451 4.3.0 with a traceback.
+    out = refused(tmp_path, BASE + "upstream: {host: 127.0.0.1, port: 2587, starttls: required, "
+                                   f"ca_file: {tls_files[ca]}}}\n")
+    assert f"c.yaml: upstream.ca_file: no certificate in {tls_files[ca]}" in out, out
+
+
+@pytest.mark.parametrize("cert, key, where, why", [
+    ("bad", "key", "listen[0].tls.cert", "no certificate in {bad}"),
+    ("der", "key", "listen[0].tls.cert", "no certificate in {der}"),
+    ("cert", "bad", "listen[0].tls.key", "no private key in {bad}"),
+    ("cert", "cert", "listen[0].tls.key", "no private key in {cert}"),
+    ("cert", "other_key", "listen[0].tls", "the private key in {other_key} is not the key of the certificate in {cert}"),
+])
+def test_a_listener_cert_or_key_that_does_not_load_is_refused_naming_the_key(tmp_path, tls_files, cert, key,
+                                                                                  where, why):
+    # Before: check-config said OK, and `relay serve` stopped with "cannot start: [SSL] PEM lib".
+    out = refused(tmp_path, BASE + UPSTREAM + f"listen: [{{address: '127.0.0.1:0', tls: {{cert: {tls_files[cert]}, "
+                                              f"key: {tls_files[key]}}}}}]\n")
+    assert f"c.yaml: {where}: {why.format(**tls_files)}" in out, out
+
+
+def test_an_encrypted_listener_key_is_refused_without_asking_for_a_passphrase(tmp_path, tls_files):
+    from cryptography.hazmat.primitives import serialization
+
+    pem = serialization.load_pem_private_key(tls_files["key"].read_bytes(), None)
+    encrypted = tmp_path / "enc.key"
+    encrypted.write_bytes(pem.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"secret")))
+    out = refused(tmp_path, BASE + UPSTREAM + f"listen: [{{address: '127.0.0.1:0', tls: {{cert: {tls_files['cert']}, "
+                                              f"key: {encrypted}}}}}]\n")
+    assert f"listen[0].tls.key: the private key in {encrypted} is encrypted" in out, out
+
+
+def test_good_tls_files_still_load(tmp_path, tls_files):
+    out = check(tmp_path, BASE + f"listen: [{{address: '127.0.0.1:0', tls: {{cert: {tls_files['cert']}, "
+                                 f"key: {tls_files['key']}}}}}]\nupstream: {{host: 127.0.0.1, port: 2587, "
+                                 f"starttls: required, ca_file: {tls_files['cert']}}}\n")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _serve_exits(tmp_path: Path, text: str, timeout: float = 30) -> tuple[int, str]:
+    """`relay serve` that must stop at once: (exit status, stderr). A relay still running after
+    `timeout` is killed and the test fails."""
+    path = tmp_path / "serve.yaml"
+    path.write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"relay serve started with this config:\n{err}") from None
+    return proc.returncode, err
+
+
+def test_serve_with_an_upstream_ca_file_that_is_no_pem_never_starts(tmp_path, tls_files):
+    # Before: it started, and each message got 451 4.3.0 with a traceback naming no file.
+    status, err = _serve_exits(tmp_path, BASE + f"listen: [{{address: '127.0.0.1:0'}}]\nupstream: {{host: 127.0.0.1, "
+                                                f"port: 2587, starttls: required, ca_file: {tls_files['der']}}}\n"
+                                                f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n")
+    assert status == 1 and f"upstream.ca_file: no certificate in {tls_files['der']}" in err, err
+    assert "Traceback" not in err
+
+
+def test_serve_with_a_listener_key_that_is_no_key_names_it(tmp_path, tls_files):
+    status, err = _serve_exits(tmp_path, BASE + UPSTREAM + f"listen: [{{address: '127.0.0.1:0', tls: "
+                                                           f"{{cert: {tls_files['cert']}, key: {tls_files['bad']}}}}}]\n"
+                                                           f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n")
+    assert status == 1 and f"listen[0].tls.key: no private key in {tls_files['bad']}" in err, err
+    assert "PEM lib" not in err
