@@ -351,7 +351,7 @@ def _duration_within(low: float, high: float):
     def convert(value):
         seconds = parse_duration(value)
         if not low <= seconds <= high:
-            raise ValueError(f"{value!r} is outside {low:g} s .. {high:g} s")
+            raise ValueError(f"{_shown(value)} is outside {low:g} s .. {high:g} s")
         return seconds
     return convert
 
@@ -361,15 +361,26 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
     if isinstance(value, (int, float)):
+        if isinstance(value, int) and value.bit_length() > 64:
+            # Past float range math.isfinite raised OverflowError: a traceback (review31 F5).
+            raise ValueError(f"a number of {len(str(value))} digits is far longer than any duration (30, '30s', "
+                             f"'5m' or '1h')")
         if not math.isfinite(value):  # YAML's .nan and .inf are floats
             raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
     m = _DURATION.match(str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else math.nan
+    if not math.isfinite(seconds):  # no match, or digits past float range ("1e400s" is no match)
+        raise ValueError(f"{_shown(value)} is not a duration such as 30, '30s', '5m' or '1h'")
+    return seconds
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_endpoint(value: Any, default_port: int | None = None) -> Endpoint:
@@ -418,7 +429,7 @@ class _Reader:
         if convert:
             try:
                 return convert(value)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 self.problems.add(self.key(name), str(exc))
                 return default
         return value
@@ -573,7 +584,8 @@ def _workers(top: _Reader, milter: Milter | None, upstream: Upstream | None, lim
         return value
 
     workers = top.get("workers", int, None, convert=bounded)
-    legacy = milter.workers if milter is not None and "workers" in (top.data.get("milter") or {}) else None
+    legacy = milter.workers if milter is not None and isinstance(top.data.get("milter"), dict) \
+        and "workers" in top.data["milter"] else None
     if workers is not None and legacy is not None and legacy != workers:
         top.problems.add("milter.workers", f"{legacy} differs from workers ({workers}); remove milter.workers "
                                            f"(workers covers the milter too)")
@@ -1092,6 +1104,8 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if "milter" not in top.data or top.data["milter"] is None:
         return None
     r = _Reader(top.problems, top.data["milter"], "milter")
+    if not r.ok:  # `milter: on` (YAML's true): "expected a mapping" is all there is to say
+        return None
     r.unknown({"listen", "non_smtpd_listen", "mode", "socket_mode", "socket_group", "workers"})
     listen = r.get("listen", str, None, required=True)
     endpoint, path = _milter_socket(top, base, "milter.listen", listen)

@@ -124,3 +124,54 @@ def test_serve_with_a_listener_key_that_is_no_key_names_it(tmp_path, tls_files):
                                                            f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n")
     assert status == 1 and f"listen[0].tls.key: no private key in {tls_files['bad']}" in err, err
     assert "PEM lib" not in err
+
+
+# -- F5: no traceback from a config value ----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["on", "1", "[a]"])
+def test_milter_that_is_no_mapping_is_one_error_not_a_traceback(tmp_path, value):
+    # `milter: on` ("turn the milter on"): before, `"workers" in True` raised TypeError after the error.
+    out = refused(tmp_path, BASE + f"milter: {value}\n")
+    assert out.splitlines()[0].endswith("c.yaml: milter: expected a mapping, got " +
+                                        ("list" if value == "[a]" else "int" if value == "1" else "bool")), out
+    assert out.count("error:") == 1, out
+
+
+@pytest.mark.parametrize("section", ["limits: {{timeout: {v}}}", "upstream: {{host: 127.0.0.1, starttls: 'off', "
+                                                                "connect_timeout: {v}}}", "resolver: {{timeout: {v}}}"])
+@pytest.mark.parametrize("value", ["9" * 310, "-" + "9" * 310, "'" + "9" * 400 + "s'"])
+def test_a_duration_past_float_range_is_an_error_not_a_traceback(tmp_path, section, value):
+    # Before: OverflowError: int too large to convert to float, with a traceback.
+    out = refused(tmp_path, BASE + section.format(v=value) + "\n")
+    assert out.count("error:") == 1 and ("timeout: " in out), out
+    assert "9" * 80 not in out  # not quoted whole
+
+
+@pytest.mark.parametrize("key, path", [("unconfirmed.within", ("unconfirmed", "within")),
+                                       ("permanent.mailbox_disabled.expire_after",
+                                        ("permanent", "mailbox_disabled", "expire_after")),
+                                       ("breaker.within", ("breaker", "within"))])
+@pytest.mark.parametrize("value", [10 ** 400, "9" * 320 + "d"])
+def test_a_suppression_duration_past_range_is_an_error_not_a_traceback(tmp_path, key, path, value):
+    import yaml
+
+    policy = yaml.safe_load((REPO / "policies" / "suppression.yaml").read_text())
+    node = policy
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "suppression.yaml").write_text(yaml.safe_dump(policy))
+    out = refused(tmp_path, BASE + f"policies: {tmp_path / 'pol'}\n")
+    assert f"suppression.yaml: {key}: " in out and out.count("error:") == 1, out
+
+
+def test_a_long_suppression_duration_within_range_still_loads(tmp_path):
+    import yaml
+
+    policy = yaml.safe_load((REPO / "policies" / "suppression.yaml").read_text())
+    policy["permanent"]["mailbox_disabled"]["expire_after"] = "3650d"
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "suppression.yaml").write_text(yaml.safe_dump(policy))
+    out = check(tmp_path, BASE + f"policies: {tmp_path / 'pol'}\n")
+    assert out.returncode == 0, out.stdout + out.stderr
