@@ -139,7 +139,8 @@ def test_milter_that_is_no_mapping_is_one_error_not_a_traceback(tmp_path, value)
 
 @pytest.mark.parametrize("section", ["limits: {{timeout: {v}}}", "upstream: {{host: 127.0.0.1, starttls: 'off', "
                                                                 "connect_timeout: {v}}}", "resolver: {{timeout: {v}}}"])
-@pytest.mark.parametrize("value", ["9" * 310, "-" + "9" * 310, "'" + "9" * 400 + "s'"])
+@pytest.mark.parametrize("value", ["9" * 310, "-" + "9" * 310, "'" + "9" * 400 + "s'"],
+                         ids=["310-digits", "minus-310-digits", "400-digits-s"])
 def test_a_duration_past_float_range_is_an_error_not_a_traceback(tmp_path, section, value):
     # Before: OverflowError: int too large to convert to float, with a traceback.
     out = refused(tmp_path, BASE + section.format(v=value) + "\n")
@@ -151,7 +152,7 @@ def test_a_duration_past_float_range_is_an_error_not_a_traceback(tmp_path, secti
                                        ("permanent.mailbox_disabled.expire_after",
                                         ("permanent", "mailbox_disabled", "expire_after")),
                                        ("breaker.within", ("breaker", "within"))])
-@pytest.mark.parametrize("value", [10 ** 400, "9" * 320 + "d"])
+@pytest.mark.parametrize("value", [10 ** 400, "9" * 320 + "d"], ids=["10**400", "320-digits-d"])
 def test_a_suppression_duration_past_range_is_an_error_not_a_traceback(tmp_path, key, path, value):
     import yaml
 
