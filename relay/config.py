@@ -1196,14 +1196,30 @@ _SUN_PATH_MAX = 107
 
 
 def _file_mode(value) -> int:
-    """0o660 as YAML reads it: 0660 (YAML 1.1 octal, an int), "0660" or "660" (strings)."""
+    """A socket's mode as chmod reads it: "0660", "660" or "0o660" (strings), 0660 (YAML 1.1 reads a
+    leading 0 as octal: the int 0o660), or 660 unquoted. YAML reads an unquoted 770 as the decimal
+    number 770, which is 0o1402: the group could not connect, and Postfix's smtpd (group postfix) was
+    refused with the mail held (review31 F4). An int above 0o777 written as three octal digits cannot
+    be a YAML octal (a leading 0 gives at most 0o777 without the special bits): it is read as the
+    digits it shows, as chmod 770 reads them. The setuid, setgid and sticky bits mean nothing on a
+    socket and are refused, as is anything else above 0o777."""
+    text = value.strip() if isinstance(value, str) else str(value)
     if isinstance(value, str):
-        if not re.match(r"^0?o?[0-7]{3,4}$", value.strip()):
+        if not re.match(r"^0?o?[0-7]{3,4}$", text):
             raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
-        value = int(value.strip().replace("o", ""), 8)
-    if not 0 <= value <= 0o7777:
-        raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
-    return value
+        mode = int(text.replace("o", ""), 8)
+    elif value > 0o777 and re.fullmatch(r"[0-7]{3}", text):
+        mode = int(text, 8)  # 770 unquoted: chmod's 770
+    else:
+        mode = value
+    shown = repr(value) if isinstance(value, str) else f"{value} (octal {value:o})" if value >= 0 else str(value)
+    if 0o777 < mode <= 0o7777 and (isinstance(value, str) or value <= 0o7777):
+        raise ValueError(f"{shown} sets the setuid, setgid or sticky bit, which mean nothing on a socket; "
+                         f"write three octal digits such as \"0660\"")
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"{shown} is not a file mode such as \"0660\" (quote it: unquoted, YAML reads "
+                         f"digits without a leading 0 as a decimal number)")
+    return mode
 
 
 def _correlation(top: _Reader) -> Correlation:

@@ -176,3 +176,47 @@ def test_a_long_suppression_duration_within_range_still_loads(tmp_path):
     (tmp_path / "pol" / "suppression.yaml").write_text(yaml.safe_dump(policy))
     out = check(tmp_path, BASE + f"policies: {tmp_path / 'pol'}\n")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# -- F4: an unquoted socket_mode means what chmod would make of it ------------------------------------
+
+@pytest.mark.parametrize("written", ["770", "0770", "'0770'", "'770'"])
+def test_a_running_milter_socket_gets_mode_0770_however_it_is_written(tmp_path, written):
+    # Before: an unquoted 770 is YAML's decimal 770 = 0o1402 (sr------wT): the group (Postfix) could
+    # not connect and, with milter_default_action = tempfail, all mail was held.
+    import signal
+    import socket as socketlib
+
+    sock = tmp_path / "m.sock"
+    config = tmp_path / "m.yaml"
+    config.write_text(BASE + f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n"
+                             f"milter: {{listen: 'unix:{sock}', socket_mode: {written}}}\n")
+    assert relay("check-config", "-c", str(config)).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            with socketlib.socket(socketlib.AF_UNIX) as s:
+                if s.connect_ex(str(sock)) == 0:
+                    break
+            assert time.time() < deadline, "the milter did not listen"
+            time.sleep(0.1)
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o770, oct(os.stat(sock).st_mode)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("written, why", [
+    ("01770", "1016 (octal 1770) sets the setuid, setgid or sticky bit"),
+    ("'4770'", "'4770' sets the setuid, setgid or sticky bit"),
+    ("9999", "9999 (octal 23417) is not a file mode such as \"0660\" (quote it"),
+])
+def test_a_socket_mode_that_is_no_plain_mode_is_refused_naming_the_key(tmp_path, written, why):
+    out = refused(tmp_path, BASE + f"milter: {{listen: 'unix:{tmp_path / 'm.sock'}', socket_mode: {written}}}\n")
+    assert f"c.yaml: milter.socket_mode: {why}" in out, out
