@@ -220,3 +220,87 @@ def test_a_running_milter_socket_gets_mode_0770_however_it_is_written(tmp_path, 
 def test_a_socket_mode_that_is_no_plain_mode_is_refused_naming_the_key(tmp_path, written, why):
     out = refused(tmp_path, BASE + f"milter: {{listen: 'unix:{tmp_path / 'm.sock'}', socket_mode: {written}}}\n")
     assert f"c.yaml: milter.socket_mode: {why}" in out, out
+
+
+# -- F6: the CLI's file arguments are read bounded ---------------------------------------------------
+
+def _limited_memory():
+    import resource
+
+    # The old code read /dev/zero without end: 2 GB in 6 s. Bounded here, so that showing the defect
+    # on it cannot take the machine's memory.
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def cli_limited(*args, stdin=None, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, stdin=stdin, preexec_fn=_limited_memory)
+
+
+DSN = (b"From: MAILER-DAEMON@mx.example.net\r\nTo: a@sender.test\r\nSubject: Undelivered Mail\r\n"
+       b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+       b"--B\r\nContent-Type: text/plain\r\n\r\nI could not deliver.\r\n"
+       b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+       b"Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+       b"Diagnostic-Code: smtp; 550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown\r\n"
+       b"\r\n--B--\r\n")
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("what, why", [("/dev/zero", "is a character device (such as /dev/zero), not a regular file"),
+                                       ("fifo", "is a FIFO (named pipe), not a regular file"),
+                                       ("dir", "is a directory")])
+def test_dsn_parse_of_a_file_that_is_no_regular_file_is_an_error_at_once(tmp_path, fifo, what, why):
+    # Before: /dev/zero was read without end (2 GB in 6 s), a FIFO with no writer blocked for ever.
+    name = {"/dev/zero": "/dev/zero", "fifo": str(fifo), "dir": str(tmp_path)}[what]
+    good = tmp_path / "bounce.eml"
+    good.write_bytes(DSN)
+    out = cli_limited("dsn", "parse", name, str(good))
+    assert out.returncode == 1 and f"error: {name}: {why}" in out.stderr, out.stderr[-2000:]
+    assert "gone@example.org" in out.stdout  # the other file is still read
+    assert "Traceback" not in out.stderr
+
+
+def test_dsn_parse_of_a_message_past_the_bounce_listeners_bound_is_an_error(tmp_path):
+    big = tmp_path / "big.eml"
+    with big.open("wb") as fh:
+        fh.write(DSN)
+        fh.truncate(11 * 1024 * 1024)  # sparse: 11 MiB read, none written
+    out = cli_limited("dsn", "parse", str(big))
+    assert out.returncode == 1 and f"error: {big}: too large: over {10 * 1024 * 1024} bytes" in out.stderr, out.stderr
+    with open("/dev/zero", "rb") as zero:  # "-" keeps working, with the same bound
+        out = cli_limited("dsn", "parse", "-", stdin=zero)
+    assert out.returncode == 1 and f"error: -: too large: over {10 * 1024 * 1024} bytes" in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", "-"], input=DSN, capture_output=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode == 0 and b"gone@example.org" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("what, why", [("/dev/zero", "is a character device (such as /dev/zero), not a regular file"),
+                                       ("fifo", "is a FIFO (named pipe), not a regular file")])
+def test_bounces_import_of_a_file_that_is_no_regular_file_is_an_error_at_once(tmp_path, fifo, what, why):
+    # Before: /dev/zero grew the process by 1.35 GB in 6 s; a FIFO with no writer blocked for ever.
+    name = {"/dev/zero": "/dev/zero", "fifo": str(fifo)}[what]
+    config = tmp_path / "c.yaml"
+    config.write_text(BASE + f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n")
+    out = cli_limited("bounces", "import", name, "-c", str(config))
+    assert out.returncode == 2 and f"error: {name}: {why}" in out.stderr, out.stderr[-2000:]
+
+
+def test_bounces_import_of_a_line_past_the_bound_is_an_error_and_nothing_is_imported(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(BASE + f"bounce_list: 'sqlite:///{tmp_path / 'b.db'}'\n")
+    data = tmp_path / "e.csv"
+    with data.open("wb") as fh:
+        fh.write(b"address\na@example.com\n")
+        fh.truncate(50 * 1024 * 1024)  # NULs without a newline: one line of 50 MB
+    out = cli_limited("bounces", "import", str(data), "-c", str(config))
+    assert out.returncode == 2 and f"error: {data}: line 3: longer than 1048576 characters" in out.stderr, out.stderr
+    out = cli_limited("bounces", "check", "a@example.com", "-c", str(config))
+    assert "not listed" in out.stdout, out.stdout + out.stderr
