@@ -693,6 +693,26 @@ def too_public(nets) -> str | None:
     return None
 
 
+def _upstream_host(value: str) -> str:
+    """The smarthost's name or address, without a port (that is `upstream.port`) or brackets: a
+    `smtp.example.com:587` or a blank passed check-config, and every message was then deferred as
+    "upstream unreachable" (review31)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty: the smarthost's host name or address")
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if text.startswith("[") or ":" in text:
+        raise ValueError(f"{_shown(value)} is not a host name or address: write the port in upstream.port "
+                         f"and an IPv6 address without brackets")
+    if text != value or any(c.isspace() or c in "/@" for c in text):
+        raise ValueError(f"{_shown(value)} is not a host name or address")
+    return text
+
+
 def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     if "upstream" not in top.data or top.data["upstream"] is None:
         if required:
@@ -708,8 +728,8 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
         mode = "smarthost"
     mx = mode == "mx"
-    host = r.get("host", str, None)
-    if not mx and not host:
+    host = r.get("host", str, None, convert=_upstream_host)
+    if not mx and not host and not (r.data.get("host") and isinstance(r.data.get("host"), str)):
         top.problems.add("upstream.host", "is required (or set `mode: mx` to deliver to each domain's MX)")
     if mx and host:
         # A smarthost for some domains beside MX delivery is routing policy: mode smarthost with
@@ -868,7 +888,7 @@ def _resolver(top: _Reader) -> Resolver:
             top.problems.add(f"resolver.nameservers[{i}]", str(exc))
     return Resolver(tuple(servers),
                     r.get("timeout", (int, float, str), 5.0, convert=_duration_within(*RESOLVER_TIMEOUT_BOUNDS)),
-                    r.get("cache_size", int, 10000),
+                    r.get("cache_size", int, 10000, convert=_not_negative),
                     # RFC 9520 3.2: at most 5 minutes. 0 turns the failure cache off (against its
                     # "at least 1 second": every question about a broken zone is asked again).
                     r.get("failure_ttl", (int, float, str), 30.0, convert=_duration_within(0.0, 300.0)),

@@ -304,3 +304,27 @@ def test_bounces_import_of_a_line_past_the_bound_is_an_error_and_nothing_is_impo
     assert out.returncode == 2 and f"error: {data}: line 3: longer than 1048576 characters" in out.stderr, out.stderr
     out = cli_limited("bounces", "check", "a@example.com", "-c", str(config))
     assert "not listed" in out.stdout, out.stdout + out.stderr
+
+
+# -- minor gaps of review31 --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host, why", [
+    ("'smtp.example.com:587'", "'smtp.example.com:587' is not a host name or address: write the port in upstream.port"),
+    ("'[::1]'", "'[::1]' is not a host name or address"),
+    ("' '", "must not be empty"),
+])
+def test_an_upstream_host_with_a_port_or_blank_is_refused(tmp_path, host, why):
+    # Before: check-config said OK, and every message was deferred "upstream unreachable".
+    out = refused(tmp_path, BASE + f"upstream: {{host: {host}, port: 2587, starttls: 'off'}}\n")
+    assert f"c.yaml: upstream.host: {why}" in out and out.count("error:") == 1, out
+
+
+def test_an_upstream_host_name_or_address_still_loads(tmp_path):
+    for host in ("smtp.example.com", "127.0.0.1", "'::1'", "smtp_relay"):
+        out = check(tmp_path, BASE + f"upstream: {{host: {host}, port: 2587, starttls: 'off'}}\n")
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_negative_resolver_cache_size_is_refused(tmp_path):
+    out = refused(tmp_path, BASE + "resolver: {cache_size: -1}\n")
+    assert "c.yaml: resolver.cache_size: must be 0 or more, got -1" in out, out
