@@ -363,7 +363,7 @@ def _duration_within(low: float, high: float):
     def convert(value):
         seconds = parse_duration(value)
         if not low <= seconds <= high:
-            raise ValueError(f"{value!r} is outside {low:g} s .. {high:g} s")
+            raise ValueError(f"{_shown(value)} is outside {low:g} s .. {high:g} s")
         return seconds
     return convert
 
@@ -373,15 +373,26 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
     if isinstance(value, (int, float)):
+        if isinstance(value, int) and value.bit_length() > 64:
+            # Past float range math.isfinite raised OverflowError: a traceback (review31 F5).
+            raise ValueError(f"a number of {len(str(value))} digits is far longer than any duration (30, '30s', "
+                             f"'5m' or '1h')")
         if not math.isfinite(value):  # YAML's .nan and .inf are floats
             raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
     m = _DURATION.match(str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a duration such as 30, '30s', '5m' or '1h'")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else math.nan
+    if not math.isfinite(seconds):  # no match, or digits past float range ("1e400s" is no match)
+        raise ValueError(f"{_shown(value)} is not a duration such as 30, '30s', '5m' or '1h'")
+    return seconds
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_endpoint(value: Any, default_port: int | None = None) -> Endpoint:
@@ -430,7 +441,7 @@ class _Reader:
         if convert:
             try:
                 return convert(value)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 self.problems.add(self.key(name), str(exc))
                 return default
         return value
@@ -479,6 +490,21 @@ def _existing_file(base: Path):
         path = _from_config(base)(value)
         if not path.is_file():
             raise ValueError(f"file {path} does not exist")
+        return path
+    return convert
+
+
+def _ca_file(base: Path):
+    """A converter for a CA bundle's path: an existing file that TLS can load (relay/tlsfiles.py). Read
+    at load and at every reload: read only at the first connection, a file with no PEM certificate
+    passed check-config and then deferred every message with a traceback naming no file (review31 F2)."""
+    def convert(value: str) -> Path:
+        from .tlsfiles import ca_file_problem
+
+        path = _existing_file(base)(value)
+        why = ca_file_problem(path)
+        if why:
+            raise ValueError(why)
         return path
     return convert
 
@@ -570,7 +596,8 @@ def _workers(top: _Reader, milter: Milter | None, upstream: Upstream | None, lim
         return value
 
     workers = top.get("workers", int, None, convert=bounded)
-    legacy = milter.workers if milter is not None and "workers" in (top.data.get("milter") or {}) else None
+    legacy = milter.workers if milter is not None and isinstance(top.data.get("milter"), dict) \
+        and "workers" in top.data["milter"] else None
     if workers is not None and legacy is not None and legacy != workers:
         top.problems.add("milter.workers", f"{legacy} differs from workers ({workers}); remove milter.workers "
                                            f"(workers covers the milter too)")
@@ -604,6 +631,16 @@ def _listeners(top: _Reader, base: Path) -> tuple[Listener, ...]:
             t.unknown({"cert", "key"})
             cert = t.get("cert", str, None, required=True, convert=_existing_file(base))
             key = t.get("key", str, None, required=True, convert=_existing_file(base))
+            if cert is not None and key is not None:
+                # Loaded now as `serve` loads them (relay/tlsfiles.py), so that a file that is no PEM
+                # certificate or key is this key's error, not `[SSL] PEM lib` at start (review31 F2).
+                from .tlsfiles import cert_key_problem
+
+                found = cert_key_problem(cert, key)
+                if found:
+                    which, why = found
+                    top.problems.add(t.key(which) if which else t.path, why)
+                    cert = key = None
         if ep:
             out.append(Listener(ep, cert, key))
     return tuple(out)
@@ -668,6 +705,26 @@ def too_public(nets) -> str | None:
     return None
 
 
+def _upstream_host(value: str) -> str:
+    """The smarthost's name or address, without a port (that is `upstream.port`) or brackets: a
+    `smtp.example.com:587` or a blank passed check-config, and every message was then deferred as
+    "upstream unreachable" (review31)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty: the smarthost's host name or address")
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if text.startswith("[") or ":" in text:
+        raise ValueError(f"{_shown(value)} is not a host name or address: write the port in upstream.port "
+                         f"and an IPv6 address without brackets")
+    if text != value or any(c.isspace() or c in "/@" for c in text):
+        raise ValueError(f"{_shown(value)} is not a host name or address")
+    return text
+
+
 def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
     if "upstream" not in top.data or top.data["upstream"] is None:
         if required:
@@ -683,8 +740,8 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         top.problems.add("upstream.mode", f"{mode!r} is not one of smarthost, mx")
         mode = "smarthost"
     mx = mode == "mx"
-    host = r.get("host", str, None)
-    if not mx and not host:
+    host = r.get("host", str, None, convert=_upstream_host)
+    if not mx and not host and not (r.data.get("host") and isinstance(r.data.get("host"), str)):
         top.problems.add("upstream.host", "is required (or set `mode: mx` to deliver to each domain's MX)")
     if mx and host:
         # A smarthost for some domains beside MX delivery is routing policy: mode smarthost with
@@ -762,7 +819,7 @@ def _upstream(top: _Reader, base: Path, required: bool) -> Upstream | None:
         # MX hosts' certificates are checked only when asked for (RFC 7435: opportunistic TLS does
         # not authenticate; MTA-STS and DANE are what authenticate an MX).
         tls_verify=r.get("tls_verify", bool, not mx),
-        ca_file=r.get("ca_file", str, None, convert=_existing_file(base)),
+        ca_file=r.get("ca_file", str, None, convert=_ca_file(base)),
         username=username, password_file=password_file, password=password,
         allow_plaintext_auth=allow_plaintext_auth,
         connect_timeout=dur("connect_timeout", 30.0), command_timeout=dur("command_timeout", 60.0),
@@ -843,7 +900,7 @@ def _resolver(top: _Reader) -> Resolver:
             top.problems.add(f"resolver.nameservers[{i}]", str(exc))
     return Resolver(tuple(servers),
                     r.get("timeout", (int, float, str), 5.0, convert=_duration_within(*RESOLVER_TIMEOUT_BOUNDS)),
-                    r.get("cache_size", int, 10000),
+                    r.get("cache_size", int, 10000, convert=_not_negative),
                     # RFC 9520 3.2: at most 5 minutes. 0 turns the failure cache off (against its
                     # "at least 1 second": every question about a broken zone is asked again).
                     r.get("failure_ttl", (int, float, str), 30.0, convert=_duration_within(0.0, 300.0)),
@@ -1140,6 +1197,8 @@ def _milter(top: _Reader, base: Path) -> Milter | None:
     if "milter" not in top.data or top.data["milter"] is None:
         return None
     r = _Reader(top.problems, top.data["milter"], "milter")
+    if not r.ok:  # `milter: on` (YAML's true): "expected a mapping" is all there is to say
+        return None
     r.unknown({"listen", "non_smtpd_listen", "mode", "socket_mode", "socket_group", "workers", "idle_timeout"})
     listen = r.get("listen", str, None, required=True)
     endpoint, path = _milter_socket(top, base, "milter.listen", listen)
@@ -1233,14 +1292,30 @@ _SUN_PATH_MAX = 107
 
 
 def _file_mode(value) -> int:
-    """0o660 as YAML reads it: 0660 (YAML 1.1 octal, an int), "0660" or "660" (strings)."""
+    """A socket's mode as chmod reads it: "0660", "660" or "0o660" (strings), 0660 (YAML 1.1 reads a
+    leading 0 as octal: the int 0o660), or 660 unquoted. YAML reads an unquoted 770 as the decimal
+    number 770, which is 0o1402: the group could not connect, and Postfix's smtpd (group postfix) was
+    refused with the mail held (review31 F4). An int above 0o777 written as three octal digits cannot
+    be a YAML octal (a leading 0 gives at most 0o777 without the special bits): it is read as the
+    digits it shows, as chmod 770 reads them. The setuid, setgid and sticky bits mean nothing on a
+    socket and are refused, as is anything else above 0o777."""
+    text = value.strip() if isinstance(value, str) else str(value)
     if isinstance(value, str):
-        if not re.match(r"^0?o?[0-7]{3,4}$", value.strip()):
+        if not re.match(r"^0?o?[0-7]{3,4}$", text):
             raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
-        value = int(value.strip().replace("o", ""), 8)
-    if not 0 <= value <= 0o7777:
-        raise ValueError(f"{value!r} is not a file mode such as \"0660\"")
-    return value
+        mode = int(text.replace("o", ""), 8)
+    elif value > 0o777 and re.fullmatch(r"[0-7]{3}", text):
+        mode = int(text, 8)  # 770 unquoted: chmod's 770
+    else:
+        mode = value
+    shown = repr(value) if isinstance(value, str) else f"{value} (octal {value:o})" if value >= 0 else str(value)
+    if 0o777 < mode <= 0o7777 and (isinstance(value, str) or value <= 0o7777):
+        raise ValueError(f"{shown} sets the setuid, setgid or sticky bit, which mean nothing on a socket; "
+                         f"write three octal digits such as \"0660\"")
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"{shown} is not a file mode such as \"0660\" (quote it: unquoted, YAML reads "
+                         f"digits without a leading 0 as a decimal number)")
+    return mode
 
 
 def _correlation(top: _Reader) -> Correlation:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +58,35 @@ def parse_duration(value: Any) -> float | None:
         raise ValueError("expected a duration like 30d, not true")
     if isinstance(value, (int, float)):
         if value <= 0:
-            raise ValueError(f"duration must be positive, got {value}")
-        return float(value)
+            raise ValueError(f"duration must be positive, got {_shown(value)}")
+        return _bounded(value, value)
     if isinstance(value, str):
         if value.strip().lower() in _OFF:
             return None
         m = _DURATION.match(value)
         if m and int(m.group(1)) > 0:
-            return float(int(m.group(1)) * _UNITS[m.group(2)])
-    raise ValueError(f"bad duration {value!r}: expected a number and a unit s, m, h, d or w (e.g. 30d), or never")
+            return _bounded(int(m.group(1)) * _UNITS[m.group(2)], value)
+    raise ValueError(f"bad duration {_shown(value)}: expected a number and a unit s, m, h, d or w (e.g. 30d), "
+                     f"or never")
+
+
+# The longest window or expiry: a hundred years. Past it an entry's expiry is no date (datetime ends at
+# year 9999) and an int past float range ended check-config with an OverflowError traceback (review31
+# F5); "never" is the word for no expiry.
+MAX_DURATION = 100 * 365 * 86400
+
+
+def _bounded(seconds: int | float, value: Any) -> float:
+    if not (isinstance(seconds, int) or math.isfinite(seconds)) or seconds > MAX_DURATION:
+        raise ValueError(f"duration {_shown(value)} is longer than 100 years (36500d); write never for none")
+    return float(seconds)
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a 400-digit number is not worth quoting whole)."""
+    text = repr(value) if not isinstance(value, int) else str(value) if value.bit_length() < 64 \
+        else f"a number of {len(str(value))} digits"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def format_duration(seconds: float | None) -> str:

@@ -81,13 +81,11 @@ _KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pi
           (stat.S_ISBLK, "is a block device, not a regular file"), (stat.S_ISSOCK, "is a socket, not a regular file"))
 
 
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at `path`, at most `limit` of them; a FileProblem saying why not
-    (missing, a dangling symlink, a directory, a FIFO or device, unreadable, over `limit`).
-
-    The one reader of every file the config and the policies name (config, policy files, the users
-    file, secrets, DKIM keys). The file is opened non-blocking, so that a FIFO cannot hold the open,
-    and judged by fstat of what was opened (no window between a check and the read)."""
+def open_regular(path: Path | str) -> int:
+    """A file descriptor open for reading on the regular file at `path`; a FileProblem saying why not
+    (missing, a dangling symlink, a directory, a FIFO or device, unreadable). The file is opened
+    non-blocking, so that a FIFO cannot hold the open, and judged by fstat of what was opened (no
+    window between a check and the read). The caller closes it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
@@ -103,6 +101,20 @@ def read_regular(path: Path, limit: int) -> bytes:
                 raise FileProblem(why)
         if not stat.S_ISREG(mode):
             raise FileProblem("is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them; a FileProblem saying why not
+    (missing, a dangling symlink, a directory, a FIFO or device, unreadable, over `limit`).
+
+    The one reader of every file the config and the policies name (config, policy files, the users
+    file, secrets, DKIM keys), and of the files the CLI reads whole (`relay dsn parse`)."""
+    fd = open_regular(path)
+    try:
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
