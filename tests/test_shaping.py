@@ -12,7 +12,7 @@ from relay.metrics import Metrics
 from relay.shaping.destinations import destination_of
 from relay.shaping.policy import load_shaping, shipped_shaping
 from relay.shaping.shaper import Shaper, clock, decayed, struck
-from relay.store import open_store
+from relay.store import StoreError, open_store
 from tests.support.dns_server import LoopbackDNS
 
 GMAIL_4_7_28 = Reply.parse("421-4.7.28 Gmail has detected an unusual rate of mail originating from your SPF\r\n"
@@ -265,3 +265,42 @@ async def test_a_recipient_holds_its_place_from_the_check_until_the_next_hop_ans
         assert (await shaper.admit(policy, google, "example.com", now=start))[0] is None
     assert (await shaper.admit(policy, google, "example.com", now=start))[0].cause == "shaping-slowed"
 
+
+async def test_a_flushs_batch_stays_counted_while_the_store_writes_it_and_when_the_read_fails(policy, shaper):
+    """review32 #4: the batch a flush swapped out was neither pending nor in the totals while the store
+    wrote it (SQLite waits up to 2 s for another process's lock)."""
+    import asyncio
+
+    google = policy.named("google")
+    start = NOW // 60 * 60
+    for _ in range(4):
+        await let_through(shaper, policy, google, "example.com", start)
+    store = shaper.store
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    add_counts = store.shaping_add_counts
+
+    async def slow_add(counts):
+        writing.set()
+        await go_on.wait()
+        await add_counts(counts)
+
+    store.shaping_add_counts = slow_add
+    flush = asyncio.ensure_future(shaper.flush(now=start))
+    await writing.wait()
+    assert shaper.last_minute("google", start) == 4  # on its way to the store: still counted
+    go_on.set()
+    await flush
+    assert shaper.last_minute("google", start) == 4  # in the totals now, and only there
+    await let_through(shaper, policy, google, "example.com", start)
+    reads = store.shaping_counts
+
+    async def failing_read(*args):
+        raise StoreError("the store went away")
+
+    store.shaping_counts = failing_read
+    with pytest.raises(StoreError):
+        await shaper.flush(now=start)  # written, but the totals could not be read back
+    assert shaper.last_minute("google", start) == 5
+    store.shaping_counts = reads
+    await shaper.flush(now=start)
+    assert shaper.last_minute("google", start) == 5

@@ -545,3 +545,23 @@ def test_a_place_the_provider_never_took_is_given_back(upstream, relay_factory, 
     assert code == 451 and text.startswith("451 4.7.0 Slowed: gmail takes 2 messages a minute"), text
     assert _until_no_place_is_held(relay) == ({}, {})
 
+
+def test_a_rate_limit_holds_while_a_flush_waits_for_the_stores_lock(upstream, relay_factory, tmp_path):
+    """review32 #4: the counts a flush was writing were neither pending nor in the totals while the write
+    waited for SQLite's lock (another process writing: `relay bounces import`, another worker), and a
+    limit of 2 a minute let 3 through. The messages are sent over several flushes while the lock is held."""
+    import sqlite3
+
+    relay = relay_factory(upstream.port, policies=_policies(tmp_path, LIMITED))
+    assert deliver(relay, "a@example.com", "u0@gmail.com")[-1][0] == 250
+    db = sqlite3.connect(str(tmp_path / "bounces.db"), isolation_level=None, timeout=5)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # the write lock, held by another process
+        replies = []
+        for i in range(1, 9):
+            time.sleep(0.4)  # spread over the flushes (one a second) that wait for the lock
+            replies.append(rcpt_reply(relay, "a@example.com", f"u{i}@gmail.com")[0])
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert replies.count(250) == 1, replies

@@ -8,9 +8,10 @@ processes that see the same push-back at once make one hold, not two.
 Counts: each process counts the recipients it lets through in memory and, for the keys a limit
 looks at (a destination with a rate, a slowed one, a warm-up sender's), adds them to the store
 once a second (`FLUSH_EVERY`), then reads back everyone's totals; a limit is judged on those
-totals plus what this process counted since. A write per message would put every RCPT behind the
-store's write lock; the price is that processes together may overshoot a limit by what they let
-through in one flush interval.
+totals plus what this process counted since (a batch on its way to the store included, until the
+totals read after it are in). A write per message would put every RCPT behind the store's write
+lock; the price is that processes together may overshoot a limit by what they let through in one
+flush interval.
 
 Within one process a limit is exact: a recipient the check lets through takes its place at once
 (`admit` returns a `Place`, with no wait between the check and the taking), so that sessions whose
@@ -133,6 +134,10 @@ class Shaper:
         self.metrics = metrics
         self.resolver = resolver
         self._pending: dict[tuple[str, str, float], int] = {}  # counted here, not yet in the store
+        # A flush's batch while the store writes it, then (written) until the totals read after it are
+        # in: counted by every limit meanwhile (review32 #4: a write waiting on SQLite's lock hid it).
+        self._writing: dict[tuple[str, str, float], int] = {}
+        self._unread: dict[tuple[str, str, float], int] = {}
         self._totals: dict[tuple[str, str, float], int] = {}  # everyone's counts, as last read
         self._hour: dict[str, int] = {}  # everyone's last hour per key, as last read
         self._watched: set[str] = set()  # keys whose counts a limit looks at: shared through the store
@@ -358,11 +363,13 @@ class Shaper:
         if key not in self._watched:
             return self._local.get((key, start), 0) if period == "minute" else 0
         bucket = (key, period, start)
-        return self._totals.get(bucket, 0) + self._pending.get(bucket, 0)
+        return (self._totals.get(bucket, 0) + self._pending.get(bucket, 0) + self._writing.get(bucket, 0)
+                + self._unread.get(bucket, 0))
 
     def _pending_since(self, key: str, since: float) -> int:
-        return sum(n for (k, period, start), n in self._pending.items()
-                   if k == key and period == "minute" and start >= since)
+        """This process's minute counts since `since` that the totals last read do not hold."""
+        return sum(n for counts in (self._pending, self._writing, self._unread)
+                   for (k, period, start), n in counts.items() if k == key and period == "minute" and start >= since)
 
     def last_minute(self, key: str, now: float) -> int:
         """Recipients in the last minute: this minute's count plus the part of the previous one
@@ -397,14 +404,22 @@ class Shaper:
         if now - self._forgotten >= FORGET_EVERY:
             self._forgotten = now
             await self.store.shaping_forget(now - FORGET_AFTER, now)
+        # The batch stays counted while the store writes it (SQLite may wait up to 2 s for another
+        # process's lock) and, once written, until the totals read after it replace the old ones.
         pending, self._pending = self._pending, {}
+        self._writing = pending
         try:
             await self.store.shaping_add_counts(pending)
         except BaseException:
+            self._writing = {}
             for bucket, n in pending.items():  # not lost: added again at the next flush
                 self._pending[bucket] = self._pending.get(bucket, 0) + n
             raise
+        self._writing = {}
+        for bucket, n in pending.items():
+            self._unread[bucket] = self._unread.get(bucket, 0) + n
         if not self._watched:
+            self._unread = {}
             return
         keys = sorted(self._watched)
         minute = math.floor(now / MINUTE) * MINUTE
@@ -420,6 +435,7 @@ class Shaper:
             totals[(key, "day", day)] = days.get(key, 0)
         self._totals = totals
         self._hour = {key: hour.get(key, 0) for key in keys}
+        self._unread = {}  # every batch written before the reads began is in the totals now
 
     async def close(self) -> None:
         """Stop the flushes and add what was counted since the last one."""
