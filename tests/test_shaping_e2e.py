@@ -565,3 +565,29 @@ def test_a_rate_limit_holds_while_a_flush_waits_for_the_stores_lock(upstream, re
         db.execute("ROLLBACK")
         db.close()
     assert replies.count(250) == 1, replies
+
+
+def test_relays_sharing_a_store_share_their_counts_with_places_held_per_process(upstream, tmp_path, shared_store):
+    """Places held at the check are this process's (docs/shaping.md "Shared state"); the counts they
+    become still reach every process and relay on the store: once the first relay's 2 a minute are
+    shared, the second refuses the third."""
+    import asyncio
+
+    path = write_config(tmp_path, upstream.port, policies=_policies(tmp_path, LIMITED), bounce_list=shared_store)
+    first, second = RunningRelay(path), RunningRelay(path)
+    try:
+        for i in range(2):
+            assert deliver(first, "a@example.com", f"u{i}@gmail.com")[-1][0] == 250
+        assert _held_places(first) == ({}, {})
+        shaper = second.server.resources.shaper
+        deadline = time.monotonic() + 15
+        # The second relay watches the key once it judged a recipient for it; then it reads the totals.
+        assert rcpt_reply(second, "a@example.com", "u2@gmail.com")[0] in (250, 451)
+        while second.call(asyncio.sleep(0, shaper.last_minute("google", time.time()))) < 2 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        code, text = rcpt_reply(second, "a@example.com", "u3@gmail.com")
+        assert code == 451 and text.startswith("451 4.7.0 Slowed: gmail takes 2 messages a minute"), text
+    finally:
+        first.stop()
+        second.stop()
