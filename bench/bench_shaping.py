@@ -58,10 +58,12 @@ async def main(calls: int) -> dict:
         for name, step in (("bounce_list", bounce), ("shaping", shaping)):
             for rcpt in rcpts[:500]:  # warm caches
                 await step.on_rcpt(txn, rcpt)
+                step.after_rcpt(txn, rcpt)
             times = []
             for rcpt in rcpts:
                 t0 = time.perf_counter_ns()
                 await step.on_rcpt(txn, rcpt)
+                step.after_rcpt(txn, rcpt)  # the shaping step gives back the place the check took
                 times.append((time.perf_counter_ns() - t0) / 1000)
             times.sort()
             results[name] = {"p50_us": round(statistics.median(times), 1),

@@ -183,6 +183,12 @@ class Step:
     async def on_rcpt(self, txn: Transaction, rcpt: str) -> Decision:
         return CONTINUE
 
+    def after_rcpt(self, txn: Transaction, rcpt: str) -> None:
+        """The RCPT's reply is decided, whatever it is and whichever step gave it (or the command was
+        cancelled: the client went away): a step that took something at on_rcpt for `rcpt` and has not
+        heard it used gives it back here (traffic shaping's place in a rate limit, review32 #1). Must
+        not wait: it runs as the command ends, cancelled or not."""
+
     async def on_data_start(self, txn: Transaction) -> Decision:
         """The client's message is complete, before any step's on_data: a verdict here (the
         upstream refusing DATA) answers the message without the work of the other steps."""
@@ -209,7 +215,7 @@ class Step:
         """Release resources when the pipeline is replaced or the server stops."""
 
 
-_HOOKS = ("on_connect", "on_mail", "on_rcpt", "on_data_start", "prepare_data", "on_data", "on_reset", "close")
+_HOOKS = ("on_connect", "on_mail", "on_rcpt", "after_rcpt", "on_data_start", "prepare_data", "on_data", "on_reset", "close")
 
 
 class Pipeline:
@@ -279,7 +285,14 @@ class Pipeline:
         return await self._run("on_mail", txn.id, txn)
 
     async def rcpt(self, txn: Transaction, rcpt: str) -> Decision:
-        return await self._run("on_rcpt", txn.id, txn, rcpt)
+        try:
+            return await self._run("on_rcpt", txn.id, txn, rcpt)
+        finally:
+            for step in self._hooked["after_rcpt"]:
+                try:
+                    step.after_rcpt(txn, rcpt)
+                except Exception:
+                    log.exception("step %s failed in after_rcpt (transaction %s)", step.name, txn.id)
 
     async def data(self, txn: Transaction, message: Message) -> Decision:
         decision = await self.data_start(txn)

@@ -225,6 +225,10 @@ def test_import_minimal_csv_and_bad_rows(env, capsys, tmp_path):
                               ("", "empty file", 2),
                               ("address,source\na@example.com,robot\n", "source must be one of", 1),
                               ("address,count\na@example.com,many\n", "count must be a whole number", 1),
+                              # review32: accepted without a word before
+                              ("address,count\na@example.com,-3\n", "line 2: count must be 0 or more, got '-3'", 1),
+                              ("address,expires_at\nb@example.com,2020-01-01T00:00:00Z\n",
+                               "line 2: expires_at 2020-01-01T00:00:00Z has passed: the entry would never be listed", 1),
                               ("address,first_seen\na@example.com,yesterday\n", "bad time", 1),
                               ("address\na@example.com,extra\n", "more fields than the header has", 1)]:
         bad.write_text(text)

@@ -71,7 +71,9 @@ def test_least_recently_used_go_first_and_expiry_is_by_the_databases_clock():
     cache.put("e@x.test", "@x.test", entry("e@x.test", expires_at=soon), cache.begin())
     assert cache.get("e@x.test")[1] is not None
     cache.offset = 3600.0  # the database's clock is an hour ahead of ours: it expired there
-    assert cache.get("e@x.test") == (True, None)
+    # A miss (ask the database), not "not listed": the domain's entry may answer now (review32 #3).
+    assert cache.get("e@x.test") == (False, None)
+    assert "e@x.test" not in cache._entries
 
 
 # -- against PostgreSQL ------------------------------------------------------------------------------
@@ -172,3 +174,50 @@ async def test_a_relay_sees_its_own_changes_at_once(pg_url):
             assert await store.get(address) is None, n
     finally:
         await store.close()
+
+
+def test_an_address_whose_own_entry_expired_is_refused_by_its_domains_entry(upstream, relay_factory, pg_url):
+    """review32 #3: a relay that had the address's own entry cached (an auto listing with
+    `expire_after` under an operator's `@domain` entry) answered 250 once it expired, and sent the
+    recipient upstream: the cache took the expired answer for "not listed", but the database then
+    answers with the domain's entry, and expiry sends no notification. A fresh relay on the same
+    database refused it all along."""
+    from tests.support.smtp_client import RawSMTP
+
+    url, schema = pg_url
+
+    relay = relay_factory(upstream.port, bounce_list=url)
+    store = relay.server.resources.store
+    cache = store.cache
+
+    def rcpt() -> tuple[int, str]:
+        with RawSMTP(relay.host, relay.port) as c:
+            c.cmd("EHLO client.test")
+            assert c.cmd("MAIL FROM:<a@example.com>")[0] == 250
+            reply = c.cmd("RCPT TO:<bob@gone.example>")
+            c.cmd("QUIT")
+            return reply
+
+    deadline = time.monotonic() + 10
+    while not cache.usable() and time.monotonic() < deadline:  # the listener proven alive: answers are kept
+        time.sleep(0.05)
+    relay.call(store.add("@gone.example", note="operator: the domain is gone"))
+    relay.call(store.add("bob@gone.example", category="routing_dns", note="auto",
+                         expires_at=datetime.now(timezone.utc) + timedelta(seconds=4)))
+    first = rcpt()
+    assert first[0] == 550 and "<bob@gone.example> is on this relay's bounce list" in first[1], first
+    hits = cache.hits
+    assert rcpt()[0] == 550 and cache.hits == hits + 1  # the own entry, answered from the cache
+    # Wait (no assertion on time) until the database's clock is past the own entry's expiry.
+    with psycopg.connect(pg._conninfo(), autocommit=True) as conn:
+        while conn.execute(f'SELECT count(*) FROM "{schema}".relay_bounces WHERE address = %s '
+                           "AND expires_at > now()", ("bob@gone.example",)).fetchone()[0]:
+            time.sleep(0.1)
+    code, text = rcpt()
+    assert code == 550 and "the domain gone.example" in text, text
+    assert not [c for c in upstream.commands if c.startswith("RCPT")]
+    fresh = relay_factory(upstream.port, bounce_list=url)  # no cache: what the database says
+    with RawSMTP(fresh.host, fresh.port) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<a@example.com>")
+        assert c.cmd("RCPT TO:<bob@gone.example>") == (code, text)

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Iterator
 
 from . import add_config_arg, load_settings_or_exit
@@ -555,9 +556,16 @@ def _entries(path: str) -> Iterator[BounceEntry]:
             if not any((v or "").strip() for v in row.values()):
                 continue  # a blank line
             try:
-                yield BounceEntry.from_dict(row)
+                entry = BounceEntry.from_dict(row)
             except ValueError as exc:
                 raise CommandError(f"{path}: line {line}: {exc}", EXIT_NO) from None
+            if entry.expires_at is not None and entry.expires_at <= datetime.now(timezone.utc):
+                # Imported, it would be on the list for no lookup at all, and said so in a bounce_listed
+                # event: a row that says one thing and does another (review32).
+                raise CommandError(f"{path}: line {line}: expires_at {iso(entry.expires_at)} has passed: "
+                                   f"the entry would never be listed (leave expires_at empty for an entry "
+                                   f"that never expires)", EXIT_NO)
+            yield entry
 
 
 async def _import(ctx: Context) -> int:

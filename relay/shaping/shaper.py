@@ -8,9 +8,16 @@ processes that see the same push-back at once make one hold, not two.
 Counts: each process counts the recipients it lets through in memory and, for the keys a limit
 looks at (a destination with a rate, a slowed one, a warm-up sender's), adds them to the store
 once a second (`FLUSH_EVERY`), then reads back everyone's totals; a limit is judged on those
-totals plus what this process counted since. A write per message would put every RCPT behind the
-store's write lock; the price is that processes together may overshoot a limit by what they let
-through in one flush interval.
+totals plus what this process counted since (a batch on its way to the store included, until the
+totals read after it are in). A write per message would put every RCPT behind the store's write
+lock; the price is that processes together may overshoot a limit by what they let through in one
+flush interval.
+
+Within one process a limit is exact: a recipient the check lets through takes its place at once
+(`admit` returns a `Place`, with no wait between the check and the taking), so that sessions whose
+RCPT the next hop is still answering count against the limit too (review32 #1, #2: eight sessions
+at once all passed a limit of two, since each was counted only at the next hop's 250). The place
+becomes a count at that 250 (`counted`) or is given back (`released`) on any other outcome.
 """
 
 from __future__ import annotations
@@ -38,6 +45,23 @@ DAY = SHAPING_PERIODS["day"]
 
 def hold_key(destination: str, sender_domain: str) -> str:
     return f"{destination}/{sender_domain}" if sender_domain else destination
+
+
+class Place:
+    """One recipient's place in its destination's rate limits and its sender's warm-up cap, from the
+    check at RCPT (Shaper.admit) until the next hop's answers settle it. `state`: "rcpt" while its RCPT
+    is not answered yet (in flight: the rate limits and the cap both count it), "sent" once the next
+    hop took the RCPT (counted for the rate; holds its place in the cap until the final dot), "done"."""
+
+    __slots__ = ("destination", "sender_domain", "state")
+
+    def __init__(self, destination: Destination, sender_domain: str):
+        self.destination = destination
+        self.sender_domain = sender_domain
+        self.state = "rcpt"
+
+    def __repr__(self) -> str:
+        return f"Place({self.destination.name!r}, {self.sender_domain!r}, {self.state!r})"
 
 
 @dataclass(frozen=True)
@@ -110,12 +134,19 @@ class Shaper:
         self.metrics = metrics
         self.resolver = resolver
         self._pending: dict[tuple[str, str, float], int] = {}  # counted here, not yet in the store
+        # A flush's batch while the store writes it, then (written) until the totals read after it are
+        # in: counted by every limit meanwhile (review32 #4: a write waiting on SQLite's lock hid it).
+        self._writing: dict[tuple[str, str, float], int] = {}
+        self._unread: dict[tuple[str, str, float], int] = {}
         self._totals: dict[tuple[str, str, float], int] = {}  # everyone's counts, as last read
         self._hour: dict[str, int] = {}  # everyone's last hour per key, as last read
         self._watched: set[str] = set()  # keys whose counts a limit looks at: shared through the store
         self._local: dict[tuple[str, float], int] = {}  # (key, minute) -> recipients this process let through
-        # Warm-up key -> recipients this process let through whose message the next hop has not yet
-        # answered at the final dot: each holds a place in its sender's daily cap until then (counted()
+        # Rate key (destination, destination/sender) -> recipients the check let through whose RCPT the
+        # next hop has not answered yet (Place "rcpt"): counted by the rate limits like recipients sent.
+        self._inflight: dict[str, int] = {}
+        # Warm-up key -> recipients the check let through whose message the next hop has not yet
+        # answered at the final dot: each holds a place in its sender's daily cap until then (admit()
         # to delivered() or released()), so that messages under way at once cannot overshoot it.
         self._reserved: dict[str, int] = {}
         self._pruned = 0.0  # the minute _local was last swept
@@ -153,6 +184,25 @@ class Shaper:
             return capped
         return None
 
+    async def admit(self, policy: ShapingPolicy, destination: Destination, sender_domain: str,
+                    now: float | None = None, struck: set[str] | None = None) -> tuple[Refusal | None, Place | None]:
+        """check(), and when the recipient may go, its place taken before anything else runs (nothing
+        is awaited between the two): (refusal, None) or (None, place). The caller settles the place:
+        counted() at the next hop's 250 to RCPT, then delivered() at its 250 to the final dot, or
+        released() on any other end."""
+        refusal = await self.check(policy, destination, sender_domain, now=now, struck=struck)
+        if refusal is not None:
+            return refusal, None
+        return None, self.take(destination, sender_domain)
+
+    def take(self, destination: Destination, sender_domain: str) -> Place:
+        """A place for one recipient to `destination` (see admit)."""
+        per_sender = hold_key(destination.name, sender_domain)
+        for key in {destination.name, per_sender}:
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+        self._reserved[per_sender] = self._reserved.get(per_sender, 0) + 1
+        return Place(destination, sender_domain)
+
     @staticmethod
     def _held(destination: Destination, record: ShapingRecord) -> Refusal:
         enhanced = Reply.parse(record.reply).enhanced or ""
@@ -180,7 +230,7 @@ class Shaper:
             return self._slowed(destination, rate_record, f"{per_minute:g} messages a minute", start + MINUTE,
                                 key)
         if per_hour is not None and self._hour.get(destination.name, 0) + self._pending_since(
-                destination.name, now - 3600) >= per_hour:
+                destination.name, now - 3600) + self._inflight.get(destination.name, 0) >= per_hour:
             self._watch(destination.name)
             return self._slowed(destination, None, f"{per_hour} messages an hour", now + MINUTE, destination.name)
         return None
@@ -216,18 +266,23 @@ class Shaper:
 
     # -- counting --------------------------------------------------------------------------------
 
-    def counted(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
-        """One recipient let through to `destination` (the next hop's 250 to its RCPT): an attempt,
+    def counted(self, place: Place, now: float | None = None) -> None:
+        """One recipient let through to its destination (the next hop's 250 to its RCPT): an attempt,
         which is what the destination's rate limits and the rate a slow-down halves count
         (docs/shaping.md: "recipients the relay let through"; a message the provider then defers at
-        DATA was still sent at it). It also holds a place in its sender's warm-up cap until the reply
+        DATA was still sent at it). The place goes on holding its sender's warm-up cap until the reply
         to the final dot (delivered(), or released()). Only keys a limit looks at (`_watch`) go to
         the store: every recipient domain is a destination of its own, and counting them all there
-        would grow the table with every domain ever mailed. The others are counted here only."""
+        would grow the table with every domain ever mailed. The others are counted here only. The place
+        stops being in flight in the same step, so the recipient is never counted twice or not at all."""
+        if place.state != "rcpt":
+            return
+        place.state = "sent"
         now = time.time() if now is None else now
         minute = math.floor(now / MINUTE) * MINUTE
-        day = math.floor(now / DAY) * DAY
-        per_sender = hold_key(destination.name, sender_domain)
+        destination = place.destination
+        per_sender = hold_key(destination.name, place.sender_domain)
+        self._land(destination.name, per_sender)
         if minute != self._pruned:  # once a minute: forget what no window covers any more
             self._local = {b: n for b, n in self._local.items() if b[1] >= minute - MINUTE}
             self._pruned = minute
@@ -235,17 +290,20 @@ class Shaper:
             self._local[(key, minute)] = self._local.get((key, minute), 0) + 1
             if key in self._watched:
                 self._add((key, "minute", minute))
-        self._reserved[per_sender] = self._reserved.get(per_sender, 0) + 1
         if self._pending:
             self._start_flushing()
 
-    def delivered(self, destination: Destination, sender_domain: str, now: float | None = None) -> None:
+    def delivered(self, place: Place, now: float | None = None) -> None:
         """The next hop accepted the message (250 to the final dot) for one recipient counted() before:
         a message sent, which is what a warm-up plan's `per_day` counts (docs/shaping.md: "may send
         per_day messages a day"; review25 F2: a message deferred at DATA used the cap up, and a new
         domain the provider greylisted was held till the next day with nothing delivered)."""
+        if place.state != "sent":
+            return
+        place.state = "done"
         now = time.time() if now is None else now
-        per_sender = hold_key(destination.name, sender_domain)
+        destination = place.destination
+        per_sender = hold_key(destination.name, place.sender_domain)
         self._unreserve(per_sender)
         if per_sender in self._watched:
             self._add((per_sender, "day", math.floor(now / DAY) * DAY))
@@ -253,10 +311,27 @@ class Shaper:
         if self._pending:
             self._start_flushing()
 
-    def released(self, destination: Destination, sender_domain: str) -> None:
-        """A recipient counted() whose message the next hop did not accept (deferred or refused at
-        DATA, or the transaction ended without it): its place in the warm-up cap is free again."""
-        self._unreserve(hold_key(destination.name, sender_domain))
+    def released(self, place: Place) -> None:
+        """A place whose recipient will not be sent after all: one the next hop did not take at RCPT (any
+        other reply, a broken connection, a later refusal, the client gone before the reply) is free in
+        the rate limits and the cap again; one it took (counted()) whose message it did not accept
+        (deferred or refused at DATA, or the transaction ended without it) is free in the cap, and
+        stays an attempt in the rate. Once only: a place already settled is left alone."""
+        per_sender = hold_key(place.destination.name, place.sender_domain)
+        if place.state == "rcpt":
+            self._land(place.destination.name, per_sender)
+        if place.state != "done":
+            self._unreserve(per_sender)
+        place.state = "done"
+
+    def _land(self, *keys: str) -> None:
+        """Recipients no longer in flight for these rate keys."""
+        for key in set(keys):
+            left = self._inflight.get(key, 0) - 1
+            if left > 0:
+                self._inflight[key] = left
+            else:
+                self._inflight.pop(key, None)
 
     def _unreserve(self, key: str) -> None:
         left = self._reserved.get(key, 0) - 1
@@ -264,6 +339,11 @@ class Shaper:
             self._reserved[key] = left
         else:
             self._reserved.pop(key, None)
+
+    def held_places(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(in flight per rate key, places held per warm-up key): what no count shows yet. Empty once
+        every transaction settled (tests look: no place is ever leaked)."""
+        return dict(self._inflight), dict(self._reserved)
 
     def _add(self, bucket) -> None:
         self._pending[bucket] = self._pending.get(bucket, 0) + 1
@@ -283,18 +363,22 @@ class Shaper:
         if key not in self._watched:
             return self._local.get((key, start), 0) if period == "minute" else 0
         bucket = (key, period, start)
-        return self._totals.get(bucket, 0) + self._pending.get(bucket, 0)
+        return (self._totals.get(bucket, 0) + self._pending.get(bucket, 0) + self._writing.get(bucket, 0)
+                + self._unread.get(bucket, 0))
 
     def _pending_since(self, key: str, since: float) -> int:
-        return sum(n for (k, period, start), n in self._pending.items()
-                   if k == key and period == "minute" and start >= since)
+        """This process's minute counts since `since` that the totals last read do not hold."""
+        return sum(n for counts in (self._pending, self._writing, self._unread)
+                   for (k, period, start), n in counts.items() if k == key and period == "minute" and start >= since)
 
     def last_minute(self, key: str, now: float) -> int:
         """Recipients in the last minute: this minute's count plus the part of the previous one
-        the sliding window still covers (rounded up: never under-counts)."""
+        the sliding window still covers (rounded up: never under-counts), plus those in flight
+        (let through, their RCPT not answered yet: see admit)."""
         start = math.floor(now / MINUTE) * MINUTE
         previous = self._bucket(key, "minute", start - MINUTE)
-        return self._bucket(key, "minute", start) + math.ceil(previous * (1 - (now - start) / MINUTE))
+        return (self._bucket(key, "minute", start) + math.ceil(previous * (1 - (now - start) / MINUTE))
+                + self._inflight.get(key, 0))
 
     def today(self, key: str, now: float) -> int:
         return self._bucket(key, "day", math.floor(now / DAY) * DAY)
@@ -320,14 +404,22 @@ class Shaper:
         if now - self._forgotten >= FORGET_EVERY:
             self._forgotten = now
             await self.store.shaping_forget(now - FORGET_AFTER, now)
+        # The batch stays counted while the store writes it (SQLite may wait up to 2 s for another
+        # process's lock) and, once written, until the totals read after it replace the old ones.
         pending, self._pending = self._pending, {}
+        self._writing = pending
         try:
             await self.store.shaping_add_counts(pending)
         except BaseException:
+            self._writing = {}
             for bucket, n in pending.items():  # not lost: added again at the next flush
                 self._pending[bucket] = self._pending.get(bucket, 0) + n
             raise
+        self._writing = {}
+        for bucket, n in pending.items():
+            self._unread[bucket] = self._unread.get(bucket, 0) + n
         if not self._watched:
+            self._unread = {}
             return
         keys = sorted(self._watched)
         minute = math.floor(now / MINUTE) * MINUTE
@@ -343,6 +435,7 @@ class Shaper:
             totals[(key, "day", day)] = days.get(key, 0)
         self._totals = totals
         self._hour = {key: hour.get(key, 0) for key in keys}
+        self._unread = {}  # every batch written before the reads began is in the totals now
 
     async def close(self) -> None:
         """Stop the flushes and add what was counted since the last one."""

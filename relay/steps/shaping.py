@@ -10,7 +10,10 @@ not the provider's 421, because 421 would close a session whose other recipients
 Every upstream reply is reported here by the upstream step (`upstream_replied`): one a reaction
 matches strikes the destination (hold, slow down), a 250 to the final dot decays it. A 250 to RCPT
 counts towards the destination's rate (an attempt); a 250 to the final dot counts the message as sent
-for its sender's warm-up cap.
+for its sender's warm-up cap. A recipient the check lets through holds its place in both from the
+check on (Shaper.admit), so that transactions under way at once cannot overshoot a limit: the place
+becomes a count at the next hop's 250 and is given back on anything else (another reply, a broken
+connection, the client gone: `after_rcpt`; RSET or the end of the transaction: `reset_now`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..decision import CONTINUE, Decision, Reply, defer
 from ..pipeline import Step, Transaction
 from ..shaping.destinations import ascii_domain, destination_of
 from ..shaping.policy import Destination, ShapingPolicy
-from ..shaping.shaper import Shaper, iso_time
+from ..shaping.shaper import Place, Shaper, iso_time
 
 
 @dataclass
@@ -32,9 +35,11 @@ class ShapingNotes:
     sender_domain: str
     destinations: dict[str, Destination] = field(default_factory=dict)  # recipient -> destination
     struck: set[str] = field(default_factory=set)  # destinations whose records had strikes at RCPT
+    # The place of the recipient whose RCPT is under way (Shaper.admit), until the next hop answers it.
+    placed: dict[str, Place] = field(default_factory=dict)
     # One per recipient the next hop accepted at RCPT (Shaper.counted), until the reply to the final
     # dot says whether the message was sent (Shaper.delivered) or not (Shaper.released).
-    counted: list[Destination] = field(default_factory=list)
+    counted: list[Place] = field(default_factory=list)
 
 
 class ShapingStep(Step):
@@ -66,12 +71,21 @@ class ShapingStep(Step):
             return CONTINUE  # postmaster: no destination to shape
         notes = self._notes(txn)
         dest = await self.destination(rcpt)
-        refusal = await self.shaper.check(self.policy, dest, notes.sender_domain, struck=notes.struck)
+        refusal, place = await self.shaper.admit(self.policy, dest, notes.sender_domain, struck=notes.struck)
         if refusal is not None:
             return defer(451, refusal.enhanced, refusal.text, kind="deferred", cause=refusal.cause,
                          shaping=refusal.detail)
         notes.destinations[rcpt] = dest
+        notes.placed[rcpt] = place
         return CONTINUE
+
+    def after_rcpt(self, txn: Transaction, rcpt: str) -> None:
+        """The RCPT is answered: a place the next hop's 250 did not turn into a count is free again (it
+        refused, the connection broke, the client went away before the reply)."""
+        notes = txn.notes.get("shaping")
+        place = notes.placed.pop(rcpt, None) if notes is not None else None
+        if place is not None:
+            self.shaper.released(place)
 
     # -- what the upstream says (relay.steps.upstream reports every reply) ------------------------
 
@@ -87,16 +101,22 @@ class ShapingStep(Step):
             dest = notes.destinations.get(rcpt) or await self.destination(rcpt)
             targets = [dest]
             if stage == "rcpt" and reply.positive:
-                self.shaper.counted(dest, notes.sender_domain)
-                notes.counted.append(dest)
+                # A recipient the check never placed (a bare postmaster) is counted all the same.
+                place = notes.placed.pop(rcpt, None) or self.shaper.take(dest, notes.sender_domain)
+                self.shaper.counted(place)
+                notes.counted.append(place)
                 return None
+            if not reply.positive:
+                place = notes.placed.pop(rcpt, None)
+                if place is not None:
+                    self.shaper.released(place)
         else:
             # MAIL and DATA answer for the whole transaction: every destination of its recipients.
             targets = list({d.name: d for d in notes.destinations.values()}.values())
         if stage == "data" and reply.code == 250:
             # The message was sent: to each recipient the next hop accepted (a warm-up cap counts these).
-            for dest in notes.counted:
-                self.shaper.delivered(dest, notes.sender_domain)
+            for place in notes.counted:
+                self.shaper.delivered(place)
             notes.counted.clear()
             # Only a destination that had strikes at RCPT can have one old enough to decay now:
             # the common success costs no read of the store.
@@ -124,11 +144,13 @@ class ShapingStep(Step):
 
     def reset_now(self, txn: Transaction) -> None:
         """The transaction ended without the next hop's 250 to its final dot for the recipients still
-        counted (a 4xx or 5xx at DATA, RSET, a dropped client): their places in the warm-up cap are free."""
+        counted (a 4xx or 5xx at DATA, RSET, a dropped client): their places in the warm-up cap are free,
+        as is any place still waiting for its RCPT's reply."""
         notes = txn.notes.get("shaping")
-        if notes is not None and notes.counted:
-            for dest in notes.counted:
-                self.shaper.released(dest, notes.sender_domain)
+        if notes is not None:
+            for place in (*notes.placed.values(), *notes.counted):
+                self.shaper.released(place)
+            notes.placed.clear()
             notes.counted.clear()
 
     # No close(): the shaper is the process's (relay.server.Resources), shared by reloaded pipelines.

@@ -174,6 +174,8 @@ class BounceEntry:
             count = int(count_text) if count_text not in (None, "") else 0
         except (TypeError, ValueError):
             raise ValueError(f"count must be a whole number, got {count_text!r}") from None
+        if count < 0:  # refusals seen: never fewer than none (review32)
+            raise ValueError(f"count must be 0 or more, got {count_text!r}")
         return cls(address=address, category=(data.get("category") or "operator").strip(),
                    reply=data.get("reply") or "", rule=(data.get("rule") or "operator").strip(),
                    first_seen=first, last_seen=last, count=count, source=source,

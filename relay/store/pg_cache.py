@@ -16,7 +16,9 @@ The cache is used only while it can be trusted:
 - A lookup's answer is kept only if no notification about its keys arrived while it was being
   fetched (else it may predate the change: the notification came first, the stale answer second).
 - A change of a domain entry (`@example.com`), a TRUNCATE, a reconnect: everything is dropped.
-- Expiry is judged by the database's clock (its offset to ours is measured at each heartbeat).
+- Expiry is judged by the database's clock (its offset to ours is measured at each heartbeat). An
+  answer that has expired is a miss: the database is asked again (the address's own entry expiring
+  may leave its domain's `@example.com` entry to answer).
 """
 
 from __future__ import annotations
@@ -80,12 +82,19 @@ class LookupCache:
         if not self.usable() or key not in self._entries:
             self.misses += 1
             return False, None
-        self._entries.move_to_end(key)
         entry = self._entries[key]
-        self.hits += 1
         if entry is not None and entry.expires_at is not None and \
                 entry.expires_at.timestamp() <= time.time() + self.offset:
-            return True, None  # expired since: not listed, as the database would say
+            # Expired since: a miss, not "not listed". The kept answer is the row the lookup chose (the
+            # address's own entry wins over its domain's), and once it expires the database answers
+            # with the `@domain` entry behind it, if there is one. Expiry sends no notification, so
+            # answering None here let a domain-listed address through for as long as this stayed
+            # cached (review32 #3).
+            del self._entries[key]
+            self.misses += 1
+            return False, None
+        self._entries.move_to_end(key)
+        self.hits += 1
         return True, entry
 
     def begin(self) -> int:

@@ -21,6 +21,9 @@ Throttling the way Gmail does it: `upstream.throttle_after[sender_domain] = N` a
 of mail from that domain with `upstream.throttle_reply` (Gmail's 421-4.7.28) once N messages from
 it were accepted; other senders' mail still goes (`upstream.accepted_from` counts per domain).
 
+A provider slow to answer RCPT (sessions under way at once): `upstream.rcpt_gate.clear()` holds
+every reply to RCPT until `upstream.rcpt_gate.set()`; `upstream.rcpts_waiting` says how many wait.
+
 Misbehaviour, for the relay's lockstep at the edges (see also the attributes
 of FakeUpstream: data_command_reply, rset_delay, data_idle_timeout, and the
 methods drop_connections() and mute_connections()):
@@ -193,6 +196,13 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.upstream.commands.append(f"RCPT {address}")
+        if not self.upstream.rcpt_gate.is_set():
+            self.upstream.rcpts_waiting += 1
+            try:
+                while not self.upstream.rcpt_gate.is_set():
+                    await asyncio.sleep(0.01)
+            finally:
+                self.upstream.rcpts_waiting -= 1
         local = address.split("@")[0]
         # ASCII letters only, as a mail server compares mailboxes: str.lower() would make U+212A
         # KELVIN SIGN "k", and a refusal keyed for a non-ASCII mailbox would refuse an ASCII one.
@@ -253,6 +263,9 @@ class FakeUpstream:
         self.data_command_reply: str | None = None  # a reply to the DATA command itself (refusal, or a bogus 250)
         self.data_command = threading.Event()  # set when a DATA command arrives (the client has its message)
         self.rset_delay = 0.0  # seconds before the reply to RSET
+        self.rcpt_gate = threading.Event()  # cleared: replies to RCPT wait until it is set again
+        self.rcpt_gate.set()
+        self.rcpts_waiting = 0  # RCPTs held at the gate now
         self.data_idle_timeout: float | None = None  # 421 and close when no message follows 354 in time
         self.live: set = set()  # connections open now
         self.throttle_after: dict[str, int] = {}  # sender domain -> messages accepted before 421-4.7.28
