@@ -531,6 +531,13 @@ class Policies:
         candidate = replace(classification, category=found.category, scope=scope, meaning=meaning, advice=advice,
                             rule=f"nearest:{classification.rule}")
         mine = self._judged(reply, stage, recipients, candidate, aliases, sender)
+        if found.category == "syntax_error" and mine.scope != "recipient":
+            # `syntax_error` is the recipient address's form (issue 8). A neighbour about an address's
+            # form, said where no recipient is concerned (MAIL FROM: the sender's address), is the
+            # dialogue's syntax, as the rules read X.1.7 (sender-address-malformed): protocol_error.
+            meaning, advice = self.classifier.category_texts("protocol_error")
+            candidate = replace(candidate, category="protocol_error", meaning=meaning, advice=advice)
+            mine = self._judged(reply, stage, recipients, candidate, aliases, sender)
         looser = _LISTING_RANK[mine.bounce_list] > _LISTING_RANK[judgement.bounce_list]
         unlisted = judgement.bounce_list == "list" and mine.bounce_list != "list"
         if looser or unlisted or (mine.hard and not judgement.hard):
