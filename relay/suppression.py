@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from .address import addresses_in, domain_in_a_labels, domain_of
 from .errors import ConfigError, Problems
-from .yamlfile import load_yaml
+from .yamlfile import given as _given, load_yaml
 
 # DESIGN.md, "Events": the classifier's categories.
 CATEGORIES = (
@@ -474,7 +474,7 @@ class SuppressionPolicy:
         if "unconfirmed" in data:
             unconfirmed = _parse_unconfirmed(data["unconfirmed"], problems)
         for section, permanent in SECTIONS.items():
-            table = data.get(section) or {}
+            table = _given(data.get(section), {})
             if not isinstance(table, dict):
                 problems.add(section, f"expected a mapping of category to rule, got {type(table).__name__}")
                 continue

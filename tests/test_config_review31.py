@@ -328,3 +328,30 @@ def test_an_upstream_host_name_or_address_still_loads(tmp_path):
 def test_a_negative_resolver_cache_size_is_refused(tmp_path):
     out = refused(tmp_path, BASE + "resolver: {cache_size: -1}\n")
     assert "c.yaml: resolver.cache_size: must be 0 or more, got -1" in out, out
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("shaping.yaml", "version: 1\ndestinations: 0\n", "shaping.yaml: destinations: expected a mapping"),
+    ("shaping.yaml", "version: 1\ndefault: 0\n", "shaping.yaml: default: expected a mapping"),
+    ("suppression.yaml", "temporary: []\n", "suppression.yaml: temporary: expected a mapping"),
+    ("suppression.yaml", "permanent: 0\n", "suppression.yaml: permanent: expected a mapping"),
+    ("routes.yaml", "domains: 0\n", "routes.yaml: domains: expected a mapping"),
+    ("relay-replies.yaml", "version: 1\ncauses: []\ndefault: {category: other, meaning: m, advice: a}\n",
+     "relay-replies.yaml: causes: expected a mapping"),
+])
+def test_a_policy_key_of_the_wrong_type_is_refused_even_when_falsy(tmp_path, name, text, why):
+    # Before: `data.get(KEY) or {}` took 0 or [] for "none" without a word: check-config said OK.
+    policies = tmp_path / "pol"
+    policies.mkdir()
+    (policies / name).write_text(text)
+    out = refused(tmp_path, BASE + f"policies: {policies}\n")
+    assert why in out, out
+
+
+def test_an_empty_policy_key_is_still_none(tmp_path):
+    policies = tmp_path / "pol"
+    policies.mkdir()
+    (policies / "routes.yaml").write_text("version: 1\ndomains:\n")
+    (policies / "suppression.yaml").write_text("temporary:\n")
+    out = check(tmp_path, BASE + f"policies: {policies}\n")
+    assert out.returncode == 0, out.stdout + out.stderr
