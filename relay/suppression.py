@@ -76,7 +76,10 @@ MAX_DURATION = 100 * 365 * 86400
 
 
 def _bounded(seconds: int | float, value: Any) -> float:
-    if not (isinstance(seconds, int) or math.isfinite(seconds)) or seconds > MAX_DURATION:
+    if not (isinstance(seconds, int) or math.isfinite(seconds)):
+        raise ValueError(f"bad duration {_shown(value)}: expected a number and a unit s, m, h, d or w (e.g. 30d), "
+                         f"or never")
+    if seconds > MAX_DURATION:
         raise ValueError(f"duration {_shown(value)} is longer than 100 years (36500d); write never for none")
     return float(seconds)
 
