@@ -22,7 +22,7 @@ from .decision import Reply
 from .config import SHIPPED_POLICIES
 from .errors import ConfigError, Problems
 from .regex import PatternError, compile_rule_text, shipped_patterns
-from .yamlfile import load_yaml
+from .yamlfile import given as _given, load_yaml
 
 CATEGORIES = frozenset(
     {
@@ -787,7 +787,7 @@ class Classifier:
                 seen_ids[rule_id] = where
 
         rules: list[_Rule] = []
-        raw_rules = data.get("rules") or []
+        raw_rules = _given(data.get("rules"), [])
         if not isinstance(raw_rules, list):
             problems.add("rules", "expected a list of rules")
             raw_rules = []
@@ -828,7 +828,7 @@ class Classifier:
                                    conditions.not_match, file, conditions.stages, names, bool(judge_reason)))
 
         fallback: list[tuple[str, str, _Outcome]] = []
-        raw_fallback = data.get("fallback") or []
+        raw_fallback = _given(data.get("fallback"), [])
         if not isinstance(raw_fallback, list):
             problems.add("fallback", "expected a list of fallback entries")
             raw_fallback = []
@@ -989,7 +989,7 @@ class RelayReplies:
             problems.raise_if_any()
         problems.unknown_keys(data, _RELAY_TOP_KEYS)
         causes: dict[str, _Outcome] = {}
-        raw = data.get("causes") or {}
+        raw = _given(data.get("causes"), {})
         if not isinstance(raw, dict):
             problems.add("causes", "expected a mapping of cause id to {category, meaning, advice}")
             raw = {}

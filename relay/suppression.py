@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from .address import addresses_in, domain_in_a_labels, domain_of
 from .errors import ConfigError, Problems
-from .yamlfile import load_yaml
+from .yamlfile import given as _given, load_yaml
 
 # DESIGN.md, "Events": the classifier's categories.
 CATEGORIES = (
@@ -77,7 +77,10 @@ MAX_DURATION = 100 * 365 * 86400
 
 
 def _bounded(seconds: int | float, value: Any) -> float:
-    if not (isinstance(seconds, int) or math.isfinite(seconds)) or seconds > MAX_DURATION:
+    if not (isinstance(seconds, int) or math.isfinite(seconds)):
+        raise ValueError(f"bad duration {_shown(value)}: expected a number and a unit s, m, h, d or w (e.g. 30d), "
+                         f"or never")
+    if seconds > MAX_DURATION:
         raise ValueError(f"duration {_shown(value)} is longer than 100 years (36500d); write never for none")
     return float(seconds)
 
@@ -503,7 +506,7 @@ class SuppressionPolicy:
         if "shared_return_path" in data:
             shared = _parse_shared(data["shared_return_path"], problems)
         for section, permanent in SECTIONS.items():
-            table = data.get(section) or {}
+            table = _given(data.get(section), {})
             if not isinstance(table, dict):
                 problems.add(section, f"expected a mapping of category to rule, got {type(table).__name__}")
                 continue

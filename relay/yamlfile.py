@@ -147,6 +147,14 @@ def read_text(path: Path, problems: Problems, limit: int = MAX_FILE_BYTES) -> st
     raise AssertionError("unreachable: a problem was added")
 
 
+def given(value: Any, empty: Any) -> Any:
+    """A policy key's value with only an absent or empty one (YAML null) taken as `empty`. The loaders
+    wrote `data.get(KEY) or []`, which took a wrong value that happens to be falsy (`destinations: 0`,
+    `temporary: []` where a mapping belongs) for "none" without a word (review31); the caller checks the
+    type of what this returns."""
+    return empty if value is None else value
+
+
 def load_yaml(path: str | Path) -> Any:
     """The file's data (None for an empty file); a ConfigError when it cannot be read or parsed,
     expands aliases past the budget, or repeats a key in one mapping."""

@@ -137,10 +137,11 @@ def test_milter_that_is_no_mapping_is_one_error_not_a_traceback(tmp_path, value)
     assert out.count("error:") == 1, out
 
 
-@pytest.mark.parametrize("section", ["limits: {{timeout: {v}}}", "upstream: {{host: 127.0.0.1, starttls: 'off', "
-                                                                "connect_timeout: {v}}}", "resolver: {{timeout: {v}}}"])
-@pytest.mark.parametrize("value", ["9" * 310, "-" + "9" * 310, "'" + "9" * 400 + "s'"],
-                         ids=["310-digits", "minus-310-digits", "400-digits-s"])
+@pytest.mark.parametrize("section, value", [
+    ("limits: {{timeout: {v}}}", "9" * 310),
+    ("upstream: {{host: 127.0.0.1, starttls: 'off', connect_timeout: {v}}}", "-" + "9" * 310),
+    ("resolver: {{timeout: {v}}}", "'" + "9" * 400 + "s'"),
+], ids=["limits-310-digits", "upstream-minus-310-digits", "resolver-400-digits-s"])
 def test_a_duration_past_float_range_is_an_error_not_a_traceback(tmp_path, section, value):
     # Before: OverflowError: int too large to convert to float, with a traceback.
     out = refused(tmp_path, BASE + section.format(v=value) + "\n")
@@ -148,11 +149,11 @@ def test_a_duration_past_float_range_is_an_error_not_a_traceback(tmp_path, secti
     assert "9" * 80 not in out  # not quoted whole
 
 
-@pytest.mark.parametrize("key, path", [("unconfirmed.within", ("unconfirmed", "within")),
-                                       ("permanent.mailbox_disabled.expire_after",
-                                        ("permanent", "mailbox_disabled", "expire_after")),
-                                       ("breaker.within", ("breaker", "within"))])
-@pytest.mark.parametrize("value", [10 ** 400, "9" * 320 + "d"], ids=["10**400", "320-digits-d"])
+@pytest.mark.parametrize("key, path, value", [
+    ("unconfirmed.within", ("unconfirmed", "within"), 10 ** 400),
+    ("permanent.mailbox_disabled.expire_after", ("permanent", "mailbox_disabled", "expire_after"), "9" * 320 + "d"),
+    ("breaker.within", ("breaker", "within"), 10 ** 400),
+], ids=["unconfirmed-10**400", "expire_after-320-digits-d", "breaker-10**400"])
 def test_a_suppression_duration_past_range_is_an_error_not_a_traceback(tmp_path, key, path, value):
     import yaml
 
@@ -328,3 +329,30 @@ def test_an_upstream_host_name_or_address_still_loads(tmp_path):
 def test_a_negative_resolver_cache_size_is_refused(tmp_path):
     out = refused(tmp_path, BASE + "resolver: {cache_size: -1}\n")
     assert "c.yaml: resolver.cache_size: must be 0 or more, got -1" in out, out
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("shaping.yaml", "version: 1\ndestinations: 0\n", "shaping.yaml: destinations: expected a mapping"),
+    ("shaping.yaml", "version: 1\ndefault: 0\n", "shaping.yaml: default: expected a mapping"),
+    ("suppression.yaml", "temporary: []\n", "suppression.yaml: temporary: expected a mapping"),
+    ("suppression.yaml", "permanent: 0\n", "suppression.yaml: permanent: expected a mapping"),
+    ("routes.yaml", "domains: 0\n", "routes.yaml: domains: expected a mapping"),
+    ("relay-replies.yaml", "version: 1\ncauses: []\ndefault: {category: other, meaning: m, advice: a}\n",
+     "relay-replies.yaml: causes: expected a mapping"),
+])
+def test_a_policy_key_of_the_wrong_type_is_refused_even_when_falsy(tmp_path, name, text, why):
+    # Before: `data.get(KEY) or {}` took 0 or [] for "none" without a word: check-config said OK.
+    policies = tmp_path / "pol"
+    policies.mkdir()
+    (policies / name).write_text(text)
+    out = refused(tmp_path, BASE + f"policies: {policies}\n")
+    assert why in out, out
+
+
+def test_an_empty_policy_key_is_still_none(tmp_path):
+    policies = tmp_path / "pol"
+    policies.mkdir()
+    (policies / "routes.yaml").write_text("version: 1\ndomains:\n")
+    (policies / "suppression.yaml").write_text("temporary:\n")
+    out = check(tmp_path, BASE + f"policies: {policies}\n")
+    assert out.returncode == 0, out.stdout + out.stderr

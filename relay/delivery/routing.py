@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Problems
-from ..yamlfile import load_yaml
+from ..yamlfile import given as _given, load_yaml
 
 ROUTES_FILE = "routes.yaml"
 ROUTE_KINDS = ("smarthost", "mx")
@@ -68,7 +68,7 @@ class Routing:
         elif default == "smarthost" and mode == "mx":
             problems.add("default", _NO_SMARTHOST)
         domains: dict[str, str] = {}
-        raw = data.get("domains") or {}
+        raw = _given(data.get("domains"), {})
         if not isinstance(raw, dict):
             problems.add("domains", "expected a mapping of domain to smarthost or mx")
             raw = {}

@@ -25,7 +25,7 @@ from typing import Any
 from ..classify import CONDITION_KEYS, ReplyConditions, reply_conditions
 from ..config import SHIPPED_POLICIES, parse_duration
 from ..errors import ConfigError, Problems
-from ..yamlfile import load_yaml
+from ..yamlfile import given as _given, load_yaml
 
 SHAPING_FILE = "shaping.yaml"
 SHIPPED_SHAPING = SHIPPED_POLICIES / SHAPING_FILE
@@ -351,7 +351,7 @@ def _warmup(value: Any, problems: Problems, destinations: set[str]) -> dict[str,
         return {}
     problems.unknown_keys(data, WARMUP_KEYS, "warmup")
     plans: dict[str, tuple[WarmupStep, ...]] = {}
-    raw_plans = _mapping(data.get("plans") or {}, "warmup.plans", problems, "{new-domain: [{day: 1, per_day: 50}]}")
+    raw_plans = _mapping(_given(data.get("plans"), {}), "warmup.plans", problems, "{new-domain: [{day: 1, per_day: 50}]}")
     for name, steps in (raw_plans or {}).items():
         key = f"warmup.plans.{name}"
         parsed: list[WarmupStep] = []
@@ -376,7 +376,7 @@ def _warmup(value: Any, problems: Problems, destinations: set[str]) -> dict[str,
         else:
             plans[str(name)] = tuple(parsed)
     senders: dict[str, WarmupSender] = {}
-    raw_senders = _mapping(data.get("senders") or {}, "warmup.senders", problems,
+    raw_senders = _mapping(_given(data.get("senders"), {}), "warmup.senders", problems,
                            "{example.com: {plan: new-domain, start: 2026-11-20}}")
     for name, spec in (raw_senders or {}).items():
         key = f"warmup.senders.{name}"
@@ -424,7 +424,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
         mx_lookup = False
 
     reactions: dict[str, Reaction | None] = {}  # None: named, but wrong
-    for i, entry in enumerate(_list(data.get("reactions") or [], "reactions", problems)):
+    for i, entry in enumerate(_list(_given(data.get("reactions"), []), "reactions", problems)):
         reaction = _reaction(entry, f"reactions[{i}]", problems)
         if reaction is None:
             if isinstance(entry, dict) and isinstance(entry.get("id"), str):
@@ -437,7 +437,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
 
     destinations: list[Destination] = []
     seen_domains: dict[str, str] = {}
-    raw = _mapping(data.get("destinations") or {}, "destinations", problems, "{google: {domains: [gmail.com]}}")
+    raw = _mapping(_given(data.get("destinations"), {}), "destinations", problems, "{google: {domains: [gmail.com]}}")
     for name, spec in (raw or {}).items():
         key = f"destinations.{name}"
         checked = _name(name, key, problems)
@@ -452,7 +452,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
         if not isinstance(label, str) or not label.strip() or not label.isascii():
             problems.add(f"{key}.name", f"expected a short ASCII name for replies, e.g. gmail, got {label!r}")
         domains = set()
-        for i, d in enumerate(_list(spec.get("domains") or [], f"{key}.domains", problems)):
+        for i, d in enumerate(_list(_given(spec.get("domains"), []), f"{key}.domains", problems)):
             domain = _domain(d, f"{key}.domains[{i}]", problems)
             if domain is None:
                 continue
@@ -461,7 +461,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
             seen_domains[domain] = checked
             domains.add(domain)
         mx = [_mx_pattern(p, f"{key}.mx[{i}]", problems)
-              for i, p in enumerate(_list(spec.get("mx") or [], f"{key}.mx", problems))]
+              for i, p in enumerate(_list(_given(spec.get("mx"), []), f"{key}.mx", problems))]
         if not domains and not mx:
             problems.add(key, "a destination needs `domains:` or `mx:` (or both) to be found")
         limits = _limits(spec.get("limits"), f"{key}.limits", problems)
@@ -470,7 +470,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
             destinations.append(Destination(checked, label.strip(), limits, refs, frozenset(domains),
                                             tuple(p for p in mx if p)))
 
-    default = data.get("default") or {}
+    default = _given(data.get("default"), {})
     default = _mapping(default, "default", problems, "{limits: {...}, reactions: [...]}") or {}
     problems.unknown_keys(default, DEFAULT_KEYS, "default")
     default_limits = _limits(default.get("limits"), "default.limits", problems)
