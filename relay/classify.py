@@ -357,7 +357,7 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
                        "permanent", "scope", "note", "unconfirmed", "names_recipient", "judge_reason"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
-TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback"})
+TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage"})
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
 _ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")
@@ -641,8 +641,13 @@ class Classifier:
     """Compiled rules from one or more files, in precedence order."""
 
     def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str],
-                 texts: dict[str, tuple[str, str]] | None = None, unconfirmed_rules: Iterable[str] = ()):
+                 texts: dict[str, tuple[str, str]] | None = None, unconfirmed_rules: Iterable[str] = (),
+                 hard_at_any_stage: re.Pattern | None = None):
         self._rules = tuple(rules)
+        # `hard_at_any_stage:` (bounce-rules.yaml): words of a "no such user" that are a hard bounce
+        # although the report does not say which SMTP command they answered (Policies._judged,
+        # policies.filtered_at_unknown_stage); None: no file gives any.
+        self.hard_at_any_stage = hard_at_any_stage
         # Ids of the rules marked `unconfirmed: true`: a text that puts its own address claim in
         # doubt (Policies.judge only counts it, as a "no such user" at DATA).
         self.unconfirmed_rules = frozenset(unconfirmed_rules)
@@ -724,7 +729,12 @@ class Classifier:
                 if (category in CATEGORIES and isinstance(text, dict) and isinstance(text.get("meaning"), str)
                         and isinstance(text.get("advice"), str)):
                     texts.setdefault(category, (" ".join(text["meaning"].split()), " ".join(text["advice"].split())))
-        return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids)
+        any_stage: list[str] = []
+        for _, data, _ in loaded:
+            any_stage.extend(p for p in (data.get("hard_at_any_stage") or []) if isinstance(p, str))
+        any_stage_regex = (re.compile("|".join(f"(?:{p})" for p in any_stage), re.IGNORECASE)
+                           if any_stage else None)
+        return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex)
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> "Classifier":
@@ -755,6 +765,16 @@ class Classifier:
             problems.add("rules", "required: the file has neither `rules:` nor `fallback:`")
         if "texts" in data and not isinstance(data["texts"], dict):
             problems.add("texts", "expected a mapping of shared texts (used through YAML anchors)")
+        if "hard_at_any_stage" in data:
+            patterns = data["hard_at_any_stage"]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+                problems.add("hard_at_any_stage", "expected a list of regular expressions (strings)")
+            else:
+                for i, pattern in enumerate(patterns):
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        problems.add(f"hard_at_any_stage[{i}]", f"not a valid regular expression: {exc}")
 
         def check_id(entry: dict, key: str) -> None:
             rule_id = entry.get("id")

@@ -339,6 +339,32 @@ def _refuses_the_address(classification, reply, fallback_key, text: str, known: 
     return all(_same_mailbox(a, known) for a in addresses_in(text))
 
 
+def filtered_at_unknown_stage(classification, stage: str | None, reply, text: str, any_stage=None) -> bool:
+    """Whether a "no such user" is not a hard bounce because the report does not say which SMTP
+    command it answered: sisimai's Filtered, the meaning of the `hard` field (docs/bounces-in.md).
+    sisimai (go-sisimai reason/find.go, why-userunknown.go, why-filtered.go) takes a user-unknown
+    text for UserUnknown, a hard bounce, when its status code names the address (X.1.x) or it
+    answered RCPT; of any other stage, or of none the report states, it is Filtered ("rejected
+    after DATA"), not hard: a content filter answers "550 unknown user" after the final dot as a
+    mailbox server does at RCPT, and a report that does not name the command cannot tell them
+    apart (the same doubt as _doubt's "data"). Kept hard: X.1.x (the server's own or the report's
+    Status naming the address; X.1.7/X.1.8, the sender's, never reach here: scope `sender`), a
+    known stage (RCPT is judged by the other rules, DATA is already unconfirmed), and words that
+    bounce-rules.yaml `hard_at_any_stage:` lists (`any_stage`): the mailbox system's own lookup
+    that sisimai's per-MTA modules read as UserUnknown whatever the stage (Exchange 2003's
+    "recipient name is not recognized" 000C05A6, Notes' "not listed in public Name & Address
+    Book", IMail's "Invalid final delivery userid", a local delivery agent's "unknown user"), and
+    a domain that does not route (sisimai's HostUnknown). Only `hard`: the bounce list's decision
+    (Policies._judged's bounce_list) does not read it."""
+    from .classify import effective_enhanced
+
+    if stage is not None or classification.category != "unknown_recipient":
+        return False
+    if (effective_enhanced(reply) or "")[2:].startswith("1."):
+        return False
+    return not (any_stage is not None and any_stage.search(text))
+
+
 def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None,
                 address_refused: bool = False) -> bool:
     """True for a hard bounce as mail senders use the word: a permanent refusal saying that
@@ -577,6 +603,9 @@ class Policies:
                            getattr(self.suppression, "domains", None),
                            _refuses_the_address(classification, reply, self.classifier.fallback_key(classification),
                                                 text, [a for a in (*recipients, *aliases) if a]))
+        if hard and filtered_at_unknown_stage(classification, stage, reply, text,
+                                              getattr(self.classifier, "hard_at_any_stage", None)):
+            hard = False
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None
         if bounce_list == "list" and unconfirmed:
