@@ -339,30 +339,34 @@ def _refuses_the_address(classification, reply, fallback_key, text: str, known: 
     return all(_same_mailbox(a, known) for a in addresses_in(text))
 
 
-def filtered_at_unknown_stage(classification, stage: str | None, reply, text: str, any_stage=None) -> bool:
-    """Whether a "no such user" is not a hard bounce because the report does not say which SMTP
-    command it answered: sisimai's Filtered, the meaning of the `hard` field (docs/bounces-in.md).
+def filtered_at_unknown_stage(classification, stage: str | None, reply, words: str, any_stage=None) -> bool:
+    """Whether a "no such user" that Judgement.hard calls a hard bounce is not one in sisimai's sense
+    because the report does not say which SMTP command it answered: sisimai's Filtered. `relay dsn
+    parse` prints `hard` in sisimai's sense (its HardBounce, the shared corpus's label;
+    docs/bounces-in.md), and asks this of each line; the funnel's Judgement.hard and the bounce
+    list do not (a "no such user" of unknown stage is listed as before).
+
     sisimai (go-sisimai reason/find.go, why-userunknown.go, why-filtered.go) takes a user-unknown
     text for UserUnknown, a hard bounce, when its status code names the address (X.1.x) or it
     answered RCPT; of any other stage, or of none the report states, it is Filtered ("rejected
     after DATA"), not hard: a content filter answers "550 unknown user" after the final dot as a
     mailbox server does at RCPT, and a report that does not name the command cannot tell them
-    apart (the same doubt as _doubt's "data"). Kept hard: X.1.x (the server's own or the report's
-    Status naming the address; X.1.7/X.1.8, the sender's, never reach here: scope `sender`), a
-    known stage (RCPT is judged by the other rules, DATA is already unconfirmed), and words that
-    bounce-rules.yaml `hard_at_any_stage:` lists (`any_stage`): the mailbox system's own lookup
-    that sisimai's per-MTA modules read as UserUnknown whatever the stage (Exchange 2003's
-    "recipient name is not recognized" 000C05A6, Notes' "not listed in public Name & Address
-    Book", IMail's "Invalid final delivery userid", a local delivery agent's "unknown user"), and
-    a domain that does not route (sisimai's HostUnknown). Only `hard`: the bounce list's decision
-    (Policies._judged's bounce_list) does not read it."""
+    apart (the doubt _doubt's "data" has at DATA). Kept hard: X.1.x (the server's own code or the
+    report's Status naming the address; the sender's X.1.7/X.1.8 never reach here, scope
+    `sender`), a known stage (RCPT is judged by the rules, DATA is unconfirmed already), and
+    `words` (the reply, and the reporting MTA's own words about the recipient) that bounce-rules.yaml
+    `hard_at_any_stage:` lists (`any_stage`): the mailbox system's own lookup, which sisimai's
+    per-MTA modules read as UserUnknown whatever the stage (Exchange 2003's "recipient name is not
+    recognized", Notes' "not listed in public Name & Address Book", IMail's "Invalid final delivery
+    userid", Gmail's "because the address couldn't be found", PowerMTA's bounce category
+    `bad-mailbox`), and a domain that does not route (its HostUnknown)."""
     from .classify import effective_enhanced
 
     if stage is not None or classification.category != "unknown_recipient":
         return False
     if (effective_enhanced(reply) or "")[2:].startswith("1."):
         return False
-    return not (any_stage is not None and any_stage.search(text))
+    return not (any_stage is not None and any_stage.search(words))
 
 
 def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None,
@@ -603,9 +607,6 @@ class Policies:
                            getattr(self.suppression, "domains", None),
                            _refuses_the_address(classification, reply, self.classifier.fallback_key(classification),
                                                 text, [a for a in (*recipients, *aliases) if a]))
-        if hard and filtered_at_unknown_stage(classification, stage, reply, text,
-                                              getattr(self.classifier, "hard_at_any_stage", None)):
-            hard = False
         bounce_list = self.suppression.bounce_list(classification.category, classification.permanent)
         counting = None
         if bounce_list == "list" and unconfirmed:

@@ -51,7 +51,7 @@ def records(report, file: str, policies) -> list[dict]:
         if report.kind == "bounce":
             judgement = judge(policies, failed, report.original_sender)
             classification = judgement_dict(judgement)
-            hard = judgement.hard
+            hard = judgement.hard and not _filtered(policies, judgement, failed)
         out.append({
             "file": file,
             "recipient": failed.recipient or None,
@@ -83,6 +83,19 @@ def judge(policies, failed, sender: str | None = None):
     recipient = failed.recipient
     return policies.judge(failed.reply(), failed.stage, [recipient] if recipient else [],
                           failed.aliases(recipient) if recipient else (), sender or None)
+
+
+def _filtered(policies, judgement, failed) -> bool:
+    """sisimai's Filtered for a "no such user" whose report does not say which command it answered
+    (policies.filtered_at_unknown_stage): the line's `hard` is sisimai's HardBounce, the funnel's
+    judgement and the bounce list are not changed by it."""
+    from ..classify import unwrapped_text
+    from ..policies import filtered_at_unknown_stage
+
+    reply = failed.reply()
+    words = unwrapped_text(reply) + "\n" + (failed.own_words or "")
+    return filtered_at_unknown_stage(judgement.classification, failed.stage, reply, words,
+                                     getattr(policies.classifier, "hard_at_any_stage", None))
 
 
 def judgement_dict(judgement) -> dict:

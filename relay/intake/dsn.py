@@ -563,6 +563,10 @@ class FailedRecipient:
     reported_status: str | None = None  # the DSN's Status field as written (DSN only)
     stage: str | None = None           # the SMTP command the remote server refused, when the report says
     final: bool | None = None          # the reporting MTA gave up (True) or will retry (False); None: unknown
+    # The reporting MTA's own words about this recipient apart from the remote reply (PowerMTA's
+    # X-PowerMTA-BounceCategory, the lines of a text report that name the address): not printed, read
+    # only for `hard` (commands/dsn.py, policies.filtered_at_unknown_stage).
+    own_words: str | None = None
 
     def aliases(self, of: str) -> tuple[str, ...]:
         """The other addresses the report gives for the recipient `of` (Original-, Final- and
@@ -1207,7 +1211,15 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
         recipient=final or original, status=status, code=code, action=action, actual_recipient=actual,
         diagnostic=(diagnostic or "") + beyond or None, remote_mta=remote or None, original_recipient=original,
         final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage,
-        final=None if action is None else action != "delayed")
+        final=None if action is None else action != "delayed",
+        own_words=_own_category(block))
+
+
+def _own_category(block: list[tuple[str, str]]) -> str | None:
+    """The reporting MTA's own category of the failure, where it writes one in the recipient's block
+    (PowerMTA's `X-PowerMTA-BounceCategory: bad-mailbox`), as "Field: value"."""
+    value = _field(block, "X-PowerMTA-BounceCategory")
+    return f"X-PowerMTA-BounceCategory: {value.strip()}" if value else None
 
 
 def _per_message(blocks: list[list[tuple[str, str]]]) -> tuple[dict, list]:
@@ -1247,7 +1259,12 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
         return None  # an empty or unreadable status part: read the text instead
     # The report's own text is short (MAX_REPORT_TEXT, as for a text bounce) and read once for all
     # the recipients.
-    recipients = _filled_from_text(recipients, _report_text(msg)[:MAX_REPORT_TEXT])
+    text = _report_text(msg)[:MAX_REPORT_TEXT]
+    recipients = _filled_from_text(recipients, text)
+    if recipients:
+        naming = _lines_naming(text)
+        recipients = [replace(f, own_words="\n".join(naming.get(fold(f.recipient), ())) or None)
+                      if f.recipient and not f.own_words else f for f in recipients]
     report = _report("bounce" if recipients else "none", recipients, per_message, msg, original)
     return replace(report, blocks_not_read=not_read) if not_read else report
 
@@ -1709,6 +1726,10 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
                               listed=frozenset(fold(c) for c in candidates) if named else frozenset())
     if aliases:
         failures = _with_original_addresses(failures, aliases)
+    if failures:
+        naming = _lines_naming(report)
+        failures = [replace(f, own_words="\n".join(naming.get(fold(f.recipient), ())) or None)
+                    if f.recipient and not f.own_words else f for f in failures]
     if _PERMANENT_WORDS.search(report):
         # The report says its failures are permanent, and nothing in it that they are not (`final`: no
         # word of a delay or a retry): RFC 3464's Action: failed, as a delivery-status part would say
@@ -1719,6 +1740,20 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
         sender = _bare_address(dict((fold(k), v) for k, v in original).get("return-path"))
     return BounceReport("bounce", tuple(failures), original_sender=sender,
                         original_headers=tuple(original or ()))
+
+
+def _lines_naming(report: str, most: int = 4) -> dict[str, list[str]]:
+    """Per address (folded), the first few lines of a text report that name it (Gmail's "Your message
+    wasn't delivered to x because the address couldn't be found"), each cut at 512 characters: the
+    reporting MTA's own words about it, read only for `hard` (FailedRecipient.own_words). One pass
+    over the text, whatever the number of recipients."""
+    out: dict[str, list[str]] = {}
+    for line in report.split("\n"):
+        for m in _ADDRESS.finditer(line):
+            lines = out.setdefault(fold(m.group(0)), [])
+            if len(lines) < most and (not lines or lines[-1] != line[:512]):
+                lines.append(line[:512])
+    return out
 
 
 # A remote server's refusal as a reporting MTA quotes it ("host mx.x[1.2.3.4] said: 550 ...", "host h
