@@ -165,7 +165,10 @@ _STAGE_SAID = [
                 # qmail-remote: "<host> failed on DATA command." (the DATA command itself refused)
                 r"failed on data command|"
                 # DragonFly Mail Agent: "<host> [<ip>] did not like our final DATA:"
-                r"did not like our (final )?data\b|error following data command|\bsmtp:data\s+host\b", re.I), "data"),
+                r"did not like our (final )?data\b|error following data command|\bsmtp:data\s+host\b|"
+                # Ipswitch IMail (SMTP32): "RCPT TO generated following response:" and the reply on
+                # the next line; the same template for the other commands.
+                r"\bdata generated following response\b", re.I), "data"),
     (re.compile(r"in reply to rcpt|after (pipelined )?rcpt\b|in response to (pipelined )?rcpt\b|"
                 r"does not like recipient|rcpt to:<[^>]*>:\s*$|"
                 # Digital Arts m-FILTER: "-------SMTP command" and the command on the next line
@@ -181,10 +184,12 @@ _STAGE_SAID = [
                 # with "host" after it: a bare "smtp:mail" is also a host name ("Server:
                 # smtp:mail.example.com") or an Exchange proxy address ("SMTP:mail@example.com"),
                 # and read as the stage it made a true 5.1.1 the sender's (review, M1).
-                r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\s+host\b", re.I), "rcpt"),
+                r"\[rcpt_to\]|error following rcpt command|did not like our rcpt\b|\bsmtp:rcpt\s+host\b|"
+                r"\brcpt to generated following response\b", re.I), "rcpt"),
     (re.compile(r"in reply to mail\b|after (pipelined )?mail from\b|in response to (pipelined )?mail from\b|"
                 r"sender was rejected|does not like sender|-smtp command mail\b|"
-                r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\s+host\b", re.I), "mail"),
+                r"\[mail_from\]|error following mail command|did not like our mail\b|\bsmtp:mail\s+host\b|"
+                r"\bmail from generated following response\b", re.I), "mail"),
     (re.compile(r"in reply to (ehlo|helo|lhlo)\b|after (pipelined )?(ehlo|helo|lhlo)\b|"
                 r"in response to (ehlo|helo|lhlo)\b|"
                 # qmail-remote: "Connected to <ip> but my name was rejected." (HELO)

@@ -1,0 +1,134 @@
+"""`relay dsn parse`'s `hard` is sisimai's HardBounce (docs/bounces-in.md, "The `hard` label"):
+a "no such user" whose report does not say which SMTP command it answered, and whose status code
+is not X.1.x, is sisimai's Filtered, not hard, unless its words are the mailbox system's own lookup
+(bounce-rules.yaml `hard_at_any_stage:`). The bounce list's decision does not change with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from relay.classify import Classifier
+from relay.cli import main
+from relay.errors import ConfigError
+
+
+def run(capsys, *argv) -> list[dict]:
+    status = main(["dsn", "parse", *argv])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _dsn(diagnostic: str, status: str = "5.0.0", extra: str = "") -> str:
+    # An RFC 3464 report as a smarthost writes it: a human part, the delivery-status part.
+    return ("From: MAILER-DAEMON@smarthost.example\n"
+            "To: app@sender.example\n"
+            "Subject: Undelivered Mail Returned to Sender\n"
+            "MIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\n\n'
+            "--b1\n"
+            "Content-Type: text/plain\n\n"
+            "Your message could not be delivered to one or more recipients.\n\n"
+            "--b1\n"
+            "Content-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; smarthost.example\n\n"
+            "Final-Recipient: rfc822; bob@dest.example\n"
+            "Action: failed\n"
+            f"Status: {status}\n"
+            "Remote-MTA: dns; mx.dest.example\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n"
+            f"{extra}\n"
+            "--b1--\n")
+
+
+def _row(capsys, tmp_path, text: str) -> dict:
+    path = tmp_path / "bounce.eml"
+    path.write_text(text, encoding="utf-8")
+    [row] = run(capsys, str(path))
+    return row
+
+
+def _verdict(row: dict) -> tuple:
+    return (row["recipient"], row["stage"], row["hard"], row["classification"]["category"],
+            row["classification"]["bounce_list"])
+
+
+def test_a_no_such_user_of_unknown_stage_is_not_hard_and_still_listed(capsys, tmp_path):
+    # Before, `hard` was true: the report does not say whether the server refused the RCPT or the
+    # message after DATA (a content filter's "550 unknown user"), and sisimai calls it Filtered. The
+    # relay's own decision does not change: the address is listed at once, as before.
+    row = _row(capsys, tmp_path, _dsn("550 unknown user"))
+    assert _verdict(row) == ("bob@dest.example", None, False, "unknown_recipient", "list")
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example>... No such user here", status="5.5.0"))
+    assert _verdict(row) == ("bob@dest.example", None, False, "unknown_recipient", "list")
+
+
+def test_the_stage_or_an_address_status_keeps_it_hard(capsys, tmp_path):
+    # The same words in reply to RCPT (sisimai's UserUnknown at RCPT whatever the code) ...
+    row = _row(capsys, tmp_path, _dsn("550 unknown user (in reply to RCPT TO command)"))
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "list")
+    # ... or under X.1.1, the server's or the report's code naming the address (RFC 3463 3.2).
+    row = _row(capsys, tmp_path, _dsn("550 unknown user", status="5.1.1"))
+    assert (row["stage"], row["hard"], row["classification"]["category"]) == (None, True, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>: unknown user"))
+    assert (row["stage"], row["hard"]) == (None, True)
+
+
+def test_the_mailbox_systems_own_lookup_is_hard_at_any_stage(capsys, tmp_path):
+    # PowerMTA's own category of the failure: a mailbox that does not exist.
+    row = _row(capsys, tmp_path, _dsn("554 delivery error: dd This user doesn't have a dest.example account "
+                                      "(bob@dest.example) [0]", extra="X-PowerMTA-BounceCategory: bad-mailbox"))
+    assert (row["stage"], row["hard"], row["classification"]["bounce_list"]) == (None, True, "list")
+    # Without it, the same Yahoo text of unknown stage is sisimai's Filtered.
+    row = _row(capsys, tmp_path, _dsn("554 delivery error: dd This user doesn't have a dest.example account "
+                                      "(bob@dest.example) [0]"))
+    assert (row["stage"], row["hard"], row["classification"]["bounce_list"]) == (None, False, "list")
+    # Gmail's "Address not found" above the reply it got: its own words about the address.
+    gmail = ("From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+             "To: app@sender.example\n"
+             "Subject: Delivery Status Notification (Failure)\n\n"
+             "** Address not found **\n\n"
+             "Your message wasn't delivered to bob@dest.example because the address couldn't be found, "
+             "or is unable to receive mail.\n\n"
+             "The response was:\n\n"
+             "550 <bob@dest.example>: User unknown\n")
+    row = _row(capsys, tmp_path, gmail)
+    assert (row["recipient"], row["stage"], row["hard"]) == ("bob@dest.example", None, True)
+    # Exchange 2003's own NDR: "The recipient name is not recognized" (000C05A6).
+    exchange = ("From: System Administrator <postmaster@dest.example>\n"
+                "To: app@sender.example\n"
+                "Subject: Undeliverable: hello\n\n"
+                "Your message\n\n  To:      bob@dest.example\n  Subject: hello\n\n"
+                "did not reach the following recipient(s):\n\n"
+                "bob@dest.example on Thu, 29 Apr 2010 00:00:00 -0000\n"
+                "    The recipient name is not recognized\n"
+                "    MSEXCH:IMS:DEST:SITE:SERVER 0 (000C05A6) Unknown Recipient\n")
+    row = _row(capsys, tmp_path, exchange)
+    assert (row["recipient"], row["stage"], row["hard"]) == ("bob@dest.example", None, True)
+
+
+def test_hard_at_any_stage_is_checked_at_load(tmp_path):
+    rules = tmp_path / "bounce-rules.yaml"
+    rules.write_text("version: 1\nrules: []\nhard_at_any_stage: ['unclosed (']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="hard_at_any_stage"):
+        Classifier.from_files([rules])
+    rules.write_text("version: 1\nrules: []\nhard_at_any_stage: 'not a list'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="hard_at_any_stage"):
+        Classifier.from_files([rules])
+
+
+def test_imails_rcpt_to_generated_following_response_is_the_rcpt_stage(capsys, tmp_path):
+    # Ipswitch IMail (SMTP32) writes the command above the reply it got. Before, the stage was not
+    # read (null), and `hard` fell to sisimai's Filtered; at RCPT it is UserUnknown, as sisimai reads it.
+    text = ("From: postmaster@sender.example\n"
+            "To: app@sender.example\n"
+            "Subject: Undeliverable Mail\n"
+            "X-Mailer: <SMTP32 v8.15>\n\n"
+            "Unknown user: bob@dest.example\n\n"
+            "RCPT TO generated following response:\n"
+            "553 5.3.0 <bob@dest.example>... Addressee unknown, relay=[192.0.2.10]\n\n"
+            "Original message follows.\n")
+    row = _row(capsys, tmp_path, text)
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "list")
