@@ -12,8 +12,10 @@ bounce parsers' test data, labelled by reading each message; see its README.md).
   reported as failed is the worst error: it can put that address on the bounce list).
 - false failures: a `none` message (auto-reply, ordinary mail) that yields any line, or a `delay`
   warning that yields a line classified permanent.
-- hard: a labelled address of a `bounce` whose label `hard` (the set's README: sisimai's meaning, the
-  address or its domain does not exist or has moved) equals the `hard` field of the output line
+- hard: a labelled address of a `bounce` whose label `hard` (the set's README: the address or its
+  domain does not exist or has moved, in a reader's meaning that ignores the stage, where the field,
+  sisimai's HardBounce, calls a "no such user" of unknown stage without X.1.x Filtered) equals the
+  `hard` field of the output line
   naming it (not found: false). `hard_false_positives`: ours hard, the label not (the worse error:
   a good address treated as gone); `hard_listed_not_hard`: of those, the ones this report lists at
   once (bounce_list `list`). `listed_not_hard`: every address whose label is not hard that this report
@@ -37,7 +39,9 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
   - `hard_agreement` (the label's meaning): a sisimai label == the `hard` field `relay dsn parse`
     prints (docs/bounces-in.md: a permanent refusal saying that the address or its domain does not
     exist or has moved; false for unconfirmed (but a "no such user" under X.2.1 at RCPT is hard),
-    disabled, full, policy, spam and temporary failures and DNS glitches; sisimai computes its label
+    for a "no such user" whose report names no command and whose code is not X.1.x (sisimai's
+    Filtered, since branch dsn-sisimai), disabled, full, policy, spam and temporary failures and
+    DNS glitches; sisimai computes its label
     from its reason alone: userunknown, hostunknown, hasmoved, notaccept unless temporary), a crisp
     label == classification.permanent. A crisp label that is neither permanent
     nor temporary is crisp's "cannot tell" (README: crisp sets both false then, e.g. a Postfix report

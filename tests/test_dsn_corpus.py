@@ -78,12 +78,14 @@ def test_hard_agreement_does_not_regress():
     # the listing-decision definition used before 2026-12-01 and 85.7% for the `hard` field on every
     # file; docs/bounces-in.md and docs/benchmarks.md say why (crisp's label means "permanent";
     # sisimai's `filtered` where the message carries no evidence; the same reply labelled both ways).
-    # This guards what is reached; it is not the target.
+    # This guards what is reached; it is not the target. Branch dsn-sisimai (`hard` is sisimai's
+    # HardBounce with its Filtered convention for a "no such user" of unknown stage): 97.55%, the
+    # listing definition unchanged, the field 90.93%, sisimai 407/419 (holdout 94.81%: not reached).
     figures = bench_dsn.figures(evaluation()["results"], "all")
-    assert figures["hard_agreement"] >= 0.924
+    assert figures["hard_agreement"] >= 0.9755
     assert figures["hard_agreement_listing"] >= 0.887
-    assert figures["hard_agreement_field"] >= 0.856
-    assert figures["hard_field_by_source"]["sisimai"][0] >= 382
+    assert figures["hard_agreement_field"] >= 0.9093
+    assert figures["hard_field_by_source"]["sisimai"][0] >= 407
     assert figures["listed_but_not_hard"] <= 21
 
 

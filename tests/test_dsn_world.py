@@ -182,13 +182,52 @@ def test_world_hard_agreement_does_not_regress():
     # own X.1.0 refusing the address where no rule reads the words (2): 96.93% (411/424), 0, 0.
     # With dsn-world5's 5 (4 labelled addresses, 2 hard): first pass 96.96% (415/428), 0, 0; the 5 alone
     # 100% (4/4); after its fix the same.
+    # Branch dsn-sisimai: `hard` is sisimai's HardBounce with its Filtered convention (a "no such user"
+    # of unknown stage without X.1.x is not hard); these labels are a reader's meaning that ignores
+    # the stage (the set's README), and disagree on 30 such lines (FILTERED_BY_CONVENTION, below):
+    # 89.95% (385/428), 0, 0. The other disagreements stay the 13 of before.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 428
-    assert figures["hard_agreement"] >= 0.9696
+    assert figures["hard_agreement"] >= 0.8995
     assert figures["hard_false_positives"] == 0
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
     assert figures["listed_not_hard"] == 0
+
+
+# The world lines where the label (a reader's meaning) says hard and `hard` (sisimai's) says Filtered:
+# a "no such user" whose report names no command, without X.1.x (docs/bounces-in.md, "Branch
+# dsn-sisimai"). A reading of the stage that the parser learns may take lines out; none may come in.
+FILTERED_BY_CONVENTION = frozenset({
+    "flufl-bounce_02.txt", "flufl-simple_05.txt", "flufl-simple_06.txt", "flufl-simple_13.txt",
+    "flufl-simple_23.txt", "flufl-simple_25.txt", "flufl-simple_26.txt", "flufl-simple_27.txt",
+    "flufl-simple_29.txt", "flufl-simple_36.txt", "flufl-simple_39.txt", "flufl-simple_41.txt",
+    "flufl-yahoo_10.txt", "bounceemail-tt_bounce_05.eml", "bounceemail-tt_bounce_22.eml",
+    "bp-iis-multiple-bounce.msg", "bp-novell-with-rhs.msg", "bp-warning-3.msg", "mimekit-delivery-status2.txt",
+    "mbd-bounce_unknown_status.eml", "zoonru-fixture_bounce_007.eml", "ghissue-PDP-10-its-1513.txt",
+    "ghissue-littleyoda-hibiscus.depotviewer-67.txt", "ghissue-jsdelivr-jsdelivr-18728.txt",
+    "ripewhois-permanentFailureMessageRfc822Real.mail", "ghissue-fschulze-jumpnbump-3.txt"})
+
+
+def test_world_hard_disagreements_are_the_convention_or_the_old_ones():
+    convention = other = 0
+    for entry, rows in results():
+        if entry.get("kind") != "bounce":
+            continue
+        for lab in entry.get("recipients") or []:
+            if not lab.get("recipient") or "hard" not in lab:
+                continue
+            row = next((r for r in rows if lab["recipient"].lower() in bench_dsn._names(r)), None)
+            ours = bool(row is not None and row.get("hard"))
+            if ours == lab["hard"]:
+                continue
+            if (entry["file"] in FILTERED_BY_CONVENTION and lab["hard"] and row is not None
+                    and row["stage"] is None and row["classification"]["category"] == "unknown_recipient"):
+                convention += 1
+            else:
+                other += 1
+    assert convention <= 30
+    assert other <= 13
 
 
 def test_a_listing_the_label_calls_not_hard_counts_whatever_our_hard_says():

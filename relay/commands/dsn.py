@@ -21,12 +21,12 @@ def register(sub) -> None:
         description="Read bounce messages (RFC 3464 DSNs, the non-standard ones real MTAs send, RFC 5965 "
                     "feedback reports) and print one JSON object a line per failed recipient. Auto-replies "
                     "and delivery-success reports print nothing. Offline: no DNS, no store. Each line's "
-                    "`hard` is true for a hard bounce: a permanent failure saying that the address or its "
+                    "`hard` is sisimai's HardBounce: a permanent failure saying that the address or its "
                     "domain does not exist or has moved (or the server's own X.1.0 refuses the address); "
                     "false for unconfirmed (at DATA, under a contradicting code except X.2.1 or X.7.1 at "
-                    "RCPT, or a text a rule marks unconfirmed), disabled "
-                    "or suspended, full, "
-                    "policy, spam and temporary failures "
+                    "RCPT, or a text a rule marks unconfirmed), for a \"no such user\" whose report names "
+                    "no command and whose code is not X.1.x (sisimai's Filtered; the bounce list is not "
+                    "changed by it), disabled or suspended, full, policy, spam and temporary failures "
                     "(docs/bounces-in.md).")
     parse.add_argument("files", nargs="+", metavar="FILE",
                        help="a bounce message (whole email, or its text); - reads one from stdin")
