@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from relay.classify import Classifier
+from relay.classify import SHIPPED_RULES, Classifier
 from relay.cli import main
 from relay.errors import ConfigError
 
@@ -110,13 +110,18 @@ def test_the_mailbox_systems_own_lookup_is_hard_at_any_stage(capsys, tmp_path):
 
 
 def test_hard_at_any_stage_is_checked_at_load(tmp_path):
-    rules = tmp_path / "bounce-rules.yaml"
-    rules.write_text("version: 1\nrules: []\nhard_at_any_stage: ['unclosed (']\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="hard_at_any_stage"):
-        Classifier.from_files([rules])
-    rules.write_text("version: 1\nrules: []\nhard_at_any_stage: 'not a list'\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="hard_at_any_stage"):
-        Classifier.from_files([rules])
+    # An operator file's list adds to the shipped one; a bad one is an error at load.
+    local = tmp_path / "bounce-rules.local.yaml"
+    local.write_text("version: 1\nrules: []\nhard_at_any_stage: ['no such luser here']\n", encoding="utf-8")
+    classifier = Classifier.from_files([local, SHIPPED_RULES])
+    assert classifier.hard_at_any_stage.search("550 No such luser here")
+    assert classifier.hard_at_any_stage.search("The recipient name is not recognized")
+    local.write_text("version: 1\nrules: []\nhard_at_any_stage: ['unclosed (']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        Classifier.from_files([local])
+    local.write_text("version: 1\nrules: []\nhard_at_any_stage: 'not a list'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a list of regular expressions"):
+        Classifier.from_files([local])
 
 
 def test_imails_rcpt_to_generated_following_response_is_the_rcpt_stage(capsys, tmp_path):
