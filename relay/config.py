@@ -1122,22 +1122,21 @@ def _webhook_url_problem(url: str) -> str | None:
 
 
 def _ca_file_problem(path: Path) -> tuple[str | None, str | None]:
-    """(sha256 of the file, None) when `path` holds CA certificates TLS can use (loaded the way the
-    webhook sender loads it), else (None, why). Read at load, so that check-config and a SIGHUP refuse
-    a file with no usable certificate rather than the sender failing after the reload is applied."""
+    """(sha256 of the file, None) when `path` holds CA certificates TLS can use (relay/tlsfiles.py, as
+    for upstream.ca_file), else (None, why). Read at load, so that check-config and a SIGHUP refuse a
+    file with no usable certificate rather than the webhook sender failing after the reload is applied;
+    the digest makes a bundle renewed in place a change of config."""
     import hashlib
-    import ssl
 
+    from .tlsfiles import ca_file_problem
+
+    why = ca_file_problem(path)
+    if why:
+        return None, why
     try:
-        data = path.read_bytes()
-        ssl.create_default_context(cafile=str(path))
-    except ssl.SSLError as exc:
-        if "NO_CERTIFICATE_OR_CRL_FOUND" in str(exc) or "no certificate" in str(exc).lower():
-            return None, f"no certificate in {path} (a PEM file of CA certificates is expected)"
-        return None, f"{path} holds no usable CA certificates: {exc.reason or exc}"
+        return hashlib.sha256(path.read_bytes()).hexdigest(), None
     except OSError as exc:
         return None, f"cannot read {path}: {(exc.strerror or str(exc)).lower()}"
-    return hashlib.sha256(data).hexdigest(), None
 
 
 def _directory_problem(path: Path) -> str | None:

@@ -585,47 +585,39 @@ def _section(spec: Any, key: str, shape: str, problems: Problems) -> dict | None
     return spec
 
 
-def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
-    """`unconfirmed: {list_after: 2, within: 30d}`, or `unconfirmed: off` (list at once as the
-    category says). It only ever delays a listing: list_after must be 2 or more."""
-    spec = _section(spec, "unconfirmed", "a mapping such as {list_after: 2, within: 30d}", problems)
+def _parse_delaying(name: str, spec: Any, keys: tuple[str, ...], example: str, off: str,
+                    problems: Problems) -> SuppressionRule | None:
+    """A section whose rule only ever delays a listing (`unconfirmed`, `shared_return_path`), or None for
+    `off` or a section with problems: list_after must be 2 or more; `off` does what `off` says."""
+    spec = _section(spec, name, f"a mapping such as {example}", problems)
     if spec is None:
         return None
     before = len(problems.items)
-    problems.unknown_keys(spec, UNCONFIRMED_KEYS, "unconfirmed")
-    rule = _parse_rule("unconfirmed", True, {k: v for k, v in spec.items() if k in UNCONFIRMED_KEYS},
-                       "unconfirmed", problems)
+    problems.unknown_keys(spec, keys, name)
+    rule = _parse_rule(name, True, {k: v for k, v in spec.items() if k in keys}, name, problems)
     if len(problems.items) > before:
         return None
-    if rule is None:
-        problems.add("unconfirmed.list_after", "a number of failures of 2 or more (`unconfirmed: off` lists at once)")
-        return None
-    if rule.list_after < 2:
-        problems.add("unconfirmed.list_after",
-                     f"expected 2 or more, got {rule.list_after} (`unconfirmed: off` lists at once)")
+    if rule is None or rule.list_after < 2:
+        got = "" if rule is None else f", got {rule.list_after}"
+        problems.add(f"{name}.list_after", f"expected 2 or more{got} (`{name}: off` {off})")
         return None
     return rule
+
+
+def _parse_unconfirmed(spec: Any, problems: Problems) -> SuppressionRule | None:
+    """`unconfirmed: {list_after: 2, within: 30d}`, or `unconfirmed: off` (list at once as the
+    category says)."""
+    return _parse_delaying("unconfirmed", spec, UNCONFIRMED_KEYS, "{list_after: 2, within: 30d}",
+                           "lists at once", problems)
 
 
 def _parse_shared(spec: Any, problems: Problems) -> SuppressionRule | None:
     """`shared_return_path: {list_after: 2, within: 30d, expire_after: 30d}`, or `off` (such a report
-    never touches the list). It only ever delays a listing: list_after must be 2 or more (one report
-    from a recipient of the same message must never list another, issue 13)."""
-    spec = _section(spec, "shared_return_path", "a mapping such as {list_after: 2, within: 30d, expire_after: 30d}",
-                    problems)
-    if spec is None:
-        return None
-    before = len(problems.items)
-    problems.unknown_keys(spec, SHARED_KEYS, "shared_return_path")
-    rule = _parse_rule("shared_return_path", True, {k: v for k, v in spec.items() if k in SHARED_KEYS},
-                       "shared_return_path", problems)
-    if len(problems.items) > before:
-        return None
-    if rule is None or rule.list_after < 2:
-        problems.add("shared_return_path.list_after",
-                     "expected 2 or more (`shared_return_path: off` never lists on such a report)")
-        return None
-    return rule
+    never touches the list). One report from a recipient of the same message must never list another
+    (issue 13)."""
+    return _parse_delaying("shared_return_path", spec, SHARED_KEYS,
+                           "{list_after: 2, within: 30d, expire_after: 30d}",
+                           "never lists on such a report", problems)
 
 
 def _parse_breaker(spec: Any, problems: Problems) -> Breaker | None:

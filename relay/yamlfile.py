@@ -107,6 +107,21 @@ def open_regular(path: Path | str) -> int:
     return fd
 
 
+def read_bounded(read, limit: int) -> bytes:
+    """All that `read(n)` gives until it gives nothing, or FileTooLarge past `limit` bytes (never more
+    than limit + 1 of them held)."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise FileTooLarge(limit)
+    return b"".join(chunks)
+
+
 def read_regular(path: Path, limit: int) -> bytes:
     """The bytes of the regular file at `path`, at most `limit` of them; a FileProblem saying why not
     (missing, a dangling symlink, a directory, a FIFO or device, unreadable, over `limit`).
@@ -115,16 +130,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     file, secrets, DKIM keys), and of the files the CLI reads whole (`relay dsn parse`)."""
     fd = open_regular(path)
     try:
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise FileTooLarge(limit)
-        return b"".join(chunks)
+        return read_bounded(lambda n: os.read(fd, n), limit)
     except OSError as exc:
         raise FileProblem(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
     finally:

@@ -52,20 +52,11 @@ def _read(name: str, limit: int) -> bytes:
     """The bytes of one message: a regular file or stdin ("-"), at most `limit` of them; a FileProblem
     saying why not. Read whole without a bound before, /dev/zero grew for ever and a FIFO with no
     writer blocked (review31 F6)."""
-    from ..yamlfile import FileTooLarge, read_regular
+    from ..yamlfile import read_bounded, read_regular
 
     if name != "-":
         return read_regular(Path(name), limit)
-    chunks, size = [], 0
-    while size <= limit:
-        chunk = sys.stdin.buffer.read(min(1 << 20, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise FileTooLarge(limit)
-    return b"".join(chunks)
+    return read_bounded(sys.stdin.buffer.read, limit)
 
 
 def records(report, file: str, policies) -> list[dict]:
