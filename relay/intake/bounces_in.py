@@ -178,7 +178,7 @@ class BounceIntake(Step):
             # against each of their transactions.
             by_transaction = {t.transaction_id: t for t in tokens.values() if t is not None}
             try:
-                targets, strangers = await self._recipients_of(list(by_transaction.values()), report, txn)
+                targets, strangers = await self._recipients_of(list(by_transaction.values()), report)
             except Exception as exc:
                 # Never a listing on a guess, never a bounce dropped in silence: the reporting MTA
                 # tries again (RFC 5321 4.2.1: 4yz is transient).
@@ -306,7 +306,7 @@ class BounceIntake(Step):
                 or message_key("envid", report.original_envelope_id)
                 or message_key("report", (txn.headers or {}).get("message-id")))
 
-    async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport, txn: Transaction
+    async def _recipients_of(self, tokens: list[VerpToken], report: BounceReport
                              ) -> tuple[list[tuple[FailedRecipient, str, VerpToken, int]], list[dict]]:
         """The failures (or complaints) of `report` about a recipient of one of the tokens' transactions,
         each with the address that matched (the one to act on), that transaction's token and how many
