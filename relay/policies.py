@@ -601,6 +601,12 @@ class Policies:
                     scope, concerned = "sender", ()
                 else:
                     another = True
+        elif scope == "message" and stage in ("connect", "helo"):
+            # No mail transaction, hence no message, exists before MAIL (RFC 5321 3.3): a refusal
+            # of the greeting or of HELO/EHLO is about the connecting client, whatever words a
+            # rule read as the message's ("550 Connection from you denied", "554 Transaction
+            # failed" as the greeting; world23).
+            scope = "session"
         if scope != classification.scope:
             classification = replace(classification, scope=scope)
         if scope != "recipient":

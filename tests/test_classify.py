@@ -1406,6 +1406,80 @@ def test_world22_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-fifth round (world23): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part (IndiMail-
+        # MTA's qmail-smtpd, its DNSBL plugin and qmail-remote) does not hold: a HELO name that must exist
+        # or be fully qualified is the HELO policy, one on the server's own bad-HELO list a block; the
+        # client's IP or host refused with its literal or name written out is a block of the client; too
+        # many bad addresses is the session's brake; RFC 3463's "bad sender's system address" is the
+        # sender's domain; "must issue the STARTTLS command first" a demand for TLS; a refusal of what the
+        # message contains is its content; the qmail-tls patch's and qmail-remote's own TLS and greeting
+        # texts are the sending side's; an envelope recipient the server denies is a policy about that
+        # address; masquerading is a sender identity the client may not use; "expired" in an answer to
+        # RCPT is no queue expiry; a closed user group is "local users only"; before MAIL no message
+        # exists (RFC 5321 3.3), so a refusal at the greeting or HELO is the client's.
+        ('550 HELO domain must exist', 'helo', ('policy_rejected', 'session', 'never')),
+        ('451 4.7.1 Non-FQDN EHLO rejected', 'helo', ('policy_rejected', 'session', 'never')),
+        ('554 Your HELO name is in our bad HELO list', 'helo', ('blocklisted', 'session', 'never')),
+        ('550 Your IP (198.51.100.7) was refused', 'mail', ('blocklisted', 'session', 'never')),
+        ('553 Your host (mail.example.net) is blocked', 'mail', ('blocklisted', 'session', 'never')),
+        ('421 Too many bad addresses, closing connection', 'rcpt', ('rate_limited', 'session', 'never')),
+        ("550 Bad sender's system address", 'mail', ('auth_failed', 'sender', 'never')),
+        ('530 5.7.0 Must issue the STARTTLS command first', 'mail', ('relay_denied', 'session', 'never')),
+        ('554 We do not accept messages with executable content', 'data', ('spam_content', 'message', 'never')),
+        ('STARTTLS rejected while /var/qmail/control/tlshosts/mx.example.net.pem exists',
+          None, ('temporary_failure', 'relay', 'never')),
+        ('TLS connect failed: sslv3 alert bad certificate; connected to 198.51.100.25.',
+          None, ('temporary_failure', 'relay', 'never')),
+        ('Connected to 198.51.100.25 but greeting failed.', None, ('temporary_failure', 'relay', 'never')),
+        ('550 Your envelope recipient is denied', 'rcpt', ('policy_rejected', 'recipient', 'never')),
+        ('550 5.7.1 This server does not accept masquerading', 'mail', ('relay_denied', 'sender', 'never')),
+        ('553 5.7.1 Message has expired', 'rcpt', ('policy_rejected', 'message', 'never')),
+        ('553 This MTA is a closed user group system', 'mail', ('relay_denied', 'session', 'never')),
+        ('554 Service denied', 'connect', ('policy_rejected', 'session', 'never')),
+        ('550 Access denied', 'helo', ('policy_rejected', 'session', 'never')),
+    ],
+)
+def test_world23_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world23 guards, the same verdict before and after: qmail's badmailfrom stays a policy about the
+        # sender, a recipient's or sender's domain that must exist keeps its reading, the sending side's
+        # own expiry stays an expiry, qmail-remote's "Remote host said:" reply still decides, the same
+        # refusal after MAIL keeps the message's scope, the other block, brake, HELO, content, TLS and
+        # size wordings keep theirs.
+        ('553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)',
+          'mail', ('policy_rejected', 'sender', 'never')),
+        ('550 5.1.2 Recipient domain must exist', 'rcpt', ('routing_dns', 'recipient', 'count')),
+        ('550 5.1.8 Sender domain must exist', 'mail', ('auth_failed', 'sender', 'never')),
+        ('Message expired after 5 days in queue', None, ('expired', 'relay', 'never')),
+        ('554 5.4.7 Message expired', None, ('expired', 'relay', 'never')),
+        ('Connected to 192.0.2.1 but greeting failed.\nRemote host said: 554 5.7.1 Service unavailable; '
+         'Client host [192.0.2.1] blocked using zen.spamhaus.org', None, ('blocklisted', 'session', 'never')),
+        ('554 Transaction failed', 'rcpt', ('policy_rejected', 'message', 'never')),
+        ('421 Your IP is temporarily blocked, please try again later', 'connect', ('blocklisted', 'session', 'never')),
+        ('550 Too many invalid recipients', 'rcpt', ('rate_limited', 'session', 'never')),
+        ('550 Helo command rejected: Host not found', 'rcpt', ('policy_rejected', 'session', 'never')),
+        ('550 EHLO name is not an FQDN', 'helo', ('policy_rejected', 'session', 'never')),
+        ('550 5.7.1 Message content rejected', 'data', ('spam_content', 'message', 'never')),
+        ('454 4.7.0 TLS not available due to local problem', None, ('temporary_failure', 'session', 'never')),
+        ('TLS unable to verify server mx.example.net: certificate contains no valid commonName; connected to '
+         '198.51.100.25.', None, ('temporary_failure', 'relay', 'never')),
+        ('550 Your sending address has been blocked by admins', 'mail', ('blocklisted', 'sender', 'never')),
+        ('552 5.3.4 Message size exceeds fixed limit', 'data', ('message_too_large', 'message', 'never')),
+    ],
+)
+def test_world23_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

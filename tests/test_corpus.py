@@ -222,6 +222,17 @@ KNOWN_TRAINING_MISSES = {
     "550 You were naughty. You are penalized for": "qpsmtpd's karma plugin refusing a client in its penalty box (its own reputation record), labelled blocklisted; the words name no list; never listed either way",
     "450 Temporary denial of connection (450) for Zombie matches (ERS)": "Trend Micro DDEI's Email Reputation Service refusal of a zombie (botnet) IP, labelled blocklisted; 'Zombie matches (ERS)' is the product's own term; a deferral, never listed",
     "501 5.7.1 Permission denied": "IceWarp's refusal when the AUTH user differs from the MAIL FROM sender (its KB), labelled relay_denied about the sender; the words say nothing of whom; never listed either way",
+    # Issue #8, the twenty-fifth round (world23, IndiMail-MTA): what only the program's source says (its
+    # greylisting, its CHECKSENDER and hostaccess checks, its open-relay list), a HELO check worded as the
+    # name's validity, and its QMTP client's protocol complaint under a 4.3.0 code. None of them is listed
+    # either way.
+    "451 invalid HELO greeting for local": "IndiMail's refusal of a HELO that names the server's own host or IP from elsewhere (smtpd.c err_localhelo), labelled a HELO policy refusal like 'claims to be us'; 'invalid HELO' is the corpus's protocol-error wording (helo-name-invalid); a deferral, never listed",
+    "553 No mail accepted from an open relay": "IndiMail's refusal of a client its tcpserver rules mark as an open relay (RELAYREJECT), labelled blocklisted as the corpus labels ORBS's open-relay list; the words name no list (session-worded-refusal); never listed either way",
+    "553 sorry, your host has been denied": "IndiMail's hostaccess table (the client's IP may not send for the sender's domain), labelled a policy refusal about the session; the same words with a host name are its badhost list (blocklisted, sending-ip-blocked), which the rules read; never listed either way",
+    "553 authorization failure (#5.7.1)": "IndiMail's CHECKSENDER refusal of a local envelope sender that does not exist or is inactive (smtpd.c check_sender), labelled a failed check of the sender (auth_failed); the bare words under X.7.1 read a policy refusal; never listed either way",
+    "450 try again later (#4.3.0)": "IndiMail's greylisting answer after DATA (smtpd.c err_grey), labelled greylisted; the words are any deferral's; never listed",
+    "451 greylist temporary failure - Timeout": "IndiMail's answer when its greylisting server did not respond (err_greytimeout), labelled a temporary failure of the server; the word greylist reads greylisting; a deferral, never listed",
+    "recipient did not talk proper QMTP": "IndiMail's qmail-remote on a next hop that broke the QMTP protocol, labelled a protocol error about the relay; its 4.3.0 reads a temporary failure; never listed",
 }
 
 

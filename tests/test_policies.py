@@ -149,6 +149,18 @@ def test_a_recipient_rule_at_mail_or_helo_is_never_about_a_recipient():
     assert judge("550 5.1.1 user unknown").scope == "recipient"
 
 
+@pytest.mark.parametrize("text, stage", [
+    ("550 Connection from you denied, bye bye.", "connect"),
+    ("554 Transaction failed", "connect"),
+    ("550 5.7.1 client mail.example.org [192.0.2.25] is schizophrenic #252", "helo"),
+])
+def test_a_refusal_before_mail_is_never_about_a_message(text, stage):
+    # Before MAIL no message exists (RFC 5321 3.3): what a rule reads as the message's is the
+    # connecting client's; after MAIL the same words keep the rule's scope.
+    assert judge(text, stage).scope == "session"
+    assert judge(text, "rcpt").scope == "message"
+
+
 def test_the_relays_own_reply_is_scope_relay():
     j = judge("451 4.4.1 Upstream smtp.example is unreachable (Name or service not known)", "rcpt",
               ["a@example.com"], source="relay")
