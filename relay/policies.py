@@ -385,7 +385,8 @@ _SISIMAI_NOT_ACCEPT_STATUS = frozenset({"5.3.2"})
 _SISIMAI_NO_OTHER_REASON = ("unknown_recipient", "other", "syntax_error")
 
 
-def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None) -> bool:
+def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None,
+                 known: Sequence[str] = ()) -> bool:
     """sisimai's HardBounce of one DSN line, the `hard` that `relay dsn parse` prints (the shared
     corpus's label; docs/bounces-in.md, "The `hard` label"), from the funnel's `judgement` of the
     reply. sisimai computes it from its reason alone (go-sisimai smtp/failure `IsHardBounce`, p5
@@ -407,8 +408,14 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     temporary. NotAccept: 5.3.2 when no rule read the words (`fallback_key` ("enhanced", "X.3.2"): the
     server's own "not accepting network messages"; sisimai's status table), and null MX (ours:
     routing_dns). HostUnknown: ours routing_dns unless DNS failed rather than said "no such domain"
-    (its NetworkError; Judgement.hard already)."""
-    from .classify import effective_enhanced
+    (its NetworkError; Judgement.hard already).
+
+    One departure, kept on purpose: sisimai gives a line its status's reason whatever address the
+    words speak of; here the status rule does not apply where the reply names an address that is
+    not the recipient's (`known`: the recipient and a report's aliases of it). "550 <bob@x>: user
+    alice@y was not found" under Status 5.1.0 says alice@y is gone, not bob (review2 N2), and "550
+    5.1.1 <x@forward.example>... User unknown" may be a forwarding target's (_doubt "another")."""
+    from .classify import effective_enhanced, unwrapped_text
 
     classification = judgement.classification
     scope = judgement.scope
@@ -425,10 +432,11 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     if scope not in ("recipient", "message"):
         # The client's (sisimai's Blocked, NoRelaying).
         return False
-    if status in _SISIMAI_USER_UNKNOWN_STATUS and category in _SISIMAI_NO_OTHER_REASON:
-        return True
-    if status in _SISIMAI_HAS_MOVED_STATUS and category == "unknown_recipient":
-        return True
+    if status in _SISIMAI_USER_UNKNOWN_STATUS | _SISIMAI_HAS_MOVED_STATUS:
+        about_the_recipient = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
+        if about_the_recipient and (category in _SISIMAI_NO_OTHER_REASON if status in _SISIMAI_USER_UNKNOWN_STATUS
+                                    else category == "unknown_recipient"):
+            return True
     if scope != "recipient":
         return False
     if stage == "rcpt" and category == "unknown_recipient":

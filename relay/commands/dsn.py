@@ -112,8 +112,10 @@ def _sisimai_hard(policies, judgement, failed) -> bool:
     words = unwrapped_text(reply) + "\n" + (failed.own_words or "")
     classifier = policies.classifier
     fallback_key = classifier.fallback_key(judgement.classification) if hasattr(classifier, "fallback_key") else None
+    recipient = failed.recipient
+    known = [recipient, *failed.aliases(recipient)] if recipient else []
     return sisimai_hard(judgement, failed.stage, reply, words, getattr(classifier, "hard_at_any_stage", None),
-                        fallback_key)
+                        fallback_key, known)
 
 
 def judgement_dict(judgement) -> dict:
