@@ -42,7 +42,10 @@ For every labelled recipient (labels.yaml), against what `relay dsn parse` print
     for a "no such user" whose report names no command and whose code is not X.1.x (sisimai's
     Filtered, since branch dsn-sisimai), disabled, full, policy, spam and temporary failures and
     DNS glitches; sisimai computes its label
-    from its reason alone: userunknown, hostunknown, hasmoved, notaccept unless temporary), a crisp
+    from its reason alone: userunknown, hostunknown, hasmoved, notaccept unless temporary; since
+    branch sisimai-hard (policies.sisimai_hard) also for what its source calls UserUnknown, HasMoved
+    or NotAccept where we doubted it: a status 5.1.0/5.1.1/5.1.3 at any stage or from the report, a
+    "no such user" at RCPT whatever the code, 4.1.6, 5.3.2, a local delivery agent's words), a crisp
     label == classification.permanent. A crisp label that is neither permanent
     nor temporary is crisp's "cannot tell" (README: crisp sets both false then, e.g. a Postfix report
     that gave up after connection timeouts): not judged (`hard_not_judged`).

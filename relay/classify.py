@@ -645,8 +645,8 @@ class Classifier:
                  hard_at_any_stage: re.Pattern | None = None):
         self._rules = tuple(rules)
         # `hard_at_any_stage:` (bounce-rules.yaml): words of a "no such user" that are a hard bounce
-        # although the report does not say which SMTP command they answered (Policies._judged,
-        # policies.filtered_at_unknown_stage); None: no file gives any.
+        # although the report does not say which SMTP command they answered, or said DATA
+        # (policies.sisimai_hard, filtered_at_unknown_stage); None: no file gives any.
         self.hard_at_any_stage = hard_at_any_stage
         # Ids of the rules marked `unconfirmed: true`: a text that puts its own address claim in
         # doubt (Policies.judge only counts it, as a "no such user" at DATA).

@@ -369,6 +369,85 @@ def filtered_at_unknown_stage(classification, stage: str | None, reply, words: s
     return not (any_stage is not None and any_stage.search(words))
 
 
+# sisimai's status table (go-sisimai smtp/status/lib.go `Name`, p5 Sisimai::SMTP::Status): the codes
+# whose reason is a hard bounce whatever the stage. 5.1.0, 5.1.1 and 5.1.3 name UserUnknown (4.1.x is
+# not in its table); 4.1.6, 5.1.6, 5.7.17 and 5.7.18 HasMoved (RFC 3463 "moved", RFC 7293 "owner
+# changed"); 5.3.2 NotAccept ("system not accepting network messages", RFC 3463).
+_SISIMAI_USER_UNKNOWN_STATUS = frozenset({"5.1.0", "5.1.1", "5.1.3"})
+_SISIMAI_HAS_MOVED_STATUS = frozenset({"4.1.6", "5.1.6", "5.7.17", "5.7.18"})
+_SISIMAI_NOT_ACCEPT_STATUS = frozenset({"5.3.2"})
+# Categories that say the words name no reason sisimai ranks before UserUnknown: its UserUnknown under
+# an X.1.0/X.1.1/X.1.3 status gives way only to a text of NoRelaying, Blocked, MailboxFull, HasMoved,
+# Rejected (the sender), Suspend, MesgTooBig, ExceedLimit or AuthFailure (go-sisimai reason/lib.go
+# `classorder`, why-userunknown.go; p5 Sisimai::Reason::UserUnknown `true`). Ours read such words as
+# another category (mailbox_full, mailbox_disabled, relay_denied, auth_failed, blocklisted, ...) or
+# another scope (sender, session).
+_SISIMAI_NO_OTHER_REASON = ("unknown_recipient", "other", "syntax_error")
+
+
+def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None,
+                 known: Sequence[str] = ()) -> bool:
+    """sisimai's HardBounce of one DSN line, the `hard` that `relay dsn parse` prints (the shared
+    corpus's label; docs/bounces-in.md, "The `hard` label"), from the funnel's `judgement` of the
+    reply. sisimai computes it from its reason alone (go-sisimai smtp/failure `IsHardBounce`, p5
+    Sisimai::SMTP::Failure `is_hardbounce`): UserUnknown, HostUnknown and HasMoved are hard whatever
+    the code, NotAccept unless temporary, nothing else. How it picks UserUnknown (go-sisimai
+    reason/why-userunknown.go, p5 Sisimai::Reason::UserUnknown `true`):
+
+    - the status (the report's Status, or the reply's own code; smtp/status `Prefer`) is 5.1.0,
+      5.1.1 or 5.1.3 and the words name no reason it ranks first: UserUnknown at any stage, DATA
+      included, and whether the report's Status or the server said it (ours: a "no such user" at
+      DATA is unconfirmed, so is a vague reply under a report's Status 5.1.1, and a reply that leads
+      with another address; the bounce list keeps that caution, this field does not);
+    - else a user-unknown text in reply to RCPT: UserUnknown whatever the code, 4xx included;
+    - else, of DATA or of a stage the report does not give, a user-unknown text is Filtered, not
+      hard (filtered_at_unknown_stage), unless a per-MTA module or a local delivery agent's table
+      took it first (bounce-rules.yaml `hard_at_any_stage:`).
+
+    HasMoved: 4.1.6, 5.1.6, 5.7.17, 5.7.18, or the words (ours: unknown_recipient), hard even when
+    temporary. NotAccept: 5.3.2 when no rule read the words (`fallback_key` ("enhanced", "X.3.2"): the
+    server's own "not accepting network messages"; sisimai's status table), and null MX (ours:
+    routing_dns). HostUnknown: ours routing_dns unless DNS failed rather than said "no such domain"
+    (its NetworkError; Judgement.hard already).
+
+    One departure, kept on purpose: sisimai gives a line its status's reason whatever address the
+    words speak of; here the status rule does not apply where the reply names an address that is
+    not the recipient's (`known`: the recipient and a report's aliases of it). "550 <bob@x>: user
+    alice@y was not found" under Status 5.1.0 says alice@y is gone, not bob (review2 N2), and "550
+    5.1.1 <x@forward.example>... User unknown" may be a forwarding target's (_doubt "another")."""
+    from .classify import effective_enhanced, unwrapped_text
+
+    classification = judgement.classification
+    scope = judgement.scope
+    status = effective_enhanced(reply) or ""
+    category = classification.category
+    if judgement.hard and not filtered_at_unknown_stage(classification, stage, reply, words, any_stage):
+        return True
+    if scope in ("sender", "relay"):
+        # The sender's or the relay's own (sisimai's Rejected; never a DSN's recipient line).
+        return False
+    if status in _SISIMAI_NOT_ACCEPT_STATUS and fallback_key == ("enhanced", "X.3.2"):
+        # The receiving server refuses all mail (its scope is the session's): NotAccept, permanent.
+        return True
+    if scope not in ("recipient", "message"):
+        # The client's (sisimai's Blocked, NoRelaying).
+        return False
+    if status in _SISIMAI_USER_UNKNOWN_STATUS | _SISIMAI_HAS_MOVED_STATUS:
+        about_the_recipient = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
+        if about_the_recipient and (category in _SISIMAI_NO_OTHER_REASON if status in _SISIMAI_USER_UNKNOWN_STATUS
+                                    else category == "unknown_recipient"):
+            return True
+    if scope != "recipient":
+        return False
+    if stage == "rcpt" and category == "unknown_recipient":
+        return True
+    # A local delivery agent's or a per-MTA module's own words, read before sisimai's reason rules
+    # when the report names no command or DATA, whether our rules read them (unknown_recipient) or
+    # not (other: "maildrop: Cannot find system user").
+    return (stage in (None, "data") and category in ("unknown_recipient", "other")
+            and any_stage is not None and bool(any_stage.search(words)))
+
+
 def hard_bounce(classification, scope: str, unconfirmed: bool, text: str, domains=None,
                 address_refused: bool = False) -> bool:
     """True for a hard bounce as mail senders use the word: a permanent refusal saying that

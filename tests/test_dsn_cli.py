@@ -564,8 +564,10 @@ def test_a_quoted_or_indented_transcript_does_not_outrank_the_reports_words_nor_
     # an older mail to bob, or one to carol) was read as bob's stage, RCPT, and listed him at once.
     _, rows, _ = run(capsys, *(str(REVIEW / name) for name in (
         "quoted-original-text.eml", "quoted-transcript-dsn.eml", "quoted-transcript-syntax-dsn.eml")))
+    # (Branch sisimai-hard: the first report's Status 5.1.1 makes its `hard` true, sisimai's UserUnknown
+    # by the status at any stage; its stage and its listing are what this test is about, unchanged.)
     assert [(r["recipient"], r["stage"], r["hard"], r["classification"]["bounce_list"]) for r in rows] == [
-        ("bob@dest.example", "data", False, "count"),   # "said after end of data"
+        ("bob@dest.example", "data", True, "count"),    # "said after end of data", under Status 5.1.1
         ("bob@dest.example", "data", False, "count"),   # the DSN's text: "after end of data"
         ("bob@dest.example", None, False, "count")]     # no stage said; carol's RCPT is not bob's
     assert rows[2]["classification"]["category"] != "syntax_error"
@@ -586,8 +588,10 @@ def test_a_pipelined_transcript_gives_each_recipient_the_reply_to_its_own_rcpt(c
     # (RFC 2920 3.1), were 250 for bob, 550 5.1.1 for carol, 354; bob's 550 5.1.1 came after the final
     # dot. Bob got carol's RCPT stage and was listed at once (a good address listed: the worst error).
     _, rows, _ = run(capsys, str(REVIEW / "pipelined-data-refusal.eml"))
+    # (Branch sisimai-hard: bob's `hard` is true, sisimai's UserUnknown by the status 5.1.1 at any stage;
+    # his stage and his listing are what this test is about, unchanged.)
     assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
-        ("bob@b.example", "data", False), ("carol@b.example", "rcpt", True)]
+        ("bob@b.example", "data", True), ("carol@b.example", "rcpt", True)]
     assert rows[0]["classification"]["bounce_list"] != "list"
     assert rows[1]["classification"]["bounce_list"] == "list"
 
@@ -782,10 +786,13 @@ def _sendmail_dsn(recipient: str, status: str, diagnostic: str) -> bytes:
 
 @pytest.mark.parametrize("status,diagnostic,judged", [
     # The remote's words are vague and its code (550) does not say "no such user": Status 5.1.1 is
-    # Sendmail's translation: counted (listed at the second refusal), not hard (review-6 F2).
-    ("5.1.1", "550 <ann@b.example> recipient rejected", ("enhanced-5.1.1", "count", False)),
-    ("5.1.1", "550 <ann@b.example> recipient rejected (ref 2.1.4)", ("enhanced-5.1.1", "count", False)),
-    ("5.1.1", "550 <ann@b.example> recipient rejected since 2.12.23", ("enhanced-5.1.1", "count", False)),
+    # Sendmail's translation: counted (listed at the second refusal) (review-6 F2). `hard` is true since
+    # branch sisimai-hard: sisimai prefers the Status where the reply has no code of its own
+    # (smtp/status Prefer) and takes 5.1.1 for UserUnknown whatever the words, unless they name another
+    # reason (why-userunknown.go).
+    ("5.1.1", "550 <ann@b.example> recipient rejected", ("enhanced-5.1.1", "count", True)),
+    ("5.1.1", "550 <ann@b.example> recipient rejected (ref 2.1.4)", ("enhanced-5.1.1", "count", True)),
+    ("5.1.1", "550 <ann@b.example> recipient rejected since 2.12.23", ("enhanced-5.1.1", "count", True)),
     # The remote's words say it: listed at once, hard.
     ("5.1.1", "550 <ann@b.example>... User unknown", ("unknown-recipient", "list", True)),
     ("5.1.1", "550 5.1.1 <ann@b.example>... Recipient address rejected", ("enhanced-5.1.1", "list", True)),
@@ -884,13 +891,25 @@ def test_the_servers_own_x_1_0_refusing_the_address_is_a_hard_bounce_the_list_on
 
 
 @pytest.mark.parametrize("status, diagnostic, stage", [
-    # After DATA: about the message unless it names the recipient, and in doubt where it does.
+    # After DATA: about the message unless it names the recipient, and in doubt where it does; the
+    # report's Status over a reply without a code of its own. Not listed at once; `hard` since branch
+    # sisimai-hard, which takes 5.1.0 for UserUnknown at any stage and from the report (sisimai's
+    # smtp/status Name and Prefer, reason/why-userunknown.go).
     ("5.1.0", "550 5.1.0 Address rejected", _DATA),
     ("5.1.0", "550 5.1.0 <ann@b.example> Address rejected", _DATA),
+    ("5.1.0", "550 Address rejected", _RCPT),
+])
+def test_an_x_1_0_that_only_counts_is_sisimais_user_unknown(capsys, tmp_path, status, diagnostic, stage):
+    path = tmp_path / "x10.eml"
+    path.write_bytes(_postfix_report("ann@b.example", status, diagnostic, stage))
+    [row] = run(capsys, str(path))[1]
+    assert (row["recipient"], row["hard"]) == ("ann@b.example", True)
+    assert row["classification"]["bounce_list"] != "list"
+
+
+@pytest.mark.parametrize("status, diagnostic, stage", [
     # A rule reads the words: a sender domain on a blocklist (sisimai-lhost-postfix-80).
     ("5.1.0", "550-5.1.0 MXIN506 MailFrom domain is listed in Spamhaus.", _RCPT),
-    # The 5.1.0 is only the report's Status over a reply that carries no enhanced code.
-    ("5.1.0", "550 Address rejected", _RCPT),
     # Another address's X.1.0.
     ("5.1.0", "550 5.1.0 <app@sender.test>: Sender rejected", _RCPT),
     # A transient X.1.0.
@@ -1016,8 +1035,10 @@ def test_a_refusal_before_the_recipients_retry_is_not_his_when_the_retry_cannot_
                     "    (reason: 550 5.1.1 Unknown user)\n\n   ----- Transcript of session follows -----\n"
                     "... while talking to mx.b.example.:\n" + transcript)
     _, rows, _ = run(capsys, report, str(text))
+    # (Branch sisimai-hard: `hard` is true, sisimai's UserUnknown by the status 5.1.1 at any stage; the
+    # stage and the listing are what this test is about, unchanged.)
     assert [(r["recipient"], r["stage"], r["hard"]) for r in rows] == [
-        ("bob@b.example", "data", False), ("bob@b.example", "data", False)]
+        ("bob@b.example", "data", True), ("bob@b.example", "data", True)]
     assert {r["classification"]["bounce_list"] for r in rows} == {"never"}
 
 

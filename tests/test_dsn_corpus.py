@@ -81,11 +81,14 @@ def test_hard_agreement_does_not_regress():
     # This guards what is reached; it is not the target. Branch dsn-sisimai (`hard` is sisimai's
     # HardBounce with its Filtered convention for a "no such user" of unknown stage): 97.55%, the
     # listing definition unchanged, the field 90.93%, sisimai 407/419 (holdout 94.81%: not reached).
+    # Branch sisimai-hard (sisimai's rule as its source has it: policies.sisimai_hard): tune unchanged
+    # (332/336), all 97.35% (477/490): one holdout recipient fewer agrees, seen only as this figure
+    # (the holdout was not read; docs/bounces-in.md, "Branch sisimai-hard").
     figures = bench_dsn.figures(evaluation()["results"], "all")
-    assert figures["hard_agreement"] >= 0.9755
+    assert figures["hard_agreement"] >= 0.9735
     assert figures["hard_agreement_listing"] >= 0.887
-    assert figures["hard_agreement_field"] >= 0.9093
-    assert figures["hard_field_by_source"]["sisimai"][0] >= 407
+    assert figures["hard_agreement_field"] >= 0.9073  # sisimai-hard: the same one recipient
+    assert figures["hard_field_by_source"]["sisimai"][0] >= 406
     assert figures["listed_but_not_hard"] <= 21
 
 

@@ -137,3 +137,61 @@ def test_imails_rcpt_to_generated_following_response_is_the_rcpt_stage(capsys, t
             "Original message follows.\n")
     row = _row(capsys, tmp_path, text)
     assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "list")
+
+
+# Branch sisimai-hard: the rest of sisimai's rule as its source has it (go-sisimai reason/find.go,
+# why-userunknown.go, why-filtered.go, smtp/failure, smtp/status, lda; policies.sisimai_hard). Each
+# `hard` below was false before; the bounce list's decision is the one it was.
+
+def test_an_address_status_is_user_unknown_at_any_stage(capsys, tmp_path):
+    # sisimai reads 5.1.0/5.1.1/5.1.3 as UserUnknown before its Filtered, at DATA too ...
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>... User unknown (in reply to end of DATA "
+                                      "command)", status="5.1.1"))
+    assert _verdict(row) == ("bob@dest.example", "data", True, "unknown_recipient", "count")
+    # ... whether the server or the report said it (Sendmail's Status 5.1.1 over a vague refusal) ...
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example> recipient rejected (in reply to RCPT TO command)",
+                                      status="5.1.1"))
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "count")
+    # ... and 5.1.3 (a malformed address) is in its table as UserUnknown too.
+    row = _row(capsys, tmp_path, _dsn("553 5.1.3 <bob@dest.example>... Bad recipient address syntax (in reply to "
+                                      "RCPT TO command)", status="5.1.3"))
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "syntax_error", "list")
+
+
+def test_an_address_status_gives_way_to_words_of_another_reason(capsys, tmp_path):
+    # Unchanged: the sender's refusal (its Rejected), a disabled account (its Suspend) under X.1.x.
+    row = _row(capsys, tmp_path, _dsn("550 5.1.0 <app@sender.example>: Sender address rejected: User unknown in "
+                                      "virtual mailbox table (in reply to RCPT TO command)", status="5.1.0"))
+    assert (row["hard"], row["classification"]["scope"], row["classification"]["bounce_list"]) == (
+        False, "sender", "never")
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>... Account disabled (in reply to RCPT TO "
+                                      "command)", status="5.1.1"))
+    assert (row["hard"], row["classification"]["category"]) == (False, "mailbox_disabled")
+    # And a "no such user" after DATA without an address status stays sisimai's Filtered.
+    row = _row(capsys, tmp_path, _dsn("550 unknown user (in reply to end of DATA command)"))
+    assert (row["stage"], row["hard"]) == ("data", False)
+
+
+def test_a_no_such_user_at_rcpt_or_a_moved_mailbox_is_hard_whatever_the_code(capsys, tmp_path):
+    # sisimai's HardBounce is its reason's: UserUnknown and HasMoved are hard even when temporary.
+    row = _row(capsys, tmp_path, _dsn("450 4.1.1 <bob@dest.example>: Recipient address rejected: User unknown in "
+                                      "local recipient table (in reply to RCPT TO command)",
+                                      status="4.1.1").replace("Action: failed", "Action: delayed"))
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "never")
+    row = _row(capsys, tmp_path, _dsn("450 4.1.6 <bob@dest.example>... Mailbox moved (in reply to RCPT TO command)",
+                                      status="4.1.6").replace("Action: failed", "Action: delayed"))
+    assert _verdict(row) == ("bob@dest.example", "rcpt", True, "unknown_recipient", "never")
+
+
+def test_a_server_not_accepting_mail_is_not_accept(capsys, tmp_path):
+    # 5.3.2 is NotAccept in sisimai's status table: hard when permanent. Nothing is listed.
+    row = _row(capsys, tmp_path, _dsn("554 5.3.2 System not accepting network messages", status="5.3.2"))
+    assert (row["hard"], row["classification"]["category"], row["classification"]["bounce_list"]) == (
+        True, "temporary_failure", "never")
+
+
+def test_a_local_delivery_agents_own_words_are_hard(capsys, tmp_path):
+    # sisimai's LDA table (maildrop's "Cannot find system user") is read before its Filtered, even
+    # where our rules do not read the words (category other, counted as before).
+    row = _row(capsys, tmp_path, _dsn("maildrop: Cannot find system user bob"))
+    assert _verdict(row) == ("bob@dest.example", None, True, "other", "count")

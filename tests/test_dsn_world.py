@@ -186,10 +186,15 @@ def test_world_hard_agreement_does_not_regress():
     # of unknown stage without X.1.x is not hard); these labels are a reader's meaning that ignores
     # the stage (the set's README), and disagree on 30 such lines (FILTERED_BY_CONVENTION, below):
     # 89.95% (385/428), 0, 0. The other disagreements stay the 13 of before.
+    # Branch sisimai-hard: sisimai's UserUnknown as its source has it (policies.sisimai_hard): a
+    # status 5.1.0/5.1.1/5.1.3 is UserUnknown whoever wrote it and at any stage unless the words name
+    # another reason, so the report's Status 5.1.1 over bp-cox-via-sendmail.unknown.msg's vague "550
+    # <a> recipient rejected" at RCPT is hard (the label, review-6 F6, reads the reply alone; the
+    # bounce list still only counts it): 89.72% (384/428), ours hard label not 1 (that line), listed 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 428
-    assert figures["hard_agreement"] >= 0.8995
-    assert figures["hard_false_positives"] == 0
+    assert figures["hard_agreement"] >= 0.8972
+    assert figures["hard_false_positives"] <= len(SISIMAI_STATUS_OVER_THE_WORDS)
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
     assert figures["listed_not_hard"] == 0
@@ -209,8 +214,13 @@ FILTERED_BY_CONVENTION = frozenset({
     "ripewhois-permanentFailureMessageRfc822Real.mail", "ghissue-fschulze-jumpnbump-3.txt"})
 
 
+# The world lines where the label (the reply's words alone) says not hard and `hard` (sisimai's) says
+# UserUnknown by the status: the report's Status 5.1.1 over a vague reply at RCPT (branch sisimai-hard).
+SISIMAI_STATUS_OVER_THE_WORDS = frozenset({"bp-cox-via-sendmail.unknown.msg"})
+
+
 def test_world_hard_disagreements_are_the_convention_or_the_old_ones():
-    convention = other = 0
+    convention = other = by_status = 0
     for entry, rows in results():
         if entry.get("kind") != "bounce":
             continue
@@ -224,9 +234,13 @@ def test_world_hard_disagreements_are_the_convention_or_the_old_ones():
             if (entry["file"] in FILTERED_BY_CONVENTION and lab["hard"] and row is not None
                     and row["stage"] is None and row["classification"]["category"] == "unknown_recipient"):
                 convention += 1
+            elif (entry["file"] in SISIMAI_STATUS_OVER_THE_WORDS and not lab["hard"] and row is not None
+                  and row["status"] == "5.1.1" and row["classification"]["bounce_list"] != "list"):
+                by_status += 1
             else:
                 other += 1
     assert convention <= 30
+    assert by_status <= 1
     assert other <= 13
 
 

@@ -68,7 +68,7 @@ def records(report, file: str, policies) -> list[dict]:
         if report.kind == "bounce":
             judgement = judge(policies, failed, report.original_sender)
             classification = judgement_dict(judgement)
-            hard = judgement.hard and not _filtered(policies, judgement, failed)
+            hard = _sisimai_hard(policies, judgement, failed)
         out.append({
             "file": file,
             "recipient": failed.recipient or None,
@@ -102,17 +102,20 @@ def judge(policies, failed, sender: str | None = None):
                           failed.aliases(recipient) if recipient else (), sender or None)
 
 
-def _filtered(policies, judgement, failed) -> bool:
-    """sisimai's Filtered for a "no such user" whose report does not say which command it answered
-    (policies.filtered_at_unknown_stage): the line's `hard` is sisimai's HardBounce, the funnel's
-    judgement and the bounce list are not changed by it."""
+def _sisimai_hard(policies, judgement, failed) -> bool:
+    """The line's `hard`: sisimai's HardBounce (policies.sisimai_hard), read from the funnel's
+    judgement of the reply; the judgement and the bounce list are not changed by it."""
     from ..classify import unwrapped_text
-    from ..policies import filtered_at_unknown_stage
+    from ..policies import sisimai_hard
 
     reply = failed.reply()
     words = unwrapped_text(reply) + "\n" + (failed.own_words or "")
-    return filtered_at_unknown_stage(judgement.classification, failed.stage, reply, words,
-                                     getattr(policies.classifier, "hard_at_any_stage", None))
+    classifier = policies.classifier
+    fallback_key = classifier.fallback_key(judgement.classification) if hasattr(classifier, "fallback_key") else None
+    recipient = failed.recipient
+    known = [recipient, *failed.aliases(recipient)] if recipient else []
+    return sisimai_hard(judgement, failed.stage, reply, words, getattr(classifier, "hard_at_any_stage", None),
+                        fallback_key, known)
 
 
 def judgement_dict(judgement) -> dict:

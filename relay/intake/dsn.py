@@ -570,7 +570,7 @@ class FailedRecipient:
     final: bool | None = None          # the reporting MTA gave up (True) or will retry (False); None: unknown
     # The reporting MTA's own words about this recipient apart from the remote reply (PowerMTA's
     # X-PowerMTA-BounceCategory, the lines of a text report that name the address): not printed, read
-    # only for `hard` (commands/dsn.py, policies.filtered_at_unknown_stage).
+    # only for `hard` (commands/dsn.py, policies.sisimai_hard).
     own_words: str | None = None
 
     def aliases(self, of: str) -> tuple[str, ...]:
