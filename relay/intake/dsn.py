@@ -45,15 +45,23 @@ FAILED_ACTIONS = frozenset({"failed", "delayed"})
 SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 # Headers of the original message kept for correlation (the rest is in `original_headers`).
+# A letter or digit of an alphabetic script written with spaces between words (Latin-1 and Latin
+# Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic, Indic, Thai, ...: U+00C0-U+24FF), which RFC 6531
+# 3.3 lets an SMTPUTF8 address hold: "jörg@example.org" is one address, and read from its "r" on it was
+# another one, "rg@example.org" (and "bob@mail.bücher.de" was "bob@mail.b"). CJK, kana and Hangul
+# (U+2E80 on) stay outside: their texts write an address right after a word ("宛先bob@example.jp").
+_WORD_LETTER = r"(?:(?=[^\W_])[\u00c0-\u24ff])"
+_LOCAL_CHAR = rf"(?:{ATEXT}|{_WORD_LETTER})"
+_LABEL_CHAR = rf"(?:[A-Za-z0-9]|{_WORD_LETTER})"
 _ADDRESS_BODY = (
-    rf"{ATEXT}+(?:\.{ATEXT}+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+    rf"{_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*"
+    rf"@{_LABEL_CHAR}(?:(?:{_LABEL_CHAR}|-)*{_LABEL_CHAR})?(?:\.{_LABEL_CHAR}(?:(?:{_LABEL_CHAR}|-)*{_LABEL_CHAR})?)+")
 # A search starts an address only where a local part can start: not inside a run of atom characters,
 # nor just after "atom." (a dot-atom continues there). The leftmost address found is the same (one
 # starting inside a run would also match from the run's start), but `re` no longer tries every
 # position of a long run: "a" * 200,000 + "@" in a report's text was 200,000 scans to the "@",
 # minutes of parsing (bench/audit_regex.py).
-_ADDRESS = re.compile(rf"(?<!{ATEXT})(?<!{ATEXT}\.)" + _ADDRESS_BODY)
+_ADDRESS = re.compile(rf"(?<!{_LOCAL_CHAR})(?<!{_LOCAL_CHAR}\.)" + _ADDRESS_BODY)
 # RFC 5321 4.2: a reply code is 2yz..5yz with y in 0..5.
 _REPLY_CODE = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])(?=[ -]|$)", re.M)
 # RFC 3463 class.subject.detail, not part of an IP address or a version number.
@@ -649,6 +657,28 @@ def _typed(value: str | None) -> tuple[str | None, str | None]:
     return None, value
 
 
+# RFC 6533 3: a "utf-8" address-type writes a non-ASCII character as "\x{HEXPOINT}"
+# (utf-8-addr-xtext, the 7-bit form a message/delivery-status part carries).
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
+
+
+def _embedded_unicode(m: re.Match) -> str:
+    point = int(m.group(1), 16)
+    if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF or point < 0x80:
+        return m.group(0)  # no character, or one that RFC 6533 writes as itself
+    return chr(point)
+
+
+def _recipient_address(value: str | None) -> str | None:
+    """The address of a Final-Recipient or Original-Recipient field (RFC 3464 2.3.1-2.3.2:
+    `address-type ; generic-address`): a "utf-8" one (RFC 6533 3) with its \\x{...} characters decoded.
+    Read as "x{00F6}rg@..." before, an address nobody was sent to."""
+    kind, address = _typed(value)
+    if address and kind == "utf-8":
+        address = _EMBEDDED_UNICODE.sub(_embedded_unicode, address)
+    return _bare_address(address)
+
+
 def _bare_address(value: str | None) -> str | None:
     if not value:
         return None
@@ -1003,7 +1033,7 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     if len(blocks) != 1:
         return None
     [block] = blocks
-    if _bare_address(_field(block, "Final-Recipient")) or _bare_address(_field(block, "Original-Recipient")):
+    if _recipient_address(_field(block, "Final-Recipient")) or _recipient_address(_field(block, "Original-Recipient")):
         return None
     action = _action(block)
     sm = _STATUS.search(_field(block, "Status") or "")
@@ -1154,8 +1184,8 @@ _READ_DIAGNOSTIC = 64 * 1024
 
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
-    final = _bare_address(_typed(_field(block, "Final-Recipient"))[1])
-    original = _bare_address(_typed(_field(block, "Original-Recipient"))[1])
+    final = _recipient_address(_field(block, "Final-Recipient"))
+    original = _recipient_address(_field(block, "Original-Recipient"))
     if final is None and original is None:
         return None
     action = _action(block)
@@ -1255,8 +1285,8 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
                 seen_any = True
             found = _recipient_from_block(block)
             if found is None and (_action(block) or "failed") not in SUCCESS_ACTIONS and \
-                    not (_bare_address(_field(block, "Final-Recipient")) or
-                         _bare_address(_field(block, "Original-Recipient"))):
+                    not (_recipient_address(_field(block, "Final-Recipient")) or
+                         _recipient_address(_field(block, "Original-Recipient"))):
                 failed_without_address = True
             if found is not None:
                 recipients.append(found)
@@ -1422,8 +1452,8 @@ def _from_disposition_notification(msg: Message, parts: list[Message], original)
     fields = [kv for part in parts for block in _status_blocks(part) for kv in block]
     if not _REJECTING_DISPOSITION.match(_field(fields, "Disposition") or ""):
         return BounceReport("none", original_headers=tuple(original or ()))
-    original_recipient = _bare_address(_typed(_field(fields, "Original-Recipient"))[1])
-    address = _bare_address(_typed(_field(fields, "Final-Recipient"))[1]) or original_recipient
+    original_recipient = _recipient_address(_field(fields, "Original-Recipient"))
+    address = _recipient_address(_field(fields, "Final-Recipient")) or original_recipient
     if address is None:
         return BounceReport("none", original_headers=tuple(original or ()))
     reason = _reason_text(_report_text(msg), address) or None

@@ -1,0 +1,133 @@
+"""Odd and hostile real-world bounces (issue 13 robustness), each where a user meets it: `relay dsn parse`,
+and a running relay with VERP on that gets the bounce at its `bounces_in` listener.
+
+- An SMTPUTF8 recipient (RFC 6531) in a DSN: a `utf-8` address-type in 7-bit form (RFC 6533 3,
+  `\\x{HEX}`), a message/global-delivery-status with the address in UTF-8, and a text bounce naming it.
+  The reader found addresses with an ASCII-only pattern: `jörg@dest.example` was read as
+  `rg@dest.example` (an address nobody was sent to: another person's, perhaps), `j\\x{00F6}rg@...` as
+  `x{00F6}rg@...`, and a report whose only recipient was non-ASCII as no bounce at all ("250 ...
+  nothing recorded": the failure lost).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.smtp_client import RawSMTP
+from tests.test_bounces_in import ORIGINAL, mail_bounce, rcpt_reply, start_verp_relay
+
+ROOT = Path(__file__).resolve().parent.parent
+JOERG = "jörg@dest.example"
+
+
+def dsn_parse(tmp_path: Path, message: bytes) -> list[dict]:
+    path = tmp_path / "bounce.eml"
+    path.write_bytes(message)
+    done = subprocess.run([sys.executable, "-m", "relay", "dsn", "parse", str(path)], capture_output=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr, done.stderr
+    return [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+def utf8_dsn(return_path: str, final_recipient: str, status_type: str = "message/delivery-status") -> bytes:
+    """A Postfix-like DSN whose per-recipient block carries `final_recipient` as written."""
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            f"This is the mail system at host smarthost.example.\r\n\r\n"
+            f"I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n"
+            f"--B\r\nContent-Type: {status_type}\r\n\r\n"
+            f"Reporting-MTA: dns; smarthost.example\r\n\r\n"
+            f"Final-Recipient: {final_recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"Remote-MTA: dns; mx.dest.example\r\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 Recipient address rejected: User unknown "
+            f"(in reply to RCPT TO command)\r\n\r\n"
+            f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + \
+        ORIGINAL.split(b"\r\n\r\n")[0].replace(b"alice@dest.example", JOERG.encode()) + b"\r\n--B--\r\n"
+
+
+TEXT_BOUNCE = ("From: MAILER-DAEMON@smarthost.example\r\nTo: {rp}\r\nSubject: Mail delivery failed\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+               "This message was created automatically by mail delivery software.\r\n\r\n"
+               "A message that you sent could not be delivered to one or more of its\r\n"
+               "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+               "  {rcpt}\r\n    host mx.dest.example [192.0.2.7]\r\n"
+               "    SMTP error from remote mail server after RCPT TO:<{rcpt}>:\r\n"
+               "    550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown\r\n")
+
+UTF8_RECIPIENTS = {
+    # RFC 6533 3: utf-8-addr-xtext, the 7-bit form a message/delivery-status part carries.
+    "utf-8 address-type, \\x{} form": ("utf-8; j\\x{00F6}rg@dest.example", "message/delivery-status"),
+    # RFC 6533 3 and 6: the UTF-8 form, in a message/global-delivery-status part.
+    "utf-8 address-type in a global DSN": (f"utf-8; {JOERG}", "message/global-delivery-status"),
+    # What real MTAs write (Postfix with smtputf8_enable): rfc822 with the address in UTF-8.
+    "rfc822 address-type in UTF-8": (f"rfc822; {JOERG}", "message/global-delivery-status"),
+}
+
+
+@pytest.mark.parametrize("name", UTF8_RECIPIENTS)
+def test_relay_dsn_parse_reads_an_smtputf8_recipient_whole(tmp_path, name):
+    field, status_type = UTF8_RECIPIENTS[name]
+    [line] = dsn_parse(tmp_path, utf8_dsn("news@example.com", field, status_type))
+    assert line["recipient"] == JOERG
+    assert line["status"] == "5.1.1" and line["classification"]["category"] == "unknown_recipient"
+
+
+@pytest.mark.parametrize("rcpt", [JOERG, "bob@mail.bücher.example", "иван@dest.example"])
+def test_relay_dsn_parse_never_reads_part_of_a_non_ascii_address_as_another_address(tmp_path, rcpt):
+    lines = dsn_parse(tmp_path, TEXT_BOUNCE.format(rp="news@example.com", rcpt=rcpt).encode())
+    assert [line["recipient"] for line in lines] == [rcpt]
+    assert lines[0]["code"] == 550 and lines[0]["stage"] == "rcpt"
+
+
+def send_to_joerg(relay, upstream) -> str:
+    """One message from noreply@example.com to jörg@dest.example (SMTPUTF8) through the relay; the
+    VERP return path the upstream saw."""
+    with RawSMTP(relay.host, relay.port, timeout=60) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<noreply@example.com> SMTPUTF8")[0] == 250
+        assert c.cmd(f"RCPT TO:<{JOERG}>".encode())[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(ORIGINAL.replace(b"alice@dest.example", JOERG.encode()) + b".\r\n")
+        assert c.reply()[0] == 250
+    [msg] = upstream.wait_for_messages(1)
+    return msg.mail_from
+
+
+@pytest.mark.parametrize("name", UTF8_RECIPIENTS)
+def test_the_listener_records_and_lists_an_smtputf8_recipients_bounce(tmp_path, upstream, relay_factory, name):
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = send_to_joerg(relay, upstream)
+    field, status_type = UTF8_RECIPIENTS[name]
+    replies = mail_bounce(relay, return_path, utf8_dsn(return_path, field, status_type))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=2)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", JOERG), ("bounce_listed", JOERG)]
+    assert rcpt_reply(relay, JOERG) == 550
+
+
+def test_the_listener_never_takes_part_of_a_non_ascii_address_for_a_recipient(tmp_path, upstream, relay_factory):
+    # A text bounce about jörg was read as one about rg@dest.example: with rg a recipient of the same
+    # message, rg was listed for jörg's failure, and jörg's failure was lost.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    with RawSMTP(relay.host, relay.port, timeout=60) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<noreply@example.com> SMTPUTF8")[0] == 250
+        assert c.cmd(f"RCPT TO:<{JOERG}>".encode())[0] == 250
+        assert c.cmd("RCPT TO:<rg@dest.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(ORIGINAL + b".\r\n")
+        assert c.reply()[0] == 250
+    return_path = upstream.wait_for_messages(1)[0].mail_from
+    replies = mail_bounce(relay, return_path, TEXT_BOUNCE.format(rp=return_path, rcpt=JOERG).encode())
+    assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", JOERG)], events
+    assert rcpt_reply(relay, "rg@dest.example") == 250
