@@ -131,3 +131,84 @@ def test_the_listener_never_takes_part_of_a_non_ascii_address_for_a_recipient(tm
     events = relay.events(wait_for=1)
     assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", JOERG)], events
     assert rcpt_reply(relay, "rg@dest.example") == 250
+
+
+# --- A report returning a message that itself carries a report -----------------------------------
+
+def returned_report(kind: str) -> bytes:
+    """A report of its own (a DSN about carol, or an ARF complaint about her), as the returned message
+    of another report carries it: mail that forwarded it, or a bounce of a bounce."""
+    part = ("Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; other.example\r\n\r\n"
+            "Final-Recipient: rfc822; carol@dest.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 <carol@dest.example>: User unknown (in reply to RCPT TO command)\r\n"
+            if kind == "dsn" else
+            "Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: fbl/1.0\r\n"
+            "Version: 1\r\nOriginal-Rcpt-To: carol@dest.example\r\n")
+    report_type = "delivery-status" if kind == "dsn" else "feedback-report"
+    return ("From: noreply@example.com\r\nTo: alice@dest.example\r\nSubject: Fwd: a report\r\n"
+            "Message-ID: <m-1@example.com>\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type={report_type}; boundary=\"I\"\r\n\r\n"
+            "--I\r\nContent-Type: text/plain\r\n\r\nThe report this message forwards.\r\n\r\n"
+            f"--I\r\n{part}\r\n--I--\r\n").encode()
+
+
+def outer_dsn(return_path: str, action: str, status: str, inner: bytes) -> bytes:
+    diagnostic = ("Diagnostic-Code: smtp; 550 5.1.1 <alice@dest.example>: User unknown (in reply to RCPT TO "
+                  "command)\r\n" if action == "failed" else "")
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Delivery Status Notification\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host smarthost.example.\r\n\r\n"
+            f"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; smarthost.example\r\n\r\n"
+            f"Final-Recipient: rfc822; alice@dest.example\r\nAction: {action}\r\nStatus: {status}\r\n"
+            f"{diagnostic}\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n").encode() + inner + b"\r\n--B--\r\n"
+
+
+NESTED = {
+    # (outer action, outer status, returned report) -> the recipients `relay dsn parse` prints, their kind
+    "a success DSN returning a DSN": ("delivered", "2.0.0", "dsn", []),
+    "a relayed DSN returning a DSN": ("relayed", "2.0.0", "dsn", []),
+    "a failure DSN returning a DSN": ("failed", "5.1.1", "dsn", [("alice@dest.example", None)]),
+    "a failure DSN returning an ARF report": ("failed", "5.1.1", "arf", [("alice@dest.example", None)]),
+    "a delay DSN returning an ARF report": ("delayed", "4.4.1", "arf", [("alice@dest.example", None)]),
+}
+
+
+@pytest.mark.parametrize("name", NESTED)
+def test_relay_dsn_parse_reads_the_reports_own_parts_not_those_of_the_message_it_returns(tmp_path, name):
+    action, status, inner, expected = NESTED[name]
+    lines = dsn_parse(tmp_path, outer_dsn("news@example.com", action, status, returned_report(inner)))
+    assert [(line["recipient"], line["feedback_type"]) for line in lines] == expected
+
+
+@pytest.mark.parametrize("inner", ["dsn", "arf"])
+def test_relay_dsn_parse_still_reads_a_report_forwarded_alone_as_an_attachment(tmp_path, inner):
+    forwarded = (b"From: alice@example.com\r\nTo: news@example.com\r\nSubject: Fwd: bounce\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Type: multipart/mixed; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\n"
+                 b"see below\r\n--F\r\nContent-Type: message/rfc822\r\n\r\n" + returned_report(inner) + b"\r\n--F--\r\n")
+    [line] = dsn_parse(tmp_path, forwarded)
+    assert line["recipient"] == "carol@dest.example"
+
+
+def test_the_listener_never_takes_a_returned_messages_own_report_for_the_bounce(tmp_path, upstream, relay_factory):
+    # A message to alice and carol that carried a DSN about carol (a ticket system forwarding one) was
+    # delivered to alice; her MTA's success DSN (RFC 3461 NOTIFY=SUCCESS) returns the message. Read
+    # as a report about carol, it listed carol, a good address, at once.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    with RawSMTP(relay.host, relay.port, timeout=60) as c:
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<noreply@example.com>")
+        assert c.cmd("RCPT TO:<alice@dest.example>")[0] == 250
+        assert c.cmd("RCPT TO:<carol@dest.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(returned_report("dsn") + b".\r\n")
+        assert c.reply()[0] == 250
+    return_path = upstream.wait_for_messages(1)[0].mail_from
+    replies = mail_bounce(relay, return_path, outer_dsn(return_path, "delivered", "2.0.0", returned_report("dsn")))
+    assert replies[-1] == (250, "250 2.0.0 Received: not a bounce, nothing recorded"), replies
+    # The failure report about alice returning it is hers alone, not a complaint about carol.
+    replies = mail_bounce(relay, return_path, outer_dsn(return_path, "failed", "5.1.1", returned_report("arf")))
+    assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", "alice@dest.example")], events
+    assert rcpt_reply(relay, "carol@dest.example") == 250

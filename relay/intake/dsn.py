@@ -949,12 +949,24 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
             return report
     # Every part, walked once (a hostile report has hundreds of thousands: a walk takes seconds).
     walked = [(p, p.get_content_type()) for p in msg.walk()]
+    enclosed = _enclosed_parts(msg)
     _check_deadline()
     original = _original_message_headers(walked)
-    feedback = [p for p, ctype in walked if ctype == "message/feedback-report"]
+    # A report's own parts are those outside the message it returns (RFC 6522 3: the multipart/report's
+    # second part; RFC 3464 2.1 and RFC 5965 2: the returned message is the third, message/rfc822): a
+    # returned message that carried a DSN or an ARF report of its own (mail that forwarded one, a
+    # bounce of a bounce) is content, not the report. Read as the report's, its recipients were failed
+    # recipients of this one, even under a DSN saying "Action: delivered", and its ARF part turned a DSN
+    # into a complaint about someone else, the DSN's failure lost. Parts inside a returned message
+    # count only when the report has none of its own (a bounce forwarded as an attachment).
+    own = [(p, ctype) for p, ctype in walked if id(p) not in enclosed]
+    kinds = {ctype for _, ctype in own}
+    if not kinds & {"message/feedback-report", "message/delivery-status", "message/global-delivery-status"}:
+        own = walked
+    feedback = [p for p, ctype in own if ctype == "message/feedback-report"]
     if feedback:
         return _from_feedback(msg, feedback, original)
-    status_parts = [p for p, ctype in walked if ctype in
+    status_parts = [p for p, ctype in own if ctype in
                     ("message/delivery-status", "message/global-delivery-status")]
     lone_status = None
     if status_parts:
@@ -1002,6 +1014,31 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
         if found.status is None and (found.code is None or str(found.code)[0] == (status or "x")[0]):
             report = replace(report, recipients=(replace(found, status=status, action=action or found.action),))
     return report
+
+
+def _enclosed_parts(msg: Message) -> set[int]:
+    """The ids of the parts inside a message the report returns (message/rfc822, RFC 6532's
+    message/global), at any depth below it."""
+    enclosed: set[int] = set()
+    stack = [(msg, False)]
+    seen = 0
+    while stack:
+        part, inside = stack.pop()
+        seen += 1
+        if seen % 1000 == 0:
+            _check_deadline()
+        if inside:
+            enclosed.add(id(part))
+        ctype = part.get_content_type()
+        payload = part.get_payload()
+        # A status part's payload is its field blocks, not parts (the parser makes each a Message).
+        if isinstance(payload, list) and ctype not in _STATUS_TYPES:
+            inside = inside or ctype in ("message/rfc822", "message/global")
+            stack.extend((child, inside) for child in payload if isinstance(child, Message))
+    return enclosed
+
+
+_STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status", "message/feedback-report"})
 
 
 def _with_prose_recipients(report: BounceReport, text: str) -> BounceReport:
