@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.smtp_client import RawSMTP
-from tests.test_bounces_in import ORIGINAL, mail_bounce, rcpt_reply, start_verp_relay
+from tests.test_bounces_in import ORIGINAL, mail_bounce, rcpt_reply, relay_one, start_verp_relay
 
 ROOT = Path(__file__).resolve().parent.parent
 JOERG = "jörg@dest.example"
@@ -212,3 +212,53 @@ def test_the_listener_never_takes_a_returned_messages_own_report_for_the_bounce(
     events = relay.events(wait_for=1)
     assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", "alice@dest.example")], events
     assert rcpt_reply(relay, "carol@dest.example") == 250
+
+
+# --- Challenge-response notices --------------------------------------------------------------------
+
+CHALLENGES = {
+    # TMDA's confirmation request (its wording, addresses ours).
+    "tmda": ("Subject: Re: Your ticket\r\n",
+             "This message was created automatically by mail delivery software (TMDA).\r\n\r\n"
+             "Your message attached below is being held because the address\r\n"
+             "<{sender}> has not been verified.\r\n\r\n"
+             "To release your message for delivery, please send an empty message\r\n"
+             "to the following address, or use your mailer's \"Reply\" feature.\r\n\r\n"
+             "   alice-confirm+1701.abcdef@dest.example\r\n\r\n"
+             "Your message to {rcpt} will not be delivered until you confirm.\r\n"),
+    # SpamArrest's verification request.
+    "spamarrest": ("Subject: Re: Your ticket [SpamArrest verification]\r\n",
+                   "Hello,\r\n\r\nI apologize for this automatic reply to your email.\r\n\r\n"
+                   "To control spam, I now allow incoming messages only from senders I have approved "
+                   "beforehand.\r\n\r\nIf you would like to be added to my list of approved senders, please "
+                   "fill out the short request form (see link below). Once I approve you, I will receive "
+                   "your original message in my inbox. Otherwise your message to {rcpt} will not be "
+                   "delivered and will be deleted after 14 days.\r\n"),
+}
+
+
+def challenge(name: str, return_path: str, rcpt: str = "alice@dest.example") -> bytes:
+    subject, body = CHALLENGES[name]
+    return (f"From: {rcpt}\r\nTo: {return_path}\r\n{subject}Content-Type: text/plain\r\n\r\n"
+            + body.format(sender="noreply@example.com", rcpt=rcpt)).encode()
+
+
+@pytest.mark.parametrize("name", CHALLENGES)
+def test_relay_dsn_parse_reads_a_challenge_as_no_final_failure(tmp_path, name):
+    for line in dsn_parse(tmp_path, challenge(name, "news@example.com")):
+        assert line["classification"]["permanent"] is False and line["hard"] is False, line
+
+
+@pytest.mark.parametrize("name", CHALLENGES)
+def test_a_recipients_challenges_never_list_him(tmp_path, upstream, relay_factory, name):
+    # A challenge-response filter answers every message it holds: three messages in a week, three
+    # challenges, each read as an unexplained permanent failure (`other`, list_after: 3 within 7d),
+    # listed alice, who gets her mail once the sender confirms.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    for nth in (1, 2, 3):
+        return_path = relay_one(relay, upstream, nth=nth)
+        replies = mail_bounce(relay, return_path, challenge(name, return_path))
+        assert replies[-1][0] == 250, replies
+    events = relay.events(wait_for=3)
+    assert {e["kind"] for e in events} == {"deferred"}, events
+    assert rcpt_reply(relay) == 250

@@ -550,7 +550,15 @@ _TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will 
                               # to be a person (Bluebottle: "click ... to have your address added to
                               # the recipient's allowed list and to ensure delivery of your email"):
                               # nothing has failed yet.
-                              r"to ensure delivery of your|added to (the recipient's|my) (allowed|approved|guest) list",
+                              r"to ensure delivery of your|added to (the recipient's|my) (allowed|approved|guest) list|"
+                              # TMDA's and SpamArrest's notices: the message waits for the sender's
+                              # confirmation ("is being held because the address ... has not been
+                              # verified", "To release your message for delivery", "my list of approved
+                              # senders"); read as a failure, each challenge counted towards listing
+                              # the challenging recipient (`other`: the third in a week listed him).
+                              r"(?:message|mail|e-?mail) (?:\S+ ){0,3}is being held\b|to release your message|"
+                              r"list of approved senders|senders I have approved|"
+                              r"will (?:not|only) be delivered (?:until|once|when|after) you (?:confirm|verify|reply)",
                               re.I)
 _AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
                                  r"abwesenheit|absence|vacation)", re.I)
