@@ -1527,7 +1527,10 @@ def _from_feedback(msg: Message, parts: list[Message], original) -> BounceReport
 
 
 def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient]:
-    feedback_type = fold((_field(fields, "Feedback-Type") or "").strip()) or None
+    # RFC 5965 3.1: `"Feedback-Type:" [CFWS] token [CFWS]`: the token, without a comment after it
+    # ("abuse (user clicked Junk)" is an abuse report; whole, no type the complaint table knows).
+    token = re.match(r"\s*(?:\([^()]*\)\s*)*([^\s();]+)", _field(fields, "Feedback-Type") or "")
+    feedback_type = fold(token.group(1)) if token else None
     reporting = _typed(_field(fields, "Reporting-MTA"))[1]
     # Original-Rcpt-To (RFC 5965 3.2); Removal-Recipient in the older opt-out drafts; else the
     # original message's recipient, when its To and Cc together name one address. Feedback loops that
