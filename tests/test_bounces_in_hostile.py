@@ -262,3 +262,37 @@ def test_a_recipients_challenges_never_list_him(tmp_path, upstream, relay_factor
     events = relay.events(wait_for=3)
     assert {e["kind"] for e in events} == {"deferred"}, events
     assert rcpt_reply(relay) == 250
+
+
+# --- A Feedback-Type with a comment; a Diagnostic-Code in RFC 2047 encoded words ---------------------
+
+@pytest.mark.parametrize("written, feedback_type, lists", [
+    # RFC 5965 3.1: `"Feedback-Type:" [CFWS] token [CFWS]`: a comment is no part of the type.
+    ("abuse (user clicked Junk)", "abuse", True),
+    ("(JMRP) fraud", "fraud", True),
+    ("not-spam (moved back to the inbox)", "not-spam", False),
+])
+def test_a_feedback_type_with_a_comment_is_its_token(tmp_path, upstream, relay_factory, written, feedback_type,
+                                                      lists):
+    from tests.test_bounces_in_review12 import arf
+
+    [line] = dsn_parse(tmp_path, arf("news@example.com", written))
+    assert line["feedback_type"] == feedback_type
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    rp = relay_one(relay, upstream)
+    assert mail_bounce(relay, rp, arf(rp, written))[-1] == (250, "250 2.0.0 Recorded 1 complaint(s)")
+    events = relay.events(wait_for=2 if lists else 1, timeout=3)
+    [complained] = [e for e in events if e["kind"] == "complained"]
+    assert complained["feedback_type"] == feedback_type
+    assert rcpt_reply(relay) == (550 if lists else 250)
+
+
+def test_relay_dsn_parse_reads_a_diagnostic_code_in_encoded_words(tmp_path):
+    # A reply in another charset, written as RFC 2047 encoded words: before, no reply code was read
+    # from it and the words stayed encoded.
+    encoded = "=?utf-8?q?550_5=2E1=2E1_Benutzer_unbekannt_=28Empf=C3=A4nger=29?="
+    message = utf8_dsn("news@example.com", "rfc822; alice@dest.example").replace(
+        b"550 5.1.1 Recipient address rejected: User unknown (in reply to RCPT TO command)", encoded.encode())
+    [line] = dsn_parse(tmp_path, message)
+    assert line["code"] == 550 and line["status"] == "5.1.1"
+    assert line["diagnostic"] == "550 5.1.1 Benutzer unbekannt (Empfänger)"

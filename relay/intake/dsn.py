@@ -1226,6 +1226,7 @@ def _action(block: list[tuple[str, str]]) -> str | None:
 
 
 _READ_DIAGNOSTIC = 64 * 1024
+_ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
@@ -1242,6 +1243,11 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     if action is None and status is not None and status.startswith("2"):
         return None
     diag_type, diagnostic = _typed(_field(block, "Diagnostic-Code"))
+    if diagnostic and "=?" in diagnostic[:_READ_DIAGNOSTIC] and _ENCODED_WORD.search(diagnostic[:_READ_DIAGNOSTIC]):
+        # RFC 3464 2.3.6 wants the reply as it was (US-ASCII, or UTF-8 under RFC 6533), but some
+        # reporting MTAs encode a reply in another charset as RFC 2047 encoded words: read them, or
+        # neither its code nor its words are seen ("=?utf-8?q?550_5.1.1_...?=": no reply code).
+        diagnostic = _header_text(diagnostic[:_READ_DIAGNOSTIC]) + diagnostic[_READ_DIAGNOSTIC:]
     # The reply is read in its first _READ_DIAGNOSTIC characters (a real one is under 1,000); the rest
     # of a longer one is carried as it is (events keep its start and say how much was cut): every
     # search below over a 10 MB one took seconds.
