@@ -296,3 +296,43 @@ def test_relay_dsn_parse_reads_a_diagnostic_code_in_encoded_words(tmp_path):
     [line] = dsn_parse(tmp_path, message)
     assert line["code"] == 550 and line["status"] == "5.1.1"
     assert line["diagnostic"] == "550 5.1.1 Benutzer unbekannt (Empfänger)"
+
+
+# --- A quoted-printable status part with a soft line break -------------------------------------------
+
+def qp_dsn(return_path: str) -> bytes:
+    """A DSN whose status part is quoted-printable (RFC 2045 6.7: at most 76 characters a line, so a
+    long field is broken with soft line breaks, "=" at the end of a line), one of them in the address."""
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host smarthost.example.\r\n\r\n"
+            f"--B\r\nContent-Type: message/delivery-status\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            f"Reporting-MTA: dns; smarthost.example\r\n\r\n"
+            f"Final-Recipient: rfc822; alice@dest.exa=\r\nmple\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 <alice@dest.example>: Recipient address rejected: User unknown =\r\n"
+            f"in virtual mailbox table (in reply to RCPT TO command)\r\n\r\n--B--\r\n").encode()
+
+
+def test_relay_dsn_parse_reads_a_quoted_printable_status_part_across_its_soft_line_breaks(tmp_path):
+    # The encoded part was regenerated with a blank line where the parser had split a block (after a
+    # soft line break), which made the soft break a hard one: "alice@dest.exa" and "mple" apart, no
+    # address, the report read as none.
+    [line] = dsn_parse(tmp_path, qp_dsn("news@example.com"))
+    assert line["recipient"] == "alice@dest.example" and line["code"] == 550 and line["stage"] == "rcpt"
+    assert line["diagnostic"] == ("550 5.1.1 <alice@dest.example>: Recipient address rejected: User unknown "
+                                  "in virtual mailbox table")
+
+
+def test_the_listener_records_a_quoted_printable_status_parts_failure(verp_relay_of):
+    relay, return_path = verp_relay_of
+    replies = mail_bounce(relay, return_path, qp_dsn(return_path))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    assert rcpt_reply(relay) == 550
+
+
+@pytest.fixture
+def verp_relay_of(tmp_path, upstream, relay_factory):
+    """A VERP relay and the return path of one message it relayed to alice@dest.example."""
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return relay, relay_one(relay, upstream)

@@ -1146,8 +1146,17 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
     beyond = 0
     encoding = fold(_header_value(part, "Content-Transfer-Encoding").strip())
     if encoding in ("base64", "quoted-printable"):
-        # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
-        body = part.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
+        # Encoded fields: the library parsed the encoded text as blocks; decode the body first. The
+        # encoded text is the blocks as written: a block's fields, then the lines the parser took for its
+        # body right after them (a line that is no field ends a block's fields; only a blank line ends
+        # the block). Regenerated (as_string) with a blank line between the two, a quoted-printable
+        # soft line break at that place ("Final-Recipient: rfc822; bob@exa=" / "mple.org") became a
+        # hard one: the address cut in two, the report read as none.
+        if isinstance(payload, list):
+            body = "\n\n".join(_encoded_block_source(block) for block in payload)
+        else:
+            body = payload if isinstance(payload, str) else ""
+        body = body.replace("\r\n", "\n")
         try:
             data = base64.b64decode(body) if encoding == "base64" else quopri.decodestring(body.encode())
         except (ValueError, TypeError):
@@ -1166,6 +1175,14 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
         text = _decoded_text(part)
     blocks = _blocks_from_text(text)
     return blocks[:keep], beyond + max(0, len(blocks) - keep)
+
+
+def _encoded_block_source(block: Message) -> str:
+    """One block of an encoded status part as it was written: its fields, then its body, with no
+    line between them (_status_blocks_counted)."""
+    text = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+    body = block.get_payload()
+    return text + body if isinstance(body, str) else text
 
 
 def _block_source(block: Message) -> str:
