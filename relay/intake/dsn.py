@@ -1194,7 +1194,15 @@ def _block_source(block: Message) -> str:
     head = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
     body = block.get_payload()
     if isinstance(body, str) and body:
-        return clean_text(head + "\n" + body)  # 8-bit bytes in a field: surrogateescape'd (clean_text)
+        if block.get("Content-Transfer-Encoding") is None:
+            # The body's own bytes: get_payload() turns 8-bit ones into U+FFFD (it decodes them as
+            # ASCII). Python parses a message/global-delivery-status (RFC 6533) as one message, so
+            # every block after the first is such a body: "jörg@dest.example" was "j\ufffd\ufffdrg@...",
+            # read as the address "rg@dest.example".
+            raw = block.get_payload(decode=True)
+            if isinstance(raw, bytes):
+                body = raw.decode("ascii", errors="surrogateescape")
+        return clean_text(head + "\n" + body)  # 8-bit bytes: surrogateescape'd (clean_text)
     return clean_text(head)
 
 
