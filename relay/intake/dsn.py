@@ -45,15 +45,23 @@ FAILED_ACTIONS = frozenset({"failed", "delayed"})
 SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 # Headers of the original message kept for correlation (the rest is in `original_headers`).
+# A letter or digit of an alphabetic script written with spaces between words (Latin-1 and Latin
+# Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic, Indic, Thai, ...: U+00C0-U+24FF), which RFC 6531
+# 3.3 lets an SMTPUTF8 address hold: "jörg@example.org" is one address, and read from its "r" on it was
+# another one, "rg@example.org" (and "bob@mail.bücher.de" was "bob@mail.b"). CJK, kana and Hangul
+# (U+2E80 on) stay outside: their texts write an address right after a word ("宛先bob@example.jp").
+_WORD_LETTER = r"(?:(?=[^\W_])[\u00c0-\u24ff])"
+_LOCAL_CHAR = rf"(?:{ATEXT}|{_WORD_LETTER})"
+_LABEL_CHAR = rf"(?:[A-Za-z0-9]|{_WORD_LETTER})"
 _ADDRESS_BODY = (
-    rf"{ATEXT}+(?:\.{ATEXT}+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+    rf"{_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*"
+    rf"@{_LABEL_CHAR}(?:(?:{_LABEL_CHAR}|-)*{_LABEL_CHAR})?(?:\.{_LABEL_CHAR}(?:(?:{_LABEL_CHAR}|-)*{_LABEL_CHAR})?)+")
 # A search starts an address only where a local part can start: not inside a run of atom characters,
 # nor just after "atom." (a dot-atom continues there). The leftmost address found is the same (one
 # starting inside a run would also match from the run's start), but `re` no longer tries every
 # position of a long run: "a" * 200,000 + "@" in a report's text was 200,000 scans to the "@",
 # minutes of parsing (bench/audit_regex.py).
-_ADDRESS = re.compile(rf"(?<!{ATEXT})(?<!{ATEXT}\.)" + _ADDRESS_BODY)
+_ADDRESS = re.compile(rf"(?<!{_LOCAL_CHAR})(?<!{_LOCAL_CHAR}\.)" + _ADDRESS_BODY)
 # RFC 5321 4.2: a reply code is 2yz..5yz with y in 0..5.
 _REPLY_CODE = re.compile(r"(?<![\w.:#\[/=+-])([245][0-5][0-9])(?=[ -]|$)", re.M)
 # RFC 3463 class.subject.detail, not part of an IP address or a version number.
@@ -542,7 +550,15 @@ _TEMPORARY_WORDS = re.compile(r"temporar|will (retry|continue|keep) trying|will 
                               # to be a person (Bluebottle: "click ... to have your address added to
                               # the recipient's allowed list and to ensure delivery of your email"):
                               # nothing has failed yet.
-                              r"to ensure delivery of your|added to (the recipient's|my) (allowed|approved|guest) list",
+                              r"to ensure delivery of your|added to (the recipient's|my) (allowed|approved|guest) list|"
+                              # TMDA's and SpamArrest's notices: the message waits for the sender's
+                              # confirmation ("is being held because the address ... has not been
+                              # verified", "To release your message for delivery", "my list of approved
+                              # senders"); read as a failure, each challenge counted towards listing
+                              # the challenging recipient (`other`: the third in a week listed him).
+                              r"(?:message|mail|e-?mail) (?:\S+ ){0,3}is being held\b|to release your message|"
+                              r"list of approved senders|senders I have approved|"
+                              r"will (?:not|only) be delivered (?:until|once|when|after) you (?:confirm|verify|reply)",
                               re.I)
 _AUTO_REPLY_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|"
                                  r"abwesenheit|absence|vacation)", re.I)
@@ -647,6 +663,28 @@ def _typed(value: str | None) -> tuple[str | None, str | None]:
         if re.fullmatch(r"\s*[\w.-]+\s*", kind):
             return fold(kind.strip()), rest.strip()
     return None, value
+
+
+# RFC 6533 3: a "utf-8" address-type writes a non-ASCII character as "\x{HEXPOINT}"
+# (utf-8-addr-xtext, the 7-bit form a message/delivery-status part carries).
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
+
+
+def _embedded_unicode(m: re.Match) -> str:
+    point = int(m.group(1), 16)
+    if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF or point < 0x80:
+        return m.group(0)  # no character, or one that RFC 6533 writes as itself
+    return chr(point)
+
+
+def _recipient_address(value: str | None) -> str | None:
+    """The address of a Final-Recipient or Original-Recipient field (RFC 3464 2.3.1-2.3.2:
+    `address-type ; generic-address`): a "utf-8" one (RFC 6533 3) with its \\x{...} characters decoded.
+    Read as "x{00F6}rg@..." before, an address nobody was sent to."""
+    kind, address = _typed(value)
+    if address and kind == "utf-8":
+        address = _EMBEDDED_UNICODE.sub(_embedded_unicode, address)
+    return _bare_address(address)
 
 
 def _bare_address(value: str | None) -> str | None:
@@ -919,12 +957,24 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
             return report
     # Every part, walked once (a hostile report has hundreds of thousands: a walk takes seconds).
     walked = [(p, p.get_content_type()) for p in msg.walk()]
+    enclosed = _enclosed_parts(msg)
     _check_deadline()
     original = _original_message_headers(walked)
-    feedback = [p for p, ctype in walked if ctype == "message/feedback-report"]
+    # A report's own parts are those outside the message it returns (RFC 6522 3: the multipart/report's
+    # second part; RFC 3464 2.1 and RFC 5965 2: the returned message is the third, message/rfc822): a
+    # returned message that carried a DSN or an ARF report of its own (mail that forwarded one, a
+    # bounce of a bounce) is content, not the report. Read as the report's, its recipients were failed
+    # recipients of this one, even under a DSN saying "Action: delivered", and its ARF part turned a DSN
+    # into a complaint about someone else, the DSN's failure lost. Parts inside a returned message
+    # count only when the report has none of its own (a bounce forwarded as an attachment).
+    own = [(p, ctype) for p, ctype in walked if id(p) not in enclosed]
+    kinds = {ctype for _, ctype in own}
+    if not kinds & {"message/feedback-report", "message/delivery-status", "message/global-delivery-status"}:
+        own = walked
+    feedback = [p for p, ctype in own if ctype == "message/feedback-report"]
     if feedback:
         return _from_feedback(msg, feedback, original)
-    status_parts = [p for p, ctype in walked if ctype in
+    status_parts = [p for p, ctype in own if ctype in
                     ("message/delivery-status", "message/global-delivery-status")]
     lone_status = None
     if status_parts:
@@ -974,6 +1024,31 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
     return report
 
 
+def _enclosed_parts(msg: Message) -> set[int]:
+    """The ids of the parts inside a message the report returns (message/rfc822, RFC 6532's
+    message/global), at any depth below it."""
+    enclosed: set[int] = set()
+    stack = [(msg, False)]
+    seen = 0
+    while stack:
+        part, inside = stack.pop()
+        seen += 1
+        if seen % 1000 == 0:
+            _check_deadline()
+        if inside:
+            enclosed.add(id(part))
+        ctype = part.get_content_type()
+        payload = part.get_payload()
+        # A status part's payload is its field blocks, not parts (the parser makes each a Message).
+        if isinstance(payload, list) and ctype not in _STATUS_TYPES:
+            inside = inside or ctype in ("message/rfc822", "message/global")
+            stack.extend((child, inside) for child in payload if isinstance(child, Message))
+    return enclosed
+
+
+_STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status", "message/feedback-report"})
+
+
 def _with_prose_recipients(report: BounceReport, text: str) -> BounceReport:
     """`report` (read from the delivery-status fields pasted in `text`) with the failed recipients the
     prose before the fields names and the fields do not: a paste of part of a report (review15 F3: the
@@ -1003,7 +1078,7 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     if len(blocks) != 1:
         return None
     [block] = blocks
-    if _bare_address(_field(block, "Final-Recipient")) or _bare_address(_field(block, "Original-Recipient")):
+    if _recipient_address(_field(block, "Final-Recipient")) or _recipient_address(_field(block, "Original-Recipient")):
         return None
     action = _action(block)
     sm = _STATUS.search(_field(block, "Status") or "")
@@ -1071,8 +1146,17 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
     beyond = 0
     encoding = fold(_header_value(part, "Content-Transfer-Encoding").strip())
     if encoding in ("base64", "quoted-printable"):
-        # Encoded fields: the library parsed the encoded text as blocks; decode the body first.
-        body = part.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
+        # Encoded fields: the library parsed the encoded text as blocks; decode the body first. The
+        # encoded text is the blocks as written: a block's fields, then the lines the parser took for its
+        # body right after them (a line that is no field ends a block's fields; only a blank line ends
+        # the block). Regenerated (as_string) with a blank line between the two, a quoted-printable
+        # soft line break at that place ("Final-Recipient: rfc822; bob@exa=" / "mple.org") became a
+        # hard one: the address cut in two, the report read as none.
+        if isinstance(payload, list):
+            body = "\n\n".join(_encoded_block_source(block) for block in payload)
+        else:
+            body = payload if isinstance(payload, str) else ""
+        body = body.replace("\r\n", "\n")
         try:
             data = base64.b64decode(body) if encoding == "base64" else quopri.decodestring(body.encode())
         except (ValueError, TypeError):
@@ -1093,6 +1177,14 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
     return blocks[:keep], beyond + max(0, len(blocks) - keep)
 
 
+def _encoded_block_source(block: Message) -> str:
+    """One block of an encoded status part as it was written: its fields, then its body, with no
+    line between them (_status_blocks_counted)."""
+    text = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+    body = block.get_payload()
+    return text + body if isinstance(body, str) else text
+
+
 def _block_source(block: Message) -> str:
     """One status block as text: its fields as the parser kept them (compat32 keeps each value as
     written, folds included), then what the parser took for its body. The email generator
@@ -1102,7 +1194,15 @@ def _block_source(block: Message) -> str:
     head = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
     body = block.get_payload()
     if isinstance(body, str) and body:
-        return clean_text(head + "\n" + body)  # 8-bit bytes in a field: surrogateescape'd (clean_text)
+        if block.get("Content-Transfer-Encoding") is None:
+            # The body's own bytes: get_payload() turns 8-bit ones into U+FFFD (it decodes them as
+            # ASCII). Python parses a message/global-delivery-status (RFC 6533) as one message, so
+            # every block after the first is such a body: "jörg@dest.example" was "j\ufffd\ufffdrg@...",
+            # read as the address "rg@dest.example".
+            raw = block.get_payload(decode=True)
+            if isinstance(raw, bytes):
+                body = raw.decode("ascii", errors="surrogateescape")
+        return clean_text(head + "\n" + body)  # 8-bit bytes: surrogateescape'd (clean_text)
     return clean_text(head)
 
 
@@ -1151,11 +1251,12 @@ def _action(block: list[tuple[str, str]]) -> str | None:
 
 
 _READ_DIAGNOSTIC = 64 * 1024
+_ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
-    final = _bare_address(_typed(_field(block, "Final-Recipient"))[1])
-    original = _bare_address(_typed(_field(block, "Original-Recipient"))[1])
+    final = _recipient_address(_field(block, "Final-Recipient"))
+    original = _recipient_address(_field(block, "Original-Recipient"))
     if final is None and original is None:
         return None
     action = _action(block)
@@ -1167,6 +1268,11 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     if action is None and status is not None and status.startswith("2"):
         return None
     diag_type, diagnostic = _typed(_field(block, "Diagnostic-Code"))
+    if diagnostic and "=?" in diagnostic[:_READ_DIAGNOSTIC] and _ENCODED_WORD.search(diagnostic[:_READ_DIAGNOSTIC]):
+        # RFC 3464 2.3.6 wants the reply as it was (US-ASCII, or UTF-8 under RFC 6533), but some
+        # reporting MTAs encode a reply in another charset as RFC 2047 encoded words: read them, or
+        # neither its code nor its words are seen ("=?utf-8?q?550_5.1.1_...?=": no reply code).
+        diagnostic = _header_text(diagnostic[:_READ_DIAGNOSTIC]) + diagnostic[_READ_DIAGNOSTIC:]
     # The reply is read in its first _READ_DIAGNOSTIC characters (a real one is under 1,000); the rest
     # of a longer one is carried as it is (events keep its start and say how much was cut): every
     # search below over a 10 MB one took seconds.
@@ -1255,8 +1361,8 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
                 seen_any = True
             found = _recipient_from_block(block)
             if found is None and (_action(block) or "failed") not in SUCCESS_ACTIONS and \
-                    not (_bare_address(_field(block, "Final-Recipient")) or
-                         _bare_address(_field(block, "Original-Recipient"))):
+                    not (_recipient_address(_field(block, "Final-Recipient")) or
+                         _recipient_address(_field(block, "Original-Recipient"))):
                 failed_without_address = True
             if found is not None:
                 recipients.append(found)
@@ -1422,8 +1528,8 @@ def _from_disposition_notification(msg: Message, parts: list[Message], original)
     fields = [kv for part in parts for block in _status_blocks(part) for kv in block]
     if not _REJECTING_DISPOSITION.match(_field(fields, "Disposition") or ""):
         return BounceReport("none", original_headers=tuple(original or ()))
-    original_recipient = _bare_address(_typed(_field(fields, "Original-Recipient"))[1])
-    address = _bare_address(_typed(_field(fields, "Final-Recipient"))[1]) or original_recipient
+    original_recipient = _recipient_address(_field(fields, "Original-Recipient"))
+    address = _recipient_address(_field(fields, "Final-Recipient")) or original_recipient
     if address is None:
         return BounceReport("none", original_headers=tuple(original or ()))
     reason = _reason_text(_report_text(msg), address) or None
@@ -1452,7 +1558,10 @@ def _from_feedback(msg: Message, parts: list[Message], original) -> BounceReport
 
 
 def _complaints(fields: list[tuple[str, str]], original) -> list[FailedRecipient]:
-    feedback_type = fold((_field(fields, "Feedback-Type") or "").strip()) or None
+    # RFC 5965 3.1: `"Feedback-Type:" [CFWS] token [CFWS]`: the token, without a comment after it
+    # ("abuse (user clicked Junk)" is an abuse report; whole, no type the complaint table knows).
+    token = re.match(r"\s*(?:\([^()]*\)\s*)*([^\s();]+)", _field(fields, "Feedback-Type") or "")
+    feedback_type = fold(token.group(1)) if token else None
     reporting = _typed(_field(fields, "Reporting-MTA"))[1]
     # Original-Rcpt-To (RFC 5965 3.2); Removal-Recipient in the older opt-out drafts; else the
     # original message's recipient, when its To and Cc together name one address. Feedback loops that
