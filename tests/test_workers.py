@@ -691,3 +691,25 @@ def test_a_client_connecting_while_the_workers_drain_is_refused_at_once(relay_wo
         c.send(BODY + b".\r\n")
         assert c.reply()[0] == 250
     assert relay.proc.wait(60) == 0
+
+
+def test_a_port_in_use_is_named_with_its_config_key_and_address(tmp_path, upstream):
+    """With `workers`, the parent binds every port itself: the error said only "[Errno 98] Address already in
+    use", not which of the listeners (SMTP, metrics, bounces_in, milter) met a port someone else holds."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{free_port()}"}],
+                                      "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "workers": 2,
+                                      "metrics": {"listen": f"127.0.0.1:{port}"}}))
+    try:
+        out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(config)], capture_output=True,
+                             text=True, timeout=60, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        taken.close()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"error: cannot start: metrics.listen: cannot listen on 127.0.0.1:{port}: address already in use" \
+        in out.stderr, out.stderr
