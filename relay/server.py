@@ -203,6 +203,7 @@ class RelayServer:
         self._closing = False  # stop() has begun: a reload under way is not applied
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task] = set()  # reloads SIGHUP started
+        self._reload_error: str | None = None  # why the last reload was refused, for systemd's STATUS=
         self.follower = None
         if settings.postfix_log is not None and (worker is None or worker.leader):
             # One follower per relay: several would feed every delivery result through the funnel twice.
@@ -356,6 +357,7 @@ class RelayServer:
         # installed, and failing there, left the settings new and the sinks old, reported as success).
         loop = asyncio.get_running_loop()
         new_sinks = None
+        self._reload_error = None
         try:
             settings, policies, users = await loop.run_in_executor(None, self._read_config)
             if self._closing:
@@ -379,9 +381,11 @@ class RelayServer:
             if isinstance(exc, ConfigError):
                 for problem in exc.problems:
                     log.error("reload refused, keeping the running config: %s", problem)
+                self._reload_error = "; ".join(str(p) for p in exc.problems)
                 return False
             if isinstance(exc, Exception):
                 log.exception("reload failed, keeping the running config")
+                self._reload_error = f"{type(exc).__name__}: {exc}"
                 return False
             raise  # cancelled (stop()): nothing of it is used
         settings, restart_only = settings_after_reload(settings, self.settings)
@@ -539,9 +543,20 @@ class RelayServer:
             # Stopping already: a pipeline or event sink a reload would build now would outlive stop().
             log.info("SIGHUP while stopping: not reloading")
             return
+        if self.worker is None and not self._reloads:
+            systemd.reloading()  # else the parent's word (NotifyAccess=main)
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
+        if self.worker is None:
+            task.add_done_callback(self._tell_reloaded)
+
+    def _tell_reloaded(self, task: asyncio.Task) -> None:
+        """READY=1 once the last reload asked for is over; none when stop() cancelled it (STOPPING=1)."""
+        if self._reloads or task.cancelled() or self._closing:
+            return
+        ok = task.exception() is None and task.result()
+        systemd.reloaded(None if ok else (self._reload_error or "see the log"))
 
 
 def ignore_late_signals(loop: asyncio.AbstractEventLoop, signums) -> None:

@@ -367,7 +367,10 @@ class Supervisor:
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
-            self._reload()
+            # systemd hears the parent only: "reloading" while it reads the files its workers read
+            # too, READY=1 with the outcome once it has (each worker logs its own).
+            systemd.reloading()
+            systemd.reloaded(self._reload())
             for slot in self.slots:
                 if slot.pid is not None and not slot.ready:
                     slot.reload_pending = True  # it may have read the files before they changed
@@ -381,18 +384,23 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _reload(self) -> None:
+    def _reload(self) -> str | None:
         """A worker started after a reload must run the reloaded config, as its siblings do (they
-        reload themselves and report their own errors); a broken config keeps the last good one."""
+        reload themselves and report their own errors); a broken config keeps the last good one.
+        Returns why the files were refused (None: taken)."""
         from .config import load_settings
+        from .errors import ConfigError
         from .server import settings_after_reload
 
         try:
             settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
             policies = load_policies(settings).prepare()
-        except Exception:
-            return  # each worker logs why and keeps its config; new workers start with the last good one
+        except ConfigError as exc:  # each worker logs why and keeps its config; new ones start with the last good one
+            return "; ".join(str(p) for p in exc.problems)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
         self.settings, self.policies = settings, policies
+        return None
 
     def _reap(self) -> None:
         while True:
