@@ -328,7 +328,11 @@ class RelayServer:
         SIGHUP during a reload reloads again after it (the files may have changed since it read them)."""
         async with self._reload_lock:
             ok = await self._reload()
-        self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
+        if self.worker is None or self.worker.leader:
+            # One SIGHUP is one reload of the relay: counted by every worker, a scrape (which sums the
+            # workers' counters) showed `workers` reloads for each. The gauge below is each worker's,
+            # its lowest value wins: any worker that kept its old config shows.
+            self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
         self.metrics.set("relay_config_last_reload_successful", 1 if ok else 0)
         self.metrics.set("relay_config_last_reload_timestamp_seconds", time.time())
         return ok

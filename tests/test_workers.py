@@ -713,3 +713,28 @@ def test_a_port_in_use_is_named_with_its_config_key_and_address(tmp_path, upstre
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert f"error: cannot start: metrics.listen: cannot listen on 127.0.0.1:{port}: address already in use" \
         in out.stderr, out.stderr
+
+
+def test_one_sighup_counts_one_reload_whatever_the_number_of_workers(relay_workers, tmp_path):
+    """relay_config_reloads_total was counted by every worker, and a scrape sums the workers' counters:
+    one `systemctl reload` showed as two reloads (the dashboard's "reloads per hour" doubled)."""
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    metrics_port = free_port()
+    relay = relay_workers(metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    workers = relay.workers()
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr() for pid in workers))
+    relay.config.write_text(relay.config.read_text() + "bogus_key: 1\n")
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(re.search(rf"relay\.server\[{pid}\]: reload refused.*bogus_key", relay.stderr())
+                           for pid in workers))
+    for _ in range(4):  # the kernel picks the worker that answers; each answers for both
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+            got = samples(response.read().decode())
+        assert got[("relay_config_reloads_total", (("result", "ok"),))] == 1
+        assert got[("relay_config_reloads_total", (("result", "failed"),))] == 1
+        assert got[("relay_config_last_reload_successful", ())] == 0
+    assert relay.stop() == 0
