@@ -738,3 +738,37 @@ def test_one_sighup_counts_one_reload_whatever_the_number_of_workers(relay_worke
         assert got[("relay_config_reloads_total", (("result", "failed"),))] == 1
         assert got[("relay_config_last_reload_successful", ())] == 0
     assert relay.stop() == 0
+
+
+def test_a_dead_workers_gauges_stop_counting_once_it_is_replaced(relay_workers, tmp_path):
+    """The gauges combined by max or min across workers (last reload successful, the bounce list's size,
+    shaping holds, loop lag, the webhook spool) kept a dead worker's last value for good: its file stayed
+    and prometheus-client's mark_process_dead removes only the `live*` modes' files. A reload refused, a
+    worker killed, the config fixed and reloaded: relay_config_last_reload_successful stayed 0 (the alert
+    "a reload failed" firing until the next restart)."""
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    metrics_port = free_port()
+    relay = relay_workers(metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    good = relay.config.read_text()
+    relay.config.write_text(good + "bogus_key: 1\n")
+    workers = relay.workers()
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(re.search(rf"relay\.server\[{pid}\]: reload refused.*bogus_key", relay.stderr())
+                           for pid in workers))
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(relay.workers() - workers) == 1, timeout=60)
+    (replacement,) = relay.workers() - workers
+    wait_until(lambda: f"relay.server[{replacement}]: listening on" in relay.stderr(), timeout=60)
+    relay.config.write_text(good)
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr()
+                           for pid in relay.workers()))
+    for _ in range(4):  # the kernel picks the worker that answers; each answers for both
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+            got = samples(response.read().decode())
+        assert got[("relay_config_last_reload_successful", ())] == 1
+    assert relay.stop() == 0
