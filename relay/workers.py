@@ -136,7 +136,7 @@ def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
                 key = "milter.listen" if attr == "milter" else "milter.non_smtpd_listen"
                 if m.path is not None:
                     from .milter.server import bind_milter_socket
-                    shared = bind_milter_socket(m, listen=False)
+                    shared = bind_milter_socket(m, listen=False, key=key)
                     opened.append(shared)
                     for s in slots:
                         setattr(s, attr, shared)
