@@ -170,6 +170,10 @@ class RelayServer:
         self.worker = worker
         self.metrics = Metrics()
         self.policies = worker.policies if worker is not None else load_policies(settings).prepare()
+        if worker is None or worker.leader:
+            from .steps.spf_check import spf_warnings
+            for warning in spf_warnings(settings, self.policies):
+                log.warning("%s", warning)
         self.resources = Resources(settings, self.metrics, worker)
         self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
