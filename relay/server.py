@@ -208,6 +208,7 @@ class RelayServer:
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task] = set()  # reloads SIGHUP started
         self._reload_error: str | None = None  # why the last reload was refused, for systemd's STATUS=
+        self._announced = False  # READY=1 told (this process is the relay, not a worker)
         self.follower = None
         if settings.postfix_log is not None and (worker is None or worker.leader):
             # One follower per relay: several would feed every delivery result through the funnel twice.
@@ -533,6 +534,7 @@ class RelayServer:
                 self.worker.ready()  # the parent tells systemd once every worker listens
             else:
                 systemd.notify("READY=1")
+                self._announced = True
             # Pings (or, in a worker, heartbeats to the parent) from this loop, through the drain too:
             # it may last upstream.data_timeout, and a loop stuck in it must still show.
             watchdog = loop.create_task(self.worker.heartbeats() if self.worker is not None
@@ -551,8 +553,8 @@ class RelayServer:
             # Stopping already: a pipeline or event sink a reload would build now would outlive stop().
             log.info("SIGHUP while stopping: not reloading")
             return
-        if self.worker is None and not self._reloads:
-            systemd.reloading()  # else the parent's word (NotifyAccess=main)
+        if self.worker is None and not self._reloads and self._announced:
+            systemd.reloading()  # else the parent's word (NotifyAccess=main), or not started yet
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
@@ -561,8 +563,8 @@ class RelayServer:
 
     def _tell_reloaded(self, task: asyncio.Task) -> None:
         """READY=1 once the last reload asked for is over; none when stop() cancelled it (STOPPING=1)."""
-        if self._reloads or task.cancelled() or self._closing:
-            return
+        if self._reloads or task.cancelled() or self._closing or not self._announced:
+            return  # not READY=1 before the start's own: systemd would take the relay for started
         ok = task.exception() is None and task.result()
         systemd.reloaded(None if ok else (self._reload_error or "see the log"))
 

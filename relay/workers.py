@@ -369,8 +369,13 @@ class Supervisor:
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
             # systemd hears the parent only: "reloading" while it reads the files its workers read
             # too, READY=1 with the outcome once it has (each worker logs its own).
-            systemd.reloading()
-            systemd.reloaded(self._reload())
+            # Not before the first READY=1: told while starting, it would have systemd take the relay
+            # for started before every worker listens.
+            if self.announced:
+                systemd.reloading()
+            error = self._reload()
+            if self.announced:
+                systemd.reloaded(error)
             for slot in self.slots:
                 if slot.pid is not None and not slot.ready:
                     slot.reload_pending = True  # it may have read the files before they changed
