@@ -170,6 +170,10 @@ class RelayServer:
         self.worker = worker
         self.metrics = Metrics()
         self.policies = worker.policies if worker is not None else load_policies(settings).prepare()
+        if worker is None or worker.leader:
+            from .steps.spf_check import spf_warnings
+            for warning in spf_warnings(settings, self.policies):
+                log.warning("%s", warning)
         self.resources = Resources(settings, self.metrics, worker)
         self.sinks = EventSinks.from_settings(settings, self.metrics)
         self.outcomes = Outcomes(self.policies, self.resources.store, self.sinks, settings, self.metrics)
@@ -203,6 +207,8 @@ class RelayServer:
         self._closing = False  # stop() has begun: a reload under way is not applied
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task] = set()  # reloads SIGHUP started
+        self._reload_error: str | None = None  # why the last reload was refused, for systemd's STATUS=
+        self._announced = False  # READY=1 told (this process is the relay, not a worker)
         self.follower = None
         if settings.postfix_log is not None and (worker is None or worker.leader):
             # One follower per relay: several would feed every delivery result through the funnel twice.
@@ -327,7 +333,11 @@ class RelayServer:
         SIGHUP during a reload reloads again after it (the files may have changed since it read them)."""
         async with self._reload_lock:
             ok = await self._reload()
-        self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
+        if self.worker is None or self.worker.leader:
+            # One SIGHUP is one reload of the relay: counted by every worker, a scrape (which sums the
+            # workers' counters) showed `workers` reloads for each. The gauge below is each worker's,
+            # its lowest value wins: any worker that kept its old config shows.
+            self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
         self.metrics.set("relay_config_last_reload_successful", 1 if ok else 0)
         self.metrics.set("relay_config_last_reload_timestamp_seconds", time.time())
         return ok
@@ -356,6 +366,7 @@ class RelayServer:
         # installed, and failing there, left the settings new and the sinks old, reported as success).
         loop = asyncio.get_running_loop()
         new_sinks = None
+        self._reload_error = None
         try:
             settings, policies, users = await loop.run_in_executor(None, self._read_config)
             if self._closing:
@@ -379,9 +390,11 @@ class RelayServer:
             if isinstance(exc, ConfigError):
                 for problem in exc.problems:
                     log.error("reload refused, keeping the running config: %s", problem)
+                self._reload_error = "; ".join(str(p) for p in exc.problems)
                 return False
             if isinstance(exc, Exception):
                 log.exception("reload failed, keeping the running config")
+                self._reload_error = f"{type(exc).__name__}: {exc}"
                 return False
             raise  # cancelled (stop()): nothing of it is used
         settings, restart_only = settings_after_reload(settings, self.settings)
@@ -521,6 +534,7 @@ class RelayServer:
                 self.worker.ready()  # the parent tells systemd once every worker listens
             else:
                 systemd.notify("READY=1")
+                self._announced = True
             # Pings (or, in a worker, heartbeats to the parent) from this loop, through the drain too:
             # it may last upstream.data_timeout, and a loop stuck in it must still show.
             watchdog = loop.create_task(self.worker.heartbeats() if self.worker is not None
@@ -539,9 +553,20 @@ class RelayServer:
             # Stopping already: a pipeline or event sink a reload would build now would outlive stop().
             log.info("SIGHUP while stopping: not reloading")
             return
+        if self.worker is None and not self._reloads and self._announced:
+            systemd.reloading()  # else the parent's word (NotifyAccess=main), or not started yet
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
+        if self.worker is None:
+            task.add_done_callback(self._tell_reloaded)
+
+    def _tell_reloaded(self, task: asyncio.Task) -> None:
+        """READY=1 once the last reload asked for is over; none when stop() cancelled it (STOPPING=1)."""
+        if self._reloads or task.cancelled() or self._closing or not self._announced:
+            return  # not READY=1 before the start's own: systemd would take the relay for started
+        ok = task.exception() is None and task.result()
+        systemd.reloaded(None if ok else (self._reload_error or "see the log"))
 
 
 def ignore_late_signals(loop: asyncio.AbstractEventLoop, signums) -> None:

@@ -1,10 +1,13 @@
-"""sd_notify(3) without libsystemd: READY, STOPPING, STATUS and the watchdog."""
+"""sd_notify(3) without libsystemd: READY, RELOADING, STOPPING, STATUS and the watchdog."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import time
+
+MAX_STATUS = 400  # characters of a reload's error in STATUS=, which `systemctl status` shows on one line
 
 
 def notify(state: str) -> bool:
@@ -20,6 +23,25 @@ def notify(state: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def reloading() -> bool:
+    """SIGHUP taken: systemd shows the unit "reloading" until reloaded() says READY=1 (sd_notify(3):
+    RELOADING=1 comes with MONOTONIC_USEC=, the CLOCK_MONOTONIC time the reload began)."""
+    return notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+
+
+def reloaded(error: str | None) -> bool:
+    """The reload is over: READY=1, and STATUS= says whether the new config runs or why the old one
+    still does, so that `systemctl status relay` shows a refused reload, not only the journal."""
+    if error is None:
+        status = "Running; the config was reloaded"
+    else:
+        why = " ".join(error.split())  # one line: a newline would end the STATUS= assignment
+        if len(why) > MAX_STATUS:
+            why = why[:MAX_STATUS] + "..."
+        status = f"Running the previous config: the reload was refused: {why}"
+    return notify(f"READY=1\nSTATUS={status}")
 
 
 async def watchdog() -> None:

@@ -118,28 +118,30 @@ def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
     slots = [Sockets() for _ in range(count)]
     opened: list[socket.socket] = []
     try:
-        for listener in settings.listen:
-            for i, group in enumerate(_bind_reuseport(listener.endpoint, count, opened)):
+        for n, listener in enumerate(settings.listen):
+            for i, group in enumerate(_bind_reuseport(listener.endpoint, count, opened, f"listen[{n}].address")):
                 slots[i].listen.append(group)
         if settings.bounces_in is not None and settings.bounces_in.listen is not None:
-            for i, group in enumerate(_bind_reuseport(settings.bounces_in.listen, count, opened)):
+            for i, group in enumerate(_bind_reuseport(settings.bounces_in.listen, count, opened,
+                                                      "bounces_in.listen")):
                 slots[i].bounces_in = group
         if settings.metrics is not None:
-            for i, group in enumerate(_bind_reuseport(settings.metrics, count, opened)):
+            for i, group in enumerate(_bind_reuseport(settings.metrics, count, opened, "metrics.listen")):
                 slots[i].metrics = group
         if settings.milter is not None:
             wanted = [("milter", settings.milter)]
             if settings.milter.has_non_smtpd:
                 wanted.append(("milter_non_smtpd", settings.milter.non_smtpd()))
             for attr, m in wanted:
+                key = "milter.listen" if attr == "milter" else "milter.non_smtpd_listen"
                 if m.path is not None:
                     from .milter.server import bind_milter_socket
-                    shared = bind_milter_socket(m, listen=False)
+                    shared = bind_milter_socket(m, listen=False, key=key)
                     opened.append(shared)
                     for s in slots:
                         setattr(s, attr, shared)
                 else:
-                    for i, group in enumerate(_bind_reuseport(m.endpoint, count, opened)):
+                    for i, group in enumerate(_bind_reuseport(m.endpoint, count, opened, key)):
                         setattr(slots[i], attr, group[0])
     except BaseException:
         for sock in opened:
@@ -148,8 +150,20 @@ def bind_sockets(settings: Settings, count: int) -> list[Sockets]:
     return slots
 
 
-def _bind_reuseport(endpoint: Endpoint, count: int, opened: list) -> list[list[socket.socket]]:
-    """`count` listening sockets on each address of the endpoint, all on one port."""
+def _bind_reuseport(endpoint: Endpoint, count: int, opened: list, key: str) -> list[list[socket.socket]]:
+    """`count` listening sockets on each address of the endpoint, all on one port. An address that
+    cannot be bound raises OSError naming the config key and the address: the bare "[Errno 98] Address
+    already in use" left the operator to guess which of the listeners it was."""
+    try:
+        return _bind_group(endpoint, count, opened)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        named = OSError(f"{key}: cannot listen on {endpoint}: {why[:1].lower()}{why[1:]}")
+        named.errno = exc.errno
+        raise named from None
+
+
+def _bind_group(endpoint: Endpoint, count: int, opened: list) -> list[list[socket.socket]]:
     infos = socket.getaddrinfo(endpoint.host or None, endpoint.port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     addresses = list(dict.fromkeys((info[0], info[4]) for info in infos))
@@ -353,7 +367,15 @@ class Supervisor:
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
-            self._reload()
+            # systemd hears the parent only: "reloading" while it reads the files its workers read
+            # too, READY=1 with the outcome once it has (each worker logs its own).
+            # Not before the first READY=1: told while starting, it would have systemd take the relay
+            # for started before every worker listens.
+            if self.announced:
+                systemd.reloading()
+            error = self._reload()
+            if self.announced:
+                systemd.reloaded(error)
             for slot in self.slots:
                 if slot.pid is not None and not slot.ready:
                     slot.reload_pending = True  # it may have read the files before they changed
@@ -367,18 +389,23 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _reload(self) -> None:
+    def _reload(self) -> str | None:
         """A worker started after a reload must run the reloaded config, as its siblings do (they
-        reload themselves and report their own errors); a broken config keeps the last good one."""
+        reload themselves and report their own errors); a broken config keeps the last good one.
+        Returns why the files were refused (None: taken)."""
         from .config import load_settings
+        from .errors import ConfigError
         from .server import settings_after_reload
 
         try:
             settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
             policies = load_policies(settings).prepare()
-        except Exception:
-            return  # each worker logs why and keeps its config; new workers start with the last good one
+        except ConfigError as exc:  # each worker logs why and keeps its config; new ones start with the last good one
+            return "; ".join(str(p) for p in exc.problems)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
         self.settings, self.policies = settings, policies
+        return None
 
     def _reap(self) -> None:
         while True:

@@ -217,7 +217,7 @@ def test_multiprocess_mode_adds_up_the_workers(tmp_path):
     got = samples(scrape)
     assert got[("relay_connections_total", ())] == 6
     assert got[("relay_active_sessions", ())] == 4  # livesum: sessions add up
-    assert got[("relay_bounce_list_entries", ())] == 7  # max: one shared list, counted by each
+    assert got[("relay_bounce_list_entries", ())] == 7  # livemax: one shared list, counted by each
     assert got[("relay_dkim_sign_seconds_count", ())] == 2
 
 

@@ -728,3 +728,24 @@ def test_dkim_required_does_not_refuse_an_outsiders_mail(milter_factory, signing
         ours = _one_message(c, "192.0.2.10")
     assert outsider[-1] == (b"c", b"") and not _signed(outsider), outsider
     assert ours[-1][0] == b"y" and ours[-1][1].startswith(b"550 5.7.1 Message refused: no DKIM key"), ours
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_milter_socket_that_cannot_be_made_is_named_with_its_key_and_path(tmp_path, workers):
+    """A file that is not a socket where milter.listen points (or a directory the service may not write,
+    under the unit's ProtectSystem=strict): `relay serve` said only `error: cannot start: [Errno 98] Address
+    already in use`, with no word of the milter or the path."""
+    import sys
+
+    in_the_way = tmp_path / "milter.sock"
+    in_the_way.write_text("not a socket\n")
+    config = tmp_path / "relay.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "bounce_list": f"sqlite:///{tmp_path / 'b.db'}",
+                                      "milter": {"listen": f"unix:{in_the_way}"}, "workers": workers}))
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(config)], capture_output=True, text=True,
+                         timeout=60, cwd=str(repo), env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert (f"error: cannot start: milter.listen: cannot listen on unix:{in_the_way}: address already in use "
+            "(a file that is not a socket is at that path") in out.stderr, out.stderr
+    assert in_the_way.read_text() == "not a socket\n"  # not the relay's to remove

@@ -115,7 +115,7 @@ def test_errors_are_one_line(config, tmp_path):
     out = relay("postfix-log", "import", LOG, "-c", bad)
     assert out.returncode == 2 and "postfix_log: name the log to follow" in out.stderr  # an error, as the module says (review24 F8)
     out = relay("postfix-log")
-    assert out.returncode == 2 and "import" in out.stdout
+    assert out.returncode == 2 and "import" in out.stderr and out.stdout == ""  # a usage error, on stderr
 
 
 def test_a_message_that_expires_is_a_failure_for_each_recipient_still_deferred(config, tmp_path):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support.peers import free_port
@@ -233,3 +234,48 @@ def test_metrics_endpoint_counts_messages_and_events(tmp_path, upstream):
     assert 'relay_messages_total{result="accepted"} 1' in text
     assert 'relay_events_total{kind="rejected"} 1' in text
     assert "relay_active_sessions" in text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_reload_is_told_to_systemd_with_its_outcome(tmp_path, upstream, workers):
+    """sd_notify(3): SIGHUP put RELOADING=1 (with MONOTONIC_USEC) and, once the files were read, READY=1 with
+    a STATUS= saying whether the new config runs or why the old one does. Before, systemd heard nothing:
+    `systemctl status relay` showed the unit active and nothing of a reload that was refused."""
+    config = tmp_path / "relay.yaml"
+    settings = {"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
+                "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "workers": workers}
+    config.write_text(yaml.safe_dump(settings))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(60)
+        proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "-c", str(config)], cwd=str(REPO),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(notify.getsockname())})
+        try:
+            def next_message() -> bytes:
+                while True:
+                    message = notify.recv(4096)
+                    if not message.startswith((b"WATCHDOG=", b"STATUS=All")):
+                        return message
+
+            assert next_message() == b"READY=1"
+            proc.send_signal(signal.SIGHUP)
+            reloading = next_message()
+            assert re.fullmatch(rb"RELOADING=1\nMONOTONIC_USEC=\d+", reloading), reloading
+            assert next_message() == b"READY=1\nSTATUS=Running; the config was reloaded"
+
+            config.write_text(yaml.safe_dump({**settings, "bogus_key": 1}))
+            proc.send_signal(signal.SIGHUP)
+            assert next_message().startswith(b"RELOADING=1\n")
+            refused = next_message().decode()
+            assert refused.startswith("READY=1\nSTATUS=Running the previous config: the reload was refused: "), refused
+            assert "bogus_key: unknown key" in refused and refused.count("\n") == 1, refused
+            proc.send_signal(signal.SIGTERM)
+            assert next_message() == b"STOPPING=1"
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "Traceback" not in proc.stderr.read()

@@ -356,3 +356,26 @@ async def test_count_lookups_raises_on_dns_trouble(dns):
     dns.zone.servfail.add("sf.example.com")
     with pytest.raises(DnsTemporaryError):
         await count_lookups(resolver_for(dns), "example.com")
+
+
+def test_check_config_warns_of_an_spf_policy_that_cannot_run_without_egress_ips(tmp_path):
+    """domains.yaml asked `spf: reject`, the config had no egress_ips, and `relay check-config` said only
+    "OK": the pre-flight never ran (docs/spf-and-doctor.md), every message passed it unchecked."""
+    import subprocess
+    import sys
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "domains.yaml").write_text("example.com:\n  spf: reject\nquiet.example:\n  spf: \"off\"\n")
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.test\nbounce_list: sqlite:///{tmp_path / 'b.db'}\npolicies: {policies}\n"
+                      "upstream: {host: smtp.example.com}\n")
+    repo = Path(__file__).resolve().parent.parent
+    run = [sys.executable, "-m", "relay", "check-config", "-c", str(config)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=60, cwd=str(repo))
+    assert out.returncode == 0, out
+    assert (f"warning: {policies / 'domains.yaml'}: spf: is set for example.com, but the config has no egress_ips"
+            in out.stdout), out.stdout
+    config.write_text(config.read_text() + "egress_ips: [203.0.113.5]\n")
+    out = subprocess.run(run, capture_output=True, text=True, timeout=60, cwd=str(repo))
+    assert out.returncode == 0 and "warning" not in out.stdout, out

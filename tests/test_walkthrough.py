@@ -137,3 +137,13 @@ def test_cursor_saves_from_two_threads_at_once_both_land(tmp_path):
         t.join()
     assert errors == []
     assert cursor.load()["cursor"].startswith("c")
+
+
+@pytest.mark.parametrize("argv", [[], ["bounces"], ["events"], ["dkim"], ["users"], ["dsn"], ["postfix-log"],
+                                  ["db"], ["shaping"]])
+def test_a_command_without_its_action_is_a_usage_error_on_stderr(argv):
+    """`relay bounces` (no action) exits 2, a usage error, as argparse's own are: the help goes to stderr
+    like theirs. It went to stdout for all but `relay dkim`, into the file or pipe of `relay bounces > x`."""
+    out = subprocess.run([sys.executable, "-m", "relay", *argv], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stdout == "" and out.stderr.startswith(f"usage: relay {' '.join(argv)}".rstrip()), (out.stdout, out.stderr)

@@ -691,3 +691,84 @@ def test_a_client_connecting_while_the_workers_drain_is_refused_at_once(relay_wo
         c.send(BODY + b".\r\n")
         assert c.reply()[0] == 250
     assert relay.proc.wait(60) == 0
+
+
+def test_a_port_in_use_is_named_with_its_config_key_and_address(tmp_path, upstream):
+    """With `workers`, the parent binds every port itself: the error said only "[Errno 98] Address already in
+    use", not which of the listeners (SMTP, metrics, bounces_in, milter) met a port someone else holds."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{free_port()}"}],
+                                      "upstream": {"host": "127.0.0.1", "port": upstream.port, "starttls": "off"},
+                                      "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "workers": 2,
+                                      "metrics": {"listen": f"127.0.0.1:{port}"}}))
+    try:
+        out = subprocess.run([sys.executable, "-m", "relay", "serve", "-c", str(config)], capture_output=True,
+                             text=True, timeout=60, cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        taken.close()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"error: cannot start: metrics.listen: cannot listen on 127.0.0.1:{port}: address already in use" \
+        in out.stderr, out.stderr
+
+
+def test_one_sighup_counts_one_reload_whatever_the_number_of_workers(relay_workers, tmp_path):
+    """relay_config_reloads_total was counted by every worker, and a scrape sums the workers' counters:
+    one `systemctl reload` showed as two reloads (the dashboard's "reloads per hour" doubled)."""
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    metrics_port = free_port()
+    relay = relay_workers(metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    workers = relay.workers()
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr() for pid in workers))
+    relay.config.write_text(relay.config.read_text() + "bogus_key: 1\n")
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(re.search(rf"relay\.server\[{pid}\]: reload refused.*bogus_key", relay.stderr())
+                           for pid in workers))
+    for _ in range(4):  # the kernel picks the worker that answers; each answers for both
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+            got = samples(response.read().decode())
+        assert got[("relay_config_reloads_total", (("result", "ok"),))] == 1
+        assert got[("relay_config_reloads_total", (("result", "failed"),))] == 1
+        assert got[("relay_config_last_reload_successful", ())] == 0
+    assert relay.stop() == 0
+
+
+def test_a_dead_workers_gauges_stop_counting_once_it_is_replaced(relay_workers, tmp_path):
+    """The gauges combined by max or min across workers (last reload successful, the bounce list's size,
+    shaping holds, loop lag, the webhook spool) kept a dead worker's last value for good: its file stayed
+    and prometheus-client's mark_process_dead removes only the `live*` modes' files. A reload refused, a
+    worker killed, the config fixed and reloaded: relay_config_last_reload_successful stayed 0 (the alert
+    "a reload failed" firing until the next restart)."""
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    metrics_port = free_port()
+    relay = relay_workers(metrics={"listen": f"127.0.0.1:{metrics_port}"})
+    good = relay.config.read_text()
+    relay.config.write_text(good + "bogus_key: 1\n")
+    workers = relay.workers()
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(re.search(rf"relay\.server\[{pid}\]: reload refused.*bogus_key", relay.stderr())
+                           for pid in workers))
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(relay.workers() - workers) == 1, timeout=60)
+    (replacement,) = relay.workers() - workers
+    wait_until(lambda: f"relay.server[{replacement}]: listening on" in relay.stderr(), timeout=60)
+    relay.config.write_text(good)
+    relay.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr()
+                           for pid in relay.workers()))
+    for _ in range(4):  # the kernel picks the worker that answers; each answers for both
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+            got = samples(response.read().decode())
+        assert got[("relay_config_last_reload_successful", ())] == 1
+    assert relay.stop() == 0

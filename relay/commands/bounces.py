@@ -48,7 +48,7 @@ def register(sub) -> None:
     # -c/--config belongs to each action: argparse lets a subparser's default
     # overwrite a value given to its parent, so it is not offered at both levels.
     actions = bounces.add_subparsers(dest="bounces_command", metavar="ACTION")
-    bounces.set_defaults(func=lambda args: (bounces.print_help(), EXIT_ERROR)[1])
+    bounces.set_defaults(func=lambda args: (bounces.print_help(sys.stderr), EXIT_ERROR)[1])
 
     def action(name: str, help: str, run) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help, description=help)

@@ -30,8 +30,11 @@ def run(args) -> int:
         except ConfigError as exc:
             problems.extend(exc.problems)
         else:
+            from ..steps.spf_check import spf_warnings
             from ..steps.verp import verp_problems
             problems.extend(verp_problems(settings, policies))
+            for warning in spf_warnings(settings, policies):
+                print(f"warning: {warning}")
         from ..errors import Problem
         from ..store import check_store
 

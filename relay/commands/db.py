@@ -21,7 +21,7 @@ def register(sub) -> None:
                        description="The relay's tables in the databases the config names (bounce_list:, "
                                    "events: postgresql sinks). The relay also migrates them at start.")
     actions = p.add_subparsers(dest="db_command", metavar="ACTION")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
     m = actions.add_parser("migrate", help="apply the migrations this relay knows and the databases lack")
     add_config_arg(m)
     m.set_defaults(func=lambda args: _run(args, _migrate))

@@ -32,7 +32,7 @@ def register(sub) -> None:
                        help="a bounce message (whole email, or its text); - reads one from stdin")
     add_config_arg(parse, required=False)
     parse.set_defaults(func=run_parse)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
 def _policies_and_limit(args):

@@ -30,7 +30,7 @@ def register(sub) -> None:
     t.add_argument("--db", action="store_true", help="read the config's postgresql sink even when it has a jsonl one")
     add_config_arg(t, required=False)
     t.set_defaults(func=run_tail)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
 def _source(args) -> tuple[str, str] | None:

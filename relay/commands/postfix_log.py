@@ -33,7 +33,7 @@ def register(sub) -> None:
                        description="Read Postfix's log (syslog or maillog_file lines) and feed its delivery "
                                    "results through the funnel: events and bounce list.")
     actions = p.add_subparsers(dest="postfix_log_command", metavar="ACTION")
-    p.set_defaults(func=lambda args: (p.print_help(), EXIT_ERROR)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), EXIT_ERROR)[1])
     imp = actions.add_parser("import", help="process a log once (events and bounce list)",
                              description="Process Postfix log files once, oldest first, whatever "
                                          "the order given (by each file's first time stamp; .gz files are "

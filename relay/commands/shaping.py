@@ -29,7 +29,7 @@ def register(sub) -> None:
                              description="What traffic shaping (policies/shaping.yaml) holds or slows now, "
                                          "and ending a hold by hand.")
     actions = shaping.add_subparsers(dest="shaping_command", metavar="ACTION")
-    shaping.set_defaults(func=lambda args: (shaping.print_help(), EXIT_ERROR)[1])
+    shaping.set_defaults(func=lambda args: (shaping.print_help(sys.stderr), EXIT_ERROR)[1])
 
     p = actions.add_parser("status", help="the destinations held or slowed now, why, and until when; "
                                           "warm-up caps left today")

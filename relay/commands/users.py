@@ -19,7 +19,7 @@ def register(sub) -> None:
     # (scripts pass the same -c to every `relay` command) and not read.
     add_config_arg(h, required=False)
     h.set_defaults(func=run_hash)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
 def run_hash(args) -> int:

@@ -34,6 +34,8 @@ class Spec:
     buckets: tuple[float, ...] = ()
     # How the workers' values of a gauge combine under prometheus-client's multiprocess mode
     # (docs/internals.md, "Metrics"): sessions and pool sizes add up, a shared list's size does not.
+    # Only the live* modes: prometheus-client's mark_process_dead (called when a worker exits) removes
+    # their files alone, and a dead worker's "max" or "min" value counted until the next restart.
     multiprocess_mode: str = "livesum"
     bounded: tuple[str, ...] = ()  # labels whose values are capped at MAX_DESTINATIONS (then "other")
 
@@ -74,10 +76,10 @@ CATALOGUE: dict[str, Spec] = {
     "relay_breaker_trips_total": Spec("counter", "Times a bounce-list circuit breaker tripped (a recipient domain's or a refusing provider's)."),
     "relay_bounce_list_entries": Spec(
         "gauge", "Active bounce-list entries, counted every metrics.bounce_list_interval (not at each scrape).",
-        multiprocess_mode="max"),
+        multiprocess_mode="livemax"),
     "relay_bounce_list_counted_timestamp_seconds": Spec(
         "gauge", "When relay_bounce_list_entries was last counted successfully (Unix time).",
-        multiprocess_mode="max"),
+        multiprocess_mode="livemax"),
     # -- the upstream (relay/upstream.py) --
     "relay_upstream_command_seconds": Spec(
         "histogram", "Time from sending a command to the upstream's reply, by command (CONNECT: connection, "
@@ -119,22 +121,23 @@ CATALOGUE: dict[str, Spec] = {
                    "dead-letter.jsonl, by webhook.", ("webhook",)),
     "relay_webhook_spool_bytes": Spec(
         "gauge", "Bytes in the webhook spools (events not yet delivered, and delivered ones of the current "
-                 "segment).", multiprocess_mode="max"),
+                 "segment).", multiprocess_mode="livemax"),
     # -- config reloads (SIGHUP) --
-    "relay_config_reloads_total": Spec("counter", "Config and policy reloads, by result (ok, failed).", ("result",)),
+    "relay_config_reloads_total": Spec("counter", "Config and policy reloads (one per SIGHUP, however many workers), "
+                                                  "by result (ok, failed).", ("result",)),
     "relay_config_last_reload_successful": Spec(
         "gauge", "1 if the last reload succeeded (or none was asked), 0 if it failed and the old config runs.",
-        multiprocess_mode="min"),
+        multiprocess_mode="livemin"),
     "relay_config_last_reload_timestamp_seconds": Spec(
         "gauge", "When the config was last loaded, at start or by a reload, successfully or not (Unix time).",
-        multiprocess_mode="max"),
+        multiprocess_mode="livemax"),
     # -- the process --
     "relay_event_loop_lag_seconds": Spec(
         "gauge", "How late the event loop ran a timer at its last one-second tick: work that blocks the loop "
-                 "shows here.", multiprocess_mode="max"),
+                 "shows here.", multiprocess_mode="livemax"),
     "relay_draining": Spec("gauge", "1 while the relay stops (SIGTERM): no new sessions, transactions finish.",
-                           multiprocess_mode="max"),
-    "relay_build_info": Spec("gauge", "The relay's version (always 1).", ("version",), multiprocess_mode="max"),
+                           multiprocess_mode="livemax"),
+    "relay_build_info": Spec("gauge", "The relay's version (always 1).", ("version",), multiprocess_mode="livemax"),
     # -- traffic shaping (relay/shaping/, policies/shaping.yaml) --
     "relay_shaping_deferrals_total": Spec(
         "counter", "Recipients the relay deferred itself by traffic shaping, by destination and why (held, slowed, "
@@ -149,7 +152,7 @@ CATALOGUE: dict[str, Spec] = {
     "relay_shaping_holds": Spec(
         "gauge", "Shaping records in force (shared by every relay on the store), by state: held (refused "
                  "locally until a time) or slowed (a lower rate); read every metrics.bounce_list_interval.",
-        ("state",), multiprocess_mode="max"),
+        ("state",), multiprocess_mode="livemax"),
     # -- the Postfix log follower (relay/intake/follower.py) --
     "relay_postfix_log_lines_total": Spec("counter", "Postfix log lines read."),
     "relay_postfix_log_results_total": Spec("counter", "Delivery results found in Postfix's log."),

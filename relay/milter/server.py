@@ -18,6 +18,7 @@ reset after CLOSE_GRACE.
 from __future__ import annotations
 
 import asyncio
+import errno
 import grp
 import logging
 import os
@@ -214,20 +215,42 @@ class MilterConnection:
             await self.session.close()
 
 
-def bind_milter_socket(m, listen: bool = True) -> socket.socket:
+def bind_milter_socket(m, listen: bool = True, key: str = "milter.listen") -> socket.socket:
     """The listening socket milter.listen names: TCP, or a UNIX socket with its mode and group.
-    listen=False: bound only, for workers whose server listens on it (relay/workers.py)."""
+    listen=False: bound only, for workers whose server listens on it (relay/workers.py). A socket that
+    cannot be made raises OSError naming `key` and the address: bind(2) on a UNIX path says only
+    "[Errno 98] Address already in use" or "[Errno 1] Operation not permitted", without the path."""
+    try:
+        return _bind_milter_socket(m, listen)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        why = why[:1].lower() + why[1:]
+        if m.path is not None and exc.errno == errno.EADDRINUSE:
+            why += " (a file that is not a socket is at that path: remove it or choose another)"
+        elif m.path is not None and exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
+            why += (" (under systemd: the directory in ReadWritePaths=, and the relay's user in the group "
+                    "of milter.socket_group: docs/install.md)")
+        named = OSError(f"{key}: cannot listen on {m}: {why}")
+        named.errno = exc.errno
+        raise named from None
+
+
+def _bind_milter_socket(m, listen: bool) -> socket.socket:
     if m.path is not None:
         path = str(m.path)
         if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
             os.unlink(path)  # a stale socket from a previous run (binding would fail)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(path)
-        os.chmod(path, m.socket_mode)
-        if m.socket_group is not None:
-            os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
-        if listen:
-            sock.listen(1024)
+        try:
+            sock.bind(path)
+            os.chmod(path, m.socket_mode)
+            if m.socket_group is not None:
+                os.chown(path, -1, grp.getgrnam(m.socket_group).gr_gid)
+            if listen:
+                sock.listen(1024)
+        except BaseException:
+            sock.close()
+            raise
         return sock
     return socket.create_server((m.endpoint.host, m.endpoint.port), backlog=1024,
                                 family=socket.AF_INET6 if ":" in m.endpoint.host else socket.AF_INET)
@@ -268,7 +291,8 @@ class MilterServer:
         return where
 
     async def _listen(self, m, sock, non_smtpd: bool) -> tuple[asyncio.AbstractServer, str]:
-        sock = sock if sock is not None else bind_milter_socket(m)
+        sock = sock if sock is not None else bind_milter_socket(
+            m, key="milter.non_smtpd_listen" if non_smtpd else "milter.listen")
 
         async def serve(reader, writer):
             await self._serve(reader, writer, non_smtpd=non_smtpd)

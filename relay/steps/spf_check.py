@@ -102,6 +102,24 @@ def describe(r: SpfResult) -> str:
     return f"SPF: {r.domain} authorises our IP {r.ip}"
 
 
+def spf_warnings(settings, policies) -> list[str]:
+    """What `relay check-config` and `relay serve` say of an SPF policy that can never run: without
+    `egress_ips` the pre-flight does not know which IPs receivers will see, and passes every message
+    unchecked, whatever `spf:` the domain's entry asks for."""
+    if settings.egress_ips:
+        return []
+    domains = policies.domains
+    asking = [d for d in domains.domains if domains.get(d).spf != "off"]
+    wildcard = domains.get(None)  # the "*" entry's policy, if there is one
+    if wildcard is not None and wildcard.spf != "off":
+        asking.append('"*"')
+    if not asking:
+        return []
+    shown = ", ".join(asking[:5]) + (f" and {len(asking) - 5} more" if len(asking) > 5 else "")
+    return [f"{domains.source}: spf: is set for {shown}, but the config has no egress_ips: the SPF pre-flight "
+            "never runs without the IPs receivers will see; list them in egress_ips, or set spf: off"]
+
+
 class SpfCheckStep(Step):
     name = "spf"
 
