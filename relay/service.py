@@ -25,6 +25,10 @@ log = logging.getLogger("relay.service")
 # What a deferred event says of a message whose final dot the next hop had when the relay had to stop
 # waiting for its reply (shutdown: RelayService.cut).
 UNKNOWN_OUTCOME = "unknown: the upstream had the whole message"
+# What the deferred event of a client gone after its final dot says (RelayService.disconnected); never sent.
+CLIENT_GONE_AFTER_DOT = Reply.make(
+    451, "4.4.2", "The client closed the connection after its final dot, before the upstream answered: the "
+                  "message may have been delivered", cause="client-gone-after-dot")
 
 # From this size on the message is made ready (line endings, a DKIM body hash started in a thread)
 # while the upstream's answer to DATA is awaited; below it, after: see RelayService.data.
@@ -100,7 +104,20 @@ class RelayService:
         the service owns, so that nothing of it is lost with the connection's handler."""
         txn = self._txns.get(session.id)
         if txn is not None:
-            self._end(txn)
+            if txn.dot_reply_due is not None:
+                # Gone after its final dot went upstream, before the upstream answered: the upstream
+                # connection closes with it, and the upstream may have queued the message all the same
+                # (RFC 1047: the client, told nothing, sends it again). Recorded as the shutdown's cut
+                # after the dot is, its outcome unknown, never as if nothing had gone (no event at all).
+                self._txns.pop(session.id, None)
+                log.warning("session %s: the client went away after its final dot, before the upstream "
+                            "answered; transaction %s deferred, outcome %s", session.id, txn.id, UNKNOWN_OUTCOME)
+                task = asyncio.get_running_loop().create_task(self._record_cut(
+                    txn, session, "data", list(txn.rcpts), CLIENT_GONE_AFTER_DOT, {"outcome": UNKNOWN_OUTCOME}))
+                self._endings.add(task)
+                task.add_done_callback(self._endings.discard)
+            else:
+                self._end(txn)
         self.sessions.pop(session.id, None)
 
     async def drain(self) -> None:

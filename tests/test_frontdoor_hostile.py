@@ -4,7 +4,10 @@ test is a case a client can play on the wire, and the precise answer the relay o
 from __future__ import annotations
 
 import socket
+import struct
 
+from relay.service import UNKNOWN_OUTCOME
+from tests.support.processes import wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 
 BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nHi.\r\n"
@@ -38,3 +41,28 @@ def test_a_client_silent_after_354_is_closed_at_the_idle_deadline(upstream, rela
     with client(relay) as other:  # its slot is free again, and the relay serves on
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is_unknown(upstream, relay_factory):
+    """The whole message and its final dot went upstream, then the client reset the connection before the
+    upstream answered. The relay closes the upstream connection with it, and the upstream may have taken
+    the message all the same (Postfix has queued it once it read the dot): the client, told nothing, sends
+    it again. Recorded as the shutdown's cut-off after the dot is (docs/events.md): deferred, its outcome
+    unknown, not left without a word (no event at all, as if nothing had gone upstream)."""
+    upstream.slow_seconds = 30.0  # the upstream has it all and has not answered yet
+    relay = relay_factory(upstream.port)
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert gone.cmd("RCPT TO:<slowdata@example.com>")[0] == 250
+    assert gone.cmd("DATA")[0] == 354
+    gone.send(BODY.replace(b"Subject", b"Message-ID: <gone@sender.test>\r\nSubject") + b".\r\n")
+    assert wait_until(lambda: "DATA" in upstream.commands, timeout=15)  # the upstream read the final dot
+    gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    gone.close()  # a reset, not a FIN: nothing more of this client's is read or answered
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["stage"], e["recipient"], e.get("outcome")) for e in events] == [
+        ("deferred", "data", "slowdata@example.com", UNKNOWN_OUTCOME)], events
+    assert events[0]["classification"]["rule"] == "relay:client-gone-after-dot"
+    assert events[0]["message_id"] == "<gone@sender.test>"
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
