@@ -432,8 +432,10 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
         # RFC 6531 3.4: a non-ASCII address may be used only in a transaction whose MAIL FROM
         # carried SMTPUTF8; passed on without it, the next hop would read it as RFC 5321 syntax.
         # 553 with X.6.7, "non-ASCII addresses not permitted for that sender/recipient" (RFC 6531).
-        return Reply.make(553, "5.6.7", f"Non-ASCII {role} address <{shown(address)}> needs "
-                                        f"SMTPUTF8 on MAIL FROM (RFC 6531 3.4)")
+        # The address is shown in ASCII (backslash escapes): this client did not ask for SMTPUTF8, so
+        # its replies are ASCII (RFC 6531 3.7.4), as the Malformed address reply below is.
+        text = f"Non-ASCII {role} address <{shown(address)}> needs SMTPUTF8 on MAIL FROM (RFC 6531 3.4)"
+        return Reply.make(553, "5.6.7", text.encode("ascii", "backslashreplace").decode("ascii"))
     if len(address) > 320:
         # RFC 5321 4.5.3.1.1-2: a local part of at most 64 octets, a domain of at most 255.
         return Reply.make(553, enhanced, f"Address <{shown(address)}> is longer than 320 characters "

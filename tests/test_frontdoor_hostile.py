@@ -66,3 +66,14 @@ def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is
     assert events[0]["message_id"] == "<gone@sender.test>"
     with client(relay) as other:
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_the_refusal_of_a_non_ascii_address_without_smtputf8_is_itself_ascii(relay, upstream):
+    """A client that did not ask for SMTPUTF8 gets ASCII replies (RFC 6531 3.7.4): the 553 5.6.7 that
+    refuses its UTF-8 address showed the address in UTF-8, the very bytes it could not take."""
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<jörg@sender.test>".encode())
+        assert code == 553 and text.startswith("553 5.6.7 Non-ASCII sender address <j\\xf6rg@sender.test>"), text
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@bücher.example>".encode())
+        assert code == 553 and text.isascii() and "<b@b\\xfccher.example>" in text, text
