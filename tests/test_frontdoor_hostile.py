@@ -3,8 +3,12 @@ test is a case a client can play on the wire, and the precise answer the relay o
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+from pathlib import Path
+
+import jsonschema
 
 from relay.service import UNKNOWN_OUTCOME
 from tests.support.processes import wait_until
@@ -64,6 +68,8 @@ def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is
         ("deferred", "data", "slowdata@example.com", UNKNOWN_OUTCOME)], events
     assert events[0]["classification"]["rule"] == "relay:client-gone-after-dot"
     assert events[0]["message_id"] == "<gone@sender.test>"
+    schema = Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json"
+    jsonschema.validate(events[0], json.loads(schema.read_text()))
     with client(relay) as other:
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
 
