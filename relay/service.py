@@ -25,6 +25,10 @@ log = logging.getLogger("relay.service")
 # What a deferred event says of a message whose final dot the next hop had when the relay had to stop
 # waiting for its reply (shutdown: RelayService.cut).
 UNKNOWN_OUTCOME = "unknown: the upstream had the whole message"
+# What the deferred event of a client gone after its final dot says (RelayService.disconnected); never sent.
+CLIENT_GONE_AFTER_DOT = Reply.make(
+    451, "4.4.2", "The client closed the connection after its final dot, before the upstream answered: the "
+                  "message may have been delivered", cause="client-gone-after-dot")
 
 # From this size on the message is made ready (line endings, a DKIM body hash started in a thread)
 # while the upstream's answer to DATA is awaited; below it, after: see RelayService.data.
@@ -100,7 +104,20 @@ class RelayService:
         the service owns, so that nothing of it is lost with the connection's handler."""
         txn = self._txns.get(session.id)
         if txn is not None:
-            self._end(txn)
+            if txn.dot_reply_due is not None:
+                # Gone after its final dot went upstream, before the upstream answered: the upstream
+                # connection closes with it, and the upstream may have queued the message all the same
+                # (RFC 1047: the client, told nothing, sends it again). Recorded as the shutdown's cut
+                # after the dot is, its outcome unknown, never as if nothing had gone (no event at all).
+                self._txns.pop(session.id, None)
+                log.warning("session %s: the client went away after its final dot, before the upstream "
+                            "answered; transaction %s deferred, outcome %s", session.id, txn.id, UNKNOWN_OUTCOME)
+                task = asyncio.get_running_loop().create_task(self._record_cut(
+                    txn, session, "data", list(txn.rcpts), CLIENT_GONE_AFTER_DOT, {"outcome": UNKNOWN_OUTCOME}))
+                self._endings.add(task)
+                task.add_done_callback(self._endings.discard)
+            else:
+                self._end(txn)
         self.sessions.pop(session.id, None)
 
     async def drain(self) -> None:
@@ -415,8 +432,10 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
         # RFC 6531 3.4: a non-ASCII address may be used only in a transaction whose MAIL FROM
         # carried SMTPUTF8; passed on without it, the next hop would read it as RFC 5321 syntax.
         # 553 with X.6.7, "non-ASCII addresses not permitted for that sender/recipient" (RFC 6531).
-        return Reply.make(553, "5.6.7", f"Non-ASCII {role} address <{shown(address)}> needs "
-                                        f"SMTPUTF8 on MAIL FROM (RFC 6531 3.4)")
+        # The address is shown in ASCII (backslash escapes): this client did not ask for SMTPUTF8, so
+        # its replies are ASCII (RFC 6531 3.7.4), as the Malformed address reply below is.
+        text = f"Non-ASCII {role} address <{shown(address)}> needs SMTPUTF8 on MAIL FROM (RFC 6531 3.4)"
+        return Reply.make(553, "5.6.7", text.encode("ascii", "backslashreplace").decode("ascii"))
     if len(address) > 320:
         # RFC 5321 4.5.3.1.1-2: a local part of at most 64 octets, a domain of at most 255.
         return Reply.make(553, enhanced, f"Address <{shown(address)}> is longer than 320 characters "

@@ -818,7 +818,10 @@ class RelaySMTP(SMTP):
         self._receiving_data = True
         data_deadline = self.loop.time() + self._data_timeout
         try:
-            async with asyncio.timeout(min(data_deadline, self.loop.time() + self._timeout_duration)) as deadline:
+            # timeout_at: both bounds are loop times (asyncio.timeout takes a delay, and the loop's
+            # clock read as one put the first deadline days away: a client that sent DATA and then
+            # nothing held its connection, and its slot, until it went away).
+            async with asyncio.timeout_at(min(data_deadline, self.loop.time() + self._timeout_duration)) as deadline:
                 received, refusal = await self._read_message(deadline, data_deadline)
             content = None
             if received is not None:

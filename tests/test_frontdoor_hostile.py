@@ -1,0 +1,85 @@
+"""The SMTP front door against hostile and broken clients, through a running relay on loopback: each
+test is a case a client can play on the wire, and the precise answer the relay owes it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from pathlib import Path
+
+import jsonschema
+
+from relay.service import UNKNOWN_OUTCOME
+from tests.support.processes import wait_until
+from tests.support.smtp_client import RawSMTP, send_message
+
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nHi.\r\n"
+
+
+def client(relay, helo: str = "client.test") -> RawSMTP:
+    c = RawSMTP(relay.host, relay.port)
+    assert c.cmd(f"EHLO {helo}")[0] == 250
+    return c
+
+
+def test_a_client_silent_after_354_is_closed_at_the_idle_deadline(upstream, relay_factory):
+    """DATA answered 354, then not one byte: limits.timeout holds between chunks of DATA from the 354
+    on (RFC 5321 4.5.3.2.5: the server's wait for a data block is bounded), else one connection per
+    slot held limits.max_connections for as long as the clients liked."""
+    relay = relay_factory(upstream.port, limits={"timeout": 1, "data_timeout": 30, "max_connections_per_client": 2})
+    silent = client(relay)
+    assert silent.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert silent.cmd("RCPT TO:<b@example.com>")[0] == 250
+    assert silent.cmd("DATA")[0] == 354
+    silent.sock.settimeout(20)  # a generous bound for a loaded machine; the relay's is 1 s
+    try:
+        code, text = silent.reply()
+    except (TimeoutError, socket.timeout):
+        code, text = None, "no reply: the connection was held open"
+    assert code == 421 and text.startswith("421 4.4.2 relay.test No message data for 1 s"), text
+    assert silent.closed()
+    silent.close()
+    (event,) = relay.events(wait_for=1)
+    assert (event["kind"], event["stage"], event["reply"]["code"]) == ("deferred", "data", 421)
+    with client(relay) as other:  # its slot is free again, and the relay serves on
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is_unknown(upstream, relay_factory):
+    """The whole message and its final dot went upstream, then the client reset the connection before the
+    upstream answered. The relay closes the upstream connection with it, and the upstream may have taken
+    the message all the same (Postfix has queued it once it read the dot): the client, told nothing, sends
+    it again. Recorded as the shutdown's cut-off after the dot is (docs/events.md): deferred, its outcome
+    unknown, not left without a word (no event at all, as if nothing had gone upstream)."""
+    upstream.slow_seconds = 30.0  # the upstream has it all and has not answered yet
+    relay = relay_factory(upstream.port)
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert gone.cmd("RCPT TO:<slowdata@example.com>")[0] == 250
+    assert gone.cmd("DATA")[0] == 354
+    gone.send(BODY.replace(b"Subject", b"Message-ID: <gone@sender.test>\r\nSubject") + b".\r\n")
+    assert wait_until(lambda: "DATA" in upstream.commands, timeout=15)  # the upstream read the final dot
+    gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    gone.close()  # a reset, not a FIN: nothing more of this client's is read or answered
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["stage"], e["recipient"], e.get("outcome")) for e in events] == [
+        ("deferred", "data", "slowdata@example.com", UNKNOWN_OUTCOME)], events
+    assert events[0]["classification"]["rule"] == "relay:client-gone-after-dot"
+    assert events[0]["message_id"] == "<gone@sender.test>"
+    schema = Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json"
+    jsonschema.validate(events[0], json.loads(schema.read_text()))
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_the_refusal_of_a_non_ascii_address_without_smtputf8_is_itself_ascii(relay, upstream):
+    """A client that did not ask for SMTPUTF8 gets ASCII replies (RFC 6531 3.7.4): the 553 5.6.7 that
+    refuses its UTF-8 address showed the address in UTF-8, the very bytes it could not take."""
+    with client(relay) as c:
+        code, text = c.cmd("MAIL FROM:<jörg@sender.test>".encode())
+        assert code == 553 and text.startswith("553 5.6.7 Non-ASCII sender address <j\\xf6rg@sender.test>"), text
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd("RCPT TO:<b@bücher.example>".encode())
+        assert code == 553 and text.isascii() and "<b@b\\xfccher.example>" in text, text
