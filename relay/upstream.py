@@ -23,6 +23,7 @@ from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from .decision import Reply
+from .errors import ConfigError, Problem
 from .maildata import dot_stuffed, line_pieces
 
 log = logging.getLogger("relay.upstream")
@@ -701,6 +702,32 @@ def _describe_garbage(message: str) -> str:
     return repr(text[:_QUOTED_GARBAGE]) if text else "an empty line"
 
 
+def smarthost_tls_context(settings) -> ssl.SSLContext | None:
+    """The TLS context of every STARTTLS with the smarthost (None for `upstream.starttls: off`); a
+    ConfigError naming upstream.ca_file when that file cannot be loaded now (it passed the config's
+    own check when the config was read, but may have been replaced since)."""
+    up = settings.upstream
+    if up.starttls == "off":
+        return None
+    try:
+        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
+        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
+        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
+        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
+        ctx = ssl.create_default_context(cafile=str(up.ca_file) if up.ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        from .tlsfiles import ca_file_problem
+
+        why = (ca_file_problem(up.ca_file) if up.ca_file else None) or f"cannot load: {exc}"
+        raise ConfigError([Problem(str(settings.source), "upstream.ca_file", why)]) from None
+    # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
+    # a self-signed or mismatched certificate into a failure worse than no TLS at all.
+    if not up.tls_verify or up.starttls == "opportunistic":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class UpstreamPool:
     """Upstream connections shared by all sessions: at most `pool_size` open at once (idle or
     in use), reused across transactions (RFC 5321 3.3: a transaction ends with the reply to the
@@ -721,6 +748,10 @@ class UpstreamPool:
         self.opened = 0
         self.reused = 0
         self.max_transactions: int | None = None  # then a connection is closed rather than kept
+        # Built once here (at start) and again at every reload (RelayServer._reload), never per connection:
+        # a ca_file replaced by garbage at run time made every session a traceback and an anonymous
+        # "451 4.3.0 Temporary local problem"; now a reload refuses it and the running context stays.
+        self.tls_context = smarthost_tls_context(settings)
 
     def _may_open(self) -> bool:
         return self._open < self.size
@@ -755,19 +786,6 @@ class UpstreamPool:
         cannot use is a config error then, never a failure at a message (review20 F3)."""
         return self._up.password
 
-    def _tls_context(self) -> ssl.SSLContext:
-        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
-        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
-        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
-        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
-        ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)
-        # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
-        # a self-signed or mismatched certificate into a failure worse than no TLS at all.
-        if not self._up.tls_verify or self._up.starttls == "opportunistic":
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-
     async def connect(self) -> UpstreamConnection:
         target = self.target
         mode = self._up.starttls
@@ -779,7 +797,7 @@ class UpstreamPool:
             # connection when the upstream refuses STARTTLS (opportunistic goes on in clear) and
             # passes the upstream's refusal on as if it were about the message (required: ours).
             start_tls=False,
-            tls_context=self._tls_context() if mode != "off" else None,
+            tls_context=self.tls_context,
             username=None if ours else self._up.username,
             password=None if ours else self._read_password(),
         )
