@@ -789,24 +789,20 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         target = self.target
         mode = self._up.starttls
-        ours = mode in ("opportunistic", "required")
         client = aiosmtplib.SMTP(
             hostname=target.host, port=target.port, local_hostname=self.settings.hostname,
             timeout=self._up.command_timeout,
-            # STARTTLS, and the login after it, are ours (_starttls): the library's own fails the
-            # connection when the upstream refuses STARTTLS (opportunistic goes on in clear) and
-            # passes the upstream's refusal on as if it were about the message (required: ours).
+            # STARTTLS, EHLO and the login are ours (_session): the library's STARTTLS fails the
+            # connection when the upstream refuses it (opportunistic goes on in clear) and passes the
+            # upstream's refusal on as if it were about the message (required: ours); its login greets
+            # first on its own, falling back to HELO after any EHLO refusal (see _greet).
             start_tls=False,
             tls_context=self.tls_context,
-            username=None if ours else self._up.username,
-            password=None if ours else self._read_password(),
         )
         start = time.perf_counter()
         try:
             await asyncio.wait_for(self._session(client, mode),
                                    self._up.connect_timeout + self._up.command_timeout)
-            if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
-                await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
             ip, tls = _session_facts(client)
             client.close()
@@ -822,12 +818,23 @@ class UpstreamPool:
         return conn
 
     async def _session(self, client: aiosmtplib.SMTP, mode: str) -> None:
+        """Connect, STARTTLS as configured, EHLO (again after STARTTLS, RFC 3207 4.2) and the login
+        if one is configured: every greeting through _greet, so that the upstream's own refusal of an
+        EHLO is what the client is told. aiosmtplib's login greets by itself when no greeting is
+        current and takes any refusal of EHLO as a cue for HELO: a 4xx to the EHLO after STARTTLS
+        ("451 4.3.2 try later") became a HELO, then "The SMTP AUTH extension is not supported by this
+        server", and the client got a 451 4.4.1 "unreachable" of the relay's instead of the host's
+        reply. So the login only ever runs after our greeting."""
         await client.connect(timeout=self._up.connect_timeout)
         if mode in ("opportunistic", "required"):
             await self._starttls(client, required=mode == "required")
+        if client.is_ehlo_or_helo_needed:  # no STARTTLS, or STARTTLS reset the session (RFC 3207 4.2)
+            await self._greet(client)
+        if self._up.username:
+            await client.login(self._up.username, self._read_password())
 
     async def _starttls(self, client: aiosmtplib.SMTP, required: bool) -> None:
-        """STARTTLS when the upstream offers it, then the login if one is configured. A refusal of
+        """STARTTLS when the upstream offers it. A refusal of
         STARTTLS (454 "TLS not available due to temporary reason", or any 4xx/5xx) leaves the session
         as it was (RFC 3207 4: the client decides whether to go on): opportunistic means it goes on,
         in clear, on the same session, as it would with an upstream that never offered TLS. A
@@ -852,8 +859,6 @@ class UpstreamPool:
                     raise _TlsRequired(f"refused STARTTLS ({said})", "upstream-starttls-refused") from None
                 log.info("upstream %s refused STARTTLS (%s); going on in clear (upstream.starttls: "
                          "opportunistic)", self.target, said)
-        if self._up.username:
-            await client.login(self._up.username, self._read_password())
 
     def _measure_connect(self, start: float, target: Target, code: int | None) -> None:
         """CONNECT: TCP, greeting, STARTTLS, EHLO and AUTH, as one round trip of the pool."""

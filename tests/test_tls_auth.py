@@ -648,3 +648,24 @@ def _secret(tmp_path) -> str:
     secret = tmp_path / "upstream-secret"
     secret.write_text("Tr0ub4dor-up\n")
     return str(secret)
+
+
+@pytest.mark.parametrize("refusal", ["451 4.3.2 System not accepting network messages, try later",
+                                     "454 4.7.0 Too many connections from your host",
+                                     "421 4.7.0 smtp.upstream.test Service not available, closing channel"])
+def test_a_refusal_of_the_ehlo_after_starttls_with_a_login_is_the_smarthosts_reply(
+        tmp_path, cert, tls_upstream, relay_factory, refusal):
+    # With upstream.username set, aiosmtplib's login greeted by itself after STARTTLS and took a 4xx to
+    # EHLO as a cue for HELO: the login then found no AUTH, and the client got the relay's "451 4.4.1
+    # Upstream ... is unreachable" instead of the smarthost's own reply (a 421 already reached it: the
+    # library closes the connection then, so no HELO could follow).
+    tls_upstream.ehlo_after_tls_reply = refusal
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(cert[0]),
+                                                       "username": "relayuser", "password_file": _secret(tmp_path)})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert (code, text) == (int(refusal[:3]), refusal)
+    assert tls_upstream.messages == []
+    event = relay.events(wait_for=1)[-1]
+    assert event["reply"]["source"] == "upstream" and event["reply"]["code"] == int(refusal[:3]), event
