@@ -734,7 +734,7 @@ class UpstreamPool:
     final dot; RSET only after an aborted one). Giving a connection back never waits on the
     upstream: a RSET or QUIT it needs runs in a task the pool owns, finished at close()."""
 
-    def __init__(self, settings, size: int | None = None, metrics=None):
+    def __init__(self, settings, size: int | None = None, metrics=None, smarthost_tls: bool = True):
         self.settings = settings
         self._up = settings.upstream
         # This process's share of upstream.pool_size when several workers divide it (relay/workers.py).
@@ -751,7 +751,8 @@ class UpstreamPool:
         # Built once here (at start) and again at every reload (RelayServer._reload), never per connection:
         # a ca_file replaced by garbage at run time made every session a traceback and an anonymous
         # "451 4.3.0 Temporary local problem"; now a reload refuses it and the running context stays.
-        self.tls_context = smarthost_tls_context(settings)
+        # An MX set's pool (delivery/pool.py DestinationPool) has a TLS plan per host instead: none here.
+        self.tls_context = smarthost_tls_context(settings) if smarthost_tls else None
 
     def _may_open(self) -> bool:
         return self._open < self.size
