@@ -761,6 +761,7 @@ class Classifier:
         for name in data:
             if name not in TOP_KEYS:
                 problems.add(str(name), "unknown top-level key; expected one of " + ", ".join(sorted(TOP_KEYS)))
+        problems.check_version(data)
         if "rules" not in data and "fallback" not in data:
             problems.add("rules", "required: the file has neither `rules:` nor `fallback:`")
         if "texts" in data and not isinstance(data["texts"], dict):
@@ -988,6 +989,7 @@ class RelayReplies:
             problems.add("(file)", "expected a mapping with `causes:` and `default:`")
             problems.raise_if_any()
         problems.unknown_keys(data, _RELAY_TOP_KEYS)
+        problems.check_version(data)
         causes: dict[str, _Outcome] = {}
         raw = _given(data.get("causes"), {})
         if not isinstance(raw, dict):

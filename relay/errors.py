@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# The format of the policy files (their `version:` key; docs/config.md "The policy directory").
+POLICY_FORMAT_VERSION = 1
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -44,6 +48,17 @@ class Problems:
             if name not in allowed:
                 key = f"{prefix}.{name}" if prefix else str(name)
                 self.add(key, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+
+    def check_version(self, mapping: dict) -> None:
+        """A policy file's optional `version:` is the format it is written in: 1, the only one this relay
+        reads (the shipped files say `version: 1`). Any other value was accepted in silence, so a file
+        written for another format would be read as if it were this one."""
+        value = mapping.get("version")
+        if value is None:  # absent, or empty (`version:`), as any empty policy key: not given
+            return
+        if type(value) is not int or value != POLICY_FORMAT_VERSION:  # bool is an int: `true` is no version
+            self.add("version", f"{value!r} is not a policy format this relay reads: write "
+                                f"`version: {POLICY_FORMAT_VERSION}` (the only one) or leave the key out")
 
     def check_bool(self, key: str, value) -> bool:
         """Whether `value` is YAML's true or false; when it is not (a quoted "yes", a 1, a list), a

@@ -349,7 +349,18 @@ class RelayServer:
         every session for 1-2 s with 20 DKIM keys, 41 s with 1,000)."""
         settings = load_settings(self.settings.source)
         policies = load_policies(settings).prepare()
-        return settings, policies, self._load_users(settings)
+        return settings, policies, self._load_users(settings), self._upstream_tls(settings)
+
+    def _upstream_tls(self, settings):
+        """The smarthost's TLS context from the reloaded upstream.ca_file (a CA bundle renewed in place
+        is trusted from this reload on), or None to keep the running one: no pool, or `upstream` changed,
+        which waits for a restart whole. A file that cannot be loaded is a ConfigError: the reload is
+        refused and the running context stays (it was a traceback at every new connection before)."""
+        pool = self.resources.pool
+        if pool is None or settings.upstream != self.settings.upstream:
+            return None
+        from .upstream import smarthost_tls_context
+        return smarthost_tls_context(settings)
 
     def _new_sinks(self, settings) -> EventSinks:
         """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
@@ -368,7 +379,7 @@ class RelayServer:
         new_sinks = None
         self._reload_error = None
         try:
-            settings, policies, users = await loop.run_in_executor(None, self._read_config)
+            settings, policies, users, upstream_tls = await loop.run_in_executor(None, self._read_config)
             if self._closing:
                 log.info("stopping: the reloaded config is not used")  # a pipeline now would outlive stop()
                 return False
@@ -409,6 +420,8 @@ class RelayServer:
         self.service.policies = policies
         self.service.pipeline = pipeline
         self.service.users = users  # None turns every login down until a restart drops AUTH
+        if upstream_tls is not None:
+            self.resources.pool.tls_context = upstream_tls  # for connections opened from now on
         self.outcomes.settings = settings
         self.outcomes.policies = policies
         if self.follower is not None:

@@ -23,6 +23,7 @@ from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from .decision import Reply
+from .errors import ConfigError, Problem
 from .maildata import dot_stuffed, line_pieces
 
 log = logging.getLogger("relay.upstream")
@@ -701,13 +702,39 @@ def _describe_garbage(message: str) -> str:
     return repr(text[:_QUOTED_GARBAGE]) if text else "an empty line"
 
 
+def smarthost_tls_context(settings) -> ssl.SSLContext | None:
+    """The TLS context of every STARTTLS with the smarthost (None for `upstream.starttls: off`); a
+    ConfigError naming upstream.ca_file when that file cannot be loaded now (it passed the config's
+    own check when the config was read, but may have been replaced since)."""
+    up = settings.upstream
+    if up.starttls == "off":
+        return None
+    try:
+        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
+        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
+        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
+        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
+        ctx = ssl.create_default_context(cafile=str(up.ca_file) if up.ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        from .tlsfiles import ca_file_problem
+
+        why = (ca_file_problem(up.ca_file) if up.ca_file else None) or f"cannot load: {exc}"
+        raise ConfigError([Problem(str(settings.source), "upstream.ca_file", why)]) from None
+    # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
+    # a self-signed or mismatched certificate into a failure worse than no TLS at all.
+    if not up.tls_verify or up.starttls == "opportunistic":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class UpstreamPool:
     """Upstream connections shared by all sessions: at most `pool_size` open at once (idle or
     in use), reused across transactions (RFC 5321 3.3: a transaction ends with the reply to the
     final dot; RSET only after an aborted one). Giving a connection back never waits on the
     upstream: a RSET or QUIT it needs runs in a task the pool owns, finished at close()."""
 
-    def __init__(self, settings, size: int | None = None, metrics=None):
+    def __init__(self, settings, size: int | None = None, metrics=None, smarthost_tls: bool = True):
         self.settings = settings
         self._up = settings.upstream
         # This process's share of upstream.pool_size when several workers divide it (relay/workers.py).
@@ -721,6 +748,11 @@ class UpstreamPool:
         self.opened = 0
         self.reused = 0
         self.max_transactions: int | None = None  # then a connection is closed rather than kept
+        # Built once here (at start) and again at every reload (RelayServer._reload), never per connection:
+        # a ca_file replaced by garbage at run time made every session a traceback and an anonymous
+        # "451 4.3.0 Temporary local problem"; now a reload refuses it and the running context stays.
+        # An MX set's pool (delivery/pool.py DestinationPool) has a TLS plan per host instead: none here.
+        self.tls_context = smarthost_tls_context(settings) if smarthost_tls else None
 
     def _may_open(self) -> bool:
         return self._open < self.size
@@ -755,40 +787,23 @@ class UpstreamPool:
         cannot use is a config error then, never a failure at a message (review20 F3)."""
         return self._up.password
 
-    def _tls_context(self) -> ssl.SSLContext:
-        # upstream.ca_file, when set, is the smarthost's only trust anchor (create_default_context loads
-        # the system's roots only without a cafile): an operator's private CA pins the smarthost, as
-        # Postfix's smtp_tls_CAfile does with tls_append_default_CA = no (docs/config.md). MX delivery
-        # adds it to the system's roots instead (relay/delivery/certs.py trust_store).
-        ctx = ssl.create_default_context(cafile=str(self._up.ca_file) if self._up.ca_file else None)
-        # RFC 7435: opportunistic security encrypts without authenticating; verifying would turn
-        # a self-signed or mismatched certificate into a failure worse than no TLS at all.
-        if not self._up.tls_verify or self._up.starttls == "opportunistic":
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-
     async def connect(self) -> UpstreamConnection:
         target = self.target
         mode = self._up.starttls
-        ours = mode in ("opportunistic", "required")
         client = aiosmtplib.SMTP(
             hostname=target.host, port=target.port, local_hostname=self.settings.hostname,
             timeout=self._up.command_timeout,
-            # STARTTLS, and the login after it, are ours (_starttls): the library's own fails the
-            # connection when the upstream refuses STARTTLS (opportunistic goes on in clear) and
-            # passes the upstream's refusal on as if it were about the message (required: ours).
+            # STARTTLS, EHLO and the login are ours (_session): the library's STARTTLS fails the
+            # connection when the upstream refuses it (opportunistic goes on in clear) and passes the
+            # upstream's refusal on as if it were about the message (required: ours); its login greets
+            # first on its own, falling back to HELO after any EHLO refusal (see _greet).
             start_tls=False,
-            tls_context=self._tls_context() if mode != "off" else None,
-            username=None if ours else self._up.username,
-            password=None if ours else self._read_password(),
+            tls_context=self.tls_context,
         )
         start = time.perf_counter()
         try:
             await asyncio.wait_for(self._session(client, mode),
                                    self._up.connect_timeout + self._up.command_timeout)
-            if client.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH made connect() greet already
-                await asyncio.wait_for(self._greet(client), self._up.command_timeout)
         except BaseException as exc:
             ip, tls = _session_facts(client)
             client.close()
@@ -804,12 +819,23 @@ class UpstreamPool:
         return conn
 
     async def _session(self, client: aiosmtplib.SMTP, mode: str) -> None:
+        """Connect, STARTTLS as configured, EHLO (again after STARTTLS, RFC 3207 4.2) and the login
+        if one is configured: every greeting through _greet, so that the upstream's own refusal of an
+        EHLO is what the client is told. aiosmtplib's login greets by itself when no greeting is
+        current and takes any refusal of EHLO as a cue for HELO: a 4xx to the EHLO after STARTTLS
+        ("451 4.3.2 try later") became a HELO, then "The SMTP AUTH extension is not supported by this
+        server", and the client got a 451 4.4.1 "unreachable" of the relay's instead of the host's
+        reply. So the login only ever runs after our greeting."""
         await client.connect(timeout=self._up.connect_timeout)
         if mode in ("opportunistic", "required"):
             await self._starttls(client, required=mode == "required")
+        if client.is_ehlo_or_helo_needed:  # no STARTTLS, or STARTTLS reset the session (RFC 3207 4.2)
+            await self._greet(client)
+        if self._up.username:
+            await client.login(self._up.username, self._read_password())
 
     async def _starttls(self, client: aiosmtplib.SMTP, required: bool) -> None:
-        """STARTTLS when the upstream offers it, then the login if one is configured. A refusal of
+        """STARTTLS when the upstream offers it. A refusal of
         STARTTLS (454 "TLS not available due to temporary reason", or any 4xx/5xx) leaves the session
         as it was (RFC 3207 4: the client decides whether to go on): opportunistic means it goes on,
         in clear, on the same session, as it would with an upstream that never offered TLS. A
@@ -834,8 +860,6 @@ class UpstreamPool:
                     raise _TlsRequired(f"refused STARTTLS ({said})", "upstream-starttls-refused") from None
                 log.info("upstream %s refused STARTTLS (%s); going on in clear (upstream.starttls: "
                          "opportunistic)", self.target, said)
-        if self._up.username:
-            await client.login(self._up.username, self._read_password())
 
     def _measure_connect(self, start: float, target: Target, code: int | None) -> None:
         """CONNECT: TCP, greeting, STARTTLS, EHLO and AUTH, as one round trip of the pool."""

@@ -98,10 +98,44 @@ def test_a_recipient_whose_recording_failed_gets_its_own_451(tmp_path, upstream,
     _, finals = lmtp(relay, "", [rp_alice], both)
     assert finals == [(250, "250 2.0.0 Recorded 1 failure(s); 1 not recipients of that transaction: ignored")]
     events = relay.events(wait_for=3)
-    # bob was no recipient of alice's transaction: a warning event says so (issue 13), never a listing.
+    # bob is no recipient of alice's transaction, but he was one of bob's, recorded at the first attempt
+    # of this same message: no "forged or misdirected" warning about him (it was one before).
     assert [(e["kind"], e["recipient"]) for e in events[1:]] == [("bounced", "alice@dest.example"),
-                                                                   ("bounce_listed", "alice@dest.example"),
-                                                                   ("warning", "bob@dest.example")]
+                                                                   ("bounce_listed", "alice@dest.example")]
+
+
+def test_a_retry_after_a_partial_451_does_not_warn_again(tmp_path, upstream, relay_factory):
+    # The report also names zed, a recipient of neither transaction: its verp_recipient warning is told
+    # with the first attempt's 250 (to bob's return path), and not again at the retry to alice's. Before,
+    # the retry warned about zed a second time, and about bob ("not a recipient: forged or misdirected")
+    # though his failure had just been recorded against his own transaction.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory, intake=LMTP)
+    rp_alice = relay_one(relay, upstream)
+    rp_bob = relay_one(relay, upstream, rcpt="bob@dest.example", nth=2)
+    block = ("\r\nFinal-Recipient: rfc822; {0}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+             "Diagnostic-Code: smtp; 552 5.2.2 <{0}>: mailbox full\r\n")
+    report = dsn_for(rp_alice).replace(
+        b"--B\r\nContent-Type: text/rfc822-headers",
+        (block.format("bob@dest.example") + block.format("zed@dest.example")).encode() +
+        b"--B\r\nContent-Type: text/rfc822-headers", 1)
+    db = sqlite3.connect(tmp_path / "bounces.db", isolation_level=None, check_same_thread=False)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _, finals = lmtp(relay, "", [rp_alice, rp_bob], report, timeout=60)
+    finally:
+        db.execute("COMMIT")
+        db.close()
+    assert [code for code, _ in finals] == [451, 250], finals
+    first = relay.events(wait_for=2, timeout=3)
+    assert sorted((e["kind"], e["recipient"]) for e in first) == [("bounced", "bob@dest.example"),
+                                                                  ("warning", "zed@dest.example")], first
+    _, finals = lmtp(relay, "", [rp_alice], report)
+    assert [code for code, _ in finals] == [250], finals
+    events = relay.events(wait_for=len(first) + 2)
+    later = events[len(first):]
+    assert [(e["kind"], e["recipient"]) for e in later] == [("bounced", "alice@dest.example"),
+                                                            ("bounce_listed", "alice@dest.example")], later
+    assert not [e for e in relay.events(wait_for=len(events) + 1, timeout=1)[len(events):]]
 
 
 def test_a_message_refused_whole_is_refused_for_each_recipient(tmp_path, upstream, relay_factory):

@@ -591,3 +591,81 @@ def test_upstream_password_is_read_at_load_and_a_reload_with_a_bad_file_keeps_it
     with RawSMTP(relay.host, relay.port) as c:
         c.cmd("EHLO client.test")
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_upstream_ca_file_replaced_by_garbage_at_run_time_is_refused_at_reload_and_mail_still_goes(
+        tmp_path, cert, tls_upstream, relay_factory, caplog):
+    # The old code built the smarthost's TLS context at every connection: a ca_file overwritten with
+    # garbage after the start made every new session a logged traceback and an anonymous
+    # "451 4.3.0 Temporary local problem"; now the context is the one built at load, and a reload
+    # that cannot load the file is refused, naming the key, with the running context kept.
+    ca = tmp_path / "smarthost-ca.pem"
+    ca.write_bytes(cert[0].read_bytes())
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(ca),
+                                                       "username": "relayuser", "password_file": _secret(tmp_path)})
+    ca.write_text("garbage, not a PEM bundle\n")
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert relay.reload() is False
+    assert any(f"reload refused, keeping the running config: {relay.config_path}: upstream.ca_file: "
+               f"no certificate in {ca}" in r.getMessage() for r in caplog.records), caplog.text
+    tls_upstream.drop_connections()  # the next message needs a new connection, with the kept context
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["c@example.com"], BODY)[-1][0] == 250
+    assert len(tls_upstream.wait_for_messages(2)) == 2
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("relay")), caplog.text
+
+
+def test_upstream_ca_file_renewed_in_place_is_trusted_from_the_next_reload(
+        tmp_path, cert, tls_upstream, relay_factory, caplog):
+    # SIGHUP builds the smarthost's context again from the same path: a bundle renewed in place is
+    # used from then on. A CA that does not sign the smarthost is a TLS failure at connection, which
+    # the client gets as a clean 451 4.7.5 with an event, never a traceback.
+    ca = tmp_path / "smarthost-ca.pem"
+    ca.write_bytes(cert[0].read_bytes())
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(ca)})
+    other = tmp_path / "other"
+    other.mkdir()
+    ca.write_bytes(make_cert(other)[0].read_bytes())  # a valid PEM, of another CA
+    assert relay.reload() is True
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and text.startswith(f"451 4.7.5 TLS with upstream 127.0.0.1:{tls_upstream.port} failed"), text
+    event = relay.events(wait_for=1)[-1]
+    assert event["reply"]["code"] == 451 and event["reply"]["enhanced"] == "4.7.5", event
+    ca.write_bytes(cert[0].read_bytes())
+    assert relay.reload() is True
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("relay")), caplog.text
+
+
+def _secret(tmp_path) -> str:
+    secret = tmp_path / "upstream-secret"
+    secret.write_text("Tr0ub4dor-up\n")
+    return str(secret)
+
+
+@pytest.mark.parametrize("refusal", ["451 4.3.2 System not accepting network messages, try later",
+                                     "454 4.7.0 Too many connections from your host",
+                                     "421 4.7.0 smtp.upstream.test Service not available, closing channel"])
+def test_a_refusal_of_the_ehlo_after_starttls_with_a_login_is_the_smarthosts_reply(
+        tmp_path, cert, tls_upstream, relay_factory, refusal):
+    # With upstream.username set, aiosmtplib's login greeted by itself after STARTTLS and took a 4xx to
+    # EHLO as a cue for HELO: the login then found no AUTH, and the client got the relay's "451 4.4.1
+    # Upstream ... is unreachable" instead of the smarthost's own reply (a 421 already reached it: the
+    # library closes the connection then, so no HELO could follow).
+    tls_upstream.ehlo_after_tls_reply = refusal
+    relay = relay_factory(tls_upstream.port, upstream={"starttls": "required", "ca_file": str(cert[0]),
+                                                       "username": "relayuser", "password_file": _secret(tmp_path)})
+    with RawSMTP(relay.host, relay.port) as c:
+        c.cmd("EHLO client.test")
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert (code, text) == (int(refusal[:3]), refusal)
+    assert tls_upstream.messages == []
+    event = relay.events(wait_for=1)[-1]
+    assert event["reply"]["source"] == "upstream" and event["reply"]["code"] == int(refusal[:3]), event

@@ -757,11 +757,16 @@ class _Recheck:
         self.unasked = 0  # addresses the upstream was never asked about (the run's exit status)
 
     async def _connection(self):
+        from ..errors import ConfigError
         from ..upstream import UpstreamError, UpstreamPool
 
         if self.conn is None and self.failed is None:
             try:
-                self.conn = await UpstreamPool(self.ctx.settings).connect()
+                pool = UpstreamPool(self.ctx.settings)
+            except ConfigError as exc:  # upstream.ca_file replaced since the config was read
+                raise CommandError("; ".join(str(p) for p in exc.problems)) from None
+            try:
+                self.conn = await pool.connect()
             except UpstreamError as exc:
                 self.failed = exc.reply
         return self.conn

@@ -94,7 +94,13 @@ def run(args) -> int:
         print(json.dumps(out, ensure_ascii=False))
         return 1 if out["rule"] == NOT_A_REFUSAL else 0
     status = 0
-    for n, line in enumerate(sys.stdin, 1):
+    lines = _BoundedLines(sys.stdin.buffer)
+    for n, line in enumerate(lines, 1):
+        if line is None:
+            print(json.dumps({"error": f"line {n}: longer than {MAX_LINE_BYTES} bytes; expected one JSON string "
+                                       f"(an SMTP reply) a line"}))
+            status = 1
+            continue
         if not line.strip():
             continue
         try:
@@ -113,4 +119,54 @@ def run(args) -> int:
         print(json.dumps(out, ensure_ascii=False), flush=True)
         if out["rule"] == NOT_A_REFUSAL:
             status = 1  # as a line that is no JSON string: not a refusal to classify
+    if lines.too_much:
+        sys.stdout.flush()
+        print(f"error: stdin: over {MAX_INPUT_BYTES} bytes in all; the rest was not read (classify a larger "
+              f"input in parts)", file=sys.stderr)
+        return 2
     return status
+
+
+# The longest line read from stdin. A reply is at most a few KiB (aiosmtplib reads lines of up to 8 KiB;
+# RFC 5321 4.5.3.1.5 asks for 512 octets), JSON-escaped a few times that; a line was held whole before,
+# however long: 300 MB with no newline grew the process to 924 MB.
+MAX_LINE_BYTES = 1 << 20
+# The most stdin gives one run, over-long lines included (each is skipped without being held, but never
+# ends: /dev/zero). Far above any log of replies one would classify at once (a million replies of
+# 200 bytes is 200 MB); past it the run stops with exit status 2, as `relay dsn parse` stops at its
+# bound (bounces_in.max_message_size).
+MAX_INPUT_BYTES = 1 << 30
+
+
+class _BoundedLines:
+    """The lines of a binary stream as text (decoded as sys.stdin would: its encoding and error
+    handler), each at most MAX_LINE_BYTES: a longer one is None, its rest read and dropped in pieces.
+    Ends after MAX_INPUT_BYTES in all, with `too_much` set."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.read = 0
+        self.too_much = False
+
+    def __iter__(self):
+        return self
+
+    def _readline(self, limit: int) -> bytes:
+        room = MAX_INPUT_BYTES - self.read
+        line = self.stream.readline(min(limit, room + 1))
+        self.read += len(line)
+        if self.read > MAX_INPUT_BYTES:
+            self.too_much = True
+            raise StopIteration
+        return line
+
+    def __next__(self) -> str | None:
+        line = self._readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            return line.decode(sys.stdin.encoding or "utf-8", sys.stdin.errors or "strict")
+        while True:  # the rest of an over-long line, up to its newline or the end of the input
+            rest = self._readline(1 << 20)
+            if not rest or rest.endswith(b"\n"):
+                return None

@@ -96,7 +96,8 @@ class DestinationPool(UpstreamPool):
     """The connections to one MX set."""
 
     def __init__(self, settings, destination: tuple, delivery: "MxDelivery"):
-        super().__init__(settings, size=delivery.per_destination, metrics=delivery.metrics)
+        super().__init__(settings, size=delivery.per_destination, metrics=delivery.metrics,
+                         smarthost_tls=False)  # each MX host's TLS is its own TlsPlan
         self.destination = destination
         self._delivery = delivery
         self.max_transactions = self._up.messages_per_connection

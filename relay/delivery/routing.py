@@ -61,6 +61,7 @@ class Routing:
             problems.add("(file)", "expected a mapping with `default:` and `domains:`")
             problems.raise_if_any()
         problems.unknown_keys(data, {"version", "default", "domains"})
+        problems.check_version(data)
         default = data.get("default") or mode
         if default not in ROUTE_KINDS:
             problems.add("default", f"{default!r} is not one of {', '.join(ROUTE_KINDS)}")

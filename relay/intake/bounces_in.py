@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 import logging
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -66,6 +67,9 @@ _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-bounce-par
 # The warning events one report may make of the addresses it names that were not recipients of its
 # transaction (the rest are counted in the log line and the reply).
 MAX_IGNORED_EVENTS = 10
+# LMTP reports answered in part remembered for their retry (BounceIntake._told_once): a set of at most
+# MAX_STATUS_BLOCKS addresses each.
+MAX_PARTLY_DEFERRED = 1000
 _EVERYONE = Clients(networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
 
 
@@ -78,6 +82,9 @@ class BounceIntake(Step):
         self.outcomes = outcomes
         self.codec = VerpCodec(self.bounces.key) if self.bounces.key else None
         self._turns: dict[str, list] = {}  # client_key -> [its lock, bounces holding or awaiting it]
+        # LMTP reports answered in part (some recipients 250, some 451): sha256 of the message -> the
+        # addresses the retry must not warn about (see _told_once). Oldest first, at most MAX_PARTLY_DEFERRED.
+        self._partly_deferred: OrderedDict[bytes, set[str]] = OrderedDict()
 
     @contextlib.asynccontextmanager
     async def _turn_of(self, ip: str):
@@ -211,7 +218,7 @@ class BounceIntake(Step):
         if self.bounces.protocol == "lmtp":
             decision = self._answer_each(txn, tokens, report, owners, made, failed_owners, what, ignored + cut)
             if decision.verdict is Verdict.ACCEPT:
-                for event in strangers:
+                for event in self._told_once(raw, targets, strangers, partly=bool(failed_owners)):
                     self.outcomes.emit(event)
             return decision
         if failed_owners:
@@ -226,6 +233,32 @@ class BounceIntake(Step):
         text = (f"Recorded {len(observations)} {what}" if what else "Received: not a bounce, nothing recorded") + \
             ignored + cut
         return accept(Reply.make(250, "2.0.0", text))
+
+    def _told_once(self, raw: bytes, targets: list, strangers: list[dict], partly: bool) -> list[dict]:
+        """The `verp_recipient` warnings of an LMTP attempt that were not told at an earlier attempt of
+        the same message. A report delivered to several return paths and answered in part (one
+        recipient's recording failed: 451 for it alone, RFC 2033 4.2) comes back to that return path
+        alone: its transaction is then the only one the report is checked against, so an address
+        matched to another return path's transaction the first time (already recorded there) read as
+        "not a recipient: forged or misdirected", and an address that was no recipient of any was
+        warned about twice. The first attempt remembers both kinds (by the message's digest: the
+        reporting MTA sends the same queued message again); a retry leaves them out.
+
+        Remembered in this process only, at most MAX_PARTLY_DEFERRED messages: a retry taken by another
+        worker, or after a reload or restart, may warn again (a warning more, never a listing)."""
+        digest = hashlib.sha256(raw).digest()
+        told = self._partly_deferred.get(digest)
+        fresh = [e for e in strangers if told is None or fold(e["recipient"]) not in told]
+        if partly:
+            told = self._partly_deferred.pop(digest, set())
+            told.update(fold(failed.original_recipient or failed.recipient or "") for failed, *_ in targets)
+            told.update(fold(e["recipient"]) for e in fresh)
+            self._partly_deferred[digest] = told
+            while len(self._partly_deferred) > MAX_PARTLY_DEFERRED:
+                self._partly_deferred.popitem(last=False)
+        elif told is not None:
+            del self._partly_deferred[digest]  # every recipient answered: no retry of it will come
+        return fresh
 
     async def _observe(self, report: BounceReport, targets, token: VerpToken | None, txn: Transaction,
                        made: list[list[dict]]) -> tuple[list[Observation], list[str | None]]:

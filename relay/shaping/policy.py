@@ -419,6 +419,7 @@ def load_shaping(path: Path | str) -> ShapingPolicy:
         problems.add("(file)", "expected a mapping with `destinations:`, `default:` and `reactions:`")
         problems.raise_if_any()
     problems.unknown_keys(data, TOP_KEYS)
+    problems.check_version(data)
     mx_lookup = data.get("mx_lookup", False)
     if not problems.check_bool("mx_lookup", mx_lookup):
         mx_lookup = False
