@@ -507,7 +507,7 @@ class UpstreamConnection:
             self.fail()
             if response is None:
                 self._measure(b".", start, None)
-                raise self._translate(exc) from exc
+                raise (self._translate(exc) if start is None else self._unanswered_dot(exc)) from exc
             early = True
         finally:
             self.busy = self._sending = False
@@ -535,6 +535,24 @@ class UpstreamConnection:
                                   f"(out of sequence: only the reply to the final dot accepts a message); the "
                                   f"message was not accepted, please retry later", "upstream-protocol"))
         return self._checked(response.code, response.message, b".")
+
+    def _unanswered_dot(self, exc: BaseException) -> UpstreamError:
+        """No reply to a final dot that went out (no answer within data_timeout, or the connection closed):
+        the upstream had the whole message and may have taken it before it failed to say so (RFC 5321
+        4.1.1.4; Postfix's "timed out while sending end of data -- message may be sent more than once").
+        Still a 4xx, never a 250: losing a message is worse than a second copy (RFC 5321 6.1). The client
+        was told "the message was not accepted", which nobody could know."""
+        error = self._translate(exc)
+        cause = error.reply.cause
+        if cause == "upstream-timeout":
+            what = f"did not answer the end of DATA within {self._up.data_timeout:g} s (did not answer in time)"
+        elif cause == "upstream-closed":
+            what = f"closed the connection after the end of DATA, before its reply ({_describe(exc)})"
+        else:
+            return error
+        return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} {what}; it had the whole message "
+                                                        f"and may have delivered it: please retry later (a second "
+                                                        f"copy may arrive)", cause))
 
     @staticmethod
     def _early_response(protocol):

@@ -539,3 +539,21 @@ def test_an_upstream_that_closes_before_the_session_is_set_up_is_not_unreachable
     assert event["upstream"]["host"] == "127.0.0.1" and event["upstream"]["port"] == scripted.port
     assert scripted.messages == 0
     relay.call(relay.server.resources.pool.close())
+
+
+@pytest.mark.parametrize("dot, cause", [(CLOSE, "upstream-closed"), (SILENT, "upstream-timeout")],
+                         ids=["closed", "silence"])
+def test_no_reply_to_the_final_dot_is_a_4xx_that_says_the_message_may_have_been_delivered(run, scripted, dot, cause):
+    # The upstream has the whole message and then closes without a reply, or says nothing until
+    # data_timeout: it may have taken the message (RFC 5321 4.1.1.4). The client was told "451 ... the
+    # message was not accepted", which nobody could know; its operator, reading that, resent with no
+    # thought of a duplicate. A 4xx still (never a 250: a second copy rather than a lost message), and
+    # the event keeps the cause.
+    replies, events = run({"DOT": dot})
+    code, text = replies[-1]
+    assert code == 451 and text.startswith(f"451 4.4.2 Upstream 127.0.0.1:{scripted.port} "), replies
+    assert "end of DATA" in text and "may have delivered it" in text and "not accepted" not in text, text
+    (event,) = events
+    assert (event["kind"], event["stage"], event["reply"]["text"]) == ("deferred", "data", text)
+    assert event["classification"]["rule"] == f"relay:{cause}" and event["classification"]["scope"] == "relay"
+    assert b".\r\n" in bytes(scripted.received[0])  # the dot went out: the upstream had the whole message
