@@ -557,3 +557,29 @@ def test_no_reply_to_the_final_dot_is_a_4xx_that_says_the_message_may_have_been_
     assert (event["kind"], event["stage"], event["reply"]["text"]) == ("deferred", "data", text)
     assert event["classification"]["rule"] == f"relay:{cause}" and event["classification"]["scope"] == "relay"
     assert b".\r\n" in bytes(scripted.received[0])  # the dot went out: the upstream had the whole message
+
+
+def test_a_421_at_rcpt_ends_the_transaction_with_an_event_for_every_recipient_it_had(hostile_relay, scripted):
+    # Gmail's "421 4.7.0 Try again later, closing connection." to the second RCPT: relayed, and the relay
+    # closes the client's connection after it (RFC 5321 3.8), so the client defers the whole message,
+    # the recipient accepted before it too. Only the recipient that got the 421 had an event; the one
+    # accepted earlier was deferred with no trace in the events.
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    closing = b"421-4.7.0 Try again later, closing connection. (RCPT)\r\n421 4.7.0 https://support.google.com - gsmtp\r\n"
+    scripted.reset(RCPT=lambda line: closing if b"<later" in line else b"250 2.1.5 OK\r\n")
+    before = len(_events(relay))
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<first421@example.com>")[0] == 250
+        code, text = c.cmd("RCPT TO:<later421@example.com>")
+        assert (code, text) == (421, closing.decode().strip()), text  # the provider's own words, both lines
+        assert _closed(c)
+    events = relay.events(before + 2)[before:]
+    assert sorted((e["recipient"], e["kind"], e["stage"], e["reply"]["text"]) for e in events) == [
+        (rcpt, "deferred", "rcpt", closing.decode().strip().replace("\r\n", "\n"))
+        for rcpt in ("first421@example.com", "later421@example.com")]
+    assert all(e["classification"]["scope"] != "recipient" and "bounce_list" not in e for e in events)
+    assert scripted.messages == 0
+    relay.call(relay.server.resources.pool.close())
