@@ -538,7 +538,7 @@ class UpstreamConnection:
 
     def _unanswered_dot(self, exc: BaseException) -> UpstreamError:
         """No reply to a final dot that went out (no answer within data_timeout, or the connection closed):
-        the upstream had the whole message and may have taken it before it failed to say so (RFC 5321
+        the upstream may have had the whole message and taken it before it failed to say so (RFC 5321
         4.1.1.4; Postfix's "timed out while sending end of data -- message may be sent more than once").
         Still a 4xx, never a 250: losing a message is worse than a second copy (RFC 5321 6.1). The client
         was told "the message was not accepted", which nobody could know."""
@@ -547,12 +547,14 @@ class UpstreamConnection:
         if cause == "upstream-timeout":
             what = f"did not answer the end of DATA within {self._up.data_timeout:g} s (did not answer in time)"
         elif cause == "upstream-closed":
-            what = f"closed the connection after the end of DATA, before its reply ({_describe(exc)})"
+            what = f"closed the connection after the end of DATA was sent, before its reply ({_describe(exc)})"
         else:
             return error
-        return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} {what}; it had the whole message "
-                                                        f"and may have delivered it: please retry later (a second "
-                                                        f"copy may arrive)", cause))
+        # Whether the upstream read the message before it closed is unknowable here (its close may have
+        # crossed the message on the wire): "may", never "had it".
+        return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} {what}; the message may have "
+                                                        f"been delivered: please retry later (a second copy may "
+                                                        f"arrive)", cause))
 
     @staticmethod
     def _early_response(protocol):

@@ -552,7 +552,7 @@ def test_no_reply_to_the_final_dot_is_a_4xx_that_says_the_message_may_have_been_
     replies, events = run({"DOT": dot})
     code, text = replies[-1]
     assert code == 451 and text.startswith(f"451 4.4.2 Upstream 127.0.0.1:{scripted.port} "), replies
-    assert "end of DATA" in text and "may have delivered it" in text and "not accepted" not in text, text
+    assert "end of DATA" in text and "may have been delivered" in text and "not accepted" not in text, text
     (event,) = events
     assert (event["kind"], event["stage"], event["reply"]["text"]) == ("deferred", "data", text)
     assert event["classification"]["rule"] == f"relay:{cause}" and event["classification"]["scope"] == "relay"
