@@ -181,6 +181,11 @@ class RelayService:
         if decision.verdict is V_CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
+        if decision.reply.code == 421 and txn.rcpts:
+            # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
+            # the client's after it: the transaction ends for the recipients it had accepted too, and the
+            # client defers them with the rest. Their events were lost (the disconnect writes none).
+            await self.outcomes.refused(txn, session, decision.stage or "rcpt", list(txn.rcpts), decision)
         return decision.reply
 
     async def data_start(self, session: Session) -> None:

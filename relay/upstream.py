@@ -165,6 +165,11 @@ class UpstreamConnection:
         self._answered_early = False  # a reply came while the final dot had not left this process
         self._label = str(target)  # the metrics' `upstream` label
         self.out_of_step: str | None = None  # what the upstream said that no command asked for
+        # Why the relay gave this connection up in the middle of a transaction (a malformed reply, no
+        # answer in time): the answer to every later command of that transaction. They met the closed
+        # connection and said "Upstream ... closed the connection", cause upstream-closed, though the
+        # upstream had closed nothing: the relay had, for a reason already known.
+        self.given_up: Reply | None = None
         # (command, reply code) -> the series _measure records to: looked up once per connection.
         self._series: dict[tuple, tuple] = {}
         # The deadline of the reply awaited now (loop time), checked by one timer per connection that
@@ -228,6 +233,8 @@ class UpstreamConnection:
                               f"the message was not accepted, please retry later", "upstream-protocol"))
 
     async def _command(self, *args: bytes, timeout: float | None = None) -> Reply:
+        if self.given_up is not None:
+            raise UpstreamError(self.given_up)
         self.busy = True
         start = time.perf_counter()
         try:
@@ -236,11 +243,20 @@ class UpstreamConnection:
             self.fail()
             if not isinstance(exc, asyncio.CancelledError):
                 self._measure(args[0], start, None)
-            raise self._translate(exc) from exc
+            raise self._give_up(self._translate(exc)) from exc
         finally:
             self.busy = False
         self._measure(args[0], start, response.code)
-        return self._checked(response.code, response.message, args[0])
+        try:
+            return self._checked(response.code, response.message, args[0])
+        except UpstreamError as exc:
+            raise self._give_up(exc) from None
+
+    def _give_up(self, error: UpstreamError) -> UpstreamError:
+        """`error`, kept as the reason this connection was given up (see given_up)."""
+        if self.given_up is None:
+            self.given_up = error.reply
+        return error
 
     async def _execute(self, line: bytes, timeout: float):
         """One command line out, its reply back, on the client library's protocol object. Its
@@ -492,7 +508,7 @@ class UpstreamConnection:
             self.fail()
             if response is None:
                 self._measure(b".", start, None)
-                raise self._translate(exc) from exc
+                raise (self._translate(exc) if start is None else self._unanswered_dot(exc)) from exc
             early = True
         finally:
             self.busy = self._sending = False
@@ -520,6 +536,26 @@ class UpstreamConnection:
                                   f"(out of sequence: only the reply to the final dot accepts a message); the "
                                   f"message was not accepted, please retry later", "upstream-protocol"))
         return self._checked(response.code, response.message, b".")
+
+    def _unanswered_dot(self, exc: BaseException) -> UpstreamError:
+        """No reply to a final dot that went out (no answer within data_timeout, or the connection closed):
+        the upstream may have had the whole message and taken it before it failed to say so (RFC 5321
+        4.1.1.4; Postfix's "timed out while sending end of data -- message may be sent more than once").
+        Still a 4xx, never a 250: losing a message is worse than a second copy (RFC 5321 6.1). The client
+        was told "the message was not accepted", which nobody could know."""
+        error = self._translate(exc)
+        cause = error.reply.cause
+        if cause == "upstream-timeout":
+            what = f"did not answer the end of DATA within {self._up.data_timeout:g} s (did not answer in time)"
+        elif cause == "upstream-closed":
+            what = f"closed the connection after the end of DATA was sent, before its reply ({_describe(exc)})"
+        else:
+            return error
+        # Whether the upstream read the message before it closed is unknowable here (its close may have
+        # crossed the message on the wire): "may", never "had it".
+        return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {self.target} {what}; the message may have "
+                                                        f"been delivered: please retry later (a second copy may "
+                                                        f"arrive)", cause))
 
     @staticmethod
     def _early_response(protocol):
@@ -934,6 +970,17 @@ class UpstreamPool:
             return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {target} did not answer within "
                                                             f"{self._up.connect_timeout:g} s; please retry later",
                                               "upstream-timeout"))
+        closed = next((e for e in (exc, exc.__cause__) if isinstance(e, smtp_errors.SMTPServerDisconnected)), None)
+        if closed is not None:
+            # The host took the TCP connection, then closed it before or while it greeted, or after
+            # EHLO or STARTTLS's 220: reachable, and "unreachable ... check the relay's network and
+            # routes" sent the operator to the wrong end (RFC 5321 3.1: a server may drop a session it
+            # will not serve; Postfix logs "lost connection with HOST while receiving the initial
+            # server greeting").
+            return UpstreamError(_relay_reply(451, "4.4.2", f"Upstream {target} closed the connection before "
+                                                            f"the session was set up ({_describe(closed)}); the "
+                                                            f"message was not accepted, please retry later",
+                                              "upstream-closed"))
         return UpstreamError(_relay_reply(451, "4.4.1", f"Upstream {target} is unreachable ({_describe(exc)}); "
                                                         f"the message was not accepted, please retry later",
                                               _unreachable_cause(exc)))

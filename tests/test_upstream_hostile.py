@@ -469,3 +469,117 @@ def test_a_smarthost_refusing_ehlo_for_now_is_relayed_in_its_own_words(run, scri
     assert code == int(ehlo[:3]) and text == ehlo.decode().strip(), replies
     assert b"HELO " not in bytes(scripted.received[0]) and b"MAIL" not in bytes(scripted.received[0])
     assert events[-1]["reply"]["source"] == "upstream"
+
+
+def _transaction(relay, rcpts) -> list[tuple[int, str]]:
+    """MAIL, every RCPT whatever its reply, then DATA (and the message after a 354): the client's replies."""
+    replies = []
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        replies.append(c.cmd("MAIL FROM:<a@sender.test>"))
+        replies.extend(c.cmd(f"RCPT TO:<{rcpt}>") for rcpt in rcpts)
+        replies.append(c.cmd("DATA"))
+        if replies[-1][0] == 354:
+            c.send(BODY + b".\r\n")
+            replies.append(c.reply())
+    return replies
+
+
+@pytest.mark.parametrize("rcpt, cause, says", [
+    (b"600 5.1.1 what\r\n", "upstream-protocol", "451 4.5.0 Upstream 127.0.0.1:"),  # a code past 5xx
+    (b"250-2.1.5 OK, and more to come\r\n", "upstream-timeout", "451 4.4.2 Upstream 127.0.0.1:"),  # never ends
+], ids=["600", "unfinished-reply"])
+def test_a_connection_the_relay_gave_up_answers_the_rest_of_the_transaction_with_why(hostile_relay, scripted,
+                                                                                   rcpt, cause, says):
+    # The first RCPT's reply is one the relay cannot take (a 600; a continuation line with no last line,
+    # command_timeout), so the relay closes that connection. Every later command of the transaction
+    # then met the closed connection and was told "451 4.4.2 Upstream ... closed the connection (Server
+    # not connected)", cause upstream-closed: the upstream had closed nothing, and the events of those
+    # recipients sent the operator to the upstream's logs for drops that never happened.
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    scripted.reset(RCPT=rcpt)
+    before = len(_events(relay))
+    rcpts = [f"{r}-{cause}@example.com" for r in ("first", "second", "third")]
+    replies = _transaction(relay, rcpts)
+    first = replies[1]
+    assert first[0] == 451 and first[1].startswith(says), replies
+    assert replies[2:4] == [first, first], replies  # the same reason, not "closed the connection"
+    assert replies[4][0] == 503  # no recipient: DATA is refused by the relay itself
+    events = relay.events(before + 3)[before:]
+    assert sorted(e["recipient"] for e in events) == sorted(rcpts)
+    assert {(e["kind"], e["stage"], e["reply"]["text"], e["classification"]["rule"], e["classification"]["scope"])
+            for e in events} == {("deferred", "rcpt", first[1], f"relay:{cause}", "relay")}
+    assert scripted.connections == 1 and scripted.messages == 0
+
+
+@pytest.mark.parametrize("script", [
+    {"greeting": CLOSE},  # TCP accepted, then closed before any greeting
+    {"EHLO": CLOSE},
+    {"EHLO": b"250-scripted.test\r\n250-STARTTLS\r\n250 SIZE 100000000\r\n", "STARTTLS": b"220 2.0.0 go ahead\r\n",
+     "close_after": {"STARTTLS"}},
+], ids=["greeting", "ehlo", "after-starttls-220"])
+def test_an_upstream_that_closes_before_the_session_is_set_up_is_not_unreachable(scripted, relay_factory, script):
+    # The upstream took the TCP connection, then closed it (before its greeting, at EHLO, after its 220
+    # to STARTTLS). The client was told "451 4.4.1 Upstream ... is unreachable (Error connecting to ...:
+    # Unexpected EOF received)", cause upstream-unreachable, whose advice is to check the relay's network
+    # and routes: the host was reachable, it was the one that ended the session.
+    scripted.reset(**script)
+    relay = relay_factory(scripted.port, upstream={"starttls": "opportunistic", "connect_timeout": 1,
+                                                   "command_timeout": 1})
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        code, text = c.cmd("MAIL FROM:<a@sender.test>")
+    assert code == 451 and text.startswith(f"451 4.4.2 Upstream 127.0.0.1:{scripted.port} closed the connection "
+                                           f"before the session was set up ("), text
+    assert "unreachable" not in text
+    (event,) = relay.events(1)
+    assert (event["kind"], event["stage"], event["reply"]["source"]) == ("deferred", "mail", "relay")
+    assert (event["classification"]["rule"], event["classification"]["scope"]) == ("relay:upstream-closed", "relay")
+    assert event["upstream"]["host"] == "127.0.0.1" and event["upstream"]["port"] == scripted.port
+    assert scripted.messages == 0
+    relay.call(relay.server.resources.pool.close())
+
+
+@pytest.mark.parametrize("dot, cause", [(CLOSE, "upstream-closed"), (SILENT, "upstream-timeout")],
+                         ids=["closed", "silence"])
+def test_no_reply_to_the_final_dot_is_a_4xx_that_says_the_message_may_have_been_delivered(run, scripted, dot, cause):
+    # The upstream has the whole message and then closes without a reply, or says nothing until
+    # data_timeout: it may have taken the message (RFC 5321 4.1.1.4). The client was told "451 ... the
+    # message was not accepted", which nobody could know; its operator, reading that, resent with no
+    # thought of a duplicate. A 4xx still (never a 250: a second copy rather than a lost message), and
+    # the event keeps the cause.
+    replies, events = run({"DOT": dot})
+    code, text = replies[-1]
+    assert code == 451 and text.startswith(f"451 4.4.2 Upstream 127.0.0.1:{scripted.port} "), replies
+    assert "end of DATA" in text and "may have been delivered" in text and "not accepted" not in text, text
+    (event,) = events
+    assert (event["kind"], event["stage"], event["reply"]["text"]) == ("deferred", "data", text)
+    assert event["classification"]["rule"] == f"relay:{cause}" and event["classification"]["scope"] == "relay"
+    assert b".\r\n" in bytes(scripted.received[0])  # the dot went out: the upstream had the whole message
+
+
+def test_a_421_at_rcpt_ends_the_transaction_with_an_event_for_every_recipient_it_had(hostile_relay, scripted):
+    # Gmail's "421 4.7.0 Try again later, closing connection." to the second RCPT: relayed, and the relay
+    # closes the client's connection after it (RFC 5321 3.8), so the client defers the whole message,
+    # the recipient accepted before it too. Only the recipient that got the 421 had an event; the one
+    # accepted earlier was deferred with no trace in the events.
+    relay = hostile_relay
+    relay.call(relay.server.resources.pool.close())
+    closing = b"421-4.7.0 Try again later, closing connection. (RCPT)\r\n421 4.7.0 https://support.google.com - gsmtp\r\n"
+    scripted.reset(RCPT=lambda line: closing if b"<later" in line else b"250 2.1.5 OK\r\n")
+    before = len(_events(relay))
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<first421@example.com>")[0] == 250
+        code, text = c.cmd("RCPT TO:<later421@example.com>")
+        assert (code, text) == (421, closing.decode().strip()), text  # the provider's own words, both lines
+        assert _closed(c)
+    events = relay.events(before + 2)[before:]
+    assert sorted((e["recipient"], e["kind"], e["stage"], e["reply"]["text"]) for e in events) == [
+        (rcpt, "deferred", "rcpt", closing.decode().strip().replace("\r\n", "\n"))
+        for rcpt in ("first421@example.com", "later421@example.com")]
+    assert all(e["classification"]["scope"] != "recipient" and "bounce_list" not in e for e in events)
+    assert scripted.messages == 0
+    relay.call(relay.server.resources.pool.close())

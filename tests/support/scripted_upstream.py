@@ -9,7 +9,7 @@ reply before the command, a close after the final dot.
   "DOT"       the reply to the final dot
   "dot_gate"  a threading.Event: the reply to the final dot waits until it is set
   "MIDDATA"   a reply sent as soon as the message starts arriving (before the dot)
-A value is bytes written as they are; a list of bytes is written in pieces, 20 ms apart;
+A value is bytes written as they are, or a function of the command line (bytes) that returns one; a list of bytes is written in pieces, 20 ms apart;
 CLOSE closes without a reply, SILENT says nothing. "close_after" (a set of steps) closes
 the connection right after that step's reply. "middata_pause" (seconds) stops reading for that
 long after the MIDDATA reply, with a small receive buffer (64 KiB), so that a large enough message
@@ -120,7 +120,10 @@ class ScriptedUpstream:
                     return
                 seen += line
                 verb = line.strip().split(b" ", 1)[0].upper().decode("ascii", "replace")
-                if not await self._send(writer, self._say(verb)):
+                said = self._say(verb)
+                if callable(said):  # a reply that depends on the command's line (per recipient)
+                    said = said(line)
+                if not await self._send(writer, said):
                     return
                 if verb in close_after or verb == "QUIT":
                     writer.close()
