@@ -1562,3 +1562,33 @@ def test_a_421_to_the_ehlo_after_starttls_is_the_hosts_reply_and_no_cue_for_clea
     event = next(valid(e) for e in relay.events(wait_for=1) if e["kind"] == "deferred")
     assert event["reply"]["source"] == "upstream"
     assert event["upstream"]["tls"] is True and event["upstream"]["tls_protocol"] is not None
+
+
+def test_a_client_gone_after_its_final_dot_to_the_mx_leaves_an_event_saying_the_outcome_is_unknown(mx_relay, mx2):
+    """As through the smarthost (tests/test_frontdoor_hostile.py): the final dot went to the destination's
+    MX, then the client reset the connection before the MX answered. The MX may have queued the message
+    all the same, so the relay records it deferred, its outcome unknown, never nothing at all."""
+    import socket
+    import struct
+
+    from relay.service import UNKNOWN_OUTCOME
+    from tests.support.processes import wait_until
+
+    mx2.slow_seconds = 30.0  # the MX has it all and has not answered yet
+    relay = mx_relay()
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert gone.cmd("RCPT TO:<slowdata@example.net>")[0] == 250
+    assert gone.cmd("DATA")[0] == 354
+    gone.send(BODY.replace(b"<m1@", b"<gone@") + b".\r\n")
+    assert wait_until(lambda: "DATA" in mx2.commands, timeout=15)  # the MX read the final dot
+    gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    gone.close()  # a reset: nothing more of this client's is read or answered
+    events = [valid(e) for e in relay.events(wait_for=1)]
+    assert [(e["kind"], e["stage"], e["recipient"], e.get("outcome")) for e in events] == [
+        ("deferred", "data", "slowdata@example.net", UNKNOWN_OUTCOME)], events
+    assert events[0]["classification"]["rule"] == "relay:client-gone-after-dot"
+    assert events[0]["message_id"] == "<gone@sender.test>"
+    assert events[0]["upstream"]["route"] == "mx"
+    with client(relay) as other:  # the relay serves on
+        assert send_message(other, "a@sender.test", ["b@example.net"], BODY)[-1][0] == 250
