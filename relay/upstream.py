@@ -697,6 +697,14 @@ class _ReplyReader:
         return SMTPResponse(self.code, bytes(message).decode("utf-8", "surrogateescape"))
 
 
+class _NoAuthOffered(Exception):
+    """upstream.username is set and the upstream's EHLO reply offers no AUTH."""
+
+    def __init__(self, tls: bool):
+        super().__init__("no AUTH offered")
+        self.tls = tls
+
+
 class _TlsRequired(Exception):
     """upstream.starttls is required and the upstream did not let the session start TLS."""
 
@@ -868,6 +876,11 @@ class UpstreamPool:
         if client.is_ehlo_or_helo_needed:  # no STARTTLS, or STARTTLS reset the session (RFC 3207 4.2)
             await self._greet(client)
         if self._up.username:
+            if not client.supports_extension("auth"):
+                # No AUTH in the EHLO reply (RFC 4954 3): there is nothing to log in with, and sending
+                # unauthenticated would not be what the operator configured. aiosmtplib's own refusal
+                # of this case reached the client as the 451 4.4.1 "unreachable", advice about the network.
+                raise _NoAuthOffered(tls=client.get_transport_info("sslcontext") is not None)
             await client.login(self._up.username, self._read_password())
 
     async def _starttls(self, client: aiosmtplib.SMTP, required: bool) -> None:
@@ -947,6 +960,13 @@ class UpstreamPool:
             return UpstreamError(_relay_reply(451, "4.7.0", f"The relay could not log in to upstream {target} "
                                                             f"({exc.code} {said}); check "
                                                             f"upstream.username and password_file", "upstream-login"))
+        if isinstance(exc, _NoAuthOffered):
+            # Many servers offer AUTH only once TLS is up (Postfix's smtpd_tls_auth_only).
+            hint = "" if exc.tls else "; some servers offer it only over TLS (upstream.starttls)"
+            return UpstreamError(_relay_reply(451, "4.7.0", f"Upstream {target} does not offer AUTH "
+                                                            f"(upstream.username is set){hint}; the message was "
+                                                            f"not accepted, check upstream.host and "
+                                                            f"upstream.username", "upstream-login"))
         if isinstance(exc, _TlsRequired):
             return UpstreamError(_relay_reply(451, "4.7.5", f"Upstream {target} {exc.why} and upstream.starttls is "
                                                             f"required; not sending in clear", exc.cause))

@@ -583,3 +583,32 @@ def test_a_421_at_rcpt_ends_the_transaction_with_an_event_for_every_recipient_it
     assert all(e["classification"]["scope"] != "recipient" and "bounce_list" not in e for e in events)
     assert scripted.messages == 0
     relay.call(relay.server.resources.pool.close())
+
+
+def test_an_upstream_offering_no_auth_while_a_username_is_set_is_a_login_failure(scripted, tmp_path, caplog):
+    # aiosmtplib's "The SMTP AUTH extension is not supported by this server" reached the client as
+    # "451 4.4.1 Upstream ... is unreachable", advice about the relay's network: the host answered, and
+    # what is wrong is the login the relay is configured for (a wrong upstream.host, or a username set
+    # for a smarthost that takes none).
+    caplog.set_level(logging.WARNING)
+    (tmp_path / "password").write_text("secret")
+    relay = RunningRelay(write_config(tmp_path, scripted.port, upstream={
+        "connect_timeout": 1, "command_timeout": 1, "username": "relay", "password_file": str(tmp_path / "password"),
+        "allow_plaintext_auth": True}))
+    try:
+        relay.call(relay.server.resources.pool.close())
+        scripted.reset(EHLO=b"250-scripted.test\r\n250 8BITMIME\r\n")
+        with RawSMTP(relay.host, relay.port, timeout=10) as c:
+            assert c.cmd("EHLO client.test")[0] == 250
+            code, text = c.cmd("MAIL FROM:<a@sender.test>")
+        assert code == 451 and text.startswith("451 4.7.0 Upstream "), text
+        assert "does not offer AUTH (upstream.username is set)" in text and "unreachable" not in text, text
+        assert not any(b"AUTH" in bytes(r) for r in scripted.received)  # no login tried, no password sent
+        (event,) = _events(relay, 1)
+        jsonschema.validate(event, SCHEMA)
+        assert event["kind"] == "deferred" and event["reply"]["source"] == "relay"
+        assert event["classification"]["rule"] == "relay:upstream-login"
+        assert (event["classification"]["category"], event["classification"]["scope"]) == ("auth_failed", "relay")
+        assert [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+    finally:
+        relay.stop()
