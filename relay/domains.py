@@ -47,9 +47,14 @@ WILDCARD = "*"
 def domain_entries(data: dict, problems: Problems) -> Iterator[tuple[str, str, Any]]:
     """The entries of a policy file keyed by domain (domains.yaml, tls.yaml): (the key as written, the
     domain normalised or "*", the value). A key that is no domain name, or the same domain spelled
-    twice (names match case-insensitively), is a problem and skipped."""
+    twice (names match case-insensitively), is a problem and skipped. `version:` is the file's format,
+    as in every policy file (Problems.check_version), never a domain: `version` is no domain mail goes to
+    (a single label, RFC 5321 2.3.5), and read as one, `version: 1` was an entry "expected a mapping"."""
+    problems.check_version(data)
     spelled: dict[str, str] = {}
     for raw, spec in data.items():
+        if raw == "version":
+            continue
         name = str(raw)
         if name == WILDCARD:
             domain = WILDCARD

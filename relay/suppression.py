@@ -32,7 +32,7 @@ CATEGORIES = (
 NEVER_LISTED = ("protocol_error",)
 
 SECTIONS = {"permanent": True, "temporary": False}
-TOP_KEYS = (*SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "unconfirmed", "shared_return_path")
+TOP_KEYS = ("version", *SECTIONS, "complaints", "breaker", "provider_breaker", "domains", "unconfirmed", "shared_return_path")
 UNCONFIRMED_KEYS = ("list_after", "within")
 SHARED_KEYS = ("list_after", "within", "expire_after")
 BREAKER_KEYS = ("distinct_addresses", "within", "categories")
@@ -483,6 +483,7 @@ class SuppressionPolicy:
             problems.add("(top level)", f"expected a mapping with 'permanent' and 'temporary', got {type(data).__name__}")
             problems.raise_if_any()
         problems.unknown_keys(data, TOP_KEYS)
+        problems.check_version(data)
         complaint: SuppressionRule | None = DEFAULT_COMPLAINT_RULE
         feedback_types = None
         if "complaints" in data:
