@@ -497,6 +497,13 @@ def shown(text: str, limit: int = 100) -> str:
     return printable(text[:limit]) + ("..." if len(text) > limit else "")
 
 
+def ascii_reply(text: str) -> str:
+    """`text` (a reply that quotes what a client sent) in printable ASCII, every other character a
+    backslash escape (`j\\xf6rg`): UTF-8 in a reply is for SMTPUTF8 transactions only (RFC 6531
+    3.7.4.2), and ASCII is right for every client, so a refusal of an address is always written so."""
+    return printable(text).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _escape(m: re.Match) -> str:
     n = ord(m.group())
     if 0xDC80 <= n <= 0xDCFF:  # surrogateescape's stand-in for the undecodable byte n - 0xDC00

@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import replace
 
-from .address import fold, literal_problem, mailbox_problem, printable, shown, unsendable
+from .address import ascii_reply, fold, literal_problem, mailbox_problem, printable, shown, unsendable
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
@@ -431,31 +431,32 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
     why = unsendable(address)
     if why is not None:
         # RFC 5321 4.2.2: 501, a syntax error in the argument.
-        return Reply.make(501, enhanced, f"Bad {role} address <{shown(address)}>: {why} "
-                                         f"(RFC 5321 4.1.2, RFC 6531 3.3)", cause=cause)
+        return Reply.make(501, enhanced, ascii_reply(f"Bad {role} address <{shown(address)}>: {why} "
+                                                     f"(RFC 5321 4.1.2, RFC 6531 3.3)"), cause=cause)
     if not smtputf8 and not address.isascii():
         # RFC 6531 3.4: a non-ASCII address may be used only in a transaction whose MAIL FROM
         # carried SMTPUTF8; passed on without it, the next hop would read it as RFC 5321 syntax.
         # 553 with X.6.7, "non-ASCII addresses not permitted for that sender/recipient" (RFC 6531).
         # The address is shown in ASCII (backslash escapes): this client did not ask for SMTPUTF8, so
-        # its replies are ASCII (RFC 6531 3.7.4), as the Malformed address reply below is.
+        # its replies are ASCII (RFC 6531 3.7.4). Every refusal of an address here is (ascii_reply):
+        # ASCII is right for any client, and one that did not ask for SMTPUTF8 must get nothing else.
         text = f"Non-ASCII {role} address <{shown(address)}> needs SMTPUTF8 on MAIL FROM (RFC 6531 3.4)"
-        return Reply.make(553, "5.6.7", text.encode("ascii", "backslashreplace").decode("ascii"))
+        return Reply.make(553, "5.6.7", ascii_reply(text))
     if len(address) > 320:
         # RFC 5321 4.5.3.1.1-2: a local part of at most 64 octets, a domain of at most 255.
-        return Reply.make(553, enhanced, f"Address <{shown(address)}> is longer than 320 characters "
-                                         f"(RFC 5321 4.5.3.1.1-2: a local part of 64, a domain of 255)", cause=cause)
-    if not _ADDRESS.match(address):
-        return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: expected local-part@domain",
+        return Reply.make(553, enhanced, ascii_reply(f"Address <{shown(address)}> is longer than 320 characters "
+                                                     f"(RFC 5321 4.5.3.1.1-2: a local part of 64, a domain of 255)"),
                           cause=cause)
+    if not _ADDRESS.match(address):
+        return Reply.make(553, enhanced, ascii_reply(f"Malformed address <{shown(address)}>: expected "
+                                                     f"local-part@domain"), cause=cause)
     why = mailbox_problem(address, sender=role == "sender")
     if why is not None:
         # RFC 5321 4.1.2 (review23 F5): refused here in every mode, never passed to a smarthost that
         # may take it and bounce later. Written in ASCII (backslash escapes), as a domain no IDNA 2008
         # name can have may be anything: a reply is ASCII unless SMTPUTF8 was asked for (RFC 6531 3.7.4).
         text = f"Malformed address <{shown(address)}>: {why[:200]}"
-        return Reply.make(553, enhanced, printable(text.encode("ascii", "backslashreplace").decode("ascii")),
-                          cause=cause)
+        return Reply.make(553, enhanced, ascii_reply(text), cause=cause)
     domain = address.rpartition("@")[2]
     if domain.startswith("["):
         # RFC 5321 4.1.3: what is between the brackets must be an address; passed on, [300.1.1.1] or
@@ -463,6 +464,6 @@ def address_problem(address: str, role: str = "recipient", smtputf8: bool = True
         # later at worst.
         why = literal_problem(domain[1:-1]) if domain.endswith("]") else "its address literal is never closed"
         if why is not None:
-            return Reply.make(553, enhanced, f"Malformed address <{shown(address)}>: "
-                                             f"{printable(why[:160])}", cause=cause)
+            return Reply.make(553, enhanced, ascii_reply(f"Malformed address <{shown(address)}>: {why[:160]}"),
+                              cause=cause)
     return None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import aiosmtpd.smtp as _aiosmtpd_smtp
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException, syntax
 
-from .address import ATEXT, printable, shown, unsendable
+from .address import ATEXT, ascii_reply, printable, shown, unsendable
 from .decision import Reply
 from .logsample import SampledLog
 from .maildata import DataReceiver
@@ -775,10 +775,11 @@ class RelaySMTP(SMTP):
             # the default (review19 F4: these wrote none). Recorded before the reply goes out, as the
             # service's are: the reply may be the error that closes the connection (limits.error_limit),
             # which ends the transaction the event belongs to.
+            # In ASCII (RFC 6531 3.7.4.2), as service.address_problem's refusals are.
+            text = ascii_reply(f"Malformed address {shown(path)}: {text}")
             await self._refused_here(keyword, _path_address(path), Reply.make(
-                553, enhanced, f"Malformed address {shown(path)}: {text}",
-                cause="address-syntax" if keyword == "TO:" else None))
-            await self.push(f"553 {enhanced} Malformed address {shown(path)}: {text}")
+                553, enhanced, text, cause="address-syntax" if keyword == "TO:" else None))
+            await self.push(f"553 {enhanced} {text}")
             return True
         self._parsed_path = (path, parsed)
         problem = parameter_problem(params) if address is not None and params else None

@@ -83,3 +83,19 @@ def test_the_refusal_of_a_non_ascii_address_without_smtputf8_is_itself_ascii(rel
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
         code, text = c.cmd("RCPT TO:<b@bücher.example>".encode())
         assert code == 553 and text.isascii() and "<b@b\\xfccher.example>" in text, text
+
+
+def test_a_malformed_non_ascii_address_without_smtputf8_is_refused_in_ascii(relay, upstream):
+    """The "Malformed address" refusals echoed the address in UTF-8 to a client that did not ask for
+    SMTPUTF8, whose replies are ASCII (RFC 6531 3.7.4), as the 553 5.6.7 above is: backslash escapes."""
+    with client(relay) as c:
+        for command, reply in [("MAIL FROM:<jörg@@sender.test>", "553 5.1.7 Malformed address <j\\xf6rg@@sender.test>"),
+                               ("MAIL FROM:jörg@sender.test>", "553 5.1.7 Malformed address j\\xf6rg@sender.test>")]:
+            code, text = c.cmd(command.encode())
+            assert code == 553 and text.isascii() and text.startswith(reply), text
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        for rcpt in ["<b@@bücher.example>", '<"bü"x@example.com>', "<b@bücher.example"]:
+            code, text = c.cmd(f"RCPT TO:{rcpt}".encode())
+            assert code == 553 and text.isascii() and text.startswith("553 5.1.3 Malformed address "), text
+            assert rcpt.encode("ascii", "backslashreplace").decode() in text, text
+
