@@ -868,12 +868,35 @@ def _message_from_bytes(raw: bytes) -> Message:
     chunks as email.parser.Parser.parse feeds it (so the same Message), with the deadline checked
     between them: a 35 MB message takes the MIME parser tens of seconds."""
     text = raw.decode("ASCII", errors="surrogateescape")
-    parser = FeedParser(policy=email.policy.compat32)
+    made: list[Message] = []
+
+    def part(policy):
+        made.append(_StatusPartAsText(policy=policy))
+        return made[-1]
+
+    parser = FeedParser(part, policy=email.policy.compat32)
     for n, at in enumerate(range(0, len(text), 8192)):
         if n % 16 == 15:
             _check_deadline()
         parser.feed(text[at:at + 8192])
-    return parser.close()
+    msg = parser.close()
+    for n, each in enumerate(made):
+        if n % 4096 == 4095:
+            _check_deadline()
+        each.__class__ = Message  # parsed: every part says its own content type again
+    return msg
+
+
+class _StatusPartAsText(Message):
+    """A part while the MIME parser reads it. The parser splits a message/delivery-status body into one
+    Message per field block (RFC 3464 2.1), and _status_blocks_counted reads the blocks from their
+    text all the same: a part that says "text/plain" to the parser keeps its body as that text, read
+    up to MAX_STATUS_BLOCKS blocks, the rest only counted. Split by the parser, a report of 100,000
+    blocks (8 MB) cost 6-7 s of the 10 s PARSE_BUDGET in the parser alone, for blocks never read."""
+
+    def get_content_type(self):
+        ctype = super().get_content_type()
+        return "text/plain" if ctype == "message/delivery-status" else ctype
 
 
 # Python's cyclic garbage collector, paused while a bounce is parsed. A hostile report (100,000 parts or
@@ -1135,14 +1158,14 @@ def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
     return _status_blocks_counted(part)[0]
 
 
-def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], int]:
-    """The field blocks of a message/delivery-status part, at most MAX_STATUS_BLOCKS + 1 (the
+def _status_blocks_counted(part: Message, keep: int = MAX_STATUS_BLOCKS + 1
+                           ) -> tuple[list[list[tuple[str, str]]], int]:
+    """The field blocks of a message/delivery-status part, at most `keep` (by default the
     per-message block and MAX_STATUS_BLOCKS recipient blocks), and how many more it has (not read).
     The standard library splits the blocks into Message objects but drops what follows a malformed
     line into a body; the blocks are re-read here from their text, so that a reply continued without
     indentation stays in its Diagnostic-Code."""
     payload = part.get_payload()
-    keep = MAX_STATUS_BLOCKS + 1
     beyond = 0
     encoding = fold(_header_value(part, "Content-Transfer-Encoding").strip())
     if encoding in ("base64", "quoted-printable"):
@@ -1172,9 +1195,18 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
             texts.append(_block_source(block))
         text = "\n\n".join(texts)
     else:
-        text = _decoded_text(part)
-    blocks = _blocks_from_text(text)
-    return blocks[:keep], beyond + max(0, len(blocks) - keep)
+        text = _status_text(part)
+    blocks, more = _blocks_from_text(text, keep)
+    return blocks, beyond + more
+
+
+def _status_text(part: Message) -> str:
+    """The text of a status part the parser kept whole (_StatusPartAsText): its own bytes, 8-bit ones
+    read as _block_source reads them (UTF-8, else one character a byte: clean_text)."""
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return _decoded_text(part)
+    return clean_text(raw.decode("ascii", errors="surrogateescape"))
 
 
 def _encoded_block_source(block: Message) -> str:
@@ -1206,13 +1238,23 @@ def _block_source(block: Message) -> str:
     return clean_text(head)
 
 
-def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
+def _blocks_from_text(text: str, most: int | None = None) -> list[list[tuple[str, str]]] | \
+        tuple[list[list[tuple[str, str]]], int]:
+    """The field blocks of `text`; with `most`, (at most that many of them, how many more it has): the
+    blocks past `most` are only counted, never read into fields (a hostile report has 100,000)."""
     # Each field's value is kept as its pieces and joined once its block ends: appending a folded
     # line to the value so far copied the whole value each time, quadratic in its lines (a 10 MB
     # Diagnostic-Code folded into 11,000 lines: 7 s of one core, in one step the deadline cannot stop).
     blocks: list[list[tuple[str, list[str]]]] = []
     current: list[tuple[str, list[str]]] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    lines = text.replace("\r\n", "\n").split("\n")
+    more = 0
+    for n, line in enumerate(lines):
+        if n % 4096 == 4095:
+            _check_deadline()
+        if most is not None and len(blocks) >= most and not current and _FIELD_LINE.match(line):
+            more = _blocks_counted(lines, n)  # this line starts the first block past `most`
+            break
         if not line.strip():
             if current:
                 blocks.append(current)
@@ -1232,7 +1274,28 @@ def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
             current[-1][1].append(line.strip())
     if current:
         blocks.append(current)
-    return [[(key, " ".join(pieces)) for key, pieces in block] for block in blocks]
+    joined = [[(key, " ".join(pieces)) for key, pieces in block] for block in blocks]
+    return joined if most is None else (joined, more)
+
+
+def _blocks_counted(lines: list[str], start: int) -> int:
+    """How many blocks the `lines` from `start` on hold, as _blocks_from_text would find them: a block
+    starts at a field line that follows a blank line (or a line no block took)."""
+    count = 0
+    open_block = False
+    for n in range(start, len(lines)):
+        if n % 16384 == 16383:
+            _check_deadline()
+        line = lines[n]
+        if not line.strip():
+            open_block = False
+        elif not open_block and _FIELD_LINE.match(line):
+            count += 1
+            open_block = True
+    return count
+
+
+_FIELD_LINE = re.compile(r"[A-Za-z][\w-]*:")
 
 
 def _field(block: list[tuple[str, str]], name: str) -> str | None:
@@ -1345,12 +1408,16 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
     per_message: dict = {}
     seen_any = failed_without_address = False
     read = not_read = 0
-    for part in parts:
-        blocks, beyond = _status_blocks_counted(part)
+    for n, part in enumerate(parts):
+        if n % 256 == 255:
+            _check_deadline()
+        # At most MAX_STATUS_BLOCKS recipient blocks in the whole report, over all its status parts: of
+        # a part past them only its first block is read (the per-message block, or a recipient's that
+        # is counted), the others are only counted (20,000 parts read whole for a count: 2-3 s).
+        room = max(0, MAX_STATUS_BLOCKS - read)
+        blocks, beyond = _status_blocks_counted(part, room + 1)
         head, blocks = _per_message(blocks)
         per_message = per_message or head
-        # At most MAX_STATUS_BLOCKS recipient blocks in the whole report, over all its status parts.
-        room = max(0, MAX_STATUS_BLOCKS - read)
         not_read += beyond + max(0, len(blocks) - room)
         blocks = blocks[:room]
         read += len(blocks)
