@@ -31,6 +31,7 @@ import quopri
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from email.feedparser import FeedParser
 from email.header import decode_header, make_header
@@ -50,7 +51,21 @@ SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 # 3.3 lets an SMTPUTF8 address hold: "jörg@example.org" is one address, and read from its "r" on it was
 # another one, "rg@example.org" (and "bob@mail.bücher.de" was "bob@mail.b"). CJK, kana and Hangul
 # (U+2E80 on) stay outside: their texts write an address right after a word ("宛先bob@example.jp").
-_WORD_LETTER = r"(?:(?=[^\W_])[\u00c0-\u24ff])"
+# Their combining marks belong to the word as well (Unicode categories Mn, Mc, Me): a local part written
+# decomposed (NFD, "jo\u0308rg": "o" then U+0308 COMBINING DIAERESIS) was read from the mark on, as
+# "rg@example.org", somebody else's address; so were Indic vowel signs.
+def _combining_marks(first: int, last: int) -> str:
+    ranges: list[list[int]] = []
+    for point in range(first, last + 1):
+        if unicodedata.category(chr(point)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+_WORD_LETTER = rf"(?:(?=[^\W_])[\u00c0-\u24ff]|[{_combining_marks(0x0300, 0x24FF)}])"
 _LOCAL_CHAR = rf"(?:{ATEXT}|{_WORD_LETTER})"
 _LABEL_CHAR = rf"(?:[A-Za-z0-9]|{_WORD_LETTER})"
 _ADDRESS_BODY = (
@@ -665,25 +680,66 @@ def _typed(value: str | None) -> tuple[str | None, str | None]:
     return None, value
 
 
-# RFC 6533 3: a "utf-8" address-type writes a non-ASCII character as "\x{HEXPOINT}"
-# (utf-8-addr-xtext, the 7-bit form a message/delivery-status part carries).
-_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
+# RFC 6533 3: a "utf-8" address-type writes a character as "\\x{HEXPOINT}" (utf-8-addr-xtext, the 7-bit
+# form a message/delivery-status part carries): a non-ASCII one, or one of the ASCII characters its QCHAR
+# leaves out ("+" is "\\x{2B}", "=" "\\x{3D}", SP "\\x{20}").
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 
 
-def _embedded_unicode(m: re.Match) -> str:
-    point = int(m.group(1), 16)
-    if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF or point < 0x80:
-        return m.group(0)  # no character, or one that RFC 6533 writes as itself
-    return chr(point)
+def _embedded_unicode_decoded(text: str) -> str | None:
+    """`text` with its \\x{HEXPOINT} characters (RFC 6533 3) decoded; None when a backslash in it is
+    left that is none of them, or one names no character (NUL, a surrogate, past U+10FFFF). Read as
+    written, "j\\x{00F6}rg@..." was the address "x{00F6}rg@...", and "a\\x{2B}b@..." "x{2B}b@...":
+    somebody else's. (No address in the other forms holds a backslash: a dot-atom cannot, RFC 5322 3.2.3.)"""
+    def char(m: re.Match) -> str:
+        point = int(m.group(1), 16)
+        return "\\" if point == 0 or point > 0x10FFFF or 0xD800 <= point <= 0xDFFF else chr(point)
+
+    if "\\" not in text:
+        return text
+    decoded = _EMBEDDED_UNICODE.sub(char, text)
+    return None if "\\" in decoded else decoded
 
 
-def _recipient_address(value: str | None) -> str | None:
+# RFC 3461 4: xtext, as an ORCPT parameter writes the address the sender gave: "!".."~" but "+" and
+# "=" stand for themselves, "+" and two upper-case hex digits for any other octet (and may for these).
+_XTEXT = re.compile(r"(?:[!-*,-<>-~\u0080-\U0010ffff]|\+[0-9A-F]{2})*")
+_HEXCHAR = re.compile(r"\+([0-9A-F]{2})")
+
+
+def _xtext_decoded(text: str) -> str | None:
+    """`text` as xtext decoded (RFC 3461 4), None when it is no xtext: a "+" without two upper-case hex
+    digits, a bare "=", white space, or a hexchar for a character the original address cannot hold
+    (RFC 3461 4.2: printable US-ASCII only). Characters past US-ASCII stand for themselves: an SMTPUTF8
+    MTA writes the address in UTF-8 (RFC 6533 6), which no decoding can misread."""
+    if not _XTEXT.fullmatch(text):
+        return None
+    if "+" not in text:
+        return text
+    if any(not 0x21 <= int(m.group(1), 16) <= 0x7E for m in _HEXCHAR.finditer(text)):
+        return None
+    return _HEXCHAR.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _recipient_address(value: str | None, orcpt: bool = False) -> str | None:
     """The address of a Final-Recipient or Original-Recipient field (RFC 3464 2.3.1-2.3.2:
     `address-type ; generic-address`): a "utf-8" one (RFC 6533 3) with its \\x{...} characters decoded.
-    Read as "x{00F6}rg@..." before, an address nobody was sent to."""
+    Read as "x{00F6}rg@..." before, an address nobody was sent to.
+
+    `orcpt`: the value is a DSN's Original-Recipient, the ORCPT parameter's value (RFC 3464 2.3.1),
+    which RFC 3461 4.2 writes in xtext: "a+2Bb@x" is a+b@x (Sendmail writes it so, as it received
+    it). Decoded strictly: a value that is no valid xtext (or, for "utf-8", no valid
+    utf-8-addr-xtext) gives no address, and the block's Final-Recipient speaks alone; guessed at, a
+    misread value could name someone else."""
     kind, address = _typed(value)
-    if address and kind == "utf-8":
-        address = _EMBEDDED_UNICODE.sub(_embedded_unicode, address)
+    if not address:
+        return None
+    if kind == "utf-8":
+        # utf-8-addr-xtext needs no "+XX" (its QCHAR leaves "+" and "=" to \\x{2B} and \\x{3D}), and
+        # in utf-8-addr-unitext or utf-8-address (RFC 6533 3) "+" is itself: never xtext-decoded.
+        address = _embedded_unicode_decoded(address)
+    elif orcpt:
+        address = _xtext_decoded(address)
     return _bare_address(address)
 
 
@@ -1101,7 +1157,8 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     if len(blocks) != 1:
         return None
     [block] = blocks
-    if _recipient_address(_field(block, "Final-Recipient")) or _recipient_address(_field(block, "Original-Recipient")):
+    if _recipient_address(_field(block, "Final-Recipient")) or \
+            _recipient_address(_field(block, "Original-Recipient"), orcpt=True):
         return None
     action = _action(block)
     sm = _STATUS.search(_field(block, "Status") or "")
@@ -1319,7 +1376,7 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
     final = _recipient_address(_field(block, "Final-Recipient"))
-    original = _recipient_address(_field(block, "Original-Recipient"))
+    original = _recipient_address(_field(block, "Original-Recipient"), orcpt=True)
     if final is None and original is None:
         return None
     action = _action(block)
@@ -1429,7 +1486,7 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
             found = _recipient_from_block(block)
             if found is None and (_action(block) or "failed") not in SUCCESS_ACTIONS and \
                     not (_recipient_address(_field(block, "Final-Recipient")) or
-                         _recipient_address(_field(block, "Original-Recipient"))):
+                         _recipient_address(_field(block, "Original-Recipient"), orcpt=True)):
                 failed_without_address = True
             if found is not None:
                 recipients.append(found)
