@@ -52,6 +52,8 @@ HOSTILE = {
     "1 MiB of a. before an @": (_base64_text(b"Delivery failed\n" + b"a." * (MiB // 2) + b"@\n"), []),
     # The same with the letters an SMTPUTF8 address may hold (branch intake-hostile: U+00C0-U+24FF).
     "1 MiB of \u00f6 before an @": (_base64_text(b"Delivery failed\n" + "\u00f6".encode() * (MiB // 2) + b"@\n"), []),
+    # And with combining marks, address characters since branch intake2 (a local part written in NFD).
+    "1 MiB of o\u0308 before an @": (_base64_text(b"Delivery failed\n" + "o\u0308".encode() * (MiB // 3) + b"@\n"), []),
     "an @ before 1 MiB of \u00fc-": (_base64_text(b"Delivery failed\nx@" + "\u00fc-".encode() * (MiB // 3) + b"\n"), []),
     # _IN_REPLY_TO scanned to the end from every "(in reply to ", and the email generator refolded the
     # Diagnostic-Code in time quadratic in its words.
