@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 import logging
 import time
+import unicodedata
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -351,8 +352,10 @@ class BounceIntake(Step):
         Original-Recipient naming someone else must never be what gets listed). The comparison is the
         bounce list's (relay.store.base.recipient_digest: local part case-insensitive too)."""
         def named(failed: FailedRecipient) -> list[str]:
-            return [a for a in (failed.original_recipient, failed.recipient, failed.final_recipient)
-                    if a and is_valid(a)]
+            # Each name as written first, then in its other canonical form (_spellings): the one the
+            # transaction holds is the address the relay sent, and the one acted on.
+            return [s for a in (failed.original_recipient, failed.recipient, failed.final_recipient)
+                    if a and is_valid(a) for s in _spellings(a) if is_valid(s)]
 
         candidates = {a for failed in report.recipients for a in named(failed)}
         known = [(token, *await self.outcomes.store.verp_transaction(token.transaction_id, candidates))
@@ -445,7 +448,8 @@ class BounceIntake(Step):
         # address. It never lists at once; by default it never touches the bounce list (review14 F2).
         at_most = "list" if token is not None else self.bounces.unsigned
         failed_address = failed.final_recipient or failed.recipient
-        if kind != "complained" and failed_address and _key(failed_address) != _key(recipient):
+        if kind != "complained" and failed_address and \
+                _key(recipient) not in {_key(s) for s in _spellings(failed_address)}:
             # The address that failed is not the one we sent to: an alias or a forward expanded ours
             # (RFC 3464 2.3.1/2.3.2: Original-Recipient ours, Final-Recipient the member). A report
             # cannot tell a forward to one mailbox from one member of a list of many, and one member
@@ -513,6 +517,24 @@ def _key(address: str) -> str:
         return normalise(address)  # already folded: a further lower() would merge U+212A with "k"
     except ValueError:
         return fold(address)
+
+
+def _spellings(address: str) -> list[str]:
+    """`address` as written, then its NFC and NFD forms where they differ (Unicode canonical
+    equivalence, UAX #15): one text, in the composed or decomposed form. An SMTPUTF8 local part the
+    relay sent composed ("j\u00f6rg") comes back from some reporting MTAs decomposed ("jo\u0308rg"): read
+    as another address, the failure was a verp_recipient warning, never recorded. RFC 6530 10.1 and
+    RFC 6532 3.1 ask for NFC but a receiver cannot count on it. Only sequences are composed or
+    decomposed: an address holding a character that NFC replaces on its own (a canonical singleton:
+    U+212A KELVIN SIGN becomes "K", U+2126 OHM SIGN omega; a composition exclusion) is only as
+    written, as distinct from the other spelling as the bounce list keeps them (relay.address, review24
+    F2): the KELVIN SIGN's failure must never list kate@."""
+    if address.isascii():
+        return [address]
+    if any(unicodedata.normalize("NFC", c) != c for c in address):
+        return [address]
+    return list(dict.fromkeys((address, unicodedata.normalize("NFC", address),
+                               unicodedata.normalize("NFD", address))))
 
 
 def _once_per_address(observations: list[Observation]) -> list[Observation]:

@@ -31,6 +31,7 @@ import quopri
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from email.feedparser import FeedParser
 from email.header import decode_header, make_header
@@ -50,7 +51,21 @@ SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 # 3.3 lets an SMTPUTF8 address hold: "jörg@example.org" is one address, and read from its "r" on it was
 # another one, "rg@example.org" (and "bob@mail.bücher.de" was "bob@mail.b"). CJK, kana and Hangul
 # (U+2E80 on) stay outside: their texts write an address right after a word ("宛先bob@example.jp").
-_WORD_LETTER = r"(?:(?=[^\W_])[\u00c0-\u24ff])"
+# Their combining marks belong to the word as well (Unicode categories Mn, Mc, Me): a local part written
+# decomposed (NFD, "jo\u0308rg": "o" then U+0308 COMBINING DIAERESIS) was read from the mark on, as
+# "rg@example.org", somebody else's address; so were Indic vowel signs.
+def _combining_marks(first: int, last: int) -> str:
+    ranges: list[list[int]] = []
+    for point in range(first, last + 1):
+        if unicodedata.category(chr(point)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+_WORD_LETTER = rf"(?:(?=[^\W_])[\u00c0-\u24ff]|[{_combining_marks(0x0300, 0x24FF)}])"
 _LOCAL_CHAR = rf"(?:{ATEXT}|{_WORD_LETTER})"
 _LABEL_CHAR = rf"(?:[A-Za-z0-9]|{_WORD_LETTER})"
 _ADDRESS_BODY = (
@@ -665,25 +680,66 @@ def _typed(value: str | None) -> tuple[str | None, str | None]:
     return None, value
 
 
-# RFC 6533 3: a "utf-8" address-type writes a non-ASCII character as "\x{HEXPOINT}"
-# (utf-8-addr-xtext, the 7-bit form a message/delivery-status part carries).
-_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
+# RFC 6533 3: a "utf-8" address-type writes a character as "\\x{HEXPOINT}" (utf-8-addr-xtext, the 7-bit
+# form a message/delivery-status part carries): a non-ASCII one, or one of the ASCII characters its QCHAR
+# leaves out ("+" is "\\x{2B}", "=" "\\x{3D}", SP "\\x{20}").
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 
 
-def _embedded_unicode(m: re.Match) -> str:
-    point = int(m.group(1), 16)
-    if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF or point < 0x80:
-        return m.group(0)  # no character, or one that RFC 6533 writes as itself
-    return chr(point)
+def _embedded_unicode_decoded(text: str) -> str | None:
+    """`text` with its \\x{HEXPOINT} characters (RFC 6533 3) decoded; None when a backslash in it is
+    left that is none of them, or one names no character (NUL, a surrogate, past U+10FFFF). Read as
+    written, "j\\x{00F6}rg@..." was the address "x{00F6}rg@...", and "a\\x{2B}b@..." "x{2B}b@...":
+    somebody else's. (No address in the other forms holds a backslash: a dot-atom cannot, RFC 5322 3.2.3.)"""
+    def char(m: re.Match) -> str:
+        point = int(m.group(1), 16)
+        return "\\" if point == 0 or point > 0x10FFFF or 0xD800 <= point <= 0xDFFF else chr(point)
+
+    if "\\" not in text:
+        return text
+    decoded = _EMBEDDED_UNICODE.sub(char, text)
+    return None if "\\" in decoded else decoded
 
 
-def _recipient_address(value: str | None) -> str | None:
+# RFC 3461 4: xtext, as an ORCPT parameter writes the address the sender gave: "!".."~" but "+" and
+# "=" stand for themselves, "+" and two upper-case hex digits for any other octet (and may for these).
+_XTEXT = re.compile(r"(?:[!-*,-<>-~\u0080-\U0010ffff]|\+[0-9A-F]{2})*")
+_HEXCHAR = re.compile(r"\+([0-9A-F]{2})")
+
+
+def _xtext_decoded(text: str) -> str | None:
+    """`text` as xtext decoded (RFC 3461 4), None when it is no xtext: a "+" without two upper-case hex
+    digits, a bare "=", white space, or a hexchar for a character the original address cannot hold
+    (RFC 3461 4.2: printable US-ASCII only). Characters past US-ASCII stand for themselves: an SMTPUTF8
+    MTA writes the address in UTF-8 (RFC 6533 6), which no decoding can misread."""
+    if not _XTEXT.fullmatch(text):
+        return None
+    if "+" not in text:
+        return text
+    if any(not 0x21 <= int(m.group(1), 16) <= 0x7E for m in _HEXCHAR.finditer(text)):
+        return None
+    return _HEXCHAR.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _recipient_address(value: str | None, orcpt: bool = False) -> str | None:
     """The address of a Final-Recipient or Original-Recipient field (RFC 3464 2.3.1-2.3.2:
     `address-type ; generic-address`): a "utf-8" one (RFC 6533 3) with its \\x{...} characters decoded.
-    Read as "x{00F6}rg@..." before, an address nobody was sent to."""
+    Read as "x{00F6}rg@..." before, an address nobody was sent to.
+
+    `orcpt`: the value is a DSN's Original-Recipient, the ORCPT parameter's value (RFC 3464 2.3.1),
+    which RFC 3461 4.2 writes in xtext: "a+2Bb@x" is a+b@x (Sendmail writes it so, as it received
+    it). Decoded strictly: a value that is no valid xtext (or, for "utf-8", no valid
+    utf-8-addr-xtext) gives no address, and the block's Final-Recipient speaks alone; guessed at, a
+    misread value could name someone else."""
     kind, address = _typed(value)
-    if address and kind == "utf-8":
-        address = _EMBEDDED_UNICODE.sub(_embedded_unicode, address)
+    if not address:
+        return None
+    if kind == "utf-8":
+        # utf-8-addr-xtext needs no "+XX" (its QCHAR leaves "+" and "=" to \\x{2B} and \\x{3D}), and
+        # in utf-8-addr-unitext or utf-8-address (RFC 6533 3) "+" is itself: never xtext-decoded.
+        address = _embedded_unicode_decoded(address)
+    elif orcpt:
+        address = _xtext_decoded(address)
     return _bare_address(address)
 
 
@@ -868,12 +924,35 @@ def _message_from_bytes(raw: bytes) -> Message:
     chunks as email.parser.Parser.parse feeds it (so the same Message), with the deadline checked
     between them: a 35 MB message takes the MIME parser tens of seconds."""
     text = raw.decode("ASCII", errors="surrogateescape")
-    parser = FeedParser(policy=email.policy.compat32)
+    made: list[Message] = []
+
+    def part(policy):
+        made.append(_StatusPartAsText(policy=policy))
+        return made[-1]
+
+    parser = FeedParser(part, policy=email.policy.compat32)
     for n, at in enumerate(range(0, len(text), 8192)):
         if n % 16 == 15:
             _check_deadline()
         parser.feed(text[at:at + 8192])
-    return parser.close()
+    msg = parser.close()
+    for n, each in enumerate(made):
+        if n % 4096 == 4095:
+            _check_deadline()
+        each.__class__ = Message  # parsed: every part says its own content type again
+    return msg
+
+
+class _StatusPartAsText(Message):
+    """A part while the MIME parser reads it. The parser splits a message/delivery-status body into one
+    Message per field block (RFC 3464 2.1), and _status_blocks_counted reads the blocks from their
+    text all the same: a part that says "text/plain" to the parser keeps its body as that text, read
+    up to MAX_STATUS_BLOCKS blocks, the rest only counted. Split by the parser, a report of 100,000
+    blocks (8 MB) cost 6-7 s of the 10 s PARSE_BUDGET in the parser alone, for blocks never read."""
+
+    def get_content_type(self):
+        ctype = super().get_content_type()
+        return "text/plain" if ctype == "message/delivery-status" else ctype
 
 
 # Python's cyclic garbage collector, paused while a bounce is parsed. A hostile report (100,000 parts or
@@ -1078,7 +1157,8 @@ def _lone_addressless_status(parts: list[Message]) -> tuple[str | None, str | No
     if len(blocks) != 1:
         return None
     [block] = blocks
-    if _recipient_address(_field(block, "Final-Recipient")) or _recipient_address(_field(block, "Original-Recipient")):
+    if _recipient_address(_field(block, "Final-Recipient")) or \
+            _recipient_address(_field(block, "Original-Recipient"), orcpt=True):
         return None
     action = _action(block)
     sm = _STATUS.search(_field(block, "Status") or "")
@@ -1135,14 +1215,14 @@ def _status_blocks(part: Message) -> list[list[tuple[str, str]]]:
     return _status_blocks_counted(part)[0]
 
 
-def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], int]:
-    """The field blocks of a message/delivery-status part, at most MAX_STATUS_BLOCKS + 1 (the
+def _status_blocks_counted(part: Message, keep: int = MAX_STATUS_BLOCKS + 1
+                           ) -> tuple[list[list[tuple[str, str]]], int]:
+    """The field blocks of a message/delivery-status part, at most `keep` (by default the
     per-message block and MAX_STATUS_BLOCKS recipient blocks), and how many more it has (not read).
     The standard library splits the blocks into Message objects but drops what follows a malformed
     line into a body; the blocks are re-read here from their text, so that a reply continued without
     indentation stays in its Diagnostic-Code."""
     payload = part.get_payload()
-    keep = MAX_STATUS_BLOCKS + 1
     beyond = 0
     encoding = fold(_header_value(part, "Content-Transfer-Encoding").strip())
     if encoding in ("base64", "quoted-printable"):
@@ -1172,9 +1252,18 @@ def _status_blocks_counted(part: Message) -> tuple[list[list[tuple[str, str]]], 
             texts.append(_block_source(block))
         text = "\n\n".join(texts)
     else:
-        text = _decoded_text(part)
-    blocks = _blocks_from_text(text)
-    return blocks[:keep], beyond + max(0, len(blocks) - keep)
+        text = _status_text(part)
+    blocks, more = _blocks_from_text(text, keep)
+    return blocks, beyond + more
+
+
+def _status_text(part: Message) -> str:
+    """The text of a status part the parser kept whole (_StatusPartAsText): its own bytes, 8-bit ones
+    read as _block_source reads them (UTF-8, else one character a byte: clean_text)."""
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return _decoded_text(part)
+    return clean_text(raw.decode("ascii", errors="surrogateescape"))
 
 
 def _encoded_block_source(block: Message) -> str:
@@ -1206,13 +1295,23 @@ def _block_source(block: Message) -> str:
     return clean_text(head)
 
 
-def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
+def _blocks_from_text(text: str, most: int | None = None) -> list[list[tuple[str, str]]] | \
+        tuple[list[list[tuple[str, str]]], int]:
+    """The field blocks of `text`; with `most`, (at most that many of them, how many more it has): the
+    blocks past `most` are only counted, never read into fields (a hostile report has 100,000)."""
     # Each field's value is kept as its pieces and joined once its block ends: appending a folded
     # line to the value so far copied the whole value each time, quadratic in its lines (a 10 MB
     # Diagnostic-Code folded into 11,000 lines: 7 s of one core, in one step the deadline cannot stop).
     blocks: list[list[tuple[str, list[str]]]] = []
     current: list[tuple[str, list[str]]] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    lines = text.replace("\r\n", "\n").split("\n")
+    more = 0
+    for n, line in enumerate(lines):
+        if n % 4096 == 4095:
+            _check_deadline()
+        if most is not None and len(blocks) >= most and not current and _FIELD_LINE.match(line):
+            more = _blocks_counted(lines, n)  # this line starts the first block past `most`
+            break
         if not line.strip():
             if current:
                 blocks.append(current)
@@ -1232,7 +1331,28 @@ def _blocks_from_text(text: str) -> list[list[tuple[str, str]]]:
             current[-1][1].append(line.strip())
     if current:
         blocks.append(current)
-    return [[(key, " ".join(pieces)) for key, pieces in block] for block in blocks]
+    joined = [[(key, " ".join(pieces)) for key, pieces in block] for block in blocks]
+    return joined if most is None else (joined, more)
+
+
+def _blocks_counted(lines: list[str], start: int) -> int:
+    """How many blocks the `lines` from `start` on hold, as _blocks_from_text would find them: a block
+    starts at a field line that follows a blank line (or a line no block took)."""
+    count = 0
+    open_block = False
+    for n in range(start, len(lines)):
+        if n % 16384 == 16383:
+            _check_deadline()
+        line = lines[n]
+        if not line.strip():
+            open_block = False
+        elif not open_block and _FIELD_LINE.match(line):
+            count += 1
+            open_block = True
+    return count
+
+
+_FIELD_LINE = re.compile(r"[A-Za-z][\w-]*:")
 
 
 def _field(block: list[tuple[str, str]], name: str) -> str | None:
@@ -1256,7 +1376,7 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
     final = _recipient_address(_field(block, "Final-Recipient"))
-    original = _recipient_address(_field(block, "Original-Recipient"))
+    original = _recipient_address(_field(block, "Original-Recipient"), orcpt=True)
     if final is None and original is None:
         return None
     action = _action(block)
@@ -1345,12 +1465,16 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
     per_message: dict = {}
     seen_any = failed_without_address = False
     read = not_read = 0
-    for part in parts:
-        blocks, beyond = _status_blocks_counted(part)
+    for n, part in enumerate(parts):
+        if n % 256 == 255:
+            _check_deadline()
+        # At most MAX_STATUS_BLOCKS recipient blocks in the whole report, over all its status parts: of
+        # a part past them only its first block is read (the per-message block, or a recipient's that
+        # is counted), the others are only counted (20,000 parts read whole for a count: 2-3 s).
+        room = max(0, MAX_STATUS_BLOCKS - read)
+        blocks, beyond = _status_blocks_counted(part, room + 1)
         head, blocks = _per_message(blocks)
         per_message = per_message or head
-        # At most MAX_STATUS_BLOCKS recipient blocks in the whole report, over all its status parts.
-        room = max(0, MAX_STATUS_BLOCKS - read)
         not_read += beyond + max(0, len(blocks) - room)
         blocks = blocks[:room]
         read += len(blocks)
@@ -1362,7 +1486,7 @@ def _from_delivery_status(msg: Message, parts: list[Message], original) -> Bounc
             found = _recipient_from_block(block)
             if found is None and (_action(block) or "failed") not in SUCCESS_ACTIONS and \
                     not (_recipient_address(_field(block, "Final-Recipient")) or
-                         _recipient_address(_field(block, "Original-Recipient"))):
+                         _recipient_address(_field(block, "Original-Recipient"), orcpt=True)):
                 failed_without_address = True
             if found is not None:
                 recipients.append(found)

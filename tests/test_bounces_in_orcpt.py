@@ -1,0 +1,133 @@
+"""How a DSN names the recipient we sent to, where a user meets it: `relay dsn parse`, and a running relay
+with VERP on that gets the DSN at its `bounces_in` listener.
+
+- Original-Recipient carries the ORCPT value (RFC 3464 2.3.1), which RFC 3461 4 writes in xtext
+  (`a+2Bb@x` is a+b@x; Sendmail keeps it so); the "utf-8" address-type writes "+" as `\\x{2B}` (RFC 6533
+  3). Read as written, neither was the address we sent to (`a+2Bb@...`, `x{2B}b@...`): an alias's
+  failure of a tagged address was a `verp_recipient` warning, never recorded. Decoded strictly: what is
+  no valid xtext is no Original-Recipient, and the block's Final-Recipient speaks alone.
+- A non-ASCII local part we sent composed (NFC) and a reporting MTA writes decomposed (NFD) is the same
+  address: the failure is recorded and listed under the address the relay sent.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from tests.support.smtp_client import RawSMTP
+from tests.test_bounces_in import ORIGINAL, mail_bounce, rcpt_reply, relay_one, start_verp_relay
+from tests.test_bounces_in_hostile import JOERG, dsn_parse, send_to_joerg, smtputf8_rcpt_reply, utf8_dsn
+
+TAGGED = "a+b@dest.example"
+
+
+def orcpt_dsn(return_path: str, original: str, final: str) -> bytes:
+    """A Sendmail-like DSN of one recipient block with both recipient fields as written."""
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Returned mail: see transcript for details\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain\r\n\r\nThe original message was received at the smarthost.\r\n\r\n"
+            f"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            f"Reporting-MTA: dns; smarthost.example\r\n\r\n"
+            f"Original-Recipient: {original}\r\nFinal-Recipient: {final}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"Remote-MTA: dns; mx.list.example\r\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 <member@list.example>... User unknown\r\n\r\n"
+            f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + ORIGINAL.split(b"\r\n\r\n")[0] + \
+        b"\r\n--B--\r\n"
+
+
+ENCODED = {
+    "xtext (RFC 3461 4)": "rfc822;a+2Bb@dest.example",
+    "xtext, every character a hexchar": "rfc822;+61+2B+62@dest.example",
+    "utf-8 address-type (RFC 6533 3)": "utf-8;a\\x{2B}b@dest.example",
+}
+
+
+@pytest.mark.parametrize("name", ENCODED)
+def test_relay_dsn_parse_decodes_an_original_recipients_xtext(tmp_path, name):
+    [line] = dsn_parse(tmp_path, orcpt_dsn("news@example.com", ENCODED[name], "rfc822; member@list.example"))
+    assert line["original_recipient"] == TAGGED
+    assert line["recipient"] == "member@list.example"
+
+
+NOT_XTEXT = {
+    # Each would be read as an address nobody was sent to, or one decoded by a guess.
+    "lower-case hex": "rfc822;a+2bb@dest.example",
+    "a + without two hex digits": "rfc822;a+b@dest.example",
+    "a bare =": "rfc822;a=b@dest.example",
+    "a hexchar for a control character": "rfc822;a+0Ab@dest.example",
+    "utf-8: a surrogate": "utf-8;j\\x{D800}rg@dest.example",
+    "utf-8: a backslash that is no \\x{}": "utf-8;j\\x{00F6rg@dest.example",
+}
+
+
+@pytest.mark.parametrize("name", NOT_XTEXT)
+def test_relay_dsn_parse_takes_an_original_recipient_that_is_no_valid_xtext_for_absent(tmp_path, name):
+    [line] = dsn_parse(tmp_path, orcpt_dsn("news@example.com", NOT_XTEXT[name], "rfc822; alice@dest.example"))
+    assert line["original_recipient"] is None
+    assert line["recipient"] == "alice@dest.example"
+
+
+def test_the_listener_records_an_aliass_failure_of_a_tagged_address_written_in_xtext(tmp_path, upstream,
+                                                                                     relay_factory):
+    # We sent to a+b@; its alias's member failed. Read as written, the Original-Recipient a+2Bb@ was no
+    # recipient of the transaction and the member neither: a verp_recipient warning, the failure lost.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpt=TAGGED)
+    replies = mail_bounce(relay, return_path, orcpt_dsn(return_path, ENCODED["xtext (RFC 3461 4)"],
+                                                        "rfc822; member@list.example"))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", TAGGED)], events
+    assert events[0]["dsn"]["original_recipient"] == TAGGED
+    # An alias's member gone says nothing of the alias (docs/bounces-in.md): recorded, never listed.
+    assert rcpt_reply(relay, TAGGED) == 250
+
+
+def test_the_listener_falls_back_to_final_recipient_when_original_recipient_is_no_xtext(tmp_path, upstream,
+                                                                                         relay_factory):
+    # Read as written, the invalid value named a+2bb@ (a recipient of the same message) as the address
+    # acted on, and alice's failure was recorded for it.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpts=["alice@dest.example", "a+2bb@dest.example"])
+    replies = mail_bounce(relay, return_path, orcpt_dsn(return_path, NOT_XTEXT["lower-case hex"],
+                                                        "rfc822; alice@dest.example"))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", "alice@dest.example")], events
+    assert rcpt_reply(relay, "a+2bb@dest.example") == 250
+
+
+# --- Unicode normalisation -------------------------------------------------------------------------
+
+JOERG_NFD = unicodedata.normalize("NFD", JOERG)
+
+
+@pytest.mark.parametrize("field", [f"rfc822; {JOERG_NFD}", f"utf-8; {JOERG_NFD}"])
+def test_the_listener_records_a_composed_recipient_a_report_writes_decomposed(tmp_path, upstream, relay_factory,
+                                                                              field):
+    assert JOERG_NFD != JOERG and unicodedata.normalize("NFC", JOERG) == JOERG
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = send_to_joerg(relay, upstream)
+    replies = mail_bounce(relay, return_path, utf8_dsn(return_path, field, "message/global-delivery-status"))
+    # Before: "Recorded 0 failure(s); 1 not recipients of that transaction: ignored" and a warning.
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=2)
+    # The bounce list holds the address the client used (composed), never the report's spelling.
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", JOERG), ("bounce_listed", JOERG)]
+    assert smtputf8_rcpt_reply(relay, JOERG) == 550
+
+
+def test_a_kelvin_sign_in_a_report_never_stands_for_the_letter_k(tmp_path, upstream, relay_factory):
+    # NFC maps U+212A KELVIN SIGN to "K" on its own (a canonical singleton): kate@ is another mailbox than
+    # "\u212aate@" to the bounce list (review24 F2), and stays so when a report is matched.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpt="kate@dest.example")
+    replies = mail_bounce(relay, return_path, utf8_dsn(return_path, "rfc822; \u212aate@dest.example",
+                                                       "message/global-delivery-status"))
+    assert replies[-1][0] == 250 and "Recorded 0 failure(s)" in replies[-1][1], replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e.get("check")) for e in events] == [("warning", "verp_recipient")], events
+    assert rcpt_reply(relay, "kate@dest.example") == 250
