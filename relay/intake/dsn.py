@@ -728,9 +728,10 @@ def _recipient_address(value: str | None, orcpt: bool = False) -> str | None:
 
     `orcpt`: the value is a DSN's Original-Recipient, the ORCPT parameter's value (RFC 3464 2.3.1),
     which RFC 3461 4.2 writes in xtext: "a+2Bb@x" is a+b@x (Sendmail writes it so, as it received
-    it). Decoded strictly: a value that is no valid xtext (or, for "utf-8", no valid
-    utf-8-addr-xtext) gives no address, and the block's Final-Recipient speaks alone; guessed at, a
-    misread value could name someone else."""
+    it). A value that is no valid xtext is taken as written: Postfix writes the ORCPT value decoded
+    ("rfc822;a+tag@x", "rfc822;a=b@x"), and read as no address, an alias's failure of a tagged address
+    was a verp_recipient warning, never recorded. Only a value that is valid xtext is decoded. A "utf-8"
+    value that is no valid utf-8-addr-xtext gives no address (its backslashes are no address's)."""
     kind, address = _typed(value)
     if not address:
         return None
@@ -739,7 +740,8 @@ def _recipient_address(value: str | None, orcpt: bool = False) -> str | None:
         # in utf-8-addr-unitext or utf-8-address (RFC 6533 3) "+" is itself: never xtext-decoded.
         address = _embedded_unicode_decoded(address)
     elif orcpt:
-        address = _xtext_decoded(address)
+        decoded = _xtext_decoded(address)
+        address = address if decoded is None else decoded
     return _bare_address(address)
 
 
