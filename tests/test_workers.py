@@ -178,6 +178,11 @@ def test_sigterm_drains_every_worker_and_exits_zero(relay_workers, upstream):
         c.cmd("MAIL FROM:<a@sender.test>")
         c.cmd("RCPT TO:<b@example.com>")
     relay.proc.send_signal(signal.SIGTERM)
+    # The parent forwards SIGTERM from its own loop: on a loaded machine a worker heard it only after
+    # this test had sent it DATA and the whole message, and its drain, begun once that transaction was
+    # over, rightly said "0 in a transaction". Each worker takes its count at the line below, before it
+    # reads another command: the transactions are still open then.
+    wait_until(lambda: all(f"relay.server[{pid}]: stopping: draining sessions" in relay.stderr() for pid in held))
     for c in held.values():
         assert c.cmd("DATA")[0] == 354
         c.send(BODY + b".\r\n")
