@@ -944,7 +944,9 @@ def _bounce_list_url(top: _Reader, base: Path) -> str:
                 if not rest.startswith("/"):
                     url = "sqlite:///" + str(path)
     elif not re.match(r"^postgres(ql)?://", url):
-        top.problems.add("bounce_list", f"{url!r}: expected sqlite:///PATH or postgresql://...")
+        # The URL as shown_url quotes it: a refused reload's message goes to systemd's STATUS= too
+        # (`systemctl status`, readable by any local user), and its user information may hold a password.
+        top.problems.add("bounce_list", f"{shown_url(url)!r}: expected sqlite:///PATH or postgresql://...")
     return url
 
 

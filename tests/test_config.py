@@ -111,6 +111,16 @@ def test_check_config_ok_and_errors(tmp_path):
     assert "Traceback" not in out.stdout + out.stderr
 
 
+def test_a_bounce_list_url_of_another_scheme_is_refused_without_its_password(tmp_path):
+    # The message of a refused reload also goes to systemd's STATUS= (`systemctl status`, any local user).
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("hostname: r.example\nbounce_list: 'postgresql+psycopg://relay:S3cret@db.example/relay'\n")
+    out = run_cli("check-config", "-c", str(cfg))
+    assert out.returncode == 1
+    assert "bounce_list" in out.stdout and "expected sqlite:///PATH or postgresql://" in out.stdout, out.stdout
+    assert "S3cret" not in out.stdout + out.stderr and "db.example/relay" in out.stdout, out.stdout
+
+
 def test_check_config_reports_policy_errors_too(tmp_path):
     policies = tmp_path / "policies"
     policies.mkdir()
