@@ -247,6 +247,10 @@ class BounceIntake(Step):
 
         Remembered in this process only, at most MAX_PARTLY_DEFERRED messages: a retry taken by another
         worker, or after a reload or restart, may warn again (a warning more, never a listing)."""
+        if not partly and not self._partly_deferred:
+            # Nothing to look up nor to remember: no hash of the whole report (up to
+            # bounces_in.max_message_size) on the event loop for every report.
+            return strangers
         digest = hashlib.sha256(raw).digest()
         told = self._partly_deferred.get(digest)
         fresh = [e for e in strangers if told is None or fold(e["recipient"]) not in told]
