@@ -1381,6 +1381,79 @@ def test_an_out_of_office_saying_its_mailbox_is_full_is_not_a_failure(capsys, tm
     assert rows == []
 
 
+def test_a_bounce_forwarded_by_a_mail_program_is_read_after_its_forward_header(capsys, tmp_path):
+    # dsnworld3 (ghissue-strands-project-mongodb_store-80): Gmail's forward of Exim's report, pasted whole.
+    # Its "---------- Forwarded message ----------" line and the header block under it were taken for the
+    # start of the returned message's copy, so the report was empty and nothing was printed.
+    exim = ("This message was created automatically by mail delivery software.\n\n"
+            "A message that you sent could not be delivered to one or more of its\n"
+            "recipients. This is a permanent error. The following address(es) failed:\n\n"
+            "  bob@dest.example\n    Unrouteable address\n")
+    for separator, block in [
+            ("---------- Forwarded message ----------",
+             "From: Mail Delivery System <Mailer-Daemon@mx.app.example>\nDate: 21 August 2014 13:46\n"
+             "Subject: Mail delivery failed: returning message to sender\nTo: ann@app.example\n\n\n"),
+            ("-----Original Message-----",
+             "From: Mail Delivery System <Mailer-Daemon@mx.app.example>\nSent: Thursday, August 21, 2014 1:46 PM\n"
+             "To: ann@app.example\nSubject: Mail delivery failed: returning message to sender\n\n")]:
+        rows = _parse_text(capsys, tmp_path, "fwd.txt", f"{separator}\n{block}{exim}")
+        assert [(r["recipient"], r["action"], r["hard"]) for r in rows] == [("bob@dest.example", "failed", True)]
+        assert not rows[0]["diagnostic"].startswith("-")  # the separator is no part of the reason
+    # The same separator after a report still starts the copy of the returned message: its To is not read.
+    rows = _parse_text(capsys, tmp_path, "copy.txt", exim + "\n---------- Forwarded message ----------\n"
+                       "From: ann@app.example\nTo: carol@dest.example\nSubject: hello\n\nhi\n")
+    assert [r["recipient"] for r in rows] == ["bob@dest.example"]
+
+
+def test_gmails_because_run_into_the_address_is_not_part_of_its_domain(capsys, tmp_path):
+    # dsnworld3 (ghissue-BitcoinDeveloperNetwork-tutorials-16; also ghissue-ombegov-policy-v2-138): Gmail's
+    # "wasn't delivered to x because ..." pasted from a web mail's table loses the space after the address;
+    # "bob@dest.examplebecause" (no such top-level domain) was printed, a made-up address, and bob missed.
+    rows = _parse_text(capsys, tmp_path, "gmail.txt",
+                       "Address not found\n--\n`Your message wasn't delivered to bob@dest.examplebecause the domain "
+                       "dest.example couldn't be found. Check for typos or unnecessary spaces and try again.`\n")
+    assert [(r["recipient"], r["hard"]) for r in rows] == [("bob@dest.example", True)]
+    # A domain whose name (not its top-level label) ends in the word keeps it.
+    rows = _parse_text(capsys, tmp_path, "gmail2.txt",
+                       "Address not found\n--\nYour message wasn't delivered to bob@justbecause.example because "
+                       "the address couldn't be found, or is unable to receive mail.\n")
+    assert [r["recipient"] for r in rows] == ["bob@justbecause.example"]
+
+
+def test_an_address_masked_with_asterisks_is_no_failed_recipient(capsys, tmp_path):
+    # dsnworld3 (ghissue-byte-foundry-inyo-28): a reporter masked the local part ("<****@inyo.me>"). "*" is
+    # atext, so "****@dest.example" was printed as the failed recipient: an address no one has.
+    rows = _parse_text(capsys, tmp_path, "masked.txt", _POSTFIX_HEAD +
+                       "<****@dest.example>: host redirect.example[*********] said: 500 Domain not in\n"
+                       "    ovh system (in reply to RCPT TO command)\n")
+    assert rows == []
+    # Other recipients of the same report are still read.
+    rows = _parse_text(capsys, tmp_path, "masked2.txt", _POSTFIX_HEAD +
+                       "<****@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1 User unknown\n"
+                       "    (in reply to RCPT TO command)\n\n"
+                       "<bob@dest.example>: host mx.dest.example[192.0.2.25] said: 550 5.1.1 User unknown\n"
+                       "    (in reply to RCPT TO command)\n")
+    assert [r["recipient"] for r in rows] == ["bob@dest.example"]
+
+
+@pytest.mark.parametrize("reply", ['550: [192.0.2.40] is not a fully qualified domain name ("FQDN")',
+                                   "554 delivery error: dd Sorry your message cannot be delivered"])
+def test_a_recipient_paragraph_pasted_alone_with_its_refusal_is_a_report(capsys, tmp_path, reply):
+    # dsnworld3 (ghissue-forwardemail-free-email-forwarding-174): qmail's and Yahoo's "<a@x>:" line with the
+    # 5yz reply under it, pasted without the template around it: no failure word, so nothing was printed.
+    rows = _parse_text(capsys, tmp_path, "para.txt", f"<bob@dest.example>:\n{reply}\n")
+    assert [(r["recipient"], r["classification"]["permanent"]) for r in rows] == [("bob@dest.example", True)]
+
+
+def test_a_reply_under_an_address_that_is_not_a_recipient_paragraph_stays_no_report(capsys, tmp_path):
+    # The rule above reads only a line that is the bracketed address alone and a 5yz that starts the
+    # next line: not a 4yz (a delay may say that), not an address inside a sentence.
+    fqdn = '550: [192.0.2.40] is not a fully qualified domain name ("FQDN")'
+    assert _parse_text(capsys, tmp_path, "para4.txt", "<bob@dest.example>:\n450 4.2.1 try again later\n") == []
+    assert _parse_text(capsys, tmp_path, "prose.txt", f"Write to <bob@dest.example>: {fqdn}\n") == []
+    assert _parse_text(capsys, tmp_path, "prose2.txt", f"Write to <bob@dest.example>:\nthe {fqdn}\n") == []
+
+
 def test_a_dash_reads_the_bounce_from_stdin():
     # review27 F5: "-" was taken for a file name ("error: -: No such file or directory"), while
     # `relay postfix-log import -` reads stdin.

@@ -1,7 +1,8 @@
-"""The second, independent bounce set (tests/data/bounces/world: 487 real files from the test data of
+"""The second, independent bounce set (tests/data/bounces/world: 497 real files from the test data of
 flufl.bounce, bounce_email, Mail-DeliveryStatus-BounceParser, mail-parser, baunsu, PHP-Bounce-Handler,
 flanker, the mail gem, MimeKit, CPython, bounceHammer, MailBounceDetector, deliveryboy,
-tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot, talon and RIPE NCC whois, and texts from
+tmail_bouncer, Zoon's PHP-Bounce-Handler fork, froide, KumoMTA, Chatwoot, talon, RIPE NCC whois and
+CwsMailBounceHandler, and texts from
 public GitHub threads, labelled by reading them; sources in its README.md).
 The figures and their definitions: bench/bench_dsn.py --world."""
 
@@ -26,16 +27,12 @@ KNOWN_MISSES = {
     "ghissue-bwya77-O365-Admin-Center-12.txt#0": "Office 365's NDR cut before its diagnostic part: the status "
     "5.1.10 is read from its help text ('Fix email delivery issues for error code 5.1.10 in Office 365'), which the "
     "label does not take for the report's status (null)",
-    "ghissue-ombegov-policy-v2-138.txt#0": "a web mail's table ran the address into the next word every time "
-    "('ofcio@omb.eop.govbecause'): the longer name is a valid address form, and no rule tells the glued word",
 }
 KNOWN_SPURIOUS = {
     "flufl-llnl_01.txt": "the directory's help text names other people's addresses",
     "flufl-yale_01.txt": "the directory's help text gives example addresses; the recipient is named only as a local part",
     "bounceemail-tt_bounce_06.eml": "the remote reply names the blocklist's contact address",
     "bounceemail-tt_bounce_11.eml": "Exchange 5.5 names the recipient by display name only; the summary's To is taken",
-    "ghissue-ombegov-policy-v2-138.txt": "the address run into the next word ('ofcio@omb.eop.govbecause', KNOWN_MISSES) "
-    "is printed: an address no one has, not a good one",
 }
 
 
@@ -149,10 +146,17 @@ def test_world_figures_do_not_regress():
     # files 99.30% / 98.83% (425/428, 423/428), 10 in 5, none. After its fix (a full mailbox said in
     # German or French, pasted with its recipient line alone, makes a text a report): the 5 alone 100%
     # (4/4); all 99.53% / 99.07% (426/428, 424/428), 10 in 5, none.
+    # With 10 more (branch dsnworld3: CwsMailBounceHandler, GitHub threads; labels committed before any
+    # run): the 10 alone 57.14% / 57.14% (4/7), 2 spurious in 2, none; all 497 files 98.85% / 98.39%
+    # (430/435, 428/435), 12 in 7, none. After its fixes (a mail program's forward separator and header
+    # block above a report are not the returned message's copy; Gmail's "because" run into the address is
+    # not its domain, which also reads ghissue-ombegov-policy-v2-138; a local part of asterisks is a
+    # mask; "<a@x>:" alone with a 5yz under it is a report): the 10 alone 100% / 100% (7/7), none
+    # spurious; all 99.77% / 99.31% (434/435, 432/435), 9 in 4, none.
     figures = bench_dsn.world_figures(results())
-    assert figures["recipient_accuracy"] >= 0.9952
-    assert figures["status_accuracy"] >= 0.9905
-    assert figures["spurious_in_messages"] <= 5
+    assert figures["recipient_accuracy"] >= 0.9977
+    assert figures["status_accuracy"] >= 0.9931
+    assert figures["spurious_in_messages"] <= 4
     assert figures["false_failures"] == 0
 
 
@@ -191,9 +195,12 @@ def test_world_hard_agreement_does_not_regress():
     # another reason, so the report's Status 5.1.1 over bp-cox-via-sendmail.unknown.msg's vague "550
     # <a> recipient rejected" at RCPT is hard (the label, review-6 F6, reads the reply alone; the
     # bounce list still only counts it): 89.72% (384/428), ours hard label not 1 (that line), listed 0.
+    # With branch dsnworld3's 10 (7 labelled addresses, 4 hard): first pass 88.97% (387/435), 1, 0; the 10
+    # alone 42.86% (3/7: two addresses missed, two Yahoo "This user doesn't have a ... account" of unknown
+    # stage, FILTERED_BY_CONVENTION). After its fixes: 89.66% (390/435), 1, 0; the 10 alone 71.43% (5/7).
     figures = bench_dsn.world_figures(results())
-    assert figures["hard_judged"] == 428
-    assert figures["hard_agreement"] >= 0.8972
+    assert figures["hard_judged"] == 435
+    assert figures["hard_agreement"] >= 0.8966
     assert figures["hard_false_positives"] <= len(SISIMAI_STATUS_OVER_THE_WORDS)
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
@@ -211,7 +218,9 @@ FILTERED_BY_CONVENTION = frozenset({
     "bp-iis-multiple-bounce.msg", "bp-novell-with-rhs.msg", "bp-warning-3.msg", "mimekit-delivery-status2.txt",
     "mbd-bounce_unknown_status.eml", "zoonru-fixture_bounce_007.eml", "ghissue-PDP-10-its-1513.txt",
     "ghissue-littleyoda-hibiscus.depotviewer-67.txt", "ghissue-jsdelivr-jsdelivr-18728.txt",
-    "ripewhois-permanentFailureMessageRfc822Real.mail", "ghissue-fschulze-jumpnbump-3.txt"})
+    "ripewhois-permanentFailureMessageRfc822Real.mail", "ghissue-fschulze-jumpnbump-3.txt",
+    # branch dsnworld3's new data (labels written before any run; as flufl-simple_05/06's Yahoo texts):
+    "cws-bounce_511_058.eml", "ghissue-netneutrality-savetheinternet.in-161.txt"})
 
 
 # The world lines where the label (the reply's words alone) says not hard and `hard` (sisimai's) says
@@ -239,7 +248,7 @@ def test_world_hard_disagreements_are_the_convention_or_the_old_ones():
                 by_status += 1
             else:
                 other += 1
-    assert convention <= 30
+    assert convention <= 32  # 30, and 2 more with branch dsnworld3's new files (new data, not a change)
     assert by_status <= 1
     assert other <= 13
 

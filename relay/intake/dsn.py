@@ -1754,8 +1754,31 @@ def _original_after_marker(text: str) -> list[tuple[str, str]] | None:
     return None
 
 
+# A mail program's forward of a report, pasted or saved as it is: its separator line first (Gmail's
+# "---------- Forwarded message ---------", Thunderbird's "-------- Forwarded Message --------",
+# Outlook's "-----Original Message-----"), then the header block it writes ("From: / Date: / Subject:
+# / To:"). No report text comes before them, so they are not the copy of the returned message that
+# follows a report (_ORIGINAL_MARKER, a known header block): the forwarded report starts after them.
+_FORWARD_SEPARATOR = re.compile(r"[ \t]*-{3,}[ \t]*(?:forwarded message|original message)[ \t]*-{3,}[ \t]*", re.I)
+
+
+def _forward_preamble_end(lines: list[str]) -> int:
+    """Where the forwarded report starts when `lines` open with a forward's separator and header block
+    (_FORWARD_SEPARATOR); 0 otherwise."""
+    n = 0
+    while n < len(lines) and not lines[n].strip():
+        n += 1
+    if n >= len(lines) or not _FORWARD_SEPARATOR.fullmatch(lines[n]):
+        return 0
+    n += 1
+    while n < len(lines) and (_HEADER_LINE.match(lines[n]) or (lines[n][:1] in (" ", "\t") and lines[n].strip())):
+        n += 1
+    return n
+
+
 def _original_start(lines: list[str]) -> int | None:
-    for n, line in enumerate(lines):
+    for n in range(_forward_preamble_end(lines), len(lines)):
+        line = lines[n]
         if _ORIGINAL_MARKER.match(line):
             return n
         if _KNOWN_HEADER.match(line) and all(
@@ -1899,7 +1922,9 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     summarised: list[str] = []
     senders: set[str] = set()
     for m in ([] if candidates else _ADDRESS.finditer(report)):
-        address = _without_emphasis(report, m)
+        address = _without_glued_word(_without_emphasis(report, m))
+        if _MASKED_LOCAL.fullmatch(address.split("@", 1)[0]):
+            continue  # a reporter's mask ("<****@x>"), not anyone's mailbox
         low = fold(address)
         if _SENDER_AFTER.match(report, m.end()):
             senders.add(low)
@@ -1958,7 +1983,7 @@ def _from_text(text: str, msg: Message | None, original) -> BounceReport:
     subject = _header_text(_header_value(msg, "Subject")) if msg is not None else ""
     candidates = candidates[:MAX_TEXT_RECIPIENTS]
     if not candidates or not (named or _FAILURE_WORDS.search(report) or _FAILURE_WORDS.search(subject)
-                              or _HOST_REFUSED.search(report)):
+                              or _HOST_REFUSED.search(report) or _PARAGRAPH_REFUSED.search(report)):
         return BounceReport("none", original_headers=tuple(original or ()))
     aliases = _aliases(report, candidates)
     names = {c: (c, aliases[fold(c)]) if fold(c) in aliases else (c,) for c in candidates}
@@ -2002,6 +2027,14 @@ def _lines_naming(report: str, most: int = 4) -> dict[str, list[str]]:
 # delay warning's.
 _HOST_REFUSED = re.compile(r"\bhost\s+[^\s\"]+\s+(?:said|refused\s+to\s+talk\s+to\s+me):\s*5[0-5][0-9](?:[ -]|$)",
                            re.I | re.M)
+
+
+# A report's recipient paragraph pasted alone (qmail's and Yahoo's "<a@x>:" on a line of its own, the
+# reply on the next: "550: [74.6.130.40] is not a fully qualified domain name"): the address and the
+# 5yz refusal it got are the report, without any of the template's failure words. Only a line that is
+# nothing but the bracketed address and its colon, and a reply code that starts the next line (RFC 5321
+# 4.2: the code, then SP or "-"; Yahoo's old template wrote "550:").
+_PARAGRAPH_REFUSED = re.compile(r"^[ \t]*<[^\s<>@]+@[^\s<>]+>:[ \t]*\n[ \t]*5[0-5][0-9](?:[ :-]|$)", re.M)
 
 
 # A report's per-recipient failure line: the address, then at once the reply it got ("<root@x>: 550 5.1.1
@@ -2220,6 +2253,24 @@ def _without_emphasis(report: str, m: re.Match) -> str:
     if mark and "@" in address[mark.end():] and report.startswith(mark.group(0), m.end()) and \
             address[mark.end():mark.end() + 1] not in ("*", "_", "."):
         return address[mark.end():]
+    return address
+
+
+# A local part of nothing but asterisks: the mask a reporter put over the address ("<****@inyo.me>").
+# "*" is atext (RFC 5322 3.2.3), so it reads as an address, but it names no one: printed as failed, it
+# is a made-up address (a spurious line), never the one that failed.
+_MASKED_LOCAL = re.compile(r"\*+")
+# Gmail's "Your message wasn't delivered to x@y because ..." as a web mail's table shows it, pasted: the
+# space after the address is lost ("inbox@bitcoindev.networkbecause", "ofcio@omb.eop.govbecause").
+# No top-level domain ends in "because" (the root zone's names), so the glued word is the template's.
+_GLUED_BECAUSE = re.compile(r"\.[a-z]{2,}(because)", re.I)
+
+
+def _without_glued_word(address: str) -> str:
+    """`address` without the template's "because" run into its top-level domain (_GLUED_BECAUSE)."""
+    m = _GLUED_BECAUSE.search(address)
+    if m is not None and m.end() == len(address) and "." not in address[m.start() + 1:]:
+        return address[:m.start(1)]
     return address
 
 
@@ -2571,7 +2622,8 @@ def _reason_text(text: str, address: str) -> str:
     for line in text.split("\n"):
         line = line.strip(" \t")
         if not line or fold(line.strip("<>:;,")) == fold(address) or _SUMMARY_LINE.match(line) or \
-                re.fullmatch(r"[-=_*\s]+", line) or _ALIAS_NOTE_LINE.fullmatch(line):
+                re.fullmatch(r"[-=_*\s]+", line) or _ALIAS_NOTE_LINE.fullmatch(line) or \
+                _FORWARD_SEPARATOR.fullmatch(line):
             continue
         lines.append(line)
     return " ".join(lines)[:500]
