@@ -42,7 +42,8 @@ recipient syntax_error about the recipient; SMTPUTF8 missing protocol_error (ses
 own declaration, sender/recipient for an address the next hop cannot take); message header checks
 (From, Sender, Date, To) policy_rejected about the message; a loop (too many Received fields)
 routing_dns about the message; "User not local" under 5.1.1 for a domain the server does not serve
-"User does not exist" unknown_recipient; local-policy rejections of a check
+(maddy.conf rejects every recipient outside its local domains so) relay_denied about the session, an
+open-relay refusal (relabelled after the first pass, below); "User does not exist" unknown_recipient; local-policy rejections of a check
 (rspamd, milter, command, quarantine) policy_rejected about the message; internal and storage errors
 temporary_failure about the session.
 
