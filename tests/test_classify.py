@@ -1480,6 +1480,87 @@ def test_world23_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-sixth round (world24): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part (maddy's
+        # outbound delivery, SMTP endpoint and checks; hMailServer's and Apache James's outbound bounce
+        # texts) does not hold: a sending MTA's own TLS or MX-authenticity policy with a code it sets is a
+        # deferral about the relay (4xx) or the recipient domain's routing (5xx, as Exchange's "tlsa-
+        # invalid"), not the receiving server's STARTTLS demand; "no usable MX" and a smarthost that cannot
+        # be found are the relay's routing; "no mail server exists for" the recipient's domain; a sender
+        # address that cannot be parsed or is invalid is its syntax (protocol); an unauthorized use of the
+        # From address is a login's sender identity; "TLS connection required" the server's demand for TLS
+        # (RFC 3207); SMTPUTF8 required or unsupported is the protocol (RFC 6531); a named header field
+        # missing or malformed is the message's format, not the envelope sender; a check's internal error a
+        # deferral; a 5xx "Internal server error" with a trailing id the server's own failure.
+        ('451 4.7.1 TLS is required but unavailable or failed (DANE)', None, ('temporary_failure', 'relay', 'never')),
+        ('454 4.7.0 Remote server TLS certificate is not trusted, but authentication is required by policy', None, ('temporary_failure', 'relay', 'never')),
+        ('550 5.7.0 Failed to establish the MX record authenticity', None, ('routing_dns', 'recipient', 'count')),
+        ('554 5.7.1 No matching TLSA record for mx.example.net', None, ('routing_dns', 'recipient', 'count')),
+        ('No usable MX hosts for example.net', None, ('routing_dns', 'relay', 'never')),
+        ('The smarthost could not be found', None, ('routing_dns', 'relay', 'never')),
+        ('No mail server exists for example.net', None, ('routing_dns', 'recipient', 'never')),
+        ('501 5.1.7 Cannot parse the sender address', 'mail', ('protocol_error', 'sender', 'never')),
+        ('553 Invalid sender address', 'mail', ('protocol_error', 'sender', 'never')),
+        ('553 5.7.1 Unauthorized use of the From address', 'mail', ('relay_denied', 'sender', 'never')),
+        ('530 5.7.0 TLS connection required', 'mail', ('relay_denied', 'session', 'never')),
+        ('553 5.6.7 SMTPUTF8 is required to send to this address', 'rcpt', ('protocol_error', 'session', 'never')),
+        ('554 5.6.7 SMTPUTF8 is not supported by the next hop', None, ('protocol_error', 'message', 'never')),
+        ('550 5.6.0 Missing Reply-To header field', 'data', ('policy_rejected', 'message', 'never')),
+        ('550 5.7.1 Malformed Sender header field', 'data', ('policy_rejected', 'message', 'never')),
+        ('451 4.3.0 Internal error during policy check', 'rcpt', ('temporary_failure', 'session', 'never')),
+        ('554 Internal server error (queue 7F3A2B)', 'data', ('temporary_failure', 'session', 'never')),
+    ],
+)
+def test_world24_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world24 guards, the same verdict before and after: the first nine are now read by a rule where
+        # the nearest-reply reader or another rule gave the same verdict before (no-usable-MX and the
+        # other routing words, a timeout while communicating, a header field's invalid address, a
+        # recipient address that cannot be parsed, a DNS lookup that failed, a closed connection, a bare
+        # connection reset); then the receiving server's own STARTTLS demand, TLS trouble and DANE/MTA-STS
+        # texts, unknown and not-local users, the sender's syntax and identity, SMTPUTF8 undeclared, a
+        # missing From header, a DNS error during a check, a plain internal error, Postfix's DNS,
+        # connection and lost-connection texts keep theirs.
+        ('No mail servers were available for example.net', None, ('routing_dns', 'relay', 'never')),
+        ('Problem looking up the mail server for example.net', None, ('routing_dns', 'relay', 'never')),
+        ('A timeout when communicating with the remote server', None, ('temporary_failure', 'relay', 'never')),
+        ('There are no DNS entries for the domain example.net.', None, ('routing_dns', 'recipient', 'never')),
+        ('554 5.6.0 Invalid address in Cc header', 'data', ('policy_rejected', 'message', 'never')),
+        ('501 5.1.3 Could not parse the recipient address', 'rcpt', ('syntax_error', 'recipient', 'list')),
+        ('The DNS lookup has failed for example.net', None, ('routing_dns', 'recipient', 'never')),
+        ('Destination server closed connection.', None, ('temporary_failure', 'relay', 'never')),
+        ('Connection reset', None, ('temporary_failure', 'relay', 'never')),
+        ('530 5.7.0 Must issue a STARTTLS command first', 'mail', ('relay_denied', 'session', 'never')),
+        ('454 4.7.0 TLS not available due to local problem', None, ('temporary_failure', 'session', 'never')),
+        ('MTA-STS auth failed: Policy not found.', None, ('temporary_failure', 'relay', 'never')),
+        ('550 5.7.323 tlsa-invalid: The domain failed DANE validation', None, ('routing_dns', 'recipient', 'count')),
+        ('550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('550 5.1.1 User not local', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('501 5.1.8 Malformed sender address', 'mail', ('protocol_error', 'sender', 'never')),
+        ('550 5.7.1 Sender address rejected: not owned by user bob@example.com', 'rcpt', ('relay_denied', 'sender', 'never')),
+        ('553 5.6.7 Must declare SMTPUTF8 to send unicode address', 'rcpt', ('protocol_error', 'session', 'never')),
+        ('550 5.7.1 Missing From header', 'data', ('policy_rejected', 'message', 'never')),
+        ('450 4.7.25 DNS error during policy check', 'rcpt', ('temporary_failure', 'session', 'never')),
+        ('451 4.3.2 Internal server error', 'rcpt', ('temporary_failure', 'session', 'never')),
+        ('Host or domain name not found. Name service error for name=example.net type=A: Host not found', None, ('routing_dns', 'recipient', 'never')),
+        ('connect to mx.example.net[192.0.2.25]:25: Connection refused', None, ('routing_dns', 'relay', 'never')),
+        ('lost connection with mx.example.net[192.0.2.25] while sending RCPT TO', None, ('temporary_failure', 'relay', 'never')),
+        ('550 5.1.1 The email account that you tried to reach does not exist.', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('550 Invalid recipient address', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+    ],
+)
+def test_world24_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

@@ -233,6 +233,12 @@ KNOWN_TRAINING_MISSES = {
     "450 try again later (#4.3.0)": "IndiMail's greylisting answer after DATA (smtpd.c err_grey), labelled greylisted; the words are any deferral's; never listed",
     "451 greylist temporary failure - Timeout": "IndiMail's answer when its greylisting server did not respond (err_greytimeout), labelled a temporary failure of the server; the word greylist reads greylisting; a deferral, never listed",
     "recipient did not talk proper QMTP": "IndiMail's qmail-remote on a next hop that broke the QMTP protocol, labelled a protocol error about the relay; its 4.3.0 reads a temporary failure; never listed",
+    # Issue #8, the twenty-sixth round (world24: maddy, hMailServer's and Apache James's outbound
+    # delivery): a sending MTA's own refusal of an address form it cannot route, worded as a feature it
+    # lacks or under X.1.1, and a bounce text no other program writes.
+    "550 5.1.1 IP address literals are not supported": "maddy's outbound delivery refusing a recipient at an address literal (target/remote/remote.go), labelled routing about the recipient (counted); 'not supported' reads a command the server lacks (protocol-sequence): never listed, the safe side",
+    "550 5.1.1 <postmaster> address it no supported": "maddy's outbound delivery refusing the domain-less <postmaster> (remote.go), labelled the recipient address's syntax; X.1.1 reads an unknown recipient; listed either way",
+    "Excessive amount of data sent to server.": "hMailServer's outbound delivery when the next hop sent more than it accepts (SMTPClientConnection.cpp), labelled a protocol error about the relay; no rule knows the words (default); never listed either way",
 }
 
 

@@ -17,7 +17,8 @@
      world20_candidates.py -> world20.yaml,
      world21_candidates.py -> world21.yaml,
      world22_candidates.py -> world22.yaml,
-     world23_candidates.py -> world23.yaml)
+     world23_candidates.py -> world23.yaml,
+     world24_candidates.py -> world24.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
