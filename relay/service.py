@@ -203,8 +203,11 @@ class RelayService:
         if decision.reply.code == 421 and txn.rcpts:
             # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
             # the client's after it: the transaction ends for the recipients it had accepted too, and the
-            # client defers them with the rest. Their events were lost (the disconnect writes none).
-            await self.outcomes.refused(txn, session, decision.stage or "rcpt", list(txn.rcpts), decision)
+            # client defers them with the rest. Their events were lost (the disconnect writes none). The
+            # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
+            # word about their addresses (Outcomes.session_closed).
+            await self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient, list(txn.rcpts),
+                                               decision)
         return decision.reply
 
     async def data_start(self, session: Session) -> None:
