@@ -229,6 +229,10 @@ class Outcomes:
             from .classify import default_relay_replies
 
             relay_replies = getattr(self.policies, "relay_replies", None) or default_relay_replies()
+            if SESSION_CLOSED not in relay_replies.causes:
+                # An operator's relay-replies.yaml from before this entry: its `default:` is about a refusal
+                # of the relay's own ("The relay itself refused this command"), which this is not.
+                relay_replies = default_relay_replies()
             ended = relay_replies.classify(Reply(reply.code, reply.lines, "relay", SESSION_CLOSED))
             classification = replace(ended, scope="session")
         for rcpt in recipients:

@@ -614,9 +614,9 @@ def test_an_upstream_offering_no_auth_while_a_username_is_set_is_a_login_failure
         relay.stop()
 
 
-@pytest.mark.parametrize("operator_rules", [False, True])
+@pytest.mark.parametrize("policy", ["shipped", "operator_rules", "old_relay_replies"])
 def test_a_421_to_one_rcpt_is_never_the_refusal_of_the_recipients_accepted_before_it(
-        upstream, relay_factory, tmp_path, operator_rules):
+        upstream, relay_factory, tmp_path, policy):
     """review F5: a 421 to the second RCPT that is about that recipient ("<later@x>: ... User unknown")
     also ends the first recipient's transaction (RFC 5321 3.8), and the first one's event carried it as
     its own refusal: judged against the first address (same domain: read as naming it), it was
@@ -628,14 +628,22 @@ def test_a_421_to_one_rcpt_is_never_the_refusal_of_the_recipients_accepted_befor
     from tests.support.funnel_e2e import bounces
 
     overrides = {}
-    if operator_rules:
+    operator_rules = policy == "operator_rules"
+    if policy != "shipped":
         policies = tmp_path / "policies"
         policies.mkdir()
+        overrides["policies"] = str(policies)
+    if operator_rules:
         (policies / "suppression.yaml").write_text(
             "permanent: {unknown_recipient: {list_after: 1}}\n"
             "temporary: {unknown_recipient: {list_after: 1}}\n"  # a 4xx "no such user" lists at once
             "breaker: {distinct_addresses: 1, within: 10m}\n")
-        overrides["policies"] = str(policies)
+    if policy == "old_relay_replies":  # an operator's copy from before the entry: the shipped entry applies
+        import yaml
+
+        shipped = yaml.safe_load((Path(__file__).parent.parent / "policies" / "relay-replies.yaml").read_text())
+        del shipped["causes"]["upstream-closed-session"]
+        (policies / "relay-replies.yaml").write_text(yaml.safe_dump(shipped))
     closing = "421 4.1.1 <later421@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
     upstream.rcpt_replies["later421"] = closing
     relay = relay_factory(upstream.port, **overrides)
