@@ -31,6 +31,10 @@ log = logging.getLogger("relay.outcomes")
 # Seconds between attempts to record a failure the bounce list's lock held up (about 10 minutes in all).
 RECORD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 180, 200)
 
+# The cause whose entry in relay-replies.yaml classifies, for the recipients a transaction had accepted, the
+# next hop's 421 to another recipient's RCPT when that reply is about that recipient (Outcomes.session_closed).
+SESSION_CLOSED = "upstream-closed-session"
+
 OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
 # Events that report a refusal (and carry its classification), counted by relay_refusals_total.
 REFUSAL_KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "bounced", "complained")
@@ -203,6 +207,36 @@ class Outcomes:
                 raise
             for event in follow:
                 self._queue(txn, event)
+
+    async def session_closed(self, txn: Transaction, session: Session, stage: str, refused: str,
+                             recipients: list[str], decision: Decision) -> None:
+        """The next hop closed the session (a 421, RFC 5321 3.8) in its reply to the RCPT of `refused`
+        (whose own event refused() wrote), and with it the transaction of `recipients`, accepted before:
+        a deferred event each, with that reply, the words that ended their transaction (the client saw
+        them and defers them with it). It answered no command of theirs: it is about them only as far as
+        it is about the session, the sender or the message (judged as the reply to `refused`'s RCPT,
+        that judgement is theirs too). What it says of a recipient's address is `refused`'s alone: for
+        them it is the session's end, scope session (relay-replies.yaml `upstream-closed-session`),
+        never the text of another's refusal read as their own. Either way it never touches the bounce
+        list, its counts and its breakers, nor a domain's evidence (review F5: a "421 4.1.1 <b@x>: ...
+        User unknown" to b's RCPT was recorded as a@x's own, counted towards listing a@x under a
+        `temporary:` rule, and as a second "unknown" address at x for the domain's breaker)."""
+        reply = decision.reply
+        kind = _kind(decision)
+        judgement = self._judge(reply, stage, [refused], sender=txn.return_path or txn.mail_from)
+        classification = judgement.classification
+        if judgement.scope == "recipient":
+            from .classify import default_relay_replies
+
+            relay_replies = getattr(self.policies, "relay_replies", None) or default_relay_replies()
+            if SESSION_CLOSED not in relay_replies.causes:
+                # An operator's relay-replies.yaml from before this entry: its `default:` is about a refusal
+                # of the relay's own ("The relay itself refused this command"), which this is not.
+                relay_replies = default_relay_replies()
+            ended = relay_replies.classify(Reply(reply.code, reply.lines, "relay", SESSION_CLOSED))
+            classification = replace(ended, scope="session")
+        for rcpt in recipients:
+            self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, dict(decision.detail)))
 
     def _judge(self, reply, stage, recipients, aliases=(), sender=None):
         if self.metrics is None:

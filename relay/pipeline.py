@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import re
 import secrets
@@ -57,6 +58,14 @@ class Session:
         return self.trusted_network or self.auth_user is not None or self.local_submission
 
 
+class DotReply(enum.Enum):
+    """The next hop's reply to a transaction's final dot."""
+
+    NOT_SENT = "not sent"  # the final dot has not gone to the next hop (nothing can have been delivered)
+    AWAITED = "awaited"  # it went; the next hop may accept the message at any moment
+    ANSWERED = "answered"  # the next hop's reply came: the transaction's outcome is known
+
+
 @dataclass
 class Transaction:
     """One MAIL..DATA (or MAIL..RSET) transaction."""
@@ -80,10 +89,31 @@ class Transaction:
     # reply (relay/smtp.py LmtpHandler). Empty for SMTP: one reply for the message.
     replies_by_recipient: dict[str, Reply] = field(default_factory=dict)
     # The event-loop time by which the next hop's reply to the final dot is due (upstream.data_timeout
-    # after the dot), set once the whole message and its dot have gone out; None before. From then on
-    # the next hop may have accepted the message, so a shutdown waits for that reply rather than cut
-    # it off, and a cut records the outcome as unknown (relay/server.py stop()).
+    # after the dot), set once the whole message and its dot have gone out (dot_sent); None before. From
+    # then on the next hop may have accepted the message, so a shutdown waits for that reply rather than
+    # cut it off (relay/server.py _drain_deadline). It stays set once the reply came.
     dot_reply_due: float | None = None
+    # Where the next hop's reply to the final dot stands (RFC 5321 4.1.1.4): only while it is AWAITED is
+    # the outcome unknown, and a client gone or a shutdown's cut recorded as such. Once ANSWERED, the
+    # reply decides the outcome and its events are written whatever becomes of the client (review F2:
+    # a client gone in the milliseconds between the reply and the transaction's end got "outcome
+    # unknown", and a refusal's own event was lost with the cancelled command).
+    dot: DotReply = DotReply.NOT_SENT
+
+    def dot_sent(self, due: float) -> None:
+        """The whole message and its final dot went to the next hop; its reply is due by `due`."""
+        self.dot_reply_due = due
+        self.dot = DotReply.AWAITED
+
+    def dot_answered(self) -> None:
+        """The next hop's reply to the final dot arrived (whatever it says)."""
+        if self.dot is DotReply.AWAITED:
+            self.dot = DotReply.ANSWERED
+
+    @property
+    def awaiting_dot_reply(self) -> bool:
+        """The final dot went out and its reply has not come: the message may be delivered or not."""
+        return self.dot is DotReply.AWAITED
 
 
 

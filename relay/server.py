@@ -57,7 +57,9 @@ SHUTDOWN_AFTER_DOT = Reply.make(
 
 def _drain_deadline(protocol, drain_end: float) -> float:
     """Until when a shutdown lets this session's transaction go on: the drain's end, or, once its final
-    dot went to the next hop, until the reply to it is due (and recorded) if that is later."""
+    dot went to the next hop, until the reply to it is due (and recorded) if that is later. The same once
+    the reply came (Transaction.dot ANSWERED): the transaction is then only recording it, and a cut
+    would leave the client without the answer the relay has."""
     txn = protocol.relay_service.transaction(protocol.relay_session)
     due = txn.dot_reply_due if txn is not None else None
     return drain_end if due is None else max(drain_end, due + DOT_REPLY_GRACE)

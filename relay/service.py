@@ -17,7 +17,7 @@ from .address import ascii_reply, fold, literal_problem, mailbox_problem, printa
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
-from .pipeline import Message, Pipeline, Session, Transaction, new_id
+from .pipeline import DotReply, Message, Pipeline, Session, Transaction, new_id
 from .maildata import crlf_normalise, crlf_normalised, header_refusal
 
 log = logging.getLogger("relay.service")
@@ -48,6 +48,10 @@ class RelayService:
         # old one is closed only when the last transaction holding it has ended.
         self._txn_pipeline: dict[str, Pipeline] = {}
         self._endings: set[asyncio.Task] = set()  # transaction ends under way (see _end)
+        # Per transaction id, the end of its DATA command under way (RelayService._conclude): a task of
+        # the service's own, so that once the next hop has answered the final dot, the client going
+        # away cannot cut the recording of that answer short.
+        self._concluding: dict[str, asyncio.Task] = {}
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def count(self, name: str, **labels) -> None:
@@ -103,8 +107,10 @@ class RelayService:
         """The client connection is gone (QUIT, drop, shutdown): its transaction ends in a task
         the service owns, so that nothing of it is lost with the connection's handler."""
         txn = self._txns.get(session.id)
-        if txn is not None:
-            if txn.dot_reply_due is not None:
+        # A transaction whose final dot the next hop has answered is left to its DATA command's conclusion,
+        # which records that answer and ends it (_abandon).
+        if txn is not None and self._abandon(txn):
+            if txn.awaiting_dot_reply:
                 # Gone after its final dot went upstream, before the upstream answered: the upstream
                 # connection closes with it, and the upstream may have queued the message all the same
                 # (RFC 1047: the client, told nothing, sends it again). Recorded as the shutdown's cut
@@ -119,6 +125,19 @@ class RelayService:
             else:
                 self._end(txn)
         self.sessions.pop(session.id, None)
+
+    def _abandon(self, txn: Transaction) -> bool:
+        """The client is gone or cut off: stop the transaction's DATA command where it is, unless the next
+        hop has answered the final dot (then its conclusion goes on: the outcome is known and is recorded,
+        never taken for unknown, and a refusal's event is never lost with the client). Decided here,
+        synchronously, for the caller and the conclusion alike: a conclusion cancelled now can no longer
+        take the reply (the cancellation reaches it before the reply does). False: it goes on."""
+        if txn.dot is DotReply.ANSWERED:
+            return False
+        conclusion = self._concluding.get(txn.id)
+        if conclusion is not None:
+            conclusion.cancel()
+        return True
 
     async def drain(self) -> None:
         """Wait for the transaction ends under way (shutdown: before the pool, store and sinks close)."""
@@ -184,8 +203,11 @@ class RelayService:
         if decision.reply.code == 421 and txn.rcpts:
             # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
             # the client's after it: the transaction ends for the recipients it had accepted too, and the
-            # client defers them with the rest. Their events were lost (the disconnect writes none).
-            await self.outcomes.refused(txn, session, decision.stage or "rcpt", list(txn.rcpts), decision)
+            # client defers them with the rest. Their events were lost (the disconnect writes none). The
+            # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
+            # word about their addresses (Outcomes.session_closed).
+            await self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient, list(txn.rcpts),
+                                               decision)
         return decision.reply
 
     async def data_start(self, session: Session) -> None:
@@ -234,6 +256,33 @@ class RelayService:
                 decision = await started
             finally:
                 started.cancel()  # only if this command itself was cancelled before DATA was answered
+        # The rest (the message and its final dot to the next hop, its answer recorded, the transaction's
+        # end) runs in a task of the service's own, which this command awaits without its cancellation
+        # reaching it: the client going away (aiosmtpd cancels the command) stops it only while the
+        # next hop's answer to the final dot is not in (_abandon). Once it is, its events are written and
+        # the transaction ends as the answer says, the client there to hear it or not.
+        conclusion = asyncio.ensure_future(self._conclude(session, txn, pipeline, message, decision))
+        self._concluding[txn.id] = conclusion
+        self._endings.add(conclusion)
+        conclusion.add_done_callback(lambda task, txn_id=txn.id: self._concluded(txn_id, task))
+        try:
+            return await asyncio.shield(conclusion)
+        except asyncio.CancelledError:
+            # Unless answered, the conclusion is cancelled (disconnected() or cut() did already). If it goes
+            # on, drain() waits for it (_endings). Nobody awaits it now: a failure of its own is logged.
+            if not conclusion.done():
+                self._abandon(txn)
+            conclusion.add_done_callback(_log_failure)
+            raise
+
+    def _concluded(self, txn_id: str, conclusion: asyncio.Task) -> None:
+        self._endings.discard(conclusion)
+        if self._concluding.get(txn_id) is conclusion:
+            del self._concluding[txn_id]
+
+    async def _conclude(self, session: Session, txn: Transaction, pipeline: Pipeline, message: Message,
+                        decision: Decision) -> Reply:
+        """The end of DATA once the upstream took the DATA command (or refused it: `decision`)."""
         if decision.verdict is V_CONTINUE:
             decision = await pipeline.data_ready(txn, message)
         if decision.verdict is V_CONTINUE:
@@ -303,13 +352,18 @@ class RelayService:
         events written. Taken out at once, before any await, so that nothing else ends it a second
         time (not the command under way, cancelled by the caller, not disconnected()); recorded in
         a task the service owns (drain() waits for it). The caller may await the result."""
-        txn = self._txns.pop(session.id, None)
+        txn = self._txns.get(session.id)
         if txn is None:
             return None
+        if not self._abandon(txn):
+            # The next hop has answered the final dot: its answer is the outcome, recorded by the
+            # command's conclusion (never a cut, nor "unknown"), which the caller may await.
+            return asyncio.shield(self._concluding[txn.id]) if txn.id in self._concluding else None
+        del self._txns[session.id]
         stage = txn.notes.get("stage", "mail")
         recipients = list(txn.rcpts) if stage in ("rcpt", "data") else []
         detail = {}
-        if txn.dot_reply_due is not None:
+        if txn.awaiting_dot_reply:
             # The next hop had the whole message and its final dot and had not answered: it may have
             # delivered it, and the client's retry is then a second delivery. Nobody can know which.
             detail["outcome"] = UNKNOWN_OUTCOME
@@ -367,6 +421,11 @@ class RelayService:
             await pipeline.reset(txn)
         finally:
             pipeline.let_go()
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the end of a transaction the client left failed", exc_info=task.exception())
 
 
 def _refused(started: asyncio.Future) -> bool:

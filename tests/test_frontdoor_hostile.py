@@ -74,6 +74,61 @@ def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
 
 
+def test_a_client_gone_once_the_upstream_refused_its_final_dot_leaves_that_refusal_not_an_unknown_outcome(
+        upstream, relay_factory, tmp_path, monkeypatch):
+    """The upstream answered the final dot with a 550, then the client reset the connection before the relay
+    had ended the transaction (recording the refusal, here its count on the bounce list, which waits for the
+    list's lock). The outcome was known, yet the relay wrote "deferred, outcome unknown" (rule
+    relay:client-gone-after-dot), and the upstream's refusal, its event and its count on the bounce list
+    were lost with the cancelled command. Another process (`relay bounces import`) holds the list's lock
+    for the time it takes the client to go, which keeps the race open for this test every time."""
+    import sqlite3
+
+    from relay.store.sqlite import SQLiteBounceStore
+    from tests.support.metrics import samples
+
+    # The relay's write waits up to 30 s for that lock (2 s by default), however loaded this machine is.
+    monkeypatch.setitem(SQLiteBounceStore.__init__.__kwdefaults__, "write_timeout", 30.0)
+    refusal = "550 5.1.1 <refused550@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+    upstream.data_replies["refused550"] = refusal
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+
+    def metric(name: str, **labels) -> float:
+        found = [v for (n, ls), v in samples(relay.http("/metrics")[2]).items()
+                 if n == name and labels.items() <= dict(ls).items()]
+        return sum(found)
+
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert gone.cmd("RCPT TO:<refused550@example.com>")[0] == 250
+    assert gone.cmd("DATA")[0] == 354
+    lock = sqlite3.connect(tmp_path / "bounces.db", isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")  # the bounce list's write lock, held by another process
+    try:
+        gone.send(BODY.replace(b"Subject", b"Message-ID: <refused@sender.test>\r\nSubject") + b".\r\n")
+        # The relay has read the upstream's 550 to the final dot (and now waits for the lock to count it).
+        wait_until(lambda: metric("relay_upstream_replies_total", command="EOM", **{"class": "5xx"}) == 1)
+        gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.close()  # a reset: the client never reads the 550
+        wait_until(lambda: metric("relay_active_sessions") == 0)  # the relay has seen it go
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    events = relay.events(wait_for=1)
+    schema = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    assert [(e["kind"], e["stage"], e["recipient"], e["reply"]["text"], e.get("outcome")) for e in events] == [
+        ("rejected", "data", "refused550@example.com", refusal, None)], events
+    assert events[0]["classification"]["category"] == "unknown_recipient"
+    assert events[0]["message_id"] == "<refused@sender.test>"
+    # Its failure was counted on the bounce list (a 5.1.1 at DATA lists at the second: suppression.yaml).
+    with sqlite3.connect(tmp_path / "bounces.db") as db:
+        assert db.execute("SELECT count(*) FROM relay_bounce_failures").fetchone()[0] == 1
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
 def test_the_refusal_of_a_non_ascii_address_without_smtputf8_is_itself_ascii(relay, upstream):
     """A client that did not ask for SMTPUTF8 gets ASCII replies (RFC 6531 3.7.4): the 553 5.6.7 that
     refuses its UTF-8 address showed the address in UTF-8, the very bytes it could not take."""

@@ -612,3 +612,63 @@ def test_an_upstream_offering_no_auth_while_a_username_is_set_is_a_login_failure
         assert [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
     finally:
         relay.stop()
+
+
+@pytest.mark.parametrize("policy", ["shipped", "operator_rules", "old_relay_replies"])
+def test_a_421_to_one_rcpt_is_never_the_refusal_of_the_recipients_accepted_before_it(
+        upstream, relay_factory, tmp_path, policy):
+    """review F5: a 421 to the second RCPT that is about that recipient ("<later@x>: ... User unknown")
+    also ends the first recipient's transaction (RFC 5321 3.8), and the first one's event carried it as
+    its own refusal: judged against the first address (same domain: read as naming it), it was
+    unknown_recipient, scope recipient. Under an operator's `temporary:` rule that lists a 4xx "no such
+    user", the first address was listed on the second's refusal, and counted as a second "unknown" at
+    the domain: with `breaker: {distinct_addresses: 1}` one 421 tripped the domain's breaker and took back
+    the listing it had just made. Each event carries the reply that concerned its recipient: the 421 is
+    the second's refusal; for the first it is the session's end (scope session), never its address's."""
+    from tests.support.funnel_e2e import bounces
+
+    overrides = {}
+    operator_rules = policy == "operator_rules"
+    if policy != "shipped":
+        policies = tmp_path / "policies"
+        policies.mkdir()
+        overrides["policies"] = str(policies)
+    if operator_rules:
+        (policies / "suppression.yaml").write_text(
+            "permanent: {unknown_recipient: {list_after: 1}}\n"
+            "temporary: {unknown_recipient: {list_after: 1}}\n"  # a 4xx "no such user" lists at once
+            "breaker: {distinct_addresses: 1, within: 10m}\n")
+    if policy == "old_relay_replies":  # an operator's copy from before the entry: the shipped entry applies
+        import yaml
+
+        shipped = yaml.safe_load((Path(__file__).parent.parent / "policies" / "relay-replies.yaml").read_text())
+        del shipped["causes"]["upstream-closed-session"]
+        (policies / "relay-replies.yaml").write_text(yaml.safe_dump(shipped))
+    closing = "421 4.1.1 <later421@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+    upstream.rcpt_replies["later421"] = closing
+    relay = relay_factory(upstream.port, **overrides)
+    with RawSMTP(relay.host, relay.port, timeout=10) as c:
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<first421@example.com>")[0] == 250
+        assert c.cmd("RCPT TO:<later421@example.com>") == (421, closing)
+        assert _closed(c)
+    found = relay.events(wait_for=3 if operator_rules else 2)
+    for event in found:
+        jsonschema.validate(event, SCHEMA)
+    by = {(e["kind"], e["recipient"]): e for e in found}
+    assert sorted(by) == sorted([("deferred", "first421@example.com"), ("deferred", "later421@example.com")]
+                                + ([("bounce_listed", "later421@example.com")] if operator_rules else [])), found
+    later, first = by[("deferred", "later421@example.com")], by[("deferred", "first421@example.com")]
+    assert (later["classification"]["category"], later["classification"]["scope"]) == ("unknown_recipient", "recipient")
+    assert later.get("bounce_list") == ("listed" if operator_rules else None)
+    # The first recipient: the 421 the client saw, as the end of its session, about nobody's address.
+    assert first["stage"] == "rcpt" and first["reply"]["text"] == closing and first["reply"]["source"] == "upstream"
+    assert (first["classification"]["category"], first["classification"]["scope"], first["classification"]["rule"]) \
+        == ("temporary_failure", "session", "relay:upstream-closed-session")
+    assert "bounce_list" not in first
+    assert bounces(relay, "check", "first421@example.com").returncode == 0  # neither listed ...
+    assert "held" not in bounces(relay, "check", "first421@example.com").stdout  # ... nor held
+    if operator_rules:
+        assert bounces(relay, "check", "later421@example.com").returncode == 1  # its own 421 lists it, as configured
+    assert relay.server.metrics.counters.get(("relay_breaker_trips_total", ()), 0) == 0

@@ -120,10 +120,12 @@ class UpstreamStep(Step):
         if conn is None:
             return Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "No upstream transaction", cause="local-error"), "deferred")
         try:
-            reply = await conn.data(message.chunks(), dot_lines=message.dot_lines,
-                                    sent=lambda due: setattr(txn, "dot_reply_due", due))
+            reply = await conn.data(message.chunks(), dot_lines=message.dot_lines, sent=txn.dot_sent)
         except UpstreamError as exc:
             return _deferred(exc)
+        # Before anything else may wait: from here the outcome is this reply's, and the service records
+        # it even if the client goes away now (RelayService.data).
+        txn.dot_answered()
         return await self._heard(txn, "data", None, reply)
 
     async def on_reset(self, txn: Transaction) -> None:
