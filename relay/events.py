@@ -51,7 +51,8 @@ MAX_EVENT_TEXT = 8192
 # one address (2.3.1-2). Twice that is still an address or a name; more is not, and is cut.
 MAX_EVENT_NAME = 512
 NAME_FIELDS = frozenset({"sender", "recipient", "return_path", "remote_mta", "reporting_mta",
-                         "original_recipient", "final_recipient", "actual_recipient", "helo", "host",
+                         "original_recipient", "original_recipient_readings", "final_recipient",
+                         "actual_recipient", "helo", "host",
                          "said_by", "auth_user"})
 
 

@@ -248,11 +248,8 @@ class RelayServer:
 
     @staticmethod
     def _load_users(settings: Settings):
-        if settings.clients.users_file is None:
-            return None
-        from .users import Users
-        users = Users.from_file(settings.clients.users_file)
-        for name in users.unrestricted:
+        users = load_users(settings)
+        for name in users.unrestricted if users is not None else ():
             log.warning("%s: user %s names no sender domains and may send from any domain; add :DOMAINS "
                         "to its line to restrict it", settings.clients.users_file, name)
         return users
@@ -334,14 +331,19 @@ class RelayServer:
         """SIGHUP: new config and policies, or the old ones if anything is wrong. One at a time: a
         SIGHUP during a reload reloads again after it (the files may have changed since it read them)."""
         async with self._reload_lock:
+            began = time.monotonic()  # the files are read after this (the parent's test: Worker.tell_reloaded)
             ok = await self._reload()
-        if self.worker is None or self.worker.leader:
-            # One SIGHUP is one reload of the relay: counted by every worker, a scrape (which sums the
-            # workers' counters) showed `workers` reloads for each. The gauge below is each worker's,
-            # its lowest value wins: any worker that kept its old config shows.
+        if self.worker is None:
+            # One SIGHUP is one reload of the relay. Under workers the parent counts it, once every
+            # worker has said whether it took the new config (relay/workers.py): counted by every worker,
+            # a scrape (which sums the workers' counters) showed `workers` reloads for each; counted by
+            # one, it said "ok" while its siblings refused. The gauge below is each worker's, its lowest
+            # value wins: any worker that kept its old config shows.
             self.metrics.inc("relay_config_reloads_total", result="ok" if ok else "failed")
         self.metrics.set("relay_config_last_reload_successful", 1 if ok else 0)
         self.metrics.set("relay_config_last_reload_timestamp_seconds", time.time())
+        if self.worker is not None:
+            await self.worker.tell_reloaded(began, ok, self._reload_error)
         return ok
 
     def _read_config(self):
@@ -351,18 +353,7 @@ class RelayServer:
         every session for 1-2 s with 20 DKIM keys, 41 s with 1,000)."""
         settings = load_settings(self.settings.source)
         policies = load_policies(settings).prepare()
-        return settings, policies, self._load_users(settings), self._upstream_tls(settings)
-
-    def _upstream_tls(self, settings):
-        """The smarthost's TLS context from the reloaded upstream.ca_file (a CA bundle renewed in place
-        is trusted from this reload on), or None to keep the running one: no pool, or `upstream` changed,
-        which waits for a restart whole. A file that cannot be loaded is a ConfigError: the reload is
-        refused and the running context stays (it was a traceback at every new connection before)."""
-        pool = self.resources.pool
-        if pool is None or settings.upstream != self.settings.upstream:
-            return None
-        from .upstream import smarthost_tls_context
-        return smarthost_tls_context(settings)
+        return settings, policies, self._load_users(settings), reloaded_upstream_tls(settings, self.settings)
 
     def _new_sinks(self, settings) -> EventSinks:
         """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
@@ -615,6 +606,45 @@ class _Servers:
     def close(self) -> None:
         for server in self._servers:
             server.close()
+
+
+def load_users(settings: Settings):
+    """The users file of `settings` (clients.users_file) read and checked, or None; a ConfigError names
+    its line when one is wrong."""
+    if settings.clients.users_file is None:
+        return None
+    from .users import Users
+    return Users.from_file(settings.clients.users_file)
+
+
+def reloaded_upstream_tls(settings: Settings, running: Settings):
+    """The smarthost's TLS context from the reloaded upstream.ca_file (a CA bundle renewed in place is
+    trusted from this reload on), or None to keep the running one: no smarthost (no pool), or `upstream`
+    changed, which waits for a restart whole. A file that cannot be loaded is a ConfigError: the reload
+    is refused and the running context stays (it was a traceback at every new connection before)."""
+    up = settings.upstream
+    if up is None or not up.smarthost or up != running.upstream:
+        return None
+    from .upstream import smarthost_tls_context
+    return smarthost_tls_context(settings)
+
+
+def check_reload(running: Settings) -> tuple[Settings, object]:
+    """What a reload reads, read and checked as each process that serves will (RelayServer._read_config,
+    build_pipeline): the config, the policies, the users file, the smarthost's TLS context and the VERP
+    settings; not the event sinks, whose spools and threads a process that sends no event must not hold
+    (a worker refusing them tells the parent: relay/workers.py). Returns the settings that
+    reload puts in force and the policies; raises ConfigError (or what reading failed with) when a worker
+    would refuse it. The workers' parent checks with it before it tells them (relay/workers.py)."""
+    from .steps.verp import check_verp
+
+    settings = load_settings(running.source)
+    policies = load_policies(settings).prepare()
+    load_users(settings)
+    reloaded_upstream_tls(settings, running)
+    settings = settings_after_reload(settings, running)[0]
+    check_verp(settings, policies)  # as build_pipeline does
+    return settings, policies
 
 
 # Keys a reload cannot change in a running process: sockets, pools and stores are opened at start.

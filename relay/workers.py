@@ -44,6 +44,11 @@ RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
+# Seconds the parent waits for every worker to say whether it took a reloaded config before it tells
+# systemd the reload failed. A worker reads the files in a thread (tens of seconds for 1,000 DKIM keys:
+# review-20 F4); systemd's own limit for a reload is TimeoutStartSec (90 s by default).
+RELOAD_REPORT_TIMEOUT = 75.0
+REPORT_BYTES = 2048  # a worker's reload report, at most (within PIPE_BUF: written whole)
 
 
 @dataclass
@@ -99,6 +104,28 @@ class Worker:
             os.write(self.ready_fd, f"{self.slot} {os.getpid()} beat\n".encode())
         except (BlockingIOError, BrokenPipeError):
             pass
+
+    async def tell_reloaded(self, began: float, ok: bool, why: str | None = None) -> None:
+        """Tell the parent whether this worker took the config a SIGHUP asked for (`began`: when it
+        began reading the files, time.monotonic(): CLOCK_MONOTONIC on Linux, one clock for every
+        process). The parent says the reload is done (systemd, the reload counter) only once every
+        worker has, and says it failed when one refused. One line, at most REPORT_BYTES (a pipe takes up to PIPE_BUF bytes whole, so
+        lines of several workers never interleave). Never blocks the event loop: a pipe full for a
+        moment is tried again; a parent gone is no one to tell."""
+        import asyncio
+
+        text = "ok" if ok else "refused " + (" ".join((why or "see the worker's log").split()) or "?")
+        line = f"{self.slot} {os.getpid()} reload {began:.6f} {text}"
+        data = line.encode("utf-8", "replace")[:REPORT_BYTES - 1].decode("utf-8", "ignore").encode() + b"\n"
+        for _ in range(200):
+            try:
+                os.write(self.ready_fd, data)
+                return
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+            except BrokenPipeError:
+                return
+        log.error("could not tell the parent the outcome of a reload (its pipe stayed full)")
 
     async def heartbeats(self) -> None:
         """Beats from the event loop for as long as it runs (the drain at SIGTERM included): a loop
@@ -207,6 +234,24 @@ class _Slot:
     beat: float | None = None  # monotonic time of its last heartbeat (None: none yet)
 
 
+@dataclass
+class _Reload:
+    """A reload the parent asked of its workers (one SIGHUP, or several in a row), until every worker
+    told the outcome of a reload it began after the last SIGHUP was sent to it. Began when: the kernel
+    merges a SIGHUP sent while another is still pending into one, and a worker reloads again after a
+    reload that a SIGHUP came during (RelayServer.reload), so the reports of a worker are not one per
+    SIGHUP; the one that began reading later than the parent asked reflects the files as they are."""
+
+    settings: Settings | None  # what the parent read (None: it refused the files itself)
+    policies: Policies | None
+    error: str | None  # why the parent refused them
+    deadline: float  # monotonic; past it, a worker that has not answered is taken for a refusal
+    # (slot, pid) -> when the parent asked it (CLOCK_MONOTONIC, the same clock in every process)
+    waiting: dict[tuple[int, int], float] = field(default_factory=dict)
+    refused: dict[tuple[int, int], str] = field(default_factory=dict)  # (slot, pid) -> why
+    took: set[tuple[int, int]] = field(default_factory=set)
+
+
 class Supervisor:
     """The parent: starts the workers, forwards signals, replaces the dead."""
 
@@ -228,6 +273,8 @@ class Supervisor:
         self._signals: list[int] = []
         self.watchdog: float | None = None  # seconds between WATCHDOG=1 pings (half of WATCHDOG_USEC)
         self._withheld_for: set[tuple] = set()  # the workers the last pings were withheld for
+        self._reload: _Reload | None = None  # a reload the workers have not all answered yet
+        self._reload_counter = None  # relay_config_reloads_total, counted here (made at the first reload)
 
     # -- the parent's loop -------------------------------------------------------------------------
 
@@ -275,9 +322,13 @@ class Supervisor:
                         # replacement that started) is told to systemd before WatchdogSec (twice the
                         # interval) runs out; a full interval later is systemd's deadline itself.
                         next_ping = now + min(1.0, watchdog)
+                if self._reload is not None:
+                    self._end_reload_when_told(now)
                 waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
                 if watchdog:
                     waits.append(next_ping - now)
+                if self._reload is not None:
+                    waits.append(self._reload.deadline - now)
                 timeout = max(0.0, min(waits + [1.0]))
                 try:
                     readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
@@ -289,11 +340,13 @@ class Supervisor:
                     buffered += _drain(ready_r)
                     *lines, buffered = buffered.split(b"\n")
                     for line in lines:
-                        index, pid, *beat = line.split()
+                        index, pid, *word = line.split(b" ", 3)
                         slot = self.slots[int(index)]
                         if slot.pid != int(pid):
                             continue  # not a word from a worker since replaced
-                        if beat:
+                        if word[:1] == [b"reload"]:
+                            self._on_reloaded(slot, b" ".join(word[1:]).decode("utf-8", "replace"))
+                        elif word:
                             slot.beat = time.monotonic()
                         else:
                             self._on_ready(slot.index)
@@ -359,6 +412,7 @@ class Supervisor:
                 log.info("stopping: draining %d workers", sum(1 for s in self.slots if s.pid))
                 systemd.notify("STOPPING=1")
             self.stopping = True
+            self._reload = None  # moot: the workers drain (systemd heard STOPPING=1)
             self._forward(signum)
             # The parent's copies of the listening sockets would keep each port open after the
             # workers stop listening: a client connecting during the drain would sit in the
@@ -367,45 +421,123 @@ class Supervisor:
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
-            # systemd hears the parent only: "reloading" while it reads the files its workers read
-            # too, READY=1 with the outcome once it has (each worker logs its own).
+            # systemd hears the parent only: "reloading" while it and its workers read the files,
+            # READY=1 with the outcome once every worker has said whether it took them (each logs its
+            # own reasons). Before, READY=1 "reloaded" followed the parent's own reading at once, and
+            # the workers refusing what the parent did not check (a users file's line, VERP's settings,
+            # an event sink) was told to nobody but the log: systemd said "reloaded", and new workers
+            # started with a config the running ones had refused (review F4).
             # Not before the first READY=1: told while starting, it would have systemd take the relay
             # for started before every worker listens.
-            if self.announced:
+            if self.announced and self._reload is None:
                 systemd.reloading()
-            error = self._reload()
-            if self.announced:
-                systemd.reloaded(error)
+            settings, policies, error = self._read_reload()
+            now = time.monotonic()
+            # A SIGHUP during a reload starts it anew: the outcome is the last one's, as every worker
+            # answers that one (_Reload).
+            self._reload = _Reload(settings, policies, error, now + RELOAD_REPORT_TIMEOUT)
             for slot in self.slots:
-                if slot.pid is not None and not slot.ready:
-                    slot.reload_pending = True  # it may have read the files before they changed
-            self._forward(signum, ready_only=True)
+                if slot.pid is None:
+                    continue
+                key = (slot.index, slot.pid)
+                self._reload.waiting[key] = now
+                if slot.ready:
+                    try:
+                        os.kill(slot.pid, signum)
+                    except ProcessLookupError:
+                        self._reload.waiting.pop(key, None)  # it died: _ended() hears of it
+                else:
+                    # It may have read the files before they changed: told once it listens (_on_ready).
+                    slot.reload_pending = True
+            self._end_reload_when_told(now)
 
-    def _forward(self, signum: int, ready_only: bool = False) -> None:
+    def _forward(self, signum: int) -> None:
         for slot in self.slots:
-            if slot.pid is not None and (slot.ready or not ready_only):
+            if slot.pid is not None:
                 try:
                     os.kill(slot.pid, signum)
                 except ProcessLookupError:
                     pass
 
-    def _reload(self) -> str | None:
-        """A worker started after a reload must run the reloaded config, as its siblings do (they
-        reload themselves and report their own errors); a broken config keeps the last good one.
-        Returns why the files were refused (None: taken)."""
-        from .config import load_settings
+    def _read_reload(self) -> tuple[Settings | None, Policies | None, str | None]:
+        """The files a SIGHUP asks to reload, read and checked as the workers will (server.check_reload:
+        the config, the policies, the users file, the smarthost's TLS context, VERP): (settings, policies,
+        None), or (None, None, why they are refused). Nothing is put in force here: a worker started
+        after the reload must run what its siblings run, so the parent takes the new config only once
+        every worker took it (_end_reload_when_told); a broken config keeps the last good one."""
         from .errors import ConfigError
-        from .server import settings_after_reload
+        from .server import check_reload
 
         try:
-            settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
-            policies = load_policies(settings).prepare()
+            settings, policies = check_reload(self.original)
         except ConfigError as exc:  # each worker logs why and keeps its config; new ones start with the last good one
-            return "; ".join(str(p) for p in exc.problems)
+            return None, None, "; ".join(str(p) for p in exc.problems)
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        self.settings, self.policies = settings, policies
-        return None
+            return None, None, f"{type(exc).__name__}: {exc}"
+        return settings, policies, None
+
+    def _on_reloaded(self, slot: _Slot, word: str) -> None:
+        """A worker's word on a reload: "BEGAN ok", or "BEGAN refused WHY" (BEGAN: when it began reading
+        the files, CLOCK_MONOTONIC seconds)."""
+        reload, key = self._reload, (slot.index, slot.pid)
+        began, _, outcome = word.partition(" ")
+        try:
+            began_at = float(began)
+        except ValueError:
+            return
+        if reload is None or key not in reload.waiting or began_at < reload.waiting[key]:
+            # Not an answer to the last SIGHUP (one it began before, with another to follow; one a worker
+            # started during a reload makes once it listens): it logged its own outcome.
+            return
+        del reload.waiting[key]
+        if outcome == "ok":
+            reload.took.add(key)
+        else:
+            reload.refused[key] = outcome.removeprefix("refused").strip() or "see the worker's log"
+        self._end_reload_when_told(time.monotonic())
+
+    def _end_reload_when_told(self, now: float) -> None:
+        """Once every worker told (or the deadline passed): the outcome to systemd, the log and the
+        reload counter, and the config new workers start with."""
+        reload = self._reload
+        if reload is None:
+            return
+        silent = list(reload.waiting)
+        if silent and now < reload.deadline:
+            return
+        self._reload = None
+        error = reload.error
+        if error is None and (reload.refused or silent):
+            # Grouped by reason: N workers refusing for the same one is one reason, not N.
+            by_reason: dict[str, list[str]] = {}
+            for (index, pid), why in sorted(reload.refused.items()):
+                by_reason.setdefault(why, []).append(f"worker {index} (pid {pid})")
+            parts = [f"{', '.join(who)} refused it: {why}" for why, who in by_reason.items()]
+            if silent:
+                parts.append(f"{', '.join(f'worker {i} (pid {p})' for i, p in sorted(silent))} did not say "
+                             f"within {RELOAD_REPORT_TIMEOUT:g} s whether it took it")
+            took = sorted(reload.took)
+            if took:  # the new config runs there: say so, it is not "the previous config" everywhere
+                parts.append(f"{', '.join(f'worker {i} (pid {p})' for i, p in took)} took it")
+            error = "; ".join(parts)
+        if error is None:
+            self.settings, self.policies = reload.settings, reload.policies
+            log.info("reloaded: every worker runs the new config")
+        else:
+            log.error("reload refused, new workers start with the previous config: %s", error)
+        self._count_reload(error is None)
+        if self.announced:
+            systemd.reloaded(error)
+
+    def _count_reload(self, ok: bool) -> None:
+        """relay_config_reloads_total, once per SIGHUP with the relay's outcome: counted here, in the
+        multiprocess directory, where a scrape reaching any worker sums it with theirs."""
+        if self.metrics_dir is None:
+            return
+        if self._reload_counter is None:
+            from .metrics import process_counter
+            self._reload_counter = process_counter("relay_config_reloads_total")
+        self._reload_counter.labels(result="ok" if ok else "failed").inc()
 
     def _reap(self) -> None:
         while True:
@@ -421,6 +553,10 @@ class Supervisor:
 
     def _ended(self, slot: _Slot, code: int) -> None:
         pid, slot.pid, slot.ready, slot.reload_pending = slot.pid, None, False, False
+        if self._reload is not None:
+            # No word will come from it (a refusal it told stands); its replacement reads the files
+            # again once it listens (_spawn).
+            self._reload.waiting.pop((slot.index, pid), None)
         self.connections.reset(slot.index)  # its connections died with it
         _mark_process_dead(pid, self.metrics_dir)
         if self.stopping:
@@ -461,6 +597,9 @@ class Supervisor:
 
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
+        # Started during a reload with the config as it was, it reads the files again once it
+        # listens, as its siblings did (the outcome stays theirs: _on_reloaded).
+        slot.reload_pending = self._reload is not None
         slot.started = time.monotonic()
         slot.beat = None
         # Beats twice per ping interval: one late or lost beat does not withhold a ping.

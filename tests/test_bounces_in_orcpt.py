@@ -145,3 +145,105 @@ def test_a_kelvin_sign_in_a_report_never_stands_for_the_letter_k(tmp_path, upstr
     events = relay.events(wait_for=1)
     assert [(e["kind"], e.get("check")) for e in events] == [("warning", "verp_recipient")], events
     assert rcpt_reply(relay, "kate@dest.example") == 250
+
+
+# --- An ORCPT value that is valid xtext by accident (issue 13, review F3) -----------------------------
+#
+# Postfix writes the ORCPT value decoded: a tagged address with two hex digits after its "+" (a country
+# code, a year) is valid xtext by accident: "order+31@x.example" decodes to order1@x.example, another
+# mailbox. Read only decoded, the failure of order+31@ was told as order1@'s, or lost.
+
+PHONE_TAG = "order+31@x.example"
+DECODED_BY_ACCIDENT = "order1@x.example"
+
+
+def postfix_dsn(return_path: str, original: str, final: str, named: str) -> bytes:
+    """A Postfix-like DSN of one recipient block: the ORCPT value as Postfix writes it (decoded), and a
+    remote reply that names the address `named` (the one that failed)."""
+    return (f"From: MAILER-DAEMON@smarthost.example\r\nTo: {return_path}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            f"--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host smarthost.example.\r\n\r\n"
+            f"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            f"Reporting-MTA: dns; smarthost.example\r\nX-Postfix-Sender: rfc822; {return_path}\r\n\r\n"
+            f"Final-Recipient: rfc822; {final}\r\nOriginal-Recipient: {original}\r\nAction: failed\r\n"
+            f"Status: 5.1.1\r\nRemote-MTA: dns; mx.x.example\r\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 <{named}>: Recipient address rejected: User unknown\r\n\r\n"
+            f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + ORIGINAL.split(b"\r\n\r\n")[0] + \
+        b"\r\n--B--\r\n"
+
+
+def test_relay_dsn_parse_reads_a_tagged_original_recipient_as_its_final_recipient_does(tmp_path):
+    # Final-Recipient order+31@: the reporting MTA wrote the ORCPT value as it wrote that one, decoded.
+    [line] = dsn_parse(tmp_path, postfix_dsn("news@example.com", f"rfc822;{PHONE_TAG}", PHONE_TAG, PHONE_TAG))
+    assert line["original_recipient"] == PHONE_TAG
+    assert line["recipient"] == PHONE_TAG
+    assert "original_recipient_readings" not in line
+
+
+def test_relay_dsn_parse_gives_both_readings_of_an_original_recipient_nothing_decides(tmp_path):
+    # An alias's member failed: nothing in the report says which reading the ORCPT value is. The
+    # likelier first: "+31" is no character an xtext encoder must write ("+" and "=" are), so as written.
+    [line] = dsn_parse(tmp_path, postfix_dsn("news@example.com", f"rfc822;{PHONE_TAG}", "member@list.example",
+                                             "member@list.example"))
+    assert line["original_recipient"] == PHONE_TAG
+    assert line["original_recipient_readings"] == [PHONE_TAG, DECODED_BY_ACCIDENT]
+    assert line["recipient"] == "member@list.example"
+
+
+def test_the_listener_records_an_aliass_failure_of_an_address_whose_tag_is_xtext_by_accident(tmp_path, upstream,
+                                                                                             relay_factory):
+    # Before: the Original-Recipient read as order1@ (no recipient) and the member neither: "Recorded 0
+    # failure(s); 1 not recipients of that transaction: ignored" and a verp_recipient warning naming
+    # order1@, the failure of order+31@ lost.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpt=PHONE_TAG)
+    replies = mail_bounce(relay, return_path, postfix_dsn(return_path, f"rfc822;{PHONE_TAG}", "member@list.example",
+                                                          "member@list.example"))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", PHONE_TAG)], events
+    assert events[0]["dsn"]["original_recipient"] == PHONE_TAG
+    assert DECODED_BY_ACCIDENT not in str(events)
+    assert rcpt_reply(relay, PHONE_TAG) == 250  # an alias's member gone says nothing of the alias
+
+
+def test_a_failure_of_an_address_whose_tag_is_xtext_by_accident_is_never_told_as_the_decoded_ones(
+        tmp_path, upstream, relay_factory):
+    # One message to order+31@ and to order1@ (two mailboxes); order+31@ fails, Postfix reports it. Before:
+    # the Original-Recipient, decoded, matched order1@ first: the application was told that order1@
+    # bounced (the good address), and order+31@'s failure never counted.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpts=[PHONE_TAG, DECODED_BY_ACCIDENT])
+    replies = mail_bounce(relay, return_path, postfix_dsn(return_path, f"rfc822;{PHONE_TAG}", PHONE_TAG, PHONE_TAG))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", PHONE_TAG)], events
+    assert events[0]["dsn"]["original_recipient"] == PHONE_TAG
+    assert DECODED_BY_ACCIDENT not in str(events)
+    # A shared return path never lists at once (suppression.yaml shared_return_path): a second message's
+    # failure of order+31@ lists it, and order1@ is never on the list.
+    return_path = relay_one(relay, upstream, rcpts=[PHONE_TAG, DECODED_BY_ACCIDENT], nth=2)
+    mail_bounce(relay, return_path, postfix_dsn(return_path, f"rfc822;{PHONE_TAG}", PHONE_TAG, PHONE_TAG))
+    events = relay.events(wait_for=3)
+    assert ("bounce_listed", PHONE_TAG) in [(e["kind"], e["recipient"]) for e in events], events
+    assert DECODED_BY_ACCIDENT not in str(events)
+    assert rcpt_reply(relay, PHONE_TAG) == 550
+    assert rcpt_reply(relay, DECODED_BY_ACCIDENT) == 250
+
+
+def test_an_original_recipient_that_reads_as_two_recipients_names_the_likelier_and_lists_nobody(
+        tmp_path, upstream, relay_factory):
+    # Both readings were recipients, and an alias's member failed: nothing says which of the two was
+    # expanded. The event names the likelier (as written: "+31" is nothing an encoder must write); the
+    # bounce list is left alone. Before: the event named order1@.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpts=[PHONE_TAG, DECODED_BY_ACCIDENT])
+    replies = mail_bounce(relay, return_path, postfix_dsn(return_path, f"rfc822;{PHONE_TAG}", "member@list.example",
+                                                          "member@list.example"))
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=1)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", PHONE_TAG)], events
+    assert events[0]["dsn"]["original_recipient_readings"] == [PHONE_TAG, DECODED_BY_ACCIDENT]
+    assert rcpt_reply(relay, PHONE_TAG) == 250
+    assert rcpt_reply(relay, DECODED_BY_ACCIDENT) == 250

@@ -777,3 +777,125 @@ def test_a_dead_workers_gauges_stop_counting_once_it_is_replaced(relay_workers, 
             got = samples(response.read().decode())
         assert got[("relay_config_last_reload_successful", ())] == 1
     assert relay.stop() == 0
+
+
+# --- A reload the workers refuse is told as refused (review F4) ---------------------------------------
+
+def _systemd_messages(notify: socket.socket):
+    """The parent's sd_notify messages but the watchdog's, one at a time."""
+    while True:
+        message = notify.recv(4096).decode()
+        if not message.startswith(("WATCHDOG=", "STATUS=All")):
+            yield message
+
+
+def _reloads_counted(metrics_port: int) -> dict[str, float]:
+    import urllib.request
+
+    from tests.support.metrics import samples
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as response:
+        got = samples(response.read().decode())
+    return {result: got.get(("relay_config_reloads_total", (("result", result),)), 0.0) for result in ("ok", "failed")}
+
+
+def test_a_reload_every_worker_refuses_is_told_to_systemd_as_refused_and_counted_failed(relay_workers, tmp_path):
+    """A webhook whose spool directory is a symlink to a directory that is gone (a volume not mounted)
+    passes the config's check; each worker, building the sink at the reload, refuses it and keeps its
+    config. Before, the parent told systemd "READY=1, STATUS=Running; the config was reloaded" from its own
+    reading alone, and took the config for the workers it starts next: a worker replaced after that
+    died at its start, again and again, on the sink its siblings had refused."""
+    metrics_port = free_port()
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path)}, metrics={"listen": f"127.0.0.1:{metrics_port}"})
+        messages = _systemd_messages(notify)
+        assert next(messages) == "READY=1"
+        workers = relay.workers()
+        spool = tmp_path / "spool"
+        spool.symlink_to(tmp_path / "not-mounted")
+        config = yaml.safe_load(relay.config.read_text())
+        config["events"].append({"webhook": "http://127.0.0.1:9/hook", "spool_dir": str(spool)})
+        relay.config.write_text(yaml.safe_dump(config))
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        told = next(messages)
+        assert told.startswith("READY=1\nSTATUS=Running the previous config: the reload was refused: "), told
+        for pid in workers:
+            assert f"(pid {pid})" in told, told
+        assert "FileExistsError" in told and told.count("\n") == 1, told
+        # Log lines go through a writer thread (relay/logqueue.py): one may follow READY=1 by a moment.
+        wait_until(lambda: "reload refused, new workers start with the previous config" in relay.stderr())
+        assert _reloads_counted(metrics_port) == {"ok": 0.0, "failed": 1.0}
+        # A worker replaced now runs what its siblings run (the config before the reload) and serves.
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(relay.workers() - workers) == 1, timeout=60)
+        (replacement,) = relay.workers() - workers
+        wait_until(lambda: f"relay.server[{replacement}]: listening on" in relay.stderr(), timeout=60)
+        assert not re.search(r"worker \d \(pid \d+\) ended \(exit status [1-9]", relay.stderr()), relay.stderr()
+        # Fixed, and reloaded: told as reloaded, counted ok.
+        relay.config.write_text(yaml.safe_dump({**config, "events": config["events"][:1]}))
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        assert next(messages) == "READY=1\nSTATUS=Running; the config was reloaded"
+        assert _reloads_counted(metrics_port) == {"ok": 1.0, "failed": 1.0}
+        relay.proc.send_signal(signal.SIGTERM)
+        assert next(messages) == "STOPPING=1"
+        assert relay.stop() == 0
+
+
+def test_the_parent_refuses_a_users_file_the_workers_would_refuse(relay_workers, tmp_path):
+    """The parent reads what each worker will at a reload (the users file's lines too, not only that it
+    exists): before, a users file with a broken line was "reloaded" for systemd while every worker
+    refused it."""
+    users = tmp_path / "users"
+    users.write_text("")
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path)}, clients={"users_file": str(users)})
+        messages = _systemd_messages(notify)
+        assert next(messages) == "READY=1"
+        workers = relay.workers()
+        users.write_text("alice:secret\n")  # a password pasted where its hash belongs
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        told = next(messages)
+        assert told.startswith("READY=1\nSTATUS=Running the previous config: the reload was refused: "), told
+        assert f"{users}: line 1: expected NAME:" in told, told
+        assert "secret" not in told  # never the line: it may hold a password
+        wait_until(lambda: all(re.search(rf"relay\.server\[{pid}\]: reload refused.*line 1", relay.stderr())
+                               for pid in workers))
+        relay.proc.send_signal(signal.SIGTERM)
+        assert next(messages) == "STOPPING=1"
+        assert relay.stop() == 0
+
+
+def test_sighups_in_a_row_are_told_reloaded_once_the_workers_answered_the_last(relay_workers, tmp_path):
+    """The kernel merges a SIGHUP sent while another is still pending, and a worker reloads again after a
+    reload that a SIGHUP came during: a worker's answers are not one per SIGHUP. The parent waits for an
+    answer to the last one it sent (a reload begun after it), never for one that will not come (it would
+    tell systemd "did not say" only after RELOAD_REPORT_TIMEOUT, 75 s, past this test's 60 s)."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path)})
+        messages = _systemd_messages(notify)
+        assert next(messages) == "READY=1"
+        for _ in range(3):
+            relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        told = next(messages)
+        assert told == "READY=1\nSTATUS=Running; the config was reloaded", told
+        relay.proc.send_signal(signal.SIGTERM)
+        for message in messages:  # a SIGHUP the parent took after that READY=1 may show, told the same way
+            if message == "STOPPING=1":
+                break
+            assert message.startswith("RELOADING=1\n") or message == told, message
+        assert relay.stop() == 0
+        assert "did not say" not in relay.stderr()

@@ -87,6 +87,10 @@ def records(report, file: str, policies) -> list[dict]:
             "hard": hard,
             "classification": classification,
         })
+        if failed.original_readings:
+            # An Original-Recipient that reads two ways (as written and xtext-decoded, RFC 3461 4), the
+            # likelier first; `original_recipient` is that one (intake/dsn.py _original_recipient).
+            out[-1]["original_recipient_readings"] = list(failed.original_readings)
         if report.blocks_not_read:
             # The report was cut (intake/dsn.py MAX_STATUS_BLOCKS): its lines are not all of it.
             out[-1]["recipients_not_read"] = report.blocks_not_read

@@ -354,24 +354,36 @@ class BounceIntake(Step):
         its Original-Recipient ours (RFC 3464 2.3.1, 2.3.2), so either may match. Original-Recipient is
         preferred when both do; when only the Final-Recipient matches, that is the address acted on (an
         Original-Recipient naming someone else must never be what gets listed). The comparison is the
-        bounce list's (relay.store.base.recipient_digest: local part case-insensitive too)."""
+        bounce list's (relay.store.base.recipient_digest: local part case-insensitive too).
+
+        An Original-Recipient that reads two ways (FailedRecipient.original_readings: as written, and
+        xtext-decoded, RFC 3461 4) offers both, the likelier first. When only one is a recipient of the
+        transaction, that is the one acted on; when both are, the likelier is named and nothing is listed
+        (_observation): either may be the mailbox that failed."""
         def named(failed: FailedRecipient) -> list[str]:
             # Each name as written first, then in its other canonical form (_spellings): the one the
             # transaction holds is the address the relay sent, and the one acted on.
-            return [s for a in (failed.original_recipient, failed.recipient, failed.final_recipient)
+            return [s for a in (*failed.original_spellings(), failed.recipient, failed.final_recipient)
                     if a and is_valid(a) for s in _spellings(a) if is_valid(s)]
+
+        def resolved(failed: FailedRecipient, theirs) -> FailedRecipient:
+            # An Original-Recipient read two ways of which only one was sent to is that one.
+            if not failed.original_readings:
+                return failed
+            sent = [r for r in failed.original_readings if any(s in theirs for s in _spellings(r))]
+            return replace(failed, original_recipient=sent[0], original_readings=()) if len(sent) == 1 else failed
 
         candidates = {a for failed in report.recipients for a in named(failed)}
         known = [(token, *await self.outcomes.store.verp_transaction(token.transaction_id, candidates))
                  for token in tokens]
         kept, strangers = [], []
         for failed in report.recipients:
-            match = next(((a, token, total) for token, theirs, total in known for a in named(failed) if a in theirs),
-                         None)
+            match = next(((a, token, total, theirs) for token, theirs, total in known for a in named(failed)
+                          if a in theirs), None)
             if match is None:
                 strangers.append(failed)
             else:
-                kept.append((failed, *match))
+                kept.append((resolved(failed, match[3]), *match[:3]))
         if not strangers:
             return kept, []
         # One line a bounce, however many it names (a forged one may name thousands); the addresses
@@ -402,6 +414,7 @@ class BounceIntake(Step):
                                      "diagnostic_code": failed.diagnostic, "remote_mta": failed.remote_mta,
                                      "reporting_mta": report.reporting_mta,
                                      "original_recipient": failed.original_recipient,
+                                     "original_recipient_readings": list(failed.original_readings) or None,
                                      "final_recipient": failed.final_recipient}.items() if v is not None}
             events.append(make_event("warning", "data", recipient=name, sender=token.sender,
                                      message_id=report.message_id, check="verp_recipient", result=result,
@@ -435,6 +448,7 @@ class BounceIntake(Step):
             "diagnostic_code": failed.diagnostic, "diagnostic_type": failed.diagnostic_type,
             "remote_mta": failed.remote_mta, "reporting_mta": report.reporting_mta,
             "original_recipient": failed.original_recipient, "final_recipient": failed.final_recipient,
+            "original_recipient_readings": list(failed.original_readings) or None,
             "actual_recipient": failed.actual_recipient,
             "recipients_not_read": report.blocks_not_read or None,
         }.items() if v is not None}}
@@ -462,6 +476,16 @@ class BounceIntake(Step):
             # event is written; the bounce list is left alone (docs/bounces-in.md).
             log.info("bounce for %s is a failure of %s (an alias or forward expanded it): not recorded on the "
                      "bounce list", printable(recipient)[:300], printable(failed_address)[:300])
+            at_most = "never"
+        elif failed.original_readings and _key(recipient) in {_key(r) for r in failed.original_readings}:
+            # The Original-Recipient reads two ways (as written and xtext-decoded, RFC 3461 4) and nothing
+            # said which: no Final-Recipient named either, and the transaction (if a token tells it) had
+            # both as recipients, or none is known. The event names the likelier; the bounce list is left
+            # alone, for a good address listed is the worst error (issue 13): a mailbox really gone
+            # fails again, and that failure will say.
+            log.info("bounce for %s: its Original-Recipient reads as %s too (xtext, RFC 3461 4), and nothing "
+                     "says which: not recorded on the bounce list", printable(recipient)[:300],
+                     " or ".join(printable(r)[:300] for r in failed.original_readings if r != recipient))
             at_most = "never"
         if token is not None and shared > 1 and at_most == "list":
             # The return path was sent to `shared` recipients: each of them saw it (Return-Path, a reply

@@ -603,13 +603,26 @@ class FailedRecipient:
     # X-PowerMTA-BounceCategory, the lines of a text report that name the address): not printed, read
     # only for `hard` (commands/dsn.py, policies.sisimai_hard).
     own_words: str | None = None
+    # The addresses an Original-Recipient may stand for when its value reads two ways, most likely
+    # first (original_recipient is the first): as written, and xtext-decoded (RFC 3461 4). Postfix
+    # writes the ORCPT value decoded, Sendmail in xtext, and a tagged address such as order+31@x is
+    # valid xtext by accident (order1@x). Empty when the value reads one way, or the Final-Recipient
+    # said which reading it is. The intake matches either to the transaction's recipients and never
+    # lists on such a value alone (relay/intake/bounces_in.py).
+    original_readings: tuple[str, ...] = ()
 
     def aliases(self, of: str) -> tuple[str, ...]:
         """The other addresses the report gives for the recipient `of` (Original-, Final- and
         X-Actual-Recipient, and the failed address itself), once each: a reply that names one of them
         names the recipient (Policies.judge)."""
-        return tuple(dict.fromkeys(a for a in (self.original_recipient, self.recipient, self.final_recipient,
-                                               self.actual_recipient) if a and fold(a) != fold(of)))
+        return tuple(dict.fromkeys(a for a in (self.original_recipient, *self.original_readings, self.recipient,
+                                               self.final_recipient, self.actual_recipient)
+                                   if a and fold(a) != fold(of)))
+
+    def original_spellings(self) -> tuple[str, ...]:
+        """The addresses the Original-Recipient may stand for, most likely first: the one
+        `original_recipient`, or both readings of a value that reads two ways (`original_readings`)."""
+        return self.original_readings or ((self.original_recipient,) if self.original_recipient else ())
 
     def reply(self) -> Reply:
         """The failure as an SMTP reply for the classifier (Reply.source "dsn"). The diagnostic is kept
@@ -743,6 +756,38 @@ def _recipient_address(value: str | None, orcpt: bool = False) -> str | None:
         decoded = _xtext_decoded(address)
         address = address if decoded is None else decoded
     return _bare_address(address)
+
+
+# The hexchars an xtext encoder must write (RFC 3461 4: "+" and "=" are no xchar); any other
+# printable character it may leave as it is, and Sendmail does.
+_MUST_ENCODE = re.compile(r"\+(?:2B|3D)")
+
+
+def _original_recipient(value: str | None, final: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """The address of an Original-Recipient field, and both its readings when it reads two ways
+    (FailedRecipient.original_readings). An "rfc822" value that is valid xtext and decodes to another
+    address ("order+31@x": order1@x) may be either: RFC 3461 4 writes ORCPT in xtext (Sendmail keeps it
+    so) but Postfix writes it decoded, and a tagged address with two hex digits after its "+" (a
+    country code, a year: "+31", "+20") is valid xtext by accident. Decoded, the failure of order+31@x
+    was recorded for order1@x, another mailbox (issue 13).
+
+    The Final-Recipient (the address that failed, `final`) decides when it is one of the two: the
+    reporting MTA wrote both fields the same way. Else both readings are kept, the likelier first: the
+    decoded one when the value holds a hexchar an encoder must write ("+2B" for "+", "+3D" for "="),
+    as only xtext does; else the written one, as a decoder has no reason to see "+31" for "1"."""
+    address = _recipient_address(value, orcpt=True)
+    kind, raw = _typed(value)
+    if address is None or kind == "utf-8" or not raw:
+        return address, ()
+    written = _bare_address(raw)
+    if written is None or written == address:
+        return address, ()
+    if final is not None:
+        for reading in (written, address):
+            if fold(reading) == fold(final):
+                return reading, ()
+    readings = (address, written) if _MUST_ENCODE.search(raw) else (written, address)
+    return readings[0], readings
 
 
 def _bare_address(value: str | None) -> str | None:
@@ -1378,7 +1423,7 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | None:
     final = _recipient_address(_field(block, "Final-Recipient"))
-    original = _recipient_address(_field(block, "Original-Recipient"), orcpt=True)
+    original, readings = _original_recipient(_field(block, "Original-Recipient"), final)
     if final is None and original is None:
         return None
     action = _action(block)
@@ -1443,7 +1488,7 @@ def _recipient_from_block(block: list[tuple[str, str]]) -> FailedRecipient | Non
     return FailedRecipient(
         recipient=final or original, status=status, code=code, action=action, actual_recipient=actual,
         diagnostic=(diagnostic or "") + beyond or None, remote_mta=remote or None, original_recipient=original,
-        final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage,
+        original_readings=readings, final_recipient=final, diagnostic_type=diag_type, reported_status=reported, stage=stage,
         final=None if action is None else action != "delayed",
         own_words=_own_category(block))
 
@@ -1552,6 +1597,7 @@ def _fill_from_text(found: FailedRecipient, other: FailedRecipient) -> FailedRec
         recipient=found.recipient, status=status or other.status, code=other.code,
         action=found.action, diagnostic=other.diagnostic, remote_mta=found.remote_mta or other.remote_mta,
         original_recipient=found.original_recipient, final_recipient=found.final_recipient,
+        original_readings=found.original_readings,
         diagnostic_type=found.diagnostic_type, reported_status=found.reported_status,
         stage=found.stage or other.stage, final=found.final)
 
@@ -2168,7 +2214,7 @@ def _with_original_addresses(failures: list[FailedRecipient], aliases: dict[str,
                 # part of the text; the alias's own part is only "b@h.x> (expanded from <".
                 failed = replace(failed, diagnostic=other.diagnostic, stage=failed.stage or other.stage,
                                  remote_mta=failed.remote_mta or other.remote_mta)
-            failed = replace(failed, original_recipient=original,
+            failed = replace(failed, original_recipient=original, original_readings=(),
                              status=failed.status or (other.status if other else None),
                              code=failed.code or (other.code if other else None))
         out.append(failed)

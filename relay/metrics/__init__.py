@@ -95,6 +95,16 @@ def _own_multiprocess_values() -> None:
 _own_multiprocess_values()
 
 
+def process_counter(name: str) -> Counter:
+    """The catalogue's counter `name` outside any registry, for a process that serves no scrape (the
+    workers' parent, relay/workers.py): its values go to the multiprocess directory, where a scrape
+    reaching any worker sums them with the workers'. Never a Metrics() there: its gauges' values would
+    count as a live process's (a `livemin` gauge at 0 for ever)."""
+    _values_follow_the_environment()
+    spec = CATALOGUE[name]
+    return Counter(name, spec.help, spec.labels, registry=None)
+
+
 class Metrics:
     def __init__(self, catalogue: dict[str, Spec] = CATALOGUE):
         _values_follow_the_environment()

@@ -124,7 +124,8 @@ CATALOGUE: dict[str, Spec] = {
                  "segment).", multiprocess_mode="livemax"),
     # -- config reloads (SIGHUP) --
     "relay_config_reloads_total": Spec("counter", "Config and policy reloads (one per SIGHUP, however many workers), "
-                                                  "by result (ok, failed).", ("result",)),
+                                                  "by result (ok, failed: refused by the relay or by any of its "
+                                                  "workers).", ("result",)),
     "relay_config_last_reload_successful": Spec(
         "gauge", "1 if the last reload succeeded (or none was asked), 0 if it failed and the old config runs.",
         multiprocess_mode="livemin"),
