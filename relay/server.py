@@ -349,7 +349,8 @@ class RelayServer:
         every session for 1-2 s with 20 DKIM keys, 41 s with 1,000)."""
         settings = load_settings(self.settings.source)
         policies = load_policies(settings).prepare()
-        return settings, policies, self._load_users(settings), self._upstream_tls(settings)
+        return (settings, policies, self._load_users(settings), self._upstream_tls(settings),
+                self._mta_sts_tls(settings))
 
     def _upstream_tls(self, settings):
         """The smarthost's TLS context from the reloaded upstream.ca_file (a CA bundle renewed in place
@@ -361,6 +362,18 @@ class RelayServer:
             return None
         from .upstream import smarthost_tls_context
         return smarthost_tls_context(settings)
+
+    def _mta_sts_tls(self, settings):
+        """The TLS context of MTA-STS policy fetches (MX delivery) from the reloaded upstream.ca_file, or
+        None to keep the running one: no MX delivery, or `upstream` changed (a restart's). The fetcher
+        lives as long as the process (its policies are cached for it, RFC 8461 5.1), and so did the
+        context it built at its first fetch: a bundle renewed in place was not trusted until a restart. A file
+        that cannot be loaded is a ConfigError: the reload is refused and the running context stays."""
+        mx = self.resources.mx
+        if mx is None or settings.upstream != self.settings.upstream:
+            return None
+        from .delivery.mta_sts import fetcher_tls_context
+        return fetcher_tls_context(settings)
 
     def _new_sinks(self, settings) -> EventSinks:
         """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
@@ -379,7 +392,7 @@ class RelayServer:
         new_sinks = None
         self._reload_error = None
         try:
-            settings, policies, users, upstream_tls = await loop.run_in_executor(None, self._read_config)
+            settings, policies, users, upstream_tls, mta_sts_tls = await loop.run_in_executor(None, self._read_config)
             if self._closing:
                 log.info("stopping: the reloaded config is not used")  # a pipeline now would outlive stop()
                 return False
@@ -422,6 +435,8 @@ class RelayServer:
         self.service.users = users  # None turns every login down until a restart drops AUTH
         if upstream_tls is not None:
             self.resources.pool.tls_context = upstream_tls  # for connections opened from now on
+        if mta_sts_tls is not None:
+            self.resources.mx.mta_sts.fetcher.use_context(mta_sts_tls)  # for policy fetches begun from now on
         self.outcomes.settings = settings
         self.outcomes.policies = policies
         if self.follower is not None:
