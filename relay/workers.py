@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,12 @@ RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while i
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
+RELOAD_POLL = 0.05  # seconds between looks at whether the reload's thread has ended
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
+
+
+class _Refused(Exception):
+    """The files read at SIGHUP were refused: why (Supervisor._reload)."""
 
 
 @dataclass
@@ -228,6 +234,12 @@ class Supervisor:
         self._signals: list[int] = []
         self.watchdog: float | None = None  # seconds between WATCHDOG=1 pings (half of WATCHDOG_USEC)
         self._withheld_for: set[tuple] = set()  # the workers the last pings were withheld for
+        # The parent's reading of the files at SIGHUP (_begin_reload): a thread, so that this loop goes
+        # on pinging the watchdog, reaping and taking signals while it reads (2-3 s for a few hundred
+        # DKIM keys; with WatchdogSec= shorter than that, systemd killed the relay mid-reload).
+        self._reloading: threading.Thread | None = None
+        self._reload_outcome: tuple | None = None  # (settings, policies, error) once the thread is done
+        self._reload_again = False  # a SIGHUP came during the reading: read again after it
 
     # -- the parent's loop -------------------------------------------------------------------------
 
@@ -260,10 +272,15 @@ class Supervisor:
                 if self.stopping and not any(s.pid for s in self.slots):
                     log.info("stopped: every worker has exited")  # each logged its own drain (server.stop)
                     break
+                if self._reloading is not None and not self._reloading.is_alive():
+                    self._end_reload()
                 now = time.monotonic()
                 for slot in self.slots:
+                    # Never while the reload's thread runs: fork() copies a process whose other thread
+                    # may hold a lock (logging's, the import lock) that nothing in the child releases;
+                    # and the replacement must start with the config being read. It starts after.
                     if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at \
-                            and not self.stopping:
+                            and not self.stopping and self._reloading is None:
                         self._spawn(slot)
                 if watchdog and now >= next_ping:
                     # Only while every worker answers (sd_notify(3): WATCHDOG=1 says the service works).
@@ -275,9 +292,12 @@ class Supervisor:
                         # replacement that started) is told to systemd before WatchdogSec (twice the
                         # interval) runs out; a full interval later is systemd's deadline itself.
                         next_ping = now + min(1.0, watchdog)
-                waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
+                waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None
+                         and self._reloading is None]
                 if watchdog:
                     waits.append(next_ping - now)
+                if self._reloading is not None:
+                    waits.append(RELOAD_POLL)  # to see the thread end (it writes to no pipe of ours)
                 timeout = max(0.0, min(waits + [1.0]))
                 try:
                     readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
@@ -367,19 +387,50 @@ class Supervisor:
             for sock in {id(s): s for slot in self.sockets for s in slot.all()}.values():
                 sock.close()
         elif signum == signal.SIGHUP and not self.stopping:  # a reload is moot while the workers drain
-            # systemd hears the parent only: "reloading" while it reads the files its workers read
-            # too, READY=1 with the outcome once it has (each worker logs its own).
-            # Not before the first READY=1: told while starting, it would have systemd take the relay
-            # for started before every worker listens.
-            if self.announced:
-                systemd.reloading()
-            error = self._reload()
-            if self.announced:
-                systemd.reloaded(error)
-            for slot in self.slots:
-                if slot.pid is not None and not slot.ready:
-                    slot.reload_pending = True  # it may have read the files before they changed
-            self._forward(signum, ready_only=True)
+            if self._reloading is not None:
+                self._reload_again = True  # the files may have changed since the thread read them
+                return
+            self._begin_reload()
+
+    def _begin_reload(self) -> None:
+        """SIGHUP: read the files in a thread (_read_files); _end_reload takes the outcome once it ends.
+        systemd hears the parent only: "reloading" while it reads the files its workers read too,
+        READY=1 with the outcome once it has (each worker logs its own). Not before the first READY=1:
+        told while starting, it would have systemd take the relay for started before every worker
+        listens."""
+        if self.announced:
+            systemd.reloading()
+        self._reload_outcome = None
+        self._reloading = threading.Thread(target=self._read_files, name="relay-reload", daemon=True)
+        self._reloading.start()
+
+    def _end_reload(self) -> None:
+        """The reading is over: the config of workers started from now on, READY=1 to systemd, and the
+        SIGHUP to every worker (each reads the files itself)."""
+        self._reloading.join()
+        self._reloading = None
+        settings, policies, error = self._reload_outcome or (None, None, "the reading ended without an outcome")
+        if self.stopping:
+            return  # SIGTERM came meanwhile: the workers drain, nothing of it is used
+        if error is None:
+            self.settings, self.policies = settings, policies
+        if self.announced:
+            systemd.reloaded(error)
+        for slot in self.slots:
+            if slot.pid is not None and not slot.ready:
+                slot.reload_pending = True  # it may have read the files before they changed
+        self._forward(signal.SIGHUP, ready_only=True)
+        if self._reload_again:
+            self._reload_again = False
+            self._begin_reload()
+
+    def _read_files(self) -> None:
+        """The reload's thread: only reads (nothing of the supervisor's state but its outcome)."""
+        try:
+            settings, policies = self._reload()
+            self._reload_outcome = (settings, policies, None)
+        except _Refused as exc:
+            self._reload_outcome = (None, None, str(exc))
 
     def _forward(self, signum: int, ready_only: bool = False) -> None:
         for slot in self.slots:
@@ -389,23 +440,21 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _reload(self) -> str | None:
+    def _reload(self) -> tuple[Settings, Policies]:
         """A worker started after a reload must run the reloaded config, as its siblings do (they
         reload themselves and report their own errors); a broken config keeps the last good one.
-        Returns why the files were refused (None: taken)."""
+        The files' settings and policies; _Refused saying why they were refused."""
         from .config import load_settings
         from .errors import ConfigError
         from .server import settings_after_reload
 
         try:
             settings, _ = settings_after_reload(load_settings(self.original.source), self.original)
-            policies = load_policies(settings).prepare()
+            return settings, load_policies(settings).prepare()
         except ConfigError as exc:  # each worker logs why and keeps its config; new ones start with the last good one
-            return "; ".join(str(p) for p in exc.problems)
+            raise _Refused("; ".join(str(p) for p in exc.problems)) from None
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        self.settings, self.policies = settings, policies
-        return None
+            raise _Refused(f"{type(exc).__name__}: {exc}") from None
 
     def _reap(self) -> None:
         while True:
