@@ -276,6 +276,13 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
       reply code that says it (551 "user not local", Status 5.1.6) keeps it, and so does a report
       with no remote reply at all (code 0: Exchange's own "failed" with Status 5.1.1, the mailbox
       host's own verdict).
+    - "class": the reply's own enhanced code is of another class than its reply code ("550 4.1.1",
+      "553 4.1.3"): RFC 3463 section 2 makes the class sub-code the same permanent (5) or transient
+      (4) verdict that the reply code's first digit gives (RFC 5321 4.2.1), and RFC 2034 has the server
+      send both for one condition. A server whose two codes disagree has not said for sure that the
+      address is gone: the permanence follows the reply code (what the client MTA acts on, _permanence),
+      but the refusal only counts, as any other doubted claim, whatever its category. The opposite
+      disagreement ("450 5.1.1") is transient by its reply code and never lists by default.
     _judged adds one reason of its own, "another": a reply of unknown stage that leads with another
     address than the recipient and names none (it may be a forwarding target's, or a sender's).
     """
@@ -286,10 +293,21 @@ def _doubt(classification, stage: str | None, reply, unconfirmed_rules: frozense
     if (code_only and classification.category == "unknown_recipient" and reply.enhanced_from_report
             and reply.code):
         return "report"
-    if classification.category != "unknown_recipient" or reply.enhanced_from_report:
-        return None
     detail = (reply.enhanced or "")[2:]
-    return detail if detail in _CONTRADICTING_UNKNOWN else None
+    if (classification.category == "unknown_recipient" and not reply.enhanced_from_report
+            and detail in _CONTRADICTING_UNKNOWN):
+        return detail
+    return "class" if _classes_disagree(reply) else None
+
+
+def _classes_disagree(reply) -> bool:
+    """True when the reply's own leading enhanced code (RFC 2034: right after the reply code; not a
+    report's Status put before a reply that carries none, reply.enhanced_from_report) is of another
+    class than its reply code: "550 4.1.1", "450 5.1.1" (_doubt "class")."""
+    enhanced = reply.enhanced
+    if not enhanced or reply.enhanced_from_report or not 400 <= reply.code < 600:
+        return False
+    return enhanced[0] != str(reply.code)[0]
 
 
 def _doubts_the_address(doubt: str | None, stage: str | None) -> bool:
@@ -303,8 +321,11 @@ def _doubts_the_address(doubt: str | None, stage: str | None) -> bool:
     RCPT). A sender's or client's policy reported at RCPT (Postfix's smtpd_delay_reject) says so in its
     words ("Sender address rejected", "Client host rejected") and is judged by them, not here. The
     bounce list still only counts such a refusal (the code contradicts the text: listed at the second
-    refusal); at DATA or of unknown stage the doubt stays."""
-    return doubt is not None and not (doubt in _CONTRADICTING_UNKNOWN and stage == "rcpt")
+    refusal); at DATA or of unknown stage the doubt stays. Nor does a reply code and an enhanced code
+    of different classes (doubt "class"): the words still say what they say (sisimai reads them so,
+    and `relay dsn parse`'s `hard` follows it); only the bounce list waits for a second refusal."""
+    return (doubt is not None and doubt != "class"
+            and not (doubt in _CONTRADICTING_UNKNOWN and stage == "rcpt"))
 
 
 # Categories that say the address is gone: no such mailbox (or it moved, X.1.6), or no such
@@ -692,8 +713,9 @@ class Policies:
             return Judgement(classification, scope, "never")
         code_only = ((self.classifier.fallback_key(classification) or ("",))[0] == "enhanced"
                      and reply.code and self.classifier.code_category(reply.code) != classification.category)
-        doubt = (_doubt(classification, stage, reply, self.classifier.unconfirmed_rules, code_only)
-                 or ("another" if another else None))
+        doubt = _doubt(classification, stage, reply, self.classifier.unconfirmed_rules, code_only)
+        if another and doubt in (None, "class"):
+            doubt = "another"  # the stronger doubt: it also leaves the address's claim unsaid (hard)
         unconfirmed = doubt is not None
         hard = hard_bounce(classification, scope, _doubts_the_address(doubt, stage), text,
                            getattr(self.suppression, "domains", None),

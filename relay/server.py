@@ -353,7 +353,15 @@ class RelayServer:
         every session for 1-2 s with 20 DKIM keys, 41 s with 1,000)."""
         settings = load_settings(self.settings.source)
         policies = load_policies(settings).prepare()
-        return settings, policies, self._load_users(settings), reloaded_upstream_tls(settings, self.settings)
+        return (settings, policies, self._load_users(settings), reloaded_upstream_tls(settings, self.settings),
+                self._mta_sts_tls(settings))
+
+    def _mta_sts_tls(self, settings):
+        """The MTA-STS fetcher's TLS context from the reloaded upstream.ca_file, or None to keep the
+        running one: no MX delivery in this process (reloaded_mta_sts_tls)."""
+        if self.resources.mx is None:
+            return None
+        return reloaded_mta_sts_tls(settings, self.settings)
 
     def _new_sinks(self, settings) -> EventSinks:
         """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
@@ -372,7 +380,7 @@ class RelayServer:
         new_sinks = None
         self._reload_error = None
         try:
-            settings, policies, users, upstream_tls = await loop.run_in_executor(None, self._read_config)
+            settings, policies, users, upstream_tls, mta_sts_tls = await loop.run_in_executor(None, self._read_config)
             if self._closing:
                 log.info("stopping: the reloaded config is not used")  # a pipeline now would outlive stop()
                 return False
@@ -415,6 +423,8 @@ class RelayServer:
         self.service.users = users  # None turns every login down until a restart drops AUTH
         if upstream_tls is not None:
             self.resources.pool.tls_context = upstream_tls  # for connections opened from now on
+        if mta_sts_tls is not None:
+            self.resources.mx.mta_sts.fetcher.use_context(mta_sts_tls)  # for policy fetches begun from now on
         self.outcomes.settings = settings
         self.outcomes.policies = policies
         if self.follower is not None:
@@ -629,6 +639,19 @@ def reloaded_upstream_tls(settings: Settings, running: Settings):
     return smarthost_tls_context(settings)
 
 
+def reloaded_mta_sts_tls(settings: Settings, running: Settings):
+    """The TLS context of MTA-STS policy fetches (MX delivery) from the reloaded upstream.ca_file, or
+    None to keep the running one: no upstream, or `upstream` changed (a restart's). The fetcher
+    lives as long as the process (its policies are cached for it, RFC 8461 5.1), and so did the
+    context it built at its first fetch: a bundle renewed in place was not trusted until a restart. A file
+    that cannot be loaded is a ConfigError: the reload is refused and the running context stays."""
+    up = settings.upstream
+    if up is None or up != running.upstream:  # MX delivery: mode mx, or domains routes.yaml sends to their MX
+        return None
+    from .delivery.mta_sts import fetcher_tls_context
+    return fetcher_tls_context(settings)
+
+
 def check_reload(running: Settings) -> tuple[Settings, object]:
     """What a reload reads, read and checked as each process that serves will (RelayServer._read_config,
     build_pipeline): the config, the policies, the users file, the smarthost's TLS context and the VERP
@@ -642,6 +665,7 @@ def check_reload(running: Settings) -> tuple[Settings, object]:
     policies = load_policies(settings).prepare()
     load_users(settings)
     reloaded_upstream_tls(settings, running)
+    reloaded_mta_sts_tls(settings, running)
     settings = settings_after_reload(settings, running)[0]
     check_verp(settings, policies)  # as build_pipeline does
     return settings, policies

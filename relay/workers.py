@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ RESTART_DELAY = 1.0  # seconds before a dead worker is replaced; doubled while i
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
+RELOAD_POLL = 0.05  # seconds between looks at whether the reload's reading thread has ended
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
 # Seconds the parent waits for every worker to say whether it took a reloaded config before it tells
 # systemd the reload failed. A worker reads the files in a thread (tens of seconds for 1,000 DKIM keys:
@@ -275,6 +277,12 @@ class Supervisor:
         self._withheld_for: set[tuple] = set()  # the workers the last pings were withheld for
         self._reload: _Reload | None = None  # a reload the workers have not all answered yet
         self._reload_counter = None  # relay_config_reloads_total, counted here (made at the first reload)
+        # The parent's reading of the files at SIGHUP (_begin_reload): a thread, so that this loop goes
+        # on pinging the watchdog, reaping and taking signals while it reads (2-3 s for a few hundred
+        # DKIM keys; with WatchdogSec= shorter than that, systemd killed the relay mid-reload).
+        self._reloading: threading.Thread | None = None
+        self._reload_read: tuple | None = None  # (settings, policies, error) once the thread is done
+        self._reload_again = False  # a SIGHUP came during the reading: read again after it
 
     # -- the parent's loop -------------------------------------------------------------------------
 
@@ -307,10 +315,15 @@ class Supervisor:
                 if self.stopping and not any(s.pid for s in self.slots):
                     log.info("stopped: every worker has exited")  # each logged its own drain (server.stop)
                     break
+                if self._reloading is not None and not self._reloading.is_alive():
+                    self._end_reading()
                 now = time.monotonic()
                 for slot in self.slots:
+                    # Never while the reload's thread runs: fork() copies a process whose other thread
+                    # may hold a lock (logging's, the import lock) that nothing in the child releases;
+                    # and the replacement must start with the config being read. It starts after.
                     if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at \
-                            and not self.stopping:
+                            and not self.stopping and self._reloading is None:
                         self._spawn(slot)
                 if watchdog and now >= next_ping:
                     # Only while every worker answers (sd_notify(3): WATCHDOG=1 says the service works).
@@ -324,11 +337,14 @@ class Supervisor:
                         next_ping = now + min(1.0, watchdog)
                 if self._reload is not None:
                     self._end_reload_when_told(now)
-                waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None]
+                waits = [s.restart_at - now for s in self.slots if s.pid is None and s.restart_at is not None
+                         and self._reloading is None]
                 if watchdog:
                     waits.append(next_ping - now)
                 if self._reload is not None:
                     waits.append(self._reload.deadline - now)
+                if self._reloading is not None:
+                    waits.append(RELOAD_POLL)  # to see the thread end (it writes to no pipe of ours)
                 timeout = max(0.0, min(waits + [1.0]))
                 try:
                     readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
@@ -429,27 +445,53 @@ class Supervisor:
             # started with a config the running ones had refused (review F4).
             # Not before the first READY=1: told while starting, it would have systemd take the relay
             # for started before every worker listens.
+            if self._reloading is not None:
+                self._reload_again = True  # the files may have changed since the thread read them
+                return
             if self.announced and self._reload is None:
                 systemd.reloading()
-            settings, policies, error = self._read_reload()
-            now = time.monotonic()
-            # A SIGHUP during a reload starts it anew: the outcome is the last one's, as every worker
-            # answers that one (_Reload).
-            self._reload = _Reload(settings, policies, error, now + RELOAD_REPORT_TIMEOUT)
-            for slot in self.slots:
-                if slot.pid is None:
-                    continue
-                key = (slot.index, slot.pid)
-                self._reload.waiting[key] = now
-                if slot.ready:
-                    try:
-                        os.kill(slot.pid, signum)
-                    except ProcessLookupError:
-                        self._reload.waiting.pop(key, None)  # it died: _ended() hears of it
-                else:
-                    # It may have read the files before they changed: told once it listens (_on_ready).
-                    slot.reload_pending = True
-            self._end_reload_when_told(now)
+            self._begin_reading()
+
+    def _begin_reading(self) -> None:
+        """SIGHUP: the parent reads and checks the files in a thread (_read_reload), so that its loop
+        goes on pinging the watchdog, reaping and taking signals; _end_reading goes on once it ends."""
+        self._reload_read = None
+        self._reloading = threading.Thread(target=self._read_in_thread, name="relay-reload", daemon=True)
+        self._reloading.start()
+
+    def _read_in_thread(self) -> None:
+        """The reload's thread: only reads (nothing of the supervisor's state but its outcome)."""
+        self._reload_read = self._read_reload()
+
+    def _end_reading(self) -> None:
+        """The parent's reading is over: the SIGHUP to every worker, whose answers decide the outcome
+        (_end_reload_when_told)."""
+        self._reloading.join()
+        self._reloading = None
+        settings, policies, error = self._reload_read or (None, None, "the reading ended without an outcome")
+        if self.stopping:
+            return  # SIGTERM came meanwhile: the workers drain, nothing of it is used
+        now = time.monotonic()
+        # A SIGHUP during a reload starts it anew: the outcome is the last one's, as every worker
+        # answers that one (_Reload).
+        self._reload = _Reload(settings, policies, error, now + RELOAD_REPORT_TIMEOUT)
+        for slot in self.slots:
+            if slot.pid is None:
+                continue
+            key = (slot.index, slot.pid)
+            self._reload.waiting[key] = now
+            if slot.ready:
+                try:
+                    os.kill(slot.pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    self._reload.waiting.pop(key, None)  # it died: _ended() hears of it
+            else:
+                # It may have read the files before they changed: told once it listens (_on_ready).
+                slot.reload_pending = True
+        self._end_reload_when_told(now)
+        if self._reload_again:
+            self._reload_again = False
+            self._begin_reading()
 
     def _forward(self, signum: int) -> None:
         for slot in self.slots:

@@ -525,3 +525,39 @@ def test_a_login_without_the_right_to_send_outside_mail_lists_nobody(relay, upst
     for local in ("jane", "joe"):
         upstream.rcpt_replies[local] = f"551 <{local}@example.com> - you do not have permission to send Internet mail"
     _both_refused_as_relay_denied_and_listed_nobody(relay, 551)
+
+
+def test_a_user_unknown_whose_enhanced_class_contradicts_its_reply_code_counts(relay, upstream):
+    # "550 4.1.1": the reply code says permanent, the enhanced code's class says transient (RFC 3463
+    # section 2: the class sub-code is the same permanent/transient verdict the reply code's first
+    # digit gives). A server that cannot keep its own two codes in step has not said for sure that the
+    # address is gone: one such refusal counts, the second within `unconfirmed:`'s window lists.
+    upstream.rcpt_replies["split"] = "550 4.1.1 <split@example.com>: Recipient address rejected: User unknown"
+    replies = transact(relay, ["split@example.com"])
+    assert any(code == 550 for code, _ in replies)  # the client still hears the refusal, verbatim
+    (rejected,) = events_of(relay, 1)
+    assert rejected["classification"]["category"] == "unknown_recipient"
+    assert rejected["classification"]["permanent"] is True  # the reply code decides (RFC 5321 4.2.1)
+    assert "bounce_list" not in rejected
+    assert not listed(relay, "split@example.com")
+    transact(relay, ["split@example.com"])
+    assert kinds(events_of(relay, 3)[1:]) == ["rejected", "bounce_listed"]
+    assert listed(relay, "split@example.com")
+
+
+@pytest.mark.parametrize("reply, verdict", [
+    # Inconsistent classes: never "list" at once (unconfirmed: counted).
+    ("550 4.1.1 <a@example.com>: Recipient address rejected: User unknown", "count"),
+    ("553 4.1.3 Bad recipient address syntax", "count"),
+    # Consistent: as before.
+    ("550 5.1.1 <a@example.com>: Recipient address rejected: User unknown", "list"),
+    ("553 5.1.3 Bad recipient address syntax", "list"),
+    # A 4yz is transient whatever its enhanced code says (RFC 5321 4.2.1): never lists by default.
+    ("450 5.1.1 <a@example.com>: Recipient address rejected: User unknown", "never"),
+])
+def test_relay_classify_shows_that_inconsistent_codes_only_count(reply, verdict):
+    r = subprocess.run([sys.executable, "-m", "relay", "classify", "--stage", "rcpt", "--recipient", "a@example.com",
+                        reply], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["bounce_list"] == verdict, out

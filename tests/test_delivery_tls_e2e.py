@@ -255,3 +255,46 @@ def test_an_mta_sts_policy_host_of_no_family_egress_ips_has_is_not_fetched_from(
     assert ("mta-sts.sts.test has no address of a family egress_ips has a source address for (::1)"
             in event["upstream"]["tls_note"]), event["upstream"]
     assert https.hellos == []
+
+
+def test_an_mta_sts_ca_file_renewed_in_place_is_trusted_from_the_next_reload(tls_relay, mx_hosts, dns, https, ca,
+                                                                             tmp_path):
+    # The policy fetcher lives as long as the process (its policies are cached for it, RFC 8461 5.1) and
+    # read upstream.ca_file at its first fetch only: after a SIGHUP with the bundle renewed in place it
+    # still trusted the old one, so an enforce policy whose host the new CA signs was never fetched and
+    # mail went out with opportunistic TLS to an MX host the policy does not allow. Now the reload reads
+    # the file again, as it does the smarthost's.
+    from tests.support.tls import CertAuthority
+
+    (tmp_path / "other").mkdir()
+    other = CertAuthority(tmp_path / "other", name="Another Test Root CA")
+    bundle = tmp_path / "mx-ca.pem"
+    bundle.write_bytes(other.ca_path.read_bytes())
+    # Enforce policies that list no MX host of their domain: applied, they refuse the mail (451).
+    sts_domain(dns, https, ca, mx=("mx.elsewhere.test",))
+    sts_domain(dns, https, ca, domain="sts2.test", mx=("mx.elsewhere.test",), hosts=[("mx.sts2.test", "127.0.0.2")])
+    mx = mx_hosts("mx.sts.test", "127.0.0.2", ca.issue("mx.sts.test", "mx.sts2.test").context())
+    relay = tls_relay(upstream={"ca_file": str(bundle)})
+    # The policy host's certificate does not chain to the configured CA: no policy (RFC 8461 3.3), and
+    # the mail goes out as without one.
+    assert [r[0] for r in deliver(relay, "b@sts.test")] == [250, 250, 354, 250]
+    assert mx.wait_for_messages(1)[0].rcpt_tos == ["b@sts.test"]
+    bundle.write_bytes(ca.ca_path.read_bytes())
+    assert relay.reload() is True
+    code, text = deliver(relay, "b@sts2.test")[1]
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy mta-sts for sts2.test: MX host mx.sts2.test: "), text
+    assert len(mx.messages) == 1
+
+
+def test_a_reload_whose_ca_file_cannot_be_loaded_keeps_the_mta_sts_fetchers_context(tls_relay, mx_hosts, dns,
+                                                                                    https, ca, tmp_path, caplog):
+    bundle = tmp_path / "mx-ca.pem"
+    bundle.write_bytes(ca.ca_path.read_bytes())
+    sts_domain(dns, https, ca, mx=("mx.elsewhere.test",))
+    relay = tls_relay(upstream={"ca_file": str(bundle)})
+    bundle.write_text("garbage, not a PEM bundle\n")
+    assert relay.reload() is False
+    assert any(f"reload refused, keeping the running config: {relay.config_path}: upstream.ca_file: "
+               f"no certificate in {bundle}" in r.getMessage() for r in caplog.records), caplog.text
+    code, text = deliver(relay, "b@sts.test")[1]  # fetched with the context of the running config
+    assert code == 451 and text.startswith("451 4.7.5 TLS policy mta-sts for sts.test: MX host mx.sts.test: "), text

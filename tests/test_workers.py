@@ -899,3 +899,52 @@ def test_sighups_in_a_row_are_told_reloaded_once_the_workers_answered_the_last(r
             assert message.startswith("RELOADING=1\n") or message == told, message
         assert relay.stop() == 0
         assert "did not say" not in relay.stderr()
+
+
+def test_the_watchdog_pings_go_on_while_the_parent_reads_a_reloaded_config(relay_workers, tmp_path):
+    """At SIGHUP the parent reads the config and the policies itself (a worker it starts later runs
+    them) before it passes the signal on: a few seconds for some hundreds of DKIM keys (each RSA key is
+    parsed and checked). It read them on its own loop, so no WATCHDOG=1 went out meanwhile, and a
+    WatchdogSec= shorter than the reading had systemd kill the relay in the middle of a reload. Now the
+    reading is a thread's and the loop pings on (sd_notify(3): RELOADING=1 ... READY=1)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        # 2 s: pings every second, heartbeats every half second.
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}, policies=str(policies))
+
+        def until(wanted) -> list[bytes]:
+            seen = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                message = notify.recv(4096)  # socket.timeout after 60 s: the test fails
+                seen.append(message)
+                if wanted(message):
+                    return seen
+            raise AssertionError(f"not seen in time; the last messages: {seen[-5:]}")
+
+        until(lambda m: m == b"WATCHDOG=1")
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        keys = tmp_path / "keys"
+        keys.mkdir()
+        domains = {}
+        for i in range(600):
+            key = keys / f"d{i}.pem"
+            key.write_bytes(pem)
+            key.chmod(0o600)
+            domains[f"d{i}.example"] = {"dkim": [{"selector": "s1", "key": str(key)}]}
+        (policies / "domains.yaml").write_text(yaml.safe_dump(domains))
+        relay.proc.send_signal(signal.SIGHUP)
+        until(lambda m: m.startswith(b"RELOADING=1"))
+        during = until(lambda m: m.startswith(b"READY=1"))
+        assert b"STATUS=Running; the config was reloaded" in during[-1], during[-1]
+        assert b"WATCHDOG=1" in during[:-1], during
+        assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()

@@ -156,6 +156,33 @@ def mx_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
+def policy_tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The TLS context of policy fetches. RFC 8461 3.3: the policy host's certificate must be valid for
+    mta-sts.<domain> and chain to a trusted root; check_hostname does the name, CERT_REQUIRED the chain.
+    The system's roots, plus the operator's CA file (upstream.ca_file, as certs.trust_store does).
+    Reads the disk: called in a thread. Raises ssl.SSLError or OSError when `ca_file` cannot be loaded."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+def fetcher_tls_context(settings) -> ssl.SSLContext:
+    """policy_tls_context of settings.upstream.ca_file, built when the config is loaded (at start, and in
+    the reload's thread at SIGHUP), as the smarthost's context is (upstream.smarthost_tls_context): a
+    ConfigError naming upstream.ca_file when the file cannot be loaded now (it passed the config's own
+    check when the config was read, but may have been replaced since), never an error at a fetch."""
+    ca_file = settings.upstream.ca_file
+    try:
+        return policy_tls_context(ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        from ..errors import ConfigError, Problem
+        from ..tlsfiles import ca_file_problem
+
+        why = (ca_file_problem(ca_file) if ca_file else None) or f"cannot load: {exc}"
+        raise ConfigError([Problem(str(settings.source), "upstream.ca_file", why)]) from None
+
+
 class PolicyFetcher:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 3.3).
 
@@ -170,7 +197,8 @@ class PolicyFetcher:
 
     def __init__(self, resolver, *, port: int = 443, ca_file: Path | None = None,
                  timeout: float = FETCH_TIMEOUT, user_agent: str = "relay (MTA-STS)",
-                 internal_networks: Iterable = (), source_for=None, reachable=None):
+                 internal_networks: Iterable = (), source_for=None, reachable=None,
+                 context: ssl.SSLContext | None = None):
         self.resolver = resolver
         self.source_for = source_for or (lambda address: None)
         self.reachable = reachable or (lambda addresses: addresses)
@@ -179,18 +207,19 @@ class PolicyFetcher:
         self.timeout = float(timeout)
         self.user_agent = user_agent
         self._ca_file = ca_file
-        self._context: ssl.SSLContext | None = None
+        # None: built from `ca_file` at the first fetch (tests); the relay passes the one it built at load.
+        self._context: ssl.SSLContext | None = context
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._context is None:
-            # RFC 8461 3.3: the policy host's certificate must be valid for mta-sts.<domain>
-            # and chain to a trusted root; check_hostname does the name, CERT_REQUIRED the chain.
-            # The system's roots, plus the operator's CA file (as certs.trust_store does).
-            context = ssl.create_default_context()
-            if self._ca_file:
-                context.load_verify_locations(cafile=str(self._ca_file))
-            self._context = context
+            self._context = policy_tls_context(self._ca_file)
         return self._context
+
+    def use_context(self, context: ssl.SSLContext) -> None:
+        """Fetch with `context` from now on (policy_tls_context of a reloaded upstream.ca_file: SIGHUP
+        reads the file again, so that a CA bundle renewed in place is trusted from that reload on, as
+        the smarthost's context is; a fetch under way finishes with the context it began with)."""
+        self._context = context
 
     async def fetch(self, domain: str) -> str:
         """The policy text; raises FetchError saying what failed."""

@@ -34,7 +34,7 @@ from ..dns import DnsTemporaryError
 from ..upstream import (Target, UpstreamConnection, UpstreamError, UpstreamPool, _describe, _first_line,
                         _session_facts)
 from .internal import internal_kind, not_a_host
-from .mta_sts import MtaSts, PolicyFetcher
+from .mta_sts import MtaSts, PolicyFetcher, fetcher_tls_context
 from .routes import MxHost, Route, RouteError, Routes, loops_back
 from .tls import OutboundTls
 from .tls_policy import TlsPlan, session_info
@@ -433,9 +433,12 @@ class MxDelivery:
         # of egress_ips, as the MX connections are.
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
         self._egress = {4: [str(a) for a in egress if a.version == 4], 6: [str(a) for a in egress if a.version == 6]}
+        # The fetches' TLS context is built now, as the smarthost's is (a ConfigError when upstream.ca_file
+        # cannot be loaded), and again at each reload (RelayServer._mta_sts_tls).
         self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file,
                                                       internal_networks=up.mx_internal_networks,
-                                                      source_for=self.source_for, reachable=self.reachable))
+                                                      source_for=self.source_for, reachable=self.reachable,
+                                                      context=fetcher_tls_context(settings)))
         self.pools: dict[tuple, DestinationPool] = {}
         self.sessions = 0  # MX connections open or being opened, in all
 

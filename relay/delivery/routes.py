@@ -38,7 +38,7 @@ import ipaddress
 import random
 from dataclasses import dataclass, replace
 
-from ..address import printable
+from ..address import ascii_reply
 from ..decision import Reply
 from ..dns import DnsTemporaryError, Resolver, a_labels
 from .internal import not_a_host
@@ -177,7 +177,7 @@ class Routes:
             # (RFC 5321 4.1.2 / RFC 6531 3.3: a domain is A-labels or valid U-labels; RFC 3463 5.1.3
             # "bad destination mailbox address syntax"). A syntax refusal is never domain evidence.
             # Written in ASCII (backslash escapes): a reply is ASCII unless SMTPUTF8 was asked for (RFC 6531 3.7.4).
-            shown = printable(domain.encode("ascii", "backslashreplace").decode("ascii"))
+            shown = ascii_reply(domain)
             raise RouteError(_reply(553, "5.1.3", f"Recipient address rejected: {shown} is not a valid domain "
                                                   f"name ({exc})", "mx-bad-domain")) from None
         try:

@@ -10,7 +10,7 @@ reply, so whoever reads the bounce knows why and what to fix.
 from __future__ import annotations
 
 from ..decision import CONTINUE, Decision, Reply, reject
-from ..address import NeverListed, delivered_as, shown
+from ..address import NeverListed, ascii_reply, delivered_as, shown
 from ..pipeline import Step, Transaction
 from ..store import BounceStore
 
@@ -61,9 +61,9 @@ class BounceListStep(Step):
             # An address that cannot be read cannot be checked: refused rather than let through, since
             # the MTA may read it as a listed address. Never listed for it (syntax_error, the client's
             # mistake): only this check fails closed.
-            return reject(553, "5.1.3", f"Recipient address <{ascii_address(shown(rcpt))}> cannot be read, so "
+            return reject(553, "5.1.3", f"Recipient address <{ascii_reply(shown(rcpt))}> cannot be read, so "
                                         f"this relay cannot tell whether it is on its bounce list: "
-                                        f"{ascii_address(shown(_why(exc, rcpt), 200))} (RFC 5321 4.1.2)",
+                                        f"{ascii_reply(shown(_why(exc, rcpt), 200))} (RFC 5321 4.1.2)",
                           kind="policy_rejected", cause="address-syntax")
         # A store error propagates: the pipeline answers 451 4.3.0 rather than letting
         # a listed address through because the list could not be read.
@@ -72,11 +72,11 @@ class BounceListStep(Step):
             return CONTINUE
         if entry.address.startswith("@"):
             enhanced = ENHANCED_DOMAIN
-            lines = [f"<{ascii_address(rcpt)}>: the domain {entry.address[1:]} is on this relay's bounce list "
+            lines = [f"<{ascii_reply(rcpt)}>: the domain {entry.address[1:]} is on this relay's bounce list "
                      f"since {entry.first_seen.date().isoformat()} ({entry.category}: it does not exist)"]
         else:
             enhanced = ENHANCED_BY_CATEGORY.get(entry.category, ENHANCED_DEFAULT)
-            lines = [f"<{ascii_address(entry.address)}> is on this relay's bounce list since "
+            lines = [f"<{ascii_reply(entry.address)}> is on this relay's bounce list since "
                      f"{entry.first_seen.date().isoformat()} ({entry.category})"]
         original = original_first_line(entry.reply)
         if original:
@@ -94,8 +94,3 @@ def _why(exc: ValueError, rcpt: str) -> str:
     text = str(exc)
     prefix = f"invalid address {rcpt!r}: "
     return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def ascii_address(address: str) -> str:
-    """The address for a reply line; an SMTPUTF8 local part is shown escaped."""
-    return address if address.isascii() else address.encode("ascii", "backslashreplace").decode("ascii")
