@@ -1024,11 +1024,19 @@ class RelaySMTP(SMTP):
         ip = client_key(str((self.session.peer or ("",))[0]))  # an IPv6 client: its /64
         name = pending.login.decode("utf-8", "surrogateescape")
         users = self.relay_service.users
-        if self._failed_logins.blocked(ip):
+        if await self._failed_logins.begin(ip):
             ok, reply = False, "454 4.7.0 Too many failed logins from your address; try again later"
         else:
-            password = pending.password.decode("utf-8", "surrogateescape")
-            ok, reply = users is not None and await users.check(name, password), None
+            # In flight until its verdict (FailedLogins.begin): a failure is recorded before the
+            # attempts from the same address that wait on it look again. A check cancelled (the
+            # client went away) is no failure.
+            ok, checked, reply = False, False, None
+            try:
+                password = pending.password.decode("utf-8", "surrogateescape")
+                ok = users is not None and await users.check(name, password)
+                checked = True
+            finally:
+                self._failed_logins.end(ip, failed=checked and not ok)
         log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
                  "ok" if ok else "refused (too many failures)" if reply else "failed")
         if ok:
@@ -1038,8 +1046,6 @@ class RelaySMTP(SMTP):
                 if not session.trusted_network:  # an outsider: only the user's own domains
                     session.sender_domains = users.domains_of(name)
             return AuthResult(success=True, handled=False)
-        if reply is None:
-            self._failed_logins.failed(ip)
         self._auth_failures += 1
         if self._auth_failures >= MAX_AUTH_FAILURES:
             # RFC 4954 4: a server may close the connection after repeated failed AUTH commands.
