@@ -175,6 +175,10 @@ MAX_JUNK_COMMANDS = 100
 MAIL_LINE_LIMIT = 512 + 26 + 10
 # Seconds a closed connection may take to flush its last reply to a client that does not read.
 CLOSE_GRACE = 10.0
+# Seconds a session refused in its greeting (554) waits for the client's next command (RelaySMTP._until_quit):
+# Postfix's smtpd_timeout under stress. Its client can do nothing but QUIT, so it is not left a connection
+# slot for limits.timeout (RFC 5321 4.5.3.2.7's 5 minutes are for a session that may still send mail).
+REFUSED_SESSION_TIMEOUT = 10.0
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -1214,11 +1218,39 @@ class RelaySMTP(SMTP):
         self.relay_session = session
         if refusal is not None:
             await super().push(refusal.wire())
-            self.transport.close()
+            if refusal.code == 421:
+                self.transport.close()  # RFC 5321 3.8: a 421 closes the channel
+                self._unread_rest()
+                return
+            await self._until_quit()
             return
         if not session.trusted_network:
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
+
+    async def _until_quit(self) -> None:
+        """The session was refused in the greeting (554 in place of 220). RFC 5321 3.1: the server "MUST
+        still wait for the client to send a QUIT before closing the connection and SHOULD respond to any
+        intervening commands with 503" (Postfix: "503 5.5.1 Error: access denied"). Closing at once left
+        the client with a dropped connection. Nothing else of the session is carried out; each 503 counts
+        towards limits.error_limit (then 421, push), and the wait for a command is at most
+        REFUSED_SESSION_TIMEOUT: a refused client gets no use of a connection slot."""
+        if self._timeout_duration > REFUSED_SESSION_TIMEOUT:
+            self._timeout_duration = REFUSED_SESSION_TIMEOUT
+            super()._reset_timeout()  # the idle deadline (_timeout_cb) from now, with the shorter wait
+        while self.transport is not None and not self.transport.is_closing():
+            try:
+                line = await self._read_whole_line()  # a line past the reader's limit: read whole, None
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break  # the client's end of input, or a reset
+            self._reset_timeout()
+            if line is not None and line.strip().upper() == b"QUIT":
+                await self.push("221 2.0.0 Bye")
+                break
+            await self.push("503 5.5.1 Bad sequence of commands: this session was refused (554 above); "
+                            "send QUIT")
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)

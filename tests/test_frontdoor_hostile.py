@@ -99,3 +99,38 @@ def test_a_malformed_non_ascii_address_without_smtputf8_is_refused_in_ascii(rela
             assert code == 553 and text.isascii() and text.startswith("553 5.1.3 Malformed address "), text
             assert rcpt.encode("ascii", "backslashreplace").decode() in text, text
 
+
+
+def test_a_client_refused_at_the_greeting_is_answered_503_until_it_quits(upstream, relay_factory):
+    """RFC 5321 3.1: a server that greets with 554 instead of 220 "MUST still wait for the client to send
+    a QUIT before closing the connection and SHOULD respond to any intervening commands with 503 bad
+    sequence of commands" (Postfix: "503 5.5.1 Error: access denied"). The relay closed the connection
+    right after its 554: a client then met a dropped connection, not the refusal's answer. Nothing of
+    the session reaches the upstream, and its one event is the refusal."""
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]})
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.greeting[1].startswith("554 5.7.1 127.0.0.1 may not relay through relay.test"), c.greeting
+        for line in ["EHLO client.test", "MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.com>", "DATA", "NOOP",
+                     "STARTTLS", "AUTH PLAIN AGFAYg=="]:
+            code, text = c.cmd(line)
+            assert code == 503 and text.startswith("503 5.5.1 Bad sequence of commands: "), (line, text)
+        c.send(b"X" * 5000 + b"\r\n")  # a line past the reader's limit is read whole and answered once
+        assert c.reply()[1].startswith("503 5.5.1 "), c.buf
+        assert c.cmd("QUIT") == (221, "221 2.0.0 Bye")
+        assert c.closed()
+    assert upstream.connections == 0
+    assert [e["kind"] for e in relay.events(wait_for=1)] == ["policy_rejected"]
+
+
+def test_a_client_refused_at_the_greeting_cannot_hold_its_connection(upstream, relay_factory):
+    """Waiting for QUIT after the 554 (above) keeps the session within the error limit: a refused client
+    that sends commands for ever is closed with 421 at limits.error_limit, as any other."""
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]},
+                          limits={"error_limit": 5, "soft_error_limit": 5})
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.greeting[0] == 554
+        c.send(b"NOOP\r\n" * 50)
+        replies = [c.reply() for _ in range(5)]
+        assert [code for code, _ in replies] == [503] * 5, replies
+        assert c.reply()[1].startswith("421 4.7.0 relay.test Error: too many errors"), c.buf
+        assert c.closed()
