@@ -371,10 +371,21 @@ class Connections:
         """A connection refused by admit() is gone."""
         self.protocols.discard(protocol)
 
-    def release(self, protocol: "RelaySMTP", key: str) -> None:
+    def give_back_slot(self) -> None:
+        """A connection admitted, then refused in its greeting (554: RelaySMTP._until_quit), gives its
+        place in `max_total` back while it waits for QUIT: a client that may not relay here never
+        takes a slot from one that may (so many addresses outside clients.networks cannot fill
+        limits.max_connections). It still counts towards its address's `max_per_client` until it is
+        gone; release(..., slot=False) then."""
         self.active -= 1
         if self.shared is not None:
             self.shared.add(self.slot, -1)
+
+    def release(self, protocol: "RelaySMTP", key: str, slot: bool = True) -> None:
+        if slot:
+            self.active -= 1
+            if self.shared is not None:
+                self.shared.add(self.slot, -1)
         self.protocols.discard(protocol)
         left = self.per_client.get(key, 1) - 1
         if left > 0:
@@ -482,6 +493,7 @@ class RelaySMTP(SMTP):
         self._connections = connections
         self._client_key: str | None = None  # set while counted in `connections`
         self._refused = False  # refused by `connections` (counted in nothing, only listed)
+        self._holds_slot = True  # counted in `connections`' total (not once refused in the greeting)
         self._handler_timeout = handler_timeout
         self._data_timeout = data_timeout
         self._unauthenticated_timeout = unauthenticated_timeout
@@ -1222,6 +1234,8 @@ class RelaySMTP(SMTP):
                 self.transport.close()  # RFC 5321 3.8: a 421 closes the channel
                 self._unread_rest()
                 return
+            self._connections.give_back_slot()
+            self._holds_slot = False
             await self._until_quit()
             return
         if not session.trusted_network:
@@ -1280,7 +1294,7 @@ class RelaySMTP(SMTP):
         if self._refused:
             self._connections.forget(self)
         if self._client_key is not None:
-            self._connections.release(self, self._client_key)
+            self._connections.release(self, self._client_key, slot=self._holds_slot)
             self._client_key = None
             if self.relay_session is not None:
                 self.relay_service.disconnected(self.relay_session)

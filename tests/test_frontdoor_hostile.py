@@ -134,3 +134,22 @@ def test_a_client_refused_at_the_greeting_cannot_hold_its_connection(upstream, r
         assert [code for code, _ in replies] == [503] * 5, replies
         assert c.reply()[1].startswith("421 4.7.0 relay.test Error: too many errors"), c.buf
         assert c.closed()
+
+
+def test_clients_refused_at_the_greeting_never_take_a_slot_from_those_that_may_relay(upstream, relay_factory):
+    """While a refused client waits to QUIT (above), its connection counts towards its own address's cap
+    but not towards limits.max_connections: addresses outside clients.networks, however many, cannot
+    lock the operator's own MTA out (421) by holding refused sessions open."""
+    relay = relay_factory(upstream.port, clients={"networks": ["127.0.0.2/32"]},
+                          limits={"max_connections": 1, "max_connections_per_client": 1})
+    with RawSMTP(relay.host, relay.port, source="127.0.0.1") as outsider:
+        assert outsider.greeting[0] == 554
+        assert outsider.cmd("NOOP")[0] == 503  # held open, waiting for QUIT
+        with RawSMTP(relay.host, relay.port, source="127.0.0.1") as second:  # its address's cap: 1
+            assert second.greeting[1].startswith("421 4.7.0 Too many connections from 127.0.0.1"), second.greeting
+        with RawSMTP(relay.host, relay.port, source="127.0.0.2") as ours:
+            assert ours.greeting[0] == 220, ours.greeting
+            assert ours.cmd("EHLO client.test")[0] == 250
+            assert send_message(ours, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert outsider.cmd("QUIT")[0] == 221
+    assert len(upstream.wait_for_messages(1)) == 1
