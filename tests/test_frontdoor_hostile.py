@@ -126,7 +126,7 @@ def test_a_client_refused_at_the_greeting_cannot_hold_its_connection(upstream, r
     """Waiting for QUIT after the 554 (above) keeps the session within the error limit: a refused client
     that sends commands for ever is closed with 421 at limits.error_limit, as any other."""
     relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]},
-                          limits={"error_limit": 5, "soft_error_limit": 5})
+                          limits={"error_limit": 5, "soft_error_limit": 5, "timeout": 1})
     with RawSMTP(relay.host, relay.port) as c:
         assert c.greeting[0] == 554
         c.send(b"NOOP\r\n" * 50)
@@ -134,6 +134,10 @@ def test_a_client_refused_at_the_greeting_cannot_hold_its_connection(upstream, r
         assert [code for code, _ in replies] == [503] * 5, replies
         assert c.reply()[1].startswith("421 4.7.0 relay.test Error: too many errors"), c.buf
         assert c.closed()
+    with RawSMTP(relay.host, relay.port) as silent:  # and one that sends nothing: the idle deadline
+        assert silent.greeting[0] == 554
+        assert silent.reply()[1].startswith("421 4.4.2 relay.test Idle for more than 1 s"), silent.buf
+        assert silent.closed()
 
 
 def test_clients_refused_at_the_greeting_never_take_a_slot_from_those_that_may_relay(upstream, relay_factory):
