@@ -348,6 +348,7 @@ class Connections:
     per_client: dict[str, int] = field(default_factory=dict)
     shared: "SharedCount | None" = None  # relay/sharedcount.py
     slot: int = 0
+    refused_waiting: int = 0  # refused in their greeting, waiting for QUIT (not counted in `active`)
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -1234,9 +1235,19 @@ class RelaySMTP(SMTP):
                 self.transport.close()  # RFC 5321 3.8: a 421 closes the channel
                 self._unread_rest()
                 return
+            if self._connections.refused_waiting >= self._connections.max_total:
+                # A flood of refused clients: each waiting one is a socket, and they take no slot. Past
+                # max_connections of them the 554 closes the connection at once, as it did before.
+                self.transport.close()
+                self._unread_rest()
+                return
             self._connections.give_back_slot()
             self._holds_slot = False
-            await self._until_quit()
+            self._connections.refused_waiting += 1
+            try:
+                await self._until_quit()
+            finally:
+                self._connections.refused_waiting -= 1
             return
         if not session.trusted_network:
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)

@@ -157,3 +157,20 @@ def test_clients_refused_at_the_greeting_never_take_a_slot_from_those_that_may_r
             assert send_message(ours, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
         assert outsider.cmd("QUIT")[0] == 221
     assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_past_max_connections_refused_sessions_the_554_closes_at_once(upstream, relay_factory):
+    """Sessions refused in their greeting take no slot while they wait for QUIT, so their number is bounded
+    apart: past limits.max_connections of them at once, a refused client's 554 closes the connection at
+    once (a flood from many addresses gets no socket held for it)."""
+    relay = relay_factory(upstream.port, clients={"networks": ["127.0.0.4/32"]},
+                          limits={"max_connections": 2, "max_connections_per_client": 2})
+    with RawSMTP(relay.host, relay.port, source="127.0.0.1") as one, \
+            RawSMTP(relay.host, relay.port, source="127.0.0.2") as two:
+        for waiting in (one, two):
+            assert waiting.greeting[0] == 554 and waiting.cmd("NOOP")[0] == 503
+        with RawSMTP(relay.host, relay.port, source="127.0.0.3") as flood:
+            assert flood.greeting[0] == 554 and flood.closed()
+        assert one.cmd("QUIT")[0] == 221
+    with RawSMTP(relay.host, relay.port, source="127.0.0.3") as next_one:  # one gone: the next one waits again
+        assert next_one.greeting[0] == 554 and next_one.cmd("NOOP")[0] == 503
