@@ -349,6 +349,7 @@ class Connections:
     shared: "SharedCount | None" = None  # relay/sharedcount.py
     slot: int = 0
     refused_waiting: int = 0  # refused in their greeting, waiting for QUIT (not counted in `active`)
+    unauthenticated: int = 0  # outside clients.networks, not logged in yet (not counted in `active`)
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -381,6 +382,17 @@ class Connections:
         self.active -= 1
         if self.shared is not None:
             self.shared.add(self.slot, -1)
+
+    def take_slot(self) -> bool:
+        """A connection that gave its slot back (give_back_slot) takes one again: an outsider that has
+        just logged in. False, taking nothing, when every slot is taken."""
+        total = self.shared.add(self.slot, 1) if self.shared is not None else self.active + 1
+        if total > self.max_total:
+            if self.shared is not None:
+                self.shared.add(self.slot, -1)
+            return False
+        self.active += 1
+        return True
 
     def release(self, protocol: "RelaySMTP", key: str, slot: bool = True) -> None:
         if slot:
@@ -495,6 +507,7 @@ class RelaySMTP(SMTP):
         self._client_key: str | None = None  # set while counted in `connections`
         self._refused = False  # refused by `connections` (counted in nothing, only listed)
         self._holds_slot = True  # counted in `connections`' total (not once refused in the greeting)
+        self._unauthenticated = False  # counted in `connections.unauthenticated` (an outsider not logged in)
         self._handler_timeout = handler_timeout
         self._data_timeout = data_timeout
         self._unauthenticated_timeout = unauthenticated_timeout
@@ -1056,6 +1069,18 @@ class RelaySMTP(SMTP):
                 self._failed_logins.end(ip, failed=checked and not ok)
         log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
                  "ok" if ok else "refused (too many failures)" if reply else "failed")
+        if ok and self._unauthenticated:
+            # An outsider logged in: from now on it holds a slot of limits.max_connections, as a client
+            # of clients.networks does (RFC 5321 3.8: 421 when there is none).
+            self._unauthenticated = False
+            self._connections.unauthenticated -= 1
+            if not self._connections.take_slot():
+                self.relay_service.count("relay_connections_refused_total", limit="max_connections")
+                await super().push("421 4.7.0 Too many connections to this relay, try again later")
+                self.transport.close()
+                self._unread_rest()
+                return AuthResult(success=False, handled=True)
+            self._holds_slot = True
         if ok:
             session = self.relay_session
             if session is not None:
@@ -1250,6 +1275,20 @@ class RelaySMTP(SMTP):
                 self._connections.refused_waiting -= 1
             return
         if not session.trusted_network:
+            # Not logged in yet: no slot of limits.max_connections (taken at login, _check_login), so
+            # that outsiders trying logins, however many addresses they come from, never lock out the
+            # clients of clients.networks (each holds its connection up to unauthenticated_timeout).
+            # Their number is bounded apart: at most max_connections of them at once.
+            if self._connections.unauthenticated >= self._connections.max_total:
+                self.relay_service.count("relay_connections_refused_total", limit="max_connections")
+                _refused_connections_log.warning("max_connections", "%s: too many connections not logged in",
+                                                 ip)
+                self._close_with("421 4.7.0 Too many connections to this relay, try again later")
+                return
+            self._connections.give_back_slot()
+            self._holds_slot = False
+            self._connections.unauthenticated += 1
+            self._unauthenticated = True
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
 
@@ -1304,6 +1343,9 @@ class RelaySMTP(SMTP):
             self._login_deadline = None
         if self._refused:
             self._connections.forget(self)
+        if self._unauthenticated:
+            self._unauthenticated = False
+            self._connections.unauthenticated -= 1
         if self._client_key is not None:
             self._connections.release(self, self._client_key, slot=self._holds_slot)
             self._client_key = None

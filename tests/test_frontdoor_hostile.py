@@ -174,3 +174,39 @@ def test_past_max_connections_refused_sessions_the_554_closes_at_once(upstream, 
         assert one.cmd("QUIT")[0] == 221
     with RawSMTP(relay.host, relay.port, source="127.0.0.3") as next_one:  # one gone: the next one waits again
         assert next_one.greeting[0] == 554 and next_one.cmd("NOOP")[0] == 503
+
+
+def test_outsiders_not_logged_in_never_take_a_slot_from_the_relays_own_clients(tmp_path, upstream, relay_factory):
+    """With a users file, a client outside clients.networks may connect to log in, and holds its connection
+    up to limits.unauthenticated_timeout. It held a slot of limits.max_connections meanwhile: connections
+    from enough outside addresses (50 each), reopened as they were closed, had the operator's own MTA told
+    "421 Too many connections" for as long as they went on. Now an outsider takes a slot when it logs in
+    (421 then if there is none), and those not logged in are bounded apart (max_connections of them)."""
+    from relay.users import hash_password
+    from tests.support.tls import make_cert
+    from tests.test_tls_auth import TLSClient, plain
+
+    crt, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass', 1000)}:sender.test\n")
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                          clients={"networks": ["127.0.0.2/32"], "users_file": str(users)},
+                          limits={"max_connections": 1, "max_connections_per_client": 1})
+    with TLSClient(relay.host, relay.port, source="127.0.0.1") as outsider:
+        assert outsider.greeting[0] == 220
+        outsider.ehlo_over_tls(crt)
+        with RawSMTP(relay.host, relay.port, source="127.0.0.3") as another:  # outsiders not logged in: at most 1
+            assert another.greeting[1].startswith("421 4.7.0 Too many connections to this relay"), another.greeting
+        with RawSMTP(relay.host, relay.port, source="127.0.0.2") as ours:
+            assert ours.greeting[0] == 220, ours.greeting
+            assert ours.cmd("EHLO client.test")[0] == 250
+            code, text = outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))  # the one slot is ours
+            assert text.startswith("421 4.7.0 Too many connections to this relay"), text
+            assert outsider.closed()
+            assert send_message(ours, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert wait_until(lambda: not relay.server.counter.per_client)  # every connection above is gone
+    with TLSClient(relay.host, relay.port, source="127.0.0.1") as outsider:  # a free slot: logs in, relays
+        outsider.ehlo_over_tls(crt)
+        assert outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert send_message(outsider, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(2)) == 2
