@@ -175,6 +175,10 @@ MAX_JUNK_COMMANDS = 100
 MAIL_LINE_LIMIT = 512 + 26 + 10
 # Seconds a closed connection may take to flush its last reply to a client that does not read.
 CLOSE_GRACE = 10.0
+# Seconds a session refused in its greeting (554) waits for the client's next command (RelaySMTP._until_quit):
+# Postfix's smtpd_timeout under stress. Its client can do nothing but QUIT, so it is not left a connection
+# slot for limits.timeout (RFC 5321 4.5.3.2.7's 5 minutes are for a session that may still send mail).
+REFUSED_SESSION_TIMEOUT = 10.0
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -344,6 +348,8 @@ class Connections:
     per_client: dict[str, int] = field(default_factory=dict)
     shared: "SharedCount | None" = None  # relay/sharedcount.py
     slot: int = 0
+    refused_waiting: int = 0  # refused in their greeting, waiting for QUIT (not counted in `active`)
+    unauthenticated: int = 0  # outside clients.networks, not logged in yet (not counted in `active`)
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -367,10 +373,32 @@ class Connections:
         """A connection refused by admit() is gone."""
         self.protocols.discard(protocol)
 
-    def release(self, protocol: "RelaySMTP", key: str) -> None:
+    def give_back_slot(self) -> None:
+        """A connection admitted, then refused in its greeting (554: RelaySMTP._until_quit), gives its
+        place in `max_total` back while it waits for QUIT: a client that may not relay here never
+        takes a slot from one that may (so many addresses outside clients.networks cannot fill
+        limits.max_connections). It still counts towards its address's `max_per_client` until it is
+        gone; release(..., slot=False) then."""
         self.active -= 1
         if self.shared is not None:
             self.shared.add(self.slot, -1)
+
+    def take_slot(self) -> bool:
+        """A connection that gave its slot back (give_back_slot) takes one again: an outsider that has
+        just logged in. False, taking nothing, when every slot is taken."""
+        total = self.shared.add(self.slot, 1) if self.shared is not None else self.active + 1
+        if total > self.max_total:
+            if self.shared is not None:
+                self.shared.add(self.slot, -1)
+            return False
+        self.active += 1
+        return True
+
+    def release(self, protocol: "RelaySMTP", key: str, slot: bool = True) -> None:
+        if slot:
+            self.active -= 1
+            if self.shared is not None:
+                self.shared.add(self.slot, -1)
         self.protocols.discard(protocol)
         left = self.per_client.get(key, 1) - 1
         if left > 0:
@@ -478,6 +506,8 @@ class RelaySMTP(SMTP):
         self._connections = connections
         self._client_key: str | None = None  # set while counted in `connections`
         self._refused = False  # refused by `connections` (counted in nothing, only listed)
+        self._holds_slot = True  # counted in `connections`' total (not once refused in the greeting)
+        self._unauthenticated = False  # counted in `connections.unauthenticated` (an outsider not logged in)
         self._handler_timeout = handler_timeout
         self._data_timeout = data_timeout
         self._unauthenticated_timeout = unauthenticated_timeout
@@ -1024,13 +1054,33 @@ class RelaySMTP(SMTP):
         ip = client_key(str((self.session.peer or ("",))[0]))  # an IPv6 client: its /64
         name = pending.login.decode("utf-8", "surrogateescape")
         users = self.relay_service.users
-        if self._failed_logins.blocked(ip):
+        if await self._failed_logins.begin(ip):
             ok, reply = False, "454 4.7.0 Too many failed logins from your address; try again later"
         else:
-            password = pending.password.decode("utf-8", "surrogateescape")
-            ok, reply = users is not None and await users.check(name, password), None
+            # In flight until its verdict (FailedLogins.begin): a failure is recorded before the
+            # attempts from the same address that wait on it look again. A check cancelled (the
+            # client went away) is no failure.
+            ok, checked, reply = False, False, None
+            try:
+                password = pending.password.decode("utf-8", "surrogateescape")
+                ok = users is not None and await users.check(name, password)
+                checked = True
+            finally:
+                self._failed_logins.end(ip, failed=checked and not ok)
         log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
                  "ok" if ok else "refused (too many failures)" if reply else "failed")
+        if ok and self._unauthenticated:
+            # An outsider logged in: from now on it holds a slot of limits.max_connections, as a client
+            # of clients.networks does (RFC 5321 3.8: 421 when there is none).
+            self._unauthenticated = False
+            self._connections.unauthenticated -= 1
+            if not self._connections.take_slot():
+                self.relay_service.count("relay_connections_refused_total", limit="max_connections")
+                await super().push("421 4.7.0 Too many connections to this relay, try again later")
+                self.transport.close()
+                self._unread_rest()
+                return AuthResult(success=False, handled=True)
+            self._holds_slot = True
         if ok:
             session = self.relay_session
             if session is not None:
@@ -1038,8 +1088,6 @@ class RelaySMTP(SMTP):
                 if not session.trusted_network:  # an outsider: only the user's own domains
                     session.sender_domains = users.domains_of(name)
             return AuthResult(success=True, handled=False)
-        if reply is None:
-            self._failed_logins.failed(ip)
         self._auth_failures += 1
         if self._auth_failures >= MAX_AUTH_FAILURES:
             # RFC 4954 4: a server may close the connection after repeated failed AUTH commands.
@@ -1208,11 +1256,65 @@ class RelaySMTP(SMTP):
         self.relay_session = session
         if refusal is not None:
             await super().push(refusal.wire())
-            self.transport.close()
+            if refusal.code == 421:
+                self.transport.close()  # RFC 5321 3.8: a 421 closes the channel
+                self._unread_rest()
+                return
+            if self._connections.refused_waiting >= self._connections.max_total:
+                # A flood of refused clients: each waiting one is a socket, and they take no slot. Past
+                # max_connections of them the 554 closes the connection at once, as it did before.
+                self.transport.close()
+                self._unread_rest()
+                return
+            self._connections.give_back_slot()
+            self._holds_slot = False
+            self._connections.refused_waiting += 1
+            try:
+                await self._until_quit()
+            finally:
+                self._connections.refused_waiting -= 1
             return
         if not session.trusted_network:
+            # Not logged in yet: no slot of limits.max_connections (taken at login, _check_login), so
+            # that outsiders trying logins, however many addresses they come from, never lock out the
+            # clients of clients.networks (each holds its connection up to unauthenticated_timeout).
+            # Their number is bounded apart: at most max_connections of them at once.
+            if self._connections.unauthenticated >= self._connections.max_total:
+                self.relay_service.count("relay_connections_refused_total", limit="max_connections")
+                _refused_connections_log.warning("max_connections", "%s: too many connections not logged in",
+                                                 ip)
+                self._close_with("421 4.7.0 Too many connections to this relay, try again later")
+                return
+            self._connections.give_back_slot()
+            self._holds_slot = False
+            self._connections.unauthenticated += 1
+            self._unauthenticated = True
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
+
+    async def _until_quit(self) -> None:
+        """The session was refused in the greeting (554 in place of 220). RFC 5321 3.1: the server "MUST
+        still wait for the client to send a QUIT before closing the connection and SHOULD respond to any
+        intervening commands with 503" (Postfix: "503 5.5.1 Error: access denied"). Closing at once left
+        the client with a dropped connection. Nothing else of the session is carried out; each 503 counts
+        towards limits.error_limit (then 421, push), and the wait for a command is at most
+        REFUSED_SESSION_TIMEOUT: a refused client gets no use of a connection slot."""
+        if self._timeout_duration > REFUSED_SESSION_TIMEOUT:
+            self._timeout_duration = REFUSED_SESSION_TIMEOUT
+            super()._reset_timeout()  # the idle deadline (_timeout_cb) from now, with the shorter wait
+        while self.transport is not None and not self.transport.is_closing():
+            try:
+                line = await self._read_whole_line()  # a line past the reader's limit: read whole, None
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break  # the client's end of input, or a reset
+            self._reset_timeout()
+            if line is not None and line.strip().upper() == b"QUIT":
+                await self.push("221 2.0.0 Bye")
+                break
+            await self.push("503 5.5.1 Bad sequence of commands: this session was refused (554 above); "
+                            "send QUIT")
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -1241,8 +1343,11 @@ class RelaySMTP(SMTP):
             self._login_deadline = None
         if self._refused:
             self._connections.forget(self)
+        if self._unauthenticated:
+            self._unauthenticated = False
+            self._connections.unauthenticated -= 1
         if self._client_key is not None:
-            self._connections.release(self, self._client_key)
+            self._connections.release(self, self._client_key, slot=self._holds_slot)
             self._client_key = None
             if self.relay_session is not None:
                 self.relay_service.disconnected(self.relay_session)

@@ -145,6 +145,13 @@ class FailedLogins:
     window: a guesser gets a handful of tries a minute, and a flood of wrong passwords from one
     outsider costs no CPU (each would otherwise cost a PBKDF2 run). Memory is bounded: the
     addresses seen longest ago are forgotten first.
+
+    Attempts being checked count too (`attempt`): a failure is known only once its hash has run, and
+    every attempt made meanwhile passed `blocked()`. A guesser sending its AUTHs over parallel
+    connections at once (limits.max_connections_per_client: 50) had all of them hashed, 50 guesses
+    and 50 PBKDF2 runs a round instead of `limit`. An attempt that would make more than `limit`
+    failures possible waits for the verdicts of those in flight (a right password is no failure: an
+    honest client logging in on 20 connections at once waits a hash at most, never gets 454).
     """
 
     def __init__(self, limit: int = 10, window: float = 60.0, max_addresses: int = 10_000):
@@ -152,6 +159,44 @@ class FailedLogins:
         self.window = window
         self.max_addresses = max_addresses
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._in_flight: dict[str, int] = {}  # attempts being checked, per address
+        self._waiting: dict[str, list[asyncio.Future]] = {}  # attempts waiting for their verdicts
+
+    async def begin(self, ip: str) -> bool:
+        """Start an attempt from `ip`: True when it is refused (blocked) at once, without a check;
+        else it counts as in flight until `end(ip, failed)`. Waits while the failures so far and
+        the attempts in flight could reach the limit."""
+        while True:
+            if self.blocked(ip):
+                return True
+            in_flight = self._in_flight.get(ip, 0)
+            times = self._recent(ip, time.monotonic())
+            if (len(times) if times else 0) + in_flight < self.limit:
+                self._in_flight[ip] = in_flight + 1
+                return False
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(ip, []).append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters = self._waiting.get(ip)
+                if waiters is not None and waiter in waiters:  # cancelled (the client went away)
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._waiting[ip]
+
+    def end(self, ip: str, failed: bool) -> None:
+        """An attempt `begin` let through is over (also when cancelled: then `failed` is False)."""
+        if failed:
+            self.failed(ip)
+        left = self._in_flight.get(ip, 1) - 1
+        if left > 0:
+            self._in_flight[ip] = left
+        else:
+            self._in_flight.pop(ip, None)
+        for waiter in self._waiting.pop(ip, ()):
+            if not waiter.done():
+                waiter.set_result(None)  # each looks again
 
     def _recent(self, ip: str, now: float) -> deque[float] | None:
         times = self._failures.get(ip)

@@ -153,3 +153,83 @@ def test_credentials_pipelined_behind_a_refused_auth_are_never_logged_nor_echoed
     # Pins aiosmtpd's warning for an unknown verb (smtp._UNRECOGNISED_FORMAT): shown redacted, so a
     # change of its wording in the library breaks this test rather than the redaction going quiet.
     assert sum("UNRECOGNISED: (NOT SHOWN: " in m for m in logged) == 2, [m for m in logged if "UNRECOG" in m]
+
+
+
+def held_checks(monkeypatch):
+    """Users.check held until the returned event is set: (names whose check began, the event)."""
+    import asyncio
+
+    from relay.users import Users
+
+    started, release = [], threading.Event()
+    check = Users.check
+
+    async def held_check(self, name: str, password: str) -> bool:
+        started.append(name)
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return await check(self, name, password)
+
+    monkeypatch.setattr(Users, "check", held_check)
+    return started, release
+
+
+def test_logins_in_flight_at_once_count_towards_the_address_limit(tmp_path, cert, upstream, relay_factory,
+                                                                  monkeypatch, caplog):
+    """FailedLogins lets an address fail 10 times a minute, then refuses it 454 without hashing. The
+    failures were counted only once hashed, and every attempt made meanwhile passed the check: a guesser
+    that sends its AUTHs over parallel connections at once (50 are allowed per client address) had
+    every one of them hashed (50 guesses and 50 PBKDF2 runs a round, not 10). Here the 11th attempt
+    arrives while 10 are being hashed: it waits for their verdicts, and, all 10 wrong, is refused
+    454 without being hashed."""
+    import logging
+
+    from tests.support.processes import wait_until
+
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # aiosmtpd logs each command line as it reads it
+    started, release = held_checks(monkeypatch)
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    clients = [tls_client(relay, cert) for _ in range(11)]
+    try:
+        for n, c in enumerate(clients[:10], 1):
+            c.send("AUTH PLAIN " + plain("alice", f"guess{n}") + "\r\n")
+            assert wait_until(lambda: len(started) == n, timeout=30), started
+        clients[10].send("AUTH PLAIN " + plain("alice", "guess11") + "\r\n")
+
+        def auth_lines_read() -> int:
+            return sum(1 for r in caplog.records if r.name == "mail.log" and ">>" in r.msg
+                       and "AUTH" in r.getMessage())
+        assert wait_until(lambda: auth_lines_read() == 11, timeout=30)  # the relay has read the 11th
+        release.set()
+        assert [c.reply()[0] for c in clients[:10]] == [535] * 10
+        code, text = clients[10].reply()
+        assert code == 454 and "Too many failed logins" in text, text
+        assert len(started) == 10  # the 11th never reached the password check
+    finally:
+        release.set()
+        for c in clients:
+            c.close()
+
+
+def test_an_honest_client_logging_in_on_many_connections_at_once_is_never_refused(
+        tmp_path, cert, upstream, relay_factory, monkeypatch):
+    """The other side of the limit on logins in flight: 12 right passwords at once (Postfix opens up
+    to 20 connections to a next hop) are all accepted, those past the 10th once a verdict is in."""
+    from tests.support.processes import wait_until
+
+    started, release = held_checks(monkeypatch)
+    relay = start(tmp_path, cert, upstream, relay_factory)
+    clients = [tls_client(relay, cert) for _ in range(12)]
+    try:
+        for c in clients:
+            c.send("AUTH PLAIN " + plain("alice", "s3cret pass") + "\r\n")
+        assert wait_until(lambda: len(started) >= 10, timeout=30)  # 10 in flight (before the fix: 12)
+        release.set()
+        assert [c.reply()[0] for c in clients] == [235] * 12
+        for c in clients:
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    finally:
+        release.set()
+        for c in clients:
+            c.close()

@@ -154,3 +154,114 @@ def test_a_malformed_non_ascii_address_without_smtputf8_is_refused_in_ascii(rela
             assert code == 553 and text.isascii() and text.startswith("553 5.1.3 Malformed address "), text
             assert rcpt.encode("ascii", "backslashreplace").decode() in text, text
 
+
+
+def test_a_client_refused_at_the_greeting_is_answered_503_until_it_quits(upstream, relay_factory):
+    """RFC 5321 3.1: a server that greets with 554 instead of 220 "MUST still wait for the client to send
+    a QUIT before closing the connection and SHOULD respond to any intervening commands with 503 bad
+    sequence of commands" (Postfix: "503 5.5.1 Error: access denied"). The relay closed the connection
+    right after its 554: a client then met a dropped connection, not the refusal's answer. Nothing of
+    the session reaches the upstream, and its one event is the refusal."""
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]})
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.greeting[1].startswith("554 5.7.1 127.0.0.1 may not relay through relay.test"), c.greeting
+        for line in ["EHLO client.test", "MAIL FROM:<a@sender.test>", "RCPT TO:<b@example.com>", "DATA", "NOOP",
+                     "STARTTLS", "AUTH PLAIN AGFAYg=="]:
+            code, text = c.cmd(line)
+            assert code == 503 and text.startswith("503 5.5.1 Bad sequence of commands: "), (line, text)
+        c.send(b"X" * 5000 + b"\r\n")  # a line past the reader's limit is read whole and answered once
+        assert c.reply()[1].startswith("503 5.5.1 "), c.buf
+        assert c.cmd("QUIT") == (221, "221 2.0.0 Bye")
+        assert c.closed()
+    assert upstream.connections == 0
+    assert [e["kind"] for e in relay.events(wait_for=1)] == ["policy_rejected"]
+
+
+def test_a_client_refused_at_the_greeting_cannot_hold_its_connection(upstream, relay_factory):
+    """Waiting for QUIT after the 554 (above) keeps the session within the error limit: a refused client
+    that sends commands for ever is closed with 421 at limits.error_limit, as any other."""
+    relay = relay_factory(upstream.port, clients={"networks": ["10.0.0.0/8"]},
+                          limits={"error_limit": 5, "soft_error_limit": 5, "timeout": 1})
+    with RawSMTP(relay.host, relay.port) as c:
+        assert c.greeting[0] == 554
+        c.send(b"NOOP\r\n" * 50)
+        replies = [c.reply() for _ in range(5)]
+        assert [code for code, _ in replies] == [503] * 5, replies
+        assert c.reply()[1].startswith("421 4.7.0 relay.test Error: too many errors"), c.buf
+        assert c.closed()
+    with RawSMTP(relay.host, relay.port) as silent:  # and one that sends nothing: the idle deadline
+        assert silent.greeting[0] == 554
+        assert silent.reply()[1].startswith("421 4.4.2 relay.test Idle for more than 1 s"), silent.buf
+        assert silent.closed()
+
+
+def test_clients_refused_at_the_greeting_never_take_a_slot_from_those_that_may_relay(upstream, relay_factory):
+    """While a refused client waits to QUIT (above), its connection counts towards its own address's cap
+    but not towards limits.max_connections: addresses outside clients.networks, however many, cannot
+    lock the operator's own MTA out (421) by holding refused sessions open."""
+    relay = relay_factory(upstream.port, clients={"networks": ["127.0.0.2/32"]},
+                          limits={"max_connections": 1, "max_connections_per_client": 1})
+    with RawSMTP(relay.host, relay.port, source="127.0.0.1") as outsider:
+        assert outsider.greeting[0] == 554
+        assert outsider.cmd("NOOP")[0] == 503  # held open, waiting for QUIT
+        with RawSMTP(relay.host, relay.port, source="127.0.0.1") as second:  # its address's cap: 1
+            assert second.greeting[1].startswith("421 4.7.0 Too many connections from 127.0.0.1"), second.greeting
+        with RawSMTP(relay.host, relay.port, source="127.0.0.2") as ours:
+            assert ours.greeting[0] == 220, ours.greeting
+            assert ours.cmd("EHLO client.test")[0] == 250
+            assert send_message(ours, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert outsider.cmd("QUIT")[0] == 221
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_past_max_connections_refused_sessions_the_554_closes_at_once(upstream, relay_factory):
+    """Sessions refused in their greeting take no slot while they wait for QUIT, so their number is bounded
+    apart: past limits.max_connections of them at once, a refused client's 554 closes the connection at
+    once (a flood from many addresses gets no socket held for it)."""
+    relay = relay_factory(upstream.port, clients={"networks": ["127.0.0.4/32"]},
+                          limits={"max_connections": 2, "max_connections_per_client": 2})
+    with RawSMTP(relay.host, relay.port, source="127.0.0.1") as one, \
+            RawSMTP(relay.host, relay.port, source="127.0.0.2") as two:
+        for waiting in (one, two):
+            assert waiting.greeting[0] == 554 and waiting.cmd("NOOP")[0] == 503
+        with RawSMTP(relay.host, relay.port, source="127.0.0.3") as flood:
+            assert flood.greeting[0] == 554 and flood.closed()
+        assert one.cmd("QUIT")[0] == 221
+    with RawSMTP(relay.host, relay.port, source="127.0.0.3") as next_one:  # one gone: the next one waits again
+        assert next_one.greeting[0] == 554 and next_one.cmd("NOOP")[0] == 503
+
+
+def test_outsiders_not_logged_in_never_take_a_slot_from_the_relays_own_clients(tmp_path, upstream, relay_factory):
+    """With a users file, a client outside clients.networks may connect to log in, and holds its connection
+    up to limits.unauthenticated_timeout. It held a slot of limits.max_connections meanwhile: connections
+    from enough outside addresses (50 each), reopened as they were closed, had the operator's own MTA told
+    "421 Too many connections" for as long as they went on. Now an outsider takes a slot when it logs in
+    (421 then if there is none), and those not logged in are bounded apart (max_connections of them)."""
+    from relay.users import hash_password
+    from tests.support.tls import make_cert
+    from tests.test_tls_auth import TLSClient, plain
+
+    crt, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass', 1000)}:sender.test\n")
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                          clients={"networks": ["127.0.0.2/32"], "users_file": str(users)},
+                          limits={"max_connections": 1, "max_connections_per_client": 1})
+    with TLSClient(relay.host, relay.port, source="127.0.0.1") as outsider:
+        assert outsider.greeting[0] == 220
+        outsider.ehlo_over_tls(crt)
+        with RawSMTP(relay.host, relay.port, source="127.0.0.3") as another:  # outsiders not logged in: at most 1
+            assert another.greeting[1].startswith("421 4.7.0 Too many connections to this relay"), another.greeting
+        with RawSMTP(relay.host, relay.port, source="127.0.0.2") as ours:
+            assert ours.greeting[0] == 220, ours.greeting
+            assert ours.cmd("EHLO client.test")[0] == 250
+            code, text = outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))  # the one slot is ours
+            assert text.startswith("421 4.7.0 Too many connections to this relay"), text
+            assert outsider.closed()
+            assert send_message(ours, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert wait_until(lambda: not relay.server.counter.per_client)  # every connection above is gone
+    with TLSClient(relay.host, relay.port, source="127.0.0.1") as outsider:  # a free slot: logs in, relays
+        outsider.ehlo_over_tls(crt)
+        assert outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert send_message(outsider, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert len(upstream.wait_for_messages(2)) == 2
