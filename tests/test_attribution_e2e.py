@@ -247,6 +247,21 @@ def test_a_sender_domain_refused_at_mail_from_is_the_sender_s_not_routing(relay,
     assert not listed(relay, "jane@example.com")
 
 
+@pytest.mark.parametrize("text", ["550 5.7.1 Unauthorized", "550 5.7.1 Permission denied"])
+def test_a_policy_refusal_of_mail_from_that_names_nothing_warns_about_the_sender(relay, upstream, monkeypatch, text):
+    # Scope audit (issue #8): at MAIL FROM nothing of the message has been sent (RFC 5321 3.3) and the
+    # command's one argument is the reverse-path. A bare "550 5.7.1 Unauthorized" there was judged about
+    # the message, which warns nobody: the operator never heard that the next hop refuses this sender.
+    monkeypatch.setitem(upstream_module.MAIL_REPLIES, "refused", text)
+    transact(relay, ["jane@example.com"], sender="refused@sender.test")
+    events = events_of(relay, 2)
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert rejected and all(e["classification"]["scope"] == "sender" and "bounce_list" not in e for e in rejected)
+    (warning,) = [e for e in events if e["kind"] == "warning"]
+    assert warning["check"] == "attribution" and warning["result"] == "sender"
+    assert not listed(relay, "jane@example.com")
+
+
 def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
     # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
     # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's

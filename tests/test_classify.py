@@ -2727,3 +2727,60 @@ def test_zen_as_an_isps_name_is_no_block_list(text):
     address = "bob@zen.co.uk" if "zen.co.uk" in text and "<bob@dest" not in text else "bob@dest.example"
     j = shipped_policies().judge(Reply.parse(text), "rcpt", [address])
     assert (j.classification.category, j.bounce_list) == ("unknown_recipient", "list")
+
+
+# Scope audit (issue #8, branch scope-audit): what a refusal is about, read from the enhanced code the
+# RFCs define or from the words that say whose address, domain or rate it is. None of these is listed
+# either way; each trap had another scope (or category) on the rules before it. Wordings are variants,
+# not the corpus's texts.
+SCOPE_AUDIT_TRAPS = [
+    # Gmail's 4.7.28 on the SPF- or DKIM-authenticated domain: the sender's domain's rate, not the IP's.
+    ("421 4.7.28 [192.0.2.10] Our system has detected an unusual rate of unsolicited mail originating "
+     "from your DKIM domain [example.org].", None, ("rate_limited", "sender", "never")),
+    ("450 4.7.28 Mail sent from your domain has been temporarily rate limited", None,
+     ("rate_limited", "sender", "never")),
+    # RFC 4954 538 / X.7.11: encryption required before the login (the session's), not a policy refusal
+    # of the message.
+    ("538 5.7.11 TLS needed before login", None, ("relay_denied", "session", "never")),
+    # A transient mailbox status (RFC 3463 4.2.0, 4.2.4): the recipient's mailbox, for now.
+    ("452 4.2.4 Mailing list expansion problem", "rcpt", ("temporary_failure", "recipient", "never")),
+    ("450 4.2.0 Mailbox is on another server", "rcpt", ("temporary_failure", "recipient", "never")),
+    # An address named as the sender, or the only address at MAIL FROM, on a list of addresses.
+    ("550 5.7.1 sender <alice@example.org> blacklisted", "rcpt", ("blocklisted", "sender", "never")),
+    ("554 5.7.1 <alice@example.org> is black listed", "mail", ("blocklisted", "sender", "never")),
+    ("550 5.7.1 rejected MAIL FROM, blacklisted by dbl.example.net", "mail", ("blocklisted", "sender", "never")),
+    # A policy refusal of MAIL FROM that names nothing: no message exists yet, the sender is refused.
+    ("550 5.7.1 Permission denied", "mail", ("policy_rejected", "sender", "never")),
+    ("550 5.7.1 Unauthorized", "mail", ("policy_rejected", "sender", "never")),
+    ("553 5.7.0 Transaction refused", "mail", ("policy_rejected", "sender", "never")),
+]
+
+
+@pytest.mark.parametrize("reply, stage, verdict", SCOPE_AUDIT_TRAPS)
+def test_scope_audit_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Guards, the same verdict before and after: Gmail's 4.7.28 on the IP stays the session's; a
+        # recipient's address on a list at RCPT is not taken for the sender's; a permanent X.2.0 still
+        # counts as the mailbox's "other"; a refusal at the final dot stays the message's, a size
+        # declared at MAIL FROM (RFC 1870) the message's; "sent from your domain ... blocked" is no rate;
+        # a deferral at MAIL keeps its reading; the client's PTR at MAIL stays the session's.
+        ("421-4.7.28 [192.0.2.10 15] Our system has detected an unusual rate of unsolicited mail originating "
+         "from your IP address.", None, ("rate_limited", "session", "never")),
+        ("550 5.7.1 <bob@example.com> is blacklisted", "rcpt", ("blocklisted", "session", "never")),
+        ("550 5.2.0 Mailbox not available", "rcpt", ("other", "recipient", "count")),
+        ("550 5.7.1 Message rejected", "data", ("policy_rejected", "message", "never")),
+        ("550 5.7.1 Permission denied", "rcpt", ("policy_rejected", "message", "never")),
+        ("552 5.3.4 Message size exceeds fixed limit", "mail", ("message_too_large", "message", "never")),
+        ("550 5.7.1 Email sent from your domain has been blocked", "mail", ("blocklisted", "sender", "never")),
+        ("451 4.7.1 Try again later", "mail", ("greylisted", "session", "never")),
+        ("554 5.7.1 Client host rejected: cannot find your hostname", "mail", ("auth_failed", "session", "never")),
+        ("502 5.5.1 MAIL not allowed during message transfer", "mail", ("protocol_error", "session", "never")),
+    ],
+)
+def test_scope_audit_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")

@@ -73,7 +73,7 @@ M = [
 ("mox", "550 5.1.1 no such user(s)" + ID, "unknown_recipient", "recipient", "data", MOX),
 ("mox", "550 5.4.6 loop detected, more than 100 Received headers" + ID, "routing_dns", "message", "data", MOX),
 ("mox", "550 5.7.1 must match authenticated user" + ID, "relay_denied", "sender", "mail", MOX),
-("mox", "538 5.7.11 authentication requires tls" + ID, "auth_failed", "session", None, MOX),
+("mox", "538 5.7.11 authentication requires tls" + ID, "relay_denied", "session", None, MOX),
 ("mox", "504 5.5.4 mechanism LOGIN not supported" + ID, "protocol_error", "session", None, MOX),
 ("mox", "452 4.2.2 more than 500 messages in past 1m0s from your ip/network" + ID, "rate_limited", "session", "data", MOXA),
 ("mox", "452 4.2.2 more than 10000 messages in past 24h0m0s from your ip/network" + ID, "rate_limited", "session", "data", MOXA),

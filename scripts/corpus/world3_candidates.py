@@ -131,7 +131,7 @@ C = [
 ("Yahoo", "Sorry, your message to userx@example.es cannot be delivered.  This account is over quota.", "mailbox_full", "recipient", None, "flufl.bounce 6.0.0 tests/data/yahoo_02.txt"),
 ("Yahoo", "Sorry your message to userx@example.com cannot be delivered. This account has been disabled or discontinued.", "mailbox_disabled", "recipient", None, "flufl.bounce 6.0.0 tests/data/yahoo_03.txt"),
 ("AOL", "550 5.1.1 <bad_user@aol.com>: Recipient address rejected: aol.com [RCPT_TO]", "unknown_recipient", "recipient", "rcpt", "flufl.bounce 6.0.0 tests/data/yahoo_11.txt"),
-("Postfix", "Host or domain name not found. Name service error for name=amerimailzzz.lv type=A: Host not found", "routing_dns", "relay", None, "fschulze/bounced src/bounced/tests/bounce_email/bounces/tt_1234175799.eml (the bounce_email gem's fixture)"),
+("Postfix", "Host or domain name not found. Name service error for name=amerimailzzz.lv type=A: Host not found", "routing_dns", "recipient", None, "fschulze/bounced src/bounced/tests/bounce_email/bounces/tt_1234175799.eml (the bounce_email gem's fixture)"),
 ("Postfix", "554 5.7.1 <user@example.lv>: Recipient address rejected: Nonexistent user", "unknown_recipient", "recipient", "rcpt", "fschulze/bounced src/bounced/tests/bounce_email/bounces/tt_1234177688.eml"),
 ("Domino", "User nobody (nobody@example.com) not listed in public Name & Address Book", "unknown_recipient", "recipient", None, "fschulze/bounced src/bounced/tests/bounce_email/bounces/tt_1234210655.eml"),
 ("qmail", "maildir delivery failed: Sorry, the user's maildir has overdrawn his diskspace quota, please try again later.", "mailbox_full", "recipient", None, "fschulze/bounced src/bounced/tests/bounce_email/bounces/tt_1234211929.eml"),

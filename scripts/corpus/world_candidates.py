@@ -169,8 +169,8 @@ C = [
 C += [
 ("Postfix", "Host or domain name not found. Name service error for name=example.es type=MX: Host not found, try again", "routing_dns", "relay", None, I+"mail-in-a-box/mailinabox/issues/1607"),
 ("Gmail", "DNS Error: DNS type 'mx' lookup of example.com responded with code NXDOMAIN Domain name not found: example.com Learn more at https://support.google.com/mail/?p=BadRcptDomain", "routing_dns", "recipient", None, I+"postalsys/emailengine/issues/203"),
-("Postfix", "Host or domain name not found. Name service error for name=example.com_ type=AAAA: Host not found", "routing_dns", "relay", None, I+"marlam/msmtp/issues/42"),
-("Postfix", "Host or domain name not found. Name service error for name=mail.example.org type=A: Host not found", "routing_dns", "relay", None, I+"hydrogen-music/hydrogen/issues/836"),
+("Postfix", "Host or domain name not found. Name service error for name=example.com_ type=AAAA: Host not found", "routing_dns", "recipient", None, I+"marlam/msmtp/issues/42"),
+("Postfix", "Host or domain name not found. Name service error for name=mail.example.org type=A: Host not found", "routing_dns", "recipient", None, I+"hydrogen-music/hydrogen/issues/836"),
 ("Postfix", "450 4.1.8 <bounce+89f10a@mg.example.io>: Sender address rejected: Domain not found", "auth_failed", "sender", "rcpt", I+"bpetetot/conference-hall-beta/issues/661"),
 ("unknown", "550 5.1.0 192.0.2.1 is not allowed to send from <example.jp> per it's SPF Record. Please inspect your SPF settings, and try again.", "auth_failed", "sender", None, I+"sisimai/p5-sisimai/issues/467"),
 ("Symantec Email Security.cloud", "553-SPF (Sender Policy Framework) domain authentication fail. Refer to the Troubleshooting page at http://www.symanteccloud.com/troubleshooting for more information. (#5.7.1)", "auth_failed", "sender", None, I+"sisimai/p5-sisimai/issues/467"),
@@ -505,7 +505,7 @@ C += [
 ("Microsoft 365", "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.", "auth_failed", "session", None, I+"MicrosoftDocs/OfficeDocs-Exchange/issues/3124"),
 ("Microsoft 365", "550 5.7.1 Delivery not authorized, message refused", "policy_rejected", "message", "data", I+"MicrosoftDocs/office-docs-powershell/pull/2678 (transport rule's default rejection)"),
 ("forwardemail", "550 Please ensure the email service you are sending from either has SPF, DKIM, or is a top-ranked <30K Alexa.com domain.", "auth_failed", "sender", None, I+"forwardemail/free-email-forwarding/issues/29"),
-("Postfix", "Host or domain name not found. Name service error for name=mail.example.org type=A: Host not found", "routing_dns", "relay", None, I+"hydrogen-music/hydrogen/issues/836"),
+("Postfix", "Host or domain name not found. Name service error for name=mail.example.org type=A: Host not found", "routing_dns", "recipient", None, I+"hydrogen-music/hydrogen/issues/836"),
 ]
 VS = "viridIT/vSMTP's vSL reply constants, as documented in stappersg/vBook (GitHub) src/ref/vSL/api/var::vsl-api.md"
 SB = "leonamp/SPFBL (GitHub) client/spfbl.pl (its Exim ACL example)"
