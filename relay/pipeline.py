@@ -99,6 +99,19 @@ class Transaction:
     # a client gone in the milliseconds between the reply and the transaction's end got "outcome
     # unknown", and a refusal's own event was lost with the cancelled command).
     dot: DotReply = DotReply.NOT_SENT
+    # Whether the outcome of the command under way (MAIL, RCPT, DATA, the final dot) is known: a refusal
+    # read from the next hop (or the answer to the final dot), or the steps' decision. From then on the
+    # command records it whatever becomes of the client (RelayService._settle): a client gone while a
+    # refusal was being recorded (the bounce list's lock held) lost its event and its count or listing.
+    # Cleared as each command starts (RelayService._settle).
+    decided: bool = False
+    # The client went away, or was cut off, while a command whose outcome was known was recording it:
+    # that command ends the transaction once it has (RelayService._abandon).
+    left: bool = False
+
+    def decide(self) -> None:
+        """The outcome of the command under way is known (see `decided`)."""
+        self.decided = True
 
     def dot_sent(self, due: float) -> None:
         """The whole message and its final dot went to the next hop; its reply is due by `due`."""
@@ -109,6 +122,7 @@ class Transaction:
         """The next hop's reply to the final dot arrived (whatever it says)."""
         if self.dot is DotReply.AWAITED:
             self.dot = DotReply.ANSWERED
+            self.decided = True
 
     @property
     def awaiting_dot_reply(self) -> bool:

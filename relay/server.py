@@ -59,7 +59,11 @@ def _drain_deadline(protocol, drain_end: float) -> float:
     """Until when a shutdown lets this session's transaction go on: the drain's end, or, once its final
     dot went to the next hop, until the reply to it is due (and recorded) if that is later. The same once
     the reply came (Transaction.dot ANSWERED): the transaction is then only recording it, and a cut
-    would leave the client without the answer the relay has."""
+    would leave the client without the answer the relay has. A command whose outcome is known (a
+    refusal at MAIL, RCPT or of the DATA command being recorded: Transaction.decided) is cut at the
+    drain's end like the rest, but the cut leaves it to record that outcome (RelayService.cut), and
+    stop() waits for it (RelayService.drain) before the store closes: bounded by the store's own
+    deadline, never upstream.data_timeout."""
     txn = protocol.relay_service.transaction(protocol.relay_session)
     due = txn.dot_reply_due if txn is not None else None
     return drain_end if due is None else max(drain_end, due + DOT_REPLY_GRACE)

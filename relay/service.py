@@ -12,12 +12,13 @@ import asyncio
 import logging
 import re
 from dataclasses import replace
+from typing import Any, Coroutine
 
 from .address import ascii_reply, fold, literal_problem, mailbox_problem, printable, shown, unsendable
 from .decision import V_ACCEPT, V_CONTINUE, Decision, Reply, Verdict
 from .events import make_event
 from .outcomes import Outcomes
-from .pipeline import DotReply, Message, Pipeline, Session, Transaction, new_id
+from .pipeline import Message, Pipeline, Session, Transaction, new_id
 from .maildata import crlf_normalise, crlf_normalised, header_refusal
 
 log = logging.getLogger("relay.service")
@@ -48,9 +49,9 @@ class RelayService:
         # old one is closed only when the last transaction holding it has ended.
         self._txn_pipeline: dict[str, Pipeline] = {}
         self._endings: set[asyncio.Task] = set()  # transaction ends under way (see _end)
-        # Per transaction id, the end of its DATA command under way (RelayService._conclude): a task of
-        # the service's own, so that once the next hop has answered the final dot, the client going
-        # away cannot cut the recording of that answer short.
+        # Per transaction id, its command under way (MAIL, RCPT, DATA: RelayService._settle): a task of the
+        # service's own, so that once the command's outcome is known (the next hop's refusal, its answer
+        # to the final dot), the client going away cannot cut the recording of that outcome short.
         self._concluding: dict[str, asyncio.Task] = {}
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
@@ -107,8 +108,8 @@ class RelayService:
         """The client connection is gone (QUIT, drop, shutdown): its transaction ends in a task
         the service owns, so that nothing of it is lost with the connection's handler."""
         txn = self._txns.get(session.id)
-        # A transaction whose final dot the next hop has answered is left to its DATA command's conclusion,
-        # which records that answer and ends it (_abandon).
+        # A transaction whose command under way has its outcome (a refusal, the answer to the final dot) is
+        # left to that command, which records it and ends the transaction (_abandon).
         if txn is not None and self._abandon(txn):
             if txn.awaiting_dot_reply:
                 # Gone after its final dot went upstream, before the upstream answered: the upstream
@@ -127,15 +128,18 @@ class RelayService:
         self.sessions.pop(session.id, None)
 
     def _abandon(self, txn: Transaction) -> bool:
-        """The client is gone or cut off: stop the transaction's DATA command where it is, unless the next
-        hop has answered the final dot (then its conclusion goes on: the outcome is known and is recorded,
-        never taken for unknown, and a refusal's event is never lost with the client). Decided here,
-        synchronously, for the caller and the conclusion alike: a conclusion cancelled now can no longer
-        take the reply (the cancellation reaches it before the reply does). False: it goes on."""
-        if txn.dot is DotReply.ANSWERED:
-            return False
+        """The client is gone or cut off: stop the transaction's command under way where it is, unless its
+        outcome is known (Transaction.decided: the next hop's refusal was read, or its answer to the final
+        dot; or the steps decided). Then the command goes on: it records that outcome (never taken for
+        unknown, never a refusal's event, count or listing lost with the client) and ends the transaction
+        (Transaction.left). Decided here, synchronously, for the caller and the command alike: a command
+        cancelled now can no longer take the reply (the cancellation reaches it before the reply does).
+        False: it goes on."""
         conclusion = self._concluding.get(txn.id)
-        if conclusion is not None:
+        if conclusion is not None and not conclusion.done():
+            if txn.decided:
+                txn.left = True
+                return False
             conclusion.cancel()
         return True
 
@@ -155,18 +159,27 @@ class RelayService:
         pipeline = self.pipeline
         pipeline.hold()  # until the transaction ends, whatever a reload does meanwhile
         self._txn_pipeline[txn.id] = pipeline
+        return await self._settle(txn, self._mail(session, txn, pipeline, problem))
+
+    async def _mail(self, session: Session, txn: Transaction, pipeline: Pipeline, problem: Reply | None) -> Reply:
         try:
             decision = Decision(Verdict.REJECT, problem) if problem else await pipeline.mail(txn)
         except BaseException:  # cancelled (the client hung up): the transaction still ends
             self._end(txn)
             raise
+        txn.decide()
         if decision.verdict is V_ACCEPT:
-            self._txns[session.id] = txn
+            if txn.left:  # the client is gone: nobody will use the transaction
+                self._end(txn)
+            else:
+                self._txns[session.id] = txn
             return decision.reply
         if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
-        await self.outcomes.refused(txn, session, "mail", [], decision)
-        await self._end(txn)
+        try:
+            await self.outcomes.refused(txn, session, "mail", [], decision)
+        finally:
+            await self._end(txn)
         return decision.reply
 
     async def rcpt(self, session: Session, recipient: str, options: list[str]) -> Reply:
@@ -192,23 +205,33 @@ class RelayService:
                                             f"accepted in this transaction, delivered once")
         txn.notes["stage"] = "rcpt"
         problem = address_problem(recipient, "recipient", smtputf8=_smtputf8(txn.mail_options))
-        decision = (Decision(Verdict.REJECT, problem) if problem
-                    else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
-        if decision.verdict is V_ACCEPT:
-            txn.rcpts.append(recipient)
+        return await self._settle(txn, self._rcpt(session, txn, recipient, problem))
+
+    async def _rcpt(self, session: Session, txn: Transaction, recipient: str, problem: Reply | None) -> Reply:
+        try:
+            decision = (Decision(Verdict.REJECT, problem) if problem
+                        else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
+            txn.decide()
+            if decision.verdict is V_ACCEPT:
+                txn.rcpts.append(recipient)
+                return decision.reply
+            if decision.verdict is V_CONTINUE:
+                decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem",
+                                                              cause="local-error"))
+            await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
+            if decision.reply.code == 421 and txn.rcpts:
+                # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
+                # the client's after it: the transaction ends for the recipients it had accepted too, and the
+                # client defers them with the rest. Their events were lost (the disconnect writes none). The
+                # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
+                # word about their addresses (Outcomes.session_closed).
+                await self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient,
+                                                   list(txn.rcpts), decision)
             return decision.reply
-        if decision.verdict is V_CONTINUE:
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
-        await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
-        if decision.reply.code == 421 and txn.rcpts:
-            # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
-            # the client's after it: the transaction ends for the recipients it had accepted too, and the
-            # client defers them with the rest. Their events were lost (the disconnect writes none). The
-            # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
-            # word about their addresses (Outcomes.session_closed).
-            await self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient, list(txn.rcpts),
-                                               decision)
-        return decision.reply
+        finally:
+            if txn.left:
+                # The client went away while this was recorded (_abandon left the transaction to it).
+                self._end(txn)
 
     async def data_start(self, session: Session) -> None:
         """The client was told 354 and its message is arriving (the upstream is asked for DATA only
@@ -232,6 +255,12 @@ class RelayService:
             reply = replace(Reply.parse(refusal, source="relay"), cause="header-too-large")
             await self.data_refused(session, reply)
             return reply
+        return await self._settle(txn, self._data(session, txn, content, dot_lines, crlf_only))
+
+    async def _data(self, session: Session, txn: Transaction, content: bytes, dot_lines: bool,
+                    crlf_only: bool) -> Reply:
+        """The rest of DATA: the DATA command, the message and its final dot to the next hop, the answer
+        recorded, the transaction's end."""
         pipeline = self._txn_pipeline[txn.id]
         if len(content) < HEAD_START_BYTES:
             # A small message: nothing to make ready is worth a head start (no thread hashes a body
@@ -256,19 +285,40 @@ class RelayService:
                 decision = await started
             finally:
                 started.cancel()  # only if this command itself was cancelled before DATA was answered
-        # The rest (the message and its final dot to the next hop, its answer recorded, the transaction's
-        # end) runs in a task of the service's own, which this command awaits without its cancellation
-        # reaching it: the client going away (aiosmtpd cancels the command) stops it only while the
-        # next hop's answer to the final dot is not in (_abandon). Once it is, its events are written and
-        # the transaction ends as the answer says, the client there to hear it or not.
-        conclusion = asyncio.ensure_future(self._conclude(session, txn, pipeline, message, decision))
+        if decision.verdict is V_CONTINUE:
+            # Undecided until the next hop answers the final dot (Transaction.dot_answered): before that,
+            # a client gone leaves the outcome unknown (disconnected()).
+            decision = await pipeline.data_ready(txn, message)
+        else:
+            txn.decide()  # the DATA command's own refusal (or the steps'): recorded whoever is left
+        if decision.verdict is V_CONTINUE:
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
+        if decision.verdict is V_ACCEPT:
+            self.count("relay_messages_total", result="accepted")
+        else:
+            self.count("relay_messages_total", result=decision.verdict.value)
+            await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
+        await self._end(txn)
+        return decision.reply
+
+    async def _settle(self, txn: Transaction, command: Coroutine[Any, Any, Reply]) -> Reply:
+        """Run `command`, the rest of a MAIL, RCPT or DATA of `txn` (the steps, the next hop, the outcome
+        recorded), in a task of the service's own, which the client's command awaits without its
+        cancellation reaching it. The client going away (aiosmtpd cancels the command) or a shutdown's
+        cut stops it only while its outcome is not known (_abandon). Once it is (the next hop's refusal
+        read, its answer to the final dot), its events are written, the bounce list counts or lists, and
+        the transaction ends as that outcome says, the client there to hear it or not: a client gone while
+        the list's lock was held lost them (review F2, then at MAIL, RCPT and the DATA command). drain()
+        waits for it (_endings)."""
+        txn.decided = False
+        conclusion = asyncio.ensure_future(command)
         self._concluding[txn.id] = conclusion
         self._endings.add(conclusion)
         conclusion.add_done_callback(lambda task, txn_id=txn.id: self._concluded(txn_id, task))
         try:
             return await asyncio.shield(conclusion)
         except asyncio.CancelledError:
-            # Unless answered, the conclusion is cancelled (disconnected() or cut() did already). If it goes
+            # Unless decided, the command is cancelled (disconnected() or cut() did already). If it goes
             # on, drain() waits for it (_endings). Nobody awaits it now: a failure of its own is logged.
             if not conclusion.done():
                 self._abandon(txn)
@@ -279,21 +329,6 @@ class RelayService:
         self._endings.discard(conclusion)
         if self._concluding.get(txn_id) is conclusion:
             del self._concluding[txn_id]
-
-    async def _conclude(self, session: Session, txn: Transaction, pipeline: Pipeline, message: Message,
-                        decision: Decision) -> Reply:
-        """The end of DATA once the upstream took the DATA command (or refused it: `decision`)."""
-        if decision.verdict is V_CONTINUE:
-            decision = await pipeline.data_ready(txn, message)
-        if decision.verdict is V_CONTINUE:
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
-        if decision.verdict is V_ACCEPT:
-            self.count("relay_messages_total", result="accepted")
-        else:
-            self.count("relay_messages_total", result=decision.verdict.value)
-            await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
-        await self._end(txn)
-        return decision.reply
 
     @staticmethod
     def _message(txn: Transaction, content: bytes, data, dot_lines: bool) -> Message:

@@ -1600,41 +1600,53 @@ def test_a_client_gone_once_the_mx_refused_its_final_dot_leaves_that_refusal_not
     with a 550, and the client reset the connection while the relay was still recording it (its count
     waits for the bounce list's lock, held by another process). The MX's refusal is the outcome: its event
     and its count, never "deferred, outcome unknown"."""
-    import socket
     import sqlite3
-    import struct
 
-    from relay.store.sqlite import SQLiteBounceStore
-    from tests.support.metrics import samples
-    from tests.support.processes import wait_until
+    from tests.support.client_gone import bounce_list_locked, reset_once_read
 
-    monkeypatch.setitem(SQLiteBounceStore.__init__.__kwdefaults__, "write_timeout", 30.0)  # however loaded
     refusal = "550 5.1.1 <refused550@example.net>: Recipient address rejected: User unknown in virtual mailbox table"
     mx2.data_replies["refused550"] = refusal
     relay = mx_relay(metrics={"listen": "127.0.0.1:0"})
-
-    def metric(name: str, **labels) -> float:
-        return sum(v for (n, ls), v in samples(relay.http("/metrics")[2]).items()
-                   if n == name and labels.items() <= dict(ls).items())
 
     gone = client(relay)
     assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert gone.cmd("RCPT TO:<refused550@example.net>")[0] == 250
     assert gone.cmd("DATA")[0] == 354
-    lock = sqlite3.connect(tmp_path / "bounces.db", isolation_level=None, timeout=30)
-    lock.execute("BEGIN IMMEDIATE")
-    try:
+    with bounce_list_locked(tmp_path, monkeypatch):
         gone.send(BODY.replace(b"<m1@", b"<refused@") + b".\r\n")
-        wait_until(lambda: metric("relay_upstream_replies_total", command="EOM", **{"class": "5xx"}) == 1)
-        gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        gone.close()
-        wait_until(lambda: metric("relay_active_sessions") == 0)
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
+        reset_once_read(relay, gone, "EOM")
     events = [valid(e) for e in relay.events(wait_for=1)]
     assert [(e["kind"], e["stage"], e["recipient"], e["reply"]["text"], e.get("outcome")) for e in events] == [
         ("rejected", "data", "refused550@example.net", refusal, None)], events
     assert events[0]["upstream"]["route"] == "mx" and events[0]["message_id"] == "<refused@sender.test>"
     with sqlite3.connect(tmp_path / "bounces.db") as db:
         assert db.execute("SELECT count(*) FROM relay_bounce_failures").fetchone()[0] == 1
+
+
+def test_a_client_gone_once_the_mx_refused_its_rcpt_leaves_that_refusal_and_its_listing(
+        mx_relay, mx2, tmp_path, monkeypatch):
+    """As through the smarthost (tests/test_frontdoor_hostile.py): the MX refused the RCPT with a 550 5.1.1
+    and the client reset the connection while the relay was recording it (its listing waits for the bounce
+    list's lock, held by another process). The relay cancelled the command with the client, and the MX's
+    refusal, its event and its listing were lost. They are written once the lock is free."""
+    import sqlite3
+
+    from tests.support.client_gone import bounce_list_locked, reset_once_read
+
+    refusal = "550 5.1.1 <refused550@example.net>: Recipient address rejected: User unknown in virtual mailbox table"
+    mx2.rcpt_replies["refused550"] = refusal
+    relay = mx_relay(metrics={"listen": "127.0.0.1:0"})
+
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    with bounce_list_locked(tmp_path, monkeypatch):
+        gone.send(b"RCPT TO:<refused550@example.net>\r\n")
+        reset_once_read(relay, gone, "RCPT")
+    events = [valid(e) for e in relay.events(wait_for=2, timeout=30)]
+    assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+        ("rejected", "rcpt", "refused550@example.net"), ("bounce_listed", "rcpt", "refused550@example.net")], events
+    assert events[0]["reply"]["text"] == refusal and events[0]["upstream"]["route"] == "mx"
+    with sqlite3.connect(tmp_path / "bounces.db") as db:
+        assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("refused550@example.net",)]
+    with client(relay) as other:  # the relay serves on
+        assert send_message(other, "a@sender.test", ["b@example.net"], BODY)[-1][0] == 250

@@ -132,6 +132,40 @@ def test_a_transaction_cut_after_its_final_dot_says_421_and_records_its_outcome_
                                  "their time was up)" for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
+def test_a_refusal_at_rcpt_being_recorded_when_the_drain_ends_is_recorded_before_the_relay_stops(
+        tmp_path, upstream, relay_factory, monkeypatch):
+    """The drain ended while the relay was recording an upstream's 550 5.1.1 to a RCPT (its listing waits
+    for the bounce list's lock, held by another process). The cut ended the transaction as if nothing had
+    been answered and cancelled the command: the refusal's event and its listing were lost. The cut now
+    leaves the command to record the refusal, and the relay stops once it has (the store's own deadline
+    bounds that wait: upstream.data_timeout is no part of it)."""
+    import sqlite3
+
+    import relay.server
+    from tests.support.client_gone import bounce_list_locked, metric
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    refusal = "550 5.1.1 <refused550@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+    upstream.rcpt_replies["refused550"] = refusal
+    running = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    with bounce_list_locked(tmp_path, monkeypatch):
+        c.send(b"RCPT TO:<refused550@example.com>\r\n")
+        wait_until(lambda: metric(running, "relay_upstream_replies_total", command="RCPT", **{"class": "5xx"}) == 1)
+        stopping = running.begin_stop()
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")  # cut at the drain's end
+        assert not stopping.done()  # the refusal is still being recorded
+    stopping.result(60)
+    events = running.events()
+    assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+        ("rejected", "rcpt", "refused550@example.com"), ("bounce_listed", "rcpt", "refused550@example.com")], events
+    assert events[0]["reply"]["text"] == refusal
+    with sqlite3.connect(tmp_path / "bounces.db") as db:
+        assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("refused550@example.com",)]
+
+
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.
 SHORT_DRAIN = "import relay.server\nrelay.server.DRAIN_SECONDS = 1.0\n"
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import struct
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from relay.service import UNKNOWN_OUTCOME
+from tests.support.client_gone import bounce_list_locked, reset_once_read
 from tests.support.processes import wait_until
 from tests.support.smtp_client import RawSMTP, send_message
 
@@ -74,6 +77,13 @@ def test_a_client_gone_after_its_final_dot_leaves_an_event_saying_the_outcome_is
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
 
 
+def valid(events: list[dict]) -> list[dict]:
+    schema = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    return events
+
+
 def test_a_client_gone_once_the_upstream_refused_its_final_dot_leaves_that_refusal_not_an_unknown_outcome(
         upstream, relay_factory, tmp_path, monkeypatch):
     """The upstream answered the final dot with a 550, then the client reset the connection before the relay
@@ -82,42 +92,18 @@ def test_a_client_gone_once_the_upstream_refused_its_final_dot_leaves_that_refus
     relay:client-gone-after-dot), and the upstream's refusal, its event and its count on the bounce list
     were lost with the cancelled command. Another process (`relay bounces import`) holds the list's lock
     for the time it takes the client to go, which keeps the race open for this test every time."""
-    import sqlite3
-
-    from relay.store.sqlite import SQLiteBounceStore
-    from tests.support.metrics import samples
-
-    # The relay's write waits up to 30 s for that lock (2 s by default), however loaded this machine is.
-    monkeypatch.setitem(SQLiteBounceStore.__init__.__kwdefaults__, "write_timeout", 30.0)
     refusal = "550 5.1.1 <refused550@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
     upstream.data_replies["refused550"] = refusal
     relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
-
-    def metric(name: str, **labels) -> float:
-        found = [v for (n, ls), v in samples(relay.http("/metrics")[2]).items()
-                 if n == name and labels.items() <= dict(ls).items()]
-        return sum(found)
 
     gone = client(relay)
     assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert gone.cmd("RCPT TO:<refused550@example.com>")[0] == 250
     assert gone.cmd("DATA")[0] == 354
-    lock = sqlite3.connect(tmp_path / "bounces.db", isolation_level=None, timeout=30)
-    lock.execute("BEGIN IMMEDIATE")  # the bounce list's write lock, held by another process
-    try:
+    with bounce_list_locked(tmp_path, monkeypatch):
         gone.send(BODY.replace(b"Subject", b"Message-ID: <refused@sender.test>\r\nSubject") + b".\r\n")
-        # The relay has read the upstream's 550 to the final dot (and now waits for the lock to count it).
-        wait_until(lambda: metric("relay_upstream_replies_total", command="EOM", **{"class": "5xx"}) == 1)
-        gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        gone.close()  # a reset: the client never reads the 550
-        wait_until(lambda: metric("relay_active_sessions") == 0)  # the relay has seen it go
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
-    events = relay.events(wait_for=1)
-    schema = json.loads((Path(__file__).parent.parent / "relay" / "schema" / "event.schema.json").read_text())
-    for event in events:
-        jsonschema.validate(event, schema)
+        reset_once_read(relay, gone, "EOM")  # a reset: the client never reads the 550
+    events = valid(relay.events(wait_for=1))
     assert [(e["kind"], e["stage"], e["recipient"], e["reply"]["text"], e.get("outcome")) for e in events] == [
         ("rejected", "data", "refused550@example.com", refusal, None)], events
     assert events[0]["classification"]["category"] == "unknown_recipient"
@@ -127,6 +113,59 @@ def test_a_client_gone_once_the_upstream_refused_its_final_dot_leaves_that_refus
         assert db.execute("SELECT count(*) FROM relay_bounce_failures").fetchone()[0] == 1
     with client(relay) as other:
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+USER_UNKNOWN = "550 5.1.1 <refused550@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+
+
+@pytest.mark.parametrize("command", ["RCPT", "DATA"])
+def test_a_client_gone_once_the_upstream_refused_its_rcpt_or_data_command_leaves_that_refusal_counted(
+        upstream, relay_factory, tmp_path, monkeypatch, command):
+    """The upstream refused the RCPT (or the DATA command) with a 550 5.1.1, and the client reset the
+    connection while the relay was recording that refusal (its listing waits for the bounce list's lock,
+    held by another process). The relay cancelled the command with the client: the refusal's event and
+    its listing (RCPT) or count (DATA) were lost (charter: never lose an event for a refusal; a missed
+    listing is the second worst error), and the next message to that address went to the upstream again."""
+    if command == "RCPT":
+        upstream.rcpt_replies["refused550"] = USER_UNKNOWN
+    else:
+        upstream.data_command_reply = USER_UNKNOWN
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    with bounce_list_locked(tmp_path, monkeypatch):
+        if command == "RCPT":
+            gone.send(b"RCPT TO:<refused550@example.com>\r\n")
+        else:
+            assert gone.cmd("RCPT TO:<refused550@example.com>")[0] == 250
+            assert gone.cmd("DATA")[0] == 354
+            gone.send(BODY + b".\r\n")
+        reset_once_read(relay, gone, command)  # a reset: the client never reads the 550
+    stage = command.lower()
+    if command == "DATA":
+        # A 5.1.1 to the message counts, and lists at the second (suppression.yaml, docs/bounce-list.md).
+        events = valid(relay.events(wait_for=1, timeout=30))
+        assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+            ("rejected", stage, "refused550@example.com")], events
+        with sqlite3.connect(tmp_path / "bounces.db") as db:
+            assert db.execute("SELECT address, category FROM relay_bounce_failures").fetchall() == [
+                ("refused550@example.com", "unknown_recipient")]
+    else:
+        # A 5.1.1 at RCPT lists at once.
+        events = valid(relay.events(wait_for=2, timeout=30))
+        assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+            ("rejected", stage, "refused550@example.com"), ("bounce_listed", stage, "refused550@example.com")], events
+        with sqlite3.connect(tmp_path / "bounces.db") as db:
+            assert db.execute("SELECT address, category FROM relay_bounces").fetchall() == [
+                ("refused550@example.com", "unknown_recipient")]
+        # The listing holds: the next message to that address is the relay's to refuse, not the upstream's.
+        with client(relay) as other:
+            assert other.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+            code, text = other.cmd("RCPT TO:<refused550@example.com>")
+            assert code == 550 and "is on this relay's bounce list" in text, text
+    assert events[0]["reply"]["text"] == USER_UNKNOWN
+    assert events[0]["classification"]["category"] == "unknown_recipient"
 
 
 def test_the_refusal_of_a_non_ascii_address_without_smtputf8_is_itself_ascii(relay, upstream):

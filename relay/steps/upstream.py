@@ -74,6 +74,10 @@ class UpstreamStep(Step):
 
     async def _heard(self, txn: Transaction, stage: str, rcpt: str | None, reply: Reply) -> Decision:
         """The upstream's reply as the client's, with what the watchers made of it for its event."""
+        if not reply.positive:
+            # Before anything else may wait: a refusal read is the command's outcome, recorded even if
+            # the client goes away now (RelayService._settle).
+            txn.decide()
         detail: dict = {}
         for watcher in self.watchers:
             try:
