@@ -314,7 +314,7 @@ class RelayService:
         conclusion = asyncio.ensure_future(command)
         self._concluding[txn.id] = conclusion
         self._endings.add(conclusion)
-        conclusion.add_done_callback(lambda task, txn_id=txn.id: self._concluded(txn_id, task))
+        conclusion.add_done_callback(lambda task, txn=txn: self._concluded(txn, task))
         try:
             return await asyncio.shield(conclusion)
         except asyncio.CancelledError:
@@ -325,10 +325,15 @@ class RelayService:
             conclusion.add_done_callback(_log_failure)
             raise
 
-    def _concluded(self, txn_id: str, conclusion: asyncio.Task) -> None:
+    def _concluded(self, txn: Transaction, conclusion: asyncio.Task) -> None:
         self._endings.discard(conclusion)
-        if self._concluding.get(txn_id) is conclusion:
-            del self._concluding[txn_id]
+        if self._concluding.get(txn.id) is conclusion:
+            del self._concluding[txn.id]
+        if txn.left and txn.id in self._txn_pipeline and (conclusion.cancelled() or conclusion.exception()):
+            # The client is gone and left the transaction to this command (_abandon), which failed
+            # before it ended it: nobody else will. Ended here, or its upstream connection, its pipeline
+            # and its slot in drain() stayed taken for good (review-int2 F1).
+            self._end(txn)
 
     @staticmethod
     def _message(txn: Transaction, content: bytes, data, dot_lines: bool) -> Message:

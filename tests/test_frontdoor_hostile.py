@@ -304,3 +304,37 @@ def test_outsiders_not_logged_in_never_take_a_slot_from_the_relays_own_clients(t
         assert outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
         assert send_message(outsider, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     assert len(upstream.wait_for_messages(2)) == 2
+
+
+def test_a_failure_recording_an_answered_dot_after_the_client_left_still_ends_the_transaction(
+        upstream, relay_factory, monkeypatch):
+    """The upstream refused the final dot, the client reset the connection while the relay recorded that
+    refusal (so the recording went on without it: the answer is the outcome), and the recording then
+    failed (a bug, a store error). Nobody ended the transaction: its upstream connection, its pipeline and
+    a slot in the shutdown's drain stayed taken for good (review-int2 F1). Now it ends all the same."""
+    import asyncio
+
+    from relay.outcomes import Outcomes
+
+    upstream.data_replies["refused550"] = USER_UNKNOWN
+    real = Outcomes.refused
+    relay = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    service = relay.server.service
+
+    async def failing(self, txn, session, stage, recipients, decision):
+        if stage != "data":
+            return await real(self, txn, session, stage, recipients, decision)
+        while session.id in service.sessions:  # until the client is gone
+            await asyncio.sleep(0.01)
+        raise RuntimeError("a failure while recording the refusal")
+
+    monkeypatch.setattr(Outcomes, "refused", failing)
+    gone = client(relay)
+    assert gone.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert gone.cmd("RCPT TO:<refused550@example.com>")[0] == 250
+    assert gone.cmd("DATA")[0] == 354
+    gone.send(BODY + b".\r\n")
+    reset_once_read(relay, gone, "EOM")
+    wait_until(lambda: not service._txns and not service._txn_pipeline)
+    with client(relay) as other:
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
