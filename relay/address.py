@@ -30,14 +30,6 @@ What it does, and why:
   mailboxes (str.lower() turns U+212A KELVIN SIGN into ASCII "k", U+2126 OHM SIGN into omega), so a
   refusal of "<KELVIN SIGN>ate@x" would have listed the good "kate@x" (review24 F2). RFC 6531 3.2 leaves
   such local parts to the receiving host alone; two different spellings stay two keys.
-- A non-ASCII local part is put in Unicode Normalization Form C (NFC), the form RFC 6530 10.1 and
-  RFC 6532 3.1 ask internationalised addresses to be in: `jörg@` typed as one code point (U+00F6) and
-  as `o` + U+0308 COMBINING DIAERESIS (NFD, as macOS and some web forms give it) are the same mailbox
-  to a reader and to a receiver that normalises, and were two keys: listed in one spelling, the
-  address was found in neither the RCPT of the other nor the operator's `bounces remove`. Canonical
-  singletons (U+212A KELVIN SIGN, U+2126 OHM SIGN, U+212B ANGSTROM SIGN ...) are left as they are:
-  NFC would turn KELVIN SIGN into ASCII "K", which fold() then merges with "k" (review24 F2 again).
-  The domain needs nothing more: UTS #46 (below) puts it in NFC before its A-label is made.
 - `+tags` and dots in the local part are kept. `user+news@` and `user@` are
   the same mailbox at some providers and different mailboxes at others (and
   many treat `+` as an ordinary character); dots are ignored by Gmail only. The
@@ -56,7 +48,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import unicodedata
 
 try:  # IDNA 2008 / UTS #46; dnspython uses the same package when it is installed.
     import idna as _idna
@@ -227,7 +218,7 @@ def _local_part(local: str, original: str) -> str:
     if not local:
         raise ValueError(f"invalid address {original!r}: empty local part")
     if local.startswith('"'):
-        local = composed(_unquote(local, original))
+        local = _unquote(local, original)
         if _STRICT_DOT_ATOM.match(local):
             # RFC 5322 3.4.1: quoting was not needed, so this is the same mailbox as the bare form.
             pass
@@ -238,41 +229,12 @@ def _local_part(local: str, original: str) -> str:
         raise ValueError(
             f"invalid address {original!r}: character {bad!r} is not allowed in an unquoted local part"
         )
-    else:
-        local = composed(local)
     local = fold(local)
     if len(local.encode("utf-8")) > MAX_LOCAL_PART:
         raise NeverListed(
             f"invalid address {original!r}: local part longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"
         )
     return local
-
-
-def composed(text: str) -> str:
-    """`text` in Unicode NFC (RFC 6530 10.1), except its canonical singletons, kept as they are: the
-    local part of every bounce-list key (see the module's docstring). NFC never yields a singleton, so
-    composed(composed(x)) == composed(x), and never an ASCII character from a non-ASCII one but through
-    a singleton (an ASCII character has no decomposition to compose into), so a local part's ASCII
-    letters are those fold() already saw."""
-    if text.isascii() or unicodedata.is_normalized("NFC", text):
-        return text
-    out: list[str] = []
-    start = 0
-    for i, c in enumerate(text):
-        if _singleton(c):
-            out.append(unicodedata.normalize("NFC", text[start:i]))
-            out.append(c)
-            start = i + 1
-    out.append(unicodedata.normalize("NFC", text[start:]))
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=4096)
-def _singleton(c: str) -> bool:
-    """A character whose canonical decomposition is one other character (Unicode's singletons: NFC
-    replaces them whatever follows)."""
-    d = unicodedata.decomposition(c)
-    return bool(d) and not d.startswith("<") and " " not in d
 
 
 def _unquote(local: str, original: str) -> str:

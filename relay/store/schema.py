@@ -22,7 +22,6 @@ version table) are brought up by the same list: the first migrations create only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
 
 from .base import StoreError
 from .pg_cache import channel
@@ -34,10 +33,6 @@ class Migration:
     description: str
     sqlite: str | tuple[str, ...]  # statements separated by ';', or a tuple of statements
     postgresql: str | tuple[str, ...]
-    # A change of the rows that SQL cannot say (relay.address's rules), run after the statements in the
-    # same transaction: sqlite_data(db); await postgresql_data(conn, schema, prefix).
-    sqlite_data: Callable[[Any], None] | None = None
-    postgresql_data: Callable[[Any, str, str], Awaitable[None]] | None = None
 
 
 class SchemaTooNew(StoreError):
@@ -273,92 +268,6 @@ MIGRATIONS: tuple[Migration, ...] = (
         """),
 )
 
-# -- Migration 9: bounce-list keys in NFC -----------------------------------------------------------
-# relay.address.normalise puts a non-ASCII local part in Unicode NFC from this version on (RFC 6530
-# 10.1; canonical singletons kept, relay.address.composed): a key written before in another form (NFD:
-# "jo" + U+0308 "rg@x") would never be looked up again, its address neither refused nor removable. Each
-# such key of the list, the held listings, the counted failures and the breaker's hits is written
-# again as normalise() spells it now. Where both spellings were listed, one entry stays: the one that
-# lasts longer (no expiry before one that expires; the NFC one when alike). Only keys with a non-ASCII
-# character are read (byte length differs from character length): the others cannot change.
-# Not rewritable: relay_verp_recipients holds SHA-256 digests of keys (migration 6), which cannot be
-# recomputed without the address; they live MAX_AGE_DAYS (relay/intake/verp.py), and until then a
-# bounce naming a non-ASCII recipient of a transaction from before the upgrade, in another form than
-# its RCPT had, is not matched to that transaction (docs/bounce-list.md, "Upgrading").
-
-_KEYED = ("bounces", "bounce_held")          # address is the primary key
-_ROWS_BY_KEY = ("bounce_failures", "breaker_hits")  # address is one column among others
-
-
-def _rekeyed(key: str) -> str | None:
-    """The key normalise() gives `key` now, or None when it is the same (or no address: kept as it is)."""
-    from ..address import normalise
-
-    if key.startswith("@"):
-        return None  # a domain's entry: its A-labels are ASCII already
-    try:
-        new = normalise(key)
-    except ValueError:
-        return None
-    return new if new != key else None
-
-
-def _lasts_longer(expires, other_expires) -> bool:
-    """Whether an entry expiring at `expires` (None: never) outlasts one expiring at `other_expires`."""
-    if expires is None:
-        return other_expires is not None
-    return other_expires is not None and expires > other_expires
-
-
-def _nfc_keys_sqlite(db) -> None:
-    non_ascii = "length(CAST(address AS BLOB)) <> length(address)"
-    for table in (f"relay_{t}" for t in _KEYED):
-        for key, expires in db.execute(f"SELECT address, expires_at FROM {table} WHERE {non_ascii}").fetchall():
-            new = _rekeyed(key)
-            if new is None:
-                continue
-            other = db.execute(f"SELECT expires_at FROM {table} WHERE address = ?", (new,)).fetchone()
-            if other is not None:
-                if not _lasts_longer(expires, other[0]):
-                    db.execute(f"DELETE FROM {table} WHERE address = ?", (key,))
-                    continue
-                db.execute(f"DELETE FROM {table} WHERE address = ?", (new,))
-            db.execute(f"UPDATE {table} SET address = ? WHERE address = ?", (new, key))
-    for table in (f"relay_{t}" for t in _ROWS_BY_KEY):
-        for (key,) in db.execute(f"SELECT DISTINCT address FROM {table} WHERE {non_ascii}").fetchall():
-            new = _rekeyed(key)
-            if new is not None:
-                db.execute(f"UPDATE {table} SET address = ? WHERE address = ?", (new, key))
-
-
-async def _nfc_keys_postgresql(conn, schema: str, prefix: str) -> None:
-    non_ascii = "octet_length(address) <> char_length(address)"
-    for name in _KEYED:
-        table = f'"{schema}"."{prefix}{name}"'
-        for row in await conn.fetch(f"SELECT address, expires_at FROM {table} WHERE {non_ascii}"):
-            key, expires = row["address"], row["expires_at"]
-            new = _rekeyed(key)
-            if new is None:
-                continue
-            other = await conn.fetchrow(f"SELECT expires_at FROM {table} WHERE address = $1", new)
-            if other is not None:
-                if not _lasts_longer(expires, other["expires_at"]):
-                    await conn.execute(f"DELETE FROM {table} WHERE address = $1", key)
-                    continue
-                await conn.execute(f"DELETE FROM {table} WHERE address = $1", new)
-            await conn.execute(f"UPDATE {table} SET address = $1 WHERE address = $2", new, key)
-    for name in _ROWS_BY_KEY:
-        table = f'"{schema}"."{prefix}{name}"'
-        for row in await conn.fetch(f"SELECT DISTINCT address FROM {table} WHERE {non_ascii}"):
-            new = _rekeyed(row["address"])
-            if new is not None:
-                await conn.execute(f"UPDATE {table} SET address = $1 WHERE address = $2", new, row["address"])
-
-
-MIGRATIONS = (*MIGRATIONS,
-              Migration(9, "bounce-list keys of non-ASCII local parts in Unicode NFC (RFC 6530 10.1)", sqlite="",
-                        postgresql="", sqlite_data=_nfc_keys_sqlite, postgresql_data=_nfc_keys_postgresql))
-
 LATEST = MIGRATIONS[-1].version
 
 
@@ -428,8 +337,6 @@ def migrate_sqlite(db, where: str) -> list[Migration]:
             # One statement at a time: executescript() would commit the open transaction first.
             for statement in statements(migration.sqlite):
                 db.execute(statement)
-            if migration.sqlite_data is not None:
-                migration.sqlite_data(db)
             db.execute("INSERT INTO relay_schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                        (migration.version, migration.description, time.time()))
         # Relays from before the version table read user_version: they refuse a newer file.
@@ -486,8 +393,6 @@ async def migrate_postgresql(conn, schema: str, prefix: str, where: str) -> list
         for migration in todo:
             for statement in statements(migration.postgresql):
                 await conn.execute(statement.format(schema=schema, prefix=prefix, channel=channel(schema, prefix)))
-            if migration.postgresql_data is not None:
-                await migration.postgresql_data(conn, schema, prefix)
             await conn.execute(f"INSERT INTO {pg_version_table(schema, prefix)} (version, description) "
                                "VALUES ($1, $2)", migration.version, migration.description)
     return todo
