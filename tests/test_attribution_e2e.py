@@ -262,6 +262,45 @@ def test_a_policy_refusal_of_mail_from_that_names_nothing_warns_about_the_sender
     assert not listed(relay, "jane@example.com")
 
 
+def test_a_sender_domain_on_a_domain_list_at_mail_from_warns_about_the_sender(relay, upstream, monkeypatch):
+    # Issue #8, world25: a domain list (Spamhaus DBL, URIBL) lists names, never the client's IP; "554 5.7.1
+    # Sender domain <d> listed at dbl.spamhaus.org" in reply to MAIL FROM was judged the session's (the
+    # relay's own IP), so the operator was warned about the wrong thing. It is the sender's domain.
+    monkeypatch.setitem(upstream_module.MAIL_REPLIES, "dbl", "554 5.7.1 Sender domain sender.test listed at dbl.spamhaus.org")
+    transact(relay, ["jane@example.com"], sender="dbl@sender.test")
+    events = events_of(relay, 2)
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert rejected and all(e["classification"]["category"] == "blocklisted" for e in rejected)
+    assert all(e["classification"]["scope"] == "sender" and "bounce_list" not in e for e in rejected)
+    (warning,) = [e for e in events if e["kind"] == "warning"]
+    assert warning["check"] == "attribution" and warning["result"] == "sender"
+    assert not listed(relay, "jane@example.com")
+
+
+def test_a_url_in_the_message_on_a_domain_list_at_the_final_dot_is_the_message_s(relay, upstream):
+    # Issue #8, world25 (and the scope audit's probe): "550 A URL in this email (<d>) is listed on <list>"
+    # answers the final dot about the message's content, not the client; it was read as a block of the
+    # relay's IP (blocklisted, session). Nobody is listed either way.
+    upstream.data_replies["jane"] = "550 5.7.1 A link in your e-mail (bad.example) is listed at dbl.spamhaus.org"
+    transact(relay, ["jane@example.com"])
+    (rejected,) = [e for e in events_of(relay, 1) if e["kind"] == "rejected"]
+    assert rejected["stage"] == "data"
+    assert (rejected["classification"]["category"], rejected["classification"]["scope"]) == ("spam_content", "message")
+    assert not listed(relay, "jane@example.com")
+
+
+def test_a_misspelled_address_unknown_at_rcpt_lists_the_recipient(relay, upstream):
+    # Issue #8, world25: STRATO's "550 recipient e-mail adress unknown" ("adress": a common misspelling)
+    # is the recipient's unknown address; the rules read no word of it and only counted the address
+    # (the code-550 fallback), so a bad address stayed off the list (a missed listing).
+    upstream.rcpt_replies["jane"] = "550 Recipient adress unknown"
+    transact(relay, ["jane@example.com"])
+    rejected = [e for e in events_of(relay, 2) if e["kind"] == "rejected"]
+    assert rejected[0]["classification"]["category"] == "unknown_recipient"
+    assert rejected[0]["bounce_list"] == "listed"
+    assert listed(relay, "jane@example.com")
+
+
 def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
     # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
     # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's

@@ -1561,6 +1561,66 @@ def test_world24_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-seventh round (world25): each of these had another verdict under the rules before it
+        # (the shipped product, rules and nearest-reply reader), in wordings the round's part does not hold.
+        # A reply that names the failed authentication check (DMARC, SPF, DKIM; RFC 7489, 7208, 6376) is the
+        # sender domain's authentication failure even where it says the domain is "blocked" or
+        # "blacklisted" (the scope audit's probe); a URL, link or domain in the message found on a list at
+        # DATA is the message's content, whatever article precedes "email"/"message" and whichever domain
+        # list (DBL, URIBL) follows; a sender domain named before "listed at" a domain list is the sender's
+        # (a DBL lists names, never the client's IP); a "spam source" blocked is the connecting host; the
+        # misspelling "adress unknown" is the same unknown recipient (listed at once).
+        ('550 5.7.1 Email sent from your domain has been blocked due to DMARC policy', 'data', ('auth_failed', 'sender', 'never')),
+        ('554 5.7.1 Your domain is blocked because it fails DMARC authentication', 'data', ('auth_failed', 'sender', 'never')),
+        ('550 Your domain has been blocked: SPF validation failed', 'data', ('auth_failed', 'sender', 'never')),
+        ('550 5.7.1 Sender domain blacklisted - DKIM signature missing', 'data', ('auth_failed', 'sender', 'never')),
+        ('550 5.7.1 URL in message body listed in dbl.spamhaus.org', 'data', ('spam_content', 'message', 'never')),
+        ('550 A link in your e-mail (bad.example) is listed at dbl.spamhaus.org', 'data', ('spam_content', 'message', 'never')),
+        ('550 5.7.1 Domain in message body listed at dbl.spamhaus.org', 'data', ('spam_content', 'message', 'never')),
+        ('550 5.7.1 Sender domain example.com listed at dbl.spamhaus.org', 'mail', ('blocklisted', 'sender', 'never')),
+        ('554 Envelope sender domain bad.example is listed in dbl.spamhaus.org', 'mail', ('blocklisted', 'sender', 'never')),
+        ('571 spam source rejected', 'connect', ('blocklisted', 'session', 'never')),
+        ('550 5.7.1 Connection refused - spam source blocked', 'connect', ('blocklisted', 'session', 'never')),
+        ('550 user e-mail adress unknown', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('553 Adress unknown', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+    ],
+)
+def test_world25_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world25 guards, the same verdict before and after: a client host blocked using a domain list or
+        # zen, a DMARC refusal worded without "blocked", a sender domain or "your domain" on a list with no
+        # check named, a URL on SURBL or URIBL, a blacklisted URL, "known spam source", Yahoo's TSS04
+        # deferral, Gmail's disabled and nonexistent accounts, a correctly spelled unknown address under
+        # X.7.1 (counted) and a sender "address unknown" keep theirs.
+        ('554 5.7.1 Client host [192.0.2.1] blocked using dbl.spamhaus.org', 'rcpt', ('blocklisted', 'session', 'never')),
+        ('550 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org', 'rcpt', ('blocklisted', 'session', 'never')),
+        ('550 5.7.1 Message blocked due to DMARC policy of example.com', 'data', ('auth_failed', 'sender', 'never')),
+        ('550 5.7.1 Sender domain blacklisted', 'mail', ('blocklisted', 'sender', 'never')),
+        ('550 Your domain is blocked', 'mail', ('blocklisted', 'sender', 'never')),
+        ('554 5.7.1 A URL in this message is listed on multi.surbl.org', 'data', ('spam_content', 'message', 'never')),
+        ('554 Rejected: link in the email listed on black.uribl.com', 'data', ('spam_content', 'message', 'never')),
+        ('550 5.7.1 Rejected: blacklisted URL in message', 'data', ('spam_content', 'message', 'never')),
+        ('554 5.7.1 Known spam source', 'connect', ('blocklisted', 'session', 'never')),
+        ('421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints', 'mail',
+         ('rate_limited', 'session', 'never')),
+        ('550 5.2.1 The email account that you tried to reach is disabled', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('550 5.1.1 The email account that you tried to reach does not exist', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        ('550 5.7.1 Recipient address unknown', 'rcpt', ('unknown_recipient', 'recipient', 'count')),
+        ('550 sender address unknown', 'mail', ('policy_rejected', 'sender', 'never')),
+    ],
+)
+def test_world25_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

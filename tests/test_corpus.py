@@ -236,6 +236,12 @@ KNOWN_TRAINING_MISSES = {
     "550 5.1.1 IP address literals are not supported": "maddy's outbound delivery refusing a recipient at an address literal (target/remote/remote.go), labelled routing about the recipient (counted); 'not supported' reads a command the server lacks (protocol-sequence): never listed, the safe side",
     "550 5.1.1 <postmaster> address it no supported": "maddy's outbound delivery refusing the domain-less <postmaster> (remote.go), labelled the recipient address's syntax; X.1.1 reads an unknown recipient; listed either way",
     "Excessive amount of data sent to server.": "hMailServer's outbound delivery when the next hop sent more than it accepts (SMTPClientConnection.cpp), labelled a protocol error about the relay; no rule knows the words (default); never listed either way",
+    # Issue #8, the twenty-seventh round (world25: block lists, authentication, disabled mailboxes): one
+    # provider's wording each, left to the nearest-reply reader or on the safe side.
+    "554 Message refused by the scanner": "VirusFree.cz's content scanner, labelled spam content about the message; the bare words read a policy refusal of the message (generic-refusal): same scope, never listed either way",
+    "550 a@example.net is now disabled with SMTP service.": "a Chinese host's disabled account (help.szhot.com), labelled mailbox_disabled; no rule reads 'is now disabled' (code-550 fallback: other, counted - the same listing decision); the nearest-reply reader gives the label",
+    "554 dnvrco-cmimta15 esmtp ESMTP server not available AUP#I-1010": "Charter/Spectrum's acceptable-use block of the client (AUP#I-1010, per a Spectrum moderator a block, not an outage), labelled blocklisted; the words read a server that is not available (code-554: policy, session); same scope, never listed either way",
+    "554 Access denied - Under investigation for spam abuse": "Proximus's relay refusing a customer IP on its blacklist (its help page), labelled blocklisted about the session; the words 'spam abuse' read spam content; never listed either way",
 }
 
 

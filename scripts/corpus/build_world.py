@@ -18,7 +18,8 @@
      world21_candidates.py -> world21.yaml,
      world22_candidates.py -> world22.yaml,
      world23_candidates.py -> world23.yaml,
-     world24_candidates.py -> world24.yaml)
+     world24_candidates.py -> world24.yaml,
+     world25_candidates.py -> world25.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
