@@ -325,6 +325,9 @@ class Supervisor:
                     if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at \
                             and not self.stopping and self._reloading is None:
                         self._spawn(slot)
+                if self._reload_again and self._reloading is None and not self.stopping:
+                    self._reload_again = False
+                    self._begin_reading()
                 if watchdog and now >= next_ping:
                     # Only while every worker answers (sd_notify(3): WATCHDOG=1 says the service works).
                     if self._all_answering(now):
@@ -489,9 +492,9 @@ class Supervisor:
                 # It may have read the files before they changed: told once it listens (_on_ready).
                 slot.reload_pending = True
         self._end_reload_when_told(now)
-        if self._reload_again:
-            self._reload_again = False
-            self._begin_reading()
+        # A SIGHUP that came during the reading reads again, from the loop, once
+        # the replacements due meanwhile have started: chained here, back to back, SIGHUPs in a row kept
+        # every dead worker's slot empty as long as they came (review-int2 F4).
 
     def _forward(self, signum: int) -> None:
         for slot in self.slots:
@@ -595,10 +598,12 @@ class Supervisor:
 
     def _ended(self, slot: _Slot, code: int) -> None:
         pid, slot.pid, slot.ready, slot.reload_pending = slot.pid, None, False, False
-        if self._reload is not None:
-            # No word will come from it (a refusal it told stands); its replacement reads the files
-            # again once it listens (_spawn).
-            self._reload.waiting.pop((slot.index, pid), None)
+        if self._reload is not None and self._reload.waiting.pop((slot.index, pid), None) is not None:
+            # It ended before it said whether it took the reload (a refusal it told stands): it may be
+            # the reload that killed it, so the reload is not told as taken, and replacements start
+            # with the last good config (review-int2 F2: every worker dying mid-reload was "reloaded",
+            # and their replacements started with the config that may have killed them).
+            self._reload.refused[(slot.index, pid)] = f"it ended (exit status {code}) before it said whether it took it"
         self.connections.reset(slot.index)  # its connections died with it
         _mark_process_dead(pid, self.metrics_dir)
         if self.stopping:

@@ -948,3 +948,33 @@ def test_the_watchdog_pings_go_on_while_the_parent_reads_a_reloaded_config(relay
         assert b"WATCHDOG=1" in during[:-1], during
         assert relay.stop() == 0
     assert "Traceback" not in relay.stderr()
+
+
+def test_a_reload_whose_workers_all_end_before_answering_is_not_told_as_taken():
+    """Every worker ended (an OOM kill, a crash while it read the files) after the parent asked it to
+    reload and before it answered. The parent told systemd "reloaded", counted it ok and started the
+    replacements with the new config, the one that may have killed their siblings (review-int2 F2).
+    The parent's bookkeeping alone: real workers cannot be made to die at that instant on demand."""
+    from unittest import mock
+
+    from relay import workers
+
+    supervisor = workers.Supervisor.__new__(workers.Supervisor)
+    supervisor.slots = [workers._Slot(i) for i in range(2)]
+    for i, slot in enumerate(supervisor.slots):
+        slot.pid, slot.ready, slot.started = 1000 + i, True, time.monotonic()
+    supervisor.stopping, supervisor.announced, supervisor.exit_code = False, True, 0
+    supervisor.metrics_dir, supervisor._reload_counter = None, None
+    supervisor._reload, supervisor._reload_again = None, False
+    supervisor._reloading, supervisor._reload_read = mock.Mock(), ("NEW", "NEW POLICIES", None)
+    supervisor.settings, supervisor.policies = "OLD", "OLD POLICIES"
+    supervisor.connections, supervisor.count = mock.Mock(), 2
+    told = []
+    with mock.patch.object(workers.systemd, "reloaded", side_effect=told.append), \
+            mock.patch.object(workers.os, "kill"), mock.patch.object(workers, "_mark_process_dead"):
+        supervisor._end_reading()  # the parent read the files fine and asked both workers
+        for slot in list(supervisor.slots):
+            supervisor._ended(slot, -signal.SIGKILL)
+        supervisor._end_reload_when_told(time.monotonic())
+    assert len(told) == 1 and told[0] is not None and "before it said whether it took it" in told[0], told
+    assert (supervisor.settings, supervisor.policies) == ("OLD", "OLD POLICIES")
