@@ -194,7 +194,8 @@ class RelayServer:
         else:
             self.counter = Connections(settings.limits.max_connections,
                                        worker.share(settings.limits.max_connections_per_client),
-                                       shared=worker.connections, slot=worker.slot)
+                                       shared=worker.connections, slot=worker.slot,
+                                       local_cap=worker.share(settings.limits.max_connections))
         # The bounces_in listener faces the Internet: its own budget, never the relay listeners' slots
         # (review14 F1: twenty outside addresses filled limits.max_connections through it, and the
         # operator's own MTA got 421 on the relay listener). With workers, both of its caps are divided

@@ -350,6 +350,14 @@ class Connections:
     slot: int = 0
     refused_waiting: int = 0  # refused in their greeting, waiting for QUIT (not counted in `active`)
     unauthenticated: int = 0  # outside clients.networks, not logged in yet (not counted in `active`)
+    # The cap on each of the two counts above in this process: with workers, its share of max_total
+    # (counted per process, not through `shared`), so that N workers never hold N times max_total of
+    # them (review-int2 F5). None: max_total (one process).
+    local_cap: int | None = None
+
+    @property
+    def waiting_cap(self) -> int:
+        return self.max_total if self.local_cap is None else self.local_cap
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -1260,7 +1268,7 @@ class RelaySMTP(SMTP):
                 self.transport.close()  # RFC 5321 3.8: a 421 closes the channel
                 self._unread_rest()
                 return
-            if self._connections.refused_waiting >= self._connections.max_total:
+            if self._connections.refused_waiting >= self._connections.waiting_cap:
                 # A flood of refused clients: each waiting one is a socket, and they take no slot. Past
                 # max_connections of them the 554 closes the connection at once, as it did before.
                 self.transport.close()
@@ -1279,7 +1287,7 @@ class RelaySMTP(SMTP):
             # that outsiders trying logins, however many addresses they come from, never lock out the
             # clients of clients.networks (each holds its connection up to unauthenticated_timeout).
             # Their number is bounded apart: at most max_connections of them at once.
-            if self._connections.unauthenticated >= self._connections.max_total:
+            if self._connections.unauthenticated >= self._connections.waiting_cap:
                 self.relay_service.count("relay_connections_refused_total", limit="max_connections")
                 _refused_connections_log.warning("max_connections", "%s: too many connections not logged in",
                                                  ip)
