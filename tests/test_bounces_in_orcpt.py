@@ -247,3 +247,21 @@ def test_an_original_recipient_that_reads_as_two_recipients_names_the_likelier_a
     assert events[0]["dsn"]["original_recipient_readings"] == [PHONE_TAG, DECODED_BY_ACCIDENT]
     assert rcpt_reply(relay, PHONE_TAG) == 250
     assert rcpt_reply(relay, DECODED_BY_ACCIDENT) == 250
+
+
+def test_a_report_without_final_recipient_whose_original_recipient_reads_as_the_one_recipient_lists_it(
+        tmp_path, upstream, relay_factory):
+    # No Final-Recipient (RFC 3464 requires one; not every MTA writes it), an Original-Recipient that reads
+    # two ways, and the transaction had one of them: order1@. Before, the failure stayed named by the other
+    # reading (order+31@), was taken for an alias's and never listed (review-int2 F7), while the reply
+    # names order1@ unknown.
+    relay = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(relay, upstream, rcpt=DECODED_BY_ACCIDENT)
+    report = postfix_dsn(return_path, f"rfc822;{PHONE_TAG}", "x", DECODED_BY_ACCIDENT).replace(
+        b"Final-Recipient: rfc822; x\r\n", b"")
+    replies = mail_bounce(relay, return_path, report)
+    assert replies[-1] == (250, "250 2.0.0 Recorded 1 failure(s)"), replies
+    events = relay.events(wait_for=2)
+    assert [(e["kind"], e["recipient"]) for e in events] == [("bounced", DECODED_BY_ACCIDENT),
+                                                              ("bounce_listed", DECODED_BY_ACCIDENT)], events
+    assert rcpt_reply(relay, DECODED_BY_ACCIDENT) == 550

@@ -371,7 +371,14 @@ class BounceIntake(Step):
             if not failed.original_readings:
                 return failed
             sent = [r for r in failed.original_readings if any(s in theirs for s in _spellings(r))]
-            return replace(failed, original_recipient=sent[0], original_readings=()) if len(sent) == 1 else failed
+            if len(sent) != 1:
+                return failed
+            if failed.final_recipient is None and failed.recipient in failed.original_readings:
+                # No Final-Recipient (RFC 3464 2.3.2 requires one; not every MTA writes it): the recipient
+                # was the likelier reading, and the one sent to is the failed address (review-int2 F7:
+                # else taken for an alias of it, and never listed).
+                return replace(failed, recipient=sent[0], original_recipient=sent[0], original_readings=())
+            return replace(failed, original_recipient=sent[0], original_readings=())
 
         candidates = {a for failed in report.recipients for a in named(failed)}
         known = [(token, *await self.outcomes.store.verp_transaction(token.transaction_id, candidates))
