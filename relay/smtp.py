@@ -5,7 +5,8 @@ returns its Reply on the wire. aiosmtpd's own replies get RFC 3463 enhanced
 status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034).
 
 Deadlines, each bounded (the one timer is re-armed only up to a deadline, never past it):
-- idle (`limits.timeout`): between commands, and between chunks of DATA;
+- idle (`limits.timeout`): between commands, and between chunks of DATA; between commands only
+  `limits.stress_timeout` while the listener's sessions are at STRESS_PERCENT of its slots (Postfix's stress);
 - command: while a handler waits on the upstream, the upstream's own deadlines plus a margin;
 - DATA (`limits.data_timeout`): from 354 to the final dot, however the bytes trickle in;
 - outsiders (`limits.unauthenticated_timeout`): a client outside clients.networks must log in
@@ -179,6 +180,12 @@ CLOSE_GRACE = 10.0
 # Postfix's smtpd_timeout under stress. Its client can do nothing but QUIT, so it is not left a connection
 # slot for limits.timeout (RFC 5321 4.5.3.2.7's 5 minutes are for a session that may still send mail).
 REFUSED_SESSION_TIMEOUT = 10.0
+# The share of a listener's connection slots (per worker) at which it is under stress: its sessions' idle time
+# between commands drops from limits.timeout to limits.stress_timeout (Postfix's smtpd_timeout =
+# ${stress?{10}:{300}}s; its master sets "stress" when a service reaches its process limit). Without it, one
+# NOOP every limits.timeout - 1 s held a slot for 100 x 300 s (MAX_JUNK_COMMANDS), and a few addresses could
+# hold a listener's every slot for hours. Below the mark, nothing changes for anyone.
+STRESS_PERCENT = 80
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -350,6 +357,18 @@ class Connections:
     slot: int = 0
     refused_waiting: int = 0  # refused in their greeting, waiting for QUIT (not counted in `active`)
     unauthenticated: int = 0  # outside clients.networks, not logged in yet (not counted in `active`)
+    # This worker's sessions at which it is under stress (`stressed`): STRESS_PERCENT of its share of
+    # `max_total` (with workers: of max_connections divided among them; never counted across workers).
+    stress_at: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stress_at <= 0:
+            self.stress_at = stress_mark(self.max_total)
+
+    def stressed(self, unauthenticated: bool = False) -> bool:
+        """Whether the pool a session counts in is at its high-water mark: the slot holders (`active`),
+        or, for an outsider not logged in yet, the outsiders (bounded apart, at max_total)."""
+        return (self.unauthenticated if unauthenticated else self.active) >= self.stress_at
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -405,6 +424,11 @@ class Connections:
             self.per_client[key] = left
         else:
             self.per_client.pop(key, None)
+
+
+def stress_mark(slots: int) -> int:
+    """STRESS_PERCENT of `slots`, rounded up, at least 1."""
+    return max(1, -(-slots * STRESS_PERCENT // 100))
 
 
 # The relay's own 452 4.5.3 answers that refuse nothing: they ask the client to send the recipient
@@ -495,7 +519,11 @@ class RelaySMTP(SMTP):
 
     def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
                  data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
-                 errors: ErrorCount | None = None, **kw):
+                 errors: ErrorCount | None = None, stress_timeout: float | None = None, **kw):
+        # The idle time allowed while the session's pool is under stress (Connections.stressed); None:
+        # limits.timeout always. Set first: connection_made arms the idle timer (_reset_timeout).
+        timeout = kw.get("timeout", 300)
+        self._stress_timeout = stress_timeout if stress_timeout is not None and stress_timeout < timeout else None
         super().__init__(handler, **kw)
         # aiosmtpd keeps the command line limits in one dict shared by every connection (a class
         # attribute), emptied by each new connection and raised at each EHLO: one client's EHLOs, or
@@ -558,6 +586,10 @@ class RelaySMTP(SMTP):
         if duration is None and handle is not None and not handle.cancelled():
             self._idle_from = self.loop.time()
             return
+        if duration is None and self._stress_timeout is not None:
+            # Armed for the stress timeout at most: a session's pool may come under stress while it is
+            # idle, and a new session may come in under it (_timeout_cb looks again each time).
+            duration = self._stress_timeout
         super()._reset_timeout(duration)
 
     def _timeout_cb(self):
@@ -596,7 +628,28 @@ class RelaySMTP(SMTP):
             self._close_with(None)
             return
         idle_until = self._idle_from + self._timeout_duration
-        if now < idle_until - 0.001:  # the last command ended less than `timeout` ago
+        stress = self._stress_timeout
+        if stress is not None and self._timeout_duration > stress:
+            # Postfix's smtpd_timeout = ${stress?{10}:{300}}s: while this listener's sessions are at their
+            # high-water mark (STRESS_PERCENT of its slots), an idle client gets limits.stress_timeout, a
+            # running session as a new one. Only here, between commands: never in DATA (its own deadlines
+            # above) nor while a handler waits on the upstream (_in_handler). Otherwise the timer looks
+            # again every `stress` seconds (a timer per session that often, not per command).
+            stressed_until = self._idle_from + stress
+            if now >= stressed_until - 0.001 and self._connections.stressed(self._unauthenticated):
+                self.relay_service.count("relay_connections_closed_total", limit="stress_timeout")
+                _refused_connections_log.warning(
+                    "stress_timeout", "%s: idle for more than %g s while the listener is busy (%d sessions, "
+                    "limits.stress_timeout), closing with 421", self.session.peer[0] if self.session.peer else "",
+                    stress, self._connections.active)
+                self._give_up(f"421 4.4.2 {self.hostname} Idle for more than {stress:g} s while this relay is "
+                              f"busy, closing the connection")
+                return
+            if now < idle_until - 0.001:
+                check_at = stressed_until if stressed_until > now + 0.001 else now + stress
+                self._reset_timeout(min(idle_until, check_at) - now)
+                return
+        elif now < idle_until - 0.001:  # the last command ended less than `timeout` ago
             self._reset_timeout(idle_until - now)
             return
         # RFC 5321 4.5.3.2.7: the server may close an idle connection; 421 says why (3.8).
@@ -1581,6 +1634,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
             auth_required=False, auth_require_tls=True,
             authenticator=authenticator if logins_enabled else None, failed_logins=failed_logins,
             errors=ErrorCount(limits.error_limit, limits.soft_error_limit, limits.error_delay, limits.max_recipients),
+            stress_timeout=limits.stress_timeout,
             auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if logins_enabled else None,
         )
 

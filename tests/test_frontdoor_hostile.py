@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 from pathlib import Path
 
 import jsonschema
@@ -265,3 +266,40 @@ def test_outsiders_not_logged_in_never_take_a_slot_from_the_relays_own_clients(t
         assert outsider.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
         assert send_message(outsider, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     assert len(upstream.wait_for_messages(2)) == 2
+
+
+def test_under_stress_idle_sessions_get_the_stress_timeout_and_one_in_data_is_left_alone(upstream, relay_factory):
+    """One NOOP every limits.timeout - 1 s held a connection slot for 100 x limits.timeout (the junk limit),
+    so a few addresses could hold every slot for hours. As Postfix's smtpd_timeout = ${stress?{10}:{300}}s:
+    once a listener's sessions reach 80 % of its slots (here 4 of 5), an idle client, running or new, gets
+    limits.stress_timeout between commands, then 421 4.4.2. Below the mark nothing changes, and a session in
+    DATA keeps DATA's own deadlines (its message goes through)."""
+    relay = relay_factory(upstream.port, limits={"max_connections": 5, "max_connections_per_client": 5,
+                                                 "timeout": 60, "stress_timeout": 1, "data_timeout": 60})
+    sending = client(relay)
+    assert sending.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert sending.cmd("RCPT TO:<b@example.com>")[0] == 250
+    assert sending.cmd("DATA")[0] == 354
+    sending.send(BODY[:20])
+    idle = [client(relay), client(relay)]  # 3 sessions: below the mark
+    for _ in range(3):  # well past the stress timeout, nobody is cut
+        time.sleep(1)
+        assert [c.cmd("NOOP")[0] for c in idle] == [250, 250]
+    idle.append(client(relay))  # the 4th session: the mark
+    for c in idle:
+        c.sock.settimeout(20)  # a generous bound for a loaded machine; the relay's is 1 s
+        try:
+            text = c.reply()[1]
+        except (TimeoutError, socket.timeout):
+            text = "no reply: the connection was held open"
+        assert text == "421 4.4.2 relay.test Idle for more than 1 s while this relay is busy, closing the connection"
+        assert c.closed()
+        c.close()
+    sending.send(BODY[20:] + b".\r\n")  # untouched in DATA, although idle longer than the stress timeout
+    assert sending.reply()[0] == 250
+    sending.close()
+    assert len(upstream.wait_for_messages(1)) == 1
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_closed_total", (("limit", "stress_timeout"),))] == 3
+    with client(relay) as other:  # below the mark again: served as ever
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
