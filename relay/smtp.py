@@ -164,6 +164,41 @@ _REWRITTEN_CODES = frozenset(code for pattern, _ in _REWRITES
                              for code in re.findall(r"[0-9]{3}", pattern.pattern[:12]))
 assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
+# RFC 4954 6: the reply to an AUTH exchange line longer than the server takes (the answer to a 334, or an
+# AUTH command whose initial response makes it longer than RFC 5321 4.5.3.1.4's 512 octets: RFC 4954 4 keeps
+# the command within that limit, and a client with a longer response sends it after an empty 334 instead).
+AUTH_LINE_TOO_LONG = "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)"
+
+
+class _CommandReader(asyncio.StreamReader):
+    """The connection's reader (RelaySMTP.__init__ gives aiosmtpd's its class): keeps how the last command
+    line began, `line_start`, for a reply about a line too long (AUTH gets 5.5.6, not 5.5.2). A line past
+    the reader's limit raises before it is read: its start is taken from the buffer at its first overrun,
+    and the reads of its rest change nothing. A reference to the line, no copy: nothing per command."""
+
+    line_start: bytes = b""
+    _overrun = False
+
+    async def readuntil(self, separator=b"\n"):
+        try:
+            line = await super().readuntil(separator)
+        except asyncio.LimitOverrunError:
+            if not self._overrun:
+                self._overrun = True
+                self.line_start = bytes(self._buffer[:8])
+            raise
+        if self._overrun:
+            self._overrun = False  # the end of the long line: its start is kept
+        else:
+            self.line_start = line
+        return line
+
+
+def _auth_line(start: bytes) -> bool:
+    """A command line that is an AUTH with an argument (aiosmtpd splits the verb at a space)."""
+    return start[:5].upper() == b"AUTH "
+
+
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
 # NOOP, RSET, VRFY, HELP, HELO and EHLO a connection may send without a message delivered in between
@@ -529,6 +564,7 @@ class RelaySMTP(SMTP):
         # attribute), emptied by each new connection and raised at each EHLO: one client's EHLOs, or
         # a new connection, changed what every other client could send. Each connection has its own.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self._stream_reader.__class__ = _CommandReader  # aiosmtpd builds a plain one (line_start)
         self.relay_service = service
         self.relay_session = None
         self._connections = connections
@@ -1042,7 +1078,7 @@ class RelaySMTP(SMTP):
         await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
         line = await self._read_whole_line()
         if line is None:
-            await self.push("500 5.5.6 Authentication exchange line is too long (RFC 4954 6)")
+            await self.push(AUTH_LINE_TOO_LONG)
             return MISSING
         answer = line.strip()
         if answer == b"*":  # RFC 4954 4: the client cancels; the server MUST answer 501
@@ -1192,6 +1228,8 @@ class RelaySMTP(SMTP):
             # went out last): anything written now would reach the client after that last word.
             self._unread_rest()
             return
+        if status == "500 Command line too long" and _auth_line(getattr(self._reader, "line_start", b"")):
+            status = AUTH_LINE_TOO_LONG  # an AUTH whose initial response made it too long: RFC 4954 6
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):

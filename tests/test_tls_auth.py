@@ -669,3 +669,17 @@ def test_a_refusal_of_the_ehlo_after_starttls_with_a_login_is_the_smarthosts_rep
     assert tls_upstream.messages == []
     event = relay.events(wait_for=1)[-1]
     assert event["reply"]["source"] == "upstream" and event["reply"]["code"] == int(refusal[:3]), event
+
+
+@pytest.mark.parametrize("length", [600, 5000])
+def test_an_auth_command_longer_than_a_line_gets_5_5_6(auth_relay, cert, length):
+    # RFC 4954 4 keeps AUTH within RFC 5321's 512 octets (a longer initial response goes after an empty 334),
+    # and RFC 4954 6 names the reply: 500 5.5.6 Authentication Exchange line is too long (it was 500 5.5.2,
+    # a plain command line's). 600: read whole, then found too long; 5000: past the reader's own limit.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.ehlo_over_tls(cert[0])
+        line = "AUTH PLAIN " + "QUFB" * ((length - 11) // 4)
+        assert c.cmd(line) == (500, "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)")
+        assert c.cmd("NOOP " + "x" * 600) == (500, "500 5.5.2 Command line too long")  # any other: as before
+        assert c.cmd("NOOP") == (250, "250 2.0.0 OK")
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
