@@ -901,6 +901,14 @@ class RelaySMTP(SMTP):
             await self.push(f"553 {enhanced} {text}")
             return True
         self._parsed_path = (path, parsed)
+        before = len(path) - len(params) - 1  # where the SP before the parameters must be
+        if params and params[0] != " " and before >= 0 and path.endswith(params) and path[before] != " ":
+            # RFC 5321 4.1.2: "FROM:" Reverse-path [SP Mail-parameters] (and RCPT's likewise): aiosmtpd's parser
+            # takes whatever follows the closing ">" for parameters, so "<a@b.test>SIZE=10" was accepted
+            # and its SIZE passed on. (The everyday path's own parse, _PLAIN_PATH, requires the space.)
+            await self.push(f"501 5.5.4 Syntax error: no space between the path and \"{printable(params[:40])}\" "
+                            f"(RFC 5321 4.1.2: parameters follow the path after a SP)")
+            return True
         problem = parameter_problem(params) if address is not None and params else None
         if problem is not None:
             await self.push(problem)

@@ -259,6 +259,28 @@ def test_bad_mail_parameters_get_a_precise_reply(relay, upstream, line, expected
     assert upstream.connections == 0
 
 
+@pytest.mark.parametrize("line", [
+    "MAIL FROM:<a@sender.test>SIZE=10",
+    "MAIL FROM:<a@sender.test>\tSIZE=10",
+    'MAIL FROM:<"a b"@sender.test>SIZE=10',
+    "MAIL FROM:<>SIZE=10",
+    "RCPT TO:<b@example.com>NOTIFY=NEVER",
+    "RCPT TO:<b@[127.0.0.1]>X",
+])
+def test_parameters_run_into_the_path_are_refused(relay, upstream, line):
+    # RFC 5321 4.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters]; aiosmtpd's parser took what followed
+    # the ">" for parameters: "<a@sender.test>SIZE=10" was accepted (250) and its SIZE passed on.
+    with client(relay) as c:
+        if line.startswith("RCPT"):
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(line)
+        assert text.startswith("501 5.5.4 Syntax error: no space between the path and \""), text
+        assert text.endswith("(RFC 5321 4.1.2: parameters follow the path after a SP)"), text
+        assert c.cmd("NOOP")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250  # spaced: as ever
+    assert [m.mail_options for m in upstream.wait_for_messages(1)] == [[]]
+
+
 def test_a_thousand_bad_sizes_leak_nothing(upstream, relay_factory):
     # The error limit would end this connection at the 20th (see the error limit's tests below).
     relay = relay_factory(upstream.port, limits={"error_limit": 2000, "error_delay": 0})
