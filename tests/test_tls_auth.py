@@ -683,3 +683,17 @@ def test_an_auth_command_longer_than_a_line_gets_5_5_6(auth_relay, cert, length)
         assert c.cmd("NOOP " + "x" * 600) == (500, "500 5.5.2 Command line too long")  # any other: as before
         assert c.cmd("NOOP") == (250, "250 2.0.0 OK")
         assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+
+
+def test_the_listeners_tls_context_refuses_client_renegotiation(auth_relay, cert):
+    # A client-initiated renegotiation costs the server a handshake for a few bytes (CVE-2011-1473). OpenSSL 3
+    # refuses it by default, 1.1.1 did not; the option is set on the context the listener uses whatever
+    # Python links (no client on this machine can renegotiate to show it on the wire: OpenSSL 3 everywhere).
+    import ssl
+
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.ehlo_over_tls(cert[0])
+        (server_side,) = [p for p in auth_relay.server.counter.protocols if p.session.ssl]
+        tls = server_side.session.ssl["ssl_object"]
+        assert tls.context is server_side.tls_context
+        assert tls.context.options & ssl.OP_NO_RENEGOTIATION
