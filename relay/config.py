@@ -1159,6 +1159,15 @@ def _directory_problem(path: Path) -> str | None:
         if not os.access(path, os.W_OK | os.X_OK):
             return f"directory {path} is not writable"
         return None
+    # A symbolic link whose target is missing (a volume not mounted) "does not exist", and neither does
+    # what lies under it: mkdir(parents=True) then fails (FileExistsError, a traceback in every worker).
+    missing = path
+    while not missing.exists() and missing != missing.parent:
+        if missing.is_symlink():
+            under = "" if missing == path else f", so {path} cannot be created"
+            return (f"{missing} is a symbolic link to {os.readlink(missing)}, which does not exist (a volume not "
+                    f"mounted?){under}")
+        missing = missing.parent
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
