@@ -622,10 +622,12 @@ class RelaySMTP(SMTP):
         if duration is None and handle is not None and not handle.cancelled():
             self._idle_from = self.loop.time()
             return
-        if duration is None and self._stress_timeout is not None:
-            # Armed for the stress timeout at most: a session's pool may come under stress while it is
-            # idle, and a new session may come in under it (_timeout_cb looks again each time).
-            duration = self._stress_timeout
+        if duration is None:
+            self._idle_from = self.loop.time()  # the connection's start: idle from now
+            if self._stress_timeout is not None:
+                # Armed for the stress timeout at most: a session's pool may come under stress while it
+                # is idle, and a new session may come in under it (_timeout_cb looks again each time).
+                duration = self._stress_timeout
         super()._reset_timeout(duration)
 
     def _timeout_cb(self):
@@ -673,6 +675,15 @@ class RelaySMTP(SMTP):
             # again every `stress` seconds (a timer per session that often, not per command).
             stressed_until = self._idle_from + stress
             if now >= stressed_until - 0.001 and self._connections.stressed(self._unauthenticated):
+                # Out of the count at once (its connection goes when its 421 and its transaction's record
+                # are done): the sessions whose timers fire next see the listener as it now is, and are
+                # not cut for the stress this one's cut has ended.
+                if self._unauthenticated:
+                    self._unauthenticated = False
+                    self._connections.unauthenticated -= 1
+                elif self._holds_slot:
+                    self._holds_slot = False
+                    self._connections.give_back_slot()
                 self.relay_service.count("relay_connections_closed_total", limit="stress_timeout")
                 _refused_connections_log.warning(
                     "stress_timeout", "%s: idle for more than %g s while the listener is busy (%d sessions, "
