@@ -1339,3 +1339,11 @@ def test_a_path_that_needs_the_full_parser_is_judged_once(relay, upstream, monke
     assert (msg.mail_from, msg.rcpt_tos) == ('"a b"@sender.test', ["b@[192.0.2.1]", '"e f"@example.com'])
     assert sorted(set(judged)) == sorted(judged), judged  # no text judged twice
     assert len(judged) == 4, judged
+
+
+def test_the_stress_mark_is_80_percent_of_a_listeners_slots_rounded_up():
+    from relay.smtp import Connections, stress_mark
+
+    assert [stress_mark(n) for n in (1, 2, 3, 5, 50, 1000)] == [1, 2, 3, 4, 40, 800]
+    assert Connections(1000, 50).stress_at == 800  # one process: its max_connections
+    assert Connections(1000, 25, stress_at=stress_mark(500)).stress_at == 400  # a worker's share (relay/server.py)
