@@ -111,6 +111,9 @@ class Limits:
     max_recipients: int = 100
     max_connections: int = 1000
     timeout: float = 300.0  # idle time allowed between client commands
+    # The idle time allowed instead while a listener's sessions are at STRESS_FRACTION of its connection
+    # slots (relay/smtp.py, Connections.stressed): Postfix's smtpd_timeout = ${stress?{10}:{300}}s.
+    stress_timeout: float = 10.0
     # One client address (IPv6: its /64) may hold this many connections, so that it cannot take them all.
     max_connections_per_client: int = 50
     data_timeout: float = 300.0  # from 354 to the final dot, however slowly the data trickles in
@@ -858,7 +861,7 @@ def _port(v: int) -> int:
 
 def _limits(top: _Reader) -> Limits:
     r = _Reader(top.problems, top.data.get("limits"), "limits")
-    r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout",
+    r.unknown({"max_message_size", "max_recipients", "max_connections", "timeout", "stress_timeout",
                "max_connections_per_client", "data_timeout", "unauthenticated_timeout", "error_limit",
                "soft_error_limit", "error_delay"})
     d = Limits()
@@ -868,6 +871,7 @@ def _limits(top: _Reader) -> Limits:
         max_recipients=r.get("max_recipients", int, d.max_recipients, convert=_positive),
         max_connections=r.get("max_connections", int, d.max_connections, convert=_positive),
         timeout=dur("timeout", d.timeout),
+        stress_timeout=dur("stress_timeout", d.stress_timeout),
         max_connections_per_client=r.get("max_connections_per_client", int, d.max_connections_per_client,
                                          convert=_positive),
         data_timeout=dur("data_timeout", d.data_timeout),
@@ -878,6 +882,10 @@ def _limits(top: _Reader) -> Limits:
         # own reply timeouts (RFC 5321 4.5.3.2: 5 minutes for most commands).
         error_delay=r.get("error_delay", (int, float, str), d.error_delay, convert=_duration_within(0.0, 10.0)),
     )
+    if "stress_timeout" in r.data and limits.stress_timeout > limits.timeout:
+        top.problems.add("limits.stress_timeout",
+                         f"{limits.stress_timeout:g} s is more than limits.timeout ({limits.timeout:g} s): the idle "
+                         f"time allowed when the listener is busy can only be shorter")
     if limits.soft_error_limit > limits.error_limit:
         top.problems.add("limits.soft_error_limit",
                          f"{limits.soft_error_limit} is more than limits.error_limit ({limits.error_limit}): the "
@@ -1151,6 +1159,15 @@ def _directory_problem(path: Path) -> str | None:
         if not os.access(path, os.W_OK | os.X_OK):
             return f"directory {path} is not writable"
         return None
+    # A symbolic link whose target is missing (a volume not mounted) "does not exist", and neither does
+    # what lies under it: mkdir(parents=True) then fails (FileExistsError, a traceback in every worker).
+    missing = path
+    while not missing.exists() and missing != missing.parent:
+        if missing.is_symlink():
+            under = "" if missing == path else f", so {path} cannot be created"
+            return (f"{missing} is a symbolic link to {os.readlink(missing)}, which does not exist (a volume not "
+                    f"mounted?){under}")
+        missing = missing.parent
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -5,7 +5,8 @@ returns its Reply on the wire. aiosmtpd's own replies get RFC 3463 enhanced
 status codes here (we advertise ENHANCEDSTATUSCODES, RFC 2034).
 
 Deadlines, each bounded (the one timer is re-armed only up to a deadline, never past it):
-- idle (`limits.timeout`): between commands, and between chunks of DATA;
+- idle (`limits.timeout`): between commands, and between chunks of DATA; between commands only
+  `limits.stress_timeout` while the listener's sessions are at STRESS_PERCENT of its slots (Postfix's stress);
 - command: while a handler waits on the upstream, the upstream's own deadlines plus a margin;
 - DATA (`limits.data_timeout`): from 354 to the final dot, however the bytes trickle in;
 - outsiders (`limits.unauthenticated_timeout`): a client outside clients.networks must log in
@@ -163,6 +164,41 @@ _REWRITTEN_CODES = frozenset(code for pattern, _ in _REWRITES
                              for code in re.findall(r"[0-9]{3}", pattern.pattern[:12]))
 assert all(code.isdigit() for code in _REWRITTEN_CODES)
 
+# RFC 4954 6: the reply to an AUTH exchange line longer than the server takes (the answer to a 334, or an
+# AUTH command whose initial response makes it longer than RFC 5321 4.5.3.1.4's 512 octets: RFC 4954 4 keeps
+# the command within that limit, and a client with a longer response sends it after an empty 334 instead).
+AUTH_LINE_TOO_LONG = "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)"
+
+
+class _CommandReader(asyncio.StreamReader):
+    """The connection's reader (RelaySMTP.__init__ gives aiosmtpd's its class): keeps how the last command
+    line began, `line_start`, for a reply about a line too long (AUTH gets 5.5.6, not 5.5.2). A line past
+    the reader's limit raises before it is read: its start is taken from the buffer at its first overrun,
+    and the reads of its rest change nothing. A reference to the line, no copy: nothing per command."""
+
+    line_start: bytes = b""
+    _overrun = False
+
+    async def readuntil(self, separator=b"\n"):
+        try:
+            line = await super().readuntil(separator)
+        except asyncio.LimitOverrunError:
+            if not self._overrun:
+                self._overrun = True
+                self.line_start = bytes(self._buffer[:8])
+            raise
+        if self._overrun:
+            self._overrun = False  # the end of the long line: its start is kept
+        else:
+            self.line_start = line
+        return line
+
+
+def _auth_line(start: bytes) -> bool:
+    """A command line that is an AUTH with an argument (aiosmtpd splits the verb at a space)."""
+    return start[:5].upper() == b"AUTH "
+
+
 # Failed AUTH commands a connection may make before it is closed (421).
 MAX_AUTH_FAILURES = 3
 # NOOP, RSET, VRFY, HELP, HELO and EHLO a connection may send without a message delivered in between
@@ -179,6 +215,12 @@ CLOSE_GRACE = 10.0
 # Postfix's smtpd_timeout under stress. Its client can do nothing but QUIT, so it is not left a connection
 # slot for limits.timeout (RFC 5321 4.5.3.2.7's 5 minutes are for a session that may still send mail).
 REFUSED_SESSION_TIMEOUT = 10.0
+# The share of a listener's connection slots (per worker) at which it is under stress: its sessions' idle time
+# between commands drops from limits.timeout to limits.stress_timeout (Postfix's smtpd_timeout =
+# ${stress?{10}:{300}}s; its master sets "stress" when a service reaches its process limit). Without it, one
+# NOOP every limits.timeout - 1 s held a slot for 100 x 300 s (MAX_JUNK_COMMANDS), and a few addresses could
+# hold a listener's every slot for hours. Below the mark, nothing changes for anyone.
+STRESS_PERCENT = 80
 _READ_CHUNK = 1 << 18  # asyncio's transport receives at most 256 KiB at a time: one read takes it all
 
 
@@ -359,6 +401,19 @@ class Connections:
     def waiting_cap(self) -> int:
         return self.max_total if self.local_cap is None else self.local_cap
 
+    # This worker's sessions at which it is under stress (`stressed`): STRESS_PERCENT of its share of
+    # `max_total` (with workers: of max_connections divided among them; never counted across workers).
+    stress_at: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stress_at <= 0:
+            self.stress_at = stress_mark(self.max_total)
+
+    def stressed(self, unauthenticated: bool = False) -> bool:
+        """Whether the pool a session counts in is at its high-water mark: the slot holders (`active`),
+        or, for an outsider not logged in yet, the outsiders (bounded apart, at max_total)."""
+        return (self.unauthenticated if unauthenticated else self.active) >= self.stress_at
+
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
         must be told. A refused connection is counted in nothing (release() is not called for it):
@@ -413,6 +468,11 @@ class Connections:
             self.per_client[key] = left
         else:
             self.per_client.pop(key, None)
+
+
+def stress_mark(slots: int) -> int:
+    """STRESS_PERCENT of `slots`, rounded up, at least 1."""
+    return max(1, -(-slots * STRESS_PERCENT // 100))
 
 
 # The relay's own 452 4.5.3 answers that refuse nothing: they ask the client to send the recipient
@@ -503,12 +563,17 @@ class RelaySMTP(SMTP):
 
     def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
                  data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
-                 errors: ErrorCount | None = None, **kw):
+                 errors: ErrorCount | None = None, stress_timeout: float | None = None, **kw):
+        # The idle time allowed while the session's pool is under stress (Connections.stressed); None:
+        # limits.timeout always. Set first: connection_made arms the idle timer (_reset_timeout).
+        timeout = kw.get("timeout", 300)
+        self._stress_timeout = stress_timeout if stress_timeout is not None and stress_timeout < timeout else None
         super().__init__(handler, **kw)
         # aiosmtpd keeps the command line limits in one dict shared by every connection (a class
         # attribute), emptied by each new connection and raised at each EHLO: one client's EHLOs, or
         # a new connection, changed what every other client could send. Each connection has its own.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self._stream_reader.__class__ = _CommandReader  # aiosmtpd builds a plain one (line_start)
         self.relay_service = service
         self.relay_session = None
         self._connections = connections
@@ -566,6 +631,12 @@ class RelaySMTP(SMTP):
         if duration is None and handle is not None and not handle.cancelled():
             self._idle_from = self.loop.time()
             return
+        if duration is None:
+            self._idle_from = self.loop.time()  # the connection's start: idle from now
+            if self._stress_timeout is not None:
+                # Armed for the stress timeout at most: a session's pool may come under stress while it
+                # is idle, and a new session may come in under it (_timeout_cb looks again each time).
+                duration = self._stress_timeout
         super()._reset_timeout(duration)
 
     def _timeout_cb(self):
@@ -604,7 +675,37 @@ class RelaySMTP(SMTP):
             self._close_with(None)
             return
         idle_until = self._idle_from + self._timeout_duration
-        if now < idle_until - 0.001:  # the last command ended less than `timeout` ago
+        stress = self._stress_timeout
+        if stress is not None and self._timeout_duration > stress:
+            # Postfix's smtpd_timeout = ${stress?{10}:{300}}s: while this listener's sessions are at their
+            # high-water mark (STRESS_PERCENT of its slots), an idle client gets limits.stress_timeout, a
+            # running session as a new one. Only here, between commands: never in DATA (its own deadlines
+            # above) nor while a handler waits on the upstream (_in_handler). Otherwise the timer looks
+            # again every `stress` seconds (a timer per session that often, not per command).
+            stressed_until = self._idle_from + stress
+            if now >= stressed_until - 0.001 and self._connections.stressed(self._unauthenticated):
+                # Out of the count at once (its connection goes when its 421 and its transaction's record
+                # are done): the sessions whose timers fire next see the listener as it now is, and are
+                # not cut for the stress this one's cut has ended.
+                if self._unauthenticated:
+                    self._unauthenticated = False
+                    self._connections.unauthenticated -= 1
+                elif self._holds_slot:
+                    self._holds_slot = False
+                    self._connections.give_back_slot()
+                self.relay_service.count("relay_connections_closed_total", limit="stress_timeout")
+                _refused_connections_log.warning(
+                    "stress_timeout", "%s: idle for more than %g s while the listener is busy (%d sessions, "
+                    "limits.stress_timeout), closing with 421", self.session.peer[0] if self.session.peer else "",
+                    stress, self._connections.active)
+                self._give_up(f"421 4.4.2 {self.hostname} Idle for more than {stress:g} s while this relay is "
+                              f"busy, closing the connection")
+                return
+            if now < idle_until - 0.001:
+                check_at = stressed_until if stressed_until > now + 0.001 else now + stress
+                self._reset_timeout(min(idle_until, check_at) - now)
+                return
+        elif now < idle_until - 0.001:  # the last command ended less than `timeout` ago
             self._reset_timeout(idle_until - now)
             return
         # RFC 5321 4.5.3.2.7: the server may close an idle connection; 421 says why (3.8).
@@ -820,6 +921,14 @@ class RelaySMTP(SMTP):
             await self.push(f"553 {enhanced} {text}")
             return True
         self._parsed_path = (path, parsed)
+        before = len(path) - len(params) - 1  # where the SP before the parameters must be
+        if params and params[0] != " " and before >= 0 and path.endswith(params) and path[before] != " ":
+            # RFC 5321 4.1.2: "FROM:" Reverse-path [SP Mail-parameters] (and RCPT's likewise): aiosmtpd's parser
+            # takes whatever follows the closing ">" for parameters, so "<a@b.test>SIZE=10" was accepted
+            # and its SIZE passed on. (The everyday path's own parse, _PLAIN_PATH, requires the space.)
+            await self.push(f"501 5.5.4 Syntax error: no space between the path and \"{printable(params[:40])}\" "
+                            f"(RFC 5321 4.1.2: parameters follow the path after a SP)")
+            return True
         problem = parameter_problem(params) if address is not None and params else None
         if problem is not None:
             await self.push(problem)
@@ -997,7 +1106,7 @@ class RelaySMTP(SMTP):
         await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
         line = await self._read_whole_line()
         if line is None:
-            await self.push("500 5.5.6 Authentication exchange line is too long (RFC 4954 6)")
+            await self.push(AUTH_LINE_TOO_LONG)
             return MISSING
         answer = line.strip()
         if answer == b"*":  # RFC 4954 4: the client cancels; the server MUST answer 501
@@ -1147,6 +1256,8 @@ class RelaySMTP(SMTP):
             # went out last): anything written now would reach the client after that last word.
             self._unread_rest()
             return
+        if status == "500 Command line too long" and _auth_line(getattr(self._reader, "line_start", b"")):
+            status = AUTH_LINE_TOO_LONG  # an AUTH whose initial response made it too long: RFC 4954 6
         if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
@@ -1564,6 +1675,10 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
     tls_context = None
     if listener.tls:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # No renegotiation a client asks for (TLS 1.2 and older): each one costs the server a handshake's
+        # CPU for a few bytes of the client's (CVE-2011-1473), and RFC 5746's secure renegotiation is no
+        # help there. OpenSSL 3 refuses it by default, 1.1.1 does not: said here whatever Python links.
+        tls_context.options |= ssl.OP_NO_RENEGOTIATION
         tls_context.load_cert_chain(str(listener.tls_cert), str(listener.tls_key))
     up = settings.upstream
     # The longest any one command may wait on the upstream (the final dot: connect, the commands, the
@@ -1589,6 +1704,7 @@ def protocol_factory(service: RelayService, settings, listener, connections: Con
             auth_required=False, auth_require_tls=True,
             authenticator=authenticator if logins_enabled else None, failed_logins=failed_logins,
             errors=ErrorCount(limits.error_limit, limits.soft_error_limit, limits.error_delay, limits.max_recipients),
+            stress_timeout=limits.stress_timeout,
             auth_exclude_mechanism=["CRAM-MD5", "XOAUTH2"] if logins_enabled else None,
         )
 

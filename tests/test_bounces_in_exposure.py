@@ -5,6 +5,7 @@ which anyone can forge, never lists an address at once and by default never touc
 
 from __future__ import annotations
 
+import select
 import socket
 import subprocess
 import sys
@@ -312,3 +313,34 @@ def test_one_clients_costly_bounces_never_hold_up_another_clients_bounce(tmp_pat
             c.close()
     bounced = [e for e in relay.events(wait_for=2) if e["kind"] == "bounced"]
     assert [e["recipient"] for e in bounced] == ["alice@dest.example"]
+
+
+def test_a_busy_bounces_in_listener_gives_idle_sessions_the_stress_timeout_and_only_its_own(upstream, relay_factory):
+    # With 10 connections an address and one NOOP every limits.timeout - 1 s (each restarting the idle time),
+    # five addresses held every slot of the listener (50) for hours. As Postfix's smtpd_timeout under
+    # stress: at 80 % of its slots (4 of 5 here), its idle sessions get limits.stress_timeout. The relay
+    # listener has its own slots, and is not under stress: its idle client is left alone.
+    relay = start_intake(relay_factory, upstream, intake={"max_connections": 5, "max_connections_per_client": 5},
+                         limits={"timeout": 60, "stress_timeout": 1})
+    ours = RawSMTP(relay.host, relay.port)
+    assert ours.cmd("EHLO client.test")[0] == 250
+    held = []
+    for source in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        c = RawSMTP(relay.host, relay.intake_port, source=source)
+        assert c.cmd("EHLO mta.example")[0] == 250
+        held.append(c)
+    time.sleep(2)  # past the stress timeout, below the mark: nobody is cut
+    assert [c.cmd("NOOP")[0] for c in held] == [250, 250, 250]
+    held.append(RawSMTP(relay.host, relay.intake_port, source="127.0.0.6"))  # the 4th: the mark
+    ready, _, _ = select.select([c.sock for c in held], [], [], 20)  # the first idle past the stress timeout
+    assert len(ready) >= 1, "nobody was cut: the listener stayed full of idle sessions"
+    (cut,) = [c for c in held if c.sock is ready[0]]
+    assert cut.reply()[1] == "421 4.4.2 relay.test Idle for more than 1 s while this relay is busy, closing the connection"
+    assert cut.closed()
+    # One cut is enough: the listener is below the mark again, and the others are left their limits.timeout.
+    assert [c.cmd("NOOP")[0] for c in held if c is not cut] == [250, 250, 250]
+    assert ours.cmd("NOOP")[0] == 250  # idle as long on the relay listener, which is not busy
+    for c in (*held, ours):
+        c.close()
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_closed_total", (("limit", "stress_timeout"),))] == 1

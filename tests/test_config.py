@@ -241,6 +241,22 @@ def test_connection_and_deadline_limits(tmp_path):
 
 
 
+def test_stress_timeout(tmp_path):
+    # Postfix's smtpd_timeout = ${stress?{10}:{300}}s: 10 s by default, never longer than limits.timeout.
+    path = tmp_path / "c.yaml"
+    path.write_text("hostname: relay.example.com\n")
+    assert load_settings(path).limits.stress_timeout == 10
+    path.write_text("hostname: relay.example.com\nlimits: {timeout: 2s}\n")  # shorter: limits.timeout holds
+    assert (load_settings(path).limits.timeout, load_settings(path).limits.stress_timeout) == (2, 10)
+    path.write_text("hostname: relay.example.com\nlimits: {stress_timeout: 30s}\n")
+    assert load_settings(path).limits.stress_timeout == 30
+    found = problems(tmp_path, "hostname: r.example\nlimits: {timeout: 20s, stress_timeout: 1m}\n")
+    assert found == ["limits.stress_timeout: 60 s is more than limits.timeout (20 s): the idle time allowed when "
+                     "the listener is busy can only be shorter"], found
+    found = problems(tmp_path, "hostname: r.example\nlimits: {stress_timeout: 0}\n")
+    assert len(found) == 1 and found[0].startswith("limits.stress_timeout: "), found
+
+
 def test_error_limits(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("hostname: relay.example.com\n")

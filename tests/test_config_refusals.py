@@ -393,3 +393,17 @@ def test_a_policy_file_missing_altogether_still_means_the_shipped_one(tmp_path):
     (policies / "domains.yaml").write_text("example.com: {dkim_required: true}\n")
     out = check_config(tmp_path, f"hostname: relay.example.com\n{BASE}policies: {policies}\n")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_a_spool_dir_through_a_dangling_symbolic_link_is_refused_by_the_config_check(tmp_path, under):
+    # A webhook spool on a volume not mounted: the link is there, its target is not. The check passed it
+    # (a missing directory is created at start), and each worker then died on mkdir (FileExistsError) with
+    # a traceback; as the spool itself or as a directory on the way to it.
+    (tmp_path / "spool").symlink_to(tmp_path / "mnt" / "volume")
+    spool = tmp_path / "spool" / "hooks" if under else tmp_path / "spool"
+    out = refused(tmp_path, f"hostname: relay.example.com\n{BASE}"
+                            f"events: [{{webhook: 'https://app.example/h', spool_dir: '{spool}'}}]\n")
+    why = (f"{tmp_path / 'spool'} is a symbolic link to {tmp_path / 'mnt' / 'volume'}, which does not exist (a "
+           f"volume not mounted?)" + (f", so {spool} cannot be created" if under else ""))
+    assert f"c.yaml: events[0].spool_dir: {why}" in out, out

@@ -1465,3 +1465,19 @@ def test_a_dash_reads_the_bounce_from_stdin():
     assert [(r["file"], r["recipient"]) for r in rows] == [("-", "userunknown@example.jp"),
                                                           ("-", "filtered@example.jp")]
     assert rows[0]["classification"]["category"] == "unknown_recipient"
+
+
+def test_x_actual_recipient_is_kept_when_the_reply_comes_from_the_text(capsys, tmp_path):
+    # A recipient block without a Diagnostic-Code takes the remote reply from the report's text
+    # (_fill_from_text), which rebuilt the recipient and dropped Sendmail's X-Actual-Recipient: not printed,
+    # and the reply naming that address (the alias's target) no longer named the recipient.
+    diagnostic = "550 5.1.1 <jsmith1990@mail.example.net>: Recipient address rejected: User unknown"
+    dsn = _postfix_dsn("jane@alumni.example.edu", diagnostic,
+                       extra="X-Actual-Recipient: rfc822; jsmith1990@mail.example.net\r\n")
+    path = tmp_path / "dsn.eml"
+    path.write_bytes(dsn.replace(f"Diagnostic-Code: smtp; {diagnostic}\r\n".encode(), b""))
+    [row] = run(capsys, str(path))[1]
+    c = row["classification"]
+    assert (row["recipient"], row["actual_recipient"], row["diagnostic"], row["stage"]) == (
+        "jane@alumni.example.edu", "jsmith1990@mail.example.net", diagnostic, "rcpt"), row
+    assert (c["scope"], c["bounce_list"], row["hard"]) == ("recipient", "list", True), row

@@ -7,6 +7,7 @@ import json
 import socket
 import sqlite3
 import struct
+import time
 from pathlib import Path
 
 import jsonschema
@@ -338,3 +339,63 @@ def test_a_failure_recording_an_answered_dot_after_the_client_left_still_ends_th
     wait_until(lambda: not service._txns and not service._txn_pipeline)
     with client(relay) as other:
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+STRESS_421 = "421 4.4.2 relay.test Idle for more than 1 s while this relay is busy, closing the connection"
+
+
+def reply_within(c: RawSMTP, seconds: float = 20) -> str:
+    """The next reply's text, or what the client saw instead (a generous bound for a loaded machine)."""
+    c.sock.settimeout(seconds)
+    try:
+        return c.reply()[1]
+    except (TimeoutError, socket.timeout):
+        return "no reply: the connection was held open"
+
+
+def test_under_stress_idle_sessions_get_the_stress_timeout_and_those_in_data_are_left_alone(upstream, relay_factory):
+    """One NOOP every limits.timeout - 1 s held a connection slot for 100 x limits.timeout (the junk limit),
+    so a few addresses could hold every slot for hours. As Postfix's smtpd_timeout = ${stress?{10}:{300}}s:
+    once a listener's sessions reach 80 % of its slots (here 4 of 5), an idle client, running or new, gets
+    limits.stress_timeout between commands, then 421 4.4.2. Sessions in DATA keep DATA's own deadlines (their
+    messages go through, although idle longer than the stress timeout)."""
+    relay = relay_factory(upstream.port, limits={"max_connections": 5, "max_connections_per_client": 5,
+                                                 "timeout": 60, "stress_timeout": 1, "data_timeout": 60})
+    sending = []
+    for n in range(3):  # 3 sessions: below the mark
+        c = client(relay)
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd(f"RCPT TO:<b{n}@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY[:20])
+        sending.append(c)
+    running = client(relay)  # the 4th: the mark, a session that has said EHLO
+    assert reply_within(running) == STRESS_421
+    assert running.closed()
+    running.close()
+    new = RawSMTP(relay.host, relay.port)  # at the mark again: a new session, silent since its greeting
+    assert new.greeting[0] == 220
+    assert reply_within(new) == STRESS_421
+    assert new.closed()
+    new.close()
+    for c in sending:
+        c.send(BODY[20:] + b".\r\n")
+        assert c.reply()[0] == 250
+        c.close()
+    assert len(upstream.wait_for_messages(3)) == 3
+    counters = relay.server.metrics.counters
+    assert counters[("relay_connections_closed_total", (("limit", "stress_timeout"),))] == 2
+    with client(relay) as other:  # below the mark again: served as ever
+        assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_below_the_stress_mark_a_silent_new_session_keeps_limits_timeout(upstream, relay_factory):
+    """The idle timer of a session is armed for limits.stress_timeout at most (so that stress reaches sessions
+    already idle), and looks again when it fires: a session that has sent nothing since its greeting, on a
+    listener below the mark, is not closed then (it has limits.timeout)."""
+    relay = relay_factory(upstream.port, limits={"timeout": 60, "stress_timeout": 1})
+    with RawSMTP(relay.host, relay.port) as silent:
+        assert silent.greeting[0] == 220
+        time.sleep(2.5)  # two of its timer's looks
+        assert silent.cmd("EHLO client.test")[0] == 250
+        assert send_message(silent, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250

@@ -259,6 +259,28 @@ def test_bad_mail_parameters_get_a_precise_reply(relay, upstream, line, expected
     assert upstream.connections == 0
 
 
+@pytest.mark.parametrize("line", [
+    "MAIL FROM:<a@sender.test>SIZE=10",
+    "MAIL FROM:<a@sender.test>\tSIZE=10",
+    'MAIL FROM:<"a b"@sender.test>SIZE=10',
+    "MAIL FROM:<>SIZE=10",
+    "RCPT TO:<b@example.com>NOTIFY=NEVER",
+    "RCPT TO:<b@[127.0.0.1]>X",
+])
+def test_parameters_run_into_the_path_are_refused(relay, upstream, line):
+    # RFC 5321 4.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters]; aiosmtpd's parser took what followed
+    # the ">" for parameters: "<a@sender.test>SIZE=10" was accepted (250) and its SIZE passed on.
+    with client(relay) as c:
+        if line.startswith("RCPT"):
+            assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        code, text = c.cmd(line)
+        assert text.startswith("501 5.5.4 Syntax error: no space between the path and \""), text
+        assert text.endswith("(RFC 5321 4.1.2: parameters follow the path after a SP)"), text
+        assert c.cmd("NOOP")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250  # spaced: as ever
+    assert [m.mail_options for m in upstream.wait_for_messages(1)] == [[]]
+
+
 def test_a_thousand_bad_sizes_leak_nothing(upstream, relay_factory):
     # The error limit would end this connection at the 20th (see the error limit's tests below).
     relay = relay_factory(upstream.port, limits={"error_limit": 2000, "error_delay": 0})
@@ -1317,3 +1339,11 @@ def test_a_path_that_needs_the_full_parser_is_judged_once(relay, upstream, monke
     assert (msg.mail_from, msg.rcpt_tos) == ('"a b"@sender.test', ["b@[192.0.2.1]", '"e f"@example.com'])
     assert sorted(set(judged)) == sorted(judged), judged  # no text judged twice
     assert len(judged) == 4, judged
+
+
+def test_the_stress_mark_is_80_percent_of_a_listeners_slots_rounded_up():
+    from relay.smtp import Connections, stress_mark
+
+    assert [stress_mark(n) for n in (1, 2, 3, 5, 50, 1000)] == [1, 2, 3, 4, 40, 800]
+    assert Connections(1000, 50).stress_at == 800  # one process: its max_connections
+    assert Connections(1000, 25, stress_at=stress_mark(500)).stress_at == 400  # a worker's share (relay/server.py)

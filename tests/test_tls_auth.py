@@ -669,3 +669,31 @@ def test_a_refusal_of_the_ehlo_after_starttls_with_a_login_is_the_smarthosts_rep
     assert tls_upstream.messages == []
     event = relay.events(wait_for=1)[-1]
     assert event["reply"]["source"] == "upstream" and event["reply"]["code"] == int(refusal[:3]), event
+
+
+@pytest.mark.parametrize("length", [600, 5000])
+def test_an_auth_command_longer_than_a_line_gets_5_5_6(auth_relay, cert, length):
+    # RFC 4954 4 keeps AUTH within RFC 5321's 512 octets (a longer initial response goes after an empty 334),
+    # and RFC 4954 6 names the reply: 500 5.5.6 Authentication Exchange line is too long (it was 500 5.5.2,
+    # a plain command line's). 600: read whole, then found too long; 5000: past the reader's own limit.
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.ehlo_over_tls(cert[0])
+        line = "AUTH PLAIN " + "QUFB" * ((length - 11) // 4)
+        assert c.cmd(line) == (500, "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)")
+        assert c.cmd("NOOP " + "x" * 600) == (500, "500 5.5.2 Command line too long")  # any other: as before
+        assert c.cmd("NOOP") == (250, "250 2.0.0 OK")
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+
+
+def test_the_listeners_tls_context_refuses_client_renegotiation(auth_relay, cert):
+    # A client-initiated renegotiation costs the server a handshake for a few bytes (CVE-2011-1473). OpenSSL 3
+    # refuses it by default, 1.1.1 did not; the option is set on the context the listener uses whatever
+    # Python links (no client on this machine can renegotiate to show it on the wire: OpenSSL 3 everywhere).
+    import ssl
+
+    with TLSClient(auth_relay.host, auth_relay.port) as c:
+        c.ehlo_over_tls(cert[0])
+        (server_side,) = [p for p in auth_relay.server.counter.protocols if p.session.ssl]
+        tls = server_side.session.ssl["ssl_object"]
+        assert tls.context is server_side.tls_context
+        assert tls.context.options & ssl.OP_NO_RENEGOTIATION

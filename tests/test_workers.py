@@ -800,9 +800,10 @@ def _reloads_counted(metrics_port: int) -> dict[str, float]:
 
 
 def test_a_reload_every_worker_refuses_is_told_to_systemd_as_refused_and_counted_failed(relay_workers, tmp_path):
-    """A webhook whose spool directory is a symlink to a directory that is gone (a volume not mounted)
-    passes the config's check; each worker, building the sink at the reload, refuses it and keeps its
-    config. Before, the parent told systemd "READY=1, STATUS=Running; the config was reloaded" from its own
+    """A webhook whose spool is damaged (its `lock` a directory) passes the config's check, which looks at
+    the directory alone; each worker, building the sink at the reload, refuses it and keeps its config.
+    (This test's spool was first a symlink to a directory that is gone, a volume not mounted: the config's
+    check refuses that now, hostile4, and the parent with it: test_config_refusals.) Before, the parent told systemd "READY=1, STATUS=Running; the config was reloaded" from its own
     reading alone, and took the config for the workers it starts next: a worker replaced after that
     died at its start, again and again, on the sink its siblings had refused."""
     metrics_port = free_port()
@@ -815,7 +816,7 @@ def test_a_reload_every_worker_refuses_is_told_to_systemd_as_refused_and_counted
         assert next(messages) == "READY=1"
         workers = relay.workers()
         spool = tmp_path / "spool"
-        spool.symlink_to(tmp_path / "not-mounted")
+        (spool / "lock").mkdir(parents=True)
         config = yaml.safe_load(relay.config.read_text())
         config["events"].append({"webhook": "http://127.0.0.1:9/hook", "spool_dir": str(spool)})
         relay.config.write_text(yaml.safe_dump(config))
@@ -825,7 +826,7 @@ def test_a_reload_every_worker_refuses_is_told_to_systemd_as_refused_and_counted
         assert told.startswith("READY=1\nSTATUS=Running the previous config: the reload was refused: "), told
         for pid in workers:
             assert f"(pid {pid})" in told, told
-        assert "FileExistsError" in told and told.count("\n") == 1, told
+        assert "IsADirectoryError" in told and told.count("\n") == 1, told
         # Log lines go through a writer thread (relay/logqueue.py): one may follow READY=1 by a moment.
         wait_until(lambda: "reload refused, new workers start with the previous config" in relay.stderr())
         assert _reloads_counted(metrics_port) == {"ok": 0.0, "failed": 1.0}

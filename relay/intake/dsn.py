@@ -1593,13 +1593,10 @@ def _fill_from_text(found: FailedRecipient, other: FailedRecipient) -> FailedRec
     status = found.status
     if other.status and (status is None or status.endswith(".0.0")) and other.status[0] == (status or "x")[0]:
         status = other.status  # the quoted reply is more precise than a summary Status such as 5.0.0
-    return FailedRecipient(
-        recipient=found.recipient, status=status or other.status, code=other.code,
-        action=found.action, diagnostic=other.diagnostic, remote_mta=found.remote_mta or other.remote_mta,
-        original_recipient=found.original_recipient, final_recipient=found.final_recipient,
-        original_readings=found.original_readings,
-        diagnostic_type=found.diagnostic_type, reported_status=found.reported_status,
-        stage=found.stage or other.stage, final=found.final)
+    # Only the reply's fields come from the text: every other field of the block stays (a rebuilt recipient
+    # dropped Sendmail's X-Actual-Recipient, by which a reply naming an alias's target names the recipient).
+    return replace(found, status=status or other.status, code=other.code, diagnostic=other.diagnostic,
+                   remote_mta=found.remote_mta or other.remote_mta, stage=found.stage or other.stage)
 
 
 def _report(kind: str, recipients: list[FailedRecipient], per_message: dict, msg: Message | None,

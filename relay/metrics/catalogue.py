@@ -49,7 +49,8 @@ CATALOGUE: dict[str, Spec] = {
                                             ("limit",)),
     "relay_connections_closed_total": Spec("counter", "Client connections closed with 421 by a limit on what the "
                                                       "client may do in one connection (error_limit, "
-                                                      "junk_command_limit, auth_failure_limit).", ("limit",)),
+                                                      "junk_command_limit, auth_failure_limit; stress_timeout: idle while "
+                                                      "the listener was at 80% of its slots).", ("limit",)),
     "relay_active_sessions": Spec("gauge", "Client SMTP sessions open now."),
     "relay_messages_total": Spec("counter", "Messages at the end of DATA, by result (accepted, reject, defer).",
                                  ("result",)),
