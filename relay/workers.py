@@ -459,10 +459,6 @@ class Supervisor:
         """SIGHUP: the parent reads and checks the files in a thread (_read_reload), so that its loop
         goes on pinging the watchdog, reaping and taking signals; _end_reading goes on once it ends."""
         self._reload_read = None
-        # A reload whose workers have not all answered is superseded: its answers would tell systemd
-        # READY=1 for it while this one reads, then a second READY=1 with no RELOADING=1 before it
-        # (review-int2 F6). The RELOADING=1 it sent stands for this one, which tells the outcome.
-        self._reload = None
         self._reloading = threading.Thread(target=self._read_in_thread, name="relay-reload", daemon=True)
         self._reloading.start()
 

@@ -951,8 +951,15 @@ def test_the_watchdog_pings_go_on_while_the_parent_reads_a_reloaded_config(relay
     assert "Traceback" not in relay.stderr()
 
 
-def _bookkeeping_supervisor(workers, mock):
-    """A Supervisor of two ready workers (pids 1000, 1001), its parent's reading of a reload done and fine."""
+def test_a_reload_whose_workers_all_end_before_answering_is_not_told_as_taken():
+    """Every worker ended (an OOM kill, a crash while it read the files) after the parent asked it to
+    reload and before it answered. The parent told systemd "reloaded", counted it ok and started the
+    replacements with the new config, the one that may have killed their siblings (review-int2 F2).
+    The parent's bookkeeping alone: real workers cannot be made to die at that instant on demand."""
+    from unittest import mock
+
+    from relay import workers
+
     supervisor = workers.Supervisor.__new__(workers.Supervisor)
     supervisor.slots = [workers._Slot(i) for i in range(2)]
     for i, slot in enumerate(supervisor.slots):
@@ -963,40 +970,6 @@ def _bookkeeping_supervisor(workers, mock):
     supervisor._reloading, supervisor._reload_read = mock.Mock(), ("NEW", "NEW POLICIES", None)
     supervisor.settings, supervisor.policies = "OLD", "OLD POLICIES"
     supervisor.connections, supervisor.count = mock.Mock(), 2
-    return supervisor
-
-
-def test_a_sighup_while_the_workers_answers_are_awaited_supersedes_that_reload():
-    """A second SIGHUP came while the workers' answers to the first were awaited: their answers told
-    systemd READY=1 for the first while the second was being read, then the second a READY=1 with no
-    RELOADING=1 before it (review-int2 F6). The first is superseded: one READY=1, the second's."""
-    from unittest import mock
-
-    from relay import workers
-
-    supervisor = _bookkeeping_supervisor(workers, mock)
-    told = []
-    with mock.patch.object(workers.systemd, "reloaded", side_effect=told.append), \
-            mock.patch.object(workers.systemd, "reloading"), mock.patch.object(workers.os, "kill"), \
-            mock.patch.object(workers.threading, "Thread"):
-        supervisor._end_reading()  # the first reload: both workers asked
-        asked = dict(supervisor._reload.waiting)
-        supervisor._begin_reading()  # the second SIGHUP
-        for (index, pid), when in asked.items():
-            supervisor._on_reloaded(supervisor.slots[index], f"{when + 0.001} ok")
-    assert told == []
-
-
-def test_a_reload_whose_workers_all_end_before_answering_is_not_told_as_taken():
-    """Every worker ended (an OOM kill, a crash while it read the files) after the parent asked it to
-    reload and before it answered. The parent told systemd "reloaded", counted it ok and started the
-    replacements with the new config, the one that may have killed their siblings (review-int2 F2).
-    The parent's bookkeeping alone: real workers cannot be made to die at that instant on demand."""
-    from unittest import mock
-
-    from relay import workers
-
-    supervisor = _bookkeeping_supervisor(workers, mock)
     told = []
     with mock.patch.object(workers.systemd, "reloaded", side_effect=told.append), \
             mock.patch.object(workers.os, "kill"), mock.patch.object(workers, "_mark_process_dead"):
