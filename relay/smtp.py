@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import collections
+import contextlib
 import ipaddress
 import logging
 import re
@@ -1162,6 +1163,21 @@ class RelaySMTP(SMTP):
     async def auth_LOGIN(self, _, args):
         return await self._check_login(await super().auth_LOGIN(_, args))
 
+    @contextlib.contextmanager
+    def _relays_own_wait(self, longest: float = 0.0):
+        """A wait of the relay's own outside a handler hook (a verdict, a sleep): under the command
+        deadline (limits.timeout's handler bound, plus `longest`) as a handler is, not counted as the
+        client's idle time, which starts again when it ends."""
+        was_in_handler, was_deadline = self._in_handler, self._command_deadline
+        self._in_handler = True
+        self._command_deadline = self.loop.time() + longest + self._handler_timeout
+        try:
+            yield
+        finally:
+            self._in_handler, self._command_deadline = was_in_handler, was_deadline
+            if not was_in_handler:
+                self._idle_from = self.loop.time()
+
     async def _check_login(self, result: AuthResult) -> AuthResult:
         """The verdict on credentials make_authenticator() passed on: hashed in a thread, with
         limits on failures per connection and per client address."""
@@ -1171,19 +1187,23 @@ class RelaySMTP(SMTP):
         ip = client_key(str((self.session.peer or ("",))[0]))  # an IPv6 client: its /64
         name = pending.login.decode("utf-8", "surrogateescape")
         users = self.relay_service.users
-        if await self._failed_logins.begin(ip):
-            ok, reply = False, "454 4.7.0 Too many failed logins from your address; try again later"
-        else:
-            # In flight until its verdict (FailedLogins.begin): a failure is recorded before the
-            # attempts from the same address that wait on it look again. A check cancelled (the
-            # client went away) is no failure.
-            ok, checked, reply = False, False, None
-            try:
-                password = pending.password.decode("utf-8", "surrogateescape")
-                ok = users is not None and await users.check(name, password)
-                checked = True
-            finally:
-                self._failed_logins.end(ip, failed=checked and not ok)
+        # The waits below are the relay's (another attempt from the address in flight, the hashing pool's
+        # queue under a flood of logins), never the client's idle time: under the stress timeout a user
+        # whose check queued was cut as "idle" (review-int4 F3).
+        with self._relays_own_wait():
+            if await self._failed_logins.begin(ip):
+                ok, reply = False, "454 4.7.0 Too many failed logins from your address; try again later"
+            else:
+                # In flight until its verdict (FailedLogins.begin): a failure is recorded before the
+                # attempts from the same address that wait on it look again. A check cancelled (the
+                # client went away) is no failure.
+                ok, checked, reply = False, False, None
+                try:
+                    password = pending.password.decode("utf-8", "surrogateescape")
+                    ok = users is not None and await users.check(name, password)
+                    checked = True
+                finally:
+                    self._failed_logins.end(ip, failed=checked and not ok)
         log.info("AUTH %s for %r from %s: %s", pending.mechanism, name, self.session.peer,
                  "ok" if ok else "refused (too many failures)" if reply else "failed")
         if ok and self._unauthenticated:
@@ -1278,13 +1298,8 @@ class RelaySMTP(SMTP):
             # Postfix's smtpd_error_sleep_time: a client past the soft limit waits for each error reply
             # (a sleep: the loop serves everyone else meanwhile). The wait is ours, not the client's
             # idle time: it runs under the command deadline, as a handler does.
-            self._in_handler = True
-            self._command_deadline = self.loop.time() + self.errors.delay + self._handler_timeout
-            try:
+            with self._relays_own_wait(self.errors.delay):
                 await asyncio.sleep(self.errors.delay)
-            finally:
-                self._in_handler = False
-                self._idle_from = self.loop.time()
             if self.transport is None or self.transport.is_closing():
                 return
         await super().push(status)

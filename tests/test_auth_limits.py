@@ -233,3 +233,41 @@ def test_an_honest_client_logging_in_on_many_connections_at_once_is_never_refuse
         release.set()
         for c in clients:
             c.close()
+
+
+def test_a_login_whose_check_queues_under_stress_is_not_cut_as_idle(tmp_path, cert, upstream, relay_factory,
+                                                                    monkeypatch):
+    """Two outsiders log in at once on a listener at its stress mark (limits.stress_timeout 1 s). Their
+    checks queue (the hashing pool's two threads under a flood of logins; here each check waits 3 s): that
+    wait is the relay's, not the client's idle time, yet one of the two was cut with "421 4.4.2 ... Idle for
+    more than 1 s while this relay is busy" (review-int4 F3)."""
+    import asyncio
+
+    import relay.users
+
+    check = relay.users.Users.check
+
+    async def queued(self, name, password):
+        await asyncio.sleep(3)
+        return await check(self, name, password)
+
+    monkeypatch.setattr(relay.users.Users, "check", queued)
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass', iterations=1000)}:sender.test\n")
+    crt, key = cert
+    relay_ = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                           clients={"networks": ["10.0.0.0/8"], "users_file": str(users)},
+                           limits={"max_connections": 2, "timeout": 60, "stress_timeout": 1})
+    replies = {}
+
+    def login(i):
+        with TLSClient(relay_.host, relay_.port, timeout=20) as c:
+            c.ehlo_over_tls(crt)
+            replies[i] = c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [replies[i][0] for i in range(2)] == [235, 235], replies
