@@ -177,7 +177,7 @@ class RelayService:
         if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         try:
-            await self.outcomes.refused(txn, session, "mail", [], decision)
+            await self.outcomes.refused(txn, session, decision.stage or "mail", [], decision)
         finally:
             await self._end(txn)
         return decision.reply

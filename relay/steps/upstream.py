@@ -42,6 +42,10 @@ async def open_transaction(pool: UpstreamPool, txn: Transaction, suits=None, con
         try:
             conn = await pool.acquire(suits, connect)
         except UpstreamError as exc:
+            if exc.reply.source == "upstream":
+                # The upstream's own refusal of its greeting or EHLO (a 554 at connect): the session's,
+                # before any MAIL was sent, never the sender's (its event's stage says so).
+                return replace(_deferred(exc), stage="connect"), None
             return _deferred(exc), None
         txn.notes["upstream"] = conn.describe()
         reused = conn.reused
