@@ -183,7 +183,8 @@ class RelayService:
         for task in list(self._endings):
             task.cancel()
         # One turn for the cancellations to land (a SQLite write rolls back in its thread), never a wait.
-        await asyncio.wait(list(self._endings), timeout=RECORDING_MARGIN)
+        if self._endings:
+            await asyncio.wait(list(self._endings), timeout=RECORDING_MARGIN)
 
     # -- transaction --------------------------------------------------------
 
