@@ -53,6 +53,11 @@ SHUTDOWN = Reply.make(421, "4.3.2", "Relay shutting down, try again later", caus
 SHUTDOWN_AFTER_DOT = Reply.make(
     421, "4.3.2", "Relay shutting down while the upstream had the whole message and had not answered: it may "
                   "have been delivered; try again later", cause="relay-shutdown-after-dot")
+# Cut off once the upstream had answered the final dot, its answer still being recorded past the store's
+# own deadline (RelayServer.stop): never "had not answered" (review-int2 F8). The answer is in the event.
+SHUTDOWN_AFTER_ANSWER = Reply.make(
+    421, "4.3.2", "Relay shutting down while the upstream's answer to the whole message was being recorded: "
+                  "it may have been delivered; try again later", cause="relay-shutdown-after-dot")
 
 
 def _drain_deadline(protocol, drain_end: float) -> float:
@@ -63,7 +68,8 @@ def _drain_deadline(protocol, drain_end: float) -> float:
     refusal at MAIL, RCPT or of the DATA command being recorded: Transaction.decided) is cut at the
     drain's end like the rest, but the cut leaves it to record that outcome (RelayService.cut), and
     stop() waits for it (RelayService.drain) before the store closes: bounded by the store's own
-    deadline, never upstream.data_timeout."""
+    deadline, never upstream.data_timeout. Past this deadline, a transaction whose outcome is known is
+    given the store's deadline more to record it and answer the client itself (RelayServer.stop)."""
     txn = protocol.relay_service.transaction(protocol.relay_session)
     due = txn.dot_reply_due if txn is not None else None
     return drain_end if due is None else max(drain_end, due + DOT_REPLY_GRACE)
@@ -493,6 +499,8 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         drain_end = loop.time() + DRAIN_SECONDS
         cut_off: set[int] = set()  # the sessions whose time was up: told 421 mid-transaction
+        # Per session whose time was up while its outcome was being recorded: until when that may go on.
+        recording: dict[int, float] = {}
         while True:
             open_ = [p for p in self._protocols() if p.transport is not None and not p.transport.is_closing()]
             if not open_:
@@ -503,11 +511,31 @@ class RelayServer:
             # A session whose time is up is cut off with a 421 and its transaction recorded as deferred
             # (never an outcome lost in silence); one whose final dot the next hop had says so, its
             # outcome unknown.
+            # A transaction whose outcome is known (the upstream's refusal, its answer to the final dot:
+            # Transaction.decided) and still being recorded (the bounce list's lock) is not cut: its client
+            # gets the real reply once it is recorded, within the store's own deadline. Cut with a 421, a
+            # client whose message the upstream had accepted retries and it goes twice (RFC 5321 3.8, RFC
+            # 1047); one told "had not answered" is told wrong (review-int2 F8).
             now = loop.time()
             for p in open_:
                 if p not in idle and now >= _drain_deadline(p, drain_end):
-                    txn = p.relay_service.transaction(p.relay_session)
-                    p.cut(SHUTDOWN_AFTER_DOT if txn is not None and txn.dot_reply_due is not None else SHUTDOWN)
+                    service = p.relay_service
+                    txn = service.transaction(p.relay_session)
+                    if service.recording(p.relay_session):
+                        until = recording.get(id(p))
+                        if until is None:
+                            until = recording[id(p)] = now + service.recording_seconds()
+                            log.warning("stopping: session %s's transaction %s has its outcome, still being "
+                                        "recorded; its client gets that reply, waiting up to %g s for it",
+                                        p.relay_session.id, txn.id, until - now)
+                        if now < until:
+                            continue
+                        log.error("stopping: session %s's transaction %s was still recording its outcome "
+                                  "after %g s; cut off", p.relay_session.id, txn.id, service.recording_seconds())
+                    if txn is not None and txn.dot_reply_due is not None:
+                        p.cut(SHUTDOWN_AFTER_DOT if txn.awaiting_dot_reply else SHUTDOWN_AFTER_ANSWER)
+                    else:
+                        p.cut(SHUTDOWN)
                     cut_off.add(id(p))
             await asyncio.sleep(0.05)
         # Then, in order: the remaining client connections close; the transactions they leave end

@@ -35,6 +35,9 @@ CLIENT_GONE_AFTER_DOT = Reply.make(
 # while the upstream's answer to DATA is awaited; below it, after: see RelayService.data.
 HEAD_START_BYTES = 64 * 1024
 
+# Beyond the bounce list's own write deadline, for an outcome being recorded to be written (its events).
+RECORDING_MARGIN = 1.0
+
 
 class RelayService:
     def __init__(self, settings, policies, pipeline: Pipeline, outcomes: Outcomes, metrics=None):
@@ -120,7 +123,8 @@ class RelayService:
                 log.warning("session %s: the client went away after its final dot, before the upstream "
                             "answered; transaction %s deferred, outcome %s", session.id, txn.id, UNKNOWN_OUTCOME)
                 task = asyncio.get_running_loop().create_task(self._record_cut(
-                    txn, session, "data", list(txn.rcpts), CLIENT_GONE_AFTER_DOT, {"outcome": UNKNOWN_OUTCOME}))
+                    txn, session, "data", list(txn.rcpts), CLIENT_GONE_AFTER_DOT, {"outcome": UNKNOWN_OUTCOME}),
+                    name=f"deferral of transaction {txn.id} (session {session.id}, client gone)")
                 self._endings.add(task)
                 task.add_done_callback(self._endings.discard)
             else:
@@ -143,10 +147,44 @@ class RelayService:
             conclusion.cancel()
         return True
 
-    async def drain(self) -> None:
-        """Wait for the transaction ends under way (shutdown: before the pool, store and sinks close)."""
+    def recording(self, session: Session | None) -> bool:
+        """Whether the session's transaction has its outcome (Transaction.decided: the next hop's refusal,
+        its answer to the final dot) and its command is recording it: its reply to the client is the real
+        one, due once the events and the bounce list's write are done (the store's own deadline)."""
+        txn = self.transaction(session)
+        if txn is None or not txn.decided:
+            return False
+        conclusion = self._concluding.get(txn.id)
+        return conclusion is not None and not conclusion.done()
+
+    def recording_seconds(self) -> float:
+        """How long an outcome being recorded may take at most: the bounce list's own write deadline (its
+        lock, SQLite's busy_timeout or PostgreSQL's lock_timeout), and a margin for the events."""
+        return getattr(self.outcomes.store, "write_deadline", 5.0) + RECORDING_MARGIN
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the transaction ends under way (shutdown: before the pool, store and sinks close), for
+        `timeout` seconds at most (by default recording_seconds()): each is bounded by the store's or the
+        upstream's deadline, but none may hang the shutdown (review-int2 F8). What is still under way then
+        is logged, then cancelled: the store is about to close under it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.recording_seconds() if timeout is None else timeout)
         while self._endings:
-            await asyncio.gather(*list(self._endings), return_exceptions=True)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(list(self._endings), timeout=remaining)
+        if not self._endings:
+            return
+        left = sorted(task.get_name() for task in self._endings)
+        log.error("stopping: %d transaction end(s) still under way after %g s, abandoned (their events so far "
+                  "are written; what they were still recording is not): %s", len(left),
+                  self.recording_seconds() if timeout is None else timeout, ", ".join(left)[:2000])
+        for task in list(self._endings):
+            task.cancel()
+        # One turn for the cancellations to land (a SQLite write rolls back in its thread), never a wait.
+        if self._endings:
+            await asyncio.wait(list(self._endings), timeout=RECORDING_MARGIN)
 
     # -- transaction --------------------------------------------------------
 
@@ -311,7 +349,8 @@ class RelayService:
         the list's lock was held lost them (review F2, then at MAIL, RCPT and the DATA command). drain()
         waits for it (_endings)."""
         txn.decided = False
-        conclusion = asyncio.ensure_future(command)
+        conclusion = asyncio.get_running_loop().create_task(
+            command, name=f"{txn.notes.get('stage', 'mail')} of transaction {txn.id} (session {txn.session.id})")
         self._concluding[txn.id] = conclusion
         self._endings.add(conclusion)
         conclusion.add_done_callback(lambda task, txn=txn: self._concluded(txn, task))
@@ -412,7 +451,8 @@ class RelayService:
                     (f", recipients {', '.join(printable(r) for r in recipients)[:1000]}" if recipients else "")
                     + (f"; outcome {UNKNOWN_OUTCOME}" if detail else ""))
         task = asyncio.get_running_loop().create_task(self._record_cut(txn, session, stage, recipients, reply,
-                                                                       detail))
+                                                                       detail),
+                                                      name=f"cut of transaction {txn.id} (session {session.id})")
         self._endings.add(task)
         task.add_done_callback(self._endings.discard)
         return asyncio.shield(task)
@@ -450,7 +490,7 @@ class RelayService:
             done = loop.create_future()
             done.set_result(None)
             return done
-        task = loop.create_task(self._reset_steps(txn))
+        task = loop.create_task(self._reset_steps(txn), name=f"end of transaction {txn.id} (session {txn.session.id})")
         self._endings.add(task)
         task.add_done_callback(self._endings.discard)
         return asyncio.shield(task)

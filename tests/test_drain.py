@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -132,19 +133,45 @@ def test_a_transaction_cut_after_its_final_dot_says_421_and_records_its_outcome_
                                  "their time was up)" for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
-def test_a_refusal_at_rcpt_being_recorded_when_the_drain_ends_is_recorded_before_the_relay_stops(
-        tmp_path, upstream, relay_factory, monkeypatch):
+# What the relay logs once a session's time is up while its outcome is still being recorded (RelayServer.stop).
+RECORDING = "has its outcome, still being recorded"
+
+
+def _answered(c: RawSMTP) -> bool:
+    """Whether a reply has reached the client (without reading it)."""
+    return bool(select.select([c.sock], [], [], 0)[0])
+
+
+def _writes_wait_long(monkeypatch, seconds: float = 30.0) -> None:
+    """The relay's bounce list writes wait up to `seconds` for its lock (2 s by default): 30 s, the shutdown's
+    wait for a recording then lasts as long as the test holds the lock, however loaded this machine is."""
+    from relay.store.sqlite import SQLiteBounceStore
+
+    monkeypatch.setitem(SQLiteBounceStore.__init__.__kwdefaults__, "write_timeout", seconds)
+
+
+def _waited_for_the_recording(c: RawSMTP, caplog) -> None:
+    """The drain's time is up: the relay says it waits for the outcome being recorded, and the client has had
+    no reply yet. On int4 the client was cut off then: told a 421 while the event recorded the real answer."""
+    wait_until(lambda: RECORDING in caplog.text or _answered(c))
+    assert not _answered(c), c.reply()
+
+
+def test_a_refusal_at_rcpt_being_recorded_when_the_drain_ends_is_recorded_and_told_before_the_relay_stops(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog):
     """The drain ended while the relay was recording an upstream's 550 5.1.1 to a RCPT (its listing waits
     for the bounce list's lock, held by another process). The cut ended the transaction as if nothing had
     been answered and cancelled the command: the refusal's event and its listing were lost. The cut now
     leaves the command to record the refusal, and the relay stops once it has (the store's own deadline
-    bounds that wait: upstream.data_timeout is no part of it)."""
+    bounds that wait: upstream.data_timeout is no part of it). The client is told that 550, not a 421 after
+    which it would try the address again (review-int2 F8)."""
     import sqlite3
 
     import relay.server
     from tests.support.client_gone import bounce_list_locked, metric
 
     monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    _writes_wait_long(monkeypatch)
     refusal = "550 5.1.1 <refused550@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
     upstream.rcpt_replies["refused550"] = refusal
     running = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
@@ -155,15 +182,91 @@ def test_a_refusal_at_rcpt_being_recorded_when_the_drain_ends_is_recorded_before
         c.send(b"RCPT TO:<refused550@example.com>\r\n")
         wait_until(lambda: metric(running, "relay_upstream_replies_total", command="RCPT", **{"class": "5xx"}) == 1)
         stopping = running.begin_stop()
-        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")  # cut at the drain's end
+        _waited_for_the_recording(c, caplog)
         assert not stopping.done()  # the refusal is still being recorded
+    assert c.reply() == (550, refusal)
+    # Its transaction (MAIL, no recipient) is then cut like any other still open when the drain is over.
+    assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
     stopping.result(60)
     events = running.events()
     assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
-        ("rejected", "rcpt", "refused550@example.com"), ("bounce_listed", "rcpt", "refused550@example.com")], events
+        ("rejected", "rcpt", "refused550@example.com"), ("bounce_listed", "rcpt", "refused550@example.com"),
+        ("deferred", "rcpt", "")], events
     assert events[0]["reply"]["text"] == refusal
     with sqlite3.connect(tmp_path / "bounces.db") as db:
         assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("refused550@example.com",)]
+
+
+def test_an_acceptance_of_the_final_dot_being_recorded_when_the_drain_ends_reaches_the_client(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog):
+    """review-int2 F8: the upstream answered 250 to the final dot, and the relay was recording it (the VERP
+    recipients of its return path wait for the bounce list's lock, held by another process) when the drain's
+    time was up. The client was cut off with "421 ... had not answered: it may have been delivered" while the
+    event said delivered: a wrong text, and a client that retries sends the message twice (RFC 5321 3.8,
+    RFC 1047). Now the shutdown waits for the recording (bounded by the store's own deadline) and the client
+    gets the upstream's 250."""
+    import sqlite3
+
+    import relay.server
+    from tests.support.client_gone import bounce_list_locked, metric
+    from tests.test_bounces_in import ORIGINAL, start_verp_relay
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    # The reply's own deadline (upstream.data_timeout, 10 s here) taken as the drain's: the cut's time
+    # comes while the lock is held, not only once the upstream could no longer answer.
+    monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -10.0, raising=False)
+    _writes_wait_long(monkeypatch)
+    running = start_verp_relay(tmp_path, upstream, relay_factory, metrics={"listen": "127.0.0.1:0"})
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<noreply@example.com>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@dest.example>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    with bounce_list_locked(tmp_path, monkeypatch):
+        c.send(ORIGINAL + b".\r\n")
+        wait_until(lambda: metric(running, "relay_upstream_replies_total", command="EOM", **{"class": "2xx"}) == 1)
+        stopping = running.begin_stop()
+        _waited_for_the_recording(c, caplog)
+        assert not stopping.done()  # the acceptance is still being recorded
+    code, text = c.reply()
+    assert code == 250 and "had not answered" not in text, text
+    stopping.result(60)
+    # No cut, no "outcome unknown": an acceptance has no event, and its recording was done before the stop.
+    assert running.events() == []
+    with sqlite3.connect(tmp_path / "bounces.db") as db:
+        assert db.execute("SELECT count(*) FROM relay_verp_recipients").fetchone() == (1,)  # (kept hashed)
+    assert len(upstream.wait_for_messages(1)) == 1
+
+
+def test_the_stop_waits_for_the_transaction_ends_under_way_no_longer_than_its_deadline_and_says_what_it_abandons(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog):
+    """review-int2 F8: service.drain() awaited every transaction end under way with no deadline, so one that
+    never ended (a store or a step that never answers) hung the shutdown for good. Each is bounded by the
+    store's or the upstream's own deadline, which no code of the service enforced: here one that never
+    ends stands in for it, put among the relay's transaction ends. The stop now gives up on it after the
+    store's write deadline and a margin, says so, and stops."""
+    import asyncio
+
+    import relay.server
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    _writes_wait_long(monkeypatch, 0.2)  # the drain's deadline: 2 x 0.2 s + the margin
+    running = relay_factory(upstream.port)
+    c = RawSMTP(running.host, running.port, timeout=60)
+    _mid_transaction(c, "b@example.com")
+    service = running.server.service
+
+    async def stuck() -> None:
+        service._endings.add(asyncio.get_running_loop().create_task(asyncio.sleep(3600), name="the stuck end"))
+
+    running.call(stuck())
+    running.begin_stop().result(60)  # on int4: never
+    assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+    abandoned = [r.getMessage() for r in caplog.records if "abandoned" in r.getMessage()]
+    assert len(abandoned) == 1 and "1 transaction end(s) still under way" in abandoned[0], abandoned
+    assert abandoned[0].endswith("the stuck end"), abandoned
+    # Its session's own transaction was cut and recorded all the same.
+    assert [(e["kind"], e["recipient"]) for e in running.events()] == [("deferred", "b@example.com")]
 
 
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.

@@ -247,6 +247,12 @@ class BounceStore(abc.ABC):
 
     url: str = ""
 
+    @property
+    def write_deadline(self) -> float:
+        """About how long one write may wait at most, the list's lock included, before it fails with this
+        store's own error: what a shutdown waits for an outcome being recorded (relay.server stop())."""
+        return 5.0
+
     # -- the public interface --------------------------------------------------------------
 
     @abc.abstractmethod

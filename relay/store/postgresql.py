@@ -240,6 +240,12 @@ class PostgresBounceStore(BounceStore):
         # The database's clock, the same for every relay (now(): this transaction's start).
         return float(await conn.fetchval("SELECT extract(epoch FROM now())"))
 
+    @property
+    def write_deadline(self) -> float:
+        # A connection from the pool, then the write's statements: lock_timeout and statement_timeout
+        # (query_timeout) bound the wait for another writer's lock and the work.
+        return 2 * self.query_timeout
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, address: str) -> BounceEntry | None:

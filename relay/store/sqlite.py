@@ -246,6 +246,11 @@ class SQLiteBounceStore(BounceStore):
         finally:
             self._write_lock.release()
 
+    @property
+    def write_deadline(self) -> float:
+        # The in-process writers' queue (_locked), then SQLite's busy_timeout for another process's lock.
+        return 2 * self.write_timeout
+
     def _busy_error(self) -> StoreBusy:
         return StoreBusy(f"the bounce list {self.path} is locked by another process (waited "
                          f"{self.write_timeout:g} s for it); try again")
