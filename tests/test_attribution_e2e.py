@@ -301,6 +301,33 @@ def test_a_misspelled_address_unknown_at_rcpt_lists_the_recipient(relay, upstrea
     assert listed(relay, "jane@example.com")
 
 
+def test_a_pop_before_smtp_refusal_at_rcpt_never_lists_the_recipient(relay, upstream):
+    # Issue #8, world26: a Japanese host's "553 5.3.0 <a>... Please receive your mail before sending" is
+    # its POP-before-SMTP relay check refusing the client (it relays only after a POP3 login), not the
+    # recipient's mailbox. The rules read only X.3.0 (other, permanent) and counted each such refusal
+    # against the recipient's good address, on the way to the bounce list (the worst error).
+    upstream.rcpt_replies["jane"] = "553 5.3.0 <jane@example.com>... Please receive your mail before sending"
+    transact(relay, ["jane@example.com"])
+    transact(relay, ["jane@example.com"])
+    rejected = [e for e in events_of(relay, 4) if e["kind"] == "rejected"]
+    assert len(rejected) == 2
+    assert all((e["classification"]["category"], e["classification"]["scope"]) == ("relay_denied", "session")
+               for e in rejected)
+    assert not listed(relay, "jane@example.com")
+
+
+def test_coremail_s_user_hangup_at_rcpt_is_the_recipient_s_disabled_mailbox(relay, upstream):
+    # Issue #8, world26: Coremail's "User hangup" is its word for a suspended ("hung up") account: the
+    # recipient's disabled mailbox (counted, not listed at once). The rules read no word of it (code-550:
+    # other), which hid why the address was counted.
+    upstream.rcpt_replies["jane"] = "550 User hangup"
+    transact(relay, ["jane@example.com"])
+    (rejected,) = [e for e in events_of(relay, 1) if e["kind"] == "rejected"]
+    assert (rejected["classification"]["category"], rejected["classification"]["scope"]) == (
+        "mailbox_disabled", "recipient")
+    assert not listed(relay, "jane@example.com")
+
+
 def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
     # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
     # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's

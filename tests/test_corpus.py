@@ -242,6 +242,13 @@ KNOWN_TRAINING_MISSES = {
     "550 a@example.net is now disabled with SMTP service.": "a Chinese host's disabled account (help.szhot.com), labelled mailbox_disabled; no rule reads 'is now disabled' (code-550 fallback: other, counted - the same listing decision); the nearest-reply reader gives the label",
     "554 dnvrco-cmimta15 esmtp ESMTP server not available AUP#I-1010": "Charter/Spectrum's acceptable-use block of the client (AUP#I-1010, per a Spectrum moderator a block, not an outage), labelled blocklisted; the words read a server that is not available (code-554: policy, session); same scope, never listed either way",
     "554 Access denied - Under investigation for spam abuse": "Proximus's relay refusing a customer IP on its blacklist (its help page), labelled blocklisted about the session; the words 'spam abuse' read spam content; never listed either way",
+    # Issue #8, the twenty-eighth round (world26: regional providers, unknown vs disabled mailboxes): one
+    # host's wording each, which a rule would fit and nothing more, or words that read another meaning.
+    "552 5.0.0 Transaction Failure. Invalid Args.": "a Chinese host's glossary (tnet.hk) lists it under nonexistent users, labelled unknown_recipient; the words name no user and X.0 reads nothing (enhanced-X.0: other, counted, not listed at once): the safe side of a listing",
+    "445 服务器拒绝 - server rejected (#4.4.4)": "Sina's refusal by a recipient's filter rule (a forum's list of refusals), labelled a policy refusal of the message; its qmail-style #4.4.4 reads a routing failure; a deferral, never listed either way",
+    "550 A conta do destinatario encontra-se suspensa": "a Brazilian host's suspended account (263's bounce table), labelled mailbox_disabled; the only Portuguese text of the kind, no rule on one text (code-550: other, counted - the same listing decision)",
+    "550 The recipient cannot be verified.": "263's bounce table lists it under nonexistent accounts, labelled unknown_recipient; 'Recipient verification failed' (world12) stays unread for the same reason: a callout fails for a missing user and for an unreachable backend alike (code-550: other, counted, not listed at once)",
+    "mail size limit exceeded": "263's help page says the recipient's mailbox is over its size, labelled mailbox_full; the words read a message over a size limit (message-too-large); without a code never listed either way",
 }
 
 

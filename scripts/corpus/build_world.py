@@ -19,7 +19,8 @@
      world22_candidates.py -> world22.yaml,
      world23_candidates.py -> world23.yaml,
      world24_candidates.py -> world24.yaml,
-     world25_candidates.py -> world25.yaml)
+     world25_candidates.py -> world25.yaml,
+     world26_candidates.py -> world26.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
