@@ -345,6 +345,8 @@ class RelayServer:
         SIGHUP during a reload reloads again after it (the files may have changed since it read them)."""
         async with self._reload_lock:
             began = time.monotonic()  # the files are read after this (the parent's test: Worker.tell_reloaded)
+            # A reading may take tens of seconds (DKIM keys): the log says when it began, not only its end.
+            log.info("reloading: reading %s and its policies", self.settings.source)
             ok = await self._reload()
         if self.worker is None:
             # One SIGHUP is one reload of the relay. Under workers the parent counts it, once every
