@@ -1041,3 +1041,34 @@ def test_a_worker_killed_during_a_reload_is_replaced_by_one_that_takes_it(relay_
         assert next(messages) == "STOPPING=1"
         assert relay.stop() == 0
     assert "Traceback" not in relay.stderr()
+
+
+def test_the_stress_mark_counts_the_sessions_of_every_worker(relay_workers):
+    """limits.max_connections holds across the workers, and its stress mark (80 %) must too: each worker
+    compared its own sessions with 80 % of its share, so that one holding more than its share (the kernel
+    spreads connections by a hash, not by load) cut idle sessions after limits.stress_timeout while the
+    relay was far from its mark (review-int4 F4). Here 4 sessions of 10 slots, all on one worker (80 % of
+    its share of 5): none is cut as idle under stress."""
+    relay = relay_workers(limits={"max_connections": 10, "max_connections_per_client": 10, "timeout": 60,
+                                  "stress_timeout": 1})
+    workers = relay.workers()
+    busy = min(workers)
+    held = []
+    for _ in range(200):
+        c = relay.connect()
+        if server_side_owner(c.sock, workers) == busy and len(held) < 4:
+            held.append(c)
+            if len(held) == 4:
+                break
+        else:
+            c.close()
+    assert len(held) == 4, "the kernel gave that worker fewer than 4 of 200 connections"
+    try:
+        time.sleep(2.5)  # two looks of each session's idle timer, armed for limits.stress_timeout
+        for c in held:
+            assert c.cmd("EHLO client.test")[0] == 250
+    finally:
+        for c in held:
+            c.close()
+    assert "while the listener is busy" not in relay.stderr()
+    assert relay.stop() == 0
