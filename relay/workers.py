@@ -537,8 +537,8 @@ class Supervisor:
         except ValueError:
             return
         if reload is None or key not in reload.waiting or began_at < reload.waiting[key]:
-            # Not an answer to the last SIGHUP (one it began before, with another to follow; one a worker
-            # started during a reload makes once it listens): it logged its own outcome.
+            # Not an answer to the last SIGHUP (one it began before, with another to follow): it logged
+            # its own outcome.
             return
         del reload.waiting[key]
         if outcome == "ok":
@@ -661,7 +661,7 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         # Started during a reload with the config as it was, it reads the files again once it
-        # listens, as its siblings did (the outcome stays theirs: _on_reloaded).
+        # listens, as its siblings did, and its answer counts as theirs (below).
         slot.reload_pending = self._reload is not None
         slot.started = time.monotonic()
         slot.beat = None
