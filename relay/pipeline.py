@@ -99,6 +99,10 @@ class Transaction:
     # a client gone in the milliseconds between the reply and the transaction's end got "outcome
     # unknown", and a refusal's own event was lost with the cancelled command).
     dot: DotReply = DotReply.NOT_SENT
+    # The next hop's reply to the final dot, once ANSWERED: the client's reply whatever fails after it
+    # (RelayService._data). After a 250 the next hop has the message: a 451 for a failure of our own
+    # recording it would have the client send it again, a second delivery (review-int4 F7).
+    dot_reply: Reply | None = None
     # Whether the outcome of the command under way (MAIL, RCPT, DATA, the final dot) is known: a refusal
     # read from the next hop (or the answer to the final dot), or the steps' decision. From then on the
     # command records it whatever becomes of the client (RelayService._settle): a client gone while a
@@ -118,10 +122,11 @@ class Transaction:
         self.dot_reply_due = due
         self.dot = DotReply.AWAITED
 
-    def dot_answered(self) -> None:
+    def dot_answered(self, reply: Reply | None = None) -> None:
         """The next hop's reply to the final dot arrived (whatever it says)."""
         if self.dot is DotReply.AWAITED:
             self.dot = DotReply.ANSWERED
+            self.dot_reply = reply
             self.decided = True
 
     @property

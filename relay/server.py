@@ -28,7 +28,7 @@ from .outcomes import Outcomes
 from .pipeline import Pipeline
 from .policies import Policies, load_policies
 from .service import RelayService
-from .smtp import Connections, protocol_factory, stress_mark
+from .smtp import Connections, protocol_factory
 from .steps.access import AccessStep
 from .steps.received import ReceivedStep
 from .delivery.pool import MxDelivery
@@ -198,12 +198,11 @@ class RelayServer:
         if worker is None:
             self.counter = Connections(settings.limits.max_connections, settings.limits.max_connections_per_client)
         else:
-            # Under stress at STRESS_PERCENT of this worker's share of the slots (its own sessions only).
+            # Under stress at STRESS_PERCENT of the slots, counted across the workers (Connections.stressed).
             self.counter = Connections(settings.limits.max_connections,
                                        worker.share(settings.limits.max_connections_per_client),
                                        shared=worker.connections, slot=worker.slot,
-                                       local_cap=worker.share(settings.limits.max_connections),
-                                       stress_at=stress_mark(worker.share(settings.limits.max_connections)))
+                                       local_cap=worker.share(settings.limits.max_connections))
         # The bounces_in listener faces the Internet: its own budget, never the relay listeners' slots
         # (review14 F1: twenty outside addresses filled limits.max_connections through it, and the
         # operator's own MTA got 421 on the relay listener). With workers, both of its caps are divided
@@ -345,6 +344,8 @@ class RelayServer:
         SIGHUP during a reload reloads again after it (the files may have changed since it read them)."""
         async with self._reload_lock:
             began = time.monotonic()  # the files are read after this (the parent's test: Worker.tell_reloaded)
+            # A reading may take tens of seconds (DKIM keys): the log says when it began, not only its end.
+            log.info("reloading: reading %s and its policies", self.settings.source)
             ok = await self._reload()
         if self.worker is None:
             # One SIGHUP is one reload of the relay. Under workers the parent counts it, once every

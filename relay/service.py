@@ -298,7 +298,27 @@ class RelayService:
     async def _data(self, session: Session, txn: Transaction, content: bytes, dot_lines: bool,
                     crlf_only: bool) -> Reply:
         """The rest of DATA: the DATA command, the message and its final dot to the next hop, the answer
-        recorded, the transaction's end."""
+        recorded, the transaction's end. Once the next hop has answered the final dot, that answer is the
+        client's, whatever fails after it: aiosmtpd answers an exception 451, and after the next hop's 250
+        the client sent the message again, a second delivery (review-int4 F7)."""
+        try:
+            return await self._data_steps(session, txn, content, dot_lines, crlf_only)
+        except Exception:
+            reply = txn.dot_reply
+            if reply is None:
+                raise
+            log.error("session %s: transaction %s: a failure after the next hop answered the final dot (%s); "
+                      "the client is given that answer all the same", session.id, txn.id,
+                      printable(reply.wire_lines()[0])[:120], exc_info=True)
+            if txn.id in self._txn_pipeline:  # it failed before the transaction ended: ended here
+                try:
+                    await self._end(txn)
+                except Exception:
+                    log.exception("session %s: transaction %s: its end failed too", session.id, txn.id)
+            return reply
+
+    async def _data_steps(self, session: Session, txn: Transaction, content: bytes, dot_lines: bool,
+                          crlf_only: bool) -> Reply:
         pipeline = self._txn_pipeline[txn.id]
         if len(content) < HEAD_START_BYTES:
             # A small message: nothing to make ready is worth a head start (no thread hashes a body
@@ -479,24 +499,33 @@ class RelayService:
         finishes. The caller may await the result: shielded, so cancelling the caller never
         cancels the end."""
         self._txns.pop(txn.session.id, None)
-        record_end(self.outcomes, txn)
         loop = asyncio.get_running_loop()
-        pipeline = self._txn_pipeline[txn.id]
-        if pipeline.reset_now(txn):
-            # Every step gave back what it held without waiting (the upstream connection to the
-            # pool): no task, and nothing left for drain().
-            del self._txn_pipeline[txn.id]
-            pipeline.let_go()
-            done = loop.create_future()
-            done.set_result(None)
+        done = loop.create_future()
+        done.set_result(None)
+        # Taken out at once: a transaction ends once, whoever asks again (review-int4 F7: a second end
+        # was kept off only by the order of the loop's callbacks).
+        pipeline = self._txn_pipeline.pop(txn.id, None)
+        if pipeline is None:
             return done
-        task = loop.create_task(self._reset_steps(txn), name=f"end of transaction {txn.id} (session {txn.session.id})")
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
-        return asyncio.shield(task)
+        try:
+            record_end(self.outcomes, txn)
+        finally:
+            # What the steps hold (the upstream connection, the pipeline) is given back even when writing
+            # the events failed.
+            if pipeline.reset_now(txn):
+                # Every step gave back what it held without waiting (the upstream connection to the
+                # pool): no task, and nothing left for drain().
+                pipeline.let_go()
+            else:
+                task = loop.create_task(self._reset_steps(txn, pipeline),
+                                        name=f"end of transaction {txn.id} (session {txn.session.id})")
+                self._endings.add(task)
+                task.add_done_callback(self._endings.discard)
+                done = asyncio.shield(task)
+        return done
 
-    async def _reset_steps(self, txn: Transaction) -> None:
-        pipeline = self._txn_pipeline.pop(txn.id)
+    @staticmethod
+    async def _reset_steps(txn: Transaction, pipeline: Pipeline) -> None:
         try:
             await pipeline.reset(txn)
         finally:

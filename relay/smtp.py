@@ -402,18 +402,27 @@ class Connections:
     def waiting_cap(self) -> int:
         return self.max_total if self.local_cap is None else self.local_cap
 
-    # This worker's sessions at which it is under stress (`stressed`): STRESS_PERCENT of its share of
-    # `max_total` (with workers: of max_connections divided among them; never counted across workers).
+    # The slot holders' high-water mark (`stressed`): STRESS_PERCENT of `max_total`, relay-wide as the
+    # slots are. The outsiders' is STRESS_PERCENT of `waiting_cap`, per process as their count is.
     stress_at: int = 0
 
     def __post_init__(self) -> None:
         if self.stress_at <= 0:
             self.stress_at = stress_mark(self.max_total)
 
+    def sessions(self) -> int:
+        """The slot holders, relay-wide: with workers, across all of them (`shared`)."""
+        return self.shared.total() if self.shared is not None else self.active
+
     def stressed(self, unauthenticated: bool = False) -> bool:
-        """Whether the pool a session counts in is at its high-water mark: the slot holders (`active`),
-        or, for an outsider not logged in yet, the outsiders (bounded apart, at max_total)."""
-        return (self.unauthenticated if unauthenticated else self.active) >= self.stress_at
+        """Whether the pool a session counts in is at its high-water mark: the slot holders, counted
+        across every worker as `max_total` is (review-int4 F4: this worker's `active` against its share
+        fired below the relay's mark, since the kernel spreads connections by a hash, not by load, and a
+        worker may hold more than its share while the others hold less), or, for an outsider not logged
+        in yet, this process's outsiders (bounded apart, at `waiting_cap`)."""
+        if unauthenticated:
+            return self.unauthenticated >= stress_mark(self.waiting_cap)
+        return self.sessions() >= self.stress_at
 
     def admit(self, protocol: "RelaySMTP", key: str) -> tuple[str, str] | None:
         """Count a new connection; when it is one too many, the limit it is over and the 421 it
@@ -698,7 +707,7 @@ class RelaySMTP(SMTP):
                 _refused_connections_log.warning(
                     "stress_timeout", "%s: idle for more than %g s while the listener is busy (%d sessions, "
                     "limits.stress_timeout), closing with 421", self.session.peer[0] if self.session.peer else "",
-                    stress, self._connections.active)
+                    stress, self._connections.sessions())
                 self._give_up(f"421 4.4.2 {self.hostname} Idle for more than {stress:g} s while this relay is "
                               f"busy, closing the connection")
                 return

@@ -252,6 +252,10 @@ class _Reload:
     waiting: dict[tuple[int, int], float] = field(default_factory=dict)
     refused: dict[tuple[int, int], str] = field(default_factory=dict)  # (slot, pid) -> why
     took: set[tuple[int, int]] = field(default_factory=set)
+    # Slots whose worker ended before it answered (or was dead when the reload began), waiting for their
+    # replacement: slot -> what became of the worker. The replacement's own answer decides for the slot
+    # (_spawn puts it in `waiting`); till then the reload is not over, and never told as taken.
+    dead: dict[int, str] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -480,6 +484,8 @@ class Supervisor:
         self._reload = _Reload(settings, policies, error, now + RELOAD_REPORT_TIMEOUT)
         for slot in self.slots:
             if slot.pid is None:
+                if slot.restart_at is not None:  # dead, its replacement due: that one answers for the slot
+                    self._reload.dead[slot.index] = f"worker {slot.index} was not running"
                 continue
             key = (slot.index, slot.pid)
             self._reload.waiting[key] = now
@@ -531,8 +537,8 @@ class Supervisor:
         except ValueError:
             return
         if reload is None or key not in reload.waiting or began_at < reload.waiting[key]:
-            # Not an answer to the last SIGHUP (one it began before, with another to follow; one a worker
-            # started during a reload makes once it listens): it logged its own outcome.
+            # Not an answer to the last SIGHUP (one it began before, with another to follow): it logged
+            # its own outcome.
             return
         del reload.waiting[key]
         if outcome == "ok":
@@ -548,11 +554,11 @@ class Supervisor:
         if reload is None:
             return
         silent = list(reload.waiting)
-        if silent and now < reload.deadline:
-            return
+        if (silent or reload.dead) and now < reload.deadline:
+            return  # a dead worker's replacement answers for its slot once it listens (_spawn)
         self._reload = None
         error = reload.error
-        if error is None and (reload.refused or silent):
+        if error is None and (reload.refused or silent or reload.dead or not reload.took):
             # Grouped by reason: N workers refusing for the same one is one reason, not N.
             by_reason: dict[str, list[str]] = {}
             for (index, pid), why in sorted(reload.refused.items()):
@@ -561,6 +567,11 @@ class Supervisor:
             if silent:
                 parts.append(f"{', '.join(f'worker {i} (pid {p})' for i, p in sorted(silent))} did not say "
                              f"within {RELOAD_REPORT_TIMEOUT:g} s whether it took it")
+            for index, what in sorted(reload.dead.items()):
+                parts.append(f"{what}, and no worker started in its place said within "
+                             f"{RELOAD_REPORT_TIMEOUT:g} s whether it took it")
+            if not parts:  # unreachable but for a bug: success needs a worker that took it
+                parts.append("no worker said it took it")
             took = sorted(reload.took)
             if took:  # the new config runs there: say so, it is not "the previous config" everywhere
                 parts.append(f"{', '.join(f'worker {i} (pid {p})' for i, p in took)} took it")
@@ -599,11 +610,16 @@ class Supervisor:
     def _ended(self, slot: _Slot, code: int) -> None:
         pid, slot.pid, slot.ready, slot.reload_pending = slot.pid, None, False, False
         if self._reload is not None and self._reload.waiting.pop((slot.index, pid), None) is not None:
-            # It ended before it said whether it took the reload (a refusal it told stands): it may be
-            # the reload that killed it, so the reload is not told as taken, and replacements start
-            # with the last good config (review-int2 F2: every worker dying mid-reload was "reloaded",
-            # and their replacements started with the config that may have killed them).
-            self._reload.refused[(slot.index, pid)] = f"it ended (exit status {code}) before it said whether it took it"
+            # It ended before it said whether it took the reload (a refusal it told stands). Its
+            # replacement, started during the reload, reads the files once it listens, and its answer
+            # decides for the slot (_spawn): a crash unrelated to the reload (an OOM kill under load) no
+            # longer makes the reload "refused" while the siblings run the new config and the
+            # replacement the old one (review-int4 F6). Till that answer the reload is not over and never
+            # told as taken: if it is the reload that kills them, no replacement says "ok", and past
+            # RELOAD_REPORT_TIMEOUT it is told as refused, replacements starting with the last good
+            # config (review-int2 F2).
+            self._reload.dead[slot.index] = (f"worker {slot.index} (pid {pid}) ended (exit status {code}) "
+                                             f"before it said whether it took it")
         self.connections.reset(slot.index)  # its connections died with it
         _mark_process_dead(pid, self.metrics_dir)
         if self.stopping:
@@ -645,7 +661,7 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         # Started during a reload with the config as it was, it reads the files again once it
-        # listens, as its siblings did (the outcome stays theirs: _on_reloaded).
+        # listens, as its siblings did, and its answer counts as theirs (below).
         slot.reload_pending = self._reload is not None
         slot.started = time.monotonic()
         slot.beat = None
@@ -668,6 +684,11 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             slot.pid = pid
             log.info("worker %d started (pid %d)", slot.index, pid)
+            if self._reload is not None:
+                # Its answer counts as its siblings' do (review-int4 F6): asked as of its start, so the
+                # reload it makes once it listens (reload_pending), which begins later, is the answer.
+                self._reload.dead.pop(slot.index, None)
+                self._reload.waiting[(slot.index, pid)] = slot.started
             return
         code = 0
         try:

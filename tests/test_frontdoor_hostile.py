@@ -341,6 +341,47 @@ def test_a_failure_recording_an_answered_dot_after_the_client_left_still_ends_th
         assert send_message(other, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
 
 
+@pytest.mark.parametrize("local, failing", [("b", "finish"), ("refused550", "refused")])
+def test_a_failure_recording_an_answered_dot_gives_the_client_the_next_hops_answer(
+        upstream, relay_factory, monkeypatch, caplog, local, failing):
+    """The upstream answered the final dot, and recording that answer then failed (a bug, an event sink's
+    error) with the client still there. aiosmtpd answered the exception 451 4.3.0: after the upstream's 250
+    the client, told to try again, sent the message a second time, a second delivery (review-int4 F7); after
+    its 550, a temporary failure for a permanent refusal. The client gets the upstream's own answer, the
+    failure is logged with its traceback, and the transaction ends (its upstream connection given back)."""
+    from relay.outcomes import Outcomes
+    from relay.pipeline import DotReply
+
+    upstream.data_replies["refused550"] = USER_UNKNOWN
+    real = getattr(Outcomes, failing)
+
+    def answered(txn) -> bool:
+        return txn is not None and txn.dot is DotReply.ANSWERED
+
+    if failing == "finish":
+        def broken(self, txn):
+            if answered(txn):
+                raise RuntimeError("a failure while recording the answer to the dot")
+            return real(self, txn)
+    else:
+        async def broken(self, txn, session, stage, recipients, decision):
+            if answered(txn):
+                raise RuntimeError("a failure while recording the answer to the dot")
+            return await real(self, txn, session, stage, recipients, decision)
+
+    monkeypatch.setattr(Outcomes, failing, broken)
+    relay = relay_factory(upstream.port)
+    want = "250 2.0.0 OK 1700000000 x1si1234567 - gsmtp" if local == "b" else USER_UNKNOWN
+    with caplog.at_level("ERROR", logger="relay.service"), client(relay) as c:
+        replies = send_message(c, "a@sender.test", [f"{local}@example.com"], BODY)
+        assert replies[-1][1] == want, replies
+        # The transaction has ended: the session goes on, and the next message goes through.
+        assert send_message(c, "a@sender.test", ["c@example.com"], BODY)[-1][0] == 250
+    wait_until(lambda: not relay.server.service._txn_pipeline)
+    assert "a failure after the next hop answered the final dot" in caplog.text
+    assert "RuntimeError: a failure while recording the answer to the dot" in caplog.text
+
+
 STRESS_421 = "421 4.4.2 relay.test Idle for more than 1 s while this relay is busy, closing the connection"
 
 

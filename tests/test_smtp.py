@@ -1346,4 +1346,30 @@ def test_the_stress_mark_is_80_percent_of_a_listeners_slots_rounded_up():
 
     assert [stress_mark(n) for n in (1, 2, 3, 5, 50, 1000)] == [1, 2, 3, 4, 40, 800]
     assert Connections(1000, 50).stress_at == 800  # one process: its max_connections
-    assert Connections(1000, 25, stress_at=stress_mark(500)).stress_at == 400  # a worker's share (relay/server.py)
+    # With workers too: the slots are counted across them (review-int4 F4).
+    assert Connections(1000, 25, local_cap=500).stress_at == 800
+
+
+def test_with_workers_the_stress_mark_counts_the_sessions_of_every_worker():
+    """The slots (limits.max_connections) are relay-wide, counted across the workers (relay/sharedcount.py),
+    and so is their high-water mark: a worker holding more than its share while the others hold less is not
+    under stress (review-int4 F4: each worker compared its own sessions with 80 % of its share, so the
+    kernel's spreading by a hash put idle sessions on 10 s while the relay was far from full), and one
+    holding few is when the relay is at its mark. The outsiders not logged in yet are counted per worker,
+    against 80 % of its share of them."""
+    from relay.sharedcount import SharedCount
+    from relay.smtp import Connections
+
+    shared = SharedCount(2)
+    mine = Connections(10, 5, shared=shared, slot=0, local_cap=5)
+    theirs = Connections(10, 5, shared=shared, slot=1, local_cap=5)
+    for _ in range(4):  # 4 of 10 slots, all here: 80 % of this worker's share, 40 % of the relay's
+        assert mine.admit(object(), "192.0.2.1") is None
+    assert not mine.stressed()
+    for _ in range(4):  # 8 of 10 across the relay, while this worker holds the same 4
+        assert theirs.admit(object(), "192.0.2.2") is None
+    assert mine.stressed() and theirs.stressed()
+    mine.unauthenticated = 3
+    assert not mine.stressed(unauthenticated=True)  # 3 of its 5 outsiders
+    mine.unauthenticated = 4
+    assert mine.stressed(unauthenticated=True) and not theirs.stressed(unauthenticated=True)

@@ -976,6 +976,99 @@ def test_a_reload_whose_workers_all_end_before_answering_is_not_told_as_taken():
         supervisor._end_reading()  # the parent read the files fine and asked both workers
         for slot in list(supervisor.slots):
             supervisor._ended(slot, -signal.SIGKILL)
+        # Their replacements would answer for their slots (review-int4 F6): none started, none answered.
         supervisor._end_reload_when_told(time.monotonic())
+        assert told == []
+        supervisor._end_reload_when_told(supervisor._reload.deadline)
     assert len(told) == 1 and told[0] is not None and "before it said whether it took it" in told[0], told
     assert (supervisor.settings, supervisor.policies) == ("OLD", "OLD POLICIES")
+
+
+def _slow_policies(tmp_path: Path, keys: int = 600) -> tuple[Path, Path]:
+    """A copy of the policies, and a domains.yaml naming `keys` DKIM keys to write into it: each RSA key
+    is parsed and checked at a reading, a few seconds in all, long enough to act in the middle of one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    domains = {}
+    for i in range(keys):
+        key = directory / f"d{i}.pem"
+        key.write_bytes(pem)
+        key.chmod(0o600)
+        domains[f"d{i}.example"] = {"dkim": [{"selector": "s1", "key": str(key)}]}
+    slow = tmp_path / "domains-slow.yaml"
+    slow.write_text(yaml.safe_dump(domains))
+    return policies, slow
+
+
+def test_a_worker_killed_during_a_reload_is_replaced_by_one_that_takes_it(relay_workers, tmp_path):
+    """A worker killed (an OOM kill, a crash) after the parent asked it to reload and before it answered:
+    the reload was told to systemd as refused ("ended before it said whether it took it") while its
+    sibling ran the new config, and the parent kept the old one, so the replacement started with it: one
+    unrelated crash, a mixed config until the next SIGHUP (review-int4 F6). Now the replacement, started
+    during the reload, reads the files once it listens, and its answer decides for its slot."""
+    policies, slow = _slow_policies(tmp_path)
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path)}, policies=str(policies))
+        messages = _systemd_messages(notify)
+        assert next(messages) == "READY=1"
+        workers = relay.workers()
+        victim = min(workers)
+        (survivor,) = workers - {victim}
+        shutil.copy(slow, policies / "domains.yaml")
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        # The parent has read the files and passed the SIGHUP on: the victim reads them in its turn.
+        wait_until(lambda: f"relay.server[{victim}]: reloading: reading" in relay.stderr(), timeout=60)
+        os.kill(victim, signal.SIGKILL)
+        told = next(messages)
+        assert f"relay.server[{victim}]: reloaded config" not in relay.stderr()  # killed before it answered
+        assert told == "READY=1\nSTATUS=Running; the config was reloaded", told
+        (replacement,) = relay.workers() - workers
+        wait_until(lambda: all(f"relay.server[{pid}]: reloaded config and policies" in relay.stderr()
+                               for pid in (survivor, replacement)))
+        wait_until(lambda: "reloaded: every worker runs the new config" in relay.stderr())
+        relay.proc.send_signal(signal.SIGTERM)
+        assert next(messages) == "STOPPING=1"
+        assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()
+
+
+def test_the_stress_mark_counts_the_sessions_of_every_worker(relay_workers):
+    """limits.max_connections holds across the workers, and its stress mark (80 %) must too: each worker
+    compared its own sessions with 80 % of its share, so that one holding more than its share (the kernel
+    spreads connections by a hash, not by load) cut idle sessions after limits.stress_timeout while the
+    relay was far from its mark (review-int4 F4). Here 4 sessions of 10 slots, all on one worker (80 % of
+    its share of 5): none is cut as idle under stress."""
+    relay = relay_workers(limits={"max_connections": 10, "max_connections_per_client": 10, "timeout": 60,
+                                  "stress_timeout": 1})
+    workers = relay.workers()
+    busy = min(workers)
+    held = []
+    for _ in range(200):
+        c = relay.connect()
+        if server_side_owner(c.sock, workers) == busy and len(held) < 4:
+            held.append(c)
+            if len(held) == 4:
+                break
+        else:
+            c.close()
+    assert len(held) == 4, "the kernel gave that worker fewer than 4 of 200 connections"
+    try:
+        time.sleep(2.5)  # two looks of each session's idle timer, armed for limits.stress_timeout
+        for c in held:
+            assert c.cmd("EHLO client.test")[0] == 250
+    finally:
+        for c in held:
+            c.close()
+    assert "while the listener is busy" not in relay.stderr()
+    assert relay.stop() == 0

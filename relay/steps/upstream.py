@@ -133,7 +133,7 @@ class UpstreamStep(Step):
             return _deferred(exc)
         # Before anything else may wait: from here the outcome is this reply's, and the service records
         # it even if the client goes away now (RelayService.data).
-        txn.dot_answered()
+        txn.dot_answered(reply)
         return await self._heard(txn, "data", None, reply)
 
     async def on_reset(self, txn: Transaction) -> None:
