@@ -480,9 +480,17 @@ class Connections:
             self.per_client.pop(key, None)
 
 
+# Fewer slots than this, and a listener is never under stress: 80 % of 1-4 slots rounds up to every slot,
+# so a lone idle session on a one-slot relay was "busy" and cut at limits.stress_timeout; a small
+# listener full is the operator's own limit at work (new sessions get 421), not a flood to shed.
+MIN_STRESS_SLOTS = 5
+
+
 def stress_mark(slots: int) -> int:
-    """STRESS_PERCENT of `slots`, rounded up, at least 1."""
-    return max(1, -(-slots * STRESS_PERCENT // 100))
+    """STRESS_PERCENT of `slots`, rounded up; past `slots` (never reached) below MIN_STRESS_SLOTS."""
+    if slots < MIN_STRESS_SLOTS:
+        return slots + 1
+    return -(-slots * STRESS_PERCENT // 100)
 
 
 # The relay's own 452 4.5.3 answers that refuse nothing: they ask the client to send the recipient

@@ -440,3 +440,16 @@ def test_below_the_stress_mark_a_silent_new_session_keeps_limits_timeout(upstrea
         time.sleep(2.5)  # two of its timer's looks
         assert silent.cmd("EHLO client.test")[0] == 250
         assert send_message(silent, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+
+
+def test_a_lone_idle_session_on_a_one_slot_relay_is_not_under_stress(upstream, relay_factory):
+    """80 % of one slot rounds up to the slot itself: a lone session on a relay with max_connections 1 was
+    "busy" and cut at limits.stress_timeout ("421 4.4.2 ... Idle for more than 1 s while this relay is
+    busy"), though nothing else wanted the slot and its limits.timeout was 60 s. A listener of fewer than
+    five slots is never under stress."""
+    relay = relay_factory(upstream.port, limits={"max_connections": 1, "timeout": 60, "stress_timeout": 1})
+    with RawSMTP(relay.host, relay.port) as lone:
+        assert lone.greeting[0] == 220
+        assert lone.cmd("EHLO client.test")[0] == 250
+        time.sleep(2.5)  # past two of the stress timer's looks
+        assert send_message(lone, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250

@@ -51,7 +51,9 @@ CATALOGUE: dict[str, Spec] = {
                                                       "client may do in one connection (error_limit, "
                                                       "junk_command_limit, auth_failure_limit; stress_timeout: idle while "
                                                       "the listener was at 80% of its slots).", ("limit",)),
-    "relay_active_sessions": Spec("gauge", "Client SMTP sessions open now."),
+    "relay_active_sessions": Spec("gauge", "Client SMTP sessions open now that hold a limits.max_connections "
+                                           "slot (not outsiders yet to log in, nor sessions refused in their "
+                                           "greeting)."),
     "relay_messages_total": Spec("counter", "Messages at the end of DATA, by result (accepted, reject, defer).",
                                  ("result",)),
     # -- the funnel (relay/outcomes.py) --
