@@ -402,13 +402,11 @@ class Connections:
     def waiting_cap(self) -> int:
         return self.max_total if self.local_cap is None else self.local_cap
 
-    # The slot holders' high-water mark (`stressed`): STRESS_PERCENT of `max_total`, relay-wide as the
-    # slots are. The outsiders' is STRESS_PERCENT of `waiting_cap`, per process as their count is.
-    stress_at: int = 0
-
-    def __post_init__(self) -> None:
-        if self.stress_at <= 0:
-            self.stress_at = stress_mark(self.max_total)
+    @property
+    def stress_at(self) -> int:
+        """The slot holders' high-water mark (`stressed`): STRESS_PERCENT of `max_total`, relay-wide as the
+        slots are. The outsiders' is STRESS_PERCENT of `waiting_cap`, per process as their count is."""
+        return stress_mark(self.max_total)
 
     def sessions(self) -> int:
         """The slot holders, relay-wide: with workers, across all of them (`shared`)."""
@@ -706,11 +704,9 @@ class RelaySMTP(SMTP):
                 # are done): the sessions whose timers fire next see the listener as it now is, and are
                 # not cut for the stress this one's cut has ended.
                 if self._unauthenticated:
-                    self._unauthenticated = False
-                    self._connections.unauthenticated -= 1
-                elif self._holds_slot:
-                    self._holds_slot = False
-                    self._connections.give_back_slot()
+                    self._leave_outsiders()
+                else:
+                    self._give_back_slot()
                 self.relay_service.count("relay_connections_closed_total", limit="stress_timeout")
                 _refused_connections_log.warning(
                     "stress_timeout", "%s: idle for more than %g s while the listener is busy (%d sessions, "
@@ -1226,8 +1222,7 @@ class RelaySMTP(SMTP):
         if ok and self._unauthenticated:
             # An outsider logged in: from now on it holds a slot of limits.max_connections, as a client
             # of clients.networks does (RFC 5321 3.8: 421 when there is none).
-            self._unauthenticated = False
-            self._connections.unauthenticated -= 1
+            self._leave_outsiders()
             if not self._connections.take_slot():
                 self.relay_service.count("relay_connections_refused_total", limit="max_connections")
                 await super().push("421 4.7.0 Too many connections to this relay, try again later")
@@ -1417,8 +1412,7 @@ class RelaySMTP(SMTP):
                 self.transport.close()
                 self._unread_rest()
                 return
-            self._connections.give_back_slot()
-            self._holds_slot = False
+            self._give_back_slot()
             self._connections.refused_waiting += 1
             try:
                 await self._until_quit()
@@ -1436,12 +1430,23 @@ class RelaySMTP(SMTP):
                                                  ip)
                 self._close_with("421 4.7.0 Too many connections to this relay, try again later")
                 return
-            self._connections.give_back_slot()
-            self._holds_slot = False
+            self._give_back_slot()
             self._connections.unauthenticated += 1
             self._unauthenticated = True
             self._login_deadline = self.loop.call_later(self._unauthenticated_timeout, self._login_deadline_cb)
         await super()._handle_client()
+
+    def _give_back_slot(self) -> None:
+        """This session stops holding a limits.max_connections slot (Connections.give_back_slot)."""
+        if self._holds_slot:
+            self._holds_slot = False
+            self._connections.give_back_slot()
+
+    def _leave_outsiders(self) -> None:
+        """This session no longer counts among the outsiders not logged in (Connections.unauthenticated)."""
+        if self._unauthenticated:
+            self._unauthenticated = False
+            self._connections.unauthenticated -= 1
 
     async def _until_quit(self) -> None:
         """The session was refused in the greeting (554 in place of 220). RFC 5321 3.1: the server "MUST
@@ -1494,9 +1499,7 @@ class RelaySMTP(SMTP):
             self._login_deadline = None
         if self._refused:
             self._connections.forget(self)
-        if self._unauthenticated:
-            self._unauthenticated = False
-            self._connections.unauthenticated -= 1
+        self._leave_outsiders()
         if self._client_key is not None:
             self._connections.release(self, self._client_key, slot=self._holds_slot)
             self._client_key = None
