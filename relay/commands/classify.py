@@ -90,6 +90,12 @@ def run(args) -> int:
     else:
         policies = shipped_policies()
     if args.text is not None:
+        if not args.text.strip():
+            # An empty TEXT is no reply (an unset shell variable, "$REPLY" of nothing): classified, it
+            # read as a refusal these rules do not recognise, scope recipient.
+            print("relay classify: error: TEXT is empty: give the reply as the server sent it, e.g. "
+                  "'550 5.1.1 User unknown' (or no TEXT: one JSON string a line on stdin)", file=sys.stderr)
+            return 2
         out = judged(policies, args.text, args.stage, args.recipient, args.sender, args.alias)
         print(json.dumps(out, ensure_ascii=False))
         return 1 if out["rule"] == NOT_A_REFUSAL else 0
@@ -107,6 +113,8 @@ def run(args) -> int:
             text = json.loads(line)
             if not isinstance(text, str):
                 raise ValueError("expected a JSON string")
+            if not text.strip():
+                raise ValueError("an empty string; expected an SMTP reply")
         except ValueError as exc:
             print(json.dumps({"error": f"line {n}: {exc}"}))
             status = 1
@@ -119,6 +127,11 @@ def run(args) -> int:
         print(json.dumps(out, ensure_ascii=False), flush=True)
         if out["rule"] == NOT_A_REFUSAL:
             status = 1  # as a line that is no JSON string: not a refusal to classify
+    if lines.read == 0:
+        # Nothing on stdin at all (</dev/null, a pipe from a command that found nothing): nothing to
+        # classify, and said so, since no TEXT was given either.
+        print("relay classify: stdin is empty: nothing classified (give TEXT, or one JSON string a line "
+              "on stdin)", file=sys.stderr)
     if lines.too_much:
         sys.stdout.flush()
         print(f"error: stdin: over {MAX_INPUT_BYTES} bytes in all; the rest was not read (classify a larger "

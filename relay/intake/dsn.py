@@ -659,6 +659,10 @@ class BounceReport:
     user_agent: str | None = None       # ARF
     # Recipient blocks of a delivery-status report past the first MAX_STATUS_BLOCKS: counted, not read.
     blocks_not_read: int = 0
+    # Why the input is no message at all (kind "none"): empty, or binary data. None for a message
+    # that is simply no bounce (an auto-reply, a success DSN, ordinary mail): `relay dsn parse` says
+    # the one on stderr and prints nothing for the other (docs/bounces-in.md).
+    not_a_message: str | None = None
 
     def original_header(self, name: str) -> str | None:
         lname = fold(name)
@@ -1055,12 +1059,15 @@ def _parse_bounce(raw: bytes | str) -> BounceReport:
     # Lines of nothing but white space before the header (a saved or pasted message) are not part of
     # it: RFC 5322 2.1 starts a message with its header fields.
     raw = re.sub(rb"\A(?:[ \t]*\r?\n)+", b"", raw)
+    if not raw.strip():
+        return BounceReport("none", not_a_message="empty: no message in it")
     if not _has_header_block(raw):
         if b"\x00" in raw[:4096]:
             # Binary data (an Outlook .msg file, an attachment saved alone): not a message at all, and
             # addresses read out of its bytes would be taken for failed recipients. RFC 5322 2.3 and
             # RFC 2045 2.7: no NUL in a message's text.
-            return BounceReport("none")
+            return BounceReport("none", not_a_message="binary data, not a mail message (no header fields, "
+                                                      "a NUL byte in its first 4096 bytes; RFC 5322 2.3)")
         # Only the human-readable text of a bounce (pasted, or saved without headers).
         text = raw.decode("utf-8", errors="replace")
         if re.search(r"^Diagnostic-Code:", text, re.M | re.I) and \

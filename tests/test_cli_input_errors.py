@@ -1,0 +1,85 @@
+"""Bad input to the CLI gets a precise message, never silence or a traceback (DESIGN.md contract:
+`relay classify [TEXT]`, `relay dsn parse FILE...`). Each test runs the command as a user does, as a
+subprocess of `python -m relay`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+DSN = (b"From: MAILER-DAEMON@mx.example.org\nTo: bounces@sender.example\nSubject: Undelivered Mail\n"
+       b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n"
+       b"--B\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n"
+       b"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+       b"Final-Recipient: rfc822; jane@example.net\nAction: failed\nStatus: 5.1.1\n"
+       b"Remote-MTA: dns; mx.example.net\n"
+       b"Diagnostic-Code: smtp; 550 5.1.1 <jane@example.net>: Recipient address rejected: User unknown\n\n"
+       b"--B--\n")
+
+
+def relay(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relay", *argv], input=stdin if stdin is not None else b"",
+                          capture_output=True, timeout=120, cwd=REPO)
+
+
+def test_dsn_parse_says_an_empty_file_holds_no_message_and_still_reads_the_others(tmp_path):
+    empty = tmp_path / "empty.eml"
+    empty.write_bytes(b"")
+    bounce = tmp_path / "bounce.eml"
+    bounce.write_bytes(DSN)
+    out = relay("dsn", "parse", str(empty), str(bounce))
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.decode() == f"error: {empty}: empty: no message in it\n"
+    assert [json.loads(line)["recipient"] for line in out.stdout.splitlines()] == ["jane@example.net"]
+
+
+def test_dsn_parse_says_empty_stdin_holds_no_message():
+    out = relay("dsn", "parse", "-", stdin=b"\n  \n")
+    assert (out.returncode, out.stdout) == (1, b"")
+    assert out.stderr.decode() == "error: -: empty: no message in it\n"
+
+
+def test_dsn_parse_says_binary_garbage_is_no_mail_message(tmp_path):
+    # /dev/urandom's kind of bytes, an Outlook .msg (OLE) file: no header fields, NUL bytes.
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40 + bytes(range(256)) * 8)
+    out = relay("dsn", "parse", str(garbage))
+    assert (out.returncode, out.stdout) == (1, b""), out.stderr
+    assert out.stderr.decode().startswith(f"error: {garbage}: binary data, not a mail message")
+    assert b"Traceback" not in out.stderr
+
+
+def test_dsn_parse_still_prints_nothing_and_exits_0_for_a_message_that_is_no_bounce(tmp_path):
+    # An ordinary message is a message: nothing to report and nothing wrong (docs/bounces-in.md).
+    plain = tmp_path / "plain.eml"
+    plain.write_bytes(b"From: a@example.com\nTo: b@example.net\nSubject: hello\n\nhello\n")
+    out = relay("dsn", "parse", str(plain))
+    assert (out.returncode, out.stdout, out.stderr) == (0, b"", b"")
+
+
+def test_classify_refuses_an_empty_text_as_a_usage_error():
+    # `relay classify "$REPLY"` with nothing in it classified "" as a refusal of the recipient that no
+    # rule recognises (exit 0).
+    for text in ("", "   "):
+        out = relay("classify", text)
+        assert (out.returncode, out.stdout) == (2, b""), out.stdout
+        assert out.stderr.decode().startswith("relay classify: error: TEXT is empty:")
+
+
+def test_classify_reads_an_empty_json_string_as_an_error_line_and_goes_on():
+    out = relay("classify", stdin=b'""\n"550 5.1.1 User unknown"\n')
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0] == {"error": "line 1: an empty string; expected an SMTP reply"}
+    assert lines[1]["category"] == "unknown_recipient"
+    assert out.returncode == 1
+
+
+def test_classify_says_when_stdin_is_empty():
+    out = relay("classify", stdin=b"")
+    assert (out.returncode, out.stdout) == (0, b"")
+    assert out.stderr.decode() == ("relay classify: stdin is empty: nothing classified (give TEXT, or one JSON "
+                                   "string a line on stdin)\n")
