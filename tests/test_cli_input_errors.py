@@ -83,3 +83,64 @@ def test_classify_says_when_stdin_is_empty():
     assert (out.returncode, out.stdout) == (0, b"")
     assert out.stderr.decode() == ("relay classify: stdin is empty: nothing classified (give TEXT, or one JSON "
                                    "string a line on stdin)\n")
+
+
+# `relay postfix-log import FILE... -c CONFIG`: a file that is no log gets one line saying why.
+
+LOG_LINE = (b"Dec  2 04:00:01 mx postfix/smtp[1234]: 4ABC123DEF: to=<carol@example.net>, "
+            b"relay=mx.example.net[192.0.2.1]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=5.1.1, status=bounced "
+            b"(host mx.example.net[192.0.2.1] said: 550 5.1.1 <carol@example.net>: Recipient address rejected: "
+            b"User unknown (in reply to RCPT TO command))\n")
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"hostname: relay.example.com\nbounce_list: \"sqlite:///{tmp_path / 'bounces.db'}\"\n"
+                      f"events: [{{jsonl: {tmp_path / 'events.jsonl'}}}]\n")
+    return config
+
+
+def _limited_memory():
+    import resource
+
+    # The old code held a line of /dev/zero without end: bounded here so that showing it cannot take
+    # the machine's memory (it ends in a MemoryError's traceback).
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def test_postfix_log_import_refuses_a_device_that_never_ends(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "relay", "postfix-log", "import", "/dev/zero", "--dry-run",
+                          "-c", str(_config(tmp_path))], capture_output=True, timeout=300, cwd=REPO,
+                         preexec_fn=_limited_memory)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.decode() == "error: /dev/zero: is a character device (such as /dev/zero), not a regular file\n"
+
+
+def test_postfix_log_import_names_a_directory(tmp_path):
+    out = relay("postfix-log", "import", str(tmp_path), "--dry-run", "-c", str(_config(tmp_path)))
+    assert out.returncode == 2
+    assert out.stderr.decode() == f"error: {tmp_path}: is a directory\n"  # was "[Errno 21] Is a directory: ..."
+
+
+def test_postfix_log_import_says_to_pipe_a_fifo_in(tmp_path):
+    import os
+
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)  # as bash's <(zcat mail.log.2.gz) gives: read twice, or blocked with no writer
+    out = subprocess.run([sys.executable, "-m", "relay", "postfix-log", "import", str(fifo), "--dry-run",
+                          "-c", str(_config(tmp_path))], capture_output=True, timeout=60, cwd=REPO,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert out.stderr.decode() == (f"error: {fifo}: is a FIFO (named pipe), not a regular file; pipe it in "
+                                   f"instead (... | relay postfix-log import - -c CONFIG)\n")
+
+
+def test_postfix_log_import_skips_a_line_no_log_has_and_reads_the_rest(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\x00" * 200_000 + b"\n" + LOG_LINE)
+    out = relay("postfix-log", "import", str(log), "--dry-run", "-c", str(_config(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["kind"] for e in events] == ["rejected", "bounce_listed"]
+    assert out.stderr.decode().splitlines()[0] == ("warning: 1 line longer than 65536 bytes skipped: no log line "
+                                                   "is that long (NULs or binary data in the input?)")

@@ -99,9 +99,50 @@ def _open(name: str) -> tuple[IO[bytes], IO[bytes]]:
     return raw, raw
 
 
+class _Lines:
+    """The lines of a log as text, each at most MAX_LINE bytes as the live follower reads them
+    (relay/intake/follower.py): a longer one is no log line (NULs, a binary file given by mistake) and
+    is skipped up to its newline without being held, and counted in `cut`. Each line was held whole
+    before, however long: /dev/zero or a file without newlines grew the process until a MemoryError's
+    traceback."""
+
+    def __init__(self, reader: IO[bytes]):
+        from ..intake.follower import MAX_LINE
+
+        self.reader = reader
+        self.limit = MAX_LINE
+        self.cut = 0
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            raw = self.reader.readline(self.limit + 1)
+            if not raw:
+                return
+            if len(raw) > self.limit and not raw.endswith(b"\n"):
+                self.cut += 1
+                while raw and not raw.endswith(b"\n"):  # the rest of the line, in pieces
+                    raw = self.reader.readline(1 << 20)
+                continue
+            yield raw.decode("utf-8", "replace")
+
+
 def _lines(reader: IO[bytes]) -> Iterator[str]:
-    for raw in reader:
-        yield raw.decode("utf-8", "replace")
+    return iter(_Lines(reader))
+
+
+def _not_a_log_file(name: str) -> str | None:
+    """Why the file at `name` cannot be read as a log, or None: a directory, a device (/dev/zero never
+    ends), a FIFO (read twice: once for its first time stamp, then for its lines), a socket. They gave
+    "[Errno 21] Is a directory", "File or stream is not seekable", or no end."""
+    from ..yamlfile import FileProblem, open_regular
+
+    try:
+        os.close(open_regular(name))
+    except FileProblem as exc:
+        if "FIFO" in str(exc):
+            return f"{exc}; pipe it in instead (... | relay postfix-log import - -c CONFIG)"
+        return str(exc)
+    return None
 
 
 def read_line(text: str):
@@ -182,6 +223,10 @@ def run_import(args) -> int:
             why = "does not exist" if not os.path.exists(name) else "is not readable"
             print(f"error: {name} {why}", file=sys.stderr)
             return EXIT_ERROR
+        why = None if name == "-" else _not_a_log_file(name)
+        if why:
+            print(f"error: {name}: {why}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         files = oldest_first(args.files)
     except OSError as exc:
@@ -216,12 +261,14 @@ async def _import(args, settings, policies) -> int:
         outcomes, close = await open_outcomes(settings, policies)
     failures = 0
     read = 0  # lines of input that are not blank
+    cut = 0  # lines past MAX_LINE, skipped
     kinds: dict[str, int] = {}
     try:
         for name in args.files:
             reader, raw = _open(name)
+            lines = _Lines(reader)
             try:
-                for text in _lines(reader):
+                for text in lines:
                     if text.strip("\x00\x1e \t\r\n"):
                         read += 1
                     for obs in intake.take(read_line(text)):
@@ -232,6 +279,8 @@ async def _import(args, settings, policies) -> int:
                     if progress.enabled:
                         progress.update(raw.tell() if raw is not sys.stdin.buffer else 0, intake.lines, failures)
             finally:
+                cut += lines.cut
+                read += lines.cut
                 if reader is not sys.stdin.buffer:
                     progress.done_before += Path(name).stat().st_size
                     reader.close()
@@ -241,6 +290,10 @@ async def _import(args, settings, policies) -> int:
         progress.finish()
         if close is not None:
             await close()
+    if cut:
+        from ..intake.follower import MAX_LINE
+        print(f"warning: {cut:,} line{'s' if cut != 1 else ''} longer than {MAX_LINE} bytes skipped: no log "
+              f"line is that long (NULs or binary data in the input?)", file=sys.stderr)
     if read and not intake.lines:
         # Nothing was taken for a log line: another format (journalctl -o json-pretty or export, a CSV),
         # not a log without deliveries. Said, and not a success.
