@@ -144,3 +144,12 @@ def test_postfix_log_import_skips_a_line_no_log_has_and_reads_the_rest(tmp_path)
     assert [e["kind"] for e in events] == ["rejected", "bounce_listed"]
     assert out.stderr.decode().splitlines()[0] == ("warning: 1 line longer than 65536 bytes skipped: no log line "
                                                    "is that long (NULs or binary data in the input?)")
+
+
+def test_events_tail_refuses_a_device_as_its_file(tmp_path):
+    # `relay events tail --file /dev/zero` read without end into memory: a MemoryError's traceback.
+    out = subprocess.run([sys.executable, "-m", "relay", "events", "tail", "--file", "/dev/zero"],
+                         capture_output=True, timeout=300, cwd=REPO, preexec_fn=_limited_memory)
+    assert (out.returncode, out.stdout) == (1, b""), out.stderr[-2000:]
+    assert out.stderr.decode() == ("error: cannot read /dev/zero: is a character device (such as /dev/zero), "
+                                   "not a regular file\n")

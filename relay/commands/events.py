@@ -130,8 +130,19 @@ def run_tail(args) -> int:
 def _open_events(path: str):
     """The events file for reading. A line the disk cut short inside a multi-byte character (ENOSPC,
     EFBIG: docs/events.md "A full disk") is no UTF-8: its bytes are read as U+FFFD, so that the line
-    is skipped as not JSON and the rest of the file is read, rather than the whole file refused."""
-    return open(path, encoding="utf-8", errors="replace")
+    is skipped as not JSON and the rest of the file is read, rather than the whole file refused.
+
+    Only a regular file (relay.yamlfile.open_regular): a device given as --file (/dev/zero) was read
+    without end into memory until a MemoryError's traceback; its error is an OSError with the words."""
+    from ..yamlfile import FileProblem, open_regular
+
+    try:
+        fd = open_regular(path)
+    except FileProblem as exc:
+        if exc.missing:
+            raise FileNotFoundError(path) from None
+        raise OSError(0, str(exc)) from None
+    return open(fd, encoding="utf-8", errors="replace")
 
 
 # After logrotate moved the file away, the relay goes on appending to it until it notices (its jsonl
