@@ -84,13 +84,15 @@ class RelayService:
             return session, decision.reply
         return session, None
 
-    async def helo(self, session: Session, name: str) -> Reply | None:
+    async def helo(self, session: Session, name: str, esmtp: bool = True) -> Reply | None:
         """HELO/EHLO: the open transaction ends (RFC 5321 4.1.4); a name that could smuggle bytes
-        into our Received: header (CR, LF, NUL, any control, or bytes that are not UTF-8) is refused."""
+        into our Received: header (CR, LF, NUL, any control, or bytes that are not UTF-8) is refused.
+        `esmtp`: it was EHLO (or LHLO), not HELO."""
         await self.reset(session)
         why = unsendable(name)
         if why is None:
             session.helo = name
+            session.esmtp = esmtp
             return None
         reply = Reply.make(501, "5.5.4", f"Bad HELO/EHLO name \"{printable(name[:100])}\": {why}; "
                                          f"send a domain name or an address literal (RFC 5321 4.1.1.1)")
