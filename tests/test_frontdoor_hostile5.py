@@ -4,10 +4,16 @@
   client that greeted with HELO (plain SMTP, no service extensions) and one whose transaction used
   SMTPUTF8 (RFC 6531 3.7.3: the UTF8SMTP family) were recorded as ESMTP, so the trace a receiver and a
   postmaster read misstated how the message came in.
+- A message whose first line is a continuation line (it starts with SP or HTAB) was sent on after the
+  relay's Received: field as it came: the receiver unfolds it into that field (RFC 5322 2.2.3), so a
+  client could extend the relay's own trace field, e.g. give it another date ("; Thu, 01 Jan 1970 ...",
+  the date a reader takes is the one after the last ";") or an "(authenticated as ...)" comment.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import socket
 
 import pytest
@@ -82,3 +88,23 @@ def test_smtputf8_over_tls_with_a_login_is_utf8smtpsa(tmp_path, upstream, relay_
         # The next transaction on the same session without SMTPUTF8 is ESMTPSA again (RFC 3848).
         assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
     assert [received_with(m) for m in upstream.wait_for_messages(2)] == ["UTF8SMTPSA", "ESMTPSA"]
+
+
+@pytest.mark.parametrize("first_line", [
+    b"\tby mx.google.com with ESMTPSA; Thu, 01 Jan 1970 00:00:00 +0000",
+    b" (authenticated as ceo@example.com)",
+])
+def test_a_first_line_that_is_a_continuation_never_becomes_part_of_the_relays_received_field(
+        relay, upstream, first_line):
+    body = first_line + b"\r\nSubject: forged trace\r\n\r\nHi.\r\n"
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    data = upstream.wait_for_messages(1)[0].data
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
+    received = parsed.get_all("Received")
+    assert len(received) == 1, received
+    # The relay's field, unfolded, ends with the relay's own date, and has nothing of the client's line.
+    assert first_line.strip().decode() not in received[0], received[0]
+    assert received[0].rstrip().endswith("GMT"), received[0]
+    # The client's text still goes, whole: there was no header section to keep it in, so it is the body.
+    assert data.endswith(b"\r\n\r\n" + body), data
