@@ -39,6 +39,8 @@ class Session:
     peer_ip: str
     peer_port: int
     helo: str | None = None
+    # The client greeted with EHLO (or LHLO), not HELO: RFC 5321 4.4's "ESMTP", not "SMTP", in Received.
+    esmtp: bool = True
     tls: str | None = None  # TLS version once STARTTLS completed, e.g. "TLSv1.3"
     auth_user: str | None = None
     trusted_network: bool = False  # peer is inside clients.networks

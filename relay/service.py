@@ -84,13 +84,15 @@ class RelayService:
             return session, decision.reply
         return session, None
 
-    async def helo(self, session: Session, name: str) -> Reply | None:
+    async def helo(self, session: Session, name: str, esmtp: bool = True) -> Reply | None:
         """HELO/EHLO: the open transaction ends (RFC 5321 4.1.4); a name that could smuggle bytes
-        into our Received: header (CR, LF, NUL, any control, or bytes that are not UTF-8) is refused."""
+        into our Received: header (CR, LF, NUL, any control, or bytes that are not UTF-8) is refused.
+        `esmtp`: it was EHLO (or LHLO), not HELO."""
         await self.reset(session)
         why = unsendable(name)
         if why is None:
             session.helo = name
+            session.esmtp = esmtp
             return None
         reply = Reply.make(501, "5.5.4", f"Bad HELO/EHLO name \"{printable(name[:100])}\": {why}; "
                                          f"send a domain name or an address literal (RFC 5321 4.1.1.1)")
@@ -399,7 +401,16 @@ class RelayService:
         """The message as it goes on, its headers noted on the transaction. `data`: `content` with its
         line endings made CRLF (itself when they were)."""
         # A bare CR or LF made into CRLF starts a new line, which may start with ".".
-        message = Message(data, dot_lines=dot_lines or data is not content)
+        dot_lines = dot_lines or data is not content
+        if data[:1] in (b" ", b"\t"):
+            # The first line is a continuation line with no field before it to continue (RFC 5322
+            # 2.2.3): the fields the steps prepend (Received, Authentication-Results, DKIM-Signature)
+            # would take it as the end of the topmost of them, and a client could extend the relay's own
+            # trace field (RFC 5321 4.4), e.g. with "; Thu, 01 Jan 1970 ..." as its date or "(authenticated
+            # as ...)". Such a message has no header section (RFC 5322 2.1: only fields precede the empty
+            # line): an empty line first makes all of it the body, as it can only be read.
+            data = b"\r\n" + data
+        message = Message(data, dot_lines=dot_lines)
         txn.headers = {}
         for name, value in message.headers():
             txn.headers.setdefault(name.lower(), value)

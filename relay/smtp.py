@@ -1609,7 +1609,7 @@ class Handler:
         return lines + ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_HELO(self, server: RelaySMTP, session, envelope, hostname: str):
-        refusal = await self.service.helo(server.relay_session, hostname)
+        refusal = await self.service.helo(server.relay_session, hostname, esmtp=False)
         if refusal is not None:
             return server.verbatim(refusal)
         session.host_name = hostname

@@ -15,9 +15,18 @@ from ..pipeline import Message, Step, Transaction
 _NOT_CTEXT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e ]")
 
 
-def _protocol(session) -> str:
-    # RFC 3848: ESMTP with S for TLS and A for authenticated.
-    return "ESMTP" + ("S" if session.tls else "") + ("A" if session.auth_user else "")
+def _protocol(session, mail_options) -> str:
+    """The WITH clause's protocol (RFC 5321 4.4: Protocol = "ESMTP" / "SMTP" / a registered one)."""
+    # RFC 3848: S for TLS, A for authenticated (AUTH needs EHLO). STARTTLS is itself a service extension,
+    # and only ESMTPS is registered for it: a HELO session over TLS is ESMTPS too.
+    suffix = ("S" if session.tls else "") + ("A" if session.auth_user else "")
+    if any(option.upper() == "SMTPUTF8" for option in mail_options):
+        # RFC 6531 3.7.3: a transaction that used SMTPUTF8 takes the UTF8SMTP values (UTF8SMTP, UTF8SMTPS,
+        # UTF8SMTPA, UTF8SMTPSA) that RFC 6531 registers (IANA "Mail Transmission Types").
+        return "UTF8SMTP" + suffix
+    if not session.esmtp and not suffix:
+        return "SMTP"  # greeted with HELO: no service extension (RFC 5321 4.4)
+    return "ESMTP" + suffix
 
 
 @functools.lru_cache(maxsize=1024)
@@ -58,7 +67,7 @@ class ReceivedStep(Step):
         # No "for <rcpt>" with several recipients: it would disclose Bcc recipients to each other.
         for_clause = f"\r\n\tfor <{txn.rcpts[0]}>" if len(txn.rcpts) == 1 else ""
         tls = f"\r\n\t(using {s.tls})" if s.tls else ""
-        header = (f"Received: {from_clause(s.helo, s.peer_ip)}\r\n\tby {self.hostname} (relay) with {_protocol(s)} "
+        header = (f"Received: {from_clause(s.helo, s.peer_ip)}\r\n\tby {self.hostname} (relay) with {_protocol(s, txn.mail_options)} "
                   f"id {txn.id}{tls}{for_clause};\r\n\t{_date_now()}")
         message.prepend(header.encode("utf-8", "replace"))
         return CONTINUE

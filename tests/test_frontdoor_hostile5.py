@@ -1,0 +1,110 @@
+"""Hostile-client round 5, each at the level a user meets it: a running relay on loopback, real sockets.
+
+- The Received: field's WITH clause (RFC 5321 4.4 `Protocol`) said "ESMTP" whatever the client did: a
+  client that greeted with HELO (plain SMTP, no service extensions) and one whose transaction used
+  SMTPUTF8 (RFC 6531 3.7.3: the UTF8SMTP family) were recorded as ESMTP, so the trace a receiver and a
+  postmaster read misstated how the message came in.
+- A message whose first line is a continuation line (it starts with SP or HTAB) was sent on after the
+  relay's Received: field as it came: the receiver unfolds it into that field (RFC 5322 2.2.3), so a
+  client could extend the relay's own trace field, e.g. give it another date ("; Thu, 01 Jan 1970 ...",
+  the date a reader takes is the one after the last ";") or an "(authenticated as ...)" comment.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+
+import pytest
+
+from relay.users import hash_password
+from tests.support.smtp_client import RawSMTP, send_message
+from tests.support.tls import make_cert
+from tests.test_tls_auth import TLSClient, plain
+
+BODY = b"From: a@sender.test\r\nTo: b@example.com\r\nSubject: trace\r\n\r\nHi.\r\n"
+
+
+def received_with(message) -> str:
+    """The protocol of the WITH clause of the topmost Received: field (the relay's own)."""
+    header = message.data.split(b"\r\n\r\n", 1)[0].decode("utf-8")
+    assert header.startswith("Received: "), header
+    first = header.split("\r\nSubject:", 1)[0].split("\r\nFrom:", 1)[0]
+    return first.split(" with ", 1)[1].split()[0]
+
+
+def plain_client(relay, greeting: str) -> RawSMTP:
+    c = RawSMTP.__new__(RawSMTP)
+    c.sock = socket.create_connection((relay.host, relay.port), timeout=15)
+    c.buf = b""
+    c.greeting = c.reply()
+    assert c.cmd(greeting)[0] == 250
+    return c
+
+
+@pytest.mark.parametrize("greeting, sender, options, expected", [
+    # RFC 5321 4.4: Protocol = "ESMTP" / "SMTP"; a HELO session uses no service extension.
+    ("HELO client.test", "a@sender.test", "", "SMTP"),
+    ("EHLO client.test", "a@sender.test", "", "ESMTP"),
+    # RFC 6531 3.7.3: a transaction that used SMTPUTF8 is recorded with the UTF8SMTP protocol value.
+    ("EHLO client.test", "j\u00f6rg@sender.test", " SMTPUTF8", "UTF8SMTP"),
+    ("EHLO client.test", "a@sender.test", " SMTPUTF8", "UTF8SMTP"),
+])
+def test_the_received_field_names_the_protocol_the_client_used(relay, upstream, greeting, sender, options,
+                                                               expected):
+    with plain_client(relay, greeting) as c:
+        assert c.cmd(f"MAIL FROM:<{sender}>{options}".encode())[0] == 250
+        assert c.cmd("RCPT TO:<b@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+    assert received_with(upstream.wait_for_messages(1)[0]) == expected
+
+
+def test_a_helo_session_after_an_ehlo_one_on_the_same_connection_is_recorded_as_smtp(relay, upstream):
+    # HELO starts the session afresh (RFC 5321 4.1.4): what an earlier EHLO said no longer holds.
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+        assert c.cmd("HELO client.test")[0] == 250
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert [received_with(m) for m in upstream.wait_for_messages(2)] == ["ESMTP", "SMTP"]
+
+
+def test_smtputf8_over_tls_with_a_login_is_utf8smtpsa(tmp_path, upstream, relay_factory):
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('s3cret pass')}:sender.test\n")
+    crt, key = make_cert(tmp_path)
+    relay = relay_factory(upstream.port, listen=[{"address": "127.0.0.1:0", "tls": {"cert": str(crt), "key": str(key)}}],
+                          clients={"networks": ["10.0.0.0/8"], "users_file": str(users)})
+    with TLSClient(relay.host, relay.port) as c:
+        c.ehlo_over_tls(crt)
+        assert c.cmd("AUTH PLAIN " + plain("alice", "s3cret pass"))[0] == 235
+        assert c.cmd("MAIL FROM:<a@sender.test> SMTPUTF8")[0] == 250
+        assert c.cmd("RCPT TO:<j\u00f6rg@example.com>".encode())[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(BODY + b".\r\n")
+        assert c.reply()[0] == 250
+        # The next transaction on the same session without SMTPUTF8 is ESMTPSA again (RFC 3848).
+        assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+    assert [received_with(m) for m in upstream.wait_for_messages(2)] == ["UTF8SMTPSA", "ESMTPSA"]
+
+
+@pytest.mark.parametrize("first_line", [
+    b"\tby mx.google.com with ESMTPSA; Thu, 01 Jan 1970 00:00:00 +0000",
+    b" (authenticated as ceo@example.com)",
+])
+def test_a_first_line_that_is_a_continuation_never_becomes_part_of_the_relays_received_field(
+        relay, upstream, first_line):
+    body = first_line + b"\r\nSubject: forged trace\r\n\r\nHi.\r\n"
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    data = upstream.wait_for_messages(1)[0].data
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
+    received = parsed.get_all("Received")
+    assert len(received) == 1, received
+    # The relay's field, unfolded, ends with the relay's own date, and has nothing of the client's line.
+    assert first_line.strip().decode() not in received[0], received[0]
+    assert received[0].rstrip().endswith("GMT"), received[0]
+    # The client's text still goes, whole: there was no header section to keep it in, so it is the body.
+    assert data.endswith(b"\r\n\r\n" + body), data
