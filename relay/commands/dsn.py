@@ -91,12 +91,6 @@ def records(report, file: str, policies) -> list[dict]:
             # An Original-Recipient that reads two ways (as written and xtext-decoded, RFC 3461 4), the
             # likelier first; `original_recipient` is that one (intake/dsn.py _original_recipient).
             out[-1]["original_recipient_readings"] = list(failed.original_readings)
-        if report.not_a_message:
-            # Nothing to read in it (an empty file or stdin, binary data): said, not passed over in
-            # silence as an auto-reply is, which is a message that reports no failure.
-            print(f"error: {name}: {report.not_a_message}", file=sys.stderr)
-            status = 1
-            continue
         if report.blocks_not_read:
             # The report was cut (intake/dsn.py MAX_STATUS_BLOCKS): its lines are not all of it.
             out[-1]["recipients_not_read"] = report.blocks_not_read
