@@ -35,6 +35,11 @@ RECORD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 180, 200)
 # next hop's 421 to another recipient's RCPT when that reply is about that recipient (Outcomes.session_closed).
 SESSION_CLOSED = "upstream-closed-session"
 
+# An event's `bounce_list_error` when the recording of its refusal was given up before the list's update was done
+# (Outcomes._stopped).
+STOPPED_RECORDING = ("the relay was shutting down and stopped waiting for the bounce list (past its deadline): "
+                     "this refusal was not counted or listed")
+
 OBSERVATION_KINDS = ("rejected", "deferred", "bounced", "complained")
 # Events that report a refusal (and carry its classification), counted by relay_refusals_total.
 REFUSAL_KINDS = ("rejected", "deferred", "suppressed", "policy_rejected", "bounced", "complained")
@@ -177,6 +182,11 @@ class Outcomes:
         # 5xx) is the same message, not another refusal (review12 F11). A refusal at RCPT has no message
         # yet: each counts (docs/bounce-list.md).
         message = message_key("message-id", txn.headers.get("message-id")) if txn is not None and txn.headers else None
+        # Set when the recording is given up (cancelled: a shutdown past the store's deadline, RelayServer.stop):
+        # the refusal's events are queued all the same, their list update marked as not done, and the
+        # cancellation goes on once they are. The client saw this refusal: its event is never lost with
+        # the bounce list's update (docs/events.md, `bounce_list_error`).
+        stopped: asyncio.CancelledError | None = None
         for rcpt in recipients or [""]:
             fields = dict(decision.detail)
             follow: list[dict] = []
@@ -186,27 +196,57 @@ class Outcomes:
                 return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
             try:
-                if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
-                    upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
-                    status, follow = await self._suppress_refusal(make, rcpt, judgement, reply.text,
-                                                                  self._provider(reply.text, upstream=upstream),
-                                                                  message=message)
-                    if status is not None:
-                        fields["bounce_list"] = status
-                domain = rcpt.rpartition("@")[2].lower()
-                if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
-                        and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
-                    domains_seen.add(domain)  # one reply is one sighting of a domain
-                    # Dated by when DNS gave the answer the reply reports (the relay's own NXDOMAIN or null MX
-                    # reply): read back from the resolver's cache, it is the sighting it was when fetched.
-                    follow += (await self._domain_evidence(make, rcpt, reply, classification, now=reply.answered_at,
-                                                           message=message))[0]
+                listing = rcpt and kind in ("rejected", "deferred")
+                if stopped is None:
+                    try:
+                        await self._list_refusal(make, txn, rcpt, kind, reply, judgement, fields, follow,
+                                                 domains_seen, message)
+                    except asyncio.CancelledError as exc:
+                        stopped = exc
+                        if listing and "bounce_list" not in fields:
+                            self._stopped(fields, rcpt)
+                elif listing and judgement.concerns(rcpt):
+                    self._stopped(fields, rcpt)
                 self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             except Exception:
                 self._told_on_defect(follow)
                 raise
             for event in follow:
                 self._queue(txn, event)
+        if stopped is not None:
+            raise stopped
+
+    async def _list_refusal(self, make, txn, rcpt, kind, reply, judgement, fields, follow, domains_seen,
+                            message) -> None:
+        """What one refusal of `rcpt` does to the bounce list (its failure counted or listed, its domain's
+        evidence): `fields` gets the event's `bounce_list`, `follow` the events that follow it, each as
+        soon as it is known (a cancellation half-way keeps what was done)."""
+        if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
+            upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
+            status, listed = await self._suppress_refusal(make, rcpt, judgement, reply.text,
+                                                          self._provider(reply.text, upstream=upstream),
+                                                          message=message)
+            follow += listed
+            if status is not None:
+                fields["bounce_list"] = status
+        domain = rcpt.rpartition("@")[2].lower()
+        if (rcpt and kind in ("rejected", "deferred") and judgement.about(rcpt) and not judgement.another
+                and domain not in domains_seen and not _from_a_host_of_a_resolved_domain(txn, reply)):
+            domains_seen.add(domain)  # one reply is one sighting of a domain
+            # Dated by when DNS gave the answer the reply reports (the relay's own NXDOMAIN or null MX
+            # reply): read back from the resolver's cache, it is the sighting it was when fetched.
+            follow += (await self._domain_evidence(make, rcpt, reply, judgement.classification,
+                                                   now=reply.answered_at, message=message))[0]
+
+    def _stopped(self, fields: dict, rcpt: str) -> None:
+        """The recording of a refusal of `rcpt` was given up before its bounce list update was done (a
+        shutdown past the store's deadline): its event says so, the log names the address (an operator may
+        add it by hand: `relay bounces add`), and relay_bounce_list_unrecorded_total{why="stopped"} counts it."""
+        fields["bounce_list"] = "error"
+        fields["bounce_list_error"] = STOPPED_RECORDING
+        log.error("the failure of %s was never recorded on the bounce list: the relay stopped waiting for the "
+                  "list's update (past its deadline) while shutting down", printable(rcpt)[:330])
+        self._unrecorded("stopped")
 
     async def session_closed(self, txn: Transaction, session: Session, stage: str, refused: str,
                              recipients: list[str], decision: Decision) -> None:

@@ -111,13 +111,20 @@ class Transaction:
     # refusal was being recorded (the bounce list's lock held) lost its event and its count or listing.
     # Cleared as each command starts (RelayService._settle).
     decided: bool = False
+    # The reply the client is due for that known outcome (the next hop's refusal, its answer to the final
+    # dot), once the command has it: a shutdown that can no longer wait for the outcome's recording gives
+    # the client this, never a 421 in its place (RelayServer.stop, review-int4's drain note).
+    answer: Reply | None = None
     # The client went away, or was cut off, while a command whose outcome was known was recording it:
     # that command ends the transaction once it has (RelayService._abandon).
     left: bool = False
 
-    def decide(self) -> None:
-        """The outcome of the command under way is known (see `decided`)."""
+    def decide(self, reply: Reply | None = None) -> None:
+        """The outcome of the command under way is known (see `decided`); `reply`, the client's reply for it
+        when known (see `answer`)."""
         self.decided = True
+        if reply is not None:
+            self.answer = reply
 
     def dot_sent(self, due: float) -> None:
         """The whole message and its final dot went to the next hop; its reply is due by `due`."""
@@ -129,7 +136,7 @@ class Transaction:
         if self.dot is DotReply.AWAITED:
             self.dot = DotReply.ANSWERED
             self.dot_reply = reply
-            self.decided = True
+            self.decide(reply)
 
     @property
     def awaiting_dot_reply(self) -> bool:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import logqueue, signals
+from .address import printable
 from .config import Settings, load_settings
 from .decision import Reply
 from .config import bounces_in_warnings as _bounces_in_warnings
@@ -54,7 +55,9 @@ SHUTDOWN_AFTER_DOT = Reply.make(
     421, "4.3.2", "Relay shutting down while the upstream had the whole message and had not answered: it may "
                   "have been delivered; try again later", cause="relay-shutdown-after-dot")
 # Cut off once the upstream had answered the final dot, its answer still being recorded past the store's
-# own deadline (RelayServer.stop): never "had not answered" (review-int2 F8). The answer is in the event.
+# own deadline (RelayServer.stop), on a connection that cannot be told that answer itself (LMTP: one reply
+# per recipient): never "had not answered" (review-int2 F8). The answer is in the event. An SMTP client is
+# told the upstream's answer, then SHUTDOWN.
 SHUTDOWN_AFTER_ANSWER = Reply.make(
     421, "4.3.2", "Relay shutting down while the upstream's answer to the whole message was being recorded: "
                   "it may have been delivered; try again later", cause="relay-shutdown-after-dot")
@@ -531,8 +534,20 @@ class RelayServer:
                                         p.relay_session.id, txn.id, until - now)
                         if now < until:
                             continue
-                        log.error("stopping: session %s's transaction %s was still recording its outcome "
-                                  "after %g s; cut off", p.relay_session.id, txn.id, service.recording_seconds())
+                        # Past the store's own deadline: the recording is given up, its events written with
+                        # their list update marked as not done, and the client gets the reply it is due, the
+                        # next hop's own, then the 421. A 421 alone after the upstream's 250 had the client
+                        # send the message again; after its 550, try again an address it had refused.
+                        answer = txn.answer if txn is not None and p.tells_answer_at_cut else None
+                        log.error("stopping: session %s's transaction %s was still recording its outcome after "
+                                  "%g s; %s", p.relay_session.id, txn.id, service.recording_seconds(),
+                                  "cut off" if answer is None else
+                                  f"given up (its events are written, their bounce list update not done); the client "
+                                  f"is told {printable(answer.wire_lines()[0])[:120]}, then 421")
+                        if answer is not None:
+                            p.cut(SHUTDOWN, answer=answer)
+                            cut_off.add(id(p))
+                            continue
                     if txn is not None and txn.dot_reply_due is not None:
                         p.cut(SHUTDOWN_AFTER_DOT if txn.awaiting_dot_reply else SHUTDOWN_AFTER_ANSWER)
                     else:

@@ -207,15 +207,15 @@ class RelayService:
         except BaseException:  # cancelled (the client hung up): the transaction still ends
             self._end(txn)
             raise
-        txn.decide()
+        if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
+            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
+        txn.decide(decision.reply)
         if decision.verdict is V_ACCEPT:
             if txn.left:  # the client is gone: nobody will use the transaction
                 self._end(txn)
             else:
                 self._txns[session.id] = txn
             return decision.reply
-        if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
-            decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
         try:
             await self.outcomes.refused(txn, session, decision.stage or "mail", [], decision)
         finally:
@@ -251,13 +251,13 @@ class RelayService:
         try:
             decision = (Decision(Verdict.REJECT, problem) if problem
                         else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
-            txn.decide()
-            if decision.verdict is V_ACCEPT:
-                txn.rcpts.append(recipient)
-                return decision.reply
             if decision.verdict is V_CONTINUE:
                 decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem",
                                                               cause="local-error"))
+            txn.decide(decision.reply)
+            if decision.verdict is V_ACCEPT:
+                txn.rcpts.append(recipient)
+                return decision.reply
             await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
             if decision.reply.code == 421 and txn.rcpts:
                 # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
@@ -353,6 +353,8 @@ class RelayService:
             txn.decide()  # the DATA command's own refusal (or the steps'): recorded whoever is left
         if decision.verdict is V_CONTINUE:
             decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error"))
+        if txn.decided:
+            txn.answer = decision.reply  # the client's reply for the known outcome (Transaction.answer)
         if decision.verdict is V_ACCEPT:
             self.count("relay_messages_total", result="accepted")
         else:
@@ -371,6 +373,7 @@ class RelayService:
         the list's lock was held lost them (review F2, then at MAIL, RCPT and the DATA command). drain()
         waits for it (_endings)."""
         txn.decided = False
+        txn.answer = None
         conclusion = asyncio.get_running_loop().create_task(
             command, name=f"{txn.notes.get('stage', 'mail')} of transaction {txn.id} (session {txn.session.id})")
         self._concluding[txn.id] = conclusion
@@ -456,16 +459,32 @@ class RelayService:
         await self.outcomes.refused(txn, session, stage, recipients, Decision(Verdict.DEFER, reply, "deferred"))
         await self._end(txn)
 
-    def cut(self, session: Session, reply: Reply) -> asyncio.Future | None:
+    def cut(self, session: Session, reply: Reply, give_up: bool = False) -> asyncio.Future | None:
         """Shutdown ends the session in the middle of its transaction (the drain is over, RFC 5321
         3.8's 421 `reply` goes to the client): the transaction ends deferred, its recipients'
         events written. Taken out at once, before any await, so that nothing else ends it a second
         time (not the command under way, cancelled by the caller, not disconnected()); recorded in
-        a task the service owns (drain() waits for it). The caller may await the result."""
+        a task the service owns (drain() waits for it). The caller may await the result.
+
+        `give_up`: the command under way has its outcome and is still recording it past the store's own
+        deadline (RelayServer.stop, recording_seconds()), and the caller tells the client that outcome's
+        reply (Transaction.answer) before `reply`. The recording is cancelled where it is: its events are
+        written all the same, their bounce list update marked as not done (Outcomes.refused). After the
+        final dot the transaction ends with it; after a MAIL or RCPT the rest of the transaction (the
+        recipients accepted before) is cut as any other, once the command has let go."""
         txn = self._txns.get(session.id)
         if txn is None:
             return None
-        if not self._abandon(txn):
+        conclusion = self._concluding.get(txn.id)
+        after = None
+        if give_up and txn.decided and conclusion is not None and not conclusion.done():
+            conclusion.cancel()
+            if txn.notes.get("stage") == "data":
+                txn.left = True  # the message's outcome is the command's: it ends the transaction (_concluded)
+                return asyncio.shield(conclusion)
+            del self._concluding[txn.id]  # the command no longer ends the transaction: the cut below does
+            after = conclusion
+        elif not self._abandon(txn):
             # The next hop has answered the final dot: its answer is the outcome, recorded by the
             # command's conclusion (never a cut, nor "unknown"), which the caller may await.
             return asyncio.shield(self._concluding[txn.id]) if txn.id in self._concluding else None
@@ -482,15 +501,18 @@ class RelayService:
                     (f", recipients {', '.join(printable(r) for r in recipients)[:1000]}" if recipients else "")
                     + (f"; outcome {UNKNOWN_OUTCOME}" if detail else ""))
         task = asyncio.get_running_loop().create_task(self._record_cut(txn, session, stage, recipients, reply,
-                                                                       detail),
+                                                                       detail, after),
                                                       name=f"cut of transaction {txn.id} (session {session.id})")
         self._endings.add(task)
         task.add_done_callback(self._endings.discard)
         return asyncio.shield(task)
 
     async def _record_cut(self, txn: Transaction, session: Session, stage: str, recipients: list[str],
-                          reply: Reply, detail: dict) -> None:
+                          reply: Reply, detail: dict, after: asyncio.Task | None = None) -> None:
         try:
+            if after is not None:
+                # The command given up (cut(give_up=True)) queues its own events as it stops: first.
+                await asyncio.wait([after])
             await self.outcomes.refused(txn, session, stage, recipients,
                                         Decision(Verdict.DEFER, reply, "deferred", detail))
         finally:

@@ -577,6 +577,9 @@ def _junk_command(original):
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with connection limits, timers and enhanced codes."""
 
+    # A shutdown that gives up recording a known outcome tells the client its one reply first (cut()).
+    tells_answer_at_cut = True
+
     def __init__(self, handler, *, service: RelayService, connections: Connections, handler_timeout: float,
                  data_timeout: float, unauthenticated_timeout: float, failed_logins: FailedLogins | None = None,
                  errors: ErrorCount | None = None, stress_timeout: float | None = None, **kw):
@@ -1363,15 +1366,20 @@ class RelaySMTP(SMTP):
         take the reply: one that does not read would hold up the shutdown."""
         self._close_with(text)
 
-    def cut(self, reply: Reply):
+    def cut(self, reply: Reply, answer: Reply | None = None):
         """The drain at shutdown is over and this session is still in the middle of a transaction
         or a command: `reply` (a 421, RFC 5321 3.8) goes out, the connection closes, the command
         under way ends here, and the transaction ends deferred with its events (RelayService.cut).
+        `answer`: the reply the command under way is due (its outcome known: the next hop's refusal, its
+        answer to the final dot: Transaction.answer), whose recording is given up past the store's own
+        deadline (RelayService.cut `give_up`), sent first: the client hears the next hop's own word before
+        the 421 (tells_answer_at_cut).
         Returns what to await for that record, or None."""
         if self.transport is None or self.transport.is_closing():
             return None
-        recorded = self.relay_service.cut(self.relay_session, reply) if self.relay_session is not None else None
-        self._close_with(reply.wire())
+        recorded = (self.relay_service.cut(self.relay_session, reply, give_up=answer is not None)
+                    if self.relay_session is not None else None)
+        self._close_with(reply.wire() if answer is None else f"{answer.wire()}\r\n{reply.wire()}")
         handler = self._handler_coroutine
         if handler is not None and not handler.done():
             handler.cancel()  # e.g. waiting on the upstream: its transaction is recorded above, not by it
@@ -1559,6 +1567,10 @@ class RelayLMTP(RelaySMTP):
     """LMTP (RFC 2033) for the bounces_in listener: the same server, limits and refusals as SMTP, with
     LHLO in place of HELO/EHLO (4.1) and, after the final dot, one reply per recipient accepted at RCPT,
     in their order (4.2). aiosmtpd.lmtp.LMTP has the LHLO but answers DATA once."""
+
+    # After the final dot an LMTP client awaits one reply per recipient (RFC 2033 4.2), not the one a
+    # shutdown's cut could give: it is cut with the 421 alone, as before (RelayServer.stop).
+    tells_answer_at_cut = False
 
     @syntax("LHLO hostname")
     async def smtp_LHLO(self, hostname: str) -> None:

@@ -45,6 +45,10 @@ RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
 RELOAD_POLL = 0.05  # seconds between looks at whether the reload's reading thread has ended
+# Seconds the parent's reading of the files at SIGHUP may take (a few seconds for hundreds of DKIM keys). One
+# that takes longer (a file on a stalled network filesystem, a FIFO put in a file's place) is refused and left
+# behind: a dead worker's replacement, held back while the reading runs, is started after all (review-int4 F5).
+RELOAD_READ_TIMEOUT = 30.0
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
 # Seconds the parent waits for every worker to say whether it took a reloaded config before it tells
 # systemd the reload failed. A worker reads the files in a thread (tens of seconds for 1,000 DKIM keys:
@@ -285,6 +289,8 @@ class Supervisor:
         # on pinging the watchdog, reaping and taking signals while it reads (2-3 s for a few hundred
         # DKIM keys; with WatchdogSec= shorter than that, systemd killed the relay mid-reload).
         self._reloading: threading.Thread | None = None
+        self._reading_deadline = 0.0  # monotonic: past it, the reading is given up (RELOAD_READ_TIMEOUT)
+        self._stuck: threading.Thread | None = None  # a reading given up on that has not ended (yet)
         self._reload_read: tuple | None = None  # (settings, policies, error) once the thread is done
         self._reload_again = False  # a SIGHUP came during the reading: read again after it
 
@@ -322,6 +328,8 @@ class Supervisor:
                 if self._reloading is not None and not self._reloading.is_alive():
                     self._end_reading()
                 now = time.monotonic()
+                if self._reloading is not None and now >= self._reading_deadline:
+                    self._give_up_reading()
                 for slot in self.slots:
                     # Never while the reload's thread runs: fork() copies a process whose other thread
                     # may hold a lock (logging's, the import lock) that nothing in the child releases;
@@ -352,6 +360,7 @@ class Supervisor:
                     waits.append(self._reload.deadline - now)
                 if self._reloading is not None:
                     waits.append(RELOAD_POLL)  # to see the thread end (it writes to no pipe of ours)
+                    waits.append(self._reading_deadline - now)
                 timeout = max(0.0, min(waits + [1.0]))
                 try:
                     readable, _, _ = select.select([ready_r, wake_r], [], [], timeout)
@@ -461,14 +470,51 @@ class Supervisor:
 
     def _begin_reading(self) -> None:
         """SIGHUP: the parent reads and checks the files in a thread (_read_reload), so that its loop
-        goes on pinging the watchdog, reaping and taking signals; _end_reading goes on once it ends."""
+        goes on pinging the watchdog, reaping and taking signals; _end_reading goes on once it ends, or
+        _give_up_reading once it has run RELOAD_READ_TIMEOUT."""
+        if self._stuck is not None and self._stuck.is_alive():
+            # A thread blocked on a file (a stalled filesystem, a FIFO) stays blocked: another reading
+            # would block beside it. Refused at once, until that one ends.
+            self._refuse_reload(f"an earlier reading of the files, given up after {RELOAD_READ_TIMEOUT:g} s, "
+                                f"has still not ended (a file on a stalled filesystem, or a FIFO?): not reading "
+                                f"them again until it does")
+            return
+        self._stuck = None
         self._reload_read = None
+        self._reading_deadline = time.monotonic() + RELOAD_READ_TIMEOUT
         self._reloading = threading.Thread(target=self._read_in_thread, name="relay-reload", daemon=True)
         self._reloading.start()
 
     def _read_in_thread(self) -> None:
-        """The reload's thread: only reads (nothing of the supervisor's state but its outcome)."""
-        self._reload_read = self._read_reload()
+        """The reload's thread: only reads (nothing of the supervisor's state but its outcome). A thread
+        given up on (_give_up_reading) is no longer self._reloading: what it reads then is dropped."""
+        outcome = self._read_reload()
+        if self._reloading is threading.current_thread():
+            self._reload_read = outcome
+
+    def _give_up_reading(self) -> None:
+        """The reading has run RELOAD_READ_TIMEOUT: refused, every worker keeps the running config (none is
+        told: each would read, and block on, the same file), and the thread is left behind (a thread blocked
+        in a read cannot be stopped; it is a daemon). The loop goes on as after any reading: a dead worker's
+        replacement, held back while it ran, starts now (review-int4 F5: held back for as long as the read
+        hung, while the watchdog pinged on). It is forked with that thread blocked in a system call: one
+        that held a lock the replacement needs would leave the replacement without heartbeats, which the
+        watchdog tells (_all_answering), never a relay that silently stops replacing its workers."""
+        self._stuck, self._reloading = self._reloading, None
+        self._reload_read = None
+        self._reload_again = False  # moot: a new reading would block on the same file (_begin_reading)
+        if self.stopping:
+            return
+        self._refuse_reload(f"reading the config and policies did not end within {RELOAD_READ_TIMEOUT:g} s (a "
+                            f"file on a stalled filesystem, or a FIFO in a file's place?); no worker was told")
+
+    def _refuse_reload(self, error: str) -> None:
+        """The parent refuses a reload before any worker is told: the log, the counter and systemd say why,
+        and every process keeps the config it runs."""
+        log.error("reload refused, new workers start with the previous config: %s", error)
+        self._count_reload(False)
+        if self.announced and self._reload is None:
+            systemd.reloaded(error)
 
     def _end_reading(self) -> None:
         """The parent's reading is over: the SIGHUP to every worker, whose answers decide the outcome

@@ -7,6 +7,7 @@ reply, no event and nothing logged, though the upstream had the whole message.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -267,6 +268,103 @@ def test_the_stop_waits_for_the_transaction_ends_under_way_no_longer_than_its_de
     assert abandoned[0].endswith("the stuck end"), abandoned
     # Its session's own transaction was cut and recorded all the same.
     assert [(e["kind"], e["recipient"]) for e in running.events()] == [("deferred", "b@example.com")]
+
+
+@contextlib.contextmanager
+def _bounce_list_replaced_and_held(path: Path):
+    """The bounce list's file moved aside under the running relay and a new one made in its place by another
+    process that holds its write lock (an operator restoring the list: `relay bounces import` into a fresh
+    file). The relay's next write opens the new file (SQLiteBounceStore._follow_file), and opening waits for
+    that lock up to 30 s (OPEN_TIMEOUT), well past the store's write deadline (2 x write_timeout): a
+    recording stuck past the deadline the shutdown allows it, for as long as the test holds the lock."""
+    import sqlite3
+
+    os.rename(path, path.with_name(path.name + ".moved"))
+    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")
+    lock.execute("CREATE TABLE restoring (address TEXT)")
+    try:
+        yield
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+
+GONE = "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_an_outcome_still_recorded_past_the_stores_deadline_at_shutdown_is_told_as_the_upstreams_answer_and_its_event_written(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog, stage):
+    """The drain ended while the relay was recording the upstream's 550 to a RCPT or to the final dot, and that
+    recording went on past the store's own deadline and its margin (the bounce list's file being replaced and
+    held by another process). The fallback cut told the client "421 ... was being recorded" (or a bare 421 at
+    RCPT) instead of the upstream's 550: after a 550 at the dot it would try the message again, and an address
+    the upstream refused again. Then the stop cancelled the recording and the refusal's event was lost with it,
+    with only a log line. Now the client is told the upstream's own 550, then the 421; the refusal's event is
+    written with `bounce_list: error` and why (its listing is not done: the log names the address); a
+    recipient accepted before the refused RCPT is cut as at any drain's end (its deferred event)."""
+    import relay.server
+
+    caplog.set_level("INFO", logger="relay")
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    # After the dot: the reply's own deadline (upstream.data_timeout, 10 s here) taken as the drain's.
+    monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -10.0, raising=False)
+    _writes_wait_long(monkeypatch, 0.25)  # the store's write deadline 0.5 s: given up 1.5 s past the drain
+    running = relay_factory(upstream.port)
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
+    db = tmp_path / "bounces.db"
+    if stage == "rcpt":
+        upstream.rcpt_replies["gone"] = GONE
+        upstream.rcpt_gate.clear()  # the upstream's reply to the next RCPT waits: the list was read before it
+        c.send(b"RCPT TO:<gone@example.com>\r\n")
+        wait_until(lambda: upstream.rcpts_waiting == 1)
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        upstream.rcpt_gate.set()
+    else:
+        upstream.data_replies["gone"] = GONE
+        assert c.cmd("RCPT TO:<gone@example.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        c.send(BODY + b".\r\n")
+        wait_until(lambda: "DATA" in upstream.commands)
+    try:
+        # The relay has read the upstream's refusal, and records it (its store waiting on the new file).
+        service = running.server.service
+        wait_until(lambda: any(service.recording(t.session) for t in list(service._txns.values())))
+        stopping = running.begin_stop()
+        assert c.reply() == (550, GONE)  # on main: 421 ("... was being recorded" after the dot)
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+        assert c.closed()
+        # The list stays held until the refusal's event is out, or the stop has given up on what it waited for.
+        wait_until(lambda: "abandoned" in caplog.text
+                   or any(e["kind"] == "rejected" for e in running.events()), timeout=30)
+    finally:
+        held.__exit__(None, None, None)
+    stopping.result(60)
+    events = running.events()
+    if stage == "rcpt":
+        assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+            ("rejected", "rcpt", "gone@example.com"), ("deferred", "rcpt", "kept@example.com")], events
+        assert events[1]["reply"]["text"] == "421 4.3.2 Relay shutting down, try again later"
+    else:
+        assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+            ("rejected", "data", "kept@example.com"), ("rejected", "data", "gone@example.com")], events
+        assert "bounce_list" not in events[0] and events[0]["reply"]["text"] == GONE
+        assert events[1]["message_id"] == "<drain@sender.test>"
+    refused = [e for e in events if e["recipient"] == "gone@example.com"][0]
+    assert refused["reply"]["text"] == GONE and refused["bounce_list"] == "error", refused
+    assert "stopped waiting for the bounce list" in refused["bounce_list_error"]
+    schema = json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    assert "the failure of gone@example.com was never recorded on the bounce list" in caplog.text
+    assert "abandoned" not in caplog.text  # nothing left for the stop to cancel
 
 
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import stalled_fs
 from tests.support.peers import free_port
 from tests.support.processes import children, server_side_owner, wait_until
 from tests.support.smtp_client import RawSMTP, send_message
@@ -1072,3 +1073,70 @@ def test_the_stress_mark_counts_the_sessions_of_every_worker(relay_workers):
             c.close()
     assert "while the listener is busy" not in relay.stderr()
     assert relay.stop() == 0
+
+
+# Installed as sitecustomize in the relay: the parent gives up a reading of the files after 2 s.
+SHORT_RELOAD_READ = "import relay.workers\nrelay.workers.RELOAD_READ_TIMEOUT = 2.0\n"
+
+
+@pytest.mark.skipif(stalled_fs.available() is not None, reason=str(stalled_fs.available()))
+def test_a_reload_whose_reading_hangs_is_refused_and_a_dead_worker_is_replaced_meanwhile(
+        relay_workers, upstream, tmp_path):
+    """At SIGHUP the parent reads the files in a thread and starts no worker while it does (a fork beside a
+    thread that may hold a lock). A reading that hangs (a file on a network filesystem whose server stopped
+    answering; here a DKIM key on such a mount, tests/support/stalled_fs.py: every config and policy file is
+    opened non-blocking, so a FIFO is refused at once and cannot stand in for it) held back the replacement
+    of a dead worker for as long as it hung, while the watchdog pinged on, a dead worker waiting for its
+    restart being no fault of the loop's (review-int4 F5): a relay of one worker less for good, systemd told
+    all is well. Now the reading is given up after RELOAD_READ_TIMEOUT (2 s here): the reload is refused with
+    why and told to systemd, no worker is told (each would hang on the same file), the running config stays,
+    and the replacement starts."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SHORT_RELOAD_READ)
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify, \
+            stalled_fs.StalledFilesystem(tmp_path / "stalled") as stalled:
+        notify.bind(str(path))
+        notify.settimeout(60)
+        relay = relay_workers(env={"NOTIFY_SOCKET": str(path), "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])},
+                              policies=str(policies))
+        messages = _systemd_messages(notify)
+        assert next(messages) == "READY=1"
+        workers = relay.workers()
+        (policies / "domains.yaml").write_text(yaml.safe_dump(
+            {"sender.test": {"dkim": [{"selector": "s1", "key": str(stalled.path / "s1.pem")}]}}))
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        wait_until(lambda: stalled.pending)  # the parent's reading waits on the stalled mount
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        told = next(messages)  # on main: never (the reading hangs, and every restart with it)
+        assert told.startswith("READY=1\nSTATUS=Running the previous config: the reload was refused: reading the "
+                               "config and policies did not end within 2 s"), told
+        wait_until(lambda: len(relay.workers()) == 2 and victim not in relay.workers(), timeout=30)
+        wait_until(lambda: relay.stderr().count("listening on 127.0.0.1") == 3)  # the replacement listens too
+        assert "reload refused, new workers start with the previous config: reading the config and policies did " \
+               "not end within 2 s" in relay.stderr()
+        assert "reloading: reading" not in relay.stderr()  # no worker was told: each would hang on that file
+        # Every worker serves, the replacement with the running config.
+        held = relay.one_connection_per_worker()
+        for c in held.values():
+            c.cmd("EHLO c.test")
+            assert send_message(c, "a@sender.test", ["b@example.com"], BODY)[-1][0] == 250
+            c.close()
+        # Another SIGHUP while the first reading still hangs is refused at once: no second thread stuck.
+        relay.proc.send_signal(signal.SIGHUP)
+        assert next(messages).startswith("RELOADING=1\n")
+        told = next(messages)
+        assert "an earlier reading of the files, given up after 2 s, has still not ended" in told, told
+        assert stalled.pending  # the first reading still waits
+        relay.proc.send_signal(signal.SIGTERM)
+        assert next(messages) == "STOPPING=1"
+        wait_until(lambda: "stopped: every worker has exited" in relay.stderr())
+        # A thread blocked in the kernel on a stalled mount keeps its process from exiting until the mount
+        # answers (the same for any program reading a hung NFS mount): the mount goes, the parent exits.
+    assert relay.stop() == 0
+    assert "Traceback" not in relay.stderr()

@@ -80,8 +80,9 @@ class UpstreamStep(Step):
         """The upstream's reply as the client's, with what the watchers made of it for its event."""
         if not reply.positive:
             # Before anything else may wait: a refusal read is the command's outcome, recorded even if
-            # the client goes away now (RelayService._settle).
-            txn.decide()
+            # the client goes away now (RelayService._settle); the client's reply, if a shutdown cannot wait
+            # for that recording (Transaction.answer).
+            txn.decide(reply)
         detail: dict = {}
         for watcher in self.watchers:
             try:
