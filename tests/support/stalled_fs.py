@@ -42,6 +42,20 @@ def available() -> str | None:
         return "needs root to mount"
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
+    return _probe()
+
+
+def _probe() -> str | None:
+    """Root and /dev/fuse are not enough in a container without CAP_SYS_ADMIN (mount: EPERM), or where
+    the fuse module is missing (open: ENODEV): a mount is tried once, on a directory of its own."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="stalled-probe-") as where:
+        try:
+            with StalledFilesystem(Path(where) / "mnt"):
+                pass
+        except OSError as exc:
+            return f"cannot mount FUSE here: {exc}"
     return None
 
 
