@@ -328,6 +328,19 @@ def test_coremail_s_user_hangup_at_rcpt_is_the_recipient_s_disabled_mailbox(rela
     assert not listed(relay, "jane@example.com")
 
 
+def test_an_account_administratively_disabled_under_5_1_1_is_counted_not_listed(relay, upstream):
+    # Issue #8, world27: Infomaniak's FAQ quotes a recipient's provider answering "550 5.1.1 <a> recipient
+    # rejected, account administratively disabled": the account exists and was disabled by its provider
+    # (RFC 3463 X.2.1's meaning, whatever X.1.1 it carries), which may re-enable it. The rules read only
+    # the X.1.1 and listed the address at once as unknown (a false listing); a disabled mailbox counts.
+    upstream.rcpt_replies["jane"] = "550 5.1.1 jane@example.com recipient rejected, account administratively disabled"
+    transact(relay, ["jane@example.com"])
+    (rejected,) = [e for e in events_of(relay, 1) if e["kind"] == "rejected"]
+    assert (rejected["classification"]["category"], rejected["classification"]["scope"]) == (
+        "mailbox_disabled", "recipient")
+    assert not listed(relay, "jane@example.com")
+
+
 def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
     # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
     # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's

@@ -1667,6 +1667,72 @@ def test_world26_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # The twenty-ninth round (world27), in wordings the round's part does not hold: each had another
+        # verdict under main's shipped product (rules and nearest-reply reader) and rules alone. An account
+        # "administratively" or "permanently" disabled or suspended is the recipient's disabled mailbox even
+        # under X.1.1 (counted; main listed it at once: a false listing); a count of messages or recipients
+        # per second/minute/hour/day, or a daily quota, is the sending account's rate limit; "sent too many
+        # mails in the last N minutes" is a rate, about the sender when a "Sender address rejected:" policy
+        # service says it; X.3.1's "system storage is full" is the receiving system's disk (a deferral of the
+        # session), not the recipient's mailbox; "Greylisted"/"Greylisting" without any code is greylisting,
+        # whatever word the help page's host name holds; too many bad commands is the dialogue's error; an
+        # ESP's unverified or unassociated sender domain, or a login restricted to a sending domain, is the
+        # relay's refusal of the sender; "must be sent over TLS" is the server's demand for TLS; a client IP
+        # that "does not have a reverse hostname" is the PTR check; DomainKeys (DK) is DKIM's predecessor.
+        ('550 5.1.1 <bob@example.org>... Account administratively disabled', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('550 5.1.1 User permanently suspended', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('451 4.7.1 Maximum emails per hour reached', 'mail', ('rate_limited', 'sender', 'never')),
+        ('452 Recipients per minute limit exceeded', 'mail', ('rate_limited', 'sender', 'never')),
+        ('421 Daily message quota reached', 'mail', ('rate_limited', 'sender', 'never')),
+        ('4.2.2 Sender address rejected: you sent too many e-mails within the last 10 minutes', None,
+         ('rate_limited', 'sender', 'never')),
+        ('452 4.3.1 System storage is full', None, ('temporary_failure', 'session', 'never')),
+        ('Greylisting in effect, please come back later', None, ('greylisted', 'session', 'never')),
+        ('Greylisted, please try again in 5 minutes (see https://spam-filter.example.net/greylisting)', None,
+         ('greylisted', 'session', 'never')),
+        ('421 4.7.0 Too many wrong commands, closing connection', 'connect', ('protocol_error', 'session', 'never')),
+        ('550 5.7.1 Sending domain not verified', 'mail', ('relay_denied', 'sender', 'never')),
+        ('550 Sender address is not associated with your account', 'mail', ('relay_denied', 'sender', 'never')),
+        ('530 5.7.0 Your login is restricted to sending domain example.org', 'mail', ('relay_denied', 'sender', 'never')),
+        ('554 5.7.1 Messages must be sent over TLS', 'mail', ('relay_denied', 'session', 'never')),
+        ('450 4.7.1 Client IP does not have a reverse hostname', 'rcpt', ('auth_failed', 'session', 'never')),
+        ('550 Message rejected: DomainKey policy failed', 'data', ('auth_failed', 'sender', 'never')),
+        ('554 5.7.1 DK signature invalid', 'data', ('auth_failed', 'sender', 'never')),
+    ],
+)
+def test_world27_traps(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # world27 guards, the same verdict before and after: GoDaddy's block of an IP "for attempting to send
+        # too many messages containing spam" stays its block list (no window of time); a mailbox "full" under
+        # X.2.2 and a mailbox's messages "per folder" stay the recipient's full mailbox; "Insufficient system
+        # storage" stays a deferral; a ".dk" host name before "email" is no DomainKeys verdict; an account
+        # "temporarily suspended" without the recipient's address keeps its guarded count; a greylisting that
+        # failed for good, a DKIM failure, a sender domain not found and a plain unknown user keep theirs.
+        ('554 192.0.2.10 has been blocked for attempting to send too many messages containing spam', 'connect',
+         ('blocklisted', 'session', 'never')),
+        ('452 4.2.2 Mailbox full', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('552 5.2.2 mailbox has exceeded 1000 messages per folder', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('452 4.3.1 Insufficient system storage', 'data', ('temporary_failure', 'session', 'never')),
+        ('550 5.7.1 Mail from example.dk email rejected as spam', 'data', ('spam_content', 'message', 'never')),
+        ('550 Account temporarily suspended', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('550 5.7.1 Message failed DKIM check', 'data', ('auth_failed', 'sender', 'never')),
+        ('550 5.7.1 Sender domain not found', 'mail', ('auth_failed', 'sender', 'never')),
+        ('4.2.1 Client rejected: you sent too many messages in the last 5 minutes', None, ('rate_limited', 'session', 'never')),
+        ('550 5.1.1 User unknown', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+    ],
+)
+def test_world27_rules_leave_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

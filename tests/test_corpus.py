@@ -249,6 +249,13 @@ KNOWN_TRAINING_MISSES = {
     "550 A conta do destinatario encontra-se suspensa": "a Brazilian host's suspended account (263's bounce table), labelled mailbox_disabled; the only Portuguese text of the kind, no rule on one text (code-550: other, counted - the same listing decision)",
     "550 The recipient cannot be verified.": "263's bounce table lists it under nonexistent accounts, labelled unknown_recipient; 'Recipient verification failed' (world12) stays unread for the same reason: a callout fails for a missing user and for an unreachable backend alike (code-550: other, counted, not listed at once)",
     "mail size limit exceeded": "263's help page says the recipient's mailbox is over its size, labelled mailbox_full; the words read a message over a size limit (message-too-large); without a code never listed either way",
+    # Issue #8, the twenty-ninth round (world27: submission relays, regional servers): one service's or
+    # one server's wording each, where a rule would fit one text, or a server that borrows an enhanced
+    # code the rules read by RFC 3463.
+    "550 Sending from this domain is paused": "Emailit's relay while the sender domain has lost its verification (its KB), labelled relay_denied about the sender like its 'not verified'; 'paused' is one ESP's word (code-550: other, about the message); never listed either way",
+    "451 4.5.1 spool faile, please try again.": "a Japanese mail server that cannot write its spool (moongray.com's list), labelled temporary_failure; its X.5.1 reads a protocol error (RFC 3463: invalid command); a deferral, never listed",
+    "451 4.5.1 Session Closed.": "the same server closing the session on its side (moongray.com's list), labelled temporary_failure; its X.5.1 reads a protocol error; a deferral, never listed",
+    "550 Invalid forward-email TXT record.": "ForwardEmail refusing mail for a domain whose forwarding TXT record it cannot use, labelled routing about the recipient (the recipient domain's set-up: counted); no rule reads a forwarding service's DNS record (code-550: other, about the recipient, counted - the same listing decision)",
 }
 
 
