@@ -337,8 +337,10 @@ class Outcomes:
                 more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
                                                            now=now, message=obs.message)
                 follow += more
-                if failed and status is None:
-                    status = "error"  # the sighting was not recorded: the list could not be updated
+                if failed and status in (None, "counted"):
+                    # The sighting was not recorded: the list could not be updated (the bounce intake answers
+                    # 451 for it, and the retry's count of the address is not a second one: one per message).
+                    status = "error"
             if status is not None:
                 fields["bounce_list"] = status
             emitted.append(make(obs.kind, obs.recipient, fields))
