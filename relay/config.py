@@ -897,15 +897,39 @@ def _limits(top: _Reader) -> Limits:
     return limits
 
 
+_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+
+
+def _ip_or_host_name(host: str) -> bool:
+    """An IP address, or a name that could be a host's: LDH labels (RFC 1123 2.1), the last not all digits
+    (RFC 3696 2: so that a mistyped address such as 999.1.1.1 is not taken for a name)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return (len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
 def _resolver(top: _Reader) -> Resolver:
     r = _Reader(top.problems, top.data.get("resolver"), "resolver")
     r.unknown({"nameservers", "timeout", "cache_size", "failure_ttl", "max_negative_ttl", "max_ttl", "control_name"})
     servers = []
     for i, s in enumerate(r.get("nameservers", list, []) or []):
         try:
-            servers.append(parse_endpoint(s, default_port=53))
+            server = parse_endpoint(s, default_port=53)
         except ValueError as exc:
             top.problems.add(f"resolver.nameservers[{i}]", str(exc))
+            continue
+        if not _ip_or_host_name(server.host):
+            # Offline, as check-config is: a name is resolved only at start (relay/dns.py), but one that can
+            # never be a host name ('abc def', '999.1.1.1', a bare 53) is wrong now, not at the next start.
+            top.problems.add(f"resolver.nameservers[{i}]", f"{server.host!r} is neither an IP address nor a "
+                                                           f"host name (RFC 1123 2.1)")
+            continue
+        servers.append(server)
     return Resolver(tuple(servers),
                     r.get("timeout", (int, float, str), 5.0, convert=_duration_within(*RESOLVER_TIMEOUT_BOUNDS)),
                     r.get("cache_size", int, 10000, convert=_not_negative),

@@ -165,6 +165,17 @@ class _TtlCache:
         return len(self._items)
 
 
+class UnresolvableNameserver(OSError):
+    """A nameserver of the config given by a name the system's resolver cannot resolve: which entry
+    (`resolver.nameservers[i]`, as check-config names a bad one), the name and why."""
+
+    def __init__(self, index: int, host: str, why: BaseException):
+        self.key = f"resolver.nameservers[{index}]"
+        self.why = f"{host!r} does not resolve ({getattr(why, 'strerror', None) or why}); a name here is resolved " \
+                   f"once at start, with the system's resolver: give the nameserver's IP address"
+        super().__init__(f"{self.key}: {self.why}")
+
+
 def _nameserver_objects(nameservers) -> list[dns.nameserver.Do53Nameserver]:
     """dnspython nameserver objects for (host, port) endpoints.
 
@@ -172,13 +183,16 @@ def _nameserver_objects(nameservers) -> list[dns.nameserver.Do53Nameserver]:
     is resolved once here, at start, with the system's resolver.
     """
     out = []
-    for ep in nameservers:
+    for i, ep in enumerate(nameservers):
         host, port = ep.host, int(ep.port)
         try:
             ipaddress.ip_address(host)
             addresses = [host]
         except ValueError:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            except (OSError, UnicodeError) as exc:
+                raise UnresolvableNameserver(i, host, exc) from None
             addresses = list(dict.fromkeys(info[4][0] for info in infos))
         out.extend(dns.nameserver.Do53Nameserver(a, port) for a in addresses)
     return out
@@ -254,9 +268,16 @@ class Resolver:
 
     @classmethod
     def from_settings(cls, settings) -> "Resolver":
+        """Raises ConfigError naming the config file and `resolver.nameservers[i]` when a nameserver given
+        by name does not resolve (reported as every other config error is: `error: FILE: KEY: why`)."""
         r = settings.resolver
-        return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl, r.max_negative_ttl, r.max_ttl,
-                   r.control_name)
+        try:
+            return cls(r.nameservers, r.timeout, r.cache_size, r.failure_ttl, r.max_negative_ttl, r.max_ttl,
+                       r.control_name)
+        except UnresolvableNameserver as exc:
+            from .errors import ConfigError, Problem
+
+            raise ConfigError([Problem(str(getattr(settings, "source", "config")), exc.key, exc.why)]) from None
 
     def _configure(self, cls):
         if self._ns_objects is None:

@@ -224,7 +224,7 @@ class Outcomes:
         if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
             upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
             status, listed = await self._suppress_refusal(make, rcpt, judgement, reply.text,
-                                                          self._provider(reply.text, upstream=upstream),
+                                                          self._provider(reply.text, self._live_host(upstream)),
                                                           message=message)
             follow += listed
             if status is not None:
@@ -365,7 +365,7 @@ class Outcomes:
                 if judgement.concerns(obs.recipient):  # `shared_return_path: off`: never
                     status, follow = await self._suppress_refusal(
                         make, obs.recipient, judgement, obs.reply.text,
-                        self._provider(obs.reply.text, relay=fields.get("relay"), remote_mta=fields.get("remote_mta")),
+                        self._provider(obs.reply.text, self._reported_host(obs.reply.source, fields)),
                         now=now, message=obs.message, retry_later=retry_later)
             # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
             # the list refuses everyone there, and bounces without a VERP token can be forged at will
@@ -377,8 +377,10 @@ class Outcomes:
                 more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
                                                            now=now, message=obs.message)
                 follow += more
-                if failed and status is None:
-                    status = "error"  # the sighting was not recorded: the list could not be updated
+                if failed and status in (None, "counted"):
+                    # The sighting was not recorded: the list could not be updated (the bounce intake answers
+                    # 451 for it, and the retry's count of the address is not a second one: one per message).
+                    status = "error"
             if status is not None:
                 fields["bounce_list"] = status
             emitted.append(make(obs.kind, obs.recipient, fields))
@@ -414,27 +416,40 @@ class Outcomes:
         return await self._suppress(make, rcpt, c.category, c.permanent, reply_text, c.rule,
                                     f"{c.category} ({c.rule})", judgement.suppression_rule, provider, **how)
 
-    def _provider(self, reply_text: str, upstream: dict | None = None, relay: dict | None = None,
-                  remote_mta: str | None = None) -> str | None:
+    def _provider(self, reply_text: str, host: str | None) -> str | None:
         """The refusing provider (suppression.yaml `provider_breaker:`), or None when not known.
 
-        The host that answered, where the way in knows it: the MX host a live session talked to in
-        MX delivery (`upstream.route: mx`), the Postfix log's relay=host[ip], a DSN's Remote-MTA.
-        Else a host the reply itself names (`named_by`: a smarthost relaying a remote's words, "host
-        H[ip] said:"). A smarthost the relay talked to is never the provider: it answers for every
-        destination, and holding everything it refuses would be a breaker for all mail."""
+        `host`: the host that answered, where the way in knows it (_live_host, _reported_host). Else a
+        host the reply itself names (`named_by`: a smarthost relaying a remote's words, "host H[ip]
+        said:")."""
         breaker = self.policies.suppression.provider_breaker
         if breaker is None:
             return None
-        host = None
-        if upstream and upstream.get("route") == "mx":
-            host = upstream.get("host") or upstream.get("ip")
-        elif relay:
-            host = relay.get("host") or relay.get("ip")
-        elif remote_mta:
-            host = remote_mta
         found = breaker.provider_of(host) if host else None
         return found or breaker.provider_of(breaker.named_host(reply_text))
+
+    @staticmethod
+    def _live_host(upstream: Mapping | None) -> str | None:
+        """The host a live session's refusal came from, as the provider breaker reads it: the MX host
+        the delivery talked to (`route: mx`, set by relay/delivery/pool.py when that route was taken),
+        never a smarthost: it answers for every destination, and holding everything it refuses would be
+        a breaker for all mail."""
+        if upstream and upstream.get("route") == "mx":
+            return upstream.get("host") or upstream.get("ip")
+        return None
+
+    @staticmethod
+    def _reported_host(source: str, fields: Mapping) -> str | None:
+        """The host that refused, as a result seen after the fact reports it, by the way in (the reply's
+        source), never by which fields the event happens to carry: the Postfix log's relay=host[ip]
+        (`relay`; the event's `upstream` names the same host for readers, DESIGN.md, and has no
+        `route`: read as a live one it would be taken for a smarthost), a DSN's Remote-MTA."""
+        if source == "mta-log":
+            relay = fields.get("relay") or {}
+            return relay.get("host") or relay.get("ip") or None
+        if source == "dsn":
+            return fields.get("remote_mta") or None
+        return None
 
     async def _suppress(self, make, rcpt, category, permanent, reply_text, rule_id, reason,
                         suppression_rule=None, provider: str | None = None, *, now: float | None = None,
@@ -480,19 +495,23 @@ class Outcomes:
             self.metrics.inc("relay_bounce_list_unrecorded_total", why=why)
 
     def _recorded(self, make, rcpt, entry, reason) -> tuple[str | None, list[dict]]:
+        # DESIGN.md's event contract: `bounce_list` on an event that changed or consulted the list. A failure
+        # that reached record_failure was counted (towards a listing, or on the listing that holds the
+        # address already): `counted`, never silence (a reader could not tell it from a refusal that
+        # never touches the list). `listed`/`held` when it listed (or the breaker held the listing).
         if entry is None:
-            return None, []
+            return "counted", []
         if entry.listed_now and not entry.active():
             # Listed as of an old log line's time, and expired since (relay postfix-log import of an
             # archive): the list refuses nothing, so nobody is told it was listed.
             log.info("%s would have been listed at %s until %s: expired already, not listed", rcpt,
                      entry.first_seen.isoformat(), entry.expires_at.isoformat())
-            return None, []
+            return "counted", []
         if entry.listed_now:
             return "listed", [make("bounce_listed", rcpt, {"actor": "relay", "reason": reason,
                                                            "entry": entry.as_dict()})]
         if not entry.held_now:
-            return None, []  # listed already: one bounce_listed event per listing
+            return "counted", []  # listed already (its count and last_seen updated): one bounce_listed per listing
         return "held", self._trip_events(make, entry)
 
     def _trip_events(self, make, entry) -> list[dict]:

@@ -40,6 +40,12 @@ def test_a_hosters_refusals_for_many_domains_in_the_postfix_log_trip_its_breaker
     out = relay("postfix-log", "import", log, "-c", config)
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    # contract7: the events carry `upstream` (DESIGN.md) beside Postfix's `relay`, and the breaker, which reads
+    # the host by the event's source, still keys on the hoster: an `upstream` without `route: mx` is not
+    # taken for a smarthost here.
+    rejected = [e for e in events if e["kind"] == "rejected"]
+    assert len(rejected) == 6 and all(e["upstream"]["host"] == e["relay"]["host"] and e["upstream"]["port"] == 25
+                                      for e in rejected), rejected
     (warning,) = [e for e in events if e["kind"] == "warning" and e.get("check") == "breaker"]
     assert warning["provider"] == "hoster.test"
     assert warning["held"] == [f"info@shop{n}.test" for n in range(4)]

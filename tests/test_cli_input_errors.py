@@ -153,3 +153,41 @@ def test_events_tail_refuses_a_device_as_its_file(tmp_path):
     assert (out.returncode, out.stdout) == (1, b""), out.stderr[-2000:]
     assert out.stderr.decode() == ("error: cannot read /dev/zero: is a character device (such as /dev/zero), "
                                    "not a regular file\n")
+
+
+def test_events_tail_refuses_a_negative_count_as_a_usage_error(tmp_path):
+    # contract6 row 13 / note 5: `-n -1` printed nothing, exit 0, as if there were no events.
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"kind": "rejected", "time": "2026-12-02T04:00:00.000Z",
+                                  "recipient": "a@example.com"}) + "\n")
+    out = relay("events", "tail", "-n", "-1", "--file", str(events), "-c", str(_config(tmp_path)))
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert b"-n/--lines: '-1': the number of events to show is 0 or more" in out.stderr
+    assert b"Traceback" not in out.stderr
+    shown = relay("events", "tail", "-n", "1", "--file", str(events), "-c", str(_config(tmp_path)))
+    assert shown.returncode == 0 and b"a@example.com" in shown.stdout  # the guard: a count still shows
+
+
+def test_check_config_names_the_nameserver_entry_that_can_be_no_host(tmp_path):
+    config = tmp_path / "relay.yaml"
+    config.write_text('hostname: relay.test\nresolver: {nameservers: ["192.0.2.53", "abc def", "999.1.1.1", 53]}\n')
+    out = relay("check-config", "-c", str(config))
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    lines = [line for line in out.stdout.decode().splitlines() if line.startswith("error:")]
+    assert lines == [f"error: {config}: resolver.nameservers[{i}]: {host!r} is neither an IP address nor a host name "
+                     f"(RFC 1123 2.1)" for i, host in ((1, "abc def"), (2, "999.1.1.1"), (3, "53"))], out.stderr
+
+
+def test_serve_names_the_nameserver_entry_that_does_not_resolve(tmp_path):
+    # A name is resolved once at start (relay/dns.py), with the system's resolver; `.invalid` never
+    # resolves (RFC 6761 6.4). It said `error: cannot start: [Errno -2] Name or service not known`.
+    config = tmp_path / "relay.yaml"
+    config.write_text(f'hostname: relay.test\nworkers: 1\nlisten: [{{address: "127.0.0.1:0"}}]\n'
+                      f'upstream: {{host: 127.0.0.1, port: 25}}\nbounce_list: sqlite:///{tmp_path}/b.db\n'
+                      f'resolver: {{nameservers: ["192.0.2.53", "no-such-host.invalid"]}}\n')
+    assert relay("check-config", "-c", str(config)).returncode == 0  # offline: a name is fine until start
+    out = relay("serve", "-c", str(config))
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert (f"error: {config}: resolver.nameservers[1]: 'no-such-host.invalid' does not resolve ("
+            in out.stderr.decode()), out.stderr
+    assert b"Traceback" not in out.stderr

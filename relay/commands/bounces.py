@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from . import add_config_arg, load_settings_or_exit
+from . import add_config_arg, load_settings_or_exit, report_config_error
+from ..errors import ConfigError
 from ..store.base import FIELDS, BounceEntry, StoreError, iso
 
 EXIT_NO = 1
@@ -205,6 +206,9 @@ def _main(run, args) -> int:
         return EXIT_ERROR
     except BrokenPipeError:  # `relay bounces list | head`: the reader has all it wanted (relay.cli)
         raise
+    except ConfigError as exc:  # found only now: `recheck` of domains, a nameserver name that does not resolve
+        report_config_error(exc)
+        return EXIT_ERROR
     except (OSError, ValueError) as exc:  # unreadable files, bad addresses
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -31,7 +31,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from . import add_config_arg, load_policies_or_exit, load_settings_or_exit
+from . import add_config_arg, load_policies_or_exit, load_settings_or_exit, report_config_error
+from ..errors import ConfigError
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -118,8 +119,8 @@ def run(args) -> int:
         return 2
     try:
         resolver = Resolver.from_settings(settings)
-    except OSError as exc:  # a nameserver given by a name that does not resolve
-        print(f"error: resolver.nameservers: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # a nameserver given by a name that does not resolve: FILE: resolver.nameservers[i]
+        report_config_error(exc)
         return 1
     report = asyncio.run(diagnose(domain, settings, policies.domains.get(domain), resolver))
     print(report.render())

@@ -3,6 +3,7 @@ sink) or the table (a postgresql sink)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -13,6 +14,18 @@ from ..events import KINDS
 from . import add_config_arg, load_settings_or_exit
 
 
+def _count(text: str) -> int:
+    """-n N: a whole number of events, 0 or more. A negative one is a usage error (exit 2): it showed nothing,
+    exit 0, as if there were no events (GNU tail reads -n -1 as 1; neither guess is safe)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the number of events to show is 0 or more")
+    return value
+
+
 def register(sub) -> None:
     p = sub.add_parser("events", help="read the delivery-error events")
     events_sub = p.add_subparsers(dest="events_command", metavar="SUBCOMMAND")
@@ -20,7 +33,7 @@ def register(sub) -> None:
                               description="Show the events of the config's jsonl sink (or, when it has "
                                           "none or with --db, its postgresql sink), newest last.")
     t.add_argument("-f", "--follow", action="store_true", help="keep reading as events arrive")
-    t.add_argument("-n", "--lines", type=int, default=20, help="how many past events to show (default 20)")
+    t.add_argument("-n", "--lines", type=_count, default=20, help="how many past events to show (default 20)")
     # choices: a misspelt kind (--kind bounce) is an error naming the kinds, not an empty listing.
     t.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
                    help="only this kind (repeatable): " + ", ".join(KINDS))

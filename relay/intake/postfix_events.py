@@ -46,6 +46,12 @@ def observation_fields(result: DeliveryResult, settings=None) -> dict[str, Any]:
     fields: dict[str, Any] = {"queue_id": d.queue_id}
     if d.relay is not None:
         fields["relay"] = d.relay.as_dict()
+        if d.relay.port is not None and d.relay.name:
+            # DESIGN.md's event contract: `upstream: {host, port}`, the next hop that answered, as a live
+            # event names it; here the host Postfix talked to (relay=host[ip]:port). Not for relay=none,
+            # local or a UNIX socket: no host and port to name. The provider breaker reads `relay`, by
+            # the event's source (Outcomes._provider), not this field.
+            fields["upstream"] = {"host": d.relay.name, "port": d.relay.port, "ip": d.relay.ip}
     if d.delay is not None:
         fields["delay"] = d.delay
     if d.delays is not None and len(d.delays) == 4:
