@@ -897,7 +897,9 @@ def _limits(top: _Reader) -> Limits:
     return limits
 
 
-_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+# "_" too: not a host name by RFC 1123, but names such as a Compose service's "project_unbound_1" resolve
+# (the resolver's own /etc/hosts, Docker's DNS) and were taken before the check (review-int2 F5).
+_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
 
 
 def _ip_or_host_name(host: str) -> bool:

@@ -196,7 +196,9 @@ class Outcomes:
                 return self._event(kind_, stage, txn, session, recipient, reply, classification, extra)
 
             try:
-                listing = rcpt and kind in ("rejected", "deferred")
+                # Only a refusal about this recipient touches its record (_list_refusal): none other is
+                # marked as not recorded, nor its address logged as one the list may be missing (review-int2 F4).
+                listing = rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt)
                 if stopped is None:
                     try:
                         await self._list_refusal(make, txn, rcpt, kind, reply, judgement, fields, follow,
@@ -205,7 +207,7 @@ class Outcomes:
                         stopped = exc
                         if listing and "bounce_list" not in fields:
                             self._stopped(fields, rcpt)
-                elif listing and judgement.concerns(rcpt):
+                elif listing:
                     self._stopped(fields, rcpt)
                 self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
             except Exception:

@@ -118,6 +118,11 @@ class Transaction:
     # The client went away, or was cut off, while a command whose outcome was known was recording it:
     # that command ends the transaction once it has (RelayService._abandon).
     left: bool = False
+    # The command under way is inside Outcomes.refused (RelayService._record_refusal): the one place a
+    # shutdown past the store's deadline may cancel it (RelayService.cut give_up), because there the
+    # refusal's events are queued all the same. Elsewhere after the outcome is known (the watchers: the
+    # shaping reaction's or the VERP record's write to the same store) a cancellation would have lost them.
+    recording_refusal: bool = False
 
     def decide(self, reply: Reply | None = None) -> None:
         """The outcome of the command under way is known (see `decided`); `reply`, the client's reply for it

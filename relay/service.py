@@ -39,6 +39,15 @@ HEAD_START_BYTES = 64 * 1024
 RECORDING_MARGIN = 1.0
 
 
+def _first_line_continues(data: bytes) -> bool:
+    """The message's first line is a continuation line with something in it (RFC 5322 2.2.3): SP or HTAB
+    first, and not white space alone."""
+    if data[:1] not in (b" ", b"\t"):
+        return False
+    end = data.find(b"\n")
+    return bool((data if end < 0 else data[:end]).strip())
+
+
 class RelayService:
     def __init__(self, settings, policies, pipeline: Pipeline, outcomes: Outcomes, metrics=None):
         self.settings = settings
@@ -217,7 +226,7 @@ class RelayService:
                 self._txns[session.id] = txn
             return decision.reply
         try:
-            await self.outcomes.refused(txn, session, decision.stage or "mail", [], decision)
+            await self._record_refusal(txn, session, decision.stage or "mail", [], decision)
         finally:
             await self._end(txn)
         return decision.reply
@@ -258,7 +267,7 @@ class RelayService:
             if decision.verdict is V_ACCEPT:
                 txn.rcpts.append(recipient)
                 return decision.reply
-            await self.outcomes.refused(txn, session, decision.stage or "rcpt", [recipient], decision)
+            await self._record_refusal(txn, session, decision.stage or "rcpt", [recipient], decision)
             if decision.reply.code == 421 and txn.rcpts:
                 # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
                 # the client's after it: the transaction ends for the recipients it had accepted too, and the
@@ -359,7 +368,7 @@ class RelayService:
             self.count("relay_messages_total", result="accepted")
         else:
             self.count("relay_messages_total", result=decision.verdict.value)
-            await self.outcomes.refused(txn, session, "data", list(txn.rcpts), decision)
+            await self._record_refusal(txn, session, "data", list(txn.rcpts), decision)
         await self._end(txn)
         return decision.reply
 
@@ -405,13 +414,15 @@ class RelayService:
         line endings made CRLF (itself when they were)."""
         # A bare CR or LF made into CRLF starts a new line, which may start with ".".
         dot_lines = dot_lines or data is not content
-        if data[:1] in (b" ", b"\t"):
+        if _first_line_continues(data):
             # The first line is a continuation line with no field before it to continue (RFC 5322
             # 2.2.3): the fields the steps prepend (Received, Authentication-Results, DKIM-Signature)
             # would take it as the end of the topmost of them, and a client could extend the relay's own
             # trace field (RFC 5321 4.4), e.g. with "; Thu, 01 Jan 1970 ..." as its date or "(authenticated
             # as ...)". Such a message has no header section (RFC 5322 2.1: only fields precede the empty
-            # line): an empty line first makes all of it the body, as it can only be read.
+            # line): an empty line first makes all of it the body, as it can only be read. A first line of
+            # nothing but white space adds nothing to the field it folds into, and the header fields after
+            # it stay the message's own (review-int2 F3: they became body, From and Message-ID with them).
             data = b"\r\n" + data
         message = Message(data, dot_lines=dot_lines)
         txn.headers = {}
@@ -459,6 +470,17 @@ class RelayService:
         await self.outcomes.refused(txn, session, stage, recipients, Decision(Verdict.DEFER, reply, "deferred"))
         await self._end(txn)
 
+    async def _record_refusal(self, txn: Transaction, session: Session, stage: str, recipients: list[str],
+                              decision: Decision) -> None:
+        """Outcomes.refused for the command's own known outcome, marked on the transaction while it runs
+        (Transaction.recording_refusal): a shutdown's give-up (cut) cancels the command only in here,
+        where the events are queued whatever the cancellation stops (review-int2 F1)."""
+        txn.recording_refusal = True
+        try:
+            await self.outcomes.refused(txn, session, stage, recipients, decision)
+        finally:
+            txn.recording_refusal = False
+
     def cut(self, session: Session, reply: Reply, give_up: bool = False) -> asyncio.Future | None:
         """Shutdown ends the session in the middle of its transaction (the drain is over, RFC 5321
         3.8's 421 `reply` goes to the client): the transaction ends deferred, its recipients'
@@ -468,8 +490,10 @@ class RelayService:
 
         `give_up`: the command under way has its outcome and is still recording it past the store's own
         deadline (RelayServer.stop, recording_seconds()), and the caller tells the client that outcome's
-        reply (Transaction.answer) before `reply`. The recording is cancelled where it is: its events are
-        written all the same, their bounce list update marked as not done (Outcomes.refused). After the
+        reply (Transaction.answer) before `reply`. The recording is cancelled where it is when it is inside
+        Outcomes.refused (Transaction.recording_refusal): its events are written all the same, their bounce
+        list update marked as not done. Anywhere else (a watcher's write after the outcome was read) the
+        command goes on as for a client gone (_abandon), and records its outcome when it can. After the
         final dot the transaction ends with it; after a MAIL or RCPT the rest of the transaction (the
         recipients accepted before) is cut as any other, once the command has let go."""
         txn = self._txns.get(session.id)
@@ -477,7 +501,7 @@ class RelayService:
             return None
         conclusion = self._concluding.get(txn.id)
         after = None
-        if give_up and txn.decided and conclusion is not None and not conclusion.done():
+        if give_up and txn.decided and txn.recording_refusal and conclusion is not None and not conclusion.done():
             conclusion.cancel()
             if txn.notes.get("stage") == "data":
                 txn.left = True  # the message's outcome is the command's: it ends the transaction (_concluded)

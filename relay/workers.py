@@ -45,10 +45,13 @@ RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 10.0  # seconds a worker must have run for its next death to restart it at once again
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # from the parent to every worker
 RELOAD_POLL = 0.05  # seconds between looks at whether the reload's reading thread has ended
-# Seconds the parent's reading of the files at SIGHUP may take (a few seconds for hundreds of DKIM keys). One
-# that takes longer (a file on a stalled network filesystem, a FIFO put in a file's place) is refused and left
-# behind: a dead worker's replacement, held back while the reading runs, is started after all (review-int4 F5).
-RELOAD_READ_TIMEOUT = 30.0
+# Seconds the parent's reading of the files at SIGHUP may take (a few seconds for hundreds of DKIM keys, tens
+# for a thousand or more on a busy machine: review-20 F4). One that takes longer (a file on a stalled network
+# filesystem) is refused and left behind: a dead worker's replacement, held back while the reading runs, is
+# started after all (review-int4 F5). Within systemd's own limit for a reload (TimeoutStartSec, 90 s by
+# default), and as long as the workers are given to answer (RELOAD_REPORT_TIMEOUT): a healthy reading of
+# many keys is never refused for being slow (review-int2 F2).
+RELOAD_READ_TIMEOUT = 75.0
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (its start: the store)
 # Seconds the parent waits for every worker to say whether it took a reloaded config before it tells
 # systemd the reload failed. A worker reads the files in a thread (tens of seconds for 1,000 DKIM keys:
@@ -505,8 +508,8 @@ class Supervisor:
         self._reload_again = False  # moot: a new reading would block on the same file (_begin_reading)
         if self.stopping:
             return
-        self._refuse_reload(f"reading the config and policies did not end within {RELOAD_READ_TIMEOUT:g} s (a "
-                            f"file on a stalled filesystem, or a FIFO in a file's place?); no worker was told")
+        self._refuse_reload(f"reading the config and policies did not end within {RELOAD_READ_TIMEOUT:g} s (too "
+                            f"many files to read in that time, or one on a stalled filesystem?); no worker was told")
 
     def _refuse_reload(self, error: str) -> None:
         """The parent refuses a reload before any worker is told: the log, the counter and systemd say why,

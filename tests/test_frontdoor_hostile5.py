@@ -108,3 +108,17 @@ def test_a_first_line_that_is_a_continuation_never_becomes_part_of_the_relays_re
     assert received[0].rstrip().endswith("GMT"), received[0]
     # The client's text still goes, whole: there was no header section to keep it in, so it is the body.
     assert data.endswith(b"\r\n\r\n" + body), data
+
+
+@pytest.mark.parametrize("blank", [b"  ", b"\t", b" \t "])
+def test_a_first_line_of_nothing_but_white_space_keeps_the_header_fields_after_it(relay, upstream, blank):
+    # review-int2 F3: such a line folds into the field before it and adds nothing to it; taken for a
+    # continuation line with text, it had an empty line put before it and the client's From, Subject and
+    # Message-ID became body (no From: many receivers refuse the message; no Message-ID: a retry counted anew).
+    body = blank + b"\r\nFrom: a@sender.test\r\nMessage-ID: <m1@sender.test>\r\nSubject: kept\r\n\r\nHi.\r\n"
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    parsed = email.message_from_bytes(upstream.wait_for_messages(1)[0].data, policy=email.policy.compat32)
+    assert parsed["From"] == "a@sender.test", parsed.as_string()[:500]
+    assert parsed["Subject"] == "kept" and parsed["Message-ID"] == "<m1@sender.test>"
+    assert parsed.get_payload() == "Hi.\r\n"

@@ -124,7 +124,11 @@ def run_tail(args) -> int:
             return 0
         while not os.path.exists(path):
             time.sleep(0.5)
-        fh = _open_events(path)
+        try:
+            fh = _open_events(path)
+        except OSError as exc:  # it came as a directory, a device, or unreadable (review-int2 F6)
+            print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 1
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -136,8 +140,7 @@ def run_tail(args) -> int:
         _show(line, args)
     if not args.follow:
         return 0
-    _follow(path, fh, args)
-    return 0
+    return _follow(path, fh, args)
 
 
 def _open_events(path: str):
@@ -191,7 +194,7 @@ class _Followed:
         return bool(chunk)
 
 
-def _follow(path: str, fh, args) -> None:
+def _follow(path: str, fh, args) -> int:
     """`-f`: show events as they are appended, across logrotate (a rename and a new file, as `tail -F`):
     what the relay still appends to the renamed file is shown too (review28 F3: it was not read after
     the rename was seen, so the events written about its time were never shown)."""
@@ -213,6 +216,10 @@ def _follow(path: str, fh, args) -> None:
             new = _open_events(path)
         except FileNotFoundError:
             continue  # moved, and no new file yet
+        except OSError as exc:
+            # Its place taken by a directory or a device, or unreadable: said, not a traceback (review-int2 F6).
+            print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 1
         current.read(args)  # what was appended before the rename: it comes before the new file's
         current.last_data = time.monotonic()
         rotated.append(current)
