@@ -359,7 +359,7 @@ RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", 
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
 TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage", "sisimai_words"})
 # The reasons `sisimai_words:` may name (bounce-rules.yaml; policies.sisimai_hard reads each).
-SISIMAI_WORD_REASONS = frozenset({"suspend", "hasmoved", "hostunknown"})
+SISIMAI_WORD_REASONS = frozenset({"suspend", "userunknown", "hasmoved", "hostunknown"})
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
 _ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")

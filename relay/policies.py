@@ -407,6 +407,10 @@ _SISIMAI_NO_OTHER_REASON = ("unknown_recipient", "other", "syntax_error")
 # Under that status our reading of a disabled account is UserUnknown too: sisimai's Suspend, which
 # would rank first, is its own words (`sisimai_words: suspend`, tested before), not ours.
 _SISIMAI_USER_UNKNOWN_UNDER_STATUS = (*_SISIMAI_NO_OTHER_REASON, "mailbox_disabled")
+# Our readings that sisimai's UserUnknown words take in reply to RCPT: none of a reason it ranks
+# first (mailbox_full, message_too_large, relay_denied, auth_failed: classorder), and not a blocklist,
+# spam or rate reading of ours, which says the refusal is about the sender, not the address.
+_SISIMAI_USER_UNKNOWN_AT_RCPT = ("other", "mailbox_disabled", "policy_rejected")
 # A domain name as a reply writes one (a host, or the part after "@").
 _DOMAIN_NAMED = re.compile(r"(?<![\w.-])(?:[\w-]+@)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})(?![\w.-])",
                            re.IGNORECASE)
@@ -459,7 +463,8 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     HostUnknown (go-sisimai reason/lib.go `classorder`; why-suspend.go also takes the reply code 525,
     RFC 4954's "User Account Disabled"): its words are never hard, and under 5.1.0/5.1.1/5.1.3 any
     other words of ours about a disabled account are UserUnknown, as the code says ("550 5.1.1 <a>:
-    inactive email address"). HasMoved's words are hard; so are HostUnknown's when every domain
+    inactive email address"). UserUnknown's words in reply to RCPT are hard whatever our reading
+    (`other`, a disabled account, a recipient policy). HasMoved's words are hard; so are HostUnknown's when every domain
     they name is the recipient's ("553 <the sender's domain> does not exist" says nothing of it).
 
     One departure, kept on purpose: sisimai gives a line its status's reason whatever address the
@@ -504,6 +509,10 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     if scope != "recipient":
         return False
     if stage == "rcpt" and category == "unknown_recipient":
+        return True
+    if stage == "rcpt" and category in _SISIMAI_USER_UNKNOWN_AT_RCPT and _sisimai_says(said("userunknown"), words):
+        # UserUnknown's words in reply to RCPT, whatever the code (why-userunknown.go), where ours
+        # read them otherwise ("550 <a>: mailbox is unavailable", "user not active").
         return True
     # A local delivery agent's or a per-MTA module's own words, read before sisimai's reason rules
     # when the report names no command or DATA, whether our rules read them (unknown_recipient) or

@@ -250,7 +250,7 @@ def test_sisimai_words_are_checked_at_load(tmp_path):
     classifier = Classifier.from_files([local, SHIPPED_RULES])
     assert classifier.sisimai_words["hasmoved"].search("Bob now lives at x") is not None
     assert classifier.sisimai_words["hasmoved"].search("bob has been replaced by robert") is not None
-    local.write_text("version: 1\nrules: []\nsisimai_words:\n  userunknown: ['x']\n", encoding="utf-8")
+    local.write_text("version: 1\nrules: []\nsisimai_words:\n  filtered: ['x']\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown reason"):
         Classifier.from_files([local])
     local.write_text("version: 1\nrules: []\nsisimai_words:\n  suspend: ['(']\n", encoding="utf-8")
@@ -259,3 +259,22 @@ def test_sisimai_words_are_checked_at_load(tmp_path):
     local.write_text("version: 1\nrules: []\nsisimai_words: ['x']\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="expected a mapping"):
         Classifier.from_files([local])
+
+
+def test_user_unknowns_own_words_at_rcpt_are_hard_whatever_our_reading(capsys, tmp_path):
+    # sisimai's UserUnknown at RCPT by its words, whatever the code (why-userunknown.go). Before: not
+    # hard, our rules read these as nothing in particular (`other`) or a disabled account.
+    for words in ("mailbox is unavailable", "user not active", "mailbox is inactive", "not a local address"):
+        row = _row(capsys, tmp_path, _dsn(f"550 <bob@dest.example>: {words} (in reply to RCPT TO command)"))
+        assert (row["stage"], row["hard"]) == ("rcpt", True), words
+        assert row["classification"]["bounce_list"] == "count", words
+    # Not over a reason sisimai ranks first (relaying: its NoRelaying), nor over Suspend's words.
+    row = _row(capsys, tmp_path, _dsn("553 sorry, that domain or user isn't in my list of allowed rcpthosts "
+                                      "(in reply to RCPT TO command)"))
+    assert row["hard"] is False
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example>: this address no longer accepts mail "
+                                      "(in reply to RCPT TO command)"))
+    assert row["hard"] is False
+    # Nor without the RCPT stage: of unknown stage it is sisimai's Filtered.
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example>: user not active"))
+    assert (row["stage"], row["hard"]) == (None, False)
