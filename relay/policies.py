@@ -510,9 +510,11 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
         return False
     if stage == "rcpt" and category == "unknown_recipient":
         return True
-    if stage == "rcpt" and category in _SISIMAI_USER_UNKNOWN_AT_RCPT and _sisimai_says(said("userunknown"), words):
+    if (stage == "rcpt" and category in _SISIMAI_USER_UNKNOWN_AT_RCPT and about_the_recipient
+            and _sisimai_says(said("userunknown"), words)):
         # UserUnknown's words in reply to RCPT, whatever the code (why-userunknown.go), where ours
-        # read them otherwise ("550 <a>: mailbox is unavailable", "user not active").
+        # read them otherwise ("550 <a>: mailbox is unavailable", "user not active"); not where the
+        # words name another address ("user alice@y was not found", review2 N2: the departure above).
         return True
     # A local delivery agent's or a per-MTA module's own words, read before sisimai's reason rules
     # when the report names no command or DATA, whether our rules read them (unknown_recipient) or
