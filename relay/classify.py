@@ -357,7 +357,9 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
                        "permanent", "scope", "note", "unconfirmed", "names_recipient", "judge_reason"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
-TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage"})
+TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage", "sisimai_words"})
+# The reasons `sisimai_words:` may name (bounce-rules.yaml; policies.sisimai_hard reads each).
+SISIMAI_WORD_REASONS = frozenset({"suspend", "userunknown", "hasmoved", "hostunknown"})
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
 _ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")
@@ -642,12 +644,16 @@ class Classifier:
 
     def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str],
                  texts: dict[str, tuple[str, str]] | None = None, unconfirmed_rules: Iterable[str] = (),
-                 hard_at_any_stage: re.Pattern | None = None):
+                 hard_at_any_stage: re.Pattern | None = None,
+                 sisimai_words: dict[str, re.Pattern] | None = None):
         self._rules = tuple(rules)
         # `hard_at_any_stage:` (bounce-rules.yaml): words of a "no such user" that are a hard bounce
         # although the report does not say which SMTP command they answered, or said DATA
         # (policies.sisimai_hard, filtered_at_unknown_stage); None: no file gives any.
         self.hard_at_any_stage = hard_at_any_stage
+        # `sisimai_words:` (bounce-rules.yaml): reason -> the words by which sisimai gives that reason
+        # where our rules read the text otherwise; only `hard` reads them (policies.sisimai_hard).
+        self.sisimai_words = dict(sisimai_words or {})
         # Ids of the rules marked `unconfirmed: true`: a text that puts its own address claim in
         # doubt (Policies.judge only counts it, as a "no such user" at DATA).
         self.unconfirmed_rules = frozenset(unconfirmed_rules)
@@ -734,7 +740,15 @@ class Classifier:
             any_stage.extend(p for p in (data.get("hard_at_any_stage") or []) if isinstance(p, str))
         any_stage_regex = (re.compile("|".join(f"(?:{p})" for p in any_stage), re.IGNORECASE)
                            if any_stage else None)
-        return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex)
+        by_reason: dict[str, list[str]] = {}
+        for _, data, _ in loaded:
+            words = data.get("sisimai_words")
+            for reason, patterns in (words.items() if isinstance(words, dict) else ()):
+                by_reason.setdefault(reason, []).extend(p for p in patterns or [] if isinstance(p, str))
+        sisimai_words = {reason: re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+                         for reason, patterns in by_reason.items() if patterns}
+        return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex,
+                   sisimai_words)
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> "Classifier":
@@ -776,6 +790,24 @@ class Classifier:
                         re.compile(pattern)
                     except re.error as exc:
                         problems.add(f"hard_at_any_stage[{i}]", f"not a valid regular expression: {exc}")
+        if "sisimai_words" in data:
+            words = data["sisimai_words"]
+            if not isinstance(words, dict):
+                problems.add("sisimai_words", "expected a mapping of a sisimai reason ("
+                             + ", ".join(sorted(SISIMAI_WORD_REASONS)) + ") to a list of regular expressions")
+            else:
+                for reason, patterns in words.items():
+                    where = f"sisimai_words.{reason}"
+                    if reason not in SISIMAI_WORD_REASONS:
+                        problems.add(where, "unknown reason; expected one of " + ", ".join(sorted(SISIMAI_WORD_REASONS)))
+                    elif not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+                        problems.add(where, "expected a list of regular expressions (strings)")
+                    else:
+                        for i, pattern in enumerate(patterns):
+                            try:
+                                re.compile(pattern)
+                            except re.error as exc:
+                                problems.add(f"{where}[{i}]", f"not a valid regular expression: {exc}")
 
         def check_id(entry: dict, key: str) -> None:
             rule_id = entry.get("id")

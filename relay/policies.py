@@ -404,10 +404,37 @@ _SISIMAI_NOT_ACCEPT_STATUS = frozenset({"5.3.2"})
 # another category (mailbox_full, mailbox_disabled, relay_denied, auth_failed, blocklisted, ...) or
 # another scope (sender, session).
 _SISIMAI_NO_OTHER_REASON = ("unknown_recipient", "other", "syntax_error")
+# Under that status our reading of a disabled account is UserUnknown too: sisimai's Suspend, which
+# would rank first, is its own words (`sisimai_words: suspend`, tested before), not ours.
+_SISIMAI_USER_UNKNOWN_UNDER_STATUS = (*_SISIMAI_NO_OTHER_REASON, "mailbox_disabled")
+# Our readings that sisimai's UserUnknown words take in reply to RCPT: none of a reason it ranks
+# first (mailbox_full, message_too_large, relay_denied, auth_failed: classorder), and not a blocklist,
+# spam or rate reading of ours, which says the refusal is about the sender, not the address.
+_SISIMAI_USER_UNKNOWN_AT_RCPT = ("other", "mailbox_disabled", "policy_rejected")
+# A domain name as a reply writes one (a host, or the part after "@").
+_DOMAIN_NAMED = re.compile(r"(?<![\w.-])(?:[\w-]+@)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})(?![\w.-])",
+                           re.IGNORECASE)
+
+
+def _sisimai_says(words_regex, words: str) -> bool:
+    return words_regex is not None and bool(words_regex.search(words))
+
+
+def _names_only_the_recipients_domain(words_regex, words: str, known: Sequence[str]) -> bool:
+    """True when `words_regex` matches `words` and every domain that match names is the recipient's
+    (`known`: the recipient and the report's aliases of him); a match that names none counts."""
+    if words_regex is None:
+        return False
+    domains = {fold(domain_of(a)) for a in known if "@" in a}
+    for match in words_regex.finditer(words):
+        named = {fold(d) for d in _DOMAIN_NAMED.findall(match.group(0))}
+        if not named - domains:
+            return True
+    return False
 
 
 def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None,
-                 known: Sequence[str] = ()) -> bool:
+                 known: Sequence[str] = (), sisimai_words=None) -> bool:
     """sisimai's HardBounce of one DSN line, the `hard` that `relay dsn parse` prints (the shared
     corpus's label; docs/bounces-in.md, "The `hard` label"), from the funnel's `judgement` of the
     reply. sisimai computes it from its reason alone (go-sisimai smtp/failure `IsHardBounce`, p5
@@ -431,6 +458,15 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     routing_dns). HostUnknown: ours routing_dns unless DNS failed rather than said "no such domain"
     (its NetworkError; Judgement.hard already).
 
+    `sisimai_words` (bounce-rules.yaml `sisimai_words:`, reason -> regex): sisimai's own words for a
+    reason where ours read the text otherwise. Suspend ranks before HasMoved, UserUnknown and
+    HostUnknown (go-sisimai reason/lib.go `classorder`; why-suspend.go also takes the reply code 525,
+    RFC 4954's "User Account Disabled"): its words are never hard, and under 5.1.0/5.1.1/5.1.3 any
+    other words of ours about a disabled account are UserUnknown, as the code says ("550 5.1.1 <a>:
+    inactive email address"). UserUnknown's words in reply to RCPT are hard whatever our reading
+    (`other`, a disabled account, a recipient policy). HasMoved's words are hard; so are HostUnknown's when every domain
+    they name is the recipient's ("553 <the sender's domain> does not exist" says nothing of it).
+
     One departure, kept on purpose: sisimai gives a line its status's reason whatever address the
     words speak of; here the status rule does not apply where the reply names an address that is
     not the recipient's (`known`: the recipient and a report's aliases of it). "550 <bob@x>: user
@@ -442,6 +478,10 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     scope = judgement.scope
     status = effective_enhanced(reply) or ""
     category = classification.category
+    said = (sisimai_words or {}).get
+    if _sisimai_says(said("suspend"), words) or reply.code == 525:
+        # sisimai's Suspend, ranked before every hard reason (why-suspend.go).
+        return False
     if judgement.hard and not filtered_at_unknown_stage(classification, stage, reply, words, any_stage):
         return True
     if scope in ("sender", "relay"):
@@ -453,14 +493,28 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     if scope not in ("recipient", "message"):
         # The client's (sisimai's Blocked, NoRelaying).
         return False
+    about_the_recipient = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
     if status in _SISIMAI_USER_UNKNOWN_STATUS | _SISIMAI_HAS_MOVED_STATUS:
-        about_the_recipient = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
-        if about_the_recipient and (category in _SISIMAI_NO_OTHER_REASON if status in _SISIMAI_USER_UNKNOWN_STATUS
-                                    else category == "unknown_recipient"):
+        if about_the_recipient and (category in _SISIMAI_USER_UNKNOWN_UNDER_STATUS
+                                    if status in _SISIMAI_USER_UNKNOWN_STATUS else category == "unknown_recipient"):
             return True
+    if scope == "recipient" and category in ("unknown_recipient", "other") and _sisimai_says(said("hasmoved"), words):
+        # HasMoved's words (why-hasmoved.go), hard whatever the code; the address they name is the
+        # new one.
+        return True
+    if (scope == "recipient" and category in ("routing_dns", "other") and classification.permanent
+            and _names_only_the_recipients_domain(said("hostunknown"), words, known)):
+        # HostUnknown's words (why-hostunknown.go) about the recipient's own domain.
+        return True
     if scope != "recipient":
         return False
     if stage == "rcpt" and category == "unknown_recipient":
+        return True
+    if (stage == "rcpt" and category in _SISIMAI_USER_UNKNOWN_AT_RCPT and about_the_recipient
+            and _sisimai_says(said("userunknown"), words)):
+        # UserUnknown's words in reply to RCPT, whatever the code (why-userunknown.go), where ours
+        # read them otherwise ("550 <a>: mailbox is unavailable", "user not active"); not where the
+        # words name another address ("user alice@y was not found", review2 N2: the departure above).
         return True
     # A local delivery agent's or a per-MTA module's own words, read before sisimai's reason rules
     # when the report names no command or DATA, whether our rules read them (unknown_recipient) or

@@ -164,9 +164,14 @@ def test_an_address_status_gives_way_to_words_of_another_reason(capsys, tmp_path
                                       "virtual mailbox table (in reply to RCPT TO command)", status="5.1.0"))
     assert (row["hard"], row["classification"]["scope"], row["classification"]["bounce_list"]) == (
         False, "sender", "never")
-    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>... Account disabled (in reply to RCPT TO "
+    # A disabled account in sisimai's Suspend words (why-suspend.go) under X.1.1; "Account disabled"
+    # alone is not one of them, so there 5.1.1 names UserUnknown (branch dsn-hard5).
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>... Mailbox disabled (in reply to RCPT TO "
                                       "command)", status="5.1.1"))
     assert (row["hard"], row["classification"]["category"]) == (False, "mailbox_disabled")
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>... Account disabled (in reply to RCPT TO "
+                                      "command)", status="5.1.1"))
+    assert (row["hard"], row["classification"]["category"]) == (True, "mailbox_disabled")
     # And a "no such user" after DATA without an address status stays sisimai's Filtered.
     row = _row(capsys, tmp_path, _dsn("550 unknown user (in reply to end of DATA command)"))
     assert (row["stage"], row["hard"]) == ("data", False)
@@ -195,3 +200,81 @@ def test_a_local_delivery_agents_own_words_are_hard(capsys, tmp_path):
     # where our rules do not read the words (category other, counted as before).
     row = _row(capsys, tmp_path, _dsn("maildrop: Cannot find system user bob"))
     assert _verdict(row) == ("bob@dest.example", None, True, "other", "count")
+
+
+# Branch dsn-hard5: sisimai's own words for Suspend, HasMoved and HostUnknown (bounce-rules.yaml
+# `sisimai_words:`), and its UserUnknown by the status over our reading of a disabled account. Each
+# case is a synthetic reply built from the rule (docs/bounces-in.md, "Branch dsn-hard5"), not one of
+# sisimai's emails; `bounce_list` is asserted each time: the listing decision does not move.
+
+def test_an_address_status_is_user_unknown_over_a_disabled_reading_that_is_not_suspends(capsys, tmp_path):
+    # "inactive email address", "account deactivated" are none of sisimai's Suspend words, which
+    # rank before UserUnknown; so its status 5.1.1 names the reason (why-userunknown.go). Before: not
+    # hard, our rules read the words as a disabled account.
+    for diagnostic, status in (("550 5.1.1 <bob@dest.example>: inactive email address", "5.0.0"),
+                               ("550 account deactivated", "5.1.1")):
+        row = _row(capsys, tmp_path, _dsn(diagnostic, status=status))
+        assert _verdict(row) == ("bob@dest.example", None, True, "mailbox_disabled", "count"), diagnostic
+
+
+def test_suspends_own_words_are_never_hard_even_under_an_address_status(capsys, tmp_path):
+    # Before: "has been suspended" under 5.1.1 was hard (our rules read only the code there).
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>: has been suspended"))
+    assert _verdict(row) == ("bob@dest.example", None, False, "unknown_recipient", "list")
+    row = _row(capsys, tmp_path, _dsn("550 5.1.1 <bob@dest.example>: mailbox disabled"))
+    assert _verdict(row) == ("bob@dest.example", None, False, "mailbox_disabled", "count")
+    # RFC 4954's 525 5.7.13 "User Account Disabled" (sisimai's Suspend by the reply code).
+    row = _row(capsys, tmp_path, _dsn("525 5.7.13 <bob@dest.example>: user account disabled"))
+    assert row["hard"] is False
+
+
+def test_has_moveds_own_words_are_hard(capsys, tmp_path):
+    # Before: not hard, no rule of ours reads "has been replaced by" (a mailbox moved to a new address).
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example> has been replaced by <robert@new.example>"))
+    assert (row["hard"], row["classification"]["bounce_list"]) == (True, "count")
+
+
+def test_host_unknowns_553_does_not_exist_is_hard_only_for_the_recipients_domain(capsys, tmp_path):
+    # Before: not hard. The recipient's domain, or his address, said not to exist.
+    for diagnostic in ("553 dest.example does not exist", "553 bob@dest.example does not exist"):
+        row = _row(capsys, tmp_path, _dsn(diagnostic))
+        assert (row["hard"], row["classification"]["bounce_list"]) == (True, "count"), diagnostic
+    # Another domain (the sender's, in reply to the message) says nothing of the recipient's.
+    row = _row(capsys, tmp_path, _dsn("553 sender.example does not exist"))
+    assert row["hard"] is False
+
+
+def test_sisimai_words_are_checked_at_load(tmp_path):
+    local = tmp_path / "bounce-rules.local.yaml"
+    local.write_text("version: 1\nrules: []\nsisimai_words:\n  hasmoved: ['now lives at']\n", encoding="utf-8")
+    classifier = Classifier.from_files([local, SHIPPED_RULES])
+    assert classifier.sisimai_words["hasmoved"].search("Bob now lives at x") is not None
+    assert classifier.sisimai_words["hasmoved"].search("bob has been replaced by robert") is not None
+    local.write_text("version: 1\nrules: []\nsisimai_words:\n  filtered: ['x']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown reason"):
+        Classifier.from_files([local])
+    local.write_text("version: 1\nrules: []\nsisimai_words:\n  suspend: ['(']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        Classifier.from_files([local])
+    local.write_text("version: 1\nrules: []\nsisimai_words: ['x']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        Classifier.from_files([local])
+
+
+def test_user_unknowns_own_words_at_rcpt_are_hard_whatever_our_reading(capsys, tmp_path):
+    # sisimai's UserUnknown at RCPT by its words, whatever the code (why-userunknown.go). Before: not
+    # hard, our rules read these as nothing in particular (`other`) or a disabled account.
+    for words in ("mailbox is unavailable", "user not active", "mailbox is inactive", "not a local address"):
+        row = _row(capsys, tmp_path, _dsn(f"550 <bob@dest.example>: {words} (in reply to RCPT TO command)"))
+        assert (row["stage"], row["hard"]) == ("rcpt", True), words
+        assert row["classification"]["bounce_list"] == "count", words
+    # Not over a reason sisimai ranks first (relaying: its NoRelaying), nor over Suspend's words.
+    row = _row(capsys, tmp_path, _dsn("553 sorry, that domain or user isn't in my list of allowed rcpthosts "
+                                      "(in reply to RCPT TO command)"))
+    assert row["hard"] is False
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example>: this address no longer accepts mail "
+                                      "(in reply to RCPT TO command)"))
+    assert row["hard"] is False
+    # Nor without the RCPT stage: of unknown stage it is sisimai's Filtered.
+    row = _row(capsys, tmp_path, _dsn("550 <bob@dest.example>: user not active"))
+    assert (row["stage"], row["hard"]) == (None, False)

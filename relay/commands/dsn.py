@@ -119,7 +119,7 @@ def _sisimai_hard(policies, judgement, failed) -> bool:
     recipient = failed.recipient
     known = [recipient, *failed.aliases(recipient)] if recipient else []
     return sisimai_hard(judgement, failed.stage, reply, words, getattr(classifier, "hard_at_any_stage", None),
-                        fallback_key, known)
+                        fallback_key, known, getattr(classifier, "sisimai_words", None))
 
 
 def judgement_dict(judgement) -> dict:
