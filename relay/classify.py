@@ -639,6 +639,19 @@ def _fallback_key(entry: dict, key: str, problems: Problems) -> tuple[str, str] 
     return "default", ""
 
 
+def _check_patterns(patterns, where: str, problems: Problems) -> None:
+    """A list of regular expressions under `where` (hard_at_any_stage, sisimai_words.REASON): each one
+    that is no string or does not compile is named with its index."""
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        problems.add(where, "expected a list of regular expressions (strings)")
+        return
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.add(f"{where}[{i}]", f"not a valid regular expression: {exc}")
+
+
 class Classifier:
     """Compiled rules from one or more files, in precedence order."""
 
@@ -781,15 +794,7 @@ class Classifier:
         if "texts" in data and not isinstance(data["texts"], dict):
             problems.add("texts", "expected a mapping of shared texts (used through YAML anchors)")
         if "hard_at_any_stage" in data:
-            patterns = data["hard_at_any_stage"]
-            if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-                problems.add("hard_at_any_stage", "expected a list of regular expressions (strings)")
-            else:
-                for i, pattern in enumerate(patterns):
-                    try:
-                        re.compile(pattern)
-                    except re.error as exc:
-                        problems.add(f"hard_at_any_stage[{i}]", f"not a valid regular expression: {exc}")
+            _check_patterns(data["hard_at_any_stage"], "hard_at_any_stage", problems)
         if "sisimai_words" in data:
             words = data["sisimai_words"]
             if not isinstance(words, dict):
@@ -800,14 +805,8 @@ class Classifier:
                     where = f"sisimai_words.{reason}"
                     if reason not in SISIMAI_WORD_REASONS:
                         problems.add(where, "unknown reason; expected one of " + ", ".join(sorted(SISIMAI_WORD_REASONS)))
-                    elif not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-                        problems.add(where, "expected a list of regular expressions (strings)")
                     else:
-                        for i, pattern in enumerate(patterns):
-                            try:
-                                re.compile(pattern)
-                            except re.error as exc:
-                                problems.add(f"{where}[{i}]", f"not a valid regular expression: {exc}")
+                        _check_patterns(patterns, where, problems)
 
         def check_id(entry: dict, key: str) -> None:
             rule_id = entry.get("id")
