@@ -493,17 +493,24 @@ class RelayService:
         reply (Transaction.answer) before `reply`. The recording is cancelled where it is when it is inside
         Outcomes.refused (Transaction.recording_refusal): its events are written all the same, their bounce
         list update marked as not done. Anywhere else (a watcher's write after the outcome was read) the
-        command goes on as for a client gone (_abandon), and records its outcome when it can. After the
-        final dot the transaction ends with it; after a MAIL or RCPT the rest of the transaction (the
-        recipients accepted before) is cut as any other, once the command has let go."""
+        command goes on, and records its outcome when it can. After the final dot the transaction ends with
+        it; after a MAIL or RCPT the rest of the transaction (the recipients accepted before) is cut as any
+        other, once the command has let go (at RCPT they had no event when it went on as for a client gone)."""
         txn = self._txns.get(session.id)
         if txn is None:
             return None
         conclusion = self._concluding.get(txn.id)
         after = None
-        if give_up and txn.decided and txn.recording_refusal and conclusion is not None and not conclusion.done():
-            conclusion.cancel()
-            if txn.notes.get("stage") == "data":
+        if give_up and txn.decided and conclusion is not None and not conclusion.done():
+            if txn.recording_refusal:
+                conclusion.cancel()
+            # Else it goes on (a watcher's write: cancelled there, the refusal's events were lost) and records
+            # its outcome when it can, drain() bounding it; the cut below still waits for it, then defers the
+            # recipients accepted before, as it would have had it been cancelled: they were told the 421 too.
+            # Unless the next hop's 421 closed their transaction: the command defers them itself then
+            # (Outcomes.session_closed), and ends the transaction as after the final dot.
+            if txn.notes.get("stage") == "data" or (not txn.recording_refusal and txn.answer is not None
+                                                    and txn.answer.code == 421):
                 txn.left = True  # the message's outcome is the command's: it ends the transaction (_concluded)
                 return asyncio.shield(conclusion)
             del self._concluding[txn.id]  # the command no longer ends the transaction: the cut below does

@@ -367,6 +367,89 @@ def test_an_outcome_still_recorded_past_the_stores_deadline_at_shutdown_is_told_
     assert "abandoned" not in caplog.text  # nothing left for the stop to cancel
 
 
+
+# Gmail's push-back at RCPT or at the final dot: policies/shaping.yaml's gmail-unusual-rate (4.7.28) holds the
+# sender domain, a write to the bounce list's store (Shaper.strike, store.shaping_update) made by the shaping
+# watcher once the refusal is read (UpstreamStep._heard: decided first, then the watchers).
+UNUSUAL_RATE = "4.7.28 Gmail has detected an unusual rate of mail originating from your SPF domain - gsmtp"
+
+
+# 450 at RCPT, and 421 there (RFC 5321 3.8: it closes the session, and the transaction of the recipient
+# accepted before with it: Outcomes.session_closed defers that one), and 450 to the final dot.
+@pytest.mark.parametrize("stage,code", [("rcpt", 450), ("rcpt", 421), ("data", 450)])
+def test_a_deferral_whose_shaping_hold_is_still_being_written_past_the_stores_deadline_at_shutdown_keeps_its_events(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog, stage, code):
+    """review-int2 F1: the stop gave up on an outcome still recorded past the store's deadline by cancelling
+    the command wherever it was. Here it was not in Outcomes.refused but in the shaping reaction to Gmail's
+    4.7.28 deferral (the hold's write waiting on the bounce list's file, replaced and held by another
+    process): the client was told the upstream's 450, then the 421, and the deferral it was told had no
+    event (at RCPT only the recipient accepted before was written, at the dot no recipient at all), the hold
+    never stored. Now only Outcomes.refused is cancelled there: elsewhere the command goes on as for a client
+    gone, and once the file is free the hold is stored and every event written."""
+    import sqlite3
+
+    import relay.server
+
+    caplog.set_level("INFO", logger="relay")
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    # After the dot: the reply's own deadline (upstream.data_timeout, 10 s here) taken as the drain's.
+    monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -10.0, raising=False)
+    # The store's write deadline 1 s: the recording is given up 2 s past the drain, and the drain then waits
+    # 2 s for the command that goes on (RelayService.drain).
+    _writes_wait_long(monkeypatch, 0.5)
+    running = relay_factory(upstream.port)
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
+    db = tmp_path / "bounces.db"
+    if stage == "rcpt":
+        upstream.rcpt_replies["fast"] = f"{code} {UNUSUAL_RATE}"
+        upstream.rcpt_gate.clear()  # the upstream's reply waits: the shaping check at RCPT read the list before
+        c.send(b"RCPT TO:<fast@gmail.com>\r\n")
+        wait_until(lambda: upstream.rcpts_waiting == 1)
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        upstream.rcpt_gate.set()
+    else:
+        upstream.data_replies["fast"] = f"{code} {UNUSUAL_RATE}"
+        assert c.cmd("RCPT TO:<fast@gmail.com>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        c.send(BODY + b".\r\n")
+        wait_until(lambda: "DATA" in upstream.commands)
+    try:
+        # The relay has read the upstream's deferral; its shaping watcher writes the hold (waiting on the new file).
+        service = running.server.service
+        wait_until(lambda: any(service.recording(t.session) for t in list(service._txns.values())))
+        stopping = running.begin_stop()
+        assert c.reply() == (code, f"{code} {UNUSUAL_RATE}")
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+        assert c.closed()
+    finally:
+        held.__exit__(None, None, None)  # the file is free: the write the stop did not cancel goes on
+    stopping.result(60)
+    events = running.events()
+    shown = [(e["kind"], e["stage"], e["recipient"]) for e in events]
+    # On int2 (6eb5ba3^): [("deferred", "rcpt", "kept@example.com")] at RCPT, [] after the dot.
+    assert sorted(shown) == [("deferred", stage, "fast@gmail.com"), ("deferred", stage, "kept@example.com")], events
+    deferral = [e for e in events if e["recipient"] == "fast@gmail.com"][0]
+    assert deferral["reply"]["text"] == f"{code} {UNUSUAL_RATE}", deferral
+    assert deferral["shaping"]["rule"] == "gmail-unusual-rate", deferral  # the reaction's hold, on its event
+    kept = [e for e in events if e["recipient"] == "kept@example.com"][0]
+    # The one accepted before: cut at the drain's end, or its transaction closed by the next hop's 421.
+    assert kept["reply"]["text"] == ("421 4.3.2 Relay shutting down, try again later" if (stage, code) == ("rcpt", 450)
+                                     else f"{code} {UNUSUAL_RATE}"), kept
+    schema = json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    with sqlite3.connect(db) as stored:
+        assert stored.execute("SELECT key, rule FROM relay_shaping").fetchall() == [
+            ("google/sender.test", "gmail-unusual-rate")]
+    assert "abandoned" not in caplog.text  # nothing left for the stop to cancel
+
+
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.
 SHORT_DRAIN = "import relay.server\nrelay.server.DRAIN_SECONDS = 1.0\n"
 
