@@ -542,7 +542,10 @@ class RelayServer:
                         log.error("stopping: session %s's transaction %s was still recording its outcome after "
                                   "%g s; %s", p.relay_session.id, txn.id, service.recording_seconds(),
                                   "cut off" if answer is None else
-                                  f"given up (its events are written, their bounce list update not done); the client "
+                                  ("given up (its events are written, their bounce list update not done)"
+                                   if txn.recording_refusal else
+                                   "left to finish what it writes after the outcome (its events follow)")
+                                  + f"; the client "
                                   f"is told {printable(answer.wire_lines()[0])[:120]}, then 421")
                         if answer is not None:
                             p.cut(SHUTDOWN, answer=answer)
