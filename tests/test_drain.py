@@ -290,6 +290,31 @@ def _bounce_list_replaced_and_held(path: Path):
         lock.close()
 
 
+def _refused_while_the_list_is_held(c: RawSMTP, upstream, db, stage: str, rcpt: str, reply: str):
+    """The upstream answers `reply` to RCPT `rcpt` (stage "rcpt") or to the final dot of a message to it
+    ("data"), the bounce list's file replaced and held (_bounce_list_replaced_and_held) just before, so that
+    whatever the relay writes for that reply waits; at RCPT the upstream's reply waits until the list is held
+    (the relay's checks at RCPT read it first). Returns the held list, entered: the caller exits it."""
+    local = rcpt.split("@")[0]
+    if stage == "rcpt":
+        upstream.rcpt_replies[local] = reply
+        upstream.rcpt_gate.clear()
+        c.send(f"RCPT TO:<{rcpt}>\r\n".encode())
+        wait_until(lambda: upstream.rcpts_waiting == 1)
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        upstream.rcpt_gate.set()
+    else:
+        upstream.data_replies[local] = reply
+        assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        held = _bounce_list_replaced_and_held(db)
+        held.__enter__()
+        c.send(BODY + b".\r\n")
+        wait_until(lambda: "DATA" in upstream.commands)
+    return held
+
+
 GONE = "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
 
 
@@ -316,23 +341,7 @@ def test_an_outcome_still_recorded_past_the_stores_deadline_at_shutdown_is_told_
     assert c.cmd("EHLO c.test")[0] == 250
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
-    db = tmp_path / "bounces.db"
-    if stage == "rcpt":
-        upstream.rcpt_replies["gone"] = GONE
-        upstream.rcpt_gate.clear()  # the upstream's reply to the next RCPT waits: the list was read before it
-        c.send(b"RCPT TO:<gone@example.com>\r\n")
-        wait_until(lambda: upstream.rcpts_waiting == 1)
-        held = _bounce_list_replaced_and_held(db)
-        held.__enter__()
-        upstream.rcpt_gate.set()
-    else:
-        upstream.data_replies["gone"] = GONE
-        assert c.cmd("RCPT TO:<gone@example.com>")[0] == 250
-        assert c.cmd("DATA")[0] == 354
-        held = _bounce_list_replaced_and_held(db)
-        held.__enter__()
-        c.send(BODY + b".\r\n")
-        wait_until(lambda: "DATA" in upstream.commands)
+    held = _refused_while_the_list_is_held(c, upstream, tmp_path / "bounces.db", stage, "gone@example.com", GONE)
     try:
         # The relay has read the upstream's refusal, and records it (its store waiting on the new file).
         service = running.server.service
@@ -403,22 +412,7 @@ def test_a_deferral_whose_shaping_hold_is_still_being_written_past_the_stores_de
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
     db = tmp_path / "bounces.db"
-    if stage == "rcpt":
-        upstream.rcpt_replies["fast"] = f"{code} {UNUSUAL_RATE}"
-        upstream.rcpt_gate.clear()  # the upstream's reply waits: the shaping check at RCPT read the list before
-        c.send(b"RCPT TO:<fast@gmail.com>\r\n")
-        wait_until(lambda: upstream.rcpts_waiting == 1)
-        held = _bounce_list_replaced_and_held(db)
-        held.__enter__()
-        upstream.rcpt_gate.set()
-    else:
-        upstream.data_replies["fast"] = f"{code} {UNUSUAL_RATE}"
-        assert c.cmd("RCPT TO:<fast@gmail.com>")[0] == 250
-        assert c.cmd("DATA")[0] == 354
-        held = _bounce_list_replaced_and_held(db)
-        held.__enter__()
-        c.send(BODY + b".\r\n")
-        wait_until(lambda: "DATA" in upstream.commands)
+    held = _refused_while_the_list_is_held(c, upstream, db, stage, "fast@gmail.com", f"{code} {UNUSUAL_RATE}")
     try:
         # The relay has read the upstream's deferral; its shaping watcher writes the hold (waiting on the new file).
         service = running.server.service
