@@ -141,6 +141,12 @@ def _kind(decision: Decision) -> str:
     return "rejected" if decision.verdict is Verdict.REJECT else "deferred"
 
 
+def _listing(kind: str, judgement, rcpt: str) -> bool:
+    """Whether a refusal of `rcpt` (an event of `kind`) touches its record on the bounce list: only one judged
+    to be about that recipient (policies/suppression.yaml decides whether it counts or lists)."""
+    return bool(rcpt) and kind in ("rejected", "deferred") and judgement.concerns(rcpt)
+
+
 def _from_a_host_of_a_resolved_domain(txn: Transaction | None, reply: Reply) -> bool:
     """Whether `reply` is an upstream's in MX mode: the relay resolved the recipient's domain (its MX,
     or its address as the implicit MX, RFC 5321 5.1) and connected to what DNS gave, so the domain
@@ -169,19 +175,8 @@ class Outcomes:
     async def refused(self, txn: Transaction | None, session: Session, stage: str, recipients: list[str],
                       decision: Decision) -> None:
         """Record one refusal of `recipients` (or of the whole transaction when empty)."""
-        reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error")
-        kind = _kind(decision)
-        judgement = self._judge(reply, stage, recipients, sender=(txn.return_path or txn.mail_from) if txn is not None else None)
-        classification = judgement.classification
-        if judgement.scope in WARNED_SCOPES and classification.permanent:
-            # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
-            # passing state, retried by the client MTA; a permanent one needs the operator.
-            self._warn(txn, session, stage, reply, classification)
+        reply, kind, judgement, classification, message = self._refusal(txn, session, stage, recipients, decision)
         domains_seen: set[str] = set()
-        # The message, once DATA was seen: a client MTA's retry of it (its own soft_bounce, a 4xx then a
-        # 5xx) is the same message, not another refusal (review12 F11). A refusal at RCPT has no message
-        # yet: each counts (docs/bounce-list.md).
-        message = message_key("message-id", txn.headers.get("message-id")) if txn is not None and txn.headers else None
         # Set when the recording is given up (cancelled: a shutdown past the store's deadline, RelayServer.stop):
         # the refusal's events are queued all the same, their list update marked as not done, and the
         # cancellation goes on once they are. The client saw this refusal: its event is never lost with
@@ -198,7 +193,7 @@ class Outcomes:
             try:
                 # Only a refusal about this recipient touches its record (_list_refusal): none other is
                 # marked as not recorded, nor its address logged as one the list may be missing (review-int2 F4).
-                listing = rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt)
+                listing = _listing(kind, judgement, rcpt)
                 if stopped is None:
                     try:
                         await self._list_refusal(make, txn, rcpt, kind, reply, judgement, fields, follow,
@@ -218,12 +213,43 @@ class Outcomes:
         if stopped is not None:
             raise stopped
 
+    def refused_unrecorded(self, txn: Transaction | None, session: Session, stage: str, recipients: list[str],
+                           decision: Decision) -> None:
+        """refused() for a refusal whose recording is given up before it began: the command was cancelled
+        after the refusal was read, in a watcher's write (the shaping reaction's hold), by a shutdown's drain
+        past its own bound (RelayService._given_up). Its events are queued as refused() queues those of a
+        recording cancelled half-way, each list update of a recipient's marked as not done; nothing here
+        waits, so that no cancellation can come between the refusal and its events."""
+        reply, kind, judgement, classification, _ = self._refusal(txn, session, stage, recipients, decision)
+        for rcpt in recipients or [""]:
+            fields = dict(decision.detail)
+            if _listing(kind, judgement, rcpt):
+                self._stopped(fields, rcpt)
+            self._queue(txn, self._event(kind, stage, txn, session, rcpt, reply, classification, fields))
+
+    def _refusal(self, txn, session, stage, recipients, decision):
+        """What refused() and refused_unrecorded() make of a refusal before its recipients: the reply, the
+        event's kind, the funnel's judgement and classification (its operator warning queued), the message."""
+        reply = decision.reply or Reply.make(451, "4.3.0", "Temporary local problem", cause="local-error")
+        kind = _kind(decision)
+        judgement = self._judge(reply, stage, recipients, sender=(txn.return_path or txn.mail_from) if txn is not None else None)
+        classification = judgement.classification
+        if judgement.scope in WARNED_SCOPES and classification.permanent:
+            # Temporary ones (greylisting, rate limits, a busy server) are the next hop's
+            # passing state, retried by the client MTA; a permanent one needs the operator.
+            self._warn(txn, session, stage, reply, classification)
+        # The message, once DATA was seen: a client MTA's retry of it (its own soft_bounce, a 4xx then a
+        # 5xx) is the same message, not another refusal (review12 F11). A refusal at RCPT has no message
+        # yet: each counts (docs/bounce-list.md).
+        message = message_key("message-id", txn.headers.get("message-id")) if txn is not None and txn.headers else None
+        return reply, kind, judgement, classification, message
+
     async def _list_refusal(self, make, txn, rcpt, kind, reply, judgement, fields, follow, domains_seen,
                             message) -> None:
         """What one refusal of `rcpt` does to the bounce list (its failure counted or listed, its domain's
         evidence): `fields` gets the event's `bounce_list`, `follow` the events that follow it, each as
         soon as it is known (a cancellation half-way keeps what was done)."""
-        if rcpt and kind in ("rejected", "deferred") and judgement.concerns(rcpt):
+        if _listing(kind, judgement, rcpt):
             upstream = fields.get("upstream") or (txn.notes.get("upstream") if txn is not None else None)
             status, listed = await self._suppress_refusal(make, rcpt, judgement, reply.text,
                                                           self._provider(reply.text, self._live_host(upstream)),
@@ -250,8 +276,8 @@ class Outcomes:
                   "list's update (past its deadline) while shutting down", printable(rcpt)[:330])
         self._unrecorded("stopped")
 
-    async def session_closed(self, txn: Transaction, session: Session, stage: str, refused: str,
-                             recipients: list[str], decision: Decision) -> None:
+    def session_closed(self, txn: Transaction, session: Session, stage: str, refused: str,
+                       recipients: list[str], decision: Decision) -> None:
         """The next hop closed the session (a 421, RFC 5321 3.8) in its reply to the RCPT of `refused`
         (whose own event refused() wrote), and with it the transaction of `recipients`, accepted before:
         a deferred event each, with that reply, the words that ended their transaction (the client saw
@@ -331,59 +357,69 @@ class Outcomes:
                               **base, **extra)
 
         status, follow = None, []
+        stopped: asyncio.CancelledError | None = None
         try:
-            if obs.at_most == "never":
-                pass  # events only: nothing vouches for what the report says (Observation.at_most)
-            elif obs.kind == "complained":
-                # By the report's Feedback-Type (suppression.yaml `complaints.feedback_types`): a
-                # "not-spam" (RFC 6430) or "auth-failure" (RFC 6591, the sender's authentication) report
-                # is no complaint of the recipient's (review-12 F10).
-                rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
-                if obs.at_most == "count" and rule is not None:
-                    rule = self.policies.suppression.counting_rule(rule)
-                elif obs.at_most == "shared":
-                    rule = self.policies.suppression.shared_rule(rule)
-                if rule is not None and obs.recipient:
-                    status, follow = await self._suppress(
-                        make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
-                        f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
-                        now=now, message=obs.message, retry_later=retry_later)
-            elif obs.recipient and judgement.concerns(obs.recipient):
-                if obs.at_most == "count" and judgement.bounce_list == "list":
-                    c = judgement.classification
-                    suppression = self.policies.suppression
-                    judgement = replace(judgement, bounce_list="count", suppression_rule=(
-                        suppression.counting_rule(suppression.rule_for(c.category, c.permanent))))
-                elif obs.at_most == "shared":
-                    # A report to a VERP return path several recipients were sent (any of them could
-                    # have written it: issue 13): suppression.yaml `shared_return_path:`, over the rule
-                    # the judgement chose (an unconfirmed claim's count stays when it asks more).
-                    c = judgement.classification
-                    suppression = self.policies.suppression
-                    rule = suppression.shared_rule(judgement.suppression_rule
-                                                   or suppression.rule_for(c.category, c.permanent))
-                    judgement = replace(judgement, bounce_list="never" if rule is None else "count",
-                                        suppression_rule=rule)
-                if judgement.concerns(obs.recipient):  # `shared_return_path: off`: never
-                    status, follow = await self._suppress_refusal(
-                        make, obs.recipient, judgement, obs.reply.text,
-                        self._provider(obs.reply.text, self._reported_host(obs.reply.source, fields)),
-                        now=now, message=obs.message, retry_later=retry_later)
-            # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
-            # the list refuses everyone there, and bounces without a VERP token can be forged at will
-            # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
-            # listed @gmail.com).
-            if (obs.at_most == "list" and obs.kind != "complained" and obs.recipient and judgement.about(obs.recipient)
-                    and not judgement.another  # what it says may be of another address's domain (review7 F2)
-                    and not obs.forwarded_elsewhere()):
-                more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
-                                                           now=now, message=obs.message)
-                follow += more
-                if failed and status in (None, "counted"):
-                    # The sighting was not recorded: the list could not be updated (the bounce intake answers
-                    # 451 for it, and the retry's count of the address is not a second one: one per message).
-                    status = "error"
-            if status is not None:
+            try:
+                if obs.at_most == "never":
+                    pass  # events only: nothing vouches for what the report says (Observation.at_most)
+                elif obs.kind == "complained":
+                    # By the report's Feedback-Type (suppression.yaml `complaints.feedback_types`): a
+                    # "not-spam" (RFC 6430) or "auth-failure" (RFC 6591, the sender's authentication) report
+                    # is no complaint of the recipient's (review-12 F10).
+                    rule = self.policies.suppression.complaint_rule(fields.get("feedback_type"))
+                    if obs.at_most == "count" and rule is not None:
+                        rule = self.policies.suppression.counting_rule(rule)
+                    elif obs.at_most == "shared":
+                        rule = self.policies.suppression.shared_rule(rule)
+                    if rule is not None and obs.recipient:
+                        status, follow = await self._suppress(
+                            make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
+                            f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
+                            now=now, message=obs.message, retry_later=retry_later)
+                elif obs.recipient and judgement.concerns(obs.recipient):
+                    if obs.at_most == "count" and judgement.bounce_list == "list":
+                        c = judgement.classification
+                        suppression = self.policies.suppression
+                        judgement = replace(judgement, bounce_list="count", suppression_rule=(
+                            suppression.counting_rule(suppression.rule_for(c.category, c.permanent))))
+                    elif obs.at_most == "shared":
+                        # A report to a VERP return path several recipients were sent (any of them could
+                        # have written it: issue 13): suppression.yaml `shared_return_path:`, over the rule
+                        # the judgement chose (an unconfirmed claim's count stays when it asks more).
+                        c = judgement.classification
+                        suppression = self.policies.suppression
+                        rule = suppression.shared_rule(judgement.suppression_rule
+                                                       or suppression.rule_for(c.category, c.permanent))
+                        judgement = replace(judgement, bounce_list="never" if rule is None else "count",
+                                            suppression_rule=rule)
+                    if judgement.concerns(obs.recipient):  # `shared_return_path: off`: never
+                        status, follow = await self._suppress_refusal(
+                            make, obs.recipient, judgement, obs.reply.text,
+                            self._provider(obs.reply.text, self._reported_host(obs.reply.source, fields)),
+                            now=now, message=obs.message, retry_later=retry_later)
+                # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
+                # the list refuses everyone there, and bounces without a VERP token can be forged at will
+                # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
+                # listed @gmail.com).
+                if (obs.at_most == "list" and obs.kind != "complained" and obs.recipient
+                        and judgement.about(obs.recipient)
+                        and not judgement.another  # what it says may be of another address's domain (review7 F2)
+                        and not obs.forwarded_elsewhere()):
+                    more, failed = await self._domain_evidence(make, obs.recipient, obs.reply, classification,
+                                                               now=now, message=obs.message)
+                    follow += more
+                    if failed and status in (None, "counted"):
+                        # The sighting was not recorded: the list could not be updated (the bounce intake answers
+                        # 451 for it, and the retry's count of the address is not a second one: one per message).
+                        status = "error"
+            except asyncio.CancelledError as exc:
+                # A stop (the follower's, or the bounce listener's cut) while the bounce list's write was under
+                # way: the result's events are made all the same, its list update marked as not done (as
+                # refused() does for a live session's), and the cancellation goes on once they are out.
+                stopped = exc
+            if stopped is not None and status in (None, "counted"):
+                self._stopped(fields, obs.recipient)
+            elif status is not None:
                 fields["bounce_list"] = status
             emitted.append(make(obs.kind, obs.recipient, fields))
             if classification is not None and classification.scope in WARNED_SCOPES and classification.permanent:
@@ -396,6 +432,17 @@ class Outcomes:
         except Exception:
             self._told_on_defect(follow)
             raise
+        if stopped is not None:
+            # Written, whatever the caller would have done with them: the Postfix log follower saved its cursor
+            # past this line before, and its restart does not read it again. A caller that emits only with its
+            # answer (the bounce intake, `emit=False`) gives none now (the reporting MTA, told no 250, sends the
+            # report again): of its events only the bounce list's changes made, which stand (_told_on_defect).
+            if emit:
+                for event in emitted:
+                    self.emit(event)
+            else:
+                self._told_on_defect(follow)
+            raise stopped
         if emit:
             for event in emitted:
                 self.emit(event)

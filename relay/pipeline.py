@@ -123,6 +123,12 @@ class Transaction:
     # refusal's events are queued all the same. Elsewhere after the outcome is known (the watchers: the
     # shaping reaction's or the VERP record's write to the same store) a cancellation would have lost them.
     recording_refusal: bool = False
+    # The next hop's refusal as the command under way would have returned it, when a cancellation reached
+    # the command after it was read (Transaction.decided) and before it was returned: in a watcher's write
+    # (UpstreamStep._heard), which a shutdown's drain cancels past its own bound (RelayService.drain). The
+    # command then queues its events without the bounce list (RelayService._given_up): the client was told
+    # that refusal, and its event is never lost with the write (review-int2 F1, option b).
+    unrecorded_refusal: Decision | None = None
 
     def decide(self, reply: Reply | None = None) -> None:
         """The outcome of the command under way is known (see `decided`); `reply`, the client's reply for it

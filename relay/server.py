@@ -524,7 +524,7 @@ class RelayServer:
             for p in open_:
                 if p not in idle and now >= _drain_deadline(p, drain_end):
                     service = p.relay_service
-                    txn = service.transaction(p.relay_session)
+                    txn = service.under_way(p.relay_session)
                     if service.recording(p.relay_session):
                         until = recording.get(id(p))
                         if until is None:

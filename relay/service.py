@@ -65,6 +65,10 @@ class RelayService:
         # service's own, so that once the command's outcome is known (the next hop's refusal, its answer
         # to the final dot), the client going away cannot cut the recording of that outcome short.
         self._concluding: dict[str, asyncio.Task] = {}
+        # Per session id, the transaction its MAIL command is opening (in _txns only once the MAIL is
+        # accepted): a MAIL refused and still being recorded is waited for at shutdown as a RCPT's refusal is
+        # (recording(), under_way()), and its client told that refusal, not a bare 421.
+        self._opening: dict[str, Transaction] = {}
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def count(self, name: str, **labels) -> None:
@@ -162,11 +166,18 @@ class RelayService:
         """Whether the session's transaction has its outcome (Transaction.decided: the next hop's refusal,
         its answer to the final dot) and its command is recording it: its reply to the client is the real
         one, due once the events and the bounce list's write are done (the store's own deadline)."""
-        txn = self.transaction(session)
+        txn = self.under_way(session)
         if txn is None or not txn.decided:
             return False
         conclusion = self._concluding.get(txn.id)
         return conclusion is not None and not conclusion.done()
+
+    def under_way(self, session: Session | None) -> Transaction | None:
+        """The session's open transaction, else the one its MAIL command is opening (shutdown: recording(),
+        Transaction.answer)."""
+        if session is None:
+            return None
+        return self._txns.get(session.id) or self._opening.get(session.id)
 
     def recording_seconds(self) -> float:
         """How long an outcome being recorded may take at most: the bounce list's own write deadline (its
@@ -208,12 +219,15 @@ class RelayService:
         pipeline = self.pipeline
         pipeline.hold()  # until the transaction ends, whatever a reload does meanwhile
         self._txn_pipeline[txn.id] = pipeline
+        self._opening[session.id] = txn  # until the MAIL's command is over (_concluded)
         return await self._settle(txn, self._mail(session, txn, pipeline, problem))
 
     async def _mail(self, session: Session, txn: Transaction, pipeline: Pipeline, problem: Reply | None) -> Reply:
         try:
             decision = Decision(Verdict.REJECT, problem) if problem else await pipeline.mail(txn)
-        except BaseException:  # cancelled (the client hung up): the transaction still ends
+        except BaseException as exc:  # cancelled (the client hung up): the transaction still ends
+            if isinstance(exc, asyncio.CancelledError):
+                self._given_up(txn, session, "mail", [])
             self._end(txn)
             raise
         if decision.verdict is V_CONTINUE:  # no step answered: a wiring bug, never a silent 250
@@ -258,8 +272,12 @@ class RelayService:
 
     async def _rcpt(self, session: Session, txn: Transaction, recipient: str, problem: Reply | None) -> Reply:
         try:
-            decision = (Decision(Verdict.REJECT, problem) if problem
-                        else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
+            try:
+                decision = (Decision(Verdict.REJECT, problem) if problem
+                            else await self._txn_pipeline[txn.id].rcpt(txn, recipient))
+            except asyncio.CancelledError:
+                self._given_up(txn, session, "rcpt", [recipient])
+                raise
             if decision.verdict is V_CONTINUE:
                 decision = Decision(Verdict.DEFER, Reply.make(451, "4.3.0", "Temporary local problem",
                                                               cause="local-error"))
@@ -274,8 +292,8 @@ class RelayService:
                 # client defers them with the rest. Their events were lost (the disconnect writes none). The
                 # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
                 # word about their addresses (Outcomes.session_closed).
-                await self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient,
-                                                   list(txn.rcpts), decision)
+                self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient, list(txn.rcpts),
+                                             decision)
             return decision.reply
         finally:
             if txn.left:
@@ -314,6 +332,9 @@ class RelayService:
         the client sent the message again, a second delivery (review-int4 F7)."""
         try:
             return await self._data_steps(session, txn, content, dot_lines, crlf_only)
+        except asyncio.CancelledError:
+            self._given_up(txn, session, "data", list(txn.rcpts))  # ended by _concluded (txn.left) or the cut
+            raise
         except Exception:
             reply = txn.dot_reply
             if reply is None:
@@ -400,6 +421,8 @@ class RelayService:
 
     def _concluded(self, txn: Transaction, conclusion: asyncio.Task) -> None:
         self._endings.discard(conclusion)
+        if self._opening.get(txn.session.id) is txn:
+            del self._opening[txn.session.id]
         if self._concluding.get(txn.id) is conclusion:
             del self._concluding[txn.id]
         if txn.left and txn.id in self._txn_pipeline and (conclusion.cancelled() or conclusion.exception()):
@@ -481,6 +504,29 @@ class RelayService:
         finally:
             txn.recording_refusal = False
 
+    def _given_up(self, txn: Transaction, session: Session, stage: str, recipients: list[str]) -> None:
+        """The command is cancelled after the next hop's refusal was read and before it was returned, in a
+        watcher's write (Transaction.unrecorded_refusal): a shutdown's drain past its own bound (drain()). The
+        refusal's events are queued all the same, without the bounce list (Outcomes.refused_unrecorded: its
+        update marked as not done, the address logged and counted), and, after a 421 to a RCPT, the deferral
+        of the recipients accepted before (Outcomes.session_closed); the transaction's end writes them. On
+        int4 they were lost, logged only as "abandoned" (review-int2 F1, option b). Nothing here waits."""
+        decision, txn.unrecorded_refusal = txn.unrecorded_refusal, None
+        if decision is None:
+            return
+        stage = decision.stage or stage
+        log.error("stopping: transaction %s (session %s) was cancelled while recording its refusal at %s (%s): "
+                  "its events are written, what the refusal made the relay write is not", txn.id, session.id,
+                  stage.upper(), printable(decision.reply.wire_lines()[0])[:120])
+        try:
+            self.outcomes.refused_unrecorded(txn, session, stage, recipients, decision)
+            others = [r for r in txn.rcpts if r not in recipients]
+            if decision.reply.code == 421 and others:
+                self.outcomes.session_closed(txn, session, stage, recipients[0] if recipients else "", others,
+                                             decision)
+        except Exception:
+            log.exception("transaction %s: the events of its refusal could not be queued", txn.id)
+
     def cut(self, session: Session, reply: Reply, give_up: bool = False) -> asyncio.Future | None:
         """Shutdown ends the session in the middle of its transaction (the drain is over, RFC 5321
         3.8's 421 `reply` goes to the client): the transaction ends deferred, its recipients'
@@ -498,6 +544,15 @@ class RelayService:
         other, once the command has let go (at RCPT they had no event when it went on as for a client gone)."""
         txn = self._txns.get(session.id)
         if txn is None:
+            opening = self._opening.get(session.id)
+            conclusion = self._concluding.get(opening.id) if opening is not None else None
+            if give_up and conclusion is not None and opening.decided and not conclusion.done():
+                # A MAIL's refusal still recorded past the store's deadline: no transaction was opened, and
+                # the MAIL ends the one it tried once its refusal's events are queued (_mail).
+                if opening.recording_refusal:
+                    conclusion.cancel()
+                opening.left = True
+                return asyncio.shield(conclusion)
             return None
         conclusion = self._concluding.get(txn.id)
         after = None
@@ -540,12 +595,22 @@ class RelayService:
 
     async def _record_cut(self, txn: Transaction, session: Session, stage: str, recipients: list[str],
                           reply: Reply, detail: dict, after: asyncio.Task | None = None) -> None:
+        decision = Decision(Verdict.DEFER, reply, "deferred", detail)
         try:
             if after is not None:
                 # The command given up (cut(give_up=True)) queues its own events as it stops: first.
-                await asyncio.wait([after])
-            await self.outcomes.refused(txn, session, stage, recipients,
-                                        Decision(Verdict.DEFER, reply, "deferred", detail))
+                try:
+                    await asyncio.wait([after])
+                except asyncio.CancelledError:
+                    # The drain's bound is over (drain() cancels both): the command, cancelled too, queues its
+                    # refusal's events as that lands (_given_up), a turn or so; then this cut's own, without
+                    # the bounce list. Cancelled here, the recipients it defers had no event, nor had the
+                    # refusal when its cancellation landed after the transaction's end.
+                    after.cancel()
+                    await asyncio.wait([after], timeout=RECORDING_MARGIN)
+                    self.outcomes.refused_unrecorded(txn, session, stage, recipients, decision)
+                    raise
+            await self.outcomes.refused(txn, session, stage, recipients, decision)
         finally:
             await self._end(txn)
 

@@ -199,6 +199,13 @@ class BounceIntake(Step):
         made: list[list[dict]] = []  # each observation's events (not emitted yet)
         try:
             observations, owners = await self._observe(report, targets, token, txn, made)
+        except asyncio.CancelledError:
+            # A stop cut this session while the report was being recorded (the drain's end): the reporting
+            # MTA is told 421 (RelaySMTP.cut), never 250, and sends the report again. As for a 451, the
+            # bounce list's changes already made are told now (the one being recorded tells its own:
+            # Outcomes.observe), the report's own events wait for that retry.
+            self._emit_list_changes(made)
+            raise
         except Exception as exc:
             # Not the bounce list failing (observe says so with bounce_list "error": 451 below): a defect
             # in reading or judging this report (review19 F5: a lone surrogate from charset=utf-7 made

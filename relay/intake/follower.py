@@ -787,6 +787,8 @@ class PostfixLogFollower:
         self._follower: FileFollower | None = None
         self._saved_at = 0.0
         self._unsaved: dict | None = None
+        self._saved: dict | None = None  # the last position saved
+        self._saving = None  # the thread's future of the save under way (stop() lets it end before its own)
         self.idle = None  # an asyncio.Event set whenever everything available was read (tests wait on it)
 
     @property
@@ -829,6 +831,10 @@ class PostfixLogFollower:
                 log.error("the Postfix log follower did not stop within %.0f s: left behind", self.STOP_SECONDS)
             elif not task.cancelled() and task.exception() is not None:
                 log.error("the Postfix log follower failed", exc_info=task.exception())
+        if self._saving is not None and not self._saving.done():
+            # A save the cancellation left running in its thread ends first: the position stop() saves is the
+            # last word (_observe may have taken back the one that save writes).
+            await asyncio.wait({self._saving}, timeout=self.SAVE_SECONDS)
         if self._unsaved is not None:
             # Its own thread, not the default executor's (its threads may all be busy, one of them in
             # this follower's own save that the cancellation left running), and a deadline: an fsync
@@ -847,14 +853,19 @@ class PostfixLogFollower:
             self._follower = None
 
     async def _save(self, position: dict, now: bool) -> None:
+        import asyncio
+
         self._unsaved = position
         t = time.monotonic()
         if now or t - self._saved_at >= self.SAVE_EVERY:
             # _in_thread, not the default executor: a save that never returns (a hung disk) and that
             # stop() cancelled would otherwise hold asyncio.run()'s executor shutdown at exit.
-            await _in_thread(self.cursor.save, position)
+            self._saving = _in_thread(self.cursor.save, position)
+            self._saving.add_done_callback(lambda f: f.cancelled() or f.exception())  # raised to the awaiter
+            await asyncio.shield(self._saving)  # cancelled, the thread goes on: stop() waits for it
             self._saved_at = t
             self._unsaved = None
+            self._saved = position
 
     async def _hand_over(self, line, position: dict | None) -> None:
         found = self.intake.take(line)
@@ -866,8 +877,20 @@ class PostfixLogFollower:
             await self._observe(obs, position)
 
     async def _observe(self, obs, position: dict | None) -> None:
+        import asyncio
+
         if position is not None:
-            await self._save(position, now=True)  # first: a crash now must not read this line again
+            before = self._unsaved if self._unsaved is not None else self._saved
+            try:
+                await self._save(position, now=True)  # first: a crash now must not read this line again
+            except asyncio.CancelledError:
+                # stop() before the line was handed over: its result is neither recorded nor written, so the
+                # cursor must not pass it, or the restart never reads it again. stop() saves the position
+                # before it, once this save has ended. (Cancelled in observe() instead, the line's event is
+                # written all the same, its bounce list update marked as not done: the cursor passes it.)
+                if before is not None:
+                    self._unsaved = before
+                raise
         try:
             await self.outcomes.observe(obs)
             self.observed += 1
@@ -894,7 +917,7 @@ class PostfixLogFollower:
     async def _run_file(self) -> None:
         import asyncio
 
-        saved = await asyncio.to_thread(self.cursor.load)
+        saved = self._saved = await asyncio.to_thread(self.cursor.load)
         self._follower = await asyncio.to_thread(FileFollower, self.conf.path, saved, self.drain_seconds)
         if saved is not None:
             # Correlation is memory: relearn the senders and Message-IDs of messages still in the queue.
@@ -1010,7 +1033,7 @@ class PostfixLogFollower:
     async def _run_journal(self) -> None:
         import asyncio
 
-        saved = await asyncio.to_thread(self.cursor.load)
+        saved = self._saved = await asyncio.to_thread(self.cursor.load)
         cursor = saved.get("cursor") if saved and saved.get("kind") == "journal" else None
         extra = ("--directory", str(self.conf.journal_directory)) if self.conf.journal_directory else ()
         if cursor is not None:

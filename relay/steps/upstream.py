@@ -88,12 +88,24 @@ class UpstreamStep(Step):
             try:
                 detail.update(await watcher.upstream_replied(txn, stage, rcpt, reply) or {})
             except asyncio.CancelledError:
+                if not reply.positive:
+                    # The command is cancelled in a watcher's write (the shaping reaction's hold), after the
+                    # refusal was read: a shutdown's drain past its own bound. The refusal as it would have
+                    # been returned, with what the watchers made of it so far, for the command to queue its
+                    # events as it stops (RelayService._given_up): the client was told it.
+                    txn.unrecorded_refusal = self._decision(reply, detail, stage)
                 raise
             except Exception:
                 log.exception("watcher %s failed on the reply to %s (transaction %s)",
                               type(watcher).__name__, stage.upper(), txn.id)
+        return self._decision(reply, detail)
+
+    @staticmethod
+    def _decision(reply: Reply, detail: dict, stage: str | None = None) -> Decision:
         decision = relay_upstream(reply)
-        return replace(decision, detail={**decision.detail, **detail}) if detail else decision
+        if detail:
+            decision = replace(decision, detail={**decision.detail, **detail})
+        return replace(decision, stage=stage) if stage is not None else decision
 
     async def on_mail(self, txn: Transaction) -> Decision:
         decision, conn = await open_transaction(self.pool, txn, heard=self._heard)
