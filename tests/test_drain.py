@@ -444,6 +444,140 @@ def test_a_deferral_whose_shaping_hold_is_still_being_written_past_the_stores_de
     assert "abandoned" not in caplog.text  # nothing left for the stop to cancel
 
 
+@pytest.mark.parametrize("stage,code", [("rcpt", 450), ("rcpt", 421), ("data", 450)])
+def test_a_deferral_whose_shaping_hold_outlasts_the_drains_own_bound_still_has_its_events(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog, stage, code):
+    """As above, but the bounce list's file stays held past drain()'s own bound too: the stop cancels the
+    command that was left to finish its shaping watcher's write (logged "abandoned"), after the next hop's
+    4.7.28 deferral was read and told to the client. That cancellation lost the deferral's events (the
+    `rejected`/`deferred` the client was told, and, at RCPT, the cut's deferral of the recipient accepted
+    before): no event at all. Now the command queues them as it stops, without the hold (never stored), and
+    the cut waiting for it writes its own (review-int2 F1, option b)."""
+    import sqlite3
+
+    import relay.server
+
+    caplog.set_level("INFO", logger="relay")
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -10.0, raising=False)
+    _writes_wait_long(monkeypatch, 0.25)  # the store's write deadline 0.5 s: drain() waits 1.5 s, then cancels
+    running = relay_factory(upstream.port, metrics={"listen": "127.0.0.1:0"})
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
+    db = tmp_path / "bounces.db"
+    held = _refused_while_the_list_is_held(c, upstream, db, stage, "fast@gmail.com", f"{code} {UNUSUAL_RATE}")
+    try:
+        service = running.server.service
+        wait_until(lambda: any(service.recording(t.session) for t in list(service._txns.values())))
+        stopping = running.begin_stop()
+        assert c.reply() == (code, f"{code} {UNUSUAL_RATE}")
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+        # The file stays held until the stop has given up on the command (its write waits up to 30 s).
+        wait_until(lambda: "abandoned" in caplog.text, timeout=30)
+    finally:
+        held.__exit__(None, None, None)
+    stopping.result(60)
+    events = running.events()
+    shown = sorted((e["kind"], e["stage"], e["recipient"]) for e in events)
+    # On main (63b3368): [] at every stage.
+    assert shown == [("deferred", stage, "fast@gmail.com"), ("deferred", stage, "kept@example.com")], events
+    deferral = [e for e in events if e["recipient"] == "fast@gmail.com"][0]
+    assert deferral["reply"]["text"] == f"{code} {UNUSUAL_RATE}", deferral
+    assert "shaping" not in deferral  # the hold was never stored
+    kept = [e for e in events if e["recipient"] == "kept@example.com"][0]
+    assert kept["reply"]["text"] == ("421 4.3.2 Relay shutting down, try again later" if (stage, code) == ("rcpt", 450)
+                                     else f"{code} {UNUSUAL_RATE}"), kept
+    if stage == "data":
+        assert deferral["message_id"] == kept["message_id"] == "<drain@sender.test>"
+    schema = json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    with sqlite3.connect(db) as stored:
+        assert stored.execute("SELECT count(*) FROM relay_shaping").fetchone() == (0,)
+    assert "was cancelled while recording its refusal" in caplog.text
+
+
+def test_an_acceptance_whose_verp_write_outlasts_the_stores_deadline_at_shutdown_is_told_and_its_write_done(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog):
+    """The VERP watcher's write after the next hop's 250 to the final dot (the message's recipients for its
+    bounces, relay/steps/verp.py) waits past the store's own deadline at shutdown (the bounce list's file
+    replaced and held). The stop gives that recording up: the client is told the upstream's 250, then the
+    421 (never a 421 alone, after which it would send the message again), and the write is not cancelled
+    there: once the file is free the recipients are recorded before the store closes, and no event is
+    written (an acceptance has none)."""
+    import sqlite3
+
+    import relay.server
+    from tests.support.client_gone import metric
+    from tests.test_bounces_in import ORIGINAL, start_verp_relay
+
+    caplog.set_level("INFO", logger="relay")
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    monkeypatch.setattr(relay.server, "DOT_REPLY_GRACE", -10.0, raising=False)
+    _writes_wait_long(monkeypatch, 1.0)  # the store's write deadline 2 s: given up 3 s past the drain
+    running = start_verp_relay(tmp_path, upstream, relay_factory, metrics={"listen": "127.0.0.1:0"})
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<noreply@example.com>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@dest.example>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    db = tmp_path / "bounces.db"
+    held = _bounce_list_replaced_and_held(db)
+    held.__enter__()
+    try:
+        c.send(ORIGINAL + b".\r\n")
+        wait_until(lambda: metric(running, "relay_upstream_replies_total", command="EOM", **{"class": "2xx"}) == 1)
+        stopping = running.begin_stop()
+        code, text = c.reply()
+        assert code == 250 and "had not answered" not in text, text
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+        assert "left to finish what it writes after the outcome" in caplog.text, caplog.text
+    finally:
+        held.__exit__(None, None, None)  # the file is free: the write the stop did not cancel goes on
+    stopping.result(60)
+    assert running.events() == []
+    with sqlite3.connect(db) as stored:
+        assert stored.execute("SELECT count(*) FROM relay_verp_recipients").fetchone() == (1,)
+    assert len(upstream.wait_for_messages(1)) == 1
+    assert "abandoned" not in caplog.text
+
+
+def test_a_bounce_being_recorded_when_the_drain_ends_is_told_421_never_250_and_recorded_at_its_retry(
+        tmp_path, upstream, relay_factory, monkeypatch):
+    """The bounce listener reads a DSN for a message the relay sent, and its failure waits for the bounce
+    list's lock (held by another process) when the drain's time is up. The reporting MTA is cut off with the
+    421, never told 250 for a report whose result was not recorded, and no `bounced` event is written: its
+    retry, once the list is free, records the report and writes the event, once."""
+    import relay.server
+    from tests.support.client_gone import bounce_list_locked
+    from tests.test_bounces_in import dsn_for, mail_bounce, relay_one, start_verp_relay
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    _writes_wait_long(monkeypatch)
+    running = start_verp_relay(tmp_path, upstream, relay_factory)
+    return_path = relay_one(running, upstream)
+    c = RawSMTP(running.host, running.intake_port, timeout=60)
+    assert c.cmd("EHLO smarthost.example")[0] == 250
+    assert c.cmd("MAIL FROM:<>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{return_path}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    with bounce_list_locked(tmp_path, monkeypatch):
+        c.send(dsn_for(return_path) + b".\r\n")
+        stopping = running.begin_stop()
+        assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+        assert c.closed()
+    stopping.result(60)
+    assert [e for e in running.events() if e["kind"] == "bounced"] == []
+    again = start_verp_relay(tmp_path, upstream, relay_factory)  # the reporting MTA's retry
+    replies = mail_bounce(again, return_path, dsn_for(return_path))
+    assert replies[-1][0] == 250, replies
+    again.stop()
+    assert [(e["kind"], e["recipient"]) for e in again.events() if e["kind"] == "bounced"] == [
+        ("bounced", "alice@dest.example")]
+
+
 # `relay serve` itself, one process or workers: the drain shortened to 1 s by a sitecustomize.
 SHORT_DRAIN = "import relay.server\nrelay.server.DRAIN_SECONDS = 1.0\n"
 

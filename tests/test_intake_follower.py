@@ -611,3 +611,48 @@ def test_once_the_new_log_was_read_a_line_of_the_old_one_leaves_the_cursor_on_th
     f.close()
     g = FileFollower(log, position, drain_seconds=0)
     assert g.poll() == []
+
+
+def test_a_result_being_recorded_when_the_relay_stops_has_its_event_and_is_not_read_again(tmp_path, monkeypatch):
+    """The follower hands a 550 5.1.1 from Postfix's log to the funnel while the bounce list is locked by
+    another process, and the relay stops (SIGTERM) meanwhile: the follower's task is cancelled in the bounce
+    list's write. Its cursor was saved past the line first (a crash must not record a line twice), so the
+    restart never reads it again, and the result's event, made only after the write, was lost: no event at
+    all. Now the event is written as the follower stops, `bounce_list: error` with why (its failure neither
+    counted nor listed; the address is logged), and the restart does not write it a second time."""
+    import json
+
+    from relay.store.sqlite import SQLiteBounceStore
+    from tests.support.client_gone import bounce_list_locked
+    from tests.support.processes import wait_until
+
+    # The relay's write waits up to 30 s for the lock (2 s by default), however loaded this machine is.
+    monkeypatch.setitem(SQLiteBounceStore.__init__.__kwdefaults__, "write_timeout", 30.0)
+    log, relay = _postfix_log_relay(tmp_path)
+    try:
+        _wait_idle(relay)  # the first start follows from the end
+        follower = relay.server.follower
+        with bounce_list_locked(tmp_path, monkeypatch):
+            line = _bounce(1, "held@gmail.test")
+            with open(log, "a") as w:
+                w.write(line)
+            size = log.stat().st_size
+            # The line's position is saved (the follower then records its result, and waits for the list).
+            wait_until(lambda: (follower._saved or {}).get("offset") == size)
+            relay.begin_stop().result(60)
+    finally:
+        relay.stop()
+    events = relay.events()
+    # On main (63b3368): [].
+    assert [(e["kind"], e["recipient"]) for e in events] == [("rejected", "held@gmail.test")], events
+    assert events[0]["bounce_list"] == "error" and "stopped waiting" in events[0]["bounce_list_error"], events[0]
+    assert json.loads((tmp_path / "state" / "postfix-log.cursor").read_text())["offset"] == size
+    log, relay = _postfix_log_relay(tmp_path)  # the list is free now
+    try:
+        _wait_idle(relay)
+        with open(log, "a") as w:
+            w.write(_bounce(2, "next@gmail.test"))
+        rejected = _rejected_once_there(relay, ["next@gmail.test"])
+    finally:
+        relay.stop()
+    assert rejected == ["held@gmail.test", "next@gmail.test"]  # held@ once: not read again

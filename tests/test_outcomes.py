@@ -199,3 +199,96 @@ def test_what_a_messages_header_adds_to_an_event_is_cut_as_the_rest_is(relay, up
     kept, _, marker = event["references"].partition(" [... ")
     assert len(kept) == MAX_EVENT_TEXT and kept.startswith(references[0]), kept[:100]
     assert re.fullmatch(r"(\d+) more characters cut by the relay\]", marker), marker[:100]
+
+
+def _held_list_outcomes(tmp_path, run):
+    """run(outcomes, metrics) with the bounce list's write lock held by another process (its writes wait
+    30 s for it); returns what run returned and the events written."""
+    import sqlite3
+
+    from relay.events import EventSinks
+    from relay.metrics import Metrics
+    from relay.outcomes import Outcomes
+    from relay.store.sqlite import SQLiteBounceStore
+
+    settings = load_settings(write_config(tmp_path, 25))
+    policies = load_policies(settings)
+
+    async def main():
+        store = SQLiteBounceStore(tmp_path / "bounces.db", write_timeout=30.0)  # the configured list
+        sinks = EventSinks.for_command(settings)
+        metrics = Metrics()
+        lock = sqlite3.connect(tmp_path / "bounces.db", isolation_level=None, timeout=30)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            return await run(Outcomes(policies, store, sinks, settings, metrics), metrics)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+            await store.close()
+            sinks.close()
+
+    result = asyncio.run(main())
+    written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    for event in written:
+        jsonschema.validate(event, SCHEMA)
+    return result, written
+
+
+async def _cancelled_in_the_store(coro):
+    """Run `coro` until it waits in the bounce list's write (its first wait), then cancel it there."""
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("emit", [True, False])
+def test_a_result_whose_bounce_list_write_a_stop_cancels_still_has_its_event(tmp_path, emit):
+    """A stop (the Postfix log follower's, the bounce listener's cut) cancels observe() in the bounce list's
+    write: the result's event was made only after it, and lost. Now it is emitted as the cancellation goes on,
+    its list update marked as not done, and counted as relay_bounce_list_unrecorded_total{why="stopped"}; a
+    caller that emits only with its answer (the bounce intake, emit=False) gives no answer, and no event."""
+    obs = Observation("rejected", "rcpt", "held@example.com", log_reply("550 5.1.1 <held@example.com>: User unknown"))
+
+    async def run(outcomes, metrics):
+        await _cancelled_in_the_store(outcomes.observe(obs, emit=emit))
+        return metrics.value("relay_bounce_list_unrecorded_total", why="stopped")
+
+    stopped, written = _held_list_outcomes(tmp_path, run)
+    assert stopped == 1
+    if not emit:
+        assert written == []
+        return
+    # On main (63b3368): [].
+    assert [(e["kind"], e["recipient"], e["bounce_list"]) for e in written] == [
+        ("rejected", "held@example.com", "error")]
+    assert "stopped waiting for the bounce list" in written[0]["bounce_list_error"]
+
+
+def test_a_refusal_whose_recording_is_given_up_before_it_began_queues_its_events_without_the_list(tmp_path):
+    """Outcomes.refused_unrecorded (a command cancelled in a watcher's write after the next hop's refusal was
+    read): the refusal's events for every recipient, a recipient it would have counted or listed marked as not
+    recorded and counted; nothing waits, nothing touches the store."""
+    from relay.decision import Decision, Verdict
+    from relay.pipeline import Session, Transaction
+
+    async def run(outcomes, metrics):
+        session = Session(id="s1", peer_ip="127.0.0.1", peer_port=1)
+        txn = Transaction(session=session, id="t1", mail_from="a@sender.test", rcpts=["gone@example.com"])
+        reply = Reply.parse("550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown",
+                            source="upstream")
+        outcomes.refused_unrecorded(txn, session, "rcpt", ["gone@example.com"], Decision(Verdict.REJECT, reply))
+        throttled = Reply.parse("450 4.7.28 Gmail has detected an unusual rate of mail", source="upstream")
+        outcomes.refused_unrecorded(txn, session, "rcpt", ["fast@gmail.com"], Decision(Verdict.DEFER, throttled))
+        outcomes.finish(txn)
+        entries = [e async for e in outcomes.store.iter_entries()]
+        return metrics.value("relay_bounce_list_unrecorded_total", why="stopped"), entries
+
+    (stopped, entries), written = _held_list_outcomes(tmp_path, run)
+    assert [(e["kind"], e["recipient"], e.get("bounce_list")) for e in written] == [
+        ("rejected", "gone@example.com", "error"), ("deferred", "fast@gmail.com", None)]
+    assert "stopped waiting for the bounce list" in written[0]["bounce_list_error"]
+    assert stopped == 1 and entries == []
