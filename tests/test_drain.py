@@ -198,6 +198,55 @@ def test_a_refusal_at_rcpt_being_recorded_when_the_drain_ends_is_recorded_and_to
         assert db.execute("SELECT address FROM relay_bounces").fetchall() == [("refused550@example.com",)]
 
 
+def test_a_refusal_of_mail_being_recorded_when_the_drain_ends_is_waited_for_and_told(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog):
+    """As at RCPT (above), for the next hop's refusal of MAIL: the shutdown waited only for a RCPT's or the
+    final dot's outcome being recorded (its transaction is open only once MAIL is accepted), and cut a MAIL's
+    off with a bare 421, though its refusal was read, its event about to say 550. No shipped watcher waits
+    at MAIL (the shaping watcher has no destination before a RCPT): a watcher of the test's, reached once the
+    refusal is read and waiting until the test lets it go, stands for one (as the shaping reaction's write at
+    RCPT). Now the shutdown waits for it, within the store's own deadline, and the client gets the 550."""
+    import asyncio
+    import threading
+
+    import relay.server
+    from relay.steps.upstream import UpstreamStep
+    from tests.support.upstream import SENDER_REFUSED
+
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    _writes_wait_long(monkeypatch)  # the store's deadline, 60 s: the wait lasts as long as the test holds it
+    running = relay_factory(upstream.port)
+    reached, release = threading.Event(), {}
+
+    class Writer:
+        """A watcher whose write after a refusal of MAIL waits for the test."""
+
+        async def upstream_replied(self, txn, stage, rcpt, reply):
+            if stage == "mail" and not reply.positive:
+                reached.set()
+                await release["event"].wait()
+
+    async def watched() -> None:
+        release["event"] = asyncio.Event()
+        step = next(s for s in running.server.service.pipeline.steps if isinstance(s, UpstreamStep))
+        step.watchers = (*step.watchers, Writer())
+
+    running.call(watched())
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    c.send(b"MAIL FROM:<refusedsender@sender.test>\r\n")
+    assert reached.wait(30)
+    stopping = running.begin_stop()
+    _waited_for_the_recording(c, caplog)  # on main (63b3368): the client was cut off with a 421
+    running.loop.call_soon_threadsafe(release["event"].set)
+    assert c.reply() == (550, SENDER_REFUSED)
+    assert c.reply() == (421, "421 4.3.2 Relay shutting down, try again later")
+    stopping.result(60)
+    events = running.events()
+    assert [(e["kind"], e["stage"], e["reply"]["text"]) for e in events if e["kind"] == "rejected"] == [
+        ("rejected", "mail", SENDER_REFUSED)], events
+
+
 def test_an_acceptance_of_the_final_dot_being_recorded_when_the_drain_ends_reaches_the_client(
         tmp_path, upstream, relay_factory, monkeypatch, caplog):
     """review-int2 F8: the upstream answered 250 to the final dot, and the relay was recording it (the VERP
