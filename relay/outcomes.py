@@ -288,7 +288,8 @@ class Outcomes:
         never the text of another's refusal read as their own. Either way it never touches the bounce
         list, its counts and its breakers, nor a domain's evidence (review F5: a "421 4.1.1 <b@x>: ...
         User unknown" to b's RCPT was recorded as a@x's own, counted towards listing a@x under a
-        `temporary:` rule, and as a second "unknown" address at x for the domain's breaker)."""
+        `temporary:` rule, and as a second "unknown" address at x for the domain's breaker). Nothing here
+        waits: a command cancelled as it stops calls it too (RelayService._given_up)."""
         reply = decision.reply
         kind = _kind(decision)
         judgement = self._judge(reply, stage, [refused], sender=txn.return_path or txn.mail_from)
