@@ -639,7 +639,11 @@ def test_a_result_being_recorded_when_the_relay_stops_has_its_event_and_is_not_r
             size = log.stat().st_size
             # The line's position is saved (the follower then records its result, and waits for the list).
             wait_until(lambda: (follower._saved or {}).get("offset") == size)
-            relay.begin_stop().result(60)
+            stopping = relay.begin_stop()
+            # The list stays held until the follower has stopped (its event written, on main never).
+            wait_until(lambda: follower._task is None and any(e["kind"] == "rejected" for e in relay.events()),
+                       timeout=30)
+        stopping.result(60)
     finally:
         relay.stop()
     events = relay.events()
