@@ -373,9 +373,16 @@ class SQLiteBounceStore(BounceStore):
 
     async def close(self) -> None:
         async with self._locked():
-            self._reader.close()
-            self._writer.close()
+            # In the worker thread, after what it is still running: a write whose caller was cancelled (a
+            # shutdown that gave up on it, RelayService.drain; the follower's stop) goes on there up to its
+            # busy_timeout, and its connection closed under it from the loop's thread crashed the process
+            # (SIGSEGV in sqlite3). The worker runs one job at a time, in order.
+            await self._in_worker(self._close_connections)
         self._worker.shutdown(wait=False)
+
+    def _close_connections(self) -> None:
+        self._reader.close()
+        self._writer.close()
 
     # -- the write primitives ---------------------------------------------------------------
     # None of these awaits anything but the worker thread (the sweep and the breaker's domain scan), and
