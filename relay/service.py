@@ -65,6 +65,10 @@ class RelayService:
         # service's own, so that once the command's outcome is known (the next hop's refusal, its answer
         # to the final dot), the client going away cannot cut the recording of that outcome short.
         self._concluding: dict[str, asyncio.Task] = {}
+        # Per session id, the transaction of the client's command under way (_settle) until that command has
+        # its reply: still open, or already ended by the command (its final dot answered, the transaction
+        # ended, the reply on its way to the client over the next turns of the loop). See answering().
+        self._answering: dict[str, Transaction] = {}
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def count(self, name: str, **labels) -> None:
@@ -114,6 +118,18 @@ class RelayService:
     def transaction(self, session: Session | None) -> Transaction | None:
         """The session's open transaction (LMTP reads the per-recipient answers its steps left in it)."""
         return self._txns.get(session.id) if session is not None else None
+
+    def answering(self, session: Session | None) -> Transaction | None:
+        """The session's open transaction, or, while the client's command that ended it has not had its reply
+        yet, the transaction it ended. A DATA ends its transaction (_end: out of _txns at once) before the
+        command returns the next hop's answer to the client, one or more turns of the loop later (the
+        steps' resets, the task and shield hand-overs): a shutdown that took that session for one in no
+        transaction cut it off with a bare 421 after the next hop's 250, and the client sent the message
+        again (a second delivery, RFC 1047). The shutdown reads the transaction's state here
+        (relay/server.py _drain_deadline)."""
+        if session is None:
+            return None
+        return self._txns.get(session.id) or self._answering.get(session.id)
 
     async def disconnect(self, session: Session) -> None:
         self.disconnected(session)
@@ -388,6 +404,8 @@ class RelayService:
         self._concluding[txn.id] = conclusion
         self._endings.add(conclusion)
         conclusion.add_done_callback(lambda task, txn=txn: self._concluded(txn, task))
+        session_id = txn.session.id
+        self._answering[session_id] = txn
         try:
             return await asyncio.shield(conclusion)
         except asyncio.CancelledError:
@@ -397,6 +415,11 @@ class RelayService:
                 self._abandon(txn)
             conclusion.add_done_callback(_log_failure)
             raise
+        finally:
+            # Here, in the client's command itself: from the return to the reply's write (RelaySMTP.push)
+            # nothing awaits, so no shutdown's look falls between the two (answering()).
+            if self._answering.get(session_id) is txn:
+                del self._answering[session_id]
 
     def _concluded(self, txn: Transaction, conclusion: asyncio.Task) -> None:
         self._endings.discard(conclusion)
