@@ -73,7 +73,10 @@ def _drain_deadline(protocol, drain_end: float) -> float:
     stop() waits for it (RelayService.drain) before the store closes: bounded by the store's own
     deadline, never upstream.data_timeout. Past this deadline, a transaction whose outcome is known is
     given the store's deadline more to record it and answer the client itself (RelayServer.stop)."""
-    txn = protocol.relay_service.transaction(protocol.relay_session)
+    # The transaction as the client's command under way sees it: a DATA whose final dot the next hop
+    # answered ends its transaction before its reply reaches the client (RelayService.answering); read as
+    # no transaction at all, the session was cut off at the drain's end with a 421 in place of that reply.
+    txn = protocol.relay_service.answering(protocol.relay_session)
     due = txn.dot_reply_due if txn is not None else None
     return drain_end if due is None else max(drain_end, due + DOT_REPLY_GRACE)
 
@@ -524,7 +527,7 @@ class RelayServer:
             for p in open_:
                 if p not in idle and now >= _drain_deadline(p, drain_end):
                     service = p.relay_service
-                    txn = service.under_way(p.relay_session)
+                    txn = service.answering(p.relay_session)  # (the open one while it is recording)
                     if service.recording(p.relay_session):
                         until = recording.get(id(p))
                         if until is None:

@@ -65,10 +65,12 @@ class RelayService:
         # service's own, so that once the command's outcome is known (the next hop's refusal, its answer
         # to the final dot), the client going away cannot cut the recording of that outcome short.
         self._concluding: dict[str, asyncio.Task] = {}
-        # Per session id, the transaction its MAIL command is opening (in _txns only once the MAIL is
-        # accepted): a MAIL refused and still being recorded is waited for at shutdown as a RCPT's refusal is
-        # (recording(), under_way()), and its client told that refusal, not a bare 421.
-        self._opening: dict[str, Transaction] = {}
+        # Per session id, the transaction of the client's command under way (_settle) until that command has
+        # its reply: still open, or already ended by the command (its final dot answered, the transaction
+        # ended, the reply on its way to the client over the next turns of the loop), or the one a MAIL is
+        # opening (in _txns only once the MAIL is accepted: a MAIL's refusal being recorded is waited for at
+        # shutdown as a RCPT's is, recording(), and cut() gives it up alike). See answering().
+        self._answering: dict[str, Transaction] = {}
         self.users = None  # the AUTH users (relay.users.Users), replaced on reload
 
     def count(self, name: str, **labels) -> None:
@@ -119,6 +121,18 @@ class RelayService:
         """The session's open transaction (LMTP reads the per-recipient answers its steps left in it)."""
         return self._txns.get(session.id) if session is not None else None
 
+    def answering(self, session: Session | None) -> Transaction | None:
+        """The session's open transaction, or, while the client's command that ended it has not had its reply
+        yet, the transaction it ended. A DATA ends its transaction (_end: out of _txns at once) before the
+        command returns the next hop's answer to the client, one or more turns of the loop later (the
+        steps' resets, the task and shield hand-overs): a shutdown that took that session for one in no
+        transaction cut it off with a bare 421 after the next hop's 250, and the client sent the message
+        again (a second delivery, RFC 1047). The shutdown reads the transaction's state here
+        (relay/server.py _drain_deadline)."""
+        if session is None:
+            return None
+        return self._txns.get(session.id) or self._answering.get(session.id)
+
     async def disconnect(self, session: Session) -> None:
         self.disconnected(session)
 
@@ -166,18 +180,11 @@ class RelayService:
         """Whether the session's transaction has its outcome (Transaction.decided: the next hop's refusal,
         its answer to the final dot) and its command is recording it: its reply to the client is the real
         one, due once the events and the bounce list's write are done (the store's own deadline)."""
-        txn = self.under_way(session)
+        txn = self.answering(session)
         if txn is None or not txn.decided:
             return False
         conclusion = self._concluding.get(txn.id)
         return conclusion is not None and not conclusion.done()
-
-    def under_way(self, session: Session | None) -> Transaction | None:
-        """The session's open transaction, else the one its MAIL command is opening (shutdown: recording(),
-        Transaction.answer)."""
-        if session is None:
-            return None
-        return self._txns.get(session.id) or self._opening.get(session.id)
 
     def recording_seconds(self) -> float:
         """How long an outcome being recorded may take at most: the bounce list's own write deadline (its
@@ -219,7 +226,6 @@ class RelayService:
         pipeline = self.pipeline
         pipeline.hold()  # until the transaction ends, whatever a reload does meanwhile
         self._txn_pipeline[txn.id] = pipeline
-        self._opening[session.id] = txn  # until the MAIL's command is over (_concluded)
         return await self._settle(txn, self._mail(session, txn, pipeline, problem))
 
     async def _mail(self, session: Session, txn: Transaction, pipeline: Pipeline, problem: Reply | None) -> Reply:
@@ -409,6 +415,8 @@ class RelayService:
         self._concluding[txn.id] = conclusion
         self._endings.add(conclusion)
         conclusion.add_done_callback(lambda task, txn=txn: self._concluded(txn, task))
+        session_id = txn.session.id
+        self._answering[session_id] = txn
         try:
             return await asyncio.shield(conclusion)
         except asyncio.CancelledError:
@@ -418,11 +426,14 @@ class RelayService:
                 self._abandon(txn)
             conclusion.add_done_callback(_log_failure)
             raise
+        finally:
+            # Here, in the client's command itself: from the return to the reply's write (RelaySMTP.push)
+            # nothing awaits, so no shutdown's look falls between the two (answering()).
+            if self._answering.get(session_id) is txn:
+                del self._answering[session_id]
 
     def _concluded(self, txn: Transaction, conclusion: asyncio.Task) -> None:
         self._endings.discard(conclusion)
-        if self._opening.get(txn.session.id) is txn:
-            del self._opening[txn.session.id]
         if self._concluding.get(txn.id) is conclusion:
             del self._concluding[txn.id]
         if txn.left and txn.id in self._txn_pipeline and (conclusion.cancelled() or conclusion.exception()):
@@ -544,7 +555,7 @@ class RelayService:
         other, once the command has let go (at RCPT they had no event when it went on as for a client gone)."""
         txn = self._txns.get(session.id)
         if txn is None:
-            opening = self._opening.get(session.id)
+            opening = self._answering.get(session.id)  # a MAIL's: no transaction open yet
             conclusion = self._concluding.get(opening.id) if opening is not None else None
             if give_up and conclusion is not None and opening.decided and not conclusion.done():
                 # A MAIL's refusal still recorded past the store's deadline: no transaction was opened, and

@@ -22,6 +22,9 @@ from tests.support.upstream import GMAIL_NO_SUCH_USER
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
+# Each `relay serve` builds the nearest-reply reader before it listens (~1 s of CPU, several on a loaded
+# machine); nothing here is classified by it (tests/test_nearest.py tests it): `nearest_fallback: false`.
+NO_NEAREST = {"nearest_fallback": False}
 
 
 def wait_port(port: int, proc, timeout: float = 20) -> None:
@@ -62,7 +65,7 @@ def start(tmp_path, upstream_port, **extra):
     config = {"hostname": "relay.test", "listen": [{"address": "127.0.0.1:0"}],
               "upstream": {"host": "127.0.0.1", "port": upstream_port, "starttls": "off"},
               "bounce_list": f"sqlite:///{tmp_path / 'b.db'}", "events": [{"jsonl": str(tmp_path / "e.jsonl")}],
-              **extra}
+              **NO_NEAREST, **extra}
     path = tmp_path / "relay.yaml"
     path.write_text(yaml.safe_dump(config))
     # Ready as systemd hears it: with several workers the port opens when the first one listens, and

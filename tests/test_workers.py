@@ -23,6 +23,10 @@ from tests.support.smtp_client import RawSMTP, send_message
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = b"From: a@sender.test\r\nSubject: s\r\n\r\nhi\r\n"
+# The nearest-reply reader (relay/nearest.py) is built by each `relay serve` before it listens (~1 s of CPU,
+# several on a loaded machine); nothing here is classified by it (tests/test_nearest.py is where it is
+# tested), so these relays go without (config `nearest_fallback: false`).
+NO_NEAREST = {"nearest_fallback": False}
 
 
 class Relay:
@@ -34,7 +38,7 @@ class Relay:
         config = {"hostname": "relay.test", "listen": [{"address": f"127.0.0.1:{self.port}"}],
                   "upstream": {"host": "127.0.0.1", "port": upstream_port, "starttls": "off"},
                   "bounce_list": f"sqlite:///{tmp_path / 'b.db'}",
-                  "events": [{"jsonl": str(tmp_path / "e.jsonl")}], "workers": 2, **extra}
+                  "events": [{"jsonl": str(tmp_path / "e.jsonl")}], "workers": 2, **NO_NEAREST, **extra}
         self.config = tmp_path / "relay.yaml"
         self.config.write_text(yaml.safe_dump(config))
         self.stderr_path = tmp_path / "stderr.log"
