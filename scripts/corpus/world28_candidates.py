@@ -44,6 +44,19 @@ rejected: Access denied" from an access table policy_rejected about the recipien
 DNS failures of the sending side routing_dns about the relay, a DNS answer about the recipient's domain
 routing_dns about the recipient; Exim's retry time-out expired about the relay.
 
+A second batch (after the first batch's labels were committed in 16cb478 and measured, and its rule changes
+made; labelled and committed before any rule ran on it, its first pass measured with main's product as the
+first batch's was): the service messages of FTGate's SMTP server (its documentation's table: disabled
+mailbox, quota, disk space, concurrent sessions, an invalid EHLO, mailbox access errors), the replies of a
+British relay service (iridis.uk's mailRelay: hourly and daily send rates, sender and recipient domains that do
+not exist, an unknown recipient, RFC 2822 conformance, viruses and forbidden extensions, relay prohibited, as
+"PREFIX: text" without an exact reply code), Gordano's "550 Mail Relay not allowed", a host's wiki
+(polarismail: a daily send limit, the sender on its own blacklist) and Lotus Domino's inbound sender controls
+and server mail rules (IBM's Domino 6 spam guide). Labels as above; a relay service's send rate per hour or day
+rate_limited about the sender (as an ESP's quota), a disk of the receiving system out of space
+temporary_failure about the session, FTGate's "Invalid EHLO" protocol_error about the session (the corpus's
+"invalid HELO"), Domino's refusal of a denied sender policy_rejected about the sender.
+
 Each tuple: (provider, reply, category, scope, stage, source).
 """
 G = "https://github.com/"
@@ -51,6 +64,13 @@ TN = ("http://technet.microsoft.com/en-us/library/bb232118.aspx (Exchange Server
       "and its text, no reply code)")
 WB = "https://www.weboke.nl/knowledgebase/6/Email-foutmeldingen-Mail-delivery-failed-returning-message-to-sender.html"
 CX = "http://nl.help.carerix.com/nl/articles/2245905-e-mail-bounce (replies quoted by Carerix's help page)"
+
+FT = ("http://docs.ftgate.com/ftgate-documentation/error-messages/service-error-messages/ (FTGate's table of its "
+      "service messages; %s filled)")
+IR = ("https://portal.iridis.uk/?action=article&cmd=knowledgebase&id=254 (the mailRelay service's responses as "
+      "'Prefix: Specific Response'; the table gives 4xx/5xx, no exact reply code)")
+PM = "http://wiki.polarismail.com/display/Support/Common+Problems"
+DO = "https://www.manualowl.com/m/IBM/AH0QXML/Manual/336022?page=56 (Lotus Domino 6 spam survival guide)"
 
 C = [
 # ---- block lists and reputation vs rate limits -------------------------------------------------------
@@ -134,4 +154,30 @@ C = [
 ("Exim", "451 Temporary local problem - please try later", "temporary_failure", "session", None, G + "postalserver/postal/issues/546"),
 ("mail server", "451 4.7.1 Try again later", "temporary_failure", "session", None, G + "postalserver/postal/issues/576"),
 ("MailChannels", "550 5.7.1 [CS] Message blocked", "spam_content", "message", "data", G + "jeremydumais/CPP-SMTPClient-library/issues/46"),
+# ---- second batch --------------------------------------------------------------------------------
+("FTGate", "Mailbox Disabled (#1.00)", "mailbox_disabled", "recipient", None, FT),
+("FTGate", "Allocated mailbox storage exceeded (#1.02)", "mailbox_full", "recipient", None, FT),
+("FTGate", "Out of disk space (#1.03)", "temporary_failure", "session", None, FT),
+("FTGate", "451 4.5.1 [192.0.2.1] Max concurrent sessions (#1.04)", "too_many_connections", "session", "connect", FT),
+("FTGate", "Too many connections from your address (#1.04)", "too_many_connections", "session", None, FT),
+("FTGate", "451 4.9.9 mail.example.com Invalid EHLO (#3.12)", "protocol_error", "session", "helo", FT),
+("FTGate", "451 4.2.1 <bob@example.com> mailbox disabled (#3.13)", "mailbox_disabled", "recipient", "rcpt", FT),
+("FTGate", "451 4.2.2 <bob@example.com> mailbox full (#3.14)", "mailbox_full", "recipient", "rcpt", FT),
+("FTGate", "451 4.2.2 <bob@example.com> mailbox access error (#3.15)", "temporary_failure", "recipient", "rcpt", FT),
+("iridis mailRelay", "HST-RTE: Hourly send rate exceeded, retry later.", "rate_limited", "sender", None, IR),
+("iridis mailRelay", "HST-RTE: Daily send rate exceeded, retry later", "rate_limited", "sender", None, IR),
+("iridis mailRelay", "SND-VFY: Sender domain does not exist", "auth_failed", "sender", None, IR),
+("iridis mailRelay", "RPT-VFY: Recipient domain does not exist", "routing_dns", "recipient", None, IR),
+("iridis mailRelay", "RPT-VFY: Recipient does not exist (bob@example.com)", "unknown_recipient", "recipient", None, IR),
+("iridis mailRelay", "MSG-RFC: Your message does not conform to RFC2822 standard", "policy_rejected", "message", None, IR),
+("iridis mailRelay", "MSG-VMS: This message contains a virus, malware or spam", "spam_content", "message", None, IR),
+("iridis mailRelay", "MSG-EXT: Blacklisted high risk file extension detected", "spam_content", "message", None, IR),
+("iridis mailRelay", "550 Recipient domain not found in DNS", "routing_dns", "recipient", "rcpt", IR),
+("iridis mailRelay", "Relay Prohibited", "relay_denied", "session", None, IR),
+("Gordano GMS", "550 Mail Relay not allowed", "relay_denied", "session", None, "http://www.gordano.com/kb.htm?q=475"),
+("polarismail", "462 Daily send limit reached. Please try again tomorrow", "rate_limited", "sender", None, PM),
+("polarismail", "Sorry, you are blacklisted on this server", "policy_rejected", "sender", None,
+ PM + " (the sender's own address on its account's blacklist)"),
+("Lotus Domino", "554 Mail from rejected for policy reasons.", "policy_rejected", "sender", "mail", DO + " (inbound sender controls)"),
+("Lotus Domino", "Message rejected for policy reasons", "policy_rejected", "message", None, DO + " (a server mail rule)"),
 ]
