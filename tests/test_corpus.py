@@ -258,6 +258,7 @@ KNOWN_TRAINING_MISSES = {
     "550 Invalid forward-email TXT record.": "ForwardEmail refusing mail for a domain whose forwarding TXT record it cannot use, labelled routing about the recipient (the recipient domain's set-up: counted); no rule reads a forwarding service's DNS record (code-550: other, about the recipient, counted - the same listing decision)",
     # Issue #8, the thirtieth round (world28): one service's marker, which a rule would fit and nothing more.
     "550 5.7.1 [CS] Message blocked": "MailChannels' content filter (its [CS] marker; the issue thread quotes its support: content spam, a missing Message-ID and MIME-Version), labelled spam_content about the message; the bare words read a policy refusal of the message (policy-rejected): same scope, never listed either way",
+    "Sorry, you are blacklisted on this server": "polarismail's refusal when the sender's own address is on its account's blacklist (its wiki), labelled a policy refusal about the sender; the words read a block list of the client (dnsbl-listed: blocklisted, session); never listed either way",
 }
 
 
