@@ -1752,6 +1752,26 @@ def test_world27_rules_leave_other_verdicts_alone(reply, stage, verdict):
          ('policy_rejected', 'recipient', 'never')),
         ('Temporary DNS resolution failure for example.net', None, ('routing_dns', 'relay', 'never')),
         ('451 4.4.0 Temporary host resolution error, try again later', None, ('routing_dns', 'relay', 'never')),
+        # The second batch's: a maximum of concurrent sessions is too many connections (main: a policy
+        # refusal); an hourly/daily message or e-mail rate exceeded is the sending account's limit (main: a
+        # temporary failure, or a rate limit of the session); "out of disk space" naming no mailbox is the
+        # server's disk (main: a full mailbox); a mailbox lock/access error deferring one recipient is about
+        # that recipient (main: the session); "does not conform to RFC 2822" is the message's format (main:
+        # the sender's authentication, or "other"); a sender domain that "does not exist" without a code is
+        # the sender's legitimacy (main: the sender's policy); a blacklisted file extension or attachment type
+        # is the attachment, not a block list (main: blocklisted, session).
+        ('421 4.7.0 Maximum concurrent sessions reached for 192.0.2.1', 'connect',
+         ('too_many_connections', 'session', 'never')),
+        ('451 Hourly message rate exceeded, try again later', 'mail', ('rate_limited', 'sender', 'never')),
+        ('452 Daily e-mail rate limit reached', 'mail', ('rate_limited', 'sender', 'never')),
+        ('451 Server out of disk space, try again later', 'data', ('temporary_failure', 'session', 'never')),
+        ('450 4.2.0 <bob@example.com> mailbox lock error, try again later', 'rcpt',
+         ('temporary_failure', 'recipient', 'never')),
+        ('550 Your message does not conform to RFC 2822', 'data', ('policy_rejected', 'message', 'never')),
+        ('Sender domain does not exist', None, ('auth_failed', 'sender', 'never')),
+        ('REJ: Sender address domain does not exist (jane@example.org)', None, ('auth_failed', 'sender', 'never')),
+        ('550 Blacklisted file extension detected: invoice.scr', 'data', ('spam_content', 'message', 'never')),
+        ('554 5.6.0 Blacklisted attachment type', 'data', ('spam_content', 'message', 'never')),
     ],
 )
 def test_world28_traps(reply, stage, verdict):
@@ -1776,6 +1796,14 @@ def test_world28_traps(reply, stage, verdict):
          ('unknown_recipient', 'recipient', 'list')),
         ('451 4.7.1 Unable to verify sender - try again later', 'mail', ('temporary_failure', 'sender', 'never')),
         ('550 5.1.1 User unknown', 'rcpt', ('unknown_recipient', 'recipient', 'list')),
+        # Second batch: a mailbox that is out of disk space stays the recipient's full mailbox; too many
+        # concurrent connections, a DNSBL refusal, a full mailbox under X.2.2 and a blacklisted IP keep theirs.
+        ('552 User mailbox is out of disk space', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('421 Too many concurrent connections from your IP', 'connect', ('too_many_connections', 'session', 'never')),
+        ('554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org', 'rcpt',
+         ('blocklisted', 'session', 'never')),
+        ('452 4.2.2 Mailbox full', 'rcpt', ('mailbox_full', 'recipient', 'never')),
+        ('550 5.7.1 Your IP is blacklisted', 'connect', ('blocklisted', 'session', 'never')),
     ],
 )
 def test_world28_rules_leave_other_verdicts_alone(reply, stage, verdict):
