@@ -341,6 +341,22 @@ def test_an_account_administratively_disabled_under_5_1_1_is_counted_not_listed(
     assert not listed(relay, "jane@example.com")
 
 
+def test_a_receive_connector_s_reserved_domain_refusal_never_counts_the_recipient(relay, upstream):
+    # Issue #8, world28: Exchange Server's receive connectors refuse recipients at RFC 2606's reserved
+    # names ("5.1.4 / 5.1.5 Recipient address reserved by RFC 2606", its NDR table on TechNet) - a setting
+    # of that server about the recipient's domain, not an unknown user and not a malformed address. The
+    # rules read only the X.1.4 (other, permanent) and counted each refusal against the address: the third
+    # within a week put it on the bounce list.
+    upstream.rcpt_replies["jane"] = "550 5.1.4 Recipient address reserved by RFC 2606"
+    for _ in range(3):
+        transact(relay, ["jane@example.com"])
+    rejected = [e for e in events_of(relay, 3) if e["kind"] == "rejected"]
+    assert len(rejected) == 3
+    assert all((e["classification"]["category"], e["classification"]["scope"]) == ("policy_rejected", "recipient")
+               for e in rejected)
+    assert not listed(relay, "jane@example.com")
+
+
 def test_an_upstream_s_551_about_its_login_or_the_command_line_lists_nobody(relay, upstream):
     # Issue #8, world15: a Chinese mail server's reply table has "551 auth error." (its SMTP AUTH
     # failed for good) and "551 line parse error" (it could not parse the command line). RFC 5321's

@@ -256,6 +256,9 @@ KNOWN_TRAINING_MISSES = {
     "451 4.5.1 spool faile, please try again.": "a Japanese mail server that cannot write its spool (moongray.com's list), labelled temporary_failure; its X.5.1 reads a protocol error (RFC 3463: invalid command); a deferral, never listed",
     "451 4.5.1 Session Closed.": "the same server closing the session on its side (moongray.com's list), labelled temporary_failure; its X.5.1 reads a protocol error; a deferral, never listed",
     "550 Invalid forward-email TXT record.": "ForwardEmail refusing mail for a domain whose forwarding TXT record it cannot use, labelled routing about the recipient (the recipient domain's set-up: counted); no rule reads a forwarding service's DNS record (code-550: other, about the recipient, counted - the same listing decision)",
+    # Issue #8, the thirtieth round (world28): one service's marker, which a rule would fit and nothing more.
+    "550 5.7.1 [CS] Message blocked": "MailChannels' content filter (its [CS] marker; the issue thread quotes its support: content spam, a missing Message-ID and MIME-Version), labelled spam_content about the message; the bare words read a policy refusal of the message (policy-rejected): same scope, never listed either way",
+    "Sorry, you are blacklisted on this server": "polarismail's refusal when the sender's own address is on its account's blacklist (its wiki), labelled a policy refusal about the sender; the words read a block list of the client (dnsbl-listed: blocklisted, session); never listed either way",
 }
 
 

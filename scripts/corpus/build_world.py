@@ -21,7 +21,8 @@
      world24_candidates.py -> world24.yaml,
      world25_candidates.py -> world25.yaml,
      world26_candidates.py -> world26.yaml,
-     world27_candidates.py -> world27.yaml)
+     world27_candidates.py -> world27.yaml,
+     world28_candidates.py -> world28.yaml)
 
 Turn the candidate list into tests/data/corpus/train/world.yaml, dropping exact
 duplicates and any near-duplicate (same near_duplicate_key) of an entry already in the
