@@ -371,17 +371,9 @@ class RelayServer:
         expressions, a few hundred milliseconds for an operator's policies and more with thousands of
         domains, so it runs in a thread while the loop serves sessions (review-20 F4: a SIGHUP held
         every session for 1-2 s with 20 DKIM keys, 41 s with 1,000)."""
-        settings = load_settings(self.settings.source)
-        policies = load_policies(settings).prepare()
-        return (settings, policies, self._load_users(settings), reloaded_upstream_tls(settings, self.settings),
-                self._mta_sts_tls(settings))
-
-    def _mta_sts_tls(self, settings):
-        """The MTA-STS fetcher's TLS context from the reloaded upstream.ca_file, or None to keep the
-        running one: no MX delivery in this process (reloaded_mta_sts_tls)."""
-        if self.resources.mx is None:
-            return None
-        return reloaded_mta_sts_tls(settings, self.settings)
+        # No MX delivery in this process: its MTA-STS fetcher's TLS context is not rebuilt (None keeps the
+        # running one).
+        return read_reload_files(self.settings, users=self._load_users, mta_sts=self.resources.mx is not None)
 
     def _new_sinks(self, settings) -> EventSinks:
         """The event sinks of a reloaded config (in a thread: spools and CA files are on the disk)."""
@@ -709,6 +701,18 @@ def reloaded_mta_sts_tls(settings: Settings, running: Settings):
     return fetcher_tls_context(settings)
 
 
+def read_reload_files(running: Settings, users=load_users, mta_sts: bool = True) -> tuple:
+    """The files a reload reads, read and checked, in this order: the config, the policies, the users file
+    (`users(settings)`), the smarthost's TLS context and, with `mta_sts`, the MTA-STS fetcher's (else None).
+    Returns (settings, policies, users, upstream_tls, mta_sts_tls); raises what reading failed with. One body
+    for a serving process's reload (RelayServer._read_config) and the parent's check of it (check_reload),
+    so that the two cannot drift apart."""
+    settings = load_settings(running.source)
+    policies = load_policies(settings).prepare()
+    return (settings, policies, users(settings), reloaded_upstream_tls(settings, running),
+            reloaded_mta_sts_tls(settings, running) if mta_sts else None)
+
+
 def check_reload(running: Settings) -> tuple[Settings, object]:
     """What a reload reads, read and checked as each process that serves will (RelayServer._read_config,
     build_pipeline): the config, the policies, the users file, the smarthost's TLS context and the VERP
@@ -718,11 +722,7 @@ def check_reload(running: Settings) -> tuple[Settings, object]:
     would refuse it. The workers' parent checks with it before it tells them (relay/workers.py)."""
     from .steps.verp import check_verp
 
-    settings = load_settings(running.source)
-    policies = load_policies(settings).prepare()
-    load_users(settings)
-    reloaded_upstream_tls(settings, running)
-    reloaded_mta_sts_tls(settings, running)
+    settings, policies, *_ = read_reload_files(running)
     settings = settings_after_reload(settings, running)[0]
     check_verp(settings, policies)  # as build_pipeline does
     return settings, policies

@@ -39,13 +39,23 @@ HEAD_START_BYTES = 64 * 1024
 RECORDING_MARGIN = 1.0
 
 
-def _first_line_continues(data: bytes) -> bool:
-    """The message's first line is a continuation line with something in it (RFC 5322 2.2.3): SP or HTAB
-    first, and not white space alone."""
-    if data[:1] not in (b" ", b"\t"):
-        return False
+# RFC 5322 3.6.8: field-name = 1*ftext (printable US-ASCII but ":"), then ":"; 4.5.3 (obsolete syntax, which
+# a reader must still take) allows white space before the colon.
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+
+
+def _first_line_starts_body(data: bytes) -> bool:
+    """The message's first line cannot be in a header section: a continuation line with something in it
+    (RFC 5322 2.2.3: SP or HTAB first, and not white space alone), or a line with text that is no header
+    field (no field name and colon, RFC 5322 3.6.8, e.g. "hello world"). An empty first line already
+    ends the (empty) header section; a line of white space alone adds nothing to the field it folds into."""
     end = data.find(b"\n")
-    return bool((data if end < 0 else data[:end]).strip())
+    first = (data if end < 0 else data[:end]).rstrip(b"\r")
+    if not first.strip():
+        return False
+    if first[:1] in (b" ", b"\t"):
+        return True
+    return not _FIELD_START.match(first)
 
 
 class RelayService:
@@ -448,15 +458,19 @@ class RelayService:
         line endings made CRLF (itself when they were)."""
         # A bare CR or LF made into CRLF starts a new line, which may start with ".".
         dot_lines = dot_lines or data is not content
-        if _first_line_continues(data):
+        if _first_line_starts_body(data):
             # The first line is a continuation line with no field before it to continue (RFC 5322
             # 2.2.3): the fields the steps prepend (Received, Authentication-Results, DKIM-Signature)
             # would take it as the end of the topmost of them, and a client could extend the relay's own
             # trace field (RFC 5321 4.4), e.g. with "; Thu, 01 Jan 1970 ..." as its date or "(authenticated
-            # as ...)". Such a message has no header section (RFC 5322 2.1: only fields precede the empty
-            # line): an empty line first makes all of it the body, as it can only be read. A first line of
-            # nothing but white space adds nothing to the field it folds into, and the header fields after
-            # it stay the message's own (review-int2 F3: they became body, From and Message-ID with them).
+            # as ...)". Or it is text that is no header field ("hello world"): after the prepended fields
+            # it sat inside the header section, a malformed line there that readers take as the end of
+            # the header section, or not, each its own way. Either way the message has no header section
+            # (RFC 5322 2.1: only fields precede the empty line): an empty line first makes all of it the
+            # body, as it can only be read (Postfix's cleanup does the same: a first line that is no
+            # header starts the body, and it puts the empty line before it). A first line of nothing but
+            # white space adds nothing to the field it folds into, and the header fields after it stay
+            # the message's own (review-int2 F3: they became body, From and Message-ID with them).
             data = b"\r\n" + data
         message = Message(data, dot_lines=dot_lines)
         txn.headers = {}

@@ -135,6 +135,14 @@ _REWRITES = [
      lambda m: (f"500 5.5.1 Command {m.group(1)} not recognized" if m.group(1).upper() in _KNOWN_VERBS
                 else "500 5.5.1 Command not recognized")),
     (re.compile(r"^500 Error: strict ASCII mode$"), "500 5.5.2 Non-ASCII command (use SMTPUTF8)"),
+    # A BODY= value other than 7BIT or 8BITMIME (BINARYMIME, RFC 3030 3, needs CHUNKING, which the relay does
+    # not offer): aiosmtpd says 501, but the parameter is well-formed and not implemented here, which
+    # RFC 5321 4.1.1.11 (and RFC 1869 6 before it) answers 555 ("MAIL FROM/RCPT TO parameters not recognized
+    # or not implemented"); X.5.4 (RFC 3463 3.6) is the parameter's. Postfix 3.7's smtpd says
+    # "555 5.5.4 Unsupported option: BODY=BINARYMIME" likewise.
+    (re.compile(r"^501 Error: BODY can only be one of 7BIT, 8BITMIME$"),
+     "555 5.5.4 Unsupported BODY value: this server takes BODY=7BIT or BODY=8BITMIME only (RFC 1652; no "
+     "BINARYMIME without CHUNKING, RFC 3030)"),
     (re.compile(r"^501 Syntax: (.*)$"), r"501 5.5.4 Syntax: \1"),
     (re.compile(r"^501 Error: (.*)$"), r"501 5.5.4 \1"),
     (re.compile(r"^503 Error: (.*)$"), r"503 5.5.1 Bad sequence of commands: \1"),

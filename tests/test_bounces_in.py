@@ -99,6 +99,9 @@ def test_bounce_becomes_a_bounced_event_tied_to_the_send_and_lists_the_address(v
                                         "550 5.1.1 Please check the address")
     assert bounced["dsn"]["status"] == "5.1.1" and bounced["dsn"]["action"] == "failed"
     assert bounced["dsn"]["remote_mta"] == "mx.dest.example"
+    # The refusing host is the report's Remote-MTA, not the relay's next hop (which accepted the message), and
+    # a report gives no port: `remote_mta`, and no `upstream` {host, port} (docs/events.md, the schema).
+    assert bounced["remote_mta"] == "mx.dest.example" and "upstream" not in bounced
     assert bounced["classification"]["category"] == "unknown_recipient"
     assert bounced["stage"] == "rcpt"
     assert any(e["kind"] == "bounce_listed" and e["recipient"] == "alice@dest.example" for e in events)

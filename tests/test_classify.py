@@ -1810,6 +1810,41 @@ def test_world28_rules_leave_other_verdicts_alone(reply, stage, verdict):
     assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
 
 
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # An account stopped from SENDING says nothing of whether the address receives: the sending account's
+        # block (scope sender, never listed). "550 5.1.1 <x@example.com>: account disabled for sending" (a
+        # probe of the stop-38 note, not a corpus text) was enhanced-5.1.1: unknown_recipient, listed at once.
+        ('550 5.1.1 <x@example.com>: account disabled for sending', 'rcpt', ('policy_rejected', 'sender', 'never')),
+        ('550 5.1.1 <x@example.com>: Account has been disabled for sending', 'data', ('policy_rejected', 'sender', 'never')),
+        ('550 5.2.1 <x@example.com>: user blocked from sending', 'rcpt', ('policy_rejected', 'sender', 'never')),
+        ('554 5.7.1 Your mailbox is suspended from sending mail', 'mail', ('policy_rejected', 'sender', 'never')),
+        ('550 5.1.1 disabled for outgoing mail', 'rcpt', ('policy_rejected', 'sender', 'never')),
+    ],
+)
+def test_an_account_disabled_for_sending_is_the_senders_not_an_unknown_recipient(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
+@pytest.mark.parametrize(
+    "reply, stage, verdict",
+    [
+        # Guards, the same verdict before and after: an account disabled for sending AND receiving is a mailbox
+        # that receives nothing (the X.1.1's or the disabled mailbox's verdict); a client, a computer or an IP
+        # "blocked from sending" is the connecting host's block, not an account's; a plain disabled account.
+        ('550 5.1.1 <x@example.com>: account disabled for sending and receiving', 'rcpt',
+         ('unknown_recipient', 'recipient', 'list')),
+        ('550 5.2.1 Mailbox disabled for sending/receiving', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+        ('550 This computer has been blocked from sending email', 'connect', ('blocklisted', 'session', 'never')),
+        ('550 5.7.750 Client blocked from sending from unregistered domains', 'mail', ('blocklisted', 'sender', 'never')),
+        ('550 5.1.1 <x@example.com>: account disabled', 'rcpt', ('mailbox_disabled', 'recipient', 'count')),
+    ],
+)
+def test_disabled_for_sending_leaves_other_verdicts_alone(reply, stage, verdict):
+    assert_verdict(reply, stage, verdict, "category", "scope", "bounce_list")
+
+
 def judged_for_bob(reply: str, stage: str | None, recipient: str = "bob@example.com"):
     """The shipped rules' judgement of one reply for one recipient, as a running relay asks
     (Policies.judge with the transaction's recipient), with the `hard` a DSN report prints."""

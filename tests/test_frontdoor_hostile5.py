@@ -8,6 +8,8 @@
   relay's Received: field as it came: the receiver unfolds it into that field (RFC 5322 2.2.3), so a
   client could extend the relay's own trace field, e.g. give it another date ("; Thu, 01 Jan 1970 ...",
   the date a reader takes is the one after the last ";") or an "(authenticated as ...)" comment.
+- A message whose first line is no header field ("hello world") sat under the relay's own fields, inside
+  the header section: now it is the body's first line, as a continuation's is.
 """
 
 from __future__ import annotations
@@ -122,3 +124,37 @@ def test_a_first_line_of_nothing_but_white_space_keeps_the_header_fields_after_i
     assert parsed["From"] == "a@sender.test", parsed.as_string()[:500]
     assert parsed["Subject"] == "kept" and parsed["Message-ID"] == "<m1@sender.test>"
     assert parsed.get_payload() == "Hi.\r\n"
+
+
+@pytest.mark.parametrize("first_line", [
+    b"hello world",
+    b"From a@sender.test Thu Jan  1 00:00:00 1970",  # an mbox separator: no field name and colon
+    b"X Bad Name: a space is no field-name character",
+    b"\xc3\x84rger: not US-ASCII",
+])
+def test_a_first_line_that_is_no_header_field_starts_the_body_after_the_relays_fields(relay, upstream, first_line):
+    # RFC 5322 2.1/3.6.8: a header section is fields (a name of printable US-ASCII but ":", then ":"), and the
+    # first line that is none of them cannot be in it. After the relay's own Received field such a line sat
+    # in the header section, with the client's lines after it taken as fields or as body as each reader
+    # chose; like a first line that is a continuation (above), and like Postfix's cleanup, the relay puts
+    # the empty line before it and all the client sent is the body.
+    body = first_line + b"\r\nSubject: after a non-header line\r\n\r\nHi.\r\n"
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    data = upstream.wait_for_messages(1)[0].data
+    header, rest = data.split(b"\r\n\r\n", 1)
+    assert rest == body, data
+    assert first_line not in header and b"Subject" not in header, header
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert parsed["Subject"] is None and len(parsed.get_all("Received")) == 1, parsed.as_string()[:500]
+
+
+@pytest.mark.parametrize("first_line", [b"Subject: kept", b"Subject : kept", b"X-Tab\t: kept"])
+def test_a_first_line_that_is_a_header_field_stays_one(relay, upstream, first_line):
+    # RFC 5322 4.5.3: white space before the colon is the obsolete syntax a reader must still take.
+    body = first_line + b"\r\nFrom: a@sender.test\r\n\r\nHi.\r\n"
+    with plain_client(relay, "EHLO client.test") as c:
+        assert send_message(c, "a@sender.test", ["b@example.com"], body)[-1][0] == 250
+    data = upstream.wait_for_messages(1)[0].data
+    header, rest = data.split(b"\r\n\r\n", 1)
+    assert header.endswith(b"\r\n" + first_line + b"\r\nFrom: a@sender.test") and rest == b"Hi.\r\n", data

@@ -259,6 +259,21 @@ def test_bad_mail_parameters_get_a_precise_reply(relay, upstream, line, expected
     assert upstream.connections == 0
 
 
+@pytest.mark.parametrize("body", ["BINARYMIME", "binarymime", "8BIT", "X-UNKNOWN"])
+def test_a_body_type_the_relay_does_not_implement_gets_555_not_501(relay, upstream, body):
+    # RFC 3030 3: BODY=BINARYMIME only with CHUNKING, which the relay does not advertise; the parameter is
+    # well-formed and not implemented here: RFC 5321 4.1.1.11 (RFC 1869 6) "555 MAIL FROM/RCPT TO parameters
+    # not recognized or not implemented", as Postfix answers ("555 5.5.4 Unsupported option: BODY=..."). It
+    # was "501 5.5.4 BODY can only be one of 7BIT, 8BITMIME", a syntax error's code.
+    with client(relay) as c:
+        code, ehlo = c.cmd("EHLO client.test")
+        assert code == 250 and "CHUNKING" not in ehlo and "BINARYMIME" not in ehlo, ehlo
+        code, text = c.cmd(f"MAIL FROM:<a@sender.test> BODY={body}")
+        assert (code, text[:10]) == (555, "555 5.5.4 "), text
+        assert "7BIT" in text and "8BITMIME" in text, text
+        assert c.cmd("MAIL FROM:<a@sender.test> BODY=8BITMIME")[0] == 250  # the session goes on
+
+
 @pytest.mark.parametrize("line", [
     "MAIL FROM:<a@sender.test>SIZE=10",
     "MAIL FROM:<a@sender.test>\tSIZE=10",

@@ -132,21 +132,71 @@ def run_tail(args) -> int:
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
-    # "\n" ends an event, and nothing else: str.splitlines() also splits on U+2028, NEL and the like,
-    # which a file written by an older relay may hold raw inside a string (docs/events.md).
-    lines = [line for line in fh.read().split("\n") if line.strip()]
-    shown = [line for line in lines if _wanted_line(line, args)]
-    for line in shown[-args.lines:] if args.lines > 0 else []:
+    end = os.fstat(fh.fileno()).st_size
+    for line in last_lines(fh, end, args.lines, lambda line: _wanted_line(line, args)):
         _show(line, args)
     if not args.follow:
         return 0
+    fh.seek(end)  # -f goes on from where the past events ended
     return _follow(path, fh, args)
 
 
+# Bytes read at a time from the end of the file towards its start.
+BACKWARD_BLOCK = 64 * 1024
+
+
+def last_lines(fh, end: int, count: int, wanted) -> list[str]:
+    """The last `count` lines before byte `end` of a binary file for which `wanted(line)` holds, oldest
+    first, read backwards from `end` in BACKWARD_BLOCK blocks: an events file of gigabytes is not read
+    into memory to show its last twenty lines (it was, whole, as one string and then a list of its lines).
+    Memory is the lines kept and one block, plus the one line being put together (a line longer than
+    a block is joined from its blocks); the reading goes back only as far as the lines asked for.
+
+    "\n" ends an event, and nothing else: str.splitlines() also splits on U+2028, NEL and the like,
+    which a file written by an older relay may hold raw inside a string (docs/events.md). The bytes
+    are split before they are decoded (no byte of a multi-byte UTF-8 character is 0x0A), each line
+    decoded on its own as _open_events reads (a byte that is no UTF-8 as U+FFFD)."""
+    found: list[str] = []
+    if count <= 0:
+        return found
+    position = end
+    # The bytes from where the blocks read so far begin to the first "\n" seen in them (or `end`), in
+    # blocks, last first: joined once the line's start is read (joining them block by block would copy
+    # a long line once per block).
+    tail: list[bytes] = []
+    while position > 0 and len(found) < count:
+        size = min(BACKWARD_BLOCK, position)
+        position -= size
+        fh.seek(position)
+        block = fh.read(size)
+        start = block.find(b"\n")
+        if start < 0:
+            tail.append(block)  # all of it inside one line
+            if position > 0:
+                continue  # whose start is further back
+            lines, tail = [b"".join(reversed(tail))], []
+        else:
+            lines = block[start + 1:].split(b"\n")
+            lines[-1] += b"".join(reversed(tail))
+            # The block's first piece may go on in the block before this one (unless the file starts here).
+            tail = [block[:start]]
+            if position == 0:
+                lines.insert(0, tail.pop())
+        for piece in reversed(lines):
+            line = piece.decode("utf-8", errors="replace")
+            if line.strip() and wanted(line):
+                found.append(line)
+                if len(found) == count:
+                    break
+    found.reverse()
+    return found
+
+
 def _open_events(path: str):
-    """The events file for reading. A line the disk cut short inside a multi-byte character (ENOSPC,
-    EFBIG: docs/events.md "A full disk") is no UTF-8: its bytes are read as U+FFFD, so that the line
-    is skipped as not JSON and the rest of the file is read, rather than the whole file refused.
+    """The events file for reading, as bytes: each line is decoded on its own (last_lines, _Followed). A
+    line the disk cut short inside a multi-byte character (ENOSPC, EFBIG: docs/events.md "A full disk")
+    is no UTF-8: its bytes are read as U+FFFD, so that the line is skipped as not JSON and the rest of the
+    file is read, rather than the whole file refused.
 
     Only a regular file (relay.yamlfile.open_regular): a device given as --file (/dev/zero) was read
     without end into memory until a MemoryError's traceback; its error is an OSError with the words."""
@@ -158,7 +208,7 @@ def _open_events(path: str):
         if exc.missing:
             raise FileNotFoundError(path) from None
         raise OSError(0, str(exc)) from None
-    return open(fd, encoding="utf-8", errors="replace")
+    return open(fd, "rb")
 
 
 # After logrotate moved the file away, the relay goes on appending to it until it notices (its jsonl
@@ -174,7 +224,7 @@ class _Followed:
     def __init__(self, fh):
         self.fh = fh
         self.ino = os.fstat(fh.fileno()).st_ino
-        self.pending = ""
+        self.pending = b""
         self.last_data = time.monotonic()
 
     def read(self, args, flush: bool = False) -> bool:
@@ -184,13 +234,14 @@ class _Followed:
         if chunk:
             self.last_data = time.monotonic()
             self.pending += chunk
-            *complete, self.pending = self.pending.split("\n")
-            for line in complete:
+            *complete, self.pending = self.pending.split(b"\n")
+            for piece in complete:
+                line = piece.decode("utf-8", errors="replace")
                 if line.strip():
                     _show(line, args)
         if flush and self.pending.strip():
-            _show(self.pending, args)
-            self.pending = ""
+            _show(self.pending.decode("utf-8", errors="replace"), args)
+            self.pending = b""
         return bool(chunk)
 
 

@@ -434,7 +434,7 @@ class MxDelivery:
         egress = [ipaddress.ip_address(ip) for ip in settings.egress_ips]
         self._egress = {4: [str(a) for a in egress if a.version == 4], 6: [str(a) for a in egress if a.version == 6]}
         # The fetches' TLS context is built now, as the smarthost's is (a ConfigError when upstream.ca_file
-        # cannot be loaded), and again at each reload (RelayServer._mta_sts_tls).
+        # cannot be loaded), and again at each reload (server.read_reload_files).
         self.mta_sts = MtaSts(resolver, PolicyFetcher(resolver, port=up.mta_sts_port, ca_file=up.ca_file,
                                                       internal_networks=up.mx_internal_networks,
                                                       source_for=self.source_for, reachable=self.reachable,
