@@ -438,7 +438,7 @@ def _names_only_the_recipients_domain(words_regex, words: str, known: Sequence[s
 
 def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None,
                  known: Sequence[str] = (), sisimai_words=None, rhost_tables=(), remote_host: str | None = None,
-                 destination: str | None = None) -> bool:
+                 destination: str | None = None, diagnostic: str | None = None) -> bool:
     """sisimai's HardBounce of one DSN line, the `hard` that `relay dsn parse` prints (the shared
     corpus's label; docs/bounces-in.md, "The `hard` label"), from the funnel's `judgement` of the
     reply. sisimai computes it from its reason alone (go-sisimai smtp/failure `IsHardBounce`, p5
@@ -483,7 +483,9 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     are in that table, sisimai takes the table's reason before its reason rules (fact/rise.go: after
     a per-MTA module's reason and the local delivery agents', before `Find`), at any stage and
     whatever the status: hard for UserUnknown, HostUnknown, HasMoved, and NotAccept unless temporary,
-    where the words name no other address (the departure above); never for any other reason it names."""
+    where the words name no other address (the departure above); never for any other reason it names.
+    The table reads the `diagnostic` as the report gave it (sisimai's DiagnosticCode: "550 : User
+    unknown", not the reply with the report's Status put in, "550 5.1.1 : User unknown")."""
     from .classify import effective_enhanced, rhost_reason, unwrapped_text
 
     classification = judgement.classification
@@ -491,7 +493,9 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     status = effective_enhanced(reply) or ""
     category = classification.category
     said = (sisimai_words or {}).get
-    by_host = rhost_reason(rhost_tables, remote_host, destination, unwrapped_text(reply)) if rhost_tables else None
+    by_host = (rhost_reason(rhost_tables, remote_host, destination,
+                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply))
+               if rhost_tables else None)
     if by_host is not None:
         about = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
         temporary = (str(reply.code or "").startswith("4") or status.startswith("4")

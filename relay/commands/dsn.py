@@ -121,7 +121,8 @@ def _sisimai_hard(policies, judgement, failed) -> bool:
     return sisimai_hard(judgement, failed.stage, reply, words, getattr(classifier, "hard_at_any_stage", None),
                         fallback_key, known, getattr(classifier, "sisimai_words", None),
                         getattr(classifier, "sisimai_rhost", ()), _remote_host(failed.remote_mta),
-                        recipient.rpartition("@")[2] if recipient and "@" in recipient else None)
+                        recipient.rpartition("@")[2] if recipient and "@" in recipient else None,
+                        failed.diagnostic)
 
 
 def _remote_host(remote_mta: str | None) -> str | None:
