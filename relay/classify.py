@@ -369,11 +369,14 @@ class RhostTable:
     """One receiving host's own table of sisimai's (bounce-rules.yaml `sisimai_rhost:`; go-sisimai
     rhost/lib.go `RhostClass` and rhost/for-*.go): the host names it is for (a remote host ending
     with one, or a recipient domain one ends with) and, per sisimai reason, the phrases by which
-    that host's replies give it (plain text, found anywhere in the reply)."""
+    that host's replies give it (plain text, found anywhere in the reply); `patterns`, per reason,
+    regular expressions for the tables that read a code of the host's own in the reply (Facebook's
+    "RCP-P1", Orange's "OFR_416"), tried before the phrases, as sisimai tries the codes first."""
     name: str
     hosts: tuple[str, ...]
     reasons: tuple[tuple[str, tuple[str, ...]], ...]
     case_sensitive: bool = False
+    patterns: tuple[tuple[str, re.Pattern], ...] = ()
 
     def for_host(self, remote_host: str | None, destination: str | None) -> bool:
         return any(_host_matches(h, remote_host, destination) for h in self.hosts)
@@ -381,6 +384,9 @@ class RhostTable:
     def reason(self, text: str) -> str | None:
         """The first reason whose phrase the text holds (sisimai tries a table's reasons in no fixed
         order; its tables do not give one text two reasons)."""
+        for reason, pattern in self.patterns:
+            if pattern.search(text):
+                return reason
         seen = text if self.case_sensitive else text.lower()
         for reason, phrases in self.reasons:
             if any((p if self.case_sensitive else p.lower()) in seen for p in phrases):
@@ -713,13 +719,21 @@ def _check_rhost(tables, problems: Problems) -> None:
             problems.add(where, "expected a mapping with `hosts:` and `reasons:`")
             continue
         for key in table:
-            if key not in ("hosts", "reasons", "case_sensitive", "note"):
-                problems.add(f"{where}.{key}", "unknown key; expected hosts, reasons, case_sensitive or note")
+            if key not in ("hosts", "reasons", "patterns", "case_sensitive", "note"):
+                problems.add(f"{where}.{key}", "unknown key; expected hosts, reasons, patterns, case_sensitive or note")
         hosts = table.get("hosts")
         if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip(".") for h in hosts):
             problems.add(f"{where}.hosts", "expected a list of host names")
-        reasons = table.get("reasons")
-        if not isinstance(reasons, dict) or not reasons:
+        patterns = table.get("patterns", {})
+        if not isinstance(patterns, dict):
+            problems.add(f"{where}.patterns", "expected a mapping of a sisimai reason to a list of regular expressions")
+            patterns = {}
+        for reason, regexes in patterns.items():
+            if not isinstance(reason, str) or not reason.isalpha():
+                problems.add(f"{where}.patterns.{reason}", "expected a sisimai reason name such as userunknown")
+            _check_patterns(regexes, f"{where}.patterns.{reason}", problems)
+        reasons = table.get("reasons", {})
+        if not isinstance(reasons, dict) or not (reasons or patterns):
             problems.add(f"{where}.reasons", "expected a mapping of a sisimai reason to a list of phrases")
             continue
         for reason, phrases in reasons.items():
@@ -849,10 +863,13 @@ class Classifier:
             for name, table in (given.items() if isinstance(given, dict) else ()):
                 # The first file that names a host's table gives it (operator files come first).
                 if isinstance(table, dict) and name not in tables:
+                    flags = 0 if table.get("case_sensitive", False) else re.IGNORECASE
                     tables[name] = RhostTable(
                         str(name), tuple(table.get("hosts") or ()),
                         tuple((reason, tuple(phrases)) for reason, phrases in (table.get("reasons") or {}).items()),
-                        bool(table.get("case_sensitive", False)))
+                        bool(table.get("case_sensitive", False)),
+                        tuple((reason, re.compile("|".join(f"(?:{p})" for p in patterns), flags))
+                              for reason, patterns in (table.get("patterns") or {}).items()))
         return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex,
                    sisimai_words, tables.values())
 

@@ -112,6 +112,28 @@ def test_a_tables_other_reasons_are_never_hard(capsys, tmp_path):
     assert row["hard"] is False
 
 
+def test_a_hosts_own_codes_give_the_reason(capsys, tmp_path):
+    # Facebook's RCP-P2 (the recipient's preferences) is its Filtered, not hard, although the Status
+    # 5.1.1 would name UserUnknown under sisimai's reason rules (before: hard); its RCP-P1 is UserUnknown.
+    text = ("550 5.1.1 RCP-P2 http://postmaster.facebook.com/response_codes#rcp Attempted recipient's "
+            "preferences prevent messages from being delivered")
+    row = _row(capsys, tmp_path, _dsn("bob@facebook.com", "mx.relay.example", text, status="5.1.1"))
+    assert row["hard"] is False
+    row = _row(capsys, tmp_path, _dsn("bob@facebook.com", "mx.relay.example", text.replace("RCP-P2", "RCP-P1"),
+                                      status="5.1.1"))
+    assert row["hard"] is True
+    # Orange's code 416 (an invalid recipient) is UserUnknown whatever the stage (before: a "no such
+    # user" of unknown stage without X.1.x, Filtered); its 426 (the account is blocked) is Suspend.
+    orange = "550 5.5.0 Adresse d au moins un destinataire invalide. Invalid recipient. OFR_416 [416]"
+    row = _row(capsys, tmp_path, _dsn("bob@orange.fr", "smtp-in.orange.fr", orange))
+    assert _verdict(row)[:3] == (None, True, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("bob@dest.example", "mx.dest.example", orange))
+    assert _verdict(row)[:3] == (None, False, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("bob@laposte.net", "smtp-in.laposte.net",
+                                      "550 5.1.1 Le compte du destinataire est bloque. LPN007_426", status="5.1.1"))
+    assert row["hard"] is False
+
+
 def test_a_case_sensitive_table_matches_its_words_as_written():
     tables = Classifier.from_files([SHIPPED_RULES]).sisimai_rhost
     outlook = "550 Requested action not taken: mailbox unavailable"
@@ -136,6 +158,8 @@ def test_sisimai_rhost_is_checked_at_load(tmp_path):
             ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reasons:\n      user-unknown: ['x']\n",
              "expected a sisimai reason name"),
             ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reason: {}\n", "unknown key"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    patterns:\n      userunknown: ['(']\n",
+             "not a valid regular expression"),
             ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reasons: {userunknown: ['x']}\n"
              "    case_sensitive: 'yes'\n", "expected true or false")]:
         local.write_text("version: 1\nrules: []\n" + body, encoding="utf-8")
