@@ -2,6 +2,15 @@
 
     python bench/bench_dsn.py [--part tune|holdout|all] [--failures]
     python bench/bench_dsn.py --world [--failures]
+    python bench/bench_dsn.py --reasons [--world]
+
+`--reasons` (tune part only, or the world set with --world) measures how our reading of each labelled
+recipient (the funnel's category and the printed `hard`) maps to the reason its label gives: sisimai's
+`reason` on the tune part's sisimai files; on the world set, which labels no reason, the reason its
+`hard_why` names ("sisimai: userunknown") where it names one. It prints, per labelled reason, how
+many lines ours reads as each category with `hard` true or false, and the lines where the label's
+reason is a hard one (userunknown, hostunknown, hasmoved, notaccept unless temporary) and ours is not
+hard, or the other way round. Never over the holdout (its labels are not read by tuning).
 
 `--world` reads the second, independent set instead (tests/data/bounces/world: real bounces from other
 bounce parsers' test data, labelled by reading each message; see its README.md). Its figures:
@@ -344,6 +353,59 @@ def main_world(show_failures: bool, match: list[str] | None = None) -> int:
     return 0
 
 
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+
+
+def reason_rows(world: bool) -> list[tuple[str, str, str, bool, dict | None]]:
+    """(file, recipient, labelled reason, hard by that reason, our record) for every labelled recipient
+    with a reason: the tune part's sisimai labels (hard: the label's, sisimai's HardBounce of that
+    reason: a temporary NotAccept is not hard), or the world labels whose hard_why names sisimai's
+    reason (hard: the reason is one of HARD_REASONS)."""
+    import re
+    out = []
+    if world:
+        for entry, rows in evaluate_world()["results"]:
+            if entry["kind"] != "bounce":
+                continue
+            for lab in entry["recipients"]:
+                named = re.search(r"sisimai: ([a-z]+)", lab.get("hard_why") or "")
+                if not lab["recipient"] or not named:
+                    continue
+                row = next((r for r in rows if lab["recipient"].lower() in _names(r)), None)
+                out.append((entry["file"], lab["recipient"], named.group(1), named.group(1) in HARD_REASONS, row))
+        return out
+    for part, lab, rec in evaluate()["results"]:
+        if part == "tune" and lab.kind == "bounce" and lab.file.startswith("sisimai-") and lab.reason:
+            out.append((lab.file, lab.recipient, lab.reason, lab.hard, rec))
+    return out
+
+
+def main_reasons(world: bool) -> int:
+    rows = reason_rows(world)
+    table: dict[str, Counter] = defaultdict(Counter)
+    crossed = []
+    for file, recipient, reason, reason_hard, rec in rows:
+        category = ((rec or {}).get("classification") or {}).get("category") if rec else "(not found)"
+        hard = bool(rec and rec.get("hard"))
+        table[reason][f"{category}{' hard' if hard else ''}"] += 1
+        if hard != reason_hard:
+            crossed.append(f"  {file} {recipient} reason={reason} | ours {category} hard={hard} stage="
+                           f"{(rec or {}).get('stage')} status={(rec or {}).get('status')} "
+                           f"remote_mta={(rec or {}).get('remote_mta')} {((rec or {}).get('diagnostic') or '')[:100]!r}")
+    name = "world" if world else "tune"
+    agree = len(rows) - len(crossed)
+    print(f"{name}: {len(rows)} recipients with a labelled reason; ours hard == the reason's: "
+          f"{agree}/{len(rows)}", file=sys.stderr)
+    for reason in sorted(table):
+        print(f"  {reason:16} " + ", ".join(f"{k} {v}" for k, v in table[reason].most_common()), file=sys.stderr)
+    print(f"{name}: hard-crossing readings:", file=sys.stderr)
+    for line in crossed:
+        print(line, file=sys.stderr)
+    print(json.dumps({"bench": "dsn-reasons", "part": name, "recipients": len(rows), "agree": agree,
+                      "table": {k: dict(v) for k, v in table.items()}}))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["tune", "holdout", "all"], help="only this part (default: all three)")
@@ -352,7 +414,13 @@ def main() -> int:
                         help="read the independent world set (tests/data/bounces/world) instead")
     parser.add_argument("--match", action="append", metavar="GLOB",
                         help="with --world: only the files whose name matches (repeatable), e.g. 'phpbh-*'")
+    parser.add_argument("--reasons", action="store_true",
+                        help="our reading against the labelled reason: the tune part (or --world) only")
     args = parser.parse_args()
+    if args.reasons:
+        if args.part not in (None, "tune"):
+            parser.error("--reasons reads the tune part (or --world) only, never the holdout")
+        return main_reasons(args.world)
     if args.world:
         return main_world(args.failures, args.match)
     evaluation = evaluate()

@@ -357,9 +357,64 @@ def reply_conditions(entry: dict, key: str, problems: Problems) -> ReplyConditio
 RULE_KEYS = frozenset({"id", "code", "enhanced", "match", "not_match", "stage", "category", "meaning", "advice",
                        "permanent", "scope", "note", "unconfirmed", "names_recipient", "judge_reason"})
 FALLBACK_KEYS = frozenset({"id", "code", "enhanced", "category", "meaning", "advice", "permanent", "scope", "note"})
-TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage", "sisimai_words"})
+TOP_KEYS = frozenset({"version", "texts", "scopes", "rules", "fallback", "hard_at_any_stage", "sisimai_words",
+                      "sisimai_rhost"})
 # The reasons `sisimai_words:` may name (bounce-rules.yaml; policies.sisimai_hard reads each).
 SISIMAI_WORD_REASONS = frozenset({"suspend", "userunknown", "hasmoved", "hostunknown"})
+
+
+
+@dataclass(frozen=True)
+class RhostTable:
+    """One receiving host's own table of sisimai's (bounce-rules.yaml `sisimai_rhost:`; go-sisimai
+    rhost/lib.go `RhostClass` and rhost/for-*.go): the host names it is for (a remote host ending
+    with one, or a recipient domain one ends with) and, per sisimai reason, the phrases by which
+    that host's replies give it (plain text, found anywhere in the reply); `patterns`, per reason,
+    regular expressions for the tables that read a code of the host's own in the reply (Facebook's
+    "RCP-P1", Orange's "OFR_416"), tried before the phrases, as sisimai tries the codes first."""
+    name: str
+    hosts: tuple[str, ...]
+    reasons: tuple[tuple[str, tuple[str, ...]], ...]
+    case_sensitive: bool = False
+    patterns: tuple[tuple[str, re.Pattern], ...] = ()
+
+    def for_host(self, remote_host: str | None, destination: str | None) -> bool:
+        return any(_host_matches(h, remote_host, destination) for h in self.hosts)
+
+    def reason(self, text: str) -> str | None:
+        """The first reason whose phrase the text holds (sisimai tries a table's reasons in no fixed
+        order; its tables do not give one text two reasons)."""
+        for reason, pattern in self.patterns:
+            if pattern.search(text):
+                return reason
+        seen = text if self.case_sensitive else text.lower()
+        for reason, phrases in self.reasons:
+            if any((p if self.case_sensitive else p.lower()) in seen for p in phrases):
+                return reason
+        return None
+
+
+def _host_matches(host: str, remote_host: str | None, destination: str | None) -> bool:
+    """sisimai's RhostClass test for one host name of a table: the recipient's domain is the host name
+    or a parent domain of it ("aol.com" for ".mail.aol.com"), or the remote host ends with it."""
+    host = host.lower()
+    if destination:
+        domain = destination.lower().rstrip(".")
+        if ("." + host.lstrip(".")).endswith("." + domain):
+            return True
+    return bool(remote_host) and remote_host.lower().rstrip(".").endswith(host)
+
+
+def rhost_reason(tables, remote_host: str | None, destination: str | None, text: str) -> str | None:
+    """sisimai's reason from the receiving host's own table (go-sisimai rhost/lib.go `Name`: the
+    recipient's domain is tried against every table first, then the remote host), or None: no table is
+    for this host, or its table does not know the words."""
+    tables = tuple(tables or ())
+    chosen = next((t for t in tables if destination and t.for_host(None, destination)), None)
+    if chosen is None:
+        chosen = next((t for t in tables if remote_host and t.for_host(remote_host, None)), None)
+    return chosen.reason(text) if chosen is not None else None
+
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
 _ENHANCED_PATTERN = re.compile(r"^([245xX*])\.(\d{1,3}|[\dx]{1,3}|\*)\.(\d{1,3}|[\dx]{1,3}|\*)$")
@@ -652,14 +707,56 @@ def _check_patterns(patterns, where: str, problems: Problems) -> None:
             problems.add(f"{where}[{i}]", f"not a valid regular expression: {exc}")
 
 
+def _check_rhost(tables, problems: Problems) -> None:
+    """`sisimai_rhost:`: a mapping of a table's name to `hosts:` (host names), `reasons:` (a sisimai
+    reason to a list of phrases) and an optional `case_sensitive:`."""
+    if not isinstance(tables, dict):
+        problems.add("sisimai_rhost", "expected a mapping of a receiving host's name to its `hosts:` and `reasons:`")
+        return
+    for name, table in tables.items():
+        where = f"sisimai_rhost.{name}"
+        if not isinstance(table, dict):
+            problems.add(where, "expected a mapping with `hosts:` and `reasons:`")
+            continue
+        for key in table:
+            if key not in ("hosts", "reasons", "patterns", "case_sensitive", "note"):
+                problems.add(f"{where}.{key}", "unknown key; expected hosts, reasons, patterns, case_sensitive or note")
+        hosts = table.get("hosts")
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip(".") for h in hosts):
+            problems.add(f"{where}.hosts", "expected a list of host names")
+        patterns = table.get("patterns", {})
+        if not isinstance(patterns, dict):
+            problems.add(f"{where}.patterns", "expected a mapping of a sisimai reason to a list of regular expressions")
+            patterns = {}
+        for reason, regexes in patterns.items():
+            if not isinstance(reason, str) or not reason.isalpha():
+                problems.add(f"{where}.patterns.{reason}", "expected a sisimai reason name such as userunknown")
+            _check_patterns(regexes, f"{where}.patterns.{reason}", problems)
+        reasons = table.get("reasons", {})
+        if not isinstance(reasons, dict) or not (reasons or patterns):
+            problems.add(f"{where}.reasons", "expected a mapping of a sisimai reason to a list of phrases")
+            continue
+        for reason, phrases in reasons.items():
+            if not isinstance(reason, str) or not reason.isalpha():
+                problems.add(f"{where}.reasons.{reason}", "expected a sisimai reason name such as userunknown")
+            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p.strip() for p in phrases):
+                problems.add(f"{where}.reasons.{reason}", "expected a list of phrases (plain text)")
+        if not isinstance(table.get("case_sensitive", False), bool):
+            problems.add(f"{where}.case_sensitive", "expected true or false")
+
+
 class Classifier:
     """Compiled rules from one or more files, in precedence order."""
 
     def __init__(self, rules: list[_Rule], fallback: _Fallback, files: list[str],
                  texts: dict[str, tuple[str, str]] | None = None, unconfirmed_rules: Iterable[str] = (),
                  hard_at_any_stage: re.Pattern | None = None,
-                 sisimai_words: dict[str, re.Pattern] | None = None):
+                 sisimai_words: dict[str, re.Pattern] | None = None,
+                 sisimai_rhost: Iterable[RhostTable] = ()):
         self._rules = tuple(rules)
+        # `sisimai_rhost:` (bounce-rules.yaml): sisimai's receiving-host tables; only `hard` reads them
+        # (policies.sisimai_hard).
+        self.sisimai_rhost = tuple(sisimai_rhost)
         # `hard_at_any_stage:` (bounce-rules.yaml): words of a "no such user" that are a hard bounce
         # although the report does not say which SMTP command they answered, or said DATA
         # (policies.sisimai_hard, filtered_at_unknown_stage); None: no file gives any.
@@ -760,8 +857,21 @@ class Classifier:
                 by_reason.setdefault(reason, []).extend(p for p in patterns or [] if isinstance(p, str))
         sisimai_words = {reason: re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
                          for reason, patterns in by_reason.items() if patterns}
+        tables: dict[str, RhostTable] = {}
+        for _, data, _ in loaded:
+            given = data.get("sisimai_rhost")
+            for name, table in (given.items() if isinstance(given, dict) else ()):
+                # The first file that names a host's table gives it (operator files come first).
+                if isinstance(table, dict) and name not in tables:
+                    flags = 0 if table.get("case_sensitive", False) else re.IGNORECASE
+                    tables[name] = RhostTable(
+                        str(name), tuple(table.get("hosts") or ()),
+                        tuple((reason, tuple(phrases)) for reason, phrases in (table.get("reasons") or {}).items()),
+                        bool(table.get("case_sensitive", False)),
+                        tuple((reason, re.compile("|".join(f"(?:{p})" for p in patterns), flags))
+                              for reason, patterns in (table.get("patterns") or {}).items()))
         return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex,
-                   sisimai_words)
+                   sisimai_words, tables.values())
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> "Classifier":
@@ -807,6 +917,8 @@ class Classifier:
                         problems.add(where, "unknown reason; expected one of " + ", ".join(sorted(SISIMAI_WORD_REASONS)))
                     else:
                         _check_patterns(patterns, where, problems)
+        if "sisimai_rhost" in data:
+            _check_rhost(data["sisimai_rhost"], problems)
 
         def check_id(entry: dict, key: str) -> None:
             rule_id = entry.get("id")

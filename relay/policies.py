@@ -397,6 +397,9 @@ def filtered_at_unknown_stage(classification, stage: str | None, reply, words: s
 _SISIMAI_USER_UNKNOWN_STATUS = frozenset({"5.1.0", "5.1.1", "5.1.3"})
 _SISIMAI_HAS_MOVED_STATUS = frozenset({"4.1.6", "5.1.6", "5.7.17", "5.7.18"})
 _SISIMAI_NOT_ACCEPT_STATUS = frozenset({"5.3.2"})
+# sisimai's reasons that are a hard bounce whatever the code (go-sisimai smtp/failure IsHardBounce);
+# NotAccept is one too unless temporary.
+_SISIMAI_HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 # Categories that say the words name no reason sisimai ranks before UserUnknown: its UserUnknown under
 # an X.1.0/X.1.1/X.1.3 status gives way only to a text of NoRelaying, Blocked, MailboxFull, HasMoved,
 # Rejected (the sender), Suspend, MesgTooBig, ExceedLimit or AuthFailure (go-sisimai reason/lib.go
@@ -434,7 +437,8 @@ def _names_only_the_recipients_domain(words_regex, words: str, known: Sequence[s
 
 
 def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None, fallback_key=None,
-                 known: Sequence[str] = (), sisimai_words=None) -> bool:
+                 known: Sequence[str] = (), sisimai_words=None, rhost_tables=(), remote_host: str | None = None,
+                 destination: str | None = None, diagnostic: str | None = None) -> bool:
     """sisimai's HardBounce of one DSN line, the `hard` that `relay dsn parse` prints (the shared
     corpus's label; docs/bounces-in.md, "The `hard` label"), from the funnel's `judgement` of the
     reply. sisimai computes it from its reason alone (go-sisimai smtp/failure `IsHardBounce`, p5
@@ -471,14 +475,33 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     words speak of; here the status rule does not apply where the reply names an address that is
     not the recipient's (`known`: the recipient and a report's aliases of it). "550 <bob@x>: user
     alice@y was not found" under Status 5.1.0 says alice@y is gone, not bob (review2 N2), and "550
-    5.1.1 <x@forward.example>... User unknown" may be a forwarding target's (_doubt "another")."""
-    from .classify import effective_enhanced, unwrapped_text
+    5.1.1 <x@forward.example>... User unknown" may be a forwarding target's (_doubt "another").
+
+    The receiving host's own table (bounce-rules.yaml `sisimai_rhost:`, `rhost_tables`; go-sisimai
+    rhost/lib.go, rhost/for-*.go): where the recipient's domain (`destination`) or the remote host
+    that answered (`remote_host`, the report's Remote-MTA) is one of a table's hosts and its words
+    are in that table, sisimai takes the table's reason before its reason rules (fact/rise.go: after
+    a per-MTA module's reason and the local delivery agents', before `Find`), at any stage and
+    whatever the status: hard for UserUnknown, HostUnknown, HasMoved, and NotAccept unless temporary,
+    where the words name no other address (the departure above); never for any other reason it names.
+    The table reads the `diagnostic` as the report gave it (sisimai's DiagnosticCode: "550 : User
+    unknown", not the reply with the report's Status put in, "550 5.1.1 : User unknown")."""
+    from .classify import effective_enhanced, rhost_reason, unwrapped_text
 
     classification = judgement.classification
     scope = judgement.scope
     status = effective_enhanced(reply) or ""
     category = classification.category
     said = (sisimai_words or {}).get
+    by_host = (rhost_reason(rhost_tables, remote_host, destination,
+                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply))
+               if rhost_tables else None)
+    if by_host is not None:
+        about = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
+        temporary = (str(reply.code or "").startswith("4") or status.startswith("4")
+                     or bool(re.search(r"temporar|persistent", unwrapped_text(reply), re.IGNORECASE)))
+        hard_reason = by_host in _SISIMAI_HARD_REASONS or (by_host == "notaccept" and not temporary)
+        return hard_reason and about and scope not in ("sender", "relay")
     if _sisimai_says(said("suspend"), words) or reply.code == 525:
         # sisimai's Suspend, ranked before every hard reason (why-suspend.go).
         return False

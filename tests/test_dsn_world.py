@@ -198,9 +198,13 @@ def test_world_hard_agreement_does_not_regress():
     # With branch dsnworld3's 10 (7 labelled addresses, 4 hard): first pass 88.97% (387/435), 1, 0; the 10
     # alone 42.86% (3/7: two addresses missed, two Yahoo "This user doesn't have a ... account" of unknown
     # stage, FILTERED_BY_CONVENTION). After its fixes: 89.66% (390/435), 1, 0; the 10 alone 71.43% (5/7).
+    # Branch dsn-reason: sisimai's receiving-host tables (bounce-rules.yaml sisimai_rhost) read Yahoo's
+    # "dd This user doesn't have a ... account" from a .yahoodns.net host (baunsu-bounce_yahoo,
+    # ghissue-netneutrality) and KDDI's "<a>: user unknown" (bouncehammer-06) as UserUnknown at any
+    # stage: 90.34% (393/435), 1, 0.
     figures = bench_dsn.world_figures(results())
     assert figures["hard_judged"] == 435
-    assert figures["hard_agreement"] >= 0.8966
+    assert figures["hard_agreement"] >= 0.9034
     assert figures["hard_false_positives"] <= len(SISIMAI_STATUS_OVER_THE_WORDS)
     # review-6 F8: hard_listed_not_hard only counts among hard false positives, so it cannot fail
     # once they are 0; a listing of an address whose label is not hard is counted whatever our `hard`.
@@ -220,7 +224,9 @@ FILTERED_BY_CONVENTION = frozenset({
     "ghissue-littleyoda-hibiscus.depotviewer-67.txt", "ghissue-jsdelivr-jsdelivr-18728.txt",
     "ripewhois-permanentFailureMessageRfc822Real.mail", "ghissue-fschulze-jumpnbump-3.txt",
     # branch dsnworld3's new data (labels written before any run; as flufl-simple_05/06's Yahoo texts):
-    "cws-bounce_511_058.eml", "ghissue-netneutrality-savetheinternet.in-161.txt"})
+    # (ghissue-netneutrality-savetheinternet.in-161.txt left it with branch dsn-reason: its Remote-MTA is
+    # Yahoo's .yahoodns.net host, whose sisimai table reads the words as UserUnknown at any stage.)
+    "cws-bounce_511_058.eml"})
 
 
 # The world lines where the label (the reply's words alone) says not hard and `hard` (sisimai's) says
@@ -248,9 +254,12 @@ def test_world_hard_disagreements_are_the_convention_or_the_old_ones():
                 by_status += 1
             else:
                 other += 1
-    assert convention <= 32  # 30, and 2 more with branch dsnworld3's new files (new data, not a change)
+    # 30, and 2 more with branch dsnworld3's new files (new data, not a change); 31 since branch
+    # dsn-reason (ghissue-netneutrality: Yahoo's table), whose tables also took baunsu-bounce_yahoo and
+    # bouncehammer-06 out of the 13 others.
+    assert convention <= 31
     assert by_status <= 1
-    assert other <= 13
+    assert other <= 11
 
 
 def test_a_listing_the_label_calls_not_hard_counts_whatever_our_hard_says():

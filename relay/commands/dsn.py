@@ -119,7 +119,20 @@ def _sisimai_hard(policies, judgement, failed) -> bool:
     recipient = failed.recipient
     known = [recipient, *failed.aliases(recipient)] if recipient else []
     return sisimai_hard(judgement, failed.stage, reply, words, getattr(classifier, "hard_at_any_stage", None),
-                        fallback_key, known, getattr(classifier, "sisimai_words", None))
+                        fallback_key, known, getattr(classifier, "sisimai_words", None),
+                        getattr(classifier, "sisimai_rhost", ()), _remote_host(failed.remote_mta),
+                        recipient.rpartition("@")[2] if recipient and "@" in recipient else None,
+                        failed.diagnostic)
+
+
+def _remote_host(remote_mta: str | None) -> str | None:
+    """The host name of a report's Remote-MTA as the line carries it ("mx.example.net[192.0.2.1]",
+    "mta5.am0.yahoodns.net."): without an address in brackets, a trailing dot or what follows a space."""
+    if not remote_mta:
+        return None
+    host = remote_mta.strip().split()[0] if remote_mta.strip() else ""
+    host = host.split("[", 1)[0].rstrip(".").lower()
+    return host or None
 
 
 def judgement_dict(judgement) -> dict:

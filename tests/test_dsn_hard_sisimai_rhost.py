@@ -1,0 +1,167 @@
+"""`relay dsn parse`'s `hard` follows sisimai's receiving-host tables (bounce-rules.yaml
+`sisimai_rhost:`; go-sisimai rhost/lib.go `RhostClass`, rhost/for-*.go): where the recipient's domain
+or the Remote-MTA that answered is one of a table's hosts, the table's reason for the reply's words
+comes before sisimai's reason rules (its Filtered for a "no such user" of unknown stage, its Suspend
+words), at any stage. Only `hard` reads the tables: the funnel's category and the bounce list do not
+change (docs/bounces-in.md, "Branch dsn-reason")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from relay.classify import SHIPPED_RULES, Classifier, rhost_reason
+from relay.cli import main
+from relay.errors import ConfigError
+
+
+def run(capsys, *argv) -> list[dict]:
+    status = main(["dsn", "parse", *argv])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _dsn(recipient: str, remote_mta: str, diagnostic: str, status: str = "5.0.0") -> str:
+    # An RFC 3464 report as a smarthost writes it; the report names no SMTP command.
+    return ("From: MAILER-DAEMON@smarthost.example\n"
+            "To: app@sender.example\n"
+            "Subject: Undelivered Mail Returned to Sender\n"
+            "MIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\n\n'
+            "--b1\n"
+            "Content-Type: text/plain\n\n"
+            "Your message could not be delivered to one or more recipients.\n\n"
+            "--b1\n"
+            "Content-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; smarthost.example\n\n"
+            f"Final-Recipient: rfc822; {recipient}\n"
+            "Action: failed\n"
+            f"Status: {status}\n"
+            f"Remote-MTA: dns; {remote_mta}\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n\n"
+            "--b1--\n")
+
+
+def _row(capsys, tmp_path, text: str) -> dict:
+    path = tmp_path / "bounce.eml"
+    path.write_text(text, encoding="utf-8")
+    [row] = run(capsys, str(path))
+    return row
+
+
+def _verdict(row: dict) -> tuple:
+    return (row["stage"], row["hard"], row["classification"]["category"], row["classification"]["bounce_list"])
+
+
+YAHOO = "554 delivery error: dd This user doesn't have a yahoo.com account ({0}) [0] - mta1.mail.gq1.yahoo.com"
+
+
+def test_yahoos_own_no_such_account_from_its_host_is_hard_at_any_stage(capsys, tmp_path):
+    # Yahoo answers after DATA; of a report that names no command, sisimai's reason rules call the
+    # words Filtered (not hard), but its Yahoo Inc table, for a Remote-MTA under .yahoodns.net, reads
+    # them as UserUnknown first. Before, `hard` was false here.
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mta5.am0.yahoodns.net", YAHOO.format("bob@yahoo.com")))
+    assert _verdict(row) == (None, True, "unknown_recipient", "list")
+    # The same words from a host that is not Yahoo's: no table; Filtered as before, the list unchanged.
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mx.relay.example", YAHOO.format("bob@yahoo.com")))
+    assert _verdict(row) == (None, False, "unknown_recipient", "list")
+    # A Remote-MTA written with its address and a final dot is the same host.
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mta7.am0.yahoodns.net. [98.136.96.74]",
+                                      YAHOO.format("bob@yahoo.com")))
+    assert row["hard"] is True
+    # A host that only contains the name is not Yahoo's.
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "yahoodns.net.mx.relay.example",
+                                      YAHOO.format("bob@yahoo.com")))
+    assert row["hard"] is False
+
+
+def test_a_tables_words_naming_another_address_are_not_the_recipients(capsys, tmp_path):
+    # The departure kept on purpose (policies.sisimai_hard, review2 N2): words naming another address
+    # say that address is gone, not the recipient.
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mta5.am0.yahoodns.net", YAHOO.format("alice@yahoo.com")))
+    assert row["hard"] is False
+
+
+def test_the_recipients_domain_chooses_the_table(capsys, tmp_path):
+    # sisimai tries the recipient's domain first: icloud.com is a parent domain of Apple's
+    # .mail.icloud.com, whatever host answered. Apple's "user does not exist" is UserUnknown at any
+    # stage (before: Filtered, not hard); the same words to another domain stay Filtered.
+    row = _row(capsys, tmp_path, _dsn("bob@icloud.com", "mx.relay.example", "550 5.0.0 <bob@icloud.com>: user does not exist"))
+    assert _verdict(row)[:3] == (None, True, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("bob@dest.example", "mx.dest.example", "550 5.0.0 <bob@dest.example>: user does not exist"))
+    assert _verdict(row)[:3] == (None, False, "unknown_recipient")
+    # KDDI (ezweb.ne.jp): "<addr>: User unknown" is UserUnknown, even where ours read a disabled account.
+    row = _row(capsys, tmp_path, _dsn("bob@ezweb.ne.jp", "lsean.ezweb.ne.jp",
+                                      "The user(s) account is disabled. <bob@ezweb.ne.jp>: user unknown"))
+    assert row["hard"] is True
+
+
+def test_a_tables_other_reasons_are_never_hard(capsys, tmp_path):
+    # Yahoo's table calls "is no longer valid." Suspend: not hard, although a report's Status 5.1.1
+    # would name UserUnknown under sisimai's reason rules (before: hard). The bounce list is unchanged.
+    text = "554 delivery error: dd bob@yahoo.com is no longer valid. [-5] - mta1.mail.gq1.yahoo.com"
+    before = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mx.relay.example", text, status="5.1.1"))
+    assert before["hard"] is True
+    row = _row(capsys, tmp_path, _dsn("bob@yahoo.com", "mta5.am0.yahoodns.net", text, status="5.1.1"))
+    assert row["hard"] is False
+    assert row["classification"] == before["classification"]
+    # KDDI's "550 : User unknown" (no address) is its Filtered.
+    row = _row(capsys, tmp_path, _dsn("bob@ezweb.ne.jp", "lsean.ezweb.ne.jp", "550 : User unknown", status="5.1.1"))
+    assert row["hard"] is False
+
+
+def test_a_hosts_own_codes_give_the_reason(capsys, tmp_path):
+    # Facebook's RCP-P2 (the recipient's preferences) is its Filtered, not hard, although the Status
+    # 5.1.1 would name UserUnknown under sisimai's reason rules (before: hard); its RCP-P1 is UserUnknown.
+    text = ("550 5.1.1 RCP-P2 http://postmaster.facebook.com/response_codes#rcp Attempted recipient's "
+            "preferences prevent messages from being delivered")
+    row = _row(capsys, tmp_path, _dsn("bob@facebook.com", "mx.relay.example", text, status="5.1.1"))
+    assert row["hard"] is False
+    row = _row(capsys, tmp_path, _dsn("bob@facebook.com", "mx.relay.example", text.replace("RCP-P2", "RCP-P1"),
+                                      status="5.1.1"))
+    assert row["hard"] is True
+    # Orange's code 416 (an invalid recipient) is UserUnknown whatever the stage (before: a "no such
+    # user" of unknown stage without X.1.x, Filtered); its 426 (the account is blocked) is Suspend.
+    orange = "550 5.5.0 Adresse d au moins un destinataire invalide. Invalid recipient. OFR_416 [416]"
+    row = _row(capsys, tmp_path, _dsn("bob@orange.fr", "smtp-in.orange.fr", orange))
+    assert _verdict(row)[:3] == (None, True, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("bob@dest.example", "mx.dest.example", orange))
+    assert _verdict(row)[:3] == (None, False, "unknown_recipient")
+    row = _row(capsys, tmp_path, _dsn("bob@laposte.net", "smtp-in.laposte.net",
+                                      "550 5.1.1 Le compte du destinataire est bloque. LPN007_426", status="5.1.1"))
+    assert row["hard"] is False
+
+
+def test_a_case_sensitive_table_matches_its_words_as_written():
+    tables = Classifier.from_files([SHIPPED_RULES]).sisimai_rhost
+    outlook = "550 Requested action not taken: mailbox unavailable"
+    assert rhost_reason(tables, None, "hotmail.com", outlook) == "userunknown"
+    assert rhost_reason(tables, "mx1.hotmail.com", None, outlook) == "userunknown"
+    assert rhost_reason(tables, None, "hotmail.com", outlook.lower()) is None
+    assert rhost_reason(tables, None, "example.com", outlook) is None
+
+
+def test_sisimai_rhost_is_checked_at_load(tmp_path):
+    local = tmp_path / "bounce-rules.local.yaml"
+    local.write_text("version: 1\nrules: []\nsisimai_rhost:\n  mine:\n    hosts: ['.mx.mine.example']\n"
+                     "    reasons:\n      userunknown: ['no mailbox by that name']\n", encoding="utf-8")
+    tables = Classifier.from_files([local, SHIPPED_RULES]).sisimai_rhost
+    assert rhost_reason(tables, "a.mx.mine.example", None, "550 No mailbox by that name") == "userunknown"
+    assert rhost_reason(tables, "mta5.am0.yahoodns.net", None, "mailbox not found") == "userunknown"
+    for body, problem in [
+            ("sisimai_rhost: ['x']\n", "expected a mapping"),
+            ("sisimai_rhost:\n  mine:\n    hosts: []\n    reasons:\n      userunknown: ['x']\n", "expected a list of host names"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reasons:\n      userunknown: 'x'\n",
+             "expected a list of phrases"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reasons:\n      user-unknown: ['x']\n",
+             "expected a sisimai reason name"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reason: {}\n", "unknown key"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    patterns:\n      userunknown: ['(']\n",
+             "not a valid regular expression"),
+            ("sisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    reasons: {userunknown: ['x']}\n"
+             "    case_sensitive: 'yes'\n", "expected true or false")]:
+        local.write_text("version: 1\nrules: []\n" + body, encoding="utf-8")
+        with pytest.raises(ConfigError, match=problem):
+            Classifier.from_files([local])
