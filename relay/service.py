@@ -301,15 +301,20 @@ class RelayService:
             if decision.verdict is V_ACCEPT:
                 txn.rcpts.append(recipient)
                 return decision.reply
-            await self._record_refusal(txn, session, decision.stage or "rcpt", [recipient], decision)
-            if decision.reply.code == 421 and txn.rcpts:
-                # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
-                # the client's after it: the transaction ends for the recipients it had accepted too, and the
-                # client defers them with the rest. Their events were lost (the disconnect writes none). The
-                # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
-                # word about their addresses (Outcomes.session_closed).
-                self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient, list(txn.rcpts),
-                                             decision)
+            try:
+                await self._record_refusal(txn, session, decision.stage or "rcpt", [recipient], decision)
+            finally:
+                if decision.reply.code == 421 and txn.rcpts:
+                    # RFC 5321 3.8: a 421 (the next hop's, relayed) closes the channel, and the SMTP layer closes
+                    # the client's after it: the transaction ends for the recipients it had accepted too, and the
+                    # client defers them with the rest. Their events were lost (the disconnect writes none). The
+                    # reply answered this recipient's RCPT, not theirs: for them it is the session's end, never a
+                    # word about their addresses (Outcomes.session_closed). In a `finally`: nothing in it waits,
+                    # and a recording cancelled in Outcomes.refused (a shutdown's give-up, or drain() past its
+                    # bound with the client gone) still queues them after the refusal's own event; cut() leaves
+                    # them to this command then (review of int2, 2026-12-02, F1: they had no event at all).
+                    self.outcomes.session_closed(txn, session, decision.stage or "rcpt", recipient,
+                                                 list(txn.rcpts), decision)
             return decision.reply
         finally:
             if txn.left:
@@ -588,9 +593,9 @@ class RelayService:
             # its outcome when it can, drain() bounding it; the cut below still waits for it, then defers the
             # recipients accepted before, as it would have had it been cancelled: they were told the 421 too.
             # Unless the next hop's 421 closed their transaction: the command defers them itself then
-            # (Outcomes.session_closed), and ends the transaction as after the final dot.
-            if txn.notes.get("stage") == "data" or (not txn.recording_refusal and txn.answer is not None
-                                                    and txn.answer.code == 421):
+            # (Outcomes.session_closed), cancelled or not (_rcpt), and ends the transaction as after the
+            # final dot; deferred by the cut as well, they had two events each.
+            if txn.notes.get("stage") == "data" or (txn.answer is not None and txn.answer.code == 421):
                 txn.left = True  # the message's outcome is the command's: it ends the transaction (_concluded)
                 return asyncio.shield(conclusion)
             del self._concluding[txn.id]  # the command no longer ends the transaction: the cut below does

@@ -604,6 +604,72 @@ def test_a_deferral_whose_shaping_hold_outlasts_the_drains_own_bound_still_has_i
     assert "was cancelled while recording its refusal" in caplog.text
 
 
+# The next hop's 421 to a RCPT that is about that recipient: under an operator's `temporary:` rule for a 4xx
+# "no such user" its recording counts it on the bounce list (Outcomes.refused waits for the list's lock).
+CLOSING = "421 4.1.1 <gone421@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+
+
+@pytest.mark.parametrize("client", ["gone", "there"])
+def test_a_421_at_rcpt_whose_recording_is_cancelled_at_shutdown_still_defers_the_recipients_accepted_before(
+        tmp_path, upstream, relay_factory, monkeypatch, caplog, client):
+    """The next hop answered a RCPT with a 421 (RFC 5321 3.8: it closes the session, and with it the
+    transaction of the recipient accepted before), and the relay's recording of that refusal waited on the
+    bounce list (its file replaced and held by another process) past the stop's bound, which cancelled it
+    inside Outcomes.refused. The refused recipient's event was written, but the deferral of the one accepted
+    before (Outcomes.session_closed) came only after the recording returned: with the client gone (nobody to
+    cut, drain() cancels the command past its bound) it had no event at all (review of int2, 2026-12-02, F1).
+    With the client there, the stop's give-up cut deferred it with its own 421 instead; now the command defers
+    it in both cases, once, with the next hop's 421 that ended its transaction."""
+    import relay.server
+
+    caplog.set_level("INFO", logger="relay")
+    monkeypatch.setattr(relay.server, "DRAIN_SECONDS", 0.5)
+    _writes_wait_long(monkeypatch, 0.25)  # the store's write deadline 0.5 s: drain() waits 1.5 s, then cancels
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "suppression.yaml").write_text("temporary: {unknown_recipient: {list_after: 1}}\n")
+    running = relay_factory(upstream.port, policies=str(policies))
+    c = RawSMTP(running.host, running.port, timeout=60)
+    assert c.cmd("EHLO c.test")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<kept@example.com>")[0] == 250
+    held = _refused_while_the_list_is_held(c, upstream, tmp_path / "bounces.db", "rcpt", "gone421@example.com",
+                                           CLOSING)
+    try:
+        service = running.server.service
+        # The relay has read the 421 and records it (its count waits on the new file, up to 30 s).
+        wait_until(lambda: any(service.recording(t.session) for t in list(service._txns.values())))
+        if client == "gone":
+            c.close()
+            wait_until(lambda: not service.sessions)
+        stopping = running.begin_stop()
+        if client == "there":
+            assert c.reply() == (421, CLOSING)
+        # The file stays held until the stop has cancelled the recording.
+        wait_until(lambda: "abandoned" in caplog.text if client == "gone"
+                   else any(e["kind"] == "deferred" for e in running.events()), timeout=30)
+    finally:
+        held.__exit__(None, None, None)
+    stopping.result(60)
+    events = running.events()
+    # On int2 (1903d49), client gone: [("deferred", "rcpt", "gone421@example.com")] only.
+    assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [
+        ("deferred", "rcpt", "gone421@example.com"), ("deferred", "rcpt", "kept@example.com")], events
+    refused, kept = events
+    assert refused["reply"]["text"] == CLOSING and refused["bounce_list"] == "error", refused
+    assert "stopped waiting for the bounce list" in refused["bounce_list_error"]
+    # The one accepted before: the next hop's 421 ended its transaction, about the session, not its address
+    # (on int2, client there: the shutdown's own 421, from the cut).
+    assert kept["reply"]["text"] == CLOSING, kept
+    assert (kept["classification"]["scope"], kept["classification"]["rule"]) == (
+        "session", "relay:upstream-closed-session"), kept
+    assert "bounce_list" not in kept
+    schema = json.loads((REPO / "relay" / "schema" / "event.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, schema)
+    assert "the failure of gone421@example.com was never recorded on the bounce list" in caplog.text
+
+
 def test_an_acceptance_whose_verp_write_outlasts_the_stores_deadline_at_shutdown_is_told_and_its_write_done(
         tmp_path, upstream, relay_factory, monkeypatch, caplog):
     """The VERP watcher's write after the next hop's 250 to the final dot (the message's recipients for its
