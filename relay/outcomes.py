@@ -359,6 +359,11 @@ class Outcomes:
 
         status, follow = None, []
         stopped: asyncio.CancelledError | None = None
+        # True while the recipient's own list update (_suppress) is under way: a cancellation that lands there
+        # leaves its outcome unknown. One that lands elsewhere (the domain's evidence, after that update
+        # returned its status, or for a result that never concerned the recipient) is no missed count or
+        # listing of the address (review of int2, 2026-12-02, F2).
+        updating = False
         try:
             try:
                 if obs.at_most == "never":
@@ -373,10 +378,12 @@ class Outcomes:
                     elif obs.at_most == "shared":
                         rule = self.policies.suppression.shared_rule(rule)
                     if rule is not None and obs.recipient:
+                        updating = True
                         status, follow = await self._suppress(
                             make, obs.recipient, rule.category, True, obs.reply.text, "complaint",
                             f"complaint ({fields.get('feedback_type') or 'abuse'})", rule,
                             now=now, message=obs.message, retry_later=retry_later)
+                        updating = False
                 elif obs.recipient and judgement.concerns(obs.recipient):
                     if obs.at_most == "count" and judgement.bounce_list == "list":
                         c = judgement.classification
@@ -394,10 +401,12 @@ class Outcomes:
                         judgement = replace(judgement, bounce_list="never" if rule is None else "count",
                                             suppression_rule=rule)
                     if judgement.concerns(obs.recipient):  # `shared_return_path: off`: never
+                        updating = True
                         status, follow = await self._suppress_refusal(
                             make, obs.recipient, judgement, obs.reply.text,
                             self._provider(obs.reply.text, self._reported_host(obs.reply.source, fields)),
                             now=now, message=obs.message, retry_later=retry_later)
+                        updating = False
                 # Domain evidence only from a report something vouches for (at_most "list"): a whole domain on
                 # the list refuses everyone there, and bounces without a VERP token can be forged at will
                 # (review15 F6: two forged "Host or domain name not found" bounces under `unsigned: count`
@@ -418,7 +427,7 @@ class Outcomes:
                 # way: the result's events are made all the same, its list update marked as not done (as
                 # refused() does for a live session's), and the cancellation goes on once they are out.
                 stopped = exc
-            if stopped is not None and status in (None, "counted"):
+            if stopped is not None and updating:
                 self._stopped(fields, obs.recipient)
             elif status is not None:
                 fields["bounce_list"] = status

@@ -295,3 +295,65 @@ def test_a_refusal_whose_recording_is_given_up_before_it_began_queues_its_events
         ("rejected", "gone@example.com", "error"), ("deferred", "fast@gmail.com", None)]
     assert "stopped waiting for the bounce list" in written[0]["bounce_list_error"]
     assert stopped == 1 and entries == []
+
+
+@pytest.mark.parametrize("case", ["counted", "never_concerned"])
+def test_a_stop_after_the_recipients_list_update_does_not_say_the_failure_was_never_recorded(tmp_path, caplog, case):
+    """observe() cancelled by a stop in the domain's evidence (_domain_evidence), after the recipient's own list
+    update: a mailbox_disabled failure already counted (list_after 2), or a deferral that never concerned the
+    address's record (temporary: never lists). Its event said `bounce_list: error` "... not counted or listed",
+    the log "never recorded on the bounce list" (an operator following it would list by hand an address whose
+    one failure was meant only to count) and relay_bounce_list_unrecorded_total{why="stopped"} went up (review
+    of int2, 2026-12-02, F2). Now the event keeps what the list update said (`counted`, or nothing)."""
+    from relay.events import EventSinks
+    from relay.metrics import Metrics
+    from relay.outcomes import Outcomes
+    from relay.store.sqlite import SQLiteBounceStore
+
+    if case == "counted":
+        obs = Observation("rejected", "rcpt", "off@example.com",
+                          log_reply("550 5.2.1 <off@example.com>: Mailbox disabled for this recipient"))
+    else:
+        obs = Observation("deferred", "rcpt", "off@example.com", log_reply(
+            "450 4.1.1 <off@example.com>: Recipient address rejected: User unknown in virtual mailbox table"))
+    settings = load_settings(write_config(tmp_path, 25))
+    policies = load_policies(settings)
+    reached = []
+
+    async def main():
+        store = SQLiteBounceStore(tmp_path / "bounces.db")
+        sinks = EventSinks.for_command(settings)
+        metrics = Metrics()
+        outcomes = Outcomes(policies, store, sinks, settings, metrics)
+
+        async def domain_evidence(*args, **kwargs):  # the stop lands here, the recipient's update done
+            reached.append(args[1])
+            await asyncio.Event().wait()
+
+        outcomes._domain_evidence = domain_evidence
+        try:
+            task = asyncio.ensure_future(outcomes.observe(obs))
+            while not reached:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            entries = [e async for e in store.iter_entries()]
+            return metrics.value("relay_bounce_list_unrecorded_total", why="stopped"), entries
+        finally:
+            await store.close()
+            sinks.close()
+
+    caplog.set_level("INFO", logger="relay")
+    unrecorded, entries = asyncio.run(main())
+    written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    for event in written:
+        jsonschema.validate(event, SCHEMA)
+    assert reached == ["off@example.com"]
+    # On int2 (1903d49): bounce_list "error" (STOPPED_RECORDING), the log line, and the metric at 1.
+    assert [(e["kind"], e["recipient"], e.get("bounce_list")) for e in written] == [
+        (obs.kind, "off@example.com", "counted" if case == "counted" else None)], written
+    assert "bounce_list_error" not in written[0]
+    assert "never recorded on the bounce list" not in caplog.text
+    assert unrecorded == 0
+    assert entries == []  # nobody listed (the mailbox_disabled failure is only counted)
