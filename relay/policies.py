@@ -494,7 +494,10 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     category = classification.category
     said = (sisimai_words or {}).get
     by_host = (rhost_reason(rhost_tables, remote_host, destination,
-                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply))
+                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply),
+                            # sisimai's status and command keyed entries read the report's
+                            # Diagnostic-Code; where it gave none they do not apply.
+                            (status or None) if diagnostic else None, stage if diagnostic else None)
                if rhost_tables else None)
     if by_host is not None:
         about = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))
