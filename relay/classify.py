@@ -365,6 +365,42 @@ SISIMAI_WORD_REASONS = frozenset({"suspend", "userunknown", "hasmoved", "hostunk
 
 
 @dataclass(frozen=True)
+class RhostEntry:
+    """One entry of a receiving host's table that sisimai keys on the report's status or the SMTP
+    command as well as on words (bounce-rules.yaml `sisimai_rhost:` `entries:`; go-sisimai
+    rhost/for-microsoft.go's (status, range, message) rows, rhost/for-nttdocomo.go's Status and
+    Command tests): `status` is an RFC 3463 code ("5.1.1") or a class.subject with a range of
+    details ("5.7.606-649"); `stage` the command the report says was refused; `words` phrases of
+    which one must be in the reply. Every condition given must hold."""
+    reason: str
+    status: str | None = None
+    stage: str | None = None
+    words: tuple[str, ...] = ()
+
+    def holds(self, text: str, status: str | None, stage: str | None, case_sensitive: bool) -> bool:
+        if self.status is not None and not _status_in(self.status, status):
+            return False
+        if self.stage is not None and stage != self.stage:
+            return False
+        if self.words:
+            seen = text if case_sensitive else text.lower()
+            return any((w if case_sensitive else w.lower()) in seen for w in self.words)
+        return True
+
+
+def _status_in(wanted: str, status: str | None) -> bool:
+    """`wanted` ("5.1.1", or "5.7.606-649": class.subject and a range of details) holds the status."""
+    if not status:
+        return False
+    head, _, detail = wanted.rpartition(".")
+    low, _, high = detail.partition("-")
+    got_head, _, got_detail = status.rpartition(".")
+    if not high:
+        return status == wanted
+    return got_head == head and got_detail.isdigit() and int(low) <= int(got_detail) <= int(high)
+
+
+@dataclass(frozen=True)
 class RhostTable:
     """One receiving host's own table of sisimai's (bounce-rules.yaml `sisimai_rhost:`; go-sisimai
     rhost/lib.go `RhostClass` and rhost/for-*.go): the host names it is for (a remote host ending
@@ -377,13 +413,21 @@ class RhostTable:
     reasons: tuple[tuple[str, tuple[str, ...]], ...]
     case_sensitive: bool = False
     patterns: tuple[tuple[str, re.Pattern], ...] = ()
+    entries: tuple[RhostEntry, ...] = ()
 
     def for_host(self, remote_host: str | None, destination: str | None) -> bool:
         return any(_host_matches(h, remote_host, destination) for h in self.hosts)
 
-    def reason(self, text: str) -> str | None:
+    def reason(self, text: str, status: str | None = None, stage: str | None = None) -> str | None:
         """The first reason whose phrase the text holds (sisimai tries a table's reasons in no fixed
-        order; its tables do not give one text two reasons)."""
+        order; its tables do not give one text two reasons). `entries:` first, in their order (the
+        status and the command keyed ones: NTTDOCOMO tries its Status tests, then its phrases, then
+        Status 5.0.0 with the command); a table reads nothing where the report gives no words
+        (sisimai: an empty Diagnostic-Code)."""
+        if text.strip():
+            for entry in self.entries:
+                if entry.holds(text, status, stage, self.case_sensitive):
+                    return entry.reason
         for reason, pattern in self.patterns:
             if pattern.search(text):
                 return reason
@@ -405,7 +449,8 @@ def _host_matches(host: str, remote_host: str | None, destination: str | None) -
     return bool(remote_host) and remote_host.lower().rstrip(".").endswith(host)
 
 
-def rhost_reason(tables, remote_host: str | None, destination: str | None, text: str) -> str | None:
+def rhost_reason(tables, remote_host: str | None, destination: str | None, text: str,
+                 status: str | None = None, stage: str | None = None) -> str | None:
     """sisimai's reason from the receiving host's own table (go-sisimai rhost/lib.go `Name`: the
     recipient's domain is tried against every table first, then the remote host), or None: no table is
     for this host, or its table does not know the words."""
@@ -413,7 +458,7 @@ def rhost_reason(tables, remote_host: str | None, destination: str | None, text:
     chosen = next((t for t in tables if destination and t.for_host(None, destination)), None)
     if chosen is None:
         chosen = next((t for t in tables if remote_host and t.for_host(remote_host, None)), None)
-    return chosen.reason(text) if chosen is not None else None
+    return chosen.reason(text, status, stage) if chosen is not None else None
 
 
 _CODE_PATTERN = re.compile(r"^[245][0-9x]{2}$")
@@ -707,6 +752,42 @@ def _check_patterns(patterns, where: str, problems: Problems) -> None:
             problems.add(f"{where}[{i}]", f"not a valid regular expression: {exc}")
 
 
+_RHOST_STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$|^[245]\.\d{1,3}\.(\d{1,3})-(\d{1,3})$")
+_RHOST_STAGES = ("connect", "helo", "mail", "rcpt", "data")
+
+
+def _check_rhost_entries(entries, where: str, problems: Problems) -> None:
+    """`entries:`: a list of mappings, each a `reason:` and at least one of `status:` (an RFC 3463
+    code, or "5.7.606-649"), `stage:` (the refused command) and `words:` (a list of phrases)."""
+    if not isinstance(entries, list):
+        problems.add(where, "expected a list of entries (reason, and status, stage or words)")
+        return
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            problems.add(at, "expected a mapping with reason: and status:, stage: or words:")
+            continue
+        for key in entry:
+            if key not in ("reason", "status", "stage", "words", "note"):
+                problems.add(f"{at}.{key}", "unknown key; expected reason, status, stage, words or note")
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.isalpha():
+            problems.add(f"{at}.reason", "expected a sisimai reason name such as userunknown")
+        if not any(k in entry for k in ("status", "stage", "words")):
+            problems.add(at, "an entry needs at least one condition: status, stage or words")
+        if "status" in entry:
+            status = entry["status"]
+            m = _RHOST_STATUS.match(status) if isinstance(status, str) else None
+            if m is None or (m.group(1) is not None and int(m.group(1)) > int(m.group(2))):
+                problems.add(f"{at}.status", "expected an RFC 3463 status such as 5.1.1 or a range such as 5.7.606-649")
+        if "stage" in entry and entry["stage"] not in _RHOST_STAGES:
+            problems.add(f"{at}.stage", f"expected one of {', '.join(_RHOST_STAGES)}")
+        if "words" in entry:
+            words = entry["words"]
+            if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+                problems.add(f"{at}.words", "expected a list of phrases (plain text)")
+
+
 def _check_rhost(tables, problems: Problems) -> None:
     """`sisimai_rhost:`: a mapping of a table's name to `hosts:` (host names), `reasons:` (a sisimai
     reason to a list of phrases) and an optional `case_sensitive:`."""
@@ -719,8 +800,9 @@ def _check_rhost(tables, problems: Problems) -> None:
             problems.add(where, "expected a mapping with `hosts:` and `reasons:`")
             continue
         for key in table:
-            if key not in ("hosts", "reasons", "patterns", "case_sensitive", "note"):
-                problems.add(f"{where}.{key}", "unknown key; expected hosts, reasons, patterns, case_sensitive or note")
+            if key not in ("hosts", "reasons", "patterns", "entries", "case_sensitive", "note"):
+                problems.add(f"{where}.{key}",
+                             "unknown key; expected hosts, reasons, patterns, entries, case_sensitive or note")
         hosts = table.get("hosts")
         if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip(".") for h in hosts):
             problems.add(f"{where}.hosts", "expected a list of host names")
@@ -732,8 +814,10 @@ def _check_rhost(tables, problems: Problems) -> None:
             if not isinstance(reason, str) or not reason.isalpha():
                 problems.add(f"{where}.patterns.{reason}", "expected a sisimai reason name such as userunknown")
             _check_patterns(regexes, f"{where}.patterns.{reason}", problems)
+        entries = table.get("entries", [])
+        _check_rhost_entries(entries, f"{where}.entries", problems)
         reasons = table.get("reasons", {})
-        if not isinstance(reasons, dict) or not (reasons or patterns):
+        if not isinstance(reasons, dict) or not (reasons or patterns or entries):
             problems.add(f"{where}.reasons", "expected a mapping of a sisimai reason to a list of phrases")
             continue
         for reason, phrases in reasons.items():
@@ -869,7 +953,9 @@ class Classifier:
                         tuple((reason, tuple(phrases)) for reason, phrases in (table.get("reasons") or {}).items()),
                         bool(table.get("case_sensitive", False)),
                         tuple((reason, re.compile("|".join(f"(?:{p})" for p in patterns), flags))
-                              for reason, patterns in (table.get("patterns") or {}).items()))
+                              for reason, patterns in (table.get("patterns") or {}).items()),
+                        tuple(RhostEntry(str(e["reason"]), e.get("status"), e.get("stage"), tuple(e.get("words") or ()))
+                              for e in table.get("entries") or ()))
         return cls(rules, _Fallback(enhanced, codes, default), files, texts, unconfirmed_ids, any_stage_regex,
                    sisimai_words, tables.values())
 

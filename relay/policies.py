@@ -485,7 +485,10 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     whatever the status: hard for UserUnknown, HostUnknown, HasMoved, and NotAccept unless temporary,
     where the words name no other address (the departure above); never for any other reason it names.
     The table reads the `diagnostic` as the report gave it (sisimai's DiagnosticCode: "550 : User
-    unknown", not the reply with the report's Status put in, "550 5.1.1 : User unknown")."""
+    unknown", not the reply with the report's Status put in, "550 5.1.1 : User unknown"). Tables
+    keyed on the status or the command as well (Microsoft's, NTTDOCOMO's `entries:`) read the
+    reply's enhanced code or the report's Status and the `stage`, where the report gave a
+    Diagnostic-Code (sisimai's tables return nothing for an empty one)."""
     from .classify import effective_enhanced, rhost_reason, unwrapped_text
 
     classification = judgement.classification
@@ -494,7 +497,10 @@ def sisimai_hard(judgement, stage: str | None, reply, words: str, any_stage=None
     category = classification.category
     said = (sisimai_words or {}).get
     by_host = (rhost_reason(rhost_tables, remote_host, destination,
-                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply))
+                            " ".join(diagnostic.split()) if diagnostic else unwrapped_text(reply),
+                            # sisimai's status and command keyed entries read the report's
+                            # Diagnostic-Code; where it gave none they do not apply.
+                            (status or None) if diagnostic else None, stage if diagnostic else None)
                if rhost_tables else None)
     if by_host is not None:
         about = all(_same_mailbox(a, known) for a in addresses_in(unwrapped_text(reply)))

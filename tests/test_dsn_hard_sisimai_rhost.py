@@ -165,3 +165,98 @@ def test_sisimai_rhost_is_checked_at_load(tmp_path):
         local.write_text("version: 1\nrules: []\n" + body, encoding="utf-8")
         with pytest.raises(ConfigError, match=problem):
             Classifier.from_files([local])
+
+
+# Branch dsn-rhost2: the tables sisimai keys on the report's status and the refused command as well
+# as on words (`entries:`; go-sisimai rhost/for-microsoft.go, rhost/for-nttdocomo.go).
+
+MICROSOFT_MX = "contoso-com.mail.protection.outlook.com"
+
+
+def _dsn_with_command(recipient: str, remote_mta: str, diagnostic: str, status: str, command: str) -> str:
+    # The same report with the reporting MTA's own words naming the command the reply answered.
+    return _dsn(recipient, remote_mta, diagnostic, status).replace(
+        "Your message could not be delivered to one or more recipients.\n",
+        "Your message could not be delivered to one or more recipients.\n\n"
+        f"<{recipient}>: host {remote_mta}[192.0.2.1] said: {diagnostic} (in reply to {command} command)\n")
+
+
+def test_microsofts_rows_give_the_reason_by_status_and_words(capsys, tmp_path):
+    # Microsoft's "5.1.10 ... Recipient not found" is its UserUnknown whatever the stage: hard after
+    # DATA too (before: a "no such user" at DATA, sisimai's Filtered, not hard). The bounce list is
+    # the funnel's and does not change.
+    text = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    row = _row(capsys, tmp_path, _dsn_with_command("bob@contoso.com", MICROSOFT_MX, text, "5.1.10", "end of DATA"))
+    assert _verdict(row) == ("data", True, "unknown_recipient", "never")
+    # The same words from a host that is not Microsoft's: sisimai's reason rules, Filtered as before.
+    row = _row(capsys, tmp_path, _dsn_with_command("bob@contoso.com", "mx.contoso.example", text, "5.1.10",
+                                                   "end of DATA"))
+    assert _verdict(row) == ("data", False, "unknown_recipient", "never")
+    # "Recipient address rejected: Access denied" is Suspend under 5.7.504 (not hard; before: hard, the
+    # UserUnknown words in reply to RCPT) and UserUnknown under 5.4.1 (hard).
+    denied = "550 {0} Recipient address rejected: Access denied"
+    row = _row(capsys, tmp_path, _dsn_with_command("bob@contoso.com", MICROSOFT_MX, denied.format("5.7.504"),
+                                                   "5.7.504", "RCPT TO"))
+    assert _verdict(row) == ("rcpt", False, "policy_rejected", "never")
+    row = _row(capsys, tmp_path, _dsn_with_command("bob@contoso.com", MICROSOFT_MX, denied.format("5.4.1"),
+                                                   "5.4.1", "end of DATA"))
+    assert row["hard"] is True
+    # "DNS domain ... does not exist" under 5.4.310 is Microsoft's NoRelaying, not HostUnknown (before:
+    # hard, HostUnknown's words about the recipient's own domain).
+    row = _row(capsys, tmp_path, _dsn("bob@contoso.com", MICROSOFT_MX,
+                                      "550 5.4.310 DNS domain contoso.com does not exist", status="5.4.310"))
+    assert (row["hard"], row["classification"]["category"]) == (False, "routing_dns")
+
+
+def test_nttdocomos_table_reads_the_status_then_the_command(capsys, tmp_path):
+    # mfsmax.docomo.ne.jp (the recipient's domain docomo.ne.jp chooses it): "550 Unknown user" is
+    # UserUnknown under Status 5.1.1 or 5.0.911 whatever the command (before: 5.0.911 at DATA, not hard),
+    # Filtered under 5.2.0 (before: hard in reply to RCPT), and under 5.0.0 UserUnknown in reply to RCPT,
+    # Rejected after DATA.
+    text = "550 Unknown user bob@docomo.ne.jp"
+    for status, command, hard in [("5.0.911", "end of DATA", True), ("5.1.1", "end of DATA", True),
+                                  ("5.2.0", "RCPT TO", False), ("5.0.0", "RCPT TO", True),
+                                  ("5.0.0", "end of DATA", False)]:
+        row = _row(capsys, tmp_path, _dsn_with_command("bob@docomo.ne.jp", "mfsmax.docomo.ne.jp", text, status, command))
+        assert (status, command, row["hard"], row["classification"]["category"]) == (
+            status, command, hard, "unknown_recipient")
+    # Its phrases come before the 5.0.0 test: "552 Too much mail data" is MailboxFull, not hard.
+    row = _row(capsys, tmp_path, _dsn_with_command("bob@docomo.ne.jp", "mfsmax.docomo.ne.jp",
+                                                   "552 Too much mail data", "5.0.0", "RCPT TO"))
+    assert row["hard"] is False
+
+
+def test_status_keyed_entries_match_ranges_and_need_the_reports_words():
+    tables = Classifier.from_files([SHIPPED_RULES]).sisimai_rhost
+    banned = "550 5.7.607 Access denied, banned sending IP [192.0.2.5]"
+    assert rhost_reason(tables, MICROSOFT_MX, None, banned, "5.7.607") == "blocked"     # 5.7.606-649
+    assert rhost_reason(tables, MICROSOFT_MX, None, banned, "5.7.650") is None
+    assert rhost_reason(tables, MICROSOFT_MX, None, banned, None) is None
+    # sisimai's tables read nothing where the report gave no Diagnostic-Code.
+    assert rhost_reason(tables, "mfsmax.docomo.ne.jp", None, "", "5.1.1") is None
+    assert rhost_reason(tables, "mfsmax.docomo.ne.jp", None, "550 Unknown user", "5.1.1") == "userunknown"
+
+
+def test_sisimai_rhost_entries_are_checked_at_load(tmp_path):
+    local = tmp_path / "bounce-rules.local.yaml"
+    head = "version: 1\nrules: []\nsisimai_rhost:\n  mine:\n    hosts: ['a.example']\n    entries:\n"
+    local.write_text(head + "      - {reason: userunknown, status: '5.1.2-9', stage: rcpt, words: ['no box']}\n",
+                     encoding="utf-8")
+    tables = Classifier.from_files([local]).sisimai_rhost
+    assert rhost_reason(tables, "mx.a.example", None, "550 No box here", "5.1.3", "rcpt") == "userunknown"
+    assert rhost_reason(tables, "mx.a.example", None, "550 No box here", "5.1.3", "data") is None
+    for entry, problem in [
+            ("      - {reason: userunknown}\n", "at least one condition"),
+            ("      - {reason: user-unknown, status: '5.1.1'}\n", "expected a sisimai reason name"),
+            ("      - {reason: userunknown, status: '5.1'}\n", "expected an RFC 3463 status"),
+            ("      - {reason: userunknown, status: '5.7.9-1'}\n", "expected an RFC 3463 status"),
+            ("      - {reason: userunknown, stage: 'end'}\n", "expected one of"),
+            ("      - {reason: userunknown, words: 'x'}\n", "expected a list of phrases"),
+            ("      - {reason: userunknown, command: rcpt}\n", "unknown key"),
+            ("      - 'x'\n", "expected a mapping")]:
+        local.write_text(head + entry, encoding="utf-8")
+        with pytest.raises(ConfigError, match=problem):
+            Classifier.from_files([local])
+    local.write_text(head.replace("    entries:\n", "    entries: {}\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a list of entries"):
+        Classifier.from_files([local])
