@@ -892,9 +892,9 @@ class RelaySMTP(SMTP):
           (RFC 3463 3.6) is the parameter's.
         - Any other value is outside the parameter's grammar, body-value ::= "7BIT" / "8BITMIME" (RFC 1652
           3 (4), RFC 6152 2, widened only by RFC 3030's BINARYMIME), and a bare BODY lacks the "=" value the
-          parameter requires: "501 Syntax error in parameters or arguments" (RFC 5321 4.2.2, 4.3.2), as
-          sendmail's "501 5.5.4 Unknown BODY type". (Postfix's smtpd says 555 "Unsupported option" to
-          every MAIL parameter it does not take, whatever the reason.)"""
+          parameter requires: "501 Syntax error in parameters or arguments" (RFC 5321 4.2.2, 4.3.2).
+          Postfix's smtpd (mail_cmd) is coarser: "555 5.5.4 Unsupported option: <param>" for every MAIL
+          parameter other than BODY=7BIT, BODY=8BITMIME and the others it takes, these three cases alike."""
         value = None
         for param in self._mail_params.split():
             name, eq, rest = param.partition("=")
