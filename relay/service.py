@@ -574,11 +574,16 @@ class RelayService:
         other, once the command has let go (at RCPT they had no event when it went on as for a client gone)."""
         txn = self._txns.get(session.id)
         if txn is None:
-            opening = self._answering.get(session.id)  # a MAIL's: no transaction open yet
+            # The command under way when no transaction is open: a MAIL's (none opened yet), or a DATA's
+            # whose transaction ended (_end) while its conclusion still runs, until its reply went out.
+            # Only a MAIL's refusal is cancelled below: the DATA's _record_refusal ran before its _end, so
+            # its recording_refusal is False by then (review-int2, nit).
+            opening = self._answering.get(session.id)
             conclusion = self._concluding.get(opening.id) if opening is not None else None
             if give_up and conclusion is not None and opening.decided and not conclusion.done():
                 # A MAIL's refusal still recorded past the store's deadline: no transaction was opened, and
-                # the MAIL ends the one it tried once its refusal's events are queued (_mail).
+                # the MAIL ends the one it tried once its refusal's events are queued (_mail). For the DATA
+                # above nothing is cancelled, and `left` changes nothing: its pipeline is already popped.
                 if opening.recording_refusal:
                     conclusion.cancel()
                 opening.left = True

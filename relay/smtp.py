@@ -116,6 +116,10 @@ _aiosmtpd_smtp.sanitized_log = _sanitized_log_if_enabled
 # refusal of its message, which writes an event (RelaySMTP.smtp_MAIL).
 _SIZE_REFUSAL = re.compile(r"^552 Error: message size exceeds fixed maximum message size$")
 
+# aiosmtpd's one text for every BODY= it does not take (a bare BODY included: its _getparams makes that
+# True, "not in [7BIT, 8BITMIME]" too): RelaySMTP._body_refusal tells them apart (review-int2 F4).
+_BODY_REFUSAL = "501 Error: BODY can only be one of 7BIT, 8BITMIME"
+
 # aiosmtpd's fixed texts -> the same meaning with an enhanced status code.
 _REWRITES = [
     # aiosmtpd's BOGUS_LIMIT: the 5th unrecognised command ends the session. RFC 5321 3.8: a server that
@@ -135,14 +139,6 @@ _REWRITES = [
      lambda m: (f"500 5.5.1 Command {m.group(1)} not recognized" if m.group(1).upper() in _KNOWN_VERBS
                 else "500 5.5.1 Command not recognized")),
     (re.compile(r"^500 Error: strict ASCII mode$"), "500 5.5.2 Non-ASCII command (use SMTPUTF8)"),
-    # A BODY= value other than 7BIT or 8BITMIME (BINARYMIME, RFC 3030 3, needs CHUNKING, which the relay does
-    # not offer): aiosmtpd says 501, but the parameter is well-formed and not implemented here, which
-    # RFC 5321 4.1.1.11 (and RFC 1869 6 before it) answers 555 ("MAIL FROM/RCPT TO parameters not recognized
-    # or not implemented"); X.5.4 (RFC 3463 3.6) is the parameter's. Postfix 3.7's smtpd says
-    # "555 5.5.4 Unsupported option: BODY=BINARYMIME" likewise.
-    (re.compile(r"^501 Error: BODY can only be one of 7BIT, 8BITMIME$"),
-     "555 5.5.4 Unsupported BODY value: this server takes BODY=7BIT or BODY=8BITMIME only (RFC 1652; no "
-     "BINARYMIME without CHUNKING, RFC 3030)"),
     (re.compile(r"^501 Syntax: (.*)$"), r"501 5.5.4 Syntax: \1"),
     (re.compile(r"^501 Error: (.*)$"), r"501 5.5.4 \1"),
     (re.compile(r"^503 Error: (.*)$"), r"503 5.5.1 Bad sequence of commands: \1"),
@@ -621,6 +617,7 @@ class RelaySMTP(SMTP):
         self._abort_at: float | None = None
         self._receiving_data = False
         self._verbatim: str | None = None
+        self._mail_params = ""  # the parameters of the MAIL under way (smtp_MAIL, _body_refusal)
         self._size_refused = False  # aiosmtpd's SIZE= refusal went out (push, smtp_MAIL)
         self.data_dot_lines = True  # whether a line of the last message may start with "." (DataReceiver)
         self.data_crlf_only = False  # whether every line ending of the last message is a CRLF (DataReceiver)
@@ -873,6 +870,7 @@ class RelaySMTP(SMTP):
             if arg is None:
                 return
         parsed, self._size_refused = self._parsed_path, False
+        self._mail_params = parsed[1][1] if parsed and parsed[1][1] else ""  # for _body_refusal
         await super().smtp_MAIL(arg)
         if self._size_refused:
             # aiosmtpd refused the SIZE= the client declared (552, its checks in their order): the
@@ -884,6 +882,30 @@ class RelaySMTP(SMTP):
                                              f"({self.data_size_limit} bytes)", cause="message-too-large")
             sender = parsed[1][0] if parsed else ""
             await self._refused_here("FROM:", "" if sender == "<>" else sender, reply)  # as handle_MAIL
+
+    def _body_refusal(self) -> str:
+        """The reply to the MAIL whose BODY aiosmtpd refused (_BODY_REFUSAL), by the value the client sent
+        (the last BODY=, as aiosmtpd takes it).
+        - BINARYMIME (RFC 3030 3) is a registered value of a well-formed parameter that the relay does not
+          implement (it needs CHUNKING, which the relay does not offer): RFC 5321 4.1.1.11 (RFC 1869 6
+          before it) answers 555 "MAIL FROM/RCPT TO parameters not recognized or not implemented"; X.5.4
+          (RFC 3463 3.6) is the parameter's.
+        - Any other value is outside the parameter's grammar, body-value ::= "7BIT" / "8BITMIME" (RFC 1652
+          3 (4), RFC 6152 2, widened only by RFC 3030's BINARYMIME), and a bare BODY lacks the "=" value the
+          parameter requires: "501 Syntax error in parameters or arguments" (RFC 5321 4.2.2, 4.3.2).
+          Postfix's smtpd (mail_cmd) is coarser: "555 5.5.4 Unsupported option: <param>" for every MAIL
+          parameter other than BODY=7BIT, BODY=8BITMIME and the others it takes, these three cases alike."""
+        value = None
+        for param in self._mail_params.split():
+            name, eq, rest = param.partition("=")
+            if name.upper() == "BODY":
+                value = rest if eq else None
+        if value is not None and value.upper() == "BINARYMIME":
+            return ("555 5.5.4 Unsupported BODY value: this server takes BODY=7BIT or BODY=8BITMIME only (RFC 1652; "
+                    "no BINARYMIME without CHUNKING, RFC 3030)")
+        if value is None:
+            return "501 5.5.4 Syntax error in BODY: a value is required, 7BIT or 8BITMIME (RFC 1652)"
+        return f"501 5.5.4 Syntax error in BODY={printable(value[:40])}: 7BIT or 8BITMIME (RFC 1652)"
 
     async def _without_auth_parameter(self, arg: str) -> str | None:
         """MAIL's argument without its AUTH parameter, or None once a malformed one was refused.
@@ -1301,7 +1323,9 @@ class RelaySMTP(SMTP):
             return
         if status == "500 Command line too long" and _auth_line(getattr(self._reader, "line_start", b"")):
             status = AUTH_LINE_TOO_LONG  # an AUTH whose initial response made it too long: RFC 4954 6
-        if isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
+        if status == _BODY_REFUSAL:
+            status = self._body_refusal()
+        elif isinstance(status, str) and status is not self._verbatim and status[:3] in _REWRITTEN_CODES:
             for pattern, replacement in _REWRITES:
                 if pattern.match(status):
                     if pattern is _SIZE_REFUSAL:

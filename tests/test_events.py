@@ -551,6 +551,47 @@ def test_events_tail_follow_shows_what_the_relay_wrote_around_a_logrotate(tmp_pa
     assert sorted(shown) == sorted(wanted)  # each once
 
 
+def test_events_tail_follow_shows_an_event_half_written_when_it_started(tmp_path):
+    # review-int2 F5: the file's last line had no "\n" yet when `events tail -f` started (the relay was
+    # writing it): the past events tried it as JSON and dropped it, and following began in its middle, so
+    # the rest of it was a fragment too and that event was never shown at all.
+    import threading
+
+    from relay.events import make_event
+
+    path = tmp_path / "events.jsonl"
+    first, cut, third = (_json_bytes(make_event("rejected", "rcpt", recipient=f"{name}@example.com"))
+                         for name in ("first", "cut", "third"))
+    half = len(cut) // 2
+    path.write_bytes(first + cut[:half])  # "first" whole, "cut" half-written
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    tail = subprocess.Popen([sys.executable, "-m", "relay", "events", "tail", "-f", "--file", str(path)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    shown: list[str] = []
+    seen_first, seen_third = threading.Event(), threading.Event()
+
+    def read():
+        for line in tail.stdout:
+            for name, seen in (("first", seen_first), ("cut", None), ("third", seen_third)):
+                if f" {name}@example.com " in line:
+                    shown.append(name)
+                    if seen is not None:
+                        seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen_first.wait(30)  # the past events are shown: the file's size was taken before
+        with path.open("ab") as fh:
+            fh.write(cut[half:])  # the relay finishes the line
+            fh.write(third)
+        assert seen_third.wait(30)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert shown == ["first", "cut", "third"]
+
+
 def _torn_inside_a_character(tmp_path) -> Path:
     """The real JsonlSink under a full disk (RLIMIT_FSIZE: a short write, then EFBIG) that cuts an event
     inside a two-byte "ä"; then space comes back and one more event goes (docs/events.md "A full disk")."""

@@ -493,6 +493,36 @@ async def test_both_breakers_trip_at_once_and_each_takes_back_its_own(store):
     assert len(await store.held()) == 7
 
 
+async def test_sqlite_close_waits_for_the_worker_no_longer_than_the_write_deadline(tmp_path, caplog):
+    # review-int2 F3: close() closes the connections in the worker thread, after the jobs queued there;
+    # a job stuck there (an fsync on a hung disk; here a lock this test holds) kept it, and the relay's
+    # stop(), waiting for ever. It gives up after write_deadline and says so.
+    import logging
+    import sqlite3
+    import threading
+
+    from relay.store.sqlite import SQLiteBounceStore
+
+    store = SQLiteBounceStore(tmp_path / "bounces.db", write_timeout=0.1)
+    await store.add("kept@example.com")
+    disk = threading.Lock()
+    disk.acquire()
+    stuck = asyncio.ensure_future(store._in_worker(disk.acquire))  # a write held in the worker thread
+    try:
+        with caplog.at_level(logging.ERROR, logger="relay.store"):
+            # The outer bound only keeps the old code's wait from hanging the suite: no timing is asserted.
+            await asyncio.wait_for(store.close(), 20)
+        assert not stuck.done()  # close() returned while the job ahead of it still ran
+        assert any(r.levelno == logging.ERROR and "not closed" in r.getMessage() and str(store.path) in r.getMessage()
+                   for r in caplog.records), caplog.text
+    finally:
+        disk.release()
+        await stuck
+    store._worker.shutdown(wait=True)  # the close queued behind the job ran once it ended
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store._reader.execute("SELECT 1")
+
+
 async def test_a_schema_1_sqlite_file_gets_the_breaker_tables(tmp_path):
     import sqlite3
 

@@ -133,12 +133,34 @@ def run_tail(args) -> int:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     end = os.fstat(fh.fileno()).st_size
+    if args.follow:
+        # A last line with no "\n" yet is an event the relay is writing at this moment: left out of the
+        # past events (half of it is no JSON) and followed from its start, so that _Followed reads it
+        # whole once its "\n" comes. Begun at `end`, the follower read only its rest, a fragment, and
+        # that event was never shown (review-int2 F5).
+        end = _line_start(fh, end)
     for line in last_lines(fh, end, args.lines, lambda line: _wanted_line(line, args)):
         _show(line, args)
     if not args.follow:
         return 0
     fh.seek(end)  # -f goes on from where the past events ended
     return _follow(path, fh, args)
+
+
+def _line_start(fh, end: int) -> int:
+    """Where the line that byte `end` of a binary file ends in begins: `end` itself when the byte
+    before it is a "\n" (or `end` is 0); else just after the last "\n" before it (or 0), read
+    backwards in BACKWARD_BLOCK blocks."""
+    position = end
+    while position > 0:
+        size = min(BACKWARD_BLOCK, position)
+        fh.seek(position - size)
+        block = fh.read(size)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return position - size + newline + 1
+        position -= size
+    return 0
 
 
 # Bytes read at a time from the end of the file towards its start.

@@ -27,6 +27,7 @@ is off, so the file is read through the OS page cache, which is not the process'
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,8 @@ from typing import AsyncIterator
 from .base import (PROVIDER_PREFIX, SAME_MESSAGE_WITHIN, SHAPING_PERIODS, BounceEntry, BounceStore, ShapingRecord, StoreBusy, StoreError, lookup_keys,
                    to_datetime, to_epoch, verp_keep_days)
 from .schema import LATEST, migrate_sqlite, sqlite_version, too_new
+
+log = logging.getLogger("relay.store")
 
 PAGE = 1000  # entries fetched per query by iter_entries()
 WRITE_TIMEOUT = 2.0  # seconds a write may wait for another process's write lock
@@ -377,7 +380,19 @@ class SQLiteBounceStore(BounceStore):
             # shutdown that gave up on it, RelayService.drain; the follower's stop) goes on there up to its
             # busy_timeout, and its connection closed under it from the loop's thread crashed the process
             # (SIGSEGV in sqlite3). The worker runs one job at a time, in order.
-            await self._in_worker(self._close_connections)
+            # Waited for no longer than a write may take (write_deadline): a job ahead of it stuck in
+            # the kernel (an fsync on a hung disk) would otherwise hold stop() here until systemd's
+            # SIGKILL (review-int2 F3). Then the close stays queued behind that job, in the same thread,
+            # and the connections are closed when it ends, or with the process.
+            future = asyncio.get_running_loop().run_in_executor(self._worker, self._close_connections)
+            done, _ = await asyncio.wait({future}, timeout=self.write_deadline)
+            if done:
+                future.result()
+            else:
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                log.error("bounce list %s: not closed after %g s: the thread that writes it is still busy "
+                          "with an earlier write (a hung disk?); its connections are closed when that write "
+                          "ends, or when the process exits", self.path, self.write_deadline)
         self._worker.shutdown(wait=False)
 
     def _close_connections(self) -> None:
