@@ -194,7 +194,13 @@ class RelayService:
         if txn is None or not txn.decided:
             return False
         conclusion = self._concluding.get(txn.id)
-        return conclusion is not None and not conclusion.done()
+        if conclusion is None or conclusion.done():
+            # Recorded, and its reply on its way to the client over the next turns of the loop (the shield's
+            # hand-over to the client's command, answering()): a shutdown's look in those turns that took the
+            # session for one with nothing due cut it off with a bare 421 in place of that reply (a 550 at MAIL
+            # or RCPT, which the client then tries again; at the dot, "may have been delivered").
+            return session is not None and self._answering.get(session.id) is txn
+        return True
 
     def recording_seconds(self) -> float:
         """How long an outcome being recorded may take at most: the bounce list's own write deadline (its

@@ -804,3 +804,37 @@ def test_relay_serve_sigterm_lets_the_upstream_answer_a_final_dot_and_cuts_the_r
     assert [(e["kind"], e["stage"], e["recipient"]) for e in events] == [("deferred", "rcpt", "waiting@example.com")]
     assert "cut off after the drain" in err and "waiting@example.com" in err
     assert gated.messages == 1
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt"])
+def test_a_refusal_recorded_and_on_its_way_to_the_client_counts_as_due_for_the_shutdown(
+        upstream, relay_factory, monkeypatch, stage):
+    """The turns of the loop between the end of a command's recording (its task done: RelayService._concluded)
+    and the write of its reply (the shield's hand-over to the client's command): a shutdown's look that fell
+    there, past the drain's end, found no recording under way (recording() False) and nothing due at a final
+    dot, and cut the session off with a bare 421 in place of the upstream's 550 (the client then tries the
+    address again): test_a_refusal_of_mail_being_recorded_when_the_drain_ends_is_waited_for_and_told failed
+    so, once in some twenty runs on two loaded workers. The window is a few turns long; the test reads what
+    the shutdown would read at its first turn, in _concluded itself."""
+    from relay.service import RelayService
+    from tests.support.upstream import SENDER_REFUSED
+
+    seen: list[tuple[bool, bool]] = []
+    concluded = RelayService._concluded
+
+    def noting(self, txn, conclusion):
+        concluded(self, txn, conclusion)
+        if txn.decided:
+            seen.append((txn.answer is not None and not txn.answer.positive, self.recording(txn.session)))
+
+    monkeypatch.setattr(RelayService, "_concluded", noting)
+    running = relay_factory(upstream.port)
+    c = RawSMTP(running.host, running.port, timeout=30)
+    assert c.cmd("EHLO c.test")[0] == 250
+    if stage == "mail":
+        assert c.cmd("MAIL FROM:<refusedsender@sender.test>") == (550, SENDER_REFUSED)
+    else:
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<nobody@dest.example>")[0] == 550
+    refusals = [due for refused, due in seen if refused]
+    assert refusals == [True], seen  # on main (8bbf5fc): [False]
