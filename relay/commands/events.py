@@ -149,18 +149,23 @@ def run_tail(args) -> int:
 
 def _line_start(fh, end: int) -> int:
     """Where the line that byte `end` of a binary file ends in begins: `end` itself when the byte
-    before it is a "\n" (or `end` is 0); else just after the last "\n" before it (or 0), read
-    backwards in BACKWARD_BLOCK blocks."""
+    before it is a "\n" (or `end` is 0); else just after the last "\n" before it (or 0)."""
+    for position, block in _blocks_before(fh, end):
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+    return 0
+
+
+def _blocks_before(fh, end: int):
+    """The bytes before byte `end` of a binary file, last first, in BACKWARD_BLOCK blocks: (where the
+    block starts, the block)."""
     position = end
     while position > 0:
         size = min(BACKWARD_BLOCK, position)
-        fh.seek(position - size)
-        block = fh.read(size)
-        newline = block.rfind(b"\n")
-        if newline >= 0:
-            return position - size + newline + 1
         position -= size
-    return 0
+        fh.seek(position)
+        yield position, fh.read(size)
 
 
 # Bytes read at a time from the end of the file towards its start.
@@ -181,16 +186,11 @@ def last_lines(fh, end: int, count: int, wanted) -> list[str]:
     found: list[str] = []
     if count <= 0:
         return found
-    position = end
     # The bytes from where the blocks read so far begin to the first "\n" seen in them (or `end`), in
     # blocks, last first: joined once the line's start is read (joining them block by block would copy
     # a long line once per block).
     tail: list[bytes] = []
-    while position > 0 and len(found) < count:
-        size = min(BACKWARD_BLOCK, position)
-        position -= size
-        fh.seek(position)
-        block = fh.read(size)
+    for position, block in _blocks_before(fh, end):
         start = block.find(b"\n")
         if start < 0:
             tail.append(block)  # all of it inside one line
@@ -210,6 +210,8 @@ def last_lines(fh, end: int, count: int, wanted) -> list[str]:
                 found.append(line)
                 if len(found) == count:
                     break
+        if len(found) == count:
+            break  # the reading goes back no further than the lines asked for
     found.reverse()
     return found
 
