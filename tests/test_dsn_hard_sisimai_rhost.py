@@ -7,20 +7,11 @@ change (docs/bounces-in.md, "Branch dsn-reason")."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from relay.classify import SHIPPED_RULES, Classifier, rhost_reason
-from relay.cli import main
 from relay.errors import ConfigError
-
-
-def run(capsys, *argv) -> list[dict]:
-    status = main(["dsn", "parse", *argv])
-    out, err = capsys.readouterr()
-    assert status == 0 and err == ""
-    return [json.loads(line) for line in out.splitlines()]
+from tests.test_dsn_hard_sisimai import _row, run  # `relay dsn parse` of one report, its rows
 
 
 def _dsn(recipient: str, remote_mta: str, diagnostic: str, status: str = "5.0.0") -> str:
@@ -42,13 +33,6 @@ def _dsn(recipient: str, remote_mta: str, diagnostic: str, status: str = "5.0.0"
             f"Remote-MTA: dns; {remote_mta}\n"
             f"Diagnostic-Code: smtp; {diagnostic}\n\n"
             "--b1--\n")
-
-
-def _row(capsys, tmp_path, text: str) -> dict:
-    path = tmp_path / "bounce.eml"
-    path.write_text(text, encoding="utf-8")
-    [row] = run(capsys, str(path))
-    return row
 
 
 def _verdict(row: dict) -> tuple:
